@@ -1,0 +1,106 @@
+//! `Ctx`: what every tool's `run` is handed: the incoming record, the reporter (the only
+//! stderr writer), the cancel token, the deadline, dry-run, temp-file guards and the host id.
+
+use crate::cancel::Cancel;
+use crate::error::Result;
+use crate::http::HttpClient;
+use crate::record::Record;
+use crate::report::Reporter;
+use crate::scrub::Scrubber;
+use clap::ArgMatches;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub struct Ctx {
+    pub tool: String,
+    pub host: String,
+    pub reporter: Reporter,
+    pub cancel: Cancel,
+    pub dry_run: bool,
+    /// When `run` was called; the deadline counts from here, not from when the tool before
+    /// us in the pipe started.
+    pub started: Instant,
+    timeout: Option<Duration>,
+    record: Record,
+    temp_paths: Vec<PathBuf>,
+}
+
+impl Ctx {
+    #[must_use]
+    pub fn new(tool: &str, host: &str, reporter: Reporter, cancel: Cancel, record: Record) -> Self {
+        Ctx {
+            tool: tool.to_string(),
+            host: host.to_string(),
+            reporter,
+            cancel,
+            dry_run: false,
+            started: Instant::now(),
+            timeout: None,
+            record,
+            temp_paths: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    #[must_use]
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// The record as it came in (earlier steps), for typed lookups.
+    #[must_use]
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// `--timeout`, if the tool has one.
+    #[must_use]
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The hard deadline of this step, if any.
+    #[must_use]
+    pub fn deadline(&self) -> Option<Instant> {
+        self.timeout.map(|t| self.started + t)
+    }
+
+    #[must_use]
+    pub fn scrubber(&self) -> &Scrubber {
+        self.reporter.scrubber()
+    }
+
+    /// The HTTP client from the shared HTTP flags; secrets are registered for scrubbing.
+    pub fn http_client(&self, matches: &ArgMatches) -> Result<HttpClient> {
+        HttpClient::from_matches(matches, self.scrubber())
+    }
+
+    /// Remove `path` on every exit path unless it is released first (`keep_temp`).
+    pub fn track_temp(&mut self, path: &Path) {
+        self.temp_paths.push(path.to_path_buf());
+    }
+
+    /// The temp file got its final name (or was removed): stop tracking it.
+    pub fn keep_temp(&mut self, path: &Path) {
+        self.temp_paths.retain(|p| p != path);
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        for path in self.temp_paths.drain(..) {
+            if path.is_dir() {
+                let _ = std::fs::remove_dir_all(&path);
+            } else {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! The HTTP client every tool uses: one set of flags (`--header`, `--header-env`, `--cacert`,
+//! `--insecure`), per-attempt deadlines, a fresh connection per attempt (a pooled connection
+//! could still reach the old process), and redirects followed here so that secret headers are
+//! never sent on to another origin.
+
+use crate::error::{Error, Result};
+use crate::scrub::Scrubber;
+use clap::{Arg, ArgAction, ArgMatches};
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use ureq::RequestExt;
+/// HTTP methods, for tools that let the operator choose one.
+pub use ureq::http::Method;
+use ureq::http::{Request, Uri};
+
+const MAX_REDIRECTS: usize = 10;
+
+/// The HTTP flags, defined once for every tool that speaks HTTP.
+#[must_use]
+pub fn args() -> Vec<Arg> {
+    vec![
+        Arg::new("header")
+            .long("header")
+            .value_name("'NAME: VALUE'")
+            .action(ArgAction::Append)
+            .help("Send this header with every request (repeatable); not for secrets, see --header-env"),
+        Arg::new("header-env")
+            .long("header-env")
+            .value_name("NAME=ENVVAR")
+            .action(ArgAction::Append)
+            .help("Send header NAME with the value of environment variable ENVVAR (repeatable); the value is never shown"),
+        Arg::new("cacert")
+            .long("cacert")
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("Trust the CA certificates in this PEM file instead of the system's"),
+        Arg::new("insecure")
+            .long("insecure")
+            .action(ArgAction::SetTrue)
+            .help("Do not verify TLS certificates (self-signed test set-ups only)"),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct Header {
+    name: String,
+    value: String,
+    secret: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    agent: ureq::Agent,
+    headers: Vec<Header>,
+}
+
+/// One answer, read whole (up to the body limit).
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub reason: String,
+    pub body: Vec<u8>,
+    /// The body was longer than the limit and was cut.
+    pub truncated: bool,
+    pub latency: Duration,
+    pub retry_after: Option<Duration>,
+    /// Where the answer finally came from, after redirects.
+    pub url: String,
+    pub content_type: Option<String>,
+}
+
+impl HttpClient {
+    /// Build the client from the shared HTTP flags. Secret values go to the scrubber first.
+    pub fn from_matches(matches: &ArgMatches, scrubber: &Scrubber) -> Result<Self> {
+        let mut headers = Vec::new();
+        for raw in matches.get_many::<String>("header").into_iter().flatten() {
+            let Some((name, value)) = raw.split_once(':') else {
+                return Err(Error::usage(format!(
+                    "--header '{raw}' is not 'NAME: VALUE'"
+                )));
+            };
+            let name = name.trim().to_string();
+            let secret = Scrubber::is_secret_name(&name);
+            if secret {
+                scrubber.add_secret(value.trim());
+            }
+            headers.push(Header {
+                name,
+                value: value.trim().to_string(),
+                secret,
+            });
+        }
+        for raw in matches
+            .get_many::<String>("header-env")
+            .into_iter()
+            .flatten()
+        {
+            let Some((name, var)) = raw.split_once('=') else {
+                return Err(Error::usage(format!(
+                    "--header-env '{raw}' is not 'NAME=ENVVAR'"
+                )));
+            };
+            let value = std::env::var(var.trim()).map_err(|_| {
+                Error::usage(format!(
+                    "--header-env {raw}: environment variable {} is not set (or not UTF-8)",
+                    var.trim()
+                ))
+            })?;
+            scrubber.add_secret(&value);
+            headers.push(Header {
+                name: name.trim().to_string(),
+                value,
+                secret: true,
+            });
+        }
+        for h in &headers {
+            ureq::http::HeaderName::try_from(h.name.as_str())
+                .map_err(|_| Error::usage(format!("'{}' is not a valid header name", h.name)))?;
+            ureq::http::HeaderValue::try_from(h.value.as_str()).map_err(|_| {
+                Error::usage(format!(
+                    "the value of header '{}' is not valid in HTTP",
+                    h.name
+                ))
+            })?;
+        }
+        let tls = tls_config(
+            matches.get_one::<PathBuf>("cacert"),
+            matches.get_flag("insecure"),
+        )?;
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
+            .user_agent(format!("ugw/{}", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls)
+            .build();
+        Ok(HttpClient {
+            agent: ureq::Agent::new_with_config(config),
+            headers,
+        })
+    }
+
+    /// Send one request and read the answer, all before `until`. Redirects are followed
+    /// (at most ten); secret headers go only to the origin they were given for.
+    pub fn fetch(
+        &self,
+        method: &Method,
+        url: &str,
+        until: Instant,
+        body_limit: usize,
+    ) -> Result<HttpResponse, String> {
+        let started = Instant::now();
+        let first = parse_url(url).map_err(|e| e.message)?;
+        let mut uri = first.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "timed out after {}",
+                    crate::time::human(started.elapsed())
+                ));
+            }
+            let same_origin = origin(&uri) == origin(&first);
+            let mut builder = Request::builder().method(method.clone()).uri(uri.clone());
+            for h in self.headers.iter().filter(|h| same_origin || !h.secret) {
+                builder = builder.header(h.name.as_str(), h.value.as_str());
+            }
+            let request = builder
+                .body(())
+                .map_err(|e| format!("cannot build the request: {e}"))?;
+            let response = request
+                .with_agent(&self.agent)
+                .configure()
+                .timeout_global(Some(left))
+                .run()
+                .map_err(|e| describe(&e, started))?;
+            let status = response.status();
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok());
+            if let Some(location) =
+                location.filter(|_| status.is_redirection() && status.as_u16() != 304)
+            {
+                uri = resolve(&uri, location)?;
+                continue;
+            }
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let retry_after =
+                header("retry-after").and_then(|v| parse_retry_after(&v, SystemTime::now()));
+            let content_type = header("content-type");
+            let reason = status.canonical_reason().unwrap_or("").to_string();
+            let mut body = Vec::new();
+            let mut reader = response
+                .into_body()
+                .into_reader()
+                .take(body_limit as u64 + 1);
+            reader
+                .read_to_end(&mut body)
+                .map_err(|e| format!("reading the body failed: {e}"))?;
+            let truncated = body.len() > body_limit;
+            body.truncate(body_limit);
+            return Ok(HttpResponse {
+                status: status.as_u16(),
+                reason,
+                body,
+                truncated,
+                latency: started.elapsed(),
+                retry_after,
+                url: uri.to_string(),
+                content_type,
+            });
+        }
+        Err(format!("more than {MAX_REDIRECTS} redirects"))
+    }
+}
+
+/// Check a URL given on the command line: http or https, with a host.
+pub fn parse_url(url: &str) -> Result<Uri> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| Error::usage(format!("'{url}' is not a valid URL ({e})")))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => {
+            return Err(Error::usage(format!(
+                "'{url}' is not an http:// or https:// URL"
+            )));
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(Error::usage(format!("'{url}' has no host")));
+    }
+    Ok(uri)
+}
+
+fn origin(uri: &Uri) -> (String, String, u16) {
+    let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
+    let default = if scheme == "https" { 443 } else { 80 };
+    (
+        scheme,
+        uri.host().unwrap_or("").to_ascii_lowercase(),
+        uri.port_u16().unwrap_or(default),
+    )
+}
+
+/// Resolve a `Location` against the URL that answered it.
+fn resolve(base: &Uri, location: &str) -> Result<Uri, String> {
+    let bad = |e: &dyn std::fmt::Display| {
+        format!("the redirect to '{location}' is not a valid URL ({e})")
+    };
+    if location.contains("://") {
+        return location.parse().map_err(|e| bad(&e));
+    }
+    let scheme = base.scheme_str().unwrap_or("http");
+    if let Some(rest) = location.strip_prefix("//") {
+        return format!("{scheme}://{rest}").parse().map_err(|e| bad(&e));
+    }
+    let authority = base.authority().map_or("", |a| a.as_str());
+    let path = if location.starts_with('/') {
+        location.to_string()
+    } else {
+        let base_path = base.path();
+        let dir = &base_path[..=base_path.rfind('/').unwrap_or(0)];
+        format!("{dir}{location}")
+    };
+    format!("{scheme}://{authority}{path}")
+        .parse()
+        .map_err(|e| bad(&e))
+}
+
+fn tls_config(cacert: Option<&PathBuf>, insecure: bool) -> Result<ureq::tls::TlsConfig> {
+    let mut builder = ureq::tls::TlsConfig::builder();
+    if let Some(path) = cacert {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::usage(format!("--cacert {}: cannot read it ({e})", path.display()))
+        })?;
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(Error::usage(format!(
+                "--cacert {}: no PEM certificate in it",
+                path.display()
+            )));
+        }
+        builder = builder.root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)));
+    } else {
+        builder = builder.root_certs(ureq::tls::RootCerts::PlatformVerifier);
+    }
+    Ok(builder.disable_verification(insecure).build())
+}
+
+/// A transport failure in words an operator can act on.
+fn describe(err: &ureq::Error, started: Instant) -> String {
+    match err {
+        ureq::Error::Timeout(_) => {
+            format!("timed out after {}", crate::time::human(started.elapsed()))
+        }
+        ureq::Error::HostNotFound => "host not found".to_string(),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused".to_string()
+        }
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            format!("timed out after {}", crate::time::human(started.elapsed()))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+#[must_use]
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = parse_http_date(value)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// IMF-fixdate, the one HTTP-date form servers send: `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn parse_http_date(text: &str) -> Option<SystemTime> {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| m == month)
+    .and_then(|i| i64::try_from(i).ok())?
+        + 1;
+    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s] = hms.as_slice() else {
+        return None;
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + m * 60 + s;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_both_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_770);
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn redirects_resolve_relative_to_the_answering_url() {
+        let base: Uri = "http://[::1]:8080/a/b?x=1".parse().unwrap();
+        assert_eq!(
+            resolve(&base, "/c").unwrap().to_string(),
+            "http://[::1]:8080/c"
+        );
+        assert_eq!(
+            resolve(&base, "c").unwrap().to_string(),
+            "http://[::1]:8080/a/c"
+        );
+        assert_eq!(resolve(&base, "//h/c").unwrap().to_string(), "http://h/c");
+        assert_eq!(
+            resolve(&base, "https://h/c").unwrap().to_string(),
+            "https://h/c"
+        );
+        assert_ne!(
+            origin(&base),
+            origin(&"http://127.0.0.1:8080/".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(parse_url("http://127.0.0.1:1/x").is_ok());
+        assert!(parse_url("ftp://h/").is_err());
+        assert!(parse_url("not a url").is_err());
+    }
+}

@@ -1,0 +1,25 @@
+//! ugw-shared: the mechanisms every ugw tool uses, written once. A tool crate exposes
+//! `command()` and `run(&mut Ctx, &ArgMatches)`; `cli::main` does the rest.
+
+pub mod atomic;
+pub mod cancel;
+pub mod cli;
+pub mod ctx;
+pub mod error;
+pub mod http;
+pub mod input;
+pub mod jq;
+pub mod lock;
+pub mod poll;
+#[cfg(target_os = "linux")]
+pub mod procfs;
+pub mod record;
+pub mod report;
+pub mod runner;
+pub mod scrub;
+pub mod time;
+pub mod version;
+
+pub use cli::{StepResult, tool_command};
+pub use ctx::Ctx;
+pub use error::{Error, ErrorKind, Result};

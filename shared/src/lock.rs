@@ -1,0 +1,179 @@
+//! Lock files that say who holds them (host, pid, since). Taken with std's `File::lock`
+//! family, so a crashed holder releases the lock; its note tells the next operator who it was.
+
+use crate::cancel::Cancel;
+use crate::error::{Error, ErrorKind, Result};
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Who holds a lock, as written into the lock file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Holder {
+    pub host: String,
+    pub pid: u32,
+    pub since: String,
+    #[serde(default)]
+    pub tool: String,
+}
+
+/// A held lock; released (and its note cleared) when dropped.
+#[derive(Debug)]
+pub struct LockGuard {
+    file: File,
+    path: PathBuf,
+}
+
+impl LockGuard {
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        // Clear the note first so nobody reads a stale holder after we are gone.
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+/// Take the exclusive lock at `path`, waiting at most `timeout` (exit 4 past it).
+pub fn acquire(
+    path: &Path,
+    timeout: Duration,
+    cancel: &Cancel,
+    host: &str,
+    tool: &str,
+) -> Result<LockGuard> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io(format!("cannot open lock file {}", path.display()), &e))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) => {
+                if Instant::now() >= deadline {
+                    return Err(Error::new(
+                        ErrorKind::Busy,
+                        busy_message(path, &mut file, host, timeout),
+                    ));
+                }
+                cancel.sleep(
+                    Duration::from_millis(10)
+                        .min(deadline.saturating_duration_since(Instant::now())),
+                )?;
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(Error::io(format!("cannot lock {}", path.display()), &e));
+            }
+        }
+    }
+    let holder = Holder {
+        host: host.to_string(),
+        pid: std::process::id(),
+        since: crate::time::rfc3339_millis(SystemTime::now()),
+        tool: tool.to_string(),
+    };
+    let note = serde_json::to_string(&holder).expect("holder serialises");
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(note.as_bytes()));
+    written.map_err(|e| Error::io(format!("cannot write lock file {}", path.display()), &e))?;
+    Ok(LockGuard {
+        file,
+        path: path.to_path_buf(),
+    })
+}
+
+/// Read who holds the lock at `path`, if the note says.
+#[must_use]
+pub fn holder(path: &Path) -> Option<Holder> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn busy_message(path: &Path, file: &mut File, our_host: &str, waited: Duration) -> String {
+    let mut text = String::new();
+    let _ = file.rewind().and_then(|()| file.read_to_string(&mut text));
+    let waited = humantime::format_duration(Duration::from_millis(waited.as_millis() as u64));
+    match serde_json::from_str::<Holder>(&text) {
+        Ok(h) => {
+            let stale = if h.host == our_host && !pid_alive(h.pid) {
+                format!(
+                    " (stale: pid {} is no longer running; a process it started still holds the lock file open)",
+                    h.pid
+                )
+            } else {
+                String::new()
+            };
+            let tool = if h.tool.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", h.tool)
+            };
+            format!(
+                "{} is held by {tool}pid {} on {} since {}{stale}; gave up after --lock-timeout {waited}",
+                path.display(),
+                h.pid,
+                h.host,
+                h.since
+            )
+        }
+        Err(_) => format!(
+            "{} is held by another process; gave up after --lock-timeout {waited}",
+            path.display()
+        ),
+    }
+}
+
+fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_taker_is_told_who_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        let cancel = Cancel::default();
+        let held = acquire(&path, Duration::ZERO, &cancel, "node1", "ugw-test").unwrap();
+        let h = holder(&path).unwrap();
+        assert_eq!(h.pid, std::process::id());
+        let start = Instant::now();
+        let err = acquire(
+            &path,
+            Duration::from_millis(100),
+            &cancel,
+            "node1",
+            "ugw-test",
+        )
+        .unwrap_err();
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        assert_eq!(err.exit, 4);
+        assert!(
+            err.message.contains(&format!("pid {}", std::process::id())),
+            "{}",
+            err.message
+        );
+        drop(held);
+        acquire(&path, Duration::ZERO, &cancel, "node1", "ugw-test").unwrap();
+    }
+}

@@ -1,0 +1,189 @@
+//! Who is above us: the shells among our ancestors, whether each reads its script from
+//! stdin, and what its fd 0 is. This is how a tool avoids eating a CI job's script.
+
+use std::path::Path;
+
+/// A file's identity, to tell whether two descriptors are the same open pipe or file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+
+    /// What our own fd 0 is, if it is open.
+    #[must_use]
+    pub fn of_stdin() -> Option<(Self, StdinKind)> {
+        use std::os::unix::fs::FileTypeExt;
+        let meta = fstat_fd0()?;
+        let ft = meta.file_type();
+        let kind = if ft.is_fifo() {
+            StdinKind::Pipe
+        } else if ft.is_socket() {
+            StdinKind::Socket
+        } else if ft.is_file() {
+            StdinKind::File
+        } else {
+            StdinKind::Other
+        };
+        Some((FileId::of(&meta), kind))
+    }
+}
+
+fn fstat_fd0() -> Option<std::fs::Metadata> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: we borrow fd 0 only for the metadata call and never close it (ManuallyDrop).
+    let file = std::mem::ManuallyDrop::new(unsafe {
+        std::fs::File::from_raw_fd(std::io::stdin().as_raw_fd())
+    });
+    file.metadata().ok()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdinKind {
+    Pipe,
+    Socket,
+    File,
+    /// A terminal is handled before; this is /dev/null and other devices.
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub struct Shell {
+    pub pid: i32,
+    pub name: String,
+    /// It reads its commands from stdin: neither `-c` nor a script operand.
+    pub reads_stdin: bool,
+    /// Its fd 0, when we may look at it.
+    pub stdin: Option<FileId>,
+}
+
+const SHELLS: [&str; 9] = [
+    "sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "ksh93", "yash",
+];
+
+/// The shells among our ancestors, nearest first; `None` where /proc is not available.
+#[must_use]
+pub fn shell_ancestors() -> Option<Vec<Shell>> {
+    let proc = Path::new("/proc");
+    if !proc.join("self/stat").exists() {
+        return None;
+    }
+    let mut shells = Vec::new();
+    let mut pid = std::os::unix::process::parent_id().cast_signed();
+    // The chain is short; the bound guards against a /proc that lies.
+    for _ in 0..256 {
+        if pid <= 1 {
+            break;
+        }
+        let Some((name, parent)) = read_stat(pid) else {
+            break;
+        };
+        if SHELLS.contains(&name.trim_start_matches('-')) {
+            let args = read_cmdline(pid).unwrap_or_default();
+            let stdin = std::fs::metadata(format!("/proc/{pid}/fd/0"))
+                .ok()
+                .map(|m| FileId::of(&m));
+            shells.push(Shell {
+                pid,
+                name,
+                reads_stdin: reads_commands_from_stdin(args.get(1..).unwrap_or(&[])),
+                stdin,
+            });
+        }
+        pid = parent;
+    }
+    Some(shells)
+}
+
+/// `comm` and the parent pid from /proc/<pid>/stat (comm may hold spaces and parens).
+fn read_stat(pid: i32) -> Option<(String, i32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let name = text[open + 1..close].to_string();
+    let mut rest = text[close + 1..].split_whitespace();
+    let _state = rest.next()?;
+    let parent = rest.next()?.parse().ok()?;
+    Some((name, parent))
+}
+
+fn read_cmdline(pid: i32) -> Option<Vec<String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
+}
+
+/// Whether a shell started with these arguments (after argv[0]) reads commands from stdin.
+#[must_use]
+pub fn reads_commands_from_stdin(args: &[String]) -> bool {
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        if arg == "--" {
+            return i + 1 >= args.len();
+        }
+        if arg == "-" {
+            return true;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            // bash's long options; two of them take a value.
+            if matches!(long, "rcfile" | "init-file") {
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        if let Some(flags) = arg.strip_prefix('-').or_else(|| arg.strip_prefix('+')) {
+            if flags.contains('c') {
+                return false;
+            }
+            if flags.contains('s') {
+                return true;
+            }
+            if flags.contains('o') || flags.contains('O') {
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        // The first operand is the script file.
+        return false;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reads_commands_from_stdin as reads;
+
+    fn v(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn shells_that_read_stdin_are_recognised() {
+        assert!(reads(&v(&[])));
+        assert!(reads(&v(&["--login"])));
+        assert!(reads(&v(&["-e", "-o", "pipefail"])));
+        assert!(reads(&v(&["-s", "arg1"])));
+        assert!(reads(&v(&["-"])));
+        assert!(!reads(&v(&["-c", "echo hi"])));
+        assert!(!reads(&v(&["-ec", "echo hi"])));
+        assert!(!reads(&v(&["./deploy.sh"])));
+        assert!(!reads(&v(&["-e", "deploy.sh", "x"])));
+        assert!(!reads(&v(&["--rcfile", "x", "script"])));
+    }
+}

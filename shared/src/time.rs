@@ -1,0 +1,144 @@
+//! Durations on the command line, timestamps in the record, the host id and the run id.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Parse a humantime duration (`250ms`, `90s`, `5m`); a bare number is refused because
+/// `--timeout 30` is ambiguous at 3 a.m.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "'{text}' has no unit: write e.g. '{text}s' or '{text}ms'"
+        ));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("'{text}' is not a duration ({e}); write e.g. 250ms, 90s, 5m"))
+}
+
+/// RFC 3339 in UTC with milliseconds: `2026-11-21T23:59:01.123Z`.
+#[must_use]
+pub fn rfc3339_millis(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// Milliseconds, rounded down, as the record counts them.
+#[must_use]
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A short human figure for stderr: `812 ms`, `1.9 s`, `2m 5s`.
+#[must_use]
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        let (minutes, seconds) = (ms / 60_000, (ms % 60_000) / 1000);
+        if seconds == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m {seconds}s")
+        }
+    }
+}
+
+/// This machine's host name, or `localhost` when it cannot be read.
+#[must_use]
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it
+    // or truncates, and we stop at the first NUL or the end.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
+        if !name.is_empty() {
+            return name;
+        }
+    }
+    "localhost".to_string()
+}
+
+/// A cheap source of randomness for jitter and ids; not for anything secret.
+#[derive(Debug, Clone)]
+pub struct Jitter(u64);
+
+impl Default for Jitter {
+    fn default() -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Jitter(nanos ^ (u64::from(std::process::id()) << 32) | 1)
+    }
+}
+
+impl Jitter {
+    pub fn next_u64(&mut self) -> u64 {
+        // xorshift64*: good enough to spread a fleet's polls apart.
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A run id: `20261121T235901Z-node1-4f2a`, sortable by start time.
+#[must_use]
+pub fn new_run_id(host: &str) -> String {
+    let stamp = rfc3339_millis(SystemTime::now());
+    // 2026-11-21T23:59:01.123Z -> 20261121T235901Z
+    let compact: String = stamp[..19]
+        .chars()
+        .filter(|c| *c != '-' && *c != ':')
+        .collect();
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "{compact}Z-{host}-{:04x}",
+        Jitter::default().next_u64() & 0xffff
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("30").unwrap_err().contains("no unit"));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn run_id_has_the_documented_shape() {
+        let id = new_run_id("node 1");
+        let re = regex::Regex::new(r"^\d{8}T\d{6}Z-node_1-[0-9a-f]{4}$").unwrap();
+        assert!(re.is_match(&id), "{id}");
+    }
+
+    #[test]
+    fn timestamps_have_milliseconds() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(rfc3339_millis(t), "2023-11-14T22:13:20.123Z");
+    }
+}

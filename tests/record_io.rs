@@ -1,0 +1,422 @@
+//! Where the record comes from and where it goes: the stdin rules (never eat a shell's
+//! script, never consume what is not a record, an upstream that died), `--record FILE` with
+//! its lock, skipping after a failure, and the limits on what is accepted.
+
+mod kit;
+
+use kit::{DemoApp, bash, parse_record, tool, wait_healthy, with_stdin};
+use std::time::Duration;
+
+fn failed_record(exit: i32) -> String {
+    serde_json::json!({
+        "ugw": 1, "run": "r-failed", "ok": true,
+        "steps": [{"tool": "ugw-migrate", "tool_version": "0.1.0", "host": "h", "started": "", "elapsed_ms": 1,
+                   "status": "failed", "exit": exit, "changed": false, "dry_run": false,
+                   "error": {"kind": "busy", "message": "lock held"}}]
+    })
+    .to_string()
+}
+
+#[test]
+fn a_failed_record_is_skipped_with_its_exit_code() {
+    let app = DemoApp::start(&[]);
+    let url = format!("{}/health/ready", app.url);
+    let mut cmd = tool("ugw-wait-healthy");
+    cmd.args(["--url", &url, "--in", "-"]);
+    let out = with_stdin(cmd, &failed_record(4));
+    out.assert_code(4);
+    let record = out.record();
+    assert!(!record.ok, "ok is recomputed from the steps, not trusted");
+    assert_eq!(record.steps.len(), 2);
+    assert_eq!(
+        (record.steps[1].status.as_str(), record.steps[1].exit),
+        ("skipped", 4)
+    );
+    assert_eq!(app.requests(), 0, "a skipped step does nothing");
+
+    // --always runs anyway.
+    let mut cmd = tool("ugw-wait-healthy");
+    cmd.args(["--url", &url, "--in", "-", "--always"]);
+    let out = with_stdin(cmd, &failed_record(4));
+    out.assert_code(0);
+    assert_eq!(out.record().steps[1].status, "ok");
+    assert_eq!(app.requests(), 1);
+}
+
+#[test]
+fn an_upstream_that_died_is_exit_3_never_a_fresh_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bash(
+        "true | ugw-wait-healthy --url http://127.0.0.1:1/",
+        dir.path(),
+    );
+    out.assert_code(3);
+    let step = out.last_step();
+    assert_eq!((step.error_kind(), step.exit), ("no_input", 3));
+    // With pipefail the first failure wins and reaches the script.
+    let out = bash(
+        "set -o pipefail; (exit 1) | ugw-wait-healthy --url http://127.0.0.1:1/ | cat",
+        dir.path(),
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+}
+
+#[test]
+fn what_is_not_a_record_is_refused_and_not_consumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bash(
+        "echo 'hello world' | ugw-wait-healthy --url http://127.0.0.1:1/",
+        dir.path(),
+    );
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("'hello world'"),
+        "quotes the first bytes: {}",
+        out.stderr
+    );
+    assert_eq!(out.last_step().error_kind(), "bad_record");
+
+    // Inherited stdin that is not a record is left alone: the next command still reads it all.
+    let app = DemoApp::start(&[]);
+    std::fs::write(dir.path().join("hosts"), "node1\nnode2\n").unwrap();
+    let script = format!(
+        "{{ ugw-wait-healthy --url {}/health/ready > rec.json; cat; }} < hosts",
+        app.url
+    );
+    let out = bash(&script, dir.path());
+    out.assert_code(0);
+    assert_eq!(out.stdout, "node1\nnode2\n");
+    let record = parse_record(&std::fs::read_to_string(dir.path().join("rec.json")).unwrap());
+    assert_eq!(record.steps.len(), 1);
+}
+
+#[test]
+fn a_record_from_a_file_or_pipe_is_appended_to() {
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.json"), kit::fetch_record("v1.0.0")).unwrap();
+    let script = format!(
+        "ugw-wait-healthy --url {0}/health/ready --expect-version < in.json \
+         | ugw-wait-healthy --url {0}/health/live",
+        app.url
+    );
+    let out = bash(&script, dir.path());
+    out.assert_code(0);
+    let record = out.record();
+    assert_eq!(record.run, "20261121T235901Z-test-0001");
+    let tools: Vec<_> = record.steps.iter().map(|s| s.tool.as_str()).collect();
+    assert_eq!(tools, ["ugw-fetch", "ugw-wait-healthy", "ugw-wait-healthy"]);
+}
+
+#[test]
+fn records_that_cannot_be_trusted_are_refused() {
+    let big = format!(
+        "{{\"ugw\":1,\"run\":\"r\",\"ok\":true,\"steps\":[],\"pad\":\"{}\"}}",
+        "x".repeat(17 * 1024 * 1024)
+    );
+    for (input, needle) in [
+        (
+            r#"{"ugw":2,"run":"r","ok":true,"steps":[]}"#.to_string(),
+            "version 2",
+        ),
+        (
+            r#"{"ugw":1,"run":"r","steps":[{"tool":"x"}]}"#.to_string(),
+            "malformed",
+        ),
+        (r#"{"name":"not ours"}"#.to_string(), "not a ugw record"),
+        ("{ broken".to_string(), "not valid JSON"),
+        (big, "larger than 16 MiB"),
+    ] {
+        let mut cmd = tool("ugw-wait-healthy");
+        cmd.args(["--url", "http://127.0.0.1:1/", "--in", "-"]);
+        let out = with_stdin(cmd, &input);
+        out.assert_code(2);
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+        assert_eq!(out.last_step().error_kind(), "bad_record");
+    }
+}
+
+#[test]
+fn unknown_fields_pass_through_unchanged() {
+    let app = DemoApp::start(&[]);
+    let input = r#"{"ugw":1,"run":"r1","ok":true,"from_the_future":{"a":[1,2]},"steps":[{"tool":"ugw-next","status":"ok","novel":true,"result":{"x":1}}]}"#;
+    let mut cmd = tool("ugw-wait-healthy");
+    cmd.args(["--url", &format!("{}/health/ready", app.url), "--in", "-"]);
+    let out = with_stdin(cmd, input);
+    out.assert_code(0);
+    let value: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(value["from_the_future"], serde_json::json!({"a": [1, 2]}));
+    assert_eq!(value["steps"][0]["novel"], true);
+}
+
+#[test]
+fn record_file_needs_new_to_start_and_keeps_the_previous_run() {
+    let app = DemoApp::start(&[]);
+    let url = format!("{}/health/ready", app.url);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("upgrade.json");
+    let path = file.to_str().unwrap();
+    let out = wait_healthy(&["--url", &url, "--record", path]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("--new"), "{}", out.stderr);
+    assert!(!file.exists(), "a typo never starts a run");
+    assert_eq!(app.requests(), 0);
+
+    wait_healthy(&["--url", &url, "--record", path, "--new"]).assert_code(0);
+    let first = parse_record(&std::fs::read_to_string(&file).unwrap());
+    wait_healthy(&["--url", &url, "--record", path]).assert_code(0);
+    let second = parse_record(&std::fs::read_to_string(&file).unwrap());
+    assert_eq!(
+        (second.run.as_str(), second.steps.len()),
+        (first.run.as_str(), 2)
+    );
+    wait_healthy(&["--url", &url, "--record", path, "--new"]).assert_code(0);
+    let prev =
+        parse_record(&std::fs::read_to_string(dir.path().join("upgrade.json.prev")).unwrap());
+    assert_eq!(prev.steps.len(), 2);
+    assert_eq!(
+        parse_record(&std::fs::read_to_string(&file).unwrap())
+            .steps
+            .len(),
+        1
+    );
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["upgrade.json", "upgrade.json.lock", "upgrade.json.prev"],
+        "no temp files left"
+    );
+
+    // A damaged record file is refused, and left as it was.
+    std::fs::write(&file, "garbage").unwrap();
+    wait_healthy(&["--url", &url, "--record", path]).assert_code(2);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "garbage");
+}
+
+#[test]
+fn five_processes_appending_to_one_record_lose_no_step() {
+    let _serial = kit::serial();
+    // They all wait on the same service, which turns ready for all of them at once.
+    let app = DemoApp::start(&["--ready-after", "800ms"]);
+    let url = format!("{}/health/ready", app.url);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rec.json");
+    let path = file.to_str().unwrap().to_string();
+    wait_healthy(&[
+        "--url",
+        &format!("{}/health/live", app.url),
+        "--record",
+        &path,
+        "--new",
+    ])
+    .assert_code(0);
+    let children: Vec<_> = (0..5)
+        .map(|i| {
+            let mut cmd = tool("ugw-wait-healthy");
+            cmd.args([
+                "--url",
+                &url,
+                "--record",
+                &path,
+                "--host-id",
+                &format!("node{i}"),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let record = parse_record(&std::fs::read_to_string(&file).unwrap());
+    assert_eq!(record.steps.len(), 6, "no step lost: {record:?}");
+    let mut hosts: Vec<_> = record.steps[1..].iter().map(|s| s.host.clone()).collect();
+    hosts.sort();
+    assert_eq!(hosts, ["node0", "node1", "node2", "node3", "node4"]);
+}
+
+#[test]
+fn a_held_record_lock_is_exit_4_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rec.json");
+    let app = DemoApp::start(&[]);
+    let url = format!("{}/health/ready", app.url);
+    wait_healthy(&["--url", &url, "--record", file.to_str().unwrap(), "--new"]).assert_code(0);
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.path().join("rec.json.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    std::fs::write(
+        dir.path().join("rec.json.lock"),
+        r#"{"host":"node7","pid":4242,"since":"2026-11-21T23:59:01.123Z","tool":"ugw-migrate"}"#,
+    )
+    .unwrap();
+    let out = wait_healthy(&[
+        "--url",
+        &url,
+        "--record",
+        file.to_str().unwrap(),
+        "--lock-timeout",
+        "300ms",
+    ]);
+    out.assert_code(4);
+    assert!(
+        out.stderr
+            .contains("pid 4242 on node7 since 2026-11-21T23:59:01.123Z"),
+        "{}",
+        out.stderr
+    );
+    let step = out.last_step();
+    assert_eq!((step.error_kind(), step.exit), ("busy", 4));
+    drop(lock);
+    assert_eq!(
+        parse_record(&std::fs::read_to_string(&file).unwrap())
+            .steps
+            .len(),
+        1,
+        "the file was not touched"
+    );
+}
+
+#[test]
+fn a_job_script_fed_to_bash_on_stdin_is_never_eaten() {
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}/health/ready", app.url);
+    let nested = format!(
+        "#!/bin/bash\nugw-wait-healthy --url {url} > nested.json\necho nested-done > nested.txt\n"
+    );
+    std::fs::write(dir.path().join("deploy.sh"), nested).unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(dir.path().join("deploy.sh"))
+        .status()
+        .unwrap();
+    // The lines after each call start with `{`: a tool that peeked at the script and took it
+    // for a record would swallow them. The pipe stays open, as a CI runner keeps it.
+    let script = format!(
+        "ugw-wait-healthy --url {url} > first.json\n\
+         {{ echo one > after1.txt; }}\n\
+         ./deploy.sh\n\
+         {{ echo two > after2.txt; }}\n\
+         ugw-wait-healthy --url {url} --quiet\n\
+         echo three > after3.txt\n\
+         exit 0\n"
+    );
+    let mut child = std::process::Command::new("bash")
+        .current_dir(dir.path())
+        .env("PATH", kit::path_with_bins())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, script.as_bytes()).unwrap();
+    let output = kit::wait_bounded(child, Duration::from_secs(20));
+    drop(stdin);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for file in ["first.json", "nested.json"] {
+        let record = parse_record(&std::fs::read_to_string(dir.path().join(file)).unwrap());
+        assert_eq!(record.steps.len(), 1, "{file} is a new record");
+    }
+    for file in ["after1.txt", "nested.txt", "after2.txt", "after3.txt"] {
+        assert!(
+            dir.path().join(file).exists(),
+            "{file}: the rest of the script ran"
+        );
+    }
+    assert_eq!(
+        parse_record(&String::from_utf8_lossy(&output.stdout))
+            .steps
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_while_read_loop_over_hosts_loses_no_host() {
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hosts"), "web1\nweb2\nweb3\n").unwrap();
+    let script = format!(
+        "while read -r h; do ugw-wait-healthy --url {}/health/ready --host-id \"$h\" --quiet; done < hosts",
+        app.url
+    );
+    let out = bash(&script, dir.path());
+    out.assert_code(0);
+    let hosts: Vec<String> = out
+        .stdout
+        .lines()
+        .map(|l| parse_record(l).steps[0].host.clone())
+        .collect();
+    assert_eq!(hosts, ["web1", "web2", "web3"]);
+    // The same through a pipe.
+    let script = format!(
+        "cat hosts | while read -r h; do ugw-wait-healthy --url {}/health/ready --host-id \"$h\"; done",
+        app.url
+    );
+    let out = bash(&script, dir.path());
+    assert_eq!(out.stdout.lines().count(), 3, "{}", out.stderr);
+}
+
+#[test]
+fn a_slow_upstream_gets_a_hint_after_two_seconds() {
+    let _serial = kit::serial();
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.json"), kit::fetch_record("v1.0.0")).unwrap();
+    let out = bash(
+        &format!(
+            "(sleep 2.5; cat in.json) | ugw-wait-healthy --url {}/health/ready",
+            app.url
+        ),
+        dir.path(),
+    );
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("waiting for a record on stdin") && out.stderr.contains("--in none"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.matches("waiting for a record").count(),
+        1,
+        "said once"
+    );
+    assert_eq!(out.record().steps.len(), 2);
+}
+
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = bash(
+        &format!(
+            "ugw-wait-healthy --url {}/health/ready | true; echo \"rc=${{PIPESTATUS[0]}}\"",
+            app.url
+        ),
+        dir.path(),
+    );
+    assert!(out.stdout.contains("rc=0"), "{} {}", out.stdout, out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    std::thread::sleep(Duration::from_millis(1));
+}

@@ -1,0 +1,276 @@
+//! The flags, checked and compiled once before the first attempt: every mistake here is a
+//! usage error (exit 2) with nothing attempted.
+
+use crate::probe::Target;
+use clap::ArgMatches;
+use regex::Regex;
+use std::time::Duration;
+use ugw_shared::http::{self, HttpClient};
+use ugw_shared::jq::JqExpr;
+use ugw_shared::poll::PollPlan;
+use ugw_shared::record::results::Fetched;
+use ugw_shared::{Ctx, Error, Result};
+
+/// A set of acceptable HTTP status codes: `200`, `200,204`, `2xx`, `200-299`.
+#[derive(Debug, Clone)]
+pub struct StatusSet(Vec<(u16, u16)>);
+
+impl StatusSet {
+    pub fn parse(text: &str, flag: &str) -> Result<Self> {
+        let bad = || {
+            Error::usage(format!(
+                "{flag} '{text}' is not a list like 200, 200,204, 2xx or 200-299"
+            ))
+        };
+        let mut ranges = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            let range =
+                if let Some(class) = part.strip_suffix("xx").or_else(|| part.strip_suffix("XX")) {
+                    let digit: u16 = class.parse().map_err(|_| bad())?;
+                    (digit * 100, digit * 100 + 99)
+                } else if let Some((low, high)) = part.split_once('-') {
+                    (
+                        low.trim().parse().map_err(|_| bad())?,
+                        high.trim().parse().map_err(|_| bad())?,
+                    )
+                } else {
+                    let code = part.parse().map_err(|_| bad())?;
+                    (code, code)
+                };
+            if !(100..=599).contains(&range.0)
+                || !(100..=599).contains(&range.1)
+                || range.0 > range.1
+            {
+                return Err(bad());
+            }
+            ranges.push(range);
+        }
+        Ok(StatusSet(ranges))
+    }
+
+    pub fn contains(&self, code: u16) -> bool {
+        self.0
+            .iter()
+            .any(|(low, high)| (*low..=*high).contains(&code))
+    }
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub targets: Vec<Target>,
+    pub client: Option<HttpClient>,
+    pub method: ugw_shared::http::Method,
+    pub status: StatusSet,
+    pub expect: Vec<JqExpr>,
+    pub body_regex: Option<Regex>,
+    pub expect_version: Option<String>,
+    pub version_path: JqExpr,
+    pub max_latency: Option<Duration>,
+    pub fail_if: Vec<JqExpr>,
+    pub fail_status: Option<StatusSet>,
+    pub timeout: Duration,
+    pub attempt_timeout: Duration,
+    pub interval: Duration,
+    pub max_interval: Option<Duration>,
+    pub successes: u32,
+    pub stable_for: Option<Duration>,
+    pub until_down: bool,
+}
+
+impl Plan {
+    pub fn from_matches(ctx: &Ctx, m: &ArgMatches) -> Result<Self> {
+        let strings = |id: &str| {
+            m.get_many::<String>(id)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let mut targets = Vec::new();
+        for url in strings("url") {
+            http::parse_url(&url)?;
+            targets.push(Target::Http { url });
+        }
+        for addr in strings("tcp") {
+            targets.push(Target::Tcp {
+                addr: check_tcp(&addr)?,
+            });
+        }
+        for command in strings("cmd") {
+            if command.trim().is_empty() {
+                return Err(Error::usage("--cmd needs a command"));
+            }
+            targets.push(Target::Cmd { command });
+        }
+        let has_http = targets.iter().any(|t| matches!(t, Target::Http { .. }));
+        let has_cmd = targets.iter().any(|t| matches!(t, Target::Cmd { .. }));
+
+        let compile_all = |id: &str| {
+            strings(id)
+                .iter()
+                .map(|e| JqExpr::compile(e, &format!("--{id}")))
+                .collect::<Result<Vec<_>>>()
+        };
+        let expect = compile_all("expect")?;
+        let fail_if = compile_all("fail-if")?;
+        let version_path = JqExpr::compile(
+            m.get_one::<String>("version-path")
+                .map_or(".version", String::as_str),
+            "--version-path",
+        )?;
+        let body_regex = m
+            .get_one::<String>("body-regex")
+            .map(|re| {
+                Regex::new(re).map_err(|e| {
+                    Error::usage(format!(
+                        "--body-regex '{re}' is not a valid regular expression: {e}"
+                    ))
+                })
+            })
+            .transpose()?;
+        let status = StatusSet::parse(
+            m.get_one::<String>("status").map_or("2xx", String::as_str),
+            "--status",
+        )?;
+        let fail_status = m
+            .get_one::<String>("fail-status")
+            .map(|s| StatusSet::parse(s, "--fail-status"))
+            .transpose()?;
+        let method_text = m
+            .get_one::<String>("method")
+            .map_or("GET", String::as_str)
+            .to_ascii_uppercase();
+        let method = ugw_shared::http::Method::from_bytes(method_text.as_bytes())
+            .map_err(|_| Error::usage(format!("--method '{method_text}' is not an HTTP method")))?;
+
+        let expect_version = match m.get_one::<String>("expect-version") {
+            None => None,
+            Some(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+            Some(_) => match ctx
+                .record()
+                .last_result::<Fetched>("ugw-fetch")?
+                .and_then(|f| f.version)
+            {
+                Some(v) => Some(v),
+                None if ctx.dry_run => None,
+                None => {
+                    return Err(Error::usage(
+                        "--expect-version without a version needs an earlier ugw-fetch step with a version in the record; \
+                         give the version (--expect-version v1.2.3)",
+                    ));
+                }
+            },
+        };
+        let uses_http_assertions = !expect.is_empty()
+            || !fail_if.is_empty()
+            || body_regex.is_some()
+            || expect_version.is_some()
+            || fail_status.is_some()
+            || m.contains_id("status")
+                && m.value_source("status") == Some(clap::parser::ValueSource::CommandLine);
+        if uses_http_assertions && !has_http {
+            return Err(Error::usage(
+                "HTTP assertions (--expect, --status, --expect-version, --fail-if, …) need a --url target",
+            ));
+        }
+        let client = if has_http {
+            Some(ctx.http_client(m)?)
+        } else {
+            None
+        };
+
+        let duration = |id: &str| m.get_one::<Duration>(id).copied();
+        let timeout = ctx.timeout().unwrap_or(Duration::from_secs(120));
+        let interval = duration("interval").unwrap_or(if has_cmd {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis(100)
+        });
+        if interval.is_zero() {
+            return Err(Error::usage("--interval must be more than 0"));
+        }
+        Ok(Plan {
+            targets,
+            client,
+            method,
+            status,
+            expect,
+            body_regex,
+            expect_version,
+            version_path,
+            max_latency: duration("max-latency"),
+            fail_if,
+            fail_status,
+            timeout,
+            attempt_timeout: duration("attempt-timeout").unwrap_or(Duration::from_secs(5)),
+            interval,
+            max_interval: duration("max-interval"),
+            successes: m.get_one::<u32>("successes").copied().unwrap_or(1),
+            stable_for: duration("stable-for"),
+            until_down: m.get_flag("until-down"),
+        })
+    }
+
+    /// How long the targets must keep passing, in words.
+    pub fn stability(&self) -> String {
+        let rounds = format!("{} rounds in a row", self.successes);
+        match self.stable_for {
+            Some(d) if self.successes > 1 => format!("{rounds} for {}", ugw_shared::time::human(d)),
+            Some(d) => format!("for {}", ugw_shared::time::human(d)),
+            None => rounds,
+        }
+    }
+
+    pub fn poll_plan(&self) -> PollPlan {
+        PollPlan {
+            timeout: self.timeout,
+            interval: self.interval,
+            max_interval: self.max_interval,
+            attempt_timeout: self.attempt_timeout,
+        }
+    }
+}
+
+/// `HOST:PORT`, with IPv6 literals in brackets.
+fn check_tcp(addr: &str) -> Result<String> {
+    let bad = || {
+        Error::usage(format!(
+            "--tcp '{addr}' is not HOST:PORT (IPv6 as [::1]:8080)"
+        ))
+    };
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    port.parse::<u16>().map_err(|_| bad())?;
+    if host.is_empty() || (host.contains(':') && !(host.starts_with('[') && host.ends_with(']'))) {
+        return Err(bad());
+    }
+    Ok(addr.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lists() {
+        let set = StatusSet::parse("200,204, 3xx,401-403", "--status").unwrap();
+        for code in [200, 204, 301, 399, 401, 403] {
+            assert!(set.contains(code), "{code}");
+        }
+        for code in [201, 400, 404, 500] {
+            assert!(!set.contains(code), "{code}");
+        }
+        assert!(StatusSet::parse("abc", "--status").is_err());
+        assert!(StatusSet::parse("700", "--status").is_err());
+        assert!(StatusSet::parse("300-200", "--status").is_err());
+    }
+
+    #[test]
+    fn tcp_addresses() {
+        assert!(check_tcp("127.0.0.1:80").is_ok());
+        assert!(check_tcp("[::1]:8080").is_ok());
+        assert!(check_tcp("db.internal:5432").is_ok());
+        assert!(check_tcp("::1:8080").is_err());
+        assert!(check_tcp("host").is_err());
+        assert!(check_tcp("host:http").is_err());
+    }
+}

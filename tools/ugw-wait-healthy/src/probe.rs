@@ -1,0 +1,453 @@
+//! One round of probes: every target is checked at the same time, each on its own thread so
+//! that a hung server or command can be abandoned at the deadline, and the answers are judged
+//! against the plan here, on the calling thread.
+
+use crate::plan::Plan;
+use serde_json::{Value, json};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use ugw_shared::cancel::Cancel;
+use ugw_shared::http::HttpResponse;
+use ugw_shared::jq::parse_json;
+use ugw_shared::runner::{self, RunOutcome, RunSpec};
+use ugw_shared::time::{human, millis};
+use ugw_shared::{Result, version};
+
+/// How much of a body goes into the record.
+const EXCERPT_BYTES: usize = 512;
+/// How much of a body is read for the assertions.
+const BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    Http { url: String },
+    Tcp { addr: String },
+    Cmd { command: String },
+}
+
+impl Target {
+    pub fn label(&self) -> String {
+        match self {
+            Target::Http { url } => url.clone(),
+            Target::Tcp { addr } => format!("tcp {addr}"),
+            Target::Cmd { command } => format!("cmd '{command}'"),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Target::Http { .. } => "http",
+            Target::Tcp { .. } => "tcp",
+            Target::Cmd { .. } => "cmd",
+        }
+    }
+}
+
+/// What one attempt at one target found.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict {
+    pub passed: bool,
+    /// Why it did not pass; or, in --until-down mode, what it answered.
+    pub reason: Option<String>,
+    /// A fail-fast condition matched.
+    pub fatal: Option<String>,
+    pub status: Option<u16>,
+    pub exit_code: Option<i32>,
+    pub latency: Option<Duration>,
+    pub excerpt: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+impl Verdict {
+    fn fail(reason: impl Into<String>) -> Self {
+        Verdict {
+            reason: Some(reason.into()),
+            ..Verdict::default()
+        }
+    }
+}
+
+pub struct Round {
+    pub verdicts: Vec<Verdict>,
+    /// The longest `Retry-After` a failing target asked for.
+    pub retry_after: Option<Duration>,
+}
+
+enum Raw {
+    Http(std::result::Result<HttpResponse, String>),
+    Tcp(std::result::Result<Duration, String>),
+    Cmd(Result<RunOutcome>),
+}
+
+/// Check every target once, all attempts ending by `until`.
+pub fn run_round(plan: &Plan, until: Instant, cancel: &Cancel) -> Result<Round> {
+    let (tx, rx) = mpsc::channel();
+    for (index, target) in plan.targets.iter().enumerate() {
+        let tx = tx.clone();
+        let target = target.clone();
+        let client = plan.client.clone();
+        let method = plan.method.clone();
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            let raw = match &target {
+                Target::Http { url } => Raw::Http(
+                    client
+                        .expect("an HTTP target has a client")
+                        .fetch(&method, url, until, BODY_LIMIT),
+                ),
+                Target::Tcp { addr } => Raw::Tcp(connect(addr, until)),
+                Target::Cmd { command } => {
+                    Raw::Cmd(runner::run(&RunSpec::new(command, until), &cancel))
+                }
+            };
+            let _ = tx.send((index, raw));
+        });
+    }
+    drop(tx);
+    let mut raws: Vec<Option<Raw>> = plan.targets.iter().map(|_| None).collect();
+    let mut missing = raws.len();
+    // A little slack past `until`: the probes enforce it themselves, this only covers a
+    // thread that is slow to report; a probe still out after it is abandoned.
+    let collect_until = until + Duration::from_millis(15);
+    while missing > 0 {
+        match cancel.recv_until(&rx, collect_until) {
+            Ok(Some((index, raw))) => {
+                raws[index] = Some(raw);
+                missing -= 1;
+            }
+            Ok(None) => break,
+            Err(interrupted) => {
+                // Let command probes kill their process groups before we go.
+                let grace = Instant::now() + Duration::from_millis(200);
+                while missing > 0
+                    && rx
+                        .recv_timeout(grace.saturating_duration_since(Instant::now()))
+                        .is_ok()
+                {
+                    missing -= 1;
+                }
+                return Err(interrupted);
+            }
+        }
+    }
+    let started = until.checked_sub(plan.attempt_timeout).unwrap_or(until);
+    let verdicts: Vec<Verdict> = raws
+        .into_iter()
+        .map(|raw| match raw {
+            None => Verdict::fail(format!(
+                "no answer within {}",
+                human(until.saturating_duration_since(started))
+            )),
+            Some(Raw::Http(Ok(response))) => judge_http(plan, &response),
+            Some(Raw::Http(Err(e)) | Raw::Tcp(Err(e))) => Verdict::fail(e),
+            Some(Raw::Tcp(Ok(latency))) => Verdict {
+                passed: true,
+                latency: Some(latency),
+                ..Verdict::default()
+            },
+            Some(Raw::Cmd(Ok(outcome))) => judge_cmd(&outcome),
+            Some(Raw::Cmd(Err(e))) => Verdict::fail(e.message),
+        })
+        .collect();
+    let retry_after = verdicts
+        .iter()
+        .filter(|v| !v.passed)
+        .filter_map(|v| v.retry_after)
+        .max();
+    Ok(Round {
+        verdicts,
+        retry_after,
+    })
+}
+
+fn connect(addr: &str, until: Instant) -> std::result::Result<Duration, String> {
+    let started = Instant::now();
+    let addrs: Vec<_> = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve: {e}"))?
+        .collect();
+    let mut last = "no address".to_string();
+    for sock in addrs {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("timed out after {}", human(started.elapsed())));
+        }
+        match TcpStream::connect_timeout(&sock, left) {
+            Ok(_) => return Ok(started.elapsed()),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                last = "connection refused".into();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                last = format!("timed out after {}", human(started.elapsed()));
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
+fn judge_cmd(outcome: &RunOutcome) -> Verdict {
+    let output = if outcome.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
+        &outcome.stderr
+    } else {
+        &outcome.stdout
+    };
+    let mut verdict = Verdict {
+        passed: outcome.success(),
+        exit_code: match outcome.ended {
+            runner::Ended::Exited(code) => Some(code),
+            _ => None,
+        },
+        latency: Some(outcome.elapsed),
+        excerpt: Some(excerpt(output)).filter(|e| !e.is_empty()),
+        ..Verdict::default()
+    };
+    if !verdict.passed {
+        verdict.reason = Some(outcome.describe());
+    }
+    verdict
+}
+
+fn judge_http(plan: &Plan, response: &HttpResponse) -> Verdict {
+    let mut verdict = Verdict {
+        status: Some(response.status),
+        latency: Some(response.latency),
+        excerpt: Some(excerpt(&response.body)),
+        retry_after: response.retry_after,
+        ..Verdict::default()
+    };
+    let json = parse_json(&response.body);
+    // Fail-fast conditions first: they end the wait whatever else holds.
+    if plan
+        .fail_status
+        .as_ref()
+        .is_some_and(|set| set.contains(response.status))
+    {
+        verdict.fatal = Some(format!(
+            "status {} matches --fail-status",
+            status_text(response)
+        ));
+    }
+    if let Ok(body) = &json
+        && let Some(expr) = plan.fail_if.iter().find(|e| e.holds(body).unwrap_or(false))
+    {
+        verdict.fatal = Some(format!(
+            "--fail-if '{}' is true (body {})",
+            expr.text(),
+            excerpt_short(&response.body)
+        ));
+    }
+    verdict.reason = check_http(plan, response, json.as_ref());
+    verdict.passed = verdict.reason.is_none() && verdict.fatal.is_none();
+    verdict
+}
+
+/// The first assertion that fails, in words; `None` when all hold.
+fn check_http(
+    plan: &Plan,
+    response: &HttpResponse,
+    json: std::result::Result<&ugw_shared::jq::JqInput, &String>,
+) -> Option<String> {
+    if !plan.status.contains(response.status) {
+        return Some(format!("status {}", status_text(response)));
+    }
+    if let Some(max) = plan.max_latency.filter(|max| response.latency > *max) {
+        return Some(format!(
+            "answered in {}, over --max-latency {}",
+            human(response.latency),
+            human(max)
+        ));
+    }
+    if response.truncated && (!plan.expect.is_empty() || plan.expect_version.is_some()) {
+        return Some(format!("the body is larger than {} KiB", BODY_LIMIT / 1024));
+    }
+    if let Some(re) = &plan.body_regex
+        && !re.is_match(&String::from_utf8_lossy(&response.body))
+    {
+        return Some(format!(
+            "the body does not match --body-regex '{}': {}",
+            re.as_str(),
+            excerpt_short(&response.body)
+        ));
+    }
+    if plan.expect.is_empty() && plan.expect_version.is_none() {
+        return None;
+    }
+    let body = match json {
+        Ok(body) => body,
+        Err(e) => return Some(e.clone()),
+    };
+    for expr in &plan.expect {
+        match expr.holds(body) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Some(format!(
+                    "--expect '{}' is not true (body {})",
+                    expr.text(),
+                    excerpt_short(&response.body)
+                ));
+            }
+            Err(e) => return Some(e),
+        }
+    }
+    if let Some(wanted) = &plan.expect_version {
+        match plan.version_path.first_text(body) {
+            Ok(Some(found)) if version::same(&found, wanted) => {}
+            Ok(Some(found)) => return Some(format!("version {found}, expecting {wanted}")),
+            Ok(None) => {
+                return Some(format!(
+                    "no version at {} in the body",
+                    plan.version_path.text()
+                ));
+            }
+            Err(e) => return Some(e),
+        }
+    }
+    None
+}
+
+fn status_text(response: &HttpResponse) -> String {
+    if response.reason.is_empty() {
+        response.status.to_string()
+    } else {
+        format!("{} {}", response.status, response.reason)
+    }
+}
+
+/// At most 512 bytes of a body, as text, cut on a character boundary.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(EXCERPT_BYTES)]);
+    let mut text = text.trim_end_matches('\u{FFFD}').to_string();
+    while text.len() > EXCERPT_BYTES {
+        text.pop();
+    }
+    text.trim().to_string()
+}
+
+fn excerpt_short(body: &[u8]) -> String {
+    ugw_shared::record::excerpt(body, 80)
+}
+
+/// What the record and stderr say about one target over the whole wait.
+#[derive(Debug)]
+pub struct TargetState {
+    pub label: String,
+    kind: &'static str,
+    pub attempts: u64,
+    passes: u64,
+    last: Option<Verdict>,
+    /// The last reason it did not meet the goal.
+    last_miss: Option<String>,
+    pub fatal: Option<String>,
+    shown: Option<String>,
+}
+
+impl TargetState {
+    pub fn new(target: &Target) -> Self {
+        TargetState {
+            label: target.label(),
+            kind: target.kind(),
+            attempts: 0,
+            passes: 0,
+            last: None,
+            last_miss: None,
+            fatal: None,
+            shown: None,
+        }
+    }
+
+    /// Take one verdict; returns a line for stderr when the state changed.
+    pub fn record(&mut self, verdict: Verdict, until_down: bool) -> Option<String> {
+        self.attempts += 1;
+        if verdict.passed {
+            self.passes += 1;
+        }
+        self.fatal.clone_from(&verdict.fatal);
+        let met = verdict.passed != until_down;
+        let state = if met {
+            if until_down {
+                "down".to_string()
+            } else {
+                "passing".to_string()
+            }
+        } else if until_down {
+            "still up".to_string()
+        } else {
+            "failing".to_string()
+        };
+        let detail = if verdict.passed {
+            match (verdict.status, verdict.latency) {
+                (Some(code), Some(latency)) => format!("{code} in {}", human(latency)),
+                (None, Some(latency)) => format!("in {}", human(latency)),
+                _ => String::new(),
+            }
+        } else {
+            verdict.reason.clone().unwrap_or_default()
+        };
+        if !met {
+            self.last_miss = Some(if until_down {
+                format!(
+                    "still answering ({})",
+                    if detail.is_empty() { "ok" } else { &detail }
+                )
+            } else {
+                detail.clone()
+            });
+        }
+        // One line per change: the state, or the kind of failure (digits folded away so a
+        // changing latency is not a change).
+        let key = format!(
+            "{state}:{}",
+            if met {
+                String::new()
+            } else {
+                detail.replace(|c: char| c.is_ascii_digit(), "")
+            }
+        );
+        let line = (self.shown.as_deref() != Some(key.as_str())).then(|| {
+            if detail.is_empty() {
+                format!("{}: {state}", self.label)
+            } else {
+                format!("{}: {state} ({detail})", self.label)
+            }
+        });
+        self.shown = Some(key);
+        self.last = Some(verdict);
+        line
+    }
+
+    pub fn goal_met(&self, until_down: bool) -> bool {
+        self.last.as_ref().is_some_and(|v| v.passed != until_down)
+    }
+
+    pub fn has_missed(&self) -> bool {
+        self.last_miss.is_some()
+    }
+
+    pub fn last_failure(&self, until_down: bool) -> String {
+        self.last_miss.clone().unwrap_or_else(|| {
+            if until_down {
+                "still answering".into()
+            } else {
+                "never checked".into()
+            }
+        })
+    }
+
+    pub fn to_json(&self) -> Value {
+        let last = self.last.clone().unwrap_or_default();
+        json!({
+            "target": self.label,
+            "kind": self.kind,
+            "attempts": self.attempts,
+            "passes": self.passes,
+            "passing": last.passed,
+            "last_status": last.status,
+            "last_exit": last.exit_code,
+            "last_error": last.fatal.or(last.reason),
+            "last_latency_ms": last.latency.map(millis),
+            "body_excerpt": last.excerpt,
+        })
+    }
+}

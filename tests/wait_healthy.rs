@@ -687,3 +687,113 @@ fn dry_run_checks_the_flags_and_sends_nothing() {
     assert!(record.steps[0].dry_run);
     assert_eq!(app.requests(), 0);
 }
+
+#[test]
+fn backoff_spaces_out_the_attempts_of_a_long_wait() {
+    let _serial = serial();
+    let app = DemoApp::start(&["--ready-after", "1h"]);
+    let url = ready_url(&app);
+    let steady = wait_healthy(&["--url", &url, "--interval", "50ms", "--timeout", "1500ms"]);
+    let backing_off = wait_healthy(&[
+        "--url",
+        &url,
+        "--interval",
+        "50ms",
+        "--max-interval",
+        "800ms",
+        "--timeout",
+        "1500ms",
+    ]);
+    steady.assert_code(1);
+    backing_off.assert_code(1);
+    let (steady, backing_off) = (steady.wait_result(), backing_off.wait_result());
+    assert!(steady.rounds >= 20, "{steady:?}");
+    assert!(backing_off.rounds <= 10, "{backing_off:?}");
+    assert!(backing_off.deadline_overrun_ms <= 50);
+    assert_eq!(
+        app.requests() as u64,
+        steady.attempts + backing_off.attempts,
+        "the server saw every attempt the record counts"
+    );
+}
+
+#[test]
+fn commands_are_polled_once_a_second_by_default() {
+    let _serial = serial();
+    let out = wait_healthy(&["--cmd", "false", "--timeout", "1500ms"]);
+    out.assert_code(1);
+    let result = out.wait_result();
+    assert_eq!(result.rounds, 2, "at 0 s and at 1 s: {result:?}");
+    assert_eq!(result.targets[0].last_exit, Some(1));
+}
+
+#[test]
+fn latency_bounds_and_methods() {
+    let _serial = serial();
+    let app = DemoApp::start(&["--slow", "300ms"]);
+    let url = ready_url(&app);
+    let out = wait_healthy(&["--url", &url, "--max-latency", "100ms", "--timeout", "1s"]);
+    out.assert_code(1);
+    let error = out.wait_result().targets[0].last_error.clone().unwrap();
+    assert!(error.contains("over --max-latency 100 ms"), "{error}");
+    wait_healthy(&["--url", &url, "--max-latency", "2s"]).assert_code(0);
+
+    let app = DemoApp::start(&[]);
+    wait_healthy(&["--url", &ready_url(&app), "--method", "HEAD"]).assert_code(0);
+    assert!(app.log().contains("HEAD /health/ready"), "{}", app.log());
+    let out = wait_healthy(&[
+        "--url",
+        &ready_url(&app),
+        "--method",
+        "POST",
+        "--timeout",
+        "300ms",
+    ]);
+    out.assert_code(1);
+    assert_eq!(out.wait_result().targets[0].last_status, Some(405));
+    wait_healthy(&["--url", &ready_url(&app), "--method", "BAD METHOD"]).assert_code(2);
+}
+
+#[test]
+fn sigint_is_exit_130() {
+    let _serial = serial();
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.args(["--cmd", "sleep 30", "--timeout", "1m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    kit::signal(child.id().cast_signed(), libc::SIGINT);
+    let output = kit::wait_bounded(child, Duration::from_secs(5));
+    assert!(
+        sent.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(output.status.code(), Some(130));
+    let record = kit::parse_record(&String::from_utf8_lossy(&output.stdout));
+    assert_eq!(record.steps[0].status, "interrupted");
+    // The command's process group was killed with us: no `sleep 30` is left behind.
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", "^sleep 30$"])
+        .output();
+    if let Ok(left) = left {
+        assert!(
+            left.stdout.is_empty(),
+            "left running: {}",
+            String::from_utf8_lossy(&left.stdout)
+        );
+    }
+}
+
+#[test]
+fn loopback_checks_never_go_through_a_proxy() {
+    let app = DemoApp::start(&[]);
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.env("http_proxy", "http://127.0.0.1:1")
+        .env("HTTP_PROXY", "http://127.0.0.1:1")
+        .env("ALL_PROXY", "http://127.0.0.1:1")
+        .args(["--url", &ready_url(&app), "--timeout", "2s"]);
+    kit::run(cmd).assert_code(0);
+}

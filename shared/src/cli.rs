@@ -350,7 +350,7 @@ fn finish(
                 // The step's work is done, but the record file could not say so.
                 reporter.error(&err.message);
                 if own.status == Status::Ok {
-                    own.status = Status::Failed;
+                    own.status = failed_status(&err);
                     own.exit = err.exit;
                     own.error = Some(StepError {
                         kind: err.kind.word().to_string(),
@@ -445,15 +445,16 @@ fn emit(record: &Record, pretty: bool, scrubber: &Scrubber) {
 /// Flags were wrong: say so, and still hand the next tool a record with our failed step.
 fn usage_failure(name: &str, err: &clap::Error, step: impl Fn(&Error, &str) -> Step) -> i32 {
     use clap::error::ErrorKind as Clap;
-    if matches!(
-        err.kind(),
-        Clap::DisplayHelp | Clap::DisplayVersion | Clap::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
-        let _ = err.print();
+    if matches!(err.kind(), Clap::DisplayHelp | Clap::DisplayVersion) {
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "{}", err.render()).and_then(|()| out.flush());
         return exit::OK;
     }
-    let _ = err.print();
+    let scrubber = Scrubber::default();
+    // Quiet: the waiting hint would only distract from the usage error.
+    let reporter = Reporter::new(name, true, scrubber.clone());
     let message = err.render().to_string();
+    reporter.block(&message);
     let first = message
         .lines()
         .next()
@@ -465,8 +466,6 @@ fn usage_failure(name: &str, err: &clap::Error, step: impl Fn(&Error, &str) -> S
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(time::hostname);
-    let scrubber = Scrubber::default();
-    let reporter = Reporter::new(name, true, scrubber.clone());
     let cancel = Cancel::install().unwrap_or_default();
     let mut record = read_incoming(InputMode::Auto, &reporter, &cancel)
         .ok()

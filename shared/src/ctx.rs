@@ -104,3 +104,29 @@ impl Drop for Ctx {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracked_temp_files_are_removed_on_every_exit_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = dir.path().join("kept");
+        let dropped = dir.path().join("dropped");
+        let folder = dir.path().join("unpacking");
+        std::fs::write(&kept, "x").unwrap();
+        std::fs::write(&dropped, "x").unwrap();
+        std::fs::create_dir_all(folder.join("sub")).unwrap();
+        let reporter = Reporter::new("ugw-test", true, Scrubber::default());
+        let record = Record::new("r".into());
+        let mut ctx = Ctx::new("ugw-test", "h", reporter, Cancel::default(), record);
+        for path in [&kept, &dropped, &folder] {
+            ctx.track_temp(path);
+        }
+        ctx.keep_temp(&kept);
+        drop(ctx);
+        assert!(kept.exists());
+        assert!(!dropped.exists() && !folder.exists());
+    }
+}

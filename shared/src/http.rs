@@ -52,7 +52,10 @@ struct Header {
 
 #[derive(Debug, Clone)]
 pub struct HttpClient {
+    /// Honours the proxy environment (`HTTPS_PROXY`, `NO_PROXY`, …).
     agent: ureq::Agent,
+    /// For loopback targets: a health check of this host never goes through a proxy.
+    direct: ureq::Agent,
     headers: Vec<Header>,
 }
 
@@ -129,16 +132,20 @@ impl HttpClient {
             matches.get_one::<PathBuf>("cacert"),
             matches.get_flag("insecure"),
         )?;
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .max_idle_connections(0)
-            .max_idle_connections_per_host(0)
-            .user_agent(format!("ugw/{}", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls)
-            .build();
+        let config = |proxy: Option<ureq::Proxy>| {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .max_idle_connections(0)
+                .max_idle_connections_per_host(0)
+                .user_agent(format!("ugw/{}", env!("CARGO_PKG_VERSION")))
+                .tls_config(tls.clone())
+                .proxy(proxy)
+                .build()
+        };
         Ok(HttpClient {
-            agent: ureq::Agent::new_with_config(config),
+            agent: ureq::Agent::new_with_config(config(ureq::Proxy::try_from_env())),
+            direct: ureq::Agent::new_with_config(config(None)),
             headers,
         })
     }
@@ -171,8 +178,13 @@ impl HttpClient {
             let request = builder
                 .body(())
                 .map_err(|e| format!("cannot build the request: {e}"))?;
+            let agent = if is_loopback(&uri) {
+                &self.direct
+            } else {
+                &self.agent
+            };
             let response = request
-                .with_agent(&self.agent)
+                .with_agent(agent)
                 .configure()
                 .timeout_global(Some(left))
                 .run()
@@ -241,6 +253,18 @@ pub fn parse_url(url: &str) -> Result<Uri> {
         return Err(Error::usage(format!("'{url}' has no host")));
     }
     Ok(uri)
+}
+
+fn is_loopback(uri: &Uri) -> bool {
+    let host = uri
+        .host()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn origin(uri: &Uri) -> (String, String, u16) {
@@ -399,6 +423,9 @@ mod tests {
             origin(&base),
             origin(&"http://127.0.0.1:8080/".parse().unwrap())
         );
+        assert!(is_loopback(&base));
+        assert!(is_loopback(&"http://127.0.0.2/".parse().unwrap()));
+        assert!(!is_loopback(&"http://10.0.0.1/".parse().unwrap()));
     }
 
     #[test]

@@ -176,4 +176,34 @@ mod tests {
         drop(held);
         acquire(&path, Duration::ZERO, &cancel, "node1", "ugw-test").unwrap();
     }
+
+    #[test]
+    fn a_holder_whose_pid_is_gone_is_called_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        let gone = std::process::Command::new("true").spawn().unwrap();
+        let pid = gone.id();
+        let _ = gone.wait_with_output();
+        // As when the holder started a daemon that inherited the open lock file.
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        file.lock().unwrap();
+        let host = crate::time::hostname();
+        let note = format!(r#"{{"host":"{host}","pid":{pid},"since":"2026-11-21T00:00:00.000Z"}}"#);
+        std::fs::write(&path, note).unwrap();
+        let err = acquire(
+            &path,
+            Duration::from_millis(50),
+            &Cancel::default(),
+            &host,
+            "ugw-test",
+        )
+        .unwrap_err();
+        let expected = format!("stale: pid {pid} is no longer running");
+        assert!(err.message.contains(&expected), "{}", err.message);
+    }
 }

@@ -66,6 +66,18 @@ impl Reporter {
         );
     }
 
+    /// Text already formatted for a human (clap's usage error), written as it is; always shown.
+    pub fn block(&self, text: &str) {
+        let text = self.scrubber.scrub_str(text);
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(
+            stderr,
+            "{}{}",
+            text,
+            if text.ends_with('\n') { "" } else { "\n" }
+        );
+    }
+
     /// Said once per process however often it is asked (the waiting-for-stdin hint).
     pub fn once(&self, message: &str) {
         if !WAIT_HINT_SHOWN.swap(true, Ordering::SeqCst) {

@@ -57,6 +57,9 @@ pub struct Verdict {
     pub latency: Option<Duration>,
     pub excerpt: Option<String>,
     pub retry_after: Option<Duration>,
+    /// The attempt failed only because the overall deadline cut it short; it says nothing
+    /// new about the target.
+    pub cut_by_deadline: bool,
 }
 
 impl Verdict {
@@ -80,8 +83,14 @@ enum Raw {
     Cmd(Result<RunOutcome>),
 }
 
-/// Check every target once, all attempts ending by `until`.
-pub fn run_round(plan: &Plan, until: Instant, cancel: &Cancel) -> Result<Round> {
+/// Check every target once, all attempts ending by `until` (`until_is_deadline`: that is the
+/// overall deadline, not the attempt timeout).
+pub fn run_round(
+    plan: &Plan,
+    until: Instant,
+    until_is_deadline: bool,
+    cancel: &Cancel,
+) -> Result<Round> {
     let (tx, rx) = mpsc::channel();
     for (index, target) in plan.targets.iter().enumerate() {
         let tx = tx.clone();
@@ -106,6 +115,7 @@ pub fn run_round(plan: &Plan, until: Instant, cancel: &Cancel) -> Result<Round> 
     }
     drop(tx);
     let mut raws: Vec<Option<Raw>> = plan.targets.iter().map(|_| None).collect();
+    let mut arrived: Vec<Option<Instant>> = plan.targets.iter().map(|_| None).collect();
     let mut missing = raws.len();
     // A little slack past `until`: the probes enforce it themselves, this only covers a
     // thread that is slow to report; a probe still out after it is abandoned.
@@ -114,6 +124,7 @@ pub fn run_round(plan: &Plan, until: Instant, cancel: &Cancel) -> Result<Round> 
         match cancel.recv_until(&rx, collect_until) {
             Ok(Some((index, raw))) => {
                 raws[index] = Some(raw);
+                arrived[index] = Some(Instant::now());
                 missing -= 1;
             }
             Ok(None) => break,
@@ -132,11 +143,11 @@ pub fn run_round(plan: &Plan, until: Instant, cancel: &Cancel) -> Result<Round> 
         }
     }
     let started = until.checked_sub(plan.attempt_timeout).unwrap_or(until);
-    let verdicts: Vec<Verdict> = raws
+    let mut verdicts: Vec<Verdict> = raws
         .into_iter()
         .map(|raw| match raw {
             None => Verdict::fail(format!(
-                "no answer within {}",
+                "timed out after {} (no answer)",
                 human(until.saturating_duration_since(started))
             )),
             Some(Raw::Http(Ok(response))) => judge_http(plan, &response),
@@ -150,6 +161,11 @@ pub fn run_round(plan: &Plan, until: Instant, cancel: &Cancel) -> Result<Round> 
             Some(Raw::Cmd(Err(e))) => Verdict::fail(e.message),
         })
         .collect();
+    let cut_at = until.checked_sub(Duration::from_millis(5)).unwrap_or(until);
+    for (verdict, arrived) in verdicts.iter_mut().zip(arrived) {
+        verdict.cut_by_deadline =
+            until_is_deadline && !verdict.passed && arrived.is_none_or(|at| at >= cut_at);
+    }
     let retry_after = verdicts
         .iter()
         .filter(|v| !v.passed)
@@ -360,6 +376,10 @@ impl TargetState {
     /// Take one verdict; returns a line for stderr when the state changed.
     pub fn record(&mut self, verdict: Verdict, until_down: bool) -> Option<String> {
         self.attempts += 1;
+        if verdict.cut_by_deadline && self.last.is_some() {
+            // Keep the last real answer: "timed out after 91 ms" at the deadline says nothing.
+            return None;
+        }
         if verdict.passed {
             self.passes += 1;
         }

@@ -173,13 +173,7 @@ fn a_garbage_body_fails_json_expectations_with_an_excerpt() {
         "300ms",
     ]);
     out.assert_code(1);
-    assert!(
-        out.wait_result().targets[0]
-            .last_error
-            .as_deref()
-            .unwrap()
-            .contains("--body-regex")
-    );
+    assert!(out.target_error().contains("--body-regex"));
 }
 
 #[test]
@@ -207,7 +201,7 @@ fn jq_expectations_true_false_and_invalid() {
         "300ms",
     ]);
     out.assert_code(1);
-    let error = out.wait_result().targets[0].last_error.clone().unwrap();
+    let error = out.target_error();
     assert!(
         error.contains("--expect '.version == \"v2\"' is not true"),
         "{error}"
@@ -246,10 +240,7 @@ fn expect_version_from_the_flag_and_from_the_record() {
     ]);
     out.assert_code(1);
     assert!(
-        out.wait_result().targets[0]
-            .last_error
-            .as_deref()
-            .unwrap()
+        out.target_error()
             .contains("version v1.4.2, expecting v1.5.0")
     );
 
@@ -470,7 +461,7 @@ fn https_with_a_self_signed_certificate() {
     wait_healthy(&["--url", &url, "--cacert", cert.to_str().unwrap()]).assert_code(0);
     let out = wait_healthy(&["--url", &url, "--timeout", "500ms"]);
     out.assert_code(1);
-    let error = out.wait_result().targets[0].last_error.clone().unwrap();
+    let error = out.target_error();
     assert!(
         error.to_lowercase().contains("certificate") || error.contains("tls"),
         "{error}"
@@ -734,7 +725,7 @@ fn latency_bounds_and_methods() {
     let url = ready_url(&app);
     let out = wait_healthy(&["--url", &url, "--max-latency", "100ms", "--timeout", "1s"]);
     out.assert_code(1);
-    let error = out.wait_result().targets[0].last_error.clone().unwrap();
+    let error = out.target_error();
     assert!(error.contains("over --max-latency 100 ms"), "{error}");
     wait_healthy(&["--url", &url, "--max-latency", "2s"]).assert_code(0);
 

@@ -229,7 +229,7 @@ fn execute(tool: &Tool, args: Vec<OsString>) -> i32 {
 
     // The incoming record, or the reason there is none.
     let incoming = match &common.record {
-        Some(path) if common.new => Ok(None),
+        Some(_) if common.new => Ok(None),
         Some(path) => read_record_file(path).map(Some),
         None => read_incoming(common.input, &reporter, &cancel),
     };

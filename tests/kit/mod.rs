@@ -132,6 +132,15 @@ impl Outcome {
         self.last_step().wait_result()
     }
 
+    /// Why the first target last failed, as the record says.
+    pub fn target_error(&self) -> String {
+        let result = self.wait_result();
+        result.targets[0]
+            .last_error
+            .clone()
+            .unwrap_or_else(|| panic!("no last_error: {result:?}"))
+    }
+
     #[track_caller]
     pub fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(

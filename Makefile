@@ -1,6 +1,8 @@
 # ugw: build, test, demo, bench, man, install. `make demo` and `make test` are the two
 # commands a fresh machine needs; both do their own set-up.
 
+SHELL        := /bin/bash
+.SHELLFLAGS  := -o pipefail -c
 PREFIX   ?= /usr/local
 CARGO    ?= cargo
 BINDIR    = $(DESTDIR)$(PREFIX)/bin
@@ -21,8 +23,10 @@ release:
 	$(CARGO) build --workspace --locked --release
 
 # The integration tests run the real binaries (and the demo service), so build them first.
+# The last line sums up every test binary's result ("N passed, N failed").
 test: build
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --workspace --locked 2>&1 | tee target/test-output.log
+	@awk '/^test result:/ { passed += $$4; failed += $$6 } END { printf "%d passed, %d failed\n", passed, failed }' target/test-output.log
 
 demo: build
 	bash examples/demo.sh

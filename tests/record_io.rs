@@ -372,6 +372,7 @@ fn a_while_read_loop_over_hosts_loses_no_host() {
         .map(|l| parse_record(l).steps[0].host.clone())
         .collect();
     assert_eq!(hosts, ["web1", "web2", "web3"]);
+    assert_eq!(out.stderr, "", "--quiet prints only errors");
     // The same through a pipe.
     let script = format!(
         "cat hosts | while read -r h; do ugw-wait-healthy --url {}/health/ready --host-id \"$h\"; done",

@@ -746,10 +746,13 @@ fn latency_bounds_and_methods() {
 }
 
 #[test]
-fn sigint_is_exit_130() {
+fn sigint_is_exit_130_and_the_record_file_says_interrupted() {
     let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rec.json");
     let mut cmd = kit::tool("ugw-wait-healthy");
-    cmd.args(["--cmd", "sleep 30", "--timeout", "1m"])
+    cmd.args(["--cmd", "sleep 30", "--timeout", "1m", "--new", "--record"])
+        .arg(&file)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
@@ -765,6 +768,11 @@ fn sigint_is_exit_130() {
     assert_eq!(output.status.code(), Some(130));
     let record = kit::parse_record(&String::from_utf8_lossy(&output.stdout));
     assert_eq!(record.steps[0].status, "interrupted");
+    let saved = kit::parse_record(&std::fs::read_to_string(&file).unwrap());
+    assert_eq!(
+        (saved.steps[0].status.as_str(), saved.steps[0].exit),
+        ("interrupted", 130)
+    );
     // The command's process group was killed with us: no `sleep 30` is left behind.
     let left = std::process::Command::new("pgrep")
         .args(["-f", "^sleep 30$"])

@@ -379,7 +379,17 @@ fn write_back(
     name: &str,
 ) -> Result<Record> {
     let lock_path = sibling(path, ".lock");
-    let _guard = lock::acquire(&lock_path, common.lock_timeout, cancel, &common.host, name)?;
+    // After a signal the record must still be saved: wait for the lock briefly, not at all
+    // cancellable (a second Ctrl-C does not lose the step either).
+    let (lock_timeout, lock_cancel) = if cancel.signal().is_some() {
+        (
+            common.lock_timeout.min(Duration::from_secs(2)),
+            Cancel::default(),
+        )
+    } else {
+        (common.lock_timeout, cancel.clone())
+    };
+    let _guard = lock::acquire(&lock_path, lock_timeout, &lock_cancel, &common.host, name)?;
     let mut record = if common.new {
         ours.clone()
     } else {

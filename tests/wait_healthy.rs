@@ -273,6 +273,53 @@ fn expect_version_from_the_flag_and_from_the_record() {
     let out = wait_healthy(&["--url", &url, "--expect-version"]);
     out.assert_code(2);
     assert!(out.stderr.contains("ugw-fetch"), "{}", out.stderr);
+
+    // The version can live elsewhere in the body.
+    wait_healthy(&[
+        "--url",
+        &url,
+        "--expect-version",
+        "ok",
+        "--version-path",
+        ".status",
+    ])
+    .assert_code(0);
+    let out = wait_healthy(&[
+        "--url",
+        &url,
+        "--expect-version",
+        "1",
+        "--version-path",
+        ".nothing",
+        "--timeout",
+        "300ms",
+    ]);
+    out.assert_code(1);
+    assert!(
+        out.target_error().contains("no version at .nothing"),
+        "{}",
+        out.target_error()
+    );
+}
+
+#[test]
+fn the_body_excerpt_is_at_most_512_bytes() {
+    let app = DemoApp::start(&[]);
+    let padding = format!("X-Padding: {}", "é".repeat(400));
+    let out = wait_healthy(&[
+        "--url",
+        &format!("{}/debug/echo", app.url),
+        "--header",
+        &padding,
+    ]);
+    out.assert_code(0);
+    let excerpt = out.wait_result().targets[0].body_excerpt.clone().unwrap();
+    assert!(
+        excerpt.len() <= 512 && excerpt.len() > 400,
+        "{} bytes",
+        excerpt.len()
+    );
+    assert!(excerpt.starts_with('{'));
 }
 
 #[test]

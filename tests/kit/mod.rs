@@ -375,6 +375,20 @@ impl DemoApp {
         false
     }
 
+    /// Wait for the service to exit by itself; its exit code, or `None` after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let until = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        while Instant::now() < until {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
     /// SIGTERM, then wait for the graceful exit.
     pub fn terminate(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -32,7 +32,7 @@ fn a_failed_record_is_skipped_with_its_exit_code() {
         (record.steps[1].status.as_str(), record.steps[1].exit),
         ("skipped", 4)
     );
-    assert_eq!(app.requests(), 0, "a skipped step does nothing");
+    assert_eq!(app.requests_settled(), 0, "a skipped step does nothing");
 
     // --always runs anyway.
     let mut cmd = tool("ugw-wait-healthy");
@@ -40,7 +40,7 @@ fn a_failed_record_is_skipped_with_its_exit_code() {
     let out = with_stdin(cmd, &failed_record(4));
     out.assert_code(0);
     assert_eq!(out.record().steps[1].status, "ok");
-    assert_eq!(app.requests(), 1);
+    assert_eq!(app.requests_settled(), 1);
 }
 
 #[test]
@@ -56,7 +56,8 @@ fn an_upstream_that_died_is_exit_3_never_a_fresh_start() {
     out.assert_code(3);
     let step = out.last_step();
     assert_eq!((step.error_kind(), step.exit), ("no_input", 3));
-    // With pipefail the first failure wins and reaches the script.
+    // With pipefail the pipeline's status is that of the rightmost command that failed: the
+    // tool's 3 (cat succeeds), not the upstream's 1, so the script sees that no record came.
     let out = bash(
         "set -o pipefail; (exit 1) | ugw-wait-healthy --url http://127.0.0.1:1/ | cat",
         dir.path(),
@@ -163,7 +164,7 @@ fn record_file_needs_new_to_start_and_keeps_the_previous_run() {
     out.assert_code(2);
     assert!(out.stderr.contains("--new"), "{}", out.stderr);
     assert!(!file.exists(), "a typo never starts a run");
-    assert_eq!(app.requests(), 0);
+    assert_eq!(app.requests_settled(), 0);
 
     wait_healthy(&["--url", &url, "--record", path, "--new"]).assert_code(0);
     let first = parse_record(&std::fs::read_to_string(&file).unwrap());
@@ -176,13 +177,13 @@ fn record_file_needs_new_to_start_and_keeps_the_previous_run() {
     wait_healthy(&["--url", &url, "--record", path, "--new"]).assert_code(0);
     let prev =
         parse_record(&std::fs::read_to_string(dir.path().join("upgrade.json.prev")).unwrap());
-    assert_eq!(prev.steps.len(), 2);
     assert_eq!(
-        parse_record(&std::fs::read_to_string(&file).unwrap())
-            .steps
-            .len(),
-        1
+        (prev.run.as_str(), prev.steps.len()),
+        (first.run.as_str(), 2)
     );
+    let third = parse_record(&std::fs::read_to_string(&file).unwrap());
+    assert_eq!(third.steps.len(), 1);
+    assert_ne!(third.run, first.run, "--new starts a new run");
     let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -234,7 +235,7 @@ fn five_processes_appending_to_one_record_lose_no_step() {
         })
         .collect();
     for child in children {
-        let output = child.wait_with_output().unwrap();
+        let output = kit::wait_bounded(child, Duration::from_secs(20));
         assert_eq!(
             output.status.code(),
             Some(0),
@@ -422,5 +423,270 @@ fn a_closed_stdout_is_not_a_crash() {
     );
     assert!(out.stdout.contains("rc=0"), "{} {}", out.stdout, out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-    std::thread::sleep(Duration::from_millis(1));
+}
+
+#[test]
+fn a_file_or_pipe_made_for_us_is_not_consumed_even_when_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "hello\nworld\n").unwrap();
+    // fd 3 shares its offset with the tool's stdin: a read would move it for `cat` too.
+    let out = bash(
+        "exec 3< in.txt; ugw-wait-healthy --url http://127.0.0.1:1/ <&3 > rec.json; \
+         echo \"rc=$?\"; cat <&3",
+        dir.path(),
+    );
+    assert_eq!(out.stdout, "rc=2\nhello\nworld\n", "{}", out.stderr);
+    let record = parse_record(&std::fs::read_to_string(dir.path().join("rec.json")).unwrap());
+    assert_eq!(record.steps[0].error.as_ref().unwrap().kind, "bad_record");
+
+    // The same through a pipe.
+    let out = bash(
+        "{ ugw-wait-healthy --url http://127.0.0.1:1/ <&3 > rec.json; echo \"rc=$?\"; cat <&3; } \
+         3< <(printf 'hello\\n')",
+        dir.path(),
+    );
+    assert_eq!(out.stdout, "rc=2\nhello\n", "{}", out.stderr);
+}
+
+/// A script whose lines after the tool's start with `{`: a tool that took it for a record
+/// would swallow them.
+fn job_script(tool_line: &str) -> String {
+    format!(
+        "echo \"$$\" > shell.pid\n\
+         {tool_line} > first.json; echo \"rc=$?\" > rc.txt\n\
+         {{ echo one > after1.txt; }}\n\
+         echo two > after2.txt\n\
+         exit 0\n"
+    )
+}
+
+/// The script ran to its end and the tool wrote a fresh record.
+#[track_caller]
+fn assert_script_ran(out: &kit::Outcome, dir: &std::path::Path) {
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    assert_eq!(
+        read("rc.txt"),
+        "rc=0\n",
+        "the tool succeeded: {}",
+        out.stderr
+    );
+    let record = parse_record(&read("first.json"));
+    assert_eq!(record.steps.len(), 1, "a new record");
+    for file in ["after1.txt", "after2.txt"] {
+        assert!(
+            dir.join(file).exists(),
+            "{file}: the rest of the script ran\nstderr: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_job_script_fed_to_a_shell_that_is_pid_1_is_never_eaten() {
+    if !require("unshare") {
+        return;
+    }
+    // Containers (GitLab's docker executor) run the job's shell as PID 1.
+    let probe = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    if !probe.status.success() {
+        let why = String::from_utf8_lossy(&probe.stderr);
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "a PID namespace is required under CI=true (run as root): {why}"
+        );
+        eprintln!("SKIPPED: cannot make a PID namespace here: {why}");
+        return;
+    }
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut shell = std::process::Command::new("unshare");
+    shell.args(["--pid", "--fork", "--mount-proc", "bash"]);
+    let script = job_script(&format!("ugw-wait-healthy --url {}/health/ready", app.url));
+    let out = kit::script_on_stdin(shell, &script, dir.path());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("shell.pid")).unwrap_or_default(),
+        "1\n",
+        "the shell is PID 1: {}",
+        out.stderr
+    );
+    assert_script_ran(&out, dir.path());
+}
+
+#[test]
+fn a_job_script_is_never_eaten_by_a_tool_running_as_another_user() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: switching to the user nobody needs root");
+        return;
+    }
+    if !require("setpriv") {
+        return;
+    }
+    let group = if std::process::Command::new("getent")
+        .args(["group", "nogroup"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        "nogroup"
+    } else {
+        "nobody"
+    };
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    // The tool, as nobody, cannot read the shell's /proc/<pid>/fd/0. It needs a binary it may
+    // run: a copy in a folder anyone can traverse (the temp dir is under /tmp).
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let copy = bin.join("ugw-wait-healthy");
+    std::fs::copy(kit::bin("ugw-wait-healthy"), &copy).unwrap();
+    for (path, mode) in [(dir.path(), 0o755), (bin.as_path(), 0o755), (&copy, 0o755)] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let script = job_script(&format!(
+        "setpriv --reuid=nobody --regid={group} --clear-groups {} --url {}/health/ready",
+        copy.display(),
+        app.url
+    ));
+    let out = kit::script_on_stdin(std::process::Command::new("bash"), &script, dir.path());
+    assert_script_ran(&out, dir.path());
+}
+
+#[test]
+fn a_usage_error_reaches_the_record_file_with_the_flags_it_could_read() {
+    let app = DemoApp::start(&[]);
+    let url = format!("{}/health/ready", app.url);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rec.json");
+    let path = file.to_str().unwrap();
+    wait_healthy(&["--url", &url, "--record", path, "--new"]).assert_code(0);
+    let out = wait_healthy(&["--url", &url, "--record", path, "--bogus"]);
+    out.assert_code(2);
+    let saved = parse_record(&std::fs::read_to_string(&file).unwrap());
+    assert_eq!(saved.steps.len(), 2, "the file gained the failed step");
+    assert_eq!(out.record().steps.len(), 2, "stdout has the file's record");
+    assert!(!saved.ok);
+    let step = &saved.steps[1];
+    assert_eq!(
+        (step.status.as_str(), step.exit, step.error_kind()),
+        ("failed", 2, "usage")
+    );
+
+    // --in none: the record on stdin is not read, even though the flags are bad.
+    let mut cmd = tool("ugw-wait-healthy");
+    cmd.args(["--url", &url, "--in", "none", "--bogus"]);
+    let out = with_stdin(cmd, &kit::fetch_record("v1.0.0"));
+    out.assert_code(2);
+    let record = out.record();
+    assert_eq!(record.steps.len(), 1, "a new record: {record:?}");
+    assert_ne!(record.run, "20261121T235901Z-test-0001");
+
+    // --host-id names the host of the failed step too.
+    let out = wait_healthy(&["--url", &url, "--host-id", "nodeX", "--bogus"]);
+    out.assert_code(2);
+    let step = out.last_step();
+    assert_eq!((step.host.as_str(), step.error_kind()), ("nodeX", "usage"));
+    assert_eq!(
+        app.requests_settled(),
+        1,
+        "only the first run sent a request"
+    );
+}
+
+#[test]
+fn a_usage_error_after_a_failed_step_skips_with_its_code() {
+    let mut cmd = tool("ugw-wait-healthy");
+    cmd.args(["--url", "http://127.0.0.1:1/", "--bogus"]);
+    let out = with_stdin(cmd, &failed_record(4));
+    out.assert_code(4);
+    let record = out.record();
+    assert_eq!(record.steps.len(), 2);
+    assert_eq!(
+        (record.steps[1].status.as_str(), record.steps[1].exit),
+        ("skipped", 4)
+    );
+}
+
+#[test]
+fn a_failed_step_whose_exit_does_not_fit_still_fails_the_skip() {
+    // 256 is 0 once truncated to 8 bits: the skip must never look like success.
+    let mut cmd = tool("ugw-wait-healthy");
+    cmd.args(["--url", "http://127.0.0.1:1/", "--in", "-"]);
+    let out = with_stdin(cmd, &failed_record(256));
+    out.assert_code(1);
+    let record = out.record();
+    assert!(!record.ok);
+    assert_eq!(
+        (record.steps[1].status.as_str(), record.steps[1].exit),
+        ("skipped", 1)
+    );
+}
+
+#[test]
+fn a_record_file_damaged_during_a_run_is_not_overwritten() {
+    let _serial = kit::serial();
+    let app = DemoApp::start(&["--ready-after", "800ms"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rec.json");
+    let path = file.to_str().unwrap();
+    let live = format!("{}/health/live", app.url);
+    wait_healthy(&["--url", &live, "--record", path, "--new"]).assert_code(0);
+    let mut cmd = tool("ugw-wait-healthy");
+    cmd.args([
+        "--url",
+        &format!("{}/health/ready", app.url),
+        "--record",
+        path,
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    assert!(
+        app.wait_for_requests(2, Duration::from_secs(5)),
+        "the tool is waiting"
+    );
+    std::fs::write(&file, "garbage").unwrap();
+    let output = kit::wait_bounded(child, Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let code = output.status.code().unwrap_or(-1);
+    assert_ne!(code, 0, "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "garbage",
+        "left as it was: {stderr}"
+    );
+    let record = parse_record(&String::from_utf8_lossy(&output.stdout));
+    let step = record.steps.last().unwrap();
+    assert_eq!(
+        (step.tool.as_str(), step.exit),
+        ("ugw-wait-healthy", code),
+        "the record on stdout says what happened"
+    );
+}
+
+#[test]
+fn the_record_file_is_one_line_unless_pretty() {
+    let app = DemoApp::start(&[]);
+    let url = format!("{}/health/ready", app.url);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rec.json");
+    let path = file.to_str().unwrap();
+    wait_healthy(&["--url", &url, "--record", path, "--new"]).assert_code(0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.ends_with('\n') && text.lines().count() == 1,
+        "compact: {text}"
+    );
+    assert_eq!(parse_record(&text).steps.len(), 1);
+
+    let out = wait_healthy(&["--url", &url, "--record", path, "--pretty"]);
+    out.assert_code(0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.lines().count() > 3, "--pretty indents: {text}");
+    assert!(text.ends_with('\n'));
+    assert_eq!(parse_record(&text).steps.len(), 2);
 }

@@ -39,7 +39,7 @@ fn healthy_at_once() {
             .unwrap()
             .contains("\"version\":\"v1.0.0\"")
     );
-    assert_eq!(app.requests(), 1, "one request, no more");
+    assert_eq!(app.requests_settled(), 1, "one request, no more");
     assert!(out.stderr.contains("healthy after"), "{}", out.stderr);
 }
 
@@ -207,7 +207,7 @@ fn jq_expectations_true_false_and_invalid() {
         "{error}"
     );
 
-    let before = app.requests();
+    let before = app.requests_settled();
     let out = wait_healthy(&["--url", &url, "--expect", ".status =="]);
     out.assert_code(2);
     let step = out.last_step();
@@ -219,7 +219,7 @@ fn jq_expectations_true_false_and_invalid() {
             .contains("not a valid jq expression")
     );
     assert_eq!(
-        app.requests(),
+        app.requests_settled(),
         before,
         "an invalid expression is found before any request"
     );
@@ -429,7 +429,7 @@ fn retry_after_is_honoured_within_the_deadline() {
     out.assert_code(1);
     assert!(out.elapsed < Duration::from_secs(1));
     assert!(out.wait_result().deadline_overrun_ms <= 50);
-    assert_eq!(app.requests(), 1);
+    assert_eq!(app.requests_settled(), 1);
 }
 
 #[test]
@@ -568,9 +568,9 @@ fn sigterm_mid_wait_writes_the_record_and_exits_143() {
     );
     let sent = Instant::now();
     kit::signal(child.id().cast_signed(), libc::SIGTERM);
-    let output = child.wait_with_output().unwrap();
+    let output = kit::wait_bounded(child, Duration::from_secs(5));
     assert!(
-        sent.elapsed() < Duration::from_millis(500),
+        sent.elapsed() <= Duration::from_millis(150),
         "{:?}",
         sent.elapsed()
     );
@@ -723,7 +723,7 @@ fn dry_run_checks_the_flags_and_sends_nothing() {
     assert!(out.stdout.lines().count() > 3, "--pretty indents");
     let record = kit::parse_record(&out.stdout);
     assert!(record.steps[0].dry_run);
-    assert_eq!(app.requests(), 0);
+    assert_eq!(app.requests_settled(), 0);
 }
 
 #[test]
@@ -749,7 +749,7 @@ fn backoff_spaces_out_the_attempts_of_a_long_wait() {
     assert!(backing_off.rounds <= 10, "{backing_off:?}");
     assert!(backing_off.deadline_overrun_ms <= 50);
     assert_eq!(
-        app.requests() as u64,
+        app.requests_settled() as u64,
         steady.attempts + backing_off.attempts,
         "the server saw every attempt the record counts"
     );
@@ -797,18 +797,29 @@ fn sigint_is_exit_130_and_the_record_file_says_interrupted() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rec.json");
+    let pidfile = dir.path().join("sleep.pid");
+    let check = format!("sleep 30 & echo $! > '{}'; wait", pidfile.display());
     let mut cmd = kit::tool("ugw-wait-healthy");
-    cmd.args(["--cmd", "sleep 30", "--timeout", "1m", "--new", "--record"])
+    cmd.args(["--cmd", &check, "--timeout", "1m", "--new", "--record"])
         .arg(&file)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let until = Instant::now() + Duration::from_secs(5);
+    while !pidfile.exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let sleeper: i32 = std::fs::read_to_string(&pidfile)
+        .expect("the command started")
+        .trim()
+        .parse()
+        .unwrap();
     let sent = Instant::now();
     kit::signal(child.id().cast_signed(), libc::SIGINT);
     let output = kit::wait_bounded(child, Duration::from_secs(5));
     assert!(
-        sent.elapsed() < Duration::from_millis(500),
+        sent.elapsed() <= Duration::from_millis(150),
         "{:?}",
         sent.elapsed()
     );
@@ -820,17 +831,11 @@ fn sigint_is_exit_130_and_the_record_file_says_interrupted() {
         (saved.steps[0].status.as_str(), saved.steps[0].exit),
         ("interrupted", 130)
     );
-    // The command's process group was killed with us: no `sleep 30` is left behind.
-    let left = std::process::Command::new("pgrep")
-        .args(["-f", "^sleep 30$"])
-        .output();
-    if let Ok(left) = left {
-        assert!(
-            left.stdout.is_empty(),
-            "left running: {}",
-            String::from_utf8_lossy(&left.stdout)
-        );
-    }
+    // The command's process group was killed with us: its `sleep 30` is gone.
+    assert!(
+        kit::gone(sleeper, Duration::from_secs(1)),
+        "the command's sleep {sleeper} is left running"
+    );
 }
 
 #[test]
@@ -842,4 +847,209 @@ fn loopback_checks_never_go_through_a_proxy() {
         .env("ALL_PROXY", "http://127.0.0.1:1")
         .args(["--url", &ready_url(&app), "--timeout", "2s"]);
     kit::run(cmd).assert_code(0);
+}
+
+#[test]
+fn until_down_a_slow_service_is_not_down() {
+    let _serial = serial();
+    let app = DemoApp::start(&["--slow", "3s"]);
+    let url = ready_url(&app);
+    for args in [
+        &["--timeout", "1s"][..],
+        &["--attempt-timeout", "300ms", "--timeout", "1s"],
+    ] {
+        let mut all = vec!["--until-down", "--url", &url];
+        all.extend_from_slice(args);
+        let out = wait_healthy(&all);
+        out.assert_code(1);
+        assert!(
+            out.elapsed < Duration::from_millis(1500),
+            "{args:?}: {:?}",
+            out.elapsed
+        );
+        let step = out.last_step();
+        assert_eq!(step.error_kind(), "timeout", "{args:?}");
+        let result = step.wait_result();
+        assert_eq!(result.mode, "down");
+        assert!(!result.healthy, "{args:?}: {result:?}");
+        assert!(result.deadline_overrun_ms <= 50, "{args:?}: {result:?}");
+    }
+}
+
+#[test]
+fn sigterm_during_an_http_attempt_in_flight_is_prompt() {
+    let _serial = serial();
+    let app = DemoApp::start(&["--hang"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rec.json");
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.args([
+        "--url",
+        &ready_url(&app),
+        "--timeout",
+        "1m",
+        "--new",
+        "--record",
+    ])
+    .arg(&file)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    assert!(
+        app.wait_for_requests(1, Duration::from_secs(5)),
+        "the server saw a request"
+    );
+    // The attempt is now blocked reading an answer that never comes.
+    std::thread::sleep(Duration::from_millis(100));
+    let sent = Instant::now();
+    kit::signal(child.id().cast_signed(), libc::SIGTERM);
+    let output = kit::wait_bounded(child, Duration::from_secs(5));
+    let took = sent.elapsed();
+    assert_eq!(
+        output.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        took <= Duration::from_millis(150),
+        "exit {took:?} after SIGTERM"
+    );
+    let record = kit::parse_record(&String::from_utf8_lossy(&output.stdout));
+    let step = &record.steps[0];
+    assert_eq!(
+        (step.status.as_str(), step.exit, step.error_kind()),
+        ("interrupted", 143, "interrupted")
+    );
+    let saved = kit::parse_record(&std::fs::read_to_string(&file).unwrap());
+    assert_eq!(saved.steps[0].status, "interrupted");
+}
+
+/// None of `secrets` is in the tool's stdout, stderr or record `file` (its text).
+#[track_caller]
+fn assert_no_secret(out: &kit::Outcome, file: &str, secrets: &[&str]) {
+    for (name, text) in [
+        ("stdout", out.stdout.as_str()),
+        ("stderr", &out.stderr),
+        ("record file", file),
+    ] {
+        for secret in secrets {
+            assert!(
+                !text.contains(secret),
+                "{secret} leaked into {name}: {text}"
+            );
+        }
+    }
+}
+
+/// Run against /debug/echo with a check that fails on purpose, so the echoed request headers
+/// land in the record's body excerpt and error message.
+fn echo_and_fail(url: &str, env: &[(&str, &str)], extra: &[&str]) -> (kit::Outcome, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("rec.json");
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.envs(env.iter().copied())
+        .args(["--url", url, "--expect", ".x == 1", "--timeout", "300ms"])
+        .args(extra)
+        .arg("--new")
+        .arg("--record")
+        .arg(&record);
+    let out = kit::run(cmd);
+    let file = std::fs::read_to_string(&record).unwrap_or_default();
+    (out, file)
+}
+
+#[test]
+fn url_user_info_without_a_password_is_a_secret_too() {
+    let app = DemoApp::start(&[]);
+    let url = format!("http://ghp_usertoken123@{}/debug/echo", app.addr());
+    let (out, file) = echo_and_fail(&url, &[], &[]);
+    out.assert_code(1);
+    assert!(!file.is_empty(), "the record file was written");
+    let basic = kit::base64(b"ghp_usertoken123:");
+    let basic_bare = kit::base64(b"ghp_usertoken123");
+    assert_no_secret(&out, &file, &["ghp_usertoken123", &basic, &basic_bare]);
+}
+
+#[test]
+fn a_password_with_an_at_sign_never_leaks() {
+    let app = DemoApp::start(&[]);
+    let basic = kit::base64(b"user:p@ss-w0rd!");
+    for userinfo in ["user:p%40ss-w0rd!", "user:p@ss-w0rd!"] {
+        let url = format!("http://{userinfo}@{}/debug/echo", app.addr());
+        let (out, file) = echo_and_fail(&url, &[], &[]);
+        assert!(
+            out.code == 1 || out.code == 2,
+            "{userinfo}: a failed check or a usage error, never a crash: {}",
+            out.stderr
+        );
+        // "ss-w0rd" alone: a scrubber that stops at the first `@` leaves the rest.
+        assert_no_secret(
+            &out,
+            &file,
+            &["p@ss-w0rd!", "p%40ss-w0rd!", "ss-w0rd", &basic],
+        );
+    }
+    // Percent-encoded, the URL is valid: the check ran and failed.
+    let url = format!("http://user:p%40ss-w0rd!@{}/debug/echo", app.addr());
+    echo_and_fail(&url, &[], &[]).0.assert_code(1);
+}
+
+#[test]
+fn header_env_values_never_leak_whole_or_in_part() {
+    let app = DemoApp::start(&[]);
+    let url = format!("{}/debug/echo", app.url);
+    let (out, file) = echo_and_fail(
+        &url,
+        &[("TOK", "Bearer abcdefgh12345678")],
+        &["--header-env", "Authorization=TOK"],
+    );
+    out.assert_code(1);
+    let excerpt = out.wait_result().targets[0].body_excerpt.clone().unwrap();
+    assert!(
+        excerpt.contains("authorization"),
+        "the server saw the header: {excerpt}"
+    );
+    assert!(!file.is_empty(), "the record file was written");
+    assert_no_secret(
+        &out,
+        &file,
+        &["Bearer abcdefgh12345678", "abcdefgh12345678"],
+    );
+}
+
+#[test]
+fn a_header_named_like_a_key_never_leaks() {
+    let app = DemoApp::start(&[]);
+    let url = format!("{}/debug/echo", app.url);
+    let (out, file) = echo_and_fail(&url, &[], &["--header", "X-Auth-Key: k3y-v4lue-123"]);
+    out.assert_code(1);
+    let excerpt = out.wait_result().targets[0].body_excerpt.clone().unwrap();
+    assert!(
+        excerpt.contains("x-auth-key"),
+        "the server saw the header: {excerpt}"
+    );
+    assert_no_secret(&out, &file, &["k3y-v4lue-123"]);
+}
+
+#[test]
+fn a_malformed_secret_header_is_not_quoted_in_the_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("rec.json");
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.args([
+        "--url",
+        "http://127.0.0.1:1/",
+        "--header",
+        "Authorization Bearer sk_live_123456",
+        "--new",
+        "--record",
+    ])
+    .arg(&record);
+    let out = kit::run(cmd);
+    out.assert_code(2);
+    assert_eq!(out.last_step().error_kind(), "usage");
+    assert!(out.stderr.contains("--header"), "{}", out.stderr);
+    let file = std::fs::read_to_string(&record).unwrap_or_default();
+    assert_no_secret(&out, &file, &["sk_live_123456"]);
 }

@@ -4,6 +4,7 @@
 //! never sent on to another origin.
 
 use crate::error::{Error, Result};
+use crate::poll::AttemptError;
 use crate::scrub::Scrubber;
 use clap::{Arg, ArgAction, ArgMatches};
 use std::io::Read;
@@ -16,6 +17,55 @@ pub use ureq::http::Method;
 use ureq::http::{Request, Uri};
 
 const MAX_REDIRECTS: usize = 10;
+
+/// A set of HTTP status codes as operators write it: `200`, `200,204`, `2xx`, `200-299`.
+#[derive(Debug, Clone)]
+pub struct StatusSet(Vec<(u16, u16)>);
+
+impl StatusSet {
+    pub fn parse(text: &str, flag: &str) -> Result<Self> {
+        let bad = || {
+            Error::usage(format!(
+                "{flag} '{text}' is not a list like 200, 200,204, 2xx or 200-299"
+            ))
+        };
+        let mut ranges = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            let range =
+                if let Some(class) = part.strip_suffix("xx").or_else(|| part.strip_suffix("XX")) {
+                    let digit: u16 = class
+                        .parse()
+                        .ok()
+                        .filter(|d| (1..=5).contains(d))
+                        .ok_or_else(bad)?;
+                    (digit * 100, digit * 100 + 99)
+                } else if let Some((low, high)) = part.split_once('-') {
+                    (
+                        low.trim().parse().map_err(|_| bad())?,
+                        high.trim().parse().map_err(|_| bad())?,
+                    )
+                } else {
+                    let code = part.parse().map_err(|_| bad())?;
+                    (code, code)
+                };
+            if !(100..=599).contains(&range.0)
+                || !(100..=599).contains(&range.1)
+                || range.0 > range.1
+            {
+                return Err(bad());
+            }
+            ranges.push(range);
+        }
+        Ok(StatusSet(ranges))
+    }
+
+    #[must_use]
+    pub fn contains(&self, code: u16) -> bool {
+        self.0
+            .iter()
+            .any(|(low, high)| (*low..=*high).contains(&code))
+    }
+}
 
 /// The HTTP flags, defined once for every tool that speaks HTTP.
 #[must_use]
@@ -80,9 +130,10 @@ impl HttpClient {
         let mut headers = Vec::new();
         for raw in matches.get_many::<String>("header").into_iter().flatten() {
             let Some((name, value)) = raw.split_once(':') else {
-                return Err(Error::usage(format!(
-                    "--header '{raw}' is not 'NAME: VALUE'"
-                )));
+                // Not quoted: a malformed header may well hold the secret itself.
+                return Err(Error::usage(
+                    "a --header is not 'NAME: VALUE' (its text is not shown, as it may hold a secret)",
+                ));
             };
             let name = name.trim().to_string();
             let secret = Scrubber::is_secret_name(&name);
@@ -158,17 +209,14 @@ impl HttpClient {
         url: &str,
         until: Instant,
         body_limit: usize,
-    ) -> Result<HttpResponse, String> {
+    ) -> Result<HttpResponse, AttemptError> {
         let started = Instant::now();
-        let first = parse_url(url).map_err(|e| e.message)?;
+        let first = parse_url(url).map_err(|e| AttemptError::new(e.message))?;
         let mut uri = first.clone();
         for _ in 0..=MAX_REDIRECTS {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!(
-                    "timed out after {}",
-                    crate::time::human(started.elapsed())
-                ));
+                return Err(AttemptError::timed_out(started.elapsed()));
             }
             let same_origin = origin(&uri) == origin(&first);
             let mut builder = Request::builder().method(method.clone()).uri(uri.clone());
@@ -177,7 +225,7 @@ impl HttpClient {
             }
             let request = builder
                 .body(())
-                .map_err(|e| format!("cannot build the request: {e}"))?;
+                .map_err(|e| AttemptError::new(format!("cannot build the request: {e}")))?;
             let agent = if is_loopback(&uri) {
                 &self.direct
             } else {
@@ -197,7 +245,7 @@ impl HttpClient {
             if let Some(location) =
                 location.filter(|_| status.is_redirection() && status.as_u16() != 304)
             {
-                uri = resolve(&uri, location)?;
+                uri = resolve(&uri, location).map_err(AttemptError::new)?;
                 continue;
             }
             let header = |name: &str| {
@@ -216,9 +264,16 @@ impl HttpClient {
                 .into_body()
                 .into_reader()
                 .take(body_limit as u64 + 1);
-            reader
-                .read_to_end(&mut body)
-                .map_err(|e| format!("reading the body failed: {e}"))?;
+            reader.read_to_end(&mut body).map_err(|e| {
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) {
+                    AttemptError::timed_out(started.elapsed())
+                } else {
+                    AttemptError::new(format!("reading the body failed: {e}"))
+                }
+            })?;
             let truncated = body.len() > body_limit;
             body.truncate(body_limit);
             return Ok(HttpResponse {
@@ -232,12 +287,21 @@ impl HttpClient {
                 content_type,
             });
         }
-        Err(format!("more than {MAX_REDIRECTS} redirects"))
+        Err(AttemptError::new(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
     }
 }
 
-/// Check a URL given on the command line: http or https, with a host.
-pub fn parse_url(url: &str) -> Result<Uri> {
+/// Check a URL given on the command line (http or https, with a host) and register the
+/// secrets it carries with the scrubber before anything can print it.
+pub fn check_url(url: &str, scrubber: &Scrubber) -> Result<Uri> {
+    scrubber.add_url_secrets(url);
+    parse_url(url)
+}
+
+/// Check a URL: http or https, with a host.
+fn parse_url(url: &str) -> Result<Uri> {
     let uri: Uri = url
         .parse()
         .map_err(|e| Error::usage(format!("'{url}' is not a valid URL ({e})")))?;
@@ -328,31 +392,31 @@ fn tls_config(cacert: Option<&PathBuf>, insecure: bool) -> Result<ureq::tls::Tls
 }
 
 /// A transport failure in words an operator can act on.
-fn describe(err: &ureq::Error, started: Instant) -> String {
+fn describe(err: &ureq::Error, started: Instant) -> AttemptError {
+    let timed_out = || AttemptError::timed_out(started.elapsed());
     match err {
-        ureq::Error::Timeout(_) => {
-            format!("timed out after {}", crate::time::human(started.elapsed()))
-        }
-        ureq::Error::HostNotFound => "host not found".to_string(),
+        ureq::Error::Timeout(_) => timed_out(),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => timed_out(),
+        ureq::Error::HostNotFound => AttemptError::new("host not found"),
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            "connection refused".to_string()
+            AttemptError::new("connection refused")
         }
-        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-            format!("timed out after {}", crate::time::human(started.elapsed()))
-        }
-        other => other.to_string(),
+        other => AttemptError::new(other.to_string()),
     }
 }
 
 /// `Retry-After` as seconds or as an HTTP date.
 #[must_use]
+/// Capped at a day: a server cannot make a waiter's arithmetic overflow, and every wait is
+/// clipped to its deadline anyway.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    const MAX: Duration = Duration::from_secs(86_400);
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+        return Some(Duration::from_secs(secs).min(MAX));
     }
     let at = parse_http_date(value)?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(MAX))
 }
 
 /// IMF-fixdate, the one HTTP-date form servers send: `Sun, 06 Nov 1994 08:49:37 GMT`.
@@ -369,6 +433,9 @@ fn parse_http_date(text: &str) -> Option<SystemTime> {
     .and_then(|i| i64::try_from(i).ok())?
         + 1;
     let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) {
+        return None;
+    }
     let hms: Vec<i64> = time
         .split(':')
         .map(|p| p.parse().ok())
@@ -376,6 +443,9 @@ fn parse_http_date(text: &str) -> Option<SystemTime> {
     let [h, m, s] = hms.as_slice() else {
         return None;
     };
+    if !(0..24).contains(h) || !(0..60).contains(m) || !(0..=60).contains(s) {
+        return None;
+    }
     // Days from the civil date (Howard Hinnant's algorithm).
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -401,6 +471,13 @@ mod tests {
             Some(Duration::from_secs(7))
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        let day = Some(Duration::from_secs(86_400));
+        assert_eq!(parse_retry_after("18446744073709551615", now), day);
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 99999 23:59:59 GMT", now),
+            None
+        );
+        assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), day);
     }
 
     #[test]
@@ -426,6 +503,20 @@ mod tests {
         assert!(is_loopback(&base));
         assert!(is_loopback(&"http://127.0.0.2/".parse().unwrap()));
         assert!(!is_loopback(&"http://10.0.0.1/".parse().unwrap()));
+    }
+
+    #[test]
+    fn status_lists() {
+        let set = StatusSet::parse("200,204, 3xx,401-403", "--status").unwrap();
+        for code in [200, 204, 301, 399, 401, 403] {
+            assert!(set.contains(code), "{code}");
+        }
+        for code in [201, 400, 404, 500] {
+            assert!(!set.contains(code), "{code}");
+        }
+        for bad in ["abc", "700", "300-200", "700xx", "0xx", ""] {
+            assert!(StatusSet::parse(bad, "--status").is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -68,21 +68,23 @@ fn auto(reporter: &Reporter, cancel: &Cancel) -> Result<Option<Record>> {
     let Some(shells) = shell_ancestors() else {
         return read_parse(reporter, cancel);
     };
-    // Rule 3: never touch the script of a shell, however deep we are nested below it.
-    if shells
-        .iter()
-        .any(|s| s.reads_stdin && s.stdin == Some(ours))
-    {
+    // Rule 3: never touch the script of a shell, however deep we are nested below it. A shell
+    // whose fd 0 we may not see (it runs as another user) is taken to be reading ours unless
+    // it is interactive (it has a terminal, and that terminal is its fd 0, not our stdin).
+    let reads_our_stdin = |s: &crate::procfs::Shell| match s.stdin {
+        Some(id) => id == ours,
+        None => !s.has_tty,
+    };
+    if shells.iter().any(|s| s.reads_stdin && reads_our_stdin(s)) {
         return Ok(None);
     }
-    // Rule 5 versus 6: made for us, or inherited from the shell that ran us?
-    let made_for_us = match shells.first() {
-        Some(nearest) => {
-            matches!(kind, StdinKind::Pipe | StdinKind::File | StdinKind::Socket)
-                && nearest.stdin != Some(ours)
-        }
-        None => false,
-    };
+    // Rule 5 versus 6: made for us, or inherited from the shell that ran us? When the nearest
+    // shell's fd 0 cannot be seen, inherited: a record is still read, nothing else is refused.
+    let made_for_us = matches!(kind, StdinKind::Pipe | StdinKind::File | StdinKind::Socket)
+        && shells
+            .first()
+            .and_then(|s| s.stdin)
+            .is_some_and(|id| id != ours);
     // Rule 4: look before consuming.
     let peek = match kind {
         StdinKind::Pipe => peek::pipe(reporter, cancel)?,

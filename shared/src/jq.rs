@@ -24,8 +24,17 @@ impl std::fmt::Debug for JqExpr {
 #[derive(Debug, Clone)]
 pub struct JqInput(Val);
 
+/// How deep a body may nest before it is refused: the parser recurses, and a hostile server
+/// must not be able to overflow our stack.
+pub const MAX_DEPTH: usize = 256;
+
 /// Parse a body as JSON for jq; a body that is not JSON is an `Err` with an excerpt.
 pub fn parse_json(bytes: &[u8]) -> Result<JqInput, String> {
+    if nesting_depth(bytes) > MAX_DEPTH {
+        return Err(format!(
+            "the body is JSON nested deeper than {MAX_DEPTH} levels; not parsed"
+        ));
+    }
     jaq_json::read::parse_single(bytes)
         .map(JqInput)
         .map_err(|_| format!("the body is not JSON: {}", excerpt(bytes, 80)))
@@ -101,6 +110,36 @@ impl JqExpr {
     }
 }
 
+/// The deepest nesting of arrays and objects, counted outside strings (a cheap scan that
+/// stops counting once past the limit).
+fn nesting_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > MAX_DEPTH {
+                    return deepest;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 fn first_error<T: std::fmt::Debug>(errors: &[T]) -> String {
     let text = errors
         .first()
@@ -158,6 +197,15 @@ mod tests {
         );
         assert!(JqExpr::compile("nosuchfn(1)", "--expect").is_err());
         assert!(parse_json(b"<html>").unwrap_err().contains("not JSON"));
+        let deep = "[".repeat(200_000);
+        assert!(
+            parse_json(deep.as_bytes())
+                .unwrap_err()
+                .contains("nested deeper")
+        );
+        let fine = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(parse_json(fine.as_bytes()).is_ok());
+        assert!(parse_json(br#"{"a":"[[[[[["}"#).is_ok());
         let input = parse_json(b"\"text\"").unwrap();
         assert!(
             JqExpr::compile(".a.b", "--expect")

@@ -17,6 +17,7 @@ pub mod record;
 pub mod report;
 pub mod runner;
 pub mod scrub;
+pub mod tcp;
 pub mod time;
 pub mod version;
 

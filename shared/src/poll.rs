@@ -7,6 +7,37 @@ use crate::error::Result;
 use crate::time::Jitter;
 use std::time::{Duration, Instant};
 
+/// Why one attempt (an HTTP request, a TCP connect) failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptError {
+    pub message: String,
+    /// No answer in time: says nothing about whether the target is up or down.
+    pub timed_out: bool,
+}
+
+impl AttemptError {
+    pub fn new(message: impl Into<String>) -> Self {
+        AttemptError {
+            message: message.into(),
+            timed_out: false,
+        }
+    }
+
+    #[must_use]
+    pub fn timed_out(after: Duration) -> Self {
+        AttemptError {
+            message: format!("timed out after {}", crate::time::human(after)),
+            timed_out: true,
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PollPlan {
     /// The overall deadline, from the start.
@@ -93,7 +124,7 @@ impl Poller {
         };
         let mut next = self.round_started + beat;
         if let Some(delay) = retry_after {
-            next = next.max(Instant::now() + delay);
+            next = next.max(Instant::now().checked_add(delay).unwrap_or(self.deadline));
         }
         if next >= self.deadline {
             // One last round exactly at the deadline would have no time to run.

@@ -62,8 +62,10 @@ pub struct Shell {
     pub name: String,
     /// It reads its commands from stdin: neither `-c` nor a script operand.
     pub reads_stdin: bool,
-    /// Its fd 0, when we may look at it.
+    /// Its fd 0, when we may look at it (not when it runs as another user).
     pub stdin: Option<FileId>,
+    /// It has a controlling terminal: an interactive shell, whose fd 0 is that terminal.
+    pub has_tty: bool,
 }
 
 const SHELLS: [&str; 9] = [
@@ -81,12 +83,14 @@ pub fn shell_ancestors() -> Option<Vec<Shell>> {
     let mut pid = std::os::unix::process::parent_id().cast_signed();
     // The chain is short; the bound guards against a /proc that lies.
     for _ in 0..256 {
-        if pid <= 1 {
+        if pid <= 0 {
             break;
         }
-        let Some((name, parent)) = read_stat(pid) else {
+        // PID 1 is examined too: in a container the job's shell often is PID 1.
+        let Some(stat) = read_stat(pid) else {
             break;
         };
+        let Stat { name, parent, tty } = stat;
         if SHELLS.contains(&name.trim_start_matches('-')) {
             let args = read_cmdline(pid).unwrap_or_default();
             let stdin = std::fs::metadata(format!("/proc/{pid}/fd/0"))
@@ -97,23 +101,39 @@ pub fn shell_ancestors() -> Option<Vec<Shell>> {
                 name,
                 reads_stdin: reads_commands_from_stdin(args.get(1..).unwrap_or(&[])),
                 stdin,
+                has_tty: tty != 0,
             });
+        }
+        if pid == 1 {
+            break;
         }
         pid = parent;
     }
     Some(shells)
 }
 
-/// `comm` and the parent pid from /proc/<pid>/stat (comm may hold spaces and parens).
-fn read_stat(pid: i32) -> Option<(String, i32)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+struct Stat {
+    name: String,
+    parent: i32,
+    /// The controlling terminal's device number; 0 for none.
+    tty: i64,
+}
+
+/// From /proc/<pid>/stat: `comm` (which may hold spaces, parens and any bytes), the parent
+/// pid and the controlling terminal.
+fn read_stat(pid: i32) -> Option<Stat> {
+    let raw = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let text = String::from_utf8_lossy(&raw);
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let name = text[open + 1..close].to_string();
     let mut rest = text[close + 1..].split_whitespace();
     let _state = rest.next()?;
     let parent = rest.next()?.parse().ok()?;
-    Some((name, parent))
+    let _group = rest.next()?;
+    let _session = rest.next()?;
+    let tty = rest.next()?.parse().ok()?;
+    Some(Stat { name, parent, tty })
 }
 
 fn read_cmdline(pid: i32) -> Option<Vec<String>> {
@@ -135,7 +155,7 @@ pub fn reads_commands_from_stdin(args: &[String]) -> bool {
         if arg == "--" {
             return i + 1 >= args.len();
         }
-        if arg == "-" {
+        if matches!(arg, "-" | "/dev/stdin" | "/dev/fd/0" | "/proc/self/fd/0") {
             return true;
         }
         if let Some(long) = arg.strip_prefix("--") {
@@ -180,6 +200,7 @@ mod tests {
         assert!(reads(&v(&["-e", "-o", "pipefail"])));
         assert!(reads(&v(&["-s", "arg1"])));
         assert!(reads(&v(&["-"])));
+        assert!(reads(&v(&["/dev/stdin"])));
         assert!(!reads(&v(&["-c", "echo hi"])));
         assert!(!reads(&v(&["-ec", "echo hi"])));
         assert!(!reads(&v(&["./deploy.sh"])));

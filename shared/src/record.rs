@@ -140,8 +140,9 @@ impl Record {
     /// The exit code a tool that skips because of this record ends with.
     #[must_use]
     pub fn failure_exit(&self) -> i32 {
+        // Only 1..=255 survive as a process exit code; 256 would read as success.
         match self.failure().map(|s| s.exit) {
-            Some(code) if code != 0 => code,
+            Some(code) if (1..=255).contains(&code) => code,
             _ => exit::FAILED,
         }
     }
@@ -174,19 +175,6 @@ impl Record {
         self.steps.push(step);
         self.recompute_ok();
     }
-
-    /// Compact JSON on one line, or indented; always ends with a newline.
-    #[must_use]
-    pub fn to_json(&self, pretty: bool) -> String {
-        let mut text = if pretty {
-            serde_json::to_string_pretty(self)
-        } else {
-            serde_json::to_string(self)
-        }
-        .expect("a record always serialises");
-        text.push('\n');
-        text
-    }
 }
 
 /// What each tool leaves in its step's `result` that other tools read. Tools never import
@@ -206,7 +194,20 @@ pub mod results {
     }
 }
 
-/// The first bytes of some input, printable, for an error message.
+/// At most `max` bytes of some output as text, cut on a character boundary, trimmed: what a
+/// record keeps of a body or a command's output.
+#[must_use]
+pub fn excerpt_text(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]);
+    // A character cut in half at `max` decodes as U+FFFD: drop it rather than show it.
+    let mut text = text.trim_end_matches('\u{FFFD}').to_string();
+    while text.len() > max {
+        text.pop();
+    }
+    text.trim().to_string()
+}
+
+/// The first bytes of some input, printable and quoted, for an error message.
 #[must_use]
 pub fn excerpt(bytes: &[u8], max: usize) -> String {
     let cut = &bytes[..bytes.len().min(max)];
@@ -248,13 +249,15 @@ mod tests {
         let record = Record::parse(text).unwrap();
         assert!(!record.ok);
         assert_eq!(record.failure_exit(), 4);
+        let text = br#"{"ugw":1,"run":"r","steps":[{"tool":"a","status":"failed","exit":256}]}"#;
+        assert_eq!(Record::parse(text).unwrap().failure_exit(), 1);
     }
 
     #[test]
     fn unknown_fields_pass_through() {
         let text = br#"{"ugw":1,"run":"r","ok":true,"future":[1],"steps":[{"tool":"a","status":"ok","x":{"y":2}}]}"#;
         let record = Record::parse(text).unwrap();
-        let out = record.to_json(false);
+        let out = serde_json::to_string(&record).unwrap();
         assert!(out.contains(r#""future":[1]"#), "{out}");
         assert!(out.contains(r#""x":{"y":2}"#), "{out}");
     }

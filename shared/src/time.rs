@@ -2,6 +2,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The longest duration a flag accepts.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
+
 /// Parse a humantime duration (`250ms`, `90s`, `5m`); a bare number is refused because
 /// `--timeout 30` is ambiguous at 3 a.m.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -11,8 +14,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "'{text}' has no unit: write e.g. '{text}s' or '{text}ms'"
         ));
     }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("'{text}' is not a duration ({e}); write e.g. 250ms, 90s, 5m"))
+    let parsed = humantime::parse_duration(text)
+        .map_err(|e| format!("'{text}' is not a duration ({e}); write e.g. 250ms, 90s, 5m"))?;
+    // A year bounds every wait: anything longer is a typo, and deadlines must not overflow.
+    if parsed > MAX_DURATION {
+        return Err(format!(
+            "'{text}' is longer than a year; write e.g. 90s, 5m, 2h"
+        ));
+    }
+    Ok(parsed)
 }
 
 /// RFC 3339 in UTC with milliseconds: `2026-11-21T23:59:01.123Z`.
@@ -127,6 +137,12 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("30").unwrap_err().contains("no unit"));
         assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("500000000000y").is_err());
+        assert!(
+            parse_duration("2y")
+                .unwrap_err()
+                .contains("longer than a year")
+        );
     }
 
     #[test]

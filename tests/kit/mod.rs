@@ -5,10 +5,13 @@
 #![allow(dead_code)] // each test binary uses part of the kit
 
 use serde::Deserialize;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 // ---- strict shapes: a field the contract does not name fails the test ----
@@ -177,9 +180,16 @@ pub fn tool(name: &str) -> Command {
     cmd
 }
 
+/// How long any tool or script a test runs may take: a hang fails the test, not the CI run.
+pub const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// Run `cmd` (stdin as it was set: `tool` and `bash` make it /dev/null) with its output
+/// captured, for at most [`RUN_LIMIT`].
 pub fn run(mut cmd: Command) -> Outcome {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let started = Instant::now();
-    let output = cmd.output().expect("the tool starts");
+    let child = cmd.spawn().expect("the tool starts");
+    let output = wait_bounded(child, RUN_LIMIT);
     Outcome::from(&output, started.elapsed())
 }
 
@@ -190,7 +200,8 @@ pub fn wait_healthy(args: &[&str]) -> Outcome {
     run(cmd)
 }
 
-/// Run a tool with `input` written to its stdin (a pipe the test made).
+/// Run a tool with `input` written to its stdin (a pipe the test made), for at most
+/// [`RUN_LIMIT`].
 pub fn with_stdin(mut cmd: Command, input: &str) -> Outcome {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -199,30 +210,102 @@ pub fn with_stdin(mut cmd: Command, input: &str) -> Outcome {
     let mut child = cmd.spawn().expect("the tool starts");
     let mut stdin = child.stdin.take().unwrap();
     let input = input.to_string();
-    let writer = std::thread::spawn(move || {
+    // Not joined: a tool that never reads its stdin must not hang the test; the writer ends
+    // with an error once the tool is gone.
+    std::thread::spawn(move || {
         let _ = stdin.write_all(input.as_bytes());
     });
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    let output = wait_bounded(child, RUN_LIMIT);
     Outcome::from(&output, started.elapsed())
 }
 
+/// A pipe read to its end by a thread, so a child writing much output never blocks on it.
+struct Drain {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Drain {
+    fn start(pipe: Option<impl Read + Send + 'static>) -> Drain {
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&bytes);
+        let reader = pipe.map(|mut pipe| {
+            std::thread::spawn(move || {
+                let mut chunk = [0u8; 8192];
+                while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                    sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+                }
+            })
+        });
+        Drain { bytes, reader }
+    }
+
+    /// What was read so far.
+    fn so_far(&self) -> Vec<u8> {
+        self.bytes.lock().unwrap().clone()
+    }
+
+    /// Everything, once the pipe is closed; what was read by `until` if a grandchild still
+    /// holds it open then.
+    fn finish(mut self, until: Instant) -> Vec<u8> {
+        if let Some(reader) = self.reader.take() {
+            while !reader.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if reader.is_finished() {
+                let _ = reader.join();
+            }
+        }
+        self.so_far()
+    }
+}
+
 /// Wait for `child` at most `limit`; a child still running then is killed and the test fails
-/// (a hang must fail the test, not the CI run).
+/// with its stderr so far (a hang must fail the test, not the CI run). Its stdout and stderr,
+/// when piped, are drained while it runs, so a large output cannot deadlock.
 pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
     let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+    let stdout = Drain::start(child.stdout.take());
+    let stderr = Drain::start(child.stderr.take());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        if Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = stderr.finish(Instant::now() + Duration::from_millis(200));
+            panic!(
+                "still running after {limit:?}; stderr so far: {}",
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    Output {
+        status,
+        stdout: stdout.finish(until),
+        stderr: stderr.finish(until),
     }
-    let _ = child.kill();
-    let output = child.wait_with_output().unwrap();
-    panic!(
-        "still running after {limit:?}; stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+}
+
+/// Feed `script` to `shell` (a command that runs a shell reading its commands from stdin, as
+/// a CI runner does) and keep the pipe open until the shell exits, at most 10 s.
+pub fn script_on_stdin(mut shell: Command, script: &str, dir: &Path) -> Outcome {
+    shell
+        .current_dir(dir)
+        .env("PATH", path_with_bins())
+        .env_remove("UGW_HOST_ID")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = shell.spawn().expect("the shell starts");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(script.as_bytes()).unwrap();
+    let output = wait_bounded(child, Duration::from_secs(10));
+    drop(stdin);
+    Outcome::from(&output, started.elapsed())
 }
 
 /// Run a bash script (`bash -c`) with the binaries on PATH.
@@ -363,6 +446,12 @@ impl DemoApp {
             .count()
     }
 
+    /// Requests the service has seen, once the count has been stable for 100 ms (at most 2 s):
+    /// the log is read by a thread, so a request just answered may not be counted yet.
+    pub fn requests_settled(&self) -> usize {
+        settled(|| self.requests())
+    }
+
     /// Wait until the service has seen `n` requests; false after `timeout`.
     pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
         let until = Instant::now() + timeout;
@@ -407,10 +496,152 @@ impl Drop for DemoApp {
     }
 }
 
+/// `count()` once it has not changed for 100 ms, or after 2 s.
+fn settled(count: impl Fn() -> usize) -> usize {
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut last = count();
+    let mut since = Instant::now();
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+        let now = count();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() >= Duration::from_millis(100) {
+            break;
+        }
+    }
+    last
+}
+
+// ---- a server that lies ----
+
+/// A real TCP server on 127.0.0.1:0 that reads one request head and answers every connection
+/// with the same raw bytes (none at all: it just closes), then closes. It plays the broken and
+/// hostile servers the demo service cannot; it stops when dropped.
+pub struct RawServer {
+    addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl RawServer {
+    pub fn start(response: &[u8]) -> RawServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");
+        let addr = listener.local_addr().unwrap();
+        let response: Arc<[u8]> = Arc::from(response);
+        let requests = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let acceptor = {
+            let (requests, stop) = (Arc::clone(&requests), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let (response, requests) = (Arc::clone(&response), Arc::clone(&requests));
+                    std::thread::spawn(move || answer(stream, &response, &requests));
+                }
+            })
+        };
+        RawServer {
+            addr,
+            requests,
+            stop,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Request heads read so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// One connection: read a request head (bounded in size and time), answer, close.
+fn answer(mut stream: TcpStream, response: &[u8], requests: &AtomicUsize) {
+    let limit = Some(Duration::from_secs(5));
+    let _ = stream.set_read_timeout(limit);
+    let _ = stream.set_write_timeout(limit);
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk) {
+            Ok(n @ 1..) if head.len() < 64 * 1024 => head.extend_from_slice(&chunk[..n]),
+            _ => return,
+        }
+    }
+    requests.fetch_add(1, Ordering::SeqCst);
+    let _ = stream.write_all(response);
+    let _ = stream.flush();
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // `accept` blocks: a connection of our own wakes it to see the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+/// Standard base64 (with padding): how `user:password` travels in a Basic Authorization.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 pub fn signal(pid: i32, sig: i32) {
     // SAFETY: signalling a child of this test.
     unsafe {
         libc::kill(pid, sig);
+    }
+}
+
+/// Whether process `pid` is gone (no such process, or a zombie: dead, not yet reaped) within
+/// `within`.
+pub fn gone(pid: i32, within: Duration) -> bool {
+    let until = Instant::now() + within;
+    loop {
+        // SAFETY: signal 0 only asks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        });
+        if !alive || zombie {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -219,7 +219,7 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         if let Some(reason) = fatal {
             break Err(Error::new(ErrorKind::FailCondition, reason));
         }
-        if states.iter().all(|s| s.goal_met(plan.until_down)) {
+        if states.iter().all(TargetState::goal_met) {
             in_a_row += 1;
             let since = *passing_since.get_or_insert_with(Instant::now);
             let stable = plan.stable_for.is_none_or(|d| since.elapsed() >= d);
@@ -280,7 +280,7 @@ fn timeout_message(plan: &Plan, states: &[TargetState], goal: &str) -> String {
     };
     let failing: Vec<String> = states
         .iter()
-        .filter(|s| !s.goal_met(plan.until_down))
+        .filter(|s| !s.goal_met())
         .map(describe)
         .collect();
     let detail = if failing.is_empty() {

@@ -5,55 +5,11 @@ use crate::probe::Target;
 use clap::ArgMatches;
 use regex::Regex;
 use std::time::Duration;
-use ugw_shared::http::{self, HttpClient};
+use ugw_shared::http::{self, HttpClient, StatusSet};
 use ugw_shared::jq::JqExpr;
 use ugw_shared::poll::PollPlan;
 use ugw_shared::record::results::Fetched;
 use ugw_shared::{Ctx, Error, Result};
-
-/// A set of acceptable HTTP status codes: `200`, `200,204`, `2xx`, `200-299`.
-#[derive(Debug, Clone)]
-pub struct StatusSet(Vec<(u16, u16)>);
-
-impl StatusSet {
-    pub fn parse(text: &str, flag: &str) -> Result<Self> {
-        let bad = || {
-            Error::usage(format!(
-                "{flag} '{text}' is not a list like 200, 200,204, 2xx or 200-299"
-            ))
-        };
-        let mut ranges = Vec::new();
-        for part in text.split(',').map(str::trim) {
-            let range =
-                if let Some(class) = part.strip_suffix("xx").or_else(|| part.strip_suffix("XX")) {
-                    let digit: u16 = class.parse().map_err(|_| bad())?;
-                    (digit * 100, digit * 100 + 99)
-                } else if let Some((low, high)) = part.split_once('-') {
-                    (
-                        low.trim().parse().map_err(|_| bad())?,
-                        high.trim().parse().map_err(|_| bad())?,
-                    )
-                } else {
-                    let code = part.parse().map_err(|_| bad())?;
-                    (code, code)
-                };
-            if !(100..=599).contains(&range.0)
-                || !(100..=599).contains(&range.1)
-                || range.0 > range.1
-            {
-                return Err(bad());
-            }
-            ranges.push(range);
-        }
-        Ok(StatusSet(ranges))
-    }
-
-    pub fn contains(&self, code: u16) -> bool {
-        self.0
-            .iter()
-            .any(|(low, high)| (*low..=*high).contains(&code))
-    }
-}
 
 #[derive(Debug)]
 pub struct Plan {
@@ -88,12 +44,12 @@ impl Plan {
         };
         let mut targets = Vec::new();
         for url in strings("url") {
-            http::parse_url(&url)?;
+            http::check_url(&url, ctx.scrubber())?;
             targets.push(Target::Http { url });
         }
         for addr in strings("tcp") {
             targets.push(Target::Tcp {
-                addr: check_tcp(&addr)?,
+                addr: ugw_shared::tcp::check_addr(&addr, "--tcp")?,
             });
         }
         for command in strings("cmd") {
@@ -211,6 +167,11 @@ impl Plan {
         })
     }
 
+    /// Whether any assertion reads the body as JSON (only then is it parsed).
+    pub fn needs_json(&self) -> bool {
+        !self.expect.is_empty() || !self.fail_if.is_empty() || self.expect_version.is_some()
+    }
+
     /// How long the targets must keep passing, in words.
     pub fn stability(&self) -> String {
         let rounds = format!("{} rounds in a row", self.successes);
@@ -228,49 +189,5 @@ impl Plan {
             max_interval: self.max_interval,
             attempt_timeout: self.attempt_timeout,
         }
-    }
-}
-
-/// `HOST:PORT`, with IPv6 literals in brackets.
-fn check_tcp(addr: &str) -> Result<String> {
-    let bad = || {
-        Error::usage(format!(
-            "--tcp '{addr}' is not HOST:PORT (IPv6 as [::1]:8080)"
-        ))
-    };
-    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
-    port.parse::<u16>().map_err(|_| bad())?;
-    if host.is_empty() || (host.contains(':') && !(host.starts_with('[') && host.ends_with(']'))) {
-        return Err(bad());
-    }
-    Ok(addr.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_lists() {
-        let set = StatusSet::parse("200,204, 3xx,401-403", "--status").unwrap();
-        for code in [200, 204, 301, 399, 401, 403] {
-            assert!(set.contains(code), "{code}");
-        }
-        for code in [201, 400, 404, 500] {
-            assert!(!set.contains(code), "{code}");
-        }
-        assert!(StatusSet::parse("abc", "--status").is_err());
-        assert!(StatusSet::parse("700", "--status").is_err());
-        assert!(StatusSet::parse("300-200", "--status").is_err());
-    }
-
-    #[test]
-    fn tcp_addresses() {
-        assert!(check_tcp("127.0.0.1:80").is_ok());
-        assert!(check_tcp("[::1]:8080").is_ok());
-        assert!(check_tcp("db.internal:5432").is_ok());
-        assert!(check_tcp("::1:8080").is_err());
-        assert!(check_tcp("host").is_err());
-        assert!(check_tcp("host:http").is_err());
     }
 }

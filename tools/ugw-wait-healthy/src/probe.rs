@@ -4,20 +4,23 @@
 
 use crate::plan::Plan;
 use serde_json::{Value, json};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
 use ugw_shared::http::HttpResponse;
-use ugw_shared::jq::parse_json;
-use ugw_shared::runner::{self, RunOutcome, RunSpec};
+use ugw_shared::jq::{JqInput, parse_json};
+use ugw_shared::poll::AttemptError;
+use ugw_shared::record::{excerpt, excerpt_text};
+use ugw_shared::runner::{self, Ended, RunOutcome, RunSpec};
 use ugw_shared::time::{human, millis};
-use ugw_shared::{Result, version};
+use ugw_shared::{Result, tcp, version};
 
 /// How much of a body goes into the record.
 const EXCERPT_BYTES: usize = 512;
 /// How much of a body is read for the assertions.
 const BODY_LIMIT: usize = 1024 * 1024;
+/// After a signal, how long a command probe gets to kill its process group.
+const KILL_GRACE: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -48,8 +51,10 @@ impl Target {
 #[derive(Debug, Clone, Default)]
 pub struct Verdict {
     pub passed: bool,
-    /// Why it did not pass; or, in --until-down mode, what it answered.
+    /// Why it did not pass.
     pub reason: Option<String>,
+    /// No answer in time: the target may be slow, not down, so this never counts as down.
+    pub timed_out: bool,
     /// A fail-fast condition matched.
     pub fatal: Option<String>,
     pub status: Option<u16>,
@@ -63,10 +68,20 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn fail(reason: impl Into<String>) -> Self {
+    fn failed(error: AttemptError) -> Self {
         Verdict {
-            reason: Some(reason.into()),
+            reason: Some(error.message),
+            timed_out: error.timed_out,
             ..Verdict::default()
+        }
+    }
+
+    /// Whether this answer meets the goal: passing, or with --until-down, failing for real.
+    fn meets(&self, until_down: bool) -> bool {
+        if until_down {
+            !self.passed && !self.timed_out
+        } else {
+            self.passed
         }
     }
 }
@@ -78,8 +93,8 @@ pub struct Round {
 }
 
 enum Raw {
-    Http(std::result::Result<HttpResponse, String>),
-    Tcp(std::result::Result<Duration, String>),
+    Http(std::result::Result<HttpResponse, AttemptError>),
+    Tcp(std::result::Result<Duration, AttemptError>),
     Cmd(Result<RunOutcome>),
 }
 
@@ -91,6 +106,7 @@ pub fn run_round(
     until_is_deadline: bool,
     cancel: &Cancel,
 ) -> Result<Round> {
+    let started = Instant::now();
     let (tx, rx) = mpsc::channel();
     for (index, target) in plan.targets.iter().enumerate() {
         let tx = tx.clone();
@@ -105,7 +121,7 @@ pub fn run_round(
                         .expect("an HTTP target has a client")
                         .fetch(&method, url, until, BODY_LIMIT),
                 ),
-                Target::Tcp { addr } => Raw::Tcp(connect(addr, until)),
+                Target::Tcp { addr } => Raw::Tcp(tcp::connect(addr, until)),
                 Target::Cmd { command } => {
                     Raw::Cmd(runner::run(&RunSpec::new(command, until), &cancel))
                 }
@@ -129,36 +145,42 @@ pub fn run_round(
             }
             Ok(None) => break,
             Err(interrupted) => {
-                // Let command probes kill their process groups before we go.
-                let grace = Instant::now() + Duration::from_millis(200);
-                while missing > 0
-                    && rx
-                        .recv_timeout(grace.saturating_duration_since(Instant::now()))
-                        .is_ok()
-                {
-                    missing -= 1;
+                // Command probes kill their process groups within a few milliseconds; give them
+                // that, and nothing to HTTP and TCP probes, which hold no children.
+                let commands_out = plan
+                    .targets
+                    .iter()
+                    .zip(&raws)
+                    .filter(|(t, r)| matches!(t, Target::Cmd { .. }) && r.is_none())
+                    .count();
+                let grace = Instant::now() + KILL_GRACE;
+                let mut reported = 0;
+                while reported < commands_out {
+                    match rx.recv_timeout(grace.saturating_duration_since(Instant::now())) {
+                        Ok((_, Raw::Cmd(_))) => reported += 1,
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
                 }
                 return Err(interrupted);
             }
         }
     }
-    let started = until.checked_sub(plan.attempt_timeout).unwrap_or(until);
     let mut verdicts: Vec<Verdict> = raws
         .into_iter()
         .map(|raw| match raw {
-            None => Verdict::fail(format!(
-                "timed out after {} (no answer)",
-                human(until.saturating_duration_since(started))
+            None => Verdict::failed(AttemptError::timed_out(
+                until.saturating_duration_since(started),
             )),
             Some(Raw::Http(Ok(response))) => judge_http(plan, &response),
-            Some(Raw::Http(Err(e)) | Raw::Tcp(Err(e))) => Verdict::fail(e),
+            Some(Raw::Http(Err(e)) | Raw::Tcp(Err(e))) => Verdict::failed(e),
             Some(Raw::Tcp(Ok(latency))) => Verdict {
                 passed: true,
                 latency: Some(latency),
                 ..Verdict::default()
             },
             Some(Raw::Cmd(Ok(outcome))) => judge_cmd(&outcome),
-            Some(Raw::Cmd(Err(e))) => Verdict::fail(e.message),
+            Some(Raw::Cmd(Err(e))) => Verdict::failed(AttemptError::new(e.message)),
         })
         .collect();
     let cut_at = until.checked_sub(Duration::from_millis(5)).unwrap_or(until);
@@ -177,63 +199,36 @@ pub fn run_round(
     })
 }
 
-fn connect(addr: &str, until: Instant) -> std::result::Result<Duration, String> {
-    let started = Instant::now();
-    let addrs: Vec<_> = addr
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve: {e}"))?
-        .collect();
-    let mut last = "no address".to_string();
-    for sock in addrs {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!("timed out after {}", human(started.elapsed())));
-        }
-        match TcpStream::connect_timeout(&sock, left) {
-            Ok(_) => return Ok(started.elapsed()),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                last = "connection refused".into();
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                last = format!("timed out after {}", human(started.elapsed()));
-            }
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(last)
-}
-
 fn judge_cmd(outcome: &RunOutcome) -> Verdict {
     let output = if outcome.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
         &outcome.stderr
     } else {
         &outcome.stdout
     };
-    let mut verdict = Verdict {
+    Verdict {
         passed: outcome.success(),
+        reason: (!outcome.success()).then(|| outcome.describe()),
+        timed_out: outcome.ended == Ended::TimedOut,
         exit_code: match outcome.ended {
-            runner::Ended::Exited(code) => Some(code),
+            Ended::Exited(code) => Some(code),
             _ => None,
         },
         latency: Some(outcome.elapsed),
-        excerpt: Some(excerpt(output)).filter(|e| !e.is_empty()),
+        excerpt: Some(excerpt_text(output, EXCERPT_BYTES)).filter(|e| !e.is_empty()),
         ..Verdict::default()
-    };
-    if !verdict.passed {
-        verdict.reason = Some(outcome.describe());
     }
-    verdict
 }
 
 fn judge_http(plan: &Plan, response: &HttpResponse) -> Verdict {
     let mut verdict = Verdict {
         status: Some(response.status),
         latency: Some(response.latency),
-        excerpt: Some(excerpt(&response.body)),
+        excerpt: Some(excerpt_text(&response.body, EXCERPT_BYTES)),
         retry_after: response.retry_after,
         ..Verdict::default()
     };
-    let json = parse_json(&response.body);
+    // The body is parsed only when an assertion needs JSON.
+    let json = plan.needs_json().then(|| parse_json(&response.body));
     // Fail-fast conditions first: they end the wait whatever else holds.
     if plan
         .fail_status
@@ -245,13 +240,13 @@ fn judge_http(plan: &Plan, response: &HttpResponse) -> Verdict {
             status_text(response)
         ));
     }
-    if let Ok(body) = &json
+    if let Some(Ok(body)) = &json
         && let Some(expr) = plan.fail_if.iter().find(|e| e.holds(body).unwrap_or(false))
     {
         verdict.fatal = Some(format!(
             "--fail-if '{}' is true (body {})",
             expr.text(),
-            excerpt_short(&response.body)
+            excerpt(&response.body, 80)
         ));
     }
     verdict.reason = check_http(plan, response, json.as_ref());
@@ -263,7 +258,7 @@ fn judge_http(plan: &Plan, response: &HttpResponse) -> Verdict {
 fn check_http(
     plan: &Plan,
     response: &HttpResponse,
-    json: std::result::Result<&ugw_shared::jq::JqInput, &String>,
+    json: Option<&std::result::Result<JqInput, String>>,
 ) -> Option<String> {
     if !plan.status.contains(response.status) {
         return Some(format!("status {}", status_text(response)));
@@ -284,13 +279,13 @@ fn check_http(
         return Some(format!(
             "the body does not match --body-regex '{}': {}",
             re.as_str(),
-            excerpt_short(&response.body)
+            excerpt(&response.body, 80)
         ));
     }
     if plan.expect.is_empty() && plan.expect_version.is_none() {
         return None;
     }
-    let body = match json {
+    let body = match json? {
         Ok(body) => body,
         Err(e) => return Some(e.clone()),
     };
@@ -301,7 +296,7 @@ fn check_http(
                 return Some(format!(
                     "--expect '{}' is not true (body {})",
                     expr.text(),
-                    excerpt_short(&response.body)
+                    excerpt(&response.body, 80)
                 ));
             }
             Err(e) => return Some(e),
@@ -331,20 +326,6 @@ fn status_text(response: &HttpResponse) -> String {
     }
 }
 
-/// At most 512 bytes of a body, as text, cut on a character boundary.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(EXCERPT_BYTES)]);
-    let mut text = text.trim_end_matches('\u{FFFD}').to_string();
-    while text.len() > EXCERPT_BYTES {
-        text.pop();
-    }
-    text.trim().to_string()
-}
-
-fn excerpt_short(body: &[u8]) -> String {
-    ugw_shared::record::excerpt(body, 80)
-}
-
 /// What the record and stderr say about one target over the whole wait.
 #[derive(Debug)]
 pub struct TargetState {
@@ -353,6 +334,8 @@ pub struct TargetState {
     pub attempts: u64,
     passes: u64,
     last: Option<Verdict>,
+    /// Whether the last answer met the goal.
+    met: bool,
     /// The last reason it did not meet the goal.
     last_miss: Option<String>,
     pub fatal: Option<String>,
@@ -367,6 +350,7 @@ impl TargetState {
             attempts: 0,
             passes: 0,
             last: None,
+            met: false,
             last_miss: None,
             fatal: None,
             shown: None,
@@ -384,17 +368,13 @@ impl TargetState {
             self.passes += 1;
         }
         self.fatal.clone_from(&verdict.fatal);
-        let met = verdict.passed != until_down;
-        let state = if met {
-            if until_down {
-                "down".to_string()
-            } else {
-                "passing".to_string()
-            }
-        } else if until_down {
-            "still up".to_string()
-        } else {
-            "failing".to_string()
+        self.met = verdict.meets(until_down);
+        let state = match (self.met, until_down) {
+            (true, false) => "passing",
+            (false, false) => "failing",
+            (true, true) => "down",
+            (false, true) if verdict.timed_out => "not answering in time (slow, not down)",
+            (false, true) => "still up",
         };
         let detail = if verdict.passed {
             match (verdict.status, verdict.latency) {
@@ -405,26 +385,24 @@ impl TargetState {
         } else {
             verdict.reason.clone().unwrap_or_default()
         };
-        if !met {
-            self.last_miss = Some(if until_down {
-                format!(
+        if !self.met {
+            self.last_miss = Some(match (until_down, verdict.timed_out) {
+                (false, _) => detail.clone(),
+                (true, true) => format!("{detail}: slow, not down"),
+                (true, false) => format!(
                     "still answering ({})",
                     if detail.is_empty() { "ok" } else { &detail }
-                )
-            } else {
-                detail.clone()
+                ),
             });
         }
         // One line per change: the state, or the kind of failure (digits folded away so a
         // changing latency is not a change).
-        let key = format!(
-            "{state}:{}",
-            if met {
-                String::new()
-            } else {
-                detail.replace(|c: char| c.is_ascii_digit(), "")
-            }
-        );
+        let folded = if self.met {
+            String::new()
+        } else {
+            detail.replace(|c: char| c.is_ascii_digit(), "")
+        };
+        let key = format!("{state}:{folded}");
         let line = (self.shown.as_deref() != Some(key.as_str())).then(|| {
             if detail.is_empty() {
                 format!("{}: {state}", self.label)
@@ -437,8 +415,8 @@ impl TargetState {
         line
     }
 
-    pub fn goal_met(&self, until_down: bool) -> bool {
-        self.last.as_ref().is_some_and(|v| v.passed != until_down)
+    pub fn goal_met(&self) -> bool {
+        self.met
     }
 
     pub fn has_missed(&self) -> bool {

@@ -748,10 +748,13 @@ fn backoff_spaces_out_the_attempts_of_a_long_wait() {
     assert!(steady.rounds >= 20, "{steady:?}");
     assert!(backing_off.rounds <= 10, "{backing_off:?}");
     assert!(backing_off.deadline_overrun_ms <= 50);
-    assert_eq!(
-        app.requests_settled() as u64,
-        steady.attempts + backing_off.attempts,
-        "the server saw every attempt the record counts"
+    // Every attempt the record counts reached the server, but for one per run that the
+    // deadline may cut before its request left.
+    let seen = app.requests_settled() as u64;
+    let counted = steady.attempts + backing_off.attempts;
+    assert!(
+        seen <= counted && seen + 2 >= counted,
+        "server saw {seen}, record counts {counted}"
     );
 }
 

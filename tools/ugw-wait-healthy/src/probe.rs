@@ -183,10 +183,13 @@ pub fn run_round(
             Some(Raw::Cmd(Err(e))) => Verdict::failed(AttemptError::new(e.message)),
         })
         .collect();
+    // In a round cut short by the overall deadline, a timeout (or an answer that came only as
+    // the deadline struck) is the deadline's doing, not news about the target.
     let cut_at = until.checked_sub(Duration::from_millis(5)).unwrap_or(until);
     for (verdict, arrived) in verdicts.iter_mut().zip(arrived) {
-        verdict.cut_by_deadline =
-            until_is_deadline && !verdict.passed && arrived.is_none_or(|at| at >= cut_at);
+        verdict.cut_by_deadline = until_is_deadline
+            && !verdict.passed
+            && (verdict.timed_out || arrived.is_none_or(|at| at >= cut_at));
     }
     let retry_after = verdicts
         .iter()

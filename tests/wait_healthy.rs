@@ -566,16 +566,8 @@ fn sigterm_mid_wait_writes_the_record_and_exits_143() {
         app.wait_for_requests(1, Duration::from_secs(5)),
         "the server saw a request"
     );
-    let sent = Instant::now();
-    kit::signal(child.id().cast_signed(), libc::SIGTERM);
-    let output = kit::wait_bounded(child, Duration::from_secs(5));
-    assert!(
-        sent.elapsed() <= Duration::from_millis(150),
-        "{:?}",
-        sent.elapsed()
-    );
-    assert_eq!(output.status.code(), Some(143));
-    let record = kit::parse_record(&String::from_utf8_lossy(&output.stdout));
+    let (code, record) = kit::interrupt(child, libc::SIGTERM);
+    assert_eq!(code, Some(143));
     assert!(!record.ok);
     let step = &record.steps[0];
     assert_eq!(
@@ -818,16 +810,8 @@ fn sigint_is_exit_130_and_the_record_file_says_interrupted() {
         .trim()
         .parse()
         .unwrap();
-    let sent = Instant::now();
-    kit::signal(child.id().cast_signed(), libc::SIGINT);
-    let output = kit::wait_bounded(child, Duration::from_secs(5));
-    assert!(
-        sent.elapsed() <= Duration::from_millis(150),
-        "{:?}",
-        sent.elapsed()
-    );
-    assert_eq!(output.status.code(), Some(130));
-    let record = kit::parse_record(&String::from_utf8_lossy(&output.stdout));
+    let (code, record) = kit::interrupt(child, libc::SIGINT);
+    assert_eq!(code, Some(130));
     assert_eq!(record.steps[0].status, "interrupted");
     let saved = kit::parse_record(&std::fs::read_to_string(&file).unwrap());
     assert_eq!(
@@ -904,21 +888,8 @@ fn sigterm_during_an_http_attempt_in_flight_is_prompt() {
     );
     // The attempt is now blocked reading an answer that never comes.
     std::thread::sleep(Duration::from_millis(100));
-    let sent = Instant::now();
-    kit::signal(child.id().cast_signed(), libc::SIGTERM);
-    let output = kit::wait_bounded(child, Duration::from_secs(5));
-    let took = sent.elapsed();
-    assert_eq!(
-        output.status.code(),
-        Some(143),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        took <= Duration::from_millis(150),
-        "exit {took:?} after SIGTERM"
-    );
-    let record = kit::parse_record(&String::from_utf8_lossy(&output.stdout));
+    let (code, record) = kit::interrupt(child, libc::SIGTERM);
+    assert_eq!(code, Some(143));
     let step = &record.steps[0];
     assert_eq!(
         (step.status.as_str(), step.exit, step.error_kind()),

@@ -308,6 +308,24 @@ pub fn script_on_stdin(mut shell: Command, script: &str, dir: &Path) -> Outcome 
     Outcome::from(&output, started.elapsed())
 }
 
+/// Send `sig` to `child` and wait for it; it must exit within 150 ms of the signal (the
+/// contract says waits end within 100 ms). Returns the exit code and the record on stdout.
+#[track_caller]
+pub fn interrupt(child: Child, sig: i32) -> (Option<i32>, Record) {
+    let sent = Instant::now();
+    signal(child.id().cast_signed(), sig);
+    let output = wait_bounded(child, Duration::from_secs(5));
+    let took = sent.elapsed();
+    assert!(
+        took <= Duration::from_millis(150),
+        "exit {took:?} after signal {sig}"
+    );
+    (
+        output.status.code(),
+        parse_record(&String::from_utf8_lossy(&output.stdout)),
+    )
+}
+
 /// Run a bash script (`bash -c`) with the binaries on PATH.
 pub fn bash(script: &str, dir: &Path) -> Outcome {
     let mut cmd = Command::new("bash");

@@ -136,7 +136,8 @@ impl Plan {
         };
 
         let duration = |id: &str| m.get_one::<Duration>(id).copied();
-        let timeout = ctx.timeout().unwrap_or(Duration::from_secs(120));
+        // Both have defaults in `command()`; clap always fills them in.
+        let timeout = ctx.timeout().expect("--timeout has a default");
         let interval = duration("interval").unwrap_or(if has_cmd {
             Duration::from_secs(1)
         } else {
@@ -158,7 +159,7 @@ impl Plan {
             fail_if,
             fail_status,
             timeout,
-            attempt_timeout: duration("attempt-timeout").unwrap_or(Duration::from_secs(5)),
+            attempt_timeout: duration("attempt-timeout").expect("--attempt-timeout has a default"),
             interval,
             max_interval: duration("max-interval"),
             successes: m.get_one::<u32>("successes").copied().unwrap_or(1),

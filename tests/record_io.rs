@@ -7,6 +7,14 @@ mod kit;
 use kit::{DemoApp, bash, parse_record, require, tool, wait_healthy, with_stdin};
 use std::time::Duration;
 
+/// A temp folder with `rec.json` started by one ok step against `url` (`--new`).
+fn started_record(url: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rec.json");
+    wait_healthy(&["--url", url, "--record", file.to_str().unwrap(), "--new"]).assert_code(0);
+    (dir, file)
+}
+
 fn failed_record(exit: i32) -> String {
     serde_json::json!({
         "ugw": 1, "run": "r-failed", "ok": true,
@@ -560,10 +568,8 @@ fn a_job_script_is_never_eaten_by_a_tool_running_as_another_user() {
 fn a_usage_error_reaches_the_record_file_with_the_flags_it_could_read() {
     let app = DemoApp::start(&[]);
     let url = format!("{}/health/ready", app.url);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("rec.json");
+    let (_dir, file) = started_record(&url);
     let path = file.to_str().unwrap();
-    wait_healthy(&["--url", &url, "--record", path, "--new"]).assert_code(0);
     let out = wait_healthy(&["--url", &url, "--record", path, "--bogus"]);
     out.assert_code(2);
     let saved = parse_record(&std::fs::read_to_string(&file).unwrap());
@@ -630,11 +636,8 @@ fn a_failed_step_whose_exit_does_not_fit_still_fails_the_skip() {
 fn a_record_file_damaged_during_a_run_is_not_overwritten() {
     let _serial = kit::serial();
     let app = DemoApp::start(&["--ready-after", "800ms"]);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("rec.json");
+    let (_dir, file) = started_record(&format!("{}/health/live", app.url));
     let path = file.to_str().unwrap();
-    let live = format!("{}/health/live", app.url);
-    wait_healthy(&["--url", &live, "--record", path, "--new"]).assert_code(0);
     let mut cmd = tool("ugw-wait-healthy");
     cmd.args([
         "--url",
@@ -672,10 +675,8 @@ fn a_record_file_damaged_during_a_run_is_not_overwritten() {
 fn the_record_file_is_one_line_unless_pretty() {
     let app = DemoApp::start(&[]);
     let url = format!("{}/health/ready", app.url);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("rec.json");
+    let (_dir, file) = started_record(&url);
     let path = file.to_str().unwrap();
-    wait_healthy(&["--url", &url, "--record", path, "--new"]).assert_code(0);
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(
         text.ends_with('\n') && text.lines().count() == 1,

@@ -10,7 +10,8 @@ MANDIR    = $(DESTDIR)$(PREFIX)/share/man
 BASHDIR   = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSHDIR    = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 FISHDIR   = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
-TOOLS     = ugw-wait-healthy
+# One three-line binary per tool in src/bin/: the list of tools follows from it.
+TOOLS     = $(sort $(basename $(notdir $(wildcard src/bin/ugw-*.rs))))
 
 .PHONY: all build release test demo bench man check lint fmt install uninstall clean
 
@@ -23,10 +24,12 @@ release:
 	$(CARGO) build --workspace --locked --release
 
 # The integration tests run the real binaries (and the demo service), so build them first.
-# The last line sums up every test binary's result ("N passed, N failed").
+# The last line sums up every test binary's result ("N passed, N failed"), whether they
+# passed or not; the exit status is cargo's.
 test: build
-	$(CARGO) test --workspace --locked 2>&1 | tee target/test-output.log
-	@awk '/^test result:/ { passed += $$4; failed += $$6 } END { printf "%d passed, %d failed\n", passed, failed }' target/test-output.log
+	@status=0; $(CARGO) test --workspace --locked 2>&1 | tee target/test-output.log || status=$$?; \
+	awk '/^test result:/ { passed += $$4; failed += $$6 } END { printf "%d passed, %d failed\n", passed, failed }' target/test-output.log; \
+	exit $$status
 
 demo: build
 	bash examples/demo.sh

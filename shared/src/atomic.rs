@@ -1,37 +1,203 @@
 //! Files that matter are replaced whole: a temp file in the target's folder, fsync, rename,
 //! fsync the folder. A crash leaves the old file or the new one, never half of one, and a
-//! partial file never carries the final name.
+//! partial file never carries the final name. Every file ugw creates is opened here or in
+//! `lock.rs`, never through a symlink someone planted.
 
-use crate::error::{Error, Result};
-use std::io::Write;
+use crate::error::{Error, ErrorKind, Result};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// How many random temp names are tried before giving up (each clash is someone's file).
+const TEMP_NAME_TRIES: usize = 16;
+
+/// A file written in full beside `target` and given its name only on `commit()`; removed
+/// when dropped uncommitted (an error, a panic, or a signal that ends the tool through `cli`).
+pub struct AtomicFile {
+    file: File,
+    temp: PathBuf,
+    target: PathBuf,
+    hasher: Option<ring::digest::Context>,
+    committed: bool,
+}
+
+impl std::fmt::Debug for AtomicFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AtomicFile")
+            .field("temp", &self.temp)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AtomicFile {
+    /// A new temp file beside `target` (mode 0600, or the mode of the file it will replace).
+    pub fn create(target: &Path) -> Result<Self> {
+        let dir = parent_dir(target);
+        let name = target
+            .file_name()
+            .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+        let mut last_error = None;
+        for _ in 0..TEMP_NAME_TRIES {
+            let temp = dir.join(format!(".{name}.{}.tmp", fastrand_name()));
+            match create_exclusive(&temp) {
+                Ok(file) => {
+                    keep_mode_of(target, &file);
+                    return Ok(AtomicFile {
+                        file,
+                        temp,
+                        target: target.to_path_buf(),
+                        hasher: None,
+                        committed: false,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last_error = Some(e),
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("cannot create a temp file in {}", dir.display()),
+                        &e,
+                    ));
+                }
+            }
+        }
+        let e = last_error.expect("the loop ran");
+        Err(Error::io(
+            format!("cannot create a temp file in {}", dir.display()),
+            &e,
+        ))
+    }
+
+    /// Hash the bytes with SHA-256 as they are written; `commit` returns the digest.
+    #[must_use]
+    pub fn hashed(mut self) -> Self {
+        self.hasher = Some(ring::digest::Context::new(&ring::digest::SHA256));
+        self
+    }
+
+    /// Where the bytes are until `commit`.
+    #[must_use]
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// fsync, rename onto the target, fsync the folder. Returns the SHA-256 (lower-case hex)
+    /// when the file was `hashed`.
+    pub fn commit(mut self) -> Result<Option<String>> {
+        self.file
+            .flush()
+            .and_then(|()| self.file.sync_all())
+            .map_err(|e| Error::io(format!("cannot write {}", self.temp.display()), &e))?;
+        // rename() replaces a symlink at the target itself; it never writes through it.
+        std::fs::rename(&self.temp, &self.target)
+            .map_err(|e| Error::io(format!("cannot rename into {}", self.target.display()), &e))?;
+        self.committed = true;
+        sync_dir(&parent_dir(&self.target))?;
+        Ok(self.hasher.take().map(|h| hex(h.finish().as_ref())))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.file.write(buf)?;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..written]);
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Create `path`, failing if anything (a file, a symlink, dangling or not) is already there.
+fn create_exclusive(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Keep the mode of the file being replaced, so a 0600 record stays 0600 (and a 0644 one
+/// stays readable).
+fn keep_mode_of(target: &Path, temp: &File) {
+    if let Ok(meta) = std::fs::symlink_metadata(target)
+        && meta.is_file()
+    {
+        let mode = meta.permissions().mode() & 0o7777;
+        let _ = temp.set_permissions(std::fs::Permissions::from_mode(mode));
+    }
+}
+
+fn fastrand_name() -> String {
+    (0..10).map(|_| fastrand::alphanumeric()).collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
 
 /// Replace `path` with `bytes` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = parent_dir(path);
-    let name = path
-        .file_name()
-        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    let mut temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| {
-            Error::io(
-                format!("cannot create a temp file in {}", dir.display()),
-                &e,
-            )
-        })?;
-    temp.write_all(bytes)
-        .and_then(|()| temp.as_file().sync_all())
-        .map_err(|e| Error::io(format!("cannot write {}", temp.path().display()), &e))?;
-    // Keep the mode of the file being replaced, so a 0600 record stays 0600.
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(temp.path(), meta.permissions());
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(bytes)
+        .map_err(|e| Error::io(format!("cannot write {}", file.temp_path().display()), &e))?;
+    file.commit().map(|_| ())
+}
+
+/// Open an existing file to read it, never through a symlink in its last component and never
+/// blocking on a FIFO; anything but a regular file is refused.
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ))
     }
-    temp.persist(path)
-        .map_err(|e| Error::io(format!("cannot rename into {}", path.display()), &e.error))?;
-    sync_dir(&dir)
+}
+
+/// Read a regular file of at most `cap` bytes, checking the size before reading.
+pub fn read_capped(path: &Path, cap: usize) -> std::io::Result<Vec<u8>> {
+    let file = open_regular(path)?;
+    let len = file.metadata()?.len();
+    if len > cap as u64 {
+        return Err(too_large(cap));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    // The file may grow after fstat: still never read past the cap.
+    file.take(cap as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > cap {
+        return Err(too_large(cap));
+    }
+    Ok(bytes)
+}
+
+fn too_large(cap: usize) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::FileTooLarge,
+        format!("larger than {} bytes", cap),
+    )
 }
 
 /// Rename `from` to `to` and make the rename durable.
@@ -47,9 +213,18 @@ pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
 
 /// fsync a folder so that renames inside it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
+    File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(format!("cannot fsync folder {}", dir.display()), &e))
+}
+
+/// An error for a path ugw will not open because it is a symlink (or not a regular file).
+#[must_use]
+pub fn refused(what: &str, path: &Path, why: &str) -> Error {
+    Error::new(
+        ErrorKind::Usage,
+        format!("{what} {}: {why}", path.display()),
+    )
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -62,6 +237,16 @@ fn parent_dir(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
 
     #[test]
     fn replaces_whole_and_leaves_no_temp() {
@@ -70,10 +255,126 @@ mod tests {
         write_atomic(&path, b"one").unwrap();
         write_atomic(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
+        assert_eq!(names(dir.path()), ["rec.json"]);
+    }
+
+    #[test]
+    fn replaces_by_rename_so_a_reader_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.json");
+        std::fs::write(&path, b"old contents").unwrap();
+        let before = std::fs::metadata(&path).unwrap().ino();
+        let mut reader = File::open(&path).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        // An in-place write would show the reader "new" (or a truncated file).
+        let mut seen = String::new();
+        reader.read_to_string(&mut seen).unwrap();
+        assert_eq!(seen, "old contents");
+        assert_ne!(std::fs::metadata(&path).unwrap().ino(), before);
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_dropped_file_leaves_nothing_and_the_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.tar");
+        std::fs::write(&path, b"old").unwrap();
+        let mut file = AtomicFile::create(&path).unwrap();
+        file.write_all(b"half of it").unwrap();
+        assert!(file.temp_path().exists());
+        assert_eq!(
+            file.temp_path().parent(),
+            Some(dir.path()),
+            "beside the target"
+        );
+        drop(file);
+        assert_eq!(names(dir.path()), ["big.tar"]);
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    }
+
+    #[test]
+    fn the_hash_is_the_sha256_of_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut file = AtomicFile::create(&path).unwrap().hashed();
+        file.write_all(b"a").unwrap();
+        file.write_all(b"bc").unwrap();
+        let digest = file.commit().unwrap();
+        assert_eq!(
+            digest.as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"abc");
+        let unhashed = AtomicFile::create(&path).unwrap();
+        assert_eq!(unhashed.commit().unwrap(), None);
+    }
+
+    #[test]
+    fn a_planted_symlink_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        // At a temp name: creating it fails instead of writing the victim.
+        let temp = dir.path().join(".f.planted.tmp");
+        std::os::unix::fs::symlink(&victim, &temp).unwrap();
+        let err = create_exclusive(&temp).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        // A dangling one creates nothing at its destination.
+        let nowhere = dir.path().join("created-by-root");
+        let dangling = dir.path().join(".f.dangling.tmp");
+        std::os::unix::fs::symlink(&nowhere, &dangling).unwrap();
+        assert!(create_exclusive(&dangling).is_err());
+        assert!(!nowhere.exists());
+        // At the target: the link itself is replaced, its destination untouched.
+        let target = dir.path().join("f");
+        std::os::unix::fs::symlink(&victim, &target).unwrap();
+        write_atomic(&target, b"new").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(std::fs::symlink_metadata(&target).unwrap().is_file());
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+    }
+
+    #[test]
+    fn the_mode_of_the_replaced_file_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        write_atomic(&path, b"1").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&path, b"2").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
+    }
+
+    #[test]
+    fn reading_refuses_what_is_not_a_small_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        // A FIFO nobody writes to would block open() without O_NONBLOCK.
+        assert_eq!(
+            read_capped(&fifo, 10).unwrap_err().kind(),
+            std::io::ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            read_capped(Path::new("/dev/zero"), 10).unwrap_err().kind(),
+            std::io::ErrorKind::InvalidInput
+        );
+        let sparse = dir.path().join("sparse");
+        File::create(&sparse).unwrap().set_len(1 << 40).unwrap();
+        assert_eq!(
+            read_capped(&sparse, 10).unwrap_err().kind(),
+            std::io::ErrorKind::FileTooLarge
+        );
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&sparse, &link).unwrap();
+        assert!(read_capped(&link, 10).is_err(), "never through a symlink");
+        std::fs::write(&sparse, b"0123456789").unwrap();
+        assert_eq!(read_capped(&sparse, 10).unwrap(), b"0123456789");
     }
 }

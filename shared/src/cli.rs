@@ -1,6 +1,8 @@
 //! The one place that writes stdout and exits. It parses the common flags, finds the
-//! incoming record, skips after a failure, runs the tool, appends its step, scrubs, and
-//! writes the record (to `--record FILE` under its lock, and to stdout).
+//! incoming record, skips after a failure, runs the tool (a panic included), appends its step,
+//! scrubs, and writes the record (to `--record FILE` under its lock, and to stdout).
+
+mod record_file;
 
 use crate::cancel::Cancel;
 use crate::ctx::Ctx;
@@ -13,9 +15,11 @@ use crate::scrub::Scrubber;
 use crate::time;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use serde_json::Value;
+use std::cell::Cell;
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 /// What a tool's `run` returns when it succeeded.
@@ -23,6 +27,9 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct StepResult {
     pub changed: bool,
     pub result: Value,
+    /// A program to run in this process once the record is written (`… -- ./server`). The
+    /// record then goes only to `--record FILE`: stdout belongs to that program.
+    pub exec: Option<Vec<OsString>>,
 }
 
 impl StepResult {
@@ -31,6 +38,7 @@ impl StepResult {
         StepResult {
             changed: false,
             result,
+            exec: None,
         }
     }
 
@@ -39,23 +47,79 @@ impl StepResult {
         StepResult {
             changed: true,
             result,
+            exec: None,
         }
+    }
+
+    /// Replace this process with `argv` once the record is saved (only when the step is ok).
+    #[must_use]
+    pub fn then_exec(mut self, argv: Vec<OsString>) -> Self {
+        self.exec = Some(argv);
+        self
     }
 }
 
 pub type RunFn = fn(&mut Ctx, &ArgMatches) -> Result<StepResult>;
 
-/// A tool as `cli` sees it.
+/// A tool as `cli` and xtask see it: its clap command, its `run`, whether it is an inverse
+/// meant for failures, and its default `--timeout`. Each tool crate exports one `tool()`.
 pub struct Tool {
     pub command: Command,
     pub run: RunFn,
     /// Whether these arguments make the tool an inverse meant for failures (it runs on a
     /// failed record instead of skipping: `ugw-swap --rollback`, `ugw-backup restore`).
     pub runs_after_failure: fn(&ArgMatches) -> bool,
+    /// The default of `--timeout`; `None`: no deadline unless one is given.
+    pub default_timeout: Option<&'static str>,
 }
 
-/// The common flags, with their help, defined once for every tool. The tool adds its own and
-/// may give `--timeout` a default (`cmd.mut_arg("timeout", |a| a.default_value("2m"))`).
+impl Tool {
+    /// A tool that skips after a failed record and has no default deadline.
+    #[must_use]
+    pub fn new(command: Command, run: RunFn) -> Self {
+        Tool {
+            command,
+            run,
+            runs_after_failure: |_| false,
+            default_timeout: None,
+        }
+    }
+
+    /// Run on a failed record, instead of skipping, when `inverse(matches)` says so.
+    #[must_use]
+    pub fn inverse_when(mut self, inverse: fn(&ArgMatches) -> bool) -> Self {
+        self.runs_after_failure = inverse;
+        self
+    }
+
+    /// The default `--timeout` (a duration such as `2m`).
+    #[must_use]
+    pub fn default_timeout(mut self, timeout: &'static str) -> Self {
+        self.default_timeout = Some(timeout);
+        self
+    }
+
+    #[must_use]
+    pub fn name(&self) -> &str {
+        self.command.get_name()
+    }
+
+    /// The clap command as parsed and documented: the tool's, with its default `--timeout`.
+    #[must_use]
+    pub fn command(&self) -> Command {
+        match self.default_timeout {
+            Some(timeout) => self
+                .command
+                .clone()
+                .mut_arg("timeout", |a| a.default_value(timeout)),
+            None => self.command.clone(),
+        }
+    }
+}
+
+/// The common flags, with their help, defined once for every tool, and global so that they
+/// work after a subcommand too (`ugw-backup create --dry-run`). The default `--timeout` is
+/// the tool's (`Tool::default_timeout`).
 #[must_use]
 pub fn tool_command(name: &'static str, about: &'static str) -> Command {
     Command::new(name)
@@ -69,7 +133,7 @@ pub fn tool_command(name: &'static str, about: &'static str) -> Command {
 
 fn common_args() -> Vec<Arg> {
     let duration = clap::builder::ValueParser::new(time::parse_duration);
-    vec![
+    let args = [
         Arg::new("record")
             .long("record")
             .value_name("FILE")
@@ -86,10 +150,16 @@ fn common_args() -> Vec<Arg> {
             .value_name("-|none")
             .value_parser(["-", "none"])
             .help("'-' reads the record from stdin whatever it is; 'none' never touches stdin"),
+        Arg::new("output")
+            .long("output")
+            .value_name("FORMAT")
+            .value_parser(["json", "pretty", "none"])
+            .help("The record on stdout: json (one line; indented on a terminal), pretty, or none (keep it with --record)"),
         Arg::new("pretty")
             .long("pretty")
             .action(ArgAction::SetTrue)
-            .help("Indent the record (the default when stdout is a terminal)"),
+            .conflicts_with("output")
+            .help("Same as --output pretty (the record file is indented too)"),
         Arg::new("quiet").long("quiet").short('q').action(ArgAction::SetTrue).help("Print only errors on stderr"),
         Arg::new("always")
             .long("always")
@@ -115,7 +185,16 @@ fn common_args() -> Vec<Arg> {
             .value_name("ID")
             .env("UGW_HOST_ID")
             .help("The host name in the record, where several nodes share one machine"),
-    ]
+    ];
+    args.into_iter().map(|a| a.global(true)).collect()
+}
+
+/// How the record goes to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Pretty,
+    Nothing,
 }
 
 /// The common flags, parsed.
@@ -123,8 +202,8 @@ struct Common {
     record: Option<PathBuf>,
     new: bool,
     input: InputMode,
-    /// `--pretty` as given (the record file follows only the flag).
-    pretty_flag: bool,
+    /// `--output` (or `--pretty`) as given; the record file follows only an explicit `pretty`.
+    format: Option<Format>,
     quiet: bool,
     always: bool,
     dry_run: bool,
@@ -137,11 +216,17 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Common {
     fn from(m: &ArgMatches) -> Self {
+        let format = match m.get_one::<String>("output").map(String::as_str) {
+            Some("json") => Some(Format::Json),
+            Some("pretty") => Some(Format::Pretty),
+            Some("none") => Some(Format::Nothing),
+            _ => m.get_flag("pretty").then_some(Format::Pretty),
+        };
         Common {
             record: m.get_one::<PathBuf>("record").cloned(),
             new: m.get_flag("new"),
             input: input_mode(m.get_one::<String>("in").map(String::as_str)),
-            pretty_flag: m.get_flag("pretty"),
+            format,
             quiet: m.get_flag("quiet"),
             always: m.get_flag("always"),
             dry_run: m.get_flag("dry-run"),
@@ -154,59 +239,54 @@ impl Common {
         }
     }
 
-    /// The common flags read leniently from arguments clap refused, so that a usage error
-    /// still lands in `--record FILE`, honours `--in` and names the right host.
-    fn prescan(args: &[OsString]) -> Self {
-        let mut common = Common {
-            record: None,
-            new: false,
-            input: InputMode::Auto,
-            pretty_flag: false,
-            quiet: false,
-            always: false,
-            dry_run: false,
-            timeout: None,
-            lock_timeout: DEFAULT_LOCK_TIMEOUT,
-            host: String::new(),
-        };
-        let mut host = std::env::var("UGW_HOST_ID").ok();
-        let mut words = args
-            .iter()
-            .skip(1)
-            .map(|a| a.to_string_lossy().into_owned());
+    /// The common flags read from arguments clap refused, so that a usage error still lands
+    /// in `--record FILE`, honours `--in` and names the right host. The same clap parser reads
+    /// them, given only the words that are common flags (and their values).
+    fn lenient(args: &[OsString]) -> Self {
+        let known = common_args();
+        let mut kept: Vec<OsString> = args.iter().take(1).cloned().collect();
+        let mut words = args.iter().skip(1);
         while let Some(word) = words.next() {
-            let (flag, inline) = match word.split_once('=') {
-                Some((flag, value)) if flag.starts_with("--") => {
-                    (flag.to_string(), Some(value.to_string()))
-                }
-                _ => (word.clone(), None),
+            let text = word.to_string_lossy();
+            if text == "--" {
+                break;
+            }
+            let (flag, inline) = match text.split_once('=') {
+                Some((flag, _)) if flag.starts_with("--") => (flag, true),
+                _ => (text.as_ref(), false),
             };
-            let mut value = || inline.clone().or_else(|| words.next());
-            match flag.as_str() {
-                "--" => break,
-                "--record" => common.record = value().map(PathBuf::from),
-                "--in" => common.input = input_mode(value().as_deref()),
-                "--host-id" => host = value(),
-                "--lock-timeout" => {
-                    if let Some(t) = value().and_then(|v| time::parse_duration(&v).ok()) {
-                        common.lock_timeout = t;
-                    }
-                }
-                "--new" => common.new = true,
-                "--pretty" => common.pretty_flag = true,
-                "--quiet" | "-q" => common.quiet = true,
-                "--always" => common.always = true,
-                "--dry-run" => common.dry_run = true,
-                _ => {}
+            let Some(arg) = known.iter().find(|a| {
+                a.get_long()
+                    .is_some_and(|l| flag.strip_prefix("--") == Some(l))
+                    || a.get_short().is_some_and(|s| flag == format!("-{s}"))
+            }) else {
+                continue;
+            };
+            kept.push(word.clone());
+            if arg.get_action().takes_values() && !inline {
+                kept.extend(words.next().cloned());
             }
         }
-        common.host = host_id(host);
-        common
+        let matches = Command::new("lenient")
+            .args(known)
+            .ignore_errors(true)
+            .try_get_matches_from(kept)
+            .unwrap_or_default();
+        Common::from(&matches)
     }
 
-    /// Indented output: asked for, or stdout is a terminal.
-    fn pretty_stdout(&self) -> bool {
-        self.pretty_flag || std::io::stdout().is_terminal()
+    /// How stdout gets the record: `None` for nothing, else whether indented.
+    fn stdout_pretty(&self) -> Option<bool> {
+        match self.format {
+            Some(Format::Nothing) => None,
+            Some(Format::Pretty) => Some(true),
+            Some(Format::Json) => Some(false),
+            None => Some(std::io::stdout().is_terminal()),
+        }
+    }
+
+    fn file_pretty(&self) -> bool {
+        self.format == Some(Format::Pretty)
     }
 }
 
@@ -226,16 +306,12 @@ fn host_id(given: Option<String>) -> String {
 
 /// Run a tool whose every invocation skips after a failed record; never returns.
 pub fn main(command: Command, run: RunFn) -> ! {
-    main_tool(Tool {
-        command,
-        run,
-        runs_after_failure: |_| false,
-    })
+    run_tool(Tool::new(command, run))
 }
 
-/// Run a tool; never returns.
+/// Run a tool (the whole of a tool's `main`); never returns.
 #[allow(clippy::needless_pass_by_value)] // the tool is handed over for good
-pub fn main_tool(tool: Tool) -> ! {
+pub fn run_tool(tool: Tool) -> ! {
     let code = execute(&tool, &std::env::args_os().collect::<Vec<_>>());
     std::process::exit(code)
 }
@@ -296,166 +372,233 @@ impl StepMaker {
 
 /// Everything `main` does, returning the exit code.
 fn execute(tool: &Tool, args: &[OsString]) -> i32 {
-    let started_at = SystemTime::now();
-    let started = Instant::now();
-    let name = tool.command.get_name().to_string();
-    let parsed = tool.command.clone().try_get_matches_from(args);
-    let common = match &parsed {
-        Ok(m) => Common::from(m),
-        Err(e)
-            if matches!(
-                e.kind(),
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-            ) =>
-        {
-            let mut out = std::io::stdout().lock();
-            let _ = write!(out, "{}", e.render()).and_then(|()| out.flush());
-            return exit::OK;
-        }
-        Err(_) => Common::prescan(args),
+    let started = (SystemTime::now(), Instant::now());
+    let parsed = match tool.command().try_get_matches_from(args) {
+        Err(e) if is_help(&e) => return print_help(&e),
+        parsed => parsed,
     };
-    let maker = StepMaker {
-        tool: name.clone(),
-        version: tool.command.get_version().unwrap_or("0").to_string(),
-        host: common.host.clone(),
-        dry_run: common.dry_run,
-        started_at,
-        started,
+    let common = parsed
+        .as_ref()
+        .map_or_else(|_| Common::lenient(args), Common::from);
+    let mut run = match Invocation::start(tool, common, started) {
+        Ok(run) => run,
+        Err(code) => return code,
     };
-    let scrubber = Scrubber::default();
-    let reporter = Reporter::new(&name, common.quiet, scrubber.clone());
-    // Flags were wrong: say so as clap does; the failed step still goes where the record goes.
-    let flags_refused = parsed.is_err();
-    let parsed = parsed.map_err(|e| {
+    let parsed = parsed.map_err(|e| run.usage_error(&e));
+    let record = match run.incoming() {
+        Ok(record) => record,
+        Err(code) => return code,
+    };
+    let inverse = parsed.as_ref().is_ok_and(|m| (tool.runs_after_failure)(m));
+    if let Some(skipped) = run.skip_after_failure(&record, inverse) {
+        return run.finish(record, Err(skipped));
+    }
+    let outcome = parsed.and_then(|matches| run.run_tool(tool, &matches, &record));
+    run.finish(record, outcome.map_err(Skip::Failed))
+}
+
+fn is_help(e: &clap::Error) -> bool {
+    matches!(
+        e.kind(),
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+    )
+}
+
+fn print_help(e: &clap::Error) -> i32 {
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{}", e.render()).and_then(|()| out.flush());
+    exit::OK
+}
+
+/// Why there is no successful step: it was skipped (with the failure's exit code) or failed.
+enum Skip {
+    Skipped(i32),
+    Failed(Error),
+}
+
+/// One invocation once the flags are known: what every later stage needs.
+struct Invocation {
+    name: String,
+    common: Common,
+    maker: StepMaker,
+    scrubber: Scrubber,
+    reporter: Reporter,
+    cancel: Cancel,
+    /// clap's own message was shown already.
+    flags_refused: bool,
+}
+
+impl Invocation {
+    fn start(tool: &Tool, common: Common, started: (SystemTime, Instant)) -> Result<Self, i32> {
+        let name = tool.name().to_string();
+        let scrubber = Scrubber::default();
+        let reporter = Reporter::new(&name, common.quiet, scrubber.clone());
+        let cancel = Cancel::install().map_err(|e| {
+            reporter.error(&e.message);
+            e.exit
+        })?;
+        let maker = StepMaker {
+            tool: name.clone(),
+            version: tool.command.get_version().unwrap_or("0").to_string(),
+            host: common.host.clone(),
+            dry_run: common.dry_run,
+            started_at: started.0,
+            started: started.1,
+        };
+        Ok(Invocation {
+            name,
+            common,
+            maker,
+            scrubber,
+            reporter,
+            cancel,
+            flags_refused: false,
+        })
+    }
+
+    /// Flags were wrong: say so as clap does; the failed step still goes where the record goes.
+    fn usage_error(&mut self, e: &clap::Error) -> Error {
+        self.flags_refused = true;
         let rendered = e.render().to_string();
-        reporter.block(&rendered);
+        self.reporter.block(&rendered);
         let first = rendered
             .lines()
             .next()
             .unwrap_or("bad arguments")
             .trim_start_matches("error: ");
-        Error::usage(format!("{first} (see {name} --help)"))
-    });
-    let cancel = match Cancel::install() {
-        Ok(c) => c,
-        Err(e) => {
-            reporter.error(&e.message);
-            return e.exit;
-        }
-    };
-    let out = Output {
-        common: &common,
-        scrubber: &scrubber,
-        reporter: &reporter,
-        cancel: &cancel,
-        tool: &name,
-    };
-
-    // The incoming record, or the reason there is none.
-    let incoming = match &common.record {
-        Some(_) if common.new => Ok(None),
-        Some(path) => read_record_file(path).map(Some),
-        None => read_incoming(common.input, &reporter, &cancel),
-    };
-    let record = match incoming {
-        Ok(record) => record.unwrap_or_else(|| Record::new(time::new_run_id(&common.host))),
-        Err(err) => {
-            reporter.error(&err.message);
-            let mut record = Record::new(time::new_run_id(&common.host));
-            record.push(maker.failed(&err));
-            // A bad FILE is never overwritten; the record goes to stdout only.
-            emit(&record, common.pretty_stdout(), &scrubber);
-            return err.exit;
-        }
-    };
-
-    // A failed run is skipped, with the failure's own exit code (a usage error included: the
-    // pipe must report the real cause).
-    let inverse = parsed.as_ref().is_ok_and(|m| (tool.runs_after_failure)(m));
-    if !record.ok && !common.always && !inverse {
-        let code = record.failure_exit();
-        let cause = record.failure().map(|s| s.tool.clone()).unwrap_or_default();
-        reporter.info(&format!(
-            "skipped: the run already failed at {cause} (exit {code}); --always runs anyway"
-        ));
-        let skipped = maker.step(Status::Skipped, code, false, Value::Null, None);
-        return out.finish(record, skipped, code);
+        Error::usage(format!("{first} (see {} --help)", self.name))
     }
 
-    let outcome = parsed.and_then(|matches| {
+    /// The incoming record (a new one when there is none), or the exit code when it cannot
+    /// be had: then a record with the failed step went to stdout, never to a bad FILE.
+    fn incoming(&mut self) -> Result<Record, i32> {
+        match self.find_incoming() {
+            Ok(record) => {
+                Ok(record.unwrap_or_else(|| Record::new(time::new_run_id(&self.common.host))))
+            }
+            Err(err) => {
+                self.reporter.error(&err.message);
+                let mut record = Record::new(time::new_run_id(&self.common.host));
+                record.push(self.maker.failed(&err));
+                Err(self.to_stdout(&record, err.exit))
+            }
+        }
+    }
+
+    fn find_incoming(&mut self) -> Result<Option<Record>> {
+        let Some(given) = &self.common.record else {
+            return read_incoming(self.common.input, &self.reporter, &self.cancel);
+        };
+        let path = record_file::resolve(given)?;
+        self.common.record = Some(path.clone());
+        if self.common.new {
+            record_file::check_replaceable(&path)?;
+            return Ok(None);
+        }
+        record_file::read(&path).map(Some)
+    }
+
+    /// A failed run is skipped, with the failure's own exit code (a usage error included: the
+    /// pipe must report the real cause), unless `--always` or the tool is an inverse.
+    fn skip_after_failure(&self, record: &Record, inverse: bool) -> Option<Skip> {
+        if record.ok || self.common.always || inverse {
+            return None;
+        }
+        let code = record.failure_exit();
+        let cause = record.failure().map(|s| s.tool.clone()).unwrap_or_default();
+        self.reporter.info(&format!(
+            "skipped: the run already failed at {cause} (exit {code}); --always runs anyway"
+        ));
+        Some(Skip::Skipped(code))
+    }
+
+    /// The tool's `run`, with a panic turned into a failed step (the record survives it).
+    fn run_tool(&self, tool: &Tool, matches: &ArgMatches, record: &Record) -> Result<StepResult> {
         let mut ctx = Ctx::new(
-            &name,
-            &common.host,
-            reporter.clone(),
-            cancel.clone(),
+            &self.name,
+            &self.common.host,
+            self.reporter.clone(),
+            self.cancel.clone(),
             record.clone(),
         )
-        .with_timeout(common.timeout)
-        .with_dry_run(common.dry_run);
-        (tool.run)(&mut ctx, &matches)
-        // ctx drops here: its temp files go on every path
-    });
-    let (own, code) = match outcome {
-        Ok(done) => (
-            maker.step(Status::Ok, exit::OK, done.changed, done.result, None),
-            exit::OK,
-        ),
-        Err(err) => {
-            if !flags_refused {
-                reporter.error(&err.message); // clap's own message was shown already
-            }
-            (maker.failed(&err), err.exit)
-        }
-    };
-    out.finish(record, own, code)
-}
+        .with_timeout(self.common.timeout)
+        .with_dry_run(self.common.dry_run);
+        let outcome = catching_panics(|| (tool.run)(&mut ctx, matches));
+        drop(ctx); // its temp files go on every path, a panic's included
+        outcome.unwrap_or_else(|panic| {
+            Err(Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "internal error: {panic} (a bug in {}; please report it with the record)",
+                    self.name
+                ),
+            ))
+        })
+    }
 
-/// Where the record goes: `--record FILE` (under its lock) and stdout.
-struct Output<'a> {
-    common: &'a Common,
-    scrubber: &'a Scrubber,
-    reporter: &'a Reporter,
-    cancel: &'a Cancel,
-    tool: &'a str,
-}
-
-impl Output<'_> {
-    /// Append our step and write the record out; returns the exit code.
-    fn finish(&self, mut record: Record, mut own: Step, code: i32) -> i32 {
-        let mut code = code;
-        if let Some(path) = &self.common.record {
-            match self.write_back(path, &record, &own) {
-                Ok(merged) => record = merged,
-                Err(err) => {
-                    // The step's work is done, but the record file could not say so.
+    /// Append our step, save the record, write it out (or exec); returns the exit code.
+    fn finish(&self, record: Record, outcome: Result<StepResult, Skip>) -> i32 {
+        let (own, code, exec) = match outcome {
+            Ok(done) => (
+                self.maker
+                    .step(Status::Ok, exit::OK, done.changed, done.result, None),
+                exit::OK,
+                done.exec,
+            ),
+            Err(Skip::Skipped(code)) => (
+                self.maker
+                    .step(Status::Skipped, code, false, Value::Null, None),
+                code,
+                None,
+            ),
+            Err(Skip::Failed(err)) => {
+                if !(self.flags_refused && err.kind == ErrorKind::Usage) {
                     self.reporter.error(&err.message);
-                    if own.status == Status::Ok {
-                        own.status = if err.kind == ErrorKind::Interrupted {
-                            Status::Interrupted
-                        } else {
-                            Status::Failed
-                        };
-                        own.exit = err.exit;
-                        own.error = Some(StepError {
-                            kind: err.kind.word().to_string(),
-                            message: err.message.clone(),
-                        });
-                        code = err.exit;
-                    }
-                    record.push(own);
                 }
+                (self.maker.failed(&err), err.exit, None)
             }
-        } else {
-            record.push(own);
+        };
+        let (record, code) = self.save(record, own, code);
+        match exec {
+            Some(argv) if code == exit::OK => self.exec(&argv),
+            _ => self.to_stdout(&record, code),
         }
-        emit(&record, self.common.pretty_stdout(), self.scrubber);
-        code
+    }
+
+    /// Append `own` to the record, and to `--record FILE` when there is one. A step whose work
+    /// was done but whose FILE could not say so becomes a failed step.
+    fn save(&self, mut record: Record, mut own: Step, code: i32) -> (Record, i32) {
+        let Some(path) = &self.common.record else {
+            record.push(own);
+            return (record, code);
+        };
+        match self.write_back(path, &record, &own) {
+            Ok(merged) => (merged, code),
+            Err(err) => {
+                self.reporter.error(&err.message);
+                let mut code = code;
+                if own.status == Status::Ok {
+                    own.status = if err.kind == ErrorKind::Interrupted {
+                        Status::Interrupted
+                    } else {
+                        Status::Failed
+                    };
+                    own.exit = err.exit;
+                    own.error = Some(StepError {
+                        kind: err.kind.word().to_string(),
+                        message: err.message.clone(),
+                    });
+                    code = err.exit;
+                }
+                record.push(own);
+                (record, code)
+            }
+        }
     }
 
     /// Under FILE.lock: re-read FILE (others may have appended meanwhile), append, write back.
     fn write_back(&self, path: &Path, ours: &Record, own: &Step) -> Result<Record> {
-        let common = self.common;
-        let lock_path = sibling(path, ".lock");
+        let common = &self.common;
         // After a signal the record must still be saved: wait for the lock briefly, and not
         // cancellably (a second Ctrl-C does not lose the step either).
         let (lock_timeout, lock_cancel) = if self.cancel.signal().is_some() {
@@ -467,17 +610,17 @@ impl Output<'_> {
             (common.lock_timeout, self.cancel.clone())
         };
         let _guard = lock::acquire(
-            &lock_path,
+            &sibling(path, ".lock"),
             lock_timeout,
             &lock_cancel,
             &common.host,
-            self.tool,
+            &self.name,
         )?;
         let mut record = if common.new {
             ours.clone()
         } else {
             // Damaged or gone since we started: never overwrite it; the record is on stdout.
-            read_record_file(path).map_err(|e| {
+            record_file::read(path).map_err(|e| {
                 Error::new(
                     e.kind,
                     format!(
@@ -488,7 +631,7 @@ impl Output<'_> {
             })?
         };
         record.push(own.clone());
-        let text = render(&record, common.pretty_flag, self.scrubber);
+        let text = render(&record, common.file_pretty(), &self.scrubber);
         self.cancel.critical(|| {
             if common.new && path.exists() {
                 keep_previous(path)?;
@@ -497,15 +640,116 @@ impl Output<'_> {
         })?;
         Ok(record)
     }
+
+    /// Write the record to stdout as asked, then a summary line for a human at a terminal.
+    /// A record that could not be written is exit 1 (a failure keeps its own code); a closed
+    /// pipe is not an error: its reader chose not to read (`| head`, `| true`).
+    fn to_stdout(&self, record: &Record, code: i32) -> i32 {
+        let Some(pretty) = self.common.stdout_pretty() else {
+            return code;
+        };
+        let text = render(record, pretty, &self.scrubber);
+        let mut out = std::io::stdout().lock();
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                self.reporter
+                    .error(&format!("cannot write the record to stdout: {e}"));
+                return if code == exit::OK { exit::FAILED } else { code };
+            }
+            _ => {}
+        }
+        if out.is_terminal()
+            && let Some(own) = record.steps.last()
+        {
+            self.reporter.info(&summary(own));
+        }
+        code
+    }
+
+    /// Replace this process with `argv`; only returns (an exit code) when that fails.
+    fn exec(&self, argv: &[OsString]) -> i32 {
+        use std::os::unix::process::CommandExt;
+        let Some((program, args)) = argv.split_first() else {
+            return exit::OK;
+        };
+        let err = std::process::Command::new(program).args(args).exec();
+        self.reporter
+            .error(&format!("cannot run {}: {err}", program.to_string_lossy()));
+        if err.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        }
+    }
+}
+
+/// One line for a human: how the step ended.
+fn summary(step: &Step) -> String {
+    let took = time::human(Duration::from_millis(step.elapsed_ms));
+    let kind = step
+        .error
+        .as_ref()
+        .map(|e| e.kind.as_str())
+        .unwrap_or_default();
+    match step.status {
+        Status::Ok => format!(
+            "ok in {took}{}{}",
+            if step.changed { ", changed" } else { "" },
+            if step.dry_run { " (dry run)" } else { "" }
+        ),
+        Status::Skipped => format!("skipped (exit {})", step.exit),
+        _ => format!("{kind} after {took} (exit {})", step.exit),
+    }
+}
+
+thread_local! {
+    /// Set while a tool's `run` runs on this thread: its panics are caught, not printed.
+    static CATCHING: Cell<bool> = const { Cell::new(false) };
+}
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// Run `f`; a panic becomes `Err` with its message and where it happened. The default hook
+/// stays for every other thread, so a test's own assertion still prints.
+fn catching_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if CATCHING.get() {
+                let what = info.payload_as_str().unwrap_or("a panic").trim_end();
+                let place = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                *LAST_PANIC
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(format!("panicked{place}: {what}"));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    CATCHING.set(true);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.set(false);
+    outcome.map_err(|_| {
+        LAST_PANIC
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .unwrap_or_else(|| "panicked".to_string())
+    })
 }
 
 /// Keep FILE as FILE.prev without ever leaving no FILE: a hard link (or a copy), after which
-/// the atomic write replaces FILE.
+/// the atomic write replaces FILE. A link is a new name for FILE's inode, so nothing is ever
+/// written through whatever sat at FILE.prev.
 fn keep_previous(path: &Path) -> Result<()> {
     let prev = sibling(path, ".prev");
     let _ = std::fs::remove_file(&prev);
     if std::fs::hard_link(path, &prev).is_err() {
-        let bytes = std::fs::read(path)
+        let bytes = crate::atomic::read_capped(path, crate::record::MAX_BYTES)
             .map_err(|e| Error::io(format!("cannot read {}", path.display()), &e))?;
         crate::atomic::write_atomic(&prev, &bytes)?;
     }
@@ -516,21 +760,6 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_os_string();
     name.push(suffix);
     PathBuf::from(name)
-}
-
-fn read_record_file(path: &Path) -> Result<Record> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::usage(format!(
-                "--record {}: no such file; add --new to start a run there (nothing was attempted)",
-                path.display()
-            )));
-        }
-        Err(e) => return Err(Error::io(format!("--record {}", path.display()), &e)),
-    };
-    Record::parse(&bytes)
-        .map_err(|e| Error::bad_record(format!("--record {}: {}", path.display(), e.message)))
 }
 
 /// Scrubbed JSON text of the record.
@@ -545,11 +774,4 @@ fn render(record: &Record, pretty: bool, scrubber: &Scrubber) -> String {
     .expect("a value always serialises");
     text.push('\n');
     text
-}
-
-/// Write the record to stdout. A closed stdout (`| head`) is not a crash.
-fn emit(record: &Record, pretty: bool, scrubber: &Scrubber) {
-    let text = render(record, pretty, scrubber);
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

@@ -3,11 +3,18 @@
 
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
+use crate::poll::{PollPlan, Poller};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
+
+/// How often a held lock is tried again.
+const RETRY_EVERY: Duration = Duration::from_millis(10);
+/// A holder's note is one short line; anything longer is not ours.
+const MAX_NOTE_BYTES: usize = 4096;
 
 /// Who holds a lock, as written into the lock file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,28 +56,28 @@ pub fn acquire(
     host: &str,
     tool: &str,
 ) -> Result<LockGuard> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| Error::io(format!("cannot open lock file {}", path.display()), &e))?;
-    let deadline = Instant::now() + timeout;
+    let mut file = open_lock_file(path)?;
+    // The poller's beat is the retry rate; its deadline is --lock-timeout.
+    let mut poller = Poller::new(
+        PollPlan {
+            timeout,
+            interval: RETRY_EVERY,
+            max_interval: None,
+            attempt_timeout: timeout,
+        },
+        Instant::now(),
+    );
     loop {
+        poller.begin_round();
         match file.try_lock() {
             Ok(()) => break,
             Err(TryLockError::WouldBlock) => {
-                if Instant::now() >= deadline {
+                if !poller.wait_next(false, None, cancel)? {
                     return Err(Error::new(
                         ErrorKind::Busy,
                         busy_message(path, &mut file, host, timeout),
                     ));
                 }
-                cancel.sleep(
-                    Duration::from_millis(10)
-                        .min(deadline.saturating_duration_since(Instant::now())),
-                )?;
             }
             Err(TryLockError::Error(e)) => {
                 return Err(Error::io(format!("cannot lock {}", path.display()), &e));
@@ -95,16 +102,51 @@ pub fn acquire(
     })
 }
 
+/// Open (or create) the lock file, never through a symlink, and only if it is a plain file
+/// of its own: the note is written into it, so a link to another file would be emptied.
+fn open_lock_file(path: &Path) -> Result<File> {
+    let refused = |why: &str| {
+        Error::usage(format!(
+            "lock file {}: {why}; refusing to use it (remove it if nothing should be there)",
+            path.display()
+        ))
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refused("is a symbolic link"),
+            Some(libc::EISDIR) => refused("is not a regular file"),
+            _ => Error::io(format!("cannot open lock file {}", path.display()), &e),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("cannot stat lock file {}", path.display()), &e))?;
+    if !meta.is_file() {
+        return Err(refused("is not a regular file"));
+    }
+    if meta.nlink() != 1 {
+        return Err(refused("has other hard links"));
+    }
+    Ok(file)
+}
+
 /// Read who holds the lock at `path`, if the note says.
 #[must_use]
 pub fn holder(path: &Path) -> Option<Holder> {
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
+    let bytes = crate::atomic::read_capped(path, MAX_NOTE_BYTES).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 fn busy_message(path: &Path, file: &mut File, our_host: &str, waited: Duration) -> String {
     let mut text = String::new();
-    let _ = file.rewind().and_then(|()| file.read_to_string(&mut text));
+    let _ = file
+        .rewind()
+        .and_then(|()| file.take(MAX_NOTE_BYTES as u64).read_to_string(&mut text));
     let waited = humantime::format_duration(Duration::from_millis(waited.as_millis() as u64));
     match serde_json::from_str::<Holder>(&text) {
         Ok(h) => {
@@ -205,5 +247,37 @@ mod tests {
         .unwrap_err();
         let expected = format!("stale: pid {pid} is no longer running");
         assert!(err.message.contains(&expected), "{}", err.message);
+    }
+
+    #[test]
+    fn a_planted_lock_file_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let cancel = Cancel::default();
+        let take = |path: &Path| acquire(path, Duration::ZERO, &cancel, "h", "ugw-test");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+
+        let link = dir.path().join("a.lock");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let err = take(&link).unwrap_err();
+        assert_eq!(err.exit, 2);
+        assert!(err.message.contains("symbolic link"), "{}", err.message);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+
+        let nowhere = dir.path().join("created-by-us");
+        let dangling = dir.path().join("b.lock");
+        std::os::unix::fs::symlink(&nowhere, &dangling).unwrap();
+        assert_eq!(take(&dangling).unwrap_err().exit, 2);
+        assert!(!nowhere.exists(), "a dangling link creates nothing");
+
+        let hard = dir.path().join("c.lock");
+        std::fs::hard_link(&victim, &hard).unwrap();
+        let err = take(&hard).unwrap_err();
+        assert!(err.message.contains("hard links"), "{}", err.message);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+
+        let folder = dir.path().join("d.lock");
+        std::fs::create_dir(&folder).unwrap();
+        assert_eq!(take(&folder).unwrap_err().exit, 2);
     }
 }

@@ -1,4 +1,4 @@
 //! ugw-wait-healthy: see `man ugw-wait-healthy`.
 fn main() {
-    ugw_shared::cli::main(ugw_wait_healthy::command(), ugw_wait_healthy::run)
+    ugw_shared::cli::run_tool(ugw_wait_healthy::tool())
 }

@@ -8,9 +8,6 @@ use clap_complete::{Generator, Shell};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Every tool, in the order the overview page lists them. Adding a tool is one line here.
-pub const TOOLS: &[fn() -> Command] = &[ugw_wait_healthy::command];
-
 /// Where the man pages go, relative to the workspace root.
 pub const MAN_DIR: &str = "man";
 /// Where the completions go, relative to the workspace root.
@@ -24,7 +21,8 @@ pub type File = (PathBuf, Vec<u8>);
 
 /// Everything, for the real tools.
 pub fn generate() -> Result<Vec<File>, String> {
-    let tools: Vec<Command> = TOOLS.iter().map(|command| command()).collect();
+    // The registry in src/lib.rs; each command as parsed, its default --timeout included.
+    let tools: Vec<Command> = ugw::tools().iter().map(|tool| tool.command()).collect();
     generate_for(&tools)
 }
 

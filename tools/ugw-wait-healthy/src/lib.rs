@@ -34,6 +34,12 @@ Examples:
   # A secret header, read from the environment and never printed:
   ugw-wait-healthy --url https://app.internal/health --header-env 'Authorization=HEALTH_TOKEN' --cacert /etc/app/ca.pem";
 
+/// This tool as `cli` and xtask see it: never an inverse, a 2-minute default deadline.
+#[must_use]
+pub fn tool() -> ugw_shared::cli::Tool {
+    ugw_shared::cli::Tool::new(command(), run).default_timeout("2m")
+}
+
 /// The clap command: the common flags, then this tool's own.
 #[must_use]
 pub fn command() -> Command {
@@ -49,7 +55,7 @@ pub fn command() -> Command {
          once on a fail-fast condition. With --until-down, waits until every target fails instead.",
     )
     .after_long_help(EXAMPLES)
-    .mut_arg("timeout", |a| a.default_value("2m").help("Overall deadline (never overrun by more than 50 ms)"))
+    .mut_arg("timeout", |a| a.help("Overall deadline (never overrun by more than 50 ms)"))
     .next_help_heading("Targets (repeatable, mixable; all must pass in the same round)")
     .arg(Arg::new("url").long("url").value_name("URL").action(ArgAction::Append).help("An HTTP or HTTPS URL to GET"))
     .arg(

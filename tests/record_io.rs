@@ -211,27 +211,24 @@ fn record_file_needs_new_to_start_and_keeps_the_previous_run() {
 
 #[test]
 fn five_processes_appending_to_one_record_lose_no_step() {
-    let _serial = kit::serial();
-    // They all wait on the same service, which turns ready for all of them at once.
-    let app = DemoApp::start(&["--ready-after", "800ms"]);
-    let url = format!("{}/health/ready", app.url);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rec.json");
     let path = file.to_str().unwrap().to_string();
-    wait_healthy(&[
-        "--url",
-        &format!("{}/health/live", app.url),
-        "--record",
-        &path,
-        "--new",
-    ])
-    .assert_code(0);
+    wait_healthy(&["--cmd", "true", "--record", &path, "--new"]).assert_code(0);
+    // The test holds the lock, so the writers must queue for it whatever the machine's load:
+    // without the lock, one of them would write (and exit) while the test holds it.
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.path().join("rec.json.lock"))
+        .unwrap();
+    held.lock().unwrap();
     let children: Vec<_> = (0..5)
         .map(|i| {
             let mut cmd = tool("ugw-wait-healthy");
             cmd.args([
-                "--url",
-                &url,
+                "--cmd",
+                "true",
                 "--record",
                 &path,
                 "--host-id",
@@ -242,6 +239,37 @@ fn five_processes_appending_to_one_record_lose_no_step() {
             cmd.spawn().unwrap()
         })
         .collect();
+    let lock_path = dir.path().join("rec.json.lock");
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    for child in &children {
+        while !has_open(child.id(), &lock_path) {
+            assert!(
+                std::time::Instant::now() < until,
+                "pid {} never reached the lock",
+                child.id()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // Every writer is at the lock; none gets past it while the test holds it.
+    let window = std::time::Instant::now() + Duration::from_secs(1);
+    let mut children = children;
+    while std::time::Instant::now() < window {
+        for child in &mut children {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "a writer did not wait for the lock"
+            );
+        }
+        assert_eq!(
+            parse_record(&std::fs::read_to_string(&file).unwrap())
+                .steps
+                .len(),
+            1
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    held.unlock().unwrap();
     for child in children {
         let output = kit::wait_bounded(child, Duration::from_secs(20));
         assert_eq!(
@@ -256,6 +284,14 @@ fn five_processes_appending_to_one_record_lose_no_step() {
     let mut hosts: Vec<_> = record.steps[1..].iter().map(|s| s.host.clone()).collect();
     hosts.sort();
     assert_eq!(hosts, ["node0", "node1", "node2", "node3", "node4"]);
+}
+
+/// Whether process `pid` has `path` open (it is inside `lock::acquire`).
+fn has_open(pid: u32, path: &std::path::Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.filter_map(Result::ok)
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+    })
 }
 
 #[test]

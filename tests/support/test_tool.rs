@@ -11,25 +11,26 @@ use ugw_shared::{Ctx, Result, StepResult};
 fn command() -> Command {
     ugw_shared::tool_command("ugw-test-tool", "A tool for the tests of cli")
         .subcommand_required(true)
-        .subcommand(
-            Command::new("create")
-                .about("Do a job")
-                .arg(Arg::new("panic").long("panic").action(ArgAction::SetTrue))
-                .arg(
-                    Arg::new("exec")
-                        .long("exec")
-                        .num_args(1..)
-                        .allow_hyphen_values(true)
-                        .value_parser(clap::value_parser!(OsString)),
-                ),
+        .subcommand(job("create", "Do a job"))
+        .subcommand(job("restore", "Undo a job (runs on a failed record)"))
+}
+
+fn job(name: &'static str, about: &'static str) -> Command {
+    Command::new(name)
+        .about(about)
+        .arg(Arg::new("panic").long("panic").action(ArgAction::SetTrue))
+        .arg(
+            Arg::new("exec")
+                .long("exec")
+                .num_args(1..)
+                .allow_hyphen_values(true)
+                .value_parser(clap::value_parser!(OsString)),
         )
-        .subcommand(Command::new("restore").about("Undo a job (runs on a failed record)"))
 }
 
 fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
     let (job, args) = matches.subcommand().expect("a subcommand is required");
-    let panic = job == "create" && args.get_flag("panic");
-    assert!(!panic, "asked to panic");
+    assert!(!args.get_flag("panic"), "asked to panic");
     let deadline_ms = ctx
         .deadline()
         .map(|d| d.saturating_duration_since(ctx.started).as_millis() as u64);

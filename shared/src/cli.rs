@@ -775,3 +775,90 @@ fn render(record: &Record, pretty: bool, scrubber: &Scrubber) -> String {
     text.push('\n');
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_lenient_parse_finds_the_common_flags_around_bad_ones() {
+        let common = Common::lenient(&args(&[
+            "ugw-x",
+            "create",
+            "--bogus",
+            "--record",
+            "f.json",
+            "-q",
+            "--host-id=h1",
+            "--lock-timeout",
+            "5s",
+            "--output",
+            "none",
+            "--",
+            "--dry-run",
+        ]));
+        assert_eq!(common.record, Some(PathBuf::from("f.json")));
+        assert!(common.quiet && !common.dry_run);
+        assert_eq!(common.host, "h1");
+        assert_eq!(common.lock_timeout, Duration::from_secs(5));
+        assert_eq!(common.format, Some(Format::Nothing));
+        let common = Common::lenient(&args(&["ugw-x", "--in", "none", "--pretty", "--always"]));
+        assert!(matches!(common.input, InputMode::None));
+        assert!(common.always && common.file_pretty());
+    }
+
+    #[test]
+    fn a_tool_declares_its_default_timeout_and_its_inverse() {
+        fn run(_: &mut Ctx, _: &ArgMatches) -> Result<StepResult> {
+            Ok(StepResult::default())
+        }
+        let plain = Tool::new(tool_command("ugw-x", "x"), run);
+        let matches = plain.command().get_matches_from(["ugw-x"]);
+        assert_eq!(matches.get_one::<Duration>("timeout"), None, "no deadline");
+        assert!(!(plain.runs_after_failure)(&matches));
+        let declared = Tool::new(tool_command("ugw-x", "x"), run)
+            .default_timeout("90s")
+            .inverse_when(|m| m.get_flag("always"));
+        let matches = declared.command().get_matches_from(["ugw-x", "--always"]);
+        assert_eq!(
+            matches.get_one::<Duration>("timeout"),
+            Some(&Duration::from_secs(90))
+        );
+        assert!((declared.runs_after_failure)(&matches));
+    }
+
+    #[test]
+    fn the_summary_says_how_the_step_ended() {
+        let maker = StepMaker {
+            tool: "ugw-x".into(),
+            version: "0".into(),
+            host: "h".into(),
+            dry_run: false,
+            started_at: SystemTime::now(),
+            started: Instant::now(),
+        };
+        let mut ok = maker.step(Status::Ok, 0, true, Value::Null, None);
+        ok.elapsed_ms = 1500;
+        assert_eq!(summary(&ok), "ok in 1.5 s, changed");
+        let failed = maker.failed(&Error::new(ErrorKind::Timeout, "late"));
+        assert!(
+            summary(&failed).starts_with("timeout after "),
+            "{}",
+            summary(&failed)
+        );
+        assert!(summary(&failed).ends_with("(exit 1)"));
+        let skipped = maker.step(Status::Skipped, 4, false, Value::Null, None);
+        assert_eq!(summary(&skipped), "skipped (exit 4)");
+    }
+
+    #[test]
+    fn a_panic_is_caught_with_its_message_and_place() {
+        let err = catching_panics(|| panic!("boom {}", 7)).unwrap_err();
+        assert!(err.contains("boom 7") && err.contains("cli.rs:"), "{err}");
+        assert_eq!(catching_panics(|| 5), Ok(5));
+    }
+}

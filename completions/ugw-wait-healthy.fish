@@ -1,9 +1,11 @@
 complete -c ugw-wait-healthy -l record -d 'Keep the record in FILE (read, append this step, write back atomically under FILE.lock)' -r -F
 complete -c ugw-wait-healthy -l in -d '\'-\' reads the record from stdin whatever it is; \'none\' never touches stdin' -r -f -a "-\t''
 none\t''"
+complete -c ugw-wait-healthy -l output -d 'The record on stdout: json (one line; indented on a terminal), pretty, or none (keep it with --record)' -r -f -a "json\t''
+pretty\t''
+none\t''"
 complete -c ugw-wait-healthy -l lock-timeout -d 'How long to wait for a lock another run holds before giving up (exit 4)' -r
 complete -c ugw-wait-healthy -l host-id -d 'The host name in the record, where several nodes share one machine' -r
-complete -c ugw-wait-healthy -l timeout -d 'Overall deadline (never overrun by more than 50 ms)' -r
 complete -c ugw-wait-healthy -l url -d 'An HTTP or HTTPS URL to GET' -r
 complete -c ugw-wait-healthy -l tcp -d 'A TCP port that must accept a connection (IPv6 as [::1]:8080)' -r
 complete -c ugw-wait-healthy -l cmd -d 'A command (run by sh -c, in its own process group) that must exit 0' -r
@@ -24,8 +26,9 @@ complete -c ugw-wait-healthy -l interval -d 'Time between the starts of two roun
 complete -c ugw-wait-healthy -l max-interval -d 'Back off exponentially (with jitter) while failing, up to this' -r
 complete -c ugw-wait-healthy -l successes -d 'Passing rounds needed in a row' -r
 complete -c ugw-wait-healthy -l stable-for -d 'Targets must keep passing for this long' -r
+complete -c ugw-wait-healthy -l timeout -d 'Overall deadline (never overrun by more than 50 ms)' -r
 complete -c ugw-wait-healthy -l new -d 'Start a new run in --record FILE (an old FILE is kept as FILE.prev)'
-complete -c ugw-wait-healthy -l pretty -d 'Indent the record (the default when stdout is a terminal)'
+complete -c ugw-wait-healthy -l pretty -d 'Same as --output pretty (the record file is indented too)'
 complete -c ugw-wait-healthy -s q -l quiet -d 'Print only errors on stderr'
 complete -c ugw-wait-healthy -l always -d 'Run even when the incoming record has failed (instead of skipping)'
 complete -c ugw-wait-healthy -l dry-run -d 'Say in the record what would be done; change nothing'

@@ -2,7 +2,7 @@
 //! meet them: planted symlinks and files that are not records, stdout that cannot be written,
 //! a panic, the common flags after a subcommand, an inverse, the declared deadline, `--output`
 //! and an exec after the record. Uses the real binaries (and `ugw-test-tool`, a tool with
-//! subcommands built for these tests from tests/support/test_tool.rs).
+//! subcommands built for these tests from `tests/support/test_tool.rs`).
 
 mod kit;
 

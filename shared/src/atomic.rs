@@ -196,7 +196,7 @@ pub fn read_capped(path: &Path, cap: usize) -> std::io::Result<Vec<u8>> {
 fn too_large(cap: usize) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::FileTooLarge,
-        format!("larger than {} bytes", cap),
+        format!("larger than {cap} bytes"),
     )
 }
 

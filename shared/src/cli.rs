@@ -669,10 +669,10 @@ impl Invocation {
     /// Replace this process with `argv`; only returns (an exit code) when that fails.
     fn exec(&self, argv: &[OsString]) -> i32 {
         use std::os::unix::process::CommandExt;
-        let Some((program, args)) = argv.split_first() else {
+        let Some((program, rest)) = argv.split_first() else {
             return exit::OK;
         };
-        let err = std::process::Command::new(program).args(args).exec();
+        let err = std::process::Command::new(program).args(rest).exec();
         self.reporter
             .error(&format!("cannot run {}: {err}", program.to_string_lossy()));
         if err.kind() == std::io::ErrorKind::NotFound {
@@ -716,7 +716,13 @@ fn catching_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if CATCHING.get() {
-                let what = info.payload_as_str().unwrap_or("a panic").trim_end();
+                let payload = info.payload();
+                let what = payload
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("a panic")
+                    .trim_end();
                 let place = info
                     .location()
                     .map(|l| format!(" at {}:{}", l.file(), l.line()))
@@ -813,6 +819,7 @@ mod tests {
 
     #[test]
     fn a_tool_declares_its_default_timeout_and_its_inverse() {
+        #[allow(clippy::unnecessary_wraps)] // the shape every tool's run has
         fn run(_: &mut Ctx, _: &ArgMatches) -> Result<StepResult> {
             Ok(StepResult::default())
         }

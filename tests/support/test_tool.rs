@@ -28,6 +28,7 @@ fn job(name: &'static str, about: &'static str) -> Command {
         )
 }
 
+#[allow(clippy::unnecessary_wraps)] // the shape every tool's run has
 fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
     let (job, args) = matches.subcommand().expect("a subcommand is required");
     assert!(!args.get_flag("panic"), "asked to panic");
@@ -37,7 +38,7 @@ fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
     let result = json!({"job": job, "dry_run": ctx.dry_run, "deadline_ms": deadline_ms});
     let done = StepResult::changed(result);
     Ok(match args.get_many::<OsString>("exec") {
-        Some(argv) => done.then_exec(argv.cloned().collect()),
+        Some(program) => done.then_exec(program.cloned().collect()),
         None => done,
     })
 }

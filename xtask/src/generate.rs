@@ -22,7 +22,10 @@ pub type File = (PathBuf, Vec<u8>);
 /// Everything, for the real tools.
 pub fn generate() -> Result<Vec<File>, String> {
     // The registry in src/lib.rs; each command as parsed, its default --timeout included.
-    let tools: Vec<Command> = ugw::tools().iter().map(|tool| tool.command()).collect();
+    let tools: Vec<Command> = ugw::tools()
+        .iter()
+        .map(ugw_shared::cli::Tool::command)
+        .collect();
     generate_for(&tools)
 }
 

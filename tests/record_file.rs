@@ -435,3 +435,30 @@ fn a_closed_pipe_is_not_an_error() {
     assert!(out.stdout.contains("rc=0"), "{} {}", out.stdout, out.stderr);
     assert_eq!(read_record(&dir.path().join("rec.json")).steps.len(), 1);
 }
+
+#[test]
+fn a_terminal_gets_the_indented_record_and_a_summary_line() {
+    if !require("script") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // `script` gives the tool a terminal for stdout and stderr.
+    let out = bash(
+        "script -qec 'ugw-wait-healthy --in none --cmd true' /dev/null",
+        dir.path(),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = out.stdout.replace("\r\n", "\n");
+    let record_end = text.find("\n}\n").expect("an indented record") + 3;
+    assert_eq!(
+        parse_record(&text[text.find('{').unwrap()..record_end])
+            .steps
+            .len(),
+        1
+    );
+    let summary = text[record_end..].trim();
+    assert!(
+        summary.starts_with("ugw-wait-healthy: ok in "),
+        "a summary after the record: {text}"
+    );
+}

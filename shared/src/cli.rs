@@ -243,7 +243,9 @@ impl Common {
     /// in `--record FILE`, honours `--in` and names the right host. The same clap parser reads
     /// them, given only the words that are common flags (and their values).
     fn lenient(args: &[OsString]) -> Self {
-        let known = common_args();
+        let command = Command::new("lenient")
+            .args(common_args())
+            .ignore_errors(true);
         let mut kept: Vec<OsString> = args.iter().take(1).cloned().collect();
         let mut words = args.iter().skip(1);
         while let Some(word) = words.next() {
@@ -252,26 +254,29 @@ impl Common {
                 break;
             }
             let (flag, inline) = match text.split_once('=') {
-                Some((flag, _)) if flag.starts_with("--") => (flag, true),
-                _ => (text.as_ref(), false),
+                Some((flag, value)) if flag.starts_with("--") => (flag, Some(value)),
+                _ => (text.as_ref(), None),
             };
-            let Some(arg) = known.iter().find(|a| {
+            let Some(arg) = command.get_arguments().find(|a| {
                 a.get_long()
                     .is_some_and(|l| flag.strip_prefix("--") == Some(l))
                     || a.get_short().is_some_and(|s| flag == format!("-{s}"))
             }) else {
                 continue;
             };
-            kept.push(word.clone());
-            if arg.get_action().takes_values() && !inline {
-                kept.extend(words.next().cloned());
+            if !arg.get_action().takes_values() {
+                kept.push(word.clone());
+                continue;
+            }
+            let Some(value) = inline.map(OsString::from).or_else(|| words.next().cloned()) else {
+                break;
+            };
+            // A bad value (`--timeout 30`) is dropped here: clap would stop at it.
+            if accepts(arg, &value) {
+                kept.extend([OsString::from(format!("--{}", arg.get_id())), value]);
             }
         }
-        let matches = Command::new("lenient")
-            .args(known)
-            .ignore_errors(true)
-            .try_get_matches_from(kept)
-            .unwrap_or_default();
+        let matches = command.try_get_matches_from(kept).unwrap_or_default();
         Common::from(&matches)
     }
 
@@ -290,6 +295,17 @@ impl Common {
     }
 }
 
+/// Whether `arg`'s value parser takes `value` (its conflicts and requirements aside).
+fn accepts(arg: &Arg, value: &OsString) -> bool {
+    let alone = Arg::new(arg.get_id().clone())
+        .long("value")
+        .value_parser(arg.get_value_parser().clone());
+    Command::new("check")
+        .arg(alone)
+        .try_get_matches_from([OsString::from("check"), "--value".into(), value.clone()])
+        .is_ok()
+}
+
 fn input_mode(value: Option<&str>) -> InputMode {
     match value {
         Some("-") => InputMode::Stdin,
@@ -302,11 +318,6 @@ fn host_id(given: Option<String>) -> String {
     given
         .filter(|h| !h.trim().is_empty())
         .unwrap_or_else(time::hostname)
-}
-
-/// Run a tool whose every invocation skips after a failed record; never returns.
-pub fn main(command: Command, run: RunFn) -> ! {
-    run_tool(Tool::new(command, run))
 }
 
 /// Run a tool (the whole of a tool's `main`); never returns.
@@ -802,6 +813,8 @@ mod tests {
             "--host-id=h1",
             "--lock-timeout",
             "5s",
+            "--timeout",
+            "30",
             "--output",
             "none",
             "--",
@@ -812,6 +825,10 @@ mod tests {
         assert_eq!(common.host, "h1");
         assert_eq!(common.lock_timeout, Duration::from_secs(5));
         assert_eq!(common.format, Some(Format::Nothing));
+        assert_eq!(
+            common.timeout, None,
+            "a bad value is dropped, not the flags after it"
+        );
         let common = Common::lenient(&args(&["ugw-x", "--in", "none", "--pretty", "--always"]));
         assert!(matches!(common.input, InputMode::None));
         assert!(common.always && common.file_pretty());

@@ -129,4 +129,25 @@ mod tests {
         assert!(kept.exists());
         assert!(!dropped.exists() && !folder.exists());
     }
+
+    #[test]
+    fn the_deadline_counts_from_the_run_and_only_with_a_timeout() {
+        let make = || {
+            let reporter = Reporter::new("ugw-test", true, Scrubber::default());
+            Ctx::new(
+                "ugw-test",
+                "h",
+                reporter,
+                Cancel::default(),
+                Record::new("r".into()),
+            )
+        };
+        assert_eq!(
+            make().deadline(),
+            None,
+            "a tool without a timeout has no deadline"
+        );
+        let ctx = make().with_timeout(Some(Duration::from_secs(90)));
+        assert_eq!(ctx.deadline(), Some(ctx.started + Duration::from_secs(90)));
+    }
 }

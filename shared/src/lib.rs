@@ -1,5 +1,6 @@
 //! ugw-shared: the mechanisms every ugw tool uses, written once. A tool crate exposes
-//! `command()` and `run(&mut Ctx, &ArgMatches)`; `cli::main` does the rest.
+//! `tool()` (a `cli::Tool`: its command and `run(&mut Ctx, &ArgMatches)`); `cli::run_tool`
+//! does the rest.
 
 pub mod atomic;
 pub mod cancel;

@@ -405,7 +405,7 @@ fn execute(tool: &Tool, args: &[OsString]) -> i32 {
         return run.finish(record, Err(skipped));
     }
     let outcome = parsed.and_then(|matches| run.run_tool(tool, &matches, &record));
-    run.finish(record, outcome.map_err(Skip::Failed))
+    run.finish(record, outcome.map_err(NoSuccess::Failed))
 }
 
 fn is_help(e: &clap::Error) -> bool {
@@ -422,7 +422,7 @@ fn print_help(e: &clap::Error) -> i32 {
 }
 
 /// Why there is no successful step: it was skipped (with the failure's exit code) or failed.
-enum Skip {
+enum NoSuccess {
     Skipped(i32),
     Failed(Error),
 }
@@ -511,7 +511,7 @@ impl Invocation {
 
     /// A failed run is skipped, with the failure's own exit code (a usage error included: the
     /// pipe must report the real cause), unless `--always` or the tool is an inverse.
-    fn skip_after_failure(&self, record: &Record, inverse: bool) -> Option<Skip> {
+    fn skip_after_failure(&self, record: &Record, inverse: bool) -> Option<NoSuccess> {
         if record.ok || self.common.always || inverse {
             return None;
         }
@@ -520,7 +520,7 @@ impl Invocation {
         self.reporter.info(&format!(
             "skipped: the run already failed at {cause} (exit {code}); --always runs anyway"
         ));
-        Some(Skip::Skipped(code))
+        Some(NoSuccess::Skipped(code))
     }
 
     /// The tool's `run`, with a panic turned into a failed step (the record survives it).
@@ -548,7 +548,7 @@ impl Invocation {
     }
 
     /// Append our step, save the record, write it out (or exec); returns the exit code.
-    fn finish(&self, record: Record, outcome: Result<StepResult, Skip>) -> i32 {
+    fn finish(&self, record: Record, outcome: Result<StepResult, NoSuccess>) -> i32 {
         let (own, code, exec) = match outcome {
             Ok(done) => (
                 self.maker
@@ -556,13 +556,13 @@ impl Invocation {
                 exit::OK,
                 done.exec,
             ),
-            Err(Skip::Skipped(code)) => (
+            Err(NoSuccess::Skipped(code)) => (
                 self.maker
                     .step(Status::Skipped, code, false, Value::Null, None),
                 code,
                 None,
             ),
-            Err(Skip::Failed(err)) => {
+            Err(NoSuccess::Failed(err)) => {
                 if !(self.flags_refused && err.kind == ErrorKind::Usage) {
                     self.reporter.error(&err.message);
                 }

@@ -46,17 +46,38 @@ fn every_documented_example_runs_or_is_listed() {
         match example.kind {
             Kind::Ansible => eprintln!("{}: run by ansible_tasks_run_in_a_play", example.source),
             Kind::GitLab => eprintln!("{}: run by a_gitlab_job_runs_from_stdin", example.source),
-            Kind::Shell if runnable(&example) => {
-                let Some(stage) = Stage::new(&example, &[]) else {
-                    continue;
-                };
-                let out = run_shell(&stage, &example);
-                out.assert_code(0);
-                assert_all_ok(&record_of(&stage, &example, &out), &example);
-            }
+            Kind::Shell if runnable(&example) => run_as_written(&example),
             Kind::Shell => {}
         }
     }
+}
+
+/// A shell example without a test of its own: it succeeds and leaves an ok record.
+fn run_as_written(example: &Example) {
+    let Some(stage) = Stage::new(example, &[]) else {
+        return;
+    };
+    let out = run_shell(&stage, example);
+    out.assert_code(0);
+    let record = record_of(&stage, example, &out);
+    assert_all_ok(&record, example);
+    assert!(!record.steps.is_empty(), "{}: {record:?}", example.source);
+}
+
+#[test]
+fn an_example_without_a_test_of_its_own_runs_on_the_stand_ins() {
+    let example = |text: &str| Example {
+        source: "README.md:1".into(),
+        kind: Kind::Shell,
+        text: text.into(),
+    };
+    run_as_written(&example(
+        "ugw-wait-healthy --url http://127.0.0.1:8080/health/live --tcp 127.0.0.1:5432\n",
+    ));
+    run_as_written(&example(
+        "mkdir -p /var/lib/ugw && ugw-wait-healthy --record /var/lib/ugw/r.json --new \\\n  \
+         --url \"$APP_URL/health/ready\" > /dev/null\n",
+    ));
 }
 
 /// The extraction finds what the documents hold: a change that hid examples from it (a new

@@ -3,7 +3,7 @@
 
 mod kit;
 
-use kit::{Outcome, RawServer, tool, wait_healthy, with_stdin};
+use kit::{DemoApp, Outcome, RawServer, run, tool, wait_healthy, with_stdin};
 
 /// A password far longer than any excerpt, so that every cut falls inside it.
 fn long_password() -> String {
@@ -108,6 +108,37 @@ fn a_secret_in_a_body_matching_fail_if_is_masked_before_the_cut() {
     out.assert_code(1);
     assert_eq!(out.last_step().error_kind(), "fail_condition");
     assert_no_password(&out);
+}
+
+#[test]
+fn a_known_secret_echoed_by_the_service_is_masked_before_the_cut() {
+    // Only its value marks it secret (`x-note` is no secret name), and it is longer than the
+    // record's excerpt, so a cut before the scrub would keep its first part.
+    let note = "EchoedNoteValue".repeat(40);
+    let app = DemoApp::start(&[]);
+    let mut cmd = tool("ugw-wait-healthy");
+    cmd.env("UGW_TEST_NOTE", &note).args([
+        "--url",
+        &format!("{}/debug/echo", app.url),
+        "--header-env",
+        "X-Note=UGW_TEST_NOTE",
+        "--expect",
+        r#".path == "/elsewhere""#,
+        "--timeout",
+        "400ms",
+    ]);
+    let out = run(cmd);
+    out.assert_code(1);
+    for piece in ["EchoedNote", "NoteValue", "ValueEchoed"] {
+        assert!(
+            !out.stdout.contains(piece) && !out.stderr.contains(piece),
+            "{piece} leaked\nstdout: {}\nstderr: {}",
+            out.stdout,
+            out.stderr
+        );
+    }
+    let excerpt = out.wait_result().targets[0].body_excerpt.clone().unwrap();
+    assert!(excerpt.contains(r#""x-note":"***""#), "{excerpt}");
 }
 
 #[test]

@@ -167,6 +167,24 @@ fn a_url_without_its_scheme_is_refused_without_its_password() {
     }
 }
 
+#[test]
+fn a_tcp_address_with_user_info_is_refused_without_its_password() {
+    let out = wait_healthy(&["--tcp", "app:TCPSECRET55@127.0.0.1:5432", "--timeout", "1s"]);
+    out.assert_code(2);
+    assert!(
+        !out.stdout.contains("TCPSECRET55") && !out.stderr.contains("TCPSECRET55"),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("app:***@127.0.0.1:5432"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.last_step().error_kind(), "usage");
+}
+
 /// Raw escapes are gone from stderr, and shown as text instead.
 #[track_caller]
 fn assert_escapes_shown_not_sent(out: &Outcome, shown: &str) {

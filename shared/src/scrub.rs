@@ -41,6 +41,7 @@ const SECRET_WORDS: &[&str] = &[
     "credential",
     "credentials",
     "apikey",
+    "jwt",
 ];
 /// The words before a final `key` that make it a secret key (`api_key`, `X-Auth-Key`); any
 /// other key (`public_key`, `key_id`, `monkey`) is an ordinary field.
@@ -58,6 +59,11 @@ const SECRET_KEY_KINDS: &[&str] = &[
     "license",
     "account",
     "shared",
+    "subscription",
+    "application",
+    "app",
+    "service",
+    "webhook",
 ];
 /// Last words of a query parameter that make it secret there only: a URL's signature or key
 /// grants access by itself (`X-Amz-Signature`, `sig`, `?key=`), a document's does not.
@@ -67,6 +73,14 @@ const SECRET_QUERY_WORDS: &[&str] = &["signature", "sig", "key", "pw"];
 /// since a password may hold one.
 static URL_USERINFO: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s'"?#]*)@"#).expect("valid regex")
+});
+/// `user:password@host:port` without a scheme (`--tcp`, a command line, a mistyped URL): the
+/// host must end the token, so `image:1.2@sha256:…` and `git@host:repo` are left alone.
+static BARE_USERINFO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?i)(?:^|[\s'"(\[=,])[a-z0-9._~%!$&*+-]+:([^\s@/'"]+)@(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::[0-9]+)?(?:[/?#\s'")\],]|$)"#,
+    )
+    .expect("valid regex")
 });
 /// Query parameters (`?token=…`, `&X-Amz-Signature=…`); the name decides.
 static QUERY_PARAM: LazyLock<Regex> =
@@ -177,6 +191,7 @@ impl Scrubber {
             Some((user, _)) => format!("{}{user}:{MASK}@", &caps[1]),
             None => format!("{}{MASK}@", &caps[1]),
         });
+        let out = mask_bare_userinfo(&out);
         let out = QUERY_PARAM.replace_all(&out, |caps: &Captures| {
             if is_secret_query_name(&caps[2]) {
                 format!("{}{}={MASK}", &caps[1], &caps[2])
@@ -307,6 +322,21 @@ fn escape_len(text: &str) -> usize {
     }
 }
 
+/// The passwords [`BARE_USERINFO`] finds. Matching resumes right after each password, so the
+/// character ending one address can start the next.
+fn mask_bare_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(caps) = BARE_USERINFO.captures_at(text, at) {
+        let password = caps.get(1).expect("password");
+        out.push_str(&text[at..password.start()]);
+        out.push_str(MASK);
+        at = password.end();
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
 /// `NAME: value` and `NAME=value` in free text, masked when NAME is a secret name. A name
 /// that is not secret gives back only itself, so a secret right after it is still seen
 /// (`note: password=x`).
@@ -435,16 +465,32 @@ mod tests {
         s.add_url_secrets("user:N0SchemePw77@127.0.0.1:8080/ok");
         s.add_url_secrets("//N0SchemeTok88@host/x");
         s.add_url_secrets("http:/u:OneSlashPw99@host/x");
-        let out = s.scrub_str(
-            "'user:N0SchemePw77@127.0.0.1:8080/ok' //N0SchemeTok88@h http:/u:OneSlashPw99@h",
+        s.add_url_secrets("127.0.0.1:8080/no-user-info");
+        // Known from now on, wherever they appear, not only inside an address.
+        assert_eq!(
+            s.scrub_str("N0SchemePw77 N0SchemeTok88 OneSlashPw99 127.0.0.1:8080"),
+            "*** *** *** 127.0.0.1:8080"
         );
-        assert!(
-            !out.contains("N0SchemePw77")
-                && !out.contains("N0SchemeTok88")
-                && !out.contains("OneSlashPw99"),
-            "{out}"
+    }
+
+    #[test]
+    fn user_info_without_a_scheme_is_masked_in_any_text() {
+        let s = Scrubber::default();
+        assert_eq!(
+            s.scrub_str("--tcp 'app:pw1@db:5432' is not HOST:PORT"),
+            "--tcp 'app:***@db:5432' is not HOST:PORT"
         );
-        assert!(out.contains("127.0.0.1:8080/ok"), "{out}");
+        assert_eq!(
+            s.scrub_str("cmd 'psql a:p1@db/x b:p2@[::1]:5432'"),
+            "cmd 'psql a:***@db/x b:***@[::1]:5432'"
+        );
+        for ordinary in [
+            "pulled nginx:1.25@sha256:0a1b2c3d4e5f and git@github.com:org/repo.git",
+            "at 12:30 the pool was full",
+            "see http://host/path@x",
+        ] {
+            assert_eq!(s.scrub_str(ordinary), ordinary);
+        }
     }
 
     #[test]
@@ -515,6 +561,8 @@ mod tests {
             "aws_secret_access_key",
             "refresh-token",
             "db.password",
+            "Ocp-Apim-Subscription-Key",
+            "DD-APPLICATION-KEY",
         ] {
             assert!(Scrubber::is_secret_name(secret), "{secret} is secret");
         }

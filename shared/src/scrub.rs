@@ -15,8 +15,10 @@ use std::sync::{LazyLock, RwLock};
 const MASK: &str = "***";
 /// Ends an excerpt that was cut.
 const CUT: &str = "…";
-/// How far past an excerpt's cut it is scrubbed, so that a secret cut there is still seen whole.
-const SCRUB_WINDOW: usize = 64 * 1024;
+/// How far past an excerpt's cut it is scrubbed, so that a known secret cut there is still seen
+/// whole (tokens, passwords and keys are far shorter; a value found by its name is masked to
+/// the window's end anyway). Not the whole body: that could be a megabyte per attempt.
+const SCRUB_WINDOW: usize = 8 * 1024;
 
 /// The secret values this process has learnt. One set per process, because a process runs
 /// one step: a secret learnt anywhere (a flag, a URL, an environment variable) must be masked

@@ -15,87 +15,94 @@ pub mod exit {
     pub const SIGTERM: i32 = 143;
 }
 
-/// One stable word per failure class; the record's `error.kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    Usage,
-    BadRecord,
-    NoInput,
-    Busy,
-    Timeout,
-    FailCondition,
-    Io,
-    Interrupted,
-    Internal,
+/// Defines `ErrorKind` from one table, so that a kind cannot exist without its word, exit code
+/// and meaning, nor be left out of `ErrorKind::ALL` (the man page and its test read that).
+macro_rules! error_kinds {
+    ($($kind:ident => $word:literal, $exit:expr, $meaning:literal;)+) => {
+        /// One stable word per failure class; the record's `error.kind`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorKind {
+            $($kind,)+
+        }
+
+        impl ErrorKind {
+            /// Every kind, in the order `man ugw` lists them.
+            pub const ALL: &[ErrorKind] = &[$(ErrorKind::$kind,)+];
+
+            #[must_use]
+            pub fn word(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => $word,)+
+                }
+            }
+
+            /// The exit code a failure of this kind ends with. `Interrupted` says 130 here;
+            /// the actual signal is carried by the error itself.
+            #[must_use]
+            pub fn exit_code(self) -> i32 {
+                match self {
+                    $(ErrorKind::$kind => $exit,)+
+                }
+            }
+
+            /// One line for the man page.
+            #[must_use]
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => $meaning,)+
+                }
+            }
+        }
+    };
 }
 
-impl ErrorKind {
-    /// Every kind, in the order `man ugw` lists them.
-    pub const ALL: [ErrorKind; 9] = [
-        ErrorKind::Usage,
-        ErrorKind::BadRecord,
-        ErrorKind::NoInput,
-        ErrorKind::Busy,
-        ErrorKind::Timeout,
-        ErrorKind::FailCondition,
-        ErrorKind::Io,
-        ErrorKind::Interrupted,
-        ErrorKind::Internal,
-    ];
-
-    #[must_use]
-    pub fn word(self) -> &'static str {
-        match self {
-            ErrorKind::Usage => "usage",
-            ErrorKind::BadRecord => "bad_record",
-            ErrorKind::NoInput => "no_input",
-            ErrorKind::Busy => "busy",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::FailCondition => "fail_condition",
-            ErrorKind::Io => "io",
-            ErrorKind::Interrupted => "interrupted",
-            ErrorKind::Internal => "internal",
-        }
-    }
-
-    /// The exit code a failure of this kind ends with. `Interrupted` says 130 here; the
-    /// actual signal (130 or 143) is carried by the error itself.
-    #[must_use]
-    pub fn exit_code(self) -> i32 {
-        match self {
-            ErrorKind::Usage | ErrorKind::BadRecord => exit::USAGE,
-            ErrorKind::NoInput => exit::NO_INPUT,
-            ErrorKind::Busy => exit::BUSY,
-            ErrorKind::Interrupted => exit::SIGINT,
-            ErrorKind::Timeout | ErrorKind::FailCondition | ErrorKind::Io | ErrorKind::Internal => {
-                exit::FAILED
-            }
-        }
-    }
-
-    /// One line for the man page.
-    #[must_use]
-    pub fn meaning(self) -> &'static str {
-        match self {
-            ErrorKind::Usage => "bad flags or an unreadable configuration; nothing was attempted",
-            ErrorKind::BadRecord => {
-                "the record on stdin or in --record is not a ugw record (or too large, or of an unknown major version)"
-            }
-            ErrorKind::NoInput => {
-                "the tool before this one in the pipe wrote no record (it crashed or was killed)"
-            }
-            ErrorKind::Busy => "another run holds the lock this job needs, past --lock-timeout",
-            ErrorKind::Timeout => "the deadline (--timeout) passed before the job succeeded",
-            ErrorKind::FailCondition => {
-                "a fail-fast condition (--fail-if, --fail-status) matched; waiting longer would not help"
-            }
-            ErrorKind::Io => "reading or writing a file failed",
-            ErrorKind::Interrupted => {
-                "SIGINT or SIGTERM arrived; the tool stopped, removed its temp files and wrote the record"
-            }
-            ErrorKind::Internal => "a bug in ugw; please report it with the record",
-        }
-    }
+error_kinds! {
+    Usage => "usage", exit::USAGE,
+        "bad flags or an unreadable configuration; nothing was attempted";
+    BadRecord => "bad_record", exit::USAGE,
+        "the record on stdin or in --record is not a ugw record (or too large, or of an unknown major version)";
+    NoInput => "no_input", exit::NO_INPUT,
+        "the tool before this one in the pipe wrote no record (it crashed or was killed)";
+    Busy => "busy", exit::BUSY,
+        "another run holds the lock this job needs, past --lock-timeout";
+    Timeout => "timeout", exit::FAILED,
+        "the deadline (--timeout) passed before the job succeeded";
+    FailCondition => "fail_condition", exit::FAILED,
+        "a fail-fast condition (--fail-if, --fail-status) matched; waiting longer would not help";
+    Io => "io", exit::FAILED,
+        "reading or writing a file failed";
+    NoSpace => "no_space", exit::FAILED,
+        "the destination file system has no room for what was to be written; nothing was replaced";
+    Network => "network", exit::FAILED,
+        "a remote end could not be reached or broke off (name resolution, refused, reset, TLS)";
+    NotFound => "not_found", exit::FAILED,
+        "what the job works on (a file, a remote object, a server, a version) does not exist";
+    ChecksumMismatch => "checksum_mismatch", exit::FAILED,
+        "a digest did not match the expected one (a download, an applied migration); nothing was kept";
+    BadSignature => "bad_signature", exit::FAILED,
+        "a signature did not verify with the given public key; nothing was kept";
+    UnsafeInput => "unsafe_input", exit::FAILED,
+        "input that would act outside its place (an archive entry escaping its folder, a link out of it) was refused";
+    Corrupt => "corrupt", exit::FAILED,
+        "stored data failed its check (a flipped byte, a truncated archive, a missing sidecar)";
+    SmokeFailed => "smoke_failed", exit::FAILED,
+        "the new artifact failed its smoke test; it was not put in place";
+    RestartFailed => "restart_failed", exit::FAILED,
+        "the service did not restart after the switch; the switch was undone";
+    Dirty => "dirty", exit::FAILED,
+        "a migration failed half-way earlier; the database needs fixing and resolving before anything else runs";
+    OutOfOrder => "out_of_order", exit::FAILED,
+        "a pending migration is older than one already applied";
+    Pooler => "pooler", exit::FAILED,
+        "a connection pooler stands between ugw and the database, where a direct connection is needed";
+    CheckFailed => "check_failed", exit::FAILED,
+        "one or more checks did not hold; the message names them";
+    InsufficientData => "insufficient_data", exit::FAILED,
+        "too few samples to judge; never taken as a pass";
+    Interrupted => "interrupted", exit::SIGINT,
+        "SIGINT or SIGTERM arrived; the tool stopped, removed its temp files and wrote the record";
+    Internal => "internal", exit::FAILED,
+        "a bug in ugw; please report it with the record";
 }
 
 impl fmt::Display for ErrorKind {
@@ -169,3 +176,58 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_distinct_word_a_documented_code_and_a_one_line_meaning() {
+        let mut words: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.word()).collect();
+        words.sort_unstable();
+        words.dedup();
+        assert_eq!(words.len(), ErrorKind::ALL.len(), "two kinds share a word");
+        for kind in ErrorKind::ALL {
+            assert!(
+                kind.word()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{kind}"
+            );
+            assert!(
+                [
+                    exit::FAILED,
+                    exit::USAGE,
+                    exit::NO_INPUT,
+                    exit::BUSY,
+                    exit::SIGINT
+                ]
+                .contains(&kind.exit_code()),
+                "{kind}"
+            );
+            assert!(!kind.meaning().contains('\n') && !kind.meaning().ends_with('.'));
+        }
+        for word in [
+            "network",
+            "checksum_mismatch",
+            "bad_signature",
+            "unsafe_input",
+            "no_space",
+            "busy",
+            "smoke_failed",
+            "restart_failed",
+            "dirty",
+            "pooler",
+            "check_failed",
+            "insufficient_data",
+            "corrupt",
+            "out_of_order",
+            "timeout",
+        ] {
+            assert!(
+                ErrorKind::ALL.iter().any(|k| k.word() == word),
+                "{word} is missing"
+            );
+        }
+    }
+}

@@ -5,8 +5,9 @@
 
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
-use crate::record::{MAX_BYTES, Record, excerpt};
+use crate::record::{MAX_BYTES, Record};
 use crate::report::Reporter;
+use crate::scrub::excerpt;
 use std::io::{IsTerminal, Read};
 use std::time::{Duration, Instant};
 
@@ -174,7 +175,7 @@ fn wait_readable(reporter: &Reporter, cancel: &Cancel, started: Instant) -> Resu
             return Ok(());
         }
         if started.elapsed() >= HINT_AFTER {
-            reporter.once(HINT);
+            reporter.once("stdin-hint", HINT);
         }
     }
 }
@@ -189,7 +190,7 @@ mod peek {
         if bytes[first] == b'{' {
             Some(Peek::Record)
         } else {
-            Some(Peek::Other(excerpt(&bytes[first..], 40)))
+            Some(Peek::Other(format!("'{}'", excerpt(&bytes[first..], 40))))
         }
     }
 

@@ -3,7 +3,7 @@
 //! run against each response body.
 
 use crate::error::{Error, Result};
-use crate::record::excerpt;
+use crate::scrub::excerpt;
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
 use jaq_json::Val;
@@ -37,7 +37,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<JqInput, String> {
     }
     jaq_json::read::parse_single(bytes)
         .map(JqInput)
-        .map_err(|_| format!("the body is not JSON: {}", excerpt(bytes, 80)))
+        .map_err(|_| format!("the body is not JSON: '{}'", excerpt(bytes, 80)))
 }
 
 impl JqExpr {

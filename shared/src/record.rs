@@ -99,8 +99,8 @@ impl Record {
         }
         let value: Value = serde_json::from_slice(bytes).map_err(|e| {
             Error::bad_record(format!(
-                "the input is not valid JSON ({e}): {}",
-                excerpt(bytes, 60)
+                "the input is not valid JSON ({e}): '{}'",
+                crate::scrub::excerpt(bytes, 60)
             ))
         })?;
         let Value::Object(object) = &value else {
@@ -192,33 +192,6 @@ pub mod results {
         #[serde(default)]
         pub version: Option<String>,
     }
-}
-
-/// At most `max` bytes of some output as text, cut on a character boundary, trimmed: what a
-/// record keeps of a body or a command's output.
-#[must_use]
-pub fn excerpt_text(bytes: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]);
-    // A character cut in half at `max` decodes as U+FFFD: drop it rather than show it.
-    let mut text = text.trim_end_matches('\u{FFFD}').to_string();
-    while text.len() > max {
-        text.pop();
-    }
-    text.trim().to_string()
-}
-
-/// The first bytes of some input, printable and quoted, for an error message.
-#[must_use]
-pub fn excerpt(bytes: &[u8], max: usize) -> String {
-    let cut = &bytes[..bytes.len().min(max)];
-    let mut text: String = String::from_utf8_lossy(cut)
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if bytes.len() > max {
-        text.push('…');
-    }
-    format!("'{}'", text.trim_end())
 }
 
 #[cfg(test)]

@@ -2,50 +2,107 @@
 //! that no secret reaches a terminal, a log or a CI artifact, whatever code produced it.
 //! Known secret values are replaced wherever they appear; secrets are also redacted by name
 //! (URL user info, query parameters, headers and JSON fields whose names mark them secret).
+//! Also here: [`excerpt`], the one way to show untrusted bytes, and [`escape_controls`], which
+//! keeps remote text from driving the operator's terminal.
 
+use base64::Engine;
 use regex::{Captures, Regex};
 use serde_json::Value;
-use std::sync::{Arc, LazyLock, RwLock};
+use std::borrow::Cow;
+use std::fmt::Write;
+use std::sync::{LazyLock, RwLock};
 
 const MASK: &str = "***";
+/// Ends an excerpt that was cut.
+const CUT: &str = "…";
+/// How far past an excerpt's cut it is scrubbed, so that a known secret cut there is still seen
+/// whole (tokens, passwords and keys are far shorter; a value found by its name is masked to
+/// the window's end anyway). Not the whole body: that could be a megabyte per attempt.
+const SCRUB_WINDOW: usize = 8 * 1024;
 
-/// The word stems that make a name secret, shared by every rule below.
-const SECRET_STEMS: &str = "token|secret|key|passw|pwd|signature|credential|authorization|cookie";
+/// The secret values this process has learnt. One set per process, because a process runs
+/// one step: a secret learnt anywhere (a flag, a URL, an environment variable) must be masked
+/// in everything the process writes, including the excerpts cut deep inside a probe.
+static KNOWN: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
-/// Header and field names whose values are secret.
-static SECRET_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(&format!("(?i){SECRET_STEMS}")).expect("valid regex"));
+/// Last words of a name that make its value secret (`db_password`, `X-Auth-Token`, `apiKey`).
+const SECRET_WORDS: &[&str] = &[
+    "password",
+    "passwords",
+    "passwd",
+    "pass",
+    "pwd",
+    "passphrase",
+    "secret",
+    "secrets",
+    "token",
+    "tokens",
+    "authorization",
+    "auth",
+    "cookie",
+    "credential",
+    "credentials",
+    "apikey",
+    "jwt",
+];
+/// The words before a final `key` that make it a secret key (`api_key`, `X-Auth-Key`); any
+/// other key (`public_key`, `key_id`, `monkey`) is an ordinary field.
+const SECRET_KEY_KINDS: &[&str] = &[
+    "api",
+    "auth",
+    "private",
+    "access",
+    "secret",
+    "signing",
+    "master",
+    "encryption",
+    "client",
+    "session",
+    "license",
+    "account",
+    "shared",
+    "subscription",
+    "application",
+    "app",
+    "service",
+    "webhook",
+];
+/// Last words of a query parameter that make it secret there only: a URL's signature or key
+/// grants access by itself (`X-Amz-Signature`, `sig`, `?key=`), a document's does not.
+const SECRET_QUERY_WORDS: &[&str] = &["signature", "sig", "key", "pw"];
+
 /// `scheme://userinfo@` in URLs, also inside longer text; up to the last `@` of the authority,
 /// since a password may hold one.
 static URL_USERINFO: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s'"?#]*)@"#).expect("valid regex")
 });
-/// Secret query parameters: `?token=…`, `&X-Amz-Signature=…`, `sig=…`.
-static QUERY_SECRET: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
-        r#"(?i)([?&;](?:[a-z0-9_.-]*(?:{SECRET_STEMS}|auth)[a-z0-9_.-]*|sig|pass|pw)=)([^&#\s'"]*)"#
-    ))
+/// `user:password@host:port` without a scheme (`--tcp`, a command line, a mistyped URL): the
+/// host must end the token, so `image:1.2@sha256:…` and `git@host:repo` are left alone.
+static BARE_USERINFO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?i)(?:^|[\s'"(\[=,])[a-z0-9._~%!$&*+-]+:([^\s@/'"]+)@(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::[0-9]+)?(?:[/?#\s'")\],]|$)"#,
+    )
     .expect("valid regex")
 });
-/// `Authorization: Bearer …`, `X-Auth-Key: …`, `password=…` inside free text.
-static HEADER_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
-        r#"(?i)\b([a-z0-9_-]*(?:{SECRET_STEMS})[a-z0-9_-]*)(\s*:\s*[^\r\n,;'"]+|=[^&#\s,;'"]+)"#
-    ))
-    .expect("valid regex")
+/// Query parameters (`?token=…`, `&X-Amz-Signature=…`); the name decides.
+static QUERY_PARAM: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"([?&;])([A-Za-z0-9_.-]+)=([^&#\s'"]*)"#).expect("valid regex"));
+/// `Authorization: Bearer …`, `password=…` inside free text; the name decides.
+static NAMED_VALUE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"\b([A-Za-z0-9][A-Za-z0-9_.-]*)(\s*:\s*[^\r\n,;'"]+|=[^&#\s,;'"]+)"#)
+        .expect("valid regex")
 });
-/// `"db_password": "…"` inside JSON held in a string (a body excerpt).
+/// `"db_password": "…"` inside JSON held in a string (a body); the name decides. A value the
+/// text ends in the middle of (a cut body) counts too.
 static JSON_FIELD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
-        r#"(?i)("[^"\\]*(?:{SECRET_STEMS})[^"\\]*"\s*:\s*")((?:[^"\\]|\\.)*)""#
-    ))
-    .expect("valid regex")
+    Regex::new(r#""((?:[^"\\]|\\.)*)"(\s*:\s*")((?:[^"\\]|\\.)*)("|\\?$)"#).expect("valid regex")
 });
 
-/// Redacts known secret values wherever they appear, and secrets by name.
+/// Redacts known secret values wherever they appear, and secrets by name. Every scrubber of a
+/// process shares the secrets learnt so far.
 #[derive(Debug, Clone, Default)]
 pub struct Scrubber {
-    values: Arc<RwLock<Vec<String>>>,
+    _shared: (),
 }
 
 impl Scrubber {
@@ -58,25 +115,24 @@ impl Scrubber {
         let words = value
             .split_whitespace()
             .filter(|w| w.len() >= 8 && *w != value);
-        let mut values = self
-            .values
+        let mut known = KNOWN
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for secret in std::iter::once(value).chain(words) {
-            if secret.len() >= 4 && !values.iter().any(|v| v == secret) {
-                values.push(secret.to_string());
+            if secret.len() >= 4 && !known.iter().any(|v| v == secret) {
+                known.push(secret.to_string());
             }
         }
         // Longest first, so a secret that contains another is masked whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        known.sort_by_key(|v| std::cmp::Reverse(v.len()));
     }
 
     /// Remember the secrets a URL carries: its password (or user-only token), percent-decoded
     /// too, the `Basic` credentials an HTTP client makes of them, and secret query values.
+    /// A URL written without its scheme (`user:pw@host/x`) counts: it is refused later, and
+    /// the refusal quotes it.
     pub fn add_url_secrets(&self, url: &str) {
-        let Some((_, rest)) = url.split_once("://") else {
-            return;
-        };
+        let rest = without_scheme(url);
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let authority = &rest[..authority_end];
         if let Some(at) = authority.rfind('@') {
@@ -96,7 +152,7 @@ impl Scrubber {
         let query = rest[authority_end..].split_once('?').map_or("", |(_, q)| q);
         for pair in query.split(['&', ';']) {
             if let Some((name, value)) = pair.split_once('=')
-                && Self::is_secret_name(name)
+                && is_secret_query_name(name)
             {
                 self.add_secret(value);
                 self.add_secret(&percent_decode(value));
@@ -104,17 +160,27 @@ impl Scrubber {
         }
     }
 
-    /// Whether a header or field name marks its value as secret.
+    /// Whether a header or field name marks its value as secret. The rule is on the name's
+    /// words (split at `_`, `-`, `.`, blanks and camelCase): the last word is a secret word
+    /// (`password`, `token`, `secret`, `authorization`, `cookie`, …), or it is `key` after a
+    /// word that makes it one (`api_key`, `private_key`, `X-Auth-Key`).
     #[must_use]
     pub fn is_secret_name(name: &str) -> bool {
-        SECRET_NAME.is_match(name)
+        let words = words(name);
+        let Some((last, before)) = words.split_last() else {
+            return false;
+        };
+        SECRET_WORDS.contains(&last.as_str())
+            || last == "key"
+                && before
+                    .last()
+                    .is_some_and(|w| SECRET_KEY_KINDS.contains(&w.as_str()))
     }
 
     #[must_use]
     pub fn scrub_str(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for value in self
-            .values
+        for value in KNOWN
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
@@ -127,13 +193,22 @@ impl Scrubber {
             Some((user, _)) => format!("{}{user}:{MASK}@", &caps[1]),
             None => format!("{}{MASK}@", &caps[1]),
         });
-        let out = QUERY_SECRET.replace_all(&out, "${1}***");
-        let out = JSON_FIELD.replace_all(&out, "${1}***\"");
-        let out = HEADER_LINE.replace_all(&out, |caps: &Captures| {
-            let sep = if caps[2].starts_with('=') { "=" } else { ": " };
-            format!("{}{sep}{MASK}", &caps[1])
+        let out = mask_bare_userinfo(&out);
+        let out = QUERY_PARAM.replace_all(&out, |caps: &Captures| {
+            if is_secret_query_name(&caps[2]) {
+                format!("{}{}={MASK}", &caps[1], &caps[2])
+            } else {
+                caps[0].to_string()
+            }
         });
-        out.into_owned()
+        let out = JSON_FIELD.replace_all(&out, |caps: &Captures| {
+            if Self::is_secret_name(&caps[1]) {
+                format!("\"{}\"{}{MASK}\"", &caps[1], &caps[2])
+            } else {
+                caps[0].to_string()
+            }
+        });
+        mask_named_values(&out)
     }
 
     /// Scrub every string of a JSON value, and the values of fields with secret names.
@@ -155,46 +230,197 @@ impl Scrubber {
     }
 }
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+/// At most `max` bytes of untrusted bytes (a body, a command's output, input that is not a
+/// record) for a human or a record. Scrubbed whole before anything is cut, so no cut leaves
+/// part of a secret; control characters made visible, so it cannot drive a terminal; then cut
+/// on a character boundary, never inside a mask or a made-visible character, with `…` where
+/// it was cut; blanks at both ends dropped.
+#[must_use]
+pub fn excerpt(bytes: &[u8], max: usize) -> String {
+    // A window, not the whole body: a secret is far shorter than what lies past the cut.
+    let window = &bytes[..bytes.len().min(max.saturating_add(SCRUB_WINDOW))];
+    let text = Scrubber::default().scrub_str(&String::from_utf8_lossy(window));
+    let visible = escape_controls(text.trim());
+    if visible.len() <= max {
+        return visible.into_owned();
+    }
+    let budget = max.saturating_sub(CUT.len());
+    let mut out = String::with_capacity(max);
+    for piece in pieces(&visible) {
+        if out.len() + piece.len() > budget {
+            break;
+        }
+        out.push_str(piece);
+    }
+    let mut out = out.trim_end().to_string();
+    if max >= CUT.len() {
+        out.push_str(CUT);
+    }
+    out
+}
+
+/// The text with every control character (and every bidirectional override, which reorders
+/// what a terminal shows) written as a visible escape: `\n`, `\x1b`, `\u{202e}`. Remote and
+/// upstream text can then neither move the cursor, recolour, retitle, nor fake a line.
+#[must_use]
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if is_unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(out)
+}
+
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The text in the units a cut must not split: a mask, a made-visible character (`\x1b`,
+/// `\u{202e}`), or one character.
+fn pieces(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let c = rest.chars().next()?;
+        let len = if rest.starts_with(MASK) {
+            MASK.len()
+        } else if c == '\\' {
+            escape_len(rest)
+        } else {
+            c.len_utf8()
+        };
+        let (piece, tail) = rest.split_at(len);
+        rest = tail;
+        Some(piece)
+    })
+}
+
+/// The length of the escape `text` starts with (as `escape_controls` writes them), or 1.
+fn escape_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    match bytes.get(1) {
+        Some(b'x') if bytes.len() >= 4 => 4,
+        Some(b'u') => bytes
+            .iter()
+            .take(10)
+            .position(|&b| b == b'}')
+            .map_or(1, |end| end + 1),
+        Some(b'n' | b'r' | b't' | b'\\') => 2,
+        _ => 1,
+    }
+}
+
+/// The passwords [`BARE_USERINFO`] finds. Matching resumes right after each password, so the
+/// character ending one address can start the next.
+fn mask_bare_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(caps) = BARE_USERINFO.captures_at(text, at) {
+        let password = caps.get(1).expect("password");
+        out.push_str(&text[at..password.start()]);
+        out.push_str(MASK);
+        at = password.end();
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// `NAME: value` and `NAME=value` in free text, masked when NAME is a secret name. A name
+/// that is not secret gives back only itself, so a secret right after it is still seen
+/// (`note: password=x`).
+fn mask_named_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(caps) = NAMED_VALUE.captures_at(text, at) {
+        let (whole, name) = (caps.get(0).expect("match"), caps.get(1).expect("name"));
+        out.push_str(&text[at..whole.start()]);
+        if Scrubber::is_secret_name(name.as_str()) {
+            let sep = if caps[2].starts_with('=') { "=" } else { ": " };
+            let _ = write!(out, "{}{sep}{MASK}", name.as_str());
+            at = whole.end();
+        } else {
+            out.push_str(name.as_str());
+            at = name.end();
+        }
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// A URL after its `scheme:` and slashes. `user:pw@host` has no scheme: no slash follows.
+fn without_scheme(url: &str) -> &str {
+    let after_scheme = url.split_once(':').and_then(|(scheme, rest)| {
+        let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        (is_scheme && rest.starts_with('/')).then_some(rest)
+    });
+    after_scheme.unwrap_or(url).trim_start_matches('/')
+}
+
+fn is_secret_query_name(name: &str) -> bool {
+    Scrubber::is_secret_name(name)
+        || words(name)
+            .last()
+            .is_some_and(|w| SECRET_QUERY_WORDS.contains(&w.as_str()))
+}
+
+/// A name's words, lower case: split at anything not a letter or digit, and where camelCase
+/// starts a word (`xApiKey`, `APIKey` → api, key).
+fn words(name: &str) -> Vec<String> {
+    let chars: Vec<char> = name.chars().collect();
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if !c.is_alphanumeric() {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            continue;
+        }
+        let prev = i.checked_sub(1).map(|p| chars[p]);
+        let next = chars.get(i + 1);
+        let starts_word = c.is_uppercase()
+            && prev.is_some_and(|p| {
+                p.is_lowercase()
+                    || p.is_ascii_digit()
+                    || p.is_uppercase() && next.is_some_and(|n| n.is_lowercase())
+            });
+        if starts_word && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        word.extend(c.to_lowercase());
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Standard base64 with padding, as HTTP Basic credentials are written.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[cfg(test)]
@@ -217,6 +443,7 @@ mod tests {
         assert_eq!(s.scrub_str("X-Auth-Key: k3y"), "X-Auth-Key: ***");
         assert_eq!(s.scrub_str("x-api-token=abc"), "x-api-token=***");
         assert_eq!(s.scrub_str("password=abc"), "password=***");
+        assert_eq!(s.scrub_str("note: password=abc"), "note: password=***");
         assert_eq!(s.scrub_str("plain text 200 ok"), "plain text 200 ok");
     }
 
@@ -235,13 +462,46 @@ mod tests {
     }
 
     #[test]
+    fn a_url_without_its_scheme_still_gives_up_its_secrets() {
+        let s = Scrubber::default();
+        s.add_url_secrets("user:N0SchemePw77@127.0.0.1:8080/ok");
+        s.add_url_secrets("//N0SchemeTok88@host/x");
+        s.add_url_secrets("http:/u:OneSlashPw99@host/x");
+        s.add_url_secrets("127.0.0.1:8080/no-user-info");
+        // Known from now on, wherever they appear, not only inside an address.
+        assert_eq!(
+            s.scrub_str("N0SchemePw77 N0SchemeTok88 OneSlashPw99 127.0.0.1:8080"),
+            "*** *** *** 127.0.0.1:8080"
+        );
+    }
+
+    #[test]
+    fn user_info_without_a_scheme_is_masked_in_any_text() {
+        let s = Scrubber::default();
+        assert_eq!(
+            s.scrub_str("--tcp 'app:pw1@db:5432' is not HOST:PORT"),
+            "--tcp 'app:***@db:5432' is not HOST:PORT"
+        );
+        assert_eq!(
+            s.scrub_str("cmd 'psql a:p1@db/x b:p2@[::1]:5432'"),
+            "cmd 'psql a:***@db/x b:***@[::1]:5432'"
+        );
+        for ordinary in [
+            "pulled nginx:1.25@sha256:0a1b2c3d4e5f and git@github.com:org/repo.git",
+            "at 12:30 the pool was full",
+            "see http://host/path@x",
+        ] {
+            assert_eq!(s.scrub_str(ordinary), ordinary);
+        }
+    }
+
+    #[test]
     fn secrets_a_url_carries_are_masked_in_other_forms_too() {
         let s = Scrubber::default();
         s.add_url_secrets("http://deploy:pw%401234@host/h?token=qu3ry-s3cret&x=1");
         // What an HTTP client sends for that user info, echoed back by a server.
         let basic = base64(b"deploy:pw@1234");
-        let echoed =
-            format!(r#"{{"authorization":"Basic {basic}","x":"pw@1234","q":"qu3ry-s3cret"}}"#);
+        let echoed = format!(r#"{{"echo":"Basic {basic}","x":"pw@1234","q":"qu3ry-s3cret"}}"#);
         let out = s.scrub_str(&echoed);
         assert!(
             !out.contains(&basic) && !out.contains("pw@1234") && !out.contains("qu3ry-s3cret"),
@@ -274,5 +534,141 @@ mod tests {
             v["body_excerpt"],
             r#"{"db_password":"***","api_token": "***","ok":"yes"}"#
         );
+    }
+
+    #[test]
+    fn secret_names_are_whole_words() {
+        for secret in [
+            "password",
+            "passwd",
+            "DB_PASSWORD",
+            "token",
+            "GITHUB_TOKEN",
+            "X-Auth-Token",
+            "api_key",
+            "apiKey",
+            "APIKey",
+            "apikey",
+            "x-api-key",
+            "X-Auth-Key",
+            "secret",
+            "client_secret",
+            "clientSecret",
+            "authorization",
+            "Proxy-Authorization",
+            "cookie",
+            "Set-Cookie",
+            "private_key",
+            "access_key",
+            "aws_secret_access_key",
+            "refresh-token",
+            "db.password",
+            "Ocp-Apim-Subscription-Key",
+            "DD-APPLICATION-KEY",
+        ] {
+            assert!(Scrubber::is_secret_name(secret), "{secret} is secret");
+        }
+        for ordinary in [
+            "signature_url",
+            "signature",
+            "public_key",
+            "key_id",
+            "key",
+            "monkey",
+            "keyboard",
+            "token_type",
+            "token_url",
+            "password_policy",
+            "secret_name",
+            "passing",
+            "tokenizer",
+            "",
+        ] {
+            assert!(
+                !Scrubber::is_secret_name(ordinary),
+                "{ordinary} is ordinary"
+            );
+        }
+    }
+
+    #[test]
+    fn ordinary_fields_stay_visible_and_secret_ones_do_not() {
+        let s = Scrubber::default();
+        let mut v = serde_json::json!({
+            "signature_url": "https://h/app.minisig",
+            "public_key": "RWQfpub",
+            "key_id": "k1",
+            "monkey": "banana",
+            "client_secret": "cs-value",
+            "x-api-key": "xk-value",
+        });
+        s.scrub_value(&mut v);
+        assert_eq!(v["signature_url"], "https://h/app.minisig");
+        assert_eq!(v["public_key"], "RWQfpub");
+        assert_eq!(v["key_id"], "k1");
+        assert_eq!(v["monkey"], "banana");
+        assert_eq!(v["client_secret"], "***");
+        assert_eq!(v["x-api-key"], "***");
+        let line = "verified signature with key: RWQfAbCd1234 (key_id=k1, monkey=banana)";
+        assert_eq!(s.scrub_str(line), line);
+        let body = r#"{"public_key":"RWQf","signature":"untrusted comment","private_key":"pk-1"}"#;
+        assert_eq!(
+            s.scrub_str(body),
+            r#"{"public_key":"RWQf","signature":"untrusted comment","private_key":"***"}"#
+        );
+        // In a URL a signature or key is a credential by itself.
+        assert_eq!(
+            s.scrub_str("https://h/f?key=AIza1&sig=s1&keyboard=1"),
+            "https://h/f?key=***&sig=***&keyboard=1"
+        );
+    }
+
+    #[test]
+    fn an_excerpt_is_scrubbed_before_it_is_cut() {
+        let secret = "CorrectHorseBatteryStaple".repeat(4);
+        let body = format!(r#"{{"status":"starting","password":"{secret}"}}"#);
+        for max in 1..body.len() + 4 {
+            let out = excerpt(body.as_bytes(), max);
+            assert!(out.len() <= max, "{max}: {out}");
+            assert!(!out.contains("CorrectHorse"), "{max}: {out}");
+            // Never inside the mask: all of it or none of it.
+            assert!(
+                !out.contains(r#"":"*…"#) && !out.contains(r#"":"**…"#),
+                "{out}"
+            );
+        }
+        assert_eq!(
+            excerpt(body.as_bytes(), 200),
+            r#"{"status":"starting","password":"***"}"#
+        );
+        // A body that ends inside the value (cut by the HTTP read limit) is masked too.
+        let cut = &body[..body.len() - 30];
+        assert!(!excerpt(cut.as_bytes(), 200).contains("CorrectHorse"));
+    }
+
+    #[test]
+    fn an_excerpt_never_keeps_part_of_a_known_value() {
+        let s = Scrubber::default();
+        s.add_secret("kn0wn-v4lue-for-the-excerpt-test");
+        let text = format!("{}kn0wn-v4lue-for-the-excerpt-test tail", "x".repeat(74));
+        let out = excerpt(text.as_bytes(), 80);
+        assert!(!out.contains("kn0wn"), "{out}");
+        assert!(out.ends_with("***…"), "{out}");
+    }
+
+    #[test]
+    fn an_excerpt_shows_controls_and_cuts_on_whole_characters() {
+        assert_eq!(
+            excerpt(b"  a\x1b[31mb\r\nc\x07  ", 100),
+            r"a\x1b[31mb\r\nc\x07"
+        );
+        assert_eq!(excerpt("\u{202e}txt".as_bytes(), 100), r"\u{202e}txt");
+        // The escape is one unit: `\x1` never shows.
+        assert_eq!(excerpt(b"ab\x1bcdef", 7), "ab…");
+        // A cut in a multibyte character drops all of it.
+        assert_eq!(excerpt("ééééé".as_bytes(), 6), "é…");
+        assert_eq!(excerpt(b"\xff\xfeok", 100), "\u{fffd}\u{fffd}ok");
+        assert_eq!(excerpt(b"short", 5), "short");
+        assert_eq!(excerpt(b"", 5), "");
     }
 }

@@ -1,6 +1,6 @@
 //! Durations on the command line, timestamps in the record, the host id and the run id.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// The longest duration a flag accepts.
 pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
@@ -55,50 +55,38 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-/// This machine's host name, or `localhost` when it cannot be read.
+/// This machine's host name, or `localhost` when it has none.
 #[must_use]
 pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it
-    // or truncates, and we stop at the first NUL or the end.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
-        if !name.is_empty() {
-            return name;
-        }
+    let uname = rustix::system::uname();
+    let name = String::from_utf8_lossy(uname.nodename().to_bytes())
+        .trim()
+        .to_string();
+    if name.is_empty() {
+        "localhost".to_string()
+    } else {
+        name
     }
-    "localhost".to_string()
 }
 
 /// A cheap source of randomness for jitter and ids; not for anything secret.
 #[derive(Debug, Clone)]
-pub struct Jitter(u64);
+pub struct Jitter(fastrand::Rng);
 
 impl Default for Jitter {
     fn default() -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        Jitter(nanos ^ (u64::from(std::process::id()) << 32) | 1)
+        Jitter(fastrand::Rng::new())
     }
 }
 
 impl Jitter {
     pub fn next_u64(&mut self) -> u64 {
-        // xorshift64*: good enough to spread a fleet's polls apart.
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.0.u64(..)
     }
 
     /// A number in [0, 1).
     pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.f64()
     }
 }
 
@@ -121,10 +109,7 @@ pub fn new_run_id(host: &str) -> String {
             }
         })
         .collect();
-    format!(
-        "{compact}Z-{host}-{:04x}",
-        Jitter::default().next_u64() & 0xffff
-    )
+    format!("{compact}Z-{host}-{:04x}", fastrand::u16(..))
 }
 
 #[cfg(test)]
@@ -153,8 +138,27 @@ mod tests {
     }
 
     #[test]
+    fn the_host_name_is_the_kernel_s() {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let expected = if kernel.trim().is_empty() {
+            "localhost"
+        } else {
+            kernel.trim()
+        };
+        assert_eq!(hostname(), expected);
+    }
+
+    #[test]
+    fn jitter_spreads_within_its_range() {
+        let mut jitter = Jitter::default();
+        let draws: Vec<f64> = (0..1000).map(|_| jitter.unit()).collect();
+        assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
+        assert!(draws.iter().any(|u| *u < 0.1) && draws.iter().any(|u| *u > 0.9));
+    }
+
+    #[test]
     fn timestamps_have_milliseconds() {
-        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let t = std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
         assert_eq!(rfc3339_millis(t), "2023-11-14T22:13:20.123Z");
     }
 }

@@ -10,8 +10,8 @@ use ugw_shared::cancel::Cancel;
 use ugw_shared::http::HttpResponse;
 use ugw_shared::jq::{JqInput, parse_json};
 use ugw_shared::poll::AttemptError;
-use ugw_shared::record::{excerpt, excerpt_text};
 use ugw_shared::runner::{self, Ended, RunOutcome, RunSpec};
+use ugw_shared::scrub::excerpt;
 use ugw_shared::time::{human, millis};
 use ugw_shared::{Result, tcp, version};
 
@@ -217,7 +217,7 @@ fn judge_cmd(outcome: &RunOutcome) -> Verdict {
             _ => None,
         },
         latency: Some(outcome.elapsed),
-        excerpt: Some(excerpt_text(output, EXCERPT_BYTES)).filter(|e| !e.is_empty()),
+        excerpt: Some(excerpt(output, EXCERPT_BYTES)).filter(|e| !e.is_empty()),
         ..Verdict::default()
     }
 }
@@ -226,7 +226,7 @@ fn judge_http(plan: &Plan, response: &HttpResponse) -> Verdict {
     let mut verdict = Verdict {
         status: Some(response.status),
         latency: Some(response.latency),
-        excerpt: Some(excerpt_text(&response.body, EXCERPT_BYTES)),
+        excerpt: Some(excerpt(&response.body, EXCERPT_BYTES)),
         retry_after: response.retry_after,
         ..Verdict::default()
     };
@@ -247,7 +247,7 @@ fn judge_http(plan: &Plan, response: &HttpResponse) -> Verdict {
         && let Some(expr) = plan.fail_if.iter().find(|e| e.holds(body).unwrap_or(false))
     {
         verdict.fatal = Some(format!(
-            "--fail-if '{}' is true (body {})",
+            "--fail-if '{}' is true (body '{}')",
             expr.text(),
             excerpt(&response.body, 80)
         ));
@@ -280,7 +280,7 @@ fn check_http(
         && !re.is_match(&String::from_utf8_lossy(&response.body))
     {
         return Some(format!(
-            "the body does not match --body-regex '{}': {}",
+            "the body does not match --body-regex '{}': '{}'",
             re.as_str(),
             excerpt(&response.body, 80)
         ));
@@ -297,7 +297,7 @@ fn check_http(
             Ok(true) => {}
             Ok(false) => {
                 return Some(format!(
-                    "--expect '{}' is not true (body {})",
+                    "--expect '{}' is not true (body '{}')",
                     expr.text(),
                     excerpt(&response.body, 80)
                 ));

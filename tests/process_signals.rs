@@ -51,7 +51,7 @@ fn a_runaway_jq_expression_ends_on_time_with_a_timeout_naming_it() {
             out.elapsed
         );
         assert!(
-            out.elapsed < Duration::from_millis(3000),
+            out.elapsed < Duration::from_secs(3),
             "{expression}: ended after {:?}",
             out.elapsed
         );

@@ -195,12 +195,10 @@ impl Cancel {
         if self.inner.wake_pipe.get().is_none() {
             // Made under the lock `trip` takes: a trip either sees the pipe or is seen here.
             let _guard = self.inner.lock();
-            let (_, write_end) = self.inner.wake_pipe.get_or_init(|| {
-                rustix::pipe::pipe_with(
-                    rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
-                )
-                .expect("a process can always make one more pipe")
-            });
+            let (_, write_end) = self
+                .inner
+                .wake_pipe
+                .get_or_init(|| wake_pipe().expect("a process can always make one more pipe"));
             if self.signal().is_some() {
                 let _ = rustix::io::write(write_end, &[1]);
             }
@@ -216,6 +214,24 @@ impl Cancel {
         let _section = Critical::enter(&self.inner);
         f()
     }
+}
+
+/// A pipe for waking pollers: close-on-exec, and never blocking the one who trips the token.
+#[cfg(not(target_vendor = "apple"))]
+fn wake_pipe() -> rustix::io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::pipe::PipeFlags;
+    rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)
+}
+
+/// A pipe for waking pollers (macOS has no `pipe2`).
+#[cfg(target_vendor = "apple")]
+fn wake_pipe() -> rustix::io::Result<(OwnedFd, OwnedFd)> {
+    let (read_end, write_end) = rustix::pipe::pipe()?;
+    for fd in [&read_end, &write_end] {
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
+    }
+    rustix::fs::fcntl_setfl(&write_end, rustix::fs::OFlags::NONBLOCK)?;
+    Ok((read_end, write_end))
 }
 
 /// One level of `critical`; leaving it (by return or unwind) ends the deferral.

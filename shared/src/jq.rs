@@ -12,7 +12,7 @@ use jaq_json::Val;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 type Filter = jaq_core::Filter<data::JustLut<Val>>;
 
@@ -132,6 +132,10 @@ impl std::fmt::Write for Bounded {
 /// must not be able to overflow our stack.
 pub const MAX_DEPTH: usize = 256;
 
+/// How long an evaluation may take even at or past the deadline: a few tens of milliseconds
+/// of overrun, so that an answer that arrived just in time is judged, not dropped.
+const MIN_EVALUATION: Duration = Duration::from_millis(25);
+
 /// The stack of a worker thread: as much as the main thread has, where jq ran before.
 const WORKER_STACK: usize = 8 * 1024 * 1024;
 
@@ -221,6 +225,8 @@ impl JqExpr {
         until: Instant,
         cancel: &Cancel,
     ) -> Result<Result<Outputs, String>> {
+        // An answer that came in as the deadline struck is still judged, briefly.
+        let until = until.max(Instant::now() + MIN_EVALUATION);
         let (tx, rx) = mpsc::sync_channel(1);
         let filter = Arc::clone(&self.filter);
         let (text, value) = (self.text.clone(), input.0.clone());
@@ -414,7 +420,6 @@ fn nesting_depth(bytes: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn expectations_hold_only_for_true() {
@@ -584,6 +589,13 @@ mod tests {
         let until = Instant::now() + Duration::from_secs(5);
         assert!(
             expr.holds_until(&input, until, &Cancel::default())
+                .unwrap()
+                .unwrap()
+        );
+        // At the deadline itself a quick expression still gets its answer.
+        let now = Instant::now();
+        assert!(
+            expr.holds_until(&input, now, &Cancel::default())
                 .unwrap()
                 .unwrap()
         );

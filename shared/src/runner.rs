@@ -512,6 +512,17 @@ mod tests {
     }
 
     #[test]
+    fn a_daemon_that_left_the_group_does_not_hold_us() {
+        // `setsid` takes it out of the group, so it survives; it keeps our stdout pipe open.
+        let spec = RunSpec::new("setsid sh -c 'sleep 3; echo late' & echo early", secs(10));
+        let start = Instant::now();
+        let outcome = run(&spec, &Cancel::default()).unwrap();
+        assert!(outcome.success());
+        assert_eq!(outcome.stdout, b"early\n");
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
     fn a_signal_stops_the_group_at_once() {
         let cancel = Cancel::default();
         let trip = cancel.clone();

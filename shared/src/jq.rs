@@ -165,8 +165,12 @@ impl JqExpr {
         let invalid = |(why, at): (String, Option<usize>)| {
             let mut message = format!("{flag} '{text}' is not a valid jq expression: {why}");
             if let Some(at) = at {
-                let column = text[..at].chars().count();
-                let _ = write!(message, "\n    {text}\n    {}^", " ".repeat(column));
+                // The line of a multi-line expression the mistake is on, and a caret under it.
+                let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+                let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+                let column = text[start..at].chars().count();
+                let line = &text[start..end];
+                let _ = write!(message, "\n    {line}\n    {}^", " ".repeat(column));
             }
             Error::usage(message)
         };
@@ -501,6 +505,11 @@ mod tests {
         let message = compile_error("$x");
         assert!(message.contains("no variable $x"), "{message}");
         assert!(compile_error("").contains("expected a term"));
+        let message = compile_error(".a\n| .b ==");
+        assert!(
+            message.ends_with("\n    | .b ==\n           ^"),
+            "{message}"
+        );
     }
 
     #[test]

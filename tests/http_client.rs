@@ -342,7 +342,7 @@ fn connection_reuse_is_an_option() {
 // ---- request bodies ----
 
 #[test]
-fn a_post_carries_its_body_in_both_forms() {
+fn a_request_carries_its_body_in_every_form() {
     let server = Recorder::replying(201, "", "made");
     let client = client(HttpConfig::default());
     let request = Request::new(Method::POST, &server.url("/items"))
@@ -358,6 +358,14 @@ fn a_post_carries_its_body_in_both_forms() {
         .fetch_request(streamed, soon(), 100, &Cancel::default())
         .unwrap();
     assert_eq!(got.status, 201);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("upload");
+    std::fs::write(&path, b"from a file").unwrap();
+    let from_file = Request::new(Method::POST, &server.url("/file"))
+        .body_file(std::fs::File::open(&path).unwrap());
+    client
+        .fetch_request(from_file, soon(), 100, &Cancel::default())
+        .unwrap();
 
     let heard = server.requests();
     assert_eq!(
@@ -368,7 +376,10 @@ fn a_post_carries_its_body_in_both_forms() {
     assert_eq!(heard[0].header("content-type"), Some("application/json"));
     assert_eq!(heard[0].body, br#"{"name":"demo"}"#);
     assert_eq!(heard[1].method, "PUT");
+    assert_eq!(heard[1].header("transfer-encoding"), Some("chunked"));
     assert_eq!(heard[1].body, vec![7u8; 100_000]);
+    assert_eq!(heard[2].header("content-length"), Some("11"));
+    assert_eq!(heard[2].body, b"from a file");
 }
 
 #[test]

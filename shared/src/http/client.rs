@@ -27,6 +27,8 @@ pub enum RequestBody {
     Empty,
     /// Sent with its length; sent again if a 307/308 redirect asks for it.
     Bytes(Vec<u8>),
+    /// A file, sent whole with its length; sent again if a 307/308 redirect asks for it.
+    File(std::fs::File),
     /// Streamed (chunked) once: a redirect that needs it again is an error.
     Reader(Box<dyn Read + Send>),
 }
@@ -36,6 +38,7 @@ impl std::fmt::Debug for RequestBody {
         match self {
             RequestBody::Empty => f.write_str("Empty"),
             RequestBody::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            RequestBody::File(file) => write!(f, "File({file:?})"),
             RequestBody::Reader(_) => f.write_str("Reader"),
         }
     }
@@ -78,7 +81,14 @@ impl Request {
         self
     }
 
-    /// A body streamed from a reader (a file, a pipe).
+    /// A file's content as the body, with its length.
+    #[must_use]
+    pub fn body_file(mut self, file: std::fs::File) -> Self {
+        self.body = RequestBody::File(file);
+        self
+    }
+
+    /// A body streamed from a reader (a pipe, a decoder), in chunks.
     #[must_use]
     pub fn body_reader(mut self, reader: impl Read + Send + 'static) -> Self {
         self.body = RequestBody::Reader(Box::new(reader));
@@ -323,6 +333,11 @@ impl HttpClient {
         match body {
             RequestBody::Empty => send(agent, builder.body(())?, left),
             RequestBody::Bytes(bytes) => send(agent, builder.body(bytes.as_slice())?, left),
+            RequestBody::File(file) => {
+                // From its start, also when a redirect asks for it again.
+                std::io::Seek::rewind(file)?;
+                send(agent, builder.body(&*file)?, left)
+            }
             RequestBody::Reader(reader) => send(
                 agent,
                 builder.body(ureq::SendBody::from_reader(reader))?,

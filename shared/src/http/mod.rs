@@ -87,7 +87,7 @@ pub fn args() -> Vec<Arg> {
             .long("cacert")
             .value_name("FILE")
             .value_parser(clap::value_parser!(PathBuf))
-            .help("Trust the CA certificates in this PEM file instead of the system's"),
+            .help("Trust the certificates in this PEM file (CAs, or the server's own self-signed one) instead of the system's"),
         Arg::new("insecure")
             .long("insecure")
             .action(ArgAction::SetTrue)

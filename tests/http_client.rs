@@ -513,6 +513,42 @@ fn a_cancel_ends_a_wait_for_the_answer_too() {
     assert_eq!(app.requests_settled(), 1, "the request was on its way");
 }
 
+/// A port whose accept queue is full: a connect to it is never answered (the kernel drops
+/// the SYN), like a host behind a firewall that drops packets.
+fn unanswered_port() -> (TcpListener, Vec<TcpStream>, SocketAddr) {
+    use std::os::fd::AsRawFd;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: listen(2) on a socket we own; only the backlog changes.
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    while let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+        queued.push(stream);
+        assert!(queued.len() < 16, "the accept queue never filled");
+    }
+    (listener, queued, addr)
+}
+
+#[test]
+fn a_cancel_ends_a_connect_that_is_never_answered() {
+    let _serial = kit::serial();
+    let (_listener, _queued, addr) = unanswered_port();
+    let cancel = Cancel::default();
+    let other = cancel.clone();
+    let tripper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        other.trip(libc::SIGINT);
+        Instant::now()
+    });
+    let url = format!("http://{addr}/");
+    let err = client(HttpConfig::default())
+        .send(Request::get(&url), soon(), &cancel)
+        .unwrap_err();
+    let took = tripper.join().unwrap().elapsed();
+    assert!(took <= Duration::from_millis(100), "{took:?}");
+    assert!(err.message.contains("interrupted"), "{}", err.message);
+}
+
 // ---- readable errors ----
 
 #[test]

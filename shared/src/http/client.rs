@@ -4,7 +4,7 @@
 //! headers and secrets alike) are never sent on to another.
 
 use super::config::{Header, HttpConfig};
-use super::transport::{self, OwnTlsConnector, WatchConnector};
+use super::transport::{self, OwnTlsConnector, WatchConnector, WatchedTcpConnector};
 use super::{Method, is_loopback, origin, parse_retry_after, parse_url, resolve, tls};
 use crate::cancel::Cancel;
 use crate::error::Result;
@@ -17,9 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ureq::RequestExt;
 use ureq::http::HeaderMap;
 use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{
-    ConnectProxyConnector, Connector, RustlsConnector, TcpConnector,
-};
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, RustlsConnector};
 use url::Url;
 
 /// What to send with a request.
@@ -217,7 +215,7 @@ impl HttpClient {
                 .build();
             let connector =
                 ().chain(ConnectProxyConnector::default())
-                    .chain(TcpConnector::default())
+                    .chain(WatchedTcpConnector)
                     .chain(WatchConnector)
                     .chain(OwnTlsConnector(own_tls.clone()))
                     .chain(RustlsConnector::default());

@@ -8,6 +8,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::cell::RefCell;
 use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ureq::unversioned::transport::{
@@ -123,6 +124,164 @@ impl<T: Transport> Transport for Watched<T> {
 
     fn is_tls(&self) -> bool {
         self.0.is_tls()
+    }
+}
+
+/// Opens the TCP connection (unless a proxy connection came before it), waiting for it in
+/// slices of one tick so that a Ctrl-C or the deadline also ends a connect to a host that
+/// never answers.
+#[derive(Debug)]
+pub(super) struct WatchedTcpConnector;
+
+impl<In: Transport> Connector<In> for WatchedTcpConnector {
+    type Out = Either<In, Socket>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        if let Some(transport) = chained {
+            return Ok(Some(Either::A(transport)));
+        }
+        // No deadline of ureq's (we always give one) is a day: far, and no overflow.
+        let budget = details
+            .timeout
+            .not_zero()
+            .map_or(Duration::from_secs(86_400), |d| {
+                (*d).min(Duration::from_secs(86_400))
+            });
+        let until = Instant::now() + budget;
+        let until = current_watch().map_or(until, |w| w.until.min(until));
+        let mut last = None;
+        for (index, addr) in details.addrs.iter().enumerate() {
+            // The time left is shared among the addresses left: one that never answers
+            // leaves time for the next.
+            let left = until.saturating_duration_since(Instant::now());
+            let share = left / u32::try_from(details.addrs.len() - index).unwrap_or(1);
+            match connect_until(*addr, Instant::now() + share) {
+                Ok(stream) => {
+                    if details.config.no_delay() {
+                        stream.set_nodelay(true)?;
+                    }
+                    let buffers = LazyBuffers::new(
+                        details.config.input_buffer_size(),
+                        details.config.output_buffer_size(),
+                    );
+                    return Ok(Some(Either::B(Socket { stream, buffers })));
+                }
+                Err(e @ ureq::Error::Io(_)) if !is_cancelled(&e) => last = Some(e),
+                Err(ureq::Error::Timeout(reason)) => last = Some(ureq::Error::Timeout(reason)),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(ureq::Error::Timeout(ureq::Timeout::Connect)))
+    }
+}
+
+fn is_cancelled(err: &ureq::Error) -> bool {
+    matches!(err, ureq::Error::Io(io) if io.get_ref().is_some_and(<dyn std::error::Error + Send + Sync>::is::<Cancelled>))
+}
+
+/// A non-blocking connect, polled one tick at a time.
+fn connect_until(addr: SocketAddr, until: Instant) -> Result<TcpStream, ureq::Error> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, flags, None)
+        .map_err(std::io::Error::from)?;
+    match rustix::net::connect(&fd, &addr) {
+        Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
+        Err(e) => return Err(std::io::Error::from(e).into()),
+    }
+    let watch = current_watch();
+    loop {
+        if let Some(watch) = &watch {
+            give_way(watch)?;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ureq::Error::Timeout(ureq::Timeout::Connect));
+        }
+        let slice = Timespec::try_from(left.min(TICK)).unwrap_or_default();
+        let mut fds = [PollFd::new(&fd, PollFlags::OUT)];
+        match rustix::event::poll(&mut fds, Some(&slice)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => {}
+            Ok(_) => break,
+            Err(e) => return Err(std::io::Error::from(e).into()),
+        }
+    }
+    rustix::net::sockopt::socket_error(&fd)
+        .map_err(std::io::Error::from)?
+        .map_err(std::io::Error::from)?;
+    let stream = TcpStream::from(fd);
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+/// A plain TCP connection as ureq's transport.
+#[derive(Debug)]
+pub(super) struct Socket {
+    stream: TcpStream,
+    buffers: LazyBuffers,
+}
+
+/// The timeout as the socket takes it: `None` is forever, and zero is not allowed.
+fn socket_timeout(timeout: NextTimeout) -> Option<Duration> {
+    timeout
+        .not_zero()
+        .map(|d| (*d).max(Duration::from_millis(1)))
+}
+
+fn timed_out(err: std::io::Error, timeout: NextTimeout) -> ureq::Error {
+    match err.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            ureq::Error::Timeout(timeout.reason)
+        }
+        _ => ureq::Error::Io(err),
+    }
+}
+
+impl Transport for Socket {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let timeout = timeout.for_write();
+        self.stream.set_write_timeout(socket_timeout(timeout))?;
+        let output = &self.buffers.output()[..amount];
+        self.stream
+            .write_all(output)
+            .map_err(|e| timed_out(e, timeout))
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let timeout = timeout.for_read();
+        self.stream.set_read_timeout(socket_timeout(timeout))?;
+        let input = self.buffers.input_append_buf();
+        let amount = loop {
+            match self.stream.read(input) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => break other.map_err(|e| timed_out(e, timeout))?,
+            }
+        };
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    /// Open when nothing is waiting to be read: a server that closed (or sent bytes no
+    /// one asked for) makes a pooled connection useless.
+    fn is_open(&mut self) -> bool {
+        let mut probe = [0u8];
+        let open = self.stream.set_nonblocking(true).is_ok()
+            && matches!(self.stream.peek(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        open && self.stream.set_nonblocking(false).is_ok()
     }
 }
 

@@ -339,6 +339,49 @@ fn connection_reuse_is_an_option() {
     }
 }
 
+#[test]
+fn the_proxy_environment_is_honoured_except_for_loopback_and_no_proxy() {
+    // A proxy that opens every tunnel asked for, and answers inside it itself.
+    let proxy = Recorder::start(|heard, stream| {
+        let _ = if heard.method == "CONNECT" {
+            stream.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        } else {
+            stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        };
+    });
+    let run = |url: &str, no_proxy: &str| {
+        let mut cmd = kit::tool("ugw-wait-healthy");
+        cmd.env("HTTPS_PROXY", proxy.url(""))
+            .env("NO_PROXY", no_proxy)
+            .args(["--url", url, "--timeout", "1s"]);
+        kit::run(cmd)
+    };
+    run("http://ready.example.invalid/health", "").assert_code(0);
+    let heard = proxy.requests();
+    assert_eq!(heard.len(), 2, "{heard:?}");
+    assert_eq!(
+        (heard[0].method.as_str(), heard[0].target.as_str()),
+        ("CONNECT", "ready.example.invalid:80")
+    );
+    assert_eq!(heard[1].target, "/health");
+
+    let out = run("http://ready.example.invalid/health", ".example.invalid");
+    out.assert_code(1);
+    assert!(
+        out.target_error().starts_with("host not found"),
+        "{}",
+        out.target_error()
+    );
+    let app = DemoApp::start(&[]);
+    run(&format!("{}/health/ready", app.url), "").assert_code(0);
+    assert_eq!(app.requests_settled(), 1);
+    assert_eq!(
+        proxy.requests().len(),
+        2,
+        "NO_PROXY and loopback went direct"
+    );
+}
+
 // ---- request bodies ----
 
 #[test]

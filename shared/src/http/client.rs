@@ -450,6 +450,12 @@ fn explain(err: &ureq::Error, url: &Url, started: Instant, cancel: &Cancel) -> A
         ureq::Error::Timeout(_) => timed_out(),
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => timed_out(),
         ureq::Error::HostNotFound => AttemptError::new("host not found"),
+        // std's resolver says it in getaddrinfo's words, with no error kind of its own.
+        ureq::Error::Io(io) if io.to_string().starts_with("failed to lookup address") => {
+            let why = io.to_string();
+            let why = why.rsplit_once(": ").map_or("", |(_, why)| why);
+            AttemptError::new(format!("host not found ({why})"))
+        }
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             AttemptError::new("connection refused")
         }

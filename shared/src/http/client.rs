@@ -178,7 +178,7 @@ pub struct HttpResponse {
     pub content_type: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpClient {
     /// Honours the proxy environment (`HTTPS_PROXY`, `NO_PROXY`, …) if the config says so.
     agent: ureq::Agent,
@@ -187,6 +187,15 @@ pub struct HttpClient {
     headers: Arc<[Header]>,
     max_redirects: usize,
     scrubber: Scrubber,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("headers", &self.headers)
+            .field("max_redirects", &self.max_redirects)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpClient {
@@ -198,37 +207,14 @@ impl HttpClient {
             Some(path) if !config.insecure => Some(tls::cacert_config(path)?),
             _ => None,
         };
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-            .disable_verification(config.insecure)
-            .build();
-        let idle = if config.reuse_connections { 8 } else { 0 };
-        let agent = |proxy: Option<ureq::Proxy>| {
-            let agent_config = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .max_redirects(0)
-                .max_idle_connections(idle)
-                .max_idle_connections_per_host(idle)
-                .user_agent(config.user_agent.as_str())
-                .tls_config(tls.clone())
-                .proxy(proxy)
-                .build();
-            let connector =
-                ().chain(ConnectProxyConnector::default())
-                    .chain(WatchedTcpConnector)
-                    .chain(WatchConnector)
-                    .chain(OwnTlsConnector(own_tls.clone()))
-                    .chain(RustlsConnector::default());
-            ureq::Agent::with_parts(agent_config, connector, DefaultResolver::default())
-        };
         let proxy = if config.use_proxy {
             ureq::Proxy::try_from_env()
         } else {
             None
         };
         Ok(HttpClient {
-            agent: agent(proxy),
-            direct: agent(None),
+            agent: agent(&config, own_tls.clone(), proxy),
+            direct: agent(&config, own_tls, None),
             headers: config.headers.into(),
             max_redirects: config.max_redirects,
             scrubber: scrubber.clone(),
@@ -264,34 +250,24 @@ impl HttpClient {
                 return Err(AttemptError::timed_out(started.elapsed()));
             }
             // Headers the operator gave are for the origin they gave them for, only.
-            let headers: Vec<(&str, &str)> = if origin(&url) == first {
-                self.headers
-                    .iter()
-                    .map(|h| (h.name.as_str(), h.value.as_str()))
-                    .chain(extra.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-                    .collect()
+            let headers = if origin(&url) == first {
+                self.headers_with(&extra)
             } else {
                 Vec::new()
             };
             let response = self
                 .run(&method, &url, &headers, &mut body, left)
                 .map_err(|e| explain(&e, &url, started, cancel))?;
-            let status = response.status();
-            let location = response
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .filter(|_| status.is_redirection() && status.as_u16() != 304);
-            if let Some(location) = location {
+            if let Some(location) = redirect_location(&response) {
                 self.scrubber.add_url_secrets(location);
                 url = resolve(&url, location).map_err(AttemptError::new)?;
-                redirect_method(status.as_u16(), &mut method, &mut body)?;
+                redirect_method(response.status().as_u16(), &mut method, &mut body)?;
                 continue;
             }
             let (parts, answer) = response.into_parts();
             return Ok(Response {
-                status: status.as_u16(),
-                reason: status.canonical_reason().unwrap_or("").to_string(),
+                status: parts.status.as_u16(),
+                reason: parts.status.canonical_reason().unwrap_or("").to_string(),
                 headers: parts.headers,
                 url: url.to_string(),
                 latency: started.elapsed(),
@@ -306,6 +282,14 @@ impl HttpClient {
             "more than {} redirects",
             self.max_redirects
         )))
+    }
+
+    fn headers_with<'a>(&'a self, extra: &'a [(String, String)]) -> Vec<(&'a str, &'a str)> {
+        self.headers
+            .iter()
+            .map(|h| (h.name.as_str(), h.value.as_str()))
+            .chain(extra.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            .collect()
     }
 
     /// One request on the wire, through the agent its host calls for.
@@ -393,10 +377,49 @@ impl HttpClient {
             reason: response.reason,
             body,
             truncated,
-            latency: response.latency,
+            latency: started.elapsed(),
             url: response.url,
         })
     }
+}
+
+/// An agent for `config`: ureq follows no redirects (we do), and the connection layers are
+/// ours (see `transport`).
+fn agent(
+    config: &HttpConfig,
+    own_tls: Option<Arc<rustls::ClientConfig>>,
+    proxy: Option<ureq::Proxy>,
+) -> ureq::Agent {
+    let idle = if config.reuse_connections { 8 } else { 0 };
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .disable_verification(config.insecure)
+        .build();
+    let agent_config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .max_idle_connections(idle)
+        .max_idle_connections_per_host(idle)
+        .user_agent(config.user_agent.as_str())
+        .tls_config(tls)
+        .proxy(proxy)
+        .build();
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(WatchedTcpConnector)
+            .chain(WatchConnector)
+            .chain(OwnTlsConnector(own_tls))
+            .chain(RustlsConnector::default());
+    ureq::Agent::with_parts(agent_config, connector, DefaultResolver::default())
+}
+
+/// Where a redirect points (none for 304 Not Modified, which is not one).
+fn redirect_location(response: &ureq::http::Response<ureq::Body>) -> Option<&str> {
+    let status = response.status();
+    if !status.is_redirection() || status.as_u16() == 304 {
+        return None;
+    }
+    response.headers().get("location")?.to_str().ok()
 }
 
 fn send(

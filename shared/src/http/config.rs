@@ -7,12 +7,19 @@ use clap::ArgMatches;
 use std::path::PathBuf;
 
 /// A header sent with every request, but only to the origin of the request's URL.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Header {
     pub name: String,
     pub value: String,
     /// Its value is never shown (it came from `--header-env`, or its name says so).
     pub secret: bool,
+}
+
+impl std::fmt::Debug for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = if self.secret { "***" } else { &self.value };
+        write!(f, "{}: {value}", self.name)
+    }
 }
 
 #[derive(Debug, Clone)]

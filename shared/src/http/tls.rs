@@ -134,7 +134,7 @@ pub(super) fn describe(err: &ureq::Error, authority: &str) -> Option<String> {
         && io.kind() == std::io::ErrorKind::UnexpectedEof
     {
         return Some(format!(
-            "TLS: {authority} closed the connection during the handshake: is it plain HTTP? (then use http://)"
+            "TLS: {authority} closed the connection before answering: does it speak plain HTTP? (then use http://)"
         ));
     }
     let tls = rustls_error(err)?;
@@ -154,7 +154,7 @@ pub(super) fn describe(err: &ureq::Error, authority: &str) -> Option<String> {
             format!("TLS: the certificate of {authority} {why}: {FIX}")
         }
         rustls::Error::InvalidMessage(_) => format!(
-            "TLS: {authority} did not answer in TLS: it speaks plain HTTP? (then use http://)"
+            "TLS: {authority} did not answer in TLS: does it speak plain HTTP? (then use http://)"
         ),
         other => format!("TLS with {authority} failed ({other}): {FIX}"),
     })

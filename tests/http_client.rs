@@ -556,6 +556,31 @@ fn a_cancel_ends_a_wait_for_the_answer_too() {
     assert_eq!(app.requests_settled(), 1, "the request was on its way");
 }
 
+#[test]
+fn a_cancel_ends_an_upload_to_a_server_that_stopped_reading() {
+    let _serial = kit::serial();
+    // Accepts, and never reads a byte: the upload fills the socket buffers and blocks.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/upload", listener.local_addr().unwrap());
+    let holder = std::thread::spawn(move || listener.accept().map(|(stream, _)| stream));
+    let cancel = Cancel::default();
+    let other = cancel.clone();
+    let tripper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        other.trip(libc::SIGINT);
+        Instant::now()
+    });
+    let huge = std::io::repeat(b'x').take(1 << 30);
+    let request = Request::new(Method::PUT, &url).body_reader(huge);
+    let err = client(HttpConfig::default())
+        .send(request, soon(), &cancel)
+        .unwrap_err();
+    let took = tripper.join().unwrap().elapsed();
+    assert!(took <= Duration::from_millis(100), "{took:?}");
+    assert!(err.message.contains("interrupted"), "{}", err.message);
+    drop(holder.join().unwrap());
+}
+
 /// A port whose accept queue is full: a connect to it is never answered (the kernel drops
 /// the SYN), like a host behind a firewall that drops packets.
 fn unanswered_port() -> (TcpListener, Vec<TcpStream>, SocketAddr) {

@@ -238,13 +238,10 @@ fn socket_timeout(timeout: NextTimeout) -> Option<Duration> {
         .map(|d| (*d).max(Duration::from_millis(1)))
 }
 
-fn timed_out(err: std::io::Error, timeout: NextTimeout) -> ureq::Error {
-    match err.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-            ureq::Error::Timeout(timeout.reason)
-        }
-        _ => ureq::Error::Io(err),
-    }
+/// A socket timeout or an interrupted call: nothing went wrong, try again.
+fn is_wait(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{Interrupted, TimedOut, WouldBlock};
+    matches!(err.kind(), WouldBlock | TimedOut | Interrupted)
 }
 
 impl Transport for Socket {
@@ -252,13 +249,29 @@ impl Transport for Socket {
         &mut self.buffers
     }
 
+    /// Written a tick at a time, so that an upload to a server that stopped reading also
+    /// gives way to the watch.
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         let timeout = timeout.for_write();
-        self.stream.set_write_timeout(socket_timeout(timeout))?;
-        let output = &self.buffers.output()[..amount];
-        self.stream
-            .write_all(output)
-            .map_err(|e| timed_out(e, timeout))
+        let until = socket_timeout(timeout).and_then(|d| Instant::now().checked_add(d));
+        let watch = current_watch();
+        self.stream.set_write_timeout(Some(TICK))?;
+        let mut output = &self.buffers.output()[..amount];
+        while !output.is_empty() {
+            if let Some(watch) = &watch {
+                give_way(watch)?;
+            }
+            if until.is_some_and(|until| Instant::now() >= until) {
+                return Err(ureq::Error::Timeout(timeout.reason));
+            }
+            match self.stream.write(output) {
+                Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
+                Ok(written) => output = &output[written..],
+                Err(e) if is_wait(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
@@ -268,7 +281,8 @@ impl Transport for Socket {
         let amount = loop {
             match self.stream.read(input) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                other => break other.map_err(|e| timed_out(e, timeout))?,
+                Err(e) if is_wait(&e) => return Err(ureq::Error::Timeout(timeout.reason)),
+                other => break other?,
             }
         };
         self.buffers.input_appended(amount);

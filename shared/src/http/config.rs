@@ -130,3 +130,42 @@ impl HttpConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(args: &[&str]) -> ArgMatches {
+        clap::Command::new("t")
+            .args(crate::http::args())
+            .try_get_matches_from(std::iter::once("t").chain(args.iter().copied()))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_flags_make_a_config_and_its_secrets_are_registered() {
+        let scrubber = Scrubber::default();
+        let m = matches(&[
+            "--header",
+            "X-Trace: abc",
+            "--header",
+            "Authorization: Bearer k3y-v4lue-42",
+            "--insecure",
+        ]);
+        let config = HttpConfig::from_matches(&m, &scrubber).unwrap();
+        let shown: Vec<_> = config.headers.iter().map(|h| format!("{h:?}")).collect();
+        assert_eq!(shown, ["X-Trace: abc", "Authorization: ***"]);
+        assert!(config.insecure && !config.reuse_connections && config.use_proxy);
+        assert_eq!(scrubber.scrub_str("v=k3y-v4lue-42"), "v=***");
+        assert!(!format!("{config:?}").contains("k3y-v4lue-42"));
+    }
+
+    #[test]
+    fn a_header_http_cannot_carry_is_refused_without_its_value() {
+        let config = HttpConfig::default().header("X-Bad", "line\nbreak-s3cret", false);
+        let err = config.check_headers().unwrap_err();
+        assert!(!err.message.contains("s3cret"), "{}", err.message);
+        let config = HttpConfig::default().header("Bad Name", "v", false);
+        assert!(config.check_headers().is_err());
+    }
+}

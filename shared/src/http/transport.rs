@@ -74,59 +74,6 @@ fn give_way(watch: &Watch) -> Result<(), ureq::Error> {
     Ok(())
 }
 
-/// Wraps the socket (under TLS): waits for input in slices of one tick, looking at the
-/// watch between them.
-#[derive(Debug)]
-pub(super) struct Watched<T>(T);
-
-impl<T: Transport> Transport for Watched<T> {
-    fn buffers(&mut self) -> &mut dyn Buffers {
-        self.0.buffers()
-    }
-
-    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        if let Some(watch) = current_watch() {
-            give_way(&watch)?;
-        }
-        self.0.transmit_output(amount, timeout)
-    }
-
-    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        let Some(watch) = current_watch() else {
-            return self.0.await_input(timeout);
-        };
-        let started = Instant::now();
-        let budget = timeout.not_zero().map(|d| *d);
-        loop {
-            give_way(&watch)?;
-            let spent = started.elapsed();
-            let mut slice = TICK.min(watch.until.saturating_duration_since(Instant::now()));
-            if let Some(budget) = budget {
-                let Some(left) = budget.checked_sub(spent).filter(|d| !d.is_zero()) else {
-                    return Err(ureq::Error::Timeout(timeout.reason));
-                };
-                slice = slice.min(left);
-            }
-            let sliced = NextTimeout {
-                after: slice.max(Duration::from_millis(1)).into(),
-                ..timeout
-            };
-            match self.0.await_input(sliced) {
-                Err(ureq::Error::Timeout(_)) => {}
-                other => return other,
-            }
-        }
-    }
-
-    fn is_open(&mut self) -> bool {
-        self.0.is_open()
-    }
-
-    fn is_tls(&self) -> bool {
-        self.0.is_tls()
-    }
-}
-
 /// Opens the TCP connection (unless a proxy connection came before it), waiting for it in
 /// slices of one tick so that a Ctrl-C or the deadline also ends a connect to a host that
 /// never answers.
@@ -144,15 +91,10 @@ impl<In: Transport> Connector<In> for WatchedTcpConnector {
         if let Some(transport) = chained {
             return Ok(Some(Either::A(transport)));
         }
-        // No deadline of ureq's (we always give one) is a day: far, and no overflow.
-        let budget = details
-            .timeout
-            .not_zero()
-            .map_or(Duration::from_secs(86_400), |d| {
-                (*d).min(Duration::from_secs(86_400))
-            });
-        let until = Instant::now() + budget;
-        let until = current_watch().map_or(until, |w| w.until.min(until));
+        // Without any deadline (we always give one), a day: far, and no overflow.
+        let until = Waits::new(details.timeout)
+            .until
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
         let mut last = None;
         for (index, addr) in details.addrs.iter().enumerate() {
             // The time left is shared among the addresses left: one that never answers
@@ -199,16 +141,13 @@ fn connect_until(addr: SocketAddr, until: Instant) -> Result<TcpStream, ureq::Er
         Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
         Err(e) => return Err(std::io::Error::from(e).into()),
     }
-    let watch = current_watch();
+    let waits = Waits {
+        watch: current_watch(),
+        until: Some(until),
+        reason: ureq::Timeout::Connect,
+    };
     loop {
-        if let Some(watch) = &watch {
-            give_way(watch)?;
-        }
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ureq::Error::Timeout(ureq::Timeout::Connect));
-        }
-        let slice = Timespec::try_from(left.min(TICK)).unwrap_or_default();
+        let slice = Timespec::try_from(waits.next_slice()?).unwrap_or_default();
         let mut fds = [PollFd::new(&fd, PollFlags::OUT)];
         match rustix::event::poll(&mut fds, Some(&slice)) {
             Ok(0) | Err(rustix::io::Errno::INTR) => {}
@@ -231,11 +170,46 @@ pub(super) struct Socket {
     buffers: LazyBuffers,
 }
 
-/// The timeout as the socket takes it: `None` is forever, and zero is not allowed.
-fn socket_timeout(timeout: NextTimeout) -> Option<Duration> {
-    timeout
-        .not_zero()
-        .map(|d| (*d).max(Duration::from_millis(1)))
+/// One wait on the socket, cut into slices of one tick: between them the watch of this
+/// thread (Ctrl-C, the request's deadline) and ureq's own timeout are looked at.
+struct Waits {
+    watch: Option<Watch>,
+    until: Option<Instant>,
+    reason: ureq::Timeout,
+}
+
+impl Waits {
+    fn new(timeout: NextTimeout) -> Self {
+        let ureq_until = timeout
+            .not_zero()
+            .and_then(|d| Instant::now().checked_add(*d));
+        let watch = current_watch();
+        let until = match (&watch, ureq_until) {
+            (Some(watch), Some(until)) => Some(until.min(watch.until)),
+            (Some(watch), None) => Some(watch.until),
+            (None, until) => until,
+        };
+        Waits {
+            watch,
+            until,
+            reason: timeout.reason,
+        }
+    }
+
+    /// How long the next slice may wait; an error once the wait must end.
+    fn next_slice(&self) -> Result<Duration, ureq::Error> {
+        if let Some(watch) = &self.watch {
+            give_way(watch)?;
+        }
+        let Some(until) = self.until else {
+            return Ok(TICK);
+        };
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ureq::Error::Timeout(self.reason));
+        }
+        Ok(left.clamp(Duration::from_millis(1), TICK))
+    }
 }
 
 /// A socket timeout or an interrupted call: nothing went wrong, try again.
@@ -253,17 +227,10 @@ impl Transport for Socket {
     /// gives way to the watch.
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         let timeout = timeout.for_write();
-        let until = socket_timeout(timeout).and_then(|d| Instant::now().checked_add(d));
-        let watch = current_watch();
-        self.stream.set_write_timeout(Some(TICK))?;
+        let waits = Waits::new(timeout);
         let mut output = &self.buffers.output()[..amount];
         while !output.is_empty() {
-            if let Some(watch) = &watch {
-                give_way(watch)?;
-            }
-            if until.is_some_and(|until| Instant::now() >= until) {
-                return Err(ureq::Error::Timeout(timeout.reason));
-            }
+            self.stream.set_write_timeout(Some(waits.next_slice()?))?;
             match self.stream.write(output) {
                 Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()),
                 Ok(written) => output = &output[written..],
@@ -274,14 +241,15 @@ impl Transport for Socket {
         Ok(())
     }
 
+    /// Read a tick at a time, so that a server that sends nothing (or slowly) never keeps
+    /// a Ctrl-C or the deadline waiting.
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        let timeout = timeout.for_read();
-        self.stream.set_read_timeout(socket_timeout(timeout))?;
+        let waits = Waits::new(timeout.for_read());
         let input = self.buffers.input_append_buf();
         let amount = loop {
+            self.stream.set_read_timeout(Some(waits.next_slice()?))?;
             match self.stream.read(input) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if is_wait(&e) => return Err(ureq::Error::Timeout(timeout.reason)),
+                Err(e) if is_wait(&e) => {}
                 other => break other?,
             }
         };
@@ -296,22 +264,6 @@ impl Transport for Socket {
         let open = self.stream.set_nonblocking(true).is_ok()
             && matches!(self.stream.peek(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
         open && self.stream.set_nonblocking(false).is_ok()
-    }
-}
-
-/// Puts the watch on every connection the chain before it opened.
-#[derive(Debug)]
-pub(super) struct WatchConnector;
-
-impl<In: Transport> Connector<In> for WatchConnector {
-    type Out = Watched<In>;
-
-    fn connect(
-        &self,
-        _: &ConnectionDetails,
-        chained: Option<In>,
-    ) -> Result<Option<Self::Out>, ureq::Error> {
-        Ok(chained.map(Watched))
     }
 }
 

@@ -4,7 +4,7 @@
 //! headers and secrets alike) are never sent on to another.
 
 use super::config::{Header, HttpConfig};
-use super::transport::{self, OwnTlsConnector, WatchedTcpConnector};
+use super::transport::{self, OwnTlsConnector, SocketConnector};
 use super::{Method, is_loopback, origin, parse_retry_after, parse_url, resolve, tls};
 use crate::cancel::Cancel;
 use crate::error::Result;
@@ -406,7 +406,7 @@ fn agent(
         .build();
     let connector =
         ().chain(ConnectProxyConnector::default())
-            .chain(WatchedTcpConnector)
+            .chain(SocketConnector)
             .chain(OwnTlsConnector(own_tls))
             .chain(RustlsConnector::default());
     ureq::Agent::with_parts(agent_config, connector, DefaultResolver::default())

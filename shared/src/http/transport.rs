@@ -78,9 +78,9 @@ fn give_way(watch: &Watch) -> Result<(), ureq::Error> {
 /// slices of one tick so that a Ctrl-C or the deadline also ends a connect to a host that
 /// never answers.
 #[derive(Debug)]
-pub(super) struct WatchedTcpConnector;
+pub(super) struct SocketConnector;
 
-impl<In: Transport> Connector<In> for WatchedTcpConnector {
+impl<In: Transport> Connector<In> for SocketConnector {
     type Out = Either<In, Socket>;
 
     fn connect(

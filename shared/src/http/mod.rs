@@ -98,12 +98,9 @@ pub fn args() -> Vec<Arg> {
 /// Check a URL given on the command line (http or https, with a host) and register the
 /// secrets it carries with the scrubber before anything can print it.
 pub fn check_url(url: &str, scrubber: &Scrubber) -> Result<Url> {
-    if url.contains("://") {
-        scrubber.add_url_secrets(url);
-    } else {
-        // `user:pw@host:8080/x` is still read as a URL for its secrets: the message quotes it.
-        scrubber.add_url_secrets(&format!("http://{url}"));
-    }
+    // The scrubber reads the secrets of every shape, `user:pw@host/x` without a scheme
+    // included: the refusal below quotes the URL.
+    scrubber.add_url_secrets(url);
     parse_url(url)
 }
 

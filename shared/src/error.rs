@@ -101,7 +101,7 @@ error_kinds! {
     InsufficientData => "insufficient_data", exit::FAILED,
         "too few samples to judge; never taken as a pass";
     Interrupted => "interrupted", exit::SIGINT,
-        "SIGINT or SIGTERM arrived; the tool stopped, removed its temp files and wrote the record";
+        "SIGHUP, SIGINT or SIGTERM arrived; the tool stopped, removed its temp files and wrote the record";
     Internal => "internal", exit::FAILED,
         "a bug in ugw; please report it with the record";
 }

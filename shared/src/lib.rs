@@ -15,6 +15,7 @@ pub mod poll;
 pub mod procfs;
 pub mod record;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod scrub;
 pub mod tcp;

@@ -183,9 +183,11 @@ fn a_pipe_full_of_blank_bytes_is_judged_not_waited_on() {
 #[test]
 fn a_few_blank_lines_before_input_that_is_not_ours_are_left_alone() {
     let dir = tempfile::tempdir().unwrap();
-    // Inherited (the shell around the tool reads the same pipe): left untouched, blanks too.
+    // Inherited (the shell around the tool reads the same pipe): left untouched, blanks too,
+    // also when the blanks are all the tool sees at first (the rest comes later).
     let out = bash(
-        "printf '\\n\\n\\nnode1\\n' | { ugw-wait-healthy --cmd true > rec.json; cat; }",
+        "{ printf '\\n\\n\\n'; sleep 0.5; echo node1; } \
+         | { ugw-wait-healthy --cmd true > rec.json; cat; }",
         dir.path(),
     );
     out.assert_code(0);

@@ -9,15 +9,19 @@ use crate::error::{Error, Result, exit};
 use crate::results::ToolResult;
 use crate::scrub::Scrubber;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
-use serde::ser::{SerializeMap, SerializeSeq};
+use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
-use std::ops::{Index, Range};
-use std::sync::{Arc, OnceLock};
+
+mod layout;
+mod steps;
+
+use layout::{compact, relayout};
+use steps::index_steps;
+pub use steps::{Iter, Steps};
 
 /// The record format's major version; a record with another major is refused.
 pub const MAJOR: u64 = 1;
@@ -140,10 +144,7 @@ impl Record {
             ugw: MAJOR,
             run,
             ok: true,
-            steps: Steps {
-                earlier: Arc::new(Earlier { text, steps }),
-                added: Vec::new(),
-            },
+            steps: Steps::earlier(text, steps),
             extra,
         };
         record.recompute_ok();
@@ -266,7 +267,7 @@ impl Record {
         let mut extra = Value::Object(self.extra.clone());
         scrubber.scrub_value(&mut extra);
 
-        let mut out = String::with_capacity(self.steps.earlier.text.len() + 4096);
+        let mut out = String::with_capacity(self.steps.text_len() + 4096);
         out.push('{');
         push_members(&mut out, &head);
         out.push_str(",\"steps\":[");
@@ -292,198 +293,6 @@ impl Record {
     }
 }
 
-/// The steps of a record, oldest first, read like a `Vec<Step>` (`len`, `iter`, `[i]`,
-/// `last`). The earlier ones, from the incoming record, are kept as their text (shared by
-/// clones) and decoded once each when first looked at; the ones appended here are `Step`s.
-#[derive(Clone, Default)]
-pub struct Steps {
-    earlier: Arc<Earlier>,
-    added: Vec<Step>,
-}
-
-/// The incoming record's text, and where each of its steps is in it.
-#[derive(Default)]
-struct Earlier {
-    text: String,
-    steps: Vec<EarlierStep>,
-}
-
-struct EarlierStep {
-    start: u32,
-    end: u32,
-    head: OwnedHead,
-    decoded: OnceLock<Box<Step>>,
-}
-
-/// What lookups need of a step, so that finding one never decodes the others.
-struct OwnedHead {
-    /// Shared by every step of the same tool.
-    tool: Arc<str>,
-    status: Status,
-    exit: i32,
-    dry_run: bool,
-}
-
-#[derive(Clone, Copy)]
-struct Head<'a> {
-    tool: &'a str,
-    status: Status,
-    exit: i32,
-    dry_run: bool,
-}
-
-impl Steps {
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.earlier.steps.len() + self.added.len()
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    #[must_use]
-    pub fn get(&self, index: usize) -> Option<&Step> {
-        let earlier = self.earlier.steps.len();
-        if index < earlier {
-            Some(self.earlier.decode(index))
-        } else {
-            self.added.get(index - earlier)
-        }
-    }
-
-    #[must_use]
-    pub fn first(&self) -> Option<&Step> {
-        self.get(0)
-    }
-
-    #[must_use]
-    pub fn last(&self) -> Option<&Step> {
-        self.len().checked_sub(1).and_then(|last| self.get(last))
-    }
-
-    #[must_use]
-    pub fn iter(&self) -> Iter<'_> {
-        Iter {
-            steps: self,
-            range: 0..self.len(),
-        }
-    }
-
-    /// Append a step (`Record::push` also recomputes `ok`).
-    pub fn push(&mut self, step: Step) {
-        self.added.push(step);
-    }
-
-    fn heads(&self) -> impl DoubleEndedIterator<Item = Head<'_>> + ExactSizeIterator {
-        let earlier = self.earlier.steps.iter().map(|s| Head {
-            tool: &s.head.tool,
-            status: s.head.status,
-            exit: s.head.exit,
-            dry_run: s.head.dry_run,
-        });
-        let added = self.added.iter().map(|s| Head {
-            tool: &s.tool,
-            status: s.status,
-            exit: s.exit,
-            dry_run: s.dry_run,
-        });
-        Chained(earlier.chain(added), self.len())
-    }
-
-    /// The text of step `index` as it came in, if it is an earlier step.
-    fn earlier_text(&self, index: usize) -> Option<&str> {
-        let step = self.earlier.steps.get(index)?;
-        Some(&self.earlier.text[step.start as usize..step.end as usize])
-    }
-}
-
-impl Earlier {
-    fn decode(&self, index: usize) -> &Step {
-        let step = &self.steps[index];
-        step.decoded.get_or_init(|| {
-            let text = &self.text[step.start as usize..step.end as usize];
-            Box::new(serde_json::from_str(text).expect("every step was decoded once in parse"))
-        })
-    }
-}
-
-/// A chain of iterators that knows its length (`Chain` is not `ExactSizeIterator`).
-struct Chained<I>(I, usize);
-
-impl<I: Iterator> Iterator for Chained<I> {
-    type Item = I::Item;
-    fn next(&mut self) -> Option<I::Item> {
-        let item = self.0.next()?;
-        self.1 -= 1;
-        Some(item)
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.1, Some(self.1))
-    }
-}
-
-impl<I: DoubleEndedIterator> DoubleEndedIterator for Chained<I> {
-    fn next_back(&mut self) -> Option<I::Item> {
-        let item = self.0.next_back()?;
-        self.1 -= 1;
-        Some(item)
-    }
-}
-
-impl<I: Iterator> ExactSizeIterator for Chained<I> {}
-
-impl Index<usize> for Steps {
-    type Output = Step;
-    fn index(&self, index: usize) -> &Step {
-        let len = self.len();
-        self.get(index)
-            .unwrap_or_else(|| panic!("step index {index} out of range for {len} steps"))
-    }
-}
-
-/// The steps of a record, oldest first.
-pub struct Iter<'a> {
-    steps: &'a Steps,
-    range: Range<usize>,
-}
-
-impl<'a> Iterator for Iter<'a> {
-    type Item = &'a Step;
-    fn next(&mut self) -> Option<&'a Step> {
-        self.range.next().map(|i| &self.steps[i])
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.range.size_hint()
-    }
-}
-
-impl DoubleEndedIterator for Iter<'_> {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        self.range.next_back().map(|i| &self.steps[i])
-    }
-}
-
-impl ExactSizeIterator for Iter<'_> {}
-
-impl<'a> IntoIterator for &'a Steps {
-    type Item = &'a Step;
-    type IntoIter = Iter<'a>;
-    fn into_iter(self) -> Iter<'a> {
-        self.iter()
-    }
-}
-
-impl fmt::Debug for Steps {
-    // Each step's tool and status: a full dump could be megabytes and decode every step.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.heads().map(|h| format!("{} {:?}", h.tool, h.status)))
-            .finish()
-    }
-}
-
 impl Serialize for Record {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(4 + self.extra.len()))?;
@@ -495,24 +304,6 @@ impl Serialize for Record {
             map.serialize_entry(name, value)?;
         }
         map.end()
-    }
-}
-
-impl Serialize for Steps {
-    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.len()))?;
-        for index in 0..self.len() {
-            match self.earlier_text(index) {
-                Some(text) => {
-                    let text = compact(text);
-                    let raw: &RawValue = serde_json::from_str(&text)
-                        .map_err(<S::Error as serde::ser::Error>::custom)?;
-                    seq.serialize_element(raw)?;
-                }
-                None => seq.serialize_element(&self[index])?,
-            }
-        }
-        seq.end()
     }
 }
 
@@ -623,52 +414,6 @@ impl<'de> Visitor<'de> for TopVisitor {
     }
 }
 
-/// Check every step (its fields of the documented types, its status one of the four
-/// words) and note where it is in `text` and what lookups need of it. Each step is decoded
-/// and dropped in turn, so memory stays close to the text's size.
-fn index_steps(text: &str, steps: &RawValue) -> Result<Vec<EarlierStep>> {
-    let raws: Vec<&RawValue> =
-        serde_json::from_str(steps.get()).map_err(|_| malformed("\"steps\" is not an array"))?;
-    let mut tools: HashMap<String, Arc<str>> = HashMap::new();
-    let mut indexed = Vec::with_capacity(raws.len());
-    for (number, raw) in raws.iter().enumerate() {
-        let step: Step = serde_json::from_str(raw.get())
-            .map_err(|e| malformed(&format!("step {} {}", number + 1, step_error(&e))))?;
-        let start = raw.get().as_ptr().addr() - text.as_ptr().addr();
-        let end = start + raw.get().len();
-        let tool = Arc::clone(
-            tools
-                .entry(step.tool)
-                .or_insert_with_key(|tool| Arc::from(tool.as_str())),
-        );
-        indexed.push(EarlierStep {
-            // The size cap keeps offsets well within u32.
-            start: start as u32,
-            end: end as u32,
-            head: OwnedHead {
-                tool,
-                status: step.status,
-                exit: step.exit,
-                dry_run: step.dry_run,
-            },
-            decoded: OnceLock::new(),
-        });
-    }
-    Ok(indexed)
-}
-
-/// Why a step did not decode, in words; an unknown status says which words are known.
-fn step_error(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    if text.contains("unknown variant") {
-        // serde: "unknown variant `Failed`, expected one of `ok`, …"
-        let word = text.split('`').nth(1).unwrap_or("?");
-        format!("has the status \"{word}\", which is not one of ok, failed, skipped, interrupted")
-    } else {
-        format!("is not a valid step: {text}")
-    }
-}
-
 // ---- writing ----
 
 /// `"name":value,…` of an object's members, compact.
@@ -698,93 +443,6 @@ fn scrubbed_earlier<'a>(text: &'a str, scrubber: &Scrubber) -> Cow<'a, str> {
     } else {
         Cow::Owned(value.to_string())
     }
-}
-
-/// JSON text without whitespace between its tokens (a step that came in indented).
-fn compact(text: &str) -> Cow<'_, str> {
-    if text.bytes().any(is_blank) {
-        Cow::Owned(relayout(text, false))
-    } else {
-        Cow::Borrowed(text)
-    }
-}
-
-fn is_blank(b: u8) -> bool {
-    matches!(b, b' ' | b'\n' | b'\r' | b'\t')
-}
-
-/// Valid JSON text with the whitespace between its tokens redone: none, or `serde_json`'s
-/// pretty layout (two spaces a level). Strings, numbers and the order of fields are kept
-/// byte for byte.
-fn relayout(text: &str, pretty: bool) -> String {
-    fn newline(out: &mut String, pretty: bool, depth: usize) {
-        if pretty {
-            out.push('\n');
-            out.extend(std::iter::repeat_n("  ", depth));
-        }
-    }
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(if pretty { text.len() * 2 } else { text.len() });
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                let end = string_end(bytes, i);
-                out.push_str(&text[i..end]);
-                i = end;
-                continue;
-            }
-            open @ (b'{' | b'[') => {
-                out.push(char::from(open));
-                let next = (i + 1..bytes.len())
-                    .find(|&j| !is_blank(bytes[j]))
-                    .unwrap_or(bytes.len());
-                if let Some(&close @ (b'}' | b']')) = bytes.get(next) {
-                    out.push(char::from(close)); // empty: `{}`, `[]`
-                    i = next + 1;
-                    continue;
-                }
-                depth += 1;
-                newline(&mut out, pretty, depth);
-            }
-            close @ (b'}' | b']') => {
-                depth = depth.saturating_sub(1);
-                newline(&mut out, pretty, depth);
-                out.push(char::from(close));
-            }
-            b',' => {
-                out.push(',');
-                newline(&mut out, pretty, depth);
-            }
-            b':' => out.push_str(if pretty { ": " } else { ":" }),
-            b if is_blank(b) => {}
-            _ => {
-                // A number, true, false or null.
-                let end = (i..bytes.len())
-                    .find(|&j| is_blank(bytes[j]) || b",:{}[]\"".contains(&bytes[j]))
-                    .unwrap_or(bytes.len());
-                out.push_str(&text[i..end]);
-                i = end;
-                continue;
-            }
-        }
-        i += 1;
-    }
-    out
-}
-
-/// Where the string that starts at `start` (its opening quote) ends, past its closing quote.
-fn string_end(bytes: &[u8], start: usize) -> usize {
-    let mut i = start + 1;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b'"' => return i + 1,
-            _ => i += 1,
-        }
-    }
-    bytes.len()
 }
 
 /// At most `max` bytes of some output as text, cut on a character boundary, trimmed: what a
@@ -995,7 +653,7 @@ mod tests {
         assert_eq!((&record.steps).into_iter().count(), 3);
         // A clone shares the earlier steps' text instead of copying it.
         let copy = record.clone();
-        assert!(Arc::ptr_eq(&copy.steps.earlier, &record.steps.earlier));
+        assert!(copy.steps.shares_text_with(&record.steps));
     }
 
     #[test]

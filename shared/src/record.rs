@@ -597,6 +597,7 @@ mod tests {
         );
         // Through serde too (what `serde_json::to_string(&record)` gives).
         assert_eq!(serde_json::to_string(&record).unwrap(), compact);
+        assert_eq!(serde_json::to_value(&record).unwrap(), value);
     }
 
     #[test]

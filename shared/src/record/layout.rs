@@ -89,3 +89,21 @@ fn string_end(bytes: &[u8], start: usize) -> usize {
     }
     bytes.len()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_keep_their_bytes_whatever_they_hold() {
+        let text = r#"{ "a\"{ ,}:[ ]\\" : [ 1.50e3 , "x\u00e9 y" , { } , [ ] ] }"#;
+        let expected = r#"{"a\"{ ,}:[ ]\\":[1.50e3,"x\u00e9 y",{},[]]}"#;
+        assert_eq!(compact(text), expected);
+        // Text without a blank byte anywhere is taken as it is.
+        assert!(matches!(compact(r#"{"a":[1,"b"]}"#), Cow::Borrowed(_)));
+        assert_eq!(
+            relayout(text, true),
+            "{\n  \"a\\\"{ ,}:[ ]\\\\\": [\n    1.50e3,\n    \"x\\u00e9 y\",\n    {},\n    []\n  ]\n}"
+        );
+    }
+}

@@ -1027,3 +1027,75 @@ fn a_malformed_secret_header_is_not_quoted_in_the_usage_error() {
     let file = std::fs::read_to_string(&record).unwrap_or_default();
     assert_no_secret(&out, &file, &["sk_live_123456"]);
 }
+
+/// `--cmd` that passes `passes` times, then hangs: counted in the file `c` of `dir`.
+fn passes_then_hangs(passes: u32) -> String {
+    format!("n=$(cat c 2>/dev/null || echo 0); echo $((n+1)) > c; [ $n -lt {passes} ] || sleep 10")
+}
+
+#[test]
+fn a_round_cut_by_the_deadline_is_not_a_pass() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.current_dir(dir.path()).args([
+        "--in",
+        "none",
+        "--cmd",
+        &passes_then_hangs(2),
+        "--successes",
+        "3",
+        "--timeout",
+        "1500ms",
+        "--interval",
+        "100ms",
+    ]);
+    let out = kit::run(cmd);
+    out.assert_code(1);
+    let step = out.last_step();
+    assert_eq!(step.error_kind(), "timeout");
+    let result = step.wait_result();
+    assert!(!result.healthy, "{result:?}");
+    assert_eq!(result.time_to_healthy_ms, None);
+    let target = &result.targets[0];
+    assert_eq!((target.passes, target.attempts), (2, 3), "{target:?}");
+    let counted: u32 = std::fs::read_to_string(dir.path().join("c"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(counted, 3, "the third attempt ran and was cut");
+}
+
+#[test]
+fn a_round_cut_by_the_deadline_does_not_complete_stable_for() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.current_dir(dir.path()).args([
+        "--in",
+        "none",
+        "--cmd",
+        &passes_then_hangs(2),
+        "--stable-for",
+        "300ms",
+        "--timeout",
+        "1500ms",
+        "--interval",
+        "100ms",
+    ]);
+    let out = kit::run(cmd);
+    out.assert_code(1);
+    let result = out.wait_result();
+    assert!(!result.healthy, "{result:?}");
+    assert_eq!(result.targets[0].passes, 2, "{result:?}");
+    assert!(
+        out.last_step()
+            .error
+            .unwrap()
+            .message
+            .contains("--stable-for"),
+        "{}",
+        out.stderr
+    );
+}

@@ -203,6 +203,9 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
             Ok(round) => round,
             Err(interrupted) => break Err(interrupted),
         };
+        // Judged on this round's answers alone: a target's remembered state may be an older
+        // round's (a round the deadline cut keeps the last real answer for the record).
+        let round_met = round.meets_goal(plan.until_down);
         let Round {
             verdicts,
             retry_after,
@@ -219,7 +222,7 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         if let Some(reason) = fatal {
             break Err(Error::new(ErrorKind::FailCondition, reason));
         }
-        if states.iter().all(TargetState::goal_met) {
+        if round_met {
             in_a_row += 1;
             let since = *passing_since.get_or_insert_with(Instant::now);
             let stable = plan.stable_for.is_none_or(|d| since.elapsed() >= d);

@@ -92,6 +92,16 @@ pub struct Round {
     pub retry_after: Option<Duration>,
 }
 
+impl Round {
+    /// Whether every attempt of this round met the goal within the round: an attempt the
+    /// deadline cut short met nothing, whatever the target did before.
+    pub fn meets_goal(&self, until_down: bool) -> bool {
+        self.verdicts
+            .iter()
+            .all(|v| v.meets(until_down) && !v.cut_by_deadline)
+    }
+}
+
 enum Raw {
     Http(std::result::Result<HttpResponse, AttemptError>),
     Tcp(std::result::Result<Duration, AttemptError>),

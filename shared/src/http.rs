@@ -316,6 +316,19 @@ fn parse_url(url: &str) -> Result<Uri> {
     if uri.host().is_none_or(str::is_empty) {
         return Err(Error::usage(format!("'{url}' has no host")));
     }
+    // The parser takes any digits as a port (and then has none): 99999 could only ever be
+    // "connection refused" until the deadline.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let host_and_port = authority.rsplit('@').next().unwrap_or(authority);
+    let after_host = &host_and_port[host_and_port.rfind(']').unwrap_or(0)..];
+    if let Some((_, port)) = after_host.rsplit_once(':')
+        && !port.is_empty()
+        && uri.port_u16().is_none_or(|p| p == 0)
+    {
+        return Err(Error::usage(format!(
+            "'{url}' has port {port}: a port is 1 to 65535"
+        )));
+    }
     Ok(uri)
 }
 
@@ -524,5 +537,20 @@ mod tests {
         assert!(parse_url("http://127.0.0.1:1/x").is_ok());
         assert!(parse_url("ftp://h/").is_err());
         assert!(parse_url("not a url").is_err());
+        for bad_port in [
+            "http://127.0.0.1:99999/",
+            "http://h:0/",
+            "http://u:p@[::1]:65536/",
+        ] {
+            assert!(parse_url(bad_port).is_err(), "{bad_port}");
+        }
+        for good in [
+            "http://h:/",
+            "http://u:p@h/",
+            "http://[::1]/",
+            "https://[::1]:65535/",
+        ] {
+            assert!(parse_url(good).is_ok(), "{good}");
+        }
     }
 }

@@ -188,7 +188,6 @@ pub fn command() -> Command {
             .long("max-failures")
             .value_name("N")
             .value_parser(clap::value_parser!(u32))
-            .requires("stable-for")
             .help("With --stable-for: forgive up to N failed rounds within the window instead of starting it over"),
     )
     .arg(

@@ -109,8 +109,7 @@ impl Plan {
         }
         if self.interval < MIN_INTERVAL {
             return refuse(format!(
-                "--interval {} is below the floor of {}: that would flood the service",
-                human(self.interval),
+                "--interval must be at least {}: a faster beat floods the service",
                 human(MIN_INTERVAL)
             ));
         }

@@ -1240,6 +1240,8 @@ fn assertions_after_a_target_apply_to_it_alone() {
         &url_b,
         "--expect-version",
         "2.0.0",
+        "--timeout",
+        "2s",
     ]);
     out.assert_code(0);
     let result = out.wait_result();

@@ -42,6 +42,16 @@ Examples:
   # One check, no polling: exit 0 or 1 at once. --body-regex is multi-line, like grep:
   ugw-wait-healthy --once --url http://127.0.0.1:8080/metrics --body-regex '^http_requests_in_flight 0$'
 
+  # A body with every attempt (--data, or --data-file; with --method POST for a POST smoke check):
+  ugw-wait-healthy --url http://127.0.0.1:8080/debug/echo --header 'Content-Type: application/json' --data '{\"probe\":\"smoke\"}' --expect '.headers[\"content-length\"] == \"17\"'
+
+  # A container's entrypoint: run the server in place of the tool once the database answers
+  # (the record goes only to --record FILE; a failed wait runs nothing):
+  ugw-wait-healthy --tcp db:5432 --timeout 1m --record start.json --new -- echo the server starts here
+
+  # A CI log without the record, which the file keeps:
+  ugw-wait-healthy --output none --record ci-record.json --new --url http://127.0.0.1:8080/health/ready
+
   # A watch that forgives two failed rounds while the service must stay up for 5 seconds:
   ugw-wait-healthy --url http://127.0.0.1:8080/health/ready --stable-for 5s --max-failures 2 --timeout 1m
 
@@ -67,7 +77,8 @@ pub fn command() -> Command {
         "Wait until every target passes in the same round: HTTP(S) URLs with status, jq, regex, \
          version and latency assertions, TCP ports, and commands. Polls on a steady beat with a \
          hard deadline that is never overrun by more than a few tens of milliseconds; stops at \
-         once on a fail-fast condition. With --until-down, waits until every target fails instead.",
+         once on a fail-fast condition. With --until-down, waits until every target fails instead. \
+         After --, runs a program in place of the tool once healthy (a container's entrypoint).",
     )
     .after_long_help(EXAMPLES)
     .mut_arg("timeout", |a| a.help("Overall deadline (never overrun by more than 50 ms)"))

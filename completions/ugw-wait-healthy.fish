@@ -15,7 +15,9 @@ complete -c ugw-wait-healthy -l body-regex -d 'A regular expression the body mus
 complete -c ugw-wait-healthy -l expect-version -d 'The body\'s version must equal V (v1.1.0 = 1.1.0); without V, the version of the last ugw-fetch step' -r
 complete -c ugw-wait-healthy -l version-path -d 'Where the version is in the body [default: .version]' -r
 complete -c ugw-wait-healthy -l max-latency -d 'A response slower than this fails the attempt' -r
-complete -c ugw-wait-healthy -l method -d 'The HTTP method' -r
+complete -c ugw-wait-healthy -l method -d 'The HTTP method [default: GET]' -r
+complete -c ugw-wait-healthy -l data -d 'Send this body with every attempt (with --method POST for a POST; the method is kept)' -r
+complete -c ugw-wait-healthy -l data-file -d 'Send this file\'s content (read once, at most 8 MiB) as the body of every attempt' -r -F
 complete -c ugw-wait-healthy -l header -d 'Send this header with every request (repeatable); not for secrets, see --header-env' -r
 complete -c ugw-wait-healthy -l header-env -d 'Send header NAME with the value of environment variable ENVVAR (repeatable); the value is never shown' -r
 complete -c ugw-wait-healthy -l cacert -d 'Trust the certificates in this PEM file (CAs, or the server\'s own self-signed one) instead of the system\'s' -r -F

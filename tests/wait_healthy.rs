@@ -1329,6 +1329,7 @@ fn once_is_one_round_and_no_polling() {
     out.assert_code(1);
     let step = out.last_step();
     let message = step.error.as_ref().unwrap().message.clone();
+    assert_eq!(step.error_kind(), "check_failed", "a check, not a wait");
     assert!(message.contains("in the one round of --once"), "{message}");
     assert!(message.contains("(after 1 attempt)"), "singular: {message}");
     let result = step.wait_result();
@@ -1456,4 +1457,258 @@ fn max_failures_forgives_failed_rounds_within_stable_for() {
     let out = wait_healthy(&strict);
     out.assert_code(1);
     assert!(out.wait_result().targets[0].passes >= 8);
+}
+
+// ---- requests with a body ----
+
+/// A server that answers every request with `201 Created` and a JSON body, keeping what it
+/// received.
+fn order_server() -> kit::RawServer {
+    kit::RawServer::start(
+        b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"id\":7}",
+    )
+}
+
+/// The requests `server` received, each split into its head (lowercase) and its body.
+fn received(server: &kit::RawServer) -> Vec<(String, String)> {
+    server
+        .received()
+        .iter()
+        .map(|r| {
+            let (head, body) = r.split_once("\r\n\r\n").unwrap();
+            (head.to_ascii_lowercase(), body.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn data_is_the_body_of_every_attempt_of_a_post() {
+    let server = order_server();
+    let body = r#"{"order":"smoke-test","qty":1}"#;
+    let out = wait_healthy(&[
+        "--url",
+        &format!("{}orders", server.url()),
+        "--method",
+        "POST",
+        "--header",
+        "Content-Type: application/json",
+        "--data",
+        body,
+        "--status",
+        "201",
+        "--expect",
+        ".id == 7",
+        "--successes",
+        "2",
+        "--interval",
+        "20ms",
+    ]);
+    out.assert_code(0);
+    let result = out.wait_result();
+    assert_eq!(
+        (result.rounds, result.targets[0].last_status),
+        (2, Some(201))
+    );
+    let seen = received(&server);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for (head, sent) in &seen {
+        assert!(head.starts_with("post /orders http/1.1"), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        assert_eq!(sent, body, "the same body with every attempt");
+    }
+}
+
+#[test]
+fn a_data_file_goes_to_the_url_it_follows_and_the_method_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("order.json");
+    std::fs::write(&file, "{\"from\":\"a file\"}\n").unwrap();
+    let (plain, posted) = (order_server(), order_server());
+    let out = wait_healthy(&[
+        "--status",
+        "201",
+        "--url",
+        &plain.url(),
+        "--url",
+        &posted.url(),
+        "--method",
+        "PUT",
+        "--data-file",
+        file.to_str().unwrap(),
+        "--once",
+    ]);
+    out.assert_code(0);
+    let plain_seen = received(&plain);
+    assert!(plain_seen[0].0.starts_with("get / "), "{plain_seen:?}");
+    assert_eq!(plain_seen[0].1, "", "no body for the first --url");
+    let posted_seen = received(&posted);
+    assert!(posted_seen[0].0.starts_with("put / "), "{posted_seen:?}");
+    assert_eq!(posted_seen[0].1, "{\"from\":\"a file\"}\n");
+
+    // --data does not change the method: a GET with a body is sent as is.
+    let server = order_server();
+    let out = wait_healthy(&["--url", &server.url(), "--data", "q=1", "--status", "201"]);
+    out.assert_code(0);
+    let seen = received(&server);
+    assert!(seen[0].0.starts_with("get / "), "{seen:?}");
+    assert_eq!(seen[0].1, "q=1");
+}
+
+#[test]
+fn a_body_that_cannot_be_had_is_a_usage_error_before_any_request() {
+    let server = order_server();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.json");
+    let out = wait_healthy(&[
+        "--url",
+        &url,
+        "--method",
+        "POST",
+        "--data-file",
+        missing.to_str().unwrap(),
+    ]);
+    out.assert_code(2);
+    let step = out.last_step();
+    assert_eq!(step.error_kind(), "usage");
+    let message = step.error.unwrap().message;
+    assert!(
+        message.contains("--data-file") && message.contains("missing.json"),
+        "{message}"
+    );
+    let both = [
+        "--url",
+        &url,
+        "--data",
+        "x",
+        "--data-file",
+        missing.to_str().unwrap(),
+    ];
+    let out = wait_healthy(&both);
+    out.assert_code(2);
+    assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+    let out = wait_healthy(&["--tcp", "127.0.0.1:9", "--data", "x"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("needs a --url"), "{}", out.stderr);
+    assert_eq!(server.requests(), 0, "nothing was sent");
+}
+
+// ---- the program to run once healthy ----
+
+/// A port nothing listens on.
+fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// What a program sees of its process: its pid, its arguments, its open descriptors and its
+/// signal mask and ignored signals (they survive an exec).
+const SELF_REPORT: &str = "echo \"pid $$\"; echo \"args $*\"; ls /proc/self/fd | tr '\\n' ' '; \
+                           echo; grep -E '^Sig(Blk|Ign)' /proc/self/status";
+
+#[test]
+fn once_healthy_the_program_after_dashes_runs_in_place_of_the_tool() {
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rec.json");
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.args(["--url", &ready_url(&app), "--new", "--record"])
+        .arg(&file)
+        .args(["--", "sh", "-c", SELF_REPORT, "sh", "a", "b c"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let output = kit::wait_bounded(child, kit::RUN_LIMIT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    // The same program run directly: it must see the same descriptors and signal mask, and
+    // no signal ignored that it would not ignore anyway (an ignored disposition survives an
+    // exec; a handler, even glibc's own, is reset).
+    let direct = std::process::Command::new("sh")
+        .args(["-c", SELF_REPORT, "sh", "a", "b c"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let direct = String::from_utf8_lossy(&direct.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let expected: Vec<&str> = direct.lines().collect();
+    assert_eq!(lines.len(), 5, "stdout is the program's alone: {stdout}");
+    assert_eq!(
+        lines[0],
+        format!("pid {pid}"),
+        "exec'd in place, not spawned"
+    );
+    assert_eq!(
+        lines[1..4],
+        expected[1..4],
+        "args, descriptors, blocked signals"
+    );
+    let ignored = |line: &str| u64::from_str_radix(line.rsplit('\t').next().unwrap(), 16).unwrap();
+    assert_eq!(
+        ignored(lines[4]) & !ignored(expected[4]),
+        0,
+        "signals ignored in the program only: {} vs {}",
+        lines[4],
+        expected[4]
+    );
+    let saved = kit::parse_record(&std::fs::read_to_string(&file).unwrap());
+    assert_eq!(saved.steps.len(), 1);
+    let step = &saved.steps[0];
+    assert_eq!(
+        (step.tool.as_str(), step.status.as_str()),
+        ("ugw-wait-healthy", "ok")
+    );
+    assert!(step.wait_result().healthy);
+    assert_eq!(app.requests_settled(), 1);
+
+    // The program's exit code is the tool's (it is the same process).
+    let out = wait_healthy(&["--url", &ready_url(&app), "--", "sh", "-c", "exit 7"]);
+    assert_eq!((out.code, out.stdout.as_str()), (7, ""), "{}", out.stderr);
+}
+
+#[test]
+fn a_failed_wait_runs_nothing_and_the_record_goes_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let touch = format!("touch '{}'", marker.display());
+    let out = wait_healthy(&["--tcp", &closed_port(), "--once", "--", "sh", "-c", &touch]);
+    out.assert_code(1);
+    assert!(!marker.exists(), "the program ran after a failed wait");
+    let step = out.last_step();
+    assert_eq!(
+        (step.status.as_str(), step.error_kind()),
+        ("failed", "check_failed")
+    );
+    assert!(!step.wait_result().healthy);
+
+    // A dry run says it would run a program, and runs none.
+    let app = DemoApp::start(&[]);
+    let out = wait_healthy(&[
+        "--url",
+        &ready_url(&app),
+        "--dry-run",
+        "--",
+        "sh",
+        "-c",
+        &touch,
+    ]);
+    out.assert_code(0);
+    assert_eq!(out.last_step().result["then_exec"], true);
+    assert!(!marker.exists(), "a dry run ran the program");
+
+    let out = wait_healthy(&["--url", &ready_url(&app), "--"]);
+    out.assert_code(2);
+    assert_eq!(out.last_step().error_kind(), "usage");
+    assert!(out.stderr.contains("-- needs a command"), "{}", out.stderr);
+    assert_eq!(
+        app.requests_settled(),
+        0,
+        "nothing checked after a usage error"
+    );
 }

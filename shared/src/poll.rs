@@ -49,7 +49,8 @@ pub const PATIENT_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct PollPlan {
-    /// The overall deadline, from the start.
+    /// The overall deadline, from the start, for [`Poller::new`]; a poller built with
+    /// [`Poller::until`] is given its deadline as an instant instead.
     pub timeout: Duration,
     /// The beat between the starts of two rounds.
     pub interval: Duration,
@@ -71,9 +72,18 @@ pub struct Poller {
 }
 
 impl Poller {
+    /// A poller whose deadline is `plan.timeout` after `started` (a wait of its own, such as
+    /// a lock's).
     #[must_use]
     pub fn new(plan: PollPlan, started: Instant) -> Self {
         let deadline = started + plan.timeout;
+        Poller::until(plan, started, deadline)
+    }
+
+    /// A poller that ends at `deadline`, the step's own (`Ctx::deadline()`), so a tool keeps
+    /// one source of truth for it; `plan.timeout` is not used.
+    #[must_use]
+    pub fn until(plan: PollPlan, started: Instant, deadline: Instant) -> Self {
         Poller {
             current: plan.interval,
             plan,
@@ -285,6 +295,24 @@ mod tests {
             poller.overrun(end)
         );
         assert!(end >= poller.deadline());
+    }
+
+    #[test]
+    fn a_poller_built_from_a_deadline_keeps_it_whatever_the_plan_says() {
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(150);
+        let mut poller = Poller::until(plan(20, None), started, deadline);
+        assert_eq!(poller.deadline(), deadline, "not started + the plan's 60 s");
+        let cancel = Cancel::default();
+        loop {
+            assert!(poller.begin_round() <= deadline);
+            if !poller.wait_next(false, None, &cancel).unwrap() {
+                break;
+            }
+        }
+        let end = Instant::now();
+        assert!(end >= deadline && poller.overrun(end) < Duration::from_millis(30));
+        assert!(poller.rounds() >= 3, "{} rounds", poller.rounds());
     }
 
     fn plan(interval_ms: u64, max_interval: Option<Duration>) -> PollPlan {

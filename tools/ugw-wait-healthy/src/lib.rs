@@ -8,7 +8,9 @@ mod watch;
 
 use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
 use plan::Plan;
-use serde_json::json;
+use serde::Serialize;
+use std::ffi::OsString;
+use ugw_shared::results::WaitMode;
 use ugw_shared::time::{human, millis, parse_duration};
 use ugw_shared::{Ctx, Result, StepResult, http, tool_command};
 use watch::Watch;
@@ -40,6 +42,16 @@ Examples:
   # One check, no polling: exit 0 or 1 at once. --body-regex is multi-line, like grep:
   ugw-wait-healthy --once --url http://127.0.0.1:8080/metrics --body-regex '^http_requests_in_flight 0$'
 
+  # A body with every attempt (--data, or --data-file; with --method POST for a POST smoke check):
+  ugw-wait-healthy --url http://127.0.0.1:8080/debug/echo --header 'Content-Type: application/json' --data '{\"probe\":\"smoke\"}' --expect '.headers[\"content-length\"] == \"17\"'
+
+  # A container's entrypoint: run the server in place of the tool once the database answers
+  # (the record goes only to --record FILE; a failed wait runs nothing):
+  ugw-wait-healthy --tcp db:5432 --timeout 1m --record start.json --new -- echo the server starts here
+
+  # A CI log without the record, which the file keeps:
+  ugw-wait-healthy --output none --record ci-record.json --new --url http://127.0.0.1:8080/health/ready
+
   # A watch that forgives two failed rounds while the service must stay up for 5 seconds:
   ugw-wait-healthy --url http://127.0.0.1:8080/health/ready --stable-for 5s --max-failures 2 --timeout 1m
 
@@ -65,7 +77,8 @@ pub fn command() -> Command {
         "Wait until every target passes in the same round: HTTP(S) URLs with status, jq, regex, \
          version and latency assertions, TCP ports, and commands. Polls on a steady beat with a \
          hard deadline that is never overrun by more than a few tens of milliseconds; stops at \
-         once on a fail-fast condition. With --until-down, waits until every target fails instead.",
+         once on a fail-fast condition. With --until-down, waits until every target fails instead. \
+         After --, runs a program in place of the tool once healthy (a container's entrypoint).",
     )
     .after_long_help(EXAMPLES)
     .mut_arg("timeout", |a| a.help("Overall deadline (never overrun by more than 50 ms)"))
@@ -86,7 +99,7 @@ pub fn command() -> Command {
             .help("A command (run by sh -c, in its own process group) that must exit 0"),
     )
     .group(ArgGroup::new("targets").args(["url", "tcp", "cmd"]).multiple(true).required(true))
-    .next_help_heading("HTTP assertions (before the first target: for every --url; after a --url: for it alone)")
+    .next_help_heading("HTTP requests and assertions (before the first target: for every --url; after a --url: for it alone)")
     .arg(
         Arg::new("status")
             .long("status")
@@ -132,7 +145,29 @@ pub fn command() -> Command {
             .action(ArgAction::Append)
             .help("A response slower than this fails the attempt"),
     )
-    .arg(Arg::new("method").long("method").value_name("METHOD").default_value("GET").help("The HTTP method"))
+    .arg(
+        Arg::new("method")
+            .long("method")
+            .value_name("METHOD")
+            .action(ArgAction::Append)
+            .help("The HTTP method [default: GET]"),
+    )
+    .arg(
+        Arg::new("data")
+            .long("data")
+            .value_name("STRING")
+            .action(ArgAction::Append)
+            .conflicts_with("data-file")
+            .help("Send this body with every attempt (with --method POST for a POST; the method is kept)"),
+    )
+    .arg(
+        Arg::new("data-file")
+            .long("data-file")
+            .value_name("PATH")
+            .value_parser(clap::value_parser!(std::path::PathBuf))
+            .action(ArgAction::Append)
+            .help("Send this file's content (read once, at most 8 MiB) as the body of every attempt"),
+    )
     .args(http::args())
     .next_help_heading("Fail fast (exit 1 at once, kind fail_condition)")
     .arg(
@@ -215,43 +250,72 @@ pub fn command() -> Command {
             .action(ArgAction::SetTrue)
             .help("Wait until every target fails (e.g. for the old process to stop)"),
     )
+    .arg(
+        Arg::new("command")
+            .value_name("CMD")
+            .num_args(0..)
+            .last(true)
+            .value_parser(clap::value_parser!(OsString))
+            .help(
+                "After --: run this program in place of the tool once healthy (a container's \
+                 entrypoint); the record then goes only to --record FILE",
+            ),
+    )
+}
+
+/// What a dry run says it would do.
+#[derive(Serialize)]
+struct Planned<'a> {
+    would_wait_for: Vec<String>,
+    mode: WaitMode,
+    timeout_ms: u64,
+    expect_version: Option<&'a str>,
+    /// Whether it would run the program after `--` once healthy (its words are not
+    /// repeated: they may hold a secret).
+    then_exec: bool,
 }
 
 /// Poll until healthy (or down), the deadline, a fail-fast condition or a signal.
 pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
     let plan = Plan::from_matches(ctx, matches)?;
     let labels: Vec<String> = plan.targets.iter().map(probe::Target::label).collect();
-    let (goal, mode) = if plan.until_down {
-        ("down", "down")
-    } else {
-        ("healthy", "up")
-    };
+    let goal = if plan.until_down { "down" } else { "healthy" };
     if ctx.dry_run {
         ctx.reporter.info(&format!(
             "dry run: would wait up to {} for {} to be {goal}",
             human(plan.timeout),
             labels.join(", ")
         ));
-        return Ok(StepResult::unchanged(json!({
-            "would_wait_for": labels,
-            "mode": mode,
-            "timeout_ms": millis(plan.timeout),
-            "expect_version": plan.expect_version(),
-        })));
+        return Ok(dry_run(&plan, labels));
     }
     ctx.reporter.info(&format!(
         "waiting up to {} for {} to be {goal}",
         human(plan.timeout),
         labels.join(", ")
     ));
-    let mut watch = Watch::new(&plan, ctx.started);
+    let deadline = ctx.deadline().expect("--timeout has a default");
+    let mut watch = Watch::new(&plan, ctx.started, deadline);
     let outcome = watch.run(ctx);
     let result = watch.result(ctx.started);
-    match outcome {
-        Ok(()) => {
-            ctx.reporter.info(&watch.summary(goal, ctx.started));
-            Ok(StepResult::unchanged(result))
-        }
-        Err(err) => Err(err.with_result(result)),
+    if let Err(err) = outcome {
+        let result = serde_json::to_value(&result).expect("a wait result serialises");
+        return Err(err.with_result(result));
     }
+    ctx.reporter.info(&watch.summary(goal, ctx.started));
+    let step = StepResult::typed(false, &result);
+    Ok(match plan.then_run {
+        Some(argv) => step.then_exec(argv),
+        None => step,
+    })
+}
+
+fn dry_run(plan: &Plan, labels: Vec<String>) -> StepResult {
+    let planned = Planned {
+        would_wait_for: labels,
+        mode: plan.mode(),
+        timeout_ms: millis(plan.timeout),
+        expect_version: plan.expect_version(),
+        then_exec: plan.then_run.is_some(),
+    };
+    StepResult::unchanged(serde_json::to_value(&planned).expect("a dry run serialises"))
 }

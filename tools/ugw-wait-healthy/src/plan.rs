@@ -6,20 +6,26 @@ use crate::probe::Target;
 use clap::ArgMatches;
 use clap::parser::ValueSource;
 use regex::{Regex, RegexBuilder};
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-use ugw_shared::http::{self, HttpClient, Method, StatusSet};
+use ugw_shared::http::{self, HttpClient, Method, Request, StatusSet};
 use ugw_shared::jq::JqExpr;
 use ugw_shared::poll::PollPlan;
-use ugw_shared::results::Fetched;
+use ugw_shared::results::{Fetched, WaitMode};
 use ugw_shared::time::human;
 use ugw_shared::{Ctx, Error, Result};
 
 /// The fastest beat: below it a wait is a load test of the service it waits for.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
-/// The flags that check an HTTP answer: given before the first target they apply to every
-/// `--url`, given after a `--url` they apply to it alone.
-pub const HTTP_ASSERTIONS: [&str; 8] = [
+/// The flags of an HTTP request and its answer: given before the first target they apply to
+/// every `--url`, given after a `--url` they apply to it alone.
+pub const HTTP_FLAGS: [&str; 11] = [
+    "method",
+    "data",
+    "data-file",
     "status",
     "expect",
     "body-regex",
@@ -29,6 +35,26 @@ pub const HTTP_ASSERTIONS: [&str; 8] = [
     "fail-if",
     "fail-status",
 ];
+
+/// The longest `--data-file`: a smoke check's request, not an upload.
+const MAX_DATA_FILE: u64 = 8 * 1024 * 1024;
+
+/// What is sent to one `--url`: its method and body (with every attempt).
+#[derive(Debug, Clone)]
+pub struct HttpSend {
+    pub method: Method,
+    pub body: Option<Vec<u8>>,
+}
+
+impl HttpSend {
+    pub fn request(&self, url: &str) -> Request {
+        let request = Request::new(self.method.clone(), url);
+        match &self.body {
+            Some(bytes) => request.body(bytes.clone()),
+            None => request,
+        }
+    }
+}
 
 /// What an HTTP answer must show; one set per `--url` target.
 #[derive(Debug)]
@@ -54,7 +80,7 @@ impl HttpChecks {
 pub struct Plan {
     pub targets: Vec<Target>,
     pub client: Option<HttpClient>,
-    pub method: Method,
+    /// `--timeout`, for what is said about it; the deadline itself is `Ctx::deadline()`.
     pub timeout: Duration,
     pub attempt_timeout: Duration,
     pub interval: Duration,
@@ -65,6 +91,8 @@ pub struct Plan {
     pub until_down: bool,
     pub any: bool,
     pub once: bool,
+    /// The program to run in this process once healthy (`-- CMD ARGS`).
+    pub then_run: Option<Vec<OsString>>,
 }
 
 impl Plan {
@@ -80,7 +108,6 @@ impl Plan {
             } else {
                 None
             },
-            method: method(m)?,
             // Both have defaults in `command()`; clap always fills them in.
             timeout: ctx.timeout().expect("--timeout has a default"),
             attempt_timeout: duration("attempt-timeout").expect("--attempt-timeout has a default"),
@@ -96,6 +123,7 @@ impl Plan {
             until_down: m.get_flag("until-down"),
             any: m.get_flag("any"),
             once: m.get_flag("once"),
+            then_run: then_run(m)?,
         };
         plan.check_timing()?;
         Ok(plan)
@@ -154,6 +182,14 @@ impl Plan {
         Ok(())
     }
 
+    pub fn mode(&self) -> WaitMode {
+        if self.until_down {
+            WaitMode::Down
+        } else {
+            WaitMode::Up
+        }
+    }
+
     /// The version the first `--url` expects, for the record.
     pub fn expect_version(&self) -> Option<&str> {
         self.targets.iter().find_map(|t| match t {
@@ -182,13 +218,54 @@ impl Plan {
     }
 }
 
-fn method(m: &ArgMatches) -> Result<Method> {
-    let text = m
-        .get_one::<String>("method")
-        .map_or("GET", String::as_str)
-        .to_ascii_uppercase();
+/// The words after `--`: a program to run once healthy. A `--` with nothing after it is a
+/// mistake (a variable that expanded to nothing), not "run nothing".
+fn then_run(m: &ArgMatches) -> Result<Option<Vec<OsString>>> {
+    let argv: Vec<OsString> = m
+        .get_many::<OsString>("command")
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    if !argv.is_empty() {
+        return Ok(Some(argv));
+    }
+    // clap keeps no trace of a `--` with nothing after it; a last word `--` can only be that
+    // (no flag here takes a value that starts with a dash).
+    if std::env::args_os()
+        .skip(1)
+        .last()
+        .is_some_and(|last| last == "--")
+    {
+        return Err(Error::usage(
+            "-- needs a command to run once healthy (-- ./server --flag)",
+        ));
+    }
+    Ok(None)
+}
+
+fn method(given: Option<&str>) -> Result<Method> {
+    let text = given.unwrap_or("GET").to_ascii_uppercase();
     Method::from_bytes(text.as_bytes())
         .map_err(|_| Error::usage(format!("--method '{text}' is not an HTTP method")))
+}
+
+/// The body of `--data-file`, read once before the first attempt.
+fn data_file(path: &Path) -> Result<Vec<u8>> {
+    let cannot = |e: std::io::Error| Error::usage(format!("--data-file {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_DATA_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_DATA_FILE {
+        return Err(Error::usage(format!(
+            "--data-file {} is larger than {} MiB: a smoke check sends a small request",
+            path.display(),
+            MAX_DATA_FILE / 1024 / 1024
+        )));
+    }
+    Ok(bytes)
 }
 
 /// The values of flag `id` with their positions on the command line, as given there (not
@@ -219,9 +296,11 @@ fn targets(ctx: &Ctx, m: &ArgMatches) -> Result<Vec<Target>> {
         targets.push(match kind {
             "url" => {
                 http::check_url(&value, ctx.scrubber())?;
+                let send = scopes.http_send(position)?;
                 let checks = scopes.http_checks(ctx, position)?;
                 Target::Http {
                     url: value,
+                    send,
                     checks: Box::new(checks),
                 }
             }
@@ -264,17 +343,17 @@ impl<'a> Scopes<'a> {
             .collect()
     }
 
-    /// An assertion given after a TCP or command target, or with no `--url` at all.
+    /// An HTTP flag given after a TCP or command target, or with no `--url` at all.
     fn refuse_misplaced(&self, given: &[(usize, &str, String)]) -> Result<()> {
         let has_http = given.iter().any(|(_, kind, _)| *kind == "url");
-        for id in HTTP_ASSERTIONS {
+        for id in HTTP_FLAGS {
             if self.m.value_source(id) != Some(ValueSource::CommandLine) {
                 continue;
             }
             let indices: Vec<usize> = self.m.indices_of(id).into_iter().flatten().collect();
             if !has_http {
                 return Err(Error::usage(format!(
-                    "--{id} is an HTTP assertion: it needs a --url target"
+                    "--{id} is an HTTP flag: it needs a --url target"
                 )));
             }
             if let Some((_, kind, value)) = indices
@@ -285,12 +364,24 @@ impl<'a> Scopes<'a> {
                 .find(|(_, kind, _)| *kind != "url")
             {
                 return Err(Error::usage(format!(
-                    "--{id} follows --{kind} '{value}', but HTTP assertions apply to the --url they follow \
+                    "--{id} follows --{kind} '{value}', but HTTP flags apply to the --url they follow \
                      (or, given before the first target, to every --url)"
                 )));
             }
         }
         Ok(())
+    }
+
+    /// The method and body for target `position`: its own, else the global ones. `--data`
+    /// keeps the method (a GET with a body is sent as is, as some search APIs expect).
+    fn http_send(&self, position: usize) -> Result<HttpSend> {
+        let method = method(self.values::<String>("method", position).pop().as_deref())?;
+        let data = self.values::<String>("data", position).pop();
+        let body = match self.values::<PathBuf>("data-file", position).pop() {
+            Some(path) => Some(data_file(&path)?),
+            None => data.map(String::into_bytes),
+        };
+        Ok(HttpSend { method, body })
     }
 
     fn http_checks(&self, ctx: &Ctx, position: usize) -> Result<HttpChecks> {

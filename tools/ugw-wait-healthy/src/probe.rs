@@ -2,13 +2,13 @@
 //! `poll::parallel`), so that a hung server or command is abandoned at the deadline, and the
 //! answers are judged against the target's checks here, on the calling thread.
 
-use crate::plan::{HttpChecks, Plan};
-use serde_json::{Value, json};
+use crate::plan::{HttpChecks, HttpSend, Plan};
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
-use ugw_shared::http::HttpResponse;
+use ugw_shared::http::{HttpClient, HttpResponse, Request};
 use ugw_shared::jq::{JqInput, parse_json};
 use ugw_shared::poll::{self, Arrived, Attempt, AttemptError};
+use ugw_shared::results::{TargetKind, WaitTarget};
 use ugw_shared::runner::{self, Ended, RunOutcome, RunSpec};
 use ugw_shared::scrub::excerpt;
 use ugw_shared::time::{human, millis};
@@ -25,6 +25,7 @@ const QUOTE_BYTES: usize = 80;
 pub enum Target {
     Http {
         url: String,
+        send: HttpSend,
         checks: Box<HttpChecks>,
     },
     Tcp {
@@ -44,11 +45,11 @@ impl Target {
         }
     }
 
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> TargetKind {
         match self {
-            Target::Http { .. } => "http",
-            Target::Tcp { .. } => "tcp",
-            Target::Cmd { .. } => "cmd",
+            Target::Http { .. } => TargetKind::Http,
+            Target::Tcp { .. } => TargetKind::Tcp,
+            Target::Cmd { .. } => TargetKind::Cmd,
         }
     }
 }
@@ -180,10 +181,10 @@ pub fn run_round(plan: &Plan, until: Instant, deadline: Instant, cancel: &Cancel
 /// The attempt at `target`, to run on its own thread.
 fn attempt(plan: &Plan, target: &Target, until: Instant, cancel: &Cancel) -> Attempt<Raw> {
     match target {
-        Target::Http { url, .. } => {
+        Target::Http { url, send, .. } => {
             let client = plan.client.clone().expect("an HTTP target has a client");
-            let (method, url) = (plan.method.clone(), url.clone());
-            Attempt::new(move || Raw::Http(client.fetch(&method, &url, until, BODY_LIMIT)))
+            let (request, cancel) = (send.request(url), cancel.clone());
+            Attempt::new(move || Raw::Http(http_attempt(&client, request, until, &cancel)))
         }
         Target::Tcp { addr } => {
             let addr = addr.clone();
@@ -194,6 +195,17 @@ fn attempt(plan: &Plan, target: &Target, until: Instant, cancel: &Cancel) -> Att
             Attempt::with_children(move || Raw::Cmd(runner::run(&spec, &cancel)))
         }
     }
+}
+
+/// One request, read whole by `until`; a signal ends it at once (its thread is abandoned on
+/// a signal, but it must not go on talking to the service meanwhile).
+fn http_attempt(
+    client: &HttpClient,
+    request: Request,
+    until: Instant,
+    cancel: &Cancel,
+) -> std::result::Result<HttpResponse, AttemptError> {
+    client.fetch_request(request, until, BODY_LIMIT, cancel)
 }
 
 /// jq expressions run against the overall deadline and the cancel token: a runaway one ends
@@ -432,7 +444,7 @@ impl Shown {
 #[derive(Debug)]
 pub struct TargetState {
     pub label: String,
-    kind: &'static str,
+    kind: TargetKind,
     pub attempts: u64,
     passes: u64,
     last: Option<Verdict>,
@@ -511,20 +523,20 @@ impl TargetState {
         })
     }
 
-    pub fn to_json(&self) -> Value {
+    pub fn to_result(&self) -> WaitTarget {
         let last = self.last.clone().unwrap_or_default();
-        json!({
-            "target": self.label,
-            "kind": self.kind,
-            "attempts": self.attempts,
-            "passes": self.passes,
-            "passing": last.passed,
-            "last_status": last.status,
-            "last_exit": last.exit_code,
-            "last_error": last.fatal.or(last.reason),
-            "last_latency_ms": last.latency.map(millis),
-            "body_excerpt": last.excerpt,
-        })
+        WaitTarget {
+            target: self.label.clone(),
+            kind: self.kind,
+            attempts: self.attempts,
+            passes: self.passes,
+            passing: last.passed,
+            last_status: last.status,
+            last_exit: last.exit_code,
+            last_error: last.fatal.or(last.reason),
+            last_latency_ms: last.latency.map(millis),
+            body_excerpt: last.excerpt,
+        }
     }
 }
 
@@ -537,5 +549,47 @@ fn describe(verdict: &Verdict) -> String {
         (Some(code), Some(latency)) => format!("{code} in {}", human(latency)),
         (None, Some(latency)) => format!("in {}", human(latency)),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use ugw_shared::http::{HttpConfig, Method};
+    use ugw_shared::scrub::Scrubber;
+
+    /// What SIGTERM trips the token with (the tool crate does not link libc).
+    const SIGTERM: i32 = 15;
+
+    #[test]
+    fn a_signal_ends_an_http_attempt_in_flight_at_once() {
+        // A server that takes the request and never answers.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let held: Vec<_> = listener.incoming().take(1).collect();
+            std::thread::sleep(Duration::from_secs(30));
+            drop(held);
+        });
+        let client = HttpClient::new(HttpConfig::default(), &Scrubber::default()).unwrap();
+        let cancel = Cancel::default();
+        let trip = cancel.clone();
+        let tripped_at = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            trip.trip(SIGTERM);
+            Instant::now()
+        });
+        let until = Instant::now() + Duration::from_secs(20);
+        let request = Request::new(Method::POST, &url).body("x");
+        let err = http_attempt(&client, request, until, &cancel).unwrap_err();
+        let ended = Instant::now();
+        let tripped_at = tripped_at.join().unwrap();
+        assert!(
+            ended.saturating_duration_since(tripped_at) < Duration::from_millis(150),
+            "the attempt ended {:?} after the signal: {err}",
+            ended - tripped_at
+        );
+        assert!(!err.timed_out, "{err}");
     }
 }

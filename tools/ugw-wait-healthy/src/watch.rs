@@ -3,9 +3,9 @@
 
 use crate::plan::Plan;
 use crate::probe::{self, Round, TargetState};
-use serde_json::{Value, json};
 use std::time::Instant;
 use ugw_shared::poll::Poller;
+use ugw_shared::results::WaitHealthy;
 use ugw_shared::time::{human, millis};
 use ugw_shared::{Ctx, Error, ErrorKind, Result};
 
@@ -19,11 +19,12 @@ pub struct Watch<'a> {
 }
 
 impl<'a> Watch<'a> {
-    pub fn new(plan: &'a Plan, started: Instant) -> Self {
+    /// A wait from `started` that ends by `deadline` (the step's, from `Ctx`).
+    pub fn new(plan: &'a Plan, started: Instant, deadline: Instant) -> Self {
         Watch {
             plan,
             states: plan.targets.iter().map(TargetState::new).collect(),
-            poller: Poller::new(plan.poll_plan(), started),
+            poller: Poller::until(plan.poll_plan(), started, deadline),
             streak: Streak::default(),
             healthy_at: None,
             ended: None,
@@ -51,11 +52,13 @@ impl<'a> Watch<'a> {
                 return Ok(());
             }
             if self.plan.once {
-                return Err(self.not_met("in the one round of --once"));
+                // One round is a check, not a wait: it failed, it did not time out.
+                let detail = self.not_met("in the one round of --once");
+                return Err(Error::new(ErrorKind::CheckFailed, detail));
             }
             if !self.poller.wait_next(met, retry_after, &ctx.cancel)? {
                 let within = format!("within --timeout {}", human(self.plan.timeout));
-                return Err(self.not_met(&within));
+                return Err(Error::new(ErrorKind::Timeout, self.not_met(&within)));
             }
         }
     }
@@ -78,19 +81,19 @@ impl<'a> Watch<'a> {
         }
     }
 
-    pub fn result(&self, started: Instant) -> Value {
+    pub fn result(&self, started: Instant) -> WaitHealthy {
         let end = self.ended.unwrap_or_else(Instant::now);
-        json!({
-            "healthy": self.healthy_at.is_some(),
-            "mode": if self.plan.until_down { "down" } else { "up" },
-            "targets": self.states.iter().map(TargetState::to_json).collect::<Vec<Value>>(),
-            "rounds": self.poller.rounds(),
-            "attempts": self.states.iter().map(|s| s.attempts).sum::<u64>(),
-            "elapsed_ms": millis(end - started),
-            "time_to_healthy_ms": self.healthy_at.map(|t| millis(t - started)),
-            "deadline_overrun_ms": millis(self.poller.overrun(end)),
-            "expect_version": self.plan.expect_version(),
-        })
+        WaitHealthy {
+            healthy: self.healthy_at.is_some(),
+            mode: self.plan.mode(),
+            targets: self.states.iter().map(TargetState::to_result).collect(),
+            rounds: self.poller.rounds(),
+            attempts: self.states.iter().map(|s| s.attempts).sum(),
+            elapsed_ms: millis(end - started),
+            time_to_healthy_ms: self.healthy_at.map(|t| millis(t - started)),
+            deadline_overrun_ms: millis(self.poller.overrun(end)),
+            expect_version: self.plan.expect_version().map(str::to_string),
+        }
     }
 
     /// `healthy after 1.2 s (3 rounds)`.
@@ -104,7 +107,8 @@ impl<'a> Watch<'a> {
         )
     }
 
-    fn not_met(&self, when: &str) -> Error {
+    /// Why the goal was not met `when`, naming each target that missed it.
+    fn not_met(&self, when: &str) -> String {
         let (plan, goal) = (self.plan, self.goal());
         let describe = |s: &TargetState| {
             format!(
@@ -141,7 +145,7 @@ impl<'a> Watch<'a> {
         } else {
             failing.join("; ")
         };
-        Error::new(ErrorKind::Timeout, format!("not {goal} {when}: {detail}"))
+        format!("not {goal} {when}: {detail}")
     }
 
     fn goal(&self) -> &'static str {

@@ -27,11 +27,16 @@ pub enum ErrorKind {
     Io,
     Interrupted,
     Internal,
+    MigrationFailed,
+    Dirty,
+    Pooler,
+    OutOfOrder,
+    ChecksumMismatch,
 }
 
 impl ErrorKind {
     /// Every kind, in the order `man ugw` lists them.
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::Usage,
         ErrorKind::BadRecord,
         ErrorKind::NoInput,
@@ -41,6 +46,11 @@ impl ErrorKind {
         ErrorKind::Io,
         ErrorKind::Interrupted,
         ErrorKind::Internal,
+        ErrorKind::MigrationFailed,
+        ErrorKind::Dirty,
+        ErrorKind::Pooler,
+        ErrorKind::OutOfOrder,
+        ErrorKind::ChecksumMismatch,
     ];
 
     #[must_use]
@@ -55,6 +65,11 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::Internal => "internal",
+            ErrorKind::MigrationFailed => "migration_failed",
+            ErrorKind::Dirty => "dirty",
+            ErrorKind::Pooler => "pooler",
+            ErrorKind::OutOfOrder => "out_of_order",
+            ErrorKind::ChecksumMismatch => "checksum_mismatch",
         }
     }
 
@@ -67,9 +82,15 @@ impl ErrorKind {
             ErrorKind::NoInput => exit::NO_INPUT,
             ErrorKind::Busy => exit::BUSY,
             ErrorKind::Interrupted => exit::SIGINT,
-            ErrorKind::Timeout | ErrorKind::FailCondition | ErrorKind::Io | ErrorKind::Internal => {
-                exit::FAILED
-            }
+            ErrorKind::Timeout
+            | ErrorKind::FailCondition
+            | ErrorKind::Io
+            | ErrorKind::Internal
+            | ErrorKind::MigrationFailed
+            | ErrorKind::Dirty
+            | ErrorKind::Pooler
+            | ErrorKind::OutOfOrder
+            | ErrorKind::ChecksumMismatch => exit::FAILED,
         }
     }
 
@@ -94,6 +115,21 @@ impl ErrorKind {
                 "SIGINT or SIGTERM arrived; the tool stopped, removed its temp files and wrote the record"
             }
             ErrorKind::Internal => "a bug in ugw; please report it with the record",
+            ErrorKind::MigrationFailed => {
+                "a migration's SQL failed; its transaction was rolled back and nothing was recorded"
+            }
+            ErrorKind::Dirty => {
+                "a migration outside a transaction failed half-way; fix the database, then ugw-migrate resolve"
+            }
+            ErrorKind::Pooler => {
+                "the database URL points at a connection pooler; session locks need a direct connection"
+            }
+            ErrorKind::OutOfOrder => {
+                "a pending migration is older than the newest applied one (--allow-out-of-order)"
+            }
+            ErrorKind::ChecksumMismatch => {
+                "an applied migration's file has changed since it ran (--allow-changed)"
+            }
         }
     }
 }

@@ -171,14 +171,21 @@ impl DbUrl {
                 ))
             })?
         };
-        scrubber.add_url_secrets(&text);
-        let url = DbUrl::parse(&text)?;
+        // Only the password is secret: a user name alone is not a token here.
+        let url = DbUrl::parse(&text).inspect_err(|_| scrubber.add_url_secrets(&text))?;
         if let DbUrl::Postgres(PgTarget {
             password: Some(password),
             ..
         }) = &url
         {
             scrubber.add_secret(password);
+            if let Some(encoded) = url::Url::parse(&text)
+                .ok()
+                .as_ref()
+                .and_then(url::Url::password)
+            {
+                scrubber.add_secret(encoded);
+            }
         }
         Ok(url)
     }
@@ -220,10 +227,7 @@ impl DbUrl {
             DbUrl::Sqlite(path) if path.is_absolute() => format!("sqlite://{}", path.display()),
             DbUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
             DbUrl::Postgres(pg) => {
-                let auth = match (&pg.user, &pg.password) {
-                    (user, Some(_)) => format!("{user}:***@"),
-                    (user, None) => format!("{user}@"),
-                };
+                // The user goes in the query: a lone `user@` reads as a token to the scrubber.
                 let host = if pg.is_socket() {
                     String::new()
                 } else if pg.host.contains(':') {
@@ -236,9 +240,15 @@ impl DbUrl {
                 } else {
                     String::new()
                 };
+                let password = if pg.password.is_some() {
+                    "&password=***"
+                } else {
+                    ""
+                };
                 format!(
-                    "postgres://{auth}{host}/{}?sslmode={}{socket}",
+                    "postgres://{host}/{}?user={}{password}&sslmode={}{socket}",
                     pg.dbname,
+                    pg.user,
                     pg.sslmode.word()
                 )
             }
@@ -252,7 +262,11 @@ fn parse_postgres(text: &str) -> Result<PgTarget> {
     let (scheme, rest) = text.split_once("://").unwrap_or((text, ""));
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let text = if rest[..authority_end].ends_with('@') {
-        format!("{scheme}://{}localhost{}", &rest[..authority_end], &rest[authority_end..])
+        format!(
+            "{scheme}://{}localhost{}",
+            &rest[..authority_end],
+            &rest[authority_end..]
+        )
     } else {
         text.to_string()
     };
@@ -368,9 +382,21 @@ mod tests {
         let url = DbUrl::parse(text).unwrap();
         assert_eq!(
             url.redacted(),
-            "postgres://app:***@127.0.0.1:5432/shop?sslmode=prefer"
+            "postgres://127.0.0.1:5432/shop?user=app&password=***&sslmode=prefer"
         );
         assert!(!format!("{url:?}").contains("hunter2"));
+        let again = DbUrl::parse(&url.redacted()).unwrap();
+        assert_eq!(
+            again.redacted(),
+            url.redacted(),
+            "the redacted form parses back"
+        );
+        let scrubbed =
+            Scrubber::default().scrub_str(&DbUrl::parse("postgres://app@h/db").unwrap().redacted());
+        assert_eq!(
+            scrubbed, "postgres://h:5432/db?user=app&sslmode=prefer",
+            "the user survives scrubbing"
+        );
         let DbUrl::Postgres(t) = &url else {
             unreachable!()
         };

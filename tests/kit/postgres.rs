@@ -143,7 +143,7 @@ impl Cluster {
     }
 }
 
-/// What `stop_at_exit` needs: pg_ctl, the folder, whether to run as `postgres`.
+/// What `stop_at_exit` needs: `pg_ctl`, the folder, whether to run as `postgres`.
 static STOP: OnceLock<(PathBuf, PathBuf, bool)> = OnceLock::new();
 
 /// Stop the cluster and remove its folder when the test binary exits (after failures too:
@@ -215,8 +215,10 @@ fn which(program: &str) -> PathBuf {
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .map(|dir| dir.join(program))
         .find(|p| p.is_file())
-        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
-        .unwrap_or_else(|| Path::new(program).to_path_buf())
+        .map_or_else(
+            || Path::new(program).to_path_buf(),
+            |p| std::fs::canonicalize(&p).unwrap_or(p),
+        )
 }
 
 fn free_port() -> u16 {

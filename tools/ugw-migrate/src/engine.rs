@@ -5,7 +5,7 @@ use crate::lint::{Finding, lint as lint_file};
 use crate::pg::{Checks, PgStore};
 use crate::source::{Migration, Phase, load};
 use crate::sqlite::SqliteStore;
-use crate::store::{Applied, RunOptions, Store};
+use crate::store::{LedgerRow, RunOptions, Store};
 use clap::ArgMatches;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -97,11 +97,11 @@ impl Settings {
 /// The ledger beside the files.
 struct Survey {
     files: Vec<Migration>,
-    applied: Vec<Applied>,
+    applied: Vec<LedgerRow>,
 }
 
 impl Survey {
-    fn row(&self, version: i64) -> Option<&Applied> {
+    fn row(&self, version: i64) -> Option<&LedgerRow> {
         self.applied.iter().find(|a| a.version == version)
     }
 
@@ -112,7 +112,7 @@ impl Survey {
             .collect()
     }
 
-    fn failed(&self) -> Vec<&Applied> {
+    fn failed(&self) -> Vec<&LedgerRow> {
         self.applied.iter().filter(|a| !a.success).collect()
     }
 
@@ -128,7 +128,7 @@ impl Survey {
     }
 
     /// Ledger rows whose file is gone.
-    fn missing(&self) -> Vec<&Applied> {
+    fn missing(&self) -> Vec<&LedgerRow> {
         self.applied
             .iter()
             .filter(|a| !self.files.iter().any(|m| m.version == a.version))
@@ -623,7 +623,7 @@ pub fn resolve(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<S
             ctx.reporter.warn(&format!("index {index} is INVALID (a failed CREATE INDEX CONCURRENTLY); --drop-invalid-indexes drops it"));
         }
     }
-    let failed: Vec<&Applied> = survey
+    let failed: Vec<&LedgerRow> = survey
         .failed()
         .into_iter()
         .filter(|a| resolved.get("version").and_then(Value::as_i64) != Some(a.version))

@@ -5,7 +5,7 @@
 
 use crate::source::{CHECKSUM_ALGORITHM, Migration};
 use crate::sql::statements;
-use crate::store::{Applied, Interrupt, LEDGER, LongTransaction, RunError, RunOptions, Store};
+use crate::store::{Interrupt, LEDGER, LedgerRow, LongTransaction, RunError, RunOptions, Store};
 use postgres::error::{ErrorPosition, SqlState};
 use postgres::{Client, NoTls};
 use std::time::{Duration, Instant};
@@ -274,7 +274,7 @@ impl Store for PgStore {
         ))
     }
 
-    fn applied(&mut self) -> Result<Vec<Applied>> {
+    fn applied(&mut self) -> Result<Vec<LedgerRow>> {
         let exists: bool = self
             .client
             .query_one(&format!("SELECT to_regclass('{LEDGER}') IS NOT NULL"), &[])
@@ -296,7 +296,7 @@ impl Store for PgStore {
             .map_err(|e| self.fail(&e))?;
         Ok(rows
             .iter()
-            .map(|r| Applied {
+            .map(|r| LedgerRow {
                 version: r.get(0),
                 name: r.get(1),
                 phase: r.get(2),
@@ -417,23 +417,16 @@ fn describe(e: &postgres::Error, sql: Option<(&str, usize)>) -> String {
     let Some(db) = e.as_db_error() else {
         return e.to_string();
     };
-    let mut text = String::new();
-    if let (Some(ErrorPosition::Original(position)), Some((sql, first_line))) = (db.position(), sql)
-    {
-        let before: String = sql.chars().take(*position as usize).collect();
-        text.push_str(&format!(
-            "line {}: ",
-            first_line + before.matches('\n').count()
-        ));
-    }
-    text.push_str(&format!("{}: {}", db.severity(), db.message()));
-    if let Some(detail) = db.detail() {
-        text.push_str(&format!(" ({detail})"));
-    }
-    if let Some(hint) = db.hint() {
-        text.push_str(&format!(" hint: {hint}"));
-    }
-    text
+    let line = match (db.position(), sql) {
+        (Some(ErrorPosition::Original(position)), Some((sql, first_line))) => {
+            let before: String = sql.chars().take(*position as usize).collect();
+            format!("line {}: ", first_line + before.matches('\n').count())
+        }
+        _ => String::new(),
+    };
+    let detail = db.detail().map(|d| format!(" ({d})")).unwrap_or_default();
+    let hint = db.hint().map(|h| format!(" hint: {h}")).unwrap_or_default();
+    format!("{line}{}: {}{detail}{hint}", db.severity(), db.message())
 }
 
 fn run_error(file: &str, e: &postgres::Error, sql: Option<(&str, usize)>) -> RunError {

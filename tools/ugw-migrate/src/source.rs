@@ -132,7 +132,7 @@ fn load_folder(folder: &Path, phase: Phase) -> Result<Vec<Migration>> {
     Ok(out)
 }
 
-/// `0001_add_email` → (1, "add_email"). Versions fit a signed 64-bit ledger column.
+/// `0001_add_email` → `(1, "add_email")`. Versions fit a signed 64-bit ledger column.
 fn parse_stem(stem: &str) -> Option<(i64, &str)> {
     let (digits, name) = stem.split_once('_')?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || name.is_empty() {
@@ -153,7 +153,14 @@ pub fn normalise(text: &str) -> String {
 #[must_use]
 pub fn checksum(sql: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, sql.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    digest
+        .as_ref()
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, b| {
+            use std::fmt::Write;
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 /// Whether the first line holds `-- ugw:WORD` (among other directives).

@@ -98,19 +98,19 @@ pub fn tokenize(sql: &str) -> Vec<(Token, std::ops::Range<usize>)> {
                 i = find_from(bytes, i + 1, b"]").map_or(bytes.len(), |e| e + 1);
                 Kind::Quoted
             }
-            b'$' => match dollar_tag(bytes, i) {
-                Some(tag) => {
+            b'$' => {
+                if let Some(tag) = dollar_tag(bytes, i) {
                     i = find_from(bytes, i + tag.len(), tag).map_or(bytes.len(), |e| e + tag.len());
                     Kind::String
-                }
-                None => {
+                } else {
+                    // `$1`: a parameter.
                     i += 1;
                     while i < bytes.len() && bytes[i].is_ascii_digit() {
                         i += 1;
                     }
                     Kind::Punct
                 }
-            },
+            }
             b'0'..=b'9' => {
                 while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'.') {
                     i += 1;
@@ -161,9 +161,8 @@ pub fn statements(sql: &str) -> Vec<Statement> {
     let mut body_depth = 0usize;
     for (token, range) in tokenize(sql) {
         let first_code = current.iter().find(|(t, _)| t.kind != Kind::Comment);
-        if token.is("BEGIN") && first_code.is_some_and(|(t, _)| t.is("CREATE")) {
-            body_depth += 1;
-        } else if token.is("CASE") && body_depth > 0 {
+        let opens_body = token.is("BEGIN") && first_code.is_some_and(|(t, _)| t.is("CREATE"));
+        if opens_body || (token.is("CASE") && body_depth > 0) {
             body_depth += 1;
         } else if token.is("END") && body_depth > 0 {
             body_depth -= 1;

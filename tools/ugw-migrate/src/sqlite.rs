@@ -5,7 +5,7 @@
 
 use crate::source::{CHECKSUM_ALGORITHM, Migration};
 use crate::sql::statements;
-use crate::store::{Applied, Interrupt, LEDGER, LongTransaction, RunError, RunOptions, Store};
+use crate::store::{Interrupt, LEDGER, LedgerRow, LongTransaction, RunError, RunOptions, Store};
 use rusqlite::{Connection, OpenFlags, params};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -179,7 +179,7 @@ impl Store for SqliteStore {
         .map_err(|e| fail(&self.path, &e))
     }
 
-    fn applied(&mut self) -> Result<Vec<Applied>> {
+    fn applied(&mut self) -> Result<Vec<LedgerRow>> {
         let Some(conn) = &self.conn else {
             return Ok(Vec::new());
         };
@@ -199,9 +199,9 @@ impl Store for SqliteStore {
                  FROM {LEDGER} ORDER BY version"
             ))
             .map_err(|e| fail(&self.path, &e))?;
-        let rows = query
+        query
             .query_map([], |r| {
-                Ok(Applied {
+                Ok(LedgerRow {
                     version: r.get(0)?,
                     name: r.get(1)?,
                     phase: r.get(2)?,
@@ -214,8 +214,7 @@ impl Store for SqliteStore {
                 })
             })
             .and_then(Iterator::collect)
-            .map_err(|e| fail(&self.path, &e));
-        rows
+            .map_err(|e| fail(&self.path, &e))
     }
 
     fn run(&mut self, migration: &Migration, options: &RunOptions) -> Result<Duration, RunError> {

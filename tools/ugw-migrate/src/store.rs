@@ -13,7 +13,7 @@ pub const LEDGER: &str = "ugw_migrations";
 
 /// One ledger row.
 #[derive(Debug, Clone, Serialize)]
-pub struct Applied {
+pub struct LedgerRow {
     pub version: i64,
     pub name: String,
     pub phase: String,
@@ -73,7 +73,7 @@ pub trait Store {
     fn ensure_ledger(&mut self) -> Result<()>;
 
     /// Every ledger row, by version; none when there is no ledger yet (writes nothing).
-    fn applied(&mut self) -> Result<Vec<Applied>>;
+    fn applied(&mut self) -> Result<Vec<LedgerRow>>;
 
     /// Run `migration` and write its ledger row: together in one transaction, or (for a
     /// no-transaction file) a `success = false` row first, completed after.

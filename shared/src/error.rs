@@ -116,7 +116,7 @@ impl ErrorKind {
             }
             ErrorKind::Internal => "a bug in ugw; please report it with the record",
             ErrorKind::MigrationFailed => {
-                "a migration's SQL failed; its transaction was rolled back and nothing was recorded"
+                "a migration's SQL failed: in a transaction, rolled back with nothing recorded; outside one, it leaves the database dirty"
             }
             ErrorKind::Dirty => {
                 "a migration outside a transaction failed half-way; fix the database, then ugw-migrate resolve"

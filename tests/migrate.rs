@@ -1030,7 +1030,7 @@ fn pg_kill_9_during_a_long_migration_leaves_nothing_and_a_rerun_applies_it() {
         until(Duration::from_secs(20), || {
             backend = watcher
                 .query(
-                    "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'ugw-migrate %' AND query LIKE '%pg_sleep%' AND state = 'active'",
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'ugw-migrate %' AND query LIKE '%pg_sleep%' AND state = 'active'",
                     &[],
                 )
                 .unwrap()
@@ -1309,14 +1309,17 @@ fn the_dir_defaults_to_the_fetched_artifacts_migrations_folder() {
 fn pg_sigint_during_a_migration_cancels_the_statement_and_records_nothing() {
     let Some(db) = database("sigint") else { return };
     let dir = Dir::new();
-    dir.file("0001_long.sql", "CREATE TABLE big (id int);\nSELECT pg_sleep(60);\n");
+    dir.file(
+        "0001_long.sql",
+        "CREATE TABLE big (id int);\nSELECT pg_sleep(60);\n",
+    );
     let url = db.url();
     let run = Watched::start(&["up", "--db", &url, "--dir", &dir.s()]);
     let mut watcher = db.client();
     let active = |watcher: &mut postgres::Client| {
         !watcher
             .query(
-                "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'ugw-migrate %' AND query LIKE '%pg_sleep%' AND state = 'active'",
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'ugw-migrate %' AND query LIKE '%pg_sleep%' AND state = 'active'",
                 &[],
             )
             .unwrap()
@@ -1326,31 +1329,66 @@ fn pg_sigint_during_a_migration_cancels_the_statement_and_records_nothing() {
     let sent = Instant::now();
     kit::signal(run.child.id().cast_signed(), libc::SIGINT);
     let out = run.finish();
-    assert!(sent.elapsed() < Duration::from_secs(5), "{:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        sent.elapsed()
+    );
     out.assert_code(130);
     let step = out.last_step();
-    assert_eq!((step.status.as_str(), step.error_kind()), ("interrupted", "interrupted"));
-    assert!(!active(&mut watcher), "the statement was cancelled, not left running");
+    assert_eq!(
+        (step.status.as_str(), step.error_kind()),
+        ("interrupted", "interrupted")
+    );
+    assert!(
+        !active(&mut watcher),
+        "the statement was cancelled, not left running"
+    );
     assert!(pg_ledger(&db).is_empty());
     assert!(pg_columns(&db, "big").is_empty());
 }
 
 #[test]
 fn pg_an_old_transaction_is_reported_and_max_xact_age_refuses_to_start() {
-    let Some(db) = database("xact_age") else { return };
+    let Some(db) = database("xact_age") else {
+        return;
+    };
     let dir = Dir::new();
     dir.file("0001_a.sql", "CREATE TABLE a (id int);\n");
     let url = db.url();
     let mut blocker = db.client();
     blocker.batch_execute("BEGIN; SELECT 1").unwrap();
-    let blocker_pid: i32 = blocker.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let blocker_pid: i32 = blocker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
     std::thread::sleep(Duration::from_millis(400)); // the transaction is at least this old
-    let out = migrate(&["up", "--db", &url, "--dir", &dir.s(), "--max-xact-age", "300ms"]);
+    let out = migrate(&[
+        "up",
+        "--db",
+        &url,
+        "--dir",
+        &dir.s(),
+        "--max-xact-age",
+        "300ms",
+    ]);
     out.assert_code(1);
-    assert!(out.stderr.contains(&format!("backend pid {blocker_pid}")), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("backend pid {blocker_pid}")),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("--max-xact-age"), "{}", out.stderr);
     assert!(pg_ledger(&db).is_empty());
-    let out = migrate(&["up", "--db", &url, "--dir", &dir.s(), "--max-xact-age", "1h"]);
+    let out = migrate(&[
+        "up",
+        "--db",
+        &url,
+        "--dir",
+        &dir.s(),
+        "--max-xact-age",
+        "1h",
+    ]);
     out.assert_code(0);
     assert_eq!(pg_ledger(&db).len(), 1);
     blocker.batch_execute("COMMIT").unwrap();

@@ -21,7 +21,17 @@ pub struct PgStore {
     client: Client,
     target: PgTarget,
     lock_key: i64,
+    /// The ledger row's INSERT, prepared on first use.
+    insert: Option<postgres::Statement>,
 }
+
+/// A ledger row; a row left by a failed no-transaction run is replaced.
+const INSERT_ROW: &str = "INSERT INTO ugw_migrations \
+     (version, name, phase, checksum, checksum_algorithm, duration_ms, applied_by, success) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, phase = EXCLUDED.phase, \
+     checksum = EXCLUDED.checksum, checksum_algorithm = EXCLUDED.checksum_algorithm, applied_at = now(), \
+     duration_ms = EXCLUDED.duration_ms, applied_by = EXCLUDED.applied_by, success = EXCLUDED.success";
 
 /// What `open` checks before a run that writes.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +85,7 @@ impl PgStore {
             client,
             target: target.clone(),
             lock_key: lock_key(&target.dbname),
+            insert: None,
         };
         if checks.writing {
             store.check_server(checks.allow_pooler)?;
@@ -169,17 +180,23 @@ impl PgStore {
         success: bool,
     ) -> std::result::Result<u64, postgres::Error> {
         client.execute(
-            &format!(
-                "INSERT INTO {LEDGER} (version, name, phase, checksum, checksum_algorithm, duration_ms, applied_by, success) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, phase = EXCLUDED.phase, \
-                 checksum = EXCLUDED.checksum, checksum_algorithm = EXCLUDED.checksum_algorithm, applied_at = now(), \
-                 duration_ms = EXCLUDED.duration_ms, applied_by = EXCLUDED.applied_by, success = EXCLUDED.success"
-            ),
-            &[&m.version, &m.name, &m.phase.word(), &m.checksum, &CHECKSUM_ALGORITHM, &ms, &by, &success],
+            INSERT_ROW,
+            &[
+                &m.version,
+                &m.name,
+                &m.phase.word(),
+                &m.checksum,
+                &CHECKSUM_ALGORITHM,
+                &ms,
+                &by,
+                &success,
+            ],
         )
     }
 
+    /// The file and its ledger row in one transaction, in three round trips (as many as a
+    /// psql session needs for a one-statement file): `BEGIN; SET LOCAL …; FILE`, the row
+    /// (prepared once per run), `COMMIT`.
     fn run_in_transaction(
         &mut self,
         m: &Migration,
@@ -187,20 +204,51 @@ impl PgStore {
         started: Instant,
     ) -> Result<(), RunError> {
         let file = m.file_name();
-        let mut tx = self
-            .client
-            .transaction()
-            .map_err(|e| run_error(&file, &e, None))?;
-        tx.batch_execute(&format!(
-            "SET LOCAL lock_timeout = {}",
-            options.ddl_lock_timeout.as_millis()
-        ))
-        .map_err(|e| run_error(&file, &e, None))?;
-        tx.batch_execute(&m.sql)
-            .map_err(|e| run_error(&file, &e, Some((&m.sql, 1))))?;
-        Self::insert_row(&mut tx, m, elapsed_ms(started), &options.applied_by, true)
-            .map_err(|e| run_error(&file, &e, None))?;
-        tx.commit().map_err(|e| run_error(&file, &e, None))
+        // No newline in the prefix: the server's error position gives the file's own line.
+        let query = format!(
+            "BEGIN; SET LOCAL lock_timeout = {}; {}",
+            options.ddl_lock_timeout.as_millis(),
+            m.sql
+        );
+        let outcome = (|| {
+            self.client
+                .batch_execute(&query)
+                .map_err(|e| run_error(&file, &e, Some((&query, 1))))?;
+            let insert = match &self.insert {
+                Some(statement) => statement.clone(),
+                None => {
+                    let statement = self
+                        .client
+                        .prepare(INSERT_ROW)
+                        .map_err(|e| run_error(&file, &e, None))?;
+                    self.insert.insert(statement).clone()
+                }
+            };
+            let ms = elapsed_ms(started);
+            self.client
+                .execute(
+                    &insert,
+                    &[
+                        &m.version,
+                        &m.name,
+                        &m.phase.word(),
+                        &m.checksum,
+                        &CHECKSUM_ALGORITHM,
+                        &ms,
+                        &options.applied_by,
+                        &true,
+                    ],
+                )
+                .map_err(|e| run_error(&file, &e, None))?;
+            self.client
+                .batch_execute("COMMIT")
+                .map_err(|e| run_error(&file, &e, None))
+        })();
+        if outcome.is_err() {
+            // Whatever failed, the transaction (if it began) ends here with nothing kept.
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+        outcome
     }
 
     fn run_without_transaction(

@@ -1393,3 +1393,41 @@ fn pg_an_old_transaction_is_reported_and_max_xact_age_refuses_to_start() {
     assert_eq!(pg_ledger(&db).len(), 1);
     blocker.batch_execute("COMMIT").unwrap();
 }
+
+#[test]
+fn pg_statement_timeout_and_the_step_deadline_stop_a_long_migration() {
+    let Some(db) = database("timeouts") else {
+        return;
+    };
+    let dir = Dir::new();
+    dir.file(
+        "0001_long.sql",
+        "CREATE TABLE big (id int);\nSELECT pg_sleep(30);\n",
+    );
+    let url = db.url();
+    let out = migrate(&[
+        "up",
+        "--db",
+        &url,
+        "--dir",
+        &dir.s(),
+        "--statement-timeout",
+        "300ms",
+    ]);
+    out.assert_code(1);
+    assert_eq!(out.last_step().error_kind(), "migration_failed");
+    assert!(out.stderr.contains("statement timeout"), "{}", out.stderr);
+    assert!(out.elapsed < Duration::from_secs(20), "{:?}", out.elapsed);
+
+    let out = migrate(&["up", "--db", &url, "--dir", &dir.s(), "--timeout", "1s"]);
+    out.assert_code(1);
+    assert_eq!(out.last_step().error_kind(), "timeout");
+    assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
+    assert!(
+        out.elapsed >= Duration::from_secs(1) && out.elapsed < Duration::from_secs(20),
+        "{:?}",
+        out.elapsed
+    );
+    assert!(pg_ledger(&db).is_empty());
+    assert!(pg_columns(&db, "big").is_empty());
+}

@@ -9,6 +9,7 @@ use crate::store::{LedgerRow, RunOptions, Store};
 use clap::ArgMatches;
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use ugw_shared::db::{DbUrl, Engine};
@@ -59,6 +60,14 @@ impl Settings {
             max_xact_age: crate::duration(m, "max-xact-age"),
             statement_timeout: crate::duration(m, "statement-timeout"),
             heartbeat: crate::duration(m, "heartbeat").unwrap_or(Duration::from_secs(10)),
+        })
+    }
+
+    /// --lock-timeout, cut to what is left of --timeout.
+    fn lock_wait(&self, ctx: &Ctx) -> Duration {
+        ctx.deadline().map_or(self.lock_timeout, |d| {
+            self.lock_timeout
+                .min(d.saturating_duration_since(Instant::now()))
         })
     }
 
@@ -280,7 +289,7 @@ pub fn plan(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<Step
 pub fn up(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<StepResult> {
     let mut store = settings.open(ctx, true)?;
     let lock_started = Instant::now();
-    store.lock(settings.lock_timeout, &ctx.cancel, &ctx.host)?;
+    store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
     let lock_wait = lock_started.elapsed();
     store.ensure_ledger()?;
     let survey = survey(store.as_mut(), settings)?;
@@ -417,7 +426,7 @@ fn apply(
     loop {
         ctx.cancel.check()?;
         let interrupt = store.interrupt();
-        let outcome = watched(ctx, &m.file_name(), settings.heartbeat, &interrupt, || {
+        let (outcome, late) = watched(ctx, &m.file_name(), settings.heartbeat, &interrupt, || {
             store.run(m, options)
         });
         let failure = match outcome {
@@ -426,6 +435,17 @@ fn apply(
         };
         if let Some(signal) = ctx.cancel.signal() {
             return Err(Error::interrupted(signal));
+        }
+        if late {
+            let left = if m.no_transaction {
+                "it ran outside a transaction: the database is dirty (see `ugw-migrate resolve`)"
+            } else {
+                "its transaction was rolled back"
+            };
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!("--timeout passed while {} ran; {left}", m.file_name()),
+            ));
         }
         if !failure.lock_timeout || m.no_transaction {
             return Err(failure.error);
@@ -455,38 +475,50 @@ fn apply(
 }
 
 /// Run `work` while a watcher says every `heartbeat` that it is still running, and stops
-/// the running statement when a signal arrives.
+/// the running statement when a signal arrives or the step's deadline (`--timeout`)
+/// passes; the second value says it was the deadline.
 fn watched<T>(
     ctx: &Ctx,
     label: &str,
     heartbeat: Duration,
     interrupt: &crate::store::Interrupt,
     work: impl FnOnce() -> T,
-) -> T {
+) -> (T, bool) {
     let (done, finished) = mpsc::channel::<()>();
-    std::thread::scope(|scope| {
+    let late = AtomicBool::new(false);
+    let out = std::thread::scope(|scope| {
+        let late = &late;
         scope.spawn(move || {
             let started = Instant::now();
             let mut next_beat = started + heartbeat;
             loop {
-                if ctx.cancel.recv_until(&finished, next_beat).is_err() {
+                let wake = ctx.deadline().map_or(next_beat, |d| d.min(next_beat));
+                if ctx.cancel.recv_until(&finished, wake).is_err() {
                     interrupt(); // a signal: stop the statement, the run ends interrupted
                     return;
                 }
                 if matches!(finished.try_recv(), Err(mpsc::TryRecvError::Disconnected)) {
                     return;
                 }
-                ctx.reporter.info(&format!(
-                    "still running {label} after {}",
-                    human(started.elapsed())
-                ));
-                next_beat += heartbeat;
+                if ctx.deadline().is_some_and(|d| Instant::now() >= d) {
+                    late.store(true, Ordering::SeqCst);
+                    interrupt();
+                    return;
+                }
+                if Instant::now() >= next_beat {
+                    ctx.reporter.info(&format!(
+                        "still running {label} after {}",
+                        human(started.elapsed())
+                    ));
+                    next_beat += heartbeat;
+                }
             }
         });
         let out = work();
         drop(done);
         out
-    })
+    });
+    (out, late.load(Ordering::SeqCst))
 }
 
 /// `status`: the ledger beside the files; `--check` fails when anything needs doing.

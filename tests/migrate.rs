@@ -1431,3 +1431,30 @@ fn pg_statement_timeout_and_the_step_deadline_stop_a_long_migration() {
     assert!(pg_ledger(&db).is_empty());
     assert!(pg_columns(&db, "big").is_empty());
 }
+
+#[test]
+fn pg_a_standby_is_refused() {
+    let Some(db) = database("standby") else {
+        return;
+    };
+    let Some(port) = kit::postgres::cluster().and_then(kit::postgres::Cluster::standby) else {
+        return;
+    };
+    let dir = Dir::new();
+    dir.file("0001_a.sql", "CREATE TABLE a (id int);\n");
+    // The standby is a copy of the whole cluster, with this test's database in it.
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{port}/{}?sslmode=disable",
+        db.name
+    );
+    let out = migrate(&["up", "--db", &url, "--dir", &dir.s()]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("is a standby"), "{}", out.stderr);
+    let status = migrate(&["status", "--db", &url, "--dir", &dir.s()]);
+    status.assert_code(0);
+    assert_eq!(
+        status.last_step().result["pending"]["pre"][0]["version"],
+        1,
+        "reading is fine"
+    );
+}

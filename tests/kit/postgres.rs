@@ -129,12 +129,59 @@ impl Cluster {
             "pg_ctl start",
         );
         let cluster = Cluster { port, dir, pg_ctl };
-        STOP.get_or_init(|| (cluster.pg_ctl.clone(), cluster.dir.clone(), as_postgres));
-        // SAFETY: registering a plain extern "C" function to run at exit.
-        unsafe {
-            libc::atexit(stop_at_exit);
-        }
+        stop_at_exit_later(&cluster.pg_ctl, &cluster.dir, as_postgres);
         cluster
+    }
+
+    /// A hot standby of this cluster (`pg_basebackup -R`) on a port of its own, started on
+    /// first use and stopped at exit like the primary.
+    pub fn standby(&self) -> Option<u16> {
+        static STANDBY: OnceLock<Option<u16>> = OnceLock::new();
+        *STANDBY.get_or_init(|| {
+            // The one beside initdb: Debian's /usr/bin wrapper picks a client by user config.
+            let pg_basebackup = self.pg_ctl.with_file_name("pg_basebackup");
+            if !pg_basebackup.is_file() && !super::require("pg_basebackup") {
+                return None;
+            }
+            let as_postgres = running_as_root();
+            let dir = tempfile::Builder::new()
+                .prefix("ugw-pg-standby-")
+                .tempdir()
+                .expect("a temp folder")
+                .keep();
+            if as_postgres {
+                let (uid, gid) = postgres_ids();
+                std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown the standby folder");
+            }
+            stop_at_exit_later(&self.pg_ctl, &dir, as_postgres);
+            let data = dir.join("data");
+            run_as(
+                as_postgres,
+                Command::new(&pg_basebackup)
+                    .arg("-D")
+                    .arg(&data)
+                    .args(["-R", "-X", "stream", "--checkpoint=fast", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+                    .arg(self.port.to_string()),
+                "pg_basebackup",
+            );
+            let port = free_port();
+            let options = format!(
+                // A hot standby needs at least the primary's max_connections.
+                "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off -c max_connections=200",
+                dir.display()
+            );
+            run_as(
+                as_postgres,
+                Command::new(&self.pg_ctl)
+                    .arg("-D")
+                    .arg(&data)
+                    .arg("-l")
+                    .arg(dir.join("log"))
+                    .args(["-o", &options, "-w", "-t", "60", "start"]),
+                "pg_ctl start (standby)",
+            );
+            Some(port)
+        })
     }
 
     /// The server log so far (for a failing test's message).
@@ -143,13 +190,29 @@ impl Cluster {
     }
 }
 
-/// What `stop_at_exit` needs: `pg_ctl`, the folder, whether to run as `postgres`.
-static STOP: OnceLock<(PathBuf, PathBuf, bool)> = OnceLock::new();
+/// The clusters to stop at exit: `pg_ctl`, the folder, whether to run as `postgres`.
+static STOP: std::sync::Mutex<Vec<(PathBuf, PathBuf, bool)>> = std::sync::Mutex::new(Vec::new());
 
-/// Stop the cluster and remove its folder when the test binary exits (after failures too:
-/// the harness exits through `exit`, which runs this).
+fn stop_at_exit_later(pg_ctl: &Path, dir: &Path, as_postgres: bool) {
+    let mut clusters = STOP
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if clusters.is_empty() {
+        // SAFETY: registering a plain extern "C" function to run at exit.
+        unsafe {
+            libc::atexit(stop_at_exit);
+        }
+    }
+    clusters.push((pg_ctl.to_path_buf(), dir.to_path_buf(), as_postgres));
+}
+
+/// Stop the clusters and remove their folders when the test binary exits (after failures
+/// too: the harness exits through `exit`, which runs this). Standbys first.
 extern "C" fn stop_at_exit() {
-    if let Some((pg_ctl, dir, as_postgres)) = STOP.get() {
+    let clusters = STOP
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (pg_ctl, dir, as_postgres) in clusters.iter().rev() {
         let mut cmd = Command::new(pg_ctl);
         cmd.arg("-D")
             .arg(dir.join("data"))

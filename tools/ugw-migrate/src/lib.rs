@@ -18,20 +18,21 @@ use ugw_shared::{Ctx, Result, StepResult, db, tool_command};
 
 const EXAMPLES: &str = "\
 Examples:
-  # Before switching the new release on: its pre-deploy migrations, once, whichever node runs first:
-  ugw-fetch … | ugw-migrate up --db-env DATABASE_URL | ugw-swap …
+  # Before the new release is switched on: its pre-deploy migrations, once, whichever node runs
+  # first (the database in $DATABASE_URL, the migrations/ folder of the fetched artifact):
+  ugw-fetch … | ugw-migrate up | ugw-swap …
 
-  # After every node runs the new release: the contract step (DIR/post/*.sql):
-  ugw-migrate up --phase post --dir /opt/app/current/migrations
+  # The same with the folder named; then, once every node runs the new release, the contract step:
+  ugw-migrate up --dir migrations | ugw-migrate up --phase post --dir migrations
 
   # What would run, with checksums; nothing is locked or written:
-  ugw-migrate plan --db sqlite:///var/lib/app/app.db --dir migrations
+  ugw-migrate plan --dir migrations
 
   # In CI: fail when a pre-deploy migration would break the release still running:
   ugw-migrate lint --dir migrations
 
-  # A CREATE INDEX CONCURRENTLY failed half-way: look, drop the INVALID index, retry:
-  ugw-migrate resolve --drop-invalid-indexes && ugw-migrate resolve 20261121235901 --forget";
+  # After a failed CREATE INDEX CONCURRENTLY: list what is left, drop the INVALID indexes:
+  ugw-migrate resolve --dir migrations --drop-invalid-indexes";
 
 /// This tool as `cli` and xtask see it: never an inverse, no default deadline.
 #[must_use]

@@ -214,16 +214,14 @@ impl PgStore {
             self.client
                 .batch_execute(&query)
                 .map_err(|e| run_error(&file, &e, Some((&query, 1))))?;
-            let insert = match &self.insert {
-                Some(statement) => statement.clone(),
-                None => {
-                    let statement = self
-                        .client
-                        .prepare(INSERT_ROW)
-                        .map_err(|e| run_error(&file, &e, None))?;
-                    self.insert.insert(statement).clone()
-                }
-            };
+            if self.insert.is_none() {
+                let statement = self
+                    .client
+                    .prepare(INSERT_ROW)
+                    .map_err(|e| run_error(&file, &e, None))?;
+                self.insert = Some(statement);
+            }
+            let insert = self.insert.clone().expect("prepared just above");
             let ms = elapsed_ms(started);
             self.client
                 .execute(

@@ -1242,6 +1242,13 @@ fn a_password_in_the_url_never_appears_in_any_output() {
             "--dir",
             &dir.s(),
         ]),
+        migrate(&[
+            "up",
+            "--db",
+            &format!("{url}&sslmode=require"),
+            "--dir",
+            &dir.s(),
+        ]),
         {
             let mut cmd = tool("ugw-migrate");
             cmd.args(["up", "--dir", &dir.s()])
@@ -1275,6 +1282,13 @@ fn a_password_in_the_url_never_appears_in_any_output() {
         runs[3].stderr
     );
     assert_eq!(runs[4].code, 2);
+    // TLS is not built in yet: asked for, it is refused up front rather than skipped.
+    assert_eq!(runs[5].code, 2, "{}", runs[5].stderr);
+    assert!(
+        runs[5].stderr.contains("sslmode=require is not supported"),
+        "{}",
+        runs[5].stderr
+    );
     assert_eq!(pg_ledger(&db), [(1, "pre".into(), true)]);
 }
 

@@ -285,96 +285,110 @@ pub fn plan(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<Step
     Ok(StepResult::unchanged(result))
 }
 
+/// What `up` has done so far: the step's result, on success and on failure alike.
+struct UpReport<'a> {
+    settings: &'a Settings,
+    phase: &'a str,
+    lock_wait: Duration,
+    applied: Vec<Value>,
+    warnings: Vec<String>,
+}
+
+impl UpReport<'_> {
+    /// The result, with what is still pending once `done` of `selected` have run.
+    fn result(&self, survey: &Survey, selected: &[&Migration], done: usize) -> Value {
+        let pending: Vec<Value> = survey
+            .pending()
+            .into_iter()
+            .filter(|m| !selected[..done].iter().any(|s| s.version == m.version))
+            .map(brief)
+            .collect();
+        json!({
+            "db": self.settings.db().map(DbUrl::redacted).unwrap_or_default(),
+            "dir": self.settings.dir_text(),
+            "phase": self.phase,
+            "applied": self.applied,
+            "pending": pending,
+            "lock_wait_ms": millis(self.lock_wait),
+            "warnings": self.warnings,
+        })
+    }
+}
+
 /// `up`: lock, look, refuse or apply, report.
 pub fn up(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<StepResult> {
     let mut store = settings.open(ctx, true)?;
     let lock_started = Instant::now();
     store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
-    let lock_wait = lock_started.elapsed();
     store.ensure_ledger()?;
     let survey = survey(store.as_mut(), settings)?;
-    let phase = phase_of(sub);
-    let selected = survey.selection(phase, target_of(sub))?;
-    let mut warnings: Vec<String> = survey
-        .missing()
-        .iter()
-        .map(|a| {
-            format!(
-                "applied migration {}_{} has no file in {}",
-                a.version,
-                a.name,
-                settings.dir_text()
-            )
-        })
-        .collect();
-    let mut applied: Vec<Value> = Vec::new();
-    let result = |applied: &[Value], warnings: &[String], pending: Vec<Value>| {
-        json!({
-            "db": settings.db().map(DbUrl::redacted).unwrap_or_default(),
-            "dir": settings.dir_text(),
-            "phase": phase,
-            "applied": applied,
-            "pending": pending,
-            "lock_wait_ms": millis(lock_wait),
-            "warnings": warnings,
-        })
-    };
-    let pending_after = |done: usize| -> Vec<Value> {
-        survey
-            .pending()
+    let mut report = UpReport {
+        settings,
+        phase: phase_of(sub),
+        lock_wait: lock_started.elapsed(),
+        applied: Vec::new(),
+        warnings: survey
+            .missing()
             .iter()
-            .filter(|m| !selected[..done].iter().any(|s| s.version == m.version))
-            .map(|m| brief(m))
-            .collect()
+            .map(|a| missing_file(a, settings))
+            .collect(),
     };
-    for warning in &warnings {
+    let selected = survey.selection(report.phase, target_of(sub))?;
+    for warning in &report.warnings {
         ctx.reporter.warn(warning);
     }
-    survey
+    let refused = survey
         .refusals(&selected, sub, store.engine())
-        .map_err(|e| e.with_result(result(&applied, &warnings, pending_after(0))))?;
-    if !selected.is_empty() {
-        check_long_transactions(ctx, settings, store.as_mut(), &mut warnings)
-            .map_err(|e| e.with_result(result(&applied, &warnings, pending_after(0))))?;
-    }
+        .and_then(|()| {
+            if selected.is_empty() {
+                return Ok(());
+            }
+            check_long_transactions(ctx, settings, store.as_mut(), &mut report.warnings)
+        });
+    refused.map_err(|e| e.with_result(report.result(&survey, &selected, 0)))?;
     let options = RunOptions {
         ddl_lock_timeout: settings.ddl_lock_timeout,
-        applied_by: format!(
-            "{} pid {} ugw-migrate {}",
-            ctx.host,
-            std::process::id(),
-            env!("CARGO_PKG_VERSION")
-        ),
+        applied_by: applied_by(ctx, env!("CARGO_PKG_VERSION")),
     };
     for (done, migration) in selected.iter().enumerate() {
-        match apply(ctx, settings, store.as_mut(), migration, &options) {
-            Ok(took) => {
-                ctx.reporter.info(&format!(
-                    "applied {} in {}",
-                    migration.file_name(),
-                    human(took)
-                ));
-                applied.push(json!({
-                    "version": migration.version,
-                    "name": migration.name,
-                    "phase": migration.phase,
-                    "duration_ms": millis(took),
-                }));
-            }
-            Err(err) => {
-                return Err(err.with_result(result(&applied, &warnings, pending_after(done))));
-            }
-        }
+        let took = apply(ctx, settings, store.as_mut(), migration, &options)
+            .map_err(|e| e.with_result(report.result(&survey, &selected, done)))?;
+        ctx.reporter.info(&format!(
+            "applied {} in {}",
+            migration.file_name(),
+            human(took)
+        ));
+        report.applied.push(json!({
+            "version": migration.version,
+            "name": migration.name,
+            "phase": migration.phase,
+            "duration_ms": millis(took),
+        }));
     }
     if selected.is_empty() {
-        ctx.reporter.info(&format!("nothing to apply ({phase})"));
+        ctx.reporter
+            .info(&format!("nothing to apply ({})", report.phase));
     }
-    let result = result(&applied, &warnings, pending_after(selected.len()));
-    Ok(if applied.is_empty() {
+    let result = report.result(&survey, &selected, selected.len());
+    Ok(if report.applied.is_empty() {
         StepResult::unchanged(result)
     } else {
         StepResult::changed(result)
     })
+}
+
+fn missing_file(row: &LedgerRow, settings: &Settings) -> String {
+    format!(
+        "applied migration {}_{} has no file in {}",
+        row.version,
+        row.name,
+        settings.dir_text()
+    )
+}
+
+/// The ledger's `applied_by`: host, pid, and what ran it.
+fn applied_by(ctx: &Ctx, what: &str) -> String {
+    format!("{} pid {} ugw-migrate {what}", ctx.host, std::process::id())
 }
 
 /// Report transactions that would hold our DDL up; refuse past --max-xact-age.
@@ -598,7 +612,7 @@ pub fn lint(ctx: &mut Ctx, settings: &Settings) -> Result<StepResult> {
 /// `resolve`: list failed migrations and INVALID indexes; settle one; drop the indexes.
 pub fn resolve(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<StepResult> {
     let mut store = settings.open(ctx, true)?;
-    store.lock(settings.lock_timeout, &ctx.cancel, &ctx.host)?;
+    store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
     store.ensure_ledger()?;
     let survey = survey(store.as_mut(), settings)?;
     let mut changed = false;
@@ -627,14 +641,7 @@ pub fn resolve(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<S
                         settings.dir_text()
                     ))
                 })?;
-            store.mark_applied(
-                file,
-                &format!(
-                    "{} pid {} ugw-migrate resolve",
-                    ctx.host,
-                    std::process::id()
-                ),
-            )?;
+            store.mark_applied(file, &applied_by(ctx, "resolve"))?;
             ctx.reporter
                 .info(&format!("recorded {} as applied", file.file_name()));
             resolved = json!({"version": version, "resolution": "applied"});
@@ -683,14 +690,10 @@ pub fn resolve(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<S
 /// `baseline VERSION`: record every migration up to VERSION as applied, running none.
 pub fn baseline(ctx: &mut Ctx, settings: &Settings, version: i64) -> Result<StepResult> {
     let mut store = settings.open(ctx, true)?;
-    store.lock(settings.lock_timeout, &ctx.cancel, &ctx.host)?;
+    store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
     store.ensure_ledger()?;
     let survey = survey(store.as_mut(), settings)?;
-    let by = format!(
-        "{} pid {} ugw-migrate baseline",
-        ctx.host,
-        std::process::id()
-    );
+    let by = applied_by(ctx, "baseline");
     let mut adopted = Vec::new();
     for m in survey
         .pending()

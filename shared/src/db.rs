@@ -98,6 +98,8 @@ pub struct PgTarget {
     pub sslmode: SslMode,
     pub application_name: Option<String>,
     pub connect_timeout: Option<u64>,
+    /// `sslrootcert`: the CA certificate (PEM) that `verify-ca` and `verify-full` check against.
+    pub ssl_root_cert: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -136,6 +138,9 @@ impl PgTarget {
         }
         if let Some(name) = &self.application_name {
             env.push(("PGAPPNAME", name.clone()));
+        }
+        if let Some(path) = &self.ssl_root_cert {
+            env.push(("PGSSLROOTCERT", path.display().to_string()));
         }
         env
     }
@@ -245,8 +250,13 @@ impl DbUrl {
                 } else {
                     ""
                 };
+                let root = pg
+                    .ssl_root_cert
+                    .as_ref()
+                    .map(|p| format!("&sslrootcert={}", p.display()))
+                    .unwrap_or_default();
                 format!(
-                    "postgres://{host}/{}?user={}{password}&sslmode={}{socket}",
+                    "postgres://{host}/{}?user={}{password}&sslmode={}{root}{socket}",
                     pg.dbname,
                     pg.user,
                     pg.sslmode.word()
@@ -292,6 +302,7 @@ fn parse_postgres(text: &str) -> Result<PgTarget> {
         sslmode: SslMode::Prefer,
         application_name: None,
         connect_timeout: None,
+        ssl_root_cert: None,
     };
     target.dbname = Some(decode(url.path().trim_start_matches('/')))
         .filter(|d| !d.is_empty())
@@ -309,6 +320,7 @@ fn parse_postgres(text: &str) -> Result<PgTarget> {
             "password" => target.password = Some(value.into_owned()),
             "dbname" => target.dbname = value.into_owned(),
             "application_name" => target.application_name = Some(value.into_owned()),
+            "sslrootcert" => target.ssl_root_cert = Some(PathBuf::from(&*value)),
             "connect_timeout" => {
                 target.connect_timeout = Some(value.parse().map_err(|_| {
                     Error::usage(format!(
@@ -318,7 +330,7 @@ fn parse_postgres(text: &str) -> Result<PgTarget> {
             }
             other => {
                 return Err(Error::usage(format!(
-                    "the PostgreSQL URL parameter {other:?} is not supported (sslmode, host, port, user, password, dbname, application_name, connect_timeout are)"
+                    "the PostgreSQL URL parameter {other:?} is not supported (sslmode, sslrootcert, host, port, user, password, dbname, application_name, connect_timeout are)"
                 )));
             }
         }
@@ -373,7 +385,13 @@ mod tests {
         assert!(t.is_socket());
         assert_eq!(pg("postgres://app@h").dbname, "app", "libpq's default");
         assert!(DbUrl::parse("postgres://h/db?sslmode=bogus").is_err());
-        assert!(DbUrl::parse("postgres://h/db?sslrootcert=x").is_err());
+        assert!(DbUrl::parse("postgres://h/db?sslcert=x").is_err());
+        let t = pg("postgres://h/db?sslmode=verify-full&sslrootcert=/etc/ca.pem");
+        assert_eq!(t.ssl_root_cert, Some(PathBuf::from("/etc/ca.pem")));
+        assert!(
+            t.child_env()
+                .contains(&("PGSSLROOTCERT", "/etc/ca.pem".to_string()))
+        );
     }
 
     #[test]

@@ -7,9 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+/// A role the server refuses over an unencrypted connection (created by `database`).
+pub const TLS_ONLY: &str = "ugw_tls_only";
+
 /// The running cluster of this test binary.
 pub struct Cluster {
     pub port: u16,
+    /// The server's self-signed certificate (for 127.0.0.1 and localhost): what
+    /// `sslrootcert` names to verify it.
+    pub cert: PathBuf,
     /// Holds the data folder, the socket and the log; removed at exit.
     pub dir: PathBuf,
     pg_ctl: PathBuf,
@@ -74,6 +80,9 @@ pub fn database(test: &str) -> Option<Database> {
     for statement in [
         format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
         format!("CREATE DATABASE {name}"),
+        format!(
+            "DO $$ BEGIN CREATE ROLE {TLS_ONLY} LOGIN SUPERUSER; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        ),
     ] {
         admin
             .batch_execute(&statement)
@@ -113,9 +122,18 @@ impl Cluster {
             ]),
             "initdb",
         );
+        let cert = server_certificate(&dir, &data, as_postgres);
+        // The role TLS tests log in as may only come in encrypted: proof that they were.
+        let hba = data.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            format!("hostnossl all {TLS_ONLY} all reject\n{rules}"),
+        )
+        .expect("write pg_hba.conf");
         let port = free_port();
         let options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off -c max_connections=200",
+            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off -c max_connections=200 -c ssl=on",
             dir.display()
         );
         run_as(
@@ -128,7 +146,12 @@ impl Cluster {
                 .args(["-o", &options, "-w", "-t", "60", "start"]),
             "pg_ctl start",
         );
-        let cluster = Cluster { port, dir, pg_ctl };
+        let cluster = Cluster {
+            port,
+            cert,
+            dir,
+            pg_ctl,
+        };
         stop_at_exit_later(&cluster.pg_ctl, &cluster.dir, as_postgres);
         cluster
     }
@@ -223,6 +246,24 @@ extern "C" fn stop_at_exit() {
             .status();
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// A self-signed certificate and its key in the data folder (the server reads them as
+/// server.crt and server.key, the key private to its owner); the certificate's path.
+fn server_certificate(dir: &Path, data: &Path, as_postgres: bool) -> PathBuf {
+    let (cert, key) = super::self_signed(dir);
+    for (from, to) in [(&cert, "server.crt"), (&key, "server.key")] {
+        let target = data.join(to);
+        std::fs::copy(from, &target).expect("the server's certificate");
+        std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod the server's key");
+        if as_postgres {
+            let (uid, gid) = postgres_ids();
+            std::os::unix::fs::chown(&target, Some(uid), Some(gid))
+                .expect("chown the server's key");
+        }
+    }
+    cert
 }
 
 fn run_as(as_postgres: bool, cmd: &mut Command, what: &str) {

@@ -10,6 +10,7 @@ mod source;
 mod sql;
 mod sqlite;
 mod store;
+mod tls;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use std::time::Duration;

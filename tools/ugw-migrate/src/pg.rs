@@ -6,8 +6,9 @@
 use crate::source::{CHECKSUM_ALGORITHM, Migration};
 use crate::sql::statements;
 use crate::store::{Interrupt, LEDGER, LedgerRow, LongTransaction, RunError, RunOptions, Store};
+use crate::tls::MakeRustls;
+use postgres::Client;
 use postgres::error::{ErrorPosition, SqlState};
-use postgres::{Client, NoTls};
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
 use ugw_shared::db::{Engine, PgTarget, SslMode};
@@ -23,6 +24,8 @@ pub struct PgStore {
     lock_key: i64,
     /// The ledger row's INSERT, prepared on first use.
     insert: Option<postgres::Statement>,
+    /// For the cancel request's own connection.
+    tls: MakeRustls,
 }
 
 /// A ledger row; a row left by a failed no-transaction run is replaced.
@@ -64,13 +67,11 @@ impl PgStore {
             SslMode::Disable => postgres::config::SslMode::Disable,
             SslMode::Prefer => postgres::config::SslMode::Prefer,
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
-                return Err(Error::usage(format!(
-                    "sslmode={} is not supported by this build of ugw-migrate yet (disable or prefer are)",
-                    target.sslmode.word()
-                )));
+                postgres::config::SslMode::Require
             }
         });
-        let client = config.connect(NoTls).map_err(|e| {
+        let tls = MakeRustls::new(target.sslmode, target.ssl_root_cert.as_deref())?;
+        let client = config.connect(tls.clone()).map_err(|e| {
             Error::new(
                 ErrorKind::Io,
                 format!(
@@ -86,6 +87,7 @@ impl PgStore {
             target: target.clone(),
             lock_key: lock_key(&target.dbname),
             insert: None,
+            tls,
         };
         if checks.writing {
             store.check_server(checks.allow_pooler)?;
@@ -427,8 +429,9 @@ impl Store for PgStore {
 
     fn interrupt(&self) -> Interrupt {
         let token = self.client.cancel_token();
+        let tls = self.tls.clone();
         Box::new(move || {
-            let _ = token.cancel_query(NoTls);
+            let _ = token.cancel_query(tls.clone());
         })
     }
 }
@@ -461,7 +464,17 @@ fn elapsed_ms(started: Instant) -> i64 {
 /// The server's message, detail and hint, with the line of `sql` it points at.
 fn describe(e: &postgres::Error, sql: Option<(&str, usize)>) -> String {
     let Some(db) = e.as_db_error() else {
-        return e.to_string();
+        // The cause chain: "error performing TLS handshake: invalid peer certificate: …".
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(inner) = cause {
+            let more = inner.to_string();
+            if !text.contains(&more) {
+                text = format!("{text}: {more}");
+            }
+            cause = inner.source();
+        }
+        return text;
     };
     let line = match (db.position(), sql) {
         (Some(ErrorPosition::Original(position)), Some((sql, first_line))) => {

@@ -1513,3 +1513,62 @@ fn pg_tls_require_and_verify_full_connect_encrypted_and_an_unknown_ca_is_refused
     no_root.assert_code(2);
     assert!(no_root.stderr.contains("sslrootcert"), "{}", no_root.stderr);
 }
+
+#[test]
+fn an_applied_migration_whose_file_is_gone_is_a_warning_in_the_record() {
+    let dir = Dir::new();
+    dir.file("0001_a.sql", "CREATE TABLE a (id INTEGER);\n");
+    let db = dir.sqlite_url();
+    migrate(&["up", "--db", &db, "--dir", &dir.s()]).assert_code(0);
+    std::fs::remove_file(dir.path().join("0001_a.sql")).unwrap();
+    dir.file("0002_b.sql", "CREATE TABLE b (id INTEGER);\n");
+    let out = migrate(&["up", "--db", &db, "--dir", &dir.s()]);
+    out.assert_code(0);
+    let result = up_result(&out);
+    assert_eq!(versions(&result), [2]);
+    assert_eq!(result.warnings.len(), 1, "{:?}", result.warnings);
+    assert!(
+        result.warnings[0].contains("1_a has no file"),
+        "{:?}",
+        result.warnings
+    );
+    assert!(
+        out.stderr
+            .contains("warning: applied migration 1_a has no file"),
+        "{}",
+        out.stderr
+    );
+    let status = migrate(&["status", "--db", &db, "--dir", &dir.s()]);
+    status.assert_code(0);
+    assert_eq!(status.last_step().result["missing_files"][0]["version"], 1);
+}
+
+#[test]
+fn sqlite_sigint_during_a_migration_interrupts_it_and_records_nothing() {
+    let dir = Dir::new();
+    dir.file(
+        "0001_slow.sql",
+        "CREATE TABLE slow AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000000) SELECT x FROM c;\n",
+    );
+    let db = dir.sqlite_url();
+    let run = Watched::start(&["up", "--db", &db, "--dir", &dir.s()]);
+    let lock = dir.path().join("app.db.ugw-migrate.lock");
+    assert!(
+        until(Duration::from_secs(20), || std::fs::metadata(&lock)
+            .is_ok_and(|m| m.len() > 0)),
+        "the run took its lock"
+    );
+    std::thread::sleep(Duration::from_millis(300)); // into the statement (either way, it stops)
+    let sent = Instant::now();
+    kit::signal(run.child.id().cast_signed(), libc::SIGINT);
+    let out = run.finish();
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        sent.elapsed()
+    );
+    out.assert_code(130);
+    assert_eq!(out.last_step().error_kind(), "interrupted");
+    assert!(sqlite_ledger(&dir).is_empty());
+    assert!(sqlite_columns(&dir, "slow").is_empty(), "rolled back");
+}

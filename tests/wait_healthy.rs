@@ -947,7 +947,16 @@ fn echo_and_fail(url: &str, env: &[(&str, &str)], extra: &[&str]) -> (kit::Outco
     let record = dir.path().join("rec.json");
     let mut cmd = kit::tool("ugw-wait-healthy");
     cmd.envs(env.iter().copied())
-        .args(["--url", url, "--expect", ".x == 1", "--timeout", "300ms"])
+        // One round with room to spare: these tests are about what is shown, not timing.
+        .args([
+            "--url",
+            url,
+            "--expect",
+            ".x == 1",
+            "--once",
+            "--timeout",
+            "5s",
+        ])
         .args(extra)
         .arg("--new")
         .arg("--record")

@@ -90,6 +90,8 @@ error_kinds! {
         "the new artifact failed its smoke test; it was not put in place";
     RestartFailed => "restart_failed", exit::FAILED,
         "the service did not restart after the switch; the switch was undone";
+    MigrationFailed => "migration_failed", exit::FAILED,
+        "a migration's SQL failed: in a transaction, rolled back with nothing recorded; outside one, it leaves the database dirty";
     Dirty => "dirty", exit::FAILED,
         "a migration failed half-way earlier; the database needs fixing and resolving before anything else runs";
     OutOfOrder => "out_of_order", exit::FAILED,

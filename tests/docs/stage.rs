@@ -42,6 +42,15 @@ pub const STAND_INS: &[(&str, &str)] = &[
         "/var/lib/ugw",
         "a folder in the example's temp dir (not created: the example creates it)",
     ),
+    (
+        "sqlite:///var/lib/app/app.db",
+        "a SQLite database in the example's temp dir where the pre-deploy migrations of \
+         /opt/app/current/migrations already ran (the stage runs `ugw-migrate up` first)",
+    ),
+    (
+        "/opt/app/current/migrations",
+        "a migrations/ folder in the example's temp dir: two pre-deploy migrations, one post-deploy",
+    ),
 ];
 
 /// Environment an example reads, set as CI or an operator would set it.
@@ -49,6 +58,11 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("APP_URL", "the demo service's URL (a CI variable)"),
     ("HEALTH_TOKEN", "a secret, which must never be printed"),
     ("PGHOST, PGPORT", "the Postgres stand-in, for pg_isready"),
+    (
+        "DATABASE_URL",
+        "a SQLite database in the example's temp dir, for ugw-migrate, beside a migrations/ \
+         folder of two pre-deploy migrations and one post-deploy one",
+    ),
 ];
 
 /// The Ansible play around an example's tasks: one host on a local connection, and the play
@@ -66,6 +80,8 @@ pub struct Stage {
     pub tls: Option<DemoApp>,
     pub postgres: Option<PostgresStandIn>,
     cert: PathBuf,
+    /// `DATABASE_URL` for a ugw-migrate example.
+    database_url: Option<String>,
 }
 
 impl Stage {
@@ -102,6 +118,9 @@ impl Stage {
             (None, PathBuf::new())
         };
         let postgres = text.contains("5432").then(PostgresStandIn::start);
+        let database_url = text
+            .contains("ugw-migrate")
+            .then(|| migrations_stand_in(dir.path()));
         Some(Stage {
             dir,
             demo,
@@ -109,6 +128,7 @@ impl Stage {
             tls,
             postgres,
             cert,
+            database_url,
         })
     }
 
@@ -147,6 +167,18 @@ impl Stage {
             pairs.push(("127.0.0.1:5432", postgres.addr.to_string()));
             pairs.push(("db:5432", postgres.addr.to_string()));
         }
+        if self.database_url.is_some() {
+            let migrations = self.dir.path().join("migrations");
+            pairs.push((
+                "/opt/app/current/migrations",
+                migrations.display().to_string(),
+            ));
+            let deployed = self.dir.path().join("deployed.db");
+            pairs.push((
+                "sqlite:///var/lib/app/app.db",
+                format!("sqlite://{}", deployed.display()),
+            ));
+        }
         let var_lib = self.dir.path().join("var/lib/ugw");
         pairs.push(("/var/lib/ugw", var_lib.display().to_string()));
         pairs
@@ -168,6 +200,9 @@ impl Stage {
         if let Some(postgres) = &self.postgres {
             cmd.env("PGHOST", postgres.addr.ip().to_string())
                 .env("PGPORT", postgres.addr.port().to_string());
+        }
+        if let Some(url) = &self.database_url {
+            cmd.env("DATABASE_URL", url);
         }
         cmd
     }
@@ -275,4 +310,34 @@ impl Drop for PostgresStandIn {
             let _ = acceptor.join();
         }
     }
+}
+
+/// `migrations/` (a table, a column, and the post-deploy drop of an old column) in `dir`,
+/// `deployed.db` where its pre-deploy migrations ran, and the URL of a fresh SQLite database.
+fn migrations_stand_in(dir: &std::path::Path) -> String {
+    let migrations = dir.join("migrations");
+    std::fs::create_dir_all(migrations.join("post")).unwrap();
+    for (name, sql) in [
+        (
+            "0001_users.sql",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n",
+        ),
+        (
+            "0002_email.sql",
+            "ALTER TABLE users ADD COLUMN email TEXT;\n",
+        ),
+        (
+            "post/0003_drop_name.sql",
+            "ALTER TABLE users DROP COLUMN name;\n",
+        ),
+    ] {
+        std::fs::write(migrations.join(name), sql).unwrap();
+    }
+    let mut up = kit::tool("ugw-migrate");
+    up.args(["up", "--in", "none", "--output", "none", "--quiet", "--dir"])
+        .arg(&migrations)
+        .arg("--db")
+        .arg(format!("sqlite://{}/deployed.db", dir.display()));
+    kit::run(up).assert_code(0);
+    format!("sqlite://{}/app.db", dir.display())
 }

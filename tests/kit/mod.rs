@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses part of the kit
 
+pub mod postgres;
+
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -715,13 +717,18 @@ pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
 /// A record with one ok `ugw-fetch` step of `version`, as the tool before us would write it
 /// (every field of `ugw_shared::results::Fetched`).
 pub fn fetch_record(version: &str) -> String {
+    fetch_record_at("/opt/app/staging/app", version)
+}
+
+/// A record with one ok `ugw-fetch` step that staged `path` as `version`.
+pub fn fetch_record_at(path: impl serde::Serialize, version: &str) -> String {
     serde_json::json!({
         "ugw": 1, "run": "20261121T235901Z-test-0001", "ok": true,
         "steps": [{
             "tool": "ugw-fetch", "tool_version": "0.1.0", "host": "test",
             "started": "2026-11-21T23:59:01.123Z", "elapsed_ms": 5, "status": "ok", "exit": 0,
             "changed": true, "dry_run": false,
-            "result": {"url": "https://releases.invalid/app", "path": "/opt/app/staging/app",
+            "result": {"url": "https://releases.invalid/app", "path": path,
                        "sha256": "00", "bytes": 1, "version": version, "verified": true,
                        "resumed": false}
         }]

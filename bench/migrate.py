@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Migration throughput: ugw-migrate against the plain clients runbooks use.
+
+1,000 small migrations (each `CREATE TABLE t_N (...); INSERT INTO t_N ...;`) are
+applied to a fresh database by:
+
+  SQLite      ugw-migrate up                      (one process; each migration and its
+                                                   ledger row in one transaction)
+              sqlite3 DB < script                 (one process; BEGIN; .read FILE; COMMIT;
+                                                   per file: the floor, no ledger)
+  PostgreSQL  ugw-migrate up                      (one connection for the whole run)
+              psql -f script                      (one session; BEGIN; \\i FILE; COMMIT; per
+                                                   file: the floor, one commit per migration)
+              psql -1 -f FILE, per file           (what runbooks do: a process and a
+                                                   connection per file)
+
+PostgreSQL runs as a private cluster (initdb in a temp folder, trust auth, a free
+loopback port, as the `postgres` user when run as root; fsync stays on), stopped at
+the end. Each figure is the median of --trials runs, each on a fresh database.
+
+Targets: SQLite ugw/sqlite3 <= 1.5x; PostgreSQL ugw/psql-session <= 1.2x.
+Exit status: 0 when both targets are met, 1 when one is missed, 2 for a set-up
+problem (sqlite3, psql, initdb or the release binary missing).
+
+Standard library only (Python 3.11). All traffic goes to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TARGET_SQLITE = 1.5
+TARGET_PG = 1.2
+
+
+def migration(n: int) -> str:
+    return f"CREATE TABLE t_{n} (id integer PRIMARY KEY, note text);\nINSERT INTO t_{n} (id, note) VALUES (1, 'row {n}');\n"
+
+
+def write_migrations(folder: Path, count: int) -> list[Path]:
+    folder.mkdir()
+    files = []
+    for n in range(1, count + 1):
+        path = folder / f"{n:05d}_t{n}.sql"
+        path.write_text(migration(n))
+        files.append(path)
+    return files
+
+
+def timed(cmd: list[str], **kwargs) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kwargs)
+    return time.perf_counter() - started
+
+
+def as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """A private PostgreSQL cluster, stopped and removed on exit."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="ugw-bench-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self.port = free_port()
+        data = self.dir / "data"
+        subprocess.run(as_postgres([shutil.which("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"]),
+                       check=True, stdout=subprocess.DEVNULL)
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir}"
+        subprocess.run(as_postgres([shutil.which("pg_ctl"), "-D", str(data), "-l", str(self.dir / "log"),
+                                    "-o", options, "-w", "start"]), check=True, stdout=subprocess.DEVNULL)
+
+    def url(self, db: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{db}?sslmode=disable"
+
+    def psql(self, db: str) -> list[str]:
+        return ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db]
+
+    def fresh(self, db: str) -> str:
+        admin = self.psql("postgres")
+        subprocess.run([*admin, "-c", f"DROP DATABASE IF EXISTS {db}"], check=True)
+        subprocess.run([*admin, "-c", f"CREATE DATABASE {db}"], check=True)
+        return db
+
+    def stop(self) -> None:
+        subprocess.run(as_postgres([shutil.which("pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop"]),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--bin-dir", type=Path, default=REPO_ROOT / "target" / "release")
+    parser.add_argument("--out", type=Path, help="also write the report here")
+    parser.add_argument("--skip-runbook", action="store_true", help="skip the slow psql -1 -f per file run")
+    args = parser.parse_args()
+
+    ugw = args.bin_dir / "ugw-migrate"
+    missing = [c for c in ("sqlite3", "psql", "initdb", "pg_ctl") if not shutil.which(c)]
+    if missing or not ugw.exists():
+        print(f"migrate bench: missing {', '.join(missing) or ugw} (apt-get install -y sqlite3 postgresql; make release)", file=sys.stderr)
+        return 2
+
+    work = Path(tempfile.mkdtemp(prefix="ugw-bench-migrate-"))
+    cluster = None
+    try:
+        files = write_migrations(work / "migrations", args.count)
+        script = work / "sqlite-script.sql"
+        script.write_text("".join(f"BEGIN;\n.read {f}\nCOMMIT;\n" for f in files))
+        pg_script = work / "psql-script.sql"
+        pg_script.write_text("".join(f"BEGIN;\n\\i {f}\nCOMMIT;\n" for f in files))
+        if os.geteuid() == 0:
+            os.chmod(work, 0o755)
+
+        results: dict[str, list[float]] = {k: [] for k in ("ugw-sqlite", "sqlite3", "ugw-pg", "psql-session", "psql-1-per-file")}
+        ugw_args = ["up", "--dir", str(work / "migrations"), "--in", "none", "--output", "none", "--quiet"]
+        cluster = Cluster()
+        for trial in range(args.trials):
+            for name in ("ugw", "sqlite3"):
+                db = work / f"{name}-{trial}.db"
+                if name == "ugw":
+                    results["ugw-sqlite"].append(timed([str(ugw), *ugw_args, "--db", f"sqlite://{db}"]))
+                else:
+                    with open(script) as stdin:
+                        results["sqlite3"].append(timed(["sqlite3", "-bail", str(db)], stdin=stdin))
+            db = cluster.fresh(f"ugw_{trial}")
+            results["ugw-pg"].append(timed([str(ugw), *ugw_args, "--db", cluster.url(db)]))
+            db = cluster.fresh(f"psql_{trial}")
+            results["psql-session"].append(timed([*cluster.psql(db), "-f", str(pg_script)]))
+            if not args.skip_runbook and trial == 0:
+                db = cluster.fresh("runbook")
+                started = time.perf_counter()
+                for f in files:
+                    subprocess.run([*cluster.psql(db), "-1", "-f", str(f)], check=True, stdout=subprocess.DEVNULL)
+                results["psql-1-per-file"].append(time.perf_counter() - started)
+            print(f"trial {trial + 1}/{args.trials} done", file=sys.stderr)
+    finally:
+        if cluster:
+            cluster.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    med = {k: statistics.median(v) for k, v in results.items() if v}
+    sqlite_ratio = med["ugw-sqlite"] / med["sqlite3"]
+    pg_ratio = med["ugw-pg"] / med["psql-session"]
+    lines = [
+        "# Migration throughput",
+        "",
+        f"- command: `python3 bench/migrate.py --count {args.count} --trials {args.trials}`",
+        f"- machine: nproc {os.cpu_count()}, uname -r {platform.release()}, {platform.machine()}, Python {platform.python_version()}",
+        f"- {args.count} migrations, each `CREATE TABLE` + one `INSERT`; median of {args.trials} trials, each on a fresh database",
+        "- PostgreSQL: a private cluster on 127.0.0.1 with fsync on; SQLite: its defaults (rollback journal, synchronous FULL)",
+        "",
+        "| engine | runner | seconds | per migration ms | ratio |",
+        "|---|---|---:|---:|---:|",
+        f"| SQLite | ugw-migrate up | {med['ugw-sqlite']:.2f} | {1000 * med['ugw-sqlite'] / args.count:.2f} | {sqlite_ratio:.2f}x |",
+        f"| SQLite | one sqlite3, BEGIN/.read/COMMIT per file | {med['sqlite3']:.2f} | {1000 * med['sqlite3'] / args.count:.2f} | 1.00x |",
+        f"| PostgreSQL | ugw-migrate up (one connection) | {med['ugw-pg']:.2f} | {1000 * med['ugw-pg'] / args.count:.2f} | {pg_ratio:.2f}x |",
+        f"| PostgreSQL | one psql session, BEGIN/\\i/COMMIT per file | {med['psql-session']:.2f} | {1000 * med['psql-session'] / args.count:.2f} | 1.00x |",
+    ]
+    if "psql-1-per-file" in med:
+        runbook = med["psql-1-per-file"]
+        lines.append(f"| PostgreSQL | psql -1 -f FILE per file (runbooks; one trial) | {runbook:.2f} | {1000 * runbook / args.count:.2f} | {runbook / med['psql-session']:.2f}x |")
+    sqlite_ok = sqlite_ratio <= TARGET_SQLITE
+    pg_ok = pg_ratio <= TARGET_PG
+    lines += [
+        "",
+        f"- targets: SQLite <= {TARGET_SQLITE}x: {'PASS' if sqlite_ok else 'FAIL'} ({sqlite_ratio:.2f}x); "
+        f"PostgreSQL <= {TARGET_PG}x: {'PASS' if pg_ok else 'FAIL'} ({pg_ratio:.2f}x)",
+        "- ugw-migrate also writes a ledger row per migration in the same transaction; the floors write none.",
+    ]
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.out:
+        args.out.write_text(report)
+    return 0 if sqlite_ok and pg_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,735 @@
+//! The subcommands, over any `Store`: what is pending, what `up` refuses and why, running
+//! each migration with its heartbeat and retries, and what the record says.
+
+use crate::lint::{Finding, lint as lint_file};
+use crate::pg::{Checks, PgStore};
+use crate::source::{Migration, Phase, load};
+use crate::sqlite::SqliteStore;
+use crate::store::{LedgerRow, RunOptions, Store};
+use clap::ArgMatches;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use ugw_shared::db::{DbUrl, Engine};
+use ugw_shared::results::Fetched;
+use ugw_shared::time::{human, millis};
+use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult};
+
+/// Transactions older than this are reported before DDL starts.
+const LONG_TRANSACTION: Duration = Duration::from_secs(5);
+/// The first wait before retrying a migration that hit --ddl-lock-timeout; doubled each time.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// The flags every subcommand shares, read once.
+pub struct Settings {
+    db: std::result::Result<DbUrl, Error>,
+    dir: std::result::Result<PathBuf, Error>,
+    allow_pooler: bool,
+    lock_timeout: Duration,
+    ddl_lock_timeout: Duration,
+    ddl_retries: u32,
+    max_xact_age: Option<Duration>,
+    statement_timeout: Option<Duration>,
+    heartbeat: Duration,
+}
+
+impl Settings {
+    pub fn from_matches(ctx: &Ctx, m: &ArgMatches) -> Result<Self> {
+        let dir = match m.get_one::<PathBuf>("dir") {
+            Some(dir) => Ok(dir.clone()),
+            None => ctx
+                .record()
+                .last_result::<Fetched>()?
+                .map(|f| PathBuf::from(f.path).join("migrations"))
+                .ok_or_else(|| {
+                    Error::usage("no --dir, and no ugw-fetch step in the record whose artifact holds migrations/")
+                }),
+        };
+        Ok(Settings {
+            db: DbUrl::from_matches(m, ctx.scrubber()),
+            dir,
+            allow_pooler: m.get_flag("allow-pooler"),
+            lock_timeout: crate::duration(m, "lock-timeout").unwrap_or(Duration::from_secs(60)),
+            ddl_lock_timeout: crate::duration(m, "ddl-lock-timeout")
+                .unwrap_or(Duration::from_secs(2)),
+            ddl_retries: m.get_one::<u32>("ddl-retries").copied().unwrap_or(5),
+            max_xact_age: crate::duration(m, "max-xact-age"),
+            statement_timeout: crate::duration(m, "statement-timeout"),
+            heartbeat: crate::duration(m, "heartbeat").unwrap_or(Duration::from_secs(10)),
+        })
+    }
+
+    /// --lock-timeout, cut to what is left of --timeout.
+    fn lock_wait(&self, ctx: &Ctx) -> Duration {
+        ctx.deadline().map_or(self.lock_timeout, |d| {
+            self.lock_timeout
+                .min(d.saturating_duration_since(Instant::now()))
+        })
+    }
+
+    fn db(&self) -> Result<&DbUrl> {
+        self.db.as_ref().map_err(Clone::clone)
+    }
+
+    fn files(&self) -> Result<Vec<Migration>> {
+        load(self.dir.as_ref().map_err(Clone::clone)?)
+    }
+
+    fn dir_text(&self) -> String {
+        self.dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Connect; `writing` runs may create a SQLite file and refuse a pooler or a standby.
+    fn open(&self, ctx: &Ctx, writing: bool) -> Result<Box<dyn Store>> {
+        Ok(match self.db()? {
+            DbUrl::Sqlite(path) => Box::new(SqliteStore::open(path, writing, self.lock_timeout)?),
+            DbUrl::Postgres(target) => Box::new(PgStore::open(
+                target,
+                &ctx.host,
+                Checks {
+                    writing,
+                    allow_pooler: self.allow_pooler,
+                },
+                self.statement_timeout,
+            )?),
+        })
+    }
+}
+
+/// The ledger beside the files.
+struct Survey {
+    files: Vec<Migration>,
+    applied: Vec<LedgerRow>,
+}
+
+impl Survey {
+    fn row(&self, version: i64) -> Option<&LedgerRow> {
+        self.applied.iter().find(|a| a.version == version)
+    }
+
+    fn pending(&self) -> Vec<&Migration> {
+        self.files
+            .iter()
+            .filter(|m| self.row(m.version).is_none())
+            .collect()
+    }
+
+    fn failed(&self) -> Vec<&LedgerRow> {
+        self.applied.iter().filter(|a| !a.success).collect()
+    }
+
+    /// Applied migrations whose file now sums differently.
+    fn changed(&self) -> Vec<&Migration> {
+        self.files
+            .iter()
+            .filter(|m| {
+                self.row(m.version)
+                    .is_some_and(|a| a.success && a.checksum != m.checksum)
+            })
+            .collect()
+    }
+
+    /// Ledger rows whose file is gone.
+    fn missing(&self) -> Vec<&LedgerRow> {
+        self.applied
+            .iter()
+            .filter(|a| !self.files.iter().any(|m| m.version == a.version))
+            .collect()
+    }
+
+    fn highest_applied(&self, phase: Phase) -> Option<i64> {
+        self.applied
+            .iter()
+            .filter(|a| a.phase == phase.word())
+            .map(|a| a.version)
+            .max()
+    }
+
+    /// What `up --phase … --target …` runs, in order; `post` refuses while a pre is pending.
+    fn selection(&self, phase: &str, target: Option<i64>) -> Result<Vec<&Migration>> {
+        let pending: Vec<&Migration> = self
+            .pending()
+            .into_iter()
+            .filter(|m| target.is_none_or(|t| m.version <= t))
+            .collect();
+        let pre_pending: Vec<String> = pending
+            .iter()
+            .filter(|m| m.phase == Phase::Pre)
+            .map(|m| m.file_name())
+            .collect();
+        Ok(match phase {
+            "post" if !pre_pending.is_empty() => {
+                return Err(Error::new(
+                    ErrorKind::FailCondition,
+                    format!(
+                        "post-deploy migrations wait for the pre-deploy ones, and these are pending: {} (run `up` first)",
+                        pre_pending.join(", ")
+                    ),
+                ));
+            }
+            "post" => pending
+                .into_iter()
+                .filter(|m| m.phase == Phase::Post)
+                .collect(),
+            "all" => pending,
+            _ => pending
+                .into_iter()
+                .filter(|m| m.phase == Phase::Pre)
+                .collect(),
+        })
+    }
+
+    /// The refusals of `up` (and `plan`), in the order an operator fixes them.
+    fn refusals(&self, selected: &[&Migration], sub: &ArgMatches, engine: Engine) -> Result<()> {
+        if let Some(failed) = self.failed().first() {
+            return Err(Error::new(
+                ErrorKind::Dirty,
+                format!(
+                    "migration {}_{} failed outside a transaction and may be half-applied: fix the database, then run \
+                     `ugw-migrate resolve {} --applied` (it is complete now) or `--forget` (run it again); \
+                     `ugw-migrate resolve` lists INVALID indexes it may have left",
+                    failed.version, failed.name, failed.version
+                ),
+            ));
+        }
+        let changed = self.changed();
+        if !changed.is_empty() && !flag(sub, "allow-changed") {
+            return Err(Error::new(
+                ErrorKind::ChecksumMismatch,
+                format!(
+                    "applied migrations changed since they ran: {} (restore them, or --allow-changed)",
+                    names(&changed)
+                ),
+            ));
+        }
+        let early: Vec<&Migration> = selected
+            .iter()
+            .copied()
+            .filter(|m| self.highest_applied(m.phase).is_some_and(|h| m.version < h))
+            .collect();
+        if !early.is_empty() && !flag(sub, "allow-out-of-order") {
+            return Err(Error::new(
+                ErrorKind::OutOfOrder,
+                format!(
+                    "pending migrations are older than the newest applied one of their phase: {} (renumber them, or --allow-out-of-order)",
+                    names(&early)
+                ),
+            ));
+        }
+        let findings: Vec<Finding> = selected.iter().flat_map(|m| lint_file(m, engine)).collect();
+        if !findings.is_empty() && !flag(sub, "allow-unsafe") {
+            let lines: Vec<String> = findings.iter().map(Finding::line_text).collect();
+            return Err(Error::new(
+                ErrorKind::FailCondition,
+                format!(
+                    "pre-deploy migrations would break the release still running: {} (move them to post/, add -- ugw:allow RULE, or --allow-unsafe)",
+                    lines.join("; ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn names(migrations: &[&Migration]) -> String {
+    migrations
+        .iter()
+        .map(|m| m.file_name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn brief(m: &Migration) -> Value {
+    json!({"version": m.version, "name": m.name, "phase": m.phase, "checksum": m.checksum})
+}
+
+fn survey(store: &mut dyn Store, settings: &Settings) -> Result<Survey> {
+    Ok(Survey {
+        files: settings.files()?,
+        applied: store.applied()?,
+    })
+}
+
+/// `plan` (and `up --dry-run`): what `up` would run, refused as `up` would refuse it.
+pub fn plan(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<StepResult> {
+    let mut store = settings.open(ctx, false)?;
+    let survey = survey(store.as_mut(), settings)?;
+    let phase = phase_of(sub);
+    let selected = survey.selection(phase, target_of(sub))?;
+    let result = json!({
+        "db": settings.db()?.redacted(),
+        "dir": settings.dir_text(),
+        "phase": phase,
+        "would_apply": selected.iter().map(|m| brief(m)).collect::<Vec<_>>(),
+    });
+    survey
+        .refusals(&selected, sub, store.engine())
+        .map_err(|e| e.with_result(result.clone()))?;
+    for m in &selected {
+        ctx.reporter.info(&format!(
+            "would apply {} (sha256 {})",
+            m.file_name(),
+            m.checksum
+        ));
+    }
+    if selected.is_empty() {
+        ctx.reporter.info("nothing to apply");
+    }
+    Ok(StepResult::unchanged(result))
+}
+
+/// What `up` has done so far: the step's result, on success and on failure alike.
+struct UpReport<'a> {
+    settings: &'a Settings,
+    phase: &'a str,
+    lock_wait: Duration,
+    applied: Vec<Value>,
+    warnings: Vec<String>,
+}
+
+impl UpReport<'_> {
+    /// The result, with what is still pending once `done` of `selected` have run.
+    fn result(&self, survey: &Survey, selected: &[&Migration], done: usize) -> Value {
+        let pending: Vec<Value> = survey
+            .pending()
+            .into_iter()
+            .filter(|m| !selected[..done].iter().any(|s| s.version == m.version))
+            .map(brief)
+            .collect();
+        json!({
+            "db": self.settings.db().map(DbUrl::redacted).unwrap_or_default(),
+            "dir": self.settings.dir_text(),
+            "phase": self.phase,
+            "applied": self.applied,
+            "pending": pending,
+            "lock_wait_ms": millis(self.lock_wait),
+            "warnings": self.warnings,
+        })
+    }
+}
+
+/// `up`: lock, look, refuse or apply, report.
+pub fn up(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<StepResult> {
+    let mut store = settings.open(ctx, true)?;
+    let lock_started = Instant::now();
+    store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
+    store.ensure_ledger()?;
+    let survey = survey(store.as_mut(), settings)?;
+    let mut report = UpReport {
+        settings,
+        phase: phase_of(sub),
+        lock_wait: lock_started.elapsed(),
+        applied: Vec::new(),
+        warnings: survey
+            .missing()
+            .iter()
+            .map(|a| missing_file(a, settings))
+            .collect(),
+    };
+    let selected = survey.selection(report.phase, target_of(sub))?;
+    for warning in &report.warnings {
+        ctx.reporter.warn(warning);
+    }
+    let refused = survey
+        .refusals(&selected, sub, store.engine())
+        .and_then(|()| {
+            if selected.is_empty() {
+                return Ok(());
+            }
+            check_long_transactions(ctx, settings, store.as_mut(), &mut report.warnings)
+        });
+    refused.map_err(|e| e.with_result(report.result(&survey, &selected, 0)))?;
+    let options = RunOptions {
+        ddl_lock_timeout: settings.ddl_lock_timeout,
+        applied_by: applied_by(ctx, env!("CARGO_PKG_VERSION")),
+    };
+    for (done, migration) in selected.iter().enumerate() {
+        let took = apply(ctx, settings, store.as_mut(), migration, &options)
+            .map_err(|e| e.with_result(report.result(&survey, &selected, done)))?;
+        ctx.reporter.info(&format!(
+            "applied {} in {}",
+            migration.file_name(),
+            human(took)
+        ));
+        report.applied.push(json!({
+            "version": migration.version,
+            "name": migration.name,
+            "phase": migration.phase,
+            "duration_ms": millis(took),
+        }));
+    }
+    if selected.is_empty() {
+        ctx.reporter
+            .info(&format!("nothing to apply ({})", report.phase));
+    }
+    let result = report.result(&survey, &selected, selected.len());
+    Ok(if report.applied.is_empty() {
+        StepResult::unchanged(result)
+    } else {
+        StepResult::changed(result)
+    })
+}
+
+fn missing_file(row: &LedgerRow, settings: &Settings) -> String {
+    format!(
+        "applied migration {}_{} has no file in {}",
+        row.version,
+        row.name,
+        settings.dir_text()
+    )
+}
+
+/// The ledger's `applied_by`: host, pid, and what ran it.
+fn applied_by(ctx: &Ctx, what: &str) -> String {
+    format!("{} pid {} ugw-migrate {what}", ctx.host, std::process::id())
+}
+
+/// Report transactions that would hold our DDL up; refuse past --max-xact-age.
+fn check_long_transactions(
+    ctx: &Ctx,
+    settings: &Settings,
+    store: &mut dyn Store,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let threshold = settings
+        .max_xact_age
+        .map_or(LONG_TRANSACTION, |m| m.min(LONG_TRANSACTION));
+    for tx in store.long_transactions(threshold)? {
+        let age = Duration::from_millis(tx.age_ms);
+        let text = format!(
+            "a transaction has been open for {} (backend pid {}, {}, {}): {}",
+            human(age),
+            tx.pid,
+            if tx.application_name.is_empty() {
+                "no application_name"
+            } else {
+                &tx.application_name
+            },
+            tx.state,
+            tx.query
+        );
+        if settings.max_xact_age.is_some_and(|max| age > max) {
+            return Err(Error::new(
+                ErrorKind::FailCondition,
+                format!("{text}; refusing to start DDL (--max-xact-age)"),
+            ));
+        }
+        ctx.reporter.warn(&text);
+        warnings.push(text);
+    }
+    Ok(())
+}
+
+/// One migration, retried with backoff while its DDL times out waiting for a lock.
+fn apply(
+    ctx: &Ctx,
+    settings: &Settings,
+    store: &mut dyn Store,
+    m: &Migration,
+    options: &RunOptions,
+) -> Result<Duration> {
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 0;
+    loop {
+        ctx.cancel.check()?;
+        let interrupt = store.interrupt();
+        let (outcome, late) = watched(ctx, &m.file_name(), settings.heartbeat, &interrupt, || {
+            store.run(m, options)
+        });
+        let failure = match outcome {
+            Ok(took) => return Ok(took),
+            Err(failure) => failure,
+        };
+        if let Some(signal) = ctx.cancel.signal() {
+            return Err(Error::interrupted(signal));
+        }
+        if late {
+            let left = if m.no_transaction {
+                "it ran outside a transaction: the database is dirty (see `ugw-migrate resolve`)"
+            } else {
+                "its transaction was rolled back"
+            };
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!("--timeout passed while {} ran; {left}", m.file_name()),
+            ));
+        }
+        if !failure.lock_timeout || m.no_transaction {
+            return Err(failure.error);
+        }
+        if attempt == settings.ddl_retries {
+            return Err(Error::new(
+                ErrorKind::MigrationFailed,
+                format!(
+                    "{}: gave up after {} attempts, each waiting --ddl-lock-timeout {} for a table lock another transaction holds; nothing was applied",
+                    m.file_name(),
+                    attempt + 1,
+                    human(settings.ddl_lock_timeout)
+                ),
+            ));
+        }
+        attempt += 1;
+        ctx.reporter.warn(&format!(
+            "{}: waited --ddl-lock-timeout {} for a table lock; retry {attempt}/{} in {}",
+            m.file_name(),
+            human(settings.ddl_lock_timeout),
+            settings.ddl_retries,
+            human(backoff)
+        ));
+        ctx.cancel.sleep(backoff)?;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Run `work` while a watcher says every `heartbeat` that it is still running, and stops
+/// the running statement when a signal arrives or the step's deadline (`--timeout`)
+/// passes; the second value says it was the deadline.
+fn watched<T>(
+    ctx: &Ctx,
+    label: &str,
+    heartbeat: Duration,
+    interrupt: &crate::store::Interrupt,
+    work: impl FnOnce() -> T,
+) -> (T, bool) {
+    let (done, finished) = mpsc::channel::<()>();
+    let late = AtomicBool::new(false);
+    let out = std::thread::scope(|scope| {
+        let late = &late;
+        scope.spawn(move || {
+            let started = Instant::now();
+            let mut next_beat = started + heartbeat;
+            loop {
+                let wake = ctx.deadline().map_or(next_beat, |d| d.min(next_beat));
+                if ctx.cancel.recv_until(&finished, wake).is_err() {
+                    interrupt(); // a signal: stop the statement, the run ends interrupted
+                    return;
+                }
+                if matches!(finished.try_recv(), Err(mpsc::TryRecvError::Disconnected)) {
+                    return;
+                }
+                if ctx.deadline().is_some_and(|d| Instant::now() >= d) {
+                    late.store(true, Ordering::SeqCst);
+                    interrupt();
+                    return;
+                }
+                if Instant::now() >= next_beat {
+                    ctx.reporter.info(&format!(
+                        "still running {label} after {}",
+                        human(started.elapsed())
+                    ));
+                    next_beat += heartbeat;
+                }
+            }
+        });
+        let out = work();
+        drop(done);
+        out
+    });
+    (out, late.load(Ordering::SeqCst))
+}
+
+/// `status`: the ledger beside the files; `--check` fails when anything needs doing.
+pub fn status(ctx: &mut Ctx, settings: &Settings, check: bool) -> Result<StepResult> {
+    let mut store = settings.open(ctx, false)?;
+    let survey = survey(store.as_mut(), settings)?;
+    let pending = survey.pending();
+    let by_phase = |phase: Phase| -> Vec<Value> {
+        pending
+            .iter()
+            .filter(|m| m.phase == phase)
+            .map(|m| brief(m))
+            .collect()
+    };
+    let failed = survey.failed();
+    let changed = survey.changed();
+    let missing = survey.missing();
+    let result = json!({
+        "db": settings.db()?.redacted(),
+        "dir": settings.dir_text(),
+        "applied": survey.applied.iter().filter(|a| a.success).collect::<Vec<_>>(),
+        "pending": {"pre": by_phase(Phase::Pre), "post": by_phase(Phase::Post)},
+        "failed": failed,
+        "changed": changed.iter().map(|m| brief(m)).collect::<Vec<_>>(),
+        "missing_files": missing,
+    });
+    let applied_count = survey.applied.len() - failed.len();
+    ctx.reporter.info(&format!(
+        "{applied_count} applied, {} pending pre, {} pending post, {} failed, {} changed, {} without a file",
+        by_phase(Phase::Pre).len(),
+        by_phase(Phase::Post).len(),
+        failed.len(),
+        changed.len(),
+        missing.len()
+    ));
+    if check && !(pending.is_empty() && failed.is_empty() && changed.is_empty()) {
+        return Err(Error::new(
+            ErrorKind::FailCondition,
+            format!(
+                "not up to date: {} pending, {} failed, {} changed",
+                pending.len(),
+                failed.len(),
+                changed.len()
+            ),
+        )
+        .with_result(result));
+    }
+    Ok(StepResult::unchanged(result))
+}
+
+/// `lint`: every pre-deploy file, whether applied or not; the dialect of --db when given.
+pub fn lint(ctx: &mut Ctx, settings: &Settings) -> Result<StepResult> {
+    let engine = settings.db.as_ref().map_or(Engine::Postgres, DbUrl::engine);
+    let files = settings.files()?;
+    let findings: Vec<Finding> = files.iter().flat_map(|m| lint_file(m, engine)).collect();
+    for finding in &findings {
+        ctx.reporter.warn(&finding.line_text());
+    }
+    let result = json!({
+        "dir": settings.dir_text(),
+        "dialect": engine.word(),
+        "files": files.len(),
+        "findings": findings,
+    });
+    if findings.is_empty() {
+        ctx.reporter
+            .info(&format!("{} migrations, no findings", files.len()));
+        return Ok(StepResult::unchanged(result));
+    }
+    Err(Error::new(
+        ErrorKind::FailCondition,
+        format!("{} finding(s) in pre-deploy migrations", findings.len()),
+    )
+    .with_result(result))
+}
+
+/// `resolve`: list failed migrations and INVALID indexes; settle one; drop the indexes.
+pub fn resolve(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<StepResult> {
+    let mut store = settings.open(ctx, true)?;
+    store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
+    store.ensure_ledger()?;
+    let survey = survey(store.as_mut(), settings)?;
+    let mut changed = false;
+    let mut resolved = Value::Null;
+    if let Some(version) = sub.get_one::<i64>("version").copied() {
+        let row = survey.row(version).ok_or_else(|| {
+            Error::usage(format!(
+                "version {version} has no ledger row; nothing to resolve"
+            ))
+        })?;
+        if sub.get_flag("forget") {
+            store.forget(version)?;
+            ctx.reporter.info(&format!(
+                "forgot {version}_{}: the next `up` runs it again",
+                row.name
+            ));
+            resolved = json!({"version": version, "resolution": "forget"});
+        } else {
+            let file = survey
+                .files
+                .iter()
+                .find(|m| m.version == version)
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "version {version} has no file in {}",
+                        settings.dir_text()
+                    ))
+                })?;
+            store.mark_applied(file, &applied_by(ctx, "resolve"))?;
+            ctx.reporter
+                .info(&format!("recorded {} as applied", file.file_name()));
+            resolved = json!({"version": version, "resolution": "applied"});
+        }
+        changed = true;
+    }
+    let invalid = store.invalid_indexes()?;
+    let mut dropped = Vec::new();
+    if sub.get_flag("drop-invalid-indexes") {
+        for index in &invalid {
+            store.drop_index(index)?;
+            ctx.reporter.info(&format!("dropped INVALID index {index}"));
+            dropped.push(index.clone());
+            changed = true;
+        }
+    } else {
+        for index in &invalid {
+            ctx.reporter.warn(&format!("index {index} is INVALID (a failed CREATE INDEX CONCURRENTLY); --drop-invalid-indexes drops it"));
+        }
+    }
+    let failed: Vec<&LedgerRow> = survey
+        .failed()
+        .into_iter()
+        .filter(|a| resolved.get("version").and_then(Value::as_i64) != Some(a.version))
+        .collect();
+    for row in &failed {
+        ctx.reporter.warn(&format!(
+            "{}_{} failed outside a transaction; resolve {} --applied or --forget",
+            row.version, row.name, row.version
+        ));
+    }
+    let result = json!({
+        "db": settings.db()?.redacted(),
+        "failed": failed,
+        "resolved": resolved,
+        "invalid_indexes": invalid.iter().filter(|i| !dropped.contains(i)).collect::<Vec<_>>(),
+        "dropped_indexes": dropped,
+    });
+    Ok(if changed {
+        StepResult::changed(result)
+    } else {
+        StepResult::unchanged(result)
+    })
+}
+
+/// `baseline VERSION`: record every migration up to VERSION as applied, running none.
+pub fn baseline(ctx: &mut Ctx, settings: &Settings, version: i64) -> Result<StepResult> {
+    let mut store = settings.open(ctx, true)?;
+    store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
+    store.ensure_ledger()?;
+    let survey = survey(store.as_mut(), settings)?;
+    let by = applied_by(ctx, "baseline");
+    let mut adopted = Vec::new();
+    for m in survey
+        .pending()
+        .into_iter()
+        .filter(|m| m.version <= version)
+    {
+        store.mark_applied(m, &by)?;
+        adopted.push(brief(m));
+    }
+    ctx.reporter.info(&format!(
+        "baseline {version}: recorded {} migrations as applied",
+        adopted.len()
+    ));
+    let result = json!({"db": settings.db()?.redacted(), "baseline": version, "adopted": adopted});
+    Ok(if adopted.is_empty() {
+        StepResult::unchanged(result)
+    } else {
+        StepResult::changed(result)
+    })
+}
+
+/// A flag of `up` that `plan` does not have (it answers as `up` without it).
+fn flag(sub: &ArgMatches, name: &str) -> bool {
+    sub.try_get_one::<bool>(name)
+        .ok()
+        .flatten()
+        .copied()
+        .unwrap_or(false)
+}
+
+fn phase_of(sub: &ArgMatches) -> &str {
+    sub.try_get_one::<String>("phase")
+        .ok()
+        .flatten()
+        .map_or("pre", String::as_str)
+}
+
+fn target_of(sub: &ArgMatches) -> Option<i64> {
+    sub.try_get_one::<i64>("target").ok().flatten().copied()
+}

@@ -1,0 +1,471 @@
+//! The linter for pre-deploy migrations: statements that break the old release still
+//! running, or that lock a busy table for long. Each rule says why and what to do instead;
+//! `-- ugw:allow RULE` inside (or just before) a statement accepts it.
+
+use crate::source::Migration;
+use crate::sql::{Kind, Statement, Token, statements};
+use serde::Serialize;
+use ugw_shared::db::Engine;
+
+/// Every rule: its name, what goes wrong, and the fix.
+pub const RULES: [(&str, &str, &str); 13] = [
+    (
+        "drop-table",
+        "dropping a table breaks the old release still reading it",
+        "move it to post/",
+    ),
+    (
+        "drop-column",
+        "dropping a column breaks the old release still reading it",
+        "move it to post/",
+    ),
+    (
+        "rename",
+        "renaming a table or column breaks the old release still using the old name",
+        "add the new name, copy, and drop the old one in post/",
+    ),
+    (
+        "column-type",
+        "changing a column's type rewrites the table under an exclusive lock and may break the old release",
+        "add a new column, backfill, switch, and drop the old one in post/",
+    ),
+    (
+        "not-null-without-default",
+        "adding a NOT NULL column without a default fails on existing rows and breaks the old release's inserts",
+        "add a DEFAULT, or add it nullable and set NOT NULL in post/",
+    ),
+    (
+        "volatile-default",
+        "a volatile default rewrites the whole table under an exclusive lock",
+        "add the column without a default, backfill in batches, then set the default",
+    ),
+    (
+        "set-not-null",
+        "SET NOT NULL scans the whole table under an exclusive lock",
+        "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it, then SET NOT NULL (in post/)",
+    ),
+    (
+        "index-not-concurrent",
+        "CREATE INDEX blocks every write to the table while it builds",
+        "CREATE INDEX CONCURRENTLY in a file starting with -- ugw:no-transaction",
+    ),
+    (
+        "drop-index-not-concurrent",
+        "DROP INDEX takes an exclusive lock on the table",
+        "DROP INDEX CONCURRENTLY in a file starting with -- ugw:no-transaction (in post/)",
+    ),
+    (
+        "reindex-not-concurrent",
+        "REINDEX blocks writes to the table while it rebuilds",
+        "REINDEX … CONCURRENTLY in a file starting with -- ugw:no-transaction",
+    ),
+    (
+        "concurrently-in-transaction",
+        "CONCURRENTLY cannot run inside a transaction block",
+        "start the file with -- ugw:no-transaction",
+    ),
+    (
+        "constraint-not-valid",
+        "adding a foreign key or check constraint scans the table under a lock that blocks writes",
+        "ADD CONSTRAINT … NOT VALID, then VALIDATE CONSTRAINT in a later migration",
+    ),
+    (
+        "unique-without-index",
+        "ADD UNIQUE or PRIMARY KEY builds an index while blocking writes",
+        "CREATE UNIQUE INDEX CONCURRENTLY first, then ADD … USING INDEX",
+    ),
+];
+
+/// Functions whose value differs per row: as a column default they rewrite the table.
+const VOLATILE: [&str; 7] = [
+    "random",
+    "gen_random_uuid",
+    "uuid_generate_v4",
+    "uuid_generate_v1",
+    "clock_timestamp",
+    "timeofday",
+    "nextval",
+];
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    pub file: String,
+    pub line: usize,
+    pub rule: &'static str,
+    pub message: &'static str,
+    pub fix: &'static str,
+}
+
+impl Finding {
+    /// `0003_x.sql:4: drop-column: … (fix: …)`.
+    #[must_use]
+    pub fn line_text(&self) -> String {
+        format!(
+            "{}:{}: {}: {} (fix: {})",
+            self.file, self.line, self.rule, self.message, self.fix
+        )
+    }
+}
+
+/// The findings of one migration (post-deploy migrations are where these belong: none).
+#[must_use]
+pub fn lint(migration: &Migration, engine: Engine) -> Vec<Finding> {
+    if migration.phase == crate::source::Phase::Post {
+        return Vec::new();
+    }
+    let mut created_tables: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for statement in statements(&migration.sql) {
+        let code: Vec<&Token> = statement.code().collect();
+        let mut hits = Vec::new();
+        check_statement(
+            &code,
+            engine,
+            migration.no_transaction,
+            &created_tables,
+            &mut hits,
+        );
+        if let Some(table) = created_table(&code) {
+            created_tables.push(table);
+        }
+        for (rule, line) in hits {
+            if allowed(&statement, rule) {
+                continue;
+            }
+            let (_, message, fix) = RULES
+                .iter()
+                .find(|(name, _, _)| *name == rule)
+                .copied()
+                .expect("every rule is listed");
+            out.push(Finding {
+                file: migration.file_name(),
+                line,
+                rule,
+                message,
+                fix,
+            });
+        }
+    }
+    out
+}
+
+fn allowed(statement: &Statement, rule: &str) -> bool {
+    statement.comments().any(|c| {
+        let words: Vec<&str> = c
+            .text
+            .trim_start_matches(['-', '/', '*'])
+            .split_whitespace()
+            .collect();
+        words
+            .windows(2)
+            .any(|w| w[0] == "ugw:allow" && w[1..].iter().any(|r| r.trim_end_matches(',') == rule))
+    })
+}
+
+fn check_statement(
+    code: &[&Token],
+    engine: Engine,
+    no_transaction: bool,
+    created_tables: &[String],
+    hits: &mut Vec<(&'static str, usize)>,
+) {
+    let Some(first) = code.first() else { return };
+    let pg = engine == Engine::Postgres;
+    let at = |i: usize, word: &str| code.get(i).is_some_and(|t| t.is(word));
+    if pg && !no_transaction && code.iter().any(|t| t.is("CONCURRENTLY")) {
+        hits.push(("concurrently-in-transaction", first.line));
+    }
+    if first.is("DROP") && at(1, "TABLE") {
+        hits.push(("drop-table", first.line));
+    } else if first.is("DROP") && at(1, "INDEX") && pg && !at(2, "CONCURRENTLY") {
+        hits.push(("drop-index-not-concurrent", first.line));
+    } else if first.is("REINDEX") && pg && !code.iter().any(|t| t.is("CONCURRENTLY")) {
+        hits.push(("reindex-not-concurrent", first.line));
+    } else if first.is("CREATE") && pg {
+        let index_at = if at(1, "UNIQUE") { 2 } else { 1 };
+        if at(index_at, "INDEX") && !at(index_at + 1, "CONCURRENTLY") {
+            let on_new_table = on_table(code).is_some_and(|t| created_tables.contains(&t));
+            if !on_new_table {
+                hits.push(("index-not-concurrent", first.line));
+            }
+        }
+    } else if first.is("ALTER") && at(1, "TABLE") {
+        let table = table_after_alter(code);
+        if table.as_ref().is_some_and(|t| created_tables.contains(t)) {
+            return; // a table made in this file has no old release reading it
+        }
+        for action in top_level_parts(&code[2..]) {
+            check_alter_action(action, pg, hits);
+        }
+    }
+}
+
+/// One action of `ALTER TABLE t action, action, …`.
+fn check_alter_action(action: &[&Token], pg: bool, hits: &mut Vec<(&'static str, usize)>) {
+    let Some(first) = action.first() else { return };
+    let line = first.line;
+    let at = |i: usize, word: &str| action.get(i).is_some_and(|t| t.is(word));
+    let has = |word: &str| action.iter().any(|t| t.is(word));
+    let has_pair = |a: &str, b: &str| action.windows(2).any(|w| w[0].is(a) && w[1].is(b));
+    if first.is("RENAME") {
+        hits.push(("rename", line));
+    } else if first.is("DROP") && !at(1, "CONSTRAINT") {
+        hits.push(("drop-column", line));
+    } else if first.is("ALTER") {
+        if has("TYPE") {
+            hits.push(("column-type", line));
+        } else if has_pair("SET", "NOT") && has("NULL") {
+            hits.push(("set-not-null", line));
+        }
+    } else if first.is("ADD") {
+        let after_name = if at(1, "CONSTRAINT") { 3 } else { 1 };
+        let is = |word: &str| at(after_name, word);
+        if is("FOREIGN") || is("CHECK") {
+            if pg && !has_pair("NOT", "VALID") {
+                hits.push(("constraint-not-valid", line));
+            }
+        } else if is("UNIQUE") || is("PRIMARY") {
+            if pg && !has_pair("USING", "INDEX") {
+                hits.push(("unique-without-index", line));
+            }
+        } else if !at(1, "CONSTRAINT") {
+            check_added_column(action, hits);
+        }
+    }
+}
+
+fn check_added_column(action: &[&Token], hits: &mut Vec<(&'static str, usize)>) {
+    let line = action[0].line;
+    let default_at = action.iter().position(|t| t.is("DEFAULT"));
+    let not_null = action.windows(2).any(|w| w[0].is("NOT") && w[1].is("NULL"));
+    match default_at {
+        None if not_null => hits.push(("not-null-without-default", line)),
+        Some(at) => {
+            let volatile = action[at + 1..].iter().any(|t| {
+                t.kind == Kind::Word && VOLATILE.iter().any(|f| t.text.eq_ignore_ascii_case(f))
+            });
+            if volatile {
+                hits.push(("volatile-default", line));
+            }
+        }
+        None => {}
+    }
+}
+
+/// Split tokens at commas outside parentheses.
+fn top_level_parts<'a>(tokens: &'a [&'a Token]) -> Vec<&'a [&'a Token]> {
+    let mut parts = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    for (i, t) in tokens.iter().enumerate() {
+        if t.is_punct('(') {
+            depth += 1;
+        } else if t.is_punct(')') {
+            depth -= 1;
+        } else if t.is_punct(',') && depth == 0 {
+            parts.push(&tokens[start..i]);
+            start = i + 1;
+        }
+    }
+    parts.push(&tokens[start..]);
+    // `ALTER TABLE [IF EXISTS] [ONLY] name action`: the first part starts with the name.
+    if let Some(first) = parts.first_mut() {
+        let skip = first
+            .iter()
+            .position(|t| {
+                [
+                    "ADD", "DROP", "ALTER", "RENAME", "SET", "VALIDATE", "ENABLE", "DISABLE",
+                    "OWNER",
+                ]
+                .iter()
+                .any(|w| t.is(w))
+            })
+            .unwrap_or(first.len());
+        *first = &first[skip..];
+    }
+    parts
+}
+
+fn identifier(token: &Token) -> String {
+    match token.kind {
+        Kind::Quoted => token.text[1..token.text.len().saturating_sub(1)].to_string(),
+        _ => token.text.to_ascii_lowercase(),
+    }
+}
+
+/// The table of `ALTER TABLE [IF EXISTS] [ONLY] name …`.
+fn table_after_alter(code: &[&Token]) -> Option<String> {
+    code.iter()
+        .skip(2)
+        .find(|t| !(t.is("IF") || t.is("EXISTS") || t.is("ONLY")))
+        .map(|t| identifier(t))
+}
+
+/// The table of `CREATE [UNIQUE] INDEX … ON [ONLY] name`.
+fn on_table(code: &[&Token]) -> Option<String> {
+    let on = code.iter().position(|t| t.is("ON"))?;
+    code.iter()
+        .skip(on + 1)
+        .find(|t| !t.is("ONLY"))
+        .map(|t| identifier(t))
+}
+
+/// The table `CREATE [TEMP] TABLE [IF NOT EXISTS] name` makes.
+fn created_table(code: &[&Token]) -> Option<String> {
+    if !code.first()?.is("CREATE") {
+        return None;
+    }
+    let table = code.iter().position(|t| t.is("TABLE"))?;
+    if table > 3 {
+        return None;
+    }
+    code.iter()
+        .skip(table + 1)
+        .find(|t| !(t.is("IF") || t.is("NOT") || t.is("EXISTS")))
+        .map(|t| identifier(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{Phase, checksum};
+    use std::path::PathBuf;
+
+    fn migration(sql: &str) -> Migration {
+        Migration {
+            version: 1,
+            name: "m".into(),
+            phase: Phase::Pre,
+            path: PathBuf::from("0001_m.sql"),
+            sql: sql.into(),
+            checksum: checksum(sql),
+            no_transaction: sql.starts_with("-- ugw:no-transaction"),
+            foreign_keys_off: false,
+        }
+    }
+
+    fn rules(sql: &str) -> Vec<&'static str> {
+        lint(&migration(sql), Engine::Postgres)
+            .into_iter()
+            .map(|f| f.rule)
+            .collect()
+    }
+
+    /// Every rule has a statement that trips it and a safe one that does not.
+    #[test]
+    fn every_rule_has_a_positive_and_a_negative_case() {
+        let cases: [(&str, &str, &str); 13] = [
+            ("drop-table", "DROP TABLE users;", "DROP VIEW users_v;"),
+            (
+                "drop-column",
+                "ALTER TABLE users DROP COLUMN name;",
+                "ALTER TABLE users DROP CONSTRAINT users_name_check;",
+            ),
+            (
+                "rename",
+                "ALTER TABLE users RENAME COLUMN name TO full_name;",
+                "ALTER TABLE users ADD COLUMN full_name text;",
+            ),
+            (
+                "column-type",
+                "ALTER TABLE users ALTER COLUMN id TYPE bigint;",
+                "ALTER TABLE users ALTER COLUMN id SET DEFAULT 0;",
+            ),
+            (
+                "not-null-without-default",
+                "ALTER TABLE users ADD COLUMN email text NOT NULL;",
+                "ALTER TABLE users ADD COLUMN email text NOT NULL DEFAULT '';",
+            ),
+            (
+                "volatile-default",
+                "ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid();",
+                "ALTER TABLE users ADD COLUMN created timestamptz DEFAULT now();",
+            ),
+            (
+                "set-not-null",
+                "ALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+                "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT VALID;",
+            ),
+            (
+                "index-not-concurrent",
+                "CREATE INDEX users_email ON users (email);",
+                "-- ugw:no-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);",
+            ),
+            (
+                "drop-index-not-concurrent",
+                "DROP INDEX users_email;",
+                "-- ugw:no-transaction\nDROP INDEX CONCURRENTLY users_email;",
+            ),
+            (
+                "reindex-not-concurrent",
+                "REINDEX INDEX users_email;",
+                "-- ugw:no-transaction\nREINDEX INDEX CONCURRENTLY users_email;",
+            ),
+            (
+                "concurrently-in-transaction",
+                "CREATE INDEX CONCURRENTLY users_email ON users (email);",
+                "-- ugw:no-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);",
+            ),
+            (
+                "constraint-not-valid",
+                "ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (user_id) REFERENCES users (id);",
+                "ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;",
+            ),
+            (
+                "unique-without-index",
+                "ALTER TABLE users ADD CONSTRAINT u UNIQUE (email);",
+                "ALTER TABLE users ADD CONSTRAINT u UNIQUE USING INDEX users_email;",
+            ),
+        ];
+        assert_eq!(cases.len(), RULES.len());
+        for (rule, bad, good) in cases {
+            assert!(
+                rules(bad).contains(&rule),
+                "{rule} misses: {bad} → {:?}",
+                rules(bad)
+            );
+            assert!(
+                !rules(good).contains(&rule),
+                "{rule} trips on: {good} → {:?}",
+                rules(good)
+            );
+        }
+    }
+
+    #[test]
+    fn findings_name_the_line_and_honour_allow() {
+        let sql = "CREATE TABLE t (a int);\n\n-- ugw:allow drop-table\nDROP TABLE old;\nALTER TABLE users\n  DROP COLUMN a,\n  ADD COLUMN b int;\n";
+        let found = lint(&migration(sql), Engine::Postgres);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].rule, found[0].line), ("drop-column", 6));
+        assert!(
+            found[0]
+                .line_text()
+                .starts_with("0001_m.sql:6: drop-column:")
+        );
+    }
+
+    #[test]
+    fn tables_made_in_the_same_file_and_words_in_strings_are_fine() {
+        assert!(rules("CREATE TABLE t (a int);\nCREATE INDEX ti ON t (a);\nALTER TABLE t ADD COLUMN b int NOT NULL;").is_empty());
+        assert!(rules("INSERT INTO notes VALUES ('DROP TABLE users;');\nCOMMENT ON TABLE x IS $$ALTER TABLE y DROP COLUMN z$$;").is_empty());
+        assert!(rules("ALTER TABLE \"DROP\" ADD COLUMN c int;").is_empty());
+    }
+
+    #[test]
+    fn sqlite_has_no_concurrent_indexes_to_ask_for() {
+        let m = migration("CREATE INDEX i ON users (email);\nALTER TABLE users DROP COLUMN name;");
+        let rules: Vec<_> = lint(&m, Engine::Sqlite)
+            .into_iter()
+            .map(|f| f.rule)
+            .collect();
+        assert_eq!(rules, ["drop-column"]);
+    }
+
+    #[test]
+    fn post_deploy_migrations_are_not_linted() {
+        let mut m = migration("DROP TABLE users;");
+        m.phase = Phase::Post;
+        assert!(lint(&m, Engine::Postgres).is_empty());
+    }
+}

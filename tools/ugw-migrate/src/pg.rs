@@ -1,0 +1,517 @@
+//! PostgreSQL: one direct connection for the whole run. The lock is a session advisory lock
+//! (so it goes with the connection, a killed client's included), which is why a pooler in
+//! front of the server is refused; the session checks its client so a killed run's backend
+//! ends. DDL runs with `SET LOCAL lock_timeout` so it never queues in front of every query.
+
+use crate::source::{CHECKSUM_ALGORITHM, Migration};
+use crate::sql::statements;
+use crate::store::{Interrupt, LEDGER, LedgerRow, LongTransaction, RunError, RunOptions, Store};
+use crate::tls::MakeRustls;
+use postgres::Client;
+use postgres::error::{ErrorPosition, SqlState};
+use std::time::{Duration, Instant};
+use ugw_shared::cancel::Cancel;
+use ugw_shared::db::{Engine, PgTarget, SslMode};
+use ugw_shared::time::human;
+use ugw_shared::{Error, ErrorKind, Result};
+
+/// How often a held advisory lock is tried again.
+const LOCK_RETRY: Duration = Duration::from_millis(50);
+
+pub struct PgStore {
+    client: Client,
+    target: PgTarget,
+    lock_key: i64,
+    /// The ledger row's INSERT, prepared on first use.
+    insert: Option<postgres::Statement>,
+    /// For the cancel request's own connection.
+    tls: MakeRustls,
+}
+
+/// A ledger row; a row left by a failed no-transaction run is replaced.
+const INSERT_ROW: &str = "INSERT INTO ugw_migrations \
+     (version, name, phase, checksum, checksum_algorithm, duration_ms, applied_by, success) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, phase = EXCLUDED.phase, \
+     checksum = EXCLUDED.checksum, checksum_algorithm = EXCLUDED.checksum_algorithm, applied_at = now(), \
+     duration_ms = EXCLUDED.duration_ms, applied_by = EXCLUDED.applied_by, success = EXCLUDED.success";
+
+/// What `open` checks before a run that writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Checks {
+    /// Refuse a standby, a pooler; watch the client connection.
+    pub writing: bool,
+    pub allow_pooler: bool,
+}
+
+impl PgStore {
+    pub fn open(
+        target: &PgTarget,
+        host: &str,
+        checks: Checks,
+        statement_timeout: Option<Duration>,
+    ) -> Result<Self> {
+        let mut config = postgres::Config::new();
+        config
+            .host(&target.host)
+            .port(target.port)
+            .user(&target.user)
+            .dbname(&target.dbname)
+            .connect_timeout(Duration::from_secs(target.connect_timeout.unwrap_or(10)))
+            .keepalives(true)
+            .application_name(&application_name(host));
+        if let Some(password) = &target.password {
+            config.password(password);
+        }
+        config.ssl_mode(match target.sslmode {
+            SslMode::Disable => postgres::config::SslMode::Disable,
+            SslMode::Prefer => postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                postgres::config::SslMode::Require
+            }
+        });
+        let tls = MakeRustls::new(target.sslmode, target.ssl_root_cert.as_deref())?;
+        let client = config.connect(tls.clone()).map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!(
+                    "cannot connect to {}:{}: {}",
+                    target.host,
+                    target.port,
+                    describe(&e, None)
+                ),
+            )
+        })?;
+        let mut store = PgStore {
+            client,
+            target: target.clone(),
+            lock_key: lock_key(&target.dbname),
+            insert: None,
+            tls,
+        };
+        if checks.writing {
+            store.check_server(checks.allow_pooler)?;
+        }
+        if let Some(timeout) = statement_timeout {
+            store.simple(&format!("SET statement_timeout = {}", timeout.as_millis()))?;
+        }
+        Ok(store)
+    }
+
+    /// A standby cannot be migrated; a pooler would hand our session lock (and a
+    /// no-transaction migration's statements) to whichever server connection is free.
+    fn check_server(&mut self, allow_pooler: bool) -> Result<()> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT pg_is_in_recovery(), inet_server_port(), current_setting('server_version_num')::int",
+                &[],
+            )
+            .map_err(|e| self.fail(&e))?;
+        let (standby, server_port, version): (bool, Option<i32>, i32) =
+            (row.get(0), row.get(1), row.get(2));
+        if standby {
+            return Err(Error::usage(format!(
+                "{} is a standby (pg_is_in_recovery); migrate the primary",
+                self.where_()
+            )));
+        }
+        let pooled = !self.target.is_socket()
+            && server_port.is_some_and(|p| p != i32::from(self.target.port));
+        if pooled && !allow_pooler {
+            return Err(Error::new(
+                ErrorKind::Pooler,
+                format!(
+                    "{} is a connection pooler (the server listens on port {}): session locks and no-transaction \
+                     migrations need a direct connection to the server; use its own port, or --allow-pooler for a \
+                     pooler in session mode",
+                    self.where_(),
+                    server_port.unwrap_or_default()
+                ),
+            ));
+        }
+        if version >= 140_000 {
+            // A killed client's backend ends within a second, even mid-statement, and frees the lock.
+            self.simple("SET client_connection_check_interval = '1s'")?;
+        }
+        Ok(())
+    }
+
+    fn where_(&self) -> String {
+        format!("{}:{}", self.target.host, self.target.port)
+    }
+
+    fn simple(&mut self, sql: &str) -> Result<()> {
+        self.client.batch_execute(sql).map_err(|e| self.fail(&e))
+    }
+
+    fn fail(&self, e: &postgres::Error) -> Error {
+        Error::new(
+            ErrorKind::Io,
+            format!("{}: {}", self.where_(), describe(e, None)),
+        )
+    }
+
+    /// Who holds our advisory lock, from `pg_locks` and `pg_stat_activity`.
+    fn holder(&mut self) -> String {
+        let key = self.lock_key as u64;
+        let query = format!(
+            "SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'), \
+                    to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {} AND l.objid = {} AND l.objsubid = 1",
+            key >> 32,
+            key & 0xffff_ffff
+        );
+        match self.client.query(&query, &[]) {
+            Ok(rows) if !rows.is_empty() => {
+                let row = &rows[0];
+                let (pid, app, from, since): (i32, String, String, String) =
+                    (row.get(0), row.get(1), row.get(2), row.get(3));
+                format!("{app} (backend pid {pid}, from {from}, since {since})")
+            }
+            _ => "another session".to_string(),
+        }
+    }
+
+    fn insert_row(
+        client: &mut impl postgres::GenericClient,
+        m: &Migration,
+        ms: i64,
+        by: &str,
+        success: bool,
+    ) -> std::result::Result<u64, postgres::Error> {
+        client.execute(
+            INSERT_ROW,
+            &[
+                &m.version,
+                &m.name,
+                &m.phase.word(),
+                &m.checksum,
+                &CHECKSUM_ALGORITHM,
+                &ms,
+                &by,
+                &success,
+            ],
+        )
+    }
+
+    /// The file and its ledger row in one transaction, in three round trips (as many as a
+    /// psql session needs for a one-statement file): `BEGIN; SET LOCAL …; FILE`, the row
+    /// (prepared once per run), `COMMIT`.
+    fn run_in_transaction(
+        &mut self,
+        m: &Migration,
+        options: &RunOptions,
+        started: Instant,
+    ) -> Result<(), RunError> {
+        let file = m.file_name();
+        // No newline in the prefix: the server's error position gives the file's own line.
+        let query = format!(
+            "BEGIN; SET LOCAL lock_timeout = {}; {}",
+            options.ddl_lock_timeout.as_millis(),
+            m.sql
+        );
+        let outcome = (|| {
+            self.client
+                .batch_execute(&query)
+                .map_err(|e| run_error(&file, &e, Some((&query, 1))))?;
+            if self.insert.is_none() {
+                let statement = self
+                    .client
+                    .prepare(INSERT_ROW)
+                    .map_err(|e| run_error(&file, &e, None))?;
+                self.insert = Some(statement);
+            }
+            let insert = self.insert.clone().expect("prepared just above");
+            let ms = elapsed_ms(started);
+            self.client
+                .execute(
+                    &insert,
+                    &[
+                        &m.version,
+                        &m.name,
+                        &m.phase.word(),
+                        &m.checksum,
+                        &CHECKSUM_ALGORITHM,
+                        &ms,
+                        &options.applied_by,
+                        &true,
+                    ],
+                )
+                .map_err(|e| run_error(&file, &e, None))?;
+            self.client
+                .batch_execute("COMMIT")
+                .map_err(|e| run_error(&file, &e, None))
+        })();
+        if outcome.is_err() {
+            // Whatever failed, the transaction (if it began) ends here with nothing kept.
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+        outcome
+    }
+
+    fn run_without_transaction(
+        &mut self,
+        m: &Migration,
+        options: &RunOptions,
+        started: Instant,
+    ) -> Result<(), RunError> {
+        let file = m.file_name();
+        Self::insert_row(&mut self.client, m, 0, &options.applied_by, false)
+            .map_err(|e| run_error(&file, &e, None))?;
+        // One statement per simple query: several in one would run as one implicit transaction.
+        for statement in statements(&m.sql) {
+            self.client
+                .batch_execute(&statement.text)
+                .map_err(|e| run_error(&file, &e, Some((&statement.text, statement.line))))?;
+        }
+        self.client
+            .execute(
+                &format!("UPDATE {LEDGER} SET success = true, duration_ms = $1, applied_at = now() WHERE version = $2"),
+                &[&elapsed_ms(started), &m.version],
+            )
+            .map_err(|e| run_error(&file, &e, None))?;
+        Ok(())
+    }
+}
+
+impl Store for PgStore {
+    fn engine(&self) -> Engine {
+        Engine::Postgres
+    }
+
+    fn lock(&mut self, timeout: Duration, cancel: &Cancel, _host: &str) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            let row = self
+                .client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&self.lock_key])
+                .map_err(|e| self.fail(&e))?;
+            if row.get::<_, bool>(0) {
+                return Ok(());
+            }
+            if started.elapsed() >= timeout {
+                let holder = self.holder();
+                return Err(Error::new(
+                    ErrorKind::Busy,
+                    format!(
+                        "the migration lock of {} is held by {holder}; gave up after --lock-timeout {}",
+                        self.target.dbname,
+                        human(timeout)
+                    ),
+                ));
+            }
+            cancel.sleep(LOCK_RETRY.min(timeout.saturating_sub(started.elapsed())))?;
+        }
+    }
+
+    fn ensure_ledger(&mut self) -> Result<()> {
+        self.simple(&format!(
+            "CREATE TABLE IF NOT EXISTS {LEDGER} (
+                version bigint PRIMARY KEY,
+                name text NOT NULL,
+                phase text NOT NULL CHECK (phase IN ('pre', 'post')),
+                checksum text NOT NULL,
+                checksum_algorithm text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now(),
+                duration_ms bigint NOT NULL,
+                applied_by text NOT NULL,
+                success boolean NOT NULL
+            )"
+        ))
+    }
+
+    fn applied(&mut self) -> Result<Vec<LedgerRow>> {
+        let exists: bool = self
+            .client
+            .query_one(&format!("SELECT to_regclass('{LEDGER}') IS NOT NULL"), &[])
+            .map_err(|e| self.fail(&e))?
+            .get(0);
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT version, name, phase, checksum, checksum_algorithm, \
+                     to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+                     duration_ms, applied_by, success FROM {LEDGER} ORDER BY version"
+                ),
+                &[],
+            )
+            .map_err(|e| self.fail(&e))?;
+        Ok(rows
+            .iter()
+            .map(|r| LedgerRow {
+                version: r.get(0),
+                name: r.get(1),
+                phase: r.get(2),
+                checksum: r.get(3),
+                checksum_algorithm: r.get(4),
+                applied_at: r.get(5),
+                duration_ms: r.get(6),
+                applied_by: r.get(7),
+                success: r.get(8),
+            })
+            .collect())
+    }
+
+    fn run(&mut self, migration: &Migration, options: &RunOptions) -> Result<Duration, RunError> {
+        let started = Instant::now();
+        if migration.no_transaction {
+            self.run_without_transaction(migration, options, started)?;
+        } else {
+            self.run_in_transaction(migration, options, started)?;
+        }
+        Ok(started.elapsed())
+    }
+
+    fn mark_applied(&mut self, migration: &Migration, applied_by: &str) -> Result<()> {
+        Self::insert_row(&mut self.client, migration, 0, applied_by, true)
+            .map_err(|e| self.fail(&e))?;
+        Ok(())
+    }
+
+    fn forget(&mut self, version: i64) -> Result<()> {
+        self.client
+            .execute(
+                &format!("DELETE FROM {LEDGER} WHERE version = $1"),
+                &[&version],
+            )
+            .map_err(|e| self.fail(&e))?;
+        Ok(())
+    }
+
+    fn invalid_indexes(&mut self) -> Result<Vec<String>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i \
+                 JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE NOT i.indisvalid ORDER BY 1",
+                &[],
+            )
+            .map_err(|e| self.fail(&e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn drop_index(&mut self, name: &str) -> Result<()> {
+        // `name` comes from invalid_indexes(), quoted there by format('%I').
+        self.simple(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+    }
+
+    fn long_transactions(&mut self, older_than: Duration) -> Result<Vec<LongTransaction>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT pid, (extract(epoch FROM now() - xact_start) * 1000)::bigint, coalesce(application_name, ''), \
+                        coalesce(state, ''), left(coalesce(query, ''), 120) \
+                 FROM pg_stat_activity \
+                 WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND datname = current_database() \
+                   AND now() - xact_start > make_interval(secs => $1) \
+                 ORDER BY xact_start",
+                &[&older_than.as_secs_f64()],
+            )
+            .map_err(|e| self.fail(&e))?;
+        Ok(rows
+            .iter()
+            .map(|r| LongTransaction {
+                pid: r.get(0),
+                age_ms: r.get::<_, i64>(1).max(0) as u64,
+                application_name: r.get(2),
+                state: r.get(3),
+                query: r.get(4),
+            })
+            .collect())
+    }
+
+    fn interrupt(&self) -> Interrupt {
+        let token = self.client.cancel_token();
+        let tls = self.tls.clone();
+        Box::new(move || {
+            let _ = token.cancel_query(tls.clone());
+        })
+    }
+}
+
+/// `ugw-migrate 1234@host`: what the holder of the lock looks like to the others (the
+/// server keeps 63 bytes of it).
+fn application_name(host: &str) -> String {
+    let mut name = format!("ugw-migrate {}@{host}", std::process::id());
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
+}
+
+/// The advisory lock's key: the database and the ledger's name, hashed.
+fn lock_key(dbname: &str) -> i64 {
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("ugw-migrate/{dbname}/{LEDGER}").as_bytes(),
+    );
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest.as_ref()[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+fn elapsed_ms(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The server's message, detail and hint, with the line of `sql` it points at.
+fn describe(e: &postgres::Error, sql: Option<(&str, usize)>) -> String {
+    let Some(db) = e.as_db_error() else {
+        // The cause chain: "error performing TLS handshake: invalid peer certificate: …".
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(inner) = cause {
+            let more = inner.to_string();
+            if !text.contains(&more) {
+                text = format!("{text}: {more}");
+            }
+            cause = inner.source();
+        }
+        return text;
+    };
+    let line = match (db.position(), sql) {
+        (Some(ErrorPosition::Original(position)), Some((sql, first_line))) => {
+            let before: String = sql.chars().take(*position as usize).collect();
+            format!("line {}: ", first_line + before.matches('\n').count())
+        }
+        _ => String::new(),
+    };
+    let detail = db.detail().map(|d| format!(" ({d})")).unwrap_or_default();
+    let hint = db.hint().map(|h| format!(" hint: {h}")).unwrap_or_default();
+    format!("{line}{}: {}{detail}{hint}", db.severity(), db.message())
+}
+
+fn run_error(file: &str, e: &postgres::Error, sql: Option<(&str, usize)>) -> RunError {
+    RunError {
+        error: Error::new(
+            ErrorKind::MigrationFailed,
+            format!("{file}: {}", describe(e, sql)),
+        ),
+        lock_timeout: e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_key_is_per_database_and_stable() {
+        assert_eq!(lock_key("shop"), lock_key("shop"));
+        assert_ne!(lock_key("shop"), lock_key("blog"));
+    }
+
+    #[test]
+    fn the_application_name_fits_the_server_and_names_the_pid() {
+        let name = application_name(&"h".repeat(100));
+        assert!(name.len() <= 63);
+        assert!(name.starts_with(&format!("ugw-migrate {}@", std::process::id())));
+    }
+}

@@ -1,0 +1,224 @@
+//! The migration files on disk: `DIR/<version>_<name>.sql` (pre-deploy) and
+//! `DIR/post/<version>_<name>.sql` (post-deploy), their checksums and their directives.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use ugw_shared::{Error, Result};
+
+/// The algorithm of every checksum this version writes into the ledger.
+pub const CHECKSUM_ALGORITHM: &str = "sha256";
+/// A migration file larger than this is not a migration (a dump copied by mistake).
+const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Pre,
+    Post,
+}
+
+impl Phase {
+    #[must_use]
+    pub fn word(self) -> &'static str {
+        match self {
+            Phase::Pre => "pre",
+            Phase::Post => "post",
+        }
+    }
+}
+
+/// One migration file, read and normalised.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    pub version: i64,
+    pub name: String,
+    pub phase: Phase,
+    pub path: PathBuf,
+    /// The text with a BOM stripped and CRLF read as LF: what runs and what is summed.
+    pub sql: String,
+    pub checksum: String,
+    /// `-- ugw:no-transaction` on the first line.
+    pub no_transaction: bool,
+    /// `-- ugw:foreign-keys-off` on the first line (SQLite table rebuilds).
+    pub foreign_keys_off: bool,
+}
+
+impl Migration {
+    /// `0001_add_email.sql` or `post/0002_drop_name.sql`, as messages name it.
+    #[must_use]
+    pub fn file_name(&self) -> String {
+        let base = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match self.phase {
+            Phase::Pre => base,
+            Phase::Post => format!("post/{base}"),
+        }
+    }
+}
+
+/// Every migration of `dir`, by version; two files with one version are a usage error.
+pub fn load(dir: &Path) -> Result<Vec<Migration>> {
+    if !dir.is_dir() {
+        return Err(Error::usage(format!(
+            "the migrations folder {} does not exist (--dir)",
+            dir.display()
+        )));
+    }
+    let mut by_version: BTreeMap<i64, Migration> = BTreeMap::new();
+    for (folder, phase) in [
+        (dir.to_path_buf(), Phase::Pre),
+        (dir.join("post"), Phase::Post),
+    ] {
+        if phase == Phase::Post && !folder.is_dir() {
+            continue;
+        }
+        for migration in load_folder(&folder, phase)? {
+            if let Some(other) = by_version.get(&migration.version) {
+                return Err(Error::usage(format!(
+                    "version {} is used twice: {} and {} (versions are unique across DIR and DIR/post)",
+                    migration.version,
+                    other.file_name(),
+                    migration.file_name()
+                )));
+            }
+            by_version.insert(migration.version, migration);
+        }
+    }
+    Ok(by_version.into_values().collect())
+}
+
+fn load_folder(folder: &Path, phase: Phase) -> Result<Vec<Migration>> {
+    let entries = std::fs::read_dir(folder)
+        .map_err(|e| Error::io(format!("cannot list {}", folder.display()), &e))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| Error::io(format!("cannot list {}", folder.display()), &e))?;
+        let path = entry.path();
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = file_name.strip_suffix(".sql") else {
+            continue;
+        };
+        if !path.is_file() {
+            continue;
+        }
+        let (version, name) = parse_stem(stem).ok_or_else(|| {
+            Error::usage(format!(
+                "{}: a migration is named <version>_<name>.sql with an unsigned integer version (0001_add_email.sql)",
+                path.display()
+            ))
+        })?;
+        let bytes = ugw_shared::atomic::read_capped(&path, MAX_FILE_BYTES)
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), &e))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::usage(format!("{}: not UTF-8 text", path.display())))?;
+        let sql = normalise(&text);
+        let first_line = sql.lines().next().unwrap_or_default();
+        out.push(Migration {
+            version,
+            name: name.to_string(),
+            phase,
+            checksum: checksum(&sql),
+            no_transaction: has_directive(first_line, "no-transaction"),
+            foreign_keys_off: has_directive(first_line, "foreign-keys-off"),
+            sql,
+            path,
+        });
+    }
+    Ok(out)
+}
+
+/// `0001_add_email` → `(1, "add_email")`. Versions fit a signed 64-bit ledger column.
+fn parse_stem(stem: &str) -> Option<(i64, &str)> {
+    let (digits, name) = stem.split_once('_')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || name.is_empty() {
+        return None;
+    }
+    Some((digits.parse().ok()?, name))
+}
+
+/// A BOM stripped and CRLF read as LF: an editor or a checkout that changes only these does
+/// not change the migration.
+#[must_use]
+pub fn normalise(text: &str) -> String {
+    text.strip_prefix('\u{FEFF}')
+        .unwrap_or(text)
+        .replace("\r\n", "\n")
+}
+
+#[must_use]
+pub fn checksum(sql: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, sql.as_bytes());
+    digest
+        .as_ref()
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, b| {
+            use std::fmt::Write;
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
+/// Whether the first line holds `-- ugw:WORD` (among other directives).
+fn has_directive(first_line: &str, word: &str) -> bool {
+    first_line
+        .trim()
+        .strip_prefix("--")
+        .is_some_and(|rest| rest.split_whitespace().any(|w| w == format!("ugw:{word}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_versions_phases_and_directives() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("post")).unwrap();
+        std::fs::write(
+            dir.path().join("0002_b.sql"),
+            "-- ugw:no-transaction\nCREATE INDEX i ON t(a);",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("0001_a.sql"), "CREATE TABLE t(a int);").unwrap();
+        std::fs::write(
+            dir.path().join("post/20261121235901_drop.sql"),
+            "-- ugw:foreign-keys-off\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("README.md"), "not a migration").unwrap();
+        let all = load(dir.path()).unwrap();
+        let summary: Vec<_> = all
+            .iter()
+            .map(|m| (m.version, m.phase, m.no_transaction, m.foreign_keys_off))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (1, Phase::Pre, false, false),
+                (2, Phase::Pre, true, false),
+                (20_261_121_235_901, Phase::Post, false, true)
+            ]
+        );
+        assert_eq!(all[2].file_name(), "post/20261121235901_drop.sql");
+        std::fs::write(dir.path().join("post/0001_again.sql"), "").unwrap();
+        assert!(load(dir.path()).unwrap_err().message.contains("used twice"));
+        std::fs::write(dir.path().join("x1_bad.sql"), "").unwrap();
+        assert_eq!(load(dir.path()).unwrap_err().exit, 2);
+    }
+
+    #[test]
+    fn a_bom_and_crlf_do_not_change_the_checksum() {
+        let plain = checksum(&normalise("SELECT 1;\nSELECT 2;\n"));
+        assert_eq!(
+            checksum(&normalise("\u{FEFF}SELECT 1;\r\nSELECT 2;\r\n")),
+            plain
+        );
+        assert_ne!(checksum(&normalise("SELECT 1;\nSELECT 3;\n")), plain);
+        assert_eq!(plain.len(), 64);
+    }
+}

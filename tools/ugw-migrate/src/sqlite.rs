@@ -1,0 +1,284 @@
+//! SQLite: the embedded default. The lock is a lock file beside the database (so the losers
+//! are told who holds it); each migration runs in `BEGIN IMMEDIATE` with a busy timeout, so
+//! the application's own writers wait rather than fail. The journal mode and synchronous
+//! settings are the database's own: never changed here.
+
+use crate::source::{CHECKSUM_ALGORITHM, Migration};
+use crate::sql::statements;
+use crate::store::{Interrupt, LEDGER, LedgerRow, LongTransaction, RunError, RunOptions, Store};
+use rusqlite::{Connection, OpenFlags, params};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use ugw_shared::cancel::Cancel;
+use ugw_shared::db::Engine;
+use ugw_shared::lock::{self, LockGuard};
+use ugw_shared::{Error, ErrorKind, Result};
+
+pub struct SqliteStore {
+    path: PathBuf,
+    /// `None` when the database does not exist and we were not to create it (plan, status).
+    conn: Option<Connection>,
+    lock: Option<LockGuard>,
+}
+
+impl SqliteStore {
+    /// Open `path`; `create` makes a missing database (only `up` and friends may).
+    pub fn open(path: &Path, create: bool, busy_timeout: Duration) -> Result<Self> {
+        let exists = path.exists();
+        let conn = if exists || create {
+            let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            if create {
+                flags |= OpenFlags::SQLITE_OPEN_CREATE;
+            }
+            let conn = Connection::open_with_flags(path, flags).map_err(|e| fail(path, &e))?;
+            conn.busy_timeout(busy_timeout)
+                .map_err(|e| fail(path, &e))?;
+            Some(conn)
+        } else {
+            None
+        };
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            conn,
+            lock: None,
+        })
+    }
+
+    fn conn(&self) -> Result<&Connection> {
+        self.conn.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Io,
+                format!("{} does not exist", self.path.display()),
+            )
+        })
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_os_string();
+        name.push(".ugw-migrate.lock");
+        PathBuf::from(name)
+    }
+
+    fn insert_row(
+        conn: &Connection,
+        m: &Migration,
+        ms: i64,
+        by: &str,
+        success: bool,
+    ) -> rusqlite::Result<usize> {
+        conn.execute(
+            &format!(
+                "INSERT OR REPLACE INTO {LEDGER} (version, name, phase, checksum, checksum_algorithm, applied_at, duration_ms, applied_by, success) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?6, ?7, ?8)"
+            ),
+            params![m.version, m.name, m.phase.word(), m.checksum, CHECKSUM_ALGORITHM, ms, by, success],
+        )
+    }
+
+    /// The whole file and its row in one `BEGIN IMMEDIATE`; foreign keys off around it when
+    /// the file asks, checked before the commit.
+    fn run_in_transaction(
+        &self,
+        m: &Migration,
+        options: &RunOptions,
+        started: Instant,
+    ) -> Result<(), RunError> {
+        let conn = self.conn()?;
+        let file = m.file_name();
+        if m.foreign_keys_off {
+            conn.execute_batch("PRAGMA foreign_keys = OFF")
+                .map_err(|e| run_error(&file, &e))?;
+        }
+        let outcome = (|| {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let body = (|| {
+                conn.execute_batch(&m.sql)?;
+                if m.foreign_keys_off {
+                    let broken: i64 =
+                        conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                            r.get(0)
+                        })?;
+                    if broken > 0 {
+                        return Err(rusqlite::Error::SqliteFailure(
+                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+                            Some(format!(
+                                "PRAGMA foreign_key_check found {broken} broken reference(s)"
+                            )),
+                        ));
+                    }
+                }
+                Self::insert_row(conn, m, elapsed_ms(started), &options.applied_by, true)?;
+                conn.execute_batch("COMMIT")
+            })();
+            if body.is_err() && !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            body
+        })();
+        if m.foreign_keys_off {
+            let _ = conn.execute_batch("PRAGMA foreign_keys = ON");
+        }
+        outcome.map_err(|e| run_error(&file, &e))
+    }
+
+    /// Statement by statement, with a `success = false` row first: a failure leaves it.
+    fn run_without_transaction(
+        &self,
+        m: &Migration,
+        options: &RunOptions,
+        started: Instant,
+    ) -> Result<(), RunError> {
+        let conn = self.conn()?;
+        let file = m.file_name();
+        Self::insert_row(conn, m, 0, &options.applied_by, false)
+            .map_err(|e| run_error(&file, &e))?;
+        for statement in statements(&m.sql) {
+            conn.execute_batch(&statement.text)
+                .map_err(|e| run_error(&format!("{file}:{}", statement.line), &e))?;
+        }
+        conn.execute(
+            &format!("UPDATE {LEDGER} SET success = 1, duration_ms = ?1 WHERE version = ?2"),
+            params![elapsed_ms(started), m.version],
+        )
+        .map_err(|e| run_error(&file, &e))?;
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn engine(&self) -> Engine {
+        Engine::Sqlite
+    }
+
+    fn lock(&mut self, timeout: Duration, cancel: &Cancel, host: &str) -> Result<()> {
+        self.lock = Some(lock::acquire(
+            &self.lock_path(),
+            timeout,
+            cancel,
+            host,
+            "ugw-migrate",
+        )?);
+        Ok(())
+    }
+
+    fn ensure_ledger(&mut self) -> Result<()> {
+        let conn = self.conn()?;
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {LEDGER} (
+                version INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                phase TEXT NOT NULL CHECK (phase IN ('pre', 'post')),
+                checksum TEXT NOT NULL,
+                checksum_algorithm TEXT NOT NULL,
+                applied_at TEXT NOT NULL,
+                duration_ms INTEGER NOT NULL,
+                applied_by TEXT NOT NULL,
+                success INTEGER NOT NULL
+            )"
+        ))
+        .map_err(|e| fail(&self.path, &e))
+    }
+
+    fn applied(&mut self) -> Result<Vec<LedgerRow>> {
+        let Some(conn) = &self.conn else {
+            return Ok(Vec::new());
+        };
+        let exists: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [LEDGER],
+                |r| r.get(0),
+            )
+            .map_err(|e| fail(&self.path, &e))?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let mut query = conn
+            .prepare(&format!(
+                "SELECT version, name, phase, checksum, checksum_algorithm, applied_at, duration_ms, applied_by, success \
+                 FROM {LEDGER} ORDER BY version"
+            ))
+            .map_err(|e| fail(&self.path, &e))?;
+        query
+            .query_map([], |r| {
+                Ok(LedgerRow {
+                    version: r.get(0)?,
+                    name: r.get(1)?,
+                    phase: r.get(2)?,
+                    checksum: r.get(3)?,
+                    checksum_algorithm: r.get(4)?,
+                    applied_at: r.get(5)?,
+                    duration_ms: r.get(6)?,
+                    applied_by: r.get(7)?,
+                    success: r.get(8)?,
+                })
+            })
+            .and_then(Iterator::collect)
+            .map_err(|e| fail(&self.path, &e))
+    }
+
+    fn run(&mut self, migration: &Migration, options: &RunOptions) -> Result<Duration, RunError> {
+        let started = Instant::now();
+        if migration.no_transaction {
+            self.run_without_transaction(migration, options, started)?;
+        } else {
+            self.run_in_transaction(migration, options, started)?;
+        }
+        Ok(started.elapsed())
+    }
+
+    fn mark_applied(&mut self, migration: &Migration, applied_by: &str) -> Result<()> {
+        Self::insert_row(self.conn()?, migration, 0, applied_by, true)
+            .map_err(|e| fail(&self.path, &e))?;
+        Ok(())
+    }
+
+    fn forget(&mut self, version: i64) -> Result<()> {
+        self.conn()?
+            .execute(
+                &format!("DELETE FROM {LEDGER} WHERE version = ?1"),
+                [version],
+            )
+            .map_err(|e| fail(&self.path, &e))?;
+        Ok(())
+    }
+
+    fn invalid_indexes(&mut self) -> Result<Vec<String>> {
+        Ok(Vec::new()) // SQLite builds an index in one transaction: none is ever left half-made
+    }
+
+    fn drop_index(&mut self, name: &str) -> Result<()> {
+        Err(Error::usage(format!(
+            "SQLite leaves no invalid index to drop ({name})"
+        )))
+    }
+
+    fn long_transactions(&mut self, _: Duration) -> Result<Vec<LongTransaction>> {
+        Ok(Vec::new()) // another writer shows up as the busy timeout instead
+    }
+
+    fn interrupt(&self) -> Interrupt {
+        match &self.conn {
+            Some(conn) => {
+                let handle = conn.get_interrupt_handle();
+                Box::new(move || handle.interrupt())
+            }
+            None => Box::new(|| {}),
+        }
+    }
+}
+
+fn elapsed_ms(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+fn fail(path: &Path, e: &rusqlite::Error) -> Error {
+    Error::new(ErrorKind::Io, format!("{}: {e}", path.display()))
+}
+
+fn run_error(file: &str, e: &rusqlite::Error) -> RunError {
+    RunError::from(Error::new(
+        ErrorKind::MigrationFailed,
+        format!("{file}: {e}"),
+    ))
+}

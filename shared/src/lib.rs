@@ -6,6 +6,7 @@ pub mod atomic;
 pub mod cancel;
 pub mod cli;
 pub mod ctx;
+pub mod digest;
 pub mod error;
 pub mod http;
 pub mod input;

@@ -42,6 +42,20 @@ pub const STAND_INS: &[(&str, &str)] = &[
         "/var/lib/ugw",
         "a folder in the example's temp dir (not created: the example creates it)",
     ),
+    (
+        "/opt/app",
+        "a release root in the example's temp dir: releases v1.0.0 and v1.1.0 (current), \
+         staged by ugw-swap, and shared/config.toml",
+    ),
+    (
+        "/usr/local/bin/app",
+        "a script in the example's temp dir (the old binary)",
+    ),
+    (
+        "/tmp/staging/app",
+        "a newer version of that script in the example's temp dir",
+    ),
+    ("systemctl restart app", "true (the restart succeeds)"),
 ];
 
 /// Environment an example reads, set as CI or an operator would set it.
@@ -102,6 +116,16 @@ impl Stage {
             (None, PathBuf::new())
         };
         let postgres = text.contains("5432").then(PostgresStandIn::start);
+        if text.contains("/opt/app") {
+            release_root(&dir.path().join("opt/app"));
+        }
+        if text.contains("/usr/local/bin/app") || text.contains("/tmp/staging/app") {
+            for (path, version) in [("usr/local/bin/app", "1.0.0"), ("tmp/staging/app", "1.1.0")] {
+                let path = dir.path().join(path);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, format!("#!/bin/sh\necho {version}\n")).unwrap();
+            }
+        }
         Some(Stage {
             dir,
             demo,
@@ -149,6 +173,11 @@ impl Stage {
         }
         let var_lib = self.dir.path().join("var/lib/ugw");
         pairs.push(("/var/lib/ugw", var_lib.display().to_string()));
+        for path in ["/opt/app", "/usr/local/bin/app", "/tmp/staging/app"] {
+            let local = self.dir.path().join(&path[1..]);
+            pairs.push((path, local.display().to_string()));
+        }
+        pairs.push(("systemctl restart app", "true".to_string()));
         pairs
     }
 
@@ -183,6 +212,27 @@ impl Stage {
                 eprintln!("  {name} -> {value}");
             }
         }
+    }
+}
+
+/// Two releases swapped in by the real ugw-swap, v1.1.0 current, and a shared config file.
+fn release_root(root: &std::path::Path) {
+    std::fs::create_dir_all(root.join("shared")).unwrap();
+    std::fs::write(root.join("shared/config.toml"), "port = 8080\n").unwrap();
+    for version in ["v1.0.0", "v1.1.0"] {
+        let artifact = root.join("staging").join(version);
+        std::fs::create_dir_all(&artifact).unwrap();
+        std::fs::write(artifact.join("VERSION"), version).unwrap();
+        let mut swap = kit::tool("ugw-swap");
+        swap.args([
+            "--root",
+            root.to_str().unwrap(),
+            "--version",
+            version,
+            "--from",
+        ])
+        .arg(&artifact);
+        kit::run(swap).assert_code(0);
     }
 }
 

@@ -14,9 +14,12 @@ pub mod jq;
 pub mod lock;
 pub mod poll;
 #[cfg(target_os = "linux")]
+pub mod process;
+#[cfg(target_os = "linux")]
 pub mod procfs;
 pub mod record;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod scrub;
 pub mod tcp;

@@ -675,7 +675,8 @@ pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-/// A record with one ok `ugw-fetch` step of `version`, as the tool before us would write it.
+/// A record with one ok `ugw-fetch` step of `version`, as the tool before us would write it
+/// (every field of `ugw_shared::results::Fetched`).
 pub fn fetch_record(version: &str) -> String {
     serde_json::json!({
         "ugw": 1, "run": "20261121T235901Z-test-0001", "ok": true,
@@ -683,7 +684,9 @@ pub fn fetch_record(version: &str) -> String {
             "tool": "ugw-fetch", "tool_version": "0.1.0", "host": "test",
             "started": "2026-11-21T23:59:01.123Z", "elapsed_ms": 5, "status": "ok", "exit": 0,
             "changed": true, "dry_run": false,
-            "result": {"path": "/opt/app/staging/app", "sha256": "00", "bytes": 1, "version": version}
+            "result": {"url": "https://releases.invalid/app", "path": "/opt/app/staging/app",
+                       "sha256": "00", "bytes": 1, "version": version, "verified": true,
+                       "resumed": false}
         }]
     })
     .to_string()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ugw_shared::http::{self, HttpClient, StatusSet};
 use ugw_shared::jq::JqExpr;
 use ugw_shared::poll::PollPlan;
-use ugw_shared::record::results::Fetched;
+use ugw_shared::results::Fetched;
 use ugw_shared::{Ctx, Error, Result};
 
 #[derive(Debug)]
@@ -101,21 +101,15 @@ impl Plan {
 
         let expect_version = match m.get_one::<String>("expect-version") {
             None => None,
-            Some(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-            Some(_) => match ctx
-                .record()
-                .last_result::<Fetched>("ugw-fetch")?
-                .and_then(|f| f.version)
-            {
-                Some(v) => Some(v),
-                None if ctx.dry_run => None,
-                None => {
-                    return Err(Error::usage(
-                        "--expect-version without a version needs an earlier ugw-fetch step with a version in the record; \
-                         give the version (--expect-version v1.2.3)",
-                    ));
-                }
-            },
+            Some(given) => {
+                let given = Some(given.trim().to_string()).filter(|v| !v.is_empty());
+                ctx.record().flag_or_earlier(
+                    "--expect-version",
+                    given,
+                    ctx.dry_run,
+                    |f: Fetched| f.version,
+                )?
+            }
         };
         let uses_http_assertions = !expect.is_empty()
             || !fail_if.is_empty()

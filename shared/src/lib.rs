@@ -24,6 +24,7 @@ pub mod runner;
 pub mod scrub;
 pub mod tcp;
 pub mod time;
+pub mod unpack;
 pub mod version;
 
 pub use cli::{StepResult, tool_command};

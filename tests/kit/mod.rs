@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses part of the kit
 
+pub mod hostile_archives;
+
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -37,6 +37,15 @@ fn current(root: &Path) -> String {
         .into_owned()
 }
 
+/// A record with one earlier step of `tool`, as that tool would have written it.
+fn record_with(tool: &str, status: &str, exit: i32, result: serde_json::Value) -> String {
+    serde_json::json!({"ugw": 1, "run": "r", "ok": status == "ok", "steps": [{
+        "tool": tool, "tool_version": "0.1.0", "host": "test",
+        "started": "2026-11-21T23:59:01.123Z", "elapsed_ms": 5, "status": status, "exit": exit,
+        "changed": status == "ok", "dry_run": false, "result": result}]})
+    .to_string()
+}
+
 fn field(step: &Step, name: &str) -> serde_json::Value {
     step.result[name].clone()
 }
@@ -82,11 +91,10 @@ fn swap_then_again_without_change_then_rollback_marks_the_release_left_failed() 
     assert_eq!(field(&step, "changed"), false);
 
     // The rollback runs on a failed record: it is the failure path.
-    let failed = serde_json::json!({"ugw": 1, "run": "r", "ok": false, "steps": [
-        {"tool": "ugw-wait-healthy", "status": "failed", "exit": 1}]});
+    let failed = record_with("ugw-wait-healthy", "failed", 1, serde_json::Value::Null);
     let mut cmd = tool("ugw-swap");
     cmd.args(["--root", s(&root), "--rollback"]);
-    let back = with_stdin(cmd, &failed.to_string());
+    let back = with_stdin(cmd, &failed);
     let step = back.assert_code(0).last_step();
     assert_eq!(step.status, "ok");
     assert_eq!(
@@ -120,12 +128,16 @@ fn from_and_version_come_from_the_last_fetch_step_and_a_single_file_gets_a_folde
     let root = dir.path().join("app");
     let file = dir.path().join("app-1.2.3");
     std::fs::write(&file, "binary").unwrap();
-    let record = serde_json::json!({"ugw": 1, "run": "r", "ok": true, "steps": [{
-        "tool": "ugw-fetch", "status": "ok", "exit": 0,
-        "result": {"path": s(&file), "sha256": "00", "bytes": 6, "version": "1.2.3"}}]});
+    let record = record_with(
+        "ugw-fetch",
+        "ok",
+        0,
+        serde_json::json!({"url": "https://example.invalid/app-1.2.3", "path": s(&file),
+            "sha256": "00", "bytes": 6, "version": "1.2.3", "verified": true, "resumed": false}),
+    );
     let mut cmd = tool("ugw-swap");
     cmd.args(["--root", s(&root)]);
-    let out = with_stdin(cmd, &record.to_string());
+    let out = with_stdin(cmd, &record);
     assert_eq!(out.assert_code(0).record().steps.len(), 2);
     assert_eq!(current(&root), "releases/1.2.3");
     assert_eq!(

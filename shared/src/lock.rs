@@ -182,7 +182,10 @@ fn busy_message(path: &Path, file: &mut File, our_host: &str, waited: Duration) 
 /// names a pid on another run's behalf, so there is nothing to hold a pidfd on: this is only
 /// the hint "stale" in a message.
 fn pid_alive(pid: u32) -> bool {
-    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return false;
     };
     match rustix::process::test_kill_process(pid) {

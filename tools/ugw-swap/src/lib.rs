@@ -11,7 +11,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
-use ugw_shared::record::results::Fetched;
+use ugw_shared::results::{Fetched, ToolResult};
 use ugw_shared::time::parse_duration;
 use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
 
@@ -185,6 +185,10 @@ pub struct SwapResult {
     pub would: Option<String>,
 }
 
+impl ToolResult for SwapResult {
+    const TOOL: &'static str = "ugw-swap";
+}
+
 /// The flags, checked.
 #[derive(Debug)]
 pub(crate) struct Options {
@@ -207,12 +211,11 @@ impl Options {
         for raw in m.get_many::<String>("link").into_iter().flatten() {
             links.push(releases::parse_link(raw)?);
         }
-        let fetched: Option<Fetched> = ctx.record().last_result("ugw-fetch")?;
-        let from = m.get_one::<PathBuf>("from").cloned().or_else(|| {
-            fetched
-                .as_ref()
-                .and_then(|f| f.path.clone().map(PathBuf::from))
-        });
+        let fetched: Option<Fetched> = ctx.record().last_result()?;
+        let from = m
+            .get_one::<PathBuf>("from")
+            .cloned()
+            .or_else(|| fetched.as_ref().map(|f| PathBuf::from(&f.path)));
         let version = m
             .get_one::<String>("version")
             .cloned()
@@ -251,13 +254,7 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
             ));
         }
     };
-    let changed = result.changed;
-    let value = serde_json::to_value(&result).expect("a result always serialises");
-    Ok(if changed {
-        StepResult::changed(value)
-    } else {
-        StepResult::unchanged(value)
-    })
+    Ok(StepResult::typed(result.changed, &result))
 }
 
 /// A restart failed after the switch was undone: exit 1, kind `restart_failed`, with the

@@ -561,7 +561,7 @@ fn rollback(
     };
     let from_record = ctx
         .record()
-        .last_result::<SwapResult>("ugw-swap")
+        .last_result::<SwapResult>()
         .ok()
         .flatten()
         .filter(|r| r.root == result.root)

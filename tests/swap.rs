@@ -38,7 +38,7 @@ fn current(root: &Path) -> String {
 }
 
 /// A record with one earlier step of `tool`, as that tool would have written it.
-fn record_with(tool: &str, status: &str, exit: i32, result: serde_json::Value) -> String {
+fn record_with(tool: &str, status: &str, exit: i32, result: &serde_json::Value) -> String {
     serde_json::json!({"ugw": 1, "run": "r", "ok": status == "ok", "steps": [{
         "tool": tool, "tool_version": "0.1.0", "host": "test",
         "started": "2026-11-21T23:59:01.123Z", "elapsed_ms": 5, "status": status, "exit": exit,
@@ -91,7 +91,7 @@ fn swap_then_again_without_change_then_rollback_marks_the_release_left_failed() 
     assert_eq!(field(&step, "changed"), false);
 
     // The rollback runs on a failed record: it is the failure path.
-    let failed = record_with("ugw-wait-healthy", "failed", 1, serde_json::Value::Null);
+    let failed = record_with("ugw-wait-healthy", "failed", 1, &serde_json::Value::Null);
     let mut cmd = tool("ugw-swap");
     cmd.args(["--root", s(&root), "--rollback"]);
     let back = with_stdin(cmd, &failed);
@@ -132,7 +132,7 @@ fn from_and_version_come_from_the_last_fetch_step_and_a_single_file_gets_a_folde
         "ugw-fetch",
         "ok",
         0,
-        serde_json::json!({"url": "https://example.invalid/app-1.2.3", "path": s(&file),
+        &serde_json::json!({"url": "https://example.invalid/app-1.2.3", "path": s(&file),
             "sha256": "00", "bytes": 6, "version": "1.2.3", "verified": true, "resumed": false}),
     );
     let mut cmd = tool("ugw-swap");

@@ -87,6 +87,39 @@ impl AtomicFile {
         &self.file
     }
 
+    /// Start over: the temp file emptied and the digest reset (a download restarted because
+    /// the server's file changed).
+    pub fn restart(&mut self) -> Result<()> {
+        use std::io::Seek;
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.rewind())
+            .map_err(|e| Error::io(format!("cannot truncate {}", self.temp.display()), &e))?;
+        if self.hasher.is_some() {
+            self.hasher = Some(ring::digest::Context::new(&ring::digest::SHA256));
+        }
+        Ok(())
+    }
+
+    /// Make the bytes durable and close the file for writing (it stays open to read), so
+    /// that the temp file can be run (a smoke test) before `commit`: Linux refuses to run a
+    /// file open for writing ("text file busy").
+    pub fn seal(&mut self) -> Result<()> {
+        let fail =
+            |e: std::io::Error| Error::io(format!("cannot write {}", self.temp.display()), &e);
+        self.file
+            .flush()
+            .and_then(|()| self.file.sync_all())
+            .map_err(fail)?;
+        let reopened = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&self.temp)
+            .map_err(fail)?;
+        self.file = reopened;
+        Ok(())
+    }
+
     /// fsync, rename onto the target, fsync the folder. Returns the SHA-256 (lower-case hex)
     /// when the file was `hashed`.
     pub fn commit(mut self) -> Result<Option<String>> {
@@ -278,6 +311,31 @@ fn parent_dir(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_file_can_be_run_before_it_is_committed_and_a_restart_empties_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("tool");
+        let mut file = AtomicFile::create(&target).unwrap().hashed();
+        file.write_all(b"partial").unwrap();
+        file.restart().unwrap();
+        file.write_all(b"#!/bin/sh\nexit 7\n").unwrap();
+        file.seal().unwrap();
+        let temp = file.temp_path().to_path_buf();
+        file.file()
+            .set_permissions(std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let status = std::process::Command::new(&temp).status().unwrap();
+        assert_eq!(status.code(), Some(7), "no 'text file busy'");
+        let digest = file.commit().unwrap().unwrap();
+        assert_eq!(
+            digest,
+            crate::digest::sha256_file(&target).unwrap(),
+            "restart reset the hash"
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"#!/bin/sh\nexit 7\n");
+    }
 
     #[test]
     fn a_symlink_is_replaced_without_a_moment_missing() {

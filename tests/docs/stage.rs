@@ -44,7 +44,7 @@ pub const STAND_INS: &[(&str, &str)] = &[
     ),
     (
         "/opt/app",
-        "a release root in the example's temp dir: releases v1.0.0 and v1.1.0 (current), \
+        "a release root in the example's temp dir: releases v0.9.0 and v1.0.0 (current), \
          staged by ugw-swap, and shared/config.toml",
     ),
     (
@@ -63,6 +63,11 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("APP_URL", "the demo service's URL (a CI variable)"),
     ("HEALTH_TOKEN", "a secret, which must never be printed"),
     ("PGHOST, PGPORT", "the Postgres stand-in, for pg_isready"),
+    (
+        "BASE, V",
+        "a release server on loopback (also the play's base_url) serving \
+         app-v1.1.0-linux-amd64.tar.gz and its SHA256SUMS; V=v1.1.0",
+    ),
 ];
 
 /// The Ansible play around an example's tasks: one host on a local connection, and the play
@@ -79,6 +84,8 @@ pub struct Stage {
     pub demo6: Option<DemoApp>,
     pub tls: Option<DemoApp>,
     pub postgres: Option<PostgresStandIn>,
+    /// The release server behind `$BASE` and the play's `base_url`.
+    pub releases: Option<crate::kit::file_server::FileServer>,
     cert: PathBuf,
 }
 
@@ -116,6 +123,8 @@ impl Stage {
             (None, PathBuf::new())
         };
         let postgres = text.contains("5432").then(PostgresStandIn::start);
+        let releases = (text.contains("$BASE") || text.contains("{{ base_url }}/app"))
+            .then(|| release_server(dir.path()));
         if text.contains("/opt/app") {
             release_root(&dir.path().join("opt/app"));
         }
@@ -132,6 +141,7 @@ impl Stage {
             demo6,
             tls,
             postgres,
+            releases,
             cert,
         })
     }
@@ -194,6 +204,10 @@ impl Stage {
         if let Some(demo) = &self.demo {
             cmd.env("APP_URL", &demo.url);
         }
+        if let Some(releases) = &self.releases {
+            cmd.env("BASE", releases.url("").trim_end_matches('/'))
+                .env("V", ANSIBLE_VERSION);
+        }
         if let Some(postgres) = &self.postgres {
             cmd.env("PGHOST", postgres.addr.ip().to_string())
                 .env("PGPORT", postgres.addr.port().to_string());
@@ -215,11 +229,49 @@ impl Stage {
     }
 }
 
-/// Two releases swapped in by the real ugw-swap, v1.1.0 current, and a shared config file.
+/// A release server with the demo's next release, `app-v1.1.0-linux-amd64.tar.gz` (made by
+/// `tar`), and its SHA256SUMS, as a project publishes them.
+fn release_server(dir: &std::path::Path) -> crate::kit::file_server::FileServer {
+    use crate::kit::file_server::{FileServer, Served};
+    let name = format!("app-{ANSIBLE_VERSION}-linux-amd64");
+    let tree = dir.join("release-build").join(&name);
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::write(
+        tree.join("bin/app"),
+        format!("#!/bin/sh\necho {ANSIBLE_VERSION}\n"),
+    )
+    .unwrap();
+    let archive = dir.join("release-build").join(format!("{name}.tar.gz"));
+    let made = Command::new("tar")
+        .arg("czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(dir.join("release-build"))
+        .arg(&name)
+        .status()
+        .unwrap();
+    assert!(made.success(), "tar czf");
+    let bytes = std::fs::read(&archive).unwrap();
+    let digest = sha256sum(&archive);
+    let server = FileServer::start();
+    server.put(&format!("{name}.tar.gz"), Served::new(&bytes));
+    let sums = format!("{digest}  {name}.tar.gz\n");
+    server.put("SHA256SUMS", Served::new(sums.as_bytes()));
+    server
+}
+
+/// `sha256sum FILE`'s digest.
+fn sha256sum(path: &std::path::Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+/// Two releases swapped in by the real ugw-swap, v1.0.0 current (the demo's next release,
+/// v1.1.0, is what the examples fetch), and a shared config file.
 fn release_root(root: &std::path::Path) {
     std::fs::create_dir_all(root.join("shared")).unwrap();
     std::fs::write(root.join("shared/config.toml"), "port = 8080\n").unwrap();
-    for version in ["v1.0.0", "v1.1.0"] {
+    for version in ["v0.9.0", "v1.0.0"] {
         let artifact = root.join("staging").join(version);
         std::fs::create_dir_all(&artifact).unwrap();
         std::fs::write(artifact.join("VERSION"), version).unwrap();

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses part of the kit
 
+pub mod file_server;
 pub mod hostile_archives;
 
 use serde::Deserialize;

@@ -18,7 +18,7 @@ use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
 const EXAMPLES: &str = "\
 Examples:
   # Switch /opt/app/current to the release ugw-fetch just staged, restart, and switch back if the restart fails:
-  ugw-fetch --url \"$BASE/app-v1.4.0.tar.gz\" --sha256-url \"$BASE/SHA256SUMS\" --dest /opt/app/staging --extract \\
+  ugw-fetch --url \"$BASE/app-$V-linux-amd64.tar.gz\" --sha256-url \"$BASE/SHA256SUMS\" --dest /opt/app/staging --extract \\
     | ugw-swap --root /opt/app --link shared/config.toml:config.toml --restart 'systemctl restart app'
 
   # Replace a single binary while it runs, keeping the old one as /usr/local/bin/app.ugw-prev:

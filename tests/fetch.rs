@@ -231,36 +231,32 @@ fn a_body_cut_short_is_resumed_with_range_and_if_range_and_hashed_whole() {
 fn a_file_changed_on_the_server_restarts_the_download_from_zero() {
     let server = FileServer::start();
     let old = body(200_000);
+    let new: Vec<u8> = old.iter().map(|b| b ^ 0xff).collect();
     let mut file = Served::new(&old);
     file.cut_first = (1, 100_000);
+    // Re-uploaded once the first (cut) answer went out: If-Range no longer matches.
+    let mut rebuilt = Served::new(&new);
+    rebuilt.etag = "\"rebuilt\"".into();
+    file.changes_after = Some((1, Box::new(rebuilt)));
     let url = server.put("app", file);
     let dest = tempfile::tempdir().unwrap();
-    // Swap the file once the first (cut) answer has been read: If-Range no longer matches.
-    let new: Vec<u8> = body(200_000).iter().map(|b| b ^ 0xff).collect();
-    let mut child = tool("ugw-fetch");
-    child
-        .args([
-            "--url",
-            &url,
-            "--sha256",
-            &sha256(&new),
-            "--dest",
-            s(dest.path()),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut replacement = Served::new(&new);
-    replacement.etag = "\"changed\"".into();
-    replacement.fail_first = (1, 503);
-    server.put("app", replacement);
-    let out = kit::wait_bounded(child.spawn().unwrap(), kit::RUN_LIMIT);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = fetch(&[
+        "--url",
+        &url,
+        "--sha256",
+        &sha256(&new),
+        "--dest",
+        s(dest.path()),
+    ]);
+    let step = out.assert_code(0).last_step();
     assert_eq!(std::fs::read(dest.path().join("app")).unwrap(), new);
+    assert_eq!(result(&step, "resumed"), false, "started over, not resumed");
+    let log = server.log();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(
+        log[1].if_range.is_some(),
+        "the resume asked only if unchanged"
+    );
 }
 
 #[test]

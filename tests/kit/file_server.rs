@@ -24,6 +24,9 @@ pub struct Served {
     pub throttle: Option<Duration>,
     /// Whether `Range` requests are honoured.
     pub ranges: bool,
+    /// After this many requests the file is replaced by another (a new build uploaded
+    /// under the same name), served without faults.
+    pub changes_after: Option<(usize, Box<Served>)>,
 }
 
 impl Served {
@@ -159,6 +162,17 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
         *count += 1;
         let count = *count;
         (state.files.get(&path).cloned(), count)
+    };
+    let file = match file {
+        Some(Served {
+            changes_after: Some((after, next)),
+            ..
+        }) if count > after => Some(Served {
+            fail_first: (0, 0),
+            cut_first: (0, 0),
+            ..*next
+        }),
+        other => other,
     };
     let Some(file) = file else {
         let _ = stream

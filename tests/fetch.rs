@@ -560,3 +560,53 @@ fn max_bytes_refuses_a_larger_artifact_before_writing_it() {
     assert!(step.error.as_ref().unwrap().message.contains("--max-bytes"));
     assert_eq!(names(dest.path()), Vec::<String>::new());
 }
+
+#[test]
+fn a_token_from_the_environment_reaches_the_server_and_nothing_else() {
+    let server = FileServer::start();
+    let data = body(1000);
+    let url = server.put("app", Served::new(&data));
+    let dest = tempfile::tempdir().unwrap();
+    let secret = "release-token-5f1e9a77c3";
+    let mut cmd = tool("ugw-fetch");
+    cmd.env("RELEASE_TOKEN", secret).args([
+        "--url",
+        &url,
+        "--sha256",
+        &sha256(&data),
+        "--dest",
+        s(dest.path()),
+        "--header-env",
+        "Authorization=RELEASE_TOKEN",
+    ]);
+    let out = run(cmd);
+    out.assert_code(0);
+    assert!(
+        server.log()[0].headers.contains(secret),
+        "the server got the header"
+    );
+    assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
+}
+
+#[test]
+fn dry_run_requests_nothing_and_writes_nothing() {
+    let server = FileServer::start();
+    let data = body(1000);
+    let url = server.put("app-3.1.0", Served::new(&data));
+    let dest = tempfile::tempdir().unwrap();
+    let staging = dest.path().join("staging");
+    let out = fetch(&[
+        "--url",
+        &url,
+        "--sha256",
+        &sha256(&data),
+        "--dest",
+        s(&staging),
+        "--dry-run",
+    ]);
+    let step = out.assert_code(0).last_step();
+    assert!(step.dry_run && !step.changed);
+    assert_eq!(result(&step, "version"), "3.1.0");
+    assert!(server.log().is_empty());
+    assert!(!staging.exists());
+}

@@ -593,3 +593,32 @@ fn binary_mode_reverts_when_the_restart_fails() {
         "#!/bin/sh\nexit 3\n"
     );
 }
+
+#[test]
+fn binary_mode_keeps_the_extended_attributes_of_the_old_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("app");
+    let new = dir.path().join("app-new");
+    std::fs::write(&target, "old").unwrap();
+    std::fs::write(&new, "new").unwrap();
+    let set = Command::new("setfattr")
+        .args(["-n", "user.ugw.label", "-v", "kept"])
+        .arg(&target)
+        .status();
+    if !set.is_ok_and(|s| s.success()) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "setfattr (package attr) and user xattrs are required under CI=true"
+        );
+        eprintln!("SKIPPED: no setfattr or no user xattrs on this file system");
+        return;
+    }
+    swap(&["--target", s(&target), "--from", s(&new)]).assert_code(0);
+    let got = Command::new("getfattr")
+        .args(["--only-values", "-n", "user.ugw.label"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "kept");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+}

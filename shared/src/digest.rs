@@ -38,6 +38,98 @@ impl Sha256 {
     }
 }
 
+/// SHA-256 on a thread of its own, so that hashing overlaps the I/O that feeds it (a
+/// download on two cores costs the slower of the two, not their sum). Buffers go back and
+/// forth: at most a few chunks are ever allocated, whatever the size of the stream.
+#[derive(Debug)]
+pub struct BackgroundSha256 {
+    chunk: usize,
+    to_hasher: Option<std::sync::mpsc::SyncSender<Chunk>>,
+    recycled: std::sync::mpsc::Receiver<Vec<u8>>,
+    hasher: Option<std::thread::JoinHandle<String>>,
+}
+
+#[derive(Debug)]
+enum Chunk {
+    Bytes(Vec<u8>, usize),
+    Reset,
+}
+
+/// Chunks queued for the hashing thread before the feeder waits for it.
+const QUEUED_CHUNKS: usize = 4;
+
+impl BackgroundSha256 {
+    /// A hasher fed in buffers of `chunk` bytes.
+    #[must_use]
+    pub fn new(chunk: usize) -> Self {
+        let (to_hasher, chunks) = std::sync::mpsc::sync_channel::<Chunk>(QUEUED_CHUNKS);
+        let (give_back, recycled) = std::sync::mpsc::channel();
+        let hasher = std::thread::Builder::new()
+            .name("sha256".into())
+            .spawn(move || {
+                let mut hasher = Sha256::default();
+                for chunk in chunks {
+                    match chunk {
+                        Chunk::Bytes(buf, len) => {
+                            hasher.update(&buf[..len]);
+                            let _ = give_back.send(buf);
+                        }
+                        Chunk::Reset => hasher = Sha256::default(),
+                    }
+                }
+                hasher.hex()
+            })
+            .expect("a thread can be started");
+        BackgroundSha256 {
+            chunk,
+            to_hasher: Some(to_hasher),
+            recycled,
+            hasher: Some(hasher),
+        }
+    }
+
+    /// An empty buffer of the chunk size to read into (a recycled one when there is one).
+    #[must_use]
+    pub fn buffer(&self) -> Vec<u8> {
+        self.recycled
+            .try_recv()
+            .unwrap_or_else(|_| vec![0; self.chunk])
+    }
+
+    /// Hash the first `len` bytes of `buf` (which is recycled afterwards).
+    pub fn update(&self, buf: Vec<u8>, len: usize) {
+        if let Some(tx) = &self.to_hasher {
+            let _ = tx.send(Chunk::Bytes(buf, len));
+        }
+    }
+
+    /// Start over, as if nothing had been hashed.
+    pub fn reset(&self) {
+        if let Some(tx) = &self.to_hasher {
+            let _ = tx.send(Chunk::Reset);
+        }
+    }
+
+    /// The digest of everything since the last reset, as lower-case hex.
+    #[must_use]
+    pub fn finish(mut self) -> String {
+        drop(self.to_hasher.take());
+        self.hasher
+            .take()
+            .and_then(|h| h.join().ok())
+            .expect("the hashing thread does not panic")
+    }
+}
+
+impl Drop for BackgroundSha256 {
+    fn drop(&mut self) {
+        drop(self.to_hasher.take());
+        if let Some(hasher) = self.hasher.take() {
+            let _ = hasher.join();
+        }
+    }
+}
+
 /// Lower-case hex of `bytes`.
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {
@@ -161,6 +253,24 @@ mod tests {
         );
         assert!(parse_sha256("abc").is_none());
         assert!(parse_sha256(&"g".repeat(64)).is_none());
+    }
+
+    #[test]
+    fn the_background_hasher_agrees_with_the_plain_one_and_resets() {
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let background = BackgroundSha256::new(4096);
+        let mut buf = background.buffer();
+        buf[..3].copy_from_slice(b"old");
+        background.update(buf, 3);
+        background.reset();
+        for piece in data.chunks(4096) {
+            let mut buf = background.buffer();
+            buf[..piece.len()].copy_from_slice(piece);
+            background.update(buf, piece.len());
+        }
+        let mut plain = Sha256::default();
+        plain.update(&data);
+        assert_eq!(background.finish(), plain.hex());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use ugw_shared::atomic::AtomicFile;
-use ugw_shared::digest::Sha256;
+use ugw_shared::digest::BackgroundSha256;
 use ugw_shared::http::{HttpClient, Request};
 use ugw_shared::report::Progress;
 use ugw_shared::{Ctx, Error, ErrorKind, Result};
@@ -45,7 +45,7 @@ enum Failed {
 /// The state kept between attempts: what is in the file, and how to ask for the rest.
 struct Partial {
     written: u64,
-    hasher: Sha256,
+    hasher: BackgroundSha256,
     /// The `ETag` (strong) or `Last-Modified` of the answer the bytes came from.
     validator: Option<String>,
     resumed: bool,
@@ -62,7 +62,7 @@ pub(crate) fn http(
 ) -> Result<Downloaded> {
     let mut partial = Partial {
         written: 0,
-        hasher: Sha256::default(),
+        hasher: BackgroundSha256::new(CHUNK),
         validator: None,
         resumed: false,
     };
@@ -85,7 +85,7 @@ pub(crate) fn http(
             Ok(()) => {
                 return Ok(Downloaded {
                     bytes: partial.written,
-                    sha256: partial.hasher.hex(),
+                    sha256: partial.hasher.finish(),
                     resumed: partial.resumed,
                     attempts,
                 });
@@ -166,7 +166,7 @@ fn attempt(
             if partial.written > 0 {
                 file.restart().map_err(Failed::Final)?;
                 partial.written = 0;
-                partial.hasher = Sha256::default();
+                partial.hasher.reset();
                 progress.set_position(0);
             }
             if status == 206 {
@@ -206,8 +206,8 @@ fn attempt(
         progress.set_length(total);
     }
     progress.set_position(partial.written);
-    let mut buf = vec![0u8; CHUNK];
     loop {
+        let mut buf = partial.hasher.buffer();
         let n = match response.body.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -233,7 +233,7 @@ fn attempt(
         }
         file.write_all(&buf[..n])
             .map_err(|e| Failed::Final(write_error(&e, file)))?;
-        partial.hasher.update(&buf[..n]);
+        partial.hasher.update(buf, n);
         partial.written += n as u64;
         progress.inc(n as u64);
     }
@@ -318,11 +318,11 @@ pub(crate) fn local(
         .len();
     check_room(len, 0, limits.max_bytes, dest)?;
     let progress = ctx.reporter.progress(Some(len)).in_bytes();
-    let mut hasher = Sha256::default();
+    let hasher = BackgroundSha256::new(CHUNK);
     let mut written = 0u64;
-    let mut buf = vec![0u8; CHUNK];
     loop {
         ctx.cancel.check()?;
+        let mut buf = hasher.buffer();
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -334,13 +334,13 @@ pub(crate) fn local(
         }
         file.write_all(&buf[..n])
             .map_err(|e| write_error(&e, file))?;
-        hasher.update(&buf[..n]);
+        hasher.update(buf, n);
         written += n as u64;
         progress.inc(n as u64);
     }
     Ok(Downloaded {
         bytes: written,
-        sha256: hasher.hex(),
+        sha256: hasher.finish(),
         resumed: false,
         attempts: 1,
     })

@@ -538,6 +538,21 @@ fn a_kill_9_during_the_download_leaves_nothing_under_the_final_name() {
         !dest.path().join("app").exists(),
         "a partial download carries the final name"
     );
+    assert!(temp_exists(), "the killed run's temp file is still there");
+    // The next run cleans up after it and stages the artifact.
+    let mut file = Served::new(&data);
+    file.throttle = None;
+    server.put("app", file);
+    fetch(&[
+        "--url",
+        &url,
+        "--sha256",
+        &sha256(&data),
+        "--dest",
+        s(dest.path()),
+    ])
+    .assert_code(0);
+    assert_eq!(names(dest.path()), ["app"]);
 }
 
 #[test]

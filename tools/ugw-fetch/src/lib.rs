@@ -359,7 +359,26 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         &ctx.host,
         &ctx.tool,
     )?;
+    remove_stale_temps(ctx, &plan);
     stage(ctx, &plan, &client, &check, limits, no_verify)
+}
+
+/// Temp files of this artifact left by a run that was killed (-9, a crash, a power cut).
+/// Under the lock of the staging folder nobody else is writing them.
+fn remove_stale_temps(ctx: &Ctx, plan: &Plan) {
+    let prefix = format!(".{}.", plan.file_name);
+    let Ok(entries) = std::fs::read_dir(&plan.dest) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && name.starts_with(&prefix) && name.rsplit('.').next() == Some("tmp") {
+            ctx.reporter
+                .info(&format!("removing {name}, left by an interrupted run"));
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The download and everything up to the final rename.

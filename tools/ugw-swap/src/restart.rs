@@ -9,6 +9,8 @@ use ugw_shared::{Ctx, Result};
 
 /// How much of the command's output the record keeps.
 const OUTPUT_EXCERPT: usize = 2000;
+/// Between TERM and KILL when a restart command overruns `--restart-timeout`.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RestartRun {
@@ -35,7 +37,9 @@ pub(crate) fn restart(
     }
     ctx.reporter
         .info(&format!("restarting ({phase}): {command}"));
-    let outcome = run(&RunSpec::new(command, deadline), &ctx.cancel)?;
+    // At the deadline the command gets TERM and a moment to stop cleanly, then KILL.
+    let spec = RunSpec::new(command, deadline).with_grace(STOP_GRACE);
+    let outcome = run(&spec, &ctx.cancel)?;
     let mut output = outcome.stdout.clone();
     output.extend_from_slice(&outcome.stderr);
     Ok(RestartRun {

@@ -625,3 +625,34 @@ fn dry_run_requests_nothing_and_writes_nothing() {
     assert!(server.log().is_empty());
     assert!(!staging.exists());
 }
+
+#[test]
+fn https_needs_a_trusted_certificate_cacert_or_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = kit::self_signed(dir.path());
+    let app = kit::DemoApp::start(&["--tls-cert", s(&cert), "--tls-key", s(&key)]);
+    let url = format!("{}/health/live", app.url);
+    assert!(url.starts_with("https://"), "{url}");
+    let dest = dir.path().join("staging");
+    let base = [
+        "--url",
+        url.as_str(),
+        "--dest",
+        s(&dest),
+        "--name",
+        "live.json",
+        "--no-verify",
+    ];
+    let untrusted = fetch(&base);
+    assert_eq!(untrusted.assert_code(1).last_step().error_kind(), "network");
+    assert_eq!(names(&dest), Vec::<String>::new());
+    fetch(&[&base[..], &["--cacert", s(&cert)]].concat()).assert_code(0);
+    assert!(
+        std::fs::read_to_string(dest.join("live.json"))
+            .unwrap()
+            .contains("alive")
+    );
+    std::fs::remove_file(dest.join("live.json")).unwrap();
+    fetch(&[&base[..], &["--insecure"]].concat()).assert_code(0);
+    assert!(dest.join("live.json").exists());
+}

@@ -13,6 +13,9 @@ pub struct AttemptError {
     pub message: String,
     /// No answer in time: says nothing about whether the target is up or down.
     pub timed_out: bool,
+    /// Trying again cannot help (a certificate nobody trusts, a host name that does not
+    /// exist): a download gives up at once instead of retrying until its deadline.
+    pub permanent: bool,
 }
 
 impl AttemptError {
@@ -20,6 +23,15 @@ impl AttemptError {
         AttemptError {
             message: message.into(),
             timed_out: false,
+            permanent: false,
+        }
+    }
+
+    /// A failure that another attempt would only repeat.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        AttemptError {
+            permanent: true,
+            ..AttemptError::new(message)
         }
     }
 
@@ -28,6 +40,7 @@ impl AttemptError {
         AttemptError {
             message: format!("timed out after {}", crate::time::human(after)),
             timed_out: true,
+            permanent: false,
         }
     }
 }

@@ -151,6 +151,12 @@ fn attempt(
         Ok(response) => response,
         Err(e) => {
             ctx.cancel.check().map_err(Failed::Final)?;
+            if e.permanent {
+                return Err(Failed::Final(Error::new(
+                    ErrorKind::Network,
+                    format!("cannot fetch {url}: {}", e.message),
+                )));
+            }
             return Err(Failed::Transient(e.message, None));
         }
     };

@@ -669,6 +669,12 @@ fn small_file(ctx: &Ctx, client: &HttpClient, url: &str, limits: Limits) -> Resu
             }
             Err(e) => {
                 ctx.cancel.check()?;
+                if e.permanent {
+                    return Err(Error::new(
+                        ErrorKind::Network,
+                        format!("cannot fetch {url}: {}", e.message),
+                    ));
+                }
                 last = e.message;
             }
         }

@@ -467,6 +467,9 @@ fn a_closed_stdout_is_not_a_crash() {
     );
     assert!(out.stdout.contains("rc=0"), "{} {}", out.stdout, out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    // The check itself ran and passed before the record met the closed pipe.
+    assert_eq!(app.requests_settled(), 1, "{}", app.log());
+    assert!(out.stderr.contains("healthy after"), "{}", out.stderr);
 }
 
 #[test]

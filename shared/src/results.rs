@@ -49,6 +49,63 @@ impl ToolResult for Fetched {
     const TOOL: &'static str = "ugw-fetch";
 }
 
+/// What `ugw-wait-healthy` saw: whether the goal was met, how long it took, and what each
+/// target last did (`ugw-verify` and the end-to-end tools read it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct WaitHealthy {
+    /// Whether the goal (every target up, or with `--until-down` down) was met.
+    pub healthy: bool,
+    pub mode: WaitMode,
+    pub targets: Vec<WaitTarget>,
+    pub rounds: u64,
+    pub attempts: u64,
+    pub elapsed_ms: u64,
+    pub time_to_healthy_ms: Option<u64>,
+    /// How far past the deadline the wait ended (0 when it did not overrun).
+    pub deadline_overrun_ms: u64,
+    /// The version the first `--url` expected, if any.
+    pub expect_version: Option<String>,
+}
+
+impl ToolResult for WaitHealthy {
+    const TOOL: &'static str = "ugw-wait-healthy";
+}
+
+/// What a wait waits for: the targets up, or (`--until-down`) down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitMode {
+    Up,
+    Down,
+}
+
+/// One target of a wait, as it last answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct WaitTarget {
+    /// The URL, `tcp HOST:PORT` or `cmd '…'`.
+    pub target: String,
+    pub kind: TargetKind,
+    pub attempts: u64,
+    pub passes: u64,
+    /// Whether its last answer passed.
+    pub passing: bool,
+    pub last_status: Option<u16>,
+    pub last_exit: Option<i32>,
+    /// Why its last answer did not pass (or the fail-fast condition it met).
+    pub last_error: Option<String>,
+    pub last_latency_ms: Option<u64>,
+    /// The start of its last body (or a command's output), scrubbed.
+    pub body_excerpt: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Http,
+    Tcp,
+    Cmd,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +154,53 @@ mod tests {
         written.as_object_mut().unwrap().remove("sha256");
         let err = serde_json::from_value::<Fetched>(written).unwrap_err();
         assert!(err.to_string().contains("sha256"), "{err}");
+    }
+
+    fn waited() -> WaitHealthy {
+        WaitHealthy {
+            healthy: true,
+            mode: WaitMode::Up,
+            targets: vec![WaitTarget {
+                target: "tcp 127.0.0.1:5432".into(),
+                kind: TargetKind::Tcp,
+                attempts: 2,
+                passes: 1,
+                passing: true,
+                last_status: None,
+                last_exit: None,
+                last_error: None,
+                last_latency_ms: Some(3),
+                body_excerpt: None,
+            }],
+            rounds: 2,
+            attempts: 2,
+            elapsed_ms: 120,
+            time_to_healthy_ms: Some(110),
+            deadline_overrun_ms: 0,
+            expect_version: None,
+        }
+    }
+
+    #[test]
+    fn a_wait_result_keeps_the_record_field_names_and_reads_back() {
+        let written = StepResult::typed(false, &waited()).result;
+        assert_eq!(
+            written,
+            serde_json::json!({
+                "healthy": true, "mode": "up",
+                "targets": [{
+                    "target": "tcp 127.0.0.1:5432", "kind": "tcp", "attempts": 2, "passes": 1,
+                    "passing": true, "last_status": null, "last_exit": null, "last_error": null,
+                    "last_latency_ms": 3, "body_excerpt": null,
+                }],
+                "rounds": 2, "attempts": 2, "elapsed_ms": 120, "time_to_healthy_ms": 110,
+                "deadline_overrun_ms": 0, "expect_version": null,
+            })
+        );
+        assert_eq!(
+            serde_json::from_value::<WaitHealthy>(written).unwrap(),
+            waited()
+        );
+        assert_eq!(WaitHealthy::TOOL, "ugw-wait-healthy");
     }
 }

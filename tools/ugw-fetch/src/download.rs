@@ -212,10 +212,29 @@ fn attempt(
         progress.set_length(total);
     }
     progress.set_position(partial.written);
+    stream_body(ctx, &mut response.body, file, limits, partial, progress)?;
+    match total {
+        Some(total) if partial.written < total => Err(Failed::Transient(
+            format!("the body ended after {} of {total} bytes", partial.written),
+            None,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Read the body to its end into the file and the hasher, within the limits.
+fn stream_body(
+    ctx: &Ctx,
+    body: &mut impl Read,
+    file: &mut AtomicFile,
+    limits: Limits,
+    partial: &mut Partial,
+    progress: &Progress,
+) -> Result<(), Failed> {
     loop {
         let mut buf = partial.hasher.buffer();
-        let n = match response.body.read(&mut buf) {
-            Ok(0) => break,
+        let n = match body.read(&mut buf) {
+            Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -242,13 +261,6 @@ fn attempt(
         partial.hasher.update(buf, n);
         partial.written += n as u64;
         progress.inc(n as u64);
-    }
-    match total {
-        Some(total) if partial.written < total => Err(Failed::Transient(
-            format!("the body ended after {} of {total} bytes", partial.written),
-            None,
-        )),
-        _ => Ok(()),
     }
 }
 

@@ -220,6 +220,22 @@ impl Root {
         Ok(name)
     }
 
+    /// Whether the artifact must be copied in: not when `releases/<version>` holds it
+    /// already; refused when it holds another one, unless `force`.
+    fn needs_staging(&self, version: &str, sha256: &str, force: bool) -> Result<bool> {
+        match self.marker(version) {
+            Some(m) if m.sha256 == sha256 => Ok(false),
+            Some(m) if !force => Err(Error::usage(format!(
+                "releases/{version} holds another artifact (sha256 {}, this one {sha256}); --force replaces it",
+                m.sha256
+            ))),
+            None if self.release(version).exists() && !force => Err(Error::usage(format!(
+                "releases/{version} exists and was not staged by ugw; --force replaces it"
+            ))),
+            _ => Ok(true),
+        }
+    }
+
     fn switch_to(&self, name: &str) -> Result<()> {
         replace_symlink(&self.link(), &Path::new("releases").join(name))
     }
@@ -375,7 +391,7 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, dir: &Path) -> Result<SwapRe
     let root = Root {
         dir: dir.to_path_buf(),
     };
-    let mut result = SwapResult {
+    let result = SwapResult {
         mode: "release".into(),
         root: Some(dir.display().to_string()),
         ..SwapResult::default()
@@ -400,6 +416,17 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, dir: &Path) -> Result<SwapRe
     if options.rollback {
         return rollback(ctx, options, &root, result);
     }
+    swap(ctx, options, &root, result)
+}
+
+/// Stage the artifact as `releases/<version>` (unless it is there already), switch, restart
+/// (switching back if that fails), prune.
+fn swap(
+    ctx: &mut Ctx,
+    options: &Options,
+    root: &Root,
+    mut result: SwapResult,
+) -> Result<SwapResult> {
     let from = options.from.clone().ok_or_else(|| {
         Error::usage("no --from, and no ugw-fetch step in the record to take the path from")
     })?;
@@ -430,22 +457,7 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, dir: &Path) -> Result<SwapRe
         _ => None,
     };
     result.previous.clone_from(&previous);
-    let staged = root.marker(&version);
-    let restage = match &staged {
-        Some(m) if m.sha256 == sha256 => false,
-        Some(m) if !options.force => {
-            return Err(Error::usage(format!(
-                "releases/{version} holds another artifact (sha256 {}, this one {sha256}); --force replaces it",
-                m.sha256
-            )));
-        }
-        None if root.release(&version).exists() && !options.force => {
-            return Err(Error::usage(format!(
-                "releases/{version} exists and was not staged by ugw; --force replaces it"
-            )));
-        }
-        _ => true,
-    };
+    let restage = root.needs_staging(&version, &sha256, options.force)?;
     if previous.as_deref() == Some(version.as_str()) && !restage {
         ctx.reporter.info(&format!(
             "releases/{version} is already current; nothing to do"
@@ -454,19 +466,17 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, dir: &Path) -> Result<SwapRe
         return Ok(result);
     }
     if ctx.dry_run {
-        result.would = Some(format!(
-            "{}switch current to releases/{version}{}",
-            if restage {
-                format!("stage {} as releases/{version}, then ", from.display())
-            } else {
-                String::new()
-            },
-            if options.restart.is_some() {
-                ", then restart"
-            } else {
-                ""
-            }
-        ));
+        let stage = if restage {
+            format!("stage {} as releases/{version}, then ", from.display())
+        } else {
+            String::new()
+        };
+        let then = if options.restart.is_some() {
+            ", then restart"
+        } else {
+            ""
+        };
+        result.would = Some(format!("{stage}switch current to releases/{version}{then}"));
         result.current = Some(version);
         return Ok(result);
     }
@@ -491,7 +501,7 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, dir: &Path) -> Result<SwapRe
             return Err(revert(
                 ctx,
                 options,
-                &root,
+                root,
                 result,
                 previous.as_deref(),
                 &version,

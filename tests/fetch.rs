@@ -656,3 +656,121 @@ fn https_needs_a_trusted_certificate_cacert_or_insecure() {
     fetch(&[&base[..], &["--insecure"]].concat()).assert_code(0);
     assert!(dest.join("live.json").exists());
 }
+
+/// A minisign key and the signature of `content` (prehashed, as minisign signs today), made
+/// with openssl: `(public key in base64, .minisig text)`.
+fn minisign(dir: &Path, content: &[u8]) -> (String, String) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let sign = |input: &[u8], name: &str| -> Vec<u8> {
+        std::fs::write(dir.join(name), input).unwrap();
+        let sig = format!("{name}.sig");
+        openssl(&[
+            "pkeyutl", "-sign", "-inkey", "key.pem", "-rawin", "-in", name, "-out", &sig,
+        ]);
+        std::fs::read(dir.join(sig)).unwrap()
+    };
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", "key.pem"]);
+    openssl(&[
+        "pkey", "-in", "key.pem", "-pubout", "-outform", "DER", "-out", "pub.der",
+    ]);
+    let der = std::fs::read(dir.join("pub.der")).unwrap();
+    let public = &der[der.len() - 32..];
+    std::fs::write(dir.join("content"), content).unwrap();
+    openssl(&[
+        "dgst",
+        "-blake2b512",
+        "-binary",
+        "-out",
+        "content.b2",
+        "content",
+    ]);
+    let prehash = std::fs::read(dir.join("content.b2")).unwrap();
+    let key_id = *b"ugwtest1";
+    let signature = sign(&prehash, "prehash");
+    let trusted = "timestamp:1764460800\tfile:SHA256SUMS";
+    let global = sign(&[&signature[..], trusted.as_bytes()].concat(), "global");
+    let key = kit::base64(&[&b"Ed"[..], &key_id, public].concat());
+    let sig_line = kit::base64(&[&b"ED"[..], &key_id, &signature].concat());
+    let text = format!(
+        "untrusted comment: ugw test\n{sig_line}\ntrusted comment: {trusted}\n{}\n",
+        kit::base64(&global)
+    );
+    (key, text)
+}
+
+#[test]
+fn a_signed_checksum_file_must_verify_before_its_digest_is_trusted() {
+    if !kit::require("openssl") {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let server = FileServer::start();
+    let data = body(30_000);
+    let url = server.put("app-1.0.0", Served::new(&data));
+    let sums = format!("{}  app-1.0.0\n", sha256(&data));
+    let (key, sig) = minisign(keys.path(), sums.as_bytes());
+    let sums_url = server.put("SHA256SUMS", Served::new(sums.as_bytes()));
+    let sig_url = server.put("SHA256SUMS.minisig", Served::new(sig.as_bytes()));
+    let dest = tempfile::tempdir().unwrap();
+    let args = |sums_url: &str| {
+        let mut cmd = tool("ugw-fetch");
+        cmd.args([
+            "--url",
+            &url,
+            "--sha256-url",
+            sums_url,
+            "--minisign-pubkey",
+            &key,
+            "--minisign-sig-url",
+            &sig_url,
+            "--dest",
+            s(dest.path()),
+        ]);
+        cmd
+    };
+    run(args(&sums_url)).assert_code(0);
+    assert_eq!(std::fs::read(dest.path().join("app-1.0.0")).unwrap(), data);
+
+    // Someone replaced the artifact and its line in SHA256SUMS, but cannot sign.
+    let evil = body(30_001);
+    let evil_url = server.put("app-1.0.0-evil", Served::new(&evil));
+    let forged = server.put(
+        "SHA256SUMS-forged",
+        Served::new(format!("{}  app-1.0.0\n", sha256(&evil)).as_bytes()),
+    );
+    let other = tempfile::tempdir().unwrap();
+    let mut cmd = tool("ugw-fetch");
+    cmd.args([
+        "--url",
+        &evil_url,
+        "--name",
+        "app-1.0.0",
+        "--sha256-url",
+        &forged,
+        "--minisign-pubkey",
+        &key,
+        "--minisign-sig-url",
+        &sig_url,
+        "--dest",
+        s(other.path()),
+    ]);
+    let out = run(cmd);
+    assert_eq!(out.assert_code(1).last_step().error_kind(), "bad_signature");
+    assert_eq!(
+        server.requests_for("app-1.0.0-evil"),
+        0,
+        "nothing downloaded on a forged list"
+    );
+    assert_eq!(names(other.path()), Vec::<String>::new());
+}

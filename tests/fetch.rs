@@ -280,6 +280,21 @@ fn a_500_then_a_200_is_retried() {
     assert!(out.stderr.contains("HTTP 500"), "{}", out.stderr);
     assert_eq!(std::fs::read(dest.path().join("app")).unwrap(), data);
 
+    // 429 (too many requests) is transient too.
+    let mut busy = Served::new(&data);
+    busy.fail_first = (1, 429);
+    let busy_url = server.put("busy", busy);
+    fetch(&[
+        "--url",
+        &busy_url,
+        "--sha256",
+        &sha256(&data),
+        "--dest",
+        s(dest.path()),
+    ])
+    .assert_code(0);
+    assert_eq!(server.requests_for("busy"), 2);
+
     // A 404 is final: no retries.
     let out = fetch(&[
         "--url",

@@ -38,6 +38,7 @@ demo: build
 bench: release
 	python3 bench/detect_latency.py
 	python3 bench/migrate.py
+	python3 bench/fetch_verify.py
 
 man:
 	$(CARGO) run --quiet --locked -p xtask -- man

@@ -6,7 +6,12 @@ use ugw_shared::cli::Tool;
 /// Every tool, in the order the overview page lists them.
 #[must_use]
 pub fn tools() -> Vec<Tool> {
-    vec![ugw_wait_healthy::tool(), ugw_migrate::tool()]
+    vec![
+        ugw_fetch::tool(),
+        ugw_swap::tool(),
+        ugw_migrate::tool(),
+        ugw_wait_healthy::tool(),
+    ]
 }
 
 #[cfg(test)]
@@ -35,6 +40,38 @@ mod tests {
         assert_eq!(
             matches.get_one::<std::time::Duration>("timeout"),
             Some(&std::time::Duration::from_secs(120))
+        );
+    }
+
+    #[test]
+    fn swap_runs_after_a_failure_only_to_roll_back_or_report_and_fetch_never() {
+        let swap = ugw_swap::tool();
+        let parse = |args: &[&str]| swap.command().get_matches_from(args);
+        assert!((swap.runs_after_failure)(&parse(&[
+            "ugw-swap",
+            "--root",
+            "/r",
+            "--rollback"
+        ])));
+        assert!((swap.runs_after_failure)(&parse(&[
+            "ugw-swap", "status", "--root", "/r"
+        ])));
+        assert!(!(swap.runs_after_failure)(&parse(&[
+            "ugw-swap", "--root", "/r"
+        ])));
+        let fetch = ugw_fetch::tool();
+        let matches = fetch.command().get_matches_from([
+            "ugw-fetch",
+            "--url",
+            "http://h/a",
+            "--dest",
+            "d",
+            "--no-verify",
+        ]);
+        assert!(!(fetch.runs_after_failure)(&matches));
+        assert_eq!(
+            matches.get_one::<std::time::Duration>("timeout"),
+            Some(&std::time::Duration::from_secs(600))
         );
     }
 }

@@ -531,7 +531,11 @@ fn run_play(stage: &Stage, example: &Example) -> Outcome {
         "all:\n  hosts:\n    {ANSIBLE_HOST}:\n      ansible_connection: local\n      \
          ansible_python_interpreter: \"{{{{ ansible_playbook_python }}}}\"\n"
     );
-    let base_url = stage.demo.as_ref().map_or(String::new(), |d| d.url.clone());
+    let base_url = match (&stage.releases, &stage.demo) {
+        (Some(releases), _) => releases.url("").trim_end_matches('/').to_string(),
+        (None, Some(demo)) => demo.url.clone(),
+        (None, None) => String::new(),
+    };
     let mut tasks = String::new();
     for line in stage.substitute(&example.text).lines() {
         tasks.push_str("    ");

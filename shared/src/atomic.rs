@@ -81,6 +81,45 @@ impl AtomicFile {
         &self.temp
     }
 
+    /// The open temp file, to set its owner, mode or extended attributes before `commit`.
+    #[must_use]
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Start over: the temp file emptied and the digest reset (a download restarted because
+    /// the server's file changed).
+    pub fn restart(&mut self) -> Result<()> {
+        use std::io::Seek;
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.rewind())
+            .map_err(|e| Error::io(format!("cannot truncate {}", self.temp.display()), &e))?;
+        if self.hasher.is_some() {
+            self.hasher = Some(ring::digest::Context::new(&ring::digest::SHA256));
+        }
+        Ok(())
+    }
+
+    /// Make the bytes durable and close the file for writing (it stays open to read), so
+    /// that the temp file can be run (a smoke test) before `commit`: Linux refuses to run a
+    /// file open for writing ("text file busy").
+    pub fn seal(&mut self) -> Result<()> {
+        let fail =
+            |e: std::io::Error| Error::io(format!("cannot write {}", self.temp.display()), &e);
+        self.file
+            .flush()
+            .and_then(|()| self.file.sync_all())
+            .map_err(fail)?;
+        let reopened = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&self.temp)
+            .map_err(fail)?;
+        self.file = reopened;
+        Ok(())
+    }
+
     /// fsync, rename onto the target, fsync the folder. Returns the SHA-256 (lower-case hex)
     /// when the file was `hashed`.
     pub fn commit(mut self) -> Result<Option<String>> {
@@ -211,6 +250,41 @@ pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
     sync_dir(&parent_dir(to))
 }
 
+/// Point the symlink `link` at `points_to` in one step: a new symlink under a temp name
+/// beside it, renamed over `link`, then the folder fsync'd. A reader resolving `link` sees
+/// the old target or the new one, never nothing (unlike `ln -sfn`, which unlinks first).
+pub fn replace_symlink(link: &Path, points_to: &Path) -> Result<()> {
+    let dir = parent_dir(link);
+    let name = link
+        .file_name()
+        .map_or_else(|| "link".into(), |n| n.to_string_lossy().into_owned());
+    let mut last_error = None;
+    for _ in 0..TEMP_NAME_TRIES {
+        let temp = dir.join(format!(".{name}.{}.tmp", fastrand_name()));
+        match std::os::unix::fs::symlink(points_to, &temp) {
+            Ok(()) => {
+                if let Err(e) = std::fs::rename(&temp, link) {
+                    let _ = std::fs::remove_file(&temp);
+                    return Err(Error::io(format!("cannot replace {}", link.display()), &e));
+                }
+                return sync_dir(&dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last_error = Some(e),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("cannot create a symlink in {}", dir.display()),
+                    &e,
+                ));
+            }
+        }
+    }
+    let e = last_error.expect("the loop ran");
+    Err(Error::io(
+        format!("cannot create a symlink in {}", dir.display()),
+        &e,
+    ))
+}
+
 /// fsync a folder so that renames inside it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -237,6 +311,65 @@ fn parent_dir(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_file_can_be_run_before_it_is_committed_and_a_restart_empties_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("tool");
+        let mut file = AtomicFile::create(&target).unwrap().hashed();
+        file.write_all(b"partial").unwrap();
+        file.restart().unwrap();
+        file.write_all(b"#!/bin/sh\nexit 7\n").unwrap();
+        file.seal().unwrap();
+        let temp = file.temp_path().to_path_buf();
+        file.file()
+            .set_permissions(std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let status = std::process::Command::new(&temp).status().unwrap();
+        assert_eq!(status.code(), Some(7), "no 'text file busy'");
+        let digest = file.commit().unwrap().unwrap();
+        assert_eq!(
+            digest,
+            crate::digest::sha256_file(&target).unwrap(),
+            "restart reset the hash"
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"#!/bin/sh\nexit 7\n");
+    }
+
+    #[test]
+    fn a_symlink_is_replaced_without_a_moment_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a", "b"] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        let link = dir.path().join("current");
+        replace_symlink(&link, Path::new("a")).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (link, stop) = (link.clone(), std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut reads = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let target = std::fs::read_link(&link).expect("current is always there");
+                    assert!(target == Path::new("a") || target == Path::new("b"));
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for i in 0..500 {
+            replace_symlink(&link, Path::new(if i % 2 == 0 { "b" } else { "a" })).unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(reader.join().unwrap() > 0);
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("a"));
+        assert_eq!(
+            names(dir.path()),
+            ["a", "b", "current"],
+            "no temp link left"
+        );
+    }
     use std::os::unix::fs::MetadataExt;
 
     fn names(dir: &Path) -> Vec<String> {

@@ -7,6 +7,7 @@ pub mod cancel;
 pub mod cli;
 pub mod ctx;
 pub mod db;
+pub mod digest;
 pub mod error;
 pub mod http;
 pub mod input;
@@ -24,6 +25,7 @@ pub mod runner;
 pub mod scrub;
 pub mod tcp;
 pub mod time;
+pub mod unpack;
 pub mod version;
 
 pub use cli::{StepResult, tool_command};

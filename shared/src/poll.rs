@@ -15,6 +15,9 @@ pub struct AttemptError {
     pub message: String,
     /// No answer in time: says nothing about whether the target is up or down.
     pub timed_out: bool,
+    /// Trying again cannot help (a certificate nobody trusts, a host name that does not
+    /// exist): a download gives up at once instead of retrying until its deadline.
+    pub permanent: bool,
 }
 
 impl AttemptError {
@@ -22,6 +25,15 @@ impl AttemptError {
         AttemptError {
             message: message.into(),
             timed_out: false,
+            permanent: false,
+        }
+    }
+
+    /// A failure that another attempt would only repeat.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        AttemptError {
+            permanent: true,
+            ..AttemptError::new(message)
         }
     }
 
@@ -30,6 +42,7 @@ impl AttemptError {
         AttemptError {
             message: format!("timed out after {}", crate::time::human(after)),
             timed_out: true,
+            permanent: false,
         }
     }
 }
@@ -384,7 +397,7 @@ mod tests {
         let cancel = Cancel::default();
         let started = Instant::now();
         // Room for the 40 ms attempt on a loaded machine; the slow one still far outlives it.
-        let until = started + Duration::from_millis(1000);
+        let until = started + Duration::from_secs(1);
         let attempts = vec![
             Attempt::new(|| {
                 std::thread::sleep(Duration::from_millis(40));

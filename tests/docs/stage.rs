@@ -51,6 +51,20 @@ pub const STAND_INS: &[(&str, &str)] = &[
         "/opt/app/current/migrations",
         "a migrations/ folder in the example's temp dir: two pre-deploy migrations, one post-deploy",
     ),
+    (
+        "/opt/app",
+        "a release root in the example's temp dir: releases v0.9.0 and v1.0.0 (current), \
+         staged by ugw-swap, and shared/config.toml",
+    ),
+    (
+        "/usr/local/bin/app",
+        "a script in the example's temp dir (the old binary)",
+    ),
+    (
+        "/tmp/staging/app",
+        "a newer version of that script in the example's temp dir",
+    ),
+    ("systemctl restart app", "true (the restart succeeds)"),
 ];
 
 /// Environment an example reads, set as CI or an operator would set it.
@@ -62,6 +76,11 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "DATABASE_URL",
         "a SQLite database in the example's temp dir, for ugw-migrate, beside a migrations/ \
          folder of two pre-deploy migrations and one post-deploy one",
+    ),
+    (
+        "BASE, V",
+        "a release server on loopback (also the play's base_url) serving \
+         app-v1.1.0-linux-amd64.tar.gz and its SHA256SUMS; V=v1.1.0",
     ),
 ];
 
@@ -79,6 +98,8 @@ pub struct Stage {
     pub demo6: Option<DemoApp>,
     pub tls: Option<DemoApp>,
     pub postgres: Option<PostgresStandIn>,
+    /// The release server behind `$BASE` and the play's `base_url`.
+    pub releases: Option<crate::kit::file_server::FileServer>,
     cert: PathBuf,
     /// `DATABASE_URL` for a ugw-migrate example.
     database_url: Option<String>,
@@ -121,12 +142,25 @@ impl Stage {
         let database_url = text
             .contains("ugw-migrate")
             .then(|| migrations_stand_in(dir.path()));
+        let releases = (text.contains("$BASE") || text.contains("{{ base_url }}/app"))
+            .then(|| release_server(dir.path()));
+        if text.contains("/opt/app") {
+            release_root(&dir.path().join("opt/app"));
+        }
+        if text.contains("/usr/local/bin/app") || text.contains("/tmp/staging/app") {
+            for (path, version) in [("usr/local/bin/app", "1.0.0"), ("tmp/staging/app", "1.1.0")] {
+                let path = dir.path().join(path);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, format!("#!/bin/sh\necho {version}\n")).unwrap();
+            }
+        }
         Some(Stage {
             dir,
             demo,
             demo6,
             tls,
             postgres,
+            releases,
             cert,
             database_url,
         })
@@ -181,6 +215,11 @@ impl Stage {
         }
         let var_lib = self.dir.path().join("var/lib/ugw");
         pairs.push(("/var/lib/ugw", var_lib.display().to_string()));
+        for path in ["/opt/app", "/usr/local/bin/app", "/tmp/staging/app"] {
+            let local = self.dir.path().join(&path[1..]);
+            pairs.push((path, local.display().to_string()));
+        }
+        pairs.push(("systemctl restart app", "true".to_string()));
         pairs
     }
 
@@ -196,6 +235,10 @@ impl Stage {
             .stdin(Stdio::null());
         if let Some(demo) = &self.demo {
             cmd.env("APP_URL", &demo.url);
+        }
+        if let Some(releases) = &self.releases {
+            cmd.env("BASE", releases.url("").trim_end_matches('/'))
+                .env("V", ANSIBLE_VERSION);
         }
         if let Some(postgres) = &self.postgres {
             cmd.env("PGHOST", postgres.addr.ip().to_string())
@@ -218,6 +261,72 @@ impl Stage {
                 eprintln!("  {name} -> {value}");
             }
         }
+    }
+}
+
+/// A release server with the demo's next release, `app-v1.1.0-linux-amd64.tar.gz` (made by
+/// `tar`), and its SHA256SUMS, as a project publishes them.
+fn release_server(dir: &std::path::Path) -> crate::kit::file_server::FileServer {
+    use crate::kit::file_server::{FileServer, Served};
+    let name = format!("app-{ANSIBLE_VERSION}-linux-amd64");
+    let tree = dir.join("release-build").join(&name);
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::write(
+        tree.join("bin/app"),
+        format!("#!/bin/sh\necho {ANSIBLE_VERSION}\n"),
+    )
+    .unwrap();
+    // The release ships its pre-deploy migrations, as ugw-migrate's examples expect.
+    std::fs::create_dir_all(tree.join("migrations")).unwrap();
+    std::fs::write(
+        tree.join("migrations/0001_users.sql"),
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n",
+    )
+    .unwrap();
+    let archive = dir.join("release-build").join(format!("{name}.tar.gz"));
+    let made = Command::new("tar")
+        .arg("czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(dir.join("release-build"))
+        .arg(&name)
+        .status()
+        .unwrap();
+    assert!(made.success(), "tar czf");
+    let bytes = std::fs::read(&archive).unwrap();
+    let digest = sha256sum(&archive);
+    let server = FileServer::start();
+    server.put(&format!("{name}.tar.gz"), Served::new(&bytes));
+    let sums = format!("{digest}  {name}.tar.gz\n");
+    server.put("SHA256SUMS", Served::new(sums.as_bytes()));
+    server
+}
+
+/// `sha256sum FILE`'s digest.
+fn sha256sum(path: &std::path::Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+/// Two releases swapped in by the real ugw-swap, v1.0.0 current (the demo's next release,
+/// v1.1.0, is what the examples fetch), and a shared config file.
+fn release_root(root: &std::path::Path) {
+    std::fs::create_dir_all(root.join("shared")).unwrap();
+    std::fs::write(root.join("shared/config.toml"), "port = 8080\n").unwrap();
+    for version in ["v0.9.0", "v1.0.0"] {
+        let artifact = root.join("staging").join(version);
+        std::fs::create_dir_all(&artifact).unwrap();
+        std::fs::write(artifact.join("VERSION"), version).unwrap();
+        let mut swap = kit::tool("ugw-swap");
+        swap.args([
+            "--root",
+            root.to_str().unwrap(),
+            "--version",
+            version,
+            "--from",
+        ])
+        .arg(&artifact);
+        kit::run(swap).assert_code(0);
     }
 }
 

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses part of the kit
 
+pub mod file_server;
+pub mod hostile_archives;
 pub mod postgres;
 
 use serde::Deserialize;

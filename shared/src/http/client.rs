@@ -466,17 +466,23 @@ fn explain(err: &ureq::Error, url: &Url, started: Instant, cancel: &Cancel) -> A
     if url.scheme() == "https"
         && let Some(message) = tls::describe(err, &authority)
     {
-        return AttemptError::new(message);
+        return AttemptError::permanent(message);
     }
     match err {
         ureq::Error::Timeout(_) => timed_out(),
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => timed_out(),
-        ureq::Error::HostNotFound => AttemptError::new("host not found"),
+        ureq::Error::HostNotFound => AttemptError::permanent("host not found"),
         // std's resolver says it in getaddrinfo's words, with no error kind of its own.
         ureq::Error::Io(io) if io.to_string().starts_with("failed to lookup address") => {
             let why = io.to_string();
             let why = why.rsplit_once(": ").map_or("", |(_, why)| why);
-            AttemptError::new(format!("host not found ({why})"))
+            let message = format!("host not found ({why})");
+            // EAI_AGAIN ("Temporary failure in name resolution") may pass; the rest will not.
+            if why.contains("Temporary") {
+                AttemptError::new(message)
+            } else {
+                AttemptError::permanent(message)
+            }
         }
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             AttemptError::new("connection refused")

@@ -21,7 +21,8 @@ const EXAMPLES: &str = "\
 Examples:
   # Before the new release is switched on: its pre-deploy migrations, once, whichever node runs
   # first (the database in $DATABASE_URL, the migrations/ folder of the fetched artifact):
-  ugw-fetch … | ugw-migrate up | ugw-swap …
+  ugw-fetch --url \"$BASE/app-$V-linux-amd64.tar.gz\" --sha256-url \"$BASE/SHA256SUMS\" \\
+    --dest /opt/app/staging --extract --strip-components 1 | ugw-migrate up | ugw-swap --root /opt/app
 
   # The same with the folder named; then, once every node runs the new release, the contract step:
   ugw-migrate up --dir migrations | ugw-migrate up --phase post --dir migrations

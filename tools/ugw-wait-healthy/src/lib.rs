@@ -21,7 +21,8 @@ Examples:
   ugw-wait-healthy --url http://127.0.0.1:8080/health/ready --expect '.status == \"ok\"' --successes 2
 
   # After a swap: wait until the new version (from the ugw-fetch step of the record) answers:
-  ugw-fetch … | ugw-swap … | ugw-wait-healthy --url http://127.0.0.1:8080/health/ready --expect-version
+  ugw-fetch --url \"$BASE/app-$V-linux-amd64.tar.gz\" --sha256-url \"$BASE/SHA256SUMS\" --dest /opt/app/staging --extract \\
+    | ugw-swap --root /opt/app | ugw-wait-healthy --url http://127.0.0.1:8080/health/ready --expect-version
 
   # The database port and a command must both pass, and stay passing for 10 s:
   ugw-wait-healthy --tcp 127.0.0.1:5432 --cmd 'pg_isready -q' --stable-for 10s --timeout 5m

@@ -1,0 +1,73 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_ugw_swap_global_optspecs
+    string join \n record= new in= output= pretty q/quiet always dry-run timeout= lock-timeout= host-id= root= target= from= version= link= mode= force restart= restart-timeout= rollback keep= h/help
+end
+
+function __fish_ugw_swap_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_ugw_swap_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_ugw_swap_using_subcommand
+    set -l cmd (__fish_ugw_swap_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l record -d 'Keep the record in FILE (read, append this step, write back atomically under FILE.lock)' -r -F
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l in -d '\'-\' reads the record from stdin whatever it is; \'none\' never touches stdin' -r -f -a "-\t''
+none\t''"
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l output -d 'The record on stdout: json (one line; indented on a terminal), pretty, or none (keep it with --record)' -r -f -a "json\t''
+pretty\t''
+none\t''"
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l timeout -d 'Hard deadline for the whole step (e.g. 90s, 5m)' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l lock-timeout -d 'How long to wait for a lock another run holds before giving up (exit 4)' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l host-id -d 'The host name in the record, where several nodes share one machine' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l root -d 'Release-folder mode: DIR/releases/<version>/ and DIR/current -> releases/<version>' -r -F
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l target -d 'Binary mode: replace the file PATH (its owner, mode and extended attributes are kept)' -r -F
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l from -d 'The new release: a folder or a single file [default: the path of the last ugw-fetch step]' -r -F
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l version -d 'The release\'s name under releases/ [default: the version of the last ugw-fetch step]' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l link -d 'Link SHARED (relative to --root) to TARGET inside the release, e.g. shared/.env:.env (repeatable)' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l mode -d 'The new binary\'s mode in binary mode (e.g. 755) [default: the old binary\'s]' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l restart -d 'Run CMD (sh -c) after the switch; if it fails, switch back, run it again, exit 1' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l restart-timeout -d 'How long CMD may take' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l keep -d 'Keep this many releases; older ones are removed (never current, previous, or a newer failed one)' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l new -d 'Start a new run in --record FILE (an old FILE is kept as FILE.prev)'
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l pretty -d 'Same as --output pretty (the record file is indented too)'
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -s q -l quiet -d 'Print only errors on stderr'
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l always -d 'Run even when the incoming record has failed (instead of skipping)'
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l dry-run -d 'Say in the record what would be done; change nothing'
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l force -d 'Replace a staged release of the same version whose content differs'
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l rollback -d 'Switch back to the previous release and mark the one left failed (runs on a failed record)'
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -f -a "status" -d 'Print the current release, the previous one and every release kept'
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l record -d 'Keep the record in FILE (read, append this step, write back atomically under FILE.lock)' -r -F
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l in -d '\'-\' reads the record from stdin whatever it is; \'none\' never touches stdin' -r -f -a "-\t''
+none\t''"
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l output -d 'The record on stdout: json (one line; indented on a terminal), pretty, or none (keep it with --record)' -r -f -a "json\t''
+pretty\t''
+none\t''"
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l timeout -d 'Hard deadline for the whole step (e.g. 90s, 5m)' -r
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l lock-timeout -d 'How long to wait for a lock another run holds before giving up (exit 4)' -r
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l host-id -d 'The host name in the record, where several nodes share one machine' -r
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l root -d 'Release-folder mode: DIR/releases/<version>/ and DIR/current -> releases/<version>' -r -F
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l target -d 'Binary mode: replace the file PATH (its owner, mode and extended attributes are kept)' -r -F
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l new -d 'Start a new run in --record FILE (an old FILE is kept as FILE.prev)'
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l pretty -d 'Same as --output pretty (the record file is indented too)'
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -s q -l quiet -d 'Print only errors on stderr'
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l always -d 'Run even when the incoming record has failed (instead of skipping)'
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l dry-run -d 'Say in the record what would be done; change nothing'
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -s h -l help -d 'Print help'
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand help; and not __fish_seen_subcommand_from status help" -f -a "status" -d 'Print the current release, the previous one and every release kept'
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand help; and not __fish_seen_subcommand_from status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

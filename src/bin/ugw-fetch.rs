@@ -1,0 +1,4 @@
+//! ugw-fetch: see `man ugw-fetch`.
+fn main() {
+    ugw_shared::cli::run_tool(ugw_fetch::tool())
+}

@@ -1,0 +1,782 @@
+//! ugw-fetch: replaces `curl -o /tmp/app-new URL && install -m 755 /tmp/app-new …` with no
+//! checksum. It downloads a release artifact into a temp file beside its final name, hashed
+//! as it streams, verifies it (fail closed), optionally unpacks and smoke-tests it, and only
+//! then gives it its final name. A verified artifact already staged is not fetched again.
+
+mod download;
+mod sums;
+
+use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
+use download::{Downloaded, Limits};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use ugw_shared::atomic::AtomicFile;
+use ugw_shared::digest::{parse_sha256, sha256_file};
+use ugw_shared::http::{self, HttpClient, HttpConfig, Request};
+use ugw_shared::results::Fetched;
+use ugw_shared::runner::{RunSpec, run as run_command};
+use ugw_shared::time::{human, parse_duration};
+use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult, lock, tool_command, unpack};
+
+const EXAMPLES: &str = "\
+Examples:
+  # Fetch a release, check it against the published SHA256SUMS, unpack it into /opt/app/staging/:
+  ugw-fetch --url \"$BASE/app-$V-linux-amd64.tar.gz\" --sha256-url \"$BASE/SHA256SUMS\" \\
+    --dest /opt/app/staging --extract
+
+  # The same without the archive's top folder, smoke-tested before it gets its name:
+  ugw-fetch --url \"$BASE/app-$V-linux-amd64.tar.gz\" --sha256-url \"$BASE/SHA256SUMS\" \\
+    --dest /opt/app/staging --extract --strip-components 1 --smoke 'sh {}/bin/app --version'
+
+  # A signed checksum file (minisign), a token from the environment and a private CA add:
+  #   --minisign-pubkey RWQf6LRC… --minisign-sig-url \"$BASE/SHA256SUMS.minisig\"
+  #   --header-env 'Authorization=RELEASE_TOKEN' --cacert /etc/app/ca.pem";
+
+/// How much of a checksum or signature file is read (they are a few lines).
+const SMALL_FILE_LIMIT: usize = 1024 * 1024;
+/// The marker inside an extracted folder: the digest of the archive it came from.
+const MARKER: &str = ".ugw-fetch";
+
+/// This tool as `cli` and xtask see it: a 10-minute default deadline.
+#[must_use]
+pub fn tool() -> ugw_shared::cli::Tool {
+    ugw_shared::cli::Tool::new(command(), run).default_timeout("10m")
+}
+
+/// The clap command: the common flags, then this tool's own.
+#[must_use]
+#[allow(clippy::too_many_lines)] // one flag after another: a builder reads best whole
+pub fn command() -> Command {
+    let duration = clap::builder::ValueParser::new(parse_duration);
+    tool_command(
+        "ugw-fetch",
+        "Download a release artifact, verify it (fail closed), stage it atomically, unpack and smoke-test it",
+    )
+    .long_about(
+        "Download a release artifact into a temp file in --dest, hashed while it streams, \
+         fsync'd and verified against --sha256, a SHA256SUMS file or a minisign signature, \
+         then renamed to its final name: a partial or unverified download never carries it. \
+         Transient failures are retried with backoff and resumed with Range/If-Range within \
+         --timeout. An artifact already staged with the right digest is not fetched again.",
+    )
+    .after_long_help(EXAMPLES)
+    // `--version V` labels the artifact here; the tool's own version is in every step.
+    .disable_version_flag(true)
+    .next_help_heading("What and where")
+    .arg(
+        Arg::new("url")
+            .long("url")
+            .value_name("URL")
+            .required(true)
+            .help("The artifact: http://, https:// or file://"),
+    )
+    .arg(
+        Arg::new("dest")
+            .long("dest")
+            .value_name("DIR")
+            .value_parser(clap::value_parser!(PathBuf))
+            .required(true)
+            .help("The staging folder (created if missing)"),
+    )
+    .arg(
+        Arg::new("name")
+            .long("name")
+            .value_name("NAME")
+            .help("The staged file's name [default: the URL's file name]"),
+    )
+    .arg(
+        Arg::new("version")
+            .long("version")
+            .value_name("V")
+            .help("The version label [default: parsed from the file name, e.g. v1.2.3, 2026.5.17.post4]"),
+    )
+    .next_help_heading("Integrity (one is required, unless --no-verify)")
+    .arg(Arg::new("sha256").long("sha256").value_name("HEX").help("The artifact's SHA-256"))
+    .arg(
+        Arg::new("sha256-url")
+            .long("sha256-url")
+            .value_name("URL")
+            .help("A SHA256SUMS file (sha256sum or BSD format, or a lone .sha256 hash) to take the digest from"),
+    )
+    .arg(
+        Arg::new("sha256-file")
+            .long("sha256-file")
+            .value_name("PATH")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("The same, from a local file"),
+    )
+    .arg(
+        Arg::new("no-verify")
+            .long("no-verify")
+            .action(ArgAction::SetTrue)
+            .help("Stage without any check (recorded as \"verified\": false)"),
+    )
+    .group(ArgGroup::new("digest").args(["sha256", "sha256-url", "sha256-file"]))
+    .arg(
+        Arg::new("minisign-pubkey")
+            .long("minisign-pubkey")
+            .value_name("KEY")
+            .requires("minisign-sig-url")
+            .help("A minisign public key (base64, or a .pub file) the signature must verify with"),
+    )
+    .arg(
+        Arg::new("minisign-sig-url")
+            .long("minisign-sig-url")
+            .value_name("URL")
+            .requires("minisign-pubkey")
+            .help("The .minisig of the checksum file when one is given, else of the artifact"),
+    )
+    .next_help_heading("Staging")
+    .arg(
+        Arg::new("extract")
+            .long("extract")
+            .action(ArgAction::SetTrue)
+            .help("Unpack a .tar.gz, .tgz, .tar or .tar.zst into DIR/<name>/, strictly (nothing escapes it)"),
+    )
+    .arg(
+        Arg::new("strip-components")
+            .long("strip-components")
+            .value_name("N")
+            .value_parser(clap::value_parser!(usize))
+            .requires("extract")
+            .help("Drop N leading path components of every archive entry"),
+    )
+    .arg(
+        Arg::new("mode")
+            .long("mode")
+            .value_name("OCTAL")
+            .value_parser(parse_mode)
+            .conflicts_with("extract")
+            .help("The staged file's mode (e.g. 755) [default: 644]"),
+    )
+    .arg(
+        Arg::new("smoke")
+            .long("smoke")
+            .value_name("CMD")
+            .help("Run CMD (sh -c; {} is the new file or folder) before the final rename; failing it removes the artifact"),
+    )
+    .arg(
+        Arg::new("smoke-timeout")
+            .long("smoke-timeout")
+            .value_name("DURATION")
+            .value_parser(duration)
+            .default_value("30s")
+            .help("How long the smoke test may take"),
+    )
+    .arg(
+        Arg::new("max-bytes")
+            .long("max-bytes")
+            .value_name("N")
+            .value_parser(clap::value_parser!(u64))
+            .help("Refuse an artifact larger than N bytes"),
+    )
+    .next_help_heading("HTTP")
+    .args(http::args())
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("'{text}' is not an octal mode like 755"))
+}
+
+/// Where the artifact comes from.
+enum Source {
+    Http(String),
+    File(PathBuf),
+}
+
+/// The flags, checked.
+struct Plan {
+    source: Source,
+    /// The URL without user info, for the record.
+    shown_url: String,
+    dest: PathBuf,
+    /// The artifact's file name (what a checksum file lists).
+    file_name: String,
+    /// Where it ends up: the file, or the folder it is unpacked into.
+    final_path: PathBuf,
+    version: Option<String>,
+    extract: bool,
+    strip_components: usize,
+    mode: u32,
+    smoke: Option<String>,
+    smoke_timeout: Duration,
+    max_bytes: Option<u64>,
+    lock_timeout: Duration,
+}
+
+impl Plan {
+    fn from_matches(ctx: &Ctx, m: &ArgMatches) -> Result<Self> {
+        let raw = m.get_one::<String>("url").expect("required");
+        ctx.scrubber().add_url_secrets(raw);
+        let (source, url) = source(raw, ctx)?;
+        let given_name = m.get_one::<String>("name").cloned();
+        let url_name = url
+            .path_segments()
+            .and_then(|mut s| s.next_back().map(str::to_string))
+            .map(|n| {
+                percent_encoding::percent_decode_str(&n)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .filter(|n| !n.is_empty());
+        let file_name = url_name.or_else(|| given_name.clone()).ok_or_else(|| {
+            Error::usage(format!("{} has no file name; give --name", shown(&url)))
+        })?;
+        let extract = m.get_flag("extract");
+        let staged_name = given_name.unwrap_or_else(|| {
+            if extract {
+                archive_stem(&file_name).to_string()
+            } else {
+                file_name.clone()
+            }
+        });
+        check_name(&staged_name)?;
+        let dest = m.get_one::<PathBuf>("dest").expect("required").clone();
+        let version = m
+            .get_one::<String>("version")
+            .cloned()
+            .or_else(|| ugw_shared::version::from_file_name(&file_name));
+        Ok(Plan {
+            source,
+            shown_url: shown(&url),
+            final_path: dest.join(&staged_name),
+            dest,
+            file_name,
+            version,
+            extract,
+            strip_components: m.get_one::<usize>("strip-components").copied().unwrap_or(0),
+            mode: m.get_one::<u32>("mode").copied().unwrap_or(0o644),
+            smoke: m.get_one::<String>("smoke").cloned(),
+            smoke_timeout: *m.get_one::<Duration>("smoke-timeout").expect("default"),
+            max_bytes: m.get_one::<u64>("max-bytes").copied(),
+            lock_timeout: m
+                .get_one::<Duration>("lock-timeout")
+                .copied()
+                .unwrap_or(Duration::from_secs(30)),
+        })
+    }
+}
+
+fn source(raw: &str, ctx: &Ctx) -> Result<(Source, url::Url)> {
+    if raw.starts_with("file://") {
+        let url = url::Url::parse(raw)
+            .map_err(|e| Error::usage(format!("'{raw}' is not a valid URL ({e})")))?;
+        let path = url
+            .to_file_path()
+            .map_err(|()| Error::usage(format!("'{raw}' is not a local file URL")))?;
+        return Ok((Source::File(path), url));
+    }
+    let url = http::check_url(raw, ctx.scrubber())?;
+    Ok((Source::Http(raw.to_string()), url))
+}
+
+/// The URL for the record: without user info (the scrubber masks the rest).
+fn shown(url: &url::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+/// An archive's name without its archive ending: the folder it is unpacked into.
+fn archive_stem(name: &str) -> &str {
+    [".tar.gz", ".tgz", ".tar.zst", ".tzst", ".tar"]
+        .iter()
+        .find_map(|ending| name.strip_suffix(ending))
+        .unwrap_or(name)
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.starts_with('.')
+    {
+        return Err(Error::usage(format!(
+            "'{name}' cannot be a staged file's name (no '/', not hidden); give --name"
+        )));
+    }
+    Ok(())
+}
+
+/// Download, verify, stage.
+pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
+    let no_verify = matches.get_flag("no-verify");
+    let has_digest = ["sha256", "sha256-url", "sha256-file"]
+        .iter()
+        .any(|f| matches.contains_id(f))
+        || matches.contains_id("minisign-pubkey");
+    if !has_digest && !no_verify {
+        return Err(Error::usage(
+            "no integrity check: give --sha256, --sha256-url, --sha256-file or a minisign key \
+             (or --no-verify to stage it unchecked)",
+        ));
+    }
+    let plan = Plan::from_matches(ctx, matches)?;
+    let mut config = HttpConfig::from_matches(matches, ctx.scrubber())?;
+    config.reuse_connections = true;
+    let client = HttpClient::new(config, ctx.scrubber())?;
+    let deadline = ctx
+        .deadline()
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(600));
+    let limits = Limits {
+        max_bytes: plan.max_bytes,
+        deadline,
+    };
+    let check = Check::resolve(ctx, matches, &client, &plan, limits)?;
+
+    if let Some(expected) = &check.sha256
+        && let Some(bytes) = staged_already(&plan, expected)?
+    {
+        ctx.reporter.info(&format!(
+            "{} is already staged with sha256 {}…; nothing to fetch",
+            plan.final_path.display(),
+            &expected[..12]
+        ));
+        return Ok(StepResult::typed(
+            false,
+            &fetched(&plan, expected, bytes, !no_verify, false),
+        ));
+    }
+    if ctx.dry_run {
+        ctx.reporter.info(&format!(
+            "dry run: would fetch {} into {}",
+            plan.shown_url,
+            plan.final_path.display()
+        ));
+        return Ok(StepResult::unchanged(json!({
+            "url": plan.shown_url,
+            "path": plan.final_path.display().to_string(),
+            "version": plan.version,
+        })));
+    }
+    std::fs::create_dir_all(&plan.dest)
+        .map_err(|e| Error::io(format!("cannot create {}", plan.dest.display()), &e))?;
+    let _lock = lock::acquire(
+        &plan.dest.join(".ugw-fetch.lock"),
+        plan.lock_timeout,
+        &ctx.cancel,
+        &ctx.host,
+        &ctx.tool,
+    )?;
+    remove_stale_temps(ctx, &plan);
+    stage(ctx, &plan, &client, &check, limits, no_verify)
+}
+
+/// Temp files of this artifact left by a run that was killed (-9, a crash, a power cut).
+/// Under the lock of the staging folder nobody else is writing them.
+fn remove_stale_temps(ctx: &Ctx, plan: &Plan) {
+    let prefix = format!(".{}.", plan.file_name);
+    let Ok(entries) = std::fs::read_dir(&plan.dest) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && name.starts_with(&prefix) && name.rsplit('.').next() == Some("tmp") {
+            ctx.reporter
+                .info(&format!("removing {name}, left by an interrupted run"));
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The download and everything up to the final rename.
+fn stage(
+    ctx: &mut Ctx,
+    plan: &Plan,
+    client: &HttpClient,
+    check: &Check,
+    limits: Limits,
+    no_verify: bool,
+) -> Result<StepResult> {
+    let started = Instant::now();
+    let archive_target = plan.dest.join(&plan.file_name);
+    let target = if plan.extract {
+        &archive_target
+    } else {
+        &plan.final_path
+    };
+    let mut file = AtomicFile::create(target)?;
+    let got: Downloaded = match &plan.source {
+        Source::Http(url) => download::http(ctx, client, url, &mut file, &plan.dest, limits)?,
+        Source::File(path) => download::local(ctx, path, &mut file, &plan.dest, limits)?,
+    };
+    file.seal()?;
+    if let Some(expected) = &check.sha256
+        && *expected != got.sha256
+    {
+        return Err(Error::new(
+            ErrorKind::ChecksumMismatch,
+            format!(
+                "{} has sha256 {}, expected {expected}; nothing was kept",
+                plan.file_name, got.sha256
+            ),
+        ));
+    }
+    if let Some(signature) = &check.artifact_signature {
+        signature.verify_file(file.temp_path())?;
+    }
+    let took = started.elapsed();
+    ctx.reporter.info(&format!(
+        "{} sha256 {}… ({} in {}{}{})",
+        if no_verify { "unverified" } else { "verified" },
+        &got.sha256[..12],
+        human_bytes(got.bytes),
+        human(took),
+        speed(got.bytes, took),
+        match got.attempts {
+            1 => String::new(),
+            n => format!(", {n} attempts"),
+        }
+    ));
+    if plan.extract {
+        extract(ctx, plan, file.temp_path(), &got.sha256)?;
+    } else {
+        file.file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(plan.mode))
+            .map_err(|e| {
+                Error::io(
+                    format!("cannot set the mode of {}", file.temp_path().display()),
+                    &e,
+                )
+            })?;
+        if let Some(smoke) = &plan.smoke {
+            smoke_test(ctx, smoke, file.temp_path(), plan.smoke_timeout)?;
+        }
+        ctx.cancel.critical(|| file.commit())?;
+    }
+    let mut result = fetched(plan, &got.sha256, got.bytes, !no_verify, got.resumed);
+    result.resumed = got.resumed;
+    Ok(StepResult::typed(true, &result))
+}
+
+fn fetched(plan: &Plan, sha256: &str, bytes: u64, verified: bool, resumed: bool) -> Fetched {
+    Fetched {
+        url: plan.shown_url.clone(),
+        path: plan.final_path.display().to_string(),
+        sha256: sha256.to_string(),
+        bytes,
+        version: plan.version.clone(),
+        verified,
+        resumed,
+    }
+}
+
+/// Unpack the verified archive into a temp folder beside the final one, mark it with the
+/// archive's digest, smoke-test it, then rename it into place.
+fn extract(ctx: &mut Ctx, plan: &Plan, archive: &Path, sha256: &str) -> Result<()> {
+    let reader = ugw_shared::atomic::open_regular(archive)
+        .map_err(|e| Error::io(format!("cannot open {}", archive.display()), &e))?;
+    let options = unpack::Options {
+        strip_components: plan.strip_components,
+        keep_owners: false,
+    };
+    let staged = unpack::stage(
+        unpack::decoder(reader)?,
+        &plan.final_path,
+        &options,
+        &ctx.cancel,
+    )?;
+    let marker = json!({"sha256": sha256, "url": plan.shown_url}).to_string();
+    ugw_shared::atomic::write_atomic(&staged.path().join(MARKER), marker.as_bytes())?;
+    if let Some(smoke) = &plan.smoke {
+        smoke_test(ctx, smoke, staged.path(), plan.smoke_timeout)?;
+    }
+    // An older folder under the name (another digest) goes aside first, then away.
+    if plan.final_path.exists() {
+        let aside = plan.dest.join(format!(
+            ".{}.{}.replaced",
+            plan.file_name,
+            fastrand::u64(..)
+        ));
+        ctx.track_temp(&aside);
+        ugw_shared::atomic::rename_durable(&plan.final_path, &aside)?;
+    }
+    ctx.cancel.critical(|| staged.commit())?;
+    Ok(())
+}
+
+/// The artifact is already at its final name with this digest: its size, else `None`.
+fn staged_already(plan: &Plan, expected: &str) -> Result<Option<u64>> {
+    if plan.extract {
+        let marker = plan.final_path.join(MARKER);
+        let Ok(text) = ugw_shared::atomic::read_capped(&marker, 64 * 1024) else {
+            return Ok(None);
+        };
+        let value: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
+        return Ok((value["sha256"] == expected).then_some(0));
+    }
+    match std::fs::symlink_metadata(&plan.final_path) {
+        Ok(meta) if meta.is_file() => {
+            Ok((sha256_file(&plan.final_path)? == expected).then_some(meta.len()))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Run the smoke command on the new artifact (`{}` is its path); failing removes it.
+fn smoke_test(ctx: &Ctx, command: &str, path: &Path, timeout: Duration) -> Result<()> {
+    let quoted = shell_quote(&path.display().to_string());
+    let command_line = command.replace("{}", &quoted);
+    let mut deadline = Instant::now() + timeout;
+    if let Some(step) = ctx.deadline() {
+        deadline = deadline.min(step);
+    }
+    ctx.reporter.info(&format!("smoke test: {command}"));
+    let outcome = run_command(&RunSpec::new(&command_line, deadline), &ctx.cancel)?;
+    if outcome.success() {
+        return Ok(());
+    }
+    let mut output = outcome.stdout.clone();
+    output.extend_from_slice(&outcome.stderr);
+    let output = ugw_shared::scrub::excerpt(&output, 2000);
+    Err(Error::new(
+        ErrorKind::SmokeFailed,
+        format!(
+            "the smoke test '{command}' failed ({}); the artifact was removed",
+            outcome.describe()
+        ),
+    )
+    .with_result(
+        json!({"smoke": {"command": command, "outcome": outcome.describe(), "output": output}}),
+    ))
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    if bytes >= 1024 * 1024 {
+        format!("{:.1} MiB", bytes as f64 / MIB)
+    } else if bytes >= 1024 {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+fn speed(bytes: u64, took: Duration) -> String {
+    let secs = took.as_secs_f64();
+    if secs < 0.001 {
+        return String::new();
+    }
+    format!(", {}/s", human_bytes((bytes as f64 / secs) as u64))
+}
+
+/// What the artifact is checked against.
+struct Check {
+    sha256: Option<String>,
+    /// A signature over the artifact itself (no checksum file was given).
+    artifact_signature: Option<signature::Signed>,
+}
+
+impl Check {
+    fn resolve(
+        ctx: &Ctx,
+        m: &ArgMatches,
+        client: &HttpClient,
+        plan: &Plan,
+        limits: Limits,
+    ) -> Result<Self> {
+        let sums_text = if let Some(url) = m.get_one::<String>("sha256-url") {
+            Some(small_file(ctx, client, url, limits)?)
+        } else if let Some(path) = m.get_one::<PathBuf>("sha256-file") {
+            Some(
+                ugw_shared::atomic::read_capped(path, SMALL_FILE_LIMIT).map_err(|e| {
+                    Error::usage(format!(
+                        "--sha256-file {}: cannot read it ({e})",
+                        path.display()
+                    ))
+                })?,
+            )
+        } else {
+            None
+        };
+        let signed = match (
+            m.get_one::<String>("minisign-pubkey"),
+            m.get_one::<String>("minisign-sig-url"),
+        ) {
+            (Some(key), Some(url)) => Some(signature::Signed::new(
+                key,
+                &small_file(ctx, client, url, limits)?,
+            )?),
+            _ => None,
+        };
+        let mut check = Check {
+            sha256: None,
+            artifact_signature: None,
+        };
+        if let Some(hex) = m.get_one::<String>("sha256") {
+            check.sha256 = Some(parse_sha256(hex).ok_or_else(|| {
+                Error::usage(format!("--sha256 '{hex}' is not 64 hexadecimal digits"))
+            })?);
+        }
+        if let Some(text) = sums_text {
+            if let Some(signed) = &signed {
+                signed.verify_bytes(&text, "the checksum file")?;
+            }
+            let text = String::from_utf8_lossy(&text);
+            let found = sums::find(&text, &plan.file_name)
+                .map_err(|why| Error::new(ErrorKind::NotFound, why))?;
+            check.sha256 = Some(found);
+        } else {
+            check.artifact_signature = signed;
+        }
+        Ok(check)
+    }
+}
+
+/// A checksum or signature file, read whole (it is small), with a few retries.
+fn small_file(ctx: &Ctx, client: &HttpClient, url: &str, limits: Limits) -> Result<Vec<u8>> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        return ugw_shared::atomic::read_capped(Path::new(rest), SMALL_FILE_LIMIT)
+            .map_err(|e| Error::new(ErrorKind::NotFound, format!("cannot read {url}: {e}")));
+    }
+    http::check_url(url, ctx.scrubber())?;
+    let mut last = String::new();
+    for attempt in 0..4u32 {
+        if attempt > 0 {
+            let next = Instant::now() + Duration::from_millis(200 << attempt);
+            if next >= limits.deadline {
+                break;
+            }
+            ctx.cancel.sleep_until(next)?;
+        }
+        match client.fetch_request(
+            Request::get(url),
+            limits.deadline,
+            SMALL_FILE_LIMIT,
+            &ctx.cancel,
+        ) {
+            Ok(answer) if answer.status == 200 && !answer.truncated => return Ok(answer.body),
+            Ok(answer) if answer.status == 429 || answer.status >= 500 => {
+                last = format!("HTTP {}", answer.status);
+            }
+            Ok(answer) if answer.truncated => {
+                return Err(Error::new(
+                    ErrorKind::UnsafeInput,
+                    format!("{url} is larger than {SMALL_FILE_LIMIT} bytes"),
+                ));
+            }
+            Ok(answer) => {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("{url} answered HTTP {}", answer.status),
+                ));
+            }
+            Err(e) => {
+                ctx.cancel.check()?;
+                if e.permanent {
+                    return Err(Error::new(
+                        ErrorKind::Network,
+                        format!("cannot fetch {url}: {}", e.message),
+                    ));
+                }
+                last = e.message;
+            }
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Network,
+        format!("cannot fetch {url}: {last}"),
+    ))
+}
+
+mod signature {
+    //! minisign signatures: of the checksum file, or of the artifact itself.
+
+    use minisign_verify::{PublicKey, Signature};
+    use std::io::Read;
+    use std::path::Path;
+    use ugw_shared::{Error, ErrorKind, Result};
+
+    pub(crate) struct Signed {
+        key: PublicKey,
+        signature: Signature,
+    }
+
+    impl Signed {
+        /// `key` is the base64 key or a `.pub` file; `sig` the `.minisig` file's bytes.
+        pub(crate) fn new(key: &str, sig: &[u8]) -> Result<Self> {
+            let key = if Path::new(key).is_file() {
+                PublicKey::from_file(key)
+            } else {
+                PublicKey::from_base64(key.trim())
+            }
+            .map_err(|e| {
+                Error::usage(format!(
+                    "--minisign-pubkey is not a minisign public key ({e})"
+                ))
+            })?;
+            let text = String::from_utf8_lossy(sig);
+            let signature = Signature::decode(&text).map_err(|e| {
+                Error::new(
+                    ErrorKind::BadSignature,
+                    format!("the signature file is not a minisign signature ({e})"),
+                )
+            })?;
+            Ok(Signed { key, signature })
+        }
+
+        pub(crate) fn verify_bytes(&self, bytes: &[u8], what: &str) -> Result<()> {
+            self.key
+                .verify(bytes, &self.signature, false)
+                .map_err(|e| bad(what, &e))
+        }
+
+        /// Verify a file as it is read, never whole in memory.
+        pub(crate) fn verify_file(&self, path: &Path) -> Result<()> {
+            let mut verifier = self
+                .key
+                .verify_stream(&self.signature)
+                .map_err(|e| bad("the artifact", &e))?;
+            let mut file = ugw_shared::atomic::open_regular(path)
+                .map_err(|e| Error::io(format!("cannot read {}", path.display()), &e))?;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = file
+                    .read(&mut buf)
+                    .map_err(|e| Error::io(format!("cannot read {}", path.display()), &e))?;
+                if n == 0 {
+                    break;
+                }
+                verifier.update(&buf[..n]);
+            }
+            verifier.finalize().map_err(|e| bad("the artifact", &e))
+        }
+    }
+
+    fn bad(what: &str, e: &minisign_verify::Error) -> Error {
+        Error::new(
+            ErrorKind::BadSignature,
+            format!("the minisign signature of {what} does not verify ({e}); nothing was kept"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_names_give_their_folder_and_names_stay_plain() {
+        assert_eq!(archive_stem("app-1.2.tar.gz"), "app-1.2");
+        assert_eq!(archive_stem("app-1.2.tgz"), "app-1.2");
+        assert_eq!(archive_stem("app-1.2.tar.zst"), "app-1.2");
+        assert_eq!(archive_stem("app"), "app");
+        for bad in ["", ".", "..", "a/b", ".hidden"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(shell_quote("/a b/it's"), "'/a b/it'\\''s'");
+    }
+
+    #[test]
+    fn the_recorded_url_has_no_user_info() {
+        let url = url::Url::parse("https://user:pw@example.com/a/app.tgz?x=1").unwrap();
+        assert_eq!(shown(&url), "https://example.com/a/app.tgz?x=1");
+    }
+}

@@ -1,0 +1,260 @@
+//! Binary mode: the new binary is written beside the old one (same owner, mode, extended
+//! attributes), the old one is hard-linked to `PATH.ugw-prev`, and the new one renamed over
+//! PATH. There is never a moment without a binary, and a running old binary is no obstacle
+//! (a rename, never a write into it, so no "text file busy").
+
+use crate::restart::restart;
+use crate::{Options, SwapResult, restart_failed};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use ugw_shared::atomic::{AtomicFile, open_regular, sync_dir};
+use ugw_shared::digest::sha256_file;
+use ugw_shared::{Ctx, Error, ErrorKind, Result, lock};
+
+/// The mode of a binary installed where there was none, unless --mode says otherwise.
+const DEFAULT_MODE: u32 = 0o755;
+
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn lock_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map_or_else(|| "target".into(), |n| n.to_string_lossy().into_owned());
+    target.with_file_name(format!(".{name}.ugw-swap.lock"))
+}
+
+/// The target as it is now: `None` when there is none yet. A symlink or a non-file is
+/// refused: renaming over it would replace the link, not the binary it names.
+fn existing(target: &Path) -> Result<Option<std::fs::Metadata>> {
+    match std::fs::symlink_metadata(target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("cannot read {}", target.display()), &e)),
+        Ok(m) if m.is_file() => Ok(Some(m)),
+        Ok(_) => Err(ugw_shared::atomic::refused(
+            "--target",
+            target,
+            "is a symlink or not a regular file; give the file itself",
+        )),
+    }
+}
+
+/// Give `existing` the additional name `name`, replacing whatever had it, in one rename.
+fn link_as(existing: &Path, name: &Path) -> Result<()> {
+    let temp = beside(name, &format!(".{}.tmp", fastrand_suffix()));
+    std::fs::hard_link(existing, &temp).map_err(|e| {
+        Error::io(
+            format!("cannot link {} to {}", existing.display(), temp.display()),
+            &e,
+        )
+    })?;
+    std::fs::rename(&temp, name).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        Error::io(format!("cannot rename onto {}", name.display()), &e)
+    })
+}
+
+fn fastrand_suffix() -> String {
+    (0..10).map(|_| fastrand::alphanumeric()).collect()
+}
+
+/// Copy the extended attributes of `from` (file capabilities, the `SELinux` label) onto `to`.
+fn copy_xattrs(from: &Path, to: &std::fs::File) -> Result<()> {
+    let fail = |e: rustix::io::Errno| {
+        Error::io(
+            format!("cannot copy the extended attributes of {}", from.display()),
+            &std::io::Error::from(e),
+        )
+    };
+    let size = match rustix::fs::listxattr_query(from) {
+        Ok(size) => size,
+        Err(rustix::io::Errno::OPNOTSUPP) => return Ok(()),
+        Err(e) => return Err(fail(e)),
+    };
+    let mut names = vec![0u8; size];
+    let len = rustix::fs::listxattr(from, &mut names[..]).map_err(fail)?;
+    for name in names[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
+        let size = rustix::fs::getxattr_query(from, name).map_err(fail)?;
+        let mut value = vec![0u8; size];
+        let len = rustix::fs::getxattr(from, name, &mut value[..]).map_err(fail)?;
+        rustix::fs::fsetxattr(to, name, &value[..len], rustix::fs::XattrFlags::empty())
+            .map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Write `from` beside `target` with the old binary's owner, mode (or `mode`) and extended
+/// attributes, keep the old one as `TARGET.ugw-prev`, and rename the new one over it.
+fn install(from: &Path, target: &Path, mode: Option<u32>) -> Result<()> {
+    let old = existing(target)?;
+    let mut source =
+        open_regular(from).map_err(|e| Error::io(format!("cannot open {}", from.display()), &e))?;
+    let mut file = AtomicFile::create(target)?;
+    std::io::copy(&mut source, &mut file)
+        .and_then(|_| file.flush())
+        .map_err(|e| Error::io(format!("cannot write {}", file.temp_path().display()), &e))?;
+    let written = |e: std::io::Error| Error::io(format!("cannot set up {}", target.display()), &e);
+    if let Some(old) = &old {
+        // The owner first: a change of owner clears setuid bits and file capabilities.
+        rustix::fs::fchown(
+            file.file(),
+            Some(rustix::fs::Uid::from_raw(old.uid())),
+            Some(rustix::fs::Gid::from_raw(old.gid())),
+        )
+        .map_err(|e| written(e.into()))?;
+    }
+    let mode = mode.unwrap_or_else(|| old.as_ref().map_or(DEFAULT_MODE, |m| m.mode() & 0o7777));
+    file.file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(written)?;
+    if old.is_some() {
+        copy_xattrs(target, file.file())?;
+        link_as(target, &beside(target, ".ugw-prev"))?;
+    }
+    file.commit()?;
+    Ok(())
+}
+
+/// Put `TARGET.ugw-prev` back under TARGET's name; the binary it replaces is kept as
+/// `TARGET.ugw-failed`.
+fn restore_previous(target: &Path) -> Result<()> {
+    let prev = beside(target, ".ugw-prev");
+    link_as(target, &beside(target, ".ugw-failed"))?;
+    link_as(&prev, target)?;
+    sync_dir(target.parent().unwrap_or(Path::new(".")))
+}
+
+pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<SwapResult> {
+    let mut result = SwapResult {
+        mode: "binary".into(),
+        target: Some(target.display().to_string()),
+        ..SwapResult::default()
+    };
+    let digest_of = |path: &Path| -> Result<Option<String>> {
+        Ok(match existing(path)? {
+            Some(_) => Some(sha256_file(path)?),
+            None => None,
+        })
+    };
+    if options.status {
+        result.current = digest_of(target)?;
+        result.previous = digest_of(&beside(target, ".ugw-prev"))?;
+        return Ok(result);
+    }
+    let _lock = if ctx.dry_run {
+        None
+    } else {
+        Some(lock::acquire(
+            &lock_path(target),
+            options.lock_timeout,
+            &ctx.cancel,
+            &ctx.host,
+            &ctx.tool,
+        )?)
+    };
+    let old = digest_of(target)?;
+    result.previous.clone_from(&old);
+    if options.rollback {
+        return rollback(ctx, options, target, result);
+    }
+    let from = options.from.clone().ok_or_else(|| {
+        Error::usage("no --from, and no ugw-fetch step in the record to take the path from")
+    })?;
+    let new = sha256_file(&from)?;
+    result.current = Some(new.clone());
+    if old.as_deref() == Some(new.as_str()) {
+        ctx.reporter.info(&format!(
+            "{} is already this binary; nothing to do",
+            target.display()
+        ));
+        return Ok(result);
+    }
+    if ctx.dry_run {
+        result.would = Some(format!(
+            "replace {} with {}",
+            target.display(),
+            from.display()
+        ));
+        return Ok(result);
+    }
+    ctx.cancel
+        .critical(|| install(&from, target, options.mode))?;
+    result.changed = true;
+    ctx.reporter.info(&format!(
+        "{} replaced (sha256 {})",
+        target.display(),
+        &new[..12]
+    ));
+    let Some(command) = &options.restart else {
+        return Ok(result);
+    };
+    let first = restart(ctx, command, options.restart_timeout, "after_switch")?;
+    result.restarted = first.ok;
+    let ok = first.ok;
+    result.restarts.push(first);
+    if ok {
+        return Ok(result);
+    }
+    if old.is_none() {
+        return Err(restart_failed(&result, None));
+    }
+    ctx.cancel.critical(|| restore_previous(target))?;
+    result.marked_failed = Some(new);
+    result.current.clone_from(&old);
+    let again = restart(ctx, command, options.restart_timeout, "after_revert")?;
+    result.restarts.push(again);
+    Err(restart_failed(&result, Some("the previous binary")))
+}
+
+fn rollback(
+    ctx: &mut Ctx,
+    options: &Options,
+    target: &Path,
+    mut result: SwapResult,
+) -> Result<SwapResult> {
+    let prev = beside(target, ".ugw-prev");
+    let Some(prev_digest) = existing(&prev)?.map(|_| sha256_file(&prev)).transpose()? else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("{} does not exist; nothing to roll back to", prev.display()),
+        ));
+    };
+    result.current = Some(prev_digest.clone());
+    if result.previous.as_deref() == Some(prev_digest.as_str()) {
+        ctx.reporter.info(&format!(
+            "{} is already the previous binary",
+            target.display()
+        ));
+        return Ok(result);
+    }
+    if ctx.dry_run {
+        result.would = Some(format!(
+            "put {} back as {}",
+            prev.display(),
+            target.display()
+        ));
+        return Ok(result);
+    }
+    ctx.cancel.critical(|| restore_previous(target))?;
+    result.changed = true;
+    result.marked_failed.clone_from(&result.previous);
+    ctx.reporter.info(&format!(
+        "rolled back: {} is the previous binary again",
+        target.display()
+    ));
+    if let Some(command) = &options.restart {
+        let run = restart(ctx, command, options.restart_timeout, "after_switch")?;
+        result.restarted = run.ok;
+        let ok = run.ok;
+        result.restarts.push(run);
+        if !ok {
+            return Err(restart_failed(&result, None));
+        }
+    }
+    Ok(result)
+}

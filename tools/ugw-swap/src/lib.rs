@@ -1,0 +1,276 @@
+//! ugw-swap: replaces `install -m 755 /tmp/app-new /usr/local/bin/app` and `mv app.bak app`.
+//! It switches the live release in one rename (a `current` symlink in a releases folder, or
+//! a binary replaced beside itself), restarts, switches back when the restart fails, and
+//! rolls back on a failed run.
+
+mod binary;
+mod releases;
+mod restart;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+use ugw_shared::results::{Fetched, ToolResult};
+use ugw_shared::time::parse_duration;
+use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
+
+const EXAMPLES: &str = "\
+Examples:
+  # Switch /opt/app/current to the release ugw-fetch just staged, restart, and switch back if the restart fails:
+  ugw-fetch --url \"$BASE/app-$V-linux-amd64.tar.gz\" --sha256-url \"$BASE/SHA256SUMS\" --dest /opt/app/staging --extract \\
+    | ugw-swap --root /opt/app --link shared/config.toml:config.toml --restart 'systemctl restart app'
+
+  # Replace a single binary while it runs, keeping the old one as /usr/local/bin/app.ugw-prev:
+  ugw-swap --target /usr/local/bin/app --from /tmp/staging/app --restart 'systemctl restart app'
+
+  # Switch back to the release before, marking the one left failed (on a failed record too: the failure path):
+  ugw-swap --root /opt/app --rollback --restart 'systemctl restart app'
+
+  # What is live, what came before, and every release kept:
+  ugw-swap status --root /opt/app";
+
+/// This tool as `cli` and xtask see it: `--rollback` and `status` run on a failed record.
+#[must_use]
+pub fn tool() -> ugw_shared::cli::Tool {
+    ugw_shared::cli::Tool::new(command(), run)
+        .inverse_when(|m| m.get_flag("rollback") || m.subcommand_name() == Some("status"))
+}
+
+/// The clap command: the common flags, then this tool's own.
+#[must_use]
+#[allow(clippy::too_many_lines)] // one flag after another: a builder reads best whole
+pub fn command() -> Command {
+    let duration = clap::builder::ValueParser::new(parse_duration);
+    tool_command(
+        "ugw-swap",
+        "Switch the live release atomically, restart, and switch back when the restart fails",
+    )
+    .long_about(
+        "Switch the live release in one rename: in release-folder mode (--root), \
+         ROOT/current -> releases/<version>; in binary mode (--target), the new binary renamed \
+         over the old one, which is kept as TARGET.ugw-prev. A reader never sees a missing or \
+         half-written release. With --restart, a restart that fails switches back. --rollback \
+         switches to the release before and marks the one it leaves failed.",
+    )
+    .after_long_help(EXAMPLES)
+    // `--version V` names the release here; the tool's own version is in every step it writes.
+    .disable_version_flag(true)
+    .subcommand(
+        Command::new("status")
+            .about("Print the current release, the previous one and every release kept"),
+    )
+    .next_help_heading("Where")
+    .arg(
+        Arg::new("root")
+            .long("root")
+            .value_name("DIR")
+            .value_parser(clap::value_parser!(PathBuf))
+            .conflicts_with("target")
+            .global(true)
+            .help("Release-folder mode: DIR/releases/<version>/ and DIR/current -> releases/<version>"),
+    )
+    .arg(
+        Arg::new("target")
+            .long("target")
+            .value_name("PATH")
+            .value_parser(clap::value_parser!(PathBuf))
+            .global(true)
+            .help("Binary mode: replace the file PATH (its owner, mode and extended attributes are kept)"),
+    )
+    .next_help_heading("What")
+    .arg(
+        Arg::new("from")
+            .long("from")
+            .value_name("PATH")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("The new release: a folder or a single file [default: the path of the last ugw-fetch step]"),
+    )
+    .arg(
+        Arg::new("version")
+            .long("version")
+            .value_name("V")
+            .help("The release's name under releases/ [default: the version of the last ugw-fetch step]"),
+    )
+    .arg(
+        Arg::new("link")
+            .long("link")
+            .value_name("SHARED:TARGET")
+            .action(ArgAction::Append)
+            .help("Link SHARED (relative to --root) to TARGET inside the release, e.g. shared/.env:.env (repeatable)"),
+    )
+    .arg(
+        Arg::new("mode")
+            .long("mode")
+            .value_name("OCTAL")
+            .value_parser(parse_mode)
+            .help("The new binary's mode in binary mode (e.g. 755) [default: the old binary's]"),
+    )
+    .arg(
+        Arg::new("force")
+            .long("force")
+            .action(ArgAction::SetTrue)
+            .help("Replace a staged release of the same version whose content differs"),
+    )
+    .next_help_heading("Restart and rollback")
+    .arg(
+        Arg::new("restart")
+            .long("restart")
+            .value_name("CMD")
+            .help("Run CMD (sh -c) after the switch; if it fails, switch back, run it again, exit 1"),
+    )
+    .arg(
+        Arg::new("restart-timeout")
+            .long("restart-timeout")
+            .value_name("DURATION")
+            .value_parser(duration)
+            .default_value("2m")
+            .help("How long CMD may take"),
+    )
+    .arg(
+        Arg::new("rollback")
+            .long("rollback")
+            .action(ArgAction::SetTrue)
+            .conflicts_with_all(["from", "version", "force"])
+            .help("Switch back to the previous release and mark the one left failed (runs on a failed record)"),
+    )
+    .arg(
+        Arg::new("keep")
+            .long("keep")
+            .value_name("N")
+            .value_parser(clap::value_parser!(u32).range(1..))
+            .default_value("5")
+            .help("Keep this many releases; older ones are removed (never current, previous, or a newer failed one)"),
+    )
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("'{text}' is not an octal mode like 755"))
+}
+
+/// What a swap, a rollback or `status` leaves in its step (`--rollback` reads the last one).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SwapResult {
+    /// `release` (--root) or `binary` (--target).
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The release live before this step (binary mode: its sha256).
+    pub previous: Option<String>,
+    /// The release live after it (binary mode: its sha256).
+    pub current: Option<String>,
+    #[serde(default)]
+    pub pruned: Vec<String>,
+    #[serde(default)]
+    pub restarted: bool,
+    #[serde(default)]
+    pub changed: bool,
+    /// The release this step marked failed (a rollback, or a restart that failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked_failed: Option<String>,
+    /// The release folder was adopted from a `current` made by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restarts: Vec<restart::RestartRun>,
+    /// `status`: every release kept, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub releases: Option<Vec<releases::ReleaseInfo>>,
+    /// `--dry-run`: what would have been done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub would: Option<String>,
+}
+
+impl ToolResult for SwapResult {
+    const TOOL: &'static str = "ugw-swap";
+}
+
+/// The flags, checked.
+#[derive(Debug)]
+pub(crate) struct Options {
+    pub from: Option<PathBuf>,
+    pub version: Option<String>,
+    pub links: Vec<(PathBuf, PathBuf)>,
+    pub mode: Option<u32>,
+    pub force: bool,
+    pub restart: Option<String>,
+    pub restart_timeout: Duration,
+    pub rollback: bool,
+    pub keep: usize,
+    pub lock_timeout: Duration,
+    pub status: bool,
+}
+
+impl Options {
+    fn from_matches(ctx: &Ctx, m: &ArgMatches) -> Result<Self> {
+        let mut links = Vec::new();
+        for raw in m.get_many::<String>("link").into_iter().flatten() {
+            links.push(releases::parse_link(raw)?);
+        }
+        let fetched: Option<Fetched> = ctx.record().last_result()?;
+        let from = m
+            .get_one::<PathBuf>("from")
+            .cloned()
+            .or_else(|| fetched.as_ref().map(|f| PathBuf::from(&f.path)));
+        let version = m
+            .get_one::<String>("version")
+            .cloned()
+            .or_else(|| fetched.and_then(|f| f.version));
+        Ok(Options {
+            from,
+            version,
+            links,
+            mode: m.get_one::<u32>("mode").copied(),
+            force: m.get_flag("force"),
+            restart: m.get_one::<String>("restart").cloned(),
+            restart_timeout: *m.get_one::<Duration>("restart-timeout").expect("default"),
+            rollback: m.get_flag("rollback"),
+            keep: *m.get_one::<u32>("keep").expect("default") as usize,
+            lock_timeout: m
+                .get_one::<Duration>("lock-timeout")
+                .copied()
+                .unwrap_or(Duration::from_secs(30)),
+            status: m.subcommand_name() == Some("status"),
+        })
+    }
+}
+
+/// Swap, roll back, or say what is live.
+pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
+    let options = Options::from_matches(ctx, matches)?;
+    let result = match (
+        matches.get_one::<PathBuf>("root"),
+        matches.get_one::<PathBuf>("target"),
+    ) {
+        (Some(root), None) => releases::run(ctx, &options, root)?,
+        (None, Some(target)) => binary::run(ctx, &options, target)?,
+        _ => {
+            return Err(Error::usage(
+                "give --root DIR (release folders) or --target PATH (a binary)",
+            ));
+        }
+    };
+    Ok(StepResult::typed(result.changed, &result))
+}
+
+/// A restart failed after the switch was undone: exit 1, kind `restart_failed`, with the
+/// result (both runs) in the record.
+pub(crate) fn restart_failed(result: &SwapResult, reverted_to: Option<&str>) -> Error {
+    let first = result
+        .restarts
+        .first()
+        .map_or_else(String::new, |r| r.outcome.clone());
+    let message = match reverted_to {
+        Some(to) => {
+            format!("the restart failed ({first}); switched back to {to} and ran the restart again")
+        }
+        None => format!("the restart failed ({first}); there was nothing to switch back to"),
+    };
+    Error::new(ugw_shared::ErrorKind::RestartFailed, message)
+        .with_result(serde_json::to_value(result).expect("a result always serialises"))
+}

@@ -1,0 +1,660 @@
+//! Release-folder mode: `ROOT/releases/<version>/` and `ROOT/current -> releases/<version>`.
+//! Each release carries a marker (its version, the digest of the artifact it came from, when
+//! it was staged); a release left by a rollback or a failed restart carries `.ugw-failed`.
+
+use crate::restart::restart;
+use crate::{Options, SwapResult, restart_failed};
+use serde::{Deserialize, Serialize};
+use std::path::{Component, Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+use ugw_shared::atomic::{rename_durable, replace_symlink, sync_dir};
+use ugw_shared::digest::sha256_path;
+use ugw_shared::{Ctx, Error, ErrorKind, Result, lock};
+
+/// The marker every release staged by ugw carries.
+const MARKER: &str = ".ugw-release";
+/// The marker of a release that was switched away from as failed.
+const FAILED: &str = ".ugw-failed";
+/// ugw's own files in a release: not part of its digest.
+const OURS: &[&str] = &[MARKER, FAILED];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Marker {
+    version: String,
+    sha256: String,
+    /// Nanoseconds since the epoch when it was staged: the order of releases.
+    staged_ns: u64,
+}
+
+/// One release as `status` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseInfo {
+    pub version: String,
+    pub sha256: Option<String>,
+    pub failed: bool,
+    pub current: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Release {
+    name: String,
+    sha256: Option<String>,
+    staged_ns: u64,
+    failed: bool,
+}
+
+/// `--link SHARED:TARGET`, TARGET a relative path that stays inside the release.
+pub(crate) fn parse_link(raw: &str) -> Result<(PathBuf, PathBuf)> {
+    let bad = |why: &str| Error::usage(format!("--link '{raw}': {why}"));
+    let (shared, target) = raw
+        .split_once(':')
+        .ok_or_else(|| bad("not SHARED:TARGET"))?;
+    let target = PathBuf::from(target);
+    if shared.is_empty()
+        || target.as_os_str().is_empty()
+        || !target
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+    {
+        return Err(bad(
+            "TARGET must be a relative path inside the release, without '..'",
+        ));
+    }
+    Ok((PathBuf::from(shared), target))
+}
+
+/// A version as a folder name: one plain path component, not hidden.
+fn check_version(version: &str) -> Result<()> {
+    if version.is_empty()
+        || version.starts_with('.')
+        || version.contains('/')
+        || version.contains('\0')
+    {
+        return Err(Error::usage(format!(
+            "the version '{version}' cannot name a release folder (no '/', not hidden)"
+        )));
+    }
+    Ok(())
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn io(what: impl std::fmt::Display, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let context = format!("cannot {what} {}", path.display());
+    move |e| Error::io(context, &e)
+}
+
+/// What `ROOT/current` is.
+#[derive(Debug, PartialEq, Eq)]
+enum Current {
+    None,
+    Release(String),
+    /// A real folder: an install made by hand, adopted before the first switch.
+    HandMade,
+}
+
+struct Root {
+    dir: PathBuf,
+}
+
+impl Root {
+    fn releases(&self) -> PathBuf {
+        self.dir.join("releases")
+    }
+
+    fn release(&self, name: &str) -> PathBuf {
+        self.releases().join(name)
+    }
+
+    fn link(&self) -> PathBuf {
+        self.dir.join("current")
+    }
+
+    fn current(&self) -> Result<Current> {
+        let link = self.link();
+        let meta = match std::fs::symlink_metadata(&link) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Current::None),
+            other => other.map_err(io("read", &link))?,
+        };
+        if meta.is_dir() {
+            return Ok(Current::HandMade);
+        }
+        if !meta.is_symlink() {
+            return Err(Error::usage(format!(
+                "{} is neither a symlink nor a folder; refusing to replace it",
+                link.display()
+            )));
+        }
+        let points_to = std::fs::read_link(&link).map_err(io("read", &link))?;
+        let inside = points_to
+            .strip_prefix("releases")
+            .or_else(|_| points_to.strip_prefix(self.releases()))
+            .ok()
+            .and_then(|rest| rest.to_str())
+            .filter(|name| check_version(name).is_ok());
+        match inside {
+            Some(name) => Ok(Current::Release(name.to_string())),
+            None => Err(Error::usage(format!(
+                "{} points to {}, not into {}",
+                link.display(),
+                points_to.display(),
+                self.releases().display()
+            ))),
+        }
+    }
+
+    fn marker(&self, name: &str) -> Option<Marker> {
+        let path = self.release(name).join(MARKER);
+        let bytes = ugw_shared::atomic::read_capped(&path, 64 * 1024).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Every release, oldest first (by when it was staged; a folder without a marker by its
+    /// modification time).
+    fn list(&self) -> Result<Vec<Release>> {
+        let dir = self.releases();
+        let entries = match std::fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            other => other.map_err(io("read", &dir))?,
+        };
+        let mut list = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io("read", &dir))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if name.starts_with('.') || !is_dir {
+                continue;
+            }
+            let marker = self.marker(&name);
+            let staged_ns = marker.as_ref().map_or_else(
+                || {
+                    entry
+                        .metadata()
+                        .ok()
+                        .and_then(|m| m.modified().ok())
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_nanos() as u64)
+                },
+                |m| m.staged_ns,
+            );
+            list.push(Release {
+                failed: self.release(&name).join(FAILED).exists(),
+                sha256: marker.map(|m| m.sha256),
+                staged_ns,
+                name,
+            });
+        }
+        list.sort_by(|a, b| (a.staged_ns, &a.name).cmp(&(b.staged_ns, &b.name)));
+        Ok(list)
+    }
+
+    /// The newest release staged before `current` that is not marked failed.
+    fn previous_of(&self, current: &str) -> Result<Option<String>> {
+        let list = self.list()?;
+        let Some(at) = list.iter().position(|r| r.name == current) else {
+            return Ok(None);
+        };
+        Ok(list[..at]
+            .iter()
+            .rev()
+            .find(|r| !r.failed)
+            .map(|r| r.name.clone()))
+    }
+
+    /// Move a hand-made `current` folder into `releases/` and point `current` at it.
+    fn adopt(&self) -> Result<String> {
+        let name = format!("adopted-{}", now_ns() / 1_000_000_000);
+        std::fs::create_dir_all(self.releases()).map_err(io("create", &self.releases()))?;
+        let folder = self.release(&name);
+        let sha256 = sha256_path(&self.link(), OURS)?;
+        write_marker(&self.link(), &name, &sha256)?;
+        // A rename then a new link: `current` is missing between the two (once, ever).
+        rename_durable(&self.link(), &folder)?;
+        self.switch_to(&name)?;
+        Ok(name)
+    }
+
+    /// Whether the artifact must be copied in: not when `releases/<version>` holds it
+    /// already; refused when it holds another one, unless `force`.
+    fn needs_staging(&self, version: &str, sha256: &str, force: bool) -> Result<bool> {
+        match self.marker(version) {
+            Some(m) if m.sha256 == sha256 => Ok(false),
+            Some(m) if !force => Err(Error::usage(format!(
+                "releases/{version} holds another artifact (sha256 {}, this one {sha256}); --force replaces it",
+                m.sha256
+            ))),
+            None if self.release(version).exists() && !force => Err(Error::usage(format!(
+                "releases/{version} exists and was not staged by ugw; --force replaces it"
+            ))),
+            _ => Ok(true),
+        }
+    }
+
+    fn switch_to(&self, name: &str) -> Result<()> {
+        replace_symlink(&self.link(), &Path::new("releases").join(name))
+    }
+
+    fn mark_failed(&self, name: &str) -> Result<()> {
+        let note = format!("marked failed by ugw-swap at {} ns\n", now_ns());
+        ugw_shared::atomic::write_atomic(&self.release(name).join(FAILED), note.as_bytes())
+    }
+
+    /// Copy the artifact into a temp folder in `releases/`, link the shared paths, write the
+    /// marker, then give it its name. A half-copied release never carries a version's name.
+    fn stage(
+        &self,
+        ctx: &mut Ctx,
+        from: &Path,
+        version: &str,
+        sha256: &str,
+        options: &Options,
+    ) -> Result<()> {
+        let releases = self.releases();
+        std::fs::create_dir_all(&releases).map_err(io("create", &releases))?;
+        let temp = releases.join(format!(".{version}.{}.staging", now_ns()));
+        ctx.track_temp(&temp);
+        std::fs::create_dir(&temp).map_err(io("create", &temp))?;
+        let meta = std::fs::metadata(from).map_err(io("read", from))?;
+        if meta.is_dir() {
+            copy_tree(from, &temp)?;
+        } else {
+            let name = from
+                .file_name()
+                .ok_or_else(|| Error::usage(format!("{} has no file name", from.display())))?;
+            copy_file(from, &temp.join(name))?;
+        }
+        for (shared, target) in &options.links {
+            self.link_shared(&temp, shared, target)?;
+        }
+        write_marker(&temp, version, sha256)?;
+        sync_dir(&temp)?;
+        let final_path = self.release(version);
+        if final_path.exists() {
+            // --force: the old folder goes aside first; `current`, if it pointed there,
+            // dangles until the rename below.
+            let aside = releases.join(format!(".{version}.{}.replaced", now_ns()));
+            ctx.track_temp(&aside);
+            rename_durable(&final_path, &aside)?;
+        }
+        rename_durable(&temp, &final_path)?;
+        ctx.keep_temp(&temp);
+        Ok(())
+    }
+
+    fn link_shared(&self, release: &Path, shared: &Path, target: &Path) -> Result<()> {
+        let shared = self.dir.join(shared);
+        if !shared.exists() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("--link: {} does not exist", shared.display()),
+            ));
+        }
+        let at = release.join(target);
+        if let Some(parent) = at.parent() {
+            std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+        }
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&at).map_err(io("replace", &at))?,
+            Ok(_) => std::fs::remove_file(&at).map_err(io("replace", &at))?,
+            Err(_) => {}
+        }
+        let absolute = std::path::absolute(&shared).map_err(io("resolve", &shared))?;
+        std::os::unix::fs::symlink(&absolute, &at).map_err(io("link", &at))
+    }
+
+    /// Remove the oldest releases beyond `keep`; never `protect`ed ones, nor a failed one
+    /// staged after the current one (kept for forensics).
+    fn prune(&self, keep: usize, current: &str, protect: &[&str]) -> Result<Vec<String>> {
+        let list = self.list()?;
+        let current_ns = list
+            .iter()
+            .find(|r| r.name == current)
+            .map_or(u64::MAX, |r| r.staged_ns);
+        let mut excess = list.len().saturating_sub(keep);
+        let mut pruned = Vec::new();
+        for release in &list {
+            if excess == 0 {
+                break;
+            }
+            let kept = release.name == current
+                || protect.contains(&release.name.as_str())
+                || (release.failed && release.staged_ns > current_ns);
+            if kept {
+                continue;
+            }
+            // Renamed aside first: a folder half removed never carries a version's name.
+            let aside = self
+                .releases()
+                .join(format!(".{}.{}.pruning", release.name, now_ns()));
+            rename_durable(&self.release(&release.name), &aside)?;
+            std::fs::remove_dir_all(&aside).map_err(io("remove", &aside))?;
+            pruned.push(release.name.clone());
+            excess -= 1;
+        }
+        Ok(pruned)
+    }
+}
+
+fn write_marker(folder: &Path, version: &str, sha256: &str) -> Result<()> {
+    let marker = Marker {
+        version: version.to_string(),
+        sha256: sha256.to_string(),
+        staged_ns: now_ns(),
+    };
+    let text = serde_json::to_vec(&marker).expect("a marker always serialises");
+    ugw_shared::atomic::write_atomic(&folder.join(MARKER), &text)
+}
+
+fn copy_file(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to).map_err(io("copy", from))?;
+    let file = std::fs::File::open(to).map_err(io("open", to))?;
+    file.sync_all().map_err(io("fsync", to))
+}
+
+/// Copy a folder tree: files (with their mode), folders, symlinks as symlinks. Anything else
+/// (a device, a FIFO) is refused.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from).map_err(io("read", from))? {
+        let entry = entry.map_err(io("read", from))?;
+        let (source, dest) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().map_err(io("read", &source))?;
+        if kind.is_dir() {
+            std::fs::create_dir(&dest).map_err(io("create", &dest))?;
+            copy_tree(&source, &dest)?;
+            sync_dir(&dest)?;
+        } else if kind.is_symlink() {
+            let points_to = std::fs::read_link(&source).map_err(io("read", &source))?;
+            std::os::unix::fs::symlink(points_to, &dest).map_err(io("create", &dest))?;
+        } else if kind.is_file() {
+            copy_file(&source, &dest)?;
+        } else {
+            return Err(Error::new(
+                ErrorKind::UnsafeInput,
+                format!(
+                    "{} is a device, socket or FIFO; not copied",
+                    source.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Release-folder mode: swap, roll back, or `status`.
+pub(crate) fn run(ctx: &mut Ctx, options: &Options, dir: &Path) -> Result<SwapResult> {
+    let root = Root {
+        dir: dir.to_path_buf(),
+    };
+    let result = SwapResult {
+        mode: "release".into(),
+        root: Some(dir.display().to_string()),
+        ..SwapResult::default()
+    };
+    if options.status {
+        return status(&root, result);
+    }
+    if !ctx.dry_run {
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+    }
+    let _lock = if ctx.dry_run {
+        None
+    } else {
+        Some(lock::acquire(
+            &dir.join(".ugw-swap.lock"),
+            options.lock_timeout,
+            &ctx.cancel,
+            &ctx.host,
+            &ctx.tool,
+        )?)
+    };
+    if options.rollback {
+        return rollback(ctx, options, &root, result);
+    }
+    swap(ctx, options, &root, result)
+}
+
+/// Stage the artifact as `releases/<version>` (unless it is there already), switch, restart
+/// (switching back if that fails), prune.
+fn swap(
+    ctx: &mut Ctx,
+    options: &Options,
+    root: &Root,
+    mut result: SwapResult,
+) -> Result<SwapResult> {
+    let from = options.from.clone().ok_or_else(|| {
+        Error::usage("no --from, and no ugw-fetch step in the record to take the path from")
+    })?;
+    let version = options.version.clone().ok_or_else(|| {
+        Error::usage("no --version, and no ugw-fetch step in the record to take it from")
+    })?;
+    check_version(&version)?;
+    let sha256 = sha256_path(&from, OURS)?;
+
+    let mut current = root.current()?;
+    if current == Current::HandMade {
+        if ctx.dry_run {
+            result.would = Some(format!(
+                "adopt the hand-made {} into releases/",
+                root.link().display()
+            ));
+        } else {
+            let name = root.adopt()?;
+            ctx.reporter.info(&format!(
+                "adopted the hand-made current folder as releases/{name}"
+            ));
+            result.adopted = Some(name.clone());
+            current = Current::Release(name);
+        }
+    }
+    let previous = match &current {
+        Current::Release(name) => Some(name.clone()),
+        _ => None,
+    };
+    result.previous.clone_from(&previous);
+    let restage = root.needs_staging(&version, &sha256, options.force)?;
+    if previous.as_deref() == Some(version.as_str()) && !restage {
+        ctx.reporter.info(&format!(
+            "releases/{version} is already current; nothing to do"
+        ));
+        result.current = Some(version);
+        return Ok(result);
+    }
+    if ctx.dry_run {
+        let stage = if restage {
+            format!("stage {} as releases/{version}, then ", from.display())
+        } else {
+            String::new()
+        };
+        let then = if options.restart.is_some() {
+            ", then restart"
+        } else {
+            ""
+        };
+        result.would = Some(format!("{stage}switch current to releases/{version}{then}"));
+        result.current = Some(version);
+        return Ok(result);
+    }
+    if restage {
+        root.stage(ctx, &from, &version, &sha256, options)?;
+    }
+    ctx.cancel.critical(|| root.switch_to(&version))?;
+    result.current = Some(version.clone());
+    result.changed = true;
+    ctx.reporter.info(&format!(
+        "current -> releases/{version}{}",
+        previous
+            .as_deref()
+            .map_or_else(String::new, |p| format!(" (was {p})"))
+    ));
+    if let Some(command) = &options.restart {
+        let first = restart(ctx, command, options.restart_timeout, "after_switch")?;
+        let ok = first.ok;
+        result.restarts.push(first);
+        result.restarted = ok;
+        if !ok {
+            return Err(revert(
+                ctx,
+                options,
+                root,
+                result,
+                previous.as_deref(),
+                &version,
+            ));
+        }
+    }
+    let protect: Vec<&str> = previous.iter().map(String::as_str).collect();
+    result.pruned = root.prune(options.keep, &version, &protect)?;
+    Ok(result)
+}
+
+/// The restart after the switch failed: switch back, mark the new release failed, restart
+/// again; the error carries both runs.
+fn revert(
+    ctx: &Ctx,
+    options: &Options,
+    root: &Root,
+    mut result: SwapResult,
+    previous: Option<&str>,
+    version: &str,
+) -> Error {
+    let Some(previous) = previous else {
+        return restart_failed(&result, None);
+    };
+    let switched = ctx.cancel.critical(|| {
+        root.switch_to(previous)?;
+        root.mark_failed(version)
+    });
+    if let Err(e) = switched {
+        return Error::new(
+            ErrorKind::RestartFailed,
+            format!(
+                "the restart failed, and switching back to {previous} failed too: {}",
+                e.message
+            ),
+        )
+        .with_result(serde_json::to_value(&result).expect("serialises"));
+    }
+    result.current = Some(previous.to_string());
+    result.previous = Some(version.to_string());
+    result.marked_failed = Some(version.to_string());
+    let command = options.restart.as_deref().unwrap_or_default();
+    match restart(ctx, command, options.restart_timeout, "after_revert") {
+        Ok(again) => result.restarts.push(again),
+        Err(e) => return e.with_result(serde_json::to_value(&result).expect("serialises")),
+    }
+    restart_failed(&result, Some(previous))
+}
+
+fn rollback(
+    ctx: &mut Ctx,
+    options: &Options,
+    root: &Root,
+    mut result: SwapResult,
+) -> Result<SwapResult> {
+    let Current::Release(current) = root.current()? else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "{} is not a release link; nothing to roll back",
+                root.link().display()
+            ),
+        ));
+    };
+    let usable = |name: &str| {
+        name != current && root.release(name).is_dir() && !root.release(name).join(FAILED).exists()
+    };
+    let from_record = ctx
+        .record()
+        .last_result::<SwapResult>()
+        .ok()
+        .flatten()
+        .filter(|r| r.root == result.root)
+        .and_then(|r| r.previous)
+        .filter(|p| usable(p));
+    let target = match from_record {
+        Some(p) => p,
+        None => root.previous_of(&current)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "no release before {current} that is not marked failed; nothing to roll back to"
+                ),
+            )
+        })?,
+    };
+    result.previous = Some(current.clone());
+    result.current = Some(target.clone());
+    result.marked_failed = Some(current.clone());
+    if ctx.dry_run {
+        result.would = Some(format!(
+            "switch current back to releases/{target}, mark {current} failed"
+        ));
+        return Ok(result);
+    }
+    ctx.cancel.critical(|| {
+        root.switch_to(&target)?;
+        root.mark_failed(&current)
+    })?;
+    result.changed = true;
+    ctx.reporter.info(&format!(
+        "rolled back: current -> releases/{target}; {current} marked failed"
+    ));
+    if let Some(command) = &options.restart {
+        let run = restart(ctx, command, options.restart_timeout, "after_switch")?;
+        let ok = run.ok;
+        result.restarts.push(run);
+        result.restarted = ok;
+        if !ok {
+            return Err(restart_failed(&result, None));
+        }
+    }
+    Ok(result)
+}
+
+fn status(root: &Root, mut result: SwapResult) -> Result<SwapResult> {
+    let current = match root.current()? {
+        Current::Release(name) => Some(name),
+        _ => None,
+    };
+    result.previous = match &current {
+        Some(name) => root.previous_of(name)?,
+        None => None,
+    };
+    result.releases = Some(
+        root.list()?
+            .into_iter()
+            .map(|r| ReleaseInfo {
+                current: current.as_deref() == Some(r.name.as_str()),
+                version: r.name,
+                sha256: r.sha256,
+                failed: r.failed,
+            })
+            .collect(),
+    );
+    result.current = current;
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_and_versions_stay_inside_their_folder() {
+        assert!(parse_link("shared/.env:.env").is_ok());
+        assert!(parse_link("shared/x:sub/dir/x").is_ok());
+        for bad in ["noseparator", "s:../x", "s:/etc/passwd", ":x", "s:"] {
+            assert!(parse_link(bad).is_err(), "{bad}");
+        }
+        for bad in ["", ".hidden", "a/b", "..", "."] {
+            assert!(check_version(bad).is_err(), "{bad}");
+        }
+        assert!(check_version("v1.2.3").is_ok());
+    }
+}

@@ -1,0 +1,56 @@
+//! `--restart CMD` through the shared runner, kept in the record as one entry per run (the
+//! restart after the switch, and the one after switching back).
+
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use ugw_shared::runner::{Ended, RunSpec, run};
+use ugw_shared::scrub::excerpt;
+use ugw_shared::{Ctx, Result};
+
+/// How much of the command's output the record keeps.
+const OUTPUT_EXCERPT: usize = 2000;
+/// Between TERM and KILL when a restart command overruns `--restart-timeout`.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestartRun {
+    /// `after_switch` or `after_revert`.
+    pub phase: String,
+    pub ok: bool,
+    /// `exit 0`, `exit 3`, `killed by signal 9`, `timed out after 2 s`.
+    pub outcome: String,
+    pub exit: Option<i32>,
+    pub elapsed_ms: u64,
+    pub output: String,
+}
+
+/// Run CMD once, within `timeout` and the step's deadline.
+pub(crate) fn restart(
+    ctx: &Ctx,
+    command: &str,
+    timeout: Duration,
+    phase: &str,
+) -> Result<RestartRun> {
+    let mut deadline = Instant::now() + timeout;
+    if let Some(step_deadline) = ctx.deadline() {
+        deadline = deadline.min(step_deadline);
+    }
+    ctx.reporter
+        .info(&format!("restarting ({phase}): {command}"));
+    // At the deadline the command gets TERM and a moment to stop cleanly, then KILL.
+    let spec = RunSpec::new(command, deadline).with_grace(STOP_GRACE);
+    let outcome = run(&spec, &ctx.cancel)?;
+    let mut output = outcome.stdout.clone();
+    output.extend_from_slice(&outcome.stderr);
+    Ok(RestartRun {
+        phase: phase.to_string(),
+        ok: outcome.success(),
+        outcome: outcome.describe(),
+        exit: match outcome.ended {
+            Ended::Exited(code) => Some(code),
+            _ => None,
+        },
+        elapsed_ms: ugw_shared::time::millis(outcome.elapsed),
+        output: excerpt(&output, OUTPUT_EXCERPT),
+    })
+}

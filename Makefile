@@ -25,9 +25,10 @@ release:
 
 # The integration tests run the real binaries (and the demo service), so build them first.
 # The last line sums up every test binary's result ("N passed, N failed"), whether they
-# passed or not; the exit status is cargo's.
+# passed or not (--no-fail-fast: one failing binary does not hide the others); the exit
+# status is cargo's.
 test: build
-	@status=0; $(CARGO) test --workspace --locked 2>&1 | tee target/test-output.log || status=$$?; \
+	@status=0; $(CARGO) test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log || status=$$?; \
 	awk '/^test result:/ { passed += $$4; failed += $$6 } END { printf "%d passed, %d failed\n", passed, failed }' target/test-output.log; \
 	exit $$status
 

@@ -18,7 +18,7 @@ complete -c ugw-wait-healthy -l max-latency -d 'A response slower than this fail
 complete -c ugw-wait-healthy -l method -d 'The HTTP method' -r
 complete -c ugw-wait-healthy -l header -d 'Send this header with every request (repeatable); not for secrets, see --header-env' -r
 complete -c ugw-wait-healthy -l header-env -d 'Send header NAME with the value of environment variable ENVVAR (repeatable); the value is never shown' -r
-complete -c ugw-wait-healthy -l cacert -d 'Trust the CA certificates in this PEM file instead of the system\'s' -r -F
+complete -c ugw-wait-healthy -l cacert -d 'Trust the certificates in this PEM file (CAs, or the server\'s own self-signed one) instead of the system\'s' -r -F
 complete -c ugw-wait-healthy -l fail-if -d 'Stop at once when this jq expression on the body yields true (e.g. \'.status == "failed"\')' -r
 complete -c ugw-wait-healthy -l fail-status -d 'Stop at once on these status codes (e.g. 500,501)' -r
 complete -c ugw-wait-healthy -l attempt-timeout -d 'Longest one attempt may take (clipped to the time left)' -r

@@ -11,6 +11,7 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     pub const NO_INPUT: i32 = 3;
     pub const BUSY: i32 = 4;
+    pub const SIGHUP: i32 = 129;
     pub const SIGINT: i32 = 130;
     pub const SIGTERM: i32 = 143;
 }
@@ -100,7 +101,7 @@ error_kinds! {
     InsufficientData => "insufficient_data", exit::FAILED,
         "too few samples to judge; never taken as a pass";
     Interrupted => "interrupted", exit::SIGINT,
-        "SIGINT or SIGTERM arrived; the tool stopped, removed its temp files and wrote the record";
+        "SIGHUP, SIGINT or SIGTERM arrived; the tool stopped, removed its temp files and wrote the record";
     Internal => "internal", exit::FAILED,
         "a bug in ugw; please report it with the record";
 }
@@ -143,13 +144,13 @@ impl Error {
         Error::new(ErrorKind::Io, format!("{context}: {err}"))
     }
 
-    /// The run was stopped by `signal` (SIGINT or SIGTERM).
+    /// The run was stopped by `signal` (SIGHUP, SIGINT or SIGTERM): exit 128 + the signal.
     #[must_use]
     pub fn interrupted(signal: i32) -> Self {
-        let (name, code) = if signal == libc::SIGTERM {
-            ("SIGTERM", exit::SIGTERM)
-        } else {
-            ("SIGINT", exit::SIGINT)
+        let (name, code) = match signal {
+            libc::SIGHUP => ("SIGHUP", exit::SIGHUP),
+            libc::SIGTERM => ("SIGTERM", exit::SIGTERM),
+            _ => ("SIGINT", exit::SIGINT),
         };
         Error {
             kind: ErrorKind::Interrupted,

@@ -1,17 +1,26 @@
 //! jq expectations (`--expect '.status == "ok"'`), in the syntax operators already know,
-//! compiled once at start (an invalid expression is a usage error before any attempt) and
-//! run against each response body.
+//! compiled once at start (an invalid expression is a usage error with a caret under the
+//! mistake) and run against a response body or any JSON value. A runaway expression cannot
+//! outlive the deadline or a signal: `*_until` evaluates on a worker thread and abandons it.
 
-use crate::error::{Error, Result};
+use crate::cancel::Cancel;
+use crate::error::{Error, ErrorKind, Result};
 use crate::scrub::excerpt;
-use jaq_core::load::{Arena, File, Loader};
-use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
+use jaq_core::load::{self, Arena, File, Loader};
+use jaq_core::{Compiler, Ctx, Vars, compile, data, unwrap_valr};
 use jaq_json::Val;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+type Filter = jaq_core::Filter<data::JustLut<Val>>;
 
 /// A compiled jq expression.
 pub struct JqExpr {
     text: String,
-    filter: jaq_core::Filter<data::JustLut<Val>>,
+    flag: String,
+    filter: Arc<Filter>,
 }
 
 impl std::fmt::Debug for JqExpr {
@@ -24,9 +33,111 @@ impl std::fmt::Debug for JqExpr {
 #[derive(Debug, Clone)]
 pub struct JqInput(Val);
 
+impl JqInput {
+    /// A value from a record (verify asserts on earlier steps' results).
+    #[must_use]
+    pub fn from_value(value: &serde_json::Value) -> Self {
+        JqInput(serde::Deserialize::deserialize(value).expect("a JSON value is a jq value"))
+    }
+}
+
+/// What an expression yielded: at most [`MAX_OUTPUTS`] values.
+#[derive(Debug, Clone)]
+pub struct Outputs(Vec<Val>);
+
+/// How many values of an expression are looked at.
+pub const MAX_OUTPUTS: usize = 64;
+
+impl Outputs {
+    /// An expectation holds when it yields at least one value and every value is `true`.
+    #[must_use]
+    pub fn holds(&self) -> bool {
+        !self.0.is_empty() && self.0.iter().all(|v| matches!(v, Val::Bool(true)))
+    }
+
+    /// The first value as text: a string as it is, anything else as JSON; `None` for null or
+    /// no value.
+    #[must_use]
+    pub fn first_text(&self) -> Option<String> {
+        match self.0.first()? {
+            Val::Null => None,
+            Val::TStr(bytes) | Val::BStr(bytes) => {
+                Some(String::from_utf8_lossy(bytes).into_owned())
+            }
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// The values as compact JSON, comma-separated, cut to about `max` bytes with `…` (what
+    /// a false expectation produced, for its message).
+    #[must_use]
+    pub fn shown(&self, max: usize) -> String {
+        if self.0.is_empty() {
+            return "no value".to_string();
+        }
+        let mut out = Bounded::new(max);
+        for (i, value) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            // Formatting stops as soon as the bound is reached, however big the value.
+            if write!(out, "{sep}{value}").is_err() {
+                break;
+            }
+        }
+        out.finish()
+    }
+}
+
+/// A `fmt::Write` that keeps `max` bytes (on a char boundary) and then refuses more.
+struct Bounded {
+    text: String,
+    max: usize,
+    cut: bool,
+}
+
+impl Bounded {
+    fn new(max: usize) -> Self {
+        Bounded {
+            text: String::new(),
+            max,
+            cut: false,
+        }
+    }
+
+    fn finish(mut self) -> String {
+        if self.cut {
+            self.text.push('…');
+        }
+        self.text
+    }
+}
+
+impl std::fmt::Write for Bounded {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = self.max.saturating_sub(self.text.len());
+        if s.len() <= room {
+            self.text.push_str(s);
+            return Ok(());
+        }
+        let mut end = room;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.text.push_str(&s[..end]);
+        self.cut = true;
+        Err(std::fmt::Error)
+    }
+}
+
 /// How deep a body may nest before it is refused: the parser recurses, and a hostile server
 /// must not be able to overflow our stack.
 pub const MAX_DEPTH: usize = 256;
+
+/// How long an evaluation may take even at or past the deadline: a few tens of milliseconds
+/// of overrun, so that an answer that arrived just in time is judged, not dropped.
+const MIN_EVALUATION: Duration = Duration::from_millis(25);
+
+/// The stack of a worker thread: as much as the main thread has, where jq ran before.
+const WORKER_STACK: usize = 8 * 1024 * 1024;
 
 /// Parse a body as JSON for jq; a body that is not JSON is an `Err` with an excerpt.
 pub fn parse_json(bytes: &[u8]) -> Result<JqInput, String> {
@@ -41,7 +152,8 @@ pub fn parse_json(bytes: &[u8]) -> Result<JqInput, String> {
 }
 
 impl JqExpr {
-    /// Compile `text`, given with `flag`; an invalid expression is a usage error.
+    /// Compile `text`, given with `flag`; an invalid expression is a usage error that shows
+    /// where the mistake is and what was expected there.
     pub fn compile(text: &str, flag: &str) -> Result<Self> {
         let defs = jaq_core::defs()
             .chain(jaq_std::defs())
@@ -50,27 +162,33 @@ impl JqExpr {
             .chain(jaq_std::funs())
             .chain(jaq_json::funs());
         let arena = Arena::default();
-        let invalid = |why: String| {
-            Error::usage(format!(
-                "{flag} '{text}' is not a valid jq expression: {why}"
-            ))
+        let invalid = |(why, at): (String, Option<usize>)| {
+            let mut message = format!("{flag} '{text}' is not a valid jq expression: {why}");
+            if let Some(at) = at {
+                // The line of a multi-line expression the mistake is on, and a caret under it.
+                let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+                let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+                let column = text[start..at].chars().count();
+                let line = &text[start..end];
+                let _ = write!(message, "\n    {line}\n    {}^", " ".repeat(column));
+            }
+            Error::usage(message)
+        };
+        let file = File {
+            code: text,
+            path: (),
         };
         let modules = Loader::new(defs)
-            .load(
-                &arena,
-                File {
-                    code: text,
-                    path: (),
-                },
-            )
-            .map_err(|errors| invalid(first_error(&errors)))?;
+            .load(&arena, file)
+            .map_err(|errors| invalid(load_error(text, &errors)))?;
         let filter = Compiler::default()
             .with_funs(funs)
             .compile(modules)
-            .map_err(|errors| invalid(first_error(&errors)))?;
+            .map_err(|errors| invalid(compile_error(text, &errors)))?;
         Ok(JqExpr {
             text: text.to_string(),
-            filter,
+            flag: flag.to_string(),
+            filter: Arc::new(filter),
         })
     }
 
@@ -79,35 +197,198 @@ impl JqExpr {
         &self.text
     }
 
-    /// Every value the expression yields, or the first error it raised.
+    /// The flag it was given with (`--expect`).
+    #[must_use]
+    pub fn flag(&self) -> &str {
+        &self.flag
+    }
+
+    /// Every value the expression yields, or the first error it raised. Runs on this thread
+    /// with no bound: for expressions from a trusted place; see [`JqExpr::eval_until`].
     pub fn run(&self, input: &JqInput) -> Result<Vec<Val>, String> {
-        let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
-        self.filter
-            .id
-            .run((ctx, input.0.clone()))
-            .map(unwrap_valr)
-            .take(64)
-            .map(|r| r.map_err(|e| format!("jq error in '{}': {e}", self.text)))
-            .collect()
+        evaluate(&self.filter, &self.text, input.0.clone()).map(|o| o.0)
     }
 
     /// An expectation holds when it yields at least one value and every value is `true`.
     pub fn holds(&self, input: &JqInput) -> Result<bool, String> {
-        let values = self.run(input)?;
-        Ok(!values.is_empty() && values.iter().all(|v| matches!(v, Val::Bool(true))))
+        evaluate(&self.filter, &self.text, input.0.clone()).map(|o| o.holds())
     }
 
-    /// The first value as text: a string as it is, anything else as JSON; `None` for null or
-    /// no value.
+    /// The first value as text (see [`Outputs::first_text`]).
     pub fn first_text(&self, input: &JqInput) -> Result<Option<String>, String> {
-        Ok(match self.run(input)?.into_iter().next() {
-            None | Some(Val::Null) => None,
-            Some(Val::TStr(bytes) | Val::BStr(bytes)) => {
-                Some(String::from_utf8_lossy(&bytes).into_owned())
-            }
-            Some(other) => Some(other.to_string()),
-        })
+        evaluate(&self.filter, &self.text, input.0.clone()).map(|o| o.first_text())
     }
+
+    /// Evaluate on a worker thread until `until`: the outputs, or the jq error (inner `Err`);
+    /// an outer `Err` of kind `timeout` naming the expression when it has not finished by
+    /// then, or `interrupted` on a signal. The worker is abandoned, not stopped: jq has no
+    /// way to stop it, so the caller should end the run, which ends the thread.
+    pub fn eval_until(
+        &self,
+        input: &JqInput,
+        until: Instant,
+        cancel: &Cancel,
+    ) -> Result<Result<Outputs, String>> {
+        // An answer that came in as the deadline struck is still judged, briefly.
+        let until = until.max(Instant::now() + MIN_EVALUATION);
+        let (tx, rx) = mpsc::sync_channel(1);
+        let filter = Arc::clone(&self.filter);
+        let (text, value) = (self.text.clone(), input.0.clone());
+        std::thread::Builder::new()
+            .name("jq".into())
+            .stack_size(WORKER_STACK)
+            .spawn(move || {
+                let _ = tx.send(evaluate(&filter, &text, value));
+            })
+            .map_err(|e| Error::io("cannot start a jq evaluation", &e))?;
+        match cancel.recv_until(&rx, until)? {
+            Some(outputs) => Ok(outputs),
+            None if Instant::now() < until => Err(Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "{} '{}': the evaluation stopped without an answer",
+                    self.flag, self.text
+                ),
+            )),
+            None => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{} '{}' was still being evaluated at the deadline (--timeout): the expression runs away",
+                    self.flag, self.text
+                ),
+            )),
+        }
+    }
+
+    /// [`JqExpr::holds`] within a deadline and signals (see [`JqExpr::eval_until`]).
+    pub fn holds_until(
+        &self,
+        input: &JqInput,
+        until: Instant,
+        cancel: &Cancel,
+    ) -> Result<Result<bool, String>> {
+        Ok(self.eval_until(input, until, cancel)?.map(|o| o.holds()))
+    }
+}
+
+fn evaluate(filter: &Filter, text: &str, input: Val) -> Result<Outputs, String> {
+    let ctx = Ctx::<data::JustLut<Val>>::new(&filter.lut, Vars::new([]));
+    filter
+        .id
+        .run((ctx, input))
+        .map(unwrap_valr)
+        .take(MAX_OUTPUTS)
+        .map(|r| r.map_err(|e| format!("jq error in '{text}': {e}")))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Outputs)
+}
+
+/// Where `part` (a slice of `text`) starts in it, if it is one.
+fn offset_in(text: &str, part: &str) -> Option<usize> {
+    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    (start <= text.len()).then_some(start)
+}
+
+/// The last word before `at`, for "expected a term after '=='".
+fn word_before(text: &str, at: usize) -> Option<&str> {
+    let word = text[..at].trim_end().rsplit(char::is_whitespace).next()?;
+    (!word.is_empty()).then(|| word.get(word.len().saturating_sub(20)..).unwrap_or(word))
+}
+
+type Why = (String, Option<usize>);
+
+/// The first loading (lexing, parsing) error in words, and where it is.
+fn load_error(text: &str, errors: &load::Errors<&str, ()>) -> Why {
+    let Some((_, error)) = errors.first() else {
+        return ("unknown error".into(), None);
+    };
+    match error {
+        load::Error::Lex(lex) => lex
+            .first()
+            .map_or(("unknown error".into(), None), |(e, at)| {
+                lex_error(text, e, at)
+            }),
+        load::Error::Parse(parse) => parse
+            .first()
+            .map_or(("unknown error".into(), None), |(expected, found)| {
+                parse_error(text, expected, found)
+            }),
+        load::Error::Io(io) => (
+            io.first().map_or_else(
+                || "cannot load a module".into(),
+                |(m, e)| format!("module {m}: {e}"),
+            ),
+            None,
+        ),
+    }
+}
+
+fn lex_error(text: &str, expected: &load::lex::Expect<&str>, at: &str) -> Why {
+    use load::lex::Expect;
+    let why = match expected {
+        Expect::Delim(open) => {
+            let close = match *open {
+                "(" => ")",
+                "[" => "]",
+                "{" => "}",
+                "\"" => "\"",
+                other => other,
+            };
+            // The slice is the opening delimiter: the caret points at what was left open.
+            return (
+                format!("'{open}' is never closed: expected '{close}'"),
+                offset_in(text, open),
+            );
+        }
+        Expect::Digit => "expected a digit".to_string(),
+        Expect::Ident => "expected a name".to_string(),
+        Expect::Escape => "expected a string escape (\\n, \\\", \\\\ …)".to_string(),
+        Expect::Unicode => "expected 4 hexadecimal digits after \\u".to_string(),
+        _ => format!(
+            "unexpected character '{}'",
+            at.chars()
+                .next()
+                .map_or_else(String::new, |c| c.to_string())
+        ),
+    };
+    (why, offset_in(text, at))
+}
+
+fn parse_error(text: &str, expected: &load::parse::Expect<&str>, found: &str) -> Why {
+    use load::parse::Expect;
+    let what = match expected {
+        Expect::Just(token) => format!("'{token}'"),
+        Expect::Term => "a term (a value, a path such as .a, or a function call)".into(),
+        Expect::Var => "a variable".into(),
+        Expect::Pattern => "a pattern".into(),
+        Expect::Key => "a key".into(),
+        Expect::Ident => "a name".into(),
+        Expect::Arg => "an argument".into(),
+        Expect::Str => "a string".into(),
+        Expect::Nothing => "the end of the expression".into(),
+        other => other.as_str().to_string(),
+    };
+    let at = offset_in(text, found);
+    let why = match (found.is_empty(), at.and_then(|at| word_before(text, at))) {
+        (false, _) => format!("unexpected '{found}': expected {what}"),
+        (true, Some(word)) => format!("expected {what} after '{word}'"),
+        (true, None) => format!("expected {what}"),
+    };
+    (why, at)
+}
+
+/// The first compile error (an unknown function or variable) in words, and where it is.
+fn compile_error(text: &str, errors: &compile::Errors<&str, ()>) -> Why {
+    let Some((name, undefined)) = errors.first().and_then(|(_, e)| e.first()) else {
+        return ("unknown error".into(), None);
+    };
+    let why = match undefined {
+        compile::Undefined::Filter(arity) => {
+            format!("no function {name}/{arity} (a name or a number of arguments is wrong)")
+        }
+        other => format!("no {} {name}", other.as_str()),
+    };
+    (why, offset_in(text, name))
 }
 
 /// The deepest nesting of arrays and objects, counted outside strings (a cheap scan that
@@ -140,14 +421,6 @@ fn nesting_depth(bytes: &[u8]) -> usize {
     deepest
 }
 
-fn first_error<T: std::fmt::Debug>(errors: &[T]) -> String {
-    let text = errors
-        .first()
-        .map_or_else(|| "unknown error".to_string(), |e| format!("{e:?}"));
-    let text: String = text.chars().take(200).collect();
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,30 +428,16 @@ mod tests {
     #[test]
     fn expectations_hold_only_for_true() {
         let input = parse_json(br#"{"status":"ok","version":"v1.2.0","n":[1,2]}"#).unwrap();
-        assert!(
-            JqExpr::compile(r#".status == "ok""#, "--expect")
+        let holds = |e: &str| {
+            JqExpr::compile(e, "--expect")
                 .unwrap()
                 .holds(&input)
                 .unwrap()
-        );
-        assert!(
-            !JqExpr::compile(r#".status == "bad""#, "--expect")
-                .unwrap()
-                .holds(&input)
-                .unwrap()
-        );
-        assert!(
-            !JqExpr::compile(".status", "--expect")
-                .unwrap()
-                .holds(&input)
-                .unwrap()
-        );
-        assert!(
-            JqExpr::compile(".n | length == 2", "--expect")
-                .unwrap()
-                .holds(&input)
-                .unwrap()
-        );
+        };
+        assert!(holds(r#".status == "ok""#));
+        assert!(!holds(r#".status == "bad""#));
+        assert!(!holds(".status"));
+        assert!(holds(".n | length == 2"));
         let version = JqExpr::compile(".version", "--version-path").unwrap();
         assert_eq!(
             version.first_text(&input).unwrap().as_deref(),
@@ -187,15 +446,7 @@ mod tests {
     }
 
     #[test]
-    fn invalid_expressions_and_bodies_are_reported() {
-        let err = JqExpr::compile(".status ==", "--expect").unwrap_err();
-        assert_eq!(err.exit, 2);
-        assert!(
-            err.message.contains("--expect '.status =='"),
-            "{}",
-            err.message
-        );
-        assert!(JqExpr::compile("nosuchfn(1)", "--expect").is_err());
+    fn invalid_bodies_are_reported() {
         assert!(parse_json(b"<html>").unwrap_err().contains("not JSON"));
         let deep = "[".repeat(200_000);
         assert!(
@@ -207,10 +458,160 @@ mod tests {
         assert!(parse_json(fine.as_bytes()).is_ok());
         assert!(parse_json(br#"{"a":"[[[[[["}"#).is_ok());
         let input = parse_json(b"\"text\"").unwrap();
+        let err = JqExpr::compile(".a.b", "--expect")
+            .unwrap()
+            .holds(&input)
+            .unwrap_err();
+        assert!(err.contains("jq error in '.a.b'"), "{err}");
+    }
+
+    fn compile_error(text: &str) -> String {
+        let err = JqExpr::compile(text, "--expect").unwrap_err();
+        assert_eq!(err.exit, 2);
         assert!(
-            JqExpr::compile(".a.b", "--expect")
+            err.message
+                .starts_with(&format!("--expect '{text}' is not a valid jq expression: ")),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("Lex(") && !err.message.contains("File {"));
+        err.message
+    }
+
+    #[test]
+    fn syntax_errors_show_the_expression_with_a_caret_and_what_was_expected() {
+        assert_eq!(
+            compile_error(".a =="),
+            "--expect '.a ==' is not a valid jq expression: expected a term (a value, a path \
+             such as .a, or a function call) after '=='\n    .a ==\n         ^"
+        );
+        assert_eq!(
+            compile_error(".a | (.b"),
+            "--expect '.a | (.b' is not a valid jq expression: '(' is never closed: expected ')'\
+             \n    .a | (.b\n         ^"
+        );
+        let message = compile_error("if . then 1 fi");
+        assert!(message.contains("unexpected 'fi'"), "{message}");
+        assert!(
+            message.ends_with("\n    if . then 1 fi\n                ^"),
+            "{message}"
+        );
+        let message = compile_error(".a | nosuchfn(1)");
+        assert!(message.contains("no function nosuchfn/1"), "{message}");
+        assert!(
+            message.ends_with("\n    .a | nosuchfn(1)\n         ^"),
+            "{message}"
+        );
+        let message = compile_error("$x");
+        assert!(message.contains("no variable $x"), "{message}");
+        assert!(compile_error("").contains("expected a term"));
+        let message = compile_error(".a\n| .b ==");
+        assert!(
+            message.ends_with("\n    | .b ==\n           ^"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_false_expectation_shows_what_it_produced_bounded() {
+        let input = parse_json(br#"{"status":"starting","n":[1,2,3]}"#).unwrap();
+        let cancel = Cancel::default();
+        let until = Instant::now() + Duration::from_secs(5);
+        let outputs = |e: &str| {
+            JqExpr::compile(e, "--expect")
                 .unwrap()
-                .holds(&input)
+                .eval_until(&input, until, &cancel)
+                .unwrap()
+                .unwrap()
+        };
+        let status = outputs(".status");
+        assert!(!status.holds());
+        assert_eq!(status.shown(100), r#""starting""#);
+        assert_eq!(outputs(".n[]").shown(100), "1, 2, 3");
+        assert_eq!(outputs("empty").shown(100), "no value");
+        assert_eq!(outputs(".").shown(10), r#"{"status":…"#);
+        // A huge value is cut while it is formatted, not after.
+        let big = outputs("[range(1000000)]").shown(20);
+        assert_eq!(big, "[0,1,2,3,4,5,6,7,8,9…");
+    }
+
+    #[test]
+    fn values_from_records_are_inputs_too() {
+        let value = serde_json::json!({"steps": [{"tool": "ugw-fetch", "result": {"bytes": 12}}]});
+        let input = JqInput::from_value(&value);
+        let expr = JqExpr::compile(".steps[0].result.bytes > 10", "--assert").unwrap();
+        assert!(expr.holds(&input).unwrap());
+        let tool = JqExpr::compile(".steps[0].tool", "--assert").unwrap();
+        assert_eq!(
+            tool.first_text(&input).unwrap().as_deref(),
+            Some("ugw-fetch")
+        );
+    }
+
+    #[test]
+    fn a_runaway_expression_loses_to_the_deadline() {
+        let input = parse_json(b"{}").unwrap();
+        for text in ["[range(1e9)] | length > 0", "last(range(1e12))"] {
+            let expr = JqExpr::compile(text, "--expect").unwrap();
+            let start = Instant::now();
+            let until = start + Duration::from_millis(300);
+            let err = expr
+                .holds_until(&input, until, &Cancel::default())
+                .unwrap_err();
+            assert!(start.elapsed() >= Duration::from_millis(300));
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "{:?}",
+                start.elapsed()
+            );
+            assert_eq!(err.kind, ErrorKind::Timeout);
+            assert!(
+                err.message.contains(&format!("--expect '{text}'")),
+                "{}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn a_signal_wins_over_a_runaway_expression() {
+        let input = parse_json(b"{}").unwrap();
+        let expr = JqExpr::compile("last(range(1e12))", "--expect").unwrap();
+        let cancel = Cancel::default();
+        let trip = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            trip.trip(libc::SIGTERM);
+        });
+        let start = Instant::now();
+        let err = expr
+            .holds_until(&input, start + Duration::from_secs(30), &cancel)
+            .unwrap_err();
+        assert_eq!(err.exit, 143);
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_quick_expression_answers_through_the_worker() {
+        let input = parse_json(br#"{"ok":true}"#).unwrap();
+        let expr = JqExpr::compile(".ok", "--expect").unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        assert!(
+            expr.holds_until(&input, until, &Cancel::default())
+                .unwrap()
+                .unwrap()
+        );
+        // At the deadline itself a quick expression still gets its answer.
+        let now = Instant::now();
+        assert!(
+            expr.holds_until(&input, now, &Cancel::default())
+                .unwrap()
+                .unwrap()
+        );
+        let bad = JqExpr::compile(".ok.x", "--expect").unwrap();
+        assert!(
+            bad.holds_until(&input, until, &Cancel::default())
+                .unwrap()
                 .is_err()
         );
     }

@@ -13,6 +13,8 @@ pub mod jq;
 pub mod lock;
 pub mod poll;
 #[cfg(target_os = "linux")]
+pub mod process;
+#[cfg(target_os = "linux")]
 pub mod procfs;
 pub mod record;
 pub mod report;

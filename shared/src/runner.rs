@@ -1,55 +1,227 @@
-//! The one way ugw runs a child (`--cmd`, `--restart`, `--smoke`, `pg_dump`): `sh -c` in its
-//! own process group, killed as a group at the deadline or on a signal, output captured up to
-//! a bound even when grandchildren keep the pipe open.
+//! The one way ugw runs a child (`--cmd`, `--restart`, `--smoke`, `pg_dump`): a user's command
+//! line through `sh -c`, or a program and its arguments with no shell (secrets go through the
+//! environment, never argv). The child leads its own process group; the group gets SIGTERM
+//! then, after a grace period, SIGKILL at the deadline or on a signal, and SIGKILL after every
+//! run, so background children never outlive their attempt. The child is waited for through a
+//! pidfd, and output is captured up to a bound even when grandchildren keep the pipe open.
+//!
+//! A command that means to leave a daemon behind must detach it from the group (`setsid`).
 
-use crate::cancel::Cancel;
+use crate::cancel::{Cancel, Woken};
 use crate::error::{Error, Result};
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
+use std::ffi::OsString;
+use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How much of each stream is kept by default.
 pub const DEFAULT_CAPTURE: usize = 64 * 1024;
-/// How long to wait for the pipes to close after the child itself exited: a daemon it started
-/// may hold them open for ever.
+/// How long to wait for the pipes to close after the group was killed: a grandchild that left
+/// the group (`setsid`) may hold them open for ever.
 const DRAIN_GRACE: Duration = Duration::from_millis(100);
+/// How often the leader is looked at where no pidfd can be had (old kernels, other systems).
+const FALLBACK_TICK: Duration = Duration::from_millis(5);
+
+/// What runs.
+#[derive(Debug, Clone)]
+pub enum Program {
+    /// A user's command line, through `sh -c`.
+    Shell(String),
+    /// A program and its arguments, no shell in between.
+    Argv(Vec<OsString>),
+}
+
+/// Where the child's stdin comes from.
+#[derive(Debug, Clone, Default)]
+pub enum Input {
+    #[default]
+    Null,
+    /// A file the user named, opened for reading.
+    Path(PathBuf),
+    /// A file the caller opened.
+    File(Arc<File>),
+}
+
+/// Where the child's stdout goes (stderr is always captured, for messages).
+#[derive(Debug, Clone, Default)]
+pub enum Output {
+    /// Kept up to `capture_limit` bytes; the rest is read and dropped.
+    #[default]
+    Capture,
+    Null,
+    /// Created (mode 0600) or truncated, never through a symlink.
+    Path(PathBuf),
+    /// A file the caller opened (an atomic file's temp, say).
+    File(Arc<File>),
+}
 
 #[derive(Debug, Clone)]
 pub struct RunSpec {
-    pub command: String,
-    /// Kill the group when this instant passes.
+    pub program: Program,
+    /// Stop the group when this instant passes.
     pub deadline: Instant,
     pub capture_limit: usize,
     pub env: Vec<(String, String)>,
-    pub cwd: Option<std::path::PathBuf>,
+    pub cwd: Option<PathBuf>,
+    pub stdin: Input,
+    pub stdout: Output,
+    /// Between SIGTERM and SIGKILL at the deadline or on a signal: a restart command gets the
+    /// chance to stop cleanly. Zero (the default) kills at once.
+    pub grace: Duration,
 }
 
 impl RunSpec {
+    /// `command` through `sh -c`.
     #[must_use]
     pub fn new(command: &str, deadline: Instant) -> Self {
+        Self::with_program(Program::Shell(command.to_string()), deadline)
+    }
+
+    /// `program` with `args`, no shell.
+    #[must_use]
+    pub fn argv<I, S>(program: impl Into<OsString>, args: I, deadline: Instant) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let words = std::iter::once(program.into())
+            .chain(args.into_iter().map(Into::into))
+            .collect();
+        Self::with_program(Program::Argv(words), deadline)
+    }
+
+    fn with_program(program: Program, deadline: Instant) -> Self {
         RunSpec {
-            command: command.to_string(),
+            program,
             deadline,
             capture_limit: DEFAULT_CAPTURE,
             env: Vec::new(),
             cwd: None,
+            stdin: Input::Null,
+            stdout: Output::Capture,
+            grace: Duration::ZERO,
         }
     }
+
+    /// Set `key` in the child's environment (the way secrets reach a child).
+    #[must_use]
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    #[must_use]
+    pub fn with_stdin(mut self, stdin: Input) -> Self {
+        self.stdin = stdin;
+        self
+    }
+
+    #[must_use]
+    pub fn with_stdout(mut self, stdout: Output) -> Self {
+        self.stdout = stdout;
+        self
+    }
+
+    #[must_use]
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The program's name for messages (never its arguments, which may be long).
+    #[must_use]
+    pub fn name(&self) -> String {
+        match &self.program {
+            Program::Shell(_) => "sh".to_string(),
+            Program::Argv(argv) => argv
+                .first()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn command(&self) -> Result<Command> {
+        let mut command = match &self.program {
+            Program::Shell(line) => {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(line);
+                c
+            }
+            Program::Argv(words) => {
+                let (program, args) = words
+                    .split_first()
+                    .ok_or_else(|| Error::usage("no program to run"))?;
+                let mut c = Command::new(program);
+                c.args(args);
+                c
+            }
+        };
+        command
+            .stdin(self.stdin_stdio()?)
+            .stdout(self.stdout_stdio()?)
+            .stderr(Stdio::piped())
+            .process_group(0);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(dir) = &self.cwd {
+            command.current_dir(dir);
+        }
+        Ok(command)
+    }
+
+    fn stdin_stdio(&self) -> Result<Stdio> {
+        Ok(match &self.stdin {
+            Input::Null => Stdio::null(),
+            Input::Path(path) => File::open(path)
+                .map_err(|e| Error::io(format!("cannot open {}", path.display()), &e))?
+                .into(),
+            Input::File(file) => cloned(file)?,
+        })
+    }
+
+    fn stdout_stdio(&self) -> Result<Stdio> {
+        Ok(match &self.stdout {
+            Output::Capture => Stdio::piped(),
+            Output::Null => Stdio::null(),
+            Output::Path(path) => std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .map_err(|e| Error::io(format!("cannot create {}", path.display()), &e))?
+                .into(),
+            Output::File(file) => cloned(file)?,
+        })
+    }
+}
+
+fn cloned(file: &File) -> Result<Stdio> {
+    Ok(file
+        .try_clone()
+        .map_err(|e| Error::io("cannot pass a file to the command", &e))?
+        .into())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
     Exited(i32),
     Signalled(i32),
-    /// Killed by us at the deadline.
+    /// Stopped by us at the deadline.
     TimedOut,
 }
 
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
     pub ended: Ended,
+    /// Empty unless stdout was captured.
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     /// Output beyond the capture limit was dropped.
@@ -74,71 +246,45 @@ impl RunOutcome {
     }
 }
 
-#[derive(Default)]
-struct Captured {
-    bytes: Vec<u8>,
-    truncated: bool,
-    done: bool,
+/// Run `spec`. A signal stops the group and returns `interrupted`.
+pub fn run(spec: &RunSpec, cancel: &Cancel) -> Result<RunOutcome> {
+    run_with(spec, cancel, true)
 }
 
-/// Run `spec.command` through `sh -c`. A signal kills the group and returns `interrupted`.
-pub fn run(spec: &RunSpec, cancel: &Cancel) -> Result<RunOutcome> {
+fn run_with(spec: &RunSpec, cancel: &Cancel, use_pidfd: bool) -> Result<RunOutcome> {
     let started = Instant::now();
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg(&spec.command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    for (k, v) in &spec.env {
-        command.env(k, v);
-    }
-    if let Some(dir) = &spec.cwd {
-        command.current_dir(dir);
-    }
-    let mut child = command
+    let mut child = spec
+        .command()?
         .spawn()
-        .map_err(|e| Error::io("cannot start sh", &e))?;
-    let pgid = child.id().cast_signed();
-    let out = capture(child.stdout.take().expect("piped"), spec.capture_limit);
-    let err = capture(child.stderr.take().expect("piped"), spec.capture_limit);
+        .map_err(|e| Error::io(format!("cannot start {}", spec.name()), &e))?;
+    let group = Group::of(&child, use_pidfd);
+    let out = child
+        .stdout
+        .take()
+        .map(|pipe| Capture::start(pipe, spec.capture_limit));
+    let err = Capture::start(child.stderr.take().expect("piped"), spec.capture_limit);
 
-    let ended = loop {
-        if let Some(status) = child
-            .try_wait()
-            .map_err(|e| Error::io("cannot wait for the command", &e))?
-        {
-            break match (status.code(), status.signal()) {
-                (Some(code), _) => Ended::Exited(code),
-                (None, Some(sig)) => Ended::Signalled(sig),
-                (None, None) => Ended::Exited(-1),
-            };
-        }
-        if let Err(interrupted) = cancel.check() {
-            kill_group(pgid);
-            let _ = child.wait();
-            return Err(interrupted);
-        }
-        if Instant::now() >= spec.deadline {
-            kill_group(pgid);
-            let _ = child.wait();
-            break Ended::TimedOut;
-        }
-        // Short sleeps: a health command is polled once a second, so this costs nothing,
-        // and it keeps both the deadline and a signal within a few milliseconds.
-        let left = spec.deadline.saturating_duration_since(Instant::now());
-        std::thread::sleep(left.min(Duration::from_millis(5)));
-    };
-    if ended == Ended::TimedOut {
-        // The whole group is dead; its pipes close promptly.
-        wait_drained(&[&out, &err], Instant::now() + DRAIN_GRACE * 5);
-    } else {
-        wait_drained(&[&out, &err], Instant::now() + DRAIN_GRACE);
+    let waited = group.wait_exit(spec.deadline, cancel);
+    if !matches!(waited, Ok(true)) {
+        group.stop(spec.grace);
     }
-    let (stdout, t1) = take(&out);
-    let (stderr, t2) = take(&err);
+    // The leader is dead but not reaped, so its pid (the group's id) cannot have been reused:
+    // whatever is left in the group is ours to kill.
+    group.signal(Signal::KILL);
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("cannot wait for the command", &e))?;
+    let timed_out = !waited?;
+
+    let drain_until = Instant::now() + DRAIN_GRACE;
+    let (stdout, t1) = out.map_or((Vec::new(), false), |c| c.finish(drain_until));
+    let (stderr, t2) = err.finish(drain_until);
+    let ended = match (timed_out, status.code(), status.signal()) {
+        (true, _, _) => Ended::TimedOut,
+        (false, Some(code), _) => Ended::Exited(code),
+        (false, None, Some(sig)) => Ended::Signalled(sig),
+        (false, None, None) => Ended::Exited(-1),
+    };
     Ok(RunOutcome {
         ended,
         stdout,
@@ -148,103 +294,366 @@ pub fn run(spec: &RunSpec, cancel: &Cancel) -> Result<RunOutcome> {
     })
 }
 
-fn kill_group(pgid: i32) {
-    // SAFETY: signalling our own child's process group.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
+/// The child's process group, known by its leader.
+struct Group {
+    leader: Pid,
+    /// Readable once the leader has exited; `None` where pidfds are not available.
+    pidfd: Option<OwnedFd>,
+}
+
+impl Group {
+    fn of(child: &Child, use_pidfd: bool) -> Self {
+        let leader = Pid::from_child(child);
+        // Our unreaped child: its pid cannot be reused, so the pidfd is for it.
+        #[cfg(target_os = "linux")]
+        let pidfd = use_pidfd
+            .then(|| rustix::process::pidfd_open(leader, rustix::process::PidfdFlags::empty()))
+            .and_then(std::result::Result::ok);
+        #[cfg(not(target_os = "linux"))]
+        let pidfd = {
+            let _ = use_pidfd;
+            None
+        };
+        Group { leader, pidfd }
     }
-}
 
-fn capture(mut stream: impl Read + Send + 'static, limit: usize) -> Arc<Mutex<Captured>> {
-    let shared = Arc::new(Mutex::new(Captured::default()));
-    let sink = Arc::clone(&shared);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let mut c = sink
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let room = limit.saturating_sub(c.bytes.len());
-                    c.bytes.extend_from_slice(&buf[..n.min(room)]);
-                    // Keep reading past the limit so the child is never blocked on a full pipe.
-                    c.truncated |= n > room;
-                }
-            }
+    /// Wait, without reaping, until the leader exits (`true`), `until` passes (`false`) or a
+    /// signal arrives (`Err`).
+    fn wait_exit(&self, until: Instant, cancel: &Cancel) -> Result<bool> {
+        if let Some(pidfd) = &self.pidfd {
+            return Ok(cancel.wait_readable(pidfd.as_fd(), until)? == Woken::Ready);
         }
-        sink.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .done = true;
-    });
-    shared
-}
+        loop {
+            if self.leader_exited() {
+                return Ok(true);
+            }
+            cancel.check()?;
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            cancel.sleep(left.min(FALLBACK_TICK))?;
+        }
+    }
 
-fn wait_drained(streams: &[&Arc<Mutex<Captured>>], until: Instant) {
-    while Instant::now() < until {
-        if streams.iter().all(|s| s.lock().map_or(true, |c| c.done)) {
+    fn leader_exited(&self) -> bool {
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+        matches!(
+            rustix::process::waitid(WaitId::Pid(self.leader), options),
+            Ok(Some(_))
+        )
+    }
+
+    /// SIGTERM, then up to `grace` for the leader to exit; the caller sends SIGKILL.
+    fn stop(&self, grace: Duration) {
+        if grace.is_zero() {
             return;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        self.signal(Signal::TERM);
+        // Not cancellable: a second signal must not cut a clean stop short.
+        let _ = self.wait_exit(Instant::now() + grace, &Cancel::default());
+    }
+
+    fn signal(&self, signal: Signal) {
+        // ESRCH: the group is already empty.
+        let _ = rustix::process::kill_process_group(self.leader, signal);
     }
 }
 
-fn take(stream: &Arc<Mutex<Captured>>) -> (Vec<u8>, bool) {
-    let c = stream
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    (c.bytes.clone(), c.truncated)
+/// One output stream read to its end by a thread, kept up to a limit.
+struct Capture {
+    state: Mutex<Captured>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct Captured {
+    bytes: Vec<u8>,
+    truncated: bool,
+    done: bool,
+}
+
+impl Capture {
+    fn start(mut stream: impl Read + Send + 'static, limit: usize) -> Arc<Capture> {
+        let capture = Arc::new(Capture {
+            state: Mutex::new(Captured::default()),
+            done: Condvar::new(),
+        });
+        let sink = Arc::clone(&capture);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let mut c = sink.lock();
+                        let room = limit.saturating_sub(c.bytes.len());
+                        c.bytes.extend_from_slice(&buf[..n.min(room)]);
+                        // Keep reading past the limit so the child never blocks on a full pipe.
+                        c.truncated |= n > room;
+                    }
+                }
+            }
+            sink.lock().done = true;
+            sink.done.notify_all();
+        });
+        capture
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Captured> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What was read, once the stream closed or at `until`, whichever comes first.
+    fn finish(&self, until: Instant) -> (Vec<u8>, bool) {
+        let mut c = self.lock();
+        while !c.done {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            c = self
+                .done
+                .wait_timeout(c, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        (std::mem::take(&mut c.bytes), c.truncated)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn secs(n: u64) -> Instant {
+        Instant::now() + Duration::from_secs(n)
+    }
+
+    /// The pids in `text` (`echo $$ $!` output).
+    fn pids(text: &[u8]) -> Vec<i32> {
+        String::from_utf8_lossy(text)
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect()
+    }
+
+    /// `(state, pgid)` of a process, from /proc.
+    fn stat(pid: i32) -> Option<(String, i32)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some((fields.first()?.to_string(), fields.get(2)?.parse().ok()?))
+    }
+
+    /// Whether `pid` runs (a zombie is dead, only not yet reaped).
+    fn running(pid: i32) -> bool {
+        stat(pid).is_some_and(|(state, _)| state != "Z")
+    }
+
+    /// Processes of group `pgid` that are still running.
+    fn live_members(pgid: i32) -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| running(pid) && stat(pid).is_some_and(|(_, group)| group == pgid))
+            .collect()
+    }
+
     #[test]
     fn captures_and_reports_the_exit_code() {
-        let spec = RunSpec::new(
-            "echo out; echo err >&2; exit 3",
-            Instant::now() + Duration::from_secs(5),
-        );
+        let spec = RunSpec::new("echo out; echo err >&2; exit 3", secs(5));
         let outcome = run(&spec, &Cancel::default()).unwrap();
         assert_eq!(outcome.ended, Ended::Exited(3));
         assert_eq!(outcome.stdout, b"out\n");
         assert_eq!(outcome.stderr, b"err\n");
     }
 
-    #[test]
-    fn the_deadline_kills_the_group_and_a_daemon_does_not_hold_us() {
+    fn deadline_kills_the_group(use_pidfd: bool) {
         let spec = RunSpec::new(
-            "sleep 30 & sleep 30",
-            Instant::now() + Duration::from_millis(200),
+            "echo $$ $!; sleep 30 & echo $!; sleep 30",
+            Instant::now() + Duration::from_millis(300),
         );
         let start = Instant::now();
-        let outcome = run(&spec, &Cancel::default()).unwrap();
+        let outcome = run_with(&spec, &Cancel::default(), use_pidfd).unwrap();
         assert_eq!(outcome.ended, Ended::TimedOut);
+        assert!(start.elapsed() >= Duration::from_millis(300));
         assert!(start.elapsed() < Duration::from_secs(2));
-
-        // A background child keeps stdout open after sh exits: we still return promptly.
-        let spec = RunSpec::new(
-            "(sleep 3; echo late) & echo early",
-            Instant::now() + Duration::from_secs(5),
+        let pids = pids(&outcome.stdout);
+        let (group, background) = (pids[0], pids[1]);
+        assert_eq!(live_members(group), Vec::<i32>::new(), "group {group} left");
+        assert!(
+            !running(background),
+            "the background sleep {background} is left"
         );
+    }
+
+    #[test]
+    fn the_deadline_kills_the_whole_group() {
+        deadline_kills_the_group(true);
+    }
+
+    #[test]
+    fn the_deadline_kills_the_whole_group_without_a_pidfd() {
+        deadline_kills_the_group(false);
+    }
+
+    #[test]
+    fn background_children_die_with_an_attempt_that_exited() {
+        // The leader exits at once; its background sleep holds stdout open.
+        let spec = RunSpec::new("echo $$; sleep 30 & exit 1", secs(10));
+        let start = Instant::now();
+        let outcome = run(&spec, &Cancel::default()).unwrap();
+        assert_eq!(outcome.ended, Ended::Exited(1));
+        assert!(start.elapsed() < Duration::from_secs(2));
+        let group = pids(&outcome.stdout)[0];
+        assert_eq!(live_members(group), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn a_daemon_that_left_the_group_does_not_hold_us() {
+        // `setsid` takes it out of the group, so it survives; it keeps our stdout pipe open.
+        let spec = RunSpec::new("setsid sh -c 'sleep 3; echo late' & echo early", secs(10));
         let start = Instant::now();
         let outcome = run(&spec, &Cancel::default()).unwrap();
         assert!(outcome.success());
         assert_eq!(outcome.stdout, b"early\n");
-        assert!(start.elapsed() < Duration::from_secs(1));
+        assert!(start.elapsed() < Duration::from_secs(2));
     }
 
     #[test]
-    fn capture_is_bounded() {
-        let mut spec = RunSpec::new(
-            "head -c 100000 /dev/zero",
-            Instant::now() + Duration::from_secs(5),
+    fn a_signal_stops_the_group_at_once() {
+        let cancel = Cancel::default();
+        let trip = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            trip.trip(libc::SIGTERM);
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let spec = RunSpec::new(
+            &format!("echo $$ > '{}'; sleep 30", pidfile.display()),
+            secs(10),
         );
+        let start = Instant::now();
+        let err = run(&spec, &cancel).unwrap_err();
+        assert_eq!(err.exit, 143);
+        assert!(start.elapsed() < Duration::from_secs(1));
+        let group: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(live_members(group), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn the_grace_period_lets_the_command_stop_cleanly_then_kills() {
+        // A command that handles SIGTERM gets to run its handler.
+        let spec = RunSpec::new(
+            "trap 'echo stopped cleanly; exit 0' TERM; sleep 30 & wait",
+            Instant::now() + Duration::from_millis(200),
+        )
+        .with_grace(Duration::from_secs(5));
+        let start = Instant::now();
+        let outcome = run(&spec, &Cancel::default()).unwrap();
+        assert_eq!(outcome.ended, Ended::TimedOut);
+        assert_eq!(outcome.stdout, b"stopped cleanly\n");
+        assert!(start.elapsed() < Duration::from_secs(3));
+
+        // One that ignores it is killed when the grace is over, not before.
+        let spec = RunSpec::new(
+            "trap '' TERM; echo $$; sleep 30",
+            Instant::now() + Duration::from_millis(200),
+        )
+        .with_grace(Duration::from_millis(500));
+        let start = Instant::now();
+        let outcome = run(&spec, &Cancel::default()).unwrap();
+        assert_eq!(outcome.ended, Ended::TimedOut);
+        assert!(start.elapsed() >= Duration::from_millis(700));
+        assert!(start.elapsed() < Duration::from_secs(3));
+        assert_eq!(live_members(pids(&outcome.stdout)[0]), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn argv_mode_passes_arguments_untouched_and_secrets_through_the_environment() {
+        let spec = RunSpec::argv("printf", ["%s|", "a b", "$HOME;`id`"], secs(5));
+        let outcome = run(&spec, &Cancel::default()).unwrap();
+        assert_eq!(outcome.stdout, b"a b|$HOME;`id`|");
+
+        let spec = RunSpec::argv("printenv", ["UGW_TEST_SECRET"], secs(5))
+            .with_env("UGW_TEST_SECRET", "s3cr3t");
+        let outcome = run(&spec, &Cancel::default()).unwrap();
+        assert_eq!(outcome.stdout, b"s3cr3t\n");
+
+        let spec = RunSpec::argv("/no/such/program", Vec::<String>::new(), secs(5));
+        let err = run(&spec, &Cancel::default()).unwrap_err();
+        assert!(
+            err.message.contains("cannot start /no/such/program"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn stdin_comes_from_a_file_or_null() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        std::fs::write(&input, "from the file\n").unwrap();
+        let spec =
+            RunSpec::argv("cat", Vec::<String>::new(), secs(5)).with_stdin(Input::Path(input));
+        assert_eq!(
+            run(&spec, &Cancel::default()).unwrap().stdout,
+            b"from the file\n"
+        );
+
+        // Null: `cat` sees end of input at once instead of waiting on ours.
+        let spec = RunSpec::argv("cat", Vec::<String>::new(), secs(5));
+        let outcome = run(&spec, &Cancel::default()).unwrap();
+        assert!(outcome.success());
+        assert!(outcome.stdout.is_empty());
+    }
+
+    #[test]
+    fn stdout_goes_to_a_file_or_null_never_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("dump");
+        let spec = RunSpec::new("echo dumped", secs(5)).with_stdout(Output::Path(out.clone()));
+        let outcome = run(&spec, &Cancel::default()).unwrap();
+        assert!(outcome.success() && outcome.stdout.is_empty());
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "dumped\n");
+        let mode = std::fs::metadata(&out).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let planted = dir.path().join("planted");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let spec = RunSpec::new("echo overwritten", secs(5)).with_stdout(Output::Path(planted));
+        assert!(run(&spec, &Cancel::default()).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+
+        let spec = RunSpec::new("echo gone; echo kept >&2", secs(5)).with_stdout(Output::Null);
+        let outcome = run(&spec, &Cancel::default()).unwrap();
+        assert_eq!(
+            (outcome.stdout.as_slice(), outcome.stderr.as_slice()),
+            (&b""[..], &b"kept\n"[..])
+        );
+    }
+
+    #[test]
+    fn capture_is_bounded_and_reading_continues_past_the_bound() {
+        // 1 MB through a 64 KiB pipe: the command finishes only if we keep reading.
+        let mut spec = RunSpec::new("head -c 1000000 /dev/zero; echo done >&2", secs(10));
         spec.capture_limit = 1000;
         let outcome = run(&spec, &Cancel::default()).unwrap();
+        assert_eq!(outcome.ended, Ended::Exited(0));
         assert_eq!(outcome.stdout.len(), 1000);
+        assert_eq!(outcome.stderr, b"done\n");
         assert!(outcome.truncated);
     }
 }

@@ -212,8 +212,9 @@ fn exit_status() -> String {
              (host, pid, since).",
         ),
         (
-            format!("{}, {}", exit::SIGINT, exit::SIGTERM),
-            "interrupted by SIGINT or SIGTERM: stopped promptly, temp files removed, record written.",
+            format!("{}, {}, {}", exit::SIGHUP, exit::SIGINT, exit::SIGTERM),
+            "interrupted by SIGHUP, SIGINT or SIGTERM: stopped promptly, children killed, temp files removed, \
+             record written.",
         ),
     ];
     let mut out = String::new();

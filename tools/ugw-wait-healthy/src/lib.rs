@@ -200,12 +200,7 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
 
     let outcome = loop {
         let attempt_until = poller.begin_round();
-        let round = match probe::run_round(
-            &plan,
-            attempt_until,
-            attempt_until >= poller.deadline(),
-            &ctx.cancel,
-        ) {
+        let round = match probe::run_round(&plan, attempt_until, poller.deadline(), &ctx.cancel) {
             Ok(round) => round,
             Err(interrupted) => break Err(interrupted),
         };

@@ -98,14 +98,10 @@ enum Raw {
     Cmd(Result<RunOutcome>),
 }
 
-/// Check every target once, all attempts ending by `until` (`until_is_deadline`: that is the
-/// overall deadline, not the attempt timeout).
-pub fn run_round(
-    plan: &Plan,
-    until: Instant,
-    until_is_deadline: bool,
-    cancel: &Cancel,
-) -> Result<Round> {
+/// Check every target once, all attempts ending by `until`; judging them (jq included) ends
+/// by the overall `deadline`.
+pub fn run_round(plan: &Plan, until: Instant, deadline: Instant, cancel: &Cancel) -> Result<Round> {
+    let until_is_deadline = until >= deadline;
     let started = Instant::now();
     let (tx, rx) = mpsc::channel();
     for (index, target) in plan.targets.iter().enumerate() {
@@ -168,21 +164,23 @@ pub fn run_round(
     }
     let mut verdicts: Vec<Verdict> = raws
         .into_iter()
-        .map(|raw| match raw {
-            None => Verdict::failed(AttemptError::timed_out(
-                until.saturating_duration_since(started),
-            )),
-            Some(Raw::Http(Ok(response))) => judge_http(plan, &response),
-            Some(Raw::Http(Err(e)) | Raw::Tcp(Err(e))) => Verdict::failed(e),
-            Some(Raw::Tcp(Ok(latency))) => Verdict {
-                passed: true,
-                latency: Some(latency),
-                ..Verdict::default()
-            },
-            Some(Raw::Cmd(Ok(outcome))) => judge_cmd(&outcome),
-            Some(Raw::Cmd(Err(e))) => Verdict::failed(AttemptError::new(e.message)),
+        .map(|raw| {
+            Ok(match raw {
+                None => Verdict::failed(AttemptError::timed_out(
+                    until.saturating_duration_since(started),
+                )),
+                Some(Raw::Http(Ok(response))) => judge_http(plan, &response, deadline, cancel)?,
+                Some(Raw::Http(Err(e)) | Raw::Tcp(Err(e))) => Verdict::failed(e),
+                Some(Raw::Tcp(Ok(latency))) => Verdict {
+                    passed: true,
+                    latency: Some(latency),
+                    ..Verdict::default()
+                },
+                Some(Raw::Cmd(Ok(outcome))) => judge_cmd(&outcome),
+                Some(Raw::Cmd(Err(e))) => Verdict::failed(AttemptError::new(e.message)),
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     // In a round cut short by the overall deadline, a timeout (or an answer that came only as
     // the deadline struck) is the deadline's doing, not news about the target.
     let cut_at = until.checked_sub(Duration::from_millis(5)).unwrap_or(until);
@@ -222,7 +220,13 @@ fn judge_cmd(outcome: &RunOutcome) -> Verdict {
     }
 }
 
-fn judge_http(plan: &Plan, response: &HttpResponse) -> Verdict {
+/// A runaway jq expression ends the run at `deadline` (kind `timeout`), or at a signal.
+fn judge_http(
+    plan: &Plan,
+    response: &HttpResponse,
+    deadline: Instant,
+    cancel: &Cancel,
+) -> Result<Verdict> {
     let mut verdict = Verdict {
         status: Some(response.status),
         latency: Some(response.latency),
@@ -243,82 +247,97 @@ fn judge_http(plan: &Plan, response: &HttpResponse) -> Verdict {
             status_text(response)
         ));
     }
-    if let Some(Ok(body)) = &json
-        && let Some(expr) = plan.fail_if.iter().find(|e| e.holds(body).unwrap_or(false))
-    {
-        verdict.fatal = Some(format!(
-            "--fail-if '{}' is true (body '{}')",
-            expr.text(),
-            excerpt(&response.body, 80)
-        ));
+    if let Some(Ok(body)) = &json {
+        for expr in &plan.fail_if {
+            if expr.holds_until(body, deadline, cancel)?.unwrap_or(false) {
+                verdict.fatal = Some(format!(
+                    "--fail-if '{}' is true (body '{}')",
+                    expr.text(),
+                    excerpt(&response.body, 80)
+                ));
+                break;
+            }
+        }
     }
-    verdict.reason = check_http(plan, response, json.as_ref());
+    verdict.reason = check_http(plan, response, json.as_ref(), deadline, cancel)?;
     verdict.passed = verdict.reason.is_none() && verdict.fatal.is_none();
-    verdict
+    Ok(verdict)
 }
 
-/// The first assertion that fails, in words; `None` when all hold.
+/// The first assertion that fails, in words; `None` when all hold. `Err` only when a jq
+/// expression outlives the deadline or a signal arrives.
 fn check_http(
     plan: &Plan,
     response: &HttpResponse,
     json: Option<&std::result::Result<JqInput, String>>,
-) -> Option<String> {
+    deadline: Instant,
+    cancel: &Cancel,
+) -> Result<Option<String>> {
     if !plan.status.contains(response.status) {
-        return Some(format!("status {}", status_text(response)));
+        return Ok(Some(format!("status {}", status_text(response))));
     }
     if let Some(max) = plan.max_latency.filter(|max| response.latency > *max) {
-        return Some(format!(
+        return Ok(Some(format!(
             "answered in {}, over --max-latency {}",
             human(response.latency),
             human(max)
-        ));
+        )));
     }
     if response.truncated && (!plan.expect.is_empty() || plan.expect_version.is_some()) {
-        return Some(format!("the body is larger than {} KiB", BODY_LIMIT / 1024));
+        return Ok(Some(format!(
+            "the body is larger than {} KiB",
+            BODY_LIMIT / 1024
+        )));
     }
     if let Some(re) = &plan.body_regex
         && !re.is_match(&String::from_utf8_lossy(&response.body))
     {
-        return Some(format!(
+        return Ok(Some(format!(
             "the body does not match --body-regex '{}': '{}'",
             re.as_str(),
             excerpt(&response.body, 80)
-        ));
+        )));
     }
     if plan.expect.is_empty() && plan.expect_version.is_none() {
-        return None;
+        return Ok(None);
     }
-    let body = match json? {
-        Ok(body) => body,
-        Err(e) => return Some(e.clone()),
+    let body = match json {
+        None => return Ok(None),
+        Some(Ok(body)) => body,
+        Some(Err(e)) => return Ok(Some(e.clone())),
     };
     for expr in &plan.expect {
-        match expr.holds(body) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Some(format!(
-                    "--expect '{}' is not true (body '{}')",
+        match expr.eval_until(body, deadline, cancel)? {
+            Ok(outputs) if outputs.holds() => {}
+            Ok(outputs) => {
+                return Ok(Some(format!(
+                    "--expect '{}' is not true: it gave {} (body '{}')",
                     expr.text(),
+                    outputs.shown(80),
                     excerpt(&response.body, 80)
-                ));
+                )));
             }
-            Err(e) => return Some(e),
+            Err(e) => return Ok(Some(e)),
         }
     }
     if let Some(wanted) = &plan.expect_version {
-        match plan.version_path.first_text(body) {
+        match plan
+            .version_path
+            .eval_until(body, deadline, cancel)?
+            .map(|outputs| outputs.first_text())
+        {
             Ok(Some(found)) if version::same(&found, wanted) => {}
-            Ok(Some(found)) => return Some(format!("version {found}, expecting {wanted}")),
+            Ok(Some(found)) => return Ok(Some(format!("version {found}, expecting {wanted}"))),
             Ok(None) => {
-                return Some(format!(
+                return Ok(Some(format!(
                     "no version at {} in the body",
                     plan.version_path.text()
-                ));
+                )));
             }
-            Err(e) => return Some(e),
+            Err(e) => return Ok(Some(e)),
         }
     }
-    None
+    Ok(None)
 }
 
 fn status_text(response: &HttpResponse) -> String {

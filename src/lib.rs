@@ -6,7 +6,7 @@ use ugw_shared::cli::Tool;
 /// Every tool, in the order the overview page lists them.
 #[must_use]
 pub fn tools() -> Vec<Tool> {
-    vec![ugw_wait_healthy::tool()]
+    vec![ugw_wait_healthy::tool(), ugw_backup::tool()]
 }
 
 #[cfg(test)]

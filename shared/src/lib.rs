@@ -20,6 +20,7 @@ pub mod record;
 pub mod report;
 pub mod runner;
 pub mod scrub;
+pub mod space;
 pub mod tcp;
 pub mod time;
 pub mod unpack;

@@ -3,7 +3,7 @@
 //! or extra. Any difference is `corrupt`, naming the first bad entry.
 
 use crate::manifest::{self, Entry, Kind, Manifest, Name};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -73,11 +73,14 @@ pub fn verify(
     })?;
     let hashed = Hashing::new(file);
     let tally = Arc::clone(&hashed.state);
-    let mut expected: HashMap<Vec<u8>, &Entry> = manifest
-        .entries
-        .iter()
-        .map(|e| (e.path.bytes(), e))
-        .collect();
+    // A path may appear more than once (as in any tar); each occurrence is checked in order.
+    let mut expected: HashMap<Vec<u8>, VecDeque<&Entry>> = HashMap::new();
+    for entry in &manifest.entries {
+        expected
+            .entry(entry.path.bytes())
+            .or_default()
+            .push_back(entry);
+    }
     let mut tar =
         tar::Archive::new(ugw_shared::unpack::decoder(hashed).map_err(|e| corrupt(e.message))?);
     let mut last_good = String::from("(the start)");
@@ -107,7 +110,7 @@ pub fn verify(
             inner_manifest_seen = true;
             continue;
         }
-        let Some(want) = expected.remove(&name) else {
+        let Some(want) = expected.get_mut(&name).and_then(VecDeque::pop_front) else {
             return Err(corrupt(format!(
                 "entry '{shown}' is in the archive but not in the manifest"
             )));
@@ -125,7 +128,7 @@ pub fn verify(
     let mut rest = tar.into_inner();
     io::copy(&mut rest, &mut io::sink())
         .map_err(|e| corrupt(format!("the archive's end is damaged: {e}")))?;
-    if let Some(missing) = expected.keys().next() {
+    if let Some((missing, _)) = expected.iter().find(|(_, left)| !left.is_empty()) {
         return Err(corrupt(format!(
             "entry '{}' is in the manifest but missing from the archive (truncated?)",
             Name::from_bytes(missing).shown()

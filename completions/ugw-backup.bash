@@ -365,13 +365,17 @@ _ugw__backup() {
             return 0
             ;;
         ugw__subcmd__backup__subcmd__restore)
-            opts="-q -h --to --in-place --force --expect-app-version --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help"
+            opts="-q -h --to --in-place --force --pg --expect-app-version --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pg)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -48,7 +48,7 @@ complete -c ugw-backup -n "__fish_ugw_backup_needs_command" -f -a "prune" -d 'Re
 complete -c ugw-backup -n "__fish_ugw_backup_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l path -d 'A file or folder to back up (repeatable)' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l exclude -d 'Leave out matching names (\'*.log\'), or paths with a / (\'cache/**\') (repeatable)' -r
-complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l db -d 'A database to snapshot: sqlite:///path/app.db (repeatable)' -r
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l db -d 'A database: sqlite:///path/app.db (a snapshot) or postgres://user@host/db (pg_dump; the password from PGPASSWORD or the URL, never argv) (repeatable)' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l db-env -d 'Read a --db URL from this environment variable (repeatable)' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l out -d 'The backup folder' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l name -d 'The archive\'s name [default: ugw-backup-<host>-<UTC timestamp>]' -r
@@ -92,6 +92,7 @@ complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand verify" -l always 
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand verify" -l dry-run -d 'Say in the record what would be done; change nothing'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand verify" -s h -l help -d 'Print help'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l to -d 'Restore into this folder (absent or empty, or any with --force)' -r -F
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l pg -d 'Restore the PostgreSQL dump into this database [default with --in-place: the one backed up]' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l expect-app-version -d 'Refuse a backup made by another app version (unless --force)' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l record -d 'Keep the record in FILE (read, append this step, write back atomically under FILE.lock)' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l in -d '\'-\' reads the record from stdin whatever it is; \'none\' never touches stdin' -r -f -a "-\t''

@@ -820,3 +820,111 @@ fn verify_takes_the_archive_of_the_last_create_step() {
         created.last_step().result["archive"]
     );
 }
+
+#[test]
+fn a_postgres_database_is_dumped_verified_and_restored_in_place_without_its_password_in_sight() {
+    let Some(cluster) = kit::pg_cluster::PgCluster::start() else {
+        return;
+    };
+    cluster.sql("postgres", "CREATE DATABASE shop");
+    cluster.sql("shop", "CREATE TABLE orders(id int primary key, note text); INSERT INTO orders SELECT g, 'order ' || g FROM generate_series(1, 100) g;");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut cmd = tool("ugw-backup");
+    cmd.args([
+        "create",
+        "--db-env",
+        "SHOP_URL",
+        "--out",
+        s(&out),
+        "--name",
+        "pg",
+    ])
+    .env("SHOP_URL", cluster.url("shop"));
+    let created = run(cmd);
+    created.assert_code(0);
+    let secret = kit::pg_cluster::PASSWORD;
+    assert!(!created.stdout.contains(secret) && !created.stderr.contains(secret));
+    let manifest = std::fs::read_to_string(out.join("pg.manifest.json")).unwrap();
+    assert!(
+        !manifest.contains(secret),
+        "the manifest keeps the URL without its password"
+    );
+    let step = created.last_step();
+    // (The record masks the user name too: the scrubber hides all user info in URLs.)
+    let recorded = step.result["pg"][0].as_str().unwrap();
+    assert!(
+        recorded.ends_with(&format!("@127.0.0.1:{}/shop", cluster.port)),
+        "{recorded}"
+    );
+    assert!(manifest.contains(&format!(
+        "postgres://postgres@127.0.0.1:{}/shop",
+        cluster.port
+    )));
+    let archive = archive_of(&created);
+    backup(&["verify", s(&archive)]).assert_code(0);
+
+    cluster.sql(
+        "shop",
+        "DELETE FROM orders WHERE id > 10; UPDATE orders SET note = 'changed';",
+    );
+    // The recorded URL has no password: it comes from the environment, as for any libpq tool.
+    let mut cmd = tool("ugw-backup");
+    cmd.args(["restore", s(&archive), "--in-place"])
+        .env("PGPASSWORD", secret);
+    let restored = run(cmd);
+    restored.assert_code(0);
+    assert_eq!(cluster.sql("shop", "SELECT count(*) FROM orders"), "100");
+    assert_eq!(
+        cluster.sql("shop", "SELECT note FROM orders WHERE id = 5"),
+        "order 5"
+    );
+}
+
+#[test]
+fn a_dump_cut_in_half_is_caught_and_no_backup_is_kept() {
+    let Some(cluster) = kit::pg_cluster::PgCluster::start() else {
+        return;
+    };
+    cluster.sql("postgres", "CREATE DATABASE shop");
+    cluster.sql("shop", "CREATE TABLE t AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 20000) g;");
+    let dir = tempfile::tempdir().unwrap();
+    // A pg_dump that writes its dump, then loses the second half of it.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = kit::bash("command -v pg_dump", dir.path())
+        .stdout
+        .trim()
+        .to_string();
+    std::fs::write(
+        bin.join("pg_dump"),
+        format!(
+            "#!/bin/bash\n{real} \"$@\" || exit\nfor a in \"$@\"; do case $a in --file=*) f=${{a#--file=}};; esac; done\n\
+             truncate -s $(( $(stat -c %s \"$f\") / 2 )) \"$f\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("pg_dump"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = dir.path().join("out");
+    let url = cluster.url("shop");
+    let mut cmd = tool("ugw-backup");
+    cmd.args(["create", "--db", &url, "--out", s(&out), "--name", "cut"])
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        );
+    let outcome = run(cmd);
+    outcome.assert_code(1);
+    assert_eq!(
+        outcome.last_step().error_kind(),
+        "corrupt",
+        "{}",
+        outcome.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".ugw-backup.lock")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

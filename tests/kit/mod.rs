@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses part of the kit
 
 pub mod hostile_archives;
+pub mod pg_cluster;
 
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -24,6 +24,7 @@ pub struct Plan {
     pub paths: Vec<PathBuf>,
     pub excludes: Vec<Glob>,
     pub sqlite: Vec<PathBuf>,
+    pub pg: Vec<crate::pg::Target>,
     pub out: PathBuf,
     pub name: String,
     pub app_version: Option<String>,
@@ -151,7 +152,12 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
         manifest.entries.push(snapshot.1);
         manifest.sqlite.push(snapshot.0);
     }
-    let manifest_json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
+    for (index, target) in plan.pg.iter().enumerate() {
+        let dumped = dump_pg(ctx, plan, index, target, &mut builder, &progress)?;
+        manifest.entries.push(dumped.1);
+        manifest.pg.push(dumped.0);
+    }
+    let manifest_json = serde_json::to_vec(&manifest).expect("a manifest serialises");
     append_bytes(
         &mut builder,
         manifest::ENTRY_NAME.as_bytes(),
@@ -204,7 +210,7 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
             .filter(|e| e.kind == Kind::File)
             .count() as u64,
         sqlite: manifest.sqlite.iter().map(|s| s.path.shown()).collect(),
-        pg: Vec::new(),
+        pg: manifest.pg.iter().map(|p| p.url.clone()).collect(),
         changed_while_read: manifest.changed_while_read.len() as u64,
         app_version: plan.app_version.clone(),
         elapsed_ms: ugw_shared::time::millis(elapsed),
@@ -447,59 +453,109 @@ fn snapshot_db<W: Write>(
         ctx.track_temp(&companion);
     }
     let check = sqlite::snapshot(db, &temp, ctx.deadline(), &ctx.cancel)?;
-    let file = open_regular(&temp)
-        .map_err(|e| Error::io(format!("cannot read {}", temp.display()), &e))?;
-    let size = file
-        .metadata()
-        .map_err(|e| Error::io("cannot stat the snapshot", &e))?
-        .len();
     let file_name = db.file_name().map_or(&b"db"[..], std::ffi::OsStr::as_bytes);
     let mut name = format!("{}/sqlite/{index}-", manifest::DB_PREFIX).into_bytes();
     name.extend_from_slice(file_name);
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_mode(0o600);
-    header.set_size(size);
-    header.set_mtime(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    );
-    let mut reader = Snapshot::new(&file, size, progress, &ctx.cancel);
-    builder
-        .append_data(
-            &mut header,
-            Path::new(std::ffi::OsStr::from_bytes(&name)),
-            &mut reader,
-        )
-        .map_err(|e| Error::io("cannot archive the SQLite snapshot", &e))?;
-    let sha256 = reader.digest();
-    drop(file);
-    let _ = std::fs::remove_file(&temp);
-    ctx.keep_temp(&temp);
-    let entry = Entry {
-        path: Name::from_bytes(&name),
-        kind: Kind::File,
-        size,
-        mode: 0o600,
-        uid: 0,
-        gid: 0,
-        mtime: 0,
-        sha256: Some(sha256.clone()),
-        link: None,
-    };
+    let entry = append_temp(ctx, builder, &temp, &name, progress)?;
     let absolute = std::path::absolute(db).unwrap_or_else(|_| db.to_path_buf());
     Ok((
         SqliteSnapshot {
             path: Name::from_path(&absolute),
             entry: Name::from_bytes(&name),
-            bytes: size,
-            sha256,
+            bytes: entry.size,
+            sha256: entry.sha256.clone().expect("a file has a hash"),
             integrity_check: check,
             method: "backup".into(),
         },
         entry,
     ))
+}
+
+/// Dump one PostgreSQL database beside the archive, check the dump, and append it.
+fn dump_pg<W: Write>(
+    ctx: &mut Ctx,
+    plan: &Plan,
+    index: usize,
+    target: &crate::pg::Target,
+    builder: &mut tar::Builder<W>,
+    progress: &Progress,
+) -> Result<(manifest::PgDump, Entry)> {
+    let temp = plan.out.join(format!(
+        ".{}.pg-{index}.{}.tmp",
+        plan.name,
+        std::process::id()
+    ));
+    ctx.track_temp(&temp);
+    crate::pg::dump(target, &temp, ctx.deadline(), &ctx.cancel)?;
+    crate::pg::check(&temp, ctx.deadline(), &ctx.cancel)?;
+    let name = format!(
+        "{}/pg/{index}-{}.dump",
+        manifest::DB_PREFIX,
+        target.database.replace('/', "_")
+    );
+    let entry = append_temp(ctx, builder, &temp, name.as_bytes(), progress)?;
+    Ok((
+        manifest::PgDump {
+            url: target.shown.clone(),
+            entry: Name::from_bytes(name.as_bytes()),
+            bytes: entry.size,
+            sha256: entry.sha256.clone().expect("a file has a hash"),
+            check: "pg_restore -f /dev/null: ok".into(),
+        },
+        entry,
+    ))
+}
+
+/// Append a temp file of ours (a snapshot, a dump) as `name`, then remove it.
+fn append_temp<W: Write>(
+    ctx: &mut Ctx,
+    builder: &mut tar::Builder<W>,
+    temp: &Path,
+    name: &[u8],
+    progress: &Progress,
+) -> Result<Entry> {
+    let file =
+        open_regular(temp).map_err(|e| Error::io(format!("cannot read {}", temp.display()), &e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io("cannot stat a temp file", &e))?
+        .len();
+    let mtime = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o600);
+    header.set_size(size);
+    header.set_mtime(mtime);
+    let mut reader = Snapshot::new(&file, size, progress, &ctx.cancel);
+    builder
+        .append_data(
+            &mut header,
+            Path::new(std::ffi::OsStr::from_bytes(name)),
+            &mut reader,
+        )
+        .map_err(|e| {
+            ctx.cancel
+                .check()
+                .err()
+                .unwrap_or_else(|| Error::io("cannot archive a database copy", &e))
+        })?;
+    let sha256 = reader.digest();
+    drop(file);
+    let _ = std::fs::remove_file(temp);
+    ctx.keep_temp(temp);
+    Ok(Entry {
+        path: Name::from_bytes(name),
+        kind: Kind::File,
+        size,
+        mode: 0o600,
+        uid: 0,
+        gid: 0,
+        mtime: i64::try_from(mtime).unwrap_or(0),
+        sha256: Some(sha256),
+        link: None,
+    })
 }
 
 fn append_bytes<W: Write>(builder: &mut tar::Builder<W>, name: &[u8], bytes: &[u8]) -> Result<()> {

@@ -1,5 +1,6 @@
 //! ugw-backup: replaces "tar the folder and hope". `create` makes one archive with a manifest
-//! of every entry's hash (SQLite through its online backup API), `verify` proves it whole,
+//! of every entry's hash (SQLite through its online backup API, PostgreSQL through `pg_dump`),
+//! `verify` proves it whole,
 //! `restore` unpacks it strictly (into a folder, or back in place by swap), and `list` and
 //! `prune` keep the backup folder tidy.
 
@@ -8,6 +9,7 @@ mod compress;
 mod create;
 mod glob;
 mod manifest;
+mod pg;
 mod restore;
 mod sqlite;
 mod verify;
@@ -141,7 +143,7 @@ fn create_command() -> Command {
                 .long("db")
                 .value_name("URL")
                 .action(ArgAction::Append)
-                .help("A database to snapshot: sqlite:///path/app.db (repeatable)"),
+                .help("A database: sqlite:///path/app.db (a snapshot) or postgres://user@host/db (pg_dump; the password from PGPASSWORD or the URL, never argv) (repeatable)"),
         )
         .arg(
             Arg::new("db-env")
@@ -216,6 +218,12 @@ fn restore_command() -> Command {
                 .help("Replace a non-empty --to folder; restore a backup of another app version"),
         )
         .arg(
+            Arg::new("pg")
+                .long("pg")
+                .value_name("URL")
+                .help("Restore the PostgreSQL dump into this database [default with --in-place: the one backed up]"),
+        )
+        .arg(
             Arg::new("expect-app-version")
                 .long("expect-app-version")
                 .value_name("V")
@@ -260,15 +268,14 @@ fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         urls.push(url);
     }
     let mut sqlite_paths = Vec::new();
+    let mut pg_targets = Vec::new();
     for url in &urls {
         match sqlite::path_of(url) {
             Some(path) => sqlite_paths.push(std::path::absolute(&path).unwrap_or(path)),
             None if url.starts_with("postgres") => {
-                return Err(Error::usage(
-                    "--db postgres://… is not supported by this build yet (SQLite only)",
-                ));
+                pg_targets.push(pg::Target::parse(url, ctx.scrubber())?);
             }
-            None => return Err(Error::usage(format!("--db: not a sqlite:// URL: {url}"))),
+            None => return Err(Error::usage("--db: not a sqlite:// or postgres:// URL")),
         }
     }
     let codec = Codec::parse(
@@ -298,6 +305,7 @@ fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
             .map(|g| glob::Glob::new(g))
             .collect(),
         sqlite: sqlite_paths,
+        pg: pg_targets,
         name: m.get_one::<String>("name").cloned().unwrap_or(default_name),
         out: out.clone(),
         app_version: m.get_one::<String>("app-version").cloned(),
@@ -407,8 +415,15 @@ fn run_restore(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
             json!({"archive": archive.display().to_string(), "would_restore": roots}),
         ));
     }
+    let pg_target = m
+        .get_one::<String>("pg")
+        .map(|url| pg::Target::parse(url, ctx.scrubber()))
+        .transpose()?;
     let result = if let Some(dir) = m.get_one::<PathBuf>("to") {
         let summary = restore::to_dir(ctx, &archive, dir, force)?;
+        if let Some(target) = &pg_target {
+            restore::restore_pg(ctx, &archive, &verified.manifest, Some(target))?;
+        }
         ctx.reporter.info(&format!(
             "restored {} files into {}",
             summary.files,
@@ -424,13 +439,14 @@ fn run_restore(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
             "bytes": summary.bytes,
         })
     } else {
-        let restored = restore::in_place(ctx, &archive, &verified.manifest)?;
+        let restored = restore::in_place(ctx, &archive, &verified.manifest, pg_target.as_ref())?;
         ctx.reporter
             .info(&format!("restored in place: {}", restored.join(", ")));
         json!({
             "archive": archive.display().to_string(),
             "in_place": restored,
             "sqlite": verified.manifest.sqlite.iter().map(|s| s.path.shown()).collect::<Vec<_>>(),
+            "pg": verified.manifest.pg.iter().map(|p| pg_target.as_ref().map_or(p.url.clone(), |t| t.shown.clone())).collect::<Vec<_>>(),
         })
     };
     Ok(StepResult::changed(result))

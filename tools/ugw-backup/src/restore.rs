@@ -64,10 +64,16 @@ struct Swap {
 }
 
 /// Put every backed-up path (and database) back where it was.
-pub fn in_place(ctx: &Ctx, archive: &Path, manifest: &Manifest) -> Result<Vec<String>> {
+pub fn in_place(
+    ctx: &Ctx,
+    archive: &Path,
+    manifest: &Manifest,
+    pg: Option<&crate::pg::Target>,
+) -> Result<Vec<String>> {
     let mut swaps: Vec<Swap> = Vec::new();
     let outcome = swap_all(ctx, archive, manifest, &mut swaps)
-        .and_then(|()| restore_dbs(ctx, archive, manifest));
+        .and_then(|()| restore_dbs(ctx, archive, manifest))
+        .and_then(|()| restore_pg(ctx, archive, manifest, pg));
     match outcome {
         Ok(()) => {
             for swap in &swaps {
@@ -267,6 +273,41 @@ fn restore_dbs(ctx: &Ctx, archive: &Path, manifest: &Manifest) -> Result<()> {
         ctx.reporter.info(&format!(
             "{}: restored through SQLite's backup API (integrity_check {check})",
             live.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Each PostgreSQL dump restored with `pg_restore --clean --if-exists --single-transaction`,
+/// into `target` or the database it was dumped from.
+pub fn restore_pg(
+    ctx: &Ctx,
+    archive: &Path,
+    manifest: &Manifest,
+    target: Option<&crate::pg::Target>,
+) -> Result<()> {
+    for dump in &manifest.pg {
+        let into = match target {
+            Some(target) => target.clone(),
+            None => crate::pg::Target::parse(&dump.url, ctx.scrubber())?,
+        };
+        let entry = dump.entry.path();
+        let options = Options {
+            only: Some(entry.clone()),
+            strip_components: entry.components().count() - 1,
+            keep_owners: false,
+        };
+        let staged = unpack::stage(
+            open_tar(archive)?,
+            &sibling(archive, ".pg-restore"),
+            &options,
+            &ctx.cancel,
+        )?;
+        let file = staged.path().join(entry.file_name().expect("a name"));
+        crate::pg::restore(&into, &file, ctx.deadline(), &ctx.cancel)?;
+        ctx.reporter.info(&format!(
+            "{}: restored with pg_restore --clean --if-exists --single-transaction",
+            into.shown
         ));
     }
     Ok(())

@@ -927,4 +927,72 @@ fn a_dump_cut_in_half_is_caught_and_no_backup_is_kept() {
         .filter(|n| n != ".ugw-backup.lock")
         .collect();
     assert!(left.is_empty(), "{left:?}");
+
+    // With a pg_restore that checks nothing, the cut dump gets into a backup: verify, with
+    // the real pg_restore, reads every block and catches it.
+    std::fs::write(bin.join("pg_restore"), "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(
+        bin.join("pg_restore"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let mut cmd = tool("ugw-backup");
+    cmd.args(["create", "--db", &url, "--out", s(&out), "--name", "cut"])
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        );
+    let archive = archive_of(&run(cmd));
+    let verified = backup(&["verify", s(&archive)]);
+    verified.assert_code(1);
+    let step = verified.last_step();
+    assert_eq!(step.error_kind(), "corrupt");
+    assert!(
+        step.error
+            .unwrap()
+            .message
+            .contains("ugw-db/pg/0-shop.dump"),
+        "{}",
+        verified.stderr
+    );
+}
+
+#[test]
+fn a_file_that_changes_while_read_is_flagged_and_fails_with_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("app");
+    std::fs::create_dir_all(&src).unwrap();
+    let growing = src.join("growing.log");
+    std::fs::write(&growing, "x".repeat(32 << 20)).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let appender = {
+        let (stop, growing) = (Arc::clone(&stop), growing.clone());
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(growing)
+                .unwrap();
+            while !stop.load(Ordering::SeqCst) {
+                file.write_all(b"one more line\n").unwrap();
+            }
+        })
+    };
+    let out = dir.path().join("out");
+    let lenient = create(&src, &out, "lenient", &["--compress", "none"]);
+    let strict = create(&src, &out, "strict", &["--compress", "none", "--strict"]);
+    stop.store(true, Ordering::SeqCst);
+    appender.join().unwrap();
+
+    lenient.assert_code(0);
+    assert_eq!(lenient.last_step().result["changed_while_read"], 1);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("lenient.manifest.json")).unwrap()).unwrap();
+    let flagged = manifest["changed_while_read"][0].as_str().unwrap();
+    assert!(flagged.ends_with("app/growing.log"), "{flagged}");
+    assert!(lenient.stderr.contains("changed while it was read"));
+
+    strict.assert_code(1);
+    assert_eq!(strict.last_step().error_kind(), "check_failed");
+    assert!(!out.join("strict.tar").exists());
 }

@@ -4,10 +4,11 @@
 
 use crate::manifest::{self, Entry, Kind, Manifest, Name};
 use std::collections::{HashMap, VecDeque};
+use std::io::Write as _;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use ugw_shared::atomic::{open_regular, read_capped};
+use ugw_shared::atomic::{AtomicFile, open_regular, read_capped};
 use ugw_shared::cancel::Cancel;
 use ugw_shared::{Error, ErrorKind, Result};
 
@@ -83,6 +84,7 @@ pub fn verify(
     }
     let mut tar =
         tar::Archive::new(ugw_shared::unpack::decoder(hashed).map_err(|e| corrupt(e.message))?);
+    let pg_entries: Vec<Vec<u8>> = manifest.pg.iter().map(|p| p.entry.bytes()).collect();
     let mut last_good = String::from("(the start)");
     let mut count = 0u64;
     let mut inner_manifest_seen = false;
@@ -115,12 +117,24 @@ pub fn verify(
                 "entry '{shown}' is in the archive but not in the manifest"
             )));
         };
-        check_entry(&mut entry, want, &shown, progress).map_err(|e| match e {
-            Some(message) => corrupt(message),
-            None => corrupt(format!(
-                "entry '{shown}' cannot be read: the archive is damaged or truncated"
-            )),
-        })?;
+        // A PostgreSQL dump is also read whole by pg_restore, from a temp copy beside the archive.
+        let mut dump_copy = if pg_entries.contains(&name) {
+            Some(AtomicFile::create(&archive.with_extension("pg-check"))?)
+        } else {
+            None
+        };
+        check_entry(&mut entry, want, &shown, progress, dump_copy.as_mut()).map_err(
+            |e| match e {
+                Some(message) => corrupt(message),
+                None => corrupt(format!(
+                    "entry '{shown}' cannot be read: the archive is damaged or truncated"
+                )),
+            },
+        )?;
+        if let Some(copy) = dump_copy {
+            crate::pg::check(copy.temp_path(), None, cancel)
+                .map_err(|e| corrupt(format!("entry '{shown}': {}", e.message)))?;
+        }
         last_good = shown;
         count += 1;
     }
@@ -162,6 +176,7 @@ fn check_entry<R: Read>(
     want: &Entry,
     shown: &str,
     progress: &ugw_shared::report::Progress,
+    mut copy: Option<&mut AtomicFile>,
 ) -> std::result::Result<(), Option<String>> {
     let kind = match entry.header().entry_type() {
         tar::EntryType::Directory => Kind::Dir,
@@ -198,6 +213,10 @@ fn check_entry<R: Read>(
             break;
         }
         hasher.update(&buffer[..n]);
+        if let Some(copy) = copy.as_mut() {
+            copy.write_all(&buffer[..n])
+                .map_err(|e| Some(format!("cannot copy entry '{shown}' to check it: {e}")))?;
+        }
         size += n as u64;
         progress.inc(n as u64);
     }

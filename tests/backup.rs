@@ -494,8 +494,9 @@ fn each_corruption_is_caught_by_verify_and_restore_writes_nothing() {
     let (_dir, archive) = small_backup();
     let manifest = archive.with_file_name("b.manifest.json");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    let (head, tail) = text.split_once("\"sha256\": \"").unwrap();
-    let tampered = format!("{head}\"sha256\": \"0{}", &tail[1..]);
+    let (head, tail) = text.split_once("\"sha256\":\"").unwrap();
+    let flipped = if tail.starts_with('0') { '1' } else { '0' };
+    let tampered = format!("{head}\"sha256\":\"{flipped}{}", &tail[1..]);
     std::fs::write(&manifest, tampered).unwrap();
     let outcome = backup(&["verify", s(&archive)]);
     outcome.assert_code(1);

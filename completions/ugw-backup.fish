@@ -68,6 +68,7 @@ none\t''"
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l timeout -d 'Hard deadline for the whole step (e.g. 90s, 5m)' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l lock-timeout -d 'How long to wait for a lock another run holds before giving up (exit 4)' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l host-id -d 'The host name in the record, where several nodes share one machine' -r
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l pg-globals -d 'Add the PostgreSQL server\'s roles and tablespaces (pg_dumpall --globals-only)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l strict -d 'Fail when a file changed while it was read'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l no-space-check -d 'Skip the free-space check before writing'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l new -d 'Start a new run in --record FILE (an old FILE is kept as FILE.prev)'

@@ -836,6 +836,7 @@ fn a_postgres_database_is_dumped_verified_and_restored_in_place_without_its_pass
         "create",
         "--db-env",
         "SHOP_URL",
+        "--pg-globals",
         "--out",
         s(&out),
         "--name",
@@ -864,6 +865,10 @@ fn a_postgres_database_is_dumped_verified_and_restored_in_place_without_its_pass
     )));
     let archive = archive_of(&created);
     backup(&["verify", s(&archive)]).assert_code(0);
+    let to = dir.path().join("look");
+    backup(&["restore", s(&archive), "--to", s(&to)]).assert_code(0);
+    let globals = std::fs::read_to_string(to.join("ugw-db/pg/globals.sql")).unwrap();
+    assert!(globals.contains("CREATE ROLE postgres"), "{globals}");
 
     cluster.sql(
         "shop",

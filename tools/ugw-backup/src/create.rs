@@ -25,6 +25,8 @@ pub struct Plan {
     pub excludes: Vec<Glob>,
     pub sqlite: Vec<PathBuf>,
     pub pg: Vec<crate::pg::Target>,
+    /// Add the roles and tablespaces of the first PostgreSQL server.
+    pub pg_globals: bool,
     pub out: PathBuf,
     pub name: String,
     pub app_version: Option<String>,
@@ -111,6 +113,7 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
         entries: Vec::with_capacity(items.len()),
         sqlite: Vec::new(),
         pg: Vec::new(),
+        pg_globals: None,
         changed_while_read: Vec::new(),
     };
     let archive = AtomicFile::create(&archive_path)?.hashed();
@@ -156,6 +159,19 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
         let dumped = dump_pg(ctx, plan, index, target, &mut builder, &progress)?;
         manifest.entries.push(dumped.1);
         manifest.pg.push(dumped.0);
+    }
+    if let (true, Some(server)) = (plan.pg_globals, plan.pg.first()) {
+        let temp = plan.out.join(format!(
+            ".{}.pg-globals.{}.tmp",
+            plan.name,
+            std::process::id()
+        ));
+        ctx.track_temp(&temp);
+        crate::pg::dump_globals(server, &temp, ctx.deadline(), &ctx.cancel)?;
+        let name = format!("{}/pg/globals.sql", manifest::DB_PREFIX);
+        let entry = append_temp(ctx, &mut builder, &temp, name.as_bytes(), &progress)?;
+        manifest.pg_globals = Some(entry.path.clone());
+        manifest.entries.push(entry);
     }
     let manifest_json = serde_json::to_vec(&manifest).expect("a manifest serialises");
     append_bytes(

@@ -153,6 +153,12 @@ fn create_command() -> Command {
                 .help("Read a --db URL from this environment variable (repeatable)"),
         )
         .group(ArgGroup::new("inputs").args(["path", "db", "db-env"]).multiple(true).required(true))
+        .arg(
+            Arg::new("pg-globals")
+                .long("pg-globals")
+                .action(ArgAction::SetTrue)
+                .help("Add the PostgreSQL server's roles and tablespaces (pg_dumpall --globals-only)"),
+        )
         .arg(out_arg())
         .arg(Arg::new("name").long("name").value_name("NAME").help("The archive's name [default: ugw-backup-<host>-<UTC timestamp>]"))
         .arg(Arg::new("app-version").long("app-version").value_name("V").help("The app version to record"))
@@ -306,6 +312,7 @@ fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
             .collect(),
         sqlite: sqlite_paths,
         pg: pg_targets,
+        pg_globals: m.get_flag("pg-globals"),
         name: m.get_one::<String>("name").cloned().unwrap_or(default_name),
         out: out.clone(),
         app_version: m.get_one::<String>("app-version").cloned(),

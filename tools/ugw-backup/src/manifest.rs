@@ -29,6 +29,9 @@ pub struct Manifest {
     pub entries: Vec<Entry>,
     pub sqlite: Vec<SqliteSnapshot>,
     pub pg: Vec<PgDump>,
+    /// The `pg_dumpall --globals-only` script (roles, tablespaces), with `--pg-globals`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_globals: Option<Name>,
     /// Entries whose size or mtime moved while they were read.
     pub changed_while_read: Vec<Name>,
 }

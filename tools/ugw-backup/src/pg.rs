@@ -103,6 +103,38 @@ pub fn dump(
     ))
 }
 
+/// `pg_dumpall --globals-only` (roles, tablespaces) of `target`'s server into `file`.
+pub fn dump_globals(
+    target: &Target,
+    file: &Path,
+    deadline: Option<Instant>,
+    cancel: &Cancel,
+) -> Result<()> {
+    let spec = target.spec(
+        "pg_dumpall",
+        vec![
+            "--globals-only".into(),
+            "--no-password".into(),
+            format!("--file={}", file.display()),
+            format!("--dbname={}", target.shown),
+        ],
+        deadline,
+    );
+    let outcome = runner::run(&spec, cancel)?;
+    if outcome.success() {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::CheckFailed,
+        format!(
+            "pg_dumpall --globals-only of {} failed ({}): {}",
+            target.shown,
+            outcome.describe(),
+            String::from_utf8_lossy(&outcome.stderr).trim()
+        ),
+    ))
+}
+
 /// `pg_restore -f /dev/null`: reads every block of the dump.
 pub fn check(file: &Path, deadline: Option<Instant>, cancel: &Cancel) -> Result<()> {
     let deadline = deadline.unwrap_or_else(|| Instant::now() + NO_DEADLINE);

@@ -13,6 +13,8 @@ use std::thread::JoinHandle;
 const CHUNK: usize = 1024 * 1024;
 /// Each chunk is judged in parts this big: compressed, or stored when it looks random.
 const PART: usize = 64 * 1024;
+/// The input of one zstd worker's job.
+const ZSTD_JOB: u32 = 2 * 1024 * 1024;
 /// Bits of entropy per byte above which a part is stored (random bytes measure ~7.997).
 const RANDOM_ENTROPY: f64 = 7.95;
 
@@ -77,8 +79,11 @@ impl<W: Write + Send + 'static> Compressor<W> {
             }
             Codec::Zstd => {
                 let mut encoder = zstd::stream::write::Encoder::new(out, level)?;
+                encoder.include_checksum(true)?;
                 if threads > 1 {
                     encoder.multithread(threads as u32)?;
+                    // Small jobs keep memory bounded: each worker holds about two of them.
+                    encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB))?;
                 }
                 Compressor::Zstd(encoder)
             }
@@ -115,8 +120,8 @@ impl<W: Write + Send + 'static> Write for Compressor<W> {
 
 type Job = (Vec<u8>, SyncSender<io::Result<Vec<u8>>>);
 
-/// gzip members compressed by a pool of threads and written in their order. At most two
-/// chunks per thread are in flight, so memory stays bounded whatever the input size.
+/// gzip members compressed by a pool of threads and written in their order. At most one chunk
+/// per thread (and one more) is in flight, so memory stays bounded whatever the input size.
 pub struct ParallelGz<W: Write> {
     out: W,
     level: u32,
@@ -131,7 +136,7 @@ impl<W: Write> ParallelGz<W> {
     pub fn new(out: W, level: u32, threads: usize) -> Self {
         let threads = threads.max(1);
         let (jobs, workers) = if threads > 1 {
-            let (tx, rx) = sync_channel::<Job>(threads);
+            let (tx, rx) = sync_channel::<Job>(1);
             let rx = Arc::new(Mutex::new(rx));
             let workers = (0..threads)
                 .map(|_| {
@@ -150,7 +155,7 @@ impl<W: Write> ParallelGz<W> {
             jobs,
             workers,
             pending: VecDeque::new(),
-            max_pending: threads * 2,
+            max_pending: threads + 1,
         }
     }
 

@@ -38,10 +38,13 @@ pub struct Plan {
 }
 
 /// One thing found on disk to put in the archive.
+/// Kept small (tens of bytes): a backup of millions of files holds one per entry until written.
 struct Item {
+    /// The absolute path; its name in the archive is the same without the leading `/`.
     source: PathBuf,
-    name: Vec<u8>,
-    meta: Metadata,
+    /// The size seen by the walk (a regular file's), for the totals and the changed check.
+    size: u64,
+    regular: bool,
     /// The earlier entry this one is a hard link of.
     link_of: Option<Vec<u8>>,
 }
@@ -66,8 +69,8 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
         .sum();
     let input_bytes = items
         .iter()
-        .filter(|i| i.meta.is_file() && i.link_of.is_none())
-        .map(|i| i.meta.len())
+        .filter(|i| i.regular && i.link_of.is_none())
+        .map(|i| i.size)
         .sum::<u64>()
         + db_bytes;
     let archive_path = plan
@@ -241,8 +244,15 @@ fn walk_root(
     live_dbs: &HashSet<PathBuf>,
     items: &mut Vec<Item>,
 ) -> Result<Root> {
-    let absolute = std::path::absolute(path)
+    let mut absolute = std::path::absolute(path)
         .map_err(|e| Error::io(format!("cannot resolve {}", path.display()), &e))?;
+    // A `..` would make an archive name that a strict restore refuses: resolve it away.
+    if absolute
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        absolute = std::fs::canonicalize(&absolute).unwrap_or(absolute);
+    }
     let meta = std::fs::symlink_metadata(&absolute).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::new(
             ErrorKind::NotFound,
@@ -321,8 +331,8 @@ impl Walker<'_> {
         }
         self.items.push(Item {
             source: source.to_path_buf(),
-            name: name.to_vec(),
-            meta: meta.clone(),
+            size: meta.len(),
+            regular: file_type.is_file(),
             link_of,
         });
         if !file_type.is_dir() {
@@ -365,6 +375,13 @@ impl Walker<'_> {
     }
 }
 
+impl Item {
+    fn name(&self) -> &[u8] {
+        let bytes = self.source.as_os_str().as_bytes();
+        bytes.strip_prefix(b"/").unwrap_or(bytes)
+    }
+}
+
 fn kind_of(meta: &Metadata) -> Kind {
     if meta.is_dir() {
         Kind::Dir
@@ -382,12 +399,14 @@ fn append_item<W: Write>(
     progress: &Progress,
     cancel: &ugw_shared::cancel::Cancel,
 ) -> Result<(Entry, bool)> {
-    let meta = &item.meta;
-    let path = Path::new(std::ffi::OsStr::from_bytes(&item.name));
+    let failed = |e: &io::Error| Error::io(format!("cannot archive {}", item.source.display()), e);
+    let meta = &std::fs::symlink_metadata(&item.source).map_err(|e| failed(&e))?;
+    let name = item.name();
+    let path = Path::new(std::ffi::OsStr::from_bytes(name));
     let mut header = tar::Header::new_gnu();
     header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
     let mut entry = Entry {
-        path: Name::from_bytes(&item.name),
+        path: Name::from_bytes(name),
         kind: kind_of(meta),
         size: 0,
         mode: meta.mode() & 0o7777,
@@ -397,7 +416,6 @@ fn append_item<W: Write>(
         sha256: None,
         link: None,
     };
-    let failed = |e: &io::Error| Error::io(format!("cannot archive {}", item.source.display()), e);
     if let Some(first) = &item.link_of {
         header.set_entry_type(tar::EntryType::Link);
         header.set_size(0);
@@ -442,7 +460,7 @@ fn append_item<W: Write>(
                 || after.len() != before.len()
                 || after.mtime() != before.mtime()
                 || after.mtime_nsec() != before.mtime_nsec()
-                || before.len() != meta.len();
+                || before.len() != item.size;
             entry.size = before.len();
             entry.sha256 = Some(reader.digest());
             Ok((entry, changed))

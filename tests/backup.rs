@@ -434,6 +434,13 @@ fn an_in_place_restore_swaps_and_puts_the_previous_copy_back_when_it_fails() {
         "swapped by rename"
     );
     assert!(!dir.path().join("data.ugw-before-restore").exists());
+
+    // Everything gone, its folder included: it all comes back.
+    std::fs::remove_dir_all(&data).unwrap();
+    std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+    backup(&["restore", s(&archive), "--in-place"]).assert_code(0);
+    assert_eq!(std::fs::read_to_string(data.join("state")).unwrap(), "backed up\n");
+    assert!(db.exists());
 }
 
 /// A fresh small backup: (temp dir, archive).

@@ -120,6 +120,11 @@ fn swap_all(ctx: &Ctx, archive: &Path, manifest: &Manifest, swaps: &mut Vec<Swap
             strip_components: depth - 1,
             keep_owners: keep_owners(),
         };
+        // A path whose folder is gone too comes back with it.
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io(format!("cannot create {}", parent.display()), &e))?;
+        }
         let staged = unpack::stage(open_tar(archive)?, &target, &options, &ctx.cancel)?;
         let name = target.file_name().expect("a backed-up path has a name");
         let restored = staged.path().join(name);

@@ -22,6 +22,11 @@ k of n draws its offset from the k-th n-th of the period (in shuffled order), so
 20 trials cover the period evenly instead of clumping by chance; the 1 s base
 makes the request rate that of a real wait rather than of its first instant.
 
+Then one failed wait: ugw-wait-healthy with its defaults against a service that
+never turns ready, for the whole 2-minute deadline (30 s with --quick, its count
+then scaled to 2 minutes and marked so); the server counts the requests. Target:
+at most 300 (the fast beat for 10 s, then backing off to 1 s).
+
 Exit status: 0 when ugw meets every target, 1 when it misses one (or a ugw
 trial failed), 2 for set-up problems (missing curl or binaries), 130 on Ctrl-C.
 
@@ -56,6 +61,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 TARGET_P50_MS = 60.0
 TARGET_P99_MS = 150.0
 TARGET_REQ_PER_S = 12.0
+# A wait on a service that never comes up, with the default 2-minute deadline.
+FAILED_WAIT_S = 120
+TARGET_FAILED_WAIT_REQUESTS = 300
 
 BASE_DELAY_S = 1.0  # the waiter surely runs before the service turns ready
 WAITER_TIMEOUT_S = 60.0  # a waiter still running after this is killed: failed trial
@@ -281,6 +289,27 @@ def run_trial(waiter: Waiter, bin_dir: Path, phase: float, own_scrape_counted: i
         app.stop()
 
 
+def failed_wait(bin_dir: Path, timeout_s: int) -> tuple[int, float, str]:
+    """ugw-wait-healthy (defaults but the deadline) against a service that never turns
+    ready: (requests the server answered, seconds the waiter ran, its last stderr line)."""
+    app = DemoApp(bin_dir, 3_600_000)
+    try:
+        argv = [str(bin_dir / "ugw-wait-healthy"), "--url", app.ready_url, "--in", "none", "--quiet"]
+        argv += ["--timeout", f"{timeout_s}s"]
+        with tempfile.TemporaryFile() as err:
+            t_start = time.time()
+            proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=child_env())
+            rc, t_exit, timed_out = wait_with_guard(proc, timeout_s + 30.0)
+            reap(proc, grace_s=1.0)
+            err.seek(0)
+            stderr = err.read().decode(errors="replace").strip()
+        if timed_out or rc != 1:
+            raise RuntimeError(f"the failed wait ended with exit {rc} (killed: {timed_out}): {stderr[-300:]}")
+        return sum(app.answered().values()), t_exit - t_start, stderr.splitlines()[-1] if stderr else ""
+    finally:
+        app.stop()
+
+
 def preflight(bin_dir: Path) -> int:
     """Learn how the demo counts /metrics scrapes, and check both waiters work.
 
@@ -351,7 +380,13 @@ def summarise(results: dict[str, list[Trial]]) -> dict[str, dict[str, float]]:
 
 
 def render(
-    cmdline: str, machine: str, trials: int, seed: int, stats: dict, own_scrape_counted: int
+    cmdline: str,
+    machine: str,
+    trials: int,
+    seed: int,
+    stats: dict,
+    own_scrape_counted: int,
+    failed: tuple[int, float, int],
 ) -> tuple[str, bool]:
     ugw = stats["ugw"]
     lines = [
@@ -380,6 +415,25 @@ def render(
         (f"p99 <= {TARGET_P99_MS:.0f} ms", ugw["p99"] <= TARGET_P99_MS, f"{fmt(ugw['p99'])} ms"),
         (f"mean <= {TARGET_REQ_PER_S:.0f} req/s", ugw["rps"] <= TARGET_REQ_PER_S, f"{fmt(ugw['rps'], 1)} req/s"),
     ]
+    requests, ran_s, timeout_s = failed
+    # A shorter run (--quick) is scaled to the 2-minute figure: past the first 10 s the
+    # beat is steady at about 0.75 s, so the rest grows linearly.
+    at_two_minutes = requests if timeout_s == FAILED_WAIT_S else round(
+        requests + (FAILED_WAIT_S - timeout_s) / 0.75
+    )
+    lines += [
+        "",
+        f"Failed wait: ugw-wait-healthy (defaults, `--timeout {timeout_s}s`) against a service that never turns ready: "
+        f"{requests} requests in {ran_s:.1f} s"
+        + ("" if timeout_s == FAILED_WAIT_S else f"; about {at_two_minutes} over the default 2 minutes (scaled)"),
+    ]
+    checks.append(
+        (
+            f"2-minute failed wait <= {TARGET_FAILED_WAIT_REQUESTS} requests",
+            at_two_minutes <= TARGET_FAILED_WAIT_REQUESTS,
+            f"{at_two_minutes} requests",
+        )
+    )
     all_ok = ugw["ok"] == ugw["n"] and all(passed for _, passed, _ in checks)
     lines.append("")
     lines.append(
@@ -478,6 +532,11 @@ def main() -> int:
                 if trial.note:
                     print(f"  note ({w.key}, trial {i + 1}): {trial.note}", file=sys.stderr)
             print(f"trial {i + 1:>3}/{trials}: " + " | ".join(parts), file=sys.stderr, flush=True)
+        failed_timeout_s = 30 if args.quick else FAILED_WAIT_S
+        print(f"failed wait: {failed_timeout_s} s against a service that never turns ready...", flush=True)
+        requests, ran_s, _ = failed_wait(bin_dir, failed_timeout_s)
+        failed = (requests - own_scrape_counted, ran_s)
+        print(f"failed wait: {failed[0]} requests in {ran_s:.1f} s", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         print("\ninterrupted; cleaning up", file=sys.stderr)
         return 130
@@ -487,7 +546,9 @@ def main() -> int:
     finally:
         cleanup_all()
 
-    report, ok = render(cmdline, machine, trials, seed, summarise(results), own_scrape_counted)
+    report, ok = render(
+        cmdline, machine, trials, seed, summarise(results), own_scrape_counted, (failed[0], failed[1], failed_timeout_s)
+    )
     print()
     print(report, end="")
     if args.out:

@@ -23,7 +23,7 @@ _ugw__wait__healthy() {
 
     case "${cmd}" in
         ugw__wait__healthy)
-            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --lock-timeout --host-id --url --tcp --cmd --status --expect --body-regex --expect-version --version-path --max-latency --method --header --header-env --cacert --insecure --fail-if --fail-status --attempt-timeout --interval --max-interval --successes --stable-for --until-down --timeout --help --version"
+            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --lock-timeout --host-id --url --tcp --cmd --status --expect --body-regex --expect-version --version-path --max-latency --method --data --data-file --header --header-env --cacert --insecure --fail-if --fail-status --attempt-timeout --interval --max-interval --successes --stable-for --max-failures --once --any --until-down --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -89,6 +89,14 @@ _ugw__wait__healthy() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --header)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -126,6 +134,10 @@ _ugw__wait__healthy() {
                     return 0
                     ;;
                 --stable-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-failures)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -439,7 +439,10 @@ fn an_in_place_restore_swaps_and_puts_the_previous_copy_back_when_it_fails() {
     std::fs::remove_dir_all(&data).unwrap();
     std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
     backup(&["restore", s(&archive), "--in-place"]).assert_code(0);
-    assert_eq!(std::fs::read_to_string(data.join("state")).unwrap(), "backed up\n");
+    assert_eq!(
+        std::fs::read_to_string(data.join("state")).unwrap(),
+        "backed up\n"
+    );
     assert!(db.exists());
 }
 
@@ -777,7 +780,12 @@ fn restore_runs_on_a_failed_record_and_checks_the_app_version() {
     let (dir, archive) = small_backup();
     let failed = serde_json::json!({
         "ugw": 1, "run": "r", "ok": false,
-        "steps": [{"tool": "ugw-swap", "status": "failed", "exit": 1}]
+        "steps": [{
+            "tool": "ugw-swap", "tool_version": "0.1.0", "host": "h",
+            "started": "2026-11-30T00:00:00.000Z", "elapsed_ms": 1, "status": "failed", "exit": 1,
+            "changed": false, "dry_run": false,
+            "error": {"kind": "restart_failed", "message": "the new version did not start"}
+        }]
     })
     .to_string();
     let to = dir.path().join("r");

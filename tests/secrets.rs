@@ -229,7 +229,7 @@ fn a_server_s_version_cannot_drive_the_terminal() {
 
 #[test]
 fn an_incoming_step_s_tool_cannot_drive_the_terminal() {
-    let record = r#"{"ugw":1,"run":"r","ok":false,"steps":[{"tool":"\u001b[31mugw-evil\u001b[2J","status":"failed","exit":1}]}"#;
+    let record = r#"{"ugw":1,"run":"r","ok":false,"steps":[{"tool":"\u001b[31mugw-evil\u001b[2J","tool_version":"9","host":"h","started":"2026-11-21T23:59:01.123Z","elapsed_ms":1,"status":"failed","exit":1,"changed":false,"dry_run":false,"error":{"kind":"io","message":"m"}}]}"#;
     let mut cmd = tool("ugw-wait-healthy");
     cmd.args(["--cmd", "true"]);
     let out = with_stdin(cmd, &format!("{record}\n"));

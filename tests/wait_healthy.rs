@@ -489,8 +489,21 @@ fn ipv6_loopback() {
     }
     let app = DemoApp::start(&["--listen", "[::1]:0"]);
     assert!(app.url.starts_with("http://[::1]:"), "{}", app.url);
-    wait_healthy(&["--url", &ready_url(&app), "--tcp", &app.addr()]).assert_code(0);
-    wait_healthy(&["--tcp", "::1:80"]).assert_code(2);
+    let out = wait_healthy(&["--url", &ready_url(&app), "--tcp", &app.addr()]);
+    out.assert_code(0);
+    let result = out.wait_result();
+    assert_eq!(result.targets[0].last_status, Some(200), "{result:?}");
+    assert_eq!(
+        (result.targets[1].kind.as_str(), result.targets[1].passing),
+        ("tcp", true),
+        "{result:?}"
+    );
+    // The HTTP request reached the IPv6 listener (the TCP probe sends nothing).
+    assert_eq!(app.requests_settled(), 1);
+    assert!(app.log().contains("GET /health/ready"), "{}", app.log());
+    let out = wait_healthy(&["--tcp", "::1:80"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("[::1]:8080"), "{}", out.stderr);
 }
 
 #[test]
@@ -828,12 +841,23 @@ fn sigint_is_exit_130_and_the_record_file_says_interrupted() {
 #[test]
 fn loopback_checks_never_go_through_a_proxy() {
     let app = DemoApp::start(&[]);
+    // A proxy that would answer 200 itself: a request sent through it could not fail.
+    let proxy = kit::RawServer::start(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+    let proxy_url = proxy.url();
     let mut cmd = kit::tool("ugw-wait-healthy");
-    cmd.env("http_proxy", "http://127.0.0.1:1")
-        .env("HTTP_PROXY", "http://127.0.0.1:1")
-        .env("ALL_PROXY", "http://127.0.0.1:1")
+    cmd.env("http_proxy", &proxy_url)
+        .env("HTTP_PROXY", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
         .args(["--url", &ready_url(&app), "--timeout", "2s"]);
-    kit::run(cmd).assert_code(0);
+    let out = kit::run(cmd);
+    out.assert_code(0);
+    let excerpt = out.wait_result().targets[0].body_excerpt.clone().unwrap();
+    assert!(
+        excerpt.contains("\"status\":\"ok\""),
+        "the service answered: {excerpt}"
+    );
+    assert_eq!(app.requests_settled(), 1);
+    assert_eq!(proxy.requests(), 0, "nothing went through the proxy");
 }
 
 #[test]
@@ -1026,4 +1050,665 @@ fn a_malformed_secret_header_is_not_quoted_in_the_usage_error() {
     assert!(out.stderr.contains("--header"), "{}", out.stderr);
     let file = std::fs::read_to_string(&record).unwrap_or_default();
     assert_no_secret(&out, &file, &["sk_live_123456"]);
+}
+
+/// `--cmd` that passes `passes` times, then hangs: counted in the file `c` of `dir`.
+fn passes_then_hangs(passes: u32) -> String {
+    format!("n=$(cat c 2>/dev/null || echo 0); echo $((n+1)) > c; [ $n -lt {passes} ] || sleep 10")
+}
+
+#[test]
+fn a_round_cut_by_the_deadline_is_not_a_pass() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.current_dir(dir.path()).args([
+        "--in",
+        "none",
+        "--cmd",
+        &passes_then_hangs(2),
+        "--successes",
+        "3",
+        "--timeout",
+        "1500ms",
+        "--interval",
+        "100ms",
+    ]);
+    let out = kit::run(cmd);
+    out.assert_code(1);
+    let step = out.last_step();
+    assert_eq!(step.error_kind(), "timeout");
+    let result = step.wait_result();
+    assert!(!result.healthy, "{result:?}");
+    assert_eq!(result.time_to_healthy_ms, None);
+    let target = &result.targets[0];
+    assert_eq!((target.passes, target.attempts), (2, 3), "{target:?}");
+    let counted: u32 = std::fs::read_to_string(dir.path().join("c"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(counted, 3, "the third attempt ran and was cut");
+}
+
+#[test]
+fn a_round_cut_by_the_deadline_does_not_complete_stable_for() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.current_dir(dir.path()).args([
+        "--in",
+        "none",
+        "--cmd",
+        &passes_then_hangs(2),
+        "--stable-for",
+        "300ms",
+        "--timeout",
+        "1500ms",
+        "--interval",
+        "100ms",
+    ]);
+    let out = kit::run(cmd);
+    out.assert_code(1);
+    let result = out.wait_result();
+    assert!(!result.healthy, "{result:?}");
+    assert_eq!(result.targets[0].passes, 2, "{result:?}");
+    assert!(
+        out.last_step()
+            .error
+            .unwrap()
+            .message
+            .contains("--stable-for"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn nonsensical_values_are_refused_before_any_attempt() {
+    let app = DemoApp::start(&[]);
+    let url = ready_url(&app);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--url", &url, "--interval", "1ns"],
+            "--interval must be at least 10 ms",
+        ),
+        (
+            &["--url", &url, "--interval", "9ms"],
+            "--interval must be at least 10 ms",
+        ),
+        (
+            &["--url", "http://127.0.0.1:99999/"],
+            "a port is 1 to 65535",
+        ),
+        (&["--url", "http://127.0.0.1:0/"], "a port is 1 to 65535"),
+        (&["--tcp", "127.0.0.1:0"], "a port is 1 to 65535"),
+        (&["--tcp", "127.0.0.1:70000"], "is not HOST:PORT"),
+        (
+            &["--url", &url, "--attempt-timeout", "0s"],
+            "--attempt-timeout must be more than 0",
+        ),
+        (
+            &["--url", &url, "--timeout", "0s"],
+            "--timeout must be more than 0",
+        ),
+        (
+            &["--url", &url, "--interval", "1s", "--max-interval", "500ms"],
+            "--max-interval 500 ms is below --interval",
+        ),
+        (&["--url", &url, "--successes", "0"], "--successes"),
+        (
+            &["--url", &url, "--successes", "50", "--timeout", "1s"],
+            "cannot be met within --timeout",
+        ),
+        (
+            &["--url", &url, "--stable-for", "5s", "--timeout", "5s"],
+            "cannot be met within --timeout",
+        ),
+        (&["--url", &url, "--max-failures", "2"], "give --stable-for"),
+        (
+            &["--url", &url, "--max-latency", "0s"],
+            "--max-latency must be more than 0",
+        ),
+        (
+            &["--url", &url, "--once", "--successes", "2"],
+            "--once is a single round",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = wait_healthy(args);
+        out.assert_code(2);
+        let step = out.last_step();
+        assert_eq!(step.error_kind(), "usage", "{args:?}");
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+        assert!(
+            out.elapsed < Duration::from_secs(5),
+            "{args:?}: refused up front"
+        );
+    }
+    assert_eq!(app.requests_settled(), 0, "nothing was attempted");
+}
+
+#[test]
+fn the_overrun_in_the_record_is_the_one_the_clock_saw() {
+    let _serial = serial();
+    let app = DemoApp::start(&["--ready-after", "1h"]);
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.args(["--url", &ready_url(&app), "--timeout", "1s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id().cast_signed();
+    assert!(app.wait_for_requests(1, Duration::from_secs(5)));
+    // The tool started before its first request, so its deadline is at most 1 s from now.
+    let seen = Instant::now();
+    // Frozen across that deadline, it overruns it by at least the time it was stopped past it.
+    kit::signal(pid, libc::SIGSTOP);
+    while seen.elapsed() < Duration::from_millis(1600) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    kit::signal(pid, libc::SIGCONT);
+    let output = kit::wait_bounded(child, Duration::from_secs(10));
+    assert_eq!(output.status.code(), Some(1));
+    let record = kit::parse_record(&String::from_utf8_lossy(&output.stdout));
+    let result = record.steps[0].wait_result();
+    assert!(
+        result.deadline_overrun_ms >= 599,
+        "stopped until at least 600 ms past the deadline: {result:?}"
+    );
+    // Both figures come from the same clock: elapsed = timeout + overrun.
+    assert!(
+        result
+            .elapsed_ms
+            .abs_diff(1000 + result.deadline_overrun_ms)
+            <= 1,
+        "{result:?}"
+    );
+}
+
+#[test]
+fn assertions_after_a_target_apply_to_it_alone() {
+    let a = DemoApp::start(&["--version-label", "v1.0.0"]);
+    let b = DemoApp::start(&["--version-label", "v2.0.0", "--status-field", "syncing"]);
+    let (url_a, url_b) = (ready_url(&a), ready_url(&b));
+    // Each --url has its own version; neither expectation is applied to the other.
+    let out = wait_healthy(&[
+        "--url",
+        &url_a,
+        "--expect-version",
+        "1.0.0",
+        "--url",
+        &url_b,
+        "--expect-version",
+        "2.0.0",
+        "--timeout",
+        "2s",
+    ]);
+    out.assert_code(0);
+    let result = out.wait_result();
+    assert!(
+        result.targets.iter().all(|t| t.passing && t.passes == 1),
+        "{result:?}"
+    );
+
+    // Before the first target: for every --url. B is not "ok", so the wait fails on B alone.
+    let out = wait_healthy(&[
+        "--expect",
+        ".status == \"ok\"",
+        "--url",
+        &url_a,
+        "--url",
+        &url_b,
+        "--timeout",
+        "300ms",
+    ]);
+    out.assert_code(1);
+    let result = out.wait_result();
+    assert!(result.targets[0].passing, "{result:?}");
+    assert!(!result.targets[1].passing, "{result:?}");
+    let message = out.last_step().error.unwrap().message;
+    assert!(
+        message.contains(&url_b) && !message.contains(&url_a),
+        "{message}"
+    );
+
+    // After A: for A only, so B's "syncing" does not matter.
+    wait_healthy(&[
+        "--url",
+        &url_b,
+        "--url",
+        &url_a,
+        "--expect",
+        ".status == \"ok\"",
+    ])
+    .assert_code(0);
+    // An HTTP assertion after a TCP target is a mistake, said up front.
+    let before = a.requests_settled();
+    let out = wait_healthy(&["--tcp", &a.addr(), "--expect", ".a", "--url", &url_a]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("--expect follows --tcp"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(a.requests_settled(), before, "nothing attempted");
+}
+
+#[test]
+fn any_one_passing_target_is_enough_with_any() {
+    let up = DemoApp::start(&[]);
+    let down = DemoApp::start(&["--ready-after", "1h"]);
+    let args = [
+        "--url",
+        &ready_url(&down),
+        "--url",
+        &ready_url(&up),
+        "--timeout",
+        "500ms",
+    ];
+    let out = wait_healthy(&args);
+    out.assert_code(1);
+    let mut with_any = args.to_vec();
+    with_any.push("--any");
+    let out = wait_healthy(&with_any);
+    out.assert_code(0);
+    let result = out.wait_result();
+    assert_eq!(result.rounds, 1, "{result:?}");
+    assert_eq!(
+        (result.targets[0].passing, result.targets[1].passing),
+        (false, true),
+        "{result:?}"
+    );
+    assert_eq!(result.targets[0].last_status, Some(503));
+}
+
+#[test]
+fn once_is_one_round_and_no_polling() {
+    let down = DemoApp::start(&["--ready-after", "1h"]);
+    let out = wait_healthy(&["--url", &ready_url(&down), "--once"]);
+    out.assert_code(1);
+    let step = out.last_step();
+    let message = step.error.as_ref().unwrap().message.clone();
+    assert_eq!(step.error_kind(), "check_failed", "a check, not a wait");
+    assert!(message.contains("in the one round of --once"), "{message}");
+    assert!(message.contains("(after 1 attempt)"), "singular: {message}");
+    let result = step.wait_result();
+    assert_eq!((result.rounds, result.attempts), (1, 1), "{result:?}");
+    assert!(
+        out.elapsed < Duration::from_secs(2),
+        "no waiting: {:?}",
+        out.elapsed
+    );
+    assert_eq!(down.requests_settled(), 1);
+
+    let up = DemoApp::start(&[]);
+    let out = wait_healthy(&["--url", &ready_url(&up), "--once"]);
+    out.assert_code(0);
+    assert_eq!(out.wait_result().rounds, 1);
+    assert_eq!(up.requests_settled(), 1);
+}
+
+#[test]
+fn a_failing_command_shows_its_last_stderr_line() {
+    let out = wait_healthy(&[
+        "--cmd",
+        "echo starting >&2; echo 'db: connection refused' >&2; echo; exit 3",
+        "--once",
+    ]);
+    out.assert_code(1);
+    let message = out.last_step().error.unwrap().message;
+    assert!(
+        message.contains("exit 3: 'db: connection refused'"),
+        "{message}"
+    );
+    assert_eq!(out.wait_result().targets[0].last_exit, Some(3));
+    assert!(
+        out.stderr.contains("exit 3: 'db: connection refused'"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_false_expectation_shows_the_value_it_produced() {
+    let app = DemoApp::start(&["--version-label", "v1.4.2"]);
+    let out = wait_healthy(&[
+        "--url",
+        &ready_url(&app),
+        "--expect",
+        ".version | ltrimstr(\"v\") | split(\".\") | .[0] == \"2\"",
+        "--expect",
+        ".status",
+        "--once",
+    ]);
+    out.assert_code(1);
+    let error = out.target_error();
+    assert!(error.contains("is not true: it gave false ("), "{error}");
+    let out = wait_healthy(&["--url", &ready_url(&app), "--expect", ".version", "--once"]);
+    out.assert_code(1);
+    let error = out.target_error();
+    assert!(error.contains("it gave \"v1.4.2\" ("), "{error}");
+}
+
+#[test]
+fn body_regexes_are_multi_line() {
+    let app = DemoApp::start(&[]);
+    let metrics = format!("{}/metrics", app.url);
+    let out = wait_healthy(&[
+        "--url",
+        &metrics,
+        "--body-regex",
+        "^# TYPE http_requests_total counter$",
+        "--once",
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.wait_result().targets[0]
+            .body_excerpt
+            .as_deref()
+            .unwrap()
+            .starts_with("# HELP"),
+        "the match is not on the first line"
+    );
+    // Each --body-regex must match.
+    let out = wait_healthy(&[
+        "--url",
+        &metrics,
+        "--body-regex",
+        "^# TYPE http_requests_total counter$",
+        "--body-regex",
+        "^nothing_like_this$",
+        "--once",
+    ]);
+    out.assert_code(1);
+    assert!(out.target_error().contains("^nothing_like_this$"));
+}
+
+#[test]
+fn max_failures_forgives_failed_rounds_within_stable_for() {
+    let _serial = serial();
+    // Every third request fails, so 300 ms at a 20 ms beat has about five failed rounds.
+    let app = DemoApp::start(&["--fail-every", "3"]);
+    let url = ready_url(&app);
+    let base = [
+        "--url",
+        &url,
+        "--stable-for",
+        "300ms",
+        "--interval",
+        "20ms",
+        "--timeout",
+        "1500ms",
+    ];
+    let mut forgiving = base.to_vec();
+    forgiving.extend(["--max-failures", "30"]);
+    let out = wait_healthy(&forgiving);
+    out.assert_code(0);
+    let result = out.wait_result();
+    let target = &result.targets[0];
+    assert!(
+        target.attempts > target.passes,
+        "some rounds failed: {result:?}"
+    );
+    assert!(result.time_to_healthy_ms.unwrap() >= 300, "{result:?}");
+    // One forgiven failure is not enough: the window starts over every second failure.
+    let mut strict = base.to_vec();
+    strict.extend(["--max-failures", "1"]);
+    let out = wait_healthy(&strict);
+    out.assert_code(1);
+    assert!(out.wait_result().targets[0].passes >= 8);
+}
+
+// ---- requests with a body ----
+
+/// A server that answers every request with `201 Created` and a JSON body, keeping what it
+/// received.
+fn order_server() -> kit::RawServer {
+    kit::RawServer::start(
+        b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"id\":7}",
+    )
+}
+
+/// The requests `server` received, each split into its head (lowercase) and its body.
+fn received(server: &kit::RawServer) -> Vec<(String, String)> {
+    server
+        .received()
+        .iter()
+        .map(|r| {
+            let (head, body) = r.split_once("\r\n\r\n").unwrap();
+            (head.to_ascii_lowercase(), body.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn data_is_the_body_of_every_attempt_of_a_post() {
+    let server = order_server();
+    let body = r#"{"order":"smoke-test","qty":1}"#;
+    let out = wait_healthy(&[
+        "--url",
+        &format!("{}orders", server.url()),
+        "--method",
+        "POST",
+        "--header",
+        "Content-Type: application/json",
+        "--data",
+        body,
+        "--status",
+        "201",
+        "--expect",
+        ".id == 7",
+        "--successes",
+        "2",
+        "--interval",
+        "20ms",
+    ]);
+    out.assert_code(0);
+    let result = out.wait_result();
+    assert_eq!(
+        (result.rounds, result.targets[0].last_status),
+        (2, Some(201))
+    );
+    let seen = received(&server);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for (head, sent) in &seen {
+        assert!(head.starts_with("post /orders http/1.1"), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        assert_eq!(sent, body, "the same body with every attempt");
+    }
+}
+
+#[test]
+fn a_data_file_goes_to_the_url_it_follows_and_the_method_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("order.json");
+    std::fs::write(&file, "{\"from\":\"a file\"}\n").unwrap();
+    let (plain, posted) = (order_server(), order_server());
+    let out = wait_healthy(&[
+        "--status",
+        "201",
+        "--url",
+        &plain.url(),
+        "--url",
+        &posted.url(),
+        "--method",
+        "PUT",
+        "--data-file",
+        file.to_str().unwrap(),
+        "--once",
+    ]);
+    out.assert_code(0);
+    let plain_seen = received(&plain);
+    assert!(plain_seen[0].0.starts_with("get / "), "{plain_seen:?}");
+    assert_eq!(plain_seen[0].1, "", "no body for the first --url");
+    let posted_seen = received(&posted);
+    assert!(posted_seen[0].0.starts_with("put / "), "{posted_seen:?}");
+    assert_eq!(posted_seen[0].1, "{\"from\":\"a file\"}\n");
+
+    // --data does not change the method: a GET with a body is sent as is.
+    let server = order_server();
+    let out = wait_healthy(&["--url", &server.url(), "--data", "q=1", "--status", "201"]);
+    out.assert_code(0);
+    let seen = received(&server);
+    assert!(seen[0].0.starts_with("get / "), "{seen:?}");
+    assert_eq!(seen[0].1, "q=1");
+}
+
+#[test]
+fn a_body_that_cannot_be_had_is_a_usage_error_before_any_request() {
+    let server = order_server();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.json");
+    let out = wait_healthy(&[
+        "--url",
+        &url,
+        "--method",
+        "POST",
+        "--data-file",
+        missing.to_str().unwrap(),
+    ]);
+    out.assert_code(2);
+    let step = out.last_step();
+    assert_eq!(step.error_kind(), "usage");
+    let message = step.error.unwrap().message;
+    assert!(
+        message.contains("--data-file") && message.contains("missing.json"),
+        "{message}"
+    );
+    let both = [
+        "--url",
+        &url,
+        "--data",
+        "x",
+        "--data-file",
+        missing.to_str().unwrap(),
+    ];
+    let out = wait_healthy(&both);
+    out.assert_code(2);
+    assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+    let out = wait_healthy(&["--tcp", "127.0.0.1:9", "--data", "x"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("needs a --url"), "{}", out.stderr);
+    assert_eq!(server.requests(), 0, "nothing was sent");
+}
+
+// ---- the program to run once healthy ----
+
+/// A port nothing listens on.
+fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// What a program sees of its process: its pid, its arguments, its open descriptors and its
+/// signal mask and ignored signals (they survive an exec).
+const SELF_REPORT: &str = "echo \"pid $$\"; echo \"args $*\"; ls /proc/self/fd | tr '\\n' ' '; \
+                           echo; grep -E '^Sig(Blk|Ign)' /proc/self/status";
+
+#[test]
+fn once_healthy_the_program_after_dashes_runs_in_place_of_the_tool() {
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rec.json");
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.args(["--url", &ready_url(&app), "--new", "--record"])
+        .arg(&file)
+        .args(["--", "sh", "-c", SELF_REPORT, "sh", "a", "b c"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let output = kit::wait_bounded(child, kit::RUN_LIMIT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    // The same program run directly: it must see the same descriptors and signal mask, and
+    // no signal ignored that it would not ignore anyway (an ignored disposition survives an
+    // exec; a handler, even glibc's own, is reset).
+    let direct = std::process::Command::new("sh")
+        .args(["-c", SELF_REPORT, "sh", "a", "b c"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let direct = String::from_utf8_lossy(&direct.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let expected: Vec<&str> = direct.lines().collect();
+    assert_eq!(lines.len(), 5, "stdout is the program's alone: {stdout}");
+    assert_eq!(
+        lines[0],
+        format!("pid {pid}"),
+        "exec'd in place, not spawned"
+    );
+    assert_eq!(
+        lines[1..4],
+        expected[1..4],
+        "args, descriptors, blocked signals"
+    );
+    let ignored = |line: &str| u64::from_str_radix(line.rsplit('\t').next().unwrap(), 16).unwrap();
+    assert_eq!(
+        ignored(lines[4]) & !ignored(expected[4]),
+        0,
+        "signals ignored in the program only: {} vs {}",
+        lines[4],
+        expected[4]
+    );
+    let saved = kit::parse_record(&std::fs::read_to_string(&file).unwrap());
+    assert_eq!(saved.steps.len(), 1);
+    let step = &saved.steps[0];
+    assert_eq!(
+        (step.tool.as_str(), step.status.as_str()),
+        ("ugw-wait-healthy", "ok")
+    );
+    assert!(step.wait_result().healthy);
+    assert_eq!(app.requests_settled(), 1);
+
+    // The program's exit code is the tool's (it is the same process).
+    let out = wait_healthy(&["--url", &ready_url(&app), "--", "sh", "-c", "exit 7"]);
+    assert_eq!((out.code, out.stdout.as_str()), (7, ""), "{}", out.stderr);
+}
+
+#[test]
+fn a_failed_wait_runs_nothing_and_the_record_goes_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let touch = format!("touch '{}'", marker.display());
+    let out = wait_healthy(&["--tcp", &closed_port(), "--once", "--", "sh", "-c", &touch]);
+    out.assert_code(1);
+    assert!(!marker.exists(), "the program ran after a failed wait");
+    let step = out.last_step();
+    assert_eq!(
+        (step.status.as_str(), step.error_kind()),
+        ("failed", "check_failed")
+    );
+    assert!(!step.wait_result().healthy);
+
+    // A dry run says it would run a program, and runs none.
+    let app = DemoApp::start(&[]);
+    let out = wait_healthy(&[
+        "--url",
+        &ready_url(&app),
+        "--dry-run",
+        "--",
+        "sh",
+        "-c",
+        &touch,
+    ]);
+    out.assert_code(0);
+    assert_eq!(out.last_step().result["then_exec"], true);
+    assert!(!marker.exists(), "a dry run ran the program");
+
+    let out = wait_healthy(&["--url", &ready_url(&app), "--"]);
+    out.assert_code(2);
+    assert_eq!(out.last_step().error_kind(), "usage");
+    assert!(out.stderr.contains("-- needs a command"), "{}", out.stderr);
+    assert_eq!(
+        app.requests_settled(),
+        0,
+        "nothing checked after a usage error"
+    );
 }

@@ -781,14 +781,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 /// Scrubbed JSON text of the record.
 fn render(record: &Record, pretty: bool, scrubber: &Scrubber) -> String {
-    let mut value = serde_json::to_value(record).expect("a record always serialises");
-    scrubber.scrub_value(&mut value);
-    let mut text = if pretty {
-        serde_json::to_string_pretty(&value)
-    } else {
-        serde_json::to_string(&value)
-    }
-    .expect("a value always serialises");
+    let mut text = record.to_json(pretty, scrubber);
     text.push('\n');
     text
 }

@@ -40,7 +40,7 @@ pub fn read_incoming(
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Err(no_input());
             }
-            Record::parse(&bytes).map(Some)
+            Record::parse_owned(bytes).map(Some)
         }
         InputMode::Auto => {
             if std::io::stdin().is_terminal() {
@@ -90,7 +90,7 @@ fn auto(reporter: &Reporter, cancel: &Cancel) -> Result<Option<Record>> {
     let peek = match kind {
         StdinKind::Pipe => peek::pipe(reporter, cancel)?,
         StdinKind::Socket => peek::socket(reporter, cancel)?,
-        StdinKind::File => peek::file()?,
+        StdinKind::File => peek::file(),
         StdinKind::Other => return Ok(None),
     };
     match peek {
@@ -114,7 +114,7 @@ fn auto(reporter: &Reporter, cancel: &Cancel) -> Result<Option<Record>> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    Record::parse(&bytes).map(Some)
+    Record::parse_owned(bytes).map(Some)
 }
 
 #[allow(dead_code)] // not every platform peeks
@@ -129,13 +129,15 @@ enum Peek {
 
 fn read_parse(reporter: &Reporter, cancel: &Cancel) -> Result<Option<Record>> {
     let bytes = read_all(reporter, cancel)?;
-    Record::parse(&bytes).map(Some)
+    Record::parse_owned(bytes).map(Some)
 }
 
-/// Read stdin to its end (at most the record cap plus one byte), waking for signals.
+/// Read stdin to its end, waking for signals; more than the record cap is refused as soon as
+/// it is seen, so an endless stream costs no more than the cap.
 fn read_all(reporter: &Reporter, cancel: &Cancel) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    let limit = MAX_BYTES + 1;
+    // Room for the whole cap at once: untouched pages cost nothing, and the buffer never
+    // moves (growing by doubling would copy and briefly hold twice the record).
+    let mut bytes = Vec::with_capacity(MAX_BYTES + 1);
     let started = Instant::now();
     let mut stdin = std::io::stdin().lock();
     let mut chunk = vec![0u8; 64 * 1024];
@@ -149,30 +151,31 @@ fn read_all(reporter: &Reporter, cancel: &Cancel) -> Result<Vec<u8>> {
         if n == 0 {
             return Ok(bytes);
         }
-        bytes.extend_from_slice(&chunk[..n]);
-        if bytes.len() >= limit {
+        if bytes.len() + n > MAX_BYTES {
             return Err(Error::bad_record(format!(
                 "the record on stdin is larger than {} MiB; refusing it",
                 MAX_BYTES / (1024 * 1024)
             )));
         }
+        bytes.extend_from_slice(&chunk[..n]);
     }
 }
 
 /// Block until stdin has data or end of input, checking for signals, with the hint after 2 s.
 fn wait_readable(reporter: &Reporter, cancel: &Cancel, started: Instant) -> Result<()> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let tick = Timespec {
+        tv_sec: 0,
+        tv_nsec: 20_000_000,
+    };
+    let stdin = rustix::stdio::stdin();
     loop {
         cancel.check()?;
-        let mut fds = libc::pollfd {
-            fd: 0,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let ready = unsafe { libc::poll(&raw mut fds, 1, 20) };
-        if ready != 0 {
+        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&tick)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => {}
             // Ready, hung up, or an error that the read itself will report.
-            return Ok(());
+            Ok(_) | Err(_) => return Ok(()),
         }
         if started.elapsed() >= HINT_AFTER {
             reporter.once("stdin-hint", HINT);
@@ -183,7 +186,15 @@ fn wait_readable(reporter: &Reporter, cancel: &Cancel, started: Instant) -> Resu
 #[cfg(target_os = "linux")]
 mod peek {
     use super::{Cancel, Error, Peek, Reporter, Result, excerpt, wait_readable};
+    use rustix::event::{PollFd, PollFlags};
+    use rustix::io::Errno;
+    use rustix::net::RecvFlags;
+    use rustix::pipe::{PipeFlags, SpliceFlags};
+    use std::os::fd::OwnedFd;
     use std::time::{Duration, Instant};
+
+    /// What a look at stdin shows at most; a run of blanks this long is consumed (below).
+    const WINDOW: usize = 64 * 1024;
 
     fn classify(bytes: &[u8]) -> Option<Peek> {
         let first = bytes.iter().position(|b| !b.is_ascii_whitespace())?;
@@ -196,66 +207,52 @@ mod peek {
 
     /// A pipe: `tee(2)` its content into a private pipe, so nothing is consumed.
     pub(super) fn pipe(reporter: &Reporter, cancel: &Cancel) -> Result<Peek> {
-        let mut ends = [0i32; 2];
-        // SAFETY: `ends` has room for the two descriptors pipe2 writes.
-        if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-            return Err(Error::io(
-                "cannot create a pipe to peek at stdin",
-                &std::io::Error::last_os_error(),
-            ));
-        }
-        let [read_end, write_end] = ends;
-        let result = tee_loop(read_end, write_end, reporter, cancel);
-        // SAFETY: both descriptors are ours and closed once.
-        unsafe {
-            libc::close(read_end);
-            libc::close(write_end);
-        }
-        result
+        let (read_end, write_end) =
+            rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)
+                .map_err(|e| Error::io("cannot create a pipe to peek at stdin", &e.into()))?;
+        tee_loop(&read_end, &write_end, reporter, cancel)
     }
 
+    /// `tee` copies from the start of stdin's buffer every time, so a look sees at most one
+    /// buffer's worth. When that is all blanks and the buffer is full, the writer waits for
+    /// room that only a read makes: the blanks are consumed (they are nothing a record needs,
+    /// and anything else starting with that many blanks is no input anyone wants), or the
+    /// peek would wait forever. Shorter runs of blanks are never consumed.
     fn tee_loop(
-        read_end: i32,
-        write_end: i32,
+        read_end: &OwnedFd,
+        write_end: &OwnedFd,
         reporter: &Reporter,
         cancel: &Cancel,
     ) -> Result<Peek> {
+        let window = window(write_end);
+        let stdin = rustix::stdio::stdin();
         let started = Instant::now();
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; window];
         loop {
             wait_readable(reporter, cancel, started)?;
-            // SAFETY: plain syscalls on descriptors we own (and fd 0).
-            let n = unsafe { libc::tee(0, write_end, buf.len(), libc::SPLICE_F_NONBLOCK) };
-            if n == 0 {
-                return Ok(Peek::Empty); // writers gone, nothing written
-            }
-            if n < 0 {
-                let err = std::io::Error::last_os_error();
-                if err.raw_os_error() == Some(libc::EINVAL) {
-                    // Not a pipe after all: fall back to reading it.
-                    return Ok(Peek::Record);
+            let seen = match rustix::pipe::tee(stdin, write_end, window, SpliceFlags::NONBLOCK) {
+                Ok(0) => return Ok(Peek::Empty), // writers gone, nothing written
+                Ok(n) => n,
+                // Not a pipe after all: fall back to reading it.
+                Err(Errno::INVAL) => return Ok(Peek::Record),
+                Err(_) => {
+                    cancel.sleep(Duration::from_millis(5))?;
+                    continue;
                 }
-                cancel.sleep(Duration::from_millis(5))?;
-                continue;
-            }
-            // Drain the private copy; tee copies from the start of stdin's buffer each time.
-            let mut got = Vec::new();
-            loop {
-                // SAFETY: `buf` is valid for its length.
-                let r = unsafe { libc::read(read_end, buf.as_mut_ptr().cast(), buf.len()) };
-                if r <= 0 {
-                    break;
-                }
-                got.extend_from_slice(&buf[..r as usize]);
-            }
-            if let Some(peek) = classify(&got) {
+            };
+            let got = take(read_end, &mut buf, seen);
+            if let Some(peek) = classify(got) {
                 return Ok(peek);
             }
-            // Only blanks so far: wait for more, or for the end.
+            // Only blanks so far.
+            if seen >= window {
+                consume_blanks(seen, &mut buf)?;
+                continue;
+            }
             if hung_up() {
-                // SAFETY: as above.
-                let again = unsafe { libc::tee(0, write_end, buf.len(), libc::SPLICE_F_NONBLOCK) };
-                if again <= 0 || again as usize == got.len() {
+                let again = rustix::pipe::tee(stdin, write_end, window, SpliceFlags::NONBLOCK);
+                let _ = take(read_end, &mut buf, window);
+                if again.is_err() || again == Ok(0) || again == Ok(seen) {
                     return Ok(Peek::Empty);
                 }
             }
@@ -263,44 +260,83 @@ mod peek {
         }
     }
 
-    fn hung_up() -> bool {
-        let mut fds = libc::pollfd {
-            fd: 0,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&raw mut fds, 1, 0) };
-        fds.revents & libc::POLLHUP != 0
+    /// How much one `tee` can show: stdin's buffer, when our pipe can be made as large.
+    fn window(write_end: &OwnedFd) -> usize {
+        let stdin = rustix::pipe::fcntl_getpipe_size(rustix::stdio::stdin()).unwrap_or(WINDOW);
+        let ours = rustix::pipe::fcntl_setpipe_size(write_end, stdin)
+            .or_else(|_| rustix::pipe::fcntl_getpipe_size(write_end))
+            .unwrap_or(WINDOW);
+        stdin.min(ours).max(1)
     }
 
-    /// A socket: `recv(MSG_PEEK)`.
+    /// Empty the private pipe (it holds `len` bytes) into `buf`.
+    fn take<'a>(read_end: &OwnedFd, buf: &'a mut [u8], len: usize) -> &'a [u8] {
+        let mut got = 0;
+        while got < len.min(buf.len()) {
+            match rustix::io::read(read_end, &mut buf[got..]) {
+                Ok(n) if n > 0 => got += n,
+                Err(Errno::INTR) => {}
+                _ => break,
+            }
+        }
+        &buf[..got]
+    }
+
+    /// Read the `len` blank bytes a look just saw. We are stdin's only reader here, so they
+    /// are exactly those bytes; if another process read it too, what we got is no longer
+    /// known to be blank and is refused rather than silently lost.
+    fn consume_blanks(len: usize, buf: &mut [u8]) -> Result<()> {
+        let stdin = rustix::stdio::stdin();
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(buf.len());
+            match rustix::io::read(stdin, &mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) if buf[..n].iter().all(u8::is_ascii_whitespace) => left -= n,
+                Ok(_) => {
+                    return Err(Error::bad_record(
+                        "stdin changed while it was looked at (another process reads it too)",
+                    ));
+                }
+                Err(Errno::INTR | Errno::AGAIN) => {}
+                Err(e) => return Err(Error::io("cannot read stdin", &e.into())),
+            }
+        }
+        Ok(())
+    }
+
+    fn hung_up() -> bool {
+        let stdin = rustix::stdio::stdin();
+        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+        let zero = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        rustix::event::poll(&mut fds, Some(&zero)).is_ok()
+            && fds[0].revents().contains(PollFlags::HUP)
+    }
+
+    /// A socket: `recv(MSG_PEEK)`. As with a pipe, a full window of blanks is consumed.
     pub(super) fn socket(reporter: &Reporter, cancel: &Cancel) -> Result<Peek> {
+        let stdin = rustix::stdio::stdin();
         let started = Instant::now();
-        let mut buf = vec![0u8; 4096];
+        let mut buf = vec![0u8; WINDOW];
         loop {
             wait_readable(reporter, cancel, started)?;
-            // SAFETY: `buf` is valid for its length.
-            let n = unsafe {
-                libc::recv(
-                    0,
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
-                )
+            let n = match rustix::net::recv(stdin, &mut buf, RecvFlags::PEEK | RecvFlags::DONTWAIT)
+            {
+                Ok((0, _)) => return Ok(Peek::Empty),
+                Ok((n, _)) => n,
+                Err(_) => {
+                    cancel.sleep(Duration::from_millis(5))?;
+                    continue;
+                }
             };
-            if n == 0 {
-                return Ok(Peek::Empty);
-            }
-            if n < 0 {
-                cancel.sleep(Duration::from_millis(5))?;
-                continue;
-            }
-            if let Some(peek) = classify(&buf[..n as usize]) {
+            if let Some(peek) = classify(&buf[..n]) {
                 return Ok(peek);
             }
-            if n as usize == buf.len() {
-                buf.resize(buf.len() * 2, 0);
+            if n == buf.len() {
+                consume_blanks(n, &mut buf)?;
             } else {
                 cancel.sleep(Duration::from_millis(10))?;
             }
@@ -308,26 +344,25 @@ mod peek {
     }
 
     /// A regular file: `pread` from the current offset, which stays where it was.
-    pub(super) fn file() -> Result<Peek> {
-        // SAFETY: lseek with SEEK_CUR only reports the offset.
-        let start = unsafe { libc::lseek(0, 0, libc::SEEK_CUR) };
-        if start < 0 {
-            return Ok(Peek::Record);
-        }
+    pub(super) fn file() -> Peek {
+        let stdin = rustix::stdio::stdin();
+        let Ok(start) = rustix::fs::seek(stdin, rustix::fs::SeekFrom::Current(0)) else {
+            return Peek::Record;
+        };
         let mut offset = start;
-        let mut buf = vec![0u8; 4096];
-        let mut seen = Vec::new();
+        let mut buf = vec![0u8; WINDOW];
         loop {
-            // SAFETY: `buf` is valid for its length.
-            let n = unsafe { libc::pread(0, buf.as_mut_ptr().cast(), buf.len(), offset) };
-            if n <= 0 {
-                return Ok(Peek::Empty);
+            let n = match rustix::io::pread(stdin, &mut buf, offset) {
+                Ok(n) if n > 0 => n,
+                _ => return Peek::Empty,
+            };
+            if let Some(first) = buf[..n].iter().position(|b| !b.is_ascii_whitespace()) {
+                // Look again from there, for a whole excerpt even at the end of this chunk.
+                let at = offset + first as u64;
+                let n = rustix::io::pread(stdin, &mut buf, at).unwrap_or(0);
+                return classify(&buf[..n]).unwrap_or(Peek::Empty);
             }
-            seen.extend_from_slice(&buf[..n as usize]);
-            if let Some(peek) = classify(&seen) {
-                return Ok(peek);
-            }
-            offset += n as libc::off_t;
+            offset += n as u64;
         }
     }
 }

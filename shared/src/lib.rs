@@ -18,6 +18,7 @@ pub mod process;
 pub mod procfs;
 pub mod record;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod scrub;
 pub mod space;

@@ -178,13 +178,20 @@ fn busy_message(path: &Path, file: &mut File, our_host: &str, waited: Duration) 
     }
 }
 
+/// Whether a process with this pid exists (one we may not signal exists too). A lock note
+/// names a pid on another run's behalf, so there is nothing to hold a pidfd on: this is only
+/// the hint "stale" in a message.
 fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return false;
     };
-    // SAFETY: signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) | Err(rustix::io::Errno::PERM) => true,
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -215,6 +222,8 @@ mod tests {
             "{}",
             err.message
         );
+        // A live holder is not called stale.
+        assert!(!err.message.contains("stale"), "{}", err.message);
         drop(held);
         acquire(&path, Duration::ZERO, &cancel, "node1", "ugw-test").unwrap();
     }

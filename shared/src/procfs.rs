@@ -22,29 +22,22 @@ impl FileId {
     /// What our own fd 0 is, if it is open.
     #[must_use]
     pub fn of_stdin() -> Option<(Self, StdinKind)> {
-        use std::os::unix::fs::FileTypeExt;
-        let meta = fstat_fd0()?;
-        let ft = meta.file_type();
-        let kind = if ft.is_fifo() {
-            StdinKind::Pipe
-        } else if ft.is_socket() {
-            StdinKind::Socket
-        } else if ft.is_file() {
-            StdinKind::File
-        } else {
-            StdinKind::Other
+        use rustix::fs::FileType;
+        let stat = rustix::fs::fstat(rustix::stdio::stdin()).ok()?;
+        let kind = match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Fifo => StdinKind::Pipe,
+            FileType::Socket => StdinKind::Socket,
+            FileType::RegularFile => StdinKind::File,
+            _ => StdinKind::Other,
         };
-        Some((FileId::of(&meta), kind))
+        // The field types differ between architectures; both fit in u64 everywhere.
+        #[allow(clippy::unnecessary_cast)]
+        let id = FileId {
+            dev: stat.st_dev as u64,
+            ino: stat.st_ino as u64,
+        };
+        Some((id, kind))
     }
-}
-
-fn fstat_fd0() -> Option<std::fs::Metadata> {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    // SAFETY: we borrow fd 0 only for the metadata call and never close it (ManuallyDrop).
-    let file = std::mem::ManuallyDrop::new(unsafe {
-        std::fs::File::from_raw_fd(std::io::stdin().as_raw_fd())
-    });
-    file.metadata().ok()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,11 @@ pub fn check_addr(addr: &str, flag: &str) -> Result<String> {
         ))
     };
     let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
-    port.parse::<u16>().map_err(|_| bad())?;
+    if port.parse::<u16>().map_err(|_| bad())? == 0 {
+        return Err(Error::usage(format!(
+            "{flag} '{addr}' has port 0: a port is 1 to 65535"
+        )));
+    }
     let bracketed = host.starts_with('[') && host.ends_with(']');
     if host.is_empty() || (host.contains(':') && !bracketed) {
         return Err(bad());
@@ -61,6 +65,8 @@ mod tests {
         assert!(check_addr("::1:8080", "--tcp").is_err());
         assert!(check_addr("host", "--tcp").is_err());
         assert!(check_addr("host:http", "--tcp").is_err());
+        assert!(check_addr("host:99999", "--tcp").is_err());
+        assert!(check_addr("host:0", "--tcp").is_err());
     }
 
     #[test]

@@ -312,21 +312,10 @@ impl Extractor<'_> {
                     .into_owned();
                 symlink_stays_inside(parts.len() - 1, Path::new(OsStr::from_bytes(&target)))
                     .map_err(|why| refuse(&format!("is a symlink that {why}")))?;
-                rustix::fs::symlinkat(target.as_slice(), &parent, name).map_err(|e| match e {
+                write_symlink(&target, &parent, name, owner, mtime).map_err(|e| match e {
                     Errno::EXIST => refuse("appears twice"),
                     e => write_error(&shown, e),
                 })?;
-                if let Some((uid, gid)) = owner {
-                    chown_at(&parent, name, uid, gid).map_err(|e| write_error(&shown, e))?;
-                }
-                if let Some(mtime) = mtime {
-                    let _ = rustix::fs::utimensat(
-                        &parent,
-                        name,
-                        &times(mtime),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    );
-                }
                 self.summary.symlinks += 1;
             }
             tar::EntryType::Link => {
@@ -496,6 +485,25 @@ impl Extractor<'_> {
         }
         Ok(())
     }
+}
+
+/// A symlink already judged to stay inside, with its owner and time.
+fn write_symlink(
+    target: &[u8],
+    parent: &OwnedFd,
+    name: &OsStr,
+    owner: Option<(u32, u32)>,
+    mtime: Option<u64>,
+) -> std::result::Result<(), Errno> {
+    rustix::fs::symlinkat(target, parent, name)?;
+    if let Some((uid, gid)) = owner {
+        chown_at(parent, name, uid, gid)?;
+    }
+    if let Some(mtime) = mtime {
+        // Some file systems cannot time a symlink; its target's time is what matters.
+        let _ = rustix::fs::utimensat(parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW);
+    }
+    Ok(())
 }
 
 fn make_temp_dir(dest: &Path) -> Result<PathBuf> {

@@ -536,12 +536,14 @@ fn settled(count: impl Fn() -> usize) -> usize {
 
 // ---- a server that lies ----
 
-/// A real TCP server on 127.0.0.1:0 that reads one request head and answers every connection
-/// with the same raw bytes (none at all: it just closes), then closes. It plays the broken and
-/// hostile servers the demo service cannot; it stops when dropped.
+/// A real TCP server on 127.0.0.1:0 that reads one request (its head, and a body of its
+/// `Content-Length`) and answers every connection with the same raw bytes (none at all: it
+/// just closes), then closes. It plays the broken and hostile servers the demo service cannot,
+/// and keeps what it received; it stops when dropped.
 pub struct RawServer {
     addr: SocketAddr,
     requests: Arc<AtomicUsize>,
+    received: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
 }
@@ -552,9 +554,11 @@ impl RawServer {
         let addr = listener.local_addr().unwrap();
         let response: Arc<[u8]> = Arc::from(response);
         let requests = Arc::new(AtomicUsize::new(0));
+        let received = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let acceptor = {
             let (requests, stop) = (Arc::clone(&requests), Arc::clone(&stop));
+            let received = Arc::clone(&received);
             std::thread::spawn(move || {
                 for stream in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
@@ -562,13 +566,15 @@ impl RawServer {
                     }
                     let Ok(stream) = stream else { continue };
                     let (response, requests) = (Arc::clone(&response), Arc::clone(&requests));
-                    std::thread::spawn(move || answer(stream, &response, &requests));
+                    let received = Arc::clone(&received);
+                    std::thread::spawn(move || answer(stream, &response, &requests, &received));
                 }
             })
         };
         RawServer {
             addr,
             requests,
+            received,
             stop,
             acceptor: Some(acceptor),
         }
@@ -583,10 +589,21 @@ impl RawServer {
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+
+    /// Each request received so far, head and body, as text (in the order they were read).
+    pub fn received(&self) -> Vec<String> {
+        self.received.lock().unwrap().clone()
+    }
 }
 
-/// One connection: read a request head (bounded in size and time), answer, close.
-fn answer(mut stream: TcpStream, response: &[u8], requests: &AtomicUsize) {
+/// One connection: read a request head and its body (bounded in size and time), keep them,
+/// answer, close.
+fn answer(
+    mut stream: TcpStream,
+    response: &[u8],
+    requests: &AtomicUsize,
+    received: &Mutex<Vec<String>>,
+) {
     let limit = Some(Duration::from_secs(5));
     let _ = stream.set_read_timeout(limit);
     let _ = stream.set_write_timeout(limit);
@@ -598,6 +615,26 @@ fn answer(mut stream: TcpStream, response: &[u8], requests: &AtomicUsize) {
             _ => return,
         }
     }
+    let head_end = head.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let length = String::from_utf8_lossy(&head[..head_end])
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0)
+        .min(1024 * 1024);
+    while head.len() < head_end + length {
+        match stream.read(&mut chunk) {
+            Ok(n @ 1..) => head.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    received
+        .lock()
+        .unwrap()
+        .push(String::from_utf8_lossy(&head).into_owned());
     requests.fetch_add(1, Ordering::SeqCst);
     let _ = stream.write_all(response);
     let _ = stream.flush();
@@ -678,7 +715,8 @@ pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-/// A record with one ok `ugw-fetch` step of `version`, as the tool before us would write it.
+/// A record with one ok `ugw-fetch` step of `version`, as the tool before us would write it
+/// (every field of `ugw_shared::results::Fetched`).
 pub fn fetch_record(version: &str) -> String {
     serde_json::json!({
         "ugw": 1, "run": "20261121T235901Z-test-0001", "ok": true,
@@ -686,7 +724,9 @@ pub fn fetch_record(version: &str) -> String {
             "tool": "ugw-fetch", "tool_version": "0.1.0", "host": "test",
             "started": "2026-11-21T23:59:01.123Z", "elapsed_ms": 5, "status": "ok", "exit": 0,
             "changed": true, "dry_run": false,
-            "result": {"path": "/opt/app/staging/app", "sha256": "00", "bytes": 1, "version": version}
+            "result": {"url": "https://releases.invalid/app", "path": "/opt/app/staging/app",
+                       "sha256": "00", "bytes": 1, "version": version, "verified": true,
+                       "resumed": false}
         }]
     })
     .to_string()

@@ -111,8 +111,12 @@ fn parse_url(text: &str) -> Result<Url> {
             "'{text}' has no scheme: add http:// (or https://) in front"
         )));
     }
-    let url =
-        Url::parse(text).map_err(|e| Error::usage(format!("'{text}' is not a valid URL ({e})")))?;
+    let url = Url::parse(text).map_err(|e| match e {
+        url::ParseError::InvalidPort => Error::usage(format!(
+            "'{text}' has an invalid port: a port is 1 to 65535"
+        )),
+        e => Error::usage(format!("'{text}' is not a valid URL ({e})")),
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::usage(format!(
             "'{text}' is not an http:// or https:// URL"
@@ -120,6 +124,13 @@ fn parse_url(text: &str) -> Result<Url> {
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(Error::usage(format!("'{text}' has no host")));
+    }
+    // Port 0 parses (and 65536 does not): either could only ever be "connection refused"
+    // until the deadline.
+    if url.port() == Some(0) {
+        return Err(Error::usage(format!(
+            "'{text}' has port 0: a port is 1 to 65535"
+        )));
     }
     Ok(url)
 }
@@ -263,6 +274,21 @@ mod tests {
         assert!(parse_url("not a url").is_err());
         let err = parse_url("127.0.0.1:8080/x").unwrap_err();
         assert!(err.message.contains("add http://"), "{}", err.message);
+        for bad_port in [
+            "http://127.0.0.1:99999/",
+            "http://h:0/",
+            "http://u:p@[::1]:65536/",
+        ] {
+            assert!(parse_url(bad_port).is_err(), "{bad_port}");
+        }
+        for good in [
+            "http://h:/",
+            "http://u:p@h/",
+            "http://[::1]/",
+            "https://[::1]:65535/",
+        ] {
+            assert!(parse_url(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -52,27 +52,7 @@ struct Item {
 /// Write the archive and its sidecars; returns the step's result.
 pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
     let started = Instant::now();
-    let live_dbs: HashSet<PathBuf> = plan
-        .sqlite
-        .iter()
-        .flat_map(|db| std::iter::once(db.clone()).chain(sqlite::companions(db)))
-        .collect();
-    let mut roots = Vec::new();
-    let mut items = Vec::new();
-    for path in &plan.paths {
-        roots.push(walk_root(ctx, plan, path, &live_dbs, &mut items)?);
-    }
-    let db_bytes: u64 = plan
-        .sqlite
-        .iter()
-        .map(|db| std::fs::metadata(db).map_or(0, |m| m.len()))
-        .sum();
-    let input_bytes = items
-        .iter()
-        .filter(|i| i.regular && i.link_of.is_none())
-        .map(|i| i.size)
-        .sum::<u64>()
-        + db_bytes;
+    let (roots, items, input_bytes, db_bytes) = walk_all(ctx, plan)?;
     let archive_path = plan
         .out
         .join(format!("{}{}", plan.name, plan.codec.extension()));
@@ -130,9 +110,120 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
     builder.mode(tar::HeaderMode::Complete);
     let progress = ctx.reporter.progress(Some(input_bytes)).in_bytes();
 
-    for item in &items {
+    append_files(ctx, plan, &mut builder, &items, &mut manifest, &progress)?;
+    append_databases(ctx, plan, &mut builder, &mut manifest, &progress)?;
+    let manifest_json = serde_json::to_vec(&manifest).expect("a manifest serialises");
+    append_bytes(
+        &mut builder,
+        manifest::ENTRY_NAME.as_bytes(),
+        &manifest_json,
+    )?;
+    drop(progress);
+
+    let (bytes, sha256) = finish_archive(ctx, builder, &archive_path, &manifest_json)?;
+    let file_name = archive_path
+        .file_name()
+        .expect("a file name")
+        .to_string_lossy()
+        .into_owned();
+    let elapsed = started.elapsed();
+    let files = manifest
+        .entries
+        .iter()
+        .filter(|e| e.kind == Kind::File)
+        .count() as u64;
+    ctx.reporter.info(&format!(
+        "{file_name}: {} in, {} out ({:.0}%), {files} files, {} at {}/s",
+        human_bytes(input_bytes),
+        human_bytes(bytes),
+        bytes as f64 * 100.0 / input_bytes.max(1) as f64,
+        ugw_shared::time::human(elapsed),
+        human_bytes((input_bytes as f64 / elapsed.as_secs_f64().max(0.001)) as u64),
+    ));
+    Ok(BackupResult {
+        archive: archive_path.display().to_string(),
+        sha256,
+        bytes,
+        input_bytes,
+        files,
+        sqlite: manifest.sqlite.iter().map(|s| s.path.shown()).collect(),
+        pg: manifest.pg.iter().map(|p| p.url.clone()).collect(),
+        changed_while_read: manifest.changed_while_read.len() as u64,
+        app_version: plan.app_version.clone(),
+        elapsed_ms: ugw_shared::time::millis(elapsed),
+        pruned: Vec::new(),
+    })
+}
+
+/// Flush the compressor, give the archive its name, then write the sidecars (the checksum
+/// last: a backup with it is whole). Returns the archive's size and SHA-256.
+fn finish_archive(
+    ctx: &Ctx,
+    builder: tar::Builder<Compressor<Counter<AtomicFile>>>,
+    archive_path: &Path,
+    manifest_json: &[u8],
+) -> Result<(u64, String)> {
+    let compressor = builder
+        .into_inner()
+        .map_err(|e| write_error(archive_path, &e))?;
+    let counted = compressor
+        .finish()
+        .map_err(|e| write_error(archive_path, &e))?;
+    let bytes = counted.bytes;
+    let sha256 = ctx
+        .cancel
+        .critical(|| counted.inner.commit())?
+        .expect("hashed");
+    let (manifest_path, sum_path) = manifest::sidecars(archive_path);
+    write_atomic(&manifest_path, manifest_json)?;
+    let file_name = archive_path
+        .file_name()
+        .expect("a file name")
+        .to_string_lossy()
+        .into_owned();
+    write_atomic(&sum_path, format!("{sha256}  {file_name}\n").as_bytes())?;
+
+    Ok((bytes, sha256))
+}
+
+/// Every `--path` walked: the roots, the items, the input size and the databases' share of it.
+fn walk_all(ctx: &Ctx, plan: &Plan) -> Result<(Vec<Root>, Vec<Item>, u64, u64)> {
+    let live_dbs: HashSet<PathBuf> = plan
+        .sqlite
+        .iter()
+        .flat_map(|db| std::iter::once(db.clone()).chain(sqlite::companions(db)))
+        .collect();
+    let mut roots = Vec::new();
+    let mut items = Vec::new();
+    for path in &plan.paths {
+        roots.push(walk_root(ctx, plan, path, &live_dbs, &mut items)?);
+    }
+    let db_bytes: u64 = plan
+        .sqlite
+        .iter()
+        .map(|db| std::fs::metadata(db).map_or(0, |m| m.len()))
+        .sum();
+    let input_bytes = items
+        .iter()
+        .filter(|i| i.regular && i.link_of.is_none())
+        .map(|i| i.size)
+        .sum::<u64>()
+        + db_bytes;
+    Ok((roots, items, input_bytes, db_bytes))
+}
+
+/// Every walked item, in order; a file that changed while read is flagged (`--strict`: fails).
+fn append_files<W: Write>(
+    ctx: &Ctx,
+    plan: &Plan,
+    builder: &mut tar::Builder<W>,
+    items: &[Item],
+    manifest: &mut Manifest,
+    progress: &Progress,
+) -> Result<()> {
+    for item in items {
         ctx.cancel.check()?;
-        let entry = append_item(&mut builder, item, &progress, &ctx.cancel)
+        let entry = append_item(builder, item, progress, &ctx.cancel)
             .map_err(|e| ctx.cancel.check().err().unwrap_or(e))?;
         if entry.1 {
             manifest.changed_while_read.push(entry.0.path.clone());
@@ -153,13 +244,24 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
             ),
         ));
     }
+    Ok(())
+}
+
+/// The SQLite snapshots, the PostgreSQL dumps and (`--pg-globals`) the server's roles.
+fn append_databases<W: Write>(
+    ctx: &mut Ctx,
+    plan: &Plan,
+    builder: &mut tar::Builder<W>,
+    manifest: &mut Manifest,
+    progress: &Progress,
+) -> Result<()> {
     for (index, db) in plan.sqlite.iter().enumerate() {
-        let snapshot = snapshot_db(ctx, plan, index, db, &mut builder, &progress)?;
+        let snapshot = snapshot_db(ctx, plan, index, db, builder, progress)?;
         manifest.entries.push(snapshot.1);
         manifest.sqlite.push(snapshot.0);
     }
     for (index, target) in plan.pg.iter().enumerate() {
-        let dumped = dump_pg(ctx, plan, index, target, &mut builder, &progress)?;
+        let dumped = dump_pg(ctx, plan, index, target, builder, progress)?;
         manifest.entries.push(dumped.1);
         manifest.pg.push(dumped.0);
     }
@@ -172,68 +274,11 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
         ctx.track_temp(&temp);
         crate::pg::dump_globals(server, &temp, ctx.deadline(), &ctx.cancel)?;
         let name = format!("{}/pg/globals.sql", manifest::DB_PREFIX);
-        let entry = append_temp(ctx, &mut builder, &temp, name.as_bytes(), &progress)?;
+        let entry = append_temp(ctx, builder, &temp, name.as_bytes(), progress)?;
         manifest.pg_globals = Some(entry.path.clone());
         manifest.entries.push(entry);
     }
-    let manifest_json = serde_json::to_vec(&manifest).expect("a manifest serialises");
-    append_bytes(
-        &mut builder,
-        manifest::ENTRY_NAME.as_bytes(),
-        &manifest_json,
-    )?;
-    drop(progress);
-
-    let compressor = builder
-        .into_inner()
-        .map_err(|e| write_error(&archive_path, &e))?;
-    let counted = compressor
-        .finish()
-        .map_err(|e| write_error(&archive_path, &e))?;
-    let bytes = counted.bytes;
-    let sha256 = ctx
-        .cancel
-        .critical(|| counted.inner.commit())?
-        .expect("hashed");
-    let (manifest_path, sum_path) = manifest::sidecars(&archive_path);
-    write_atomic(&manifest_path, &manifest_json)?;
-    let file_name = archive_path
-        .file_name()
-        .expect("a file name")
-        .to_string_lossy()
-        .into_owned();
-    write_atomic(&sum_path, format!("{sha256}  {file_name}\n").as_bytes())?;
-
-    let elapsed = started.elapsed();
-    ctx.reporter.info(&format!(
-        "{file_name}: {} in, {} out ({:.0}%), {} files, {} at {}/s",
-        human_bytes(input_bytes),
-        human_bytes(bytes),
-        bytes as f64 * 100.0 / input_bytes.max(1) as f64,
-        manifest
-            .entries
-            .iter()
-            .filter(|e| e.kind == Kind::File)
-            .count(),
-        ugw_shared::time::human(elapsed),
-        human_bytes((input_bytes as f64 / elapsed.as_secs_f64().max(0.001)) as u64),
-    ));
-    Ok(BackupResult {
-        archive: archive_path.display().to_string(),
-        sha256,
-        bytes,
-        input_bytes,
-        files: manifest
-            .entries
-            .iter()
-            .filter(|e| e.kind == Kind::File)
-            .count() as u64,
-        sqlite: manifest.sqlite.iter().map(|s| s.path.shown()).collect(),
-        pg: manifest.pg.iter().map(|p| p.url.clone()).collect(),
-        changed_while_read: manifest.changed_while_read.len() as u64,
-        app_version: plan.app_version.clone(),
-        elapsed_ms: ugw_shared::time::millis(elapsed),
-    })
+    Ok(())
 }
 
 /// Walk one `--path`, adding its items; returns its root for the manifest.

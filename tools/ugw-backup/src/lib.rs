@@ -16,7 +16,6 @@ mod verify;
 
 use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
 use compress::Codec;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,20 +42,7 @@ Examples:
   ugw-backup list --out /var/backups/app
   ugw-backup prune --out /var/backups/app --keep 3";
 
-/// The result of `create`, as later steps (`verify`, `restore`, `prune`) read it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BackupResult {
-    pub archive: String,
-    pub sha256: String,
-    pub bytes: u64,
-    pub input_bytes: u64,
-    pub files: u64,
-    pub sqlite: Vec<String>,
-    pub pg: Vec<String>,
-    pub changed_while_read: u64,
-    pub app_version: Option<String>,
-    pub elapsed_ms: u64,
-}
+pub use ugw_shared::results::Backup as BackupResult;
 
 /// This tool as `cli` and xtask see it: `restore` is the inverse that runs on failed records.
 #[must_use]
@@ -344,13 +330,11 @@ fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
     std::fs::create_dir_all(&out)
         .map_err(|e| Error::io(format!("cannot create {}", out.display()), &e))?;
     let _lock = lock_out(ctx, m, &out)?;
-    let result = create::create(ctx, &plan)?;
-    let mut value = serde_json::to_value(&result).expect("a result serialises");
+    let mut result = create::create(ctx, &plan)?;
     if let Some(keep) = m.get_one::<u32>("keep") {
-        let removed = catalog::prune(&out, *keep as usize, Some(Path::new(&result.archive)))?;
-        value["pruned"] = json!(removed);
+        result.pruned = catalog::prune(&out, *keep as usize, Some(Path::new(&result.archive)))?;
     }
-    Ok(StepResult::changed(value))
+    Ok(StepResult::typed(true, &result))
 }
 
 /// The archive named on the command line, or the one of the last `create` step.
@@ -358,6 +342,8 @@ fn archive_of(ctx: &Ctx, given: Option<&PathBuf>) -> Result<PathBuf> {
     if let Some(path) = given {
         return Ok(path.clone());
     }
+    // The last real, successful ugw-backup step that names an archive (create, or a verify
+    // after it); `create`'s result is the typed `Backup`.
     let step = ctx.record().steps.iter().rev().find(|s| {
         s.tool == TOOL
             && s.status == ugw_shared::record::Status::Ok
@@ -369,12 +355,16 @@ fn archive_of(ctx: &Ctx, given: Option<&PathBuf>) -> Result<PathBuf> {
             "no ARCHIVE given and no ugw-backup create step in the record",
         ));
     };
-    let result: BackupResult = serde_json::from_value(step.result.clone()).map_err(|e| {
-        Error::bad_record(format!(
-            "the result of the earlier ugw-backup step is malformed: {e}"
-        ))
-    })?;
-    Ok(PathBuf::from(result.archive))
+    match step
+        .result
+        .get("archive")
+        .and_then(serde_json::Value::as_str)
+    {
+        Some(archive) => Ok(PathBuf::from(archive)),
+        None => Err(Error::bad_record(
+            "the result of the earlier ugw-backup step has an archive that is not a path",
+        )),
+    }
 }
 
 fn verify_with_progress(ctx: &Ctx, archive: &Path) -> Result<verify::Verified> {

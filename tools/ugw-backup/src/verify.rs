@@ -52,26 +52,7 @@ pub fn verify(
     cancel: &Cancel,
     progress: &ugw_shared::report::Progress,
 ) -> Result<Verified> {
-    let (_, sum_path) = manifest::sidecars(archive);
-    let sum_text = read_capped(&sum_path, 4096).map_err(|e| {
-        corrupt(format!(
-            "the checksum sidecar {} cannot be read: {e}",
-            sum_path.display()
-        ))
-    })?;
-    let expected_sum = String::from_utf8_lossy(&sum_text)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let (manifest, manifest_bytes) = read_manifest(archive)?;
-    let file = open_regular(archive).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::new(
-            ErrorKind::NotFound,
-            format!("{} does not exist", archive.display()),
-        ),
-        _ => Error::io(format!("cannot open {}", archive.display()), &e),
-    })?;
+    let (expected_sum, manifest, manifest_bytes, file) = open_with_sidecars(archive)?;
     let hashed = Hashing::new(file);
     let tally = Arc::clone(&hashed.state);
     // A path may appear more than once (as in any tar); each occurrence is checked in order.
@@ -168,6 +149,31 @@ pub fn verify(
         bytes,
         entries: count,
     })
+}
+
+/// The archive opened, with what its sidecars say: its SHA-256 and its manifest.
+fn open_with_sidecars(archive: &Path) -> Result<(String, Manifest, Vec<u8>, std::fs::File)> {
+    let (_, sum_path) = manifest::sidecars(archive);
+    let sum_text = read_capped(&sum_path, 4096).map_err(|e| {
+        corrupt(format!(
+            "the checksum sidecar {} cannot be read: {e}",
+            sum_path.display()
+        ))
+    })?;
+    let expected_sum = String::from_utf8_lossy(&sum_text)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let (manifest, manifest_bytes) = read_manifest(archive)?;
+    let file = open_regular(archive).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::new(
+            ErrorKind::NotFound,
+            format!("{} does not exist", archive.display()),
+        ),
+        _ => Error::io(format!("cannot open {}", archive.display()), &e),
+    })?;
+    Ok((expected_sum, manifest, manifest_bytes, file))
 }
 
 /// `Err(Some(why))` for a mismatch, `Err(None)` when the stream broke.

@@ -4,15 +4,16 @@
 
 mod plan;
 mod probe;
+mod watch;
 
 use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
 use plan::Plan;
-use probe::{Round, TargetState};
-use serde_json::{Value, json};
-use std::time::Instant;
-use ugw_shared::poll::Poller;
+use serde::Serialize;
+use std::ffi::OsString;
+use ugw_shared::results::WaitMode;
 use ugw_shared::time::{human, millis, parse_duration};
-use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult, http, tool_command};
+use ugw_shared::{Ctx, Result, StepResult, http, tool_command};
+use watch::Watch;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -31,6 +32,29 @@ Examples:
   # Wait for the old process to stop answering before starting the new one:
   ugw-wait-healthy --until-down --tcp 127.0.0.1:8080 --timeout 30s
 
+  # The process alive, and ready with a status of ok: an assertion after a --url applies to it
+  # alone, one before the first target to every --url:
+  ugw-wait-healthy --status 200 --url http://127.0.0.1:8080/health/live --url http://127.0.0.1:8080/health/ready --expect '.status == \"ok\"'
+
+  # One of three replicas answering is enough (--any: the leader among N):
+  ugw-wait-healthy --any --url http://127.0.0.1:8080/health/ready --url http://127.0.0.1:8081/health/ready --url http://127.0.0.1:8082/health/ready
+
+  # One check, no polling: exit 0 or 1 at once. --body-regex is multi-line, like grep:
+  ugw-wait-healthy --once --url http://127.0.0.1:8080/metrics --body-regex '^http_requests_in_flight 0$'
+
+  # A body with every attempt (--data, or --data-file; with --method POST for a POST smoke check):
+  ugw-wait-healthy --url http://127.0.0.1:8080/debug/echo --header 'Content-Type: application/json' --data '{\"probe\":\"smoke\"}' --expect '.headers[\"content-length\"] == \"17\"'
+
+  # A container's entrypoint: run the server in place of the tool once the database answers
+  # (the record goes only to --record FILE; a failed wait runs nothing):
+  ugw-wait-healthy --tcp db:5432 --timeout 1m --record start.json --new -- echo the server starts here
+
+  # A CI log without the record, which the file keeps:
+  ugw-wait-healthy --output none --record ci-record.json --new --url http://127.0.0.1:8080/health/ready
+
+  # A watch that forgives two failed rounds while the service must stay up for 5 seconds:
+  ugw-wait-healthy --url http://127.0.0.1:8080/health/ready --stable-for 5s --max-failures 2 --timeout 1m
+
   # A secret header, read from the environment and never printed:
   ugw-wait-healthy --url https://app.internal/health --header-env 'Authorization=HEALTH_TOKEN' --cacert /etc/app/ca.pem";
 
@@ -42,6 +66,7 @@ pub fn tool() -> ugw_shared::cli::Tool {
 
 /// The clap command: the common flags, then this tool's own.
 #[must_use]
+#[allow(clippy::too_many_lines)] // one flag after another: a builder reads best whole
 pub fn command() -> Command {
     let duration = clap::builder::ValueParser::new(parse_duration);
     tool_command(
@@ -52,7 +77,8 @@ pub fn command() -> Command {
         "Wait until every target passes in the same round: HTTP(S) URLs with status, jq, regex, \
          version and latency assertions, TCP ports, and commands. Polls on a steady beat with a \
          hard deadline that is never overrun by more than a few tens of milliseconds; stops at \
-         once on a fail-fast condition. With --until-down, waits until every target fails instead.",
+         once on a fail-fast condition. With --until-down, waits until every target fails instead. \
+         After --, runs a program in place of the tool once healthy (a container's entrypoint).",
     )
     .after_long_help(EXAMPLES)
     .mut_arg("timeout", |a| a.help("Overall deadline (never overrun by more than 50 ms)"))
@@ -73,11 +99,12 @@ pub fn command() -> Command {
             .help("A command (run by sh -c, in its own process group) that must exit 0"),
     )
     .group(ArgGroup::new("targets").args(["url", "tcp", "cmd"]).multiple(true).required(true))
-    .next_help_heading("HTTP assertions (apply to every --url)")
+    .next_help_heading("HTTP requests and assertions (before the first target: for every --url; after a --url: for it alone)")
     .arg(
         Arg::new("status")
             .long("status")
             .value_name("LIST")
+            .action(ArgAction::Append)
             .help("Acceptable status codes: 200, 200,204, 2xx, 200-299 [default: 2xx]"),
     )
     .arg(
@@ -87,12 +114,19 @@ pub fn command() -> Command {
             .action(ArgAction::Append)
             .help("A jq expression on the JSON body that must yield true (repeatable)"),
     )
-    .arg(Arg::new("body-regex").long("body-regex").value_name("RE").help("A regular expression the body must match"))
+    .arg(
+        Arg::new("body-regex")
+            .long("body-regex")
+            .value_name("RE")
+            .action(ArgAction::Append)
+            .help("A regular expression the body must match; multi-line: ^ and $ match at every line (repeatable)"),
+    )
     .arg(
         Arg::new("expect-version")
             .long("expect-version")
             .value_name("V")
             .num_args(0..=1)
+            .action(ArgAction::Append)
             .default_missing_value("")
             .help("The body's version must equal V (v1.1.0 = 1.1.0); without V, the version of the last ugw-fetch step"),
     )
@@ -100,17 +134,40 @@ pub fn command() -> Command {
         Arg::new("version-path")
             .long("version-path")
             .value_name("JQ")
-            .default_value(".version")
-            .help("Where the version is in the body"),
+            .action(ArgAction::Append)
+            .help("Where the version is in the body [default: .version]"),
     )
     .arg(
         Arg::new("max-latency")
             .long("max-latency")
             .value_name("DURATION")
             .value_parser(duration.clone())
+            .action(ArgAction::Append)
             .help("A response slower than this fails the attempt"),
     )
-    .arg(Arg::new("method").long("method").value_name("METHOD").default_value("GET").help("The HTTP method"))
+    .arg(
+        Arg::new("method")
+            .long("method")
+            .value_name("METHOD")
+            .action(ArgAction::Append)
+            .help("The HTTP method [default: GET]"),
+    )
+    .arg(
+        Arg::new("data")
+            .long("data")
+            .value_name("STRING")
+            .action(ArgAction::Append)
+            .conflicts_with("data-file")
+            .help("Send this body with every attempt (with --method POST for a POST; the method is kept)"),
+    )
+    .arg(
+        Arg::new("data-file")
+            .long("data-file")
+            .value_name("PATH")
+            .value_parser(clap::value_parser!(std::path::PathBuf))
+            .action(ArgAction::Append)
+            .help("Send this file's content (read once, at most 8 MiB) as the body of every attempt"),
+    )
     .args(http::args())
     .next_help_heading("Fail fast (exit 1 at once, kind fail_condition)")
     .arg(
@@ -120,7 +177,13 @@ pub fn command() -> Command {
             .action(ArgAction::Append)
             .help("Stop at once when this jq expression on the body yields true (e.g. '.status == \"failed\"')"),
     )
-    .arg(Arg::new("fail-status").long("fail-status").value_name("LIST").help("Stop at once on these status codes (e.g. 500,501)"))
+    .arg(
+        Arg::new("fail-status")
+            .long("fail-status")
+            .value_name("LIST")
+            .action(ArgAction::Append)
+            .help("Stop at once on these status codes (e.g. 500,501)"),
+    )
     .next_help_heading("Timing")
     .arg(
         Arg::new("attempt-timeout")
@@ -135,14 +198,17 @@ pub fn command() -> Command {
             .long("interval")
             .value_name("DURATION")
             .value_parser(duration.clone())
-            .help("Time between the starts of two rounds [default: 100ms, or 1s with a --cmd target]"),
+            .help("Time between the starts of two rounds, at least 10ms [default: 100ms, or 1s with a --cmd target]"),
     )
     .arg(
         Arg::new("max-interval")
             .long("max-interval")
             .value_name("DURATION")
             .value_parser(duration.clone())
-            .help("Back off exponentially (with jitter) while failing, up to this"),
+            .help(
+                "Back off exponentially (with jitter) while failing, up to this, from the first failure \
+                 [default: keep --interval for 10s, then back off up to 1s]",
+            ),
     )
     .arg(
         Arg::new("successes")
@@ -160,151 +226,96 @@ pub fn command() -> Command {
             .help("Targets must keep passing for this long"),
     )
     .arg(
+        Arg::new("max-failures")
+            .long("max-failures")
+            .value_name("N")
+            .value_parser(clap::value_parser!(u32))
+            .help("With --stable-for: forgive up to N failed rounds within the window instead of starting it over"),
+    )
+    .arg(
+        Arg::new("once")
+            .long("once")
+            .action(ArgAction::SetTrue)
+            .help("One round, no polling: exit 0 when the targets pass, 1 when not"),
+    )
+    .arg(
+        Arg::new("any")
+            .long("any")
+            .action(ArgAction::SetTrue)
+            .help("One passing target is enough (e.g. the leader among N)"),
+    )
+    .arg(
         Arg::new("until-down")
             .long("until-down")
             .action(ArgAction::SetTrue)
             .help("Wait until every target fails (e.g. for the old process to stop)"),
     )
+    .arg(
+        Arg::new("command")
+            .value_name("CMD")
+            .num_args(0..)
+            .last(true)
+            .value_parser(clap::value_parser!(OsString))
+            .help(
+                "After --: run this program in place of the tool once healthy (a container's \
+                 entrypoint); the record then goes only to --record FILE",
+            ),
+    )
+}
+
+/// What a dry run says it would do.
+#[derive(Serialize)]
+struct Planned<'a> {
+    would_wait_for: Vec<String>,
+    mode: WaitMode,
+    timeout_ms: u64,
+    expect_version: Option<&'a str>,
+    /// Whether it would run the program after `--` once healthy (its words are not
+    /// repeated: they may hold a secret).
+    then_exec: bool,
 }
 
 /// Poll until healthy (or down), the deadline, a fail-fast condition or a signal.
 pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
     let plan = Plan::from_matches(ctx, matches)?;
-    let goal = if plan.until_down { "down" } else { "healthy" };
     let labels: Vec<String> = plan.targets.iter().map(probe::Target::label).collect();
-
+    let goal = if plan.until_down { "down" } else { "healthy" };
     if ctx.dry_run {
         ctx.reporter.info(&format!(
             "dry run: would wait up to {} for {} to be {goal}",
             human(plan.timeout),
             labels.join(", ")
         ));
-        return Ok(StepResult::unchanged(json!({
-            "would_wait_for": labels,
-            "mode": if plan.until_down { "down" } else { "up" },
-            "timeout_ms": millis(plan.timeout),
-            "expect_version": plan.expect_version,
-        })));
+        return Ok(dry_run(&plan, labels));
     }
-
     ctx.reporter.info(&format!(
         "waiting up to {} for {} to be {goal}",
         human(plan.timeout),
         labels.join(", ")
     ));
-    let mut states: Vec<TargetState> = plan.targets.iter().map(TargetState::new).collect();
-    let mut poller = Poller::new(plan.poll_plan(), ctx.started);
-    let mut in_a_row = 0u32;
-    let mut passing_since: Option<Instant> = None;
-    let mut healthy_at: Option<Instant> = None;
-
-    let outcome = loop {
-        let attempt_until = poller.begin_round();
-        let round = match probe::run_round(&plan, attempt_until, poller.deadline(), &ctx.cancel) {
-            Ok(round) => round,
-            Err(interrupted) => break Err(interrupted),
-        };
-        let Round {
-            verdicts,
-            retry_after,
-        } = round;
-        let mut fatal = None;
-        for (state, verdict) in states.iter_mut().zip(verdicts) {
-            if let Some(line) = state.record(verdict, plan.until_down) {
-                ctx.reporter.info(&line);
-            }
-            if let Some(reason) = state.fatal.clone().filter(|_| fatal.is_none()) {
-                fatal = Some(format!("{}: {reason}", state.label));
-            }
-        }
-        if let Some(reason) = fatal {
-            break Err(Error::new(ErrorKind::FailCondition, reason));
-        }
-        if states.iter().all(TargetState::goal_met) {
-            in_a_row += 1;
-            let since = *passing_since.get_or_insert_with(Instant::now);
-            let stable = plan.stable_for.is_none_or(|d| since.elapsed() >= d);
-            if in_a_row >= plan.successes && stable {
-                healthy_at = Some(Instant::now());
-                break Ok(());
-            }
-        } else {
-            in_a_row = 0;
-            passing_since = None;
-        }
-        match poller.wait_next(in_a_row > 0, retry_after, &ctx.cancel) {
-            Ok(true) => {}
-            Ok(false) => {
-                break Err(Error::new(
-                    ErrorKind::Timeout,
-                    timeout_message(&plan, &states, goal),
-                ));
-            }
-            Err(interrupted) => break Err(interrupted),
-        }
-    };
-
-    let end = Instant::now();
-    let result = json!({
-        "healthy": outcome.is_ok(),
-        "mode": if plan.until_down { "down" } else { "up" },
-        "targets": states.iter().map(TargetState::to_json).collect::<Vec<Value>>(),
-        "rounds": poller.rounds(),
-        "attempts": states.iter().map(|s| s.attempts).sum::<u64>(),
-        "elapsed_ms": millis(end - ctx.started),
-        "time_to_healthy_ms": healthy_at.map(|t| millis(t - ctx.started)),
-        "deadline_overrun_ms": millis(poller.overrun(end)),
-        "expect_version": plan.expect_version,
-    });
-    match outcome {
-        Ok(()) => {
-            ctx.reporter.info(&format!(
-                "{goal} after {} ({} round{})",
-                human(end - ctx.started),
-                poller.rounds(),
-                if poller.rounds() == 1 { "" } else { "s" }
-            ));
-            Ok(StepResult::unchanged(result))
-        }
-        Err(err) => Err(err.with_result(result)),
+    let deadline = ctx.deadline().expect("--timeout has a default");
+    let mut watch = Watch::new(&plan, ctx.started, deadline);
+    let outcome = watch.run(ctx);
+    let result = watch.result(ctx.started);
+    if let Err(err) = outcome {
+        let result = serde_json::to_value(&result).expect("a wait result serialises");
+        return Err(err.with_result(result));
     }
+    ctx.reporter.info(&watch.summary(goal, ctx.started));
+    let step = StepResult::typed(false, &result);
+    Ok(match plan.then_run {
+        Some(argv) => step.then_exec(argv),
+        None => step,
+    })
 }
 
-fn timeout_message(plan: &Plan, states: &[TargetState], goal: &str) -> String {
-    let describe = |s: &TargetState| {
-        format!(
-            "{}: {} (after {} attempts)",
-            s.label,
-            s.last_failure(plan.until_down),
-            s.attempts
-        )
+fn dry_run(plan: &Plan, labels: Vec<String>) -> StepResult {
+    let planned = Planned {
+        would_wait_for: labels,
+        mode: plan.mode(),
+        timeout_ms: millis(plan.timeout),
+        expect_version: plan.expect_version(),
+        then_exec: plan.then_run.is_some(),
     };
-    let failing: Vec<String> = states
-        .iter()
-        .filter(|s| !s.goal_met())
-        .map(describe)
-        .collect();
-    let detail = if failing.is_empty() {
-        // Passing right now, but not for long enough: say what broke the streak.
-        let last: Vec<String> = states
-            .iter()
-            .filter(|s| s.has_missed())
-            .map(describe)
-            .collect();
-        format!(
-            "the targets pass now but not {} (--successes/--stable-for); last failure: {}",
-            plan.stability(),
-            if last.is_empty() {
-                "none".to_string()
-            } else {
-                last.join("; ")
-            }
-        )
-    } else {
-        failing.join("; ")
-    };
-    format!(
-        "not {goal} within --timeout {}: {detail}",
-        human(plan.timeout)
-    )
+    StepResult::unchanged(serde_json::to_value(&planned).expect("a dry run serialises"))
 }

@@ -1,15 +1,14 @@
-//! One round of probes: every target is checked at the same time, each on its own thread so
-//! that a hung server or command can be abandoned at the deadline, and the answers are judged
-//! against the plan here, on the calling thread.
+//! One round of probes: every target is checked at the same time (the shared
+//! `poll::parallel`), so that a hung server or command is abandoned at the deadline, and the
+//! answers are judged against the target's checks here, on the calling thread.
 
-use crate::plan::Plan;
-use serde_json::{Value, json};
-use std::sync::mpsc;
+use crate::plan::{HttpChecks, HttpSend, Plan};
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
-use ugw_shared::http::HttpResponse;
+use ugw_shared::http::{HttpClient, HttpResponse, Request};
 use ugw_shared::jq::{JqInput, parse_json};
-use ugw_shared::poll::AttemptError;
+use ugw_shared::poll::{self, Arrived, Attempt, AttemptError};
+use ugw_shared::results::{TargetKind, WaitTarget};
 use ugw_shared::runner::{self, Ended, RunOutcome, RunSpec};
 use ugw_shared::scrub::excerpt;
 use ugw_shared::time::{human, millis};
@@ -19,32 +18,54 @@ use ugw_shared::{Result, tcp, version};
 const EXCERPT_BYTES: usize = 512;
 /// How much of a body is read for the assertions.
 const BODY_LIMIT: usize = 1024 * 1024;
-/// After a signal, how long a command probe gets to kill its process group.
-const KILL_GRACE: Duration = Duration::from_millis(50);
+/// How much of a value or a stderr line goes into a message.
+const QUOTE_BYTES: usize = 80;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Target {
-    Http { url: String },
-    Tcp { addr: String },
-    Cmd { command: String },
+    Http {
+        url: String,
+        send: HttpSend,
+        checks: Box<HttpChecks>,
+    },
+    Tcp {
+        addr: String,
+    },
+    Cmd {
+        command: String,
+    },
 }
 
 impl Target {
     pub fn label(&self) -> String {
         match self {
-            Target::Http { url } => url.clone(),
+            Target::Http { url, .. } => url.clone(),
             Target::Tcp { addr } => format!("tcp {addr}"),
             Target::Cmd { command } => format!("cmd '{command}'"),
         }
     }
 
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> TargetKind {
         match self {
-            Target::Http { .. } => "http",
-            Target::Tcp { .. } => "tcp",
-            Target::Cmd { .. } => "cmd",
+            Target::Http { .. } => TargetKind::Http,
+            Target::Tcp { .. } => TargetKind::Tcp,
+            Target::Cmd { .. } => TargetKind::Cmd,
         }
     }
+}
+
+/// Why an attempt did not pass, as a state: stderr prints a line when it changes, so a
+/// latency or a message that differs only in its figures is not a change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Miss {
+    #[default]
+    None,
+    Status(u16),
+    TooSlow,
+    TimedOut,
+    Assertion,
+    Command(Ended),
+    Other,
 }
 
 /// What one attempt at one target found.
@@ -53,6 +74,7 @@ pub struct Verdict {
     pub passed: bool,
     /// Why it did not pass.
     pub reason: Option<String>,
+    pub miss: Miss,
     /// No answer in time: the target may be slow, not down, so this never counts as down.
     pub timed_out: bool,
     /// A fail-fast condition matched.
@@ -71,13 +93,23 @@ impl Verdict {
     fn failed(error: AttemptError) -> Self {
         Verdict {
             reason: Some(error.message),
+            miss: if error.timed_out {
+                Miss::TimedOut
+            } else {
+                Miss::Other
+            },
             timed_out: error.timed_out,
             ..Verdict::default()
         }
     }
 
+    fn missed(&mut self, miss: Miss, reason: String) {
+        self.miss = miss;
+        self.reason = Some(reason);
+    }
+
     /// Whether this answer meets the goal: passing, or with --until-down, failing for real.
-    fn meets(&self, until_down: bool) -> bool {
+    pub fn meets(&self, until_down: bool) -> bool {
         if until_down {
             !self.passed && !self.timed_out
         } else {
@@ -92,103 +124,49 @@ pub struct Round {
     pub retry_after: Option<Duration>,
 }
 
+impl Round {
+    /// Whether this round met the goal within the round (every target, or one with `--any`):
+    /// an attempt the deadline cut short met nothing, whatever the target did before.
+    pub fn meets_goal(&self, plan: &Plan) -> bool {
+        let met = |v: &Verdict| v.meets(plan.until_down) && !v.cut_by_deadline;
+        if plan.any {
+            self.verdicts.iter().any(met)
+        } else {
+            self.verdicts.iter().all(met)
+        }
+    }
+}
+
 enum Raw {
     Http(std::result::Result<HttpResponse, AttemptError>),
     Tcp(std::result::Result<Duration, AttemptError>),
     Cmd(Result<RunOutcome>),
 }
 
-/// Check every target once, all attempts ending by `until`; judging them (jq included) ends
-/// by the overall `deadline`.
+/// Check every target once, all attempts ending by `until` (at the latest the overall
+/// `deadline`). `Err` on a signal, or when a jq expression outlives the deadline.
 pub fn run_round(plan: &Plan, until: Instant, deadline: Instant, cancel: &Cancel) -> Result<Round> {
-    let until_is_deadline = until >= deadline;
     let started = Instant::now();
-    let (tx, rx) = mpsc::channel();
-    for (index, target) in plan.targets.iter().enumerate() {
-        let tx = tx.clone();
-        let target = target.clone();
-        let client = plan.client.clone();
-        let method = plan.method.clone();
-        let cancel = cancel.clone();
-        std::thread::spawn(move || {
-            let raw = match &target {
-                Target::Http { url } => Raw::Http(
-                    client
-                        .expect("an HTTP target has a client")
-                        .fetch(&method, url, until, BODY_LIMIT),
-                ),
-                Target::Tcp { addr } => Raw::Tcp(tcp::connect(addr, until)),
-                Target::Cmd { command } => {
-                    Raw::Cmd(runner::run(&RunSpec::new(command, until), &cancel))
-                }
-            };
-            let _ = tx.send((index, raw));
-        });
-    }
-    drop(tx);
-    let mut raws: Vec<Option<Raw>> = plan.targets.iter().map(|_| None).collect();
-    let mut arrived: Vec<Option<Instant>> = plan.targets.iter().map(|_| None).collect();
-    let mut missing = raws.len();
-    // A little slack past `until`: the probes enforce it themselves, this only covers a
-    // thread that is slow to report; a probe still out after it is abandoned.
-    let collect_until = until + Duration::from_millis(15);
-    while missing > 0 {
-        match cancel.recv_until(&rx, collect_until) {
-            Ok(Some((index, raw))) => {
-                raws[index] = Some(raw);
-                arrived[index] = Some(Instant::now());
-                missing -= 1;
-            }
-            Ok(None) => break,
-            Err(interrupted) => {
-                // Command probes kill their process groups within a few milliseconds; give them
-                // that, and nothing to HTTP and TCP probes, which hold no children.
-                let commands_out = plan
-                    .targets
-                    .iter()
-                    .zip(&raws)
-                    .filter(|(t, r)| matches!(t, Target::Cmd { .. }) && r.is_none())
-                    .count();
-                let grace = Instant::now() + KILL_GRACE;
-                let mut reported = 0;
-                while reported < commands_out {
-                    match rx.recv_timeout(grace.saturating_duration_since(Instant::now())) {
-                        Ok((_, Raw::Cmd(_))) => reported += 1,
-                        Ok(_) => {}
-                        Err(_) => break,
-                    }
-                }
-                return Err(interrupted);
-            }
-        }
-    }
-    let mut verdicts: Vec<Verdict> = raws
-        .into_iter()
-        .map(|raw| {
-            Ok(match raw {
-                None => Verdict::failed(AttemptError::timed_out(
-                    until.saturating_duration_since(started),
-                )),
-                Some(Raw::Http(Ok(response))) => judge_http(plan, &response, deadline, cancel)?,
-                Some(Raw::Http(Err(e)) | Raw::Tcp(Err(e))) => Verdict::failed(e),
-                Some(Raw::Tcp(Ok(latency))) => Verdict {
-                    passed: true,
-                    latency: Some(latency),
-                    ..Verdict::default()
-                },
-                Some(Raw::Cmd(Ok(outcome))) => judge_cmd(&outcome),
-                Some(Raw::Cmd(Err(e))) => Verdict::failed(AttemptError::new(e.message)),
-            })
-        })
-        .collect::<Result<_>>()?;
+    let until_is_deadline = until >= deadline;
+    let jq = JqBudget { deadline, cancel };
+    let attempts = plan.targets.iter().map(|t| attempt(plan, t, until, cancel));
+    let arrived = poll::parallel(attempts.collect(), until, cancel)?;
     // In a round cut short by the overall deadline, a timeout (or an answer that came only as
     // the deadline struck) is the deadline's doing, not news about the target.
     let cut_at = until.checked_sub(Duration::from_millis(5)).unwrap_or(until);
-    for (verdict, arrived) in verdicts.iter_mut().zip(arrived) {
-        verdict.cut_by_deadline = until_is_deadline
-            && !verdict.passed
-            && (verdict.timed_out || arrived.is_none_or(|at| at >= cut_at));
-    }
+    let verdicts: Vec<Verdict> = plan
+        .targets
+        .iter()
+        .zip(arrived)
+        .map(|(target, arrived)| {
+            let at = arrived.as_ref().map(|a| a.at);
+            let mut verdict = judge(target, arrived, until - started, &jq)?;
+            verdict.cut_by_deadline = until_is_deadline
+                && !verdict.passed
+                && (verdict.timed_out || at.is_none_or(|at| at >= cut_at));
+            Ok(verdict)
+        })
+        .collect::<Result<_>>()?;
     let retry_after = verdicts
         .iter()
         .filter(|v| !v.passed)
@@ -200,15 +178,76 @@ pub fn run_round(plan: &Plan, until: Instant, deadline: Instant, cancel: &Cancel
     })
 }
 
+/// The attempt at `target`, to run on its own thread.
+fn attempt(plan: &Plan, target: &Target, until: Instant, cancel: &Cancel) -> Attempt<Raw> {
+    match target {
+        Target::Http { url, send, .. } => {
+            let client = plan.client.clone().expect("an HTTP target has a client");
+            let (request, cancel) = (send.request(url), cancel.clone());
+            Attempt::new(move || Raw::Http(http_attempt(&client, request, until, &cancel)))
+        }
+        Target::Tcp { addr } => {
+            let addr = addr.clone();
+            Attempt::new(move || Raw::Tcp(tcp::connect(&addr, until)))
+        }
+        Target::Cmd { command } => {
+            let (spec, cancel) = (RunSpec::new(command, until), cancel.clone());
+            Attempt::with_children(move || Raw::Cmd(runner::run(&spec, &cancel)))
+        }
+    }
+}
+
+/// One request, read whole by `until`; a signal ends it at once (its thread is abandoned on
+/// a signal, but it must not go on talking to the service meanwhile).
+fn http_attempt(
+    client: &HttpClient,
+    request: Request,
+    until: Instant,
+    cancel: &Cancel,
+) -> std::result::Result<HttpResponse, AttemptError> {
+    client.fetch_request(request, until, BODY_LIMIT, cancel)
+}
+
+/// jq expressions run against the overall deadline and the cancel token: a runaway one ends
+/// the run (kind `timeout`, naming it) instead of outliving both.
+struct JqBudget<'a> {
+    deadline: Instant,
+    cancel: &'a Cancel,
+}
+
+fn judge(
+    target: &Target,
+    arrived: Option<Arrived<Raw>>,
+    allowed: Duration,
+    jq: &JqBudget,
+) -> Result<Verdict> {
+    let Some(Arrived { value: raw, .. }) = arrived else {
+        return Ok(Verdict::failed(AttemptError::timed_out(allowed)));
+    };
+    Ok(match (target, raw) {
+        (Target::Http { checks, .. }, Raw::Http(Ok(response))) => {
+            judge_http(checks, &response, jq)?
+        }
+        (_, Raw::Http(Err(e)) | Raw::Tcp(Err(e))) => Verdict::failed(e),
+        (_, Raw::Tcp(Ok(latency))) => Verdict {
+            passed: true,
+            latency: Some(latency),
+            ..Verdict::default()
+        },
+        (_, Raw::Cmd(Ok(outcome))) => judge_cmd(&outcome),
+        (_, Raw::Cmd(Err(e))) => Verdict::failed(AttemptError::new(e.message)),
+        (_, Raw::Http(Ok(_))) => unreachable!("only an HTTP target fetches"),
+    })
+}
+
 fn judge_cmd(outcome: &RunOutcome) -> Verdict {
     let output = if outcome.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
         &outcome.stderr
     } else {
         &outcome.stdout
     };
-    Verdict {
+    let mut verdict = Verdict {
         passed: outcome.success(),
-        reason: (!outcome.success()).then(|| outcome.describe()),
         timed_out: outcome.ended == Ended::TimedOut,
         exit_code: match outcome.ended {
             Ended::Exited(code) => Some(code),
@@ -217,16 +256,29 @@ fn judge_cmd(outcome: &RunOutcome) -> Verdict {
         latency: Some(outcome.elapsed),
         excerpt: Some(excerpt(output, EXCERPT_BYTES)).filter(|e| !e.is_empty()),
         ..Verdict::default()
+    };
+    if !outcome.success() {
+        // The last thing the command said on stderr is usually why it failed.
+        let said = last_line(&outcome.stderr)
+            .map(|line| format!(": '{}'", excerpt(line, QUOTE_BYTES)))
+            .unwrap_or_default();
+        verdict.missed(
+            Miss::Command(outcome.ended),
+            format!("{}{said}", outcome.describe()),
+        );
     }
+    verdict
 }
 
-/// A runaway jq expression ends the run at `deadline` (kind `timeout`), or at a signal.
-fn judge_http(
-    plan: &Plan,
-    response: &HttpResponse,
-    deadline: Instant,
-    cancel: &Cancel,
-) -> Result<Verdict> {
+/// The last line of `bytes` with something in it.
+fn last_line(bytes: &[u8]) -> Option<&[u8]> {
+    bytes
+        .split(|b| *b == b'\n')
+        .rev()
+        .find(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
+}
+
+fn judge_http(checks: &HttpChecks, response: &HttpResponse, jq: &JqBudget) -> Result<Verdict> {
     let mut verdict = Verdict {
         status: Some(response.status),
         latency: Some(response.latency),
@@ -235,109 +287,117 @@ fn judge_http(
         ..Verdict::default()
     };
     // The body is parsed only when an assertion needs JSON.
-    let json = plan.needs_json().then(|| parse_json(&response.body));
-    // Fail-fast conditions first: they end the wait whatever else holds.
-    if plan
-        .fail_status
-        .as_ref()
-        .is_some_and(|set| set.contains(response.status))
-    {
-        verdict.fatal = Some(format!(
-            "status {} matches --fail-status",
-            status_text(response)
-        ));
+    let json = checks.needs_json().then(|| parse_json(&response.body));
+    verdict.fatal = fail_fast(checks, response, json.as_ref(), jq)?;
+    if let Some((miss, reason)) = check_http(checks, response, json.as_ref(), jq)? {
+        verdict.missed(miss, reason);
     }
-    if let Some(Ok(body)) = &json {
-        for expr in &plan.fail_if {
-            if expr.holds_until(body, deadline, cancel)?.unwrap_or(false) {
-                verdict.fatal = Some(format!(
-                    "--fail-if '{}' is true (body '{}')",
-                    expr.text(),
-                    excerpt(&response.body, 80)
-                ));
-                break;
-            }
-        }
-    }
-    verdict.reason = check_http(plan, response, json.as_ref(), deadline, cancel)?;
     verdict.passed = verdict.reason.is_none() && verdict.fatal.is_none();
     Ok(verdict)
 }
 
-/// The first assertion that fails, in words; `None` when all hold. `Err` only when a jq
-/// expression outlives the deadline or a signal arrives.
-fn check_http(
-    plan: &Plan,
+/// A fail-fast condition that matched, in words: it ends the wait whatever else holds.
+fn fail_fast(
+    checks: &HttpChecks,
     response: &HttpResponse,
     json: Option<&std::result::Result<JqInput, String>>,
-    deadline: Instant,
-    cancel: &Cancel,
+    jq: &JqBudget,
 ) -> Result<Option<String>> {
-    if !plan.status.contains(response.status) {
-        return Ok(Some(format!("status {}", status_text(response))));
+    if let Some(Ok(body)) = json {
+        for expr in &checks.fail_if {
+            if expr.holds_until(body, jq.deadline, jq.cancel)? == Ok(true) {
+                return Ok(Some(format!(
+                    "--fail-if '{}' is true (body '{}')",
+                    expr.text(),
+                    excerpt(&response.body, QUOTE_BYTES)
+                )));
+            }
+        }
     }
-    if let Some(max) = plan.max_latency.filter(|max| response.latency > *max) {
-        return Ok(Some(format!(
+    Ok(checks
+        .fail_status
+        .as_ref()
+        .filter(|set| set.contains(response.status))
+        .map(|_| format!("status {} matches --fail-status", status_text(response))))
+}
+
+/// The first assertion that fails, in words; `None` when all hold.
+fn check_http(
+    checks: &HttpChecks,
+    response: &HttpResponse,
+    json: Option<&std::result::Result<JqInput, String>>,
+    jq: &JqBudget,
+) -> Result<Option<(Miss, String)>> {
+    if !checks.status.contains(response.status) {
+        let reason = format!("status {}", status_text(response));
+        return Ok(Some((Miss::Status(response.status), reason)));
+    }
+    if let Some(max) = checks.max_latency.filter(|max| response.latency > *max) {
+        let reason = format!(
             "answered in {}, over --max-latency {}",
             human(response.latency),
             human(max)
-        )));
+        );
+        return Ok(Some((Miss::TooSlow, reason)));
     }
-    if response.truncated && (!plan.expect.is_empty() || plan.expect_version.is_some()) {
-        return Ok(Some(format!(
-            "the body is larger than {} KiB",
-            BODY_LIMIT / 1024
-        )));
+    if response.truncated && (!checks.expect.is_empty() || checks.expect_version.is_some()) {
+        let reason = format!("the body is larger than {} KiB", BODY_LIMIT / 1024);
+        return Ok(Some((Miss::Assertion, reason)));
     }
-    if let Some(re) = &plan.body_regex
-        && !re.is_match(&String::from_utf8_lossy(&response.body))
-    {
-        return Ok(Some(format!(
+    let text = String::from_utf8_lossy(&response.body);
+    if let Some(re) = checks.body_regex.iter().find(|re| !re.is_match(&text)) {
+        let reason = format!(
             "the body does not match --body-regex '{}': '{}'",
             re.as_str(),
-            excerpt(&response.body, 80)
-        )));
-    }
-    if plan.expect.is_empty() && plan.expect_version.is_none() {
-        return Ok(None);
+            excerpt(&response.body, QUOTE_BYTES)
+        );
+        return Ok(Some((Miss::Assertion, reason)));
     }
     let body = match json {
         None => return Ok(None),
         Some(Ok(body)) => body,
-        Some(Err(e)) => return Ok(Some(e.clone())),
+        Some(Err(e)) => return Ok(Some((Miss::Assertion, e.clone()))),
     };
-    for expr in &plan.expect {
-        match expr.eval_until(body, deadline, cancel)? {
+    Ok(check_json(checks, body, &response.body, jq)?.map(|reason| (Miss::Assertion, reason)))
+}
+
+/// The first `--expect` or `--expect-version` that fails on a JSON body, in words.
+fn check_json(
+    checks: &HttpChecks,
+    body: &JqInput,
+    raw: &[u8],
+    jq: &JqBudget,
+) -> Result<Option<String>> {
+    for expr in &checks.expect {
+        match expr.eval_until(body, jq.deadline, jq.cancel)? {
             Ok(outputs) if outputs.holds() => {}
             Ok(outputs) => {
                 return Ok(Some(format!(
                     "--expect '{}' is not true: it gave {} (body '{}')",
                     expr.text(),
-                    outputs.shown(80),
-                    excerpt(&response.body, 80)
+                    outputs.shown(QUOTE_BYTES),
+                    excerpt(raw, QUOTE_BYTES)
                 )));
             }
             Err(e) => return Ok(Some(e)),
         }
     }
-    if let Some(wanted) = &plan.expect_version {
-        match plan
-            .version_path
-            .eval_until(body, deadline, cancel)?
-            .map(|outputs| outputs.first_text())
-        {
-            Ok(Some(found)) if version::same(&found, wanted) => {}
-            Ok(Some(found)) => return Ok(Some(format!("version {found}, expecting {wanted}"))),
-            Ok(None) => {
-                return Ok(Some(format!(
-                    "no version at {} in the body",
-                    plan.version_path.text()
-                )));
-            }
-            Err(e) => return Ok(Some(e)),
-        }
-    }
-    Ok(None)
+    let Some(wanted) = checks.expect_version.as_ref() else {
+        return Ok(None);
+    };
+    let found = checks
+        .version_path
+        .eval_until(body, jq.deadline, jq.cancel)?
+        .map(|outputs| outputs.first_text());
+    Ok(match found {
+        Ok(Some(found)) if version::same(&found, wanted) => None,
+        Ok(Some(found)) => Some(format!("version {found}, expecting {wanted}")),
+        Ok(None) => Some(format!(
+            "no version at {} in the body",
+            checks.version_path.text()
+        )),
+        Err(e) => Some(e),
+    })
 }
 
 fn status_text(response: &HttpResponse) -> String {
@@ -348,20 +408,52 @@ fn status_text(response: &HttpResponse) -> String {
     }
 }
 
+/// What stderr last said about a target; a new line is printed when this changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Shown {
+    Passing,
+    Failing(Miss),
+    Down,
+    Slow,
+    StillUp,
+}
+
+impl Shown {
+    fn of(verdict: &Verdict, until_down: bool) -> Self {
+        match (verdict.meets(until_down), until_down) {
+            (true, false) => Shown::Passing,
+            (false, false) => Shown::Failing(verdict.miss.clone()),
+            (true, true) => Shown::Down,
+            (false, true) if verdict.timed_out => Shown::Slow,
+            (false, true) => Shown::StillUp,
+        }
+    }
+
+    fn word(&self) -> &'static str {
+        match self {
+            Shown::Passing => "passing",
+            Shown::Failing(_) => "failing",
+            Shown::Down => "down",
+            Shown::Slow => "not answering in time (slow, not down)",
+            Shown::StillUp => "still up",
+        }
+    }
+}
+
 /// What the record and stderr say about one target over the whole wait.
 #[derive(Debug)]
 pub struct TargetState {
     pub label: String,
-    kind: &'static str,
+    kind: TargetKind,
     pub attempts: u64,
     passes: u64,
     last: Option<Verdict>,
-    /// Whether the last answer met the goal.
+    /// Whether the last real answer met the goal.
     met: bool,
     /// The last reason it did not meet the goal.
     last_miss: Option<String>,
     pub fatal: Option<String>,
-    shown: Option<String>,
+    shown: Option<Shown>,
 }
 
 impl TargetState {
@@ -391,48 +483,24 @@ impl TargetState {
         }
         self.fatal.clone_from(&verdict.fatal);
         self.met = verdict.meets(until_down);
-        let state = match (self.met, until_down) {
-            (true, false) => "passing",
-            (false, false) => "failing",
-            (true, true) => "down",
-            (false, true) if verdict.timed_out => "not answering in time (slow, not down)",
-            (false, true) => "still up",
-        };
-        let detail = if verdict.passed {
-            match (verdict.status, verdict.latency) {
-                (Some(code), Some(latency)) => format!("{code} in {}", human(latency)),
-                (None, Some(latency)) => format!("in {}", human(latency)),
-                _ => String::new(),
-            }
-        } else {
-            verdict.reason.clone().unwrap_or_default()
-        };
+        let detail = describe(&verdict);
         if !self.met {
             self.last_miss = Some(match (until_down, verdict.timed_out) {
                 (false, _) => detail.clone(),
                 (true, true) => format!("{detail}: slow, not down"),
-                (true, false) => format!(
-                    "still answering ({})",
-                    if detail.is_empty() { "ok" } else { &detail }
-                ),
+                (true, false) if detail.is_empty() => "still answering (ok)".to_string(),
+                (true, false) => format!("still answering ({detail})"),
             });
         }
-        // One line per change: the state, or the kind of failure (digits folded away so a
-        // changing latency is not a change).
-        let folded = if self.met {
-            String::new()
-        } else {
-            detail.replace(|c: char| c.is_ascii_digit(), "")
-        };
-        let key = format!("{state}:{folded}");
-        let line = (self.shown.as_deref() != Some(key.as_str())).then(|| {
+        let shown = Shown::of(&verdict, until_down);
+        let line = (self.shown.as_ref() != Some(&shown)).then(|| {
             if detail.is_empty() {
-                format!("{}: {state}", self.label)
+                format!("{}: {}", self.label, shown.word())
             } else {
-                format!("{}: {state} ({detail})", self.label)
+                format!("{}: {} ({detail})", self.label, shown.word())
             }
         });
-        self.shown = Some(key);
+        self.shown = Some(shown);
         self.last = Some(verdict);
         line
     }
@@ -455,19 +523,73 @@ impl TargetState {
         })
     }
 
-    pub fn to_json(&self) -> Value {
+    pub fn to_result(&self) -> WaitTarget {
         let last = self.last.clone().unwrap_or_default();
-        json!({
-            "target": self.label,
-            "kind": self.kind,
-            "attempts": self.attempts,
-            "passes": self.passes,
-            "passing": last.passed,
-            "last_status": last.status,
-            "last_exit": last.exit_code,
-            "last_error": last.fatal.or(last.reason),
-            "last_latency_ms": last.latency.map(millis),
-            "body_excerpt": last.excerpt,
-        })
+        WaitTarget {
+            target: self.label.clone(),
+            kind: self.kind,
+            attempts: self.attempts,
+            passes: self.passes,
+            passing: last.passed,
+            last_status: last.status,
+            last_exit: last.exit_code,
+            last_error: last.fatal.or(last.reason),
+            last_latency_ms: last.latency.map(millis),
+            body_excerpt: last.excerpt,
+        }
+    }
+}
+
+/// A verdict in a few words: `200 in 12 ms`, or why it failed.
+fn describe(verdict: &Verdict) -> String {
+    if !verdict.passed {
+        return verdict.reason.clone().unwrap_or_default();
+    }
+    match (verdict.status, verdict.latency) {
+        (Some(code), Some(latency)) => format!("{code} in {}", human(latency)),
+        (None, Some(latency)) => format!("in {}", human(latency)),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use ugw_shared::http::{HttpConfig, Method};
+    use ugw_shared::scrub::Scrubber;
+
+    /// What SIGTERM trips the token with (the tool crate does not link libc).
+    const SIGTERM: i32 = 15;
+
+    #[test]
+    fn a_signal_ends_an_http_attempt_in_flight_at_once() {
+        // A server that takes the request and never answers.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let held: Vec<_> = listener.incoming().take(1).collect();
+            std::thread::sleep(Duration::from_secs(30));
+            drop(held);
+        });
+        let client = HttpClient::new(HttpConfig::default(), &Scrubber::default()).unwrap();
+        let cancel = Cancel::default();
+        let trip = cancel.clone();
+        let tripped_at = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            trip.trip(SIGTERM);
+            Instant::now()
+        });
+        let until = Instant::now() + Duration::from_secs(20);
+        let request = Request::new(Method::POST, &url).body("x");
+        let err = http_attempt(&client, request, until, &cancel).unwrap_err();
+        let ended = Instant::now();
+        let tripped_at = tripped_at.join().unwrap();
+        assert!(
+            ended.saturating_duration_since(tripped_at) < Duration::from_millis(150),
+            "the attempt ended {:?} after the signal: {err}",
+            ended - tripped_at
+        );
+        assert!(!err.timed_out, "{err}");
     }
 }

@@ -1,0 +1,235 @@
+//! Typed step results: what each tool leaves in its step's `result` for the tools after it.
+//! One struct per tool, written with it and read back with it, so a field name is checked by
+//! the compiler on both sides. Tools never import each other; they meet here.
+
+use crate::cli::StepResult;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The result a tool writes in its step; `TOOL` is the tool's name, which is how a later tool
+/// finds the step (`Record::last_result::<T>()`).
+pub trait ToolResult: Serialize + DeserializeOwned {
+    const TOOL: &'static str;
+}
+
+impl StepResult {
+    /// The `StepResult` a tool's `run` returns for a typed result.
+    #[must_use]
+    pub fn typed<T: ToolResult>(changed: bool, result: &T) -> Self {
+        // A struct of strings, numbers and booleans always serialises; only a map with
+        // non-string keys could fail, and no result type has one.
+        let value = serde_json::to_value(result).expect("a tool result serialises to JSON");
+        if changed {
+            StepResult::changed(value)
+        } else {
+            StepResult::unchanged(value)
+        }
+    }
+}
+
+/// What `ugw-fetch` staged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Fetched {
+    /// Where it came from, with any credentials redacted.
+    pub url: String,
+    /// The staged file, or the folder it was extracted into.
+    pub path: String,
+    /// The artifact's digest, lowercase hex.
+    pub sha256: String,
+    pub bytes: u64,
+    /// The release label (`--version`, or parsed from the file name); `None` when neither.
+    pub version: Option<String>,
+    /// Whether the digest (or signature) was checked; false only with `--no-verify`.
+    pub verified: bool,
+    /// Whether the download continued an earlier partial one.
+    pub resumed: bool,
+}
+
+impl ToolResult for Fetched {
+    const TOOL: &'static str = "ugw-fetch";
+}
+
+/// What `ugw-wait-healthy` saw: whether the goal was met, how long it took, and what each
+/// target last did (`ugw-verify` and the end-to-end tools read it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct WaitHealthy {
+    /// Whether the goal (every target up, or with `--until-down` down) was met.
+    pub healthy: bool,
+    pub mode: WaitMode,
+    pub targets: Vec<WaitTarget>,
+    pub rounds: u64,
+    pub attempts: u64,
+    pub elapsed_ms: u64,
+    pub time_to_healthy_ms: Option<u64>,
+    /// How far past the deadline the wait ended (0 when it did not overrun).
+    pub deadline_overrun_ms: u64,
+    /// The version the first `--url` expected, if any.
+    pub expect_version: Option<String>,
+}
+
+impl ToolResult for WaitHealthy {
+    const TOOL: &'static str = "ugw-wait-healthy";
+}
+
+/// What a wait waits for: the targets up, or (`--until-down`) down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitMode {
+    Up,
+    Down,
+}
+
+/// One target of a wait, as it last answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct WaitTarget {
+    /// The URL, `tcp HOST:PORT` or `cmd '…'`.
+    pub target: String,
+    pub kind: TargetKind,
+    pub attempts: u64,
+    pub passes: u64,
+    /// Whether its last answer passed.
+    pub passing: bool,
+    pub last_status: Option<u16>,
+    pub last_exit: Option<i32>,
+    /// Why its last answer did not pass (or the fail-fast condition it met).
+    pub last_error: Option<String>,
+    pub last_latency_ms: Option<u64>,
+    /// The start of its last body (or a command's output), scrubbed.
+    pub body_excerpt: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Http,
+    Tcp,
+    Cmd,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetched() -> Fetched {
+        Fetched {
+            url: "https://example.invalid/app-v1.2.3.tar.gz".into(),
+            path: "/opt/app/staging/app-v1.2.3".into(),
+            sha256: "ab".repeat(32),
+            bytes: 1234,
+            version: Some("v1.2.3".into()),
+            verified: true,
+            resumed: false,
+        }
+    }
+
+    #[test]
+    fn a_typed_result_goes_out_with_every_field_and_its_changed_flag() {
+        let step = StepResult::typed(true, &fetched());
+        assert!(step.changed);
+        assert_eq!(
+            step.result,
+            serde_json::json!({
+                "url": "https://example.invalid/app-v1.2.3.tar.gz",
+                "path": "/opt/app/staging/app-v1.2.3",
+                "sha256": "ab".repeat(32),
+                "bytes": 1234,
+                "version": "v1.2.3",
+                "verified": true,
+                "resumed": false,
+            })
+        );
+        assert!(!StepResult::typed(false, &fetched()).changed);
+    }
+
+    #[test]
+    fn a_typed_result_reads_back_as_it_was_written() {
+        let written = StepResult::typed(false, &fetched()).result;
+        let read: Fetched = serde_json::from_value(written).unwrap();
+        assert_eq!(read, fetched());
+    }
+
+    #[test]
+    fn a_result_missing_a_field_does_not_read_as_fetched() {
+        let mut written = StepResult::typed(false, &fetched()).result;
+        written.as_object_mut().unwrap().remove("sha256");
+        let err = serde_json::from_value::<Fetched>(written).unwrap_err();
+        assert!(err.to_string().contains("sha256"), "{err}");
+    }
+
+    fn waited() -> WaitHealthy {
+        WaitHealthy {
+            healthy: true,
+            mode: WaitMode::Up,
+            targets: vec![WaitTarget {
+                target: "tcp 127.0.0.1:5432".into(),
+                kind: TargetKind::Tcp,
+                attempts: 2,
+                passes: 1,
+                passing: true,
+                last_status: None,
+                last_exit: None,
+                last_error: None,
+                last_latency_ms: Some(3),
+                body_excerpt: None,
+            }],
+            rounds: 2,
+            attempts: 2,
+            elapsed_ms: 120,
+            time_to_healthy_ms: Some(110),
+            deadline_overrun_ms: 0,
+            expect_version: None,
+        }
+    }
+
+    #[test]
+    fn a_wait_result_keeps_the_record_field_names_and_reads_back() {
+        let written = StepResult::typed(false, &waited()).result;
+        assert_eq!(
+            written,
+            serde_json::json!({
+                "healthy": true, "mode": "up",
+                "targets": [{
+                    "target": "tcp 127.0.0.1:5432", "kind": "tcp", "attempts": 2, "passes": 1,
+                    "passing": true, "last_status": null, "last_exit": null, "last_error": null,
+                    "last_latency_ms": 3, "body_excerpt": null,
+                }],
+                "rounds": 2, "attempts": 2, "elapsed_ms": 120, "time_to_healthy_ms": 110,
+                "deadline_overrun_ms": 0, "expect_version": null,
+            })
+        );
+        assert_eq!(
+            serde_json::from_value::<WaitHealthy>(written).unwrap(),
+            waited()
+        );
+        assert_eq!(WaitHealthy::TOOL, "ugw-wait-healthy");
+    }
+}
+
+/// What `ugw-backup create` wrote (`verify`, `restore` and `prune` find the archive here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Backup {
+    /// The archive's path.
+    pub archive: String,
+    /// The archive's digest, lowercase hex (also in its `.sha256` sidecar).
+    pub sha256: String,
+    /// The archive's size.
+    pub bytes: u64,
+    /// What went in: file contents and database copies.
+    pub input_bytes: u64,
+    pub files: u64,
+    /// The SQLite databases snapshotted (their live paths).
+    pub sqlite: Vec<String>,
+    /// The PostgreSQL databases dumped (their URLs, without passwords).
+    pub pg: Vec<String>,
+    /// Files whose size or mtime moved while they were read (flagged in the manifest).
+    pub changed_while_read: u64,
+    pub app_version: Option<String>,
+    pub elapsed_ms: u64,
+    /// Older backups removed by `--keep`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<String>,
+}
+
+impl ToolResult for Backup {
+    const TOOL: &'static str = "ugw-backup";
+}

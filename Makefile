@@ -37,6 +37,7 @@ demo: build
 
 bench: release
 	python3 bench/detect_latency.py
+	python3 bench/backup.py
 
 man:
 	$(CARGO) run --quiet --locked -p xtask -- man

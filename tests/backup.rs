@@ -1018,3 +1018,54 @@ fn a_file_that_changes_while_read_is_flagged_and_fails_with_strict() {
     assert_eq!(strict.last_step().error_kind(), "check_failed");
     assert!(!out.join("strict.tar").exists());
 }
+
+#[test]
+fn a_mount_point_is_restored_in_place_by_its_contents() {
+    // A real mount in a private mount namespace: root only (CI runs as root).
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: mounting needs root");
+        return;
+    }
+    if !kit::require("unshare") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let script = format!(
+        r#"set -e
+mount -t tmpfs tmpfs {data}
+echo backed-up > {data}/state
+ugw-backup create --path {data} --out {out} --name m --output none -q
+echo newer > {data}/state; echo x > {data}/added
+ugw-backup restore {out}/m.tar.gz --in-place --output none
+echo "state=$(cat {data}/state)"
+echo "entries=$(ls -A {data} | tr "\n" " ")"
+mountpoint -q {data} && echo still-mounted
+"#,
+        data = s(&data),
+        out = s(&dir.path().join("out")),
+    );
+    std::fs::write(dir.path().join("restore.sh"), script).unwrap();
+    let outcome = kit::bash(
+        "unshare -m --propagation private bash restore.sh",
+        dir.path(),
+    );
+    outcome.assert_code(0);
+    assert!(
+        outcome.stdout.contains("state=backed-up"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains("entries=state \n"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(outcome.stdout.contains("still-mounted"));
+    assert!(
+        outcome.stderr.contains("is a mount point"),
+        "{}",
+        outcome.stderr
+    );
+}

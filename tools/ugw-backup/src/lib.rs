@@ -26,17 +26,17 @@ const LOCK_NAME: &str = ".ugw-backup.lock";
 
 const EXAMPLES: &str = "\
 Examples:
-  # Before an upgrade: the data folder and a live SQLite database, kept 5 deep:
-  ugw-backup create --path /srv/app/data --db sqlite:///srv/app/app.db --out /var/backups/app --app-version 1.4.2 --keep 5
+  # Before an upgrade: the data folder and a live SQLite database, the newest 5 kept:
+  ugw-backup create --path /srv/app/data --db sqlite:///srv/app/app.db --out /var/backups/app --name app-1.4.2 --app-version 1.4.2 --keep 5 > run.json
 
-  # Prove the backup of the last step whole (re-hashes the archive and every entry):
-  ugw-backup create … | ugw-backup verify
+  # Prove the backup of that run whole (re-hashes the archive and every entry):
+  ugw-backup verify < run.json
 
-  # The failure path of a pipe: put everything back where it was:
-  … | ugw-backup restore --in-place --expect-app-version 1.4.2
+  # The failure path of a run: put the paths and the database back where they were:
+  ugw-backup restore --in-place --expect-app-version 1.4.2 < run.json
 
-  # Look inside without touching the live paths:
-  ugw-backup restore /var/backups/app/app-2026.tar.gz --to /tmp/restored
+  # Look inside a backup without touching the live paths:
+  ugw-backup restore /var/backups/app/app-1.4.2.tar.gz --to /tmp/restored
 
   # What is there, and keep the newest 3:
   ugw-backup list --out /var/backups/app

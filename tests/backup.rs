@@ -1069,3 +1069,100 @@ mountpoint -q {data} && echo still-mounted
         outcome.stderr
     );
 }
+
+#[test]
+fn a_live_sqlite_file_inside_a_path_is_warned_about_unless_given_as_db() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let db = data.join("app.db");
+    let live = Connection::open(&db).unwrap();
+    live.pragma_update(None, "journal_mode", "WAL").unwrap();
+    live.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let out = dir.path().join("out");
+    let warned = create(&data, &out, "plain", &[]);
+    warned.assert_code(0);
+    assert!(
+        warned.stderr.contains("looks like a live SQLite database"),
+        "{}",
+        warned.stderr
+    );
+    let url = format!("sqlite://{}", db.display());
+    let quiet = create(&data, &out, "snap", &["--db", &url]);
+    quiet.assert_code(0);
+    assert!(
+        !quiet.stderr.contains("looks like a live SQLite"),
+        "{}",
+        quiet.stderr
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("snap.manifest.json")).unwrap()).unwrap();
+    let paths: Vec<&str> = manifest["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        !paths.iter().any(|p| p.contains("data/app.db")),
+        "the live file and its -wal are left out: {paths:?}"
+    );
+    assert_eq!(manifest["sqlite"][0]["integrity_check"], "ok");
+}
+
+#[test]
+fn a_pg_dump_older_than_the_server_is_a_clear_error_and_the_password_stays_out_of_argv() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    // Says what a real old pg_dump says, and writes down the argv and PGPASSWORD it got.
+    std::fs::write(
+        bin.join("pg_dump"),
+        format!(
+            "#!/bin/sh\necho \"$*\" > {argv}\necho \"$PGPASSWORD\" > {env}\n\
+             echo 'pg_dump: error: aborting because of server version mismatch' >&2\n\
+             echo 'pg_dump: detail: server version: 17.2; pg_dump version: 15.18' >&2\nexit 1\n",
+            argv = s(&dir.path().join("argv")),
+            env = s(&dir.path().join("env")),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("pg_dump"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = dir.path().join("out");
+    let mut cmd = tool("ugw-backup");
+    cmd.args([
+        "create",
+        "--db",
+        "postgres://app:Hunter2-secret@127.0.0.1:1/shop",
+        "--out",
+        s(&out),
+        "--name",
+        "old",
+    ])
+    .env(
+        "PATH",
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    );
+    let outcome = run(cmd);
+    outcome.assert_code(2);
+    let message = outcome.last_step().error.unwrap().message;
+    assert!(
+        message.contains("pg_dump is older than the PostgreSQL server"),
+        "{message}"
+    );
+    assert!(
+        !outcome.stdout.contains("Hunter2-secret") && !outcome.stderr.contains("Hunter2-secret")
+    );
+    let argv = std::fs::read_to_string(dir.path().join("argv")).unwrap();
+    assert!(
+        !argv.contains("Hunter2-secret") && argv.contains("--format=custom"),
+        "{argv}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("env"))
+            .unwrap()
+            .trim(),
+        "Hunter2-secret"
+    );
+}

@@ -308,7 +308,6 @@ fn walk_root(
     let name = absolute
         .as_os_str()
         .as_bytes()
-        .trim_ascii_start()
         .strip_prefix(b"/")
         .unwrap_or_default()
         .to_vec();

@@ -39,6 +39,7 @@ bench: release
 	python3 bench/detect_latency.py
 	python3 bench/migrate.py
 	python3 bench/fetch_verify.py
+	python3 bench/backup.py
 
 man:
 	$(CARGO) run --quiet --locked -p xtask -- man

@@ -7,6 +7,7 @@ use ugw_shared::cli::Tool;
 #[must_use]
 pub fn tools() -> Vec<Tool> {
     vec![
+        ugw_backup::tool(),
         ugw_fetch::tool(),
         ugw_swap::tool(),
         ugw_migrate::tool(),

@@ -26,6 +26,17 @@ const OWN_TESTS: &[(&str, &str)] = &[
     ("app.internal", "a_secret_header_over_tls"),
     ("make ", "the_project_commands"),
     ("cargo install", "the_project_commands"),
+    ("ugw-backup", "backup_examples_run_in_order"),
+];
+
+/// What `ugw-backup`'s examples name, and what stands in for it (besides [`STAND_INS`]).
+const BACKUP_STAND_INS: &[(&str, &str)] = &[
+    (
+        "/srv/app",
+        "a folder in the stage: data/state and app.db, a SQLite database in WAL mode",
+    ),
+    ("/var/backups/app", "a folder in the stage"),
+    ("/tmp/restored", "a folder in the stage"),
 ];
 
 /// How long a play or a job may take: ansible-playbook starts a Python per task.
@@ -488,6 +499,65 @@ fn runnable(example: &Example) -> bool {
         );
     }
     missing.is_empty()
+}
+
+/// `ugw-backup`'s examples, in their order, on one stage: each reads the record file the one
+/// before it wrote, as an operator's shell session would.
+#[test]
+fn backup_examples_run_in_order() {
+    let examples = runnable_examples_with("ugw-backup");
+    let Some(first) = examples.first() else {
+        return;
+    };
+    let Some(stage) = Stage::new(first, &[]) else {
+        return;
+    };
+    eprintln!("backup stand-ins: {BACKUP_STAND_INS:#?}");
+    let root = stage.dir.path();
+    let app = root.join("srv/app");
+    std::fs::create_dir_all(app.join("data")).unwrap();
+    std::fs::write(app.join("data/state"), "backed up\n").unwrap();
+    let db = rusqlite::Connection::open(app.join("app.db")).unwrap();
+    db.pragma_update(None, "journal_mode", "WAL").unwrap();
+    db.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);")
+        .unwrap();
+    let place = |text: &str| {
+        stage
+            .substitute(text)
+            .replace("/srv/app", &app.display().to_string())
+            .replace(
+                "/var/backups/app",
+                &root.join("backups").display().to_string(),
+            )
+            .replace(
+                "/tmp/restored",
+                &root.join("restored").display().to_string(),
+            )
+    };
+    for example in &examples {
+        stage.describe(example);
+        if example.text.contains("--in-place") {
+            // What the restore must undo.
+            std::fs::write(app.join("data/state"), "changed\n").unwrap();
+            db.execute_batch("INSERT INTO t VALUES (3);").unwrap();
+        }
+        let mut bash = stage.command("bash");
+        bash.arg("-c").arg(place(&example.text));
+        kit::run(bash).assert_code(0);
+    }
+    assert_eq!(
+        std::fs::read_to_string(app.join("data/state")).unwrap(),
+        "backed up\n"
+    );
+    let rows: i64 = db
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 2, "the open connection sees the backed-up rows");
+    let restored = root
+        .join("restored")
+        .join(app.strip_prefix("/").unwrap())
+        .join("data/state");
+    assert_eq!(std::fs::read_to_string(restored).unwrap(), "backed up\n");
 }
 
 /// The runnable examples with `key` (each text once). None at all means a document changed

@@ -23,6 +23,7 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod scrub;
+pub mod space;
 pub mod tcp;
 pub mod time;
 pub mod unpack;

@@ -204,3 +204,32 @@ mod tests {
         assert_eq!(WaitHealthy::TOOL, "ugw-wait-healthy");
     }
 }
+
+/// What `ugw-backup create` wrote (`verify`, `restore` and `prune` find the archive here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Backup {
+    /// The archive's path.
+    pub archive: String,
+    /// The archive's digest, lowercase hex (also in its `.sha256` sidecar).
+    pub sha256: String,
+    /// The archive's size.
+    pub bytes: u64,
+    /// What went in: file contents and database copies.
+    pub input_bytes: u64,
+    pub files: u64,
+    /// The SQLite databases snapshotted (their live paths).
+    pub sqlite: Vec<String>,
+    /// The PostgreSQL databases dumped (their URLs, without passwords).
+    pub pg: Vec<String>,
+    /// Files whose size or mtime moved while they were read (flagged in the manifest).
+    pub changed_while_read: u64,
+    pub app_version: Option<String>,
+    pub elapsed_ms: u64,
+    /// Older backups removed by `--keep`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<String>,
+}
+
+impl ToolResult for Backup {
+    const TOOL: &'static str = "ugw-backup";
+}

@@ -30,6 +30,9 @@ pub struct Options {
     /// Drop this many leading components of every entry's path (and of hard-link targets);
     /// entries with no more components than that are skipped, as `tar --strip-components`.
     pub strip_components: usize,
+    /// Keep only this archive path and what is under it (before `strip_components`); other
+    /// entries are skipped. One path of a backup is restored this way.
+    pub only: Option<PathBuf>,
     /// Give entries the archive's owner and group (root restoring a backup); otherwise they
     /// belong to whoever unpacks.
     pub keep_owners: bool,
@@ -254,6 +257,10 @@ impl Extractor<'_> {
         ) {
             return Err(refuse("is a device or FIFO"));
         }
+        if !self.wanted(&parts) {
+            self.summary.skipped += 1;
+            return Ok(());
+        }
         let Some(parts) = parts.get(self.options.strip_components..) else {
             self.summary.skipped += 1;
             return Ok(());
@@ -305,21 +312,10 @@ impl Extractor<'_> {
                     .into_owned();
                 symlink_stays_inside(parts.len() - 1, Path::new(OsStr::from_bytes(&target)))
                     .map_err(|why| refuse(&format!("is a symlink that {why}")))?;
-                rustix::fs::symlinkat(target.as_slice(), &parent, name).map_err(|e| match e {
+                write_symlink(&target, &parent, name, owner, mtime).map_err(|e| match e {
                     Errno::EXIST => refuse("appears twice"),
                     e => write_error(&shown, e),
                 })?;
-                if let Some((uid, gid)) = owner {
-                    chown_at(&parent, name, uid, gid).map_err(|e| write_error(&shown, e))?;
-                }
-                if let Some(mtime) = mtime {
-                    let _ = rustix::fs::utimensat(
-                        &parent,
-                        name,
-                        &times(mtime),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    );
-                }
                 self.summary.symlinks += 1;
             }
             tar::EntryType::Link => {
@@ -334,6 +330,21 @@ impl Extractor<'_> {
             other => return Err(refuse(&format!("has an unsupported type ({other:?})"))),
         }
         Ok(())
+    }
+
+    /// Whether an entry is under `Options::only` (or there is no such filter).
+    fn wanted(&self, parts: &[&OsStr]) -> bool {
+        let Some(only) = &self.options.only else {
+            return true;
+        };
+        let only: Vec<&OsStr> = only
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        parts.len() >= only.len() && parts[..only.len()] == only[..]
     }
 
     /// The open folder that holds `parts`' last name, creating implied folders on the way;
@@ -474,6 +485,25 @@ impl Extractor<'_> {
         }
         Ok(())
     }
+}
+
+/// A symlink already judged to stay inside, with its owner and time.
+fn write_symlink(
+    target: &[u8],
+    parent: &OwnedFd,
+    name: &OsStr,
+    owner: Option<(u32, u32)>,
+    mtime: Option<u64>,
+) -> std::result::Result<(), Errno> {
+    rustix::fs::symlinkat(target, parent, name)?;
+    if let Some((uid, gid)) = owner {
+        chown_at(parent, name, uid, gid)?;
+    }
+    if let Some(mtime) = mtime {
+        // Some file systems cannot time a symlink; its target's time is what matters.
+        let _ = rustix::fs::utimensat(parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW);
+    }
+    Ok(())
 }
 
 fn make_temp_dir(dest: &Path) -> Result<PathBuf> {
@@ -798,6 +828,23 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.kind, ErrorKind::UnsafeInput, "{}", err.message);
+    }
+
+    #[test]
+    fn only_keeps_one_path_of_the_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        let options = Options {
+            only: Some(PathBuf::from("app/bin/server")),
+            strip_components: 2,
+            ..Options::default()
+        };
+        let summary = stage(&good_archive()[..], &dest, &options, &Cancel::default())
+            .unwrap()
+            .commit()
+            .unwrap();
+        assert_eq!((summary.files, summary.symlinks), (1, 0), "{summary:?}");
+        assert_eq!(names(&dest), ["server"]);
     }
 
     #[test]

@@ -162,9 +162,14 @@ impl Default for Tar {
 }
 
 impl Tar {
+    /// An empty archive.
+    pub fn bare() -> Tar {
+        Tar { bytes: Vec::new() }
+    }
+
     /// An archive that starts with a harmless folder and file.
     pub fn new() -> Tar {
-        Tar { bytes: Vec::new() }
+        Tar::bare()
             .dir(b"keep/")
             .file(b"keep/README", b"harmless\n")
     }
@@ -258,4 +263,42 @@ fn header(name: &[u8], kind: u8, mode: u32, link: &[u8], size: usize) -> [u8; 51
     let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
     h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
     h
+}
+
+/// One entry of a plain ustar archive as this writer makes them (no PAX, no long names).
+#[derive(Debug, Clone)]
+pub struct RawEntry {
+    pub name: Vec<u8>,
+    pub kind: u8,
+    pub mode: u32,
+    pub link: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
+/// The entries of an archive written by [`Tar`].
+pub fn entries(bytes: &[u8]) -> Vec<RawEntry> {
+    let field = |h: &[u8], at: usize, len: usize| {
+        let raw = &h[at..at + len];
+        raw[..raw.iter().position(|&b| b == 0).unwrap_or(len)].to_vec()
+    };
+    let octal = |raw: Vec<u8>| {
+        let text = String::from_utf8(raw).unwrap();
+        usize::from_str_radix(text.trim(), 8).unwrap_or(0)
+    };
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 512 <= bytes.len() && bytes[at..at + 512].iter().any(|&b| b != 0) {
+        let h = &bytes[at..at + 512];
+        let size = octal(field(h, 124, 12));
+        let data = bytes[at + 512..at + 512 + size].to_vec();
+        out.push(RawEntry {
+            name: field(h, 0, 100),
+            kind: h[156],
+            mode: octal(field(h, 100, 8)) as u32,
+            link: field(h, 157, 100),
+            data,
+        });
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    out
 }

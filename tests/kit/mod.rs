@@ -6,6 +6,7 @@
 
 pub mod file_server;
 pub mod hostile_archives;
+pub mod pg_cluster;
 pub mod postgres;
 
 use serde::Deserialize;

@@ -471,6 +471,7 @@ fn extract(ctx: &mut Ctx, plan: &Plan, archive: &Path, sha256: &str) -> Result<(
         .map_err(|e| Error::io(format!("cannot open {}", archive.display()), &e))?;
     let options = unpack::Options {
         strip_components: plan.strip_components,
+        only: None,
         keep_owners: false,
     };
     let staged = unpack::stage(

@@ -1,0 +1,4 @@
+//! ugw-backup: see `man ugw-backup`.
+fn main() {
+    ugw_shared::cli::run_tool(ugw_backup::tool())
+}

@@ -1,0 +1,746 @@
+//! `ugw-backup create`: walk the paths, snapshot the databases, and stream one archive (tar,
+//! compressed) under a temp name beside its final one, hashing every entry on the way; then
+//! the manifest as the last entry, the rename, and the sidecars.
+
+use crate::compress::{Codec, Compressor};
+use crate::glob::Glob;
+use crate::manifest::{self, Entry, Kind, Manifest, Name, Root, SqliteSnapshot};
+use crate::{BackupResult, sqlite};
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, Metadata};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+use ugw_shared::atomic::{AtomicFile, open_regular, write_atomic};
+use ugw_shared::report::Progress;
+use ugw_shared::space::{ensure_room, human_bytes};
+use ugw_shared::{Ctx, Error, ErrorKind, Result};
+
+/// What `create` was asked to do.
+#[derive(Debug)]
+pub struct Plan {
+    pub paths: Vec<PathBuf>,
+    pub excludes: Vec<Glob>,
+    pub sqlite: Vec<PathBuf>,
+    pub pg: Vec<crate::pg::Target>,
+    /// Add the roles and tablespaces of the first PostgreSQL server.
+    pub pg_globals: bool,
+    pub out: PathBuf,
+    pub name: String,
+    pub app_version: Option<String>,
+    pub codec: Codec,
+    pub level: i32,
+    pub threads: usize,
+    pub strict: bool,
+    pub space_check: bool,
+}
+
+/// One thing found on disk to put in the archive.
+/// Kept small (tens of bytes): a backup of millions of files holds one per entry until written.
+struct Item {
+    /// The absolute path; its name in the archive is the same without the leading `/`.
+    source: PathBuf,
+    /// The size seen by the walk (a regular file's), for the totals and the changed check.
+    size: u64,
+    regular: bool,
+    /// The earlier entry this one is a hard link of.
+    link_of: Option<Vec<u8>>,
+}
+
+/// Write the archive and its sidecars; returns the step's result.
+pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
+    let started = Instant::now();
+    let (roots, items, input_bytes, db_bytes) = walk_all(ctx, plan)?;
+    let archive_path = plan
+        .out
+        .join(format!("{}{}", plan.name, plan.codec.extension()));
+    if plan.space_check {
+        // Worst case: nothing compresses, plus a temp snapshot of each database.
+        ensure_room(
+            &plan.out,
+            input_bytes + db_bytes + input_bytes / 100 + 1024 * 1024,
+            "the backup",
+        )?;
+    }
+    if archive_path.exists() {
+        return Err(Error::usage(format!(
+            "{} exists already; choose another --name",
+            archive_path.display()
+        )));
+    }
+    ctx.reporter.info(&format!(
+        "backing up {} ({} in {} entries, {} database{}) to {}",
+        plan.paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        human_bytes(input_bytes),
+        items.len(),
+        plan.sqlite.len(),
+        if plan.sqlite.len() == 1 { "" } else { "s" },
+        archive_path.display()
+    ));
+
+    let mut manifest = Manifest {
+        ugw_backup: manifest::FORMAT,
+        name: plan.name.clone(),
+        host: ctx.host.clone(),
+        app_version: plan.app_version.clone(),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        created: ugw_shared::time::rfc3339_millis(SystemTime::now()),
+        compress: plan.codec.word().to_string(),
+        roots,
+        entries: Vec::with_capacity(items.len()),
+        sqlite: Vec::new(),
+        pg: Vec::new(),
+        pg_globals: None,
+        changed_while_read: Vec::new(),
+    };
+    let archive = AtomicFile::create(&archive_path)?.hashed();
+    let counted = Counter {
+        inner: archive,
+        bytes: 0,
+    };
+    let compressor = Compressor::new(counted, plan.codec, plan.level, plan.threads)
+        .map_err(|e| Error::io("cannot start the compressor", &e))?;
+    let mut builder = tar::Builder::new(compressor);
+    builder.mode(tar::HeaderMode::Complete);
+    let progress = ctx.reporter.progress(Some(input_bytes)).in_bytes();
+
+    append_files(ctx, plan, &mut builder, &items, &mut manifest, &progress)?;
+    append_databases(ctx, plan, &mut builder, &mut manifest, &progress)?;
+    let manifest_json = serde_json::to_vec(&manifest).expect("a manifest serialises");
+    append_bytes(
+        &mut builder,
+        manifest::ENTRY_NAME.as_bytes(),
+        &manifest_json,
+    )?;
+    drop(progress);
+
+    let (bytes, sha256) = finish_archive(ctx, builder, &archive_path, &manifest_json)?;
+    let file_name = archive_path
+        .file_name()
+        .expect("a file name")
+        .to_string_lossy()
+        .into_owned();
+    let elapsed = started.elapsed();
+    let files = manifest
+        .entries
+        .iter()
+        .filter(|e| e.kind == Kind::File)
+        .count() as u64;
+    ctx.reporter.info(&format!(
+        "{file_name}: {} in, {} out ({:.0}%), {files} files, {} at {}/s",
+        human_bytes(input_bytes),
+        human_bytes(bytes),
+        bytes as f64 * 100.0 / input_bytes.max(1) as f64,
+        ugw_shared::time::human(elapsed),
+        human_bytes((input_bytes as f64 / elapsed.as_secs_f64().max(0.001)) as u64),
+    ));
+    Ok(BackupResult {
+        archive: archive_path.display().to_string(),
+        sha256,
+        bytes,
+        input_bytes,
+        files,
+        sqlite: manifest.sqlite.iter().map(|s| s.path.shown()).collect(),
+        pg: manifest.pg.iter().map(|p| p.url.clone()).collect(),
+        changed_while_read: manifest.changed_while_read.len() as u64,
+        app_version: plan.app_version.clone(),
+        elapsed_ms: ugw_shared::time::millis(elapsed),
+        pruned: Vec::new(),
+    })
+}
+
+/// Flush the compressor, give the archive its name, then write the sidecars (the checksum
+/// last: a backup with it is whole). Returns the archive's size and SHA-256.
+fn finish_archive(
+    ctx: &Ctx,
+    builder: tar::Builder<Compressor<Counter<AtomicFile>>>,
+    archive_path: &Path,
+    manifest_json: &[u8],
+) -> Result<(u64, String)> {
+    let compressor = builder
+        .into_inner()
+        .map_err(|e| write_error(archive_path, &e))?;
+    let counted = compressor
+        .finish()
+        .map_err(|e| write_error(archive_path, &e))?;
+    let bytes = counted.bytes;
+    let sha256 = ctx
+        .cancel
+        .critical(|| counted.inner.commit())?
+        .expect("hashed");
+    let (manifest_path, sum_path) = manifest::sidecars(archive_path);
+    write_atomic(&manifest_path, manifest_json)?;
+    let file_name = archive_path
+        .file_name()
+        .expect("a file name")
+        .to_string_lossy()
+        .into_owned();
+    write_atomic(&sum_path, format!("{sha256}  {file_name}\n").as_bytes())?;
+
+    Ok((bytes, sha256))
+}
+
+/// Every `--path` walked: the roots, the items, the input size and the databases' share of it.
+fn walk_all(ctx: &Ctx, plan: &Plan) -> Result<(Vec<Root>, Vec<Item>, u64, u64)> {
+    let live_dbs: HashSet<PathBuf> = plan
+        .sqlite
+        .iter()
+        .flat_map(|db| std::iter::once(db.clone()).chain(sqlite::companions(db)))
+        .collect();
+    let mut roots = Vec::new();
+    let mut items = Vec::new();
+    for path in &plan.paths {
+        roots.push(walk_root(ctx, plan, path, &live_dbs, &mut items)?);
+    }
+    let db_bytes: u64 = plan
+        .sqlite
+        .iter()
+        .map(|db| std::fs::metadata(db).map_or(0, |m| m.len()))
+        .sum();
+    let input_bytes = items
+        .iter()
+        .filter(|i| i.regular && i.link_of.is_none())
+        .map(|i| i.size)
+        .sum::<u64>()
+        + db_bytes;
+    Ok((roots, items, input_bytes, db_bytes))
+}
+
+/// Every walked item, in order; a file that changed while read is flagged (`--strict`: fails).
+fn append_files<W: Write>(
+    ctx: &Ctx,
+    plan: &Plan,
+    builder: &mut tar::Builder<W>,
+    items: &[Item],
+    manifest: &mut Manifest,
+    progress: &Progress,
+) -> Result<()> {
+    for item in items {
+        ctx.cancel.check()?;
+        let entry = append_item(builder, item, progress, &ctx.cancel)
+            .map_err(|e| ctx.cancel.check().err().unwrap_or(e))?;
+        if entry.1 {
+            manifest.changed_while_read.push(entry.0.path.clone());
+            ctx.reporter.warn(&format!(
+                "{} changed while it was read",
+                item.source.display()
+            ));
+        }
+        manifest.entries.push(entry.0);
+    }
+    if plan.strict && !manifest.changed_while_read.is_empty() {
+        return Err(Error::new(
+            ErrorKind::CheckFailed,
+            format!(
+                "--strict: {} file(s) changed while they were read, first {}; no backup was kept",
+                manifest.changed_while_read.len(),
+                manifest.changed_while_read[0].shown()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The SQLite snapshots, the PostgreSQL dumps and (`--pg-globals`) the server's roles.
+fn append_databases<W: Write>(
+    ctx: &mut Ctx,
+    plan: &Plan,
+    builder: &mut tar::Builder<W>,
+    manifest: &mut Manifest,
+    progress: &Progress,
+) -> Result<()> {
+    for (index, db) in plan.sqlite.iter().enumerate() {
+        let snapshot = snapshot_db(ctx, plan, index, db, builder, progress)?;
+        manifest.entries.push(snapshot.1);
+        manifest.sqlite.push(snapshot.0);
+    }
+    for (index, target) in plan.pg.iter().enumerate() {
+        let dumped = dump_pg(ctx, plan, index, target, builder, progress)?;
+        manifest.entries.push(dumped.1);
+        manifest.pg.push(dumped.0);
+    }
+    if let (true, Some(server)) = (plan.pg_globals, plan.pg.first()) {
+        let temp = plan.out.join(format!(
+            ".{}.pg-globals.{}.tmp",
+            plan.name,
+            std::process::id()
+        ));
+        ctx.track_temp(&temp);
+        crate::pg::dump_globals(server, &temp, ctx.deadline(), &ctx.cancel)?;
+        let name = format!("{}/pg/globals.sql", manifest::DB_PREFIX);
+        let entry = append_temp(ctx, builder, &temp, name.as_bytes(), progress)?;
+        manifest.pg_globals = Some(entry.path.clone());
+        manifest.entries.push(entry);
+    }
+    Ok(())
+}
+
+/// Walk one `--path`, adding its items; returns its root for the manifest.
+fn walk_root(
+    ctx: &Ctx,
+    plan: &Plan,
+    path: &Path,
+    live_dbs: &HashSet<PathBuf>,
+    items: &mut Vec<Item>,
+) -> Result<Root> {
+    let mut absolute = std::path::absolute(path)
+        .map_err(|e| Error::io(format!("cannot resolve {}", path.display()), &e))?;
+    // A `..` would make an archive name that a strict restore refuses: resolve it away.
+    if absolute
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        absolute = std::fs::canonicalize(&absolute).unwrap_or(absolute);
+    }
+    let meta = std::fs::symlink_metadata(&absolute).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::new(
+            ErrorKind::NotFound,
+            format!("--path {} does not exist", path.display()),
+        ),
+        _ => Error::io(format!("cannot read {}", path.display()), &e),
+    })?;
+    let name = absolute
+        .as_os_str()
+        .as_bytes()
+        .strip_prefix(b"/")
+        .unwrap_or_default()
+        .to_vec();
+    if name.is_empty() {
+        return Err(Error::usage(
+            "--path / is not supported: name the folders to back up",
+        ));
+    }
+    let kind = kind_of(&meta);
+    let mut walker = Walker {
+        ctx,
+        plan,
+        live_dbs,
+        items,
+        links: HashMap::new(),
+        root: absolute.clone(),
+    };
+    walker.visit(&absolute, &name, &meta)?;
+    Ok(Root {
+        path: Name::from_path(&absolute),
+        entry: Name::from_bytes(&name),
+        kind,
+    })
+}
+
+struct Walker<'a> {
+    ctx: &'a Ctx,
+    plan: &'a Plan,
+    live_dbs: &'a HashSet<PathBuf>,
+    items: &'a mut Vec<Item>,
+    links: HashMap<(u64, u64), Vec<u8>>,
+    root: PathBuf,
+}
+
+impl Walker<'_> {
+    fn visit(&mut self, source: &Path, name: &[u8], meta: &Metadata) -> Result<()> {
+        self.ctx.cancel.check()?;
+        let file_type = meta.file_type();
+        if !(file_type.is_file() || file_type.is_dir() || file_type.is_symlink()) {
+            self.ctx.reporter.warn(&format!(
+                "{} is not a file, folder or symlink: left out",
+                source.display()
+            ));
+            return Ok(());
+        }
+        if self.live_dbs.contains(source) {
+            return Ok(());
+        }
+        if file_type.is_file() && sqlite::looks_live(source) {
+            self.ctx.reporter.warn(&format!(
+                "{} looks like a live SQLite database: copied as a file, which may not be consistent; give it as --db sqlite://{} for a snapshot",
+                source.display(),
+                source.display()
+            ));
+        }
+        let mut link_of = None;
+        if file_type.is_file() && meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            match self.links.get(&key) {
+                Some(first) => link_of = Some(first.clone()),
+                None => {
+                    self.links.insert(key, name.to_vec());
+                }
+            }
+        }
+        self.items.push(Item {
+            source: source.to_path_buf(),
+            size: meta.len(),
+            regular: file_type.is_file(),
+            link_of,
+        });
+        if !file_type.is_dir() {
+            return Ok(());
+        }
+        let mut children: Vec<_> = std::fs::read_dir(source)
+            .map_err(|e| Error::io(format!("cannot list {}", source.display()), &e))?
+            .collect::<io::Result<_>>()
+            .map_err(|e| Error::io(format!("cannot list {}", source.display()), &e))?;
+        children.sort_by_key(std::fs::DirEntry::file_name);
+        for child in children {
+            let child_path = child.path();
+            let file_name = child.file_name();
+            let relative = child_path.strip_prefix(&self.root).unwrap_or(&child_path);
+            if self.plan.excludes.iter().any(|g| {
+                g.excludes(
+                    file_name.as_bytes(),
+                    relative.as_os_str().as_bytes(),
+                    child_path.as_os_str().as_bytes(),
+                )
+            }) {
+                continue;
+            }
+            let child_meta = match std::fs::symlink_metadata(&child_path) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // gone meanwhile
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("cannot read {}", child_path.display()),
+                        &e,
+                    ));
+                }
+            };
+            let mut child_name = name.to_vec();
+            child_name.push(b'/');
+            child_name.extend_from_slice(file_name.as_bytes());
+            self.visit(&child_path, &child_name, &child_meta)?;
+        }
+        Ok(())
+    }
+}
+
+impl Item {
+    fn name(&self) -> &[u8] {
+        let bytes = self.source.as_os_str().as_bytes();
+        bytes.strip_prefix(b"/").unwrap_or(bytes)
+    }
+}
+
+fn kind_of(meta: &Metadata) -> Kind {
+    if meta.is_dir() {
+        Kind::Dir
+    } else if meta.file_type().is_symlink() {
+        Kind::Symlink
+    } else {
+        Kind::File
+    }
+}
+
+/// Append one item; returns its manifest entry and whether it changed while being read.
+fn append_item<W: Write>(
+    builder: &mut tar::Builder<W>,
+    item: &Item,
+    progress: &Progress,
+    cancel: &ugw_shared::cancel::Cancel,
+) -> Result<(Entry, bool)> {
+    let failed = |e: &io::Error| Error::io(format!("cannot archive {}", item.source.display()), e);
+    let meta = &std::fs::symlink_metadata(&item.source).map_err(|e| failed(&e))?;
+    let name = item.name();
+    let path = Path::new(std::ffi::OsStr::from_bytes(name));
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+    let mut entry = Entry {
+        path: Name::from_bytes(name),
+        kind: kind_of(meta),
+        size: 0,
+        mode: meta.mode() & 0o7777,
+        uid: u64::from(meta.uid()),
+        gid: u64::from(meta.gid()),
+        mtime: meta.mtime(),
+        sha256: None,
+        link: None,
+    };
+    if let Some(first) = &item.link_of {
+        header.set_entry_type(tar::EntryType::Link);
+        header.set_size(0);
+        builder
+            .append_link(
+                &mut header,
+                path,
+                Path::new(std::ffi::OsStr::from_bytes(first)),
+            )
+            .map_err(|e| failed(&e))?;
+        entry.kind = Kind::Hardlink;
+        entry.link = Some(Name::from_bytes(first));
+        return Ok((entry, false));
+    }
+    match entry.kind {
+        Kind::Dir => {
+            header.set_size(0);
+            builder
+                .append_data(&mut header, path, io::empty())
+                .map_err(|e| failed(&e))?;
+            Ok((entry, false))
+        }
+        Kind::Symlink => {
+            let target = std::fs::read_link(&item.source).map_err(|e| failed(&e))?;
+            header.set_size(0);
+            builder
+                .append_link(&mut header, path, &target)
+                .map_err(|e| failed(&e))?;
+            entry.link = Some(Name::from_path(&target));
+            Ok((entry, false))
+        }
+        Kind::File | Kind::Hardlink => {
+            let file = open_regular(&item.source).map_err(|e| failed(&e))?;
+            let before = file.metadata().map_err(|e| failed(&e))?;
+            header.set_size(before.len());
+            let mut reader = Snapshot::new(&file, before.len(), progress, cancel);
+            builder
+                .append_data(&mut header, path, &mut reader)
+                .map_err(|e| failed(&e))?;
+            let after = file.metadata().map_err(|e| failed(&e))?;
+            let changed = reader.short
+                || after.len() != before.len()
+                || after.mtime() != before.mtime()
+                || after.mtime_nsec() != before.mtime_nsec()
+                || before.len() != item.size;
+            entry.size = before.len();
+            entry.sha256 = Some(reader.digest());
+            Ok((entry, changed))
+        }
+    }
+}
+
+/// Snapshot one SQLite database beside the archive and append it; returns its manifest records.
+fn snapshot_db<W: Write>(
+    ctx: &mut Ctx,
+    plan: &Plan,
+    index: usize,
+    db: &Path,
+    builder: &mut tar::Builder<W>,
+    progress: &Progress,
+) -> Result<(SqliteSnapshot, Entry)> {
+    let temp = plan.out.join(format!(
+        ".{}.sqlite-{index}.{}.tmp",
+        plan.name,
+        std::process::id()
+    ));
+    ctx.track_temp(&temp);
+    for companion in sqlite::companions(&temp) {
+        ctx.track_temp(&companion);
+    }
+    let check = sqlite::snapshot(db, &temp, ctx.deadline(), &ctx.cancel)?;
+    let file_name = db.file_name().map_or(&b"db"[..], std::ffi::OsStr::as_bytes);
+    let mut name = format!("{}/sqlite/{index}-", manifest::DB_PREFIX).into_bytes();
+    name.extend_from_slice(file_name);
+    let entry = append_temp(ctx, builder, &temp, &name, progress)?;
+    let absolute = std::path::absolute(db).unwrap_or_else(|_| db.to_path_buf());
+    Ok((
+        SqliteSnapshot {
+            path: Name::from_path(&absolute),
+            entry: Name::from_bytes(&name),
+            bytes: entry.size,
+            sha256: entry.sha256.clone().expect("a file has a hash"),
+            integrity_check: check,
+            method: "backup".into(),
+        },
+        entry,
+    ))
+}
+
+/// Dump one PostgreSQL database beside the archive, check the dump, and append it.
+fn dump_pg<W: Write>(
+    ctx: &mut Ctx,
+    plan: &Plan,
+    index: usize,
+    target: &crate::pg::Target,
+    builder: &mut tar::Builder<W>,
+    progress: &Progress,
+) -> Result<(manifest::PgDump, Entry)> {
+    let temp = plan.out.join(format!(
+        ".{}.pg-{index}.{}.tmp",
+        plan.name,
+        std::process::id()
+    ));
+    ctx.track_temp(&temp);
+    crate::pg::dump(target, &temp, ctx.deadline(), &ctx.cancel)?;
+    crate::pg::check(&temp, ctx.deadline(), &ctx.cancel)?;
+    let name = format!(
+        "{}/pg/{index}-{}.dump",
+        manifest::DB_PREFIX,
+        target.database.replace('/', "_")
+    );
+    let entry = append_temp(ctx, builder, &temp, name.as_bytes(), progress)?;
+    Ok((
+        manifest::PgDump {
+            url: target.shown.clone(),
+            entry: Name::from_bytes(name.as_bytes()),
+            bytes: entry.size,
+            sha256: entry.sha256.clone().expect("a file has a hash"),
+            check: "pg_restore -f /dev/null: ok".into(),
+        },
+        entry,
+    ))
+}
+
+/// Append a temp file of ours (a snapshot, a dump) as `name`, then remove it.
+fn append_temp<W: Write>(
+    ctx: &mut Ctx,
+    builder: &mut tar::Builder<W>,
+    temp: &Path,
+    name: &[u8],
+    progress: &Progress,
+) -> Result<Entry> {
+    let file =
+        open_regular(temp).map_err(|e| Error::io(format!("cannot read {}", temp.display()), &e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io("cannot stat a temp file", &e))?
+        .len();
+    let mtime = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o600);
+    header.set_size(size);
+    header.set_mtime(mtime);
+    let mut reader = Snapshot::new(&file, size, progress, &ctx.cancel);
+    builder
+        .append_data(
+            &mut header,
+            Path::new(std::ffi::OsStr::from_bytes(name)),
+            &mut reader,
+        )
+        .map_err(|e| {
+            ctx.cancel
+                .check()
+                .err()
+                .unwrap_or_else(|| Error::io("cannot archive a database copy", &e))
+        })?;
+    let sha256 = reader.digest();
+    drop(file);
+    let _ = std::fs::remove_file(temp);
+    ctx.keep_temp(temp);
+    Ok(Entry {
+        path: Name::from_bytes(name),
+        kind: Kind::File,
+        size,
+        mode: 0o600,
+        uid: 0,
+        gid: 0,
+        mtime: i64::try_from(mtime).unwrap_or(0),
+        sha256: Some(sha256),
+        link: None,
+    })
+}
+
+fn append_bytes<W: Write>(builder: &mut tar::Builder<W>, name: &[u8], bytes: &[u8]) -> Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_size(bytes.len() as u64);
+    header.set_mtime(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    );
+    builder
+        .append_data(
+            &mut header,
+            Path::new(std::ffi::OsStr::from_bytes(name)),
+            bytes,
+        )
+        .map_err(|e| Error::io("cannot write the manifest", &e))
+}
+
+fn write_error(path: &Path, e: &io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ENOSPC) {
+        Error::new(
+            ErrorKind::NoSpace,
+            format!(
+                "{}: the disk filled up: {e}; nothing was kept",
+                path.display()
+            ),
+        )
+    } else {
+        Error::io(format!("cannot write {}", path.display()), e)
+    }
+}
+
+/// Exactly `size` bytes of a file as the tar header promised, hashed as they pass: a file that
+/// shrank meanwhile is padded with zeros and flagged, one that grew is cut.
+struct Snapshot<'a> {
+    file: &'a File,
+    left: u64,
+    short: bool,
+    hasher: ring::digest::Context,
+    progress: &'a Progress,
+    cancel: &'a ugw_shared::cancel::Cancel,
+}
+
+impl<'a> Snapshot<'a> {
+    fn new(
+        file: &'a File,
+        size: u64,
+        progress: &'a Progress,
+        cancel: &'a ugw_shared::cancel::Cancel,
+    ) -> Self {
+        Snapshot {
+            file,
+            left: size,
+            short: false,
+            hasher: ring::digest::Context::new(&ring::digest::SHA256),
+            progress,
+            cancel,
+        }
+    }
+
+    fn digest(self) -> String {
+        crate::hex(self.hasher.finish().as_ref())
+    }
+}
+
+impl Read for Snapshot<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        if self.cancel.check().is_err() {
+            // Not ErrorKind::Interrupted: io::copy would retry it.
+            return Err(io::Error::other("interrupted by a signal"));
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let mut n = self.file.read(&mut buf[..want])?;
+        if n == 0 {
+            self.short = true;
+            buf[..want].fill(0);
+            n = want;
+        }
+        self.left -= n as u64;
+        self.hasher.update(&buf[..n]);
+        self.progress.inc(n as u64);
+        Ok(n)
+    }
+}
+
+/// Counts the compressed bytes on their way to the archive file.
+struct Counter<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,491 @@
+//! ugw-backup: replaces "tar the folder and hope". `create` makes one archive with a manifest
+//! of every entry's hash (SQLite through its online backup API, PostgreSQL through `pg_dump`),
+//! `verify` proves it whole,
+//! `restore` unpacks it strictly (into a folder, or back in place by swap), and `list` and
+//! `prune` keep the backup folder tidy.
+
+mod catalog;
+mod compress;
+mod create;
+mod glob;
+mod manifest;
+mod pg;
+mod restore;
+mod sqlite;
+mod verify;
+
+use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
+use compress::Codec;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
+
+const TOOL: &str = "ugw-backup";
+const LOCK_NAME: &str = ".ugw-backup.lock";
+
+const EXAMPLES: &str = "\
+Examples:
+  # Before an upgrade: the data folder and a live SQLite database, the newest 5 kept:
+  ugw-backup create --path /srv/app/data --db sqlite:///srv/app/app.db --out /var/backups/app --name app-1.4.2 --app-version 1.4.2 --keep 5 > run.json
+
+  # Prove the backup of that run whole (re-hashes the archive and every entry):
+  ugw-backup verify < run.json
+
+  # The failure path of a run: put the paths and the database back where they were:
+  ugw-backup restore --in-place --expect-app-version 1.4.2 < run.json
+
+  # Look inside a backup without touching the live paths:
+  ugw-backup restore /var/backups/app/app-1.4.2.tar.gz --to /tmp/restored
+
+  # What is there, and keep the newest 3:
+  ugw-backup list --out /var/backups/app
+  ugw-backup prune --out /var/backups/app --keep 3";
+
+pub use ugw_shared::results::Backup as BackupResult;
+
+/// This tool as `cli` and xtask see it: `restore` is the inverse that runs on failed records.
+#[must_use]
+pub fn tool() -> ugw_shared::cli::Tool {
+    ugw_shared::cli::Tool::new(command(), run)
+        .inverse_when(|m| m.subcommand_name() == Some("restore"))
+}
+
+fn out_arg() -> Arg {
+    Arg::new("out")
+        .long("out")
+        .value_name("DIR")
+        .value_parser(clap::value_parser!(PathBuf))
+        .required(true)
+        .help("The backup folder")
+}
+
+fn archive_arg() -> Arg {
+    Arg::new("archive")
+        .value_name("ARCHIVE")
+        .value_parser(clap::value_parser!(PathBuf))
+        .help("The archive [default: the one of the last ugw-backup create step in the record]")
+}
+
+/// The clap command: the common flags, then the five subcommands.
+#[must_use]
+pub fn command() -> Command {
+    tool_command(TOOL, "A verified backup before every upgrade, and a restore you can trust")
+        .long_about(
+            "Back up files, folders and SQLite databases into one archive with a manifest of every \
+             entry's SHA-256; verify it whole; restore it strictly (nothing is ever written outside \
+             its place), into a folder or back where it was.",
+        )
+        .after_long_help(EXAMPLES)
+        .subcommand_required(true)
+        .subcommand(create_command())
+        .subcommand(
+            Command::new("verify")
+                .about("Re-hash an archive against its sidecar and every entry against its manifest")
+                .arg(archive_arg()),
+        )
+        .subcommand(restore_command())
+        .subcommand(
+            Command::new("list")
+                .about("The backups in a folder: size, date, app version, state")
+                .arg(out_arg()),
+        )
+        .subcommand(
+            Command::new("prune")
+                .about("Remove all but the newest N backups (never the one the record refers to)")
+                .arg(out_arg())
+                .arg(keep_arg().required(true)),
+        )
+}
+
+fn keep_arg() -> Arg {
+    Arg::new("keep")
+        .long("keep")
+        .value_name("N")
+        .value_parser(clap::value_parser!(u32).range(1..))
+        .help("Keep the newest N backups")
+}
+
+fn create_command() -> Command {
+    Command::new("create")
+        .about("Back up paths and SQLite databases into one verified archive")
+        .arg(
+            Arg::new("path")
+                .long("path")
+                .value_name("P")
+                .value_parser(clap::value_parser!(PathBuf))
+                .action(ArgAction::Append)
+                .help("A file or folder to back up (repeatable)"),
+        )
+        .arg(
+            Arg::new("exclude")
+                .long("exclude")
+                .value_name("GLOB")
+                .action(ArgAction::Append)
+                .help("Leave out matching names ('*.log'), or paths with a / ('cache/**') (repeatable)"),
+        )
+        .arg(
+            Arg::new("db")
+                .long("db")
+                .value_name("URL")
+                .action(ArgAction::Append)
+                .help("A database: sqlite:///path/app.db (a snapshot) or postgres://user@host/db (pg_dump; the password from PGPASSWORD or the URL, never argv) (repeatable)"),
+        )
+        .arg(
+            Arg::new("db-env")
+                .long("db-env")
+                .value_name("VAR")
+                .action(ArgAction::Append)
+                .help("Read a --db URL from this environment variable (repeatable)"),
+        )
+        .group(ArgGroup::new("inputs").args(["path", "db", "db-env"]).multiple(true).required(true))
+        .arg(
+            Arg::new("pg-globals")
+                .long("pg-globals")
+                .action(ArgAction::SetTrue)
+                .help("Add the PostgreSQL server's roles and tablespaces (pg_dumpall --globals-only)"),
+        )
+        .arg(out_arg())
+        .arg(Arg::new("name").long("name").value_name("NAME").help("The archive's name [default: ugw-backup-<host>-<UTC timestamp>]"))
+        .arg(Arg::new("app-version").long("app-version").value_name("V").help("The app version to record"))
+        .arg(keep_arg().help("Prune to the newest N backups after success"))
+        .arg(
+            Arg::new("compress")
+                .long("compress")
+                .value_name("CODEC")
+                .value_parser(["gzip", "zstd", "none"])
+                .default_value("gzip")
+                .help("gzip (.tar.gz), zstd (.tar.zst) or none (.tar)"),
+        )
+        .arg(
+            Arg::new("level")
+                .long("level")
+                .value_name("N")
+                .value_parser(clap::value_parser!(i32).range(0..=19))
+                .help("Compression level [default: 2 for gzip, 3 for zstd]"),
+        )
+        .arg(
+            Arg::new("threads")
+                .long("threads")
+                .value_name("N")
+                .value_parser(clap::value_parser!(u32).range(1..=256))
+                .help("Compression threads [default: the number of CPUs]"),
+        )
+        .arg(
+            Arg::new("strict")
+                .long("strict")
+                .action(ArgAction::SetTrue)
+                .help("Fail when a file changed while it was read"),
+        )
+        .arg(
+            Arg::new("no-space-check")
+                .long("no-space-check")
+                .action(ArgAction::SetTrue)
+                .help("Skip the free-space check before writing"),
+        )
+}
+
+fn restore_command() -> Command {
+    Command::new("restore")
+        .about("Verify, then restore strictly into a folder (--to) or back in place (--in-place)")
+        .arg(archive_arg())
+        .arg(
+            Arg::new("to")
+                .long("to")
+                .value_name("DIR")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("Restore into this folder (absent or empty, or any with --force)"),
+        )
+        .arg(
+            Arg::new("in-place")
+                .long("in-place")
+                .action(ArgAction::SetTrue)
+                .help("Put every path back where it was (the old one kept as <path>.ugw-before-restore until success)"),
+        )
+        .group(ArgGroup::new("where").args(["to", "in-place"]).required(true))
+        .arg(
+            Arg::new("force")
+                .long("force")
+                .action(ArgAction::SetTrue)
+                .help("Replace a non-empty --to folder; restore a backup of another app version"),
+        )
+        .arg(
+            Arg::new("pg")
+                .long("pg")
+                .value_name("URL")
+                .help("Restore the PostgreSQL dump into this database [default with --in-place: the one backed up]"),
+        )
+        .arg(
+            Arg::new("expect-app-version")
+                .long("expect-app-version")
+                .value_name("V")
+                .help("Refuse a backup made by another app version (unless --force)"),
+        )
+}
+
+/// Run the subcommand.
+pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
+    match matches.subcommand() {
+        Some(("create", m)) => run_create(ctx, m),
+        Some(("verify", m)) => run_verify(ctx, m),
+        Some(("restore", m)) => run_restore(ctx, m),
+        Some(("list", m)) => run_list(m),
+        Some(("prune", m)) => run_prune(ctx, m),
+        _ => Err(Error::usage(
+            "a subcommand is required: create, verify, restore, list or prune",
+        )),
+    }
+}
+
+fn strings(m: &ArgMatches, id: &str) -> Vec<String> {
+    m.get_many::<String>(id)
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default()
+}
+
+fn lock_out(ctx: &Ctx, m: &ArgMatches, out: &Path) -> Result<ugw_shared::lock::LockGuard> {
+    let timeout = m
+        .get_one::<Duration>("lock-timeout")
+        .copied()
+        .unwrap_or(Duration::from_secs(30));
+    ugw_shared::lock::acquire(&out.join(LOCK_NAME), timeout, &ctx.cancel, &ctx.host, TOOL)
+}
+
+fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
+    let mut urls = strings(m, "db");
+    for var in strings(m, "db-env") {
+        let url = std::env::var(&var)
+            .map_err(|_| Error::usage(format!("--db-env {var}: the variable is not set")))?;
+        ctx.scrubber().add_url_secrets(&url);
+        urls.push(url);
+    }
+    let mut sqlite_paths = Vec::new();
+    let mut pg_targets = Vec::new();
+    for url in &urls {
+        match sqlite::path_of(url) {
+            Some(path) => sqlite_paths.push(std::path::absolute(&path).unwrap_or(path)),
+            None if url.starts_with("postgres") => {
+                pg_targets.push(pg::Target::parse(url, ctx.scrubber())?);
+            }
+            None => return Err(Error::usage("--db: not a sqlite:// or postgres:// URL")),
+        }
+    }
+    let codec = Codec::parse(
+        m.get_one::<String>("compress")
+            .map_or("gzip", String::as_str),
+    )
+    .expect("clap checked it");
+    let out = m.get_one::<PathBuf>("out").expect("required").clone();
+    let stamp = ugw_shared::time::rfc3339_millis(std::time::SystemTime::now());
+    // 20261130T044100Z: sortable, and safe in a file name.
+    let default_name = format!(
+        "ugw-backup-{}-{}Z",
+        ctx.host,
+        stamp
+            .replace([':', '-'], "")
+            .split('.')
+            .next()
+            .unwrap_or_default()
+    );
+    let plan = create::Plan {
+        paths: m
+            .get_many::<PathBuf>("path")
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default(),
+        excludes: strings(m, "exclude")
+            .iter()
+            .map(|g| glob::Glob::new(g))
+            .collect(),
+        sqlite: sqlite_paths,
+        pg: pg_targets,
+        pg_globals: m.get_flag("pg-globals"),
+        name: m.get_one::<String>("name").cloned().unwrap_or(default_name),
+        out: out.clone(),
+        app_version: m.get_one::<String>("app-version").cloned(),
+        codec,
+        level: m
+            .get_one::<i32>("level")
+            .copied()
+            .unwrap_or_else(|| codec.default_level()),
+        threads: m.get_one::<u32>("threads").map_or_else(
+            || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            |t| *t as usize,
+        ),
+        strict: m.get_flag("strict"),
+        space_check: !m.get_flag("no-space-check"),
+    };
+    if plan.name.contains('/') || plan.name.starts_with('.') || plan.name.is_empty() {
+        return Err(Error::usage(format!(
+            "--name {}: a plain file name is needed",
+            plan.name
+        )));
+    }
+    if ctx.dry_run {
+        ctx.reporter
+            .info(&format!("dry run: would back up into {}", out.display()));
+        return Ok(StepResult::unchanged(
+            json!({"would_create": out.join(format!("{}{}", plan.name, codec.extension())).display().to_string()}),
+        ));
+    }
+    std::fs::create_dir_all(&out)
+        .map_err(|e| Error::io(format!("cannot create {}", out.display()), &e))?;
+    let _lock = lock_out(ctx, m, &out)?;
+    let mut result = create::create(ctx, &plan)?;
+    if let Some(keep) = m.get_one::<u32>("keep") {
+        result.pruned = catalog::prune(&out, *keep as usize, Some(Path::new(&result.archive)))?;
+    }
+    Ok(StepResult::typed(true, &result))
+}
+
+/// The archive named on the command line, or the one of the last `create` step.
+fn archive_of(ctx: &Ctx, given: Option<&PathBuf>) -> Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.clone());
+    }
+    // The last real, successful ugw-backup step that names an archive (create, or a verify
+    // after it); `create`'s result is the typed `Backup`.
+    let step = ctx.record().steps.iter().rev().find(|s| {
+        s.tool == TOOL
+            && s.status == ugw_shared::record::Status::Ok
+            && !s.dry_run
+            && s.result.get("archive").is_some()
+    });
+    let Some(step) = step else {
+        return Err(Error::usage(
+            "no ARCHIVE given and no ugw-backup create step in the record",
+        ));
+    };
+    match step
+        .result
+        .get("archive")
+        .and_then(serde_json::Value::as_str)
+    {
+        Some(archive) => Ok(PathBuf::from(archive)),
+        None => Err(Error::bad_record(
+            "the result of the earlier ugw-backup step has an archive that is not a path",
+        )),
+    }
+}
+
+fn verify_with_progress(ctx: &Ctx, archive: &Path) -> Result<verify::Verified> {
+    let total = verify::read_manifest(archive)
+        .map(|(m, _)| m.entries.iter().map(|e| e.size).sum::<u64>())
+        .ok();
+    let progress = ctx.reporter.progress(total).in_bytes();
+    verify::verify(archive, &ctx.cancel, &progress)
+}
+
+fn run_verify(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
+    let archive = archive_of(ctx, m.get_one::<PathBuf>("archive"))?;
+    let verified = verify_with_progress(ctx, &archive)?;
+    ctx.reporter.info(&format!(
+        "{}: whole ({} entries, sha256 {})",
+        archive.display(),
+        verified.entries,
+        &verified.sha256[..16]
+    ));
+    Ok(StepResult::unchanged(json!({
+        "archive": archive.display().to_string(),
+        "sha256": verified.sha256,
+        "bytes": verified.bytes,
+        "entries": verified.entries,
+        "app_version": verified.manifest.app_version,
+        "verified": true,
+    })))
+}
+
+fn run_restore(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
+    let archive = archive_of(ctx, m.get_one::<PathBuf>("archive"))?;
+    let force = m.get_flag("force");
+    let verified = verify_with_progress(ctx, &archive)?;
+    restore::check_app_version(
+        &verified.manifest,
+        m.get_one::<String>("expect-app-version")
+            .map(String::as_str),
+        force,
+    )?;
+    let roots = restore::roots(&verified.manifest);
+    if ctx.dry_run {
+        ctx.reporter
+            .info(&format!("dry run: would restore {}", roots.join(", ")));
+        return Ok(StepResult::unchanged(
+            json!({"archive": archive.display().to_string(), "would_restore": roots}),
+        ));
+    }
+    let pg_target = m
+        .get_one::<String>("pg")
+        .map(|url| pg::Target::parse(url, ctx.scrubber()))
+        .transpose()?;
+    let result = if let Some(dir) = m.get_one::<PathBuf>("to") {
+        let summary = restore::to_dir(ctx, &archive, dir, force)?;
+        if let Some(target) = &pg_target {
+            restore::restore_pg(ctx, &archive, &verified.manifest, Some(target))?;
+        }
+        ctx.reporter.info(&format!(
+            "restored {} files into {}",
+            summary.files,
+            dir.display()
+        ));
+        json!({
+            "archive": archive.display().to_string(),
+            "to": dir.display().to_string(),
+            "files": summary.files,
+            "dirs": summary.dirs,
+            "symlinks": summary.symlinks,
+            "hardlinks": summary.hardlinks,
+            "bytes": summary.bytes,
+        })
+    } else {
+        let restored = restore::in_place(ctx, &archive, &verified.manifest, pg_target.as_ref())?;
+        ctx.reporter
+            .info(&format!("restored in place: {}", restored.join(", ")));
+        json!({
+            "archive": archive.display().to_string(),
+            "in_place": restored,
+            "sqlite": verified.manifest.sqlite.iter().map(|s| s.path.shown()).collect::<Vec<_>>(),
+            "pg": verified.manifest.pg.iter().map(|p| pg_target.as_ref().map_or(p.url.clone(), |t| t.shown.clone())).collect::<Vec<_>>(),
+        })
+    };
+    Ok(StepResult::changed(result))
+}
+
+fn run_list(m: &ArgMatches) -> Result<StepResult> {
+    let out = m.get_one::<PathBuf>("out").expect("required");
+    let backups = catalog::list(out)?;
+    Ok(StepResult::unchanged(
+        json!({"out": out.display().to_string(), "backups": backups}),
+    ))
+}
+
+fn run_prune(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
+    let out = m.get_one::<PathBuf>("out").expect("required");
+    let keep = *m.get_one::<u32>("keep").expect("required") as usize;
+    let spare = archive_of(ctx, None).ok();
+    if ctx.dry_run {
+        return Ok(StepResult::unchanged(json!({"would_keep": keep})));
+    }
+    let _lock = lock_out(ctx, m, out)?;
+    let removed = catalog::prune(out, keep, spare.as_deref())?;
+    ctx.reporter.info(&format!(
+        "pruned {} backup(s) in {}",
+        removed.len(),
+        out.display()
+    ));
+    Ok(StepResult {
+        changed: !removed.is_empty(),
+        ..StepResult::unchanged(
+            json!({"out": out.display().to_string(), "removed": removed, "kept": keep}),
+        )
+    })
+}
+
+/// Lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

@@ -1,0 +1,201 @@
+//! SQLite through its online backup API: a snapshot of a live database taken in one step (all
+//! pages under one read lock, so a steady writer cannot make it start over), checked with
+//! `PRAGMA integrity_check`; and a restore written through the live file's own connection, so
+//! its `-wal` is never replayed on top of the restored pages.
+
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use ugw_shared::cancel::Cancel;
+use ugw_shared::{Error, ErrorKind, Result};
+
+/// How long a step waits for a writer to let go before trying again.
+const BUSY_WAIT: Duration = Duration::from_millis(20);
+
+/// The file a `sqlite://` URL names (`sqlite:///abs/app.db`, `sqlite://rel.db`, `sqlite:rel.db`).
+pub fn path_of(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = rest.split('?').next().unwrap_or(rest);
+    (!rest.is_empty()).then(|| PathBuf::from(rest))
+}
+
+/// The files SQLite keeps beside a database.
+#[must_use]
+pub fn companions(db: &Path) -> Vec<PathBuf> {
+    ["-wal", "-shm", "-journal"]
+        .iter()
+        .map(|suffix| {
+            let mut name = db.as_os_str().to_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        })
+        .collect()
+}
+
+/// Whether `path` is a SQLite database in WAL mode (its header says so, or a `-wal` is beside it).
+#[must_use]
+pub fn looks_live(path: &Path) -> bool {
+    let mut head = [0u8; 20];
+    let read =
+        std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head));
+    read.is_ok()
+        && head.starts_with(b"SQLite format 3\0")
+        && (head[18] == 2 || companions(path)[0].exists())
+}
+
+/// Copy the live database at `live` into a new file `snapshot`, check it, and make it one
+/// self-contained file (rollback journal, no `-wal`). Returns the integrity check's answer.
+pub fn snapshot(
+    live: &Path,
+    snapshot: &Path,
+    deadline: Option<Instant>,
+    cancel: &Cancel,
+) -> Result<String> {
+    let fail = |what: &str, e: &rusqlite::Error| {
+        Error::new(
+            ErrorKind::Io,
+            format!("SQLite {}: {what}: {e}", live.display()),
+        )
+    };
+    if !live.is_file() {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("SQLite database {} does not exist", live.display()),
+        ));
+    }
+    let source = Connection::open_with_flags(
+        live,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| fail("cannot open", &e))?;
+    let mut copy =
+        Connection::open(snapshot).map_err(|e| fail("cannot create the snapshot", &e))?;
+    copy_all(&source, &mut copy, deadline, cancel)
+        .map_err(|e| e.unwrap_or_else(|e| fail("backup failed", &e)))?;
+    copy.pragma_update(None, "journal_mode", "DELETE")
+        .map_err(|e| fail("cannot set the snapshot's journal mode", &e))?;
+    let check = integrity(&copy).map_err(|e| fail("integrity_check failed to run", &e))?;
+    if check != "ok" {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "SQLite {}: the snapshot fails integrity_check: {check}",
+                live.display()
+            ),
+        ));
+    }
+    Ok(check)
+}
+
+/// Write the database file `snapshot` into the live database at `live`, through a connection
+/// to it (one step, under its write lock); returns the live file's integrity check.
+pub fn restore_into(
+    snapshot: &Path,
+    live: &Path,
+    deadline: Option<Instant>,
+    cancel: &Cancel,
+) -> Result<String> {
+    let fail = |what: &str, e: &rusqlite::Error| {
+        Error::new(
+            ErrorKind::Io,
+            format!("SQLite {}: {what}: {e}", live.display()),
+        )
+    };
+    let source = Connection::open_with_flags(snapshot, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| fail("cannot open the snapshot", &e))?;
+    let mut target = Connection::open(live).map_err(|e| fail("cannot open", &e))?;
+    copy_all(&source, &mut target, deadline, cancel)
+        .map_err(|e| e.unwrap_or_else(|e| fail("restore failed", &e)))?;
+    let check = integrity(&target).map_err(|e| fail("integrity_check failed to run", &e))?;
+    if check != "ok" {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "SQLite {}: integrity_check after the restore: {check}",
+                live.display()
+            ),
+        ));
+    }
+    Ok(check)
+}
+
+/// Every page in one step; while another connection holds a lock, wait a moment and retry.
+fn copy_all(
+    from: &Connection,
+    to: &mut Connection,
+    deadline: Option<Instant>,
+    cancel: &Cancel,
+) -> std::result::Result<(), std::result::Result<Error, rusqlite::Error>> {
+    let backup = Backup::new(from, to).map_err(Err)?;
+    loop {
+        match backup.step(-1).map_err(Err)? {
+            StepResult::Done => return Ok(()),
+            StepResult::Busy | StepResult::Locked => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(Ok(Error::new(
+                        ErrorKind::Timeout,
+                        "SQLite stayed locked by another connection until the deadline",
+                    )));
+                }
+                cancel.sleep(BUSY_WAIT).map_err(Ok)?;
+            }
+            StepResult::More | _ => {}
+        }
+    }
+}
+
+fn integrity(db: &Connection) -> rusqlite::Result<String> {
+    let mut statement = db.prepare("PRAGMA integrity_check")?;
+    let lines: Vec<String> = statement
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(lines.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_files() {
+        assert_eq!(
+            path_of("sqlite:///srv/app.db"),
+            Some(PathBuf::from("/srv/app.db"))
+        );
+        assert_eq!(
+            path_of("sqlite://data/app.db?mode=rwc"),
+            Some(PathBuf::from("data/app.db"))
+        );
+        assert_eq!(path_of("sqlite:app.db"), Some(PathBuf::from("app.db")));
+        assert_eq!(path_of("postgres://x"), None);
+    }
+
+    #[test]
+    fn a_snapshot_of_a_wal_database_is_one_checked_file_and_restores_into_the_live_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("app.db");
+        let db = Connection::open(&live).unwrap();
+        db.pragma_update(None, "journal_mode", "WAL").unwrap();
+        db.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);")
+            .unwrap();
+        assert!(looks_live(&live));
+        let snap = dir.path().join("snap.db");
+        assert_eq!(
+            snapshot(&live, &snap, None, &Cancel::default()).unwrap(),
+            "ok"
+        );
+        assert!(
+            !companions(&snap)[0].exists(),
+            "no -wal beside the snapshot"
+        );
+        db.execute_batch("INSERT INTO t VALUES (3);").unwrap();
+        restore_into(&snap, &live, None, &Cancel::default()).unwrap();
+        let count: i64 = db
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 2, "the open connection sees the restored rows");
+    }
+}

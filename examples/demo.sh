@@ -73,7 +73,10 @@ release v3.0.0 v1 v2 v3 -- --require-column items.note --fail-status 500 --statu
 python3 -u -m http.server --bind 127.0.0.1 --directory "$work/www" 0 \
   >"$work/www.out" 2>"$work/www.log" &
 server_pid=$!
-until grep -q 'port [0-9]' "$work/www.out" 2>/dev/null; do sleep 0.05; done
+until grep -q 'port [0-9]' "$work/www.out" 2>/dev/null; do
+  running "$server_pid" || { cat "$work/www.log" >&2; exit 1; }
+  sleep 0.05
+done
 base=http://127.0.0.1:$(sed -n 's/.* port \([0-9]*\) .*/\1/p' "$work/www.out")
 say "releases served at $base (artifact server pid $server_pid):"
 ls "$work/www" >&2

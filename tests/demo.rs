@@ -53,6 +53,16 @@ fn the_demo_upgrades_then_rolls_a_failed_release_back() {
     // v2 went in through the whole pipeline and answered its version.
     let v2 = summary("v2.json:");
     assert!(v2[0].starts_with("v2.json: ok, 7 steps"), "{v2:#?}");
+    assert!(
+        v2.iter()
+            .any(|line| line.ends_with(r#"healthy: {"status":"ok","version":"v2.0.0"}"#)),
+        "{v2:#?}"
+    );
+    assert!(
+        v2.iter()
+            .any(|line| line.ends_with("applied (pre): 2_add_items_note")),
+        "{v2:#?}"
+    );
     for tool in [
         "ugw-backup",
         "ugw-fetch",

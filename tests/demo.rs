@@ -4,6 +4,7 @@
 
 mod kit;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,26 +17,7 @@ fn the_demo_upgrades_then_rolls_a_failed_release_back() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let bins = kit::bin("ugw-demo-app").parent().unwrap().to_path_buf();
-    let mut cmd = Command::new("bash");
-    cmd.arg("examples/demo.sh")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("UGW_BIN_DIR", &bins)
-        .env("TMPDIR", tmp.path())
-        .env_remove("UGW_HOST_ID")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let output = kit::wait_bounded(cmd.spawn().unwrap(), DEMO_LIMIT);
-    let took = started.elapsed();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(output.status.code(), Some(0), "{said}");
-    eprintln!("the demo took {took:?}:\n{said}");
+    let said = run_demo(tmp.path());
 
     let summary = |record: &str| -> Vec<&str> {
         said.lines()
@@ -106,7 +88,36 @@ fn the_demo_upgrades_then_rolls_a_failed_release_back() {
         "{said}"
     );
 
-    // Nothing left running, nothing left on disk.
+    assert_nothing_left(&said, tmp.path());
+}
+
+/// The demo run as `make demo` runs it, with its temp folder under `tmp`: what it said.
+fn run_demo(tmp: &Path) -> String {
+    let bins = kit::bin("ugw-demo-app").parent().unwrap().to_path_buf();
+    let mut cmd = Command::new("bash");
+    cmd.arg("examples/demo.sh")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("UGW_BIN_DIR", &bins)
+        .env("TMPDIR", tmp)
+        .env_remove("UGW_HOST_ID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let output = kit::wait_bounded(cmd.spawn().unwrap(), DEMO_LIMIT);
+    let took = started.elapsed();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    eprintln!("the demo took {took:?}:\n{said}");
+    said
+}
+
+/// Every process the demo named (by "pid N") has stopped, and its temp folder is gone.
+fn assert_nothing_left(said: &str, tmp: &Path) {
     let pids: Vec<i32> = said
         .split("pid ")
         .skip(1)
@@ -124,6 +135,6 @@ fn the_demo_upgrades_then_rolls_a_failed_release_back() {
             "pid {pid} still runs"
         );
     }
-    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    let left: Vec<_> = std::fs::read_dir(tmp).unwrap().collect();
     assert!(left.is_empty(), "the demo left {left:?}");
 }

@@ -1,42 +1,210 @@
 #!/usr/bin/env bash
-# `make demo`: start the demo service with a ready-after delay, wait for it with
-# ugw-wait-healthy and a jq expectation, print the record, stop the service. Nothing is
-# left running, whatever happens.
+# `make demo`: a real upgrade of the demo service, as an operator runs it. Three releases are
+# packed and served on loopback; v1 is installed; v2 (which needs a new SQLite column) goes in
+# with one pipeline; v3 fails its health check and the failure path puts v2 and its data back.
+# Nothing is left running and the temp folder is removed, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=${UGW_BIN_DIR:-target/debug}
+bin=$(cd "${UGW_BIN_DIR:-target/debug}" && pwd)
+export PATH="$bin:$PATH"
 work=$(mktemp -d)
-app_pid=
+root=$work/srv/app          # releases/<version>/ and current -> releases/<version>
+data=$work/data             # the service's database and files: what a backup keeps
+db="sqlite://$data/app.db"
+pidfile=$work/app.pid
+server_pid=
+
+say() { echo "== $*" >&2; }
+
+# Whether a pid still runs (a zombie nobody reaped yet has stopped).
+running() {
+  kill -0 "$1" 2>/dev/null && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
+stop_app() {
+  [ -s "$pidfile" ] || return 0
+  local pid
+  pid=$(cat "$pidfile")
+  kill -TERM "$pid" 2>/dev/null || true
+  while running "$pid"; do sleep 0.05; done
+  rm -f "$pidfile"
+}
+
 cleanup() {
-  if [ -n "$app_pid" ] && kill -0 "$app_pid" 2>/dev/null; then
-    kill -TERM "$app_pid" 2>/dev/null || true
-    wait "$app_pid" 2>/dev/null || true
+  local status=$?
+  stop_app
+  if [ "$status" -ne 0 ] && [ -s "$work/app.log" ]; then
+    say "the service's log:"
+    tail -n 20 "$work/app.log" >&2
+  fi
+  if [ -n "$server_pid" ]; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
   fi
   rm -rf "$work"
+  say "stopped everything; removed $work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-echo "== starting the demo service (v1.1.0, ready after 1.5 s)" >&2
-"$bin/ugw-demo-app" --listen 127.0.0.1:0 --version-label v1.1.0 --ready-after 1500ms \
-  >"$work/app.out" 2>"$work/app.err" &
-app_pid=$!
-for _ in $(seq 100); do
-  grep -q '^listening on ' "$work/app.out" 2>/dev/null && break
+# ---- 1. three releases of the demo service, with their migrations, served on loopback ----
+
+# release VERSION MIGRATION_FOLDERS... -- APP_FLAGS...: bin/app (a launcher for the built
+# ugw-demo-app) and migrations/ (every folder given, in order), packed as the CI would.
+release() {
+  local version=$1 dir=$work/build/$1
+  shift
+  mkdir -p "$dir/bin" "$dir/migrations"
+  while [ "$1" != -- ]; do cp -R "examples/demo-migrations/$1/." "$dir/migrations/"; shift; done
+  shift
+  printf '#!/bin/sh\nexec %q --version-label %s %s "$@"\n' \
+    "$bin/ugw-demo-app" "$version" "$*" >"$dir/bin/app"
+  chmod 755 "$dir/bin/app"
+  tar -czf "$work/www/app-$version-linux-amd64.tar.gz" -C "$dir" bin migrations
+}
+mkdir -p "$work/www" "$data/files"
+echo "uploaded by v1" >"$data/files/report.txt"
+release v1.0.0 v1 --
+release v2.0.0 v1 v2 -- --require-column items.note
+release v3.0.0 v1 v2 v3 -- --require-column items.note --fail-status 500 --status-field broken
+(cd "$work/www" && sha256sum -- *.tar.gz >SHA256SUMS)
+
+python3 -u -m http.server --bind 127.0.0.1 --directory "$work/www" 0 \
+  >"$work/www.out" 2>"$work/www.log" &
+server_pid=$!
+until grep -q 'port [0-9]' "$work/www.out" 2>/dev/null; do
+  running "$server_pid" || { cat "$work/www.log" >&2; exit 1; }
   sleep 0.05
 done
-url=$(sed -n 's/^listening on //p' "$work/app.out")
-[ -n "$url" ] || { echo "the demo service did not start:" >&2; cat "$work/app.err" >&2; exit 1; }
-echo "== the service listens on $url" >&2
+base=http://127.0.0.1:$(sed -n 's/.* port \([0-9]*\) .*/\1/p' "$work/www.out")
+say "releases served at $base (artifact server pid $server_pid):"
+ls "$work/www" >&2
 
-echo "== ugw-wait-healthy --url $url/health/ready --expect '.status == \"ok\"' --expect-version v1.1.0 --timeout 30s --pretty" >&2
-set +e
-"$bin/ugw-wait-healthy" --url "$url/health/ready" --expect '.status == "ok"' \
-  --expect-version v1.1.0 --timeout 30s --pretty --in none
-status=$?
-set -e
-echo "== ugw-wait-healthy exited $status; stopping the service" >&2
-kill -TERM "$app_pid"
-wait "$app_pid" || true
-app_pid=
-cat "$work/app.err" | grep -v ready_at_unix_ms >&2 || true
-exit "$status"
+# ---- 2. install v1 and start it ----
+
+# The service manager of this demo, given to `ugw-swap --restart`: stop the release that
+# runs, start the one `current` points at, in a session of its own (setsid).
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+app=http://127.0.0.1:$port
+cat >"$work/restart" <<EOF
+#!/usr/bin/env bash
+set -euo pipefail
+$(declare -f running stop_app)
+pidfile=$pidfile
+stop_app
+setsid "$root/current/bin/app" --listen 127.0.0.1:$port --db "$data/app.db" \\
+  </dev/null >>"$work/app.log" 2>&1 &
+pid=\$!
+echo "\$pid" >"\$pidfile"
+# ugw-swap kills this script's process group when it exits: return once the service left it.
+while kill -0 "\$pid" 2>/dev/null && [ "\$(cut -d' ' -f6 /proc/\$pid/stat)" != "\$pid" ]; do
+  sleep 0.01
+done
+echo "started \$(readlink "$root/current") as pid \$pid"
+EOF
+chmod 755 "$work/restart"
+
+fetch() {
+  ugw-fetch --url "$base/app-$1-linux-amd64.tar.gz" --sha256-url "$base/SHA256SUMS" \
+    --dest "$work/staging" --extract --in none
+}
+
+say "install v1.0.0: ugw-fetch --extract | ugw-migrate up | ugw-swap --restart | ugw-wait-healthy"
+fetch v1.0.0 \
+  | ugw-migrate up --db "$db" \
+  | ugw-swap --root "$root" --restart "$work/restart" \
+  | ugw-wait-healthy --url "$app/health/ready" --expect-version --timeout 30s \
+  >"$work/v1.json"
+say "v1.0.0 runs (pid $(cat "$pidfile")) at $app"
+
+# ---- 3. upgrade to v2: one pipeline, then the post-deploy migrations ----
+
+say "upgrade to v2.0.0: ugw-backup create | ugw-backup verify | ugw-fetch --extract | ugw-migrate up | ugw-swap --restart | ugw-wait-healthy --expect-version"
+set -o pipefail
+ugw-backup create --in none --path "$data/files" --db "$db" --out "$work/backups" \
+    --name app-before-v2.0.0 --app-version v1.0.0 \
+  | ugw-backup verify \
+  | ugw-fetch --url "$base/app-v2.0.0-linux-amd64.tar.gz" --sha256-url "$base/SHA256SUMS" \
+      --dest "$work/staging" --extract \
+  | ugw-migrate up --db "$db" \
+  | ugw-swap --root "$root" --restart "$work/restart" \
+  | ugw-wait-healthy --url "$app/health/ready" --expect-version --timeout 30s \
+  >"$work/v2.json"
+say "v2.0.0 runs (pid $(cat "$pidfile"))"
+# Later: `ugw-verify baseline` first; `ugw-drain` before the swap, `ugw-drain --undo` after
+# the wait, and `ugw-verify --compare` last, once those tools exist.
+say "v2.0.0 is healthy; the post-deploy migrations (what only v1 used goes)"
+ugw-migrate up --phase post --db "$db" --dir "$root/current/migrations" \
+  --record "$work/v2.json" --output pretty
+
+# ---- 4. try v3: it never becomes healthy, so the failure path runs ----
+
+say "try v3.0.0 (never healthy): the same pipeline"
+v3_status=0
+ugw-backup create --in none --path "$data/files" --db "$db" --out "$work/backups" \
+    --name app-before-v3.0.0 --app-version v2.0.0 \
+  | ugw-backup verify \
+  | ugw-fetch --url "$base/app-v3.0.0-linux-amd64.tar.gz" --sha256-url "$base/SHA256SUMS" \
+      --dest "$work/staging" --extract \
+  | ugw-migrate up --db "$db" \
+  | ugw-swap --root "$root" --restart "$work/restart" \
+  | ugw-wait-healthy --url "$app/health/ready" --expect-version --timeout 5s \
+  >"$work/v3.json" || v3_status=$?
+say "the v3.0.0 pipeline exited $v3_status; the failure path: ugw-swap --rollback, ugw-backup restore --in-place, ugw-wait-healthy"
+ugw-swap --root "$root" --rollback --restart "$work/restart" --record "$work/v3.json" --output none
+ugw-backup restore --in-place --expect-app-version v2.0.0 --record "$work/v3.json" --output none
+ugw-wait-healthy --url "$app/health/ready" --expect-version v2.0.0 --timeout 30s --always \
+  --record "$work/v3.json" --output pretty
+say "v2.0.0 runs again (pid $(cat "$pidfile"))"
+
+# ---- 5. what happened ----
+
+# One line per step: what it did, how long it took, and what it changed.
+summary() {
+  python3 - "$@" <<'EOF'
+import json, sys
+from datetime import datetime, timedelta
+
+def what(step):
+    r, tool = step["result"] or {}, step["tool"]
+    if step.get("error"):
+        return f"{step['error']['kind']}: {step['error']['message']}"
+    if tool == "ugw-backup":
+        name = r["archive"].rsplit("/", 1)[-1]
+        return f"restored {name} in place" if "in_place" in r else f"verified {name}" if "verified" in r else f"backed up to {name}"
+    if tool == "ugw-fetch":
+        return f"staged {r['version']} (sha256 verified: {str(r['verified']).lower()})"
+    if tool == "ugw-migrate":
+        names = ", ".join(f"{m['version']}_{m['name']}" for m in r["applied"]) or "nothing"
+        return f"applied ({r['phase']}): {names}"
+    if tool == "ugw-swap":
+        failed = f"; {r['marked_failed']} marked failed" if r.get("marked_failed") else ""
+        return f"current -> {r['current']}, restarted{failed}"
+    if tool == "ugw-wait-healthy":
+        return f"healthy: {r['targets'][0]['body_excerpt']}"
+    return ""
+
+for path in sys.argv[1:]:
+    record = json.load(open(path))
+    steps = record["steps"]
+    begin = [datetime.fromisoformat(s["started"]) for s in steps]
+    end = max(b + timedelta(milliseconds=s["elapsed_ms"]) for b, s in zip(begin, steps))
+    took = (end - min(begin)).total_seconds()
+    print(f"{path.rsplit('/', 1)[-1]}: {'ok' if record['ok'] else 'FAILED'}, {len(steps)} steps in {took:.1f} s")
+    for s in steps:
+        print(f"  {s['tool']:<17} {s['status']:<7} {s['elapsed_ms'] / 1000:5.2f} s  {what(s)}")
+EOF
+}
+say "summary"
+summary "$work/v1.json" "$work/v2.json" "$work/v3.json" >&2
+python3 - "$data/app.db" >&2 <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'ugw%' AND name NOT LIKE 'sqlite%' ORDER BY name")]
+for table in tables:
+    columns = [c[1] for c in db.execute(f"PRAGMA table_info({table})")]
+    print(f"schema now: {table}({', '.join(columns)})")
+EOF
+say "live: $(readlink "$root/current") answers $(python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' "$app/health/ready")"
+[ "$v3_status" -ne 0 ]

@@ -106,3 +106,40 @@ fn metrics_are_prometheus_text() {
         "{again}"
     );
 }
+
+/// A release that reads a new column is not ready until the migration adding it has run, and
+/// its 503 says why; the column is checked on every probe, so no restart is needed.
+#[test]
+fn not_ready_until_the_required_column_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    connection
+        .execute_batch("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+        .unwrap();
+    let db_arg = db.to_str().unwrap();
+    let args = ["--version-label", "v2.0.0", "--db", db_arg];
+    let mut app = DemoApp::start(&[&args[..], &["--require-column", "items.note"]].concat());
+    let url = format!("{}/health/ready", app.url);
+
+    let waiting = wait_healthy(&["--url", &url, "--timeout", "1s"]);
+    waiting.assert_code(1);
+    let target = &waiting.wait_result().targets[0];
+    assert_eq!(target.last_status, Some(503), "{target:?}");
+    let body = target.body_excerpt.clone().unwrap_or_default();
+    assert!(body.contains("missing column items.note"), "{body}");
+
+    connection
+        .execute_batch("ALTER TABLE items ADD COLUMN note TEXT")
+        .unwrap();
+    wait_healthy(&[
+        "--url",
+        &url,
+        "--expect-version",
+        "v2.0.0",
+        "--timeout",
+        "10s",
+    ])
+    .assert_code(0);
+    app.terminate();
+}

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+use crate::schema::Schema;
 use crate::server::{Request, Response, Stats};
 
 /// How /health/ready (and the response timing) should behave; set by flags.
@@ -26,6 +27,7 @@ pub struct Behaviour {
     pub slow: Duration,
     pub status_field: String,
     pub fail_status: u16,
+    pub schema: Schema,
 }
 
 impl Default for Behaviour {
@@ -42,6 +44,7 @@ impl Default for Behaviour {
             slow: Duration::ZERO,
             status_field: "ok".into(),
             fail_status: 200,
+            schema: Schema::default(),
         }
     }
 }
@@ -148,10 +151,17 @@ impl App {
             ReadyAnswer::Starting => Response::json(503, &json!({ "status": "starting" })),
             ReadyAnswer::Degraded => Response::json(503, &json!({ "status": "degraded" })),
             ReadyAnswer::Garbage => Response::text(200, "text/html", "<html>not json</html>"),
-            ReadyAnswer::Ready => Response::json(
-                b.fail_status,
-                &json!({ "status": b.status_field, "version": b.version_label }),
-            ),
+            // A release whose columns are not there yet must not take traffic: it says why.
+            ReadyAnswer::Ready => match b.schema.not_ready_because() {
+                Some(reason) => Response::json(
+                    503,
+                    &json!({ "status": "waiting for migration", "reason": reason, "version": b.version_label }),
+                ),
+                None => Response::json(
+                    b.fail_status,
+                    &json!({ "status": b.status_field, "version": b.version_label }),
+                ),
+            },
         };
         Outcome::Respond(match b.retry_after {
             Some(secs) if response.status == 503 => {

@@ -4,6 +4,7 @@
 //! signal handling; see `server.rs` and `behaviour.rs` for the rest.
 
 mod behaviour;
+mod schema;
 mod server;
 
 use std::ffi::OsString;
@@ -23,6 +24,7 @@ use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::behaviour::{App, Behaviour};
+use crate::schema::Column;
 use crate::server::Server;
 
 const NAME: &str = "ugw-demo-app";
@@ -52,6 +54,11 @@ Health (/health/ready), counted by its n-th request (1-based):
   --garbage               answer 200 with an HTML body instead of JSON
   --status-field S        report status S instead of \"ok\" when ready
   --fail-status CODE      answer CODE (200..=599) instead of 200 when ready
+
+Database:
+  --db FILE               the service's SQLite database
+  --require-column T.C    answer 503 \"waiting for migration\" (with the reason)
+                          until table T of --db has column C (repeatable)
 
   -h, --help              print this help
 
@@ -260,6 +267,8 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Strin
             "--hang" => b.hang = true,
             "--garbage" => b.garbage = true,
             "--status-field" => b.status_field = value()?,
+            "--db" => b.schema.db = Some(PathBuf::from(value()?)),
+            "--require-column" => b.schema.required.push(Column::parse(&value()?)?),
             "--fail-status" => {
                 let code = parse_number(&flag, &value()?)?;
                 // 1xx would not end the exchange, and codes past 599 are not
@@ -275,6 +284,9 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Strin
         if inline.is_some() && matches!(flag.as_str(), "--log-requests" | "--hang" | "--garbage") {
             return Err(format!("{flag} takes no value"));
         }
+    }
+    if !options.behaviour.schema.required.is_empty() && options.behaviour.schema.db.is_none() {
+        return Err("--require-column needs --db".into());
     }
     if options.tls_cert.is_some() != options.tls_key.is_some() {
         return Err("--tls-cert and --tls-key must be given together".into());
@@ -371,6 +383,8 @@ mod tests {
             &["--tls-cert", "c.pem"],
             &["--hang=yes"],
             &["stray"],
+            &["--require-column", "items.note"],
+            &["--db", "a.db", "--require-column", "items"],
         ] {
             assert!(parse(args).is_err(), "{args:?} should be rejected");
         }

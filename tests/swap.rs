@@ -567,6 +567,7 @@ fn binary_mode_replaces_a_running_binary_keeping_its_mode_and_the_old_one() {
 #[test]
 fn binary_mode_keeps_the_owner_of_the_old_binary_and_takes_mode_from_the_flag() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    const NOBODY: u32 = 65534;
     // Giving a file away needs root (CI runs as root).
     if !rustix::process::geteuid().is_root() {
         assert!(
@@ -576,7 +577,6 @@ fn binary_mode_keeps_the_owner_of_the_old_binary_and_takes_mode_from_the_flag() 
         eprintln!("SKIPPED: keeping another user's ownership needs root");
         return;
     }
-    const NOBODY: u32 = 65534;
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("app");
     let new = dir.path().join("app-new");

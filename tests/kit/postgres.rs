@@ -288,10 +288,10 @@ impl Cluster {
                 std::os::unix::process::CommandExt::gid(&mut cmd, gid);
             }
             let child = cmd.spawn().expect("start pgbouncer");
-            STOP_PIDS
+            STOP_CHILDREN
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(child.id());
+                .push(child);
             let started = std::time::Instant::now();
             while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
                 assert!(
@@ -312,7 +312,8 @@ impl Cluster {
 }
 
 /// The processes (PgBouncer) to end at exit, before the clusters they front.
-static STOP_PIDS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+static STOP_CHILDREN: std::sync::Mutex<Vec<std::process::Child>> =
+    std::sync::Mutex::new(Vec::new());
 
 /// The clusters to stop at exit: `pg_ctl`, the folder, whether to run as `postgres`.
 static STOP: std::sync::Mutex<Vec<(PathBuf, PathBuf, bool)>> = std::sync::Mutex::new(Vec::new());
@@ -333,14 +334,13 @@ fn stop_at_exit_later(pg_ctl: &Path, dir: &Path, as_postgres: bool) {
 /// Stop the clusters and remove their folders when the test binary exits (after failures
 /// too: the harness exits through `exit`, which runs this). Standbys first.
 extern "C" fn stop_at_exit() {
-    for pid in STOP_PIDS
+    for child in STOP_CHILDREN
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .iter()
+        .iter_mut()
     {
-        if let Some(pid) = rustix::process::Pid::from_raw(i32::try_from(*pid).unwrap_or(0)) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
     let clusters = STOP
         .lock()

@@ -838,13 +838,21 @@ fn verify_takes_the_archive_of_the_last_create_step() {
     );
 }
 
+/// A database of its own in the shared test cluster, or `None` (the test skips, or fails
+/// under CI=true) without PostgreSQL and its client tools.
+fn postgres_database(test: &str) -> Option<kit::postgres::Database> {
+    if !(kit::require("psql") && kit::require("pg_dump") && kit::require("pg_restore")) {
+        return None;
+    }
+    kit::postgres::database(test)
+}
+
 #[test]
 fn a_postgres_database_is_dumped_verified_and_restored_in_place_without_its_password_in_sight() {
-    let Some(cluster) = kit::pg_cluster::PgCluster::start() else {
+    let Some(db) = postgres_database("backup_dump_restore") else {
         return;
     };
-    cluster.sql("postgres", "CREATE DATABASE shop");
-    cluster.sql("shop", "CREATE TABLE orders(id int primary key, note text); INSERT INTO orders SELECT g, 'order ' || g FROM generate_series(1, 100) g;");
+    db.sql("CREATE TABLE orders(id int primary key, note text); INSERT INTO orders SELECT g, 'order ' || g FROM generate_series(1, 100) g;");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let mut cmd = tool("ugw-backup");
@@ -858,10 +866,10 @@ fn a_postgres_database_is_dumped_verified_and_restored_in_place_without_its_pass
         "--name",
         "pg",
     ])
-    .env("SHOP_URL", cluster.url("shop"));
+    .env("SHOP_URL", db.url_of_password_role());
     let created = run(cmd);
     created.assert_code(0);
-    let secret = kit::pg_cluster::PASSWORD;
+    let secret = kit::postgres::PASSWORD;
     assert!(!created.stdout.contains(secret) && !created.stderr.contains(secret));
     let manifest = std::fs::read_to_string(out.join("pg.manifest.json")).unwrap();
     assert!(
@@ -872,12 +880,14 @@ fn a_postgres_database_is_dumped_verified_and_restored_in_place_without_its_pass
     // (The record masks the user name too: the scrubber hides all user info in URLs.)
     let recorded = step.result["pg"][0].as_str().unwrap();
     assert!(
-        recorded.ends_with(&format!("@127.0.0.1:{}/shop", cluster.port)),
+        recorded.ends_with(&format!("@127.0.0.1:{}/{}", db.port, db.name)),
         "{recorded}"
     );
     assert!(manifest.contains(&format!(
-        "postgres://postgres@127.0.0.1:{}/shop",
-        cluster.port
+        "postgres://{}@127.0.0.1:{}/{}",
+        kit::postgres::PASSWORD_ROLE,
+        db.port,
+        db.name
     )));
     let archive = archive_of(&created);
     backup(&["verify", s(&archive)]).assert_code(0);
@@ -886,30 +896,23 @@ fn a_postgres_database_is_dumped_verified_and_restored_in_place_without_its_pass
     let globals = std::fs::read_to_string(to.join("ugw-db/pg/globals.sql")).unwrap();
     assert!(globals.contains("CREATE ROLE postgres"), "{globals}");
 
-    cluster.sql(
-        "shop",
-        "DELETE FROM orders WHERE id > 10; UPDATE orders SET note = 'changed';",
-    );
+    db.sql("DELETE FROM orders WHERE id > 10; UPDATE orders SET note = 'changed';");
     // The recorded URL has no password: it comes from the environment, as for any libpq tool.
     let mut cmd = tool("ugw-backup");
     cmd.args(["restore", s(&archive), "--in-place"])
         .env("PGPASSWORD", secret);
     let restored = run(cmd);
     restored.assert_code(0);
-    assert_eq!(cluster.sql("shop", "SELECT count(*) FROM orders"), "100");
-    assert_eq!(
-        cluster.sql("shop", "SELECT note FROM orders WHERE id = 5"),
-        "order 5"
-    );
+    assert_eq!(db.sql("SELECT count(*) FROM orders"), ["100"]);
+    assert_eq!(db.sql("SELECT note FROM orders WHERE id = 5"), ["order 5"]);
 }
 
 #[test]
 fn a_dump_cut_in_half_is_caught_and_no_backup_is_kept() {
-    let Some(cluster) = kit::pg_cluster::PgCluster::start() else {
+    let Some(db) = postgres_database("backup_dump_cut") else {
         return;
     };
-    cluster.sql("postgres", "CREATE DATABASE shop");
-    cluster.sql("shop", "CREATE TABLE t AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 20000) g;");
+    db.sql("CREATE TABLE t AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 20000) g;");
     let dir = tempfile::tempdir().unwrap();
     // A pg_dump that writes its dump, then loses the second half of it.
     let bin = dir.path().join("bin");
@@ -928,7 +931,7 @@ fn a_dump_cut_in_half_is_caught_and_no_backup_is_kept() {
     .unwrap();
     std::fs::set_permissions(bin.join("pg_dump"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = dir.path().join("out");
-    let url = cluster.url("shop");
+    let url = db.url_of_password_role();
     let mut cmd = tool("ugw-backup");
     cmd.args(["create", "--db", &url, "--out", s(&out), "--name", "cut"])
         .env(
@@ -973,7 +976,7 @@ fn a_dump_cut_in_half_is_caught_and_no_backup_is_kept() {
         step.error
             .unwrap()
             .message
-            .contains("ugw-db/pg/0-shop.dump"),
+            .contains(&format!("ugw-db/pg/0-{}.dump", db.name)),
         "{}",
         verified.stderr
     );

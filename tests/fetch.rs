@@ -592,6 +592,97 @@ fn max_bytes_refuses_a_larger_artifact_before_writing_it() {
 }
 
 #[test]
+fn no_room_on_the_destination_is_refused_before_anything_is_written() {
+    let server = FileServer::start();
+    let data = body(10_000);
+    let url = server.put("app", Served::new(&data));
+    let dest = tempfile::tempdir().unwrap();
+    let with_free = |free: &str| {
+        let mut cmd = tool("ugw-fetch");
+        cmd.env(ugw_shared::space::FAKE_FREE_ENV, free).args([
+            "--url",
+            &url,
+            "--sha256",
+            &sha256(&data),
+            "--dest",
+            s(dest.path()),
+        ]);
+        run(cmd)
+    };
+    let out = with_free("9999");
+    let step = out.assert_code(1).last_step();
+    assert_eq!(step.error_kind(), "no_space", "{}", out.stderr);
+    assert!(
+        step.error.as_ref().unwrap().message.contains("9.8 KiB"),
+        "names what it needed: {}",
+        out.stderr
+    );
+    assert_eq!(names(dest.path()), Vec::<String>::new());
+
+    // Exactly enough room is enough.
+    with_free("10000").assert_code(0);
+    assert_eq!(std::fs::read(dest.path().join("app")).unwrap(), data);
+}
+
+#[test]
+fn the_proxy_environment_carries_the_download_except_for_no_proxy() {
+    let server = FileServer::start();
+    let data = body(5000);
+    let path = server.put("app-2.0.0", Served::new(&data));
+    let server_port: u16 = path
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // A name only the proxy can reach (it tunnels every CONNECT to the file server).
+    let url = "http://releases.example.invalid/app-2.0.0";
+    let proxy = kit::proxy::ConnectProxy::start(server_port);
+    let dest = tempfile::tempdir().unwrap();
+    let through = |no_proxy: &str| {
+        let mut cmd = tool("ugw-fetch");
+        cmd.env("HTTPS_PROXY", proxy.url())
+            .env("HTTP_PROXY", proxy.url())
+            .env("NO_PROXY", no_proxy)
+            .args([
+                "--url",
+                url,
+                "--sha256",
+                &sha256(&data),
+                "--dest",
+                s(dest.path()),
+                "--timeout",
+                "5s",
+            ]);
+        run(cmd)
+    };
+    let out = through("");
+    out.assert_code(0);
+    assert_eq!(
+        proxy.heard(),
+        ["CONNECT releases.example.invalid:80 HTTP/1.1"]
+    );
+    assert_eq!(
+        server.requests_for("app-2.0.0"),
+        1,
+        "the tunnel reached the server"
+    );
+    assert_eq!(std::fs::read(dest.path().join("app-2.0.0")).unwrap(), data);
+    assert_eq!(out.last_step().result["url"], url);
+
+    std::fs::remove_file(dest.path().join("app-2.0.0")).unwrap();
+    let direct = through(".example.invalid");
+    direct.assert_code(1);
+    assert_eq!(
+        proxy.heard().len(),
+        1,
+        "NO_PROXY went direct, and found no such host"
+    );
+    assert_eq!(names(dest.path()), Vec::<String>::new());
+}
+
+#[test]
 fn a_token_from_the_environment_reaches_the_server_and_nothing_else() {
     let server = FileServer::start();
     let data = body(1000);

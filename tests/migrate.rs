@@ -6,7 +6,6 @@ mod kit;
 
 use kit::postgres::{Database, database};
 use kit::{Outcome, tool, wait_bounded};
-use serde::Deserialize;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -15,35 +14,8 @@ use std::time::{Duration, Instant};
 
 // ---- the result, strictly ----
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpResult {
-    db: String,
-    dir: String,
-    phase: String,
-    applied: Vec<AppliedNow>,
-    pending: Vec<Brief>,
-    lock_wait_ms: u64,
-    warnings: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AppliedNow {
-    version: i64,
-    name: String,
-    phase: String,
-    duration_ms: u64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Brief {
-    version: i64,
-    name: String,
-    phase: String,
-    checksum: String,
-}
+/// `up`'s step result, read with the type the tool writes it with.
+type UpResult = ugw_shared::results::Migrated;
 
 fn up_result(out: &Outcome) -> UpResult {
     let step = out.last_step();
@@ -247,7 +219,7 @@ fn sqlite_post_waits_for_pre_then_runs_after_it() {
     let db = dir.sqlite_url();
     let early = migrate(&["up", "--phase", "post", "--db", &db, "--dir", &dir.s()]);
     early.assert_code(1);
-    assert_eq!(early.last_step().error_kind(), "fail_condition");
+    assert_eq!(early.last_step().error_kind(), "pre_pending");
     assert!(
         early.stderr.contains("0001_users.sql, 0002_email.sql"),
         "{}",
@@ -517,6 +489,7 @@ fn up_refuses_unsafe_pre_deploy_ddl_unless_allowed_and_lint_names_it() {
     );
     let lint = migrate(&["lint", "--db", &db, "--dir", &dir.s()]);
     lint.assert_code(1);
+    assert_eq!(lint.last_step().error_kind(), "unsafe_migration");
     let finding = &lint.last_step().result["findings"][0];
     assert_eq!(finding["file"], "0002_drop.sql");
     assert_eq!(finding["line"], 3);
@@ -530,6 +503,7 @@ fn up_refuses_unsafe_pre_deploy_ddl_unless_allowed_and_lint_names_it() {
 
     let out = migrate(&["up", "--db", &db, "--dir", &dir.s()]);
     out.assert_code(1);
+    assert_eq!(out.last_step().error_kind(), "unsafe_migration");
     assert!(out.stderr.contains("drop-column"), "{}", out.stderr);
     assert_eq!(sqlite_columns(&dir, "users"), ["id", "name"]);
     migrate(&["up", "--allow-unsafe", "--db", &db, "--dir", &dir.s()]).assert_code(0);
@@ -1170,36 +1144,13 @@ fn pg_a_long_migration_says_it_is_still_running() {
     );
 }
 
-/// A TCP proxy on another port in front of the cluster: a pooler as the tool sees it.
-fn start_proxy(to: u16) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for client in listener.incoming().map_while(Result::ok) {
-            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
-                continue;
-            };
-            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-            let (mut c, mut s) = (client, server);
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c, &mut s);
-                let _ = s.shutdown(std::net::Shutdown::Write);
-            });
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut s2, &mut c2);
-                let _ = c2.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
-    port
-}
-
 #[test]
 fn pg_a_pooler_in_front_of_the_database_is_refused() {
     let Some(db) = database("pooler") else { return };
     let dir = Dir::new();
     dir.file("0001_a.sql", "CREATE TABLE a (id int);\n");
-    let proxy = start_proxy(db.port);
+    // A TCP relay on another port: a pooler as the tool sees it.
+    let proxy = kit::proxy::forward_port(db.port);
     let url = format!(
         "postgres://postgres@127.0.0.1:{proxy}/{}?sslmode=disable",
         db.name
@@ -1216,6 +1167,43 @@ fn pg_a_pooler_in_front_of_the_database_is_refused() {
     let allowed = migrate(&["up", "--allow-pooler", "--db", &url, "--dir", &dir.s()]);
     allowed.assert_code(0);
     assert_eq!(pg_ledger(&db).len(), 1);
+}
+
+#[test]
+fn pg_a_pgbouncer_that_reaches_the_server_over_its_socket_is_refused() {
+    let Some(db) = database("pgbouncer") else {
+        return;
+    };
+    let Some(bouncer) = kit::postgres::cluster().and_then(kit::postgres::Cluster::pgbouncer) else {
+        return;
+    };
+    let dir = Dir::new();
+    dir.file("0001_a.sql", "CREATE TABLE a (id int);\n");
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{bouncer}/{}?sslmode=disable",
+        db.name
+    );
+    // Through this pooler the server sees a socket client: the port check has nothing to go on.
+    let mut through = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let server_port: Option<i32> = through
+        .query_one("SELECT inet_server_port()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(server_port, None);
+    drop(through);
+
+    let out = migrate(&["up", "--db", &url, "--dir", &dir.s()]);
+    out.assert_code(1);
+    assert_eq!(out.last_step().error_kind(), "pooler", "{}", out.stderr);
+    assert!(out.stderr.contains("PgBouncer"), "{}", out.stderr);
+    assert!(pg_ledger(&db).is_empty());
+    let allowed = migrate(&["up", "--allow-pooler", "--db", &url, "--dir", &dir.s()]);
+    allowed.assert_code(0);
+    assert_eq!(pg_ledger(&db).len(), 1);
+    // A direct connection is not taken for a pooler (its server has no `pgbouncer` database).
+    dir.file("0002_b.sql", "CREATE TABLE b (id int);\n");
+    migrate(&["up", "--db", &db.url(), "--dir", &dir.s()]).assert_code(0);
+    assert_eq!(pg_ledger(&db).len(), 2);
 }
 
 #[test]

@@ -565,6 +565,47 @@ fn binary_mode_replaces_a_running_binary_keeping_its_mode_and_the_old_one() {
 }
 
 #[test]
+fn binary_mode_keeps_the_owner_of_the_old_binary_and_takes_mode_from_the_flag() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    const NOBODY: u32 = 65534;
+    // Giving a file away needs root (CI runs as root).
+    if !rustix::process::geteuid().is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "keeping another user's ownership needs root under CI=true"
+        );
+        eprintln!("SKIPPED: keeping another user's ownership needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("app");
+    let new = dir.path().join("app-new");
+    std::fs::write(&target, "#!/bin/sh\necho old\n").unwrap();
+    std::fs::write(&new, "#!/bin/sh\necho new\n").unwrap();
+    std::os::unix::fs::chown(&target, Some(NOBODY), Some(NOBODY)).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o750)).unwrap();
+    assert_eq!(
+        std::fs::metadata(&new).unwrap().uid(),
+        0,
+        "the new file is root's"
+    );
+
+    swap(&["--target", s(&target), "--from", s(&new)]).assert_code(0);
+    let swapped = std::fs::metadata(&target).unwrap();
+    assert_eq!((swapped.uid(), swapped.gid()), (NOBODY, NOBODY));
+    assert_eq!(swapped.mode() & 0o7777, 0o750);
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "#!/bin/sh\necho new\n"
+    );
+
+    std::fs::write(&new, "#!/bin/sh\necho newer\n").unwrap();
+    swap(&["--target", s(&target), "--from", s(&new), "--mode", "700"]).assert_code(0);
+    let moded = std::fs::metadata(&target).unwrap();
+    assert_eq!((moded.uid(), moded.mode() & 0o7777), (NOBODY, 0o700));
+}
+
+#[test]
 fn binary_mode_reverts_when_the_restart_fails() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("app");

@@ -96,6 +96,10 @@ error_kinds! {
         "a migration failed half-way earlier; the database needs fixing and resolving before anything else runs";
     OutOfOrder => "out_of_order", exit::FAILED,
         "a pending migration is older than one already applied";
+    UnsafeMigration => "unsafe_migration", exit::FAILED,
+        "a pre-deploy migration would break the release still running or lock a busy table (lint); nothing ran";
+    PrePending => "pre_pending", exit::FAILED,
+        "post-deploy migrations were asked for while pre-deploy ones are still pending; nothing ran";
     Pooler => "pooler", exit::FAILED,
         "a connection pooler stands between ugw and the database, where a direct connection is needed";
     CheckFailed => "check_failed", exit::FAILED,

@@ -106,6 +106,140 @@ pub enum TargetKind {
     Cmd,
 }
 
+/// What `ugw-backup create` wrote (`verify`, `restore` and `prune` find the archive here).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Backup {
+    /// The archive's path.
+    pub archive: String,
+    /// The archive's digest, lowercase hex (also in its `.sha256` sidecar).
+    pub sha256: String,
+    /// The archive's size.
+    pub bytes: u64,
+    /// What went in: file contents and database copies.
+    pub input_bytes: u64,
+    pub files: u64,
+    /// The SQLite databases snapshotted (their live paths).
+    pub sqlite: Vec<String>,
+    /// The PostgreSQL databases dumped (their URLs, without passwords).
+    pub pg: Vec<String>,
+    /// Files whose size or mtime moved while they were read (flagged in the manifest).
+    pub changed_while_read: u64,
+    pub app_version: Option<String>,
+    pub elapsed_ms: u64,
+    /// Older backups removed by `--keep`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<String>,
+}
+
+impl ToolResult for Backup {
+    const TOOL: &'static str = "ugw-backup";
+}
+
+/// What `ugw-migrate up` did, on success and on failure alike (a failed step keeps what ran
+/// before the failure).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Migrated {
+    /// The database URL, without its password.
+    pub db: String,
+    /// The migrations folder.
+    pub dir: String,
+    /// `pre`, `post` or `all`.
+    pub phase: String,
+    /// What this run applied, in order.
+    pub applied: Vec<AppliedMigration>,
+    /// What is still pending after it, in both phases.
+    pub pending: Vec<PendingMigration>,
+    /// How long the run waited for the migration lock.
+    pub lock_wait_ms: u64,
+    pub warnings: Vec<String>,
+}
+
+impl ToolResult for Migrated {
+    const TOOL: &'static str = "ugw-migrate";
+}
+
+/// One migration `up` applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AppliedMigration {
+    pub version: i64,
+    pub name: String,
+    /// `pre` or `post`.
+    pub phase: String,
+    pub duration_ms: u64,
+}
+
+/// One migration not applied yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PendingMigration {
+    pub version: i64,
+    pub name: String,
+    /// `pre` or `post`.
+    pub phase: String,
+    /// The sha256 of its normalised text, lowercase hex.
+    pub checksum: String,
+}
+
+/// What `ugw-swap` did: a swap, a rollback or `status` (`--rollback` reads the last one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Swapped {
+    /// `release` (--root) or `binary` (--target).
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The release live before this step (binary mode: its sha256).
+    pub previous: Option<String>,
+    /// The release live after it (binary mode: its sha256).
+    pub current: Option<String>,
+    #[serde(default)]
+    pub pruned: Vec<String>,
+    #[serde(default)]
+    pub restarted: bool,
+    #[serde(default)]
+    pub changed: bool,
+    /// The release this step marked failed (a rollback, or a restart that failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked_failed: Option<String>,
+    /// The release folder was adopted from a `current` made by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restarts: Vec<RestartRun>,
+    /// `status`: every release kept, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub releases: Option<Vec<SwapRelease>>,
+    /// `--dry-run`: what would have been done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub would: Option<String>,
+}
+
+impl ToolResult for Swapped {
+    const TOOL: &'static str = "ugw-swap";
+}
+
+/// One release as `status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SwapRelease {
+    pub version: String,
+    pub sha256: Option<String>,
+    pub failed: bool,
+    pub current: bool,
+}
+
+/// One run of `--restart`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RestartRun {
+    /// `after_switch` or `after_revert`.
+    pub phase: String,
+    pub ok: bool,
+    /// `exit 0`, `exit 3`, `killed by signal 9`, `timed out after 2 s`.
+    pub outcome: String,
+    pub exit: Option<i32>,
+    pub elapsed_ms: u64,
+    pub output: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,33 +337,65 @@ mod tests {
         );
         assert_eq!(WaitHealthy::TOOL, "ugw-wait-healthy");
     }
-}
 
-/// What `ugw-backup create` wrote (`verify`, `restore` and `prune` find the archive here).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Backup {
-    /// The archive's path.
-    pub archive: String,
-    /// The archive's digest, lowercase hex (also in its `.sha256` sidecar).
-    pub sha256: String,
-    /// The archive's size.
-    pub bytes: u64,
-    /// What went in: file contents and database copies.
-    pub input_bytes: u64,
-    pub files: u64,
-    /// The SQLite databases snapshotted (their live paths).
-    pub sqlite: Vec<String>,
-    /// The PostgreSQL databases dumped (their URLs, without passwords).
-    pub pg: Vec<String>,
-    /// Files whose size or mtime moved while they were read (flagged in the manifest).
-    pub changed_while_read: u64,
-    pub app_version: Option<String>,
-    pub elapsed_ms: u64,
-    /// Older backups removed by `--keep`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pruned: Vec<String>,
-}
+    #[test]
+    fn a_migration_result_keeps_the_record_field_names_and_reads_back() {
+        let migrated = Migrated {
+            db: "postgres://***@127.0.0.1:5432/app".into(),
+            dir: "/srv/app/migrations".into(),
+            phase: "pre".into(),
+            applied: vec![AppliedMigration {
+                version: 1,
+                name: "users".into(),
+                phase: "pre".into(),
+                duration_ms: 7,
+            }],
+            pending: vec![PendingMigration {
+                version: 2,
+                name: "drop_name".into(),
+                phase: "post".into(),
+                checksum: "cd".repeat(32),
+            }],
+            lock_wait_ms: 3,
+            warnings: vec![],
+        };
+        let written = StepResult::typed(true, &migrated).result;
+        assert_eq!(
+            written,
+            serde_json::json!({
+                "db": "postgres://***@127.0.0.1:5432/app", "dir": "/srv/app/migrations",
+                "phase": "pre",
+                "applied": [{"version": 1, "name": "users", "phase": "pre", "duration_ms": 7}],
+                "pending": [{"version": 2, "name": "drop_name", "phase": "post", "checksum": "cd".repeat(32)}],
+                "lock_wait_ms": 3, "warnings": [],
+            })
+        );
+        assert_eq!(
+            serde_json::from_value::<Migrated>(written).unwrap(),
+            migrated
+        );
+        assert_eq!(Migrated::TOOL, "ugw-migrate");
+    }
 
-impl ToolResult for Backup {
-    const TOOL: &'static str = "ugw-backup";
+    #[test]
+    fn a_swap_result_leaves_out_what_it_does_not_have_and_reads_back() {
+        let swapped = Swapped {
+            mode: "release".into(),
+            root: Some("/srv/app".into()),
+            previous: Some("1.0.0".into()),
+            current: Some("1.1.0".into()),
+            changed: true,
+            ..Swapped::default()
+        };
+        let written = StepResult::typed(true, &swapped).result;
+        assert_eq!(
+            written,
+            serde_json::json!({
+                "mode": "release", "root": "/srv/app", "previous": "1.0.0", "current": "1.1.0",
+                "pruned": [], "restarted": false, "changed": true,
+            })
+        );
+        assert_eq!(serde_json::from_value::<Swapped>(written).unwrap(), swapped);
+        assert_eq!(Swapped::TOOL, "ugw-swap");
+    }
 }

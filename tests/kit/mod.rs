@@ -6,8 +6,8 @@
 
 pub mod file_server;
 pub mod hostile_archives;
-pub mod pg_cluster;
 pub mod postgres;
+pub mod proxy;
 
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -10,6 +10,11 @@ use std::sync::OnceLock;
 /// A role the server refuses over an unencrypted connection (created by `database`).
 pub const TLS_ONLY: &str = "ugw_tls_only";
 
+/// A role that must give its password ([`PASSWORD`]): the server trusts every other role, so
+/// a test that logs in as this one proves the password reached the server.
+pub const PASSWORD_ROLE: &str = "ugw_password";
+pub const PASSWORD: &str = "pg-test-Secret-7f3a";
+
 /// The running cluster of this test binary.
 pub struct Cluster {
     pub port: u16,
@@ -42,6 +47,30 @@ impl Database {
             "postgres://postgres:{password}@127.0.0.1:{}/{}?sslmode=disable",
             self.port, self.name
         )
+    }
+
+    /// `postgres://ugw_password:PASSWORD@127.0.0.1:PORT/NAME`: a login the server refuses
+    /// without that password.
+    pub fn url_of_password_role(&self) -> String {
+        format!(
+            "postgres://{PASSWORD_ROLE}:{PASSWORD}@127.0.0.1:{}/{}",
+            self.port, self.name
+        )
+    }
+
+    /// Run SQL as the superuser; the first column of each row, as text.
+    pub fn sql(&self, sql: &str) -> Vec<String> {
+        self.client()
+            .simple_query(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .into_iter()
+            .filter_map(|message| match message {
+                postgres::SimpleQueryMessage::Row(row) => {
+                    Some(row.get(0).unwrap_or("").to_string())
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// A client of the test's own, for looking at what the tool did.
@@ -85,6 +114,9 @@ pub fn database(test: &str) -> Option<Database> {
         format!(
             "DO $$ BEGIN CREATE ROLE {TLS_ONLY} LOGIN SUPERUSER; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
         ),
+        format!(
+            "DO $$ BEGIN CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD '{PASSWORD}'; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        ),
     ] {
         admin
             .batch_execute(&statement)
@@ -125,12 +157,15 @@ impl Cluster {
             "initdb",
         );
         let cert = server_certificate(&dir, &data, as_postgres);
-        // The role TLS tests log in as may only come in encrypted: proof that they were.
+        // The role TLS tests log in as may only come in encrypted: proof that they were. The
+        // password role must give its password.
         let hba = data.join("pg_hba.conf");
         let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
         std::fs::write(
             &hba,
-            format!("hostnossl all {TLS_ONLY} all reject\n{rules}"),
+            format!(
+                "hostnossl all {TLS_ONLY} all reject\nhost all {PASSWORD_ROLE} all scram-sha-256\n{rules}"
+            ),
         )
         .expect("write pg_hba.conf");
         let port = free_port();
@@ -209,11 +244,76 @@ impl Cluster {
         })
     }
 
+    /// A PgBouncer (session pooling, trust authentication) in front of this cluster that
+    /// reaches it over its Unix socket, as many installs do: the server then knows no port
+    /// for the connection. Its port on 127.0.0.1, started on first use and stopped at exit;
+    /// `None` (the test skips, or fails under CI=true) without `pgbouncer`.
+    pub fn pgbouncer(&self) -> Option<u16> {
+        static BOUNCER: OnceLock<Option<u16>> = OnceLock::new();
+        *BOUNCER.get_or_init(|| {
+            if !super::require("pgbouncer") {
+                return None;
+            }
+            let dir = self.dir.join("pgbouncer");
+            std::fs::create_dir_all(&dir).expect("the PgBouncer folder");
+            let port = free_port();
+            std::fs::write(dir.join("users.txt"), "\"postgres\" \"\"\n").expect("users.txt");
+            std::fs::write(
+                dir.join("pgbouncer.ini"),
+                format!(
+                    "[databases]\n* = host={} port={}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
+                     listen_port = {port}\nunix_socket_dir =\nauth_type = trust\nauth_file = {}\n\
+                     stats_users = postgres\npool_mode = session\nlogfile = {}\n\
+                     ignore_startup_parameters = extra_float_digits\n",
+                    self.dir.display(),
+                    self.port,
+                    dir.join("users.txt").display(),
+                    dir.join("log").display(),
+                ),
+            )
+            .expect("pgbouncer.ini");
+            let mut cmd = Command::new("pgbouncer");
+            cmd.arg(dir.join("pgbouncer.ini"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            if running_as_root() {
+                // PgBouncer refuses to run as root.
+                let (uid, gid) = postgres_ids();
+                for file in ["", "users.txt", "pgbouncer.ini"] {
+                    std::os::unix::fs::chown(dir.join(file), Some(uid), Some(gid))
+                        .expect("chown the PgBouncer files");
+                }
+                std::os::unix::process::CommandExt::uid(&mut cmd, uid);
+                std::os::unix::process::CommandExt::gid(&mut cmd, gid);
+            }
+            let child = cmd.spawn().expect("start pgbouncer");
+            STOP_CHILDREN
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(child);
+            let started = std::time::Instant::now();
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(30),
+                    "pgbouncer does not listen: {}",
+                    std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Some(port)
+        })
+    }
+
     /// The server log so far (for a failing test's message).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }
 }
+
+/// The processes (PgBouncer) to end at exit, before the clusters they front.
+static STOP_CHILDREN: std::sync::Mutex<Vec<std::process::Child>> =
+    std::sync::Mutex::new(Vec::new());
 
 /// The clusters to stop at exit: `pg_ctl`, the folder, whether to run as `postgres`.
 static STOP: std::sync::Mutex<Vec<(PathBuf, PathBuf, bool)>> = std::sync::Mutex::new(Vec::new());
@@ -234,6 +334,14 @@ fn stop_at_exit_later(pg_ctl: &Path, dir: &Path, as_postgres: bool) {
 /// Stop the clusters and remove their folders when the test binary exits (after failures
 /// too: the harness exits through `exit`, which runs this). Standbys first.
 extern "C" fn stop_at_exit() {
+    for child in STOP_CHILDREN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter_mut()
+    {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     let clusters = STOP
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -277,20 +277,7 @@ fn check_room(total: u64, written: u64, max_bytes: Option<u64>, dest: &Path) -> 
     {
         return Err(too_large(max));
     }
-    if let Ok(stats) = rustix::fs::statvfs(dest) {
-        let free = stats.f_bavail.saturating_mul(stats.f_frsize);
-        let needed = total.saturating_sub(written);
-        if needed > free {
-            return Err(Error::new(
-                ErrorKind::NoSpace,
-                format!(
-                    "{} has {free} bytes free; the artifact needs {needed} more",
-                    dest.display()
-                ),
-            ));
-        }
-    }
-    Ok(())
+    ugw_shared::space::ensure_room(dest, total.saturating_sub(written), "the artifact")
 }
 
 fn too_large(max: u64) -> Error {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use ugw_shared::db::{DbUrl, Engine};
-use ugw_shared::results::Fetched;
+use ugw_shared::results::{AppliedMigration, Fetched, Migrated, PendingMigration};
 use ugw_shared::time::{human, millis};
 use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult};
 
@@ -166,7 +166,7 @@ impl Survey {
         Ok(match phase {
             "post" if !pre_pending.is_empty() => {
                 return Err(Error::new(
-                    ErrorKind::FailCondition,
+                    ErrorKind::PrePending,
                     format!(
                         "post-deploy migrations wait for the pre-deploy ones, and these are pending: {} (run `up` first)",
                         pre_pending.join(", ")
@@ -226,7 +226,7 @@ impl Survey {
         if !findings.is_empty() && !flag(sub, "allow-unsafe") {
             let lines: Vec<String> = findings.iter().map(Finding::line_text).collect();
             return Err(Error::new(
-                ErrorKind::FailCondition,
+                ErrorKind::UnsafeMigration,
                 format!(
                     "pre-deploy migrations would break the release still running: {} (move them to post/, add -- ugw:allow RULE, or --allow-unsafe)",
                     lines.join("; ")
@@ -245,8 +245,13 @@ fn names(migrations: &[&Migration]) -> String {
         .join(", ")
 }
 
-fn brief(m: &Migration) -> Value {
-    json!({"version": m.version, "name": m.name, "phase": m.phase, "checksum": m.checksum})
+fn brief(m: &Migration) -> PendingMigration {
+    PendingMigration {
+        version: m.version,
+        name: m.name.clone(),
+        phase: m.phase.word().to_string(),
+        checksum: m.checksum.clone(),
+    }
 }
 
 fn survey(store: &mut dyn Store, settings: &Settings) -> Result<Survey> {
@@ -289,28 +294,34 @@ struct UpReport<'a> {
     settings: &'a Settings,
     phase: &'a str,
     lock_wait: Duration,
-    applied: Vec<Value>,
+    applied: Vec<AppliedMigration>,
     warnings: Vec<String>,
 }
 
 impl UpReport<'_> {
     /// The result, with what is still pending once `done` of `selected` have run.
-    fn result(&self, survey: &Survey, selected: &[&Migration], done: usize) -> Value {
-        let pending: Vec<Value> = survey
+    fn result(&self, survey: &Survey, selected: &[&Migration], done: usize) -> Migrated {
+        let pending = survey
             .pending()
             .into_iter()
             .filter(|m| !selected[..done].iter().any(|s| s.version == m.version))
             .map(brief)
             .collect();
-        json!({
-            "db": self.settings.db().map(DbUrl::redacted).unwrap_or_default(),
-            "dir": self.settings.dir_text(),
-            "phase": self.phase,
-            "applied": self.applied,
-            "pending": pending,
-            "lock_wait_ms": millis(self.lock_wait),
-            "warnings": self.warnings,
-        })
+        Migrated {
+            db: self.settings.db().map(DbUrl::redacted).unwrap_or_default(),
+            dir: self.settings.dir_text(),
+            phase: self.phase.to_string(),
+            applied: self.applied.clone(),
+            pending,
+            lock_wait_ms: millis(self.lock_wait),
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    /// The result as a failed step carries it.
+    fn failed(&self, survey: &Survey, selected: &[&Migration], done: usize) -> Value {
+        let result = self.result(survey, selected, done);
+        StepResult::typed(!result.applied.is_empty(), &result).result
     }
 }
 
@@ -344,36 +355,32 @@ pub fn up(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<StepRe
             }
             check_long_transactions(ctx, settings, store.as_mut(), &mut report.warnings)
         });
-    refused.map_err(|e| e.with_result(report.result(&survey, &selected, 0)))?;
+    refused.map_err(|e| e.with_result(report.failed(&survey, &selected, 0)))?;
     let options = RunOptions {
         ddl_lock_timeout: settings.ddl_lock_timeout,
         applied_by: applied_by(ctx, env!("CARGO_PKG_VERSION")),
     };
     for (done, migration) in selected.iter().enumerate() {
         let took = apply(ctx, settings, store.as_mut(), migration, &options)
-            .map_err(|e| e.with_result(report.result(&survey, &selected, done)))?;
+            .map_err(|e| e.with_result(report.failed(&survey, &selected, done)))?;
         ctx.reporter.info(&format!(
             "applied {} in {}",
             migration.file_name(),
             human(took)
         ));
-        report.applied.push(json!({
-            "version": migration.version,
-            "name": migration.name,
-            "phase": migration.phase,
-            "duration_ms": millis(took),
-        }));
+        report.applied.push(AppliedMigration {
+            version: migration.version,
+            name: migration.name.clone(),
+            phase: migration.phase.word().to_string(),
+            duration_ms: millis(took),
+        });
     }
     if selected.is_empty() {
         ctx.reporter
             .info(&format!("nothing to apply ({})", report.phase));
     }
     let result = report.result(&survey, &selected, selected.len());
-    Ok(if report.applied.is_empty() {
-        StepResult::unchanged(result)
-    } else {
-        StepResult::changed(result)
-    })
+    Ok(StepResult::typed(!result.applied.is_empty(), &result))
 }
 
 fn missing_file(row: &LedgerRow, settings: &Settings) -> String {
@@ -539,7 +546,7 @@ pub fn status(ctx: &mut Ctx, settings: &Settings, check: bool) -> Result<StepRes
     let mut store = settings.open(ctx, false)?;
     let survey = survey(store.as_mut(), settings)?;
     let pending = survey.pending();
-    let by_phase = |phase: Phase| -> Vec<Value> {
+    let by_phase = |phase: Phase| -> Vec<PendingMigration> {
         pending
             .iter()
             .filter(|m| m.phase == phase)
@@ -602,7 +609,7 @@ pub fn lint(ctx: &mut Ctx, settings: &Settings) -> Result<StepResult> {
         return Ok(StepResult::unchanged(result));
     }
     Err(Error::new(
-        ErrorKind::FailCondition,
+        ErrorKind::UnsafeMigration,
         format!("{} finding(s) in pre-deploy migrations", findings.len()),
     )
     .with_result(result))

@@ -15,6 +15,13 @@ use ugw_shared::db::{Engine, PgTarget, SslMode};
 use ugw_shared::time::human;
 use ugw_shared::{Error, ErrorKind, Result};
 
+/// Why a pooler is refused, and what to do.
+const POOLER_ADVICE: &str = "session locks and no-transaction migrations need a direct connection to the server; \
+     use its own address, or --allow-pooler for a pooler in session mode";
+
+/// How long the probe of a PgBouncer console may take.
+const CONSOLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How often a held advisory lock is tried again.
 const LOCK_RETRY: Duration = Duration::from_millis(50);
 
@@ -90,7 +97,7 @@ impl PgStore {
             tls,
         };
         if checks.writing {
-            store.check_server(checks.allow_pooler)?;
+            store.check_server(checks.allow_pooler, &config)?;
         }
         if let Some(timeout) = statement_timeout {
             store.simple(&format!("SET statement_timeout = {}", timeout.as_millis()))?;
@@ -100,7 +107,7 @@ impl PgStore {
 
     /// A standby cannot be migrated; a pooler would hand our session lock (and a
     /// no-transaction migration's statements) to whichever server connection is free.
-    fn check_server(&mut self, allow_pooler: bool) -> Result<()> {
+    fn check_server(&mut self, allow_pooler: bool, config: &postgres::Config) -> Result<()> {
         let row = self
             .client
             .query_one(
@@ -116,17 +123,26 @@ impl PgStore {
                 self.where_()
             )));
         }
-        let pooled = !self.target.is_socket()
+        let port_differs = !self.target.is_socket()
             && server_port.is_some_and(|p| p != i32::from(self.target.port));
-        if pooled && !allow_pooler {
+        if port_differs && !allow_pooler {
             return Err(Error::new(
                 ErrorKind::Pooler,
                 format!(
-                    "{} is a connection pooler (the server listens on port {}): session locks and no-transaction \
-                     migrations need a direct connection to the server; use its own port, or --allow-pooler for a \
-                     pooler in session mode",
+                    "{} is a connection pooler (the server listens on port {}): {POOLER_ADVICE}",
                     self.where_(),
                     server_port.unwrap_or_default()
+                ),
+            ));
+        }
+        // A pooler that reaches the server over its Unix socket (or on the same port of
+        // another host) hides behind the port check; PgBouncer's own console gives it away.
+        if !allow_pooler && let Some(version) = self.pgbouncer_console(config) {
+            return Err(Error::new(
+                ErrorKind::Pooler,
+                format!(
+                    "{} is a connection pooler ({version} answers on its `pgbouncer` console): {POOLER_ADVICE}",
+                    self.where_(),
                 ),
             ));
         }
@@ -135,6 +151,22 @@ impl PgStore {
             self.simple("SET client_connection_check_interval = '1s'")?;
         }
         Ok(())
+    }
+
+    /// What `SHOW VERSION` says on the `pgbouncer` database at the same address, when that is
+    /// PgBouncer's admin console; PostgreSQL itself has no such database (or no such setting).
+    fn pgbouncer_console(&self, config: &postgres::Config) -> Option<String> {
+        let mut console = config.clone();
+        console.dbname("pgbouncer").connect_timeout(CONSOLE_TIMEOUT);
+        let mut client = console.connect(self.tls.clone()).ok()?;
+        let answer = client.simple_query("SHOW VERSION").ok()?;
+        answer.iter().find_map(|message| match message {
+            postgres::SimpleQueryMessage::Row(row) => row
+                .get(0)
+                .filter(|version| version.starts_with("PgBouncer"))
+                .map(str::to_string),
+            _ => None,
+        })
     }
 
     fn where_(&self) -> String {

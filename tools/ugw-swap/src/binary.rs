@@ -4,7 +4,7 @@
 //! (a rename, never a write into it, so no "text file busy").
 
 use crate::restart::restart;
-use crate::{Options, SwapResult, restart_failed};
+use crate::{Options, Swapped, restart_failed};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -129,11 +129,11 @@ fn restore_previous(target: &Path) -> Result<()> {
     sync_dir(target.parent().unwrap_or(Path::new(".")))
 }
 
-pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<SwapResult> {
-    let mut result = SwapResult {
+pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swapped> {
+    let mut result = Swapped {
         mode: "binary".into(),
         target: Some(target.display().to_string()),
-        ..SwapResult::default()
+        ..Swapped::default()
     };
     let digest_of = |path: &Path| -> Result<Option<String>> {
         Ok(match existing(path)? {
@@ -215,8 +215,8 @@ fn rollback(
     ctx: &mut Ctx,
     options: &Options,
     target: &Path,
-    mut result: SwapResult,
-) -> Result<SwapResult> {
+    mut result: Swapped,
+) -> Result<Swapped> {
     let prev = beside(target, ".ugw-prev");
     let Some(prev_digest) = existing(&prev)?.map(|_| sha256_file(&prev)).transpose()? else {
         return Err(Error::new(

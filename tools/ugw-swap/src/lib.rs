@@ -8,10 +8,9 @@ mod releases;
 mod restart;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
-use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
-use ugw_shared::results::{Fetched, ToolResult};
+use ugw_shared::results::{Fetched, Swapped};
 use ugw_shared::time::parse_duration;
 use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
 
@@ -151,45 +150,6 @@ fn parse_mode(text: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("'{text}' is not an octal mode like 755"))
 }
 
-/// What a swap, a rollback or `status` leaves in its step (`--rollback` reads the last one).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SwapResult {
-    /// `release` (--root) or `binary` (--target).
-    pub mode: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub root: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    /// The release live before this step (binary mode: its sha256).
-    pub previous: Option<String>,
-    /// The release live after it (binary mode: its sha256).
-    pub current: Option<String>,
-    #[serde(default)]
-    pub pruned: Vec<String>,
-    #[serde(default)]
-    pub restarted: bool,
-    #[serde(default)]
-    pub changed: bool,
-    /// The release this step marked failed (a rollback, or a restart that failed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub marked_failed: Option<String>,
-    /// The release folder was adopted from a `current` made by hand.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adopted: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub restarts: Vec<restart::RestartRun>,
-    /// `status`: every release kept, oldest first.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub releases: Option<Vec<releases::ReleaseInfo>>,
-    /// `--dry-run`: what would have been done.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub would: Option<String>,
-}
-
-impl ToolResult for SwapResult {
-    const TOOL: &'static str = "ugw-swap";
-}
-
 /// The flags, checked.
 #[derive(Debug)]
 pub(crate) struct Options {
@@ -260,7 +220,7 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
 
 /// A restart failed after the switch was undone: exit 1, kind `restart_failed`, with the
 /// result (both runs) in the record.
-pub(crate) fn restart_failed(result: &SwapResult, reverted_to: Option<&str>) -> Error {
+pub(crate) fn restart_failed(result: &Swapped, reverted_to: Option<&str>) -> Error {
     let first = result
         .restarts
         .first()

@@ -3,12 +3,13 @@
 //! it was staged); a release left by a rollback or a failed restart carries `.ugw-failed`.
 
 use crate::restart::restart;
-use crate::{Options, SwapResult, restart_failed};
+use crate::{Options, Swapped, restart_failed};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 use ugw_shared::atomic::{rename_durable, replace_symlink, sync_dir};
 use ugw_shared::digest::sha256_path;
+use ugw_shared::results::SwapRelease;
 use ugw_shared::{Ctx, Error, ErrorKind, Result, lock};
 
 /// The marker every release staged by ugw carries.
@@ -24,15 +25,6 @@ struct Marker {
     sha256: String,
     /// Nanoseconds since the epoch when it was staged: the order of releases.
     staged_ns: u64,
-}
-
-/// One release as `status` lists it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReleaseInfo {
-    pub version: String,
-    pub sha256: Option<String>,
-    pub failed: bool,
-    pub current: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -387,14 +379,14 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Release-folder mode: swap, roll back, or `status`.
-pub(crate) fn run(ctx: &mut Ctx, options: &Options, dir: &Path) -> Result<SwapResult> {
+pub(crate) fn run(ctx: &mut Ctx, options: &Options, dir: &Path) -> Result<Swapped> {
     let root = Root {
         dir: dir.to_path_buf(),
     };
-    let result = SwapResult {
+    let result = Swapped {
         mode: "release".into(),
         root: Some(dir.display().to_string()),
-        ..SwapResult::default()
+        ..Swapped::default()
     };
     if options.status {
         return status(&root, result);
@@ -421,12 +413,7 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, dir: &Path) -> Result<SwapRe
 
 /// Stage the artifact as `releases/<version>` (unless it is there already), switch, restart
 /// (switching back if that fails), prune.
-fn swap(
-    ctx: &mut Ctx,
-    options: &Options,
-    root: &Root,
-    mut result: SwapResult,
-) -> Result<SwapResult> {
+fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> Result<Swapped> {
     let from = options.from.clone().ok_or_else(|| {
         Error::usage("no --from, and no ugw-fetch step in the record to take the path from")
     })?;
@@ -519,7 +506,7 @@ fn revert(
     ctx: &Ctx,
     options: &Options,
     root: &Root,
-    mut result: SwapResult,
+    mut result: Swapped,
     previous: Option<&str>,
     version: &str,
 ) -> Error {
@@ -551,12 +538,7 @@ fn revert(
     restart_failed(&result, Some(previous))
 }
 
-fn rollback(
-    ctx: &mut Ctx,
-    options: &Options,
-    root: &Root,
-    mut result: SwapResult,
-) -> Result<SwapResult> {
+fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> Result<Swapped> {
     let Current::Release(current) = root.current()? else {
         return Err(Error::new(
             ErrorKind::NotFound,
@@ -571,7 +553,7 @@ fn rollback(
     };
     let from_record = ctx
         .record()
-        .last_result::<SwapResult>()
+        .last_result::<Swapped>()
         .ok()
         .flatten()
         .filter(|r| r.root == result.root)
@@ -617,7 +599,7 @@ fn rollback(
     Ok(result)
 }
 
-fn status(root: &Root, mut result: SwapResult) -> Result<SwapResult> {
+fn status(root: &Root, mut result: Swapped) -> Result<Swapped> {
     let current = match root.current()? {
         Current::Release(name) => Some(name),
         _ => None,
@@ -629,7 +611,7 @@ fn status(root: &Root, mut result: SwapResult) -> Result<SwapResult> {
     result.releases = Some(
         root.list()?
             .into_iter()
-            .map(|r| ReleaseInfo {
+            .map(|r| SwapRelease {
                 current: current.as_deref() == Some(r.name.as_str()),
                 version: r.name,
                 sha256: r.sha256,

@@ -1,8 +1,8 @@
 //! `--restart CMD` through the shared runner, kept in the record as one entry per run (the
 //! restart after the switch, and the one after switching back).
 
-use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
+use ugw_shared::results::RestartRun;
 use ugw_shared::runner::{Ended, RunSpec, run};
 use ugw_shared::scrub::excerpt;
 use ugw_shared::{Ctx, Result};
@@ -11,18 +11,6 @@ use ugw_shared::{Ctx, Result};
 const OUTPUT_EXCERPT: usize = 2000;
 /// Between TERM and KILL when a restart command overruns `--restart-timeout`.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RestartRun {
-    /// `after_switch` or `after_revert`.
-    pub phase: String,
-    pub ok: bool,
-    /// `exit 0`, `exit 3`, `killed by signal 9`, `timed out after 2 s`.
-    pub outcome: String,
-    pub exit: Option<i32>,
-    pub elapsed_ms: u64,
-    pub output: String,
-}
 
 /// Run CMD once, within `timeout` and the step's deadline.
 pub(crate) fn restart(

@@ -324,7 +324,9 @@ mod tests {
             }
         }
         let end = Instant::now();
-        assert!(end >= deadline && poller.overrun(end) < Duration::from_millis(30));
+        // The deadline given, not the plan's 60 s (how close to it is
+        // `never_sleeps_past_the_deadline`'s business).
+        assert!(end >= deadline && poller.overrun(end) < Duration::from_secs(1));
         assert!(poller.rounds() >= 3, "{} rounds", poller.rounds());
     }
 

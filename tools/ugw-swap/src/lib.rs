@@ -116,7 +116,13 @@ pub fn command() -> Command {
         Arg::new("restart")
             .long("restart")
             .value_name("CMD")
-            .help("Run CMD (sh -c) after the switch; if it fails, switch back, run it again, exit 1"),
+            .help("Run CMD (sh -c) after the switch; if it fails, switch back, run it again, exit 1")
+            .long_help(
+                "Run CMD (sh -c) after the switch; if it fails, switch back, run it again, and exit 1. \
+                 CMD runs in its own process group, which is killed when CMD exits: a service it \
+                 starts itself (rather than through systemctl or a supervisor) must leave that group \
+                 (setsid) before CMD returns.",
+            ),
     )
     .arg(
         Arg::new("restart-timeout")

@@ -57,7 +57,7 @@ complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l keep -d
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l compress -d 'gzip (.tar.gz), zstd (.tar.zst) or none (.tar)' -r -f -a "gzip\t''
 zstd\t''
 none\t''"
-complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l level -d 'Compression level [default: 2 for gzip, 3 for zstd]' -r
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l level -d 'Compression level [default: 1 for gzip (0 to 12), 3 for zstd (1 to 19)]' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l threads -d 'Compression threads [default: the number of CPUs]' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l record -d 'Keep the record in FILE (read, append this step, write back atomically under FILE.lock)' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l in -d '\'-\' reads the record from stdin whatever it is; \'none\' never touches stdin' -r -f -a "-\t''

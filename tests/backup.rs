@@ -176,6 +176,92 @@ fn a_tree_round_trips_through_create_verify_and_restore() {
     }
 }
 
+/// The gzip members of `archive`, each as (compressed bytes, whether its deflate stream opens
+/// with a stored block).
+fn gzip_members(archive: &[u8]) -> Vec<(usize, bool)> {
+    let mut members = Vec::new();
+    let mut rest = archive;
+    while !rest.is_empty() {
+        let mut member = flate2::bufread::GzDecoder::new(rest);
+        std::io::copy(&mut member, &mut std::io::sink()).unwrap();
+        let header_len = 10; // libdeflate writes no optional header fields
+        let stored = rest[header_len] & 0b110 == 0;
+        let after = member.into_inner();
+        members.push((rest.len() - after.len(), stored));
+        rest = after;
+    }
+    members
+}
+
+#[test]
+fn gzip_and_tar_read_the_multi_member_archive_as_one_stream() {
+    if !kit::require("gzip") || !kit::require("tar") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("app");
+    sample_tree(&src);
+    // Text and random runs across several 1 MiB chunks: deflated and stored members alike.
+    let mut mixed = Vec::new();
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    for block in 0..12 {
+        if block % 3 == 2 {
+            for _ in 0..(256 * 1024 / 8) {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                mixed.extend_from_slice(&rng.to_le_bytes());
+            }
+        } else {
+            for i in 0..6000 {
+                mixed.extend_from_slice(format!("{block} GET /api/items/{i} 200\n").as_bytes());
+            }
+        }
+    }
+    std::fs::write(src.join("mixed.log"), &mixed).unwrap();
+    let archive = archive_of(&create(&src, &dir.path().join("out"), "m", &[]));
+
+    let bytes = std::fs::read(&archive).unwrap();
+    let members = gzip_members(&bytes);
+    assert!(members.len() >= 4, "{members:?}");
+    assert!(
+        members.iter().any(|m| m.1) && members.iter().any(|m| !m.1),
+        "{members:?}"
+    );
+    assert!(
+        bytes.len() < mixed.len() * 3 / 4,
+        "{} of {}",
+        bytes.len(),
+        mixed.len()
+    );
+
+    kit::bash(&format!("gzip -t '{}'", s(&archive)), dir.path()).assert_code(0);
+    let listed = kit::bash(&format!("tar -tzf '{}'", s(&archive)), dir.path());
+    listed.assert_code(0);
+    assert!(
+        listed.stdout.lines().any(|l| l.ends_with("app/mixed.log")),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        listed.stdout.lines().any(|l| l == "ugw-manifest.json"),
+        "{}",
+        listed.stdout
+    );
+    let to = dir.path().join("untarred");
+    std::fs::create_dir(&to).unwrap();
+    kit::bash(
+        &format!("tar -xzf '{}' -C '{}'", s(&archive), s(&to)),
+        dir.path(),
+    )
+    .assert_code(0);
+    assert_eq!(tree(&src), tree(&to.join(src.strip_prefix("/").unwrap())));
+
+    let verified = backup(&["verify", s(&archive)]);
+    verified.assert_code(0);
+    assert_eq!(verified.last_step().result["verified"], true);
+}
+
 #[test]
 fn hard_links_stay_links_and_setuid_is_dropped_on_restore() {
     let dir = tempfile::tempdir().unwrap();

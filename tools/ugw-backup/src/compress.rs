@@ -1,7 +1,9 @@
 //! The archive's compression. gzip is written as independent members compressed on every
-//! core, in order; parts that look random (media, already-compressed files, blobs) are stored
-//! instead of deflated, which costs as much as text and gains nothing. `gzip -d`, `tar -xz`
-//! and `MultiGzDecoder` read the members as one stream. zstd uses its own worker threads.
+//! core, in order: each member is one whole buffer deflated by libdeflate (2-3x zlib's speed
+//! at the same ratio, and a member needs no streaming state). Parts that look random (media,
+//! already-compressed files, blobs) are stored instead of deflated, which costs as much as text
+//! and gains nothing. `gzip -d`, `tar -xz` and `MultiGzDecoder` read the members as one stream.
+//! zstd uses its own worker threads.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -57,7 +59,8 @@ impl Codec {
     #[must_use]
     pub fn default_level(self) -> i32 {
         match self {
-            Codec::Gzip => 2,
+            // libdeflate level 1: as tight as zlib level 1 (`pigz -1`), in a fraction of its time.
+            Codec::Gzip => 1,
             Codec::Zstd => 3,
             Codec::None => 0,
         }
@@ -74,9 +77,7 @@ pub enum Compressor<W: Write + Send + 'static> {
 impl<W: Write + Send + 'static> Compressor<W> {
     pub fn new(out: W, codec: Codec, level: i32, threads: usize) -> io::Result<Self> {
         Ok(match codec {
-            Codec::Gzip => {
-                Compressor::Gzip(ParallelGz::new(out, level.clamp(0, 9) as u32, threads))
-            }
+            Codec::Gzip => Compressor::Gzip(ParallelGz::new(out, level, threads)),
             Codec::Zstd => {
                 let mut encoder = zstd::stream::write::Encoder::new(out, level)?;
                 encoder.include_checksum(true)?;
@@ -124,7 +125,8 @@ type Job = (Vec<u8>, SyncSender<io::Result<Vec<u8>>>);
 /// per thread (and one more) is in flight, so memory stays bounded whatever the input size.
 pub struct ParallelGz<W: Write> {
     out: W,
-    level: u32,
+    /// The deflaters of the calling thread, when it compresses alone.
+    inline: Option<Deflaters>,
     chunk: Vec<u8>,
     jobs: Option<SyncSender<Job>>,
     workers: Vec<JoinHandle<()>>,
@@ -133,7 +135,8 @@ pub struct ParallelGz<W: Write> {
 }
 
 impl<W: Write> ParallelGz<W> {
-    pub fn new(out: W, level: u32, threads: usize) -> Self {
+    /// `level` is libdeflate's (0 to 12; out of range is clamped).
+    pub fn new(out: W, level: i32, threads: usize) -> Self {
         let threads = threads.max(1);
         let (jobs, workers) = if threads > 1 {
             let (tx, rx) = sync_channel::<Job>(1);
@@ -150,7 +153,7 @@ impl<W: Write> ParallelGz<W> {
         };
         ParallelGz {
             out,
-            level,
+            inline: jobs.is_none().then(|| Deflaters::new(level)),
             chunk: Vec::with_capacity(CHUNK),
             jobs,
             workers,
@@ -162,8 +165,9 @@ impl<W: Write> ParallelGz<W> {
     fn submit(&mut self) -> io::Result<()> {
         let data = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
         let Some(jobs) = &self.jobs else {
-            let member = compress_chunk(&data, self.level)?;
-            return self.out.write_all(&member);
+            let deflaters = self.inline.as_mut().expect("deflaters without threads");
+            let members = deflaters.gzip_chunk(&data)?;
+            return self.out.write_all(&members);
         };
         let (tx, rx) = sync_channel(1);
         jobs.send((data, tx))
@@ -217,7 +221,8 @@ impl<W: Write> Write for ParallelGz<W> {
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>, level: u32) {
+fn work(jobs: &Mutex<Receiver<Job>>, level: i32) {
+    let mut deflaters = Deflaters::new(level);
     loop {
         let job = jobs
             .lock()
@@ -226,27 +231,65 @@ fn work(jobs: &Mutex<Receiver<Job>>, level: u32) {
         let Ok((data, reply)) = job else {
             return;
         };
-        let _ = reply.send(compress_chunk(&data, level));
+        let _ = reply.send(deflaters.gzip_chunk(&data));
     }
 }
 
-/// One chunk as gzip members: runs of compressible parts deflated, runs of random ones stored.
-fn compress_chunk(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(data.len() / 2 + 64);
-    let mut start = 0;
-    while start < data.len() {
-        let random = looks_random(&data[start..(start + PART).min(data.len())]);
-        let mut end = (start + PART).min(data.len());
-        while end < data.len() && looks_random(&data[end..(end + PART).min(data.len())]) == random {
-            end = (end + PART).min(data.len());
+/// The deflaters one thread owns (libdeflate keeps its match-finder tables in them).
+struct Deflaters {
+    /// At the chosen level, for compressible runs.
+    packing: libdeflater::Compressor,
+    /// Level 0: stored blocks, for random runs.
+    storing: libdeflater::Compressor,
+}
+
+impl Deflaters {
+    fn new(level: i32) -> Self {
+        let level = libdeflater::CompressionLvl::new(level.clamp(0, 12))
+            .expect("0 to 12 are libdeflate levels");
+        Deflaters {
+            packing: libdeflater::Compressor::new(level),
+            storing: libdeflater::Compressor::new(libdeflater::CompressionLvl::new(0).expect("0")),
         }
-        let level = if random { 0 } else { level };
-        let mut member = flate2::write::GzEncoder::new(&mut out, flate2::Compression::new(level));
-        member.write_all(&data[start..end])?;
-        member.finish()?;
-        start = end;
     }
-    Ok(out)
+
+    /// One chunk as gzip members: runs of compressible parts deflated, runs of random ones
+    /// stored.
+    fn gzip_chunk(&mut self, data: &[u8]) -> io::Result<Vec<u8>> {
+        let random: Vec<bool> = data.chunks(PART).map(looks_random).collect();
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        let mut first = 0;
+        while first < random.len() {
+            let end = random[first..]
+                .iter()
+                .position(|&r| r != random[first])
+                .map_or(random.len(), |n| first + n);
+            let run = &data[first * PART..(end * PART).min(data.len())];
+            let deflater = if random[first] {
+                &mut self.storing
+            } else {
+                &mut self.packing
+            };
+            append_member(deflater, run, &mut out)?;
+            first = end;
+        }
+        Ok(out)
+    }
+}
+
+/// `data` as one gzip member at the end of `out`.
+fn append_member(
+    deflater: &mut libdeflater::Compressor,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let start = out.len();
+    out.resize(start + deflater.gzip_compress_bound(data.len()), 0);
+    let written = deflater
+        .gzip_compress(data, &mut out[start..])
+        .map_err(|e| io::Error::other(format!("deflate: {e}")))?;
+    out.truncate(start + written);
+    Ok(())
 }
 
 /// Whether `part` has the byte statistics of random data (nothing for deflate to gain).
@@ -331,7 +374,7 @@ mod tests {
         assert!(looks_random(&random));
         let text = "GET /health 200 12ms\n".repeat(PART / 20);
         assert!(!looks_random(text.as_bytes()));
-        let stored = compress_chunk(&random, 6).unwrap();
+        let stored = Deflaters::new(6).gzip_chunk(&random).unwrap();
         // A stored member: the data plus a few bytes of framing per 64 KiB block.
         assert!(
             stored.len() > random.len() && stored.len() < random.len() + 64,

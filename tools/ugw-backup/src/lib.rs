@@ -162,7 +162,7 @@ fn create_command() -> Command {
                 .long("level")
                 .value_name("N")
                 .value_parser(clap::value_parser!(i32).range(0..=19))
-                .help("Compression level [default: 2 for gzip, 3 for zstd]"),
+                .help("Compression level [default: 1 for gzip (0 to 12), 3 for zstd (1 to 19)]"),
         )
         .arg(
             Arg::new("threads")

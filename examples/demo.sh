@@ -12,23 +12,10 @@ root=$work/srv/app          # releases/<version>/ and current -> releases/<versi
 data=$work/data             # the service's database and files: what a backup keeps
 db="sqlite://$data/app.db"
 pidfile=$work/app.pid
-server_pid=
 
 say() { echo "== $*" >&2; }
-
-# Whether a pid still runs (a zombie nobody reaped yet has stopped).
-running() {
-  kill -0 "$1" 2>/dev/null && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]
-}
-
-stop_app() {
-  [ -s "$pidfile" ] || return 0
-  local pid
-  pid=$(cat "$pidfile")
-  kill -TERM "$pid" 2>/dev/null || true
-  while running "$pid"; do sleep 0.05; done
-  rm -f "$pidfile"
-}
+source examples/lib/releases.sh
+stop_app() { stop_pidfile "$pidfile"; }
 
 cleanup() {
   local status=$?
@@ -37,9 +24,9 @@ cleanup() {
     say "the service's log:"
     tail -n 20 "$work/app.log" >&2
   fi
-  if [ -n "$server_pid" ]; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
+  if [ -n "${release_server_pid:-}" ]; then
+    kill -TERM "$release_server_pid" 2>/dev/null || true
+    wait "$release_server_pid" 2>/dev/null || true
   fi
   rm -rf "$work"
   say "stopped everything; removed $work"
@@ -50,60 +37,28 @@ trap 'exit 143' TERM
 
 # ---- 1. three releases of the demo service, with their migrations, served on loopback ----
 
-# release VERSION MIGRATION_FOLDERS... -- APP_FLAGS...: bin/app (a launcher for the built
-# ugw-demo-app) and migrations/ (every folder given, in order), packed as the CI would.
-release() {
-  local version=$1 dir=$work/build/$1
-  shift
-  mkdir -p "$dir/bin" "$dir/migrations"
-  while [ "$1" != -- ]; do cp -R "examples/demo-migrations/$1/." "$dir/migrations/"; shift; done
-  shift
-  printf '#!/bin/sh\nexec %q --version-label %s %s "$@"\n' \
-    "$bin/ugw-demo-app" "$version" "$*" >"$dir/bin/app"
-  chmod 755 "$dir/bin/app"
-  tar -czf "$work/www/app-$version-linux-amd64.tar.gz" -C "$dir" bin migrations
-}
 mkdir -p "$work/www" "$data/files"
 echo "uploaded by v1" >"$data/files/report.txt"
-release v1.0.0 v1 --
-release v2.0.0 v1 v2 -- --require-column items.note
-release v3.0.0 v1 v2 v3 -- --require-column items.note --fail-status 500 --status-field broken
-(cd "$work/www" && sha256sum -- *.tar.gz >SHA256SUMS)
-
-python3 -u -m http.server --bind 127.0.0.1 --directory "$work/www" 0 \
-  >"$work/www.out" 2>"$work/www.log" &
-server_pid=$!
-until grep -q 'port [0-9]' "$work/www.out" 2>/dev/null; do
-  running "$server_pid" || { cat "$work/www.log" >&2; exit 1; }
-  sleep 0.05
-done
-base=http://127.0.0.1:$(sed -n 's/.* port \([0-9]*\) .*/\1/p' "$work/www.out")
-say "releases served at $base (artifact server pid $server_pid):"
+migrations=examples/demo-migrations
+release() { pack_release "$work/www" "$work/build" "$bin/ugw-demo-app" "$@"; }
+release v1.0.0 $migrations/v1 --
+release v2.0.0 $migrations/v1 $migrations/v2 -- --require-column items.note
+release v3.0.0 $migrations/v1 $migrations/v2 $migrations/v3 -- \
+  --require-column items.note --fail-status 500 --status-field broken
+sign_releases "$work/www"
+serve_releases "$work/www" "$work/www"
+base=$release_base
+say "releases served at $base (artifact server pid $release_server_pid):"
 ls "$work/www" >&2
 
 # ---- 2. install v1 and start it ----
 
 # The service manager of this demo, given to `ugw-swap --restart`: stop the release that
-# runs, start the one `current` points at, in a session of its own (setsid).
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# runs, start the one `current` points at, in a session of its own.
+port=$(free_port)
 app=http://127.0.0.1:$port
-cat >"$work/restart" <<EOF
-#!/usr/bin/env bash
-set -euo pipefail
-$(declare -f running stop_app)
-pidfile=$pidfile
-stop_app
-setsid "$root/current/bin/app" --listen 127.0.0.1:$port --db "$data/app.db" \\
-  </dev/null >>"$work/app.log" 2>&1 &
-pid=\$!
-echo "\$pid" >"\$pidfile"
-# ugw-swap kills this script's process group when it exits: return once the service left it.
-while kill -0 "\$pid" 2>/dev/null && [ "\$(cut -d' ' -f6 /proc/\$pid/stat)" != "\$pid" ]; do
-  sleep 0.01
-done
-echo "started \$(readlink "$root/current") as pid \$pid"
-EOF
-chmod 755 "$work/restart"
+write_restart_script "$work/restart" "$pidfile" "$root" "$work/app.log" \
+  --listen "127.0.0.1:$port" --db "$data/app.db"
 
 fetch() {
   ugw-fetch --url "$base/app-$1-linux-amd64.tar.gz" --sha256-url "$base/SHA256SUMS" \

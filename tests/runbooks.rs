@@ -239,7 +239,7 @@ fn guts_validators_go_one_at_a_time_and_the_leader_last() {
         assert_eq!(lab.served(v), "v1.1.0", "{v}");
         assert_eq!(lab.file(&format!("{v}/bin/guts-node")), new, "{v}");
         assert_eq!(lab.file(&format!("{v}/bin/guts-node.ugw-prev")), old, "{v}");
-        assert!(lab.exists(&format!("state/backups/{v}-before-v1.1.0.tar.gz")));
+        assert!(lab.exists(&format!("state/backups/{v}/{v}-before-v1.1.0.tar.gz")));
         let (first, last) = (&record.steps[0], record.steps.last().unwrap());
         spans.push((v, span(first).0, span(last).1));
     }

@@ -29,7 +29,7 @@ say "order: ${order[*]} (leader $leader last)"
 upgrade() {
   local v=$1 record=$STATE/records/$1.json
   local -x UGW_HOST_ID=$v
-  ugw-backup create --in none --path "$(data "$v")" --out "$STATE/backups" \
+  ugw-backup create --in none --path "$(data "$v")" --out "$STATE/backups/$v" \
       --name "$v-before-$version" --app-version "$2" --keep 3 \
     | ugw-fetch --url "$RELEASES/guts-node-$version-linux-amd64" \
         --sha256-url "$RELEASES/SHA256SUMS" --dest "$STATE/staging" --mode 755 \

@@ -45,30 +45,35 @@ lab_serve() {
   RELEASES=$release_base
 }
 
-# lab_node NODE APP_FLAGS...: a demo node in release-folder mode under LAB/NODE (releases/,
-# current, staging/, a service script LAB/NODE/restart, its pid in LAB/NODE/app.pid), listening
-# on a free port (LAB/NODE/port). Sets PORT.
-lab_node() {
-  local node=$LAB/$1
-  shift
-  mkdir -p "$node"
+# lab_service NAME ROOT APP_FLAGS...: a demo service LAB/NAME running the release ROOT/current
+# points at, on a free port (LAB/NAME/port), started and stopped by its service script
+# LAB/NAME/restart (its pid in LAB/NAME/app.pid). Sets PORT.
+lab_service() {
+  local dir=$LAB/$1 root=$2
+  shift 2
+  mkdir -p "$dir"
   PORT=$(free_port)
-  echo "$PORT" >"$node/port"
-  write_restart_script "$node/restart" "$node/app.pid" "$node" "$node/app.log" \
+  echo "$PORT" >"$dir/port"
+  write_restart_script "$dir/restart" "$dir/app.pid" "$root" "$dir/app.log" \
     --listen "127.0.0.1:$PORT" "$@"
 }
 
-# lab_install NODE VERSION [HEALTH_URL]: install and start VERSION on a lab_node the way the
-# runbooks upgrade it (fetch, swap with restart, wait), the record in LAB/NODE/install.json.
+# lab_install ROOT RESTART VERSION WAIT_FLAGS...: install VERSION under ROOT and start it the
+# way the runbooks upgrade (fetch, migrate when LAB_DB names a database, swap with RESTART,
+# ugw-wait-healthy WAIT_FLAGS --expect-version), the record in ROOT/install.json.
 lab_install() {
-  local node=$LAB/$1 version=$2
-  local url=${3:-http://127.0.0.1:$(cat "$node/port")/health/ready}
+  local root=$1 restart=$2 version=$3
+  shift 3
+  local migrate=(cat)
+  mkdir -p "$root"
+  [ -n "${LAB_DB:-}" ] && migrate=(ugw-migrate up --db "$LAB_DB" --quiet)
   ugw-fetch --in none --url "$RELEASES/app-$version-linux-amd64.tar.gz" \
-      --sha256-url "$RELEASES/SHA256SUMS" --dest "$node/staging" --extract --quiet \
-    | ugw-swap --root "$node" --restart "$node/restart" --quiet \
-    | ugw-wait-healthy --url "$url" --expect-version --timeout 30s --quiet \
-    >"$node/install.json"
-  lab_say "$1 runs $version (pid $(cat "$node/app.pid")) on port $(cat "$node/port")"
+      --sha256-url "$RELEASES/SHA256SUMS" --dest "$root/staging" --extract --quiet \
+    | "${migrate[@]}" \
+    | ugw-swap --root "$root" --restart "$restart" --quiet \
+    | ugw-wait-healthy --expect-version --timeout 30s --quiet "$@" \
+    >"$root/install.json"
+  lab_say "$(basename "$root") runs $version"
 }
 
 # lab_stop LAB: stop every process the lab started (each *.pid file below LAB), whatever

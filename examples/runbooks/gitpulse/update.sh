@@ -45,11 +45,15 @@ if [ "$status" -eq 0 ]; then
   exit 0
 fi
 
-# Quick rollback: the release before, the database and uploads of the backup, healthy again,
-# and only then out of maintenance mode (--always: the record has failed, on purpose).
-say "$version failed (exit $status): restoring $running and its data"
-ugw-swap --root "$APP" --rollback --restart "$COMPOSE_RESTART" --record "$record" --output none
-ugw-backup restore --in-place --expect-app-version "$running" --record "$record" --output none
-health --expect-version "$running" --timeout 60s --always --record "$record" --output none
-ugw-drain --undo --always --record "$record" --output none
+# Quick rollback, once the new release went live: the release before, the database and
+# uploads of the backup, healthy again. Then (whatever failed) out of maintenance mode, with
+# --always since the record has failed on purpose.
+say "$version failed (exit $status)"
+if [ "$(readlink "$APP/current")" = "releases/$version" ]; then
+  say "restoring $running and its data"
+  ugw-swap --root "$APP" --rollback --restart "$COMPOSE_RESTART" --record "$record" --output none
+  ugw-backup restore --in-place --expect-app-version "$running" --record "$record" --output none
+  health --expect-version "$running" --timeout 60s --always --record "$record" --output none
+fi
+ugw-drain --undo --always --flag-file "$MAINTENANCE_FLAG" --record "$record" --output none
 exit "$status"

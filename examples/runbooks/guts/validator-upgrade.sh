@@ -40,8 +40,8 @@ upgrade() {
     >"$record"
 }
 
-# The failure path of one validator: the old binary back (the new one kept as
-# BINARY.ugw-failed), restarted, and healthy again on the version it ran before.
+# The failure path of one validator whose new binary went in: the old binary back (the new
+# one kept as BINARY.ugw-failed), restarted, and healthy again on the version it ran before.
 roll_back() {
   local v=$1 record=$STATE/records/$1.json
   local -x UGW_HOST_ID=$v
@@ -51,14 +51,20 @@ roll_back() {
     --always --record "$record" --output none
 }
 
+# The version of the binary installed (what `guts-node --version` says).
+version_of() { "$(binary "$1")" --version | awk '{print $NF}'; }
+
 for v in "${order[@]}"; do
-  before=$("$(binary "$v")" --version | awk '{print $NF}')
+  before=$(version_of "$v")
   say "$v: $before -> $version"
   status=0
   upgrade "$v" "$before" || status=$?
   if [ "$status" -ne 0 ]; then
-    say "$v: the upgrade failed (exit $status); rolling back to $before and stopping here"
-    roll_back "$v" "$before"
+    say "$v: the upgrade failed (exit $status); stopping here"
+    if [ "$(version_of "$v")" != "$before" ]; then
+      say "$v: rolling back to $before"
+      roll_back "$v" "$before"
+    fi
     exit "$status"
   fi
   say "$v: runs $version"

@@ -45,8 +45,14 @@ if [ "$status" -eq 0 ]; then
   exit 0
 fi
 
-say "$version failed (exit $status): back to $running, database restored"
-ugw-swap --root "$STACK" --rollback --restart "$COMPOSE_RESTART" --record "$record" --output none
-ugw-backup restore --in-place --expect-app-version "$running" --record "$record" --output none
-wait_healthy --expect-version "$running" --timeout 60s --always --record "$record" --output none
+# The failure path, once the new release went live: the old one back, the database as the
+# backup has it (migrations cannot be undone), and healthy again. A run that failed before the
+# swap changed no release: the stack still runs the old one and only the record says more.
+say "$version failed (exit $status)"
+if [ "$(readlink "$STACK/current")" = "releases/$version" ]; then
+  say "back to $running, database restored"
+  ugw-swap --root "$STACK" --rollback --restart "$COMPOSE_RESTART" --record "$record" --output none
+  ugw-backup restore --in-place --expect-app-version "$running" --record "$record" --output none
+  wait_healthy --expect-version "$running" --timeout 60s --always --record "$record" --output none
+fi
 exit "$status"

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
 use ugw_shared::db::{DbUrl, PgTarget};
-use ugw_shared::runner::{self, RunSpec};
+use ugw_shared::runner::{self, Program, RunSpec};
 use ugw_shared::scrub::Scrubber;
 use ugw_shared::{Error, ErrorKind, Result};
 
@@ -41,6 +41,31 @@ impl Target {
         }
     }
 
+    /// Run a libpq program against this target; when it fails, `what` failed, with the
+    /// reason it gave. A program older than the server is the operator's to fix: a usage error.
+    fn run(&self, spec: &RunSpec, cancel: &Cancel, what: &str) -> Result<()> {
+        let outcome = runner::run(spec, cancel)?;
+        let program = match &spec.program {
+            Program::Argv(argv) => argv.first().map(|p| p.to_string_lossy().into_owned()),
+            Program::Shell(_) => None,
+        }
+        .unwrap_or_default();
+        if outcome.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&outcome.stderr).trim().to_string();
+        if stderr.contains("server version mismatch") {
+            return Err(Error::usage(format!(
+                "{program} is older than the PostgreSQL server of {}: install a {program} at least as new as the server ({stderr})",
+                self.shown,
+            )));
+        }
+        Err(Error::new(
+            ErrorKind::CheckFailed,
+            format!("{what} failed ({}): {stderr}", outcome.describe()),
+        ))
+    }
+
     fn spec(&self, program: &str, args: Vec<String>, deadline: Option<Instant>) -> RunSpec {
         let deadline = deadline.unwrap_or_else(|| Instant::now() + NO_DEADLINE);
         self.connection.child_env().into_iter().fold(
@@ -66,30 +91,7 @@ pub fn dump(
         ],
         deadline,
     );
-    let outcome = runner::run(&spec, cancel)?;
-    if outcome.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&outcome.stderr).trim().to_string();
-    if stderr.contains("server version mismatch")
-        || stderr.contains("aborting because of server version mismatch")
-    {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "pg_dump is older than the PostgreSQL server of {}: install a pg_dump at least as new as the server ({stderr})",
-                target.shown
-            ),
-        ));
-    }
-    Err(Error::new(
-        ErrorKind::CheckFailed,
-        format!(
-            "pg_dump of {} failed ({}): {stderr}",
-            target.shown,
-            outcome.describe()
-        ),
-    ))
+    target.run(&spec, cancel, &format!("pg_dump of {}", target.shown))
 }
 
 /// `pg_dumpall --globals-only` (roles, tablespaces) of `target`'s server into `file`.
@@ -108,19 +110,8 @@ pub fn dump_globals(
         ],
         deadline,
     );
-    let outcome = runner::run(&spec, cancel)?;
-    if outcome.success() {
-        return Ok(());
-    }
-    Err(Error::new(
-        ErrorKind::CheckFailed,
-        format!(
-            "pg_dumpall --globals-only of {} failed ({}): {}",
-            target.shown,
-            outcome.describe(),
-            String::from_utf8_lossy(&outcome.stderr).trim()
-        ),
-    ))
+    let what = format!("pg_dumpall --globals-only of {}", target.shown);
+    target.run(&spec, cancel, &what)
 }
 
 /// `pg_restore -f /dev/null`: reads every block of the dump.
@@ -166,19 +157,11 @@ pub fn restore(
         ],
         deadline,
     );
-    let outcome = runner::run(&spec, cancel)?;
-    if outcome.success() {
-        return Ok(());
-    }
-    Err(Error::new(
-        ErrorKind::CheckFailed,
-        format!(
-            "pg_restore into {} failed ({}); the single transaction left it as it was: {}",
-            target.shown,
-            outcome.describe(),
-            String::from_utf8_lossy(&outcome.stderr).trim()
-        ),
-    ))
+    let what = format!(
+        "pg_restore into {} (in one transaction, which left it as it was)",
+        target.shown
+    );
+    target.run(&spec, cancel, &what)
 }
 
 #[cfg(test)]

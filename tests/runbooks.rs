@@ -6,6 +6,7 @@
 mod kit;
 
 use kit::Record;
+use kit::postgres::Database;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,7 +29,10 @@ impl Lab {
             return None;
         }
         let lab = Lab {
-            dir: tempfile::Builder::new().prefix("ugw-rb-").tempdir().unwrap(),
+            dir: tempfile::Builder::new()
+                .prefix("ugw-rb-")
+                .tempdir()
+                .unwrap(),
             runbook,
         };
         let lab_sh = examples().join(runbook).join("lab.sh");
@@ -47,23 +51,35 @@ impl Lab {
 
     /// Run the runbook's `script` with `args` and `env`, as an operator would (stdin closed).
     fn run(&self, script: &str, args: &[&str], env: &[(&str, &str)]) -> kit::Outcome {
-        let script = examples().join(self.runbook).join(script);
-        let mut argv = vec![script.to_str().unwrap()];
+        let script = self.script(script);
+        let mut argv = vec![script.as_str()];
         argv.extend_from_slice(args);
         let out = self.bash(&argv, env);
-        eprintln!("{} said:\n{}", self.runbook, out.stderr);
+        eprintln!("{} said:\n{}{}", self.runbook, out.stdout, out.stderr);
         out
     }
 
+    /// The path of one of the runbook's files.
+    fn script(&self, name: &str) -> String {
+        examples()
+            .join(self.runbook)
+            .join(name)
+            .to_str()
+            .unwrap()
+            .to_string()
+    }
+
     fn bash(&self, argv: &[&str], env: &[(&str, &str)]) -> kit::Outcome {
-        let mut cmd = Command::new("bash");
+        self.program("bash", argv, env)
+    }
+
+    /// `program` with `argv` in the lab's folder, the binaries on PATH, stdin closed.
+    fn program(&self, program: &str, argv: &[&str], env: &[(&str, &str)]) -> kit::Outcome {
+        let mut cmd = Command::new(program);
         cmd.args(argv)
             .current_dir(self.path())
             .env("PATH", kit::path_with_bins())
-            .env(
-                "UGW_BIN_DIR",
-                kit::bin("ugw-demo-app").parent().unwrap(),
-            )
+            .env("UGW_BIN_DIR", kit::bin("ugw-demo-app").parent().unwrap())
             .env_remove("UGW_HOST_ID")
             .stdin(Stdio::null());
         for (name, value) in env {
@@ -75,8 +91,8 @@ impl Lab {
     /// A record the runbook left, decoded strictly.
     fn record(&self, relative: &str) -> Record {
         let path = self.path().join(relative);
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         kit::parse_record(&text)
     }
 
@@ -160,7 +176,11 @@ fn get(port: u16, path: &str, headers: &[&str]) -> (u16, String) {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, body.to_string())
 }
 
@@ -232,7 +252,12 @@ fn guts_validators_go_one_at_a_time_and_the_leader_last() {
         assert!(record.ok, "{v}: {record:#?}");
         assert_eq!(
             steps(&record),
-            ["ugw-backup ok", "ugw-fetch ok", "ugw-swap ok", "ugw-wait-healthy ok"],
+            [
+                "ugw-backup ok",
+                "ugw-fetch ok",
+                "ugw-swap ok",
+                "ugw-wait-healthy ok"
+            ],
             "{v}"
         );
         assert!(record.steps.iter().all(|s| s.host == v), "{record:#?}");
@@ -247,7 +272,10 @@ fn guts_validators_go_one_at_a_time_and_the_leader_last() {
     // (validator3) last.
     spans.sort_by_key(|&(_, start, _)| start);
     let order: Vec<&str> = spans.iter().map(|&(v, _, _)| v).collect();
-    assert_eq!(order, ["validator1", "validator2", "validator4", "validator3"]);
+    assert_eq!(
+        order,
+        ["validator1", "validator2", "validator4", "validator3"]
+    );
     for pair in spans.windows(2) {
         assert!(pair[1].1 >= pair[0].2, "overlap: {pair:?}");
     }
@@ -297,4 +325,528 @@ fn guts_a_validator_that_fails_gets_its_binary_back_and_the_rollout_stops() {
         assert_eq!(&lab.pid(v), pid, "{v} was restarted");
         assert_eq!(lab.served(v), "v1.0.0", "{v}");
     }
+}
+
+// ---- shared checks ----
+
+/// A lab whose runbook uses PostgreSQL: a database of the kit's private cluster, named after
+/// the test, given to lab.sh as DATABASE_URL.
+fn pg_lab(runbook: &'static str, test: &str) -> Option<(Lab, Database)> {
+    if !kit::require("pg_dump") || !kit::require("pg_restore") {
+        return None;
+    }
+    let db = kit::postgres::database(test)?;
+    let lab = Lab::start(
+        runbook,
+        &["python3", "setsid", "sha256sum"],
+        &[("DATABASE_URL", &db.url())],
+    )?;
+    Some((lab, db))
+}
+
+/// The columns of `table` in the PostgreSQL database, in order; empty when it does not exist.
+fn pg_columns(db: &Database, table: &str) -> Vec<String> {
+    db.sql(&format!(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = '{table}' ORDER BY ordinal_position"
+    ))
+}
+
+/// The columns of `table` in a SQLite file; empty when it does not exist.
+fn sqlite_columns(path: &Path, table: &str) -> Vec<String> {
+    let db = rusqlite::Connection::open(path).unwrap();
+    let mut query = db
+        .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+        .unwrap();
+    query
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Every file below `dir`, read as (lossy) text: where a secret must not be.
+fn texts_below(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().map(Result::unwrap) {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                todo.push(path);
+            } else if entry.file_type().unwrap().is_file() {
+                let bytes = std::fs::read(&path).unwrap();
+                found.push((path, String::from_utf8_lossy(&bytes).into_owned()));
+            }
+        }
+    }
+    found
+}
+
+/// Whether the process of pid file `relative` still runs.
+fn runs(lab: &Lab, relative: &str) -> bool {
+    let Ok(pid) = std::fs::read_to_string(lab.path().join(relative)) else {
+        return false;
+    };
+    !kit::gone(pid.trim().parse().unwrap(), Duration::ZERO)
+}
+
+// ---- Terragnos Core: a Compose stack, a bearer-token health check, PostgreSQL ----
+
+fn terragnos_upgrade(lab: &Lab, version: &str) -> kit::Outcome {
+    let env = format!("{}/.env", lab.s());
+    lab.run("upgrade.sh", &[version], &[("TERRAGNOS_ENV", &env)])
+}
+
+/// The api's token, from the lab's .env.
+fn terragnos_token(lab: &Lab) -> String {
+    let env = String::from_utf8(lab.file(".env")).unwrap();
+    env.lines()
+        .find_map(|l| l.strip_prefix("TERRAGNOS_API_TOKEN="))
+        .unwrap()
+        .to_string()
+}
+
+/// The version the api answers to a client with the token (and that it refuses one without).
+fn terragnos_api_version(lab: &Lab) -> String {
+    let bearer = format!("Authorization: Bearer {}", terragnos_token(lab));
+    let (status, body) = get(lab.port("api"), "/health/ready", &[&bearer]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(get(lab.port("api"), "/health/ready", &[]).0, 401);
+    version_in(&body)
+}
+
+#[test]
+fn terragnos_upgrades_the_stack_with_the_token_kept_out_of_sight() {
+    let Some((lab, db)) = pg_lab("terragnos", "rb_terragnos_ok") else {
+        return;
+    };
+    let out = terragnos_upgrade(&lab, "v1.5.0");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    let record = lab.record("state/upgrade-v1.5.0.json");
+    assert!(record.ok, "{record:#?}");
+    assert_eq!(
+        steps(&record),
+        [
+            "ugw-backup ok",
+            "ugw-backup ok",
+            "ugw-fetch ok",
+            "ugw-migrate ok",
+            "ugw-swap ok",
+            "ugw-wait-healthy ok",
+            "ugw-verify ok",
+            "ugw-migrate ok"
+        ]
+    );
+    // The backup is a pg_dump of this database.
+    assert_eq!(record.steps[0].result["pg"].as_array().unwrap().len(), 1);
+    assert_eq!(terragnos_api_version(&lab), "v1.5.0");
+    assert_eq!(lab.served("worker"), "v1.5.0");
+    // Expand before the swap, contract after it.
+    assert_eq!(pg_columns(&db, "items"), ["id", "name", "note"]);
+    assert!(pg_columns(&db, "legacy_sessions").is_empty());
+    // The token went to the api (it answers 401 without it) but nowhere anyone reads: not in
+    // what the run said, its records, or a command line.
+    let token = terragnos_token(&lab);
+    assert!(!out.stdout.contains(&token) && !out.stderr.contains(&token));
+    for (path, text) in texts_below(&lab.path().join("state")) {
+        assert!(!text.contains(&token), "{} holds the token", path.display());
+    }
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", lab.pid("api").trim())).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains(&token));
+}
+
+#[test]
+fn terragnos_a_release_that_fails_is_rolled_back_and_the_database_restored() {
+    let Some((lab, db)) = pg_lab("terragnos", "rb_terragnos_bad") else {
+        return;
+    };
+    let out = terragnos_upgrade(&lab, "v1.6.0");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+
+    let record = lab.record("state/upgrade-v1.6.0.json");
+    assert!(!record.ok);
+    assert_eq!(
+        steps(&record),
+        [
+            "ugw-backup ok",
+            "ugw-backup ok",
+            "ugw-fetch ok",
+            "ugw-migrate ok",
+            "ugw-swap ok",
+            "ugw-wait-healthy failed",
+            "ugw-verify skipped",
+            "ugw-migrate skipped",
+            "ugw-swap ok",
+            "ugw-backup ok",
+            "ugw-wait-healthy ok"
+        ]
+    );
+    assert_eq!(record.steps[5].error_kind(), "fail_condition");
+    assert_eq!(terragnos_api_version(&lab), "v1.4.0");
+    assert_eq!(lab.served("worker"), "v1.4.0");
+    assert_eq!(
+        std::fs::read_link(lab.path().join("stack/current")).unwrap(),
+        Path::new("releases/v1.4.0")
+    );
+    assert!(lab.exists("stack/releases/v1.6.0/.ugw-failed"));
+    // The bad release's migrations (v1.5.0's and its own) are gone with the restore.
+    assert_eq!(pg_columns(&db, "items"), ["id", "name"]);
+    assert_eq!(pg_columns(&db, "legacy_sessions"), ["id", "token"]);
+    assert_eq!(db.sql("SELECT version FROM ugw_migrations"), ["1"]);
+}
+
+// ---- GitPulse: calendar versions, SQLite, maintenance mode, smoke test, restore ----
+
+fn gitpulse_lab() -> Option<Lab> {
+    Lab::start("gitpulse", &["python3", "setsid", "sha256sum"], &[])
+}
+
+fn gitpulse_update(lab: &Lab, version: &str) -> kit::Outcome {
+    let env = format!("{}/gitpulse.env", lab.s());
+    lab.run("update.sh", &[version], &[("GITPULSE_ENV", &env)])
+}
+
+#[test]
+fn gitpulse_updates_to_a_calendar_version_through_maintenance_mode() {
+    let Some(lab) = gitpulse_lab() else { return };
+    let out = gitpulse_update(&lab, "2026.5.17.post4");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    let record = lab.record("state/update-2026.5.17.post4.json");
+    assert!(record.ok, "{record:#?}");
+    assert_eq!(
+        steps(&record),
+        [
+            "ugw-backup ok",
+            "ugw-backup ok",
+            "ugw-fetch ok",
+            "ugw-drain ok",
+            "ugw-migrate ok",
+            "ugw-swap ok",
+            "ugw-wait-healthy ok",
+            "ugw-verify ok",
+            "ugw-migrate ok",
+            "ugw-drain ok"
+        ]
+    );
+    assert_eq!(record.steps[2].result["version"], "2026.5.17.post4");
+    assert_eq!(lab.served("api"), "2026.5.17.post4");
+    assert_eq!(lab.served("worker"), "2026.5.17.post4");
+    // Out of maintenance mode again: the flag is gone and the balancer's check passes.
+    assert!(!lab.exists("maintenance"));
+    assert_eq!(get(lab.port("api"), "/health/lb", &[]).0, 200);
+    // The smoke test's item was created and deleted on the new release.
+    let (status, items) = get(lab.port("api"), "/items", &[]);
+    assert_eq!((status, items.as_str()), (200, r#"{"items":[]}"#));
+    let db = lab.path().join("data/gitpulse.db");
+    assert_eq!(sqlite_columns(&db, "items"), ["id", "name", "note"]);
+    assert!(sqlite_columns(&db, "legacy_sessions").is_empty());
+    assert!(lab.exists("state/backups/gitpulse-2026.5.15-before-2026.5.17.post4.tar.gz"));
+}
+
+#[test]
+fn gitpulse_rolls_a_bad_release_back_by_restoring_the_backup() {
+    let Some(lab) = gitpulse_lab() else { return };
+    // Written after the backup's snapshot would be lost by a restore; written before, kept.
+    let upload = lab.path().join("data/uploads/avatar.png");
+    let before = std::fs::read(&upload).unwrap();
+    let out = gitpulse_update(&lab, "2026.5.17.post5");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+
+    let record = lab.record("state/update-2026.5.17.post5.json");
+    assert!(!record.ok);
+    assert_eq!(
+        steps(&record),
+        [
+            "ugw-backup ok",
+            "ugw-backup ok",
+            "ugw-fetch ok",
+            "ugw-drain ok",
+            "ugw-migrate ok",
+            "ugw-swap ok",
+            "ugw-wait-healthy failed",
+            "ugw-verify skipped",
+            "ugw-migrate skipped",
+            "ugw-drain skipped",
+            "ugw-swap ok",
+            "ugw-backup ok",
+            "ugw-wait-healthy ok",
+            "ugw-drain ok"
+        ]
+    );
+    assert_eq!(lab.served("api"), "2026.5.15");
+    assert_eq!(lab.served("worker"), "2026.5.15");
+    assert!(lab.exists("gitpulse/releases/2026.5.17.post5/.ugw-failed"));
+    // The database as the backup had it: neither release's column, v1's table back.
+    let db = lab.path().join("data/gitpulse.db");
+    assert_eq!(sqlite_columns(&db, "items"), ["id", "name"]);
+    assert_eq!(sqlite_columns(&db, "legacy_sessions"), ["id", "token"]);
+    assert_eq!(std::fs::read(&upload).unwrap(), before);
+    // Back in service only after the old release answered again.
+    assert!(!lab.exists("maintenance"));
+    assert_eq!(get(lab.port("api"), "/health/lb", &[]).0, 200);
+    let (healthy, undone) = (span(&record.steps[12]).1, span(&record.steps[13]).0);
+    assert!(
+        undone >= healthy,
+        "maintenance ended before the old release was healthy"
+    );
+}
+
+// ---- GitLab: Rails nodes behind nginx, an Ansible play, post-deployment migrations ----
+
+const RAILS: [&str; 3] = ["rails1", "rails2", "rails3"];
+
+fn gitlab_upgrade(lab: &Lab, version: &str) -> kit::Outcome {
+    let inventory = format!("{}/inventory.yml", lab.s());
+    let playbook = lab.script("zero-downtime-upgrade.yml");
+    let temp = format!("{}/ansible-tmp", lab.s());
+    let out = lab.program(
+        "ansible-playbook",
+        &[
+            "-i",
+            &inventory,
+            &playbook,
+            "-e",
+            &format!("gitlab_version={version}"),
+        ],
+        &[
+            ("ANSIBLE_LOCAL_TEMP", &temp),
+            ("ANSIBLE_REMOTE_TEMP", &temp),
+            ("ANSIBLE_NOCOLOR", "1"),
+            ("ANSIBLE_RETRY_FILES_ENABLED", "0"),
+        ],
+    );
+    eprintln!("ansible-playbook said:\n{}{}", out.stdout, out.stderr);
+    out
+}
+
+fn gitlab_lab(test: &str) -> Option<(Lab, Database)> {
+    if !kit::require("ansible-playbook") || !kit::require("nginx") {
+        return None;
+    }
+    pg_lab("gitlab", test)
+}
+
+/// The version a Rails node answers through its nginx (the load balancer's view).
+fn through_nginx(lab: &Lab, node: &str) -> (u16, String) {
+    let port = String::from_utf8(lab.file(&format!("{node}/nginx_port"))).unwrap();
+    get(port.trim().parse().unwrap(), "/-/readiness", &[])
+}
+
+#[test]
+fn gitlab_rails_nodes_one_at_a_time_and_post_migrations_after_all_of_them() {
+    let Some((lab, db)) = gitlab_lab("rb_gitlab_ok") else {
+        return;
+    };
+    let nginx_before: Vec<String> = RAILS
+        .iter()
+        .map(|n| String::from_utf8(lab.file(&format!("{n}/nginx.pid"))).unwrap())
+        .collect();
+    let out = gitlab_upgrade(&lab, "16.2.0");
+    assert_eq!(out.code, 0);
+
+    let mut spans = Vec::new();
+    for (node, old_nginx) in RAILS.iter().zip(&nginx_before) {
+        let record = lab.record(&format!("{node}/upgrade-16.2.0.json"));
+        assert!(record.ok, "{node}: {record:#?}");
+        let mut expected = vec!["ugw-drain ok", "ugw-fetch ok"];
+        if *node == "rails1" {
+            expected.push("ugw-migrate ok");
+        }
+        expected.extend(["ugw-swap ok", "ugw-wait-healthy ok", "ugw-wait-healthy ok"]);
+        if *node == "rails1" {
+            expected.push("ugw-migrate ok");
+        }
+        assert_eq!(steps(&record), expected, "{node}");
+        assert!(record.steps.iter().all(|s| s.host == *node), "{record:#?}");
+        // nginx was drained (its old master is gone) and started again; the node answers the
+        // new release through it.
+        assert!(kit::gone(old_nginx.trim().parse().unwrap(), Duration::ZERO));
+        let (status, body) = through_nginx(&lab, node);
+        assert_eq!(
+            (status, version_in(&body).as_str()),
+            (200, "16.2.0"),
+            "{node}"
+        );
+        spans.push((span(&record.steps[0]).0, span(&record.steps[4]).1));
+        if *node == "rails1" {
+            assert_eq!(record.steps[2].result["phase"], "pre");
+            assert_eq!(record.steps[6].result["phase"], "post");
+            spans.push((span(&record.steps[6]).0, span(&record.steps[6]).1));
+        }
+    }
+    // One node at a time, the deploy node first, and the post-deployment migrations (kept
+    // second in `spans`) only after the last node was ready.
+    let post = spans.remove(1);
+    for pair in spans.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "nodes overlap: {spans:?}");
+    }
+    assert!(
+        post.0 >= spans[2].1,
+        "post migrations before rails3 was done"
+    );
+    assert_eq!(pg_columns(&db, "items"), ["id", "name", "note"]);
+    assert!(pg_columns(&db, "legacy_sessions").is_empty());
+}
+
+#[test]
+fn gitlab_a_failed_deploy_node_is_rolled_back_left_drained_and_stops_the_play() {
+    let Some((lab, db)) = gitlab_lab("rb_gitlab_bad") else {
+        return;
+    };
+    let pids: Vec<String> = RAILS
+        .iter()
+        .map(|n| String::from_utf8(lab.file(&format!("{n}/nginx.pid"))).unwrap())
+        .collect();
+    let out = gitlab_upgrade(&lab, "16.2.1");
+    assert_eq!(out.code, 2, "ansible-playbook's code for a failed host");
+
+    let record = lab.record("rails1/upgrade-16.2.1.json");
+    assert!(!record.ok);
+    assert_eq!(
+        steps(&record),
+        [
+            "ugw-drain ok",
+            "ugw-fetch ok",
+            "ugw-migrate ok",
+            "ugw-swap ok",
+            "ugw-wait-healthy failed",
+            "ugw-swap ok",
+            "ugw-wait-healthy ok"
+        ]
+    );
+    // rails1 runs 16.1.0 again, behind an nginx that stays stopped: out of traffic.
+    assert_eq!(lab.served("rails1"), "16.1.0");
+    assert!(kit::gone(pids[0].trim().parse().unwrap(), Duration::ZERO));
+    assert!(!runs(&lab, "rails1/nginx.pid"));
+    assert_eq!(through_nginx(&lab, "rails1").0, 0, "nothing listens");
+    // The other nodes were never touched, and the post-deployment migrations never ran.
+    for (node, pid) in RAILS.iter().zip(&pids).skip(1) {
+        assert!(
+            !lab.exists(&format!("{node}/upgrade-16.2.1.json")),
+            "{node}"
+        );
+        assert_eq!(
+            &String::from_utf8(lab.file(&format!("{node}/nginx.pid"))).unwrap(),
+            pid
+        );
+        let (status, body) = through_nginx(&lab, node);
+        assert_eq!(
+            (status, version_in(&body).as_str()),
+            (200, "16.1.0"),
+            "{node}"
+        );
+    }
+    assert_eq!(pg_columns(&db, "legacy_sessions"), ["id", "token"]);
+}
+
+// ---- Keeptrusts: database, API, console, then gateways one at a time ----
+
+const COMPONENTS: [&str; 4] = ["api", "console", "gateway1", "gateway2"];
+
+fn keeptrusts_update(lab: &Lab, version: &str) -> kit::Outcome {
+    let conf = format!("{}/upgrade.conf", lab.s());
+    lab.run(
+        "rolling-update.sh",
+        &[version],
+        &[("KEEPTRUSTS_CONF", &conf)],
+    )
+}
+
+#[test]
+fn keeptrusts_updates_in_dependency_order_with_gateways_one_at_a_time() {
+    let Some((lab, db)) = pg_lab("keeptrusts", "rb_keeptrusts_ok") else {
+        return;
+    };
+    let out = keeptrusts_update(&lab, "2.5.0");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    let record = lab.record("state/rolling-update-2.5.0.json");
+    assert!(record.ok, "{record:#?}");
+    assert!(record.steps.iter().all(|s| s.status == "ok"));
+    // Who did what, in order: the swaps and the gateways' drains, checks and returns.
+    let order: Vec<String> = record
+        .steps
+        .iter()
+        .filter(|s| ["ugw-swap", "ugw-drain", "ugw-migrate"].contains(&s.tool.as_str()))
+        .map(|s| format!("{} {}", s.tool, s.host))
+        .collect();
+    let host = &record.steps[0].host;
+    assert_eq!(
+        order,
+        [
+            format!("ugw-migrate {host}"),
+            "ugw-swap api".into(),
+            "ugw-swap console".into(),
+            "ugw-drain gateway1".into(),
+            "ugw-swap gateway1".into(),
+            "ugw-drain gateway1".into(),
+            "ugw-drain gateway2".into(),
+            "ugw-swap gateway2".into(),
+            "ugw-drain gateway2".into(),
+            format!("ugw-migrate {host}"),
+            format!("ugw-migrate {host}"),
+        ]
+    );
+    // Each gateway was checked while still out of the balancer, before it went back.
+    for gateway in ["gateway1", "gateway2"] {
+        let at = |tool: &str| {
+            record
+                .steps
+                .iter()
+                .rposition(|s| s.tool == tool && s.host == gateway)
+                .unwrap()
+        };
+        assert!(at("ugw-swap") < at("ugw-verify") && at("ugw-verify") < at("ugw-drain"));
+        assert!(!lab.exists(&format!("{gateway}/lb-drained")));
+    }
+    for c in COMPONENTS {
+        assert_eq!(lab.served(c), "2.5.0", "{c}");
+    }
+    assert_eq!(pg_columns(&db, "items"), ["id", "name", "note"]);
+    assert!(pg_columns(&db, "legacy_sessions").is_empty());
+}
+
+#[test]
+fn keeptrusts_a_failed_api_takes_the_platform_back_and_restores_the_database() {
+    let Some((lab, db)) = pg_lab("keeptrusts", "rb_keeptrusts_bad") else {
+        return;
+    };
+    let pids: Vec<String> = COMPONENTS.iter().map(|c| lab.pid(c)).collect();
+    let out = keeptrusts_update(&lab, "2.5.1");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+
+    let record = lab.record("state/rolling-update-2.5.1.json");
+    assert!(!record.ok);
+    let failed: Vec<String> = record
+        .steps
+        .iter()
+        .filter(|s| s.status != "ok")
+        .map(|s| format!("{} {} {}", s.tool, s.host, s.status))
+        .collect();
+    assert_eq!(failed, ["ugw-wait-healthy api failed"]);
+    let tail: Vec<String> = steps(&record).split_off(record.steps.len() - 6);
+    assert_eq!(
+        tail,
+        [
+            "ugw-swap ok",
+            "ugw-backup ok",
+            "ugw-wait-healthy ok",
+            "ugw-wait-healthy ok",
+            "ugw-wait-healthy ok",
+            "ugw-wait-healthy ok"
+        ]
+    );
+    for c in COMPONENTS {
+        assert_eq!(lab.served(c), "2.4.0", "{c}");
+    }
+    assert!(lab.exists("api/releases/2.5.1/.ugw-failed"));
+    // Only the api had moved: the console and gateways kept their process and release.
+    for (c, pid) in COMPONENTS.iter().zip(&pids).skip(1) {
+        assert_eq!(&lab.pid(c), pid, "{c} was restarted");
+        assert!(!lab.exists(&format!("{c}/releases/2.5.1")), "{c}");
+    }
+    assert_eq!(pg_columns(&db, "items"), ["id", "name"]);
+    assert_eq!(pg_columns(&db, "legacy_sessions"), ["id", "token"]);
 }

@@ -78,6 +78,7 @@ for n in rails1 rails2 rails3; do
   lab_service "$n" "$LAB/$n"
   app_port=$PORT
   nginx_port=$(free_port)
+  echo "$nginx_port" >"$LAB/$n/nginx_port"
   write_gitlab_ctl "$LAB/$n" "$nginx_port" "$app_port"
   inventory+="
         $n: {node_dir: $LAB/$n, app_port: $app_port, nginx_port: $nginx_port}"

@@ -850,3 +850,51 @@ fn keeptrusts_a_failed_api_takes_the_platform_back_and_restores_the_database() {
     assert_eq!(pg_columns(&db, "items"), ["id", "name"]);
     assert_eq!(pg_columns(&db, "legacy_sessions"), ["id", "token"]);
 }
+
+// ---- the README's tables ----
+
+/// Every `FOLDER/FILE:LINE` the README's tables name holds, on that line, the first snippet
+/// of the row's "with ugw" column: the tables cannot drift from the runbooks they describe.
+#[test]
+fn the_readme_tables_point_at_the_lines_that_do_each_step() {
+    let readme = std::fs::read_to_string(examples().join("README.md")).unwrap();
+    let mut per_file = std::collections::BTreeMap::<String, usize>::new();
+    for row in readme.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let Some(place) = cells.last().and_then(|c| backticked(c)) else {
+            continue;
+        };
+        let Some((file, line)) = place.rsplit_once(':') else {
+            continue;
+        };
+        let Ok(line) = line.parse::<usize>() else {
+            continue;
+        };
+        let snippet = backticked(cells[1]).unwrap_or_else(|| panic!("no snippet: {row}"));
+        let text = std::fs::read_to_string(examples().join(file)).unwrap();
+        let at = text.lines().nth(line - 1).unwrap_or_default();
+        assert!(
+            at.contains(snippet),
+            "{file}:{line} is {at:?}, not {snippet:?}"
+        );
+        *per_file.entry(file.to_string()).or_default() += 1;
+    }
+    let files: Vec<&str> = per_file.keys().map(String::as_str).collect();
+    assert_eq!(
+        files,
+        [
+            "gitlab/zero-downtime-upgrade.yml",
+            "gitpulse/update.sh",
+            "guts/validator-upgrade.sh",
+            "keeptrusts/rolling-update.sh",
+            "terragnos/upgrade.sh"
+        ]
+    );
+    assert!(per_file.values().all(|&n| n >= 10), "{per_file:?}");
+}
+
+/// The text of the first `…` in `cell`.
+fn backticked(cell: &str) -> Option<&str> {
+    let (_, rest) = cell.split_once('`')?;
+    Some(rest.split_once('`')?.0)
+}

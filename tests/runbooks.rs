@@ -52,9 +52,9 @@ impl Lab {
     /// Run the runbook's `script` with `args` and `env`, as an operator would (stdin closed).
     fn run(&self, script: &str, args: &[&str], env: &[(&str, &str)]) -> kit::Outcome {
         let script = self.script(script);
-        let mut argv = vec![script.as_str()];
-        argv.extend_from_slice(args);
-        let out = self.bash(&argv, env);
+        let mut command_line = vec![script.as_str()];
+        command_line.extend_from_slice(args);
+        let out = self.bash(&command_line, env);
         eprintln!("{} said:\n{}{}", self.runbook, out.stdout, out.stderr);
         out
     }
@@ -167,7 +167,7 @@ fn get(port: u16, path: &str, headers: &[&str]) -> (u16, String) {
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    let extra = headers.join("\r\n") + if headers.is_empty() { "" } else { "\r\n" };
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n"
@@ -330,7 +330,7 @@ fn guts_a_validator_that_fails_gets_its_binary_back_and_the_rollout_stops() {
 // ---- shared checks ----
 
 /// A lab whose runbook uses PostgreSQL: a database of the kit's private cluster, named after
-/// the test, given to lab.sh as DATABASE_URL.
+/// the test, given to lab.sh as `DATABASE_URL`.
 fn pg_lab(runbook: &'static str, test: &str) -> Option<(Lab, Database)> {
     if !kit::require("pg_dump") || !kit::require("pg_restore") {
         return None;

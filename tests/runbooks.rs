@@ -161,9 +161,12 @@ fn tools_built(runbook: &str) -> bool {
     false
 }
 
-/// GET `path` on 127.0.0.1:`port` with `headers`: the status and the body.
+/// GET `path` on 127.0.0.1:`port` with `headers`: the status and the body; status 0 when
+/// nothing listens there.
 fn get(port: u16, path: &str, headers: &[&str]) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -438,8 +441,13 @@ fn terragnos_upgrades_the_stack_with_the_token_kept_out_of_sight() {
             "ugw-migrate ok"
         ]
     );
-    // The backup is a pg_dump of this database.
+    // The backup is a pg_dump of this database; the client's view passed its three checks.
     assert_eq!(record.steps[0].result["pg"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        record.steps[6].result["passed"], 3,
+        "{:#}",
+        record.steps[6].result
+    );
     assert_eq!(terragnos_api_version(&lab), "v1.5.0");
     assert_eq!(lab.served("worker"), "v1.5.0");
     // Expand before the swap, contract after it.
@@ -531,6 +539,34 @@ fn gitpulse_updates_to_a_calendar_version_through_maintenance_mode() {
         ]
     );
     assert_eq!(record.steps[2].result["version"], "2026.5.17.post4");
+    // Maintenance mode: the flag file put there, waited out to zero in flight, then removed.
+    let flag = lab.path().join("maintenance").display().to_string();
+    let (on, off) = (&record.steps[3].result, &record.steps[9].result);
+    assert_eq!(
+        (
+            &on["method"],
+            &on["flag_file"],
+            &on["state_after"],
+            &on["inflight_end"]
+        ),
+        (
+            &"flag_file".into(),
+            &flag.clone().into(),
+            &"present".into(),
+            &0.into()
+        ),
+        "{on:#}"
+    );
+    assert_eq!(
+        (&off["undo"], &off["flag_file"], &off["state_after"]),
+        (&true.into(), &flag.into(), &"absent".into()),
+        "{off:#}"
+    );
+    assert_eq!(
+        record.steps[7].result["passed"], 4,
+        "{:#}",
+        record.steps[7].result
+    );
     assert_eq!(lab.served("api"), "2026.5.17.post4");
     assert_eq!(lab.served("worker"), "2026.5.17.post4");
     // Out of maintenance mode again: the flag is gone and the balancer's check passes.
@@ -660,6 +696,9 @@ fn gitlab_rails_nodes_one_at_a_time_and_post_migrations_after_all_of_them() {
         }
         assert_eq!(steps(&record), expected, "{node}");
         assert!(record.steps.iter().all(|s| s.host == *node), "{record:#?}");
+        let drained = &record.steps[0].result;
+        assert_eq!(drained["method"], "signal", "{drained:#}");
+        assert_eq!(drained["pid"].to_string(), old_nginx.trim(), "{drained:#}");
         // nginx was drained (its old master is gone) and started again; the node answers the
         // new release through it.
         assert!(kit::gone(old_nginx.trim().parse().unwrap(), Duration::ZERO));
@@ -801,6 +840,18 @@ fn keeptrusts_updates_in_dependency_order_with_gateways_one_at_a_time() {
         assert!(at("ugw-swap") < at("ugw-verify") && at("ugw-verify") < at("ugw-drain"));
         assert!(!lab.exists(&format!("{gateway}/lb-drained")));
     }
+    // Compared with the baseline taken before anything changed: latency and memory judged.
+    let compared = &record.steps.last().unwrap().result;
+    let measures: Vec<&str> = compared["comparison"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no comparison: {compared:#}"))
+        .iter()
+        .map(|c| c["measure"].as_str().unwrap())
+        .collect();
+    assert!(
+        measures.contains(&"p95_ms") && measures.contains(&"memory_bytes"),
+        "{compared:#}"
+    );
     for c in COMPONENTS {
         assert_eq!(lab.served(c), "2.5.0", "{c}");
     }

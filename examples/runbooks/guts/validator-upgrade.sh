@@ -75,5 +75,5 @@ checks=()
 for v in "${VALIDATORS[@]}"; do
   checks+=(--http "$(url "$v")/health/ready" --expect ".version == \"$version\"")
 done
-ugw-verify --in none "${checks[@]}" --record "$STATE/records/fleet.json" --new --output none
+ugw-verify "${checks[@]}" --record "$STATE/records/fleet.json" --new --output none
 say "all validators run $version"

@@ -27,6 +27,8 @@ cat >"$LAB/upgrade.conf" <<CONF
 RELEASES=$RELEASES
 STATE=$LAB/state
 DATABASE_URL='$DATABASE_URL'
+# The lab shares a small machine with its tests: latency jitters by tens of milliseconds.
+LATENCY_FLOOR=100ms
 GATEWAYS=(gateway1 gateway2)
 root() { echo $(printf '%q' "$LAB")/\$1; }
 url() { echo "http://127.0.0.1:\$(cat $(printf '%q' "$LAB")/\$1/port)"; }

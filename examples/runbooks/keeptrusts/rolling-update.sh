@@ -95,7 +95,8 @@ upgrade() {
     versions+=(--http "$(url "$c")/health/ready" --expect ".version == \"$version\"")
   done
   step ugw-verify "${versions[@]}"
-  step ugw-verify --compare --checks "$here/platform-checks.json"
+  step ugw-verify --compare --checks "$here/platform-checks.json" \
+    --latency-floor "${LATENCY_FLOOR:-5ms}"
 }
 
 # In a subshell of its own, so that `set -e` stops it at the first failed step (in a

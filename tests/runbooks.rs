@@ -204,6 +204,15 @@ fn steps(record: &Record) -> Vec<String> {
         .collect()
 }
 
+/// The record at `relative`, which must be ok (or failed) with exactly these steps.
+#[track_caller]
+fn record_with(lab: &Lab, relative: &str, ok: bool, expected: &[&str]) -> Record {
+    let record = lab.record(relative);
+    assert_eq!(record.ok, ok, "{relative}: {record:#?}");
+    assert_eq!(steps(&record), expected, "{relative}");
+    record
+}
+
 /// When a step started and ended, in ms since the epoch (the record's UTC timestamps).
 fn span(step: &kit::Step) -> (u64, u64) {
     let start = epoch_ms(&step.started);
@@ -251,17 +260,16 @@ fn guts_validators_go_one_at_a_time_and_the_leader_last() {
     let old = lab.file("www/guts-node-v1.0.0-linux-amd64");
     let mut spans = Vec::new();
     for v in VALIDATORS {
-        let record = lab.record(&format!("state/records/{v}.json"));
-        assert!(record.ok, "{v}: {record:#?}");
-        assert_eq!(
-            steps(&record),
-            [
+        let record = record_with(
+            &lab,
+            &format!("state/records/{v}.json"),
+            true,
+            &[
                 "ugw-backup ok",
                 "ugw-fetch ok",
                 "ugw-swap ok",
-                "ugw-wait-healthy ok"
+                "ugw-wait-healthy ok",
             ],
-            "{v}"
         );
         assert!(record.steps.iter().all(|s| s.host == v), "{record:#?}");
         assert_eq!(lab.served(v), "v1.1.0", "{v}");
@@ -277,7 +285,7 @@ fn guts_validators_go_one_at_a_time_and_the_leader_last() {
     let order: Vec<&str> = spans.iter().map(|&(v, _, _)| v).collect();
     assert_eq!(
         order,
-        ["validator1", "validator2", "validator4", "validator3"]
+        ["validator1", "validator2", "validator4", "validator3"],
     );
     for pair in spans.windows(2) {
         assert!(pair[1].1 >= pair[0].2, "overlap: {pair:?}");
@@ -294,18 +302,18 @@ fn guts_a_validator_that_fails_gets_its_binary_back_and_the_rollout_stops() {
     let out = guts_upgrade(&lab, "v1.2.0");
     assert_eq!(out.code, 1, "{}", out.stderr);
 
-    let record = lab.record("state/records/validator1.json");
-    assert!(!record.ok);
-    assert_eq!(
-        steps(&record),
-        [
+    let record = record_with(
+        &lab,
+        "state/records/validator1.json",
+        false,
+        &[
             "ugw-backup ok",
             "ugw-fetch ok",
             "ugw-swap ok",
             "ugw-wait-healthy failed",
             "ugw-swap ok",
-            "ugw-wait-healthy ok"
-        ]
+            "ugw-wait-healthy ok",
+        ],
     );
     assert_eq!(record.steps[3].error_kind(), "fail_condition");
     // The binary marked failed is the one fetched (by its sha256).
@@ -426,11 +434,11 @@ fn terragnos_upgrades_the_stack_with_the_token_kept_out_of_sight() {
     let out = terragnos_upgrade(&lab, "v1.5.0");
     assert_eq!(out.code, 0, "{}", out.stderr);
 
-    let record = lab.record("state/upgrade-v1.5.0.json");
-    assert!(record.ok, "{record:#?}");
-    assert_eq!(
-        steps(&record),
-        [
+    let record = record_with(
+        &lab,
+        "state/upgrade-v1.5.0.json",
+        true,
+        &[
             "ugw-backup ok",
             "ugw-backup ok",
             "ugw-fetch ok",
@@ -438,8 +446,8 @@ fn terragnos_upgrades_the_stack_with_the_token_kept_out_of_sight() {
             "ugw-swap ok",
             "ugw-wait-healthy ok",
             "ugw-verify ok",
-            "ugw-migrate ok"
-        ]
+            "ugw-migrate ok",
+        ],
     );
     // The backup is a pg_dump of this database; the client's view passed its three checks.
     assert_eq!(record.steps[0].result["pg"].as_array().unwrap().len(), 1);
@@ -472,11 +480,11 @@ fn terragnos_a_release_that_fails_is_rolled_back_and_the_database_restored() {
     let out = terragnos_upgrade(&lab, "v1.6.0");
     assert_eq!(out.code, 1, "{}", out.stderr);
 
-    let record = lab.record("state/upgrade-v1.6.0.json");
-    assert!(!record.ok);
-    assert_eq!(
-        steps(&record),
-        [
+    let record = record_with(
+        &lab,
+        "state/upgrade-v1.6.0.json",
+        false,
+        &[
             "ugw-backup ok",
             "ugw-backup ok",
             "ugw-fetch ok",
@@ -487,8 +495,8 @@ fn terragnos_a_release_that_fails_is_rolled_back_and_the_database_restored() {
             "ugw-migrate skipped",
             "ugw-swap ok",
             "ugw-backup ok",
-            "ugw-wait-healthy ok"
-        ]
+            "ugw-wait-healthy ok",
+        ],
     );
     assert_eq!(record.steps[5].error_kind(), "fail_condition");
     assert_eq!(terragnos_api_version(&lab), "v1.4.0");
@@ -521,11 +529,11 @@ fn gitpulse_updates_to_a_calendar_version_through_maintenance_mode() {
     let out = gitpulse_update(&lab, "2026.5.17.post4");
     assert_eq!(out.code, 0, "{}", out.stderr);
 
-    let record = lab.record("state/update-2026.5.17.post4.json");
-    assert!(record.ok, "{record:#?}");
-    assert_eq!(
-        steps(&record),
-        [
+    let record = record_with(
+        &lab,
+        "state/update-2026.5.17.post4.json",
+        true,
+        &[
             "ugw-backup ok",
             "ugw-backup ok",
             "ugw-fetch ok",
@@ -535,8 +543,8 @@ fn gitpulse_updates_to_a_calendar_version_through_maintenance_mode() {
             "ugw-wait-healthy ok",
             "ugw-verify ok",
             "ugw-migrate ok",
-            "ugw-drain ok"
-        ]
+            "ugw-drain ok",
+        ],
     );
     assert_eq!(record.steps[2].result["version"], "2026.5.17.post4");
     // Maintenance mode: the flag file put there, waited out to zero in flight, then removed.
@@ -590,11 +598,11 @@ fn gitpulse_rolls_a_bad_release_back_by_restoring_the_backup() {
     let out = gitpulse_update(&lab, "2026.5.17.post5");
     assert_eq!(out.code, 1, "{}", out.stderr);
 
-    let record = lab.record("state/update-2026.5.17.post5.json");
-    assert!(!record.ok);
-    assert_eq!(
-        steps(&record),
-        [
+    let record = record_with(
+        &lab,
+        "state/update-2026.5.17.post5.json",
+        false,
+        &[
             "ugw-backup ok",
             "ugw-backup ok",
             "ugw-fetch ok",
@@ -608,8 +616,8 @@ fn gitpulse_rolls_a_bad_release_back_by_restoring_the_backup() {
             "ugw-swap ok",
             "ugw-backup ok",
             "ugw-wait-healthy ok",
-            "ugw-drain ok"
-        ]
+            "ugw-drain ok",
+        ],
     );
     assert_eq!(lab.served("api"), "2026.5.15");
     assert_eq!(lab.served("worker"), "2026.5.15");
@@ -684,8 +692,6 @@ fn gitlab_rails_nodes_one_at_a_time_and_post_migrations_after_all_of_them() {
 
     let mut spans = Vec::new();
     for (node, old_nginx) in RAILS.iter().zip(&nginx_before) {
-        let record = lab.record(&format!("{node}/upgrade-16.2.0.json"));
-        assert!(record.ok, "{node}: {record:#?}");
         let mut expected = vec!["ugw-drain ok", "ugw-fetch ok"];
         if *node == "rails1" {
             expected.push("ugw-migrate ok");
@@ -694,7 +700,12 @@ fn gitlab_rails_nodes_one_at_a_time_and_post_migrations_after_all_of_them() {
         if *node == "rails1" {
             expected.push("ugw-migrate ok");
         }
-        assert_eq!(steps(&record), expected, "{node}");
+        let record = record_with(
+            &lab,
+            &format!("{node}/upgrade-16.2.0.json"),
+            true,
+            &expected,
+        );
         assert!(record.steps.iter().all(|s| s.host == *node), "{record:#?}");
         let drained = &record.steps[0].result;
         assert_eq!(drained["method"], "signal", "{drained:#}");
@@ -741,19 +752,19 @@ fn gitlab_a_failed_deploy_node_is_rolled_back_left_drained_and_stops_the_play() 
     let out = gitlab_upgrade(&lab, "16.2.1");
     assert_eq!(out.code, 2, "ansible-playbook's code for a failed host");
 
-    let record = lab.record("rails1/upgrade-16.2.1.json");
-    assert!(!record.ok);
-    assert_eq!(
-        steps(&record),
-        [
+    record_with(
+        &lab,
+        "rails1/upgrade-16.2.1.json",
+        false,
+        &[
             "ugw-drain ok",
             "ugw-fetch ok",
             "ugw-migrate ok",
             "ugw-swap ok",
             "ugw-wait-healthy failed",
             "ugw-swap ok",
-            "ugw-wait-healthy ok"
-        ]
+            "ugw-wait-healthy ok",
+        ],
     );
     // rails1 runs 16.1.0 again, behind an nginx that stays stopped: out of traffic.
     assert_eq!(lab.served("rails1"), "16.1.0");

@@ -18,10 +18,30 @@ lab_start() {
   export PATH="$BIN:$PATH"
 }
 
+# lab_database: the PostgreSQL database a lab may change, from DATABASE_URL.
+lab_database() {
+  : "${DATABASE_URL:?this lab needs a PostgreSQL database it may change, in DATABASE_URL}"
+}
+
 # lab_release VERSION MIGRATION_FOLDER... -- APP_FLAGS...: app-VERSION-linux-amd64.tar.gz (bin/app
 # and migrations/) in LAB/www, as a CI job would pack it.
 lab_release() {
   pack_release "$LAB/www" "$LAB/build" "$BIN/ugw-demo-app" "$@"
+}
+
+# lab_releases MIGRATIONS OLD NEW BAD NEW_APP_FLAGS...: the three releases of a lab, served
+# (lab_serve): OLD with the migrations of MIGRATIONS/v1, NEW with v1 and v2 (NEW_APP_FLAGS: what
+# the new release needs, e.g. --require-column), and BAD with v1 to v3 and a health check that
+# answers 500 (the failure path's release).
+lab_releases() {
+  local migrations old=$2 new=$3 bad=$4
+  migrations=$(cd "$1" && pwd)
+  shift 4
+  lab_release "$old" "$migrations/v1" --
+  lab_release "$new" "$migrations/v1" "$migrations/v2" -- "$@"
+  lab_release "$bad" "$migrations/v1" "$migrations/v2" "$migrations/v3" -- "$@" \
+    --fail-status 500 --status-field broken
+  lab_serve
 }
 
 # lab_binary_release NAME VERSION APP_FLAGS...: NAME-VERSION-linux-amd64 in LAB/www, a single

@@ -9,14 +9,8 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 lab_start "$1"
-: "${DATABASE_URL:?the lab needs a PostgreSQL database it may change, in DATABASE_URL}"
-
-migrations=$(cd "$(dirname "$0")/../pg-migrations" && pwd)
-lab_release 16.1.0 "$migrations/v1" --
-lab_release 16.2.0 "$migrations/v1" "$migrations/v2" --
-lab_release 16.2.1 "$migrations/v1" "$migrations/v2" "$migrations/v3" -- \
-  --fail-status 500 --status-field broken
-lab_serve
+lab_database
+lab_releases "$(dirname "$0")/../pg-migrations" 16.1.0 16.2.0 16.2.1
 
 # gitlab-ctl of a node: `restart` (puma, then nginx), `restart puma`, `start nginx`. nginx
 # daemonizes (it leaves our session) and writes NODE/nginx.pid, what the drain signals.

@@ -9,12 +9,8 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 lab_start "$1"
 
-migrations=$(cd "$(dirname "$0")/../../demo-migrations" && pwd)
-lab_release 2026.5.15 "$migrations/v1" --
-lab_release 2026.5.17.post4 "$migrations/v1" "$migrations/v2" -- --require-column items.note
-lab_release 2026.5.17.post5 "$migrations/v1" "$migrations/v2" "$migrations/v3" -- \
-  --require-column items.note --fail-status 500 --status-field broken
-lab_serve
+lab_releases "$(dirname "$0")/../../demo-migrations" 2026.5.15 2026.5.17.post4 2026.5.17.post5 \
+  --require-column items.note
 
 app=$LAB/gitpulse
 data=$LAB/data

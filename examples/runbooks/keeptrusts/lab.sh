@@ -8,14 +8,8 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 lab_start "$1"
-: "${DATABASE_URL:?the lab needs a PostgreSQL database it may change, in DATABASE_URL}"
-
-migrations=$(cd "$(dirname "$0")/../pg-migrations" && pwd)
-lab_release 2.4.0 "$migrations/v1" --
-lab_release 2.5.0 "$migrations/v1" "$migrations/v2" --
-lab_release 2.5.1 "$migrations/v1" "$migrations/v2" "$migrations/v3" -- \
-  --fail-status 500 --status-field broken
-lab_serve
+lab_database
+lab_releases "$(dirname "$0")/../pg-migrations" 2.4.0 2.5.0 2.5.1
 
 for c in api console gateway1 gateway2; do
   lab_service "$c" "$LAB/$c" --lb-flag "$LAB/$c/lb-drained"

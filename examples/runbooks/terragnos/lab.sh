@@ -8,14 +8,8 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 lab_start "$1"
-: "${DATABASE_URL:?the lab needs a PostgreSQL database it may change, in DATABASE_URL}"
-
-migrations=$(cd "$(dirname "$0")/../pg-migrations" && pwd)
-lab_release v1.4.0 "$migrations/v1" --
-lab_release v1.5.0 "$migrations/v1" "$migrations/v2" --
-lab_release v1.6.0 "$migrations/v1" "$migrations/v2" "$migrations/v3" -- \
-  --fail-status 500 --status-field broken
-lab_serve
+lab_database
+lab_releases "$(dirname "$0")/../pg-migrations" v1.4.0 v1.5.0 v1.6.0
 
 # The settings file of the stack (Compose's .env): the token lives here and reaches the api
 # through its environment, never its command line.

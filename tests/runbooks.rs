@@ -6,6 +6,8 @@
 mod kit;
 
 use kit::Record;
+use kit::haproxy::{self, HaProxy, Server};
+use kit::load::Load;
 use kit::postgres::Database;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -804,13 +806,52 @@ fn keeptrusts_update(lab: &Lab, version: &str) -> kit::Outcome {
     )
 }
 
+/// HAProxy in front of the gateways, checking each one's `/health/lb` (what the drain's flag
+/// file turns to 503), with no retry that could hide a request sent to a gateway going down.
+fn gateway_balancer(lab: &Lab) -> HaProxy {
+    let servers: Vec<Server> = ["gateway1", "gateway2"]
+        .iter()
+        .map(|g| Server::new(g, &format!("127.0.0.1:{}", lab.port(g)), true))
+        .collect();
+    let options = haproxy::Options {
+        check_path: "/health/lb".into(),
+        backend_extra: vec!["retries 0".into()],
+        ..haproxy::Options::default()
+    };
+    let balancer = HaProxy::start_with(&servers, &options);
+    for g in ["gateway1", "gateway2"] {
+        assert!(
+            balancer.wait_status(g, "UP", Duration::from_secs(10)),
+            "{g} never UP"
+        );
+    }
+    balancer
+}
+
 #[test]
 fn keeptrusts_updates_in_dependency_order_with_gateways_one_at_a_time() {
+    if !HaProxy::available() {
+        return;
+    }
     let Some((lab, db)) = pg_lab("keeptrusts", "rb_keeptrusts_ok") else {
         return;
     };
+    // Traffic through the gateways all along: not one request may fail.
+    let balancer = gateway_balancer(&lab);
+    let load = Load::start(
+        &format!("{}/work?ms=20", balancer.url()),
+        40,
+        Duration::from_secs(90),
+    );
     let out = keeptrusts_update(&lab, "2.5.0");
+    let failures = load.failures();
+    let tally = load.stop();
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(tally.bad(), 0, "{tally:?}: {failures:?}");
+    assert!(tally.ok >= 40, "too little load to tell: {tally:?}");
+    for g in ["gateway1", "gateway2"] {
+        assert_eq!(balancer.status(g), "UP", "{g} left out of the balancer");
+    }
 
     let record = lab.record("state/rolling-update-2.5.0.json");
     assert!(record.ok, "{record:#?}");

@@ -23,6 +23,8 @@ STATE=$LAB/state
 DATABASE_URL='$DATABASE_URL'
 # The lab shares a small machine with its tests: latency jitters by tens of milliseconds.
 LATENCY_FLOOR=100ms
+# A balancer in front of the gateways checks /health/lb every 100 ms and needs 3 failures.
+LB_GRACE=1s
 GATEWAYS=(gateway1 gateway2)
 root() { echo $(printf '%q' "$LAB")/\$1; }
 url() { echo "http://127.0.0.1:\$(cat $(printf '%q' "$LAB")/\$1/port)"; }

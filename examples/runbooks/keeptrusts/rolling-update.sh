@@ -45,7 +45,7 @@ deploy() {
 gateway() {
   local -x UGW_HOST_ID=$1
   GATEWAY_URL=$(url "$1")
-  step ugw-drain --flag-file "$(lb_flag "$1")" --lb-grace 200ms \
+  step ugw-drain --flag-file "$(lb_flag "$1")" --lb-grace "$LB_GRACE" \
     --inflight-metric "$GATEWAY_URL/metrics#http_requests_in_flight" --timeout 2m
   deploy "$1"
   step ugw-verify --checks "$here/gateway-checks.json"

@@ -128,6 +128,23 @@ impl Lab {
     }
 }
 
+/// Drop the lab and check that it stopped every process it started (each `*.pid` file).
+fn stop_and_check(lab: Lab) {
+    let pids: Vec<i32> = texts_below(lab.path())
+        .into_iter()
+        .filter(|(path, _)| path.extension().is_some_and(|e| e == "pid"))
+        .filter_map(|(_, text)| text.trim().parse().ok())
+        .collect();
+    assert!(!pids.is_empty());
+    drop(lab);
+    for pid in pids {
+        assert!(
+            kit::gone(pid, Duration::from_secs(2)),
+            "pid {pid} still runs"
+        );
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         let lib = examples().join("lib.sh");
@@ -338,6 +355,7 @@ fn guts_a_validator_that_fails_gets_its_binary_back_and_the_rollout_stops() {
         assert_eq!(&lab.pid(v), pid, "{v} was restarted");
         assert_eq!(lab.served(v), "v1.0.0", "{v}");
     }
+    stop_and_check(lab);
 }
 
 // ---- shared checks ----
@@ -774,6 +792,7 @@ fn gitlab_rails_nodes_one_at_a_time_and_post_migrations_after_all_of_them() {
     );
     assert_eq!(pg_columns(&db, "items"), ["id", "name", "note"]);
     assert!(pg_columns(&db, "legacy_sessions").is_empty());
+    stop_and_check(lab);
 }
 
 #[test]

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Guts validators (a node binary under systemd), upgraded with ugw: one validator at a time,
 # the leader last, each one synced and stable before the next. A validator whose new binary
-# does not come up gets its old binary back and the rollout stops there, so at most one
-# validator is ever off the old release.
+# does not come up gets its old binary back and the rollout stops there: at most one
+# validator is ever in transition, and the ones after it are left as they were.
 #
 #   validator-upgrade.sh VERSION        settings: $GUTS_UPGRADE_CONF (see upgrade.conf.example)
 #
@@ -14,8 +14,8 @@ source "${GUTS_UPGRADE_CONF:-/etc/guts/upgrade.conf}"
 mkdir -p "$STATE/records"
 say() { echo "validator-upgrade: $*" >&2; }
 
-# The order: every validator but the leader, then the leader (a leader change mid-rollout is
-# harmless: it is only upgraded once, wherever it stands in the list).
+# The order: every validator but the leader, then the leader. It is decided once: should the
+# leadership move during the rollout, the old leader still goes last and none goes twice.
 leader=$(leader)
 order=()
 for v in "${VALIDATORS[@]}"; do [ "$v" = "$leader" ] || order+=("$v"); done

@@ -15,6 +15,7 @@ set -euo pipefail
 version=${1:?usage: rolling-update.sh VERSION}
 # shellcheck source=upgrade.conf.example
 source "${KEEPTRUSTS_CONF:-/etc/keeptrusts/upgrade.conf}"
+# The checks files read these through ${env:…}; ugw-migrate and ugw-backup read DATABASE_URL.
 export DATABASE_URL API_URL GATEWAY_URL
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$STATE"
@@ -54,7 +55,9 @@ gateway() {
 
 # The rollback plan, once a component went live on the new release: each one that did back to
 # the release before (newest first), the database restored, and every component healthy on the
-# old release again. A run that failed before any switch changed nothing to take back.
+# old release again. A run that failed before any switch changed nothing to take back. A
+# gateway drained when it failed stays out of the balancer until someone has looked at it
+# (then `ugw-drain --undo --always --flag-file …`).
 roll_back() {
   local c switched=()
   for c in "${components[@]}"; do

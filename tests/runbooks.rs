@@ -421,6 +421,33 @@ fn runs(lab: &Lab, relative: &str) -> bool {
     !kit::gone(pid.trim().parse().unwrap(), Duration::ZERO)
 }
 
+/// A folder of stand-ins for each ugw tool that append their command line to `log` and exec
+/// the real tool (which runs as it would): what anyone running `ps` would have seen. Returns
+/// a PATH with that folder first.
+fn spy_on_tools(dir: &Path, log: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let bins = kit::bin("ugw-wait-healthy").parent().unwrap().to_path_buf();
+    for entry in std::fs::read_dir(&bins).unwrap().map(Result::unwrap) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("ugw-") || name.contains('.') {
+            continue;
+        }
+        let spy = dir.join(&name);
+        std::fs::write(
+            &spy,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$0 $*\" >>'{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                entry.path().display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&spy, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    format!("{}:{}", dir.display(), kit::path_with_bins())
+}
+
 // ---- Terragnos Core: a Compose stack, a bearer-token health check, PostgreSQL ----
 
 fn terragnos_upgrade(lab: &Lab, version: &str) -> kit::Outcome {
@@ -451,7 +478,14 @@ fn terragnos_upgrades_the_stack_with_the_token_kept_out_of_sight() {
     let Some((lab, db)) = pg_lab("terragnos", "rb_terragnos_ok") else {
         return;
     };
-    let out = terragnos_upgrade(&lab, "v1.5.0");
+    let argv_log = lab.path().join("argv.log");
+    let path = spy_on_tools(&lab.path().join("spy"), &argv_log);
+    let env = format!("{}/.env", lab.s());
+    let out = lab.run(
+        "upgrade.sh",
+        &["v1.5.0"],
+        &[("TERRAGNOS_ENV", &env), ("PATH", &path)],
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
 
     let record = record_with(
@@ -490,6 +524,15 @@ fn terragnos_upgrades_the_stack_with_the_token_kept_out_of_sight() {
     }
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", lab.pid("api").trim())).unwrap();
     assert!(!String::from_utf8_lossy(&cmdline).contains(&token));
+    let argv = std::fs::read_to_string(&argv_log).unwrap();
+    assert!(
+        argv.contains("ugw-wait-healthy "),
+        "the spy saw no tool: {argv}"
+    );
+    assert!(
+        !argv.contains(&token),
+        "a tool had the token in its argv: {argv}"
+    );
 }
 
 #[test]
@@ -804,6 +847,16 @@ fn gitlab_a_failed_deploy_node_is_rolled_back_left_drained_and_stops_the_play() 
         .iter()
         .map(|n| String::from_utf8(lab.file(&format!("{n}/nginx.pid"))).unwrap())
         .collect();
+    // A release that skips a minor one is refused before anything changes.
+    let out = gitlab_upgrade(&lab, "16.3.0");
+    assert_eq!(out.code, 2, "ansible-playbook's code for a failed host");
+    assert!(
+        out.stdout
+            .contains("16.1.0 to 16.3.0 skips a minor release")
+    );
+    assert!(!lab.exists("rails1/upgrade-16.3.0.json"));
+    assert!(runs(&lab, "rails1/nginx.pid"));
+
     let out = gitlab_upgrade(&lab, "16.2.1");
     assert_eq!(out.code, 2, "ansible-playbook's code for a failed host");
 

@@ -225,11 +225,29 @@ fn steps(record: &Record) -> Vec<String> {
 
 /// The record at `relative`, which must be ok (or failed) with exactly these steps.
 #[track_caller]
-fn record_with(lab: &Lab, relative: &str, ok: bool, expected: &[&str]) -> Record {
+fn record_with(lab: &Lab, relative: &str, ok: bool, expected: &[impl AsRef<str>]) -> Record {
     let record = lab.record(relative);
     assert_eq!(record.ok, ok, "{relative}: {record:#?}");
+    let expected: Vec<&str> = expected.iter().map(AsRef::as_ref).collect();
     assert_eq!(steps(&record), expected, "{relative}");
     record
+}
+
+/// The steps a pipe of `tools` leaves when the one at `failed` fails: those before it ok, the
+/// ones after it skipped (they received a failed record); all ok when none fails.
+fn pipe_steps(tools: &[&str], failed: Option<usize>) -> Vec<String> {
+    tools
+        .iter()
+        .enumerate()
+        .map(|(i, tool)| {
+            let status = match failed {
+                Some(f) if i == f => "failed",
+                Some(f) if i > f => "skipped",
+                _ => "ok",
+            };
+            format!("{tool} {status}")
+        })
+        .collect()
 }
 
 /// When a step started and ended, in ms since the epoch (the record's UTC timestamps).
@@ -450,6 +468,18 @@ fn spy_on_tools(dir: &Path, log: &Path) -> String {
 
 // ---- Terragnos Core: a Compose stack, a bearer-token health check, PostgreSQL ----
 
+/// The tools of Terragnos' upgrade pipe, in order.
+const TERRAGNOS_PIPE: [&str; 8] = [
+    "ugw-backup",
+    "ugw-backup",
+    "ugw-fetch",
+    "ugw-migrate",
+    "ugw-swap",
+    "ugw-wait-healthy",
+    "ugw-verify",
+    "ugw-migrate",
+];
+
 fn terragnos_upgrade(lab: &Lab, version: &str) -> kit::Outcome {
     let env = format!("{}/.env", lab.s());
     lab.run("upgrade.sh", &[version], &[("TERRAGNOS_ENV", &env)])
@@ -492,16 +522,7 @@ fn terragnos_upgrades_the_stack_with_the_token_kept_out_of_sight() {
         &lab,
         "state/upgrade-v1.5.0.json",
         true,
-        &[
-            "ugw-backup ok",
-            "ugw-backup ok",
-            "ugw-fetch ok",
-            "ugw-migrate ok",
-            "ugw-swap ok",
-            "ugw-wait-healthy ok",
-            "ugw-verify ok",
-            "ugw-migrate ok",
-        ],
+        &pipe_steps(&TERRAGNOS_PIPE, None),
     );
     // The backup is a pg_dump of this database; the client's view passed its three checks.
     assert_eq!(record.steps[0].result["pg"].as_array().unwrap().len(), 1);
@@ -548,18 +569,10 @@ fn terragnos_a_release_that_fails_is_rolled_back_and_the_database_restored() {
         "state/upgrade-v1.6.0.json",
         false,
         &[
-            "ugw-backup ok",
-            "ugw-backup ok",
-            "ugw-fetch ok",
-            "ugw-migrate ok",
-            "ugw-swap ok",
-            "ugw-wait-healthy failed",
-            "ugw-verify skipped",
-            "ugw-migrate skipped",
-            "ugw-swap ok",
-            "ugw-backup ok",
-            "ugw-wait-healthy ok",
-        ],
+            pipe_steps(&TERRAGNOS_PIPE, Some(5)),
+            pipe_steps(&["ugw-swap", "ugw-backup", "ugw-wait-healthy"], None),
+        ]
+        .concat(),
     );
     assert_eq!(record.steps[5].error_kind(), "fail_condition");
     assert_eq!(terragnos_api_version(&lab), "v1.4.0");
@@ -581,6 +594,20 @@ fn gitpulse_lab() -> Option<Lab> {
     Lab::start("gitpulse", &["python3", "setsid", "sha256sum"], &[])
 }
 
+/// The tools of the `GitPulse` update pipe, in order.
+const GITPULSE_PIPE: [&str; 10] = [
+    "ugw-backup",
+    "ugw-backup",
+    "ugw-fetch",
+    "ugw-drain",
+    "ugw-migrate",
+    "ugw-swap",
+    "ugw-wait-healthy",
+    "ugw-verify",
+    "ugw-migrate",
+    "ugw-drain",
+];
+
 fn gitpulse_update(lab: &Lab, version: &str) -> kit::Outcome {
     let env = format!("{}/gitpulse.env", lab.s());
     lab.run("update.sh", &[version], &[("GITPULSE_ENV", &env)])
@@ -596,18 +623,7 @@ fn gitpulse_updates_to_a_calendar_version_through_maintenance_mode() {
         &lab,
         "state/update-2026.5.17.post4.json",
         true,
-        &[
-            "ugw-backup ok",
-            "ugw-backup ok",
-            "ugw-fetch ok",
-            "ugw-drain ok",
-            "ugw-migrate ok",
-            "ugw-swap ok",
-            "ugw-wait-healthy ok",
-            "ugw-verify ok",
-            "ugw-migrate ok",
-            "ugw-drain ok",
-        ],
+        &pipe_steps(&GITPULSE_PIPE, None),
     );
     assert_eq!(record.steps[2].result["version"], "2026.5.17.post4");
     // Maintenance mode: the flag file put there, waited out to zero in flight, then removed.

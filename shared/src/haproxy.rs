@@ -146,7 +146,7 @@ impl Api {
             .write_all(format!("{command}\n").as_bytes())
             .map_err(|e| failed("cannot send", &e))?;
         let mut answer = Vec::new();
-        let mut chunk = [0u8; 64 * 1024];
+        let mut chunk = [0u8; 16 * 1024];
         loop {
             self.cancel.check()?;
             let left = until.saturating_duration_since(Instant::now());

@@ -144,7 +144,7 @@ pub(crate) fn drain(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Draine
     drained.inflight_end = Some(in_flight);
     drained.readings = 1;
     if ctx.dry_run {
-        drained.state_after = drained.state_before.clone();
+        drained.state_after.clone_from(&drained.state_before);
         ctx.reporter.info(&format!(
             "{}: {} ({}), {in_flight} in flight; would set {}",
             target.name(),
@@ -159,9 +159,9 @@ pub(crate) fn drain(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Draine
          'server-state-file' and 'load-server-state-from-file'",
     );
     let since = Instant::now();
-    let wanted = vec![state; before.len()];
+    let drain_all = vec![state; before.len()];
     drained.changed = target
-        .set_all(ctx, &before, &wanted, deadline)
+        .set_all(ctx, &before, &drain_all, deadline)
         .map_err(|e| e.with_result(serde_json::to_value(&drained).expect("serialises")))?;
     drained.state_after = Some(state.word().to_string());
     ctx.reporter.info(&format!(

@@ -12,6 +12,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use std::path::PathBuf;
 use std::time::Duration;
 use ugw_shared::haproxy::{AdminState, Endpoint};
+use ugw_shared::record::Status;
 use ugw_shared::results::{DrainMethod, Drained};
 use ugw_shared::time::parse_duration;
 use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
@@ -428,7 +429,7 @@ fn gauge(m: &ArgMatches) -> Result<Option<Gauge>> {
 /// `--undo` alone: what the record's last drain did, to put back; `Err` with that step when
 /// it was an undo already.
 fn method_from_record(ctx: &Ctx) -> Result<Result<Method, Drained>> {
-    let Some(last) = ctx.record().last_result::<Drained>()? else {
+    let Some(last) = last_drain(ctx)? else {
         return Err(Error::usage(
             "--undo without method flags undoes the record's last ugw-drain step, and there is none: give the method flags",
         ));
@@ -469,6 +470,13 @@ fn method_from_record(ctx: &Ctx) -> Result<Result<Method, Drained>> {
             ));
         }
     }))
+}
+
+/// The record's last drain that left its mark: one that succeeded, or one that failed (a
+/// deadline passed) leaving the node drained.
+pub(crate) fn last_drain(ctx: &Ctx) -> Result<Option<Drained>> {
+    ctx.record()
+        .last_result_among(&[Status::Ok, Status::Failed])
 }
 
 /// `--undo` when the record's last drain was already undone.

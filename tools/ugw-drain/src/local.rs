@@ -58,7 +58,7 @@ pub(crate) fn drain(
         drained.inflight_start = Some(count);
         drained.inflight_end = Some(count);
         drained.readings = 1;
-        drained.state_after = drained.state_before.clone();
+        drained.state_after.clone_from(&drained.state_before);
         ctx.reporter
             .info(&format!("{count} in flight; would drain"));
         return Ok(drained);
@@ -115,7 +115,7 @@ pub(crate) fn undo(ctx: &Ctx, matches: &ArgMatches, method: &Method) -> Result<D
             drained.state_before = Some(before.to_string());
             drained.state_after = Some("absent".to_string());
             if ctx.dry_run {
-                drained.state_after = drained.state_before.clone();
+                drained.state_after.clone_from(&drained.state_before);
                 return Ok(drained);
             }
             if before == "present" {

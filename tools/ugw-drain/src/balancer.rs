@@ -194,7 +194,8 @@ pub(crate) fn drain(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Draine
             ));
             Ok(())
         },
-    )?;
+    )
+    .map_err(|e| e.with_result(serde_json::to_value(&drained).expect("serialises")))?;
     waited.into_result(&mut drained, since);
     if escalated {
         drained.escalated = Some("maint".to_string());

@@ -20,23 +20,19 @@ use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
 const EXAMPLES: &str = "\
 Examples:
   # Take node1 out of HAProxy and wait until its sessions and queue are empty:
-  ugw-drain --haproxy /run/haproxy/admin.sock --server app/node1
+  ugw-drain --haproxy /run/haproxy/admin.sock --server app/node1 --record upgrade.json --new
 
-  # ... and after the upgrade put it back as it was and wait until HAProxy sees it UP:
-  ugw-drain --undo --haproxy /run/haproxy/admin.sock --server app/node1
+  # ... upgrade node1; then put it back as it was before the drain, and wait until it is UP:
+  ugw-drain --record upgrade.json --undo
 
-  # Two balancers at once; sticky clients are forced off after 2 minutes:
-  ugw-drain --haproxy /run/haproxy/a.sock --haproxy tcp:10.0.0.2:9999 --server app/node1 --maint-after 2m
+  # Two balancers at once; sticky clients are moved off after 2 minutes:
+  ugw-drain --haproxy /run/haproxy/admin.sock --haproxy tcp:10.0.0.2:9999 --server app/node1 --maint-after 2m
 
   # The balancer's health check fails on a flag file; wait on the app's in-flight gauge:
-  ugw-drain --flag-file /run/app/drain --lb-grace 6s \\
-    --inflight-metric 'http://127.0.0.1:8080/metrics#http_requests_in_flight'
+  ugw-drain --flag-file /run/app/drain --lb-grace 2s --inflight-metric 'http://127.0.0.1:8080/metrics#http_requests_in_flight'
 
-  # Stop nginx gracefully (after the balancer removed it): QUIT, then wait for it to exit:
-  ugw-drain --signal QUIT --pidfile /run/nginx.pid --timeout 2m --on-timeout escalate --grace 10s
-
-  # Undo whatever the last drain of this record did:
-  ugw-drain --record upgrade.json --undo";
+  # Stop nginx gracefully once the balancer removed it: QUIT, then wait for it to exit:
+  ugw-drain --signal QUIT --pidfile /run/nginx.pid --timeout 2m --on-timeout escalate --grace 10s";
 
 /// This tool as `cli` and xtask see it: a 5-minute deadline; `--undo` skips on a failed
 /// record like everything else (a node whose new version failed stays out of traffic).

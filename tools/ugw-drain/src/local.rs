@@ -53,8 +53,10 @@ pub(crate) fn drain(
     let client = ctx.http_client(matches)?;
     let reader = Reader::new(gauge, &client, ctx)?;
     drained.inflight_source = Some(reader.source());
+    // Read once before changing anything: a gauge that cannot be read fails the step with
+    // the node still in traffic.
+    let count = reader.read(wait::deadline(ctx))?;
     if ctx.dry_run {
-        let count = reader.read(wait::deadline(ctx))?;
         drained.inflight_start = Some(count);
         drained.inflight_end = Some(count);
         drained.readings = 1;
@@ -96,7 +98,8 @@ pub(crate) fn drain(
         since,
         |until| reader.read(until),
         |_| Ok(()),
-    )?;
+    )
+    .map_err(|e| e.with_result(serde_json::to_value(&drained).expect("serialises")))?;
     waited.into_result(&mut drained, since);
     if waited.zero {
         ctx.reporter.info("drained");

@@ -726,37 +726,121 @@ fn escalate_is_only_for_the_signal_method() {
 // ---- flag file and port ----
 
 #[test]
-fn flag_file_waits_for_the_demo_service_gauge_and_undo_removes_the_file() {
-    let app = DemoApp::start(&[]);
+fn flag_file_takes_the_node_out_of_haproxy_waits_for_the_gauge_and_undo_brings_it_back() {
+    if !HaProxy::available() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("drain");
-    let slow = request_in_background(format!("{}/slow?ms=1000", app.url));
-    assert!(app.wait_for_requests(1, Duration::from_secs(5)));
-    let metric = format!("{}/metrics#http_requests_in_flight", app.url);
+    let flag_arg = flag.to_str().unwrap();
+    let (node, other) = (
+        DemoApp::start(&["--lb-flag", flag_arg]),
+        DemoApp::start(&[]),
+    );
+    let options = kit::haproxy::Options {
+        check_path: "/health/lb".to_string(),
+        ..kit::haproxy::Options::default()
+    };
+    let haproxy = HaProxy::start_with(
+        &[
+            Server::new("s1", &node.addr(), true),
+            Server::new("s2", &other.addr(), true),
+        ],
+        &options,
+    );
+    assert!(haproxy.wait_status("s1", "UP", Duration::from_secs(5)));
+    let slow = slow_request_on(&haproxy, "s1", 1500);
+    let metric = format!("{}/metrics#http_requests_in_flight", node.url);
+    // The balancer sees the flag within inter 100ms x fall 3; 600 ms is its grace.
     let out = drain(&[
         "--flag-file",
-        flag.to_str().unwrap(),
+        flag_arg,
         "--lb-grace",
-        "0s",
+        "600ms",
         "--inflight-metric",
         &metric,
     ]);
     let drain_ended = Instant::now();
     out.assert_code(0);
-    let (status, slow_ended) = slow.join().unwrap();
-    assert_eq!(status, Ok(200));
-    assert!(slow_ended <= drain_ended);
+    for handle in slow {
+        let (status, ended) = handle.join().unwrap();
+        assert_eq!(status, Ok(200), "the request in flight got its answer");
+        assert!(ended <= drain_ended);
+    }
     assert!(flag.exists());
-    let r = result(&out);
+    assert_eq!(haproxy.status("s1"), "DOWN", "{}", haproxy.log());
+    let s1_total = haproxy.total("s1");
+    for _ in 0..4 {
+        assert_eq!(
+            kit::load::get_url(&format!("{}/health/live", haproxy.url())),
+            Ok(200)
+        );
+    }
     assert_eq!(
-        (r["inflight_start"].as_u64(), r["inflight_end"].as_u64()),
-        (Some(1), Some(0))
+        haproxy.total("s1"),
+        s1_total,
+        "new requests go to the other node"
     );
-    assert_eq!(r["state_before"], "absent");
+    let r = result(&out);
+    assert!(r["inflight_start"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(r["inflight_end"], 0);
+    assert_eq!(
+        (r["state_before"].as_str(), r["state_after"].as_str()),
+        (Some("absent"), Some("present"))
+    );
+    assert!(
+        r["waited_ms"].as_u64().unwrap() >= 600,
+        "the balancer's grace is waited: {r}"
+    );
     let undone = drain_after(&out.stdout, &["--undo"]);
     undone.assert_code(0);
     assert!(!flag.exists());
     assert!(undone.last_step().changed);
+    assert!(
+        haproxy.wait_status("s1", "UP", Duration::from_secs(5)),
+        "{}",
+        haproxy.log()
+    );
+    // Undone already: the record's last drain is an undo, nothing more to do.
+    let record = undone.stdout.clone();
+    let again = drain_after(&record, &["--undo"]);
+    again.assert_code(0);
+    assert!(!again.last_step().changed);
+}
+
+#[test]
+fn a_gauge_that_cannot_be_read_fails_before_the_flag_file_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("drain");
+    let nowhere = format!(
+        "http://127.0.0.1:{}/metrics#http_requests_in_flight",
+        kit::free_port()
+    );
+    let out = drain(&[
+        "--flag-file",
+        flag.to_str().unwrap(),
+        "--inflight-metric",
+        &nowhere,
+    ]);
+    out.assert_code(1);
+    assert_eq!(out.last_step().error_kind(), "network");
+    assert!(!flag.exists(), "the node stays in traffic");
+    let app = DemoApp::start(&[]);
+    let wrong = format!("{}/metrics#no_such_gauge", app.url);
+    let out = drain(&[
+        "--flag-file",
+        flag.to_str().unwrap(),
+        "--inflight-metric",
+        &wrong,
+    ]);
+    out.assert_code(1);
+    assert_eq!(out.last_step().error_kind(), "not_found");
+    assert!(
+        out.stderr.contains("no sample of no_such_gauge"),
+        "{}",
+        out.stderr
+    );
+    assert!(!flag.exists());
 }
 
 #[test]

@@ -77,7 +77,7 @@ error_kinds! {
     Network => "network", exit::FAILED,
         "a remote end could not be reached or broke off (name resolution, refused, reset, TLS)";
     Refused => "refused", exit::FAILED,
-        "a remote end refused a change it was asked for (an HAProxy stats socket without admin level); what the step had changed was put back";
+        "a remote end refused a change it was asked for (an HAProxy socket without admin level, a drain endpoint answering an error); what the step had changed elsewhere was put back";
     NotFound => "not_found", exit::FAILED,
         "what the job works on (a file, a remote object, a server, a version) does not exist";
     ChecksumMismatch => "checksum_mismatch", exit::FAILED,

@@ -117,7 +117,7 @@ fn request_in_background(url: String) -> std::thread::JoinHandle<(Result<u16, St
 }
 
 /// ugw-drain with `args`, started in the background; stdin from /dev/null.
-fn drain_in_background(args: &[&str]) -> std::process::Child {
+fn drain_in_background(args: &[impl AsRef<std::ffi::OsStr>]) -> std::process::Child {
     let mut cmd = kit::tool("ugw-drain");
     cmd.args(args)
         .stdout(std::process::Stdio::piped())
@@ -138,14 +138,14 @@ fn finish(child: std::process::Child, started: Instant) -> (kit::Outcome, Instan
     (outcome, ended)
 }
 
-fn drain(args: &[&str]) -> kit::Outcome {
+fn drain(args: &[impl AsRef<std::ffi::OsStr>]) -> kit::Outcome {
     let mut cmd = kit::tool("ugw-drain");
     cmd.args(args);
     kit::run(cmd)
 }
 
 /// Run ugw-drain with `record` on its stdin.
-fn drain_after(record: &str, args: &[&str]) -> kit::Outcome {
+fn drain_after(record: &str, args: &[impl AsRef<std::ffi::OsStr>]) -> kit::Outcome {
     let mut cmd = kit::tool("ugw-drain");
     cmd.args(args);
     kit::with_stdin(cmd, record)
@@ -160,6 +160,19 @@ struct Pair {
     haproxy: HaProxy,
     /// The backends, kept running for as long as the pair lives.
     _apps: [DemoApp; 2],
+}
+
+impl Pair {
+    /// `--haproxy SOCK --server app/SERVER`, then `extra`.
+    fn args(&self, server: &str, extra: &[&str]) -> Vec<String> {
+        let sock = self.haproxy.admin_socket();
+        let target = format!("app/{server}");
+        ["--haproxy", sock.to_str().unwrap(), "--server", &target]
+            .iter()
+            .chain(extra)
+            .map(ToString::to_string)
+            .collect()
+    }
 }
 
 fn pair(check_s2: bool) -> Pair {
@@ -210,18 +223,9 @@ fn haproxy_drain_waits_for_the_slow_request_new_ones_go_elsewhere_and_undo_bring
         return;
     }
     let p = pair(true);
-    let sock = p.haproxy.admin_socket();
-    let sock = sock.to_str().unwrap();
     let slow = slow_request_on(&p.haproxy, "s1", 1500);
     let started = Instant::now();
-    let child = drain_in_background(&[
-        "--haproxy",
-        sock,
-        "--server",
-        "app/s1",
-        "--interval",
-        "50ms",
-    ]);
+    let child = drain_in_background(&p.args("s1", &["--interval", "50ms"]));
     assert!(p.haproxy.wait_status("s1", "DRAIN", Duration::from_secs(5)));
     // While it drains, new requests go to s2 only.
     let s1_before = p.haproxy.total("s1");
@@ -269,10 +273,7 @@ fn haproxy_drain_waits_for_the_slow_request_new_ones_go_elsewhere_and_undo_bring
     );
     assert_eq!(p.haproxy.status("s1"), "DRAIN");
     // Undo from the record: back to ready, and UP.
-    let undone = drain_after(
-        &outcome.stdout,
-        &["--undo", "--haproxy", sock, "--server", "app/s1"],
-    );
+    let undone = drain_after(&outcome.stdout, &p.args("s1", &["--undo"]));
     undone.assert_code(0);
     let r = result(&undone);
     assert_eq!(
@@ -289,16 +290,8 @@ fn the_in_flight_count_is_shown_as_it_falls_once_per_change() {
         return;
     }
     let p = pair(true);
-    let sock = p.haproxy.admin_socket();
     let _slow = slow_request_on(&p.haproxy, "s1", 800);
-    let out = drain(&[
-        "--haproxy",
-        sock.to_str().unwrap(),
-        "--server",
-        "app/s1",
-        "--interval",
-        "20ms",
-    ]);
+    let out = drain(&p.args("s1", &["--interval", "20ms"]));
     out.assert_code(0);
     let lines: Vec<&str> = out
         .stderr
@@ -330,10 +323,8 @@ fn undo_restores_the_state_from_before_the_drain_not_ready_and_an_idle_drained_s
         return;
     }
     let p = pair(true);
-    let sock = p.haproxy.admin_socket();
-    let sock = sock.to_str().unwrap();
     p.haproxy.set_state("s1", "drain");
-    let out = drain(&["--haproxy", sock, "--server", "app/s1"]);
+    let out = drain(&p.args("s1", &[]));
     out.assert_code(0);
     let step = out.last_step();
     assert!(!step.changed, "{}", out.stdout);
@@ -352,15 +343,8 @@ fn dry_run_reads_the_state_and_in_flight_count_and_changes_nothing() {
         return;
     }
     let p = pair(true);
-    let sock = p.haproxy.admin_socket();
     let _slow = slow_request_on(&p.haproxy, "s1", 1000);
-    let out = drain(&[
-        "--haproxy",
-        sock.to_str().unwrap(),
-        "--server",
-        "app/s1",
-        "--dry-run",
-    ]);
+    let out = drain(&p.args("s1", &["--dry-run"]));
     out.assert_code(0);
     let step = out.last_step();
     assert!(step.dry_run && !step.changed);
@@ -510,17 +494,8 @@ fn at_the_deadline_fail_leaves_it_drained_and_proceed_goes_on_forced() {
         return;
     }
     let p = pair(true);
-    let sock = p.haproxy.admin_socket();
-    let sock = sock.to_str().unwrap();
     let _stuck = slow_request_on(&p.haproxy, "s1", 30_000);
-    let out = drain(&[
-        "--haproxy",
-        sock,
-        "--server",
-        "app/s1",
-        "--timeout",
-        "700ms",
-    ]);
+    let out = drain(&p.args("s1", &["--timeout", "700ms"]));
     out.assert_code(1);
     let step = out.last_step();
     assert_eq!(step.error_kind(), "timeout");
@@ -531,16 +506,7 @@ fn at_the_deadline_fail_leaves_it_drained_and_proceed_goes_on_forced() {
         out.elapsed
     );
     assert_eq!(p.haproxy.status("s1"), "DRAIN", "left drained");
-    let out = drain(&[
-        "--haproxy",
-        sock,
-        "--server",
-        "app/s1",
-        "--timeout",
-        "500ms",
-        "--on-timeout",
-        "proceed",
-    ]);
+    let out = drain(&p.args("s1", &["--timeout", "500ms", "--on-timeout", "proceed"]));
     out.assert_code(0);
     let r = result(&out);
     assert_eq!(
@@ -556,19 +522,10 @@ fn maint_after_escalates_a_drain_that_does_not_end() {
         return;
     }
     let p = pair(true);
-    let sock = p.haproxy.admin_socket();
     let _stuck = slow_request_on(&p.haproxy, "s1", 30_000);
     let started = Instant::now();
-    let child = drain_in_background(&[
-        "--haproxy",
-        sock.to_str().unwrap(),
-        "--server",
-        "app/s1",
-        "--maint-after",
-        "400ms",
-        "--timeout",
-        "1500ms",
-    ]);
+    let child =
+        drain_in_background(&p.args("s1", &["--maint-after", "400ms", "--timeout", "1500ms"]));
     assert!(p.haproxy.wait_status("s1", "DRAIN", Duration::from_secs(5)));
     assert!(p.haproxy.wait_status("s1", "MAINT", Duration::from_secs(5)));
     let escalated_after = started.elapsed();
@@ -595,9 +552,7 @@ fn a_server_without_checks_is_drained_and_confirmed_ready_on_undo() {
         return;
     }
     let p = pair(false);
-    let sock = p.haproxy.admin_socket();
-    let sock = sock.to_str().unwrap();
-    let out = drain(&["--haproxy", sock, "--server", "app/s2"]);
+    let out = drain(&p.args("s2", &[]));
     out.assert_code(0);
     assert_eq!(p.haproxy.status("s2"), "DRAIN");
     let undone = drain_after(&out.stdout, &["--undo"]);
@@ -616,9 +571,7 @@ fn undo_waits_until_a_checked_server_is_fully_up() {
         return;
     }
     let p = pair(true);
-    let sock = p.haproxy.admin_socket();
-    let sock = sock.to_str().unwrap();
-    let out = drain(&["--haproxy", sock, "--server", "app/s1", "--state", "maint"]);
+    let out = drain(&p.args("s1", &["--state", "maint"]));
     out.assert_code(0);
     assert_eq!(p.haproxy.status("s1"), "MAINT");
     // Out of maintenance, HAProxy checks the server again before it counts as UP.
@@ -877,4 +830,64 @@ fn the_port_method_counts_raw_tcp_clients_until_they_close() {
         (Some(2), Some(0))
     );
     assert_eq!(r["inflight_source"], format!("port {port}"));
+}
+
+// ---- drain endpoint, signals ----
+
+#[test]
+fn http_post_calls_the_drain_endpoint_then_waits_and_an_error_answer_fails() {
+    let hook = kit::RawServer::start(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+    let idle = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = idle.local_addr().unwrap().port().to_string();
+    let url = format!("{}admin/drain", hook.url());
+    let out = drain(&["--http-post", &url, "--lb-grace", "0s", "--port", &port]);
+    out.assert_code(0);
+    let received = hook.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert!(
+        received[0].starts_with("POST /admin/drain "),
+        "{}",
+        received[0]
+    );
+    let r = result(&out);
+    assert_eq!(
+        (r["method"].as_str(), r["http_post"].as_str()),
+        (Some("http_post"), Some(url.as_str()))
+    );
+    assert_eq!(r["inflight_end"], 0);
+    let refusing = kit::RawServer::start(b"HTTP/1.1 409 Conflict\r\nContent-Length: 0\r\n\r\n");
+    let out = drain(&[
+        "--http-post",
+        &refusing.url(),
+        "--lb-grace",
+        "0s",
+        "--port",
+        &port,
+    ]);
+    out.assert_code(1);
+    assert_eq!(out.last_step().error_kind(), "refused");
+    assert!(out.stderr.contains("409"), "{}", out.stderr);
+}
+
+#[test]
+fn a_signal_ends_the_wait_at_once_with_the_record_written() {
+    if !HaProxy::available() {
+        return;
+    }
+    let p = pair(true);
+    let _stuck = slow_request_on(&p.haproxy, "s1", 30_000);
+    let child = drain_in_background(&p.args("s1", &[]));
+    assert!(p.haproxy.wait_status("s1", "DRAIN", Duration::from_secs(5)));
+    let (code, record) = kit::interrupt(child, libc::SIGTERM);
+    assert_eq!(code, Some(143));
+    let step = &record.steps[0];
+    assert_eq!(
+        (step.status.as_str(), step.error_kind()),
+        ("interrupted", "interrupted")
+    );
+    assert_eq!(
+        p.haproxy.status("s1"),
+        "DRAIN",
+        "an interrupted drain leaves the node out"
+    );
 }

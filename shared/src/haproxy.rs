@@ -480,12 +480,19 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_silent_haproxy_is_a_timeout_at_the_deadline_not_a_hang() {
+    /// A socket that accepts a connection and never answers.
+    type Holder = std::thread::JoinHandle<std::io::Result<UnixStream>>;
+    fn silent_socket() -> (tempfile::TempDir, PathBuf, Holder) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.sock");
         let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let holder = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+        (dir, path, holder)
+    }
+
+    #[test]
+    fn a_silent_haproxy_is_a_timeout_at_the_deadline_not_a_hang() {
+        let (_dir, path, holder) = silent_socket();
         let api = Api::new(Endpoint::Unix(path), Cancel::default());
         let started = Instant::now();
         let err = api
@@ -500,10 +507,7 @@ mod tests {
 
     #[test]
     fn a_signal_ends_a_read_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.sock");
-        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let holder = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+        let (_dir, path, holder) = silent_socket();
         let cancel = Cancel::default();
         let api = Api::new(Endpoint::Unix(path), cancel.clone());
         let tripper = std::thread::spawn(move || {

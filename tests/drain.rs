@@ -891,3 +891,26 @@ fn a_signal_ends_the_wait_at_once_with_the_record_written() {
         "an interrupted drain leaves the node out"
     );
 }
+
+#[test]
+fn kit_nginx_dropped_leaves_no_worker_behind() {
+    if !Nginx::available() {
+        return;
+    }
+    let nginx = Nginx::start(None);
+    let master = nginx.pid().to_string();
+    let children =
+        std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap();
+    let workers: Vec<i32> = children
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(!workers.is_empty());
+    drop(nginx);
+    for worker in workers {
+        assert!(
+            kit::gone(worker, Duration::from_secs(2)),
+            "worker {worker} outlived the fixture"
+        );
+    }
+}

@@ -12,6 +12,7 @@ pub fn tools() -> Vec<Tool> {
         ugw_swap::tool(),
         ugw_migrate::tool(),
         ugw_wait_healthy::tool(),
+        ugw_verify::tool(),
     ]
 }
 

@@ -1,0 +1,667 @@
+//! ugw-verify: replaces the runbook's last lines, `curl /health/ready | jq`, a smoke test by
+//! hand, and "compare with baseline: latency similar, errors not up, memory stable", which
+//! nobody measures. It runs named checks (HTTP, TLS, commands, Prometheus metrics, fleet
+//! versions) in parallel with their own deadlines, and compares what they measure with a
+//! baseline taken before the upgrade.
+
+mod check;
+mod compare;
+mod junit;
+mod metrics;
+mod schedule;
+mod spec;
+mod table;
+mod template;
+mod tls;
+
+use check::{Shared, Verdict};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use compare::Tolerances;
+use serde::Serialize;
+use spec::{Check, Env, ExpectVersion, HttpCheck, Kind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use ugw_shared::http::{self, Method, StatusSet};
+use ugw_shared::jq::JqExpr;
+use ugw_shared::record::Status;
+use ugw_shared::results::{CheckResult, Comparison, Fetched, Verified, VerifyBaseline};
+use ugw_shared::time::{millis, parse_duration, rfc3339_millis};
+use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult, tool_command};
+
+const EXAMPLES: &str = "\
+Examples:
+  # The service answers ready, with the version just fetched, within 300 ms:
+  ugw-verify --http http://127.0.0.1:8080/health/ready --expect '.status == \"ok\"' --max-latency 300ms
+
+  # The checks of a file, four at a time, with a JUnit report for CI:
+  ugw-verify --checks smoke.json --parallel 4 --junit verify-junit.xml
+
+  # Before the upgrade, measure; after it, compare (p95 +20%, errors +0.1 points, memory +25%):
+  ugw-verify baseline --checks smoke.json --record upgrade.json
+  ugw-verify --checks smoke.json --compare --record upgrade.json
+
+  # A baseline kept in a file of its own, and a stricter latency tolerance:
+  ugw-verify baseline --checks smoke.json --save baseline.json
+  ugw-verify --checks smoke.json --compare --baseline baseline.json --latency-tolerance 10%
+
+A checks file (`{\"checks\": [...]}`; each check has name, type, and optionally timeout, after, always):
+  {\"checks\": [
+    {\"name\": \"ready\", \"type\": \"http\", \"url\": \"http://127.0.0.1:8080/health/ready\",
+     \"headers\": {\"Authorization\": \"Bearer ${env:HEALTH_TOKEN}\"}, \"expect\": [\".status == \\\"ok\\\"\"]},
+    {\"name\": \"create\", \"type\": \"http\", \"method\": \"POST\", \"url\": \"http://127.0.0.1:8080/items\",
+     \"body\": {\"name\": \"smoke\"}, \"status\": 201, \"capture\": {\"item\": \".id\"}},
+    {\"name\": \"read\", \"type\": \"http\", \"url\": \"http://127.0.0.1:8080/items/${capture:item}\"},
+    {\"name\": \"delete\", \"type\": \"http\", \"method\": \"DELETE\", \"url\": \"http://127.0.0.1:8080/items/${capture:item}\",
+     \"after\": [\"read\"], \"always\": true, \"status\": \"2xx\"},
+    {\"name\": \"latency\", \"type\": \"http\", \"url\": \"http://127.0.0.1:8080/work?ms=5\", \"samples\": 100, \"p95\": \"50ms\"},
+    {\"name\": \"server\", \"type\": \"metrics\", \"url\": \"http://127.0.0.1:8080/metrics\", \"window\": \"10s\",
+     \"measure\": [\"latency\", \"errors\", \"memory\"], \"assert\": [\"process_resident_memory_bytes <= 512MiB\"]},
+    {\"name\": \"cert\", \"type\": \"tls\", \"host\": \"app.example.com\", \"min_days\": 14},
+    {\"name\": \"fleet\", \"type\": \"versions\", \"urls\": [\"http://node1:8080/health/ready\", \"http://node2:8080/health/ready\"]},
+    {\"name\": \"migrated\", \"type\": \"cmd\", \"command\": \"sqlite3 /var/lib/app/app.db 'select 1'\", \"stdout_regex\": \"^1$\"}
+  ]}";
+
+/// This tool as `cli` and xtask see it: never run after a failure, 5 minutes by default.
+#[must_use]
+pub fn tool() -> ugw_shared::cli::Tool {
+    ugw_shared::cli::Tool::new(command(), run).default_timeout("5m")
+}
+
+/// The flags that define checks, and how they run; the main command and `baseline` both
+/// take them.
+fn check_args() -> Vec<Arg> {
+    let duration = clap::builder::ValueParser::new(parse_duration);
+    let mut args = vec![
+        Arg::new("checks")
+            .long("checks")
+            .value_name("FILE.json")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("Run the checks of this file ({\"checks\": [...]}; see below)"),
+        Arg::new("http")
+            .long("http")
+            .value_name("URL")
+            .action(ArgAction::Append)
+            .help("Check that a GET of URL answers (the flags after it apply to it)"),
+        Arg::new("status")
+            .long("status")
+            .value_name("LIST")
+            .action(ArgAction::Append)
+            .help("The status the --http before it must answer: 200, 2xx, 200-299 [default: 200]"),
+        Arg::new("expect")
+            .long("expect")
+            .value_name("JQ")
+            .action(ArgAction::Append)
+            .help("A jq expression on the JSON body of the --http before it that must be true (repeatable)"),
+        Arg::new("max-latency")
+            .long("max-latency")
+            .value_name("DURATION")
+            .value_parser(duration)
+            .action(ArgAction::Append)
+            .help("The --http before it must answer within this"),
+        Arg::new("cmd")
+            .long("cmd")
+            .value_name("COMMAND")
+            .action(ArgAction::Append)
+            .help("Check that a command (sh -c, its own process group) exits 0"),
+        Arg::new("parallel")
+            .long("parallel")
+            .value_name("N")
+            .value_parser(clap::value_parser!(u32).range(1..=64))
+            .default_value("4")
+            .help("Run up to N checks at once (a latency check always runs alone)"),
+        Arg::new("junit")
+            .long("junit")
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("Also write a JUnit XML report (one testcase per check), e.g. for GitLab's artifacts:reports:junit"),
+    ];
+    args.extend(http::args());
+    args
+}
+
+/// The clap command: the common flags, then this tool's own.
+#[must_use]
+pub fn command() -> Command {
+    let fraction = clap::builder::ValueParser::new(compare::fraction);
+    let points = clap::builder::ValueParser::new(compare::points);
+    tool_command(
+        "ugw-verify",
+        "Prove an upgrade worked: HTTP, TLS, command, metrics and version checks, and a comparison with a baseline",
+    )
+    .long_about(
+        "Run named checks: HTTP requests with status, jq, regex and latency assertions (and N \
+         samples judged on p50/p95), TLS certificates, commands, Prometheus metrics, and the \
+         versions of a fleet. Checks run in parallel, each with its own timeout; a check waits \
+         for those it names in `after` or whose captured values it uses. `baseline` measures \
+         before an upgrade; --compare fails a check whose p95 latency, error ratio or memory \
+         grew beyond its tolerance. Any failed check: exit 1, kind check_failed; too few \
+         samples to judge: kind insufficient_data.",
+    )
+    .after_long_help(EXAMPLES)
+    .mut_arg("timeout", |a| a.help("Deadline for every check together"))
+    .next_help_heading("Checks")
+    .args(check_args())
+    .next_help_heading("Comparison with a baseline")
+    .arg(
+        Arg::new("compare")
+            .long("compare")
+            .action(ArgAction::SetTrue)
+            .help("Compare what the measuring checks measure with the baseline (the last ok `ugw-verify baseline` step of the record, or --baseline FILE)"),
+    )
+    .arg(
+        Arg::new("baseline")
+            .long("baseline")
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .requires("compare")
+            .help("Read the baseline from FILE (written by `ugw-verify baseline --save FILE`)"),
+    )
+    .arg(
+        Arg::new("latency-tolerance")
+            .long("latency-tolerance")
+            .value_name("PERCENT")
+            .value_parser(fraction.clone())
+            .default_value("20%")
+            .help("Fail when p95 latency grew by more than this"),
+    )
+    .arg(
+        Arg::new("latency-floor")
+            .long("latency-floor")
+            .value_name("DURATION")
+            .value_parser(clap::builder::ValueParser::new(parse_duration))
+            .default_value("5ms")
+            .help("A p95 growth smaller than this is noise, never a failure"),
+    )
+    .arg(
+        Arg::new("error-tolerance")
+            .long("error-tolerance")
+            .value_name("POINTS")
+            .value_parser(points)
+            .default_value("0.1")
+            .help("Fail when the error ratio (5xx over all) rose by more than this many percentage points"),
+    )
+    .arg(
+        Arg::new("memory-tolerance")
+            .long("memory-tolerance")
+            .value_name("PERCENT")
+            .value_parser(fraction)
+            .default_value("25%")
+            .help("Fail when resident memory grew by more than this"),
+    )
+    .subcommand(
+        Command::new("baseline")
+            .about("Measure before an upgrade: run the measuring checks and keep what they saw in the record (or --save FILE)")
+            .args(check_args())
+            .arg(
+                Arg::new("save")
+                    .long("save")
+                    .value_name("FILE")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .help("Also write the baseline to FILE (atomically), for --compare --baseline FILE"),
+            ),
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Verify,
+    Baseline,
+}
+
+/// What a dry run says it would do.
+#[derive(Serialize)]
+struct Planned {
+    mode: &'static str,
+    would_run: Vec<String>,
+    compare: bool,
+}
+
+/// Run the checks (and the comparison), report them, and say which failed.
+pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
+    let (mode, args) = match m.subcommand() {
+        Some(("baseline", sub)) => (Mode::Baseline, sub),
+        _ => (Mode::Verify, m),
+    };
+    if mode == Mode::Baseline
+        && let Some(id) = ["checks", "http", "cmd"].into_iter().find(|id| {
+            m.contains_id(id) && m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+        })
+    {
+        return Err(Error::usage(format!(
+            "--{id} goes after `baseline` (ugw-verify baseline --{id} ...)"
+        )));
+    }
+    let mut checks = load_checks(ctx, args)?;
+    if mode == Mode::Baseline {
+        checks = measuring_with_dependencies(checks)?;
+    }
+    let baseline = match mode {
+        Mode::Verify if m.get_flag("compare") => Some(find_baseline(ctx, m, &checks)?),
+        _ => None,
+    };
+    let tolerances = tolerances(m);
+    if ctx.dry_run {
+        let would_run: Vec<String> = checks.iter().map(|c| c.name.clone()).collect();
+        ctx.reporter
+            .info(&format!("dry run: would run {}", would_run.join(", ")));
+        let planned = Planned {
+            mode: if mode == Mode::Baseline {
+                "baseline"
+            } else {
+                "verify"
+            },
+            would_run,
+            compare: baseline.is_some(),
+        };
+        return Ok(StepResult::unchanged(
+            serde_json::to_value(planned).expect("a plan serialises"),
+        ));
+    }
+    let shared = Arc::new(Shared {
+        client: ctx.http_client(args)?,
+        scrubber: ctx.scrubber().clone(),
+        cancel: ctx.cancel.clone(),
+    });
+    let parallel = args.get_one::<u32>("parallel").copied().unwrap_or(4) as usize;
+    let deadline = ctx.deadline().expect("--timeout has a default");
+    let checks: Vec<Arc<Check>> = checks.into_iter().map(Arc::new).collect();
+    ctx.reporter
+        .info(&format!("running {} checks", checks.len()));
+    let ran = schedule::run_all(&checks, &shared, parallel, deadline)?;
+    let mut results: Vec<CheckResult> = checks
+        .iter()
+        .zip(ran)
+        .map(|(c, r)| result_of(c, r))
+        .collect();
+    let comparison = baseline
+        .as_ref()
+        .map(|b| compare_all(&mut results, b, &tolerances))
+        .unwrap_or_default();
+    table::show(&ctx.reporter, &results, &comparison);
+    if let Some(path) = args.get_one::<PathBuf>("junit") {
+        let xml = junit::render(
+            &results,
+            ctx.started.elapsed().as_secs_f64(),
+            &ctx.host,
+            ctx.scrubber(),
+        );
+        junit::write(path, &xml)?;
+    }
+    finish(ctx, mode, args, results, comparison)
+}
+
+/// The step's result, or the failure that lists the checks that did not pass.
+fn finish(
+    ctx: &Ctx,
+    mode: Mode,
+    args: &ArgMatches,
+    checks: Vec<CheckResult>,
+    comparison: Vec<Comparison>,
+) -> Result<StepResult> {
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.clone())
+        .collect();
+    let baseline = (mode == Mode::Baseline).then(|| VerifyBaseline {
+        taken: rfc3339_millis(std::time::SystemTime::now()),
+        host: ctx.host.clone(),
+        checks: checks
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), c.observation.clone()?)))
+            .collect(),
+    });
+    let verified = Verified {
+        mode: if mode == Mode::Baseline {
+            "baseline"
+        } else {
+            "verify"
+        }
+        .into(),
+        passed: checks.iter().filter(|c| c.ok).count() as u64,
+        failed: failed.clone(),
+        checks,
+        comparison,
+        baseline,
+    };
+    let value = serde_json::to_value(&verified).expect("a verify result serialises");
+    if !failed.is_empty() {
+        let short_of_data = verified
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .all(|c| c.outcome == Verdict::Insufficient.word());
+        let (kind, what) = if short_of_data {
+            (ErrorKind::InsufficientData, "too few samples to judge")
+        } else {
+            (ErrorKind::CheckFailed, "checks failed")
+        };
+        return Err(Error::new(kind, format!("{what}: {}", failed.join(", "))).with_result(value));
+    }
+    if let (Some(path), Some(baseline)) = (args.get_one::<PathBuf>("save"), &verified.baseline) {
+        let text = serde_json::to_string_pretty(baseline).expect("a baseline serialises") + "\n";
+        ugw_shared::atomic::write_atomic(path, text.as_bytes())?;
+        ctx.reporter
+            .info(&format!("baseline saved to {}", path.display()));
+    }
+    ctx.reporter
+        .info(&format!("{} checks passed", verified.passed));
+    Ok(StepResult::typed(false, &verified))
+}
+
+fn result_of(check: &Check, ran: schedule::Ran) -> CheckResult {
+    let o = ran.outcome;
+    CheckResult {
+        name: check.name.clone(),
+        kind: check.kind.word().into(),
+        ok: o.verdict == Verdict::Passed,
+        outcome: o.verdict.word().into(),
+        expected: o.expected,
+        observed: o.observed,
+        elapsed_ms: millis(ran.elapsed),
+        message: o.message,
+        observation: o.observation,
+        captured: o.captured.into_iter().map(|(name, _)| name).collect(),
+    }
+}
+
+/// The comparison rows of every measuring check; a failed row fails its check, a row that
+/// cannot be judged makes a passing check `insufficient_data`.
+fn compare_all(
+    results: &mut [CheckResult],
+    baseline: &VerifyBaseline,
+    tolerances: &Tolerances,
+) -> Vec<Comparison> {
+    let mut all = Vec::new();
+    for result in results.iter_mut().filter(|r| r.ok) {
+        let Some(observation) = &result.observation else {
+            continue;
+        };
+        let rows = compare::compare(&result.name, observation, baseline, tolerances);
+        let failed: Vec<String> = rows
+            .iter()
+            .filter(|r| r.outcome == "failed")
+            .map(|r| {
+                format!(
+                    "{} {} -> {}, over the limit {}",
+                    r.measure,
+                    table::shown(&r.measure, r.baseline.unwrap_or_default()),
+                    table::shown(&r.measure, r.current.unwrap_or_default()),
+                    table::shown(&r.measure, r.limit.unwrap_or_default())
+                )
+            })
+            .collect();
+        let unknown: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.outcome == "insufficient_data")
+            .map(|r| r.measure.as_str())
+            .collect();
+        if !failed.is_empty() {
+            result.ok = false;
+            result.outcome = Verdict::Failed.word().into();
+            result.message = Some(format!("worse than the baseline: {}", failed.join("; ")));
+        } else if !unknown.is_empty() {
+            result.ok = false;
+            result.outcome = Verdict::Insufficient.word().into();
+            result.message = Some(format!(
+                "no baseline figure to compare {} with",
+                unknown.join(", ")
+            ));
+        }
+        all.extend(rows);
+    }
+    all
+}
+
+fn tolerances(m: &ArgMatches) -> Tolerances {
+    let fraction = |id: &str| m.get_one::<f64>(id).copied().unwrap_or_default();
+    Tolerances {
+        latency: fraction("latency-tolerance"),
+        latency_floor: m
+            .get_one::<Duration>("latency-floor")
+            .copied()
+            .unwrap_or_default(),
+        errors: fraction("error-tolerance"),
+        memory: fraction("memory-tolerance"),
+    }
+}
+
+/// The baseline to compare with: `--baseline FILE`, else the last ok baseline step of the
+/// record. Without one, nothing is run (exit 2): a comparison with nothing is no pass.
+fn find_baseline(ctx: &Ctx, m: &ArgMatches, checks: &[Check]) -> Result<VerifyBaseline> {
+    if !checks.iter().any(Check::is_measuring) {
+        return Err(Error::usage(
+            "--compare needs a measuring check: an http check with samples, or a metrics check with measure",
+        ));
+    }
+    if let Some(path) = m.get_one::<PathBuf>("baseline") {
+        let bytes = ugw_shared::atomic::read_capped(path, 16 << 20).map_err(|e| {
+            Error::usage(format!(
+                "--baseline {}: cannot read it ({e})",
+                path.display()
+            ))
+        })?;
+        return serde_json::from_slice(&bytes).map_err(|e| {
+            Error::usage(format!(
+                "--baseline {}: not a baseline written by `ugw-verify baseline --save` ({e})",
+                path.display()
+            ))
+        });
+    }
+    let steps = &ctx.record().steps;
+    (0..steps.len())
+        .rev()
+        .filter_map(|i| steps.get(i))
+        .filter(|s| s.tool == Verified::TOOL && s.status == Status::Ok && !s.dry_run)
+        .find_map(|s| serde_json::from_value::<VerifyBaseline>(s.result.get("baseline")?.clone()).ok())
+        .ok_or_else(|| {
+            Error::usage(
+                "--compare: the record has no ok `ugw-verify baseline` step; take one before the upgrade, or give --baseline FILE",
+            )
+        })
+}
+
+use ugw_shared::results::ToolResult as _;
+
+/// The measuring checks and everything they wait for; nothing else is run for a baseline.
+fn measuring_with_dependencies(checks: Vec<Check>) -> Result<Vec<Check>> {
+    let mut keep: Vec<bool> = checks.iter().map(Check::is_measuring).collect();
+    if !keep.iter().any(|k| *k) {
+        return Err(Error::usage(
+            "baseline needs a measuring check: an http check with samples, or a metrics check with measure",
+        ));
+    }
+    // Until nothing changes: a kept check keeps what it names in `after` and what it reads.
+    loop {
+        let mut changed = false;
+        for i in 0..checks.len() {
+            if !keep[i] {
+                continue;
+            }
+            let reads = checks[i].reads_captures();
+            for (j, other) in checks.iter().enumerate() {
+                let needed = checks[i].after.contains(&other.name)
+                    || spec::captures(other).any(|n| reads.iter().any(|r| r == n));
+                if needed && !keep[j] {
+                    keep[j] = true;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    Ok(checks
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(c, _)| c)
+        .collect())
+}
+
+/// The checks of `--checks FILE` and of the flags, validated as a whole.
+fn load_checks(ctx: &Ctx, m: &ArgMatches) -> Result<Vec<Check>> {
+    let env = Env {
+        scrubber: ctx.scrubber(),
+    };
+    let mut checks = Vec::new();
+    if let Some(path) = m.get_one::<PathBuf>("checks") {
+        let bytes = ugw_shared::atomic::read_capped(path, 16 << 20).map_err(|e| {
+            Error::usage(format!("--checks {}: cannot read it ({e})", path.display()))
+        })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::usage(format!("--checks {}: not UTF-8 text", path.display())))?;
+        checks = spec::parse_file(&text, &path.display().to_string(), &env)?;
+    }
+    checks.extend(flag_checks(m)?);
+    if checks.is_empty() {
+        return Err(Error::usage(
+            "no checks: give --checks FILE.json, --http URL or --cmd COMMAND",
+        ));
+    }
+    for check in &mut checks {
+        resolve_version(ctx, check)?;
+        check_urls(ctx, check)?;
+    }
+    spec::check_graph(&checks)?;
+    Ok(checks)
+}
+
+/// A versions check without `expect` wants the version of the last ugw-fetch step.
+fn resolve_version(ctx: &Ctx, check: &mut Check) -> Result<()> {
+    if let Kind::Versions(v) = &mut check.kind
+        && v.expect == ExpectVersion::Fetched
+    {
+        let flag = format!("{}.expect", check.origin);
+        let version = ctx
+            .record()
+            .flag_or_earlier(&flag, None, ctx.dry_run, |f: Fetched| f.version)?;
+        v.expect = version.map_or(ExpectVersion::Same, ExpectVersion::Exactly);
+    }
+    Ok(())
+}
+
+/// URLs that do not wait for a capture are checked now (and their secrets registered).
+fn check_urls(ctx: &Ctx, check: &Check) -> Result<()> {
+    let templates: Vec<&template::Template> = match &check.kind {
+        Kind::Http(h) => vec![&h.url],
+        Kind::Metrics(m) => vec![&m.url],
+        Kind::Versions(v) => v.urls.iter().collect(),
+        Kind::Tls(_) | Kind::Cmd(_) => Vec::new(),
+    };
+    for t in templates
+        .into_iter()
+        .filter(|t| t.captures().next().is_none())
+    {
+        let url = t
+            .render(&std::collections::HashMap::new())
+            .unwrap_or_default();
+        http::check_url(&url, ctx.scrubber())
+            .map_err(|e| Error::usage(format!("{}: {}", check.origin, e.message)))?;
+    }
+    Ok(())
+}
+
+/// The checks of `--http` (with the `--status`, `--expect` and `--max-latency` after each,
+/// or before the first for all) and `--cmd`, named after what they check.
+fn flag_checks(m: &ArgMatches) -> Result<Vec<Check>> {
+    let positioned = |id: &str| -> Vec<(usize, String)> {
+        match (m.indices_of(id), m.get_raw(id)) {
+            (Some(indices), Some(values))
+                if m.value_source(id) == Some(clap::parser::ValueSource::CommandLine) =>
+            {
+                indices
+                    .zip(values.map(|v| v.to_string_lossy().into_owned()))
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    };
+    let urls = positioned("http");
+    let starts: Vec<usize> = urls.iter().map(|(i, _)| *i).collect();
+    // The --http a flag at `index` belongs to: `None` before the first (for all of them).
+    let owner = |index: usize| starts.iter().rposition(|s| *s < index);
+    let for_url = |id: &str, n: usize| -> Vec<String> {
+        positioned(id)
+            .into_iter()
+            .filter(|(i, _)| owner(*i).is_none_or(|o| o == n))
+            .map(|(_, v)| v)
+            .collect()
+    };
+    if urls.is_empty()
+        && let Some(id) = ["status", "expect", "max-latency"]
+            .into_iter()
+            .find(|id| !positioned(id).is_empty())
+    {
+        return Err(Error::usage(format!(
+            "--{id} applies to an --http check: give --http URL"
+        )));
+    }
+    let mut checks = Vec::new();
+    for (n, (_, url)) in urls.iter().enumerate() {
+        let origin = format!("--http {url}");
+        let status_text = for_url("status", n).pop().unwrap_or_else(|| "200".into());
+        let max_latency = for_url("max-latency", n)
+            .pop()
+            .map(|d| parse_duration(&d).map_err(Error::usage))
+            .transpose()?;
+        let expect = for_url("expect", n)
+            .iter()
+            .map(|e| JqExpr::compile(e, "--expect"))
+            .collect::<Result<_>>()?;
+        checks.push(Check {
+            name: unique(&checks, url),
+            origin,
+            timeout: None,
+            after: Vec::new(),
+            always: false,
+            kind: Kind::Http(HttpCheck {
+                url: template::Template::literal(url),
+                method: Method::GET,
+                headers: Vec::new(),
+                body: None,
+                status: StatusSet::parse(&status_text, "--status")?,
+                status_text,
+                expect,
+                body_regex: None,
+                max_latency,
+                samples: None,
+                capture: Vec::new(),
+            }),
+        });
+    }
+    for (_, command) in positioned("cmd") {
+        if command.trim().is_empty() {
+            return Err(Error::usage("--cmd needs a command"));
+        }
+        checks.push(Check {
+            name: unique(&checks, &command),
+            origin: format!("--cmd '{command}'"),
+            timeout: None,
+            after: Vec::new(),
+            always: false,
+            kind: Kind::Cmd(spec::CmdCheck {
+                program: spec::Program::Shell(command.clone()),
+                exit: 0,
+                stdout_regex: None,
+                expect: Vec::new(),
+            }),
+        });
+    }
+    Ok(checks)
+}
+
+/// `name`, or `name (2)` when a check has that name already.
+fn unique(checks: &[Check], name: &str) -> String {
+    let taken = |n: &str| checks.iter().any(|c| c.name == n);
+    if !taken(name) {
+        return name.to_string();
+    }
+    // One of the first len + 2 numbers is free: there are only len names.
+    (2..checks.len() + 3)
+        .map(|i| format!("{name} ({i})"))
+        .find(|n| !taken(n))
+        .expect("a free name")
+}

@@ -38,29 +38,13 @@ Examples:
   ugw-verify --checks smoke.json --parallel 4 --junit verify-junit.xml
 
   # Before the upgrade, measure; after it, compare (p95 +20%, errors +0.1 points, memory +25%):
-  ugw-verify baseline --checks smoke.json --record upgrade.json
+  ugw-verify baseline --checks smoke.json --record upgrade.json --new
   ugw-verify --checks smoke.json --compare --record upgrade.json
 
   # A baseline kept in a file of its own, and a stricter latency tolerance:
   ugw-verify baseline --checks smoke.json --save baseline.json
   ugw-verify --checks smoke.json --compare --baseline baseline.json --latency-tolerance 10%
-
-A checks file (`{\"checks\": [...]}`; each check has name, type, and optionally timeout, after, always):
-  {\"checks\": [
-    {\"name\": \"ready\", \"type\": \"http\", \"url\": \"http://127.0.0.1:8080/health/ready\",
-     \"headers\": {\"Authorization\": \"Bearer ${env:HEALTH_TOKEN}\"}, \"expect\": [\".status == \\\"ok\\\"\"]},
-    {\"name\": \"create\", \"type\": \"http\", \"method\": \"POST\", \"url\": \"http://127.0.0.1:8080/items\",
-     \"body\": {\"name\": \"smoke\"}, \"status\": 201, \"capture\": {\"item\": \".id\"}},
-    {\"name\": \"read\", \"type\": \"http\", \"url\": \"http://127.0.0.1:8080/items/${capture:item}\"},
-    {\"name\": \"delete\", \"type\": \"http\", \"method\": \"DELETE\", \"url\": \"http://127.0.0.1:8080/items/${capture:item}\",
-     \"after\": [\"read\"], \"always\": true, \"status\": \"2xx\"},
-    {\"name\": \"latency\", \"type\": \"http\", \"url\": \"http://127.0.0.1:8080/work?ms=5\", \"samples\": 100, \"p95\": \"50ms\"},
-    {\"name\": \"server\", \"type\": \"metrics\", \"url\": \"http://127.0.0.1:8080/metrics\", \"window\": \"10s\",
-     \"measure\": [\"latency\", \"errors\", \"memory\"], \"assert\": [\"process_resident_memory_bytes <= 512MiB\"]},
-    {\"name\": \"cert\", \"type\": \"tls\", \"host\": \"app.example.com\", \"min_days\": 14},
-    {\"name\": \"fleet\", \"type\": \"versions\", \"urls\": [\"http://node1:8080/health/ready\", \"http://node2:8080/health/ready\"]},
-    {\"name\": \"migrated\", \"type\": \"cmd\", \"command\": \"sqlite3 /var/lib/app/app.db 'select 1'\", \"stdout_regex\": \"^1$\"}
-  ]}";
+";
 
 /// This tool as `cli` and xtask see it: never run after a failure, 5 minutes by default.
 #[must_use]
@@ -136,7 +120,24 @@ pub fn command() -> Command {
          for those it names in `after` or whose captured values it uses. `baseline` measures \
          before an upgrade; --compare fails a check whose p95 latency, error ratio or memory \
          grew beyond its tolerance. Any failed check: exit 1, kind check_failed; too few \
-         samples to judge: kind insufficient_data.",
+         samples to judge: kind insufficient_data.\n\n\
+         A checks file is {\"checks\": [...]} (or a bare list). Every check has a unique name, a \
+         type, and optionally timeout (\"5s\"), after (names it runs after) and always (run even \
+         when a check it runs after failed: a cleanup). \
+         http: url, method, headers, body (text or JSON), status (200), expect (jq expressions), \
+         body_regex, max_latency, capture ({\"id\": \".id\"}, used later as ${capture:id}), or \
+         samples (N requests) with p50, p95, max_errors (0) and min_samples (20). \
+         ${env:NAME} reads the environment in url, headers and body (a header's value is never shown). \
+         tls: host, port (443), server_name, min_days (14), cacert. \
+         cmd: command (sh -c) or argv, exit (0), stdout_regex, expect (jq on JSON stdout). \
+         metrics: url, assert ([\"process_resident_memory_bytes <= 512MiB\"]: a selector with =, \
+         !=, =~ matchers, summed, compared with < <= == != >= >), histogram with quantile and max \
+         (from bucket deltas over the window), window (\"10s\"), measure ([\"latency\", \
+         \"errors\", \"memory\"]). \
+         versions: urls, path (.version), expect (a version, \"same\", or by default the last \
+         ugw-fetch step's), headers. \
+         Measuring checks (http with samples, metrics with measure) are what baseline keeps and \
+         --compare judges.",
     )
     .after_long_help(EXAMPLES)
     .mut_arg("timeout", |a| a.help("Deadline for every check together"))
@@ -339,7 +340,10 @@ fn finish(
         };
         return Err(Error::new(kind, format!("{what}: {}", failed.join(", "))).with_result(value));
     }
-    if let (Some(path), Some(baseline)) = (args.get_one::<PathBuf>("save"), &verified.baseline) {
+    if let (Some(path), Some(baseline)) = (
+        args.try_get_one::<PathBuf>("save").ok().flatten(),
+        &verified.baseline,
+    ) {
         let text = serde_json::to_string_pretty(baseline).expect("a baseline serialises") + "\n";
         ugw_shared::atomic::write_atomic(path, text.as_bytes())?;
         ctx.reporter

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ugw_verify_global_optspecs
-    string join \n record= new in= output= pretty q/quiet always dry-run lock-timeout= host-id= checks= http= status= expect= max-latency= cmd= parallel= junit= header= header-env= cacert= insecure compare baseline= latency-tolerance= latency-floor= error-tolerance= memory-tolerance= timeout= h/help V/version
+    string join \n record= new in= output= pretty q/quiet always dry-run lock-timeout= host-id= checks= http= status= expect= max-latency= cmd= parallel= junit= header= header-env= cacert= insecure compare baseline= latency-tolerance= latency-floor= error-tolerance= memory-tolerance= memory-floor= timeout= h/help V/version
 end
 
 function __fish_ugw_verify_needs_command
@@ -48,6 +48,7 @@ complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l latency-tolerance
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l latency-floor -d 'A p95 growth smaller than this is noise, never a failure' -r
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l error-tolerance -d 'Fail when the error ratio (5xx over all) rose by more than this many percentage points' -r
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l memory-tolerance -d 'Fail when resident memory grew by more than this' -r
+complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l memory-floor -d 'A memory growth smaller than this is allocator noise, never a failure' -r
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l timeout -d 'Deadline for every check together' -r
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l new -d 'Start a new run in --record FILE (an old FILE is kept as FILE.prev)'
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l pretty -d 'Same as --output pretty (the record file is indented too)'

@@ -542,11 +542,7 @@ fn parallel_checks_keep_their_own_deadlines_around_a_hung_one() {
             "{name} did not wait for the hung check: {ms} ms"
         );
     }
-    assert!(
-        out.elapsed < Duration::from_secs(4),
-        "{:?}",
-        out.elapsed
-    );
+    assert!(out.elapsed < Duration::from_secs(4), "{:?}", out.elapsed);
 }
 
 #[test]

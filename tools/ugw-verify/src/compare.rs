@@ -1,6 +1,7 @@
 //! The comparison with a baseline taken before the upgrade: p95 latency may grow by the
-//! latency tolerance (and never fails within the noise floor), the error ratio may rise by
-//! the error tolerance in percentage points, memory may grow by the memory tolerance. A
+//! latency tolerance, the error ratio may rise by the error tolerance in percentage points,
+//! memory may grow by the memory tolerance; latency and memory never fail within their noise
+//! floors (a small service's figures jitter by more than 20% of themselves). A
 //! figure that is missing on either side cannot be judged: `insufficient_data`, never a pass.
 
 use std::time::Duration;
@@ -16,6 +17,8 @@ pub struct Tolerances {
     pub errors: f64,
     /// Memory may grow by this fraction.
     pub memory: f64,
+    /// Below this many bytes, memory growth is allocator noise, never a regression.
+    pub memory_floor: f64,
 }
 
 /// Parse `20%` or `0.2` as a fraction.
@@ -88,7 +91,7 @@ pub fn compare(
     if current.memory_bytes.is_some() {
         let base = before.and_then(|b| b.memory_bytes);
         row("memory_bytes", base, current.memory_bytes, &|b| {
-            b * (1.0 + tolerances.memory)
+            (b * (1.0 + tolerances.memory)).max(b + tolerances.memory_floor)
         });
     }
     rows
@@ -104,6 +107,7 @@ mod tests {
             latency_floor: Duration::from_millis(5),
             errors: 0.1,
             memory: 0.25,
+            memory_floor: 8.0 * 1024.0 * 1024.0,
         }
     }
 
@@ -162,6 +166,31 @@ mod tests {
             ]
         );
         assert_eq!(rows[0].limit, Some(120.0));
+    }
+
+    #[test]
+    fn a_small_process_is_judged_beyond_the_memory_floor() {
+        let mib = 1024.0 * 1024.0;
+        let base = baseline(Observation {
+            memory_bytes: Some(5.0 * mib),
+            ..Observation::default()
+        });
+        let jitter = Observation {
+            memory_bytes: Some(7.0 * mib),
+            ..Observation::default()
+        };
+        assert_eq!(
+            outcomes(&compare("c", &jitter, &base, &tolerances())),
+            [("memory_bytes", "passed")]
+        );
+        let bloated = Observation {
+            memory_bytes: Some(14.0 * mib),
+            ..Observation::default()
+        };
+        assert_eq!(
+            outcomes(&compare("c", &bloated, &base, &tolerances())),
+            [("memory_bytes", "failed")]
+        );
     }
 
     #[test]

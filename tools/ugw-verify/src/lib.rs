@@ -190,6 +190,14 @@ pub fn command() -> Command {
             .default_value("25%")
             .help("Fail when resident memory grew by more than this"),
     )
+    .arg(
+        Arg::new("memory-floor")
+            .long("memory-floor")
+            .value_name("SIZE")
+            .value_parser(clap::builder::ValueParser::new(memory_floor))
+            .default_value("8MiB")
+            .help("A memory growth smaller than this is allocator noise, never a failure"),
+    )
     .subcommand(
         Command::new("baseline")
             .about("Measure before an upgrade: run the measuring checks and keep what they saw in the record (or --save FILE)")
@@ -428,7 +436,16 @@ fn tolerances(m: &ArgMatches) -> Tolerances {
             .unwrap_or_default(),
         errors: fraction("error-tolerance"),
         memory: fraction("memory-tolerance"),
+        memory_floor: fraction("memory-floor"),
     }
+}
+
+/// `--memory-floor`: a size such as `8MiB` (plain numbers are bytes).
+fn memory_floor(text: &str) -> std::result::Result<f64, String> {
+    metrics::parse_value(text)
+        .ok()
+        .filter(|v| *v >= 0.0)
+        .ok_or_else(|| format!("'{text}' is not a size such as 8MiB"))
 }
 
 /// The baseline to compare with: `--baseline FILE`, else the last ok baseline step of the

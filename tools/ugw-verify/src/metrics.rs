@@ -109,7 +109,7 @@ fn split_at_operator(text: &str) -> Option<(&str, Op, &str)> {
 }
 
 /// A number with an optional unit: `512MiB`, `1.5GB`, `250ms`, `2s`, `5%`, `1e3`.
-fn parse_value(text: &str) -> Result<f64, String> {
+pub fn parse_value(text: &str) -> Result<f64, String> {
     const UNITS: [(&str, f64); 12] = [
         ("KiB", 1024.0),
         ("MiB", 1024.0 * 1024.0),
@@ -349,7 +349,10 @@ fn measure(
 
 /// The observation in one phrase for the table.
 pub fn describe(o: &Observation) -> String {
-    let mut parts = vec![format!("{} requests", o.requests)];
+    let mut parts = Vec::new();
+    if o.p95_ms.is_some() || o.errors.is_some() {
+        parts.push(format!("{} requests", o.requests));
+    }
     if let (Some(p50), Some(p95)) = (o.p50_ms, o.p95_ms) {
         parts.push(format!("p50 {p50:.1} ms, p95 {p95:.1} ms"));
     }

@@ -107,8 +107,6 @@ fn check_args() -> Vec<Arg> {
 /// The clap command: the common flags, then this tool's own.
 #[must_use]
 pub fn command() -> Command {
-    let fraction = clap::builder::ValueParser::new(compare::fraction);
-    let points = clap::builder::ValueParser::new(compare::points);
     tool_command(
         "ugw-verify",
         "Prove an upgrade worked: HTTP, TLS, command, metrics and version checks, and a comparison with a baseline",
@@ -144,60 +142,7 @@ pub fn command() -> Command {
     .next_help_heading("Checks")
     .args(check_args())
     .next_help_heading("Comparison with a baseline")
-    .arg(
-        Arg::new("compare")
-            .long("compare")
-            .action(ArgAction::SetTrue)
-            .help("Compare what the measuring checks measure with the baseline (the last ok `ugw-verify baseline` step of the record, or --baseline FILE)"),
-    )
-    .arg(
-        Arg::new("baseline")
-            .long("baseline")
-            .value_name("FILE")
-            .value_parser(clap::value_parser!(PathBuf))
-            .requires("compare")
-            .help("Read the baseline from FILE (written by `ugw-verify baseline --save FILE`)"),
-    )
-    .arg(
-        Arg::new("latency-tolerance")
-            .long("latency-tolerance")
-            .value_name("PERCENT")
-            .value_parser(fraction.clone())
-            .default_value("20%")
-            .help("Fail when p95 latency grew by more than this"),
-    )
-    .arg(
-        Arg::new("latency-floor")
-            .long("latency-floor")
-            .value_name("DURATION")
-            .value_parser(clap::builder::ValueParser::new(parse_duration))
-            .default_value("5ms")
-            .help("A p95 growth smaller than this is noise, never a failure"),
-    )
-    .arg(
-        Arg::new("error-tolerance")
-            .long("error-tolerance")
-            .value_name("POINTS")
-            .value_parser(points)
-            .default_value("0.1")
-            .help("Fail when the error ratio (5xx over all) rose by more than this many percentage points"),
-    )
-    .arg(
-        Arg::new("memory-tolerance")
-            .long("memory-tolerance")
-            .value_name("PERCENT")
-            .value_parser(fraction)
-            .default_value("25%")
-            .help("Fail when resident memory grew by more than this"),
-    )
-    .arg(
-        Arg::new("memory-floor")
-            .long("memory-floor")
-            .value_name("SIZE")
-            .value_parser(clap::builder::ValueParser::new(memory_floor))
-            .default_value("8MiB")
-            .help("A memory growth smaller than this is allocator noise, never a failure"),
-    )
+    .args(compare_args())
     .subcommand(
         Command::new("baseline")
             .about("Measure before an upgrade: run the measuring checks and keep what they saw in the record (or --save FILE)")
@@ -210,6 +155,54 @@ pub fn command() -> Command {
                     .help("Also write the baseline to FILE (atomically), for --compare --baseline FILE"),
             ),
     )
+}
+
+/// The flags of `--compare`: where the baseline is, and how much worse is too much.
+fn compare_args() -> Vec<Arg> {
+    let fraction = clap::builder::ValueParser::new(compare::fraction);
+    let points = clap::builder::ValueParser::new(compare::points);
+    vec![
+        Arg::new("compare")
+            .long("compare")
+            .action(ArgAction::SetTrue)
+            .help("Compare what the measuring checks measure with the baseline (the last ok `ugw-verify baseline` step of the record, or --baseline FILE)"),
+        Arg::new("baseline")
+            .long("baseline")
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .requires("compare")
+            .help("Read the baseline from FILE (written by `ugw-verify baseline --save FILE`)"),
+        Arg::new("latency-tolerance")
+            .long("latency-tolerance")
+            .value_name("PERCENT")
+            .value_parser(fraction.clone())
+            .default_value("20%")
+            .help("Fail when p95 latency grew by more than this"),
+        Arg::new("latency-floor")
+            .long("latency-floor")
+            .value_name("DURATION")
+            .value_parser(clap::builder::ValueParser::new(parse_duration))
+            .default_value("5ms")
+            .help("A p95 growth smaller than this is noise, never a failure"),
+        Arg::new("error-tolerance")
+            .long("error-tolerance")
+            .value_name("POINTS")
+            .value_parser(points)
+            .default_value("0.1")
+            .help("Fail when the error ratio (5xx over all) rose by more than this many percentage points"),
+        Arg::new("memory-tolerance")
+            .long("memory-tolerance")
+            .value_name("PERCENT")
+            .value_parser(fraction)
+            .default_value("25%")
+            .help("Fail when resident memory grew by more than this"),
+        Arg::new("memory-floor")
+            .long("memory-floor")
+            .value_name("SIZE")
+            .value_parser(clap::builder::ValueParser::new(memory_floor))
+            .default_value("8MiB")
+            .help("A memory growth smaller than this is allocator noise, never a failure"),
+    ]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -78,9 +78,15 @@ fn http_checks_pass_and_fail_on_status_jq_regex_and_latency() {
              "max_latency": "100ms"},
         ]}),
     );
+    let junit = dir.path().join("junit.xml");
     let mut cmd = tool("ugw-verify");
-    cmd.args(["--checks", file.to_str().unwrap()])
-        .env("DEMO_TOKEN", "tok-3f9a1c77");
+    cmd.args([
+        "--checks",
+        file.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ])
+    .env("DEMO_TOKEN", "tok-3f9a1c77");
     let out = run(cmd);
     out.assert_code(1);
     let step = out.last_step();
@@ -129,7 +135,8 @@ fn http_checks_pass_and_fail_on_status_jq_regex_and_latency() {
         Some("200")
     );
     // The token went to the server and nowhere else.
-    for text in [&out.stdout, &out.stderr] {
+    let report = std::fs::read_to_string(&junit).unwrap();
+    for text in [&out.stdout, &out.stderr, &report] {
         assert!(!text.contains("tok-3f9a1c77"), "{text}");
     }
     assert!(out.stderr.contains("PASS ready"), "{}", out.stderr);
@@ -939,4 +946,76 @@ fn a_restart_in_the_window_is_a_counter_reset_not_a_negative_rate() {
     assert!((0.0..=0.001).contains(&ratio), "{ratio}");
     assert!(server["requests"].as_u64().unwrap() > 0);
     assert!(v2b.requests() > 0);
+}
+
+#[test]
+fn a_signal_stops_a_check_window_at_once_with_the_record_written() {
+    let _serial = serial();
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = checks_file(
+        dir.path(),
+        &json!([{"name": "server", "type": "metrics", "url": format!("{}/metrics", app.url),
+                 "window": "30s", "measure": ["memory"]}]),
+    );
+    let mut cmd = tool("ugw-verify");
+    cmd.args(["--checks", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    assert!(
+        app.wait_for_requests(1, Duration::from_secs(10)),
+        "the window began"
+    );
+    let (code, record) = kit::interrupt(child, libc::SIGTERM);
+    assert_eq!(code, Some(143));
+    let step = record.steps.last().unwrap();
+    assert_eq!(
+        (step.status.as_str(), step.error_kind()),
+        ("interrupted", "interrupted")
+    );
+}
+
+#[test]
+fn a_comparison_without_a_baseline_runs_nothing_and_a_dry_run_sends_nothing() {
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = checks_file(
+        dir.path(),
+        &json!([{"name": "latency", "type": "http", "url": format!("{}/health/live", app.url), "samples": 20}]),
+    );
+    let out = verify(&["--checks", file.to_str().unwrap(), "--compare"]);
+    out.assert_code(2);
+    assert!(
+        out.last_step()
+            .error
+            .unwrap()
+            .message
+            .contains("no ok `ugw-verify baseline` step")
+    );
+    let out = verify(&["--checks", file.to_str().unwrap(), "--dry-run"]);
+    out.assert_code(0);
+    assert_eq!(result_of(&out)["would_run"], json!(["latency"]));
+    assert_eq!(app.requests_settled(), 0);
+    // A baseline kept in a file serves a comparison as well as one in the record.
+    let saved = dir.path().join("baseline.json");
+    let out = verify(&[
+        "baseline",
+        "--checks",
+        file.to_str().unwrap(),
+        "--save",
+        saved.to_str().unwrap(),
+    ]);
+    out.assert_code(0);
+    let kept: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(kept["checks"]["latency"]["requests"], 20);
+    let out = verify(&[
+        "--checks",
+        file.to_str().unwrap(),
+        "--compare",
+        "--baseline",
+        saved.to_str().unwrap(),
+    ]);
+    out.assert_code(0);
+    assert_eq!(rows(&result_of(&out))[0].0, "latency");
 }

@@ -118,6 +118,9 @@ pub fn run_all(
             captured.extend(ran.outcome.captured.iter().cloned());
             done[i] = Some(ran);
         }
+        // A check that saw the signal first reports a failure of its own; the run is
+        // interrupted all the same, and no further check starts.
+        shared.cancel.check()?;
     }
     Ok(done
         .into_iter()

@@ -39,6 +39,13 @@ fn check<'a>(result: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no check {name}: {result:#}"))
 }
 
+/// Why the check named `name` did not pass.
+fn message<'a>(result: &'a Value, name: &str) -> &'a str {
+    check(result, name)["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} has no message: {result:#}"))
+}
+
 fn outcomes(result: &Value) -> Vec<(String, String)> {
     result["checks"]
         .as_array()
@@ -103,29 +110,14 @@ fn http_checks_pass_and_fail_on_status_jq_regex_and_latency() {
         ])
     );
     assert_eq!(result["passed"], 1);
-    let message = &step.error.as_ref().unwrap().message;
+    let why = &step.error.as_ref().unwrap().message;
     assert!(
-        message.contains("no-token, wrong-version, regex, too-slow"),
-        "{message}"
+        why.contains("no-token, wrong-version, regex, too-slow"),
+        "{why}"
     );
-    assert!(
-        check(&result, "no-token")["message"]
-            .as_str()
-            .unwrap()
-            .contains("status 401")
-    );
-    assert!(
-        check(&result, "wrong-version")["message"]
-            .as_str()
-            .unwrap()
-            .contains(".version == \"v9\"' is not true")
-    );
-    assert!(
-        check(&result, "too-slow")["message"]
-            .as_str()
-            .unwrap()
-            .contains("over 100 ms")
-    );
+    assert!(message(&result, "no-token").contains("status 401"));
+    assert!(message(&result, "wrong-version").contains(".version == \"v9\"' is not true"));
+    assert!(message(&result, "too-slow").contains("over 100 ms"));
     assert_eq!(
         check(&result, "ready")["observed"]
             .as_str()
@@ -221,12 +213,7 @@ fn command_checks_judge_exit_stdout_and_json() {
         exit["message"].as_str().unwrap().contains("exit 4")
             && exit["message"].as_str().unwrap().contains("broken")
     );
-    assert!(
-        check(&result, "json")["message"]
-            .as_str()
-            .unwrap()
-            .contains("it gave false")
-    );
+    assert!(message(&result, "json").contains("it gave false"));
 }
 
 #[test]
@@ -268,18 +255,8 @@ fn metrics_assertions_sum_selected_series() {
             ("absent", "failed")
         ])
     );
-    assert!(
-        check(&result, "no-errors")["message"]
-            .as_str()
-            .unwrap()
-            .contains("is 2")
-    );
-    assert!(
-        check(&result, "absent")["message"]
-            .as_str()
-            .unwrap()
-            .contains("no sample")
-    );
+    assert!(message(&result, "no-errors").contains("is 2"));
+    assert!(message(&result, "absent").contains("no sample"));
 }
 
 #[test]
@@ -325,24 +302,9 @@ fn a_tls_check_reads_days_left_and_the_name() {
     let days: i64 = observed.split(' ').next().unwrap().parse().unwrap();
     assert!(days > 365 * 1000, "{observed}");
     assert!(observed.contains("127.0.0.1") && observed.contains("localhost"));
-    assert!(
-        check(&result, "expiring")["message"]
-            .as_str()
-            .unwrap()
-            .contains("fewer than 10000000")
-    );
-    assert!(
-        check(&result, "wrong-name")["message"]
-            .as_str()
-            .unwrap()
-            .contains("not valid for app.example.com")
-    );
-    assert!(
-        check(&result, "untrusted")["message"]
-            .as_str()
-            .unwrap()
-            .contains("not trusted")
-    );
+    assert!(message(&result, "expiring").contains("fewer than 10000000"));
+    assert!(message(&result, "wrong-name").contains("not valid for app.example.com"));
+    assert!(message(&result, "untrusted").contains("not trusted"));
 }
 
 #[test]
@@ -379,10 +341,7 @@ fn versions_across_three_nodes_find_the_one_that_lags() {
             ("all-same", "failed")
         ])
     );
-    let why = check(&result, "fleet")["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let why = message(&result, "fleet").to_string();
     assert!(
         why.contains(&format!("{} is at v1.9.0, not v2.0.0", urls[2])),
         "{why}"
@@ -607,12 +566,7 @@ fn too_few_samples_is_insufficient_data_never_a_pass() {
             ("quiet", "insufficient_data")
         ])
     );
-    assert!(
-        check(&step.result, "five")["message"]
-            .as_str()
-            .unwrap()
-            .contains("5 answered requests, fewer than 20")
-    );
+    assert!(message(&step.result, "five").contains("5 answered requests, fewer than 20"));
 }
 
 #[test]
@@ -850,12 +804,7 @@ fn compare_passes_on_a_healthy_v2_and_fails_on_a_slow_one() {
         .find(|r| r["check"] == "latency" && r["measure"] == "p95_ms")
         .unwrap();
     assert!(row["current"].as_f64().unwrap() >= delay_ms as f64, "{row}");
-    assert!(
-        check(&result, "latency")["message"]
-            .as_str()
-            .unwrap()
-            .contains("worse than the baseline")
-    );
+    assert!(message(&result, "latency").contains("worse than the baseline"));
 }
 
 #[test]

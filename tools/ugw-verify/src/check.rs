@@ -1,28 +1,23 @@
-//! Running one check: what it expected, what it observed, and whether that passed. HTTP and
-//! command checks are here; `metrics` and `tls` have files of their own. A check runs on a
-//! thread of its own and keeps its deadline itself (the client and the runner are given it).
+//! Running one check: what it expected, what it observed, and whether that passed. HTTP
+//! checks are here; the other types have files of their own. A check runs on a thread of its
+//! own and keeps its deadline itself (the client and the runner are given it).
 
-use crate::spec::{
-    Check, CmdCheck, ExpectVersion, HttpCheck, Kind, Program, Samples, VersionsCheck,
-};
+use crate::spec::{Check, HttpCheck, Kind, Samples};
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
 use ugw_shared::http::{HttpClient, HttpResponse, Request};
 use ugw_shared::jq::{JqExpr, JqInput, parse_json};
-use ugw_shared::poll::{self, Attempt};
+use ugw_shared::poll::Attempt;
 use ugw_shared::results::Observation;
-use ugw_shared::runner::{self, Ended, RunSpec};
 use ugw_shared::scrub::{Scrubber, excerpt};
 use ugw_shared::time::{human, millis};
-use ugw_shared::version;
 
 /// How much of a body is read for the assertions.
-const BODY_LIMIT: usize = 1024 * 1024;
+pub const BODY_LIMIT: usize = 1024 * 1024;
 /// How much of a body or output goes into a message.
-const QUOTE_BYTES: usize = 80;
+pub const QUOTE_BYTES: usize = 80;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -135,17 +130,17 @@ fn run(
             },
             Err(why) => Outcome::skipped(why),
         },
-        Kind::Cmd(cmd) => run_cmd(cmd, shared, until),
+        Kind::Cmd(cmd) => crate::cmd::run(cmd, until, &shared.cancel),
         Kind::Tls(tls) => crate::tls::run(tls, until, &shared.cancel),
         Kind::Metrics(m) => match fill(&m.url).and_then(|u| checked(&u, &shared.scrubber)) {
             Ok(url) => crate::metrics::run(m, &url, &shared.client, until, &shared.cancel),
             Err(why) => Outcome::skipped(why),
         },
-        Kind::Versions(v) => run_versions(v, captured, shared, until),
+        Kind::Versions(v) => crate::versions::run(v, captured, shared, until),
     }
 }
 
-fn checked(url: &str, scrubber: &Scrubber) -> Result<String, String> {
+pub fn checked(url: &str, scrubber: &Scrubber) -> Result<String, String> {
     ugw_shared::http::check_url(url, scrubber)
         .map(|_| url.to_string())
         .map_err(|e| e.message)
@@ -280,7 +275,7 @@ fn judge_http(
         .collect()
 }
 
-fn jq_first(
+pub fn jq_first(
     expr: &JqExpr,
     input: &JqInput,
     until: Instant,
@@ -294,7 +289,7 @@ fn jq_first(
 }
 
 /// Every jq expectation holds, or the first that does not, in words.
-fn expectations(
+pub fn expectations(
     expect: &[JqExpr],
     json: &JqInput,
     raw: &[u8],
@@ -435,177 +430,6 @@ fn judge_samples(
         Outcome::failed(expected, observed, failures.join("; "))
     };
     outcome.observed_as(Some(o))
-}
-
-fn run_cmd(cmd: &CmdCheck, shared: &Shared, until: Instant) -> Outcome {
-    let (spec, shown) = match &cmd.program {
-        Program::Shell(line) => (RunSpec::new(line, until), line.clone()),
-        Program::Argv(argv) => (RunSpec::argv(&argv[0], &argv[1..], until), argv.join(" ")),
-    };
-    let mut expected = format!("exit {}", cmd.exit);
-    if let Some(re) = &cmd.stdout_regex {
-        let _ = write!(expected, ", stdout =~ /{}/", re.as_str());
-    }
-    for e in &cmd.expect {
-        let _ = write!(expected, ", {}", e.text());
-    }
-    let outcome = match runner::run(&spec, &shared.cancel) {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            return Outcome::failed(
-                expected,
-                "not run".into(),
-                format!("'{shown}': {}", e.message),
-            );
-        }
-    };
-    let observed = match outcome.ended {
-        Ended::TimedOut => outcome.describe(),
-        _ => format!("{} in {}", outcome.describe(), human(outcome.elapsed)),
-    };
-    if outcome.ended == Ended::TimedOut {
-        return Outcome::failed(expected, observed.clone(), observed);
-    }
-    if outcome.ended != Ended::Exited(cmd.exit) {
-        let said = excerpt(
-            if outcome.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
-                &outcome.stderr
-            } else {
-                &outcome.stdout
-            },
-            QUOTE_BYTES,
-        );
-        return Outcome::failed(
-            expected,
-            observed,
-            format!(
-                "{}, expecting exit {}: '{said}'",
-                outcome.describe(),
-                cmd.exit
-            ),
-        );
-    }
-    let stdout = String::from_utf8_lossy(&outcome.stdout);
-    if let Some(re) = cmd.stdout_regex.as_ref().filter(|re| !re.is_match(&stdout)) {
-        let why = format!(
-            "stdout does not match /{}/: '{}'",
-            re.as_str(),
-            excerpt(&outcome.stdout, QUOTE_BYTES)
-        );
-        return Outcome::failed(expected, observed, why);
-    }
-    if !cmd.expect.is_empty() {
-        let checked = parse_json(&outcome.stdout)
-            .map_err(|e| e.replace("the body", "stdout"))
-            .and_then(|json| {
-                expectations(&cmd.expect, &json, &outcome.stdout, until, &shared.cancel)
-            });
-        if let Err(why) = checked {
-            return Outcome::failed(expected, observed, why);
-        }
-    }
-    Outcome::passed(expected, observed)
-}
-
-/// Every node's version, fetched at once; all must equal the expected one (or each other).
-fn run_versions(
-    v: &VersionsCheck,
-    captured: &HashMap<String, String>,
-    shared: &Shared,
-    until: Instant,
-) -> Outcome {
-    let expected = match &v.expect {
-        ExpectVersion::Exactly(want) => format!("every node at {want}"),
-        _ => "every node at the same version".into(),
-    };
-    let mut attempts = Vec::new();
-    for url in &v.urls {
-        let url = match url
-            .render(captured)
-            .and_then(|u| checked(&u, &shared.scrubber))
-        {
-            Ok(url) => url,
-            Err(why) => return Outcome::skipped(why),
-        };
-        let headers: Result<Vec<(String, String)>, String> = v
-            .headers
-            .iter()
-            .map(|(n, t)| Ok((n.clone(), t.render(captured)?)))
-            .collect();
-        let headers = match headers {
-            Ok(headers) => headers,
-            Err(why) => return Outcome::skipped(why),
-        };
-        let (client, cancel) = (shared.client.clone(), shared.cancel.clone());
-        attempts.push(Attempt::new(move || {
-            let mut request = Request::get(&url);
-            for (n, value) in &headers {
-                request = request.header(n, value);
-            }
-            (
-                url.clone(),
-                client.fetch_request(request, until, BODY_LIMIT, &cancel),
-            )
-        }));
-    }
-    let Ok(arrived) = poll::parallel(attempts, until, &shared.cancel) else {
-        return Outcome::failed(expected, "interrupted".into(), "interrupted".into());
-    };
-    let mut found = Vec::new();
-    let mut problems = Vec::new();
-    for (index, arrived) in arrived.into_iter().enumerate() {
-        let Some(arrived) = arrived else {
-            problems.push(format!("node {}: no answer in time", index + 1));
-            continue;
-        };
-        let (url, answer) = arrived.value;
-        match node_version(v, answer, until, &shared.cancel) {
-            Ok(version) => found.push((url, version)),
-            Err(why) => problems.push(format!("{url}: {why}")),
-        }
-    }
-    let observed = found
-        .iter()
-        .map(|(url, version)| format!("{url} {version}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let want = match &v.expect {
-        ExpectVersion::Exactly(want) => Some(want.clone()),
-        _ => found.first().map(|(_, version)| version.clone()),
-    };
-    if let Some(want) = want {
-        problems.extend(
-            found
-                .iter()
-                .filter(|(_, version)| !version::same(version, &want))
-                .map(|(url, version)| format!("{url} is at {version}, not {want}")),
-        );
-    }
-    if problems.is_empty() {
-        Outcome::passed(expected, observed)
-    } else {
-        Outcome::failed(expected, observed, problems.join("; "))
-    }
-}
-
-fn node_version(
-    v: &VersionsCheck,
-    answer: Result<HttpResponse, ugw_shared::poll::AttemptError>,
-    until: Instant,
-    cancel: &Cancel,
-) -> Result<String, String> {
-    let response = answer.map_err(|e| e.message)?;
-    if !(200..300).contains(&response.status) {
-        return Err(format!("status {}", response.status));
-    }
-    let json = parse_json(&response.body)?;
-    jq_first(&v.path, &json, until, cancel)?.ok_or_else(|| {
-        format!(
-            "no version at {} in '{}'",
-            v.path.text(),
-            excerpt(&response.body, QUOTE_BYTES)
-        )
-    })
 }
 
 #[cfg(test)]

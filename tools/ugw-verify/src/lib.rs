@@ -4,28 +4,29 @@
 //! versions) in parallel with their own deadlines, and compares what they measure with a
 //! baseline taken before the upgrade.
 
+mod baseline;
 mod check;
+mod cmd;
 mod compare;
+mod flags;
 mod junit;
 mod metrics;
+mod plan;
 mod schedule;
 mod spec;
 mod table;
 mod template;
 mod tls;
+mod versions;
 
 use check::{Shared, Verdict};
 use clap::{Arg, ArgAction, ArgMatches, Command};
-use compare::Tolerances;
 use serde::Serialize;
-use spec::{Check, Env, ExpectVersion, HttpCheck, Kind};
+use spec::Check;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
-use ugw_shared::http::{self, Method, StatusSet};
-use ugw_shared::jq::JqExpr;
-use ugw_shared::record::Status;
-use ugw_shared::results::{CheckResult, Comparison, Fetched, Verified, VerifyBaseline};
+use ugw_shared::http;
+use ugw_shared::results::{CheckResult, Comparison, Verified, VerifyBaseline};
 use ugw_shared::time::{millis, parse_duration, rfc3339_millis};
 use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult, tool_command};
 
@@ -199,7 +200,7 @@ fn compare_args() -> Vec<Arg> {
         Arg::new("memory-floor")
             .long("memory-floor")
             .value_name("SIZE")
-            .value_parser(clap::builder::ValueParser::new(memory_floor))
+            .value_parser(clap::builder::ValueParser::new(baseline::memory_floor))
             .default_value("8MiB")
             .help("A memory growth smaller than this is allocator noise, never a failure"),
     ]
@@ -209,6 +210,39 @@ fn compare_args() -> Vec<Arg> {
 enum Mode {
     Verify,
     Baseline,
+}
+
+impl Mode {
+    fn word(self) -> &'static str {
+        match self {
+            Mode::Verify => "verify",
+            Mode::Baseline => "baseline",
+        }
+    }
+}
+
+/// `ugw-verify --checks f baseline`: the checks were given to the wrong command.
+fn refuse_checks_before_baseline(mode: Mode, m: &ArgMatches) -> Result<()> {
+    let given = |id: &str| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    match ["checks", "http", "cmd"].into_iter().find(|id| given(id)) {
+        Some(id) if mode == Mode::Baseline => Err(Error::usage(format!(
+            "--{id} goes after `baseline` (ugw-verify baseline --{id} ...)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// What a dry run says: the checks it would run, and nothing sent.
+fn dry_run(ctx: &Ctx, mode: Mode, checks: &[Check], compare: bool) -> StepResult {
+    let would_run: Vec<String> = checks.iter().map(|c| c.name.clone()).collect();
+    ctx.reporter
+        .info(&format!("dry run: would run {}", would_run.join(", ")));
+    let planned = Planned {
+        mode: mode.word(),
+        would_run,
+        compare,
+    };
+    StepResult::unchanged(serde_json::to_value(planned).expect("a plan serialises"))
 }
 
 /// What a dry run says it would do.
@@ -225,40 +259,18 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         Some(("baseline", sub)) => (Mode::Baseline, sub),
         _ => (Mode::Verify, m),
     };
-    if mode == Mode::Baseline
-        && let Some(id) = ["checks", "http", "cmd"].into_iter().find(|id| {
-            m.contains_id(id) && m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
-        })
-    {
-        return Err(Error::usage(format!(
-            "--{id} goes after `baseline` (ugw-verify baseline --{id} ...)"
-        )));
-    }
-    let mut checks = load_checks(ctx, args)?;
+    refuse_checks_before_baseline(mode, m)?;
+    let mut checks = plan::load(ctx, args)?;
     if mode == Mode::Baseline {
-        checks = measuring_with_dependencies(checks)?;
+        checks = baseline::measuring_only(checks)?;
     }
     let baseline = match mode {
-        Mode::Verify if m.get_flag("compare") => Some(find_baseline(ctx, m, &checks)?),
+        Mode::Verify if m.get_flag("compare") => Some(baseline::find(ctx, m, &checks)?),
         _ => None,
     };
-    let tolerances = tolerances(m);
+    let tolerances = baseline::tolerances(m);
     if ctx.dry_run {
-        let would_run: Vec<String> = checks.iter().map(|c| c.name.clone()).collect();
-        ctx.reporter
-            .info(&format!("dry run: would run {}", would_run.join(", ")));
-        let planned = Planned {
-            mode: if mode == Mode::Baseline {
-                "baseline"
-            } else {
-                "verify"
-            },
-            would_run,
-            compare: baseline.is_some(),
-        };
-        return Ok(StepResult::unchanged(
-            serde_json::to_value(planned).expect("a plan serialises"),
-        ));
+        return Ok(dry_run(ctx, mode, &checks, baseline.is_some()));
     }
     let shared = Arc::new(Shared {
         client: ctx.http_client(args)?,
@@ -278,7 +290,7 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         .collect();
     let comparison = baseline
         .as_ref()
-        .map(|b| compare_all(&mut results, b, &tolerances))
+        .map(|b| baseline::apply(&mut results, b, &tolerances))
         .unwrap_or_default();
     table::show(&ctx.reporter, &results, &comparison);
     if let Some(path) = args.get_one::<PathBuf>("junit") {
@@ -315,12 +327,7 @@ fn finish(
             .collect(),
     });
     let verified = Verified {
-        mode: if mode == Mode::Baseline {
-            "baseline"
-        } else {
-            "verify"
-        }
-        .into(),
+        mode: mode.word().into(),
         passed: checks.iter().filter(|c| c.ok).count() as u64,
         failed: failed.clone(),
         checks,
@@ -369,313 +376,4 @@ fn result_of(check: &Check, ran: schedule::Ran) -> CheckResult {
         observation: o.observation,
         captured: o.captured.into_iter().map(|(name, _)| name).collect(),
     }
-}
-
-/// The comparison rows of every measuring check; a failed row fails its check, a row that
-/// cannot be judged makes a passing check `insufficient_data`.
-fn compare_all(
-    results: &mut [CheckResult],
-    baseline: &VerifyBaseline,
-    tolerances: &Tolerances,
-) -> Vec<Comparison> {
-    let mut all = Vec::new();
-    for result in results.iter_mut().filter(|r| r.ok) {
-        let Some(observation) = &result.observation else {
-            continue;
-        };
-        let rows = compare::compare(&result.name, observation, baseline, tolerances);
-        let failed: Vec<String> = rows
-            .iter()
-            .filter(|r| r.outcome == "failed")
-            .map(|r| {
-                format!(
-                    "{} {} -> {}, over the limit {}",
-                    r.measure,
-                    table::shown(&r.measure, r.baseline.unwrap_or_default()),
-                    table::shown(&r.measure, r.current.unwrap_or_default()),
-                    table::shown(&r.measure, r.limit.unwrap_or_default())
-                )
-            })
-            .collect();
-        let unknown: Vec<&str> = rows
-            .iter()
-            .filter(|r| r.outcome == "insufficient_data")
-            .map(|r| r.measure.as_str())
-            .collect();
-        if !failed.is_empty() {
-            result.ok = false;
-            result.outcome = Verdict::Failed.word().into();
-            result.message = Some(format!("worse than the baseline: {}", failed.join("; ")));
-        } else if !unknown.is_empty() {
-            result.ok = false;
-            result.outcome = Verdict::Insufficient.word().into();
-            result.message = Some(format!(
-                "no baseline figure to compare {} with",
-                unknown.join(", ")
-            ));
-        }
-        all.extend(rows);
-    }
-    all
-}
-
-fn tolerances(m: &ArgMatches) -> Tolerances {
-    let fraction = |id: &str| m.get_one::<f64>(id).copied().unwrap_or_default();
-    Tolerances {
-        latency: fraction("latency-tolerance"),
-        latency_floor: m
-            .get_one::<Duration>("latency-floor")
-            .copied()
-            .unwrap_or_default(),
-        errors: fraction("error-tolerance"),
-        memory: fraction("memory-tolerance"),
-        memory_floor: fraction("memory-floor"),
-    }
-}
-
-/// `--memory-floor`: a size such as `8MiB` (plain numbers are bytes).
-fn memory_floor(text: &str) -> std::result::Result<f64, String> {
-    metrics::parse_value(text)
-        .ok()
-        .filter(|v| *v >= 0.0)
-        .ok_or_else(|| format!("'{text}' is not a size such as 8MiB"))
-}
-
-/// The baseline to compare with: `--baseline FILE`, else the last ok baseline step of the
-/// record. Without one, nothing is run (exit 2): a comparison with nothing is no pass.
-fn find_baseline(ctx: &Ctx, m: &ArgMatches, checks: &[Check]) -> Result<VerifyBaseline> {
-    if !checks.iter().any(Check::is_measuring) {
-        return Err(Error::usage(
-            "--compare needs a measuring check: an http check with samples, or a metrics check with measure",
-        ));
-    }
-    if let Some(path) = m.get_one::<PathBuf>("baseline") {
-        let bytes = ugw_shared::atomic::read_capped(path, 16 << 20).map_err(|e| {
-            Error::usage(format!(
-                "--baseline {}: cannot read it ({e})",
-                path.display()
-            ))
-        })?;
-        return serde_json::from_slice(&bytes).map_err(|e| {
-            Error::usage(format!(
-                "--baseline {}: not a baseline written by `ugw-verify baseline --save` ({e})",
-                path.display()
-            ))
-        });
-    }
-    let steps = &ctx.record().steps;
-    (0..steps.len())
-        .rev()
-        .filter_map(|i| steps.get(i))
-        .filter(|s| s.tool == Verified::TOOL && s.status == Status::Ok && !s.dry_run)
-        .find_map(|s| serde_json::from_value::<VerifyBaseline>(s.result.get("baseline")?.clone()).ok())
-        .ok_or_else(|| {
-            Error::usage(
-                "--compare: the record has no ok `ugw-verify baseline` step; take one before the upgrade, or give --baseline FILE",
-            )
-        })
-}
-
-use ugw_shared::results::ToolResult as _;
-
-/// The measuring checks and everything they wait for; nothing else is run for a baseline.
-fn measuring_with_dependencies(checks: Vec<Check>) -> Result<Vec<Check>> {
-    let mut keep: Vec<bool> = checks.iter().map(Check::is_measuring).collect();
-    if !keep.iter().any(|k| *k) {
-        return Err(Error::usage(
-            "baseline needs a measuring check: an http check with samples, or a metrics check with measure",
-        ));
-    }
-    // Until nothing changes: a kept check keeps what it names in `after` and what it reads.
-    loop {
-        let mut changed = false;
-        for i in 0..checks.len() {
-            if !keep[i] {
-                continue;
-            }
-            let reads = checks[i].reads_captures();
-            for (j, other) in checks.iter().enumerate() {
-                let needed = checks[i].after.contains(&other.name)
-                    || spec::captures(other).any(|n| reads.iter().any(|r| r == n));
-                if needed && !keep[j] {
-                    keep[j] = true;
-                    changed = true;
-                }
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
-    Ok(checks
-        .into_iter()
-        .zip(keep)
-        .filter(|(_, k)| *k)
-        .map(|(c, _)| c)
-        .collect())
-}
-
-/// The checks of `--checks FILE` and of the flags, validated as a whole.
-fn load_checks(ctx: &Ctx, m: &ArgMatches) -> Result<Vec<Check>> {
-    let env = Env {
-        scrubber: ctx.scrubber(),
-    };
-    let mut checks = Vec::new();
-    if let Some(path) = m.get_one::<PathBuf>("checks") {
-        let bytes = ugw_shared::atomic::read_capped(path, 16 << 20).map_err(|e| {
-            Error::usage(format!("--checks {}: cannot read it ({e})", path.display()))
-        })?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Error::usage(format!("--checks {}: not UTF-8 text", path.display())))?;
-        checks = spec::parse_file(&text, &path.display().to_string(), &env)?;
-    }
-    checks.extend(flag_checks(m)?);
-    if checks.is_empty() {
-        return Err(Error::usage(
-            "no checks: give --checks FILE.json, --http URL or --cmd COMMAND",
-        ));
-    }
-    for check in &mut checks {
-        resolve_version(ctx, check)?;
-        check_urls(ctx, check)?;
-    }
-    spec::check_graph(&checks)?;
-    Ok(checks)
-}
-
-/// A versions check without `expect` wants the version of the last ugw-fetch step.
-fn resolve_version(ctx: &Ctx, check: &mut Check) -> Result<()> {
-    if let Kind::Versions(v) = &mut check.kind
-        && v.expect == ExpectVersion::Fetched
-    {
-        let flag = format!("{}.expect", check.origin);
-        let version = ctx
-            .record()
-            .flag_or_earlier(&flag, None, ctx.dry_run, |f: Fetched| f.version)?;
-        v.expect = version.map_or(ExpectVersion::Same, ExpectVersion::Exactly);
-    }
-    Ok(())
-}
-
-/// URLs that do not wait for a capture are checked now (and their secrets registered).
-fn check_urls(ctx: &Ctx, check: &Check) -> Result<()> {
-    let templates: Vec<&template::Template> = match &check.kind {
-        Kind::Http(h) => vec![&h.url],
-        Kind::Metrics(m) => vec![&m.url],
-        Kind::Versions(v) => v.urls.iter().collect(),
-        Kind::Tls(_) | Kind::Cmd(_) => Vec::new(),
-    };
-    for t in templates
-        .into_iter()
-        .filter(|t| t.captures().next().is_none())
-    {
-        let url = t
-            .render(&std::collections::HashMap::new())
-            .unwrap_or_default();
-        http::check_url(&url, ctx.scrubber())
-            .map_err(|e| Error::usage(format!("{}: {}", check.origin, e.message)))?;
-    }
-    Ok(())
-}
-
-/// The checks of `--http` (with the `--status`, `--expect` and `--max-latency` after each,
-/// or before the first for all) and `--cmd`, named after what they check.
-fn flag_checks(m: &ArgMatches) -> Result<Vec<Check>> {
-    let positioned = |id: &str| -> Vec<(usize, String)> {
-        match (m.indices_of(id), m.get_raw(id)) {
-            (Some(indices), Some(values))
-                if m.value_source(id) == Some(clap::parser::ValueSource::CommandLine) =>
-            {
-                indices
-                    .zip(values.map(|v| v.to_string_lossy().into_owned()))
-                    .collect()
-            }
-            _ => Vec::new(),
-        }
-    };
-    let urls = positioned("http");
-    let starts: Vec<usize> = urls.iter().map(|(i, _)| *i).collect();
-    // The --http a flag at `index` belongs to: `None` before the first (for all of them).
-    let owner = |index: usize| starts.iter().rposition(|s| *s < index);
-    let for_url = |id: &str, n: usize| -> Vec<String> {
-        positioned(id)
-            .into_iter()
-            .filter(|(i, _)| owner(*i).is_none_or(|o| o == n))
-            .map(|(_, v)| v)
-            .collect()
-    };
-    if urls.is_empty()
-        && let Some(id) = ["status", "expect", "max-latency"]
-            .into_iter()
-            .find(|id| !positioned(id).is_empty())
-    {
-        return Err(Error::usage(format!(
-            "--{id} applies to an --http check: give --http URL"
-        )));
-    }
-    let mut checks = Vec::new();
-    for (n, (_, url)) in urls.iter().enumerate() {
-        let origin = format!("--http {url}");
-        let status_text = for_url("status", n).pop().unwrap_or_else(|| "200".into());
-        let max_latency = for_url("max-latency", n)
-            .pop()
-            .map(|d| parse_duration(&d).map_err(Error::usage))
-            .transpose()?;
-        let expect = for_url("expect", n)
-            .iter()
-            .map(|e| JqExpr::compile(e, "--expect"))
-            .collect::<Result<_>>()?;
-        checks.push(Check {
-            name: unique(&checks, url),
-            origin,
-            timeout: None,
-            after: Vec::new(),
-            always: false,
-            kind: Kind::Http(HttpCheck {
-                url: template::Template::literal(url),
-                method: Method::GET,
-                headers: Vec::new(),
-                body: None,
-                status: StatusSet::parse(&status_text, "--status")?,
-                status_text,
-                expect,
-                body_regex: None,
-                max_latency,
-                samples: None,
-                capture: Vec::new(),
-            }),
-        });
-    }
-    for (_, command) in positioned("cmd") {
-        if command.trim().is_empty() {
-            return Err(Error::usage("--cmd needs a command"));
-        }
-        checks.push(Check {
-            name: unique(&checks, &command),
-            origin: format!("--cmd '{command}'"),
-            timeout: None,
-            after: Vec::new(),
-            always: false,
-            kind: Kind::Cmd(spec::CmdCheck {
-                program: spec::Program::Shell(command.clone()),
-                exit: 0,
-                stdout_regex: None,
-                expect: Vec::new(),
-            }),
-        });
-    }
-    Ok(checks)
-}
-
-/// `name`, or `name (2)` when a check has that name already.
-fn unique(checks: &[Check], name: &str) -> String {
-    let taken = |n: &str| checks.iter().any(|c| c.name == n);
-    if !taken(name) {
-        return name.to_string();
-    }
-    // One of the first len + 2 numbers is free: there are only len names.
-    (2..checks.len() + 3)
-        .map(|i| format!("{name} ({i})"))
-        .find(|n| !taken(n))
-        .expect("a free name")
 }

@@ -5,7 +5,7 @@
 //! process (its counters went down) counts from its restart, never as a negative rate.
 
 use crate::check::Outcome;
-use crate::spec::{Measure, MetricsCheck};
+use crate::spec::{HistogramBound, Measure, MetricsCheck};
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
 use ugw_shared::http::HttpClient;
@@ -192,6 +192,15 @@ fn expected(check: &MetricsCheck) -> String {
     parts.join(", ")
 }
 
+/// What the scrapes showed, and what fails the check; `short` when there were too few
+/// observations to judge.
+#[derive(Default)]
+struct Findings {
+    observed: Vec<String>,
+    failures: Vec<String>,
+    short: Option<String>,
+}
+
 fn judge(
     check: &MetricsCheck,
     first: Option<&Exposition>,
@@ -199,82 +208,92 @@ fn judge(
     window: Duration,
     expected: String,
 ) -> Outcome {
-    let mut observed = Vec::new();
-    let mut failures = Vec::new();
+    let mut found = Findings::default();
     for text in &check.asserts {
         let assertion = Assertion::parse(text).expect("checked when the file was read");
-        match last.sum(&assertion.selector) {
-            Some(value) => {
-                observed.push(format!("{} = {}", assertion.selector, shown(value)));
-                if !assertion.op.holds(value, assertion.value) {
-                    failures.push(format!("{} is {}", assertion.text, shown(value)));
-                }
-            }
-            None => failures.push(format!(
-                "{}: no sample of {}",
-                assertion.text, assertion.selector
-            )),
-        }
+        assert_on(&assertion, last, &mut found);
     }
     let reset = restarted(first, last);
     if let Some(bound) = &check.histogram {
         let selector = Selector::parse(&bound.selector).expect("checked when the file was read");
-        match window_histogram(first, last, &selector, reset) {
-            None => failures.push(format!("no histogram {}", bound.selector)),
-            Some(h) if h.count() < f64::from(check.min_samples) => {
-                return Outcome::insufficient(
-                    expected,
-                    format!("{} observations", h.count()),
-                    format!(
-                        "{} has {} observations in the window, fewer than {}",
-                        bound.selector,
-                        h.count(),
-                        check.min_samples
-                    ),
-                );
-            }
-            Some(h) => {
-                let q = h.quantile(bound.quantile).unwrap_or(0.0);
-                observed.push(format!("q{} {}", bound.quantile, seconds(q)));
-                if q > bound.max.as_secs_f64() {
-                    failures.push(format!(
-                        "q{} of {} is {}, over {}",
-                        bound.quantile,
-                        bound.selector,
-                        seconds(q),
-                        human(bound.max)
-                    ));
-                }
-            }
-        }
+        let h = window_histogram(first, last, &selector, reset);
+        quantile_within(bound, h.as_ref(), check.min_samples, &mut found);
     }
     let observation =
         (!check.measure.is_empty()).then(|| measure(&check.measure, first, last, window, reset));
     if let Some(o) = &observation {
-        observed.push(describe(o));
+        found.observed.push(describe(o));
         let counts = check.measure.iter().any(|m| *m != Measure::Memory);
         if counts && o.requests < u64::from(check.min_samples) {
-            return Outcome::insufficient(
-                expected,
-                observed.join(", "),
-                format!(
-                    "{} requests in the window, fewer than {}: too few to judge",
-                    o.requests, check.min_samples
-                ),
-            )
-            .observed_as(observation);
+            found.short = Some(format!(
+                "{} requests in the window, fewer than {}: too few to judge",
+                o.requests, check.min_samples
+            ));
         }
         if check.measure.contains(&Measure::Memory) && o.memory_bytes.is_none() {
-            failures.push(format!("no sample of {MEMORY}"));
+            found.failures.push(format!("no sample of {MEMORY}"));
         }
     }
-    let observed = observed.join(", ");
-    let outcome = if failures.is_empty() {
-        Outcome::passed(expected, observed)
-    } else {
-        Outcome::failed(expected, observed, failures.join("; "))
+    let observed = found.observed.join(", ");
+    let outcome = match found.short {
+        Some(why) if found.failures.is_empty() => Outcome::insufficient(expected, observed, why),
+        _ if found.failures.is_empty() => Outcome::passed(expected, observed),
+        _ => Outcome::failed(expected, observed, found.failures.join("; ")),
     };
     outcome.observed_as(observation)
+}
+
+fn assert_on(assertion: &Assertion, last: &Exposition, found: &mut Findings) {
+    let Some(value) = last.sum(&assertion.selector) else {
+        let why = format!("{}: no sample of {}", assertion.text, assertion.selector);
+        found.failures.push(why);
+        return;
+    };
+    found
+        .observed
+        .push(format!("{} = {}", assertion.selector, shown(value)));
+    if !assertion.op.holds(value, assertion.value) {
+        found
+            .failures
+            .push(format!("{} is {}", assertion.text, shown(value)));
+    }
+}
+
+/// The quantile of what the histogram observed in the window, within its bound.
+fn quantile_within(
+    bound: &HistogramBound,
+    histogram: Option<&Histogram>,
+    min_samples: u32,
+    found: &mut Findings,
+) {
+    let Some(h) = histogram else {
+        found
+            .failures
+            .push(format!("no histogram {}", bound.selector));
+        return;
+    };
+    if h.count() < f64::from(min_samples) {
+        found.observed.push(format!("{} observations", h.count()));
+        found.short = Some(format!(
+            "{} has {} observations in the window, fewer than {min_samples}",
+            bound.selector,
+            h.count()
+        ));
+        return;
+    }
+    let q = h.quantile(bound.quantile).unwrap_or(0.0);
+    found
+        .observed
+        .push(format!("q{} {}", bound.quantile, seconds(q)));
+    if q > bound.max.as_secs_f64() {
+        found.failures.push(format!(
+            "q{} of {} is {}, over {}",
+            bound.quantile,
+            bound.selector,
+            seconds(q),
+            human(bound.max)
+        ));
+    }
 }
 
 /// The process restarted between the scrapes: its start time moved (by a second or more; it

@@ -429,24 +429,7 @@ fn http(f: &mut Fields, env: &Env) -> Result<HttpCheck> {
         )
     })?;
     let mut headers = f.headers("headers", env)?;
-    let body = match f.get("body") {
-        None => None,
-        Some(Value::String(s)) => Some(Template::parse(s, &f.at("body"), env, false)?),
-        Some(json) => {
-            if !headers
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-            {
-                headers.push(("Content-Type".into(), Template::literal("application/json")));
-            }
-            Some(Template::parse(
-                &json.to_string(),
-                &f.at("body"),
-                env,
-                false,
-            )?)
-        }
-    };
+    let body = body(f, env, &mut headers)?;
     let status_text = match f.get("status") {
         None => "200".to_string(),
         Some(Value::Number(n)) => n.to_string(),
@@ -464,25 +447,15 @@ fn http(f: &mut Fields, env: &Env) -> Result<HttpCheck> {
     let body_regex = f.regex("body_regex")?;
     let max_latency = f.duration("max_latency")?;
     let samples = samples(f)?;
-    let capture = match f.get("capture") {
-        None => Vec::new(),
-        Some(Value::Object(map)) => map
-            .iter()
-            .map(|(name, path)| {
-                let at = format!("{}.{name}", f.at("capture"));
-                let text = path
-                    .as_str()
-                    .ok_or_else(|| problem(&at, "expected a jq path such as .id"))?;
-                Ok((name.clone(), JqExpr::compile(text, &at)?))
-            })
-            .collect::<Result<_>>()?,
-        Some(_) => {
-            return Err(problem(
-                &f.at("capture"),
-                "expected {\"NAME\": \".jq.path\"}",
-            ));
-        }
-    };
+    let capture = capture(f)?;
+    let single = !expect.is_empty() || body_regex.is_some() || max_latency.is_some();
+    if samples.is_some() && (single || !capture.is_empty()) {
+        return Err(problem(
+            &f.at("samples"),
+            "samples are judged on status, p50, p95 and errors; expect, body_regex, max_latency \
+             and capture go in a check of their own",
+        ));
+    }
     Ok(HttpCheck {
         url,
         method,
@@ -496,6 +469,47 @@ fn http(f: &mut Fields, env: &Env) -> Result<HttpCheck> {
         samples,
         capture,
     })
+}
+
+/// `body`: text as it is, JSON sent as JSON (with its content type, unless one is given).
+fn body(
+    f: &mut Fields,
+    env: &Env,
+    headers: &mut Vec<(String, Template)>,
+) -> Result<Option<Template>> {
+    let text = match f.get("body") {
+        None => return Ok(None),
+        Some(Value::String(s)) => s.clone(),
+        Some(json) => {
+            if !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            {
+                headers.push(("Content-Type".into(), Template::literal("application/json")));
+            }
+            json.to_string()
+        }
+    };
+    Template::parse(&text, &f.at("body"), env, false).map(Some)
+}
+
+/// `capture`: `{"NAME": ".jq.path"}`, values for later checks.
+fn capture(f: &mut Fields) -> Result<Vec<(String, JqExpr)>> {
+    let at = f.at("capture");
+    match f.get("capture") {
+        None => Ok(Vec::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(name, path)| {
+                let at = format!("{at}.{name}");
+                let text = path
+                    .as_str()
+                    .ok_or_else(|| problem(&at, "expected a jq path such as .id"))?;
+                Ok((name.clone(), JqExpr::compile(text, &at)?))
+            })
+            .collect(),
+        Some(_) => Err(problem(&at, "expected {\"NAME\": \".jq.path\"}")),
+    }
 }
 
 fn samples(f: &mut Fields) -> Result<Option<Samples>> {
@@ -584,46 +598,9 @@ fn metrics(f: &mut Fields, env: &Env) -> Result<MetricsCheck> {
         crate::metrics::Assertion::parse(text)
             .map_err(|why| problem(&format!("{}[{i}]", f.at("assert")), why))?;
     }
-    let histogram = match f.string("histogram")? {
-        None => None,
-        Some(selector) => {
-            crate::metrics::check_selector(&selector)
-                .map_err(|why| problem(&f.at("histogram"), why))?;
-            let quantile = match f.get("quantile") {
-                None => 0.95,
-                Some(v) => v.as_f64().filter(|q| *q > 0.0 && *q < 1.0).ok_or_else(|| {
-                    problem(
-                        &f.at("quantile"),
-                        "expected a number between 0 and 1, such as 0.95",
-                    )
-                })?,
-            };
-            let max = f.duration("max")?.ok_or_else(|| {
-                problem(&f.at("max"), "is required with histogram (e.g. \"250ms\")")
-            })?;
-            Some(HistogramBound {
-                selector,
-                quantile,
-                max,
-            })
-        }
-    };
+    let histogram = histogram(f)?;
     let window = f.duration("window")?;
-    let at = f.at("measure");
-    let measure = f
-        .strings("measure")?
-        .iter()
-        .enumerate()
-        .map(|(i, word)| match word.as_str() {
-            "latency" => Ok(Measure::Latency),
-            "errors" => Ok(Measure::Errors),
-            "memory" => Ok(Measure::Memory),
-            other => Err(problem(
-                &format!("{at}[{i}]"),
-                format!("'{other}' is not a measure (latency, errors, memory)"),
-            )),
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let measure = measures(f)?;
     let min_samples = f
         .uint("min_samples")?
         .map_or(MIN_SAMPLES, |n| u32::try_from(n).unwrap_or(u32::MAX));
@@ -644,6 +621,49 @@ fn metrics(f: &mut Fields, env: &Env) -> Result<MetricsCheck> {
         measure,
         min_samples: min_samples.max(1),
     })
+}
+
+/// `histogram` with `quantile` (0.95) and `max`.
+fn histogram(f: &mut Fields) -> Result<Option<HistogramBound>> {
+    let Some(selector) = f.string("histogram")? else {
+        return Ok(None);
+    };
+    crate::metrics::check_selector(&selector).map_err(|why| problem(&f.at("histogram"), why))?;
+    let quantile = match f.get("quantile") {
+        None => 0.95,
+        Some(v) => v.as_f64().filter(|q| *q > 0.0 && *q < 1.0).ok_or_else(|| {
+            problem(
+                &f.at("quantile"),
+                "expected a number between 0 and 1, such as 0.95",
+            )
+        })?,
+    };
+    let max = f
+        .duration("max")?
+        .ok_or_else(|| problem(&f.at("max"), "is required with histogram (e.g. \"250ms\")"))?;
+    Ok(Some(HistogramBound {
+        selector,
+        quantile,
+        max,
+    }))
+}
+
+/// `measure`: what a baseline keeps of a metrics check.
+fn measures(f: &mut Fields) -> Result<Vec<Measure>> {
+    let at = f.at("measure");
+    f.strings("measure")?
+        .iter()
+        .enumerate()
+        .map(|(i, word)| match word.as_str() {
+            "latency" => Ok(Measure::Latency),
+            "errors" => Ok(Measure::Errors),
+            "memory" => Ok(Measure::Memory),
+            other => Err(problem(
+                &format!("{at}[{i}]"),
+                format!("'{other}' is not a measure (latency, errors, memory)"),
+            )),
+        })
+        .collect()
 }
 
 fn versions(f: &mut Fields, env: &Env) -> Result<VersionsCheck> {
@@ -783,6 +803,10 @@ mod tests {
                 "${capture:id}: no check captures 'id'",
             ),
             (r#"{"check":[]}"#, "c.json: $.check: unknown field"),
+            (
+                r#"[{"name":"a","type":"http","url":"http://h/","samples":50,"expect":[".a"]}]"#,
+                "c.json: $[0].samples: samples are judged",
+            ),
         ] {
             let message = problem_of(text);
             assert!(message.contains(path), "{message}\n wanted {path}");

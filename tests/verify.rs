@@ -968,3 +968,44 @@ fn a_comparison_without_a_baseline_runs_nothing_and_a_dry_run_sends_nothing() {
     out.assert_code(0);
     assert_eq!(rows(&result_of(&out))[0].0, "latency");
 }
+
+#[test]
+fn a_histogram_quantile_is_read_from_the_buckets_of_the_window() {
+    let _serial = serial();
+    let app = DemoApp::start(&[]);
+    // Traffic before the window must not count: fast requests first, slow ones in the window.
+    let fast = Load::start(&format!("{}/work?ms=1", app.url), 100, Duration::from_secs(10));
+    assert!(app.wait_for_requests(150, Duration::from_secs(10)));
+    drop(fast);
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = format!("{}/metrics", app.url);
+    let histogram = "http_request_duration_seconds{path=\"/work\"}";
+    let file = checks_file(
+        dir.path(),
+        &json!([
+            {"name": "within", "type": "metrics", "url": metrics, "window": "1500ms",
+             "histogram": histogram, "quantile": 0.95, "max": "1s"},
+            {"name": "over", "type": "metrics", "url": metrics, "window": "1500ms",
+             "histogram": histogram, "quantile": 0.5, "max": "10ms"},
+        ]),
+    );
+    let _slow = Load::start(&format!("{}/work?ms=30", app.url), 40, Duration::from_secs(10));
+    let out = verify(&["--checks", file.to_str().unwrap()]);
+    out.assert_code(1);
+    let result = result_of(&out);
+    assert_eq!(
+        outcomes(&result),
+        pairs(&[("within", "passed"), ("over", "failed")])
+    );
+    // The median of the window is a 30 ms request (in the 25-50 ms bucket), not the fast
+    // ones before it.
+    let why = message(&result, "over");
+    let ms: f64 = why
+        .split("is ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((25.0..=50.0).contains(&ms), "{why}");
+}

@@ -974,7 +974,11 @@ fn a_histogram_quantile_is_read_from_the_buckets_of_the_window() {
     let _serial = serial();
     let app = DemoApp::start(&[]);
     // Traffic before the window must not count: fast requests first, slow ones in the window.
-    let fast = Load::start(&format!("{}/work?ms=1", app.url), 100, Duration::from_secs(10));
+    let fast = Load::start(
+        &format!("{}/work?ms=1", app.url),
+        100,
+        Duration::from_secs(10),
+    );
     assert!(app.wait_for_requests(150, Duration::from_secs(10)));
     drop(fast);
     let dir = tempfile::tempdir().unwrap();
@@ -989,7 +993,11 @@ fn a_histogram_quantile_is_read_from_the_buckets_of_the_window() {
              "histogram": histogram, "quantile": 0.5, "max": "10ms"},
         ]),
     );
-    let _slow = Load::start(&format!("{}/work?ms=30", app.url), 40, Duration::from_secs(10));
+    let _slow = Load::start(
+        &format!("{}/work?ms=30", app.url),
+        40,
+        Duration::from_secs(10),
+    );
     let out = verify(&["--checks", file.to_str().unwrap()]);
     out.assert_code(1);
     let result = result_of(&out);
@@ -1008,4 +1016,28 @@ fn a_histogram_quantile_is_read_from_the_buckets_of_the_window() {
         .parse()
         .unwrap();
     assert!((25.0..=50.0).contains(&ms), "{why}");
+}
+
+#[test]
+fn record_checks_assert_on_what_the_steps_before_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = checks_file(
+        dir.path(),
+        &json!([
+            {"name": "verified", "type": "record",
+             "expect": [".steps[-1].tool == \"ugw-fetch\"", ".steps[-1].result.verified"]},
+            {"name": "version", "type": "record", "expect": [".steps[-1].result.version == \"v9\""]},
+        ]),
+    );
+    let mut cmd = tool("ugw-verify");
+    cmd.args(["--checks", file.to_str().unwrap()]);
+    let out = with_stdin(cmd, &kit::fetch_record("v2.0.0"));
+    out.assert_code(1);
+    let result = result_of(&out);
+    assert_eq!(
+        outcomes(&result),
+        pairs(&[("verified", "passed"), ("version", "failed")])
+    );
+    assert!(message(&result, "version").contains("it gave false"));
+    assert_eq!(out.record().steps.len(), 2, "the fetch step, then ours");
 }

@@ -95,6 +95,8 @@ impl Outcome {
 /// What every check may need, shared by the threads that run them.
 pub struct Shared {
     pub client: HttpClient,
+    /// The record that came in, for `record` checks.
+    pub record: JqInput,
     pub scrubber: Scrubber,
     pub cancel: Cancel,
 }
@@ -137,6 +139,7 @@ fn run(
             Err(why) => Outcome::skipped(why),
         },
         Kind::Versions(v) => crate::versions::run(v, captured, shared, until),
+        Kind::Record(expect) => crate::earlier::run(expect, &shared.record, until, &shared.cancel),
     }
 }
 

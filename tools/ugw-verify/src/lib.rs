@@ -8,6 +8,7 @@ mod baseline;
 mod check;
 mod cmd;
 mod compare;
+mod earlier;
 mod flags;
 mod junit;
 mod metrics;
@@ -26,6 +27,7 @@ use spec::Check;
 use std::path::PathBuf;
 use std::sync::Arc;
 use ugw_shared::http;
+use ugw_shared::jq::JqInput;
 use ugw_shared::results::{CheckResult, Comparison, Verified, VerifyBaseline};
 use ugw_shared::time::{millis, parse_duration, rfc3339_millis};
 use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult, tool_command};
@@ -135,6 +137,7 @@ pub fn command() -> Command {
          \"errors\", \"memory\"]). \
          versions: urls, path (.version), expect (a version, \"same\", or by default the last \
          ugw-fetch step's), headers. \
+         record: expect (jq expressions on the record that came in). \
          Measuring checks (http with samples, metrics with measure) are what baseline keeps and \
          --compare judges.",
     )
@@ -274,6 +277,7 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
     }
     let shared = Arc::new(Shared {
         client: ctx.http_client(args)?,
+        record: incoming(ctx),
         scrubber: ctx.scrubber().clone(),
         cancel: ctx.cancel.clone(),
     });
@@ -303,6 +307,13 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         junit::write(path, &xml)?;
     }
     finish(ctx, mode, args, results, comparison)
+}
+
+/// The record that came in, as jq sees it (scrubbed, as it would be shown).
+fn incoming(ctx: &Ctx) -> JqInput {
+    let text = ctx.record().to_json(false, ctx.scrubber());
+    let value: serde_json::Value = serde_json::from_str(&text).expect("a record is JSON");
+    JqInput::from_value(&value)
 }
 
 /// The step's result, or the failure that lists the checks that did not pass.

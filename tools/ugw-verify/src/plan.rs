@@ -57,7 +57,7 @@ fn check_urls(ctx: &Ctx, check: &Check) -> Result<()> {
         Kind::Http(h) => vec![&h.url],
         Kind::Metrics(m) => vec![&m.url],
         Kind::Versions(v) => v.urls.iter().collect(),
-        Kind::Tls(_) | Kind::Cmd(_) => Vec::new(),
+        Kind::Tls(_) | Kind::Cmd(_) | Kind::Record(_) => Vec::new(),
     };
     for t in templates
         .into_iter()

@@ -32,6 +32,8 @@ pub enum Kind {
     Cmd(CmdCheck),
     Metrics(MetricsCheck),
     Versions(VersionsCheck),
+    /// jq expectations on the incoming record.
+    Record(Vec<JqExpr>),
 }
 
 impl Kind {
@@ -42,6 +44,7 @@ impl Kind {
             Kind::Cmd(_) => "cmd",
             Kind::Metrics(_) => "metrics",
             Kind::Versions(_) => "versions",
+            Kind::Record(_) => "record",
         }
     }
 }
@@ -79,7 +82,7 @@ impl Check {
                 v.urls.iter().for_each(&mut add);
                 v.headers.iter().for_each(|(_, v)| add(v));
             }
-            Kind::Cmd(_) | Kind::Tls(_) => {}
+            Kind::Cmd(_) | Kind::Tls(_) | Kind::Record(_) => {}
         }
         names
     }
@@ -401,10 +404,13 @@ fn parse_check(value: &Value, path: String, env: &Env) -> Result<Check> {
         "cmd" => Kind::Cmd(cmd(&mut f)?),
         "metrics" => Kind::Metrics(metrics(&mut f, env)?),
         "versions" => Kind::Versions(versions(&mut f, env)?),
+        "record" => Kind::Record(record(&mut f)?),
         other => {
             return Err(problem(
                 &f.at("type"),
-                format!("'{other}' is not a check type (http, tls, cmd, metrics, versions)"),
+                format!(
+                    "'{other}' is not a check type (http, tls, cmd, metrics, versions, record)"
+                ),
             ));
         }
     };
@@ -690,6 +696,18 @@ fn versions(f: &mut Fields, env: &Env) -> Result<VersionsCheck> {
         expect,
         headers: f.headers("headers", env)?,
     })
+}
+
+/// `expect`: jq expressions on the incoming record, all of which must be true.
+fn record(f: &mut Fields) -> Result<Vec<JqExpr>> {
+    let expect = f.jq_list("expect")?;
+    if expect.is_empty() {
+        return Err(problem(
+            &f.at("expect"),
+            "is required: jq expressions on the record",
+        ));
+    }
+    Ok(expect)
 }
 
 /// The problems only visible across checks: duplicate names, `after` naming no check, a

@@ -30,6 +30,7 @@ const OWN_TESTS: &[(&str, &str)] = &[
     ("cargo install", "the_project_commands"),
     ("ugw-backup", "backup_examples_run_in_order"),
     ("ugw-drain", "drain_examples_run_in_order"),
+    ("smoke.json", "verify_examples_run_in_order"),
 ];
 
 /// What `ugw-backup`'s examples name, and what stands in for it (besides [`STAND_INS`]).
@@ -661,6 +662,61 @@ fn drain_examples_run_in_order() {
         }
     }
     assert_eq!(b.status("node1"), "DRAIN");
+}
+
+/// `ugw-verify`'s examples with a checks file, in their order, on one stage: a smoke.json
+/// written for the demo service there (ready, an item created, read back and deleted, the
+/// service's own metrics measured), a baseline taken, then compared with.
+#[test]
+fn verify_examples_run_in_order() {
+    let examples = runnable_examples_with("smoke.json");
+    let Some(first) = examples.first() else {
+        return;
+    };
+    let Some(stage) = Stage::new(first, &[]) else {
+        return;
+    };
+    let demo = kit::DemoApp::start(&[]);
+    let url = &demo.url;
+    let smoke = serde_json::json!({"checks": [
+        {"name": "ready", "type": "http", "url": format!("{url}/health/ready"), "expect": [".status == \"ok\""]},
+        {"name": "create", "type": "http", "method": "POST", "url": format!("{url}/items"),
+         "body": {"name": "smoke"}, "status": 201, "capture": {"item": ".id"}},
+        {"name": "read", "type": "http", "url": format!("{url}/items/${{capture:item}}")},
+        {"name": "delete", "type": "http", "method": "DELETE", "url": format!("{url}/items/${{capture:item}}"),
+         "after": ["read"], "always": true, "status": "2xx"},
+        {"name": "server", "type": "metrics", "url": format!("{url}/metrics"), "after": ["delete"],
+         "measure": ["latency", "errors", "memory"], "min_samples": 3,
+         "assert": ["process_resident_memory_bytes <= 512MiB"]},
+    ]});
+    let root = stage.dir.path();
+    std::fs::write(root.join("smoke.json"), smoke.to_string()).unwrap();
+    eprintln!("verify stand-ins: smoke.json is {smoke:#}");
+    for example in &examples {
+        let out = run_shell(&stage, example);
+        out.assert_code(0);
+        let record = record_of(&stage, example, &out);
+        assert_all_ok(&record, example);
+        let result = &record.steps.last().unwrap().result;
+        assert_eq!(
+            result["failed"],
+            serde_json::json!([]),
+            "{}: {result:#}",
+            example.source
+        );
+        if example.text.contains("--compare") {
+            let rows = result["comparison"].as_array().unwrap();
+            assert_eq!(rows.len(), 3, "p95, error ratio and memory: {result:#}");
+        }
+    }
+    let junit = std::fs::read_to_string(root.join("verify-junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), 5, "{junit}");
+    assert!(root.join("baseline.json").exists());
+    assert!(
+        demo.log().contains("DELETE /items/"),
+        "the cleanup ran: {}",
+        demo.log()
+    );
 }
 
 /// The runnable examples with `key` (each text once). None at all means a document changed

@@ -13,6 +13,7 @@ pub fn tools() -> Vec<Tool> {
         ugw_drain::tool(),
         ugw_migrate::tool(),
         ugw_wait_healthy::tool(),
+        ugw_verify::tool(),
     ]
 }
 

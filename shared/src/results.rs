@@ -290,6 +290,97 @@ pub enum DrainMethod {
     HttpPost,
 }
 
+/// What `ugw-verify` found: every check, and with `--compare` how it measures against the
+/// baseline; a `baseline` step also keeps the observations later runs compare with.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Verified {
+    /// `verify`, or `baseline` for a step that took one.
+    pub mode: String,
+    pub passed: u64,
+    /// The names of the checks that did not pass (failed, skipped or short of data).
+    pub failed: Vec<String>,
+    pub checks: Vec<CheckResult>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comparison: Vec<Comparison>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<VerifyBaseline>,
+}
+
+impl ToolResult for Verified {
+    const TOOL: &'static str = "ugw-verify";
+}
+
+/// One check as it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct CheckResult {
+    pub name: String,
+    /// `http`, `tls`, `cmd`, `metrics` or `versions`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub ok: bool,
+    /// `passed`, `failed`, `skipped` (a check it needs failed) or `insufficient_data`.
+    pub outcome: String,
+    pub expected: String,
+    pub observed: String,
+    pub elapsed_ms: u64,
+    /// Why it did not pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// What a measuring check measured (a baseline keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation: Option<Observation>,
+    /// The names of the values it captured for later checks (not the values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub captured: Vec<String>,
+}
+
+/// What a measuring check saw: from its own samples, or from the server's metrics over the
+/// check's window (counter and histogram deltas).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Observation {
+    /// `samples` or `metrics`.
+    pub source: String,
+    /// Requests the figures are drawn from.
+    pub requests: u64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    /// Failed requests (samples), or 5xx answers (metrics).
+    pub errors: Option<u64>,
+    /// `errors / requests`, 0 to 1.
+    pub error_ratio: Option<f64>,
+    pub memory_bytes: Option<f64>,
+    /// CPU seconds used per second of the window.
+    pub cpu_ratio: Option<f64>,
+    /// A counter went down during the window (the process restarted); its count since the
+    /// restart is used.
+    #[serde(default)]
+    pub counter_reset: bool,
+    pub window_ms: u64,
+}
+
+/// One line of the comparison with the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Comparison {
+    pub check: String,
+    /// `p95_ms`, `error_ratio` or `memory_bytes`.
+    pub measure: String,
+    pub baseline: Option<f64>,
+    pub current: Option<f64>,
+    /// The largest current value that passes.
+    pub limit: Option<f64>,
+    /// `passed`, `failed` or `insufficient_data`.
+    pub outcome: String,
+}
+
+/// The observations of a `baseline` step, by check name; also what `--save FILE` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct VerifyBaseline {
+    /// When it was taken (RFC 3339).
+    pub taken: String,
+    pub host: String,
+    pub checks: std::collections::BTreeMap<String, Observation>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

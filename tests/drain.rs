@@ -506,6 +506,11 @@ fn at_the_deadline_fail_leaves_it_drained_and_proceed_goes_on_forced() {
         out.elapsed
     );
     assert_eq!(p.haproxy.status("s1"), "DRAIN", "left drained");
+    // A failed run keeps the node out: --undo skips unless --always.
+    let skipped = drain_after(&out.stdout, &["--undo"]);
+    skipped.assert_code(1);
+    assert_eq!(skipped.last_step().status, "skipped");
+    assert_eq!(p.haproxy.status("s1"), "DRAIN");
     let out = drain(&p.args("s1", &["--timeout", "500ms", "--on-timeout", "proceed"]));
     out.assert_code(0);
     let r = result(&out);
@@ -1006,4 +1011,33 @@ fn sticky_clients_keep_a_drained_server_busy_until_maint_after_moves_them() {
     let statuses = client.stop();
     assert!(statuses.len() > 20, "{}", statuses.len());
     assert!(statuses.iter().all(|s| *s == Ok(200)), "{statuses:?}");
+}
+
+#[test]
+fn inflight_floor_discounts_a_gauge_that_counts_its_own_scrape() {
+    // An application whose gauge counts the scrape that reads it: idle, it says 1.
+    let body =
+        "# TYPE http_requests_in_flight gauge\nhttp_requests_in_flight{path=\"/metrics\"} 1\n";
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let app = kit::RawServer::start(answer.as_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("drain");
+    let metric = format!("{}metrics#http_requests_in_flight", app.url());
+    let base = [
+        "--flag-file",
+        flag.to_str().unwrap(),
+        "--lb-grace",
+        "0s",
+        "--inflight-metric",
+        &metric,
+    ];
+    let stuck = drain(&[&base[..], &["--timeout", "500ms"]].concat());
+    stuck.assert_code(1);
+    assert_eq!(result(&stuck)["inflight_end"], 1);
+    let out = drain(&[&base[..], &["--inflight-floor", "1"]].concat());
+    out.assert_code(0);
+    assert_eq!(result(&out)["inflight_end"], 0);
 }

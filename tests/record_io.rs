@@ -471,10 +471,18 @@ fn a_slow_ugw_tool_upstream_gets_no_hint() {
         dir.path(),
     );
     out.assert_code(0);
-    assert!(!out.stderr.contains("waiting for a record"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("waiting for a record"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(out.record().steps.len(), 2);
-    let first = &out.record().steps[0];
+    let record = out.record();
+    let (first, second) = (&record.steps[0], &record.steps[1]);
     assert!(first.elapsed_ms >= 2600, "the upstream was slow: {first:?}");
+    // The second step's time is its own: it starts when the record arrives.
+    assert!(second.elapsed_ms < 2000, "{second:?}");
+    assert!(second.started > first.started, "{record:?}");
 }
 
 #[test]

@@ -76,8 +76,9 @@ say "v1.0.0 runs (pid $(cat "$pidfile")) at $app"
 # ---- 3. upgrade to v2: one pipeline, then the post-deploy migrations ----
 
 # The checks that prove an upgrade worked, and what "no worse than before" is measured on:
-# ready, an item created, read back and deleted (always, even when the read fails), 50
-# requests of real work (p95 latency and errors), and the service's own memory.
+# ready, an item created, read back and deleted (always, even when the read fails), 100
+# requests of real work (p95 latency and errors), and the service's own memory. The demo
+# shares its CPU with whatever else runs here: a p95 growth under 25 ms is noise.
 cat >"$work/smoke.json" <<EOF
 {"checks": [
   {"name": "ready", "type": "http", "url": "$app/health/ready", "expect": [".status == \"ok\""]},
@@ -86,7 +87,7 @@ cat >"$work/smoke.json" <<EOF
   {"name": "read", "type": "http", "url": "$app/items/\${capture:item}", "expect": [".name == \"smoke\""]},
   {"name": "delete", "type": "http", "method": "DELETE", "url": "$app/items/\${capture:item}",
    "status": "2xx", "after": ["read"], "always": true},
-  {"name": "work", "type": "http", "url": "$app/work?ms=5", "samples": 50, "p95": "250ms"},
+  {"name": "work", "type": "http", "url": "$app/work?ms=5", "samples": 100, "p95": "250ms"},
   {"name": "memory", "type": "metrics", "url": "$app/metrics", "after": ["work"], "measure": ["memory"],
    "assert": ["process_resident_memory_bytes <= 256MiB"]}
 ]}
@@ -103,7 +104,7 @@ ugw-verify baseline --in none --checks "$work/smoke.json" \
   | ugw-migrate up --db "$db" \
   | ugw-swap --root "$root" --restart "$work/restart" \
   | ugw-wait-healthy --url "$app/health/ready" --expect-version --timeout 30s \
-  | ugw-verify --checks "$work/smoke.json" --compare --junit "$work/verify-junit.xml" \
+  | ugw-verify --checks "$work/smoke.json" --compare --latency-floor 25ms --junit "$work/verify-junit.xml" \
   >"$work/v2.json"
 say "v2.0.0 runs (pid $(cat "$pidfile"))"
 # Later: `ugw-drain` before the swap and `ugw-drain --undo` after the wait, once it exists.

@@ -1053,3 +1053,29 @@ fn record_checks_assert_on_what_the_steps_before_did() {
     assert!(message(&result, "version").contains("it gave false"));
     assert_eq!(out.record().steps.len(), 2, "the fetch step, then ours");
 }
+
+#[test]
+fn a_captured_value_sent_in_a_secret_header_is_never_shown() {
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = checks_file(
+        dir.path(),
+        &json!([
+            {"name": "login", "type": "http", "method": "POST", "url": format!("{}/items", app.url),
+             "body": {"token": "captured-secret-4b1d9e"}, "status": 201, "capture": {"key": ".token"}},
+            // A jq output that is the header's value itself, quoted in the failure message.
+            {"name": "use", "type": "http", "url": format!("{}/debug/echo", app.url),
+             "headers": {"X-Api-Key": "${capture:key}"}, "expect": [".headers[\"x-api-key\"]"]},
+        ]),
+    );
+    let out = verify(&["--checks", file.to_str().unwrap()]);
+    out.assert_code(1);
+    let result = result_of(&out);
+    assert!(
+        message(&result, "use").contains("it gave \"***\""),
+        "{result:#}"
+    );
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains("captured-secret-4b1d9e"), "{text}");
+    }
+}

@@ -10,7 +10,9 @@ mod kit;
 
 use docs::stage::{ANSIBLE_HOST, ANSIBLE_VERSION, ENVIRONMENT, SECRET, STAND_INS, Stage};
 use docs::{Example, Kind};
-use kit::{Outcome, Record, parse_record};
+use kit::haproxy::{HaProxy, Server};
+use kit::nginx::Nginx;
+use kit::{DemoApp, Outcome, Record, parse_record};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
@@ -28,6 +30,7 @@ const OWN_TESTS: &[(&str, &str)] = &[
     ("cargo install", "the_project_commands"),
     ("ugw-backup", "backup_examples_run_in_order"),
     ("smoke.json", "verify_examples_run_in_order"),
+    ("ugw-drain", "drain_examples_run_in_order"),
 ];
 
 /// What `ugw-backup`'s examples name, and what stands in for it (besides [`STAND_INS`]).
@@ -38,6 +41,23 @@ const BACKUP_STAND_INS: &[(&str, &str)] = &[
     ),
     ("/var/backups/app", "a folder in the stage"),
     ("/tmp/restored", "a folder in the stage"),
+];
+
+/// What `ugw-drain`'s examples name, and what stands in for it (besides [`STAND_INS`]).
+const DRAIN_STAND_INS: &[(&str, &str)] = &[
+    (
+        "/run/haproxy/admin.sock",
+        "the admin socket of an HAProxy whose backend app has node1 (the demo service, checked)",
+    ),
+    (
+        "tcp:10.0.0.2:9999",
+        "tcp:127.0.0.1:PORT: the runtime API of a second such HAProxy",
+    ),
+    ("/run/app/drain", "a path in the stage"),
+    (
+        "/run/nginx.pid",
+        "the pid file of an nginx started for the example",
+    ),
 ];
 
 /// How long a play or a job may take: ansible-playbook starts a Python per task.
@@ -614,6 +634,89 @@ fn verify_examples_run_in_order() {
         "the cleanup ran: {}",
         demo.log()
     );
+}
+
+/// `ugw-drain`'s examples, in their order, on one stage of two HAProxy instances, the demo
+/// service and nginx: the undo reads the record the drain wrote.
+#[test]
+fn drain_examples_run_in_order() {
+    // A whole pipeline (with ugw-backup) is the backup test's.
+    let examples: Vec<Example> = runnable_examples_with("ugw-drain --")
+        .into_iter()
+        .filter(|e| own_test(e).is_some_and(|(_, test)| test == "drain_examples_run_in_order"))
+        .collect();
+    let Some(first) = examples.first() else {
+        return;
+    };
+    if !(HaProxy::available() && Nginx::available()) {
+        return;
+    }
+    // One stage for them all, with what any of them names.
+    let all = Example {
+        text: examples.iter().map(|e| e.text.as_str()).collect(),
+        ..first.clone()
+    };
+    let Some(stage) = Stage::new(&all, &[]) else {
+        return;
+    };
+    eprintln!("drain stand-ins: {DRAIN_STAND_INS:#?}");
+    let node1 = DemoApp::start(&[]);
+    let servers = [Server::new("node1", &node1.addr(), true)];
+    let a = HaProxy::start(&servers);
+    let b = HaProxy::start_with(
+        &servers,
+        &kit::haproxy::Options {
+            tcp_socket: true,
+            ..kit::haproxy::Options::default()
+        },
+    );
+    let mut nginx = Nginx::start(None);
+    let root = stage.dir.path();
+    let flag = root.join("run-app-drain");
+    let pidfile = nginx.pidfile();
+    let place = |text: &str| {
+        stage
+            .substitute(text)
+            .replace(
+                "/run/haproxy/admin.sock",
+                a.admin_socket().to_str().unwrap(),
+            )
+            .replace(
+                "tcp:10.0.0.2:9999",
+                &format!("tcp:127.0.0.1:{}", b.api_port.unwrap()),
+            )
+            .replace("/run/app/drain", flag.to_str().unwrap())
+            .replace("/run/nginx.pid", pidfile.to_str().unwrap())
+    };
+    for h in [&a, &b] {
+        assert!(
+            h.wait_status("node1", "UP", Duration::from_secs(5)),
+            "{}",
+            h.log()
+        );
+    }
+    for example in &examples {
+        stage.describe(example);
+        let mut bash = stage.command("bash");
+        bash.arg("-c").arg(place(&example.text));
+        let out = kit::run(bash);
+        out.assert_code(0);
+        let text = &example.text;
+        if text.contains("--undo") {
+            assert_eq!(a.status("node1"), "UP", "{}", example.source);
+        } else if text.contains("--haproxy") {
+            assert_eq!(a.status("node1"), "DRAIN", "{}", example.source);
+        } else if text.contains("--flag-file") {
+            assert!(flag.exists(), "{}", example.source);
+        } else if text.contains("--signal") {
+            assert!(
+                nginx.wait_exit(Duration::from_secs(1)).is_some(),
+                "{}",
+                example.source
+            );
+        }
+    }
+    assert_eq!(b.status("node1"), "DRAIN");
 }
 
 /// The runnable examples with `key` (each text once). None at all means a document changed

@@ -331,6 +331,56 @@ pub struct VerifyBaseline {
     pub checks: std::collections::BTreeMap<String, Observation>,
 }
 
+/// What `ugw-drain` did (or, with `undo`, undid): `ugw-drain --undo` without method flags
+/// reads the last one to know what to put back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Drained {
+    pub method: DrainMethod,
+    /// `BACKEND/SERVER` (HAProxy).
+    pub server: Option<String>,
+    /// The node's state before the step: HAProxy's admin state (`ready`, `drain`, `maint`),
+    /// `running`/`gone` for a process, `present`/`absent` for a flag file, `posted` for a hook.
+    pub state_before: Option<String>,
+    pub state_after: Option<String>,
+    /// Work in flight when the wait began and when it ended (`None`: not measured).
+    pub inflight_start: Option<u64>,
+    pub inflight_end: Option<u64>,
+    /// In-flight readings taken.
+    pub readings: u64,
+    /// From the change to the end of the wait.
+    pub waited_ms: u64,
+    /// The deadline passed and `--on-timeout proceed` went on anyway.
+    pub forced: bool,
+    pub changed: bool,
+    /// This step put the node back (`--undo`).
+    pub undo: bool,
+    /// What the drain escalated to when in-flight work did not end in time: `maint`
+    /// (`--maint-after`), `TERM` or `KILL` (`--on-timeout escalate`).
+    pub escalated: Option<String>,
+    /// The HAProxy runtime API endpoints, and each one's admin state before the step.
+    pub sockets: Vec<String>,
+    pub states_before: Vec<String>,
+    pub flag_file: Option<String>,
+    pub http_post: Option<String>,
+    pub pid: Option<i32>,
+    /// What in-flight work was measured by: `haproxy scur+qcur`, `metric URL#NAME`, `port N`.
+    pub inflight_source: Option<String>,
+}
+
+impl ToolResult for Drained {
+    const TOOL: &'static str = "ugw-drain";
+}
+
+/// How `ugw-drain` takes a node out of traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainMethod {
+    Haproxy,
+    Signal,
+    FlagFile,
+    HttpPost,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,5 +538,42 @@ mod tests {
         );
         assert_eq!(serde_json::from_value::<Swapped>(written).unwrap(), swapped);
         assert_eq!(Swapped::TOOL, "ugw-swap");
+    }
+
+    #[test]
+    fn drained_field_names_are_pinned() {
+        let drained = Drained {
+            method: DrainMethod::FlagFile,
+            server: None,
+            state_before: Some("absent".into()),
+            state_after: Some("present".into()),
+            inflight_start: Some(2),
+            inflight_end: Some(0),
+            readings: 5,
+            waited_ms: 812,
+            forced: false,
+            changed: true,
+            undo: false,
+            escalated: None,
+            sockets: vec![],
+            states_before: vec![],
+            flag_file: Some("/run/app/drain".into()),
+            http_post: None,
+            pid: None,
+            inflight_source: Some("port 8080".into()),
+        };
+        let value = StepResult::typed(true, &drained).result;
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "method": "flag_file", "server": null, "state_before": "absent",
+                "state_after": "present", "inflight_start": 2, "inflight_end": 0,
+                "readings": 5, "waited_ms": 812, "forced": false, "changed": true,
+                "undo": false, "escalated": null, "sockets": [], "states_before": [],
+                "flag_file": "/run/app/drain", "http_post": null, "pid": null,
+                "inflight_source": "port 8080"
+            })
+        );
+        assert_eq!(serde_json::from_value::<Drained>(value).unwrap(), drained);
     }
 }

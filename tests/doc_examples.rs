@@ -21,6 +21,8 @@ use std::time::Duration;
 /// they contain. Every other runnable shell example runs in
 /// `every_documented_example_runs_or_is_listed` and must succeed there.
 const OWN_TESTS: &[(&str, &str)] = &[
+    // The whole pipeline of `man ugw`, every tool in one pipe.
+    ("/etc/app/smoke.json", "the_whole_pipeline_runs"),
     ("--successes 2", "ready_then_once_more"),
     ("pg_isready", "a_database_port_and_a_command_stay_passing"),
     ("--fail-if", "a_failed_start_stops_the_wait_at_once"),
@@ -526,7 +528,7 @@ fn runnable(example: &Example) -> bool {
 /// before it wrote, as an operator's shell session would.
 #[test]
 fn backup_examples_run_in_order() {
-    let examples = runnable_examples_with("ugw-backup");
+    let examples = examples_of_test("ugw-backup", "backup_examples_run_in_order");
     let Some(first) = examples.first() else {
         return;
     };
@@ -586,7 +588,7 @@ fn backup_examples_run_in_order() {
 /// service's own metrics measured), a baseline taken, then compared with.
 #[test]
 fn verify_examples_run_in_order() {
-    let examples = runnable_examples_with("smoke.json");
+    let examples = examples_of_test("smoke.json", "verify_examples_run_in_order");
     let Some(first) = examples.first() else {
         return;
     };
@@ -717,6 +719,144 @@ fn drain_examples_run_in_order() {
         }
     }
     assert_eq!(b.status("node1"), "DRAIN");
+}
+
+/// The runnable examples with `key` that `test` runs (another test's key may come first).
+fn examples_of_test(key: &str, test: &str) -> Vec<Example> {
+    runnable_examples_with(key)
+        .into_iter()
+        .filter(|e| own_test(e).is_some_and(|(_, own)| own == test))
+        .collect()
+}
+
+/// The pipeline of `man ugw` as written: a backup, the release fetched, the database
+/// migrated, the node drained in HAProxy, the switch, the health check, the node back in
+/// traffic, the checks, and the record kept by `tee`, on one stage (the backup's data, its
+/// folder, HAProxy with the demo service as app/node1, and a checks file for that service).
+#[test]
+fn the_whole_pipeline_runs() {
+    let examples = examples_of_test("/etc/app/smoke.json", "the_whole_pipeline_runs");
+    let Some(example) = examples.first() else {
+        return;
+    };
+    if !HaProxy::available() {
+        return;
+    }
+    let Some(stage) = Stage::new(example, &[]) else {
+        return;
+    };
+    let root = stage.dir.path();
+    let uploads = root.join("var/lib/app/uploads");
+    std::fs::create_dir_all(&uploads).unwrap();
+    std::fs::write(uploads.join("report.txt"), "uploaded\n").unwrap();
+    let demo = stage.demo();
+    let haproxy = HaProxy::start(&[Server::new("node1", &demo.addr(), true)]);
+    assert!(
+        haproxy.wait_status("node1", "UP", Duration::from_secs(5)),
+        "{}",
+        haproxy.log()
+    );
+    let smoke = root.join("etc/app/smoke.json");
+    std::fs::create_dir_all(smoke.parent().unwrap()).unwrap();
+    let checks = serde_json::json!({"checks": [
+        {"name": "ready", "type": "http", "url": format!("{}/health/ready", demo.url),
+         "expect": [format!(".version == \"{ANSIBLE_VERSION}\"")]},
+        {"name": "node1", "type": "record", "expect": [".steps[-1].tool == \"ugw-drain\""]},
+    ]});
+    std::fs::write(&smoke, checks.to_string()).unwrap();
+    eprintln!(
+        "pipeline stand-ins: /var/lib/app/uploads, /backup: folders in the stage; \
+         /run/haproxy/admin.sock: HAProxy with app/node1 = the demo service; $BASE: a release \
+         server of its own with app-$V packed as releases are (bin/, migrations/); \
+         /etc/app/smoke.json: {checks}"
+    );
+    let releases = flat_release(root);
+    let text = stage
+        .substitute(&example.text)
+        .replace("/var/lib/app/uploads", uploads.to_str().unwrap())
+        .replace(
+            "--out /backup",
+            &format!("--out {}", root.join("backup").display()),
+        )
+        .replace(
+            "/run/haproxy/admin.sock",
+            haproxy.admin_socket().to_str().unwrap(),
+        )
+        .replace("/etc/app/smoke.json", smoke.to_str().unwrap());
+    stage.describe(example);
+    let mut bash = stage.command("bash");
+    bash.arg("-c")
+        .arg(text)
+        .env("BASE", releases.url("").trim_end_matches('/'));
+    let out = kit::run(bash);
+    out.assert_code(0);
+    let record = parse_record(&std::fs::read_to_string(root.join("upgrade-record.json")).unwrap());
+    let tools: Vec<&str> = record.steps.iter().map(|s| s.tool.as_str()).collect();
+    assert_eq!(
+        tools,
+        [
+            "ugw-backup",
+            "ugw-fetch",
+            "ugw-migrate",
+            "ugw-drain",
+            "ugw-swap",
+            "ugw-wait-healthy",
+            "ugw-drain",
+            "ugw-verify"
+        ]
+    );
+    assert_all_ok(&record, example);
+    assert_eq!(haproxy.status("node1"), "UP", "back in traffic");
+}
+
+/// `$BASE` of the whole pipeline: app-$V packed as `examples/lib/releases.sh` packs releases
+/// (bin/ and migrations/ at the top, the folder `ugw-migrate` reads once it is staged), with the
+/// pre-deploy migrations the stage's database already ran, and its SHA256SUMS.
+fn flat_release(root: &std::path::Path) -> kit::file_server::FileServer {
+    use kit::file_server::{FileServer, Served};
+    let tree = root.join("flat-release");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::create_dir_all(tree.join("migrations")).unwrap();
+    std::fs::write(
+        tree.join("bin/app"),
+        format!("#!/bin/sh\necho {ANSIBLE_VERSION}\n"),
+    )
+    .unwrap();
+    for (name, sql) in [
+        (
+            "0001_users.sql",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n",
+        ),
+        (
+            "0002_email.sql",
+            "ALTER TABLE users ADD COLUMN email TEXT;\n",
+        ),
+    ] {
+        std::fs::write(tree.join("migrations").join(name), sql).unwrap();
+    }
+    let name = format!("app-{ANSIBLE_VERSION}-linux-amd64.tar.gz");
+    let archive = root.join(&name);
+    let tar = std::process::Command::new("tar")
+        .arg("czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&tree)
+        .args(["bin", "migrations"])
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let sum = std::process::Command::new("sha256sum")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let digest = String::from_utf8(sum.stdout).unwrap()[..64].to_string();
+    let server = FileServer::start();
+    server.put(&name, Served::new(&std::fs::read(&archive).unwrap()));
+    server.put(
+        "SHA256SUMS",
+        Served::new(format!("{digest}  {name}\n").as_bytes()),
+    );
+    server
 }
 
 /// The runnable examples with `key` (each text once). None at all means a document changed

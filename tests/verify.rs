@@ -953,6 +953,15 @@ fn a_comparison_without_a_baseline_runs_nothing_and_a_dry_run_sends_nothing() {
     let out = verify(&["--checks", file.to_str().unwrap(), "--dry-run"]);
     out.assert_code(0);
     assert_eq!(result_of(&out)["would_run"], json!(["latency"]));
+    // A dry run after a dry-run baseline has nothing to compare with yet, and says so.
+    let out = verify(&["--checks", file.to_str().unwrap(), "--compare", "--dry-run"]);
+    out.assert_code(0);
+    assert_eq!(result_of(&out)["compare"], false);
+    assert!(
+        out.stderr.contains("no ok `ugw-verify baseline` step"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(app.requests_settled(), 0);
     // A baseline kept in a file serves a comparison as well as one in the record.
     let saved = dir.path().join("baseline.json");

@@ -158,7 +158,9 @@ def what(step):
     if tool == "ugw-wait-healthy":
         return f"healthy: {r['targets'][0]['body_excerpt']}"
     if tool == "ugw-verify":
-        rows = ", ".join(f"{c['check']} {c['measure']} {c['baseline']:.4g} -> {c['current']:.4g}" for c in r.get("comparison", []))
+        unit = {"p95_ms": (1, " ms"), "memory_bytes": (1 << 20, " MiB"), "error_ratio": (0.01, "%")}
+        shown = lambda c, v: f"{v / unit[c['measure']][0]:.1f}{unit[c['measure']][1]}"
+        rows = ", ".join(f"{c['check']} {c['measure']} {shown(c, c['baseline'])} -> {shown(c, c['current'])}" for c in r.get("comparison", []))
         compared = f"; compared with the baseline: {rows}" if rows else ""
         return f"{r['mode']}: {r['passed']} checks passed{compared}"
     return ""

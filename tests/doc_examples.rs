@@ -21,8 +21,7 @@ use std::time::Duration;
 /// they contain. Every other runnable shell example runs in
 /// `every_documented_example_runs_or_is_listed` and must succeed there.
 const OWN_TESTS: &[(&str, &str)] = &[
-    // The whole pipeline of `man ugw`, every tool in one pipe.
-    ("/etc/app/smoke.json", "the_whole_pipeline_runs"),
+    ("/etc/app/smoke.json", "the_whole_pipeline_runs_on_a_stage"),
     ("--successes 2", "ready_then_once_more"),
     ("pg_isready", "a_database_port_and_a_command_stay_passing"),
     ("--fail-if", "a_failed_start_stops_the_wait_at_once"),
@@ -31,8 +30,8 @@ const OWN_TESTS: &[(&str, &str)] = &[
     ("make ", "the_project_commands"),
     ("cargo install", "the_project_commands"),
     ("ugw-backup", "backup_examples_run_in_order"),
-    ("smoke.json", "verify_examples_run_in_order"),
     ("ugw-drain", "drain_examples_run_in_order"),
+    ("smoke.json", "verify_examples_run_in_order"),
 ];
 
 /// What `ugw-backup`'s examples name, and what stands in for it (besides [`STAND_INS`]).
@@ -528,7 +527,7 @@ fn runnable(example: &Example) -> bool {
 /// before it wrote, as an operator's shell session would.
 #[test]
 fn backup_examples_run_in_order() {
-    let examples = examples_of_test("ugw-backup", "backup_examples_run_in_order");
+    let examples = runnable_examples_with("ugw-backup");
     let Some(first) = examples.first() else {
         return;
     };
@@ -583,59 +582,120 @@ fn backup_examples_run_in_order() {
     assert_eq!(std::fs::read_to_string(restored).unwrap(), "backed up\n");
 }
 
-/// `ugw-verify`'s examples with a checks file, in their order, on one stage: a smoke.json
-/// written for the demo service there (ready, an item created, read back and deleted, the
-/// service's own metrics measured), a baseline taken, then compared with.
+/// What the whole pipeline (DESIGN's, in ugw(7)) names, and what stands in for it (besides
+/// [`STAND_INS`]).
+const PIPELINE_STAND_INS: &[(&str, &str)] = &[
+    (
+        "/var/lib/app/uploads",
+        "a folder in the stage with one file",
+    ),
+    ("--out /backup", "a folder in the stage"),
+    (
+        "/run/haproxy/admin.sock",
+        "the admin socket of an HAProxy whose backend app has the demo service as node1, \
+         health-checked",
+    ),
+    (
+        "/etc/app/smoke.json",
+        "checks for the demo service: ready with the fetched version, an item created, read \
+         back and deleted",
+    ),
+];
+
+/// The whole upgrade pipeline as the contract shows it, on one stage: a backup, the release
+/// fetched from `$BASE`, migrated, the node drained in HAProxy, swapped, healthy with the new
+/// version, back in traffic, and verified. Each step is checked in the record it leaves, and
+/// HAProxy must have the node UP again at the end.
 #[test]
-fn verify_examples_run_in_order() {
-    let examples = examples_of_test("smoke.json", "verify_examples_run_in_order");
-    let Some(first) = examples.first() else {
+fn the_whole_pipeline_runs_on_a_stage() {
+    let examples = runnable_examples_with("/etc/app/smoke.json");
+    if examples.is_empty() || !HaProxy::available() {
+        return;
+    }
+    eprintln!("pipeline stand-ins: {PIPELINE_STAND_INS:#?}");
+    for example in &examples {
+        run_the_whole_pipeline(example);
+    }
+}
+
+fn run_the_whole_pipeline(example: &Example) {
+    let Some(stage) = Stage::new(example, &[]) else {
         return;
     };
-    let Some(stage) = Stage::new(first, &[]) else {
-        return;
-    };
-    let demo = kit::DemoApp::start(&[]);
+    let root = stage.dir.path();
+    let uploads = root.join("var/lib/app/uploads");
+    std::fs::create_dir_all(&uploads).unwrap();
+    std::fs::write(uploads.join("avatar.png"), "not really a png\n").unwrap();
+    let demo = stage.demo();
+    let haproxy = HaProxy::start(&[Server::new("node1", &demo.addr(), true)]);
+    assert!(
+        haproxy.wait_status("node1", "UP", Duration::from_secs(5)),
+        "{}",
+        haproxy.log()
+    );
     let url = &demo.url;
     let smoke = serde_json::json!({"checks": [
-        {"name": "ready", "type": "http", "url": format!("{url}/health/ready"), "expect": [".status == \"ok\""]},
+        {"name": "ready", "type": "http", "url": format!("{url}/health/ready"),
+         "expect": [format!(".version == \"{ANSIBLE_VERSION}\"")]},
         {"name": "create", "type": "http", "method": "POST", "url": format!("{url}/items"),
          "body": {"name": "smoke"}, "status": 201, "capture": {"item": ".id"}},
-        {"name": "read", "type": "http", "url": format!("{url}/items/${{capture:item}}")},
-        {"name": "delete", "type": "http", "method": "DELETE", "url": format!("{url}/items/${{capture:item}}"),
-         "after": ["read"], "always": true, "status": "2xx"},
-        {"name": "server", "type": "metrics", "url": format!("{url}/metrics"), "after": ["delete"],
-         "measure": ["latency", "errors", "memory"], "min_samples": 3,
-         "assert": ["process_resident_memory_bytes <= 512MiB"]},
+        {"name": "read", "type": "http", "url": format!("{url}/items/${{capture:item}}"),
+         "expect": [".name == \"smoke\""]},
+        {"name": "delete", "type": "http", "method": "DELETE",
+         "url": format!("{url}/items/${{capture:item}}"), "after": ["read"], "always": true},
     ]});
-    let root = stage.dir.path();
     std::fs::write(root.join("smoke.json"), smoke.to_string()).unwrap();
-    eprintln!("verify stand-ins: smoke.json is {smoke:#}");
-    for example in &examples {
-        let out = run_shell(&stage, example);
-        out.assert_code(0);
-        let record = record_of(&stage, example, &out);
-        assert_all_ok(&record, example);
-        let result = &record.steps.last().unwrap().result;
-        assert_eq!(
-            result["failed"],
-            serde_json::json!([]),
-            "{}: {result:#}",
-            example.source
+    let text = stage
+        .substitute(&example.text)
+        .replace("/var/lib/app/uploads", uploads.to_str().unwrap())
+        .replace(
+            "--out /backup",
+            &format!("--out {}", root.join("backup").display()),
+        )
+        .replace(
+            "/run/haproxy/admin.sock",
+            haproxy.admin_socket().to_str().unwrap(),
+        )
+        .replace(
+            "/etc/app/smoke.json",
+            root.join("smoke.json").to_str().unwrap(),
         );
-        if example.text.contains("--compare") {
-            let rows = result["comparison"].as_array().unwrap();
-            assert_eq!(rows.len(), 3, "p95, error ratio and memory: {result:#}");
-        }
-    }
-    let junit = std::fs::read_to_string(root.join("verify-junit.xml")).unwrap();
-    assert_eq!(junit.matches("<testcase ").count(), 5, "{junit}");
-    assert!(root.join("baseline.json").exists());
-    assert!(
-        demo.log().contains("DELETE /items/"),
-        "the cleanup ran: {}",
-        demo.log()
+    stage.describe(example);
+    let mut bash = stage.command("bash");
+    bash.arg("-c").arg(format!("set -o pipefail\n{text}"));
+    let out = kit::run(bash);
+    out.assert_code(0);
+    let record = parse_record(&std::fs::read_to_string(root.join("upgrade-record.json")).unwrap());
+    assert_all_ok(&record, example);
+    let tools: Vec<&str> = record.steps.iter().map(|s| s.tool.as_str()).collect();
+    assert_eq!(
+        tools,
+        [
+            "ugw-backup",
+            "ugw-fetch",
+            "ugw-migrate",
+            "ugw-drain",
+            "ugw-swap",
+            "ugw-wait-healthy",
+            "ugw-drain",
+            "ugw-verify",
+        ],
+        "{record:#?}"
     );
+    let step = |i: usize| &record.steps[i].result;
+    assert_eq!(step(3)["state_before"], "ready", "{:#}", step(3));
+    assert_eq!(step(3)["state_after"], "drain", "{:#}", step(3));
+    assert_eq!(step(6)["undo"], true, "{:#}", step(6));
+    assert_eq!(step(7)["failed"], serde_json::json!([]), "{:#}", step(7));
+    assert_eq!(step(7)["passed"], 4, "{:#}", step(7));
+    assert_eq!(haproxy.status("node1"), "UP");
+    assert!(
+        std::fs::read_link(root.join("opt/app/current"))
+            .unwrap()
+            .ends_with(ANSIBLE_VERSION),
+        "current is the fetched release"
+    );
+    assert!(demo.log().contains("DELETE /items/"), "{}", demo.log());
 }
 
 /// `ugw-drain`'s examples, in their order, on one stage of two HAProxy instances, the demo
@@ -721,150 +781,73 @@ fn drain_examples_run_in_order() {
     assert_eq!(b.status("node1"), "DRAIN");
 }
 
-/// The runnable examples with `key` that `test` runs (another test's key may come first).
-fn examples_of_test(key: &str, test: &str) -> Vec<Example> {
-    runnable_examples_with(key)
-        .into_iter()
-        .filter(|e| own_test(e).is_some_and(|(_, own)| own == test))
-        .collect()
-}
-
-/// The pipeline of `man ugw` as written: a backup, the release fetched, the database
-/// migrated, the node drained in HAProxy, the switch, the health check, the node back in
-/// traffic, the checks, and the record kept by `tee`, on one stage (the backup's data, its
-/// folder, HAProxy with the demo service as app/node1, and a checks file for that service).
+/// `ugw-verify`'s examples with a checks file, in their order, on one stage: a smoke.json
+/// written for the demo service there (ready, an item created, read back and deleted, the
+/// service's own metrics measured), a baseline taken, then compared with.
 #[test]
-fn the_whole_pipeline_runs() {
-    let examples = examples_of_test("/etc/app/smoke.json", "the_whole_pipeline_runs");
-    let Some(example) = examples.first() else {
+fn verify_examples_run_in_order() {
+    let examples = runnable_examples_with("smoke.json");
+    let Some(first) = examples.first() else {
         return;
     };
-    if !HaProxy::available() {
-        return;
-    }
-    let Some(stage) = Stage::new(example, &[]) else {
+    let Some(stage) = Stage::new(first, &[]) else {
         return;
     };
-    let root = stage.dir.path();
-    let uploads = root.join("var/lib/app/uploads");
-    std::fs::create_dir_all(&uploads).unwrap();
-    std::fs::write(uploads.join("report.txt"), "uploaded\n").unwrap();
-    let demo = stage.demo();
-    let haproxy = HaProxy::start(&[Server::new("node1", &demo.addr(), true)]);
-    assert!(
-        haproxy.wait_status("node1", "UP", Duration::from_secs(5)),
-        "{}",
-        haproxy.log()
-    );
-    let smoke = root.join("etc/app/smoke.json");
-    std::fs::create_dir_all(smoke.parent().unwrap()).unwrap();
-    let checks = serde_json::json!({"checks": [
-        {"name": "ready", "type": "http", "url": format!("{}/health/ready", demo.url),
-         "expect": [format!(".version == \"{ANSIBLE_VERSION}\"")]},
-        {"name": "node1", "type": "record", "expect": [".steps[-1].tool == \"ugw-drain\""]},
+    let demo = kit::DemoApp::start(&[]);
+    let url = &demo.url;
+    let smoke = serde_json::json!({"checks": [
+        {"name": "ready", "type": "http", "url": format!("{url}/health/ready"), "expect": [".status == \"ok\""]},
+        {"name": "create", "type": "http", "method": "POST", "url": format!("{url}/items"),
+         "body": {"name": "smoke"}, "status": 201, "capture": {"item": ".id"}},
+        {"name": "read", "type": "http", "url": format!("{url}/items/${{capture:item}}")},
+        {"name": "delete", "type": "http", "method": "DELETE", "url": format!("{url}/items/${{capture:item}}"),
+         "after": ["read"], "always": true, "status": "2xx"},
+        {"name": "server", "type": "metrics", "url": format!("{url}/metrics"), "after": ["delete"],
+         "measure": ["latency", "errors", "memory"], "min_samples": 3,
+         "assert": ["process_resident_memory_bytes <= 512MiB"]},
     ]});
-    std::fs::write(&smoke, checks.to_string()).unwrap();
-    eprintln!(
-        "pipeline stand-ins: /var/lib/app/uploads, /backup: folders in the stage; \
-         /run/haproxy/admin.sock: HAProxy with app/node1 = the demo service; $BASE: a release \
-         server of its own with app-$V packed as releases are (bin/, migrations/); \
-         /etc/app/smoke.json: {checks}"
-    );
-    let releases = flat_release(root);
-    let text = stage
-        .substitute(&example.text)
-        .replace("/var/lib/app/uploads", uploads.to_str().unwrap())
-        .replace(
-            "--out /backup",
-            &format!("--out {}", root.join("backup").display()),
-        )
-        .replace(
-            "/run/haproxy/admin.sock",
-            haproxy.admin_socket().to_str().unwrap(),
-        )
-        .replace("/etc/app/smoke.json", smoke.to_str().unwrap());
-    stage.describe(example);
-    let mut bash = stage.command("bash");
-    bash.arg("-c")
-        .arg(text)
-        .env("BASE", releases.url("").trim_end_matches('/'));
-    let out = kit::run(bash);
-    out.assert_code(0);
-    let record = parse_record(&std::fs::read_to_string(root.join("upgrade-record.json")).unwrap());
-    let tools: Vec<&str> = record.steps.iter().map(|s| s.tool.as_str()).collect();
-    assert_eq!(
-        tools,
-        [
-            "ugw-backup",
-            "ugw-fetch",
-            "ugw-migrate",
-            "ugw-drain",
-            "ugw-swap",
-            "ugw-wait-healthy",
-            "ugw-drain",
-            "ugw-verify"
-        ]
-    );
-    assert_all_ok(&record, example);
-    assert_eq!(haproxy.status("node1"), "UP", "back in traffic");
-}
-
-/// `$BASE` of the whole pipeline: app-$V packed as `examples/lib/releases.sh` packs releases
-/// (bin/ and migrations/ at the top, the folder `ugw-migrate` reads once it is staged), with the
-/// pre-deploy migrations the stage's database already ran, and its SHA256SUMS.
-fn flat_release(root: &std::path::Path) -> kit::file_server::FileServer {
-    use kit::file_server::{FileServer, Served};
-    let tree = root.join("flat-release");
-    std::fs::create_dir_all(tree.join("bin")).unwrap();
-    std::fs::create_dir_all(tree.join("migrations")).unwrap();
-    std::fs::write(
-        tree.join("bin/app"),
-        format!("#!/bin/sh\necho {ANSIBLE_VERSION}\n"),
-    )
-    .unwrap();
-    for (name, sql) in [
-        (
-            "0001_users.sql",
-            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\n",
-        ),
-        (
-            "0002_email.sql",
-            "ALTER TABLE users ADD COLUMN email TEXT;\n",
-        ),
-    ] {
-        std::fs::write(tree.join("migrations").join(name), sql).unwrap();
+    let root = stage.dir.path();
+    std::fs::write(root.join("smoke.json"), smoke.to_string()).unwrap();
+    eprintln!("verify stand-ins: smoke.json is {smoke:#}");
+    for example in &examples {
+        let out = run_shell(&stage, example);
+        out.assert_code(0);
+        let record = record_of(&stage, example, &out);
+        assert_all_ok(&record, example);
+        let result = &record.steps.last().unwrap().result;
+        assert_eq!(
+            result["failed"],
+            serde_json::json!([]),
+            "{}: {result:#}",
+            example.source
+        );
+        if example.text.contains("--compare") {
+            let rows = result["comparison"].as_array().unwrap();
+            assert_eq!(rows.len(), 3, "p95, error ratio and memory: {result:#}");
+        }
     }
-    let name = format!("app-{ANSIBLE_VERSION}-linux-amd64.tar.gz");
-    let archive = root.join(&name);
-    let tar = std::process::Command::new("tar")
-        .arg("czf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(&tree)
-        .args(["bin", "migrations"])
-        .status()
-        .unwrap();
-    assert!(tar.success());
-    let sum = std::process::Command::new("sha256sum")
-        .arg(&archive)
-        .output()
-        .unwrap();
-    let digest = String::from_utf8(sum.stdout).unwrap()[..64].to_string();
-    let server = FileServer::start();
-    server.put(&name, Served::new(&std::fs::read(&archive).unwrap()));
-    server.put(
-        "SHA256SUMS",
-        Served::new(format!("{digest}  {name}\n").as_bytes()),
+    let junit = std::fs::read_to_string(root.join("verify-junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), 5, "{junit}");
+    assert!(root.join("baseline.json").exists());
+    assert!(
+        demo.log().contains("DELETE /items/"),
+        "the cleanup ran: {}",
+        demo.log()
     );
-    server
 }
 
 /// The runnable examples with `key` (each text once). None at all means a document changed
 /// under the test: `OWN_TESTS` must follow.
 fn runnable_examples_with(key: &str) -> Vec<Example> {
+    // An example owned by another test (the whole pipeline names every tool) is that test's.
+    let owner = OWN_TESTS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, test)| *test);
     let examples: Vec<Example> = docs::all()
         .into_iter()
         .filter(|e| e.kind == Kind::Shell && e.text.contains(key))
+        .filter(|e| owner.is_none() || own_test(e).map(|(_, test)| test) == owner)
         .collect();
     assert!(
         !examples.is_empty(),

@@ -240,6 +240,56 @@ pub struct RestartRun {
     pub output: String,
 }
 
+/// What `ugw-drain` did (or, with `undo`, undid): `ugw-drain --undo` without method flags
+/// reads the last one to know what to put back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Drained {
+    pub method: DrainMethod,
+    /// `BACKEND/SERVER` (HAProxy).
+    pub server: Option<String>,
+    /// The node's state before the step: HAProxy's admin state (`ready`, `drain`, `maint`),
+    /// `running`/`gone` for a process, `present`/`absent` for a flag file, `posted` for a hook.
+    pub state_before: Option<String>,
+    pub state_after: Option<String>,
+    /// Work in flight when the wait began and when it ended (`None`: not measured).
+    pub inflight_start: Option<u64>,
+    pub inflight_end: Option<u64>,
+    /// In-flight readings taken.
+    pub readings: u64,
+    /// From the change to the end of the wait.
+    pub waited_ms: u64,
+    /// The deadline passed and `--on-timeout proceed` went on anyway.
+    pub forced: bool,
+    pub changed: bool,
+    /// This step put the node back (`--undo`).
+    pub undo: bool,
+    /// What the drain escalated to when in-flight work did not end in time: `maint`
+    /// (`--maint-after`), `TERM` or `KILL` (`--on-timeout escalate`).
+    pub escalated: Option<String>,
+    /// The HAProxy runtime API endpoints, and each one's admin state before the step.
+    pub sockets: Vec<String>,
+    pub states_before: Vec<String>,
+    pub flag_file: Option<String>,
+    pub http_post: Option<String>,
+    pub pid: Option<i32>,
+    /// What in-flight work was measured by: `haproxy scur+qcur`, `metric URL#NAME`, `port N`.
+    pub inflight_source: Option<String>,
+}
+
+impl ToolResult for Drained {
+    const TOOL: &'static str = "ugw-drain";
+}
+
+/// How `ugw-drain` takes a node out of traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainMethod {
+    Haproxy,
+    Signal,
+    FlagFile,
+    HttpPost,
+}
+
 /// What `ugw-verify` found: every check, and with `--compare` how it measures against the
 /// baseline; a `baseline` step also keeps the observations later runs compare with.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -329,56 +379,6 @@ pub struct VerifyBaseline {
     pub taken: String,
     pub host: String,
     pub checks: std::collections::BTreeMap<String, Observation>,
-}
-
-/// What `ugw-drain` did (or, with `undo`, undid): `ugw-drain --undo` without method flags
-/// reads the last one to know what to put back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Drained {
-    pub method: DrainMethod,
-    /// `BACKEND/SERVER` (HAProxy).
-    pub server: Option<String>,
-    /// The node's state before the step: HAProxy's admin state (`ready`, `drain`, `maint`),
-    /// `running`/`gone` for a process, `present`/`absent` for a flag file, `posted` for a hook.
-    pub state_before: Option<String>,
-    pub state_after: Option<String>,
-    /// Work in flight when the wait began and when it ended (`None`: not measured).
-    pub inflight_start: Option<u64>,
-    pub inflight_end: Option<u64>,
-    /// In-flight readings taken.
-    pub readings: u64,
-    /// From the change to the end of the wait.
-    pub waited_ms: u64,
-    /// The deadline passed and `--on-timeout proceed` went on anyway.
-    pub forced: bool,
-    pub changed: bool,
-    /// This step put the node back (`--undo`).
-    pub undo: bool,
-    /// What the drain escalated to when in-flight work did not end in time: `maint`
-    /// (`--maint-after`), `TERM` or `KILL` (`--on-timeout escalate`).
-    pub escalated: Option<String>,
-    /// The HAProxy runtime API endpoints, and each one's admin state before the step.
-    pub sockets: Vec<String>,
-    pub states_before: Vec<String>,
-    pub flag_file: Option<String>,
-    pub http_post: Option<String>,
-    pub pid: Option<i32>,
-    /// What in-flight work was measured by: `haproxy scur+qcur`, `metric URL#NAME`, `port N`.
-    pub inflight_source: Option<String>,
-}
-
-impl ToolResult for Drained {
-    const TOOL: &'static str = "ugw-drain";
-}
-
-/// How `ugw-drain` takes a node out of traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DrainMethod {
-    Haproxy,
-    Signal,
-    FlagFile,
-    HttpPost,
 }
 
 #[cfg(test)]

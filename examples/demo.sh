@@ -85,7 +85,8 @@ say "v1.0.0 runs (pid $(cat "$pidfile")) at $app"
 
 # The checks that prove an upgrade worked, and what "no worse than before" is measured on:
 # ready, an item created, read back and deleted (always, even when the read fails), 100
-# requests of real work (p95 latency and errors), and the service's own memory.
+# requests of real work (p95 latency and errors), and the service's own memory. The demo
+# shares its CPU with whatever else runs here: a p95 growth under 25 ms is noise.
 cat >"$work/smoke.json" <<EOF
 {"checks": [
   {"name": "ready", "type": "http", "url": "$app/health/ready", "expect": [".status == \"ok\""]},
@@ -118,7 +119,7 @@ ugw-verify baseline --in none --checks "$work/smoke.json" \
   | ugw-swap --root "$root" --restart "$work/restart" \
   | ugw-wait-healthy --url "$app/health/ready" --expect-version --timeout 30s \
   | ugw-drain --undo \
-  | ugw-verify --checks "$work/smoke.json" --compare --junit "$work/verify-junit.xml" \
+  | ugw-verify --checks "$work/smoke.json" --compare --latency-floor 25ms --junit "$work/verify-junit.xml" \
   >"$work/v2.json"
 wait "$slow_request"
 say "v2.0.0 runs (pid $(cat "$pidfile")); the request in flight during the drain got $(cat "$work/slow-request.out")"

@@ -48,7 +48,7 @@ complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -s q -l quiet -d 'Print 
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l always -d 'Run even when the incoming record has failed (instead of skipping)'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l dry-run -d 'Say in the record what would be done; change nothing'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l force -d 'Replace a staged release of the same version whose content differs'
-complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l rollback -d 'Switch back to the previous release and mark the one left failed (runs on a failed record)'
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l rollback -d 'Switch back to the previous release and mark the one left failed (runs on a failed record, where it takes back only the switch that run made)'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -f -a "status" -d 'Print the current release, the previous one and every release kept'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

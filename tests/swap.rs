@@ -46,6 +46,108 @@ fn record_with(tool: &str, status: &str, exit: i32, result: &serde_json::Value) 
     .to_string()
 }
 
+/// The record `stdout` holds, with a failed health check appended: the run failed after it.
+fn failed_after(stdout: &str) -> String {
+    let mut record: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    record["ok"] = false.into();
+    record["steps"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+        "tool": "ugw-wait-healthy", "tool_version": "0.1.0", "host": "test",
+        "started": "2026-11-21T23:59:02.123Z", "elapsed_ms": 5, "status": "failed", "exit": 1,
+        "changed": false, "dry_run": false,
+        "error": {"kind": "timeout", "message": "not healthy"}}));
+    record.to_string()
+}
+
+/// A rollback on a failed run takes back that run's own switch and nothing more: a run that
+/// failed before its swap, or whose swap switched back by itself, keeps the release running,
+/// and a second rollback of the same run does not go one release further.
+#[test]
+fn a_rollback_takes_back_only_what_the_failed_run_switched() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    for (name, content) in [("v1", "one"), ("v2", "two")] {
+        let from = artifact(dir.path(), name, content);
+        swap(&["--root", s(&root), "--from", s(&from), "--version", name]).assert_code(0);
+    }
+    let rollback_on = |record: &str| {
+        let mut cmd = tool("ugw-swap");
+        cmd.args(["--root", s(&root), "--rollback"]);
+        with_stdin(cmd, record)
+    };
+
+    // The download of v3 failed: this run never switched anything.
+    let fetch_failed = record_with("ugw-fetch", "failed", 1, &serde_json::Value::Null);
+    let out = rollback_on(&fetch_failed);
+    let step = out.assert_code(0).last_step();
+    assert!(!step.changed, "{step:?}");
+    assert_eq!(field(&step, "current"), "v2");
+    assert!(out.stderr.contains("never switched"), "{}", out.stderr);
+    assert_eq!(current(&root), "releases/v2");
+    assert!(!root.join("releases/v2/.ugw-failed").exists());
+
+    // v3's restart failed and the swap switched back to v2 by itself.
+    let v3 = artifact(dir.path(), "v3", "three");
+    let reverted = swap(&[
+        "--root",
+        s(&root),
+        "--from",
+        s(&v3),
+        "--version",
+        "v3",
+        "--restart",
+        "false",
+    ]);
+    reverted.assert_code(1);
+    assert_eq!(current(&root), "releases/v2");
+    let out = rollback_on(&reverted.stdout);
+    assert!(!out.assert_code(0).last_step().changed);
+    assert_eq!(current(&root), "releases/v2");
+    assert!(!root.join("releases/v2/.ugw-failed").exists());
+
+    // v4 went live and then failed its health check: that switch is taken back, once.
+    let v4 = artifact(dir.path(), "v4", "four");
+    let live = swap(&["--root", s(&root), "--from", s(&v4), "--version", "v4"]);
+    let failed = failed_after(&live.assert_code(0).stdout);
+    let back = rollback_on(&failed);
+    let step = back.assert_code(0).last_step();
+    assert!(step.changed);
+    assert_eq!(current(&root), "releases/v2");
+    assert!(root.join("releases/v4/.ugw-failed").exists());
+    let again = rollback_on(&back.stdout);
+    let step = again.assert_code(0).last_step();
+    assert!(!step.changed, "{step:?}");
+    assert!(again.stderr.contains("already rolled"), "{}", again.stderr);
+    assert_eq!(current(&root), "releases/v2", "not one release further");
+
+    // By hand, without a failed run, a rollback goes to the release before.
+    swap(&["--root", s(&root), "--rollback"]).assert_code(0);
+    assert_eq!(current(&root), "releases/v1");
+}
+
+/// Binary mode keeps the same rule: a failed run that never replaced the binary keeps it.
+#[test]
+fn binary_mode_rollback_on_a_run_that_never_replaced_the_binary_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("app");
+    std::fs::write(&target, "#!/bin/sh\necho old\n").unwrap();
+    let new = dir.path().join("app-new");
+    std::fs::write(&new, "#!/bin/sh\necho new\n").unwrap();
+    swap(&["--target", s(&target), "--from", s(&new)]).assert_code(0);
+    let fetch_failed = record_with("ugw-fetch", "failed", 1, &serde_json::Value::Null);
+    let mut cmd = tool("ugw-swap");
+    cmd.args(["--target", s(&target), "--rollback"]);
+    let out = with_stdin(cmd, &fetch_failed);
+    assert!(!out.assert_code(0).last_step().changed);
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "#!/bin/sh\necho new\n",
+        "the binary running stays"
+    );
+}
+
 fn field(step: &Step, name: &str) -> serde_json::Value {
     step.result[name].clone()
 }
@@ -90,8 +192,9 @@ fn swap_then_again_without_change_then_rollback_marks_the_release_left_failed() 
     );
     assert_eq!(field(&step, "changed"), false);
 
-    // The rollback runs on a failed record: it is the failure path.
-    let failed = record_with("ugw-wait-healthy", "failed", 1, &serde_json::Value::Null);
+    // The rollback runs on a failed record: it is the failure path. The run's own swap is in it
+    // (the last one, which found v2 current already), then the health check that failed.
+    let failed = failed_after(&again.stdout);
     let mut cmd = tool("ugw-swap");
     cmd.args(["--root", s(&root), "--rollback"]);
     let back = with_stdin(cmd, &failed);

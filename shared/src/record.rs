@@ -206,6 +206,28 @@ impl Record {
         self.last_step(tool, Status::Ok)
     }
 
+    /// Every real step (not a dry run) of the tool that writes `T` whose result has `T`'s
+    /// shape, newest first, with its status: a rollback looks for the switch it must take back.
+    #[must_use]
+    pub fn results_newest_first<T: ToolResult>(&self) -> Vec<(Status, T)> {
+        let indices: Vec<usize> = self
+            .steps
+            .heads()
+            .enumerate()
+            .filter(|(_, h)| h.tool == T::TOOL && !h.dry_run)
+            .map(|(index, _)| index)
+            .collect();
+        indices
+            .into_iter()
+            .rev()
+            .filter_map(|index| {
+                let step = self.steps.get(index)?;
+                let result = T::deserialize(&step.result).ok()?;
+                Some((step.status, result))
+            })
+            .collect()
+    }
+
     /// The result of the last real, successful step of the tool that writes `T`.
     pub fn last_result<T: ToolResult>(&self) -> Result<Option<T>> {
         self.last_result_with(Status::Ok)

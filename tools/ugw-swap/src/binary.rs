@@ -4,6 +4,7 @@
 //! (a rename, never a write into it, so no "text file busy").
 
 use crate::restart::restart;
+use crate::this_run::nothing_to_take_back;
 use crate::{Options, Swapped, restart_failed};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -217,6 +218,12 @@ fn rollback(
     target: &Path,
     mut result: Swapped,
 ) -> Result<Swapped> {
+    let place = target.display().to_string();
+    if let Some(why) = nothing_to_take_back(ctx.record(), |r| r.target == result.target, &place) {
+        result.current = existing(target)?.map(|_| sha256_file(target)).transpose()?;
+        ctx.reporter.info(&why);
+        return Ok(result);
+    }
     let prev = beside(target, ".ugw-prev");
     let Some(prev_digest) = existing(&prev)?.map(|_| sha256_file(&prev)).transpose()? else {
         return Err(Error::new(

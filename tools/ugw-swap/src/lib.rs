@@ -6,6 +6,7 @@
 mod binary;
 mod releases;
 mod restart;
+mod this_run;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use std::path::PathBuf;
@@ -137,7 +138,7 @@ pub fn command() -> Command {
             .long("rollback")
             .action(ArgAction::SetTrue)
             .conflicts_with_all(["from", "version", "force"])
-            .help("Switch back to the previous release and mark the one left failed (runs on a failed record)"),
+            .help("Switch back to the previous release and mark the one left failed (runs on a failed record, where it takes back only the switch that run made)"),
     )
     .arg(
         Arg::new("keep")

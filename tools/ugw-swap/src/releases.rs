@@ -3,6 +3,7 @@
 //! it was staged); a release left by a rollback or a failed restart carries `.ugw-failed`.
 
 use crate::restart::restart;
+use crate::this_run::nothing_to_take_back;
 use crate::{Options, Swapped, restart_failed};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
@@ -539,6 +540,15 @@ fn revert(
 }
 
 fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> Result<Swapped> {
+    let place = root.link().display().to_string();
+    if let Some(why) = nothing_to_take_back(ctx.record(), |r| r.root == result.root, &place) {
+        result.current = match root.current()? {
+            Current::Release(current) => Some(current),
+            _ => None,
+        };
+        ctx.reporter.info(&why);
+        return Ok(result);
+    }
     let Current::Release(current) = root.current()? else {
         return Err(Error::new(
             ErrorKind::NotFound,

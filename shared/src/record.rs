@@ -715,6 +715,29 @@ mod tests {
     }
 
     #[test]
+    fn results_newest_first_are_every_real_step_of_the_tool_with_its_status() {
+        let text = format!(
+            r#"{{"ugw":1,"run":"r","steps":[{{"tool":"ugw-fetch","status":"ok","result":{}}},{{"tool":"ugw-fetch","status":"ok","dry_run":true,"result":{}}},{{"tool":"ugw-swap","status":"ok","result":{{}}}},{{"tool":"ugw-fetch","status":"failed","exit":1,"result":{}}},{{"tool":"ugw-fetch","status":"skipped","exit":1}}]}}"#,
+            fetched("v1"),
+            fetched("dry"),
+            fetched("v2")
+        );
+        let record = Record::parse(text.as_bytes()).unwrap();
+        let found: Vec<(Status, Option<String>)> = record
+            .results_newest_first::<Fetched>()
+            .into_iter()
+            .map(|(status, r)| (status, r.version))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (Status::Failed, Some("v2".to_string())),
+                (Status::Ok, Some("v1".to_string()))
+            ]
+        );
+    }
+
+    #[test]
     fn the_last_step_among_statuses_is_the_latest_of_any_of_them() {
         let text = format!(
             r#"{{"ugw":1,"run":"r","steps":[{{"tool":"ugw-fetch","status":"ok","result":{}}},{{"tool":"ugw-fetch","status":"failed","exit":1,"result":{}}},{{"tool":"ugw-fetch","status":"skipped","exit":1}}]}}"#,

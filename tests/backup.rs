@@ -955,6 +955,13 @@ fn a_postgres_database_is_dumped_verified_and_restored_in_place_without_its_pass
     .env("SHOP_URL", db.url_of_password_role());
     let created = run(cmd);
     created.assert_code(0);
+    assert!(
+        created
+            .stderr
+            .contains(&format!("backing up PostgreSQL database {} to", db.name)),
+        "{}",
+        created.stderr
+    );
     let secret = kit::postgres::PASSWORD;
     assert!(!created.stdout.contains(secret) && !created.stderr.contains(secret));
     let manifest = std::fs::read_to_string(out.join("pg.manifest.json")).unwrap();
@@ -987,6 +994,11 @@ fn a_postgres_database_is_dumped_verified_and_restored_in_place_without_its_pass
         .env("PGPASSWORD", secret);
     let restored = run(cmd);
     restored.assert_code(0);
+    assert!(
+        !restored.stderr.contains("restored in place: \n"),
+        "no empty list of paths: {}",
+        restored.stderr
+    );
     assert_eq!(db.sql("SELECT count(*) FROM orders"), ["100"]);
     assert_eq!(db.sql("SELECT note FROM orders WHERE id = 5"), ["order 5"]);
 }

@@ -71,16 +71,8 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
         )));
     }
     ctx.reporter.info(&format!(
-        "backing up {} ({} in {} entries, {} database{}) to {}",
-        plan.paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        human_bytes(input_bytes),
-        items.len(),
-        plan.sqlite.len(),
-        if plan.sqlite.len() == 1 { "" } else { "s" },
+        "backing up {} to {}",
+        what_is_backed_up(plan, input_bytes, items.len()),
         archive_path.display()
     ));
 
@@ -132,13 +124,20 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
         .iter()
         .filter(|e| e.kind == Kind::File)
         .count() as u64;
+    // What went in: the files and the database snapshots and dumps, as the manifest lists them.
+    let content_bytes: u64 = manifest
+        .entries
+        .iter()
+        .filter(|e| e.kind == Kind::File)
+        .map(|e| e.size)
+        .sum();
     ctx.reporter.info(&format!(
         "{file_name}: {} in, {} out ({:.0}%), {files} files, {} at {}/s",
-        human_bytes(input_bytes),
+        human_bytes(content_bytes),
         human_bytes(bytes),
-        bytes as f64 * 100.0 / input_bytes.max(1) as f64,
+        bytes as f64 * 100.0 / content_bytes.max(1) as f64,
         ugw_shared::time::human(elapsed),
-        human_bytes((input_bytes as f64 / elapsed.as_secs_f64().max(0.001)) as u64),
+        human_bytes((content_bytes as f64 / elapsed.as_secs_f64().max(0.001)) as u64),
     ));
     Ok(BackupResult {
         archive: archive_path.display().to_string(),
@@ -743,4 +742,31 @@ impl<W: Write> Write for Counter<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// What a backup holds, in words: its paths and their size, its SQLite databases, and its
+/// PostgreSQL databases (only those that are there).
+fn what_is_backed_up(plan: &Plan, input_bytes: u64, entries: usize) -> String {
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let mut parts = Vec::new();
+    if !plan.paths.is_empty() {
+        let paths: Vec<String> = plan.paths.iter().map(|p| p.display().to_string()).collect();
+        parts.push(format!(
+            "{} ({} in {})",
+            paths.join(", "),
+            human_bytes(input_bytes),
+            if entries == 1 {
+                "1 entry".to_string()
+            } else {
+                format!("{entries} entries")
+            }
+        ));
+    }
+    if !plan.sqlite.is_empty() {
+        parts.push(plural(plan.sqlite.len(), "SQLite database"));
+    }
+    for target in &plan.pg {
+        parts.push(format!("PostgreSQL database {}", target.database));
+    }
+    parts.join(", ")
 }

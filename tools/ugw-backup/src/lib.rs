@@ -437,8 +437,10 @@ fn run_restore(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         })
     } else {
         let restored = restore::in_place(ctx, &archive, &verified.manifest, pg_target.as_ref())?;
-        ctx.reporter
-            .info(&format!("restored in place: {}", restored.join(", ")));
+        if !restored.is_empty() {
+            ctx.reporter
+                .info(&format!("restored in place: {}", restored.join(", ")));
+        }
         json!({
             "archive": archive.display().to_string(),
             "in_place": restored,

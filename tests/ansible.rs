@@ -1,0 +1,247 @@
+//! The Ansible rolling upgrade (`examples/ansible/rolling-upgrade.yml`) run for real by
+//! ansible-playbook on three demo nodes behind HAProxy (`examples/lib/fleet.sh`), with requests
+//! going through HAProxy the whole time: a good release reaches every node, one node at a
+//! time, with no failed request; a bad one stops at the first node, which is rolled back and
+//! left out of traffic, and the other two are never touched.
+
+mod kit;
+
+use kit::fleet::{Fleet, Load, LoadReport};
+use kit::{Record, Step};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+/// How long a play may take: ansible-playbook starts a Python per task.
+const PLAY_LIMIT: Duration = Duration::from_secs(150);
+const RECORD: &str = "ugw/upgrade.json";
+
+#[test]
+fn a_good_release_reaches_every_node_without_a_failed_request() {
+    if !components() {
+        return;
+    }
+    let fleet = Fleet::up(3);
+    let (play, load) = play_under_load(&fleet, &["-e", "app_version=v2.0.0"]);
+    assert_eq!(play.code, 0, "{}\n{}", play.stdout, play.stderr);
+    assert_no_failed_request(&load);
+
+    let records: Vec<Record> = (1..=3)
+        .map(|k| fleet.record(k, RECORD).expect("a record on every node"))
+        .collect();
+    for (k, record) in (1..=3).zip(&records) {
+        let host = format!("node{k}");
+        assert!(record.ok, "{host}: {record:#?}");
+        assert_eq!(
+            tools(record),
+            [
+                "ugw-verify",
+                "ugw-backup",
+                "ugw-fetch",
+                "ugw-migrate",
+                "ugw-drain",
+                "ugw-swap",
+                "ugw-wait-healthy",
+                "ugw-drain",
+                "ugw-verify",
+                "ugw-migrate",
+            ],
+            "{host}"
+        );
+        assert!(record.steps.iter().all(|s| s.host == host), "{record:#?}");
+        assert_eq!(record.steps[2].result["version"], "v2.0.0");
+        assert_eq!(record.steps[9].result["phase"], "post");
+        assert_eq!(fleet.current(k), "v2.0.0");
+        assert!(fleet.answer(k).contains(r#""version":"v2.0.0""#), "{host}");
+        assert_eq!(fleet.schema(k), ["items(id, name, note)"], "{host}");
+        assert_eq!(fleet.haproxy_status(&format!("app/{host}")), "UP");
+    }
+    // One node at a time: each node's upgrade (baseline to verify) ends before the next
+    // one's begins, and the post-deploy migrations start once the last node is verified.
+    for pair in records.windows(2) {
+        assert!(
+            end(&pair[0].steps[8]) <= start(&pair[1].steps[0]),
+            "{pair:#?}"
+        );
+    }
+    for record in &records {
+        assert!(start(&record.steps[9]) >= end(&records[2].steps[8]));
+    }
+    assert_changed_as_recorded(&play.stdout, &records);
+}
+
+#[test]
+fn a_bad_release_stops_at_the_first_node_which_is_rolled_back_and_kept_out() {
+    if !components() {
+        return;
+    }
+    let fleet = Fleet::up(3);
+    let untouched: Vec<i32> = (2..=3).map(|k| fleet.pid(k)).collect();
+    let (play, load) = play_under_load(
+        &fleet,
+        &["-e", "app_version=v3.0.0", "-e", "health_timeout=5s"],
+    );
+    assert_eq!(play.code, 2, "{}\n{}", play.stdout, play.stderr);
+    assert!(
+        play.stdout.contains("v3.0.0 failed and was rolled back"),
+        "{}",
+        play.stdout
+    );
+    assert_no_failed_request(&load);
+
+    // node1: v3 never got healthy; it was rolled back to v1 and its data restored, and it
+    // stays drained: no undo of the drain follows.
+    let record = fleet.record(1, RECORD).unwrap();
+    assert!(!record.ok);
+    let statuses: Vec<String> = record
+        .steps
+        .iter()
+        .map(|s| format!("{} {}", s.tool, s.status))
+        .collect();
+    assert_eq!(
+        statuses[4..],
+        [
+            "ugw-drain ok",
+            "ugw-swap ok",
+            "ugw-wait-healthy failed",
+            "ugw-swap ok",
+            "ugw-backup ok",
+            "ugw-wait-healthy ok",
+        ],
+        "{record:#?}"
+    );
+    assert_eq!(record.steps[6].error_kind(), "timeout");
+    assert_eq!(record.steps[7].result["current"], "v1.0.0");
+    assert_eq!(record.steps[7].result["marked_failed"], "v3.0.0");
+    assert!(record.steps[8].result["in_place"].is_array());
+    assert_eq!(fleet.current(1), "v1.0.0");
+    assert!(fleet.answer(1).contains(r#""version":"v1.0.0""#));
+    // v3's pre-deploy migrations are undone by the restore, and the post-deploy play never
+    // ran (v1's table is still there).
+    assert_eq!(
+        fleet.schema(1),
+        ["items(id, name)", "legacy_sessions(id, token)"]
+    );
+    assert_eq!(fleet.haproxy_status("app/node1"), "DRAIN");
+
+    // node2 and node3: no record, same process, same release, same schema, in traffic.
+    for (k, pid) in (2..=3).zip(untouched) {
+        assert!(fleet.record(k, RECORD).is_none(), "node{k} has a record");
+        assert_eq!(fleet.pid(k), pid, "node{k} was restarted");
+        assert_eq!(fleet.current(k), "v1.0.0");
+        assert_eq!(
+            fleet.schema(k),
+            ["items(id, name)", "legacy_sessions(id, token)"]
+        );
+        assert_eq!(fleet.haproxy_status(&format!("app/node{k}")), "UP");
+    }
+}
+
+// ---- running it ----
+
+/// ansible-playbook, haproxy and the two tools the playbook needs besides the five built
+/// long ago.
+fn components() -> bool {
+    if !(kit::require("ansible-playbook") && kit::require("haproxy") && kit::require("setsid")) {
+        return false;
+    }
+    for planned in ["ugw-drain", "ugw-verify"] {
+        if !kit::bin("ugw-wait-healthy")
+            .with_file_name(planned)
+            .exists()
+        {
+            eprintln!("SKIPPED: {planned} is not built yet");
+            return false;
+        }
+    }
+    true
+}
+
+/// The playbook with `extra` arguments, run against `fleet` while requests go through its
+/// HAProxy (from before the play starts until it ended).
+fn play_under_load(fleet: &Fleet, extra: &[&str]) -> (kit::Outcome, LoadReport) {
+    let load = Load::start(&format!("{}/health/live", fleet.env("LB_URL")));
+    let examples = kit::fleet::examples().join("ansible");
+    let mut cmd = Command::new("ansible-playbook");
+    cmd.arg("-i")
+        .arg(examples.join("inventory.yml"))
+        .arg(examples.join("rolling-upgrade.yml"))
+        .args(extra)
+        .current_dir(fleet.root())
+        .env("FLEET_DIR", fleet.root())
+        .env("PATH", kit::path_with_bins())
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_LOCAL_TEMP", fleet.root().join("ansible-tmp"))
+        .env("ANSIBLE_REMOTE_TEMP", fleet.root().join("ansible-tmp"))
+        .env_remove("UGW_HOST_ID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = std::time::Instant::now();
+    let output = kit::wait_bounded(cmd.spawn().unwrap(), PLAY_LIMIT);
+    let play = kit::Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    };
+    eprintln!("the play took {:?}", play.elapsed);
+    (play, load.stop())
+}
+
+#[track_caller]
+fn assert_no_failed_request(load: &LoadReport) {
+    assert!(load.sent >= 100, "too few requests to tell: {load:?}");
+    assert!(load.failed.is_empty(), "{load:?}");
+}
+
+// ---- reading what happened ----
+
+fn tools(record: &Record) -> Vec<&str> {
+    record.steps.iter().map(|s| s.tool.as_str()).collect()
+}
+
+/// When a step started and ended.
+fn start(step: &Step) -> SystemTime {
+    humantime::parse_rfc3339(&step.started).unwrap()
+}
+
+fn end(step: &Step) -> SystemTime {
+    start(step) + Duration::from_millis(step.elapsed_ms)
+}
+
+/// Ansible says `changed` for a ugw task exactly when its step says so: per host, the
+/// statuses of the tasks that ran a ugw tool, in order, match the record's steps.
+fn assert_changed_as_recorded(output: &str, records: &[Record]) {
+    for (k, record) in (1..=3).zip(records) {
+        let host = format!("node{k}");
+        let said: Vec<&str> = statuses(output, &host)
+            .into_iter()
+            .filter(|(task, _)| {
+                !task.starts_with("The checks file") && !task.starts_with("A folder")
+            })
+            .map(|(_, status)| status)
+            .collect();
+        let recorded: Vec<&str> = record
+            .steps
+            .iter()
+            .map(|s| if s.changed { "changed" } else { "ok" })
+            .collect();
+        assert_eq!(said, recorded, "{host}\n{output}");
+    }
+}
+
+/// `(task, status)` for `host` from ansible-playbook's default output, in order.
+fn statuses<'a>(output: &'a str, host: &str) -> Vec<(&'a str, &'a str)> {
+    let mut found = Vec::new();
+    let mut task = "";
+    for line in output.lines() {
+        if let Some(rest) = line.strip_prefix("TASK [") {
+            task = rest.rsplit_once(']').map_or(rest, |(name, _)| name);
+        } else if let Some((status, rest)) = line.split_once(": [")
+            && rest.starts_with(&format!("{host}]"))
+        {
+            found.push((task, status));
+        }
+    }
+    found
+}

@@ -1,0 +1,235 @@
+//! The demo fleet of the Ansible and GitLab CI examples (`examples/lib/fleet.sh`): demo nodes on
+//! v1.0.0 behind HAProxy, the three demo releases served on loopback, in a temp dir; stopped
+//! when dropped, even when the test fails. Plus what the tests read back from it: each node's
+//! record, version and database, and HAProxy's view of each server.
+
+use super::{Record, parse_record};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+pub struct Fleet {
+    dir: tempfile::TempDir,
+    env: HashMap<String, String>,
+}
+
+impl Fleet {
+    /// `nodes` demo nodes on v1.0.0 behind HAProxy, every one UP there.
+    pub fn up(nodes: usize) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fleet = Fleet {
+            dir,
+            env: HashMap::new(),
+        };
+        let out = fleet.script(&["up", &fleet.root().to_string_lossy(), &nodes.to_string()]);
+        assert_eq!(out.code, 0, "fleet.sh up: {}{}", out.stdout, out.stderr);
+        let env = std::fs::read_to_string(fleet.root().join("fleet.env")).unwrap();
+        fleet.env = env
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        fleet
+    }
+
+    fn script(&self, args: &[&str]) -> super::Outcome {
+        let mut cmd = Command::new("bash");
+        cmd.arg(examples().join("lib/fleet.sh"))
+            .args(args)
+            .env("UGW_BIN_DIR", super::bin("ugw-demo-app").parent().unwrap())
+            .env_remove("UGW_HOST_ID")
+            .stdin(Stdio::null());
+        super::run(cmd)
+    }
+
+    /// The folder everything lives in (`FLEET_DIR` for the examples).
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A value of `fleet.env`: `LB_URL`, `RELEASES_URL`, `HAPROXY_SOCKET`, `NODE1_URL`...
+    pub fn env(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key} in fleet.env"))
+    }
+
+    /// Node `k`'s folder (1-based).
+    pub fn node(&self, k: usize) -> PathBuf {
+        self.root().join(format!("node{k}"))
+    }
+
+    pub fn node_url(&self, k: usize) -> &str {
+        self.env(&format!("NODE{k}_URL"))
+    }
+
+    /// The pid of the demo service node `k` runs now.
+    pub fn pid(&self, k: usize) -> i32 {
+        let text = std::fs::read_to_string(self.node(k).join("app.pid")).unwrap();
+        text.trim().parse().unwrap()
+    }
+
+    /// The release node `k`'s `current` link names.
+    pub fn current(&self, k: usize) -> String {
+        let link = std::fs::read_link(self.node(k).join("srv/current")).unwrap();
+        link.file_name().unwrap().to_string_lossy().into_owned()
+    }
+
+    /// What node `k` answers on /health/ready (`ugw-wait-healthy --once`).
+    pub fn answer(&self, k: usize) -> String {
+        let url = format!("{}/health/ready", self.node_url(k));
+        let out = super::wait_healthy(&["--once", "--url", &url]);
+        let result = out.wait_result();
+        result.targets[0].body_excerpt.clone().unwrap_or_default()
+    }
+
+    /// The columns of each table in node `k`'s database, `table(col, ...)`, sorted.
+    pub fn schema(&self, k: usize) -> Vec<String> {
+        let db = rusqlite::Connection::open(self.node(k).join("data/app.db")).unwrap();
+        let mut tables = db
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'ugw%' \
+                 AND name NOT LIKE 'sqlite%' ORDER BY name",
+            )
+            .unwrap();
+        let names: Vec<String> = tables
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        names
+            .into_iter()
+            .map(|table| {
+                let mut columns = db
+                    .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                    .unwrap();
+                let columns: Vec<String> = columns
+                    .query_map([], |row| row.get(0))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                format!("{table}({})", columns.join(", "))
+            })
+            .collect()
+    }
+
+    /// The record file at `path` under node `k`, if there is one.
+    pub fn record(&self, k: usize, path: &str) -> Option<Record> {
+        let text = std::fs::read_to_string(self.node(k).join(path)).ok()?;
+        Some(parse_record(&text))
+    }
+
+    /// HAProxy's status of `backend/server` (UP, DOWN, DRAIN, MAINT...), from `show stat` on
+    /// its admin socket.
+    pub fn haproxy_status(&self, server: &str) -> String {
+        let (backend, name) = server.split_once('/').unwrap();
+        let stat = haproxy_command(Path::new(self.env("HAPROXY_SOCKET")), "show stat");
+        stat.lines()
+            .map(|line| line.split(',').collect::<Vec<_>>())
+            .find(|fields| fields.len() > 17 && fields[0] == backend && fields[1] == name)
+            .map(|fields| fields[17].to_string())
+            .unwrap_or_else(|| panic!("no {server} in\n{stat}"))
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let out = self.script(&["down", &self.root().to_string_lossy()]);
+        if out.code != 0 {
+            eprintln!("fleet.sh down: {}", out.stderr);
+        }
+    }
+}
+
+/// One command on HAProxy's runtime API; its answer.
+pub fn haproxy_command(socket: &Path, command: &str) -> String {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(format!("{command}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// The repository's `examples/`.
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// Requests sent through the fleet's HAProxy for as long as it runs, one at a time, each on
+/// a new connection; every answer other than 200 (or no answer) counts as failed.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    worker: Option<std::thread::JoinHandle<LoadReport>>,
+}
+
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub sent: usize,
+    /// What went wrong with each failed request.
+    pub failed: Vec<String>,
+}
+
+impl Load {
+    /// GET `url` (`http://HOST:PORT/PATH`) over and over, 5 ms apart, until stopped.
+    pub fn start(url: &str) -> Load {
+        let rest = url.strip_prefix("http://").unwrap();
+        let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (addr, path) = (addr.to_string(), path.to_string());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
+        let worker = std::thread::spawn(move || {
+            let mut report = LoadReport::default();
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                report.sent += 1;
+                if let Err(why) = get(&addr, &path) {
+                    report.failed.push(why);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            report
+        });
+        Load {
+            stop,
+            worker: Some(worker),
+        }
+    }
+
+    pub fn stop(mut self) -> LoadReport {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.worker.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// One GET on a new connection: Ok for a 200.
+fn get(addr: &str, path: &str) -> Result<(), String> {
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    let limit = Some(Duration::from_secs(10));
+    stream.set_read_timeout(limit).map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("send: {e}"))?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| format!("read: {e}"))?;
+    let status = answer.lines().next().unwrap_or_default();
+    if status.starts_with("HTTP/1.1 200 ") || status.starts_with("HTTP/1.0 200 ") {
+        Ok(())
+    } else {
+        Err(format!("answered {status:?}"))
+    }
+}

@@ -18,6 +18,7 @@ pub mod poll;
 pub mod process;
 #[cfg(target_os = "linux")]
 pub mod procfs;
+pub mod prometheus;
 pub mod record;
 pub mod report;
 pub mod results;

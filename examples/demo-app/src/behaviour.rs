@@ -3,15 +3,19 @@
 //! a health checker. Failure modes key off the request count, not the
 //! clock, so a test knows exactly which answer its n-th probe gets.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
 use crate::schema::Schema;
-use crate::server::{Request, Response, Stats};
+use crate::server::{DURATION_BUCKETS, Request, Response, Stats};
 
 /// How /health/ready (and the response timing) should behave; set by flags.
 #[derive(Debug, Clone)]
@@ -28,6 +32,14 @@ pub struct Behaviour {
     pub status_field: String,
     pub fail_status: u16,
     pub schema: Schema,
+    /// While this file exists, /health/lb answers 503: the load balancer's signal to drain.
+    pub lb_flag: Option<PathBuf>,
+    /// Health endpoints want `Authorization: Bearer TOKEN`.
+    pub health_token: Option<String>,
+    /// Every K-th /work request answers 500 (by count, so a test knows how many fail).
+    pub work_error_every: Option<u64>,
+    /// MiB of memory held (and touched) for the process's life: a bloated release.
+    pub bloat_mib: u64,
 }
 
 impl Default for Behaviour {
@@ -45,6 +57,10 @@ impl Default for Behaviour {
             status_field: "ok".into(),
             fail_status: 200,
             schema: Schema::default(),
+            lb_flag: None,
+            health_token: None,
+            work_error_every: None,
+            bloat_mib: 0,
         }
     }
 }
@@ -92,24 +108,43 @@ pub enum Outcome {
 pub struct App {
     behaviour: Behaviour,
     started: Instant,
+    started_wall: SystemTime,
     ready_requests: AtomicU64,
+    work_requests: AtomicU64,
+    items: Mutex<Items>,
+    /// `--bloat`: held, never read; its pages were written so they count as resident.
+    _ballast: Vec<u8>,
 }
 
-const ROUTES: [&str; 6] = [
+/// The in-memory resource a functional smoke test creates, reads back and deletes.
+#[derive(Default)]
+struct Items {
+    last_id: u64,
+    by_id: BTreeMap<u64, Value>,
+}
+
+const ROUTES: [&str; 8] = [
     "/health/ready",
     "/health/live",
+    "/health/lb",
     "/metrics",
     "/debug/echo",
     "/redirect",
     "/slow",
+    "/work",
 ];
 
 impl App {
-    pub fn new(behaviour: Behaviour, started: Instant) -> Self {
+    pub fn new(behaviour: Behaviour, started: Instant, started_wall: SystemTime) -> Self {
+        let ballast_bytes = usize::try_from(behaviour.bloat_mib << 20).unwrap_or(usize::MAX);
         App {
+            _ballast: vec![0xa5; ballast_bytes],
             behaviour,
             started,
+            started_wall,
             ready_requests: AtomicU64::new(0),
+            work_requests: AtomicU64::new(0),
+            items: Mutex::new(Items::default()),
         }
     }
 
@@ -124,6 +159,9 @@ impl App {
 
     pub fn handle(&self, request: &Request, stats: &Stats) -> Outcome {
         let path = request.path.as_str();
+        if path == "/items" || path.starts_with("/items/") {
+            return Outcome::Respond(self.items(request));
+        }
         if !ROUTES.contains(&path) {
             return Outcome::Respond(error(404, "not found"));
         }
@@ -132,9 +170,16 @@ impl App {
                 error(405, "method not allowed").with_header("Allow", "GET, HEAD"),
             );
         }
+        if path.starts_with("/health/") && !self.authorized(request) {
+            return Outcome::Respond(
+                error(401, "a bearer token is required").with_header("WWW-Authenticate", "Bearer"),
+            );
+        }
         let response = match path {
             "/health/ready" => return self.ready(),
             "/health/live" => Response::json(200, &json!({ "status": "alive" })),
+            "/health/lb" => self.lb(),
+            "/work" => self.work(request.query.as_deref()),
             "/metrics" => self.metrics(stats),
             "/debug/echo" => echo(request),
             "/redirect" => redirect(request.query.as_deref()),
@@ -171,6 +216,96 @@ impl App {
         })
     }
 
+    fn authorized(&self, request: &Request) -> bool {
+        let Some(token) = &self.behaviour.health_token else {
+            return true;
+        };
+        request
+            .header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| given.trim() == token)
+    }
+
+    /// The load balancer's health check: unhealthy while the flag file exists, so a drain can
+    /// take the node out of traffic without touching /health/ready (which a node that is
+    /// coming back must pass).
+    fn lb(&self) -> Response {
+        match &self.behaviour.lb_flag {
+            Some(flag) if flag.exists() => Response::json(503, &json!({ "status": "draining" })),
+            _ => Response::json(200, &json!({ "status": "ok" })),
+        }
+    }
+
+    /// A unit of work taking `ms` milliseconds; with `--error-every K`, every K-th fails.
+    fn work(&self, query: Option<&str>) -> Response {
+        let ms = match query_param(query, "ms") {
+            None => 0,
+            Some(Ok(ms)) => match ms.parse::<u64>() {
+                Ok(ms) => ms,
+                Err(_) => return error(400, "query parameter 'ms' must be a non-negative integer"),
+            },
+            Some(Err(())) => {
+                return error(400, "query parameter 'ms' must be a non-negative integer");
+            }
+        };
+        let n = self.work_requests.fetch_add(1, Ordering::SeqCst) + 1;
+        thread::sleep(Duration::from_millis(ms));
+        if self
+            .behaviour
+            .work_error_every
+            .is_some_and(|k| n.is_multiple_of(k))
+        {
+            return Response::json(500, &json!({ "error": "injected failure", "n": n }));
+        }
+        Response::json(
+            200,
+            &json!({ "worked_ms": ms, "n": n, "version": self.behaviour.version_label }),
+        )
+    }
+
+    /// `POST /items` (a JSON object) → 201 with its `id`; `GET /items/ID`; `DELETE /items/ID`.
+    fn items(&self, request: &Request) -> Response {
+        let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = request.path.strip_prefix("/items/");
+        match (request.method.as_str(), id) {
+            ("POST", None) => {
+                let Ok(Value::Object(mut item)) = serde_json::from_slice::<Value>(&request.body)
+                else {
+                    return error(400, "the body must be a JSON object");
+                };
+                items.last_id += 1;
+                let id = items.last_id;
+                item.insert("id".into(), json!(id));
+                let item = Value::Object(item);
+                items.by_id.insert(id, item.clone());
+                Response::json(201, &item).with_header("Location", format!("/items/{id}"))
+            }
+            ("GET" | "HEAD", None) => Response::json(
+                200,
+                &json!({ "items": items.by_id.values().collect::<Vec<_>>() }),
+            ),
+            ("GET" | "HEAD" | "DELETE", Some(id)) => {
+                let Some(id) = id
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|id| items.by_id.contains_key(id))
+                else {
+                    return error(404, "no such item");
+                };
+                if request.method == "DELETE" {
+                    items.by_id.remove(&id);
+                    Response::json(200, &json!({ "deleted": id }))
+                } else {
+                    Response::json(200, &items.by_id[&id])
+                }
+            }
+            (_, None) => error(405, "method not allowed").with_header("Allow", "GET, HEAD, POST"),
+            (_, Some(_)) => {
+                error(405, "method not allowed").with_header("Allow", "GET, HEAD, DELETE")
+            }
+        }
+    }
+
     fn metrics(&self, stats: &Stats) -> Response {
         let next = self.ready_requests.load(Ordering::SeqCst) + 1;
         let ready = matches!(
@@ -194,7 +329,76 @@ impl App {
         text.push_str("# HELP demo_ready Whether the next /health/ready request would be answered as ready.\n");
         text.push_str("# TYPE demo_ready gauge\n");
         let _ = writeln!(text, "demo_ready {}", u8::from(ready));
+        write_durations(&mut text, stats);
+        self.write_process(&mut text);
         Response::text(200, "text/plain; version=0.0.4; charset=utf-8", text)
+    }
+}
+
+impl App {
+    /// The process metrics every Prometheus client library exports, read from /proc.
+    fn write_process(&self, text: &mut String) {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let rss_kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0);
+        text.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n");
+        text.push_str("# TYPE process_resident_memory_bytes gauge\n");
+        let _ = writeln!(text, "process_resident_memory_bytes {}", rss_kib * 1024);
+        // /proc counts CPU time in USER_HZ ticks, which Linux fixes at 100 for user space.
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+            .sum();
+        text.push_str(
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n",
+        );
+        text.push_str("# TYPE process_cpu_seconds_total counter\n");
+        let _ = writeln!(
+            text,
+            "process_cpu_seconds_total {:.2}",
+            ticks as f64 / 100.0
+        );
+        let started_at = self
+            .started_wall
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        text.push_str("# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n");
+        text.push_str("# TYPE process_start_time_seconds gauge\n");
+        let _ = writeln!(text, "process_start_time_seconds {started_at:.3}");
+    }
+}
+
+/// `http_request_duration_seconds` by route: cumulative buckets, sum and count.
+fn write_durations(text: &mut String, stats: &Stats) {
+    text.push_str("# HELP http_request_duration_seconds Time from a request's head to its response, by route.\n");
+    text.push_str("# TYPE http_request_duration_seconds histogram\n");
+    for (path, durations) in stats.durations() {
+        let mut cumulative = 0;
+        for (i, count) in durations.counts.iter().enumerate() {
+            cumulative += count;
+            let le = DURATION_BUCKETS
+                .get(i)
+                .map_or_else(|| "+Inf".to_string(), ToString::to_string);
+            let _ = writeln!(
+                text,
+                "http_request_duration_seconds_bucket{{path=\"{path}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            text,
+            "http_request_duration_seconds_sum{{path=\"{path}\"}} {}",
+            durations.sum_seconds
+        );
+        let _ = writeln!(
+            text,
+            "http_request_duration_seconds_count{{path=\"{path}\"}} {cumulative}"
+        );
     }
 }
 
@@ -381,7 +585,7 @@ mod tests {
             retry_after: Some(4),
             ..Behaviour::default()
         };
-        let app = App::new(b, Instant::now());
+        let app = App::new(b, Instant::now(), SystemTime::now());
         let first = respond(&app, "GET /health/ready HTTP/1.1\r\n\r\n");
         assert_eq!(first.status, 503);
         assert_eq!(first.body, br#"{"status":"starting"}"#);
@@ -394,7 +598,7 @@ mod tests {
 
     #[test]
     fn routes_and_methods() {
-        let app = App::new(Behaviour::default(), Instant::now());
+        let app = App::new(Behaviour::default(), Instant::now(), SystemTime::now());
         assert_eq!(respond(&app, "GET /nope HTTP/1.1\r\n\r\n").status, 404);
         let post = respond(&app, "POST /health/live HTTP/1.1\r\n\r\n");
         assert_eq!(post.status, 405);

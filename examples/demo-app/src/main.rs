@@ -55,6 +55,15 @@ Health (/health/ready), counted by its n-th request (1-based):
   --status-field S        report status S instead of \"ok\" when ready
   --fail-status CODE      answer CODE (200..=599) instead of 200 when ready
 
+Load balancer, work and resources:
+  --lb-flag FILE          /health/lb answers 503 while FILE exists (the
+                          balancer's check, so a drain never touches
+                          /health/ready)
+  --health-token T        /health/* want `Authorization: Bearer T`
+                          (default: $UGW_DEMO_HEALTH_TOKEN when set)
+  --error-every K         every K-th /work request answers 500
+  --bloat MIB             hold MIB of memory for the process's life
+
 Database:
   --db FILE               the service's SQLite database
   --require-column T.C    answer 503 \"waiting for migration\" (with the reason)
@@ -62,8 +71,13 @@ Database:
 
   -h, --help              print this help
 
-Routes: GET /health/ready, /health/live, /metrics, /debug/echo,
-        /redirect?to=URL, /slow?ms=N.
+Routes: GET /health/ready, /health/live, /health/lb, /metrics,
+        /debug/echo, /redirect?to=URL, /slow?ms=N, /work?ms=N;
+        POST /items (a JSON object), GET and DELETE /items/ID.
+Metrics: http_requests_in_flight (not counting the scrape),
+        http_requests_total{code}, http_request_duration_seconds{path}
+        (histogram), demo_ready, process_resident_memory_bytes,
+        process_cpu_seconds_total, process_start_time_seconds.
 
 Output: stdout gets exactly one line, `listening on http(s)://HOST:PORT`.
 Stderr gets `ugw-demo-app: ready_at_unix_ms=MS` at start, optional request
@@ -146,7 +160,7 @@ fn run(options: Options, started: Instant, started_wall: SystemTime) -> Result<(
     let accepting = Arc::new(AtomicBool::new(true));
     spawn_signal_thread(signals, wake_address(local), &shutdown, &accepting)?;
 
-    let app = App::new(options.behaviour, started);
+    let app = App::new(options.behaviour, started, started_wall);
     let server = Server::new(app, tls, options.log_requests, shutdown);
     let answered = server.run(listener, &accepting);
     eprintln!("{NAME}: stopped ({answered} requests served)");
@@ -269,6 +283,15 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Strin
             "--status-field" => b.status_field = value()?,
             "--db" => b.schema.db = Some(PathBuf::from(value()?)),
             "--require-column" => b.schema.required.push(Column::parse(&value()?)?),
+            "--lb-flag" => b.lb_flag = Some(PathBuf::from(value()?)),
+            "--health-token" => b.health_token = Some(value()?),
+            "--error-every" => {
+                b.work_error_every = Some(parse_number(&flag, &value()?)?);
+                if b.work_error_every == Some(0) {
+                    return Err("--error-every must be at least 1".into());
+                }
+            }
+            "--bloat" => b.bloat_mib = parse_number(&flag, &value()?)?,
             "--fail-status" => {
                 let code = parse_number(&flag, &value()?)?;
                 // 1xx would not end the exchange, and codes past 599 are not
@@ -290,6 +313,12 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Strin
     }
     if options.tls_cert.is_some() != options.tls_key.is_some() {
         return Err("--tls-cert and --tls-key must be given together".into());
+    }
+    // A token in the environment stays out of `ps`, as an operator's would.
+    if options.behaviour.health_token.is_none() {
+        options.behaviour.health_token = std::env::var("UGW_DEMO_HEALTH_TOKEN")
+            .ok()
+            .filter(|token| !token.is_empty());
     }
     Ok(Command::Run(Box::new(options)))
 }
@@ -377,6 +406,8 @@ mod tests {
             &["--fail-first"],
             &["--fail-first", "x"],
             &["--fail-every", "0"],
+            &["--error-every", "0"],
+            &["--bloat", "lots"],
             &["--fail-status", "99"],
             &["--ready-after", "soon"],
             &["--listen", "nowhere"],

@@ -39,6 +39,35 @@ pub struct Stats {
     requests: AtomicU64,
     in_flight: AtomicU64,
     by_code: Mutex<BTreeMap<u16, u64>>,
+    durations: Mutex<BTreeMap<&'static str, Durations>>,
+}
+
+/// Upper bounds (seconds) of the request-duration histogram's buckets; `+Inf` follows.
+pub const DURATION_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// One route's request durations: per-bucket (not cumulative) counts, the last for `+Inf`.
+#[derive(Default, Clone)]
+pub struct Durations {
+    pub counts: [u64; DURATION_BUCKETS.len() + 1],
+    pub sum_seconds: f64,
+}
+
+/// The `path` label of a request: its route, so a client cannot grow the label set.
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/health/ready" => "/health/ready",
+        "/health/live" => "/health/live",
+        "/health/lb" => "/health/lb",
+        "/metrics" => "/metrics",
+        "/work" => "/work",
+        "/slow" => "/slow",
+        "/debug/echo" => "/debug/echo",
+        "/redirect" => "/redirect",
+        _ if path == "/items" || path.starts_with("/items/") => "/items",
+        _ => "other",
+    }
 }
 
 impl Stats {
@@ -54,6 +83,30 @@ impl Stats {
             .iter()
             .map(|(code, count)| (*code, *count))
             .collect()
+    }
+
+    /// Request durations by route, in route order.
+    pub fn durations(&self) -> Vec<(&'static str, Durations)> {
+        let durations = self
+            .durations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        durations.iter().map(|(k, v)| (*k, v.clone())).collect()
+    }
+
+    fn observe(&self, route: &'static str, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let bucket = DURATION_BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(DURATION_BUCKETS.len());
+        let mut durations = self
+            .durations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let entry = durations.entry(route).or_default();
+        entry.counts[bucket] += 1;
+        entry.sum_seconds += seconds;
     }
 
     fn served(&self) -> u64 {
@@ -108,6 +161,8 @@ pub struct Request {
     /// trimmed, in arrival order.
     pub headers: Vec<(String, String)>,
     pub content_length: u64,
+    /// The body (at most `MAX_BODY`), read once the head is parsed.
+    pub body: Vec<u8>,
     /// A Transfer-Encoding body cannot be skipped without decoding it, so
     /// such a connection is closed after the response instead.
     pub unframed_body: bool,
@@ -274,6 +329,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request, ParseError> {
         version,
         headers,
         content_length: content_length.unwrap_or(0),
+        body: Vec::new(),
         unframed_body: chunked,
     })
 }
@@ -565,7 +621,7 @@ impl<'a, T: Transport> Connection<'a, T> {
             };
             let parsed = parse_head(&self.buf[..head_len]);
             self.buf.drain(..head_len);
-            let request = match parsed {
+            let mut request = match parsed {
                 Ok(request) => request,
                 Err(e) => return self.reject(e.status(), e.message()),
             };
@@ -582,10 +638,11 @@ impl<'a, T: Transport> Connection<'a, T> {
             if request.content_length > MAX_BODY {
                 return self.reject(413, "request body too large");
             }
-            if !self.skip_body(&request) {
+            if !self.read_body(&mut request) {
                 return;
             }
 
+            let began = Instant::now();
             let in_flight = InFlight::begin(stats);
             let Outcome::Respond(response) = self.shared.app.handle(&request, stats) else {
                 drop(in_flight);
@@ -594,6 +651,7 @@ impl<'a, T: Transport> Connection<'a, T> {
             let close = !request.keep_alive() || self.stopping();
             let sent = self.send(&response, request.method == "HEAD", close);
             drop(in_flight);
+            stats.observe(route_label(&request.path), began.elapsed());
             if !sent || close {
                 return;
             }
@@ -648,8 +706,8 @@ impl<'a, T: Transport> Connection<'a, T> {
         }
     }
 
-    /// Reads and discards the request body. False if the connection ended.
-    fn skip_body(&mut self, request: &Request) -> bool {
+    /// Reads the request body into `request.body`. False if the connection ended.
+    fn read_body(&mut self, request: &mut Request) -> bool {
         let Ok(mut remaining) = usize::try_from(request.content_length) else {
             return false;
         };
@@ -666,7 +724,7 @@ impl<'a, T: Transport> Connection<'a, T> {
         let deadline = Instant::now() + IDLE_TIMEOUT;
         loop {
             let take = remaining.min(self.buf.len());
-            self.buf.drain(..take);
+            request.body.extend(self.buf.drain(..take));
             remaining -= take;
             if remaining == 0 {
                 return true;

@@ -121,7 +121,7 @@ fn a_bad_release_stops_at_the_first_node_which_is_rolled_back_and_kept_out() {
         fleet.schema(1),
         ["items(id, name)", "legacy_sessions(id, token)"]
     );
-    assert_eq!(fleet.haproxy_status("app/node1"), "DRAIN");
+    assert_eq!(fleet.settled_haproxy_status("app/node1", "DRAIN"), "DRAIN");
 
     // node2 and node3: no record, same process, same release, same schema, in traffic.
     for (k, pid) in (2..=3).zip(untouched) {

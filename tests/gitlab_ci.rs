@@ -1,0 +1,516 @@
+//! The GitLab CI template (`examples/gitlab-ci/`) run for real against a demo node behind
+//! HAProxy (`examples/lib/fleet.sh`): by gitlab-ci-local with the shell executor and isolated
+//! builds (so the record really travels between jobs as an artifact), and each job's script
+//! fed to bash on stdin as GitLab's runners do (the tools must not eat the rest of the
+//! script). The files are checked against GitLab's CI schema, `resource_group` included.
+
+mod kit;
+
+use kit::fleet::Fleet;
+use kit::{Outcome, Record};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// How long a pipeline may take (gitlab-ci-local copies the project for each job).
+const PIPELINE_LIMIT: Duration = Duration::from_secs(120);
+const TEMPLATE: &str = "ugw-upgrade.gitlab-ci.yml";
+
+#[test]
+fn the_pipeline_upgrades_the_node_and_passes_the_record_between_jobs() {
+    if !components(&["gitlab-ci-local", "rsync", "git"]) {
+        return;
+    }
+    let fleet = Fleet::up(1);
+    let repo = Repo::new();
+    let out = repo.pipeline(&fleet, &[]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    for job in ["ugw-backup", "ugw-deploy", "ugw-verify"] {
+        assert!(
+            out.stdout.contains(&format!("PASS  {job}")),
+            "{}",
+            out.stdout
+        );
+    }
+    assert!(!out.stdout.contains("ugw-rollback "), "{}", out.stdout);
+
+    // The verify job's record holds every job's steps: each job ran in a copy of its own
+    // (--shell-isolation) and got the record as the artifact of the job before.
+    let record = repo.artifact_record("ugw-verify");
+    assert!(record.ok, "{record:#?}");
+    assert_eq!(
+        tools(&record),
+        [
+            "ugw-verify",
+            "ugw-backup",
+            "ugw-fetch",
+            "ugw-migrate",
+            "ugw-drain",
+            "ugw-swap",
+            "ugw-wait-healthy",
+            "ugw-drain",
+            "ugw-verify",
+        ]
+    );
+    assert!(record.steps.iter().all(|s| s.host == "node1"));
+    assert_eq!(record.steps[2].result["version"], "v2.0.0");
+    let junit = std::fs::read_to_string(repo.build("ugw-verify").join("ugw-verify.xml")).unwrap();
+    assert!(junit.contains("<testsuite"), "{junit}");
+    assert_eq!(fleet.current(1), "v2.0.0");
+    assert!(fleet.answer(1).contains(r#""version":"v2.0.0""#));
+    assert_eq!(fleet.settled_haproxy_status("app/node1", "UP"), "UP");
+}
+
+#[test]
+fn a_failed_deploy_runs_the_rollback_job_with_the_failed_record() {
+    if !components(&["gitlab-ci-local", "rsync", "git"]) {
+        return;
+    }
+    let fleet = Fleet::up(1);
+    let repo = Repo::new();
+    let out = repo.pipeline(&fleet, &["APP_VERSION=v3.0.0", "UGW_HEALTH_TIMEOUT=3s"]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(out.stdout.contains("FAIL  ugw-deploy"), "{}", out.stdout);
+    assert!(out.stdout.contains("PASS  ugw-rollback "), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("ugw-verify  "),
+        "verify ran: {}",
+        out.stdout
+    );
+
+    let record = repo.artifact_record("ugw-rollback");
+    assert!(!record.ok);
+    assert_rolled_back(&record, &fleet);
+}
+
+#[test]
+fn each_job_script_runs_from_bash_on_stdin() {
+    if !components(&["python3"]) {
+        return;
+    }
+    let jobs = scripts(&examples().join(TEMPLATE));
+    let names: Vec<&str> = jobs.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ugw-backup",
+            "ugw-deploy",
+            "ugw-rollback",
+            "ugw-rollback-manual",
+            "ugw-verify"
+        ]
+    );
+    let job = |name: &str| jobs.iter().find(|(n, _)| n == name).unwrap().1.clone();
+
+    // The good release: backup, deploy, verify, one after the other in one project folder.
+    let fleet = Fleet::up(1);
+    let project = tempfile::tempdir().unwrap();
+    for name in ["ugw-backup", "ugw-deploy", "ugw-verify"] {
+        let out = on_stdin(&fleet, project.path(), name, &job(name), "v2.0.0");
+        assert_eq!(out.code, 0, "{name}: {}", out.stderr);
+    }
+    let record = read_record(&project.path().join("ugw-record.json"));
+    assert!(record.ok, "{record:#?}");
+    assert_eq!(record.steps.len(), 9);
+    assert_eq!(fleet.current(1), "v2.0.0");
+
+    // The bad one: the deploy fails, and the rollback job puts the node back on v2.
+    let project = tempfile::tempdir().unwrap();
+    let out = on_stdin(
+        &fleet,
+        project.path(),
+        "ugw-backup",
+        &job("ugw-backup"),
+        "v3.0.0",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = on_stdin(
+        &fleet,
+        project.path(),
+        "ugw-deploy",
+        &job("ugw-deploy"),
+        "v3.0.0",
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(!project.path().join("ugw-deploy.done").exists());
+    let out = on_stdin(
+        &fleet,
+        project.path(),
+        "ugw-rollback",
+        &job("ugw-rollback"),
+        "v3.0.0",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let record = read_record(&project.path().join("ugw-record.json"));
+    let last: Vec<String> = record.steps[record.steps.len() - 3..]
+        .iter()
+        .map(|s| format!("{} {}", s.tool, s.status))
+        .collect();
+    assert_eq!(
+        last,
+        ["ugw-swap ok", "ugw-backup ok", "ugw-wait-healthy ok"]
+    );
+    assert_eq!(
+        record.steps[record.steps.len() - 3].result["current"],
+        "v2.0.0"
+    );
+    assert_eq!(fleet.current(1), "v2.0.0");
+    assert_eq!(fleet.settled_haproxy_status("app/node1", "DRAIN"), "DRAIN");
+}
+
+#[test]
+fn the_files_pass_gitlab_ci_schema_and_every_job_takes_the_resource_group() {
+    if !components(&["check-jsonschema", "python3", "gitlab-ci-local", "git"]) {
+        return;
+    }
+    for file in [examples().join(TEMPLATE), examples().join(".gitlab-ci.yml")] {
+        let out = schema_check(&file);
+        assert_eq!(
+            out.code,
+            0,
+            "{}: {}{}",
+            file.display(),
+            out.stdout,
+            out.stderr
+        );
+    }
+    // The schema lets a hidden job (.ugw) hold anything: check the jobs as GitLab sees them,
+    // with `extends` resolved.
+    let repo = Repo::new();
+    let preview = repo.preview();
+    let out = schema_check(&preview);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let text = std::fs::read_to_string(&preview).unwrap();
+    let broken = text.replacen(
+        "resource_group: ugw-$UGW_ENVIRONMENT",
+        "resource_group: [ugw-$UGW_ENVIRONMENT]",
+        1,
+    );
+    assert_ne!(broken, text, "no resource_group in\n{text}");
+    std::fs::write(&preview, broken).unwrap();
+    assert_ne!(
+        schema_check(&preview).code,
+        0,
+        "a list is not a resource_group"
+    );
+
+    let yaml = yaml_text(&text);
+    let jobs: Vec<(&String, &Value)> = yaml
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, job)| job.get("script").is_some())
+        .collect();
+    assert_eq!(jobs.len(), 5);
+    for (name, job) in jobs {
+        assert_eq!(job["resource_group"], "ugw-$UGW_ENVIRONMENT", "{name}");
+        assert_eq!(job["environment"]["name"], "$UGW_ENVIRONMENT", "{name}");
+        assert_eq!(job["artifacts"]["when"], "always", "{name}");
+        let paths = job["artifacts"]["paths"].as_array().unwrap();
+        assert!(paths.contains(&Value::from("ugw-record.json")), "{name}");
+    }
+    assert_eq!(
+        yaml["ugw-verify"]["artifacts"]["reports"]["junit"],
+        "ugw-verify.xml"
+    );
+    assert_eq!(yaml["ugw-rollback"]["when"], "on_failure");
+    assert_eq!(yaml["ugw-rollback"]["stage"], "deploy");
+    assert_eq!(yaml["ugw-rollback-manual"]["when"], "manual");
+    assert_eq!(yaml["ugw-rollback-manual"]["stage"], "deploy");
+    assert_eq!(
+        yaml["variables"]["UGW_RECORD"],
+        "$CI_PROJECT_DIR/ugw-record.json"
+    );
+}
+
+// ---- gitlab-ci-local ----
+
+/// A git project holding the example pipeline and the template where it includes it from,
+/// with a remote named origin (gitlab-ci-local reads the project's name from it).
+struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        let here = dir.path().join("examples/gitlab-ci");
+        std::fs::create_dir_all(&here).unwrap();
+        for file in [TEMPLATE, "checks.json"] {
+            std::fs::copy(examples().join(file), here.join(file)).unwrap();
+        }
+        std::fs::copy(
+            examples().join(".gitlab-ci.yml"),
+            dir.path().join(".gitlab-ci.yml"),
+        )
+        .unwrap();
+        for args in [
+            &["init", "-q"][..],
+            &[
+                "remote",
+                "add",
+                "origin",
+                "https://gitlab.example.invalid/ops/app.git",
+            ],
+            &["add", "-A"],
+            &[
+                "-c",
+                "user.name=ugw",
+                "-c",
+                "user.email=ugw@example.invalid",
+                "commit",
+                "-qm",
+                "app",
+            ],
+        ] {
+            let status = Command::new("git")
+                .args(args)
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "git {args:?}");
+        }
+        Repo { dir }
+    }
+
+    /// The pipeline, with the variables that point the example at the fleet's node1, then
+    /// `extra` ones (`KEY=VALUE`).
+    fn pipeline(&self, fleet: &Fleet, extra: &[&str]) -> Outcome {
+        let mut cmd = Command::new("gitlab-ci-local");
+        cmd.args(["--shell-isolation", "--color=false"])
+            .current_dir(self.dir.path())
+            .env("PATH", kit::path_with_bins())
+            .env_remove("UGW_HOST_ID")
+            .stdin(Stdio::null());
+        for (key, value) in node_variables(fleet) {
+            cmd.arg("--variable").arg(format!("{key}={value}"));
+        }
+        for variable in extra {
+            cmd.arg("--variable").arg(variable);
+        }
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = kit::wait_bounded(child, PIPELINE_LIMIT);
+        Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// The pipeline as GitLab sees it (includes and `extends` resolved), in a file.
+    fn preview(&self) -> PathBuf {
+        let out = Command::new("gitlab-ci-local")
+            .args(["--preview", "--color=false"])
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = self.dir.path().join("preview.gitlab-ci.yml");
+        std::fs::write(&path, &out.stdout).unwrap();
+        path
+    }
+
+    /// The folder `job` ran in.
+    fn build(&self, job: &str) -> PathBuf {
+        self.dir.path().join(".gitlab-ci-local/builds").join(job)
+    }
+
+    /// The record `job` uploaded as its artifact.
+    fn artifact_record(&self, job: &str) -> Record {
+        let artifacts = self.dir.path().join(".gitlab-ci-local/artifacts").join(job);
+        read_record(&artifacts.join("ugw-record.json"))
+    }
+}
+
+/// What the example's variables become on the fleet's node1 (its folders, URL, service
+/// manager and HAProxy server).
+fn node_variables(fleet: &Fleet) -> Vec<(&'static str, String)> {
+    let node = fleet.node(1);
+    let node = node.display();
+    vec![
+        ("RELEASES_URL", fleet.env("RELEASES_URL").to_string()),
+        ("APP_ROOT", format!("{node}/srv")),
+        ("APP_URL", fleet.node_url(1).to_string()),
+        ("APP_DB", format!("sqlite://{node}/data/app.db")),
+        ("APP_RESTART", format!("{node}/restart")),
+        ("UGW_STAGING", format!("{node}/staging")),
+        (
+            "UGW_BACKUP_FLAGS",
+            format!(
+                "--path {node}/data/files --db sqlite://{node}/data/app.db --out {node}/backups"
+            ),
+        ),
+        (
+            "UGW_DRAIN_FLAGS",
+            format!(
+                "--haproxy {} --server app/node1",
+                fleet.env("HAPROXY_SOCKET")
+            ),
+        ),
+        ("UGW_HOST_ID", "node1".to_string()),
+    ]
+}
+
+// ---- bash on stdin ----
+
+/// `script` as GitLab's shell runner runs it: bash reading it on stdin, in `project`
+/// (`CI_PROJECT_DIR`), with the pipeline's variables in the environment and `version` to
+/// upgrade to. A last line records that the script went on after the tools.
+fn on_stdin(fleet: &Fleet, project: &Path, job: &str, script: &[String], version: &str) -> Outcome {
+    let mut bash = Command::new("bash");
+    bash.env("CI_PROJECT_DIR", project)
+        .env("APP_VERSION", version)
+        .env("UGW_RECORD", project.join("ugw-record.json"))
+        .env("UGW_CHECKS", examples().join("checks.json"))
+        .env("UGW_HEALTH_TIMEOUT", "3s");
+    for (key, value) in node_variables(fleet) {
+        bash.env(key, value);
+    }
+    let text = format!(
+        "set -eo pipefail\n{}\necho went on > {job}.done\nexit 0\n",
+        script.join("\n")
+    );
+    let out = kit::script_on_stdin(bash, &text, project);
+    if out.code == 0 {
+        assert!(
+            project.join(format!("{job}.done")).exists(),
+            "{job}: {}",
+            out.stderr
+        );
+    }
+    out
+}
+
+/// The `script:` lines of each job of a GitLab CI file, jobs in file order.
+fn scripts(file: &Path) -> Vec<(String, Vec<String>)> {
+    yaml(file)
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter_map(|(name, job)| {
+            let lines = job.get("script")?.as_array()?;
+            Some((
+                name.clone(),
+                lines
+                    .iter()
+                    .map(|l| l.as_str().unwrap().to_string())
+                    .collect(),
+            ))
+        })
+        .collect()
+}
+
+// ---- reading ----
+
+/// A YAML file as JSON, read by PyYAML (what ansible-core brings), keys in file order.
+fn yaml(file: &Path) -> Value {
+    yaml_text(&std::fs::read_to_string(file).unwrap())
+}
+
+fn yaml_text(text: &str) -> Value {
+    let mut python = Command::new("python3");
+    python.args([
+        "-c",
+        "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))",
+    ]);
+    let out = kit::with_stdin(python, text);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+fn schema_check(file: &Path) -> Outcome {
+    let mut cmd = Command::new("check-jsonschema");
+    cmd.args(["--builtin-schema", "vendor.gitlab-ci"]).arg(file);
+    kit::run(cmd)
+}
+
+fn read_record(path: &Path) -> Record {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    kit::parse_record(&text)
+}
+
+fn tools(record: &Record) -> Vec<&str> {
+    record.steps.iter().map(|s| s.tool.as_str()).collect()
+}
+
+/// The deploy failed waiting for v3; the rollback job switched back, restored and waited,
+/// and the node is on v1, out of traffic.
+fn assert_rolled_back(record: &Record, fleet: &Fleet) {
+    let statuses: Vec<String> = record
+        .steps
+        .iter()
+        .map(|s| format!("{} {}", s.tool, s.status))
+        .collect();
+    assert_eq!(
+        statuses[4..],
+        [
+            "ugw-drain ok",
+            "ugw-swap ok",
+            "ugw-wait-healthy failed",
+            "ugw-swap ok",
+            "ugw-backup ok",
+            "ugw-wait-healthy ok",
+        ],
+        "{record:#?}"
+    );
+    assert_eq!(record.steps[7].result["current"], "v1.0.0");
+    assert_eq!(fleet.current(1), "v1.0.0");
+    assert!(fleet.answer(1).contains(r#""version":"v1.0.0""#));
+    assert_eq!(fleet.settled_haproxy_status("app/node1", "DRAIN"), "DRAIN");
+}
+
+/// Every command named is installed (python3 with PyYAML), and so is the demo fleet's
+/// HAProxy.
+fn components(commands: &[&str]) -> bool {
+    commands.iter().all(|c| kit::require(c))
+        && (!commands.contains(&"python3") || python_yaml())
+        && kit::require("haproxy")
+        && kit::require("setsid")
+        && tools_built()
+}
+
+/// The two tools the template needs besides the five built long ago.
+fn tools_built() -> bool {
+    for planned in ["ugw-drain", "ugw-verify"] {
+        if !kit::bin("ugw-wait-healthy")
+            .with_file_name(planned)
+            .exists()
+        {
+            eprintln!("SKIPPED: {planned} is not built yet");
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether python3 has PyYAML (ansible-core depends on it; `.ci/run` installs that).
+fn python_yaml() -> bool {
+    let found = Command::new("python3")
+        .args(["-c", "import yaml"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3's yaml module is required under CI=true"
+        );
+        eprintln!("SKIPPED: python3 has no yaml module");
+    }
+    found
+}
+
+fn examples() -> PathBuf {
+    kit::fleet::examples().join("gitlab-ci")
+}

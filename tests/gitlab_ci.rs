@@ -414,7 +414,7 @@ fn scripts(file: &Path) -> Vec<(String, Vec<String>)> {
 
 // ---- reading ----
 
-/// A YAML file as JSON, read by PyYAML (what ansible-core brings), keys in file order.
+/// A YAML file as JSON, read by `PyYAML` (what ansible-core brings), keys in file order.
 fn yaml(file: &Path) -> Value {
     yaml_text(&std::fs::read_to_string(file).unwrap())
 }
@@ -471,7 +471,7 @@ fn assert_rolled_back(record: &Record, fleet: &Fleet) {
     assert_eq!(fleet.settled_haproxy_status("app/node1", "DRAIN"), "DRAIN");
 }
 
-/// Every command named is installed (python3 with PyYAML), and so is the demo fleet's
+/// Every command named is installed (python3 with `PyYAML`), and so is the demo fleet's
 /// HAProxy.
 fn components(commands: &[&str]) -> bool {
     commands.iter().all(|c| kit::require(c))
@@ -495,7 +495,7 @@ fn tools_built() -> bool {
     true
 }
 
-/// Whether python3 has PyYAML (ansible-core depends on it; `.ci/run` installs that).
+/// Whether python3 has `PyYAML` (ansible-core depends on it; `.ci/run` installs that).
 fn python_yaml() -> bool {
     let found = Command::new("python3")
         .args(["-c", "import yaml"])

@@ -1,5 +1,5 @@
 //! The demo fleet of the Ansible and GitLab CI examples (`examples/lib/fleet.sh`): demo nodes on
-//! v1.0.0 behind HAProxy, the three demo releases served on loopback, in a temp dir; stopped
+//! `v1.0.0` behind HAProxy, the three demo releases served on loopback, in a temp dir; stopped
 //! when dropped, even when the test fails. Plus what the tests read back from it: each node's
 //! record, version and database, and HAProxy's view of each server.
 
@@ -17,14 +17,14 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// `nodes` demo nodes on v1.0.0 behind HAProxy, every one UP there.
+    /// `nodes` demo nodes on `v1.0.0` behind HAProxy, every one `UP` there.
     pub fn up(nodes: usize) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
         let mut fleet = Fleet {
             dir,
             env: HashMap::new(),
         };
-        let out = fleet.script(&["up", &fleet.root().to_string_lossy(), &nodes.to_string()]);
+        let out = Fleet::script(&["up", &fleet.root().to_string_lossy(), &nodes.to_string()]);
         assert_eq!(out.code, 0, "fleet.sh up: {}{}", out.stdout, out.stderr);
         let env = std::fs::read_to_string(fleet.root().join("fleet.env")).unwrap();
         fleet.env = env
@@ -35,7 +35,7 @@ impl Fleet {
         fleet
     }
 
-    fn script(&self, args: &[&str]) -> super::Outcome {
+    fn script(args: &[&str]) -> super::Outcome {
         let mut cmd = Command::new("bash");
         cmd.arg(examples().join("lib/fleet.sh"))
             .args(args)
@@ -122,16 +122,17 @@ impl Fleet {
         Some(parse_record(&text))
     }
 
-    /// HAProxy's status of `backend/server` (UP, DOWN, DRAIN, MAINT...), from `show stat` on
+    /// HAProxy's status of `backend/server` (`UP`, `DOWN`, `DRAIN`, `MAINT`...), from `show stat` on
     /// its admin socket.
     pub fn haproxy_status(&self, server: &str) -> String {
         let (backend, name) = server.split_once('/').unwrap();
         let stat = haproxy_command(Path::new(self.env("HAPROXY_SOCKET")), "show stat");
-        stat.lines()
+        let fields = stat
+            .lines()
             .map(|line| line.split(',').collect::<Vec<_>>())
             .find(|fields| fields.len() > 17 && fields[0] == backend && fields[1] == name)
-            .map(|fields| fields[17].to_string())
-            .unwrap_or_else(|| panic!("no {server} in\n{stat}"))
+            .unwrap_or_else(|| panic!("no {server} in\n{stat}"));
+        fields[17].to_string()
     }
 
     /// Wait (at most 5 s) until HAProxy's status of `backend/server` is `status`: its health
@@ -150,7 +151,7 @@ impl Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
-        let out = self.script(&["down", &self.root().to_string_lossy()]);
+        let out = Fleet::script(&["down", &self.root().to_string_lossy()]);
         if out.code != 0 {
             eprintln!("fleet.sh down: {}", out.stderr);
         }

@@ -176,15 +176,21 @@ impl DbUrl {
                 ))
             })?
         };
-        // Only the password is secret: a user name alone is not a token here.
-        let url = DbUrl::parse(&text).inspect_err(|_| scrubber.add_url_secrets(&text))?;
+        DbUrl::parse_registering(&text, scrubber)
+    }
+
+    /// `parse`, with the URL's password registered with `scrubber` (decoded and as written)
+    /// before anything can print it. Only the password is secret: a user name alone is not a
+    /// token here.
+    pub fn parse_registering(text: &str, scrubber: &Scrubber) -> Result<Self> {
+        let url = DbUrl::parse(text).inspect_err(|_| scrubber.add_url_secrets(text))?;
         if let DbUrl::Postgres(PgTarget {
             password: Some(password),
             ..
         }) = &url
         {
             scrubber.add_secret(password);
-            if let Some(encoded) = url::Url::parse(&text)
+            if let Some(encoded) = url::Url::parse(text)
                 .ok()
                 .as_ref()
                 .and_then(url::Url::password)
@@ -198,7 +204,11 @@ impl DbUrl {
     /// Parse one of the accepted forms; errors never repeat the URL (it may hold a password).
     pub fn parse(text: &str) -> Result<Self> {
         let text = text.trim();
-        if let Some(rest) = text.strip_prefix("sqlite://") {
+        // `sqlite:app.db` (no slashes) is the short form some frameworks write.
+        if let Some(rest) = text
+            .strip_prefix("sqlite://")
+            .or_else(|| text.strip_prefix("sqlite:"))
+        {
             let path = rest.split(['?', '#']).next().unwrap_or_default();
             if path.is_empty() || path == "/" {
                 return Err(Error::usage(
@@ -231,38 +241,46 @@ impl DbUrl {
         match self {
             DbUrl::Sqlite(path) if path.is_absolute() => format!("sqlite://{}", path.display()),
             DbUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
-            DbUrl::Postgres(pg) => {
-                // The user goes in the query: a lone `user@` reads as a token to the scrubber.
-                let host = if pg.is_socket() {
-                    String::new()
-                } else if pg.host.contains(':') {
-                    format!("[{}]:{}", pg.host, pg.port)
-                } else {
-                    format!("{}:{}", pg.host, pg.port)
-                };
-                let socket = if pg.is_socket() {
-                    format!("&host={}", pg.host)
-                } else {
-                    String::new()
-                };
-                let password = if pg.password.is_some() {
-                    "&password=***"
-                } else {
-                    ""
-                };
-                let root = pg
-                    .ssl_root_cert
-                    .as_ref()
-                    .map(|p| format!("&sslrootcert={}", p.display()))
-                    .unwrap_or_default();
-                format!(
-                    "postgres://{host}/{}?user={}{password}&sslmode={}{root}{socket}",
-                    pg.dbname,
-                    pg.user,
-                    pg.sslmode.word()
-                )
-            }
+            DbUrl::Postgres(pg) => pg.url(true),
         }
+    }
+}
+
+impl PgTarget {
+    /// The URL as a libpq program takes it, without the password (which travels in
+    /// `PGPASSWORD`); with `mark_password`, `password=***` says there is one.
+    #[must_use]
+    pub fn url(&self, mark_password: bool) -> String {
+        let pg = self;
+        // The user goes in the query: a lone `user@` reads as a token to the scrubber.
+        let host = if pg.is_socket() {
+            String::new()
+        } else if pg.host.contains(':') {
+            format!("[{}]:{}", pg.host, pg.port)
+        } else {
+            format!("{}:{}", pg.host, pg.port)
+        };
+        let socket = if pg.is_socket() {
+            format!("&host={}", pg.host)
+        } else {
+            String::new()
+        };
+        let password = if mark_password && pg.password.is_some() {
+            "&password=***"
+        } else {
+            ""
+        };
+        let root = pg
+            .ssl_root_cert
+            .as_ref()
+            .map(|p| format!("&sslrootcert={}", p.display()))
+            .unwrap_or_default();
+        format!(
+            "postgres://{host}/{}?user={}{password}&sslmode={}{root}{socket}",
+            pg.dbname,
+            pg.user,
+            pg.sslmode.word()
+        )
     }
 }
 
@@ -366,6 +384,11 @@ mod tests {
             "sqlite://data/my app.db"
         );
         assert_eq!(DbUrl::parse("sqlite://").unwrap_err().exit, 2);
+        assert_eq!(
+            DbUrl::parse("sqlite:app.db?mode=rwc").unwrap(),
+            DbUrl::Sqlite(PathBuf::from("app.db"))
+        );
+        assert!(DbUrl::parse("sqlite:").is_err());
         assert_eq!(DbUrl::parse("mysql://h/db").unwrap_err().exit, 2);
     }
 

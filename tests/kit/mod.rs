@@ -6,7 +6,10 @@
 
 pub mod file_server;
 pub mod fleet;
+pub mod haproxy;
 pub mod hostile_archives;
+pub mod load;
+pub mod nginx;
 pub mod postgres;
 pub mod proxy;
 
@@ -385,6 +388,15 @@ pub fn require_ipv6() -> bool {
         eprintln!("SKIPPED: no IPv6 loopback");
     }
     ok
+}
+
+/// A TCP port on 127.0.0.1 nobody listens on right now (a server started on it may still
+/// lose a race for it: fixtures that use it retry).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
 }
 
 /// Timing tests run one at a time, so they measure the tool and not each other.

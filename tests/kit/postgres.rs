@@ -168,7 +168,7 @@ impl Cluster {
             ),
         )
         .expect("write pg_hba.conf");
-        let port = free_port();
+        let port = super::free_port();
         let options = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off -c max_connections=200 -c ssl=on",
             dir.display()
@@ -224,7 +224,7 @@ impl Cluster {
                     .arg(self.port.to_string()),
                 "pg_basebackup",
             );
-            let port = free_port();
+            let port = super::free_port();
             let options = format!(
                 // A hot standby needs at least the primary's max_connections.
                 "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off -c max_connections=200",
@@ -256,7 +256,7 @@ impl Cluster {
             }
             let dir = self.dir.join("pgbouncer");
             std::fs::create_dir_all(&dir).expect("the PgBouncer folder");
-            let port = free_port();
+            let port = super::free_port();
             std::fs::write(dir.join("users.txt"), "\"postgres\" \"\"\n").expect("users.txt");
             std::fs::write(
                 dir.join("pgbouncer.ini"),
@@ -433,11 +433,4 @@ fn which(program: &str) -> PathBuf {
             || Path::new(program).to_path_buf(),
             |p| std::fs::canonicalize(&p).unwrap_or(p),
         )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
 }

@@ -19,6 +19,7 @@ use compress::Codec;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use ugw_shared::db::DbUrl;
 use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
 
 const TOOL: &str = "ugw-backup";
@@ -262,12 +263,11 @@ fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
     let mut sqlite_paths = Vec::new();
     let mut pg_targets = Vec::new();
     for url in &urls {
-        match sqlite::path_of(url) {
-            Some(path) => sqlite_paths.push(std::path::absolute(&path).unwrap_or(path)),
-            None if url.starts_with("postgres") => {
-                pg_targets.push(pg::Target::parse(url, ctx.scrubber())?);
-            }
-            None => return Err(Error::usage("--db: not a sqlite:// or postgres:// URL")),
+        match DbUrl::parse_registering(url, ctx.scrubber())
+            .map_err(|e| Error::usage(format!("--db: {}", e.message)))?
+        {
+            DbUrl::Sqlite(path) => sqlite_paths.push(std::path::absolute(&path).unwrap_or(path)),
+            DbUrl::Postgres(connection) => pg_targets.push(pg::Target::new(connection)),
         }
     }
     let codec = Codec::parse(

@@ -6,58 +6,73 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
-use ugw_shared::runner::{self, RunSpec};
+use ugw_shared::db::{DbUrl, PgTarget};
+use ugw_shared::runner::{self, Program, RunSpec};
 use ugw_shared::scrub::Scrubber;
 use ugw_shared::{Error, ErrorKind, Result};
 
 /// A dump or restore without a --timeout still ends some day.
 const NO_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 
-/// A database URL split into what argv may show and the password.
+/// A PostgreSQL database to dump or restore: the shared URL parsing, shown without its
+/// password; the programs connect through the libpq environment (`PgTarget::child_env`).
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The URL without its password: for argv, the manifest and messages.
+    /// The URL without its password: for the manifest and messages.
     pub shown: String,
     pub database: String,
-    password: Option<String>,
+    connection: PgTarget,
 }
 
 impl Target {
-    pub fn parse(text: &str, scrubber: &Scrubber) -> Result<Self> {
-        scrubber.add_url_secrets(text);
-        let mut url = url::Url::parse(text)
-            .map_err(|e| Error::usage(format!("--db: not a postgres:// URL ({e})")))?;
-        if !matches!(url.scheme(), "postgres" | "postgresql") {
-            return Err(Error::usage("--db: not a postgres:// URL"));
+    pub fn new(connection: PgTarget) -> Self {
+        Target {
+            shown: connection.url(false),
+            database: connection.dbname.clone(),
+            connection,
         }
-        let password = url.password().map(percent_decode);
-        let _ = url.set_password(None);
-        let database = url.path().trim_start_matches('/').to_string();
-        Ok(Target {
-            shown: url.to_string(),
-            database: if database.is_empty() {
-                "postgres".into()
-            } else {
-                database
-            },
-            password,
-        })
+    }
+
+    /// A `postgres://` URL, its password registered with `scrubber` first.
+    pub fn parse(text: &str, scrubber: &Scrubber) -> Result<Self> {
+        match DbUrl::parse_registering(text, scrubber)? {
+            DbUrl::Postgres(connection) => Ok(Target::new(connection)),
+            DbUrl::Sqlite(_) => Err(Error::usage("not a postgres:// URL")),
+        }
+    }
+
+    /// Run a libpq program against this target; when it fails, `what` failed, with the
+    /// reason it gave. A program older than the server is the operator's to fix: a usage error.
+    fn run(&self, spec: &RunSpec, cancel: &Cancel, what: &str) -> Result<()> {
+        let outcome = runner::run(spec, cancel)?;
+        let program = match &spec.program {
+            Program::Argv(argv) => argv.first().map(|p| p.to_string_lossy().into_owned()),
+            Program::Shell(_) => None,
+        }
+        .unwrap_or_default();
+        if outcome.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&outcome.stderr).trim().to_string();
+        if stderr.contains("server version mismatch") {
+            return Err(Error::usage(format!(
+                "{program} is older than the PostgreSQL server of {}: install a {program} at least as new as the server ({stderr})",
+                self.shown,
+            )));
+        }
+        Err(Error::new(
+            ErrorKind::CheckFailed,
+            format!("{what} failed ({}): {stderr}", outcome.describe()),
+        ))
     }
 
     fn spec(&self, program: &str, args: Vec<String>, deadline: Option<Instant>) -> RunSpec {
         let deadline = deadline.unwrap_or_else(|| Instant::now() + NO_DEADLINE);
-        let spec = RunSpec::argv(program, args, deadline);
-        match &self.password {
-            Some(password) => spec.with_env("PGPASSWORD", password),
-            None => spec,
-        }
+        self.connection.child_env().into_iter().fold(
+            RunSpec::argv(program, args, deadline),
+            |spec, (key, value)| spec.with_env(key, &value),
+        )
     }
-}
-
-fn percent_decode(text: &str) -> String {
-    percent_encoding::percent_decode_str(text)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 /// `pg_dump --format=custom` of `target` into `file`.
@@ -73,34 +88,10 @@ pub fn dump(
             "--format=custom".into(),
             "--no-password".into(),
             format!("--file={}", file.display()),
-            format!("--dbname={}", target.shown),
         ],
         deadline,
     );
-    let outcome = runner::run(&spec, cancel)?;
-    if outcome.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&outcome.stderr).trim().to_string();
-    if stderr.contains("server version mismatch")
-        || stderr.contains("aborting because of server version mismatch")
-    {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "pg_dump is older than the PostgreSQL server of {}: install a pg_dump at least as new as the server ({stderr})",
-                target.shown
-            ),
-        ));
-    }
-    Err(Error::new(
-        ErrorKind::CheckFailed,
-        format!(
-            "pg_dump of {} failed ({}): {stderr}",
-            target.shown,
-            outcome.describe()
-        ),
-    ))
+    target.run(&spec, cancel, &format!("pg_dump of {}", target.shown))
 }
 
 /// `pg_dumpall --globals-only` (roles, tablespaces) of `target`'s server into `file`.
@@ -116,23 +107,11 @@ pub fn dump_globals(
             "--globals-only".into(),
             "--no-password".into(),
             format!("--file={}", file.display()),
-            format!("--dbname={}", target.shown),
         ],
         deadline,
     );
-    let outcome = runner::run(&spec, cancel)?;
-    if outcome.success() {
-        return Ok(());
-    }
-    Err(Error::new(
-        ErrorKind::CheckFailed,
-        format!(
-            "pg_dumpall --globals-only of {} failed ({}): {}",
-            target.shown,
-            outcome.describe(),
-            String::from_utf8_lossy(&outcome.stderr).trim()
-        ),
-    ))
+    let what = format!("pg_dumpall --globals-only of {}", target.shown);
+    target.run(&spec, cancel, &what)
 }
 
 /// `pg_restore -f /dev/null`: reads every block of the dump.
@@ -171,24 +150,18 @@ pub fn restore(
             "--if-exists".into(),
             "--single-transaction".into(),
             "--no-password".into(),
-            format!("--dbname={}", target.shown),
+            // pg_restore wants a -d to restore into a database; the rest of the connection
+            // comes from the environment.
+            format!("--dbname={}", target.database),
             file.display().to_string(),
         ],
         deadline,
     );
-    let outcome = runner::run(&spec, cancel)?;
-    if outcome.success() {
-        return Ok(());
-    }
-    Err(Error::new(
-        ErrorKind::CheckFailed,
-        format!(
-            "pg_restore into {} failed ({}); the single transaction left it as it was: {}",
-            target.shown,
-            outcome.describe(),
-            String::from_utf8_lossy(&outcome.stderr).trim()
-        ),
-    ))
+    let what = format!(
+        "pg_restore into {} (in one transaction, which left it as it was)",
+        target.shown
+    );
+    target.run(&spec, cancel, &what)
 }
 
 #[cfg(test)]
@@ -205,17 +178,22 @@ mod tests {
         .unwrap();
         assert_eq!(
             target.shown,
-            "postgres://app@127.0.0.1:5433/shop?sslmode=disable"
+            "postgres://127.0.0.1:5433/shop?user=app&sslmode=disable"
         );
         assert_eq!(target.database, "shop");
-        assert_eq!(target.password.as_deref(), Some("p@ss"));
-        let spec = target.spec("pg_dump", vec![format!("--dbname={}", target.shown)], None);
-        assert!(
+        let spec = target.spec("pg_dump", vec!["--no-password".into()], None);
+        let env = |key: &str| {
             spec.env
                 .iter()
-                .any(|(k, v)| k == "PGPASSWORD" && v == "p@ss")
-        );
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(env("PGPASSWORD"), Some("p@ss"));
+        assert_eq!(env("PGDATABASE"), Some("shop"));
+        assert_eq!(env("PGPORT"), Some("5433"));
         assert!(!format!("{:?}", spec.program).contains("p@ss"));
+        assert_eq!(scrubber.scrub_str("p@ss and p%40ss"), "*** and ***");
         assert!(Target::parse("mysql://x/y", &scrubber).is_err());
+        assert!(Target::parse("sqlite:///x.db", &scrubber).is_err());
     }
 }

@@ -13,15 +13,6 @@ use ugw_shared::{Error, ErrorKind, Result};
 /// How long a step waits for a writer to let go before trying again.
 const BUSY_WAIT: Duration = Duration::from_millis(20);
 
-/// The file a `sqlite://` URL names (`sqlite:///abs/app.db`, `sqlite://rel.db`, `sqlite:rel.db`).
-pub fn path_of(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let rest = rest.split('?').next().unwrap_or(rest);
-    (!rest.is_empty()).then(|| PathBuf::from(rest))
-}
-
 /// The files SQLite keeps beside a database.
 #[must_use]
 pub fn companions(db: &Path) -> Vec<PathBuf> {
@@ -158,20 +149,6 @@ fn integrity(db: &Connection) -> rusqlite::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_name_files() {
-        assert_eq!(
-            path_of("sqlite:///srv/app.db"),
-            Some(PathBuf::from("/srv/app.db"))
-        );
-        assert_eq!(
-            path_of("sqlite://data/app.db?mode=rwc"),
-            Some(PathBuf::from("data/app.db"))
-        );
-        assert_eq!(path_of("sqlite:app.db"), Some(PathBuf::from("app.db")));
-        assert_eq!(path_of("postgres://x"), None);
-    }
 
     #[test]
     fn a_snapshot_of_a_wal_database_is_one_checked_file_and_restores_into_the_live_one() {

@@ -80,8 +80,7 @@ fn a_failed_deploy_runs_the_rollback_job_with_the_failed_record() {
     );
 
     let record = repo.artifact_record("ugw-rollback");
-    assert!(!record.ok);
-    assert_rolled_back(&record, &fleet);
+    kit::fleet::assert_rolled_back(&fleet, 1, &record);
 }
 
 #[test]
@@ -443,32 +442,6 @@ fn read_record(path: &Path) -> Record {
 
 fn tools(record: &Record) -> Vec<&str> {
     record.steps.iter().map(|s| s.tool.as_str()).collect()
-}
-
-/// The deploy failed waiting for v3; the rollback job switched back, restored and waited,
-/// and the node is on v1, out of traffic.
-fn assert_rolled_back(record: &Record, fleet: &Fleet) {
-    let statuses: Vec<String> = record
-        .steps
-        .iter()
-        .map(|s| format!("{} {}", s.tool, s.status))
-        .collect();
-    assert_eq!(
-        statuses[4..],
-        [
-            "ugw-drain ok",
-            "ugw-swap ok",
-            "ugw-wait-healthy failed",
-            "ugw-swap ok",
-            "ugw-backup ok",
-            "ugw-wait-healthy ok",
-        ],
-        "{record:#?}"
-    );
-    assert_eq!(record.steps[7].result["current"], "v1.0.0");
-    assert_eq!(fleet.current(1), "v1.0.0");
-    assert!(fleet.answer(1).contains(r#""version":"v1.0.0""#));
-    assert_eq!(fleet.settled_haproxy_status("app/node1", "DRAIN"), "DRAIN");
 }
 
 /// Every command named is installed (python3 with `PyYAML`), and so is the demo fleet's

@@ -55,9 +55,9 @@ defaults
   timeout client 30s
   timeout server 30s
   timeout check 1s
-  # A connection a stopping node refuses is tried once more, on another node.
-  retries 2
-  option redispatch 1
+  # No second try on another node: a request sent to a node that is going away fails, so
+  # only draining it first keeps every request whole.
+  retries 0
 frontend www
   bind 127.0.0.1:$lb_port
   default_backend app

@@ -170,80 +170,41 @@ pub fn haproxy_command(socket: &Path, command: &str) -> String {
     answer
 }
 
+/// Node `k` of `fleet` went through a failed upgrade from v1.0.0 and its rollback: after the
+/// baseline, the backup, the fetch and the migrations, it was drained and swapped, the new
+/// release never became healthy, and it was switched back, restored and waited for; it runs
+/// v1.0.0 again and stays out of traffic (no undo of the drain).
+#[track_caller]
+pub fn assert_rolled_back(fleet: &Fleet, k: usize, record: &Record) {
+    assert!(!record.ok);
+    let statuses: Vec<String> = record
+        .steps
+        .iter()
+        .map(|s| format!("{} {}", s.tool, s.status))
+        .collect();
+    assert_eq!(
+        statuses[4..],
+        [
+            "ugw-drain ok",
+            "ugw-swap ok",
+            "ugw-wait-healthy failed",
+            "ugw-swap ok",
+            "ugw-backup ok",
+            "ugw-wait-healthy ok",
+        ],
+        "{record:#?}"
+    );
+    assert_eq!(record.steps[6].error_kind(), "timeout");
+    assert_eq!(record.steps[7].result["current"], "v1.0.0");
+    assert_eq!(record.steps[7].result["marked_failed"], "v3.0.0");
+    assert!(record.steps[8].result["in_place"].is_array());
+    assert_eq!(fleet.current(k), "v1.0.0");
+    assert!(fleet.answer(k).contains(r#""version":"v1.0.0""#));
+    let server = format!("app/node{k}");
+    assert_eq!(fleet.settled_haproxy_status(&server, "DRAIN"), "DRAIN");
+}
+
 /// The repository's `examples/`.
 pub fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
-}
-
-/// Requests sent through the fleet's HAProxy for as long as it runs, one at a time, each on
-/// a new connection; every answer other than 200 (or no answer) counts as failed.
-pub struct Load {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    worker: Option<std::thread::JoinHandle<LoadReport>>,
-}
-
-#[derive(Debug, Default)]
-pub struct LoadReport {
-    pub sent: usize,
-    /// What went wrong with each failed request.
-    pub failed: Vec<String>,
-}
-
-impl Load {
-    /// GET `url` (`http://HOST:PORT/PATH`) over and over, 5 ms apart, until stopped.
-    pub fn start(url: &str) -> Load {
-        let rest = url.strip_prefix("http://").unwrap();
-        let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let (addr, path) = (addr.to_string(), path.to_string());
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stopped = std::sync::Arc::clone(&stop);
-        let worker = std::thread::spawn(move || {
-            let mut report = LoadReport::default();
-            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
-                report.sent += 1;
-                if let Err(why) = get(&addr, &path) {
-                    report.failed.push(why);
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            report
-        });
-        Load {
-            stop,
-            worker: Some(worker),
-        }
-    }
-
-    pub fn stop(mut self) -> LoadReport {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.worker.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-/// One GET on a new connection: Ok for a 200.
-fn get(addr: &str, path: &str) -> Result<(), String> {
-    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-    let limit = Some(Duration::from_secs(10));
-    stream.set_read_timeout(limit).map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("send: {e}"))?;
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
-        .map_err(|e| format!("read: {e}"))?;
-    let status = answer.lines().next().unwrap_or_default();
-    if status.starts_with("HTTP/1.1 200 ") || status.starts_with("HTTP/1.0 200 ") {
-        Ok(())
-    } else {
-        Err(format!("answered {status:?}"))
-    }
 }

@@ -115,6 +115,58 @@ fn a_bad_release_stops_at_the_first_node_which_is_rolled_back_and_kept_out() {
     }
 }
 
+#[test]
+fn a_release_that_fails_its_checks_in_traffic_is_taken_out_again_and_rolled_back() {
+    if !components() {
+        return;
+    }
+    let fleet = Fleet::up(3);
+    let untouched: Vec<i32> = (2..=3).map(|k| fleet.pid(k)).collect();
+    let play = play(&fleet, &["-e", "app_version=v2.1.0"]);
+    assert_eq!(play.code, 2, "{}\n{}", play.stdout, play.stderr);
+
+    // v2.1.0 became healthy and went back into traffic; its checks failed (every other unit
+    // of work is a 500), so it was drained again, rolled back and restored.
+    let record = fleet.record(1, RECORD).unwrap();
+    let statuses: Vec<String> = record
+        .steps
+        .iter()
+        .map(|s| format!("{} {}", s.tool, s.status))
+        .collect();
+    assert_eq!(
+        statuses[4..],
+        [
+            "ugw-drain ok",
+            "ugw-swap ok",
+            "ugw-wait-healthy ok",
+            "ugw-drain ok",
+            "ugw-verify failed",
+            "ugw-drain ok",
+            "ugw-swap ok",
+            "ugw-backup ok",
+            "ugw-wait-healthy ok",
+        ],
+        "{record:#?}"
+    );
+    assert_eq!(record.steps[8].error_kind(), "check_failed");
+    assert_eq!(
+        record.steps[8].result["failed"],
+        serde_json::json!(["work"])
+    );
+    let again = &record.steps[9].result;
+    assert_eq!(
+        (&again["undo"], &again["state_before"]),
+        (&false.into(), &"ready".into())
+    );
+    assert_eq!(record.steps[10].result["current"], "v1.0.0");
+    assert_eq!(fleet.current(1), "v1.0.0");
+    assert_eq!(fleet.settled_haproxy_status("app/node1", "DRAIN"), "DRAIN");
+    for (k, pid) in (2..=3).zip(untouched) {
+        assert!(fleet.record(k, RECORD).is_none(), "node{k} has a record");
+        assert_eq!(fleet.pid(k), pid, "node{k} was restarted");
+    }
+}
+
 // ---- running it ----
 
 /// ansible-playbook, haproxy and the two tools the playbook needs besides the five built
@@ -143,6 +195,15 @@ fn play_under_load(fleet: &Fleet, extra: &[&str]) -> (kit::Outcome, Tally) {
         LOAD_PER_SECOND,
         PLAY_LIMIT,
     );
+    let play = play(fleet, extra);
+    let failures = load.failures();
+    let tally = load.stop();
+    eprintln!("load: {tally:?} {failures:?}");
+    (play, tally)
+}
+
+/// The playbook with `extra` arguments, run against `fleet`.
+fn play(fleet: &Fleet, extra: &[&str]) -> kit::Outcome {
     let examples = kit::fleet::examples().join("ansible");
     let mut cmd = Command::new("ansible-playbook");
     cmd.arg("-i")
@@ -167,13 +228,8 @@ fn play_under_load(fleet: &Fleet, extra: &[&str]) -> (kit::Outcome, Tally) {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         elapsed: started.elapsed(),
     };
-    let failures = load.failures();
-    let tally = load.stop();
-    eprintln!(
-        "the play took {:?}; load: {tally:?} {failures:?}",
-        play.elapsed
-    );
-    (play, tally)
+    eprintln!("the play took {:?}", play.elapsed);
+    play
 }
 
 /// Every request through HAProxy got a 2xx, and there were enough of them to tell (the play

@@ -167,6 +167,37 @@ fn a_release_that_fails_its_checks_in_traffic_is_taken_out_again_and_rolled_back
     }
 }
 
+#[test]
+fn a_release_that_cannot_be_fetched_leaves_the_running_one_alone() {
+    if !components() {
+        return;
+    }
+    let fleet = Fleet::up(3);
+    let pids: Vec<i32> = (1..=3).map(|k| fleet.pid(k)).collect();
+    let play = play(&fleet, &["-e", "app_version=v9.9.9"]);
+    assert_eq!(play.code, 2, "{}\n{}", play.stdout, play.stderr);
+
+    // Nothing was swapped, so nothing is rolled back (a rollback here would go to the release
+    // before the running one); the data is restored and the node was never out of traffic.
+    let record = fleet.record(1, RECORD).unwrap();
+    let statuses: Vec<String> = record
+        .steps
+        .iter()
+        .map(|s| format!("{} {}", s.tool, s.status))
+        .collect();
+    assert_eq!(
+        statuses[2..],
+        ["ugw-fetch failed", "ugw-backup ok", "ugw-wait-healthy ok",],
+        "{record:#?}"
+    );
+    assert_eq!(fleet.current(1), "v1.0.0");
+    assert_eq!(fleet.settled_haproxy_status("app/node1", "UP"), "UP");
+    for (k, pid) in (1..=3).zip(pids) {
+        assert_eq!(fleet.pid(k), pid, "node{k} was restarted");
+    }
+    assert!(fleet.record(2, RECORD).is_none());
+}
+
 // ---- running it ----
 
 /// ansible-playbook, haproxy and the two tools the playbook needs besides the five built

@@ -189,6 +189,21 @@ fn each_job_script_runs_from_bash_on_stdin() {
     );
     assert_eq!(fleet.current(1), "v1.0.0");
     assert_eq!(fleet.settled_haproxy_status("app/node1", "DRAIN"), "DRAIN");
+
+    // A release that cannot be fetched: the deploy swapped nothing, so the rollback job
+    // switches nothing (a rollback would go to the release before the running one).
+    let project = tempfile::tempdir().unwrap();
+    for (name, code) in [("ugw-backup", 0), ("ugw-deploy", 1), ("ugw-rollback", 0)] {
+        let out = on_stdin(&fleet, project.path(), name, &job(name), "v9.9.9");
+        assert_eq!(out.code, code, "{name}: {}", out.stderr);
+    }
+    let record = read_record(&project.path().join("ugw-record.json"));
+    assert_eq!(
+        tools(&record)[2..],
+        ["ugw-fetch", "ugw-backup", "ugw-wait-healthy"]
+    );
+    assert_eq!(record.steps[2].status, "failed");
+    assert_eq!(fleet.current(1), "v1.0.0");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 mod kit;
 
-use kit::fleet::Fleet;
+use kit::fleet::{Fleet, UPGRADE, statuses, tools};
 use kit::load::{Load, Tally};
 use kit::{Record, Step};
 use std::process::{Command, Stdio};
@@ -36,18 +36,7 @@ fn a_good_release_reaches_every_node_without_a_failed_request() {
         assert!(record.ok, "{host}: {record:#?}");
         assert_eq!(
             tools(record),
-            [
-                "ugw-verify",
-                "ugw-backup",
-                "ugw-fetch",
-                "ugw-migrate",
-                "ugw-drain",
-                "ugw-swap",
-                "ugw-wait-healthy",
-                "ugw-drain",
-                "ugw-verify",
-                "ugw-migrate",
-            ],
+            [&UPGRADE[..], &["ugw-migrate"]].concat(),
             "{host}"
         );
         assert!(record.steps.iter().all(|s| s.host == host), "{record:#?}");
@@ -128,13 +117,8 @@ fn a_release_that_fails_its_checks_in_traffic_is_taken_out_again_and_rolled_back
     // v2.1.0 became healthy and went back into traffic; its checks failed (every other unit
     // of work is a 500), so it was drained again, rolled back and restored.
     let record = fleet.record(1, RECORD).unwrap();
-    let statuses: Vec<String> = record
-        .steps
-        .iter()
-        .map(|s| format!("{} {}", s.tool, s.status))
-        .collect();
     assert_eq!(
-        statuses[4..],
+        statuses(&record)[4..],
         [
             "ugw-drain ok",
             "ugw-swap ok",
@@ -180,13 +164,8 @@ fn a_release_that_cannot_be_fetched_leaves_the_running_one_alone() {
     // Nothing was swapped, so nothing is rolled back (a rollback here would go to the release
     // before the running one); the data is restored and the node was never out of traffic.
     let record = fleet.record(1, RECORD).unwrap();
-    let statuses: Vec<String> = record
-        .steps
-        .iter()
-        .map(|s| format!("{} {}", s.tool, s.status))
-        .collect();
     assert_eq!(
-        statuses[2..],
+        statuses(&record)[2..],
         ["ugw-fetch failed", "ugw-backup ok", "ugw-wait-healthy ok",],
         "{record:#?}"
     );
@@ -200,22 +179,9 @@ fn a_release_that_cannot_be_fetched_leaves_the_running_one_alone() {
 
 // ---- running it ----
 
-/// ansible-playbook, haproxy and the two tools the playbook needs besides the five built
-/// long ago.
+/// ansible-playbook, and what a fleet needs.
 fn components() -> bool {
-    if !(kit::require("ansible-playbook") && kit::require("haproxy") && kit::require("setsid")) {
-        return false;
-    }
-    for planned in ["ugw-drain", "ugw-verify"] {
-        if !kit::bin("ugw-wait-healthy")
-            .with_file_name(planned)
-            .exists()
-        {
-            eprintln!("SKIPPED: {planned} is not built yet");
-            return false;
-        }
-    }
-    true
+    kit::require("ansible-playbook") && kit::fleet::available()
 }
 
 /// The playbook with `extra` arguments, run against `fleet` while requests go through its
@@ -276,10 +242,6 @@ fn assert_no_failed_request(load: &Tally) {
 
 // ---- reading what happened ----
 
-fn tools(record: &Record) -> Vec<&str> {
-    record.steps.iter().map(|s| s.tool.as_str()).collect()
-}
-
 /// When a step started and ended.
 fn start(step: &Step) -> SystemTime {
     humantime::parse_rfc3339(&step.started).unwrap()
@@ -294,7 +256,7 @@ fn end(step: &Step) -> SystemTime {
 fn assert_changed_as_recorded(output: &str, records: &[Record]) {
     for (k, record) in (1..=3).zip(records) {
         let host = format!("node{k}");
-        let said: Vec<&str> = statuses(output, &host)
+        let said: Vec<&str> = task_statuses(output, &host)
             .into_iter()
             .filter(|(task, _)| {
                 !task.starts_with("The checks file") && !task.starts_with("A folder")
@@ -311,7 +273,7 @@ fn assert_changed_as_recorded(output: &str, records: &[Record]) {
 }
 
 /// `(task, status)` for `host` from ansible-playbook's default output, in order.
-fn statuses<'a>(output: &'a str, host: &str) -> Vec<(&'a str, &'a str)> {
+fn task_statuses<'a>(output: &'a str, host: &str) -> Vec<(&'a str, &'a str)> {
     let mut found = Vec::new();
     let mut task = "";
     for line in output.lines() {

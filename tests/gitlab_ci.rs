@@ -6,7 +6,7 @@
 
 mod kit;
 
-use kit::fleet::Fleet;
+use kit::fleet::{Fleet, UPGRADE, tools};
 use kit::{Outcome, Record};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -39,21 +39,7 @@ fn the_pipeline_upgrades_the_node_and_passes_the_record_between_jobs() {
     // (--shell-isolation) and got the record as the artifact of the job before.
     let record = repo.artifact_record("ugw-post-deploy");
     assert!(record.ok, "{record:#?}");
-    assert_eq!(
-        tools(&record),
-        [
-            "ugw-verify",
-            "ugw-backup",
-            "ugw-fetch",
-            "ugw-migrate",
-            "ugw-drain",
-            "ugw-swap",
-            "ugw-wait-healthy",
-            "ugw-drain",
-            "ugw-verify",
-            "ugw-migrate",
-        ]
-    );
+    assert_eq!(tools(&record), [&UPGRADE[..], &["ugw-migrate"]].concat());
     assert!(record.steps.iter().all(|s| s.host == "node1"));
     assert_eq!(record.steps[9].result["phase"], "post");
     assert_eq!(fleet.schema(1), ["items(id, name, note)"]);
@@ -91,12 +77,11 @@ fn a_failed_deploy_runs_the_rollback_job_with_the_failed_record() {
 }
 
 #[test]
-fn each_job_script_runs_from_bash_on_stdin() {
+fn the_jobs_run_from_bash_on_stdin_and_the_manual_rollback_goes_back() {
     if !components(&["python3"]) {
         return;
     }
-    let jobs = scripts(&examples().join(TEMPLATE));
-    let names: Vec<&str> = jobs.iter().map(|(name, _)| name.as_str()).collect();
+    let names: Vec<String> = jobs().into_iter().map(|(name, _)| name).collect();
     assert_eq!(
         names,
         [
@@ -108,36 +93,27 @@ fn each_job_script_runs_from_bash_on_stdin() {
             "ugw-post-deploy",
         ]
     );
-    let job = |name: &str| jobs.iter().find(|(n, _)| n == name).unwrap().1.clone();
-
     // The good release: backup, deploy, verify, one after the other in one project folder.
     let fleet = Fleet::up(1);
     let project = tempfile::tempdir().unwrap();
-    for name in ["ugw-backup", "ugw-deploy", "ugw-verify"] {
-        let out = on_stdin(&fleet, project.path(), name, &job(name), "v2.0.0");
-        assert_eq!(out.code, 0, "{name}: {}", out.stderr);
-    }
-    let record = read_record(&project.path().join("ugw-record.json"));
+    let jobs = [("ugw-backup", 0), ("ugw-deploy", 0), ("ugw-verify", 0)];
+    let record = run_jobs(&fleet, project.path(), &jobs, "v2.0.0");
     assert!(record.ok, "{record:#?}");
-    assert_eq!(record.steps.len(), 9);
+    assert_eq!(tools(&record), UPGRADE);
     assert_eq!(fleet.current(1), "v2.0.0");
 
     // The button: out of traffic, back to v1, healthy, back in; the data stays as v2 left it.
-    let manual = job("ugw-rollback-manual");
-    let out = on_stdin(
+    let record = run_jobs(
         &fleet,
         project.path(),
-        "ugw-rollback-manual",
-        &manual,
+        &[("ugw-rollback-manual", 0)],
         "v2.0.0",
     );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let record = read_record(&project.path().join("ugw-record.json"));
+    assert!(record.ok, "{record:#?}");
     assert_eq!(
         tools(&record)[9..],
         ["ugw-drain", "ugw-swap", "ugw-wait-healthy", "ugw-drain"]
     );
-    assert!(record.ok, "{record:#?}");
     assert_eq!(record.steps[10].result["current"], "v1.0.0");
     assert_eq!(record.steps[12].result["undo"], true);
     assert_eq!(fleet.current(1), "v1.0.0");
@@ -146,69 +122,46 @@ fn each_job_script_runs_from_bash_on_stdin() {
         ["items(id, name, note)", "legacy_sessions(id, token)"]
     );
     assert_eq!(fleet.settled_haproxy_status("app/node1", "UP"), "UP");
+}
 
-    // The bad one: the deploy fails, and the rollback job puts the node back on v1.
-    let project = tempfile::tempdir().unwrap();
-    let out = on_stdin(
-        &fleet,
-        project.path(),
-        "ugw-backup",
-        &job("ugw-backup"),
-        "v3.0.0",
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = on_stdin(
-        &fleet,
-        project.path(),
-        "ugw-deploy",
-        &job("ugw-deploy"),
-        "v3.0.0",
-    );
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(!project.path().join("ugw-deploy.done").exists());
-    let out = on_stdin(
-        &fleet,
-        project.path(),
-        "ugw-rollback",
-        &job("ugw-rollback"),
-        "v3.0.0",
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let record = read_record(&project.path().join("ugw-record.json"));
-    let last: Vec<String> = record.steps[record.steps.len() - 3..]
-        .iter()
-        .map(|s| format!("{} {}", s.tool, s.status))
-        .collect();
-    assert_eq!(
-        last,
-        ["ugw-swap ok", "ugw-backup ok", "ugw-wait-healthy ok"]
-    );
-    assert_eq!(
-        record.steps[record.steps.len() - 3].result["current"],
-        "v1.0.0"
-    );
-    assert_eq!(fleet.current(1), "v1.0.0");
-    assert_eq!(fleet.settled_haproxy_status("app/node1", "DRAIN"), "DRAIN");
-
-    // A release that cannot be fetched: the deploy swapped nothing, so the rollback job
-    // switches nothing (a rollback would go to the release before the running one).
-    let project = tempfile::tempdir().unwrap();
-    for (name, code) in [("ugw-backup", 0), ("ugw-deploy", 1), ("ugw-rollback", 0)] {
-        let out = on_stdin(&fleet, project.path(), name, &job(name), "v9.9.9");
-        assert_eq!(out.code, code, "{name}: {}", out.stderr);
+#[test]
+fn a_failed_deploy_from_bash_on_stdin_is_rolled_back_by_the_rollback_job() {
+    if !components(&["python3"]) {
+        return;
     }
-    let record = read_record(&project.path().join("ugw-record.json"));
+    let fleet = Fleet::up(1);
+    let project = tempfile::tempdir().unwrap();
+    let jobs = [("ugw-backup", 0), ("ugw-deploy", 1), ("ugw-rollback", 0)];
+    let record = run_jobs(&fleet, project.path(), &jobs, "v3.0.0");
+    assert!(!project.path().join("ugw-deploy.done").exists());
+    kit::fleet::assert_rolled_back(&fleet, 1, &record);
+}
+
+#[test]
+fn a_release_that_cannot_be_fetched_is_not_rolled_back_past_the_running_one() {
+    if !components(&["python3"]) {
+        return;
+    }
+    // The deploy swapped nothing, so the rollback job switches nothing: a rollback would go
+    // to the release before the running one.
+    let fleet = Fleet::up(1);
+    let pid = fleet.pid(1);
+    let project = tempfile::tempdir().unwrap();
+    let jobs = [("ugw-backup", 0), ("ugw-deploy", 1), ("ugw-rollback", 0)];
+    let record = run_jobs(&fleet, project.path(), &jobs, "v9.9.9");
     assert_eq!(
         tools(&record)[2..],
         ["ugw-fetch", "ugw-backup", "ugw-wait-healthy"]
     );
     assert_eq!(record.steps[2].status, "failed");
     assert_eq!(fleet.current(1), "v1.0.0");
+    assert_eq!(fleet.pid(1), pid, "restarted");
 }
 
 #[test]
 fn the_files_pass_gitlab_ci_schema_and_every_job_takes_the_resource_group() {
-    if !components(&["check-jsonschema", "python3", "gitlab-ci-local", "git"]) {
+    let commands = ["check-jsonschema", "python3", "gitlab-ci-local", "git"];
+    if !commands.iter().all(|c| kit::require(c)) || !python_yaml() {
         return;
     }
     for file in [examples().join(TEMPLATE), examples().join(".gitlab-ci.yml")] {
@@ -448,9 +401,21 @@ fn on_stdin(fleet: &Fleet, project: &Path, job: &str, script: &[String], version
     out
 }
 
-/// The `script:` lines of each job of a GitLab CI file, jobs in file order.
-fn scripts(file: &Path) -> Vec<(String, Vec<String>)> {
-    yaml(file)
+/// `jobs` (name, expected exit code) of the template run in order in `project`, upgrading to
+/// `version`: the record they leave.
+fn run_jobs(fleet: &Fleet, project: &Path, jobs: &[(&str, i32)], version: &str) -> Record {
+    let scripts = self::jobs();
+    for (name, code) in jobs {
+        let (_, script) = scripts.iter().find(|(n, _)| n == name).unwrap();
+        let out = on_stdin(fleet, project, name, script, version);
+        assert_eq!(out.code, *code, "{name}: {}", out.stderr);
+    }
+    read_record(&project.join("ugw-record.json"))
+}
+
+/// The `script:` lines of each job of the template, jobs in file order.
+fn jobs() -> Vec<(String, Vec<String>)> {
+    yaml(&examples().join(TEMPLATE))
         .as_object()
         .unwrap()
         .iter()
@@ -496,32 +461,12 @@ fn read_record(path: &Path) -> Record {
     kit::parse_record(&text)
 }
 
-fn tools(record: &Record) -> Vec<&str> {
-    record.steps.iter().map(|s| s.tool.as_str()).collect()
-}
-
 /// Every command named is installed (python3 with `PyYAML`), and so is the demo fleet's
 /// HAProxy.
 fn components(commands: &[&str]) -> bool {
     commands.iter().all(|c| kit::require(c))
         && (!commands.contains(&"python3") || python_yaml())
-        && kit::require("haproxy")
-        && kit::require("setsid")
-        && tools_built()
-}
-
-/// The two tools the template needs besides the five built long ago.
-fn tools_built() -> bool {
-    for planned in ["ugw-drain", "ugw-verify"] {
-        if !kit::bin("ugw-wait-healthy")
-            .with_file_name(planned)
-            .exists()
-        {
-            eprintln!("SKIPPED: {planned} is not built yet");
-            return false;
-        }
-    }
-    true
+        && kit::fleet::available()
 }
 
 /// Whether python3 has `PyYAML` (ansible-core depends on it; `.ci/run` installs that).

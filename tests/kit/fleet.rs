@@ -1,5 +1,5 @@
 //! The demo fleet of the Ansible and GitLab CI examples (`examples/lib/fleet.sh`): demo nodes on
-//! `v1.0.0` behind HAProxy, the three demo releases served on loopback, in a temp dir; stopped
+//! `v1.0.0` behind HAProxy, the demo releases served on loopback, in a temp dir; stopped
 //! when dropped, even when the test fails. Plus what the tests read back from it: each node's
 //! record, version and database, and HAProxy's view of each server.
 
@@ -10,6 +10,24 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+/// Whether a fleet can run here: HAProxy and setsid are installed (`require`: skip locally,
+/// fail under CI=true), and the two tools the examples need besides the five built long ago.
+pub fn available() -> bool {
+    if !(super::require("haproxy") && super::require("setsid")) {
+        return false;
+    }
+    for planned in ["ugw-drain", "ugw-verify"] {
+        if !super::bin("ugw-wait-healthy")
+            .with_file_name(planned)
+            .exists()
+        {
+            eprintln!("SKIPPED: {planned} is not built yet");
+            return false;
+        }
+    }
+    true
+}
 
 pub struct Fleet {
     dir: tempfile::TempDir,
@@ -170,6 +188,34 @@ pub fn haproxy_command(socket: &Path, command: &str) -> String {
     answer
 }
 
+/// The steps of one node's upgrade in both examples, from the baseline to the verification,
+/// by tool.
+pub const UPGRADE: [&str; 9] = [
+    "ugw-verify",
+    "ugw-backup",
+    "ugw-fetch",
+    "ugw-migrate",
+    "ugw-drain",
+    "ugw-swap",
+    "ugw-wait-healthy",
+    "ugw-drain",
+    "ugw-verify",
+];
+
+/// Each step of `record` as `TOOL STATUS`.
+pub fn statuses(record: &Record) -> Vec<String> {
+    record
+        .steps
+        .iter()
+        .map(|s| format!("{} {}", s.tool, s.status))
+        .collect()
+}
+
+/// Each step's tool.
+pub fn tools(record: &Record) -> Vec<&str> {
+    record.steps.iter().map(|s| s.tool.as_str()).collect()
+}
+
 /// Node `k` of `fleet` went through a failed upgrade from v1.0.0 and its rollback: after the
 /// baseline, the backup, the fetch and the migrations, it was drained and swapped, the new
 /// release never became healthy, and it was switched back, restored and waited for; it runs
@@ -177,13 +223,8 @@ pub fn haproxy_command(socket: &Path, command: &str) -> String {
 #[track_caller]
 pub fn assert_rolled_back(fleet: &Fleet, k: usize, record: &Record) {
     assert!(!record.ok);
-    let statuses: Vec<String> = record
-        .steps
-        .iter()
-        .map(|s| format!("{} {}", s.tool, s.status))
-        .collect();
     assert_eq!(
-        statuses[4..],
+        statuses(record)[4..],
         [
             "ugw-drain ok",
             "ugw-swap ok",

@@ -40,6 +40,7 @@ bench: release
 	python3 bench/migrate.py
 	python3 bench/fetch_verify.py
 	python3 bench/backup.py
+	python3 bench/drain.py
 
 man:
 	$(CARGO) run --quiet --locked -p xtask -- man

@@ -75,9 +75,27 @@ say "v1.0.0 runs (pid $(cat "$pidfile")) at $app"
 
 # ---- 3. upgrade to v2: one pipeline, then the post-deploy migrations ----
 
-say "upgrade to v2.0.0: ugw-backup create | ugw-backup verify | ugw-fetch --extract | ugw-migrate up | ugw-swap --restart | ugw-wait-healthy --expect-version"
+# The checks that prove an upgrade worked, and what "no worse than before" is measured on:
+# ready, an item created, read back and deleted (always, even when the read fails), 50
+# requests of real work (p95 latency and errors), and the service's own memory.
+cat >"$work/smoke.json" <<EOF
+{"checks": [
+  {"name": "ready", "type": "http", "url": "$app/health/ready", "expect": [".status == \"ok\""]},
+  {"name": "create", "type": "http", "method": "POST", "url": "$app/items", "body": {"name": "smoke"},
+   "status": 201, "capture": {"item": ".id"}},
+  {"name": "read", "type": "http", "url": "$app/items/\${capture:item}", "expect": [".name == \"smoke\""]},
+  {"name": "delete", "type": "http", "method": "DELETE", "url": "$app/items/\${capture:item}",
+   "status": "2xx", "after": ["read"], "always": true},
+  {"name": "work", "type": "http", "url": "$app/work?ms=5", "samples": 50, "p95": "250ms"},
+  {"name": "memory", "type": "metrics", "url": "$app/metrics", "after": ["work"], "measure": ["memory"],
+   "assert": ["process_resident_memory_bytes <= 256MiB"]}
+]}
+EOF
+
+say "upgrade to v2.0.0: ugw-verify baseline | ugw-backup create | ugw-backup verify | ugw-fetch --extract | ugw-migrate up | ugw-swap --restart | ugw-wait-healthy --expect-version | ugw-verify --compare"
 set -o pipefail
-ugw-backup create --in none --path "$data/files" --db "$db" --out "$work/backups" \
+ugw-verify baseline --in none --checks "$work/smoke.json" \
+  | ugw-backup create --path "$data/files" --db "$db" --out "$work/backups" \
     --name app-before-v2.0.0 --app-version v1.0.0 \
   | ugw-backup verify \
   | ugw-fetch --url "$base/app-v2.0.0-linux-amd64.tar.gz" --sha256-url "$base/SHA256SUMS" \
@@ -85,10 +103,10 @@ ugw-backup create --in none --path "$data/files" --db "$db" --out "$work/backups
   | ugw-migrate up --db "$db" \
   | ugw-swap --root "$root" --restart "$work/restart" \
   | ugw-wait-healthy --url "$app/health/ready" --expect-version --timeout 30s \
+  | ugw-verify --checks "$work/smoke.json" --compare --junit "$work/verify-junit.xml" \
   >"$work/v2.json"
 say "v2.0.0 runs (pid $(cat "$pidfile"))"
-# Later: `ugw-verify baseline` first; `ugw-drain` before the swap, `ugw-drain --undo` after
-# the wait, and `ugw-verify --compare` last, once those tools exist.
+# Later: `ugw-drain` before the swap and `ugw-drain --undo` after the wait, once it exists.
 say "v2.0.0 is healthy; the post-deploy migrations (what only v1 used goes)"
 ugw-migrate up --phase post --db "$db" --dir "$root/current/migrations" \
   --record "$work/v2.json" --output pretty
@@ -138,6 +156,10 @@ def what(step):
         return f"current -> {r['current']}, restarted{failed}"
     if tool == "ugw-wait-healthy":
         return f"healthy: {r['targets'][0]['body_excerpt']}"
+    if tool == "ugw-verify":
+        rows = ", ".join(f"{c['check']} {c['measure']} {c['baseline']:.4g} -> {c['current']:.4g}" for c in r.get("comparison", []))
+        compared = f"; compared with the baseline: {rows}" if rows else ""
+        return f"{r['mode']}: {r['passed']} checks passed{compared}"
     return ""
 
 for path in sys.argv[1:]:

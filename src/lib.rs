@@ -10,8 +10,10 @@ pub fn tools() -> Vec<Tool> {
         ugw_backup::tool(),
         ugw_fetch::tool(),
         ugw_swap::tool(),
+        ugw_drain::tool(),
         ugw_migrate::tool(),
         ugw_wait_healthy::tool(),
+        ugw_verify::tool(),
     ]
 }
 

@@ -34,7 +34,7 @@ fn the_demo_upgrades_then_rolls_a_failed_release_back() {
 
     // v2 went in through the whole pipeline and answered its version.
     let v2 = summary("v2.json:");
-    assert!(v2[0].starts_with("v2.json: ok, 7 steps"), "{v2:#?}");
+    assert!(v2[0].starts_with("v2.json: ok, 9 steps"), "{v2:#?}");
     assert!(
         v2.iter()
             .any(|line| line.ends_with(r#"healthy: {"status":"ok","version":"v2.0.0"}"#)),
@@ -51,9 +51,22 @@ fn the_demo_upgrades_then_rolls_a_failed_release_back() {
         "ugw-migrate",
         "ugw-swap",
         "ugw-wait-healthy",
+        "ugw-verify",
     ] {
         assert!(has(&v2, tool, "ok"), "{tool} in {v2:#?}");
     }
+    // A baseline before the upgrade, and a comparison with it after.
+    assert!(
+        v2.iter()
+            .any(|line| line.contains("ugw-verify") && line.ends_with("baseline: 2 checks passed")),
+        "{v2:#?}"
+    );
+    assert!(
+        v2.iter().any(|line| line
+            .contains("verify: 6 checks passed; compared with the baseline: work p95_ms")
+            && line.contains("memory memory_bytes")),
+        "{v2:#?}"
+    );
     // v3 failed at its health check; the rollback, the restore and the health check on v2 ran.
     let v3 = summary("v3.json:");
     assert!(v3[0].starts_with("v3.json: FAILED, 9 steps"), "{v3:#?}");

@@ -10,7 +10,9 @@ mod kit;
 
 use docs::stage::{ANSIBLE_HOST, ANSIBLE_VERSION, ENVIRONMENT, SECRET, STAND_INS, Stage};
 use docs::{Example, Kind};
-use kit::{Outcome, Record, parse_record};
+use kit::haproxy::{HaProxy, Server};
+use kit::nginx::Nginx;
+use kit::{DemoApp, Outcome, Record, parse_record};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
@@ -27,6 +29,8 @@ const OWN_TESTS: &[(&str, &str)] = &[
     ("make ", "the_project_commands"),
     ("cargo install", "the_project_commands"),
     ("ugw-backup", "backup_examples_run_in_order"),
+    ("ugw-drain", "drain_examples_run_in_order"),
+    ("smoke.json", "verify_examples_run_in_order"),
 ];
 
 /// What `ugw-backup`'s examples name, and what stands in for it (besides [`STAND_INS`]).
@@ -37,6 +41,23 @@ const BACKUP_STAND_INS: &[(&str, &str)] = &[
     ),
     ("/var/backups/app", "a folder in the stage"),
     ("/tmp/restored", "a folder in the stage"),
+];
+
+/// What `ugw-drain`'s examples name, and what stands in for it (besides [`STAND_INS`]).
+const DRAIN_STAND_INS: &[(&str, &str)] = &[
+    (
+        "/run/haproxy/admin.sock",
+        "the admin socket of an HAProxy whose backend app has node1 (the demo service, checked)",
+    ),
+    (
+        "tcp:10.0.0.2:9999",
+        "tcp:127.0.0.1:PORT: the runtime API of a second such HAProxy",
+    ),
+    ("/run/app/drain", "a path in the stage"),
+    (
+        "/run/nginx.pid",
+        "the pid file of an nginx started for the example",
+    ),
 ];
 
 /// How long a play or a job may take: ansible-playbook starts a Python per task.
@@ -558,6 +579,144 @@ fn backup_examples_run_in_order() {
         .join(app.strip_prefix("/").unwrap())
         .join("data/state");
     assert_eq!(std::fs::read_to_string(restored).unwrap(), "backed up\n");
+}
+
+/// `ugw-drain`'s examples, in their order, on one stage of two HAProxy instances, the demo
+/// service and nginx: the undo reads the record the drain wrote.
+#[test]
+fn drain_examples_run_in_order() {
+    // A whole pipeline (with ugw-backup) is the backup test's.
+    let examples: Vec<Example> = runnable_examples_with("ugw-drain --")
+        .into_iter()
+        .filter(|e| own_test(e).is_some_and(|(_, test)| test == "drain_examples_run_in_order"))
+        .collect();
+    let Some(first) = examples.first() else {
+        return;
+    };
+    if !(HaProxy::available() && Nginx::available()) {
+        return;
+    }
+    // One stage for them all, with what any of them names.
+    let all = Example {
+        text: examples.iter().map(|e| e.text.as_str()).collect(),
+        ..first.clone()
+    };
+    let Some(stage) = Stage::new(&all, &[]) else {
+        return;
+    };
+    eprintln!("drain stand-ins: {DRAIN_STAND_INS:#?}");
+    let node1 = DemoApp::start(&[]);
+    let servers = [Server::new("node1", &node1.addr(), true)];
+    let a = HaProxy::start(&servers);
+    let b = HaProxy::start_with(
+        &servers,
+        &kit::haproxy::Options {
+            tcp_socket: true,
+            ..kit::haproxy::Options::default()
+        },
+    );
+    let mut nginx = Nginx::start(None);
+    let root = stage.dir.path();
+    let flag = root.join("run-app-drain");
+    let pidfile = nginx.pidfile();
+    let place = |text: &str| {
+        stage
+            .substitute(text)
+            .replace(
+                "/run/haproxy/admin.sock",
+                a.admin_socket().to_str().unwrap(),
+            )
+            .replace(
+                "tcp:10.0.0.2:9999",
+                &format!("tcp:127.0.0.1:{}", b.api_port.unwrap()),
+            )
+            .replace("/run/app/drain", flag.to_str().unwrap())
+            .replace("/run/nginx.pid", pidfile.to_str().unwrap())
+    };
+    for h in [&a, &b] {
+        assert!(
+            h.wait_status("node1", "UP", Duration::from_secs(5)),
+            "{}",
+            h.log()
+        );
+    }
+    for example in &examples {
+        stage.describe(example);
+        let mut bash = stage.command("bash");
+        bash.arg("-c").arg(place(&example.text));
+        let out = kit::run(bash);
+        out.assert_code(0);
+        let text = &example.text;
+        if text.contains("--undo") {
+            assert_eq!(a.status("node1"), "UP", "{}", example.source);
+        } else if text.contains("--haproxy") {
+            assert_eq!(a.status("node1"), "DRAIN", "{}", example.source);
+        } else if text.contains("--flag-file") {
+            assert!(flag.exists(), "{}", example.source);
+        } else if text.contains("--signal") {
+            assert!(
+                nginx.wait_exit(Duration::from_secs(1)).is_some(),
+                "{}",
+                example.source
+            );
+        }
+    }
+    assert_eq!(b.status("node1"), "DRAIN");
+}
+
+/// `ugw-verify`'s examples with a checks file, in their order, on one stage: a smoke.json
+/// written for the demo service there (ready, an item created, read back and deleted, the
+/// service's own metrics measured), a baseline taken, then compared with.
+#[test]
+fn verify_examples_run_in_order() {
+    let examples = runnable_examples_with("smoke.json");
+    let Some(first) = examples.first() else {
+        return;
+    };
+    let Some(stage) = Stage::new(first, &[]) else {
+        return;
+    };
+    let demo = kit::DemoApp::start(&[]);
+    let url = &demo.url;
+    let smoke = serde_json::json!({"checks": [
+        {"name": "ready", "type": "http", "url": format!("{url}/health/ready"), "expect": [".status == \"ok\""]},
+        {"name": "create", "type": "http", "method": "POST", "url": format!("{url}/items"),
+         "body": {"name": "smoke"}, "status": 201, "capture": {"item": ".id"}},
+        {"name": "read", "type": "http", "url": format!("{url}/items/${{capture:item}}")},
+        {"name": "delete", "type": "http", "method": "DELETE", "url": format!("{url}/items/${{capture:item}}"),
+         "after": ["read"], "always": true, "status": "2xx"},
+        {"name": "server", "type": "metrics", "url": format!("{url}/metrics"), "after": ["delete"],
+         "measure": ["latency", "errors", "memory"], "min_samples": 3,
+         "assert": ["process_resident_memory_bytes <= 512MiB"]},
+    ]});
+    let root = stage.dir.path();
+    std::fs::write(root.join("smoke.json"), smoke.to_string()).unwrap();
+    eprintln!("verify stand-ins: smoke.json is {smoke:#}");
+    for example in &examples {
+        let out = run_shell(&stage, example);
+        out.assert_code(0);
+        let record = record_of(&stage, example, &out);
+        assert_all_ok(&record, example);
+        let result = &record.steps.last().unwrap().result;
+        assert_eq!(
+            result["failed"],
+            serde_json::json!([]),
+            "{}: {result:#}",
+            example.source
+        );
+        if example.text.contains("--compare") {
+            let rows = result["comparison"].as_array().unwrap();
+            assert_eq!(rows.len(), 3, "p95, error ratio and memory: {result:#}");
+        }
+    }
+    let junit = std::fs::read_to_string(root.join("verify-junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), 5, "{junit}");
+    assert!(root.join("baseline.json").exists());
+    assert!(
+        demo.log().contains("DELETE /items/"),
+        "the cleanup ran: {}",
+        demo.log()
+    );
 }
 
 /// The runnable examples with `key` (each text once). None at all means a document changed

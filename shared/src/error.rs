@@ -76,6 +76,8 @@ error_kinds! {
         "the destination file system has no room for what was to be written; nothing was replaced";
     Network => "network", exit::FAILED,
         "a remote end could not be reached or broke off (name resolution, refused, reset, TLS)";
+    Refused => "refused", exit::FAILED,
+        "a remote end refused a change it was asked for (an HAProxy socket without admin level, a drain endpoint answering an error); what the step had changed elsewhere was put back";
     NotFound => "not_found", exit::FAILED,
         "what the job works on (a file, a remote object, a server, a version) does not exist";
     ChecksumMismatch => "checksum_mismatch", exit::FAILED,

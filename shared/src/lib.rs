@@ -9,11 +9,14 @@ pub mod ctx;
 pub mod db;
 pub mod digest;
 pub mod error;
+pub mod haproxy;
 pub mod http;
 pub mod input;
 pub mod jq;
 pub mod lock;
 pub mod poll;
+#[cfg(target_os = "linux")]
+pub mod proc_net;
 #[cfg(target_os = "linux")]
 pub mod process;
 #[cfg(target_os = "linux")]

@@ -185,11 +185,18 @@ impl Record {
     /// what a tool produced, `Failed` for what a rollback must undo.
     #[must_use]
     pub fn last_step(&self, tool: &str, status: Status) -> Option<&Step> {
+        self.last_step_among(tool, &[status])
+    }
+
+    /// The last step of `tool` with any of these statuses that really ran: `ugw-drain --undo`
+    /// puts back a drain that succeeded or one that timed out leaving the node drained.
+    #[must_use]
+    pub fn last_step_among(&self, tool: &str, statuses: &[Status]) -> Option<&Step> {
         let (index, _) = self
             .steps
             .heads()
             .enumerate()
-            .rfind(|(_, h)| h.tool == tool && h.status == status && !h.dry_run)?;
+            .rfind(|(_, h)| h.tool == tool && statuses.contains(&h.status) && !h.dry_run)?;
         self.steps.get(index)
     }
 
@@ -208,7 +215,12 @@ impl Record {
     /// rollback reads the result of a *failed* swap). A step without a result is `None`; a
     /// result that does not have the shape of `T` is a bad record, not a silent `None`.
     pub fn last_result_with<T: ToolResult>(&self, status: Status) -> Result<Option<T>> {
-        let Some(step) = self.last_step(T::TOOL, status) else {
+        self.last_result_among(&[status])
+    }
+
+    /// The result of the last real step with any of these statuses of the tool that writes `T`.
+    pub fn last_result_among<T: ToolResult>(&self, statuses: &[Status]) -> Result<Option<T>> {
+        let Some(step) = self.last_step_among(T::TOOL, statuses) else {
             return Ok(None);
         };
         if step.result.is_null() {
@@ -677,6 +689,30 @@ mod tests {
                 .last_result_with::<Fetched>(Status::Skipped)
                 .unwrap()
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn the_last_step_among_statuses_is_the_latest_of_any_of_them() {
+        let text = format!(
+            r#"{{"ugw":1,"run":"r","steps":[{{"tool":"ugw-fetch","status":"ok","result":{}}},{{"tool":"ugw-fetch","status":"failed","exit":1,"result":{}}},{{"tool":"ugw-fetch","status":"skipped","exit":1}}]}}"#,
+            fetched("v1"),
+            fetched("v2")
+        );
+        let record = Record::parse(text.as_bytes()).unwrap();
+        let both: Fetched = record
+            .last_result_among(&[Status::Ok, Status::Failed])
+            .unwrap()
+            .unwrap();
+        assert_eq!(both.version.as_deref(), Some("v2"));
+        let ok: Fetched = record.last_result_among(&[Status::Ok]).unwrap().unwrap();
+        assert_eq!(ok.version.as_deref(), Some("v1"));
+        assert_eq!(
+            record
+                .last_step_among("ugw-fetch", &[Status::Skipped, Status::Ok])
+                .unwrap()
+                .status,
+            Status::Skipped
         );
     }
 

@@ -240,6 +240,147 @@ pub struct RestartRun {
     pub output: String,
 }
 
+/// What `ugw-drain` did (or, with `undo`, undid): `ugw-drain --undo` without method flags
+/// reads the last one to know what to put back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Drained {
+    pub method: DrainMethod,
+    /// `BACKEND/SERVER` (HAProxy).
+    pub server: Option<String>,
+    /// The node's state before the step: HAProxy's admin state (`ready`, `drain`, `maint`),
+    /// `running`/`gone` for a process, `present`/`absent` for a flag file, `posted` for a hook.
+    pub state_before: Option<String>,
+    pub state_after: Option<String>,
+    /// Work in flight when the wait began and when it ended (`None`: not measured).
+    pub inflight_start: Option<u64>,
+    pub inflight_end: Option<u64>,
+    /// In-flight readings taken.
+    pub readings: u64,
+    /// From the change to the end of the wait.
+    pub waited_ms: u64,
+    /// The deadline passed and `--on-timeout proceed` went on anyway.
+    pub forced: bool,
+    pub changed: bool,
+    /// This step put the node back (`--undo`).
+    pub undo: bool,
+    /// What the drain escalated to when in-flight work did not end in time: `maint`
+    /// (`--maint-after`), `TERM` or `KILL` (`--on-timeout escalate`).
+    pub escalated: Option<String>,
+    /// The HAProxy runtime API endpoints, and each one's admin state before the step.
+    pub sockets: Vec<String>,
+    pub states_before: Vec<String>,
+    pub flag_file: Option<String>,
+    pub http_post: Option<String>,
+    pub pid: Option<i32>,
+    /// What in-flight work was measured by: `haproxy scur+qcur`, `metric URL#NAME`, `port N`.
+    pub inflight_source: Option<String>,
+}
+
+impl ToolResult for Drained {
+    const TOOL: &'static str = "ugw-drain";
+}
+
+/// How `ugw-drain` takes a node out of traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainMethod {
+    Haproxy,
+    Signal,
+    FlagFile,
+    HttpPost,
+}
+
+/// What `ugw-verify` found: every check, and with `--compare` how it measures against the
+/// baseline; a `baseline` step also keeps the observations later runs compare with.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Verified {
+    /// `verify`, or `baseline` for a step that took one.
+    pub mode: String,
+    pub passed: u64,
+    /// The names of the checks that did not pass (failed, skipped or short of data).
+    pub failed: Vec<String>,
+    pub checks: Vec<CheckResult>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comparison: Vec<Comparison>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<VerifyBaseline>,
+}
+
+impl ToolResult for Verified {
+    const TOOL: &'static str = "ugw-verify";
+}
+
+/// One check as it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct CheckResult {
+    pub name: String,
+    /// `http`, `tls`, `cmd`, `metrics` or `versions`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub ok: bool,
+    /// `passed`, `failed`, `skipped` (a check it needs failed) or `insufficient_data`.
+    pub outcome: String,
+    pub expected: String,
+    pub observed: String,
+    pub elapsed_ms: u64,
+    /// Why it did not pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// What a measuring check measured (a baseline keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation: Option<Observation>,
+    /// The names of the values it captured for later checks (not the values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub captured: Vec<String>,
+}
+
+/// What a measuring check saw: from its own samples, or from the server's metrics over the
+/// check's window (counter and histogram deltas).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Observation {
+    /// `samples` or `metrics`.
+    pub source: String,
+    /// Requests the figures are drawn from.
+    pub requests: u64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    /// Failed requests (samples), or 5xx answers (metrics).
+    pub errors: Option<u64>,
+    /// `errors / requests`, 0 to 1.
+    pub error_ratio: Option<f64>,
+    pub memory_bytes: Option<f64>,
+    /// CPU seconds used per second of the window.
+    pub cpu_ratio: Option<f64>,
+    /// A counter went down during the window (the process restarted); its count since the
+    /// restart is used.
+    #[serde(default)]
+    pub counter_reset: bool,
+    pub window_ms: u64,
+}
+
+/// One line of the comparison with the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Comparison {
+    pub check: String,
+    /// `p95_ms`, `error_ratio` or `memory_bytes`.
+    pub measure: String,
+    pub baseline: Option<f64>,
+    pub current: Option<f64>,
+    /// The largest current value that passes.
+    pub limit: Option<f64>,
+    /// `passed`, `failed` or `insufficient_data`.
+    pub outcome: String,
+}
+
+/// The observations of a `baseline` step, by check name; also what `--save FILE` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct VerifyBaseline {
+    /// When it was taken (RFC 3339).
+    pub taken: String,
+    pub host: String,
+    pub checks: std::collections::BTreeMap<String, Observation>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,5 +538,42 @@ mod tests {
         );
         assert_eq!(serde_json::from_value::<Swapped>(written).unwrap(), swapped);
         assert_eq!(Swapped::TOOL, "ugw-swap");
+    }
+
+    #[test]
+    fn drained_field_names_are_pinned() {
+        let drained = Drained {
+            method: DrainMethod::FlagFile,
+            server: None,
+            state_before: Some("absent".into()),
+            state_after: Some("present".into()),
+            inflight_start: Some(2),
+            inflight_end: Some(0),
+            readings: 5,
+            waited_ms: 812,
+            forced: false,
+            changed: true,
+            undo: false,
+            escalated: None,
+            sockets: vec![],
+            states_before: vec![],
+            flag_file: Some("/run/app/drain".into()),
+            http_post: None,
+            pid: None,
+            inflight_source: Some("port 8080".into()),
+        };
+        let value = StepResult::typed(true, &drained).result;
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "method": "flag_file", "server": null, "state_before": "absent",
+                "state_after": "present", "inflight_start": 2, "inflight_end": 0,
+                "readings": 5, "waited_ms": 812, "forced": false, "changed": true,
+                "undo": false, "escalated": null, "sockets": [], "states_before": [],
+                "flag_file": "/run/app/drain", "http_post": null, "pid": null,
+                "inflight_source": "port 8080"
+            })
+        );
+        assert_eq!(serde_json::from_value::<Drained>(value).unwrap(), drained);
     }
 }

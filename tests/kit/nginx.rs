@@ -111,11 +111,17 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        // A killed master leaves its workers running (and holding the port): TERM makes it
+        // stop them first. KILL only when it does not exit in time.
         if let Some(mut child) = self.child.take() {
+            super::signal(child.id().cast_signed(), libc::SIGTERM);
+            let until = Instant::now() + Duration::from_secs(5);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
-        // Workers outlive a killed master for a moment; they exit once they see it gone.
     }
 }
 

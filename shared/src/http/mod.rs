@@ -10,6 +10,7 @@ mod transport;
 
 pub use client::{Body, HttpClient, HttpResponse, Request, RequestBody, Response};
 pub use config::{Header, HttpConfig};
+pub use tls::{PeerCertificate, peer_certificate};
 
 use crate::error::{Error, Result};
 use crate::scrub::Scrubber;

@@ -1,7 +1,8 @@
 //! `--cacert FILE` as curl reads it: the certificates in it are trusted as CAs, and one that
 //! is itself the server's certificate (a self-signed `openssl req -x509` one, which `WebPKI`
 //! refuses as `CaUsedAsEndEntity`) is trusted as that server's certificate. Also the words
-//! for TLS failures, naming the fix.
+//! for TLS failures, naming the fix, and [`peer_certificate`]: what a server presents, its
+//! expiry and names, judged but not refused (a certificate check reports an expired one).
 
 use crate::error::{Error, Result};
 use rustls::client::WebPkiServerVerifier;
@@ -10,11 +11,32 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The rustls configuration that trusts what `path` holds.
 pub(super) fn cacert_config(path: &Path) -> Result<Arc<ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = CacertVerifier::new(read_certs(path)?, &provider);
+    client_config(provider, Arc::new(verifier))
+}
+
+fn client_config(
+    provider: Arc<CryptoProvider>,
+    verifier: Arc<dyn ServerCertVerifier>,
+) -> Result<Arc<ClientConfig>> {
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .map_err(|e| Error::usage(format!("TLS set-up failed: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let pem = std::fs::read(path)
         .map_err(|e| Error::usage(format!("--cacert {}: cannot read it ({e})", path.display())))?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
@@ -26,15 +48,7 @@ pub(super) fn cacert_config(path: &Path) -> Result<Arc<ClientConfig>> {
             path.display()
         )));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = CacertVerifier::new(certs, &provider);
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(rustls::ALL_VERSIONS)
-        .map_err(|e| Error::usage(format!("TLS set-up failed: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(certs)
 }
 
 #[derive(Debug)]
@@ -158,4 +172,211 @@ pub(super) fn describe(err: &ureq::Error, authority: &str) -> Option<String> {
         ),
         other => format!("TLS with {authority} failed ({other}): {FIX}"),
     })
+}
+
+/// What a TLS server presented, and what a client would make of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCertificate {
+    /// Its `notAfter`, in seconds since the Unix epoch.
+    pub not_after: i64,
+    /// Whole days from now to `notAfter` (negative once it has expired).
+    pub days_left: i64,
+    pub subject: String,
+    /// Its DNS names and IP addresses (subject alternative names).
+    pub names: Vec<String>,
+    /// Whether it is valid for the server name asked for.
+    pub name_ok: bool,
+    /// Why a client would not trust it (unknown issuer, expired, wrong name); `None`: trusted.
+    pub untrusted: Option<String>,
+}
+
+/// Connect to `host:port`, shake hands as `server_name` and read the server's certificate,
+/// all before `until`. The chain is checked against `cacert` (as `--cacert` reads it) or the
+/// system's roots, and the verdict is reported, not enforced: the handshake goes on with an
+/// expired or unknown certificate so that its dates and names can be read. Nothing is sent
+/// over the connection after the handshake.
+pub fn peer_certificate(
+    host: &str,
+    port: u16,
+    server_name: &str,
+    cacert: Option<&Path>,
+    until: Instant,
+) -> std::result::Result<PeerCertificate, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let inner: Arc<dyn ServerCertVerifier> = match cacert {
+        Some(path) => Arc::new(CacertVerifier::new(
+            read_certs(path).map_err(|e| e.message)?,
+            &provider,
+        )),
+        None => Arc::new(
+            rustls_platform_verifier::Verifier::new(provider.clone())
+                .map_err(|e| format!("the system's certificate store: {e}"))?,
+        ),
+    };
+    let recording = Arc::new(Recording {
+        inner,
+        seen: Mutex::new(None),
+    });
+    let config = client_config(provider, recording.clone()).map_err(|e| e.message)?;
+    let name = ServerName::try_from(server_name.to_string())
+        .map_err(|_| format!("'{server_name}' is not a valid TLS server name"))?;
+    let mut stream = connect(host, port, until)?;
+    let mut conn = rustls::ClientConnection::new(config, name.clone())
+        .map_err(|e| format!("TLS set-up failed: {e}"))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut stream).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut
+            {
+                "no TLS handshake before the deadline".to_string()
+            } else {
+                format!("TLS handshake with {host}:{port} failed: {e}")
+            }
+        })?;
+    }
+    conn.send_close_notify();
+    let _ = conn.complete_io(&mut stream);
+    let (der, verdict) = recording
+        .seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+        .ok_or_else(|| format!("{host}:{port} presented no certificate"))?;
+    describe_certificate(&der, &name, verdict.err())
+}
+
+fn connect(host: &str, port: u16, until: Instant) -> std::result::Result<TcpStream, String> {
+    let addrs: Vec<_> = (host.trim_start_matches('[').trim_end_matches(']'), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    let mut last = format!("{host} has no address");
+    for addr in addrs {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "no connection to {host}:{port} before the deadline"
+            ));
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(stream) => {
+                let left = until
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1));
+                stream
+                    .set_read_timeout(Some(left))
+                    .and_then(|()| stream.set_write_timeout(Some(left)))
+                    .map_err(|e| e.to_string())?;
+                return Ok(stream);
+            }
+            Err(e) => last = format!("cannot connect to {addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+fn describe_certificate(
+    der: &CertificateDer<'_>,
+    name: &ServerName<'_>,
+    untrusted: Option<rustls::Error>,
+) -> std::result::Result<PeerCertificate, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| format!("the server's certificate does not parse: {e}"))?;
+    let not_after = cert.validity().not_after.timestamp();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let names = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => (*d).to_string(),
+                    x509_parser::extensions::GeneralName::IPAddress(ip) => ip_text(ip),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let name_ok = rustls::server::ParsedCertificate::try_from(der)
+        .and_then(|parsed| rustls::client::verify_server_name(&parsed, name))
+        .is_ok();
+    Ok(PeerCertificate {
+        not_after,
+        days_left: (not_after - now).div_euclid(86_400),
+        subject: cert.subject().to_string(),
+        names,
+        name_ok,
+        untrusted: untrusted.map(|e| e.to_string()),
+    })
+}
+
+fn ip_text(bytes: &[u8]) -> String {
+    match bytes.len() {
+        4 => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(bytes).expect("4 bytes")).to_string(),
+        16 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).expect("16 bytes")).to_string(),
+        _ => format!("{bytes:02x?}"),
+    }
+}
+
+/// Keeps what the real verifier said about the certificate, and lets the handshake go on
+/// whatever it said: the caller only reads the certificate and closes.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<dyn ServerCertVerifier>,
+    seen: Mutex<
+        Option<(
+            CertificateDer<'static>,
+            std::result::Result<(), rustls::Error>,
+        )>,
+    >,
+}
+
+impl ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let verdict = self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .map(|_| ());
+        *self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((end_entity.clone().into_owned(), verdict));
+        Ok(ServerCertVerified::assertion())
+    }
+
+    // The server must still prove it holds the certificate's key.
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }

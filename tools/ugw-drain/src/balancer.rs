@@ -1,0 +1,303 @@
+//! The HAProxy method: every instance is read first (a wrong name changes nothing), then set
+//! to drain (or maint), the ones already set put back if another refuses; then the wait for
+//! `scur + qcur` summed over the instances to be zero, escalating to maint after
+//! `--maint-after`. Undo restores the state each instance had before the drain, then waits
+//! until HAProxy sees the server fully UP.
+
+use crate::wait::{self, Waited};
+use crate::{Method, WaitPlan};
+use std::time::Instant;
+use ugw_shared::haproxy::{AdminState, Api, Endpoint, ServerView};
+use ugw_shared::results::{DrainMethod, Drained};
+use ugw_shared::{Ctx, Error, ErrorKind, Result};
+
+struct Target<'a> {
+    apis: Vec<Api>,
+    backend: &'a str,
+    server: &'a str,
+}
+
+impl Target<'_> {
+    fn name(&self) -> String {
+        format!("{}/{}", self.backend, self.server)
+    }
+
+    fn views(&self, until: Instant) -> Result<Vec<ServerView>> {
+        self.apis
+            .iter()
+            .map(|api| api.server(self.backend, self.server, until))
+            .collect()
+    }
+
+    fn in_flight(&self, until: Instant) -> Result<u64> {
+        Ok(self.views(until)?.iter().map(ServerView::in_flight).sum())
+    }
+
+    /// Set every instance whose state differs to its `wanted` state; if one refuses, put the
+    /// ones already changed back to `before` and fail. Whether anything changed.
+    fn set_all(
+        &self,
+        ctx: &Ctx,
+        before: &[AdminState],
+        wanted: &[AdminState],
+        until: Instant,
+    ) -> Result<bool> {
+        ctx.cancel.critical(|| {
+            let mut changed: Vec<usize> = Vec::new();
+            for (i, api) in self.apis.iter().enumerate() {
+                if before[i] == wanted[i] {
+                    continue;
+                }
+                if let Err(e) = api.set_state(self.backend, self.server, wanted[i], until) {
+                    for &j in &changed {
+                        let api: &Api = &self.apis[j];
+                        if let Err(back) =
+                            api.set_state(self.backend, self.server, before[j], until)
+                        {
+                            ctx.reporter
+                                .error(&format!("could not put it back: {back}"));
+                        } else {
+                            ctx.reporter.info(&format!(
+                                "{}: put back to {} on {}",
+                                self.name(),
+                                before[j].word(),
+                                api.endpoint
+                            ));
+                        }
+                    }
+                    return Err(put_back_error(e, !changed.is_empty()));
+                }
+                changed.push(i);
+            }
+            Ok(!changed.is_empty())
+        })
+    }
+}
+
+/// A refusal after other instances were changed is a failure (exit 1): the usage error of a
+/// name that does not exist stays a usage error.
+fn put_back_error(e: Error, others_changed: bool) -> Error {
+    if others_changed {
+        let message = format!(
+            "{} (the instances already changed were put back)",
+            e.message
+        );
+        Error { message, ..e }
+    } else {
+        e
+    }
+}
+
+fn target<'a>(
+    ctx: &Ctx,
+    method: &'a Method,
+) -> (
+    Target<'a>,
+    &'a [Endpoint],
+    AdminState,
+    Option<std::time::Duration>,
+) {
+    let Method::Haproxy {
+        sockets,
+        backend,
+        server,
+        state,
+        maint_after,
+    } = method
+    else {
+        unreachable!("called for the HAProxy method only")
+    };
+    let apis = sockets
+        .iter()
+        .map(|s| Api::new(s.clone(), ctx.cancel.clone()))
+        .collect();
+    (
+        Target {
+            apis,
+            backend,
+            server,
+        },
+        sockets,
+        *state,
+        *maint_after,
+    )
+}
+
+fn result(sockets: &[Endpoint], name: String, before: &[AdminState], undo: bool) -> Drained {
+    let mut drained = wait::blank(DrainMethod::Haproxy, undo);
+    drained.server = Some(name);
+    drained.sockets = sockets.iter().map(ToString::to_string).collect();
+    drained.states_before = before.iter().map(|s| s.word().to_string()).collect();
+    drained.state_before = before.first().map(|s| s.word().to_string());
+    drained.inflight_source = Some("haproxy scur+qcur".to_string());
+    drained
+}
+
+pub(crate) fn drain(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained> {
+    let (target, sockets, state, maint_after) = target(ctx, method);
+    let deadline = wait::deadline(ctx);
+    let views = target.views(deadline)?;
+    let before: Vec<AdminState> = views.iter().map(|v| v.admin).collect();
+    let mut drained = result(sockets, target.name(), &before, false);
+    let in_flight: u64 = views.iter().map(ServerView::in_flight).sum();
+    drained.inflight_start = Some(in_flight);
+    drained.inflight_end = Some(in_flight);
+    drained.readings = 1;
+    if ctx.dry_run {
+        drained.state_after.clone_from(&drained.state_before);
+        ctx.reporter.info(&format!(
+            "{}: {} ({}), {in_flight} in flight; would set {}",
+            target.name(),
+            drained.state_before.as_deref().unwrap_or("?"),
+            views.first().map_or("", |v| v.status.as_str()),
+            state.word()
+        ));
+        return Ok(drained);
+    }
+    ctx.reporter.warn(
+        "HAProxy forgets runtime server states on reload unless haproxy.cfg has \
+         'server-state-file' and 'load-server-state-from-file'",
+    );
+    let since = Instant::now();
+    let drain_all = vec![state; before.len()];
+    drained.changed = target
+        .set_all(ctx, &before, &drain_all, deadline)
+        .map_err(|e| e.with_result(serde_json::to_value(&drained).expect("serialises")))?;
+    drained.state_after = Some(state.word().to_string());
+    ctx.reporter.info(&format!(
+        "{}: {} on {} instance(s)",
+        target.name(),
+        state.word(),
+        before.len()
+    ));
+    let mut escalated = false;
+    let waited: Waited = wait::until_zero(
+        ctx,
+        plan,
+        &target.name(),
+        since,
+        |until| target.in_flight(until),
+        |elapsed| {
+            if escalated
+                || state == AdminState::Maint
+                || maint_after.is_none_or(|after| elapsed < after)
+            {
+                return Ok(());
+            }
+            escalated = true;
+            let current = vec![AdminState::Drain; before.len()];
+            let maint = vec![AdminState::Maint; before.len()];
+            target.set_all(ctx, &current, &maint, deadline)?;
+            ctx.reporter.info(&format!(
+                "{}: still busy after --maint-after: set to maint",
+                target.name()
+            ));
+            Ok(())
+        },
+    )
+    .map_err(|e| e.with_result(serde_json::to_value(&drained).expect("serialises")))?;
+    waited.into_result(&mut drained, since);
+    if escalated {
+        drained.escalated = Some("maint".to_string());
+        drained.state_after = Some("maint".to_string());
+    }
+    if waited.zero {
+        ctx.reporter.info(&format!("{}: drained", target.name()));
+        Ok(drained)
+    } else {
+        wait::timed_out(ctx, plan, drained, &target.name())
+    }
+}
+
+pub(crate) fn undo(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained> {
+    let (target, sockets, _, _) = target(ctx, method);
+    let deadline = wait::deadline(ctx);
+    let views = target.views(deadline)?;
+    let now: Vec<AdminState> = views.iter().map(|v| v.admin).collect();
+    let restore = states_to_restore(ctx, sockets, &target.name())?;
+    let mut drained = result(sockets, target.name(), &now, true);
+    drained.state_after = restore.first().map(|s| s.word().to_string());
+    if ctx.dry_run {
+        ctx.reporter.info(&format!(
+            "{}: {} ({}); would restore {}",
+            target.name(),
+            drained.state_before.as_deref().unwrap_or("?"),
+            views.first().map_or("", |v| v.status.as_str()),
+            drained.state_after.as_deref().unwrap_or("?")
+        ));
+        return Ok(drained);
+    }
+    let since = Instant::now();
+    drained.changed = target.set_all(ctx, &now, &restore, deadline)?;
+    // Each instance waited for only when it was put back to ready: one drained before the
+    // drain stays drained, and is not expected UP.
+    let mut readings = 0;
+    loop {
+        let views = target.views(deadline)?;
+        readings += 1;
+        let up = views
+            .iter()
+            .zip(&restore)
+            .all(|(v, r)| *r != AdminState::Ready || v.healthy_and_ready());
+        if up {
+            break;
+        }
+        if Instant::now() >= deadline {
+            drained.readings = readings;
+            drained.waited_ms = ugw_shared::time::millis(since.elapsed());
+            let statuses: Vec<&str> = views.iter().map(|v| v.status.as_str()).collect();
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{}: put back, but HAProxy does not see it UP by the deadline ({})",
+                    target.name(),
+                    statuses.join(", ")
+                ),
+            )
+            .with_result(serde_json::to_value(&drained).expect("serialises")));
+        }
+        ctx.cancel
+            .sleep_until((Instant::now() + plan.interval).min(deadline))?;
+    }
+    drained.readings = readings;
+    drained.waited_ms = ugw_shared::time::millis(since.elapsed());
+    ctx.reporter.info(&format!(
+        "{}: back to {} and UP",
+        target.name(),
+        drained.state_after.as_deref().unwrap_or("ready")
+    ));
+    Ok(drained)
+}
+
+/// What each instance was before the record's last drain of this server; `ready` for an
+/// instance it does not know (with a warning).
+fn states_to_restore(ctx: &Ctx, sockets: &[Endpoint], name: &str) -> Result<Vec<AdminState>> {
+    let last = ctx.record().last_result::<Drained>()?.filter(|d| {
+        d.method == DrainMethod::Haproxy && !d.undo && d.server.as_deref() == Some(name)
+    });
+    Ok(sockets
+        .iter()
+        .map(|socket| {
+            let socket = socket.to_string();
+            let known = last.as_ref().and_then(|d| {
+                let i = d.sockets.iter().position(|s| *s == socket)?;
+                parse_state(d.states_before.get(i)?)
+            });
+            known.unwrap_or_else(|| {
+                ctx.reporter.warn(&format!(
+                    "no earlier drain of {name} on {socket} in the record: putting it back to ready"
+                ));
+                AdminState::Ready
+            })
+        })
+        .collect())
+}
+
+fn parse_state(word: &str) -> Option<AdminState> {
+    match word {
+        "ready" => Some(AdminState::Ready),
+        "drain" => Some(AdminState::Drain),
+        "maint" => Some(AdminState::Maint),
+        _ => None,
+    }
+}

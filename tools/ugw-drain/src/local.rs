@@ -1,0 +1,246 @@
+//! The flag file and drain endpoint methods: tell the node itself to leave traffic (a file the
+//! balancer's health check fails on, or the application's own endpoint), give the balancer
+//! `--lb-grace` to notice, then wait until the application's in-flight gauge, or the
+//! ESTABLISHED connections to its port, reach zero.
+
+use crate::wait;
+use crate::{Gauge, Method, WaitPlan};
+use clap::ArgMatches;
+use std::path::Path;
+use std::time::Instant;
+use ugw_shared::http::{HttpClient, Request};
+use ugw_shared::prometheus::{self, Selector};
+use ugw_shared::results::{DrainMethod, Drained};
+use ugw_shared::{Ctx, Error, ErrorKind, Result};
+
+/// Answers of a drain endpoint beyond this are not read.
+const HOOK_BODY_LIMIT: usize = 64 * 1024;
+
+pub(crate) fn drain(
+    ctx: &Ctx,
+    matches: &ArgMatches,
+    method: &Method,
+    plan: WaitPlan,
+) -> Result<Drained> {
+    let (mut drained, gauge, lb_grace) = match method {
+        Method::FlagFile {
+            path,
+            gauge,
+            lb_grace,
+        } => {
+            let mut drained = wait::blank(DrainMethod::FlagFile, false);
+            drained.flag_file = Some(path.display().to_string());
+            drained.state_before = Some(presence(path)?.to_string());
+            (drained, gauge, *lb_grace)
+        }
+        Method::HttpPost {
+            url,
+            gauge,
+            lb_grace,
+        } => {
+            let mut drained = wait::blank(DrainMethod::HttpPost, false);
+            ugw_shared::http::check_url(url, ctx.scrubber())?;
+            drained.http_post = Some(url.clone());
+            (drained, gauge, *lb_grace)
+        }
+        _ => unreachable!("called for the flag file and drain endpoint methods only"),
+    };
+    let Some(gauge) = gauge else {
+        return Err(Error::usage(
+            "--flag-file and --http-post need --inflight-metric URL#NAME or --port N to know when work is done",
+        ));
+    };
+    let client = ctx.http_client(matches)?;
+    let reader = Reader::new(gauge, &client, ctx)?;
+    drained.inflight_source = Some(reader.source());
+    // Read once before changing anything: a gauge that cannot be read fails the step with
+    // the node still in traffic.
+    let count = reader.read(wait::deadline(ctx))?;
+    if ctx.dry_run {
+        drained.inflight_start = Some(count);
+        drained.inflight_end = Some(count);
+        drained.readings = 1;
+        drained.state_after.clone_from(&drained.state_before);
+        ctx.reporter
+            .info(&format!("{count} in flight; would drain"));
+        return Ok(drained);
+    }
+    let since = Instant::now();
+    match method {
+        Method::FlagFile { path, .. } => {
+            if drained.state_before.as_deref() == Some("absent") {
+                ugw_shared::atomic::write_atomic(path, b"drained by ugw-drain\n")?;
+                drained.changed = true;
+                ctx.reporter.info(&format!("created {}", path.display()));
+            }
+            drained.state_after = Some("present".to_string());
+        }
+        Method::HttpPost { url, .. } => {
+            post(ctx, &client, url)?;
+            drained.changed = true;
+            drained.state_after = Some("posted".to_string());
+        }
+        _ => unreachable!(),
+    }
+    let deadline = wait::deadline(ctx);
+    if drained.changed && !lb_grace.is_zero() {
+        ctx.reporter.info(&format!(
+            "waiting {} for the balancer to notice",
+            ugw_shared::time::human(lb_grace)
+        ));
+        ctx.cancel
+            .sleep_until((Instant::now() + lb_grace).min(deadline))?;
+    }
+    let waited = wait::until_zero(
+        ctx,
+        plan,
+        "node",
+        since,
+        |until| reader.read(until),
+        |_| Ok(()),
+    )
+    .map_err(|e| e.with_result(serde_json::to_value(&drained).expect("serialises")))?;
+    waited.into_result(&mut drained, since);
+    if waited.zero {
+        ctx.reporter.info("drained");
+        Ok(drained)
+    } else {
+        wait::timed_out(ctx, plan, drained, "node")
+    }
+}
+
+pub(crate) fn undo(ctx: &Ctx, matches: &ArgMatches, method: &Method) -> Result<Drained> {
+    match method {
+        Method::FlagFile { path, .. } => {
+            let mut drained = wait::blank(DrainMethod::FlagFile, true);
+            drained.flag_file = Some(path.display().to_string());
+            let before = presence(path)?;
+            drained.state_before = Some(before.to_string());
+            drained.state_after = Some("absent".to_string());
+            if ctx.dry_run {
+                drained.state_after.clone_from(&drained.state_before);
+                return Ok(drained);
+            }
+            if before == "present" {
+                std::fs::remove_file(path)
+                    .map_err(|e| Error::io(format!("cannot remove {}", path.display()), &e))?;
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    ugw_shared::atomic::sync_dir(dir)?;
+                }
+                drained.changed = true;
+                ctx.reporter.info(&format!("removed {}", path.display()));
+            }
+            Ok(drained)
+        }
+        Method::HttpPost { url, .. } => {
+            ugw_shared::http::check_url(url, ctx.scrubber())?;
+            let mut drained = wait::blank(DrainMethod::HttpPost, true);
+            drained.http_post = Some(url.clone());
+            if !ctx.dry_run {
+                post(ctx, &ctx.http_client(matches)?, url)?;
+                drained.changed = true;
+                drained.state_after = Some("posted".to_string());
+            }
+            Ok(drained)
+        }
+        _ => unreachable!("called for the flag file and drain endpoint methods only"),
+    }
+}
+
+/// Whether the flag file is there; a symlink counts as there (the balancer's check follows
+/// it), anything unreadable is an error.
+fn presence(path: &Path) -> Result<&'static str> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok("present"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("absent"),
+        Err(e) => Err(Error::io(format!("cannot look at {}", path.display()), &e)),
+    }
+}
+
+/// POST to the application's endpoint; anything but a 2xx fails the step.
+fn post(ctx: &Ctx, client: &HttpClient, url: &str) -> Result<()> {
+    let request = Request::new(ugw_shared::http::Method::POST, url);
+    let response = client
+        .fetch_request(request, wait::deadline(ctx), HOOK_BODY_LIMIT, &ctx.cancel)
+        .map_err(|e| {
+            ctx.cancel
+                .check()
+                .err()
+                .unwrap_or_else(|| Error::new(ErrorKind::Network, format!("POST {url}: {e}")))
+        })?;
+    if !(200..300).contains(&response.status) {
+        return Err(Error::new(
+            ErrorKind::Refused,
+            format!(
+                "POST {url} answered {} {}: the application did not take the drain",
+                response.status, response.reason
+            ),
+        ));
+    }
+    ctx.reporter
+        .info(&format!("POST {url}: {}", response.status));
+    Ok(())
+}
+
+/// Reads the work in flight one way.
+struct Reader<'a> {
+    gauge: &'a Gauge,
+    selector: Option<Selector>,
+    client: &'a HttpClient,
+    ctx: &'a Ctx,
+}
+
+impl<'a> Reader<'a> {
+    fn new(gauge: &'a Gauge, client: &'a HttpClient, ctx: &'a Ctx) -> Result<Self> {
+        let selector = match gauge {
+            Gauge::Metric { url, selector, .. } => {
+                ugw_shared::http::check_url(url, ctx.scrubber())?;
+                Some(Selector::parse(selector).map_err(Error::usage)?)
+            }
+            Gauge::Port(_) => None,
+        };
+        Ok(Reader {
+            gauge,
+            selector,
+            client,
+            ctx,
+        })
+    }
+
+    fn source(&self) -> String {
+        match self.gauge {
+            Gauge::Metric { url, selector, .. } => format!("metric {url}#{selector}"),
+            Gauge::Port(port) => format!("port {port}"),
+        }
+    }
+
+    fn read(&self, until: Instant) -> Result<u64> {
+        match (self.gauge, &self.selector) {
+            (Gauge::Metric { url, floor, .. }, Some(selector)) => {
+                let exposition = prometheus::scrape(self.client, url, until, &self.ctx.cancel)
+                    .map_err(|e| {
+                        self.ctx.cancel.check().err().unwrap_or_else(|| {
+                            let kind = if Instant::now() >= until {
+                                ErrorKind::Timeout
+                            } else {
+                                ErrorKind::Network
+                            };
+                            Error::new(kind, e)
+                        })
+                    })?;
+                let Some(value) = exposition.sum(selector) else {
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "{url} has no sample of {selector}: is --inflight-metric the right gauge?"
+                        ),
+                    ));
+                };
+                Ok((value.max(0.0).round() as u64).saturating_sub(*floor))
+            }
+            (Gauge::Port(port), _) => ugw_shared::proc_net::established_on_port(*port)
+                .map_err(|e| Error::io("cannot read /proc/net/tcp", &e)),
+            (Gauge::Metric { .. }, None) => unreachable!("a metric gauge always has its selector"),
+        }
+    }
+}

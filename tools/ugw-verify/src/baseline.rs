@@ -1,0 +1,156 @@
+//! Baselines: which checks a baseline runs, where `--compare` finds the one it compares with,
+//! the tolerances, and what a comparison does to the checks it judges.
+
+use crate::check::Verdict;
+use crate::compare::{self, Tolerances};
+use crate::spec::{self, Check};
+use crate::table;
+use clap::ArgMatches;
+use std::path::PathBuf;
+use std::time::Duration;
+use ugw_shared::record::Status;
+use ugw_shared::results::{CheckResult, Comparison, ToolResult as _, Verified, VerifyBaseline};
+use ugw_shared::{Ctx, Error, Result};
+
+/// The measuring checks and everything they wait for; nothing else is run for a baseline.
+pub fn measuring_only(checks: Vec<Check>) -> Result<Vec<Check>> {
+    let mut keep: Vec<bool> = checks.iter().map(Check::is_measuring).collect();
+    if !keep.iter().any(|k| *k) {
+        return Err(Error::usage(
+            "baseline needs a measuring check: an http check with samples, or a metrics check with measure",
+        ));
+    }
+    // Until nothing changes: a kept check keeps what it names in `after` and what it reads.
+    loop {
+        let mut changed = false;
+        for i in 0..checks.len() {
+            if !keep[i] {
+                continue;
+            }
+            let reads = checks[i].reads_captures();
+            for (j, other) in checks.iter().enumerate() {
+                let needed = checks[i].after.contains(&other.name)
+                    || spec::captures(other).any(|n| reads.iter().any(|r| r == n));
+                if needed && !keep[j] {
+                    keep[j] = true;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    Ok(checks
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(c, _)| c)
+        .collect())
+}
+
+/// The baseline to compare with: `--baseline FILE`, else the last ok baseline step of the
+/// record. Without one, nothing is run (exit 2): a comparison with nothing is no pass.
+pub fn find(ctx: &Ctx, m: &ArgMatches, checks: &[Check]) -> Result<VerifyBaseline> {
+    if !checks.iter().any(Check::is_measuring) {
+        return Err(Error::usage(
+            "--compare needs a measuring check: an http check with samples, or a metrics check with measure",
+        ));
+    }
+    if let Some(path) = m.get_one::<PathBuf>("baseline") {
+        let bytes = ugw_shared::atomic::read_capped(path, 16 << 20).map_err(|e| {
+            Error::usage(format!(
+                "--baseline {}: cannot read it ({e})",
+                path.display()
+            ))
+        })?;
+        return serde_json::from_slice(&bytes).map_err(|e| {
+            Error::usage(format!(
+                "--baseline {}: not a baseline written by `ugw-verify baseline --save` ({e})",
+                path.display()
+            ))
+        });
+    }
+    let steps = &ctx.record().steps;
+    (0..steps.len())
+        .rev()
+        .filter_map(|i| steps.get(i))
+        .filter(|s| s.tool == Verified::TOOL && s.status == Status::Ok && !s.dry_run)
+        .find_map(|s| serde_json::from_value::<VerifyBaseline>(s.result.get("baseline")?.clone()).ok())
+        .ok_or_else(|| {
+            Error::usage(
+                "--compare: the record has no ok `ugw-verify baseline` step; take one before the upgrade, or give --baseline FILE",
+            )
+        })
+}
+
+/// The comparison rows of every measuring check; a failed row fails its check, a row that
+/// cannot be judged makes a passing check `insufficient_data`.
+pub fn apply(
+    results: &mut [CheckResult],
+    baseline: &VerifyBaseline,
+    tolerances: &Tolerances,
+) -> Vec<Comparison> {
+    let mut all = Vec::new();
+    for result in results.iter_mut().filter(|r| r.ok) {
+        let Some(observation) = &result.observation else {
+            continue;
+        };
+        let rows = compare::compare(&result.name, observation, baseline, tolerances);
+        let failed: Vec<String> = rows
+            .iter()
+            .filter(|r| r.outcome == "failed")
+            .map(|r| {
+                format!(
+                    "{} {} -> {}, over the limit {}",
+                    r.measure,
+                    table::shown(&r.measure, r.baseline.unwrap_or_default()),
+                    table::shown(&r.measure, r.current.unwrap_or_default()),
+                    table::shown(&r.measure, r.limit.unwrap_or_default())
+                )
+            })
+            .collect();
+        let unknown: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.outcome == "insufficient_data")
+            .map(|r| r.measure.as_str())
+            .collect();
+        if !failed.is_empty() {
+            result.ok = false;
+            result.outcome = Verdict::Failed.word().into();
+            result.message = Some(format!("worse than the baseline: {}", failed.join("; ")));
+        } else if !unknown.is_empty() {
+            result.ok = false;
+            result.outcome = Verdict::Insufficient.word().into();
+            result.message = Some(format!(
+                "no baseline figure to compare {} with",
+                unknown.join(", ")
+            ));
+        }
+        all.extend(rows);
+    }
+    all
+}
+
+/// The tolerances of `--compare`.
+pub fn tolerances(m: &ArgMatches) -> Tolerances {
+    let fraction = |id: &str| m.get_one::<f64>(id).copied().unwrap_or_default();
+    Tolerances {
+        latency: fraction("latency-tolerance"),
+        latency_floor: m
+            .get_one::<Duration>("latency-floor")
+            .copied()
+            .unwrap_or_default(),
+        errors: fraction("error-tolerance"),
+        memory: fraction("memory-tolerance"),
+        memory_floor: fraction("memory-floor"),
+    }
+}
+
+/// `--memory-floor`: a size such as `8MiB` (plain numbers are bytes).
+pub fn memory_floor(text: &str) -> std::result::Result<f64, String> {
+    crate::metrics::parse_value(text)
+        .ok()
+        .filter(|v| *v >= 0.0)
+        .ok_or_else(|| format!("'{text}' is not a size such as 8MiB"))
+}

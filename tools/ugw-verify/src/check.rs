@@ -1,0 +1,466 @@
+//! Running one check: what it expected, what it observed, and whether that passed. HTTP
+//! checks are here; the other types have files of their own. A check runs on a thread of its
+//! own and keeps its deadline itself (the client and the runner are given it).
+
+use crate::spec::{Check, HttpCheck, Kind, Samples};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use ugw_shared::cancel::Cancel;
+use ugw_shared::http::{HttpClient, HttpResponse, Request};
+use ugw_shared::jq::{JqExpr, JqInput, parse_json};
+use ugw_shared::poll::Attempt;
+use ugw_shared::results::Observation;
+use ugw_shared::scrub::{Scrubber, excerpt};
+use ugw_shared::time::{human, millis};
+
+/// How much of a body is read for the assertions.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+/// How much of a body or output goes into a message.
+pub const QUOTE_BYTES: usize = 80;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Passed,
+    Failed,
+    /// Too few samples to judge: never a pass.
+    Insufficient,
+    /// Not run: a check it needs did not pass, or a value it needs was not captured.
+    Skipped,
+}
+
+impl Verdict {
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Passed => "passed",
+            Verdict::Failed => "failed",
+            Verdict::Insufficient => "insufficient_data",
+            Verdict::Skipped => "skipped",
+        }
+    }
+}
+
+/// What one check found.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub expected: String,
+    pub observed: String,
+    pub message: Option<String>,
+    pub observation: Option<Observation>,
+    pub captured: Vec<(String, String)>,
+}
+
+impl Outcome {
+    pub fn passed(expected: String, observed: String) -> Self {
+        Outcome {
+            verdict: Verdict::Passed,
+            expected,
+            observed,
+            message: None,
+            observation: None,
+            captured: Vec::new(),
+        }
+    }
+
+    pub fn failed(expected: String, observed: String, why: String) -> Self {
+        Outcome {
+            verdict: Verdict::Failed,
+            message: Some(why),
+            ..Outcome::passed(expected, observed)
+        }
+    }
+
+    pub fn insufficient(expected: String, observed: String, why: String) -> Self {
+        Outcome {
+            verdict: Verdict::Insufficient,
+            ..Outcome::failed(expected, observed, why)
+        }
+    }
+
+    pub fn skipped(why: String) -> Self {
+        Outcome {
+            verdict: Verdict::Skipped,
+            ..Outcome::failed(String::new(), "not run".into(), why)
+        }
+    }
+
+    #[must_use]
+    pub fn observed_as(mut self, observation: Option<Observation>) -> Self {
+        self.observation = observation;
+        self
+    }
+}
+
+/// What every check may need, shared by the threads that run them.
+pub struct Shared {
+    pub client: HttpClient,
+    /// The record that came in, for `record` checks.
+    pub record: JqInput,
+    pub scrubber: Scrubber,
+    pub cancel: Cancel,
+}
+
+/// The attempt that runs `check` on its own thread, ending by `until`.
+pub fn attempt(
+    check: Arc<Check>,
+    shared: Arc<Shared>,
+    captured: HashMap<String, String>,
+    until: Instant,
+) -> Attempt<Outcome> {
+    let children = matches!(check.kind, Kind::Cmd(_));
+    let run = move || run(&check, &shared, &captured, until);
+    if children {
+        Attempt::with_children(run)
+    } else {
+        Attempt::new(run)
+    }
+}
+
+fn run(
+    check: &Check,
+    shared: &Shared,
+    captured: &HashMap<String, String>,
+    until: Instant,
+) -> Outcome {
+    let fill = |t: &crate::template::Template| t.render(captured);
+    match &check.kind {
+        Kind::Http(http) => match prepare(http, captured, &shared.scrubber) {
+            Ok(request) => match &http.samples {
+                Some(samples) => run_samples(http, samples, &request, shared, until),
+                None => run_http(http, request.build(), shared, until),
+            },
+            Err(why) => Outcome::skipped(why),
+        },
+        Kind::Cmd(cmd) => crate::cmd::run(cmd, until, &shared.cancel),
+        Kind::Tls(tls) => crate::tls::run(tls, until, &shared.cancel),
+        Kind::Metrics(m) => match fill(&m.url).and_then(|u| checked(&u, &shared.scrubber)) {
+            Ok(url) => crate::metrics::run(m, &url, &shared.client, until, &shared.cancel),
+            Err(why) => Outcome::skipped(why),
+        },
+        Kind::Versions(v) => crate::versions::run(v, captured, shared, until),
+        Kind::Record(expect) => crate::earlier::run(expect, &shared.record, until, &shared.cancel),
+    }
+}
+
+pub fn checked(url: &str, scrubber: &Scrubber) -> Result<String, String> {
+    ugw_shared::http::check_url(url, scrubber)
+        .map(|_| url.to_string())
+        .map_err(|e| e.message)
+}
+
+/// A request with its captures filled in, ready to be sent (again, for samples).
+struct Prepared {
+    method: ugw_shared::http::Method,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+}
+
+impl Prepared {
+    fn build(&self) -> Request {
+        let mut request = Request::new(self.method.clone(), &self.url);
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        match &self.body {
+            Some(body) => request.body(body.clone()),
+            None => request,
+        }
+    }
+}
+
+fn prepare(
+    http: &HttpCheck,
+    captured: &HashMap<String, String>,
+    scrubber: &Scrubber,
+) -> Result<Prepared, String> {
+    let url = checked(&http.url.render(captured)?, scrubber)?;
+    let headers = http
+        .headers
+        .iter()
+        .map(|(name, value)| Ok((name.clone(), value.render(captured)?)))
+        .collect::<Result<_, String>>()?;
+    let body = http.body.as_ref().map(|b| b.render(captured)).transpose()?;
+    Ok(Prepared {
+        method: http.method.clone(),
+        url,
+        headers,
+        body,
+    })
+}
+
+fn http_expected(http: &HttpCheck) -> String {
+    let mut parts = vec![format!("status {}", http.status_text)];
+    if let Some(max) = http.max_latency {
+        parts.push(format!("within {}", human(max)));
+    }
+    parts.extend(http.expect.iter().map(|e| e.text().to_string()));
+    if let Some(re) = &http.body_regex {
+        parts.push(format!("body =~ /{}/", re.as_str()));
+    }
+    parts.join(", ")
+}
+
+fn run_http(http: &HttpCheck, request: Request, shared: &Shared, until: Instant) -> Outcome {
+    let expected = http_expected(http);
+    let response = match shared
+        .client
+        .fetch_request(request, until, BODY_LIMIT, &shared.cancel)
+    {
+        Ok(response) => response,
+        Err(e) => return Outcome::failed(expected, "no answer".into(), e.message),
+    };
+    let observed = format!("{} in {}", response.status, human(response.latency));
+    match judge_http(http, &response, until, &shared.cancel) {
+        Ok(captured) => Outcome {
+            captured,
+            ..Outcome::passed(expected, observed)
+        },
+        Err(why) => Outcome::failed(expected, observed, why),
+    }
+}
+
+/// The first assertion that fails, in words; else the captured values.
+fn judge_http(
+    http: &HttpCheck,
+    response: &HttpResponse,
+    until: Instant,
+    cancel: &Cancel,
+) -> Result<Vec<(String, String)>, String> {
+    let body = || excerpt(&response.body, QUOTE_BYTES);
+    if !http.status.contains(response.status) {
+        return Err(format!(
+            "status {}, expecting {} (body '{}')",
+            response.status,
+            http.status_text,
+            body()
+        ));
+    }
+    if let Some(max) = http.max_latency.filter(|max| response.latency > *max) {
+        return Err(format!(
+            "answered in {}, over {}",
+            human(response.latency),
+            human(max)
+        ));
+    }
+    if let Some(re) = http.body_regex.as_ref()
+        && !re.is_match(&String::from_utf8_lossy(&response.body))
+    {
+        {
+            return Err(format!(
+                "the body does not match /{}/: '{}'",
+                re.as_str(),
+                body()
+            ));
+        }
+    }
+    if http.expect.is_empty() && http.capture.is_empty() {
+        return Ok(Vec::new());
+    }
+    if response.truncated {
+        return Err(format!("the body is larger than {} KiB", BODY_LIMIT / 1024));
+    }
+    let json = parse_json(&response.body)?;
+    expectations(&http.expect, &json, &response.body, until, cancel)?;
+    http.capture
+        .iter()
+        .map(|(name, path)| {
+            let value = jq_first(path, &json, until, cancel)?.ok_or_else(|| {
+                format!(
+                    "capture {name}: {} is null or absent in '{}'",
+                    path.text(),
+                    body()
+                )
+            })?;
+            Ok((name.clone(), value))
+        })
+        .collect()
+}
+
+pub fn jq_first(
+    expr: &JqExpr,
+    input: &JqInput,
+    until: Instant,
+    cancel: &Cancel,
+) -> Result<Option<String>, String> {
+    match expr.eval_until(input, until, cancel) {
+        Ok(Ok(outputs)) => Ok(outputs.first_text()),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(e.message),
+    }
+}
+
+/// Every jq expectation holds, or the first that does not, in words.
+pub fn expectations(
+    expect: &[JqExpr],
+    json: &JqInput,
+    raw: &[u8],
+    until: Instant,
+    cancel: &Cancel,
+) -> Result<(), String> {
+    for expr in expect {
+        match expr.eval_until(json, until, cancel) {
+            Ok(Ok(outputs)) if outputs.holds() => {}
+            Ok(Ok(outputs)) => {
+                return Err(format!(
+                    "'{}' is not true: it gave {} (in '{}')",
+                    expr.text(),
+                    outputs.shown(QUOTE_BYTES),
+                    excerpt(raw, QUOTE_BYTES)
+                ));
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(e.message),
+        }
+    }
+    Ok(())
+}
+
+/// N requests one after another; latency percentiles over those answered, errors counted.
+fn run_samples(
+    http: &HttpCheck,
+    samples: &Samples,
+    request: &Prepared,
+    shared: &Shared,
+    until: Instant,
+) -> Outcome {
+    let expected = samples_expected(http, samples);
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(samples.count as usize);
+    let (mut errors, mut last_error) = (0u64, None);
+    for _ in 0..samples.count {
+        if Instant::now() >= until || shared.cancel.signal().is_some() {
+            break;
+        }
+        match shared
+            .client
+            .fetch_request(request.build(), until, BODY_LIMIT, &shared.cancel)
+        {
+            Ok(response) => {
+                latencies.push(response.latency);
+                if !http.status.contains(response.status) {
+                    errors += 1;
+                    last_error = Some(format!("status {}", response.status));
+                }
+            }
+            // The deadline cut it: not an answer, and not the service's error either.
+            Err(e) if e.timed_out && Instant::now() >= until => break,
+            Err(e) => {
+                errors += 1;
+                last_error = Some(e.message);
+            }
+        }
+    }
+    let observation = samples_observation(&mut latencies, errors, started.elapsed());
+    judge_samples(samples, expected, observation, last_error)
+}
+
+fn samples_expected(http: &HttpCheck, samples: &Samples) -> String {
+    let mut parts = vec![format!("{} x status {}", samples.count, http.status_text)];
+    if let Some(p50) = samples.p50 {
+        parts.push(format!("p50 <= {}", human(p50)));
+    }
+    if let Some(p95) = samples.p95 {
+        parts.push(format!("p95 <= {}", human(p95)));
+    }
+    parts.push(format!("at most {} errors", samples.max_errors));
+    parts.join(", ")
+}
+
+fn samples_observation(latencies: &mut [Duration], errors: u64, took: Duration) -> Observation {
+    latencies.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let answered = latencies.len() as u64;
+    let attempted = answered.max(errors);
+    Observation {
+        source: "samples".into(),
+        requests: answered,
+        p50_ms: percentile(latencies, 0.50).map(ms),
+        p95_ms: percentile(latencies, 0.95).map(ms),
+        errors: Some(errors),
+        error_ratio: (attempted > 0).then(|| errors as f64 / attempted as f64),
+        window_ms: millis(took),
+        ..Observation::default()
+    }
+}
+
+/// The nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[Duration], q: f64) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+fn judge_samples(
+    samples: &Samples,
+    expected: String,
+    o: Observation,
+    last_error: Option<String>,
+) -> Outcome {
+    let observed = crate::metrics::describe(&o);
+    let errors = o.errors.unwrap_or(0);
+    let mut failures = Vec::new();
+    if errors > u64::from(samples.max_errors) {
+        failures.push(format!(
+            "{errors} errors, more than {} (last: {})",
+            samples.max_errors,
+            last_error.unwrap_or_default()
+        ));
+    }
+    if o.requests < u64::from(samples.min_samples) && failures.is_empty() {
+        let why = format!(
+            "{} answered requests, fewer than {}: too few to judge",
+            o.requests, samples.min_samples
+        );
+        return Outcome::insufficient(expected, observed, why).observed_as(Some(o));
+    }
+    for (name, bound, value) in [
+        ("p50", samples.p50, o.p50_ms),
+        ("p95", samples.p95, o.p95_ms),
+    ] {
+        if let (Some(bound), Some(value)) = (bound, value)
+            && value > bound.as_secs_f64() * 1000.0
+        {
+            failures.push(format!("{name} {value:.1} ms, over {}", human(bound)));
+        }
+    }
+    let outcome = if failures.is_empty() {
+        Outcome::passed(expected, observed)
+    } else {
+        Outcome::failed(expected, observed, failures.join("; "))
+    };
+    outcome.observed_as(Some(o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let ms = |n: u64| Duration::from_millis(n);
+        let sorted: Vec<Duration> = (1..=20).map(ms).collect();
+        assert_eq!(percentile(&sorted, 0.5), Some(ms(10)));
+        assert_eq!(percentile(&sorted, 0.95), Some(ms(19)));
+        assert_eq!(percentile(&sorted[..1], 0.95), Some(ms(1)));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn too_few_samples_is_never_a_pass() {
+        let samples = Samples {
+            count: 5,
+            p50: None,
+            p95: Some(Duration::from_secs(1)),
+            max_errors: 0,
+            min_samples: 20,
+        };
+        let mut fast = vec![Duration::from_millis(1); 5];
+        let o = samples_observation(&mut fast, 0, Duration::from_millis(5));
+        let outcome = judge_samples(&samples, String::new(), o, None);
+        assert_eq!(outcome.verdict, Verdict::Insufficient);
+    }
+}

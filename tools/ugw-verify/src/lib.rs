@@ -1,0 +1,390 @@
+//! ugw-verify: replaces the runbook's last lines, `curl /health/ready | jq`, a smoke test by
+//! hand, and "compare with baseline: latency similar, errors not up, memory stable", which
+//! nobody measures. It runs named checks (HTTP, TLS, commands, Prometheus metrics, fleet
+//! versions) in parallel with their own deadlines, and compares what they measure with a
+//! baseline taken before the upgrade.
+
+mod baseline;
+mod check;
+mod cmd;
+mod compare;
+mod earlier;
+mod flags;
+mod junit;
+mod metrics;
+mod plan;
+mod schedule;
+mod spec;
+mod table;
+mod template;
+mod tls;
+mod versions;
+
+use check::{Shared, Verdict};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use serde::Serialize;
+use spec::Check;
+use std::path::PathBuf;
+use std::sync::Arc;
+use ugw_shared::http;
+use ugw_shared::jq::JqInput;
+use ugw_shared::results::{CheckResult, Comparison, Verified, VerifyBaseline};
+use ugw_shared::time::{millis, parse_duration, rfc3339_millis};
+use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult, tool_command};
+
+const EXAMPLES: &str = "\
+Examples:
+  # The service answers ready, with the version just fetched, within 300 ms:
+  ugw-verify --http http://127.0.0.1:8080/health/ready --expect '.status == \"ok\"' --max-latency 300ms
+
+  # The checks of a file, four at a time, with a JUnit report for CI:
+  ugw-verify --checks smoke.json --parallel 4 --junit verify-junit.xml
+
+  # Before the upgrade, measure; after it, compare (p95 +20%, errors +0.1 points, memory +25%):
+  ugw-verify baseline --checks smoke.json --record upgrade.json --new
+  ugw-verify --checks smoke.json --compare --record upgrade.json
+
+  # A baseline kept in a file of its own, and a stricter latency tolerance:
+  ugw-verify baseline --checks smoke.json --save baseline.json
+  ugw-verify --checks smoke.json --compare --baseline baseline.json --latency-tolerance 10%
+";
+
+/// This tool as `cli` and xtask see it: never run after a failure, 5 minutes by default.
+#[must_use]
+pub fn tool() -> ugw_shared::cli::Tool {
+    ugw_shared::cli::Tool::new(command(), run).default_timeout("5m")
+}
+
+/// The flags that define checks, and how they run; the main command and `baseline` both
+/// take them.
+fn check_args() -> Vec<Arg> {
+    let duration = clap::builder::ValueParser::new(parse_duration);
+    let mut args = vec![
+        Arg::new("checks")
+            .long("checks")
+            .value_name("FILE.json")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("Run the checks of this file ({\"checks\": [...]}; see below)"),
+        Arg::new("http")
+            .long("http")
+            .value_name("URL")
+            .action(ArgAction::Append)
+            .help("Check that a GET of URL answers (the flags after it apply to it)"),
+        Arg::new("status")
+            .long("status")
+            .value_name("LIST")
+            .action(ArgAction::Append)
+            .help("The status the --http before it must answer: 200, 2xx, 200-299 [default: 200]"),
+        Arg::new("expect")
+            .long("expect")
+            .value_name("JQ")
+            .action(ArgAction::Append)
+            .help("A jq expression on the JSON body of the --http before it that must be true (repeatable)"),
+        Arg::new("max-latency")
+            .long("max-latency")
+            .value_name("DURATION")
+            .value_parser(duration)
+            .action(ArgAction::Append)
+            .help("The --http before it must answer within this"),
+        Arg::new("cmd")
+            .long("cmd")
+            .value_name("COMMAND")
+            .action(ArgAction::Append)
+            .help("Check that a command (sh -c, its own process group) exits 0"),
+        Arg::new("parallel")
+            .long("parallel")
+            .value_name("N")
+            .value_parser(clap::value_parser!(u32).range(1..=64))
+            .default_value("4")
+            .help("Run up to N checks at once (a latency check always runs alone)"),
+        Arg::new("junit")
+            .long("junit")
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("Also write a JUnit XML report (one testcase per check), e.g. for GitLab's artifacts:reports:junit"),
+    ];
+    args.extend(http::args());
+    args
+}
+
+/// The clap command: the common flags, then this tool's own.
+#[must_use]
+pub fn command() -> Command {
+    tool_command(
+        "ugw-verify",
+        "Prove an upgrade worked: HTTP, TLS, command, metrics and version checks, and a comparison with a baseline",
+    )
+    .long_about(
+        "Run named checks: HTTP requests with status, jq, regex and latency assertions (and N \
+         samples judged on p50/p95), TLS certificates, commands, Prometheus metrics, and the \
+         versions of a fleet. Checks run in parallel, each with its own timeout; a check waits \
+         for those it names in `after` or whose captured values it uses. `baseline` measures \
+         before an upgrade; --compare fails a check whose p95 latency, error ratio or memory \
+         grew beyond its tolerance. Any failed check: exit 1, kind check_failed; too few \
+         samples to judge: kind insufficient_data.\n\n\
+         A checks file is {\"checks\": [...]} (or a bare list). Every check has a unique name, a \
+         type, and optionally timeout (\"5s\"), after (names it runs after) and always (run even \
+         when a check it runs after failed: a cleanup). \
+         http: url, method, headers, body (text or JSON), status (200), expect (jq expressions), \
+         body_regex, max_latency, capture ({\"id\": \".id\"}, used later as ${capture:id}), or \
+         samples (N requests) with p50, p95, max_errors (0) and min_samples (20). \
+         ${env:NAME} reads the environment in url, headers and body (a header's value is never shown). \
+         tls: host, port (443), server_name, min_days (14), cacert. \
+         cmd: command (sh -c) or argv, exit (0), stdout_regex, expect (jq on JSON stdout). \
+         metrics: url, assert ([\"process_resident_memory_bytes <= 512MiB\"]: a selector with =, \
+         !=, =~ matchers, summed, compared with < <= == != >= >), histogram with quantile and max \
+         (from bucket deltas over the window), window (\"10s\"), measure ([\"latency\", \
+         \"errors\", \"memory\"]). \
+         versions: urls, path (.version), expect (a version, \"same\", or by default the last \
+         ugw-fetch step's), headers. \
+         record: expect (jq expressions on the record that came in). \
+         Measuring checks (http with samples, metrics with measure) are what baseline keeps and \
+         --compare judges.",
+    )
+    .after_long_help(EXAMPLES)
+    .mut_arg("timeout", |a| a.help("Deadline for every check together"))
+    .next_help_heading("Checks")
+    .args(check_args())
+    .next_help_heading("Comparison with a baseline")
+    .args(compare_args())
+    .subcommand(
+        Command::new("baseline")
+            .about("Measure before an upgrade: run the measuring checks and keep what they saw in the record (or --save FILE)")
+            .args(check_args())
+            .arg(
+                Arg::new("save")
+                    .long("save")
+                    .value_name("FILE")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .help("Also write the baseline to FILE (atomically), for --compare --baseline FILE"),
+            ),
+    )
+}
+
+/// The flags of `--compare`: where the baseline is, and how much worse is too much.
+fn compare_args() -> Vec<Arg> {
+    let fraction = clap::builder::ValueParser::new(compare::fraction);
+    let points = clap::builder::ValueParser::new(compare::points);
+    vec![
+        Arg::new("compare")
+            .long("compare")
+            .action(ArgAction::SetTrue)
+            .help("Compare what the measuring checks measure with the baseline (the last ok `ugw-verify baseline` step of the record, or --baseline FILE)"),
+        Arg::new("baseline")
+            .long("baseline")
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .requires("compare")
+            .help("Read the baseline from FILE (written by `ugw-verify baseline --save FILE`)"),
+        Arg::new("latency-tolerance")
+            .long("latency-tolerance")
+            .value_name("PERCENT")
+            .value_parser(fraction.clone())
+            .default_value("20%")
+            .help("Fail when p95 latency grew by more than this"),
+        Arg::new("latency-floor")
+            .long("latency-floor")
+            .value_name("DURATION")
+            .value_parser(clap::builder::ValueParser::new(parse_duration))
+            .default_value("5ms")
+            .help("A p95 growth smaller than this is noise, never a failure"),
+        Arg::new("error-tolerance")
+            .long("error-tolerance")
+            .value_name("POINTS")
+            .value_parser(points)
+            .default_value("0.1")
+            .help("Fail when the error ratio (5xx over all) rose by more than this many percentage points"),
+        Arg::new("memory-tolerance")
+            .long("memory-tolerance")
+            .value_name("PERCENT")
+            .value_parser(fraction)
+            .default_value("25%")
+            .help("Fail when resident memory grew by more than this"),
+        Arg::new("memory-floor")
+            .long("memory-floor")
+            .value_name("SIZE")
+            .value_parser(clap::builder::ValueParser::new(baseline::memory_floor))
+            .default_value("8MiB")
+            .help("A memory growth smaller than this is allocator noise, never a failure"),
+    ]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Verify,
+    Baseline,
+}
+
+impl Mode {
+    fn word(self) -> &'static str {
+        match self {
+            Mode::Verify => "verify",
+            Mode::Baseline => "baseline",
+        }
+    }
+}
+
+/// `ugw-verify --checks f baseline`: the checks were given to the wrong command.
+fn refuse_checks_before_baseline(mode: Mode, m: &ArgMatches) -> Result<()> {
+    let given = |id: &str| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    match ["checks", "http", "cmd"].into_iter().find(|id| given(id)) {
+        Some(id) if mode == Mode::Baseline => Err(Error::usage(format!(
+            "--{id} goes after `baseline` (ugw-verify baseline --{id} ...)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// What a dry run says: the checks it would run, and nothing sent.
+fn dry_run(ctx: &Ctx, mode: Mode, checks: &[Check], compare: bool) -> StepResult {
+    let would_run: Vec<String> = checks.iter().map(|c| c.name.clone()).collect();
+    ctx.reporter
+        .info(&format!("dry run: would run {}", would_run.join(", ")));
+    let planned = Planned {
+        mode: mode.word(),
+        would_run,
+        compare,
+    };
+    StepResult::unchanged(serde_json::to_value(planned).expect("a plan serialises"))
+}
+
+/// What a dry run says it would do.
+#[derive(Serialize)]
+struct Planned {
+    mode: &'static str,
+    would_run: Vec<String>,
+    compare: bool,
+}
+
+/// Run the checks (and the comparison), report them, and say which failed.
+pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
+    let (mode, args) = match m.subcommand() {
+        Some(("baseline", sub)) => (Mode::Baseline, sub),
+        _ => (Mode::Verify, m),
+    };
+    refuse_checks_before_baseline(mode, m)?;
+    let mut checks = plan::load(ctx, args)?;
+    if mode == Mode::Baseline {
+        checks = baseline::measuring_only(checks)?;
+    }
+    let baseline = match mode {
+        Mode::Verify if m.get_flag("compare") => Some(baseline::find(ctx, m, &checks)?),
+        _ => None,
+    };
+    let tolerances = baseline::tolerances(m);
+    if ctx.dry_run {
+        return Ok(dry_run(ctx, mode, &checks, baseline.is_some()));
+    }
+    let shared = Arc::new(Shared {
+        client: ctx.http_client(args)?,
+        record: incoming(ctx),
+        scrubber: ctx.scrubber().clone(),
+        cancel: ctx.cancel.clone(),
+    });
+    let parallel = args.get_one::<u32>("parallel").copied().unwrap_or(4) as usize;
+    let deadline = ctx.deadline().expect("--timeout has a default");
+    let checks: Vec<Arc<Check>> = checks.into_iter().map(Arc::new).collect();
+    ctx.reporter
+        .info(&format!("running {} checks", checks.len()));
+    let ran = schedule::run_all(&checks, &shared, parallel, deadline)?;
+    let mut results: Vec<CheckResult> = checks
+        .iter()
+        .zip(ran)
+        .map(|(c, r)| result_of(c, r))
+        .collect();
+    let comparison = baseline
+        .as_ref()
+        .map(|b| baseline::apply(&mut results, b, &tolerances))
+        .unwrap_or_default();
+    table::show(&ctx.reporter, &results, &comparison);
+    if let Some(path) = args.get_one::<PathBuf>("junit") {
+        let xml = junit::render(
+            &results,
+            ctx.started.elapsed().as_secs_f64(),
+            &ctx.host,
+            ctx.scrubber(),
+        );
+        junit::write(path, &xml)?;
+    }
+    finish(ctx, mode, args, results, comparison)
+}
+
+/// The record that came in, as jq sees it (scrubbed, as it would be shown).
+fn incoming(ctx: &Ctx) -> JqInput {
+    let text = ctx.record().to_json(false, ctx.scrubber());
+    let value: serde_json::Value = serde_json::from_str(&text).expect("a record is JSON");
+    JqInput::from_value(&value)
+}
+
+/// The step's result, or the failure that lists the checks that did not pass.
+fn finish(
+    ctx: &Ctx,
+    mode: Mode,
+    args: &ArgMatches,
+    checks: Vec<CheckResult>,
+    comparison: Vec<Comparison>,
+) -> Result<StepResult> {
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.clone())
+        .collect();
+    let baseline = (mode == Mode::Baseline).then(|| VerifyBaseline {
+        taken: rfc3339_millis(std::time::SystemTime::now()),
+        host: ctx.host.clone(),
+        checks: checks
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), c.observation.clone()?)))
+            .collect(),
+    });
+    let verified = Verified {
+        mode: mode.word().into(),
+        passed: checks.iter().filter(|c| c.ok).count() as u64,
+        failed: failed.clone(),
+        checks,
+        comparison,
+        baseline,
+    };
+    let value = serde_json::to_value(&verified).expect("a verify result serialises");
+    if !failed.is_empty() {
+        let short_of_data = verified
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .all(|c| c.outcome == Verdict::Insufficient.word());
+        let (kind, what) = if short_of_data {
+            (ErrorKind::InsufficientData, "too few samples to judge")
+        } else {
+            (ErrorKind::CheckFailed, "checks failed")
+        };
+        return Err(Error::new(kind, format!("{what}: {}", failed.join(", "))).with_result(value));
+    }
+    if let (Some(path), Some(baseline)) = (
+        args.try_get_one::<PathBuf>("save").ok().flatten(),
+        &verified.baseline,
+    ) {
+        let text = serde_json::to_string_pretty(baseline).expect("a baseline serialises") + "\n";
+        ugw_shared::atomic::write_atomic(path, text.as_bytes())?;
+        ctx.reporter
+            .info(&format!("baseline saved to {}", path.display()));
+    }
+    ctx.reporter
+        .info(&format!("{} checks passed", verified.passed));
+    Ok(StepResult::typed(false, &verified))
+}
+
+fn result_of(check: &Check, ran: schedule::Ran) -> CheckResult {
+    let o = ran.outcome;
+    CheckResult {
+        name: check.name.clone(),
+        kind: check.kind.word().into(),
+        ok: o.verdict == Verdict::Passed,
+        outcome: o.verdict.word().into(),
+        expected: o.expected,
+        observed: o.observed,
+        elapsed_ms: millis(ran.elapsed),
+        message: o.message,
+        observation: o.observation,
+        captured: o.captured.into_iter().map(|(name, _)| name).collect(),
+    }
+}

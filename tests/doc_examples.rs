@@ -21,6 +21,7 @@ use std::time::Duration;
 /// they contain. Every other runnable shell example runs in
 /// `every_documented_example_runs_or_is_listed` and must succeed there.
 const OWN_TESTS: &[(&str, &str)] = &[
+    ("/etc/app/smoke.json", "the_whole_pipeline_runs_on_a_stage"),
     ("--successes 2", "ready_then_once_more"),
     ("pg_isready", "a_database_port_and_a_command_stay_passing"),
     ("--fail-if", "a_failed_start_stops_the_wait_at_once"),
@@ -581,6 +582,119 @@ fn backup_examples_run_in_order() {
     assert_eq!(std::fs::read_to_string(restored).unwrap(), "backed up\n");
 }
 
+/// What the whole pipeline (DESIGN's, in ugw(7)) names, and what stands in for it (besides
+/// [`STAND_INS`]).
+const PIPELINE_STAND_INS: &[(&str, &str)] = &[
+    (
+        "/var/lib/app/uploads",
+        "a folder in the stage with one file",
+    ),
+    ("--out /backup", "a folder in the stage"),
+    (
+        "/run/haproxy/admin.sock",
+        "the admin socket of an HAProxy whose backend app has the demo service as node1, \
+         health-checked",
+    ),
+    (
+        "/etc/app/smoke.json",
+        "checks for the demo service: ready with the fetched version, an item created, read \
+         back and deleted",
+    ),
+];
+
+/// The whole upgrade pipeline as the contract shows it, on one stage: a backup, the release
+/// fetched from `$BASE`, migrated, the node drained in HAProxy, swapped, healthy with the new
+/// version, back in traffic, and verified. Each step is checked in the record it leaves, and
+/// HAProxy must have the node UP again at the end.
+#[test]
+fn the_whole_pipeline_runs_on_a_stage() {
+    let examples = runnable_examples_with("/etc/app/smoke.json");
+    let Some(example) = examples.first() else {
+        return;
+    };
+    if !HaProxy::available() {
+        return;
+    }
+    let Some(stage) = Stage::new(example, &[]) else {
+        return;
+    };
+    eprintln!("pipeline stand-ins: {PIPELINE_STAND_INS:#?}");
+    let root = stage.dir.path();
+    let uploads = root.join("var/lib/app/uploads");
+    std::fs::create_dir_all(&uploads).unwrap();
+    std::fs::write(uploads.join("avatar.png"), "not really a png\n").unwrap();
+    let demo = stage.demo();
+    let haproxy = HaProxy::start(&[Server::new("node1", &demo.addr(), true)]);
+    assert!(
+        haproxy.wait_status("node1", "UP", Duration::from_secs(5)),
+        "{}",
+        haproxy.log()
+    );
+    let url = &demo.url;
+    let smoke = serde_json::json!({"checks": [
+        {"name": "ready", "type": "http", "url": format!("{url}/health/ready"),
+         "expect": [format!(".version == \"{ANSIBLE_VERSION}\"")]},
+        {"name": "create", "type": "http", "method": "POST", "url": format!("{url}/items"),
+         "body": {"name": "smoke"}, "status": 201, "capture": {"item": ".id"}},
+        {"name": "read", "type": "http", "url": format!("{url}/items/${{capture:item}}"),
+         "expect": [".name == \"smoke\""]},
+        {"name": "delete", "type": "http", "method": "DELETE",
+         "url": format!("{url}/items/${{capture:item}}"), "after": ["read"], "always": true},
+    ]});
+    std::fs::write(root.join("smoke.json"), smoke.to_string()).unwrap();
+    let text = stage
+        .substitute(&example.text)
+        .replace("/var/lib/app/uploads", uploads.to_str().unwrap())
+        .replace(
+            "--out /backup",
+            &format!("--out {}", root.join("backup").display()),
+        )
+        .replace(
+            "/run/haproxy/admin.sock",
+            haproxy.admin_socket().to_str().unwrap(),
+        )
+        .replace(
+            "/etc/app/smoke.json",
+            root.join("smoke.json").to_str().unwrap(),
+        );
+    stage.describe(example);
+    let mut bash = stage.command("bash");
+    bash.arg("-c").arg(format!("set -o pipefail\n{text}"));
+    let out = kit::run(bash);
+    out.assert_code(0);
+    let record = parse_record(&std::fs::read_to_string(root.join("upgrade-record.json")).unwrap());
+    assert_all_ok(&record, example);
+    let tools: Vec<&str> = record.steps.iter().map(|s| s.tool.as_str()).collect();
+    assert_eq!(
+        tools,
+        [
+            "ugw-backup",
+            "ugw-fetch",
+            "ugw-migrate",
+            "ugw-drain",
+            "ugw-swap",
+            "ugw-wait-healthy",
+            "ugw-drain",
+            "ugw-verify",
+        ],
+        "{record:#?}"
+    );
+    let step = |i: usize| &record.steps[i].result;
+    assert_eq!(step(3)["state_before"], "ready", "{:#}", step(3));
+    assert_eq!(step(3)["state_after"], "drain", "{:#}", step(3));
+    assert_eq!(step(6)["undo"], true, "{:#}", step(6));
+    assert_eq!(step(7)["failed"], serde_json::json!([]), "{:#}", step(7));
+    assert_eq!(step(7)["passed"], 4, "{:#}", step(7));
+    assert_eq!(haproxy.status("node1"), "UP");
+    assert!(
+        std::fs::read_link(root.join("opt/app/current"))
+            .unwrap()
+            .ends_with(ANSIBLE_VERSION),
+        "current is the fetched release"
+    );
+    assert!(demo.log().contains("DELETE /items/"), "{}", demo.log());
+}
+
 /// `ugw-drain`'s examples, in their order, on one stage of two HAProxy instances, the demo
 /// service and nginx: the undo reads the record the drain wrote.
 #[test]
@@ -722,9 +836,15 @@ fn verify_examples_run_in_order() {
 /// The runnable examples with `key` (each text once). None at all means a document changed
 /// under the test: `OWN_TESTS` must follow.
 fn runnable_examples_with(key: &str) -> Vec<Example> {
+    // An example owned by another test (the whole pipeline names every tool) is that test's.
+    let owner = OWN_TESTS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, test)| *test);
     let examples: Vec<Example> = docs::all()
         .into_iter()
         .filter(|e| e.kind == Kind::Shell && e.text.contains(key))
+        .filter(|e| owner.is_none() || own_test(e).map(|(_, test)| test) == owner)
         .collect();
     assert!(
         !examples.is_empty(),

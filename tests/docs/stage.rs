@@ -143,7 +143,7 @@ impl Stage {
             .contains("ugw-migrate")
             .then(|| migrations_stand_in(dir.path()));
         let releases = (text.contains("$BASE") || text.contains("{{ base_url }}/app"))
-            .then(|| release_server(dir.path()));
+            .then(|| release_server(dir.path(), !text.contains("--strip-components")));
         if text.contains("/opt/app") {
             release_root(&dir.path().join("opt/app"));
         }
@@ -265,8 +265,9 @@ impl Stage {
 }
 
 /// A release server with the demo's next release, `app-v1.1.0-linux-amd64.tar.gz` (made by
-/// `tar`), and its SHA256SUMS, as a project publishes them.
-fn release_server(dir: &std::path::Path) -> crate::kit::file_server::FileServer {
+/// `tar`), and its SHA256SUMS, as a project publishes them: `bin/` and `migrations/` at the
+/// archive's top when `flat`, else inside one top folder (what `--strip-components 1` is for).
+fn release_server(dir: &std::path::Path, flat: bool) -> crate::kit::file_server::FileServer {
     use crate::kit::file_server::{FileServer, Served};
     let name = format!("app-{ANSIBLE_VERSION}-linux-amd64");
     let tree = dir.join("release-build").join(&name);
@@ -284,12 +285,17 @@ fn release_server(dir: &std::path::Path) -> crate::kit::file_server::FileServer 
     )
     .unwrap();
     let archive = dir.join("release-build").join(format!("{name}.tar.gz"));
+    let (from, what) = if flat {
+        (tree.clone(), ".".to_string())
+    } else {
+        (dir.join("release-build"), name.clone())
+    };
     let made = Command::new("tar")
         .arg("czf")
         .arg(&archive)
         .arg("-C")
-        .arg(dir.join("release-build"))
-        .arg(&name)
+        .arg(from)
+        .arg(what)
         .status()
         .unwrap();
     assert!(made.success(), "tar czf");

@@ -1,8 +1,10 @@
 //! The Ansible rolling upgrade (`examples/ansible/rolling-upgrade.yml`) run for real by
-//! ansible-playbook on three demo nodes behind HAProxy (`examples/lib/fleet.sh`), with requests
-//! going through HAProxy the whole time: a good release reaches every node, one node at a
-//! time, with no failed request; a bad one stops at the first node, which is rolled back and
-//! left out of traffic, and the other two are never touched.
+//! ansible-playbook on three demo nodes behind HAProxy (`examples/lib/fleet.sh`): a good
+//! release reaches every node, one node at a time, with no failed request among those going
+//! through HAProxy the whole time; a release that never gets healthy, one that fails its
+//! checks once back in traffic, and one that cannot be fetched each stop the play at the first
+//! node, which is put back as it was (rolled back only if it was switched, left out of
+//! traffic if it was taken out), and the other two are never touched.
 
 mod kit;
 

@@ -1,5 +1,6 @@
 //! `make demo` (examples/demo.sh) run as an operator runs it: a real upgrade of the demo
-//! service to v2 through one pipeline, a v3 that fails its health check and is rolled back and
+//! service to v2 through one pipeline (baseline, backup, fetch, migrate, drain, swap, wait,
+//! undrain, compare), a v3 that fails its health check and is rolled back and
 //! restored, and nothing left behind (no process, no temp folder).
 
 mod kit;
@@ -34,7 +35,7 @@ fn the_demo_upgrades_then_rolls_a_failed_release_back() {
 
     // v2 went in through the whole pipeline and answered its version.
     let v2 = summary("v2.json:");
-    assert!(v2[0].starts_with("v2.json: ok, 9 steps"), "{v2:#?}");
+    assert!(v2[0].starts_with("v2.json: ok, 11 steps"), "{v2:#?}");
     assert!(
         v2.iter()
             .any(|line| line.ends_with(r#"healthy: {"status":"ok","version":"v2.0.0"}"#)),
@@ -49,12 +50,27 @@ fn the_demo_upgrades_then_rolls_a_failed_release_back() {
         "ugw-backup",
         "ugw-fetch",
         "ugw-migrate",
+        "ugw-drain",
         "ugw-swap",
         "ugw-wait-healthy",
         "ugw-verify",
     ] {
         assert!(has(&v2, tool, "ok"), "{tool} in {v2:#?}");
     }
+    // Drained before the swap, back after the health check; the client's slow request, in
+    // flight when the drain began, was not cut off by the restart.
+    let position = |text: &str| {
+        v2.iter()
+            .position(|line| line.contains(text))
+            .unwrap_or_else(|| panic!("{text:?} not in {v2:#?}"))
+    };
+    assert!(position("out of traffic (flag_file)") < position("current -> v2.0.0"));
+    assert!(position("current -> v2.0.0") < position("back in traffic (flag_file"));
+    assert!(position("baseline: 2 checks passed") < position("backed up to"));
+    assert!(
+        said.contains("the request in flight during the drain got 200\n"),
+        "{said}"
+    );
     // A baseline before the upgrade, and a comparison with it after.
     assert!(
         v2.iter()
@@ -69,7 +85,7 @@ fn the_demo_upgrades_then_rolls_a_failed_release_back() {
     );
     // v3 failed at its health check; the rollback, the restore and the health check on v2 ran.
     let v3 = summary("v3.json:");
-    assert!(v3[0].starts_with("v3.json: FAILED, 9 steps"), "{v3:#?}");
+    assert!(v3[0].starts_with("v3.json: FAILED, 12 steps"), "{v3:#?}");
     let wait_failed = v3
         .iter()
         .position(|line| {
@@ -86,7 +102,13 @@ fn the_demo_upgrades_then_rolls_a_failed_release_back() {
                 .collect::<Vec<_>>()
                 .join(" "))
             .collect::<Vec<_>>(),
-        ["ugw-swap ok", "ugw-backup ok", "ugw-wait-healthy ok"],
+        [
+            "ugw-drain skipped",
+            "ugw-swap ok",
+            "ugw-backup ok",
+            "ugw-wait-healthy ok",
+            "ugw-drain ok"
+        ],
         "{v3:#?}"
     );
     // The database: v2's column is there, v1's table gone (post-deploy), v3's column gone

@@ -506,6 +506,11 @@ fn at_the_deadline_fail_leaves_it_drained_and_proceed_goes_on_forced() {
         out.elapsed
     );
     assert_eq!(p.haproxy.status("s1"), "DRAIN", "left drained");
+    // A failed run keeps the node out: --undo skips unless --always.
+    let skipped = drain_after(&out.stdout, &["--undo"]);
+    skipped.assert_code(1);
+    assert_eq!(skipped.last_step().status, "skipped");
+    assert_eq!(p.haproxy.status("s1"), "DRAIN");
     let out = drain(&p.args("s1", &["--timeout", "500ms", "--on-timeout", "proceed"]));
     out.assert_code(0);
     let r = result(&out);
@@ -913,4 +918,126 @@ fn kit_nginx_dropped_leaves_no_worker_behind() {
             "worker {worker} outlived the fixture"
         );
     }
+}
+
+/// A sticky client: a request every 20 ms (each `/slow?ms=60`, so they overlap) with the
+/// cookie that pins it to `server`, until stopped; the statuses it got.
+struct StickyClient {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sender: std::thread::JoinHandle<Vec<Result<u16, String>>>,
+}
+
+impl StickyClient {
+    fn start(haproxy: &HaProxy, server: &str) -> StickyClient {
+        use std::io::{Read, Write};
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (port, cookie) = (haproxy.port, format!("SRV={server}"));
+        let flag = std::sync::Arc::clone(&stop);
+        let sender = std::thread::spawn(move || {
+            let mut requests = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) && requests.len() < 1000 {
+                let cookie = cookie.clone();
+                requests.push(std::thread::spawn(move || {
+                    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+                    let head = format!("GET /slow?ms=60 HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n");
+                    stream.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+                    let mut answer = String::new();
+                    stream.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+                    answer.get(9..12).and_then(|c| c.parse().ok()).ok_or(answer)
+                }));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            requests.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        StickyClient { stop, sender }
+    }
+
+    fn stop(self) -> Vec<Result<u16, String>> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.sender.join().unwrap()
+    }
+}
+
+#[test]
+fn sticky_clients_keep_a_drained_server_busy_until_maint_after_moves_them() {
+    if !HaProxy::available() {
+        return;
+    }
+    let (s1, s2) = (DemoApp::start(&[]), DemoApp::start(&[]));
+    let options = kit::haproxy::Options {
+        cookies: true,
+        ..kit::haproxy::Options::default()
+    };
+    let haproxy = HaProxy::start_with(
+        &[
+            Server::new("s1", &s1.addr(), true),
+            Server::new("s2", &s2.addr(), true),
+        ],
+        &options,
+    );
+    assert!(haproxy.wait_status("s1", "UP", Duration::from_secs(5)));
+    assert!(haproxy.wait_status("s2", "UP", Duration::from_secs(5)));
+    let client = StickyClient::start(&haproxy, "s1");
+    assert!(HaProxy::wait_until(Duration::from_secs(5), || haproxy
+        .in_flight("s1")
+        >= 1));
+    let sock = haproxy.admin_socket();
+    let sock = sock.to_str().unwrap();
+    // Drained, the sticky client still reaches s1: it never gets to zero.
+    let args = [
+        "--haproxy",
+        sock,
+        "--server",
+        "app/s1",
+        "--interval",
+        "50ms",
+    ];
+    let stuck = drain(&[&args[..], &["--timeout", "800ms"]].concat());
+    stuck.assert_code(1);
+    assert_eq!(stuck.last_step().error_kind(), "timeout");
+    let s2_before = haproxy.total("s2");
+    let out = drain(&[&args[..], &["--maint-after", "300ms", "--timeout", "10s"]].concat());
+    out.assert_code(0);
+    let r = result(&out);
+    assert_eq!(
+        (r["escalated"].as_str(), r["state_after"].as_str()),
+        (Some("maint"), Some("maint"))
+    );
+    assert_eq!(r["inflight_end"], 0);
+    assert!(
+        haproxy.total("s2") > s2_before,
+        "the sticky client went to s2"
+    );
+    let statuses = client.stop();
+    assert!(statuses.len() > 20, "{}", statuses.len());
+    assert!(statuses.iter().all(|s| *s == Ok(200)), "{statuses:?}");
+}
+
+#[test]
+fn inflight_floor_discounts_a_gauge_that_counts_its_own_scrape() {
+    // An application whose gauge counts the scrape that reads it: idle, it says 1.
+    let body =
+        "# TYPE http_requests_in_flight gauge\nhttp_requests_in_flight{path=\"/metrics\"} 1\n";
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let app = kit::RawServer::start(answer.as_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("drain");
+    let metric = format!("{}metrics#http_requests_in_flight", app.url());
+    let base = [
+        "--flag-file",
+        flag.to_str().unwrap(),
+        "--lb-grace",
+        "0s",
+        "--inflight-metric",
+        &metric,
+    ];
+    let stuck = drain(&[&base[..], &["--timeout", "500ms"]].concat());
+    stuck.assert_code(1);
+    assert_eq!(result(&stuck)["inflight_end"], 1);
+    let out = drain(&[&base[..], &["--inflight-floor", "1"]].concat());
+    out.assert_code(0);
+    assert_eq!(result(&out)["inflight_end"], 0);
 }

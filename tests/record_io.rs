@@ -451,7 +451,38 @@ fn a_slow_upstream_gets_a_hint_after_two_seconds() {
         1,
         "said once"
     );
+    // It names who is to write the record.
+    assert!(out.stderr.contains("sleep (pid "), "{}", out.stderr);
     assert_eq!(out.record().steps.len(), 2);
+}
+
+/// A ugw tool upstream reports its own progress: waiting for it is normal and goes unsaid.
+#[test]
+fn a_slow_ugw_tool_upstream_gets_no_hint() {
+    let _serial = kit::serial();
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = bash(
+        &format!(
+            "ugw-wait-healthy --in none --once --url '{0}/slow?ms=2600' \
+             | ugw-wait-healthy --url {0}/health/ready",
+            app.url
+        ),
+        dir.path(),
+    );
+    out.assert_code(0);
+    assert!(
+        !out.stderr.contains("waiting for a record"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.record().steps.len(), 2);
+    let record = out.record();
+    let (first, second) = (&record.steps[0], &record.steps[1]);
+    assert!(first.elapsed_ms >= 2600, "the upstream was slow: {first:?}");
+    // The second step's time is its own: it starts when the record arrives.
+    assert!(second.elapsed_ms < 2000, "{second:?}");
+    assert!(second.started > first.started, "{record:?}");
 }
 
 #[test]

@@ -59,12 +59,21 @@ stop_pidfile() {
   rm -f "$1"
 }
 
-# write_restart_script PATH PIDFILE ROOT LOG APP_FLAGS...: the service manager of a demo node,
-# for `ugw-swap --restart PATH`: stop the release that runs, start the one ROOT/current points
-# at with APP_FLAGS, in a session of its own (setsid), and return once it left our process
-# group (ugw-swap kills the restart command's group when it exits).
+# write_restart_script PATH PIDFILE ROOT LOG APP_FLAGS...: the service manager of a demo node
+# in release-folder mode: write_service_script for the release ROOT/current points at.
 write_restart_script() {
   local path=$1 pidfile=$2 root=$3 log=$4
+  shift 4
+  write_service_script "$path" "$pidfile" "$root/current/bin/app" "$log" "$@"
+}
+
+# write_service_script PATH PIDFILE PROGRAM LOG FLAGS...: the service manager of a demo node,
+# for `ugw-swap --restart PATH`: stop the process that runs, start PROGRAM (resolved at each
+# start: a `current` link or a binary swapped in place) with FLAGS, in a session of its own
+# (setsid), and return once it left our process group (ugw-swap kills the restart command's
+# group when it exits).
+write_service_script() {
+  local path=$1 pidfile=$2 program=$3 log=$4
   shift 4
   local flags
   flags=$(printf ' %q' "$@")
@@ -73,13 +82,13 @@ write_restart_script() {
 set -euo pipefail
 $(declare -f running stop_pidfile)
 stop_pidfile $(printf '%q' "$pidfile")
-setsid $(printf '%q' "$root")/current/bin/app$flags </dev/null >>$(printf '%q' "$log") 2>&1 &
+setsid $(printf '%q' "$program")$flags </dev/null >>$(printf '%q' "$log") 2>&1 &
 pid=\$!
 echo "\$pid" >$(printf '%q' "$pidfile")
 while kill -0 "\$pid" 2>/dev/null && [ "\$(cut -d' ' -f6 /proc/\$pid/stat)" != "\$pid" ]; do
   sleep 0.01
 done
-echo "started \$(readlink $(printf '%q' "$root")/current) as pid \$pid"
+echo "started \$(readlink -f $(printf '%q' "$program")) as pid \$pid"
 SCRIPT
   chmod 755 "$path"
 }

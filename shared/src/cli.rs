@@ -338,6 +338,13 @@ struct StepMaker {
 }
 
 impl StepMaker {
+    /// The step starts once its input is in: in a pipe every tool starts at once, and the
+    /// time spent waiting for the tool before is that tool's, not this step's.
+    fn input_arrived(&mut self) {
+        self.started_at = SystemTime::now();
+        self.started = Instant::now();
+    }
+
     fn step(
         &self,
         status: Status,
@@ -400,6 +407,7 @@ fn execute(tool: &Tool, args: &[OsString]) -> i32 {
         Ok(record) => record,
         Err(code) => return code,
     };
+    run.maker.input_arrived();
     let inverse = parsed.as_ref().is_ok_and(|m| (tool.runs_after_failure)(m));
     if let Some(skipped) = run.skip_after_failure(&record, inverse) {
         return run.finish(record, Err(skipped));

@@ -161,6 +161,31 @@ fn read_all(reporter: &Reporter, cancel: &Cancel) -> Result<Vec<u8>> {
     }
 }
 
+/// Say once that we wait for the record, naming who is to write it. A ugw tool upstream
+/// reports its own progress, so waiting for one is normal and goes unsaid.
+fn hint_once(reporter: &Reporter) {
+    reporter.once_with("stdin-hint", || {
+        #[cfg(target_os = "linux")]
+        if let Some((pipe, crate::procfs::StdinKind::Pipe)) = crate::procfs::FileId::of_stdin() {
+            let writers = crate::procfs::pipe_writers(pipe);
+            if writers.iter().any(|(_, name)| name.starts_with("ugw-")) {
+                return None;
+            }
+            if !writers.is_empty() {
+                let names: Vec<String> = writers
+                    .iter()
+                    .map(|(pid, name)| format!("{name} (pid {pid})"))
+                    .collect();
+                return Some(format!(
+                    "waiting for a record on stdin from {}; use --in none to start without one",
+                    names.join(", ")
+                ));
+            }
+        }
+        Some(HINT.to_string())
+    });
+}
+
 /// Block until stdin has data or end of input, checking for signals, with the hint after 2 s.
 fn wait_readable(reporter: &Reporter, cancel: &Cancel, started: Instant) -> Result<()> {
     use rustix::event::{PollFd, PollFlags, Timespec};
@@ -178,7 +203,7 @@ fn wait_readable(reporter: &Reporter, cancel: &Cancel, started: Instant) -> Resu
             Ok(_) | Err(_) => return Ok(()),
         }
         if started.elapsed() >= HINT_AFTER {
-            reporter.once("stdin-hint", HINT);
+            hint_once(reporter);
         }
     }
 }

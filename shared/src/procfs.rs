@@ -178,9 +178,89 @@ pub fn reads_commands_from_stdin(args: &[String]) -> bool {
     true
 }
 
+/// The other processes holding `pipe` open for writing: who will write what we wait to read.
+/// Only processes /proc lets us look into count (our own user's, or all of them as root).
+#[must_use]
+pub fn pipe_writers(pipe: FileId) -> Vec<(i32, String)> {
+    let me = std::process::id().cast_signed();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut writers = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid != me
+            && holds_for_writing(pid, pipe)
+            && let Some(stat) = read_stat(pid)
+        {
+            writers.push((pid, stat.name));
+        }
+    }
+    writers
+}
+
+fn holds_for_writing(pid: i32, pipe: FileId) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        // The link's target is the pipe itself: same device and inode as ours.
+        std::fs::metadata(fd.path()).is_ok_and(|m| FileId::of(&m) == pipe)
+            && opened_for_writing(pid, &fd.file_name().to_string_lossy())
+    })
+}
+
+/// From /proc/<pid>/fdinfo/<fd>: whether its access mode (`O_ACCMODE` of `flags:`, octal)
+/// allows writing.
+fn opened_for_writing(pid: i32, fd: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+        })
+        .is_some_and(|flags| flags & 0o3 != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::reads_commands_from_stdin as reads;
+    use super::{FileId, pipe_writers};
+
+    #[test]
+    fn the_writers_of_a_pipe_are_the_processes_holding_its_write_end() {
+        use std::os::fd::AsFd;
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let stat = rustix::fs::fstat(read.as_fd()).unwrap();
+        #[allow(clippy::unnecessary_cast)]
+        let pipe = FileId {
+            dev: stat.st_dev as u64,
+            ino: stat.st_ino as u64,
+        };
+        // A reader only is not a writer; we ourselves are never counted.
+        let mut reader = std::process::Command::new("sleep")
+            .arg("5")
+            .stdin(std::fs::File::from(read.try_clone().unwrap()))
+            .spawn()
+            .unwrap();
+        let mut writer = std::process::Command::new("sleep")
+            .arg("5")
+            .stdout(std::fs::File::from(write))
+            .spawn()
+            .unwrap();
+        let found = pipe_writers(pipe);
+        let _ = (reader.kill(), writer.kill(), reader.wait(), writer.wait());
+        let writer_pid = writer.id().cast_signed();
+        assert_eq!(found, vec![(writer_pid, "sleep".to_string())]);
+        drop(read);
+    }
 
     fn v(args: &[&str]) -> Vec<String> {
         args.iter().map(|s| (*s).to_string()).collect()

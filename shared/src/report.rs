@@ -112,11 +112,19 @@ impl Reporter {
     /// Said once per process under `key`, however often it is asked (the waiting-for-stdin
     /// hint); silent with --quiet.
     pub fn once(&self, key: &str, message: &str) {
+        self.once_with(key, || Some(message.to_string()));
+    }
+
+    /// `once`, with the message made only the first time (`None`: nothing to say, and the key
+    /// is spent all the same).
+    pub fn once_with(&self, key: &str, message: impl FnOnce() -> Option<String>) {
         let mut said = SAID_ONCE.lock().unwrap_or_else(PoisonError::into_inner);
         if !said.iter().any(|k| k == key) {
             said.push(key.to_string());
             drop(said);
-            self.info(message);
+            if let Some(message) = message() {
+                self.info(&message);
+            }
         }
     }
 

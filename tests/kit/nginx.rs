@@ -64,8 +64,9 @@ impl Nginx {
                 nginx.child = None;
                 return Err(format!("exited with {status}: {}", nginx.log()));
             }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && nginx.pidfile().exists()
-            {
+            // The master listens before it forks its worker: ready once a worker answers.
+            let probe = format!("http://127.0.0.1:{port}/nginx-ok");
+            if nginx.pidfile().exists() && super::load::get_url(&probe) == Ok(200) {
                 return Ok(nginx);
             }
             std::thread::sleep(Duration::from_millis(10));

@@ -3,6 +3,7 @@
 //! own and keeps its deadline itself (the client and the runner are given it).
 
 use crate::spec::{Check, HttpCheck, Kind, Samples};
+use crate::template::Template;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -176,11 +177,7 @@ fn prepare(
     scrubber: &Scrubber,
 ) -> Result<Prepared, String> {
     let url = checked(&http.url.render(captured)?, scrubber)?;
-    let headers = http
-        .headers
-        .iter()
-        .map(|(name, value)| Ok((name.clone(), value.render(captured)?)))
-        .collect::<Result<_, String>>()?;
+    let headers = render_headers(&http.headers, captured, scrubber)?;
     let body = http.body.as_ref().map(|b| b.render(captured)).transpose()?;
     Ok(Prepared {
         method: http.method.clone(),
@@ -188,6 +185,25 @@ fn prepare(
         headers,
         body,
     })
+}
+
+/// Header values with their captures filled in; a value in a header whose name marks it
+/// secret is a secret from now on, whoever captured it (a token from a login answer).
+pub fn render_headers(
+    headers: &[(String, Template)],
+    captured: &HashMap<String, String>,
+    scrubber: &Scrubber,
+) -> Result<Vec<(String, String)>, String> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = value.render(captured)?;
+            if Scrubber::is_secret_name(name) {
+                scrubber.add_secret(&value);
+            }
+            Ok((name.clone(), value))
+        })
+        .collect()
 }
 
 fn http_expected(http: &HttpCheck) -> String {

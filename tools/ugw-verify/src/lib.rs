@@ -268,7 +268,14 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         checks = baseline::measuring_only(checks)?;
     }
     let baseline = match mode {
-        Mode::Verify if m.get_flag("compare") => Some(baseline::find(ctx, m, &checks)?),
+        Mode::Verify if m.get_flag("compare") => match baseline::find(ctx, m, &checks) {
+            // The baseline step before may have been a dry run too: nothing to find yet.
+            Err(e) if ctx.dry_run && m.get_one::<PathBuf>("baseline").is_none() => {
+                ctx.reporter.warn(&format!("dry run: {}", e.message));
+                None
+            }
+            found => Some(found?),
+        },
         _ => None,
     };
     let tolerances = baseline::tolerances(m);

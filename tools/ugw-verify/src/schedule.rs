@@ -128,8 +128,8 @@ pub fn run_all(
         .collect())
 }
 
-/// The checks to start now: the first ready latency check alone, else up to `parallel` of
-/// the others (in the order they were given).
+/// The checks to start now: up to `parallel` of the ready ones that measure no latency (in
+/// the order they were given); when only latency checks are ready, the first of them alone.
 fn next_wave(checks: &[Arc<Check>], runnable: &[usize], parallel: usize) -> Vec<usize> {
     let others: Vec<usize> = runnable
         .iter()

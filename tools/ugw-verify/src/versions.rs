@@ -2,7 +2,7 @@
 //! its answer); all must equal the expected version (the last ugw-fetch step's by default,
 //! `v1.1.0` = `1.1.0`) or, with `"same"`, each other.
 
-use crate::check::{BODY_LIMIT, Outcome, QUOTE_BYTES, Shared, checked, jq_first};
+use crate::check::{BODY_LIMIT, Outcome, QUOTE_BYTES, Shared, checked, jq_first, render_headers};
 use crate::spec::{ExpectVersion, VersionsCheck};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -74,11 +74,7 @@ fn requests(
     captured: &HashMap<String, String>,
     shared: &Shared,
 ) -> Result<Vec<(String, Request)>, String> {
-    let headers = v
-        .headers
-        .iter()
-        .map(|(name, value)| Ok((name.clone(), value.render(captured)?)))
-        .collect::<Result<Vec<(String, String)>, String>>()?;
+    let headers = render_headers(&v.headers, captured, &shared.scrubber)?;
     v.urls
         .iter()
         .map(|url| {

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The GitLab lab: three Rails nodes on loopback (rails1 the deploy node), each a demo service
+# ("puma") behind its own nginx, on GitLab 16.1.0, sharing one PostgreSQL database migrated to
+# 16.1.0's schema; releases 16.2.0 (good) and 16.2.1 (never healthy) published with their
+# SHA256SUMS; an Ansible inventory for them (local connection).
+#   DATABASE_URL=postgres://… lab.sh DIR
+#   then: ansible-playbook -i DIR/inventory.yml zero-downtime-upgrade.yml -e gitlab_version=16.2.0
+#   stop it:  bash -c 'source examples/runbooks/lib.sh; lab_stop DIR'
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+lab_start "$1"
+lab_database
+lab_releases "$(dirname "$0")/../pg-migrations" 16.1.0 16.2.0 16.2.1
+
+# gitlab-ctl of a node: `restart` (puma, then nginx), `restart puma`, `start nginx`. nginx
+# daemonizes (it leaves our session) and writes NODE/nginx.pid, what the drain signals.
+write_gitlab_ctl() {
+  local node=$1 nginx_port=$2 app_port=$3
+  mkdir -p "$node/nginx"
+  cat >"$node/nginx.conf" <<CONF
+user root;
+worker_processes 1;
+pid $node/nginx.pid;
+error_log $node/nginx/error.log info;
+events { worker_connections 64; }
+http {
+  access_log $node/nginx/access.log;
+  client_body_temp_path $node/nginx/body;
+  proxy_temp_path $node/nginx/proxy;
+  fastcgi_temp_path $node/nginx/fastcgi;
+  uwsgi_temp_path $node/nginx/uwsgi;
+  scgi_temp_path $node/nginx/scgi;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location = /-/readiness { proxy_pass http://127.0.0.1:$app_port/health/ready; }
+    location / { proxy_pass http://127.0.0.1:$app_port; }
+  }
+}
+CONF
+  cat >"$node/gitlab-ctl" <<SCRIPT
+#!/usr/bin/env bash
+set -euo pipefail
+$(declare -f running stop_pidfile)
+start_nginx() {
+  stop_pidfile $node/nginx.pid
+  setsid nginx -p $node/nginx -c $node/nginx.conf -e $node/nginx/error.log
+  until [ -s $node/nginx.pid ]; do sleep 0.01; done
+}
+case "\$*" in
+  restart) $node/restart; start_nginx ;;
+  "restart puma") $node/restart ;;
+  "start nginx") start_nginx ;;
+  *) echo "usage: gitlab-ctl restart [puma] | start nginx" >&2; exit 2 ;;
+esac
+SCRIPT
+  chmod 755 "$node/gitlab-ctl"
+}
+
+inventory="all:
+  vars:
+    ansible_connection: local
+    ansible_python_interpreter: \"{{ ansible_playbook_python }}\"
+    gitlab_releases: $RELEASES
+    gitlab_database_url: \"$DATABASE_URL\"
+  children:
+    deploy:
+      hosts:
+        rails1:
+    rails:
+      hosts:"
+for n in rails1 rails2 rails3; do
+  lab_service "$n" "$LAB/$n"
+  app_port=$PORT
+  nginx_port=$(free_port)
+  echo "$nginx_port" >"$LAB/$n/nginx_port"
+  write_gitlab_ctl "$LAB/$n" "$nginx_port" "$app_port"
+  inventory+="
+        $n: {node_dir: $LAB/$n, app_port: $app_port, nginx_port: $nginx_port}"
+  [ "$n" = rails1 ] && export LAB_DB=$DATABASE_URL || unset LAB_DB
+  lab_install "$LAB/$n" "$LAB/$n/gitlab-ctl restart" 16.1.0 \
+    --url "http://127.0.0.1:$nginx_port/-/readiness"
+done
+echo "$inventory" >"$LAB/inventory.yml"

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses part of the kit
 
 pub mod file_server;
+pub mod fleet;
 pub mod haproxy;
 pub mod hostile_archives;
 pub mod load;

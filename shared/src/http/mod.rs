@@ -10,7 +10,7 @@ mod transport;
 
 pub use client::{Body, HttpClient, HttpResponse, Request, RequestBody, Response};
 pub use config::{Header, HttpConfig};
-pub use tls::{PeerCertificate, peer_certificate};
+pub use tls::{AnyCertificate, CertificateJudge, Judged, PeerCertificate, peer_certificate};
 
 use crate::error::{Error, Result};
 use crate::scrub::Scrubber;

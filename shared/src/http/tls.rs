@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 /// The rustls configuration that trusts what `path` holds.
 pub(super) fn cacert_config(path: &Path) -> Result<Arc<ClientConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = CacertVerifier::new(read_certs(path)?, &provider);
-    client_config(provider, Arc::new(verifier))
+    let verifier = Judged::new(CacertVerifier::new(read_certs(path)?, &provider), &provider);
+    client_config(provider, verifier)
 }
 
 fn client_config(
@@ -57,7 +57,6 @@ struct CacertVerifier {
     pinned: Vec<CertificateDer<'static>>,
     /// The same certificates as CAs; `None` when none of them can be one.
     webpki: Option<Arc<WebPkiServerVerifier>>,
-    algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl CacertVerifier {
@@ -70,13 +69,12 @@ impl CacertVerifier {
         CacertVerifier {
             pinned: certs,
             webpki,
-            algorithms: provider.signature_verification_algorithms,
         }
     }
 }
 
-impl ServerCertVerifier for CacertVerifier {
-    fn verify_server_cert(
+impl CertificateJudge for CacertVerifier {
+    fn judge(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
@@ -107,6 +105,57 @@ impl ServerCertVerifier for CacertVerifier {
             )),
         }
     }
+}
+
+/// What differs between ugw's certificate verifiers: the verdict on the certificate. The
+/// handshake's signatures (the server proving it holds the certificate's key) are checked the
+/// same way by all of them; [`Judged`] adds that part, once.
+pub trait CertificateJudge: std::fmt::Debug + Send + Sync {
+    /// Whether to go on with this certificate, as `ServerCertVerifier::verify_server_cert`.
+    fn judge(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error>;
+}
+
+/// A rustls verifier made of a [`CertificateJudge`] and the provider's signature algorithms.
+#[derive(Debug)]
+pub struct Judged<J> {
+    judge: J,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl<J: CertificateJudge> Judged<J> {
+    #[must_use]
+    pub fn new(judge: J, provider: &CryptoProvider) -> Arc<Self> {
+        Arc::new(Judged {
+            judge,
+            algorithms: provider.signature_verification_algorithms,
+        })
+    }
+
+    #[must_use]
+    pub fn judge(&self) -> &J {
+        &self.judge
+    }
+}
+
+impl<J: CertificateJudge> ServerCertVerifier for Judged<J> {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        self.judge
+            .judge(end_entity, intermediates, server_name, ocsp_response, now)
+    }
 
     fn verify_tls12_signature(
         &self,
@@ -128,6 +177,24 @@ impl ServerCertVerifier for CacertVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+/// Encrypted, the certificate taken as it comes (libpq's `sslmode=require`): only the
+/// handshake's signatures are checked.
+#[derive(Debug)]
+pub struct AnyCertificate;
+
+impl CertificateJudge for AnyCertificate {
+    fn judge(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
     }
 }
 
@@ -204,19 +271,22 @@ pub fn peer_certificate(
 ) -> std::result::Result<PeerCertificate, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let inner: Arc<dyn ServerCertVerifier> = match cacert {
-        Some(path) => Arc::new(CacertVerifier::new(
-            read_certs(path).map_err(|e| e.message)?,
+        Some(path) => Judged::new(
+            CacertVerifier::new(read_certs(path).map_err(|e| e.message)?, &provider),
             &provider,
-        )),
+        ),
         None => Arc::new(
             rustls_platform_verifier::Verifier::new(provider.clone())
                 .map_err(|e| format!("the system's certificate store: {e}"))?,
         ),
     };
-    let recording = Arc::new(Recording {
-        inner,
-        seen: Mutex::new(None),
-    });
+    let recording = Judged::new(
+        Recording {
+            inner,
+            seen: Mutex::new(None),
+        },
+        &provider,
+    );
     let config = client_config(provider, recording.clone()).map_err(|e| e.message)?;
     let name = ServerName::try_from(server_name.to_string())
         .map_err(|_| format!("'{server_name}' is not a valid TLS server name"))?;
@@ -237,6 +307,7 @@ pub fn peer_certificate(
     conn.send_close_notify();
     let _ = conn.complete_io(&mut stream);
     let (der, verdict) = recording
+        .judge()
         .seen
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -336,8 +407,8 @@ struct Recording {
     >,
 }
 
-impl ServerCertVerifier for Recording {
-    fn verify_server_cert(
+impl CertificateJudge for Recording {
+    fn judge(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
@@ -355,28 +426,5 @@ impl ServerCertVerifier for Recording {
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some((end_entity.clone().into_owned(), verdict));
         Ok(ServerCertVerified::assertion())
-    }
-
-    // The server must still prove it holds the certificate's key.
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
     }
 }

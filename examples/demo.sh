@@ -15,6 +15,7 @@ pidfile=$work/app.pid
 
 say() { echo "== $*" >&2; }
 source examples/lib/releases.sh
+source examples/lib/artifacts.sh
 stop_app() { stop_pidfile "$pidfile"; }
 
 cleanup() {
@@ -35,17 +36,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ---- 1. three releases of the demo service, with their migrations, served on loopback ----
+# ---- 1. the releases of the demo service, with their migrations, served on loopback ----
 
 mkdir -p "$work/www" "$data/files"
 echo "uploaded by v1" >"$data/files/report.txt"
-migrations=examples/demo-migrations
-release() { pack_release "$work/www" "$work/build" "$bin/ugw-demo-app" "$@"; }
-release v1.0.0 $migrations/v1 --
-release v2.0.0 $migrations/v1 $migrations/v2 -- --require-column items.note
-release v3.0.0 $migrations/v1 $migrations/v2 $migrations/v3 -- \
-  --require-column items.note --fail-status 500 --status-field broken
-sign_releases "$work/www"
+demo_releases "$work/www" "$work/build" "$bin/ugw-demo-app"
 serve_releases "$work/www" "$work/www"
 base=$release_base
 say "releases served at $base (artifact server pid $release_server_pid):"

@@ -75,6 +75,7 @@ fetch v1.0.0 \
   | ugw-wait-healthy --url "$app/health/ready" --expect-version --timeout 30s \
   >"$work/v1.json"
 say "v1.0.0 runs (pid $(cat "$pidfile")) at $app"
+python3 -m json.tool "$work/v1.json"
 
 # ---- 3. upgrade to v2: one pipeline, then the post-deploy migrations ----
 

@@ -1088,3 +1088,37 @@ fn a_captured_value_sent_in_a_secret_header_is_never_shown() {
         assert!(!text.contains("captured-secret-4b1d9e"), "{text}");
     }
 }
+
+/// A metrics endpoint behind a token: the check's own headers reach the scrape (a token from
+/// the environment, never shown), and without them the check fails on the 401.
+#[test]
+fn a_metrics_check_sends_its_headers_to_an_endpoint_behind_a_token() {
+    let token = "scrape-token-8c2f71";
+    let app = DemoApp::start(&["--metrics-token", token]);
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = format!("{}/metrics", app.url);
+    let file = checks_file(
+        dir.path(),
+        &json!([
+            {"name": "with-token", "type": "metrics", "url": metrics,
+             "headers": {"Authorization": "Bearer ${env:SCRAPE_TOKEN}"},
+             "assert": ["process_resident_memory_bytes <= 512MiB"]},
+            {"name": "without", "type": "metrics", "url": metrics,
+             "assert": ["process_resident_memory_bytes <= 512MiB"]},
+        ]),
+    );
+    let mut cmd = tool("ugw-verify");
+    cmd.args(["--checks", file.to_str().unwrap()])
+        .env("SCRAPE_TOKEN", token);
+    let out = run(cmd);
+    out.assert_code(1);
+    let result = result_of(&out);
+    assert_eq!(
+        outcomes(&result),
+        pairs(&[("with-token", "passed"), ("without", "failed")])
+    );
+    assert!(message(&result, "without").contains("401"), "{result:#}");
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains(token), "{text}");
+    }
+}

@@ -298,9 +298,20 @@ pub fn scrape(
     until: Instant,
     cancel: &Cancel,
 ) -> Result<Exposition, String> {
+    scrape_request(client, Request::get(url), url, until, cancel)
+}
+
+/// `scrape` with a request of the caller's (headers for an endpoint behind a token).
+pub fn scrape_request(
+    client: &HttpClient,
+    request: Request,
+    url: &str,
+    until: Instant,
+    cancel: &Cancel,
+) -> Result<Exposition, String> {
     const LIMIT: usize = 16 << 20;
     let response = client
-        .fetch_request(Request::get(url), until, LIMIT, cancel)
+        .fetch_request(request, until, LIMIT, cancel)
         .map_err(|e| format!("scraping {url}: {e}"))?;
     if !(200..300).contains(&response.status) {
         return Err(format!(

@@ -36,6 +36,8 @@ pub struct Behaviour {
     pub lb_flag: Option<PathBuf>,
     /// Health endpoints want `Authorization: Bearer TOKEN`.
     pub health_token: Option<String>,
+    /// /metrics wants `Authorization: Bearer TOKEN`, as a scrape behind auth does.
+    pub metrics_token: Option<String>,
     /// Every K-th /work request answers 500 (by count, so a test knows how many fail).
     pub work_error_every: Option<u64>,
     /// MiB of memory held (and touched) for the process's life: a bloated release.
@@ -59,6 +61,7 @@ impl Default for Behaviour {
             schema: Schema::default(),
             lb_flag: None,
             health_token: None,
+            metrics_token: None,
             work_error_every: None,
             bloat_mib: 0,
         }
@@ -170,7 +173,14 @@ impl App {
                 error(405, "method not allowed").with_header("Allow", "GET, HEAD"),
             );
         }
-        if path.starts_with("/health/") && !self.authorized(request) {
+        let token = if path.starts_with("/health/") {
+            &self.behaviour.health_token
+        } else if path == "/metrics" {
+            &self.behaviour.metrics_token
+        } else {
+            &None
+        };
+        if !bearer_matches(request, token.as_deref()) {
             return Outcome::Respond(
                 error(401, "a bearer token is required").with_header("WWW-Authenticate", "Bearer"),
             );
@@ -214,16 +224,6 @@ impl App {
             }
             _ => response,
         })
-    }
-
-    fn authorized(&self, request: &Request) -> bool {
-        let Some(token) = &self.behaviour.health_token else {
-            return true;
-        };
-        request
-            .header("authorization")
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| given.trim() == token)
     }
 
     /// The load balancer's health check: unhealthy while the flag file exists, so a drain can
@@ -400,6 +400,17 @@ fn write_durations(text: &mut String, stats: &Stats) {
             "http_request_duration_seconds_count{{path=\"{path}\"}} {cumulative}"
         );
     }
+}
+
+/// Whether the request carries `Authorization: Bearer TOKEN` (any request, without a token).
+fn bearer_matches(request: &Request, token: Option<&str>) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    request
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| given.trim() == token)
 }
 
 fn error(status: u16, message: &str) -> Response {

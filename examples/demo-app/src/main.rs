@@ -61,6 +61,7 @@ Load balancer, work and resources:
                           /health/ready)
   --health-token T        /health/* want `Authorization: Bearer T`
                           (default: $UGW_DEMO_HEALTH_TOKEN when set)
+  --metrics-token T       /metrics wants `Authorization: Bearer T`
   --error-every K         every K-th /work request answers 500
   --bloat MIB             hold MIB of memory for the process's life
 
@@ -285,6 +286,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Strin
             "--require-column" => b.schema.required.push(Column::parse(&value()?)?),
             "--lb-flag" => b.lb_flag = Some(PathBuf::from(value()?)),
             "--health-token" => b.health_token = Some(value()?),
+            "--metrics-token" => b.metrics_token = Some(value()?),
             "--error-every" => {
                 b.work_error_every = Some(parse_number(&flag, &value()?)?);
                 if b.work_error_every == Some(0) {

@@ -135,10 +135,17 @@ fn run(
         },
         Kind::Cmd(cmd) => crate::cmd::run(cmd, until, &shared.cancel),
         Kind::Tls(tls) => crate::tls::run(tls, until, &shared.cancel),
-        Kind::Metrics(m) => match fill(&m.url).and_then(|u| checked(&u, &shared.scrubber)) {
-            Ok(url) => crate::metrics::run(m, &url, &shared.client, until, &shared.cancel),
-            Err(why) => Outcome::skipped(why),
-        },
+        Kind::Metrics(m) => {
+            let target = fill(&m.url)
+                .and_then(|u| checked(&u, &shared.scrubber))
+                .and_then(|url| Ok((url, render_headers(&m.headers, captured, &shared.scrubber)?)));
+            match target {
+                Ok((url, headers)) => {
+                    crate::metrics::run(m, &url, &headers, &shared.client, until, &shared.cancel)
+                }
+                Err(why) => Outcome::skipped(why),
+            }
+        }
         Kind::Versions(v) => crate::versions::run(v, captured, shared, until),
         Kind::Record(expect) => crate::earlier::run(expect, &shared.record, until, &shared.cancel),
     }

@@ -134,7 +134,7 @@ pub fn command() -> Command {
          metrics: url, assert ([\"process_resident_memory_bytes <= 512MiB\"]: a selector with =, \
          !=, =~ matchers, summed, compared with < <= == != >= >), histogram with quantile and max \
          (from bucket deltas over the window), window (\"10s\"), measure ([\"latency\", \
-         \"errors\", \"memory\"]). \
+         \"errors\", \"memory\"]), headers (for an endpoint behind a token). \
          versions: urls, path (.version), expect (a version, \"same\", or by default the last \
          ugw-fetch step's), headers. \
          record: expect (jq expressions on the record that came in). \

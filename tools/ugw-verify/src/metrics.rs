@@ -8,8 +8,8 @@ use crate::check::Outcome;
 use crate::spec::{HistogramBound, Measure, MetricsCheck};
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
-use ugw_shared::http::HttpClient;
-use ugw_shared::prometheus::{Exposition, Histogram, Selector, counter_delta, scrape};
+use ugw_shared::http::{HttpClient, Request};
+use ugw_shared::prometheus::{Exposition, Histogram, Selector, counter_delta, scrape_request};
 use ugw_shared::results::Observation;
 use ugw_shared::time::{human, millis};
 
@@ -146,11 +146,18 @@ pub fn check_selector(text: &str) -> Result<(), String> {
 pub fn run(
     check: &MetricsCheck,
     url: &str,
+    headers: &[(String, String)],
     client: &HttpClient,
     until: Instant,
     cancel: &Cancel,
 ) -> Outcome {
     let expected = expected(check);
+    let scrape = |client: &HttpClient, url: &str, until: Instant, cancel: &Cancel| {
+        let request = headers
+            .iter()
+            .fold(Request::get(url), |r, (name, value)| r.header(name, value));
+        scrape_request(client, request, url, until, cancel)
+    };
     let started = Instant::now();
     let first = match check.window {
         Some(_) => match scrape(client, url, until, cancel) {

@@ -77,7 +77,10 @@ impl Check {
                     add(body);
                 }
             }
-            Kind::Metrics(m) => add(&m.url),
+            Kind::Metrics(m) => {
+                add(&m.url);
+                m.headers.iter().for_each(|(_, v)| add(v));
+            }
             Kind::Versions(v) => {
                 v.urls.iter().for_each(&mut add);
                 v.headers.iter().for_each(|(_, v)| add(v));
@@ -151,6 +154,8 @@ pub struct CmdCheck {
 #[derive(Debug)]
 pub struct MetricsCheck {
     pub url: Template,
+    /// For an endpoint behind a token (`${env:NAME}` and captures work as in `http`).
+    pub headers: Vec<(String, Template)>,
     /// `process_resident_memory_bytes <= 512MiB`, parsed by `metrics`.
     pub asserts: Vec<String>,
     pub histogram: Option<HistogramBound>,
@@ -599,6 +604,7 @@ fn cmd(f: &mut Fields) -> Result<CmdCheck> {
 
 fn metrics(f: &mut Fields, env: &Env) -> Result<MetricsCheck> {
     let url = Template::parse(&f.required("url")?, &f.at("url"), env, false)?;
+    let headers = f.headers("headers", env)?;
     let asserts = f.strings("assert")?;
     for (i, text) in asserts.iter().enumerate() {
         crate::metrics::Assertion::parse(text)
@@ -621,6 +627,7 @@ fn metrics(f: &mut Fields, env: &Env) -> Result<MetricsCheck> {
     }
     Ok(MetricsCheck {
         url,
+        headers,
         asserts,
         histogram,
         window,

@@ -205,7 +205,7 @@ fn slow_request_on(
             "{}/slow?ms={ms}",
             haproxy.url()
         )));
-        if HaProxy::wait_until(Duration::from_secs(2), || haproxy.in_flight(server) >= 1) {
+        if kit::eventually(Duration::from_secs(2), || haproxy.in_flight(server) >= 1) {
             return sent;
         }
     }
@@ -978,7 +978,7 @@ fn sticky_clients_keep_a_drained_server_busy_until_maint_after_moves_them() {
     assert!(haproxy.wait_status("s1", "UP", Duration::from_secs(5)));
     assert!(haproxy.wait_status("s2", "UP", Duration::from_secs(5)));
     let client = StickyClient::start(&haproxy, "s1");
-    assert!(HaProxy::wait_until(Duration::from_secs(5), || haproxy
+    assert!(kit::eventually(Duration::from_secs(5), || haproxy
         .in_flight("s1")
         >= 1));
     let sock = haproxy.admin_socket();

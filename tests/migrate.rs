@@ -956,7 +956,7 @@ impl Watched {
     }
 
     fn wait_for_stderr(&self, needle: &str, limit: Duration) -> bool {
-        until(limit, || self.stderr.lock().unwrap().contains(needle))
+        kit::eventually(limit, || self.stderr.lock().unwrap().contains(needle))
     }
 
     fn finish(self) -> Outcome {
@@ -970,17 +970,6 @@ impl Watched {
             elapsed: started.elapsed(),
         }
     }
-}
-
-fn until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    done()
 }
 
 #[test]
@@ -1001,7 +990,7 @@ fn pg_kill_9_during_a_long_migration_leaves_nothing_and_a_rerun_applies_it() {
     let mut watcher = db.client();
     let mut backend: Option<i32> = None;
     assert!(
-        until(Duration::from_secs(20), || {
+        kit::eventually(Duration::from_secs(20), || {
             backend = watcher
                 .query(
                     "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'ugw-migrate %' AND query LIKE '%pg_sleep%' AND state = 'active'",
@@ -1019,7 +1008,7 @@ fn pg_kill_9_during_a_long_migration_leaves_nothing_and_a_rerun_applies_it() {
     assert_eq!(killed.code, -1, "killed by the signal");
     let backend = backend.unwrap();
     assert!(
-        until(Duration::from_secs(10), || {
+        kit::eventually(Duration::from_secs(10), || {
             watcher
                 .query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&backend])
                 .unwrap()
@@ -1309,7 +1298,9 @@ fn pg_sigint_during_a_migration_cancels_the_statement_and_records_nothing() {
             .unwrap()
             .is_empty()
     };
-    assert!(until(Duration::from_secs(20), || active(&mut watcher)));
+    assert!(kit::eventually(Duration::from_secs(20), || active(
+        &mut watcher
+    )));
     let sent = Instant::now();
     kit::signal(run.child.id().cast_signed(), libc::SIGINT);
     let out = run.finish();
@@ -1538,7 +1529,7 @@ fn sqlite_sigint_during_a_migration_interrupts_it_and_records_nothing() {
     let run = Watched::start(&["up", "--db", &db, "--dir", &dir.s()]);
     let lock = dir.path().join("app.db.ugw-migrate.lock");
     assert!(
-        until(Duration::from_secs(20), || std::fs::metadata(&lock)
+        kit::eventually(Duration::from_secs(20), || std::fs::metadata(&lock)
             .is_ok_and(|m| m.len() > 0)),
         "the run took its lock"
     );

@@ -7,7 +7,7 @@ mod kit;
 use kit::{DemoApp, serial};
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The expressions that ran for 30 s and 2.2 GB before: one builds a huge array, the other
 /// yields nothing for ever.
@@ -25,11 +25,11 @@ fn spawn_wait_healthy(args: &[&str]) -> Child {
 
 /// Wait (at most 10 s) for `path` to exist: the command under test got that far.
 fn wait_for_file(path: &Path) {
-    let until = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(Instant::now() < until, "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        kit::eventually(Duration::from_secs(10), || path.exists()),
+        "{} never appeared",
+        path.display()
+    );
 }
 
 #[test]

@@ -144,14 +144,10 @@ impl Fleet {
     /// Wait (at most 5 s) until HAProxy's status of `backend/server` is `status`: its health
     /// checks need a few rounds to see a node that just restarted. The status then.
     pub fn settled_haproxy_status(&self, server: &str, status: &str) -> String {
-        let until = std::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let now = self.haproxy_status(server);
-            if now == status || std::time::Instant::now() >= until {
-                return now;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::eventually(Duration::from_secs(5), || {
+            self.haproxy_status(server) == status
+        });
+        self.haproxy_status(server)
     }
 }
 

@@ -239,21 +239,7 @@ impl HaProxy {
 
     /// Wait until `server`'s status is `status`; false after `timeout`.
     pub fn wait_status(&self, server: &str, status: &str, timeout: Duration) -> bool {
-        HaProxy::wait_until(timeout, || self.status(server) == status)
-    }
-
-    /// Wait until `ok()` holds, reading every 10 ms; false after `timeout`.
-    pub fn wait_until(timeout: Duration, ok: impl Fn() -> bool) -> bool {
-        let until = Instant::now() + timeout;
-        loop {
-            if ok() {
-                return true;
-            }
-            if Instant::now() >= until {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        super::eventually(timeout, || self.status(server) == status)
     }
 }
 

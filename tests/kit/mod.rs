@@ -490,14 +490,7 @@ impl DemoApp {
 
     /// Wait until the service has seen `n` requests; false after `timeout`.
     pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
-        let until = Instant::now() + timeout;
-        while Instant::now() < until {
-            if self.requests() >= n {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        false
+        eventually(timeout, || self.requests() >= n)
     }
 
     /// Wait for the service to exit by itself; its exit code, or `None` after `limit`.
@@ -699,8 +692,7 @@ pub fn signal(pid: i32, sig: i32) {
 /// Whether process `pid` is gone (no such process, or a zombie: dead, not yet reaped) within
 /// `within`.
 pub fn gone(pid: i32, within: Duration) -> bool {
-    let until = Instant::now() + within;
-    loop {
+    eventually(within, || {
         // SAFETY: signal 0 only asks whether the process exists.
         let alive = unsafe { libc::kill(pid, 0) } == 0
             || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
@@ -708,7 +700,15 @@ pub fn gone(pid: i32, within: Duration) -> bool {
             stat.rsplit_once(')')
                 .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
         });
-        if !alive || zombie {
+        !alive || zombie
+    })
+}
+
+/// Whether `ok` comes to hold within `limit`: asked every 10 ms, and once more at the end.
+pub fn eventually(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        if ok() {
             return true;
         }
         if Instant::now() >= until {

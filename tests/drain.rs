@@ -403,6 +403,46 @@ fn two_haproxy_instances_are_drained_together_and_put_back_together() {
     assert_eq!((a.status("s1"), b.status("s1")), ("UP".into(), "UP".into()));
 }
 
+/// An instance where the operator had put the server in maint keeps it in maint (drain would
+/// let sticky clients back in), and the undo puts each instance back to its own state.
+#[test]
+fn an_instance_already_in_maint_stays_in_maint_through_the_drain_and_the_undo() {
+    if !HaProxy::available() {
+        return;
+    }
+    let app = DemoApp::start(&[]);
+    let servers = [Server::new("s1", &app.addr(), true)];
+    let (a, b) = (HaProxy::start(&servers), HaProxy::start(&servers));
+    for h in [&a, &b] {
+        assert!(h.wait_status("s1", "UP", Duration::from_secs(5)));
+    }
+    b.set_state("s1", "maint");
+    let (sock_a, sock_b) = (a.admin_socket(), b.admin_socket());
+    let args = [
+        "--haproxy",
+        sock_a.to_str().unwrap(),
+        "--haproxy",
+        sock_b.to_str().unwrap(),
+        "--server",
+        "app/s1",
+    ];
+    let out = drain(&args);
+    out.assert_code(0);
+    assert_eq!(
+        (a.status("s1"), b.status("s1")),
+        ("DRAIN".into(), "MAINT".into())
+    );
+    assert_eq!(
+        result(&out)["states_before"],
+        serde_json::json!(["ready", "maint"])
+    );
+    drain_after(&out.stdout, &["--undo"]).assert_code(0);
+    assert_eq!(
+        (a.status("s1"), b.status("s1")),
+        ("UP".into(), "MAINT".into())
+    );
+}
+
 #[test]
 fn when_one_instance_refuses_the_others_are_put_back_and_the_step_fails() {
     if !HaProxy::available() {
@@ -519,6 +559,27 @@ fn at_the_deadline_fail_leaves_it_drained_and_proceed_goes_on_forced() {
         (Some(true), Some(1))
     );
     assert!(out.stderr.contains("going on"), "{}", out.stderr);
+}
+
+/// The undo of a drain that failed at its deadline puts back the state from before that drain
+/// (here `drain`, set by an operator), not `ready`.
+#[test]
+fn undo_after_a_drain_that_timed_out_restores_the_state_it_found() {
+    if !HaProxy::available() {
+        return;
+    }
+    let p = pair(true);
+    let _stuck = slow_request_on(&p.haproxy, "s1", 30_000);
+    p.haproxy.set_state("s1", "drain");
+    let out = drain(&p.args("s1", &["--timeout", "700ms"]));
+    out.assert_code(1);
+    assert_eq!(
+        out.last_step().result["states_before"],
+        serde_json::json!(["drain"])
+    );
+    let undone = drain_after(&out.stdout, &["--undo", "--always", "--timeout", "5s"]);
+    undone.assert_code(0);
+    assert_eq!(p.haproxy.status("s1"), "DRAIN", "{}", undone.stderr);
 }
 
 #[test]

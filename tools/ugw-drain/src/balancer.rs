@@ -159,9 +159,13 @@ pub(crate) fn drain(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Draine
          'server-state-file' and 'load-server-state-from-file'",
     );
     let since = Instant::now();
-    let drain_all = vec![state; before.len()];
+    // An instance already in maint stays there: drain would let sticky clients back in.
+    let drain_to: Vec<AdminState> = before
+        .iter()
+        .map(|&b| if b == AdminState::Maint { b } else { state })
+        .collect();
     drained.changed = target
-        .set_all(ctx, &before, &drain_all, deadline)
+        .set_all(ctx, &before, &drain_to, deadline)
         .map_err(|e| e.with_result(serde_json::to_value(&drained).expect("serialises")))?;
     drained.state_after = Some(state.word().to_string());
     ctx.reporter.info(&format!(
@@ -185,9 +189,8 @@ pub(crate) fn drain(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Draine
                 return Ok(());
             }
             escalated = true;
-            let current = vec![AdminState::Drain; before.len()];
             let maint = vec![AdminState::Maint; before.len()];
-            target.set_all(ctx, &current, &maint, deadline)?;
+            target.set_all(ctx, &drain_to, &maint, deadline)?;
             ctx.reporter.info(&format!(
                 "{}: still busy after --maint-after: set to maint",
                 target.name()
@@ -272,7 +275,8 @@ pub(crate) fn undo(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained
 /// What each instance was before the record's last drain of this server; `ready` for an
 /// instance it does not know (with a warning).
 fn states_to_restore(ctx: &Ctx, sockets: &[Endpoint], name: &str) -> Result<Vec<AdminState>> {
-    let last = ctx.record().last_result::<Drained>()?.filter(|d| {
+    // A drain that failed at its deadline left the node drained too: its states count.
+    let last = crate::last_drain(ctx)?.filter(|d| {
         d.method == DrainMethod::Haproxy && !d.undo && d.server.as_deref() == Some(name)
     });
     Ok(sockets

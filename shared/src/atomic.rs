@@ -132,7 +132,10 @@ impl AtomicFile {
             .map_err(|e| Error::io(format!("cannot rename into {}", self.target.display()), &e))?;
         self.committed = true;
         sync_dir(&parent_dir(&self.target))?;
-        Ok(self.hasher.take().map(|h| hex(h.finish().as_ref())))
+        Ok(self
+            .hasher
+            .take()
+            .map(|h| crate::digest::hex(h.finish().as_ref())))
     }
 }
 
@@ -181,14 +184,6 @@ fn keep_mode_of(target: &Path, temp: &File) {
 
 fn fastrand_name() -> String {
     (0..10).map(|_| fastrand::alphanumeric()).collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// Replace `path` with `bytes` atomically.
@@ -308,8 +303,26 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// A `--mode` as an operator writes it (`755`, `0755`, `0o755`): octal, at most `7777`.
+pub fn parse_mode(text: &str) -> std::result::Result<u32, String> {
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("'{text}' is not an octal mode like 755"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn modes_are_octal_up_to_7777() {
+        assert_eq!(super::parse_mode("755"), Ok(0o755));
+        assert_eq!(super::parse_mode("0o4755"), Ok(0o4755));
+        assert_eq!(super::parse_mode("0640"), Ok(0o640));
+        for bad in ["", "9", "rwx", "17777", "-1"] {
+            assert!(super::parse_mode(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

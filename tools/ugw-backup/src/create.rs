@@ -697,7 +697,7 @@ impl<'a> Snapshot<'a> {
     }
 
     fn digest(self) -> String {
-        crate::hex(self.hasher.finish().as_ref())
+        ugw_shared::digest::hex(self.hasher.finish().as_ref())
     }
 }
 

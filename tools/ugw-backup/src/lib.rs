@@ -480,14 +480,3 @@ fn run_prune(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         )
     })
 }
-
-/// Lower-case hex.
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}

@@ -226,7 +226,7 @@ fn check_entry<R: Read>(
         size += n as u64;
         progress.inc(n as u64);
     }
-    let digest = crate::hex(hasher.finish().as_ref());
+    let digest = ugw_shared::digest::hex(hasher.finish().as_ref());
     if size != want.size || Some(&digest) != want.sha256.as_ref() {
         return Err(Some(format!(
             "entry '{shown}' does not match its sha256 in the manifest"
@@ -256,7 +256,10 @@ impl Hashing {
         let guard = state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        (crate::hex(guard.0.clone().finish().as_ref()), guard.1)
+        (
+            ugw_shared::digest::hex(guard.0.clone().finish().as_ref()),
+            guard.1,
+        )
     }
 }
 

@@ -16,6 +16,7 @@ use ugw_shared::digest::{parse_sha256, sha256_file};
 use ugw_shared::http::{self, HttpClient, HttpConfig, Request};
 use ugw_shared::results::Fetched;
 use ugw_shared::runner::{RunSpec, run as run_command};
+use ugw_shared::space::human_bytes;
 use ugw_shared::time::{human, parse_duration};
 use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult, lock, tool_command, unpack};
 
@@ -146,7 +147,7 @@ pub fn command() -> Command {
         Arg::new("mode")
             .long("mode")
             .value_name("OCTAL")
-            .value_parser(parse_mode)
+            .value_parser(ugw_shared::atomic::parse_mode)
             .conflicts_with("extract")
             .help("The staged file's mode (e.g. 755) [default: 644]"),
     )
@@ -173,13 +174,6 @@ pub fn command() -> Command {
     )
     .next_help_heading("HTTP")
     .args(http::args())
-}
-
-fn parse_mode(text: &str) -> Result<u32, String> {
-    u32::from_str_radix(text.trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| format!("'{text}' is not an octal mode like 755"))
 }
 
 /// Where the artifact comes from.
@@ -547,17 +541,6 @@ fn smoke_test(ctx: &Ctx, command: &str, path: &Path, timeout: Duration) -> Resul
 
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
-}
-
-fn human_bytes(bytes: u64) -> String {
-    const MIB: f64 = 1024.0 * 1024.0;
-    if bytes >= 1024 * 1024 {
-        format!("{:.1} MiB", bytes as f64 / MIB)
-    } else if bytes >= 1024 {
-        format!("{:.1} KiB", bytes as f64 / 1024.0)
-    } else {
-        format!("{bytes} B")
-    }
 }
 
 fn speed(bytes: u64, took: Duration) -> String {

@@ -103,7 +103,7 @@ pub fn command() -> Command {
         Arg::new("mode")
             .long("mode")
             .value_name("OCTAL")
-            .value_parser(parse_mode)
+            .value_parser(ugw_shared::atomic::parse_mode)
             .help("The new binary's mode in binary mode (e.g. 755) [default: the old binary's]"),
     )
     .arg(
@@ -148,13 +148,6 @@ pub fn command() -> Command {
             .default_value("5")
             .help("Keep this many releases; older ones are removed (never current, previous, or a newer failed one)"),
     )
-}
-
-fn parse_mode(text: &str) -> Result<u32, String> {
-    u32::from_str_radix(text.trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| format!("'{text}' is not an octal mode like 755"))
 }
 
 /// The flags, checked.

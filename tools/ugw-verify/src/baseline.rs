@@ -9,7 +9,7 @@ use clap::ArgMatches;
 use std::path::PathBuf;
 use std::time::Duration;
 use ugw_shared::record::Status;
-use ugw_shared::results::{CheckResult, Comparison, ToolResult as _, Verified, VerifyBaseline};
+use ugw_shared::results::{CheckResult, Comparison, Verified, VerifyBaseline};
 use ugw_shared::{Ctx, Error, Result};
 
 /// The measuring checks and everything they wait for; nothing else is run for a baseline.
@@ -71,12 +71,10 @@ pub fn find(ctx: &Ctx, m: &ArgMatches, checks: &[Check]) -> Result<VerifyBaselin
             ))
         });
     }
-    let steps = &ctx.record().steps;
-    (0..steps.len())
-        .rev()
-        .filter_map(|i| steps.get(i))
-        .filter(|s| s.tool == Verified::TOOL && s.status == Status::Ok && !s.dry_run)
-        .find_map(|s| serde_json::from_value::<VerifyBaseline>(s.result.get("baseline")?.clone()).ok())
+    ctx.record()
+        .results_newest_first::<Verified>()
+        .into_iter()
+        .find_map(|(status, verified)| (status == Status::Ok).then_some(verified.baseline).flatten())
         .ok_or_else(|| {
             Error::usage(
                 "--compare: the record has no ok `ugw-verify baseline` step; take one before the upgrade, or give --baseline FILE",

@@ -1,13 +1,10 @@
 //! `--junit FILE`: one testcase per check, for GitLab's `artifacts:reports:junit` (and any CI
-//! that reads `JUnit` XML). Written atomically; every text in it went through the scrubber.
+//! that reads `JUnit` XML), written with `atomic::write_atomic`; every text in it went through
+//! the scrubber.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::Path;
-use ugw_shared::atomic::AtomicFile;
 use ugw_shared::results::CheckResult;
 use ugw_shared::scrub::Scrubber;
-use ugw_shared::{Error, Result};
 
 /// The XML for `checks`, run in `seconds` on `host`.
 pub fn render(checks: &[CheckResult], seconds: f64, host: &str, scrubber: &Scrubber) -> String {
@@ -63,14 +60,6 @@ pub fn render(checks: &[CheckResult], seconds: f64, host: &str, scrubber: &Scrub
     }
     xml.push_str("  </testsuite>\n</testsuites>\n");
     xml
-}
-
-/// Write `xml` to `path` whole, or leave what was there.
-pub fn write(path: &Path, xml: &str) -> Result<()> {
-    let mut file = AtomicFile::create(path)?;
-    file.write_all(xml.as_bytes())
-        .map_err(|e| Error::io(format!("cannot write {}", path.display()), &e))?;
-    file.commit().map(|_| ())
 }
 
 /// XML text and attribute escaping; characters XML 1.0 cannot carry at all become U+FFFD.

@@ -311,7 +311,7 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
             &ctx.host,
             ctx.scrubber(),
         );
-        junit::write(path, &xml)?;
+        ugw_shared::atomic::write_atomic(path, xml.as_bytes())?;
     }
     finish(ctx, mode, args, results, comparison)
 }

@@ -105,8 +105,9 @@ impl AtomicFile {
     /// that the temp file can be run (a smoke test) before `commit`: Linux refuses to run a
     /// file open for writing ("text file busy").
     pub fn seal(&mut self) -> Result<()> {
-        let fail =
-            |e: std::io::Error| Error::io(format!("cannot write {}", self.temp.display()), &e);
+        let fail = |e: std::io::Error| {
+            Error::io_write(format!("cannot write {}", self.temp.display()), &e)
+        };
         self.file
             .flush()
             .and_then(|()| self.file.sync_all())
@@ -126,7 +127,7 @@ impl AtomicFile {
         self.file
             .flush()
             .and_then(|()| self.file.sync_all())
-            .map_err(|e| Error::io(format!("cannot write {}", self.temp.display()), &e))?;
+            .map_err(|e| Error::io_write(format!("cannot write {}", self.temp.display()), &e))?;
         // rename() replaces a symlink at the target itself; it never writes through it.
         std::fs::rename(&self.temp, &self.target)
             .map_err(|e| Error::io(format!("cannot rename into {}", self.target.display()), &e))?;
@@ -190,7 +191,7 @@ fn fastrand_name() -> String {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = AtomicFile::create(path)?;
     file.write_all(bytes)
-        .map_err(|e| Error::io(format!("cannot write {}", file.temp_path().display()), &e))?;
+        .map_err(|e| Error::io_write(format!("cannot write {}", file.temp_path().display()), &e))?;
     file.commit().map(|_| ())
 }
 

@@ -152,6 +152,19 @@ impl Error {
         Error::new(ErrorKind::Io, format!("{context}: {err}"))
     }
 
+    /// A failed write: `no_space` when the file system is full (or the quota spent), so an
+    /// operator sees the cause and the exit says it; otherwise as `io`.
+    pub fn io_write(context: impl fmt::Display, err: &std::io::Error) -> Self {
+        let full = [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT]
+            .iter()
+            .any(|errno| err.raw_os_error() == Some(errno.raw_os_error()));
+        if full {
+            Error::new(ErrorKind::NoSpace, format!("{context}: {err}"))
+        } else {
+            Error::io(context, err)
+        }
+    }
+
     /// The run was stopped by `signal` (SIGHUP, SIGINT or SIGTERM): exit 128 + the signal.
     #[must_use]
     pub fn interrupted(signal: i32) -> Self {
@@ -189,6 +202,20 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_or_quota_is_no_space_and_other_write_errors_are_io() {
+        let os = |errno: rustix::io::Errno| std::io::Error::from_raw_os_error(errno.raw_os_error());
+        for errno in [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT] {
+            let e = Error::io_write("cannot write x", &os(errno));
+            assert_eq!((e.kind, e.exit), (ErrorKind::NoSpace, 1));
+            assert!(e.message.starts_with("cannot write x: "), "{}", e.message);
+        }
+        assert_eq!(
+            Error::io_write("w", &os(rustix::io::Errno::IO)).kind,
+            ErrorKind::Io
+        );
+    }
 
     #[test]
     fn every_kind_has_a_distinct_word_a_documented_code_and_a_one_line_meaning() {

@@ -408,7 +408,7 @@ impl Extractor<'_> {
                 break;
             }
             file.write_all(&buffer[..n])
-                .map_err(|e| io_error(&format!("cannot write {shown}"), &e))?;
+                .map_err(|e| Error::io_write(format!("cannot write {shown}"), &e))?;
             written += n as u64;
         }
         // chown clears setuid/setgid, so the mode comes after it.
@@ -523,15 +523,15 @@ fn make_temp_dir(dest: &Path) -> Result<PathBuf> {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => {
-                return Err(io_error(
-                    &format!("cannot create a temp folder in {}", parent.display()),
+                return Err(Error::io_write(
+                    format!("cannot create a temp folder in {}", parent.display()),
                     &e,
                 ));
             }
         }
     }
-    Err(io_error(
-        &format!("cannot create a temp folder in {}", parent.display()),
+    Err(Error::io_write(
+        format!("cannot create a temp folder in {}", parent.display()),
         &last.expect("the loop ran"),
     ))
 }
@@ -634,16 +634,7 @@ fn damaged(e: &std::io::Error) -> Error {
 }
 
 fn write_error(shown: &str, e: Errno) -> Error {
-    io_error(&format!("cannot write {shown}"), &e.into())
-}
-
-/// An I/O error, `no_space` when the file system is full.
-fn io_error(context: &str, e: &std::io::Error) -> Error {
-    if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
-        Error::new(ErrorKind::NoSpace, format!("{context}: {e}"))
-    } else {
-        Error::io(context, e)
-    }
+    Error::io_write(format!("cannot write {shown}"), &e.into())
 }
 
 #[cfg(test)]

@@ -655,17 +655,10 @@ fn append_bytes<W: Write>(builder: &mut tar::Builder<W>, name: &[u8], bytes: &[u
 }
 
 fn write_error(path: &Path, e: &io::Error) -> Error {
-    if e.raw_os_error() == Some(libc::ENOSPC) {
-        Error::new(
-            ErrorKind::NoSpace,
-            format!(
-                "{}: the disk filled up: {e}; nothing was kept",
-                path.display()
-            ),
-        )
-    } else {
-        Error::io(format!("cannot write {}", path.display()), e)
-    }
+    Error::io_write(
+        format!("cannot write {} (nothing is kept)", path.display()),
+        e,
+    )
 }
 
 /// Exactly `size` bytes of a file as the tar header promised, hashed as they pass: a file that

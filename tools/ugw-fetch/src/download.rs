@@ -288,17 +288,7 @@ fn too_large(max: u64) -> Error {
 }
 
 fn write_error(e: &std::io::Error, file: &AtomicFile) -> Error {
-    if e.raw_os_error() == Some(libc_enospc()) {
-        return Error::new(
-            ErrorKind::NoSpace,
-            format!("no space left for {}", file.temp_path().display()),
-        );
-    }
-    Error::io(format!("cannot write {}", file.temp_path().display()), e)
-}
-
-fn libc_enospc() -> i32 {
-    rustix::io::Errno::NOSPC.raw_os_error()
+    Error::io_write(format!("cannot write {}", file.temp_path().display()), e)
 }
 
 /// Copy a local file (`file://`) into `file`, hashed on the way, within the limits.

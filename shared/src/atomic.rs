@@ -304,6 +304,15 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// `path` with `suffix` added to its file name (`app.db` → `app.db-wal`, `app` →
+/// `app.ugw-prev`): where ugw keeps what belongs beside a file.
+#[must_use]
+pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// A `--mode` as an operator writes it (`755`, `0755`, `0o755`): octal, at most `7777`.
 pub fn parse_mode(text: &str) -> std::result::Result<u32, String> {
     u32::from_str_radix(text.trim_start_matches("0o"), 8)

@@ -4,6 +4,7 @@
 
 mod record_file;
 
+use crate::atomic::sibling;
 use crate::cancel::Cancel;
 use crate::ctx::Ctx;
 use crate::error::{Error, ErrorKind, Result, exit};
@@ -779,12 +780,6 @@ fn keep_previous(path: &Path) -> Result<()> {
         crate::atomic::write_atomic(&prev, &bytes)?;
     }
     Ok(())
-}
-
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_os_string();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// Scrubbed JSON text of the record.

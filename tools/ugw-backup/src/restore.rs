@@ -9,6 +9,7 @@ use crate::sqlite;
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use ugw_shared::atomic::sibling;
 use ugw_shared::unpack::{self, Options};
 use ugw_shared::{Ctx, Error, ErrorKind, Result};
 
@@ -332,12 +333,6 @@ fn remove_any(path: &Path) -> Result<()> {
         Ok(_) => std::fs::remove_file(path),
     };
     outcome.map_err(|e| Error::io(format!("cannot remove {}", path.display()), &e))
-}
-
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_os_string();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// A backup made by another app version is refused unless forced.

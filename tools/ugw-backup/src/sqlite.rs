@@ -18,11 +18,7 @@ const BUSY_WAIT: Duration = Duration::from_millis(20);
 pub fn companions(db: &Path) -> Vec<PathBuf> {
     ["-wal", "-shm", "-journal"]
         .iter()
-        .map(|suffix| {
-            let mut name = db.as_os_str().to_os_string();
-            name.push(suffix);
-            PathBuf::from(name)
-        })
+        .map(|suffix| ugw_shared::atomic::sibling(db, suffix))
         .collect()
 }
 

@@ -54,9 +54,7 @@ impl SqliteStore {
     }
 
     fn lock_path(&self) -> PathBuf {
-        let mut name = self.path.as_os_str().to_os_string();
-        name.push(".ugw-migrate.lock");
-        PathBuf::from(name)
+        ugw_shared::atomic::sibling(&self.path, ".ugw-migrate.lock")
     }
 
     fn insert_row(

@@ -9,18 +9,12 @@ use crate::{Options, Swapped, restart_failed};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use ugw_shared::atomic::{AtomicFile, open_regular, sync_dir};
+use ugw_shared::atomic::{AtomicFile, open_regular, sibling, sync_dir};
 use ugw_shared::digest::sha256_file;
 use ugw_shared::{Ctx, Error, ErrorKind, Result, lock};
 
 /// The mode of a binary installed where there was none, unless --mode says otherwise.
 const DEFAULT_MODE: u32 = 0o755;
-
-fn beside(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_os_string();
-    name.push(suffix);
-    PathBuf::from(name)
-}
 
 fn lock_path(target: &Path) -> PathBuf {
     let name = target
@@ -46,7 +40,7 @@ fn existing(target: &Path) -> Result<Option<std::fs::Metadata>> {
 
 /// Give `existing` the additional name `name`, replacing whatever had it, in one rename.
 fn link_as(existing: &Path, name: &Path) -> Result<()> {
-    let temp = beside(name, &format!(".{}.tmp", fastrand_suffix()));
+    let temp = sibling(name, &format!(".{}.tmp", fastrand_suffix()));
     std::fs::hard_link(existing, &temp).map_err(|e| {
         Error::io(
             format!("cannot link {} to {}", existing.display(), temp.display()),
@@ -115,7 +109,7 @@ fn install(from: &Path, target: &Path, mode: Option<u32>) -> Result<()> {
         .map_err(written)?;
     if old.is_some() {
         copy_xattrs(target, file.file())?;
-        link_as(target, &beside(target, ".ugw-prev"))?;
+        link_as(target, &sibling(target, ".ugw-prev"))?;
     }
     file.commit()?;
     Ok(())
@@ -124,8 +118,8 @@ fn install(from: &Path, target: &Path, mode: Option<u32>) -> Result<()> {
 /// Put `TARGET.ugw-prev` back under TARGET's name; the binary it replaces is kept as
 /// `TARGET.ugw-failed`.
 fn restore_previous(target: &Path) -> Result<()> {
-    let prev = beside(target, ".ugw-prev");
-    link_as(target, &beside(target, ".ugw-failed"))?;
+    let prev = sibling(target, ".ugw-prev");
+    link_as(target, &sibling(target, ".ugw-failed"))?;
     link_as(&prev, target)?;
     sync_dir(target.parent().unwrap_or(Path::new(".")))
 }
@@ -144,7 +138,7 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
     };
     if options.status {
         result.current = digest_of(target)?;
-        result.previous = digest_of(&beside(target, ".ugw-prev"))?;
+        result.previous = digest_of(&sibling(target, ".ugw-prev"))?;
         return Ok(result);
     }
     let _lock = if ctx.dry_run {
@@ -224,7 +218,7 @@ fn rollback(
         ctx.reporter.info(&why);
         return Ok(result);
     }
-    let prev = beside(target, ".ugw-prev");
+    let prev = sibling(target, ".ugw-prev");
     let Some(prev_digest) = existing(&prev)?.map(|_| sha256_file(&prev)).transpose()? else {
         return Err(Error::new(
             ErrorKind::NotFound,

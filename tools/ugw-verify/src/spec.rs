@@ -157,7 +157,7 @@ pub struct MetricsCheck {
     /// For an endpoint behind a token (`${env:NAME}` and captures work as in `http`).
     pub headers: Vec<(String, Template)>,
     /// `process_resident_memory_bytes <= 512MiB`, parsed by `metrics`.
-    pub asserts: Vec<String>,
+    pub asserts: Vec<crate::metrics::Assertion>,
     pub histogram: Option<HistogramBound>,
     pub window: Option<Duration>,
     pub measure: Vec<Measure>,
@@ -167,7 +167,7 @@ pub struct MetricsCheck {
 /// `histogram` + `quantile` + `max`: the server's own view of its latency.
 #[derive(Debug)]
 pub struct HistogramBound {
-    pub selector: String,
+    pub selector: ugw_shared::prometheus::Selector,
     pub quantile: f64,
     pub max: Duration,
 }
@@ -605,11 +605,15 @@ fn cmd(f: &mut Fields) -> Result<CmdCheck> {
 fn metrics(f: &mut Fields, env: &Env) -> Result<MetricsCheck> {
     let url = Template::parse(&f.required("url")?, &f.at("url"), env, false)?;
     let headers = f.headers("headers", env)?;
-    let asserts = f.strings("assert")?;
-    for (i, text) in asserts.iter().enumerate() {
-        crate::metrics::Assertion::parse(text)
-            .map_err(|why| problem(&format!("{}[{i}]", f.at("assert")), why))?;
-    }
+    let asserts = f
+        .strings("assert")?
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            crate::metrics::Assertion::parse(text)
+                .map_err(|why| problem(&format!("{}[{i}]", f.at("assert")), why))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let histogram = histogram(f)?;
     let window = f.duration("window")?;
     let measure = measures(f)?;
@@ -641,7 +645,8 @@ fn histogram(f: &mut Fields) -> Result<Option<HistogramBound>> {
     let Some(selector) = f.string("histogram")? else {
         return Ok(None);
     };
-    crate::metrics::check_selector(&selector).map_err(|why| problem(&f.at("histogram"), why))?;
+    let selector = ugw_shared::prometheus::Selector::parse(&selector)
+        .map_err(|why| problem(&f.at("histogram"), why))?;
     let quantile = match f.get("quantile") {
         None => 0.95,
         Some(v) => v.as_f64().filter(|q| *q > 0.0 && *q < 1.0).ok_or_else(|| {

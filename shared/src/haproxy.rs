@@ -187,10 +187,14 @@ impl Api {
                 Ok(Box::new(stream))
             }
             Endpoint::Tcp(addr) => {
-                let sock = std::net::ToSocketAddrs::to_socket_addrs(addr)?
-                    .next()
-                    .ok_or_else(|| std::io::Error::new(IoKind::NotFound, "no address"))?;
-                let stream = TcpStream::connect_timeout(&sock, left.max(Duration::from_millis(1)))?;
+                let stream = crate::tcp::open(addr.as_str(), until).map_err(|e| {
+                    let kind = if e.timed_out {
+                        IoKind::TimedOut
+                    } else {
+                        IoKind::Other
+                    };
+                    std::io::Error::new(kind, e.message)
+                })?;
                 stream.set_write_timeout(write_limit)?;
                 Ok(Box::new(stream))
             }

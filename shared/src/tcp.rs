@@ -29,6 +29,12 @@ pub fn check_addr(addr: &str, flag: &str) -> Result<String> {
 /// Open (and close) a connection to `addr` before `until`; the time it took.
 pub fn connect(addr: &str, until: Instant) -> Result<Duration, AttemptError> {
     let started = Instant::now();
+    open(addr, until).map(|_| started.elapsed())
+}
+
+/// A connection to `addr` (every address it resolves to, in turn), opened before `until`.
+pub fn open(addr: impl ToSocketAddrs, until: Instant) -> Result<TcpStream, AttemptError> {
+    let started = Instant::now();
     let addrs: Vec<_> = addr
         .to_socket_addrs()
         .map_err(|e| AttemptError::new(format!("cannot resolve: {e}")))?
@@ -40,7 +46,7 @@ pub fn connect(addr: &str, until: Instant) -> Result<Duration, AttemptError> {
             return Err(AttemptError::timed_out(started.elapsed()));
         }
         match TcpStream::connect_timeout(&sock, left) {
-            Ok(_) => return Ok(started.elapsed()),
+            Ok(stream) => return Ok(stream),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 last = AttemptError::new("connection refused");
             }

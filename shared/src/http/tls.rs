@@ -11,7 +11,7 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -317,33 +317,17 @@ pub fn peer_certificate(
 }
 
 fn connect(host: &str, port: u16, until: Instant) -> std::result::Result<TcpStream, String> {
-    let addrs: Vec<_> = (host.trim_start_matches('[').trim_end_matches(']'), port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .collect();
-    let mut last = format!("{host} has no address");
-    for addr in addrs {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!(
-                "no connection to {host}:{port} before the deadline"
-            ));
-        }
-        match TcpStream::connect_timeout(&addr, left) {
-            Ok(stream) => {
-                let left = until
-                    .saturating_duration_since(Instant::now())
-                    .max(Duration::from_millis(1));
-                stream
-                    .set_read_timeout(Some(left))
-                    .and_then(|()| stream.set_write_timeout(Some(left)))
-                    .map_err(|e| e.to_string())?;
-                return Ok(stream);
-            }
-            Err(e) => last = format!("cannot connect to {addr}: {e}"),
-        }
-    }
-    Err(last)
+    let host_only = host.trim_start_matches('[').trim_end_matches(']');
+    let stream = crate::tcp::open((host_only, port), until)
+        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+    let left = until
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    stream
+        .set_read_timeout(Some(left))
+        .and_then(|()| stream.set_write_timeout(Some(left)))
+        .map_err(|e| e.to_string())?;
+    Ok(stream)
 }
 
 fn describe_certificate(

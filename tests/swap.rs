@@ -40,7 +40,7 @@ fn current(root: &Path) -> String {
 /// A record with one earlier step of `tool`, as that tool would have written it.
 fn record_with(tool: &str, status: &str, exit: i32, result: &serde_json::Value) -> String {
     serde_json::json!({"ugw": 1, "run": "r", "ok": status == "ok", "steps": [{
-        "tool": tool, "tool_version": "0.1.0", "host": "test",
+        "tool": tool, "tool_version": "0.1.0", "run": "r", "host": ugw_shared::time::hostname(),
         "started": "2026-11-21T23:59:01.123Z", "elapsed_ms": 5, "status": status, "exit": exit,
         "changed": status == "ok", "dry_run": false, "result": result}]})
     .to_string()
@@ -50,11 +50,12 @@ fn record_with(tool: &str, status: &str, exit: i32, result: &serde_json::Value) 
 fn failed_after(stdout: &str) -> String {
     let mut record: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     record["ok"] = false.into();
+    let run = record["run"].clone();
     record["steps"]
         .as_array_mut()
         .unwrap()
         .push(serde_json::json!({
-        "tool": "ugw-wait-healthy", "tool_version": "0.1.0", "host": "test",
+        "tool": "ugw-wait-healthy", "tool_version": "0.1.0", "run": run, "host": ugw_shared::time::hostname(),
         "started": "2026-11-21T23:59:02.123Z", "elapsed_ms": 5, "status": "failed", "exit": 1,
         "changed": false, "dry_run": false,
         "error": {"kind": "timeout", "message": "not healthy"}}));

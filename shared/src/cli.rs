@@ -332,6 +332,8 @@ pub fn run_tool(tool: Tool) -> ! {
 struct StepMaker {
     tool: String,
     version: String,
+    /// The run the step belongs to: the incoming record's, once it is known.
+    run: String,
     host: String,
     dry_run: bool,
     started_at: SystemTime,
@@ -357,6 +359,7 @@ impl StepMaker {
         Step {
             tool: self.tool.clone(),
             tool_version: self.version.clone(),
+            run: self.run.clone(),
             host: self.host.clone(),
             started: time::rfc3339_millis(self.started_at),
             elapsed_ms: time::millis(self.started.elapsed()),
@@ -460,6 +463,7 @@ impl Invocation {
         let maker = StepMaker {
             tool: name.clone(),
             version: tool.command.get_version().unwrap_or("0").to_string(),
+            run: String::new(),
             host: common.host.clone(),
             dry_run: common.dry_run,
             started_at: started.0,
@@ -494,11 +498,15 @@ impl Invocation {
     fn incoming(&mut self) -> Result<Record, i32> {
         match self.find_incoming() {
             Ok(record) => {
-                Ok(record.unwrap_or_else(|| Record::new(time::new_run_id(&self.common.host))))
+                let record =
+                    record.unwrap_or_else(|| Record::new(time::new_run_id(&self.common.host)));
+                self.maker.run.clone_from(&record.run);
+                Ok(record)
             }
             Err(err) => {
                 self.reporter.error(&err.message);
                 let mut record = Record::new(time::new_run_id(&self.common.host));
+                self.maker.run.clone_from(&record.run);
                 record.push(self.maker.failed(&err));
                 Err(self.to_stdout(&record, err.exit))
             }
@@ -856,6 +864,7 @@ mod tests {
         let maker = StepMaker {
             tool: "ugw-x".into(),
             version: "0".into(),
+            run: "r".into(),
             host: "h".into(),
             dry_run: false,
             started_at: SystemTime::now(),

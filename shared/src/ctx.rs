@@ -4,7 +4,7 @@
 use crate::cancel::Cancel;
 use crate::error::Result;
 use crate::http::HttpClient;
-use crate::record::Record;
+use crate::record::{Record, ThisRun};
 use crate::report::Reporter;
 use crate::scrub::Scrubber;
 use clap::ArgMatches;
@@ -58,6 +58,12 @@ impl Ctx {
     #[must_use]
     pub fn record(&self) -> &Record {
         &self.record
+    }
+
+    /// The earlier steps this tool may act on: this run's, on this host.
+    #[must_use]
+    pub fn this_run(&self) -> ThisRun<'_> {
+        self.record.this_run(&self.host)
     }
 
     /// `--timeout`, if the tool has one.

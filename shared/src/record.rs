@@ -6,7 +6,6 @@
 //! (a step is decoded only when a tool looks at it).
 
 use crate::error::{Error, Result, exit};
-use crate::results::ToolResult;
 use crate::scrub::Scrubber;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::ser::SerializeMap;
@@ -18,10 +17,12 @@ use std::fmt;
 
 mod layout;
 mod steps;
+mod this_run;
 
 use layout::{compact, relayout};
 use steps::index_steps;
 pub use steps::{Iter, Steps};
+pub use this_run::ThisRun;
 
 /// The record format's major version; a record with another major is refused.
 pub const MAJOR: u64 = 1;
@@ -69,6 +70,11 @@ pub struct Step {
     pub tool: String,
     #[serde(default)]
     pub tool_version: String,
+    /// The run the step was written in (the record's `run` when the tool ran). A record
+    /// concatenated from two runs, or a step copied from another record, shows here; a step
+    /// without it (an older ugw wrote it) is never acted on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run: String,
     #[serde(default)]
     pub host: String,
     #[serde(default)]
@@ -95,6 +101,13 @@ impl Step {
     #[must_use]
     pub fn failed(&self) -> bool {
         self.status.fails()
+    }
+
+    /// Whether the step was written in run `run` on host `host`: only such a step may decide
+    /// what a tool changes.
+    #[must_use]
+    pub fn belongs_to(&self, run: &str, host: &str) -> bool {
+        !self.run.is_empty() && self.run == run && self.host == host
     }
 }
 
@@ -181,105 +194,11 @@ impl Record {
         }
     }
 
-    /// The last step of `tool` with this status that really ran (not a dry run): `Ok` for
-    /// what a tool produced, `Failed` for what a rollback must undo.
+    /// The steps a tool may act on: those of this run, written on `host` (ugw(7), WHAT A TOOL
+    /// TRUSTS). Every lookup of an earlier step goes through it.
     #[must_use]
-    pub fn last_step(&self, tool: &str, status: Status) -> Option<&Step> {
-        self.last_step_among(tool, &[status])
-    }
-
-    /// The last step of `tool` with any of these statuses that really ran: `ugw-drain --undo`
-    /// puts back a drain that succeeded or one that timed out leaving the node drained.
-    #[must_use]
-    pub fn last_step_among(&self, tool: &str, statuses: &[Status]) -> Option<&Step> {
-        let (index, _) = self
-            .steps
-            .heads()
-            .enumerate()
-            .rfind(|(_, h)| h.tool == tool && statuses.contains(&h.status) && !h.dry_run)?;
-        self.steps.get(index)
-    }
-
-    /// The last step of `tool` that succeeded for real (status ok, not a dry run).
-    #[must_use]
-    pub fn last_ok(&self, tool: &str) -> Option<&Step> {
-        self.last_step(tool, Status::Ok)
-    }
-
-    /// Every real step (not a dry run) of the tool that writes `T` whose result has `T`'s
-    /// shape, newest first, with its status: a rollback looks for the switch it must take back.
-    #[must_use]
-    pub fn results_newest_first<T: ToolResult>(&self) -> Vec<(Status, T)> {
-        let indices: Vec<usize> = self
-            .steps
-            .heads()
-            .enumerate()
-            .filter(|(_, h)| h.tool == T::TOOL && !h.dry_run)
-            .map(|(index, _)| index)
-            .collect();
-        indices
-            .into_iter()
-            .rev()
-            .filter_map(|index| {
-                let step = self.steps.get(index)?;
-                let result = T::deserialize(&step.result).ok()?;
-                Some((step.status, result))
-            })
-            .collect()
-    }
-
-    /// The result of the last real, successful step of the tool that writes `T`.
-    pub fn last_result<T: ToolResult>(&self) -> Result<Option<T>> {
-        self.last_result_with(Status::Ok)
-    }
-
-    /// The result of the last real step with this status of the tool that writes `T` (a
-    /// rollback reads the result of a *failed* swap). A step without a result is `None`; a
-    /// result that does not have the shape of `T` is a bad record, not a silent `None`.
-    pub fn last_result_with<T: ToolResult>(&self, status: Status) -> Result<Option<T>> {
-        self.last_result_among(&[status])
-    }
-
-    /// The result of the last real step with any of these statuses of the tool that writes `T`.
-    pub fn last_result_among<T: ToolResult>(&self, statuses: &[Status]) -> Result<Option<T>> {
-        let Some(step) = self.last_step_among(T::TOOL, statuses) else {
-            return Ok(None);
-        };
-        if step.result.is_null() {
-            return Ok(None);
-        }
-        T::deserialize(&step.result).map(Some).map_err(|e| {
-            Error::bad_record(format!(
-                "the result of the earlier {} step is malformed: {e}",
-                T::TOOL
-            ))
-        })
-    }
-
-    /// A value a flag may leave out: the flag's (which always wins), else the one `pick`
-    /// finds in the result of the last real, successful step of the tool that writes `T`
-    /// (`--expect-version` from `ugw-fetch`'s `version`). Neither is a usage error naming the
-    /// flag and the tool; except in a dry run, where the tool before may have been a dry run
-    /// too and the value is simply not known yet (`None`).
-    pub fn flag_or_earlier<T: ToolResult, V>(
-        &self,
-        flag: &str,
-        given: Option<V>,
-        dry_run: bool,
-        pick: impl FnOnce(T) -> Option<V>,
-    ) -> Result<Option<V>> {
-        if given.is_some() {
-            return Ok(given);
-        }
-        match self.last_result::<T>()?.and_then(pick) {
-            Some(value) => Ok(Some(value)),
-            None if dry_run => Ok(None),
-            None => Err(Error::usage(format!(
-                "{flag} has no value: none was given, and no earlier successful {tool} step in \
-                 the record has one; give it ({flag} VALUE) or run {tool} before this step",
-                tool = T::TOOL
-            ))),
-        }
+    pub fn this_run<'a>(&'a self, host: &'a str) -> ThisRun<'a> {
+        ThisRun::new(self, host)
     }
 
     pub fn push(&mut self, step: Step) {
@@ -482,12 +401,12 @@ fn scrubbed_earlier<'a>(text: &'a str, scrubber: &Scrubber) -> Cow<'a, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::Fetched;
 
     fn step(tool: &str, status: Status, exit: i32) -> Step {
         Step {
             tool: tool.into(),
             tool_version: "0".into(),
+            run: "r".into(),
             host: "h".into(),
             started: String::new(),
             elapsed_ms: 0,
@@ -662,159 +581,5 @@ mod tests {
         // A clone shares the earlier steps' text instead of copying it.
         let copy = record.clone();
         assert!(copy.steps.shares_text_with(&record.steps));
-    }
-
-    #[test]
-    fn last_ok_skips_failed_and_dry_runs() {
-        let mut record = Record::new("r".into());
-        let mut dry = step("ugw-fetch", Status::Ok, 0);
-        dry.dry_run = true;
-        let mut real = step("ugw-fetch", Status::Ok, 0);
-        real.result = fetched("v2");
-        record.push(real);
-        record.push(dry);
-        record.push(step("ugw-fetch", Status::Failed, 1));
-        let found: Fetched = record.last_result().unwrap().unwrap();
-        assert_eq!(found.version.as_deref(), Some("v2"));
-        assert!(!record.ok);
-        assert!(record.last_ok("ugw-swap").is_none());
-    }
-
-    #[test]
-    fn a_failed_step_of_a_tool_is_found_by_its_status() {
-        let text = format!(
-            r#"{{"ugw":1,"run":"r","steps":[{{"tool":"ugw-fetch","status":"ok","result":{}}},{{"tool":"ugw-fetch","status":"failed","exit":1,"result":{}}},{{"tool":"ugw-fetch","status":"interrupted","exit":130}}]}}"#,
-            fetched("v1"),
-            fetched("v2")
-        );
-        let record = Record::parse(text.as_bytes()).unwrap();
-        let failed: Fetched = record.last_result_with(Status::Failed).unwrap().unwrap();
-        assert_eq!(failed.version.as_deref(), Some("v2"));
-        let ok: Fetched = record.last_result().unwrap().unwrap();
-        assert_eq!(ok.version.as_deref(), Some("v1"));
-        // An interrupted step without a result: found, but no result to read.
-        assert_eq!(
-            record
-                .last_step("ugw-fetch", Status::Interrupted)
-                .unwrap()
-                .exit,
-            130
-        );
-        assert!(
-            record
-                .last_result_with::<Fetched>(Status::Interrupted)
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            record
-                .last_result_with::<Fetched>(Status::Skipped)
-                .unwrap()
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn results_newest_first_are_every_real_step_of_the_tool_with_its_status() {
-        let text = format!(
-            r#"{{"ugw":1,"run":"r","steps":[{{"tool":"ugw-fetch","status":"ok","result":{}}},{{"tool":"ugw-fetch","status":"ok","dry_run":true,"result":{}}},{{"tool":"ugw-swap","status":"ok","result":{{}}}},{{"tool":"ugw-fetch","status":"failed","exit":1,"result":{}}},{{"tool":"ugw-fetch","status":"skipped","exit":1}}]}}"#,
-            fetched("v1"),
-            fetched("dry"),
-            fetched("v2")
-        );
-        let record = Record::parse(text.as_bytes()).unwrap();
-        let found: Vec<(Status, Option<String>)> = record
-            .results_newest_first::<Fetched>()
-            .into_iter()
-            .map(|(status, r)| (status, r.version))
-            .collect();
-        assert_eq!(
-            found,
-            [
-                (Status::Failed, Some("v2".to_string())),
-                (Status::Ok, Some("v1".to_string()))
-            ]
-        );
-    }
-
-    #[test]
-    fn the_last_step_among_statuses_is_the_latest_of_any_of_them() {
-        let text = format!(
-            r#"{{"ugw":1,"run":"r","steps":[{{"tool":"ugw-fetch","status":"ok","result":{}}},{{"tool":"ugw-fetch","status":"failed","exit":1,"result":{}}},{{"tool":"ugw-fetch","status":"skipped","exit":1}}]}}"#,
-            fetched("v1"),
-            fetched("v2")
-        );
-        let record = Record::parse(text.as_bytes()).unwrap();
-        let both: Fetched = record
-            .last_result_among(&[Status::Ok, Status::Failed])
-            .unwrap()
-            .unwrap();
-        assert_eq!(both.version.as_deref(), Some("v2"));
-        let ok: Fetched = record.last_result_among(&[Status::Ok]).unwrap().unwrap();
-        assert_eq!(ok.version.as_deref(), Some("v1"));
-        assert_eq!(
-            record
-                .last_step_among("ugw-fetch", &[Status::Skipped, Status::Ok])
-                .unwrap()
-                .status,
-            Status::Skipped
-        );
-    }
-
-    #[test]
-    fn a_result_of_the_wrong_shape_is_a_bad_record() {
-        let text = br#"{"ugw":1,"run":"r","steps":[{"tool":"ugw-fetch","status":"ok","result":{"version":"v1"}}]}"#;
-        let err = Record::parse(text)
-            .unwrap()
-            .last_result::<Fetched>()
-            .unwrap_err();
-        assert_eq!(err.kind, crate::ErrorKind::BadRecord);
-        assert!(
-            err.message.contains("earlier ugw-fetch step is malformed"),
-            "{}",
-            err.message
-        );
-    }
-
-    #[test]
-    fn a_flag_wins_over_the_record_which_wins_over_a_usage_error() {
-        let mut record = Record::new("r".into());
-        let version = |r: &Record, given: Option<&str>, dry_run: bool| {
-            r.flag_or_earlier(
-                "--expect-version",
-                given.map(String::from),
-                dry_run,
-                |f: Fetched| f.version,
-            )
-        };
-        let err = version(&record, None, false).unwrap_err();
-        assert_eq!(err.kind, crate::ErrorKind::Usage);
-        assert!(
-            err.message.contains("--expect-version") && err.message.contains("ugw-fetch"),
-            "{}",
-            err.message
-        );
-        assert_eq!(
-            version(&record, None, true).unwrap(),
-            None,
-            "unknown in a dry run"
-        );
-        let mut fetch = step("ugw-fetch", Status::Ok, 0);
-        fetch.result = fetched("v3");
-        record.push(fetch);
-        assert_eq!(
-            version(&record, None, false).unwrap().as_deref(),
-            Some("v3")
-        );
-        assert_eq!(
-            version(&record, Some("v9"), false).unwrap().as_deref(),
-            Some("v9")
-        );
-        // A fetch step without a version does not give one.
-        let mut fetch = step("ugw-fetch", Status::Ok, 0);
-        fetch.result = fetched("v3");
-        fetch.result["version"] = Value::Null;
-        record.push(fetch);
-        assert!(version(&record, None, false).is_err());
     }
 }

@@ -736,12 +736,14 @@ pub fn fetch_record(version: &str) -> String {
     fetch_record_at("/opt/app/staging/app", version)
 }
 
-/// A record with one ok `ugw-fetch` step that staged `path` as `version`.
+/// A record with one ok `ugw-fetch` step that staged `path` as `version`, in its run and on
+/// this host (a tool acts only on steps of its record's run written on its own host).
 pub fn fetch_record_at(path: impl serde::Serialize, version: &str) -> String {
     serde_json::json!({
         "ugw": 1, "run": "20261121T235901Z-test-0001", "ok": true,
         "steps": [{
-            "tool": "ugw-fetch", "tool_version": "0.1.0", "host": "test",
+            "tool": "ugw-fetch", "tool_version": "0.1.0", "run": "20261121T235901Z-test-0001",
+            "host": ugw_shared::time::hostname(),
             "started": "2026-11-21T23:59:01.123Z", "elapsed_ms": 5, "status": "ok", "exit": 0,
             "changed": true, "dry_run": false,
             "result": {"url": "https://releases.invalid/app", "path": path,

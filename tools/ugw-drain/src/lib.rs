@@ -471,7 +471,7 @@ fn method_from_record(ctx: &Ctx) -> Result<Result<Method, Drained>> {
 /// The record's last drain that left its mark: one that succeeded, or one that failed (a
 /// deadline passed) leaving the node drained.
 pub(crate) fn last_drain(ctx: &Ctx) -> Result<Option<Drained>> {
-    ctx.record()
+    ctx.this_run()
         .last_result_among(&[Status::Ok, Status::Failed])
 }
 

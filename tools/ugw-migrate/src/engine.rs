@@ -41,7 +41,7 @@ impl Settings {
         let dir = match m.get_one::<PathBuf>("dir") {
             Some(dir) => Ok(dir.clone()),
             None => ctx
-                .record()
+                .this_run()
                 .last_result::<Fetched>()?
                 .map(|f| PathBuf::from(f.path).join("migrations"))
                 .ok_or_else(|| {

@@ -213,7 +213,7 @@ fn rollback(
     mut result: Swapped,
 ) -> Result<Swapped> {
     let place = target.display().to_string();
-    if let Some(why) = nothing_to_take_back(ctx.record(), |r| r.target == result.target, &place) {
+    if let Some(why) = nothing_to_take_back(ctx, |r| r.target == result.target, &place) {
         result.current = existing(target)?.map(|_| sha256_file(target)).transpose()?;
         ctx.reporter.info(&why);
         return Ok(result);

@@ -172,7 +172,7 @@ impl Options {
         for raw in m.get_many::<String>("link").into_iter().flatten() {
             links.push(releases::parse_link(raw)?);
         }
-        let fetched: Option<Fetched> = ctx.record().last_result()?;
+        let fetched: Option<Fetched> = ctx.this_run().last_result()?;
         let from = m
             .get_one::<PathBuf>("from")
             .cloned()

@@ -541,7 +541,7 @@ fn revert(
 
 fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> Result<Swapped> {
     let place = root.link().display().to_string();
-    if let Some(why) = nothing_to_take_back(ctx.record(), |r| r.root == result.root, &place) {
+    if let Some(why) = nothing_to_take_back(ctx, |r| r.root == result.root, &place) {
         result.current = match root.current()? {
             Current::Release(current) => Some(current),
             _ => None,
@@ -562,7 +562,7 @@ fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) 
         name != current && root.release(name).is_dir() && !root.release(name).join(FAILED).exists()
     };
     let from_record = ctx
-        .record()
+        .this_run()
         .last_result::<Swapped>()
         .ok()
         .flatten()

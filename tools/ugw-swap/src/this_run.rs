@@ -3,21 +3,23 @@
 //! back by itself, left the release that was running in place; rolling back from it would take
 //! the service to an older release than the one it ran before the upgrade.
 
-use ugw_shared::record::{Record, Status};
+use ugw_shared::Ctx;
+use ugw_shared::record::Status;
 use ugw_shared::results::Swapped;
 
 /// Why there is nothing for a rollback to do on this record, or `None` when it should act:
 /// the run is not a failed one (a rollback by hand goes to the release before), or its last
 /// swap of this place (`ours`) switched to the release now to be left.
 pub(crate) fn nothing_to_take_back(
-    record: &Record,
+    ctx: &Ctx,
     ours: impl Fn(&Swapped) -> bool,
     place: &str,
 ) -> Option<String> {
-    if record.ok {
+    if ctx.record().ok {
         return None;
     }
-    let last = record
+    let last = ctx
+        .this_run()
         .results_newest_first::<Swapped>()
         .into_iter()
         .find(|(_, result)| ours(result));

@@ -71,7 +71,7 @@ pub fn find(ctx: &Ctx, m: &ArgMatches, checks: &[Check]) -> Result<VerifyBaselin
             ))
         });
     }
-    ctx.record()
+    ctx.this_run()
         .results_newest_first::<Verified>()
         .into_iter()
         .find_map(|(status, verified)| (status == Status::Ok).then_some(verified.baseline).flatten())

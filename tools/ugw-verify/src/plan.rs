@@ -44,7 +44,7 @@ fn resolve_version(ctx: &Ctx, check: &mut Check) -> Result<()> {
     {
         let flag = format!("{}.expect", check.origin);
         let version = ctx
-            .record()
+            .this_run()
             .flag_or_earlier(&flag, None, ctx.dry_run, |f: Fetched| f.version)?;
         v.expect = version.map_or(ExpectVersion::Same, ExpectVersion::Exactly);
     }

@@ -407,7 +407,7 @@ impl<'a> Scopes<'a> {
                 .collect::<Result<_>>()?,
             expect_version: match one("expect-version") {
                 // Without a value: the version the last ugw-fetch step staged.
-                Some(given) => ctx.record().flag_or_earlier(
+                Some(given) => ctx.this_run().flag_or_earlier(
                     "--expect-version",
                     Some(given.trim().to_string()).filter(|v| !v.is_empty()),
                     ctx.dry_run,

@@ -1122,3 +1122,44 @@ fn a_metrics_check_sends_its_headers_to_an_endpoint_behind_a_token() {
         assert!(!text.contains(token), "{text}");
     }
 }
+
+// ---- issue 16: what a check shows, and what it trusts ----
+
+/// Every `${env:…}` value in a header is a secret, whatever the header is called: echoed back
+/// by the server, it is masked in the record, on stderr and in the `JUnit` file.
+#[test]
+fn an_env_value_in_a_header_not_named_like_a_secret_is_never_shown() {
+    let signature = "sig-77d0c3a9e1";
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = checks_file(
+        dir.path(),
+        &json!([
+            {"name": "signed", "type": "http", "url": format!("{}/debug/echo", app.url),
+             "headers": {"X-Signature": "${env:SIGNATURE}"},
+             // A jq output that is the header's value itself, quoted in the failure message.
+             "expect": [".headers[\"x-signature\"]"]},
+        ]),
+    );
+    let junit = dir.path().join("junit.xml");
+    let mut cmd = tool("ugw-verify");
+    cmd.args([
+        "--checks",
+        file.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ])
+    .env("SIGNATURE", signature);
+    let out = run(cmd);
+    out.assert_code(1);
+    let result = result_of(&out);
+    // The server saw it (the check quotes the echo), and the quote is masked.
+    assert!(
+        message(&result, "signed").contains("it gave \"***\""),
+        "{result:#}"
+    );
+    let report = std::fs::read_to_string(&junit).unwrap();
+    for text in [&out.stdout, &out.stderr, &report] {
+        assert!(!text.contains(signature), "{text}");
+    }
+}

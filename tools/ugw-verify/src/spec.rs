@@ -333,9 +333,9 @@ impl<'a> Fields<'a> {
                 let text = v
                     .as_str()
                     .ok_or_else(|| problem(&path, "expected a string"))?;
-                // A value named like a secret is never shown, whatever is in it.
-                let secret = Scrubber::is_secret_name(name);
-                Ok((name.clone(), Template::parse(text, &path, env, secret)?))
+                // Every `${env:…}` value in a header is a secret (ugw(7)), whatever the
+                // header is called: `X-Signature` is no secret word, yet it carries one.
+                Ok((name.clone(), Template::parse(text, &path, env, true)?))
             })
             .collect()
     }

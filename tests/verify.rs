@@ -1163,3 +1163,96 @@ fn an_env_value_in_a_header_not_named_like_a_secret_is_never_shown() {
         assert!(!text.contains(signature), "{text}");
     }
 }
+
+/// A real TCP server on 127.0.0.1:0 that answers its n-th connection with the n-th of its
+/// answers (the last one from then on): `None` closes the connection unanswered. It plays a
+/// service that refuses every other request, and a metrics endpoint whose two scrapes differ.
+struct Scripted {
+    addr: std::net::SocketAddr,
+    served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Scripted {
+    fn start(answers: Vec<Option<Vec<u8>>>) -> Scripted {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&served);
+        // The thread ends with the test process; its port is never reused by this test.
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { continue };
+                let answer = answers[n.min(answers.len() - 1)].clone();
+                counter.fetch_add(1, Ordering::SeqCst);
+                let Some(answer) = answer else {
+                    drop(stream);
+                    continue;
+                };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk) {
+                        Ok(n @ 1..) => head.extend_from_slice(&chunk[..n]),
+                        _ => break,
+                    }
+                }
+                let _ = stream.write_all(&answer);
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+        });
+        Scripted { addr, served }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn connections(&self) -> usize {
+        self.served.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// An HTTP/1.1 answer with `body`, closing the connection.
+fn answer(status: &str, content_type: &str, body: &str) -> Option<Vec<u8>> {
+    Some(
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+/// 20 answered and 20 refused requests: half of what was sent failed, an error ratio of 0.5
+/// (errors over every request sent), not 20 errors over 20 answers.
+#[test]
+fn the_samples_error_ratio_is_errors_over_every_request_sent() {
+    let ok = answer("200 OK", "text/plain", "ok");
+    let mut answers = Vec::new();
+    for _ in 0..20 {
+        answers.push(ok.clone());
+        answers.push(None);
+    }
+    answers.push(ok);
+    let server = Scripted::start(answers);
+    let dir = tempfile::tempdir().unwrap();
+    let file = checks_file(
+        dir.path(),
+        &json!([{"name": "half", "type": "http", "url": server.url("/"), "samples": 40,
+                 "max_errors": 1000}]),
+    );
+    let out = verify(&["--checks", file.to_str().unwrap()]);
+    out.assert_code(0);
+    let result = result_of(&out);
+    let o = &check(&result, "half")["observation"];
+    assert_eq!(
+        (o["requests"].as_u64(), o["errors"].as_u64()),
+        (Some(20), Some(20)),
+        "{o}"
+    );
+    assert_eq!(o["error_ratio"].as_f64(), Some(0.5), "{o}");
+    assert_eq!(server.connections(), 40);
+}

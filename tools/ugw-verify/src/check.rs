@@ -351,7 +351,9 @@ fn run_samples(
     let expected = samples_expected(http, samples);
     let started = Instant::now();
     let mut latencies = Vec::with_capacity(samples.count as usize);
-    let (mut errors, mut last_error) = (0u64, None);
+    // Errors: every request not answered with a wanted status; `unanswered` those of them
+    // with no answer at all (refused, reset, cut), which have no latency.
+    let (mut errors, mut unanswered, mut last_error) = (0u64, 0u64, None);
     for _ in 0..samples.count {
         if Instant::now() >= until || shared.cancel.signal().is_some() {
             break;
@@ -371,11 +373,12 @@ fn run_samples(
             Err(e) if e.timed_out && Instant::now() >= until => break,
             Err(e) => {
                 errors += 1;
+                unanswered += 1;
                 last_error = Some(e.message);
             }
         }
     }
-    let observation = samples_observation(&mut latencies, errors, started.elapsed());
+    let observation = samples_observation(&mut latencies, errors, unanswered, started.elapsed());
     judge_samples(samples, expected, observation, last_error)
 }
 
@@ -391,11 +394,18 @@ fn samples_expected(http: &HttpCheck, samples: &Samples) -> String {
     parts.join(", ")
 }
 
-fn samples_observation(latencies: &mut [Duration], errors: u64, took: Duration) -> Observation {
+/// `errors` of the requests were not answered with a wanted status, `unanswered` of those
+/// not answered at all: the ratio is errors over every request sent (answered or not).
+fn samples_observation(
+    latencies: &mut [Duration],
+    errors: u64,
+    unanswered: u64,
+    took: Duration,
+) -> Observation {
     latencies.sort_unstable();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let answered = latencies.len() as u64;
-    let attempted = answered.max(errors);
+    let attempted = answered + unanswered;
     Observation {
         source: "samples".into(),
         requests: answered,
@@ -482,7 +492,7 @@ mod tests {
             min_samples: 20,
         };
         let mut fast = vec![Duration::from_millis(1); 5];
-        let o = samples_observation(&mut fast, 0, Duration::from_millis(5));
+        let o = samples_observation(&mut fast, 0, 0, Duration::from_millis(5));
         let outcome = judge_samples(&samples, String::new(), o, None);
         assert_eq!(outcome.verdict, Verdict::Insufficient);
     }

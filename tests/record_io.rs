@@ -41,6 +41,15 @@ fn a_failed_record_is_skipped_with_its_exit_code() {
         ("skipped", 4)
     );
     assert_eq!(app.requests_settled(), 0, "a skipped step does nothing");
+    // Its message says what happened (nothing), not what --always would do.
+    assert!(
+        out.stderr.contains(
+            "skipped, nothing done: the run already failed at ugw-migrate (exit 4); \
+             give --always to run this step after a failure"
+        ),
+        "{}",
+        out.stderr
+    );
 
     // --always runs anyway.
     let mut cmd = tool("ugw-wait-healthy");
@@ -118,6 +127,52 @@ fn a_record_from_a_file_or_pipe_is_appended_to() {
     assert_eq!(record.run, "20261121T235901Z-test-0001");
     let tools: Vec<_> = record.steps.iter().map(|s| s.tool.as_str()).collect();
     assert_eq!(tools, ["ugw-fetch", "ugw-wait-healthy", "ugw-wait-healthy"]);
+    // Each step says which run it was written in: the record's.
+    assert!(
+        record.steps.iter().all(|s| s.run == record.run),
+        "{:?}",
+        record.steps
+    );
+}
+
+/// The trust rule: an earlier step of another run or another host is never acted on, and the
+/// message says why it was not taken.
+#[test]
+fn a_step_of_another_run_or_host_is_not_taken_from_the_record() {
+    let app = DemoApp::start(&[]);
+    let fetch = |run: &str, host: &str| {
+        serde_json::json!({"ugw": 1, "run": "r-today", "ok": true, "steps": [{
+            "tool": "ugw-fetch", "tool_version": "0.1.0", "run": run, "host": host,
+            "started": "2026-11-21T23:59:01.123Z", "elapsed_ms": 5, "status": "ok", "exit": 0,
+            "changed": true, "dry_run": false,
+            "result": {"url": "https://releases.invalid/app", "path": "/opt/app/staging/app",
+                       "sha256": "00", "bytes": 1, "version": "v1.0.0", "verified": true,
+                       "resumed": false}}]})
+        .to_string()
+    };
+    let wait = || {
+        let mut cmd = kit::tool("ugw-wait-healthy");
+        cmd.args([
+            "--url",
+            &format!("{}/health/ready", app.url),
+            "--expect-version",
+        ])
+        .args(["--timeout", "5s", "--host-id", "node1"]);
+        cmd
+    };
+    kit::with_stdin(wait(), &fetch("r-today", "node1")).assert_code(0);
+    for (run, host, why) in [
+        ("r-yesterday", "node1", "belongs to run r-yesterday"),
+        ("r-today", "node2", "written on host \"node2\""),
+        ("", "node1", "names no run"),
+    ] {
+        let out = kit::with_stdin(wait(), &fetch(run, host));
+        out.assert_code(2);
+        let step = out.last_step();
+        let message = &step.error.as_ref().unwrap().message;
+        assert!(message.contains(why), "{run}/{host}: {message}");
+        assert_eq!(step.run, "r-today");
+    }
 }
 
 #[test]

@@ -535,7 +535,8 @@ impl Invocation {
         let code = record.failure_exit();
         let cause = record.failure().map(|s| s.tool.clone()).unwrap_or_default();
         self.reporter.info(&format!(
-            "skipped: the run already failed at {cause} (exit {code}); --always runs anyway"
+            "skipped, nothing done: the run already failed at {cause} (exit {code}); \
+             give --always to run this step after a failure"
         ));
         Some(NoSuccess::Skipped(code))
     }

@@ -39,6 +39,9 @@ pub struct Record {
 pub struct Step {
     pub tool: String,
     pub tool_version: String,
+    /// Every step ugw writes has it; a hand-made earlier step in a test may not.
+    #[serde(default)]
+    pub run: String,
     pub host: String,
     pub started: String,
     pub elapsed_ms: u64,

@@ -112,6 +112,17 @@ pub fn write_all(dir: &Path) -> Vec<Hostile> {
                 .hardlink(b"h", b"../../victim")
                 .file(b"h", b"pwned"),
         ),
+        // A hard link out with no later entry of its name: only the link check refuses it
+        // (the cases above are also caught by the write that follows, as "appears twice").
+        ("hardlink-absolute", Tar::new().hardlink(b"h", &victim)),
+        (
+            "hardlink-dotdot",
+            Tar::new().hardlink(b"h", b"../../victim"),
+        ),
+        (
+            "hardlink-dotdot-nested",
+            Tar::new().hardlink(b"keep/h", b"keep/../../../victim"),
+        ),
         ("char-device", Tar::new().special(b"null", b'3')),
         ("block-device", Tar::new().special(b"disk", b'4')),
         ("fifo", Tar::new().special(b"pipe", b'6')),

@@ -8,7 +8,7 @@
 mod kit;
 
 use kit::file_server::{FileServer, Served};
-use kit::{Outcome, run, tool};
+use kit::{Outcome, run};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -541,10 +541,10 @@ fn a_backup_archive_and_its_sidecars_are_durable_and_the_checksum_comes_last() {
     );
     let step = out.assert_code(0).last_step();
     let archive = PathBuf::from(step.result["archive"].as_str().unwrap());
-    let name = archive.file_name().unwrap().to_str().unwrap();
-    let stem = name.strip_suffix(".tar.gz").expect("gzip by default");
-    let manifest = out_dir.join(format!("{stem}.manifest.json"));
-    let checksum = out_dir.join(format!("{name}.sha256"));
+    let file_name = archive.file_name().unwrap().to_str().unwrap();
+    let base = file_name.strip_suffix(".tar.gz").expect("gzip by default");
+    let manifest = out_dir.join(format!("{base}.manifest.json"));
+    let checksum = out_dir.join(format!("{file_name}.sha256"));
     assert!(manifest.is_file() && checksum.is_file());
     let archive_named = trace.assert_replaced_durably(&archive);
     let manifest_named = trace.assert_replaced_durably(&manifest);

@@ -1547,3 +1547,109 @@ fn sqlite_sigint_during_a_migration_interrupts_it_and_records_nothing() {
     assert!(sqlite_ledger(&dir).is_empty());
     assert!(sqlite_columns(&dir, "slow").is_empty(), "rolled back");
 }
+
+// ---- the ledger row and its migration commit together ----
+
+// A trigger makes every ledger insert fail. `up` must exit 1 with neither the migration's
+// table nor its row there: a COMMIT before the row would keep the table, applied and
+// unrecorded, to be run again by the next `up`. Once the ledger takes rows again the same
+// file applies.
+
+/// The failed step of `up` whose ledger insert failed, and the ledger left: only row 1.
+fn assert_refused_ledger_rolls_back(out: &Outcome, ledger: &[(i64, String, bool)]) {
+    out.assert_code(1);
+    let step = out.last_step();
+    assert_eq!(step.error_kind(), "migration_failed", "{}", out.stderr);
+    let message = &step.error.as_ref().unwrap().message;
+    assert!(message.contains("0002_audit.sql"), "{message}");
+    assert!(message.contains("the ledger is read-only"), "{message}");
+    let result: UpResult = serde_json::from_value(step.result).unwrap();
+    assert!(versions(&result).is_empty(), "{:?}", versions(&result));
+    assert_eq!(ledger, [(1, "pre".to_string(), true)], "no row for 2");
+}
+
+fn audit_after_users() -> Dir {
+    let dir = Dir::new();
+    dir.file(
+        "0001_users.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY);\n",
+    );
+    dir
+}
+
+#[test]
+fn sqlite_a_failing_ledger_insert_rolls_its_migration_back() {
+    let dir = audit_after_users();
+    let up = || migrate(&["up", "--db", &dir.sqlite_url(), "--dir", &dir.s()]);
+    up().assert_code(0);
+    dir.sqlite()
+        .execute_batch(
+            "CREATE TRIGGER ledger_read_only BEFORE INSERT ON ugw_migrations \
+             BEGIN SELECT RAISE(ABORT, 'the ledger is read-only'); END;",
+        )
+        .unwrap();
+    dir.file(
+        "0002_audit.sql",
+        "CREATE TABLE audit (id INTEGER);\nINSERT INTO users (id) VALUES (1);\n",
+    );
+    let out = up();
+    assert_refused_ledger_rolls_back(&out, &sqlite_ledger(&dir));
+    assert!(
+        sqlite_columns(&dir, "audit").is_empty(),
+        "the migration was committed without its ledger row"
+    );
+    let users: i64 = dir
+        .sqlite()
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, 0, "the insert was rolled back with the ledger row");
+
+    dir.sqlite()
+        .execute_batch("DROP TRIGGER ledger_read_only")
+        .unwrap();
+    up().assert_code(0);
+    assert_eq!(
+        sqlite_ledger(&dir),
+        [(1, "pre".into(), true), (2, "pre".into(), true)]
+    );
+    assert_eq!(sqlite_columns(&dir, "audit"), ["id"]);
+}
+
+#[test]
+fn pg_a_failing_ledger_insert_rolls_its_migration_back() {
+    let Some(db) = database("ledger_refused") else {
+        return;
+    };
+    let dir = audit_after_users();
+    let up = || migrate(&["up", "--db", &db.url(), "--dir", &dir.s()]);
+    up().assert_code(0);
+    db.sql(
+        "CREATE FUNCTION ledger_read_only() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'the ledger is read-only'; END $$; \
+         CREATE TRIGGER ledger_read_only BEFORE INSERT ON ugw_migrations \
+         FOR EACH ROW EXECUTE FUNCTION ledger_read_only();",
+    );
+    dir.file(
+        "0002_audit.sql",
+        "CREATE TABLE audit (id int);\nINSERT INTO users (id) VALUES (1);\n",
+    );
+    let out = up();
+    assert_refused_ledger_rolls_back(&out, &pg_ledger(&db));
+    assert!(
+        pg_columns(&db, "audit").is_empty(),
+        "the migration was committed without its ledger row"
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM users"),
+        ["0"],
+        "the insert was rolled back with the ledger row"
+    );
+
+    db.sql("DROP TRIGGER ledger_read_only ON ugw_migrations");
+    up().assert_code(0);
+    assert_eq!(
+        pg_ledger(&db),
+        [(1, "pre".into(), true), (2, "pre".into(), true)]
+    );
+    assert_eq!(pg_columns(&db, "audit"), ["id"]);
+}

@@ -237,6 +237,7 @@ fn malformed_exemplars_and_timestamps_are_refused() {
         "a 1 # {trace_id=\"x\" 1\n",
         "a 1 # {trace_id=x} 1\n",
         "a 1 # {trace_id=\"x\"} 1 2 3\n",
+        "a 1 # {\"x\"} 1\n",
         "a 1 2 # {trace_id=\"x\"} 1 NaN\n",
         "a 1 NaN\n",
         "a 1 +Inf\n",
@@ -284,6 +285,7 @@ fn quoted_utf8_metric_and_label_names_are_read() {
         "a{\"\"=\"v\"} 1\n",
         "{\"a} 1\n",
         "my.metric 1\n",
+        "x-1 1\n",
     ] {
         assert_eq!(refused(bad).line, 1, "{bad:?}");
     }
@@ -433,6 +435,13 @@ fn try_sum_and_try_histogram_name_the_series_that_is_not_a_number() {
     assert!(missing_inf.why.contains("+Inf"), "{missing_inf}");
     // A series without its +Inf bucket spoils the sum of all of them.
     assert!(h("h").is_err());
+    let nan_bound = parsed("n_bucket{le=\"NaN\"} 1\nn_bucket{le=\"+Inf\"} 1\n")
+        .try_histogram(&selector("n"))
+        .unwrap_err();
+    assert_eq!(
+        nan_bound.to_string(),
+        r#"n_bucket{le="NaN"} has no number for its bound"#
+    );
     assert_eq!(scrape.histogram(&selector("h")), None);
     let infinite = h(r#"h{path="/c"}"#).unwrap_err();
     assert_eq!(

@@ -1256,3 +1256,99 @@ fn the_samples_error_ratio_is_errors_over_every_request_sent() {
     assert_eq!(o["error_ratio"].as_f64(), Some(0.5), "{o}");
     assert_eq!(server.connections(), 40);
 }
+
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
+
+/// A resident memory of NaN, and a histogram with a NaN bucket: neither is a figure, so
+/// neither check passes; the comparison is `insufficient_data`, never `"current": null,
+/// "outcome": "passed"`.
+#[test]
+fn a_figure_that_is_not_a_number_is_insufficient_data_never_a_pass() {
+    let good = "process_resident_memory_bytes 10485760\n";
+    let nan = "process_resident_memory_bytes NaN\n\
+        http_request_duration_seconds_bucket{le=\"0.1\"} NaN\n\
+        http_request_duration_seconds_bucket{le=\"0.5\"} 100\n\
+        http_request_duration_seconds_bucket{le=\"+Inf\"} 100\n\
+        http_request_duration_seconds_count 100\n";
+    let server = Scripted::start(vec![
+        answer("200 OK", PROMETHEUS_TEXT, good),
+        answer("200 OK", PROMETHEUS_TEXT, nan),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = server.url("/metrics");
+    let file = checks_file(
+        dir.path(),
+        &json!([
+            {"name": "server", "type": "metrics", "url": metrics, "measure": ["memory"]},
+            {"name": "latency", "type": "metrics", "url": metrics,
+             "histogram": "http_request_duration_seconds", "max": "1s"},
+        ]),
+    );
+    let saved = dir.path().join("baseline.json");
+    let out = verify(&[
+        "baseline",
+        "--checks",
+        file.to_str().unwrap(),
+        "--save",
+        saved.to_str().unwrap(),
+    ]);
+    out.assert_code(0);
+    let out = verify(&[
+        "--checks",
+        file.to_str().unwrap(),
+        "--compare",
+        "--baseline",
+        saved.to_str().unwrap(),
+    ]);
+    out.assert_code(1);
+    let step = out.last_step();
+    assert_eq!(step.error_kind(), "insufficient_data", "{:#}", step.result);
+    assert_eq!(
+        outcomes(&step.result),
+        pairs(&[
+            ("server", "insufficient_data"),
+            ("latency", "insufficient_data")
+        ])
+    );
+    assert!(
+        step.result["comparison"]
+            .as_array()
+            .is_none_or(|rows| !rows.iter().any(|r| r["outcome"] == "passed")),
+        "{:#}",
+        step.result
+    );
+    assert!(
+        message(&step.result, "server").contains("NaN"),
+        "{:#}",
+        step.result
+    );
+}
+
+/// The 5xx series fell (it was reset) while the total rose: its growth is counted from the
+/// reset, series by series, so the ratio is 90 of 130, within 0..1, never 90 of 30 (300%).
+#[test]
+fn a_counter_that_falls_is_a_reset_of_its_own_series() {
+    let first = "http_requests_total{code=\"200\"} 10\nhttp_requests_total{code=\"500\"} 100\n";
+    let last = "http_requests_total{code=\"200\"} 50\nhttp_requests_total{code=\"500\"} 90\n";
+    let server = Scripted::start(vec![
+        answer("200 OK", PROMETHEUS_TEXT, first),
+        answer("200 OK", PROMETHEUS_TEXT, last),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = checks_file(
+        dir.path(),
+        &json!([{"name": "server", "type": "metrics", "url": server.url("/metrics"),
+                 "window": "200ms", "measure": ["errors"]}]),
+    );
+    let out = verify(&["--checks", file.to_str().unwrap()]);
+    out.assert_code(0);
+    let result = result_of(&out);
+    let o = &check(&result, "server")["observation"];
+    assert_eq!(
+        (o["requests"].as_u64(), o["errors"].as_u64()),
+        (Some(130), Some(90)),
+        "{o}"
+    );
+    let ratio = o["error_ratio"].as_f64().unwrap();
+    assert!((ratio - 90.0 / 130.0).abs() < 1e-9, "{o}");
+}

@@ -7,6 +7,7 @@ use crate::spec::{self, Check};
 use crate::table;
 use clap::ArgMatches;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use ugw_shared::record::Status;
 use ugw_shared::results::{CheckResult, Comparison, Verified, VerifyBaseline};
@@ -86,15 +87,18 @@ pub fn find(ctx: &Ctx, m: &ArgMatches, checks: &[Check]) -> Result<VerifyBaselin
 /// cannot be judged makes a passing check `insufficient_data`.
 pub fn apply(
     results: &mut [CheckResult],
+    checks: &[Arc<Check>],
     baseline: &VerifyBaseline,
     tolerances: &Tolerances,
 ) -> Vec<Comparison> {
     let mut all = Vec::new();
-    for result in results.iter_mut().filter(|r| r.ok) {
-        let Some(observation) = &result.observation else {
+    for (result, check) in results.iter_mut().zip(checks).filter(|(r, _)| r.ok) {
+        let figures = compare::figures(check);
+        if figures.is_empty() {
             continue;
-        };
-        let rows = compare::compare(&result.name, observation, baseline, tolerances);
+        }
+        let observation = result.observation.clone().unwrap_or_default();
+        let rows = compare::compare(&result.name, &figures, &observation, baseline, tolerances);
         let failed: Vec<String> = rows
             .iter()
             .filter(|r| r.outcome == "failed")
@@ -121,7 +125,7 @@ pub fn apply(
             result.ok = false;
             result.outcome = Verdict::Insufficient.word().into();
             result.message = Some(format!(
-                "no baseline figure to compare {} with",
+                "no figure to compare {} on (missing or not a number, in the baseline or now)",
                 unknown.join(", ")
             ));
         }

@@ -4,6 +4,7 @@
 //! floors (a small service's figures jitter by more than 20% of themselves). A
 //! figure that is missing on either side cannot be judged: `insufficient_data`, never a pass.
 
+use crate::spec::{Check, Kind, Measure};
 use std::time::Duration;
 use ugw_shared::results::{Comparison, Observation, VerifyBaseline};
 
@@ -49,57 +50,92 @@ pub fn points(text: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("'{text}' is not a number of percentage points such as 0.1"))
 }
 
-/// The comparison rows of one check that measured `current`.
+/// A figure a measuring check is compared on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Figure {
+    P95,
+    ErrorRatio,
+    Memory,
+}
+
+/// The figures `check` measures, each of which gets a row: a figure it measures but did not
+/// read is `insufficient_data`, never left out.
+pub fn figures(check: &Check) -> Vec<Figure> {
+    match &check.kind {
+        Kind::Http(h) if h.samples.is_some() => vec![Figure::P95, Figure::ErrorRatio],
+        Kind::Metrics(m) => m
+            .measure
+            .iter()
+            .map(|measure| match measure {
+                Measure::Latency => Figure::P95,
+                Measure::Errors => Figure::ErrorRatio,
+                Measure::Memory => Figure::Memory,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The comparison rows of one check that measured `current`: one per figure it measures. A
+/// figure missing or not a number (NaN, an infinity) on either side cannot be judged:
+/// `insufficient_data`, never a pass.
 pub fn compare(
     check: &str,
+    figures: &[Figure],
     current: &Observation,
     baseline: &VerifyBaseline,
     tolerances: &Tolerances,
 ) -> Vec<Comparison> {
     let before = baseline.checks.get(check);
-    let mut rows = Vec::new();
-    let mut row =
-        |measure: &str, base: Option<f64>, now: Option<f64>, limit: &dyn Fn(f64) -> f64| {
+    let finite = |v: Option<f64>| v.filter(|v| v.is_finite());
+    let floor_ms = tolerances.latency_floor.as_secs_f64() * 1000.0;
+    figures
+        .iter()
+        .map(|figure| {
+            let (measure, base, now, limit): (&str, _, _, &dyn Fn(f64) -> f64) = match figure {
+                Figure::P95 => (
+                    "p95_ms",
+                    before.and_then(|b| b.p95_ms),
+                    current.p95_ms,
+                    &|b| (b * (1.0 + tolerances.latency)).max(b + floor_ms),
+                ),
+                Figure::ErrorRatio => (
+                    "error_ratio",
+                    before.and_then(|b| b.error_ratio),
+                    current.error_ratio,
+                    &|b| b + tolerances.errors / 100.0,
+                ),
+                Figure::Memory => (
+                    "memory_bytes",
+                    before.and_then(|b| b.memory_bytes),
+                    current.memory_bytes,
+                    &|b| (b * (1.0 + tolerances.memory)).max(b + tolerances.memory_floor),
+                ),
+            };
+            let (base, now) = (finite(base), finite(now));
             let limit = base.map(limit);
             let outcome = match (now, limit) {
                 (Some(now), Some(limit)) if now > limit => "failed",
                 (Some(_), Some(_)) => "passed",
                 _ => "insufficient_data",
             };
-            rows.push(Comparison {
+            Comparison {
                 check: check.to_string(),
                 measure: measure.to_string(),
                 baseline: base,
                 current: now,
                 limit,
                 outcome: outcome.to_string(),
-            });
-        };
-    let floor_ms = tolerances.latency_floor.as_secs_f64() * 1000.0;
-    if current.p95_ms.is_some() {
-        let base = before.and_then(|b| b.p95_ms);
-        row("p95_ms", base, current.p95_ms, &|b| {
-            (b * (1.0 + tolerances.latency)).max(b + floor_ms)
-        });
-    }
-    if current.error_ratio.is_some() || current.errors.is_some() && current.source == "metrics" {
-        let base = before.and_then(|b| b.error_ratio);
-        row("error_ratio", base, current.error_ratio, &|b| {
-            b + tolerances.errors / 100.0
-        });
-    }
-    if current.memory_bytes.is_some() {
-        let base = before.and_then(|b| b.memory_bytes);
-        row("memory_bytes", base, current.memory_bytes, &|b| {
-            (b * (1.0 + tolerances.memory)).max(b + tolerances.memory_floor)
-        });
-    }
-    rows
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ALL: &[Figure] = &[Figure::P95, Figure::ErrorRatio, Figure::Memory];
 
     fn tolerances() -> Tolerances {
         Tolerances {
@@ -141,7 +177,7 @@ mod tests {
             memory_bytes: Some(124e6),
             ..before.clone()
         };
-        let rows = compare("c", &within, &base, &tolerances());
+        let rows = compare("c", ALL, &within, &base, &tolerances());
         assert_eq!(
             outcomes(&rows),
             [
@@ -156,7 +192,7 @@ mod tests {
             memory_bytes: Some(126e6),
             ..before
         };
-        let rows = compare("c", &worse, &base, &tolerances());
+        let rows = compare("c", ALL, &worse, &base, &tolerances());
         assert_eq!(
             outcomes(&rows),
             [
@@ -180,7 +216,13 @@ mod tests {
             ..Observation::default()
         };
         assert_eq!(
-            outcomes(&compare("c", &jitter, &base, &tolerances())),
+            outcomes(&compare(
+                "c",
+                &[Figure::Memory],
+                &jitter,
+                &base,
+                &tolerances()
+            )),
             [("memory_bytes", "passed")]
         );
         let bloated = Observation {
@@ -188,7 +230,13 @@ mod tests {
             ..Observation::default()
         };
         assert_eq!(
-            outcomes(&compare("c", &bloated, &base, &tolerances())),
+            outcomes(&compare(
+                "c",
+                &[Figure::Memory],
+                &bloated,
+                &base,
+                &tolerances()
+            )),
             [("memory_bytes", "failed")]
         );
     }
@@ -204,7 +252,7 @@ mod tests {
             ..Observation::default()
         };
         assert_eq!(
-            outcomes(&compare("c", &jitter, &base, &tolerances())),
+            outcomes(&compare("c", &[Figure::P95], &jitter, &base, &tolerances())),
             [("p95_ms", "passed")]
         );
         let slow = Observation {
@@ -212,11 +260,35 @@ mod tests {
             ..Observation::default()
         };
         assert_eq!(
-            outcomes(&compare("c", &slow, &base, &tolerances())),
+            outcomes(&compare("c", &[Figure::P95], &slow, &base, &tolerances())),
             [("p95_ms", "failed")]
         );
-        let unknown = compare("other", &slow, &base, &tolerances());
+        let unknown = compare("other", &[Figure::P95], &slow, &base, &tolerances());
         assert_eq!(outcomes(&unknown), [("p95_ms", "insufficient_data")]);
+    }
+
+    #[test]
+    fn a_figure_that_is_not_a_number_or_is_missing_is_never_a_pass() {
+        let base = baseline(Observation {
+            p95_ms: Some(10.0),
+            memory_bytes: Some(100e6),
+            ..Observation::default()
+        });
+        let nan = Observation {
+            p95_ms: Some(f64::NAN),
+            memory_bytes: Some(f64::INFINITY),
+            ..Observation::default()
+        };
+        let rows = compare("c", ALL, &nan, &base, &tolerances());
+        assert_eq!(
+            outcomes(&rows),
+            [
+                ("p95_ms", "insufficient_data"),
+                ("error_ratio", "insufficient_data"),
+                ("memory_bytes", "insufficient_data")
+            ]
+        );
+        assert_eq!(rows[0].current, None);
     }
 
     #[test]

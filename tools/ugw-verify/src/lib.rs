@@ -301,7 +301,7 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         .collect();
     let comparison = baseline
         .as_ref()
-        .map(|b| baseline::apply(&mut results, b, &tolerances))
+        .map(|b| baseline::apply(&mut results, &checks, b, &tolerances))
         .unwrap_or_default();
     table::show(&ctx.reporter, &results, &comparison);
     if let Some(path) = args.get_one::<PathBuf>("junit") {

@@ -217,11 +217,19 @@ fn judge(
     let reset = restarted(first, last);
     if let Some(bound) = &check.histogram {
         let h = window_histogram(first, last, &bound.selector, reset);
-        quantile_within(bound, h.as_ref(), check.min_samples, &mut found);
+        if h.is_none() && has_buckets(last, &bound.selector) {
+            // Buckets that make no histogram (a NaN count, no +Inf): no reading to judge.
+            found.short = Some(format!(
+                "the buckets of {} are not numbers to judge",
+                bound.selector
+            ));
+        } else {
+            quantile_within(bound, h.as_ref(), check.min_samples, &mut found);
+        }
     }
-    let observation =
+    let measured =
         (!check.measure.is_empty()).then(|| measure(&check.measure, first, last, window, reset));
-    if let Some(o) = &observation {
+    if let Some((o, unreadable)) = &measured {
         found.observed.push(describe(o));
         let counts = check.measure.iter().any(|m| *m != Measure::Memory);
         if counts && o.requests < u64::from(check.min_samples) {
@@ -230,10 +238,14 @@ fn judge(
                 o.requests, check.min_samples
             ));
         }
-        if check.measure.contains(&Measure::Memory) && o.memory_bytes.is_none() {
+        // A figure that is not a number is no reading: never judged, never a pass.
+        if !unreadable.is_empty() {
+            found.short = Some(unreadable.join("; "));
+        } else if check.measure.contains(&Measure::Memory) && o.memory_bytes.is_none() {
             found.failures.push(format!("no sample of {MEMORY}"));
         }
     }
+    let observation = measured.map(|(o, _)| o);
     let observed = found.observed.join(", ");
     let outcome = match found.short {
         Some(why) if found.failures.is_empty() => Outcome::insufficient(expected, observed, why),
@@ -259,6 +271,15 @@ fn assert_on(assertion: &Assertion, last: &Exposition, found: &mut Findings) {
     }
 }
 
+/// Whether the scrape has buckets of the histogram `selector` names, read or not.
+fn has_buckets(scrape: &Exposition, selector: &Selector) -> bool {
+    let buckets = Selector {
+        name: format!("{}_bucket", selector.name),
+        matchers: selector.matchers.clone(),
+    };
+    scrape.select(&buckets).next().is_some()
+}
+
 /// The quantile of what the histogram observed in the window, within its bound.
 fn quantile_within(
     bound: &HistogramBound,
@@ -272,6 +293,14 @@ fn quantile_within(
             .push(format!("no histogram {}", bound.selector));
         return;
     };
+    if !h.count().is_finite() {
+        found.short = Some(format!(
+            "{} counts {} observations: not a number to judge",
+            bound.selector,
+            h.count()
+        ));
+        return;
+    }
     if h.count() < f64::from(min_samples) {
         found.observed.push(format!("{} observations", h.count()));
         found.short = Some(format!(
@@ -281,7 +310,14 @@ fn quantile_within(
         ));
         return;
     }
-    let q = h.quantile(bound.quantile).unwrap_or(0.0);
+    // A bucket that is not a number (NaN) gives no quantile: no reading, never 0 and a pass.
+    let Some(q) = h.quantile(bound.quantile).filter(|q| q.is_finite()) else {
+        found.short = Some(format!(
+            "the buckets of {} give no q{}: a bucket is not a number",
+            bound.selector, bound.quantile
+        ));
+        return;
+    };
     found
         .observed
         .push(format!("q{} {}", bound.quantile, seconds(q)));
@@ -321,20 +357,51 @@ fn window_histogram(
     }
 }
 
+/// How much the counters `selector` picks grew in the window, series by series (matched by
+/// their labels): a series that went down was reset and counts from 0, one that is new in the
+/// window counts whole, and after a restart everything counts. `None` when the last scrape
+/// has none of them. Summing first and subtracting after would let one series' reset eat
+/// another's growth (an error counter that fell while the total rose: a ratio of 300%).
+fn window_increase(
+    first: Option<&Exposition>,
+    last: &Exposition,
+    selector: &Selector,
+    reset: bool,
+) -> Option<f64> {
+    let before = first.filter(|_| !reset);
+    let mut grown = last
+        .select(selector)
+        .map(|now| {
+            // The first of a series listed twice is the one read, as Prometheus does.
+            let earlier = before.and_then(|f| {
+                f.select(selector)
+                    .find(|s| s.name == now.name && s.labels == now.labels)
+            });
+            earlier.map_or(now.value, |b| counter_delta(b.value, now.value))
+        })
+        .peekable();
+    grown.peek()?;
+    Some(grown.sum())
+}
+
+/// The measures of the window, and the figures that were not numbers (NaN, an infinity, a
+/// negative count): those are left out of the observation, never read as 0.
 fn measure(
     measures: &[Measure],
     first: Option<&Exposition>,
     last: &Exposition,
     window: Duration,
     reset: bool,
-) -> Observation {
+) -> (Observation, Vec<String>) {
     let selector = |s: &str| Selector::parse(s).expect("a valid selector");
-    let delta = |s: &str| {
-        let after = last.sum(&selector(s))?;
-        Some(match first.and_then(|f| f.sum(&selector(s))) {
-            Some(before) if !reset => counter_delta(before, after),
-            _ => after,
-        })
+    let increase = |s: &str| window_increase(first, last, &selector(s), reset);
+    let mut unreadable = Vec::new();
+    let mut readable = |what: &str, value: Option<f64>| match value {
+        Some(v) if !v.is_finite() || v < 0.0 => {
+            unreadable.push(format!("{what} is {v}: not a figure to judge"));
+            None
+        }
+        other => other,
     };
     let mut o = Observation {
         source: "metrics".into(),
@@ -344,26 +411,38 @@ fn measure(
     };
     if measures.contains(&Measure::Latency)
         && let Some(h) = window_histogram(first, last, &selector(LATENCY), reset)
+        && let Some(count) = readable(&format!("the count of {LATENCY}"), Some(h.count()))
     {
-        o.requests = h.count() as u64;
-        o.p50_ms = h.quantile(0.5).map(|s| s * 1000.0);
-        o.p95_ms = h.quantile(0.95).map(|s| s * 1000.0);
+        o.requests = count as u64;
+        if count > 0.0 {
+            let q = |q: f64| h.quantile(q).map(|s| s * 1000.0);
+            o.p50_ms = readable(&format!("p50 of {LATENCY}"), q(0.5).or(Some(f64::NAN)));
+            o.p95_ms = readable(&format!("p95 of {LATENCY}"), q(0.95).or(Some(f64::NAN)));
+        }
     }
     if measures.contains(&Measure::Errors) {
-        let total = delta(REQUESTS).unwrap_or(0.0);
-        let errors = delta(ERRORS).unwrap_or(0.0);
+        let total = readable(REQUESTS, increase(REQUESTS)).unwrap_or(0.0);
+        // No 5xx series yet is no error yet; a 5xx series that is not a number is no reading.
+        let errors = match increase(ERRORS) {
+            None => Some(0.0),
+            read => readable(ERRORS, read),
+        };
         o.requests = o.requests.max(total as u64);
-        o.errors = Some(errors as u64);
-        o.error_ratio = (total > 0.0).then(|| errors / total);
+        if let Some(errors) = errors {
+            o.errors = Some(errors as u64);
+            // The error series are some of the request series, each counted by its own
+            // growth, so the ratio is within 0..1.
+            o.error_ratio = (total > 0.0).then(|| errors / total);
+        }
     }
     if measures.contains(&Measure::Memory) {
-        o.memory_bytes = last.sum(&selector(MEMORY));
+        o.memory_bytes = readable(MEMORY, last.sum(&selector(MEMORY)));
         let seconds = window.as_secs_f64();
-        o.cpu_ratio = delta(CPU)
+        o.cpu_ratio = readable(CPU, increase(CPU))
             .filter(|_| first.is_some() && seconds > 0.0)
             .map(|c| c / seconds);
     }
-    o
+    (o, unreadable)
 }
 
 /// The observation in one phrase for the table.
@@ -436,7 +515,7 @@ mod tests {
         let grew = scrape_of(
             "http_requests_total{code=\"200\"} 190\nhttp_requests_total{code=\"500\"} 20\nprocess_start_time_seconds 1000\nprocess_resident_memory_bytes 1048576\n",
         );
-        let o = measure(
+        let (o, _) = measure(
             &[Measure::Errors, Measure::Memory],
             Some(&first),
             &grew,
@@ -452,7 +531,7 @@ mod tests {
         );
         let reset = restarted(Some(&first), &restarted_scrape);
         assert!(reset);
-        let o = measure(
+        let (o, _) = measure(
             &[Measure::Errors],
             Some(&first),
             &restarted_scrape,

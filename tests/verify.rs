@@ -550,7 +550,9 @@ fn too_few_samples_is_insufficient_data_never_a_pass() {
     let file = checks_file(
         dir.path(),
         &json!([
-            {"name": "five", "type": "http", "url": format!("{}/health/live", app.url), "samples": 5, "p95": "10s"},
+            // 25 requests of 100 ms each, cut at 1 s: about 10 answered, fewer than 20.
+            {"name": "five", "type": "http", "url": format!("{}/slow?ms=100", app.url), "samples": 25,
+             "p95": "10s", "timeout": "1s"},
             {"name": "quiet", "type": "metrics", "url": format!("{}/metrics", app.url), "window": "300ms",
              "measure": ["latency", "errors"]},
         ]),
@@ -566,7 +568,8 @@ fn too_few_samples_is_insufficient_data_never_a_pass() {
             ("quiet", "insufficient_data")
         ])
     );
-    assert!(message(&step.result, "five").contains("5 answered requests, fewer than 20"));
+    let why = message(&step.result, "five");
+    assert!(why.contains("answered requests, fewer than 20"), "{why}");
 }
 
 #[test]
@@ -1351,4 +1354,61 @@ fn a_counter_that_falls_is_a_reset_of_its_own_series() {
     );
     let ratio = o["error_ratio"].as_f64().unwrap();
     assert!((ratio - 90.0 / 130.0).abs() < 1e-9, "{o}");
+}
+
+/// What the checks file can never mean is refused when it is read (exit 2, naming the JSON
+/// path), before any request: a check reading its own capture, running after itself, a key
+/// given twice, one name captured by two checks, fewer samples than it needs to judge.
+#[test]
+fn a_checks_file_that_cannot_mean_one_thing_is_refused_before_any_request() {
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let items = format!("{}/items", app.url);
+    let ready = format!("{}/health/ready", app.url);
+    let create = |name: &str, capture: &str| {
+        json!({"name": name, "type": "http", "method": "POST", "url": items,
+               "body": {"name": "smoke"}, "status": 201, "capture": {capture: ".id"}})
+    };
+    let cases = [
+        (
+            json!([{"name": "self", "type": "http", "url": format!("{items}/${{capture:id}}"),
+                    "capture": {"id": ".id"}}])
+            .to_string(),
+            "$[0]: ${capture:id}: 'self' reads the value it captures itself",
+        ),
+        (
+            json!([{"name": "a", "type": "http", "url": ready, "after": ["a"]}]).to_string(),
+            "$[0].after[0]: 'a' is this check itself",
+        ),
+        (
+            format!(
+                r#"{{"checks": [{{"name": "a", "type": "http", "url": "{ready}", "expect": [".status == \"ok\""], "expect": [".version == \"v9\""]}}]}}"#
+            ),
+            "$.checks[0].expect: the key is given twice",
+        ),
+        (
+            json!([create("one", "id"), create("two", "id"),
+                   {"name": "read", "type": "http", "url": format!("{items}/${{capture:id}}")}])
+            .to_string(),
+            "$[1].capture.id: 'id' is captured by",
+        ),
+        (
+            json!([{"name": "few", "type": "http", "url": ready, "samples": 5}]).to_string(),
+            "$[0].samples: 5 requests are fewer than min_samples (20)",
+        ),
+    ];
+    for (text, path) in cases {
+        let file = dir.path().join("checks.json");
+        std::fs::write(&file, &text).unwrap();
+        let out = verify(&["--checks", file.to_str().unwrap()]);
+        out.assert_code(2);
+        let step = out.last_step();
+        assert_eq!(step.error_kind(), "usage");
+        let message = step.error.unwrap().message;
+        assert!(
+            message.contains(&format!("{}: {path}", file.display())),
+            "{message}\n wanted {path}"
+        );
+    }
+    assert_eq!(app.requests_settled(), 0, "nothing was sent");
 }

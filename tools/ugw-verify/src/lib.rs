@@ -15,6 +15,7 @@ mod metrics;
 mod plan;
 mod schedule;
 mod spec;
+mod strict_json;
 mod table;
 mod template;
 mod tls;

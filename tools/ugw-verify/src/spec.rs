@@ -359,10 +359,15 @@ pub struct Env<'a> {
 
 /// The checks of a checks file: `{"checks": [...]}` or a bare list.
 pub fn parse_file(text: &str, file: &str, env: &Env) -> Result<Vec<Check>> {
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        Error::usage(format!(
-            "{file}: not JSON ({e}); expected {{\"checks\": [...]}}"
-        ))
+    let value: Value = crate::strict_json::parse(text).map_err(|e| {
+        if e.is_data() {
+            // A key given twice: the message starts with its path.
+            Error::usage(format!("{file}: {e}"))
+        } else {
+            Error::usage(format!(
+                "{file}: not JSON ({e}); expected {{\"checks\": [...]}}"
+            ))
+        }
     })?;
     let (list, path) = match &value {
         Value::Array(list) => (list, "$".to_string()),
@@ -542,12 +547,23 @@ fn samples(f: &mut Fields) -> Result<Option<Samples>> {
         return Err(problem(&f.at("samples"), "expected 1 to 100000 requests"));
     }
     let small = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    let min_samples = min_samples.map_or(MIN_SAMPLES, small).max(1);
+    // It could never be judged: every request would be sent for an insufficient_data.
+    if small(count) < min_samples {
+        return Err(problem(
+            &f.at("samples"),
+            format!(
+                "{count} requests are fewer than min_samples ({min_samples}): too few to judge \
+                 any run; send at least {min_samples} or lower min_samples"
+            ),
+        ));
+    }
     Ok(Some(Samples {
         count: small(count),
         p50,
         p95,
         max_errors: max_errors.map_or(0, small),
-        min_samples: min_samples.map_or(MIN_SAMPLES, small).max(1),
+        min_samples,
     }))
 }
 
@@ -722,10 +738,22 @@ fn record(f: &mut Fields) -> Result<Vec<JqExpr>> {
     Ok(expect)
 }
 
-/// The problems only visible across checks: duplicate names, `after` naming no check, a
-/// capture nobody makes, a cycle.
+/// The problems only visible across checks: duplicate names, `after` naming no check or the
+/// check itself, a capture nobody else makes, a name two checks capture, a cycle.
 pub fn check_graph(checks: &[Check]) -> Result<()> {
     for (i, check) in checks.iter().enumerate() {
+        for name in captures(check) {
+            if let Some(first) = checks[..i].iter().find(|c| captures(c).any(|n| n == name)) {
+                return Err(problem(
+                    &format!("{}.capture.{name}", check.origin),
+                    format!(
+                        "'{name}' is captured by {} too: which value ${{capture:{name}}} reads \
+                         would depend on which ran last; give one of them another name",
+                        first.origin
+                    ),
+                ));
+            }
+        }
         if let Some(first) = checks[..i].iter().find(|c| c.name == check.name) {
             return Err(problem(
                 &format!("{}.name", check.origin),
@@ -736,6 +764,12 @@ pub fn check_graph(checks: &[Check]) -> Result<()> {
             ));
         }
         for (j, dep) in check.after.iter().enumerate() {
+            if *dep == check.name {
+                return Err(problem(
+                    &format!("{}.after[{j}]", check.origin),
+                    format!("'{dep}' is this check itself: a check cannot run after itself"),
+                ));
+            }
             if !checks.iter().any(|c| &c.name == dep) {
                 return Err(problem(
                     &format!("{}.after[{j}]", check.origin),
@@ -744,6 +778,16 @@ pub fn check_graph(checks: &[Check]) -> Result<()> {
             }
         }
         for name in check.reads_captures() {
+            if captures(check).any(|n| n == name) {
+                return Err(problem(
+                    &check.origin,
+                    format!(
+                        "${{capture:{name}}}: '{}' reads the value it captures itself, which is \
+                         made only after its request is sent; capture it in an earlier check",
+                        check.name
+                    ),
+                ));
+            }
             if !checks.iter().any(|c| captures(c).any(|n| n == name)) {
                 return Err(problem(
                     &check.origin,
@@ -833,6 +877,30 @@ mod tests {
                 "${capture:id}: no check captures 'id'",
             ),
             (r#"{"check":[]}"#, "c.json: $.check: unknown field"),
+            (
+                r#"[{"name":"a","type":"http","url":"http://h/${capture:id}","capture":{"id":".id"}}]"#,
+                "c.json: $[0]: ${capture:id}: 'a' reads the value it captures itself",
+            ),
+            (
+                r#"[{"name":"a","type":"cmd","command":"x","after":["a"]}]"#,
+                "c.json: $[0].after[0]: 'a' is this check itself",
+            ),
+            (
+                r#"[{"name":"a","type":"http","url":"http://h/","expect":[".a"],"expect":[".b"]}]"#,
+                "c.json: $[0].expect: the key is given twice",
+            ),
+            (
+                r#"{"checks":[{"name":"a","type":"http","url":"http://h/","capture":{"id":".id"}},{"name":"b","type":"http","url":"http://h/","capture":{"id":".x"}}]}"#,
+                "c.json: $.checks[1].capture.id: 'id' is captured by c.json: $.checks[0] too",
+            ),
+            (
+                r#"[{"name":"a","type":"http","url":"http://h/","samples":5}]"#,
+                "c.json: $[0].samples: 5 requests are fewer than min_samples (20)",
+            ),
+            (
+                r#"[{"name":"a","type":"http","url":"http://h/","samples":30,"min_samples":40}]"#,
+                "c.json: $[0].samples: 30 requests are fewer than min_samples (40)",
+            ),
             (
                 r#"[{"name":"a","type":"http","url":"http://h/","samples":50,"expect":[".a"]}]"#,
                 "c.json: $[0].samples: samples are judged",

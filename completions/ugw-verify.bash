@@ -35,7 +35,7 @@ _ugw__verify() {
 
     case "${cmd}" in
         ugw__verify)
-            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --lock-timeout --host-id --checks --http --status --expect --max-latency --cmd --parallel --junit --header --header-env --cacert --insecure --compare --baseline --latency-tolerance --latency-floor --error-tolerance --memory-tolerance --memory-floor --timeout --help --version baseline help"
+            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --lock-timeout --host-id --checks --http --status --expect --max-latency --cmd --parallel --junit --header --header-env --cacert --insecure --compare --baseline --baseline-any-host --latency-tolerance --latency-floor --error-tolerance --memory-tolerance --memory-floor --timeout --help --version baseline help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ugw_verify_global_optspecs
-    string join \n record= new in= output= pretty q/quiet always dry-run lock-timeout= host-id= checks= http= status= expect= max-latency= cmd= parallel= junit= header= header-env= cacert= insecure compare baseline= latency-tolerance= latency-floor= error-tolerance= memory-tolerance= memory-floor= timeout= h/help V/version
+    string join \n record= new in= output= pretty q/quiet always dry-run lock-timeout= host-id= checks= http= status= expect= max-latency= cmd= parallel= junit= header= header-env= cacert= insecure compare baseline= baseline-any-host latency-tolerance= latency-floor= error-tolerance= memory-tolerance= memory-floor= timeout= h/help V/version
 end
 
 function __fish_ugw_verify_needs_command
@@ -57,6 +57,7 @@ complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l always -d 'Run ev
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l dry-run -d 'Say in the record what would be done; change nothing'
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l insecure -d 'Do not verify TLS certificates (self-signed test set-ups only)'
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l compare -d 'Compare what the measuring checks measure with the baseline (the last ok `ugw-verify baseline` step of the record, or --baseline FILE)'
+complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l baseline-any-host -d 'Compare with a baseline taken on another host (refused by default: other hardware, other figures)'
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -s V -l version -d 'Print version'
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -f -a "baseline" -d 'Measure before an upgrade: run the measuring checks and keep what they saw in the record (or --save FILE)'

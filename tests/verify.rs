@@ -1412,3 +1412,95 @@ fn a_checks_file_that_cannot_mean_one_thing_is_refused_before_any_request() {
     }
     assert_eq!(app.requests_settled(), 0, "nothing was sent");
 }
+
+/// A baseline taken on another host is not this host's: refused before any request unless
+/// `--baseline-any-host`; a `--junit` path that cannot be written is found before the smoke
+/// test's POST is sent, not after it and its DELETE ran.
+#[test]
+fn a_baseline_from_another_host_and_an_unwritable_junit_path_are_refused_up_front() {
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = checks_file(
+        dir.path(),
+        &json!([
+            {"name": "latency", "type": "http", "url": format!("{}/health/live", app.url), "samples": 20},
+            {"name": "create", "type": "http", "method": "POST", "url": format!("{}/items", app.url),
+             "body": {"name": "smoke"}, "status": 201, "capture": {"item": ".id"}},
+            {"name": "delete", "type": "http", "method": "DELETE",
+             "url": format!("{}/items/${{capture:item}}", app.url), "status": "2xx", "always": true},
+        ]),
+    );
+    let saved = dir.path().join("baseline.json");
+    let out = verify(&[
+        "baseline",
+        "--checks",
+        file.to_str().unwrap(),
+        "--save",
+        saved.to_str().unwrap(),
+    ]);
+    out.assert_code(0);
+    let before = app.requests_settled();
+    let mut elsewhere: Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    elsewhere["host"] = json!("build-runner-7.example");
+    let other = dir.path().join("other-host.json");
+    std::fs::write(&other, elsewhere.to_string()).unwrap();
+    let compare = |extra: &[&str]| {
+        let mut args = vec![
+            "--checks",
+            file.to_str().unwrap(),
+            "--compare",
+            "--baseline",
+            other.to_str().unwrap(),
+            "--latency-floor",
+            "10s",
+        ];
+        args.extend_from_slice(extra);
+        verify(&args)
+    };
+    let out = compare(&[]);
+    out.assert_code(2);
+    let why = out.last_step().error.unwrap().message;
+    assert!(
+        why.contains("taken on build-runner-7.example") && why.contains("--baseline-any-host"),
+        "{why}"
+    );
+    assert_eq!(app.requests_settled(), before, "nothing was sent");
+    compare(&["--baseline-any-host"]).assert_code(0);
+    let before = app.requests_settled();
+
+    let missing = dir.path().join("no-such-folder").join("junit.xml");
+    let out = verify(&[
+        "--checks",
+        file.to_str().unwrap(),
+        "--junit",
+        missing.to_str().unwrap(),
+    ]);
+    out.assert_code(2);
+    let why = out.last_step().error.unwrap().message;
+    assert!(why.contains("does not exist"), "{why}");
+    assert_eq!(app.requests_settled(), before, "no POST, no DELETE");
+    // A folder this user cannot write in (root writes anywhere: nothing to show then).
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    if std::fs::write(locked.join("probe"), b"").is_err() {
+        let report = locked.join("junit.xml");
+        let out = verify(&[
+            "--checks",
+            file.to_str().unwrap(),
+            "--junit",
+            report.to_str().unwrap(),
+        ]);
+        out.assert_code(2);
+        assert!(
+            out.last_step()
+                .error
+                .unwrap()
+                .message
+                .contains("cannot be written")
+        );
+        assert_eq!(app.requests_settled(), before, "no POST, no DELETE");
+    }
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}

@@ -83,6 +83,24 @@ pub fn find(ctx: &Ctx, m: &ArgMatches, checks: &[Check]) -> Result<VerifyBaselin
         })
 }
 
+/// A baseline measured on another host says nothing of this one (other hardware, other
+/// load): refused unless `--baseline-any-host` says it is meant.
+pub fn same_host(ctx: &Ctx, m: &ArgMatches, baseline: &VerifyBaseline) -> Result<()> {
+    if baseline.host == ctx.host || m.get_flag("baseline-any-host") {
+        return Ok(());
+    }
+    let taken = if baseline.host.is_empty() {
+        "on a host it does not name".to_string()
+    } else {
+        format!("on {}", baseline.host)
+    };
+    Err(Error::usage(format!(
+        "--compare: the baseline was taken {taken} (at {}), and this is {}: give \
+         --baseline-any-host to compare with it all the same",
+        baseline.taken, ctx.host
+    )))
+}
+
 /// The comparison rows of every measuring check; a failed row fails its check, a row that
 /// cannot be judged makes a passing check `insufficient_data`.
 pub fn apply(

@@ -3,8 +3,36 @@
 //! the scrubber.
 
 use std::fmt::Write as _;
+use std::path::Path;
 use ugw_shared::results::CheckResult;
 use ugw_shared::scrub::Scrubber;
+use ugw_shared::{Error, Result};
+
+/// `--junit PATH` can be written: its folder exists, and (when `probe`) a file can be made
+/// in it, found before any check runs (a smoke test's POST and DELETE are not run for a
+/// report that cannot be written). A dry run only looks (`probe` false): it makes nothing.
+pub fn check_writable(path: &Path, probe: bool) -> Result<()> {
+    let refuse = |why: String| Error::usage(format!("--junit {}: {why}", path.display()));
+    if path.as_os_str().is_empty() || path.is_dir() {
+        return Err(refuse("is a folder; give a file name".into()));
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(refuse(format!(
+            "the folder {} does not exist",
+            folder.display()
+        )));
+    }
+    if probe {
+        // The very temp file the report is written through, removed when it is dropped.
+        ugw_shared::atomic::AtomicFile::create(path)
+            .map_err(|e| refuse(format!("cannot be written ({})", e.message)))?;
+    }
+    Ok(())
+}
 
 /// The XML for `checks`, run in `seconds` on `host`.
 pub fn render(checks: &[CheckResult], seconds: f64, host: &str, scrubber: &Scrubber) -> String {

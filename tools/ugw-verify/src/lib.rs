@@ -177,6 +177,11 @@ fn compare_args() -> Vec<Arg> {
             .value_parser(clap::value_parser!(PathBuf))
             .requires("compare")
             .help("Read the baseline from FILE (written by `ugw-verify baseline --save FILE`)"),
+        Arg::new("baseline-any-host")
+            .long("baseline-any-host")
+            .action(ArgAction::SetTrue)
+            .requires("compare")
+            .help("Compare with a baseline taken on another host (refused by default: other hardware, other figures)"),
         Arg::new("latency-tolerance")
             .long("latency-tolerance")
             .value_name("PERCENT")
@@ -279,6 +284,12 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         },
         _ => None,
     };
+    if let Some(b) = &baseline {
+        baseline::same_host(ctx, m, b)?;
+    }
+    if let Some(path) = args.get_one::<PathBuf>("junit") {
+        junit::check_writable(path, !ctx.dry_run)?;
+    }
     let tolerances = baseline::tolerances(m);
     if ctx.dry_run {
         return Ok(dry_run(ctx, mode, &checks, baseline.is_some()));

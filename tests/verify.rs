@@ -1219,21 +1219,19 @@ impl Scripted {
 }
 
 /// An HTTP/1.1 answer with `body`, closing the connection.
-fn answer(status: &str, content_type: &str, body: &str) -> Option<Vec<u8>> {
-    Some(
-        format!(
+fn answer(status: &str, content_type: &str, body: &str) -> Vec<u8> {
+    format!(
             "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
-        .into_bytes(),
-    )
+        .into_bytes()
 }
 
 /// 20 answered and 20 refused requests: half of what was sent failed, an error ratio of 0.5
 /// (errors over every request sent), not 20 errors over 20 answers.
 #[test]
 fn the_samples_error_ratio_is_errors_over_every_request_sent() {
-    let ok = answer("200 OK", "text/plain", "ok");
+    let ok = Some(answer("200 OK", "text/plain", "ok"));
     let mut answers = Vec::new();
     for _ in 0..20 {
         answers.push(ok.clone());
@@ -1274,8 +1272,8 @@ fn a_figure_that_is_not_a_number_is_insufficient_data_never_a_pass() {
         http_request_duration_seconds_bucket{le=\"+Inf\"} 100\n\
         http_request_duration_seconds_count 100\n";
     let server = Scripted::start(vec![
-        answer("200 OK", PROMETHEUS_TEXT, good),
-        answer("200 OK", PROMETHEUS_TEXT, nan),
+        Some(answer("200 OK", PROMETHEUS_TEXT, good)),
+        Some(answer("200 OK", PROMETHEUS_TEXT, nan)),
     ]);
     let dir = tempfile::tempdir().unwrap();
     let metrics = server.url("/metrics");
@@ -1334,8 +1332,8 @@ fn a_counter_that_falls_is_a_reset_of_its_own_series() {
     let first = "http_requests_total{code=\"200\"} 10\nhttp_requests_total{code=\"500\"} 100\n";
     let last = "http_requests_total{code=\"200\"} 50\nhttp_requests_total{code=\"500\"} 90\n";
     let server = Scripted::start(vec![
-        answer("200 OK", PROMETHEUS_TEXT, first),
-        answer("200 OK", PROMETHEUS_TEXT, last),
+        Some(answer("200 OK", PROMETHEUS_TEXT, first)),
+        Some(answer("200 OK", PROMETHEUS_TEXT, last)),
     ]);
     let dir = tempfile::tempdir().unwrap();
     let file = checks_file(
@@ -1503,4 +1501,62 @@ fn a_baseline_from_another_host_and_an_unwritable_junit_path_are_refused_up_fron
         assert_eq!(app.requests_settled(), before, "no POST, no DELETE");
     }
     std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// A cleanup keeps its own timeout out of the deadline: a check that would take all of
+/// `--timeout` is cut short of it, the DELETE is sent and answered, and the run still ends by
+/// the deadline. When the cleanups would take all of it, the run is refused before it starts.
+#[test]
+fn an_always_cleanup_keeps_its_time_when_the_others_use_up_the_deadline() {
+    let _serial = serial();
+    let app = DemoApp::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let items = format!("{}/items", app.url);
+    let file = checks_file(
+        dir.path(),
+        &json!([
+            {"name": "create", "type": "http", "method": "POST", "url": items, "body": {"name": "smoke"},
+             "status": 201, "capture": {"item": ".id"}},
+            {"name": "slow", "type": "http", "url": format!("{}/slow?ms=8000", app.url), "after": ["create"]},
+            {"name": "delete", "type": "http", "method": "DELETE", "url": format!("{items}/${{capture:item}}"),
+             "status": "2xx", "after": ["slow"], "always": true, "timeout": "1500ms"},
+        ]),
+    );
+    let out = verify(&["--checks", file.to_str().unwrap(), "--timeout", "3s"]);
+    out.assert_code(1);
+    let result = result_of(&out);
+    assert_eq!(
+        outcomes(&result),
+        pairs(&[
+            ("create", "passed"),
+            ("slow", "failed"),
+            ("delete", "passed")
+        ])
+    );
+    assert!(
+        app.log().lines().any(|l| l.ends_with("DELETE /items/1")),
+        "{}",
+        app.log()
+    );
+    assert!(
+        out.elapsed < Duration::from_millis(3500),
+        "{:?}",
+        out.elapsed
+    );
+
+    let out = verify(&["--checks", file.to_str().unwrap(), "--timeout", "1s"]);
+    out.assert_code(2);
+    let why = out.last_step().error.unwrap().message;
+    assert!(
+        why.contains("the always checks (delete) keep 1.5 s"),
+        "{why}"
+    );
+    assert_eq!(
+        app.log()
+            .lines()
+            .filter(|l| l.contains("POST /items"))
+            .count(),
+        1,
+        "nothing sent"
+    );
 }

@@ -241,6 +241,28 @@ fn refuse_checks_before_baseline(mode: Mode, m: &ArgMatches) -> Result<()> {
     }
 }
 
+/// The `always` checks keep their own timeouts out of `--timeout`: when that is all of it,
+/// the others could not run at all, and the run is refused before it starts.
+fn refuse_no_time_left(checks: &[Check], deadline: std::time::Instant) -> Result<()> {
+    let reserved = schedule::reserved_for_always(checks);
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    if reserved.is_zero() || reserved < left {
+        return Ok(());
+    }
+    let cleanups: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.always)
+        .map(|c| c.name.as_str())
+        .collect();
+    Err(Error::usage(format!(
+        "the always checks ({}) keep {} for themselves, and --timeout leaves {}: nothing for \
+         the others; give a longer --timeout or shorter timeouts to the always checks",
+        cleanups.join(", "),
+        ugw_shared::time::human(reserved),
+        ugw_shared::time::human(left)
+    )))
+}
+
 /// What a dry run says: the checks it would run, and nothing sent.
 fn dry_run(ctx: &Ctx, mode: Mode, checks: &[Check], compare: bool) -> StepResult {
     let would_run: Vec<String> = checks.iter().map(|c| c.name.clone()).collect();
@@ -291,6 +313,8 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         junit::check_writable(path, !ctx.dry_run)?;
     }
     let tolerances = baseline::tolerances(m);
+    let deadline = ctx.deadline().expect("--timeout has a default");
+    refuse_no_time_left(&checks, deadline)?;
     if ctx.dry_run {
         return Ok(dry_run(ctx, mode, &checks, baseline.is_some()));
     }
@@ -301,7 +325,6 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         cancel: ctx.cancel.clone(),
     });
     let parallel = args.get_one::<u32>("parallel").copied().unwrap_or(4) as usize;
-    let deadline = ctx.deadline().expect("--timeout has a default");
     let checks: Vec<Arc<Check>> = checks.into_iter().map(Arc::new).collect();
     ctx.reporter
         .info(&format!("running {} checks", checks.len()));

@@ -69,6 +69,22 @@ pub fn find_cycle(checks: &[Check]) -> Option<Vec<String>> {
     })
 }
 
+/// How long `check` may run: its `timeout`, or the default for what it does.
+fn budget(check: &Check) -> Duration {
+    check.timeout.unwrap_or_else(|| check.default_timeout())
+}
+
+/// The time the `always` checks (the cleanups) keep for themselves out of the deadline: each
+/// one's own timeout, so that a cleanup gets its time however long the others take.
+pub fn reserved_for_always<C: Borrow<Check>>(checks: &[C]) -> Duration {
+    checks
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|c: &&Check| c.always)
+        .map(budget)
+        .sum()
+}
+
 /// One check as it ended, with how long it took.
 pub struct Ran {
     pub outcome: Outcome,
@@ -114,7 +130,13 @@ pub fn run_all(
             continue;
         }
         let wave = next_wave(checks, &runnable, parallel);
-        for (i, ran) in run_wave(checks, &wave, shared, &captured, deadline)? {
+        // What the cleanups still to come keep for themselves: this wave ends before it.
+        let reserved: Duration = (0..checks.len())
+            .filter(|&j| checks[j].always && done[j].is_none() && !wave.contains(&j))
+            .map(|j| budget(&checks[j]))
+            .sum();
+        let wave_deadline = deadline.checked_sub(reserved).unwrap_or_else(Instant::now);
+        for (i, ran) in run_wave(checks, &wave, shared, &captured, wave_deadline)? {
             captured.extend(ran.outcome.captured.iter().cloned());
             done[i] = Some(ran);
         }
@@ -154,12 +176,7 @@ fn run_wave(
     let started = Instant::now();
     let untils: Vec<Instant> = wave
         .iter()
-        .map(|&i| {
-            let timeout = checks[i]
-                .timeout
-                .unwrap_or_else(|| checks[i].default_timeout());
-            (started + timeout).min(deadline)
-        })
+        .map(|&i| (started + budget(&checks[i])).min(deadline))
         .collect();
     let attempts = wave
         .iter()

@@ -420,11 +420,6 @@ mod tests {
         }
     }
 
-    fn fetched(version: &str) -> Value {
-        serde_json::json!({"url": "https://x.invalid/a", "path": "/opt/a", "sha256": "00",
-                           "bytes": 1, "version": version, "verified": true, "resumed": false})
-    }
-
     fn out(record: &Record) -> String {
         record.to_json(false, &Scrubber::default())
     }

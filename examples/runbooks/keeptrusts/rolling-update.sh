@@ -84,7 +84,7 @@ upgrade() {
   # Database, API, console, then the gateways one at a time.
   UGW_HOST_ID=api step ugw-fetch --url "$RELEASES/app-$version-linux-amd64.tar.gz" \
     --sha256-url "$RELEASES/SHA256SUMS" --dest "$(root api)/staging" --extract
-  step ugw-migrate up --db-env DATABASE_URL
+  UGW_HOST_ID=api step ugw-migrate up --db-env DATABASE_URL
   deploy api
   deploy console
   for g in "${GATEWAYS[@]}"; do gateway "$g"; done

@@ -105,7 +105,7 @@ complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l timeou
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l lock-timeout -d 'How long to wait for a lock another run holds before giving up (exit 4)' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l host-id -d 'The host name in the record, where several nodes share one machine' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l in-place -d 'Put every path back where it was (the old one kept as <path>.ugw-before-restore until success)'
-complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l force -d 'Replace a non-empty --to folder; restore a backup of another app version'
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l force -d 'Replace a non-empty --to folder; restore a backup of another app version; restore again what this run restored in place already'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l new -d 'Start a new run in --record FILE (an old FILE is kept as FILE.prev)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l pretty -d 'Same as --output pretty (the record file is indented too)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -s q -l quiet -d 'Print only errors on stderr'

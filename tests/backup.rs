@@ -1265,3 +1265,368 @@ fn a_pg_dump_older_than_the_server_is_a_clear_error_and_the_password_stays_out_o
         "Hunter2-secret"
     );
 }
+
+// ---- restore from the record: only this run's backup (issue 16, items 23, 24, 27) ----
+
+/// ugw-backup with `--record record` (the record also goes to stdout, for `last_step`).
+fn backup_in(record: &Path, args: &[&str]) -> Outcome {
+    let mut cmd = tool("ugw-backup");
+    cmd.args(args).arg("--record").arg(record);
+    run(cmd)
+}
+
+/// A real failure in the record's run: a health check of a port nobody listens on.
+fn fail_the_run(record: &Path) {
+    let port = kit::free_port();
+    let mut cmd = tool("ugw-wait-healthy");
+    cmd.args([
+        "--url",
+        &format!("http://127.0.0.1:{port}/health/ready"),
+        "--timeout",
+        "300ms",
+        "--record",
+        s(record),
+    ]);
+    let outcome = run(cmd);
+    outcome.assert_code(1);
+    assert!(!kit::parse_record(&std::fs::read_to_string(record).unwrap()).ok);
+}
+
+/// Append `step` to the record file as whoever can write it would.
+fn append_step(record: &Path, step: serde_json::Value) {
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
+    json["steps"].as_array_mut().unwrap().push(step);
+    std::fs::write(record, json.to_string()).unwrap();
+}
+
+fn run_of(record: &Path) -> String {
+    kit::parse_record(&std::fs::read_to_string(record).unwrap()).run
+}
+
+/// A step of the record's run on this host, as `ugw-backup` would write it, with this result.
+fn forged_step(record: &Path, result: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "tool": "ugw-backup", "tool_version": "0.1.0", "run": run_of(record),
+        "host": ugw_shared::time::hostname(), "started": "2026-12-01T00:00:00.000Z",
+        "elapsed_ms": 1, "status": "ok", "exit": 0, "changed": true, "dry_run": false,
+        "result": result
+    })
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn a_restore_from_the_record_takes_this_runs_create_not_a_later_verify_of_another_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let out = dir.path().join("out");
+    std::fs::write(data.join("state"), "last night\n").unwrap();
+    let nightly = archive_of(&create(&data, &out, "nightly", &[]));
+    std::fs::write(data.join("state"), "this morning\n").unwrap();
+
+    let record = dir.path().join("run.json");
+    let created = backup_in(
+        &record,
+        &[
+            "create",
+            "--path",
+            s(&data),
+            "--out",
+            s(&out),
+            "--name",
+            "today",
+            "--new",
+        ],
+    );
+    let today = archive_of(&created);
+    // Within the same run, a check of last night's archive: an ok step naming it.
+    backup_in(&record, &["verify", s(&nightly)]).assert_code(0);
+    // verify without ARCHIVE, after it, takes the create step's archive, not the verify's.
+    let verified = backup_in(&record, &["verify"]);
+    assert_eq!(verified.last_step().result["archive"], s(&today));
+    std::fs::write(data.join("state"), "written by the failed release\n").unwrap();
+    fail_the_run(&record);
+
+    let restored = backup_in(&record, &["restore", "--in-place"]);
+    restored.assert_code(0);
+    let step = restored.last_step();
+    assert_eq!(step.result["archive"], s(&today), "{}", restored.stderr);
+    assert!(step.changed);
+    assert_eq!(
+        read(&data.join("state")),
+        "this morning\n",
+        "today's backup, not last night's"
+    );
+}
+
+#[test]
+fn the_failure_path_run_twice_does_not_wipe_what_the_node_wrote_in_between() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("state"), "before the upgrade\n").unwrap();
+    let out = dir.path().join("out");
+    let record = dir.path().join("run.json");
+    let created = backup_in(
+        &record,
+        &[
+            "create",
+            "--path",
+            s(&data),
+            "--out",
+            s(&out),
+            "--name",
+            "b",
+            "--new",
+        ],
+    );
+    created.assert_code(0);
+    std::fs::write(data.join("state"), "written by v2\n").unwrap();
+    fail_the_run(&record);
+
+    let first = backup_in(&record, &["restore", "--in-place"]);
+    first.assert_code(0);
+    assert!(first.last_step().changed);
+    assert_eq!(read(&data.join("state")), "before the upgrade\n");
+
+    // The node went back to work on the old release and took a write.
+    std::fs::write(data.join("state"), "a customer's order\n").unwrap();
+    let second = backup_in(&record, &["restore", "--in-place"]);
+    second.assert_code(0);
+    let step = second.last_step();
+    assert!(!step.changed, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("already restored"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(read(&data.join("state")), "a customer's order\n");
+
+    // --force restores again, as asked.
+    let forced = backup_in(&record, &["restore", "--in-place", "--force"]);
+    forced.assert_code(0);
+    assert!(forced.last_step().changed);
+    assert_eq!(read(&data.join("state")), "before the upgrade\n");
+}
+
+#[test]
+fn a_restore_on_a_run_that_made_no_backup_is_a_no_op() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("state"), "live\n").unwrap();
+    let out = dir.path().join("out");
+    // The run failed at its backup (the path is missing): the README's failure path line runs.
+    let record = dir.path().join("run.json");
+    backup_in(
+        &record,
+        &[
+            "create",
+            "--path",
+            s(&dir.path().join("missing")),
+            "--out",
+            s(&out),
+            "--new",
+        ],
+    )
+    .assert_code(1);
+    let outcome = backup_in(
+        &record,
+        &[
+            "restore",
+            "--in-place",
+            "--expect-app-version",
+            "1.0",
+            "--output",
+            "none",
+        ],
+    );
+    outcome.assert_code(0);
+    assert!(
+        outcome.stderr.contains("made no backup"),
+        "{}",
+        outcome.stderr
+    );
+    let step = kit::parse_record(&read(&record)).steps.pop().unwrap();
+    assert_eq!(step.status, "ok");
+    assert!(!step.changed);
+
+    // Another run's backup, pieced into this run's failed record, is not this run's either.
+    let other = dir.path().join("other.json");
+    let made = backup_in(
+        &other,
+        &[
+            "create",
+            "--path",
+            s(&data),
+            "--out",
+            s(&out),
+            "--name",
+            "yesterday",
+            "--new",
+        ],
+    );
+    made.assert_code(0);
+    let yesterday_step =
+        serde_json::from_str::<serde_json::Value>(&read(&other)).unwrap()["steps"][0].clone();
+    append_step(&record, yesterday_step);
+    std::fs::write(data.join("state"), "live, newer\n").unwrap();
+    let outcome = backup_in(&record, &["restore", "--in-place"]);
+    outcome.assert_code(0);
+    assert!(
+        outcome.stderr.contains("belongs to run"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(!outcome.last_step().changed);
+    assert_eq!(read(&data.join("state")), "live, newer\n");
+}
+
+#[test]
+fn a_forged_backup_step_never_rolls_another_folder_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    let other = dir.path().join("other-service");
+    for (folder, text) in [(&app, "app: backed up\n"), (&other, "other: last week\n")] {
+        std::fs::create_dir_all(folder).unwrap();
+        std::fs::write(folder.join("state"), text).unwrap();
+    }
+    let out = dir.path().join("out");
+    let other_created = create(&other, &out, "other", &[]);
+    let other_archive = archive_of(&other_created);
+    std::fs::write(other.join("state"), "other: today\n").unwrap();
+
+    let record = dir.path().join("run.json");
+    let created = backup_in(
+        &record,
+        &[
+            "create",
+            "--path",
+            s(&app),
+            "--out",
+            s(&out),
+            "--name",
+            "app",
+            "--new",
+        ],
+    );
+    let app_archive = archive_of(&created);
+    // The same run, on another host (a copy of the record taken there), backs up too.
+    let node2 = dir.path().join("node2.json");
+    std::fs::copy(&record, &node2).unwrap();
+    let on_node2 = backup_in(
+        &node2,
+        &[
+            "create",
+            "--path",
+            s(&other),
+            "--out",
+            s(&out),
+            "--name",
+            "node2",
+            "--host-id",
+            "node2",
+        ],
+    );
+    on_node2.assert_code(0);
+    std::fs::write(app.join("state"), "app: broken by v2\n").unwrap();
+    // Whoever can write the record adds a step of this run and host naming the other archive.
+    append_step(
+        &record,
+        forged_step(&record, &serde_json::json!({"archive": s(&other_archive)})),
+    );
+    fail_the_run(&record);
+    let restored = backup_in(&record, &["restore", "--in-place"]);
+    restored.assert_code(0);
+    assert_eq!(restored.last_step().result["archive"], s(&app_archive));
+    assert_eq!(
+        read(&app.join("state")),
+        "app: backed up\n",
+        "this app is restored"
+    );
+    assert_eq!(
+        read(&other.join("state")),
+        "other: today\n",
+        "the other is not touched"
+    );
+
+    // Forged in full: a create step of this run and host with the other backup's own result.
+    std::fs::write(app.join("state"), "app: written after\n").unwrap();
+    let refused = |record: &Path, why: &str| {
+        let outcome = backup_in(record, &["restore", "--in-place"]);
+        outcome.assert_code(2);
+        let step = outcome.last_step();
+        assert_eq!(step.error_kind(), "bad_record", "{}", outcome.stderr);
+        let message = &step.error.as_ref().unwrap().message;
+        assert!(message.contains(why), "{message}");
+        assert_eq!(read(&app.join("state")), "app: written after\n");
+        assert_eq!(read(&other.join("state")), "other: today\n");
+    };
+    let full = dir.path().join("full.json");
+    std::fs::copy(&record, &full).unwrap();
+    append_step(&full, forged_step(&full, &other_created.last_step().result));
+    refused(&full, "was made by run");
+
+    // A backup of this very run, but made on another host, named by a step claiming this one.
+    append_step(&node2, forged_step(&node2, &on_node2.last_step().result));
+    fail_the_run(&node2);
+    refused(&node2, "made on host \"node2\"");
+}
+
+#[test]
+fn an_archive_replaced_under_the_name_of_this_runs_backup_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("state"), "backed up\n").unwrap();
+    let out = dir.path().join("out");
+    let record = dir.path().join("run.json");
+    let created = backup_in(
+        &record,
+        &[
+            "create",
+            "--path",
+            s(&app),
+            "--out",
+            s(&out),
+            "--name",
+            "b",
+            "--new",
+        ],
+    );
+    let archive = archive_of(&created);
+    // Another backup of the same run and host, through a copy of the record, put in its place.
+    std::fs::write(app.join("state"), "some other moment\n").unwrap();
+    let copy = dir.path().join("copy.json");
+    std::fs::copy(&record, &copy).unwrap();
+    let later = archive_of(&backup_in(
+        &copy,
+        &["create", "--path", s(&app), "--out", s(&out), "--name", "c"],
+    ));
+    std::fs::rename(&later, &archive).unwrap();
+    std::fs::rename(out.join("c.manifest.json"), out.join("b.manifest.json")).unwrap();
+    std::fs::rename(
+        format!("{}.sha256", later.display()),
+        format!("{}.sha256", archive.display()),
+    )
+    .unwrap();
+    std::fs::write(app.join("state"), "written by v2\n").unwrap();
+    fail_the_run(&record);
+    let outcome = backup_in(&record, &["restore", "--in-place"]);
+    outcome.assert_code(2);
+    let step = outcome.last_step();
+    assert_eq!(step.error_kind(), "bad_record", "{}", outcome.stderr);
+    assert!(
+        step.error
+            .unwrap()
+            .message
+            .contains("not the backup this run made"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(read(&app.join("state")), "written by v2\n");
+}

@@ -80,6 +80,7 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
         ugw_backup: manifest::FORMAT,
         name: plan.name.clone(),
         host: ctx.host.clone(),
+        run: Some(ctx.this_run().run().to_string()),
         app_version: plan.app_version.clone(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         created: ugw_shared::time::rfc3339_millis(SystemTime::now()),

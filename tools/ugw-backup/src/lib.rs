@@ -7,6 +7,7 @@
 mod catalog;
 mod compress;
 mod create;
+mod from_record;
 mod glob;
 mod manifest;
 mod pg;
@@ -65,7 +66,9 @@ fn archive_arg() -> Arg {
     Arg::new("archive")
         .value_name("ARCHIVE")
         .value_parser(clap::value_parser!(PathBuf))
-        .help("The archive [default: the one of the last ugw-backup create step in the record]")
+        .help(
+            "The archive [default: the one of this run's last ugw-backup create step on this host]",
+        )
 }
 
 /// The clap command: the common flags, then the five subcommands.
@@ -75,7 +78,21 @@ pub fn command() -> Command {
         .long_about(
             "Back up files, folders and SQLite databases into one archive with a manifest of every \
              entry's SHA-256; verify it whole; restore it strictly (nothing is ever written outside \
-             its place), into a folder or back where it was.",
+             its place), into a folder or back where it was.\n\n\
+             Without ARCHIVE, verify, restore and prune take the archive of this run's last \
+             create step on this host: never a verify or list step's, never another run's or \
+             host's (ugw(7), WHAT A TOOL TRUSTS). create writes the run and the host into the \
+             archive's manifest, and a restore from the record checks them, and the digest the \
+             create step recorded, before it touches anything: a step naming another archive \
+             (last night's, another service's, one made on another host, or one written before \
+             manifests named their run) is refused, exit 2, nothing restored. It then restores \
+             only the paths that manifest names. An ARCHIVE named on the command line is \
+             restored as named.\n\n\
+             restore --in-place is the inverse of create, and runs on a failed record. On a \
+             failed record where this run made no backup (it failed before create), it is a \
+             no-op: exit 0, \"changed\": false, and a message saying so. Run again after this \
+             run's restore of that archive succeeded, it does nothing (\"changed\": false, exit \
+             0), since the node may have taken new writes since; --force restores it again.",
         )
         .after_long_help(EXAMPLES)
         .subcommand_required(true)
@@ -208,7 +225,7 @@ fn restore_command() -> Command {
             Arg::new("force")
                 .long("force")
                 .action(ArgAction::SetTrue)
-                .help("Replace a non-empty --to folder; restore a backup of another app version"),
+                .help("Replace a non-empty --to folder; restore a backup of another app version; restore again what this run restored in place already"),
         )
         .arg(
             Arg::new("pg")
@@ -337,33 +354,18 @@ fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
     Ok(StepResult::typed(true, &result))
 }
 
-/// The archive named on the command line, or the one of the last `create` step.
+/// The archive named on the command line, or the one of this run's last `create` step on
+/// this host (never a `verify` step's, never another run's).
 fn archive_of(ctx: &Ctx, given: Option<&PathBuf>) -> Result<PathBuf> {
     if let Some(path) = given {
         return Ok(path.clone());
     }
-    // The last real, successful ugw-backup step that names an archive (create, or a verify
-    // after it); `create`'s result is the typed `Backup`.
-    let step = ctx.record().steps.iter().rev().find(|s| {
-        s.tool == TOOL
-            && s.status == ugw_shared::record::Status::Ok
-            && !s.dry_run
-            && s.result.get("archive").is_some()
-    });
-    let Some(step) = step else {
-        return Err(Error::usage(
-            "no ARCHIVE given and no ugw-backup create step in the record",
-        ));
-    };
-    match step
-        .result
-        .get("archive")
-        .and_then(serde_json::Value::as_str)
-    {
-        Some(archive) => Ok(PathBuf::from(archive)),
-        None => Err(Error::bad_record(
-            "the result of the earlier ugw-backup step has an archive that is not a path",
-        )),
+    match from_record::last_create(ctx) {
+        Some(made) => Ok(PathBuf::from(made.archive)),
+        None => Err(Error::usage(format!(
+            "no ARCHIVE given, and {}; name the archive",
+            from_record::why_none(ctx)
+        ))),
     }
 }
 
@@ -395,9 +397,54 @@ fn run_verify(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
 }
 
 fn run_restore(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
-    let archive = archive_of(ctx, m.get_one::<PathBuf>("archive"))?;
     let force = m.get_flag("force");
+    let in_place = m.get_flag("in-place");
+    // The operator named the archive: it is restored as named. From the record, only the
+    // backup this run made on this host, checked against its own manifest below.
+    let (archive, made) = match m.get_one::<PathBuf>("archive") {
+        Some(path) => (path.clone(), None),
+        None => match from_record::last_create(ctx) {
+            Some(made) => (PathBuf::from(&made.archive), Some(made)),
+            // The failure path of a run that failed before its backup: nothing of this run's
+            // to put back, so nothing is touched (as ugw-swap --rollback for a run that never
+            // switched), and the failure path runs as written on any failed record.
+            None if in_place && !ctx.record().ok => {
+                ctx.reporter.info(&format!(
+                    "{}: nothing to restore",
+                    from_record::why_none(ctx)
+                ));
+                return Ok(StepResult::unchanged(
+                    json!({"archive": null, "in_place": []}),
+                ));
+            }
+            None => {
+                return Err(Error::usage(format!(
+                    "no ARCHIVE given, and {}; name the archive to restore",
+                    from_record::why_none(ctx)
+                )));
+            }
+        },
+    };
+    if made.is_some() && in_place && !force && from_record::restored_already(ctx, &archive) {
+        // The node may have gone back to work since: a second restore would wipe its writes.
+        ctx.reporter.info(&format!(
+            "this run already restored {} in place: nothing more to restore (--force restores it again)",
+            archive.display()
+        ));
+        return Ok(StepResult::unchanged(
+            json!({"archive": archive.display().to_string(), "in_place": [], "restored_already": true}),
+        ));
+    }
     let verified = verify_with_progress(ctx, &archive)?;
+    if let Some(made) = &made {
+        from_record::check_made_by_this_run(
+            ctx,
+            made,
+            &archive,
+            &verified.sha256,
+            &verified.manifest,
+        )?;
+    }
     restore::check_app_version(
         &verified.manifest,
         m.get_one::<String>("expect-app-version")

@@ -19,7 +19,13 @@ pub const DB_PREFIX: &str = "ugw-db";
 pub struct Manifest {
     pub ugw_backup: u32,
     pub name: String,
+    /// The host the backup was made on (`--host-id`, `UGW_HOST_ID` or the host name).
     pub host: String,
+    /// The run whose `create` made it (the record's `run`): a restore from the record puts
+    /// back only a backup its own run made. A manifest written before this field was added
+    /// has none, and belongs to no run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     pub app_version: Option<String>,
     pub tool_version: String,
     pub created: String,
@@ -178,6 +184,20 @@ mod tests {
             serde_json::to_string(&Name::from_bytes(b"a b")).unwrap(),
             "\"a b\""
         );
+    }
+
+    #[test]
+    fn a_manifest_written_before_runs_were_recorded_reads_as_no_run() {
+        let old = r#"{"ugw_backup":1,"name":"b","host":"h","app_version":null,
+            "tool_version":"0.1.0","created":"2026-01-01T00:00:00.000Z","compress":"gzip",
+            "roots":[],"entries":[],"sqlite":[],"pg":[],"changed_while_read":[]}"#;
+        let manifest: Manifest = serde_json::from_str(old).unwrap();
+        assert_eq!(manifest.run, None);
+        let mut with_run = manifest.clone();
+        with_run.run = Some("r1".into());
+        let text = serde_json::to_string(&with_run).unwrap();
+        assert!(text.contains(r#""run":"r1""#), "{text}");
+        assert!(!serde_json::to_string(&manifest).unwrap().contains("\"run\""));
     }
 
     #[test]

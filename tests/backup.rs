@@ -1630,3 +1630,183 @@ fn an_archive_replaced_under_the_name_of_this_runs_backup_is_refused() {
     );
     assert_eq!(read(&app.join("state")), "written by v2\n");
 }
+
+// ---- each check of verify and create has a test only it passes (issue 25, items 7, 8, 9, 14) ----
+
+/// One change made to a manifest, as JSON.
+type Tamper = fn(&mut serde_json::Value);
+
+#[test]
+fn a_sidecar_manifest_field_no_entry_hash_covers_is_caught_by_the_comparison_with_the_inner_one() {
+    // Each tampering keeps every entry's size and digest: only the comparison of the sidecar
+    // with the manifest inside the archive can see it. The roots are where an in-place restore
+    // writes; the app version is what --expect-app-version checks; a mode is what a restore sets.
+    let tamperings: [(&str, Tamper); 3] = [
+        ("app_version", |m| m["app_version"] = "9.9.9".into()),
+        ("roots", |m| {
+            m["roots"][0]["path"] = "/etc".into();
+        }),
+        ("mode", |m| {
+            let entry = m["entries"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|e| e["type"] == "file")
+                .unwrap();
+            entry["mode"] = 0o4777.into();
+        }),
+    ];
+    for (what, tamper) in tamperings {
+        let (dir, archive) = small_backup();
+        let sidecar = archive.with_file_name("b.manifest.json");
+        let mut manifest: serde_json::Value = serde_json::from_str(&read(&sidecar)).unwrap();
+        tamper(&mut manifest);
+        std::fs::write(&sidecar, serde_json::to_vec(&manifest).unwrap()).unwrap();
+        assert_corrupt(
+            &backup(&["verify", s(&archive)]),
+            "manifest sidecar differs from the manifest inside",
+        );
+        let to = dir.path().join("r");
+        assert_corrupt(
+            &backup(&["restore", s(&archive), "--to", s(&to)]),
+            "differs",
+        );
+        assert!(!to.exists(), "{what}: nothing restored");
+    }
+}
+
+#[test]
+fn a_checksum_sidecar_with_another_digest_is_caught_though_the_archive_is_intact() {
+    let (dir, archive) = small_backup();
+    let sum = PathBuf::from(format!("{}.sha256", archive.display()));
+    let real = read(&sum);
+    let digest = real.split_whitespace().next().unwrap();
+    let last = digest.chars().last().unwrap();
+    let other = format!(
+        "{}{}",
+        &digest[..digest.len() - 1],
+        if last == '0' { '1' } else { '0' }
+    );
+    std::fs::write(&sum, real.replacen(digest, &other, 1)).unwrap();
+    assert_corrupt(
+        &backup(&["verify", s(&archive)]),
+        &format!("its sidecar says {other}"),
+    );
+    let to = dir.path().join("r");
+    assert_corrupt(
+        &backup(&["restore", s(&archive), "--to", s(&to)]),
+        "its sidecar says",
+    );
+    assert!(!to.exists());
+}
+
+#[test]
+fn a_sqlite_database_with_a_corrupt_b_tree_page_is_refused_and_no_backup_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let connection = Connection::open(&db).unwrap();
+    connection
+        .execute_batch(
+            "PRAGMA page_size = 4096;
+             CREATE TABLE orders(id INTEGER PRIMARY KEY, note TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO orders SELECT i, printf('%0100d', i) FROM n;",
+        )
+        .unwrap();
+    drop(connection);
+    assert!(
+        std::fs::metadata(&db).unwrap().len() > 40 * 4096,
+        "many pages"
+    );
+    // The cell pointers of a leaf page of the table, overwritten: SQLite still opens the file
+    // and copies every page, and only integrity_check sees the damage.
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[4 * 4096 + 8..4 * 4096 + 24].fill(0xff);
+    std::fs::write(&db, &bytes).unwrap();
+    let out = dir.path().join("out");
+    let url = format!("sqlite://{}", db.display());
+    let outcome = backup(&["create", "--db", &url, "--out", s(&out), "--name", "b"]);
+    assert_corrupt(&outcome, "integrity_check");
+    let left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != ".ugw-backup.lock")
+        .collect();
+    assert!(
+        left.is_empty(),
+        "no archive, sidecar or temp file kept: {left:?}"
+    );
+}
+
+/// `ugw-backup create` under strace, killed (SIGKILL, injected by strace) on entry to its
+/// `kill_at`-th rename, or never when there are fewer; returns the strace log of the renames.
+fn create_killed_at_rename(src: &Path, out: &Path, kill_at: usize, log: &Path) -> Outcome {
+    let renames = "rename,renameat,renameat2";
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args(["-f", "-qq", "-o", s(log), "-e"])
+        .arg(format!("trace={renames}"))
+        .arg("-e")
+        .arg(format!("inject={renames}:signal=KILL:when={kill_at}"))
+        .arg(kit::bin("ugw-backup"))
+        .args(["create", "--path", s(src), "--out", s(out), "--name", "b"])
+        .args(["--output", "none"])
+        .env_remove("UGW_HOST_ID")
+        .stdin(std::process::Stdio::null());
+    run(cmd)
+}
+
+#[test]
+fn a_sidecar_never_names_an_archive_that_is_not_complete_under_its_final_name() {
+    if !kit::require("strace") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("app");
+    sample_tree(&src);
+    let log = dir.path().join("strace.log");
+    // A kill before each rename in turn: whatever is left, a sidecar under its final name
+    // comes after the archive under its final name, whole.
+    let mut kill_at = 1;
+    let finished = loop {
+        let out = dir.path().join(format!("out{kill_at}"));
+        let outcome = create_killed_at_rename(&src, &out, kill_at, &log);
+        let archive = out.join("b.tar.gz");
+        let sidecars = [out.join("b.manifest.json"), out.join("b.tar.gz.sha256")];
+        for sidecar in &sidecars {
+            assert!(
+                !sidecar.exists() || archive.exists(),
+                "killed at rename {kill_at}: {} names an archive that is not there",
+                sidecar.display()
+            );
+        }
+        if sidecars.iter().all(|p| p.exists()) {
+            backup(&["verify", s(&archive)]).assert_code(0);
+        }
+        if outcome.code == 0 {
+            break out;
+        }
+        assert!(
+            kill_at < 10,
+            "still killed at rename {kill_at}: {}",
+            outcome.stderr
+        );
+        kill_at += 1;
+    };
+    assert!(
+        kill_at > 3,
+        "the archive and both sidecars were each killed before"
+    );
+    // And in the log of the run that finished: the archive is renamed before either sidecar.
+    let text = read(&log);
+    let renamed_to = |path: &Path| {
+        let quoted = format!(", \"{}\"", path.display());
+        text.lines()
+            .position(|line| line.contains("rename") && line.contains(&quoted))
+            .unwrap_or_else(|| panic!("no rename to {}:\n{text}", path.display()))
+    };
+    let archive = renamed_to(&finished.join("b.tar.gz"));
+    let manifest = renamed_to(&finished.join("b.manifest.json"));
+    let sum = renamed_to(&finished.join("b.tar.gz.sha256"));
+    assert!(archive < manifest && archive < sum, "{text}");
+}

@@ -970,7 +970,8 @@ fn keeptrusts_updates_in_dependency_order_with_gateways_one_at_a_time() {
     assert_eq!(
         order,
         [
-            format!("ugw-migrate {host}"),
+            // The migration runs as the api component, which fetched the release it reads.
+            "ugw-migrate api".into(),
             "ugw-swap api".into(),
             "ugw-swap console".into(),
             "ugw-drain gateway1".into(),

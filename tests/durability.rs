@@ -15,7 +15,7 @@ use std::process::Command;
 
 /// The calls that make or name a file durable, and those that say which file an fd is
 /// (`openat`, `close`) for when strace cannot decode an fd into a path.
-const TRACED: &str = "trace=fsync,fdatasync,rename,renameat,renameat2,openat,close";
+const TRACED: &str = "trace=fsync,fdatasync,syncfs,rename,renameat,renameat2,openat,close";
 
 // ---- the strace log ----
 
@@ -41,8 +41,9 @@ impl Call {
             .is_some_and(|n| !n.is_empty())
     }
 
+    /// fsync and fdatasync make one file durable; syncfs every file of its file system.
     fn is_sync(&self) -> bool {
-        matches!(self.name.as_str(), "fsync" | "fdatasync")
+        matches!(self.name.as_str(), "fsync" | "fdatasync" | "syncfs")
     }
 
     fn is_rename(&self) -> bool {
@@ -55,7 +56,7 @@ impl Call {
 struct Trace {
     log: String,
     calls: Vec<Call>,
-    /// For each fsync/fdatasync (by index into `calls`): the path of its fd.
+    /// For each fsync/fdatasync/syncfs (by index into `calls`): the path of its fd.
     synced: HashMap<usize, PathBuf>,
     /// For each rename (by index into `calls`): from and to, absolute.
     renamed: HashMap<usize, (PathBuf, PathBuf)>,
@@ -330,6 +331,56 @@ impl Trace {
         })
     }
 
+    /// Before the rename of `temp_tree` onto `tree`, every regular file now in `tree` was
+    /// fsync'd under its temp path, or a syncfs on an fd inside the temp tree returned.
+    #[track_caller]
+    fn assert_tree_flushed_before_named(&self, tree: &Path) {
+        let renames = self.renames_onto(tree);
+        let rename_index = *renames.last().expect("the tree was renamed into place");
+        let rename = &self.calls[rename_index];
+        let (temp_tree, _) = &self.renamed[&rename_index];
+        let syncfs = self.synced.iter().any(|(index, path)| {
+            let call = &self.calls[*index];
+            call.name == "syncfs"
+                && call.ok()
+                && path.starts_with(temp_tree)
+                && call.returned < rename.began
+        });
+        if syncfs {
+            return;
+        }
+        let mut files = Vec::new();
+        let mut folders = vec![tree.to_path_buf()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let entry = entry.unwrap();
+                let kind = entry.file_type().unwrap();
+                if kind.is_dir() {
+                    folders.push(entry.path());
+                } else if kind.is_file() {
+                    files.push(entry.path());
+                }
+            }
+        }
+        for file in files {
+            let temp = temp_tree.join(file.strip_prefix(tree).unwrap());
+            // A file written atomically inside the tree (the marker) was fsync'd under its
+            // own temp name, then renamed onto `temp`.
+            let written_atomically = self.renames_onto(&temp).iter().any(|i| {
+                let (source, _) = &self.renamed[i];
+                self.synced_between(source, 0, self.calls[*i].began)
+            });
+            assert!(
+                written_atomically || self.synced_between(&temp, 0, rename.began),
+                "{} reached its final name before its bytes were on disk (no fsync of {} \
+                 nor a syncfs before the rename):\n{}",
+                file.display(),
+                temp.display(),
+                self.excerpt(tree.parent().unwrap())
+            );
+        }
+    }
+
     /// `target` was given its name the durable way: a temp file beside it fsync'd, renamed
     /// onto it, then the folder fsync'd before the same process renamed anything else.
     /// Returns the line where the (last) rename returned, for order checks across files.
@@ -484,7 +535,7 @@ fn a_fetched_file_is_fsynced_renamed_and_its_folder_fsynced() {
 }
 
 #[test]
-fn an_extracted_folder_is_renamed_into_place_and_its_folder_fsynced() {
+fn an_extracted_folder_is_flushed_renamed_into_place_and_its_folder_fsynced() {
     if !kit::require("strace") {
         return;
     }
@@ -513,6 +564,9 @@ fn an_extracted_folder_is_renamed_into_place_and_its_folder_fsynced() {
     // The tree's marker, written last inside the temp folder, fsyncs that folder (which the
     // assertion takes as the temp's fsync); then the rename and the staging folder's fsync.
     trace.assert_replaced_durably(&released);
+    // A marker saying "extracted whole" over files still in the page cache would make a
+    // power cut leave empty files that the next run takes as staged.
+    trace.assert_tree_flushed_before_named(&released);
 }
 
 #[test]

@@ -175,6 +175,15 @@ pub fn stage(
         extractor.extract(entry.map_err(|e| damaged(&e))?)?;
     }
     extractor.finish_dirs()?;
+    // The files' bytes and the folders' entries reach the disk before the caller gives the
+    // tree its name (or a marker saying it is whole): one syncfs for the tree, not an fsync
+    // per file.
+    rustix::fs::syncfs(&extractor.root).map_err(|e| {
+        Error::io_write(
+            format!("cannot flush {} to disk", staged.dir.display()),
+            &e.into(),
+        )
+    })?;
     staged.summary = extractor.summary;
     Ok(staged)
 }

@@ -8,6 +8,7 @@ use crate::wait::{self, Waited};
 use crate::{Method, WaitPlan};
 use std::time::Instant;
 use ugw_shared::haproxy::{AdminState, Api, Endpoint, ServerView};
+use ugw_shared::record::Status;
 use ugw_shared::results::{DrainMethod, Drained};
 use ugw_shared::{Ctx, Error, ErrorKind, Result};
 
@@ -217,7 +218,7 @@ pub(crate) fn undo(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained
     let deadline = wait::deadline(ctx);
     let views = target.views(deadline)?;
     let now: Vec<AdminState> = views.iter().map(|v| v.admin).collect();
-    let restore = states_to_restore(ctx, sockets, &target.name())?;
+    let restore = states_to_restore(ctx, sockets, &target.name());
     let mut drained = result(sockets, target.name(), &now, true);
     drained.state_after = restore.first().map(|s| s.word().to_string());
     if ctx.dry_run {
@@ -272,14 +273,23 @@ pub(crate) fn undo(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained
     Ok(drained)
 }
 
-/// What each instance was before the record's last drain of this server; `ready` for an
-/// instance it does not know (with a warning).
-fn states_to_restore(ctx: &Ctx, sockets: &[Endpoint], name: &str) -> Result<Vec<AdminState>> {
+/// What each instance was before this run's last drain of this server (not merely the run's
+/// last drain, which may be another server's); `ready` for an instance it does not know (with
+/// a warning).
+fn states_to_restore(ctx: &Ctx, sockets: &[Endpoint], name: &str) -> Vec<AdminState> {
     // A drain that failed at its deadline left the node drained too: its states count.
-    let last = crate::last_drain(ctx)?.filter(|d| {
-        d.method == DrainMethod::Haproxy && !d.undo && d.server.as_deref() == Some(name)
-    });
-    Ok(sockets
+    let last = ctx
+        .this_run()
+        .results_newest_first::<Drained>()
+        .into_iter()
+        .find(|(status, d)| {
+            matches!(status, Status::Ok | Status::Failed)
+                && d.method == DrainMethod::Haproxy
+                && !d.undo
+                && d.server.as_deref() == Some(name)
+        })
+        .map(|(_, d)| d);
+    sockets
         .iter()
         .map(|socket| {
             let socket = socket.to_string();
@@ -294,7 +304,7 @@ fn states_to_restore(ctx: &Ctx, sockets: &[Endpoint], name: &str) -> Result<Vec<
                 AdminState::Ready
             })
         })
-        .collect())
+        .collect()
 }
 
 fn parse_state(word: &str) -> Option<AdminState> {

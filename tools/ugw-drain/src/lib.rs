@@ -9,11 +9,12 @@ mod signal;
 mod wait;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 use ugw_shared::haproxy::{AdminState, Endpoint};
 use ugw_shared::record::Status;
-use ugw_shared::results::{DrainMethod, Drained};
+use ugw_shared::results::{DrainMethod, Drained, ToolResult};
 use ugw_shared::time::parse_duration;
 use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
 
@@ -281,7 +282,8 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         Some(method) => method,
         None if undo => match method_from_record(ctx)? {
             Ok(method) => method,
-            Err(last) => return Ok(nothing_to_undo(ctx, last.method)),
+            Err(Some(last)) => return Ok(nothing_to_undo(ctx, last.method)),
+            Err(None) => return Ok(never_drained(ctx)),
         },
         None => {
             return Err(Error::usage(
@@ -422,16 +424,31 @@ fn gauge(m: &ArgMatches) -> Result<Option<Gauge>> {
     }))
 }
 
-/// `--undo` alone: what the record's last drain did, to put back; `Err` with that step when
-/// it was an undo already.
-fn method_from_record(ctx: &Ctx) -> Result<Result<Method, Drained>> {
-    let Some(last) = last_drain(ctx)? else {
-        return Err(Error::usage(
-            "--undo without method flags undoes the record's last ugw-drain step, and there is none: give the method flags",
-        ));
+/// `--undo` alone: what this run's last drain did, to put back; `Err` with that step when it
+/// was an undo already, or `Err(None)` when a failed run never drained (the failure path runs
+/// as written on any failed record: there is nothing to put back).
+fn method_from_record(ctx: &Ctx) -> Result<Result<Method, Option<Drained>>> {
+    let Some(last) = last_drain(ctx) else {
+        if !ctx.record().ok {
+            return Ok(Err(None));
+        }
+        let foreign = ctx
+            .this_run()
+            .foreign(Drained::TOOL)
+            .map(|step| {
+                format!(
+                    " ({}, so it is not undone)",
+                    ctx.this_run().why_foreign(step)
+                )
+            })
+            .unwrap_or_default();
+        return Err(Error::usage(format!(
+            "--undo without method flags undoes this run's last ugw-drain step on this host, and \
+             there is none{foreign}: give the method flags"
+        )));
     };
     if last.undo {
-        return Ok(Err(last));
+        return Ok(Err(Some(last)));
     }
     let lb_grace = Duration::ZERO;
     Ok(Ok(match last.method {
@@ -468,11 +485,26 @@ fn method_from_record(ctx: &Ctx) -> Result<Result<Method, Drained>> {
     }))
 }
 
-/// The record's last drain that left its mark: one that succeeded, or one that failed (a
-/// deadline passed) leaving the node drained.
-pub(crate) fn last_drain(ctx: &Ctx) -> Result<Option<Drained>> {
+/// This run's last drain step on this host that left its mark: a drain that succeeded, or one
+/// that failed (a deadline passed) leaving the node drained, or an undo that succeeded. An undo
+/// that failed put nothing back, so the drain before it is still the one to undo.
+pub(crate) fn last_drain(ctx: &Ctx) -> Option<Drained> {
     ctx.this_run()
-        .last_result_among(&[Status::Ok, Status::Failed])
+        .results_newest_first::<Drained>()
+        .into_iter()
+        .find(|(status, drained)| match status {
+            Status::Ok => true,
+            Status::Failed => !drained.undo,
+            Status::Skipped | Status::Interrupted => false,
+        })
+        .map(|(_, drained)| drained)
+}
+
+/// `--undo` on a failed run that never drained this node: nothing to put back.
+fn never_drained(ctx: &Ctx) -> StepResult {
+    ctx.reporter
+        .info("this run never drained this node: nothing to undo");
+    StepResult::unchanged(Value::Null)
 }
 
 /// `--undo` when the record's last drain was already undone.

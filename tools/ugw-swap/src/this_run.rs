@@ -22,7 +22,9 @@ pub(crate) fn nothing_to_take_back(
         .this_run()
         .results_newest_first::<Swapped>()
         .into_iter()
-        .find(|(_, result)| ours(result));
+        // A step that switched nothing (a rollback that found nothing to take back, a swap to
+        // the release already current) is not the switch to take back: look past it.
+        .find(|(status, result)| ours(result) && (result.changed || *status != Status::Ok));
     match last {
         None => Some(format!(
             "this run never switched {place}: nothing to roll back"

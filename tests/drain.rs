@@ -1102,3 +1102,178 @@ fn inflight_floor_discounts_a_gauge_that_counts_its_own_scrape() {
     out.assert_code(0);
     assert_eq!(result(&out)["inflight_end"], 0);
 }
+
+/// A GET of `path` on 127.0.0.1:`port` with `Cookie: SRV=server` (HAProxy's persistence
+/// cookie), on a thread of its own: its status, and when it ended.
+fn sticky_request_in_background(
+    port: u16,
+    path: &str,
+    server: &str,
+) -> std::thread::JoinHandle<(Result<u16, String>, Instant)> {
+    use std::io::{Read, Write};
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: SRV={server}\r\nConnection: close\r\n\r\n"
+    );
+    std::thread::spawn(move || {
+        let status = (|| {
+            let mut stream =
+                std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .map_err(|e| e.to_string())?;
+            stream
+                .write_all(request.as_bytes())
+                .map_err(|e| e.to_string())?;
+            let mut answer = String::new();
+            stream
+                .read_to_string(&mut answer)
+                .map_err(|e| e.to_string())?;
+            answer
+                .split(' ')
+                .nth(1)
+                .and_then(|code| code.parse::<u16>().ok())
+                .ok_or_else(|| format!("no status line in {answer:?}"))
+        })();
+        (status, Instant::now())
+    })
+}
+
+#[test]
+fn a_request_queued_in_haproxy_for_the_server_counts_as_in_flight() {
+    if !HaProxy::available() {
+        return;
+    }
+    // maxconn 1: a second request for node1 (pinned by its cookie) waits in node1's queue.
+    let app = DemoApp::start(&[]);
+    let options = kit::haproxy::Options {
+        cookies: true,
+        server_extra: "maxconn 1".to_string(),
+        // The queue's timeout is `timeout connect` (1 s) unless set.
+        backend_extra: vec!["timeout queue 10s".to_string()],
+        ..kit::haproxy::Options::default()
+    };
+    let haproxy = HaProxy::start_with(&[Server::new("node1", &app.addr(), true)], &options);
+    assert!(
+        haproxy.wait_status("node1", "UP", Duration::from_secs(5)),
+        "{}",
+        haproxy.log()
+    );
+    let number = |stat: &std::collections::HashMap<String, String>, k: &str| {
+        stat[k].parse::<u64>().unwrap_or(0)
+    };
+    let first = sticky_request_in_background(haproxy.port, "/slow?ms=1500", "node1");
+    assert!(
+        kit::eventually(Duration::from_secs(2), || number(
+            &haproxy.stat("node1"),
+            "scur"
+        ) >= 1),
+        "{:?}",
+        haproxy.stat("node1")
+    );
+    let second = sticky_request_in_background(haproxy.port, "/slow?ms=1500", "node1");
+    assert!(
+        kit::eventually(Duration::from_secs(2), || number(
+            &haproxy.stat("node1"),
+            "qcur"
+        ) >= 1),
+        "the second request is queued: {:?}",
+        haproxy.stat("node1")
+    );
+    let stat = haproxy.stat("node1");
+    assert_eq!((number(&stat, "scur"), number(&stat, "qcur")), (1, 1));
+    let started = Instant::now();
+    let sock = haproxy.admin_socket();
+    let child = drain_in_background(&[
+        "--haproxy",
+        sock.to_str().unwrap(),
+        "--server",
+        "app/node1",
+        "--interval",
+        "50ms",
+    ]);
+    let (outcome, drain_ended) = finish(child, started);
+    outcome.assert_code(0);
+    let (status, first_ended) = first.join().unwrap();
+    assert_eq!(status, Ok(200));
+    let (status, second_ended) = second.join().unwrap();
+    assert_eq!(status, Ok(200), "the queued request got its answer");
+    assert!(first_ended <= second_ended);
+    assert!(
+        second_ended <= drain_ended,
+        "the drain ended {:?} before the queued request did",
+        second_ended - drain_ended
+    );
+    let r = result(&outcome);
+    assert!(
+        r["inflight_start"].as_u64().unwrap() >= 2,
+        "the queued request is counted: {r}"
+    );
+    assert_eq!(r["inflight_end"], 0);
+    assert!(
+        r["waited_ms"].as_u64().unwrap() >= 2500,
+        "both requests, one after the other, are waited for: {r}"
+    );
+}
+
+#[test]
+fn one_zero_reading_does_not_end_the_wait_before_zero_readings_in_a_row() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // The gauge reads 1, 0, 1, 0, 0, 0 (one value per scrape), then 0 for ever.
+    const SCRIPT: [u64; 6] = [1, 0, 1, 0, 0, 0];
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let scrapes = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&scrapes);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let value = SCRIPT.get(n).copied().unwrap_or(0);
+            let body =
+                format!("# TYPE http_requests_in_flight gauge\nhttp_requests_in_flight {value}\n");
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("drain");
+    let metric = format!("http://127.0.0.1:{port}/metrics#http_requests_in_flight");
+    let out = drain(&[
+        "--flag-file",
+        flag.to_str().unwrap(),
+        "--lb-grace",
+        "0s",
+        "--inflight-metric",
+        &metric,
+        "--zero-readings",
+        "3",
+        "--interval",
+        "20ms",
+    ]);
+    out.assert_code(0);
+    let r = result(&out);
+    assert!(
+        scrapes.load(Ordering::SeqCst) >= SCRIPT.len(),
+        "{} scrapes: {r}\n{}",
+        scrapes.load(Ordering::SeqCst),
+        out.stderr
+    );
+    // The check before the flag file is created takes the first scrape; the wait, the rest.
+    assert!(r["readings"].as_u64().unwrap() >= 5, "{r}");
+    assert_eq!(r["inflight_end"], 0);
+}

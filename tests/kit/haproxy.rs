@@ -49,6 +49,8 @@ pub struct Options {
     pub server_timeout: Duration,
     /// Sticky sessions: a `SRV` cookie names the server a client keeps going to, drained or not.
     pub cookies: bool,
+    /// Words added to every `server` line (`maxconn 1`…).
+    pub server_extra: String,
 }
 
 impl Default for Options {
@@ -60,6 +62,7 @@ impl Default for Options {
             backend_extra: Vec::new(),
             server_timeout: Duration::from_secs(60),
             cookies: false,
+            server_extra: String::new(),
         }
     }
 }
@@ -297,9 +300,14 @@ fn config_text(
         } else {
             String::new()
         };
+        let extra = if options.server_extra.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", options.server_extra)
+        };
         let _ = writeln!(
             text,
-            "  server {} {}{check}{cookie}",
+            "  server {} {}{check}{cookie}{extra}",
             server.name, server.addr
         );
     }

@@ -880,3 +880,54 @@ fn a_signed_checksum_file_must_verify_before_its_digest_is_trusted() {
     );
     assert_eq!(names(other.path()), Vec::<String>::new());
 }
+
+/// The real digest with only its last hex digit changed: a comparison of a prefix would take it.
+fn last_digit_changed(digest: &str) -> String {
+    let (head, last) = digest.split_at(63);
+    let changed = if last == "0" { "1" } else { "0" };
+    format!("{head}{changed}")
+}
+
+#[test]
+fn a_digest_wrong_only_in_its_last_digit_fails_closed_and_leaves_nothing() {
+    let server = FileServer::start();
+    let data = body(80_000);
+    let url = server.put("app-v3.1.4.bin", Served::new(&data));
+    let real = sha256(&data);
+    let near = last_digit_changed(&real);
+    assert_ne!(near, real);
+    assert_eq!(near[..63], real[..63]);
+
+    // --sha256 given on the command line.
+    let dest = tempfile::tempdir().unwrap();
+    let out = fetch(&["--url", &url, "--sha256", &near, "--dest", s(dest.path())]);
+    let step = out.assert_code(1).last_step();
+    assert_eq!(step.error_kind(), "checksum_mismatch");
+    assert!(!dest.path().join("app-v3.1.4.bin").exists());
+    assert_eq!(names(dest.path()), Vec::<String>::new());
+
+    // The same near digest taken from a SHA256SUMS file.
+    let sums = format!("{near}  app-v3.1.4.bin\n");
+    let sums_url = server.put("SHA256SUMS", Served::new(sums.as_bytes()));
+    let dest = tempfile::tempdir().unwrap();
+    let out = fetch(&[
+        "--url",
+        &url,
+        "--sha256-url",
+        &sums_url,
+        "--dest",
+        s(dest.path()),
+    ]);
+    let step = out.assert_code(1).last_step();
+    assert_eq!(step.error_kind(), "checksum_mismatch");
+    assert!(!dest.path().join("app-v3.1.4.bin").exists());
+    assert_eq!(names(dest.path()), Vec::<String>::new());
+
+    // The real digest still stages it.
+    let out = fetch(&["--url", &url, "--sha256", &real, "--dest", s(dest.path())]);
+    out.assert_code(0);
+    assert_eq!(
+        std::fs::read(dest.path().join("app-v3.1.4.bin")).unwrap(),
+        data
+    );
+}

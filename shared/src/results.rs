@@ -43,6 +43,10 @@ pub struct Fetched {
     pub verified: bool,
     /// Whether the download continued an earlier partial one.
     pub resumed: bool,
+    /// An extracted folder: the digest of its manifest (`.ugw-fetch` inside it lists every
+    /// entry), which ugw-swap checks the folder against before it publishes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
 }
 
 impl ToolResult for Fetched {
@@ -198,6 +202,9 @@ pub struct Swapped {
     pub restarted: bool,
     #[serde(default)]
     pub changed: bool,
+    /// The step was a `--rollback` (one that found nothing to take back has `changed` false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
     /// The release this step marked failed (a rollback, or a restart that failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marked_failed: Option<String>,
@@ -394,6 +401,7 @@ mod tests {
             version: Some("v1.2.3".into()),
             verified: true,
             resumed: false,
+            manifest_sha256: None,
         }
     }
 

@@ -161,6 +161,18 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
         Error::usage("no --from, and no ugw-fetch step in the record to take the path from")
     })?;
     let new = sha256_file(&from)?;
+    if let Some(expected) = &options.fetched_sha256
+        && !expected.eq_ignore_ascii_case(&new)
+    {
+        return Err(Error::new(
+            ErrorKind::ChecksumMismatch,
+            format!(
+                "{} has sha256 {new}, not the {expected} the ugw-fetch step verified: it changed \
+                 since, or the record names another file; nothing was switched",
+                from.display()
+            ),
+        ));
+    }
     result.current = Some(new.clone());
     if old.as_deref() == Some(new.as_str()) {
         ctx.reporter.info(&format!(
@@ -212,6 +224,7 @@ fn rollback(
     target: &Path,
     mut result: Swapped,
 ) -> Result<Swapped> {
+    result.rollback = true;
     let place = target.display().to_string();
     if let Some(why) = nothing_to_take_back(ctx, |r| r.target == result.target, &place) {
         result.current = existing(target)?.map(|_| sha256_file(target)).transpose()?;

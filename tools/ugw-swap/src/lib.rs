@@ -154,6 +154,10 @@ pub fn command() -> Command {
 #[derive(Debug)]
 pub(crate) struct Options {
     pub from: Option<PathBuf>,
+    /// The digest the `ugw-fetch` step recorded for `from`, when `from` came from that step:
+    /// the artifact is hashed again and must match before it is published (the record is
+    /// input; the file may have been replaced since it was verified).
+    pub fetched_sha256: Option<String>,
     pub version: Option<String>,
     pub links: Vec<(PathBuf, PathBuf)>,
     pub mode: Option<u32>,
@@ -173,16 +177,19 @@ impl Options {
             links.push(releases::parse_link(raw)?);
         }
         let fetched: Option<Fetched> = ctx.this_run().last_result()?;
-        let from = m
-            .get_one::<PathBuf>("from")
-            .cloned()
-            .or_else(|| fetched.as_ref().map(|f| PathBuf::from(&f.path)));
+        let given = m.get_one::<PathBuf>("from").cloned();
+        let fetched_sha256 = match (&given, &fetched) {
+            (None, Some(f)) => Some(f.sha256.clone()),
+            _ => None,
+        };
+        let from = given.or_else(|| fetched.as_ref().map(|f| PathBuf::from(&f.path)));
         let version = m
             .get_one::<String>("version")
             .cloned()
             .or_else(|| fetched.and_then(|f| f.version));
         Ok(Options {
             from,
+            fetched_sha256,
             version,
             links,
             mode: m.get_one::<u32>("mode").copied(),

@@ -540,6 +540,7 @@ fn revert(
 }
 
 fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> Result<Swapped> {
+    result.rollback = true;
     let place = root.link().display().to_string();
     if let Some(why) = nothing_to_take_back(ctx, |r| r.root == result.root, &place) {
         result.current = match root.current()? {

@@ -22,9 +22,11 @@ pub(crate) fn nothing_to_take_back(
         .this_run()
         .results_newest_first::<Swapped>()
         .into_iter()
-        // A step that switched nothing (a rollback that found nothing to take back, a swap to
-        // the release already current) is not the switch to take back: look past it.
-        .find(|(status, result)| ours(result) && (result.changed || *status != Status::Ok));
+        // A rollback that found nothing to take back is not a switch: look past it (a second
+        // failure path on the same record must find what the first one found).
+        .find(|(status, result)| {
+            ours(result) && !(*status == Status::Ok && result.rollback && !result.changed)
+        });
     match last {
         None => Some(format!(
             "this run never switched {place}: nothing to roll back"

@@ -402,7 +402,8 @@ fn scrubbed_earlier<'a>(text: &'a str, scrubber: &Scrubber) -> Cow<'a, str> {
 mod tests {
     use super::*;
 
-    fn step(tool: &str, status: Status, exit: i32) -> Step {
+    /// A step of run "r" on host "h" (also for the tests of `this_run`).
+    pub(super) fn step(tool: &str, status: Status, exit: i32) -> Step {
         Step {
             tool: tool.into(),
             tool_version: "0".into(),

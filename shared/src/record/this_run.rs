@@ -186,27 +186,10 @@ impl<'a> ThisRun<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Record, Status, Step};
+    use super::super::tests::step;
+    use super::super::{Record, Status};
     use crate::results::Fetched;
-    use serde_json::{Map, Value};
-
-    fn step(tool: &str, status: Status, exit: i32) -> Step {
-        Step {
-            tool: tool.into(),
-            tool_version: "0".into(),
-            run: "r".into(),
-            host: "h".into(),
-            started: String::new(),
-            elapsed_ms: 0,
-            status,
-            exit,
-            changed: false,
-            dry_run: false,
-            result: serde_json::json!({"version": "v2"}),
-            error: None,
-            extra: Map::new(),
-        }
-    }
+    use serde_json::Value;
 
     fn fetched(version: &str) -> Value {
         serde_json::json!({"url": "https://x.invalid/a", "path": "/opt/a", "sha256": "00",

@@ -232,12 +232,14 @@ fn from_and_version_come_from_the_last_fetch_step_and_a_single_file_gets_a_folde
     let root = dir.path().join("app");
     let file = dir.path().join("app-1.2.3");
     std::fs::write(&file, "binary").unwrap();
+    // The digest ugw-fetch verified: the artifact is hashed again and must have it.
+    let sha256 = ugw_shared::digest::sha256_file(&file).unwrap();
     let record = record_with(
         "ugw-fetch",
         "ok",
         0,
         &serde_json::json!({"url": "https://example.invalid/app-1.2.3", "path": s(&file),
-            "sha256": "00", "bytes": 6, "version": "1.2.3", "verified": true, "resumed": false}),
+            "sha256": sha256, "bytes": 6, "version": "1.2.3", "verified": true, "resumed": false}),
     );
     let mut cmd = tool("ugw-swap");
     cmd.args(["--root", s(&root)]);
@@ -766,4 +768,144 @@ fn binary_mode_keeps_the_extended_attributes_of_the_old_binary() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&got.stdout), "kept");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+}
+
+#[test]
+fn two_concurrent_binary_mode_swaps_never_interleave_one_waits_or_exits_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("app");
+    let (b, c) = (dir.path().join("app-b"), dir.path().join("app-c"));
+    std::fs::write(&target, "binary A\n".repeat(1000)).unwrap();
+    std::fs::write(&b, "binary B\n".repeat(2000)).unwrap();
+    std::fs::write(&c, "binary C\n".repeat(3000)).unwrap();
+    let (a_bytes, b_bytes, c_bytes) = (
+        std::fs::read(&target).unwrap(),
+        std::fs::read(&b).unwrap(),
+        std::fs::read(&c).unwrap(),
+    );
+    // The first swap holds the lock through a restart that lasts until the test says so.
+    let started = dir.path().join("restart-started");
+    let release = dir.path().join("release-restart");
+    let restart = format!(
+        "touch {}; while [ ! -e {} ]; do sleep 0.01; done",
+        s(&started),
+        s(&release)
+    );
+    let mut first = tool("ugw-swap");
+    first
+        .args([
+            "--target",
+            s(&target),
+            "--from",
+            s(&b),
+            "--restart",
+            &restart,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let first = first.spawn().unwrap();
+    while !started.exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(std::fs::read(&target).unwrap(), b_bytes);
+    let busy = swap(&[
+        "--target",
+        s(&target),
+        "--from",
+        s(&c),
+        "--lock-timeout",
+        "200ms",
+    ]);
+    let step = busy.assert_code(4).last_step();
+    assert_eq!(step.error_kind(), "busy");
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        b_bytes,
+        "the busy swap changed nothing"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("app.ugw-prev")).unwrap(),
+        a_bytes,
+        "the busy swap did not touch the kept old binary"
+    );
+    // A waiting swap goes through once the first one is done.
+    let mut waiting = tool("ugw-swap");
+    waiting
+        .args([
+            "--target",
+            s(&target),
+            "--from",
+            s(&c),
+            "--lock-timeout",
+            "30s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let waiting = waiting.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        b_bytes,
+        "the second swap waits for the lock"
+    );
+    std::fs::write(&release, "").unwrap();
+    let first = kit::wait_bounded(first, kit::RUN_LIMIT);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let waiting = kit::wait_bounded(waiting, kit::RUN_LIMIT);
+    assert_eq!(
+        waiting.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&waiting.stderr)
+    );
+    let record = kit::parse_record(&String::from_utf8_lossy(&waiting.stdout));
+    assert_eq!(
+        record.steps[0].result["previous"],
+        sha256_of(&b_bytes),
+        "it ran after the first, not beside it"
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), c_bytes, "exactly C, whole");
+    assert_eq!(
+        std::fs::read(dir.path().join("app.ugw-prev")).unwrap(),
+        b_bytes
+    );
+}
+
+fn sha256_of(bytes: &[u8]) -> String {
+    ugw_shared::digest::sha256_reader(bytes).unwrap()
+}
+
+/// A rollback by hand (no record) goes to the release staged before the current one, not to
+/// a newer one that happens to exist.
+#[test]
+fn a_rollback_by_hand_goes_to_the_release_before_current_not_a_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    for (name, content) in [("v1", "one"), ("v2", "two"), ("v3", "three")] {
+        let from = artifact(dir.path(), name, content);
+        swap(&["--root", s(&root), "--from", s(&from), "--version", name]).assert_code(0);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(current(&root), "releases/v3");
+    // Point current back at v2 by hand, as an operator would.
+    let temp = root.join(".current.tmp");
+    std::os::unix::fs::symlink("releases/v2", &temp).unwrap();
+    std::fs::rename(&temp, root.join("current")).unwrap();
+    assert_eq!(current(&root), "releases/v2");
+
+    let back = swap(&["--root", s(&root), "--rollback"]);
+    let step = back.assert_code(0).last_step();
+    assert!(step.changed);
+    assert_eq!(field(&step, "current"), "v1");
+    assert_eq!(field(&step, "marked_failed"), "v2");
+    assert_eq!(current(&root), "releases/v1", "not the newer v3");
+    assert_eq!(
+        std::fs::read_to_string(root.join("current/app.txt")).unwrap(),
+        "one"
+    );
 }

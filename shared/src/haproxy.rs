@@ -67,14 +67,19 @@ impl AdminState {
         }
     }
 
-    /// From `srv_admin_state` of `show servers state`: a bit field where any maintenance bit
-    /// (forced, inherited, from the configuration, from DNS) wins over draining.
+    /// The server's own state from `srv_admin_state` of `show servers state`: the bits set on
+    /// the server itself, forced maintenance (0x01) winning over forced draining (0x08). The
+    /// inherited bits (0x02, 0x10: a server that `track`s another in maint or drain), the
+    /// configuration's (0x04, `disabled`, which `state ready` leaves set on a running server)
+    /// and DNS resolution's (0x20) are not its own: a server in MAINT only because the one it
+    /// tracks is goes back into traffic the moment that one does, so it is drained by its own
+    /// state.
     fn from_bits(bits: u32) -> AdminState {
-        const ANY_MAINT: u32 = 0x01 | 0x02 | 0x04 | 0x40 | 0x80;
-        const ANY_DRAIN: u32 = 0x08 | 0x10 | 0x20;
-        if bits & ANY_MAINT != 0 {
+        const FORCED_MAINT: u32 = 0x01;
+        const FORCED_DRAIN: u32 = 0x08;
+        if bits & FORCED_MAINT != 0 {
             AdminState::Maint
-        } else if bits & ANY_DRAIN != 0 {
+        } else if bits & FORCED_DRAIN != 0 {
             AdminState::Drain
         } else {
             AdminState::Ready
@@ -94,7 +99,10 @@ pub struct ServerView {
     pub qcur: u64,
     /// Whether HAProxy health-checks it.
     pub checked: bool,
+    /// Its own administrative state (see `AdminState::from_bits`).
     pub admin: AdminState,
+    /// `srv_admin_state` as HAProxy gave it, inherited bits included.
+    pub admin_bits: u32,
 }
 
 impl ServerView {
@@ -202,21 +210,47 @@ impl Api {
     }
 
     /// `backend/server` as both listings see it; a usage error when HAProxy has no such
-    /// backend or server.
+    /// backend or server, a network error when an answer is not what HAProxy writes (cut
+    /// short, HTML from something else on the socket, a counter that is not a number): a
+    /// reading that cannot be read is never taken for zero.
     pub fn server(&self, backend: &str, server: &str, until: Instant) -> Result<ServerView> {
         let stat = self.command("show stat", until)?;
-        let row = stat_row(&stat, backend, server)
-            .map_err(|missing| self.missing(backend, server, missing))?;
+        let row = stat_row(&stat, backend, server).map_err(|e| match e {
+            RowError::Missing(missing) => self.missing(backend, server, missing),
+            RowError::Unreadable(why) => self.unreadable("show stat", &why, &stat),
+        })?;
         let state = self.command(&format!("show servers state {backend}"), until)?;
-        let bits = admin_bits(&state, server)
-            .ok_or_else(|| self.missing(backend, server, Missing::Server))?;
-        let number = |name: &str| row.get(name).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let bits = admin_bits(&state, server).map_err(|e| match e {
+            RowError::Missing(missing) => self.missing(backend, server, missing),
+            RowError::Unreadable(why) => {
+                self.unreadable(&format!("show servers state {backend}"), &why, &state)
+            }
+        })?;
+        let count = |name: &str| -> Result<u64> {
+            let value = row.get(name).map_or("", String::as_str);
+            value.parse().map_err(|_| {
+                self.unreadable(
+                    "show stat",
+                    &format!("{backend}/{server} has {name} {value:?}, not a count"),
+                    &stat,
+                )
+            })
+        };
+        let status = row.get("status").cloned().unwrap_or_default();
+        if status.is_empty() {
+            return Err(self.unreadable(
+                "show stat",
+                &format!("{backend}/{server} has no status"),
+                &stat,
+            ));
+        }
         Ok(ServerView {
-            status: row.get("status").cloned().unwrap_or_default(),
-            scur: number("scur"),
-            qcur: number("qcur"),
+            status,
+            scur: count("scur")?,
+            qcur: count("qcur")?,
             checked: row.get("check_status").is_some_and(|s| !s.is_empty()),
             admin: AdminState::from_bits(bits),
+            admin_bits: bits,
         })
     }
 
@@ -258,6 +292,19 @@ impl Api {
         })
     }
 
+    /// An answer that is not what HAProxy writes for `command`.
+    fn unreadable(&self, command: &str, why: &str, answer: &str) -> Error {
+        Error::new(
+            ErrorKind::Network,
+            format!(
+                "HAProxy at {} gave an answer to '{command}' that cannot be read ({why}): {:?}; \
+                 is it HAProxy's stats socket?",
+                self.endpoint,
+                crate::scrub::excerpt(answer.as_bytes(), 120)
+            ),
+        )
+    }
+
     fn missing(&self, backend: &str, server: &str, missing: Missing) -> Error {
         let what = match missing {
             Missing::Backend => format!("no backend '{backend}'"),
@@ -292,18 +339,32 @@ enum Missing {
     Server,
 }
 
-/// The `show stat` row of `backend/server`, by column name.
+/// Why a server's row was not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RowError {
+    /// HAProxy answered, and has no such backend or server.
+    Missing(Missing),
+    /// The answer is not one HAProxy writes: cut, garbled, or from something else.
+    Unreadable(String),
+}
+
+/// The `show stat` row of `backend/server`, by column name. The answer must be HAProxy's
+/// CSV: a `# pxname,svname,` header, and rows of as many fields as the header (a row cut short
+/// by a closed connection has fewer).
 fn stat_row(
     text: &str,
     backend: &str,
     server: &str,
-) -> std::result::Result<std::collections::HashMap<String, String>, Missing> {
+) -> std::result::Result<std::collections::HashMap<String, String>, RowError> {
     let mut lines = text.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .and_then(|h| h.strip_prefix("# "))
-        .map(|h| h.split(',').collect())
-        .unwrap_or_default();
+    let header: Vec<&str> = match lines.next().and_then(|h| h.strip_prefix("# ")) {
+        Some(h) if h.starts_with("pxname,svname,") => h.split(',').collect(),
+        _ => {
+            return Err(RowError::Unreadable(
+                "no '# pxname,svname,' header".to_string(),
+            ));
+        }
+    };
     let mut backend_seen = false;
     for line in lines {
         let row: Vec<&str> = line.split(',').collect();
@@ -312,6 +373,13 @@ fn stat_row(
         }
         backend_seen = true;
         if row.get(1) == Some(&server) {
+            if row.len() != header.len() {
+                return Err(RowError::Unreadable(format!(
+                    "the row of {backend}/{server} has {} fields, the header {}",
+                    row.len(),
+                    header.len()
+                )));
+            }
             return Ok(header
                 .iter()
                 .zip(row)
@@ -319,24 +387,51 @@ fn stat_row(
                 .collect());
         }
     }
-    Err(if backend_seen {
+    Err(RowError::Missing(if backend_seen {
         Missing::Server
     } else {
         Missing::Backend
-    })
+    }))
 }
 
 /// `srv_admin_state` of `server` in `show servers state BACKEND` (format 1: a version line,
-/// a `# ` header, then one line per server).
-fn admin_bits(text: &str, server: &str) -> Option<u32> {
+/// a `# ` header, then one line per server). `No such backend` is HAProxy's answer for a
+/// backend it does not have; anything else without the header cannot be read.
+fn admin_bits(text: &str, server: &str) -> std::result::Result<u32, RowError> {
+    if text.trim_start().starts_with("Can't find backend") || text.contains("No such backend") {
+        return Err(RowError::Missing(Missing::Backend));
+    }
+    let unreadable = |why: &str| RowError::Unreadable(why.to_string());
     let mut lines = text.lines().skip_while(|l| !l.starts_with("# "));
-    let header: Vec<&str> = lines.next()?.strip_prefix("# ")?.split(' ').collect();
-    let name_at = header.iter().position(|h| *h == "srv_name")?;
-    let admin_at = header.iter().position(|h| *h == "srv_admin_state")?;
-    lines
+    let header: Vec<&str> = lines
+        .next()
+        .and_then(|h| h.strip_prefix("# "))
+        .ok_or_else(|| unreadable("no '# ' header"))?
+        .split(' ')
+        .collect();
+    let (Some(name_at), Some(admin_at)) = (
+        header.iter().position(|h| *h == "srv_name"),
+        header.iter().position(|h| *h == "srv_admin_state"),
+    ) else {
+        return Err(unreadable("no srv_name or srv_admin_state column"));
+    };
+    let row = lines
         .map(|l| l.split(' ').collect::<Vec<_>>())
         .find(|row| row.get(name_at) == Some(&server))
-        .and_then(|row| row.get(admin_at)?.parse().ok())
+        .ok_or(RowError::Missing(Missing::Server))?;
+    if row.len() != header.len() {
+        return Err(RowError::Unreadable(format!(
+            "the row of {server} has {} fields, the header {}",
+            row.len(),
+            header.len()
+        )));
+    }
+    row[admin_at].parse().map_err(|_| {
+        RowError::Unreadable(format!(
+            "{server} has srv_admin_state {:?}, not a number",
+            row[admin_at]
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -360,20 +455,52 @@ mod tests {
         assert_eq!((row["scur"].as_str(), row["qcur"].as_str()), ("4", "1"));
         assert_eq!(row["status"], "UP");
         assert_eq!(row["extra"], "x");
-        assert_eq!(stat_row(STAT, "app", "nope"), Err(Missing::Server));
-        assert_eq!(stat_row(STAT, "web", "s1"), Err(Missing::Backend));
-        assert_eq!(stat_row("", "app", "s1"), Err(Missing::Backend));
+        let missing = |m| Err(RowError::Missing(m));
+        assert_eq!(stat_row(STAT, "app", "nope"), missing(Missing::Server));
+        assert_eq!(stat_row(STAT, "web", "s1"), missing(Missing::Backend));
     }
 
     #[test]
-    fn the_admin_state_comes_from_its_bits_with_maintenance_winning_over_draining() {
-        assert_eq!(admin_bits(STATE, "s1"), Some(8));
-        assert_eq!(admin_bits(STATE, "s4"), None);
+    fn a_cut_or_foreign_answer_is_unreadable_never_a_missing_name() {
+        fn unreadable<T>(r: &std::result::Result<T, RowError>) -> bool {
+            matches!(r, Err(RowError::Unreadable(_)))
+        }
+        assert!(unreadable(&stat_row("", "app", "s1")));
+        assert!(unreadable(&stat_row(
+            "<html><body>It works</body></html>\n",
+            "app",
+            "s1"
+        )));
+        let cut = "# pxname,svname,qcur,qmax,scur,smax,status,check_status,extra\napp,s1,0,0";
+        assert!(unreadable(&stat_row(cut, "app", "s1")));
+        assert!(unreadable(&admin_bits("<html></html>\n", "s1")));
+        assert!(unreadable(&admin_bits(
+            "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight\n3 app 1 s1 127",
+            "s1"
+        )));
+        assert!(unreadable(&admin_bits(
+            "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight\n3 app 1 s1 127.0.0.1 2 ? 1\n",
+            "s1"
+        )));
+    }
+
+    #[test]
+    fn the_admin_state_is_the_servers_own_forced_maintenance_winning_over_draining() {
+        assert_eq!(admin_bits(STATE, "s1"), Ok(8));
+        assert_eq!(
+            admin_bits(STATE, "s4"),
+            Err(RowError::Missing(Missing::Server))
+        );
         assert_eq!(AdminState::from_bits(8), AdminState::Drain);
-        assert_eq!(AdminState::from_bits(0x20), AdminState::Drain);
         assert_eq!(AdminState::from_bits(0), AdminState::Ready);
         assert_eq!(AdminState::from_bits(9), AdminState::Maint);
-        assert_eq!(AdminState::from_bits(0x04), AdminState::Maint);
+        assert_eq!(AdminState::from_bits(0x01 | 0x04), AdminState::Maint);
+        // Inherited from a tracked server, or the configuration's bit left after `state
+        // ready`: not the server's own.
+        assert_eq!(AdminState::from_bits(0x02), AdminState::Ready);
+        assert_eq!(AdminState::from_bits(0x10), AdminState::Ready);
+        assert_eq!(AdminState::from_bits(0x04), AdminState::Ready);
+        assert_eq!(AdminState::from_bits(0x02 | 0x08), AdminState::Drain);
     }
 
     #[test]
@@ -402,6 +529,7 @@ mod tests {
             qcur: 0,
             checked,
             admin,
+            admin_bits: 0,
         };
         assert!(view("UP", true, AdminState::Ready).healthy_and_ready());
         assert!(!view("UP 1/2", true, AdminState::Ready).healthy_and_ready());

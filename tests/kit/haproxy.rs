@@ -22,6 +22,8 @@ pub struct Server {
     pub name: String,
     pub addr: String,
     pub check: bool,
+    /// Words added to this server's line only (`track app/s2`…).
+    pub extra: String,
 }
 
 impl Server {
@@ -30,7 +32,15 @@ impl Server {
             name: name.to_string(),
             addr: addr.to_string(),
             check,
+            extra: String::new(),
         }
+    }
+
+    /// This server with `words` added to its line.
+    #[must_use]
+    pub fn with(mut self, words: &str) -> Server {
+        self.extra = words.to_string();
+        self
     }
 }
 
@@ -51,6 +61,9 @@ pub struct Options {
     pub cookies: bool,
     /// Words added to every `server` line (`maxconn 1`…).
     pub server_extra: String,
+    /// Master-worker mode (`-W`): SIGUSR2 to the master (`HaProxy::reload`) starts a new
+    /// worker that reads the configuration afresh, as `systemctl reload haproxy` does.
+    pub master_worker: bool,
 }
 
 impl Default for Options {
@@ -63,6 +76,7 @@ impl Default for Options {
             server_timeout: Duration::from_secs(60),
             cookies: false,
             server_extra: String::new(),
+            master_worker: false,
         }
     }
 }
@@ -75,6 +89,7 @@ pub struct HaProxy {
     pub port: u16,
     /// The runtime API port on 127.0.0.1 when `tcp_socket` was asked for.
     pub api_port: Option<u16>,
+    master_worker: bool,
 }
 
 impl HaProxy {
@@ -110,7 +125,11 @@ impl HaProxy {
         let config = dir.path().join("h.cfg");
         std::fs::write(&config, config_text(&dir, port, api_port, servers, options)).unwrap();
         let log = std::fs::File::create(dir.path().join("haproxy.log")).unwrap();
-        let child = Command::new("haproxy")
+        let mut command = Command::new("haproxy");
+        if options.master_worker {
+            command.arg("-W");
+        }
+        let child = command
             .arg("-db")
             .arg("-f")
             .arg(&config)
@@ -124,6 +143,7 @@ impl HaProxy {
             dir,
             port,
             api_port,
+            master_worker: options.master_worker,
         };
         let until = Instant::now() + Duration::from_secs(10);
         while Instant::now() < until {
@@ -156,6 +176,27 @@ impl HaProxy {
 
     pub fn pid(&self) -> i32 {
         self.child.as_ref().map_or(0, |c| c.id().cast_signed())
+    }
+
+    /// Reload a master-worker HAProxy (`Options::master_worker`): SIGUSR2 to the master, then
+    /// wait until a new worker answers on the admin socket (its `Pid` in `show info` changes).
+    pub fn reload(&self) {
+        let worker = |h: &HaProxy| {
+            h.try_command("show info").ok().and_then(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix("Pid: ").map(|p| p.trim().to_string()))
+            })
+        };
+        let before = worker(self);
+        super::signal(self.pid(), libc::SIGUSR2);
+        assert!(
+            super::eventually(Duration::from_secs(10), || {
+                let now = worker(self);
+                now.is_some() && now != before
+            }),
+            "no new worker after SIGUSR2: {}",
+            self.log()
+        );
     }
 
     /// What HAProxy wrote (its warnings: servers going up and down).
@@ -249,6 +290,18 @@ impl HaProxy {
 impl Drop for HaProxy {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // A master-worker HAProxy stops its workers, old ones included, on SIGTERM; a
+            // SIGKILL would leave them behind.
+            if self.master_worker {
+                super::signal(child.id().cast_signed(), libc::SIGTERM);
+                let until = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < until {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -305,9 +358,14 @@ fn config_text(
         } else {
             format!(" {}", options.server_extra)
         };
+        let own = if server.extra.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", server.extra)
+        };
         let _ = writeln!(
             text,
-            "  server {} {}{check}{cookie}{extra}",
+            "  server {} {}{check}{cookie}{extra}{own}",
             server.name, server.addr
         );
     }

@@ -4,11 +4,11 @@
 //! `--maint-after`. Undo restores the state each instance had before the drain, then waits
 //! until HAProxy sees the server fully UP.
 
+use crate::earlier::{self, Episode};
 use crate::wait::{self, Waited};
 use crate::{Method, WaitPlan};
 use std::time::Instant;
 use ugw_shared::haproxy::{AdminState, Api, Endpoint, ServerView};
-use ugw_shared::record::Status;
 use ugw_shared::results::{DrainMethod, Drained};
 use ugw_shared::{Ctx, Error, ErrorKind, Result};
 
@@ -30,8 +30,30 @@ impl Target<'_> {
             .collect()
     }
 
-    fn in_flight(&self, until: Instant) -> Result<u64> {
-        Ok(self.views(until)?.iter().map(ServerView::in_flight).sum())
+    /// The work in flight, summed over the instances; read with the admin state, so that an
+    /// instance where the server is no longer drained (HAProxy reloaded without a state file,
+    /// someone set it ready) fails the drain instead of reading as done.
+    fn in_flight_while_drained(&self, until: Instant) -> Result<u64> {
+        let views = self.views(until)?;
+        if let Some((api, view)) = self
+            .apis
+            .iter()
+            .zip(&views)
+            .find(|(_, v)| v.admin == AdminState::Ready)
+        {
+            return Err(Error::new(
+                ErrorKind::FailCondition,
+                format!(
+                    "{}: ready again on {} ({}) during the drain: HAProxy was reloaded (runtime \
+                     states are lost without 'server-state-file') or someone set it ready; it \
+                     takes traffic, so the drain does not hold",
+                    self.name(),
+                    api.endpoint,
+                    view.status
+                ),
+            ));
+        }
+        Ok(views.iter().map(ServerView::in_flight).sum())
     }
 
     /// Set every instance whose state differs to its `wanted` state; if one refuses, put the
@@ -127,7 +149,8 @@ fn target<'a>(
 fn result(sockets: &[Endpoint], name: String, before: &[AdminState], undo: bool) -> Drained {
     let mut drained = wait::blank(DrainMethod::Haproxy, undo);
     drained.server = Some(name);
-    drained.sockets = sockets.iter().map(ToString::to_string).collect();
+    // Each socket by its canonical path or address: what an undo matches it by.
+    drained.sockets = sockets.iter().map(earlier::socket_identity).collect();
     drained.states_before = before.iter().map(|s| s.word().to_string()).collect();
     drained.state_before = before.first().map(|s| s.word().to_string());
     drained.inflight_source = Some("haproxy scur+qcur".to_string());
@@ -155,10 +178,7 @@ pub(crate) fn drain(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Draine
         ));
         return Ok(drained);
     }
-    ctx.reporter.warn(
-        "HAProxy forgets runtime server states on reload unless haproxy.cfg has \
-         'server-state-file' and 'load-server-state-from-file'",
-    );
+    warn_state_file(ctx, &drained.sockets)?;
     let since = Instant::now();
     // An instance already in maint stays there: drain would let sticky clients back in.
     let drain_to: Vec<AdminState> = before
@@ -181,7 +201,7 @@ pub(crate) fn drain(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Draine
         plan,
         &target.name(),
         since,
-        |until| target.in_flight(until),
+        |until| target.in_flight_while_drained(until),
         |elapsed| {
             if escalated
                 || state == AdminState::Maint
@@ -216,9 +236,17 @@ pub(crate) fn drain(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Draine
 pub(crate) fn undo(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained> {
     let (target, sockets, _, _) = target(ctx, method);
     let deadline = wait::deadline(ctx);
+    let Some(restore) = states_to_restore(ctx, sockets, &target.name())? else {
+        return Ok(crate::undone_already(ctx, DrainMethod::Haproxy));
+    };
     let views = target.views(deadline)?;
     let now: Vec<AdminState> = views.iter().map(|v| v.admin).collect();
-    let restore = states_to_restore(ctx, sockets, &target.name());
+    // An instance whose drain was undone already keeps the state it has now.
+    let restore: Vec<AdminState> = restore
+        .iter()
+        .zip(&now)
+        .map(|(r, n)| r.unwrap_or(*n))
+        .collect();
     let mut drained = result(sockets, target.name(), &now, true);
     drained.state_after = restore.first().map(|s| s.word().to_string());
     if ctx.dry_run {
@@ -273,45 +301,73 @@ pub(crate) fn undo(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained
     Ok(drained)
 }
 
-/// What each instance was before this run's last drain of this server (not merely the run's
-/// last drain, which may be another server's); `ready` for an instance it does not know (with
-/// a warning).
-fn states_to_restore(ctx: &Ctx, sockets: &[Endpoint], name: &str) -> Vec<AdminState> {
-    // A drain that failed at its deadline left the node drained too: its states count.
-    let last = ctx
-        .this_run()
-        .results_newest_first::<Drained>()
-        .into_iter()
-        .find(|(status, d)| {
-            matches!(status, Status::Ok | Status::Failed)
-                && d.method == DrainMethod::Haproxy
-                && !d.undo
-                && d.server.as_deref() == Some(name)
-        })
-        .map(|(_, d)| d);
-    sockets
+/// What each instance was before this run's drain of this server on it (`None` for one whose
+/// drain was undone already); `ready`, with a warning, for an instance this run did not drain
+/// when it drained the server on another. `Ok(None)`: every drain of it was undone already. A
+/// record whose drains name only other servers or sockets, or another run or host, is refused.
+fn states_to_restore(
+    ctx: &Ctx,
+    sockets: &[Endpoint],
+    name: &str,
+) -> Result<Option<Vec<Option<AdminState>>>> {
+    let counted = earlier::counted(ctx)?;
+    let identities: Vec<String> = sockets.iter().map(earlier::socket_identity).collect();
+    let episodes = identities
         .iter()
-        .map(|socket| {
-            let socket = socket.to_string();
-            let known = last.as_ref().and_then(|d| {
-                let i = d.sockets.iter().position(|s| *s == socket)?;
-                parse_state(d.states_before.get(i)?)
-            });
-            known.unwrap_or_else(|| {
-                ctx.reporter.warn(&format!(
-                    "no earlier drain of {name} on {socket} in the record: putting it back to ready"
-                ));
-                AdminState::Ready
+        .map(|socket| earlier::haproxy_state(&counted, name, socket))
+        .collect::<Result<Vec<_>>>()?;
+    if episodes.iter().all(|e| *e == Episode::Unknown) {
+        earlier::refuse_unmatched(
+            ctx,
+            &counted,
+            &format!("{name} on {}", identities.join(", ")),
+        )?;
+    } else if !episodes.iter().any(|e| matches!(e, Episode::Open(_))) {
+        return Ok(None);
+    }
+    Ok(Some(
+        episodes
+            .into_iter()
+            .zip(&identities)
+            .map(|(episode, socket)| match episode {
+                Episode::Open(state) => Some(state),
+                Episode::Closed => None,
+                Episode::Unknown => {
+                    ctx.reporter.warn(&format!(
+                        "no earlier drain of {name} on {socket} in this run: putting it back to ready"
+                    ));
+                    Some(AdminState::Ready)
+                }
             })
-        })
-        .collect()
+            .collect(),
+    ))
 }
 
-fn parse_state(word: &str) -> Option<AdminState> {
-    match word {
-        "ready" => Some(AdminState::Ready),
-        "drain" => Some(AdminState::Drain),
-        "maint" => Some(AdminState::Maint),
-        _ => None,
+/// HAProxy forgets runtime server states on reload unless its configuration keeps them: said
+/// once per socket in a run (the first drain through it), not on every drain.
+fn warn_state_file(ctx: &Ctx, sockets: &[String]) -> Result<()> {
+    let counted = earlier::counted(ctx)?;
+    let new: Vec<&String> = sockets
+        .iter()
+        .filter(|socket| {
+            !counted.iter().any(|d| {
+                d.method == DrainMethod::Haproxy
+                    && d.sockets.iter().any(|s| {
+                        Endpoint::parse(s).is_ok_and(|e| earlier::socket_identity(&e) == **socket)
+                    })
+            })
+        })
+        .collect();
+    if !new.is_empty() {
+        ctx.reporter.warn(&format!(
+            "HAProxy forgets runtime server states on reload unless haproxy.cfg has \
+             'server-state-file' and 'load-server-state-from-file' ({}); a drain that a reload \
+             undoes fails",
+            new.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //! until its in-flight work is really zero; `--undo` puts it back.
 
 mod balancer;
+mod earlier;
 mod local;
 mod signal;
 mod wait;
@@ -13,7 +14,6 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 use ugw_shared::haproxy::{AdminState, Endpoint};
-use ugw_shared::record::Status;
 use ugw_shared::results::{DrainMethod, Drained, ToolResult};
 use ugw_shared::time::parse_duration;
 use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
@@ -194,7 +194,7 @@ pub fn command() -> Command {
             .value_name("DURATION")
             .value_parser(duration)
             .default_value("100ms")
-            .help("Time between two in-flight readings"),
+            .help("Time between two in-flight readings (at least 10ms)"),
     )
     .arg(
         Arg::new("undo")
@@ -203,6 +203,9 @@ pub fn command() -> Command {
             .help("Put the node back: the HAProxy state from before the drain (then wait until UP), or remove the flag file; without method flags, undo the record's last drain"),
     )
 }
+
+/// The shortest `--interval`: as ugw-wait-healthy, a faster beat only floods what it reads.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// What to do at the deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,12 +280,21 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
             _ => OnTimeout::Fail,
         },
     };
+    if plan.interval < MIN_INTERVAL {
+        return Err(Error::usage(format!(
+            "--interval must be at least {}: a faster beat floods the balancer or the application \
+             with readings",
+            ugw_shared::time::human(MIN_INTERVAL)
+        )));
+    }
     let undo = matches.get_flag("undo");
     let method = match method_from_flags(matches)? {
         Some(method) => method,
         None if undo => match method_from_record(ctx)? {
             Ok(method) => method,
-            Err(Some(last)) => return Ok(nothing_to_undo(ctx, last.method)),
+            Err(Some(method)) => {
+                return Ok(StepResult::typed(false, &undone_already(ctx, method)));
+            }
             Err(None) => return Ok(never_drained(ctx)),
         },
         None => {
@@ -424,17 +436,22 @@ fn gauge(m: &ArgMatches) -> Result<Option<Gauge>> {
     }))
 }
 
-/// `--undo` alone: what this run's last drain did, to put back; `Err` with that step when it
-/// was an undo already, or `Err(None)` when a failed run never drained (the failure path runs
-/// as written on any failed record: there is nothing to put back).
-fn method_from_record(ctx: &Ctx) -> Result<Result<Method, Option<Drained>>> {
-    let Some(last) = last_drain(ctx) else {
-        if !ctx.record().ok {
+/// `--undo` alone: the newest drain of this run on this host that no later undo put back
+/// (`earlier::newest_open`); `Err(Some(method))` when every drain was undone already, or
+/// `Err(None)` when a failed run never drained (the failure path runs as written on any failed
+/// record: there is nothing to put back). A drain step of another run or host is named and
+/// refused, never acted on.
+fn method_from_record(ctx: &Ctx) -> Result<Result<Method, Option<DrainMethod>>> {
+    let counted = earlier::counted(ctx)?;
+    let Some(last) = earlier::newest_open(&counted) else {
+        if let Some(undone) = counted.iter().find(|d| !d.undo) {
+            return Ok(Err(Some(undone.method)));
+        }
+        let foreign = ctx.this_run().foreign(Drained::TOOL);
+        if foreign.is_none() && !ctx.record().ok {
             return Ok(Err(None));
         }
-        let foreign = ctx
-            .this_run()
-            .foreign(Drained::TOOL)
+        let foreign = foreign
             .map(|step| {
                 format!(
                     " ({}, so it is not undone)",
@@ -447,9 +464,6 @@ fn method_from_record(ctx: &Ctx) -> Result<Result<Method, Option<Drained>>> {
              there is none{foreign}: give the method flags"
         )));
     };
-    if last.undo {
-        return Ok(Err(Some(last)));
-    }
     let lb_grace = Duration::ZERO;
     Ok(Ok(match last.method {
         DrainMethod::Haproxy => {
@@ -457,8 +471,17 @@ fn method_from_record(ctx: &Ctx) -> Result<Result<Method, Option<Drained>>> {
                 .sockets
                 .iter()
                 .map(|s| Endpoint::parse(s))
-                .collect::<Result<Vec<_>>>()?;
-            let (backend, server) = split_server(last.server.as_deref().unwrap_or_default())?;
+                .collect::<Result<Vec<_>>>()
+                .map_err(|e| {
+                    Error::bad_record(format!(
+                        "the earlier ugw-drain step names a socket that is not one: {}",
+                        e.message
+                    ))
+                })?;
+            let (backend, server) = split_server(last.server.as_deref().unwrap_or_default())
+                .map_err(|e| {
+                    Error::bad_record(format!("the earlier ugw-drain step: {}", e.message))
+                })?;
             Method::Haproxy {
                 sockets,
                 backend,
@@ -468,7 +491,7 @@ fn method_from_record(ctx: &Ctx) -> Result<Result<Method, Option<Drained>>> {
             }
         }
         DrainMethod::FlagFile => Method::FlagFile {
-            path: PathBuf::from(last.flag_file.unwrap_or_default()),
+            path: PathBuf::from(last.flag_file.clone().unwrap_or_default()),
             gauge: None,
             lb_grace,
         },
@@ -485,21 +508,6 @@ fn method_from_record(ctx: &Ctx) -> Result<Result<Method, Option<Drained>>> {
     }))
 }
 
-/// This run's last drain step on this host that left its mark: a drain that succeeded, or one
-/// that failed (a deadline passed) leaving the node drained, or an undo that succeeded. An undo
-/// that failed put nothing back, so the drain before it is still the one to undo.
-pub(crate) fn last_drain(ctx: &Ctx) -> Option<Drained> {
-    ctx.this_run()
-        .results_newest_first::<Drained>()
-        .into_iter()
-        .find(|(status, drained)| match status {
-            Status::Ok => true,
-            Status::Failed => !drained.undo,
-            Status::Skipped | Status::Interrupted => false,
-        })
-        .map(|(_, drained)| drained)
-}
-
 /// `--undo` on a failed run that never drained this node: nothing to put back.
 fn never_drained(ctx: &Ctx) -> StepResult {
     ctx.reporter
@@ -507,9 +515,10 @@ fn never_drained(ctx: &Ctx) -> StepResult {
     StepResult::unchanged(Value::Null)
 }
 
-/// `--undo` when the record's last drain was already undone.
-fn nothing_to_undo(ctx: &Ctx, method: DrainMethod) -> StepResult {
+/// `--undo` when every drain of this run was undone already: running an inverse twice does
+/// nothing the second time (ugw(7)).
+pub(crate) fn undone_already(ctx: &Ctx, method: DrainMethod) -> Drained {
     ctx.reporter
-        .info("the record's last drain was undone already: nothing to do");
-    StepResult::typed(false, &wait::blank(method, true))
+        .info("this run's drain was undone already: nothing to do");
+    wait::blank(method, true)
 }

@@ -3,6 +3,7 @@
 //! `--lb-grace` to notice, then wait until the application's in-flight gauge, or the
 //! ESTABLISHED connections to its port, reach zero.
 
+use crate::earlier::{self, Episode};
 use crate::wait;
 use crate::{Gauge, Method, WaitPlan};
 use clap::ArgMatches;
@@ -29,8 +30,9 @@ pub(crate) fn drain(
             lb_grace,
         } => {
             let mut drained = wait::blank(DrainMethod::FlagFile, false);
-            drained.flag_file = Some(path.display().to_string());
-            drained.state_before = Some(presence(path)?.to_string());
+            // By its canonical path: what an undo matches it by.
+            drained.flag_file = Some(earlier::canonical_name(path).display().to_string());
+            drained.state_before = Some(presence_to_drain(path)?.to_string());
             (drained, gauge, *lb_grace)
         }
         Method::HttpPost {
@@ -66,19 +68,26 @@ pub(crate) fn drain(
         return Ok(drained);
     }
     let since = Instant::now();
+    // From here on the node may be out of traffic: every failure, an interruption included,
+    // keeps what was done in the step's result, for the undo to find.
+    let with_result = |drained: &Drained| {
+        let value = serde_json::to_value(drained).expect("a result serialises");
+        move |e: Error| e.with_result(value)
+    };
     match method {
         Method::FlagFile { path, .. } => {
             if drained.state_before.as_deref() == Some("absent") {
-                ugw_shared::atomic::write_atomic(path, b"drained by ugw-drain\n")?;
+                ugw_shared::atomic::write_atomic(path, FLAG_TEXT)?;
                 drained.changed = true;
                 ctx.reporter.info(&format!("created {}", path.display()));
             }
             drained.state_after = Some("present".to_string());
         }
         Method::HttpPost { url, .. } => {
-            post(ctx, &client, url)?;
-            drained.changed = true;
+            // A POST that failed may still have been taken: the result says it was sent.
             drained.state_after = Some("posted".to_string());
+            post(ctx, &client, url, "take the drain").map_err(with_result(&drained))?;
+            drained.changed = true;
         }
         _ => unreachable!(),
     }
@@ -89,7 +98,8 @@ pub(crate) fn drain(
             ugw_shared::time::human(lb_grace)
         ));
         ctx.cancel
-            .sleep_until((Instant::now() + lb_grace).min(deadline))?;
+            .sleep_until((Instant::now() + lb_grace).min(deadline))
+            .map_err(with_result(&drained))?;
     }
     let waited = wait::until_zero(
         ctx,
@@ -99,7 +109,7 @@ pub(crate) fn drain(
         |until| reader.read(until),
         |_| Ok(()),
     )
-    .map_err(|e| e.with_result(serde_json::to_value(&drained).expect("serialises")))?;
+    .map_err(with_result(&drained))?;
     waited.into_result(&mut drained, since);
     if waited.zero {
         ctx.reporter.info("drained");
@@ -111,33 +121,13 @@ pub(crate) fn drain(
 
 pub(crate) fn undo(ctx: &Ctx, matches: &ArgMatches, method: &Method) -> Result<Drained> {
     match method {
-        Method::FlagFile { path, .. } => {
-            let mut drained = wait::blank(DrainMethod::FlagFile, true);
-            drained.flag_file = Some(path.display().to_string());
-            let before = presence(path)?;
-            drained.state_before = Some(before.to_string());
-            drained.state_after = Some("absent".to_string());
-            if ctx.dry_run {
-                drained.state_after.clone_from(&drained.state_before);
-                return Ok(drained);
-            }
-            if before == "present" {
-                std::fs::remove_file(path)
-                    .map_err(|e| Error::io(format!("cannot remove {}", path.display()), &e))?;
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    ugw_shared::atomic::sync_dir(dir)?;
-                }
-                drained.changed = true;
-                ctx.reporter.info(&format!("removed {}", path.display()));
-            }
-            Ok(drained)
-        }
+        Method::FlagFile { path, .. } => undo_flag(ctx, path),
         Method::HttpPost { url, .. } => {
             ugw_shared::http::check_url(url, ctx.scrubber())?;
             let mut drained = wait::blank(DrainMethod::HttpPost, true);
             drained.http_post = Some(url.clone());
             if !ctx.dry_run {
-                post(ctx, &ctx.http_client(matches)?, url)?;
+                post(ctx, &ctx.http_client(matches)?, url, "put the node back")?;
                 drained.changed = true;
                 drained.state_after = Some("posted".to_string());
             }
@@ -145,6 +135,100 @@ pub(crate) fn undo(ctx: &Ctx, matches: &ArgMatches, method: &Method) -> Result<D
         }
         _ => unreachable!("called for the flag file and drain endpoint methods only"),
     }
+}
+
+/// What a drain writes into the flag file it creates: an undo removes a file only when it is
+/// this one (a record naming any other file, forged or stale, never makes it delete that).
+const FLAG_TEXT: &[u8] = b"drained by ugw-drain\n";
+
+/// Put the flag file back as this run's drain of it found it: removed when that drain created
+/// it, left when it was there before.
+fn undo_flag(ctx: &Ctx, path: &Path) -> Result<Drained> {
+    let identity = earlier::canonical_name(path);
+    let mut drained = wait::blank(DrainMethod::FlagFile, true);
+    drained.flag_file = Some(identity.display().to_string());
+    let counted = earlier::counted(ctx)?;
+    let episode = earlier::flag_state(&counted, &identity)?;
+    if episode == Episode::Unknown {
+        earlier::refuse_unmatched(ctx, &counted, &format!("flag file {}", identity.display()))?;
+    }
+    let now = presence(path)?;
+    drained.state_before = Some(now.to_string());
+    drained.state_after = Some(now.to_string());
+    let our_file = match episode {
+        Episode::Closed => return Ok(crate::undone_already(ctx, DrainMethod::FlagFile)),
+        Episode::Open(true) => {
+            ctx.reporter.info(&format!(
+                "{} was there before the drain: left as it is",
+                path.display()
+            ));
+            return Ok(drained);
+        }
+        Episode::Open(false) => true,
+        // No drain in the record at all: the command line names the file.
+        Episode::Unknown => false,
+    };
+    if now == "absent" {
+        ctx.reporter
+            .info(&format!("{} is gone already", path.display()));
+        return Ok(drained);
+    }
+    if our_file && !written_by_a_drain(path)? {
+        return Err(Error::usage(format!(
+            "{} is not the flag file this run's drain created (it holds something else, or is \
+             not a plain file): left as it is; remove it by hand if it is the flag",
+            path.display()
+        )));
+    }
+    drained.state_after = Some("absent".to_string());
+    if ctx.dry_run {
+        drained.state_after.clone_from(&drained.state_before);
+        return Ok(drained);
+    }
+    std::fs::remove_file(path)
+        .map_err(|e| Error::io(format!("cannot remove {}", path.display()), &e))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        ugw_shared::atomic::sync_dir(dir)?;
+    }
+    drained.changed = true;
+    ctx.reporter.info(&format!("removed {}", path.display()));
+    Ok(drained)
+}
+
+/// Whether `path` is a plain file holding exactly what a drain writes.
+fn written_by_a_drain(path: &Path) -> Result<bool> {
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| Error::io(format!("cannot look at {}", path.display()), &e))?;
+    if !meta.is_file() || meta.len() != FLAG_TEXT.len() as u64 {
+        return Ok(false);
+    }
+    let text = std::fs::read(path)
+        .map_err(|e| Error::io(format!("cannot read {}", path.display()), &e))?;
+    Ok(text == FLAG_TEXT)
+}
+
+/// `presence`, for a drain: a symlink whose target does not exist is refused, since the
+/// balancer's check follows it and sees no flag (the node would stay in traffic while the
+/// drain waited as if it had left).
+fn presence_to_drain(path: &Path) -> Result<&'static str> {
+    let found = presence(path)?;
+    if found == "present" {
+        match std::fs::metadata(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let target = std::fs::read_link(path)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                return Err(Error::usage(format!(
+                    "--flag-file {} is a symlink to {target}, which does not exist: a health \
+                     check that follows it sees no flag; remove the link or name another path",
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(Error::io(format!("cannot look at {}", path.display()), &e)),
+        }
+    }
+    Ok(found)
 }
 
 /// Whether the flag file is there; a symlink counts as there (the balancer's check follows
@@ -157,8 +241,9 @@ fn presence(path: &Path) -> Result<&'static str> {
     }
 }
 
-/// POST to the application's endpoint; anything but a 2xx fails the step.
-fn post(ctx: &Ctx, client: &HttpClient, url: &str) -> Result<()> {
+/// POST to the application's endpoint; anything but a 2xx fails the step, saying what the
+/// application did not do (`take the drain`, `put the node back`).
+fn post(ctx: &Ctx, client: &HttpClient, url: &str, what: &str) -> Result<()> {
     let request = Request::new(ugw_shared::http::Method::POST, url);
     let response = client
         .fetch_request(request, wait::deadline(ctx), HOOK_BODY_LIMIT, &ctx.cancel)
@@ -172,7 +257,7 @@ fn post(ctx: &Ctx, client: &HttpClient, url: &str) -> Result<()> {
         return Err(Error::new(
             ErrorKind::Refused,
             format!(
-                "POST {url} answered {} {}: the application did not take the drain",
+                "POST {url} answered {} {}: the application did not {what}",
                 response.status, response.reason
             ),
         ));
@@ -228,7 +313,13 @@ impl<'a> Reader<'a> {
                             Error::new(kind, e)
                         })
                     })?;
-                let Some(value) = exposition.sum(selector) else {
+                let value = exposition.try_sum(selector).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Network,
+                        format!("{url}: {e}: a reading that is not a number is not zero"),
+                    )
+                })?;
+                let Some(value) = value else {
                     return Err(Error::new(
                         ErrorKind::NotFound,
                         format!(
@@ -236,7 +327,17 @@ impl<'a> Reader<'a> {
                         ),
                     ));
                 };
-                Ok((value.max(0.0).round() as u64).saturating_sub(*floor))
+                // A gauge of work in flight is a finite count, never below zero: anything else
+                // is a broken reading (whatever the parser keeps), not an idle node.
+                if !value.is_finite() || value < 0.0 {
+                    return Err(Error::new(
+                        ErrorKind::Network,
+                        format!(
+                            "{url}: {selector} reads {value}, not a count of requests in flight"
+                        ),
+                    ));
+                }
+                Ok((value.round() as u64).saturating_sub(*floor))
             }
             (Gauge::Port(port), _) => ugw_shared::proc_net::established_on_port(*port)
                 .map_err(|e| Error::io("cannot read /proc/net/tcp", &e)),

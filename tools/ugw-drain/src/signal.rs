@@ -45,16 +45,32 @@ pub(crate) fn stop(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained
     else {
         unreachable!("called for the signal method only")
     };
-    let pid = read_pid(pid)?;
+    let pid_source = pid;
+    let pid = read_pid(pid_source)?;
+    refuse_own(pid)?;
     let mut drained = wait::blank(DrainMethod::Signal, false);
     drained.pid = Some(pid);
+    let gone = |drained: &mut Drained| {
+        drained.state_before = Some("gone".to_string());
+        drained.state_after = Some("gone".to_string());
+    };
     let Some(process) = Process::from_pid(pid)? else {
         ctx.reporter
             .info(&format!("process {pid} is not running: nothing to stop"));
-        drained.state_before = Some("gone".to_string());
-        drained.state_after = Some("gone".to_string());
+        gone(&mut drained);
         return Ok(drained);
     };
+    if let PidSource::File(path) = pid_source
+        && let Some(why) = reused(&process, path)?
+    {
+        ctx.reporter.warn(&format!(
+            "process {pid} is not the one --pidfile {} names: {why}; the process that wrote it is \
+             gone, and {pid} is not signalled",
+            path.display()
+        ));
+        gone(&mut drained);
+        return Ok(drained);
+    }
     drained.state_before = Some("running".to_string());
     if ctx.dry_run {
         drained.state_after = Some("running".to_string());
@@ -64,14 +80,15 @@ pub(crate) fn stop(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained
     }
     let deadline = wait::deadline(ctx);
     let escalate = plan.on_timeout == OnTimeout::Escalate;
-    // Escalation must end by the deadline too: the graceful wait leaves it room.
-    let graceful_until = if escalate {
-        deadline
-            .checked_sub(*grace + KILL_WAIT)
-            .unwrap_or_else(Instant::now)
-            .max(Instant::now())
+    // Escalation ends by the deadline too: TERM's wait and KILL's are kept out of it, each cut
+    // to a share of the time left when --grace is longer than the deadline allows.
+    let budget = deadline.saturating_duration_since(Instant::now());
+    let kill_wait = KILL_WAIT.min(budget / 4);
+    let term_wait = (*grace).min((budget - kill_wait) / 2);
+    let (graceful_until, term_until) = if escalate {
+        (deadline - kill_wait - term_wait, deadline - kill_wait)
     } else {
-        deadline
+        (deadline, deadline)
     };
     let since = Instant::now();
     drained.changed = process.signal(*signal)?;
@@ -80,9 +97,9 @@ pub(crate) fn stop(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained
     ));
     let mut gone = process.wait_gone(graceful_until, &ctx.cancel)?;
     if !gone && escalate {
-        for (sig, word, wait) in [
-            (Signal::TERM, "TERM", *grace),
-            (Signal::KILL, "KILL", KILL_WAIT),
+        for (sig, word, until) in [
+            (Signal::TERM, "TERM", term_until),
+            (Signal::KILL, "KILL", deadline),
         ] {
             ctx.reporter.warn(&format!(
                 "process {pid} still runs after {}: sending {word}",
@@ -90,7 +107,7 @@ pub(crate) fn stop(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained
             ));
             process.signal(sig)?;
             drained.escalated = Some(word.to_string());
-            gone = process.wait_gone(Instant::now() + wait, &ctx.cancel)?;
+            gone = process.wait_gone(until, &ctx.cancel)?;
             if gone {
                 break;
             }
@@ -120,6 +137,77 @@ pub(crate) fn stop(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained
         ),
     )
     .with_result(serde_json::to_value(&drained).expect("serialises")))
+}
+
+/// The processes ugw-drain never signals, whatever a pidfile says: PID 1, itself, and the
+/// leader of its own process group (the shell or pipeline running it).
+fn refuse_own(pid: i32) -> Result<()> {
+    let own = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+    let group = rustix::process::getpgrp().as_raw_pid();
+    let why = if pid == 1 {
+        "PID 1, the init process"
+    } else if pid == own {
+        "ugw-drain itself"
+    } else if pid == group {
+        "the leader of ugw-drain's own process group (the shell or pipeline running it)"
+    } else {
+        return Ok(());
+    };
+    Err(Error::usage(format!(
+        "process {pid} is {why}: it is never signalled; check --pid or --pidfile"
+    )))
+}
+
+/// Linux reports process times in clock ticks of USER_HZ, 100 a second on every architecture
+/// it runs on today (it is part of the ABI, whatever the kernel's own HZ).
+const TICKS_PER_SECOND: f64 = 100.0;
+/// What the two clocks compared may differ by: a tick, and /proc/uptime's hundredths.
+const CLOCK_SLACK: Duration = Duration::from_millis(50);
+
+/// Why `process` cannot be the one that wrote `pidfile`: it started after the file was last
+/// written, so its pid was reused. Read through the pidfd held: /proc is read, then the pidfd
+/// is asked whether its process still runs, so what was read is that process's.
+fn reused(process: &Process, pidfile: &std::path::Path) -> Result<Option<String>> {
+    let written = std::fs::metadata(pidfile)
+        .and_then(|m| m.modified())
+        .map_err(|e| {
+            Error::io(
+                format!("cannot look at --pidfile {}", pidfile.display()),
+                &e,
+            )
+        })?;
+    let pid = process.pid();
+    let Some(started) = start_time(pid) else {
+        return Ok(None);
+    };
+    if !process.alive() {
+        return Ok(None);
+    }
+    Ok((started > written + CLOCK_SLACK).then(|| {
+        let after = started.duration_since(written).unwrap_or(Duration::ZERO);
+        format!(
+            "it started {} after the pidfile was last written",
+            ugw_shared::time::human(after)
+        )
+    }))
+}
+
+/// When process `pid` started, from /proc/PID/stat (field 22, ticks since boot) and
+/// /proc/uptime; `None` when /proc does not say.
+fn start_time(pid: i32) -> Option<std::time::SystemTime> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let ticks: f64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let now = std::time::SystemTime::now();
+    let boot = now.checked_sub(Duration::try_from_secs_f64(uptime).ok()?)?;
+    boot.checked_add(Duration::try_from_secs_f64(ticks / TICKS_PER_SECOND).ok()?)
 }
 
 fn read_pid(source: &PidSource) -> Result<i32> {

@@ -1,0 +1,621 @@
+//! ugw-drain keeps the trust rule of ugw(7) (WHAT A TOOL TRUSTS), against real HAProxy, the
+//! demo service and real processes: `--undo` puts back exactly the state this run's drain of
+//! the named thing found (interrupted drains and failed undos included), a step of another
+//! run or host or naming something else is refused, and a reading that is not a number (a
+//! NaN gauge, a cut `show stat`, a server HAProxy forgot it drained) is never taken for zero.
+
+mod kit;
+
+use kit::DemoApp;
+use kit::haproxy::{HaProxy, Options, Server};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+// ---- helpers ----
+
+/// ugw-drain `--record RECORD --timeout 10s ARGS`.
+fn drain(record: &Path, args: &[&str]) -> kit::Outcome {
+    let mut cmd = kit::tool("ugw-drain");
+    cmd.arg("--record")
+        .arg(record)
+        .args(["--timeout", "10s"])
+        .args(args);
+    kit::run(cmd)
+}
+
+/// ugw-drain with `args` and no record.
+fn drain_alone(args: &[&str]) -> kit::Outcome {
+    let mut cmd = kit::tool("ugw-drain");
+    cmd.args(args);
+    kit::run(cmd)
+}
+
+fn drain_in_background(record: &Path, args: &[&str]) -> Child {
+    let mut cmd = kit::tool("ugw-drain");
+    cmd.arg("--record")
+        .arg(record)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn().expect("ugw-drain starts")
+}
+
+fn record_steps(record: &Path) -> Vec<serde_json::Value> {
+    let text: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
+    text["steps"].as_array().unwrap().clone()
+}
+
+/// One HAProxy with node1 and node2 (both checked, both UP) on demo services.
+struct Pool {
+    haproxy: HaProxy,
+    _apps: Vec<DemoApp>,
+}
+
+impl Pool {
+    fn start(options: &Options) -> Pool {
+        let apps = vec![DemoApp::start(&[]), DemoApp::start(&[])];
+        let haproxy = HaProxy::start_with(
+            &[
+                Server::new("node1", &apps[0].addr(), true),
+                Server::new("node2", &apps[1].addr(), true),
+            ],
+            options,
+        );
+        for node in ["node1", "node2"] {
+            assert!(
+                haproxy.wait_status(node, "UP", Duration::from_secs(5)),
+                "{}",
+                haproxy.log()
+            );
+        }
+        Pool {
+            haproxy,
+            _apps: apps,
+        }
+    }
+
+    fn socket(&self) -> String {
+        self.haproxy.admin_socket().to_str().unwrap().to_string()
+    }
+}
+
+/// A slow GET through HAProxy pinned to nothing: sent until one is in flight on `node`.
+fn slow_request_on(haproxy: &HaProxy, node: &str, ms: u64) -> Vec<std::thread::JoinHandle<()>> {
+    let mut sent = Vec::new();
+    for _ in 0..4 {
+        let url = format!("{}/slow?ms={ms}", haproxy.url());
+        sent.push(std::thread::spawn(move || {
+            let _ = kit::load::get_url(&url);
+        }));
+        if kit::eventually(Duration::from_secs(2), || haproxy.in_flight(node) >= 1) {
+            return sent;
+        }
+    }
+    panic!("no request in flight on {node}: {:?}", haproxy.stat(node));
+}
+
+/// A hand-made record of run `run`, its steps each of `run` and `host` unless they say.
+fn record_with(path: &Path, run: &str, ok: bool, steps: &[serde_json::Value]) {
+    let host = ugw_shared::time::hostname();
+    let steps: Vec<serde_json::Value> = steps
+        .iter()
+        .map(|s| {
+            let mut step = serde_json::json!({
+                "tool": "ugw-drain", "tool_version": "0.1.0", "run": run, "host": host,
+                "started": "2026-11-21T23:59:01.123Z", "elapsed_ms": 5, "status": "ok",
+                "exit": 0, "changed": true, "dry_run": false});
+            for (k, v) in s.as_object().unwrap() {
+                step[k] = v.clone();
+            }
+            step
+        })
+        .collect();
+    let record = serde_json::json!({"ugw": 1, "run": run, "ok": ok, "steps": steps});
+    std::fs::write(path, record.to_string()).unwrap();
+}
+
+/// A drain step's result as ugw-drain writes it, with `fields` over it.
+fn drained(fields: serde_json::Value) -> serde_json::Value {
+    let mut result = serde_json::json!({
+        "method": "haproxy", "server": null, "state_before": null, "state_after": null,
+        "inflight_start": 0, "inflight_end": 0, "readings": 1, "waited_ms": 0, "forced": false,
+        "changed": true, "undo": false, "escalated": null, "sockets": [], "states_before": [],
+        "flag_file": null, "http_post": null, "pid": null, "inflight_source": null});
+    for (k, v) in fields.as_object().unwrap() {
+        result[k] = v.clone();
+    }
+    result
+}
+
+// ---- which drain an undo puts back (issue 16, items 1-4, 10, 25) ----
+
+/// Item 1: node1 in MAINT with a request in flight; its drain is interrupted (SIGTERM, 143)
+/// and records the state it found; the undo takes that interrupted step and leaves node1 MAINT.
+#[test]
+fn an_interrupted_drain_is_undone_to_the_state_it_found() {
+    if !HaProxy::available() {
+        return;
+    }
+    let pool = Pool::start(&Options::default());
+    let _slow = slow_request_on(&pool.haproxy, "node1", 30_000);
+    pool.haproxy.set_state("node1", "maint");
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("run.json");
+    let socket = pool.socket();
+    let child = drain_in_background(
+        &record,
+        &["--new", "--haproxy", &socket, "--server", "app/node1"],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, _) = kit::interrupt(child, libc::SIGTERM);
+    assert_eq!(code, Some(143));
+    let steps = record_steps(&record);
+    assert_eq!(steps[0]["status"], "interrupted");
+    assert_eq!(
+        steps[0]["result"]["states_before"],
+        serde_json::json!(["maint"]),
+        "the interrupted step carries its result"
+    );
+    let undone = drain(
+        &record,
+        &[
+            "--undo",
+            "--always",
+            "--haproxy",
+            &socket,
+            "--server",
+            "app/node1",
+        ],
+    );
+    undone.assert_code(0);
+    assert_eq!(pool.haproxy.status("node1"), "MAINT", "{}", undone.stderr);
+}
+
+/// Item 2: an undo that failed (the socket briefly unreachable) is not an undo: the retry finds
+/// the drain, and a server that was MAINT before it stays MAINT.
+#[test]
+fn after_a_failed_undo_the_retry_puts_back_the_state_the_drain_found() {
+    if !HaProxy::available() {
+        return;
+    }
+    let pool = Pool::start(&Options::default());
+    pool.haproxy.set_state("node1", "maint");
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("run.json");
+    let socket = pool.socket();
+    let args = ["--haproxy", socket.as_str(), "--server", "app/node1"];
+    drain(&record, &[&["--new"][..], &args].concat()).assert_code(0);
+    let away = PathBuf::from(format!("{socket}.away"));
+    std::fs::rename(&socket, &away).unwrap();
+    let failed = drain(&record, &[&["--undo"][..], &args].concat());
+    std::fs::rename(&away, &socket).unwrap();
+    failed.assert_code(1);
+    assert_eq!(failed.last_step().error_kind(), "network");
+    // The run failed at the undo: the retry runs with --always, with the flags and without.
+    let retry = drain(&record, &["--undo", "--always"]);
+    retry.assert_code(0);
+    assert_eq!(pool.haproxy.status("node1"), "MAINT", "{}", retry.stderr);
+    let retry = drain(&record, &[&["--undo", "--always"][..], &args].concat());
+    retry.assert_code(0);
+    assert_eq!(pool.haproxy.status("node1"), "MAINT", "{}", retry.stderr);
+}
+
+/// Item 3, variant: drained with `--haproxy ./a.sock` from the socket's folder, undone with
+/// the absolute path: one socket, so the drain's state (MAINT) is the one put back.
+#[test]
+fn a_socket_is_matched_by_its_canonical_path() {
+    if !HaProxy::available() {
+        return;
+    }
+    let pool = Pool::start(&Options::default());
+    pool.haproxy.set_state("node1", "maint");
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("run.json");
+    let socket = pool.haproxy.admin_socket();
+    let mut cmd = kit::tool("ugw-drain");
+    cmd.current_dir(socket.parent().unwrap())
+        .arg("--record")
+        .arg(&record)
+        .args(["--new", "--haproxy", "./a.sock", "--server", "app/node1"]);
+    kit::run(cmd).assert_code(0);
+    // node2 drained in the same run: the record's last drain, which is not node1's.
+    let socket = pool.socket();
+    drain(&record, &["--haproxy", &socket, "--server", "app/node2"]).assert_code(0);
+    let undone = drain(
+        &record,
+        &["--undo", "--haproxy", &socket, "--server", "app/node1"],
+    );
+    undone.assert_code(0);
+    assert!(
+        !undone.stderr.contains("putting it back to ready"),
+        "{}",
+        undone.stderr
+    );
+    assert_eq!(pool.haproxy.status("node1"), "MAINT");
+    assert_eq!(pool.haproxy.status("node2"), "DRAIN");
+}
+
+/// Item 4: a flag file that was there before the drain stays after the undo, and the node
+/// stays out of the balancer's check (503).
+#[test]
+fn a_flag_file_that_was_there_before_the_drain_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("drain.flag");
+    std::fs::write(&flag, "the operator's\n").unwrap();
+    let flag_arg = flag.to_str().unwrap();
+    let app = DemoApp::start(&["--lb-flag", flag_arg]);
+    let lb = format!("{}/health/lb", app.url);
+    assert_eq!(kit::load::get_url(&lb), Ok(503));
+    let record = dir.path().join("run.json");
+    let gauge = format!("{}/metrics#http_requests_in_flight", app.url);
+    let out = drain(
+        &record,
+        &[
+            "--new",
+            "--flag-file",
+            flag_arg,
+            "--lb-grace",
+            "0s",
+            "--inflight-metric",
+            &gauge,
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(out.last_step().result["state_before"], "present");
+    let undone = drain(&record, &["--undo"]);
+    undone.assert_code(0);
+    assert!(flag.exists(), "{}", undone.stderr);
+    assert!(!undone.last_step().changed);
+    assert_eq!(kit::load::get_url(&lb), Ok(503));
+    let undone = drain(&record, &["--undo", "--flag-file", flag_arg]);
+    undone.assert_code(0);
+    assert!(flag.exists(), "{}", undone.stderr);
+}
+
+/// Item 10: a drain, its undo, then a second drain interrupted: the next undo puts that one
+/// back (the node does not stay in DRAIN), and a second undo after it does nothing.
+#[test]
+fn a_drain_interrupted_after_an_earlier_undo_is_the_one_undone() {
+    if !HaProxy::available() {
+        return;
+    }
+    let pool = Pool::start(&Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("run.json");
+    let socket = pool.socket();
+    let args = ["--haproxy", socket.as_str(), "--server", "app/node1"];
+    drain(&record, &[&["--new"][..], &args].concat()).assert_code(0);
+    drain(&record, &[&["--undo"][..], &args].concat()).assert_code(0);
+    assert!(
+        pool.haproxy
+            .wait_status("node1", "UP", Duration::from_secs(5))
+    );
+    let _slow = slow_request_on(&pool.haproxy, "node1", 30_000);
+    let child = drain_in_background(&record, &args);
+    assert!(
+        pool.haproxy
+            .wait_status("node1", "DRAIN", Duration::from_secs(5))
+    );
+    let (code, _) = kit::interrupt(child, libc::SIGTERM);
+    assert_eq!(code, Some(143));
+    let undone = drain(&record, &["--undo", "--always"]);
+    undone.assert_code(0);
+    assert!(undone.last_step().changed, "{}", undone.stderr);
+    assert_eq!(pool.haproxy.server_state("node1")["srv_admin_state"], "0");
+    let again = drain(&record, &["--undo", "--always"]);
+    again.assert_code(0);
+    assert!(!again.last_step().changed);
+    assert!(again.stderr.contains("undone already"), "{}", again.stderr);
+}
+
+/// Item 25, HAProxy: a forged drain step of app/node2 on another balancer (of another run, or
+/// of this run but naming what this invocation does not name) is refused, exit 2; node2 stays
+/// MAINT on the balancer it names.
+#[test]
+fn a_forged_haproxy_step_is_refused_and_never_acted_on() {
+    if !HaProxy::available() {
+        return;
+    }
+    let (ours, theirs) = (
+        Pool::start(&Options::default()),
+        Pool::start(&Options::default()),
+    );
+    theirs.haproxy.set_state("node2", "maint");
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("forged.json");
+    let step = |run: &str| {
+        serde_json::json!({"run": run, "result": drained(serde_json::json!({
+            "server": "app/node2", "sockets": [theirs.socket()], "states_before": ["ready"],
+            "state_before": "ready", "state_after": "drain"}))})
+    };
+    // Another run's step, in a record of this run.
+    record_with(&record, "r-ours", true, &[step("r-theirs")]);
+    let out = drain(&record, &["--undo"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("belongs to run r-theirs"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(theirs.haproxy.status("node2"), "MAINT");
+    // Another host's.
+    let mut other_host = step("r-ours");
+    other_host["host"] = "node9".into();
+    record_with(&record, "r-ours", true, &[other_host]);
+    let out = drain(&record, &["--undo"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("\"node9\""), "{}", out.stderr);
+    assert_eq!(theirs.haproxy.status("node2"), "MAINT");
+    // This run's, naming another balancer than the one this undo names: not stretched to it.
+    record_with(&record, "r-ours", true, &[step("r-ours")]);
+    ours.haproxy.set_state("node2", "maint");
+    let out = drain(
+        &record,
+        &[
+            "--undo",
+            "--haproxy",
+            &ours.socket(),
+            "--server",
+            "app/node2",
+        ],
+    );
+    out.assert_code(2);
+    assert!(out.stderr.contains("do not name"), "{}", out.stderr);
+    assert_eq!(ours.haproxy.status("node2"), "MAINT");
+    assert_eq!(theirs.haproxy.status("node2"), "MAINT");
+}
+
+/// Item 25, flag file: a forged drain step naming another file never makes the undo delete it:
+/// another run's step is refused, and this run's step naming a file that is not the flag a
+/// drain writes is refused too (exit 2), the file kept.
+#[test]
+fn a_forged_flag_file_step_never_deletes_the_file_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let precious = dir.path().join("precious.conf");
+    std::fs::write(&precious, "keep me\n").unwrap();
+    let record = dir.path().join("forged.json");
+    let step = |run: &str| {
+        serde_json::json!({"run": run, "result": drained(serde_json::json!({
+            "method": "flag_file", "flag_file": precious.to_str().unwrap(),
+            "state_before": "absent", "state_after": "present"}))})
+    };
+    record_with(&record, "r-ours", false, &[step("r-theirs")]);
+    let out = drain(&record, &["--undo", "--always"]);
+    out.assert_code(2);
+    assert!(precious.exists(), "{}", out.stderr);
+    record_with(&record, "r-ours", false, &[step("r-ours")]);
+    let out = drain(&record, &["--undo", "--always"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("is not the flag file this run's drain created"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me\n");
+    // This run's step of another flag than the one named: refused, the named one kept.
+    let named = dir.path().join("drain.flag");
+    std::fs::write(&named, "drained by ugw-drain\n").unwrap();
+    let out = drain(
+        &record,
+        &["--undo", "--always", "--flag-file", named.to_str().unwrap()],
+    );
+    out.assert_code(2);
+    assert!(named.exists() && precious.exists(), "{}", out.stderr);
+}
+
+/// The state restore puts back each thing exactly as the drain found it: a flag file this
+/// run's drain created is removed (and only that one).
+#[test]
+fn the_flag_file_a_drain_created_is_removed_by_its_undo() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("drain.flag");
+    let app = DemoApp::start(&[]);
+    let gauge = format!("{}/metrics#http_requests_in_flight", app.url);
+    let record = dir.path().join("run.json");
+    // Drained by a relative path from the folder, undone by the absolute one.
+    let mut cmd = kit::tool("ugw-drain");
+    cmd.current_dir(dir.path())
+        .arg("--record")
+        .arg(&record)
+        .args([
+            "--new",
+            "--flag-file",
+            "./drain.flag",
+            "--lb-grace",
+            "0s",
+            "--inflight-metric",
+        ])
+        .arg(&gauge);
+    kit::run(cmd).assert_code(0);
+    assert!(flag.exists());
+    let out = drain(&record, &["--undo", "--flag-file", flag.to_str().unwrap()]);
+    out.assert_code(0);
+    assert!(!flag.exists(), "{}", out.stderr);
+}
+
+// ---- readings that are not a number (items 5-7) ----
+
+/// A loopback HTTP server whose every answer is `body` as Prometheus text.
+fn gauge_server(body: &str) -> kit::RawServer {
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    kit::RawServer::start(answer.as_bytes())
+}
+
+/// Item 5: a gauge reading NaN, +Inf or a negative count is an error, never "drained".
+#[test]
+fn a_gauge_that_is_not_a_count_fails_the_drain() {
+    for value in ["NaN", "+Inf", "-1"] {
+        let server = gauge_server(&format!(
+            "# TYPE http_requests_in_flight gauge\nhttp_requests_in_flight {value}\n"
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("drain.flag");
+        let metric = format!("{}metrics#http_requests_in_flight", server.url());
+        let out = drain_alone(&[
+            "--flag-file",
+            flag.to_str().unwrap(),
+            "--lb-grace",
+            "0s",
+            "--inflight-metric",
+            &metric,
+            "--timeout",
+            "3s",
+        ]);
+        out.assert_code(1);
+        assert_eq!(out.last_step().error_kind(), "network", "{value}");
+        assert!(!out.stderr.contains("drained"), "{value}: {}", out.stderr);
+        assert!(!flag.exists(), "{value}: the node stays in traffic");
+    }
+}
+
+/// A unix socket in front of a real HAProxy's admin socket that passes every command through
+/// and rewrites the answer to `show stat` with `rewrite`.
+struct Middle {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Middle {
+    fn start(upstream: PathBuf, rewrite: fn(&str) -> String) -> Middle {
+        use std::io::{Read, Write};
+        let dir = tempfile::Builder::new()
+            .prefix("mid")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let path = dir.path().join("m.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut client) = stream else { continue };
+                let mut line = Vec::new();
+                let mut byte = [0u8; 1];
+                while client.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+                    line.push(byte[0]);
+                }
+                let command = String::from_utf8_lossy(&line).into_owned();
+                let Ok(mut real) = std::os::unix::net::UnixStream::connect(&upstream) else {
+                    continue;
+                };
+                let _ = real.write_all(format!("{command}\n").as_bytes());
+                let mut answer = String::new();
+                let _ = real.read_to_string(&mut answer);
+                if command == "show stat" {
+                    answer = rewrite(&answer);
+                }
+                let _ = client.write_all(answer.as_bytes());
+            }
+        });
+        Middle { path, _dir: dir }
+    }
+}
+
+/// `show stat` cut in the middle of node1's row, as a connection that broke off leaves it.
+fn cut_after_node1(answer: &str) -> String {
+    let at = answer.find("app,node1,").expect("a node1 row");
+    format!("{}app,node1,0,0", &answer[..at])
+}
+
+/// `show stat` with node1's scur and qcur replaced by `?`.
+fn question_marks(answer: &str) -> String {
+    let mut lines = answer.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap()
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (scur, qcur) = (at("scur"), at("qcur"));
+    let mut out = vec![answer.lines().next().unwrap().to_string()];
+    for line in lines {
+        let mut row: Vec<String> = line.split(',').map(ToString::to_string).collect();
+        if row.len() > scur && row[0] == "app" && row[1] == "node1" {
+            row[scur] = "?".into();
+            row[qcur] = "?".into();
+        }
+        out.push(row.join(","));
+    }
+    out.join("\n") + "\n"
+}
+
+/// An answer from something that is not HAProxy.
+fn html(_: &str) -> String {
+    "<html><body><h1>It works!</h1></body></html>\n".to_string()
+}
+
+/// Item 6 (and item 15's first message): a `show stat` answer cut mid-row, with `?` for the
+/// counters, or HTML, is an error naming the answer, not "0 in flight" and not a missing
+/// backend; nothing is changed.
+#[test]
+fn a_cut_or_garbled_show_stat_is_an_error_never_zero_in_flight() {
+    if !HaProxy::available() {
+        return;
+    }
+    let pool = Pool::start(&Options::default());
+    let _slow = slow_request_on(&pool.haproxy, "node1", 5_000);
+    for rewrite in [cut_after_node1 as fn(&str) -> String, question_marks, html] {
+        let middle = Middle::start(pool.haproxy.admin_socket(), rewrite);
+        let out = drain_alone(&[
+            "--haproxy",
+            middle.path.to_str().unwrap(),
+            "--server",
+            "app/node1",
+            "--timeout",
+            "3s",
+        ]);
+        out.assert_code(1);
+        assert_eq!(out.last_step().error_kind(), "network", "{}", out.stderr);
+        assert!(out.stderr.contains("cannot be read"), "{}", out.stderr);
+        assert!(!out.stderr.contains("--server takes"), "{}", out.stderr);
+        assert_eq!(pool.haproxy.status("node1"), "UP", "nothing changed");
+    }
+}
+
+/// Item 7: HAProxy reloaded (master-worker, SIGUSR2) while the drain waits: the new worker has
+/// node1 READY and serving, so the drain fails instead of ending "drained".
+#[test]
+fn a_reload_that_puts_the_server_back_fails_the_drain() {
+    if !HaProxy::available() {
+        return;
+    }
+    let pool = Pool::start(&Options {
+        master_worker: true,
+        ..Options::default()
+    });
+    let _slow = slow_request_on(&pool.haproxy, "node1", 2_000);
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("run.json");
+    let socket = pool.socket();
+    let started = Instant::now();
+    let child = drain_in_background(
+        &record,
+        &[
+            "--new",
+            "--haproxy",
+            &socket,
+            "--server",
+            "app/node1",
+            "--timeout",
+            "20s",
+        ],
+    );
+    assert!(
+        pool.haproxy
+            .wait_status("node1", "DRAIN", Duration::from_secs(5))
+    );
+    pool.haproxy.reload();
+    let output = kit::wait_bounded(child, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let step = &record_steps(&record)[0];
+    assert_eq!(step["error"]["kind"], "fail_condition", "{stderr}");
+    assert!(stderr.contains("ready again"), "{stderr}");
+    assert!(!stderr.contains("drained"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}

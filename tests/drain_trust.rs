@@ -619,3 +619,316 @@ fn a_reload_that_puts_the_server_back_fails_the_drain() {
     assert!(!stderr.contains("drained"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(15));
 }
+
+/// The state restore puts back what the first drain of this run found: drained twice (the
+/// second found it drained already), the undo still puts it back to ready and UP.
+#[test]
+fn drained_twice_the_undo_puts_back_the_state_before_the_first_drain() {
+    if !HaProxy::available() {
+        return;
+    }
+    let pool = Pool::start(&Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("run.json");
+    let socket = pool.socket();
+    let args = ["--haproxy", socket.as_str(), "--server", "app/node1"];
+    let first = drain(&record, &[&["--new"][..], &args].concat());
+    first.assert_code(0);
+    assert!(
+        first.stderr.contains("server-state-file"),
+        "the first drain through a socket says it: {}",
+        first.stderr
+    );
+    let second = drain(&record, &args);
+    second.assert_code(0);
+    assert_eq!(
+        second.last_step().result["states_before"],
+        serde_json::json!(["drain"])
+    );
+    // Item 15: said once per socket in a run, not on every drain.
+    assert!(
+        !second.stderr.contains("server-state-file"),
+        "{}",
+        second.stderr
+    );
+    drain(&record, &["--undo"]).assert_code(0);
+    assert!(
+        pool.haproxy
+            .wait_status("node1", "UP", Duration::from_secs(5))
+    );
+    assert_eq!(pool.haproxy.server_state("node1")["srv_admin_state"], "0");
+}
+
+/// A drain step of another run, with an undo that names the same socket and server: refused,
+/// never taken for a drain this run made.
+#[test]
+fn an_undo_with_flags_refuses_a_matching_step_of_another_run() {
+    if !HaProxy::available() {
+        return;
+    }
+    let pool = Pool::start(&Options::default());
+    pool.haproxy.set_state("node2", "maint");
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("forged.json");
+    let socket = pool.socket();
+    let step = serde_json::json!({"run": "r-theirs", "result": drained(serde_json::json!({
+        "server": "app/node2", "sockets": [socket], "states_before": ["ready"]}))});
+    record_with(&record, "r-ours", true, &[step]);
+    let out = drain(
+        &record,
+        &["--undo", "--haproxy", &socket, "--server", "app/node2"],
+    );
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("belongs to run r-theirs"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(pool.haproxy.status("node2"), "MAINT");
+}
+
+// ---- what a drain acts on (items 8, 9) ----
+
+/// Item 8: a flag file path that is a dangling symlink is refused: the balancer's check that
+/// follows it sees no flag, so nothing would leave traffic.
+#[test]
+fn a_dangling_symlink_flag_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("drain.flag");
+    std::os::unix::fs::symlink(dir.path().join("nowhere/flag"), &flag).unwrap();
+    let app = DemoApp::start(&["--lb-flag", flag.to_str().unwrap()]);
+    assert_eq!(
+        kit::load::get_url(&format!("{}/health/lb", app.url)),
+        Ok(200)
+    );
+    let gauge = format!("{}/metrics#http_requests_in_flight", app.url);
+    let out = drain_alone(&[
+        "--flag-file",
+        flag.to_str().unwrap(),
+        "--lb-grace",
+        "0s",
+        "--inflight-metric",
+        &gauge,
+    ]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+    assert!(!out.stderr.contains("drained"), "{}", out.stderr);
+}
+
+/// Item 9: node1 in MAINT only because it tracks node2: it is drained by its own state, so it
+/// stays out of traffic when node2 comes back, and the undo puts it back UP.
+#[test]
+fn a_server_in_maint_through_track_is_drained_by_its_own_state() {
+    if !HaProxy::available() {
+        return;
+    }
+    let apps = [DemoApp::start(&[]), DemoApp::start(&[])];
+    let haproxy = HaProxy::start(&[
+        Server::new("node1", &apps[0].addr(), false).with("track app/node2"),
+        Server::new("node2", &apps[1].addr(), true),
+    ]);
+    assert!(haproxy.wait_status("node2", "UP", Duration::from_secs(5)));
+    haproxy.set_state("node2", "maint");
+    assert!(
+        haproxy.status("node1").starts_with("MAINT"),
+        "{}",
+        haproxy.status("node1")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("run.json");
+    let socket = haproxy.admin_socket();
+    let socket = socket.to_str().unwrap();
+    let out = drain(
+        &record,
+        &["--new", "--haproxy", socket, "--server", "app/node1"],
+    );
+    out.assert_code(0);
+    assert!(out.last_step().changed, "{}", out.stderr);
+    assert_eq!(
+        out.last_step().result["states_before"],
+        serde_json::json!(["ready"])
+    );
+    haproxy.set_state("node2", "ready");
+    assert!(haproxy.wait_status("node2", "UP", Duration::from_secs(5)));
+    assert_eq!(
+        haproxy.status("node1"),
+        "DRAIN",
+        "node1 takes no new traffic"
+    );
+    let undone = drain(&record, &["--undo"]);
+    undone.assert_code(0);
+    assert_eq!(haproxy.status("node1"), "UP", "{}", undone.stderr);
+}
+
+// ---- signals (items 11-13) ----
+
+/// Item 11: a pidfile holding ugw-drain's own pid, or its process group's leader, or PID 1:
+/// refused (exit 2), nothing signalled.
+#[test]
+fn signal_refuses_itself_its_process_group_and_pid_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("app.pid");
+    let bin = kit::bin("ugw-drain");
+    // Its own pid: the shell writes $$ and becomes ugw-drain.
+    let script = format!(
+        "echo $$ > {pf}; exec {bin} --signal QUIT --pidfile {pf} --timeout 2s",
+        pf = pidfile.display(),
+        bin = bin.display()
+    );
+    let out = kit::bash(&script, dir.path());
+    out.assert_code(2);
+    assert!(out.stderr.contains("ugw-drain itself"), "{}", out.stderr);
+    // The leader of its process group: the shell that runs it, in a group of its own.
+    let script = format!(
+        "echo $$ > {pf}; {bin} --signal TERM --pidfile {pf} --timeout 2s; echo \"rc=$?\"",
+        pf = pidfile.display(),
+        bin = bin.display()
+    );
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c").arg(&script).current_dir(dir.path());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let out = kit::run(cmd);
+    assert!(
+        out.stdout.contains("rc=2"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(out.stderr.contains("process group"), "{}", out.stderr);
+    // PID 1, asked in a dry run so that nothing could reach it even if it were not refused.
+    std::fs::write(&pidfile, "1\n").unwrap();
+    let out = drain_alone(&[
+        "--signal",
+        "QUIT",
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("PID 1"), "{}", out.stderr);
+}
+
+/// Item 12: a stale pidfile whose pid now belongs to a process started after the file was
+/// written: the stranger is never signalled.
+#[test]
+fn a_pid_reused_after_the_pidfile_was_written_is_not_signalled() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("app.pid");
+    let mut stranger = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::fs::write(&pidfile, format!("{}\n", stranger.id())).unwrap();
+    // The pidfile was last written a minute before the stranger started.
+    let file = std::fs::File::options().write(true).open(&pidfile).unwrap();
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+    drop(file);
+    let out = drain_alone(&[
+        "--signal",
+        "QUIT",
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+        "--timeout",
+        "2s",
+    ]);
+    out.assert_code(0);
+    assert!(!out.last_step().changed, "{}", out.stderr);
+    assert!(out.stderr.contains("started"), "{}", out.stderr);
+    assert!(
+        stranger.try_wait().unwrap().is_none(),
+        "the stranger still runs"
+    );
+    // The same process with a pidfile written after it started is the one to stop.
+    std::fs::write(&pidfile, format!("{}\n", stranger.id())).unwrap();
+    let out = drain_alone(&[
+        "--signal",
+        "TERM",
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+        "--timeout",
+        "5s",
+    ]);
+    out.assert_code(0);
+    assert!(out.last_step().changed, "{}", out.stderr);
+    let _ = stranger.wait();
+}
+
+/// Item 13: with --grace longer than the deadline allows, the escalation still ends by the
+/// deadline, and QUIT gets its share before TERM.
+#[test]
+fn escalation_with_a_long_grace_ends_by_the_deadline() {
+    let mut stubborn = std::process::Command::new("sh")
+        .args(["-c", "trap '' QUIT TERM; exec sleep 60"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100)); // the trap is set before exec
+    let pid = stubborn.id().to_string();
+    let out = drain_alone(&[
+        "--signal",
+        "QUIT",
+        "--pid",
+        &pid,
+        "--timeout",
+        "2s",
+        "--on-timeout",
+        "escalate",
+        "--grace",
+        "10s",
+    ]);
+    out.assert_code(0);
+    assert_eq!(
+        out.last_step().result["escalated"],
+        "KILL",
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.elapsed <= Duration::from_millis(2500),
+        "{:?}",
+        out.elapsed
+    );
+    assert!(
+        out.elapsed >= Duration::from_millis(1500),
+        "{:?}",
+        out.elapsed
+    );
+    let status = stubborn.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+}
+
+// ---- flags and messages (items 14, 15) ----
+
+/// Item 14: an interval under 10 ms is refused.
+#[test]
+fn an_interval_under_10ms_is_refused() {
+    for interval in ["0s", "9ms"] {
+        let out = drain_alone(&[
+            "--flag-file",
+            "/nonexistent/flag",
+            "--port",
+            "1",
+            "--interval",
+            interval,
+        ]);
+        out.assert_code(2);
+        assert!(out.stderr.contains("--interval must be at least 10 ms"), "{}", out.stderr);
+    }
+}
+
+/// Item 15: a failing `--undo --http-post` says the node was not put back.
+#[test]
+fn a_failing_undo_endpoint_says_the_node_was_not_put_back() {
+    let refusing = kit::RawServer::start(b"HTTP/1.1 409 Conflict\r\nContent-Length: 0\r\n\r\n");
+    let out = drain_alone(&["--undo", "--http-post", &refusing.url()]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("did not put the node back"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("take the drain"), "{}", out.stderr);
+}

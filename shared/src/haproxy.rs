@@ -97,7 +97,7 @@ pub struct ServerView {
     pub scur: u64,
     /// Requests queued for it.
     pub qcur: u64,
-    /// Whether HAProxy health-checks it.
+    /// Whether HAProxy health-checks it (or the server it tracks).
     pub checked: bool,
     /// Its own administrative state (see `AdminState::from_bits`).
     pub admin: AdminState,
@@ -248,7 +248,10 @@ impl Api {
             status,
             scur: count("scur")?,
             qcur: count("qcur")?,
-            checked: row.get("check_status").is_some_and(|s| !s.is_empty()),
+            // A server that `track`s another has that one's health, and no check of its own.
+            checked: ["check_status", "tracked"]
+                .iter()
+                .any(|k| row.get(*k).is_some_and(|s| !s.is_empty())),
             admin: AdminState::from_bits(bits),
             admin_bits: bits,
         })

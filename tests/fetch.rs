@@ -931,3 +931,57 @@ fn a_digest_wrong_only_in_its_last_digit_fails_closed_and_leaves_nothing() {
         data
     );
 }
+
+/// An extracted folder is staged with a manifest of every entry, whose digest the step
+/// records (ugw-swap checks the folder against it). A folder changed since is not "already
+/// staged": it is fetched and extracted again, and the step says so.
+#[test]
+fn an_extracted_folder_changed_since_its_fetch_is_staged_again() {
+    if !kit::require("tar") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("app-2.1.0");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::write(tree.join("bin/app"), "#!/bin/sh\necho 2.1.0\n").unwrap();
+    let archive = dir.path().join("app-2.1.0.tar.gz");
+    let made = std::process::Command::new("tar")
+        .args(["czf", s(&archive), "-C", s(&tree), "bin"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let bytes = std::fs::read(&archive).unwrap();
+    let dest = dir.path().join("staging");
+    let url = format!("file://{}", s(&archive));
+    let digest = sha256(&bytes);
+    let args = [
+        "--url",
+        &url,
+        "--sha256",
+        &digest,
+        "--dest",
+        s(&dest),
+        "--extract",
+    ];
+    let first = fetch(&args).assert_code(0).last_step();
+    let manifest = result(&first, "manifest_sha256");
+    assert!(manifest.is_string(), "{:?}", first.result);
+    let folder = dest.join("app-2.1.0");
+    let marker: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join(".ugw-fetch")).unwrap()).unwrap();
+    assert_eq!(marker["sha256"], digest.as_str());
+    assert_eq!(marker["manifest"]["bin/app"]["type"], "file");
+
+    let again = fetch(&args).assert_code(0).last_step();
+    assert!(!again.changed, "untouched: already staged");
+    assert_eq!(result(&again, "manifest_sha256"), manifest);
+
+    std::fs::write(folder.join("bin/app"), "#!/bin/sh\necho tampered\n").unwrap();
+    let restaged = fetch(&args).assert_code(0).last_step();
+    assert!(restaged.changed, "a changed file is not taken for staged");
+    assert_eq!(result(&restaged, "manifest_sha256"), manifest);
+    assert_eq!(
+        std::fs::read_to_string(folder.join("bin/app")).unwrap(),
+        "#!/bin/sh\necho 2.1.0\n"
+    );
+}

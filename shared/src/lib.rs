@@ -14,6 +14,7 @@ pub mod http;
 pub mod input;
 pub mod jq;
 pub mod lock;
+pub mod owner_only;
 pub mod poll;
 #[cfg(target_os = "linux")]
 pub mod proc_net;
@@ -30,6 +31,7 @@ pub mod scrub;
 pub mod space;
 pub mod tcp;
 pub mod time;
+pub mod tree_manifest;
 pub mod unpack;
 pub mod version;
 

@@ -43,6 +43,10 @@ pub struct Fetched {
     pub verified: bool,
     /// Whether the download continued an earlier partial one.
     pub resumed: bool,
+    /// An extracted folder: the digest of its manifest (`.ugw-fetch` inside it lists every
+    /// entry), which ugw-swap checks the folder against before it publishes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
 }
 
 impl ToolResult for Fetched {
@@ -397,6 +401,7 @@ mod tests {
             version: Some("v1.2.3".into()),
             verified: true,
             resumed: false,
+            manifest_sha256: None,
         }
     }
 

@@ -18,6 +18,7 @@ use ugw_shared::results::Fetched;
 use ugw_shared::runner::{RunSpec, run as run_command};
 use ugw_shared::space::human_bytes;
 use ugw_shared::time::{human, parse_duration};
+use ugw_shared::tree_manifest::TreeManifest;
 use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult, lock, tool_command, unpack};
 
 const EXAMPLES: &str = "\
@@ -36,8 +37,11 @@ Examples:
 
 /// How much of a checksum or signature file is read (they are a few lines).
 const SMALL_FILE_LIMIT: usize = 1024 * 1024;
-/// The marker inside an extracted folder: the digest of the archive it came from.
+/// The marker inside an extracted folder: the digest of the archive it came from and the
+/// manifest of every entry unpacked from it.
 const MARKER: &str = ".ugw-fetch";
+/// The most a marker may weigh when read back (its manifest lists every entry).
+const MARKER_LIMIT: usize = 64 * 1024 * 1024;
 
 /// This tool as `cli` and xtask see it: a 10-minute default deadline.
 #[must_use]
@@ -321,17 +325,16 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
     let check = Check::resolve(ctx, matches, &client, &plan, limits)?;
 
     if let Some(expected) = &check.sha256
-        && let Some(bytes) = staged_already(&plan, expected)?
+        && let Some((bytes, manifest_sha256)) = staged_already(&plan, expected)?
     {
         ctx.reporter.info(&format!(
             "{} is already staged with sha256 {}…; nothing to fetch",
             plan.final_path.display(),
             &expected[..12]
         ));
-        return Ok(StepResult::typed(
-            false,
-            &fetched(&plan, expected, bytes, !no_verify, false),
-        ));
+        let mut result = fetched(&plan, expected, bytes, !no_verify, false);
+        result.manifest_sha256 = manifest_sha256;
+        return Ok(StepResult::typed(false, &result));
     }
     if ctx.dry_run {
         ctx.reporter.info(&format!(
@@ -425,8 +428,9 @@ fn stage(
             n => format!(", {n} attempts"),
         }
     ));
+    let mut manifest_sha256 = None;
     if plan.extract {
-        extract(ctx, plan, file.temp_path(), &got.sha256)?;
+        manifest_sha256 = Some(extract(ctx, plan, file.temp_path(), &got.sha256)?);
     } else {
         file.file()
             .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(plan.mode))
@@ -443,6 +447,7 @@ fn stage(
     }
     let mut result = fetched(plan, &got.sha256, got.bytes, !no_verify, got.resumed);
     result.resumed = got.resumed;
+    result.manifest_sha256 = manifest_sha256;
     Ok(StepResult::typed(true, &result))
 }
 
@@ -455,12 +460,15 @@ fn fetched(plan: &Plan, sha256: &str, bytes: u64, verified: bool, resumed: bool)
         version: plan.version.clone(),
         verified,
         resumed,
+        manifest_sha256: None,
     }
 }
 
 /// Unpack the verified archive into a temp folder beside the final one, mark it with the
-/// archive's digest, smoke-test it, then rename it into place.
-fn extract(ctx: &mut Ctx, plan: &Plan, archive: &Path, sha256: &str) -> Result<()> {
+/// archive's digest and the manifest of every entry, smoke-test it, then rename it into
+/// place. Returns the manifest's digest, which the step records: the archive is not kept, so
+/// it is what ugw-swap checks the folder against before it publishes it.
+fn extract(ctx: &mut Ctx, plan: &Plan, archive: &Path, sha256: &str) -> Result<String> {
     let reader = ugw_shared::atomic::open_regular(archive)
         .map_err(|e| Error::io(format!("cannot open {}", archive.display()), &e))?;
     let options = unpack::Options {
@@ -474,7 +482,8 @@ fn extract(ctx: &mut Ctx, plan: &Plan, archive: &Path, sha256: &str) -> Result<(
         &options,
         &ctx.cancel,
     )?;
-    let marker = json!({"sha256": sha256, "url": plan.shown_url}).to_string();
+    let manifest = TreeManifest::of(staged.path(), &[MARKER])?;
+    let marker = json!({"sha256": sha256, "url": plan.shown_url, "manifest": manifest}).to_string();
     ugw_shared::atomic::write_atomic(&staged.path().join(MARKER), marker.as_bytes())?;
     if let Some(smoke) = &plan.smoke {
         smoke_test(ctx, smoke, staged.path(), plan.smoke_timeout)?;
@@ -490,22 +499,32 @@ fn extract(ctx: &mut Ctx, plan: &Plan, archive: &Path, sha256: &str) -> Result<(
         ugw_shared::atomic::rename_durable(&plan.final_path, &aside)?;
     }
     ctx.cancel.critical(|| staged.commit())?;
-    Ok(())
+    Ok(manifest.digest())
 }
 
-/// The artifact is already at its final name with this digest: its size, else `None`.
-fn staged_already(plan: &Plan, expected: &str) -> Result<Option<u64>> {
+/// The artifact is already at its final name with this digest: its size (and for an
+/// extracted folder, its manifest's digest), else `None`. A folder counts as staged only when
+/// its marker names this archive and every entry is still what the marker's manifest lists: a
+/// file changed since, or a marker without a manifest (an older ugw), is staged again.
+fn staged_already(plan: &Plan, expected: &str) -> Result<Option<(u64, Option<String>)>> {
     if plan.extract {
         let marker = plan.final_path.join(MARKER);
-        let Ok(text) = ugw_shared::atomic::read_capped(&marker, 64 * 1024) else {
+        let Ok(text) = ugw_shared::atomic::read_capped(&marker, MARKER_LIMIT) else {
             return Ok(None);
         };
         let value: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
-        return Ok((value["sha256"] == expected).then_some(0));
+        if value["sha256"] != expected {
+            return Ok(None);
+        }
+        let Ok(listed) = serde_json::from_value::<TreeManifest>(value["manifest"].clone()) else {
+            return Ok(None);
+        };
+        let found = TreeManifest::of(&plan.final_path, &[MARKER])?;
+        return Ok((found == listed).then(|| (0, Some(listed.digest()))));
     }
     match std::fs::symlink_metadata(&plan.final_path) {
         Ok(meta) if meta.is_file() => {
-            Ok((sha256_file(&plan.final_path)? == expected).then_some(meta.len()))
+            Ok((sha256_file(&plan.final_path)? == expected).then_some((meta.len(), None)))
         }
         _ => Ok(None),
     }

@@ -3,14 +3,16 @@
 //! PATH. There is never a moment without a binary, and a running old binary is no obstacle
 //! (a rename, never a write into it, so no "text file busy").
 
+use crate::artifact::check_digest;
 use crate::restart::restart;
 use crate::this_run::nothing_to_take_back;
 use crate::{Options, Swapped, restart_failed};
+use std::io::Seek;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use ugw_shared::atomic::{AtomicFile, open_regular, sibling, sync_dir};
-use ugw_shared::digest::sha256_file;
+use ugw_shared::digest::{sha256_file, sha256_reader};
 use ugw_shared::{Ctx, Error, ErrorKind, Result, lock};
 
 /// The mode of a binary installed where there was none, unless --mode says otherwise.
@@ -85,12 +87,20 @@ fn copy_xattrs(from: &Path, to: &std::fs::File) -> Result<()> {
 
 /// Write `from` beside `target` with the old binary's owner, mode (or `mode`) and extended
 /// attributes, keep the old one as `TARGET.ugw-prev`, and rename the new one over it.
-fn install(from: &Path, target: &Path, mode: Option<u32>) -> Result<()> {
+/// `source` is the file that was checked and hashed, read again from its start: the very
+/// inode, so a rename over its name since changes nothing.
+fn install(
+    from: &Path,
+    source: &mut std::fs::File,
+    target: &Path,
+    mode: Option<u32>,
+) -> Result<()> {
     let old = existing(target)?;
-    let mut source =
-        open_regular(from).map_err(|e| Error::io(format!("cannot open {}", from.display()), &e))?;
+    source
+        .rewind()
+        .map_err(|e| Error::io(format!("cannot read {}", from.display()), &e))?;
     let mut file = AtomicFile::create(target)?;
-    std::io::copy(&mut source, &mut file)
+    std::io::copy(source, &mut file)
         .and_then(|_| file.flush())
         .map_err(|e| Error::io(format!("cannot write {}", file.temp_path().display()), &e))?;
     let written = |e: std::io::Error| Error::io(format!("cannot set up {}", target.display()), &e);
@@ -160,18 +170,16 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
     let from = options.from.clone().ok_or_else(|| {
         Error::usage("no --from, and no ugw-fetch step in the record to take the path from")
     })?;
-    let new = sha256_file(&from)?;
-    if let Some(expected) = &options.fetched_sha256
-        && !expected.eq_ignore_ascii_case(&new)
-    {
-        return Err(Error::new(
-            ErrorKind::ChecksumMismatch,
-            format!(
-                "{} has sha256 {new}, not the {expected} the ugw-fetch step verified: it changed \
-                 since, or the record names another file; nothing was switched",
-                from.display()
-            ),
-        ));
+    // Only its owner or root can change it (the file, its folder, every folder on the way),
+    // and it is what the fetch step verified. It is opened once: what is hashed is what is
+    // installed.
+    ugw_shared::owner_only::check_path(&from, "the artifact")?;
+    let mut source = open_regular(&from)
+        .map_err(|e| Error::io(format!("cannot open {}", from.display()), &e))?;
+    let new = sha256_reader(&mut source)
+        .map_err(|e| Error::io(format!("cannot hash {}", from.display()), &e))?;
+    if let Some(vouched) = &options.vouched {
+        check_digest(&from, &new, &vouched.sha256)?;
     }
     result.current = Some(new.clone());
     if old.as_deref() == Some(new.as_str()) {
@@ -190,7 +198,7 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
         return Ok(result);
     }
     ctx.cancel
-        .critical(|| install(&from, target, options.mode))?;
+        .critical(|| install(&from, &mut source, target, options.mode))?;
     result.changed = true;
     ctx.reporter.info(&format!(
         "{} replaced (sha256 {})",

@@ -3,6 +3,7 @@
 //! a binary replaced beside itself), restarts, switches back when the restart fails, and
 //! rolls back on a failed run.
 
+mod artifact;
 mod binary;
 mod releases;
 mod restart;
@@ -154,10 +155,11 @@ pub fn command() -> Command {
 #[derive(Debug)]
 pub(crate) struct Options {
     pub from: Option<PathBuf>,
-    /// The digest the `ugw-fetch` step recorded for `from`, when `from` came from that step:
-    /// the artifact is hashed again and must match before it is published (the record is
-    /// input; the file may have been replaced since it was verified).
-    pub fetched_sha256: Option<String>,
+    /// What the `ugw-fetch` step of this run recorded for `from`, when `from` is the artifact
+    /// it staged (taken from it, or `--from` naming the same file): the artifact is hashed
+    /// again and must match before it is published (the record is input; the file may have
+    /// been replaced since it was verified, or the step forged).
+    pub vouched: Option<artifact::Vouched>,
     pub version: Option<String>,
     pub links: Vec<(PathBuf, PathBuf)>,
     pub mode: Option<u32>,
@@ -178,9 +180,10 @@ impl Options {
         }
         let fetched: Option<Fetched> = ctx.this_run().last_result()?;
         let given = m.get_one::<PathBuf>("from").cloned();
-        let fetched_sha256 = match (&given, &fetched) {
-            (None, Some(f)) => Some(f.sha256.clone()),
-            _ => None,
+        let vouched = fetched.as_ref().map(artifact::Vouched::from_step);
+        let vouched = match &given {
+            None => vouched,
+            Some(from) => vouched.filter(|v| v.names(from)),
         };
         let from = given.or_else(|| fetched.as_ref().map(|f| PathBuf::from(&f.path)));
         let version = m
@@ -189,7 +192,7 @@ impl Options {
             .or_else(|| fetched.and_then(|f| f.version));
         Ok(Options {
             from,
-            fetched_sha256,
+            vouched,
             version,
             links,
             mode: m.get_one::<u32>("mode").copied(),

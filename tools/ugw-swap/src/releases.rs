@@ -422,6 +422,9 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
         Error::usage("no --version, and no ugw-fetch step in the record to take it from")
     })?;
     check_version(&version)?;
+    // Before anything changes: only its owner or root can change the artifact, and when a
+    // fetch step of this run staged it, it is what that step verified.
+    crate::artifact::check(&from, options.vouched.as_ref())?;
     let sha256 = sha256_path(&from, OURS)?;
 
     let mut current = root.current()?;

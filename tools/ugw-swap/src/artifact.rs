@@ -1,0 +1,109 @@
+//! What ugw-swap checks about an artifact before it publishes it (ugw(7), WHAT A TOOL
+//! TRUSTS): only its owner or root can change it (it, its staging folder, every folder on the
+//! way), and when it is the artifact a `ugw-fetch` step of this run staged, it is still what
+//! that step verified: a file by its SHA-256, an extracted folder by the manifest ugw-fetch
+//! recorded. The record is input; the file may have been replaced since, or the step forged.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use ugw_shared::digest::sha256_file;
+use ugw_shared::results::Fetched;
+use ugw_shared::tree_manifest::TreeManifest;
+use ugw_shared::{Error, ErrorKind, Result};
+
+/// ugw-fetch's marker inside a folder it extracted (left out of the manifest it lists).
+pub(crate) const FETCH_MARKER: &str = ".ugw-fetch";
+/// The most a marker may weigh when read back (its manifest lists every entry).
+const MARKER_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The `ugw-fetch` step's word on the artifact about to be published.
+#[derive(Debug, Clone)]
+pub(crate) struct Vouched {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub manifest_sha256: Option<String>,
+}
+
+impl Vouched {
+    pub(crate) fn from_step(step: &Fetched) -> Self {
+        Vouched {
+            path: PathBuf::from(&step.path),
+            sha256: step.sha256.clone(),
+            manifest_sha256: step.manifest_sha256.clone(),
+        }
+    }
+
+    /// Whether `from` (given on the command line) is the artifact this step staged: the same
+    /// file or folder, however the two paths are spelled.
+    pub(crate) fn names(&self, from: &Path) -> bool {
+        match (std::fs::metadata(from), std::fs::metadata(&self.path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+}
+
+fn mismatch(message: String) -> Error {
+    Error::new(ErrorKind::ChecksumMismatch, message)
+}
+
+/// Check `from` before anything is switched: its ownership and modes, then, when a fetch
+/// step vouches for it, its content.
+pub(crate) fn check(from: &Path, vouched: Option<&Vouched>) -> Result<()> {
+    ugw_shared::owner_only::check_tree(from, "the artifact")?;
+    let Some(vouched) = vouched else {
+        return Ok(());
+    };
+    let meta = std::fs::symlink_metadata(from)
+        .map_err(|e| Error::io(format!("cannot read {}", from.display()), &e))?;
+    if meta.is_dir() {
+        return check_folder(from, vouched);
+    }
+    let got = sha256_file(from)?;
+    check_digest(from, &got, &vouched.sha256)
+}
+
+/// A file's digest against the step's (the whole digest, any case).
+pub(crate) fn check_digest(from: &Path, got: &str, expected: &str) -> Result<()> {
+    if got.eq_ignore_ascii_case(expected) {
+        return Ok(());
+    }
+    Err(mismatch(format!(
+        "{} has sha256 {got}, not the {expected} the ugw-fetch step verified: it changed \
+         since, or the record names another file; nothing was switched",
+        from.display()
+    )))
+}
+
+/// An extracted folder against the manifest the step vouches for (its digest); the folder's
+/// own marker, when it still lists that manifest, names the paths that differ.
+fn check_folder(from: &Path, vouched: &Vouched) -> Result<()> {
+    let Some(expected) = &vouched.manifest_sha256 else {
+        return Err(mismatch(format!(
+            "{} is a folder, and the ugw-fetch step records no manifest of it (an older \
+             ugw-fetch, or a step written by hand): what it holds cannot be checked against \
+             what was verified; fetch it again; nothing was switched",
+            from.display()
+        )));
+    };
+    let found = TreeManifest::of(from, &[FETCH_MARKER])?;
+    if found.digest() == *expected {
+        return Ok(());
+    }
+    let listed = ugw_shared::atomic::read_capped(&from.join(FETCH_MARKER), MARKER_LIMIT)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|marker| serde_json::from_value::<TreeManifest>(marker["manifest"].clone()).ok())
+        .filter(|listed| listed.digest() == *expected);
+    let what = match listed {
+        Some(listed) => format!(
+            "these paths differ: {}",
+            listed.describe_differences(&found)
+        ),
+        None => "its content differs, and its marker no longer lists what was verified".into(),
+    };
+    Err(mismatch(format!(
+        "{} is not the folder the ugw-fetch step verified ({what}); nothing was switched",
+        from.display()
+    )))
+}

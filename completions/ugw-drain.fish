@@ -28,7 +28,7 @@ complete -c ugw-drain -l cacert -d 'Trust the certificates in this PEM file (CAs
 complete -c ugw-drain -l on-timeout -d 'At the deadline: fail (exit 1, node left drained), proceed (exit 0, "forced": true), escalate (--signal: TERM, then KILL after --grace)' -r -f -a "fail\t''
 proceed\t''
 escalate\t''"
-complete -c ugw-drain -l interval -d 'Time between two in-flight readings' -r
+complete -c ugw-drain -l interval -d 'Time between two in-flight readings (at least 10ms)' -r
 complete -c ugw-drain -l timeout -d 'Hard deadline for the whole step (e.g. 90s, 5m)' -r
 complete -c ugw-drain -l new -d 'Start a new run in --record FILE (an old FILE is kept as FILE.prev)'
 complete -c ugw-drain -l pretty -d 'Same as --output pretty (the record file is indented too)'

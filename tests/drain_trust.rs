@@ -915,7 +915,11 @@ fn an_interval_under_10ms_is_refused() {
             interval,
         ]);
         out.assert_code(2);
-        assert!(out.stderr.contains("--interval must be at least 10 ms"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("--interval must be at least 10 ms"),
+            "{}",
+            out.stderr
+        );
     }
 }
 

@@ -197,7 +197,11 @@ mod tests {
         with_run.run = Some("r1".into());
         let text = serde_json::to_string(&with_run).unwrap();
         assert!(text.contains(r#""run":"r1""#), "{text}");
-        assert!(!serde_json::to_string(&manifest).unwrap().contains("\"run\""));
+        assert!(
+            !serde_json::to_string(&manifest)
+                .unwrap()
+                .contains("\"run\"")
+        );
     }
 
     #[test]

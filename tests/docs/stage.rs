@@ -61,7 +61,7 @@ pub const STAND_INS: &[(&str, &str)] = &[
         "a script in the example's temp dir (the old binary)",
     ),
     (
-        "/tmp/staging/app",
+        "/opt/app/staging/app",
         "a newer version of that script in the example's temp dir",
     ),
     ("systemctl restart app", "true (the restart succeeds)"),
@@ -147,8 +147,11 @@ impl Stage {
         if text.contains("/opt/app") {
             release_root(&dir.path().join("opt/app"));
         }
-        if text.contains("/usr/local/bin/app") || text.contains("/tmp/staging/app") {
-            for (path, version) in [("usr/local/bin/app", "1.0.0"), ("tmp/staging/app", "1.1.0")] {
+        if text.contains("/usr/local/bin/app") || text.contains("/opt/app/staging/app") {
+            for (path, version) in [
+                ("usr/local/bin/app", "1.0.0"),
+                ("opt/app/staging/app", "1.1.0"),
+            ] {
                 let path = dir.path().join(path);
                 std::fs::create_dir_all(path.parent().unwrap()).unwrap();
                 std::fs::write(&path, format!("#!/bin/sh\necho {version}\n")).unwrap();
@@ -215,7 +218,8 @@ impl Stage {
         }
         let var_lib = self.dir.path().join("var/lib/ugw");
         pairs.push(("/var/lib/ugw", var_lib.display().to_string()));
-        for path in ["/opt/app", "/usr/local/bin/app", "/tmp/staging/app"] {
+        // /opt/app/staging/app lies under /opt/app: replaced with it.
+        for path in ["/opt/app", "/usr/local/bin/app"] {
             let local = self.dir.path().join(&path[1..]);
             pairs.push((path, local.display().to_string()));
         }

@@ -63,7 +63,12 @@ pub fn command() -> Command {
          fsync'd and verified against --sha256, a SHA256SUMS file or a minisign signature, \
          then renamed to its final name: a partial or unverified download never carries it. \
          Transient failures are retried with backoff and resumed with Range/If-Range within \
-         --timeout. An artifact already staged with the right digest is not fetched again.",
+         --timeout. An artifact already staged with the right digest is not fetched again.\n\n\
+         An extracted folder carries a marker, .ugw-fetch, with the archive's digest and a \
+         manifest of every entry (path, type, SHA-256, executable bit, link target); the \
+         step records the manifest's digest (manifest_sha256), which ugw-swap checks the \
+         folder against before it publishes it. A folder whose entries no longer match its \
+         manifest is not taken for staged: it is fetched and extracted again.",
     )
     .after_long_help(EXAMPLES)
     // `--version V` labels the artifact here; the tool's own version is in every step.

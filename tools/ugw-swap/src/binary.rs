@@ -131,7 +131,12 @@ fn restore_previous(target: &Path) -> Result<()> {
     let prev = sibling(target, ".ugw-prev");
     link_as(target, &sibling(target, ".ugw-failed"))?;
     link_as(&prev, target)?;
-    sync_dir(target.parent().unwrap_or(Path::new(".")))
+    // A bare name (`--target app`) has the empty path as its parent: the folder is `.`.
+    let folder = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    sync_dir(folder)
 }
 
 pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swapped> {
@@ -234,7 +239,8 @@ fn rollback(
 ) -> Result<Swapped> {
     result.rollback = true;
     let place = target.display().to_string();
-    if let Some(why) = nothing_to_take_back(ctx, |r| r.target == result.target, &place) {
+    let ours = |r: &Swapped| crate::place::same_place(r.target.as_deref(), target);
+    if let Some(why) = nothing_to_take_back(ctx, ours, &place) {
         result.current = existing(target)?.map(|_| sha256_file(target)).transpose()?;
         ctx.reporter.info(&why);
         return Ok(result);

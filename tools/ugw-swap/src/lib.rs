@@ -5,6 +5,7 @@
 
 mod artifact;
 mod binary;
+mod place;
 mod releases;
 mod restart;
 mod this_run;
@@ -23,7 +24,7 @@ Examples:
     | ugw-swap --root /opt/app --link shared/config.toml:config.toml --restart 'systemctl restart app'
 
   # Replace a single binary while it runs, keeping the old one as /usr/local/bin/app.ugw-prev:
-  ugw-swap --target /usr/local/bin/app --from /tmp/staging/app --restart 'systemctl restart app'
+  ugw-swap --target /usr/local/bin/app --from /opt/app/staging/app --restart 'systemctl restart app'
 
   # Switch back to the release before, marking the one left failed (on a failed record too: the failure path):
   ugw-swap --root /opt/app --rollback --restart 'systemctl restart app'
@@ -52,7 +53,17 @@ pub fn command() -> Command {
          ROOT/current -> releases/<version>; in binary mode (--target), the new binary renamed \
          over the old one, which is kept as TARGET.ugw-prev. A reader never sees a missing or \
          half-written release. With --restart, a restart that fails switches back. --rollback \
-         switches to the release before and marks the one it leaves failed.",
+         switches to the release before and marks the one it leaves failed.\n\n\
+         What it publishes, it checks first (nothing is switched when a check fails): the \
+         artifact, its staging folder and every folder on the way belong to you or root and \
+         no other user can write them (exit 1, kind unsafe_input; keep staging folders out \
+         of /tmp). An artifact a ugw-fetch step of this run on this host staged (taken from \
+         that step, or --from naming the same file) is hashed again and must have the step's \
+         sha256, an extracted folder the manifest the step recorded (exit 1, kind \
+         checksum_mismatch, naming the paths that differ). --rollback follows only this \
+         run's swap of this --root or --target (compared as resolved paths: ROOT/, ROOT/./ \
+         and a relative path are ROOT); a previous release it names must be a plain name, \
+         as --version is (else exit 2, kind bad_record), and a real folder in releases/.",
     )
     .after_long_help(EXAMPLES)
     // `--version V` names the release here; the tool's own version is in every step it writes.

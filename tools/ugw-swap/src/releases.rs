@@ -2,6 +2,7 @@
 //! Each release carries a marker (its version, the digest of the artifact it came from, when
 //! it was staged); a release left by a rollback or a failed restart carries `.ugw-failed`.
 
+use crate::place::same_place;
 use crate::restart::restart;
 use crate::this_run::nothing_to_take_back;
 use crate::{Options, Swapped, restart_failed};
@@ -10,6 +11,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 use ugw_shared::atomic::{rename_durable, replace_symlink, sync_dir};
 use ugw_shared::digest::sha256_path;
+use ugw_shared::record::Status;
 use ugw_shared::results::SwapRelease;
 use ugw_shared::{Ctx, Error, ErrorKind, Result, lock};
 
@@ -545,7 +547,8 @@ fn revert(
 fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> Result<Swapped> {
     result.rollback = true;
     let place = root.link().display().to_string();
-    if let Some(why) = nothing_to_take_back(ctx, |r| r.root == result.root, &place) {
+    let ours = |r: &Swapped| same_place(r.root.as_deref(), &root.dir);
+    if let Some(why) = nothing_to_take_back(ctx, ours, &place) {
         result.current = match root.current()? {
             Current::Release(current) => Some(current),
             _ => None,
@@ -562,17 +565,32 @@ fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) 
             ),
         ));
     };
+    // A real folder in releases/ (never a symlink planted there), not the current one, not
+    // marked failed.
     let usable = |name: &str| {
-        name != current && root.release(name).is_dir() && !root.release(name).join(FAILED).exists()
+        name != current
+            && std::fs::symlink_metadata(root.release(name)).is_ok_and(|m| m.is_dir())
+            && !root.release(name).join(FAILED).exists()
     };
-    let from_record = ctx
+    // The release this run's last swap of this root left: a name checked as --version is
+    // (a forged `previous` of `../../evil` or `/etc` is refused, never followed).
+    let recorded = ctx
         .this_run()
-        .last_result::<Swapped>()
-        .ok()
-        .flatten()
-        .filter(|r| r.root == result.root)
-        .and_then(|r| r.previous)
-        .filter(|p| usable(p));
+        .results_newest_first::<Swapped>()
+        .into_iter()
+        .find(|(status, r)| *status == Status::Ok && ours(r))
+        .and_then(|(_, r)| r.previous);
+    if let Some(previous) = &recorded
+        && check_version(previous).is_err()
+    {
+        return Err(Error::bad_record(format!(
+            "this run's ugw-swap step of {} names the previous release {previous:?}, which \
+             cannot name a folder in releases/ (no '/', not hidden): refusing to follow it; \
+             nothing was switched",
+            root.dir.display()
+        )));
+    }
+    let from_record = recorded.filter(|p| usable(p));
     let target = match from_record {
         Some(p) => p,
         None => root.previous_of(&current)?.ok_or_else(|| {

@@ -225,7 +225,7 @@ pub(crate) fn describe(drained: &Drained) -> String {
         DrainMethod::FlagFile => {
             format!("flag file {}", drained.flag_file.as_deref().unwrap_or("?"))
         }
-        DrainMethod::HttpPost => format!("{}", drained.http_post.as_deref().unwrap_or("?")),
+        DrainMethod::HttpPost => drained.http_post.as_deref().unwrap_or("?").to_string(),
         DrainMethod::Signal => format!("process {}", drained.pid.unwrap_or(0)),
     }
 }

@@ -35,6 +35,21 @@ pub(crate) fn parse(text: &str) -> std::result::Result<(Signal, String), String>
     Ok((signal, name.to_string()))
 }
 
+/// When the graceful wait ends (TERM goes out) and when TERM's wait ends (KILL goes out).
+/// Escalation ends by the deadline too: TERM's wait and KILL's are kept out of it, each cut to
+/// a share of the time left when --grace is longer than the deadline allows.
+fn escalation_times(deadline: Instant, grace: Duration) -> (Instant, Instant) {
+    let budget = deadline.saturating_duration_since(Instant::now());
+    let kill_wait = KILL_WAIT.min(budget / 4);
+    let term_wait = grace.min(budget.saturating_sub(kill_wait) / 2);
+    // Both fit in the time left, so neither reaches back before now.
+    let before_deadline = |by: Duration| deadline.checked_sub(by).unwrap_or_else(Instant::now);
+    (
+        before_deadline(kill_wait + term_wait),
+        before_deadline(kill_wait),
+    )
+}
+
 pub(crate) fn stop(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained> {
     let Method::Signal {
         signal,
@@ -80,13 +95,8 @@ pub(crate) fn stop(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained
     }
     let deadline = wait::deadline(ctx);
     let escalate = plan.on_timeout == OnTimeout::Escalate;
-    // Escalation ends by the deadline too: TERM's wait and KILL's are kept out of it, each cut
-    // to a share of the time left when --grace is longer than the deadline allows.
-    let budget = deadline.saturating_duration_since(Instant::now());
-    let kill_wait = KILL_WAIT.min(budget / 4);
-    let term_wait = (*grace).min((budget - kill_wait) / 2);
     let (graceful_until, term_until) = if escalate {
-        (deadline - kill_wait - term_wait, deadline - kill_wait)
+        escalation_times(deadline, *grace)
     } else {
         (deadline, deadline)
     };
@@ -158,7 +168,7 @@ fn refuse_own(pid: i32) -> Result<()> {
     )))
 }
 
-/// Linux reports process times in clock ticks of USER_HZ, 100 a second on every architecture
+/// Linux reports process times in clock ticks of `USER_HZ`, 100 a second on every architecture
 /// it runs on today (it is part of the ABI, whatever the kernel's own HZ).
 const TICKS_PER_SECOND: f64 = 100.0;
 /// What the two clocks compared may differ by: a tick, and /proc/uptime's hundredths.

@@ -123,8 +123,11 @@ fn drained(fields: serde_json::Value) -> serde_json::Value {
         "inflight_start": 0, "inflight_end": 0, "readings": 1, "waited_ms": 0, "forced": false,
         "changed": true, "undo": false, "escalated": null, "sockets": [], "states_before": [],
         "flag_file": null, "http_post": null, "pid": null, "inflight_source": null});
-    for (k, v) in fields.as_object().unwrap() {
-        result[k] = v.clone();
+    let serde_json::Value::Object(fields) = fields else {
+        panic!("fields is an object")
+    };
+    for (k, v) in fields {
+        result[k] = v;
     }
     result
 }

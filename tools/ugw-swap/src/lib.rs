@@ -63,7 +63,10 @@ pub fn command() -> Command {
          checksum_mismatch, naming the paths that differ). --rollback follows only this \
          run's swap of this --root or --target (compared as resolved paths: ROOT/, ROOT/./ \
          and a relative path are ROOT); a previous release it names must be a plain name, \
-         as --version is (else exit 2, kind bad_record), and a real folder in releases/.",
+         as --version is (else exit 2, kind bad_record), and a real folder in releases/. \
+         releases/ and the release switched to must be real folders of yours or root's, \
+         never symbolic links (exit 1, kind unsafe_input); a prune removes only releases \
+         ugw staged (its marker) and names them on stderr.",
     )
     .after_long_help(EXAMPLES)
     // `--version V` names the release here; the tool's own version is in every step it writes.

@@ -36,6 +36,41 @@ struct Release {
     sha256: Option<String>,
     staged_ns: u64,
     failed: bool,
+    /// Staged by ugw (its marker) in a folder of the invoking user's or root's: the only
+    /// kind of release a prune removes.
+    staged: bool,
+}
+
+/// Whether `meta` belongs to the invoking user or root.
+fn owned_by_us(meta: &std::fs::Metadata) -> bool {
+    let uid = std::os::unix::fs::MetadataExt::uid(meta);
+    uid == 0 || uid == rustix::process::geteuid().as_raw()
+}
+
+/// Why `path` is not a folder ugw may treat as its own (a symbolic link, not a folder,
+/// another user's), or `None` when it is one or does not exist.
+fn not_ours(path: &Path) -> Option<String> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    match meta {
+        m if m.file_type().is_symlink() => Some(format!(
+            "{} is a symbolic link, not a folder ugw made",
+            path.display()
+        )),
+        m if !m.is_dir() => Some(format!("{} is not a folder", path.display())),
+        m if !owned_by_us(&m) => Some(format!(
+            "{} belongs to uid {}, not to you or root",
+            path.display(),
+            std::os::unix::fs::MetadataExt::uid(&m)
+        )),
+        _ => None,
+    }
+}
+
+fn planted(why: &str) -> Error {
+    Error::new(
+        ErrorKind::UnsafeInput,
+        format!("{why}; refusing to use it (nothing was switched or removed)"),
+    )
 }
 
 /// `--link SHARED:TARGET`, TARGET a relative path that stays inside the release.
@@ -142,7 +177,12 @@ impl Root {
         }
     }
 
+    /// The marker of a release that is a real folder of ours (never read through a symlink
+    /// planted in releases/, which could carry a copied marker).
     fn marker(&self, name: &str) -> Option<Marker> {
+        if not_ours(&self.release(name)).is_some() {
+            return None;
+        }
         let path = self.release(name).join(MARKER);
         let bytes = ugw_shared::atomic::read_capped(&path, 64 * 1024).ok()?;
         serde_json::from_slice(&bytes).ok()
@@ -180,6 +220,7 @@ impl Root {
             );
             list.push(Release {
                 failed: self.release(&name).join(FAILED).exists(),
+                staged: marker.is_some(),
                 sha256: marker.map(|m| m.sha256),
                 staged_ns,
                 name,
@@ -218,6 +259,9 @@ impl Root {
     /// Whether the artifact must be copied in: not when `releases/<version>` holds it
     /// already; refused when it holds another one, unless `force`.
     fn needs_staging(&self, version: &str, sha256: &str, force: bool) -> Result<bool> {
+        if let Some(why) = not_ours(&self.release(version)) {
+            return Err(planted(&why));
+        }
         match self.marker(version) {
             Some(m) if m.sha256 == sha256 => Ok(false),
             Some(m) if !force => Err(Error::usage(format!(
@@ -317,7 +361,10 @@ impl Root {
             if excess == 0 {
                 break;
             }
-            let kept = release.name == current
+            // A folder ugw did not stage (no marker: data, notes, a hand-made copy) is never
+            // removed, whatever it is doing in releases/.
+            let kept = !release.staged
+                || release.name == current
                 || protect.contains(&release.name.as_str())
                 || (release.failed && release.staged_ns > current_ns);
             if kept {
@@ -408,6 +455,11 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, dir: &Path) -> Result<Swappe
             &ctx.tool,
         )?)
     };
+    // releases/ is a real folder of ours: a symbolic link planted there (to data/, say) would
+    // make a prune delete what it points into.
+    if let Some(why) = not_ours(&root.releases()) {
+        return Err(planted(&why));
+    }
     if options.rollback {
         return rollback(ctx, options, &root, result);
     }
@@ -503,6 +555,19 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
     }
     let protect: Vec<&str> = previous.iter().map(String::as_str).collect();
     result.pruned = root.prune(options.keep, &version, &protect)?;
+    if !result.pruned.is_empty() {
+        ctx.reporter.info(&format!(
+            "pruned {} old release(s) beyond --keep {}: {}",
+            result.pruned.len(),
+            options.keep,
+            result
+                .pruned
+                .iter()
+                .map(|name| format!("releases/{name}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     Ok(result)
 }
 

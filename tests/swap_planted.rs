@@ -1,0 +1,159 @@
+//! Symbolic links and strangers' folders planted in `--root` (issue 20 item 1): `releases/`
+//! and every release ugw-swap uses must be real folders of the invoking user or root, a prune
+//! removes only releases ugw staged, and says on stderr which.
+
+mod kit;
+
+use kit::{Outcome, run, tool};
+use std::path::{Path, PathBuf};
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn swap(args: &[&str]) -> Outcome {
+    let mut cmd = tool("ugw-swap");
+    cmd.args(args);
+    run(cmd)
+}
+
+fn artifact(dir: &Path, name: &str) -> PathBuf {
+    let folder = dir.join("staging").join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("app.txt"), name).unwrap();
+    folder
+}
+
+fn current(root: &Path) -> String {
+    std::fs::read_link(root.join("current"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn a_releases_folder_that_is_a_planted_symlink_is_refused_and_nothing_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    std::fs::create_dir_all(&root).unwrap();
+    let data = dir.path().join("data");
+    for n in 0..3 {
+        std::fs::create_dir_all(data.join(format!("customer{n}"))).unwrap();
+        std::fs::write(data.join(format!("customer{n}/rows")), "precious").unwrap();
+    }
+    let link = root.join("releases");
+    std::os::unix::fs::symlink(&data, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    let v1 = artifact(dir.path(), "v1");
+    let out = swap(&[
+        "--root",
+        s(&root),
+        "--from",
+        s(&v1),
+        "--version",
+        "v1",
+        "--keep",
+        "2",
+    ]);
+    let step = out.assert_code(1).last_step();
+    assert_eq!(step.error_kind(), "unsafe_input");
+    assert!(
+        step.error
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("symbolic link"),
+        "{:?}",
+        step.error
+    );
+    for n in 0..3 {
+        assert_eq!(
+            std::fs::read_to_string(data.join(format!("customer{n}/rows"))).unwrap(),
+            "precious"
+        );
+    }
+    assert!(!data.join("v1").exists(), "nothing staged through the link");
+    assert!(!root.join("current").exists());
+}
+
+#[test]
+fn a_release_that_is_a_planted_symlink_with_a_copied_marker_never_goes_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    let v1 = artifact(dir.path(), "v1");
+    swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]).assert_code(0);
+    // The attacker's folder, with the marker a real v2 would carry (its digest is public).
+    let v2 = artifact(dir.path(), "v2");
+    let digest = ugw_shared::digest::sha256_path(&v2, &[".ugw-release", ".ugw-failed"]).unwrap();
+    let evil = dir.path().join("evil");
+    std::fs::create_dir_all(&evil).unwrap();
+    std::fs::write(evil.join("app.txt"), "evil").unwrap();
+    std::fs::write(
+        evil.join(".ugw-release"),
+        serde_json::json!({"version": "v2", "sha256": digest, "staged_ns": 1}).to_string(),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&evil, root.join("releases/v2")).unwrap();
+    for force in [false, true] {
+        let mut args = vec!["--root", s(&root), "--from", s(&v2), "--version", "v2"];
+        if force {
+            args.push("--force");
+        }
+        let out = swap(&args);
+        assert_eq!(out.assert_code(1).last_step().error_kind(), "unsafe_input");
+        assert_eq!(current(&root), "releases/v1", "force {force}");
+        assert_eq!(
+            std::fs::read_to_string(evil.join("app.txt")).unwrap(),
+            "evil"
+        );
+    }
+    // Status lists it, but not as a release ugw staged.
+    let status = swap(&["--root", s(&root), "status"]);
+    let releases = status.assert_code(0).last_step().result["releases"].clone();
+    assert_eq!(releases.as_array().unwrap().len(), 1, "{releases}");
+}
+
+#[test]
+fn a_prune_removes_only_releases_ugw_staged_and_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    // Older than every release: a prune by age would take it first.
+    std::fs::create_dir_all(root.join("releases/notes")).unwrap();
+    std::fs::write(root.join("releases/notes/todo"), "keep me").unwrap();
+    // v1 is handed to another user after it was staged: no longer a folder of ours.
+    let mut stderr = String::new();
+    for name in ["v1", "v2", "v3", "v4"] {
+        let from = artifact(dir.path(), name);
+        let out = swap(&[
+            "--root",
+            s(&root),
+            "--from",
+            s(&from),
+            "--version",
+            name,
+            "--keep",
+            "2",
+        ]);
+        stderr = out.assert_code(0).stderr.clone();
+        if name == "v1" {
+            std::os::unix::fs::chown(root.join("releases/v1"), Some(65534), None).unwrap();
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("releases/notes/todo")).unwrap(),
+        "keep me"
+    );
+    assert!(
+        root.join("releases/v1").exists(),
+        "another user's folder stays"
+    );
+    assert!(
+        !root.join("releases/v2").exists(),
+        "v2 was staged by ugw: pruned"
+    );
+    assert!(
+        stderr.contains("pruned 1 old release(s) beyond --keep 2: releases/v2"),
+        "{stderr}"
+    );
+    assert_eq!(current(&root), "releases/v4");
+}

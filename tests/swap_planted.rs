@@ -1,6 +1,7 @@
 //! Symbolic links and strangers' folders planted in `--root` (issue 20 item 1): `releases/`
 //! and every release ugw-swap uses must be real folders of the invoking user or root, a prune
-//! removes only releases ugw staged, and says on stderr which.
+//! removes only releases ugw staged, and says on stderr which (item 1); a re-deploy clears a
+//! failed mark and never drops a --link silently (item 17).
 
 mod kit;
 
@@ -156,4 +157,75 @@ fn a_prune_removes_only_releases_ugw_staged_and_says_which() {
         "{stderr}"
     );
     assert_eq!(current(&root), "releases/v4");
+}
+
+/// Issue 20 item 17: a release marked failed and later re-deployed successfully is live and
+/// healthy: its mark goes, and a later rollback from v3 goes back to it, not past it.
+#[test]
+fn a_successful_redeploy_clears_the_failed_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    let (v1, v2, v3) = (
+        artifact(dir.path(), "v1"),
+        artifact(dir.path(), "v2"),
+        artifact(dir.path(), "v3"),
+    );
+    let deploy = |from: &Path, version: &str| {
+        swap(&["--root", s(&root), "--from", s(from), "--version", version]).assert_code(0);
+    };
+    deploy(&v1, "v1");
+    deploy(&v2, "v2");
+    swap(&["--root", s(&root), "--rollback"]).assert_code(0);
+    assert!(root.join("releases/v2/.ugw-failed").exists());
+    let again = swap(&["--root", s(&root), "--from", s(&v2), "--version", "v2"]);
+    assert!(again.assert_code(0).last_step().changed);
+    assert!(
+        !root.join("releases/v2/.ugw-failed").exists(),
+        "{}",
+        again.stderr
+    );
+    assert!(again.stderr.contains("clears the mark"), "{}", again.stderr);
+    deploy(&v3, "v3");
+    swap(&["--root", s(&root), "--rollback"]).assert_code(0);
+    assert_eq!(current(&root), "releases/v2", "v2 was live and healthy");
+}
+
+/// A `--link` given when re-deploying a release staged without it is refused, not silently
+/// left out; the same link it was staged with is fine.
+#[test]
+fn a_link_a_staged_release_lacks_is_refused_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    std::fs::create_dir_all(root.join("shared")).unwrap();
+    std::fs::write(root.join("shared/.env"), "A=1").unwrap();
+    std::fs::write(root.join("shared/db.yml"), "db: x").unwrap();
+    let (v1, v2) = (artifact(dir.path(), "v1"), artifact(dir.path(), "v2"));
+    let with = |from: &Path, version: &str, link: &str| {
+        swap(&[
+            "--root",
+            s(&root),
+            "--from",
+            s(from),
+            "--version",
+            version,
+            "--link",
+            link,
+        ])
+    };
+    with(&v1, "v1", "shared/.env:.env").assert_code(0);
+    with(&v2, "v2", "shared/.env:.env").assert_code(0);
+    let refused = with(&v1, "v1", "shared/db.yml:db.yml");
+    let step = refused.assert_code(2).last_step();
+    assert!(
+        step.error.as_ref().unwrap().message.contains("--force"),
+        "{:?}",
+        step.error
+    );
+    assert_eq!(current(&root), "releases/v2");
+    with(&v1, "v1", "shared/.env:.env").assert_code(0);
+    assert_eq!(current(&root), "releases/v1");
+    assert_eq!(
+        std::fs::read_to_string(root.join("current/.env")).unwrap(),
+        "A=1"
+    );
 }

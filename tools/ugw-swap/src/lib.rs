@@ -66,7 +66,9 @@ pub fn command() -> Command {
          as --version is (else exit 2, kind bad_record), and a real folder in releases/. \
          releases/ and the release switched to must be real folders of yours or root's, \
          never symbolic links (exit 1, kind unsafe_input); a prune removes only releases \
-         ugw staged (its marker) and names them on stderr.",
+         ugw staged (its marker) and names them on stderr. A successful swap to a release \
+         marked failed clears the mark; a --link given for a release staged already without \
+         it is refused (exit 2; --force stages it again), never silently left out.",
     )
     .after_long_help(EXAMPLES)
     // `--version V` names the release here; the tool's own version is in every step it writes.

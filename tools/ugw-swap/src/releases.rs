@@ -326,6 +326,44 @@ impl Root {
         Ok(())
     }
 
+    /// A release staged already is live content and never changed in place: each `--link`
+    /// given must be in it already, as staging would have made it, or the swap is refused
+    /// (rather than switched without the link).
+    fn check_links_in_place(&self, version: &str, links: &[(PathBuf, PathBuf)]) -> Result<()> {
+        for (shared, target) in links {
+            let wanted = std::path::absolute(self.dir.join(shared))
+                .map_err(io("resolve", &self.dir.join(shared)))?;
+            let at = self.release(version).join(target);
+            if std::fs::read_link(&at).is_ok_and(|points_to| points_to == wanted) {
+                continue;
+            }
+            return Err(Error::usage(format!(
+                "releases/{version} is staged already, and {} in it is not a link to {}: a \
+                 staged release is never changed in place; give --force to stage it again \
+                 with --link {}:{} (nothing was switched)",
+                target.display(),
+                wanted.display(),
+                shared.display(),
+                target.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// A successful swap to a release takes back its failed mark (from an earlier rollback
+    /// or restart that failed): it is live and healthy now, and a later rollback may go to it.
+    fn clear_failed(&self, name: &str) -> Result<bool> {
+        let mark = self.release(name).join(FAILED);
+        match std::fs::remove_file(&mark) {
+            Ok(()) => {
+                sync_dir(&self.release(name))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(format!("cannot remove {}", mark.display()), &e)),
+        }
+    }
+
     fn link_shared(&self, release: &Path, shared: &Path, target: &Path) -> Result<()> {
         let shared = self.dir.join(shared);
         if !shared.exists() {
@@ -503,6 +541,9 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
     };
     result.previous.clone_from(&previous);
     let restage = root.needs_staging(&version, &sha256, options.force)?;
+    if !restage {
+        root.check_links_in_place(&version, &options.links)?;
+    }
     if previous.as_deref() == Some(version.as_str()) && !restage {
         ctx.reporter.info(&format!(
             "releases/{version} is already current; nothing to do"
@@ -553,8 +594,34 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
             ));
         }
     }
-    let protect: Vec<&str> = previous.iter().map(String::as_str).collect();
-    result.pruned = root.prune(options.keep, &version, &protect)?;
+    finish(
+        ctx,
+        options,
+        root,
+        &mut result,
+        &version,
+        previous.as_deref(),
+    )?;
+    Ok(result)
+}
+
+/// After a successful switch (and restart): the release's failed mark goes, and releases
+/// beyond --keep are pruned and named.
+fn finish(
+    ctx: &Ctx,
+    options: &Options,
+    root: &Root,
+    result: &mut Swapped,
+    version: &str,
+    previous: Option<&str>,
+) -> Result<()> {
+    if root.clear_failed(version)? {
+        ctx.reporter.info(&format!(
+            "releases/{version} was marked failed; this successful swap to it clears the mark"
+        ));
+    }
+    let protect: Vec<&str> = previous.into_iter().collect();
+    result.pruned = root.prune(options.keep, version, &protect)?;
     if !result.pruned.is_empty() {
         ctx.reporter.info(&format!(
             "pruned {} old release(s) beyond --keep {}: {}",
@@ -568,7 +635,7 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
                 .join(", ")
         ));
     }
-    Ok(result)
+    Ok(())
 }
 
 /// The restart after the switch failed: switch back, mark the new release failed, restart

@@ -34,7 +34,7 @@ fn root_with_two(dir: &Path) -> (PathBuf, String) {
         std::fs::create_dir_all(&from).unwrap();
         std::fs::write(from.join("app.txt"), content).unwrap();
         let out = swap(&["--root", s(&root), "--from", s(&from), "--version", name]);
-        last = out.assert_code(0).stdout.clone();
+        last.clone_from(&out.assert_code(0).stdout);
     }
     assert_eq!(current(&root), "releases/v2");
     (root, last)
@@ -133,11 +133,14 @@ fn a_swap_step_of_another_host_or_root_is_not_taken_back() {
     assert_eq!(current(&root), "releases/v2");
 }
 
+/// One way to write the root: the `--root` argument, and the folder to run the tool in.
+type Spelling = fn(&Path) -> (String, PathBuf);
+
 /// `--root ROOT/`, `ROOT/./`, a relative path or a path through a symlink all name the root
 /// the run swapped: the rollback takes that swap back.
 #[test]
 fn a_rollback_finds_the_swap_however_the_root_is_spelled() {
-    let spellings: [fn(&Path) -> (String, PathBuf); 4] = [
+    let spellings: [Spelling; 4] = [
         |root| (format!("{}/", s(root)), PathBuf::from("/")),
         |root| (format!("{}/./", s(root)), PathBuf::from("/")),
         |root| ("app".to_string(), root.parent().unwrap().to_path_buf()),

@@ -19,11 +19,7 @@ fn fetched(path: &Path, sha256: &str, host: &str) -> String {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    ugw_shared::digest::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
 fn swap(target: &Path, record: &str) -> kit::Outcome {

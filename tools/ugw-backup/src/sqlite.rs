@@ -43,7 +43,7 @@ pub fn snapshot(
 ) -> Result<String> {
     let fail = |what: &str, e: &rusqlite::Error| {
         Error::new(
-            ErrorKind::Io,
+            kind_of(e),
             format!("SQLite {}: {what}: {e}", live.display()),
         )
     };
@@ -87,7 +87,7 @@ pub fn restore_into(
 ) -> Result<String> {
     let fail = |what: &str, e: &rusqlite::Error| {
         Error::new(
-            ErrorKind::Io,
+            kind_of(e),
             format!("SQLite {}: {what}: {e}", live.display()),
         )
     };
@@ -140,6 +140,17 @@ fn integrity(db: &Connection) -> rusqlite::Result<String> {
         .query_map([], |row| row.get::<_, String>(0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(lines.join("; "))
+}
+
+/// A database SQLite itself finds malformed (a damaged page can stop `integrity_check` before
+/// it reports anything) is `corrupt`, like a failed check; any other SQLite error is `io`.
+fn kind_of(e: &rusqlite::Error) -> ErrorKind {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+            ErrorKind::Corrupt
+        }
+        _ => ErrorKind::Io,
+    }
 }
 
 #[cfg(test)]

@@ -44,17 +44,13 @@ impl<'a> ThisRun<'a> {
     pub fn steps_newest_first(&self, tool: &'a str) -> impl Iterator<Item = &'a Step> + 'a {
         let record = self.record;
         let this = *self;
-        let indices: Vec<usize> = record
+        record
             .steps
             .heads()
             .enumerate()
-            .filter(|(_, h)| h.tool == tool && !h.dry_run)
-            .map(|(index, _)| index)
-            .collect();
-        indices
-            .into_iter()
             .rev()
-            .filter_map(move |index| record.steps.get(index))
+            .filter(move |(_, h)| h.tool == tool && !h.dry_run)
+            .filter_map(move |(index, _)| record.steps.get(index))
             .filter(move |step| this.ours(step))
     }
 
@@ -88,6 +84,13 @@ impl<'a> ThisRun<'a> {
                 step.tool, step.host, self.host
             )
         }
+    }
+
+    /// Why the newest step of `tool` in the record is not this view's, as a clause for a
+    /// message, or `None` when the record holds no such step of another run or host.
+    #[must_use]
+    pub fn left_out(&self, tool: &str) -> Option<String> {
+        self.foreign(tool).map(|step| self.why_foreign(step))
     }
 
     /// The last step of `tool` with any of these statuses that really ran, in this run on this
@@ -171,8 +174,8 @@ impl<'a> ThisRun<'a> {
             None => {
                 let tool = T::TOOL;
                 let foreign = self
-                    .foreign(tool)
-                    .map(|step| format!(" ({}, so it is not used)", self.why_foreign(step)))
+                    .left_out(tool)
+                    .map(|why| format!(" ({why}, so it is not used)"))
                     .unwrap_or_default();
                 Err(Error::usage(format!(
                     "{flag} has no value: none was given, and no earlier successful {tool} step \

@@ -6,6 +6,7 @@
 
 mod kit;
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -69,7 +70,9 @@ fn the_failure_path_puts_the_node_back_whichever_step_failed() {
         .arg(bin)
         .arg(work.path())
         .args(STEPS);
+    // A group of its own: if the test gives up, TERM reaches the script and the tool it runs.
     script
+        .process_group(0)
         .env_remove("UGW_HOST_ID")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -272,9 +272,11 @@ impl Drain {
     }
 }
 
-/// Wait for `child` at most `limit`; a child still running then is killed and the test fails
-/// with its stderr so far (a hang must fail the test, not the CI run). Its stdout and stderr,
-/// when piped, are drained while it runs, so a large output cannot deadlock.
+/// Wait for `child` at most `limit`; a child still running then is stopped and the test fails
+/// with its stderr so far (a hang must fail the test, not the CI run). It (its process group,
+/// when it leads one) gets SIGTERM first and a few seconds to clean up (a script's trap stops the servers it started, which live in
+/// sessions of their own), then SIGKILL. Its stdout and stderr, when piped, are drained while
+/// it runs, so a large output cannot deadlock.
 pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
     let until = Instant::now() + limit;
     let stdout = Drain::start(child.stdout.take());
@@ -284,6 +286,16 @@ pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
             break status;
         }
         if Instant::now() >= until {
+            // The whole group when the child leads one (`process_group(0)`): a script's
+            // foreground command stops too, so its trap runs at once.
+            let pid = child.id().cast_signed();
+            // SAFETY: getpgid only reads the process table.
+            let leads_group = unsafe { libc::getpgid(pid) } == pid;
+            signal(if leads_group { -pid } else { pid }, libc::SIGTERM);
+            let grace = Instant::now() + Duration::from_secs(5);
+            while child.try_wait().unwrap().is_none() && Instant::now() < grace {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
             let stderr = stderr.finish(Instant::now() + Duration::from_millis(200));
@@ -731,6 +743,16 @@ pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::write(&cert, certified.cert.pem()).unwrap();
     std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
     (cert, key)
+}
+
+/// A path as the `&str` a command line takes (test paths are UTF-8).
+pub fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// SHA-256 of `bytes` as ugw writes it (lower-case hex).
+pub fn sha256(bytes: &[u8]) -> String {
+    ugw_shared::digest::sha256_reader(bytes).unwrap()
 }
 
 /// A record with one ok `ugw-fetch` step of `version`, as the tool before us would write it

@@ -30,6 +30,8 @@ cleanup() {
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
+# A test that gives up on us sends TERM: stop what we started (its sessions are their own).
+trap 'exit 143' TERM
 
 fail() { echo "FAILED $step: $*" >&2; [ -s "$work/app.log" ] && tail -n 5 "$work/app.log" >&2; exit 1; }
 

@@ -8,7 +8,7 @@
 mod kit;
 
 use kit::file_server::{FileServer, Served};
-use kit::{Outcome, run};
+use kit::{Outcome, run, s, sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -463,21 +463,6 @@ fn traced(name: &str, args: &[&str], cwd: &Path) -> (Outcome, Trace) {
     let trace = Trace::read(&log, cwd);
     std::fs::remove_file(&log).unwrap();
     (out, trace)
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .fold(String::new(), |mut hex, b| {
-            use std::fmt::Write;
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
 }
 
 // ---- each tool's final writes ----

@@ -6,7 +6,7 @@
 mod kit;
 
 use kit::file_server::{FileServer, Served};
-use kit::{Outcome, Step, run, tool};
+use kit::{Outcome, Step, run, s, tool};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
@@ -16,10 +16,6 @@ fn fetch(args: &[&str]) -> Outcome {
     let mut cmd = tool("ugw-fetch");
     cmd.args(args);
     run(cmd)
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 fn sha256(bytes: &[u8]) -> String {

@@ -4,7 +4,7 @@
 
 mod kit;
 
-use kit::{Outcome, Step, run, tool, with_stdin};
+use kit::{Outcome, Step, run, s, tool, with_stdin};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -15,10 +15,6 @@ fn swap(args: &[&str]) -> Outcome {
     let mut cmd = tool("ugw-swap");
     cmd.args(args);
     run(cmd)
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 /// A release folder `name` under `dir`, holding `app.txt` = `content`.
@@ -866,7 +862,7 @@ fn two_concurrent_binary_mode_swaps_never_interleave_one_waits_or_exits_4() {
     let record = kit::parse_record(&String::from_utf8_lossy(&waiting.stdout));
     assert_eq!(
         record.steps[0].result["previous"],
-        sha256_of(&b_bytes),
+        kit::sha256(&b_bytes),
         "it ran after the first, not beside it"
     );
     assert_eq!(std::fs::read(&target).unwrap(), c_bytes, "exactly C, whole");
@@ -874,10 +870,6 @@ fn two_concurrent_binary_mode_swaps_never_interleave_one_waits_or_exits_4() {
         std::fs::read(dir.path().join("app.ugw-prev")).unwrap(),
         b_bytes
     );
-}
-
-fn sha256_of(bytes: &[u8]) -> String {
-    ugw_shared::digest::sha256_reader(bytes).unwrap()
 }
 
 /// A rollback by hand (no record) goes to the release staged before the current one, not to

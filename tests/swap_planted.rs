@@ -5,12 +5,8 @@
 
 mod kit;
 
-use kit::{Outcome, run, tool};
+use kit::{Outcome, run, s, tool};
 use std::path::{Path, PathBuf};
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 fn swap(args: &[&str]) -> Outcome {
     let mut cmd = tool("ugw-swap");

@@ -8,28 +8,13 @@
 mod kit;
 
 use kit::hostile_archives::Tar;
-use kit::{Outcome, run, tool};
+use kit::{Outcome, run, s, sha256, tool};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 const PRECIOUS: &[u8] = b"precious\n";
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .fold(String::new(), |mut hex, b| {
-            use std::fmt::Write;
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
-}
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

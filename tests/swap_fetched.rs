@@ -1,18 +1,15 @@
 //! What ugw-swap publishes from a ugw-fetch step, through the real binaries on real folders
 //! (ugw(7), WHAT A TOOL TRUSTS; issue 16 item 26, issue 20 item 6): an artifact is hashed
-//! again against the step in release-folder mode as in binary mode, an extracted folder is
-//! checked against the manifest ugw-fetch recorded, and an artifact, staging folder or folder
-//! on the way that another user can write is refused. A refusal switches nothing.
+//! again against the step in release-folder mode as in binary mode (a forged step, a file
+//! replaced since, a step of another host), an extracted folder is checked against the
+//! manifest ugw-fetch recorded, and an artifact, staging folder or folder on the way that
+//! another user can write is refused. A refusal switches nothing.
 
 mod kit;
 
-use kit::{Outcome, run, tool, with_stdin};
+use kit::{Outcome, run, s, tool, with_stdin};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -21,6 +18,11 @@ fn chmod(path: &Path, mode: u32) {
 /// A record whose one ok `ugw-fetch` step staged `path` with `sha256` (and an extracted
 /// folder's `manifest_sha256`), in this run on this host.
 fn fetch_step(path: &Path, sha256: &str, manifest_sha256: Option<&str>) -> String {
+    fetch_step_on(&ugw_shared::time::hostname(), path, sha256, manifest_sha256)
+}
+
+/// `fetch_step`, written on `host`.
+fn fetch_step_on(host: &str, path: &Path, sha256: &str, manifest_sha256: Option<&str>) -> String {
     let mut result = serde_json::json!({"url": "https://releases.invalid/app-v2.tar.gz",
         "path": path, "sha256": sha256, "bytes": 1, "version": "v2", "verified": true,
         "resumed": false});
@@ -28,10 +30,9 @@ fn fetch_step(path: &Path, sha256: &str, manifest_sha256: Option<&str>) -> Strin
         result["manifest_sha256"] = manifest.into();
     }
     serde_json::json!({"ugw": 1, "run": "r1", "ok": true, "steps": [{
-        "tool": "ugw-fetch", "tool_version": "0.1.0", "run": "r1",
-        "host": ugw_shared::time::hostname(), "started": "2026-11-21T23:59:01.123Z",
-        "elapsed_ms": 5, "status": "ok", "exit": 0, "changed": true, "dry_run": false,
-        "result": result}]})
+        "tool": "ugw-fetch", "tool_version": "0.1.0", "run": "r1", "host": host,
+        "started": "2026-11-21T23:59:01.123Z", "elapsed_ms": 5, "status": "ok", "exit": 0,
+        "changed": true, "dry_run": false, "result": result}]})
     .to_string()
 }
 
@@ -104,6 +105,61 @@ fn fetched_release(dir: &Path) -> (PathBuf, String) {
         step.result
     );
     (staging.join("app-2.0.0"), out.stdout.clone())
+}
+
+/// Issue 16 item 26 in binary mode (`--target`): a forged step naming a file ugw-fetch never
+/// staged, or a staged file replaced since it was verified, switches nothing; a fetch step of
+/// another host is not taken at all.
+#[test]
+fn a_forged_or_replaced_artifact_is_never_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("appbin");
+    std::fs::write(&target, "#!/bin/sh\necho v1\n").unwrap();
+    let secret = dir.path().join("shadow");
+    std::fs::write(&secret, "root:$6$secret-hash:19000::::::\n").unwrap();
+    let binary = |record: &str| swap_on(&["--target", s(&target)], record);
+
+    // A forged step naming a file ugw-fetch never staged, with a made-up digest.
+    let out = binary(&fetch_step(&secret, "00", None));
+    out.assert_code(1);
+    let step = out.last_step();
+    assert_eq!(step.error.as_ref().unwrap().kind, "checksum_mismatch");
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "#!/bin/sh\necho v1\n"
+    );
+
+    // A staged file replaced after it was verified: the step's digest is the original's.
+    let staged = dir.path().join("app-v2");
+    let good = b"#!/bin/sh\necho v2\n";
+    std::fs::write(&staged, good).unwrap();
+    let record = fetch_step(&staged, &kit::sha256(good), None);
+    std::fs::write(&staged, "#!/bin/sh\necho evil\n").unwrap();
+    let out = binary(&record);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("not the") && out.stderr.contains("nothing was switched"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "#!/bin/sh\necho v1\n"
+    );
+
+    // The same step of another host is not taken: nothing to publish.
+    std::fs::write(&staged, good).unwrap();
+    let out = binary(&fetch_step_on("node2", &staged, &kit::sha256(good), None));
+    out.assert_code(2);
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "#!/bin/sh\necho v1\n"
+    );
+
+    // The file as it was verified goes live.
+    let out = binary(&record);
+    out.assert_code(0);
+    assert_eq!(std::fs::read(&target).unwrap(), good);
 }
 
 /// Issue 16 item 26 in release-folder mode: a forged step naming a file ugw-fetch never

@@ -41,6 +41,7 @@ bench: release
 	python3 bench/fetch_verify.py
 	python3 bench/backup.py
 	python3 bench/drain.py
+	python3 bench/stage_swap.py
 
 man:
 	$(CARGO) run --quiet --locked -p xtask -- man

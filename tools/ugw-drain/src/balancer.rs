@@ -347,26 +347,17 @@ fn states_to_restore(
 /// once per socket in a run (the first drain through it), not on every drain.
 fn warn_state_file(ctx: &Ctx, sockets: &[String]) -> Result<()> {
     let counted = earlier::counted(ctx)?;
-    let new: Vec<&String> = sockets
+    let new: Vec<&str> = sockets
         .iter()
-        .filter(|socket| {
-            !counted.iter().any(|d| {
-                d.method == DrainMethod::Haproxy
-                    && d.sockets.iter().any(|s| {
-                        Endpoint::parse(s).is_ok_and(|e| earlier::socket_identity(&e) == **socket)
-                    })
-            })
-        })
+        .map(String::as_str)
+        .filter(|socket| !earlier::through_socket(&counted, socket))
         .collect();
     if !new.is_empty() {
         ctx.reporter.warn(&format!(
             "HAProxy forgets runtime server states on reload unless haproxy.cfg has \
              'server-state-file' and 'load-server-state-from-file' ({}); a drain that a reload \
              undoes fails",
-            new.iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            new.join(", ")
         ));
     }
     Ok(())

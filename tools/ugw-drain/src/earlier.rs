@@ -89,6 +89,17 @@ fn same_flag(drained: &Drained, path: &Path) -> bool {
             .is_some_and(|recorded| canonical_name(Path::new(recorded)) == path)
 }
 
+/// Whether a step of this run set a server through `socket` (an identity from
+/// `socket_identity`), a drain or an undo, whatever the server.
+pub(crate) fn through_socket(counted: &[Drained], socket: &str) -> bool {
+    counted.iter().any(|d| {
+        d.method == DrainMethod::Haproxy
+            && d.sockets
+                .iter()
+                .any(|s| recorded_socket(s).as_deref() == Some(socket))
+    })
+}
+
 fn names_socket(drained: &Drained, server: &str, socket: &str) -> Option<usize> {
     if drained.method != DrainMethod::Haproxy || drained.server.as_deref() != Some(server) {
         return None;
@@ -99,62 +110,63 @@ fn names_socket(drained: &Drained, server: &str, socket: &str) -> Option<usize> 
         .position(|s| recorded_socket(s).as_deref() == Some(socket))
 }
 
+/// What this run's drains of one thing found: `found` is `None` for a step that does not name
+/// it, else the state that step records before it. The oldest drain since the newest undo of
+/// it is the one whose state counts.
+fn episode<T>(
+    counted: &[Drained],
+    found: impl Fn(&Drained) -> Option<Result<T>>,
+) -> Result<Episode<T>> {
+    let mut oldest = None;
+    let mut undone = false;
+    for drained in counted {
+        let Some(state) = found(drained) else {
+            continue;
+        };
+        if drained.undo {
+            undone = true;
+            break;
+        }
+        oldest = Some(state?);
+    }
+    Ok(match oldest {
+        Some(state) => Episode::Open(state),
+        None if undone => Episode::Closed,
+        None => Episode::Unknown,
+    })
+}
+
 /// What this run's drains of `server` found on `socket` (an identity from `socket_identity`).
 pub(crate) fn haproxy_state(
     counted: &[Drained],
     server: &str,
     socket: &str,
 ) -> Result<Episode<AdminState>> {
-    let mut oldest = None;
-    for drained in counted {
-        let Some(at) = names_socket(drained, server, socket) else {
-            continue;
-        };
-        if drained.undo {
-            break;
-        }
+    episode(counted, |drained| {
+        let at = names_socket(drained, server, socket)?;
         let word = drained.states_before.get(at).map_or("", String::as_str);
-        let state = parse_state(word).ok_or_else(|| {
+        Some(parse_state(word).ok_or_else(|| {
             Error::bad_record(format!(
                 "an earlier ugw-drain step of {server} on {socket} records the state {word:?} before it, which is not ready, drain or maint"
             ))
-        })?;
-        oldest = Some(state);
-    }
-    Ok(match oldest {
-        Some(state) => Episode::Open(state),
-        None if counted
-            .iter()
-            .any(|d| d.undo && names_socket(d, server, socket).is_some()) =>
-        {
-            Episode::Closed
-        }
-        None => Episode::Unknown,
+        }))
     })
 }
 
 /// What this run's drains of the flag file `path` (canonical) found: `present` or `absent`.
 pub(crate) fn flag_state(counted: &[Drained], path: &Path) -> Result<Episode<bool>> {
-    let mut oldest = None;
-    for drained in counted.iter().filter(|d| same_flag(d, path)) {
-        if drained.undo {
-            break;
+    episode(counted, |drained| {
+        if !same_flag(drained, path) {
+            return None;
         }
-        oldest = Some(match drained.state_before.as_deref() {
-            Some("present") => true,
-            Some("absent") => false,
-            other => {
-                return Err(Error::bad_record(format!(
-                    "an earlier ugw-drain step of {} records the state {other:?} before it, which is not present or absent",
-                    path.display()
-                )));
-            }
-        });
-    }
-    Ok(match oldest {
-        Some(present) => Episode::Open(present),
-        None if counted.iter().any(|d| d.undo && same_flag(d, path)) => Episode::Closed,
-        None => Episode::Unknown,
+        Some(match drained.state_before.as_deref() {
+            Some("present") => Ok(true),
+            Some("absent") => Ok(false),
+            other => Err(Error::bad_record(format!(
+                "an earlier ugw-drain step of {} records the state {other:?} before it, which is not present or absent",
+                path.display()
+            ))),
+        })
     })
 }
 
@@ -205,10 +217,9 @@ pub(crate) fn refuse_unmatched(ctx: &Ctx, counted: &[Drained], what: &str) -> Re
             describe(other)
         )));
     }
-    if let Some(step) = ctx.this_run().foreign(Drained::TOOL) {
+    if let Some(why) = ctx.this_run().left_out(Drained::TOOL) {
         return Err(Error::usage(format!(
-            "no drain of {what} in this run on this host: {}, so it is not undone",
-            ctx.this_run().why_foreign(step)
+            "no drain of {what} in this run on this host: {why}, so it is not undone"
         )));
     }
     Ok(())

@@ -447,17 +447,12 @@ fn method_from_record(ctx: &Ctx) -> Result<Result<Method, Option<DrainMethod>>> 
         if let Some(undone) = counted.iter().find(|d| !d.undo) {
             return Ok(Err(Some(undone.method)));
         }
-        let foreign = ctx.this_run().foreign(Drained::TOOL);
+        let foreign = ctx.this_run().left_out(Drained::TOOL);
         if foreign.is_none() && !ctx.record().ok {
             return Ok(Err(None));
         }
         let foreign = foreign
-            .map(|step| {
-                format!(
-                    " ({}, so it is not undone)",
-                    ctx.this_run().why_foreign(step)
-                )
-            })
+            .map(|why| format!(" ({why}, so it is not undone)"))
             .unwrap_or_default();
         return Err(Error::usage(format!(
             "--undo without method flags undoes this run's last ugw-drain step on this host, and \

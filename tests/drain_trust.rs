@@ -1,8 +1,9 @@
 //! ugw-drain keeps the trust rule of ugw(7) (WHAT A TOOL TRUSTS), against real HAProxy, the
 //! demo service and real processes: `--undo` puts back exactly the state this run's drain of
-//! the named thing found (interrupted drains and failed undos included), a step of another
-//! run or host or naming something else is refused, and a reading that is not a number (a
-//! NaN gauge, a cut `show stat`, a server HAProxy forgot it drained) is never taken for zero.
+//! the named thing found (interrupted drains and failed undos included; on a failed run that
+//! never drained, nothing), a step of another run or host or naming something else is
+//! refused, and a reading that is not a number (a NaN gauge, a cut `show stat`, a server
+//! HAProxy forgot it drained) is never taken for zero.
 
 mod kit;
 
@@ -79,6 +80,23 @@ impl Pool {
     fn socket(&self) -> String {
         self.haproxy.admin_socket().to_str().unwrap().to_string()
     }
+}
+
+/// `--new --flag-file FLAG --lb-grace 0s`, waiting on `app`'s in-flight gauge.
+fn drain_flag(record: &Path, flag: &str, app: &DemoApp) -> kit::Outcome {
+    let gauge = format!("{}/metrics#http_requests_in_flight", app.url);
+    drain(
+        record,
+        &[
+            "--new",
+            "--flag-file",
+            flag,
+            "--lb-grace",
+            "0s",
+            "--inflight-metric",
+            &gauge,
+        ],
+    )
 }
 
 /// A slow GET through HAProxy pinned to nothing: sent until one is in flight on `node`.
@@ -252,19 +270,7 @@ fn a_flag_file_that_was_there_before_the_drain_stays() {
     let lb = format!("{}/health/lb", app.url);
     assert_eq!(kit::load::get_url(&lb), Ok(503));
     let record = dir.path().join("run.json");
-    let gauge = format!("{}/metrics#http_requests_in_flight", app.url);
-    let out = drain(
-        &record,
-        &[
-            "--new",
-            "--flag-file",
-            flag_arg,
-            "--lb-grace",
-            "0s",
-            "--inflight-metric",
-            &gauge,
-        ],
-    );
+    let out = drain_flag(&record, flag_arg, &app);
     out.assert_code(0);
     assert_eq!(out.last_step().result["state_before"], "present");
     let undone = drain(&record, &["--undo"]);
@@ -437,6 +443,116 @@ fn the_flag_file_a_drain_created_is_removed_by_its_undo() {
     let out = drain(&record, &["--undo", "--flag-file", flag.to_str().unwrap()]);
     out.assert_code(0);
     assert!(!flag.exists(), "{}", out.stderr);
+}
+
+/// Two drains in one record, node1 (an operator had it in MAINT) and then node2: undoing node1
+/// puts back node1's own state, never node2's, so node1 stays MAINT.
+#[test]
+fn undoing_one_server_uses_that_servers_drain_not_the_records_last() {
+    if !HaProxy::available() {
+        return;
+    }
+    let pool = Pool::start(&Options::default());
+    let haproxy = &pool.haproxy;
+    haproxy.set_state("node1", "maint");
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("rec.json");
+    let socket = pool.socket();
+    let socket = socket.as_str();
+    let first = drain(
+        &record,
+        &["--new", "--haproxy", socket, "--server", "app/node1"],
+    );
+    first.assert_code(0);
+    assert_eq!(
+        first.last_step().result["states_before"],
+        serde_json::json!(["maint"])
+    );
+    drain(&record, &["--haproxy", socket, "--server", "app/node2"]).assert_code(0);
+    assert_eq!(haproxy.status("node2"), "DRAIN");
+
+    drain(
+        &record,
+        &["--undo", "--haproxy", socket, "--server", "app/node1"],
+    )
+    .assert_code(0);
+    assert_eq!(haproxy.status("node1"), "MAINT", "{}", haproxy.log());
+    assert_eq!(haproxy.status("node2"), "DRAIN", "node2 is not touched");
+
+    drain(
+        &record,
+        &["--undo", "--haproxy", socket, "--server", "app/node2"],
+    )
+    .assert_code(0);
+    assert!(haproxy.wait_status("node2", "UP", Duration::from_secs(5)));
+    assert_eq!(haproxy.status("node1"), "MAINT");
+}
+
+/// A failed undo put nothing back: the next `--undo` still finds the drain before it, and
+/// undoes it, instead of "undone already".
+#[test]
+fn a_failed_undo_is_not_taken_for_an_undo() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("rec.json");
+    let flag = dir.path().join("drain.flag");
+    let app = DemoApp::start(&[]);
+    drain_flag(&record, flag.to_str().unwrap(), &app).assert_code(0);
+    assert!(flag.exists());
+    // An undo step that failed (the tool could not put the node back), as the record keeps it.
+    let mut text: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    let mut failed = text["steps"][0].clone();
+    failed["status"] = "failed".into();
+    failed["exit"] = 1.into();
+    failed["changed"] = false.into();
+    failed["result"]["undo"] = true.into();
+    failed["error"] = serde_json::json!({"kind": "io", "message": "could not remove it"});
+    text["steps"].as_array_mut().unwrap().push(failed);
+    text["ok"] = false.into();
+    std::fs::write(&record, text.to_string()).unwrap();
+
+    let out = drain(&record, &["--undo", "--always"]);
+    out.assert_code(0);
+    assert!(!flag.exists(), "the drain was undone: {}", out.stderr);
+    assert!(out.last_step().changed);
+}
+
+/// The failure path's `ugw-drain --undo --always` on a run that failed before it drained:
+/// nothing to put back, exit 0, unchanged. On a run that did not fail, an undo with nothing to
+/// undo is still a usage error (the operator asked for something that is not there), and a
+/// drain step of another host is named as the reason it was not taken.
+#[test]
+fn an_undo_on_a_failed_run_that_never_drained_is_a_no_op() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("rec.json");
+    let backup_failed = serde_json::json!({"tool": "ugw-backup", "status": "failed", "exit": 1,
+        "changed": false, "error": {"kind": "not_found", "message": "--path does not exist"}});
+    record_with(&record, "r1", false, &[backup_failed]);
+    let out = drain(&record, &["--undo", "--always"]);
+    out.assert_code(0);
+    let step = out.last_step();
+    assert_eq!((step.status.as_str(), step.changed), ("ok", false));
+    assert!(
+        out.stderr.contains("this run never drained this node"),
+        "{}",
+        out.stderr
+    );
+
+    // Another host's drain in the record, on a run that did not fail.
+    let theirs = dir.path().join("theirs");
+    let other_host = serde_json::json!({"host": "node2", "result": drained(serde_json::json!({
+        "method": "flag_file", "flag_file": theirs.to_str().unwrap(), "state_before": "absent",
+        "state_after": "present", "readings": 0}))});
+    std::fs::write(&theirs, "").unwrap();
+    record_with(&record, "r2", true, &[other_host]);
+    let out = drain(&record, &["--undo"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("written on host \"node2\""),
+        "{}",
+        out.stderr
+    );
+    assert!(theirs.exists(), "another host's file is never touched");
 }
 
 // ---- readings that are not a number (items 5-7) ----

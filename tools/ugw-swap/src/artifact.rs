@@ -6,7 +6,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use ugw_shared::digest::sha256_file;
+use ugw_shared::digest::{sha256_file, sha256_path};
 use ugw_shared::results::Fetched;
 use ugw_shared::tree_manifest::TreeManifest;
 use ugw_shared::{Error, ErrorKind, Result};
@@ -48,19 +48,22 @@ fn mismatch(message: String) -> Error {
 }
 
 /// Check `from` before anything is switched: its ownership and modes, then, when a fetch
-/// step vouches for it, its content.
-pub(crate) fn check(from: &Path, vouched: Option<&Vouched>) -> Result<()> {
+/// step vouches for it, its content. Returns its digest as a release marker records it
+/// (`sha256_path`, skipping `skip`): a file is hashed once, for the check and the marker.
+pub(crate) fn check(from: &Path, vouched: Option<&Vouched>, skip: &[&str]) -> Result<String> {
     ugw_shared::owner_only::check_tree(from, "the artifact")?;
     let Some(vouched) = vouched else {
-        return Ok(());
+        return sha256_path(from, skip);
     };
     let meta = std::fs::symlink_metadata(from)
         .map_err(|e| Error::io(format!("cannot read {}", from.display()), &e))?;
     if meta.is_dir() {
-        return check_folder(from, vouched);
+        check_folder(from, vouched)?;
+        return sha256_path(from, skip);
     }
     let got = sha256_file(from)?;
-    check_digest(from, &got, &vouched.sha256)
+    check_digest(from, &got, &vouched.sha256)?;
+    Ok(got)
 }
 
 /// A file's digest against the step's (the whole digest, any case).

@@ -516,8 +516,7 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
     check_version(&version)?;
     // Before anything changes: only its owner or root can change the artifact, and when a
     // fetch step of this run staged it, it is what that step verified.
-    crate::artifact::check(&from, options.vouched.as_ref())?;
-    let sha256 = sha256_path(&from, OURS)?;
+    let sha256 = crate::artifact::check(&from, options.vouched.as_ref(), OURS)?;
 
     let mut current = root.current()?;
     if current == Current::HandMade {

@@ -27,12 +27,30 @@ pub struct TreeManifest(BTreeMap<String, Entry>);
 /// Paths named at most in a message about differences.
 const SHOWN: usize = 5;
 
+/// ugw-fetch's marker inside a folder it extracted: the archive's digest, its URL and the
+/// manifest of every entry (the marker itself left out).
+pub const FETCH_MARKER: &str = ".ugw-fetch";
+/// The most a marker may weigh when read back (its manifest lists every entry).
+const FETCH_MARKER_LIMIT: usize = 64 * 1024 * 1024;
+
 impl TreeManifest {
     /// The manifest of the folder `root`, leaving out top-level names in `skip` (markers).
     pub fn of(root: &Path, skip: &[&str]) -> Result<Self> {
         let mut entries = BTreeMap::new();
         walk(root, "", skip, &mut entries)?;
         Ok(TreeManifest(entries))
+    }
+
+    /// What the ugw-fetch marker of the folder `dir` lists: the archive's digest and the
+    /// manifest. `None` when there is no marker, it does not read back, or it lists no
+    /// manifest (an older ugw-fetch).
+    #[must_use]
+    pub fn in_fetch_marker(dir: &Path) -> Option<(String, Self)> {
+        let bytes = crate::atomic::read_capped(&dir.join(FETCH_MARKER), FETCH_MARKER_LIMIT).ok()?;
+        let mut marker: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let sha256 = marker["sha256"].as_str()?.to_string();
+        let manifest = serde_json::from_value(marker["manifest"].take()).ok()?;
+        Some((sha256, manifest))
     }
 
     /// SHA-256 of the manifest's canonical JSON: what a step records to vouch for the tree.

@@ -18,7 +18,7 @@ use ugw_shared::results::Fetched;
 use ugw_shared::runner::{RunSpec, run as run_command};
 use ugw_shared::space::human_bytes;
 use ugw_shared::time::{human, parse_duration};
-use ugw_shared::tree_manifest::TreeManifest;
+use ugw_shared::tree_manifest::{FETCH_MARKER, TreeManifest};
 use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult, lock, tool_command, unpack};
 
 const EXAMPLES: &str = "\
@@ -37,11 +37,6 @@ Examples:
 
 /// How much of a checksum or signature file is read (they are a few lines).
 const SMALL_FILE_LIMIT: usize = 1024 * 1024;
-/// The marker inside an extracted folder: the digest of the archive it came from and the
-/// manifest of every entry unpacked from it.
-const MARKER: &str = ".ugw-fetch";
-/// The most a marker may weigh when read back (its manifest lists every entry).
-const MARKER_LIMIT: usize = 64 * 1024 * 1024;
 
 /// This tool as `cli` and xtask see it: a 10-minute default deadline.
 #[must_use]
@@ -487,9 +482,9 @@ fn extract(ctx: &mut Ctx, plan: &Plan, archive: &Path, sha256: &str) -> Result<S
         &options,
         &ctx.cancel,
     )?;
-    let manifest = TreeManifest::of(staged.path(), &[MARKER])?;
+    let manifest = TreeManifest::of(staged.path(), &[FETCH_MARKER])?;
     let marker = json!({"sha256": sha256, "url": plan.shown_url, "manifest": manifest}).to_string();
-    ugw_shared::atomic::write_atomic(&staged.path().join(MARKER), marker.as_bytes())?;
+    ugw_shared::atomic::write_atomic(&staged.path().join(FETCH_MARKER), marker.as_bytes())?;
     if let Some(smoke) = &plan.smoke {
         smoke_test(ctx, smoke, staged.path(), plan.smoke_timeout)?;
     }
@@ -513,18 +508,13 @@ fn extract(ctx: &mut Ctx, plan: &Plan, archive: &Path, sha256: &str) -> Result<S
 /// file changed since, or a marker without a manifest (an older ugw), is staged again.
 fn staged_already(plan: &Plan, expected: &str) -> Result<Option<(u64, Option<String>)>> {
     if plan.extract {
-        let marker = plan.final_path.join(MARKER);
-        let Ok(text) = ugw_shared::atomic::read_capped(&marker, MARKER_LIMIT) else {
+        let Some((sha256, listed)) = TreeManifest::in_fetch_marker(&plan.final_path) else {
             return Ok(None);
         };
-        let value: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
-        if value["sha256"] != expected {
+        if sha256 != expected {
             return Ok(None);
         }
-        let Ok(listed) = serde_json::from_value::<TreeManifest>(value["manifest"].clone()) else {
-            return Ok(None);
-        };
-        let found = TreeManifest::of(&plan.final_path, &[MARKER])?;
+        let found = TreeManifest::of(&plan.final_path, &[FETCH_MARKER])?;
         return Ok((found == listed).then(|| (0, Some(listed.digest()))));
     }
     match std::fs::symlink_metadata(&plan.final_path) {

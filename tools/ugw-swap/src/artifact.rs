@@ -8,13 +8,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use ugw_shared::digest::{sha256_file, sha256_path};
 use ugw_shared::results::Fetched;
-use ugw_shared::tree_manifest::TreeManifest;
+use ugw_shared::tree_manifest::{FETCH_MARKER, TreeManifest};
 use ugw_shared::{Error, ErrorKind, Result};
-
-/// ugw-fetch's marker inside a folder it extracted (left out of the manifest it lists).
-pub(crate) const FETCH_MARKER: &str = ".ugw-fetch";
-/// The most a marker may weigh when read back (its manifest lists every entry).
-const MARKER_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The `ugw-fetch` step's word on the artifact about to be published.
 #[derive(Debug, Clone)]
@@ -93,10 +88,8 @@ fn check_folder(from: &Path, vouched: &Vouched) -> Result<()> {
     if found.digest() == *expected {
         return Ok(());
     }
-    let listed = ugw_shared::atomic::read_capped(&from.join(FETCH_MARKER), MARKER_LIMIT)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-        .and_then(|marker| serde_json::from_value::<TreeManifest>(marker["manifest"].clone()).ok())
+    let listed = TreeManifest::in_fetch_marker(from)
+        .map(|(_, listed)| listed)
         .filter(|listed| listed.digest() == *expected);
     let what = match listed {
         Some(listed) => format!(

@@ -5,7 +5,7 @@
 mod kit;
 
 use kit::DemoApp;
-use kit::haproxy::{HaProxy, Server};
+use kit::haproxy::{HaProxy, Server, count};
 use kit::load::Load;
 use kit::nginx::Nginx;
 use std::time::{Duration, Instant};
@@ -192,29 +192,6 @@ fn pair(check_s2: bool) -> Pair {
     }
 }
 
-/// Send slow requests through HAProxy until one is in flight on `server`; the handles of
-/// every request sent (round robin spreads them).
-fn slow_request_on(
-    haproxy: &HaProxy,
-    server: &str,
-    ms: u64,
-) -> Vec<std::thread::JoinHandle<(Result<u16, String>, Instant)>> {
-    let mut sent = Vec::new();
-    for _ in 0..4 {
-        sent.push(request_in_background(format!(
-            "{}/slow?ms={ms}",
-            haproxy.url()
-        )));
-        if kit::eventually(Duration::from_secs(2), || haproxy.in_flight(server) >= 1) {
-            return sent;
-        }
-    }
-    panic!(
-        "no request in flight on {server}: {:?}",
-        haproxy.stat(server)
-    );
-}
-
 // ---- HAProxy ----
 
 #[test]
@@ -223,7 +200,7 @@ fn haproxy_drain_waits_for_the_slow_request_new_ones_go_elsewhere_and_undo_bring
         return;
     }
     let p = pair(true);
-    let slow = slow_request_on(&p.haproxy, "s1", 1500);
+    let slow = p.haproxy.slow_request_on("s1", 1500);
     let started = Instant::now();
     let child = drain_in_background(&p.args("s1", &["--interval", "50ms"]));
     assert!(p.haproxy.wait_status("s1", "DRAIN", Duration::from_secs(5)));
@@ -290,7 +267,7 @@ fn the_in_flight_count_is_shown_as_it_falls_once_per_change() {
         return;
     }
     let p = pair(true);
-    let _slow = slow_request_on(&p.haproxy, "s1", 800);
+    let _slow = p.haproxy.slow_request_on("s1", 800);
     let out = drain(&p.args("s1", &["--interval", "20ms"]));
     out.assert_code(0);
     let lines: Vec<&str> = out
@@ -343,7 +320,7 @@ fn dry_run_reads_the_state_and_in_flight_count_and_changes_nothing() {
         return;
     }
     let p = pair(true);
-    let _slow = slow_request_on(&p.haproxy, "s1", 1000);
+    let _slow = p.haproxy.slow_request_on("s1", 1000);
     let out = drain(&p.args("s1", &["--dry-run"]));
     out.assert_code(0);
     let step = out.last_step();
@@ -372,7 +349,7 @@ fn two_haproxy_instances_are_drained_together_and_put_back_together() {
     for h in [&a, &b] {
         assert!(h.wait_status("s1", "UP", Duration::from_secs(5)));
     }
-    let slow = slow_request_on(&b, "s1", 1000);
+    let slow = b.slow_request_on("s1", 1000);
     let sock_a = a.admin_socket();
     let tcp_b = format!("tcp:127.0.0.1:{}", b.api_port.unwrap());
     let args = [
@@ -534,7 +511,7 @@ fn at_the_deadline_fail_leaves_it_drained_and_proceed_goes_on_forced() {
         return;
     }
     let p = pair(true);
-    let _stuck = slow_request_on(&p.haproxy, "s1", 30_000);
+    let _stuck = p.haproxy.slow_request_on("s1", 30_000);
     let out = drain(&p.args("s1", &["--timeout", "700ms"]));
     out.assert_code(1);
     let step = out.last_step();
@@ -569,7 +546,7 @@ fn undo_after_a_drain_that_timed_out_restores_the_state_it_found() {
         return;
     }
     let p = pair(true);
-    let _stuck = slow_request_on(&p.haproxy, "s1", 30_000);
+    let _stuck = p.haproxy.slow_request_on("s1", 30_000);
     p.haproxy.set_state("s1", "drain");
     let out = drain(&p.args("s1", &["--timeout", "700ms"]));
     out.assert_code(1);
@@ -588,7 +565,7 @@ fn maint_after_escalates_a_drain_that_does_not_end() {
         return;
     }
     let p = pair(true);
-    let _stuck = slow_request_on(&p.haproxy, "s1", 30_000);
+    let _stuck = p.haproxy.slow_request_on("s1", 30_000);
     let started = Instant::now();
     let child =
         drain_in_background(&p.args("s1", &["--maint-after", "400ms", "--timeout", "1500ms"]));
@@ -768,7 +745,7 @@ fn flag_file_takes_the_node_out_of_haproxy_waits_for_the_gauge_and_undo_brings_i
         &options,
     );
     assert!(haproxy.wait_status("s1", "UP", Duration::from_secs(5)));
-    let slow = slow_request_on(&haproxy, "s1", 1500);
+    let slow = haproxy.slow_request_on("s1", 1500);
     let metric = format!("{}/metrics#http_requests_in_flight", node.url);
     // The balancer sees the flag within inter 100ms x fall 3; 600 ms is its grace.
     let out = drain(&[
@@ -941,7 +918,7 @@ fn a_signal_ends_the_wait_at_once_with_the_record_written() {
         return;
     }
     let p = pair(true);
-    let _stuck = slow_request_on(&p.haproxy, "s1", 30_000);
+    let _stuck = p.haproxy.slow_request_on("s1", 30_000);
     let child = drain_in_background(&p.args("s1", &[]));
     assert!(p.haproxy.wait_status("s1", "DRAIN", Duration::from_secs(5)));
     let (code, record) = kit::interrupt(child, libc::SIGTERM);
@@ -1158,12 +1135,9 @@ fn a_request_queued_in_haproxy_for_the_server_counts_as_in_flight() {
         "{}",
         haproxy.log()
     );
-    let number = |stat: &std::collections::HashMap<String, String>, k: &str| {
-        stat[k].parse::<u64>().unwrap_or(0)
-    };
     let first = sticky_request_in_background(haproxy.port, "/slow?ms=1500", "node1");
     assert!(
-        kit::eventually(Duration::from_secs(2), || number(
+        kit::eventually(Duration::from_secs(2), || count(
             &haproxy.stat("node1"),
             "scur"
         ) >= 1),
@@ -1172,7 +1146,7 @@ fn a_request_queued_in_haproxy_for_the_server_counts_as_in_flight() {
     );
     let second = sticky_request_in_background(haproxy.port, "/slow?ms=1500", "node1");
     assert!(
-        kit::eventually(Duration::from_secs(2), || number(
+        kit::eventually(Duration::from_secs(2), || count(
             &haproxy.stat("node1"),
             "qcur"
         ) >= 1),
@@ -1180,7 +1154,7 @@ fn a_request_queued_in_haproxy_for_the_server_counts_as_in_flight() {
         haproxy.stat("node1")
     );
     let stat = haproxy.stat("node1");
-    assert_eq!((number(&stat, "scur"), number(&stat, "qcur")), (1, 1));
+    assert_eq!((count(&stat, "scur"), count(&stat, "qcur")), (1, 1));
     let started = Instant::now();
     let sock = haproxy.admin_socket();
     let child = drain_in_background(&[

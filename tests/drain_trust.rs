@@ -99,21 +99,6 @@ fn drain_flag(record: &Path, flag: &str, app: &DemoApp) -> kit::Outcome {
     )
 }
 
-/// A slow GET through HAProxy pinned to nothing: sent until one is in flight on `node`.
-fn slow_request_on(haproxy: &HaProxy, node: &str, ms: u64) -> Vec<std::thread::JoinHandle<()>> {
-    let mut sent = Vec::new();
-    for _ in 0..4 {
-        let url = format!("{}/slow?ms={ms}", haproxy.url());
-        sent.push(std::thread::spawn(move || {
-            let _ = kit::load::get_url(&url);
-        }));
-        if kit::eventually(Duration::from_secs(2), || haproxy.in_flight(node) >= 1) {
-            return sent;
-        }
-    }
-    panic!("no request in flight on {node}: {:?}", haproxy.stat(node));
-}
-
 /// A hand-made record of run `run`, its steps each of `run` and `host` unless they say.
 fn record_with(path: &Path, run: &str, ok: bool, steps: &[serde_json::Value]) {
     let host = ugw_shared::time::hostname();
@@ -160,7 +145,7 @@ fn an_interrupted_drain_is_undone_to_the_state_it_found() {
         return;
     }
     let pool = Pool::start(&Options::default());
-    let _slow = slow_request_on(&pool.haproxy, "node1", 30_000);
+    let _slow = pool.haproxy.slow_request_on("node1", 30_000);
     pool.haproxy.set_state("node1", "maint");
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("run.json");
@@ -301,7 +286,7 @@ fn a_drain_interrupted_after_an_earlier_undo_is_the_one_undone() {
         pool.haproxy
             .wait_status("node1", "UP", Duration::from_secs(5))
     );
-    let _slow = slow_request_on(&pool.haproxy, "node1", 30_000);
+    let _slow = pool.haproxy.slow_request_on("node1", 30_000);
     let child = drain_in_background(&record, &args);
     assert!(
         pool.haproxy
@@ -677,7 +662,7 @@ fn a_cut_or_garbled_show_stat_is_an_error_never_zero_in_flight() {
         return;
     }
     let pool = Pool::start(&Options::default());
-    let _slow = slow_request_on(&pool.haproxy, "node1", 5_000);
+    let _slow = pool.haproxy.slow_request_on("node1", 5_000);
     for rewrite in [cut_after_node1 as fn(&str) -> String, question_marks, html] {
         let middle = Middle::start(pool.haproxy.admin_socket(), rewrite);
         let out = drain_alone(&[
@@ -707,7 +692,7 @@ fn a_reload_that_puts_the_server_back_fails_the_drain() {
         master_worker: true,
         ..Options::default()
     });
-    let _slow = slow_request_on(&pool.haproxy, "node1", 2_000);
+    let _slow = pool.haproxy.slow_request_on("node1", 2_000);
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("run.json");
     let socket = pool.socket();

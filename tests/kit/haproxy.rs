@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The backend every fixture defines.
@@ -246,13 +247,34 @@ impl HaProxy {
     /// `scur + qcur` of `server`: requests it is handling or that wait for it.
     pub fn in_flight(&self, server: &str) -> u64 {
         let stat = self.stat(server);
-        let number = |k: &str| stat[k].parse::<u64>().unwrap_or(0);
-        number("scur") + number("qcur")
+        count(&stat, "scur") + count(&stat, "qcur")
     }
 
     /// Sessions `server` has handled in total (`stot`).
     pub fn total(&self, server: &str) -> u64 {
-        self.stat(server)["stot"].parse().unwrap_or(0)
+        count(&self.stat(server), "stot")
+    }
+
+    /// Slow GETs (`/slow?ms=MS`) through the frontend, sent until one is in flight on `server`
+    /// (round robin spreads them): the handle of every request sent, each giving its status
+    /// and when it ended.
+    pub fn slow_request_on(
+        &self,
+        server: &str,
+        ms: u64,
+    ) -> Vec<JoinHandle<(Result<u16, String>, Instant)>> {
+        let mut sent = Vec::new();
+        for _ in 0..4 {
+            let url = format!("{}/slow?ms={ms}", self.url());
+            sent.push(std::thread::spawn(move || {
+                let status = super::load::get_url(&url);
+                (status, Instant::now())
+            }));
+            if super::eventually(Duration::from_secs(2), || self.in_flight(server) >= 1) {
+                return sent;
+            }
+        }
+        panic!("no request in flight on {server}: {:?}", self.stat(server));
     }
 
     /// The `show servers state` row of `server`, by column name (`srv_admin_state`,
@@ -285,6 +307,11 @@ impl HaProxy {
     pub fn wait_status(&self, server: &str, status: &str, timeout: Duration) -> bool {
         super::eventually(timeout, || self.status(server) == status)
     }
+}
+
+/// A counter in a `show stat` row (`scur`, `qcur`, `stot`…); 0 when HAProxy leaves it empty.
+pub fn count(stat: &HashMap<String, String>, name: &str) -> u64 {
+    stat[name].parse().unwrap_or(0)
 }
 
 impl Drop for HaProxy {
@@ -353,21 +380,17 @@ fn config_text(
         } else {
             String::new()
         };
-        let extra = if options.server_extra.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", options.server_extra)
-        };
-        let own = if server.extra.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", server.extra)
-        };
-        let _ = writeln!(
+        let _ = write!(
             text,
-            "  server {} {}{check}{cookie}{extra}{own}",
+            "  server {} {}{check}{cookie}",
             server.name, server.addr
         );
+        for words in [&options.server_extra, &server.extra] {
+            if !words.is_empty() {
+                let _ = write!(text, " {words}");
+            }
+        }
+        text.push('\n');
     }
     text
 }

@@ -18,10 +18,21 @@ const STICKY: u32 = 0o1000;
 /// Writable by the group or by everyone.
 const OTHERS_WRITE: u32 = 0o022;
 
+/// Whether `meta` belongs to the invoking user or root.
+#[must_use]
+pub fn owned_by_invoker(meta: &std::fs::Metadata) -> bool {
+    owned_by(meta, rustix::process::geteuid().as_raw())
+}
+
+/// Whether `meta` belongs to `me` (the invoking user) or root.
+fn owned_by(meta: &std::fs::Metadata, me: u32) -> bool {
+    meta.uid() == me || meta.uid() == 0
+}
+
 /// Why `meta` (of `path`) lets someone other than the invoking user or root change what is
 /// at `path` or under it, or `None` when it does not.
 fn why_untrusted(path: &Path, meta: &std::fs::Metadata, me: u32) -> Option<String> {
-    if meta.uid() != me && meta.uid() != 0 {
+    if !owned_by(meta, me) {
         return Some(format!(
             "{} belongs to uid {}, not to you (uid {me}) or root",
             path.display(),
@@ -92,7 +103,7 @@ pub fn check_path(path: &Path, what: &str) -> Result<PathBuf> {
                     path.display()
                 )));
             }
-            if meta.uid() != me && meta.uid() != 0 {
+            if !owned_by(&meta, me) {
                 return Err(refuse(
                     what,
                     path,

@@ -11,6 +11,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 use ugw_shared::atomic::{rename_durable, replace_symlink, sync_dir};
 use ugw_shared::digest::sha256_path;
+use ugw_shared::owner_only::owned_by_invoker;
 use ugw_shared::record::Status;
 use ugw_shared::results::SwapRelease;
 use ugw_shared::{Ctx, Error, ErrorKind, Result, lock};
@@ -41,12 +42,6 @@ struct Release {
     staged: bool,
 }
 
-/// Whether `meta` belongs to the invoking user or root.
-fn owned_by_us(meta: &std::fs::Metadata) -> bool {
-    let uid = std::os::unix::fs::MetadataExt::uid(meta);
-    uid == 0 || uid == rustix::process::geteuid().as_raw()
-}
-
 /// Why `path` is not a folder ugw may treat as its own (a symbolic link, not a folder,
 /// another user's), or `None` when it is one or does not exist.
 fn not_ours(path: &Path) -> Option<String> {
@@ -57,7 +52,7 @@ fn not_ours(path: &Path) -> Option<String> {
             path.display()
         )),
         m if !m.is_dir() => Some(format!("{} is not a folder", path.display())),
-        m if !owned_by_us(&m) => Some(format!(
+        m if !owned_by_invoker(&m) => Some(format!(
             "{} belongs to uid {}, not to you or root",
             path.display(),
             std::os::unix::fs::MetadataExt::uid(&m)

@@ -6,7 +6,7 @@ mod kit;
 
 use kit::{Outcome, Step, run, s, tool, with_stdin};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -501,11 +501,36 @@ fn a_reader_never_sees_a_missing_or_partial_release_during_1000_swaps() {
     assert_eq!(current(&root), "releases/v2");
 }
 
+/// ugw-swap with `args`, started in the background with its stdout and stderr piped.
+fn spawn_swap(args: &[&str]) -> Child {
+    let mut cmd = tool("ugw-swap");
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.spawn().unwrap()
+}
+
+/// A swap with `args` whose `--restart` holds its lock until the test writes the file
+/// returned beside it (in `dir`): returned once that restart has started.
+fn start_holding_the_lock(dir: &Path, args: &[&str]) -> (Child, PathBuf) {
+    let started = dir.join("restart-started");
+    let release = dir.join("release-restart");
+    let restart = format!(
+        "touch {}; while [ ! -e {} ]; do sleep 0.01; done",
+        s(&started),
+        s(&release)
+    );
+    let mut args = args.to_vec();
+    args.extend(["--restart", &restart]);
+    let first = spawn_swap(&args);
+    while !started.exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (first, release)
+}
+
 #[test]
 fn two_concurrent_swaps_never_interleave_one_waits_or_exits_4() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("app");
-    let started = dir.path().join("restart-started");
     let (v1, v2, v3) = (
         artifact(dir.path(), "v1", "one"),
         artifact(dir.path(), "v2", "two"),
@@ -513,30 +538,10 @@ fn two_concurrent_swaps_never_interleave_one_waits_or_exits_4() {
     );
     swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]).assert_code(0);
     // The first swap holds the lock through a restart that lasts until the test says so.
-    let release = dir.path().join("release-restart");
-    let restart = format!(
-        "touch {}; while [ ! -e {} ]; do sleep 0.01; done",
-        s(&started),
-        s(&release)
+    let (first, release) = start_holding_the_lock(
+        dir.path(),
+        &["--root", s(&root), "--from", s(&v2), "--version", "v2"],
     );
-    let mut first = tool("ugw-swap");
-    first
-        .args([
-            "--root",
-            s(&root),
-            "--from",
-            s(&v2),
-            "--version",
-            "v2",
-            "--restart",
-            &restart,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let first = first.spawn().unwrap();
-    while !started.exists() {
-        std::thread::sleep(Duration::from_millis(5));
-    }
     let busy = swap(&[
         "--root",
         s(&root),
@@ -555,21 +560,16 @@ fn two_concurrent_swaps_never_interleave_one_waits_or_exits_4() {
         "the busy swap changed nothing"
     );
     // A waiting swap goes through once the first one is done.
-    let mut waiting = tool("ugw-swap");
-    waiting
-        .args([
-            "--root",
-            s(&root),
-            "--from",
-            s(&v3),
-            "--version",
-            "v3",
-            "--lock-timeout",
-            "30s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let waiting = waiting.spawn().unwrap();
+    let waiting = spawn_swap(&[
+        "--root",
+        s(&root),
+        "--from",
+        s(&v3),
+        "--version",
+        "v3",
+        "--lock-timeout",
+        "30s",
+    ]);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         current(&root),
@@ -780,29 +780,8 @@ fn two_concurrent_binary_mode_swaps_never_interleave_one_waits_or_exits_4() {
         std::fs::read(&c).unwrap(),
     );
     // The first swap holds the lock through a restart that lasts until the test says so.
-    let started = dir.path().join("restart-started");
-    let release = dir.path().join("release-restart");
-    let restart = format!(
-        "touch {}; while [ ! -e {} ]; do sleep 0.01; done",
-        s(&started),
-        s(&release)
-    );
-    let mut first = tool("ugw-swap");
-    first
-        .args([
-            "--target",
-            s(&target),
-            "--from",
-            s(&b),
-            "--restart",
-            &restart,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let first = first.spawn().unwrap();
-    while !started.exists() {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let (first, release) =
+        start_holding_the_lock(dir.path(), &["--target", s(&target), "--from", s(&b)]);
     assert_eq!(std::fs::read(&target).unwrap(), b_bytes);
     let busy = swap(&[
         "--target",
@@ -825,19 +804,14 @@ fn two_concurrent_binary_mode_swaps_never_interleave_one_waits_or_exits_4() {
         "the busy swap did not touch the kept old binary"
     );
     // A waiting swap goes through once the first one is done.
-    let mut waiting = tool("ugw-swap");
-    waiting
-        .args([
-            "--target",
-            s(&target),
-            "--from",
-            s(&c),
-            "--lock-timeout",
-            "30s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let waiting = waiting.spawn().unwrap();
+    let waiting = spawn_swap(&[
+        "--target",
+        s(&target),
+        "--from",
+        s(&c),
+        "--lock-timeout",
+        "30s",
+    ]);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         std::fs::read(&target).unwrap(),

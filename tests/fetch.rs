@@ -29,6 +29,11 @@ fn sha256(bytes: &[u8]) -> String {
     String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
 
+/// `ugw-fetch` of `url` into `dest`, its digest read from the SHA256SUMS file at `sums_url`.
+fn fetch_with_sums(url: &str, sums_url: &str, dest: &Path) -> Outcome {
+    fetch(&["--url", url, "--sha256-url", sums_url, "--dest", s(dest)])
+}
+
 /// A body of `len` bytes that is not all alike (so a misplaced range shows).
 fn body(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
@@ -106,14 +111,7 @@ fn a_sha256sums_file_and_a_lone_hash_file_are_both_read() {
     );
     let sums_url = server.put("SHA256SUMS", Served::new(sums.as_bytes()));
     let dest = tempfile::tempdir().unwrap();
-    let out = fetch(&[
-        "--url",
-        &url,
-        "--sha256-url",
-        &sums_url,
-        "--dest",
-        s(dest.path()),
-    ]);
+    let out = fetch_with_sums(&url, &sums_url, dest.path());
     let step = out.assert_code(0).last_step();
     assert_eq!(result(&step, "version"), "2026.5.17.post4");
     assert_eq!(
@@ -160,14 +158,7 @@ fn a_wrong_digest_fails_closed_and_leaves_nothing() {
         "SHA256SUMS",
         Served::new(format!("{wrong}  other\n").as_bytes()),
     );
-    let out = fetch(&[
-        "--url",
-        &url,
-        "--sha256-url",
-        &sums_url,
-        "--dest",
-        s(dest.path()),
-    ]);
+    let out = fetch_with_sums(&url, &sums_url, dest.path());
     assert_eq!(out.assert_code(1).last_step().error_kind(), "not_found");
     assert_eq!(
         server.requests_for("app"),
@@ -893,31 +884,24 @@ fn a_digest_wrong_only_in_its_last_digit_fails_closed_and_leaves_nothing() {
     let near = last_digit_changed(&real);
     assert_ne!(near, real);
     assert_eq!(near[..63], real[..63]);
+    let refused = |out: &Outcome, dest: &Path| {
+        let step = out.assert_code(1).last_step();
+        assert_eq!(step.error_kind(), "checksum_mismatch");
+        assert!(!dest.join("app-v3.1.4.bin").exists());
+        assert_eq!(names(dest), Vec::<String>::new());
+    };
 
     // --sha256 given on the command line.
     let dest = tempfile::tempdir().unwrap();
     let out = fetch(&["--url", &url, "--sha256", &near, "--dest", s(dest.path())]);
-    let step = out.assert_code(1).last_step();
-    assert_eq!(step.error_kind(), "checksum_mismatch");
-    assert!(!dest.path().join("app-v3.1.4.bin").exists());
-    assert_eq!(names(dest.path()), Vec::<String>::new());
+    refused(&out, dest.path());
 
     // The same near digest taken from a SHA256SUMS file.
     let sums = format!("{near}  app-v3.1.4.bin\n");
     let sums_url = server.put("SHA256SUMS", Served::new(sums.as_bytes()));
     let dest = tempfile::tempdir().unwrap();
-    let out = fetch(&[
-        "--url",
-        &url,
-        "--sha256-url",
-        &sums_url,
-        "--dest",
-        s(dest.path()),
-    ]);
-    let step = out.assert_code(1).last_step();
-    assert_eq!(step.error_kind(), "checksum_mismatch");
-    assert!(!dest.path().join("app-v3.1.4.bin").exists());
-    assert_eq!(names(dest.path()), Vec::<String>::new());
+    let out = fetch_with_sums(&url, &sums_url, dest.path());
+    refused(&out, dest.path());
 
     // The real digest still stages it.
     let out = fetch(&["--url", &url, "--sha256", &real, "--dest", s(dest.path())]);

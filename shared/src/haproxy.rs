@@ -101,8 +101,6 @@ pub struct ServerView {
     pub checked: bool,
     /// Its own administrative state (see `AdminState::from_bits`).
     pub admin: AdminState,
-    /// `srv_admin_state` as HAProxy gave it, inherited bits included.
-    pub admin_bits: u32,
 }
 
 impl ServerView {
@@ -214,18 +212,15 @@ impl Api {
     /// short, HTML from something else on the socket, a counter that is not a number): a
     /// reading that cannot be read is never taken for zero.
     pub fn server(&self, backend: &str, server: &str, until: Instant) -> Result<ServerView> {
+        let failed = |command: &str, answer: &str, e: RowError| match e {
+            RowError::Missing(missing) => self.missing(backend, server, missing),
+            RowError::Unreadable(why) => self.unreadable(command, &why, answer),
+        };
         let stat = self.command("show stat", until)?;
-        let row = stat_row(&stat, backend, server).map_err(|e| match e {
-            RowError::Missing(missing) => self.missing(backend, server, missing),
-            RowError::Unreadable(why) => self.unreadable("show stat", &why, &stat),
-        })?;
-        let state = self.command(&format!("show servers state {backend}"), until)?;
-        let bits = admin_bits(&state, server).map_err(|e| match e {
-            RowError::Missing(missing) => self.missing(backend, server, missing),
-            RowError::Unreadable(why) => {
-                self.unreadable(&format!("show servers state {backend}"), &why, &state)
-            }
-        })?;
+        let row = stat_row(&stat, backend, server).map_err(|e| failed("show stat", &stat, e))?;
+        let state_command = format!("show servers state {backend}");
+        let state = self.command(&state_command, until)?;
+        let bits = admin_bits(&state, server).map_err(|e| failed(&state_command, &state, e))?;
         let count = |name: &str| -> Result<u64> {
             let value = row.get(name).map_or("", String::as_str);
             value.parse().map_err(|_| {
@@ -253,7 +248,6 @@ impl Api {
                 .iter()
                 .any(|k| row.get(*k).is_some_and(|s| !s.is_empty())),
             admin: AdminState::from_bits(bits),
-            admin_bits: bits,
         })
     }
 
@@ -532,7 +526,6 @@ mod tests {
             qcur: 0,
             checked,
             admin,
-            admin_bits: 0,
         };
         assert!(view("UP", true, AdminState::Ready).healthy_and_ready());
         assert!(!view("UP 1/2", true, AdminState::Ready).healthy_and_ready());

@@ -4,18 +4,12 @@
 
 mod kit;
 
-use kit::{Outcome, Step, run, s, tool, with_stdin};
+use kit::{Step, current, s, swap, tool, with_stdin};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-fn swap(args: &[&str]) -> Outcome {
-    let mut cmd = tool("ugw-swap");
-    cmd.args(args);
-    run(cmd)
-}
 
 /// A release folder `name` under `dir`, holding `app.txt` = `content`.
 fn artifact(dir: &Path, name: &str, content: &str) -> PathBuf {
@@ -24,13 +18,6 @@ fn artifact(dir: &Path, name: &str, content: &str) -> PathBuf {
     std::fs::write(folder.join("app.txt"), content).unwrap();
     std::fs::write(folder.join("bin/run"), "#!/bin/sh\n").unwrap();
     folder
-}
-
-fn current(root: &Path) -> String {
-    std::fs::read_link(root.join("current"))
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// A record with one earlier step of `tool`, as that tool would have written it.

@@ -7,7 +7,7 @@
 
 mod kit;
 
-use kit::{Outcome, run, s, tool, with_stdin};
+use kit::{Outcome, current, run, s, tool, with_stdin};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -40,13 +40,6 @@ fn swap_on(args: &[&str], record: &str) -> Outcome {
     let mut cmd = tool("ugw-swap");
     cmd.args(args);
     with_stdin(cmd, record)
-}
-
-fn current(root: &Path) -> String {
-    std::fs::read_link(root.join("current"))
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
 }
 
 fn releases(root: &Path) -> Vec<String> {

@@ -5,27 +5,14 @@
 
 mod kit;
 
-use kit::{Outcome, run, s, tool};
+use kit::{current, s, swap};
 use std::path::{Path, PathBuf};
-
-fn swap(args: &[&str]) -> Outcome {
-    let mut cmd = tool("ugw-swap");
-    cmd.args(args);
-    run(cmd)
-}
 
 fn artifact(dir: &Path, name: &str) -> PathBuf {
     let folder = dir.join("staging").join(name);
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::write(folder.join("app.txt"), name).unwrap();
     folder
-}
-
-fn current(root: &Path) -> String {
-    std::fs::read_link(root.join("current"))
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
 }
 
 #[test]

@@ -5,21 +5,8 @@
 
 mod kit;
 
-use kit::{Outcome, run, s, tool, with_stdin};
+use kit::{Outcome, current, s, swap, tool, with_stdin};
 use std::path::{Path, PathBuf};
-
-fn swap(args: &[&str]) -> Outcome {
-    let mut cmd = tool("ugw-swap");
-    cmd.args(args);
-    run(cmd)
-}
-
-fn current(root: &Path) -> String {
-    std::fs::read_link(root.join("current"))
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
-}
 
 /// `dir/app` with releases v1 and v2 staged by ugw-swap, v2 current; the stdout of v2's swap.
 fn root_with_two(dir: &Path) -> (PathBuf, String) {

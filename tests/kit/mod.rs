@@ -212,6 +212,22 @@ pub fn wait_healthy(args: &[&str]) -> Outcome {
     run(cmd)
 }
 
+/// `ugw-swap` with `args`, nothing on its stdin.
+pub fn swap(args: &[&str]) -> Outcome {
+    let mut cmd = tool("ugw-swap");
+    cmd.args(args);
+    run(cmd)
+}
+
+/// Where `ROOT/current` points (`releases/<version>`), as ugw-swap's release-folder mode left
+/// it.
+pub fn current(root: &Path) -> String {
+    std::fs::read_link(root.join("current"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// Run a tool with `input` written to its stdin (a pipe the test made), for at most
 /// [`RUN_LIMIT`].
 pub fn with_stdin(mut cmd: Command, input: &str) -> Outcome {

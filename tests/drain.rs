@@ -967,21 +967,15 @@ struct StickyClient {
 
 impl StickyClient {
     fn start(haproxy: &HaProxy, server: &str) -> StickyClient {
-        use std::io::{Read, Write};
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (port, cookie) = (haproxy.port, format!("SRV={server}"));
+        let (port, server) = (haproxy.port, server.to_string());
         let flag = std::sync::Arc::clone(&stop);
         let sender = std::thread::spawn(move || {
             let mut requests = Vec::new();
             while !flag.load(std::sync::atomic::Ordering::SeqCst) && requests.len() < 1000 {
-                let cookie = cookie.clone();
+                let server = server.clone();
                 requests.push(std::thread::spawn(move || {
-                    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-                    let head = format!("GET /slow?ms=60 HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n");
-                    stream.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
-                    let mut answer = String::new();
-                    stream.read_to_string(&mut answer).map_err(|e| e.to_string())?;
-                    answer.get(9..12).and_then(|c| c.parse().ok()).ok_or(answer)
+                    sticky_get(port, "/slow?ms=60", &server)
                 }));
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -1080,39 +1074,40 @@ fn inflight_floor_discounts_a_gauge_that_counts_its_own_scrape() {
     assert_eq!(result(&out)["inflight_end"], 0);
 }
 
-/// A GET of `path` on 127.0.0.1:`port` with `Cookie: SRV=server` (HAProxy's persistence
-/// cookie), on a thread of its own: its status, and when it ended.
+/// A GET of `path` through HAProxy's frontend on 127.0.0.1:`port` with `Cookie: SRV=server`
+/// (its persistence cookie, pinning the request to `server`, drained or not): the status.
+fn sticky_get(port: u16, path: &str, server: &str) -> Result<u16, String> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: SRV={server}\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| e.to_string())?;
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .ok_or_else(|| format!("no status line in {answer:?}"))
+}
+
+/// `sticky_get` on a thread of its own: its status, and when it ended.
 fn sticky_request_in_background(
     port: u16,
     path: &str,
     server: &str,
 ) -> std::thread::JoinHandle<(Result<u16, String>, Instant)> {
-    use std::io::{Read, Write};
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: SRV={server}\r\nConnection: close\r\n\r\n"
-    );
-    std::thread::spawn(move || {
-        let status = (|| {
-            let mut stream =
-                std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-            stream
-                .set_read_timeout(Some(Duration::from_secs(30)))
-                .map_err(|e| e.to_string())?;
-            stream
-                .write_all(request.as_bytes())
-                .map_err(|e| e.to_string())?;
-            let mut answer = String::new();
-            stream
-                .read_to_string(&mut answer)
-                .map_err(|e| e.to_string())?;
-            answer
-                .split(' ')
-                .nth(1)
-                .and_then(|code| code.parse::<u16>().ok())
-                .ok_or_else(|| format!("no status line in {answer:?}"))
-        })();
-        (status, Instant::now())
-    })
+    let (path, server) = (path.to_string(), server.to_string());
+    std::thread::spawn(move || (sticky_get(port, &path, &server), Instant::now()))
 }
 
 #[test]

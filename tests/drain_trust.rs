@@ -48,10 +48,15 @@ fn record_steps(record: &Path) -> Vec<serde_json::Value> {
     text["steps"].as_array().unwrap().clone()
 }
 
-/// One HAProxy with node1 and node2 (both checked, both UP) on demo services.
+/// One HAProxy with node1 and node2 (both checked, both UP) on demo services, and a record
+/// path for the run in a folder of its own.
 struct Pool {
     haproxy: HaProxy,
     _apps: Vec<DemoApp>,
+    /// The admin socket, as `--haproxy` takes it.
+    socket: String,
+    record: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl Pool {
@@ -71,14 +76,19 @@ impl Pool {
                 haproxy.log()
             );
         }
+        let dir = tempfile::tempdir().unwrap();
         Pool {
+            socket: haproxy.admin_socket().to_str().unwrap().to_string(),
             haproxy,
             _apps: apps,
+            record: dir.path().join("run.json"),
+            _dir: dir,
         }
     }
 
-    fn socket(&self) -> String {
-        self.haproxy.admin_socket().to_str().unwrap().to_string()
+    /// `--haproxy SOCK --server SERVER`.
+    fn args<'a>(&'a self, server: &'a str) -> [&'a str; 4] {
+        ["--haproxy", &self.socket, "--server", server]
     }
 }
 
@@ -147,17 +157,14 @@ fn an_interrupted_drain_is_undone_to_the_state_it_found() {
     let pool = Pool::start(&Options::default());
     let _slow = pool.haproxy.slow_request_on("node1", 30_000);
     pool.haproxy.set_state("node1", "maint");
-    let dir = tempfile::tempdir().unwrap();
-    let record = dir.path().join("run.json");
-    let socket = pool.socket();
     let child = drain_in_background(
-        &record,
-        &["--new", "--haproxy", &socket, "--server", "app/node1"],
+        &pool.record,
+        &["--new", "--haproxy", &pool.socket, "--server", "app/node1"],
     );
     std::thread::sleep(Duration::from_millis(500));
     let (code, _) = kit::interrupt(child, libc::SIGTERM);
     assert_eq!(code, Some(143));
-    let steps = record_steps(&record);
+    let steps = record_steps(&pool.record);
     assert_eq!(steps[0]["status"], "interrupted");
     assert_eq!(
         steps[0]["result"]["states_before"],
@@ -165,12 +172,12 @@ fn an_interrupted_drain_is_undone_to_the_state_it_found() {
         "the interrupted step carries its result"
     );
     let undone = drain(
-        &record,
+        &pool.record,
         &[
             "--undo",
             "--always",
             "--haproxy",
-            &socket,
+            &pool.socket,
             "--server",
             "app/node1",
         ],
@@ -188,22 +195,19 @@ fn after_a_failed_undo_the_retry_puts_back_the_state_the_drain_found() {
     }
     let pool = Pool::start(&Options::default());
     pool.haproxy.set_state("node1", "maint");
-    let dir = tempfile::tempdir().unwrap();
-    let record = dir.path().join("run.json");
-    let socket = pool.socket();
-    let args = ["--haproxy", socket.as_str(), "--server", "app/node1"];
-    drain(&record, &[&["--new"][..], &args].concat()).assert_code(0);
-    let away = PathBuf::from(format!("{socket}.away"));
-    std::fs::rename(&socket, &away).unwrap();
-    let failed = drain(&record, &[&["--undo"][..], &args].concat());
-    std::fs::rename(&away, &socket).unwrap();
+    let args = pool.args("app/node1");
+    drain(&pool.record, &[&["--new"][..], &args].concat()).assert_code(0);
+    let away = PathBuf::from(format!("{}.away", pool.socket));
+    std::fs::rename(&pool.socket, &away).unwrap();
+    let failed = drain(&pool.record, &[&["--undo"][..], &args].concat());
+    std::fs::rename(&away, &pool.socket).unwrap();
     failed.assert_code(1);
     assert_eq!(failed.last_step().error_kind(), "network");
     // The run failed at the undo: the retry runs with --always, with the flags and without.
-    let retry = drain(&record, &["--undo", "--always"]);
+    let retry = drain(&pool.record, &["--undo", "--always"]);
     retry.assert_code(0);
     assert_eq!(pool.haproxy.status("node1"), "MAINT", "{}", retry.stderr);
-    let retry = drain(&record, &[&["--undo", "--always"][..], &args].concat());
+    let retry = drain(&pool.record, &[&["--undo", "--always"][..], &args].concat());
     retry.assert_code(0);
     assert_eq!(pool.haproxy.status("node1"), "MAINT", "{}", retry.stderr);
 }
@@ -217,21 +221,22 @@ fn a_socket_is_matched_by_its_canonical_path() {
     }
     let pool = Pool::start(&Options::default());
     pool.haproxy.set_state("node1", "maint");
-    let dir = tempfile::tempdir().unwrap();
-    let record = dir.path().join("run.json");
     let socket = pool.haproxy.admin_socket();
     let mut cmd = kit::tool("ugw-drain");
     cmd.current_dir(socket.parent().unwrap())
         .arg("--record")
-        .arg(&record)
+        .arg(&pool.record)
         .args(["--new", "--haproxy", "./a.sock", "--server", "app/node1"]);
     kit::run(cmd).assert_code(0);
     // node2 drained in the same run: the record's last drain, which is not node1's.
-    let socket = pool.socket();
-    drain(&record, &["--haproxy", &socket, "--server", "app/node2"]).assert_code(0);
+    drain(
+        &pool.record,
+        &["--haproxy", &pool.socket, "--server", "app/node2"],
+    )
+    .assert_code(0);
     let undone = drain(
-        &record,
-        &["--undo", "--haproxy", &socket, "--server", "app/node1"],
+        &pool.record,
+        &["--undo", "--haproxy", &pool.socket, "--server", "app/node1"],
     );
     undone.assert_code(0);
     assert!(
@@ -276,29 +281,26 @@ fn a_drain_interrupted_after_an_earlier_undo_is_the_one_undone() {
         return;
     }
     let pool = Pool::start(&Options::default());
-    let dir = tempfile::tempdir().unwrap();
-    let record = dir.path().join("run.json");
-    let socket = pool.socket();
-    let args = ["--haproxy", socket.as_str(), "--server", "app/node1"];
-    drain(&record, &[&["--new"][..], &args].concat()).assert_code(0);
-    drain(&record, &[&["--undo"][..], &args].concat()).assert_code(0);
+    let args = pool.args("app/node1");
+    drain(&pool.record, &[&["--new"][..], &args].concat()).assert_code(0);
+    drain(&pool.record, &[&["--undo"][..], &args].concat()).assert_code(0);
     assert!(
         pool.haproxy
             .wait_status("node1", "UP", Duration::from_secs(5))
     );
     let _slow = pool.haproxy.slow_request_on("node1", 30_000);
-    let child = drain_in_background(&record, &args);
+    let child = drain_in_background(&pool.record, &args);
     assert!(
         pool.haproxy
             .wait_status("node1", "DRAIN", Duration::from_secs(5))
     );
     let (code, _) = kit::interrupt(child, libc::SIGTERM);
     assert_eq!(code, Some(143));
-    let undone = drain(&record, &["--undo", "--always"]);
+    let undone = drain(&pool.record, &["--undo", "--always"]);
     undone.assert_code(0);
     assert!(undone.last_step().changed, "{}", undone.stderr);
     assert_eq!(pool.haproxy.server_state("node1")["srv_admin_state"], "0");
-    let again = drain(&record, &["--undo", "--always"]);
+    let again = drain(&pool.record, &["--undo", "--always"]);
     again.assert_code(0);
     assert!(!again.last_step().changed);
     assert!(again.stderr.contains("undone already"), "{}", again.stderr);
@@ -317,16 +319,14 @@ fn a_forged_haproxy_step_is_refused_and_never_acted_on() {
         Pool::start(&Options::default()),
     );
     theirs.haproxy.set_state("node2", "maint");
-    let dir = tempfile::tempdir().unwrap();
-    let record = dir.path().join("forged.json");
     let step = |run: &str| {
         serde_json::json!({"run": run, "result": drained(serde_json::json!({
-            "server": "app/node2", "sockets": [theirs.socket()], "states_before": ["ready"],
+            "server": "app/node2", "sockets": [theirs.socket], "states_before": ["ready"],
             "state_before": "ready", "state_after": "drain"}))})
     };
     // Another run's step, in a record of this run.
-    record_with(&record, "r-ours", true, &[step("r-theirs")]);
-    let out = drain(&record, &["--undo"]);
+    record_with(&ours.record, "r-ours", true, &[step("r-theirs")]);
+    let out = drain(&ours.record, &["--undo"]);
     out.assert_code(2);
     assert!(
         out.stderr.contains("belongs to run r-theirs"),
@@ -337,23 +337,17 @@ fn a_forged_haproxy_step_is_refused_and_never_acted_on() {
     // Another host's.
     let mut other_host = step("r-ours");
     other_host["host"] = "node9".into();
-    record_with(&record, "r-ours", true, &[other_host]);
-    let out = drain(&record, &["--undo"]);
+    record_with(&ours.record, "r-ours", true, &[other_host]);
+    let out = drain(&ours.record, &["--undo"]);
     out.assert_code(2);
     assert!(out.stderr.contains("\"node9\""), "{}", out.stderr);
     assert_eq!(theirs.haproxy.status("node2"), "MAINT");
     // This run's, naming another balancer than the one this undo names: not stretched to it.
-    record_with(&record, "r-ours", true, &[step("r-ours")]);
+    record_with(&ours.record, "r-ours", true, &[step("r-ours")]);
     ours.haproxy.set_state("node2", "maint");
     let out = drain(
-        &record,
-        &[
-            "--undo",
-            "--haproxy",
-            &ours.socket(),
-            "--server",
-            "app/node2",
-        ],
+        &ours.record,
+        &["--undo", "--haproxy", &ours.socket, "--server", "app/node2"],
     );
     out.assert_code(2);
     assert!(out.stderr.contains("do not name"), "{}", out.stderr);
@@ -440,12 +434,9 @@ fn undoing_one_server_uses_that_servers_drain_not_the_records_last() {
     let pool = Pool::start(&Options::default());
     let haproxy = &pool.haproxy;
     haproxy.set_state("node1", "maint");
-    let dir = tempfile::tempdir().unwrap();
-    let record = dir.path().join("rec.json");
-    let socket = pool.socket();
-    let socket = socket.as_str();
+    let socket = pool.socket.as_str();
     let first = drain(
-        &record,
+        &pool.record,
         &["--new", "--haproxy", socket, "--server", "app/node1"],
     );
     first.assert_code(0);
@@ -453,11 +444,15 @@ fn undoing_one_server_uses_that_servers_drain_not_the_records_last() {
         first.last_step().result["states_before"],
         serde_json::json!(["maint"])
     );
-    drain(&record, &["--haproxy", socket, "--server", "app/node2"]).assert_code(0);
+    drain(
+        &pool.record,
+        &["--haproxy", socket, "--server", "app/node2"],
+    )
+    .assert_code(0);
     assert_eq!(haproxy.status("node2"), "DRAIN");
 
     drain(
-        &record,
+        &pool.record,
         &["--undo", "--haproxy", socket, "--server", "app/node1"],
     )
     .assert_code(0);
@@ -465,7 +460,7 @@ fn undoing_one_server_uses_that_servers_drain_not_the_records_last() {
     assert_eq!(haproxy.status("node2"), "DRAIN", "node2 is not touched");
 
     drain(
-        &record,
+        &pool.record,
         &["--undo", "--haproxy", socket, "--server", "app/node2"],
     )
     .assert_code(0);
@@ -693,16 +688,13 @@ fn a_reload_that_puts_the_server_back_fails_the_drain() {
         ..Options::default()
     });
     let _slow = pool.haproxy.slow_request_on("node1", 2_000);
-    let dir = tempfile::tempdir().unwrap();
-    let record = dir.path().join("run.json");
-    let socket = pool.socket();
     let started = Instant::now();
     let child = drain_in_background(
-        &record,
+        &pool.record,
         &[
             "--new",
             "--haproxy",
-            &socket,
+            &pool.socket,
             "--server",
             "app/node1",
             "--timeout",
@@ -717,7 +709,7 @@ fn a_reload_that_puts_the_server_back_fails_the_drain() {
     let output = kit::wait_bounded(child, Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let step = &record_steps(&record)[0];
+    let step = &record_steps(&pool.record)[0];
     assert_eq!(step["error"]["kind"], "fail_condition", "{stderr}");
     assert!(stderr.contains("ready again"), "{stderr}");
     assert!(!stderr.contains("drained"), "{stderr}");
@@ -732,18 +724,15 @@ fn drained_twice_the_undo_puts_back_the_state_before_the_first_drain() {
         return;
     }
     let pool = Pool::start(&Options::default());
-    let dir = tempfile::tempdir().unwrap();
-    let record = dir.path().join("run.json");
-    let socket = pool.socket();
-    let args = ["--haproxy", socket.as_str(), "--server", "app/node1"];
-    let first = drain(&record, &[&["--new"][..], &args].concat());
+    let args = pool.args("app/node1");
+    let first = drain(&pool.record, &[&["--new"][..], &args].concat());
     first.assert_code(0);
     assert!(
         first.stderr.contains("server-state-file"),
         "the first drain through a socket says it: {}",
         first.stderr
     );
-    let second = drain(&record, &args);
+    let second = drain(&pool.record, &args);
     second.assert_code(0);
     assert_eq!(
         second.last_step().result["states_before"],
@@ -755,7 +744,7 @@ fn drained_twice_the_undo_puts_back_the_state_before_the_first_drain() {
         "{}",
         second.stderr
     );
-    drain(&record, &["--undo"]).assert_code(0);
+    drain(&pool.record, &["--undo"]).assert_code(0);
     assert!(
         pool.haproxy
             .wait_status("node1", "UP", Duration::from_secs(5))
@@ -772,15 +761,12 @@ fn an_undo_with_flags_refuses_a_matching_step_of_another_run() {
     }
     let pool = Pool::start(&Options::default());
     pool.haproxy.set_state("node2", "maint");
-    let dir = tempfile::tempdir().unwrap();
-    let record = dir.path().join("forged.json");
-    let socket = pool.socket();
     let step = serde_json::json!({"run": "r-theirs", "result": drained(serde_json::json!({
-        "server": "app/node2", "sockets": [socket], "states_before": ["ready"]}))});
-    record_with(&record, "r-ours", true, &[step]);
+        "server": "app/node2", "sockets": [pool.socket], "states_before": ["ready"]}))});
+    record_with(&pool.record, "r-ours", true, &[step]);
     let out = drain(
-        &record,
-        &["--undo", "--haproxy", &socket, "--server", "app/node2"],
+        &pool.record,
+        &["--undo", "--haproxy", &pool.socket, "--server", "app/node2"],
     );
     out.assert_code(2);
     assert!(

@@ -292,10 +292,7 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         Some(method) => method,
         None if undo => match method_from_record(ctx)? {
             Ok(method) => method,
-            Err(Some(method)) => {
-                return Ok(StepResult::typed(false, &undone_already(ctx, method)));
-            }
-            Err(None) => return Ok(never_drained(ctx)),
+            Err(nothing_to_undo) => return Ok(nothing_to_undo),
         },
         None => {
             return Err(Error::usage(
@@ -437,19 +434,22 @@ fn gauge(m: &ArgMatches) -> Result<Option<Gauge>> {
 }
 
 /// `--undo` alone: the newest drain of this run on this host that no later undo put back
-/// (`earlier::newest_open`); `Err(Some(method))` when every drain was undone already, or
-/// `Err(None)` when a failed run never drained (the failure path runs as written on any failed
-/// record: there is nothing to put back). A drain step of another run or host is named and
-/// refused, never acted on.
-fn method_from_record(ctx: &Ctx) -> Result<Result<Method, Option<DrainMethod>>> {
+/// (`earlier::newest_open`); `Err` with the step's result when there is nothing to put back:
+/// every drain was undone already, or a failed run never drained (the failure path runs as
+/// written on any failed record). A drain step of another run or host is named and refused,
+/// never acted on.
+fn method_from_record(ctx: &Ctx) -> Result<Result<Method, StepResult>> {
     let counted = earlier::counted(ctx)?;
     let Some(last) = earlier::newest_open(&counted) else {
         if let Some(undone) = counted.iter().find(|d| !d.undo) {
-            return Ok(Err(Some(undone.method)));
+            return Ok(Err(StepResult::typed(
+                false,
+                &undone_already(ctx, undone.method),
+            )));
         }
         let foreign = ctx.this_run().left_out(Drained::TOOL);
         if foreign.is_none() && !ctx.record().ok {
-            return Ok(Err(None));
+            return Ok(Err(never_drained(ctx)));
         }
         let foreign = foreign
             .map(|why| format!(" ({why}, so it is not undone)"))

@@ -176,16 +176,14 @@ fn undoes(undo: &Drained, drain: &Drained) -> bool {
         return false;
     }
     match drain.method {
-        DrainMethod::Haproxy => {
-            undo.server == drain.server
-                && drain
-                    .sockets
-                    .iter()
-                    .filter_map(|s| recorded_socket(s))
-                    .any(|s| {
-                        names_socket(undo, drain.server.as_deref().unwrap_or(""), &s).is_some()
-                    })
-        }
+        // names_socket matches the server too.
+        DrainMethod::Haproxy => drain.server.as_deref().is_some_and(|server| {
+            drain
+                .sockets
+                .iter()
+                .filter_map(|s| recorded_socket(s))
+                .any(|s| names_socket(undo, server, &s).is_some())
+        }),
         DrainMethod::FlagFile => drain
             .flag_file
             .as_deref()

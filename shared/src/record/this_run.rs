@@ -94,8 +94,7 @@ impl<'a> ThisRun<'a> {
     }
 
     /// The last step of `tool` with any of these statuses that really ran, in this run on this
-    /// host: `ugw-drain --undo` puts back a drain that succeeded or one that timed out leaving
-    /// the node drained.
+    /// host (a step that succeeded, or one that failed after it changed something).
     #[must_use]
     pub fn last_step_among(&self, tool: &'a str, statuses: &[Status]) -> Option<&'a Step> {
         self.steps_newest_first(tool)

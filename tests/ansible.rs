@@ -216,17 +216,8 @@ fn play(fleet: &Fleet, extra: &[&str]) -> kit::Outcome {
         .env("ANSIBLE_LOCAL_TEMP", fleet.root().join("ansible-tmp"))
         .env("ANSIBLE_REMOTE_TEMP", fleet.root().join("ansible-tmp"))
         .env_remove("UGW_HOST_ID")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = std::time::Instant::now();
-    let output = kit::wait_bounded(cmd.spawn().unwrap(), PLAY_LIMIT);
-    let play = kit::Outcome {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    };
+        .stdin(Stdio::null());
+    let play = kit::run_within(cmd, PLAY_LIMIT);
     eprintln!("the play took {:?}", play.elapsed);
     play
 }

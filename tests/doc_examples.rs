@@ -905,17 +905,8 @@ fn run_play(stage: &Stage, example: &Example) -> Outcome {
     cmd.args(["-i", "inventory.yml", "play.yml"])
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_LOCAL_TEMP", dir.join("ansible-tmp"))
-        .env("ANSIBLE_REMOTE_TEMP", dir.join("ansible-tmp"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = std::time::Instant::now();
-    let output = kit::wait_bounded(cmd.spawn().unwrap(), PLAY_LIMIT);
-    Outcome {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    }
+        .env("ANSIBLE_REMOTE_TEMP", dir.join("ansible-tmp"));
+    kit::run_within(cmd, PLAY_LIMIT)
 }
 
 /// The tasks of an Ansible task list, each as its text.

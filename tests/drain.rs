@@ -129,12 +129,7 @@ fn drain_in_background(args: &[impl AsRef<std::ffi::OsStr>]) -> std::process::Ch
 fn finish(child: std::process::Child, started: Instant) -> (kit::Outcome, Instant) {
     let output = kit::wait_bounded(child, kit::RUN_LIMIT);
     let ended = Instant::now();
-    let outcome = kit::Outcome {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: ended - started,
-    };
+    let outcome = kit::Outcome::from(&output, ended - started);
     (outcome, ended)
 }
 

@@ -9,7 +9,7 @@ mod kit;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Eight failed upgrades and sixteen failure paths of a demo node, on a loaded machine too.
 const LIMIT: Duration = Duration::from_secs(240);
@@ -74,17 +74,8 @@ fn the_failure_path_puts_the_node_back_whichever_step_failed() {
     script
         .process_group(0)
         .env_remove("UGW_HOST_ID")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let output = kit::wait_bounded(script.spawn().unwrap(), LIMIT);
-    let out = kit::Outcome {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    };
+        .stdin(Stdio::null());
+    let out = kit::run_within(script, LIMIT);
     let said: Vec<&str> = out.stdout.lines().collect();
     let expected: Vec<String> = STEPS.iter().map(|s| format!("ok {s}")).collect();
     assert_eq!(said, expected, "stderr:\n{}", out.stderr);

@@ -295,18 +295,7 @@ impl Repo {
         for job in manual {
             cmd.arg("--manual").arg(job);
         }
-        let child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let output = kit::wait_bounded(child, PIPELINE_LIMIT);
-        Outcome {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            elapsed: Duration::ZERO,
-        }
+        kit::run_within(cmd, PIPELINE_LIMIT)
     }
 
     /// The pipeline as GitLab sees it (includes and `extends` resolved), in a file.

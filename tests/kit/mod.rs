@@ -113,7 +113,8 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn from(output: &Output, elapsed: Duration) -> Self {
+    /// The outcome of a process that ran for `elapsed`.
+    pub fn from(output: &Output, elapsed: Duration) -> Self {
         Outcome {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -197,11 +198,16 @@ pub const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 /// Run `cmd` (stdin as it was set: `tool` and `bash` make it /dev/null) with its output
 /// captured, for at most [`RUN_LIMIT`].
-pub fn run(mut cmd: Command) -> Outcome {
+pub fn run(cmd: Command) -> Outcome {
+    run_within(cmd, RUN_LIMIT)
+}
+
+/// [`run`], for at most `limit` (a play, a whole upgrade).
+pub fn run_within(mut cmd: Command, limit: Duration) -> Outcome {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let started = Instant::now();
-    let child = cmd.spawn().expect("the tool starts");
-    let output = wait_bounded(child, RUN_LIMIT);
+    let child = cmd.spawn().expect("the command starts");
+    let output = wait_bounded(child, limit);
     Outcome::from(&output, started.elapsed())
 }
 

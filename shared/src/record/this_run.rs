@@ -2,7 +2,7 @@
 //! only from steps of this run written on this host. The record is input: it can be stale,
 //! from another host, concatenated from two runs or forged, so every lookup of an earlier step
 //! goes through this view, and a step of another run or host is never found by it (only
-//! `foreign` names one, so that a tool can say why it found nothing).
+//! `left_out` names one, so that a tool can say why it found nothing).
 //!
 //! The second half, that what a step names is what the tool is about to touch (an artifact
 //! re-hashed, a balancer and server matched, an archive's manifest read), is each tool's own.
@@ -57,7 +57,7 @@ impl<'a> ThisRun<'a> {
     /// The newest real step of `tool` that this view leaves out (another run's or host's), to
     /// say why nothing was found: "the ugw-fetch step was written on node2".
     #[must_use]
-    pub fn foreign(&self, tool: &str) -> Option<&'a Step> {
+    fn foreign(&self, tool: &str) -> Option<&'a Step> {
         let record = self.record;
         let (index, _) = record.steps.heads().enumerate().rfind(|(index, h)| {
             h.tool == tool && !h.dry_run && record.steps.get(*index).is_some_and(|s| !self.ours(s))
@@ -67,7 +67,7 @@ impl<'a> ThisRun<'a> {
 
     /// Why a step of `tool` found by `foreign` is not acted on, as a clause for a message.
     #[must_use]
-    pub fn why_foreign(&self, step: &Step) -> String {
+    fn why_foreign(&self, step: &Step) -> String {
         if step.run.is_empty() {
             format!(
                 "the {} step in the record names no run (an older ugw, or a hand-made step)",

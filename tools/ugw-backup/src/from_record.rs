@@ -25,12 +25,8 @@ pub fn last_create(ctx: &Ctx) -> Option<BackupResult> {
 /// Why the record gives no backup, as a sentence: none in this run, or one left out because
 /// it is another run's or host's.
 pub fn why_none(ctx: &Ctx) -> String {
-    let this = ctx.this_run();
-    match this.foreign(crate::TOOL) {
-        Some(step) => format!(
-            "this run made no backup on this host ({}, so it is not used)",
-            this.why_foreign(step)
-        ),
+    match ctx.this_run().left_out(crate::TOOL) {
+        Some(why) => format!("this run made no backup on this host ({why}, so it is not used)"),
         None => "this run made no backup (no successful ugw-backup create step)".to_string(),
     }
 }

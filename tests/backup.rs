@@ -1275,6 +1275,23 @@ fn backup_in(record: &Path, args: &[&str]) -> Outcome {
     run(cmd)
 }
 
+/// `create --path DATA --out OUT --name NAME` as the first step of a new run in `record`.
+fn create_in_new_run(record: &Path, data: &Path, out: &Path, name: &str) -> Outcome {
+    backup_in(
+        record,
+        &[
+            "create",
+            "--path",
+            s(data),
+            "--out",
+            s(out),
+            "--name",
+            name,
+            "--new",
+        ],
+    )
+}
+
 /// A real failure in the record's run: a health check of a port nobody listens on.
 fn fail_the_run(record: &Path) {
     let port = kit::free_port();
@@ -1329,19 +1346,7 @@ fn a_restore_from_the_record_takes_this_runs_create_not_a_later_verify_of_anothe
     std::fs::write(data.join("state"), "this morning\n").unwrap();
 
     let record = dir.path().join("run.json");
-    let created = backup_in(
-        &record,
-        &[
-            "create",
-            "--path",
-            s(&data),
-            "--out",
-            s(&out),
-            "--name",
-            "today",
-            "--new",
-        ],
-    );
+    let created = create_in_new_run(&record, &data, &out, "today");
     let today = archive_of(&created);
     // Within the same run, a check of last night's archive: an ok step naming it.
     backup_in(&record, &["verify", s(&nightly)]).assert_code(0);
@@ -1371,19 +1376,7 @@ fn the_failure_path_run_twice_does_not_wipe_what_the_node_wrote_in_between() {
     std::fs::write(data.join("state"), "before the upgrade\n").unwrap();
     let out = dir.path().join("out");
     let record = dir.path().join("run.json");
-    let created = backup_in(
-        &record,
-        &[
-            "create",
-            "--path",
-            s(&data),
-            "--out",
-            s(&out),
-            "--name",
-            "b",
-            "--new",
-        ],
-    );
+    let created = create_in_new_run(&record, &data, &out, "b");
     created.assert_code(0);
     std::fs::write(data.join("state"), "written by v2\n").unwrap();
     fail_the_run(&record);
@@ -1501,19 +1494,7 @@ fn a_forged_backup_step_never_rolls_another_folder_back() {
     std::fs::write(other.join("state"), "other: today\n").unwrap();
 
     let record = dir.path().join("run.json");
-    let created = backup_in(
-        &record,
-        &[
-            "create",
-            "--path",
-            s(&app),
-            "--out",
-            s(&out),
-            "--name",
-            "app",
-            "--new",
-        ],
-    );
+    let created = create_in_new_run(&record, &app, &out, "app");
     let app_archive = archive_of(&created);
     // The same run, on another host (a copy of the record taken there), backs up too.
     let node2 = dir.path().join("node2.json");
@@ -1585,19 +1566,7 @@ fn an_archive_replaced_under_the_name_of_this_runs_backup_is_refused() {
     std::fs::write(app.join("state"), "backed up\n").unwrap();
     let out = dir.path().join("out");
     let record = dir.path().join("run.json");
-    let created = backup_in(
-        &record,
-        &[
-            "create",
-            "--path",
-            s(&app),
-            "--out",
-            s(&out),
-            "--name",
-            "b",
-            "--new",
-        ],
-    );
+    let created = create_in_new_run(&record, &app, &out, "b");
     let archive = archive_of(&created);
     // Another backup of the same run and host, through a copy of the record, put in its place.
     std::fs::write(app.join("state"), "some other moment\n").unwrap();

@@ -389,19 +389,7 @@ fn an_invalid_checks_file_names_the_json_path_and_runs_nothing() {
             "$.checks[0]: '127.0.0.1/x' has no scheme",
         ),
     ] {
-        let file = checks_file(dir.path(), &checks);
-        let out = verify(&["--checks", file.to_str().unwrap()]);
-        out.assert_code(2);
-        let step = out.last_step();
-        assert_eq!(
-            (step.status.as_str(), step.error_kind()),
-            ("failed", "usage")
-        );
-        let message = step.error.unwrap().message;
-        assert!(
-            message.contains(&format!("{}: {path}", file.display())),
-            "{message} / {path}"
-        );
+        refused_naming(&checks_file(dir.path(), &checks), path);
     }
     assert_eq!(app.requests_settled(), 0, "nothing was attempted");
 }
@@ -1398,15 +1386,7 @@ fn a_checks_file_that_cannot_mean_one_thing_is_refused_before_any_request() {
     for (text, path) in cases {
         let file = dir.path().join("checks.json");
         std::fs::write(&file, &text).unwrap();
-        let out = verify(&["--checks", file.to_str().unwrap()]);
-        out.assert_code(2);
-        let step = out.last_step();
-        assert_eq!(step.error_kind(), "usage");
-        let message = step.error.unwrap().message;
-        assert!(
-            message.contains(&format!("{}: {path}", file.display())),
-            "{message}\n wanted {path}"
-        );
+        refused_naming(&file, path);
     }
     assert_eq!(app.requests_settled(), 0, "nothing was sent");
 }
@@ -1558,5 +1538,23 @@ fn an_always_cleanup_keeps_its_time_when_the_others_use_up_the_deadline() {
             .count(),
         1,
         "nothing sent"
+    );
+}
+
+/// `ugw-verify --checks FILE` refuses the file before any request: exit 2, a usage error whose
+/// message names the file and the JSON path of what is wrong.
+#[track_caller]
+fn refused_naming(file: &std::path::Path, path: &str) {
+    let out = verify(&["--checks", file.to_str().unwrap()]);
+    out.assert_code(2);
+    let step = out.last_step();
+    assert_eq!(
+        (step.status.as_str(), step.error_kind()),
+        ("failed", "usage")
+    );
+    let message = step.error.unwrap().message;
+    assert!(
+        message.contains(&format!("{}: {path}", file.display())),
+        "{message}\n wanted {path}"
     );
 }

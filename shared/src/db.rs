@@ -59,7 +59,8 @@ pub enum SslMode {
 }
 
 impl SslMode {
-    fn parse(text: &str) -> Result<Self> {
+    /// `sslmode=` as libpq spells it (`allow` is taken as `prefer`).
+    pub fn parse(text: &str) -> Result<Self> {
         Ok(match text {
             "disable" => SslMode::Disable,
             "allow" | "prefer" => SslMode::Prefer,
@@ -141,6 +142,11 @@ impl PgTarget {
         }
         if let Some(path) = &self.ssl_root_cert {
             env.push(("PGSSLROOTCERT", path.display().to_string()));
+        }
+        // The URL's own `connect_timeout`: without it a silent server hangs the child until
+        // the runner's deadline.
+        if let Some(seconds) = self.connect_timeout {
+            env.push(("PGCONNECT_TIMEOUT", seconds.to_string()));
         }
         env
     }
@@ -261,7 +267,7 @@ impl PgTarget {
             format!("{}:{}", pg.host, pg.port)
         };
         let socket = if pg.is_socket() {
-            format!("&host={}", pg.host)
+            format!("&host={}", escape(&pg.host, QUERY_VALUE))
         } else {
             String::new()
         };
@@ -273,15 +279,35 @@ impl PgTarget {
         let root = pg
             .ssl_root_cert
             .as_ref()
-            .map(|p| format!("&sslrootcert={}", p.display()))
+            .map(|p| {
+                format!(
+                    "&sslrootcert={}",
+                    escape(&p.display().to_string(), QUERY_VALUE)
+                )
+            })
             .unwrap_or_default();
+        // Percent-encoded, so that a database `shop#1` or `a/b` parses back as itself, not
+        // as `shop` with a fragment.
         format!(
             "postgres://{host}/{}?user={}{password}&sslmode={}{root}{socket}",
-            pg.dbname,
-            pg.user,
+            escape(&pg.dbname, URL_WORD),
+            escape(&pg.user, URL_WORD),
             pg.sslmode.word()
         )
     }
+}
+
+/// What a database or user name keeps unencoded in a URL: RFC 3986's unreserved characters.
+const URL_WORD: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+/// A query value (a socket folder, a certificate path) keeps its slashes readable too.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &URL_WORD.remove(b'/');
+
+fn escape(text: &str, set: &'static percent_encoding::AsciiSet) -> String {
+    percent_encoding::utf8_percent_encode(text, set).to_string()
 }
 
 fn parse_postgres(text: &str) -> Result<PgTarget> {
@@ -447,6 +473,35 @@ mod tests {
         assert!(env.contains(&("PGPORT", "5432".to_string())));
         let err = DbUrl::parse("postgres://app:hunter2secret@h/db?sslmode=nope").unwrap_err();
         assert!(!err.message.contains("hunter2"), "{}", err.message);
+    }
+
+    #[test]
+    fn odd_database_and_user_names_survive_the_redacted_url() {
+        for name in [
+            "shop#1",
+            "a?b=c",
+            "a/b",
+            "50%",
+            "my shop",
+            "o'q\"d",
+            "a+b&c",
+            "caf\u{e9}",
+        ] {
+            let mut t = pg("postgres://u@127.0.0.1:5433/x?connect_timeout=7");
+            t.dbname = name.to_string();
+            t.user = format!("{name}-user");
+            let back = pg(&t.url(false));
+            assert_eq!(back.dbname, name, "{}", t.url(false));
+            assert_eq!(back.user, t.user, "{}", t.url(false));
+            assert_eq!((back.host.as_str(), back.port), ("127.0.0.1", 5433));
+        }
+        let socket = pg("postgres://u@/db?host=/run/post%20gres");
+        assert_eq!(pg(&socket.url(false)).host, "/run/post gres");
+        assert!(
+            pg("postgres://u@h/db?connect_timeout=7")
+                .child_env()
+                .contains(&("PGCONNECT_TIMEOUT", "7".to_string()))
+        );
     }
 
     #[test]

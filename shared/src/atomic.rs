@@ -246,6 +246,25 @@ pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
     sync_dir(&parent_dir(to))
 }
 
+/// Exchange `a` and `b` (two folders, or a folder and a file) in one rename
+/// (`renameat2(RENAME_EXCHANGE)`) and make it durable: a reader resolving either path sees the
+/// old entry or the new one, never nothing. How a live release is replaced by one staged
+/// beside it, with the replaced content kept under the other name until the new one is proven.
+pub fn exchange_durable(a: &Path, b: &Path) -> Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(|e| {
+        Error::io_write(
+            format!("cannot exchange {} and {}", a.display(), b.display()),
+            &std::io::Error::from(e),
+        )
+    })?;
+    sync_dir(&parent_dir(a))?;
+    if parent_dir(a) != parent_dir(b) {
+        sync_dir(&parent_dir(b))?;
+    }
+    Ok(())
+}
+
 /// Point the symlink `link` at `points_to` in one step: a new symlink under a temp name
 /// beside it, renamed over `link`, then the folder fsync'd. A reader resolving `link` sees
 /// the old target or the new one, never nothing (unlike `ln -sfn`, which unlinks first).

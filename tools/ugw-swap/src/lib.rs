@@ -5,6 +5,7 @@
 
 mod artifact;
 mod binary;
+mod link_at;
 mod place;
 mod releases;
 mod restart;

@@ -9,7 +9,7 @@ use crate::{Options, Swapped, restart_failed};
 use serde::{Deserialize, Serialize};
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
-use ugw_shared::atomic::{rename_durable, replace_symlink, sync_dir};
+use ugw_shared::atomic::{exchange_durable, rename_durable, replace_symlink, sync_dir};
 use ugw_shared::digest::sha256_path;
 use ugw_shared::owner_only::owned_by_invoker;
 use ugw_shared::record::Status;
@@ -281,6 +281,9 @@ impl Root {
 
     /// Copy the artifact into a temp folder in `releases/`, link the shared paths, write the
     /// marker, then give it its name. A half-copied release never carries a version's name.
+    /// A folder of that name already there (`--force`) is exchanged with the new one in one
+    /// rename: a reader of `current/...` sees the old content or the new, never nothing, and
+    /// the old content is kept (the path returned) until the new one is proven.
     fn stage(
         &self,
         ctx: &mut Ctx,
@@ -288,7 +291,7 @@ impl Root {
         version: &str,
         sha256: &str,
         options: &Options,
-    ) -> Result<()> {
+    ) -> Result<Option<PathBuf>> {
         let releases = self.releases();
         std::fs::create_dir_all(&releases).map_err(io("create", &releases))?;
         let temp = releases.join(format!(".{version}.{}.staging", now_ns()));
@@ -309,16 +312,25 @@ impl Root {
         write_marker(&temp, version, sha256)?;
         sync_dir(&temp)?;
         let final_path = self.release(version);
-        if final_path.exists() {
-            // --force: the old folder goes aside first; `current`, if it pointed there,
-            // dangles until the rename below.
-            let aside = releases.join(format!(".{version}.{}.replaced", now_ns()));
-            ctx.track_temp(&aside);
-            rename_durable(&final_path, &aside)?;
+        if std::fs::symlink_metadata(&final_path).is_err() {
+            rename_durable(&temp, &final_path)?;
+            ctx.keep_temp(&temp);
+            return Ok(None);
         }
-        rename_durable(&temp, &final_path)?;
+        // --force over a folder of this name: when it is live, this exchange is the switch.
+        ctx.cancel
+            .critical(|| exchange_durable(&temp, &final_path))?;
         ctx.keep_temp(&temp);
-        Ok(())
+        let replaced = releases.join(format!(".{version}.{}.replaced", now_ns()));
+        rename_durable(&temp, &replaced)?;
+        Ok(Some(replaced))
+    }
+
+    /// Put the content `--force` replaced back under its name (the new content, now at
+    /// `replaced`, failed) and remove the failed content.
+    fn put_back(&self, version: &str, replaced: &Path) -> Result<()> {
+        exchange_durable(replaced, &self.release(version))?;
+        std::fs::remove_dir_all(replaced).map_err(io("remove", replaced))
     }
 
     /// A release staged already is live content and never changed in place: each `--link`
@@ -367,17 +379,8 @@ impl Root {
                 format!("--link: {} does not exist", shared.display()),
             ));
         }
-        let at = release.join(target);
-        if let Some(parent) = at.parent() {
-            std::fs::create_dir_all(parent).map_err(io("create", parent))?;
-        }
-        match std::fs::symlink_metadata(&at) {
-            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&at).map_err(io("replace", &at))?,
-            Ok(_) => std::fs::remove_file(&at).map_err(io("replace", &at))?,
-            Err(_) => {}
-        }
         let absolute = std::path::absolute(&shared).map_err(io("resolve", &shared))?;
-        std::os::unix::fs::symlink(&absolute, &at).map_err(io("link", &at))
+        crate::link_at::replace_with_symlink(release, target, &absolute)
     }
 
     /// Remove the oldest releases beyond `keep`; never `protect`ed ones, nor a failed one
@@ -560,9 +563,11 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
         result.current = Some(version);
         return Ok(result);
     }
-    if restage {
-        root.stage(ctx, &from, &version, &sha256, options)?;
-    }
+    let replaced = if restage {
+        root.stage(ctx, &from, &version, &sha256, options)?
+    } else {
+        None
+    };
     ctx.cancel.critical(|| root.switch_to(&version))?;
     result.current = Some(version.clone());
     result.changed = true;
@@ -578,15 +583,17 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
         result.restarts.push(first);
         result.restarted = ok;
         if !ok {
-            return Err(revert(
-                ctx,
-                options,
-                root,
-                result,
-                previous.as_deref(),
-                &version,
-            ));
+            let switched = Switched {
+                previous: previous.as_deref(),
+                version: &version,
+                replaced: replaced.as_deref(),
+            };
+            return Err(revert(ctx, options, root, result, &switched));
         }
+    }
+    if let Some(replaced) = &replaced {
+        // The new content is proven: the content it replaced can go.
+        std::fs::remove_dir_all(replaced).map_err(io("remove", replaced))?;
     }
     finish(
         ctx,
@@ -597,6 +604,15 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
         previous.as_deref(),
     )?;
     Ok(result)
+}
+
+/// What a swap switched, for the revert when its restart fails.
+struct Switched<'a> {
+    /// The release live before (`None`: there was none).
+    previous: Option<&'a str>,
+    version: &'a str,
+    /// Where the content `--force` replaced under `version`'s name is kept.
+    replaced: Option<&'a Path>,
 }
 
 /// After a successful switch (and restart): the release's failed mark goes, and releases
@@ -633,19 +649,39 @@ fn finish(
 }
 
 /// The restart after the switch failed: switch back, mark the new release failed, restart
-/// again; the error carries both runs.
+/// again; the error carries both runs. A release `--force` staged again over an existing one
+/// gets its earlier content back under its name instead (the failed content is removed, so
+/// nothing is marked failed), and `current` goes back to the release live before.
 fn revert(
     ctx: &Ctx,
     options: &Options,
     root: &Root,
     mut result: Swapped,
-    previous: Option<&str>,
-    version: &str,
+    switched: &Switched<'_>,
 ) -> Error {
+    let Switched {
+        previous,
+        version,
+        replaced,
+    } = *switched;
     let Some(previous) = previous else {
+        if let Some(replaced) = replaced {
+            ctx.reporter.info(&format!(
+                "the content releases/{version} held before --force is kept in {}",
+                replaced.display()
+            ));
+        }
         return restart_failed(&result, None);
     };
     let switched = ctx.cancel.critical(|| {
+        if let Some(replaced) = replaced {
+            root.put_back(version, replaced)?;
+            return if previous == version {
+                Ok(())
+            } else {
+                root.switch_to(previous)
+            };
+        }
         root.switch_to(previous)?;
         root.mark_failed(version)
     });
@@ -660,8 +696,17 @@ fn revert(
         .with_result(serde_json::to_value(&result).expect("serialises"));
     }
     result.current = Some(previous.to_string());
-    result.previous = Some(version.to_string());
-    result.marked_failed = Some(version.to_string());
+    if replaced.is_some() {
+        // Everything is as before this swap: the release live before is live, with the
+        // content it had (a rollback of this run has nothing to take back).
+        result.previous = Some(previous.to_string());
+        ctx.reporter.info(&format!(
+            "releases/{version} holds the content it had before --force again"
+        ));
+    } else {
+        result.previous = Some(version.to_string());
+        result.marked_failed = Some(version.to_string());
+    }
     let command = options.restart.as_deref().unwrap_or_default();
     match restart(ctx, command, options.restart_timeout, "after_revert") {
         Ok(again) => result.restarts.push(again),

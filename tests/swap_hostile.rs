@@ -1,0 +1,96 @@
+//! ugw-swap on hostile or unusual release content (issue 20): `--link` never writes through a
+//! symbolic link the release holds, and what a copy keeps, cleans and reports.
+
+mod kit;
+
+use kit::{current, s, swap};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+/// A release folder `staging/<name>` under `dir` whose `bin/app` holds `content`.
+fn artifact(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let folder = dir.join("staging").join(name);
+    std::fs::create_dir_all(folder.join("bin")).unwrap();
+    std::fs::write(folder.join("bin/app"), content).unwrap();
+    folder
+}
+
+/// Item 4: a release holding `config -> /outside` or `data -> /outside2` never makes
+/// `--link` replace or delete what those point to.
+#[test]
+fn a_link_target_through_a_symlink_in_the_release_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    std::fs::create_dir_all(root.join("shared/cache")).unwrap();
+    std::fs::write(root.join("shared/db.yml"), "db: prod").unwrap();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("db.yml"), "not yours").unwrap();
+    let outside2 = dir.path().join("outside2");
+    std::fs::create_dir_all(outside2.join("cache")).unwrap();
+    std::fs::write(outside2.join("cache/keep"), "keep me").unwrap();
+    let from = artifact(dir.path(), "v1", "one");
+    symlink(&outside, from.join("config")).unwrap();
+    symlink(&outside2, from.join("data")).unwrap();
+
+    for link in ["shared/db.yml:config/db.yml", "shared/cache:data/cache"] {
+        let out = swap(&[
+            "--root",
+            s(&root),
+            "--from",
+            s(&from),
+            "--version",
+            "v1",
+            "--link",
+            link,
+        ]);
+        let step = out.assert_code(1).last_step();
+        assert_eq!(step.error_kind(), "unsafe_input", "{link}: {}", out.stderr);
+        assert!(out.stderr.contains("symbolic link"), "{}", out.stderr);
+        assert!(!root.join("current").exists(), "nothing was switched");
+    }
+    let kept = std::fs::symlink_metadata(outside.join("db.yml")).unwrap();
+    assert!(kept.is_file(), "/outside/db.yml is still the file it was");
+    assert_eq!(
+        std::fs::read_to_string(outside.join("db.yml")).unwrap(),
+        "not yours"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside2.join("cache/keep")).unwrap(),
+        "keep me"
+    );
+
+    // Without the planted links, a nested TARGET gets its folders and its link.
+    std::fs::remove_file(from.join("config")).unwrap();
+    std::fs::remove_file(from.join("data")).unwrap();
+    std::fs::create_dir_all(from.join("data/cache")).unwrap();
+    std::fs::write(from.join("data/cache/old"), "replaced").unwrap();
+    swap(&[
+        "--root",
+        s(&root),
+        "--from",
+        s(&from),
+        "--version",
+        "v1",
+        "--link",
+        "shared/db.yml:config/db.yml",
+        "--link",
+        "shared/cache:data/cache",
+    ])
+    .assert_code(0);
+    assert_eq!(current(&root), "releases/v1");
+    assert_eq!(
+        std::fs::read_to_string(root.join("current/config/db.yml")).unwrap(),
+        "db: prod"
+    );
+    assert!(
+        std::fs::symlink_metadata(root.join("current/data/cache"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert!(
+        from.join("data/cache/old").exists(),
+        "the staged copy is untouched"
+    );
+    let _ = std::fs::Permissions::from_mode(0o755);
+}

@@ -222,6 +222,20 @@ impl Plan {
                     .into_owned()
             })
             .filter(|n| !n.is_empty());
+        // The URL's name, decoded, names files in --dest (the temp file, the archive): one
+        // that is not a plain name (`..%2Fvictim%2Fx.tar.gz`, `.`, `..`) would put them
+        // elsewhere. With --name it is only a checksum-file lookup key, and --name is used.
+        let url_name = match (url_name, &given_name) {
+            (Some(name), _) if plain_name(&name) => Some(name),
+            (Some(name), None) => {
+                return Err(Error::usage(format!(
+                    "the file name {name:?} in {} is not a plain name (no '/', not '.' or \
+                     '..'); give --name",
+                    shown(&url)
+                )));
+            }
+            _ => None,
+        };
         let file_name = url_name.or_else(|| given_name.clone()).ok_or_else(|| {
             Error::usage(format!("{} has no file name; give --name", shown(&url)))
         })?;
@@ -287,6 +301,11 @@ fn archive_stem(name: &str) -> &str {
         .iter()
         .find_map(|ending| name.strip_suffix(ending))
         .unwrap_or(name)
+}
+
+/// A name that stays in the folder it is joined to: one path component, not `.` or `..`.
+fn plain_name(name: &str) -> bool {
+    !(name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0'))
 }
 
 fn check_name(name: &str) -> Result<()> {
@@ -362,21 +381,61 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
     stage(ctx, &plan, &client, &check, limits, no_verify)
 }
 
-/// Temp files of this artifact left by a run that was killed (-9, a crash, a power cut).
-/// Under the lock of the staging folder nobody else is writing them.
+/// Temp files and unpack folders of this artifact left by a run that was killed (-9, a
+/// crash, a power cut): `.NAME.XXXXXXXXXX.tmp` files and `.NAME.XXXXXXXXXX.unpack` folders
+/// (the 10 random letters ugw's temp names carry), for the URL's name and the staged name
+/// (`--name`, an extracted folder's), owned by the invoking user or root. Nothing else is
+/// touched. Under the lock of the staging folder nobody else is writing them.
 fn remove_stale_temps(ctx: &Ctx, plan: &Plan) {
-    let prefix = format!(".{}.", plan.file_name);
+    let staged_name = plan
+        .final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let names: Vec<&str> = std::iter::once(plan.file_name.as_str())
+        .chain(staged_name.as_deref())
+        .collect();
     let Ok(entries) = std::fs::read_dir(&plan.dest) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if is_file && name.starts_with(&prefix) && name.rsplit('.').next() == Some("tmp") {
-            ctx.reporter
-                .info(&format!("removing {name}, left by an interrupted run"));
-            let _ = std::fs::remove_file(entry.path());
+        let Some(folder) = names.iter().find_map(|ours| leftover_kind(&name, ours)) else {
+            continue;
+        };
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        let kind_matches = if folder {
+            meta.is_dir()
+        } else {
+            meta.is_file()
+        };
+        if !kind_matches || !ugw_shared::owner_only::owned_by_invoker(&meta) {
+            continue;
         }
+        ctx.reporter
+            .info(&format!("removing {name}, left by an interrupted run"));
+        let _ = if folder {
+            std::fs::remove_dir_all(entry.path())
+        } else {
+            std::fs::remove_file(entry.path())
+        };
+    }
+}
+
+/// Whether `entry` is a temp name ugw gives `name`'s work: `Some(false)` for a temp file
+/// (`.NAME.XXXXXXXXXX.tmp`), `Some(true)` for an unpack folder (`.NAME.XXXXXXXXXX.unpack`).
+fn leftover_kind(entry: &str, name: &str) -> Option<bool> {
+    let rest = entry
+        .strip_prefix('.')?
+        .strip_prefix(name)?
+        .strip_prefix('.')?;
+    let (random, ending) = rest.split_once('.')?;
+    let random_ok = random.len() == 10 && random.bytes().all(|b| b.is_ascii_alphanumeric());
+    match ending {
+        "tmp" if random_ok => Some(false),
+        "unpack" if random_ok => Some(true),
+        _ => None,
     }
 }
 
@@ -699,6 +758,22 @@ mod tests {
             assert!(check_name(bad).is_err(), "{bad}");
         }
         assert_eq!(shell_quote("/a b/it's"), "'/a b/it'\\''s'");
+    }
+
+    #[test]
+    fn only_ugw_temp_names_are_leftovers() {
+        assert_eq!(leftover_kind(".app.AbCdE12345.tmp", "app"), Some(false));
+        assert_eq!(leftover_kind(".app.AbCdE12345.unpack", "app"), Some(true));
+        for not_ours in [
+            ".app.AbCdE1234.tmp",
+            ".app.AbCdE12345.tmp.x",
+            ".app.AbC-E12345.tmp",
+            ".application.AbCdE12345.tmp",
+            "app.AbCdE12345.tmp",
+            ".app.AbCdE12345.staging",
+        ] {
+            assert_eq!(leftover_kind(not_ours, "app"), None, "{not_ours}");
+        }
     }
 
     #[test]

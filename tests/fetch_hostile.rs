@@ -1,0 +1,136 @@
+//! ugw-fetch under attack (issue 20): names from URLs that would leave --dest, leftovers of a
+//! killed run, headers for one origin only, URL secrets on disk, and the other hostile cases,
+//! each through the real binary against a real HTTP server on loopback.
+
+mod kit;
+
+use kit::file_server::{FileServer, Served};
+use kit::{Outcome, run, s, sha256, tool};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+fn fetch(args: &[&str]) -> Outcome {
+    let mut cmd = tool("ugw-fetch");
+    cmd.args(args);
+    run(cmd)
+}
+
+/// A body of `len` bytes that is not all alike.
+fn body(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// The names in `dir`, the lock file left out.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n != ".ugw-fetch.lock")
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A slow download of `data` from `url` into `dest` with `extra` flags, killed with -9 once a
+/// temp file shows up in `dest` or in `elsewhere`.
+fn kill_9_mid_download(url: &str, data: &[u8], dest: &Path, elsewhere: &Path, extra: &[&str]) {
+    let digest = sha256(data);
+    let mut cmd = tool("ugw-fetch");
+    cmd.args(["--url", url, "--sha256", &digest, "--dest", s(dest)])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let has_temp = |dir: &Path| names(dir).iter().any(|n| n.ends_with(".tmp"));
+    assert!(
+        kit::eventually(Duration::from_secs(20), || has_temp(dest)
+            || has_temp(elsewhere)),
+        "no temp file appeared"
+    );
+    kit::signal(child.id().cast_signed(), libc::SIGKILL);
+    let _ = child.wait();
+}
+
+/// Item 5: a URL whose decoded name holds `../` never puts a file outside --dest; without
+/// --name it is refused before any request.
+#[test]
+fn a_url_name_that_leaves_dest_is_refused_and_temp_files_stay_in_dest() {
+    let server = FileServer::start();
+    let data = body(2 * 1024 * 1024);
+    let mut slow = Served::new(&data);
+    slow.throttle = Some(Duration::from_millis(20));
+    let url = server.put("..%2Fvictim-dir%2Fx.tar.gz", slow);
+    let dir = tempfile::tempdir().unwrap();
+    let (staging, victim) = (dir.path().join("staging"), dir.path().join("victim-dir"));
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::create_dir_all(&victim).unwrap();
+
+    for bad in [&url, &server.url("."), &server.url("%2E%2E")] {
+        let out = fetch(&[
+            "--url",
+            bad,
+            "--sha256",
+            &sha256(&data),
+            "--dest",
+            s(&staging),
+            "--extract",
+        ]);
+        let step = out.assert_code(2).last_step();
+        assert_eq!(step.error_kind(), "usage", "{bad}: {}", out.stderr);
+    }
+    assert_eq!(server.log().len(), 0, "refused before any request");
+
+    kill_9_mid_download(&url, &data, &staging, &victim, &["--name", "app"]);
+    assert!(names(&victim).is_empty(), "{:?}", names(&victim));
+    assert!(
+        names(&staging)
+            .iter()
+            .any(|n| n.starts_with(".app.") && n.ends_with(".tmp")),
+        "{:?}",
+        names(&staging)
+    );
+}
+
+/// Item 20: what a killed run leaves under `--name` (its temp file, an unpack folder) is
+/// cleaned by the next run; a look-alike that is not ugw's pattern, or another user's, stays.
+#[test]
+fn a_killed_runs_leftovers_under_name_are_cleaned_and_nothing_else() {
+    let server = FileServer::start();
+    let data = body(2 * 1024 * 1024);
+    let mut slow = Served::new(&data);
+    slow.throttle = Some(Duration::from_millis(20));
+    let url = server.put("app-v1.0.bin", slow);
+    let dest = tempfile::tempdir().unwrap();
+    kill_9_mid_download(&url, &data, dest.path(), dest.path(), &["--name", "app"]);
+    let left = names(dest.path());
+    assert!(left.iter().any(|n| n.starts_with(".app.")), "{left:?}");
+    // An unpack folder of a killed --extract, a file that only looks like a temp file, and a
+    // temp file of another user's.
+    std::fs::create_dir_all(dest.path().join(".app.Zq81kPp0aX.unpack/bin")).unwrap();
+    std::fs::write(dest.path().join(".app.notours.tmp"), "keep").unwrap();
+    let foreign = dest.path().join(".app.Q1w2E3r4T5.tmp");
+    std::fs::write(&foreign, "someone else's").unwrap();
+    std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+
+    server.put("app-v1.0.bin", Served::new(&data));
+    let out = fetch(&[
+        "--url",
+        &url,
+        "--sha256",
+        &sha256(&data),
+        "--dest",
+        s(dest.path()),
+        "--name",
+        "app",
+    ]);
+    out.assert_code(0);
+    assert_eq!(
+        names(dest.path()),
+        [".app.Q1w2E3r4T5.tmp", ".app.notours.tmp", "app"],
+        "{}",
+        out.stderr
+    );
+}

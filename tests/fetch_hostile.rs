@@ -83,7 +83,7 @@ fn a_url_name_that_leaves_dest_is_refused_and_temp_files_stay_in_dest() {
     }
     assert_eq!(server.log().len(), 0, "refused before any request");
 
-    kill_9_mid_download(&url, &data, &staging, &victim, &["--name", "app"]);
+    kill_9_mid_download(&url, &data, &staging, &victim, &["--name", "app", "--extract"]);
     assert!(names(&victim).is_empty(), "{:?}", names(&victim));
     assert!(
         names(&staging)

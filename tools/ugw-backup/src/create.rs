@@ -52,7 +52,13 @@ struct Item {
 /// Write the archive and its sidecars; returns the step's result.
 pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
     let started = Instant::now();
-    let (roots, items, input_bytes, db_bytes) = walk_all(ctx, plan)?;
+    let walked = walk_all(ctx, plan)?;
+    let (roots, items, input_bytes, db_bytes) = (
+        walked.roots.clone(),
+        &walked.items,
+        walked.input_bytes,
+        walked.db_bytes,
+    );
     let archive_path = plan
         .out
         .join(format!("{}{}", plan.name, plan.codec.extension()));
@@ -72,7 +78,7 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
     }
     ctx.reporter.info(&format!(
         "backing up {} to {}",
-        what_is_backed_up(plan, input_bytes, items.len()),
+        what_is_backed_up(plan, &walked.paths, input_bytes, items.len()),
         archive_path.display()
     ));
 
@@ -91,6 +97,7 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
         pg: Vec::new(),
         pg_globals: None,
         changed_while_read: Vec::new(),
+        excluded: walked.excluded.iter().map(|p| Name::from_path(p)).collect(),
     };
     let archive = AtomicFile::create(&archive_path)?.hashed();
     let counted = Counter {
@@ -103,7 +110,7 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
     builder.mode(tar::HeaderMode::Complete);
     let progress = ctx.reporter.progress(Some(input_bytes)).in_bytes();
 
-    append_files(ctx, plan, &mut builder, &items, &mut manifest, &progress)?;
+    append_files(ctx, plan, &mut builder, items, &mut manifest, &progress)?;
     append_databases(ctx, plan, &mut builder, &mut manifest, &progress)?;
     let manifest_json = serde_json::to_vec(&manifest).expect("a manifest serialises");
     append_bytes(
@@ -186,17 +193,53 @@ fn finish_archive(
     Ok((bytes, sha256))
 }
 
+/// What the walk of every `--path` found.
+struct Walked {
+    /// The paths backed up: resolved, de-duplicated.
+    paths: Vec<PathBuf>,
+    roots: Vec<Root>,
+    items: Vec<Item>,
+    /// Folders left out of the walk (the `--out` folder).
+    excluded: Vec<PathBuf>,
+    input_bytes: u64,
+    /// The databases' share of `input_bytes`.
+    db_bytes: u64,
+}
+
 /// Every `--path` walked: the roots, the items, the input size and the databases' share of it.
-fn walk_all(ctx: &Ctx, plan: &Plan) -> Result<(Vec<Root>, Vec<Item>, u64, u64)> {
+fn walk_all(ctx: &Ctx, plan: &Plan) -> Result<Walked> {
     let live_dbs: HashSet<PathBuf> = plan
         .sqlite
         .iter()
         .flat_map(|db| std::iter::once(db.clone()).chain(sqlite::companions(db)))
         .collect();
+    let paths = covering_paths(ctx, &plan.paths)?;
+    // The backup folder is never backed up: each archive would hold all the ones before it,
+    // and an in-place restore would delete the archive it is restoring.
+    let out = std::fs::metadata(&plan.out)
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
     let mut roots = Vec::new();
     let mut items = Vec::new();
-    for path in &plan.paths {
-        roots.push(walk_root(ctx, plan, path, &live_dbs, &mut items)?);
+    let mut excluded = Vec::new();
+    for path in &paths {
+        if std::fs::metadata(path).is_ok_and(|m| Some((m.dev(), m.ino())) == out) {
+            return Err(Error::usage(format!(
+                "--path {} is the --out folder: a backup cannot hold itself; keep the backups elsewhere",
+                path.display()
+            )));
+        }
+        let mut walker = Walker {
+            ctx,
+            plan,
+            live_dbs: &live_dbs,
+            items: &mut items,
+            links: HashMap::new(),
+            root: path.clone(),
+            out,
+            excluded: &mut excluded,
+        };
+        roots.push(walk_root(&mut walker, path)?);
     }
     let db_bytes: u64 = plan
         .sqlite
@@ -209,7 +252,82 @@ fn walk_all(ctx: &Ctx, plan: &Plan) -> Result<(Vec<Root>, Vec<Item>, u64, u64)> 
         .map(|i| i.size)
         .sum::<u64>()
         + db_bytes;
-    Ok((roots, items, input_bytes, db_bytes))
+    Ok(Walked {
+        paths,
+        roots,
+        items,
+        excluded,
+        input_bytes,
+        db_bytes,
+    })
+}
+
+/// Each `--path` made absolute and normal once (no `.`, no trailing `/`, `..` resolved), a
+/// symlink given on the command line followed (as `tar -h` does for the top level, and said
+/// so), then each path inside another (or given twice) dropped: the outer one covers it, and
+/// an archive holding the same entry twice could not be restored.
+fn covering_paths(ctx: &Ctx, given: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut resolved: Vec<(PathBuf, &PathBuf)> = Vec::new();
+    for path in given {
+        resolved.push((resolve_path(ctx, path)?, path));
+    }
+    let mut kept: Vec<PathBuf> = Vec::new();
+    for (index, (path, shown)) in resolved.iter().enumerate() {
+        let covered_by = resolved.iter().enumerate().find(|(other, (outer, _))| {
+            *other != index && path.starts_with(outer) && (outer != path || *other < index)
+        });
+        if let Some((_, (outer, outer_shown))) = covered_by {
+            ctx.reporter.warn(&format!(
+                "--path {} is {} --path {}: backed up once, as part of it",
+                shown.display(),
+                if outer == path {
+                    "the same as"
+                } else {
+                    "inside"
+                },
+                outer_shown.display()
+            ));
+            continue;
+        }
+        kept.push(path.clone());
+    }
+    Ok(kept)
+}
+
+/// One `--path`, absolute and normal; a symlink is followed to what it points to.
+fn resolve_path(ctx: &Ctx, path: &Path) -> Result<PathBuf> {
+    let absolute: PathBuf = std::path::absolute(path)
+        .map_err(|e| Error::io(format!("cannot resolve {}", path.display()), &e))?
+        .components()
+        .collect();
+    let not_found = |e: &io::Error, what: &str| match e.kind() {
+        io::ErrorKind::NotFound => Error::new(
+            ErrorKind::NotFound,
+            format!("--path {} {what}", path.display()),
+        ),
+        _ => Error::io(format!("cannot read {}", path.display()), e),
+    };
+    // A `..` would make an archive name that a strict restore refuses: resolve it away.
+    let absolute = if absolute
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        std::fs::canonicalize(&absolute).map_err(|e| not_found(&e, "does not exist"))?
+    } else {
+        absolute
+    };
+    let meta = std::fs::symlink_metadata(&absolute).map_err(|e| not_found(&e, "does not exist"))?;
+    if !meta.file_type().is_symlink() {
+        return Ok(absolute);
+    }
+    let target =
+        std::fs::canonicalize(&absolute).map_err(|e| not_found(&e, "is a symlink to nothing"))?;
+    ctx.reporter.warn(&format!(
+        "--path {} is a symlink: following it (as tar -h does) and backing up {}, where it points; the link itself is not in the backup",
+        path.display(),
+        target.display()
+    ));
+    Ok(target)
 }
 
 /// Every walked item, in order; a file that changed while read is flagged (`--strict`: fails).
@@ -223,8 +341,19 @@ fn append_files<W: Write>(
 ) -> Result<()> {
     for item in items {
         ctx.cancel.check()?;
-        let entry = append_item(builder, item, progress, &ctx.cancel)
+        let appended = append_item(builder, item, progress, &ctx.cancel)
             .map_err(|e| ctx.cancel.check().err().unwrap_or(e))?;
+        let Some(entry) = appended else {
+            // Deleted after the walk saw it: left out, and counted like a change.
+            manifest
+                .changed_while_read
+                .push(Name::from_bytes(item.name()));
+            ctx.reporter.warn(&format!(
+                "{} vanished before it was read: left out",
+                item.source.display()
+            ));
+            continue;
+        };
         if entry.1 {
             manifest.changed_while_read.push(entry.0.path.clone());
             ctx.reporter.warn(&format!(
@@ -266,44 +395,28 @@ fn append_databases<W: Write>(
         manifest.pg.push(dumped.0);
     }
     if let (true, Some(server)) = (plan.pg_globals, plan.pg.first()) {
-        let temp = plan.out.join(format!(
-            ".{}.pg-globals.{}.tmp",
-            plan.name,
-            std::process::id()
-        ));
+        let temp_file = AtomicFile::create(&plan.out.join(format!("{}.pg-globals", plan.name)))?;
+        let temp = temp_file.temp_path().to_path_buf();
         ctx.track_temp(&temp);
         crate::pg::dump_globals(server, &temp, ctx.deadline(), &ctx.cancel)?;
         let name = format!("{}/pg/globals.sql", manifest::DB_PREFIX);
         let entry = append_temp(ctx, builder, &temp, name.as_bytes(), progress)?;
+        drop(temp_file);
         manifest.pg_globals = Some(entry.path.clone());
         manifest.entries.push(entry);
     }
     Ok(())
 }
 
-/// Walk one `--path`, adding its items; returns its root for the manifest.
-fn walk_root(
-    ctx: &Ctx,
-    plan: &Plan,
-    path: &Path,
-    live_dbs: &HashSet<PathBuf>,
-    items: &mut Vec<Item>,
-) -> Result<Root> {
-    let mut absolute = std::path::absolute(path)
-        .map_err(|e| Error::io(format!("cannot resolve {}", path.display()), &e))?;
-    // A `..` would make an archive name that a strict restore refuses: resolve it away.
-    if absolute
-        .components()
-        .any(|c| c == std::path::Component::ParentDir)
-    {
-        absolute = std::fs::canonicalize(&absolute).unwrap_or(absolute);
-    }
-    let meta = std::fs::symlink_metadata(&absolute).map_err(|e| match e.kind() {
+/// Walk one `--path` (absolute and resolved), adding its items; returns its root for the
+/// manifest.
+fn walk_root(walker: &mut Walker<'_>, absolute: &Path) -> Result<Root> {
+    let meta = std::fs::symlink_metadata(absolute).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::new(
             ErrorKind::NotFound,
-            format!("--path {} does not exist", path.display()),
+            format!("--path {} does not exist", absolute.display()),
         ),
-        _ => Error::io(format!("cannot read {}", path.display()), &e),
+        _ => Error::io(format!("cannot read {}", absolute.display()), &e),
     })?;
     let name = absolute
         .as_os_str()
@@ -317,17 +430,9 @@ fn walk_root(
         ));
     }
     let kind = kind_of(&meta);
-    let mut walker = Walker {
-        ctx,
-        plan,
-        live_dbs,
-        items,
-        links: HashMap::new(),
-        root: absolute.clone(),
-    };
-    walker.visit(&absolute, &name, &meta)?;
+    walker.visit(absolute, &name, &meta)?;
     Ok(Root {
-        path: Name::from_path(&absolute),
+        path: Name::from_path(absolute),
         entry: Name::from_bytes(&name),
         kind,
     })
@@ -340,6 +445,9 @@ struct Walker<'a> {
     items: &'a mut Vec<Item>,
     links: HashMap<(u64, u64), Vec<u8>>,
     root: PathBuf,
+    /// The `--out` folder's device and inode.
+    out: Option<(u64, u64)>,
+    excluded: &'a mut Vec<PathBuf>,
 }
 
 impl Walker<'_> {
@@ -354,6 +462,14 @@ impl Walker<'_> {
             return Ok(());
         }
         if self.live_dbs.contains(source) {
+            return Ok(());
+        }
+        if file_type.is_dir() && Some((meta.dev(), meta.ino())) == self.out {
+            self.ctx.reporter.warn(&format!(
+                "{} is the --out folder: left out of the backup (an in-place restore leaves it as it is)",
+                source.display()
+            ));
+            self.excluded.push(source.to_path_buf());
             return Ok(());
         }
         if file_type.is_file() && sqlite::looks_live(source) {
@@ -436,15 +552,22 @@ fn kind_of(meta: &Metadata) -> Kind {
     }
 }
 
-/// Append one item; returns its manifest entry and whether it changed while being read.
+/// Append one item; returns its manifest entry and whether it changed while being read, or
+/// `None` when it vanished after the walk found it (nothing of it was written).
 fn append_item<W: Write>(
     builder: &mut tar::Builder<W>,
     item: &Item,
     progress: &Progress,
     cancel: &ugw_shared::cancel::Cancel,
-) -> Result<(Entry, bool)> {
-    let failed = |e: &io::Error| Error::io(format!("cannot archive {}", item.source.display()), e);
-    let meta = &std::fs::symlink_metadata(&item.source).map_err(|e| failed(&e))?;
+) -> Result<Option<(Entry, bool)>> {
+    // io_write: a full disk under --no-space-check is `no_space`, not `io`.
+    let failed =
+        |e: &io::Error| Error::io_write(format!("cannot archive {}", item.source.display()), e);
+    let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+    let meta = &match std::fs::symlink_metadata(&item.source) {
+        Err(e) if gone(&e) => return Ok(None),
+        other => other.map_err(|e| failed(&e))?,
+    };
     let name = item.name();
     let path = Path::new(std::ffi::OsStr::from_bytes(name));
     let mut header = tar::Header::new_gnu();
@@ -472,7 +595,7 @@ fn append_item<W: Write>(
             .map_err(|e| failed(&e))?;
         entry.kind = Kind::Hardlink;
         entry.link = Some(Name::from_bytes(first));
-        return Ok((entry, false));
+        return Ok(Some((entry, false)));
     }
     match entry.kind {
         Kind::Dir => {
@@ -480,19 +603,25 @@ fn append_item<W: Write>(
             builder
                 .append_data(&mut header, path, io::empty())
                 .map_err(|e| failed(&e))?;
-            Ok((entry, false))
+            Ok(Some((entry, false)))
         }
         Kind::Symlink => {
-            let target = std::fs::read_link(&item.source).map_err(|e| failed(&e))?;
+            let target = match std::fs::read_link(&item.source) {
+                Err(e) if gone(&e) => return Ok(None),
+                other => other.map_err(|e| failed(&e))?,
+            };
             header.set_size(0);
             builder
                 .append_link(&mut header, path, &target)
                 .map_err(|e| failed(&e))?;
             entry.link = Some(Name::from_path(&target));
-            Ok((entry, false))
+            Ok(Some((entry, false)))
         }
         Kind::File | Kind::Hardlink => {
-            let file = open_regular(&item.source).map_err(|e| failed(&e))?;
+            let file = match open_regular(&item.source) {
+                Err(e) if gone(&e) => return Ok(None),
+                other => other.map_err(|e| failed(&e))?,
+            };
             let before = file.metadata().map_err(|e| failed(&e))?;
             header.set_size(before.len());
             let mut reader = Snapshot::new(&file, before.len(), progress, cancel);
@@ -507,7 +636,7 @@ fn append_item<W: Write>(
                 || before.len() != item.size;
             entry.size = before.len();
             entry.sha256 = Some(reader.digest());
-            Ok((entry, changed))
+            Ok(Some((entry, changed)))
         }
     }
 }
@@ -521,11 +650,9 @@ fn snapshot_db<W: Write>(
     builder: &mut tar::Builder<W>,
     progress: &Progress,
 ) -> Result<(SqliteSnapshot, Entry)> {
-    let temp = plan.out.join(format!(
-        ".{}.sqlite-{index}.{}.tmp",
-        plan.name,
-        std::process::id()
-    ));
+    // O_EXCL|O_NOFOLLOW, 0600, a random name: nothing planted in --out is written through.
+    let temp_file = AtomicFile::create(&plan.out.join(format!("{}.sqlite-{index}", plan.name)))?;
+    let temp = temp_file.temp_path().to_path_buf();
     ctx.track_temp(&temp);
     for companion in sqlite::companions(&temp) {
         ctx.track_temp(&companion);
@@ -535,6 +662,7 @@ fn snapshot_db<W: Write>(
     let mut name = format!("{}/sqlite/{index}-", manifest::DB_PREFIX).into_bytes();
     name.extend_from_slice(file_name);
     let entry = append_temp(ctx, builder, &temp, &name, progress)?;
+    drop(temp_file);
     let absolute = std::path::absolute(db).unwrap_or_else(|_| db.to_path_buf());
     Ok((
         SqliteSnapshot {
@@ -558,11 +686,8 @@ fn dump_pg<W: Write>(
     builder: &mut tar::Builder<W>,
     progress: &Progress,
 ) -> Result<(manifest::PgDump, Entry)> {
-    let temp = plan.out.join(format!(
-        ".{}.pg-{index}.{}.tmp",
-        plan.name,
-        std::process::id()
-    ));
+    let temp_file = AtomicFile::create(&plan.out.join(format!("{}.pg-{index}", plan.name)))?;
+    let temp = temp_file.temp_path().to_path_buf();
     ctx.track_temp(&temp);
     crate::pg::dump(target, &temp, ctx.deadline(), &ctx.cancel)?;
     crate::pg::check(&temp, ctx.deadline(), &ctx.cancel)?;
@@ -572,6 +697,7 @@ fn dump_pg<W: Write>(
         target.database.replace('/', "_")
     );
     let entry = append_temp(ctx, builder, &temp, name.as_bytes(), progress)?;
+    drop(temp_file);
     Ok((
         manifest::PgDump {
             url: target.shown.clone(),
@@ -579,6 +705,7 @@ fn dump_pg<W: Write>(
             bytes: entry.size,
             sha256: entry.sha256.clone().expect("a file has a hash"),
             check: "pg_restore -f /dev/null: ok".into(),
+            connection: Some(target.connection()),
         },
         entry,
     ))
@@ -617,7 +744,7 @@ fn append_temp<W: Write>(
             ctx.cancel
                 .check()
                 .err()
-                .unwrap_or_else(|| Error::io("cannot archive a database copy", &e))
+                .unwrap_or_else(|| Error::io_write("cannot archive a database copy", &e))
         })?;
     let sha256 = reader.digest();
     drop(file);
@@ -740,11 +867,11 @@ impl<W: Write> Write for Counter<W> {
 
 /// What a backup holds, in words: its paths and their size, its SQLite databases, and its
 /// PostgreSQL databases (only those that are there).
-fn what_is_backed_up(plan: &Plan, input_bytes: u64, entries: usize) -> String {
+fn what_is_backed_up(plan: &Plan, paths: &[PathBuf], input_bytes: u64, entries: usize) -> String {
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     let mut parts = Vec::new();
-    if !plan.paths.is_empty() {
-        let paths: Vec<String> = plan.paths.iter().map(|p| p.display().to_string()).collect();
+    if !paths.is_empty() {
+        let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         parts.push(format!(
             "{} ({} in {})",
             paths.join(", "),

@@ -463,10 +463,13 @@ fn run_restore(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         .get_one::<String>("pg")
         .map(|url| pg::Target::parse(url, ctx.scrubber()))
         .transpose()?;
+    // Checked before anything is touched: the database each dump goes into.
+    let pg_targets =
+        restore::pg_targets(ctx, &verified.manifest, pg_target.as_ref(), in_place, force)?;
     let result = if let Some(dir) = m.get_one::<PathBuf>("to") {
         let summary = restore::to_dir(ctx, &archive, dir, force)?;
-        if let Some(target) = &pg_target {
-            restore::restore_pg(ctx, &archive, &verified.manifest, Some(target))?;
+        if pg_target.is_some() {
+            restore::restore_pg(ctx, &archive, &verified.manifest, &pg_targets)?;
         }
         ctx.reporter.info(&format!(
             "restored {} files into {}",
@@ -483,7 +486,7 @@ fn run_restore(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
             "bytes": summary.bytes,
         })
     } else {
-        let restored = restore::in_place(ctx, &archive, &verified.manifest, pg_target.as_ref())?;
+        let restored = restore::in_place(ctx, &archive, &verified.manifest, &pg_targets)?;
         if !restored.is_empty() {
             ctx.reporter
                 .info(&format!("restored in place: {}", restored.join(", ")));
@@ -492,7 +495,7 @@ fn run_restore(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
             "archive": archive.display().to_string(),
             "in_place": restored,
             "sqlite": verified.manifest.sqlite.iter().map(|s| s.path.shown()).collect::<Vec<_>>(),
-            "pg": verified.manifest.pg.iter().map(|p| pg_target.as_ref().map_or(p.url.clone(), |t| t.shown.clone())).collect::<Vec<_>>(),
+            "pg": pg_targets.iter().map(|t| t.shown.clone()).collect::<Vec<_>>(),
         })
     };
     Ok(StepResult::changed(result))

@@ -38,8 +38,12 @@ pub struct Manifest {
     /// The `pg_dumpall --globals-only` script (roles, tablespaces), with `--pg-globals`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pg_globals: Option<Name>,
-    /// Entries whose size or mtime moved while they were read.
+    /// Entries whose size or mtime moved while they were read (or that vanished before).
     pub changed_while_read: Vec<Name>,
+    /// Folders under a root that were left out of the walk (the `--out` folder itself): an
+    /// in-place restore carries them over from the live tree instead of deleting them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<Name>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,12 +95,30 @@ pub struct SqliteSnapshot {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PgDump {
-    /// The database URL without its password.
+    /// The database URL without its password (for people: the fields below are what a
+    /// restore connects with).
     pub url: String,
     pub entry: Name,
     pub bytes: u64,
     pub sha256: String,
     pub check: String,
+    /// The connection as structured fields: a database name holding `#`, `?`, `/` or `%`
+    /// never has to survive a URL round trip. Absent in manifests written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<PgConnection>,
+}
+
+/// Where a dump came from, field by field (never the password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PgConnection {
+    /// A host name, an address, or a Unix socket folder.
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub dbname: String,
+    pub sslmode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslrootcert: Option<String>,
 }
 
 /// A file name kept losslessly: text when it is UTF-8, else base64 of its bytes (with a

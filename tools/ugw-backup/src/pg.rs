@@ -2,17 +2,42 @@
 //! --format=custom` into a temp file (a tar entry needs its size first), checked by
 //! `pg_restore -f /dev/null`, which reads every block; restored with `pg_restore --clean
 //! --if-exists --single-transaction`. The password travels in `PGPASSWORD`, never in argv.
+//! The connection is the URL's alone: the libpq variables it decides (`PGHOSTADDR`,
+//! `PGSERVICE`...) are cleared from the child's environment, so a stray `PGHOSTADDR` never
+//! sends a dump or a restore to another server than the one the manifest names.
 
+use crate::manifest::PgConnection;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
-use ugw_shared::db::{DbUrl, PgTarget};
+use ugw_shared::db::{DbUrl, PgTarget, SslMode};
 use ugw_shared::runner::{self, Program, RunSpec};
 use ugw_shared::scrub::Scrubber;
 use ugw_shared::{Error, ErrorKind, Result};
 
 /// A dump or restore without a --timeout still ends some day.
 const NO_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+
+/// libpq variables that would override or redirect what the URL says (the ones the URL
+/// sets are set again from it; `PGPASSWORD`, `PGPASSFILE` and the client certificate stay,
+/// they are credentials, not where to connect).
+const ROUTING_VARS: &[&str] = &[
+    "PGHOSTADDR",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGOPTIONS",
+    "PGTARGETSESSIONATTRS",
+    "PGLOAD_BALANCE_HOSTS",
+    "PGREQUIRESSL",
+    "PGSSLROOTCERT",
+    "PGCONNECT_TIMEOUT",
+    "PGAPPNAME",
+    "PGDATABASE",
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGSSLMODE",
+];
 
 /// A PostgreSQL database to dump or restore: the shared URL parsing, shown without its
 /// password; the programs connect through the libpq environment (`PgTarget::child_env`).
@@ -33,6 +58,41 @@ impl Target {
         }
     }
 
+    /// The connection a manifest recorded, field by field (no password: it comes from the
+    /// environment, as for any libpq tool).
+    pub fn from_connection(connection: &PgConnection) -> Result<Self> {
+        Ok(Target::new(PgTarget {
+            host: connection.host.clone(),
+            port: connection.port,
+            user: connection.user.clone(),
+            password: None,
+            dbname: connection.dbname.clone(),
+            sslmode: SslMode::parse(&connection.sslmode)?,
+            application_name: None,
+            connect_timeout: None,
+            ssl_root_cert: connection
+                .sslrootcert
+                .as_ref()
+                .map(std::path::PathBuf::from),
+        }))
+    }
+
+    /// The fields a manifest keeps.
+    pub fn connection(&self) -> PgConnection {
+        PgConnection {
+            host: self.connection.host.clone(),
+            port: self.connection.port,
+            user: self.connection.user.clone(),
+            dbname: self.connection.dbname.clone(),
+            sslmode: self.connection.sslmode.word().to_string(),
+            sslrootcert: self
+                .connection
+                .ssl_root_cert
+                .as_ref()
+                .map(|p| p.display().to_string()),
+        }
+    }
+
     /// A `postgres://` URL, its password registered with `scrubber` first.
     pub fn parse(text: &str, scrubber: &Scrubber) -> Result<Self> {
         match DbUrl::parse_registering(text, scrubber)? {
@@ -45,15 +105,31 @@ impl Target {
     /// reason it gave. A program older than the server is the operator's to fix: a usage error.
     fn run(&self, spec: &RunSpec, cancel: &Cancel, what: &str) -> Result<()> {
         let outcome = runner::run(spec, cancel)?;
-        let program = match &spec.program {
-            Program::Argv(argv) => argv.first().map(|p| p.to_string_lossy().into_owned()),
-            Program::Shell(_) => None,
-        }
-        .unwrap_or_default();
+        let program = program_of(spec);
         if outcome.success() {
             return Ok(());
         }
         let stderr = String::from_utf8_lossy(&outcome.stderr).trim().to_string();
+        if outcome.ended == runner::Ended::TimedOut {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{what} did not finish before the deadline (--timeout; {}){}",
+                    outcome.describe(),
+                    if stderr.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {stderr}")
+                    }
+                ),
+            ));
+        }
+        if outcome.ended == runner::Ended::Exited(127) {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("{program} cannot be run (is it installed and on PATH?): {stderr}"),
+            ));
+        }
         if stderr.contains("server version mismatch") {
             return Err(Error::usage(format!(
                 "{program} is older than the PostgreSQL server of {}: install a {program} at least as new as the server ({stderr})",
@@ -66,13 +142,49 @@ impl Target {
         ))
     }
 
+    /// `program args` through `env -u VAR...`: the runner can add to a child's environment
+    /// but not take from it, and what the URL decides must not be overridden.
     fn spec(&self, program: &str, args: Vec<String>, deadline: Option<Instant>) -> RunSpec {
         let deadline = deadline.unwrap_or_else(|| Instant::now() + NO_DEADLINE);
-        self.connection.child_env().into_iter().fold(
-            RunSpec::argv(program, args, deadline),
+        let env = self.connection.child_env();
+        // `env -u` acts on the environment it is given, ours included: only what the URL
+        // does not set is unset.
+        let argv: Vec<String> = ROUTING_VARS
+            .iter()
+            .filter(|var| !env.iter().any(|(key, _)| key == *var))
+            .flat_map(|var| ["-u".to_string(), (*var).to_string()])
+            .chain(std::iter::once(program.to_string()))
+            .chain(args)
+            .collect();
+        env.into_iter().fold(
+            RunSpec::argv("env", argv, deadline),
             |spec, (key, value)| spec.with_env(key, &value),
         )
     }
+}
+
+/// The program a spec runs (after `env`'s own options), for messages.
+fn program_of(spec: &RunSpec) -> String {
+    let Program::Argv(argv) = &spec.program else {
+        return String::new();
+    };
+    let mut words = argv.iter().map(|w| w.to_string_lossy().into_owned());
+    let first = words.next().unwrap_or_default();
+    if first != "env" {
+        return first;
+    }
+    let mut rest = words.peekable();
+    while rest.peek().is_some_and(|w| w == "-u") {
+        rest.next();
+        rest.next();
+    }
+    rest.next().unwrap_or_default()
+}
+
+/// A libpq conninfo value, quoted: a database named `a=b` or `postgres://x` given to `-d`
+/// bare would be read as a connection string.
+fn conninfo_quoted(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// `pg_dump --format=custom` of `target` into `file`.
@@ -152,7 +264,7 @@ pub fn restore(
             "--no-password".into(),
             // pg_restore wants a -d to restore into a database; the rest of the connection
             // comes from the environment.
-            format!("--dbname={}", target.database),
+            format!("--dbname=dbname={}", conninfo_quoted(&target.database)),
             file.display().to_string(),
         ],
         deadline,

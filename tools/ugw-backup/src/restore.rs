@@ -2,14 +2,15 @@
 //! unpacks the whole archive into a folder; `--in-place` puts each backed-up path back: each
 //! is unpacked beside its target and swapped in by rename, the old one kept as
 //! `<path>.ugw-before-restore` until everything has succeeded (and put back if anything
-//! fails). SQLite databases are written through the live file's own connection.
+//! fails). SQLite databases are written through the live file's own connection, each copied
+//! first so that a later failure (PostgreSQL's) puts it back too.
 
-use crate::manifest::Manifest;
+use crate::manifest::{Kind, Manifest, Name};
 use crate::sqlite;
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use ugw_shared::atomic::sibling;
+use ugw_shared::atomic::{AtomicFile, sibling};
 use ugw_shared::unpack::{self, Options};
 use ugw_shared::{Ctx, Error, ErrorKind, Result};
 
@@ -36,7 +37,7 @@ pub fn to_dir(ctx: &Ctx, archive: &Path, dir: &Path, force: bool) -> Result<unpa
     }
     let options = Options {
         keep_owners: keep_owners(),
-        ..Options::default()
+        ..Options::restoring()
     };
     let staged = unpack::stage(open_tar(archive)?, dir, &options, &ctx.cancel)?;
     if !occupied {
@@ -60,21 +61,57 @@ struct Swap {
     before: Option<PathBuf>,
     /// A mount point: its contents were moved, not the folder itself.
     contents_of: Option<PathBuf>,
-    /// Live SQLite files (relative to the target) moved from the old tree into the new one.
+    /// What moved from the old tree into the new one (relative to the target): live SQLite
+    /// files and folders left out of the backup (`--out`).
     carried: Vec<PathBuf>,
 }
 
-/// Put every backed-up path (and database) back where it was.
+/// A SQLite snapshot read out of the archive, ready to be written into its live file.
+struct StagedDb {
+    live: PathBuf,
+    snapshot: PathBuf,
+    _staged: unpack::Staged,
+}
+
+/// A PostgreSQL dump read out of the archive, and the database it goes into.
+struct StagedDump {
+    into: crate::pg::Target,
+    file: PathBuf,
+    _staged: unpack::Staged,
+}
+
+/// A live SQLite database as it was before the restore wrote into it: put back if a later
+/// step fails. `None`: there was none (or it could not be copied; said so).
+struct DbBefore {
+    live: PathBuf,
+    copy: Option<AtomicFile>,
+}
+
+/// Where a restore keeps what it reads out of the archive before it touches a live path:
+/// the temp folder (`TMPDIR`), never beside the archive, which may be read-only, and never
+/// inside a live path that is about to be swapped.
+fn scratch(name: &str) -> PathBuf {
+    std::env::temp_dir().join(name)
+}
+
+/// Put every backed-up path (and database) back where it was. Everything is read out of the
+/// archive first; then the paths are swapped, the SQLite databases written (each copied
+/// first), and PostgreSQL restored last, in one transaction. A failure at any step puts back
+/// what the steps before it changed, so a failed restore leaves the state from before it.
 pub fn in_place(
     ctx: &Ctx,
     archive: &Path,
     manifest: &Manifest,
-    pg: Option<&crate::pg::Target>,
+    pg: &[crate::pg::Target],
 ) -> Result<Vec<String>> {
+    refuse_planted_links(manifest)?;
+    let dbs = stage_dbs(ctx, archive, manifest)?;
+    let dumps = stage_dumps(ctx, archive, manifest, pg)?;
     let mut swaps: Vec<Swap> = Vec::new();
+    let mut written: Vec<DbBefore> = Vec::new();
     let outcome = swap_all(ctx, archive, manifest, &mut swaps)
-        .and_then(|()| restore_dbs(ctx, archive, manifest))
-        .and_then(|()| restore_pg(ctx, archive, manifest, pg));
+        .and_then(|()| restore_dbs(ctx, &dbs, &mut written))
+        .and_then(|()| restore_dumps(ctx, &dumps));
     match outcome {
         Ok(()) => {
             for swap in &swaps {
@@ -88,6 +125,15 @@ pub fn in_place(
                 .collect())
         }
         Err(err) => {
+            for db in written.iter().rev() {
+                if let Err(undo) = undo_db(ctx, db) {
+                    ctx.reporter.error(&format!(
+                        "could not put {} back: {}",
+                        db.live.display(),
+                        undo.message
+                    ));
+                }
+            }
             for swap in swaps.iter().rev() {
                 if let Err(undo) = undo(swap) {
                     ctx.reporter.error(&format!(
@@ -102,6 +148,46 @@ pub fn in_place(
     }
 }
 
+/// A live path that is a symlink where the backup holds a folder or a file (or a SQLite
+/// database, which is never backed up as a link) was planted, or changed by hand: a restore
+/// would write through it, into whatever it points to. Refused before anything is touched.
+fn refuse_planted_links(manifest: &Manifest) -> Result<()> {
+    let planted = |path: &Path, what: &str| {
+        Error::new(
+            ErrorKind::UnsafeInput,
+            format!(
+                "{} is a symlink now, but the backup holds {what} there: a restore would write \
+                 through it; nothing restored (remove the link, or restore --to a folder)",
+                path.display()
+            ),
+        )
+    };
+    let is_link =
+        |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    for root in &manifest.roots {
+        let target = root.path.path();
+        if root.kind != Kind::Symlink && is_link(&target) {
+            return Err(planted(
+                &target,
+                if root.kind == Kind::Dir {
+                    "a folder"
+                } else {
+                    "a file"
+                },
+            ));
+        }
+    }
+    for db in &manifest.sqlite {
+        let live = db.path.path();
+        for file in std::iter::once(live.clone()).chain(sqlite::companions(&live)) {
+            if is_link(&file) {
+                return Err(planted(&file, "a SQLite database"));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn swap_all(ctx: &Ctx, archive: &Path, manifest: &Manifest, swaps: &mut Vec<Swap>) -> Result<()> {
     for root in &manifest.roots {
         ctx.cancel.check()?;
@@ -113,13 +199,14 @@ fn swap_all(ctx: &Ctx, archive: &Path, manifest: &Manifest, swaps: &mut Vec<Swap
                 "{} is a mount point: its contents are restored in place (it cannot be swapped by rename)",
                 target.display()
             ));
-            swaps.push(swap_contents(ctx, archive, &entry, &target)?);
+            swap_contents(ctx, archive, manifest, &entry, &target, swaps)?;
             continue;
         }
         let options = Options {
             only: Some(entry.clone()),
             strip_components: depth - 1,
             keep_owners: keep_owners(),
+            ..Options::restoring()
         };
         // A path whose folder is gone too comes back with it.
         if let Some(parent) = target.parent() {
@@ -144,54 +231,64 @@ fn swap_all(ctx: &Ctx, archive: &Path, manifest: &Manifest, swaps: &mut Vec<Swap
             });
             ugw_shared::atomic::rename_durable(&restored, &target)?;
             let swap = swaps.last_mut().expect("just pushed");
-            carry_live_dbs(manifest, swap)
+            carry_over(manifest, swap)
         })?;
         drop(staged);
     }
     Ok(())
 }
 
-/// Live SQLite files under a swapped folder move from the old tree into the restored one
-/// (they are restored through their connection afterwards, never replaced by a rename); they
-/// are never inside a temp folder that could be removed.
-fn carry_live_dbs(manifest: &Manifest, swap: &mut Swap) -> Result<()> {
-    let Some(before) = &swap.before else {
+/// What lives under a swapped path but is not restored from the archive moves from the old
+/// tree into the restored one: live SQLite files (restored through their connection
+/// afterwards, never replaced by a rename, so a process holding them open keeps seeing them)
+/// and the folders the backup left out (`--out`: the archive being restored, the others).
+fn carry_over(manifest: &Manifest, swap: &mut Swap) -> Result<()> {
+    let Some(before) = swap.before.clone() else {
         return Ok(());
     };
+    let mut carried_paths: Vec<PathBuf> = Vec::new();
     for db in &manifest.sqlite {
         let live = db.path.path();
+        carried_paths.extend(std::iter::once(live.clone()).chain(sqlite::companions(&live)));
+    }
+    carried_paths.extend(manifest.excluded.iter().map(Name::path));
+    for live in carried_paths {
         let Ok(below) = live.strip_prefix(&swap.target) else {
             continue;
         };
         let old = before.join(below);
-        for file in std::iter::once(old.clone()).chain(sqlite::companions(&old)) {
-            if !file.exists() {
-                continue;
-            }
-            let relative = file
-                .strip_prefix(before)
-                .expect("under before")
-                .to_path_buf();
-            let into = swap.target.join(&relative);
-            if let Some(parent) = into.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| Error::io(format!("cannot create {}", parent.display()), &e))?;
-            }
-            std::fs::rename(&file, &into)
-                .map_err(|e| Error::io(format!("cannot move {}", file.display()), &e))?;
-            swap.carried.push(relative);
+        if std::fs::symlink_metadata(&old).is_err() {
+            continue;
         }
+        let into = swap.target.join(below);
+        if let Some(parent) = into.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::io(format!("cannot create {}", parent.display()), &e))?;
+        }
+        std::fs::rename(&old, &into)
+            .map_err(|e| Error::io(format!("cannot move {}", old.display()), &e))?;
+        swap.carried.push(below.to_path_buf());
     }
     Ok(())
 }
 
 /// A mount point's contents: the old ones moved into `<mount>/.ugw-before-restore/`, the
-/// restored ones (unpacked inside the mount) moved up.
-fn swap_contents(ctx: &Ctx, archive: &Path, entry: &Path, mount: &Path) -> Result<Swap> {
+/// restored ones (unpacked inside the mount) moved up, and the live databases and left-out
+/// folders moved back beside them (the same files: a process holding a database open keeps
+/// it, and sees the restore written into it).
+fn swap_contents(
+    ctx: &Ctx,
+    archive: &Path,
+    manifest: &Manifest,
+    entry: &Path,
+    mount: &Path,
+    swaps: &mut Vec<Swap>,
+) -> Result<()> {
     let options = Options {
         only: Some(entry.to_path_buf()),
         strip_components: entry.components().count(),
         keep_owners: keep_owners(),
+        ..Options::restoring()
     };
     let staged = unpack::stage(
         open_tar(archive)?,
@@ -204,6 +301,12 @@ fn swap_contents(ctx: &Ctx, archive: &Path, entry: &Path, mount: &Path) -> Resul
     std::fs::create_dir(&before)
         .map_err(|e| Error::io(format!("cannot create {}", before.display()), &e))?;
     let staged_name = staged.path().file_name().map(OsString::from);
+    swaps.push(Swap {
+        target: mount.to_path_buf(),
+        before: Some(before.clone()),
+        contents_of: Some(mount.to_path_buf()),
+        carried: Vec::new(),
+    });
     move_children(
         mount,
         &before,
@@ -211,12 +314,7 @@ fn swap_contents(ctx: &Ctx, archive: &Path, entry: &Path, mount: &Path) -> Resul
     )?;
     move_children(staged.path(), mount, &[])?;
     drop(staged);
-    Ok(Swap {
-        target: mount.to_path_buf(),
-        before: Some(before),
-        contents_of: Some(mount.to_path_buf()),
-        carried: Vec::new(),
-    })
+    carry_over(manifest, swaps.last_mut().expect("just pushed"))
 }
 
 fn move_children(from: &Path, to: &Path, except: &[Option<OsString>]) -> Result<()> {
@@ -237,6 +335,10 @@ fn undo(swap: &Swap) -> Result<()> {
     let Some(before) = &swap.before else {
         return remove_any(&swap.target);
     };
+    for relative in &swap.carried {
+        std::fs::rename(swap.target.join(relative), before.join(relative))
+            .map_err(|e| Error::io(format!("cannot move {} back", relative.display()), &e))?;
+    }
     if let Some(mount) = &swap.contents_of {
         let entries = std::fs::read_dir(mount).map_err(|e| Error::io("cannot list", &e))?;
         for entry in entries.flatten() {
@@ -247,35 +349,50 @@ fn undo(swap: &Swap) -> Result<()> {
         move_children(before, mount, &[])?;
         return remove_any(before);
     }
-    for relative in &swap.carried {
-        std::fs::rename(swap.target.join(relative), before.join(relative))
-            .map_err(|e| Error::io(format!("cannot move {} back", relative.display()), &e))?;
-    }
     remove_any(&swap.target)?;
     ugw_shared::atomic::rename_durable(before, &swap.target)
 }
 
-/// Each SQLite snapshot written into its live database.
-fn restore_dbs(ctx: &Ctx, archive: &Path, manifest: &Manifest) -> Result<()> {
+/// Each SQLite snapshot read out of the archive into the temp folder.
+fn stage_dbs(ctx: &Ctx, archive: &Path, manifest: &Manifest) -> Result<Vec<StagedDb>> {
+    let mut staged_dbs = Vec::new();
     for db in &manifest.sqlite {
-        let live = db.path.path();
-        let parent = live.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Error::io(format!("cannot create {}", parent.display()), &e))?;
         let entry = db.entry.path();
         let options = Options {
             only: Some(entry.clone()),
             strip_components: entry.components().count() - 1,
             keep_owners: false,
+            ..Options::restoring()
         };
         let staged = unpack::stage(
             open_tar(archive)?,
-            &sibling(&live, ".ugw-snapshot"),
+            &scratch("ugw-backup.sqlite"),
             &options,
             &ctx.cancel,
         )?;
-        let snapshot = staged.path().join(entry.file_name().expect("a name"));
-        let check = sqlite::restore_into(&snapshot, &live, ctx.deadline(), &ctx.cancel)?;
+        staged_dbs.push(StagedDb {
+            live: db.path.path(),
+            snapshot: staged.path().join(entry.file_name().expect("a name")),
+            _staged: staged,
+        });
+    }
+    Ok(staged_dbs)
+}
+
+/// Each SQLite snapshot written into its live database, through SQLite's backup API (a
+/// connection holding it open sees the restored rows), after a copy of what was there.
+fn restore_dbs(ctx: &Ctx, dbs: &[StagedDb], written: &mut Vec<DbBefore>) -> Result<()> {
+    for db in dbs {
+        ctx.cancel.check()?;
+        let live = &db.live;
+        let parent = live.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::io(format!("cannot create {}", parent.display()), &e))?;
+        written.push(DbBefore {
+            live: live.clone(),
+            copy: copy_before(ctx, live)?,
+        });
+        let check = sqlite::restore_into(&db.snapshot, live, ctx.deadline(), &ctx.cancel)?;
         ctx.reporter.info(&format!(
             "{}: restored through SQLite's backup API (integrity_check {check})",
             live.display()
@@ -284,39 +401,146 @@ fn restore_dbs(ctx: &Ctx, archive: &Path, manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
-/// Each PostgreSQL dump restored with `pg_restore --clean --if-exists --single-transaction`,
-/// into `target` or the database it was dumped from.
-pub fn restore_pg(
+/// A copy of the live database before the restore writes into it, to put back on failure.
+/// A database that cannot be copied (damaged: the reason for the restore, perhaps) is
+/// restored all the same, and said so.
+fn copy_before(ctx: &Ctx, live: &Path) -> Result<Option<AtomicFile>> {
+    if !live.is_file() {
+        return Ok(None);
+    }
+    let copy = AtomicFile::create(&scratch("ugw-backup.before.db"))?;
+    match sqlite::snapshot(live, copy.temp_path(), ctx.deadline(), &ctx.cancel) {
+        Ok(_) => Ok(Some(copy)),
+        Err(e) if e.kind == ErrorKind::Corrupt => {
+            ctx.reporter.warn(&format!(
+                "{}: no copy of it could be kept to put back if the restore fails ({})",
+                live.display(),
+                e.message
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Put a live database back as it was before the restore wrote into it.
+fn undo_db(ctx: &Ctx, db: &DbBefore) -> Result<()> {
+    let Some(copy) = &db.copy else {
+        return Ok(());
+    };
+    sqlite::restore_into(copy.temp_path(), &db.live, ctx.deadline(), &ctx.cancel)?;
+    ctx.reporter.info(&format!(
+        "{}: put back as it was before the restore",
+        db.live.display()
+    ));
+    Ok(())
+}
+
+/// The databases the dumps go into: `given` (`--pg`), or the one each was dumped from, as the
+/// manifest's connection fields name it. A restore in place goes back into the database it
+/// came from: `--pg` naming another one needs `--force`. A manifest without those fields
+/// (older) gives its URL, and the database it names must be the one the dump's entry was
+/// named after at create time.
+pub fn pg_targets(
+    ctx: &Ctx,
+    manifest: &Manifest,
+    given: Option<&crate::pg::Target>,
+    in_place: bool,
+    force: bool,
+) -> Result<Vec<crate::pg::Target>> {
+    let mut targets = Vec::new();
+    for dump in &manifest.pg {
+        let backed_up = match &dump.connection {
+            Some(connection) => crate::pg::Target::from_connection(connection)?,
+            None => crate::pg::Target::parse(&dump.url, ctx.scrubber())?,
+        };
+        let dumped_as = dump_database_of(&dump.entry);
+        if dumped_as.as_deref() != Some(backed_up.database.replace('/', "_").as_str()) {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "the manifest names database {:?} for the dump {}, which was made of another one: nothing restored",
+                    backed_up.database,
+                    dump.entry.shown()
+                ),
+            ));
+        }
+        let Some(given) = given else {
+            targets.push(backed_up);
+            continue;
+        };
+        if in_place && !force && given.database != backed_up.database {
+            return Err(Error::usage(format!(
+                "--pg names database {:?}, but the backup is of database {:?}: an in-place restore goes back where it came from; --force restores into {:?} anyway",
+                given.database, backed_up.database, given.database
+            )));
+        }
+        targets.push(given.clone());
+    }
+    Ok(targets)
+}
+
+/// The database name a dump's entry was given at create (`ugw-db/pg/<index>-<name>.dump`,
+/// `/` as `_`).
+fn dump_database_of(entry: &Name) -> Option<String> {
+    let path = entry.path();
+    let file = path.file_name()?.to_str()?;
+    let (_, rest) = file.split_once('-')?;
+    rest.strip_suffix(".dump").map(str::to_string)
+}
+
+/// Each PostgreSQL dump read out of the archive into the temp folder.
+fn stage_dumps(
     ctx: &Ctx,
     archive: &Path,
     manifest: &Manifest,
-    target: Option<&crate::pg::Target>,
-) -> Result<()> {
-    for dump in &manifest.pg {
-        let into = match target {
-            Some(target) => target.clone(),
-            None => crate::pg::Target::parse(&dump.url, ctx.scrubber())?,
-        };
+    targets: &[crate::pg::Target],
+) -> Result<Vec<StagedDump>> {
+    let mut dumps = Vec::new();
+    for (dump, into) in manifest.pg.iter().zip(targets) {
         let entry = dump.entry.path();
         let options = Options {
             only: Some(entry.clone()),
             strip_components: entry.components().count() - 1,
             keep_owners: false,
+            ..Options::restoring()
         };
         let staged = unpack::stage(
             open_tar(archive)?,
-            &sibling(archive, ".pg-restore"),
+            &scratch("ugw-backup.pg-restore"),
             &options,
             &ctx.cancel,
         )?;
-        let file = staged.path().join(entry.file_name().expect("a name"));
-        crate::pg::restore(&into, &file, ctx.deadline(), &ctx.cancel)?;
+        dumps.push(StagedDump {
+            into: into.clone(),
+            file: staged.path().join(entry.file_name().expect("a name")),
+            _staged: staged,
+        });
+    }
+    Ok(dumps)
+}
+
+/// Each dump restored with `pg_restore --clean --if-exists --single-transaction`.
+fn restore_dumps(ctx: &Ctx, dumps: &[StagedDump]) -> Result<()> {
+    for dump in dumps {
+        crate::pg::restore(&dump.into, &dump.file, ctx.deadline(), &ctx.cancel)?;
         ctx.reporter.info(&format!(
             "{}: restored with pg_restore --clean --if-exists --single-transaction",
-            into.shown
+            dump.into.shown
         ));
     }
     Ok(())
+}
+
+/// The PostgreSQL dumps restored into `targets` (a restore `--to` a folder with `--pg`).
+pub fn restore_pg(
+    ctx: &Ctx,
+    archive: &Path,
+    manifest: &Manifest,
+    targets: &[crate::pg::Target],
+) -> Result<()> {
+    let dumps = stage_dumps(ctx, archive, manifest, targets)?;
+    restore_dumps(ctx, &dumps)
 }
 
 fn is_mount_point(path: &Path) -> bool {

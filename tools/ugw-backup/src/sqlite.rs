@@ -41,12 +41,7 @@ pub fn snapshot(
     deadline: Option<Instant>,
     cancel: &Cancel,
 ) -> Result<String> {
-    let fail = |what: &str, e: &rusqlite::Error| {
-        Error::new(
-            kind_of(e),
-            format!("SQLite {}: {what}: {e}", live.display()),
-        )
-    };
+    let fail = |what: &str, e: &rusqlite::Error| failure(live, what, e);
     if !live.is_file() {
         return Err(Error::new(
             ErrorKind::NotFound,
@@ -58,8 +53,8 @@ pub fn snapshot(
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| fail("cannot open", &e))?;
-    let mut copy =
-        Connection::open(snapshot).map_err(|e| fail("cannot create the snapshot", &e))?;
+    no_busy_wait(&source).map_err(|e| fail("cannot open", &e))?;
+    let mut copy = open_no_follow(snapshot).map_err(|e| fail("cannot create the snapshot", &e))?;
     copy_all(&source, &mut copy, deadline, cancel)
         .map_err(|e| e.unwrap_or_else(|e| fail("backup failed", &e)))?;
     copy.pragma_update(None, "journal_mode", "DELETE")
@@ -85,15 +80,14 @@ pub fn restore_into(
     deadline: Option<Instant>,
     cancel: &Cancel,
 ) -> Result<String> {
-    let fail = |what: &str, e: &rusqlite::Error| {
-        Error::new(
-            kind_of(e),
-            format!("SQLite {}: {what}: {e}", live.display()),
-        )
-    };
-    let source = Connection::open_with_flags(snapshot, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| fail("cannot open the snapshot", &e))?;
-    let mut target = Connection::open(live).map_err(|e| fail("cannot open", &e))?;
+    let fail = |what: &str, e: &rusqlite::Error| failure(live, what, e);
+    let source = Connection::open_with_flags(
+        snapshot,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .map_err(|e| fail("cannot open the snapshot", &e))?;
+    // Never through a symlink planted at the live path (SQLITE_CANTOPEN_SYMLINK).
+    let mut target = open_no_follow(live).map_err(|e| fail("cannot open", &e))?;
     copy_all(&source, &mut target, deadline, cancel)
         .map_err(|e| e.unwrap_or_else(|e| fail("restore failed", &e)))?;
     let check = integrity(&target).map_err(|e| fail("integrity_check failed to run", &e))?;
@@ -107,6 +101,26 @@ pub fn restore_into(
         ));
     }
     Ok(check)
+}
+
+/// A read-write connection (created if absent) that refuses a symlink at `path`, and never
+/// waits inside SQLite for a lock (`copy_all` waits, watching the deadline and signals).
+fn open_no_follow(path: &Path) -> rusqlite::Result<Connection> {
+    let db = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )?;
+    no_busy_wait(&db)?;
+    Ok(db)
+}
+
+/// rusqlite's default busy timeout (5 s) would wait inside one backup step, past the
+/// deadline and deaf to SIGTERM: a busy step returns at once and `copy_all` retries.
+fn no_busy_wait(db: &Connection) -> rusqlite::Result<()> {
+    db.busy_timeout(Duration::ZERO)
 }
 
 /// Every page in one step; while another connection holds a lock, wait a moment and retry.
@@ -134,12 +148,39 @@ fn copy_all(
     }
 }
 
+/// One line for the operator: SQLite's own message (which may span lines) joined, and for a
+/// read-only failure beside a hot journal, what it means.
+fn failure(live: &Path, what: &str, e: &rusqlite::Error) -> Error {
+    let said = e
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let journal = ugw_shared::atomic::sibling(live, "-journal");
+    let hint = if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) && journal.exists() {
+        format!(
+            " ({} is a hot journal: a writer was cut off mid-transaction, and it must be rolled back by opening the database read-write, as its owner, before a backup can read it)",
+            journal.display()
+        )
+    } else {
+        String::new()
+    };
+    Error::new(
+        kind_of(e),
+        format!("SQLite {}: {what}: {said}{hint}", live.display()),
+    )
+}
+
 fn integrity(db: &Connection) -> rusqlite::Result<String> {
     let mut statement = db.prepare("PRAGMA integrity_check")?;
     let lines: Vec<String> = statement
         .query_map([], |row| row.get::<_, String>(0))?
         .collect::<rusqlite::Result<_>>()?;
-    Ok(lines.join("; "))
+    Ok(lines
+        .join("; ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 /// A database SQLite itself finds malformed (a damaged page can stop `integrity_check` before

@@ -98,9 +98,12 @@ pub fn verify(
                 "entry '{shown}' is in the archive but not in the manifest"
             )));
         };
-        // A PostgreSQL dump is also read whole by pg_restore, from a temp copy beside the archive.
+        // A PostgreSQL dump is also read whole by pg_restore, from a temp copy in the temp
+        // folder (TMPDIR): the archive's folder may be read-only.
         let mut dump_copy = if pg_entries.contains(&name) {
-            Some(AtomicFile::create(&archive.with_extension("pg-check"))?)
+            Some(AtomicFile::create(
+                &std::env::temp_dir().join("ugw-backup.pg-check"),
+            )?)
         } else {
             None
         };

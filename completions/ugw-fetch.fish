@@ -14,7 +14,7 @@ complete -c ugw-fetch -l sha256 -d 'The artifact\'s SHA-256' -r
 complete -c ugw-fetch -l sha256-url -d 'A SHA256SUMS file (sha256sum or BSD format, or a lone .sha256 hash) to take the digest from' -r
 complete -c ugw-fetch -l sha256-file -d 'The same, from a local file' -r -F
 complete -c ugw-fetch -l minisign-pubkey -d 'A minisign public key (base64, or a .pub file) the signature must verify with' -r
-complete -c ugw-fetch -l minisign-sig-url -d 'The .minisig of the checksum file when one is given, else of the artifact' -r
+complete -c ugw-fetch -l minisign-sig-url -d 'The .minisig of the checksum file when one is given, else of the artifact. Both algorithms minisign 0.11 verifies are accepted: prehashed (its default) is checked as the file streams; legacy (minisign -S -l) signs the whole file, which is checked from the staged temp file, mapped, never read into memory. The trusted comment must verify too' -r
 complete -c ugw-fetch -l strip-components -d 'Drop N leading path components of every archive entry' -r
 complete -c ugw-fetch -l mode -d 'The staged file\'s mode (e.g. 755) [default: 644]' -r
 complete -c ugw-fetch -l smoke -d 'Run CMD (sh -c; {} is the new file or folder) before the final rename; failing it removes the artifact' -r
@@ -23,6 +23,8 @@ complete -c ugw-fetch -l max-bytes -d 'Refuse an artifact larger than N bytes' -
 complete -c ugw-fetch -l header -d 'Send this header with every request (repeatable); not for secrets, see --header-env' -r
 complete -c ugw-fetch -l header-env -d 'Send header NAME with the value of environment variable ENVVAR (repeatable); the value is never shown' -r
 complete -c ugw-fetch -l cacert -d 'Trust the certificates in this PEM file (CAs, or the server\'s own self-signed one) instead of the system\'s' -r -F
+complete -c ugw-fetch -l sums-header -d 'A header for the --sha256-url and --minisign-sig-url requests (repeatable); --header goes to --url\'s origin only' -r
+complete -c ugw-fetch -l sums-header-env -d 'The same, its value read from ENVVAR and never shown (repeatable)' -r
 complete -c ugw-fetch -l timeout -d 'Hard deadline for the whole step (e.g. 90s, 5m)' -r
 complete -c ugw-fetch -l new -d 'Start a new run in --record FILE (an old FILE is kept as FILE.prev)'
 complete -c ugw-fetch -l pretty -d 'Same as --output pretty (the record file is indented too)'

@@ -83,7 +83,13 @@ fn a_url_name_that_leaves_dest_is_refused_and_temp_files_stay_in_dest() {
     }
     assert_eq!(server.log().len(), 0, "refused before any request");
 
-    kill_9_mid_download(&url, &data, &staging, &victim, &["--name", "app", "--extract"]);
+    kill_9_mid_download(
+        &url,
+        &data,
+        &staging,
+        &victim,
+        &["--name", "app", "--extract"],
+    );
     assert!(names(&victim).is_empty(), "{:?}", names(&victim));
     assert!(
         names(&staging)
@@ -133,4 +139,59 @@ fn a_killed_runs_leftovers_under_name_are_cleaned_and_nothing_else() {
         "{}",
         out.stderr
     );
+}
+
+/// Item 7: `--header`/`--header-env` reach the origin of `--url` only; a SHA256SUMS file on
+/// another origin gets only `--sums-header*`, one on the same origin gets both.
+#[test]
+fn headers_go_only_to_the_origin_they_were_given_for() {
+    let (artifacts, sums_host) = (FileServer::start(), FileServer::start());
+    let data = body(1000);
+    let url = artifacts.put("app-v1.bin", Served::new(&data));
+    let sums = format!("{}  app-v1.bin\n", sha256(&data));
+    let sums_elsewhere = sums_host.put("SHA256SUMS", Served::new(sums.as_bytes()));
+    let sums_here = artifacts.put("SHA256SUMS", Served::new(sums.as_bytes()));
+    let (token, sums_token) = ("release-token-77ab1c", "sums-token-0f9d3e");
+    let fetch_with = |sums_url: &str| {
+        let dest = tempfile::tempdir().unwrap();
+        let mut cmd = tool("ugw-fetch");
+        cmd.env("RELEASE_TOKEN", token)
+            .env("SUMS_TOKEN", sums_token)
+            .args([
+                "--url",
+                &url,
+                "--sha256-url",
+                sums_url,
+                "--dest",
+                s(dest.path()),
+            ])
+            .args(["--header-env", "Authorization=RELEASE_TOKEN"])
+            .args(["--header", "X-Api-Key: k-4411"])
+            .args(["--sums-header-env", "X-Sums-Auth=SUMS_TOKEN"]);
+        let out = run(cmd);
+        out.assert_code(0);
+        assert!(!out.stdout.contains(sums_token) && !out.stderr.contains(sums_token));
+    };
+    let headers_of = |server: &FileServer, path: &str| {
+        server
+            .log()
+            .iter()
+            .filter(|seen| seen.path == path)
+            .map(|seen| seen.headers.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+
+    fetch_with(&sums_elsewhere);
+    let seen = headers_of(&sums_host, "/SHA256SUMS");
+    assert!(!seen.is_empty());
+    assert!(!seen.contains(token) && !seen.contains("k-4411"), "{seen}");
+    assert!(seen.contains(sums_token), "{seen}");
+    let seen = headers_of(&artifacts, "/app-v1.bin");
+    assert!(seen.contains(token) && seen.contains("k-4411"), "{seen}");
+    assert!(!seen.contains(sums_token), "{seen}");
+
+    fetch_with(&sums_here);
+    let seen = headers_of(&artifacts, "/SHA256SUMS");
+    assert!(seen.contains(token) && seen.contains(sums_token), "{seen}");
 }

@@ -4,6 +4,7 @@
 //! then gives it its final name. A verified artifact already staged is not fetched again.
 
 mod download;
+mod side_clients;
 mod signature;
 mod sums;
 
@@ -64,7 +65,11 @@ pub fn command() -> Command {
          manifest of every entry (path, type, SHA-256, executable bit, link target); the \
          step records the manifest's digest (manifest_sha256), which ugw-swap checks the \
          folder against before it publishes it. A folder whose entries no longer match its \
-         manifest is not taken for staged: it is fetched and extracted again.",
+         manifest is not taken for staged: it is fetched and extracted again.\n\n\
+         Headers go only to the origin they were given for: --header and --header-env to \
+         the origin of --url (a redirect to another origin drops them); a --sha256-url or \
+         --minisign-sig-url on another origin gets only --sums-header and \
+         --sums-header-env, one on --url's origin gets both.",
     )
     .after_long_help(EXAMPLES)
     // `--version V` labels the artifact here; the tool's own version is in every step.
@@ -138,7 +143,7 @@ pub fn command() -> Command {
         Arg::new("extract")
             .long("extract")
             .action(ArgAction::SetTrue)
-            .help("Unpack a .tar.gz, .tgz, .tar or .tar.zst into DIR/<name>/, strictly (nothing escapes it)"),
+            .help("Unpack a .tar.gz, .tgz, .tar, .tar.zst, .tar.xz or .tar.bz2 into DIR/<name>/, strictly (nothing escapes it)"),
     )
     .arg(
         Arg::new("strip-components")
@@ -155,6 +160,13 @@ pub fn command() -> Command {
             .value_parser(ugw_shared::atomic::parse_mode)
             .conflicts_with("extract")
             .help("The staged file's mode (e.g. 755) [default: 644]"),
+    )
+    .arg(
+        Arg::new("allow-absolute-symlinks")
+            .long("allow-absolute-symlinks")
+            .action(ArgAction::SetTrue)
+            .requires("extract")
+            .help("Let the release hold symlinks to absolute paths (a venv's bin/python3); nothing is ever written through a link, and relative links must still stay inside"),
     )
     .arg(
         Arg::new("smoke")
@@ -179,6 +191,7 @@ pub fn command() -> Command {
     )
     .next_help_heading("HTTP")
     .args(http::args())
+    .args(side_clients::args())
 }
 
 /// Where the artifact comes from.
@@ -200,6 +213,7 @@ struct Plan {
     version: Option<String>,
     extract: bool,
     strip_components: usize,
+    allow_absolute_symlinks: bool,
     mode: u32,
     smoke: Option<String>,
     smoke_timeout: Duration,
@@ -334,7 +348,9 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
     let plan = Plan::from_matches(ctx, matches)?;
     let mut config = HttpConfig::from_matches(matches, ctx.scrubber())?;
     config.reuse_connections = true;
-    let client = HttpClient::new(config, ctx.scrubber())?;
+    let url = matches.get_one::<String>("url").expect("required");
+    let clients = side_clients::Clients::new(config, matches, url, ctx.scrubber())?;
+    let client = &clients.artifact;
     let deadline = ctx
         .deadline()
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(600));
@@ -342,7 +358,7 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         max_bytes: plan.max_bytes,
         deadline,
     };
-    let check = Check::resolve(ctx, matches, &client, &plan, limits)?;
+    let check = Check::resolve(ctx, matches, &clients, &plan, limits)?;
 
     if let Some(expected) = &check.sha256
         && let Some((bytes, manifest_sha256)) = staged_already(&plan, expected)?
@@ -378,7 +394,7 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         &ctx.tool,
     )?;
     remove_stale_temps(ctx, &plan);
-    stage(ctx, &plan, &client, &check, limits, no_verify)
+    stage(ctx, &plan, client, &check, limits, no_verify)
 }
 
 /// Temp files and unpack folders of this artifact left by a run that was killed (-9, a

@@ -1,0 +1,105 @@
+//! Which headers go where (issue 20 item 7): `--header`/`--header-env` are for the origin of
+//! `--url` only. A SHA256SUMS or signature URL on another origin (a second host, a CDN) gets
+//! only `--sums-header`/`--sums-header-env`; one on `--url`'s origin gets both. A token for
+//! the release server never reaches whoever serves the checksum file.
+
+use clap::{Arg, ArgAction, ArgMatches};
+use ugw_shared::http::{HttpClient, HttpConfig};
+use ugw_shared::scrub::Scrubber;
+use ugw_shared::{Error, Result};
+
+/// The flags, for the "HTTP" section of the help.
+pub(crate) fn args() -> [Arg; 2] {
+    [
+        Arg::new("sums-header")
+            .long("sums-header")
+            .value_name("NAME: VALUE")
+            .action(ArgAction::Append)
+            .help("A header for the --sha256-url and --minisign-sig-url requests (repeatable); --header goes to --url's origin only"),
+        Arg::new("sums-header-env")
+            .long("sums-header-env")
+            .value_name("NAME=ENVVAR")
+            .action(ArgAction::Append)
+            .help("The same, its value read from ENVVAR and never shown (repeatable)"),
+    ]
+}
+
+/// `--sums-header*` as headers: (name, value, whether it is secret).
+fn sums_headers(m: &ArgMatches) -> Result<Vec<(String, String, bool)>> {
+    let mut headers = Vec::new();
+    for raw in m.get_many::<String>("sums-header").into_iter().flatten() {
+        let Some((name, value)) = raw.split_once(':') else {
+            // Not quoted: a malformed header may well hold the secret itself.
+            return Err(Error::usage(
+                "a --sums-header is not 'NAME: VALUE' (its text is not shown, as it may hold a secret)",
+            ));
+        };
+        let name = name.trim();
+        let secret = Scrubber::is_secret_name(name);
+        headers.push((name.to_string(), value.trim().to_string(), secret));
+    }
+    for raw in m
+        .get_many::<String>("sums-header-env")
+        .into_iter()
+        .flatten()
+    {
+        let Some((name, var)) = raw.split_once('=') else {
+            return Err(Error::usage(format!(
+                "--sums-header-env '{raw}' is not 'NAME=ENVVAR'"
+            )));
+        };
+        let value = std::env::var(var.trim()).map_err(|_| {
+            Error::usage(format!(
+                "--sums-header-env {raw}: environment variable {} is not set (or not UTF-8)",
+                var.trim()
+            ))
+        })?;
+        headers.push((name.trim().to_string(), value, true));
+    }
+    Ok(headers)
+}
+
+/// The clients of one run: the artifact's, and the side files' by origin.
+pub(crate) struct Clients {
+    pub artifact: HttpClient,
+    /// `--url`'s origin: `--header*` and `--sums-header*`.
+    side_same_origin: HttpClient,
+    /// Any other origin: `--sums-header*` only.
+    side_other_origin: HttpClient,
+    origin: Option<url::Origin>,
+}
+
+impl Clients {
+    /// `config` is the shared HTTP flags' (with `--header*`), `url` the artifact's.
+    pub(crate) fn new(
+        config: HttpConfig,
+        m: &ArgMatches,
+        url: &str,
+        scrubber: &Scrubber,
+    ) -> Result<Self> {
+        let mut other = config.clone();
+        other.headers.clear();
+        let mut same = config.clone();
+        for (name, value, secret) in sums_headers(m)? {
+            other = other.header(&name, &value, secret);
+            same = same.header(&name, &value, secret);
+        }
+        Ok(Clients {
+            artifact: HttpClient::new(config, scrubber)?,
+            side_same_origin: HttpClient::new(same, scrubber)?,
+            side_other_origin: HttpClient::new(other, scrubber)?,
+            origin: url::Url::parse(url).ok().map(|u| u.origin()),
+        })
+    }
+
+    /// The client for a checksum or signature file at `url`.
+    pub(crate) fn side(&self, url: &str) -> &HttpClient {
+        let origin = url::Url::parse(url).ok().map(|u| u.origin());
+        match (&origin, &self.origin) {
+            (Some(side), Some(artifact)) if side == artifact && side.is_tuple() => {
+                &self.side_same_origin
+            }
+            _ => &self.side_other_origin,
+        }
+    }
+}

@@ -65,7 +65,7 @@ _ugw__migrate() {
 
     case "${cmd}" in
         ugw__migrate)
-            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help --version up status plan lint resolve baseline help"
+            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help --version up status plan lint resolve baseline help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -107,6 +107,10 @@ _ugw__migrate() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --ledger-schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ddl-lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -135,7 +139,7 @@ _ugw__migrate() {
             return 0
             ;;
         ugw__subcmd__migrate__subcmd__baseline)
-            opts="-q -h --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
+            opts="-q -h --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -174,6 +178,10 @@ _ugw__migrate() {
                     return 0
                     ;;
                 --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ledger-schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -317,7 +325,7 @@ _ugw__migrate() {
             return 0
             ;;
         ugw__subcmd__migrate__subcmd__lint)
-            opts="-q -h --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
+            opts="-q -h --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -356,6 +364,10 @@ _ugw__migrate() {
                     return 0
                     ;;
                 --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ledger-schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -387,7 +399,7 @@ _ugw__migrate() {
             return 0
             ;;
         ugw__subcmd__migrate__subcmd__plan)
-            opts="-q -h --phase --target --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
+            opts="-q -h --phase --target --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -434,6 +446,10 @@ _ugw__migrate() {
                     return 0
                     ;;
                 --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ledger-schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -465,7 +481,7 @@ _ugw__migrate() {
             return 0
             ;;
         ugw__subcmd__migrate__subcmd__resolve)
-            opts="-q -h --applied --forget --drop-invalid-indexes --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
+            opts="-q -h --applied --forget --force --drop-invalid-indexes --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -504,6 +520,10 @@ _ugw__migrate() {
                     return 0
                     ;;
                 --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ledger-schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -535,7 +555,7 @@ _ugw__migrate() {
             return 0
             ;;
         ugw__subcmd__migrate__subcmd__status)
-            opts="-q -h --check --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
+            opts="-q -h --check --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -577,6 +597,10 @@ _ugw__migrate() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --ledger-schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ddl-lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -605,7 +629,7 @@ _ugw__migrate() {
             return 0
             ;;
         ugw__subcmd__migrate__subcmd__up)
-            opts="-q -h --phase --target --allow-changed --allow-out-of-order --allow-unsafe --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
+            opts="-q -h --phase --target --allow-changed --allow-out-of-order --allow-unsafe --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -652,6 +676,10 @@ _ugw__migrate() {
                     return 0
                     ;;
                 --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ledger-schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ugw_migrate_global_optspecs
-    string join \n record= new in= output= pretty q/quiet always dry-run timeout= host-id= lock-timeout= db= db-env= dir= allow-pooler ddl-lock-timeout= ddl-retries= max-xact-age= statement-timeout= heartbeat= h/help V/version
+    string join \n record= new in= output= pretty q/quiet always dry-run timeout= host-id= lock-timeout= db= db-env= dir= allow-pooler ledger-schema= ddl-lock-timeout= ddl-retries= max-xact-age= statement-timeout= heartbeat= h/help V/version
 end
 
 function __fish_ugw_migrate_needs_command
@@ -36,6 +36,7 @@ complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l lock-timeout -d
 complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db, postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l db-env -d 'Read the database URL from this environment variable [default: DATABASE_URL]' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l dir -d 'The migrations folder [default: migrations/ of the last ugw-fetch step\'s artifact]' -r -F
+complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l ledger-schema -d 'PostgreSQL: the schema of the ledger table, created when missing [default: the session\'s current schema when ugw-migrate connects, before any migration runs]; every statement names it, so a migration\'s SET search_path never hides the ledger' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l ddl-lock-timeout -d 'SET lock_timeout for each migration\'s transaction, so DDL never queues in front of every query' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l ddl-retries -d 'Retries (with backoff) of a migration that hit --ddl-lock-timeout' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l max-xact-age -d 'Refuse to start while another transaction is older than this' -r
@@ -72,6 +73,7 @@ complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l lock-time
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db, postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l db-env -d 'Read the database URL from this environment variable [default: DATABASE_URL]' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l dir -d 'The migrations folder [default: migrations/ of the last ugw-fetch step\'s artifact]' -r -F
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l ledger-schema -d 'PostgreSQL: the schema of the ledger table, created when missing [default: the session\'s current schema when ugw-migrate connects, before any migration runs]; every statement names it, so a migration\'s SET search_path never hides the ledger' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l ddl-lock-timeout -d 'SET lock_timeout for each migration\'s transaction, so DDL never queues in front of every query' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l ddl-retries -d 'Retries (with backoff) of a migration that hit --ddl-lock-timeout' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l max-xact-age -d 'Refuse to start while another transaction is older than this' -r
@@ -99,6 +101,7 @@ complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l lock-
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db, postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l db-env -d 'Read the database URL from this environment variable [default: DATABASE_URL]' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l dir -d 'The migrations folder [default: migrations/ of the last ugw-fetch step\'s artifact]' -r -F
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l ledger-schema -d 'PostgreSQL: the schema of the ledger table, created when missing [default: the session\'s current schema when ugw-migrate connects, before any migration runs]; every statement names it, so a migration\'s SET search_path never hides the ledger' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l ddl-lock-timeout -d 'SET lock_timeout for each migration\'s transaction, so DDL never queues in front of every query' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l ddl-retries -d 'Retries (with backoff) of a migration that hit --ddl-lock-timeout' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l max-xact-age -d 'Refuse to start while another transaction is older than this' -r
@@ -128,6 +131,7 @@ complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l lock-ti
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db, postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l db-env -d 'Read the database URL from this environment variable [default: DATABASE_URL]' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l dir -d 'The migrations folder [default: migrations/ of the last ugw-fetch step\'s artifact]' -r -F
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l ledger-schema -d 'PostgreSQL: the schema of the ledger table, created when missing [default: the session\'s current schema when ugw-migrate connects, before any migration runs]; every statement names it, so a migration\'s SET search_path never hides the ledger' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l ddl-lock-timeout -d 'SET lock_timeout for each migration\'s transaction, so DDL never queues in front of every query' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l ddl-retries -d 'Retries (with backoff) of a migration that hit --ddl-lock-timeout' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l max-xact-age -d 'Refuse to start while another transaction is older than this' -r
@@ -152,6 +156,7 @@ complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l lock-ti
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db, postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l db-env -d 'Read the database URL from this environment variable [default: DATABASE_URL]' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l dir -d 'The migrations folder [default: migrations/ of the last ugw-fetch step\'s artifact]' -r -F
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l ledger-schema -d 'PostgreSQL: the schema of the ledger table, created when missing [default: the session\'s current schema when ugw-migrate connects, before any migration runs]; every statement names it, so a migration\'s SET search_path never hides the ledger' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l ddl-lock-timeout -d 'SET lock_timeout for each migration\'s transaction, so DDL never queues in front of every query' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l ddl-retries -d 'Retries (with backoff) of a migration that hit --ddl-lock-timeout' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l max-xact-age -d 'Refuse to start while another transaction is older than this' -r
@@ -176,6 +181,7 @@ complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l lock
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db, postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l db-env -d 'Read the database URL from this environment variable [default: DATABASE_URL]' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l dir -d 'The migrations folder [default: migrations/ of the last ugw-fetch step\'s artifact]' -r -F
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l ledger-schema -d 'PostgreSQL: the schema of the ledger table, created when missing [default: the session\'s current schema when ugw-migrate connects, before any migration runs]; every statement names it, so a migration\'s SET search_path never hides the ledger' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l ddl-lock-timeout -d 'SET lock_timeout for each migration\'s transaction, so DDL never queues in front of every query' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l ddl-retries -d 'Retries (with backoff) of a migration that hit --ddl-lock-timeout' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l max-xact-age -d 'Refuse to start while another transaction is older than this' -r
@@ -183,6 +189,7 @@ complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l stat
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l heartbeat -d 'How often a long migration says it is still running' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l applied -d 'The database was fixed by hand: record VERSION as applied'
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l forget -d 'Drop VERSION\'s ledger row so that the next `up` runs it again'
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l force -d 'With --forget: drop the row of a migration that succeeded (the next `up` runs it again)'
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l drop-invalid-indexes -d 'Drop the INVALID indexes a failed CREATE INDEX CONCURRENTLY left behind'
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l new -d 'Start a new run in --record FILE (an old FILE is kept as FILE.prev)'
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l pretty -d 'Same as --output pretty (the record file is indented too)'
@@ -203,6 +210,7 @@ complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l loc
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db, postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l db-env -d 'Read the database URL from this environment variable [default: DATABASE_URL]' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l dir -d 'The migrations folder [default: migrations/ of the last ugw-fetch step\'s artifact]' -r -F
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l ledger-schema -d 'PostgreSQL: the schema of the ledger table, created when missing [default: the session\'s current schema when ugw-migrate connects, before any migration runs]; every statement names it, so a migration\'s SET search_path never hides the ledger' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l ddl-lock-timeout -d 'SET lock_timeout for each migration\'s transaction, so DDL never queues in front of every query' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l ddl-retries -d 'Retries (with backoff) of a migration that hit --ddl-lock-timeout' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l max-xact-age -d 'Refuse to start while another transaction is older than this' -r

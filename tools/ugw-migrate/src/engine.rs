@@ -1,7 +1,7 @@
 //! The subcommands, over any `Store`: what is pending, what `up` refuses and why, running
 //! each migration with its heartbeat and retries, and what the record says.
 
-use crate::lint::{Finding, lint as lint_file};
+use crate::lint::{Finding, lint as lint_file, refusals as refused_in};
 use crate::pg::{Checks, PgStore};
 use crate::source::{Migration, Phase, load};
 use crate::sqlite::SqliteStore;
@@ -34,6 +34,7 @@ pub struct Settings {
     max_xact_age: Option<Duration>,
     statement_timeout: Option<Duration>,
     heartbeat: Duration,
+    ledger_schema: Option<String>,
 }
 
 impl Settings {
@@ -59,6 +60,7 @@ impl Settings {
             max_xact_age: crate::duration(m, "max-xact-age"),
             statement_timeout: crate::duration(m, "statement-timeout"),
             heartbeat: crate::duration(m, "heartbeat").unwrap_or(Duration::from_secs(10)),
+            ledger_schema: m.get_one::<String>("ledger-schema").cloned(),
         })
     }
 
@@ -97,6 +99,7 @@ impl Settings {
                     allow_pooler: self.allow_pooler,
                 },
                 self.statement_timeout,
+                self.ledger_schema.as_deref(),
             )?),
         })
     }
@@ -219,6 +222,20 @@ impl Survey {
                 format!(
                     "pending migrations are older than the newest applied one of their phase: {} (renumber them, or --allow-out-of-order)",
                     names(&early)
+                ),
+            ));
+        }
+        let broken: Vec<Finding> = selected
+            .iter()
+            .flat_map(|m| refused_in(m, engine))
+            .collect();
+        if !broken.is_empty() {
+            let lines: Vec<String> = broken.iter().map(Finding::line_text).collect();
+            return Err(Error::new(
+                ErrorKind::UnsafeMigration,
+                format!(
+                    "refusing to run anything: {} (--allow-unsafe does not change this)",
+                    lines.join("; ")
                 ),
             ));
         }
@@ -410,16 +427,20 @@ fn check_long_transactions(
     for tx in store.long_transactions(threshold)? {
         let age = Duration::from_millis(tx.age_ms);
         let text = format!(
-            "a transaction has been open for {} (backend pid {}, {}, {}): {}",
+            "a transaction has been open for {} (backend pid {}, user {}, {}, {})",
             human(age),
             tx.pid,
+            if tx.user.is_empty() {
+                "unknown"
+            } else {
+                &tx.user
+            },
             if tx.application_name.is_empty() {
                 "no application_name"
             } else {
                 &tx.application_name
             },
             tx.state,
-            tx.query
         );
         if settings.max_xact_age.is_some_and(|max| age > max) {
             return Err(Error::new(
@@ -593,7 +614,14 @@ pub fn status(ctx: &mut Ctx, settings: &Settings, check: bool) -> Result<StepRes
 pub fn lint(ctx: &mut Ctx, settings: &Settings) -> Result<StepResult> {
     let engine = settings.db.as_ref().map_or(Engine::Postgres, DbUrl::engine);
     let files = settings.files()?;
-    let findings: Vec<Finding> = files.iter().flat_map(|m| lint_file(m, engine)).collect();
+    let findings: Vec<Finding> = files
+        .iter()
+        .flat_map(|m| {
+            let mut found = refused_in(m, engine);
+            found.extend(lint_file(m, engine));
+            found
+        })
+        .collect();
     for finding in &findings {
         ctx.reporter.warn(&finding.line_text());
     }
@@ -630,6 +658,14 @@ pub fn resolve(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<S
             ))
         })?;
         if sub.get_flag("forget") {
+            if row.success && !sub.get_flag("force") {
+                return Err(Error::usage(format!(
+                    "{version}_{} was applied successfully at {}; --forget is for a failed or dirty row. \
+                     Forgetting it makes the next `up` run it again on a database that already has its changes \
+                     (a data migration would apply twice); add --force if that is what you want",
+                    row.name, row.applied_at
+                )));
+            }
             store.forget(version)?;
             ctx.reporter.info(&format!(
                 "forgot {version}_{}: the next `up` runs it again",

@@ -94,6 +94,17 @@ pub fn command() -> Command {
             .global(true)
             .help("Connect through a connection pooler anyway (PgBouncer in session mode only)"),
     )
+    .arg(
+        Arg::new("ledger-schema")
+            .long("ledger-schema")
+            .value_name("SCHEMA")
+            .global(true)
+            .help(
+                "PostgreSQL: the schema of the ledger table, created when missing [default: the session's \
+                 current schema when ugw-migrate connects, before any migration runs]; every statement names \
+                 it, so a migration's SET search_path never hides the ledger",
+            ),
+    )
     .next_help_heading("Running DDL (PostgreSQL)")
     .args(timing_args())
     .subcommand(
@@ -134,6 +145,13 @@ pub fn command() -> Command {
             .arg(Arg::new("applied").long("applied").action(ArgAction::SetTrue).help("The database was fixed by hand: record VERSION as applied"))
             .arg(Arg::new("forget").long("forget").action(ArgAction::SetTrue).help("Drop VERSION's ledger row so that the next `up` runs it again"))
             .group(clap::ArgGroup::new("resolution").args(["applied", "forget"]).requires("version"))
+            .arg(
+                Arg::new("force")
+                    .long("force")
+                    .action(ArgAction::SetTrue)
+                    .requires("forget")
+                    .help("With --forget: drop the row of a migration that succeeded (the next `up` runs it again)"),
+            )
             .arg(
                 Arg::new("drop-invalid-indexes")
                     .long("drop-invalid-indexes")

@@ -76,6 +76,22 @@ pub const RULES: [(&str, &str, &str); 13] = [
     ),
 ];
 
+/// What a transactional file may not hold, whatever is allowed: each breaks the one
+/// transaction its statements and its ledger row share. Never waived by `-- ugw:allow` or
+/// `--allow-unsafe`, and checked in every phase.
+pub const REFUSALS: [(&str, &str, &str); 2] = [
+    (
+        "transaction-control",
+        "a transaction statement (BEGIN, COMMIT, ROLLBACK, END, RELEASE without its SAVEPOINT, VACUUM) inside a migration ends the transaction its ledger row is written in: half of it could commit, or none with the ledger saying applied",
+        "remove it (each file is one transaction already), or start the file with -- ugw:no-transaction",
+    ),
+    (
+        "pragma-foreign-keys",
+        "PRAGMA foreign_keys does nothing inside the migration's transaction: the table rebuild would run with foreign keys on and cascade",
+        "remove the PRAGMA and start the file with -- ugw:foreign-keys-off (set before the transaction, checked with foreign_key_check before the commit)",
+    ),
+];
+
 /// Functions whose value differs per row: as a column default they rewrite the table.
 const VOLATILE: [&str; 7] = [
     "random",
@@ -115,7 +131,7 @@ pub fn lint(migration: &Migration, engine: Engine) -> Vec<Finding> {
     }
     let mut created_tables: Vec<String> = Vec::new();
     let mut out = Vec::new();
-    for statement in statements(&migration.sql) {
+    for statement in statements(&migration.sql, engine) {
         let code: Vec<&Token> = statement.code().collect();
         let mut hits = Vec::new();
         check_statement(
@@ -140,6 +156,74 @@ pub fn lint(migration: &Migration, engine: Engine) -> Vec<Finding> {
             out.push(Finding {
                 file: migration.file_name(),
                 line,
+                rule,
+                message,
+                fix,
+            });
+        }
+    }
+    out
+}
+
+/// What a transactional `migration` may not hold (see [`REFUSALS`]); nothing for a
+/// no-transaction file, whose statements run one by one as written.
+#[must_use]
+pub fn refusals(migration: &Migration, engine: Engine) -> Vec<Finding> {
+    if migration.no_transaction {
+        return Vec::new();
+    }
+    let mut savepoints: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for statement in statements(&migration.sql, engine) {
+        let code: Vec<&Token> = statement.code().collect();
+        let Some(first) = code.first() else { continue };
+        let at = |i: usize, word: &str| code.get(i).is_some_and(|t| t.is(word));
+        let rule = if first.is("SAVEPOINT") {
+            if let Some(name) = code.get(1) {
+                savepoints.push(identifier(name));
+            }
+            None
+        } else if first.is("RELEASE") {
+            let name = code.get(if at(1, "SAVEPOINT") { 2 } else { 1 });
+            let known = name.is_some_and(|n| savepoints.contains(&identifier(n)));
+            (!known).then_some("transaction-control")
+        } else if first.is("ROLLBACK") || first.is("ABORT") {
+            // ROLLBACK [TRANSACTION|WORK] TO [SAVEPOINT] x stays inside the transaction.
+            let to = code.iter().skip(1).take(2).any(|t| t.is("TO"));
+            (!to).then_some("transaction-control")
+        } else if ["BEGIN", "COMMIT", "END", "VACUUM"]
+            .iter()
+            .any(|w| first.is(w))
+            || (first.is("START") && at(1, "TRANSACTION"))
+            || (first.is("PREPARE") && at(1, "TRANSACTION"))
+        {
+            Some("transaction-control")
+        } else if engine == Engine::Sqlite
+            && first.is("PRAGMA")
+            && code
+                .iter()
+                .skip(1)
+                .find(|t| t.kind == Kind::Word || t.kind == Kind::Quoted)
+                .is_some_and(|t| {
+                    t.is("foreign_keys")
+                        || code
+                            .windows(3)
+                            .any(|w| w[1].is_punct('.') && w[2].is("foreign_keys"))
+                })
+        {
+            Some("pragma-foreign-keys")
+        } else {
+            None
+        };
+        if let Some(rule) = rule {
+            let (_, message, fix) = REFUSALS
+                .iter()
+                .find(|(name, _, _)| *name == rule)
+                .copied()
+                .expect("every refusal is listed");
+            out.push(Finding {
+                file: migration.file_name(),
+                line: first.line,
                 rule,
                 message,
                 fix,

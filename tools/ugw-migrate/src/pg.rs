@@ -9,6 +9,7 @@ use crate::store::{Interrupt, LEDGER, LedgerRow, LongTransaction, RunError, RunO
 use crate::tls::MakeRustls;
 use postgres::Client;
 use postgres::error::{ErrorPosition, SqlState};
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
 use ugw_shared::db::{Engine, PgTarget, SslMode};
@@ -29,19 +30,38 @@ pub struct PgStore {
     client: Client,
     target: PgTarget,
     lock_key: i64,
+    /// The ledger's schema, as named and quoted: never resolved through a migration's
+    /// `search_path`.
+    schema_name: String,
+    schema: String,
+    /// `"schema"."ugw_migrations"`.
+    ledger: String,
     /// The ledger row's INSERT, prepared on first use.
     insert: Option<postgres::Statement>,
+    /// What every file starts from: the session settings of ours, set again after
+    /// `RESET ALL` so that nothing a migration SETs reaches the next one.
+    session_setup: String,
     /// For the cancel request's own connection.
     tls: MakeRustls,
 }
 
-/// A ledger row; a row left by a failed no-transaction run is replaced.
-const INSERT_ROW: &str = "INSERT INTO ugw_migrations \
-     (version, name, phase, checksum, checksum_algorithm, duration_ms, applied_by, success) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-     ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, phase = EXCLUDED.phase, \
-     checksum = EXCLUDED.checksum, checksum_algorithm = EXCLUDED.checksum_algorithm, applied_at = now(), \
-     duration_ms = EXCLUDED.duration_ms, applied_by = EXCLUDED.applied_by, success = EXCLUDED.success";
+/// A ledger row into `ledger` (schema-qualified); a row left by a failed no-transaction run
+/// is replaced.
+fn insert_row_sql(ledger: &str) -> String {
+    format!(
+        "INSERT INTO {ledger} \
+         (version, name, phase, checksum, checksum_algorithm, duration_ms, applied_by, success) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, phase = EXCLUDED.phase, \
+         checksum = EXCLUDED.checksum, checksum_algorithm = EXCLUDED.checksum_algorithm, applied_at = now(), \
+         duration_ms = EXCLUDED.duration_ms, applied_by = EXCLUDED.applied_by, success = EXCLUDED.success"
+    )
+}
+
+/// `"name"`, as PostgreSQL quotes an identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
 
 /// What `open` checks before a run that writes.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +77,7 @@ impl PgStore {
         host: &str,
         checks: Checks,
         statement_timeout: Option<Duration>,
+        ledger_schema: Option<&str>,
     ) -> Result<Self> {
         let mut config = postgres::Config::new();
         config
@@ -93,14 +114,45 @@ impl PgStore {
             client,
             target: target.clone(),
             lock_key: lock_key(&target.dbname),
+            schema_name: String::new(),
+            schema: String::new(),
+            ledger: String::new(),
             insert: None,
+            session_setup: String::new(),
             tls,
         };
+        // Before any migration runs: the schema the session starts in, unless named.
+        let schema = match ledger_schema {
+            Some(schema) => schema.to_string(),
+            None => store
+                .client
+                .query_one("SELECT current_schema()::text", &[])
+                .map_err(|e| store.fail(&e))?
+                .get::<_, Option<String>>(0)
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "{}: no schema of the session's search_path exists, so the ledger {LEDGER} has none to live in; \
+                         name one with --ledger-schema",
+                        store.where_()
+                    ))
+                })?,
+        };
+        store.schema = quote_ident(&schema);
+        store.schema_name = schema;
+        store.ledger = format!("{}.{}", store.schema, quote_ident(LEDGER));
         if checks.writing {
             store.check_server(checks.allow_pooler, &config)?;
         }
         if let Some(timeout) = statement_timeout {
-            store.simple(&format!("SET statement_timeout = {}", timeout.as_millis()))?;
+            let _ = write!(
+                store.session_setup,
+                "SET statement_timeout = {};",
+                timeout.as_millis()
+            );
+        }
+        if !store.session_setup.is_empty() {
+            let setup = store.session_setup.clone();
+            store.simple(&setup)?;
         }
         Ok(store)
     }
@@ -148,7 +200,7 @@ impl PgStore {
         }
         if version >= 140_000 {
             // A killed client's backend ends within a second, even mid-statement, and frees the lock.
-            self.simple("SET client_connection_check_interval = '1s'")?;
+            self.session_setup += "SET client_connection_check_interval = '1s';";
         }
         Ok(())
     }
@@ -167,6 +219,13 @@ impl PgStore {
                 .map(str::to_string),
             _ => None,
         })
+    }
+
+    /// After a no-transaction file: what it SET goes, ours come back (a transactional file's
+    /// commit does the same in its own round trip).
+    fn reset_session(&mut self) -> Result<()> {
+        let sql = format!("RESET ALL; {}", self.session_setup);
+        self.simple(&sql)
     }
 
     fn where_(&self) -> String {
@@ -208,13 +267,14 @@ impl PgStore {
 
     fn insert_row(
         client: &mut impl postgres::GenericClient,
+        ledger: &str,
         m: &Migration,
         ms: i64,
         by: &str,
         success: bool,
     ) -> std::result::Result<u64, postgres::Error> {
         client.execute(
-            INSERT_ROW,
+            &insert_row_sql(ledger),
             &[
                 &m.version,
                 &m.name,
@@ -251,7 +311,7 @@ impl PgStore {
             if self.insert.is_none() {
                 let statement = self
                     .client
-                    .prepare(INSERT_ROW)
+                    .prepare(&insert_row_sql(&self.ledger))
                     .map_err(|e| run_error(&file, &e, None))?;
                 self.insert = Some(statement);
             }
@@ -272,8 +332,9 @@ impl PgStore {
                     ],
                 )
                 .map_err(|e| run_error(&file, &e, None))?;
+            // The commit and the session put back as every file finds it, in one round trip.
             self.client
-                .batch_execute("COMMIT")
+                .batch_execute(&format!("COMMIT; RESET ALL; {}", self.session_setup))
                 .map_err(|e| run_error(&file, &e, None))
         })();
         if outcome.is_err() {
@@ -290,21 +351,31 @@ impl PgStore {
         started: Instant,
     ) -> Result<(), RunError> {
         let file = m.file_name();
-        Self::insert_row(&mut self.client, m, 0, &options.applied_by, false)
-            .map_err(|e| run_error(&file, &e, None))?;
+        Self::insert_row(
+            &mut self.client,
+            &self.ledger,
+            m,
+            0,
+            &options.applied_by,
+            false,
+        )
+        .map_err(|e| run_error(&file, &e, None))?;
         // One statement per simple query: several in one would run as one implicit transaction.
-        for statement in statements(&m.sql) {
+        for statement in statements(&m.sql, Engine::Postgres) {
             self.client
                 .batch_execute(&statement.text)
-                .map_err(|e| run_error(&file, &e, Some((&statement.text, statement.line))))?;
+                .map_err(|e| run_error(&file, &e, Some((&statement.text, statement.text_line))))?;
         }
         self.client
             .execute(
-                &format!("UPDATE {LEDGER} SET success = true, duration_ms = $1, applied_at = now() WHERE version = $2"),
+                &format!(
+                    "UPDATE {} SET success = true, duration_ms = $1, applied_at = now() WHERE version = $2",
+                    self.ledger
+                ),
                 &[&elapsed_ms(started), &m.version],
             )
             .map_err(|e| run_error(&file, &e, None))?;
-        Ok(())
+        self.reset_session().map_err(RunError::from)
     }
 }
 
@@ -339,8 +410,21 @@ impl Store for PgStore {
     }
 
     fn ensure_ledger(&mut self) -> Result<()> {
+        // Only a missing schema is created: CREATE SCHEMA IF NOT EXISTS asks for the
+        // database's CREATE privilege even when the schema is there.
+        let schema_exists: bool = self
+            .client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                &[&self.schema_name],
+            )
+            .map_err(|e| self.fail(&e))?
+            .get(0);
+        if !schema_exists {
+            self.simple(&format!("CREATE SCHEMA {}", self.schema))?;
+        }
         self.simple(&format!(
-            "CREATE TABLE IF NOT EXISTS {LEDGER} (
+            "CREATE TABLE IF NOT EXISTS {} (
                 version bigint PRIMARY KEY,
                 name text NOT NULL,
                 phase text NOT NULL CHECK (phase IN ('pre', 'post')),
@@ -350,14 +434,15 @@ impl Store for PgStore {
                 duration_ms bigint NOT NULL,
                 applied_by text NOT NULL,
                 success boolean NOT NULL
-            )"
+            )",
+            self.ledger
         ))
     }
 
     fn applied(&mut self) -> Result<Vec<LedgerRow>> {
         let exists: bool = self
             .client
-            .query_one(&format!("SELECT to_regclass('{LEDGER}') IS NOT NULL"), &[])
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.ledger])
             .map_err(|e| self.fail(&e))?
             .get(0);
         if !exists {
@@ -369,7 +454,8 @@ impl Store for PgStore {
                 &format!(
                     "SELECT version, name, phase, checksum, checksum_algorithm, \
                      to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
-                     duration_ms, applied_by, success FROM {LEDGER} ORDER BY version"
+                     duration_ms, applied_by, success FROM {} ORDER BY version",
+                    self.ledger
                 ),
                 &[],
             )
@@ -401,15 +487,22 @@ impl Store for PgStore {
     }
 
     fn mark_applied(&mut self, migration: &Migration, applied_by: &str) -> Result<()> {
-        Self::insert_row(&mut self.client, migration, 0, applied_by, true)
-            .map_err(|e| self.fail(&e))?;
+        Self::insert_row(
+            &mut self.client,
+            &self.ledger,
+            migration,
+            0,
+            applied_by,
+            true,
+        )
+        .map_err(|e| self.fail(&e))?;
         Ok(())
     }
 
     fn forget(&mut self, version: i64) -> Result<()> {
         self.client
             .execute(
-                &format!("DELETE FROM {LEDGER} WHERE version = $1"),
+                &format!("DELETE FROM {} WHERE version = $1", self.ledger),
                 &[&version],
             )
             .map_err(|e| self.fail(&e))?;
@@ -439,7 +532,7 @@ impl Store for PgStore {
             .client
             .query(
                 "SELECT pid, (extract(epoch FROM now() - xact_start) * 1000)::bigint, coalesce(application_name, ''), \
-                        coalesce(state, ''), left(coalesce(query, ''), 120) \
+                        coalesce(state, ''), coalesce(usename::text, '') \
                  FROM pg_stat_activity \
                  WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND datname = current_database() \
                    AND now() - xact_start > make_interval(secs => $1) \
@@ -454,7 +547,7 @@ impl Store for PgStore {
                 age_ms: r.get::<_, i64>(1).max(0) as u64,
                 application_name: r.get(2),
                 state: r.get(3),
-                query: r.get(4),
+                user: r.get(4),
             })
             .collect())
     }

@@ -35,8 +35,10 @@ pub struct Migration {
     pub name: String,
     pub phase: Phase,
     pub path: PathBuf,
-    /// The text with a BOM stripped and CRLF read as LF: what runs and what is summed.
+    /// The file's text with a BOM stripped: what runs, byte for byte (a CR LF inside a
+    /// string literal is data).
     pub sql: String,
+    /// Of the text with CRLF read as LF (see [`normalise`]).
     pub checksum: String,
     /// `-- ugw:no-transaction` on the first line.
     pub no_transaction: bool,
@@ -116,13 +118,13 @@ fn load_folder(folder: &Path, phase: Phase) -> Result<Vec<Migration>> {
             .map_err(|e| Error::io(format!("cannot read {}", path.display()), &e))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::usage(format!("{}: not UTF-8 text", path.display())))?;
-        let sql = normalise(&text);
+        let sql = psql_markers_as_comments(text.strip_prefix('\u{FEFF}').unwrap_or(&text));
         let first_line = sql.lines().next().unwrap_or_default();
         out.push(Migration {
             version,
             name: name.to_string(),
             phase,
-            checksum: checksum(&sql),
+            checksum: checksum(&normalise(&sql)),
             no_transaction: has_directive(first_line, "no-transaction"),
             foreign_keys_off: has_directive(first_line, "foreign-keys-off"),
             sql,
@@ -130,6 +132,32 @@ fn load_folder(folder: &Path, phase: Phase) -> Result<Vec<Migration>> {
         });
     }
     Ok(out)
+}
+
+/// The two psql meta-commands `pg_dump` writes around a plain dump (`\restrict KEY`,
+/// `\unrestrict KEY`) are for psql, not the server: read as comments, so a history that
+/// starts from `pg_dump --schema-only` runs. Every other byte (and every line) stays.
+fn psql_markers_as_comments(text: &str) -> String {
+    let is_marker = |line: &str| {
+        let line = line.trim_end_matches(['\r', '\n']);
+        ["\\restrict ", "\\unrestrict "].iter().any(|m| {
+            line.strip_prefix(m).is_some_and(|key| {
+                !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
+        })
+    };
+    if !text.lines().any(is_marker) {
+        return text.to_string();
+    }
+    text.split_inclusive('\n')
+        .map(|line| {
+            if is_marker(line) {
+                format!("-- psql: {line}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect()
 }
 
 /// `0001_add_email` → `(1, "add_email")`. Versions fit a signed 64-bit ledger column.
@@ -220,5 +248,17 @@ mod tests {
         );
         assert_ne!(checksum(&normalise("SELECT 1;\nSELECT 3;\n")), plain);
         assert_eq!(plain.len(), 64);
+    }
+
+    #[test]
+    fn psql_markers_of_a_dump_are_comments_and_nothing_else_moves() {
+        let dump = "--\n-- dump\n--\n\n\\restrict Ab12\r\nSET x = 1;\n\\unrestrict Ab12\n";
+        let got = psql_markers_as_comments(dump);
+        assert_eq!(
+            got,
+            "--\n-- dump\n--\n\n-- psql: \\restrict Ab12\r\nSET x = 1;\n-- psql: \\unrestrict Ab12\n"
+        );
+        let other = "SELECT 1;\n\\restrict bad key\n\\i other.sql\n";
+        assert_eq!(psql_markers_as_comments(other), other);
     }
 }

@@ -1,6 +1,13 @@
-//! A small SQL tokenizer: enough of the lexical rules of SQLite and PostgreSQL (comments,
-//! quoted identifiers, strings, dollar quoting) to split a file into statements the way the
-//! server would, and to hand the linter words rather than lines.
+//! A small SQL tokenizer: the lexical rules of SQLite and PostgreSQL (comments, quoted
+//! identifiers, strings, dollar quoting), each dialect its own, to split a file into
+//! statements the way the server would, and to hand the linter words rather than lines.
+//!
+//! Where the dialects differ: PostgreSQL nests block comments, has `E'…'` strings with
+//! backslash escapes, `U&'…'`, and `$tag$…$tag$` quoting; SQLite ends a block comment at the
+//! first `*/`, has no backslash escapes, quotes identifiers also with `` ` `` and `[…]`, and
+//! reads `$name` as a parameter.
+
+use ugw_shared::db::Engine;
 
 /// One token, with the line it starts on (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,14 +21,14 @@ pub struct Token {
 pub enum Kind {
     /// A keyword or a bare identifier; compare with `Token::is`.
     Word,
-    /// `"name"`, `` `name` `` or `[name]`: never a keyword.
+    /// `"name"` (and in SQLite `` `name` `` or `[name]`): never a keyword.
     Quoted,
     /// `'text'`, `E'text'`, `$tag$text$tag$`.
     String,
     Number,
     /// `-- …` or `/* … */`.
     Comment,
-    /// Any other character: `(`, `)`, `,`, `;`, operators.
+    /// Any other character: `(`, `)`, `,`, `;`, operators, parameters.
     Punct,
 }
 
@@ -46,6 +53,9 @@ pub struct Statement {
     pub text: String,
     /// The line of its first token that is not a comment.
     pub line: usize,
+    /// The line `text` starts on (a comment before the statement's code included), which
+    /// a server's error position counts from.
+    pub text_line: usize,
 }
 
 impl Statement {
@@ -59,10 +69,11 @@ impl Statement {
     }
 }
 
-/// Split `sql` into tokens. Unterminated quotes and comments run to the end (the server
-/// will say what is wrong with them).
+/// Split `sql` into tokens by `dialect`'s rules. Unterminated quotes and comments run to the
+/// end (the server will say what is wrong with them).
 #[must_use]
-pub fn tokenize(sql: &str) -> Vec<(Token, std::ops::Range<usize>)> {
+pub fn tokenize(sql: &str, dialect: Engine) -> Vec<(Token, std::ops::Range<usize>)> {
+    let pg = dialect == Engine::Postgres;
     let bytes = sql.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -83,33 +94,33 @@ pub fn tokenize(sql: &str) -> Vec<(Token, std::ops::Range<usize>)> {
                 Kind::Comment
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = block_comment_end(bytes, i);
+                i = if pg {
+                    nested_comment_end(bytes, i)
+                } else {
+                    find_from(bytes, i + 2, b"*/").map_or(bytes.len(), |e| e + 2)
+                };
                 Kind::Comment
             }
             b'\'' => {
-                i = quoted_end(bytes, i, b'\'');
+                i = quoted_end(bytes, i, b'\'', false);
                 Kind::String
             }
-            b'"' | b'`' => {
-                i = quoted_end(bytes, i, c);
+            b'"' => {
+                i = quoted_end(bytes, i, b'"', false);
                 Kind::Quoted
             }
-            b'[' => {
+            b'`' if !pg => {
+                i = quoted_end(bytes, i, b'`', false);
+                Kind::Quoted
+            }
+            b'[' if !pg => {
                 i = find_from(bytes, i + 1, b"]").map_or(bytes.len(), |e| e + 1);
                 Kind::Quoted
             }
             b'$' => {
-                if let Some(tag) = dollar_tag(bytes, i) {
-                    i = find_from(bytes, i + tag.len(), tag).map_or(bytes.len(), |e| e + tag.len());
-                    Kind::String
-                } else {
-                    // `$1`: a parameter.
-                    i += 1;
-                    while i < bytes.len() && bytes[i].is_ascii_digit() {
-                        i += 1;
-                    }
-                    Kind::Punct
-                }
+                let (end, kind) = dollar(bytes, i, pg);
+                i = end;
+                kind
             }
             b'0'..=b'9' => {
                 while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'.') {
@@ -117,19 +128,24 @@ pub fn tokenize(sql: &str) -> Vec<(Token, std::ops::Range<usize>)> {
                 }
                 Kind::Number
             }
-            _ if is_word_start(c) => {
-                // E'…' and friends are strings with a prefix.
-                let mut end = i + 1;
-                while end < bytes.len() && is_word_char(bytes[end]) {
-                    end += 1;
-                }
-                if end - i == 1 && bytes.get(end) == Some(&b'\'') && b"eEbBxXnNuU".contains(&c) {
-                    i = quoted_end(bytes, end, b'\'');
-                    Kind::String
+            b'u' | b'U'
+                if pg
+                    && bytes.get(i + 1) == Some(&b'&')
+                    && matches!(bytes.get(i + 2), Some(b'\'' | b'"')) =>
+            {
+                // U&'…' and U&"…": standard quoting, the escapes are the server's business.
+                let quote = bytes[i + 2];
+                i = quoted_end(bytes, i + 2, quote, false);
+                if quote == b'"' {
+                    Kind::Quoted
                 } else {
-                    i = end;
-                    Kind::Word
+                    Kind::String
                 }
+            }
+            _ if is_word_start(c) => {
+                let (end, kind) = word(bytes, i, pg);
+                i = end;
+                kind
             }
             _ => {
                 // One character at a time, so `;` `(` `)` `,` are always tokens of their own.
@@ -151,26 +167,153 @@ pub fn tokenize(sql: &str) -> Vec<(Token, std::ops::Range<usize>)> {
     out
 }
 
-/// Split `sql` into statements at top-level `;`. A `BEGIN … END` body (an SQLite trigger,
-/// a PostgreSQL `BEGIN ATOMIC` function) is kept whole. Empty statements are dropped;
+/// `$tag$…$tag$` (PostgreSQL), or a parameter: `$1`, SQLite's `$name`. The end and kind.
+fn dollar(bytes: &[u8], start: usize, pg: bool) -> (usize, Kind) {
+    if let Some(tag) = dollar_tag(bytes, start).filter(|_| pg) {
+        let end = find_from(bytes, start + tag.len(), tag).map_or(bytes.len(), |e| e + tag.len());
+        return (end, Kind::String);
+    }
+    let mut i = start + 1;
+    while i < bytes.len() && is_word_char(bytes[i]) && bytes[i] != b'$' {
+        i += 1;
+    }
+    (i, Kind::Punct)
+}
+
+/// A word, or a string with a one-letter prefix: `E'…'` escapes with a backslash
+/// (PostgreSQL); `B'…'`, `X'…'`, `N'…'` do not (SQLite knows only `X'…'`).
+fn word(bytes: &[u8], start: usize, pg: bool) -> (usize, Kind) {
+    let mut end = start + 1;
+    while end < bytes.len() && is_word_char(bytes[end]) {
+        end += 1;
+    }
+    let c = bytes[start];
+    let prefixes: &[u8] = if pg { b"eEbBxXnN" } else { b"xX" };
+    if end - start == 1 && bytes.get(end) == Some(&b'\'') && prefixes.contains(&c) {
+        (
+            quoted_end(bytes, end, b'\'', c.eq_ignore_ascii_case(&b'e')),
+            Kind::String,
+        )
+    } else {
+        (end, Kind::Word)
+    }
+}
+
+/// What kind of statement this is, as far as splitting cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Not known yet: fewer words seen than the header needs.
+    Unknown,
+    Plain,
+    /// `CREATE [OR REPLACE] FUNCTION|PROCEDURE` (PostgreSQL): `BEGIN ATOMIC … END` is its body.
+    Routine,
+    /// `CREATE [TEMP|TEMPORARY] TRIGGER [IF NOT EXISTS] … ON … BEGIN … END` (SQLite).
+    Trigger,
+    /// `CREATE [OR REPLACE] RULE … DO (stmt; stmt)` (PostgreSQL): `;` inside parentheses.
+    Rule,
+}
+
+fn shape(header: &[&Token], dialect: Engine) -> Shape {
+    let words: Vec<&&Token> = header.iter().take(4).collect();
+    if words.is_empty() {
+        return Shape::Unknown;
+    }
+    if !words[0].is("CREATE") {
+        return Shape::Plain;
+    }
+    let mut at = 1;
+    let optional: &[&str] = match dialect {
+        Engine::Postgres => &["OR", "REPLACE"],
+        Engine::Sqlite => &["TEMP", "TEMPORARY"],
+    };
+    while words
+        .get(at)
+        .is_some_and(|w| optional.iter().any(|o| w.is(o)))
+    {
+        at += 1;
+    }
+    let Some(what) = words.get(at) else {
+        return if header.len() >= 4 {
+            Shape::Plain
+        } else {
+            Shape::Unknown
+        };
+    };
+    match dialect {
+        Engine::Postgres if what.is("FUNCTION") || what.is("PROCEDURE") => Shape::Routine,
+        Engine::Postgres if what.is("RULE") => Shape::Rule,
+        Engine::Sqlite if what.is("TRIGGER") => Shape::Trigger,
+        _ => Shape::Plain,
+    }
+}
+
+/// Split `sql` into statements at top-level `;`, by `dialect`'s rules. Only a real body is
+/// kept whole: `CREATE FUNCTION|PROCEDURE … BEGIN ATOMIC … END` (PostgreSQL) and
+/// `CREATE TRIGGER … BEGIN … END` (SQLite), with the `CASE … END` inside; a `begin` anywhere
+/// else (a column, a `BEGIN` of its own) opens nothing. Empty statements are dropped;
 /// comments after the last `;` are dropped too.
 #[must_use]
-pub fn statements(sql: &str) -> Vec<Statement> {
+pub fn statements(sql: &str, dialect: Engine) -> Vec<Statement> {
+    let tokens = tokenize(sql, dialect);
     let mut out = Vec::new();
     let mut current: Vec<(Token, std::ops::Range<usize>)> = Vec::new();
+    let mut header: Vec<&Token> = Vec::new();
+    let mut shape_now = Shape::Unknown;
     let mut body_depth = 0usize;
-    for (token, range) in tokenize(sql) {
-        let first_code = current.iter().find(|(t, _)| t.kind != Kind::Comment);
-        let opens_body = token.is("BEGIN") && first_code.is_some_and(|(t, _)| t.is("CREATE"));
-        if opens_body || (token.is("CASE") && body_depth > 0) {
-            body_depth += 1;
-        } else if token.is("END") && body_depth > 0 {
-            body_depth -= 1;
+    let mut paren_depth = 0usize;
+    let mut seen_on = false;
+    let mut previous_code: Option<&Token> = None;
+    for (index, (token, range)) in tokens.iter().enumerate() {
+        if token.kind == Kind::Comment {
+            current.push((token.clone(), range.clone()));
+            continue;
         }
-        if token.is_punct(';') && body_depth == 0 {
+        if header.len() < 4 {
+            header.push(token);
+            shape_now = shape(&header, dialect);
+        }
+        // `new.begin`, `t.end`: a column, not a keyword.
+        let after_dot = previous_code.is_some_and(|p| p.is_punct('.'));
+        let next_code = tokens[index + 1..]
+            .iter()
+            .map(|(t, _)| t)
+            .find(|t| t.kind != Kind::Comment);
+        if !after_dot {
+            if body_depth > 0 {
+                if token.is("CASE") {
+                    body_depth += 1;
+                } else if token.is("END") {
+                    body_depth -= 1;
+                }
+            } else if token.is("BEGIN") {
+                let opens = match shape_now {
+                    Shape::Routine => next_code.is_some_and(|t| t.is("ATOMIC")),
+                    Shape::Trigger => seen_on,
+                    _ => false,
+                };
+                if opens {
+                    body_depth = 1;
+                }
+            } else if token.is("ON") {
+                seen_on = true;
+            }
+        }
+        if shape_now == Shape::Rule {
+            if token.is_punct('(') {
+                paren_depth += 1;
+            } else if token.is_punct(')') {
+                paren_depth = paren_depth.saturating_sub(1);
+            }
+        }
+        if token.is_punct(';') && body_depth == 0 && paren_depth == 0 {
             push_statement(sql, &mut out, std::mem::take(&mut current));
+            header.clear();
+            shape_now = Shape::Unknown;
+            seen_on = false;
+            previous_code = None;
         } else {
-            current.push((token, range));
+            current.push((token.clone(), range.clone()));
+            previous_code = Some(token);
         }
     }
     push_statement(sql, &mut out, current);
@@ -191,10 +334,12 @@ fn push_statement(
     };
     let start = tokens.first().map_or(0, |(_, r)| r.start);
     let end = tokens.last().map_or(0, |(_, r)| r.end);
+    let text_line = tokens.first().map_or(line, |(t, _)| t.line);
     out.push(Statement {
         text: sql[start..end].to_string(),
         tokens: tokens.into_iter().map(|(t, _)| t).collect(),
         line,
+        text_line,
     });
 }
 
@@ -214,10 +359,15 @@ fn find_from(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
         .map(|p| p + from)
 }
 
-/// The end of a quoted run starting at `start`; a doubled quote is an escaped one.
-fn quoted_end(bytes: &[u8], start: usize, quote: u8) -> usize {
+/// The end of a quoted run starting at `start`; a doubled quote is an escaped one, and so is
+/// a backslashed one when `backslash` (PostgreSQL's `E'…'`).
+fn quoted_end(bytes: &[u8], start: usize, quote: u8, backslash: bool) -> usize {
     let mut i = start + 1;
     while i < bytes.len() {
+        if backslash && bytes[i] == b'\\' {
+            i += 2;
+            continue;
+        }
         if bytes[i] == quote {
             if bytes.get(i + 1) == Some(&quote) {
                 i += 2;
@@ -225,22 +375,13 @@ fn quoted_end(bytes: &[u8], start: usize, quote: u8) -> usize {
             }
             return i + 1;
         }
-        // E'…' strings escape with a backslash; a backslash elsewhere is harmless here.
-        if bytes[i] == b'\\'
-            && quote == b'\''
-            && start > 0
-            && bytes[start - 1].eq_ignore_ascii_case(&b'e')
-        {
-            i += 2;
-            continue;
-        }
         i += 1;
     }
     bytes.len()
 }
 
-/// PostgreSQL block comments nest.
-fn block_comment_end(bytes: &[u8], start: usize) -> usize {
+/// PostgreSQL block comments nest: `/* a /* b */ c */` is one comment.
+fn nested_comment_end(bytes: &[u8], start: usize) -> usize {
     let mut depth = 0usize;
     let mut i = start;
     while i + 1 < bytes.len() {
@@ -262,13 +403,17 @@ fn block_comment_end(bytes: &[u8], start: usize) -> usize {
     bytes.len()
 }
 
-/// `$tag$` or `$$` at `start`, if that is what is there.
+/// `$tag$` or `$$` at `start`, if that is what is there (a tag does not start with a digit).
 fn dollar_tag(bytes: &[u8], start: usize) -> Option<&[u8]> {
     let mut i = start + 1;
     while i < bytes.len() && bytes[i] != b'$' {
-        if !(bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_')
-            || bytes[start + 1].is_ascii_digit()
-        {
+        let c = bytes[i];
+        let fits = if i == start + 1 {
+            is_word_start(c)
+        } else {
+            is_word_start(c) || c.is_ascii_digit()
+        };
+        if !fits {
             return None;
         }
         i += 1;
@@ -277,45 +422,4 @@ fn dollar_tag(bytes: &[u8], start: usize) -> Option<&[u8]> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn texts(sql: &str) -> Vec<String> {
-        statements(sql).into_iter().map(|s| s.text).collect()
-    }
-
-    #[test]
-    fn semicolons_in_strings_comments_and_dollar_quotes_do_not_split() {
-        let sql = "INSERT INTO t VALUES ('a;b', \"c;d\"); -- x; y\n\
-                   /* a; /* nested; */ b; */ CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql;\n\
-                   SELECT $$;$$, E'it\\'s;'";
-        let got = texts(sql);
-        assert_eq!(got.len(), 3, "{got:#?}");
-        assert_eq!(got[0], "INSERT INTO t VALUES ('a;b', \"c;d\")");
-        assert!(got[1].starts_with("-- x; y\n/* a;"), "{}", got[1]);
-        assert!(got[1].ends_with("LANGUAGE sql"), "{}", got[1]);
-        assert_eq!(got[2], "SELECT $$;$$, E'it\\'s;'");
-    }
-
-    #[test]
-    fn trigger_bodies_stay_whole_and_lines_are_counted() {
-        let sql = "\n\nCREATE TRIGGER t AFTER INSERT ON a BEGIN\n  UPDATE b SET n = CASE WHEN 1 THEN 2 END;\n  DELETE FROM c;\nEND;\nSELECT 1;  -- trailing\n";
-        let got = statements(sql);
-        assert_eq!(got.len(), 2, "{got:#?}");
-        assert_eq!(got[0].line, 3);
-        assert!(got[0].text.ends_with("END"));
-        assert_eq!(got[1].line, 7);
-    }
-
-    #[test]
-    fn quoted_identifiers_are_not_keywords() {
-        let tokens: Vec<Token> = tokenize("DROP \"table\" [index] `column` $1")
-            .into_iter()
-            .map(|(t, _)| t)
-            .collect();
-        assert!(tokens[0].is("drop"));
-        assert!(tokens[1..4].iter().all(|t| t.kind == Kind::Quoted));
-        assert!(!tokens[1].is("table"));
-        assert_eq!(tokens[4].kind, Kind::Punct);
-    }
-}
+mod tests;

@@ -7,6 +7,7 @@ use crate::source::{CHECKSUM_ALGORITHM, Migration};
 use crate::sql::statements;
 use crate::store::{Interrupt, LEDGER, LedgerRow, LongTransaction, RunError, RunOptions, Store};
 use rusqlite::{Connection, OpenFlags, params};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
@@ -19,7 +20,13 @@ pub struct SqliteStore {
     /// `None` when the database does not exist and we were not to create it (plan, status).
     conn: Option<Connection>,
     lock: Option<LockGuard>,
+    /// The connection's own settings a migration may change (`PRAGMA foreign_keys`,
+    /// `recursive_triggers`), as found at open: put back after every file.
+    session: Vec<(&'static str, i64)>,
 }
+
+/// The PRAGMAs a file's change to would otherwise reach the next file of the run.
+const SESSION_PRAGMAS: [&str; 2] = ["foreign_keys", "recursive_triggers"];
 
 impl SqliteStore {
     /// Open `path`; `create` makes a missing database (only `up` and friends may).
@@ -37,11 +44,34 @@ impl SqliteStore {
         } else {
             None
         };
+        let mut session = Vec::new();
+        if let Some(conn) = &conn {
+            for pragma in SESSION_PRAGMAS {
+                let value: i64 = conn
+                    .pragma_query_value(None, pragma, |r| r.get(0))
+                    .map_err(|e| fail(path, &e))?;
+                session.push((pragma, value));
+            }
+        }
         Ok(SqliteStore {
             path: path.to_path_buf(),
             conn,
             lock: None,
+            session,
         })
+    }
+
+    /// Every file starts from the settings the connection had at open.
+    fn reset_session(&self) -> Result<()> {
+        let conn = self.conn()?;
+        let sql = self
+            .session
+            .iter()
+            .fold(String::new(), |mut sql, (pragma, value)| {
+                let _ = write!(sql, "PRAGMA {pragma} = {value};");
+                sql
+            });
+        conn.execute_batch(&sql).map_err(|e| fail(&self.path, &e))
     }
 
     fn conn(&self) -> Result<&Connection> {
@@ -113,9 +143,6 @@ impl SqliteStore {
             }
             body
         })();
-        if m.foreign_keys_off {
-            let _ = conn.execute_batch("PRAGMA foreign_keys = ON");
-        }
         outcome.map_err(|e| run_error(&file, &e))
     }
 
@@ -130,7 +157,7 @@ impl SqliteStore {
         let file = m.file_name();
         Self::insert_row(conn, m, 0, &options.applied_by, false)
             .map_err(|e| run_error(&file, &e))?;
-        for statement in statements(&m.sql) {
+        for statement in statements(&m.sql, Engine::Sqlite) {
             conn.execute_batch(&statement.text)
                 .map_err(|e| run_error(&format!("{file}:{}", statement.line), &e))?;
         }
@@ -217,11 +244,16 @@ impl Store for SqliteStore {
 
     fn run(&mut self, migration: &Migration, options: &RunOptions) -> Result<Duration, RunError> {
         let started = Instant::now();
-        if migration.no_transaction {
-            self.run_without_transaction(migration, options, started)?;
+        let outcome = if migration.no_transaction {
+            self.run_without_transaction(migration, options, started)
         } else {
-            self.run_in_transaction(migration, options, started)?;
-        }
+            self.run_in_transaction(migration, options, started)
+        };
+        // Also after a failure: `foreign-keys-off` ends here, and nothing else runs set up
+        // the way the failed file left it.
+        let reset = self.reset_session();
+        outcome?;
+        reset?;
         Ok(started.elapsed())
     }
 

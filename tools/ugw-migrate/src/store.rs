@@ -53,14 +53,15 @@ impl From<Error> for RunError {
 /// Stops the statement running on another thread (a signal arrived).
 pub type Interrupt = Box<dyn Fn() + Send + Sync>;
 
-/// Another backend's long-running transaction, reported before DDL starts.
+/// Another backend's long-running transaction, reported before DDL starts. Never its query
+/// text: another session's SQL may hold a secret (`ALTER ROLE … PASSWORD '…'`).
 #[derive(Debug, Clone, Serialize)]
 pub struct LongTransaction {
     pub pid: i32,
     pub age_ms: u64,
     pub application_name: String,
     pub state: String,
-    pub query: String,
+    pub user: String,
 }
 
 pub trait Store {

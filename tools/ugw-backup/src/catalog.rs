@@ -4,7 +4,7 @@
 use crate::manifest;
 use crate::verify::read_manifest;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use ugw_shared::{Error, Result};
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,26 +70,135 @@ fn describe(archive: &Path) -> Listed {
     }
 }
 
-/// Remove all but the newest `keep` backups, never `spare`; returns the removed archives.
-pub fn prune(dir: &Path, keep: usize, spare: Option<&Path>) -> Result<Vec<String>> {
+/// Which backups a prune may remove: only ugw archives of one backup set. An archive counts
+/// when it is a regular file named as its manifest sidecar says, has its checksum sidecar,
+/// was made on this host, and (when given) its name starts with `prefix` and it backs up
+/// the same paths and databases as `like` (the backup `create --keep` just made). Anything
+/// else in the folder (`customer-export.tar.gz`, a folder named `x.tar`) is never touched.
+pub struct Set<'a> {
+    pub host: &'a str,
+    pub prefix: Option<&'a str>,
+    pub like: Option<&'a manifest::Manifest>,
+}
+
+impl Set<'_> {
+    fn holds(&self, archive: &Path) -> Option<manifest::Manifest> {
+        let meta = std::fs::symlink_metadata(archive).ok()?;
+        let (_, sum) = manifest::sidecars(archive);
+        if !meta.is_file() || !std::fs::symlink_metadata(&sum).is_ok_and(|m| m.is_file()) {
+            return None;
+        }
+        let (found, _) = read_manifest(archive).ok()?;
+        let file_name = archive.file_name()?.to_str()?;
+        let named_so = [".tar.gz", ".tar.zst", ".tar"]
+            .iter()
+            .any(|ext| file_name.strip_suffix(ext) == Some(found.name.as_str()));
+        let same_contents = |like: &manifest::Manifest| {
+            let roots = |m: &manifest::Manifest| -> Vec<Vec<u8>> {
+                m.roots.iter().map(|r| r.path.bytes()).collect()
+            };
+            let dbs = |m: &manifest::Manifest| -> Vec<Vec<u8>> {
+                m.sqlite.iter().map(|d| d.path.bytes()).collect()
+            };
+            let dumps = |m: &manifest::Manifest| -> Vec<String> {
+                m.pg.iter()
+                    .map(|d| {
+                        d.connection
+                            .as_ref()
+                            .map_or_else(|| d.url.clone(), |c| c.dbname.clone())
+                    })
+                    .collect()
+            };
+            roots(&found) == roots(like) && dbs(&found) == dbs(like) && dumps(&found) == dumps(like)
+        };
+        (named_so
+            && found.host == self.host
+            && self.prefix.is_none_or(|p| found.name.starts_with(p))
+            && self.like.is_none_or(same_contents))
+        .then_some(found)
+    }
+}
+
+/// What a prune did: the archives removed (with their sidecars), and those it could not
+/// remove, with why (it went on past them).
+#[derive(Debug, Default)]
+pub struct Pruned {
+    pub removed: Vec<String>,
+    pub not_removed: Vec<String>,
+}
+
+/// Remove all but the newest `keep` backups of `set`, never `spare`; each removal is said on
+/// stderr. Also removes the partial files an interrupted create left (the caller holds the
+/// folder's lock, so no create is writing them).
+pub fn prune(
+    reporter: &ugw_shared::report::Reporter,
+    dir: &Path,
+    keep: usize,
+    spare: Option<&Path>,
+    set: &Set<'_>,
+) -> Result<Pruned> {
     let spare = spare.and_then(|p| std::path::absolute(p).ok());
-    let mut removed = Vec::new();
-    for old in list(dir)?.into_iter().skip(keep) {
-        let archive = PathBuf::from(&old.archive);
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("cannot list {}", dir.display()), &e))?;
+    let mut ours = Vec::new();
+    let mut partial = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            if left_by_a_create(&name) && entry.file_type().is_ok_and(|t| t.is_file()) {
+                partial.push(path);
+            }
+            continue;
+        }
+        if let Some(found) = set.holds(&path) {
+            ours.push((found.created, name, path));
+        }
+    }
+    ours.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    let mut pruned = Pruned::default();
+    for (_, _, archive) in ours.into_iter().skip(keep) {
         if spare.as_deref() == std::path::absolute(&archive).ok().as_deref() {
             continue;
         }
         let (manifest_path, sum_path) = manifest::sidecars(&archive);
         // The checksum first: a backup cut short of its removal reads as incomplete, not whole.
-        for path in [&sum_path, &archive, &manifest_path] {
-            match std::fs::remove_file(path) {
+        let failed = [&sum_path, &archive, &manifest_path]
+            .into_iter()
+            .find_map(|path| match std::fs::remove_file(path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::io(format!("cannot remove {}", path.display()), &e));
+                    Some(format!("{}: {e}", path.display()))
                 }
-                _ => {}
+                _ => None,
+            });
+        let shown = archive.display().to_string();
+        match failed {
+            Some(why) => {
+                reporter.warn(&format!("prune: cannot remove {shown} ({why}); going on"));
+                pruned.not_removed.push(shown);
+            }
+            None => {
+                reporter.info(&format!("prune: removed {shown} and its sidecars"));
+                pruned.removed.push(shown);
             }
         }
-        removed.push(old.archive);
     }
-    Ok(removed)
+    for path in partial {
+        if std::fs::remove_file(&path).is_ok() {
+            reporter.info(&format!(
+                "prune: removed {}, a partial file left by an interrupted create",
+                path.display()
+            ));
+        }
+    }
+    Ok(pruned)
+}
+
+/// The hidden temp names a create writes (`AtomicFile`'s `.NAME.RANDOM.tmp`, NAME an
+/// archive, a sidecar or a database copy).
+fn left_by_a_create(name: &str) -> bool {
+    name.ends_with(".tmp")
+        && [".tar", ".manifest.json", ".sha256", ".sqlite-", ".pg-"]
+            .iter()
+            .any(|marker| name.contains(marker))
 }

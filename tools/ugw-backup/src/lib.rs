@@ -110,9 +110,15 @@ pub fn command() -> Command {
         )
         .subcommand(
             Command::new("prune")
-                .about("Remove all but the newest N backups (never the one the record refers to)")
+                .about("Remove all but the newest N backups of this host (never the one the record refers to, never a file that is not a ugw backup)")
                 .arg(out_arg())
-                .arg(keep_arg().required(true)),
+                .arg(keep_arg().required(true))
+                .arg(
+                    Arg::new("prefix")
+                        .long("prefix")
+                        .value_name("NAME")
+                        .help("Only backups whose --name starts with this (one backup set in a shared folder)"),
+                ),
         )
 }
 
@@ -349,7 +355,21 @@ fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
     let _lock = lock_out(ctx, m, &out)?;
     let mut result = create::create(ctx, &plan)?;
     if let Some(keep) = m.get_one::<u32>("keep") {
-        result.pruned = catalog::prune(&out, *keep as usize, Some(Path::new(&result.archive)))?;
+        // The backups of this set: this host's, of the same paths and databases.
+        let made = verify::read_manifest(Path::new(&result.archive))?.0;
+        let set = catalog::Set {
+            host: &ctx.host,
+            prefix: None,
+            like: Some(&made),
+        };
+        let pruned = catalog::prune(
+            &ctx.reporter,
+            &out,
+            *keep as usize,
+            Some(Path::new(&result.archive)),
+            &set,
+        )?;
+        result.pruned = pruned.removed;
     }
     Ok(StepResult::typed(true, &result))
 }
@@ -517,16 +537,24 @@ fn run_prune(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         return Ok(StepResult::unchanged(json!({"would_keep": keep})));
     }
     let _lock = lock_out(ctx, m, out)?;
-    let removed = catalog::prune(out, keep, spare.as_deref())?;
+    let set = catalog::Set {
+        host: &ctx.host,
+        prefix: m.get_one::<String>("prefix").map(String::as_str),
+        like: None,
+    };
+    let pruned = catalog::prune(&ctx.reporter, out, keep, spare.as_deref(), &set)?;
     ctx.reporter.info(&format!(
         "pruned {} backup(s) in {}",
-        removed.len(),
+        pruned.removed.len(),
         out.display()
     ));
     Ok(StepResult {
-        changed: !removed.is_empty(),
-        ..StepResult::unchanged(
-            json!({"out": out.display().to_string(), "removed": removed, "kept": keep}),
-        )
+        changed: !pruned.removed.is_empty(),
+        ..StepResult::unchanged(json!({
+            "out": out.display().to_string(),
+            "removed": pruned.removed,
+            "not_removed": pruned.not_removed,
+            "kept": keep,
+        }))
     })
 }

@@ -21,7 +21,8 @@ pub fn args() -> Vec<Arg> {
             .value_name("URL")
             .conflicts_with("db-env")
             .help(
-                "The database: sqlite:///abs/path.db, sqlite://rel/path.db, postgres://user@host:port/db?sslmode=… \
+                "The database: sqlite:///abs/path.db, sqlite://rel/path.db (the rest is the file's path: `#` and `?` \
+                 are part of it, %XX is decoded), postgres://user@host:port/db?sslmode=… \
                  (a password here is visible in `ps`: prefer --db-env)",
             ),
         Arg::new("db-env")
@@ -215,7 +216,10 @@ impl DbUrl {
             .strip_prefix("sqlite://")
             .or_else(|| text.strip_prefix("sqlite:"))
         {
-            let path = rest.split(['?', '#']).next().unwrap_or_default();
+            // A path, not a URL to cut: `#` and `?` are file-name characters
+            // (`sqlite:///var/lib/shop#1.db` is that file, not `shop`); `%XX` is decoded,
+            // so `%25` is a literal `%`.
+            let path = rest;
             if path.is_empty() || path == "/" {
                 return Err(Error::usage(
                     "a sqlite URL needs a file: sqlite:///abs/path.db or sqlite://rel/path.db",
@@ -410,9 +414,18 @@ mod tests {
             "sqlite://data/my app.db"
         );
         assert_eq!(DbUrl::parse("sqlite://").unwrap_err().exit, 2);
+        // `#` and `?` belong to the file's name; `%23` is `#` too.
         assert_eq!(
-            DbUrl::parse("sqlite:app.db?mode=rwc").unwrap(),
-            DbUrl::Sqlite(PathBuf::from("app.db"))
+            DbUrl::parse("sqlite:///var/lib/shop#1.db").unwrap(),
+            DbUrl::Sqlite(PathBuf::from("/var/lib/shop#1.db"))
+        );
+        assert_eq!(
+            DbUrl::parse("sqlite://data/what?.db").unwrap(),
+            DbUrl::Sqlite(PathBuf::from("data/what?.db"))
+        );
+        assert_eq!(
+            DbUrl::parse("sqlite:app%231.db").unwrap(),
+            DbUrl::Sqlite(PathBuf::from("app#1.db"))
         );
         assert!(DbUrl::parse("sqlite:").is_err());
         assert_eq!(DbUrl::parse("mysql://h/db").unwrap_err().exit, 2);

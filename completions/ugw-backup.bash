@@ -319,7 +319,7 @@ _ugw__backup() {
             return 0
             ;;
         ugw__subcmd__backup__subcmd__prune)
-            opts="-q -h --out --keep --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help"
+            opts="-q -h --out --keep --prefix --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -330,6 +330,10 @@ _ugw__backup() {
                     return 0
                     ;;
                 --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -44,7 +44,7 @@ complete -c ugw-backup -n "__fish_ugw_backup_needs_command" -f -a "create" -d 'B
 complete -c ugw-backup -n "__fish_ugw_backup_needs_command" -f -a "verify" -d 'Re-hash an archive against its sidecar and every entry against its manifest'
 complete -c ugw-backup -n "__fish_ugw_backup_needs_command" -f -a "restore" -d 'Verify, then restore strictly into a folder (--to) or back in place (--in-place)'
 complete -c ugw-backup -n "__fish_ugw_backup_needs_command" -f -a "list" -d 'The backups in a folder: size, date, app version, state'
-complete -c ugw-backup -n "__fish_ugw_backup_needs_command" -f -a "prune" -d 'Remove all but the newest N backups (never the one the record refers to)'
+complete -c ugw-backup -n "__fish_ugw_backup_needs_command" -f -a "prune" -d 'Remove all but the newest N backups of this host (never the one the record refers to, never a file that is not a ugw backup)'
 complete -c ugw-backup -n "__fish_ugw_backup_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l path -d 'A file or folder to back up (repeatable)' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l exclude -d 'Leave out matching names (\'*.log\'), or paths with a / (\'cache/**\') (repeatable)' -r
@@ -130,6 +130,7 @@ complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand list" -l dry-run -
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand list" -s h -l help -d 'Print help'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -l out -d 'The backup folder' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -l keep -d 'Keep the newest N backups' -r
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -l prefix -d 'Only backups whose --name starts with this (one backup set in a shared folder)' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -l record -d 'Keep the record in FILE (read, append this step, write back atomically under FILE.lock)' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -l in -d '\'-\' reads the record from stdin whatever it is; \'none\' never touches stdin' -r -f -a "-\t''
 none\t''"
@@ -149,5 +150,5 @@ complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand help; and not __fi
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand help; and not __fish_seen_subcommand_from create verify restore list prune help" -f -a "verify" -d 'Re-hash an archive against its sidecar and every entry against its manifest'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand help; and not __fish_seen_subcommand_from create verify restore list prune help" -f -a "restore" -d 'Verify, then restore strictly into a folder (--to) or back in place (--in-place)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand help; and not __fish_seen_subcommand_from create verify restore list prune help" -f -a "list" -d 'The backups in a folder: size, date, app version, state'
-complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand help; and not __fish_seen_subcommand_from create verify restore list prune help" -f -a "prune" -d 'Remove all but the newest N backups (never the one the record refers to)'
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand help; and not __fish_seen_subcommand_from create verify restore list prune help" -f -a "prune" -d 'Remove all but the newest N backups of this host (never the one the record refers to, never a file that is not a ugw backup)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand help; and not __fish_seen_subcommand_from create verify restore list prune help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -4,25 +4,64 @@
 //! absolute path, a symlink or hard link leading out, a device or FIFO) fails the whole
 //! extraction and leaves nothing behind. Every name is created relative to an open folder,
 //! walking with `O_NOFOLLOW`, so a symlink from the archive can never redirect a later entry.
+//! The archive is read by [`reader`] (ustar, GNU and PAX, global headers, GNU sparse files);
+//! a sparse file's holes stay holes.
+
+mod reader;
 
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
+use reader::{Kind, Reader};
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 use serde::Serialize;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+use std::time::Instant;
 
-/// setuid and setgid never survive extraction; the sticky bit and the permissions do.
-const KEPT_MODE_BITS: u32 = 0o1777;
 /// Folders the archive implies but does not list (`a/` of `a/b`) get this mode.
 const IMPLIED_DIR_MODE: u32 = 0o755;
 const COPY_CHUNK: usize = 256 * 1024;
+/// An entry's path or link target longer than this (Linux's `PATH_MAX` less its NUL) is
+/// refused: nothing could open it by its name.
+pub const MAX_PATH_BYTES: usize = 4095;
+/// An entry nested deeper than this many names is refused. It bounds the work and the open
+/// folders one entry costs (a 157-byte `.tar.gz` can name a path thousands of levels deep).
+pub const MAX_DEPTH: usize = 256;
+/// Runs of zeros at least this long become holes where [`Options::zeros_as_holes`] says so.
+const HOLE_BLOCK: usize = 4096;
+const HOLE_SEEK: i64 = 4096;
+
+/// Which modes extracted entries get.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Modes {
+    /// A release made elsewhere, as Python's `filter='data'`: group and other write,
+    /// setuid, setgid and sticky are cleared; the owner always gets read (and read, write and
+    /// search on folders, so the tree can be read and removed); execute bits are kept.
+    #[default]
+    Release,
+    /// A tree ugw itself archived (ugw-backup restore): the archive's modes exactly.
+    Exact,
+}
+
+/// Which symlink targets an archive may hold. Whatever this says, nothing is ever written
+/// through a symlink during an extraction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Symlinks {
+    /// Relative targets that stay inside the extracted folder.
+    #[default]
+    Inside,
+    /// Those, and absolute targets (a venv's `bin/python3 -> /usr/bin/python3`).
+    AllowAbsolute,
+    /// Any target: the links are data of a tree ugw archived, put back as they were.
+    Any,
+}
 
 /// How an archive is unpacked.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +75,28 @@ pub struct Options {
     /// Give entries the archive's owner and group (root restoring a backup); otherwise they
     /// belong to whoever unpacks.
     pub keep_owners: bool,
+    pub modes: Modes,
+    pub symlinks: Symlinks,
+    /// Runs of zeros in a file's data are left as holes (a backup restore: the tar writer
+    /// ugw-backup uses stores a sparse file's holes as zeros).
+    pub zeros_as_holes: bool,
+    /// Past this instant the extraction stops with `timeout` (checked per entry and per
+    /// chunk of data).
+    pub deadline: Option<Instant>,
+}
+
+impl Options {
+    /// The options of a restore of a tree ugw archived: modes exactly, symlinks as data,
+    /// holes kept.
+    #[must_use]
+    pub fn restoring() -> Self {
+        Options {
+            modes: Modes::Exact,
+            symlinks: Symlinks::Any,
+            zeros_as_holes: true,
+            ..Options::default()
+        }
+    }
 }
 
 /// What an extraction wrote.
@@ -45,7 +106,7 @@ pub struct Summary {
     pub dirs: u64,
     pub symlinks: u64,
     pub hardlinks: u64,
-    /// Bytes of file contents written.
+    /// Bytes of file contents written (a sparse file's data, not its holes).
     pub bytes: u64,
     /// Entries dropped by `strip_components`.
     pub skipped: u64,
@@ -57,6 +118,8 @@ pub enum Compression {
     None,
     Gzip,
     Zstd,
+    Xz,
+    Bzip2,
 }
 
 impl Compression {
@@ -65,17 +128,20 @@ impl Compression {
         match head {
             [0x1f, 0x8b, ..] => Compression::Gzip,
             [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+            [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => Compression::Xz,
+            [b'B', b'Z', b'h', ..] => Compression::Bzip2,
             _ => Compression::None,
         }
     }
 }
 
 /// The tar stream inside `reader`, decompressed as its first bytes say (gzip with any number
-/// of members, zstd with any number of frames, or plain tar).
+/// of members, zstd with any number of frames, xz and bzip2 with any number of streams, or
+/// plain tar).
 pub fn decoder<'a>(mut reader: impl Read + Send + 'a) -> Result<Box<dyn Read + Send + 'a>> {
-    let mut head = Vec::with_capacity(4);
+    let mut head = Vec::with_capacity(6);
     (&mut reader)
-        .take(4)
+        .take(6)
         .read_to_end(&mut head)
         .map_err(|e| damaged(&e))?;
     let whole = std::io::Cursor::new(head.clone()).chain(reader);
@@ -84,6 +150,8 @@ pub fn decoder<'a>(mut reader: impl Read + Send + 'a) -> Result<Box<dyn Read + S
         Compression::Zstd => {
             Box::new(zstd::stream::read::Decoder::new(whole).map_err(|e| damaged(&e))?)
         }
+        Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(whole)),
+        Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(whole)),
         Compression::None => Box::new(whole),
     })
 }
@@ -163,16 +231,18 @@ pub fn stage(
     };
     let root = open_dir(&staged.dir)?;
     let mut extractor = Extractor {
+        room: crate::space::free_bytes(&staged.dir).ok(),
         root,
         options,
         cancel,
         dirs: Vec::new(),
         summary: Summary::default(),
+        dir: staged.dir.clone(),
     };
-    let mut tar = tar::Archive::new(archive);
-    for entry in tar.entries().map_err(|e| damaged(&e))? {
-        cancel.check()?;
-        extractor.extract(entry.map_err(|e| damaged(&e))?)?;
+    let mut tar = Reader::new(archive);
+    while let Some(entry) = tar.next_entry()? {
+        extractor.check_time()?;
+        extractor.extract(&entry, &mut tar)?;
     }
     extractor.finish_dirs()?;
     // The files' bytes and the folders' entries reach the disk before the caller gives the
@@ -186,6 +256,115 @@ pub fn stage(
     })?;
     staged.summary = extractor.summary;
     Ok(staged)
+}
+
+/// The checks an extraction makes of each entry's name, type and link, without writing
+/// anything: `ugw-backup verify` runs them over an archive so that a backup that verifies is
+/// one its restore accepts. Feed it every entry in archive order.
+#[derive(Debug, Default)]
+pub struct Checker {
+    options: Options,
+    /// What each path extracted so far is.
+    seen: std::collections::HashMap<Vec<OsString>, Seen>,
+}
+
+/// What the [`Checker`] knows of a path it admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Dir,
+    File,
+    Symlink(Vec<u8>),
+}
+
+impl Checker {
+    #[must_use]
+    pub fn new(options: Options) -> Self {
+        Checker {
+            options,
+            seen: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Refuse (as an extraction would, `unsafe_input`) an entry of `path` that is a folder,
+    /// file, symlink (to `link`) or hard link (to `link`), or a device or FIFO.
+    pub fn check(&mut self, path: &[u8], kind: EntryKind, link: &[u8]) -> Result<()> {
+        let shown = crate::scrub::excerpt(path, 200);
+        let refuse = |why: &str| unsafe_entry(&shown, why);
+        let kind = match kind {
+            EntryKind::Dir => Kind::Dir,
+            EntryKind::File => Kind::File,
+            EntryKind::Symlink => Kind::Symlink,
+            EntryKind::HardLink => Kind::HardLink,
+            EntryKind::Special => Kind::Fifo,
+        };
+        let Some(parts) = judge_name(path, kind, &self.options).map_err(|why| refuse(&why))? else {
+            return Ok(());
+        };
+        if parts.is_empty() {
+            return Ok(());
+        }
+        for depth in 1..parts.len() {
+            match self.seen.get(&parts[..depth]) {
+                None | Some(Seen::Dir) => {}
+                Some(_) => return Err(refuse("passes through a symlink or a file")),
+            }
+        }
+        let depth = parts.len() - 1;
+        let seen = match kind {
+            Kind::Symlink => {
+                judge_symlink(&self.options, depth, link)
+                    .map_err(|why| refuse(&format!("is a symlink that {why}")))?;
+                Seen::Symlink(link.to_vec())
+            }
+            Kind::HardLink => self
+                .hard_link_target(link, depth)
+                .map_err(|why| refuse(&format!("is a hard link {why}")))?,
+            Kind::Dir => Seen::Dir,
+            _ => Seen::File,
+        };
+        match self.seen.get(&parts) {
+            Some(Seen::Dir) if seen == Seen::Dir => {}
+            Some(_) => return Err(refuse("appears twice")),
+            None => {
+                self.seen.insert(parts, seen);
+            }
+        }
+        Ok(())
+    }
+
+    /// What a hard link `depth` folders down makes (a file, or the symlink it names judged
+    /// again at the link's depth), or why it is refused.
+    fn hard_link_target(&self, link: &[u8], depth: usize) -> std::result::Result<Seen, String> {
+        let parts = inside_parts(Path::new(OsStr::from_bytes(link)))
+            .map_err(|why| format!("whose target {why}"))?;
+        let parts: Vec<OsString> = parts
+            .get(self.options.strip_components..)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| (*p).to_os_string())
+            .collect();
+        match self.seen.get(&parts) {
+            Some(Seen::File) => Ok(Seen::File),
+            Some(Seen::Symlink(text)) => {
+                judge_symlink(&self.options, depth, text)
+                    .map_err(|why| format!("to a symlink that, at this name, {why}"))?;
+                Ok(Seen::Symlink(text.clone()))
+            }
+            Some(Seen::Dir) => Err("to something other than a file".into()),
+            None => Err("to nothing extracted before it".into()),
+        }
+    }
+}
+
+/// An entry's type as [`Checker`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir,
+    File,
+    Symlink,
+    HardLink,
+    /// A device or FIFO.
+    Special,
 }
 
 /// An entry's path as components inside the root: `.` dropped, `..` and absolute refused.
@@ -230,62 +409,156 @@ pub fn symlink_stays_inside(depth: usize, target: &Path) -> std::result::Result<
     Ok(())
 }
 
-/// A listed folder whose mode and times are set once everything inside it is written.
+/// A symlink target judged by `options.symlinks`, for a link `depth` folders down.
+fn judge_symlink(
+    options: &Options,
+    depth: usize,
+    target: &[u8],
+) -> std::result::Result<(), String> {
+    if target.is_empty() {
+        return Err("has an empty target".into());
+    }
+    if target.len() > MAX_PATH_BYTES {
+        return Err(format!("has a target longer than {MAX_PATH_BYTES} bytes"));
+    }
+    let absolute = target.starts_with(b"/");
+    match options.symlinks {
+        Symlinks::Any => Ok(()),
+        Symlinks::AllowAbsolute if absolute => Ok(()),
+        Symlinks::Inside if absolute => Err(
+            "points to an absolute path (ugw-fetch --allow-absolute-symlinks lets such a link exist)"
+                .into(),
+        ),
+        Symlinks::Inside | Symlinks::AllowAbsolute => {
+            symlink_stays_inside(depth, Path::new(OsStr::from_bytes(target))).map_err(String::from)
+        }
+    }
+}
+
+/// The checks of an entry's name and type every extraction makes first: the path inside the
+/// root and within the bounds, no device or FIFO. `Ok(None)`: the options skip it;
+/// `Ok(Some(parts))`: its path in the extracted tree (empty for the archive's top folder).
+fn judge_name(
+    path: &[u8],
+    kind: Kind,
+    options: &Options,
+) -> std::result::Result<Option<Vec<OsString>>, String> {
+    if path.len() > MAX_PATH_BYTES {
+        return Err(format!("has a path longer than {MAX_PATH_BYTES} bytes"));
+    }
+    let parts = inside_parts(Path::new(OsStr::from_bytes(path)))?;
+    if parts.len() > MAX_DEPTH {
+        return Err(format!("is nested deeper than {MAX_DEPTH} folders"));
+    }
+    match kind {
+        Kind::Char | Kind::Block | Kind::Fifo => return Err("is a device or FIFO".into()),
+        Kind::Unsupported(flag) => {
+            return Err(format!(
+                "has a type this extraction does not support (type flag '{}')",
+                char::from(flag).escape_default()
+            ));
+        }
+        _ => {}
+    }
+    if !wanted(options, &parts) {
+        return Ok(None);
+    }
+    let Some(parts) = parts.get(options.strip_components..) else {
+        return Ok(None);
+    };
+    if parts.is_empty() && kind != Kind::Dir {
+        if options.strip_components > 0 {
+            return Ok(None);
+        }
+        return Err("is not a folder but names the archive's top".into());
+    }
+    Ok(Some(parts.iter().map(|p| (*p).to_os_string()).collect()))
+}
+
+/// Whether an entry is under `Options::only` (or there is no such filter).
+fn wanted(options: &Options, parts: &[&OsStr]) -> bool {
+    let Some(only) = &options.only else {
+        return true;
+    };
+    let only: Vec<&OsStr> = only
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    parts.len() >= only.len() && parts[..only.len()] == only[..]
+}
+
+/// The mode an entry gets under `modes`.
+fn mode_for(modes: Modes, kind: Kind, mode: u32) -> u32 {
+    match modes {
+        Modes::Exact => mode & 0o7777,
+        Modes::Release if kind == Kind::Dir => (mode & 0o755) | 0o700,
+        Modes::Release => (mode & 0o755) | 0o400,
+    }
+}
+
+/// A listed folder whose mode and times are set once everything inside it is written: the
+/// folder `path[..depth]` (the implied folders of one entry share its path).
 struct DirMeta {
-    parts: Vec<OsString>,
+    path: Rc<[OsString]>,
+    depth: usize,
     mode: u32,
     mtime: Option<u64>,
     owner: Option<(u32, u32)>,
 }
 
+impl DirMeta {
+    fn parts(&self) -> &[OsString] {
+        &self.path[..self.depth]
+    }
+}
+
 struct Extractor<'a> {
     root: OwnedFd,
+    dir: PathBuf,
     options: &'a Options,
     cancel: &'a Cancel,
     dirs: Vec<DirMeta>,
     summary: Summary,
+    /// Free bytes where the tree is written, when the extraction started.
+    room: Option<u64>,
 }
 
 impl Extractor<'_> {
-    fn extract<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<()> {
-        let raw = entry.path_bytes().into_owned();
-        let shown = crate::scrub::excerpt(&raw, 200);
+    fn check_time(&self) -> Result<()> {
+        self.cancel.check()?;
+        if self.options.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                "the extraction did not finish before the deadline (--timeout); nothing was extracted",
+            ));
+        }
+        Ok(())
+    }
+
+    fn extract<R: Read>(&mut self, entry: &reader::Entry, tar: &mut Reader<R>) -> Result<()> {
+        let shown = crate::scrub::excerpt(&entry.path, 200);
         let refuse = |why: &str| unsafe_entry(&shown, why);
-        let header = entry.header();
-        let kind = header.entry_type();
-        let mode = header.mode().map_err(|e| damaged(&e))? & KEPT_MODE_BITS;
-        let mtime = header.mtime().ok();
-        let owner = match (self.options.keep_owners, header.uid(), header.gid()) {
-            (true, Ok(uid), Ok(gid)) => Some((uid as u32, gid as u32)),
-            _ => None,
-        };
-        let parts = inside_parts(Path::new(OsStr::from_bytes(&raw))).map_err(refuse)?;
-        if matches!(
-            kind,
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo
-        ) {
-            return Err(refuse("is a device or FIFO"));
-        }
-        if !self.wanted(&parts) {
-            self.summary.skipped += 1;
-            return Ok(());
-        }
-        let Some(parts) = parts.get(self.options.strip_components..) else {
+        let mtime = entry.mtime;
+        let owner = self
+            .options
+            .keep_owners
+            .then(|| (to_u32(entry.uid), to_u32(entry.gid)));
+        let Some(parts) =
+            judge_name(&entry.path, entry.kind, self.options).map_err(|why| refuse(&why))?
+        else {
             self.summary.skipped += 1;
             return Ok(());
         };
-        let parts: Vec<OsString> = parts.iter().map(|p| (*p).to_os_string()).collect();
+        let mode = mode_for(self.options.modes, entry.kind, entry.mode);
+        let parts: Rc<[OsString]> = parts.into();
         if parts.is_empty() {
             // The archive's top folder (`./`): its mode and times become the root's.
-            if !kind.is_dir() {
-                if self.options.strip_components > 0 {
-                    self.summary.skipped += 1;
-                    return Ok(());
-                }
-                return Err(refuse("is not a folder but names the archive's top"));
-            }
             self.dirs.push(DirMeta {
-                parts,
+                path: parts,
+                depth: 0,
                 mode,
                 mtime,
                 owner,
@@ -293,74 +566,54 @@ impl Extractor<'_> {
             return Ok(());
         }
         let (parent, name) = self.parent_of(&parts, &refuse)?;
-        match kind {
-            tar::EntryType::Directory => {
+        match entry.kind {
+            Kind::Dir => {
                 match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o700)) {
                     Err(Errno::EXIST) if is_dir_at(&parent, name) => {}
                     Err(Errno::EXIST) => return Err(refuse("appears twice")),
                     other => other.map_err(|e| write_error(&shown, e))?,
                 }
                 self.summary.dirs += 1;
+                let depth = parts.len();
                 self.dirs.push(DirMeta {
-                    parts,
+                    path: parts,
+                    depth,
                     mode,
                     mtime,
                     owner,
                 });
             }
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let bytes =
-                    self.write_file(&mut entry, &parent, name, &shown, mode, mtime, owner)?;
+            Kind::File => {
+                let bytes = self.write_file(entry, tar, &parent, name, &shown, mode, owner)?;
                 self.summary.files += 1;
                 self.summary.bytes += bytes;
             }
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| refuse("is a symlink without a target"))?
-                    .into_owned();
-                symlink_stays_inside(parts.len() - 1, Path::new(OsStr::from_bytes(&target)))
+            Kind::Symlink => {
+                judge_symlink(self.options, parts.len() - 1, &entry.link)
                     .map_err(|why| refuse(&format!("is a symlink that {why}")))?;
-                write_symlink(&target, &parent, name, owner, mtime).map_err(|e| match e {
+                write_symlink(&entry.link, &parent, name, owner, mtime).map_err(|e| match e {
                     Errno::EXIST => refuse("appears twice"),
                     e => write_error(&shown, e),
                 })?;
                 self.summary.symlinks += 1;
             }
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| refuse("is a hard link without a target"))?
-                    .into_owned();
-                self.hard_link(&target, &parent, name, &refuse)
+            Kind::HardLink => {
+                self.hard_link(&entry.link, &parent, name, parts.len() - 1, &refuse)
                     .map_err(|e| e.unwrap_or_else(|errno| write_error(&shown, errno)))?;
                 self.summary.hardlinks += 1;
             }
-            other => return Err(refuse(&format!("has an unsupported type ({other:?})"))),
+            Kind::Char | Kind::Block | Kind::Fifo | Kind::Unsupported(_) => {
+                unreachable!("judge_name refuses these")
+            }
         }
         Ok(())
-    }
-
-    /// Whether an entry is under `Options::only` (or there is no such filter).
-    fn wanted(&self, parts: &[&OsStr]) -> bool {
-        let Some(only) = &self.options.only else {
-            return true;
-        };
-        let only: Vec<&OsStr> = only
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(p) => Some(p),
-                _ => None,
-            })
-            .collect();
-        parts.len() >= only.len() && parts[..only.len()] == only[..]
     }
 
     /// The open folder that holds `parts`' last name, creating implied folders on the way;
     /// a symlink or a file on the way is refused.
     fn parent_of<'p>(
         &mut self,
-        parts: &'p [OsString],
+        parts: &'p Rc<[OsString]>,
         refuse: &dyn Fn(&str) -> Error,
     ) -> Result<(OwnedFd, &'p OsStr)> {
         let (name, folders) = parts.split_last().expect("parts is not empty");
@@ -372,7 +625,8 @@ impl Extractor<'_> {
                     rustix::fs::mkdirat(&dir, folder.as_os_str(), Mode::from_raw_mode(0o700))
                         .map_err(|e| Error::io("cannot create a folder", &e.into()))?;
                     self.dirs.push(DirMeta {
-                        parts: parts[..=depth].to_vec(),
+                        path: Rc::clone(parts),
+                        depth: depth + 1,
                         mode: IMPLIED_DIR_MODE,
                         mtime: None,
                         owner: None,
@@ -388,15 +642,30 @@ impl Extractor<'_> {
 
     #[allow(clippy::too_many_arguments)] // one entry's facts, used once
     fn write_file<R: Read>(
-        &self,
-        entry: &mut tar::Entry<'_, R>,
+        &mut self,
+        entry: &reader::Entry,
+        tar: &mut Reader<R>,
         parent: &OwnedFd,
         name: &OsStr,
         shown: &str,
         mode: u32,
-        mtime: Option<u64>,
         owner: Option<(u32, u32)>,
     ) -> Result<u64> {
+        // The free-space check counts the bytes that will take room: a sparse file's data,
+        // never its logical size.
+        if let Some(room) = self.room
+            && self.summary.bytes.saturating_add(entry.stored) > room
+        {
+            return Err(Error::new(
+                ErrorKind::NoSpace,
+                format!(
+                    "extracting {shown} needs {} more but {} had {} free; nothing was extracted",
+                    crate::space::human_bytes(entry.stored),
+                    self.dir.display(),
+                    crate::space::human_bytes(room.saturating_sub(self.summary.bytes))
+                ),
+            ));
+        }
         let fd = rustix::fs::openat(
             parent,
             name,
@@ -408,38 +677,76 @@ impl Extractor<'_> {
             e => write_error(shown, e),
         })?;
         let mut file = File::from(fd);
+        let write_err = |e: std::io::Error| Error::io_write(format!("cannot write {shown}"), &e);
+        let whole = [reader::Chunk {
+            offset: 0,
+            len: entry.stored,
+        }];
+        let chunks = entry.sparse.as_deref().unwrap_or(&whole);
         let mut buffer = vec![0u8; COPY_CHUNK];
         let mut written = 0u64;
-        loop {
-            self.cancel.check()?;
-            let n = entry.read(&mut buffer).map_err(|e| damaged(&e))?;
-            if n == 0 {
-                break;
+        for chunk in chunks {
+            file.seek(SeekFrom::Start(chunk.offset))
+                .map_err(write_err)?;
+            let mut at = chunk.offset;
+            let mut left = chunk.len;
+            while left > 0 {
+                self.check_time()?;
+                // A whole buffer (or the chunk's rest) at a time, so that runs of zeros are
+                // seen in whole, aligned blocks however the decompressor splits its reads.
+                let want = usize::try_from(left).map_or(COPY_CHUNK, |l| l.min(COPY_CHUNK));
+                let mut filled = 0;
+                while filled < want {
+                    let n = tar.read_data(&mut buffer[filled..want])?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                if filled == 0 {
+                    return Err(damaged(&std::io::ErrorKind::UnexpectedEof.into()));
+                }
+                let data = &buffer[..filled];
+                if self.options.zeros_as_holes {
+                    write_keeping_holes(&mut file, at, data).map_err(write_err)?;
+                } else {
+                    file.write_all(data).map_err(write_err)?;
+                }
+                at += filled as u64;
+                left -= filled as u64;
+                written += filled as u64;
             }
-            file.write_all(&buffer[..n])
-                .map_err(|e| Error::io_write(format!("cannot write {shown}"), &e))?;
-            written += n as u64;
         }
+        // Holes stay holes: the size is set, not written.
+        file.set_len(entry.size).map_err(write_err)?;
         // chown clears setuid/setgid, so the mode comes after it.
         if let Some((uid, gid)) = owner {
             rustix::fs::fchown(&file, Some(uid_of(uid)), Some(gid_of(gid)))
                 .map_err(|e| write_error(shown, e))?;
         }
         rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(|e| write_error(shown, e))?;
-        if let Some(mtime) = mtime {
+        if let Some(mtime) = entry.mtime {
             rustix::fs::futimens(&file, &times(mtime)).map_err(|e| write_error(shown, e))?;
         }
         Ok(written)
     }
 
-    /// A hard link to a regular file extracted earlier from the same archive.
+    /// A hard link to a file or symlink extracted earlier from the same archive. A link to a
+    /// symlink is a second name for the same link text, so that text is judged again at the
+    /// new name's depth.
     fn hard_link(
         &mut self,
         target: &[u8],
         parent: &OwnedFd,
         name: &OsStr,
+        depth: usize,
         refuse: &dyn Fn(&str) -> Error,
     ) -> std::result::Result<(), std::result::Result<Error, Errno>> {
+        if target.len() > MAX_PATH_BYTES {
+            return Err(Ok(refuse(&format!(
+                "is a hard link whose target is longer than {MAX_PATH_BYTES} bytes"
+            ))));
+        }
         let target_parts = inside_parts(Path::new(OsStr::from_bytes(target)))
             .map_err(|why| Ok(refuse(&format!("is a hard link whose target {why}"))))?;
         let not_earlier = || Ok(refuse("is a hard link to nothing extracted before it"));
@@ -456,8 +763,18 @@ impl Extractor<'_> {
         }
         let stat = rustix::fs::statat(&dir, *target_name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|_| not_earlier())?;
-        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
-            return Err(Ok(refuse("is a hard link to something other than a file")));
+        match rustix::fs::FileType::from_raw_mode(stat.st_mode) {
+            rustix::fs::FileType::RegularFile => {}
+            rustix::fs::FileType::Symlink => {
+                let text = rustix::fs::readlinkat(&dir, *target_name, Vec::new())
+                    .map_err(|_| not_earlier())?;
+                judge_symlink(self.options, depth, text.as_bytes()).map_err(|why| {
+                    Ok(refuse(&format!(
+                        "is a hard link to a symlink that, at this name, {why}"
+                    )))
+                })?;
+            }
+            _ => return Err(Ok(refuse("is a hard link to something other than a file"))),
         }
         rustix::fs::linkat(&dir, *target_name, parent, name, AtFlags::empty()).map_err(
             |e| match e {
@@ -468,35 +785,69 @@ impl Extractor<'_> {
     }
 
     /// Set each listed folder's owner, mode and times, deepest first (writing inside a folder
-    /// moves its mtime, and a read-only folder could not be written into).
+    /// moves its mtime, and a read-only folder could not be written into). The folders are
+    /// visited in reverse path order (every folder after what is inside it) along a stack of
+    /// open folders, so each is opened once from its parent: linear in the tree.
     fn finish_dirs(&mut self) -> Result<()> {
-        self.dirs.sort_by_key(|d| std::cmp::Reverse(d.parts.len()));
+        self.dirs.sort_by(|a, b| b.parts().cmp(a.parts()));
+        let mut open: Vec<OwnedFd> = vec![dup(&self.root)?];
+        let mut open_path: Vec<&OsString> = Vec::new();
         for meta in &self.dirs {
-            let mut fd = dup(&self.root)?;
-            for part in &meta.parts {
-                fd = open_child_dir(&fd, part)
+            self.cancel.check()?;
+            let parts = meta.parts();
+            let common = open_path
+                .iter()
+                .zip(parts)
+                .take_while(|(a, b)| **a == *b)
+                .count();
+            open.truncate(common + 1);
+            open_path.truncate(common);
+            for part in &parts[common..] {
+                let fd = open_child_dir(open.last().expect("the root"), part)
                     .map_err(|e| Error::io("cannot open a folder", &e.into()))?;
+                open.push(fd);
+                open_path.push(part);
             }
-            let shown = meta
-                .parts
-                .join(OsStr::new("/"))
-                .to_string_lossy()
-                .into_owned();
+            let fd = open.last().expect("the root");
+            let shown = parts.join(OsStr::new("/")).to_string_lossy().into_owned();
             if let Some((uid, gid)) = meta.owner {
-                rustix::fs::fchown(&fd, Some(uid_of(uid)), Some(gid_of(gid)))
+                rustix::fs::fchown(fd, Some(uid_of(uid)), Some(gid_of(gid)))
                     .map_err(|e| write_error(&shown, e))?;
             }
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(meta.mode))
+            rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode))
                 .map_err(|e| write_error(&shown, e))?;
             if let Some(mtime) = meta.mtime {
-                rustix::fs::futimens(&fd, &times(mtime)).map_err(|e| write_error(&shown, e))?;
+                rustix::fs::futimens(fd, &times(mtime)).map_err(|e| write_error(&shown, e))?;
             }
         }
         Ok(())
     }
 }
 
-/// A symlink already judged to stay inside, with its owner and time.
+/// Write `data` at the file's position `at`, seeking over each whole, aligned block of zeros
+/// instead of writing it (the file's size is set once its data is all written).
+fn write_keeping_holes(file: &mut File, at: u64, data: &[u8]) -> std::io::Result<()> {
+    let mut rest = data;
+    let mut at = at;
+    while !rest.is_empty() {
+        let to_boundary = HOLE_BLOCK - usize::try_from(at % HOLE_BLOCK as u64).unwrap_or(0);
+        let (block, after) = rest.split_at(to_boundary.min(rest.len()));
+        if block.len() == HOLE_BLOCK && block.iter().all(|b| *b == 0) {
+            file.seek(SeekFrom::Current(HOLE_SEEK))?;
+        } else {
+            file.write_all(block)?;
+        }
+        at += block.len() as u64;
+        rest = after;
+    }
+    Ok(())
+}
+
+fn to_u32(id: u64) -> u32 {
+    u32::try_from(id).unwrap_or(u32::MAX)
+}
+
+/// A symlink already judged, with its owner and time.
 fn write_symlink(
     target: &[u8],
     parent: &OwnedFd,
@@ -760,7 +1111,11 @@ mod tests {
         let server = meta("app/bin/server");
         assert_eq!(server.mode() & 0o7777, 0o755, "setuid dropped");
         assert_eq!(server.mtime(), 1_600_000_000);
-        assert_eq!(meta("app/bin").mode() & 0o7777, 0o555);
+        assert_eq!(
+            meta("app/bin").mode() & 0o7777,
+            0o755,
+            "the owner may write a folder"
+        );
         assert_eq!(
             meta("app/bin").mtime(),
             1_600_000_000,
@@ -974,6 +1329,68 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.kind, ErrorKind::Interrupted);
         assert!(names(dir.path()).is_empty());
+    }
+
+    /// Stage an archive GNU tar (or bsdtar) writes of `src` with `flags`.
+    fn made_by(program: &str, flags: &[&str], src: &Path, name: &str) -> Vec<u8> {
+        let out = std::process::Command::new(program)
+            .arg("-cf")
+            .arg("-")
+            .args(flags)
+            .arg("-C")
+            .arg(src)
+            .arg(name)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    #[test]
+    fn a_20_gib_sparse_file_is_extracted_in_moments_into_a_few_blocks() {
+        use std::os::unix::fs::FileExt;
+        const HUGE: u64 = 20 << 30;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let file = std::fs::File::create(src.join("disk.img")).unwrap();
+        file.set_len(HUGE).unwrap();
+        file.write_all_at(&[1u8; 3000], 0).unwrap();
+        file.write_all_at(b"middle", HUGE / 2).unwrap();
+        file.write_all_at(b"end", HUGE - 3).unwrap();
+        for (case, program, flags) in [
+            ("posix", "tar", &["--format=posix", "--sparse"][..]),
+            ("gnu", "tar", &["--format=gnu", "--sparse"][..]),
+            ("bsdtar", "bsdtar", &[][..]),
+        ] {
+            let archive = made_by(program, flags, &src, "disk.img");
+            assert!(archive.len() < 64 * 1024, "{case}: {}", archive.len());
+            let started = std::time::Instant::now();
+            let dest = dir.path().join(case);
+            let summary = stage(&archive[..], &dest, &Options::default(), &Cancel::default())
+                .unwrap()
+                .commit()
+                .unwrap();
+            assert!(
+                started.elapsed().as_secs() < 5,
+                "{case}: {:?}",
+                started.elapsed()
+            );
+            assert!(summary.bytes < 64 * 1024, "{case}: {summary:?}");
+            let meta = std::fs::metadata(dest.join("disk.img")).unwrap();
+            assert_eq!(meta.len(), HUGE, "{case}");
+            assert!(meta.blocks() < 1024, "{case}: {} blocks", meta.blocks());
+            let out = std::fs::File::open(dest.join("disk.img")).unwrap();
+            let mut buf = [0u8; 6];
+            out.read_exact_at(&mut buf, HUGE / 2).unwrap();
+            assert_eq!(&buf, b"middle", "{case}");
+            out.read_exact_at(&mut buf[..3], HUGE - 3).unwrap();
+            assert_eq!(&buf[..3], b"end", "{case}");
+        }
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct Hostile {
     pub name: &'static str,
     pub tar: PathBuf,
     pub tar_gz: PathBuf,
+    /// Its only hostility is a symlink pointing out, with nothing written through it: a
+    /// release extraction refuses it, a backup restore (symlinks are data there) puts the
+    /// link back as it was.
+    pub points_out_only: bool,
     outside: PathBuf,
 }
 
@@ -155,6 +159,7 @@ pub fn write_all(dir: &Path) -> Vec<Hostile> {
                 name,
                 tar: tar_path,
                 tar_gz: gz_path,
+                points_out_only: matches!(name, "symlink-out-alone" | "symlink-chain"),
                 outside: outside.clone(),
             }
         })
@@ -221,6 +226,36 @@ impl Tar {
             .file(b"short", data)
     }
 
+    /// A PAX header (`x`, or `g` for a global one) holding exactly `records` as given, for
+    /// records whose length fields are wrong on purpose; [`pax_record`] writes right ones.
+    pub fn pax_raw(self, kind: u8, records: &[u8]) -> Tar {
+        self.entry(b"PaxHeaders/x", kind, 0o644, b"", records)
+    }
+
+    /// An old-GNU sparse file (type `S`): `chunks` are (offset, data) in order, stored one
+    /// after another with no padding between them (as GNU tar and Go's sparse-formats.tar
+    /// do); `size` is the logical size. At most four chunks (no extension headers).
+    pub fn old_gnu_sparse(mut self, name: &[u8], chunks: &[(u64, &[u8])], size: u64) -> Tar {
+        assert!(chunks.len() <= 4, "no extension headers in this writer");
+        let data: Vec<u8> = chunks.iter().flat_map(|(_, d)| d.iter().copied()).collect();
+        let mut h = header(name, b'S', 0o644, b"", data.len());
+        h[257..265].copy_from_slice(b"ustar  \0");
+        h[329..345].fill(0);
+        for (i, (offset, bytes)) in chunks.iter().enumerate() {
+            let at = 386 + i * 24;
+            h[at..at + 12].copy_from_slice(format!("{offset:011o}\0").as_bytes());
+            h[at + 12..at + 24].copy_from_slice(format!("{:011o}\0", bytes.len()).as_bytes());
+        }
+        h[483..495].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        self.bytes.extend_from_slice(&h);
+        self.bytes.extend_from_slice(&data);
+        self.bytes.resize(self.bytes.len().div_ceil(512) * 512, 0);
+        self
+    }
+
     pub fn entry(mut self, name: &[u8], kind: u8, mode: u32, link: &[u8], data: &[u8]) -> Tar {
         self.bytes
             .extend_from_slice(&header(name, kind, mode, link, data.len()));
@@ -237,7 +272,7 @@ impl Tar {
 }
 
 /// `"<len> key=value\n"`, where len counts itself.
-fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
+pub fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
     let body = key.len() + value.len() + 3; // ' ', '=', '\n'
     let mut len = body + body.to_string().len();
     if len.to_string().len() != body.to_string().len() {

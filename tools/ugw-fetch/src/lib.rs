@@ -276,6 +276,7 @@ impl Plan {
             version,
             extract,
             strip_components: m.get_one::<usize>("strip-components").copied().unwrap_or(0),
+            allow_absolute_symlinks: m.get_flag("allow-absolute-symlinks"),
             mode: m.get_one::<u32>("mode").copied().unwrap_or(0o644),
             smoke: m.get_one::<String>("smoke").cloned(),
             smoke_timeout: *m.get_one::<Duration>("smoke-timeout").expect("default"),
@@ -551,6 +552,13 @@ fn extract(ctx: &mut Ctx, plan: &Plan, archive: &Path, sha256: &str) -> Result<S
         strip_components: plan.strip_components,
         only: None,
         keep_owners: false,
+        deadline: ctx.deadline(),
+        symlinks: if plan.allow_absolute_symlinks {
+            unpack::Symlinks::AllowAbsolute
+        } else {
+            unpack::Symlinks::Inside
+        },
+        ..unpack::Options::default()
     };
     let staged = unpack::stage(
         unpack::decoder(reader)?,

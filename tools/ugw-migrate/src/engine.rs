@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use ugw_shared::db::{DbUrl, Engine};
+use ugw_shared::db::{DbUrl, Engine, PgTarget};
 use ugw_shared::results::{AppliedMigration, Fetched, Migrated, PendingMigration};
 use ugw_shared::time::{human, millis};
 use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult};
@@ -22,6 +22,8 @@ const LONG_TRANSACTION: Duration = Duration::from_secs(5);
 /// The first wait before retrying a migration that hit --ddl-lock-timeout; doubled each time.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How often a statement that outlived the deadline (or a signal) is stopped again.
+const INTERRUPT_AGAIN: Duration = Duration::from_millis(200);
 
 /// The flags every subcommand shares, read once.
 pub struct Settings {
@@ -90,18 +92,54 @@ impl Settings {
     /// Connect; `writing` runs may create a SQLite file and refuse a pooler or a standby.
     fn open(&self, ctx: &Ctx, writing: bool) -> Result<Box<dyn Store>> {
         Ok(match self.db()? {
-            DbUrl::Sqlite(path) => Box::new(SqliteStore::open(path, writing, self.lock_timeout)?),
-            DbUrl::Postgres(target) => Box::new(PgStore::open(
-                target,
-                &ctx.host,
-                Checks {
-                    writing,
-                    allow_pooler: self.allow_pooler,
-                },
-                self.statement_timeout,
-                self.ledger_schema.as_deref(),
-            )?),
+            // The busy timeout is the lock wait: at most what is left of --timeout.
+            DbUrl::Sqlite(path) => Box::new(SqliteStore::open(path, writing, self.lock_wait(ctx))?),
+            DbUrl::Postgres(target) => Box::new(self.connect(ctx, target, writing)?),
         })
+    }
+
+    /// Connect on a thread of its own, so that a server that takes the connection and never
+    /// answers costs at most --timeout (or twice the URL's `connect_timeout` and the pooler
+    /// probe without one), and a signal ends the wait at once.
+    fn connect(&self, ctx: &Ctx, target: &PgTarget, writing: bool) -> Result<PgStore> {
+        let limit = ctx.deadline().unwrap_or_else(|| {
+            Instant::now()
+                + 2 * Duration::from_secs(target.connect_timeout.unwrap_or(10))
+                + crate::pg::CONSOLE_TIMEOUT
+        });
+        let (tx, rx) = mpsc::channel();
+        let (target_owned, host) = (target.clone(), ctx.host.clone());
+        let checks = Checks {
+            writing,
+            allow_pooler: self.allow_pooler,
+        };
+        let (statement_timeout, schema) = (self.statement_timeout, self.ledger_schema.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(PgStore::open(
+                &target_owned,
+                &host,
+                checks,
+                statement_timeout,
+                schema.as_deref(),
+            ));
+        });
+        match ctx.cancel.recv_until(&rx, limit)? {
+            Some(store) => store,
+            // The thread is left to the process's exit: nothing of it is kept.
+            None => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{}:{} took the connection but did not complete the PostgreSQL handshake before {}",
+                    target.host,
+                    target.port,
+                    if ctx.deadline().is_some() {
+                        "--timeout"
+                    } else {
+                        "its connect_timeout"
+                    }
+                ),
+            )),
+        }
     }
 }
 
@@ -281,7 +319,18 @@ fn survey(store: &mut dyn Store, settings: &Settings) -> Result<Survey> {
 /// `plan` (and `up --dry-run`): what `up` would run, refused as `up` would refuse it.
 pub fn plan(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<StepResult> {
     let mut store = settings.open(ctx, false)?;
-    let survey = survey(store.as_mut(), settings)?;
+    bounded(ctx, store.as_mut(), |store| {
+        plan_on(ctx, settings, store, sub)
+    })
+}
+
+fn plan_on(
+    ctx: &Ctx,
+    settings: &Settings,
+    store: &mut dyn Store,
+    sub: &ArgMatches,
+) -> Result<StepResult> {
+    let survey = survey(store, settings)?;
     let phase = phase_of(sub);
     let selected = survey.selection(phase, target_of(sub))?;
     let result = json!({
@@ -345,10 +394,21 @@ impl UpReport<'_> {
 /// `up`: lock, look, refuse or apply, report.
 pub fn up(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<StepResult> {
     let mut store = settings.open(ctx, true)?;
+    bounded(ctx, store.as_mut(), |store| {
+        up_on(ctx, settings, store, sub)
+    })
+}
+
+fn up_on(
+    ctx: &Ctx,
+    settings: &Settings,
+    store: &mut dyn Store,
+    sub: &ArgMatches,
+) -> Result<StepResult> {
     let lock_started = Instant::now();
     store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
     store.ensure_ledger()?;
-    let survey = survey(store.as_mut(), settings)?;
+    let survey = survey(store, settings)?;
     let mut report = UpReport {
         settings,
         phase: phase_of(sub),
@@ -370,7 +430,7 @@ pub fn up(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<StepRe
             if selected.is_empty() {
                 return Ok(());
             }
-            check_long_transactions(ctx, settings, store.as_mut(), &mut report.warnings)
+            check_long_transactions(ctx, settings, store, &mut report.warnings)
         });
     refused.map_err(|e| e.with_result(report.failed(&survey, &selected, 0)))?;
     let options = RunOptions {
@@ -378,7 +438,7 @@ pub fn up(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<StepRe
         applied_by: applied_by(ctx, env!("CARGO_PKG_VERSION")),
     };
     for (done, migration) in selected.iter().enumerate() {
-        let took = apply(ctx, settings, store.as_mut(), migration, &options)
+        let took = apply(ctx, settings, store, migration, &options)
             .map_err(|e| e.with_result(report.failed(&survey, &selected, done)))?;
         ctx.reporter.info(&format!(
             "applied {} in {}",
@@ -510,6 +570,21 @@ fn apply(
             settings.ddl_retries,
             human(backoff)
         ));
+        // The wait and the next attempt fit before --timeout, or the run ends now.
+        if let Some(deadline) = ctx.deadline()
+            && Instant::now() + backoff + settings.ddl_lock_timeout > deadline
+        {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{}: gave up after {} attempts: another retry (in {}, then up to --ddl-lock-timeout {}) would end past --timeout; nothing was applied",
+                    m.file_name(),
+                    attempt,
+                    human(backoff),
+                    human(settings.ddl_lock_timeout)
+                ),
+            ));
+        }
         ctx.cancel.sleep(backoff)?;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
@@ -562,10 +637,93 @@ fn watched<T>(
     (out, late.load(Ordering::SeqCst))
 }
 
+/// Run `work` so that no wait on the database outlives the step: when --timeout passes or a
+/// signal arrives, the statement running (a ledger query behind another session's lock, a
+/// busy SQLite database) is stopped, again every [`INTERRUPT_AGAIN`] until `work` returns,
+/// and the error says which it was. A migration's own watcher words its timeout itself.
+fn bounded<T>(
+    ctx: &Ctx,
+    store: &mut dyn Store,
+    work: impl FnOnce(&mut dyn Store) -> Result<T>,
+) -> Result<T> {
+    let interrupt = store.interrupt();
+    let (done, finished) = mpsc::channel::<()>();
+    let late = AtomicBool::new(false);
+    let out = std::thread::scope(|scope| {
+        let late = &late;
+        let interrupt = &interrupt;
+        scope.spawn(move || {
+            loop {
+                // Without --timeout only a signal ends the wait; wake now and then to look.
+                let wake = ctx
+                    .deadline()
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+                let signalled = ctx.cancel.recv_until(&finished, wake).is_err();
+                if !signalled {
+                    if matches!(finished.try_recv(), Err(mpsc::TryRecvError::Disconnected)) {
+                        return;
+                    }
+                    if ctx.deadline().is_none_or(|d| Instant::now() < d) {
+                        continue;
+                    }
+                    late.store(true, Ordering::SeqCst);
+                }
+                loop {
+                    interrupt();
+                    match finished.recv_timeout(INTERRUPT_AGAIN) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                }
+            }
+        });
+        let out = work(store);
+        drop(done);
+        out
+    });
+    match out {
+        Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Interrupted) => Err(e),
+        Err(e) if ctx.cancel.signal().is_some() => Err(with_result_of(
+            Error::interrupted(ctx.cancel.signal().unwrap_or_default()),
+            e,
+        )),
+        Err(e) if late.load(Ordering::SeqCst) => {
+            let timeout = Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "--timeout passed while waiting on the database (another session may hold a lock the ledger or a migration needs): {}",
+                    e.message
+                ),
+            );
+            Err(with_result_of(timeout, e))
+        }
+        other => other,
+    }
+}
+
+/// `error`, carrying the step result `cause` carried.
+fn with_result_of(error: Error, cause: Error) -> Error {
+    match cause.result {
+        Some(result) => error.with_result(result),
+        None => error,
+    }
+}
+
 /// `status`: the ledger beside the files; `--check` fails when anything needs doing.
 pub fn status(ctx: &mut Ctx, settings: &Settings, check: bool) -> Result<StepResult> {
     let mut store = settings.open(ctx, false)?;
-    let survey = survey(store.as_mut(), settings)?;
+    bounded(ctx, store.as_mut(), |store| {
+        status_on(ctx, settings, store, check)
+    })
+}
+
+fn status_on(
+    ctx: &Ctx,
+    settings: &Settings,
+    store: &mut dyn Store,
+    check: bool,
+) -> Result<StepResult> {
+    let survey = survey(store, settings)?;
     let pending = survey.pending();
     let by_phase = |phase: Phase| -> Vec<PendingMigration> {
         pending
@@ -646,9 +804,20 @@ pub fn lint(ctx: &mut Ctx, settings: &Settings) -> Result<StepResult> {
 /// `resolve`: list failed migrations and INVALID indexes; settle one; drop the indexes.
 pub fn resolve(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<StepResult> {
     let mut store = settings.open(ctx, true)?;
+    bounded(ctx, store.as_mut(), |store| {
+        resolve_on(ctx, settings, store, sub)
+    })
+}
+
+fn resolve_on(
+    ctx: &Ctx,
+    settings: &Settings,
+    store: &mut dyn Store,
+    sub: &ArgMatches,
+) -> Result<StepResult> {
     store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
     store.ensure_ledger()?;
-    let survey = survey(store.as_mut(), settings)?;
+    let survey = survey(store, settings)?;
     let mut changed = false;
     let mut resolved = Value::Null;
     if let Some(version) = sub.get_one::<i64>("version").copied() {
@@ -732,9 +901,20 @@ pub fn resolve(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<S
 /// `baseline VERSION`: record every migration up to VERSION as applied, running none.
 pub fn baseline(ctx: &mut Ctx, settings: &Settings, version: i64) -> Result<StepResult> {
     let mut store = settings.open(ctx, true)?;
+    bounded(ctx, store.as_mut(), |store| {
+        baseline_on(ctx, settings, store, version)
+    })
+}
+
+fn baseline_on(
+    ctx: &Ctx,
+    settings: &Settings,
+    store: &mut dyn Store,
+    version: i64,
+) -> Result<StepResult> {
     store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
     store.ensure_ledger()?;
-    let survey = survey(store.as_mut(), settings)?;
+    let survey = survey(store, settings)?;
     let by = applied_by(ctx, "baseline");
     let mut adopted = Vec::new();
     for m in survey

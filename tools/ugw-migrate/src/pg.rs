@@ -21,7 +21,7 @@ const POOLER_ADVICE: &str = "session locks and no-transaction migrations need a 
      use its own address, or --allow-pooler for a pooler in session mode";
 
 /// How long the probe of a PgBouncer console may take.
-const CONSOLE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CONSOLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often a held advisory lock is tried again.
 const LOCK_RETRY: Duration = Duration::from_millis(50);
@@ -360,8 +360,39 @@ impl PgStore {
             false,
         )
         .map_err(|e| run_error(&file, &e, None))?;
+        // Each statement waits --ddl-lock-timeout for its table lock, as in a transactional
+        // file, so the application's queries never queue behind it for long; except the
+        // CONCURRENTLY ones, whose long waits (for older transactions) block nobody and
+        // whose timeout would leave an INVALID index. A file that sets lock_timeout itself
+        // has the last word.
+        let ours = format!(
+            "SET lock_timeout = {}",
+            options.ddl_lock_timeout.as_millis()
+        );
+        let mut file_sets_it = false;
+        let mut current: Option<bool> = None;
         // One statement per simple query: several in one would run as one implicit transaction.
         for statement in statements(&m.sql, Engine::Postgres) {
+            let code: Vec<&crate::sql::Token> = statement.code().collect();
+            file_sets_it |= code.first().is_some_and(|t| t.is("SET") || t.is("RESET"))
+                && code
+                    .iter()
+                    .take(3)
+                    .any(|t| t.is("lock_timeout") || t.is("ALL"));
+            if !file_sets_it {
+                let bounded = !code.iter().any(|t| t.is("CONCURRENTLY"));
+                if current != Some(bounded) {
+                    let set = if bounded {
+                        ours.as_str()
+                    } else {
+                        "SET lock_timeout = 0"
+                    };
+                    self.client
+                        .batch_execute(set)
+                        .map_err(|e| run_error(&file, &e, None))?;
+                    current = Some(bounded);
+                }
+            }
             self.client
                 .batch_execute(&statement.text)
                 .map_err(|e| run_error(&file, &e, Some((&statement.text, statement.text_line))))?;
@@ -375,7 +406,7 @@ impl PgStore {
                 &[&elapsed_ms(started), &m.version],
             )
             .map_err(|e| run_error(&file, &e, None))?;
-        self.reset_session().map_err(RunError::from)
+        Ok(())
     }
 }
 
@@ -479,7 +510,11 @@ impl Store for PgStore {
     fn run(&mut self, migration: &Migration, options: &RunOptions) -> Result<Duration, RunError> {
         let started = Instant::now();
         if migration.no_transaction {
-            self.run_without_transaction(migration, options, started)?;
+            let outcome = self.run_without_transaction(migration, options, started);
+            // What the file SET (and our lock_timeout) ends with it, failed or not.
+            let reset = self.reset_session();
+            outcome?;
+            reset?;
         } else {
             self.run_in_transaction(migration, options, started)?;
         }

@@ -195,3 +195,176 @@ fn headers_go_only_to_the_origin_they_were_given_for() {
     let seen = headers_of(&artifacts, "/SHA256SUMS");
     assert!(seen.contains(token) && seen.contains(sums_token), "{seen}");
 }
+
+/// `tree` (its `bin/app` = `content`) packed as `name` (a .tar.gz) under `dir`: its bytes.
+fn tar_gz(dir: &Path, name: &str, content: &str) -> Vec<u8> {
+    let tree = dir.join(format!("{name}.tree/top"));
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::write(tree.join("bin/app"), content).unwrap();
+    let archive = dir.join(name);
+    let made = std::process::Command::new("tar")
+        .args(["czf", s(&archive), "-C", s(tree.parent().unwrap()), "top"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::read(&archive).unwrap()
+}
+
+/// Every file under `dir`, read whole (folders walked, links not followed).
+fn every_file(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            found.extend(every_file(&entry.path()));
+        } else if kind.is_file() {
+            found.push((entry.path(), std::fs::read(entry.path()).unwrap()));
+        }
+    }
+    found
+}
+
+/// Item 8: a presigned URL's secrets are not in the extraction marker, nor in the release
+/// ugw-swap makes of it (the marker is copied there).
+#[test]
+fn url_secrets_never_reach_the_disk() {
+    if !kit::require("tar") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = tar_gz(dir.path(), "app-v1.2.0.tar.gz", "one");
+    let server = FileServer::start();
+    let (signature, token) = ("a1b2c3d4e5f60718293a4b5c", "tok-99887766aabb");
+    let url = server.put(
+        &format!("app-v1.2.0.tar.gz?X-Amz-Signature={signature}&token={token}&x=1"),
+        Served::new(&bytes),
+    );
+    let (staging, root) = (dir.path().join("staging"), dir.path().join("app"));
+    let mut fetch = tool("ugw-fetch");
+    fetch.args([
+        "--url",
+        &url,
+        "--sha256",
+        &sha256(&bytes),
+        "--dest",
+        s(&staging),
+        "--extract",
+    ]);
+    let fetched = run(fetch);
+    fetched.assert_code(0);
+    let mut swap = tool("ugw-swap");
+    swap.args(["--root", s(&root)]);
+    kit::with_stdin(swap, &fetched.stdout).assert_code(0);
+    let marker = std::fs::read_to_string(root.join("current/.ugw-fetch")).unwrap();
+    assert!(marker.contains("app-v1.2.0.tar.gz"), "{marker}");
+    for (path, content) in every_file(&staging).into_iter().chain(every_file(&root)) {
+        let text = String::from_utf8_lossy(&content);
+        assert!(
+            !text.contains(signature) && !text.contains(token),
+            "{} holds a URL secret: {text}",
+            path.display()
+        );
+    }
+}
+
+/// Item 13: a rerun with options that shape staging differently stages again, a failing
+/// --smoke fails on what is staged, and concurrent fetches download once.
+#[test]
+fn already_staged_means_with_the_same_options_and_is_checked_under_the_lock() {
+    if !kit::require("tar") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = tar_gz(dir.path(), "app-v2.0.0.tar.gz", "two");
+    let server = FileServer::start();
+    let url = server.put("app-v2.0.0.tar.gz", Served::new(&bytes));
+    let staging = dir.path().join("staging");
+    let digest = sha256(&bytes);
+    let base = [
+        "--url",
+        &url,
+        "--sha256",
+        &digest,
+        "--dest",
+        s(&staging),
+        "--extract",
+    ];
+    let folder = staging.join("app-v2.0.0");
+    assert!(fetch(&base).assert_code(0).last_step().changed);
+    assert!(folder.join("top/bin/app").exists());
+    let strip = [&base[..], &["--strip-components", "1"]].concat();
+    let step = fetch(&strip).assert_code(0).last_step();
+    assert!(step.changed, "another --strip-components stages again");
+    assert!(folder.join("bin/app").exists() && !folder.join("top").exists());
+    assert!(!fetch(&strip).assert_code(0).last_step().changed);
+    let smoke = [&strip[..], &["--smoke", "test -f {}/bin/missing"]].concat();
+    let out = fetch(&smoke);
+    assert_eq!(out.assert_code(1).last_step().error_kind(), "smoke_failed");
+
+    // A single file: another --mode stages it again.
+    let data = body(5000);
+    let file_url = server.put("tool-v1", Served::new(&data));
+    let file_digest = sha256(&data);
+    let plain = [
+        "--url",
+        &file_url,
+        "--sha256",
+        &file_digest,
+        "--dest",
+        s(&staging),
+    ];
+    assert!(fetch(&plain).assert_code(0).last_step().changed);
+    let step = fetch(&[&plain[..], &["--mode", "755"]].concat())
+        .assert_code(0)
+        .last_step();
+    assert!(step.changed, "another --mode stages again");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(staging.join("tool-v1"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o7777, 0o755);
+
+    // Four fetches at once of a slow artifact: one downloads, the others find it staged.
+    let data = body(1024 * 1024);
+    let mut slow = Served::new(&data);
+    slow.throttle = Some(Duration::from_millis(15));
+    let slow_url = server.put("slow-v1", slow);
+    let slow_digest = sha256(&data);
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            let mut cmd = tool("ugw-fetch");
+            cmd.args([
+                "--url",
+                &slow_url,
+                "--sha256",
+                &slow_digest,
+                "--dest",
+                s(&staging),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let changed = children
+        .into_iter()
+        .map(|child| {
+            let output = kit::wait_bounded(child, kit::RUN_LIMIT);
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            kit::parse_record(&String::from_utf8_lossy(&output.stdout))
+                .steps
+                .pop()
+                .unwrap()
+                .changed
+        })
+        .filter(|changed| *changed)
+        .count();
+    assert_eq!(changed, 1);
+    assert_eq!(server.requests_for("slow-v1"), 1);
+}

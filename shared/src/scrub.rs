@@ -348,8 +348,11 @@ fn mask_named_values(text: &str) -> String {
     while let Some(caps) = NAMED_VALUE.captures_at(text, at) {
         let (whole, name) = (caps.get(0).expect("match"), caps.get(1).expect("name"));
         out.push_str(&text[at..whole.start()]);
-        if Scrubber::is_secret_name(name.as_str()) {
-            let sep = if caps[2].starts_with('=') { "=" } else { ": " };
+        let assignment = caps[2].starts_with('=');
+        if Scrubber::is_secret_name(name.as_str())
+            || assignment && is_secret_assignment_name(name.as_str())
+        {
+            let sep = if assignment { "=" } else { ": " };
             let _ = write!(out, "{}{sep}{MASK}", name.as_str());
             at = whole.end();
         } else {
@@ -359,6 +362,20 @@ fn mask_named_values(text: &str) -> String {
     }
     out.push_str(&text[at..]);
     out
+}
+
+/// Words that make an environment-style assignment secret anywhere in its name, not only as
+/// its last word: `PGPASSWORD=`, `DBPASS=`, `MYSQL_PWD=`, `GITHUB_TOKEN=`, `SSH_KEYFILE_PASS=`.
+const SECRET_ASSIGNMENT_PARTS: &[&str] = &["PASS", "PWD", "SECRET", "TOKEN", "KEY"];
+
+/// Whether `NAME=` is a shell assignment whose name holds a secret word anywhere (issue 20
+/// item 26). Only all-capital names (environment variables in a command line): a lower-case
+/// field like `key_id=` or `monkey=` in prose keeps the word rule of [`Scrubber::is_secret_name`].
+fn is_secret_assignment_name(name: &str) -> bool {
+    !name.bytes().any(|b| b.is_ascii_lowercase())
+        && SECRET_ASSIGNMENT_PARTS
+            .iter()
+            .any(|part| name.contains(part))
 }
 
 /// A URL after its `scheme:` and slashes. `user:pw@host` has no scheme: no slash follows.
@@ -611,6 +628,13 @@ mod tests {
         assert_eq!(v["x-api-key"], "***");
         let line = "verified signature with key: RWQfAbCd1234 (key_id=k1, monkey=banana)";
         assert_eq!(s.scrub_str(line), line);
+        // An environment variable in a command line is secret with the word anywhere.
+        assert_eq!(
+            s.scrub_str(
+                "PGPASSWORD=pg1 DBPASS=db2 MYSQL_PWD=m3 GITHUB_TOKEN=g4 APIKEYS=k5 PORT=80 psql"
+            ),
+            "PGPASSWORD=*** DBPASS=*** MYSQL_PWD=*** GITHUB_TOKEN=*** APIKEYS=*** PORT=80 psql"
+        );
         let body = r#"{"public_key":"RWQf","signature":"untrusted comment","private_key":"pk-1"}"#;
         assert_eq!(
             s.scrub_str(body),

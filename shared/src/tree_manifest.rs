@@ -53,6 +53,15 @@ impl TreeManifest {
         Some((sha256, manifest))
     }
 
+    /// One more field of the ugw-fetch marker of the folder `dir` (the options that shaped
+    /// the staging), `None` when there is no marker or it lacks the field.
+    #[must_use]
+    pub fn fetch_marker_field(dir: &Path, field: &str) -> Option<serde_json::Value> {
+        let bytes = crate::atomic::read_capped(&dir.join(FETCH_MARKER), FETCH_MARKER_LIMIT).ok()?;
+        let mut marker: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        Some(marker.get_mut(field)?.take())
+    }
+
     /// SHA-256 of the manifest's canonical JSON: what a step records to vouch for the tree.
     #[must_use]
     pub fn digest(&self) -> String {

@@ -361,17 +361,8 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
     };
     let check = Check::resolve(ctx, matches, &clients, &plan, limits)?;
 
-    if let Some(expected) = &check.sha256
-        && let Some((bytes, manifest_sha256)) = staged_already(&plan, expected)?
-    {
-        ctx.reporter.info(&format!(
-            "{} is already staged with sha256 {}…; nothing to fetch",
-            plan.final_path.display(),
-            &expected[..12]
-        ));
-        let mut result = fetched(&plan, expected, bytes, !no_verify, false);
-        result.manifest_sha256 = manifest_sha256;
-        return Ok(StepResult::typed(false, &result));
+    if let Some(staged) = already_staged(ctx, &plan, &check, no_verify)? {
+        return Ok(staged);
     }
     if ctx.dry_run {
         ctx.reporter.info(&format!(
@@ -394,8 +385,46 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         &ctx.host,
         &ctx.tool,
     )?;
+    // Again under the lock: a concurrent fetch of the same artifact may have staged it while
+    // this one waited, and it is not downloaded twice.
+    if let Some(staged) = already_staged(ctx, &plan, &check, no_verify)? {
+        return Ok(staged);
+    }
     remove_stale_temps(ctx, &plan);
     stage(ctx, &plan, client, &check, limits, no_verify)
+}
+
+/// The step's result when the artifact is staged already with the expected digest and the
+/// options that shape staging, and passes `--smoke` (run on it again), else `None`.
+fn already_staged(
+    ctx: &Ctx,
+    plan: &Plan,
+    check: &Check,
+    no_verify: bool,
+) -> Result<Option<StepResult>> {
+    let Some(expected) = &check.sha256 else {
+        return Ok(None);
+    };
+    let Some((bytes, manifest_sha256)) = staged_already(plan, expected)? else {
+        return Ok(None);
+    };
+    if let Some(smoke) = &plan.smoke {
+        smoke_test(ctx, smoke, &plan.final_path, plan.smoke_timeout, Smoked::Staged)?;
+    }
+    ctx.reporter.info(&format!(
+        "{} is already staged with sha256 {}…; nothing to fetch",
+        plan.final_path.display(),
+        &expected[..12]
+    ));
+    let mut result = fetched(plan, expected, bytes, !no_verify, false);
+    result.manifest_sha256 = manifest_sha256;
+    Ok(Some(StepResult::typed(false, &result)))
+}
+
+/// The options that shape an extracted folder, as its marker records them: a rerun with other
+/// ones stages it again.
+fn staging_options(plan: &Plan) -> serde_json::Value {
+    json!({"strip_components": plan.strip_components})
 }
 
 /// Temp files and unpack folders of this artifact left by a run that was killed (-9, a
@@ -518,7 +547,7 @@ fn stage(
                 )
             })?;
         if let Some(smoke) = &plan.smoke {
-            smoke_test(ctx, smoke, file.temp_path(), plan.smoke_timeout)?;
+            smoke_test(ctx, smoke, file.temp_path(), plan.smoke_timeout, Smoked::New)?;
         }
         ctx.cancel.critical(|| file.commit())?;
     }
@@ -567,10 +596,18 @@ fn extract(ctx: &mut Ctx, plan: &Plan, archive: &Path, sha256: &str) -> Result<S
         &ctx.cancel,
     )?;
     let manifest = TreeManifest::of(staged.path(), &[FETCH_MARKER])?;
-    let marker = json!({"sha256": sha256, "url": plan.shown_url, "manifest": manifest}).to_string();
+    // Scrubbed as the record is (a presigned URL's signature, a ?token=): the marker is
+    // copied into the release by ugw-swap, and nothing ugw writes to disk holds a secret.
+    let marker = json!({
+        "sha256": sha256,
+        "url": ctx.scrubber().scrub_str(&plan.shown_url),
+        "options": staging_options(plan),
+        "manifest": manifest,
+    })
+    .to_string();
     ugw_shared::atomic::write_atomic(&staged.path().join(FETCH_MARKER), marker.as_bytes())?;
     if let Some(smoke) = &plan.smoke {
-        smoke_test(ctx, smoke, staged.path(), plan.smoke_timeout)?;
+        smoke_test(ctx, smoke, staged.path(), plan.smoke_timeout, Smoked::New)?;
     }
     // An older folder under the name (another digest) goes aside first, then away.
     if plan.final_path.exists() {
@@ -595,14 +632,20 @@ fn staged_already(plan: &Plan, expected: &str) -> Result<Option<(u64, Option<Str
         let Some((sha256, listed)) = TreeManifest::in_fetch_marker(&plan.final_path) else {
             return Ok(None);
         };
-        if sha256 != expected {
+        let options = TreeManifest::fetch_marker_field(&plan.final_path, "options");
+        if sha256 != expected || options.as_ref() != Some(&staging_options(plan)) {
             return Ok(None);
         }
         let found = TreeManifest::of(&plan.final_path, &[FETCH_MARKER])?;
         return Ok((found == listed).then(|| (0, Some(listed.digest()))));
     }
     match std::fs::symlink_metadata(&plan.final_path) {
-        Ok(meta) if meta.is_file() => {
+        // The mode is what --mode asks for (a rerun with another --mode stages it again).
+        Ok(meta)
+            if meta.is_file()
+                && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777
+                    == plan.mode =>
+        {
             Ok((sha256_file(&plan.final_path)? == expected).then_some((meta.len(), None)))
         }
         _ => Ok(None),
@@ -610,7 +653,22 @@ fn staged_already(plan: &Plan, expected: &str) -> Result<Option<(u64, Option<Str
 }
 
 /// Run the smoke command on the new artifact (`{}` is its path); failing removes it.
-fn smoke_test(ctx: &Ctx, command: &str, path: &Path, timeout: Duration) -> Result<()> {
+/// What a failing smoke test leaves.
+#[derive(Clone, Copy)]
+enum Smoked {
+    /// The new artifact, before its final rename: it is removed.
+    New,
+    /// An artifact staged already: it is left as it is (the step fails).
+    Staged,
+}
+
+fn smoke_test(
+    ctx: &Ctx,
+    command: &str,
+    path: &Path,
+    timeout: Duration,
+    smoked: Smoked,
+) -> Result<()> {
     let quoted = shell_quote(&path.display().to_string());
     let command_line = command.replace("{}", &quoted);
     let mut deadline = Instant::now() + timeout;
@@ -628,8 +686,12 @@ fn smoke_test(ctx: &Ctx, command: &str, path: &Path, timeout: Duration) -> Resul
     Err(Error::new(
         ErrorKind::SmokeFailed,
         format!(
-            "the smoke test '{command}' failed ({}); the artifact was removed",
-            outcome.describe()
+            "the smoke test '{command}' failed ({}); {}",
+            outcome.describe(),
+            match smoked {
+                Smoked::New => "the artifact was removed",
+                Smoked::Staged => "the artifact staged already was left as it is",
+            }
         ),
     )
     .with_result(
@@ -660,12 +722,12 @@ impl Check {
     fn resolve(
         ctx: &Ctx,
         m: &ArgMatches,
-        client: &HttpClient,
+        clients: &side_clients::Clients,
         plan: &Plan,
         limits: Limits,
     ) -> Result<Self> {
         let sums_text = if let Some(url) = m.get_one::<String>("sha256-url") {
-            Some(small_file(ctx, client, url, limits)?)
+            Some(small_file(ctx, clients.side(url), url, limits)?)
         } else if let Some(path) = m.get_one::<PathBuf>("sha256-file") {
             Some(
                 ugw_shared::atomic::read_capped(path, SMALL_FILE_LIMIT).map_err(|e| {
@@ -684,7 +746,7 @@ impl Check {
         ) {
             (Some(key), Some(url)) => Some(signature::Signed::new(
                 key,
-                &small_file(ctx, client, url, limits)?,
+                &small_file(ctx, clients.side(url), url, limits)?,
             )?),
             _ => None,
         };

@@ -281,7 +281,11 @@ fn hard_links_stay_links_and_modes_are_restored_exactly() {
         std::fs::metadata(root.join("b")).unwrap(),
     );
     assert_eq!(a.ino(), b.ino(), "one file, two names");
-    assert_eq!(a.mode() & 0o7777, 0o4755, "a restore keeps the archived mode exactly");
+    assert_eq!(
+        a.mode() & 0o7777,
+        0o4755,
+        "a restore keeps the archived mode exactly"
+    );
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("b.manifest.json")).unwrap()).unwrap();
     let kinds: Vec<&str> = manifest["entries"]
@@ -655,6 +659,16 @@ fn a_hostile_archive_with_a_matching_manifest_is_still_refused_on_restore() {
             hostile.name
         );
         hostile.assert_untouched();
+        // verify runs restore's checks: a backup it passes is one restore accepts.
+        let verified = backup(&["verify", s(&archive)]);
+        assert_eq!(verified.code, 1, "{}: {}", hostile.name, verified.stderr);
+        assert_eq!(
+            verified.last_step().error_kind(),
+            "unsafe_input",
+            "{}: {}",
+            hostile.name,
+            verified.stderr
+        );
     }
 }
 

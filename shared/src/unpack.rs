@@ -289,13 +289,19 @@ impl Checker {
     /// file, symlink (to `link`) or hard link (to `link`), or a device or FIFO.
     pub fn check(&mut self, path: &[u8], kind: EntryKind, link: &[u8]) -> Result<()> {
         let shown = crate::scrub::excerpt(path, 200);
-        let refuse = |why: &str| unsafe_entry(&shown, why);
+        let refuse = |why: &str| {
+            Error::new(
+                ErrorKind::UnsafeInput,
+                format!("archive entry '{shown}' {why}; a restore would refuse it"),
+            )
+        };
         let kind = match kind {
             EntryKind::Dir => Kind::Dir,
             EntryKind::File => Kind::File,
             EntryKind::Symlink => Kind::Symlink,
             EntryKind::HardLink => Kind::HardLink,
             EntryKind::Special => Kind::Fifo,
+            EntryKind::Other(flag) => Kind::Unsupported(flag),
         };
         let Some(parts) = judge_name(path, kind, &self.options).map_err(|why| refuse(&why))? else {
             return Ok(());
@@ -365,6 +371,8 @@ pub enum EntryKind {
     HardLink,
     /// A device or FIFO.
     Special,
+    /// Any other type flag (extraction refuses it).
+    Other(u8),
 }
 
 /// An entry's path as components inside the root: `.` dropped, `..` and absolute refused.
@@ -1390,6 +1398,70 @@ mod tests {
             assert_eq!(&buf, b"middle", "{case}");
             out.read_exact_at(&mut buf[..3], HUGE - 3).unwrap();
             assert_eq!(&buf[..3], b"end", "{case}");
+        }
+    }
+
+    #[test]
+    fn a_sparse_map_that_overlaps_or_reaches_past_its_size_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (case, chunks, size) in [
+            (
+                "past-the-size",
+                &[(0u64, &b"ab"[..]), (99, b"xyz")][..],
+                100u64,
+            ),
+            ("overlapping", &[(0, &b"abcd"[..]), (2, b"xy")][..], 100),
+            ("unordered", &[(50, &b"ab"[..]), (10, b"xy")][..], 100),
+        ] {
+            let archive = hostile_archives::Tar::bare()
+                .old_gnu_sparse(b"sparse", chunks, size)
+                .finish();
+            let dest = dir.path().join(case);
+            let err =
+                stage(&archive[..], &dest, &Options::default(), &Cancel::default()).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Corrupt, "{case}: {}", err.message);
+            assert!(
+                err.message.contains("sparse map"),
+                "{case}: {}",
+                err.message
+            );
+        }
+        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+    }
+
+    #[test]
+    fn a_restore_puts_back_links_that_point_out_and_writes_nothing_through_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = hostile_archives::write_all(dir.path());
+        for hostile in &corpus {
+            let work = hostile.work_dir();
+            let dest = work.join("out");
+            let result = unpack_file(
+                &hostile.tar,
+                &dest,
+                &Options::restoring(),
+                &Cancel::default(),
+            );
+            if hostile.points_out_only {
+                result.unwrap_or_else(|e| panic!("{}: {}", hostile.name, e.message));
+                std::fs::remove_dir_all(&dest).unwrap();
+            } else {
+                let err = result.expect_err(hostile.name);
+                assert_eq!(
+                    err.kind,
+                    ErrorKind::UnsafeInput,
+                    "{}: {}",
+                    hostile.name,
+                    err.message
+                );
+            }
+            assert!(
+                names(&work).is_empty(),
+                "{}: left {:?}",
+                hostile.name,
+                names(&work)
+            );
+            hostile.assert_untouched();
         }
     }
 

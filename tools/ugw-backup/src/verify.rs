@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use ugw_shared::atomic::{AtomicFile, open_regular, read_capped};
 use ugw_shared::cancel::Cancel;
+use ugw_shared::unpack;
 use ugw_shared::{Error, ErrorKind, Result};
 
 /// The largest manifest read (about 3 million entries).
@@ -72,12 +73,17 @@ pub fn verify(
     let entries = tar
         .entries()
         .map_err(|e| corrupt(format!("the archive cannot be read: {e}")))?;
+    let mut restorable = unpack::Checker::new(unpack::Options::restoring());
     for entry in entries {
         cancel.check()?;
         let after = || format!("the archive is damaged after entry '{last_good}'");
         let mut entry = entry.map_err(|e| corrupt(format!("{}: {e}", after())))?;
         let name = entry.path_bytes().into_owned();
         let shown = Name::from_bytes(&name).shown();
+        // A backup that verifies is one its restore accepts: the checks of names, types and
+        // links that restore's extraction makes, made here too.
+        let link = entry.link_name_bytes().unwrap_or_default().into_owned();
+        restorable.check(&name, restore_kind(entry.header().entry_type()), &link)?;
         if name == manifest::ENTRY_NAME.as_bytes() {
             let mut inner = Vec::new();
             (&mut entry)
@@ -276,5 +282,21 @@ impl Read for Hashing {
         guard.0.update(&buf[..n]);
         guard.1 += n as u64;
         Ok(n)
+    }
+}
+
+/// An entry's type as the restore checks see it.
+fn restore_kind(kind: tar::EntryType) -> unpack::EntryKind {
+    match kind {
+        tar::EntryType::Directory => unpack::EntryKind::Dir,
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            unpack::EntryKind::File
+        }
+        tar::EntryType::Symlink => unpack::EntryKind::Symlink,
+        tar::EntryType::Link => unpack::EntryKind::HardLink,
+        tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+            unpack::EntryKind::Special
+        }
+        other => unpack::EntryKind::Other(other.as_byte()),
     }
 }

@@ -291,17 +291,24 @@ impl Mounted {
     /// `None` (and why, on stderr) where mounting is not allowed and CI is not set.
     fn tmpfs(at: &Path, options: &str) -> Option<Mounted> {
         std::fs::create_dir_all(at).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs", s(at)])
-            .status();
+        Self::mount(&["-t", "tmpfs", "-o", options, "tmpfs", s(at)], at)
+    }
+
+    /// `what` bind-mounted at `at` (a folder or a file, which must exist).
+    fn bind(what: &Path, at: &Path) -> Option<Mounted> {
+        Self::mount(&["--bind", s(what), s(at)], at)
+    }
+
+    fn mount(args: &[&str], at: &Path) -> Option<Mounted> {
+        let status = Command::new("mount").args(args).status();
         if status.is_ok_and(|s| s.success()) {
             return Some(Mounted(at.to_path_buf()));
         }
         assert!(
             std::env::var_os("CI").is_none(),
-            "CI: mount -t tmpfs is not permitted"
+            "CI: mount {args:?} is not permitted"
         );
-        eprintln!("SKIPPED: mount -t tmpfs is not permitted here");
+        eprintln!("SKIPPED: mount {args:?} is not permitted here");
         None
     }
 }
@@ -704,4 +711,48 @@ fn libpq_variables_in_the_environment_never_redirect_a_dump() {
     .env("PGSERVICE", "no-such-service");
     let outcome = run(cmd);
     outcome.assert_code(0);
+}
+
+#[test]
+fn a_bind_mounted_folder_and_a_bind_mounted_file_restore_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("volume");
+    write(&source.join("state"), "backed up\n");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let Some(_folder) = Mounted::bind(&source, &data) else {
+        return;
+    };
+    let real_conf = dir.path().join("secrets/app.conf");
+    write(&real_conf, "key = 1\n");
+    let conf = dir.path().join("app.conf");
+    write(&conf, "");
+    let Some(_file) = Mounted::bind(&real_conf, &conf) else {
+        return;
+    };
+    let out = dir.path().join("out");
+    let archive = archive_of(&backup(&[
+        "create",
+        "--path",
+        s(&data),
+        "--path",
+        s(&conf),
+        "--out",
+        s(&out),
+        "--name",
+        "b",
+    ]));
+    write(&data.join("state"), "newer\n");
+    write(&data.join("added"), "x");
+    write(&conf, "key = 2\n");
+    let restored = backup(&["restore", s(&archive), "--in-place"]);
+    restored.assert_code(0);
+    assert_eq!(
+        read(&source.join("state")),
+        "backed up\n",
+        "into the mounted volume"
+    );
+    assert!(!source.join("added").exists());
+    assert_eq!(read(&real_conf), "key = 1\n", "into the mounted file");
+    assert!(!dir.path().join("app.conf.ugw-before-restore").exists());
 }

@@ -172,15 +172,12 @@ pub fn prune(
                 _ => None,
             });
         let shown = archive.display().to_string();
-        match failed {
-            Some(why) => {
-                reporter.warn(&format!("prune: cannot remove {shown} ({why}); going on"));
-                pruned.not_removed.push(shown);
-            }
-            None => {
-                reporter.info(&format!("prune: removed {shown} and its sidecars"));
-                pruned.removed.push(shown);
-            }
+        if let Some(why) = failed {
+            reporter.warn(&format!("prune: cannot remove {shown} ({why}); going on"));
+            pruned.not_removed.push(shown);
+        } else {
+            reporter.info(&format!("prune: removed {shown} and its sidecars"));
+            pruned.removed.push(shown);
         }
     }
     for path in partial {
@@ -197,7 +194,9 @@ pub fn prune(
 /// The hidden temp names a create writes (`AtomicFile`'s `.NAME.RANDOM.tmp`, NAME an
 /// archive, a sidecar or a database copy).
 fn left_by_a_create(name: &str) -> bool {
-    name.ends_with(".tmp")
+    Path::new(name)
+        .extension()
+        .is_some_and(|extension| extension == "tmp")
         && [".tar", ".manifest.json", ".sha256", ".sqlite-", ".pg-"]
             .iter()
             .any(|marker| name.contains(marker))

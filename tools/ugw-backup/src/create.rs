@@ -53,12 +53,7 @@ struct Item {
 pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
     let started = Instant::now();
     let walked = walk_all(ctx, plan)?;
-    let (roots, items, input_bytes, db_bytes) = (
-        walked.roots.clone(),
-        &walked.items,
-        walked.input_bytes,
-        walked.db_bytes,
-    );
+    let (items, input_bytes) = (&walked.items, walked.input_bytes);
     let archive_path = plan
         .out
         .join(format!("{}{}", plan.name, plan.codec.extension()));
@@ -66,7 +61,7 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
         // Worst case: nothing compresses, plus a temp snapshot of each database.
         ensure_room(
             &plan.out,
-            input_bytes + db_bytes + input_bytes / 100 + 1024 * 1024,
+            input_bytes + walked.db_bytes + input_bytes / 100 + 1024 * 1024,
             "the backup",
         )?;
     }
@@ -91,7 +86,7 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         created: ugw_shared::time::rfc3339_millis(SystemTime::now()),
         compress: plan.codec.word().to_string(),
-        roots,
+        roots: walked.roots.clone(),
         entries: Vec::with_capacity(items.len()),
         sqlite: Vec::new(),
         pg: Vec::new(),

@@ -10,6 +10,7 @@ mod create;
 mod from_record;
 mod glob;
 mod manifest;
+mod mounts;
 mod pg;
 mod restore;
 mod sqlite;

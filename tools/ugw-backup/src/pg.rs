@@ -149,7 +149,7 @@ impl Target {
         let env = self.connection.child_env();
         // `env -u` acts on the environment it is given, ours included: only what the URL
         // does not set is unset.
-        let argv: Vec<String> = ROUTING_VARS
+        let words: Vec<String> = ROUTING_VARS
             .iter()
             .filter(|var| !env.iter().any(|(key, _)| key == *var))
             .flat_map(|var| ["-u".to_string(), (*var).to_string()])
@@ -157,7 +157,7 @@ impl Target {
             .chain(args)
             .collect();
         env.into_iter().fold(
-            RunSpec::argv("env", argv, deadline),
+            RunSpec::argv("env", words, deadline),
             |spec, (key, value)| spec.with_env(key, &value),
         )
     }

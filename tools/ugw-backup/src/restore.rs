@@ -61,6 +61,8 @@ struct Swap {
     before: Option<PathBuf>,
     /// A mount point: its contents were moved, not the folder itself.
     contents_of: Option<PathBuf>,
+    /// A file mount point: its bytes were rewritten (the old ones are in `before`).
+    rewritten: bool,
     /// What moved from the old tree into the new one (relative to the target): live SQLite
     /// files and folders left out of the backup (`--out`).
     carried: Vec<PathBuf>,
@@ -194,7 +196,15 @@ fn swap_all(ctx: &Ctx, archive: &Path, manifest: &Manifest, swaps: &mut Vec<Swap
         let target = root.path.path();
         let entry = root.entry.path();
         let depth = entry.components().count();
-        if is_mount_point(&target) {
+        if crate::mounts::is_mount_point(&target) && root.kind == Kind::File {
+            ctx.reporter.info(&format!(
+                "{} is a mount point: its bytes are restored into it (it cannot be swapped by rename)",
+                target.display()
+            ));
+            swaps.push(rewrite_file(ctx, archive, &entry, &target)?);
+            continue;
+        }
+        if crate::mounts::is_mount_point(&target) {
             ctx.reporter.info(&format!(
                 "{} is a mount point: its contents are restored in place (it cannot be swapped by rename)",
                 target.display()
@@ -228,6 +238,7 @@ fn swap_all(ctx: &Ctx, archive: &Path, manifest: &Manifest, swaps: &mut Vec<Swap
                 before: had_one.then(|| before.clone()),
                 contents_of: None,
                 carried: Vec::new(),
+                rewritten: false,
             });
             ugw_shared::atomic::rename_durable(&restored, &target)?;
             let swap = swaps.last_mut().expect("just pushed");
@@ -306,6 +317,7 @@ fn swap_contents(
         before: Some(before.clone()),
         contents_of: Some(mount.to_path_buf()),
         carried: Vec::new(),
+        rewritten: false,
     });
     move_children(
         mount,
@@ -315,6 +327,59 @@ fn swap_contents(
     move_children(staged.path(), mount, &[])?;
     drop(staged);
     carry_over(manifest, swaps.last_mut().expect("just pushed"))
+}
+
+/// A file that is a mount point (a bind-mounted file): the restored bytes written into it,
+/// what it held kept as `<file>.ugw-before-restore` until the restore succeeded.
+fn rewrite_file(ctx: &Ctx, archive: &Path, entry: &Path, live: &Path) -> Result<Swap> {
+    let options = Options {
+        only: Some(entry.to_path_buf()),
+        strip_components: entry.components().count() - 1,
+        keep_owners: keep_owners(),
+        ..Options::default()
+    };
+    let staged = unpack::stage(
+        open_tar(archive)?,
+        &scratch("ugw-backup.file"),
+        &options,
+        &ctx.cancel,
+    )?;
+    let restored = staged.path().join(entry.file_name().expect("a name"));
+    let before = sibling(live, BEFORE_SUFFIX);
+    remove_any(&before)?;
+    copy_into(live, &before, true)?;
+    let swap = Swap {
+        target: live.to_path_buf(),
+        before: Some(before),
+        contents_of: None,
+        carried: Vec::new(),
+        rewritten: true,
+    };
+    copy_into(&restored, live, false)?;
+    Ok(swap)
+}
+
+/// Copy the bytes and mode of `from` into `to` (a new file when `create`, else the existing
+/// one, truncated), never through a symlink.
+fn copy_into(from: &Path, to: &Path, create: bool) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |e: &std::io::Error| Error::io_write(format!("cannot write {}", to.display()), e);
+    let mut source = ugw_shared::atomic::open_regular(from)
+        .map_err(|e| Error::io(format!("cannot read {}", from.display()), &e))?;
+    let mode = source.metadata().map_err(|e| fail(&e))?.mode() & 0o7777;
+    let mut options = std::fs::OpenOptions::new();
+    options
+        .write(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    if create {
+        options.create_new(true).mode(0o600);
+    }
+    let mut into = options.open(to).map_err(|e| fail(&e))?;
+    std::io::copy(&mut source, &mut into).map_err(|e| fail(&e))?;
+    into.set_permissions(std::fs::Permissions::from_mode(mode))
+        .and_then(|()| into.sync_all())
+        .map_err(|e| fail(&e))
 }
 
 fn move_children(from: &Path, to: &Path, except: &[Option<OsString>]) -> Result<()> {
@@ -335,6 +400,10 @@ fn undo(swap: &Swap) -> Result<()> {
     let Some(before) = &swap.before else {
         return remove_any(&swap.target);
     };
+    if swap.rewritten {
+        copy_into(before, &swap.target, false)?;
+        return remove_any(before);
+    }
     for relative in &swap.carried {
         std::fs::rename(swap.target.join(relative), before.join(relative))
             .map_err(|e| Error::io(format!("cannot move {} back", relative.display()), &e))?;
@@ -541,13 +610,6 @@ pub fn restore_pg(
 ) -> Result<()> {
     let dumps = stage_dumps(ctx, archive, manifest, targets)?;
     restore_dumps(ctx, &dumps)
-}
-
-fn is_mount_point(path: &Path) -> bool {
-    let (Ok(meta), Some(parent)) = (std::fs::symlink_metadata(path), path.parent()) else {
-        return false;
-    };
-    meta.is_dir() && std::fs::metadata(parent).is_ok_and(|p| p.dev() != meta.dev())
 }
 
 fn remove_any(path: &Path) -> Result<()> {

@@ -368,3 +368,45 @@ fn already_staged_means_with_the_same_options_and_is_checked_under_the_lock() {
     assert_eq!(changed, 1);
     assert_eq!(server.requests_for("slow-v1"), 1);
 }
+
+/// Item 19: an artifact named `a$(touch PWNED).bin` and `{}` inside `sh -c "…"` is refused,
+/// not run; the path reaches CMD safely as `$1` and `$UGW_ARTIFACT`.
+#[test]
+fn braces_inside_a_shell_string_never_run_the_artifacts_name() {
+    let server = FileServer::start();
+    let data = body(100);
+    let url = server.put("a%24%28touch%20PWNED%29.bin", Served::new(&data));
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = |command: &str| {
+        let mut cmd = tool("ugw-fetch");
+        cmd.current_dir(dir.path()).args([
+            "--url",
+            &url,
+            "--sha256",
+            &sha256(&data),
+            "--dest",
+            s(&dir.path().join("staging")),
+            "--smoke",
+            command,
+        ]);
+        run(cmd)
+    };
+    let out = smoke("sh -c \"test -f {}\"");
+    let step = out.assert_code(1).last_step();
+    assert_eq!(step.error_kind(), "unsafe_input", "{}", out.stderr);
+    assert!(out.stderr.contains("UGW_ARTIFACT"), "{}", out.stderr);
+    assert!(!dir.path().join("PWNED").exists(), "the name was run");
+    for safe in [
+        "test -f {} && test -f \"$1\"",
+        "sh -c 'test -f \"$UGW_ARTIFACT\"'",
+    ] {
+        let out = smoke(safe);
+        out.assert_code(0);
+        assert!(
+            !dir.path().join("PWNED").exists(),
+            "{safe}: the name was run"
+        );
+        assert!(dir.path().join("staging/a$(touch PWNED).bin").exists());
+        std::fs::remove_file(dir.path().join("staging/a$(touch PWNED).bin")).unwrap();
+    }
+}

@@ -6,6 +6,7 @@
 mod download;
 mod side_clients;
 mod signature;
+mod smoke;
 mod sums;
 
 use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
@@ -172,7 +173,15 @@ pub fn command() -> Command {
         Arg::new("smoke")
             .long("smoke")
             .value_name("CMD")
-            .help("Run CMD (sh -c; {} is the new file or folder) before the final rename; failing it removes the artifact"),
+            .help("Run CMD (sh -c; {} is the new file or folder) before the final rename; failing it removes the artifact")
+            .long_help(
+                "Run CMD (sh -c) before the final rename; failing it removes the artifact. {} is \
+                 the new file or folder, quoted as one word; the path is also in \
+                 $UGW_ARTIFACT and $1. Do not put {} inside a quoted string (sh -c \"test -f \
+                 {}\"): there it is shell text a second shell reads again, so it is refused \
+                 when the path holds shell metacharacters. In a shell string, use the \
+                 variable in single quotes: sh -c 'test -f \"$UGW_ARTIFACT\"'.",
+            ),
     )
     .arg(
         Arg::new("smoke-timeout")
@@ -669,14 +678,21 @@ fn smoke_test(
     timeout: Duration,
     smoked: Smoked,
 ) -> Result<()> {
-    let quoted = shell_quote(&path.display().to_string());
-    let command_line = command.replace("{}", &quoted);
+    let shown_path = path.display().to_string();
+    let command_line = smoke::substitute(command, &shown_path)?;
     let mut deadline = Instant::now() + timeout;
     if let Some(step) = ctx.deadline() {
         deadline = deadline.min(step);
     }
     ctx.reporter.info(&format!("smoke test: {command}"));
-    let outcome = run_command(&RunSpec::new(&command_line, deadline), &ctx.cancel)?;
+    // The path also as $UGW_ARTIFACT and $1, for CMD's shell to expand (never text to re-read).
+    let spec = RunSpec::argv(
+        "sh",
+        ["-c", command_line.as_str(), "ugw-smoke", shown_path.as_str()],
+        deadline,
+    )
+    .with_env("UGW_ARTIFACT", &shown_path);
+    let outcome = run_command(&spec, &ctx.cancel)?;
     if outcome.success() {
         return Ok(());
     }
@@ -697,10 +713,6 @@ fn smoke_test(
     .with_result(
         json!({"smoke": {"command": command, "outcome": outcome.describe(), "output": output}}),
     ))
-}
-
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 fn speed(bytes: u64, took: Duration) -> String {
@@ -843,7 +855,6 @@ mod tests {
         for bad in ["", ".", "..", "a/b", ".hidden"] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
-        assert_eq!(shell_quote("/a b/it's"), "'/a b/it'\\''s'");
     }
 
     #[test]

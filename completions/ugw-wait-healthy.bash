@@ -23,7 +23,7 @@ _ugw__wait__healthy() {
 
     case "${cmd}" in
         ugw__wait__healthy)
-            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --lock-timeout --host-id --url --tcp --cmd --status --expect --body-regex --expect-version --version-path --max-latency --method --data --data-file --header --header-env --cacert --insecure --fail-if --fail-status --attempt-timeout --interval --max-interval --successes --stable-for --max-failures --once --any --until-down --timeout --help --version"
+            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --lock-timeout --host-id --url --tcp --cmd --status --expect --body-regex --expect-version --version-path --max-latency --method --data --data-file --header --header-env --cacert --insecure --fail-if --fail-status --fail-if-version-differs --pid --pidfile --attempt-timeout --interval --max-interval --successes --stable-for --max-failures --once --any --until-down --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -114,6 +114,18 @@ _ugw__wait__healthy() {
                     return 0
                     ;;
                 --fail-status)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fail-if-version-differs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pidfile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -23,6 +23,9 @@ complete -c ugw-wait-healthy -l header-env -d 'Send header NAME with the value o
 complete -c ugw-wait-healthy -l cacert -d 'Trust the certificates in this PEM file (CAs, or the server\'s own self-signed one) instead of the system\'s' -r -F
 complete -c ugw-wait-healthy -l fail-if -d 'Stop at once when this jq expression on the body yields true (e.g. \'.status == "failed"\')' -r
 complete -c ugw-wait-healthy -l fail-status -d 'Stop at once on these status codes (e.g. 500,501)' -r
+complete -c ugw-wait-healthy -l fail-if-version-differs -d 'Stop when a --url answers the same other version than --expect-version N rounds in a row (another release runs)' -r
+complete -c ugw-wait-healthy -l pid -d 'The process just started: when it exits, the wait fails at once, with its exit status when known' -r
+complete -c ugw-wait-healthy -l pidfile -d 'As --pid, the pid read from FILE (read each round until it names one; then that process is watched)' -r -F
 complete -c ugw-wait-healthy -l attempt-timeout -d 'Longest one attempt may take (clipped to the time left)' -r
 complete -c ugw-wait-healthy -l interval -d 'Time between the starts of two rounds, at least 10ms [default: 100ms, or 1s with a --cmd target]' -r
 complete -c ugw-wait-healthy -l max-interval -d 'Back off exponentially (with jitter) while failing, up to this, from the first failure [default: keep --interval for 10s, then back off up to 1s]' -r

@@ -1721,3 +1721,364 @@ fn a_failed_wait_runs_nothing_and_the_record_goes_to_stdout() {
         "nothing checked after a usage error"
     );
 }
+
+// ---- a dead service is detected, not waited out (issue 21, items 6, 8 and 10) ----
+
+/// A "service" started by the test: it runs `script` and is left unreaped when it exits, so
+/// the tool finds it a zombie (as a supervisor that has not reaped it yet leaves it).
+fn service(script: &str) -> std::process::Child {
+    std::process::Command::new("sh")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// A URL nothing listens on.
+fn closed_url() -> String {
+    format!("http://{}/health/ready", closed_port())
+}
+
+/// The record's `result.process` of the wait's step.
+fn watched_process(out: &kit::Outcome) -> serde_json::Value {
+    out.last_step().result["process"].clone()
+}
+
+#[test]
+fn a_service_that_exits_fails_the_wait_at_once_with_its_exit_status() {
+    let _serial = serial();
+    // Nothing answers on the port: the release died on its bad setting.
+    let mut dead = service("sleep 0.5; exit 3");
+    let pid = dead.id().to_string();
+    let out = wait_healthy(&["--url", &closed_url(), "--pid", &pid, "--timeout", "20s"]);
+    out.assert_code(1);
+    assert!(
+        out.elapsed < Duration::from_secs(5),
+        "detected, not waited out: {:?}",
+        out.elapsed
+    );
+    let step = out.last_step();
+    assert_eq!(step.error_kind(), "process_exited");
+    let message = &step.error.as_ref().unwrap().message;
+    assert!(
+        message.contains(&format!("pid {pid} exited (exit status 3)"))
+            && message.contains("connection refused"),
+        "{message}"
+    );
+    assert_eq!(
+        watched_process(&out),
+        serde_json::json!({"pid": dead.id(), "exited": true, "exit_code": 3})
+    );
+    assert!(
+        out.stderr.contains(&format!("watching pid {pid}")),
+        "{}",
+        out.stderr
+    );
+    dead.wait().unwrap();
+
+    // Killed by a signal: said so.
+    let mut killed = service("sleep 30");
+    let pid = killed.id().to_string();
+    let killer = {
+        let pid = killed.id().cast_signed();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            kit::signal(pid, libc::SIGKILL);
+        })
+    };
+    let out = wait_healthy(&["--url", &closed_url(), "--pid", &pid, "--timeout", "20s"]);
+    killer.join().unwrap();
+    out.assert_code(1);
+    assert!(out.elapsed < Duration::from_secs(5), "{:?}", out.elapsed);
+    assert_eq!(out.last_step().error_kind(), "process_exited");
+    assert_eq!(watched_process(&out)["signal"], 9, "{}", out.stdout);
+    killed.wait().unwrap();
+}
+
+#[test]
+fn a_dead_service_is_not_healthy_because_the_old_release_still_answers() {
+    let _serial = serial();
+    // The release before keeps the port; the new one exits at once.
+    let old = DemoApp::start(&["--version-label", "v1.0.0"]);
+    let mut new = service("exit 1");
+    let until = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(format!("/proc/{}/stat", new.id())).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .trim_start()
+            .starts_with('Z')
+    }) && Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = new.id().to_string();
+    let out = wait_healthy(&["--url", &ready_url(&old), "--pid", &pid, "--timeout", "20s"]);
+    out.assert_code(1);
+    assert_eq!(out.last_step().error_kind(), "process_exited");
+    assert!(out.elapsed < Duration::from_secs(2), "{:?}", out.elapsed);
+    assert_eq!(
+        old.requests_settled(),
+        0,
+        "a dead process is not waited on at all"
+    );
+    assert_eq!(watched_process(&out)["exit_code"], 1);
+    new.wait().unwrap();
+
+    // A process that has gone altogether (reaped) is not running either.
+    let out = wait_healthy(&["--url", &ready_url(&old), "--pid", &pid, "--timeout", "20s"]);
+    out.assert_code(1);
+    assert_eq!(out.last_step().error_kind(), "process_exited");
+    assert!(
+        out.last_step()
+            .error
+            .unwrap()
+            .message
+            .contains(&format!("pid {pid} is not running")),
+        "{}",
+        out.stderr
+    );
+
+    // While it runs, the wait is the usual one.
+    let mut alive = service("sleep 30");
+    let pid = alive.id().to_string();
+    let out = wait_healthy(&["--url", &ready_url(&old), "--pid", &pid]);
+    out.assert_code(0);
+    assert_eq!(
+        watched_process(&out),
+        serde_json::json!({"pid": alive.id(), "exited": false})
+    );
+    let _ = alive.kill();
+    let _ = alive.wait();
+}
+
+#[test]
+fn a_pidfile_is_read_until_it_names_the_process_then_its_exit_ends_the_wait() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("app.pid");
+    // A service that writes its pidfile a moment after it starts (atomically), then dies;
+    // started in a session of its own, as a restart command would, so it is not our child.
+    let script = format!(
+        "setsid sh -c 'sleep 0.3; echo $$ > {0}.tmp; mv {0}.tmp {0}; sleep 0.5; exit 4' &",
+        kit::s(&pidfile)
+    );
+    std::process::Command::new("sh")
+        .args(["-c", &script])
+        .status()
+        .unwrap();
+    let out = wait_healthy(&[
+        "--url",
+        &closed_url(),
+        "--pidfile",
+        kit::s(&pidfile),
+        "--timeout",
+        "20s",
+    ]);
+    out.assert_code(1);
+    assert!(out.elapsed < Duration::from_secs(5), "{:?}", out.elapsed);
+    let step = out.last_step();
+    assert_eq!(step.error_kind(), "process_exited");
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let message = step.error.unwrap().message;
+    assert!(
+        message.starts_with(&format!(
+            "pid {pid} (from --pidfile {}) exited",
+            kit::s(&pidfile)
+        )),
+        "{message}"
+    );
+    let process = watched_process(&out);
+    assert_eq!(process["pid"], pid);
+    assert_eq!(process["pidfile"], kit::s(&pidfile));
+    assert_eq!(process["exited"], true);
+    // Not our child: the status is known only through the pidfd (Linux 6.15 and later) or
+    // while it is still a zombie; never a wrong one.
+    assert!(
+        process.get("exit_code").is_none_or(|code| *code == 4),
+        "{process}"
+    );
+    assert!(
+        out.stderr
+            .contains("app.pid: no such file yet; reading it again each round"),
+        "{}",
+        out.stderr
+    );
+
+    // A pidfile that never names a process: the deadline, and the message says so.
+    let out = wait_healthy(&[
+        "--url",
+        &closed_url(),
+        "--pidfile",
+        kit::s(&dir.path().join("never.pid")),
+        "--timeout",
+        "500ms",
+    ]);
+    out.assert_code(1);
+    assert_eq!(out.last_step().error_kind(), "timeout");
+    assert!(
+        out.last_step()
+            .error
+            .unwrap()
+            .message
+            .contains("never.pid never named a process (no such file yet)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn another_version_that_stays_n_rounds_is_a_failure_not_a_wait() {
+    let _serial = serial();
+    let app = DemoApp::start(&["--version-label", "v0.65.1"]);
+    let out = wait_healthy(&[
+        "--url",
+        &ready_url(&app),
+        "--expect-version",
+        "v0.65.3",
+        "--fail-if-version-differs",
+        "3",
+        "--timeout",
+        "20s",
+    ]);
+    out.assert_code(1);
+    assert!(out.elapsed < Duration::from_secs(3), "{:?}", out.elapsed);
+    let step = out.last_step();
+    assert_eq!(step.error_kind(), "fail_condition");
+    let message = step.error.as_ref().unwrap().message.clone();
+    assert!(
+        message.contains("version v0.65.1, expecting v0.65.3 (the same 3 rounds in a row"),
+        "{message}"
+    );
+    assert_eq!(step.wait_result().rounds, 3, "exactly N rounds: {message}");
+
+    // The right version after a few rounds of the old one, fewer than N: a wait that passes.
+    let slow = DemoApp::start(&["--version-label", "v0.65.3", "--ready-after", "400ms"]);
+    let out = wait_healthy(&[
+        "--url",
+        &ready_url(&slow),
+        "--expect-version",
+        "v0.65.3",
+        "--fail-if-version-differs",
+        "3",
+    ]);
+    out.assert_code(0);
+
+    // A body without a version is not another version: it is waited on.
+    let out = wait_healthy(&[
+        "--url",
+        &ready_url(&app),
+        "--expect-version",
+        "v0.65.3",
+        "--version-path",
+        ".nothing",
+        "--fail-if-version-differs",
+        "1",
+        "--timeout",
+        "500ms",
+    ]);
+    out.assert_code(1);
+    assert_eq!(out.last_step().error_kind(), "timeout");
+
+    // It counts rounds against an expected version: without one it is a usage error.
+    let out = wait_healthy(&["--url", &ready_url(&app), "--fail-if-version-differs", "3"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("give --expect-version"),
+        "{}",
+        out.stderr
+    );
+    let out = wait_healthy(&[
+        "--url",
+        &ready_url(&app),
+        "--expect-version",
+        "1",
+        "--fail-if-version-differs",
+        "0",
+    ]);
+    out.assert_code(2);
+}
+
+#[test]
+fn an_empty_or_null_expected_version_is_a_usage_error() {
+    let app = DemoApp::start(&[]);
+    let url = ready_url(&app);
+    for given in [
+        "--expect-version=",
+        "--expect-version=null",
+        "--expect-version= NULL ",
+    ] {
+        let out = wait_healthy(&["--url", &url, given, "--timeout", "5s"]);
+        out.assert_code(2);
+        assert_eq!(out.last_step().error_kind(), "usage", "{given}");
+        assert!(
+            out.stderr.contains("--expect-version was given"),
+            "{given}: {}",
+            out.stderr
+        );
+    }
+    // As a shell passes an empty variable: a word of its own, even with a record that has a
+    // version to expect.
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.args(["--url", &url, "--expect-version", "", "--in", "-"]);
+    let out = kit::with_stdin(cmd, &kit::fetch_record("v1.0.0"));
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("--expect-version was given an empty value"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(app.requests_settled(), 0, "nothing was waited on");
+    // Without a value it is still the record's version.
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.args(["--url", &url, "--expect-version", "--in", "-"]);
+    kit::with_stdin(cmd, &kit::fetch_record("v1.0.0")).assert_code(0);
+}
+
+/// A Datasette-like `/-/versions.json`: the version is not at `.version`.
+const VERSIONS_JSON: &str = r#"{"python": {"version": "3.11.2", "full": "3.11.2 (main, Mar 13 2023)"}, "datasette": {"version": "0.64.8"}, "asgi": "3.0", "sqlite": {"version": "3.40.1", "fts_versions": ["FTS5", "FTS4"]}}"#;
+
+#[test]
+fn a_missing_version_names_the_paths_that_look_like_versions() {
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{VERSIONS_JSON}",
+        VERSIONS_JSON.len()
+    );
+    let server = kit::RawServer::start(response.as_bytes());
+    let out = wait_healthy(&[
+        "--url",
+        &server.url(),
+        "--expect-version",
+        "0.64.8",
+        "--timeout",
+        "500ms",
+    ]);
+    out.assert_code(1);
+    // On the first miss, on stderr; and in the message the wait ends with.
+    let first_miss = out
+        .stderr
+        .lines()
+        .find(|line| line.contains("failing"))
+        .unwrap_or_else(|| panic!("{}", out.stderr));
+    let hint = "no version at .version in the body; paths that look like versions: \
+                .python.version (\"3.11.2\"), .datasette.version (\"0.64.8\"), .asgi (\"3.0\"), \
+                .sqlite.version (\"3.40.1\"); give the one to read with --version-path";
+    assert!(first_miss.contains(hint), "{first_miss}");
+    assert!(out.target_error().contains(hint), "{}", out.target_error());
+    // The flag the hint names does it.
+    wait_healthy(&[
+        "--url",
+        &server.url(),
+        "--expect-version",
+        "0.64.8",
+        "--version-path",
+        ".datasette.version",
+    ])
+    .assert_code(0);
+}

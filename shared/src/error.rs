@@ -70,6 +70,8 @@ error_kinds! {
         "the deadline (--timeout) passed before the job succeeded";
     FailCondition => "fail_condition", exit::FAILED,
         "a fail-fast condition (--fail-if, --fail-status) matched; waiting longer would not help";
+    ProcessExited => "process_exited", exit::FAILED,
+        "the process a wait watches (--pid, --pidfile) exited; its exit status is in the message when it could be known";
     Io => "io", exit::FAILED,
         "reading or writing a file failed";
     NoSpace => "no_space", exit::FAILED,

@@ -73,6 +73,86 @@ impl Process {
     }
 }
 
+/// How a process ended, as `waitpid(2)` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Exited(i32),
+    /// A signal with this number ended it.
+    Signalled(i32),
+}
+
+impl ExitStatus {
+    /// From a raw `waitpid(2)` status word.
+    #[must_use]
+    pub fn from_wait_status(status: i32) -> Self {
+        if libc::WIFEXITED(status) {
+            ExitStatus::Exited(libc::WEXITSTATUS(status))
+        } else {
+            ExitStatus::Signalled(libc::WTERMSIG(status))
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Exited(code) => write!(f, "exit status {code}"),
+            ExitStatus::Signalled(signal) => write!(f, "killed by signal {signal}"),
+        }
+    }
+}
+
+impl Process {
+    /// How it ended, when that can be known without being its parent: from the pidfd once
+    /// it has been reaped (Linux 6.15 and later keep the status there), or from `/proc` while
+    /// it is a zombie its parent has not reaped yet. `None` while it runs, or when neither
+    /// can tell (an older kernel, after the reaping).
+    #[must_use]
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        if self.alive() {
+            return None;
+        }
+        // The pidfd first: a reaped pid may already be a stranger's in /proc. A zombie still
+        // holds its pid, so /proc is its own then; asked again after, in case it was reaped
+        // between the two.
+        self.pidfd_exit_status()
+            .or_else(|| self.zombie_exit_status())
+            .or_else(|| self.pidfd_exit_status())
+    }
+
+    fn pidfd_exit_status(&self) -> Option<ExitStatus> {
+        use rustix::fd::AsRawFd;
+        // SAFETY: an all-zero `pidfd_info` is a valid value of this plain C struct (integers
+        // only), and the kernel writes at most `sizeof(pidfd_info)` bytes into it.
+        let mut info: libc::pidfd_info = unsafe { std::mem::zeroed() };
+        info.mask = u64::from(libc::PIDFD_INFO_EXIT);
+        // SAFETY: the pidfd is open for as long as `self` lives and `info` is a valid,
+        // writable `pidfd_info`, which is what PIDFD_GET_INFO reads and fills in.
+        let done =
+            unsafe { libc::ioctl(self.pidfd.as_raw_fd(), libc::PIDFD_GET_INFO, &raw mut info) };
+        (done == 0 && info.mask & u64::from(libc::PIDFD_INFO_EXIT) != 0)
+            .then(|| ExitStatus::from_wait_status(info.exit_code))
+    }
+
+    /// A zombie's status: field 52 of `/proc/PID/stat` (Linux 3.5 and later).
+    fn zombie_exit_status(&self) -> Option<ExitStatus> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        // The name in parentheses may hold spaces; the fields after it do not. Field 3 (the
+        // state) is the first after it, field 52 the 50th.
+        let (_, rest) = stat.rsplit_once(')')?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() != Some(&"Z") {
+            return None;
+        }
+        fields
+            .get(49)?
+            .parse()
+            .ok()
+            .map(ExitStatus::from_wait_status)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +268,37 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(1));
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    #[test]
+    fn the_exit_status_is_known_as_a_zombie_and_after_the_reaping() {
+        let mut child = spawn("sleep 0.1; exit 3");
+        let process = Process::from_pid(pid(&child)).unwrap().unwrap();
+        assert_eq!(process.exit_status(), None, "it still runs");
+        assert!(
+            process
+                .wait_gone(Instant::now() + Duration::from_secs(10), &Cancel::default())
+                .unwrap()
+        );
+        assert_eq!(process.exit_status(), Some(ExitStatus::Exited(3)));
+        child.wait().unwrap();
+        // Reaped: only a kernel that keeps it in the pidfd (6.15+) can still tell.
+        let reaped = process.exit_status();
+        assert!(
+            reaped.is_none_or(|s| s == ExitStatus::Exited(3)),
+            "{reaped:?}"
+        );
+
+        let mut killed = spawn("sleep 30");
+        let process = Process::from_pid(pid(&killed)).unwrap().unwrap();
+        killed.kill().unwrap();
+        assert!(
+            process
+                .wait_gone(Instant::now() + Duration::from_secs(10), &Cancel::default())
+                .unwrap()
+        );
+        assert_eq!(process.exit_status(), Some(ExitStatus::Signalled(9)));
+        let _ = killed.wait();
     }
 
     #[test]

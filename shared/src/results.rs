@@ -69,6 +69,27 @@ pub struct WaitHealthy {
     pub deadline_overrun_ms: u64,
     /// The version the first `--url` expected, if any.
     pub expect_version: Option<String>,
+    /// The process the wait watched (`--pid`, `--pidfile`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<WatchedProcess>,
+}
+
+/// The process a wait watched: a wait ends at once, failed, when it exits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct WatchedProcess {
+    /// Its pid; `None` when the pidfile never named one.
+    pub pid: Option<i32>,
+    /// The `--pidfile` it was read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pidfile: Option<String>,
+    /// Whether it had exited when the wait ended.
+    pub exited: bool,
+    /// Its exit code, when it exited and that could be known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did and that could be known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
 }
 
 impl ToolResult for WaitHealthy {
@@ -461,6 +482,7 @@ mod tests {
             time_to_healthy_ms: Some(110),
             deadline_overrun_ms: 0,
             expect_version: None,
+            process: None,
         }
     }
 

@@ -5,6 +5,7 @@
 mod plan;
 mod probe;
 mod watch;
+mod watched;
 
 use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
 use plan::Plan;
@@ -26,6 +27,10 @@ Examples:
 
   # The database port and a command must both pass, and stay passing for 10 s:
   ugw-wait-healthy --tcp 127.0.0.1:5432 --cmd 'pg_isready -q' --stable-for 10s --timeout 5m
+
+  # The version where the body keeps it (Datasette: --version-path .datasette.version), and
+  # another version answering 20 rounds in a row is a failure, not a wait:
+  ugw-wait-healthy --url http://127.0.0.1:8080/health/ready --version-path .version --expect-version v1.1.0 --fail-if-version-differs 20
 
   # Stop at once when the service reports a failed start instead of waiting out the deadline:
   ugw-wait-healthy --url http://[::1]:8080/health/ready --fail-if '.status == \"failed\"'
@@ -128,7 +133,7 @@ pub fn command() -> Command {
             .value_name("V")
             .num_args(0..=1)
             .action(ArgAction::Append)
-            .default_missing_value("")
+            .default_missing_value(plan::FROM_THE_RECORD)
             .help("The body's version must equal V (v1.1.0 = 1.1.0); without V, the version of the last ugw-fetch step"),
     )
     .arg(
@@ -184,6 +189,29 @@ pub fn command() -> Command {
             .value_name("LIST")
             .action(ArgAction::Append)
             .help("Stop at once on these status codes (e.g. 500,501)"),
+    )
+    .arg(
+        Arg::new("fail-if-version-differs")
+            .long("fail-if-version-differs")
+            .value_name("N")
+            .value_parser(clap::value_parser!(u32).range(1..))
+            .help("Stop when a --url answers the same other version than --expect-version N rounds in a row (another release runs)"),
+    )
+    .next_help_heading("The service's process (exit 1 at once, kind process_exited, when it exits)")
+    .arg(
+        Arg::new("pid")
+            .long("pid")
+            .value_name("PID")
+            .value_parser(clap::value_parser!(i32).range(1..))
+            .conflicts_with("pidfile")
+            .help("The process just started: when it exits, the wait fails at once, with its exit status when known"),
+    )
+    .arg(
+        Arg::new("pidfile")
+            .long("pidfile")
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(std::path::PathBuf))
+            .help("As --pid, the pid read from FILE (read each round until it names one; then that process is watched)"),
     )
     .next_help_heading("Timing")
     .arg(

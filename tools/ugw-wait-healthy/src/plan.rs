@@ -3,6 +3,7 @@
 //! allow), is a usage error (exit 2) with nothing attempted.
 
 use crate::probe::Target;
+use crate::watched::Source;
 use clap::ArgMatches;
 use clap::parser::ValueSource;
 use regex::{Regex, RegexBuilder};
@@ -35,6 +36,10 @@ pub const HTTP_FLAGS: [&str; 11] = [
     "fail-if",
     "fail-status",
 ];
+
+/// What clap gives `--expect-version` without a value: a NUL, which no argument can hold, so
+/// that an empty value (`--expect-version "$UNSET"`) is told apart from no value.
+pub const FROM_THE_RECORD: &str = "\0";
 
 /// The longest `--data-file`: a smoke check's request, not an upload.
 const MAX_DATA_FILE: u64 = 8 * 1024 * 1024;
@@ -93,6 +98,10 @@ pub struct Plan {
     pub once: bool,
     /// The program to run in this process once healthy (`-- CMD ARGS`).
     pub then_run: Option<Vec<OsString>>,
+    /// The process that must keep running while the wait goes on (`--pid`, `--pidfile`).
+    pub watch: Option<Source>,
+    /// `--fail-if-version-differs N`: another version answering N rounds in a row fails.
+    pub version_differs: Option<u32>,
 }
 
 impl Plan {
@@ -124,8 +133,15 @@ impl Plan {
             any: m.get_flag("any"),
             once: m.get_flag("once"),
             then_run: then_run(m)?,
+            watch: match (m.get_one::<i32>("pid"), m.get_one::<PathBuf>("pidfile")) {
+                (Some(pid), _) => Some(Source::Pid(*pid)),
+                (None, Some(path)) => Some(Source::Pidfile(path.clone())),
+                (None, None) => None,
+            },
+            version_differs: m.get_one::<u32>("fail-if-version-differs").copied(),
         };
         plan.check_timing()?;
+        plan.check_watching()?;
         Ok(plan)
     }
 
@@ -177,6 +193,23 @@ impl Plan {
                 self.successes,
                 human(self.interval),
                 human(self.timeout)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuse a watched process or a version counter the wait cannot use.
+    fn check_watching(&self) -> Result<()> {
+        if self.watch.is_some() && self.until_down {
+            return Err(Error::usage(
+                "--pid/--pidfile watch a process that must stay up; --until-down waits for \
+                 targets to stop answering (drop one of them)",
+            ));
+        }
+        if self.version_differs.is_some() && self.expect_version().is_none() {
+            return Err(Error::usage(
+                "--fail-if-version-differs counts rounds answering another version than \
+                 --expect-version: give --expect-version",
             ));
         }
         Ok(())
@@ -409,7 +442,7 @@ impl<'a> Scopes<'a> {
                 // Without a value: the version the last ugw-fetch step staged.
                 Some(given) => ctx.this_run().flag_or_earlier(
                     "--expect-version",
-                    Some(given.trim().to_string()).filter(|v| !v.is_empty()),
+                    expected_version(&given)?,
                     ctx.dry_run,
                     |f: Fetched| f.version,
                 )?,
@@ -426,6 +459,28 @@ impl<'a> Scopes<'a> {
                 .transpose()?,
         })
     }
+}
+
+/// The version `--expect-version` was given: `None` without a value (the record's), a usage
+/// error when empty or `null` (a shell variable that was never set, a jq `null` from a
+/// lookup that found nothing): waiting for "null" would wait out the deadline.
+fn expected_version(given: &str) -> Result<Option<String>> {
+    if given == FROM_THE_RECORD {
+        return Ok(None);
+    }
+    let version = given.trim();
+    if version.is_empty() || version.eq_ignore_ascii_case("null") {
+        let shown = if version.is_empty() {
+            "an empty value"
+        } else {
+            "'null'"
+        };
+        return Err(Error::usage(format!(
+            "--expect-version was given {shown}: name the version (--expect-version v1.2.3), \
+             or give the flag no value to expect the one the ugw-fetch step of the record staged"
+        )));
+    }
+    Ok(Some(version.to_string()))
 }
 
 /// A `--body-regex`: multi-line, so `^` and `$` match at each line of the body (Prometheus

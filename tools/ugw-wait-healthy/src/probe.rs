@@ -87,6 +87,9 @@ pub struct Verdict {
     /// The attempt failed only because the overall deadline cut it short; it says nothing
     /// new about the target.
     pub cut_by_deadline: bool,
+    /// The version the body named when it was not the expected one (what
+    /// `--fail-if-version-differs` counts).
+    pub other_version: Option<String>,
 }
 
 impl Verdict {
@@ -290,7 +293,10 @@ fn judge_http(checks: &HttpChecks, response: &HttpResponse, jq: &JqBudget) -> Re
     let json = checks.needs_json().then(|| parse_json(&response.body));
     verdict.fatal = fail_fast(checks, response, json.as_ref(), jq)?;
     if let Some((miss, reason)) = check_http(checks, response, json.as_ref(), jq)? {
-        verdict.missed(miss, reason);
+        if let JsonMiss::OtherVersion(found) = &miss {
+            verdict.other_version = Some(found.clone());
+        }
+        verdict.missed(Miss::from(miss), reason);
     }
     verdict.passed = verdict.reason.is_none() && verdict.fatal.is_none();
     Ok(verdict)
@@ -321,16 +327,38 @@ fn fail_fast(
         .map(|_| format!("status {} matches --fail-status", status_text(response))))
 }
 
+/// Why an HTTP answer missed: a [`Miss`], or another version than the one expected (which
+/// shows as an assertion, and is counted by `--fail-if-version-differs`).
+enum JsonMiss {
+    Plain(Miss),
+    OtherVersion(String),
+}
+
+impl From<JsonMiss> for Miss {
+    fn from(miss: JsonMiss) -> Miss {
+        match miss {
+            JsonMiss::Plain(miss) => miss,
+            JsonMiss::OtherVersion(_) => Miss::Assertion,
+        }
+    }
+}
+
+impl From<Miss> for JsonMiss {
+    fn from(miss: Miss) -> JsonMiss {
+        JsonMiss::Plain(miss)
+    }
+}
+
 /// The first assertion that fails, in words; `None` when all hold.
 fn check_http(
     checks: &HttpChecks,
     response: &HttpResponse,
     json: Option<&std::result::Result<JqInput, String>>,
     jq: &JqBudget,
-) -> Result<Option<(Miss, String)>> {
+) -> Result<Option<(JsonMiss, String)>> {
     if !checks.status.contains(response.status) {
         let reason = format!("status {}", status_text(response));
-        return Ok(Some((Miss::Status(response.status), reason)));
+        return Ok(Some((Miss::Status(response.status).into(), reason)));
     }
     if let Some(max) = checks.max_latency.filter(|max| response.latency > *max) {
         let reason = format!(
@@ -338,11 +366,11 @@ fn check_http(
             human(response.latency),
             human(max)
         );
-        return Ok(Some((Miss::TooSlow, reason)));
+        return Ok(Some((Miss::TooSlow.into(), reason)));
     }
     if response.truncated && (!checks.expect.is_empty() || checks.expect_version.is_some()) {
         let reason = format!("the body is larger than {} KiB", BODY_LIMIT / 1024);
-        return Ok(Some((Miss::Assertion, reason)));
+        return Ok(Some((Miss::Assertion.into(), reason)));
     }
     let text = String::from_utf8_lossy(&response.body);
     if let Some(re) = checks.body_regex.iter().find(|re| !re.is_match(&text)) {
@@ -351,14 +379,14 @@ fn check_http(
             re.as_str(),
             excerpt(&response.body, QUOTE_BYTES)
         );
-        return Ok(Some((Miss::Assertion, reason)));
+        return Ok(Some((Miss::Assertion.into(), reason)));
     }
     let body = match json {
         None => return Ok(None),
         Some(Ok(body)) => body,
-        Some(Err(e)) => return Ok(Some((Miss::Assertion, e.clone()))),
+        Some(Err(e)) => return Ok(Some((Miss::Assertion.into(), e.clone()))),
     };
-    Ok(check_json(checks, body, &response.body, jq)?.map(|reason| (Miss::Assertion, reason)))
+    check_json(checks, body, &response.body, jq)
 }
 
 /// The first `--expect` or `--expect-version` that fails on a JSON body, in words.
@@ -367,19 +395,20 @@ fn check_json(
     body: &JqInput,
     raw: &[u8],
     jq: &JqBudget,
-) -> Result<Option<String>> {
+) -> Result<Option<(JsonMiss, String)>> {
+    let assertion = |reason: String| Some((JsonMiss::Plain(Miss::Assertion), reason));
     for expr in &checks.expect {
         match expr.eval_until(body, jq.deadline, jq.cancel)? {
             Ok(outputs) if outputs.holds() => {}
             Ok(outputs) => {
-                return Ok(Some(format!(
+                return Ok(assertion(format!(
                     "--expect '{}' is not true: it gave {} (body '{}')",
                     expr.text(),
                     outputs.shown(QUOTE_BYTES),
                     excerpt(raw, QUOTE_BYTES)
                 )));
             }
-            Err(e) => return Ok(Some(e)),
+            Err(e) => return Ok(assertion(e)),
         }
     }
     let Some(wanted) = checks.expect_version.as_ref() else {
@@ -391,13 +420,104 @@ fn check_json(
         .map(|outputs| outputs.first_text());
     Ok(match found {
         Ok(Some(found)) if version::same(&found, wanted) => None,
-        Ok(Some(found)) => Some(format!("version {found}, expecting {wanted}")),
-        Ok(None) => Some(format!(
-            "no version at {} in the body",
-            checks.version_path.text()
+        Ok(Some(found)) => {
+            let reason = format!("version {found}, expecting {wanted}");
+            Some((JsonMiss::OtherVersion(found), reason))
+        }
+        Ok(None) => assertion(format!(
+            "no version at {} in the body{}",
+            checks.version_path.text(),
+            version_hint(raw)
         )),
-        Err(e) => Some(e),
+        Err(e) => assertion(e),
     })
+}
+
+/// At most this many paths are suggested.
+const HINT_PATHS: usize = 5;
+
+/// `; paths that look like versions: .datasette.version ("0.64.8"), …; give --version-path`:
+/// where the body keeps something that looks like a version, for a body that has none at
+/// `--version-path` (empty when it has nothing of the kind).
+fn version_hint(raw: &[u8]) -> String {
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(raw) else {
+        return String::new();
+    };
+    let mut found = Vec::new();
+    version_like_paths(&body, String::new(), 0, &mut found);
+    if found.is_empty() {
+        return String::new();
+    }
+    let shown: Vec<String> = found
+        .iter()
+        .take(HINT_PATHS)
+        .map(|(path, value)| format!("{path} (\"{}\")", excerpt(value.as_bytes(), QUOTE_BYTES)))
+        .collect();
+    format!(
+        "; paths that look like versions: {}; give the one to read with --version-path",
+        shown.join(", ")
+    )
+}
+
+/// How deep the search for versions goes into a body.
+const HINT_DEPTH: usize = 6;
+
+/// Every path (in jq syntax, in the body's order) to a string that looks like a version.
+fn version_like_paths(
+    value: &serde_json::Value,
+    path: String,
+    depth: usize,
+    found: &mut Vec<(String, String)>,
+) {
+    use serde_json::Value;
+    if depth > HINT_DEPTH || found.len() > HINT_PATHS {
+        return;
+    }
+    match value {
+        Value::String(text) if looks_like_version(text) => {
+            let path = if path.is_empty() { ".".into() } else { path };
+            found.push((path, text.clone()));
+        }
+        Value::Object(map) => {
+            for (key, inner) in map {
+                version_like_paths(inner, format!("{path}{}", jq_key(key)), depth + 1, found);
+            }
+        }
+        Value::Array(items) => {
+            for (index, inner) in items.iter().enumerate() {
+                version_like_paths(inner, format!("{path}[{index}]"), depth + 1, found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `.name`, or `["odd key"]` for a key jq cannot take bare.
+fn jq_key(key: &str) -> String {
+    let bare = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if bare {
+        format!(".{key}")
+    } else {
+        format!("[{}]", serde_json::Value::String(key.to_string()))
+    }
+}
+
+/// `1.2`, `v1.2.3`, `0.65.0rc1`, `2.0.0-beta.1+build5`: numbers joined by dots (at least two),
+/// an optional `v`, an optional label after.
+fn looks_like_version(text: &str) -> bool {
+    let rest = text.strip_prefix(['v', 'V']).unwrap_or(text);
+    let numeric_end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    let (numbers, label) = rest.split_at(numeric_end);
+    let parts: Vec<&str> = numbers.split('.').collect();
+    parts.len() >= 2
+        && parts.iter().all(|p| !p.is_empty())
+        && label.len() <= 32
+        && label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_'))
 }
 
 fn status_text(response: &HttpResponse) -> String {
@@ -454,11 +574,17 @@ pub struct TargetState {
     last_miss: Option<String>,
     pub fatal: Option<String>,
     shown: Option<Shown>,
+    /// `--fail-if-version-differs N`, and the other version answering now, for how many
+    /// rounds in a row.
+    version_differs: Option<u32>,
+    other_version: Option<(String, u32)>,
 }
 
 impl TargetState {
-    pub fn new(target: &Target) -> Self {
+    pub fn new(target: &Target, version_differs: Option<u32>) -> Self {
         TargetState {
+            version_differs,
+            other_version: None,
             label: target.label(),
             kind: target.kind(),
             attempts: 0,
@@ -482,6 +608,9 @@ impl TargetState {
             self.passes += 1;
         }
         self.fatal.clone_from(&verdict.fatal);
+        if self.fatal.is_none() {
+            self.fatal = self.count_other_version(&verdict);
+        }
         self.met = verdict.meets(until_down);
         let detail = describe(&verdict);
         if !self.met {
@@ -503,6 +632,29 @@ impl TargetState {
         self.shown = Some(shown);
         self.last = Some(verdict);
         line
+    }
+
+    /// Count a round that answered another version (the same one as the round before, or the
+    /// count starts again); at `--fail-if-version-differs` rounds, why the wait ends.
+    fn count_other_version(&mut self, verdict: &Verdict) -> Option<String> {
+        let limit = self.version_differs?;
+        let Some(found) = verdict.other_version.clone() else {
+            self.other_version = None;
+            return None;
+        };
+        let rounds = match self.other_version.take() {
+            Some((before, rounds)) if before == found => rounds + 1,
+            _ => 1,
+        };
+        self.other_version = Some((found.clone(), rounds));
+        (rounds >= limit).then(|| {
+            format!(
+                "{} (the same {} {} in a row, --fail-if-version-differs {limit}): another release answers",
+                verdict.reason.clone().unwrap_or_else(|| format!("version {found}")),
+                rounds,
+                if rounds == 1 { "round" } else { "rounds" },
+            )
+        })
     }
 
     pub fn goal_met(&self) -> bool {

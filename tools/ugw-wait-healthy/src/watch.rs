@@ -3,6 +3,7 @@
 
 use crate::plan::Plan;
 use crate::probe::{self, Round, TargetState};
+use crate::watched::Watched;
 use std::time::Instant;
 use ugw_shared::poll::Poller;
 use ugw_shared::results::WaitHealthy;
@@ -16,6 +17,8 @@ pub struct Watch<'a> {
     streak: Streak,
     healthy_at: Option<Instant>,
     ended: Option<Instant>,
+    /// The service's process (`--pid`, `--pidfile`): its exit ends the wait.
+    watched: Option<Watched>,
 }
 
 impl<'a> Watch<'a> {
@@ -23,11 +26,16 @@ impl<'a> Watch<'a> {
     pub fn new(plan: &'a Plan, started: Instant, deadline: Instant) -> Self {
         Watch {
             plan,
-            states: plan.targets.iter().map(TargetState::new).collect(),
+            states: plan
+                .targets
+                .iter()
+                .map(|target| TargetState::new(target, plan.version_differs))
+                .collect(),
             poller: Poller::until(plan.poll_plan(), started, deadline),
             streak: Streak::default(),
             healthy_at: None,
             ended: None,
+            watched: plan.watch.clone().map(Watched::new),
         }
     }
 
@@ -39,6 +47,7 @@ impl<'a> Watch<'a> {
     }
 
     fn rounds(&mut self, ctx: &Ctx) -> Result<()> {
+        self.check_process(ctx)?;
         loop {
             let until = self.poller.begin_round();
             let round = probe::run_round(self.plan, until, self.poller.deadline(), &ctx.cancel)?;
@@ -47,6 +56,9 @@ impl<'a> Watch<'a> {
             let met = round.meets_goal(self.plan);
             let retry_after = round.retry_after;
             self.take(round, ctx)?;
+            // After the round too: a service that died is not healthy because something
+            // else (the release before) still answers on its port.
+            self.check_process(ctx)?;
             if self.streak.count(met, self.plan) {
                 self.healthy_at = Some(Instant::now());
                 return Ok(());
@@ -58,9 +70,30 @@ impl<'a> Watch<'a> {
             }
             if !self.poller.wait_next(met, retry_after, &ctx.cancel)? {
                 let within = format!("within --timeout {}", human(self.plan.timeout));
-                return Err(Error::new(ErrorKind::Timeout, self.not_met(&within)));
+                let mut detail = self.not_met(&within);
+                if let Some(why) = self.watched.as_ref().and_then(Watched::never_found) {
+                    detail = format!("{detail}; {why}");
+                }
+                return Err(Error::new(ErrorKind::Timeout, detail));
             }
         }
+    }
+
+    /// The watched process still runs (or none is watched); its exit fails the wait, saying
+    /// what the targets last did.
+    fn check_process(&mut self, ctx: &Ctx) -> Result<()> {
+        let Some(watched) = self.watched.as_mut() else {
+            return Ok(());
+        };
+        watched.check(ctx).map_err(|exited| {
+            let targets = if self.states.iter().any(|s| s.attempts > 0) {
+                format!("; {}", self.not_met("when it exited"))
+            } else {
+                String::new()
+            };
+            let message = format!("{}{targets}", exited.message);
+            Error::new(exited.kind, message)
+        })
     }
 
     /// Record each target's verdict (a line on stderr when its state changed); a fail-fast
@@ -93,6 +126,7 @@ impl<'a> Watch<'a> {
             time_to_healthy_ms: self.healthy_at.map(|t| millis(t - started)),
             deadline_overrun_ms: millis(self.poller.overrun(end)),
             expect_version: self.plan.expect_version().map(str::to_string),
+            process: self.watched.as_ref().map(Watched::result),
         }
     }
 

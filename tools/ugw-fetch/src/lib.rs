@@ -137,7 +137,13 @@ pub fn command() -> Command {
             .long("minisign-sig-url")
             .value_name("URL")
             .requires("minisign-pubkey")
-            .help("The .minisig of the checksum file when one is given, else of the artifact"),
+            .help(
+                "The .minisig of the checksum file when one is given, else of the artifact. \
+                 Both algorithms minisign 0.11 verifies are accepted: prehashed (its default) \
+                 is checked as the file streams; legacy (minisign -S -l) signs the whole \
+                 file, which is checked from the staged temp file, mapped, never read into \
+                 memory. The trusted comment must verify too",
+            ),
     )
     .next_help_heading("Staging")
     .arg(
@@ -776,8 +782,16 @@ impl Check {
                 signed.verify_bytes(&text, "the checksum file")?;
             }
             let text = String::from_utf8_lossy(&text);
-            let found = sums::find(&text, &plan.file_name)
-                .map_err(|why| Error::new(ErrorKind::NotFound, why))?;
+            // The operator's --name first (an asset URL's last segment is often an id),
+            // then the URL's own name.
+            let mut names: Vec<&str> = m
+                .get_one::<String>("name")
+                .map(String::as_str)
+                .into_iter()
+                .collect();
+            names.push(&plan.file_name);
+            let found =
+                sums::find(&text, &names).map_err(|why| Error::new(ErrorKind::NotFound, why))?;
             check.sha256 = Some(found);
         } else {
             check.artifact_signature = signed;
@@ -788,8 +802,11 @@ impl Check {
 
 /// A checksum or signature file, read whole (it is small), with a few retries.
 fn small_file(ctx: &Ctx, client: &HttpClient, url: &str, limits: Limits) -> Result<Vec<u8>> {
-    if let Some(rest) = url.strip_prefix("file://") {
-        return ugw_shared::atomic::read_capped(Path::new(rest), SMALL_FILE_LIMIT)
+    // A file:// URL is parsed as --url's is: percent-decoded, file://localhost/ is local.
+    if url.starts_with("file://")
+        && let (Source::File(path), _) = source(url, ctx)?
+    {
+        return ugw_shared::atomic::read_capped(&path, SMALL_FILE_LIMIT)
             .map_err(|e| Error::new(ErrorKind::NotFound, format!("cannot read {url}: {e}")));
     }
     http::check_url(url, ctx.scrubber())?;

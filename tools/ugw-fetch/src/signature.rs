@@ -1,6 +1,11 @@
-//! minisign signatures: of the checksum file, or of the artifact itself.
+//! minisign signatures: of the checksum file, or of the artifact itself. Both algorithms
+//! minisign 0.11 verifies are accepted: `ED` (prehashed, its default since 0.8: the file's
+//! BLAKE2b-512 is signed, so the file is streamed) and legacy `Ed` (`minisign -S -l`: the
+//! whole file is the signed message, so the staged temp file is mapped read-only, never
+//! read into memory). The trusted comment is covered by the global signature either way.
 
 use minisign_verify::{PublicKey, Signature};
+use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use ugw_shared::{Error, ErrorKind, Result};
@@ -35,18 +40,21 @@ impl Signed {
 
     pub(crate) fn verify_bytes(&self, bytes: &[u8], what: &str) -> Result<()> {
         self.key
-            .verify(bytes, &self.signature, false)
+            .verify(bytes, &self.signature, true)
             .map_err(|e| bad(what, &e))
     }
 
-    /// Verify a file as it is read, never whole in memory.
+    /// Verify a file as it is read (prehashed), or mapped (legacy): never whole in memory.
     pub(crate) fn verify_file(&self, path: &Path) -> Result<()> {
-        let mut verifier = self
-            .key
-            .verify_stream(&self.signature)
-            .map_err(|e| bad("the artifact", &e))?;
         let mut file = ugw_shared::atomic::open_regular(path)
             .map_err(|e| Error::io(format!("cannot read {}", path.display()), &e))?;
+        let mut verifier = match self.key.verify_stream(&self.signature) {
+            Ok(verifier) => verifier,
+            Err(minisign_verify::Error::UnsupportedLegacyMode) => {
+                return self.verify_mapped(&file, path);
+            }
+            Err(e) => return Err(bad("the artifact", &e)),
+        };
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = file
@@ -59,11 +67,80 @@ impl Signed {
         }
         verifier.finalize().map_err(|e| bad("the artifact", &e))
     }
+
+    /// A legacy signature signs the whole file: verify it over a read-only map of it.
+    fn verify_mapped(&self, file: &File, path: &Path) -> Result<()> {
+        let cannot = |e: &dyn std::fmt::Display| {
+            Error::new(
+                ErrorKind::Io,
+                format!(
+                    "cannot map {} to verify its signature ({e})",
+                    path.display()
+                ),
+            )
+        };
+        let len = file.metadata().map_err(|e| cannot(&e))?.len();
+        if len == 0 {
+            return self.verify_bytes(&[], "the artifact");
+        }
+        let len = usize::try_from(len).map_err(|e| cannot(&e))?;
+        let map = Mapped::new(file, len).map_err(|e| cannot(&e))?;
+        self.verify_bytes(map.bytes(), "the artifact")
+    }
 }
 
+/// A read-only, private map of a whole file, unmapped when dropped.
+struct Mapped {
+    start: *mut std::ffi::c_void,
+    len: usize,
+}
+
+impl Mapped {
+    fn new(file: &File, len: usize) -> rustix::io::Result<Self> {
+        // SAFETY: a fresh mapping of `len` > 0 bytes, placed by the kernel (no address given),
+        // read-only and private: it aliases no Rust memory. The file is the staged temp
+        // file this run created and holds open; it is not written while it is verified.
+        let start = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                rustix::mm::ProtFlags::READ,
+                rustix::mm::MapFlags::PRIVATE,
+                file,
+                0,
+            )?
+        };
+        Ok(Mapped { start, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `start` is a live read-only mapping of `len` bytes until `drop`.
+        unsafe { std::slice::from_raw_parts(self.start.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once; no slice of it outlives `self`.
+        let _ = unsafe { rustix::mm::munmap(self.start, self.len) };
+    }
+}
+
+/// The refusal, with what to do about it where the cause is known.
 fn bad(what: &str, e: &minisign_verify::Error) -> Error {
+    let advice = match e {
+        minisign_verify::Error::UnexpectedKeyId => {
+            ": it was made with another key than --minisign-pubkey; check the key the \
+             project publishes"
+        }
+        minisign_verify::Error::InvalidSignature => {
+            ": the file, the signature or its trusted comment was changed, or the key is \
+             not the one that signed"
+        }
+        _ => "",
+    };
     Error::new(
         ErrorKind::BadSignature,
-        format!("the minisign signature of {what} does not verify ({e}); nothing was kept"),
+        format!("the minisign signature of {what} does not verify ({e}){advice}; nothing was kept"),
     )
 }

@@ -5,6 +5,9 @@ SHELL        := /bin/bash
 .SHELLFLAGS  := -o pipefail -c
 PREFIX   ?= /usr/local
 CARGO    ?= cargo
+# What `make install` installs: the release build (thin LTO: minutes on a busy machine), or
+# PROFILE=debug, the build `make demo` and `make test` made already (nothing to wait for).
+PROFILE  ?= release
 BINDIR    = $(DESTDIR)$(PREFIX)/bin
 MANDIR    = $(DESTDIR)$(PREFIX)/share/man
 BASHDIR   = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
@@ -12,8 +15,17 @@ ZSHDIR    = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 FISHDIR   = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 # One three-line binary per tool in src/bin/: the list of tools follows from it.
 TOOLS     = $(sort $(basename $(notdir $(wildcard src/bin/ugw-*.rs))))
+# Every page `make man` wrote: one per tool and one per subcommand (ugw-backup-create.1, ...).
+MAN1      = $(sort $(wildcard man/ugw-*.1))
+# Where cargo builds, as cargo itself says (CARGO_TARGET_DIR, build.target-dir of a
+# .cargo/config.toml, or ./target): asked once, and only by the targets that use it.
+TARGET_DIR = $(eval TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null))$(TARGET_DIR)
+# The folder of PROFILE's build in it, and the cargo flag that builds it.
+PROFILE_DIR   = $(if $(filter dev debug,$(PROFILE)),debug,$(PROFILE))
+PROFILE_FLAGS = $(if $(filter dev debug,$(PROFILE)),,$(if $(filter release,$(PROFILE)),--release,--profile $(PROFILE)))
 
-.PHONY: all build release test demo bench man check lint fmt install uninstall clean
+.PHONY: all build release test demo bench man check lint fmt install install-build uninstall clean
 
 all: build
 
@@ -28,12 +40,14 @@ release:
 # passed or not (--no-fail-fast: one failing binary does not hide the others); the exit
 # status is cargo's.
 test: build
-	@status=0; $(CARGO) test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log || status=$$?; \
-	awk '/^test result:/ { passed += $$4; failed += $$6 } END { printf "%d passed, %d failed\n", passed, failed }' target/test-output.log; \
+	@[ -n "$(TARGET_DIR)" ] || { echo "make: cannot ask cargo where it builds (cargo metadata failed)" >&2; exit 1; }
+	@status=0; $(CARGO) test --workspace --locked --no-fail-fast 2>&1 | tee "$(TARGET_DIR)/test-output.log" || status=$$?; \
+	awk '/^test result:/ { passed += $$4; failed += $$6 } END { printf "%d passed, %d failed\n", passed, failed }' "$(TARGET_DIR)/test-output.log"; \
 	exit $$status
 
 demo: build
-	bash examples/demo.sh
+	@[ -n "$(TARGET_DIR)" ] || { echo "make: cannot ask cargo where it builds (cargo metadata failed)" >&2; exit 1; }
+	UGW_BIN_DIR="$(TARGET_DIR)/debug" bash examples/demo.sh
 
 bench: release
 	python3 bench/detect_latency.py
@@ -58,22 +72,31 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-install: release
+# Builds PROFILE first (cargo does nothing when it is current). Every file must be there: a
+# missing binary or page stops the install with an error, never "installed" nothing.
+install: install-build
+	@[ -n "$(TARGET_DIR)" ] || { echo "make: cannot ask cargo where it builds (cargo metadata failed); nothing installed" >&2; exit 1; }
+	@[ -n "$(TOOLS)" ] || { echo "make: no tools found in src/bin/; nothing installed" >&2; exit 1; }
 	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man7 $(BASHDIR) $(ZSHDIR) $(FISHDIR)
 	for t in $(TOOLS); do \
-	  install -m 0755 target/release/$$t $(BINDIR)/$$t; \
-	  install -m 0644 man/$$t.1 $(MANDIR)/man1/$$t.1; \
-	  install -m 0644 completions/$$t.bash $(BASHDIR)/$$t; \
-	  install -m 0644 completions/_$$t $(ZSHDIR)/_$$t; \
-	  install -m 0644 completions/$$t.fish $(FISHDIR)/$$t.fish; \
+	  install -m 0755 "$(TARGET_DIR)/$(PROFILE_DIR)/$$t" $(BINDIR)/$$t \
+	  && install -m 0644 completions/$$t.bash $(BASHDIR)/$$t \
+	  && install -m 0644 completions/_$$t $(ZSHDIR)/_$$t \
+	  && install -m 0644 completions/$$t.fish $(FISHDIR)/$$t.fish \
+	  || { echo "make: installing $$t failed (built with PROFILE=$(PROFILE) in $(TARGET_DIR)?)" >&2; exit 1; }; \
 	done
+	install -m 0644 $(MAN1) $(MANDIR)/man1/
 	install -m 0644 man/ugw.7 $(MANDIR)/man7/ugw.7
+	@echo "installed $(words $(TOOLS)) tools ($(PROFILE) build from $(TARGET_DIR)/$(PROFILE_DIR)) and $(words $(MAN1)) man pages under $(DESTDIR)$(PREFIX)"
+
+install-build:
+	$(CARGO) build --workspace --locked $(PROFILE_FLAGS)
 
 uninstall:
 	for t in $(TOOLS); do \
-	  rm -f $(BINDIR)/$$t $(MANDIR)/man1/$$t.1 $(BASHDIR)/$$t $(ZSHDIR)/_$$t $(FISHDIR)/$$t.fish; \
+	  rm -f $(BINDIR)/$$t $(BASHDIR)/$$t $(ZSHDIR)/_$$t $(FISHDIR)/$$t.fish; \
 	done
-	rm -f $(MANDIR)/man7/ugw.7
+	rm -f $(addprefix $(MANDIR)/man1/,$(notdir $(MAN1))) $(MANDIR)/man7/ugw.7
 
 clean:
 	$(CARGO) clean

@@ -5,7 +5,8 @@
 # Nothing is left running and the temp folder is removed, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=$(cd "${UGW_BIN_DIR:-target/debug}" && pwd)
+source examples/lib/bins.sh
+bin=$(ugw_bin_dir)
 export PATH="$bin:$PATH"
 work=$(mktemp -d)
 root=$work/srv/app          # releases/<version>/ and current -> releases/<version>
@@ -56,6 +57,10 @@ app=http://127.0.0.1:$port
 write_restart_script "$work/restart" "$pidfile" "$root" "$work/app.log" \
   --listen "127.0.0.1:$port" --db "$data/app.db" --lb-flag "$work/drain.flag"
 
+# The restart script writes the pid of the release it started to $pidfile: each wait below
+# watches it (--pidfile), so a release that dies at its start fails the wait at once
+# (process_exited) instead of keeping the node drained until --timeout.
+
 # Take the node out of traffic: the flag file turns the balancer's check red; after its
 # detection time (--lb-grace), wait until the service's own in-flight gauge reads zero.
 drain() {
@@ -72,7 +77,7 @@ say "install v1.0.0: ugw-fetch --extract | ugw-migrate up | ugw-swap --restart |
 fetch v1.0.0 \
   | ugw-migrate up --db "$db" \
   | ugw-swap --root "$root" --restart "$work/restart" \
-  | ugw-wait-healthy --url "$app/health/ready" --expect-version --timeout 30s \
+  | ugw-wait-healthy --url "$app/health/ready" --pidfile "$pidfile" --expect-version --timeout 30s \
   >"$work/v1.json"
 say "v1.0.0 runs (pid $(cat "$pidfile")) at $app"
 python3 -m json.tool "$work/v1.json"
@@ -113,7 +118,7 @@ ugw-verify baseline --in none --checks "$work/smoke.json" \
   | ugw-migrate up --db "$db" \
   | drain \
   | ugw-swap --root "$root" --restart "$work/restart" \
-  | ugw-wait-healthy --url "$app/health/ready" --expect-version --timeout 30s \
+  | ugw-wait-healthy --url "$app/health/ready" --pidfile "$pidfile" --expect-version --timeout 30s \
   | ugw-drain --undo \
   | ugw-verify --checks "$work/smoke.json" --compare --latency-floor 25ms --junit "$work/verify-junit.xml" \
   >"$work/v2.json"
@@ -135,13 +140,13 @@ ugw-backup create --in none --path "$data/files" --db "$db" --out "$work/backups
   | ugw-migrate up --db "$db" \
   | drain \
   | ugw-swap --root "$root" --restart "$work/restart" \
-  | ugw-wait-healthy --url "$app/health/ready" --expect-version --timeout 5s \
+  | ugw-wait-healthy --url "$app/health/ready" --pidfile "$pidfile" --expect-version --timeout 5s \
   | ugw-drain --undo \
   >"$work/v3.json" || v3_status=$?
 say "the v3.0.0 pipeline exited $v3_status (the node stays out of traffic); the failure path: ugw-swap --rollback, ugw-backup restore --in-place, ugw-wait-healthy, ugw-drain --undo --always"
 ugw-swap --root "$root" --rollback --restart "$work/restart" --record "$work/v3.json" --output none
 ugw-backup restore --in-place --expect-app-version v2.0.0 --record "$work/v3.json" --output none
-ugw-wait-healthy --url "$app/health/ready" --expect-version v2.0.0 --timeout 30s --always \
+ugw-wait-healthy --url "$app/health/ready" --pidfile "$pidfile" --expect-version v2.0.0 --timeout 30s --always \
   --record "$work/v3.json" --output none
 ugw-drain --undo --always --record "$work/v3.json" --output pretty
 say "v2.0.0 runs again (pid $(cat "$pidfile")) and is back in traffic"

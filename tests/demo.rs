@@ -1,7 +1,9 @@
 //! `make demo` (examples/demo.sh) run as an operator runs it: a real upgrade of the demo
 //! service to v2 through one pipeline (baseline, backup, fetch, migrate, drain, swap, wait,
 //! undrain, compare), a v3 that fails its health check and is rolled back and
-//! restored, and nothing left behind (no process, no temp folder).
+//! restored, and nothing left behind (no process, no temp folder). The demo and `make
+//! install` find the binaries where cargo says it builds (`CARGO_TARGET_DIR`), and an install
+//! that cannot install everything fails.
 
 mod kit;
 
@@ -126,13 +128,18 @@ fn the_demo_upgrades_then_rolls_a_failed_release_back() {
     assert_nothing_left(&said, tmp.path());
 }
 
-/// The demo run as `make demo` runs it, with its temp folder under `tmp`: what it said.
+/// The demo run as `make demo` runs it, with its temp folder under `tmp`: what it said. It
+/// runs in a checkout with no `target/` of its own, `CARGO_TARGET_DIR` naming where cargo
+/// built (as CI and shared machines set it) and no `UGW_BIN_DIR`: the demo must ask cargo.
 fn run_demo(tmp: &Path) -> String {
     let bins = kit::bin("ugw-demo-app").parent().unwrap().to_path_buf();
+    let checkout = tempfile::tempdir().unwrap();
+    let root = checkout_without_target(checkout.path());
     let mut cmd = Command::new("bash");
     cmd.arg("examples/demo.sh")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("UGW_BIN_DIR", &bins)
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", bins.parent().unwrap())
+        .env_remove("UGW_BIN_DIR")
         .env("TMPDIR", tmp)
         .env_remove("UGW_HOST_ID")
         .stdin(Stdio::null())
@@ -149,6 +156,244 @@ fn run_demo(tmp: &Path) -> String {
     assert_eq!(output.status.code(), Some(0), "{said}");
     eprintln!("the demo took {took:?}:\n{said}");
     said
+}
+
+/// A checkout of this repository under `dir` (a link to each of its entries) without the
+/// `target/` folder, so that only cargo's answer can find the binaries.
+fn checkout_without_target(dir: &Path) -> std::path::PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = dir.join("ugw");
+    std::fs::create_dir(&root).unwrap();
+    for entry in std::fs::read_dir(repo).unwrap() {
+        let name = entry.unwrap().file_name();
+        if name != "target" && name != ".git" {
+            std::os::unix::fs::symlink(repo.join(&name), root.join(&name)).unwrap();
+        }
+    }
+    root
+}
+
+/// `make ARGS` in `dir` with `CARGO_TARGET_DIR` set to `target`, not in the jobserver of a
+/// `make test` running this.
+fn make(dir: &Path, target: &Path, args: &[&str]) -> kit::Outcome {
+    let mut cmd = Command::new("make");
+    cmd.arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("CARGO_TARGET_DIR", target)
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
+        .stdin(Stdio::null());
+    kit::run(cmd)
+}
+
+/// The tools `make install` installs: one per binary in src/bin/.
+fn tools() -> Vec<String> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut tools: Vec<String> = std::fs::read_dir(repo.join("src/bin"))
+        .unwrap()
+        .filter_map(|entry| {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".rs").map(str::to_string)
+        })
+        .filter(|name| name.starts_with("ugw-"))
+        .collect();
+    tools.sort();
+    tools
+}
+
+/// Every page in man/ of this kind (`1` or `7`).
+fn pages(section: &str) -> Vec<String> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages: Vec<String> = std::fs::read_dir(repo.join("man"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(&format!(".{section}")))
+        .collect();
+    pages.sort();
+    pages
+}
+
+#[test]
+fn make_install_installs_what_cargo_built_where_cargo_says_and_every_man_page() {
+    if !kit::require("make") || !kit::require("python3") {
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    // A target folder elsewhere, as CARGO_TARGET_DIR names it. Its debug build is a small
+    // program per tool that says where it was built: the installed copy must be that one,
+    // not ./target's (a real debug build is 130 MB a tool; eight copies of it would fill a
+    // CI disk). `-o install-build` keeps make from rebuilding them with cargo.
+    let target = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(target.join("debug")).unwrap();
+    for tool in tools() {
+        let program = target.join("debug").join(&tool);
+        std::fs::write(
+            &program,
+            format!("#!/bin/sh\necho {tool} built in elsewhere\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &program,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let dest = tmp.path().join("dest");
+    let destdir = format!("DESTDIR={}", dest.display());
+    let out = make(
+        repo,
+        &target,
+        &[
+            "-o",
+            "install-build",
+            "install",
+            "PROFILE=debug",
+            "PREFIX=/usr",
+            &destdir,
+        ],
+    );
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains(&format!(
+            "installed {} tools (debug build from {}/debug)",
+            tools().len(),
+            target.display()
+        )),
+        "{}",
+        out.stdout
+    );
+    for tool in tools() {
+        let installed = dest.join("usr/bin").join(&tool);
+        let said = Command::new(&installed).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&said.stdout),
+            format!("{tool} built in elsewhere\n"),
+            "{}",
+            installed.display()
+        );
+        for completion in [
+            format!("usr/share/bash-completion/completions/{tool}"),
+            format!("usr/share/zsh/site-functions/_{tool}"),
+            format!("usr/share/fish/vendor_completions.d/{tool}.fish"),
+        ] {
+            assert!(dest.join(&completion).is_file(), "{completion}");
+        }
+    }
+    // Every page, the subcommands' included (`man ugw-backup-create`).
+    let man1 = pages("1");
+    assert!(
+        man1.contains(&"ugw-backup-create.1".to_string()),
+        "{man1:?}"
+    );
+    assert!(man1.len() > tools().len(), "{man1:?}");
+    for page in &man1 {
+        let installed = std::fs::read(dest.join("usr/share/man/man1").join(page)).unwrap();
+        assert_eq!(
+            installed,
+            std::fs::read(repo.join("man").join(page)).unwrap(),
+            "{page}"
+        );
+    }
+    assert!(dest.join("usr/share/man/man7/ugw.7").is_file());
+}
+
+#[test]
+fn an_install_that_cannot_install_everything_fails() {
+    if !kit::require("make") || !kit::require("python3") {
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    // An install that cannot install every binary fails, and says so.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let nothing = tmp.path().join("nothing");
+    let destdir = format!("DESTDIR={}", nothing.display());
+    let out = make(
+        repo,
+        &empty,
+        &[
+            "-o",
+            "install-build",
+            "install",
+            "PROFILE=debug",
+            "PREFIX=/usr",
+            &destdir,
+        ],
+    );
+    assert_ne!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("make: installing ugw-backup failed"),
+        "{}",
+        out.stderr
+    );
+    let bin = nothing.join("usr/bin");
+    assert!(
+        std::fs::read_dir(&bin).map_or(true, |mut entries| entries.next().is_none()),
+        "{} has files",
+        bin.display()
+    );
+
+    // A checkout with no target/ of its own and no CARGO_TARGET_DIR: nothing built, and the
+    // install fails instead of exiting 0.
+    let checkout = checkout_without_target(tmp.path());
+    let mut cmd = Command::new("make");
+    cmd.arg("-C")
+        .arg(&checkout)
+        .args(["-o", "install-build", "install", "PROFILE=debug", &destdir])
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
+        .stdin(Stdio::null());
+    let out = kit::run(cmd);
+    assert_ne!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn make_builds_what_it_installs_and_the_debug_build_when_asked() {
+    if !kit::require("make") || !kit::require("python3") {
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = Path::new("/srv/ci/cargo-target");
+    let plan = |args: &[&str]| {
+        let out = make(repo, target, &[&["-n"][..], args].concat());
+        out.assert_code(0);
+        out.stdout
+    };
+    // The release build by default; PROFILE=debug is the build `make demo` made (no rebuild
+    // with thin LTO); both from the target folder cargo names.
+    let release = plan(&["install"]);
+    assert!(
+        release.contains("cargo build --workspace --locked --release\n"),
+        "{release}"
+    );
+    assert!(
+        release.contains("/srv/ci/cargo-target/release/$t"),
+        "{release}"
+    );
+    let debug = plan(&["install", "PROFILE=debug"]);
+    assert!(
+        debug.contains("cargo build --workspace --locked \n"),
+        "{debug}"
+    );
+    assert!(!debug.contains("--release"), "{debug}");
+    assert!(debug.contains("/srv/ci/cargo-target/debug/$t"), "{debug}");
+    // The demo and the tests' log too.
+    let demo = plan(&["demo"]);
+    assert!(
+        demo.contains("UGW_BIN_DIR=\"/srv/ci/cargo-target/debug\" bash examples/demo.sh"),
+        "{demo}"
+    );
+    let test = plan(&["test"]);
+    assert!(
+        test.contains("/srv/ci/cargo-target/test-output.log"),
+        "{test}"
+    );
 }
 
 /// Every process the demo named (by "pid N") has stopped, and its temp folder is gone.

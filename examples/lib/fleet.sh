@@ -5,12 +5,14 @@
 #   examples/lib/fleet.sh up DIR N    start it all under DIR; DIR/fleet.env says where things are
 #   examples/lib/fleet.sh down DIR    stop everything it started under DIR
 # DIR/nodeK/ holds node K: srv/ (releases/, current), data/ (app.db, files/), restart, port.
-# The ugw binaries and ugw-demo-app are taken from UGW_BIN_DIR (default target/debug).
+# The ugw binaries and ugw-demo-app are taken from UGW_BIN_DIR (default: the debug build in
+# cargo's target folder, which honours CARGO_TARGET_DIR).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/releases.sh"
 source "$here/artifacts.sh"
-bin=$(cd "${UGW_BIN_DIR:-$here/../../target/debug}" && pwd)
+source "$here/bins.sh"
+bin=$(ugw_bin_dir)
 export PATH="$bin:$PATH"
 
 # haproxy_cmd SOCKET COMMAND: one command on HAProxy's runtime API; its answer on stdout.

@@ -10,11 +10,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/releases.sh"
 lab_say() { echo "lab: $*" >&2; }
 
 # lab_start LAB: the lab's folder (created) and the ugw binaries on PATH (UGW_BIN_DIR, else
-# target/debug of this checkout). Sets LAB and BIN.
+# the debug build in cargo's target folder of this checkout). Sets LAB and BIN.
 lab_start() {
   LAB=$1
   mkdir -p "$LAB/www" "$LAB/build"
-  BIN=$(cd "${UGW_BIN_DIR:-$(dirname "${BASH_SOURCE[0]}")/../../target/debug}" && pwd)
+  # shellcheck source=../lib/bins.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/../lib/bins.sh"
+  BIN=$(ugw_bin_dir)
   export PATH="$BIN:$PATH"
 }
 

@@ -1134,31 +1134,6 @@ fn pg_a_long_migration_says_it_is_still_running() {
 }
 
 #[test]
-fn pg_a_pooler_in_front_of_the_database_is_refused() {
-    let Some(db) = database("pooler") else { return };
-    let dir = Dir::new();
-    dir.file("0001_a.sql", "CREATE TABLE a (id int);\n");
-    // A TCP relay on another port: a pooler as the tool sees it.
-    let proxy = kit::proxy::forward_port(db.port);
-    let url = format!(
-        "postgres://postgres@127.0.0.1:{proxy}/{}?sslmode=disable",
-        db.name
-    );
-    let out = migrate(&["up", "--db", &url, "--dir", &dir.s()]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "pooler");
-    assert!(
-        out.stderr.contains(&format!("listens on port {}", db.port)),
-        "{}",
-        out.stderr
-    );
-    assert!(pg_ledger(&db).is_empty());
-    let allowed = migrate(&["up", "--allow-pooler", "--db", &url, "--dir", &dir.s()]);
-    allowed.assert_code(0);
-    assert_eq!(pg_ledger(&db).len(), 1);
-}
-
-#[test]
 fn pg_a_pgbouncer_that_reaches_the_server_over_its_socket_is_refused() {
     let Some(db) = database("pgbouncer") else {
         return;

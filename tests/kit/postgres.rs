@@ -305,6 +305,66 @@ impl Cluster {
         })
     }
 
+    /// A PgBouncer of its own in front of this cluster (over the cluster's Unix socket), in
+    /// `pool_mode` (`session`, `transaction`), listening on 127.0.0.1 and on a Unix socket in
+    /// its own folder; `console_user` makes `postgres` one of its `stats_users` (able to ask
+    /// its console). Its TCP port and its socket folder; stopped at exit. `None` (the test
+    /// skips, or fails under CI=true) without `pgbouncer`.
+    pub fn pgbouncer_with(&self, pool_mode: &str, console_user: bool) -> Option<(u16, PathBuf)> {
+        if !super::require("pgbouncer") {
+            return None;
+        }
+        let port = super::free_port();
+        let dir = self.dir.join(format!("pgbouncer-{port}"));
+        std::fs::create_dir_all(&dir).expect("the PgBouncer folder");
+        std::fs::write(dir.join("users.txt"), "\"postgres\" \"\"\n").expect("users.txt");
+        let stats_users = if console_user { "postgres" } else { "nobody" };
+        std::fs::write(
+            dir.join("pgbouncer.ini"),
+            format!(
+                "[databases]\n* = host={} port={}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
+                 listen_port = {port}\nunix_socket_dir = {}\nauth_type = trust\nauth_file = {}\n\
+                 stats_users = {stats_users}\npool_mode = {pool_mode}\nlogfile = {}\n\
+                 ignore_startup_parameters = extra_float_digits\n",
+                self.dir.display(),
+                self.port,
+                dir.display(),
+                dir.join("users.txt").display(),
+                dir.join("log").display(),
+            ),
+        )
+        .expect("pgbouncer.ini");
+        let mut cmd = Command::new("pgbouncer");
+        cmd.arg(dir.join("pgbouncer.ini"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if running_as_root() {
+            let (uid, gid) = postgres_ids();
+            for file in ["", "users.txt", "pgbouncer.ini"] {
+                std::os::unix::fs::chown(dir.join(file), Some(uid), Some(gid))
+                    .expect("chown the PgBouncer files");
+            }
+            std::os::unix::process::CommandExt::uid(&mut cmd, uid);
+            std::os::unix::process::CommandExt::gid(&mut cmd, gid);
+        }
+        let child = cmd.spawn().expect("start pgbouncer");
+        STOP_CHILDREN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(child);
+        let listening = super::eventually(std::time::Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && dir.join(format!(".s.PGSQL.{port}")).exists()
+        });
+        assert!(
+            listening,
+            "pgbouncer does not listen: {}",
+            std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+        );
+        Some((port, dir))
+    }
+
     /// The server log so far (for a failing test's message).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()

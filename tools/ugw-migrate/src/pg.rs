@@ -163,37 +163,24 @@ impl PgStore {
         let row = self
             .client
             .query_one(
-                "SELECT pg_is_in_recovery(), inet_server_port(), current_setting('server_version_num')::int",
+                "SELECT pg_is_in_recovery(), current_setting('server_version_num')::int",
                 &[],
             )
             .map_err(|e| self.fail(&e))?;
-        let (standby, server_port, version): (bool, Option<i32>, i32) =
-            (row.get(0), row.get(1), row.get(2));
+        let (standby, version): (bool, i32) = (row.get(0), row.get(1));
         if standby {
             return Err(Error::usage(format!(
                 "{} is a standby (pg_is_in_recovery); migrate the primary",
                 self.where_()
             )));
         }
-        let port_differs = !self.target.is_socket()
-            && server_port.is_some_and(|p| p != i32::from(self.target.port));
-        if port_differs && !allow_pooler {
-            return Err(Error::new(
-                ErrorKind::Pooler,
-                format!(
-                    "{} is a connection pooler (the server listens on port {}): {POOLER_ADVICE}",
-                    self.where_(),
-                    server_port.unwrap_or_default()
-                ),
-            ));
-        }
-        // A pooler that reaches the server over its Unix socket (or on the same port of
-        // another host) hides behind the port check; PgBouncer's own console gives it away.
+        // A pooler is recognised by asking it, over TCP or a Unix socket alike, never
+        // guessed from ports (a plain port-forward is a direct connection).
         if !allow_pooler && let Some(version) = self.pgbouncer_console(config) {
             return Err(Error::new(
                 ErrorKind::Pooler,
                 format!(
-                    "{} is a connection pooler ({version} answers on its `pgbouncer` console): {POOLER_ADVICE}",
+                    "{} is a connection pooler ({version}): {POOLER_ADVICE}",
                     self.where_(),
                 ),
             ));
@@ -205,18 +192,30 @@ impl PgStore {
         Ok(())
     }
 
-    /// What `SHOW VERSION` says on the `pgbouncer` database at the same address, when that is
-    /// PgBouncer's admin console; PostgreSQL itself has no such database (or no such setting).
+    /// PgBouncer, when the same address is one: its admin console (the `pgbouncer` database)
+    /// answers `SHOW VERSION` with "PgBouncer …", or refuses a user it does not admit with
+    /// a protocol-violation error (08P01), which PostgreSQL never sends at login. A direct
+    /// server says the database does not exist, or has one of that name that knows no
+    /// `SHOW VERSION`.
     fn pgbouncer_console(&self, config: &postgres::Config) -> Option<String> {
         let mut console = config.clone();
         console.dbname("pgbouncer").connect_timeout(CONSOLE_TIMEOUT);
-        let mut client = console.connect(self.tls.clone()).ok()?;
+        let mut client = match console.connect(self.tls.clone()) {
+            Ok(client) => client,
+            Err(e) if e.code() == Some(&SqlState::PROTOCOL_VIOLATION) => {
+                let said = e.as_db_error().map_or("", |db| db.message()).to_string();
+                return Some(format!(
+                    "its `pgbouncer` console refused us with {said:?}, as PgBouncer does"
+                ));
+            }
+            Err(_) => return None,
+        };
         let answer = client.simple_query("SHOW VERSION").ok()?;
         answer.iter().find_map(|message| match message {
             postgres::SimpleQueryMessage::Row(row) => row
                 .get(0)
                 .filter(|version| version.starts_with("PgBouncer"))
-                .map(str::to_string),
+                .map(|version| format!("{version} answers on its `pgbouncer` console")),
             _ => None,
         })
     }

@@ -94,3 +94,46 @@ fn a_link_target_through_a_symlink_in_the_release_is_refused() {
     );
     let _ = std::fs::Permissions::from_mode(0o755);
 }
+
+/// Item 14: a restart that ignores SIGTERM is killed by the deadline; the grace between TERM
+/// and KILL comes out of it, and is not added to it.
+#[test]
+fn a_restart_that_ignores_term_ends_by_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    let v1 = artifact(dir.path(), "v1", "one");
+    let started = std::time::Instant::now();
+    let out = swap(&[
+        "--root",
+        s(&root),
+        "--from",
+        s(&v1),
+        "--version",
+        "v1",
+        "--restart",
+        "trap '' TERM; sleep 60",
+        "--timeout",
+        "2s",
+    ]);
+    let took = started.elapsed();
+    out.assert_code(1);
+    assert!(took < std::time::Duration::from_millis(3500), "{took:?}");
+    let v2 = artifact(dir.path(), "v2", "two");
+    let started = std::time::Instant::now();
+    let out = swap(&[
+        "--root",
+        s(&root),
+        "--from",
+        s(&v2),
+        "--version",
+        "v2",
+        "--restart",
+        "trap '' TERM; sleep 60",
+        "--restart-timeout",
+        "1s",
+    ]);
+    let took = started.elapsed();
+    out.assert_code(1);
+    // Two restarts (after the switch, and after switching back), a second each.
+    assert!(took < std::time::Duration::from_millis(4000), "{took:?}");
+}

@@ -72,8 +72,11 @@ pub struct RunSpec {
     pub cwd: Option<PathBuf>,
     pub stdin: Input,
     pub stdout: Output,
-    /// Between SIGTERM and SIGKILL at the deadline or on a signal: a restart command gets the
-    /// chance to stop cleanly. Zero (the default) kills at once.
+    /// Between SIGTERM and SIGKILL: a restart command gets the chance to stop cleanly. It
+    /// comes out of the deadline, never on top of it: SIGTERM goes at `deadline - grace`
+    /// (the grace at most half the time the command has) and SIGKILL at the deadline; on a
+    /// signal, SIGTERM goes at once and SIGKILL after the grace or at the deadline, whichever
+    /// is first. Zero (the default) kills at once.
     pub grace: Duration,
 }
 
@@ -264,9 +267,18 @@ fn run_with(spec: &RunSpec, cancel: &Cancel, use_pidfd: bool) -> Result<RunOutco
         .map(|pipe| Capture::start(pipe, spec.capture_limit));
     let err = Capture::start(child.stderr.take().expect("piped"), spec.capture_limit);
 
-    let waited = group.wait_exit(spec.deadline, cancel);
-    if !matches!(waited, Ok(true)) {
-        group.stop(spec.grace);
+    // The grace comes out of the time the command has: the group is gone by the deadline.
+    let grace = spec
+        .grace
+        .min(spec.deadline.saturating_duration_since(started) / 2);
+    let waited = group.wait_exit(spec.deadline - grace, cancel);
+    match waited {
+        Ok(true) => {}
+        Ok(false) => group.stop(grace),
+        Err(_) => group.stop(
+            spec.grace
+                .min(spec.deadline.saturating_duration_since(Instant::now())),
+        ),
     }
     // The leader is dead but not reaped, so its pid (the group's id) cannot have been reused:
     // whatever is left in the group is ours to kill.
@@ -573,17 +585,22 @@ mod tests {
         assert_eq!(outcome.stdout, b"stopped cleanly\n");
         assert!(start.elapsed() < Duration::from_secs(3));
 
-        // One that ignores it is killed when the grace is over, not before.
+        // One that ignores it is killed at the deadline: the grace (at most half the time
+        // it has) came out of the deadline, it is not added to it (issue 20 item 14).
         let spec = RunSpec::new(
             "trap '' TERM; echo $$; sleep 30",
-            Instant::now() + Duration::from_millis(200),
+            Instant::now() + Duration::from_millis(1200),
         )
-        .with_grace(Duration::from_millis(500));
+        .with_grace(Duration::from_secs(5));
         let start = Instant::now();
         let outcome = run(&spec, &Cancel::default()).unwrap();
         assert_eq!(outcome.ended, Ended::TimedOut);
-        assert!(start.elapsed() >= Duration::from_millis(700));
-        assert!(start.elapsed() < Duration::from_secs(3));
+        assert!(start.elapsed() >= Duration::from_millis(1150));
+        assert!(
+            start.elapsed() < Duration::from_millis(1700),
+            "{:?}",
+            start.elapsed()
+        );
         assert_eq!(live_members(pids(&outcome.stdout)[0]), Vec::<i32>::new());
     }
 

@@ -756,3 +756,248 @@ fn a_bind_mounted_folder_and_a_bind_mounted_file_restore_in_place() {
     assert_eq!(read(&real_conf), "key = 1\n", "into the mounted file");
     assert!(!dir.path().join("app.conf.ugw-before-restore").exists());
 }
+
+/// `len` bytes no compressor can shrink (so that compressing them takes a while).
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_file_deleted_while_the_backup_runs_is_left_out_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("a-big"), noise(24 << 20)).unwrap();
+    write(&data.join("z-gone"), "deleted meanwhile\n");
+    let out = dir.path().join("out");
+    let mut cmd = tool();
+    cmd.args([
+        "create",
+        "--path",
+        s(&data),
+        "--out",
+        s(&out),
+        "--name",
+        "b",
+        "--compress",
+        "zstd",
+        "--level",
+        "19",
+        "--threads",
+        "1",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let started = Instant::now();
+    let child = cmd.spawn().unwrap();
+    // The archive's temp file is there once the walk is done and a-big is being read.
+    let writing = kit::eventually(Duration::from_secs(20), || {
+        std::fs::read_dir(&out).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(".b.tar.zst"))
+        })
+    });
+    assert!(writing, "create started writing");
+    std::fs::remove_file(data.join("z-gone")).unwrap();
+    let output = kit::wait_bounded(child, Duration::from_secs(60));
+    let outcome = Outcome::from(&output, started.elapsed());
+    outcome.assert_code(0);
+    assert_eq!(outcome.last_step().result["changed_while_read"], 1);
+    assert!(
+        outcome.stderr.contains("z-gone vanished"),
+        "{}",
+        outcome.stderr
+    );
+    let archive = archive_of(&outcome);
+    backup(&["verify", s(&archive)]).assert_code(0);
+}
+
+#[test]
+fn a_full_disk_under_no_space_check_is_no_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let Some(_mount) = Mounted::tmpfs(&out, "size=1m") else {
+        return;
+    };
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("big"), noise(4 << 20)).unwrap();
+    let outcome = backup(&[
+        "create",
+        "--path",
+        s(&data),
+        "--out",
+        s(&out),
+        "--name",
+        "b",
+        "--no-space-check",
+        "--compress",
+        "none",
+    ]);
+    outcome.assert_code(1);
+    assert_eq!(
+        outcome.last_step().error_kind(),
+        "no_space",
+        "{}",
+        outcome.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != ".ugw-backup.lock")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_corrupt_sqlite_database_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let connection = Connection::open(&db).unwrap();
+    connection
+        .execute_batch(
+            "PRAGMA page_size = 4096;
+             CREATE TABLE orders(id INTEGER PRIMARY KEY, note TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO orders SELECT i, printf('%0100d', i) FROM n;",
+        )
+        .unwrap();
+    drop(connection);
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[4 * 4096 + 8..4 * 4096 + 24].fill(0xff);
+    std::fs::write(&db, &bytes).unwrap();
+    let outcome = backup(&[
+        "create",
+        "--db",
+        &format!("sqlite://{}", db.display()),
+        "--out",
+        s(&dir.path().join("out")),
+        "--name",
+        "b",
+    ]);
+    outcome.assert_code(1);
+    let step = outcome.last_step();
+    assert_eq!(step.error_kind(), "corrupt");
+    let message = step.error.unwrap().message;
+    assert!(!message.contains('\n'), "one line: {message:?}");
+}
+
+/// A TCP port that completes connections and never says a word (a hung server).
+fn silent_server() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+#[test]
+fn a_pg_dump_past_the_timeout_is_a_timeout_and_the_urls_connect_timeout_applies() {
+    if !kit::require("pg_dump") {
+        return;
+    }
+    let (_listener, port) = silent_server();
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = backup(&[
+        "create",
+        "--db",
+        &format!("postgres://postgres@127.0.0.1:{port}/shop?sslmode=disable"),
+        "--out",
+        s(&dir.path().join("out")),
+        "--name",
+        "b",
+        "--timeout",
+        "1s",
+    ]);
+    outcome.assert_code(1);
+    let step = outcome.last_step();
+    assert_eq!(step.error_kind(), "timeout", "{}", outcome.stderr);
+    assert!(!step.error.unwrap().message.trim().is_empty());
+    // The URL's own connect_timeout ends it well before a long --timeout.
+    let outcome = backup(&[
+        "create",
+        "--db",
+        &format!("postgres://postgres@127.0.0.1:{port}/shop?sslmode=disable&connect_timeout=1"),
+        "--out",
+        s(&dir.path().join("out")),
+        "--name",
+        "b2",
+        "--timeout",
+        "30s",
+    ]);
+    outcome.assert_code(1);
+    assert!(
+        outcome.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        outcome.elapsed
+    );
+}
+
+#[test]
+fn a_postgres_backup_on_read_only_storage_verifies_and_restores() {
+    let Some((port, mut client)) = odd_database("t_bk_read_only") else {
+        return;
+    };
+    client
+        .batch_execute("CREATE TABLE marker(note text); INSERT INTO marker VALUES ('backed up');")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    archive_of(&backup(&[
+        "create",
+        "--db",
+        &url_of(port, "t_bk_read_only"),
+        "--out",
+        s(&out),
+        "--name",
+        "pg",
+    ]));
+    let read_only = dir.path().join("ro");
+    std::fs::create_dir_all(&read_only).unwrap();
+    let Some(_mount) = Mounted::bind(&out, &read_only) else {
+        return;
+    };
+    let remounted = Command::new("mount")
+        .args(["-o", "remount,bind,ro", s(&read_only)])
+        .status()
+        .unwrap();
+    assert!(remounted.success());
+    let archive = read_only.join("pg.tar.gz");
+    backup(&["verify", s(&archive)]).assert_code(0);
+    client
+        .batch_execute("UPDATE marker SET note = 'changed'")
+        .unwrap();
+    backup(&["restore", s(&archive), "--in-place"]).assert_code(0);
+    assert_eq!(marker(&mut client), "backed up");
+}
+
+#[test]
+fn the_partial_file_of_a_killed_create_is_removed_by_the_next_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write(&data.join("f"), "x");
+    let out = dir.path().join("out");
+    let partial = out.join(".b1.tar.gz.Xy12Zw34Qp.tmp");
+    write(&partial, "half an archive");
+    let not_ours = out.join(".notes.tmp");
+    write(&not_ours, "someone's");
+    archive_of(&backup(&[
+        "create",
+        "--path",
+        s(&data),
+        "--out",
+        s(&out),
+        "--name",
+        "b2",
+    ]));
+    assert!(!partial.exists());
+    assert!(not_ours.exists(), "only the names a create writes");
+}

@@ -141,14 +141,10 @@ pub fn prune(
     let entries = std::fs::read_dir(dir)
         .map_err(|e| Error::io(format!("cannot list {}", dir.display()), &e))?;
     let mut ours = Vec::new();
-    let mut partial = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
-            if left_by_a_create(&name) && entry.file_type().is_ok_and(|t| t.is_file()) {
-                partial.push(path);
-            }
             continue;
         }
         if let Some(found) = set.holds(&path) {
@@ -180,15 +176,28 @@ pub fn prune(
             pruned.removed.push(shown);
         }
     }
-    for path in partial {
-        if std::fs::remove_file(&path).is_ok() {
+    remove_partials(reporter, dir);
+    Ok(pruned)
+}
+
+/// The partial files an interrupted create left in `dir` removed (the caller holds the
+/// folder's lock, so no create is writing them now).
+pub fn remove_partials(reporter: &ugw_shared::report::Reporter, dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let partial = name.starts_with('.')
+            && left_by_a_create(&name)
+            && entry.file_type().is_ok_and(|t| t.is_file());
+        if partial && std::fs::remove_file(entry.path()).is_ok() {
             reporter.info(&format!(
-                "prune: removed {}, a partial file left by an interrupted create",
-                path.display()
+                "removed {}, a partial file left by an interrupted create",
+                entry.path().display()
             ));
         }
     }
-    Ok(pruned)
 }
 
 /// The hidden temp names a create writes (`AtomicFile`'s `.NAME.RANDOM.tmp`, NAME an

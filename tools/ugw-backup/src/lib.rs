@@ -354,6 +354,7 @@ fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
     std::fs::create_dir_all(&out)
         .map_err(|e| Error::io(format!("cannot create {}", out.display()), &e))?;
     let _lock = lock_out(ctx, m, &out)?;
+    catalog::remove_partials(&ctx.reporter, &out);
     let mut result = create::create(ctx, &plan)?;
     if let Some(keep) = m.get_one::<u32>("keep") {
         // The backups of this set: this host's, of the same paths and databases.

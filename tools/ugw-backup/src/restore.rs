@@ -336,7 +336,7 @@ fn rewrite_file(ctx: &Ctx, archive: &Path, entry: &Path, live: &Path) -> Result<
         only: Some(entry.to_path_buf()),
         strip_components: entry.components().count() - 1,
         keep_owners: keep_owners(),
-        ..Options::default()
+        ..Options::restoring()
     };
     let staged = unpack::stage(
         open_tar(archive)?,

@@ -258,6 +258,50 @@ fn gnu_tar_sparse_files_in_every_format_extract_as_gnu_tar_extracts_them() {
 }
 
 #[test]
+fn gnu_tar_formats_labels_incremental_dumps_and_odd_numbers_extract_as_gnu_tar_extracts_them() {
+    if !require("tar") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = source_tree(dir.path());
+    // A path a ustar header holds only split into its prefix and name fields, and one longer
+    // than both (a GNU long name or a PAX path).
+    let long = "n".repeat(90);
+    let split = src.join(format!("app/{long}/deeper"));
+    std::fs::create_dir_all(&split).unwrap();
+    std::fs::write(split.join(format!("{long}.txt")), "split\n").unwrap();
+    let cases: [(&str, &[&str]); 9] = [
+        ("v7", &["--format=v7", "--exclude=./app/nnn*"]),
+        ("ustar", &["--format=ustar"]),
+        ("gnu", &["--format=gnu"]),
+        ("oldgnu", &["--format=oldgnu"]),
+        ("posix", &["--format=posix"]),
+        ("gnu-label", &["--format=gnu", "--label=VOLUME 1"]),
+        (
+            "gnu-incremental",
+            &["--format=gnu", "--listed-incremental=snapshot"],
+        ),
+        (
+            "gnu-big-ids",
+            &["--format=gnu", "--owner=big:3000000", "--group=big:3000000"],
+        ),
+        ("posix-before-1970", &["--format=posix", "--mtime=@-100.5"]),
+    ];
+    let deep = src.join(format!("app/{long}/deeper/{}", "m".repeat(120)));
+    for (case, flags) in cases {
+        if case == "gnu" {
+            std::fs::write(&deep, "longer than a ustar name\n").unwrap();
+        }
+        let archive = dir.path().join(format!("{case}.tar"));
+        let mut args = vec!["-cf", s(&archive)];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["-C", s(&src), "."]);
+        command("tar", &args, dir.path());
+        assert_extracts_as_gnu_tar(case, &archive, dir.path());
+    }
+}
+
+#[test]
 fn bsdtar_archives_of_files_with_holes_extract_as_gnu_tar_extracts_them() {
     if !require("bsdtar") || !require("tar") {
         return;

@@ -120,6 +120,13 @@ impl<R: Read> Reader<R> {
                     }
                     continue;
                 }
+                b'V' => {
+                    // A volume label (`tar --label`): GNU tar extracts nothing for it.
+                    self.left = size;
+                    self.pad = pad_of(size);
+                    self.skip_rest()?;
+                    continue;
+                }
                 b'L' => long_name = Some(until_nul(&self.read_meta(size, "a GNU long name")?)),
                 b'K' => long_link = Some(until_nul(&self.read_meta(size, "a GNU long link")?)),
                 _ => {

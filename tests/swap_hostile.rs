@@ -137,3 +137,52 @@ fn a_restart_that_ignores_term_ends_by_the_deadline() {
     // Two restarts (after the switch, and after switching back), a second each.
     assert!(took < std::time::Duration::from_millis(4000), "{took:?}");
 }
+
+/// Item 15: SIGTERM during `--restart` leaves the new release live and exits 143; the
+/// interrupted step records what was switched, and `--rollback` on that record takes it back.
+#[test]
+fn a_swap_interrupted_during_its_restart_is_rolled_back_from_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    let (v1, v2) = (
+        artifact(dir.path(), "v1", "one"),
+        artifact(dir.path(), "v2", "two"),
+    );
+    swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]).assert_code(0);
+    let started = dir.path().join("restart-started");
+    let restart = format!("touch {}; sleep 30", s(&started));
+    let mut cmd = kit::tool("ugw-swap");
+    cmd.args([
+        "--root",
+        s(&root),
+        "--from",
+        s(&v2),
+        "--version",
+        "v2",
+        "--restart",
+        &restart,
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null());
+    let child = cmd.spawn().unwrap();
+    assert!(kit::eventually(std::time::Duration::from_secs(20), || {
+        started.exists()
+    }));
+    kit::signal(child.id().cast_signed(), libc::SIGTERM);
+    let output = kit::wait_bounded(child, std::time::Duration::from_secs(5));
+    assert_eq!(output.status.code(), Some(143));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(current(&root), "releases/v2", "the new release was live");
+    let step = kit::parse_record(&stdout).steps.pop().unwrap();
+    assert_eq!(step.status, "interrupted");
+    assert_eq!(step.result["current"], "v2", "{:?}", step.result);
+    assert_eq!(step.result["previous"], "v1");
+
+    let mut back = kit::tool("ugw-swap");
+    back.args(["--root", s(&root), "--rollback"]);
+    let out = kit::with_stdin(back, &stdout);
+    let step = out.assert_code(0).last_step();
+    assert!(step.changed, "{}", out.stderr);
+    assert_eq!(current(&root), "releases/v1");
+    assert!(root.join("releases/v2/.ugw-failed").exists());
+}

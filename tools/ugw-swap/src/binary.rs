@@ -213,7 +213,13 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
     let Some(command) = &options.restart else {
         return Ok(result);
     };
-    let first = restart(ctx, command, options.restart_timeout, "after_switch")?;
+    let first = restart(
+        ctx,
+        command,
+        options.restart_timeout,
+        "after_switch",
+        &result,
+    )?;
     result.restarted = first.ok;
     let ok = first.ok;
     result.restarts.push(first);
@@ -226,7 +232,13 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
     ctx.cancel.critical(|| restore_previous(target))?;
     result.marked_failed = Some(new);
     result.current.clone_from(&old);
-    let again = restart(ctx, command, options.restart_timeout, "after_revert")?;
+    let again = restart(
+        ctx,
+        command,
+        options.restart_timeout,
+        "after_revert",
+        &result,
+    )?;
     result.restarts.push(again);
     Err(restart_failed(&result, Some("the previous binary")))
 }
@@ -276,7 +288,13 @@ fn rollback(
         target.display()
     ));
     if let Some(command) = &options.restart {
-        let run = restart(ctx, command, options.restart_timeout, "after_switch")?;
+        let run = restart(
+            ctx,
+            command,
+            options.restart_timeout,
+            "after_switch",
+            &result,
+        )?;
         result.restarted = run.ok;
         let ok = run.ok;
         result.restarts.push(run);

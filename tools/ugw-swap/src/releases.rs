@@ -578,7 +578,13 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
             .map_or_else(String::new, |p| format!(" (was {p})"))
     ));
     if let Some(command) = &options.restart {
-        let first = restart(ctx, command, options.restart_timeout, "after_switch")?;
+        let first = restart(
+            ctx,
+            command,
+            options.restart_timeout,
+            "after_switch",
+            &result,
+        )?;
         let ok = first.ok;
         result.restarts.push(first);
         result.restarted = ok;
@@ -708,7 +714,13 @@ fn revert(
         result.marked_failed = Some(version.to_string());
     }
     let command = options.restart.as_deref().unwrap_or_default();
-    match restart(ctx, command, options.restart_timeout, "after_revert") {
+    match restart(
+        ctx,
+        command,
+        options.restart_timeout,
+        "after_revert",
+        &result,
+    ) {
         Ok(again) => result.restarts.push(again),
         Err(e) => return e.with_result(serde_json::to_value(&result).expect("serialises")),
     }
@@ -749,7 +761,8 @@ fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) 
         .this_run()
         .results_newest_first::<Swapped>()
         .into_iter()
-        .find(|(status, r)| *status == Status::Ok && ours(r))
+        // An interrupted swap recorded what it had switched (its restart was cut short).
+        .find(|(status, r)| matches!(status, Status::Ok | Status::Interrupted) && ours(r))
         .and_then(|(_, r)| r.previous);
     if let Some(previous) = &recorded
         && check_version(previous).is_err()
@@ -791,7 +804,13 @@ fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) 
         "rolled back: current -> releases/{target}; {current} marked failed"
     ));
     if let Some(command) = &options.restart {
-        let run = restart(ctx, command, options.restart_timeout, "after_switch")?;
+        let run = restart(
+            ctx,
+            command,
+            options.restart_timeout,
+            "after_switch",
+            &result,
+        )?;
         let ok = run.ok;
         result.restarts.push(run);
         result.restarted = ok;

@@ -2,7 +2,7 @@
 //! restart after the switch, and the one after switching back).
 
 use std::time::{Duration, Instant};
-use ugw_shared::results::RestartRun;
+use ugw_shared::results::{RestartRun, Swapped};
 use ugw_shared::runner::{Ended, RunSpec, run};
 use ugw_shared::scrub::excerpt;
 use ugw_shared::{Ctx, Result};
@@ -12,12 +12,15 @@ const OUTPUT_EXCERPT: usize = 2000;
 /// Between TERM and KILL when a restart command overruns `--restart-timeout`.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// Run CMD once, within `timeout` and the step's deadline.
+/// Run CMD once, within `timeout` and the step's deadline. When it cannot be run to its end
+/// (SIGTERM to ugw-swap, say), the error carries `switched`, what the swap had switched
+/// already: the interrupted step records it, and `--rollback` takes that switch back.
 pub(crate) fn restart(
     ctx: &Ctx,
     command: &str,
     timeout: Duration,
     phase: &str,
+    switched: &Swapped,
 ) -> Result<RestartRun> {
     let mut deadline = Instant::now() + timeout;
     if let Some(step_deadline) = ctx.deadline() {
@@ -27,7 +30,10 @@ pub(crate) fn restart(
         .info(&format!("restarting ({phase}): {command}"));
     // At the deadline the command gets TERM and a moment to stop cleanly, then KILL.
     let spec = RunSpec::new(command, deadline).with_grace(STOP_GRACE);
-    let outcome = run(&spec, &ctx.cancel)?;
+    let outcome = run(&spec, &ctx.cancel).map_err(|e| match e.result {
+        Some(_) => e,
+        None => e.with_result(serde_json::to_value(switched).expect("a result always serialises")),
+    })?;
     let mut output = outcome.stdout.clone();
     output.extend_from_slice(&outcome.stderr);
     Ok(RestartRun {

@@ -76,7 +76,7 @@ complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l pretty 
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -s q -l quiet -d 'Print only errors on stderr'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l always -d 'Run even when the incoming record has failed (instead of skipping)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l dry-run -d 'Say in the record what would be done; change nothing'
-complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -s h -l help -d 'Print help'
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand verify" -l record -d 'Keep the record in FILE (read, append this step, write back atomically under FILE.lock)' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand verify" -l in -d '\'-\' reads the record from stdin whatever it is; \'none\' never touches stdin' -r -f -a "-\t''
 none\t''"
@@ -111,7 +111,7 @@ complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l pretty
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -s q -l quiet -d 'Print only errors on stderr'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l always -d 'Run even when the incoming record has failed (instead of skipping)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l dry-run -d 'Say in the record what would be done; change nothing'
-complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -s h -l help -d 'Print help'
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand list" -l out -d 'The backup folder' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand list" -l record -d 'Keep the record in FILE (read, append this step, write back atomically under FILE.lock)' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand list" -l in -d '\'-\' reads the record from stdin whatever it is; \'none\' never touches stdin' -r -f -a "-\t''
@@ -145,7 +145,7 @@ complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -l pretty -
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -s q -l quiet -d 'Print only errors on stderr'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -l always -d 'Run even when the incoming record has failed (instead of skipping)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -l dry-run -d 'Say in the record what would be done; change nothing'
-complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -s h -l help -d 'Print help'
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand help; and not __fish_seen_subcommand_from create verify restore list prune help" -f -a "create" -d 'Back up paths and SQLite databases into one verified archive'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand help; and not __fish_seen_subcommand_from create verify restore list prune help" -f -a "verify" -d 'Re-hash an archive against its sidecar and every entry against its manifest'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand help; and not __fish_seen_subcommand_from create verify restore list prune help" -f -a "restore" -d 'Verify, then restore strictly into a folder (--to) or back in place (--in-place)'

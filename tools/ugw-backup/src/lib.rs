@@ -112,6 +112,16 @@ pub fn command() -> Command {
         .subcommand(
             Command::new("prune")
                 .about("Remove all but the newest N backups of this host (never the one the record refers to, never a file that is not a ugw backup)")
+                .long_about(
+                    "Remove all but the newest N backups of this host (never the one the record \
+                     refers to, never a file that is not a ugw backup).\n\n\
+                     A backup counts only when it is a regular file named as its manifest sidecar \
+                     says, has its checksum sidecar, and was made on this host (and, with \
+                     --prefix, its name starts with it; create --keep counts only backups of the \
+                     same paths and databases). Each removal is said on stderr and listed in the \
+                     step's removed; one that cannot be removed is warned about, listed in \
+                     not_removed, and prune goes on.",
+                )
                 .arg(out_arg())
                 .arg(keep_arg().required(true))
                 .arg(
@@ -134,6 +144,18 @@ fn keep_arg() -> Arg {
 fn create_command() -> Command {
     Command::new("create")
         .about("Back up paths and SQLite databases into one verified archive")
+        .long_about(
+            "Back up paths and SQLite databases into one verified archive.\n\n\
+             Each --path is made absolute and normal once (no trailing /, no . or ..). A --path \
+             that is a symlink is followed, as tar -h does for the top level, and said so: \
+             the folder it points to is backed up, and restored there. A --path inside another \
+             one (or given twice) is covered by it and backed up once. The --out folder, when \
+             it lies inside a --path, is left out of the walk (and said so), and an in-place \
+             restore leaves it as it is. Temp files (database snapshots and dumps) are created \
+             in --out with O_EXCL|O_NOFOLLOW, mode 0600 and an unpredictable name; the partial \
+             files of a killed create are removed by the next create or prune. A file deleted \
+             while the backup runs is left out and counted in changed_while_read.",
+        )
         .arg(
             Arg::new("path")
                 .long("path")
@@ -213,6 +235,20 @@ fn create_command() -> Command {
 fn restore_command() -> Command {
     Command::new("restore")
         .about("Verify, then restore strictly into a folder (--to) or back in place (--in-place)")
+        .long_about(
+            "Verify, then restore strictly into a folder (--to) or back in place (--in-place).\n\n\
+             --in-place reads everything it needs out of the archive into the temp folder \
+             (TMPDIR) first, then swaps each path in by rename (a mount point, found in \
+             /proc/self/mountinfo, gets its contents restored instead, a bind-mounted file its \
+             bytes), writes each SQLite database through SQLite's backup API into the live file \
+             (a process holding it open sees the restored rows) after copying what was there, \
+             and restores PostgreSQL last, in one transaction. When a step fails, what the steps \
+             before it changed is put back, so a failed restore leaves the state from before \
+             it. A live path that is a symlink where the backup holds a folder, a file or a \
+             database is refused (unsafe_input) before anything is touched. PostgreSQL goes back \
+             into the database the manifest's connection fields name; --pg naming another \
+             database needs --force with --in-place.",
+        )
         .arg(archive_arg())
         .arg(
             Arg::new("to")

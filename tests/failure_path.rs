@@ -26,17 +26,24 @@ const STEPS: &[&str] = &[
     "verify",
 ];
 
-/// The lines the script runs are the ones ugw(7) prints: a reader can copy them.
+/// The lines the script runs are the ones ugw(7) and the README print: a reader can copy
+/// them from either.
 #[test]
-fn the_script_runs_the_failure_path_as_ugw7_writes_it() {
+fn the_script_runs_the_failure_path_as_ugw7_and_the_readme_write_it() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let page = std::fs::read_to_string(repo.join("xtask/src/ugw.7.in")).unwrap();
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
     let script = std::fs::read_to_string(repo.join("tests/support/failure_path.sh")).unwrap();
-    let documented = between(&page, "ugw-swap --root \"$ROOT\" --rollback", "\n.EE");
-    let ours = between(&script, "ugw-swap --root \"$ROOT\" --rollback", "\nLINES");
+    let first = "ugw-swap --root \"$ROOT\" --rollback";
+    let ours = between(&script, first, "\nLINES");
     let lines =
         |text: &str| -> Vec<String> { text.lines().map(|l| l.trim().to_string()).collect() };
-    assert_eq!(lines(ours), lines(documented));
+    assert_eq!(lines(ours), lines(between(&page, first, "\n.EE")), "ugw(7)");
+    assert_eq!(
+        lines(ours),
+        lines(between(&readme, first, "\n```")),
+        "README.md"
+    );
     assert_eq!(
         lines(ours).len(),
         5,

@@ -801,7 +801,7 @@ impl Extractor<'_> {
         let mut open: Vec<OwnedFd> = vec![dup(&self.root)?];
         let mut open_path: Vec<&OsString> = Vec::new();
         for meta in &self.dirs {
-            self.cancel.check()?;
+            self.check_time()?;
             let parts = meta.parts();
             let common = open_path
                 .iter()
@@ -1475,6 +1475,24 @@ mod tests {
             );
             hostile.assert_untouched();
         }
+    }
+
+    #[test]
+    fn past_its_deadline_an_extraction_stops_with_timeout_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            deadline: Some(std::time::Instant::now()),
+            ..Options::default()
+        };
+        let err = stage(
+            &good_archive()[..],
+            &dir.path().join("out"),
+            &options,
+            &Cancel::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Timeout, "{}", err.message);
+        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
     }
 
     #[test]

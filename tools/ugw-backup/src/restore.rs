@@ -36,6 +36,7 @@ pub fn to_dir(ctx: &Ctx, archive: &Path, dir: &Path, force: bool) -> Result<unpa
         )));
     }
     let options = Options {
+        deadline: ctx.deadline(),
         keep_owners: keep_owners(),
         ..Options::restoring()
     };
@@ -213,6 +214,7 @@ fn swap_all(ctx: &Ctx, archive: &Path, manifest: &Manifest, swaps: &mut Vec<Swap
             continue;
         }
         let options = Options {
+            deadline: ctx.deadline(),
             only: Some(entry.clone()),
             strip_components: depth - 1,
             keep_owners: keep_owners(),
@@ -296,6 +298,7 @@ fn swap_contents(
     swaps: &mut Vec<Swap>,
 ) -> Result<()> {
     let options = Options {
+        deadline: ctx.deadline(),
         only: Some(entry.to_path_buf()),
         strip_components: entry.components().count(),
         keep_owners: keep_owners(),
@@ -333,6 +336,7 @@ fn swap_contents(
 /// what it held kept as `<file>.ugw-before-restore` until the restore succeeded.
 fn rewrite_file(ctx: &Ctx, archive: &Path, entry: &Path, live: &Path) -> Result<Swap> {
     let options = Options {
+        deadline: ctx.deadline(),
         only: Some(entry.to_path_buf()),
         strip_components: entry.components().count() - 1,
         keep_owners: keep_owners(),
@@ -428,6 +432,7 @@ fn stage_dbs(ctx: &Ctx, archive: &Path, manifest: &Manifest) -> Result<Vec<Stage
     for db in &manifest.sqlite {
         let entry = db.entry.path();
         let options = Options {
+            deadline: ctx.deadline(),
             only: Some(entry.clone()),
             strip_components: entry.components().count() - 1,
             keep_owners: false,
@@ -569,6 +574,7 @@ fn stage_dumps(
     for (dump, into) in manifest.pg.iter().zip(targets) {
         let entry = dump.entry.path();
         let options = Options {
+            deadline: ctx.deadline(),
             only: Some(entry.clone()),
             strip_components: entry.components().count() - 1,
             keep_owners: false,

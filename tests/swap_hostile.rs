@@ -186,3 +186,140 @@ fn a_swap_interrupted_during_its_restart_is_rolled_back_from_its_record() {
     assert_eq!(current(&root), "releases/v1");
     assert!(root.join("releases/v2/.ugw-failed").exists());
 }
+
+/// Item 18: a copied release keeps every folder's mode exactly.
+#[test]
+fn a_copied_release_keeps_folder_modes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    let from = artifact(dir.path(), "v1", "one");
+    for (folder, mode) in [
+        ("secrets", 0o700),
+        ("tmp", 0o1777),
+        ("ro", 0o555),
+        ("g", 0o2750),
+    ] {
+        std::fs::create_dir_all(from.join(folder)).unwrap();
+        if folder == "secrets" {
+            std::fs::write(from.join("secrets/key"), "k").unwrap();
+        }
+        std::fs::set_permissions(from.join(folder), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    swap(&["--root", s(&root), "--from", s(&from), "--version", "v1"]).assert_code(0);
+    for (folder, mode) in [
+        ("secrets", 0o700),
+        ("tmp", 0o1777),
+        ("ro", 0o555),
+        ("g", 0o2750),
+    ] {
+        let got = std::fs::metadata(root.join("current").join(folder))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(got & 0o7777, mode, "{folder}: {:o}", got & 0o7777);
+    }
+}
+
+/// Item 20: a killed run's copies in releases/ are removed by the next swap; a look-alike or
+/// another user's folder is not.
+#[test]
+fn a_killed_swaps_staging_copies_are_cleaned_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    let v1 = artifact(dir.path(), "v1", "one");
+    swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]).assert_code(0);
+    let releases = root.join("releases");
+    for left in [
+        ".v2.1765100000123456789.staging",
+        ".v0.1765100000000000001.pruning",
+    ] {
+        std::fs::create_dir_all(releases.join(left).join("bin")).unwrap();
+    }
+    std::fs::create_dir_all(releases.join(".v2.notanumber.staging")).unwrap();
+    let foreign = releases.join(".v3.1765100000000000002.staging");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+    let v2 = artifact(dir.path(), "v2", "two");
+    let out = swap(&["--root", s(&root), "--from", s(&v2), "--version", "v2"]);
+    out.assert_code(0);
+    let mut left: Vec<String> = std::fs::read_dir(&releases)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            ".v2.notanumber.staging",
+            ".v3.1765100000000000002.staging",
+            "v1",
+            "v2"
+        ],
+        "{}",
+        out.stderr
+    );
+}
+
+/// A tmpfs mounted at a path, unmounted when dropped (a failed test included).
+struct Mounted(PathBuf);
+
+impl Mounted {
+    /// `None` (and why, on stderr) where mounting is not allowed and CI is not set.
+    fn tmpfs(at: &Path, options: &str) -> Option<Mounted> {
+        std::fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs", s(at)])
+            .status();
+        if status.is_ok_and(|s| s.success()) {
+            return Some(Mounted(at.to_path_buf()));
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI: mount is not permitted"
+        );
+        eprintln!("SKIPPED: mount is not permitted here");
+        None
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Item 22: a full disk is kind `no_space` in both modes, and nothing is switched.
+#[test]
+fn a_full_disk_is_no_space_in_both_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    let Some(_mount) = Mounted::tmpfs(&small, "size=1m") else {
+        return;
+    };
+    let from = artifact(dir.path(), "big", "x");
+    let noise: Vec<u8> = (0..4 << 20).map(|i: u32| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(from.join("bin/big"), &noise).unwrap();
+    let root = small.join("app");
+    let out = swap(&["--root", s(&root), "--from", s(&from), "--version", "v1"]);
+    assert_eq!(
+        out.assert_code(1).last_step().error_kind(),
+        "no_space",
+        "{}",
+        out.stderr
+    );
+    assert!(!root.join("current").exists());
+
+    let target = small.join("app-bin");
+    std::fs::write(&target, "#!/bin/sh\n").unwrap();
+    let out = swap(&["--target", s(&target), "--from", s(&from.join("bin/big"))]);
+    assert_eq!(
+        out.assert_code(1).last_step().error_kind(),
+        "no_space",
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "#!/bin/sh\n");
+}

@@ -102,7 +102,7 @@ fn install(
     let mut file = AtomicFile::create(target)?;
     std::io::copy(source, &mut file)
         .and_then(|_| file.flush())
-        .map_err(|e| Error::io(format!("cannot write {}", file.temp_path().display()), &e))?;
+        .map_err(|e| Error::io_write(format!("cannot write {}", file.temp_path().display()), &e))?;
     let written = |e: std::io::Error| Error::io(format!("cannot set up {}", target.display()), &e);
     if let Some(old) = &old {
         // The owner first: a change of owner clears setuid bits and file capabilities.

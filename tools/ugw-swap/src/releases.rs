@@ -7,6 +7,7 @@ use crate::restart::restart;
 use crate::this_run::nothing_to_take_back;
 use crate::{Options, Swapped, restart_failed};
 use serde::{Deserialize, Serialize};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 use ugw_shared::atomic::{exchange_durable, rename_durable, replace_symlink, sync_dir};
@@ -108,9 +109,11 @@ fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// An I/O error as the step's error: a full disk or a spent quota (a copy, a folder made)
+/// is kind `no_space`, anything else `io`.
 fn io(what: impl std::fmt::Display, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     let context = format!("cannot {what} {}", path.display());
-    move |e| Error::io(context, &e)
+    move |e| Error::io_write(context, &e)
 }
 
 /// What `ROOT/current` is.
@@ -383,6 +386,25 @@ impl Root {
         crate::link_at::replace_with_symlink(release, target, &absolute)
     }
 
+    /// Remove what a killed run left in `releases/` (under the lock, nobody else is writing
+    /// there): only ugw's own, by their exact names (`.V.NS.staging`, a copy not yet named;
+    /// `.V.NS.pruning`, a release half removed), folders of the invoking user's or root's.
+    fn remove_leftovers(&self, ctx: &Ctx) {
+        let Ok(entries) = std::fs::read_dir(self.releases()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !is_leftover_name(&name) || not_ours(&entry.path()).is_some() {
+                continue;
+            }
+            ctx.reporter.info(&format!(
+                "removing releases/{name}, left by an interrupted run"
+            ));
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+
     /// Remove the oldest releases beyond `keep`; never `protect`ed ones, nor a failed one
     /// staged after the current one (kept for forensics).
     fn prune(&self, keep: usize, current: &str, protect: &[&str]) -> Result<Vec<String>> {
@@ -419,6 +441,23 @@ impl Root {
     }
 }
 
+/// Whether `name` is a temp folder ugw-swap makes in `releases/`: `.V.NS.staging` or
+/// `.V.NS.pruning`, V a version and NS the nanoseconds it was made at.
+fn is_leftover_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('.') else {
+        return false;
+    };
+    let Some(rest) = rest
+        .strip_suffix(".staging")
+        .or_else(|| rest.strip_suffix(".pruning"))
+    else {
+        return false;
+    };
+    rest.rsplit_once('.').is_some_and(|(version, ns)| {
+        !ns.is_empty() && ns.bytes().all(|b| b.is_ascii_digit()) && check_version(version).is_ok()
+    })
+}
+
 fn write_marker(folder: &Path, version: &str, sha256: &str) -> Result<()> {
     let marker = Marker {
         version: version.to_string(),
@@ -435,8 +474,9 @@ fn copy_file(from: &Path, to: &Path) -> Result<()> {
     file.sync_all().map_err(io("fsync", to))
 }
 
-/// Copy a folder tree: files (with their mode), folders, symlinks as symlinks. Anything else
-/// (a device, a FIFO) is refused.
+/// Copy a folder tree: files (with their mode), folders (with their mode exactly: a 0700
+/// `secrets/` stays 0700, a 1777 `tmp/` keeps its sticky bit, a 0555 folder is made read-only
+/// once filled), symlinks as symlinks. Anything else (a device, a FIFO) is refused.
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     for entry in std::fs::read_dir(from).map_err(io("read", from))? {
         let entry = entry.map_err(io("read", from))?;
@@ -445,6 +485,9 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         if kind.is_dir() {
             std::fs::create_dir(&dest).map_err(io("create", &dest))?;
             copy_tree(&source, &dest)?;
+            let mode = entry.metadata().map_err(io("read", &source))?.mode() & 0o7777;
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode))
+                .map_err(io("set the mode of", &dest))?;
             sync_dir(&dest)?;
         } else if kind.is_symlink() {
             let points_to = std::fs::read_link(&source).map_err(io("read", &source))?;
@@ -495,6 +538,9 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, dir: &Path) -> Result<Swappe
     // make a prune delete what it points into.
     if let Some(why) = not_ours(&root.releases()) {
         return Err(planted(&why));
+    }
+    if !ctx.dry_run {
+        root.remove_leftovers(ctx);
     }
     if options.rollback {
         return rollback(ctx, options, &root, result);
@@ -860,5 +906,27 @@ mod tests {
             assert!(check_version(bad).is_err(), "{bad}");
         }
         assert!(check_version("v1.2.3").is_ok());
+    }
+
+    #[test]
+    fn only_ugw_temp_folders_are_leftovers() {
+        for ours in [
+            ".v1.2.1765100000123456789.staging",
+            ".v1.5.pruning",
+            ".a.1.staging",
+        ] {
+            assert!(is_leftover_name(ours), "{ours}");
+        }
+        for not_ours in [
+            "v1.1.staging",
+            ".v1.x1.staging",
+            ".v1..staging",
+            "..1.staging",
+            ".v1.1.replaced",
+            ".v1.1.staging.old",
+            ".staging",
+        ] {
+            assert!(!is_leftover_name(not_ours), "{not_ours}");
+        }
     }
 }

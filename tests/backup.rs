@@ -1027,7 +1027,8 @@ fn a_dump_cut_in_half_is_caught_and_no_backup_is_kept() {
     };
     db.sql("CREATE TABLE t AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 20000) g;");
     let dir = tempfile::tempdir().unwrap();
-    // A pg_dump that writes its dump, then loses the second half of it.
+    // A pg_dump that writes only the first half of its dump (to stdout, where ugw-backup
+    // takes it).
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let real = kit::bash("command -v pg_dump", dir.path())
@@ -1037,8 +1038,8 @@ fn a_dump_cut_in_half_is_caught_and_no_backup_is_kept() {
     std::fs::write(
         bin.join("pg_dump"),
         format!(
-            "#!/bin/bash\n{real} \"$@\" || exit\nfor a in \"$@\"; do case $a in --file=*) f=${{a#--file=}};; esac; done\n\
-             truncate -s $(( $(stat -c %s \"$f\") / 2 )) \"$f\"\n"
+            "#!/bin/bash\nf=$(mktemp)\n{real} \"$@\" > \"$f\" || exit\n\
+             head -c $(( $(stat -c %s \"$f\") / 2 )) \"$f\"; rm -f \"$f\"\n"
         ),
     )
     .unwrap();

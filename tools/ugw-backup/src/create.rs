@@ -393,7 +393,7 @@ fn append_databases<W: Write>(
         let temp_file = AtomicFile::create(&plan.out.join(format!("{}.pg-globals", plan.name)))?;
         let temp = temp_file.temp_path().to_path_buf();
         ctx.track_temp(&temp);
-        crate::pg::dump_globals(server, &temp, ctx.deadline(), &ctx.cancel)?;
+        crate::pg::dump_globals(server, temp_file.file(), ctx.deadline(), &ctx.cancel)?;
         let name = format!("{}/pg/globals.sql", manifest::DB_PREFIX);
         let entry = append_temp(ctx, builder, &temp, name.as_bytes(), progress)?;
         drop(temp_file);
@@ -684,7 +684,7 @@ fn dump_pg<W: Write>(
     let temp_file = AtomicFile::create(&plan.out.join(format!("{}.pg-{index}", plan.name)))?;
     let temp = temp_file.temp_path().to_path_buf();
     ctx.track_temp(&temp);
-    crate::pg::dump(target, &temp, ctx.deadline(), &ctx.cancel)?;
+    crate::pg::dump(target, temp_file.file(), ctx.deadline(), &ctx.cancel)?;
     crate::pg::check(&temp, ctx.deadline(), &ctx.cancel)?;
     let name = format!(
         "{}/pg/{index}-{}.dump",

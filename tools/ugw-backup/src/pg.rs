@@ -163,6 +163,14 @@ impl Target {
     }
 }
 
+/// A child's stdout into our open file.
+fn into_file(file: &std::fs::File) -> Result<runner::Output> {
+    let copy = file
+        .try_clone()
+        .map_err(|e| Error::io("cannot hand a temp file to pg_dump", &e))?;
+    Ok(runner::Output::File(std::sync::Arc::new(copy)))
+}
+
 /// The program a spec runs (after `env`'s own options), for messages.
 fn program_of(spec: &RunSpec) -> String {
     let Program::Argv(argv) = &spec.program else {
@@ -187,41 +195,39 @@ fn conninfo_quoted(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// `pg_dump --format=custom` of `target` into `file`.
+/// `pg_dump --format=custom` of `target` into `file`, an open temp file of ours: its stdout
+/// goes there, so pg_dump never opens a path someone could have swapped meanwhile.
 pub fn dump(
     target: &Target,
-    file: &Path,
+    file: &std::fs::File,
     deadline: Option<Instant>,
     cancel: &Cancel,
 ) -> Result<()> {
-    let spec = target.spec(
-        "pg_dump",
-        vec![
-            "--format=custom".into(),
-            "--no-password".into(),
-            format!("--file={}", file.display()),
-        ],
-        deadline,
-    );
+    let spec = target
+        .spec(
+            "pg_dump",
+            vec!["--format=custom".into(), "--no-password".into()],
+            deadline,
+        )
+        .with_stdout(into_file(file)?);
     target.run(&spec, cancel, &format!("pg_dump of {}", target.shown))
 }
 
-/// `pg_dumpall --globals-only` (roles, tablespaces) of `target`'s server into `file`.
+/// `pg_dumpall --globals-only` (roles, tablespaces) of `target`'s server into `file`, an
+/// open temp file of ours.
 pub fn dump_globals(
     target: &Target,
-    file: &Path,
+    file: &std::fs::File,
     deadline: Option<Instant>,
     cancel: &Cancel,
 ) -> Result<()> {
-    let spec = target.spec(
-        "pg_dumpall",
-        vec![
-            "--globals-only".into(),
-            "--no-password".into(),
-            format!("--file={}", file.display()),
-        ],
-        deadline,
-    );
+    let spec = target
+        .spec(
+            "pg_dumpall",
+            vec!["--globals-only".into(), "--no-password".into()],
+            deadline,
+        )
+        .with_stdout(into_file(file)?);
     let what = format!("pg_dumpall --globals-only of {}", target.shown);
     target.run(&spec, cancel, &what)
 }

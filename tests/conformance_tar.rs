@@ -331,10 +331,10 @@ fn bsdtar_archives_of_files_with_holes_extract_as_gnu_tar_extracts_them() {
 fn a_sparse_file_of_256_mib_with_a_few_kib_of_data_extracts_into_little_disk() {
     // ugw_shared::unpack's own tests extract a 20 GiB one; through ugw-fetch, the tree
     // manifest it records reads every logical byte, so this one is smaller.
+    const HUGE: u64 = 256 * MIB;
     if !require("tar") {
         return;
     }
-    const HUGE: u64 = 256 * MIB;
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     std::fs::create_dir(&src).unwrap();
@@ -452,7 +452,7 @@ fn git_archive_output_with_its_global_pax_header_extracts_end_to_end() {
 }
 
 /// Archives Python's tarfile writes: PAX with a global header and long and non-ASCII names,
-/// GNU with long names, and CPython's `test_chains` shape (a hard link to a symlink).
+/// GNU with long names, and `CPython`'s `test_chains` shape (a hard link to a symlink).
 const PYTHON_ARCHIVES: &str = r##"
 import io, sys, tarfile
 out = sys.argv[1]

@@ -298,6 +298,24 @@ fn make_install_installs_what_cargo_built_where_cargo_says_and_every_man_page() 
         );
     }
     assert!(dest.join("usr/share/man/man7/ugw.7").is_file());
+
+    // `make uninstall` takes all of it away again, the subcommands' pages included.
+    make(repo, &target, &["uninstall", "PREFIX=/usr", &destdir]).assert_code(0);
+    let left: Vec<_> = walk(&dest).into_iter().filter(|p| p.is_file()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// Every path under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
 }
 
 #[test]

@@ -171,7 +171,13 @@ impl<R: Read> Reader<R> {
         }
         let ustar = &block[257..263] == b"ustar\0";
         let mut path = field(&block[0..100]).to_vec();
-        let prefix = field(&block[345..500]);
+        // star's ustar variant ends its header with "tar\0" and keeps times after a shorter
+        // prefix.
+        let prefix = if &block[508..512] == b"tar\0" {
+            field(&block[345..476])
+        } else {
+            field(&block[345..500])
+        };
         if ustar && !prefix.is_empty() {
             let mut joined = prefix.to_vec();
             joined.push(b'/');

@@ -196,7 +196,7 @@ fn conninfo_quoted(value: &str) -> String {
 }
 
 /// `pg_dump --format=custom` of `target` into `file`, an open temp file of ours: its stdout
-/// goes there, so pg_dump never opens a path someone could have swapped meanwhile.
+/// goes there, so `pg_dump` never opens a path someone could have swapped meanwhile.
 pub fn dump(
     target: &Target,
     file: &std::fs::File,

@@ -1001,3 +1001,37 @@ fn the_partial_file_of_a_killed_create_is_removed_by_the_next_create() {
     assert!(!partial.exists());
     assert!(not_ours.exists(), "only the names a create writes");
 }
+
+#[test]
+fn a_hot_journal_is_named_with_what_it_means() {
+    if !kit::require("python3") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    // A writer that dies mid-transaction (its pages spilled into the file): a hot journal.
+    let writer = "import sqlite3, os, sys\n\
+        c = sqlite3.connect(sys.argv[1]); c.execute('CREATE TABLE t(x)')\n\
+        c.executemany('INSERT INTO t VALUES (?)', [(i,) for i in range(20000)]); c.commit()\n\
+        c = sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('PRAGMA cache_size=1')\n\
+        c.execute('BEGIN'); c.execute('UPDATE t SET x = x + 1'); os._exit(0)\n";
+    let status = Command::new("python3")
+        .args(["-c", writer, s(&db)])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(dir.path().join("app.db-journal").exists());
+    let outcome = backup(&[
+        "create",
+        "--db",
+        &format!("sqlite://{}", db.display()),
+        "--out",
+        s(&dir.path().join("out")),
+        "--name",
+        "b",
+    ]);
+    outcome.assert_code(1);
+    let message = outcome.last_step().error.unwrap().message;
+    assert!(message.contains("hot journal"), "{message}");
+    assert!(!message.contains('\n'), "{message:?}");
+}

@@ -233,16 +233,21 @@ pub fn refusals(migration: &Migration, engine: Engine) -> Vec<Finding> {
     out
 }
 
+/// `-- ugw:allow a, b` (or `a,b`, or `a b`) in the statement, before it, or after its `;` on
+/// the same line: every rule named.
 fn allowed(statement: &Statement, rule: &str) -> bool {
     statement.comments().any(|c| {
-        let words: Vec<&str> = c
+        let text = c
             .text
             .trim_start_matches(['-', '/', '*'])
-            .split_whitespace()
-            .collect();
-        words
-            .windows(2)
-            .any(|w| w[0] == "ugw:allow" && w[1..].iter().any(|r| r.trim_end_matches(',') == rule))
+            .trim_end_matches(['*', '/']);
+        let mut words = text.split_whitespace();
+        words.any(|w| w == "ugw:allow")
+            && words
+                .flat_map(|w| w.split(','))
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .any(|r| r == rule)
     })
 }
 
@@ -292,11 +297,18 @@ fn check_alter_action(action: &[&Token], pg: bool, hits: &mut Vec<(&'static str,
     let has = |word: &str| action.iter().any(|t| t.is(word));
     let has_pair = |a: &str, b: &str| action.windows(2).any(|w| w[0].is(a) && w[1].is(b));
     if first.is("RENAME") {
-        hits.push(("rename", line));
+        // A constraint's name is the schema's own business: no release reads it.
+        if !at(1, "CONSTRAINT") {
+            hits.push(("rename", line));
+        }
     } else if first.is("DROP") && !at(1, "CONSTRAINT") {
         hits.push(("drop-column", line));
     } else if first.is("ALTER") {
-        if has("TYPE") {
+        // ALTER [COLUMN] name [SET DATA] TYPE …: a column called `type` is not a type change.
+        let name_at = if at(1, "COLUMN") { 2 } else { 1 };
+        let changes_type = at(name_at + 1, "TYPE")
+            || (at(name_at + 1, "SET") && at(name_at + 2, "DATA") && at(name_at + 3, "TYPE"));
+        if changes_type {
             hits.push(("column-type", line));
         } else if has_pair("SET", "NOT") && has("NULL") {
             hits.push(("set-not-null", line));
@@ -551,5 +563,40 @@ mod tests {
         let mut m = migration("DROP TABLE users;");
         m.phase = Phase::Post;
         assert!(lint(&m, Engine::Postgres).is_empty());
+    }
+
+    /// Issue 19, item 14: false positives and `-- ugw:allow` quirks.
+    #[test]
+    fn a_type_column_a_constraint_rename_and_every_allowed_rule() {
+        assert!(rules("ALTER TABLE events ALTER COLUMN type SET DEFAULT 'click';").is_empty());
+        assert!(rules("ALTER TABLE events ALTER type DROP NOT NULL;").is_empty());
+        assert_eq!(
+            rules("ALTER TABLE events ALTER COLUMN type SET DATA TYPE text;"),
+            ["column-type"]
+        );
+        assert!(rules("ALTER TABLE posts RENAME CONSTRAINT posts_fk TO post_fk;").is_empty());
+        assert_eq!(rules("ALTER TABLE posts RENAME TO articles;"), ["rename"]);
+        for allow in [
+            "drop-column, drop-table",
+            "drop-column,drop-table",
+            "drop-column drop-table",
+        ] {
+            let sql =
+                format!("-- ugw:allow {allow}\nDROP TABLE a;\nALTER TABLE b DROP COLUMN c;\n");
+            assert_eq!(
+                rules(&sql),
+                ["drop-column"],
+                "{allow}: the allow is the first statement's"
+            );
+            let both = format!(
+                "-- ugw:allow {allow}\nALTER TABLE b DROP COLUMN c, ADD COLUMN d int;\nDROP TABLE a;\n"
+            );
+            assert_eq!(rules(&both), ["drop-table"], "{allow}");
+        }
+        // A trailing allow is the statement's it ends, not the next one's.
+        let sql = "DROP TABLE a; -- ugw:allow drop-table\nDROP TABLE b;\n";
+        let found = lint(&migration(sql), Engine::Postgres);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].rule, found[0].line), ("drop-table", 2));
     }
 }

@@ -255,7 +255,7 @@ fn shape(header: &[&Token], dialect: Engine) -> Shape {
 #[must_use]
 pub fn statements(sql: &str, dialect: Engine) -> Vec<Statement> {
     let tokens = tokenize(sql, dialect);
-    let mut out = Vec::new();
+    let mut out: Vec<Statement> = Vec::new();
     let mut current: Vec<(Token, std::ops::Range<usize>)> = Vec::new();
     let mut header: Vec<&Token> = Vec::new();
     let mut shape_now = Shape::Unknown;
@@ -263,9 +263,19 @@ pub fn statements(sql: &str, dialect: Engine) -> Vec<Statement> {
     let mut paren_depth = 0usize;
     let mut seen_on = false;
     let mut previous_code: Option<&Token> = None;
+    // The line of the `;` that ended the last statement: a comment after it on that line
+    // (`DROP TABLE t; -- ugw:allow drop-table`) belongs to that statement.
+    let mut ended_on: Option<usize> = None;
     for (index, (token, range)) in tokens.iter().enumerate() {
         if token.kind == Kind::Comment {
-            current.push((token.clone(), range.clone()));
+            if current.is_empty()
+                && ended_on == Some(token.line)
+                && let Some(last) = out.last_mut()
+            {
+                last.tokens.push(token.clone());
+            } else {
+                current.push((token.clone(), range.clone()));
+            }
             continue;
         }
         if header.len() < 4 {
@@ -306,7 +316,9 @@ pub fn statements(sql: &str, dialect: Engine) -> Vec<Statement> {
             }
         }
         if token.is_punct(';') && body_depth == 0 && paren_depth == 0 {
+            let before = out.len();
             push_statement(sql, &mut out, std::mem::take(&mut current));
+            ended_on = (out.len() > before).then_some(token.line);
             header.clear();
             shape_now = Shape::Unknown;
             seen_on = false;
@@ -314,6 +326,7 @@ pub fn statements(sql: &str, dialect: Engine) -> Vec<Statement> {
         } else {
             current.push((token.clone(), range.clone()));
             previous_code = Some(token);
+            ended_on = None;
         }
     }
     push_statement(sql, &mut out, current);

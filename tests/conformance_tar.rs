@@ -616,8 +616,8 @@ fn release_modes_follow_the_data_rule() {
 }
 
 /// `ugw-backup create` of `tree` (one `--path`), then verify, then `restore --to`; the
-/// restored copy of `tree`.
-fn backup_round_trip(tree: &Path, work: &Path) -> PathBuf {
+/// restored copy of `tree`, and the archive.
+fn backup_round_trip(tree: &Path, work: &Path) -> (PathBuf, String) {
     let backup = |args: &[&str]| {
         let mut cmd = tool("ugw-backup");
         cmd.args(args);
@@ -635,7 +635,7 @@ fn backup_round_trip(tree: &Path, work: &Path) -> PathBuf {
     let to = work.join("restored");
     let restored = backup(&["restore", &archive, "--to", s(&to)]);
     assert_eq!(restored.code, 0, "{}", restored.stderr);
-    to.join(tree.strip_prefix("/").unwrap())
+    (to.join(tree.strip_prefix("/").unwrap()), archive)
 }
 
 #[test]
@@ -645,7 +645,14 @@ fn a_backup_restore_puts_back_modes_symlinks_and_holes_exactly() {
     std::os::unix::fs::symlink("/abs/path/elsewhere", src.join("absolute")).unwrap();
     std::os::unix::fs::symlink("../../x", src.join("lib/up")).unwrap();
     std::fs::set_permissions(src.join("run.sh"), std::fs::Permissions::from_mode(0o4755)).unwrap();
-    let restored = backup_round_trip(&src, dir.path());
+    // The copy GNU tar would make (as root, it keeps modes), to compare the in-place restore.
+    let archive_of_src = dir.path().join("src.tar");
+    command(
+        "tar",
+        &["-cf", s(&archive_of_src), "-C", s(&src), "."],
+        dir.path(),
+    );
+    let (restored, archive) = backup_round_trip(&src, dir.path());
     assert_same_tree("backup", &restored, &src, |mode, _| mode);
     assert_eq!(
         std::fs::read_link(restored.join("absolute")).unwrap(),
@@ -656,6 +663,23 @@ fn a_backup_restore_puts_back_modes_symlinks_and_holes_exactly() {
         Path::new("../../x")
     );
     assert_sparse_kept("backup", &restored.join("sparse.img"));
+
+    // In place too, over a tree that lost its links and its modes since.
+    std::fs::remove_file(src.join("absolute")).unwrap();
+    std::fs::remove_file(src.join("lib/up")).unwrap();
+    std::fs::set_permissions(src.join("open"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = tool("ugw-backup");
+    cmd.args(["restore", &archive, "--in-place"]);
+    let in_place = run(cmd);
+    assert_eq!(in_place.code, 0, "{}", in_place.stderr);
+    let expected = dir.path().join("expected");
+    gnu_extract(&archive_of_src, &expected);
+    assert_same_tree("backup in place", &src, &expected, |mode, _| mode);
+    assert_eq!(
+        std::fs::read_link(src.join("absolute")).unwrap(),
+        Path::new("/abs/path/elsewhere")
+    );
+    assert_sparse_kept("backup in place", &src.join("sparse.img"));
 }
 
 #[test]

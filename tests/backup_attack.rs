@@ -775,8 +775,10 @@ fn a_file_deleted_while_the_backup_runs_is_left_out_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("a-big"), noise(24 << 20)).unwrap();
+    std::fs::write(data.join("a-big"), noise(8 << 20)).unwrap();
     write(&data.join("z-gone"), "deleted meanwhile\n");
+    // Its other name, after it in the walk: it carries the data once the first name is gone.
+    std::fs::hard_link(data.join("z-gone"), data.join("zz-link")).unwrap();
     let out = dir.path().join("out");
     let mut cmd = tool();
     cmd.args([
@@ -819,6 +821,11 @@ fn a_file_deleted_while_the_backup_runs_is_left_out_and_counted() {
     );
     let archive = archive_of(&outcome);
     backup(&["verify", s(&archive)]).assert_code(0);
+    let to = dir.path().join("to");
+    backup(&["restore", s(&archive), "--to", s(&to)]).assert_code(0);
+    let copy = to.join(data.strip_prefix("/").unwrap());
+    assert_eq!(read(&copy.join("zz-link")), "deleted meanwhile\n");
+    assert!(!copy.join("z-gone").exists());
 }
 
 #[test]

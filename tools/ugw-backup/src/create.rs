@@ -334,10 +334,35 @@ fn append_files<W: Write>(
     manifest: &mut Manifest,
     progress: &Progress,
 ) -> Result<()> {
+    // The first name of a hard-linked file that vanished: its next name carries the data
+    // (`Some(that name)` once written, `None` until then), so no link names a missing entry.
+    let mut moved: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
     for item in items {
         ctx.cancel.check()?;
+        let first = item.link_of.clone();
+        let relinked;
+        let item = match first.as_ref().and_then(|f| moved.get(f)) {
+            Some(now) => {
+                relinked = Item {
+                    source: item.source.clone(),
+                    size: item.size,
+                    regular: item.regular,
+                    link_of: now.clone(),
+                };
+                &relinked
+            }
+            None => item,
+        };
         let appended = append_item(builder, item, progress, &ctx.cancel)
             .map_err(|e| ctx.cancel.check().err().unwrap_or(e))?;
+        if item.link_of.is_none() && item.regular {
+            let key = first.clone().unwrap_or_else(|| item.name().to_vec());
+            if appended.is_none() {
+                moved.entry(key).or_insert(None);
+            } else if moved.get(&key) == Some(&None) {
+                moved.insert(key, Some(item.name().to_vec()));
+            }
+        }
         let Some(entry) = appended else {
             // Deleted after the walk saw it: left out, and counted like a change.
             manifest

@@ -18,9 +18,11 @@ use ugw_shared::{Error, ErrorKind, Result};
 /// A dump or restore without a --timeout still ends some day.
 const NO_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 
-/// libpq variables that would override or redirect what the URL says (the ones the URL
-/// sets are set again from it; `PGPASSWORD`, `PGPASSFILE` and the client certificate stay,
-/// they are credentials, not where to connect).
+/// libpq variables that would override or redirect what the URL says: where to connect,
+/// as whom, to which database, with which session options (the ones the URL sets are set
+/// again from it). `PGPASSWORD`, `PGPASSFILE`, the client certificate, `PGSSLROOTCERT` and
+/// `PGCONNECT_TIMEOUT` stay when the URL says nothing of them: credentials and trust, not
+/// where a dump or a restore lands.
 const ROUTING_VARS: &[&str] = &[
     "PGHOSTADDR",
     "PGSERVICE",
@@ -29,9 +31,6 @@ const ROUTING_VARS: &[&str] = &[
     "PGTARGETSESSIONATTRS",
     "PGLOAD_BALANCE_HOSTS",
     "PGREQUIRESSL",
-    "PGSSLROOTCERT",
-    "PGCONNECT_TIMEOUT",
-    "PGAPPNAME",
     "PGDATABASE",
     "PGHOST",
     "PGPORT",

@@ -315,6 +315,17 @@ fn swap_contents(
     std::fs::create_dir(&before)
         .map_err(|e| Error::io(format!("cannot create {}", before.display()), &e))?;
     let staged_name = staged.path().file_name().map(OsString::from);
+    if let Err(e) = move_children(
+        mount,
+        &before,
+        &[staged_name.clone(), Some(OsString::from(BEFORE_SUFFIX))],
+    ) {
+        // Cut short: what was moved goes back, and nothing restored is there to undo.
+        let _ = move_children(&before, mount, &[]);
+        let _ = std::fs::remove_dir(&before);
+        return Err(e);
+    }
+    // From here, undoing means: what is in the mount is the restore's, `before` the old.
     swaps.push(Swap {
         target: mount.to_path_buf(),
         before: Some(before.clone()),
@@ -322,11 +333,6 @@ fn swap_contents(
         carried: Vec::new(),
         rewritten: false,
     });
-    move_children(
-        mount,
-        &before,
-        &[staged_name.clone(), Some(OsString::from(BEFORE_SUFFIX))],
-    )?;
     move_children(staged.path(), mount, &[])?;
     drop(staged);
     carry_over(manifest, swaps.last_mut().expect("just pushed"))

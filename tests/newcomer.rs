@@ -1,15 +1,15 @@
 //! Issue 21's "done when": ugw upgrading a service nobody here wrote, as a new user would from
-//! the README. Datasette from PyPI (two real releases, its version at `/-/versions.json`
-//! under `.datasette.version`, a SQLite database), packed the way a Python service ships with
-//! no service manager (`pip install --target lib/` and a launcher in `bin/`), with its
-//! migrations. Two instances behind HAProxy take 50 requests a second while each is upgraded
+//! the README. Datasette from the Python Package Index (two real releases, its version at
+//! `/-/versions.json` under `.datasette.version`, a SQLite database), packed the way a Python
+//! service ships with no service manager (`pip install --target lib/` and a launcher in
+//! `bin/`), with its migrations. Two instances behind HAProxy take 50 requests a second while each is upgraded
 //! in turn by the README's pipeline, with only flags the README documents: no failed request,
 //! both on the new release, the schema changed on both. A release that dies at its start is
 //! detected at once (`--pidfile`), not waited out, and the README's failure path puts the node
 //! back, with no condition around it.
 //!
-//! The releases come from PyPI: without it (no network, no pip) the test says why and skips,
-//! unless CI is set.
+//! The releases come from the Python Package Index: without it (no network, no pip) the test
+//! says why and skips, unless CI is set.
 
 mod kit;
 
@@ -44,10 +44,10 @@ const BROKEN_LAUNCHER: &str = "#!/bin/sh\n\
     echo 'datasette: Error: no such setting: max_returned_rowz' >&2\n\
     exit 2\n";
 
-/// `datasette-VERSION.tar.gz` built under `build`: Datasette `datasette` installed from PyPI
-/// into `lib/` (none for a launcher that does not use it), the launcher, and `migrations/`
-/// holding `migrations`. `None`, with the reason printed, when pip cannot install it (and CI
-/// is unset).
+/// `datasette-VERSION.tar.gz` built under `build`: Datasette `datasette` installed from the
+/// Python Package Index into `lib/` (none for a launcher that does not use it), the launcher,
+/// and `migrations/` holding `migrations`. `None`, with the reason printed, when pip cannot
+/// install it (and CI is unset).
 fn release(
     build: &Path,
     version: &str,
@@ -80,7 +80,7 @@ fn release(
     Some(std::fs::read(&archive).unwrap())
 }
 
-/// Datasette `version` and what it needs, from PyPI into `lib`, as a release is built.
+/// Datasette `version` and what it needs, from the Python Package Index into `lib`, as a release is built.
 fn pip_install(lib: &Path, version: &str) -> Option<()> {
     let pip = Command::new("python3")
         .args([
@@ -273,6 +273,94 @@ fn vars(
     ]
 }
 
+/// The three releases (the old, the new, and one that dies at its start) built under `build`
+/// and served with their `SHA256SUMS`: the server and its base URL. `None` when pip cannot
+/// install Datasette (and CI is unset).
+fn serve_releases(build: &Path) -> Option<(kit::file_server::FileServer, String)> {
+    let first = [("0001_create_items.sql", CREATE_ITEMS)];
+    let both = [
+        ("0001_create_items.sql", CREATE_ITEMS),
+        ("0002_add_items_note.sql", ADD_NOTE),
+    ];
+    let old = release(build, OLD, Some(OLD), LAUNCHER, &first)?;
+    let new = release(build, NEW, Some(NEW), LAUNCHER, &both)?;
+    let broken = release(build, BROKEN, None, BROKEN_LAUNCHER, &both)?;
+    let server = kit::file_server::FileServer::start();
+    let mut sums = Vec::new();
+    for (version, bytes) in [(OLD, &old), (NEW, &new), (BROKEN, &broken)] {
+        let name = format!("datasette-{version}.tar.gz");
+        sums.push(format!("{}  {name}\n", kit::sha256(bytes)));
+        server.put(&name, kit::file_server::Served::new(bytes));
+    }
+    let sums = sums.concat();
+    server.put("SHA256SUMS", kit::file_server::Served::new(sums.as_bytes()));
+    let base = server
+        .url("SHA256SUMS")
+        .trim_end_matches("/SHA256SUMS")
+        .to_string();
+    Some((server, base))
+}
+
+/// HAProxy in front of `nodes`, checking Datasette's version endpoint, every node UP.
+fn balance(nodes: &[Node]) -> HaProxy {
+    let servers: Vec<Server> = nodes
+        .iter()
+        .map(|n| Server::new(&n.name, &format!("127.0.0.1:{}", n.port), true))
+        .collect();
+    let options = Options {
+        check_path: "/-/versions.json".into(),
+        ..Options::default()
+    };
+    let haproxy = HaProxy::start_with(&servers, &options);
+    for node in nodes {
+        assert!(
+            haproxy.wait_status(&node.name, "UP", Duration::from_secs(20)),
+            "{}: {}",
+            node.name,
+            haproxy.log()
+        );
+    }
+    haproxy
+}
+
+/// The README's upgrade of `node` to the new release: every step ok, the wait on the process
+/// the restart started, the new release answering with its schema, back in traffic.
+fn upgrade(dir: &Path, node: &Node, vars: &[(&str, String)], haproxy: &HaProxy) {
+    let started = Instant::now();
+    let out = shell(dir, UPGRADE, vars);
+    out.assert_code(0);
+    let record = out.record();
+    assert!(record.ok, "{}", out.stdout);
+    let tools: Vec<&str> = record.steps.iter().map(|s| s.tool.as_str()).collect();
+    assert_eq!(
+        tools,
+        [
+            "ugw-fetch",
+            "ugw-migrate",
+            "ugw-drain",
+            "ugw-swap",
+            "ugw-wait-healthy",
+            "ugw-drain"
+        ]
+    );
+    let wait = &record.steps[4].result;
+    let pid: i32 = std::fs::read_to_string(&node.pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        wait["process"]["pid"], pid,
+        "the wait watched the new release"
+    );
+    assert_eq!(wait["expect_version"], NEW);
+    eprintln!("{} upgraded in {:?}", node.name, started.elapsed());
+    assert!(node.answers(NEW), "{}", node.log());
+    assert_eq!(kit::current(&node.root), format!("releases/{NEW}"));
+    assert_eq!(node.columns(), ["id", "name", "note"]);
+    assert!(haproxy.wait_status(&node.name, "UP", Duration::from_secs(10)));
+}
+
 #[test]
 fn datasette_from_pypi_is_upgraded_node_by_node_behind_haproxy_under_load() {
     for program in ["python3", "tar", "setsid", "haproxy"] {
@@ -281,32 +369,9 @@ fn datasette_from_pypi_is_upgraded_node_by_node_behind_haproxy_under_load() {
         }
     }
     let tmp = tempfile::tempdir().unwrap();
-    let build = tmp.path().join("build");
-    let first = [("0001_create_items.sql", CREATE_ITEMS)];
-    let both = [
-        ("0001_create_items.sql", CREATE_ITEMS),
-        ("0002_add_items_note.sql", ADD_NOTE),
-    ];
-    let Some(old) = release(&build, OLD, Some(OLD), LAUNCHER, &first) else {
+    let Some((_server, base)) = serve_releases(&tmp.path().join("build")) else {
         return;
     };
-    let Some(new) = release(&build, NEW, Some(NEW), LAUNCHER, &both) else {
-        return;
-    };
-    let broken_version = BROKEN;
-    let broken = release(&build, BROKEN, None, BROKEN_LAUNCHER, &both).unwrap();
-    let server = kit::file_server::FileServer::start();
-    let mut sums = String::new();
-    for (version, bytes) in [(OLD, &old), (NEW, &new), (broken_version, &broken)] {
-        let name = format!("datasette-{version}.tar.gz");
-        sums.push_str(&format!("{}  {name}\n", kit::sha256(bytes)));
-        server.put(&name, kit::file_server::Served::new(bytes));
-    }
-    server.put("SHA256SUMS", kit::file_server::Served::new(sums.as_bytes()));
-    let base = server
-        .url("SHA256SUMS")
-        .trim_end_matches("/SHA256SUMS")
-        .to_string();
 
     // Two nodes on the old release, each installed by the README's pipeline.
     let nodes = [
@@ -324,23 +389,7 @@ fn datasette_from_pypi_is_upgraded_node_by_node_behind_haproxy_under_load() {
         out.assert_code(0);
         assert!(node.answers(OLD), "{}", node.log());
     }
-    let servers: Vec<Server> = nodes
-        .iter()
-        .map(|n| Server::new(&n.name, &format!("127.0.0.1:{}", n.port), true))
-        .collect();
-    let options = Options {
-        check_path: "/-/versions.json".into(),
-        ..Options::default()
-    };
-    let haproxy = HaProxy::start_with(&servers, &options);
-    for node in &nodes {
-        assert!(
-            haproxy.wait_status(&node.name, "UP", Duration::from_secs(20)),
-            "{}: {}",
-            node.name,
-            haproxy.log()
-        );
-    }
+    let haproxy = balance(&nodes);
     let socket = haproxy.admin_socket();
 
     // 50 requests a second of real work (a query of the database) through HAProxy while each
@@ -352,43 +401,12 @@ fn datasette_from_pypi_is_upgraded_node_by_node_behind_haproxy_under_load() {
     );
     std::thread::sleep(Duration::from_secs(1));
     for node in &nodes {
-        let started = Instant::now();
-        let out = shell(
+        upgrade(
             tmp.path(),
-            UPGRADE,
+            node,
             &vars(node, &base, NEW, &socket, &staging),
+            &haproxy,
         );
-        out.assert_code(0);
-        let record = out.record();
-        assert!(record.ok, "{}", out.stdout);
-        let tools: Vec<&str> = record.steps.iter().map(|s| s.tool.as_str()).collect();
-        assert_eq!(
-            tools,
-            [
-                "ugw-fetch",
-                "ugw-migrate",
-                "ugw-drain",
-                "ugw-swap",
-                "ugw-wait-healthy",
-                "ugw-drain"
-            ]
-        );
-        let wait = &record.steps[4].result;
-        let pid: i32 = std::fs::read_to_string(&node.pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert_eq!(
-            wait["process"]["pid"], pid,
-            "the wait watched the new release"
-        );
-        assert_eq!(wait["expect_version"], NEW);
-        eprintln!("{} upgraded in {:?}", node.name, started.elapsed());
-        assert!(node.answers(NEW), "{}", node.log());
-        assert_eq!(kit::current(&node.root), format!("releases/{NEW}"));
-        assert_eq!(node.columns(), ["id", "name", "note"]);
-        assert!(haproxy.wait_status(&node.name, "UP", Duration::from_secs(10)));
     }
     let tally = load.stop();
     eprintln!("load through HAProxy during both upgrades: {tally:?}");
@@ -402,7 +420,7 @@ fn datasette_from_pypi_is_upgraded_node_by_node_behind_haproxy_under_load() {
     let out = shell(
         tmp.path(),
         UPGRADE,
-        &vars(node, &base, &broken_version, &socket, &staging),
+        &vars(node, &base, BROKEN, &socket, &staging),
     );
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(

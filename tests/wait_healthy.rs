@@ -1779,7 +1779,7 @@ fn a_service_that_exits_fails_the_wait_at_once_with_its_exit_status() {
     // Killed by a signal: said so.
     let mut killed = service("sleep 30");
     let pid = killed.id().to_string();
-    let killer = {
+    let sends_kill = {
         let pid = killed.id().cast_signed();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));
@@ -1787,7 +1787,7 @@ fn a_service_that_exits_fails_the_wait_at_once_with_its_exit_status() {
         })
     };
     let out = wait_healthy(&["--url", &closed_url(), "--pid", &pid, "--timeout", "20s"]);
-    killer.join().unwrap();
+    sends_kill.join().unwrap();
     out.assert_code(1);
     assert!(out.elapsed < Duration::from_secs(5), "{:?}", out.elapsed);
     assert_eq!(out.last_step().error_kind(), "process_exited");

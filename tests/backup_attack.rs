@@ -1042,3 +1042,72 @@ fn a_hot_journal_is_named_with_what_it_means() {
     assert!(message.contains("hot journal"), "{message}");
     assert!(!message.contains('\n'), "{message:?}");
 }
+
+/// `chattr +i` on a file, undone when dropped (so the temp folder can go).
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(path: &Path) -> Option<Immutable> {
+        let status = Command::new("chattr").arg("+i").arg(path).status();
+        if status.is_ok_and(|s| s.success()) {
+            return Some(Immutable(path.to_path_buf()));
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI: chattr +i is not permitted"
+        );
+        eprintln!("SKIPPED: chattr +i is not permitted here");
+        None
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn prune_goes_on_past_a_backup_it_cannot_remove_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    write(&app.join("f"), "x");
+    let out = dir.path().join("out");
+    for name in ["b0", "b1", "b2", "b3"] {
+        archive_of(&backup(&[
+            "create",
+            "--path",
+            s(&app),
+            "--out",
+            s(&out),
+            "--name",
+            name,
+        ]));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let Some(_stuck) = Immutable::set(&out.join("b0.tar.gz.sha256")) else {
+        return;
+    };
+    let pruned = backup(&["prune", "--out", s(&out), "--keep", "2"]);
+    pruned.assert_code(0);
+    let result = pruned.last_step().result;
+    assert_eq!(result["removed"].as_array().unwrap().len(), 1, "{result}");
+    assert!(
+        result["removed"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("/b1.tar.gz")
+    );
+    assert!(
+        result["not_removed"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("/b0.tar.gz"),
+        "{result}"
+    );
+    assert!(pruned.stderr.contains("cannot remove"), "{}", pruned.stderr);
+    assert!(
+        out.join("b0.tar.gz").is_file(),
+        "left whole: its checksum goes first"
+    );
+}

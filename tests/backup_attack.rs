@@ -1111,3 +1111,76 @@ fn prune_goes_on_past_a_backup_it_cannot_remove_and_says_so() {
         "left whole: its checksum goes first"
     );
 }
+
+#[test]
+fn an_older_manifest_whose_url_names_another_database_than_its_dump_is_refused() {
+    let Some((port, mut backed_up)) = odd_database("t_bk_url#1") else {
+        return;
+    };
+    let (_, mut decoy) = odd_database("t_bk_url").unwrap();
+    for (client, note) in [(&mut backed_up, "backed up"), (&mut decoy, "decoy")] {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE marker(note text); INSERT INTO marker VALUES ('{note}');"
+            ))
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let archive = archive_of(&backup(&[
+        "create",
+        "--db",
+        &url_of(port, "t_bk_url#1"),
+        "--out",
+        s(&out),
+        "--name",
+        "pg",
+        "--compress",
+        "none",
+    ]));
+    // The manifest as ugw-backup wrote it before the connection fields: the URL unescaped.
+    use kit::hostile_archives::{Tar, entries};
+    let mut tar = Tar::bare();
+    let mut manifest = String::new();
+    for entry in entries(&std::fs::read(&archive).unwrap()) {
+        if entry.name == b"ugw-manifest.json" {
+            let mut json: serde_json::Value = serde_json::from_slice(&entry.data).unwrap();
+            let dump = &mut json["pg"][0];
+            dump.as_object_mut().unwrap().remove("connection");
+            dump["url"] =
+                format!("postgres://127.0.0.1:{port}/t_bk_url#1?user=postgres&sslmode=disable")
+                    .into();
+            manifest = json.to_string();
+            continue;
+        }
+        tar = tar.entry(
+            &entry.name,
+            entry.kind,
+            entry.mode,
+            &entry.link,
+            &entry.data,
+        );
+    }
+    let bytes = tar.file(b"ugw-manifest.json", manifest.as_bytes()).finish();
+    std::fs::write(&archive, &bytes).unwrap();
+    std::fs::write(out.join("pg.manifest.json"), &manifest).unwrap();
+    std::fs::write(
+        out.join("pg.tar.sha256"),
+        format!("{}  pg.tar\n", kit::sha256(&bytes)),
+    )
+    .unwrap();
+    backup(&["verify", s(&archive)]).assert_code(0);
+    let refused = backup(&["restore", s(&archive), "--in-place"]);
+    refused.assert_code(1);
+    assert_eq!(
+        refused.last_step().error_kind(),
+        "corrupt",
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        marker(&mut decoy),
+        "decoy",
+        "never restored into another database"
+    );
+}

@@ -1,7 +1,10 @@
 //! jq expectations (`--expect '.status == "ok"'`), in the syntax operators already know,
 //! compiled once at start (an invalid expression is a usage error with a caret under the
-//! mistake) and run against a response body or any JSON value. A runaway expression cannot
-//! outlive the deadline or a signal: `*_until` evaluates on a worker thread and abandons it.
+//! mistake) and run against a response body or any JSON value. Every evaluation runs in a
+//! forked child on a large stack (see `contained`): a runaway expression cannot outlive the
+//! deadline or a signal, and one that overflows any stack is an error, never a crash.
+
+mod contained;
 
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
@@ -11,7 +14,6 @@ use jaq_core::{Compiler, Ctx, Vars, compile, data, unwrap_valr};
 use jaq_json::Val;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 type Filter = jaq_core::Filter<data::JustLut<Val>>;
@@ -136,8 +138,8 @@ pub const MAX_DEPTH: usize = 256;
 /// of overrun, so that an answer that arrived just in time is judged, not dropped.
 const MIN_EVALUATION: Duration = Duration::from_millis(25);
 
-/// The stack of a worker thread: as much as the main thread has, where jq ran before.
-const WORKER_STACK: usize = 8 * 1024 * 1024;
+/// How long an evaluation with no deadline of its own may take.
+const NO_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 
 /// Parse a body as JSON for jq; a body that is not JSON is an `Err` with an excerpt.
 pub fn parse_json(bytes: &[u8]) -> Result<JqInput, String> {
@@ -203,26 +205,33 @@ impl JqExpr {
         &self.flag
     }
 
-    /// Every value the expression yields, or the first error it raised. Runs on this thread
-    /// with no bound: for expressions from a trusted place; see [`JqExpr::eval_until`].
+    /// Every value the expression yields, or the first error it raised, with no deadline:
+    /// for expressions from a trusted place; see [`JqExpr::eval_until`].
     pub fn run(&self, input: &JqInput) -> Result<Vec<Val>, String> {
-        evaluate(&self.filter, &self.text, input.0.clone()).map(|o| o.0)
+        self.unbounded(input).map(|o| o.0)
     }
 
     /// An expectation holds when it yields at least one value and every value is `true`.
     pub fn holds(&self, input: &JqInput) -> Result<bool, String> {
-        evaluate(&self.filter, &self.text, input.0.clone()).map(|o| o.holds())
+        self.unbounded(input).map(|o| o.holds())
     }
 
     /// The first value as text (see [`Outputs::first_text`]).
     pub fn first_text(&self, input: &JqInput) -> Result<Option<String>, String> {
-        evaluate(&self.filter, &self.text, input.0.clone()).map(|o| o.first_text())
+        self.unbounded(input).map(|o| o.first_text())
     }
 
-    /// Evaluate on a worker thread until `until`: the outputs, or the jq error (inner `Err`);
-    /// an outer `Err` of kind `timeout` naming the expression when it has not finished by
-    /// then, or `interrupted` on a signal. The worker is abandoned, not stopped: jq has no
-    /// way to stop it, so the caller should end the run, which ends the thread.
+    fn unbounded(&self, input: &JqInput) -> Result<Outputs, String> {
+        let until = Instant::now() + NO_DEADLINE;
+        match self.eval_until(input, until, &Cancel::default()) {
+            Ok(outputs) => outputs,
+            Err(e) => Err(e.message),
+        }
+    }
+
+    /// Evaluate (in a child, see `contained`) until `until`: the outputs, or the jq error
+    /// (inner `Err`); an outer `Err` of kind `timeout` naming the expression when it has not
+    /// finished by then (the child is killed), or `interrupted` on a signal.
     pub fn eval_until(
         &self,
         input: &JqInput,
@@ -231,25 +240,9 @@ impl JqExpr {
     ) -> Result<Result<Outputs, String>> {
         // An answer that came in as the deadline struck is still judged, briefly.
         let until = until.max(Instant::now() + MIN_EVALUATION);
-        let (tx, rx) = mpsc::sync_channel(1);
-        let filter = Arc::clone(&self.filter);
-        let (text, value) = (self.text.clone(), input.0.clone());
-        std::thread::Builder::new()
-            .name("jq".into())
-            .stack_size(WORKER_STACK)
-            .spawn(move || {
-                let _ = tx.send(evaluate(&filter, &text, value));
-            })
-            .map_err(|e| Error::io("cannot start a jq evaluation", &e))?;
-        match cancel.recv_until(&rx, until)? {
-            Some(outputs) => Ok(outputs),
-            None if Instant::now() < until => Err(Error::new(
-                ErrorKind::Internal,
-                format!(
-                    "{} '{}': the evaluation stopped without an answer",
-                    self.flag, self.text
-                ),
-            )),
+        match contained::evaluate_until(&self.filter, &self.text, &input.0, until, cancel)? {
+            Some(outputs) => Ok(outputs.map(Outputs)),
+            None if Instant::now() < until => Err(contained::no_answer(&self.flag, &self.text)),
             None => Err(Error::new(
                 ErrorKind::Timeout,
                 format!(
@@ -589,6 +582,38 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.exit, 143);
         assert!(start.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn no_expression_can_crash_the_process() {
+        let input = parse_json(b"{}").unwrap();
+        let run = |text: &str| JqExpr::compile(text, "--expect").unwrap().run(&input);
+        // Deep, but within the evaluation's stack: it answers.
+        let ten_thousand = run("reduce range(10000) as $_ ([]; [.]) | tojson").unwrap();
+        assert_eq!(ten_thousand[0].to_string().len(), 20_004);
+        assert_eq!(
+            run("reduce range(10000) as $_ ([]; [.]) | tojson | fromjson | tojson | length")
+                .unwrap()[0]
+                .to_string(),
+            "20002"
+        );
+        for (text, why) in [
+            (
+                "reduce range(300000) as $_ ([]; [.]) | tojson | length",
+                "stack",
+            ),
+            ("\"[\" * 1000000 | fromjson | length", "stack"),
+            ("def f: [f]; f", "stack"),
+            ("def f: 1 + f; f", "stack"),
+            (
+                "reduce range(1000) as $_ ([]; [.])",
+                "nested deeper than 256",
+            ),
+        ] {
+            let err = run(text).unwrap_err();
+            assert!(err.starts_with(&format!("jq error in '{text}': ")), "{err}");
+            assert!(err.contains(why), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ugw_swap_global_optspecs
-    string join \n record= new in= output= pretty q/quiet always dry-run timeout= lock-timeout= host-id= root= target= from= version= link= mode= force restart= restart-timeout= rollback keep= h/help
+    string join \n record= new in= output= pretty q/quiet always dry-run timeout= lock-timeout= host-id= root= target= from= version= link= mode= force restart= force-restart restart-timeout= rollback keep= h/help
 end
 
 function __fish_ugw_swap_needs_command
@@ -48,6 +48,7 @@ complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -s q -l quiet -d 'Print 
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l always -d 'Run even when the incoming record has failed (instead of skipping)'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l dry-run -d 'Say in the record what would be done; change nothing'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l force -d 'Replace a staged release of the same version whose content differs'
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l force-restart -d 'Run --restart even when nothing was switched (the release is current already): to restart again after a failed start'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l rollback -d 'Switch back to the previous release and mark the one left failed (runs on a failed record, where it takes back only the switch that run made)'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -f -a "status" -d 'Print the current release, the previous one and every release kept'

@@ -44,7 +44,11 @@ fn kill_9_mid_download(url: &str, data: &[u8], dest: &Path, elsewhere: &Path, ex
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
-    let has_temp = |dir: &Path| names(dir).iter().any(|n| n.ends_with(".tmp"));
+    let has_temp = |dir: &Path| {
+        names(dir)
+            .iter()
+            .any(|n| Path::new(n).extension().is_some_and(|e| e == "tmp"))
+    };
     assert!(
         kit::eventually(Duration::from_secs(20), || has_temp(dest)
             || has_temp(elsewhere)),
@@ -94,7 +98,7 @@ fn a_url_name_that_leaves_dest_is_refused_and_temp_files_stay_in_dest() {
     assert!(
         names(&staging)
             .iter()
-            .any(|n| n.starts_with(".app.") && n.ends_with(".tmp")),
+            .any(|n| n.starts_with(".app.") && Path::new(n).extension().is_some_and(|e| e == "tmp")),
         "{:?}",
         names(&staging)
     );

@@ -92,7 +92,6 @@ fn a_link_target_through_a_symlink_in_the_release_is_refused() {
         from.join("data/cache/old").exists(),
         "the staged copy is untouched"
     );
-    let _ = std::fs::Permissions::from_mode(0o755);
 }
 
 /// Item 14: a restart that ignores SIGTERM is killed by the deadline; the grace between TERM
@@ -135,7 +134,7 @@ fn a_restart_that_ignores_term_ends_by_the_deadline() {
     let took = started.elapsed();
     out.assert_code(1);
     // Two restarts (after the switch, and after switching back), a second each.
-    assert!(took < std::time::Duration::from_millis(4000), "{took:?}");
+    assert!(took < std::time::Duration::from_secs(4), "{took:?}");
 }
 
 /// Item 15: SIGTERM during `--restart` leaves the new release live and exits 143; the

@@ -160,7 +160,16 @@ fn a_successful_redeploy_clears_the_failed_mark() {
     deploy(&v2, "v2");
     swap(&["--root", s(&root), "--rollback"]).assert_code(0);
     assert!(root.join("releases/v2/.ugw-failed").exists());
-    let again = swap(&["--root", s(&root), "--from", s(&v2), "--version", "v2"]);
+    // A release marked failed is swapped in again only with --force (issue 21 item 15).
+    let again = swap(&[
+        "--root",
+        s(&root),
+        "--from",
+        s(&v2),
+        "--version",
+        "v2",
+        "--force",
+    ]);
     assert!(again.assert_code(0).last_step().changed);
     assert!(
         !root.join("releases/v2/.ugw-failed").exists(),

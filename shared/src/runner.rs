@@ -271,7 +271,8 @@ fn run_with(spec: &RunSpec, cancel: &Cancel, use_pidfd: bool) -> Result<RunOutco
     let grace = spec
         .grace
         .min(spec.deadline.saturating_duration_since(started) / 2);
-    let waited = group.wait_exit(spec.deadline - grace, cancel);
+    let term_at = spec.deadline.checked_sub(grace).unwrap_or(spec.deadline);
+    let waited = group.wait_exit(term_at, cancel);
     match waited {
         Ok(true) => {}
         Ok(false) => group.stop(grace),

@@ -188,10 +188,11 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
     }
     result.current = Some(new.clone());
     if old.as_deref() == Some(new.as_str()) {
-        ctx.reporter.info(&format!(
-            "{} is already this binary; nothing to do",
-            target.display()
-        ));
+        let what = target.display().to_string();
+        if crate::forced_restart(ctx, options, &mut result, &what)?.is_none() {
+            ctx.reporter
+                .info(&format!("{what} is already this binary; nothing to do"));
+        }
         return Ok(result);
     }
     if ctx.dry_run {

@@ -69,7 +69,18 @@ pub fn command() -> Command {
          never symbolic links (exit 1, kind unsafe_input); a prune removes only releases \
          ugw staged (its marker) and names them on stderr. A successful swap to a release \
          marked failed clears the mark; a --link given for a release staged already without \
-         it is refused (exit 2; --force stages it again), never silently left out.",
+         it is refused (exit 2; --force stages it again), never silently left out.\n\n\
+         A release marked failed (.ugw-failed says when and why) is not swapped in again \
+         unless --force (exit 2). --force over a staged release stages the new content \
+         beside it and exchanges the two in one rename, so a reader never finds current \
+         missing; the old content is kept until the restart proves the new one, and put back \
+         if it fails. A --link TARGET is resolved with no symbolic link on the way (one the \
+         release holds is refused, unsafe_input). A copied release keeps every folder's \
+         mode. --force-restart runs --restart even when nothing was switched. When a \
+         restart fails, its last output lines are shown on stderr, scrubbed; a restart that \
+         ignores SIGTERM is killed by the deadline (the grace comes out of it). A swap \
+         interrupted by a signal during its restart records what it switched, and \
+         --rollback on that record takes it back.",
     )
     .after_long_help(EXAMPLES)
     // `--version V` names the release here; the tool's own version is in every step it writes.
@@ -144,6 +155,13 @@ pub fn command() -> Command {
             ),
     )
     .arg(
+        Arg::new("force-restart")
+            .long("force-restart")
+            .action(ArgAction::SetTrue)
+            .requires("restart")
+            .help("Run --restart even when nothing was switched (the release is current already): to restart again after a failed start"),
+    )
+    .arg(
         Arg::new("restart-timeout")
             .long("restart-timeout")
             .value_name("DURATION")
@@ -182,6 +200,7 @@ pub(crate) struct Options {
     pub mode: Option<u32>,
     pub force: bool,
     pub restart: Option<String>,
+    pub force_restart: bool,
     pub restart_timeout: Duration,
     pub rollback: bool,
     pub keep: usize,
@@ -215,6 +234,7 @@ impl Options {
             mode: m.get_one::<u32>("mode").copied(),
             force: m.get_flag("force"),
             restart: m.get_one::<String>("restart").cloned(),
+            force_restart: m.get_flag("force-restart"),
             restart_timeout: *m.get_one::<Duration>("restart-timeout").expect("default"),
             rollback: m.get_flag("rollback"),
             keep: *m.get_one::<u32>("keep").expect("default") as usize,
@@ -243,6 +263,35 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         }
     };
     Ok(StepResult::typed(result.changed, &result))
+}
+
+/// `--force-restart` when nothing was switched: run the restart anyway (issue 21 item 5).
+/// `Ok(None)` when it was not asked for.
+pub(crate) fn forced_restart(
+    ctx: &Ctx,
+    options: &Options,
+    result: &mut Swapped,
+    what: &str,
+) -> Result<Option<()>> {
+    let (true, Some(command)) = (options.force_restart, &options.restart) else {
+        return Ok(None);
+    };
+    if ctx.dry_run {
+        result.would = Some(format!("restart ({what} is current already)"));
+        return Ok(Some(()));
+    }
+    ctx.reporter.info(&format!(
+        "{what} is current already; --force-restart: restarting anyway"
+    ));
+    let run = restart::restart(ctx, command, options.restart_timeout, "forced", result)?;
+    result.restarted = run.ok;
+    let ok = run.ok;
+    result.restarts.push(run);
+    if ok {
+        Ok(Some(()))
+    } else {
+        Err(restart_failed(result, None))
+    }
 }
 
 /// A restart failed after the switch was undone: exit 1, kind `restart_failed`, with the

@@ -277,9 +277,37 @@ impl Root {
         replace_symlink(&self.link(), &Path::new("releases").join(name))
     }
 
-    fn mark_failed(&self, name: &str) -> Result<()> {
-        let note = format!("marked failed by ugw-swap at {} ns\n", now_ns());
+    /// Mark a release failed, saying when and why: a later swap to it names both.
+    fn mark_failed(&self, name: &str, why: &str) -> Result<()> {
+        let note = format!(
+            "marked failed by ugw-swap at {}: {why}\n",
+            ugw_shared::time::rfc3339_millis(SystemTime::now())
+        );
         ugw_shared::atomic::write_atomic(&self.release(name).join(FAILED), note.as_bytes())
+    }
+
+    /// A release marked failed is not swapped in again without a word (issue 21 item 15):
+    /// refused, naming when and why, unless `force`.
+    fn refuse_failed(&self, version: &str, force: bool) -> Result<()> {
+        match self.failed_note(version) {
+            Some(note) if !force => Err(Error::usage(format!(
+                "releases/{version} was {note}; give --force to swap it in again (nothing was \
+                 switched)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// What the failed mark of a release says (when and why), if it has one.
+    fn failed_note(&self, name: &str) -> Option<String> {
+        let path = self.release(name).join(FAILED);
+        let note = ugw_shared::atomic::read_capped(&path, 4096).ok()?;
+        let note = String::from_utf8_lossy(&note).trim().to_string();
+        Some(if note.is_empty() {
+            "marked failed".to_string()
+        } else {
+            note
+        })
     }
 
     /// Copy the artifact into a temp folder in `releases/`, link the shared paths, write the
@@ -588,24 +616,17 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
         root.check_links_in_place(&version, &options.links)?;
     }
     if previous.as_deref() == Some(version.as_str()) && !restage {
-        ctx.reporter.info(&format!(
-            "releases/{version} is already current; nothing to do"
-        ));
-        result.current = Some(version);
+        result.current = Some(version.clone());
+        let what = format!("releases/{version}");
+        if crate::forced_restart(ctx, options, &mut result, &what)?.is_none() {
+            ctx.reporter
+                .info(&format!("{what} is already current; nothing to do"));
+        }
         return Ok(result);
     }
+    root.refuse_failed(&version, options.force)?;
     if ctx.dry_run {
-        let stage = if restage {
-            format!("stage {} as releases/{version}, then ", from.display())
-        } else {
-            String::new()
-        };
-        let then = if options.restart.is_some() {
-            ", then restart"
-        } else {
-            ""
-        };
-        result.would = Some(format!("{stage}switch current to releases/{version}{then}"));
+        result.would = Some(would(&from, &version, restage, options));
         result.current = Some(version);
         return Ok(result);
     }
@@ -667,6 +688,21 @@ struct Switched<'a> {
     replaced: Option<&'a Path>,
 }
 
+/// What a dry run of the swap would do.
+fn would(from: &Path, version: &str, restage: bool, options: &Options) -> String {
+    let stage = if restage {
+        format!("stage {} as releases/{version}, then ", from.display())
+    } else {
+        String::new()
+    };
+    let then = if options.restart.is_some() {
+        ", then restart"
+    } else {
+        ""
+    };
+    format!("{stage}switch current to releases/{version}{then}")
+}
+
 /// After a successful switch (and restart): the release's failed mark goes, and releases
 /// beyond --keep are pruned and named.
 fn finish(
@@ -716,6 +752,10 @@ fn revert(
         version,
         replaced,
     } = *switched;
+    let first_outcome = result
+        .restarts
+        .first()
+        .map_or_else(String::new, |r| r.outcome.clone());
     let Some(previous) = previous else {
         if let Some(replaced) = replaced {
             ctx.reporter.info(&format!(
@@ -735,7 +775,7 @@ fn revert(
             };
         }
         root.switch_to(previous)?;
-        root.mark_failed(version)
+        root.mark_failed(version, &format!("its restart failed ({first_outcome})"))
     });
     if let Err(e) = switched {
         return Error::new(
@@ -843,7 +883,10 @@ fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) 
     }
     ctx.cancel.critical(|| {
         root.switch_to(&target)?;
-        root.mark_failed(&current)
+        root.mark_failed(
+            &current,
+            &format!("rolled back to {target} (run {})", ctx.record().run),
+        )
     })?;
     result.changed = true;
     ctx.reporter.info(&format!(

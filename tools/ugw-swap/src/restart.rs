@@ -12,6 +12,32 @@ const OUTPUT_EXCERPT: usize = 2000;
 /// Between TERM and KILL when a restart command overruns `--restart-timeout`.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// How many of a failed restart's last output lines stderr shows.
+const SHOWN_LINES: usize = 10;
+
+/// A failed restart's own words on stderr (issue 21 item 7): its last lines, scrubbed as the
+/// record is (the whole output first, so no secret is cut in two), controls made visible.
+fn show_last_lines(ctx: &Ctx, phase: &str, outcome: &str, output: &[u8]) {
+    let text = ctx
+        .reporter
+        .scrubber()
+        .scrub_str(&String::from_utf8_lossy(output));
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        ctx.reporter.warn(&format!(
+            "the restart ({phase}) failed ({outcome}) and printed nothing"
+        ));
+        return;
+    }
+    let last = &lines[lines.len().saturating_sub(SHOWN_LINES)..];
+    ctx.reporter.warn(&format!(
+        "the restart ({phase}) failed ({outcome}); its last {} line(s):",
+        last.len()
+    ));
+    let quoted: Vec<String> = last.iter().map(|l| format!("  | {l}")).collect();
+    ctx.reporter.block(&quoted.join("\n"));
+}
+
 /// Run CMD once, within `timeout` and the step's deadline. When it cannot be run to its end
 /// (SIGTERM to ugw-swap, say), the error carries `switched`, what the swap had switched
 /// already: the interrupted step records it, and `--rollback` takes that switch back.
@@ -36,6 +62,9 @@ pub(crate) fn restart(
     })?;
     let mut output = outcome.stdout.clone();
     output.extend_from_slice(&outcome.stderr);
+    if !outcome.success() {
+        show_last_lines(ctx, phase, &outcome.describe(), &output);
+    }
     Ok(RestartRun {
         phase: phase.to_string(),
         ok: outcome.success(),

@@ -414,3 +414,17 @@ fn braces_inside_a_shell_string_never_run_the_artifacts_name() {
         std::fs::remove_file(dir.path().join("staging/a$(touch PWNED).bin")).unwrap();
     }
 }
+
+/// Item 21: a missing required flag is named in the record, not only on stderr.
+#[test]
+fn the_record_names_a_missing_required_flag() {
+    let dest = tempfile::tempdir().unwrap();
+    let out = fetch(&["--dest", s(dest.path()), "--no-verify"]);
+    let step = out.assert_code(2).last_step();
+    let message = &step.error.as_ref().unwrap().message;
+    assert!(message.contains("--url <URL>"), "{message}");
+    assert!(message.contains("see ugw-fetch --help"), "{message}");
+    let out = fetch(&["--no-verify"]);
+    let message = out.assert_code(2).last_step().error.unwrap().message;
+    assert!(message.contains("--url <URL>, --dest <DIR>"), "{message}");
+}

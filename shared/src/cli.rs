@@ -485,11 +485,20 @@ impl Invocation {
         self.flags_refused = true;
         let rendered = e.render().to_string();
         self.reporter.block(&rendered);
-        let first = rendered
+        // The first paragraph whole: "the following required arguments were not provided:"
+        // is followed by the flags it means, one a line (issue 20 item 21).
+        let paragraph: Vec<&str> = rendered
             .lines()
-            .next()
-            .unwrap_or("bad arguments")
-            .trim_start_matches("error: ");
+            .map(str::trim)
+            .take_while(|line| !line.is_empty() && !line.starts_with("Usage:"))
+            .collect();
+        let first = match paragraph.split_first() {
+            None => "bad arguments".to_string(),
+            Some((head, [])) => head.trim_start_matches("error: ").to_string(),
+            Some((head, rest)) => {
+                format!("{} {}", head.trim_start_matches("error: "), rest.join(", "))
+            }
+        };
         Error::usage(format!("{first} (see {} --help)", self.name))
     }
 

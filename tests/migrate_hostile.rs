@@ -347,25 +347,29 @@ fn pg_a_set_in_one_file_does_not_reach_the_next() {
     };
     db.sql("CREATE SCHEMA reporting");
     let dir = Dir::new();
+    // Each SET is followed by a plain file: the no-transaction one's and the transactional
+    // one's must both end with their file.
     dir.file(
-        "0001_reporting.sql",
-        "SET search_path TO reporting, public;\nCREATE TABLE summary (id int);\n",
-    )
-    .file(
-        "0002_no_tx.sql",
+        "0001_no_tx.sql",
         "-- ugw:no-transaction\nSET search_path TO reporting, public;\nCREATE TABLE daily (id int);\n",
     )
-    .file("0003_invoices.sql", "CREATE TABLE invoices (id int);\n");
+    .file("0002_invoices.sql", "CREATE TABLE invoices (id int);\n")
+    .file(
+        "0003_reporting.sql",
+        "SET search_path TO reporting, public;\nCREATE TABLE summary (id int);\n",
+    )
+    .file("0004_payments.sql", "CREATE TABLE payments (id int);\n");
     let out = dir.up_pg(&db, &[]);
     out.assert_code(0);
-    assert_eq!(pg_where(&db, "summary"), ["reporting.summary"]);
     assert_eq!(pg_where(&db, "daily"), ["reporting.daily"]);
-    assert_eq!(
-        pg_where(&db, "invoices"),
-        ["public.invoices"],
-        "as in a run of its own"
-    );
-    assert_eq!(pg_ledger(&db), [(1, true), (2, true), (3, true)]);
+    assert_eq!(pg_where(&db, "summary"), ["reporting.summary"]);
+    for (table, expected) in [
+        ("invoices", "public.invoices"),
+        ("payments", "public.payments"),
+    ] {
+        assert_eq!(pg_where(&db, table), [expected], "as in a run of its own");
+    }
+    assert_eq!(pg_ledger(&db), [(1, true), (2, true), (3, true), (4, true)]);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 mod kit;
 
+use kit::hostile_archives::{Tar, entries};
 use kit::{Outcome, run, s};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -1139,7 +1140,6 @@ fn an_older_manifest_whose_url_names_another_database_than_its_dump_is_refused()
         "none",
     ]));
     // The manifest as ugw-backup wrote it before the connection fields: the URL unescaped.
-    use kit::hostile_archives::{Tar, entries};
     let mut tar = Tar::bare();
     let mut manifest = String::new();
     for entry in entries(&std::fs::read(&archive).unwrap()) {

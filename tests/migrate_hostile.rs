@@ -652,3 +652,60 @@ fn sqlite_a_crlf_inside_a_string_reaches_the_database_as_written() {
         .unwrap();
     assert_eq!(body, "line one\r\nline two");
 }
+
+// ---- 16. other tools' conventions, and what is skipped is said ----
+
+#[test]
+fn sqlite_a_sqlx_directive_an_upper_case_name_and_a_symlink() {
+    let dir = Dir::new();
+    dir.file(
+        "0001_a.sql",
+        "-- no-transaction\nCREATE TABLE a (x);\nVACUUM;\n",
+    )
+    .file("0002_b.SQL", "CREATE TABLE b (x);\n");
+    let out = dir.up_sqlite(&[]);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("skipped") && out.stderr.contains("0002_b.SQL"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(dir.sqlite_ledger(), [(1, true)]);
+    std::os::unix::fs::symlink("/nowhere/0003_c.sql", dir.path().join("0003_c.sql")).unwrap();
+    let out = dir.up_sqlite(&[]);
+    out.assert_code(2);
+    assert!(
+        error_message(&out).contains("0003_c.sql is a symbolic link"),
+        "{}",
+        out.stderr
+    );
+}
+
+// ---- 17. a rule's actions in a no-transaction file; error lines ----
+
+#[test]
+fn pg_a_no_transaction_rule_stays_whole_and_errors_name_the_files_own_line() {
+    let Some(db) = database("rule_lines") else {
+        return;
+    };
+    let dir = Dir::new();
+    dir.file(
+        "0001_rule.sql",
+        "-- ugw:no-transaction\nCREATE TABLE a (id int);\nCREATE TABLE b (id int);\n\
+         CREATE RULE copy AS ON INSERT TO a DO ALSO (INSERT INTO b VALUES (NEW.id); INSERT INTO b VALUES (NEW.id + 1));\n",
+    );
+    dir.up_pg(&db, &[]).assert_code(0);
+    db.sql("INSERT INTO a VALUES (1)");
+    assert_eq!(db.sql("SELECT count(*) FROM b"), ["2"]);
+    dir.file(
+        "0002_bad.sql",
+        "-- ugw:no-transaction\nCREATE TABLE c (id int);\n-- one\n-- two\n-- three\n\nSELECT nope FROM c;\n",
+    );
+    let out = dir.up_pg(&db, &[]);
+    out.assert_code(1);
+    assert!(
+        error_message(&out).contains("0002_bad.sql: line 7:"),
+        "{}",
+        out.stderr
+    );
+}

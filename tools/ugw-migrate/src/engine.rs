@@ -78,8 +78,13 @@ impl Settings {
         self.db.as_ref().map_err(Clone::clone)
     }
 
-    fn files(&self) -> Result<Vec<Migration>> {
-        load(self.dir.as_ref().map_err(Clone::clone)?)
+    /// The migrations; what was skipped, and why, is said on stderr.
+    fn files(&self, ctx: &Ctx) -> Result<Vec<Migration>> {
+        let (files, skipped) = load(self.dir.as_ref().map_err(Clone::clone)?)?;
+        for note in &skipped {
+            ctx.reporter.warn(note);
+        }
+        Ok(files)
     }
 
     fn dir_text(&self) -> String {
@@ -309,9 +314,9 @@ fn brief(m: &Migration) -> PendingMigration {
     }
 }
 
-fn survey(store: &mut dyn Store, settings: &Settings) -> Result<Survey> {
+fn survey(ctx: &Ctx, store: &mut dyn Store, settings: &Settings) -> Result<Survey> {
     Ok(Survey {
-        files: settings.files()?,
+        files: settings.files(ctx)?,
         applied: store.applied()?,
     })
 }
@@ -330,7 +335,7 @@ fn plan_on(
     store: &mut dyn Store,
     sub: &ArgMatches,
 ) -> Result<StepResult> {
-    let survey = survey(store, settings)?;
+    let survey = survey(ctx, store, settings)?;
     let phase = phase_of(sub);
     let selected = survey.selection(phase, target_of(sub))?;
     let result = json!({
@@ -408,7 +413,7 @@ fn up_on(
     let lock_started = Instant::now();
     store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
     store.ensure_ledger()?;
-    let survey = survey(store, settings)?;
+    let survey = survey(ctx, store, settings)?;
     let mut report = UpReport {
         settings,
         phase: phase_of(sub),
@@ -723,7 +728,7 @@ fn status_on(
     store: &mut dyn Store,
     check: bool,
 ) -> Result<StepResult> {
-    let survey = survey(store, settings)?;
+    let survey = survey(ctx, store, settings)?;
     let pending = survey.pending();
     let by_phase = |phase: Phase| -> Vec<PendingMigration> {
         pending
@@ -771,7 +776,7 @@ fn status_on(
 /// `lint`: every pre-deploy file, whether applied or not; the dialect of --db when given.
 pub fn lint(ctx: &mut Ctx, settings: &Settings) -> Result<StepResult> {
     let engine = settings.db.as_ref().map_or(Engine::Postgres, DbUrl::engine);
-    let files = settings.files()?;
+    let files = settings.files(ctx)?;
     let findings: Vec<Finding> = files
         .iter()
         .flat_map(|m| {
@@ -817,7 +822,7 @@ fn resolve_on(
 ) -> Result<StepResult> {
     store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
     store.ensure_ledger()?;
-    let survey = survey(store, settings)?;
+    let survey = survey(ctx, store, settings)?;
     let mut changed = false;
     let mut resolved = Value::Null;
     if let Some(version) = sub.get_one::<i64>("version").copied() {
@@ -914,7 +919,7 @@ fn baseline_on(
 ) -> Result<StepResult> {
     store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
     store.ensure_ledger()?;
-    let survey = survey(store, settings)?;
+    let survey = survey(ctx, store, settings)?;
     let by = applied_by(ctx, "baseline");
     let mut adopted = Vec::new();
     for m in survey

@@ -62,8 +62,9 @@ impl Migration {
     }
 }
 
-/// Every migration of `dir`, by version; two files with one version are a usage error.
-pub fn load(dir: &Path) -> Result<Vec<Migration>> {
+/// Every migration of `dir`, by version, and a note for each file that looks like one but
+/// was skipped; two files with one version are a usage error.
+pub fn load(dir: &Path) -> Result<(Vec<Migration>, Vec<String>)> {
     if !dir.is_dir() {
         return Err(Error::usage(format!(
             "the migrations folder {} does not exist (--dir)",
@@ -71,6 +72,7 @@ pub fn load(dir: &Path) -> Result<Vec<Migration>> {
         )));
     }
     let mut by_version: BTreeMap<i64, Migration> = BTreeMap::new();
+    let mut skipped = Vec::new();
     for (folder, phase) in [
         (dir.to_path_buf(), Phase::Pre),
         (dir.join("post"), Phase::Post),
@@ -78,7 +80,7 @@ pub fn load(dir: &Path) -> Result<Vec<Migration>> {
         if phase == Phase::Post && !folder.is_dir() {
             continue;
         }
-        for migration in load_folder(&folder, phase)? {
+        for migration in load_folder(&folder, phase, &mut skipped)? {
             if let Some(other) = by_version.get(&migration.version) {
                 return Err(Error::usage(format!(
                     "version {} is used twice: {} and {} (versions are unique across DIR and DIR/post)",
@@ -90,10 +92,10 @@ pub fn load(dir: &Path) -> Result<Vec<Migration>> {
             by_version.insert(migration.version, migration);
         }
     }
-    Ok(by_version.into_values().collect())
+    Ok((by_version.into_values().collect(), skipped))
 }
 
-fn load_folder(folder: &Path, phase: Phase) -> Result<Vec<Migration>> {
+fn load_folder(folder: &Path, phase: Phase, skipped: &mut Vec<String>) -> Result<Vec<Migration>> {
     let entries = std::fs::read_dir(folder)
         .map_err(|e| Error::io(format!("cannot list {}", folder.display()), &e))?;
     let mut out = Vec::new();
@@ -103,9 +105,37 @@ fn load_folder(folder: &Path, phase: Phase) -> Result<Vec<Migration>> {
         let path = entry.path();
         let file_name = entry.file_name().to_string_lossy().into_owned();
         let Some(stem) = file_name.strip_suffix(".sql") else {
+            let extension = file_name.rsplit_once('.').map(|(_, e)| e);
+            if extension.is_some_and(|e| e.eq_ignore_ascii_case("sql")) {
+                skipped.push(format!(
+                    "skipped {}: a migration's name ends in .sql, in lower case (rename it to run it)",
+                    path.display()
+                ));
+            }
             continue;
         };
-        if !path.is_file() {
+        let file_type = entry
+            .file_type()
+            .map_err(|e| Error::io(format!("cannot look at {}", path.display()), &e))?;
+        if file_type.is_symlink() {
+            // Read through, the file checked and the file run could differ; a dangling
+            // one would be a migration silently missing.
+            let target = std::fs::read_link(&path)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            let state = if path.exists() {
+                ""
+            } else {
+                ", which does not exist"
+            };
+            return Err(Error::usage(format!(
+                "{} is a symbolic link (to {target}{state}); migrations are read from regular files only: \
+                 put the file itself in the folder",
+                path.display()
+            )));
+        }
+        if !file_type.is_file() {
+            skipped.push(format!("skipped {}: not a regular file", path.display()));
             continue;
         }
         let (version, name) = parse_stem(stem).ok_or_else(|| {
@@ -125,7 +155,9 @@ fn load_folder(folder: &Path, phase: Phase) -> Result<Vec<Migration>> {
             name: name.to_string(),
             phase,
             checksum: checksum(&normalise(&sql)),
-            no_transaction: has_directive(first_line, "no-transaction"),
+            // sqlx writes `-- no-transaction` on the first line: the same directive.
+            no_transaction: has_directive(first_line, "no-transaction")
+                || first_line.trim() == "-- no-transaction",
             foreign_keys_off: has_directive(first_line, "foreign-keys-off"),
             sql,
             path,
@@ -219,7 +251,8 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.path().join("README.md"), "not a migration").unwrap();
-        let all = load(dir.path()).unwrap();
+        let (all, skipped) = load(dir.path()).unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
         let summary: Vec<_> = all
             .iter()
             .map(|m| (m.version, m.phase, m.no_transaction, m.foreign_keys_off))
@@ -260,5 +293,40 @@ mod tests {
         );
         let other = "SELECT 1;\n\\restrict bad key\n\\i other.sql\n";
         assert_eq!(psql_markers_as_comments(other), other);
+    }
+
+    /// Issue 19, item 16: other tools' conventions, and what is skipped is said.
+    #[test]
+    fn sqlx_no_transaction_upper_case_names_and_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("0001_a.sql"),
+            "-- no-transaction\nSELECT 1;",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("0002_b.SQL"), "SELECT 2;").unwrap();
+        let (all, skipped) = load(dir.path()).unwrap();
+        assert_eq!(all.len(), 1);
+        assert!(all[0].no_transaction);
+        assert_eq!(skipped.len(), 1);
+        assert!(skipped[0].contains("0002_b.SQL") && skipped[0].contains("lower case"));
+        std::os::unix::fs::symlink("/nonexistent/0003.sql", dir.path().join("0003_c.sql")).unwrap();
+        let err = load(dir.path()).unwrap_err();
+        assert_eq!(err.exit, 2);
+        assert!(
+            err.message.contains("0003_c.sql is a symbolic link")
+                && err.message.contains("does not exist"),
+            "{}",
+            err.message
+        );
+        std::fs::remove_file(dir.path().join("0003_c.sql")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("0001_a.sql"), dir.path().join("0003_c.sql"))
+            .unwrap();
+        let err = load(dir.path()).unwrap_err();
+        assert!(
+            err.message.contains("regular files only"),
+            "{}",
+            err.message
+        );
     }
 }

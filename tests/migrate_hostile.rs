@@ -709,3 +709,46 @@ fn pg_a_no_transaction_rule_stays_whole_and_errors_name_the_files_own_line() {
         out.stderr
     );
 }
+
+// ---- 15. a fresh database takes the whole history ----
+
+const HISTORY: &str = "CREATE TABLE users (id int PRIMARY KEY, name text, email text);\n";
+const LATER: &str =
+    "ALTER TABLE users DROP COLUMN name;\nCREATE INDEX users_email ON users (email);\n";
+
+#[test]
+fn pg_a_fresh_database_applies_a_history_with_findings_as_warnings() {
+    let (Some(fresh), Some(running)) = (database("fresh_history"), database("running_history"))
+    else {
+        return;
+    };
+    let dir = Dir::new();
+    dir.file("0001_users.sql", HISTORY)
+        .file("0002_tidy.sql", LATER);
+    let out = dir.up_pg(&fresh, &[]);
+    out.assert_code(0);
+    assert_eq!(pg_ledger(&fresh), [(1, true), (2, true)]);
+    let warnings = out.last_step().result["warnings"].to_string();
+    assert!(
+        warnings.contains("a fresh database") && warnings.contains("drop-column"),
+        "{warnings}"
+    );
+    assert!(out.stderr.contains("a fresh database"), "{}", out.stderr);
+    // A database with tables of its own is not fresh: the same history is refused there.
+    running.sql("CREATE TABLE sessions (id int)");
+    let out = dir.up_pg(&running, &[]);
+    out.assert_code(1);
+    assert_eq!(out.last_step().error_kind(), "unsafe_migration");
+    assert!(pg_ledger(&running).is_empty());
+}
+
+#[test]
+fn sqlite_a_fresh_database_applies_a_history_with_findings_as_warnings() {
+    let dir = Dir::new();
+    dir.file("0001_users.sql", HISTORY)
+        .file("0002_tidy.sql", LATER);
+    let out = dir.up_sqlite(&[]);
+    out.assert_code(0);
+    assert!(out.stderr.contains("a fresh database"), "{}", out.stderr);
+    assert_eq!(dir.sqlite_ledger(), [(1, true), (2, true)]);
+}

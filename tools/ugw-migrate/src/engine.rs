@@ -232,7 +232,14 @@ impl Survey {
     }
 
     /// The refusals of `up` (and `plan`), in the order an operator fixes them.
-    fn refusals(&self, selected: &[&Migration], sub: &ArgMatches, engine: Engine) -> Result<()> {
+    /// On a `fresh` database the linter's findings are returned as warnings instead.
+    fn refusals(
+        &self,
+        selected: &[&Migration],
+        sub: &ArgMatches,
+        engine: Engine,
+        fresh: bool,
+    ) -> Result<Vec<String>> {
         if let Some(failed) = self.failed().first() {
             return Err(Error::new(
                 ErrorKind::Dirty,
@@ -283,6 +290,14 @@ impl Survey {
             ));
         }
         let findings: Vec<Finding> = selected.iter().flat_map(|m| lint_file(m, engine)).collect();
+        if !findings.is_empty() && fresh {
+            // No release runs against a database that has nothing yet: nothing to break.
+            let lines: Vec<String> = findings.iter().map(Finding::line_text).collect();
+            return Ok(vec![format!(
+                "a fresh database (no ledger, no tables): no release runs against it, so these zero-downtime findings are warnings only: {}",
+                lines.join("; ")
+            )]);
+        }
         if !findings.is_empty() && !flag(sub, "allow-unsafe") {
             let lines: Vec<String> = findings.iter().map(Finding::line_text).collect();
             return Err(Error::new(
@@ -293,7 +308,7 @@ impl Survey {
                 ),
             ));
         }
-        Ok(())
+        Ok(Vec::new())
     }
 }
 
@@ -344,9 +359,13 @@ fn plan_on(
         "phase": phase,
         "would_apply": selected.iter().map(|m| brief(m)).collect::<Vec<_>>(),
     });
-    survey
-        .refusals(&selected, sub, store.engine())
+    let fresh = store.is_fresh()?;
+    let warnings = survey
+        .refusals(&selected, sub, store.engine(), fresh)
         .map_err(|e| e.with_result(result.clone()))?;
+    for warning in &warnings {
+        ctx.reporter.warn(warning);
+    }
     for m in &selected {
         ctx.reporter.info(&format!(
             "would apply {} (sha256 {})",
@@ -412,6 +431,8 @@ fn up_on(
 ) -> Result<StepResult> {
     let lock_started = Instant::now();
     store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
+    // Asked before the ledger is made: a database with neither ledger nor tables is fresh.
+    let fresh = store.is_fresh()?;
     store.ensure_ledger()?;
     let survey = survey(ctx, store, settings)?;
     let mut report = UpReport {
@@ -430,8 +451,12 @@ fn up_on(
         ctx.reporter.warn(warning);
     }
     let refused = survey
-        .refusals(&selected, sub, store.engine())
-        .and_then(|()| {
+        .refusals(&selected, sub, store.engine(), fresh)
+        .and_then(|warnings| {
+            for warning in warnings {
+                ctx.reporter.warn(&warning);
+                report.warnings.push(warning);
+            }
             if selected.is_empty() {
                 return Ok(());
             }

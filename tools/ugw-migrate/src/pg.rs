@@ -439,6 +439,20 @@ impl Store for PgStore {
         }
     }
 
+    fn is_fresh(&mut self) -> Result<bool> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+                   AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%')",
+                &[],
+            )
+            .map_err(|e| self.fail(&e))?;
+        Ok(row.get(0))
+    }
+
     fn ensure_ledger(&mut self) -> Result<()> {
         // Only a missing schema is created: CREATE SCHEMA IF NOT EXISTS asks for the
         // database's CREATE privilege even when the schema is there.

@@ -186,6 +186,20 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn is_fresh(&mut self) -> Result<bool> {
+        let Some(conn) = &self.conn else {
+            return Ok(true);
+        };
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| fail(&self.path, &e))?;
+        Ok(tables == 0)
+    }
+
     fn ensure_ledger(&mut self) -> Result<()> {
         let conn = self.conn()?;
         conn.execute_batch(&format!(

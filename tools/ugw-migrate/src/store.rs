@@ -70,6 +70,10 @@ pub trait Store {
     /// Take the migration lock, waiting at most `timeout` (exit 4, naming the holder).
     fn lock(&mut self, timeout: Duration, cancel: &Cancel, host: &str) -> Result<()>;
 
+    /// Whether the database has no ledger and no tables of its own: nothing can be running
+    /// against it, so the zero-downtime findings are warnings there.
+    fn is_fresh(&mut self) -> Result<bool>;
+
     /// Create the ledger when missing (under the lock).
     fn ensure_ledger(&mut self) -> Result<()>;
 

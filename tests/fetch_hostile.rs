@@ -428,3 +428,166 @@ fn the_record_names_a_missing_required_flag() {
     let message = out.assert_code(2).last_step().error.unwrap().message;
     assert!(message.contains("--url <URL>, --dest <DIR>"), "{message}");
 }
+
+/// A server that answers its n-th connection with the n-th of `answers` (the last one for
+/// every later connection), and keeps each request head.
+struct Scripted {
+    url: String,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Scripted {
+    fn start(answers: Vec<Vec<u8>>) -> Scripted {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/app-v3.bin", listener.local_addr().unwrap());
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&heads);
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head).into_owned());
+                let answer = &answers[n.min(answers.len() - 1)];
+                let _ = stream.write_all(answer);
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+        });
+        Scripted { url, heads }
+    }
+}
+
+fn answer(status: &str, headers: &[String], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\n").into_bytes();
+    for header in headers {
+        out.extend_from_slice(format!("{header}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+/// Item 12: a resume answered with a 206 of another version (the server ignored If-Range)
+/// is not spliced onto the bytes so far: the download starts over.
+#[test]
+fn a_resume_from_another_version_of_the_file_starts_over() {
+    let (old, new) = (body(300_000), body(300_001)[1..].to_vec());
+    assert_ne!(old, new);
+    let len = old.len();
+    let cut = 100_000;
+    let answers = vec![
+        // The whole file, version "old", cut short.
+        answer(
+            "200 OK",
+            &[format!("Content-Length: {len}"), "ETag: \"old\"".into()],
+            &old[..cut],
+        ),
+        // The rest, of version "new": the server ignored If-Range.
+        answer(
+            "206 Partial Content",
+            &[
+                format!("Content-Length: {}", len - cut),
+                format!("Content-Range: bytes {cut}-{}/{len}", len - 1),
+                "ETag: \"new\"".into(),
+            ],
+            &new[cut..],
+        ),
+        answer(
+            "200 OK",
+            &[format!("Content-Length: {len}"), "ETag: \"new\"".into()],
+            &new,
+        ),
+    ];
+    for integrity in [
+        vec!["--no-verify".to_string()],
+        vec!["--sha256".into(), sha256(&new)],
+    ] {
+        let server = Scripted::start(answers.clone());
+        let dest = tempfile::tempdir().unwrap();
+        let mut args = vec!["--url", server.url.as_str(), "--dest", s(dest.path())];
+        args.extend(integrity.iter().map(String::as_str));
+        let out = fetch(&args);
+        out.assert_code(0);
+        let staged = std::fs::read(dest.path().join("app-v3.bin")).unwrap();
+        assert!(
+            staged == new,
+            "the staged file is not the new one whole: {}",
+            out.stderr
+        );
+        let heads = server.heads.lock().unwrap().clone();
+        assert!(heads[1].contains("If-Range: \"old\"") || heads[1].contains("if-range: \"old\""));
+        assert_eq!(heads.len(), 3, "{heads:?}");
+    }
+}
+
+/// Item 10: a redirect to file:// or ftp://, a redirect loop and a 206 to a request for the
+/// whole file fail at once with their own message, not at the deadline as a timeout.
+#[test]
+fn permanent_answers_fail_at_once_with_their_own_message() {
+    let cases = [
+        (
+            "302 Found",
+            vec!["Location: file:///etc/passwd".to_string()],
+            &b""[..],
+            "not an http",
+        ),
+        (
+            "301 Moved",
+            vec!["Location: ftp://example.com/x".to_string()],
+            &b""[..],
+            "not an http",
+        ),
+        (
+            "302 Found",
+            vec!["Location: /app-v3.bin".to_string()],
+            &b""[..],
+            "redirects",
+        ),
+        (
+            "206 Partial Content",
+            vec![
+                "Content-Range: bytes 0-3/4".to_string(),
+                "Content-Length: 4".into(),
+            ],
+            &b"abcd"[..],
+            "206",
+        ),
+    ];
+    for (status, mut headers, body, says) in cases {
+        if body.is_empty() {
+            headers.push("Content-Length: 0".into());
+        }
+        let server = Scripted::start(vec![answer(status, &headers, body)]);
+        let dest = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let out = fetch(&[
+            "--url",
+            &server.url,
+            "--no-verify",
+            "--dest",
+            s(dest.path()),
+            "--timeout",
+            "30s",
+        ]);
+        let step = out.assert_code(1).last_step();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{status}: {:?}",
+            started.elapsed()
+        );
+        assert_ne!(step.error_kind(), "timeout", "{status}: {}", out.stderr);
+        let message = &step.error.as_ref().unwrap().message;
+        assert!(message.contains(says), "{status}: {message}");
+        assert!(names(dest.path()).is_empty(), "{:?}", names(dest.path()));
+    }
+}

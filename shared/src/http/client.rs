@@ -260,7 +260,8 @@ impl HttpClient {
                 .map_err(|e| explain(&e, &url, started, cancel))?;
             if let Some(location) = redirect_location(&response) {
                 self.scrubber.add_url_secrets(location);
-                url = resolve(&url, location).map_err(AttemptError::new)?;
+                // A redirect to file:// or ftp:// is no less wrong on the next attempt.
+                url = resolve(&url, location).map_err(AttemptError::permanent)?;
                 redirect_method(response.status().as_u16(), &mut method, &mut body)?;
                 continue;
             }
@@ -278,7 +279,8 @@ impl HttpClient {
                 },
             });
         }
-        Err(AttemptError::new(format!(
+        // A redirect loop (or chain this long) answers the same way next time.
+        Err(AttemptError::permanent(format!(
             "more than {} redirects",
             self.max_redirects
         )))

@@ -161,11 +161,38 @@ fn attempt(
         }
     };
     let status = response.status;
+    let answered_validator = validator_of(&response);
     match status {
-        206 if resuming
-            && content_range_start(response.header("content-range")) == Some(partial.written) =>
+        // A 206 to a request that asked for no range is a server that cannot be trusted with
+        // the bytes: another attempt would only repeat it (issue 20 item 10).
+        206 if !resuming => {
+            return Err(Failed::Final(Error::new(
+                ErrorKind::Network,
+                format!(
+                    "{url} answered 206 Partial Content to a request for the whole file; \
+                     refusing its bytes"
+                ),
+            )));
+        }
+        // The rest of the file the bytes so far came from, and only that one: a 206 of
+        // another version (the server ignored If-Range) would splice two files (item 12).
+        206 if content_range_start(response.header("content-range")) == Some(partial.written)
+            && answered_validator == partial.validator =>
         {
             partial.resumed = true;
+        }
+        206 if answered_validator != partial.validator => {
+            file.restart().map_err(Failed::Final)?;
+            partial.written = 0;
+            partial.validator = None;
+            partial.hasher.reset();
+            progress.set_position(0);
+            return Err(Failed::Transient(
+                "the rest of the file came from another version of it (its ETag or \
+                 Last-Modified changed; the server ignored If-Range); starting over"
+                    .into(),
+                None,
+            ));
         }
         200 | 206 => {
             // A full answer (the file changed, or the server ignores ranges): from zero.
@@ -201,11 +228,7 @@ fn attempt(
             )));
         }
     }
-    partial.validator = response
-        .header("etag")
-        .filter(|e| !e.starts_with("W/"))
-        .or_else(|| response.header("last-modified"))
-        .map(str::to_string);
+    partial.validator = answered_validator;
     let total = response.content_length().map(|len| len + partial.written);
     if let Some(total) = total {
         check_room(total, partial.written, limits.max_bytes, dest).map_err(Failed::Final)?;
@@ -262,6 +285,16 @@ fn stream_body(
         partial.written += n as u64;
         progress.inc(n as u64);
     }
+}
+
+/// What identifies the version of the file an answer holds: its strong `ETag`, else its
+/// `Last-Modified`.
+fn validator_of(response: &ugw_shared::http::Response) -> Option<String> {
+    response
+        .header("etag")
+        .filter(|e| !e.starts_with("W/"))
+        .or_else(|| response.header("last-modified"))
+        .map(str::to_string)
 }
 
 /// The first byte of a `Content-Range: bytes 100-199/200` answer.

@@ -65,7 +65,7 @@ _ugw__migrate() {
 
     case "${cmd}" in
         ugw__migrate)
-            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help --version up status plan lint resolve baseline help"
+            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ledger-table --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help --version up status plan lint resolve baseline help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -111,6 +111,10 @@ _ugw__migrate() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --ledger-table)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ddl-lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -139,7 +143,7 @@ _ugw__migrate() {
             return 0
             ;;
         ugw__subcmd__migrate__subcmd__baseline)
-            opts="-q -h --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
+            opts="-q -h --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ledger-table --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -182,6 +186,10 @@ _ugw__migrate() {
                     return 0
                     ;;
                 --ledger-schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ledger-table)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -325,7 +333,7 @@ _ugw__migrate() {
             return 0
             ;;
         ugw__subcmd__migrate__subcmd__lint)
-            opts="-q -h --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
+            opts="-q -h --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ledger-table --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -368,6 +376,10 @@ _ugw__migrate() {
                     return 0
                     ;;
                 --ledger-schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ledger-table)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -399,7 +411,7 @@ _ugw__migrate() {
             return 0
             ;;
         ugw__subcmd__migrate__subcmd__plan)
-            opts="-q -h --phase --target --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
+            opts="-q -h --phase --target --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ledger-table --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -450,6 +462,10 @@ _ugw__migrate() {
                     return 0
                     ;;
                 --ledger-schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ledger-table)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -481,7 +497,7 @@ _ugw__migrate() {
             return 0
             ;;
         ugw__subcmd__migrate__subcmd__resolve)
-            opts="-q -h --applied --forget --force --drop-invalid-indexes --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
+            opts="-q -h --applied --forget --force --drop-invalid-indexes --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ledger-table --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -524,6 +540,10 @@ _ugw__migrate() {
                     return 0
                     ;;
                 --ledger-schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ledger-table)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -555,7 +575,7 @@ _ugw__migrate() {
             return 0
             ;;
         ugw__subcmd__migrate__subcmd__status)
-            opts="-q -h --check --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
+            opts="-q -h --check --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ledger-table --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -601,6 +621,10 @@ _ugw__migrate() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --ledger-table)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ddl-lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -629,7 +653,7 @@ _ugw__migrate() {
             return 0
             ;;
         ugw__subcmd__migrate__subcmd__up)
-            opts="-q -h --phase --target --allow-changed --allow-out-of-order --allow-unsafe --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
+            opts="-q -h --phase --target --allow-changed --allow-out-of-order --allow-unsafe --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ledger-table --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -680,6 +704,10 @@ _ugw__migrate() {
                     return 0
                     ;;
                 --ledger-schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ledger-table)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ugw_migrate_global_optspecs
-    string join \n record= new in= output= pretty q/quiet always dry-run timeout= host-id= lock-timeout= db= db-env= dir= allow-pooler ledger-schema= ddl-lock-timeout= ddl-retries= max-xact-age= statement-timeout= heartbeat= h/help V/version
+    string join \n record= new in= output= pretty q/quiet always dry-run timeout= host-id= lock-timeout= db= db-env= dir= allow-pooler ledger-schema= ledger-table= ddl-lock-timeout= ddl-retries= max-xact-age= statement-timeout= heartbeat= h/help V/version
 end
 
 function __fish_ugw_migrate_needs_command
@@ -33,10 +33,11 @@ none\t''"
 complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l timeout -d 'Hard deadline for the whole step (e.g. 90s, 5m)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l host-id -d 'The host name in the record, where several nodes share one machine' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l lock-timeout -d 'How long to wait for the migration lock another run holds (exit 4, naming the holder)' -r
-complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db, postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
+complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db (the rest is the file\'s path: `#` and `?` are part of it, %XX is decoded), postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l db-env -d 'Read the database URL from this environment variable [default: DATABASE_URL]' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l dir -d 'The migrations folder [default: migrations/ of the last ugw-fetch step\'s artifact]' -r -F
 complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l ledger-schema -d 'PostgreSQL: the schema of the ledger table, created when missing [default: the session\'s current schema when ugw-migrate connects, before any migration runs]; every statement names it, so a migration\'s SET search_path never hides the ledger' -r
+complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l ledger-table -d 'SQLite: the ledger table\'s name [default: ugw_migrations], for an application that lists every table of its database (give the same name to every run: a ledger under another name is not looked for)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l ddl-lock-timeout -d 'SET lock_timeout for each migration\'s transaction, so DDL never queues in front of every query' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l ddl-retries -d 'Retries (with backoff) of a migration that hit --ddl-lock-timeout' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_needs_command" -l max-xact-age -d 'Refuse to start while another transaction is older than this' -r
@@ -70,10 +71,11 @@ none\t''"
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l timeout -d 'Hard deadline for the whole step (e.g. 90s, 5m)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l host-id -d 'The host name in the record, where several nodes share one machine' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l lock-timeout -d 'How long to wait for the migration lock another run holds (exit 4, naming the holder)' -r
-complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db, postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db (the rest is the file\'s path: `#` and `?` are part of it, %XX is decoded), postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l db-env -d 'Read the database URL from this environment variable [default: DATABASE_URL]' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l dir -d 'The migrations folder [default: migrations/ of the last ugw-fetch step\'s artifact]' -r -F
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l ledger-schema -d 'PostgreSQL: the schema of the ledger table, created when missing [default: the session\'s current schema when ugw-migrate connects, before any migration runs]; every statement names it, so a migration\'s SET search_path never hides the ledger' -r
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l ledger-table -d 'SQLite: the ledger table\'s name [default: ugw_migrations], for an application that lists every table of its database (give the same name to every run: a ledger under another name is not looked for)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l ddl-lock-timeout -d 'SET lock_timeout for each migration\'s transaction, so DDL never queues in front of every query' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l ddl-retries -d 'Retries (with backoff) of a migration that hit --ddl-lock-timeout' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l max-xact-age -d 'Refuse to start while another transaction is older than this' -r
@@ -98,10 +100,11 @@ none\t''"
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l timeout -d 'Hard deadline for the whole step (e.g. 90s, 5m)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l host-id -d 'The host name in the record, where several nodes share one machine' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l lock-timeout -d 'How long to wait for the migration lock another run holds (exit 4, naming the holder)' -r
-complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db, postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db (the rest is the file\'s path: `#` and `?` are part of it, %XX is decoded), postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l db-env -d 'Read the database URL from this environment variable [default: DATABASE_URL]' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l dir -d 'The migrations folder [default: migrations/ of the last ugw-fetch step\'s artifact]' -r -F
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l ledger-schema -d 'PostgreSQL: the schema of the ledger table, created when missing [default: the session\'s current schema when ugw-migrate connects, before any migration runs]; every statement names it, so a migration\'s SET search_path never hides the ledger' -r
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l ledger-table -d 'SQLite: the ledger table\'s name [default: ugw_migrations], for an application that lists every table of its database (give the same name to every run: a ledger under another name is not looked for)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l ddl-lock-timeout -d 'SET lock_timeout for each migration\'s transaction, so DDL never queues in front of every query' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l ddl-retries -d 'Retries (with backoff) of a migration that hit --ddl-lock-timeout' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand status" -l max-xact-age -d 'Refuse to start while another transaction is older than this' -r
@@ -128,10 +131,11 @@ none\t''"
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l timeout -d 'Hard deadline for the whole step (e.g. 90s, 5m)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l host-id -d 'The host name in the record, where several nodes share one machine' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l lock-timeout -d 'How long to wait for the migration lock another run holds (exit 4, naming the holder)' -r
-complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db, postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db (the rest is the file\'s path: `#` and `?` are part of it, %XX is decoded), postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l db-env -d 'Read the database URL from this environment variable [default: DATABASE_URL]' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l dir -d 'The migrations folder [default: migrations/ of the last ugw-fetch step\'s artifact]' -r -F
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l ledger-schema -d 'PostgreSQL: the schema of the ledger table, created when missing [default: the session\'s current schema when ugw-migrate connects, before any migration runs]; every statement names it, so a migration\'s SET search_path never hides the ledger' -r
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l ledger-table -d 'SQLite: the ledger table\'s name [default: ugw_migrations], for an application that lists every table of its database (give the same name to every run: a ledger under another name is not looked for)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l ddl-lock-timeout -d 'SET lock_timeout for each migration\'s transaction, so DDL never queues in front of every query' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l ddl-retries -d 'Retries (with backoff) of a migration that hit --ddl-lock-timeout' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand plan" -l max-xact-age -d 'Refuse to start while another transaction is older than this' -r
@@ -153,10 +157,11 @@ none\t''"
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l timeout -d 'Hard deadline for the whole step (e.g. 90s, 5m)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l host-id -d 'The host name in the record, where several nodes share one machine' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l lock-timeout -d 'How long to wait for the migration lock another run holds (exit 4, naming the holder)' -r
-complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db, postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db (the rest is the file\'s path: `#` and `?` are part of it, %XX is decoded), postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l db-env -d 'Read the database URL from this environment variable [default: DATABASE_URL]' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l dir -d 'The migrations folder [default: migrations/ of the last ugw-fetch step\'s artifact]' -r -F
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l ledger-schema -d 'PostgreSQL: the schema of the ledger table, created when missing [default: the session\'s current schema when ugw-migrate connects, before any migration runs]; every statement names it, so a migration\'s SET search_path never hides the ledger' -r
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l ledger-table -d 'SQLite: the ledger table\'s name [default: ugw_migrations], for an application that lists every table of its database (give the same name to every run: a ledger under another name is not looked for)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l ddl-lock-timeout -d 'SET lock_timeout for each migration\'s transaction, so DDL never queues in front of every query' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l ddl-retries -d 'Retries (with backoff) of a migration that hit --ddl-lock-timeout' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand lint" -l max-xact-age -d 'Refuse to start while another transaction is older than this' -r
@@ -178,10 +183,11 @@ none\t''"
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l timeout -d 'Hard deadline for the whole step (e.g. 90s, 5m)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l host-id -d 'The host name in the record, where several nodes share one machine' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l lock-timeout -d 'How long to wait for the migration lock another run holds (exit 4, naming the holder)' -r
-complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db, postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db (the rest is the file\'s path: `#` and `?` are part of it, %XX is decoded), postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l db-env -d 'Read the database URL from this environment variable [default: DATABASE_URL]' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l dir -d 'The migrations folder [default: migrations/ of the last ugw-fetch step\'s artifact]' -r -F
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l ledger-schema -d 'PostgreSQL: the schema of the ledger table, created when missing [default: the session\'s current schema when ugw-migrate connects, before any migration runs]; every statement names it, so a migration\'s SET search_path never hides the ledger' -r
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l ledger-table -d 'SQLite: the ledger table\'s name [default: ugw_migrations], for an application that lists every table of its database (give the same name to every run: a ledger under another name is not looked for)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l ddl-lock-timeout -d 'SET lock_timeout for each migration\'s transaction, so DDL never queues in front of every query' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l ddl-retries -d 'Retries (with backoff) of a migration that hit --ddl-lock-timeout' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand resolve" -l max-xact-age -d 'Refuse to start while another transaction is older than this' -r
@@ -207,10 +213,11 @@ none\t''"
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l timeout -d 'Hard deadline for the whole step (e.g. 90s, 5m)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l host-id -d 'The host name in the record, where several nodes share one machine' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l lock-timeout -d 'How long to wait for the migration lock another run holds (exit 4, naming the holder)' -r
-complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db, postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l db -d 'The database: sqlite:///abs/path.db, sqlite://rel/path.db (the rest is the file\'s path: `#` and `?` are part of it, %XX is decoded), postgres://user@host:port/db?sslmode=… (a password here is visible in `ps`: prefer --db-env)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l db-env -d 'Read the database URL from this environment variable [default: DATABASE_URL]' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l dir -d 'The migrations folder [default: migrations/ of the last ugw-fetch step\'s artifact]' -r -F
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l ledger-schema -d 'PostgreSQL: the schema of the ledger table, created when missing [default: the session\'s current schema when ugw-migrate connects, before any migration runs]; every statement names it, so a migration\'s SET search_path never hides the ledger' -r
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l ledger-table -d 'SQLite: the ledger table\'s name [default: ugw_migrations], for an application that lists every table of its database (give the same name to every run: a ledger under another name is not looked for)' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l ddl-lock-timeout -d 'SET lock_timeout for each migration\'s transaction, so DDL never queues in front of every query' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l ddl-retries -d 'Retries (with backoff) of a migration that hit --ddl-lock-timeout' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand baseline" -l max-xact-age -d 'Refuse to start while another transaction is older than this' -r

@@ -752,3 +752,30 @@ fn sqlite_a_fresh_database_applies_a_history_with_findings_as_warnings() {
     assert!(out.stderr.contains("a fresh database"), "{}", out.stderr);
     assert_eq!(dir.sqlite_ledger(), [(1, true), (2, true)]);
 }
+
+// ---- issue 21, item 18: the SQLite ledger's name ----
+
+#[test]
+fn sqlite_ledger_table_names_the_ledger_and_status_finds_it_there() {
+    let dir = Dir::new();
+    dir.file("0001_a.sql", "CREATE TABLE a (x);\n");
+    dir.up_sqlite(&["--ledger-table", "_ugw_ledger"])
+        .assert_code(0);
+    assert_eq!(dir.sqlite_tables(), ["_ugw_ledger", "a"]);
+    let url = dir.sqlite_url();
+    let status = migrate(&[
+        "status",
+        "--check",
+        "--ledger-table",
+        "_ugw_ledger",
+        "--db",
+        &url,
+        "--dir",
+        &dir.s(),
+    ]);
+    status.assert_code(0);
+    // Run again under the same name: nothing to do, no second ledger.
+    dir.up_sqlite(&["--ledger-table", "_ugw_ledger"])
+        .assert_code(0);
+    assert_eq!(dir.sqlite_tables(), ["_ugw_ledger", "a"]);
+}

@@ -37,6 +37,7 @@ pub struct Settings {
     statement_timeout: Option<Duration>,
     heartbeat: Duration,
     ledger_schema: Option<String>,
+    ledger_table: Option<String>,
 }
 
 impl Settings {
@@ -63,6 +64,7 @@ impl Settings {
             statement_timeout: crate::duration(m, "statement-timeout"),
             heartbeat: crate::duration(m, "heartbeat").unwrap_or(Duration::from_secs(10)),
             ledger_schema: m.get_one::<String>("ledger-schema").cloned(),
+            ledger_table: m.get_one::<String>("ledger-table").cloned(),
         })
     }
 
@@ -98,7 +100,12 @@ impl Settings {
     fn open(&self, ctx: &Ctx, writing: bool) -> Result<Box<dyn Store>> {
         Ok(match self.db()? {
             // The busy timeout is the lock wait: at most what is left of --timeout.
-            DbUrl::Sqlite(path) => Box::new(SqliteStore::open(path, writing, self.lock_wait(ctx))?),
+            DbUrl::Sqlite(path) => Box::new(SqliteStore::open(
+                path,
+                writing,
+                self.lock_wait(ctx),
+                self.ledger_table.as_deref(),
+            )?),
             DbUrl::Postgres(target) => Box::new(self.connect(ctx, target, writing)?),
         })
     }

@@ -105,6 +105,17 @@ pub fn command() -> Command {
                  it, so a migration's SET search_path never hides the ledger",
             ),
     )
+    .arg(
+        Arg::new("ledger-table")
+            .long("ledger-table")
+            .value_name("NAME")
+            .global(true)
+            .value_parser(clap::builder::NonEmptyStringValueParser::new())
+            .help(
+                "SQLite: the ledger table's name [default: ugw_migrations], for an application that lists \
+                 every table of its database (give the same name to every run: a ledger under another name is not looked for)",
+            ),
+    )
     .next_help_heading("Running DDL (PostgreSQL)")
     .args(timing_args())
     .subcommand(

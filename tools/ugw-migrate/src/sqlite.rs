@@ -23,6 +23,9 @@ pub struct SqliteStore {
     /// The connection's own settings a migration may change (`PRAGMA foreign_keys`,
     /// `recursive_triggers`), as found at open: put back after every file.
     session: Vec<(&'static str, i64)>,
+    /// The ledger table's name (`--ledger-table`, default `ugw_migrations`), and quoted.
+    ledger_name: String,
+    ledger: String,
 }
 
 /// The PRAGMAs a file's change to would otherwise reach the next file of the run.
@@ -30,7 +33,12 @@ const SESSION_PRAGMAS: [&str; 2] = ["foreign_keys", "recursive_triggers"];
 
 impl SqliteStore {
     /// Open `path`; `create` makes a missing database (only `up` and friends may).
-    pub fn open(path: &Path, create: bool, busy_timeout: Duration) -> Result<Self> {
+    pub fn open(
+        path: &Path,
+        create: bool,
+        busy_timeout: Duration,
+        ledger_table: Option<&str>,
+    ) -> Result<Self> {
         let exists = path.exists();
         let conn = if exists || create {
             let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -53,11 +61,14 @@ impl SqliteStore {
                 session.push((pragma, value));
             }
         }
+        let ledger_name = ledger_table.unwrap_or(LEDGER).to_string();
         Ok(SqliteStore {
             path: path.to_path_buf(),
             conn,
             lock: None,
             session,
+            ledger: format!("\"{}\"", ledger_name.replace('"', "\"\"")),
+            ledger_name,
         })
     }
 
@@ -89,6 +100,7 @@ impl SqliteStore {
 
     fn insert_row(
         conn: &Connection,
+        ledger: &str,
         m: &Migration,
         ms: i64,
         by: &str,
@@ -96,7 +108,7 @@ impl SqliteStore {
     ) -> rusqlite::Result<usize> {
         conn.execute(
             &format!(
-                "INSERT OR REPLACE INTO {LEDGER} (version, name, phase, checksum, checksum_algorithm, applied_at, duration_ms, applied_by, success) \
+                "INSERT OR REPLACE INTO {ledger} (version, name, phase, checksum, checksum_algorithm, applied_at, duration_ms, applied_by, success) \
                  VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?6, ?7, ?8)"
             ),
             params![m.version, m.name, m.phase.word(), m.checksum, CHECKSUM_ALGORITHM, ms, by, success],
@@ -135,7 +147,14 @@ impl SqliteStore {
                         ));
                     }
                 }
-                Self::insert_row(conn, m, elapsed_ms(started), &options.applied_by, true)?;
+                Self::insert_row(
+                    conn,
+                    &self.ledger,
+                    m,
+                    elapsed_ms(started),
+                    &options.applied_by,
+                    true,
+                )?;
                 conn.execute_batch("COMMIT")
             })();
             if body.is_err() && !conn.is_autocommit() {
@@ -155,14 +174,17 @@ impl SqliteStore {
     ) -> Result<(), RunError> {
         let conn = self.conn()?;
         let file = m.file_name();
-        Self::insert_row(conn, m, 0, &options.applied_by, false)
+        Self::insert_row(conn, &self.ledger, m, 0, &options.applied_by, false)
             .map_err(|e| run_error(&file, &e))?;
         for statement in statements(&m.sql, Engine::Sqlite) {
             conn.execute_batch(&statement.text)
                 .map_err(|e| run_error(&format!("{file}:{}", statement.line), &e))?;
         }
         conn.execute(
-            &format!("UPDATE {LEDGER} SET success = 1, duration_ms = ?1 WHERE version = ?2"),
+            &format!(
+                "UPDATE {} SET success = 1, duration_ms = ?1 WHERE version = ?2",
+                self.ledger
+            ),
             params![elapsed_ms(started), m.version],
         )
         .map_err(|e| run_error(&file, &e))?;
@@ -203,7 +225,7 @@ impl Store for SqliteStore {
     fn ensure_ledger(&mut self) -> Result<()> {
         let conn = self.conn()?;
         conn.execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {LEDGER} (
+            "CREATE TABLE IF NOT EXISTS {} (
                 version INTEGER PRIMARY KEY,
                 name TEXT NOT NULL,
                 phase TEXT NOT NULL CHECK (phase IN ('pre', 'post')),
@@ -213,7 +235,8 @@ impl Store for SqliteStore {
                 duration_ms INTEGER NOT NULL,
                 applied_by TEXT NOT NULL,
                 success INTEGER NOT NULL
-            )"
+            )",
+            self.ledger
         ))
         .map_err(|e| fail(&self.path, &e))
     }
@@ -225,7 +248,7 @@ impl Store for SqliteStore {
         let exists: bool = conn
             .query_row(
                 "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                [LEDGER],
+                [&self.ledger_name],
                 |r| r.get(0),
             )
             .map_err(|e| fail(&self.path, &e))?;
@@ -235,7 +258,8 @@ impl Store for SqliteStore {
         let mut query = conn
             .prepare(&format!(
                 "SELECT version, name, phase, checksum, checksum_algorithm, applied_at, duration_ms, applied_by, success \
-                 FROM {LEDGER} ORDER BY version"
+                 FROM {} ORDER BY version",
+                self.ledger
             ))
             .map_err(|e| fail(&self.path, &e))?;
         query
@@ -272,7 +296,7 @@ impl Store for SqliteStore {
     }
 
     fn mark_applied(&mut self, migration: &Migration, applied_by: &str) -> Result<()> {
-        Self::insert_row(self.conn()?, migration, 0, applied_by, true)
+        Self::insert_row(self.conn()?, &self.ledger, migration, 0, applied_by, true)
             .map_err(|e| fail(&self.path, &e))?;
         Ok(())
     }
@@ -280,7 +304,7 @@ impl Store for SqliteStore {
     fn forget(&mut self, version: i64) -> Result<()> {
         self.conn()?
             .execute(
-                &format!("DELETE FROM {LEDGER} WHERE version = ?1"),
+                &format!("DELETE FROM {} WHERE version = ?1", self.ledger),
                 [version],
             )
             .map_err(|e| fail(&self.path, &e))?;

@@ -74,9 +74,9 @@ fn minisign(dir: &Path, args: &[&str]) {
 /// The algorithm a `.minisig` names: `Ed` (legacy) or `ED` (prehashed), the first two
 /// bytes of its base64 line (its first four characters hold three bytes).
 fn algorithm(sig: &Path) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let text = std::fs::read_to_string(sig).unwrap();
     let line = text.lines().nth(1).unwrap();
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let sextet = |c: u8| ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
     let bits = line
         .bytes()

@@ -6,6 +6,7 @@
 mod kit;
 
 use kit::{Outcome, run, s, tool};
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
@@ -17,7 +18,7 @@ fn file_url(path: &Path) -> String {
         if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
             url.push(byte as char);
         } else {
-            url.push_str(&format!("%{byte:02X}"));
+            let _ = write!(url, "%{byte:02X}");
         }
     }
     url

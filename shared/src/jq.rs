@@ -13,7 +13,7 @@ use jaq_core::load::{self, Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, compile, data, unwrap_valr};
 use jaq_json::Val;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 type Filter = jaq_core::Filter<data::JustLut<Val>>;
@@ -155,38 +155,16 @@ pub fn parse_json(bytes: &[u8]) -> Result<JqInput, String> {
 
 impl JqExpr {
     /// Compile `text`, given with `flag`; an invalid expression is a usage error that shows
-    /// where the mistake is and what was expected there.
+    /// where the mistake is and what was expected there. jq's `.5` number literals, which
+    /// jaq reads as a path, are read as `0.5` when that is what makes the expression valid.
     pub fn compile(text: &str, flag: &str) -> Result<Self> {
-        let defs = jaq_core::defs()
-            .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
-        let funs = jaq_core::funs()
-            .chain(jaq_std::funs())
-            .chain(jaq_json::funs());
-        let arena = Arena::default();
-        let invalid = |(why, at): (String, Option<usize>)| {
-            let mut message = format!("{flag} '{text}' is not a valid jq expression: {why}");
-            if let Some(at) = at {
-                // The line of a multi-line expression the mistake is on, and a caret under it.
-                let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-                let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
-                let column = text[start..at].chars().count();
-                let line = &text[start..end];
-                let _ = write!(message, "\n    {line}\n    {}^", " ".repeat(column));
-            }
-            Error::usage(message)
+        let filter = match compile_code(text, flag) {
+            Ok(filter) => filter,
+            Err(first) => match with_leading_zeros(text) {
+                Some(rewritten) => compile_code(&rewritten, flag).map_err(|_| first)?,
+                None => return Err(first),
+            },
         };
-        let file = File {
-            code: text,
-            path: (),
-        };
-        let modules = Loader::new(defs)
-            .load(&arena, file)
-            .map_err(|errors| invalid(load_error(text, &errors)))?;
-        let filter = Compiler::default()
-            .with_funs(funs)
-            .compile(modules)
-            .map_err(|errors| invalid(compile_error(text, &errors)))?;
         Ok(JqExpr {
             text: text.to_string(),
             flag: flag.to_string(),
@@ -262,6 +240,146 @@ impl JqExpr {
     ) -> Result<Result<bool, String>> {
         Ok(self.eval_until(input, until, cancel)?.map(|o| o.holds()))
     }
+}
+
+/// ugw's definitions (jq 1.7/1.8 filters jaq lacks or defines otherwise; see defs.jq).
+const UGW_DEFS: &str = include_str!("jq/defs.jq");
+
+/// Every definition an expression can use: jaq's, ugw's (which replace jaq's of the same
+/// name), and `builtins`, the list of all of them and of the native filters as jq gives it.
+fn definitions(natives: &[(&'static str, usize)]) -> Vec<load::parse::Def<&'static str>> {
+    static BUILTINS: OnceLock<String> = OnceLock::new();
+    let ours = || load::parse(UGW_DEFS, |p| p.defs()).expect("ugw's jq definitions parse");
+    let mut defs: Vec<_> = jaq_core::defs()
+        .chain(jaq_std::defs())
+        .chain(jaq_json::defs())
+        .chain(ours())
+        .collect();
+    let builtins = BUILTINS.get_or_init(|| {
+        let mut names: Vec<String> = defs
+            .iter()
+            .map(|d| (d.name, d.args.len()))
+            .chain(natives.iter().copied())
+            .filter(|(name, _)| !name.starts_with('_') && !name.starts_with('@'))
+            .map(|(name, arity)| format!("{name}/{arity}"))
+            .chain(["builtins/0".to_string()])
+            .collect();
+        names.sort();
+        names.dedup();
+        let list = serde_json::to_string(&names).expect("names are JSON strings");
+        format!("def builtins: {list};")
+    });
+    defs.extend(load::parse(builtins, |p| p.defs()).expect("the builtins list parses"));
+    defs
+}
+
+/// Compile `code`: the filter, or the usage error naming `code` and the mistake in it.
+fn compile_code(code: &str, flag: &str) -> Result<Filter> {
+    let funs: Vec<_> = jaq_core::funs()
+        .chain(jaq_std::funs())
+        .chain(jaq_json::funs())
+        .collect();
+    let natives: Vec<(&'static str, usize)> = funs
+        .iter()
+        .map(|(name, args, _)| (*name, args.len()))
+        .collect();
+    let arena = Arena::default();
+    let invalid = |(why, at): (String, Option<usize>)| {
+        let mut message = format!("{flag} '{code}' is not a valid jq expression: {why}");
+        if let Some(at) = at {
+            // The line of a multi-line expression the mistake is on, and a caret under it.
+            let start = code[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = code[at..].find('\n').map_or(code.len(), |i| at + i);
+            let column = code[start..at].chars().count();
+            let line = &code[start..end];
+            let _ = write!(message, "\n    {line}\n    {}^", " ".repeat(column));
+        }
+        Error::usage(message)
+    };
+    let file = File { code, path: () };
+    let modules = Loader::new(definitions(&natives))
+        .load(&arena, file)
+        .map_err(|errors| invalid(load_error(code, &errors)))?;
+    Compiler::default()
+        .with_funs(funs)
+        .compile(modules)
+        .map_err(|errors| invalid(compile_error(code, &errors)))
+}
+
+/// `text` with a `0` before each number literal that starts with a dot (`.5`, `1 + .25`),
+/// outside strings and comments; `None` if there is none. A dot after a name, a closing
+/// bracket, a digit or another dot is a path or part of a number, and is left alone.
+fn with_leading_zeros(text: &str) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len() + 4);
+    let mut changed = false;
+    let mut i = 0;
+    // Depth of string interpolations: inside `"…\(` code, a `)` at depth 0 returns to the string.
+    let mut in_string = false;
+    let mut interpolations: Vec<usize> = Vec::new();
+    let mut parens = 0usize;
+    let mut previous = ' ';
+    while i < chars.len() {
+        let c = chars[i];
+        if in_string {
+            out.push(c);
+            match c {
+                '\\' if chars.get(i + 1) == Some(&'(') => {
+                    out.push('(');
+                    i += 1;
+                    in_string = false;
+                    interpolations.push(parens);
+                    parens = 0;
+                    previous = '(';
+                }
+                '\\' => {
+                    if let Some(&next) = chars.get(i + 1) {
+                        out.push(next);
+                        i += 1;
+                    }
+                }
+                '"' => {
+                    in_string = false;
+                    previous = '"';
+                }
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '#' => {
+                while i < chars.len() && chars[i] != '\n' {
+                    out.push(chars[i]);
+                    i += 1;
+                }
+                continue;
+            }
+            '(' => parens += 1,
+            ')' if parens == 0 && !interpolations.is_empty() => {
+                parens = interpolations.pop().unwrap_or(0);
+                in_string = true;
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            ')' => parens = parens.saturating_sub(1),
+            '.' if chars.get(i + 1).is_some_and(char::is_ascii_digit)
+                && !(previous.is_alphanumeric() || "_)]}\".$".contains(previous)) =>
+            {
+                out.push('0');
+                changed = true;
+            }
+            _ => {}
+        }
+        out.push(c);
+        if !c.is_whitespace() {
+            previous = c;
+        }
+        i += 1;
+    }
+    changed.then_some(out)
 }
 
 fn evaluate(filter: &Filter, text: &str, input: Val) -> Result<Outputs, String> {
@@ -582,6 +700,30 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.exit, 143);
         assert!(start.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn dot_number_literals_are_numbers_outside_strings_and_paths() {
+        assert_eq!(with_leading_zeros(".5 + 1").as_deref(), Some("0.5 + 1"));
+        assert_eq!(with_leading_zeros(". * .25").as_deref(), Some(". * 0.25"));
+        assert_eq!(
+            with_leading_zeros("[.[0], -.5]").as_deref(),
+            Some("[.[0], -0.5]")
+        );
+        assert_eq!(
+            with_leading_zeros(r#""a .5" | .5"#).as_deref(),
+            Some(r#""a .5" | 0.5"#)
+        );
+        assert_eq!(
+            with_leading_zeros(r#""\(.5) .5" + .5 # .5"#).as_deref(),
+            Some(r#""\(0.5) .5" + 0.5 # .5"#)
+        );
+        for unchanged in [".a.b", "1.5", ".[1].a", "$x", ".a | ..", "\".5\""] {
+            assert_eq!(with_leading_zeros(unchanged), None, "{unchanged}");
+        }
+        // A mistake elsewhere is reported in the expression as written.
+        let err = JqExpr::compile(".5 +", "--expect").unwrap_err();
+        assert!(err.message.contains("'.5 +'"), "{}", err.message);
     }
 
     #[test]

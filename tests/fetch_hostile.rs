@@ -591,3 +591,88 @@ fn permanent_answers_fail_at_once_with_their_own_message() {
         assert!(names(dest.path()).is_empty(), "{:?}", names(dest.path()));
     }
 }
+
+/// Item 25: clear results. A symlinked file:// or --sha256-file is named as a link (not "Too
+/// many levels of symbolic links"); a valid 250-character --name is a usage error (exit 2)
+/// before any request; --strip-components that leaves nothing of the archive is refused.
+#[test]
+fn unclear_results_are_said_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = body(100);
+    let real = dir.path().join("app-v1.bin");
+    std::fs::write(&real, &data).unwrap();
+    let link = dir.path().join("app-link-v1.bin");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let sums = dir.path().join("SHA256SUMS");
+    std::fs::write(&sums, format!("{}  app-v1.bin\n", sha256(&data))).unwrap();
+    let sums_link = dir.path().join("SUMS-link");
+    std::os::unix::fs::symlink(&sums, &sums_link).unwrap();
+    let dest = dir.path().join("staging");
+    let file_url = |path: &Path| format!("file://{}", s(path));
+
+    let out = fetch(&["--url", &file_url(&link), "--no-verify", "--dest", s(&dest)]);
+    let message = out.assert_code(2).last_step().error.unwrap().message;
+    assert!(message.contains("is a symbolic link (to "), "{message}");
+    let out = fetch(&[
+        "--url",
+        &file_url(&real),
+        "--sha256-file",
+        s(&sums_link),
+        "--dest",
+        s(&dest),
+    ]);
+    let message = out.assert_code(2).last_step().error.unwrap().message;
+    assert!(
+        message.contains("--sha256-file") && message.contains("symbolic link"),
+        "{message}"
+    );
+
+    let server = FileServer::start();
+    let url = server.put("app-v1.bin", Served::new(&data));
+    let long = "a".repeat(250);
+    let out = fetch(&[
+        "--url",
+        &url,
+        "--no-verify",
+        "--dest",
+        s(&dest),
+        "--name",
+        &long,
+    ]);
+    let step = out.assert_code(2).last_step();
+    assert_eq!(step.error_kind(), "usage", "{}", out.stderr);
+    assert_eq!(server.log().len(), 0, "refused before any request");
+    let fits = "a".repeat(236);
+    fetch(&[
+        "--url",
+        &url,
+        "--no-verify",
+        "--dest",
+        s(&dest),
+        "--name",
+        &fits,
+    ])
+    .assert_code(0);
+
+    if kit::require("tar") {
+        let bytes = tar_gz(dir.path(), "app-v4.tar.gz", "four");
+        let url = server.put("app-v4.tar.gz", Served::new(&bytes));
+        let out = fetch(&[
+            "--url",
+            &url,
+            "--sha256",
+            &sha256(&bytes),
+            "--dest",
+            s(&dest),
+            "--extract",
+            "--strip-components",
+            "5",
+        ]);
+        let message = out.assert_code(2).last_step().error.unwrap().message;
+        assert!(
+            message.contains("--strip-components 5 leaves nothing"),
+            "{message}"
+        );
+        assert!(!dest.join("app-v4").exists());
+    }
+}

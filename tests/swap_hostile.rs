@@ -322,3 +322,25 @@ fn a_full_disk_is_no_space_in_both_modes() {
     );
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "#!/bin/sh\n");
 }
+
+/// Item 25: a symlinked --from is named as a link in both modes, not "neither a file nor a
+/// folder" or "Too many levels of symbolic links".
+#[test]
+fn a_symlinked_from_is_named_as_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = artifact(dir.path(), "v1", "one");
+    let link = dir.path().join("v1-link");
+    symlink(&from, &link).unwrap();
+    let root = dir.path().join("app");
+    let out = swap(&["--root", s(&root), "--from", s(&link), "--version", "v1"]);
+    let message = out.assert_code(2).last_step().error.unwrap().message;
+    assert!(message.contains("is a symbolic link (to "), "{message}");
+    let target = dir.path().join("bin-app");
+    std::fs::write(&target, "old").unwrap();
+    let file_link = dir.path().join("app-link");
+    symlink(from.join("bin/app"), &file_link).unwrap();
+    let out = swap(&["--target", s(&target), "--from", s(&file_link)]);
+    let message = out.assert_code(2).last_step().error.unwrap().message;
+    assert!(message.contains("is a symbolic link (to "), "{message}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "old");
+}

@@ -307,6 +307,24 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("cannot fsync folder {}", dir.display()), &e))
 }
 
+/// When `path` itself is a symbolic link, the error that says so plainly (a usage error, exit
+/// 2): ugw reads an input it checks, copies or hashes only as a real file or folder, never
+/// through a link whose target can change between the check and the use. `None` otherwise
+/// (not a link, or not there: the caller's own open says that).
+#[must_use]
+pub fn link_refused(path: &Path, what: &str) -> Option<Error> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.file_type().is_symlink() {
+        return None;
+    }
+    let target = std::fs::read_link(path).map_or_else(|_| "?".into(), |t| t.display().to_string());
+    Some(Error::usage(format!(
+        "{what} {} is a symbolic link (to {target}); it is read only as a real file or \
+         folder, never through a link: give the path it points to",
+        path.display()
+    )))
+}
+
 /// An error for a path ugw will not open because it is a symlink (or not a regular file).
 #[must_use]
 pub fn refused(what: &str, path: &Path, why: &str) -> Error {

@@ -332,6 +332,9 @@ pub(crate) fn local(
     dest: &Path,
     limits: Limits,
 ) -> Result<Downloaded> {
+    if let Some(refused) = ugw_shared::atomic::link_refused(source, "the file:// URL's file") {
+        return Err(refused);
+    }
     let mut reader = ugw_shared::atomic::open_regular(source).map_err(|e| {
         let kind = if e.kind() == std::io::ErrorKind::NotFound {
             ErrorKind::NotFound

@@ -277,6 +277,9 @@ impl Plan {
             }
         });
         check_name(&staged_name)?;
+        for name in [&staged_name, &file_name] {
+            check_name_fits(name)?;
+        }
         let dest = m.get_one::<PathBuf>("dest").expect("required").clone();
         let version = m
             .get_one::<String>("version")
@@ -336,6 +339,25 @@ fn archive_stem(name: &str) -> &str {
 /// A name that stays in the folder it is joined to: one path component, not `.` or `..`.
 fn plain_name(name: &str) -> bool {
     !(name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0'))
+}
+
+/// The longest name a file may have (NAME_MAX on Linux file systems).
+const NAME_MAX: usize = 255;
+/// What ugw's temp names add to a name: `.NAME.XXXXXXXXXX.unpack`.
+const TEMP_NAME_EXTRA: usize = ".".len() + ".XXXXXXXXXX".len() + ".unpack".len();
+
+/// A name long enough that its temp name cannot be made is a usage error, said before
+/// anything is requested (not an I/O error halfway through the download).
+fn check_name_fits(name: &str) -> Result<()> {
+    let most = NAME_MAX - TEMP_NAME_EXTRA;
+    if name.len() > most {
+        return Err(Error::usage(format!(
+            "the name '{name}' is {} bytes long; at most {most} fit (its temp name \
+             .NAME.XXXXXXXXXX.unpack must fit in {NAME_MAX}); give a shorter --name",
+            name.len()
+        )));
+    }
+    Ok(())
 }
 
 fn check_name(name: &str) -> Result<()> {
@@ -611,6 +633,13 @@ fn extract(ctx: &mut Ctx, plan: &Plan, archive: &Path, sha256: &str) -> Result<S
         &ctx.cancel,
     )?;
     let manifest = TreeManifest::of(staged.path(), &[FETCH_MARKER])?;
+    if manifest.is_empty() && plan.strip_components > 0 {
+        return Err(Error::usage(format!(
+            "--strip-components {} leaves nothing of the archive (no entry has more path \
+             components than that); nothing was staged",
+            plan.strip_components
+        )));
+    }
     // Scrubbed as the record is (a presigned URL's signature, a ?token=): the marker is
     // copied into the release by ugw-swap, and nothing ugw writes to disk holds a secret.
     let marker = json!({
@@ -747,6 +776,9 @@ impl Check {
         let sums_text = if let Some(url) = m.get_one::<String>("sha256-url") {
             Some(small_file(ctx, clients.side(url), url, limits)?)
         } else if let Some(path) = m.get_one::<PathBuf>("sha256-file") {
+            if let Some(refused) = ugw_shared::atomic::link_refused(path, "--sha256-file") {
+                return Err(refused);
+            }
             Some(
                 ugw_shared::atomic::read_capped(path, SMALL_FILE_LIMIT).map_err(|e| {
                     Error::usage(format!(

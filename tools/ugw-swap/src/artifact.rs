@@ -46,6 +46,9 @@ fn mismatch(message: String) -> Error {
 /// step vouches for it, its content. Returns its digest as a release marker records it
 /// (`sha256_path`, skipping `skip`): a file is hashed once, for the check and the marker.
 pub(crate) fn check(from: &Path, vouched: Option<&Vouched>, skip: &[&str]) -> Result<String> {
+    if let Some(refused) = ugw_shared::atomic::link_refused(from, "--from") {
+        return Err(refused);
+    }
     ugw_shared::owner_only::check_tree(from, "the artifact")?;
     let Some(vouched) = vouched else {
         return sha256_path(from, skip);

@@ -178,6 +178,9 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
     // Only its owner or root can change it (the file, its folder, every folder on the way),
     // and it is what the fetch step verified. It is opened once: what is hashed is what is
     // installed.
+    if let Some(refused) = ugw_shared::atomic::link_refused(&from, "--from") {
+        return Err(refused);
+    }
     ugw_shared::owner_only::check_path(&from, "the artifact")?;
     let mut source = open_regular(&from)
         .map_err(|e| Error::io(format!("cannot open {}", from.display()), &e))?;

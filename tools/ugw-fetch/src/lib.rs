@@ -446,7 +446,13 @@ fn already_staged(
         return Ok(None);
     };
     if let Some(smoke) = &plan.smoke {
-        smoke_test(ctx, smoke, &plan.final_path, plan.smoke_timeout, Smoked::Staged)?;
+        smoke_test(
+            ctx,
+            smoke,
+            &plan.final_path,
+            plan.smoke_timeout,
+            Smoked::Staged,
+        )?;
     }
     ctx.reporter.info(&format!(
         "{} is already staged with sha256 {}…; nothing to fetch",
@@ -584,7 +590,13 @@ fn stage(
                 )
             })?;
         if let Some(smoke) = &plan.smoke {
-            smoke_test(ctx, smoke, file.temp_path(), plan.smoke_timeout, Smoked::New)?;
+            smoke_test(
+                ctx,
+                smoke,
+                file.temp_path(),
+                plan.smoke_timeout,
+                Smoked::New,
+            )?;
         }
         ctx.cancel.critical(|| file.commit())?;
     }
@@ -723,7 +735,12 @@ fn smoke_test(
     // The path also as $UGW_ARTIFACT and $1, for CMD's shell to expand (never text to re-read).
     let spec = RunSpec::argv(
         "sh",
-        ["-c", command_line.as_str(), "ugw-smoke", shown_path.as_str()],
+        [
+            "-c",
+            command_line.as_str(),
+            "ugw-smoke",
+            shown_path.as_str(),
+        ],
         deadline,
     )
     .with_env("UGW_ARTIFACT", &shown_path);

@@ -341,7 +341,7 @@ fn plain_name(name: &str) -> bool {
     !(name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0'))
 }
 
-/// The longest name a file may have (NAME_MAX on Linux file systems).
+/// The longest name a file may have (`NAME_MAX` on Linux file systems).
 const NAME_MAX: usize = 255;
 /// What ugw's temp names add to a name: `.NAME.XXXXXXXXXX.unpack`.
 const TEMP_NAME_EXTRA: usize = ".".len() + ".XXXXXXXXXX".len() + ".unpack".len();

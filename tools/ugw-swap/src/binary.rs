@@ -175,20 +175,7 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
     let from = options.from.clone().ok_or_else(|| {
         Error::usage("no --from, and no ugw-fetch step in the record to take the path from")
     })?;
-    // Only its owner or root can change it (the file, its folder, every folder on the way),
-    // and it is what the fetch step verified. It is opened once: what is hashed is what is
-    // installed.
-    if let Some(refused) = ugw_shared::atomic::link_refused(&from, "--from") {
-        return Err(refused);
-    }
-    ugw_shared::owner_only::check_path(&from, "the artifact")?;
-    let mut source = open_regular(&from)
-        .map_err(|e| Error::io(format!("cannot open {}", from.display()), &e))?;
-    let new = sha256_reader(&mut source)
-        .map_err(|e| Error::io(format!("cannot hash {}", from.display()), &e))?;
-    if let Some(vouched) = &options.vouched {
-        check_digest(&from, &new, &vouched.sha256)?;
-    }
+    let (mut source, new) = open_checked(&from, options)?;
     result.current = Some(new.clone());
     if old.as_deref() == Some(new.as_str()) {
         let what = target.display().to_string();
@@ -245,6 +232,24 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
     )?;
     result.restarts.push(again);
     Err(restart_failed(&result, Some("the previous binary")))
+}
+
+/// The new binary, opened once (what is hashed is what is installed) once only its owner or
+/// root can change it (the file, its folder, every folder on the way, never through a link),
+/// and its digest, which must be what the fetch step verified.
+fn open_checked(from: &Path, options: &Options) -> Result<(std::fs::File, String)> {
+    if let Some(refused) = ugw_shared::atomic::link_refused(from, "--from") {
+        return Err(refused);
+    }
+    ugw_shared::owner_only::check_path(from, "the artifact")?;
+    let mut source =
+        open_regular(from).map_err(|e| Error::io(format!("cannot open {}", from.display()), &e))?;
+    let new = sha256_reader(&mut source)
+        .map_err(|e| Error::io(format!("cannot hash {}", from.display()), &e))?;
+    if let Some(vouched) = &options.vouched {
+        check_digest(from, &new, &vouched.sha256)?;
+    }
+    Ok((source, new))
 }
 
 fn rollback(

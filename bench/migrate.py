@@ -18,6 +18,12 @@ PostgreSQL runs as a private cluster (initdb in a temp folder, trust auth, a fre
 loopback port, as the `postgres` user when run as root; fsync stays on), stopped at
 the end. Each figure is the median of --trials runs, each on a fresh database.
 
+--shape real writes a real-shaped history instead (as documenso's or Lemmy's: many small
+files, each a table with constraints and an index, now and then a PL/pgSQL function in
+dollar quotes, a BEGIN ATOMIC function, an enum, a column added later, and every tenth
+file a `-- ugw:no-transaction` CREATE INDEX CONCURRENTLY; SQLite: tables, indexes,
+triggers, views). --before-bin DIR also times an earlier build's ugw-migrate.
+
 Targets: SQLite ugw/sqlite3 <= 1.5x; PostgreSQL ugw/psql-session <= 1.2x.
 Exit status: 0 when both targets are met, 1 when one is missed, 2 for a set-up
 problem (sqlite3, psql, initdb or the release binary missing).
@@ -48,14 +54,63 @@ def migration(n: int) -> str:
     return f"CREATE TABLE t_{n} (id integer PRIMARY KEY, note text);\nINSERT INTO t_{n} (id, note) VALUES (1, 'row {n}');\n"
 
 
-def write_migrations(folder: Path, count: int) -> list[Path]:
+def real_pg(n: int) -> str:
+    """One file of a real-shaped PostgreSQL history (our own SQL)."""
+    if n % 10 == 0:
+        return f"-- ugw:no-transaction\n-- an index built without blocking writes\nCREATE INDEX CONCURRENTLY t_{n - 1}_created ON t_{n - 1} (created_at);\n"
+    parts = [
+        f"-- {n}: accounts of kind {n}\n",
+        f"CREATE TABLE t_{n} (\n  id bigserial PRIMARY KEY,\n  owner_id bigint NOT NULL,\n  name text NOT NULL DEFAULT '',\n"
+        f"  begin timestamptz,\n  created_at timestamptz NOT NULL DEFAULT now(),\n  CONSTRAINT t_{n}_name CHECK (length(name) < 200)\n);\n",
+        f"CREATE INDEX t_{n}_owner ON t_{n} (owner_id);\n",
+        f"COMMENT ON TABLE t_{n} IS 'kind {n}; see docs';\n",
+    ]
+    if n % 3 == 0:
+        parts.append(
+            f"CREATE FUNCTION t_{n}_touch() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  NEW.name := coalesce(NEW.name, '');\n  RETURN NEW;\nEND;\n$$;\n"
+            f"CREATE TRIGGER t_{n}_touch BEFORE INSERT ON t_{n} FOR EACH ROW EXECUTE FUNCTION t_{n}_touch();\n"
+        )
+    if n % 4 == 0:
+        parts.append(f"CREATE FUNCTION t_{n}_count() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM t_{n}; END;\n")
+    if n % 5 == 0:
+        parts.append(f"CREATE TYPE t_{n}_state AS ENUM ('new', 'active', 'gone');\nALTER TABLE t_{n} ADD COLUMN state t_{n}_state;\n")
+    if n > 2 and n % 7 == 0:
+        earlier = n - 1 if (n - 1) % 10 else n - 2  # every tenth file makes no table
+        parts.append(f"ALTER TABLE t_{earlier} ADD COLUMN note_{n} text;\n")
+    return "".join(parts)
+
+
+def real_sqlite(n: int) -> str:
+    """One file of a real-shaped SQLite history (our own SQL)."""
+    parts = [
+        f"-- {n}: items of kind {n}\n",
+        f"CREATE TABLE t_{n} (id INTEGER PRIMARY KEY, owner_id INTEGER NOT NULL, name TEXT NOT NULL DEFAULT '', begin TEXT, "
+        f"created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, CHECK (length(name) < 200));\n",
+        f"CREATE INDEX t_{n}_owner ON t_{n} (owner_id);\n",
+    ]
+    if n % 3 == 0:
+        parts.append(f"CREATE TRIGGER t_{n}_touch AFTER UPDATE ON t_{n} BEGIN UPDATE t_{n} SET name = trim(new.name) WHERE id = new.id; END;\n")
+    if n % 5 == 0:
+        parts.append(f"CREATE VIEW t_{n}_named AS SELECT id, name FROM t_{n} WHERE name <> '';\n")
+    return "".join(parts)
+
+
+def write_migrations(folder: Path, count: int, make=migration) -> list[Path]:
     folder.mkdir()
     files = []
     for n in range(1, count + 1):
         path = folder / f"{n:05d}_t{n}.sql"
-        path.write_text(migration(n))
+        path.write_text(make(n))
         files.append(path)
     return files
+
+
+def session_script(files: list[Path], include: str) -> str:
+    """One client session: BEGIN/include/COMMIT per file, a no-transaction file bare."""
+    return "".join(
+        f"{include} {f}\n" if f.read_text().startswith("-- ugw:no-transaction") else f"BEGIN;\n{include} {f}\nCOMMIT;\n"
+        for f in files
+    )
 
 
 def timed(cmd: list[str], **kwargs) -> float:
@@ -114,6 +169,9 @@ def main() -> int:
     parser.add_argument("--bin-dir", type=Path, default=REPO_ROOT / "target" / "release")
     parser.add_argument("--out", type=Path, help="also write the report here")
     parser.add_argument("--skip-runbook", action="store_true", help="skip the slow psql -1 -f per file run")
+    parser.add_argument("--shape", choices=["small", "real"], default="small",
+                        help="small: CREATE TABLE + INSERT per file; real: a real-shaped history")
+    parser.add_argument("--before-bin", type=Path, help="also time the ugw-migrate of this folder (an earlier build)")
     args = parser.parse_args()
 
     ugw = args.bin_dir / "ugw-migrate"
@@ -125,27 +183,39 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="ugw-bench-migrate-"))
     cluster = None
     try:
-        files = write_migrations(work / "migrations", args.count)
+        real = args.shape == "real"
+        files = write_migrations(work / "migrations", args.count, real_pg if real else migration)
+        sqlite_files = write_migrations(work / "sqlite-migrations", args.count, real_sqlite) if real else files
         script = work / "sqlite-script.sql"
-        script.write_text("".join(f"BEGIN;\n.read {f}\nCOMMIT;\n" for f in files))
+        script.write_text(session_script(sqlite_files, ".read"))
         pg_script = work / "psql-script.sql"
-        pg_script.write_text("".join(f"BEGIN;\n\\i {f}\nCOMMIT;\n" for f in files))
+        pg_script.write_text(session_script(files, "\\i"))
         if os.geteuid() == 0:
             os.chmod(work, 0o755)
 
-        results: dict[str, list[float]] = {k: [] for k in ("ugw-sqlite", "sqlite3", "ugw-pg", "psql-session", "psql-1-per-file")}
-        ugw_args = ["up", "--dir", str(work / "migrations"), "--in", "none", "--output", "none", "--quiet"]
+        results: dict[str, list[float]] = {k: [] for k in ("ugw-sqlite", "sqlite3", "ugw-pg", "psql-session", "psql-1-per-file",
+                                                           "before-sqlite", "before-pg")}
+        common = ["--in", "none", "--output", "none", "--quiet", "--allow-unsafe"]
+        ugw_args = ["up", "--dir", str(work / "migrations"), *common]
+        sqlite_args = ["up", "--dir", str(work / ("sqlite-migrations" if real else "migrations")), *common]
+        before = args.before_bin / "ugw-migrate" if args.before_bin else None
         cluster = Cluster()
         for trial in range(args.trials):
             for name in ("ugw", "sqlite3"):
                 db = work / f"{name}-{trial}.db"
                 if name == "ugw":
-                    results["ugw-sqlite"].append(timed([str(ugw), *ugw_args, "--db", f"sqlite://{db}"]))
+                    results["ugw-sqlite"].append(timed([str(ugw), *sqlite_args, "--db", f"sqlite://{db}"]))
+                    if before:
+                        db = work / f"before-{trial}.db"
+                        results["before-sqlite"].append(timed([str(before), *sqlite_args, "--db", f"sqlite://{db}"]))
                 else:
                     with open(script) as stdin:
                         results["sqlite3"].append(timed(["sqlite3", "-bail", str(db)], stdin=stdin))
             db = cluster.fresh(f"ugw_{trial}")
             results["ugw-pg"].append(timed([str(ugw), *ugw_args, "--db", cluster.url(db)]))
+            if before:
+                db = cluster.fresh(f"before_{trial}")
+                results["before-pg"].append(timed([str(before), *ugw_args, "--db", cluster.url(db)]))
             db = cluster.fresh(f"psql_{trial}")
             results["psql-session"].append(timed([*cluster.psql(db), "-f", str(pg_script)]))
             if not args.skip_runbook and trial == 0:
@@ -168,7 +238,9 @@ def main() -> int:
         "",
         f"- command: `python3 bench/migrate.py --count {args.count} --trials {args.trials}`",
         f"- machine: nproc {os.cpu_count()}, uname -r {platform.release()}, {platform.machine()}, Python {platform.python_version()}",
-        f"- {args.count} migrations, each `CREATE TABLE` + one `INSERT`; median of {args.trials} trials, each on a fresh database",
+        f"- {args.count} migrations, " + ("a real-shaped history (tables, indexes, functions, triggers, enums; every tenth PostgreSQL file "
+        "CREATE INDEX CONCURRENTLY outside a transaction)" if args.shape == "real" else "each `CREATE TABLE` + one `INSERT`")
+        + f"; median of {args.trials} trials, each on a fresh database; binaries from {args.bin_dir}",
         "- PostgreSQL: a private cluster on 127.0.0.1 with fsync on; SQLite: its defaults (rollback journal, synchronous FULL)",
         "",
         "| engine | runner | seconds | per migration ms | ratio |",
@@ -178,6 +250,9 @@ def main() -> int:
         f"| PostgreSQL | ugw-migrate up (one connection) | {med['ugw-pg']:.2f} | {1000 * med['ugw-pg'] / args.count:.2f} | {pg_ratio:.2f}x |",
         f"| PostgreSQL | one psql session, BEGIN/\\i/COMMIT per file | {med['psql-session']:.2f} | {1000 * med['psql-session'] / args.count:.2f} | 1.00x |",
     ]
+    for engine, key, floor in (("SQLite", "before-sqlite", "sqlite3"), ("PostgreSQL", "before-pg", "psql-session")):
+        if key in med:
+            lines.append(f"| {engine} | ugw-migrate up, {args.before_bin} (before) | {med[key]:.2f} | {1000 * med[key] / args.count:.2f} | {med[key] / med[floor]:.2f}x |")
     if "psql-1-per-file" in med:
         runbook = med["psql-1-per-file"]
         lines.append(f"| PostgreSQL | psql -1 -f FILE per file (runbooks; one trial) | {runbook:.2f} | {1000 * runbook / args.count:.2f} | {runbook / med['psql-session']:.2f}x |")

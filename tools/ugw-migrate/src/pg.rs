@@ -58,6 +58,11 @@ fn insert_row_sql(ledger: &str) -> String {
     )
 }
 
+/// `E'text'`, as a string literal whatever `standard_conforming_strings` a migration set.
+fn literal(text: &str) -> String {
+    format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
 /// `"name"`, as PostgreSQL quotes an identifier.
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -287,10 +292,72 @@ impl PgStore {
         )
     }
 
-    /// The file and its ledger row in one transaction, in three round trips (as many as a
-    /// psql session needs for a one-statement file): `BEGIN; SET LOCAL …; FILE`, the row
-    /// (prepared once per run), `COMMIT`.
+    /// The file and its ledger row in one transaction, in one round trip: `BEGIN; SET LOCAL
+    /// …; FILE; the row; COMMIT; RESET ALL; …; SELECT marker`. The marker's row is the proof
+    /// that the server read the file ending where the splitter did (the row and the COMMIT
+    /// were not swallowed by a string the file left open); without it, or for a file that
+    /// does not end closed, the transaction is rolled back or the file runs step by step.
     fn run_in_transaction(
+        &mut self,
+        m: &Migration,
+        options: &RunOptions,
+        started: Instant,
+    ) -> Result<(), RunError> {
+        if !crate::sql::ends_closed(&m.sql, Engine::Postgres) {
+            return self.run_in_transaction_stepwise(m, options, started);
+        }
+        let file = m.file_name();
+        let marker = format!("ugw-migrate committed {}", m.version);
+        // No newline in the prefix: the server's error position gives the file's own line.
+        let query = format!(
+            "BEGIN; SET LOCAL lock_timeout = {}; {}\n;\
+             INSERT INTO {} (version, name, phase, checksum, checksum_algorithm, duration_ms, applied_by, success) \
+             VALUES ({}, {}, {}, {}, {}, \
+             (extract(epoch FROM pg_catalog.clock_timestamp() - pg_catalog.now()) * 1000)::pg_catalog.int8, {}, true) \
+             ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, phase = EXCLUDED.phase, \
+             checksum = EXCLUDED.checksum, checksum_algorithm = EXCLUDED.checksum_algorithm, applied_at = pg_catalog.now(), \
+             duration_ms = EXCLUDED.duration_ms, applied_by = EXCLUDED.applied_by, success = EXCLUDED.success; \
+             COMMIT; RESET ALL; {} SELECT {}",
+            options.ddl_lock_timeout.as_millis(),
+            m.sql,
+            self.ledger,
+            m.version,
+            literal(&m.name),
+            literal(m.phase.word()),
+            literal(&m.checksum),
+            literal(CHECKSUM_ALGORITHM),
+            literal(&options.applied_by),
+            self.session_setup,
+            literal(&marker),
+        );
+        let answer = self
+            .client
+            .simple_query(&query)
+            .map_err(|e| run_error(&file, &e, Some((&query, 1))));
+        let committed = answer.as_ref().is_ok_and(|messages| {
+            messages.iter().rev().find_map(|message| match message {
+                postgres::SimpleQueryMessage::Row(row) => Some(row.get(0) == Some(marker.as_str())),
+                _ => None,
+            }) == Some(true)
+        });
+        if committed {
+            return Ok(());
+        }
+        // Whatever failed, the transaction (if it began) ends here with nothing kept.
+        let _ = self.client.batch_execute("ROLLBACK");
+        let _ = self.reset_session();
+        answer?;
+        Err(RunError::from(Error::new(
+            ErrorKind::MigrationFailed,
+            format!(
+                "{file}: the server did not read the file ending where ugw-migrate did (its last string, quoted name or comment is open to the server); nothing was kept"
+            ),
+        )))
+    }
+
+    /// The same in three round trips, for a file that does not end closed (the server then
+    /// says what is wrong with it): `BEGIN; SET LOCAL …; FILE`, the row, `COMMIT`.
+    fn run_in_transaction_stepwise(
         &mut self,
         m: &Migration,
         options: &RunOptions,

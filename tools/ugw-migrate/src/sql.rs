@@ -333,6 +333,18 @@ pub fn statements(sql: &str, dialect: Engine) -> Vec<Statement> {
     out
 }
 
+/// Whether `sql` ends at the top level: every string, quoted name, comment and body it
+/// opens is closed, so that SQL appended after a newline and a `;` is read as statements of
+/// their own (asked of the splitter with a probe statement appended).
+#[must_use]
+pub fn ends_closed(sql: &str, dialect: Engine) -> bool {
+    const PROBE: &str = "SELECT 7730";
+    let probed = format!("{sql}\n;{PROBE}");
+    statements(&probed, dialect)
+        .last()
+        .is_some_and(|s| s.text == PROBE)
+}
+
 fn push_statement(
     sql: &str,
     out: &mut Vec<Statement>,

@@ -272,3 +272,21 @@ fn splitting_never_cuts_inside_a_piece() {
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 }
+
+#[test]
+fn ends_closed_knows_an_open_string_comment_quote_or_body() {
+    let pg = Engine::Postgres;
+    assert!(ends_closed("CREATE TABLE t (a int);\n-- done", pg));
+    assert!(ends_closed("SELECT 'a;b'", pg));
+    for open in [
+        "SELECT 'a",
+        "SELECT E'a\\'",
+        "/* a /* b */",
+        "SELECT $x$ a",
+        "SELECT \"a",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1;",
+    ] {
+        assert!(!ends_closed(open, pg), "{open}");
+    }
+    assert!(ends_closed("/* a /* b */", Engine::Sqlite));
+}

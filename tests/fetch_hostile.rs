@@ -626,6 +626,16 @@ fn unclear_results_are_said_plainly() {
         message.contains("--sha256-file") && message.contains("symbolic link"),
         "{message}"
     );
+    let out = fetch(&[
+        "--url",
+        &file_url(&real),
+        "--sha256-url",
+        &file_url(&sums_link),
+        "--dest",
+        s(&dest),
+    ]);
+    let message = out.assert_code(2).last_step().error.unwrap().message;
+    assert!(message.contains("SUMS-link is a symbolic link (to "), "{message}");
 
     let server = FileServer::start();
     let url = server.put("app-v1.bin", Served::new(&data));

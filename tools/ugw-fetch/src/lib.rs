@@ -855,6 +855,9 @@ fn small_file(ctx: &Ctx, client: &HttpClient, url: &str, limits: Limits) -> Resu
     if url.starts_with("file://")
         && let (Source::File(path), _) = source(url, ctx)?
     {
+        if let Some(refused) = ugw_shared::atomic::link_refused(&path, url) {
+            return Err(refused);
+        }
         return ugw_shared::atomic::read_capped(&path, SMALL_FILE_LIMIT)
             .map_err(|e| Error::new(ErrorKind::NotFound, format!("cannot read {url}: {e}")));
     }

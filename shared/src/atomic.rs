@@ -250,19 +250,38 @@ pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
 /// (`renameat2(RENAME_EXCHANGE)`) and make it durable: a reader resolving either path sees the
 /// old entry or the new one, never nothing. How a live release is replaced by one staged
 /// beside it, with the replaced content kept under the other name until the new one is proven.
+///
+/// A file system without `RENAME_EXCHANGE` (or a kernel before 3.15) gets the same end state
+/// by three renames through a temp name beside `b`, with a moment in which `b` is missing.
 pub fn exchange_durable(a: &Path, b: &Path) -> Result<()> {
     use rustix::fs::{CWD, RenameFlags, renameat_with};
-    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(|e| {
+    let failed = |e: std::io::Error| {
         Error::io_write(
             format!("cannot exchange {} and {}", a.display(), b.display()),
-            &std::io::Error::from(e),
+            &e,
         )
-    })?;
+    };
+    match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            exchange_by_renames(a, b).map_err(failed)?;
+        }
+        Err(e) => return Err(failed(std::io::Error::from(e))),
+    }
     sync_dir(&parent_dir(a))?;
     if parent_dir(a) != parent_dir(b) {
         sync_dir(&parent_dir(b))?;
     }
     Ok(())
+}
+
+/// `exchange_durable` where the file system cannot exchange: `b` aside, `a` to `b`, the old
+/// `b` to `a`.
+fn exchange_by_renames(a: &Path, b: &Path) -> std::io::Result<()> {
+    let aside = sibling(b, &format!(".{}.exchange", fastrand_name()));
+    std::fs::rename(b, &aside)?;
+    std::fs::rename(a, b)?;
+    std::fs::rename(&aside, a)
 }
 
 /// Point the symlink `link` at `points_to` in one step: a new symlink under a temp name
@@ -360,6 +379,23 @@ pub fn parse_mode(text: &str) -> std::result::Result<u32, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_exchange_swaps_two_folders_with_renames_or_without() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        for (folder, content) in [(&a, "new"), (&b, "old")] {
+            std::fs::create_dir(folder).unwrap();
+            std::fs::write(folder.join("f"), content).unwrap();
+        }
+        super::exchange_durable(&a, &b).unwrap();
+        assert_eq!(std::fs::read_to_string(b.join("f")).unwrap(), "new");
+        assert_eq!(std::fs::read_to_string(a.join("f")).unwrap(), "old");
+        super::exchange_by_renames(&a, &b).unwrap();
+        assert_eq!(std::fs::read_to_string(b.join("f")).unwrap(), "old");
+        assert_eq!(std::fs::read_to_string(a.join("f")).unwrap(), "new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
     #[test]
     fn modes_are_octal_up_to_7777() {
         assert_eq!(super::parse_mode("755"), Ok(0o755));

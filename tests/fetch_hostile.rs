@@ -635,7 +635,10 @@ fn unclear_results_are_said_plainly() {
         s(&dest),
     ]);
     let message = out.assert_code(2).last_step().error.unwrap().message;
-    assert!(message.contains("SUMS-link is a symbolic link (to "), "{message}");
+    assert!(
+        message.contains("SUMS-link is a symbolic link (to "),
+        "{message}"
+    );
 
     let server = FileServer::start();
     let url = server.put("app-v1.bin", Served::new(&data));

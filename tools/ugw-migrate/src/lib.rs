@@ -69,7 +69,15 @@ pub fn command() -> Command {
          migration and its row in the ledger table ugw_migrations commit together; a PostgreSQL session \
          advisory lock (SQLite: a lock file) makes several nodes apply each exactly once. An applied file \
          that changed, a version older than the newest applied one, and pre-deploy DDL that would break \
-         the old release are refused unless allowed.",
+         the old release are refused unless allowed (on a fresh database, with no ledger and no tables, \
+         those findings are warnings: no release runs against it). A transactional file may not hold \
+         BEGIN, COMMIT, ROLLBACK, END, a RELEASE without its SAVEPOINT or VACUUM, nor (SQLite) PRAGMA \
+         foreign_keys (use -- ugw:foreign-keys-off): such a file is refused before anything runs. Files \
+         are split by each dialect's own rules (PostgreSQL nests block comments and has E'…' and $tag$ \
+         quoting; SQLite does not nest them), and only CREATE FUNCTION|PROCEDURE … BEGIN ATOMIC and \
+         CREATE TRIGGER … BEGIN bodies are kept whole. Whatever a file SETs ends with it. The PostgreSQL \
+         ledger is always named with its schema (--ledger-schema), so a migration's search_path never \
+         hides it. sqlx's `-- no-transaction` first line is read as -- ugw:no-transaction.",
     )
     .after_long_help(EXAMPLES)
     .mut_arg("lock-timeout", |a| {

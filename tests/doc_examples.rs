@@ -24,7 +24,7 @@ const OWN_TESTS: &[(&str, &str)] = &[
     ("/etc/app/smoke.json", "the_whole_pipeline_runs_on_a_stage"),
     ("--successes 2", "ready_then_once_more"),
     ("pg_isready", "a_database_port_and_a_command_stay_passing"),
-    ("--fail-if", "a_failed_start_stops_the_wait_at_once"),
+    ("--fail-if '", "a_failed_start_stops_the_wait_at_once"),
     ("--until-down", "waits_for_the_old_process_to_stop"),
     ("app.internal", "a_secret_header_over_tls"),
     ("make ", "the_project_commands"),
@@ -235,7 +235,7 @@ fn a_database_port_and_a_command_stay_passing() {
 
 #[test]
 fn a_failed_start_stops_the_wait_at_once() {
-    for example in runnable_examples_with("--fail-if") {
+    for example in runnable_examples_with("--fail-if '") {
         // A healthy service passes...
         let Some(stage) = Stage::new(&example, &[]) else {
             continue;

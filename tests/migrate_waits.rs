@@ -154,11 +154,7 @@ fn sqlite_a_writer_holding_the_database_costs_at_most_the_timeout() {
         Duration::from_secs(15),
     );
     out.assert_code(1);
-    assert!(
-        out.elapsed < Duration::from_secs(5),
-        "{:?}",
-        out.elapsed
-    );
+    assert!(out.elapsed < Duration::from_secs(5), "{:?}", out.elapsed);
     writer.execute_batch("COMMIT").unwrap();
 }
 
@@ -190,11 +186,7 @@ fn pg_ddl_retries_stop_before_the_timeout() {
     );
     out.assert_code(1);
     assert_eq!(out.last_step().error_kind(), "timeout", "{}", out.stderr);
-    assert!(
-        out.elapsed < Duration::from_secs(6),
-        "{:?}",
-        out.elapsed
-    );
+    assert!(out.elapsed < Duration::from_secs(6), "{:?}", out.elapsed);
     reader.batch_execute("ROLLBACK").unwrap();
 }
 
@@ -234,4 +226,29 @@ fn pg_a_no_transaction_file_gives_up_after_the_ddl_lock_timeout() {
         db.sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 't'"),
         ["1"]
     );
+}
+
+#[test]
+fn sqlite_sigterm_ends_a_wait_for_another_writer_at_once() {
+    let dir = folder(&[("0001_a.sql", "CREATE TABLE a (id INTEGER);\n")]);
+    let db_path = dir.path().join("app.db");
+    let writer = rusqlite::Connection::open(&db_path).unwrap();
+    writer
+        .execute_batch("CREATE TABLE app (x INTEGER); BEGIN IMMEDIATE; INSERT INTO app VALUES (1);")
+        .unwrap();
+    let url = format!("sqlite://{}", db_path.display());
+    let mut child = kit::tool("ugw-migrate")
+        .args(["up", "--db", &url, "--dir", kit::s(dir.path())])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It waits for the writer (its busy wait), long past its start-up.
+    assert!(!kit::eventually(Duration::from_millis(800), || {
+        child.try_wait().unwrap().is_some()
+    }));
+    let (code, record) = kit::interrupt(child, libc::SIGTERM);
+    assert_ne!(code, Some(0));
+    assert_eq!(record.steps[0].error_kind(), "interrupted");
+    writer.execute_batch("COMMIT").unwrap();
 }

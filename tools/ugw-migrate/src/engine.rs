@@ -4,7 +4,7 @@
 use crate::lint::{Finding, lint as lint_file, refusals as refused_in};
 use crate::pg::{Checks, PgStore};
 use crate::source::{Migration, Phase, load};
-use crate::sqlite::SqliteStore;
+use crate::sqlite::{BusyWait, SqliteStore};
 use crate::store::{LedgerRow, RunOptions, Store};
 use clap::ArgMatches;
 use serde_json::{Value, json};
@@ -103,7 +103,11 @@ impl Settings {
             DbUrl::Sqlite(path) => Box::new(SqliteStore::open(
                 path,
                 writing,
-                self.lock_wait(ctx),
+                BusyWait {
+                    limit: self.lock_timeout,
+                    deadline: ctx.deadline(),
+                    cancel: ctx.cancel.clone(),
+                },
                 self.ledger_table.as_deref(),
             )?),
             DbUrl::Postgres(target) => Box::new(self.connect(ctx, target, writing)?),

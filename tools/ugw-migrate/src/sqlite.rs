@@ -21,11 +21,53 @@ pub struct SqliteStore {
     conn: Option<Connection>,
     lock: Option<LockGuard>,
     /// The connection's own settings a migration may change (`PRAGMA foreign_keys`,
-    /// `recursive_triggers`), as found at open: put back after every file.
+    /// `recursive_triggers`), as found once the lock is taken (reading them reads the
+    /// database, which another run may be writing): put back after every file.
     session: Vec<(&'static str, i64)>,
     /// The ledger table's name (`--ledger-table`, default `ugw_migrations`), and quoted.
     ledger_name: String,
     ledger: String,
+}
+
+/// How long one wait for another writer may take: its own limit (the lock wait), the
+/// step's deadline, and a signal, whichever comes first.
+pub struct BusyWait {
+    pub limit: Duration,
+    pub deadline: Option<Instant>,
+    pub cancel: Cancel,
+}
+
+/// The busy handler is a plain function: what it needs lives here (one database per run),
+/// with the start of the wait now going on.
+static BUSY: std::sync::Mutex<Option<BusyWait>> = std::sync::Mutex::new(None);
+static WAIT_STARTED: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+
+/// How often a wait for another writer tries again.
+const BUSY_RETRY: Duration = Duration::from_millis(10);
+
+/// SQLite's busy handler: `true` to try again. Unlike `busy_timeout` it ends at the step's
+/// deadline and at once when a signal arrives.
+fn busy_wait(attempt: i32) -> bool {
+    let now = Instant::now();
+    let started = {
+        let mut started = WAIT_STARTED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if attempt == 0 || started.is_none() {
+            *started = Some(now);
+        }
+        started.unwrap_or(now)
+    };
+    let busy = BUSY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(busy) = busy.as_ref() else {
+        return false;
+    };
+    if now.duration_since(started) >= busy.limit || busy.deadline.is_some_and(|d| now >= d) {
+        return false;
+    }
+    busy.cancel.sleep(BUSY_RETRY).is_ok()
 }
 
 /// The PRAGMAs a file's change to would otherwise reach the next file of the run.
@@ -36,7 +78,7 @@ impl SqliteStore {
     pub fn open(
         path: &Path,
         create: bool,
-        busy_timeout: Duration,
+        busy: BusyWait,
         ledger_table: Option<&str>,
     ) -> Result<Self> {
         let exists = path.exists();
@@ -46,27 +88,21 @@ impl SqliteStore {
                 flags |= OpenFlags::SQLITE_OPEN_CREATE;
             }
             let conn = Connection::open_with_flags(path, flags).map_err(|e| fail(path, &e))?;
-            conn.busy_timeout(busy_timeout)
+            *BUSY
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(busy);
+            conn.busy_handler(Some(busy_wait))
                 .map_err(|e| fail(path, &e))?;
             Some(conn)
         } else {
             None
         };
-        let mut session = Vec::new();
-        if let Some(conn) = &conn {
-            for pragma in SESSION_PRAGMAS {
-                let value: i64 = conn
-                    .pragma_query_value(None, pragma, |r| r.get(0))
-                    .map_err(|e| fail(path, &e))?;
-                session.push((pragma, value));
-            }
-        }
         let ledger_name = ledger_table.unwrap_or(LEDGER).to_string();
         Ok(SqliteStore {
             path: path.to_path_buf(),
             conn,
             lock: None,
-            session,
+            session: Vec::new(),
             ledger: format!("\"{}\"", ledger_name.replace('"', "\"\"")),
             ledger_name,
         })
@@ -205,6 +241,14 @@ impl Store for SqliteStore {
             host,
             "ugw-migrate",
         )?);
+        if let Some(conn) = &self.conn {
+            for pragma in SESSION_PRAGMAS {
+                let value: i64 = conn
+                    .pragma_query_value(None, pragma, |r| r.get(0))
+                    .map_err(|e| fail(&self.path, &e))?;
+                self.session.push((pragma, value));
+            }
+        }
         Ok(())
     }
 

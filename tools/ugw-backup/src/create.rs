@@ -49,8 +49,9 @@ struct Item {
     link_of: Option<Vec<u8>>,
 }
 
-/// Write the archive and its sidecars; returns the step's result.
-pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
+/// Write the archive and its sidecars; returns the step's result, and whether anything was
+/// written (`false`: a retry of this run found the archive it made, whole, and reused it).
+pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<(BackupResult, bool)> {
     let started = Instant::now();
     let walked = walk_all(ctx, plan)?;
     let (items, input_bytes) = (&walked.items, walked.input_bytes);
@@ -65,11 +66,9 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
             "the backup",
         )?;
     }
-    if archive_path.exists() {
-        return Err(Error::usage(format!(
-            "{} exists already; choose another --name",
-            archive_path.display()
-        )));
+    if std::fs::symlink_metadata(&archive_path).is_ok() {
+        let reused = crate::reuse::reuse(ctx, plan, &walked.paths, &archive_path)?;
+        return Ok((reused, false));
     }
     ctx.reporter.info(&format!(
         "backing up {} to {}",
@@ -142,7 +141,7 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
         ugw_shared::time::human(elapsed),
         human_bytes((content_bytes as f64 / elapsed.as_secs_f64().max(0.001)) as u64),
     ));
-    Ok(BackupResult {
+    let made = BackupResult {
         archive: archive_path.display().to_string(),
         sha256,
         bytes,
@@ -154,7 +153,8 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<BackupResult> {
         app_version: plan.app_version.clone(),
         elapsed_ms: ugw_shared::time::millis(elapsed),
         pruned: Vec::new(),
-    })
+    };
+    Ok((made, true))
 }
 
 /// Flush the compressor, give the archive its name, then write the sidecars (the checksum

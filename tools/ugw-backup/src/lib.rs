@@ -11,9 +11,12 @@ mod from_record;
 mod glob;
 mod manifest;
 mod mounts;
+mod naming;
 mod pg;
 mod restore;
+mod reuse;
 mod sqlite;
+mod table;
 mod verify;
 
 use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
@@ -193,8 +196,15 @@ fn create_command() -> Command {
                 .help("Add the PostgreSQL server's roles and tablespaces (pg_dumpall --globals-only)"),
         )
         .arg(out_arg())
-        .arg(Arg::new("name").long("name").value_name("NAME").help("The archive's name [default: ugw-backup-<host>-<UTC timestamp>]"))
-        .arg(Arg::new("app-version").long("app-version").value_name("V").help("The app version to record"))
+        .arg(Arg::new("name").long("name").value_name("NAME").help("The archive's name, a template of {version}, {time} (UTC, 20261130T044100Z), {run} and {host} [default: ugw-backup-{host}-{time}]; a retry of this run finds its own archive under the same name and reuses it"))
+        .arg(Arg::new("app-version").long("app-version").value_name("V").help("The app version to record [default with --root: the version of ROOT's current release]"))
+        .arg(
+            Arg::new("root")
+                .long("root")
+                .value_name("ROOT")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("Record the version of ROOT's current release (ROOT/current -> releases/V, as ugw-swap --root lays them out) as --app-version"),
+        )
         .arg(keep_arg().help("Prune to the newest N backups after success"))
         .arg(
             Arg::new("compress")
@@ -290,7 +300,7 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         Some(("create", m)) => run_create(ctx, m),
         Some(("verify", m)) => run_verify(ctx, m),
         Some(("restore", m)) => run_restore(ctx, m),
-        Some(("list", m)) => run_list(m),
+        Some(("list", m)) => run_list(ctx, matches, m),
         Some(("prune", m)) => run_prune(ctx, m),
         _ => Err(Error::usage(
             "a subcommand is required: create, verify, restore, list or prune",
@@ -310,6 +320,47 @@ fn lock_out(ctx: &Ctx, m: &ArgMatches, out: &Path) -> Result<ugw_shared::lock::L
         .copied()
         .unwrap_or(Duration::from_secs(30));
     ugw_shared::lock::acquire(&out.join(LOCK_NAME), timeout, &ctx.cancel, &ctx.host, TOOL)
+}
+
+/// The archive's name (`--name` with its fields filled in) and the app version it records
+/// (`--app-version`, else `--root`'s current release, else none).
+fn name_and_version(ctx: &Ctx, m: &ArgMatches) -> Result<(String, Option<String>)> {
+    let stamp = ugw_shared::time::rfc3339_millis(std::time::SystemTime::now());
+    // 20261130T044100Z: sortable, and safe in a file name.
+    let time = format!(
+        "{}Z",
+        stamp
+            .replace([':', '-'], "")
+            .split('.')
+            .next()
+            .unwrap_or_default()
+    );
+    let app_version = match (
+        m.get_one::<String>("app-version"),
+        m.get_one::<PathBuf>("root"),
+    ) {
+        (Some(given), _) => Some(given.clone()),
+        (None, Some(root)) => {
+            let version = naming::current_release_version(root)?;
+            ctx.reporter.info(&format!(
+                "app version {version}: the current release of {}",
+                root.display()
+            ));
+            Some(version)
+        }
+        (None, None) => None,
+    };
+    let name = naming::expand(
+        m.get_one::<String>("name")
+            .map_or("ugw-backup-{host}-{time}", String::as_str),
+        &naming::Fields {
+            version: app_version.as_deref(),
+            time: &time,
+            run: ctx.this_run().run(),
+            host: &ctx.host,
+        },
+    )?;
+    Ok((name, app_version))
 }
 
 fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
@@ -336,17 +387,7 @@ fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
     )
     .expect("clap checked it");
     let out = m.get_one::<PathBuf>("out").expect("required").clone();
-    let stamp = ugw_shared::time::rfc3339_millis(std::time::SystemTime::now());
-    // 20261130T044100Z: sortable, and safe in a file name.
-    let default_name = format!(
-        "ugw-backup-{}-{}Z",
-        ctx.host,
-        stamp
-            .replace([':', '-'], "")
-            .split('.')
-            .next()
-            .unwrap_or_default()
-    );
+    let (name, app_version) = name_and_version(ctx, m)?;
     let plan = create::Plan {
         paths: m
             .get_many::<PathBuf>("path")
@@ -359,9 +400,9 @@ fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         sqlite: sqlite_paths,
         pg: pg_targets,
         pg_globals: m.get_flag("pg-globals"),
-        name: m.get_one::<String>("name").cloned().unwrap_or(default_name),
+        name,
         out: out.clone(),
-        app_version: m.get_one::<String>("app-version").cloned(),
+        app_version,
         codec,
         level: m
             .get_one::<i32>("level")
@@ -374,12 +415,6 @@ fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         strict: m.get_flag("strict"),
         space_check: !m.get_flag("no-space-check"),
     };
-    if plan.name.contains('/') || plan.name.starts_with('.') || plan.name.is_empty() {
-        return Err(Error::usage(format!(
-            "--name {}: a plain file name is needed",
-            plan.name
-        )));
-    }
     if ctx.dry_run {
         ctx.reporter
             .info(&format!("dry run: would back up into {}", out.display()));
@@ -391,7 +426,7 @@ fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         .map_err(|e| Error::io(format!("cannot create {}", out.display()), &e))?;
     let _lock = lock_out(ctx, m, &out)?;
     catalog::remove_partials(&ctx.reporter, &out);
-    let mut result = create::create(ctx, &plan)?;
+    let (mut result, changed) = create::create(ctx, &plan)?;
     if let Some(keep) = m.get_one::<u32>("keep") {
         // The backups of this set: this host's, of the same paths and databases.
         let made = verify::read_manifest(Path::new(&result.archive))?.0;
@@ -409,7 +444,7 @@ fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         )?;
         result.pruned = pruned.removed;
     }
-    Ok(StepResult::typed(true, &result))
+    Ok(StepResult::typed(changed, &result))
 }
 
 /// The archive named on the command line, or the one of this run's last `create` step on
@@ -559,9 +594,17 @@ fn run_restore(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
     Ok(StepResult::changed(result))
 }
 
-fn run_list(m: &ArgMatches) -> Result<StepResult> {
+fn run_list(ctx: &Ctx, top: &ArgMatches, m: &ArgMatches) -> Result<StepResult> {
+    use std::io::IsTerminal as _;
     let out = m.get_one::<PathBuf>("out").expect("required");
     let backups = catalog::list(out)?;
+    // For people: a table on a terminal; a pipe or a log gets only the record.
+    let quiet = [top, m]
+        .iter()
+        .any(|m| m.try_get_one::<bool>("quiet").ok().flatten() == Some(&true));
+    if !quiet && std::io::stderr().is_terminal() {
+        ctx.reporter.block(&table::render(out, &backups));
+    }
     Ok(StepResult::unchanged(
         json!({"out": out.display().to_string(), "backups": backups}),
     ))

@@ -134,7 +134,7 @@ pub fn command() -> Command {
             .num_args(0..=1)
             .action(ArgAction::Append)
             .default_missing_value(plan::FROM_THE_RECORD)
-            .help("The body's version must equal V (v1.1.0 = 1.1.0); without V, the version of the last ugw-fetch step"),
+            .help("The body's version must equal V (v1.1.0 = 1.1.0); without V, the version this run's ugw-swap --rollback went back to, else the version of the last ugw-fetch step"),
     )
     .arg(
         Arg::new("version-path")

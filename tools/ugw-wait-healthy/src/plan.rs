@@ -14,7 +14,7 @@ use std::time::Duration;
 use ugw_shared::http::{self, HttpClient, Method, Request, StatusSet};
 use ugw_shared::jq::JqExpr;
 use ugw_shared::poll::PollPlan;
-use ugw_shared::results::{Fetched, WaitMode};
+use ugw_shared::results::{Fetched, Swapped, WaitMode};
 use ugw_shared::time::human;
 use ugw_shared::{Ctx, Error, Result};
 
@@ -439,13 +439,17 @@ impl<'a> Scopes<'a> {
                 .map(|re| body_regex(re))
                 .collect::<Result<_>>()?,
             expect_version: match one("expect-version") {
-                // Without a value: the version the last ugw-fetch step staged.
-                Some(given) => ctx.this_run().flag_or_earlier(
-                    "--expect-version",
-                    expected_version(&given)?,
-                    ctx.dry_run,
-                    |f: Fetched| f.version,
-                )?,
+                // Without a value: the version this run's rollback went back to, else the
+                // version the last ugw-fetch step staged.
+                Some(given) => match expected_version(&given)? {
+                    None if let Some(back_to) = rolled_back_to(ctx)? => Some(back_to),
+                    given => ctx.this_run().flag_or_earlier(
+                        "--expect-version",
+                        given,
+                        ctx.dry_run,
+                        |f: Fetched| f.version,
+                    )?,
+                },
                 None => None,
             },
             version_path: JqExpr::compile(
@@ -481,6 +485,26 @@ fn expected_version(given: &str) -> Result<Option<String>> {
         )));
     }
     Ok(Some(version.to_string()))
+}
+
+/// The version this run's last ugw-swap step went back to, when that step is a rollback
+/// (`--always --expect-version` on the failure path waits for the old version, not the
+/// fetched one that was rolled back). Only this run's steps on this host count (the trust
+/// rule, through `this_run`). A rollback in binary mode names a sha256, not a version: a
+/// usage error, since expecting the fetched version would wait for the release taken back.
+fn rolled_back_to(ctx: &Ctx) -> Result<Option<String>> {
+    let Some(swapped) = ctx.this_run().last_result::<Swapped>()? else {
+        return Ok(None);
+    };
+    if !swapped.rollback {
+        return Ok(None);
+    }
+    match swapped.current {
+        Some(release) if swapped.mode == "release" => Ok(Some(release)),
+        _ => Err(Error::usage(
+            "--expect-version has no value: this run's ugw-swap step rolled back, but names no              release version it went back to (a --target binary is known by its sha256 only);              give the version (--expect-version V)",
+        )),
+    }
 }
 
 /// A `--body-regex`: multi-line, so `^` and `$` match at each line of the body (Prometheus

@@ -89,7 +89,7 @@ static QUERY_PARAM: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"([?&;])([A-Za-z0-9_.-]+)=([^&#\s'"]*)"#).expect("valid regex"));
 /// `Authorization: Bearer …`, `password=…` inside free text; the name decides.
 static NAMED_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"\b([A-Za-z0-9][A-Za-z0-9_.-]*)(\s*:\s*[^\r\n,;'"]+|=[^&#\s,;'"]+)"#)
+    Regex::new(r#"\b([A-Za-z0-9][A-Za-z0-9_.-]*)(\s*:\s*[^\s,;'"][^\r\n,;'"]*|=[^&#\s,;'"]+)"#)
         .expect("valid regex")
 });
 /// `"db_password": "…"` inside JSON held in a string (a body); the name decides. A value the
@@ -462,6 +462,20 @@ mod tests {
         assert_eq!(s.scrub_str("password=abc"), "password=***");
         assert_eq!(s.scrub_str("note: password=abc"), "note: password=***");
         assert_eq!(s.scrub_str("plain text 200 ok"), "plain text 200 ok");
+    }
+
+    /// SQLite's `unrecognized token: "$"` names no secret: "token" is its word for a lexeme.
+    /// A name followed by only blanks and a quote has no unquoted value to mask (issue 19
+    /// item 19: the old rule took the blank as the value and printed `token: ***"$"`).
+    #[test]
+    fn a_name_with_no_unquoted_value_is_left_whole() {
+        let s = Scrubber::default();
+        assert_eq!(
+            s.scrub_str(r#"near line 3: unrecognized token: "$""#),
+            r#"near line 3: unrecognized token: "$""#
+        );
+        assert_eq!(s.scrub_str("token:  t0ken-value"), "token: ***");
+        assert_eq!(s.scrub_str("password:"), "password:");
     }
 
     #[test]

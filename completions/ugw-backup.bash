@@ -97,7 +97,7 @@ _ugw__backup() {
             return 0
             ;;
         ugw__subcmd__backup__subcmd__create)
-            opts="-q -h --path --exclude --db --db-env --pg-globals --out --name --app-version --keep --compress --level --threads --strict --no-space-check --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help"
+            opts="-q -h --path --exclude --db --db-env --pg-globals --out --name --app-version --root --keep --compress --level --threads --strict --no-space-check --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -128,6 +128,10 @@ _ugw__backup() {
                     return 0
                     ;;
                 --app-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -51,8 +51,9 @@ complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l exclude
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l db -d 'A database: sqlite:///path/app.db (a snapshot) or postgres://user@host/db (pg_dump; the password from PGPASSWORD or the URL, never argv) (repeatable)' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l db-env -d 'Read a --db URL from this environment variable (repeatable)' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l out -d 'The backup folder' -r -F
-complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l name -d 'The archive\'s name [default: ugw-backup-<host>-<UTC timestamp>]' -r
-complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l app-version -d 'The app version to record' -r
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l name -d 'The archive\'s name, a template of {version}, {time} (UTC, 20261130T044100Z), {run} and {host} [default: ugw-backup-{host}-{time}]; a retry of this run finds its own archive under the same name and reuses it' -r
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l app-version -d 'The app version to record [default with --root: the version of ROOT\'s current release]' -r
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l root -d 'Record the version of ROOT\'s current release (ROOT/current -> releases/V, as ugw-swap --root lays them out) as --app-version' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l keep -d 'Prune to the newest N backups after success' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l compress -d 'gzip (.tar.gz), zstd (.tar.zst) or none (.tar)' -r -f -a "gzip\t''
 zstd\t''

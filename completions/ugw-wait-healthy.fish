@@ -12,7 +12,7 @@ complete -c ugw-wait-healthy -l cmd -d 'A command (run by sh -c, in its own proc
 complete -c ugw-wait-healthy -l status -d 'Acceptable status codes: 200, 200,204, 2xx, 200-299 [default: 2xx]' -r
 complete -c ugw-wait-healthy -l expect -d 'A jq expression on the JSON body that must yield true (repeatable)' -r
 complete -c ugw-wait-healthy -l body-regex -d 'A regular expression the body must match; multi-line: ^ and $ match at every line (repeatable)' -r
-complete -c ugw-wait-healthy -l expect-version -d 'The body\'s version must equal V (v1.1.0 = 1.1.0); without V, the version of the last ugw-fetch step' -r
+complete -c ugw-wait-healthy -l expect-version -d 'The body\'s version must equal V (v1.1.0 = 1.1.0); without V, the version this run\'s ugw-swap --rollback went back to, else the version of the last ugw-fetch step' -r
 complete -c ugw-wait-healthy -l version-path -d 'Where the version is in the body [default: .version]' -r
 complete -c ugw-wait-healthy -l max-latency -d 'A response slower than this fails the attempt' -r
 complete -c ugw-wait-healthy -l method -d 'The HTTP method [default: GET]' -r

@@ -32,8 +32,9 @@ const LOCK_NAME: &str = ".ugw-backup.lock";
 
 const EXAMPLES: &str = "\
 Examples:
-  # Before an upgrade: the data folder and a live SQLite database, the newest 5 kept:
-  ugw-backup create --path /srv/app/data --db sqlite:///srv/app/app.db --out /var/backups/app --name app-1.4.2 --app-version 1.4.2 --keep 5 > run.json
+  # Before an upgrade: the data folder and a live SQLite database, the newest 5 kept (the
+  # name never collides; --root /opt/app instead of --app-version records the running release):
+  ugw-backup create --path /srv/app/data --db sqlite:///srv/app/app.db --out /var/backups/app --name 'app-before-{version}-{time}' --app-version 1.4.2 --keep 5 > run.json
 
   # Prove the backup of that run whole (re-hashes the archive and every entry):
   ugw-backup verify < run.json
@@ -41,8 +42,8 @@ Examples:
   # The failure path of a run: put the paths and the database back where they were:
   ugw-backup restore --in-place --expect-app-version 1.4.2 < run.json
 
-  # Look inside a backup without touching the live paths:
-  ugw-backup restore /var/backups/app/app-1.4.2.tar.gz --to /tmp/restored
+  # Look inside that backup without touching the live paths (or name the archive instead):
+  ugw-backup restore --to /tmp/restored < run.json
 
   # What is there, and keep the newest 3:
   ugw-backup list --out /var/backups/app

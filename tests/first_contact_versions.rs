@@ -357,6 +357,24 @@ fn expect_version_without_a_value_after_a_rollback_expects_the_version_it_went_b
         waited.stderr
     );
 
+    // A rollback step of another run (or host) is not this run's: it names no version here.
+    let mut foreign: serde_json::Value = serde_json::from_str(back.stdout.trim()).unwrap();
+    foreign["steps"][2]["run"] = "20261101T000000Z-elsewhere-0001".into();
+    let mut cmd = tool("ugw-wait-healthy");
+    cmd.args([
+        "--url",
+        &old.url(),
+        "--always",
+        "--expect-version",
+        "--timeout",
+        "2s",
+        "--in",
+        "-",
+    ]);
+    let refused = with_stdin(cmd, &foreign.to_string());
+    refused.assert_code(2);
+    assert!(refused.stderr.contains("no value"), "{}", refused.stderr);
+
     // Without the rollback, the same record's fetched-less run has no version to expect.
     let mut cmd = tool("ugw-wait-healthy");
     cmd.args([

@@ -58,6 +58,11 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<(BackupResult, bool)> {
     let archive_path = plan
         .out
         .join(format!("{}{}", plan.name, plan.codec.extension()));
+    if std::fs::symlink_metadata(&archive_path).is_ok() {
+        // A retry of this run: nothing to write when its own archive is there, whole.
+        let reused = crate::reuse::reuse(ctx, plan, &walked.paths, &archive_path)?;
+        return Ok((reused, false));
+    }
     if plan.space_check {
         // Worst case: nothing compresses, plus a temp snapshot of each database.
         ensure_room(
@@ -65,10 +70,6 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<(BackupResult, bool)> {
             input_bytes + walked.db_bytes + input_bytes / 100 + 1024 * 1024,
             "the backup",
         )?;
-    }
-    if std::fs::symlink_metadata(&archive_path).is_ok() {
-        let reused = crate::reuse::reuse(ctx, plan, &walked.paths, &archive_path)?;
-        return Ok((reused, false));
     }
     ctx.reporter.info(&format!(
         "backing up {} to {}",

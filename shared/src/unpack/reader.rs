@@ -169,27 +169,7 @@ impl<R: Read> Reader<R> {
                 records.insert(key.clone(), value.clone());
             }
         }
-        let ustar = &block[257..263] == b"ustar\0";
-        let mut path = field(&block[0..100]).to_vec();
-        // star's ustar variant ends its header with "tar\0" and keeps times after a shorter
-        // prefix.
-        let prefix = if &block[508..512] == b"tar\0" {
-            field(&block[345..476])
-        } else {
-            field(&block[345..500])
-        };
-        if ustar && !prefix.is_empty() {
-            let mut joined = prefix.to_vec();
-            joined.push(b'/');
-            joined.extend_from_slice(&path);
-            path = joined;
-        }
-        if let Some(long) = long_name {
-            path = long;
-        }
-        if let Some(pax) = records.get("path") {
-            path.clone_from(pax);
-        }
+        let path = entry_path(block, long_name, &records);
         let mut link = long_link.unwrap_or_else(|| field(&block[157..257]).to_vec());
         if let Some(pax) = records.get("linkpath") {
             link.clone_from(pax);
@@ -215,18 +195,7 @@ impl<R: Read> Reader<R> {
             mtime = pax_time(value).map_err(in_entry)?;
         }
         let flag = block[156];
-        let kind = match flag {
-            // Old tars mark a folder by its name's trailing slash alone.
-            b'0' | 0 | b'7' if path.ends_with(b"/") && stored == 0 => Kind::Dir,
-            b'0' | 0 | b'7' | b'S' => Kind::File,
-            b'1' => Kind::HardLink,
-            b'2' => Kind::Symlink,
-            b'3' => Kind::Char,
-            b'4' => Kind::Block,
-            b'5' | b'D' => Kind::Dir,
-            b'6' => Kind::Fifo,
-            other => Kind::Unsupported(other),
-        };
+        let kind = kind_of(flag, &path, stored);
         self.left = stored;
         self.pad = pad_of(stored);
         let mut entry = Entry {
@@ -636,4 +605,51 @@ fn damaged(why: &str) -> Error {
 
 fn truncated() -> Error {
     damaged("it ends in the middle of an entry")
+}
+
+/// An entry's path: the header's name (after its ustar prefix), a GNU long name over it, and
+/// a PAX `path` record over both.
+fn entry_path(
+    block: &[u8; BLOCK],
+    long_name: Option<Vec<u8>>,
+    records: &BTreeMap<String, Vec<u8>>,
+) -> Vec<u8> {
+    let ustar = &block[257..263] == b"ustar\0";
+    let mut path = field(&block[0..100]).to_vec();
+    // star's ustar variant ends its header with "tar\0" and keeps times after a shorter
+    // prefix.
+    let prefix = if &block[508..512] == b"tar\0" {
+        field(&block[345..476])
+    } else {
+        field(&block[345..500])
+    };
+    if ustar && !prefix.is_empty() {
+        let mut joined = prefix.to_vec();
+        joined.push(b'/');
+        joined.extend_from_slice(&path);
+        path = joined;
+    }
+    if let Some(long) = long_name {
+        path = long;
+    }
+    if let Some(pax) = records.get("path") {
+        path.clone_from(pax);
+    }
+    path
+}
+
+/// The kind a header's type flag names.
+fn kind_of(flag: u8, path: &[u8], stored: u64) -> Kind {
+    match flag {
+        // Old tars mark a folder by its name's trailing slash alone.
+        b'0' | 0 | b'7' if path.ends_with(b"/") && stored == 0 => Kind::Dir,
+        b'0' | 0 | b'7' | b'S' => Kind::File,
+        b'1' => Kind::HardLink,
+        b'2' => Kind::Symlink,
+        b'3' => Kind::Char,
+        b'4' => Kind::Block,
+        b'5' | b'D' => Kind::Dir,
+        b'6' => Kind::Fifo,
+        other => Kind::Unsupported(other),
+    }
 }

@@ -59,16 +59,9 @@ impl Keys {
 }
 
 fn minisign(dir: &Path, args: &[&str]) {
-    let out = Command::new("minisign")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "minisign {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = Command::new("minisign");
+    cmd.args(args).current_dir(dir);
+    kit::succeeds(cmd);
 }
 
 /// The algorithm a `.minisig` names: `Ed` (legacy) or `ED` (prehashed), the first two

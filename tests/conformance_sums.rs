@@ -55,17 +55,9 @@ fn sha256sum_accepts(dir: &Path, sums: &Path) -> bool {
 
 /// Run `program args…` in `dir` and return its stdout: a checksum file's text.
 fn written_by(dir: &Path, program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(dir);
+    String::from_utf8(kit::succeeds(cmd).stdout).unwrap()
 }
 
 /// Names `sha256sum` writes with GNU's `\` escape (a backslash), a space, and a plain one.

@@ -59,18 +59,12 @@ fn source_tree(root: &Path) -> PathBuf {
 }
 
 fn command(program: &str, args: &[&str], dir: &Path) {
-    let out = Command::new(program)
-        .args(args)
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .current_dir(dir)
         .env("HOME", dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    kit::succeeds(cmd);
 }
 
 /// `ugw-fetch --extract` of the archive file into `dest/out`, with `extra` flags.

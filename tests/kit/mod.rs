@@ -196,6 +196,20 @@ pub fn tool(name: &str) -> Command {
 /// How long any tool or script a test runs may take: a hang fails the test, not the CI run.
 pub const RUN_LIMIT: Duration = Duration::from_secs(60);
 
+/// Run `cmd` to its end and return its output, failing the test with its program, arguments
+/// and stderr unless it succeeded (for the real tools a conformance test compares with).
+pub fn succeeds(mut cmd: Command) -> Output {
+    let out = cmd.output().unwrap();
+    let args: Vec<&std::ffi::OsStr> = cmd.get_args().collect();
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}",
+        cmd.get_program().to_string_lossy(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Run `cmd` (stdin as it was set: `tool` and `bash` make it /dev/null) with its output
 /// captured, for at most [`RUN_LIMIT`].
 pub fn run(cmd: Command) -> Outcome {

@@ -230,6 +230,9 @@ pub struct RunOutcome {
     /// Output beyond the capture limit was dropped.
     pub truncated: bool,
     pub elapsed: Duration,
+    /// How many processes of the command's group were still running once its leader had
+    /// ended, and were killed (a service started in the background by a restart command).
+    pub left_behind: usize,
 }
 
 impl RunOutcome {
@@ -282,7 +285,10 @@ fn run_with(spec: &RunSpec, cancel: &Cancel, use_pidfd: bool) -> Result<RunOutco
         ),
     }
     // The leader is dead but not reaped, so its pid (the group's id) cannot have been reused:
-    // whatever is left in the group is ours to kill.
+    // whatever is left in the group is ours to kill. Counted first, so that the tool can say
+    // what it killed (issue 21 item 4: a service started with `&` dies with its restart).
+    let leader = group.leader.as_raw_nonzero().get();
+    let left_behind = group_members(leader, leader);
     group.signal(Signal::KILL);
     let status = child
         .wait()
@@ -304,7 +310,30 @@ fn run_with(spec: &RunSpec, cancel: &Cancel, use_pidfd: bool) -> Result<RunOutco
         stderr,
         truncated: t1 || t2,
         elapsed: started.elapsed(),
+        left_behind,
     })
+}
+
+/// How many running (not zombie) processes other than `except` are in process group `pgid`,
+/// read from /proc (0 where /proc cannot be read: the count is for a message only).
+fn group_members(pgid: i32, except: i32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != except)
+        .filter(|&pid| {
+            // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+                fields.first().is_some_and(|state| *state != "Z")
+                    && fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid)
+            })
+        })
+        .count()
 }
 
 /// The child's process group, known by its leader.

@@ -80,7 +80,13 @@ pub fn command() -> Command {
          restart fails, its last output lines are shown on stderr, scrubbed; a restart that \
          ignores SIGTERM is killed by the deadline (the grace comes out of it). A swap \
          interrupted by a signal during its restart records what it switched, and \
-         --rollback on that record takes it back.",
+         --rollback on that record takes it back.\n\n\
+         The restart command runs in its own process group, and whatever it leaves running \
+         in that group when it ends is killed (stderr says how many): a service started with \
+         `app &` dies with it. Start services with systemd instead: --restart 'systemctl \
+         restart app', with a unit whose ExecStartPre checks the release and whose \
+         Type=notify (or a health check in ExecStartPost) makes a bad start fail the \
+         restart, so the swap switches back; or detach the service (setsid) yourself.",
     )
     .after_long_help(EXAMPLES)
     // `--version V` names the release here; the tool's own version is in every step it writes.

@@ -60,6 +60,14 @@ pub(crate) fn restart(
         Some(_) => e,
         None => e.with_result(serde_json::to_value(switched).expect("a result always serialises")),
     })?;
+    if outcome.left_behind > 0 {
+        ctx.reporter.warn(&format!(
+            "killed {} process(es) the restart command left behind; start services with \
+             systemd (--restart 'systemctl restart app'), or detach them (setsid) so that \
+             they outlive the restart command",
+            outcome.left_behind
+        ));
+    }
     let mut output = outcome.stdout.clone();
     output.extend_from_slice(&outcome.stderr);
     if !outcome.success() {

@@ -69,21 +69,8 @@ fn command(program: &str, args: &[&str], dir: &Path) {
 
 /// `ugw-fetch --extract` of the archive file into `dest/out`, with `extra` flags.
 fn fetch_extract(archive: &Path, dest: &Path, extra: &[&str]) -> Outcome {
-    let bytes = std::fs::read(archive).unwrap();
-    let url = format!("file://{}", s(archive));
-    let mut cmd = tool("ugw-fetch");
-    cmd.args([
-        "--url",
-        &url,
-        "--sha256",
-        &sha256(&bytes),
-        "--dest",
-        s(dest),
-        "--extract",
-        "--name",
-        "out",
-    ])
-    .args(extra);
+    let mut cmd = kit::fetch_extract_cmd(archive, dest);
+    cmd.args(extra);
     run_within(cmd, Duration::from_secs(60))
 }
 

@@ -8,7 +8,7 @@
 mod kit;
 
 use kit::hostile_archives::Tar;
-use kit::{Outcome, run, s, sha256, tool};
+use kit::{Outcome, run};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -35,21 +35,7 @@ fn names(dir: &Path) -> Vec<String> {
 
 /// `ugw-fetch --extract` of the archive file at `archive` into `dest/out`.
 fn fetch_extract(archive: &Path, dest: &Path) -> Outcome {
-    let bytes = std::fs::read(archive).unwrap();
-    let url = format!("file://{}", s(archive));
-    let mut cmd = tool("ugw-fetch");
-    cmd.args([
-        "--url",
-        &url,
-        "--sha256",
-        &sha256(&bytes),
-        "--dest",
-        s(dest),
-        "--extract",
-        "--name",
-        "out",
-    ]);
-    run(cmd)
+    run(kit::fetch_extract_cmd(archive, dest))
 }
 
 /// The folder layout of a test: `victim` and `archives/` in the folder, and `sandbox/` (the

@@ -210,6 +210,26 @@ pub fn succeeds(mut cmd: Command) -> Output {
     out
 }
 
+/// The `ugw-fetch --extract` command that fetches the archive file at `archive` (checked by
+/// its sha256) and extracts it into `dest/out`.
+pub fn fetch_extract_cmd(archive: &Path, dest: &Path) -> Command {
+    let bytes = std::fs::read(archive).unwrap();
+    let url = format!("file://{}", s(archive));
+    let mut cmd = tool("ugw-fetch");
+    cmd.args([
+        "--url",
+        &url,
+        "--sha256",
+        &sha256(&bytes),
+        "--dest",
+        s(dest),
+        "--extract",
+        "--name",
+        "out",
+    ]);
+    cmd
+}
+
 /// Run `cmd` (stdin as it was set: `tool` and `bash` make it /dev/null) with its output
 /// captured, for at most [`RUN_LIMIT`].
 pub fn run(cmd: Command) -> Outcome {

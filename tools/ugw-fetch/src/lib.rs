@@ -161,19 +161,19 @@ pub fn command() -> Command {
             .help("Drop N leading path components of every archive entry"),
     )
     .arg(
+        Arg::new("allow-absolute-symlinks")
+            .long("allow-absolute-symlinks")
+            .action(ArgAction::SetTrue)
+            .requires("extract")
+            .help("Let the release hold symlinks to absolute paths (a venv's bin/python3); nothing is ever written through a link, and relative links must still stay inside"),
+    )
+    .arg(
         Arg::new("mode")
             .long("mode")
             .value_name("OCTAL")
             .value_parser(ugw_shared::atomic::parse_mode)
             .conflicts_with("extract")
             .help("The staged file's mode (e.g. 755) [default: 644]"),
-    )
-    .arg(
-        Arg::new("allow-absolute-symlinks")
-            .long("allow-absolute-symlinks")
-            .action(ArgAction::SetTrue)
-            .requires("extract")
-            .help("Let the release hold symlinks to absolute paths (a venv's bin/python3); nothing is ever written through a link, and relative links must still stay inside"),
     )
     .arg(
         Arg::new("smoke")

@@ -7,6 +7,7 @@ use crate::restart::restart;
 use crate::this_run::nothing_to_take_back;
 use crate::{Options, Swapped, restart_failed};
 use serde::{Deserialize, Serialize};
+use std::io::IsTerminal;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -546,7 +547,11 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, dir: &Path) -> Result<Swappe
         ..Swapped::default()
     };
     if options.status {
-        return status(&root, result);
+        let result = status(&root, result)?;
+        if std::io::stderr().is_terminal() {
+            ctx.reporter.block(&status_table(&root.list()?, &result));
+        }
+        return Ok(result);
     }
     if !ctx.dry_run {
         std::fs::create_dir_all(dir).map_err(io("create", dir))?;
@@ -932,6 +937,45 @@ fn status(root: &Root, mut result: Swapped) -> Result<Swapped> {
     );
     result.current = current;
     Ok(result)
+}
+
+/// `status` for a person at a terminal (issue 21 item 17): one line per release, oldest
+/// first, with its marks and when it was staged. The record says the same for programs.
+fn status_table(list: &[Release], result: &Swapped) -> String {
+    if list.is_empty() {
+        return "no releases".to_string();
+    }
+    let width = list.iter().map(|r| r.name.len()).max().unwrap_or(0).max(7);
+    let mut lines = vec![format!("  {:<width$}  {:<24}  MARKS", "RELEASE", "STAGED")];
+    for release in list {
+        let mut marks = Vec::new();
+        if result.current.as_deref() == Some(release.name.as_str()) {
+            marks.push("current");
+        }
+        if result.previous.as_deref() == Some(release.name.as_str()) {
+            marks.push("previous");
+        }
+        if release.failed {
+            marks.push("failed");
+        }
+        if !release.staged {
+            marks.push("not staged by ugw");
+        }
+        let staged = ugw_shared::time::rfc3339_millis(
+            UNIX_EPOCH + std::time::Duration::from_nanos(release.staged_ns),
+        );
+        let pointer = if marks.first() == Some(&"current") {
+            '*'
+        } else {
+            ' '
+        };
+        lines.push(format!(
+            "{pointer} {:<width$}  {staged:<24}  {}",
+            release.name,
+            marks.join(", ")
+        ));
+    }
+    lines.join("\n")
 }
 
 #[cfg(test)]

@@ -1014,6 +1014,17 @@ mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
+    /// A refused `hostile` archive left nothing in `work` and nothing outside it changed.
+    fn left_nothing(work: &Path, hostile: &hostile_archives::Hostile) {
+        assert!(
+            names(work).is_empty(),
+            "{}: left {:?}",
+            hostile.name,
+            names(work)
+        );
+        hostile.assert_untouched();
+    }
+
     fn names(dir: &Path) -> Vec<String> {
         let mut names: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
@@ -1228,13 +1239,7 @@ mod tests {
                     hostile.name,
                     err.message
                 );
-                assert!(
-                    names(&work).is_empty(),
-                    "{}: left {:?}",
-                    hostile.name,
-                    names(&work)
-                );
-                hostile.assert_untouched();
+                left_nothing(&work, hostile);
             }
         }
     }
@@ -1467,13 +1472,7 @@ mod tests {
                     err.message
                 );
             }
-            assert!(
-                names(&work).is_empty(),
-                "{}: left {:?}",
-                hostile.name,
-                names(&work)
-            );
-            hostile.assert_untouched();
+            left_nothing(&work, hostile);
         }
     }
 

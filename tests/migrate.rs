@@ -4,10 +4,11 @@
 
 mod kit;
 
+use kit::migrations::{Dir, migrate};
 use kit::postgres::{Database, database};
 use kit::{Outcome, tool, wait_bounded};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,44 +29,6 @@ fn versions(result: &UpResult) -> Vec<i64> {
 }
 
 // ---- running it ----
-
-fn migrate(args: &[&str]) -> Outcome {
-    let mut cmd = tool("ugw-migrate");
-    cmd.args(args).env_remove("DATABASE_URL");
-    kit::run(cmd)
-}
-
-/// A migrations folder; `file` writes `DIR/NAME` (NAME may be `post/…`).
-struct Dir(tempfile::TempDir);
-
-impl Dir {
-    fn new() -> Dir {
-        let dir = Dir(tempfile::tempdir().unwrap());
-        std::fs::create_dir(dir.path().join("post")).unwrap();
-        dir
-    }
-
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-
-    fn s(&self) -> String {
-        self.path().display().to_string()
-    }
-
-    fn file(&self, name: &str, sql: &str) -> &Dir {
-        std::fs::write(self.path().join(name), sql).unwrap();
-        self
-    }
-
-    fn sqlite_url(&self) -> String {
-        format!("sqlite://{}/app.db", self.s())
-    }
-
-    fn sqlite(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.path().join("app.db")).unwrap()
-    }
-}
 
 fn sqlite_ledger(dir: &Dir) -> Vec<(i64, String, bool)> {
     let conn = dir.sqlite();

@@ -7,47 +7,12 @@
 mod kit;
 
 use kit::Outcome;
+use kit::migrations::{Dir, migrate};
 use kit::postgres::{Database, database};
-use std::path::Path;
 use std::time::Duration;
 
-fn migrate(args: &[&str]) -> Outcome {
-    let mut cmd = kit::tool("ugw-migrate");
-    cmd.args(args).env_remove("DATABASE_URL");
-    kit::run(cmd)
-}
-
-/// A migrations folder (with `post/`) and, beside it, the SQLite database `app.db`.
-struct Dir(tempfile::TempDir);
-
+/// What these tests ask of a migrations folder besides the kit's.
 impl Dir {
-    fn new() -> Dir {
-        let dir = Dir(tempfile::tempdir().unwrap());
-        std::fs::create_dir(dir.path().join("post")).unwrap();
-        dir
-    }
-
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-
-    fn s(&self) -> String {
-        self.path().display().to_string()
-    }
-
-    fn file(&self, name: &str, sql: &str) -> &Dir {
-        std::fs::write(self.path().join(name), sql).unwrap();
-        self
-    }
-
-    fn sqlite_url(&self) -> String {
-        format!("sqlite://{}/app.db", self.s())
-    }
-
-    fn sqlite(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.path().join("app.db")).unwrap()
-    }
-
     fn sqlite_tables(&self) -> Vec<String> {
         let conn = self.sqlite();
         let mut q = conn

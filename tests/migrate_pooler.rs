@@ -5,13 +5,8 @@
 mod kit;
 
 use kit::Outcome;
+use kit::migrations::migrate;
 use kit::postgres::{Database, database};
-
-fn migrate(args: &[&str]) -> Outcome {
-    let mut cmd = kit::tool("ugw-migrate");
-    cmd.args(args).env_remove("DATABASE_URL");
-    kit::run(cmd)
-}
 
 fn ledger_rows(db: &Database) -> Vec<String> {
     if db.sql("SELECT to_regclass('public.ugw_migrations') IS NULL") == ["t"] {

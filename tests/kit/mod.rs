@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod haproxy;
 pub mod hostile_archives;
 pub mod load;
+pub mod migrations;
 pub mod nginx;
 pub mod postgres;
 pub mod proxy;

@@ -5,7 +5,8 @@
 
 mod kit;
 
-use kit::file_server::{FileServer, Served};
+use kit::fetched_names as names;
+use kit::file_server::{FileServer, Served, body};
 use kit::{Outcome, Step, run, s, tool};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -32,24 +33,6 @@ fn sha256(bytes: &[u8]) -> String {
 /// `ugw-fetch` of `url` into `dest`, its digest read from the SHA256SUMS file at `sums_url`.
 fn fetch_with_sums(url: &str, sums_url: &str, dest: &Path) -> Outcome {
     fetch(&["--url", url, "--sha256-url", sums_url, "--dest", s(dest)])
-}
-
-/// A body of `len` bytes that is not all alike (so a misplaced range shows).
-fn body(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-}
-
-/// The names in `dir`, the lock file left out.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().into_string().unwrap())
-                .filter(|n| n != ".ugw-fetch.lock")
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 fn result(step: &Step, name: &str) -> serde_json::Value {

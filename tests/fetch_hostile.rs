@@ -4,7 +4,8 @@
 
 mod kit;
 
-use kit::file_server::{FileServer, Served};
+use kit::fetched_names as names;
+use kit::file_server::{FileServer, Served, body};
 use kit::{Outcome, run, s, sha256, tool};
 use std::path::Path;
 use std::process::Stdio;
@@ -14,24 +15,6 @@ fn fetch(args: &[&str]) -> Outcome {
     let mut cmd = tool("ugw-fetch");
     cmd.args(args);
     run(cmd)
-}
-
-/// A body of `len` bytes that is not all alike.
-fn body(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-}
-
-/// The names in `dir`, the lock file left out.
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().into_string().unwrap())
-                .filter(|n| n != ".ugw-fetch.lock")
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 /// A slow download of `data` from `url` into `dest` with `extra` flags, killed with -9 once a

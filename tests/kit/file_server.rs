@@ -227,3 +227,8 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) {
     let _ = stream.flush();
     let _ = stream.shutdown(Shutdown::Both);
 }
+
+/// A body of `len` bytes that is not all alike, so a misplaced range or a spliced resume shows.
+pub fn body(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}

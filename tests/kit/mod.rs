@@ -211,6 +211,19 @@ pub fn succeeds(mut cmd: Command) -> Output {
     out
 }
 
+/// The names in `dir` (a `--dest` folder), ugw-fetch's lock file left out; sorted.
+pub fn fetched_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n != ".ugw-fetch.lock")
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 /// The `ugw-fetch --extract` command that fetches the archive file at `archive` (checked by
 /// its sha256) and extracts it into `dest/out`.
 pub fn fetch_extract_cmd(archive: &Path, dest: &Path) -> Command {

@@ -5,18 +5,10 @@
 
 mod kit;
 
-use kit::{current, s, swap};
-use std::path::{Path, PathBuf};
+use kit::{current, s, staged_release as artifact, swap};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-/// A release folder `staging/<name>` under `dir` whose `bin/app` holds `content`.
-fn artifact(dir: &Path, name: &str, content: &str) -> PathBuf {
-    let folder = dir.join("staging").join(name);
-    std::fs::create_dir_all(folder.join("bin")).unwrap();
-    std::fs::write(folder.join("bin/app"), content).unwrap();
-    folder
-}
 
 fn app(root: &Path) -> String {
     std::fs::read_to_string(root.join("current/bin/app")).unwrap()

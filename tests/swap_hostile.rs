@@ -3,17 +3,9 @@
 
 mod kit;
 
-use kit::{current, s, swap};
+use kit::{current, s, staged_release as artifact, swap};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-
-/// A release folder `staging/<name>` under `dir` whose `bin/app` holds `content`.
-fn artifact(dir: &Path, name: &str, content: &str) -> PathBuf {
-    let folder = dir.join("staging").join(name);
-    std::fs::create_dir_all(folder.join("bin")).unwrap();
-    std::fs::write(folder.join("bin/app"), content).unwrap();
-    folder
-}
 
 /// Item 4: a release holding `config -> /outside` or `data -> /outside2` never makes
 /// `--link` replace or delete what those point to.

@@ -4,16 +4,7 @@
 
 mod kit;
 
-use kit::{current, s, swap};
-use std::path::{Path, PathBuf};
-
-/// A release folder `staging/<name>` under `dir` whose `bin/app` holds `content`.
-fn artifact(dir: &Path, name: &str, content: &str) -> PathBuf {
-    let folder = dir.join("staging").join(name);
-    std::fs::create_dir_all(folder.join("bin")).unwrap();
-    std::fs::write(folder.join("bin/app"), content).unwrap();
-    folder
-}
+use kit::{current, s, staged_release as artifact, swap};
 
 /// Item 15: a release marked failed is refused, naming when and why, unless --force.
 #[test]

@@ -273,6 +273,15 @@ pub fn swap(args: &[&str]) -> Outcome {
     run(cmd)
 }
 
+/// A folder `DIR/staging/NAME` holding `bin/app` with `content`: a release as ugw-swap's
+/// release-folder mode takes it with `--from`.
+pub fn staged_release(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let folder = dir.join("staging").join(name);
+    std::fs::create_dir_all(folder.join("bin")).unwrap();
+    std::fs::write(folder.join("bin/app"), content).unwrap();
+    folder
+}
+
 /// Where `ROOT/current` points (`releases/<version>`), as ugw-swap's release-folder mode left
 /// it.
 pub fn current(root: &Path) -> String {

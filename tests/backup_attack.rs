@@ -6,6 +6,7 @@
 mod kit;
 
 use kit::hostile_archives::{Tar, entries};
+use kit::mounts::Mounted;
 use kit::{Outcome, run, s};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -283,41 +284,6 @@ fn an_in_place_restore_refuses_symlinks_planted_at_live_paths() {
     std::fs::remove_file(&data).unwrap();
     backup(&["restore", s(&archive), "--in-place"]).assert_code(0);
     assert_eq!(rows(&db), 3);
-}
-
-/// A tmpfs mounted at a path, unmounted when dropped (a failed test included).
-struct Mounted(PathBuf);
-
-impl Mounted {
-    /// `None` (and why, on stderr) where mounting is not allowed and CI is not set.
-    fn tmpfs(at: &Path, options: &str) -> Option<Mounted> {
-        std::fs::create_dir_all(at).unwrap();
-        Self::mount(&["-t", "tmpfs", "-o", options, "tmpfs", s(at)], at)
-    }
-
-    /// `what` bind-mounted at `at` (a folder or a file, which must exist).
-    fn bind(what: &Path, at: &Path) -> Option<Mounted> {
-        Self::mount(&["--bind", s(what), s(at)], at)
-    }
-
-    fn mount(args: &[&str], at: &Path) -> Option<Mounted> {
-        let status = Command::new("mount").args(args).status();
-        if status.is_ok_and(|s| s.success()) {
-            return Some(Mounted(at.to_path_buf()));
-        }
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI: mount {args:?} is not permitted"
-        );
-        eprintln!("SKIPPED: mount {args:?} is not permitted here");
-        None
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 #[test]

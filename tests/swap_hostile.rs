@@ -3,9 +3,9 @@
 
 mod kit;
 
+use kit::mounts::Mounted;
 use kit::{current, s, staged_release as artifact, swap};
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
 
 /// Item 4: a release holding `config -> /outside` or `data -> /outside2` never makes
 /// `--link` replace or delete what those point to.
@@ -249,37 +249,6 @@ fn a_killed_swaps_staging_copies_are_cleaned_and_nothing_else() {
         "{}",
         out.stderr
     );
-}
-
-/// A tmpfs mounted at a path, unmounted when dropped (a failed test included).
-struct Mounted(PathBuf);
-
-impl Mounted {
-    /// `None` (and why, on stderr) where mounting is not allowed and CI is not set.
-    fn tmpfs(at: &Path, options: &str) -> Option<Mounted> {
-        std::fs::create_dir_all(at).unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs", s(at)])
-            .status();
-        if status.is_ok_and(|s| s.success()) {
-            return Some(Mounted(at.to_path_buf()));
-        }
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI: mount is not permitted"
-        );
-        eprintln!("SKIPPED: mount is not permitted here");
-        None
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
 }
 
 /// Item 22: a full disk is kind `no_space` in both modes, and nothing is switched.

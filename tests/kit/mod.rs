@@ -10,6 +10,7 @@ pub mod haproxy;
 pub mod hostile_archives;
 pub mod load;
 pub mod migrations;
+pub mod mounts;
 pub mod nginx;
 pub mod postgres;
 pub mod proxy;

@@ -145,7 +145,13 @@ pub fn hex(bytes: &[u8]) -> String {
 /// A SHA-256 as an operator gives it (any case, blanks around), checked and lower-cased.
 #[must_use]
 pub fn parse_sha256(text: &str) -> Option<String> {
-    let text = text.trim();
+    sha256_exactly(text.trim())
+}
+
+/// A SHA-256 exactly as written (64 hex digits of any case, nothing around them), lower-cased:
+/// a checksum file's field, where a blank is part of the line's syntax, not of the digest.
+#[must_use]
+pub fn sha256_exactly(text: &str) -> Option<String> {
     (text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()))
         .then(|| text.to_ascii_lowercase())
 }

@@ -5,7 +5,7 @@
 //! GNU's `\` prefix for an escaped name, or a lone hash (`app.sha256`). Everything after the
 //! mode character is the name, trailing spaces included: `app ` is not `app`.
 
-use ugw_shared::digest::parse_sha256;
+use ugw_shared::digest::{parse_sha256, sha256_exactly};
 
 /// The digest for the first of `names` the checksum file `text` lists (the operator's
 /// `--name` before the URL's name). A name is matched exactly (after a leading `./`) first;
@@ -108,13 +108,13 @@ fn entry(line: &str, reversed: &mut Option<bool>) -> Option<(String, String)> {
             let (file, hash) = rest.rsplit_once(')')?;
             let hash = hash.trim_start_matches([' ', '\t']).strip_prefix('=')?;
             return Some((
-                strict_sha256(hash.trim_start_matches([' ', '\t']))?,
+                sha256_exactly(hash.trim_start_matches([' ', '\t']))?,
                 name(file)?,
             ));
         }
     }
     let separator = line.find([' ', '\t'])?;
-    let hash = strict_sha256(&line[..separator])?;
+    let hash = sha256_exactly(&line[..separator])?;
     let rest = &line[separator + 1..];
     let file = if rest.len() == 1 || !rest.starts_with([' ', '*']) {
         if *reversed == Some(false) {
@@ -129,12 +129,6 @@ fn entry(line: &str, reversed: &mut Option<bool>) -> Option<(String, String)> {
         &rest[1..]
     };
     Some((hash, name(file)?))
-}
-
-/// 64 hexadecimal digits and nothing else.
-fn strict_sha256(text: &str) -> Option<String> {
-    (text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| text.to_ascii_lowercase())
 }
 
 /// GNU's escaped name: `\\` is a backslash, `\n` a newline, `\r` a carriage return; any

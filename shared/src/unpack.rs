@@ -1006,7 +1006,7 @@ fn write_error(shown: &str, e: Errno) -> Error {
 }
 
 #[cfg(test)]
-#[path = "../../tests/kit/hostile_archives.rs"]
+#[path = "../../tests/it/kit/hostile_archives.rs"]
 mod hostile_archives;
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 # at step STEP, then the four lines of the failure path, twice, with a write by the service
 # between the two. After each, the node must be where it began: v1.0.0 live and answering, in
 # traffic, its files and its schema as before, and the write made between the two runs kept.
-# tests/failure_path.rs runs it; it prints one "ok STEP" line per scenario and exits non-zero
+# tests/it/failure_path.rs runs it; it prints one "ok STEP" line per scenario and exits non-zero
 # on the first one that does not hold.
 #   failure_path.sh REPO BIN_DIR WORK STEP...
 set -euo pipefail

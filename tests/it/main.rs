@@ -1,0 +1,51 @@
+//! The integration tests, one binary (as ripgrep and uutils do): each module is one area of
+//! ugw, and every module shares the test kit (`kit`) compiled once.
+
+mod docs;
+mod kit;
+
+mod ansible;
+mod backup;
+mod backup_attack;
+mod backup_property;
+mod conformance_jq;
+mod conformance_minisign;
+mod conformance_sums;
+mod conformance_tar;
+mod demo;
+mod demo_app;
+mod doc_examples;
+mod drain;
+mod drain_trust;
+mod durability;
+mod failure_path;
+mod fetch;
+mod fetch_hostile;
+mod first_contact_versions;
+mod gitlab_ci;
+mod hostile;
+mod http_client;
+mod metrics_formats;
+mod migrate;
+mod migrate_hostile;
+mod migrate_pooler;
+mod migrate_waits;
+mod newcomer;
+mod process_signals;
+mod record_file;
+mod record_input;
+mod record_io;
+mod runbooks;
+mod secrets;
+mod swap;
+mod swap_fetched;
+mod swap_force;
+mod swap_hostile;
+mod swap_left_behind;
+mod swap_operator;
+mod swap_planted;
+mod swap_rollback;
+mod swap_status_table;
+mod unpack_links;
+mod verify;
+mod wait_healthy;

@@ -12,6 +12,7 @@ use crate::input::{InputMode, read_incoming};
 use crate::lock;
 use crate::record::{Record, Status, Step, StepError};
 use crate::report::Reporter;
+use crate::results::StepResult;
 use crate::scrub::Scrubber;
 use crate::time;
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -22,43 +23,6 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
-
-/// What a tool's `run` returns when it succeeded.
-#[derive(Debug, Clone, Default)]
-pub struct StepResult {
-    pub changed: bool,
-    pub result: Value,
-    /// A program to run in this process once the record is written (`… -- ./server`). The
-    /// record then goes only to `--record FILE`: stdout belongs to that program.
-    pub exec: Option<Vec<OsString>>,
-}
-
-impl StepResult {
-    #[must_use]
-    pub fn unchanged(result: Value) -> Self {
-        StepResult {
-            changed: false,
-            result,
-            exec: None,
-        }
-    }
-
-    #[must_use]
-    pub fn changed(result: Value) -> Self {
-        StepResult {
-            changed: true,
-            result,
-            exec: None,
-        }
-    }
-
-    /// Replace this process with `argv` once the record is saved (only when the step is ok).
-    #[must_use]
-    pub fn then_exec(mut self, argv: Vec<OsString>) -> Self {
-        self.exec = Some(argv);
-        self
-    }
-}
 
 pub type RunFn = fn(&mut Ctx, &ArgMatches) -> Result<StepResult>;
 

@@ -1,6 +1,7 @@
 //! Errors carry their exit code and a stable `kind` word, so that only `cli` decides how a
 //! run ends and every tool reports the same failure class the same way.
 
+use crate::results::ToolResult;
 use serde_json::Value;
 use std::fmt;
 
@@ -188,6 +189,13 @@ impl Error {
     pub fn with_result(mut self, result: Value) -> Self {
         self.result = Some(result);
         self
+    }
+
+    /// Keep a tool's typed result in the failed step: the failure twin of
+    /// `StepResult::typed`, so that a later `--rollback` reads what was done so far.
+    #[must_use]
+    pub fn with_typed<T: ToolResult>(self, result: &T) -> Self {
+        self.with_result(crate::results::to_json(result))
     }
 }
 

@@ -35,6 +35,7 @@ pub mod tree_manifest;
 pub mod unpack;
 pub mod version;
 
-pub use cli::{StepResult, tool_command};
+pub use cli::tool_command;
 pub use ctx::Ctx;
 pub use error::{Error, ErrorKind, Result};
+pub use results::StepResult;

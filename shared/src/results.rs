@@ -2,9 +2,47 @@
 //! One struct per tool, written with it and read back with it, so a field name is checked by
 //! the compiler on both sides. Tools never import each other; they meet here.
 
-use crate::cli::StepResult;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::ffi::OsString;
+
+/// What a tool's `run` returns when it succeeded.
+#[derive(Debug, Clone, Default)]
+pub struct StepResult {
+    pub changed: bool,
+    pub result: Value,
+    /// A program to run in this process once the record is written (`… -- ./server`). The
+    /// record then goes only to `--record FILE`: stdout belongs to that program.
+    pub exec: Option<Vec<OsString>>,
+}
+
+impl StepResult {
+    #[must_use]
+    pub fn unchanged(result: Value) -> Self {
+        StepResult {
+            changed: false,
+            result,
+            exec: None,
+        }
+    }
+
+    #[must_use]
+    pub fn changed(result: Value) -> Self {
+        StepResult {
+            changed: true,
+            result,
+            exec: None,
+        }
+    }
+
+    /// Replace this process with `argv` once the record is saved (only when the step is ok).
+    #[must_use]
+    pub fn then_exec(mut self, argv: Vec<OsString>) -> Self {
+        self.exec = Some(argv);
+        self
+    }
+}
 
 /// The result a tool writes in its step; `TOOL` is the tool's name, which is how a later tool
 /// finds the step (`Record::last_result::<T>()`).
@@ -16,15 +54,20 @@ impl StepResult {
     /// The `StepResult` a tool's `run` returns for a typed result.
     #[must_use]
     pub fn typed<T: ToolResult>(changed: bool, result: &T) -> Self {
-        // A struct of strings, numbers and booleans always serialises; only a map with
-        // non-string keys could fail, and no result type has one.
-        let value = serde_json::to_value(result).expect("a tool result serialises to JSON");
+        let value = to_json(result);
         if changed {
             StepResult::changed(value)
         } else {
             StepResult::unchanged(value)
         }
     }
+}
+
+/// A tool result as JSON, for a step that succeeded or failed.
+pub(crate) fn to_json<T: ToolResult>(result: &T) -> Value {
+    // A struct of strings, numbers and booleans always serialises; only a map with
+    // non-string keys could fail, and no result type has one.
+    serde_json::to_value(result).expect("a tool result serialises to JSON")
 }
 
 /// What `ugw-fetch` staged.

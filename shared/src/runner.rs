@@ -250,6 +250,32 @@ impl RunOutcome {
             Ended::TimedOut => format!("timed out after {}", crate::time::human(self.elapsed)),
         }
     }
+
+    /// The exit code, when the command exited (not killed, not timed out).
+    #[must_use]
+    pub fn exit_code(&self) -> Option<i32> {
+        match self.ended {
+            Ended::Exited(code) => Some(code),
+            Ended::Signalled(_) | Ended::TimedOut => None,
+        }
+    }
+
+    /// What the command said: its stderr, which is usually why it failed, or its stdout when
+    /// stderr is blank (a quiet command may say it there).
+    #[must_use]
+    pub fn said(&self) -> &[u8] {
+        if self.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
+            &self.stderr
+        } else {
+            &self.stdout
+        }
+    }
+
+    /// `said()` as a scrubbed, bounded excerpt for a message or a record (at most `max` bytes).
+    #[must_use]
+    pub fn said_excerpt(&self, max: usize) -> String {
+        crate::scrub::excerpt(self.said(), max)
+    }
 }
 
 /// Run `spec`. A signal stops the group and returns `interrupted`.
@@ -472,6 +498,40 @@ mod tests {
 
     fn secs(n: u64) -> Instant {
         Instant::now() + Duration::from_secs(n)
+    }
+
+    #[test]
+    fn what_a_command_said_is_its_stderr_unless_that_is_blank_and_its_exit_code_only_if_it_exited()
+    {
+        let shell = |line: &str| run(&RunSpec::new(line, secs(10)), &Cancel::default()).unwrap();
+        let both = shell("echo out; echo 'the port is taken' >&2; exit 3");
+        assert_eq!(both.said(), b"the port is taken\n");
+        assert_eq!(both.said_excerpt(200), "the port is taken");
+        assert_eq!(both.exit_code(), Some(3));
+        let quiet = shell("echo 'only on stdout'; echo '  ' >&2; exit 1");
+        assert_eq!(
+            quiet.said(),
+            b"only on stdout\n",
+            "blank stderr gives way to stdout"
+        );
+        let killed = shell("kill -9 $$");
+        assert_eq!(
+            killed.exit_code(),
+            None,
+            "a killed command has no exit code"
+        );
+        let slow = run(
+            &RunSpec::new("sleep 5", Instant::now() + Duration::from_millis(100)),
+            &Cancel::default(),
+        )
+        .unwrap();
+        assert_eq!((slow.ended, slow.exit_code()), (Ended::TimedOut, None));
+        let long = shell("printf 'x%.0s' $(seq 1 500) >&2; exit 1");
+        assert!(
+            long.said_excerpt(60).len() <= 60,
+            "{}",
+            long.said_excerpt(60)
+        );
     }
 
     /// The pids in `text` (`echo $$ $!` output).

@@ -187,7 +187,7 @@ pub(crate) fn drain(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Draine
         .collect();
     drained.changed = target
         .set_all(ctx, &before, &drain_to, deadline)
-        .map_err(|e| e.with_result(serde_json::to_value(&drained).expect("serialises")))?;
+        .map_err(|e| e.with_typed(&drained))?;
     drained.state_after = Some(state.word().to_string());
     ctx.reporter.info(&format!(
         "{}: {} on {} instance(s)",
@@ -219,7 +219,7 @@ pub(crate) fn drain(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Draine
             Ok(())
         },
     )
-    .map_err(|e| e.with_result(serde_json::to_value(&drained).expect("serialises")))?;
+    .map_err(|e| e.with_typed(&drained))?;
     waited.into_result(&mut drained, since);
     if escalated {
         drained.escalated = Some("maint".to_string());
@@ -286,7 +286,7 @@ pub(crate) fn undo(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained
                     statuses.join(", ")
                 ),
             )
-            .with_result(serde_json::to_value(&drained).expect("serialises")));
+            .with_typed(&drained));
         }
         ctx.cancel
             .sleep_until((Instant::now() + plan.interval).min(deadline))?;

@@ -146,7 +146,7 @@ pub(crate) fn stop(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained
             ugw_shared::time::human(since.elapsed())
         ),
     )
-    .with_result(serde_json::to_value(&drained).expect("serialises")))
+    .with_typed(&drained))
 }
 
 /// The processes ugw-drain never signals, whatever a pidfile says: PID 1, itself, and the

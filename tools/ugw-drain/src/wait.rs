@@ -122,6 +122,5 @@ pub(crate) fn timed_out(
         "{what}: {left} still in flight after {}; the node is left out of traffic",
         ugw_shared::time::human(ctx.started.elapsed())
     );
-    Err(Error::new(ErrorKind::Timeout, message)
-        .with_result(serde_json::to_value(&drained).expect("a result serialises")))
+    Err(Error::new(ErrorKind::Timeout, message).with_typed(&drained))
 }

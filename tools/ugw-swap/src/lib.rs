@@ -314,5 +314,5 @@ pub(crate) fn restart_failed(result: &Swapped, reverted_to: Option<&str>) -> Err
         None => format!("the restart failed ({first}); there was nothing to switch back to"),
     };
     Error::new(ugw_shared::ErrorKind::RestartFailed, message)
-        .with_result(serde_json::to_value(result).expect("a result always serialises"))
+        .with_typed(result)
 }

@@ -790,7 +790,7 @@ fn revert(
                 e.message
             ),
         )
-        .with_result(serde_json::to_value(&result).expect("serialises"));
+        .with_typed(&result);
     }
     result.current = Some(previous.to_string());
     if replaced.is_some() {
@@ -813,7 +813,7 @@ fn revert(
         &result,
     ) {
         Ok(again) => result.restarts.push(again),
-        Err(e) => return e.with_result(serde_json::to_value(&result).expect("serialises")),
+        Err(e) => return e.with_typed(&result),
     }
     restart_failed(&result, Some(previous))
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 use ugw_shared::results::{RestartRun, Swapped};
-use ugw_shared::runner::{Ended, RunSpec, run};
+use ugw_shared::runner::{RunSpec, run};
 use ugw_shared::scrub::excerpt;
 use ugw_shared::{Ctx, Result};
 
@@ -58,7 +58,7 @@ pub(crate) fn restart(
     let spec = RunSpec::new(command, deadline).with_grace(STOP_GRACE);
     let outcome = run(&spec, &ctx.cancel).map_err(|e| match e.result {
         Some(_) => e,
-        None => e.with_result(serde_json::to_value(switched).expect("a result always serialises")),
+        None => e.with_typed(switched),
     })?;
     if outcome.left_behind > 0 {
         ctx.reporter.warn(&format!(
@@ -77,10 +77,7 @@ pub(crate) fn restart(
         phase: phase.to_string(),
         ok: outcome.success(),
         outcome: outcome.describe(),
-        exit: match outcome.ended {
-            Ended::Exited(code) => Some(code),
-            _ => None,
-        },
+        exit: outcome.exit_code(),
         elapsed_ms: ugw_shared::time::millis(outcome.elapsed),
         output: excerpt(&output, OUTPUT_EXCERPT),
     })

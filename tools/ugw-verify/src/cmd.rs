@@ -57,13 +57,7 @@ fn judge(
         return Err(outcome.describe());
     }
     if outcome.ended != Ended::Exited(cmd.exit) {
-        // What it said on stderr is usually why; a quiet one may have said it on stdout.
-        let said = if outcome.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
-            &outcome.stderr
-        } else {
-            &outcome.stdout
-        };
-        let said = excerpt(said, QUOTE_BYTES);
+        let said = outcome.said_excerpt(QUOTE_BYTES);
         return Err(format!(
             "{}, expecting exit {}: '{said}'",
             outcome.describe(),

@@ -244,20 +244,12 @@ fn judge(
 }
 
 fn judge_cmd(outcome: &RunOutcome) -> Verdict {
-    let output = if outcome.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
-        &outcome.stderr
-    } else {
-        &outcome.stdout
-    };
     let mut verdict = Verdict {
         passed: outcome.success(),
         timed_out: outcome.ended == Ended::TimedOut,
-        exit_code: match outcome.ended {
-            Ended::Exited(code) => Some(code),
-            _ => None,
-        },
+        exit_code: outcome.exit_code(),
         latency: Some(outcome.elapsed),
-        excerpt: Some(excerpt(output, EXCERPT_BYTES)).filter(|e| !e.is_empty()),
+        excerpt: Some(outcome.said_excerpt(EXCERPT_BYTES)).filter(|e| !e.is_empty()),
         ..Verdict::default()
     };
     if !outcome.success() {

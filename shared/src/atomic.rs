@@ -4,13 +4,46 @@
 //! `lock.rs`, never through a symlink someone planted.
 
 use crate::error::{Error, ErrorKind, Result};
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// How many random temp names are tried before giving up (each clash is someone's file).
-const TEMP_NAME_TRIES: usize = 16;
+pub const TEMP_NAME_TRIES: usize = 16;
+/// How many random letters and digits a temp name carries.
+pub const TEMP_RANDOM_LEN: usize = 10;
+
+/// The one shape of ugw's temp names: `.NAME.XXXXXXXXXX.KIND` in `target`'s folder, NAME its
+/// file name, ten random letters and digits, KIND what it is (`tmp`, `unpack`, `exchange`).
+/// Hidden, beside what it becomes (so the last rename stays in one file system), and
+/// recognisable after a crash (`is_temp_name`). Each call gives a new name: a caller creates
+/// it exclusively and tries again, up to `TEMP_NAME_TRIES` times, when it is taken.
+#[must_use]
+pub fn temp_name(target: &Path, kind: &str) -> PathBuf {
+    let random: String = (0..TEMP_RANDOM_LEN)
+        .map(|_| fastrand::alphanumeric())
+        .collect();
+    let mut name = OsString::from(".");
+    name.push(target.file_name().unwrap_or_else(|| OsStr::new("ugw")));
+    name.push(format!(".{random}.{kind}"));
+    parent_dir(target).join(name)
+}
+
+/// Whether `entry` (a file name) is a temp name `temp_name` gives `name` for `kind`.
+#[must_use]
+pub fn is_temp_name(entry: &str, name: &str, kind: &str) -> bool {
+    entry
+        .strip_prefix('.')
+        .and_then(|rest| rest.strip_prefix(name))
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| rest.strip_suffix(kind))
+        .and_then(|rest| rest.strip_suffix('.'))
+        .is_some_and(|random| {
+            random.len() == TEMP_RANDOM_LEN && random.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+}
 
 /// A file written in full beside `target` and given its name only on `commit()`; removed
 /// when dropped uncommitted (an error, a panic, or a signal that ends the tool through `cli`).
@@ -35,12 +68,9 @@ impl AtomicFile {
     /// A new temp file beside `target` (mode 0600, or the mode of the file it will replace).
     pub fn create(target: &Path) -> Result<Self> {
         let dir = parent_dir(target);
-        let name = target
-            .file_name()
-            .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
         let mut last_error = None;
         for _ in 0..TEMP_NAME_TRIES {
-            let temp = dir.join(format!(".{name}.{}.tmp", fastrand_name()));
+            let temp = temp_name(target, "tmp");
             match create_exclusive(&temp) {
                 Ok(file) => {
                     keep_mode_of(target, &file);
@@ -183,10 +213,6 @@ fn keep_mode_of(target: &Path, temp: &File) {
     }
 }
 
-fn fastrand_name() -> String {
-    (0..10).map(|_| fastrand::alphanumeric()).collect()
-}
-
 /// Replace `path` with `bytes` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = AtomicFile::create(path)?;
@@ -278,7 +304,7 @@ pub fn exchange_durable(a: &Path, b: &Path) -> Result<()> {
 /// `exchange_durable` where the file system cannot exchange: `b` aside, `a` to `b`, the old
 /// `b` to `a`.
 fn exchange_by_renames(a: &Path, b: &Path) -> std::io::Result<()> {
-    let aside = sibling(b, &format!(".{}.exchange", fastrand_name()));
+    let aside = temp_name(b, "exchange");
     std::fs::rename(b, &aside)?;
     std::fs::rename(a, b)?;
     std::fs::rename(&aside, a)
@@ -289,12 +315,9 @@ fn exchange_by_renames(a: &Path, b: &Path) -> std::io::Result<()> {
 /// the old target or the new one, never nothing (unlike `ln -sfn`, which unlinks first).
 pub fn replace_symlink(link: &Path, points_to: &Path) -> Result<()> {
     let dir = parent_dir(link);
-    let name = link
-        .file_name()
-        .map_or_else(|| "link".into(), |n| n.to_string_lossy().into_owned());
     let mut last_error = None;
     for _ in 0..TEMP_NAME_TRIES {
-        let temp = dir.join(format!(".{name}.{}.tmp", fastrand_name()));
+        let temp = temp_name(link, "tmp");
         match std::os::unix::fs::symlink(points_to, &temp) {
             Ok(()) => {
                 if let Err(e) = std::fs::rename(&temp, link) {
@@ -379,6 +402,42 @@ pub fn parse_mode(text: &str) -> std::result::Result<u32, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn a_temp_name_is_hidden_beside_its_target_random_and_recognised_for_its_name_only() {
+        let temp = super::temp_name(Path::new("/srv/app/current"), "tmp");
+        assert_eq!(temp.parent(), Some(Path::new("/srv/app")));
+        let name = temp.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with(".current.") && name.ends_with(".tmp"),
+            "{name}"
+        );
+        assert_eq!(name.len(), ".current..tmp".len() + super::TEMP_RANDOM_LEN);
+        assert!(super::is_temp_name(name, "current", "tmp"));
+        assert_ne!(temp, super::temp_name(Path::new("/srv/app/current"), "tmp"));
+        let bare = super::temp_name(Path::new("app.tar"), "unpack");
+        assert_eq!(
+            bare.parent(),
+            Some(Path::new(".")),
+            "a bare name's folder is ."
+        );
+        let bare = bare.file_name().unwrap().to_str().unwrap();
+        assert!(super::is_temp_name(bare, "app.tar", "unpack"));
+        assert!(!super::is_temp_name(bare, "app.tar", "tmp"), "another kind");
+        assert!(!super::is_temp_name(bare, "app", "unpack"), "another name");
+        for not_ours in [
+            ".app.AbCdE1234.tmp",
+            ".app.AbCdE12345.tmp.x",
+            ".app.AbC-E12345.tmp",
+            ".application.AbCdE12345.tmp",
+            "app.AbCdE12345.tmp",
+            ".app.AbCdE12345tmp",
+        ] {
+            assert!(!super::is_temp_name(not_ours, "app", "tmp"), "{not_ours}");
+        }
+    }
+
     #[test]
     fn an_exchange_swaps_two_folders_with_renames_or_without() {
         let dir = tempfile::tempdir().unwrap();

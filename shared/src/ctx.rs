@@ -2,12 +2,9 @@
 //! stderr writer), the cancel token, the deadline, dry-run, temp-file guards and the host id.
 
 use crate::cancel::Cancel;
-use crate::error::Result;
-use crate::http::HttpClient;
 use crate::record::{Record, ThisRun};
 use crate::report::Reporter;
 use crate::scrub::Scrubber;
-use clap::ArgMatches;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -81,11 +78,6 @@ impl Ctx {
     #[must_use]
     pub fn scrubber(&self) -> &Scrubber {
         self.reporter.scrubber()
-    }
-
-    /// The HTTP client from the shared HTTP flags; secrets are registered for scrubbing.
-    pub fn http_client(&self, matches: &ArgMatches) -> Result<HttpClient> {
-        HttpClient::from_matches(matches, self.scrubber())
     }
 
     /// Remove `path` on every exit path unless it is released first (`keep_temp`).

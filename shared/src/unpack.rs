@@ -879,13 +879,9 @@ fn make_temp_dir(dest: &Path) -> Result<PathBuf> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = dest
-        .file_name()
-        .map_or_else(|| "unpack".into(), |n| n.to_string_lossy().into_owned());
     let mut last = None;
-    for _ in 0..16 {
-        let suffix: String = (0..10).map(|_| fastrand::alphanumeric()).collect();
-        let dir = parent.join(format!(".{name}.{suffix}.unpack"));
+    for _ in 0..crate::atomic::TEMP_NAME_TRIES {
+        let dir = crate::atomic::temp_name(dest, "unpack");
         // mkdir fails on anything already there, a planted symlink included.
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => return Ok(dir),

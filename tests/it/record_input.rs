@@ -41,26 +41,53 @@ fn checked_run(dir: &Path) -> (Command, std::path::PathBuf) {
     (cmd, marker)
 }
 
-/// Run `cmd` (its stdin set by the caller) for at most `kit::RUN_LIMIT`, with its peak
-/// memory: the maximum resident set size the kernel accounted to it, in bytes.
-fn measured(mut cmd: Command) -> (Outcome, usize) {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+/// Runs a command as a grandchild and writes its peak memory (`ru_maxrss`, KiB) to the file
+/// named first. Linux carries the pre-exec memory's high-water mark into `ru_maxrss`, so a
+/// tool forked straight from this (large, many-test) process would be charged the test
+/// process's own size; forked from a small python it is charged its own peak.
+const PEAK_WRAPPER: &str = r"
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], 'w') as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status) % 256)
+";
+
+/// Run `cmd` with `stdin` for at most `kit::RUN_LIMIT`, with its peak memory: the maximum
+/// resident set size the kernel accounted to it, in bytes.
+fn measured(cmd: Command, stdin: Stdio) -> (Outcome, usize) {
+    let peak_file = tempfile::NamedTempFile::new().unwrap();
+    let mut wrapped = Command::new("python3");
+    wrapped
+        .arg("-c")
+        .arg(PEAK_WRAPPER)
+        .arg(peak_file.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (name, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapped.env(name, value),
+            None => wrapped.env_remove(name),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let started = Instant::now();
-    let mut child = cmd.spawn().expect("the tool starts");
+    let mut child = wrapped.spawn().expect("python3 starts the tool");
     let stdout = drain(&mut child, true);
     let stderr = drain(&mut child, false);
-    let pid = child.id().cast_signed();
-    let (status, max_rss_kib) = loop {
-        let mut status = 0;
-        // SAFETY: rusage is plain old data, for wait4 to fill in.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: waiting for our own child, with valid pointers; std's Child never waits
-        // for it after this (it is not used again but to kill it on a timeout).
-        let reaped = unsafe { libc::wait4(pid, &raw mut status, libc::WNOHANG, &raw mut usage) };
-        if reaped == pid {
-            break (status, usage.ru_maxrss);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the tool") {
+            break status;
         }
-        assert_eq!(reaped, 0, "wait4: {}", std::io::Error::last_os_error());
         if started.elapsed() > kit::RUN_LIMIT {
             let _ = child.kill();
             panic!("still running after {:?}", kit::RUN_LIMIT);
@@ -68,16 +95,17 @@ fn measured(mut cmd: Command) -> (Outcome, usize) {
         std::thread::sleep(Duration::from_millis(5));
     };
     let outcome = Outcome {
-        code: if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            -1
-        },
+        code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout.join().unwrap()).into_owned(),
         stderr: String::from_utf8_lossy(&stderr.join().unwrap()).into_owned(),
         elapsed: started.elapsed(),
     };
-    (outcome, max_rss_kib as usize * 1024)
+    let max_rss_kib: usize = std::fs::read_to_string(peak_file.path())
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("the wrapper wrote the peak");
+    (outcome, max_rss_kib * 1024)
 }
 
 fn drain(child: &mut Child, stdout: bool) -> std::thread::JoinHandle<Vec<u8>> {
@@ -96,9 +124,8 @@ fn drain(child: &mut Child, stdout: bool) -> std::thread::JoinHandle<Vec<u8>> {
 /// Peak memory of `ugw-wait-healthy --in - --cmd true` reading the record in `file`.
 fn peak_reading(file: &Path) -> (Outcome, usize) {
     let mut cmd = tool("ugw-wait-healthy");
-    cmd.args(["--in", "-", "--cmd", "true"])
-        .stdin(std::fs::File::open(file).unwrap());
-    measured(cmd)
+    cmd.args(["--in", "-", "--cmd", "true"]);
+    measured(cmd, std::fs::File::open(file).unwrap().into())
 }
 
 fn last_step(out: &Outcome) -> serde_json::Value {
@@ -206,10 +233,8 @@ fn an_endless_stream_on_stdin_stops_at_the_size_cap() {
             .spawn()
             .expect("yes runs");
         let mut cmd = tool("ugw-wait-healthy");
-        cmd.args(args)
-            .args(["--cmd", "true"])
-            .stdin(yes.stdout.take().unwrap());
-        let (out, peak) = measured(cmd);
+        cmd.args(args).args(["--cmd", "true"]);
+        let (out, peak) = measured(cmd, yes.stdout.take().unwrap().into());
         let _ = yes.kill();
         let _ = yes.wait();
         out.assert_code(2);

@@ -52,7 +52,7 @@ pub(crate) fn drain(
             "--flag-file and --http-post need --inflight-metric URL#NAME or --port N to know when work is done",
         ));
     };
-    let client = ctx.http_client(matches)?;
+    let client = HttpClient::from_matches(matches, ctx.scrubber())?;
     let reader = Reader::new(gauge, &client, ctx)?;
     drained.inflight_source = Some(reader.source());
     // Read once before changing anything: a gauge that cannot be read fails the step with
@@ -127,7 +127,8 @@ pub(crate) fn undo(ctx: &Ctx, matches: &ArgMatches, method: &Method) -> Result<D
             let mut drained = wait::blank(DrainMethod::HttpPost, true);
             drained.http_post = Some(url.clone());
             if !ctx.dry_run {
-                post(ctx, &ctx.http_client(matches)?, url, "put the node back")?;
+                let client = HttpClient::from_matches(matches, ctx.scrubber())?;
+                post(ctx, &client, url, "put the node back")?;
                 drained.changed = true;
                 drained.state_after = Some("posted".to_string());
             }

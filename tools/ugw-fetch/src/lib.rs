@@ -515,17 +515,8 @@ fn remove_stale_temps(ctx: &Ctx, plan: &Plan) {
 /// Whether `entry` is a temp name ugw gives `name`'s work: `Some(false)` for a temp file
 /// (`.NAME.XXXXXXXXXX.tmp`), `Some(true)` for an unpack folder (`.NAME.XXXXXXXXXX.unpack`).
 fn leftover_kind(entry: &str, name: &str) -> Option<bool> {
-    let rest = entry
-        .strip_prefix('.')?
-        .strip_prefix(name)?
-        .strip_prefix('.')?;
-    let (random, ending) = rest.split_once('.')?;
-    let random_ok = random.len() == 10 && random.bytes().all(|b| b.is_ascii_alphanumeric());
-    match ending {
-        "tmp" if random_ok => Some(false),
-        "unpack" if random_ok => Some(true),
-        _ => None,
-    }
+    let ours = |kind| ugw_shared::atomic::is_temp_name(entry, name, kind);
+    (ours("tmp") || ours("unpack")).then(|| ours("unpack"))
 }
 
 /// The download and everything up to the final rename.

@@ -42,7 +42,7 @@ fn existing(target: &Path) -> Result<Option<std::fs::Metadata>> {
 
 /// Give `existing` the additional name `name`, replacing whatever had it, in one rename.
 fn link_as(existing: &Path, name: &Path) -> Result<()> {
-    let temp = sibling(name, &format!(".{}.tmp", fastrand_suffix()));
+    let temp = ugw_shared::atomic::temp_name(name, "tmp");
     std::fs::hard_link(existing, &temp).map_err(|e| {
         Error::io(
             format!("cannot link {} to {}", existing.display(), temp.display()),
@@ -53,10 +53,6 @@ fn link_as(existing: &Path, name: &Path) -> Result<()> {
         let _ = std::fs::remove_file(&temp);
         Error::io(format!("cannot rename onto {}", name.display()), &e)
     })
-}
-
-fn fastrand_suffix() -> String {
-    (0..10).map(|_| fastrand::alphanumeric()).collect()
 }
 
 /// Copy the extended attributes of `from` (file capabilities, the `SELinux` label) onto `to`.

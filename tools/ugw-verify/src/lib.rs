@@ -319,7 +319,7 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         return Ok(dry_run(ctx, mode, &checks, baseline.is_some()));
     }
     let shared = Arc::new(Shared {
-        client: ctx.http_client(args)?,
+        client: ugw_shared::http::HttpClient::from_matches(args, ctx.scrubber())?,
         record: incoming(ctx),
         scrubber: ctx.scrubber().clone(),
         cancel: ctx.cancel.clone(),

@@ -113,7 +113,7 @@ impl Plan {
         let plan = Plan {
             targets,
             client: if has_http {
-                Some(ctx.http_client(m)?)
+                Some(HttpClient::from_matches(m, ctx.scrubber())?)
             } else {
                 None
             },

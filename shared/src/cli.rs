@@ -524,6 +524,7 @@ impl Invocation {
             record.clone(),
         )
         .with_timeout(self.common.timeout)
+        .with_lock_timeout(self.common.lock_timeout)
         .with_dry_run(self.common.dry_run);
         let outcome = catching_panics(|| (tool.run)(&mut ctx, matches));
         drop(ctx); // its temp files go on every path, a panic's included

@@ -1,5 +1,6 @@
 //! `Ctx`: what every tool's `run` is handed: the incoming record, the reporter (the only
-//! stderr writer), the cancel token, the deadline, dry-run, temp-file guards and the host id.
+//! stderr writer), the cancel token, the deadline, `--lock-timeout`, dry-run, temp-file guards
+//! and the host id: the common flags a tool acts on, parsed once by `cli`.
 
 use crate::cancel::Cancel;
 use crate::record::{Record, ThisRun};
@@ -7,6 +8,13 @@ use crate::report::Reporter;
 use crate::scrub::Scrubber;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// `--lock-timeout` when nothing set it (a `Ctx` made outside `cli`, in a test).
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What [`Ctx::step_timeout`] is without a `--timeout`: the longest a flag accepts, so the
+/// deadline it gives is later than any a run reaches and still a valid `Instant`.
+pub const NO_TIMEOUT: Duration = crate::time::MAX_DURATION;
 
 #[derive(Debug)]
 pub struct Ctx {
@@ -19,6 +27,7 @@ pub struct Ctx {
     /// us in the pipe started.
     pub started: Instant,
     timeout: Option<Duration>,
+    lock_timeout: Duration,
     record: Record,
     temp_paths: Vec<PathBuf>,
 }
@@ -34,6 +43,7 @@ impl Ctx {
             dry_run: false,
             started: Instant::now(),
             timeout: None,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
             record,
             temp_paths: Vec::new(),
         }
@@ -42,6 +52,13 @@ impl Ctx {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// `--lock-timeout`, as `cli` parsed it (with the tool's own default, if it declares one).
+    #[must_use]
+    pub fn with_lock_timeout(mut self, lock_timeout: Duration) -> Self {
+        self.lock_timeout = lock_timeout;
         self
     }
 
@@ -73,6 +90,28 @@ impl Ctx {
     #[must_use]
     pub fn deadline(&self) -> Option<Instant> {
         self.timeout.map(|t| self.started + t)
+    }
+
+    /// `--timeout` of a tool that declares a default one (`Tool::default_timeout`): `cli`
+    /// always gives it a value then, so such a tool never handles a missing one (nor restates
+    /// its default). Without a timeout it is [`NO_TIMEOUT`]: a wait that must end somewhere
+    /// ends after any a run could reach.
+    #[must_use]
+    pub fn step_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(NO_TIMEOUT)
+    }
+
+    /// The hard deadline as an instant, for a tool that declares a default `--timeout`:
+    /// [`Ctx::step_timeout`] from the start of the step.
+    #[must_use]
+    pub fn step_deadline(&self) -> Instant {
+        self.started + self.step_timeout()
+    }
+
+    /// `--lock-timeout`: how long to wait for a lock another run holds (exit 4 after it).
+    #[must_use]
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock_timeout
     }
 
     #[must_use]
@@ -147,5 +186,24 @@ mod tests {
         );
         let ctx = make().with_timeout(Some(Duration::from_secs(90)));
         assert_eq!(ctx.deadline(), Some(ctx.started + Duration::from_secs(90)));
+        assert_eq!(ctx.step_deadline(), ctx.started + Duration::from_secs(90));
+        assert_eq!(ctx.step_timeout(), Duration::from_secs(90));
+        let untimed = make();
+        assert_eq!(untimed.step_deadline(), untimed.started + NO_TIMEOUT);
+    }
+
+    #[test]
+    fn the_lock_timeout_is_the_one_cli_parsed() {
+        let reporter = Reporter::new("ugw-test", true, Scrubber::default());
+        let ctx = Ctx::new(
+            "ugw-test",
+            "h",
+            reporter,
+            Cancel::default(),
+            Record::new("r".into()),
+        );
+        assert_eq!(ctx.lock_timeout(), DEFAULT_LOCK_TIMEOUT);
+        let ctx = ctx.with_lock_timeout(Duration::from_secs(60));
+        assert_eq!(ctx.lock_timeout(), Duration::from_secs(60));
     }
 }

@@ -3,7 +3,9 @@
 //! default only once a wait has lasted long enough that the service is not coming up soon), a
 //! server's `Retry-After` is honoured within the deadline, and the overrun is measured. The
 //! attempts of a round run at the same time and are collected until a deadline
-//! ([`parallel`]), so one hung target cannot hold the others.
+//! ([`parallel`]), so one hung target cannot hold the others. The waits of a plain retry
+//! loop (a download's attempts, a busy database, a reading on a beat) are a [`Backoff`]:
+//! one jitter rule, one cap, the deadline and the cancel token kept in one place.
 
 use crate::cancel::Cancel;
 use crate::error::Result;
@@ -184,6 +186,109 @@ impl Poller {
     #[must_use]
     pub fn overrun(&self, end: Instant) -> Duration {
         end.saturating_duration_since(self.deadline)
+    }
+}
+
+/// The longest wait between two attempts of a [`Backoff`] that grows: past it a retry loop
+/// learns nothing new by waiting longer, and a server's `Retry-After` is taken up to it.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// The waits between the attempts of a retry loop. A growing backoff
+/// ([`Backoff::exponential`]) doubles from its first wait up to [`MAX_BACKOFF`], and each
+/// wait is jittered to between 75 % and 100 % of its length, so that a fleet retrying against
+/// one server spreads out and no wait is ever longer than said; a steady beat
+/// ([`Backoff::steady`], an operator's `--interval`) is kept as given. No attempt is ever
+/// scheduled past the deadline, and every sleep ends at once on a signal.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    /// The wait before the next attempt, before jitter.
+    next: Duration,
+    /// Where a growing wait stops; a steady beat's own length.
+    cap: Duration,
+    grows: bool,
+    deadline: Option<Instant>,
+}
+
+/// The next attempt of a [`Backoff`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// The wait as said to the operator ("retrying after 400 ms"): before jitter.
+    pub wait: Duration,
+    /// When the attempt is due: before the deadline, always.
+    pub at: Instant,
+}
+
+impl Backoff {
+    /// Waits of `first`, doubling after each attempt up to [`MAX_BACKOFF`], jittered.
+    #[must_use]
+    pub fn exponential(first: Duration) -> Self {
+        Backoff {
+            next: first.min(MAX_BACKOFF),
+            cap: MAX_BACKOFF,
+            grows: true,
+            deadline: None,
+        }
+    }
+
+    /// Every wait `interval`, not jittered: a beat the operator chose (`--interval`).
+    #[must_use]
+    pub fn steady(interval: Duration) -> Self {
+        Backoff {
+            next: interval,
+            cap: interval,
+            grows: false,
+            deadline: None,
+        }
+    }
+
+    /// No attempt at or after `deadline` (the step's, or a wait's own); `None` keeps none.
+    #[must_use]
+    pub fn until(mut self, deadline: impl Into<Option<Instant>>) -> Self {
+        self.deadline = deadline.into();
+        self
+    }
+
+    /// The next attempt, counting its wait from `from` (a round's start for a beat, now for a
+    /// retry); `retry_after` is a server's `Retry-After`, taken up to the cap. `None` when the
+    /// attempt would not start before the deadline: the loop gives up without sleeping.
+    pub fn next_from(&mut self, from: Instant, retry_after: Option<Duration>) -> Option<Retry> {
+        let wait = retry_after.map_or(self.next, |asked| asked.min(self.cap.max(self.next)));
+        if self.grows {
+            self.next = (self.next * 2).min(self.cap);
+        }
+        let at = from.checked_add(self.jittered(wait))?;
+        match self.deadline {
+            Some(deadline) if at >= deadline => None,
+            _ => Some(Retry { wait, at }),
+        }
+    }
+
+    /// Sleep until the next attempt is due, counting from `from`. `Ok(false)` when the
+    /// deadline comes first: then it sleeps until the deadline, never past it. A signal ends
+    /// the sleep at once (`Err(interrupted)`).
+    pub fn sleep_from(&mut self, from: Instant, cancel: &Cancel) -> Result<bool> {
+        match self.next_from(from, None) {
+            Some(retry) => cancel.sleep_until(retry.at).map(|()| true),
+            None => match self.deadline {
+                Some(deadline) => cancel.sleep_until(deadline).map(|()| false),
+                // Only an instant past what `Instant` holds; there is no time to wait for.
+                None => cancel.check().map(|()| false),
+            },
+        }
+    }
+
+    /// [`Backoff::sleep_from`] now.
+    pub fn sleep(&mut self, cancel: &Cancel) -> Result<bool> {
+        self.sleep_from(Instant::now(), cancel)
+    }
+
+    /// The jitter rule: a growing wait is drawn from 75 % to 100 % of its length.
+    fn jittered(&self, wait: Duration) -> Duration {
+        if self.grows {
+            wait.mul_f64(0.75 + 0.25 * fastrand::f64())
+        } else {
+            wait
+        }
     }
 }
 
@@ -391,6 +496,123 @@ mod tests {
         assert!(
             beats.iter().all(|b| *b <= Duration::from_secs(3)),
             "{beats:?}"
+        );
+    }
+
+    /// The waits of `backoff` from a fixed start: (as said, as slept).
+    fn waits(backoff: &mut Backoff, count: usize) -> Vec<(Duration, Duration)> {
+        let from = Instant::now();
+        (0..count)
+            .map(|_| {
+                let retry = backoff.next_from(from, None).unwrap();
+                (retry.wait, retry.at - from)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_backoff_doubles_up_to_its_cap_jittered_within_a_quarter() {
+        let mut backoff = Backoff::exponential(Duration::from_millis(200));
+        let seen = waits(&mut backoff, 12);
+        let said: Vec<u64> = seen
+            .iter()
+            .map(|(w, _)| u64::try_from(w.as_millis()).unwrap())
+            .collect();
+        assert_eq!(
+            said,
+            [
+                200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000, 10_000, 10_000, 10_000
+            ]
+        );
+        for (wait, slept) in &seen {
+            assert!(
+                *slept <= *wait && *slept >= wait.mul_f64(0.75),
+                "{slept:?} for {wait:?}"
+            );
+        }
+        // Jittered, not a fixed fraction: a fleet spreads out.
+        let slept: std::collections::HashSet<Duration> = seen.iter().map(|(_, s)| *s).collect();
+        assert!(slept.len() > 6, "{seen:?}");
+        // However much more a server asks for, and however large the first wait.
+        let asked = Backoff::exponential(Duration::from_secs(1))
+            .next_from(Instant::now(), Some(Duration::from_secs(600)))
+            .unwrap();
+        assert_eq!(asked.wait, MAX_BACKOFF);
+        let mut huge = Backoff::exponential(Duration::from_secs(3600));
+        assert!(
+            waits(&mut huge, 3)
+                .iter()
+                .all(|(w, s)| *w == MAX_BACKOFF && *s <= MAX_BACKOFF)
+        );
+    }
+
+    #[test]
+    fn a_steady_beat_is_kept_as_given() {
+        let mut beat = Backoff::steady(Duration::from_millis(150));
+        for (wait, slept) in waits(&mut beat, 5) {
+            assert_eq!(
+                (wait, slept),
+                (Duration::from_millis(150), Duration::from_millis(150))
+            );
+        }
+    }
+
+    #[test]
+    fn a_backoff_schedules_nothing_at_or_past_its_deadline_and_sleeps_up_to_it() {
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(400);
+        let mut backoff = Backoff::exponential(Duration::from_millis(100)).until(deadline);
+        let cancel = Cancel::default();
+        let mut attempts = 0;
+        while backoff.sleep(&cancel).unwrap() {
+            attempts += 1;
+            assert!(Instant::now() < deadline);
+        }
+        let end = Instant::now();
+        // 75-100 ms, then 150-200 ms: the third (300-400 ms, from 225 ms at the earliest)
+        // would end past it.
+        assert_eq!(attempts, 2);
+        assert!(end >= deadline, "gave up {:?} early", deadline - end);
+        assert!(
+            end - deadline < Duration::from_millis(30),
+            "{:?} past",
+            end - deadline
+        );
+        // Asked again after the deadline: no attempt, and no sleep.
+        assert_eq!(backoff.next_from(Instant::now(), None), None);
+        let mut late = Backoff::steady(Duration::from_millis(50)).until(deadline);
+        let before = Instant::now();
+        assert!(!late.sleep(&cancel).unwrap());
+        assert!(before.elapsed() < Duration::from_millis(20));
+        // A retry the server asks for past the deadline is not scheduled either.
+        let mut asked = Backoff::exponential(Duration::from_millis(1))
+            .until(Instant::now() + Duration::from_secs(1));
+        assert_eq!(
+            asked.next_from(Instant::now(), Some(Duration::from_secs(5))),
+            None
+        );
+    }
+
+    #[test]
+    fn a_sleeping_backoff_wakes_on_a_signal() {
+        let mut backoff =
+            Backoff::steady(Duration::from_secs(5)).until(Instant::now() + Duration::from_secs(10));
+        let cancel = Cancel::default();
+        let other = cancel.clone();
+        let tripped = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            let at = Instant::now();
+            other.trip(libc::SIGTERM);
+            at
+        });
+        let err = backoff.sleep(&cancel).unwrap_err();
+        let woke = Instant::now();
+        assert_eq!(err.exit, 143);
+        let tripped = tripped.join().unwrap();
+        assert!(
+            woke - tripped < Duration::from_millis(50),
+            "woke {:?} after the signal",
+            woke - tripped
         );
     }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ugw_shared::atomic::AtomicFile;
 use ugw_shared::digest::BackgroundSha256;
 use ugw_shared::http::{HttpClient, Request};
+use ugw_shared::poll::Backoff;
 use ugw_shared::report::Progress;
 use ugw_shared::{Ctx, Error, ErrorKind, Result};
 
@@ -16,7 +17,6 @@ use ugw_shared::{Ctx, Error, ErrorKind, Result};
 /// memory budget.
 const CHUNK: usize = 256 * 1024;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// What arrived.
 #[derive(Debug)]
@@ -68,7 +68,7 @@ pub(crate) fn http(
     };
     let progress = ctx.reporter.progress(None).in_bytes();
     progress.set_message(&format!("downloading {}", file_label(url)));
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::exponential(FIRST_BACKOFF).until(limits.deadline);
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -93,16 +93,14 @@ pub(crate) fn http(
             Err(Failed::Final(e)) => return Err(e),
             Err(Failed::Transient(why, retry_after)) => {
                 ctx.cancel.check()?;
-                let wait = retry_after.unwrap_or(backoff).min(MAX_BACKOFF.max(backoff));
-                let next = Instant::now() + jitter(wait);
-                if next >= limits.deadline {
+                let Some(next) = backoff.next_from(Instant::now(), retry_after) else {
                     return Err(Error::new(
                         ErrorKind::Timeout,
                         format!(
                             "the download did not finish before the deadline (last attempt: {why})"
                         ),
                     ));
-                }
+                };
                 ctx.reporter.warn(&format!(
                     "attempt {attempts} failed ({why}); {} after {}",
                     if partial.written > 0 {
@@ -110,18 +108,12 @@ pub(crate) fn http(
                     } else {
                         "retrying"
                     },
-                    ugw_shared::time::human(wait)
+                    ugw_shared::time::human(next.wait)
                 ));
-                ctx.cancel.sleep_until(next)?;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                ctx.cancel.sleep_until(next.at)?;
             }
         }
     }
-}
-
-/// Between 75 % and 100 % of `wait`, so that many hosts do not retry in step.
-fn jitter(wait: Duration) -> Duration {
-    wait.mul_f64(0.75 + fastrand::f64() * 0.25)
 }
 
 fn file_label(url: &str) -> &str {

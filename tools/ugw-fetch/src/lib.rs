@@ -299,10 +299,7 @@ impl Plan {
             smoke: m.get_one::<String>("smoke").cloned(),
             smoke_timeout: *m.get_one::<Duration>("smoke-timeout").expect("default"),
             max_bytes: m.get_one::<u64>("max-bytes").copied(),
-            lock_timeout: m
-                .get_one::<Duration>("lock-timeout")
-                .copied()
-                .unwrap_or(Duration::from_secs(30)),
+            lock_timeout: ctx.lock_timeout(),
         })
     }
 }
@@ -389,9 +386,7 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
     let url = matches.get_one::<String>("url").expect("required");
     let clients = side_clients::Clients::new(config, matches, url, ctx.scrubber())?;
     let client = &clients.artifact;
-    let deadline = ctx
-        .deadline()
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(600));
+    let deadline = ctx.step_deadline();
     let limits = Limits {
         max_bytes: plan.max_bytes,
         deadline,
@@ -854,13 +849,14 @@ fn small_file(ctx: &Ctx, client: &HttpClient, url: &str, limits: Limits) -> Resu
     }
     http::check_url(url, ctx.scrubber())?;
     let mut last = String::new();
+    let mut backoff =
+        ugw_shared::poll::Backoff::exponential(Duration::from_millis(400)).until(limits.deadline);
     for attempt in 0..4u32 {
         if attempt > 0 {
-            let next = Instant::now() + Duration::from_millis(200 << attempt);
-            if next >= limits.deadline {
+            let Some(next) = backoff.next_from(Instant::now(), None) else {
                 break;
-            }
-            ctx.cancel.sleep_until(next)?;
+            };
+            ctx.cancel.sleep_until(next.at)?;
         }
         match client.fetch_request(
             Request::get(url),

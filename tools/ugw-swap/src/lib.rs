@@ -244,10 +244,7 @@ impl Options {
             restart_timeout: *m.get_one::<Duration>("restart-timeout").expect("default"),
             rollback: m.get_flag("rollback"),
             keep: *m.get_one::<u32>("keep").expect("default") as usize,
-            lock_timeout: m
-                .get_one::<Duration>("lock-timeout")
-                .copied()
-                .unwrap_or(Duration::from_secs(30)),
+            lock_timeout: ctx.lock_timeout(),
             status: m.subcommand_name() == Some("status"),
         })
     }

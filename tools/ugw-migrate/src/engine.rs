@@ -56,7 +56,7 @@ impl Settings {
             db: DbUrl::from_matches(m, ctx.scrubber()),
             dir,
             allow_pooler: m.get_flag("allow-pooler"),
-            lock_timeout: crate::duration(m, "lock-timeout").unwrap_or(Duration::from_secs(60)),
+            lock_timeout: ctx.lock_timeout(),
             ddl_lock_timeout: crate::duration(m, "ddl-lock-timeout")
                 .unwrap_or(Duration::from_secs(2)),
             ddl_retries: m.get_one::<u32>("ddl-retries").copied().unwrap_or(5),

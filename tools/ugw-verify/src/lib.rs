@@ -313,7 +313,7 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         junit::check_writable(path, !ctx.dry_run)?;
     }
     let tolerances = baseline::tolerances(m);
-    let deadline = ctx.deadline().expect("--timeout has a default");
+    let deadline = ctx.step_deadline();
     refuse_no_time_left(&checks, deadline)?;
     if ctx.dry_run {
         return Ok(dry_run(ctx, mode, &checks, baseline.is_some()));

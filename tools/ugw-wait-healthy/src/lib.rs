@@ -322,7 +322,7 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         human(plan.timeout),
         labels.join(", ")
     ));
-    let deadline = ctx.deadline().expect("--timeout has a default");
+    let deadline = ctx.step_deadline();
     let mut watch = Watch::new(&plan, ctx.started, deadline);
     let outcome = watch.run(ctx);
     let result = watch.result(ctx.started);

@@ -118,7 +118,7 @@ impl Plan {
                 None
             },
             // Both have defaults in `command()`; clap always fills them in.
-            timeout: ctx.timeout().expect("--timeout has a default"),
+            timeout: ctx.step_timeout(),
             attempt_timeout: duration("attempt-timeout").expect("--attempt-timeout has a default"),
             interval: duration("interval").unwrap_or(if has_cmd {
                 Duration::from_secs(1)

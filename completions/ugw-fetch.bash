@@ -23,7 +23,7 @@ _ugw__fetch() {
 
     case "${cmd}" in
         ugw__fetch)
-            opts="-q -h --record --new --in --output --pretty --quiet --always --dry-run --lock-timeout --host-id --url --dest --name --version --sha256 --sha256-url --sha256-file --no-verify --minisign-pubkey --minisign-sig-url --extract --strip-components --allow-absolute-symlinks --mode --smoke --smoke-timeout --max-bytes --header --header-env --cacert --insecure --sums-header --sums-header-env --timeout --help"
+            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --lock-timeout --host-id --url --dest --name --release --sha256 --sha256-url --sha256-file --no-verify --minisign-pubkey --minisign-sig-url --extract --strip-components --allow-absolute-symlinks --mode --smoke --smoke-timeout --max-bytes --header --header-env --cacert --insecure --sums-header --sums-header-env --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -61,7 +61,7 @@ _ugw__fetch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --version)
+                --release)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -9,7 +9,7 @@ complete -c ugw-fetch -l host-id -d 'The host name in the record, where several 
 complete -c ugw-fetch -l url -d 'The artifact: http://, https:// or file://' -r
 complete -c ugw-fetch -l dest -d 'The staging folder (created if missing)' -r -F
 complete -c ugw-fetch -l name -d 'The staged file\'s name [default: the URL\'s file name]' -r
-complete -c ugw-fetch -l version -d 'The version label [default: parsed from the file name, e.g. v1.2.3, 2026.5.17.post4]' -r
+complete -c ugw-fetch -l release -d 'The version label [default: parsed from the file name, e.g. v1.2.3, 2026.5.17.post4]' -r
 complete -c ugw-fetch -l sha256 -d 'The artifact\'s SHA-256' -r
 complete -c ugw-fetch -l sha256-url -d 'A SHA256SUMS file (sha256sum or BSD format, or a lone .sha256 hash) to take the digest from' -r
 complete -c ugw-fetch -l sha256-file -d 'The same, from a local file' -r -F
@@ -36,3 +36,4 @@ complete -c ugw-fetch -l extract -d 'Unpack a .tar.gz, .tgz, .tar, .tar.zst, .ta
 complete -c ugw-fetch -l allow-absolute-symlinks -d 'Let the release hold symlinks to absolute paths (a venv\'s bin/python3); nothing is ever written through a link, and relative links must still stay inside'
 complete -c ugw-fetch -l insecure -d 'Do not verify TLS certificates (self-signed test set-ups only)'
 complete -c ugw-fetch -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ugw-fetch -s V -l version -d 'Print version'

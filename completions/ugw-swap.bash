@@ -35,7 +35,7 @@ _ugw__swap() {
 
     case "${cmd}" in
         ugw__swap)
-            opts="-q -h --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --root --target --from --version --link --mode --force --restart --force-restart --restart-timeout --rollback --keep --help status help"
+            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --root --target --from --release --link --mode --force --restart --force-restart --restart-timeout --rollback --keep --help --version status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -77,7 +77,7 @@ _ugw__swap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --version)
+                --release)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

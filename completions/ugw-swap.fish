@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ugw_swap_global_optspecs
-    string join \n record= new in= output= pretty q/quiet always dry-run timeout= lock-timeout= host-id= root= target= from= version= link= mode= force restart= force-restart restart-timeout= rollback keep= h/help
+    string join \n record= new in= output= pretty q/quiet always dry-run timeout= lock-timeout= host-id= root= target= from= release= link= mode= force restart= force-restart restart-timeout= rollback keep= h/help V/version
 end
 
 function __fish_ugw_swap_needs_command
@@ -36,7 +36,7 @@ complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l host-id -d 'The host 
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l root -d 'Release-folder mode: DIR/releases/<version>/ and DIR/current -> releases/<version>' -r -F
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l target -d 'Binary mode: replace the file PATH (its owner, mode and extended attributes are kept)' -r -F
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l from -d 'The new release: a folder or a single file [default: the path of the last ugw-fetch step]' -r -F
-complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l version -d 'The release\'s name under releases/ [default: the version of the last ugw-fetch step]' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l release -d 'The release\'s name under releases/ [default: the version of the last ugw-fetch step]' -r
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l link -d 'Link SHARED (relative to --root) to TARGET inside the release, e.g. shared/.env:.env (repeatable)' -r
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l mode -d 'The new binary\'s mode in binary mode (e.g. 755) [default: the old binary\'s]' -r
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l restart -d 'Run CMD (sh -c) after the switch; if it fails, switch back, run it again, exit 1' -r
@@ -51,6 +51,7 @@ complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l force -d 'Replace a s
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l force-restart -d 'Run --restart even when nothing was switched (the release is current already): to restart again after a failed start'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l rollback -d 'Switch back to the previous release and mark the one left failed (runs on a failed record, where it takes back only the switch that run made)'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -s V -l version -d 'Print version'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -f -a "status" -d 'Print the current release, the previous one and every release kept'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l record -d 'Keep the record in FILE (read, append this step, write back atomically under FILE.lock)' -r -F

@@ -36,6 +36,9 @@ pub struct Tool {
     pub runs_after_failure: fn(&ArgMatches) -> bool,
     /// The default of `--timeout`; `None`: no deadline unless one is given.
     pub default_timeout: Option<&'static str>,
+    /// `--version VALUE` was this tool's release label (now `--release`): refused with a hint
+    /// rather than printing the version and exiting 0 in a pipeline that meant the label.
+    pub version_was_the_label: bool,
 }
 
 impl Tool {
@@ -47,7 +50,16 @@ impl Tool {
             run,
             runs_after_failure: |_| false,
             default_timeout: None,
+            version_was_the_label: false,
         }
+    }
+
+    /// `--version VALUE` (or `--version=VALUE`) used to set this tool's release label: refuse
+    /// it (usage, exit 2) with a hint to `--release`; a bare `--version` prints the version.
+    #[must_use]
+    pub fn version_was_the_label(mut self) -> Self {
+        self.version_was_the_label = true;
+        self
     }
 
     /// Run on a failed record, instead of skipping, when `inverse(matches)` says so.
@@ -359,9 +371,12 @@ impl StepMaker {
 /// Everything `main` does, returning the exit code.
 fn execute(tool: &Tool, args: &[OsString]) -> i32 {
     let started = (SystemTime::now(), Instant::now());
-    let parsed = match tool.command().try_get_matches_from(args) {
-        Err(e) if is_help(&e) => return print_help(&e),
-        parsed => parsed,
+    let parsed = match old_version_label(tool, args) {
+        Some(refused) => Err(refused),
+        None => match tool.command().try_get_matches_from(args) {
+            Err(e) if is_help(&e) => return print_help(&e),
+            parsed => parsed,
+        },
     };
     let common = parsed
         .as_ref()
@@ -382,6 +397,33 @@ fn execute(tool: &Tool, args: &[OsString]) -> i32 {
     }
     let outcome = parsed.and_then(|matches| run.run_tool(tool, &matches, &record));
     run.finish(record, outcome.map_err(NoSuccess::Failed))
+}
+
+/// The old spelling of the release label, `--version VALUE` or `--version=VALUE`, on a tool
+/// whose label it was: clap would print the version and exit 0, and a pipeline meaning the
+/// label would go on with none. A bare `--version` (the next word a flag, a subcommand, or
+/// none) is the tool's version. Words after `--` belong to another program.
+fn old_version_label(tool: &Tool, args: &[OsString]) -> Option<clap::Error> {
+    if !tool.version_was_the_label {
+        return None;
+    }
+    let command = tool.command();
+    let is_a_value = |word: &str| !word.starts_with('-') && command.find_subcommand(word).is_none();
+    let mut words = args.iter().skip(1).map(|w| w.to_string_lossy());
+    while let Some(word) = words.next() {
+        let with_value = match word.as_ref() {
+            "--" => return None,
+            "--version" => words.next().is_some_and(|next| is_a_value(&next)),
+            other => other.starts_with("--version="),
+        };
+        if with_value {
+            return Some(command.clone().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--version is the tool's version now; the release label is --release VALUE",
+            ));
+        }
+    }
+    None
 }
 
 fn is_help(e: &clap::Error) -> bool {

@@ -23,7 +23,7 @@ fn artifact(dir: &Path, name: &str) -> PathBuf {
 /// without one).
 fn swap_to(dir: &Path, root: &Path, name: &str, record: Option<&str>) -> Outcome {
     let from = artifact(dir, name);
-    let args = ["--root", s(root), "--from", s(&from), "--version", name];
+    let args = ["--root", s(root), "--from", s(&from), "--release", name];
     let out = match record {
         Some(record) => {
             let mut cmd = tool("ugw-swap");

@@ -46,6 +46,7 @@ mod swap_operator;
 mod swap_planted;
 mod swap_rollback;
 mod swap_status_table;
+mod tool_version;
 mod unpack_links;
 mod verify;
 mod wait_healthy;

@@ -54,7 +54,7 @@ fn a_rollback_takes_back_only_what_the_failed_run_switched() {
     let root = dir.path().join("app");
     for (name, content) in [("v1", "one"), ("v2", "two")] {
         let from = artifact(dir.path(), name, content);
-        swap(&["--root", s(&root), "--from", s(&from), "--version", name]).assert_code(0);
+        swap(&["--root", s(&root), "--from", s(&from), "--release", name]).assert_code(0);
     }
     let rollback_on = |record: &str| {
         let mut cmd = tool("ugw-swap");
@@ -79,7 +79,7 @@ fn a_rollback_takes_back_only_what_the_failed_run_switched() {
         s(&root),
         "--from",
         s(&v3),
-        "--version",
+        "--release",
         "v3",
         "--restart",
         "false",
@@ -93,7 +93,7 @@ fn a_rollback_takes_back_only_what_the_failed_run_switched() {
 
     // v4 went live and then failed its health check: that switch is taken back, once.
     let v4 = artifact(dir.path(), "v4", "four");
-    let live = swap(&["--root", s(&root), "--from", s(&v4), "--version", "v4"]);
+    let live = swap(&["--root", s(&root), "--from", s(&v4), "--release", "v4"]);
     let failed = failed_after(&live.assert_code(0).stdout);
     let back = rollback_on(&failed);
     let step = back.assert_code(0).last_step();
@@ -145,7 +145,7 @@ fn swap_then_again_without_change_then_rollback_marks_the_release_left_failed() 
         artifact(dir.path(), "v2", "two"),
     );
 
-    let first = swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]);
+    let first = swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]);
     let step = first.assert_code(0).last_step();
     assert!(step.changed);
     assert_eq!(field(&step, "current"), "v1");
@@ -156,7 +156,7 @@ fn swap_then_again_without_change_then_rollback_marks_the_release_left_failed() 
         "one"
     );
 
-    let second = swap(&["--root", s(&root), "--from", s(&v2), "--version", "v2"]);
+    let second = swap(&["--root", s(&root), "--from", s(&v2), "--release", "v2"]);
     let step = second.assert_code(0).last_step();
     assert!(step.changed);
     assert_eq!(
@@ -168,7 +168,7 @@ fn swap_then_again_without_change_then_rollback_marks_the_release_left_failed() 
         "two"
     );
 
-    let again = swap(&["--root", s(&root), "--from", s(&v2), "--version", "v2"]);
+    let again = swap(&["--root", s(&root), "--from", s(&v2), "--release", "v2"]);
     let step = again.assert_code(0).last_step();
     assert!(
         !step.changed,
@@ -240,9 +240,9 @@ fn another_artifact_under_a_staged_version_is_refused_unless_forced() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("app");
     let v1 = artifact(dir.path(), "v1", "one");
-    swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
     std::fs::write(v1.join("app.txt"), "one, rebuilt").unwrap();
-    let refused = swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]);
+    let refused = swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]);
     let step = refused.assert_code(2).last_step();
     assert!(step.error.as_ref().unwrap().message.contains("--force"));
     assert_eq!(
@@ -254,7 +254,7 @@ fn another_artifact_under_a_staged_version_is_refused_unless_forced() {
         s(&root),
         "--from",
         s(&v1),
-        "--version",
+        "--release",
         "v1",
         "--force",
     ]);
@@ -280,7 +280,7 @@ fn a_hand_made_current_is_adopted_and_shared_paths_are_linked() {
         s(&root),
         "--from",
         s(&v2),
-        "--version",
+        "--release",
         "v2",
         "--link",
         "shared/.env:.env",
@@ -320,7 +320,7 @@ fn prune_keeps_current_previous_and_a_newer_failed_release() {
             s(&root),
             "--from",
             s(&a),
-            "--version",
+            "--release",
             &format!("v{v}"),
             "--keep",
             "10",
@@ -336,7 +336,7 @@ fn prune_keeps_current_previous_and_a_newer_failed_release() {
         s(&root),
         "--from",
         s(&v2),
-        "--version",
+        "--release",
         "v2",
         "--keep",
         "1",
@@ -360,7 +360,7 @@ fn prune_keeps_current_previous_and_a_newer_failed_release() {
         s(&root),
         "--from",
         s(&v5),
-        "--version",
+        "--release",
         "v5",
         "--keep",
         "2",
@@ -383,7 +383,7 @@ fn a_failing_restart_switches_back_and_restarts_again() {
         artifact(dir.path(), "v1", "one"),
         artifact(dir.path(), "v2", "two"),
     );
-    swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
     // The "service" starts only on v1: it reads the live release, as a real restart would.
     let restart = format!(
         "cat {0}/current/app.txt >> {1}; echo >> {1}; grep -q one {0}/current/app.txt",
@@ -395,7 +395,7 @@ fn a_failing_restart_switches_back_and_restarts_again() {
         s(&root),
         "--from",
         s(&v2),
-        "--version",
+        "--release",
         "v2",
         "--restart",
         &restart,
@@ -424,13 +424,13 @@ fn dry_run_changes_nothing() {
         artifact(dir.path(), "v1", "one"),
         artifact(dir.path(), "v2", "two"),
     );
-    swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
     let out = swap(&[
         "--root",
         s(&root),
         "--from",
         s(&v2),
-        "--version",
+        "--release",
         "v2",
         "--dry-run",
     ]);
@@ -454,8 +454,8 @@ fn a_reader_never_sees_a_missing_or_partial_release_during_1000_swaps() {
         artifact(dir.path(), "v1", "one"),
         artifact(dir.path(), "v2", "two"),
     );
-    swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]).assert_code(0);
-    swap(&["--root", s(&root), "--from", s(&v2), "--version", "v2"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v2), "--release", "v2"]).assert_code(0);
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
         let (app, stop) = (root.join("current/app.txt"), Arc::clone(&stop));
@@ -476,7 +476,7 @@ fn a_reader_never_sees_a_missing_or_partial_release_during_1000_swaps() {
             s(&root),
             "--from",
             s(from),
-            "--version",
+            "--release",
             version,
             "--output",
             "none",
@@ -523,18 +523,18 @@ fn two_concurrent_swaps_never_interleave_one_waits_or_exits_4() {
         artifact(dir.path(), "v2", "two"),
         artifact(dir.path(), "v3", "three"),
     );
-    swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
     // The first swap holds the lock through a restart that lasts until the test says so.
     let (first, release) = start_holding_the_lock(
         dir.path(),
-        &["--root", s(&root), "--from", s(&v2), "--version", "v2"],
+        &["--root", s(&root), "--from", s(&v2), "--release", "v2"],
     );
     let busy = swap(&[
         "--root",
         s(&root),
         "--from",
         s(&v3),
-        "--version",
+        "--release",
         "v3",
         "--lock-timeout",
         "200ms",
@@ -552,7 +552,7 @@ fn two_concurrent_swaps_never_interleave_one_waits_or_exits_4() {
         s(&root),
         "--from",
         s(&v3),
-        "--version",
+        "--release",
         "v3",
         "--lock-timeout",
         "30s",
@@ -841,7 +841,7 @@ fn a_rollback_by_hand_goes_to_the_release_before_current_not_a_newer_one() {
     let root = dir.path().join("app");
     for (name, content) in [("v1", "one"), ("v2", "two"), ("v3", "three")] {
         let from = artifact(dir.path(), name, content);
-        swap(&["--root", s(&root), "--from", s(&from), "--version", name]).assert_code(0);
+        swap(&["--root", s(&root), "--from", s(&from), "--release", name]).assert_code(0);
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(current(&root), "releases/v3");

@@ -58,7 +58,7 @@ fn root_at_v1(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(&v1).unwrap();
     std::fs::write(v1.join("app.txt"), "one").unwrap();
     let mut cmd = tool("ugw-swap");
-    cmd.args(["--root", s(&root), "--from", s(&v1), "--version", "v1"]);
+    cmd.args(["--root", s(&root), "--from", s(&v1), "--release", "v1"]);
     run(cmd).assert_code(0);
     root
 }
@@ -205,7 +205,7 @@ fn an_extracted_folder_is_published_only_as_ugw_fetch_staged_it() {
 
     // The same folder given as --from is still the fetched artifact: checked the same way.
     let out = swap_on(
-        &["--root", s(&root), "--from", s(&folder), "--version", "v2"],
+        &["--root", s(&root), "--from", s(&folder), "--release", "v2"],
         &record,
     );
     assert_eq!(
@@ -337,7 +337,7 @@ fn an_artifact_another_user_can_write_is_refused_in_both_modes() {
     chmod(&tree.join("bin"), 0o777);
     refused(
         &swap_on(
-            &["--root", s(&root), "--from", s(&tree), "--version", "v3"],
+            &["--root", s(&root), "--from", s(&tree), "--release", "v3"],
             &serde_json::json!({"ugw": 1, "run": "r2", "ok": true, "steps": []}).to_string(),
         ),
         "bin is writable by everyone",

@@ -31,7 +31,7 @@ fn a_link_target_through_a_symlink_in_the_release_is_refused() {
             s(&root),
             "--from",
             s(&from),
-            "--version",
+            "--release",
             "v1",
             "--link",
             link,
@@ -62,7 +62,7 @@ fn a_link_target_through_a_symlink_in_the_release_is_refused() {
         s(&root),
         "--from",
         s(&from),
-        "--version",
+        "--release",
         "v1",
         "--link",
         "shared/db.yml:config/db.yml",
@@ -99,7 +99,7 @@ fn a_restart_that_ignores_term_ends_by_the_deadline() {
         s(&root),
         "--from",
         s(&v1),
-        "--version",
+        "--release",
         "v1",
         "--restart",
         "trap '' TERM; sleep 60",
@@ -116,7 +116,7 @@ fn a_restart_that_ignores_term_ends_by_the_deadline() {
         s(&root),
         "--from",
         s(&v2),
-        "--version",
+        "--release",
         "v2",
         "--restart",
         "trap '' TERM; sleep 60",
@@ -139,7 +139,7 @@ fn a_swap_interrupted_during_its_restart_is_rolled_back_from_its_record() {
         artifact(dir.path(), "v1", "one"),
         artifact(dir.path(), "v2", "two"),
     );
-    swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
     let started = dir.path().join("restart-started");
     let restart = format!("touch {}; sleep 30", s(&started));
     let mut cmd = kit::tool("ugw-swap");
@@ -148,7 +148,7 @@ fn a_swap_interrupted_during_its_restart_is_rolled_back_from_its_record() {
         s(&root),
         "--from",
         s(&v2),
-        "--version",
+        "--release",
         "v2",
         "--restart",
         &restart,
@@ -196,7 +196,7 @@ fn a_copied_release_keeps_folder_modes_exactly() {
         }
         std::fs::set_permissions(from.join(folder), std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    swap(&["--root", s(&root), "--from", s(&from), "--version", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&from), "--release", "v1"]).assert_code(0);
     for (folder, mode) in [
         ("secrets", 0o700),
         ("tmp", 0o1777),
@@ -218,7 +218,7 @@ fn a_killed_swaps_staging_copies_are_cleaned_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("app");
     let v1 = artifact(dir.path(), "v1", "one");
-    swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
     let releases = root.join("releases");
     for left in [
         ".v2.1765100000123456789.staging",
@@ -231,7 +231,7 @@ fn a_killed_swaps_staging_copies_are_cleaned_and_nothing_else() {
     std::fs::create_dir_all(&foreign).unwrap();
     std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
     let v2 = artifact(dir.path(), "v2", "two");
-    let out = swap(&["--root", s(&root), "--from", s(&v2), "--version", "v2"]);
+    let out = swap(&["--root", s(&root), "--from", s(&v2), "--release", "v2"]);
     out.assert_code(0);
     let mut left: Vec<String> = std::fs::read_dir(&releases)
         .unwrap()
@@ -263,7 +263,7 @@ fn a_full_disk_is_no_space_in_both_modes() {
     let noise: Vec<u8> = (0..4 << 20).map(|i: u32| (i * 7 + i / 251) as u8).collect();
     std::fs::write(from.join("bin/big"), &noise).unwrap();
     let root = small.join("app");
-    let out = swap(&["--root", s(&root), "--from", s(&from), "--version", "v1"]);
+    let out = swap(&["--root", s(&root), "--from", s(&from), "--release", "v1"]);
     assert_eq!(
         out.assert_code(1).last_step().error_kind(),
         "no_space",
@@ -293,7 +293,7 @@ fn a_symlinked_from_is_named_as_a_link() {
     let link = dir.path().join("v1-link");
     symlink(&from, &link).unwrap();
     let root = dir.path().join("app");
-    let out = swap(&["--root", s(&root), "--from", s(&link), "--version", "v1"]);
+    let out = swap(&["--root", s(&root), "--from", s(&link), "--release", "v1"]);
     let message = out.assert_code(2).last_step().error.unwrap().message;
     assert!(message.contains("is a symbolic link (to "), "{message}");
     let target = dir.path().join("bin-app");

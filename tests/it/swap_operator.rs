@@ -15,8 +15,8 @@ fn a_release_marked_failed_is_refused_unless_forced() {
         artifact(dir.path(), "v1", "one"),
         artifact(dir.path(), "v2", "two"),
     );
-    swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]).assert_code(0);
-    let v2_args = ["--root", s(&root), "--from", s(&v2), "--version", "v2"];
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
+    let v2_args = ["--root", s(&root), "--from", s(&v2), "--release", "v2"];
     swap(&[&v2_args[..], &["--restart", "exit 3"]].concat()).assert_code(1);
     assert_eq!(current(&root), "releases/v1");
     for extra in [&[][..], &["--dry-run"][..]] {
@@ -51,7 +51,7 @@ fn force_restart_runs_the_restart_when_nothing_switched() {
         s(&root),
         "--from",
         s(&v1),
-        "--version",
+        "--release",
         "v1",
         "--restart",
         &restart,
@@ -67,7 +67,7 @@ fn force_restart_runs_the_restart_when_nothing_switched() {
     assert_eq!(step.result["restarted"], true);
     assert_eq!(step.result["restarts"][0]["phase"], "forced");
     assert_eq!(current(&root), "releases/v1");
-    let failing = ["--root", s(&root), "--from", s(&v1), "--version", "v1"];
+    let failing = ["--root", s(&root), "--from", s(&v1), "--release", "v1"];
     let out = swap(&[&failing[..], &["--restart", "exit 4", "--force-restart"]].concat());
     assert_eq!(
         out.assert_code(1).last_step().error_kind(),
@@ -107,7 +107,7 @@ fn a_failed_restarts_last_lines_are_on_stderr_scrubbed() {
         artifact(dir.path(), "v1", "one"),
         artifact(dir.path(), "v2", "two"),
     );
-    swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
     let restart = "PGPASSWORD=pg-s3cret-91 DBPASS=db-s3cret-92 true; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo line $i; done; \
                    echo 'node1: exited during start; see /var/log/node1.log' >&2; echo DBPASS=db-s3cret-93; exit 1";
     let out = swap(&[
@@ -115,7 +115,7 @@ fn a_failed_restarts_last_lines_are_on_stderr_scrubbed() {
         s(&root),
         "--from",
         s(&v2),
-        "--version",
+        "--release",
         "v2",
         "--restart",
         restart,

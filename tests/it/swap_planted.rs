@@ -34,7 +34,7 @@ fn a_releases_folder_that_is_a_planted_symlink_is_refused_and_nothing_is_deleted
         s(&root),
         "--from",
         s(&v1),
-        "--version",
+        "--release",
         "v1",
         "--keep",
         "2",
@@ -65,7 +65,7 @@ fn a_release_that_is_a_planted_symlink_with_a_copied_marker_never_goes_live() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("app");
     let v1 = artifact(dir.path(), "v1");
-    swap(&["--root", s(&root), "--from", s(&v1), "--version", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
     // The attacker's folder, with the marker a real v2 would carry (its digest is public).
     let v2 = artifact(dir.path(), "v2");
     let digest = ugw_shared::digest::sha256_path(&v2, &[".ugw-release", ".ugw-failed"]).unwrap();
@@ -79,7 +79,7 @@ fn a_release_that_is_a_planted_symlink_with_a_copied_marker_never_goes_live() {
     .unwrap();
     std::os::unix::fs::symlink(&evil, root.join("releases/v2")).unwrap();
     for force in [false, true] {
-        let mut args = vec!["--root", s(&root), "--from", s(&v2), "--version", "v2"];
+        let mut args = vec!["--root", s(&root), "--from", s(&v2), "--release", "v2"];
         if force {
             args.push("--force");
         }
@@ -113,7 +113,7 @@ fn a_prune_removes_only_releases_ugw_staged_and_says_which() {
             s(&root),
             "--from",
             s(&from),
-            "--version",
+            "--release",
             name,
             "--keep",
             "2",
@@ -154,7 +154,7 @@ fn a_successful_redeploy_clears_the_failed_mark() {
         artifact(dir.path(), "v3"),
     );
     let deploy = |from: &Path, version: &str| {
-        swap(&["--root", s(&root), "--from", s(from), "--version", version]).assert_code(0);
+        swap(&["--root", s(&root), "--from", s(from), "--release", version]).assert_code(0);
     };
     deploy(&v1, "v1");
     deploy(&v2, "v2");
@@ -166,7 +166,7 @@ fn a_successful_redeploy_clears_the_failed_mark() {
         s(&root),
         "--from",
         s(&v2),
-        "--version",
+        "--release",
         "v2",
         "--force",
     ]);
@@ -198,7 +198,7 @@ fn a_link_a_staged_release_lacks_is_refused_not_ignored() {
             s(&root),
             "--from",
             s(from),
-            "--version",
+            "--release",
             version,
             "--link",
             link,

@@ -1,5 +1,5 @@
 //! `ugw-swap --rollback` on the record as an adversary or an unlucky operator gives it (issue
-//! 20 items 2 and 16): the `previous` a swap step names is checked as `--version` is (a forged
+//! 20 items 2 and 16): the `previous` a swap step names is checked as `--release` is (a forged
 //! `../../evil` or `/etc` is refused, nothing switched), only this run's swap of this root on
 //! this host is followed, and `--root`/`--target` find that swap however they are spelled.
 
@@ -16,7 +16,7 @@ fn root_with_two(dir: &Path) -> (PathBuf, String) {
         let from = dir.join("staging").join(name);
         std::fs::create_dir_all(&from).unwrap();
         std::fs::write(from.join("app.txt"), content).unwrap();
-        let out = swap(&["--root", s(&root), "--from", s(&from), "--version", name]);
+        let out = swap(&["--root", s(&root), "--from", s(&from), "--release", name]);
         last.clone_from(&out.assert_code(0).stdout);
     }
     assert_eq!(current(&root), "releases/v2");
@@ -72,7 +72,7 @@ fn a_forged_previous_release_is_refused_and_nothing_is_switched() {
     let v3 = dir.path().join("staging/v3");
     std::fs::create_dir_all(&v3).unwrap();
     std::fs::write(v3.join("app.txt"), "three").unwrap();
-    swap(&["--root", s(&root), "--from", s(&v3), "--version", "v3"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v3), "--release", "v3"]).assert_code(0);
 }
 
 /// A `previous` that names a symbolic link planted in releases/ is not followed either: the

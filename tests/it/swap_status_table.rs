@@ -20,7 +20,7 @@ fn status_prints_a_table_on_a_terminal_only() {
     let root = dir.path().join("app");
     for name in ["v1", "v2"] {
         let from = release(dir.path(), name);
-        swap(&["--root", s(&root), "--from", s(&from), "--version", name]).assert_code(0);
+        swap(&["--root", s(&root), "--from", s(&from), "--release", name]).assert_code(0);
     }
     let program = tool("ugw-swap").get_program().to_owned();
     let line = format!(

@@ -331,7 +331,7 @@ fn release_root(root: &std::path::Path) {
         swap.args([
             "--root",
             root.to_str().unwrap(),
-            "--version",
+            "--release",
             version,
             "--from",
         ])

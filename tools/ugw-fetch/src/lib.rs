@@ -44,7 +44,9 @@ const SMALL_FILE_LIMIT: usize = 1024 * 1024;
 /// This tool as `cli` and xtask see it: a 10-minute default deadline.
 #[must_use]
 pub fn tool() -> ugw_shared::cli::Tool {
-    ugw_shared::cli::Tool::new(command(), run).default_timeout("10m")
+    ugw_shared::cli::Tool::new(command(), run)
+        .default_timeout("10m")
+        .version_was_the_label()
 }
 
 /// The clap command: the common flags, then this tool's own.
@@ -73,8 +75,6 @@ pub fn command() -> Command {
          --sums-header-env, one on --url's origin gets both.",
     )
     .after_long_help(EXAMPLES)
-    // `--version V` labels the artifact here; the tool's own version is in every step.
-    .disable_version_flag(true)
     .next_help_heading("What and where")
     .arg(
         Arg::new("url")
@@ -98,8 +98,8 @@ pub fn command() -> Command {
             .help("The staged file's name [default: the URL's file name]"),
     )
     .arg(
-        Arg::new("version")
-            .long("version")
+        Arg::new("release")
+            .long("release")
             .value_name("V")
             .help("The version label [default: parsed from the file name, e.g. v1.2.3, 2026.5.17.post4]"),
     )
@@ -282,7 +282,7 @@ impl Plan {
         }
         let dest = m.get_one::<PathBuf>("dest").expect("required").clone();
         let version = m
-            .get_one::<String>("version")
+            .get_one::<String>("release")
             .cloned()
             .or_else(|| ugw_shared::version::from_file_name(&file_name));
         Ok(Plan {

@@ -37,6 +37,7 @@ Examples:
 #[must_use]
 pub fn tool() -> ugw_shared::cli::Tool {
     ugw_shared::cli::Tool::new(command(), run)
+        .version_was_the_label()
         .inverse_when(|m| m.get_flag("rollback") || m.subcommand_name() == Some("status"))
 }
 
@@ -64,7 +65,7 @@ pub fn command() -> Command {
          checksum_mismatch, naming the paths that differ). --rollback follows only this \
          run's swap of this --root or --target (compared as resolved paths: ROOT/, ROOT/./ \
          and a relative path are ROOT); a previous release it names must be a plain name, \
-         as --version is (else exit 2, kind bad_record), and a real folder in releases/. \
+         as --release is (else exit 2, kind bad_record), and a real folder in releases/. \
          releases/ and the release switched to must be real folders of yours or root's, \
          never symbolic links (exit 1, kind unsafe_input); a prune removes only releases \
          ugw staged (its marker) and names them on stderr. A successful swap to a release \
@@ -89,8 +90,6 @@ pub fn command() -> Command {
          restart, so the swap switches back; or detach the service (setsid) yourself.",
     )
     .after_long_help(EXAMPLES)
-    // `--version V` names the release here; the tool's own version is in every step it writes.
-    .disable_version_flag(true)
     .subcommand(
         Command::new("status")
             .about("Print the current release, the previous one and every release kept"),
@@ -122,8 +121,8 @@ pub fn command() -> Command {
             .help("The new release: a folder or a single file [default: the path of the last ugw-fetch step]"),
     )
     .arg(
-        Arg::new("version")
-            .long("version")
+        Arg::new("release")
+            .long("release")
             .value_name("V")
             .help("The release's name under releases/ [default: the version of the last ugw-fetch step]"),
     )
@@ -179,7 +178,7 @@ pub fn command() -> Command {
         Arg::new("rollback")
             .long("rollback")
             .action(ArgAction::SetTrue)
-            .conflicts_with_all(["from", "version", "force"])
+            .conflicts_with_all(["from", "release", "force"])
             .help("Switch back to the previous release and mark the one left failed (runs on a failed record, where it takes back only the switch that run made)"),
     )
     .arg(
@@ -229,7 +228,7 @@ impl Options {
         };
         let from = given.or_else(|| fetched.as_ref().map(|f| PathBuf::from(&f.path)));
         let version = m
-            .get_one::<String>("version")
+            .get_one::<String>("release")
             .cloned()
             .or_else(|| fetched.and_then(|f| f.version));
         Ok(Options {

@@ -588,7 +588,7 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
         Error::usage("no --from, and no ugw-fetch step in the record to take the path from")
     })?;
     let version = options.version.clone().ok_or_else(|| {
-        Error::usage("no --version, and no ugw-fetch step in the record to take it from")
+        Error::usage("no --release, and no ugw-fetch step in the record to take it from")
     })?;
     check_version(&version)?;
     // Before anything changes: only its owner or root can change the artifact, and when a
@@ -846,7 +846,7 @@ fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) 
             && std::fs::symlink_metadata(root.release(name)).is_ok_and(|m| m.is_dir())
             && !root.release(name).join(FAILED).exists()
     };
-    // The release this run's last swap of this root left: a name checked as --version is
+    // The release this run's last swap of this root left: a name checked as --release is
     // (a forged `previous` of `../../evil` or `/etc` is refused, never followed).
     let recorded = ctx
         .this_run()

@@ -3,7 +3,8 @@
 //! what is substituted), and run the way an operator runs it: shell lines by bash, Ansible
 //! tasks by ansible-playbook, a GitLab job's script by bash reading it on stdin. Each run is
 //! checked on what it did (the record, what the service saw), not only on its exit code.
-//! Examples of planned tools are listed and skipped until their binary is built; then they run.
+//! An example that names a binary this workspace does not build (a misspelt `ugw-swapp`, a
+//! tool not written yet) fails: it would fail for the reader who copies it.
 
 use crate::docs;
 use crate::kit;
@@ -18,7 +19,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 /// Shell examples with a test of their own (the setting their point needs), by a string only
-/// they contain. Every other runnable shell example runs in
+/// they contain. Every other shell example runs in
 /// `every_documented_example_runs_or_is_listed` and must succeed there.
 const OWN_TESTS: &[(&str, &str)] = &[
     ("/etc/app/smoke.json", "the_whole_pipeline_runs_on_a_stage"),
@@ -72,6 +73,7 @@ fn every_documented_example_runs_or_is_listed() {
     assert_documents_have_examples(&examples);
     eprintln!("stand-ins: {STAND_INS:#?}\nenvironment: {ENVIRONMENT:#?}");
     for example in distinct(examples) {
+        assert_tools_known(&example);
         if let Some((_, test)) = own_test(&example) {
             eprintln!("{}: run by {test}", example.source);
             continue;
@@ -79,8 +81,7 @@ fn every_documented_example_runs_or_is_listed() {
         match example.kind {
             Kind::Ansible => eprintln!("{}: run by ansible_tasks_run_in_a_play", example.source),
             Kind::GitLab => eprintln!("{}: run by a_gitlab_job_runs_from_stdin", example.source),
-            Kind::Shell if runnable(&example) => run_as_written(&example),
-            Kind::Shell => {}
+            Kind::Shell => run_as_written(&example),
         }
     }
 }
@@ -91,7 +92,7 @@ fn run_as_written(example: &Example) {
         return;
     };
     let out = run_shell(&stage, example);
-    out.assert_code(0);
+    out.succeeds();
     let record = record_of(&stage, example, &out);
     assert_all_ok(&record, example);
     assert!(!record.steps.is_empty(), "{}: {record:?}", example.source);
@@ -192,7 +193,7 @@ fn ready_then_once_more() {
             continue;
         };
         let out = run_shell(&stage, &example);
-        out.assert_code(0);
+        out.succeeds();
         let step = out.last_step();
         assert_eq!(
             (step.tool.as_str(), step.status.as_str()),
@@ -217,7 +218,7 @@ fn a_database_port_and_a_command_stay_passing() {
             continue;
         };
         let out = run_shell(&stage, &example);
-        out.assert_code(0);
+        out.succeeds();
         let result = out.wait_result();
         assert!(result.healthy, "{result:?}");
         let kinds: Vec<&str> = result.targets.iter().map(|t| t.kind.as_str()).collect();
@@ -241,7 +242,7 @@ fn a_failed_start_stops_the_wait_at_once() {
             continue;
         };
         let out = run_shell(&stage, &example);
-        out.assert_code(0);
+        out.succeeds();
         assert!(out.wait_result().healthy);
         // ...and one that reports a failed start, after one "starting", stops it at once.
         let failing = ["--fail-first", "1", "--status-field", "failed"];
@@ -316,7 +317,7 @@ fn a_secret_header_over_tls() {
             continue;
         };
         let out = run_shell(&stage, &example);
-        out.assert_code(0);
+        out.succeeds();
         let result = out.wait_result();
         assert!(result.healthy, "{result:?}");
         let target = &result.targets[0];
@@ -390,7 +391,7 @@ fn the_project_commands() {
             ),
         };
         let out = kit::run(cmd);
-        out.assert_code(0);
+        out.succeeds();
         let said = format!("{}{}", out.stdout, out.stderr);
         for text in expected {
             assert!(said.contains(text), "{command}: no {text:?} in\n{said}");
@@ -411,7 +412,7 @@ fn ansible_tasks_run_in_a_play() {
         .filter(|e| e.kind == Kind::Ansible)
         .collect();
     assert!(!examples.is_empty());
-    for example in examples.into_iter().filter(runnable) {
+    for example in examples.into_iter().inspect(assert_tools_known) {
         if !kit::require("ansible-playbook") {
             return;
         }
@@ -452,7 +453,7 @@ fn a_gitlab_job_runs_from_stdin() {
         .filter(|e| e.kind == Kind::GitLab)
         .collect();
     assert!(!examples.is_empty());
-    for example in examples.into_iter().filter(runnable) {
+    for example in examples.into_iter().inspect(assert_tools_known) {
         let Some(stage) = Stage::new(&example, &[]) else {
             continue;
         };
@@ -509,18 +510,46 @@ fn own_test(example: &Example) -> Option<(&'static str, &'static str)> {
         .find(|(key, _)| shell && example.text.contains(key))
 }
 
-/// Whether every tool the example runs is built; if not, say which binary it waits for.
-fn runnable(example: &Example) -> bool {
-    let missing = example.missing_tools();
-    if !missing.is_empty() {
-        eprintln!(
-            "SKIPPED {}: needs {} (planned; runs once {} has it)",
-            example.source,
-            missing.join(", "),
-            docs::built_binaries().display()
-        );
+/// Every ugw binary the example runs is one this workspace builds: a misspelt name or a tool
+/// not written yet fails the test instead of the example being skipped.
+#[track_caller]
+fn assert_tools_known(example: &Example) {
+    let unknown = example.unknown_tools();
+    assert!(
+        unknown.is_empty(),
+        "{}: names {} which this workspace does not build (it builds {:?})",
+        example.source,
+        unknown.join(", "),
+        docs::known_binaries()
+    );
+}
+
+#[test]
+fn an_example_naming_an_unknown_binary_fails() {
+    let misspelt = Example {
+        source: "README.md:1".into(),
+        kind: Kind::Shell,
+        text: "ugw-fetch --url \"$URL\" | ugw-swapp --root /srv/app --from -\n".into(),
+    };
+    assert_eq!(misspelt.unknown_tools(), ["ugw-swapp"]);
+    let refused = std::panic::catch_unwind(|| assert_tools_known(&misspelt));
+    assert!(refused.is_err(), "an example naming ugw-swapp must fail");
+    // Every tool the workspace builds is known, and so is every one README.md and the man
+    // pages name.
+    for tool in docs::known_binaries() {
+        let example = Example {
+            text: format!("{tool} --help\n"),
+            ..misspelt.clone()
+        };
+        assert_tools_known(&example);
     }
-    missing.is_empty()
+    let documented = docs::all();
+    assert!(
+        documented
+            .iter()
+            .any(|e| e.source.starts_with("README.md:"))
+    );
+    documented.iter().for_each(assert_tools_known);
 }
 
 /// `ugw-backup`'s examples, in their order, on one stage: each reads the record file the one
@@ -565,7 +594,7 @@ fn backup_examples_run_in_order() {
         }
         let mut bash = stage.command("bash");
         bash.arg("-c").arg(place(&example.text));
-        kit::run(bash).assert_code(0);
+        kit::run(bash).succeeds();
     }
     assert_eq!(
         std::fs::read_to_string(app.join("data/state")).unwrap(),
@@ -664,7 +693,7 @@ fn run_the_whole_pipeline(example: &Example) {
     let mut bash = stage.command("bash");
     bash.arg("-c").arg(format!("set -o pipefail\n{text}"));
     let out = kit::run(bash);
-    out.assert_code(0);
+    out.succeeds();
     let record = parse_record(&std::fs::read_to_string(root.join("upgrade-record.json")).unwrap());
     assert_all_ok(&record, example);
     let tools: Vec<&str> = record.steps.iter().map(|s| s.tool.as_str()).collect();
@@ -762,7 +791,7 @@ fn drain_examples_run_in_order() {
         let mut bash = stage.command("bash");
         bash.arg("-c").arg(place(&example.text));
         let out = kit::run(bash);
-        out.assert_code(0);
+        out.succeeds();
         let text = &example.text;
         if text.contains("--undo") {
             assert_eq!(a.status("node1"), "UP", "{}", example.source);
@@ -811,7 +840,7 @@ fn verify_examples_run_in_order() {
     eprintln!("verify stand-ins: smoke.json is {smoke:#}");
     for example in &examples {
         let out = run_shell(&stage, example);
-        out.assert_code(0);
+        out.succeeds();
         let record = record_of(&stage, example, &out);
         assert_all_ok(&record, example);
         let result = &record.steps.last().unwrap().result;
@@ -836,7 +865,7 @@ fn verify_examples_run_in_order() {
     );
 }
 
-/// The runnable examples with `key` (each text once). None at all means a document changed
+/// The shell examples with `key` (each text once), each naming only known tools. None at all means a document changed
 /// under the test: `OWN_TESTS` must follow.
 fn runnable_examples_with(key: &str) -> Vec<Example> {
     // An example owned by another test (the whole pipeline names every tool) is that test's.
@@ -853,7 +882,9 @@ fn runnable_examples_with(key: &str) -> Vec<Example> {
         !examples.is_empty(),
         "no documented example has {key:?}: update OWN_TESTS"
     );
-    distinct(examples).into_iter().filter(runnable).collect()
+    let examples = distinct(examples);
+    examples.iter().for_each(assert_tools_known);
+    examples
 }
 
 /// Each text once, with every place it is documented in its source.

@@ -589,12 +589,7 @@ impl Racers {
             .map(|child| {
                 let pid = child.id();
                 let output = wait_bounded(child, Duration::from_secs(90));
-                let outcome = Outcome {
-                    code: output.status.code().unwrap_or(-1),
-                    stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-                    stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-                    elapsed: started.elapsed(),
-                };
+                let outcome = Outcome::from(&output, started.elapsed());
                 (pid, outcome)
             })
             .collect()
@@ -931,6 +926,7 @@ impl Watched {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: self.stderr.lock().unwrap().clone(),
             elapsed: started.elapsed(),
+            case: None,
         }
     }
 }

@@ -99,6 +99,7 @@ fn measured(cmd: Command, stdin: Stdio) -> (Outcome, usize) {
         stdout: String::from_utf8_lossy(&stdout.join().unwrap()).into_owned(),
         stderr: String::from_utf8_lossy(&stderr.join().unwrap()).into_owned(),
         elapsed: started.elapsed(),
+        case: None,
     };
     let max_rss_kib: usize = std::fs::read_to_string(peak_file.path())
         .unwrap()

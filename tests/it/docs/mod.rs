@@ -49,22 +49,26 @@ impl Example {
         tools
     }
 
-    /// The ugw binaries the example needs that are not built (planned tools).
-    pub fn missing_tools(&self) -> Vec<String> {
-        let dir = built_binaries();
+    /// The ugw binaries the example names that this workspace does not build: a misspelt
+    /// name (`ugw-swapp`), or a tool that does not exist yet.
+    pub fn unknown_tools(&self) -> Vec<String> {
+        let known = known_binaries();
         self.tools()
             .into_iter()
-            .filter(|tool| !dir.join(tool).exists())
+            .filter(|tool| !known.contains(tool))
             .collect()
     }
 }
 
-/// Where cargo put the binaries of this test run.
-pub fn built_binaries() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ugw-wait-healthy"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+/// The binaries an example may run: every tool of the registry (`src/lib.rs`, which
+/// `src/bin/` follows) and the demo service the README starts.
+pub fn known_binaries() -> Vec<String> {
+    let mut names: Vec<String> = ugw::tools()
+        .iter()
+        .map(|tool| tool.name().to_string())
+        .collect();
+    names.push("ugw-demo-app".to_string());
+    names
 }
 
 /// The repository's root.

@@ -6,14 +6,18 @@
 
 pub mod file_server;
 pub mod fleet;
+pub mod fluent;
 pub mod haproxy;
 pub mod hostile_archives;
 pub mod load;
 pub mod migrations;
 pub mod mounts;
 pub mod nginx;
+pub mod observe;
 pub mod postgres;
 pub mod proxy;
+
+pub use fluent::Kind;
 
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -112,6 +116,8 @@ pub struct Outcome {
     pub stdout: String,
     pub stderr: String,
     pub elapsed: Duration,
+    /// Which case of a table test this is, at the head of an assertion's failure (`case`).
+    pub case: Option<String>,
 }
 
 impl Outcome {
@@ -122,6 +128,7 @@ impl Outcome {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
             elapsed,
+            case: None,
         }
     }
 
@@ -358,9 +365,14 @@ impl Drain {
 /// sessions of their own), then SIGKILL. Its stdout and stderr, when piped, are drained while
 /// it runs, so a large output cannot deadlock.
 pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
-    let until = Instant::now() + limit;
     let stdout = Drain::start(child.stdout.take());
     let stderr = Drain::start(child.stderr.take());
+    wait_drained(child, stdout, stderr, limit)
+}
+
+/// [`wait_bounded`] for a child whose outputs are already being drained.
+fn wait_drained(mut child: Child, stdout: Drain, stderr: Drain, limit: Duration) -> Output {
+    let until = Instant::now() + limit;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;

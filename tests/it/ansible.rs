@@ -75,11 +75,7 @@ fn a_bad_release_stops_at_the_first_node_which_is_rolled_back_and_kept_out() {
         &["-e", "app_version=v3.0.0", "-e", "health_timeout=5s"],
     );
     assert_eq!(play.code, 2, "{}\n{}", play.stdout, play.stderr);
-    assert!(
-        play.stdout.contains("v3.0.0 failed and was rolled back"),
-        "{}",
-        play.stdout
-    );
+    play.stdout_has("v3.0.0 failed and was rolled back");
     assert_no_failed_request(&load);
 
     // node1: v3 never got healthy; it was rolled back to v1 and its data restored, and it

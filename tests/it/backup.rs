@@ -146,7 +146,7 @@ fn a_tree_round_trips_through_create_verify_and_restore() {
             "b1",
             &["--compress", codec, "--app-version", "1.2.0"],
         );
-        created.assert_code(0);
+        created.succeeds();
         let archive = archive_of(&created);
         let step = created.last_step();
         assert_eq!(step.result["files"], 6, "{codec}: {:#}", step.result);
@@ -162,14 +162,14 @@ fn a_tree_round_trips_through_create_verify_and_restore() {
             ),
             &out,
         );
-        check.assert_code(0);
+        check.succeeds();
 
         let verified = backup(&["verify", s(&archive)]);
-        verified.assert_code(0);
+        verified.succeeds();
         assert_eq!(verified.last_step().result["verified"], true);
 
         let to = dir.path().join("restored");
-        backup(&["restore", s(&archive), "--to", s(&to)]).assert_code(0);
+        backup(&["restore", s(&archive), "--to", s(&to)]).succeeds();
         let restored_root = to.join(src.strip_prefix("/").unwrap());
         assert_eq!(tree(&src), tree(&restored_root), "{codec}");
         assert!(to.join("ugw-manifest.json").exists());
@@ -235,9 +235,9 @@ fn gzip_and_tar_read_the_multi_member_archive_as_one_stream() {
         mixed.len()
     );
 
-    kit::bash(&format!("gzip -t '{}'", s(&archive)), dir.path()).assert_code(0);
+    kit::bash(&format!("gzip -t '{}'", s(&archive)), dir.path()).succeeds();
     let listed = kit::bash(&format!("tar -tzf '{}'", s(&archive)), dir.path());
-    listed.assert_code(0);
+    listed.succeeds();
     assert!(
         listed.stdout.lines().any(|l| l.ends_with("app/mixed.log")),
         "{}",
@@ -254,11 +254,11 @@ fn gzip_and_tar_read_the_multi_member_archive_as_one_stream() {
         &format!("tar -xzf '{}' -C '{}'", s(&archive), s(&to)),
         dir.path(),
     )
-    .assert_code(0);
+    .succeeds();
     assert_eq!(tree(&src), tree(&to.join(src.strip_prefix("/").unwrap())));
 
     let verified = backup(&["verify", s(&archive)]);
-    verified.assert_code(0);
+    verified.succeeds();
     assert_eq!(verified.last_step().result["verified"], true);
 }
 
@@ -274,7 +274,7 @@ fn hard_links_stay_links_and_modes_are_restored_exactly() {
     // Given with a `..`, the path is stored resolved (a strict restore refuses `..`).
     let archive = archive_of(&create(&src.join("../app"), &out, "b", &[]));
     let to = dir.path().join("r");
-    backup(&["restore", s(&archive), "--to", s(&to)]).assert_code(0);
+    backup(&["restore", s(&archive), "--to", s(&to)]).succeeds();
     let root = to.join(src.strip_prefix("/").unwrap());
     let (a, b) = (
         std::fs::metadata(root.join("a")).unwrap(),
@@ -373,15 +373,11 @@ fn a_wal_database_written_during_the_backup_restores_consistent() {
     ]);
     stop.store(true, Ordering::SeqCst);
     let written = writer.join().unwrap();
-    created.assert_code(0);
-    assert!(
-        !created.stderr.contains("looks like a live SQLite"),
-        "the live file given as --db is not also copied: {}",
-        created.stderr
-    );
+    // The live file given as --db is not also copied.
+    created.succeeds().stderr_lacks("looks like a live SQLite");
     let archive = archive_of(&created);
     let to = dir.path().join("r");
-    backup(&["restore", s(&archive), "--to", s(&to)]).assert_code(0);
+    backup(&["restore", s(&archive), "--to", s(&to)]).succeeds();
     let snapshot = to.join("ugw-db/sqlite/0-app.db");
     let (orders, ledger, check) = counts(&snapshot);
     assert_eq!(check, "ok");
@@ -436,7 +432,7 @@ fn an_in_place_restore_of_a_wal_database_restores_exactly_the_backed_up_rows() {
     assert!(std::fs::metadata(data.join("app.db-wal")).unwrap().len() > 0);
 
     let restored = backup(&["restore", s(&archive), "--in-place"]);
-    restored.assert_code(0);
+    restored.succeeds();
     let rows: Vec<i64> = live
         .prepare("SELECT x FROM t ORDER BY x")
         .unwrap()
@@ -512,7 +508,7 @@ fn an_in_place_restore_swaps_and_puts_the_previous_copy_back_when_it_fails() {
     assert!(!dir.path().join("data.ugw-before-restore").exists());
 
     std::fs::remove_dir(&db).unwrap();
-    backup(&["restore", s(&archive), "--in-place"]).assert_code(0);
+    backup(&["restore", s(&archive), "--in-place"]).succeeds();
     assert_eq!(
         std::fs::read_to_string(data.join("state")).unwrap(),
         "backed up\n"
@@ -528,7 +524,7 @@ fn an_in_place_restore_swaps_and_puts_the_previous_copy_back_when_it_fails() {
     // Everything gone, its folder included: it all comes back.
     std::fs::remove_dir_all(&data).unwrap();
     std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
-    backup(&["restore", s(&archive), "--in-place"]).assert_code(0);
+    backup(&["restore", s(&archive), "--in-place"]).succeeds();
     assert_eq!(
         std::fs::read_to_string(data.join("state")).unwrap(),
         "backed up\n"
@@ -600,8 +596,7 @@ fn each_corruption_is_caught_by_verify_and_restore_writes_nothing() {
     let tampered = format!("{head}\"sha256\":\"{flipped}{}", &tail[1..]);
     std::fs::write(&manifest, tampered).unwrap();
     let outcome = backup(&["verify", s(&archive)]);
-    outcome.assert_code(1);
-    assert_eq!(outcome.last_step().error_kind(), "corrupt");
+    outcome.fails_with(kit::Kind::Corrupt);
 
     // A byte flipped in a gzip archive too (the usual case).
     let dir = tempfile::tempdir().unwrap();
@@ -757,7 +752,7 @@ fn no_space_is_refused_before_writing() {
         ],
         ("UGW_FAKE_FREE_BYTES", "1000"),
     );
-    forced.assert_code(0);
+    forced.succeeds();
 }
 
 #[test]
@@ -829,7 +824,7 @@ fn a_second_create_in_the_same_folder_waits_then_exits_4() {
     assert_eq!(outcome.last_step().error_kind(), "busy");
     assert!(!out.join("b.tar.gz").exists());
     drop(lock);
-    create(&src, &out, "b", &[]).assert_code(0);
+    create(&src, &out, "b", &[]).succeeds();
 }
 
 #[test]
@@ -842,7 +837,7 @@ fn prune_keeps_the_newest_and_the_one_the_record_names() {
     let mut records = Vec::new();
     for name in ["b1", "b2", "b3", "b4"] {
         let outcome = create(&src, &out, name, &[]);
-        outcome.assert_code(0);
+        outcome.succeeds();
         records.push(outcome.stdout.clone());
         // Distinct creation times (the manifest's, to the millisecond).
         std::thread::sleep(Duration::from_millis(5));
@@ -851,7 +846,7 @@ fn prune_keeps_the_newest_and_the_one_the_record_names() {
     let mut cmd = tool("ugw-backup");
     cmd.args(["prune", "--out", s(&out), "--keep", "2"]);
     let outcome = kit::with_stdin(cmd, &records[0]);
-    outcome.assert_code(0);
+    outcome.succeeds();
     let removed = outcome.last_step().result["removed"].clone();
     assert_eq!(removed.as_array().unwrap().len(), 1, "{removed}");
     assert!(removed[0].as_str().unwrap().ends_with("b2.tar.gz"));
@@ -869,7 +864,7 @@ fn prune_keeps_the_newest_and_the_one_the_record_names() {
         .collect();
     assert_eq!(names, ["b4", "b3", "b1"], "newest first");
     // create --keep prunes after success.
-    create(&src, &out, "b5", &["--keep", "1"]).assert_code(0);
+    create(&src, &out, "b5", &["--keep", "1"]).succeeds();
     let left: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -921,7 +916,7 @@ fn restore_runs_on_a_failed_record_and_checks_the_app_version() {
         "2.0",
         "--force",
     ]);
-    kit::with_stdin(cmd, &failed).assert_code(0);
+    kit::with_stdin(cmd, &failed).succeeds();
     assert!(to.join("ugw-manifest.json").exists());
 }
 
@@ -934,7 +929,7 @@ fn verify_takes_the_archive_of_the_last_create_step() {
     let mut cmd = tool("ugw-backup");
     cmd.arg("verify");
     let outcome = kit::with_stdin(cmd, &created.stdout);
-    outcome.assert_code(0);
+    outcome.succeeds();
     assert_eq!(
         outcome.last_step().result["archive"],
         created.last_step().result["archive"]
@@ -971,7 +966,7 @@ fn a_postgres_database_is_dumped_verified_and_restored_in_place_without_its_pass
     ])
     .env("SHOP_URL", db.url_of_password_role());
     let created = run(cmd);
-    created.assert_code(0);
+    created.succeeds();
     assert!(
         created
             .stderr
@@ -980,7 +975,7 @@ fn a_postgres_database_is_dumped_verified_and_restored_in_place_without_its_pass
         created.stderr
     );
     let secret = kit::postgres::PASSWORD;
-    assert!(!created.stdout.contains(secret) && !created.stderr.contains(secret));
+    created.never_shows(secret);
     let manifest = std::fs::read_to_string(out.join("pg.manifest.json")).unwrap();
     assert!(
         !manifest.contains(secret),
@@ -998,9 +993,9 @@ fn a_postgres_database_is_dumped_verified_and_restored_in_place_without_its_pass
     assert_eq!(step.result["pg"][0].as_str(), Some(shown.as_str()));
     assert!(manifest.contains(&shown), "{manifest}");
     let archive = archive_of(&created);
-    backup(&["verify", s(&archive)]).assert_code(0);
+    backup(&["verify", s(&archive)]).succeeds();
     let to = dir.path().join("look");
-    backup(&["restore", s(&archive), "--to", s(&to)]).assert_code(0);
+    backup(&["restore", s(&archive), "--to", s(&to)]).succeeds();
     let globals = std::fs::read_to_string(to.join("ugw-db/pg/globals.sql")).unwrap();
     assert!(globals.contains("CREATE ROLE postgres"), "{globals}");
 
@@ -1010,12 +1005,8 @@ fn a_postgres_database_is_dumped_verified_and_restored_in_place_without_its_pass
     cmd.args(["restore", s(&archive), "--in-place"])
         .env("PGPASSWORD", secret);
     let restored = run(cmd);
-    restored.assert_code(0);
-    assert!(
-        !restored.stderr.contains("restored in place: \n"),
-        "no empty list of paths: {}",
-        restored.stderr
-    );
+    // No empty list of paths.
+    restored.succeeds().stderr_lacks("restored in place: \n");
     assert_eq!(db.sql("SELECT count(*) FROM orders"), ["100"]);
     assert_eq!(db.sql("SELECT note FROM orders WHERE id = 5"), ["order 5"]);
 }
@@ -1123,16 +1114,15 @@ fn a_file_that_changes_while_read_is_flagged_and_fails_with_strict() {
     stop.store(true, Ordering::SeqCst);
     appender.join().unwrap();
 
-    lenient.assert_code(0);
+    lenient.succeeds();
     assert_eq!(lenient.last_step().result["changed_while_read"], 1);
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("lenient.manifest.json")).unwrap()).unwrap();
     let flagged = manifest["changed_while_read"][0].as_str().unwrap();
     assert!(flagged.ends_with("app/growing.log"), "{flagged}");
-    assert!(lenient.stderr.contains("changed while it was read"));
+    lenient.stderr_has("changed while it was read");
 
-    strict.assert_code(1);
-    assert_eq!(strict.last_step().error_kind(), "check_failed");
+    strict.fails_with(kit::Kind::CheckFailed);
     assert!(!out.join("strict.tar").exists());
 }
 
@@ -1168,23 +1158,12 @@ mountpoint -q {data} && echo still-mounted
         "unshare -m --propagation private bash restore.sh",
         dir.path(),
     );
-    outcome.assert_code(0);
-    assert!(
-        outcome.stdout.contains("state=backed-up"),
-        "{}",
-        outcome.stdout
-    );
-    assert!(
-        outcome.stdout.contains("entries=state \n"),
-        "{}",
-        outcome.stdout
-    );
-    assert!(outcome.stdout.contains("still-mounted"));
-    assert!(
-        outcome.stderr.contains("is a mount point"),
-        "{}",
-        outcome.stderr
-    );
+    outcome
+        .succeeds()
+        .stdout_has("state=backed-up")
+        .stdout_has("entries=state \n")
+        .stdout_has("still-mounted")
+        .stderr_has("is a mount point");
 }
 
 #[test]
@@ -1199,20 +1178,12 @@ fn a_live_sqlite_file_inside_a_path_is_warned_about_unless_given_as_db() {
         .unwrap();
     let out = dir.path().join("out");
     let warned = create(&data, &out, "plain", &[]);
-    warned.assert_code(0);
-    assert!(
-        warned.stderr.contains("looks like a live SQLite database"),
-        "{}",
-        warned.stderr
-    );
+    warned
+        .succeeds()
+        .stderr_has("looks like a live SQLite database");
     let url = format!("sqlite://{}", db.display());
     let quiet = create(&data, &out, "snap", &["--db", &url]);
-    quiet.assert_code(0);
-    assert!(
-        !quiet.stderr.contains("looks like a live SQLite"),
-        "{}",
-        quiet.stderr
-    );
+    quiet.succeeds().stderr_lacks("looks like a live SQLite");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("snap.manifest.json")).unwrap()).unwrap();
     let paths: Vec<&str> = manifest["entries"]
@@ -1268,9 +1239,7 @@ fn a_pg_dump_older_than_the_server_is_a_clear_error_and_the_password_stays_out_o
         message.contains("pg_dump is older than the PostgreSQL server"),
         "{message}"
     );
-    assert!(
-        !outcome.stdout.contains("Hunter2-secret") && !outcome.stderr.contains("Hunter2-secret")
-    );
+    outcome.never_shows("Hunter2-secret");
     let argv = std::fs::read_to_string(dir.path().join("argv")).unwrap();
     assert!(
         !argv.contains("Hunter2-secret") && argv.contains("--format=custom"),
@@ -1367,7 +1336,7 @@ fn a_restore_from_the_record_takes_this_runs_create_not_a_later_verify_of_anothe
     let created = create_in_new_run(&record, &data, &out, "today");
     let today = archive_of(&created);
     // Within the same run, a check of last night's archive: an ok step naming it.
-    backup_in(&record, &["verify", s(&nightly)]).assert_code(0);
+    backup_in(&record, &["verify", s(&nightly)]).succeeds();
     // verify without ARCHIVE, after it, takes the create step's archive, not the verify's.
     let verified = backup_in(&record, &["verify"]);
     assert_eq!(verified.last_step().result["archive"], s(&today));
@@ -1375,7 +1344,7 @@ fn a_restore_from_the_record_takes_this_runs_create_not_a_later_verify_of_anothe
     fail_the_run(&record);
 
     let restored = backup_in(&record, &["restore", "--in-place"]);
-    restored.assert_code(0);
+    restored.succeeds();
     let step = restored.last_step();
     assert_eq!(step.result["archive"], s(&today), "{}", restored.stderr);
     assert!(step.changed);
@@ -1395,31 +1364,27 @@ fn the_failure_path_run_twice_does_not_wipe_what_the_node_wrote_in_between() {
     let out = dir.path().join("out");
     let record = dir.path().join("run.json");
     let created = create_in_new_run(&record, &data, &out, "b");
-    created.assert_code(0);
+    created.succeeds();
     std::fs::write(data.join("state"), "written by v2\n").unwrap();
     fail_the_run(&record);
 
     let first = backup_in(&record, &["restore", "--in-place"]);
-    first.assert_code(0);
+    first.succeeds();
     assert!(first.last_step().changed);
     assert_eq!(read(&data.join("state")), "before the upgrade\n");
 
     // The node went back to work on the old release and took a write.
     std::fs::write(data.join("state"), "a customer's order\n").unwrap();
     let second = backup_in(&record, &["restore", "--in-place"]);
-    second.assert_code(0);
+    second.succeeds();
     let step = second.last_step();
     assert!(!step.changed, "{}", second.stderr);
-    assert!(
-        second.stderr.contains("already restored"),
-        "{}",
-        second.stderr
-    );
+    second.stderr_has("already restored");
     assert_eq!(read(&data.join("state")), "a customer's order\n");
 
     // --force restores again, as asked.
     let forced = backup_in(&record, &["restore", "--in-place", "--force"]);
-    forced.assert_code(0);
+    forced.succeeds();
     assert!(forced.last_step().changed);
     assert_eq!(read(&data.join("state")), "before the upgrade\n");
 }
@@ -1456,12 +1421,7 @@ fn a_restore_on_a_run_that_made_no_backup_is_a_no_op() {
             "none",
         ],
     );
-    outcome.assert_code(0);
-    assert!(
-        outcome.stderr.contains("made no backup"),
-        "{}",
-        outcome.stderr
-    );
+    outcome.succeeds().stderr_has("made no backup");
     let step = kit::parse_record(&read(&record)).steps.pop().unwrap();
     assert_eq!(step.status, "ok");
     assert!(!step.changed);
@@ -1481,18 +1441,13 @@ fn a_restore_on_a_run_that_made_no_backup_is_a_no_op() {
             "--new",
         ],
     );
-    made.assert_code(0);
+    made.succeeds();
     let yesterday_step =
         serde_json::from_str::<serde_json::Value>(&read(&other)).unwrap()["steps"][0].clone();
     append_step(&record, yesterday_step);
     std::fs::write(data.join("state"), "live, newer\n").unwrap();
     let outcome = backup_in(&record, &["restore", "--in-place"]);
-    outcome.assert_code(0);
-    assert!(
-        outcome.stderr.contains("belongs to run"),
-        "{}",
-        outcome.stderr
-    );
+    outcome.succeeds().stderr_has("belongs to run");
     assert!(!outcome.last_step().changed);
     assert_eq!(read(&data.join("state")), "live, newer\n");
 }
@@ -1531,7 +1486,7 @@ fn a_forged_backup_step_never_rolls_another_folder_back() {
             "node2",
         ],
     );
-    on_node2.assert_code(0);
+    on_node2.succeeds();
     std::fs::write(app.join("state"), "app: broken by v2\n").unwrap();
     // Whoever can write the record adds a step of this run and host naming the other archive.
     append_step(
@@ -1540,7 +1495,7 @@ fn a_forged_backup_step_never_rolls_another_folder_back() {
     );
     fail_the_run(&record);
     let restored = backup_in(&record, &["restore", "--in-place"]);
-    restored.assert_code(0);
+    restored.succeeds();
     assert_eq!(restored.last_step().result["archive"], s(&app_archive));
     assert_eq!(
         read(&app.join("state")),
@@ -1768,7 +1723,7 @@ fn a_sidecar_never_names_an_archive_that_is_not_complete_under_its_final_name() 
             );
         }
         if sidecars.iter().all(|p| p.exists()) {
-            backup(&["verify", s(&archive)]).assert_code(0);
+            backup(&["verify", s(&archive)]).succeeds();
         }
         if outcome.code == 0 {
             break out;

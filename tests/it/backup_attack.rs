@@ -32,7 +32,7 @@ fn backup(args: &[&str]) -> Outcome {
 }
 
 fn archive_of(outcome: &Outcome) -> PathBuf {
-    outcome.assert_code(0);
+    outcome.succeeds();
     PathBuf::from(outcome.last_step().result["archive"].as_str().unwrap())
 }
 
@@ -97,21 +97,17 @@ fn overlapping_and_repeated_paths_are_backed_up_once_and_restore() {
         "b",
     ]);
     let archive = archive_of(&created);
-    assert!(
-        created.stderr.contains("inside --path"),
-        "{}",
-        created.stderr
-    );
+    created.stderr_has("inside --path");
     let names = entries_of(&archive);
     let photo = names
         .iter()
         .filter(|n| n.ends_with("uploads/photo"))
         .count();
     assert_eq!(photo, 1, "{names:?}");
-    backup(&["verify", s(&archive)]).assert_code(0);
-    backup(&["restore", s(&archive), "--to", s(&dir.path().join("to"))]).assert_code(0);
+    backup(&["verify", s(&archive)]).succeeds();
+    backup(&["restore", s(&archive), "--to", s(&dir.path().join("to"))]).succeeds();
     write(&app.join("uploads/photo"), "changed\n");
-    backup(&["restore", s(&archive), "--in-place"]).assert_code(0);
+    backup(&["restore", s(&archive), "--in-place"]).succeeds();
     assert_eq!(read(&app.join("uploads/photo")), "jpeg\n");
 }
 
@@ -135,13 +131,9 @@ fn a_path_that_is_a_symlink_to_a_folder_is_followed_and_said_so() {
     ]);
     let archive = archive_of(&created);
     assert_eq!(created.last_step().result["files"], 2, "{}", created.stderr);
-    assert!(
-        created.stderr.contains("is a symlink"),
-        "{}",
-        created.stderr
-    );
+    created.stderr_has("is a symlink");
     write(&real.join("a"), "changed\n");
-    backup(&["restore", s(&archive), "--in-place"]).assert_code(0);
+    backup(&["restore", s(&archive), "--in-place"]).succeeds();
     assert_eq!(read(&real.join("a")), "one\n");
     assert!(
         std::fs::symlink_metadata(&link)
@@ -168,21 +160,17 @@ fn the_out_folder_inside_a_backed_up_path_is_left_out_and_survives_a_restore() {
             "--name",
             name,
         ]);
-        assert!(
-            created.stderr.contains("is the --out folder"),
-            "{}",
-            created.stderr
-        );
+        created.stderr_has("is the --out folder");
         archives.push(archive_of(&created));
         write(&app.join("state"), &format!("after {name}\n"));
     }
     let names = entries_of(&archives[2]);
     assert!(!names.iter().any(|n| n.contains("backups")), "{names:?}");
-    backup(&["restore", s(&archives[1]), "--in-place"]).assert_code(0);
+    backup(&["restore", s(&archives[1]), "--in-place"]).succeeds();
     assert_eq!(read(&app.join("state")), "after b1\n");
     for archive in &archives {
         assert!(archive.is_file(), "{} survives", archive.display());
-        backup(&["verify", s(archive)]).assert_code(0);
+        backup(&["verify", s(archive)]).succeeds();
     }
 }
 
@@ -210,9 +198,9 @@ fn create_never_writes_through_links_planted_at_its_temp_names() {
         40,
         "the database a planted link named is untouched"
     );
-    outcome.assert_code(0);
+    outcome.succeeds();
     let snapshot = dir.path().join("to");
-    backup(&["restore", s(&out.join("b.tar.gz")), "--to", s(&snapshot)]).assert_code(0);
+    backup(&["restore", s(&out.join("b.tar.gz")), "--to", s(&snapshot)]).succeeds();
     assert_eq!(rows(&snapshot.join("ugw-db/sqlite/0-app.db")), 3);
 }
 
@@ -282,7 +270,7 @@ fn an_in_place_restore_refuses_symlinks_planted_at_live_paths() {
     assert_eq!(read(&elsewhere.join("keep")), "mine\n");
     // Once the link is gone the restore goes through.
     std::fs::remove_file(&data).unwrap();
-    backup(&["restore", s(&archive), "--in-place"]).assert_code(0);
+    backup(&["restore", s(&archive), "--in-place"]).succeeds();
     assert_eq!(rows(&db), 3);
 }
 
@@ -313,12 +301,7 @@ fn a_wal_database_on_a_mount_point_is_restored_into_the_file_the_app_holds_open(
         .unwrap();
     write(&data.join("state"), "newer\n");
     let restored = backup(&["restore", s(&archive), "--in-place"]);
-    restored.assert_code(0);
-    assert!(
-        restored.stderr.contains("is a mount point"),
-        "{}",
-        restored.stderr
-    );
+    restored.succeeds().stderr_has("is a mount point");
     let seen: i64 = app
         .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
         .unwrap();
@@ -423,7 +406,7 @@ fn postgres_databases_with_odd_names_are_restored_into_themselves_and_nowhere_el
             .batch_execute("UPDATE marker SET note = 'changed'")
             .unwrap();
         let restored = backup(&["restore", s(&archive), "--in-place"]);
-        restored.assert_code(0);
+        restored.succeeds();
         assert_eq!(
             marker(&mut client),
             "backed up",
@@ -462,8 +445,7 @@ fn an_in_place_restore_into_another_database_than_the_one_backed_up_needs_force(
     ]));
     let other_url = url_of(port, "t_bk_other");
     let refused = backup(&["restore", s(&archive), "--in-place", "--pg", &other_url]);
-    refused.assert_code(2);
-    assert!(refused.stderr.contains("t_bk_origin"), "{}", refused.stderr);
+    refused.assert_code(2).stderr_has("t_bk_origin");
     assert_eq!(marker(&mut other), "other");
     backup(&[
         "restore",
@@ -473,7 +455,7 @@ fn an_in_place_restore_into_another_database_than_the_one_backed_up_needs_force(
         &other_url,
         "--force",
     ])
-    .assert_code(0);
+    .succeeds();
     assert_eq!(marker(&mut other), "origin");
 }
 
@@ -517,14 +499,14 @@ fn prune_removes_only_this_hosts_ugw_backups_and_says_which() {
         "left by a killed create",
     );
     let pruned = backup(&["prune", "--out", s(&out), "--keep", "2"]);
-    pruned.assert_code(0);
+    pruned.succeeds();
     let removed = pruned.last_step().result["removed"].clone();
     assert_eq!(removed.as_array().unwrap().len(), 1, "{removed}");
     assert!(
         removed[0].as_str().unwrap().ends_with("/b1.tar.gz"),
         "{removed}"
     );
-    assert!(pruned.stderr.contains("b1.tar.gz"), "{}", pruned.stderr);
+    pruned.stderr_has("b1.tar.gz");
     for kept in [
         "b2.tar.gz",
         "b3.tar.gz",
@@ -585,12 +567,8 @@ fn a_failed_in_place_restore_puts_back_the_sqlite_database_it_had_restored() {
         admin.batch_execute(statement).unwrap();
     }
     let failed = backup(&["restore", s(&archive), "--in-place"]);
-    failed.assert_code(1);
-    assert!(
-        failed.stderr.contains("restored through SQLite"),
-        "it got that far: {}",
-        failed.stderr
-    );
+    // It got that far.
+    failed.assert_code(1).stderr_has("restored through SQLite");
     assert_eq!(
         rows(&db),
         7,
@@ -618,7 +596,7 @@ fn a_path_with_a_trailing_slash_restores_in_place() {
         "b",
     ]));
     write(&data.join("state"), "newer\n");
-    backup(&["restore", s(&archive), "--in-place"]).assert_code(0);
+    backup(&["restore", s(&archive), "--in-place"]).succeeds();
     assert_eq!(read(&data.join("state")), "backed up\n");
 }
 
@@ -677,7 +655,7 @@ fn libpq_variables_in_the_environment_never_redirect_a_dump() {
     .env("PGHOSTADDR", "127.0.0.2")
     .env("PGSERVICE", "no-such-service");
     let outcome = run(cmd);
-    outcome.assert_code(0);
+    outcome.succeeds();
 }
 
 #[test]
@@ -713,7 +691,7 @@ fn a_bind_mounted_folder_and_a_bind_mounted_file_restore_in_place() {
     write(&data.join("added"), "x");
     write(&conf, "key = 2\n");
     let restored = backup(&["restore", s(&archive), "--in-place"]);
-    restored.assert_code(0);
+    restored.succeeds();
     assert_eq!(
         read(&source.join("state")),
         "backed up\n",
@@ -779,17 +757,13 @@ fn a_file_deleted_while_the_backup_runs_is_left_out_and_counted() {
     std::fs::remove_file(data.join("z-gone")).unwrap();
     let output = kit::wait_bounded(child, Duration::from_secs(60));
     let outcome = Outcome::from(&output, started.elapsed());
-    outcome.assert_code(0);
+    outcome.succeeds();
     assert_eq!(outcome.last_step().result["changed_while_read"], 1);
-    assert!(
-        outcome.stderr.contains("z-gone vanished"),
-        "{}",
-        outcome.stderr
-    );
+    outcome.stderr_has("z-gone vanished");
     let archive = archive_of(&outcome);
-    backup(&["verify", s(&archive)]).assert_code(0);
+    backup(&["verify", s(&archive)]).succeeds();
     let to = dir.path().join("to");
-    backup(&["restore", s(&archive), "--to", s(&to)]).assert_code(0);
+    backup(&["restore", s(&archive), "--to", s(&to)]).succeeds();
     let copy = to.join(data.strip_prefix("/").unwrap());
     assert_eq!(read(&copy.join("zz-link")), "deleted meanwhile\n");
     assert!(!copy.join("z-gone").exists());
@@ -945,11 +919,11 @@ fn a_postgres_backup_on_read_only_storage_verifies_and_restores() {
         .unwrap();
     assert!(remounted.success());
     let archive = read_only.join("pg.tar.gz");
-    backup(&["verify", s(&archive)]).assert_code(0);
+    backup(&["verify", s(&archive)]).succeeds();
     client
         .batch_execute("UPDATE marker SET note = 'changed'")
         .unwrap();
-    backup(&["restore", s(&archive), "--in-place"]).assert_code(0);
+    backup(&["restore", s(&archive), "--in-place"]).succeeds();
     assert_eq!(marker(&mut client), "backed up");
 }
 
@@ -1056,7 +1030,7 @@ fn prune_goes_on_past_a_backup_it_cannot_remove_and_says_so() {
         return;
     };
     let pruned = backup(&["prune", "--out", s(&out), "--keep", "2"]);
-    pruned.assert_code(0);
+    pruned.succeeds();
     let result = pruned.last_step().result;
     assert_eq!(result["removed"].as_array().unwrap().len(), 1, "{result}");
     assert!(
@@ -1072,7 +1046,7 @@ fn prune_goes_on_past_a_backup_it_cannot_remove_and_says_so() {
             .ends_with("/b0.tar.gz"),
         "{result}"
     );
-    assert!(pruned.stderr.contains("cannot remove"), "{}", pruned.stderr);
+    pruned.stderr_has("cannot remove");
     assert!(
         out.join("b0.tar.gz").is_file(),
         "left whole: its checksum goes first"
@@ -1135,7 +1109,7 @@ fn an_older_manifest_whose_url_names_another_database_than_its_dump_is_refused()
         format!("{}  pg.tar\n", kit::sha256(&bytes)),
     )
     .unwrap();
-    backup(&["verify", s(&archive)]).assert_code(0);
+    backup(&["verify", s(&archive)]).succeeds();
     let refused = backup(&["restore", s(&archive), "--in-place"]);
     refused.assert_code(1);
     assert_eq!(

@@ -259,7 +259,7 @@ fn every_generated_tree_that_verifies_restores_to_a_folder_and_in_place_as_it_wa
             "--name",
             "p",
         ]);
-        created.assert_code(0);
+        created.succeeds();
         let archive = PathBuf::from(created.last_step().result["archive"].as_str().unwrap());
         if backup(&["verify", s(&archive)]).code != 0 {
             continue;
@@ -267,12 +267,12 @@ fn every_generated_tree_that_verifies_restores_to_a_folder_and_in_place_as_it_wa
         verified += 1;
         let to = dir.path().join("to");
         let restored = backup(&["restore", s(&archive), "--to", s(&to)]);
-        restored.assert_code(0);
+        restored.succeeds();
         let copy = to.join(root.strip_prefix("/").unwrap());
         assert_eq!(snapshot(&copy), before, "seed {seed}: restore --to");
         damage(&mut rng, &root);
         let in_place = backup(&["restore", s(&archive), "--in-place"]);
-        in_place.assert_code(0);
+        in_place.succeeds();
         assert_eq!(snapshot(&root), before, "seed {seed}: restore --in-place");
         assert_eq!(
             std::fs::read(&outside).unwrap(),

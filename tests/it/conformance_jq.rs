@@ -52,11 +52,7 @@ fn wait_healthy_writes_its_record_whatever_the_expect_expression_does() {
             "ran out of stack"
         };
         assert!(error.contains(why), "{expression}: {error}");
-        assert!(
-            !out.stderr.contains("overflowed its stack"),
-            "{}",
-            out.stderr
-        );
+        out.stderr_lacks("overflowed its stack");
     }
 }
 
@@ -81,12 +77,7 @@ fn verify_writes_its_record_whatever_an_expect_or_capture_expression_does() {
     let mut cmd = tool("ugw-verify");
     cmd.args(["--checks", s(&file), "--timeout", "60s"]);
     let out = kit::run_within(cmd, Duration::from_secs(120));
-    out.assert_code(1);
-    assert!(
-        !out.stderr.contains("overflowed its stack"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(1).stderr_lacks("overflowed its stack");
     let step = out.last_step();
     assert_eq!(step.error_kind(), "check_failed");
     for check in step.result["checks"].as_array().unwrap() {

@@ -153,7 +153,7 @@ fn openssl_dgst_lines_are_read() {
     for name in names {
         for sums in [&sums, &sums_today] {
             let (out, dest) = fetch_checked(dir.path(), name, sums, &[]);
-            out.assert_code(0);
+            out.succeeds();
             assert!(dest.path().join(name).is_file());
         }
     }
@@ -175,7 +175,7 @@ fn the_exact_name_is_matched_before_a_base_name_in_a_tree_wide_file() {
     std::fs::write(&sums, &text).unwrap();
     assert!(sha256sum_accepts(dir.path(), &sums));
     let (out, dest) = fetch_checked(dir.path(), "app", &sums, &[]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(std::fs::read(dest.path().join("app")).unwrap(), b"top");
     // Fetching dist/app: no line names `app` alone, and two folders' lines disagree.
     let nested = dir.path().join("only-nested");
@@ -193,7 +193,7 @@ fn the_exact_name_is_matched_before_a_base_name_in_a_tree_wide_file() {
     let one = dir.path().join("one-nested");
     std::fs::write(&one, text.lines().nth(1).unwrap()).unwrap();
     let (out, dest) = fetch_checked(&dir.path().join("dist"), "app", &one, &[]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(std::fs::read(dest.path().join("app")).unwrap(), b"dist");
 }
 
@@ -230,7 +230,7 @@ fn the_name_given_is_looked_up_before_the_urls_name() {
     )
     .unwrap();
     let (out, dest) = fetch_checked(dir.path(), "12345", &sums, &["--name", "app-v1.0.0.tar.gz"]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(
         std::fs::read(dest.path().join("app-v1.0.0.tar.gz")).unwrap(),
         b"the release"

@@ -255,16 +255,12 @@ fn make_install_installs_what_cargo_built_where_cargo_says_and_every_man_page() 
             &destdir,
         ],
     );
-    out.assert_code(0);
-    assert!(
-        out.stdout.contains(&format!(
-            "installed {} tools (debug build from {}/debug)",
-            tools().len(),
-            target.display()
-        )),
-        "{}",
-        out.stdout
-    );
+    out.succeeds();
+    out.stdout_has(format!(
+        "installed {} tools (debug build from {}/debug)",
+        tools().len(),
+        target.display()
+    ));
     for tool in tools() {
         let installed = dest.join("usr/bin").join(&tool);
         let said = Command::new(&installed).output().unwrap();
@@ -300,7 +296,7 @@ fn make_install_installs_what_cargo_built_where_cargo_says_and_every_man_page() 
     assert!(dest.join("usr/share/man/man7/ugw.7").is_file());
 
     // `make uninstall` takes all of it away again, the subcommands' pages included.
-    make(repo, &target, &["uninstall", "PREFIX=/usr", &destdir]).assert_code(0);
+    make(repo, &target, &["uninstall", "PREFIX=/usr", &destdir]).succeeds();
     let left: Vec<_> = walk(&dest).into_iter().filter(|p| p.is_file()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
@@ -343,11 +339,7 @@ fn an_install_that_cannot_install_everything_fails() {
         ],
     );
     assert_ne!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(
-        out.stderr.contains("make: installing ugw-backup failed"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("make: installing ugw-backup failed");
     let bin = nothing.join("usr/bin");
     assert!(
         std::fs::read_dir(&bin).map_or(true, |mut entries| entries.next().is_none()),
@@ -380,7 +372,7 @@ fn make_builds_what_it_installs_and_the_debug_build_when_asked() {
     let target = Path::new("/srv/ci/cargo-target");
     let plan = |args: &[&str]| {
         let out = make(repo, target, &[&["-n"][..], args].concat());
-        out.assert_code(0);
+        out.succeeds();
         out.stdout
     };
     // The release build by default; PROFILE=debug is the build `make demo` made (no rebuild

@@ -16,7 +16,7 @@ fn stops_gracefully_on(signal: i32) {
     let pid = app.pid();
     kit::signal(pid, signal);
     // The request in flight is answered in full, then the process exits 0.
-    in_flight.join().unwrap().assert_code(0);
+    in_flight.join().unwrap().succeeds();
     let status = app.wait_exit(Duration::from_secs(5));
     assert_eq!(status, Some(0), "{}", app.log());
     assert!(
@@ -78,7 +78,7 @@ fn metrics_are_prometheus_text() {
         "--interval",
         "20ms",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.wait_result().attempts, 2, "one 503, then the 200");
     let text = get(&app, "/metrics");
     for line in [
@@ -140,7 +140,7 @@ fn not_ready_until_the_required_column_exists() {
         "--timeout",
         "10s",
     ])
-    .assert_code(0);
+    .succeeds();
     app.terminate();
 }
 

@@ -215,7 +215,7 @@ fn haproxy_drain_waits_for_the_slow_request_new_ones_go_elsewhere_and_undo_bring
     );
     assert_eq!(p.haproxy.total("s2"), s2_before + 4);
     let (outcome, drain_ended) = finish(child, started);
-    outcome.assert_code(0);
+    outcome.succeeds();
     let mut slow_ended = None;
     for handle in slow {
         let (status, ended) = handle.join().unwrap();
@@ -238,15 +238,11 @@ fn haproxy_drain_waits_for_the_slow_request_new_ones_go_elsewhere_and_undo_bring
     assert!(r["readings"].as_u64().unwrap() > 3, "{r}");
     assert!(r["waited_ms"].as_u64().unwrap() >= 500, "{r}");
     assert_eq!(r["forced"], false);
-    assert!(
-        outcome.stderr.contains("app/s1: 0 in flight"),
-        "{}",
-        outcome.stderr
-    );
+    outcome.stderr_has("app/s1: 0 in flight");
     assert_eq!(p.haproxy.status("s1"), "DRAIN");
     // Undo from the record: back to ready, and UP.
     let undone = drain_after(&outcome.stdout, &p.args("s1", &["--undo"]));
-    undone.assert_code(0);
+    undone.succeeds();
     let r = result(&undone);
     assert_eq!(
         (r["undo"].as_bool(), r["state_after"].as_str()),
@@ -264,7 +260,7 @@ fn the_in_flight_count_is_shown_as_it_falls_once_per_change() {
     let p = pair(true);
     let _slow = p.haproxy.slow_request_on("s1", 800);
     let out = drain(&p.args("s1", &["--interval", "20ms"]));
-    out.assert_code(0);
+    out.succeeds();
     let lines: Vec<&str> = out
         .stderr
         .lines()
@@ -297,13 +293,13 @@ fn undo_restores_the_state_from_before_the_drain_not_ready_and_an_idle_drained_s
     let p = pair(true);
     p.haproxy.set_state("s1", "drain");
     let out = drain(&p.args("s1", &[]));
-    out.assert_code(0);
+    out.succeeds();
     let step = out.last_step();
     assert!(!step.changed, "{}", out.stdout);
     assert_eq!(step.result["state_before"], "drain");
     // Undo without flags: the record says what to put back, and that is drain.
     let undone = drain_after(&out.stdout, &["--undo"]);
-    undone.assert_code(0);
+    undone.succeeds();
     assert_eq!(result(&undone)["state_after"], "drain");
     assert!(!undone.last_step().changed);
     assert_eq!(p.haproxy.status("s1"), "DRAIN");
@@ -317,7 +313,7 @@ fn dry_run_reads_the_state_and_in_flight_count_and_changes_nothing() {
     let p = pair(true);
     let _slow = p.haproxy.slow_request_on("s1", 1000);
     let out = drain(&p.args("s1", &["--dry-run"]));
-    out.assert_code(0);
+    out.succeeds();
     let step = out.last_step();
     assert!(step.dry_run && !step.changed);
     assert_eq!(step.result["state_before"], "ready");
@@ -356,7 +352,7 @@ fn two_haproxy_instances_are_drained_together_and_put_back_together() {
         "app/s1",
     ];
     let out = drain(&args);
-    out.assert_code(0);
+    out.succeeds();
     for handle in slow {
         assert_eq!(handle.join().unwrap().0, Ok(200));
     }
@@ -371,7 +367,7 @@ fn two_haproxy_instances_are_drained_together_and_put_back_together() {
         ("DRAIN".into(), "DRAIN".into())
     );
     let undone = drain_after(&out.stdout, &["--undo"]);
-    undone.assert_code(0);
+    undone.succeeds();
     assert_eq!((a.status("s1"), b.status("s1")), ("UP".into(), "UP".into()));
 }
 
@@ -399,7 +395,7 @@ fn an_instance_already_in_maint_stays_in_maint_through_the_drain_and_the_undo() 
         "app/s1",
     ];
     let out = drain(&args);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(
         (a.status("s1"), b.status("s1")),
         ("DRAIN".into(), "MAINT".into())
@@ -408,7 +404,7 @@ fn an_instance_already_in_maint_stays_in_maint_through_the_drain_and_the_undo() 
         result(&out)["states_before"],
         serde_json::json!(["ready", "maint"])
     );
-    drain_after(&out.stdout, &["--undo"]).assert_code(0);
+    drain_after(&out.stdout, &["--undo"]).succeeds();
     assert_eq!(
         (a.status("s1"), b.status("s1")),
         ("UP".into(), "MAINT".into())
@@ -446,7 +442,7 @@ fn when_one_instance_refuses_the_others_are_put_back_and_the_step_fails() {
         "{message}"
     );
     assert!(message.contains("put back"), "{message}");
-    assert!(out.stderr.contains("put back to ready"), "{}", out.stderr);
+    out.stderr_has("put back to ready");
     assert_eq!(
         a.server_state("s1")["srv_admin_state"],
         "0",
@@ -468,13 +464,9 @@ fn a_socket_without_admin_level_is_a_clear_error() {
     let h = HaProxy::start_with(&[Server::new("s1", &app.addr(), true)], &options);
     let user = h.user_socket();
     let out = drain(&["--haproxy", user.to_str().unwrap(), "--server", "app/s1"]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "refused");
-    assert!(
-        out.stderr.contains("Permission denied") && out.stderr.contains("level admin"),
-        "{}",
-        out.stderr
-    );
+    out.fails_with(kit::Kind::Refused)
+        .stderr_has("Permission denied")
+        .stderr_has("level admin");
     assert_eq!(h.server_state("s1")["srv_admin_state"], "0");
 }
 
@@ -487,16 +479,10 @@ fn a_server_that_does_not_exist_is_a_usage_error_and_changes_nothing() {
     let sock = p.haproxy.admin_socket();
     let sock = sock.to_str().unwrap();
     let out = drain(&["--haproxy", sock, "--server", "app/nope"]);
-    out.assert_code(2);
-    assert_eq!(out.last_step().error_kind(), "usage");
-    assert!(
-        out.stderr.contains("no server 'nope' in backend 'app'"),
-        "{}",
-        out.stderr
-    );
+    out.fails_with(kit::Kind::Usage)
+        .stderr_has("no server 'nope' in backend 'app'");
     let out = drain(&["--haproxy", sock, "--server", "web/s1"]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("no backend 'web'"), "{}", out.stderr);
+    out.assert_code(2).stderr_has("no backend 'web'");
     assert_eq!(p.haproxy.status("s1"), "UP");
 }
 
@@ -524,13 +510,13 @@ fn at_the_deadline_fail_leaves_it_drained_and_proceed_goes_on_forced() {
     assert_eq!(skipped.last_step().status, "skipped");
     assert_eq!(p.haproxy.status("s1"), "DRAIN");
     let out = drain(&p.args("s1", &["--timeout", "500ms", "--on-timeout", "proceed"]));
-    out.assert_code(0);
+    out.succeeds();
     let r = result(&out);
     assert_eq!(
         (r["forced"].as_bool(), r["inflight_end"].as_u64()),
         (Some(true), Some(1))
     );
-    assert!(out.stderr.contains("going on"), "{}", out.stderr);
+    out.stderr_has("going on");
 }
 
 /// The undo of a drain that failed at its deadline puts back the state from before that drain
@@ -550,7 +536,7 @@ fn undo_after_a_drain_that_timed_out_restores_the_state_it_found() {
         serde_json::json!(["drain"])
     );
     let undone = drain_after(&out.stdout, &["--undo", "--always", "--timeout", "5s"]);
-    undone.assert_code(0);
+    undone.succeeds();
     assert_eq!(p.haproxy.status("s1"), "DRAIN", "{}", undone.stderr);
 }
 
@@ -580,7 +566,7 @@ fn maint_after_escalates_a_drain_that_does_not_end() {
     );
     // Undo puts back what was there before the drain: ready.
     let undone = drain_after(&out.stdout, &["--undo", "--always"]);
-    undone.assert_code(0);
+    undone.succeeds();
     assert!(p.haproxy.wait_status("s1", "UP", Duration::from_secs(1)));
 }
 
@@ -591,16 +577,12 @@ fn a_server_without_checks_is_drained_and_confirmed_ready_on_undo() {
     }
     let p = pair(false);
     let out = drain(&p.args("s2", &[]));
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(p.haproxy.status("s2"), "DRAIN");
     let undone = drain_after(&out.stdout, &["--undo"]);
-    undone.assert_code(0);
+    undone.succeeds();
     assert_eq!(p.haproxy.status("s2"), "no check");
-    assert!(
-        undone.stderr.contains("app/s2: back to ready"),
-        "{}",
-        undone.stderr
-    );
+    undone.stderr_has("app/s2: back to ready");
 }
 
 #[test]
@@ -610,11 +592,11 @@ fn undo_waits_until_a_checked_server_is_fully_up() {
     }
     let p = pair(true);
     let out = drain(&p.args("s1", &["--state", "maint"]));
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(p.haproxy.status("s1"), "MAINT");
     // Out of maintenance, HAProxy checks the server again before it counts as UP.
     let undone = drain_after(&out.stdout, &["--undo"]);
-    undone.assert_code(0);
+    undone.succeeds();
     assert_eq!(p.haproxy.status("s1"), "UP", "{}", undone.stderr);
     assert!(result(&undone)["readings"].as_u64().unwrap() >= 1);
 }
@@ -637,7 +619,7 @@ fn nginx_quit_lets_the_long_request_finish_before_nginx_exits() {
     let pidfile = nginx.pidfile();
     let out = drain(&["--signal", "QUIT", "--pidfile", pidfile.to_str().unwrap()]);
     let drain_ended = Instant::now();
-    out.assert_code(0);
+    out.succeeds();
     let (status, long_ended) = long.join().unwrap();
     assert_eq!(status, Ok(200), "the request in flight got its answer");
     assert!(long_ended <= drain_ended);
@@ -651,7 +633,7 @@ fn nginx_quit_lets_the_long_request_finish_before_nginx_exits() {
     assert!(nginx.wait_exit(Duration::from_secs(1)).is_some());
     // Gone already: nothing to do.
     let again = drain(&["--signal", "QUIT", "--pid", &r["pid"].to_string()]);
-    again.assert_code(0);
+    again.succeeds();
     assert!(!again.last_step().changed);
     let refused = drain(&["--undo", "--signal", "QUIT", "--pid", "1"]);
     refused.assert_code(2);
@@ -664,7 +646,10 @@ fn escalate_terms_then_kills_a_process_that_ignores_quit() {
         .spawn()
         .unwrap();
     let pid = stubborn.id().to_string();
-    std::thread::sleep(Duration::from_millis(100)); // the trap is set before exec
+    assert!(
+        kit::observe::wait_runs(stubborn.id(), "sleep", Duration::from_secs(5)),
+        "the shell set its trap and exec'd sleep"
+    );
     let out = drain(&[
         "--signal",
         "QUIT",
@@ -677,7 +662,7 @@ fn escalate_terms_then_kills_a_process_that_ignores_quit() {
         "--grace",
         "300ms",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     let r = result(&out);
     assert_eq!(
         (r["escalated"].as_str(), r["state_after"].as_str()),
@@ -688,11 +673,7 @@ fn escalate_terms_then_kills_a_process_that_ignores_quit() {
         "{:?}",
         out.elapsed
     );
-    assert!(
-        out.stderr.contains("sending TERM") && out.stderr.contains("sending KILL"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("sending TERM").stderr_has("sending KILL");
     let status = stubborn.wait().unwrap();
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
@@ -710,8 +691,7 @@ fn escalate_is_only_for_the_signal_method() {
         "--on-timeout",
         "escalate",
     ]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("--maint-after"), "{}", out.stderr);
+    out.assert_code(2).stderr_has("--maint-after");
 }
 
 // ---- flag file and port ----
@@ -752,7 +732,7 @@ fn flag_file_takes_the_node_out_of_haproxy_waits_for_the_gauge_and_undo_brings_i
         &metric,
     ]);
     let drain_ended = Instant::now();
-    out.assert_code(0);
+    out.succeeds();
     for handle in slow {
         let (status, ended) = handle.join().unwrap();
         assert_eq!(status, Ok(200), "the request in flight got its answer");
@@ -784,7 +764,7 @@ fn flag_file_takes_the_node_out_of_haproxy_waits_for_the_gauge_and_undo_brings_i
         "the balancer's grace is waited: {r}"
     );
     let undone = drain_after(&out.stdout, &["--undo"]);
-    undone.assert_code(0);
+    undone.succeeds();
     assert!(!flag.exists());
     assert!(undone.last_step().changed);
     assert!(
@@ -795,7 +775,7 @@ fn flag_file_takes_the_node_out_of_haproxy_waits_for_the_gauge_and_undo_brings_i
     // Undone already: the record's last drain is an undo, nothing more to do.
     let record = undone.stdout.clone();
     let again = drain_after(&record, &["--undo"]);
-    again.assert_code(0);
+    again.succeeds();
     assert!(!again.last_step().changed);
 }
 
@@ -813,8 +793,7 @@ fn a_gauge_that_cannot_be_read_fails_before_the_flag_file_is_created() {
         "--inflight-metric",
         &nowhere,
     ]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "network");
+    out.fails_with(kit::Kind::Network);
     assert!(!flag.exists(), "the node stays in traffic");
     let app = DemoApp::start(&[]);
     let wrong = format!("{}/metrics#no_such_gauge", app.url);
@@ -824,13 +803,8 @@ fn a_gauge_that_cannot_be_read_fails_before_the_flag_file_is_created() {
         "--inflight-metric",
         &wrong,
     ]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "not_found");
-    assert!(
-        out.stderr.contains("no sample of no_such_gauge"),
-        "{}",
-        out.stderr
-    );
+    out.fails_with(kit::Kind::NotFound)
+        .stderr_has("no sample of no_such_gauge");
     assert!(!flag.exists());
 }
 
@@ -844,8 +818,8 @@ fn the_port_method_counts_raw_tcp_clients_until_they_close() {
     let accepted: Vec<_> = (0..2).map(|_| listener.accept().unwrap().0).collect();
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("drain");
-    let started = Instant::now();
-    let child = drain_in_background(&[
+    let mut cmd = kit::tool("ugw-drain");
+    cmd.args([
         "--flag-file",
         flag.to_str().unwrap(),
         "--lb-grace",
@@ -855,13 +829,14 @@ fn the_port_method_counts_raw_tcp_clients_until_they_close() {
         "--interval",
         "20ms",
     ]);
-    std::thread::sleep(Duration::from_millis(400));
-    let closed = Instant::now();
+    let mut draining = kit::observe::Background::start(cmd);
+    // Its first reading saw both connections: only then are they closed.
+    draining.wait_for_stderr(": 2 in flight", Duration::from_secs(10));
+    assert!(draining.is_running(), "it waits while they are open");
     drop(clients);
     drop(accepted);
-    let (out, ended) = finish(child, started);
-    out.assert_code(0);
-    assert!(ended >= closed);
+    let out = draining.finish();
+    out.succeeds();
     let r = result(&out);
     assert_eq!(
         (r["inflight_start"].as_u64(), r["inflight_end"].as_u64()),
@@ -879,7 +854,7 @@ fn http_post_calls_the_drain_endpoint_then_waits_and_an_error_answer_fails() {
     let port = idle.local_addr().unwrap().port().to_string();
     let url = format!("{}admin/drain", hook.url());
     let out = drain(&["--http-post", &url, "--lb-grace", "0s", "--port", &port]);
-    out.assert_code(0);
+    out.succeeds();
     let received = hook.received();
     assert_eq!(received.len(), 1, "{received:?}");
     assert!(
@@ -902,9 +877,7 @@ fn http_post_calls_the_drain_endpoint_then_waits_and_an_error_answer_fails() {
         "--port",
         &port,
     ]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "refused");
-    assert!(out.stderr.contains("409"), "{}", out.stderr);
+    out.fails_with(kit::Kind::Refused).stderr_has("409");
 }
 
 #[test]
@@ -1020,11 +993,10 @@ fn sticky_clients_keep_a_drained_server_busy_until_maint_after_moves_them() {
         "50ms",
     ];
     let stuck = drain(&[&args[..], &["--timeout", "800ms"]].concat());
-    stuck.assert_code(1);
-    assert_eq!(stuck.last_step().error_kind(), "timeout");
+    stuck.fails_with(kit::Kind::Timeout);
     let s2_before = haproxy.total("s2");
     let out = drain(&[&args[..], &["--maint-after", "300ms", "--timeout", "10s"]].concat());
-    out.assert_code(0);
+    out.succeeds();
     let r = result(&out);
     assert_eq!(
         (r["escalated"].as_str(), r["state_after"].as_str()),
@@ -1065,7 +1037,7 @@ fn inflight_floor_discounts_a_gauge_that_counts_its_own_scrape() {
     stuck.assert_code(1);
     assert_eq!(result(&stuck)["inflight_end"], 1);
     let out = drain(&[&base[..], &["--inflight-floor", "1"]].concat());
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(result(&out)["inflight_end"], 0);
 }
 
@@ -1156,7 +1128,7 @@ fn a_request_queued_in_haproxy_for_the_server_counts_as_in_flight() {
         "50ms",
     ]);
     let (outcome, drain_ended) = finish(child, started);
-    outcome.assert_code(0);
+    outcome.succeeds();
     let (status, first_ended) = first.join().unwrap();
     assert_eq!(status, Ok(200));
     let (status, second_ended) = second.join().unwrap();
@@ -1229,7 +1201,7 @@ fn one_zero_reading_does_not_end_the_wait_before_zero_readings_in_a_row() {
         "--interval",
         "20ms",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     let r = result(&out);
     assert!(
         scrapes.load(Ordering::SeqCst) >= SCRIPT.len(),

@@ -157,13 +157,21 @@ fn an_interrupted_drain_is_undone_to_the_state_it_found() {
     let pool = Pool::start(&Options::default());
     let _slow = pool.haproxy.slow_request_on("node1", 30_000);
     pool.haproxy.set_state("node1", "maint");
-    let child = drain_in_background(
-        &pool.record,
-        &["--new", "--haproxy", &pool.socket, "--server", "app/node1"],
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    let (code, _) = kit::interrupt(child, libc::SIGTERM);
-    assert_eq!(code, Some(143));
+    let mut cmd = kit::tool("ugw-drain");
+    cmd.arg("--record").arg(&pool.record).args([
+        "--new",
+        "--haproxy",
+        &pool.socket,
+        "--server",
+        "app/node1",
+    ]);
+    let draining = kit::observe::Background::start(cmd);
+    // It found the state, drained, and now waits for the slow request.
+    draining.wait_for_stderr("1 in flight", Duration::from_secs(10));
+    draining
+        .interrupt(libc::SIGTERM)
+        .assert_code(143)
+        .fails_with(kit::Kind::Interrupted);
     let steps = record_steps(&pool.record);
     assert_eq!(steps[0]["status"], "interrupted");
     assert_eq!(
@@ -182,7 +190,7 @@ fn an_interrupted_drain_is_undone_to_the_state_it_found() {
             "app/node1",
         ],
     );
-    undone.assert_code(0);
+    undone.succeeds();
     assert_eq!(pool.haproxy.status("node1"), "MAINT", "{}", undone.stderr);
 }
 
@@ -196,19 +204,18 @@ fn after_a_failed_undo_the_retry_puts_back_the_state_the_drain_found() {
     let pool = Pool::start(&Options::default());
     pool.haproxy.set_state("node1", "maint");
     let args = pool.args("app/node1");
-    drain(&pool.record, &[&["--new"][..], &args].concat()).assert_code(0);
+    drain(&pool.record, &[&["--new"][..], &args].concat()).succeeds();
     let away = PathBuf::from(format!("{}.away", pool.socket));
     std::fs::rename(&pool.socket, &away).unwrap();
     let failed = drain(&pool.record, &[&["--undo"][..], &args].concat());
     std::fs::rename(&away, &pool.socket).unwrap();
-    failed.assert_code(1);
-    assert_eq!(failed.last_step().error_kind(), "network");
+    failed.fails_with(kit::Kind::Network);
     // The run failed at the undo: the retry runs with --always, with the flags and without.
     let retry = drain(&pool.record, &["--undo", "--always"]);
-    retry.assert_code(0);
+    retry.succeeds();
     assert_eq!(pool.haproxy.status("node1"), "MAINT", "{}", retry.stderr);
     let retry = drain(&pool.record, &[&["--undo", "--always"][..], &args].concat());
-    retry.assert_code(0);
+    retry.succeeds();
     assert_eq!(pool.haproxy.status("node1"), "MAINT", "{}", retry.stderr);
 }
 
@@ -227,23 +234,18 @@ fn a_socket_is_matched_by_its_canonical_path() {
         .arg("--record")
         .arg(&pool.record)
         .args(["--new", "--haproxy", "./a.sock", "--server", "app/node1"]);
-    kit::run(cmd).assert_code(0);
+    kit::run(cmd).succeeds();
     // node2 drained in the same run: the record's last drain, which is not node1's.
     drain(
         &pool.record,
         &["--haproxy", &pool.socket, "--server", "app/node2"],
     )
-    .assert_code(0);
+    .succeeds();
     let undone = drain(
         &pool.record,
         &["--undo", "--haproxy", &pool.socket, "--server", "app/node1"],
     );
-    undone.assert_code(0);
-    assert!(
-        !undone.stderr.contains("putting it back to ready"),
-        "{}",
-        undone.stderr
-    );
+    undone.succeeds().stderr_lacks("putting it back to ready");
     assert_eq!(pool.haproxy.status("node1"), "MAINT");
     assert_eq!(pool.haproxy.status("node2"), "DRAIN");
 }
@@ -261,15 +263,15 @@ fn a_flag_file_that_was_there_before_the_drain_stays() {
     assert_eq!(kit::load::get_url(&lb), Ok(503));
     let record = dir.path().join("run.json");
     let out = drain_flag(&record, flag_arg, &app);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.last_step().result["state_before"], "present");
     let undone = drain(&record, &["--undo"]);
-    undone.assert_code(0);
+    undone.succeeds();
     assert!(flag.exists(), "{}", undone.stderr);
     assert!(!undone.last_step().changed);
     assert_eq!(kit::load::get_url(&lb), Ok(503));
     let undone = drain(&record, &["--undo", "--flag-file", flag_arg]);
-    undone.assert_code(0);
+    undone.succeeds();
     assert!(flag.exists(), "{}", undone.stderr);
 }
 
@@ -282,8 +284,8 @@ fn a_drain_interrupted_after_an_earlier_undo_is_the_one_undone() {
     }
     let pool = Pool::start(&Options::default());
     let args = pool.args("app/node1");
-    drain(&pool.record, &[&["--new"][..], &args].concat()).assert_code(0);
-    drain(&pool.record, &[&["--undo"][..], &args].concat()).assert_code(0);
+    drain(&pool.record, &[&["--new"][..], &args].concat()).succeeds();
+    drain(&pool.record, &[&["--undo"][..], &args].concat()).succeeds();
     assert!(
         pool.haproxy
             .wait_status("node1", "UP", Duration::from_secs(5))
@@ -297,13 +299,13 @@ fn a_drain_interrupted_after_an_earlier_undo_is_the_one_undone() {
     let (code, _) = kit::interrupt(child, libc::SIGTERM);
     assert_eq!(code, Some(143));
     let undone = drain(&pool.record, &["--undo", "--always"]);
-    undone.assert_code(0);
+    undone.succeeds();
     assert!(undone.last_step().changed, "{}", undone.stderr);
     assert_eq!(pool.haproxy.server_state("node1")["srv_admin_state"], "0");
     let again = drain(&pool.record, &["--undo", "--always"]);
-    again.assert_code(0);
+    again.succeeds();
     assert!(!again.last_step().changed);
-    assert!(again.stderr.contains("undone already"), "{}", again.stderr);
+    again.stderr_has("undone already");
 }
 
 /// Item 25, HAProxy: a forged drain step of app/node2 on another balancer (of another run, or
@@ -327,20 +329,14 @@ fn a_forged_haproxy_step_is_refused_and_never_acted_on() {
     // Another run's step, in a record of this run.
     record_with(&ours.record, "r-ours", true, &[step("r-theirs")]);
     let out = drain(&ours.record, &["--undo"]);
-    out.assert_code(2);
-    assert!(
-        out.stderr.contains("belongs to run r-theirs"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(2).stderr_has("belongs to run r-theirs");
     assert_eq!(theirs.haproxy.status("node2"), "MAINT");
     // Another host's.
     let mut other_host = step("r-ours");
     other_host["host"] = "node9".into();
     record_with(&ours.record, "r-ours", true, &[other_host]);
     let out = drain(&ours.record, &["--undo"]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("\"node9\""), "{}", out.stderr);
+    out.assert_code(2).stderr_has("\"node9\"");
     assert_eq!(theirs.haproxy.status("node2"), "MAINT");
     // This run's, naming another balancer than the one this undo names: not stretched to it.
     record_with(&ours.record, "r-ours", true, &[step("r-ours")]);
@@ -349,8 +345,7 @@ fn a_forged_haproxy_step_is_refused_and_never_acted_on() {
         &ours.record,
         &["--undo", "--haproxy", &ours.socket, "--server", "app/node2"],
     );
-    out.assert_code(2);
-    assert!(out.stderr.contains("do not name"), "{}", out.stderr);
+    out.assert_code(2).stderr_has("do not name");
     assert_eq!(ours.haproxy.status("node2"), "MAINT");
     assert_eq!(theirs.haproxy.status("node2"), "MAINT");
 }
@@ -417,10 +412,10 @@ fn the_flag_file_a_drain_created_is_removed_by_its_undo() {
             "--inflight-metric",
         ])
         .arg(&gauge);
-    kit::run(cmd).assert_code(0);
+    kit::run(cmd).succeeds();
     assert!(flag.exists());
     let out = drain(&record, &["--undo", "--flag-file", flag.to_str().unwrap()]);
-    out.assert_code(0);
+    out.succeeds();
     assert!(!flag.exists(), "{}", out.stderr);
 }
 
@@ -439,7 +434,7 @@ fn undoing_one_server_uses_that_servers_drain_not_the_records_last() {
         &pool.record,
         &["--new", "--haproxy", socket, "--server", "app/node1"],
     );
-    first.assert_code(0);
+    first.succeeds();
     assert_eq!(
         first.last_step().result["states_before"],
         serde_json::json!(["maint"])
@@ -448,14 +443,14 @@ fn undoing_one_server_uses_that_servers_drain_not_the_records_last() {
         &pool.record,
         &["--haproxy", socket, "--server", "app/node2"],
     )
-    .assert_code(0);
+    .succeeds();
     assert_eq!(haproxy.status("node2"), "DRAIN");
 
     drain(
         &pool.record,
         &["--undo", "--haproxy", socket, "--server", "app/node1"],
     )
-    .assert_code(0);
+    .succeeds();
     assert_eq!(haproxy.status("node1"), "MAINT", "{}", haproxy.log());
     assert_eq!(haproxy.status("node2"), "DRAIN", "node2 is not touched");
 
@@ -463,7 +458,7 @@ fn undoing_one_server_uses_that_servers_drain_not_the_records_last() {
         &pool.record,
         &["--undo", "--haproxy", socket, "--server", "app/node2"],
     )
-    .assert_code(0);
+    .succeeds();
     assert!(haproxy.wait_status("node2", "UP", Duration::from_secs(5)));
     assert_eq!(haproxy.status("node1"), "MAINT");
 }
@@ -476,7 +471,7 @@ fn a_failed_undo_is_not_taken_for_an_undo() {
     let record = dir.path().join("rec.json");
     let flag = dir.path().join("drain.flag");
     let app = DemoApp::start(&[]);
-    drain_flag(&record, flag.to_str().unwrap(), &app).assert_code(0);
+    drain_flag(&record, flag.to_str().unwrap(), &app).succeeds();
     assert!(flag.exists());
     // An undo step that failed (the tool could not put the node back), as the record keeps it.
     let mut text: serde_json::Value =
@@ -492,7 +487,7 @@ fn a_failed_undo_is_not_taken_for_an_undo() {
     std::fs::write(&record, text.to_string()).unwrap();
 
     let out = drain(&record, &["--undo", "--always"]);
-    out.assert_code(0);
+    out.succeeds();
     assert!(!flag.exists(), "the drain was undone: {}", out.stderr);
     assert!(out.last_step().changed);
 }
@@ -509,14 +504,10 @@ fn an_undo_on_a_failed_run_that_never_drained_is_a_no_op() {
         "changed": false, "error": {"kind": "not_found", "message": "--path does not exist"}});
     record_with(&record, "r1", false, &[backup_failed]);
     let out = drain(&record, &["--undo", "--always"]);
-    out.assert_code(0);
+    out.succeeds();
     let step = out.last_step();
     assert_eq!((step.status.as_str(), step.changed), ("ok", false));
-    assert!(
-        out.stderr.contains("this run never drained this node"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("this run never drained this node");
 
     // Another host's drain in the record, on a run that did not fail.
     let theirs = dir.path().join("theirs");
@@ -526,12 +517,7 @@ fn an_undo_on_a_failed_run_that_never_drained_is_a_no_op() {
     std::fs::write(&theirs, "").unwrap();
     record_with(&record, "r2", true, &[other_host]);
     let out = drain(&record, &["--undo"]);
-    out.assert_code(2);
-    assert!(
-        out.stderr.contains("written on host \"node2\""),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(2).stderr_has("written on host \"node2\"");
     assert!(theirs.exists(), "another host's file is never touched");
 }
 
@@ -565,10 +551,9 @@ fn a_gauge_that_is_not_a_count_fails_the_drain() {
             &metric,
             "--timeout",
             "3s",
-        ]);
-        out.assert_code(1);
-        assert_eq!(out.last_step().error_kind(), "network", "{value}");
-        assert!(!out.stderr.contains("drained"), "{value}: {}", out.stderr);
+        ])
+        .case(value);
+        out.fails_with(kit::Kind::Network).stderr_lacks("drained");
         assert!(!flag.exists(), "{value}: the node stays in traffic");
     }
 }
@@ -670,8 +655,8 @@ fn a_cut_or_garbled_show_stat_is_an_error_never_zero_in_flight() {
         ]);
         out.assert_code(1);
         assert_eq!(out.last_step().error_kind(), "network", "{}", out.stderr);
-        assert!(out.stderr.contains("cannot be read"), "{}", out.stderr);
-        assert!(!out.stderr.contains("--server takes"), "{}", out.stderr);
+        out.stderr_has("cannot be read")
+            .stderr_lacks("--server takes");
         assert_eq!(pool.haproxy.status("node1"), "UP", "nothing changed");
     }
 }
@@ -707,12 +692,12 @@ fn a_reload_that_puts_the_server_back_fails_the_drain() {
     );
     pool.haproxy.reload();
     let output = kit::wait_bounded(child, Duration::from_secs(30));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let out = kit::Outcome::from(&output, started.elapsed());
+    out.fails_with(kit::Kind::FailCondition)
+        .stderr_has("ready again")
+        .stderr_lacks("drained");
     let step = &record_steps(&pool.record)[0];
-    assert_eq!(step["error"]["kind"], "fail_condition", "{stderr}");
-    assert!(stderr.contains("ready again"), "{stderr}");
-    assert!(!stderr.contains("drained"), "{stderr}");
+    assert_eq!(step["error"]["kind"], "fail_condition", "{}", out.stderr);
     assert!(started.elapsed() < Duration::from_secs(15));
 }
 
@@ -726,25 +711,17 @@ fn drained_twice_the_undo_puts_back_the_state_before_the_first_drain() {
     let pool = Pool::start(&Options::default());
     let args = pool.args("app/node1");
     let first = drain(&pool.record, &[&["--new"][..], &args].concat());
-    first.assert_code(0);
-    assert!(
-        first.stderr.contains("server-state-file"),
-        "the first drain through a socket says it: {}",
-        first.stderr
-    );
+    // The first drain through a socket says it.
+    first.succeeds().stderr_has("server-state-file");
     let second = drain(&pool.record, &args);
-    second.assert_code(0);
+    second.succeeds();
     assert_eq!(
         second.last_step().result["states_before"],
         serde_json::json!(["drain"])
     );
     // Item 15: said once per socket in a run, not on every drain.
-    assert!(
-        !second.stderr.contains("server-state-file"),
-        "{}",
-        second.stderr
-    );
-    drain(&pool.record, &["--undo"]).assert_code(0);
+    second.stderr_lacks("server-state-file");
+    drain(&pool.record, &["--undo"]).succeeds();
     assert!(
         pool.haproxy
             .wait_status("node1", "UP", Duration::from_secs(5))
@@ -768,12 +745,7 @@ fn an_undo_with_flags_refuses_a_matching_step_of_another_run() {
         &pool.record,
         &["--undo", "--haproxy", &pool.socket, "--server", "app/node2"],
     );
-    out.assert_code(2);
-    assert!(
-        out.stderr.contains("belongs to run r-theirs"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(2).stderr_has("belongs to run r-theirs");
     assert_eq!(pool.haproxy.status("node2"), "MAINT");
 }
 
@@ -800,9 +772,9 @@ fn a_dangling_symlink_flag_file_is_refused() {
         "--inflight-metric",
         &gauge,
     ]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
-    assert!(!out.stderr.contains("drained"), "{}", out.stderr);
+    out.assert_code(2)
+        .stderr_has("does not exist")
+        .stderr_lacks("drained");
 }
 
 /// Item 9: node1 in MAINT only because it tracks node2: it is drained by its own state, so it
@@ -832,7 +804,7 @@ fn a_server_in_maint_through_track_is_drained_by_its_own_state() {
         &record,
         &["--new", "--haproxy", socket, "--server", "app/node1"],
     );
-    out.assert_code(0);
+    out.succeeds();
     assert!(out.last_step().changed, "{}", out.stderr);
     assert_eq!(
         out.last_step().result["states_before"],
@@ -846,7 +818,7 @@ fn a_server_in_maint_through_track_is_drained_by_its_own_state() {
         "node1 takes no new traffic"
     );
     let undone = drain(&record, &["--undo"]);
-    undone.assert_code(0);
+    undone.succeeds();
     assert_eq!(haproxy.status("node1"), "UP", "{}", undone.stderr);
 }
 
@@ -866,8 +838,7 @@ fn signal_refuses_itself_its_process_group_and_pid_1() {
         bin = bin.display()
     );
     let out = kit::bash(&script, dir.path());
-    out.assert_code(2);
-    assert!(out.stderr.contains("ugw-drain itself"), "{}", out.stderr);
+    out.assert_code(2).stderr_has("ugw-drain itself");
     // The leader of its process group: the shell that runs it, in a group of its own.
     let script = format!(
         "echo $$ > {pf}; {bin} --signal TERM --pidfile {pf} --timeout 2s; echo \"rc=$?\"",
@@ -878,13 +849,7 @@ fn signal_refuses_itself_its_process_group_and_pid_1() {
     cmd.arg("-c").arg(&script).current_dir(dir.path());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let out = kit::run(cmd);
-    assert!(
-        out.stdout.contains("rc=2"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
-    assert!(out.stderr.contains("process group"), "{}", out.stderr);
+    out.stdout_has("rc=2").stderr_has("process group");
     // PID 1, asked in a dry run so that nothing could reach it even if it were not refused.
     std::fs::write(&pidfile, "1\n").unwrap();
     let out = drain_alone(&[
@@ -894,8 +859,7 @@ fn signal_refuses_itself_its_process_group_and_pid_1() {
         pidfile.to_str().unwrap(),
         "--dry-run",
     ]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("PID 1"), "{}", out.stderr);
+    out.assert_code(2).stderr_has("PID 1");
 }
 
 /// Item 12: a stale pidfile whose pid now belongs to a process started after the file was
@@ -922,9 +886,9 @@ fn a_pid_reused_after_the_pidfile_was_written_is_not_signalled() {
         "--timeout",
         "2s",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert!(!out.last_step().changed, "{}", out.stderr);
-    assert!(out.stderr.contains("started"), "{}", out.stderr);
+    out.stderr_has("started");
     assert!(
         stranger.try_wait().unwrap().is_none(),
         "the stranger still runs"
@@ -939,7 +903,7 @@ fn a_pid_reused_after_the_pidfile_was_written_is_not_signalled() {
         "--timeout",
         "5s",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert!(out.last_step().changed, "{}", out.stderr);
     let _ = stranger.wait();
 }
@@ -952,7 +916,10 @@ fn escalation_with_a_long_grace_ends_by_the_deadline() {
         .args(["-c", "trap '' QUIT TERM; exec sleep 60"])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(100)); // the trap is set before exec
+    assert!(
+        kit::observe::wait_runs(stubborn.id(), "sleep", Duration::from_secs(5)),
+        "the shell set its trap and exec'd sleep"
+    );
     let pid = stubborn.id().to_string();
     let out = drain_alone(&[
         "--signal",
@@ -966,7 +933,7 @@ fn escalation_with_a_long_grace_ends_by_the_deadline() {
         "--grace",
         "10s",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(
         out.last_step().result["escalated"],
         "KILL",
@@ -1004,12 +971,8 @@ fn an_interval_under_10ms_is_refused() {
             "--interval",
             interval,
         ]);
-        out.assert_code(2);
-        assert!(
-            out.stderr.contains("--interval must be at least 10 ms"),
-            "{}",
-            out.stderr
-        );
+        out.assert_code(2)
+            .stderr_has("--interval must be at least 10 ms");
     }
 }
 
@@ -1018,11 +981,7 @@ fn an_interval_under_10ms_is_refused() {
 fn a_failing_undo_endpoint_says_the_node_was_not_put_back() {
     let refusing = kit::RawServer::start(b"HTTP/1.1 409 Conflict\r\nContent-Length: 0\r\n\r\n");
     let out = drain_alone(&["--undo", "--http-post", &refusing.url()]);
-    out.assert_code(1);
-    assert!(
-        out.stderr.contains("did not put the node back"),
-        "{}",
-        out.stderr
-    );
-    assert!(!out.stderr.contains("take the drain"), "{}", out.stderr);
+    out.assert_code(1)
+        .stderr_has("did not put the node back")
+        .stderr_lacks("take the drain");
 }

@@ -479,7 +479,7 @@ fn a_record_file_is_fsynced_renamed_and_its_folder_fsynced() {
     for extra in [&["--new"][..], &[]] {
         let args: Vec<&str> = check.iter().chain(extra).copied().collect();
         let (out, trace) = traced("ugw-wait-healthy", &args, &dir);
-        out.assert_code(0);
+        out.succeeds();
         trace.assert_replaced_durably(&record);
     }
     let text = std::fs::read_to_string(&record).unwrap();
@@ -511,7 +511,7 @@ fn a_fetched_file_is_fsynced_renamed_and_its_folder_fsynced() {
             ],
             &dir,
         );
-        let step = out.assert_code(0).last_step();
+        let step = out.succeeds().last_step();
         let staged = PathBuf::from(step.result["path"].as_str().unwrap());
         assert_eq!(staged.parent(), Some(staging.as_path()), "{url}");
         assert_eq!(std::fs::read(&staged).unwrap(), data, "{url}");
@@ -543,7 +543,7 @@ fn an_extracted_folder_is_flushed_renamed_into_place_and_its_folder_fsynced() {
         "app",
     ];
     let (out, trace) = traced("ugw-fetch", &args, &dir);
-    out.assert_code(0);
+    out.succeeds();
     let released = staging.join("app");
     assert!(released.join("bin/app").is_file());
     // The tree's marker, written last inside the temp folder, fsyncs that folder (which the
@@ -578,7 +578,7 @@ fn a_backup_archive_and_its_sidecars_are_durable_and_the_checksum_comes_last() {
         ],
         &dir,
     );
-    let step = out.assert_code(0).last_step();
+    let step = out.succeeds().last_step();
     let archive = PathBuf::from(step.result["archive"].as_str().unwrap());
     let file_name = archive.file_name().unwrap().to_str().unwrap();
     let base = file_name.strip_suffix(".tar.gz").expect("gzip by default");

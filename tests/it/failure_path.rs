@@ -86,7 +86,7 @@ fn the_failure_path_puts_the_node_back_whichever_step_failed() {
     let said: Vec<&str> = out.stdout.lines().collect();
     let expected: Vec<String> = STEPS.iter().map(|s| format!("ok {s}")).collect();
     assert_eq!(said, expected, "stderr:\n{}", out.stderr);
-    out.assert_code(0);
+    out.succeeds();
     // Each upgrade failed where it was meant to.
     for (step, tool) in [
         ("baseline", "ugw-verify"),

@@ -27,13 +27,9 @@ fn the_pipeline_upgrades_the_node_and_passes_the_record_between_jobs() {
     let out = repo.pipeline(&fleet, &[], &["ugw-post-deploy"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     for job in ["ugw-backup", "ugw-deploy", "ugw-verify", "ugw-post-deploy"] {
-        assert!(
-            out.stdout.contains(&format!("PASS  {job}")),
-            "{}",
-            out.stdout
-        );
+        out.stdout_has(format!("PASS  {job}"));
     }
-    assert!(!out.stdout.contains("ugw-rollback "), "{}", out.stdout);
+    out.stdout_lacks("ugw-rollback ");
 
     // The last job's record holds every job's steps: each job ran in a copy of its own
     // (--shell-isolation) and got the record as the artifact of the job before.
@@ -64,13 +60,10 @@ fn a_failed_deploy_runs_the_rollback_job_with_the_failed_record() {
         &[],
     );
     assert_ne!(out.code, 0, "{}", out.stdout);
-    assert!(out.stdout.contains("FAIL  ugw-deploy"), "{}", out.stdout);
-    assert!(out.stdout.contains("PASS  ugw-rollback "), "{}", out.stdout);
-    assert!(
-        !out.stdout.contains("ugw-verify  "),
-        "verify ran: {}",
-        out.stdout
-    );
+    // The verify job did not run.
+    out.stdout_has("FAIL  ugw-deploy")
+        .stdout_has("PASS  ugw-rollback ")
+        .stdout_lacks("ugw-verify  ");
 
     let record = repo.artifact_record("ugw-rollback");
     kit::fleet::assert_rolled_back(&fleet, 1, &record);

@@ -205,7 +205,7 @@ fn user_headers_are_sent_only_to_the_origin_they_were_given_for() {
         &elsewhere,
         r#".headers.authorization == null and .headers["x-custom-auth"] == null and .headers["x-trace"] == null and .headers.host != null"#,
     );
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(second.requests_settled(), 1, "{}", second.log());
     assert!(second.log().contains("GET /debug/echo"), "{}", second.log());
 
@@ -215,7 +215,7 @@ fn user_headers_are_sent_only_to_the_origin_they_were_given_for() {
         &here,
         r#".headers.authorization == "Bearer op-t0ken-123456" and .headers["x-custom-auth"] == "cust0m-s3cret-99" and .headers["x-trace"] == "trace-abc""#,
     )
-    .assert_code(0);
+    .succeeds();
 }
 
 #[test]
@@ -315,7 +315,7 @@ fn every_health_check_attempt_opens_a_fresh_connection() {
         "--interval",
         "20ms",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert!(out.wait_result().attempts >= 3);
     let requests = server.requests().len();
     assert!(requests >= 3, "{requests}");
@@ -356,7 +356,7 @@ fn the_proxy_environment_is_honoured_except_for_loopback_and_no_proxy() {
             .args(["--url", url, "--timeout", "1s"]);
         kit::run(cmd)
     };
-    run("http://ready.example.invalid/health", "").assert_code(0);
+    run("http://ready.example.invalid/health", "").succeeds();
     let heard = proxy.requests();
     assert_eq!(heard.len(), 2, "{heard:?}");
     assert_eq!(
@@ -373,7 +373,7 @@ fn the_proxy_environment_is_honoured_except_for_loopback_and_no_proxy() {
         out.target_error()
     );
     let app = DemoApp::start(&[]);
-    run(&format!("{}/health/ready", app.url), "").assert_code(0);
+    run(&format!("{}/health/ready", app.url), "").succeeds();
     assert_eq!(app.requests_settled(), 1);
     assert_eq!(
         proxy.requests().len(),
@@ -625,11 +625,10 @@ fn a_url_without_a_scheme_says_add_http() {
     out.assert_code(2);
     let message = out.last_step().error.unwrap().message;
     assert!(message.contains("add http://"), "{message}");
-    assert!(out.stderr.contains("add http://"), "{}", out.stderr);
+    out.stderr_has("add http://");
 
     let out = wait_healthy(&["--url", "user:SECRETPW12@127.0.0.1:8080/ok"]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("add http://"), "{}", out.stderr);
+    out.assert_code(2).stderr_has("add http://");
     for text in [&out.stdout, &out.stderr] {
         assert!(!text.contains("SECRETPW12"), "{text}");
     }
@@ -654,11 +653,7 @@ fn failure_says(out: &kit::Outcome, words: &[&str]) {
     let error = out.target_error();
     for word in words {
         assert!(error.contains(word), "{word:?} is not in: {error}");
-        assert!(
-            out.stderr.contains(word),
-            "{word:?} is not on stderr: {}",
-            out.stderr
-        );
+        out.stderr_has(word);
     }
 }
 
@@ -766,13 +761,13 @@ fn a_self_signed_certificate_from_openssl_is_trusted_with_cacert() {
         "--timeout",
         "2s",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.wait_result().targets[0].last_status, Some(200));
     assert_eq!(app.requests_settled(), 1, "{}", app.log());
 
     // Trusted for its own names only.
     let by_name = url.replace("127.0.0.1", "localhost");
-    wait_healthy(&["--url", &by_name, "--cacert", cert.to_str().unwrap()]).assert_code(0);
+    wait_healthy(&["--url", &by_name, "--cacert", cert.to_str().unwrap()]).succeeds();
 }
 
 #[test]
@@ -789,6 +784,6 @@ fn a_self_signed_certificate_without_a_ca_is_trusted_with_cacert() {
         "--timeout",
         "2s",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.wait_result().targets[0].last_status, Some(200));
 }

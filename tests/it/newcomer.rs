@@ -328,7 +328,7 @@ fn balance(nodes: &[Node]) -> HaProxy {
 fn upgrade(dir: &Path, node: &Node, vars: &[(&str, String)], haproxy: &HaProxy) {
     let started = Instant::now();
     let out = shell(dir, UPGRADE, vars);
-    out.assert_code(0);
+    out.succeeds();
     let record = out.record();
     assert!(record.ok, "{}", out.stdout);
     let tools: Vec<&str> = record.steps.iter().map(|s| s.tool.as_str()).collect();
@@ -386,7 +386,7 @@ fn datasette_from_pypi_is_upgraded_node_by_node_behind_haproxy_under_load() {
             INSTALL,
             &vars(node, &base, OLD, &no_socket, &staging),
         );
-        out.assert_code(0);
+        out.succeeds();
         assert!(node.answers(OLD), "{}", node.log());
     }
     let haproxy = balance(&nodes);
@@ -443,7 +443,7 @@ fn datasette_from_pypi_is_upgraded_node_by_node_behind_haproxy_under_load() {
     let mut back = vars(node, &base, NEW, &socket, &staging);
     back.push(("OLD", NEW.to_string()));
     let out = shell(tmp.path(), FAILURE_PATH, &back);
-    out.assert_code(0);
+    out.succeeds();
     assert!(node.answers(NEW), "{}", node.log());
     assert_eq!(kit::current(&node.root), format!("releases/{NEW}"));
     assert!(haproxy.wait_status(&node.name, "UP", Duration::from_secs(10)));

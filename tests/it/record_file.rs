@@ -100,14 +100,13 @@ fn a_lock_file_planted_as_a_symlink_is_refused_and_its_target_untouched() {
     let victim = dir.path().join("victim");
     std::fs::write(&victim, "precious\n").unwrap();
     let record = ws.join("u.json");
-    run_test_tool(&["create", "--record", record.to_str().unwrap(), "--new"]).assert_code(0);
+    run_test_tool(&["create", "--record", record.to_str().unwrap(), "--new"]).succeeds();
     let lock = ws.join("u.json.lock");
     std::fs::remove_file(&lock).unwrap();
     symlink_as_nobody(&victim, &lock);
 
     let out = wait_healthy(&["--record", record.to_str().unwrap(), "--cmd", "true"]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("symbolic link"), "{}", out.stderr);
+    out.assert_code(2).stderr_has("symbolic link");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     assert_eq!(
         read_record(&record).steps.len(),
@@ -140,9 +139,9 @@ fn a_record_file_symlink_is_followed_only_when_it_is_the_callers_or_roots() {
     let link = ws.join("u.json");
     symlink_as_nobody(&secret, &link);
     let out = wait_healthy(&["--record", link.to_str().unwrap(), "--cmd", "true"]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("owned by uid"), "{}", out.stderr);
-    assert!(!out.stderr.contains("SECRETHASH") && !out.stdout.contains("SECRETHASH"));
+    out.assert_code(2)
+        .stderr_has("owned by uid")
+        .never_shows("SECRETHASH");
     assert_eq!(out.last_step().error_kind(), "usage");
     assert!(
         std::fs::symlink_metadata(&link)
@@ -153,10 +152,10 @@ fn a_record_file_symlink_is_followed_only_when_it_is_the_callers_or_roots() {
 
     // The caller's own link is followed: the record it points at gains the step, the link stays.
     let real = dir.path().join("real.json");
-    run_test_tool(&["create", "--record", real.to_str().unwrap(), "--new"]).assert_code(0);
+    run_test_tool(&["create", "--record", real.to_str().unwrap(), "--new"]).succeeds();
     let mine = dir.path().join("mine.json");
     std::os::unix::fs::symlink(&real, &mine).unwrap();
-    wait_healthy(&["--record", mine.to_str().unwrap(), "--cmd", "true"]).assert_code(0);
+    wait_healthy(&["--record", mine.to_str().unwrap(), "--cmd", "true"]).succeeds();
     assert_eq!(read_record(&real).steps.len(), 2);
     assert!(
         std::fs::symlink_metadata(&mine)
@@ -181,21 +180,15 @@ fn a_record_file_that_is_not_the_callers_is_never_quoted() {
     let nobody: u32 = std::fs::metadata(&ws).unwrap().uid();
     std::os::unix::fs::chown(&theirs, Some(nobody), None).unwrap();
     let out = wait_healthy(&["--record", theirs.to_str().unwrap(), "--cmd", "true"]);
-    out.assert_code(2);
-    assert_eq!(out.last_step().error_kind(), "bad_record");
-    assert!(out.stderr.contains("not a ugw record"), "{}", out.stderr);
-    assert!(
-        !out.stderr.contains("TOPSECRET") && !out.stdout.contains("TOPSECRET"),
-        "{}",
-        out.stderr
-    );
+    out.fails_with(kit::Kind::BadRecord)
+        .stderr_has("not a ugw record")
+        .never_shows("TOPSECRET");
 
     // The caller's own file is quoted, to help them see what it is.
     let own = ws.join("own.json");
     std::fs::write(&own, "hello there\n").unwrap();
     let out = wait_healthy(&["--record", own.to_str().unwrap(), "--cmd", "true"]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("hello there"), "{}", out.stderr);
+    out.assert_code(2).stderr_has("hello there");
 }
 
 #[test]
@@ -217,10 +210,14 @@ fn a_record_file_that_is_not_a_small_plain_file_is_refused_before_reading() {
         .set_len(3 << 30)
         .unwrap();
     for (path, needle, kind) in [
-        (fifo.as_path(), "not a regular file", "usage"),
-        (Path::new("/dev/zero"), "not a regular file", "usage"),
-        (dir.path(), "not a regular file", "usage"),
-        (sparse.as_path(), "larger than 16 MiB", "bad_record"),
+        (fifo.as_path(), "not a regular file", kit::Kind::Usage),
+        (
+            Path::new("/dev/zero"),
+            "not a regular file",
+            kit::Kind::Usage,
+        ),
+        (dir.path(), "not a regular file", kit::Kind::Usage),
+        (sparse.as_path(), "larger than 16 MiB", kit::Kind::BadRecord),
     ] {
         let mut cmd = tool("ugw-wait-healthy");
         cmd.args(["--cmd", "true", "--record"]).arg(path);
@@ -231,17 +228,8 @@ fn a_record_file_that_is_not_a_small_plain_file_is_refused_before_reading() {
             .spawn()
             .unwrap();
         let output = kit::wait_bounded(child, Duration::from_secs(20));
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{}: {stderr}",
-            path.display()
-        );
-        assert!(stderr.contains(needle), "{}: {stderr}", path.display());
-        let record = parse_record(&String::from_utf8_lossy(&output.stdout));
-        let step = record.steps.last().unwrap();
-        assert_eq!(step.error_kind(), kind, "{}", path.display());
+        let out = kit::Outcome::from(&output, started.elapsed()).case(path.display());
+        out.fails_with(kind).stderr_has(needle);
         assert!(started.elapsed() < Duration::from_secs(20));
     }
     // With --new, a FILE that is there and not a plain file is never replaced.
@@ -262,18 +250,14 @@ fn a_record_that_cannot_be_written_to_stdout_is_exit_1_and_kept_in_the_file() {
         "ugw-wait-healthy --in none --cmd true >/dev/full; echo \"rc=$?\" >&2",
         dir.path(),
     );
-    assert!(out.stderr.contains("rc=1"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("cannot write the record to stdout"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("rc=1")
+        .stderr_has("cannot write the record to stdout");
     // The file still has it; the code still says stdout did not.
     let out = bash(
         "ugw-wait-healthy --cmd true --record rec.json --new >/dev/full; echo \"rc=$?\" >&2",
         dir.path(),
     );
-    assert!(out.stderr.contains("rc=1"), "{}", out.stderr);
+    out.stderr_has("rc=1");
     assert_eq!(
         read_record(&dir.path().join("rec.json")).steps[0].status,
         "ok"
@@ -283,7 +267,7 @@ fn a_record_that_cannot_be_written_to_stdout_is_exit_1_and_kept_in_the_file() {
         "ugw-wait-healthy --in none --cmd false --timeout 300ms >/dev/full; echo \"rc=$?\" >&2",
         dir.path(),
     );
-    assert!(out.stderr.contains("rc=1"), "{}", out.stderr);
+    out.stderr_has("rc=1");
 }
 
 #[test]
@@ -291,7 +275,7 @@ fn a_panic_is_a_failed_internal_step_appended_to_the_record() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rec.json");
     let path = file.to_str().unwrap();
-    run_test_tool(&["create", "--record", path, "--new"]).assert_code(0);
+    run_test_tool(&["create", "--record", path, "--new"]).succeeds();
     let out = run_test_tool(&["create", "--panic", "--record", path]);
     out.assert_code(1);
     let saved = read_record(&file);
@@ -308,12 +292,8 @@ fn a_panic_is_a_failed_internal_step_appended_to_the_record() {
         "names the panic and where: {message}"
     );
     assert_eq!(out.record().steps.len(), 2, "stdout has it too");
-    assert!(
-        !out.stderr.contains("thread 'main' panicked"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("asked to panic"), "{}", out.stderr);
+    out.stderr_lacks("thread 'main' panicked")
+        .stderr_has("asked to panic");
 }
 
 #[test]
@@ -330,14 +310,14 @@ fn the_common_flags_work_after_a_subcommand() {
         "--host-id",
         "n1",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     let step = &read_record(&file).steps[0];
     assert_eq!((step.dry_run, step.host.as_str()), (true, "n1"));
     assert_eq!(step.result["job"], "create");
     assert_eq!(step.result["dry_run"], true, "the tool saw it in Ctx");
 
     // Before the subcommand as well; and a usage error after it still reaches the file.
-    run_test_tool(&["--record", path, "create"]).assert_code(0);
+    run_test_tool(&["--record", path, "create"]).succeeds();
     let out = run_test_tool(&["create", "--bogus", "--record", path, "--host-id", "n2"]);
     out.assert_code(2);
     let saved = read_record(&file);
@@ -356,7 +336,7 @@ fn only_the_declared_inverse_runs_on_a_failed_record() {
     out.assert_code(1);
     assert_eq!(out.last_step().status, "skipped");
     let out = run_test_tool(&["restore", "--record", path]);
-    out.assert_code(0);
+    out.succeeds();
     let step = out.last_step();
     assert_eq!(
         (step.status.as_str(), step.result["job"].as_str()),
@@ -367,14 +347,14 @@ fn only_the_declared_inverse_runs_on_a_failed_record() {
 #[test]
 fn the_declared_default_timeout_is_the_deadline_ctx_gives() {
     let out = run_test_tool(&["create", "--in", "none"]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.last_step().result["deadline_ms"], 7000);
     let out = run_test_tool(&["create", "--in", "none", "--timeout", "3s"]);
     assert_eq!(out.last_step().result["deadline_ms"], 3000);
     let help = run_test_tool(&["--help"]);
-    assert!(help.stdout.contains("[default: 7s]"), "{}", help.stdout);
+    help.stdout_has("[default: 7s]");
     let help = wait_healthy(&["--help"]);
-    assert!(help.stdout.contains("[default: 2m]"), "{}", help.stdout);
+    help.stdout_has("[default: 2m]");
 }
 
 #[test]
@@ -383,7 +363,7 @@ fn output_none_writes_nothing_and_pretty_indents() {
     let file = dir.path().join("rec.json");
     let path = file.to_str().unwrap();
     let out = run_test_tool(&["create", "--record", path, "--new", "--output", "none"]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.stdout, "");
     assert_eq!(
         read_record(&file).steps.len(),
@@ -410,18 +390,14 @@ fn an_exec_after_the_record_replaces_the_tool_and_stdout_is_the_programs() {
         "create", "--record", path, "--new", "--exec", "sh", "-c", &script,
     ]);
     let out = kit::run(cmd);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.stdout, "exec-ran\n1\n", "{}", out.stderr);
     assert_eq!(read_record(&file).steps.len(), 1);
 
     // A program that is not there: the record is saved, the code says why.
     let out = run_test_tool(&["create", "--record", path, "--exec", "/nonexistent/prog"]);
-    out.assert_code(127);
-    assert!(
-        out.stderr.contains("cannot run /nonexistent/prog"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(127)
+        .stderr_has("cannot run /nonexistent/prog");
 }
 
 #[test]
@@ -432,7 +408,7 @@ fn a_closed_pipe_is_not_an_error() {
          echo \"rc=${PIPESTATUS[0]}\"",
         dir.path(),
     );
-    assert!(out.stdout.contains("rc=0"), "{} {}", out.stdout, out.stderr);
+    out.stdout_has("rc=0");
     assert_eq!(read_record(&dir.path().join("rec.json")).steps.len(), 1);
 }
 

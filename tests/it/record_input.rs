@@ -145,13 +145,9 @@ fn a_step_status_that_is_not_a_documented_word_is_a_bad_record() {
             "steps": [{"tool": "ugw-migrate", "status": word, "exit": 4}]
         });
         let out = with_stdin(cmd, &input.to_string());
-        out.assert_code(2);
-        assert!(
-            out.stderr.contains(&format!("status \"{word}\""))
-                && out.stderr.contains("ok, failed, skipped, interrupted"),
-            "{}",
-            out.stderr
-        );
+        out.assert_code(2)
+            .stderr_has(format!("status \"{word}\""))
+            .stderr_has("ok, failed, skipped, interrupted");
         let step = out.last_step();
         assert_eq!((step.error_kind(), step.exit), ("bad_record", 2));
         assert!(!marker.exists(), "{word}: nothing may be attempted");
@@ -182,8 +178,7 @@ fn a_pipe_full_of_blank_bytes_is_judged_not_waited_on() {
         "head -c 100000 /dev/zero | tr '\\0' '\\n' | ugw-wait-healthy --cmd 'touch attempted' --timeout 2s",
         dir.path(),
     );
-    out.assert_code(3);
-    assert_eq!(out.last_step().error_kind(), "no_input");
+    out.fails_with(kit::Kind::NoInput);
     assert!(
         out.elapsed < Duration::from_secs(5),
         "judged within the deadline: {:?}",
@@ -197,15 +192,14 @@ fn a_pipe_full_of_blank_bytes_is_judged_not_waited_on() {
         "{ head -c 1000000 /dev/zero | tr '\\0' ' '; cat in.json; } | ugw-wait-healthy --cmd true",
         dir.path(),
     );
-    out.assert_code(0);
+    out.succeeds();
     let tools: Vec<String> = out.record().steps.into_iter().map(|s| s.tool).collect();
     assert_eq!(tools, ["ugw-fetch", "ugw-wait-healthy"]);
     let out = bash(
         "{ head -c 200000 /dev/zero | tr '\\0' '\\n'; echo hello; } | ugw-wait-healthy --cmd true",
         dir.path(),
     );
-    out.assert_code(2);
-    assert!(out.stderr.contains("'hello'"), "{}", out.stderr);
+    out.assert_code(2).stderr_has("'hello'");
 }
 
 #[test]
@@ -218,7 +212,7 @@ fn a_few_blank_lines_before_input_that_is_not_ours_are_left_alone() {
          | { ugw-wait-healthy --cmd true > rec.json; cat; }",
         dir.path(),
     );
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.stdout, "\n\n\nnode1\n", "{}", out.stderr);
     let record = kit::parse_record(&std::fs::read_to_string(dir.path().join("rec.json")).unwrap());
     assert_eq!(record.steps.len(), 1, "a new record");
@@ -238,8 +232,7 @@ fn an_endless_stream_on_stdin_stops_at_the_size_cap() {
         let (out, peak) = measured(cmd, yes.stdout.take().unwrap().into());
         let _ = yes.kill();
         let _ = yes.wait();
-        out.assert_code(2);
-        assert!(out.stderr.contains("larger than 16 MiB"), "{}", out.stderr);
+        out.assert_code(2).stderr_has("larger than 16 MiB");
         assert_eq!(last_step(&out)["error"]["kind"], "bad_record");
         assert!(
             out.elapsed < Duration::from_secs(20),
@@ -257,7 +250,7 @@ fn a_record_passes_through_without_growing() {
     let input = sparse_record(5 * MIB);
     let (cmd, marker) = checked_run(dir.path());
     let out = with_stdin(cmd, &input);
-    out.assert_code(0);
+    out.succeeds();
     assert!(marker.exists());
     // The earlier steps byte for byte, then ours.
     let earlier = &input[..input.len() - 2];
@@ -275,7 +268,7 @@ fn a_record_passes_through_without_growing() {
     std::fs::write(&file, &input).unwrap();
     let mut cmd = tool("ugw-wait-healthy");
     cmd.args(["--record", file.to_str().unwrap(), "--cmd", "true"]);
-    kit::run(cmd).assert_code(0);
+    kit::run(cmd).succeeds();
     let written = std::fs::read_to_string(&file).unwrap();
     assert!(written.starts_with(earlier));
     assert!(written.len() < input.len() + 1024, "{}", written.len());
@@ -292,9 +285,9 @@ fn reading_a_record_costs_a_small_multiple_of_its_size() {
     std::fs::write(&large, sparse_record(size)).unwrap();
 
     let (out, baseline) = peak_reading(&small);
-    out.assert_code(0);
+    out.succeeds();
     let (out, peak) = peak_reading(&large);
-    out.assert_code(0);
+    out.succeeds();
     assert!(out.stdout.len() < size + 1024, "{}", out.stdout.len());
     // The text, an index entry per step, the text written out: well under 5 times the size
     // (the steps are as small as steps get; it was 100 times).

@@ -11,7 +11,7 @@ use std::time::Duration;
 fn started_record(url: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rec.json");
-    wait_healthy(&["--url", url, "--record", file.to_str().unwrap(), "--new"]).assert_code(0);
+    wait_healthy(&["--url", url, "--record", file.to_str().unwrap(), "--new"]).succeeds();
     (dir, file)
 }
 
@@ -42,20 +42,16 @@ fn a_failed_record_is_skipped_with_its_exit_code() {
     );
     assert_eq!(app.requests_settled(), 0, "a skipped step does nothing");
     // Its message says what happened (nothing), not what --always would do.
-    assert!(
-        out.stderr.contains(
-            "skipped, nothing done: the run already failed at ugw-migrate (exit 4); \
-             give --always to run this step after a failure"
-        ),
-        "{}",
-        out.stderr
+    out.stderr_has(
+        "skipped, nothing done: the run already failed at ugw-migrate (exit 4); \
+             give --always to run this step after a failure",
     );
 
     // --always runs anyway.
     let mut cmd = tool("ugw-wait-healthy");
     cmd.args(["--url", &url, "--in", "-", "--always"]);
     let out = with_stdin(cmd, &failed_record(4));
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.record().steps[1].status, "ok");
     assert_eq!(app.requests_settled(), 1);
 }
@@ -89,13 +85,9 @@ fn what_is_not_a_record_is_refused_and_not_consumed() {
         "echo 'hello world' | ugw-wait-healthy --url http://127.0.0.1:1/",
         dir.path(),
     );
-    out.assert_code(2);
-    assert!(
-        out.stderr.contains("'hello world'"),
-        "quotes the first bytes: {}",
-        out.stderr
-    );
-    assert_eq!(out.last_step().error_kind(), "bad_record");
+    // It quotes the first bytes.
+    out.fails_with(kit::Kind::BadRecord)
+        .stderr_has("'hello world'");
 
     // Inherited stdin that is not a record is left alone: the next command still reads it all.
     let app = DemoApp::start(&[]);
@@ -105,7 +97,7 @@ fn what_is_not_a_record_is_refused_and_not_consumed() {
         app.url
     );
     let out = bash(&script, dir.path());
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.stdout, "node1\nnode2\n");
     let record = parse_record(&std::fs::read_to_string(dir.path().join("rec.json")).unwrap());
     assert_eq!(record.steps.len(), 1);
@@ -122,7 +114,7 @@ fn a_record_from_a_file_or_pipe_is_appended_to() {
         app.url
     );
     let out = bash(&script, dir.path());
-    out.assert_code(0);
+    out.succeeds();
     let record = out.record();
     assert_eq!(record.run, "20261121T235901Z-test-0001");
     let tools: Vec<_> = record.steps.iter().map(|s| s.tool.as_str()).collect();
@@ -160,7 +152,7 @@ fn a_step_of_another_run_or_host_is_not_taken_from_the_record() {
         .args(["--timeout", "5s", "--host-id", "node1"]);
         cmd
     };
-    kit::with_stdin(wait(), &fetch("r-today", "node1")).assert_code(0);
+    kit::with_stdin(wait(), &fetch("r-today", "node1")).succeeds();
     for (run, host, why) in [
         ("r-yesterday", "node1", "belongs to run r-yesterday"),
         ("r-today", "node2", "written on host \"node2\""),
@@ -196,10 +188,8 @@ fn records_that_cannot_be_trusted_are_refused() {
     ] {
         let mut cmd = tool("ugw-wait-healthy");
         cmd.args(["--url", "http://127.0.0.1:1/", "--in", "-"]);
-        let out = with_stdin(cmd, &input);
-        out.assert_code(2);
-        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
-        assert_eq!(out.last_step().error_kind(), "bad_record");
+        let out = with_stdin(cmd, &input).case(needle);
+        out.fails_with(kit::Kind::BadRecord).stderr_has(needle);
     }
 }
 
@@ -210,7 +200,7 @@ fn unknown_fields_pass_through_unchanged() {
     let mut cmd = tool("ugw-wait-healthy");
     cmd.args(["--url", &format!("{}/health/ready", app.url), "--in", "-"]);
     let out = with_stdin(cmd, input);
-    out.assert_code(0);
+    out.succeeds();
     let value: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(value["from_the_future"], serde_json::json!({"a": [1, 2]}));
     assert_eq!(value["steps"][0]["novel"], true);
@@ -224,20 +214,19 @@ fn record_file_needs_new_to_start_and_keeps_the_previous_run() {
     let file = dir.path().join("upgrade.json");
     let path = file.to_str().unwrap();
     let out = wait_healthy(&["--url", &url, "--record", path]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("--new"), "{}", out.stderr);
+    out.assert_code(2).stderr_has("--new");
     assert!(!file.exists(), "a typo never starts a run");
     assert_eq!(app.requests_settled(), 0);
 
-    wait_healthy(&["--url", &url, "--record", path, "--new"]).assert_code(0);
+    wait_healthy(&["--url", &url, "--record", path, "--new"]).succeeds();
     let first = parse_record(&std::fs::read_to_string(&file).unwrap());
-    wait_healthy(&["--url", &url, "--record", path]).assert_code(0);
+    wait_healthy(&["--url", &url, "--record", path]).succeeds();
     let second = parse_record(&std::fs::read_to_string(&file).unwrap());
     assert_eq!(
         (second.run.as_str(), second.steps.len()),
         (first.run.as_str(), 2)
     );
-    wait_healthy(&["--url", &url, "--record", path, "--new"]).assert_code(0);
+    wait_healthy(&["--url", &url, "--record", path, "--new"]).succeeds();
     let prev =
         parse_record(&std::fs::read_to_string(dir.path().join("upgrade.json.prev")).unwrap());
     assert_eq!(
@@ -269,7 +258,7 @@ fn five_processes_appending_to_one_record_lose_no_step() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rec.json");
     let path = file.to_str().unwrap().to_string();
-    wait_healthy(&["--cmd", "true", "--record", &path, "--new"]).assert_code(0);
+    wait_healthy(&["--cmd", "true", "--record", &path, "--new"]).succeeds();
     // The test holds the lock, so the writers must queue for it whatever the machine's load:
     // without the lock, one of them would write (and exit) while the test holds it.
     let held = std::fs::OpenOptions::new()
@@ -355,7 +344,7 @@ fn a_held_record_lock_is_exit_4_naming_the_holder() {
     let file = dir.path().join("rec.json");
     let app = DemoApp::start(&[]);
     let url = format!("{}/health/ready", app.url);
-    wait_healthy(&["--url", &url, "--record", file.to_str().unwrap(), "--new"]).assert_code(0);
+    wait_healthy(&["--url", &url, "--record", file.to_str().unwrap(), "--new"]).succeeds();
     let lock = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -465,7 +454,7 @@ fn a_while_read_loop_over_hosts_loses_no_host() {
         app.url
     );
     let out = bash(&script, dir.path());
-    out.assert_code(0);
+    out.succeeds();
     let hosts: Vec<String> = out
         .stdout
         .lines()
@@ -495,19 +484,16 @@ fn a_slow_upstream_gets_a_hint_after_two_seconds() {
         ),
         dir.path(),
     );
-    out.assert_code(0);
-    assert!(
-        out.stderr.contains("waiting for a record on stdin") && out.stderr.contains("--in none"),
-        "{}",
-        out.stderr
-    );
+    out.succeeds()
+        .stderr_has("waiting for a record on stdin")
+        .stderr_has("--in none");
     assert_eq!(
         out.stderr.matches("waiting for a record").count(),
         1,
         "said once"
     );
     // It names who is to write the record.
-    assert!(out.stderr.contains("sleep (pid "), "{}", out.stderr);
+    out.stderr_has("sleep (pid ");
     assert_eq!(out.record().steps.len(), 2);
 }
 
@@ -525,12 +511,7 @@ fn a_slow_ugw_tool_upstream_gets_no_hint() {
         ),
         dir.path(),
     );
-    out.assert_code(0);
-    assert!(
-        !out.stderr.contains("waiting for a record"),
-        "{}",
-        out.stderr
-    );
+    out.succeeds().stderr_lacks("waiting for a record");
     assert_eq!(out.record().steps.len(), 2);
     let record = out.record();
     let (first, second) = (&record.steps[0], &record.steps[1]);
@@ -551,11 +532,10 @@ fn a_closed_stdout_is_not_a_crash() {
         ),
         dir.path(),
     );
-    assert!(out.stdout.contains("rc=0"), "{} {}", out.stdout, out.stderr);
-    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    out.stdout_has("rc=0").stderr_lacks("panicked");
     // The check itself ran and passed before the record met the closed pipe.
     assert_eq!(app.requests_settled(), 1, "{}", app.log());
-    assert!(out.stderr.contains("healthy after"), "{}", out.stderr);
+    out.stderr_has("healthy after");
 }
 
 #[test]
@@ -815,7 +795,7 @@ fn the_record_file_is_one_line_unless_pretty() {
     assert_eq!(parse_record(&text).steps.len(), 1);
 
     let out = wait_healthy(&["--url", &url, "--record", path, "--pretty"]);
-    out.assert_code(0);
+    out.succeeds();
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.lines().count() > 3, "--pretty indents: {text}");
     assert!(text.ends_with('\n'));

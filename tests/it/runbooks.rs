@@ -520,7 +520,7 @@ fn terragnos_upgrades_the_stack_with_the_token_kept_out_of_sight() {
     // The token went to the api (it answers 401 without it) but nowhere anyone reads: not in
     // what the run said, its records, or a command line.
     let token = terragnos_token(&lab);
-    assert!(!out.stdout.contains(&token) && !out.stderr.contains(&token));
+    out.never_shows(&token);
     for (path, text) in texts_below(&lab.path().join("state")) {
         assert!(!text.contains(&token), "{} holds the token", path.display());
     }

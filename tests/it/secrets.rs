@@ -29,12 +29,7 @@ fn server_with_password_in_body() -> RawServer {
 #[track_caller]
 fn assert_no_password(out: &Outcome) {
     for piece in ["CorrectHorse", "BatterySt", "Staple", "HorseBat"] {
-        assert!(
-            !out.stdout.contains(piece) && !out.stderr.contains(piece),
-            "{piece} leaked\nstdout: {}\nstderr: {}",
-            out.stdout,
-            out.stderr
-        );
+        out.never_shows(piece);
     }
     let step = out.last_step();
     let error = step.error.expect("a failed step");
@@ -43,7 +38,7 @@ fn assert_no_password(out: &Outcome) {
         "the message shows the masked body: {}",
         error.message
     );
-    assert!(out.stderr.contains(r#""password":"***""#), "{}", out.stderr);
+    out.stderr_has(r#""password":"***""#);
     let target = &out.wait_result().targets[0];
     assert!(
         target
@@ -69,12 +64,7 @@ fn a_secret_in_a_body_not_matching_body_regex_is_masked_before_the_cut() {
         "--timeout",
         "400ms",
     ]);
-    out.assert_code(1);
-    assert!(
-        out.stderr.contains("does not match --body-regex"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(1).stderr_has("does not match --body-regex");
     assert_no_password(&out);
 }
 
@@ -89,8 +79,7 @@ fn a_secret_in_a_body_failing_expect_is_masked_before_the_cut() {
         "--timeout",
         "400ms",
     ]);
-    out.assert_code(1);
-    assert!(out.stderr.contains("is not true"), "{}", out.stderr);
+    out.assert_code(1).stderr_has("is not true");
     assert_no_password(&out);
 }
 
@@ -105,8 +94,7 @@ fn a_secret_in_a_body_matching_fail_if_is_masked_before_the_cut() {
         "--timeout",
         "5s",
     ]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "fail_condition");
+    out.fails_with(kit::Kind::FailCondition);
     assert_no_password(&out);
 }
 
@@ -130,12 +118,7 @@ fn a_known_secret_echoed_by_the_service_is_masked_before_the_cut() {
     let out = run(cmd);
     out.assert_code(1);
     for piece in ["EchoedNote", "NoteValue", "ValueEchoed"] {
-        assert!(
-            !out.stdout.contains(piece) && !out.stderr.contains(piece),
-            "{piece} leaked\nstdout: {}\nstderr: {}",
-            out.stdout,
-            out.stderr
-        );
+        out.never_shows(piece);
     }
     let excerpt = out.wait_result().targets[0].body_excerpt.clone().unwrap();
     assert!(excerpt.contains(r#""x-note":"***""#), "{excerpt}");
@@ -148,14 +131,8 @@ fn a_url_without_its_scheme_is_refused_without_its_password() {
         "//user:SECRETPW12@127.0.0.1:8080/ok",
         "http:/user:SECRETPW12@127.0.0.1:8080/ok",
     ] {
-        let out = wait_healthy(&["--url", url, "--timeout", "1s"]);
-        out.assert_code(2);
-        assert!(
-            !out.stdout.contains("SECRETPW12") && !out.stderr.contains("SECRETPW12"),
-            "{url}\nstdout: {}\nstderr: {}",
-            out.stdout,
-            out.stderr
-        );
+        let out = wait_healthy(&["--url", url, "--timeout", "1s"]).case(url);
+        out.assert_code(2).never_shows("SECRETPW12");
         let step = out.last_step();
         assert_eq!(step.error_kind(), "usage");
         // Refused by name, the rest of what was typed still shown.
@@ -163,37 +140,25 @@ fn a_url_without_its_scheme_is_refused_without_its_password() {
             step.error.unwrap().message.contains("127.0.0.1:8080/ok"),
             "{url}"
         );
-        assert!(out.stderr.contains("127.0.0.1:8080/ok"), "{}", out.stderr);
+        out.stderr_has("127.0.0.1:8080/ok");
     }
 }
 
 #[test]
 fn a_tcp_address_with_user_info_is_refused_without_its_password() {
     let out = wait_healthy(&["--tcp", "app:TCPSECRET55@127.0.0.1:5432", "--timeout", "1s"]);
-    out.assert_code(2);
-    assert!(
-        !out.stdout.contains("TCPSECRET55") && !out.stderr.contains("TCPSECRET55"),
-        "stdout: {}\nstderr: {}",
-        out.stdout,
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("app:***@127.0.0.1:5432"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(2)
+        .never_shows("TCPSECRET55")
+        .stderr_has("app:***@127.0.0.1:5432");
     assert_eq!(out.last_step().error_kind(), "usage");
 }
 
 /// Raw escapes are gone from stderr, and shown as text instead.
 #[track_caller]
 fn assert_escapes_shown_not_sent(out: &Outcome, shown: &str) {
-    assert!(
-        !out.stderr.contains('\x1b') && !out.stderr.contains('\x07'),
-        "a raw escape reached stderr: {:?}",
-        out.stderr
-    );
-    assert!(out.stderr.contains(shown), "{shown} in {:?}", out.stderr);
+    out.stderr_lacks("\x1b")
+        .stderr_lacks("\x07")
+        .stderr_has(shown);
 }
 
 #[test]
@@ -243,7 +208,7 @@ fn a_lock_holder_s_note_cannot_drive_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rec.json");
     let file_arg = file.to_str().unwrap();
-    wait_healthy(&["--cmd", "true", "--record", file_arg, "--new"]).assert_code(0);
+    wait_healthy(&["--cmd", "true", "--record", file_arg, "--new"]).succeeds();
     let lock_path = dir.path().join("rec.json.lock");
     let lock = std::fs::OpenOptions::new()
         .read(true)
@@ -264,8 +229,7 @@ fn a_lock_holder_s_note_cannot_drive_the_terminal() {
         "--lock-timeout",
         "200ms",
     ]);
-    out.assert_code(4);
-    assert!(!out.stderr.contains('\r'), "{:?}", out.stderr);
+    out.assert_code(4).stderr_lacks("\r");
     assert_escapes_shown_not_sent(
         &out,
         r"by \x1b]0;owned\x07ugw-migrate pid 4242 on node7\x1b[2J\r since",

@@ -54,7 +54,7 @@ fn a_rollback_takes_back_only_what_the_failed_run_switched() {
     let root = dir.path().join("app");
     for (name, content) in [("v1", "one"), ("v2", "two")] {
         let from = artifact(dir.path(), name, content);
-        swap(&["--root", s(&root), "--from", s(&from), "--release", name]).assert_code(0);
+        swap(&["--root", s(&root), "--from", s(&from), "--release", name]).succeeds();
     }
     let rollback_on = |record: &str| {
         let mut cmd = tool("ugw-swap");
@@ -65,10 +65,10 @@ fn a_rollback_takes_back_only_what_the_failed_run_switched() {
     // The download of v3 failed: this run never switched anything.
     let fetch_failed = record_with("ugw-fetch", "failed", 1, &serde_json::Value::Null);
     let out = rollback_on(&fetch_failed);
-    let step = out.assert_code(0).last_step();
+    let step = out.succeeds().last_step();
     assert!(!step.changed, "{step:?}");
     assert_eq!(field(&step, "current"), "v2");
-    assert!(out.stderr.contains("never switched"), "{}", out.stderr);
+    out.stderr_has("never switched");
     assert_eq!(current(&root), "releases/v2");
     assert!(!root.join("releases/v2/.ugw-failed").exists());
 
@@ -87,27 +87,27 @@ fn a_rollback_takes_back_only_what_the_failed_run_switched() {
     reverted.assert_code(1);
     assert_eq!(current(&root), "releases/v2");
     let out = rollback_on(&reverted.stdout);
-    assert!(!out.assert_code(0).last_step().changed);
+    assert!(!out.succeeds().last_step().changed);
     assert_eq!(current(&root), "releases/v2");
     assert!(!root.join("releases/v2/.ugw-failed").exists());
 
     // v4 went live and then failed its health check: that switch is taken back, once.
     let v4 = artifact(dir.path(), "v4", "four");
     let live = swap(&["--root", s(&root), "--from", s(&v4), "--release", "v4"]);
-    let failed = failed_after(&live.assert_code(0).stdout);
+    let failed = failed_after(&live.succeeds().stdout);
     let back = rollback_on(&failed);
-    let step = back.assert_code(0).last_step();
+    let step = back.succeeds().last_step();
     assert!(step.changed);
     assert_eq!(current(&root), "releases/v2");
     assert!(root.join("releases/v4/.ugw-failed").exists());
     let again = rollback_on(&back.stdout);
-    let step = again.assert_code(0).last_step();
+    let step = again.succeeds().last_step();
     assert!(!step.changed, "{step:?}");
-    assert!(again.stderr.contains("already rolled"), "{}", again.stderr);
+    again.stderr_has("already rolled");
     assert_eq!(current(&root), "releases/v2", "not one release further");
 
     // By hand, without a failed run, a rollback goes to the release before.
-    swap(&["--root", s(&root), "--rollback"]).assert_code(0);
+    swap(&["--root", s(&root), "--rollback"]).succeeds();
     assert_eq!(current(&root), "releases/v1");
 }
 
@@ -119,12 +119,12 @@ fn binary_mode_rollback_on_a_run_that_never_replaced_the_binary_keeps_it() {
     std::fs::write(&target, "#!/bin/sh\necho old\n").unwrap();
     let new = dir.path().join("app-new");
     std::fs::write(&new, "#!/bin/sh\necho new\n").unwrap();
-    swap(&["--target", s(&target), "--from", s(&new)]).assert_code(0);
+    swap(&["--target", s(&target), "--from", s(&new)]).succeeds();
     let fetch_failed = record_with("ugw-fetch", "failed", 1, &serde_json::Value::Null);
     let mut cmd = tool("ugw-swap");
     cmd.args(["--target", s(&target), "--rollback"]);
     let out = with_stdin(cmd, &fetch_failed);
-    assert!(!out.assert_code(0).last_step().changed);
+    assert!(!out.succeeds().last_step().changed);
     assert_eq!(
         std::fs::read_to_string(&target).unwrap(),
         "#!/bin/sh\necho new\n",
@@ -146,7 +146,7 @@ fn swap_then_again_without_change_then_rollback_marks_the_release_left_failed() 
     );
 
     let first = swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]);
-    let step = first.assert_code(0).last_step();
+    let step = first.succeeds().last_step();
     assert!(step.changed);
     assert_eq!(field(&step, "current"), "v1");
     assert_eq!(field(&step, "previous"), serde_json::Value::Null);
@@ -157,7 +157,7 @@ fn swap_then_again_without_change_then_rollback_marks_the_release_left_failed() 
     );
 
     let second = swap(&["--root", s(&root), "--from", s(&v2), "--release", "v2"]);
-    let step = second.assert_code(0).last_step();
+    let step = second.succeeds().last_step();
     assert!(step.changed);
     assert_eq!(
         (field(&step, "previous"), field(&step, "current")),
@@ -169,7 +169,7 @@ fn swap_then_again_without_change_then_rollback_marks_the_release_left_failed() 
     );
 
     let again = swap(&["--root", s(&root), "--from", s(&v2), "--release", "v2"]);
-    let step = again.assert_code(0).last_step();
+    let step = again.succeeds().last_step();
     assert!(
         !step.changed,
         "swapping to the current release changes nothing"
@@ -182,7 +182,7 @@ fn swap_then_again_without_change_then_rollback_marks_the_release_left_failed() 
     let mut cmd = tool("ugw-swap");
     cmd.args(["--root", s(&root), "--rollback"]);
     let back = with_stdin(cmd, &failed);
-    let step = back.assert_code(0).last_step();
+    let step = back.succeeds().last_step();
     assert_eq!(step.status, "ok");
     assert_eq!(
         (field(&step, "previous"), field(&step, "current")),
@@ -196,7 +196,7 @@ fn swap_then_again_without_change_then_rollback_marks_the_release_left_failed() 
     );
 
     let status = swap(&["--root", s(&root), "status"]);
-    let step = status.assert_code(0).last_step();
+    let step = status.succeeds().last_step();
     assert_eq!(field(&step, "current"), "v1");
     let releases = field(&step, "releases");
     assert_eq!(releases[1]["version"], "v2");
@@ -227,7 +227,7 @@ fn from_and_version_come_from_the_last_fetch_step_and_a_single_file_gets_a_folde
     let mut cmd = tool("ugw-swap");
     cmd.args(["--root", s(&root)]);
     let out = with_stdin(cmd, &record);
-    assert_eq!(out.assert_code(0).record().steps.len(), 2);
+    assert_eq!(out.succeeds().record().steps.len(), 2);
     assert_eq!(current(&root), "releases/1.2.3");
     assert_eq!(
         std::fs::read_to_string(root.join("current/app-1.2.3")).unwrap(),
@@ -240,7 +240,7 @@ fn another_artifact_under_a_staged_version_is_refused_unless_forced() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("app");
     let v1 = artifact(dir.path(), "v1", "one");
-    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).succeeds();
     std::fs::write(v1.join("app.txt"), "one, rebuilt").unwrap();
     let refused = swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]);
     let step = refused.assert_code(2).last_step();
@@ -258,7 +258,7 @@ fn another_artifact_under_a_staged_version_is_refused_unless_forced() {
         "v1",
         "--force",
     ]);
-    assert!(forced.assert_code(0).last_step().changed);
+    assert!(forced.succeeds().last_step().changed);
     assert_eq!(
         std::fs::read_to_string(root.join("current/app.txt")).unwrap(),
         "one, rebuilt"
@@ -285,7 +285,7 @@ fn a_hand_made_current_is_adopted_and_shared_paths_are_linked() {
         "--link",
         "shared/.env:.env",
     ]);
-    let step = out.assert_code(0).last_step();
+    let step = out.succeeds().last_step();
     let adopted = field(&step, "adopted").as_str().unwrap().to_string();
     assert_eq!(field(&step, "previous"), adopted.as_str());
     assert_eq!(
@@ -302,7 +302,7 @@ fn a_hand_made_current_is_adopted_and_shared_paths_are_linked() {
             .is_symlink()
     );
     let back = swap(&["--root", s(&root), "--rollback"]);
-    back.assert_code(0);
+    back.succeeds();
     assert_eq!(
         std::fs::read_to_string(root.join("current/app.txt")).unwrap(),
         "by hand"
@@ -325,10 +325,10 @@ fn prune_keeps_current_previous_and_a_newer_failed_release() {
             "--keep",
             "10",
         ])
-        .assert_code(0);
+        .succeeds();
     }
     // v4 fails and is rolled back: v3 is current, v4 failed and younger than it.
-    swap(&["--root", s(&root), "--rollback"]).assert_code(0);
+    swap(&["--root", s(&root), "--rollback"]).succeeds();
     // Back to the staged v2 (no copy: same digest), keeping one release.
     let v2 = dir.path().join("staging/v2");
     let out = swap(&[
@@ -341,7 +341,7 @@ fn prune_keeps_current_previous_and_a_newer_failed_release() {
         "--keep",
         "1",
     ]);
-    let step = out.assert_code(0).last_step();
+    let step = out.succeeds().last_step();
     let pruned: Vec<String> = serde_json::from_value(field(&step, "pruned")).unwrap();
     assert_eq!(pruned, ["v1"]);
     let mut left: Vec<String> = std::fs::read_dir(root.join("releases"))
@@ -366,7 +366,7 @@ fn prune_keeps_current_previous_and_a_newer_failed_release() {
         "2",
     ]);
     let pruned: Vec<String> =
-        serde_json::from_value(field(&out.assert_code(0).last_step(), "pruned")).unwrap();
+        serde_json::from_value(field(&out.succeeds().last_step(), "pruned")).unwrap();
     assert_eq!(
         pruned,
         ["v3", "v4"],
@@ -383,7 +383,7 @@ fn a_failing_restart_switches_back_and_restarts_again() {
         artifact(dir.path(), "v1", "one"),
         artifact(dir.path(), "v2", "two"),
     );
-    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).succeeds();
     // The "service" starts only on v1: it reads the live release, as a real restart would.
     let restart = format!(
         "cat {0}/current/app.txt >> {1}; echo >> {1}; grep -q one {0}/current/app.txt",
@@ -424,7 +424,7 @@ fn dry_run_changes_nothing() {
         artifact(dir.path(), "v1", "one"),
         artifact(dir.path(), "v2", "two"),
     );
-    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).succeeds();
     let out = swap(&[
         "--root",
         s(&root),
@@ -434,7 +434,7 @@ fn dry_run_changes_nothing() {
         "v2",
         "--dry-run",
     ]);
-    let step = out.assert_code(0).last_step();
+    let step = out.succeeds().last_step();
     assert!(step.dry_run && !step.changed);
     assert!(
         field(&step, "would")
@@ -454,8 +454,8 @@ fn a_reader_never_sees_a_missing_or_partial_release_during_1000_swaps() {
         artifact(dir.path(), "v1", "one"),
         artifact(dir.path(), "v2", "two"),
     );
-    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
-    swap(&["--root", s(&root), "--from", s(&v2), "--release", "v2"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).succeeds();
+    swap(&["--root", s(&root), "--from", s(&v2), "--release", "v2"]).succeeds();
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
         let (app, stop) = (root.join("current/app.txt"), Arc::clone(&stop));
@@ -508,9 +508,10 @@ fn start_holding_the_lock(dir: &Path, args: &[&str]) -> (Child, PathBuf) {
     let mut args = args.to_vec();
     args.extend(["--restart", &restart]);
     let first = spawn_swap(&args);
-    while !started.exists() {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert!(
+        kit::eventually(Duration::from_secs(20), || started.exists()),
+        "the first swap's restart started"
+    );
     (first, release)
 }
 
@@ -523,7 +524,7 @@ fn two_concurrent_swaps_never_interleave_one_waits_or_exits_4() {
         artifact(dir.path(), "v2", "two"),
         artifact(dir.path(), "v3", "three"),
     );
-    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).succeeds();
     // The first swap holds the lock through a restart that lasts until the test says so.
     let (first, release) = start_holding_the_lock(
         dir.path(),
@@ -557,7 +558,13 @@ fn two_concurrent_swaps_never_interleave_one_waits_or_exits_4() {
         "--lock-timeout",
         "30s",
     ]);
-    std::thread::sleep(Duration::from_millis(200));
+    let lock = root.join(".ugw-swap.lock");
+    assert!(
+        kit::eventually(Duration::from_secs(10), || {
+            kit::observe::has_open(waiting.id(), &lock)
+        }),
+        "the second swap is at the lock"
+    );
     assert_eq!(
         current(&root),
         "releases/v2",
@@ -610,7 +617,7 @@ fn binary_mode_replaces_a_running_binary_keeping_its_mode_and_the_old_one() {
     );
 
     let out = swap(&["--target", s(&target), "--from", s(&new)]);
-    let step = out.assert_code(0).last_step();
+    let step = out.succeeds().last_step();
     assert!(step.changed);
     assert_eq!(
         std::fs::read(&target).unwrap(),
@@ -633,10 +640,10 @@ fn binary_mode_replaces_a_running_binary_keeping_its_mode_and_the_old_one() {
     );
 
     let again = swap(&["--target", s(&target), "--from", s(&new)]);
-    assert!(!again.assert_code(0).last_step().changed);
+    assert!(!again.succeeds().last_step().changed);
 
     let back = swap(&["--target", s(&target), "--rollback"]);
-    assert!(back.assert_code(0).last_step().changed);
+    assert!(back.succeeds().last_step().changed);
     assert_eq!(
         std::fs::read(&target).unwrap(),
         std::fs::read(&prev).unwrap()
@@ -646,7 +653,7 @@ fn binary_mode_replaces_a_running_binary_keeping_its_mode_and_the_old_one() {
         std::fs::read(&new).unwrap()
     );
     let moded = swap(&["--target", s(&target), "--from", s(&new), "--mode", "700"]);
-    assert!(moded.assert_code(0).last_step().changed);
+    assert!(moded.succeeds().last_step().changed);
     let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o700, "--mode wins over the old binary's");
     let _ = running.kill();
@@ -679,7 +686,7 @@ fn binary_mode_keeps_the_owner_of_the_old_binary_and_takes_mode_from_the_flag() 
         "the new file is root's"
     );
 
-    swap(&["--target", s(&target), "--from", s(&new)]).assert_code(0);
+    swap(&["--target", s(&target), "--from", s(&new)]).succeeds();
     let swapped = std::fs::metadata(&target).unwrap();
     assert_eq!((swapped.uid(), swapped.gid()), (NOBODY, NOBODY));
     assert_eq!(swapped.mode() & 0o7777, 0o750);
@@ -689,7 +696,7 @@ fn binary_mode_keeps_the_owner_of_the_old_binary_and_takes_mode_from_the_flag() 
     );
 
     std::fs::write(&new, "#!/bin/sh\necho newer\n").unwrap();
-    swap(&["--target", s(&target), "--from", s(&new), "--mode", "700"]).assert_code(0);
+    swap(&["--target", s(&target), "--from", s(&new), "--mode", "700"]).succeeds();
     let moded = std::fs::metadata(&target).unwrap();
     assert_eq!((moded.uid(), moded.mode() & 0o7777), (NOBODY, 0o700));
 }
@@ -743,7 +750,7 @@ fn binary_mode_keeps_the_extended_attributes_of_the_old_binary() {
         eprintln!("SKIPPED: no setfattr or no user xattrs on this file system");
         return;
     }
-    swap(&["--target", s(&target), "--from", s(&new)]).assert_code(0);
+    swap(&["--target", s(&target), "--from", s(&new)]).succeeds();
     let got = Command::new("getfattr")
         .args(["--only-values", "-n", "user.ugw.label"])
         .arg(&target)
@@ -799,7 +806,13 @@ fn two_concurrent_binary_mode_swaps_never_interleave_one_waits_or_exits_4() {
         "--lock-timeout",
         "30s",
     ]);
-    std::thread::sleep(Duration::from_millis(200));
+    let lock = dir.path().join(".app.ugw-swap.lock");
+    assert!(
+        kit::eventually(Duration::from_secs(10), || {
+            kit::observe::has_open(waiting.id(), &lock)
+        }),
+        "the second swap is at the lock"
+    );
     assert_eq!(
         std::fs::read(&target).unwrap(),
         b_bytes,
@@ -841,7 +854,7 @@ fn a_rollback_by_hand_goes_to_the_release_before_current_not_a_newer_one() {
     let root = dir.path().join("app");
     for (name, content) in [("v1", "one"), ("v2", "two"), ("v3", "three")] {
         let from = artifact(dir.path(), name, content);
-        swap(&["--root", s(&root), "--from", s(&from), "--release", name]).assert_code(0);
+        swap(&["--root", s(&root), "--from", s(&from), "--release", name]).succeeds();
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(current(&root), "releases/v3");
@@ -852,7 +865,7 @@ fn a_rollback_by_hand_goes_to_the_release_before_current_not_a_newer_one() {
     assert_eq!(current(&root), "releases/v2");
 
     let back = swap(&["--root", s(&root), "--rollback"]);
-    let step = back.assert_code(0).last_step();
+    let step = back.succeeds().last_step();
     assert!(step.changed);
     assert_eq!(field(&step, "current"), "v1");
     assert_eq!(field(&step, "marked_failed"), "v2");

@@ -128,7 +128,7 @@ fn a_hard_link_to_an_earlier_entry_is_extracted_as_a_link() {
         .hardlink(b"keep/app", b"./bin/app");
     let archive = layout.archive("good.tar", &tar.finish());
     let out = fetch_extract(&archive, &layout.sandbox());
-    out.assert_code(0);
+    out.succeeds();
     let released = layout.sandbox().join("out");
     let ino = |path: &str| std::fs::metadata(released.join(path)).unwrap().ino();
     assert_eq!(ino("bin/app-again"), ino("bin/app"));

@@ -56,7 +56,7 @@ fn a_good_download_with_a_digest_is_staged_and_recorded() {
         "--mode",
         "755",
     ]);
-    let step = out.assert_code(0).last_step();
+    let step = out.succeeds().last_step();
     assert!(step.changed);
     let path = staging.join("app-v1.2.3-linux-amd64");
     assert_eq!(std::fs::read(&path).unwrap(), data);
@@ -95,7 +95,7 @@ fn a_sha256sums_file_and_a_lone_hash_file_are_both_read() {
     let sums_url = server.put("SHA256SUMS", Served::new(sums.as_bytes()));
     let dest = tempfile::tempdir().unwrap();
     let out = fetch_with_sums(&url, &sums_url, dest.path());
-    let step = out.assert_code(0).last_step();
+    let step = out.succeeds().last_step();
     assert_eq!(result(&step, "version"), "2026.5.17.post4");
     assert_eq!(
         std::fs::read(dest.path().join("app-2026.5.17.post4.bin")).unwrap(),
@@ -115,7 +115,7 @@ fn a_sha256sums_file_and_a_lone_hash_file_are_both_read() {
         "--name",
         "app",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(std::fs::read(other.path().join("app")).unwrap(), data);
 }
 
@@ -159,9 +159,9 @@ fn no_integrity_flag_is_a_usage_error_unless_no_verify() {
     assert_eq!(out.assert_code(2).last_step().error_kind(), "usage");
     assert_eq!(server.log().len(), 0, "nothing was requested");
     let out = fetch(&["--url", &url, "--dest", s(dest.path()), "--no-verify"]);
-    let step = out.assert_code(0).last_step();
+    let step = out.succeeds().last_step();
     assert_eq!(result(&step, "verified"), false);
-    assert!(out.stderr.contains("unverified"));
+    out.stderr_has("unverified");
 }
 
 #[test]
@@ -180,7 +180,7 @@ fn a_body_cut_short_is_resumed_with_range_and_if_range_and_hashed_whole() {
         "--dest",
         s(dest.path()),
     ]);
-    let step = out.assert_code(0).last_step();
+    let step = out.succeeds().last_step();
     assert_eq!(result(&step, "resumed"), true);
     assert_eq!(std::fs::read(dest.path().join("app")).unwrap(), data);
     let log = server.log();
@@ -218,7 +218,7 @@ fn a_file_changed_on_the_server_restarts_the_download_from_zero() {
         "--dest",
         s(dest.path()),
     ]);
-    let step = out.assert_code(0).last_step();
+    let step = out.succeeds().last_step();
     assert_eq!(std::fs::read(dest.path().join("app")).unwrap(), new);
     assert_eq!(result(&step, "resumed"), false, "started over, not resumed");
     let log = server.log();
@@ -245,9 +245,9 @@ fn a_500_then_a_200_is_retried() {
         "--dest",
         s(dest.path()),
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(server.requests_for("app"), 3);
-    assert!(out.stderr.contains("HTTP 500"), "{}", out.stderr);
+    out.stderr_has("HTTP 500");
     assert_eq!(std::fs::read(dest.path().join("app")).unwrap(), data);
 
     // 429 (too many requests) is transient too.
@@ -262,7 +262,7 @@ fn a_500_then_a_200_is_retried() {
         "--dest",
         s(dest.path()),
     ])
-    .assert_code(0);
+    .succeeds();
     assert_eq!(server.requests_for("busy"), 2);
 
     // A 404 is final: no retries.
@@ -285,10 +285,10 @@ fn an_artifact_already_staged_is_not_requested_again() {
     let url = server.put("app-1.0.0", Served::new(&data));
     let dest = tempfile::tempdir().unwrap();
     let digest = sha256(&data);
-    fetch(&["--url", &url, "--sha256", &digest, "--dest", s(dest.path())]).assert_code(0);
+    fetch(&["--url", &url, "--sha256", &digest, "--dest", s(dest.path())]).succeeds();
     assert_eq!(server.log().len(), 1);
     let again = fetch(&["--url", &url, "--sha256", &digest, "--dest", s(dest.path())]);
-    let step = again.assert_code(0).last_step();
+    let step = again.succeeds().last_step();
     assert!(!step.changed);
     assert_eq!(result(&step, "sha256"), digest);
     assert_eq!(result(&step, "version"), "1.0.0");
@@ -301,7 +301,7 @@ fn an_artifact_already_staged_is_not_requested_again() {
     // Damaged on disk: fetched again.
     std::fs::write(dest.path().join("app-1.0.0"), "tampered").unwrap();
     let repaired = fetch(&["--url", &url, "--sha256", &digest, "--dest", s(dest.path())]);
-    assert!(repaired.assert_code(0).last_step().changed);
+    assert!(repaired.succeeds().last_step().changed);
     assert_eq!(std::fs::read(dest.path().join("app-1.0.0")).unwrap(), data);
 }
 
@@ -333,7 +333,7 @@ fn a_minisign_signature_must_verify() {
     };
     let mut cmd = tool("ugw-fetch");
     cmd.args(args(&good));
-    run(cmd).assert_code(0);
+    run(cmd).succeeds();
     assert_eq!(std::fs::read(dest.path().join("test")).unwrap(), b"test");
 
     let forged = server.put("forged", Served::new(b"Test"));
@@ -415,7 +415,7 @@ fn an_archive_is_extracted_marked_and_not_fetched_again() {
         "--strip-components",
         "1",
     ];
-    let step = fetch(&args).assert_code(0).last_step();
+    let step = fetch(&args).succeeds().last_step();
     let folder = dest.join("app-1.4.0");
     assert_eq!(result(&step, "path"), s(&folder));
     assert_eq!(result(&step, "version"), "1.4.0");
@@ -428,7 +428,7 @@ fn an_archive_is_extracted_marked_and_not_fetched_again() {
         ["app-1.4.0"],
         "the archive itself is not kept"
     );
-    let again = fetch(&args).assert_code(0).last_step();
+    let again = fetch(&args).succeeds().last_step();
     assert!(!again.changed);
     assert_eq!(
         server.log().len(),
@@ -483,7 +483,7 @@ fn a_failed_smoke_test_removes_the_artifact_and_records_its_output() {
         "--smoke",
         "{} --version",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(names(dest.path()), ["app-2.0.1"]);
 }
 
@@ -536,7 +536,7 @@ fn a_kill_9_during_the_download_leaves_nothing_under_the_final_name() {
         "--dest",
         s(dest.path()),
     ])
-    .assert_code(0);
+    .succeeds();
     assert_eq!(names(dest.path()), ["app"]);
 }
 
@@ -590,7 +590,7 @@ fn no_room_on_the_destination_is_refused_before_anything_is_written() {
     assert_eq!(names(dest.path()), Vec::<String>::new());
 
     // Exactly enough room is enough.
-    with_free("10000").assert_code(0);
+    with_free("10000").succeeds();
     assert_eq!(std::fs::read(dest.path().join("app")).unwrap(), data);
 }
 
@@ -628,7 +628,7 @@ fn the_proxy_environment_carries_the_download_except_for_no_proxy() {
         run(cmd)
     };
     let out = through("");
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(
         proxy.heard(),
         ["CONNECT releases.example.invalid:80 HTTP/1.1"]
@@ -671,12 +671,12 @@ fn a_token_from_the_environment_reaches_the_server_and_nothing_else() {
         "Authorization=RELEASE_TOKEN",
     ]);
     let out = run(cmd);
-    out.assert_code(0);
+    out.succeeds();
     assert!(
         server.log()[0].headers.contains(secret),
         "the server got the header"
     );
-    assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
+    out.never_shows(secret);
 }
 
 #[test]
@@ -695,7 +695,7 @@ fn dry_run_requests_nothing_and_writes_nothing() {
         s(&staging),
         "--dry-run",
     ]);
-    let step = out.assert_code(0).last_step();
+    let step = out.succeeds().last_step();
     assert!(step.dry_run && !step.changed);
     assert_eq!(result(&step, "version"), "3.1.0");
     assert!(server.log().is_empty());
@@ -722,14 +722,14 @@ fn https_needs_a_trusted_certificate_cacert_or_insecure() {
     let untrusted = fetch(&base);
     assert_eq!(untrusted.assert_code(1).last_step().error_kind(), "network");
     assert_eq!(names(&dest), Vec::<String>::new());
-    fetch(&[&base[..], &["--cacert", s(&cert)]].concat()).assert_code(0);
+    fetch(&[&base[..], &["--cacert", s(&cert)]].concat()).succeeds();
     assert!(
         std::fs::read_to_string(dest.join("live.json"))
             .unwrap()
             .contains("alive")
     );
     std::fs::remove_file(dest.join("live.json")).unwrap();
-    fetch(&[&base[..], &["--insecure"]].concat()).assert_code(0);
+    fetch(&[&base[..], &["--insecure"]].concat()).succeeds();
     assert!(dest.join("live.json").exists());
 }
 
@@ -815,7 +815,7 @@ fn a_signed_checksum_file_must_verify_before_its_digest_is_trusted() {
         ]);
         cmd
     };
-    run(args(&sums_url)).assert_code(0);
+    run(args(&sums_url)).succeeds();
     assert_eq!(std::fs::read(dest.path().join("app-1.0.0")).unwrap(), data);
 
     // Someone replaced the artifact and its line in SHA256SUMS, but cannot sign.
@@ -888,7 +888,7 @@ fn a_digest_wrong_only_in_its_last_digit_fails_closed_and_leaves_nothing() {
 
     // The real digest still stages it.
     let out = fetch(&["--url", &url, "--sha256", &real, "--dest", s(dest.path())]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(
         std::fs::read(dest.path().join("app-v3.1.4.bin")).unwrap(),
         data
@@ -926,7 +926,7 @@ fn an_extracted_folder_changed_since_its_fetch_is_staged_again() {
         s(&dest),
         "--extract",
     ];
-    let first = fetch(&args).assert_code(0).last_step();
+    let first = fetch(&args).succeeds().last_step();
     let manifest = result(&first, "manifest_sha256");
     assert!(manifest.is_string(), "{:?}", first.result);
     let folder = dest.join("app-2.1.0");
@@ -935,12 +935,12 @@ fn an_extracted_folder_changed_since_its_fetch_is_staged_again() {
     assert_eq!(marker["sha256"], digest.as_str());
     assert_eq!(marker["manifest"]["bin/app"]["type"], "file");
 
-    let again = fetch(&args).assert_code(0).last_step();
+    let again = fetch(&args).succeeds().last_step();
     assert!(!again.changed, "untouched: already staged");
     assert_eq!(result(&again, "manifest_sha256"), manifest);
 
     std::fs::write(folder.join("bin/app"), "#!/bin/sh\necho tampered\n").unwrap();
-    let restaged = fetch(&args).assert_code(0).last_step();
+    let restaged = fetch(&args).succeeds().last_step();
     assert!(restaged.changed, "a changed file is not taken for staged");
     assert_eq!(result(&restaged, "manifest_sha256"), manifest);
     assert_eq!(

@@ -119,7 +119,7 @@ fn a_killed_runs_leftovers_under_name_are_cleaned_and_nothing_else() {
         "--name",
         "app",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(
         names(dest.path()),
         [".app.Q1w2E3r4T5.tmp", ".app.notours.tmp", "app"],
@@ -156,8 +156,7 @@ fn headers_go_only_to_the_origin_they_were_given_for() {
             .args(["--header", "X-Api-Key: k-4411"])
             .args(["--sums-header-env", "X-Sums-Auth=SUMS_TOKEN"]);
         let out = run(cmd);
-        out.assert_code(0);
-        assert!(!out.stdout.contains(sums_token) && !out.stderr.contains(sums_token));
+        out.succeeds().never_shows(sums_token);
     };
     let headers_of = |server: &FileServer, path: &str| {
         server
@@ -239,10 +238,10 @@ fn url_secrets_never_reach_the_disk() {
         "--extract",
     ]);
     let fetched = run(fetch);
-    fetched.assert_code(0);
+    fetched.succeeds();
     let mut swap = tool("ugw-swap");
     swap.args(["--root", s(&root)]);
-    kit::with_stdin(swap, &fetched.stdout).assert_code(0);
+    kit::with_stdin(swap, &fetched.stdout).succeeds();
     let marker = std::fs::read_to_string(root.join("current/.ugw-fetch")).unwrap();
     assert!(marker.contains("app-v1.2.0.tar.gz"), "{marker}");
     for (path, content) in every_file(&staging).into_iter().chain(every_file(&root)) {
@@ -278,13 +277,13 @@ fn already_staged_means_with_the_same_options_and_is_checked_under_the_lock() {
         "--extract",
     ];
     let folder = staging.join("app-v2.0.0");
-    assert!(fetch(&base).assert_code(0).last_step().changed);
+    assert!(fetch(&base).succeeds().last_step().changed);
     assert!(folder.join("top/bin/app").exists());
     let strip = [&base[..], &["--strip-components", "1"]].concat();
-    let step = fetch(&strip).assert_code(0).last_step();
+    let step = fetch(&strip).succeeds().last_step();
     assert!(step.changed, "another --strip-components stages again");
     assert!(folder.join("bin/app").exists() && !folder.join("top").exists());
-    assert!(!fetch(&strip).assert_code(0).last_step().changed);
+    assert!(!fetch(&strip).succeeds().last_step().changed);
     let smoke = [&strip[..], &["--smoke", "test -f {}/bin/missing"]].concat();
     let out = fetch(&smoke);
     assert_eq!(out.assert_code(1).last_step().error_kind(), "smoke_failed");
@@ -301,9 +300,9 @@ fn already_staged_means_with_the_same_options_and_is_checked_under_the_lock() {
         "--dest",
         s(&staging),
     ];
-    assert!(fetch(&plain).assert_code(0).last_step().changed);
+    assert!(fetch(&plain).succeeds().last_step().changed);
     let step = fetch(&[&plain[..], &["--mode", "755"]].concat())
-        .assert_code(0)
+        .succeeds()
         .last_step();
     assert!(step.changed, "another --mode stages again");
     let mode = std::os::unix::fs::PermissionsExt::mode(
@@ -381,14 +380,14 @@ fn braces_inside_a_shell_string_never_run_the_artifacts_name() {
     let out = smoke("sh -c \"test -f {}\"");
     let step = out.assert_code(1).last_step();
     assert_eq!(step.error_kind(), "unsafe_input", "{}", out.stderr);
-    assert!(out.stderr.contains("UGW_ARTIFACT"), "{}", out.stderr);
+    out.stderr_has("UGW_ARTIFACT");
     assert!(!dir.path().join("PWNED").exists(), "the name was run");
     for safe in [
         "test -f {} && test -f \"$1\"",
         "sh -c 'test -f \"$UGW_ARTIFACT\"'",
     ] {
         let out = smoke(safe);
-        out.assert_code(0);
+        out.succeeds();
         assert!(
             !dir.path().join("PWNED").exists(),
             "{safe}: the name was run"
@@ -500,7 +499,7 @@ fn a_resume_from_another_version_of_the_file_starts_over() {
         let mut args = vec!["--url", server.url.as_str(), "--dest", s(dest.path())];
         args.extend(integrity.iter().map(String::as_str));
         let out = fetch(&args);
-        out.assert_code(0);
+        out.succeeds();
         let staged = std::fs::read(dest.path().join("app-v3.bin")).unwrap();
         assert!(
             staged == new,
@@ -648,7 +647,7 @@ fn unclear_results_are_said_plainly() {
         "--name",
         &fits,
     ])
-    .assert_code(0);
+    .succeeds();
 
     if kit::require("tar") {
         let bytes = tar_gz(dir.path(), "app-v4.tar.gz", "four");

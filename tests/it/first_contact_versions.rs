@@ -32,7 +32,7 @@ fn swap_to(dir: &Path, root: &Path, name: &str, record: Option<&str>) -> Outcome
         }
         None => swap(&args),
     };
-    out.assert_code(0);
+    out.succeeds();
     out
 }
 
@@ -81,7 +81,7 @@ fn create_with_root_records_the_version_of_the_current_release() {
         ],
         None,
     );
-    made.assert_code(0);
+    made.succeeds();
     assert_eq!(result_str(&made, "app_version"), "1.4.2", "{}", made.stderr);
     let archive = PathBuf::from(result_str(&made, "archive"));
     let name = archive.file_name().unwrap().to_str().unwrap();
@@ -108,7 +108,7 @@ fn create_with_root_records_the_version_of_the_current_release() {
         ],
         None,
     );
-    given.assert_code(0);
+    given.succeeds();
     assert_eq!(result_str(&given, "app_version"), "9");
 
     // A root with no current release names no version: a usage error, nothing written.
@@ -127,12 +127,7 @@ fn create_with_root_records_the_version_of_the_current_release() {
         ],
         None,
     );
-    none.assert_code(2);
-    assert!(
-        none.stderr.contains("give --app-version"),
-        "{}",
-        none.stderr
-    );
+    none.assert_code(2).stderr_has("give --app-version");
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), before);
 }
 
@@ -157,7 +152,7 @@ fn a_name_template_is_filled_in_and_a_bad_one_is_a_usage_error() {
         ],
         Some(&record),
     );
-    made.assert_code(0);
+    made.succeeds();
     assert!(
         result_str(&made, "archive").ends_with("/app-2.0.0-20261121T235901Z-test-0001.tar.gz"),
         "{}",
@@ -206,7 +201,7 @@ fn a_retry_of_the_same_run_reuses_its_own_archive_and_nothing_else() {
     let record = kit::fetch_record("1.0");
 
     let first = create_fixed(&data, &out, Some(&record));
-    first.assert_code(0);
+    first.succeeds();
     assert!(first.last_step().changed);
     let archive = result_str(&first, "archive");
     let sha256 = result_str(&first, "sha256");
@@ -214,7 +209,7 @@ fn a_retry_of_the_same_run_reuses_its_own_archive_and_nothing_else() {
 
     // The same record again (the pipe line rerun after a later step failed): reused.
     let retry = create_fixed(&data, &out, Some(&record));
-    retry.assert_code(0);
+    retry.succeeds();
     let step = retry.last_step();
     assert!(!step.changed, "{}", retry.stderr);
     assert_eq!(result_str(&retry, "archive"), archive);
@@ -223,20 +218,20 @@ fn a_retry_of_the_same_run_reuses_its_own_archive_and_nothing_else() {
         std::fs::metadata(&archive).unwrap().modified().unwrap(),
         written
     );
-    assert!(retry.stderr.contains("reusing it"), "{}", retry.stderr);
+    retry.stderr_has("reusing it");
 
     // A retry whose record already holds this run's create step, with another digest: refused.
     let mut forged: serde_json::Value = serde_json::from_str(first.stdout.trim()).unwrap();
     forged["steps"][1]["result"]["sha256"] = "ab".repeat(32).into();
     let refused = create_fixed(&data, &out, Some(&forged.to_string()));
-    refused.assert_code(2);
-    assert!(refused.stderr.contains("sha256"), "{}", refused.stderr);
+    refused.assert_code(2).stderr_has("sha256");
 
     // Another run, the same name: refused as before.
     let other = create_fixed(&data, &out, None);
-    other.assert_code(2);
-    assert!(other.stderr.contains("exists already"), "{}", other.stderr);
-    assert!(other.stderr.contains("not this run"), "{}", other.stderr);
+    other
+        .assert_code(2)
+        .stderr_has("exists already")
+        .stderr_has("not this run");
 
     // Other paths under the same name in the same run: refused.
     let elsewhere = dir.path().join("other");
@@ -250,8 +245,7 @@ fn a_retry_of_the_same_run_reuses_its_own_archive_and_nothing_else() {
     bytes[middle] ^= 0xff;
     std::fs::write(&archive, &bytes).unwrap();
     let tampered = create_fixed(&data, &out, Some(&record));
-    tampered.assert_code(2);
-    assert!(tampered.stderr.contains("not whole"), "{}", tampered.stderr);
+    tampered.assert_code(2).stderr_has("not whole");
     assert_eq!(std::fs::read(&archive).unwrap(), bytes, "left as found");
 }
 
@@ -276,12 +270,11 @@ fn list_prints_a_table_on_a_terminal_only() {
         ],
         None,
     )
-    .assert_code(0);
+    .succeeds();
 
     // Not a terminal: the record alone.
     let piped = backup_with(&["list", "--out", s(&out)], None);
-    piped.assert_code(0);
-    assert!(!piped.stderr.contains("APP VERSION"), "{}", piped.stderr);
+    piped.succeeds().stderr_lacks("APP VERSION");
     let backups = piped.last_step().result["backups"].clone();
     assert_eq!(backups[0]["app_version"], "3.1.4");
 
@@ -296,7 +289,7 @@ fn list_prints_a_table_on_a_terminal_only() {
     let mut script = Command::new("script");
     script.args(["-qec", &line, "/dev/null"]);
     let shown = kit::run_within(script, Duration::from_secs(60));
-    shown.assert_code(0);
+    shown.succeeds();
     let screen = shown.stdout.replace('\r', "");
     let header = screen
         .lines()
@@ -326,7 +319,7 @@ fn expect_version_without_a_value_after_a_rollback_expects_the_version_it_went_b
     let mut cmd = tool("ugw-swap");
     cmd.args(["--root", s(&root), "--rollback"]);
     let back = with_stdin(cmd, &failed.to_string());
-    back.assert_code(0);
+    back.succeeds();
     assert_eq!(kit::current(&root), "releases/v1");
 
     let body = r#"{"status":"ok","version":"v1"}"#;
@@ -349,7 +342,7 @@ fn expect_version_without_a_value_after_a_rollback_expects_the_version_it_went_b
         "-",
     ]);
     let waited = with_stdin(cmd, &back.stdout);
-    waited.assert_code(0);
+    waited.succeeds();
     assert_eq!(
         waited.last_step().wait_result().expect_version.as_deref(),
         Some("v1"),
@@ -372,8 +365,7 @@ fn expect_version_without_a_value_after_a_rollback_expects_the_version_it_went_b
         "-",
     ]);
     let refused = with_stdin(cmd, &foreign.to_string());
-    refused.assert_code(2);
-    assert!(refused.stderr.contains("no value"), "{}", refused.stderr);
+    refused.assert_code(2).stderr_has("no value");
 
     // Without the rollback, the same record's fetched-less run has no version to expect.
     let mut cmd = tool("ugw-wait-healthy");

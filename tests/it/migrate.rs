@@ -55,7 +55,7 @@ fn sqlite_columns(dir: &Dir, table: &str) -> Vec<String> {
 fn pg_ledger(db: &Database) -> Vec<(i64, String, bool)> {
     let mut client = db.client();
     let exists: bool = client
-        .query_one("SELECT to_regclass('ugw_migrations') IS NOT NULL", &[])
+        .query_one("SELECT to_regclass('ugw.ugw_migrations') IS NOT NULL", &[])
         .unwrap()
         .get(0);
     if !exists {
@@ -63,7 +63,7 @@ fn pg_ledger(db: &Database) -> Vec<(i64, String, bool)> {
     }
     client
         .query(
-            "SELECT version, phase, success FROM ugw_migrations ORDER BY version",
+            "SELECT version, phase, success FROM ugw.ugw_migrations ORDER BY version",
             &[],
         )
         .unwrap()
@@ -114,10 +114,65 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 // ---- SQLite ----
 
+/// Every file in `dir`, sorted: what a refused run must leave as it was.
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A mistyped SQLite path must not start a fresh, empty database (issue 19 item 9): `up` and
+/// `baseline` refuse it with exit 2, naming the path and `--create`, and leave nothing behind
+/// (not even the lock file); `--create` makes it; an existing database needs no flag.
+#[test]
+fn sqlite_a_missing_database_is_made_only_with_create() {
+    let dir = two_pre_one_post();
+    let typo = dir.path().join("ap.db");
+    let url = format!("sqlite://{}", typo.display());
+    let before = listing(dir.path());
+    for args in [
+        vec!["up", "--db", &url, "--dir", &dir.s()],
+        vec!["baseline", "1", "--db", &url, "--dir", &dir.s()],
+        vec!["resolve", "--db", &url, "--dir", &dir.s()],
+    ] {
+        let out = migrate(&args);
+        out.assert_code(2);
+        assert_eq!(out.last_step().error_kind(), "usage", "{args:?}");
+        assert!(
+            out.stderr.contains(&typo.display().to_string()),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(listing(dir.path()), before, "{args:?} made something");
+    }
+    let refused = migrate(&["up", "--db", &url, "--dir", &dir.s()]);
+    assert!(refused.stderr.contains("--create"), "{}", refused.stderr);
+
+    let created = migrate(&["up", "--create", "--db", &url, "--dir", &dir.s()]);
+    created.assert_code(0);
+    assert_eq!(versions(&up_result(&created)), [1, 2]);
+    assert!(typo.is_file());
+
+    // The database exists now: the next release's run needs no --create.
+    let post = migrate(&["up", "--phase", "post", "--db", &url, "--dir", &dir.s()]);
+    post.assert_code(0);
+    assert_eq!(versions(&up_result(&post)), [3]);
+}
+
 #[test]
 fn sqlite_fresh_up_applies_the_pre_phase_and_a_second_up_is_a_no_op() {
     let dir = two_pre_one_post();
-    let out = migrate(&["up", "--db", &dir.sqlite_url(), "--dir", &dir.s()]);
+    let out = migrate(&[
+        "up",
+        "--create",
+        "--db",
+        &dir.sqlite_url(),
+        "--dir",
+        &dir.s(),
+    ]);
     out.assert_code(0);
     let step = out.last_step();
     assert!(step.changed);
@@ -180,7 +235,16 @@ fn sqlite_fresh_up_applies_the_pre_phase_and_a_second_up_is_a_no_op() {
 fn sqlite_post_waits_for_pre_then_runs_after_it() {
     let dir = two_pre_one_post();
     let db = dir.sqlite_url();
-    let early = migrate(&["up", "--phase", "post", "--db", &db, "--dir", &dir.s()]);
+    let early = migrate(&[
+        "up",
+        "--create",
+        "--phase",
+        "post",
+        "--db",
+        &db,
+        "--dir",
+        &dir.s(),
+    ]);
     early.assert_code(1);
     assert_eq!(early.last_step().error_kind(), "pre_pending");
     assert!(
@@ -218,7 +282,14 @@ fn sqlite_a_failing_migration_rolls_back_and_records_nothing() {
             "0002_broken.sql",
             "CREATE TABLE audit (id INTEGER);\nINSERT INTO users (id) VALUES (1);\nINSERT INTO nowhere VALUES (1);\n",
         );
-    let out = migrate(&["up", "--db", &dir.sqlite_url(), "--dir", &dir.s()]);
+    let out = migrate(&[
+        "up",
+        "--create",
+        "--db",
+        &dir.sqlite_url(),
+        "--dir",
+        &dir.s(),
+    ]);
     out.assert_code(1);
     let step = out.last_step();
     assert_eq!(step.error_kind(), "migration_failed");
@@ -261,7 +332,7 @@ fn sqlite_a_failed_no_transaction_migration_is_dirty_until_resolved() {
     )
     .file("0003_later.sql", "CREATE TABLE later (id INTEGER);\n");
     let db = dir.sqlite_url();
-    let out = migrate(&["up", "--db", &db, "--dir", &dir.s()]);
+    let out = migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]);
     out.assert_code(1);
     assert_eq!(out.last_step().error_kind(), "migration_failed");
     assert!(
@@ -314,7 +385,7 @@ fn sqlite_forget_runs_a_failed_no_transaction_migration_again() {
         "-- ugw:no-transaction\nCREATE TABLE IF NOT EXISTS half (id INTEGER);\nINSERT INTO gate VALUES (1);\n",
     );
     let db = dir.sqlite_url();
-    migrate(&["up", "--db", &db, "--dir", &dir.s()]).assert_code(1);
+    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).assert_code(1);
     migrate(&["resolve", "1", "--forget", "--db", &db, "--dir", &dir.s()]).assert_code(0);
     assert!(sqlite_ledger(&dir).is_empty());
     dir.sqlite()
@@ -333,7 +404,7 @@ fn a_crlf_only_change_is_not_a_mismatch_and_a_real_change_is() {
         "CREATE TABLE users (id INTEGER);\nCREATE TABLE b (id INTEGER);\n",
     );
     let db = dir.sqlite_url();
-    migrate(&["up", "--db", &db, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).assert_code(0);
 
     dir.file(
         "0001_users.sql",
@@ -367,7 +438,7 @@ fn an_out_of_order_version_is_refused_unless_allowed() {
     dir.file("0001_a.sql", "CREATE TABLE a (id INTEGER);\n")
         .file("0003_c.sql", "CREATE TABLE c (id INTEGER);\n");
     let db = dir.sqlite_url();
-    migrate(&["up", "--db", &db, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).assert_code(0);
     dir.file("0002_b.sql", "CREATE TABLE b (id INTEGER);\n");
     let out = migrate(&["up", "--db", &db, "--dir", &dir.s()]);
     out.assert_code(1);
@@ -393,7 +464,7 @@ fn a_post_version_below_the_newest_pre_is_not_out_of_order() {
         .file("post/0002_drop_old.sql", "ALTER TABLE a DROP COLUMN old;\n")
         .file("0003_c.sql", "CREATE TABLE c (id INTEGER);\n");
     let db = dir.sqlite_url();
-    migrate(&["up", "--db", &db, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).assert_code(0);
     let out = migrate(&["up", "--phase", "post", "--db", &db, "--dir", &dir.s()]);
     out.assert_code(0);
     assert_eq!(versions(&up_result(&out)), [2]);
@@ -445,7 +516,7 @@ fn up_refuses_unsafe_pre_deploy_ddl_unless_allowed_and_lint_names_it() {
         "CREATE TABLE users (id INTEGER, name TEXT);\n",
     );
     let db = dir.sqlite_url();
-    migrate(&["up", "--db", &db, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).assert_code(0);
     dir.file(
         "0002_drop.sql",
         "-- tidy up\nALTER TABLE users\n  DROP COLUMN name;\n",
@@ -532,7 +603,7 @@ fn sqlite_foreign_keys_off_rebuilds_a_table_and_checks_references_before_commit(
     );
     let db = dir.sqlite_url();
     let conn_url = &db;
-    migrate(&["up", "--db", conn_url, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--create", "--db", conn_url, "--dir", &dir.s()]).assert_code(0);
     let out = migrate(&["up", "--phase", "post", "--db", conn_url, "--dir", &dir.s()]);
     out.assert_code(1);
     assert!(out.stderr.contains("foreign_key_check"), "{}", out.stderr);
@@ -658,7 +729,7 @@ const PG_SLOW: &str = "SELECT pg_sleep(1.5);\n";
 fn sqlite_eight_processes_at_once_apply_each_migration_exactly_once() {
     let dir = race_dir(SQLITE_SLOW);
     let db = dir.sqlite_url();
-    let outcomes = Racers::start(8, &["up", "--db", &db, "--dir", &dir.s()]).release();
+    let outcomes = Racers::start(8, &["up", "--create", "--db", &db, "--dir", &dir.s()]).release();
     for (_, o) in &outcomes {
         o.assert_code(0);
     }
@@ -683,6 +754,7 @@ fn sqlite_racers_past_a_short_lock_timeout_exit_4_naming_the_holder() {
         8,
         &[
             "up",
+            "--create",
             "--db",
             &db,
             "--dir",
@@ -1202,7 +1274,8 @@ fn the_dir_defaults_to_the_fetched_artifacts_migrations_folder() {
     let record = kit::fetch_record_at(artifact.path(), "v2");
     let db = format!("sqlite://{}/app.db", artifact.path().display());
     let mut cmd = tool("ugw-migrate");
-    cmd.args(["up", "--db", &db]).env_remove("DATABASE_URL");
+    cmd.args(["up", "--create", "--db", &db])
+        .env_remove("DATABASE_URL");
     let out = kit::with_stdin(cmd, &record);
     out.assert_code(0);
     let record = out.record();
@@ -1428,7 +1501,7 @@ fn an_applied_migration_whose_file_is_gone_is_a_warning_in_the_record() {
     let dir = Dir::new();
     dir.file("0001_a.sql", "CREATE TABLE a (id INTEGER);\n");
     let db = dir.sqlite_url();
-    migrate(&["up", "--db", &db, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).assert_code(0);
     std::fs::remove_file(dir.path().join("0001_a.sql")).unwrap();
     dir.file("0002_b.sql", "CREATE TABLE b (id INTEGER);\n");
     let out = migrate(&["up", "--db", &db, "--dir", &dir.s()]);
@@ -1460,7 +1533,7 @@ fn sqlite_sigint_during_a_migration_interrupts_it_and_records_nothing() {
         "CREATE TABLE slow AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000000) SELECT x FROM c;\n",
     );
     let db = dir.sqlite_url();
-    let run = Watched::start(&["up", "--db", &db, "--dir", &dir.s()]);
+    let run = Watched::start(&["up", "--create", "--db", &db, "--dir", &dir.s()]);
     let lock = dir.path().join("app.db.ugw-migrate.lock");
     assert!(
         kit::eventually(Duration::from_secs(20), || std::fs::metadata(&lock)
@@ -1514,7 +1587,16 @@ fn audit_after_users() -> Dir {
 #[test]
 fn sqlite_a_failing_ledger_insert_rolls_its_migration_back() {
     let dir = audit_after_users();
-    let up = || migrate(&["up", "--db", &dir.sqlite_url(), "--dir", &dir.s()]);
+    let up = || {
+        migrate(&[
+            "up",
+            "--create",
+            "--db",
+            &dir.sqlite_url(),
+            "--dir",
+            &dir.s(),
+        ])
+    };
     up().assert_code(0);
     dir.sqlite()
         .execute_batch(
@@ -1560,7 +1642,7 @@ fn pg_a_failing_ledger_insert_rolls_its_migration_back() {
     db.sql(
         "CREATE FUNCTION ledger_read_only() RETURNS trigger LANGUAGE plpgsql AS \
          $$ BEGIN RAISE EXCEPTION 'the ledger is read-only'; END $$; \
-         CREATE TRIGGER ledger_read_only BEFORE INSERT ON ugw_migrations \
+         CREATE TRIGGER ledger_read_only BEFORE INSERT ON ugw.ugw_migrations \
          FOR EACH ROW EXECUTE FUNCTION ledger_read_only();",
     );
     dir.file(
@@ -1579,7 +1661,7 @@ fn pg_a_failing_ledger_insert_rolls_its_migration_back() {
         "the insert was rolled back with the ledger row"
     );
 
-    db.sql("DROP TRIGGER ledger_read_only ON ugw_migrations");
+    db.sql("DROP TRIGGER ledger_read_only ON ugw.ugw_migrations");
     up().assert_code(0);
     assert_eq!(
         pg_ledger(&db),

@@ -35,10 +35,11 @@ impl Dir {
             .collect()
     }
 
+    /// `up --create`: every test here starts from a folder with no database yet.
     fn up_sqlite(&self, extra: &[&str]) -> Outcome {
         let url = self.sqlite_url();
         let dir = self.s();
-        let mut args = vec!["up", "--db", &url, "--dir", &dir];
+        let mut args = vec!["up", "--create", "--db", &url, "--dir", &dir];
         args.extend_from_slice(extra);
         migrate(&args)
     }
@@ -78,7 +79,7 @@ fn pg_ledger_in(db: &Database, ledger: &str) -> Vec<(i64, bool)> {
 }
 
 fn pg_ledger(db: &Database) -> Vec<(i64, bool)> {
-    pg_ledger_in(db, "public.ugw_migrations")
+    pg_ledger_in(db, "ugw.ugw_migrations")
 }
 
 /// `schema.table` of every table named `table`.
@@ -382,6 +383,89 @@ fn pg_a_migration_that_empties_search_path_keeps_its_ledger() {
     migrate(&["status", "--check", "--db", &db.url(), "--dir", &dir.s()]).assert_code(0);
 }
 
+/// The default ledger is `ugw.ugw_migrations`, which no session setting moves. The session's
+/// current schema did: a migration that sets the database's `search_path` to a schema it
+/// creates made the next run look for the ledger there, miss it, and run 0001 again
+/// ("schema app already exists"). The next file's own tables follow the new path.
+#[test]
+fn pg_the_ledger_stays_put_when_a_migration_moves_the_sessions_schema() {
+    let Some(db) = database("schema_moves") else {
+        return;
+    };
+    let dir = Dir::new();
+    dir.file(
+        "0001_app_schema.sql",
+        &format!(
+            "CREATE SCHEMA app;\nALTER DATABASE {} SET search_path = app, public;\nCREATE TABLE app.items (id int);\n",
+            db.name
+        ),
+    );
+    dir.up_pg(&db, &[]).assert_code(0);
+    dir.file("0002_invoices.sql", "CREATE TABLE invoices (id int);\n");
+    let next = dir.up_pg(&db, &[]);
+    next.assert_code(0);
+    let applied: Vec<i64> = next.last_step().result["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(applied, [2], "{}", next.stderr);
+    assert_eq!(pg_where(&db, "ugw_migrations"), ["ugw.ugw_migrations"]);
+    assert_eq!(pg_ledger(&db), [(1, true), (2, true)]);
+    assert_eq!(pg_where(&db, "invoices"), ["app.invoices"]);
+    migrate(&["status", "--check", "--db", &db.url(), "--dir", &dir.s()]).assert_code(0);
+}
+
+/// A ledger an older ugw-migrate made in the schema its session started in (`public`) is
+/// found there and kept: no second ledger in `ugw`, and only the new file runs.
+#[test]
+fn pg_a_ledger_an_older_ugw_made_in_public_is_found_and_kept() {
+    let Some(db) = database("older_ledger") else {
+        return;
+    };
+    let first = "CREATE TABLE a (id int);\n";
+    db.sql(&format!(
+        "CREATE TABLE a (id int);\n\
+         CREATE TABLE ugw_migrations (version bigint PRIMARY KEY, name text NOT NULL, \
+           phase text NOT NULL CHECK (phase IN ('pre', 'post')), checksum text NOT NULL, \
+           checksum_algorithm text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), \
+           duration_ms bigint NOT NULL, applied_by text NOT NULL, success boolean NOT NULL);\n\
+         INSERT INTO ugw_migrations (version, name, phase, checksum, checksum_algorithm, duration_ms, applied_by, success) \
+           VALUES (1, 'a', 'pre', '{}', 'sha256', 3, 'node1 pid 1 ugw-migrate 0.1.0', true);",
+        kit::sha256(first.as_bytes())
+    ));
+    let dir = Dir::new();
+    dir.file("0001_a.sql", first)
+        .file("0002_b.sql", "CREATE TABLE b (id int);\n");
+    let versions = |list: &serde_json::Value| -> Vec<i64> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["version"].as_i64().unwrap())
+            .collect()
+    };
+    let plan = migrate(&["plan", "--db", &db.url(), "--dir", &dir.s()]);
+    plan.assert_code(0);
+    assert_eq!(versions(&plan.last_step().result["would_apply"]), [2]);
+    let status = migrate(&["status", "--db", &db.url(), "--dir", &dir.s()]);
+    status.assert_code(0);
+    assert_eq!(versions(&status.last_step().result["applied"]), [1]);
+    assert_eq!(versions(&status.last_step().result["pending"]["pre"]), [2]);
+    let out = dir.up_pg(&db, &[]);
+    out.assert_code(0);
+    assert_eq!(out.last_step().result["applied"][0]["version"], 2);
+    assert_eq!(
+        out.last_step().result["applied"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(pg_where(&db, "ugw_migrations"), ["public.ugw_migrations"]);
+    assert_eq!(
+        pg_ledger_in(&db, "public.ugw_migrations"),
+        [(1, true), (2, true)]
+    );
+}
+
 #[test]
 fn pg_ledger_schema_puts_the_ledger_in_a_schema_of_its_own() {
     let Some(db) = database("ledger_schema") else {
@@ -395,7 +479,7 @@ fn pg_ledger_schema_puts_the_ledger_in_a_schema_of_its_own() {
         pg_ledger_in(&db, "\"ugw ledger\".ugw_migrations"),
         [(1, true)]
     );
-    assert!(pg_ledger(&db).is_empty(), "nothing in public");
+    assert!(pg_ledger(&db).is_empty(), "nothing in the default schema");
     let status = migrate(&[
         "status",
         "--check",

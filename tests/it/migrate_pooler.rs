@@ -9,10 +9,10 @@ use kit::migrations::migrate;
 use kit::postgres::{Database, database};
 
 fn ledger_rows(db: &Database) -> Vec<String> {
-    if db.sql("SELECT to_regclass('public.ugw_migrations') IS NULL") == ["t"] {
+    if db.sql("SELECT to_regclass('ugw.ugw_migrations') IS NULL") == ["t"] {
         return vec!["0".to_string()];
     }
-    db.sql("SELECT count(*) FROM public.ugw_migrations")
+    db.sql("SELECT count(*) FROM ugw.ugw_migrations")
 }
 
 fn one_migration() -> tempfile::TempDir {
@@ -44,7 +44,7 @@ fn pg_a_tcp_port_forward_is_a_direct_connection() {
         db.name
     );
     let dir = one_migration();
-    migrate(&["up", "--db", &url, "--dir", kit::s(dir.path())]).assert_code(0);
+    migrate(&["up", "--db", &url, "--dir", kit::s(dir.path())]).succeeds();
     assert_eq!(ledger_rows(&db), ["1"]);
 }
 

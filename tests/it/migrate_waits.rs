@@ -28,7 +28,7 @@ fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
 fn lock_the_ledger(db: &Database) -> postgres::Client {
     let mut holder = db.client();
     holder
-        .batch_execute("BEGIN; LOCK TABLE public.ugw_migrations IN ACCESS EXCLUSIVE MODE")
+        .batch_execute("BEGIN; LOCK TABLE ugw.ugw_migrations IN ACCESS EXCLUSIVE MODE")
         .unwrap();
     holder
 }
@@ -40,7 +40,7 @@ fn pg_a_locked_ledger_costs_at_most_the_timeout_in_up_status_and_plan() {
     };
     let dir = folder(&[("0001_a.sql", "CREATE TABLE a (id int);\n")]);
     let path = kit::s(dir.path()).to_string();
-    migrate_within(&["up", "--db", &db.url(), "--dir", &path], kit::RUN_LIMIT).assert_code(0);
+    migrate_within(&["up", "--db", &db.url(), "--dir", &path], kit::RUN_LIMIT).succeeds();
     std::fs::write(dir.path().join("0002_b.sql"), "CREATE TABLE b (id int);\n").unwrap();
     let holder = lock_the_ledger(&db);
     for sub in ["up", "status", "plan"] {
@@ -76,7 +76,7 @@ fn pg_sigterm_ends_a_wait_on_a_locked_ledger_at_once() {
     };
     let dir = folder(&[("0001_a.sql", "CREATE TABLE a (id int);\n")]);
     let path = kit::s(dir.path()).to_string();
-    migrate_within(&["up", "--db", &db.url(), "--dir", &path], kit::RUN_LIMIT).assert_code(0);
+    migrate_within(&["up", "--db", &db.url(), "--dir", &path], kit::RUN_LIMIT).succeeds();
     let _holder = lock_the_ledger(&db);
     let child = kit::tool("ugw-migrate")
         .args(["status", "--db", &db.url(), "--dir", &path])
@@ -217,8 +217,7 @@ fn pg_a_no_transaction_file_gives_up_after_the_ddl_lock_timeout() {
         ],
         Duration::from_secs(20),
     );
-    out.assert_code(1);
-    assert!(out.stderr.contains("lock timeout"), "{}", out.stderr);
+    out.assert_code(1).stderr_has("lock timeout");
     assert!(out.elapsed < Duration::from_secs(3), "{:?}", out.elapsed);
     reader.batch_execute("ROLLBACK").unwrap();
     // The file's own SET of lock_timeout is left alone: it may ask for longer.

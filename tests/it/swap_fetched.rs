@@ -59,7 +59,7 @@ fn root_at_v1(dir: &Path) -> PathBuf {
     std::fs::write(v1.join("app.txt"), "one").unwrap();
     let mut cmd = tool("ugw-swap");
     cmd.args(["--root", s(&root), "--from", s(&v1), "--release", "v1"]);
-    run(cmd).assert_code(0);
+    run(cmd).succeeds();
     root
 }
 
@@ -91,7 +91,7 @@ fn fetched_release(dir: &Path) -> (PathBuf, String) {
         "--extract",
     ]);
     let out = run(cmd);
-    let step = out.assert_code(0).last_step();
+    let step = out.succeeds().last_step();
     assert!(
         step.result["manifest_sha256"].is_string(),
         "the step vouches for the tree: {:?}",
@@ -129,12 +129,9 @@ fn a_forged_or_replaced_artifact_is_never_published() {
     let record = fetch_step(&staged, &kit::sha256(good), None);
     std::fs::write(&staged, "#!/bin/sh\necho evil\n").unwrap();
     let out = binary(&record);
-    out.assert_code(1);
-    assert!(
-        out.stderr.contains("not the") && out.stderr.contains("nothing was switched"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(1)
+        .stderr_has("not the")
+        .stderr_has("nothing was switched");
     assert_eq!(
         std::fs::read_to_string(&target).unwrap(),
         "#!/bin/sh\necho v1\n"
@@ -151,7 +148,7 @@ fn a_forged_or_replaced_artifact_is_never_published() {
 
     // The file as it was verified goes live.
     let out = binary(&record);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(std::fs::read(&target).unwrap(), good);
 }
 
@@ -174,7 +171,7 @@ fn a_forged_fetch_step_publishes_nothing_into_the_release_folders() {
     // The step's digest right: the file it vouches for goes live.
     let digest = ugw_shared::digest::sha256_file(&secret).unwrap();
     let out = swap_on(&["--root", s(&root)], &fetch_step(&secret, &digest, None));
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(current(&root), "releases/v2");
 }
 
@@ -227,7 +224,7 @@ fn an_extracted_folder_is_published_only_as_ugw_fetch_staged_it() {
     // Put back as fetched: it goes live.
     chmod(&folder.join("bin/app"), 0o755);
     let out = swap_on(&["--root", s(&root)], &record);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(current(&root), "releases/2.0.0");
     assert_eq!(
         std::fs::read_to_string(root.join("current/bin/app")).unwrap(),
@@ -344,9 +341,9 @@ fn an_artifact_another_user_can_write_is_refused_in_both_modes() {
     );
 
     // Put right, both modes publish it.
-    binary().assert_code(0);
+    binary().succeeds();
     assert_eq!(std::fs::read_to_string(&target).unwrap(), good);
-    release().assert_code(0);
+    release().succeeds();
     assert_eq!(current(&root), "releases/v2");
 }
 
@@ -377,7 +374,7 @@ fn a_file_replaced_by_another_user_after_the_fetch_is_never_installed() {
         "755",
     ]);
     let fetched = run(cmd);
-    fetched.assert_code(0);
+    fetched.succeeds();
     let staged = staging.join("app-v2");
     assert!(staged.exists());
     // Another user (nobody) may write the staging folder: they swap the file for their own.

@@ -22,7 +22,7 @@ fn forcing_the_live_version_again_never_leaves_current_missing() {
         artifact(dir.path(), "one", "one"),
         artifact(dir.path(), "two", "two"),
     );
-    swap(&["--root", s(&root), "--from", s(&one), "--release", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&one), "--release", "v1"]).succeeds();
     let (stop, misses) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicU64::new(0)),
@@ -85,7 +85,7 @@ fn a_failing_restart_after_forcing_the_live_version_puts_its_content_back() {
     let root = dir.path().join("app");
     let good = artifact(dir.path(), "good", "good");
     let bad = artifact(dir.path(), "bad", "bad");
-    swap(&["--root", s(&root), "--from", s(&good), "--release", "v1.0"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&good), "--release", "v1.0"]).succeeds();
     // The restart fails while the bad content is live, and succeeds once it is gone.
     let restart = format!("grep -q good {}/current/bin/app", s(&root));
     let out = swap(&[
@@ -115,8 +115,8 @@ fn a_failing_restart_after_forcing_the_live_version_puts_its_content_back() {
     // A failing forced restage of a version that is not live: current goes back to the
     // release before, and the version keeps the content it had.
     let two = artifact(dir.path(), "two", "good two");
-    swap(&["--root", s(&root), "--from", s(&two), "--release", "v2"]).assert_code(0);
-    swap(&["--root", s(&root), "--from", s(&good), "--release", "v1.0"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&two), "--release", "v2"]).succeeds();
+    swap(&["--root", s(&root), "--from", s(&good), "--release", "v1.0"]).succeeds();
     let out = swap(&[
         "--root",
         s(&root),

@@ -38,7 +38,7 @@ fn a_link_target_through_a_symlink_in_the_release_is_refused() {
         ]);
         let step = out.assert_code(1).last_step();
         assert_eq!(step.error_kind(), "unsafe_input", "{link}: {}", out.stderr);
-        assert!(out.stderr.contains("symbolic link"), "{}", out.stderr);
+        out.stderr_has("symbolic link");
         assert!(!root.join("current").exists(), "nothing was switched");
     }
     let kept = std::fs::symlink_metadata(outside.join("db.yml")).unwrap();
@@ -69,7 +69,7 @@ fn a_link_target_through_a_symlink_in_the_release_is_refused() {
         "--link",
         "shared/cache:data/cache",
     ])
-    .assert_code(0);
+    .succeeds();
     assert_eq!(current(&root), "releases/v1");
     assert_eq!(
         std::fs::read_to_string(root.join("current/config/db.yml")).unwrap(),
@@ -139,7 +139,7 @@ fn a_swap_interrupted_during_its_restart_is_rolled_back_from_its_record() {
         artifact(dir.path(), "v1", "one"),
         artifact(dir.path(), "v2", "two"),
     );
-    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).succeeds();
     let started = dir.path().join("restart-started");
     let restart = format!("touch {}; sleep 30", s(&started));
     let mut cmd = kit::tool("ugw-swap");
@@ -172,7 +172,7 @@ fn a_swap_interrupted_during_its_restart_is_rolled_back_from_its_record() {
     let mut back = kit::tool("ugw-swap");
     back.args(["--root", s(&root), "--rollback"]);
     let out = kit::with_stdin(back, &stdout);
-    let step = out.assert_code(0).last_step();
+    let step = out.succeeds().last_step();
     assert!(step.changed, "{}", out.stderr);
     assert_eq!(current(&root), "releases/v1");
     assert!(root.join("releases/v2/.ugw-failed").exists());
@@ -196,7 +196,7 @@ fn a_copied_release_keeps_folder_modes_exactly() {
         }
         std::fs::set_permissions(from.join(folder), std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    swap(&["--root", s(&root), "--from", s(&from), "--release", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&from), "--release", "v1"]).succeeds();
     for (folder, mode) in [
         ("secrets", 0o700),
         ("tmp", 0o1777),
@@ -218,7 +218,7 @@ fn a_killed_swaps_staging_copies_are_cleaned_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("app");
     let v1 = artifact(dir.path(), "v1", "one");
-    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).succeeds();
     let releases = root.join("releases");
     for left in [
         ".v2.1765100000123456789.staging",
@@ -232,7 +232,7 @@ fn a_killed_swaps_staging_copies_are_cleaned_and_nothing_else() {
     std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
     let v2 = artifact(dir.path(), "v2", "two");
     let out = swap(&["--root", s(&root), "--from", s(&v2), "--release", "v2"]);
-    out.assert_code(0);
+    out.succeeds();
     let mut left: Vec<String> = std::fs::read_dir(&releases)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -15,7 +15,7 @@ fn a_release_marked_failed_is_refused_unless_forced() {
         artifact(dir.path(), "v1", "one"),
         artifact(dir.path(), "v2", "two"),
     );
-    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).succeeds();
     let v2_args = ["--root", s(&root), "--from", s(&v2), "--release", "v2"];
     swap(&[&v2_args[..], &["--restart", "exit 3"]].concat()).assert_code(1);
     assert_eq!(current(&root), "releases/v1");
@@ -32,7 +32,7 @@ fn a_release_marked_failed_is_refused_unless_forced() {
         assert_eq!(current(&root), "releases/v1");
     }
     let out = swap(&[&v2_args[..], &["--force"]].concat());
-    assert!(out.assert_code(0).last_step().changed);
+    assert!(out.succeeds().last_step().changed);
     assert_eq!(current(&root), "releases/v2");
     assert!(!root.join("releases/v2/.ugw-failed").exists());
 }
@@ -56,12 +56,12 @@ fn force_restart_runs_the_restart_when_nothing_switched() {
         "--restart",
         &restart,
     ];
-    swap(&args).assert_code(0);
+    swap(&args).succeeds();
     std::fs::remove_file(&marker).unwrap();
-    let step = swap(&args).assert_code(0).last_step();
+    let step = swap(&args).succeeds().last_step();
     assert!(!marker.exists() && step.result["restarted"] == false);
     let step = swap(&[&args[..], &["--force-restart"]].concat())
-        .assert_code(0)
+        .succeeds()
         .last_step();
     assert!(marker.exists(), "the restart ran");
     assert_eq!(step.result["restarted"], true);
@@ -91,9 +91,9 @@ fn force_restart_runs_the_restart_when_nothing_switched() {
         "--restart",
         &restart,
     ];
-    swap(&args).assert_code(0);
+    swap(&args).succeeds();
     assert!(!marker.exists());
-    swap(&[&args[..], &["--force-restart"]].concat()).assert_code(0);
+    swap(&[&args[..], &["--force-restart"]].concat()).succeeds();
     assert!(marker.exists());
 }
 
@@ -107,7 +107,7 @@ fn a_failed_restarts_last_lines_are_on_stderr_scrubbed() {
         artifact(dir.path(), "v1", "one"),
         artifact(dir.path(), "v2", "two"),
     );
-    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).succeeds();
     let restart = "PGPASSWORD=pg-s3cret-91 DBPASS=db-s3cret-92 true; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo line $i; done; \
                    echo 'node1: exited during start; see /var/log/node1.log' >&2; echo DBPASS=db-s3cret-93; exit 1";
     let out = swap(&[
@@ -127,11 +127,7 @@ fn a_failed_restarts_last_lines_are_on_stderr_scrubbed() {
         "{}",
         out.stderr
     );
-    assert!(
-        out.stderr.contains("line 12") && !out.stderr.contains("line 1\n"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("line 12").stderr_lacks("line 1\n");
     for secret in ["pg-s3cret-91", "db-s3cret-92", "db-s3cret-93"] {
         assert!(
             !out.stderr.contains(secret),

@@ -65,7 +65,7 @@ fn a_release_that_is_a_planted_symlink_with_a_copied_marker_never_goes_live() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("app");
     let v1 = artifact(dir.path(), "v1");
-    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v1), "--release", "v1"]).succeeds();
     // The attacker's folder, with the marker a real v2 would carry (its digest is public).
     let v2 = artifact(dir.path(), "v2");
     let digest = ugw_shared::digest::sha256_path(&v2, &[".ugw-release", ".ugw-failed"]).unwrap();
@@ -93,7 +93,7 @@ fn a_release_that_is_a_planted_symlink_with_a_copied_marker_never_goes_live() {
     }
     // Status lists it, but not as a release ugw staged.
     let status = swap(&["--root", s(&root), "status"]);
-    let releases = status.assert_code(0).last_step().result["releases"].clone();
+    let releases = status.succeeds().last_step().result["releases"].clone();
     assert_eq!(releases.as_array().unwrap().len(), 1, "{releases}");
 }
 
@@ -118,7 +118,7 @@ fn a_prune_removes_only_releases_ugw_staged_and_says_which() {
             "--keep",
             "2",
         ]);
-        stderr = out.assert_code(0).stderr.clone();
+        stderr = out.succeeds().stderr.clone();
         if name == "v1" {
             std::os::unix::fs::chown(root.join("releases/v1"), Some(65534), None).unwrap();
         }
@@ -154,11 +154,11 @@ fn a_successful_redeploy_clears_the_failed_mark() {
         artifact(dir.path(), "v3"),
     );
     let deploy = |from: &Path, version: &str| {
-        swap(&["--root", s(&root), "--from", s(from), "--release", version]).assert_code(0);
+        swap(&["--root", s(&root), "--from", s(from), "--release", version]).succeeds();
     };
     deploy(&v1, "v1");
     deploy(&v2, "v2");
-    swap(&["--root", s(&root), "--rollback"]).assert_code(0);
+    swap(&["--root", s(&root), "--rollback"]).succeeds();
     assert!(root.join("releases/v2/.ugw-failed").exists());
     // A release marked failed is swapped in again only with --force (issue 21 item 15).
     let again = swap(&[
@@ -170,15 +170,15 @@ fn a_successful_redeploy_clears_the_failed_mark() {
         "v2",
         "--force",
     ]);
-    assert!(again.assert_code(0).last_step().changed);
+    assert!(again.succeeds().last_step().changed);
     assert!(
         !root.join("releases/v2/.ugw-failed").exists(),
         "{}",
         again.stderr
     );
-    assert!(again.stderr.contains("clears the mark"), "{}", again.stderr);
+    again.stderr_has("clears the mark");
     deploy(&v3, "v3");
-    swap(&["--root", s(&root), "--rollback"]).assert_code(0);
+    swap(&["--root", s(&root), "--rollback"]).succeeds();
     assert_eq!(current(&root), "releases/v2", "v2 was live and healthy");
 }
 
@@ -204,8 +204,8 @@ fn a_link_a_staged_release_lacks_is_refused_not_ignored() {
             link,
         ])
     };
-    with(&v1, "v1", "shared/.env:.env").assert_code(0);
-    with(&v2, "v2", "shared/.env:.env").assert_code(0);
+    with(&v1, "v1", "shared/.env:.env").succeeds();
+    with(&v2, "v2", "shared/.env:.env").succeeds();
     let refused = with(&v1, "v1", "shared/db.yml:db.yml");
     let step = refused.assert_code(2).last_step();
     assert!(
@@ -214,7 +214,7 @@ fn a_link_a_staged_release_lacks_is_refused_not_ignored() {
         step.error
     );
     assert_eq!(current(&root), "releases/v2");
-    with(&v1, "v1", "shared/.env:.env").assert_code(0);
+    with(&v1, "v1", "shared/.env:.env").succeeds();
     assert_eq!(current(&root), "releases/v1");
     assert_eq!(
         std::fs::read_to_string(root.join("current/.env")).unwrap(),

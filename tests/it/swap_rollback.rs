@@ -17,7 +17,7 @@ fn root_with_two(dir: &Path) -> (PathBuf, String) {
         std::fs::create_dir_all(&from).unwrap();
         std::fs::write(from.join("app.txt"), content).unwrap();
         let out = swap(&["--root", s(&root), "--from", s(&from), "--release", name]);
-        last.clone_from(&out.assert_code(0).stdout);
+        last.clone_from(&out.succeeds().stdout);
     }
     assert_eq!(current(&root), "releases/v2");
     (root, last)
@@ -72,7 +72,7 @@ fn a_forged_previous_release_is_refused_and_nothing_is_switched() {
     let v3 = dir.path().join("staging/v3");
     std::fs::create_dir_all(&v3).unwrap();
     std::fs::write(v3.join("app.txt"), "three").unwrap();
-    swap(&["--root", s(&root), "--from", s(&v3), "--release", "v3"]).assert_code(0);
+    swap(&["--root", s(&root), "--from", s(&v3), "--release", "v3"]).succeeds();
 }
 
 /// A `previous` that names a symbolic link planted in releases/ is not followed either: the
@@ -87,7 +87,7 @@ fn a_previous_that_is_a_planted_symlink_is_not_followed() {
         step["result"]["previous"] = "planted".into();
     });
     let out = rollback(s(&root), &record, dir.path());
-    assert!(out.assert_code(0).last_step().changed);
+    assert!(out.succeeds().last_step().changed);
     assert_eq!(current(&root), "releases/v1");
 }
 
@@ -98,7 +98,7 @@ fn a_swap_step_of_another_host_or_root_is_not_taken_back() {
     let (root, stdout) = root_with_two(dir.path());
     let record = failed_after(&stdout, |step| step["host"] = "node-a".into());
     let out = rollback(s(&root), &record, dir.path());
-    let step = out.assert_code(0).last_step();
+    let step = out.succeeds().last_step();
     assert!(!step.changed);
     assert_eq!(
         current(&root),
@@ -112,7 +112,7 @@ fn a_swap_step_of_another_host_or_root_is_not_taken_back() {
         step["result"]["root"] = s(&other).into();
     });
     let out = rollback(s(&root), &record, dir.path());
-    assert!(!out.assert_code(0).last_step().changed);
+    assert!(!out.succeeds().last_step().changed);
     assert_eq!(current(&root), "releases/v2");
 }
 
@@ -138,7 +138,7 @@ fn a_rollback_finds_the_swap_however_the_root_is_spelled() {
         let (root, stdout) = root_with_two(dir.path());
         let (arg, cwd) = spell(&root);
         let out = rollback(&arg, &failed_after(&stdout, |_| {}), &cwd);
-        let step = out.assert_code(0).last_step();
+        let step = out.succeeds().last_step();
         assert!(step.changed, "--root {arg}: {}", out.stderr);
         assert_eq!(current(&root), "releases/v1", "--root {arg}");
         assert!(
@@ -158,7 +158,7 @@ fn a_binary_rollback_finds_the_swap_however_the_target_is_spelled() {
         let new = dir.path().join("app-new");
         std::fs::write(&new, "#!/bin/sh\necho new\n").unwrap();
         let out = swap(&["--target", s(&target), "--from", s(&new)]);
-        let record = failed_after(&out.assert_code(0).stdout, |_| {});
+        let record = failed_after(&out.succeeds().stdout, |_| {});
         let (arg, cwd) = if relative {
             ("app".to_string(), dir.path().to_path_buf())
         } else {
@@ -167,7 +167,7 @@ fn a_binary_rollback_finds_the_swap_however_the_target_is_spelled() {
         let mut cmd = tool("ugw-swap");
         cmd.args(["--target", &arg, "--rollback"]).current_dir(&cwd);
         let back = with_stdin(cmd, &record);
-        assert!(back.assert_code(0).last_step().changed, "--target {arg}");
+        assert!(back.succeeds().last_step().changed, "--target {arg}");
         assert_eq!(
             std::fs::read_to_string(&target).unwrap(),
             "#!/bin/sh\necho old\n",

@@ -20,7 +20,7 @@ fn status_prints_a_table_on_a_terminal_only() {
     let root = dir.path().join("app");
     for name in ["v1", "v2"] {
         let from = release(dir.path(), name);
-        swap(&["--root", s(&root), "--from", s(&from), "--release", name]).assert_code(0);
+        swap(&["--root", s(&root), "--from", s(&from), "--release", name]).succeeds();
     }
     let program = tool("ugw-swap").get_program().to_owned();
     let line = format!(
@@ -45,7 +45,9 @@ fn status_prints_a_table_on_a_terminal_only() {
 
     // Not a terminal: no table, and the record still lists both releases.
     let piped = swap(&["status", "--root", s(&root)]);
-    piped.assert_code(0);
-    assert!(!piped.stderr.contains("RELEASE"), "{}", piped.stderr);
-    assert!(piped.stdout.contains("\"v1\"") && piped.stdout.contains("\"v2\""));
+    piped
+        .succeeds()
+        .stderr_lacks("RELEASE")
+        .stdout_has("\"v1\"")
+        .stdout_has("\"v2\"");
 }

@@ -131,8 +131,7 @@ fn http_checks_pass_and_fail_on_status_jq_regex_and_latency() {
     for text in [&out.stdout, &out.stderr, &report] {
         assert!(!text.contains("tok-3f9a1c77"), "{text}");
     }
-    assert!(out.stderr.contains("PASS ready"), "{}", out.stderr);
-    assert!(out.stderr.contains("FAIL too-slow"), "{}", out.stderr);
+    out.stderr_has("PASS ready").stderr_has("FAIL too-slow");
 }
 
 #[test]
@@ -154,7 +153,7 @@ fn flags_make_checks_with_their_own_assertions() {
         "--cmd",
         "test -d /",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     let result = result_of(&out);
     assert_eq!(
         outcomes(&result),
@@ -412,7 +411,7 @@ fn a_captured_id_is_read_back_and_deleted_and_the_cleanup_runs_after_a_failure()
     };
     let file = checks_file(dir.path(), &make(".name == \"smoke\""));
     let out = verify(&["--checks", file.to_str().unwrap()]);
-    out.assert_code(0);
+    out.succeeds();
     let result = result_of(&out);
     assert_eq!(check(&result, "create")["captured"], json!(["item"]));
     let log = app.log();
@@ -512,7 +511,7 @@ fn a_latency_check_runs_alone() {
     }
     let file = checks_file(dir.path(), &Value::Array(checks));
     let out = verify(&["--checks", file.to_str().unwrap(), "--parallel", "8"]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(
         check(&result_of(&out), "latency")["observation"]["requests"],
         30
@@ -595,7 +594,7 @@ print(json.dumps({"tests": suite.get("tests"), "failures": suite.get("failures")
     let mut python = std::process::Command::new("python3");
     python.args(["-c", parse, junit.to_str().unwrap()]);
     let parsed = run(python);
-    parsed.assert_code(0);
+    parsed.succeeds();
     let report: Value = serde_json::from_str(&parsed.stdout).unwrap();
     assert_eq!(
         (
@@ -728,7 +727,7 @@ fn failed_rows(result: &Value) -> Vec<(String, String)> {
 fn baseline_of_v1(node: &Node) -> Value {
     let v1 = node.start(&["--version-label", "v1.0.0"]);
     let out = node.baseline();
-    out.assert_code(0);
+    out.succeeds();
     let result = result_of(&out);
     assert_eq!(result["mode"], "baseline");
     let latency = &result["baseline"]["checks"]["latency"];
@@ -756,7 +755,7 @@ fn compare_passes_on_a_healthy_v2_and_fails_on_a_slow_one() {
         let _v2 = node.start(&["--version-label", "v2.0.0"]);
         node.compare()
     };
-    healthy.assert_code(0);
+    healthy.succeeds();
     let result = result_of(&healthy);
     assert_eq!(
         rows(&result)
@@ -942,17 +941,13 @@ fn a_comparison_without_a_baseline_runs_nothing_and_a_dry_run_sends_nothing() {
             .contains("no ok `ugw-verify baseline` step")
     );
     let out = verify(&["--checks", file.to_str().unwrap(), "--dry-run"]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(result_of(&out)["would_run"], json!(["latency"]));
     // A dry run after a dry-run baseline has nothing to compare with yet, and says so.
     let out = verify(&["--checks", file.to_str().unwrap(), "--compare", "--dry-run"]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(result_of(&out)["compare"], false);
-    assert!(
-        out.stderr.contains("no ok `ugw-verify baseline` step"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("no ok `ugw-verify baseline` step");
     assert_eq!(app.requests_settled(), 0);
     // A baseline kept in a file serves a comparison as well as one in the record.
     let saved = dir.path().join("baseline.json");
@@ -963,7 +958,7 @@ fn a_comparison_without_a_baseline_runs_nothing_and_a_dry_run_sends_nothing() {
         "--save",
         saved.to_str().unwrap(),
     ]);
-    out.assert_code(0);
+    out.succeeds();
     let kept: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
     assert_eq!(kept["checks"]["latency"]["requests"], 20);
     let out = verify(&[
@@ -977,7 +972,7 @@ fn a_comparison_without_a_baseline_runs_nothing_and_a_dry_run_sends_nothing() {
         "--latency-floor",
         "10s",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(rows(&result_of(&out))[0].0, "latency");
 }
 
@@ -1234,7 +1229,7 @@ fn the_samples_error_ratio_is_errors_over_every_request_sent() {
                  "max_errors": 1000}]),
     );
     let out = verify(&["--checks", file.to_str().unwrap()]);
-    out.assert_code(0);
+    out.succeeds();
     let result = result_of(&out);
     let o = &check(&result, "half")["observation"];
     assert_eq!(
@@ -1281,7 +1276,7 @@ fn a_figure_that_is_not_a_number_is_insufficient_data_never_a_pass() {
         "--save",
         saved.to_str().unwrap(),
     ]);
-    out.assert_code(0);
+    out.succeeds();
     let out = verify(&[
         "--checks",
         file.to_str().unwrap(),
@@ -1330,7 +1325,7 @@ fn a_counter_that_falls_is_a_reset_of_its_own_series() {
                  "window": "200ms", "measure": ["errors"]}]),
     );
     let out = verify(&["--checks", file.to_str().unwrap()]);
-    out.assert_code(0);
+    out.succeeds();
     let result = result_of(&out);
     let o = &check(&result, "server")["observation"];
     assert_eq!(
@@ -1416,7 +1411,7 @@ fn a_baseline_from_another_host_and_an_unwritable_junit_path_are_refused_up_fron
         "--save",
         saved.to_str().unwrap(),
     ]);
-    out.assert_code(0);
+    out.succeeds();
     let before = app.requests_settled();
     let mut elsewhere: Value =
         serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
@@ -1444,7 +1439,7 @@ fn a_baseline_from_another_host_and_an_unwritable_junit_path_are_refused_up_fron
         "{why}"
     );
     assert_eq!(app.requests_settled(), before, "nothing was sent");
-    compare(&["--baseline-any-host"]).assert_code(0);
+    compare(&["--baseline-any-host"]).succeeds();
     let before = app.requests_settled();
 
     let missing = dir.path().join("no-such-folder").join("junit.xml");

@@ -14,7 +14,7 @@ fn ready_url(app: &DemoApp) -> String {
 fn healthy_at_once() {
     let app = DemoApp::start(&[]);
     let out = wait_healthy(&["--url", &ready_url(&app), "--expect", ".status == \"ok\""]);
-    out.assert_code(0);
+    out.succeeds();
     let record = out.record();
     assert!(record.ok);
     assert_eq!(record.ugw, 1);
@@ -40,7 +40,7 @@ fn healthy_at_once() {
             .contains("\"version\":\"v1.0.0\"")
     );
     assert_eq!(app.requests_settled(), 1, "one request, no more");
-    assert!(out.stderr.contains("healthy after"), "{}", out.stderr);
+    out.stderr_has("healthy after");
 }
 
 #[test]
@@ -49,7 +49,7 @@ fn ready_after_a_delay() {
     let app = DemoApp::start(&["--ready-after", "700ms"]);
     let started = Instant::now();
     let out = wait_healthy(&["--url", &ready_url(&app)]);
-    out.assert_code(0);
+    out.succeeds();
     assert!(started.elapsed() >= Duration::from_millis(650));
     let result = out.wait_result();
     assert!(result.rounds >= 4, "polled on a beat: {result:?}");
@@ -142,7 +142,7 @@ fn a_server_that_never_answers_is_cut_by_the_attempt_timeout() {
 fn a_garbage_body_fails_json_expectations_with_an_excerpt() {
     let app = DemoApp::start(&["--garbage"]);
     // Without JSON assertions the status is all that counts.
-    wait_healthy(&["--url", &ready_url(&app)]).assert_code(0);
+    wait_healthy(&["--url", &ready_url(&app)]).succeeds();
     let out = wait_healthy(&[
         "--url",
         &ready_url(&app),
@@ -163,7 +163,7 @@ fn a_garbage_body_fails_json_expectations_with_an_excerpt() {
         Some("<html>not json</html>")
     );
     // A regex on the body works on any text.
-    wait_healthy(&["--url", &ready_url(&app), "--body-regex", "not json"]).assert_code(0);
+    wait_healthy(&["--url", &ready_url(&app), "--body-regex", "not json"]).succeeds();
     let out = wait_healthy(&[
         "--url",
         &ready_url(&app),
@@ -188,7 +188,7 @@ fn jq_expectations_true_false_and_invalid() {
         "--expect",
         ".version | startswith(\"v1\")",
     ])
-    .assert_code(0);
+    .succeeds();
 
     let out = wait_healthy(&[
         "--url",
@@ -229,7 +229,7 @@ fn jq_expectations_true_false_and_invalid() {
 fn expect_version_from_the_flag_and_from_the_record() {
     let app = DemoApp::start(&["--version-label", "v1.4.2"]);
     let url = ready_url(&app);
-    wait_healthy(&["--url", &url, "--expect-version", "1.4.2"]).assert_code(0);
+    wait_healthy(&["--url", &url, "--expect-version", "1.4.2"]).succeeds();
     let out = wait_healthy(&[
         "--url",
         &url,
@@ -248,7 +248,7 @@ fn expect_version_from_the_flag_and_from_the_record() {
     let mut cmd = kit::tool("ugw-wait-healthy");
     cmd.args(["--url", &url, "--expect-version", "--in", "-"]);
     let out = kit::with_stdin(cmd, &kit::fetch_record("1.4.2"));
-    out.assert_code(0);
+    out.succeeds();
     let record = out.record();
     assert_eq!(record.steps.len(), 2, "appended to the incoming record");
     assert_eq!(record.run, "20261121T235901Z-test-0001");
@@ -271,8 +271,7 @@ fn expect_version_from_the_flag_and_from_the_record() {
 
     // No version known at all: a usage error, nothing attempted.
     let out = wait_healthy(&["--url", &url, "--expect-version"]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("ugw-fetch"), "{}", out.stderr);
+    out.assert_code(2).stderr_has("ugw-fetch");
 
     // The version can live elsewhere in the body.
     wait_healthy(&[
@@ -283,7 +282,7 @@ fn expect_version_from_the_flag_and_from_the_record() {
         "--version-path",
         ".status",
     ])
-    .assert_code(0);
+    .succeeds();
     let out = wait_healthy(&[
         "--url",
         &url,
@@ -312,7 +311,7 @@ fn the_body_excerpt_is_at_most_512_bytes() {
         "--header",
         &padding,
     ]);
-    out.assert_code(0);
+    out.succeeds();
     let excerpt = out.wait_result().targets[0].body_excerpt.clone().unwrap();
     assert!(
         excerpt.len() <= 512 && excerpt.len() > 400,
@@ -329,7 +328,7 @@ fn consecutive_successes_and_stability_against_a_flaky_server() {
     let app = DemoApp::start(&["--fail-every", "3"]);
     let url = ready_url(&app);
     let out = wait_healthy(&["--url", &url, "--successes", "2", "--interval", "20ms"]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.wait_result().rounds, 2);
 
     let out = wait_healthy(&[
@@ -368,7 +367,7 @@ fn consecutive_successes_and_stability_against_a_flaky_server() {
         "--interval",
         "20ms",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert!(out.wait_result().time_to_healthy_ms.unwrap() >= 300);
     wait_healthy(&["--url", &url, "--successes", "0"]).assert_code(2);
 }
@@ -405,8 +404,7 @@ fn fail_fast_conditions_stop_at_once() {
         "--timeout",
         "30s",
     ]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "fail_condition");
+    out.fails_with(kit::Kind::FailCondition);
     assert!(out.elapsed < Duration::from_secs(2));
 }
 
@@ -415,7 +413,7 @@ fn retry_after_is_honoured_within_the_deadline() {
     let _serial = serial();
     let app = DemoApp::start(&["--fail-first", "1", "--retry-after", "1"]);
     let out = wait_healthy(&["--url", &ready_url(&app)]);
-    out.assert_code(0);
+    out.succeeds();
     let result = out.wait_result();
     assert_eq!(
         result.targets[0].attempts, 2,
@@ -449,7 +447,7 @@ fn tcp_and_command_targets() {
     let check = format!("test -f '{}'", flag.display());
     let out = wait_healthy(&["--tcp", &open, "--cmd", &check, "--interval", "100ms"]);
     creator.join().unwrap();
-    out.assert_code(0);
+    out.succeeds();
     let result = out.wait_result();
     assert_eq!(result.targets.len(), 2);
     assert_eq!(result.targets[1].kind, "cmd");
@@ -490,7 +488,7 @@ fn ipv6_loopback() {
     let app = DemoApp::start(&["--listen", "[::1]:0"]);
     assert!(app.url.starts_with("http://[::1]:"), "{}", app.url);
     let out = wait_healthy(&["--url", &ready_url(&app), "--tcp", &app.addr()]);
-    out.assert_code(0);
+    out.succeeds();
     let result = out.wait_result();
     assert_eq!(result.targets[0].last_status, Some(200), "{result:?}");
     assert_eq!(
@@ -502,8 +500,7 @@ fn ipv6_loopback() {
     assert_eq!(app.requests_settled(), 1);
     assert!(app.log().contains("GET /health/ready"), "{}", app.log());
     let out = wait_healthy(&["--tcp", "::1:80"]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("[::1]:8080"), "{}", out.stderr);
+    out.assert_code(2).stderr_has("[::1]:8080");
 }
 
 #[test]
@@ -518,7 +515,7 @@ fn https_with_a_self_signed_certificate() {
     ]);
     assert!(app.url.starts_with("https://"), "{}", app.url);
     let url = ready_url(&app);
-    wait_healthy(&["--url", &url, "--cacert", cert.to_str().unwrap()]).assert_code(0);
+    wait_healthy(&["--url", &url, "--cacert", cert.to_str().unwrap()]).succeeds();
     let out = wait_healthy(&["--url", &url, "--timeout", "500ms"]);
     out.assert_code(1);
     let error = out.target_error();
@@ -526,7 +523,7 @@ fn https_with_a_self_signed_certificate() {
         error.to_lowercase().contains("certificate") || error.contains("tls"),
         "{error}"
     );
-    wait_healthy(&["--url", &url, "--insecure"]).assert_code(0);
+    wait_healthy(&["--url", &url, "--insecure"]).succeeds();
     wait_healthy(&["--url", &url, "--cacert", "/nonexistent.pem"]).assert_code(2);
 }
 
@@ -542,11 +539,11 @@ fn until_down_waits_for_the_old_process_to_stop() {
     std::thread::sleep(Duration::from_millis(200));
     app.terminate();
     let out = waiter.join().unwrap();
-    out.assert_code(0);
+    out.succeeds();
     let result = out.wait_result();
     assert_eq!(result.mode, "down");
     assert!(result.targets.iter().all(|t| !t.passing));
-    assert!(out.stderr.contains("down after"), "{}", out.stderr);
+    out.stderr_has("down after");
 
     let app = DemoApp::start(&[]);
     let out = wait_healthy(&[
@@ -635,7 +632,7 @@ fn secrets_never_reach_stdout_stderr_or_the_record_file() {
             );
         }
     }
-    assert!(out.stdout.contains("deploy:***@"), "{}", out.stdout);
+    out.stdout_has("deploy:***@");
 }
 
 #[test]
@@ -670,8 +667,8 @@ fn secret_headers_are_not_sent_to_another_host_after_a_redirect() {
         &elsewhere,
         ".headers[\"x-api-token\"] == null and .headers[\"x-trace\"] == null",
     )
-    .assert_code(0);
-    run(&same, ".headers[\"x-api-token\"] == \"tok-123456\"").assert_code(0);
+    .succeeds();
+    run(&same, ".headers[\"x-api-token\"] == \"tok-123456\"").succeeds();
 }
 
 #[test]
@@ -683,7 +680,7 @@ fn usage_errors_still_write_a_record() {
         (step.status.as_str(), step.exit, step.error_kind()),
         ("failed", 2, "usage")
     );
-    assert!(out.stderr.contains("--no-such-flag"), "{}", out.stderr);
+    out.stderr_has("--no-such-flag");
 
     for args in [
         &["--url", "ftp://x/"][..],
@@ -710,21 +707,16 @@ fn usage_errors_still_write_a_record() {
         "--header-env",
         "Authorization=UGW_TEST_UNSET_VAR",
     ]);
-    assert!(
-        out.stderr.contains("UGW_TEST_UNSET_VAR is not set"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("UGW_TEST_UNSET_VAR is not set");
     let out = wait_healthy(&["--help"]);
-    out.assert_code(0);
-    assert!(out.stdout.contains("--until-down"));
+    out.succeeds().stdout_has("--until-down");
 }
 
 #[test]
 fn dry_run_checks_the_flags_and_sends_nothing() {
     let app = DemoApp::start(&[]);
     let out = wait_healthy(&["--url", &ready_url(&app), "--dry-run", "--pretty"]);
-    out.assert_code(0);
+    out.succeeds();
     assert!(out.stdout.lines().count() > 3, "--pretty indents");
     let record = kit::parse_record(&out.stdout);
     assert!(record.steps[0].dry_run);
@@ -782,10 +774,10 @@ fn latency_bounds_and_methods() {
     out.assert_code(1);
     let error = out.target_error();
     assert!(error.contains("over --max-latency 100 ms"), "{error}");
-    wait_healthy(&["--url", &url, "--max-latency", "2s"]).assert_code(0);
+    wait_healthy(&["--url", &url, "--max-latency", "2s"]).succeeds();
 
     let app = DemoApp::start(&[]);
-    wait_healthy(&["--url", &ready_url(&app), "--method", "HEAD"]).assert_code(0);
+    wait_healthy(&["--url", &ready_url(&app), "--method", "HEAD"]).succeeds();
     assert!(app.log().contains("HEAD /health/ready"), "{}", app.log());
     let out = wait_healthy(&[
         "--url",
@@ -850,7 +842,7 @@ fn loopback_checks_never_go_through_a_proxy() {
         .env("ALL_PROXY", &proxy_url)
         .args(["--url", &ready_url(&app), "--timeout", "2s"]);
     let out = kit::run(cmd);
-    out.assert_code(0);
+    out.succeeds();
     let excerpt = out.wait_result().targets[0].body_excerpt.clone().unwrap();
     assert!(
         excerpt.contains("\"status\":\"ok\""),
@@ -1054,9 +1046,7 @@ fn a_malformed_secret_header_is_not_quoted_in_the_usage_error() {
     ])
     .arg(&record);
     let out = kit::run(cmd);
-    out.assert_code(2);
-    assert_eq!(out.last_step().error_kind(), "usage");
-    assert!(out.stderr.contains("--header"), "{}", out.stderr);
+    out.fails_with(kit::Kind::Usage).stderr_has("--header");
     let file = std::fs::read_to_string(&record).unwrap_or_default();
     assert_no_secret(&out, &file, &["sk_live_123456"]);
 }
@@ -1253,7 +1243,7 @@ fn assertions_after_a_target_apply_to_it_alone() {
         "--timeout",
         "2s",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     let result = out.wait_result();
     assert!(
         result.targets.iter().all(|t| t.passing && t.passes == 1),
@@ -1290,16 +1280,11 @@ fn assertions_after_a_target_apply_to_it_alone() {
         "--expect",
         ".status == \"ok\"",
     ])
-    .assert_code(0);
+    .succeeds();
     // An HTTP assertion after a TCP target is a mistake, said up front.
     let before = a.requests_settled();
     let out = wait_healthy(&["--tcp", &a.addr(), "--expect", ".a", "--url", &url_a]);
-    out.assert_code(2);
-    assert!(
-        out.stderr.contains("--expect follows --tcp"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(2).stderr_has("--expect follows --tcp");
     assert_eq!(a.requests_settled(), before, "nothing attempted");
 }
 
@@ -1320,7 +1305,7 @@ fn any_one_passing_target_is_enough_with_any() {
     let mut with_any = args.to_vec();
     with_any.push("--any");
     let out = wait_healthy(&with_any);
-    out.assert_code(0);
+    out.succeeds();
     let result = out.wait_result();
     assert_eq!(result.rounds, 1, "{result:?}");
     assert_eq!(
@@ -1352,7 +1337,7 @@ fn once_is_one_round_and_no_polling() {
 
     let up = DemoApp::start(&[]);
     let out = wait_healthy(&["--url", &ready_url(&up), "--once"]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.wait_result().rounds, 1);
     assert_eq!(up.requests_settled(), 1);
 }
@@ -1371,11 +1356,7 @@ fn a_failing_command_shows_its_last_stderr_line() {
         "{message}"
     );
     assert_eq!(out.wait_result().targets[0].last_exit, Some(3));
-    assert!(
-        out.stderr.contains("exit 3: 'db: connection refused'"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("exit 3: 'db: connection refused'");
 }
 
 #[test]
@@ -1410,7 +1391,7 @@ fn body_regexes_are_multi_line() {
         "^# TYPE http_requests_total counter$",
         "--once",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert!(
         out.wait_result().targets[0]
             .body_excerpt
@@ -1452,7 +1433,7 @@ fn max_failures_forgives_failed_rounds_within_stable_for() {
     let mut forgiving = base.to_vec();
     forgiving.extend(["--max-failures", "30"]);
     let out = wait_healthy(&forgiving);
-    out.assert_code(0);
+    out.succeeds();
     let result = out.wait_result();
     let target = &result.targets[0];
     assert!(
@@ -1512,7 +1493,7 @@ fn data_is_the_body_of_every_attempt_of_a_post() {
         "--interval",
         "20ms",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     let result = out.wait_result();
     assert_eq!(
         (result.rounds, result.targets[0].last_status),
@@ -1550,7 +1531,7 @@ fn a_data_file_goes_to_the_url_it_follows_and_the_method_is_kept() {
         file.to_str().unwrap(),
         "--once",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     let plain_seen = received(&plain);
     assert!(plain_seen[0].0.starts_with("get / "), "{plain_seen:?}");
     assert_eq!(plain_seen[0].1, "", "no body for the first --url");
@@ -1561,7 +1542,7 @@ fn a_data_file_goes_to_the_url_it_follows_and_the_method_is_kept() {
     // --data does not change the method: a GET with a body is sent as is.
     let server = order_server();
     let out = wait_healthy(&["--url", &server.url(), "--data", "q=1", "--status", "201"]);
-    out.assert_code(0);
+    out.succeeds();
     let seen = received(&server);
     assert!(seen[0].0.starts_with("get / "), "{seen:?}");
     assert_eq!(seen[0].1, "q=1");
@@ -1598,11 +1579,9 @@ fn a_body_that_cannot_be_had_is_a_usage_error_before_any_request() {
         missing.to_str().unwrap(),
     ];
     let out = wait_healthy(&both);
-    out.assert_code(2);
-    assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+    out.assert_code(2).stderr_has("cannot be used with");
     let out = wait_healthy(&["--tcp", "127.0.0.1:9", "--data", "x"]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("needs a --url"), "{}", out.stderr);
+    out.assert_code(2).stderr_has("needs a --url");
     assert_eq!(server.requests(), 0, "nothing was sent");
 }
 
@@ -1707,14 +1686,13 @@ fn a_failed_wait_runs_nothing_and_the_record_goes_to_stdout() {
         "-c",
         &touch,
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.last_step().result["then_exec"], true);
     assert!(!marker.exists(), "a dry run ran the program");
 
     let out = wait_healthy(&["--url", &ready_url(&app), "--"]);
-    out.assert_code(2);
-    assert_eq!(out.last_step().error_kind(), "usage");
-    assert!(out.stderr.contains("-- needs a command"), "{}", out.stderr);
+    out.fails_with(kit::Kind::Usage)
+        .stderr_has("-- needs a command");
     assert_eq!(
         app.requests_settled(),
         0,
@@ -1769,11 +1747,7 @@ fn a_service_that_exits_fails_the_wait_at_once_with_its_exit_status() {
         watched_process(&out),
         serde_json::json!({"pid": dead.id(), "exited": true, "exit_code": 3})
     );
-    assert!(
-        out.stderr.contains(&format!("watching pid {pid}")),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(format!("watching pid {pid}"));
     dead.wait().unwrap();
 
     // Killed by a signal: said so.
@@ -1815,8 +1789,7 @@ fn a_dead_service_is_not_healthy_because_the_old_release_still_answers() {
     }
     let pid = new.id().to_string();
     let out = wait_healthy(&["--url", &ready_url(&old), "--pid", &pid, "--timeout", "20s"]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "process_exited");
+    out.fails_with(kit::Kind::ProcessExited);
     assert!(out.elapsed < Duration::from_secs(2), "{:?}", out.elapsed);
     assert_eq!(
         old.requests_settled(),
@@ -1828,8 +1801,7 @@ fn a_dead_service_is_not_healthy_because_the_old_release_still_answers() {
 
     // A process that has gone altogether (reaped) is not running either.
     let out = wait_healthy(&["--url", &ready_url(&old), "--pid", &pid, "--timeout", "20s"]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "process_exited");
+    out.fails_with(kit::Kind::ProcessExited);
     assert!(
         out.last_step()
             .error
@@ -1844,7 +1816,7 @@ fn a_dead_service_is_not_healthy_because_the_old_release_still_answers() {
     let mut alive = service("sleep 30");
     let pid = alive.id().to_string();
     let out = wait_healthy(&["--url", &ready_url(&old), "--pid", &pid]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(
         watched_process(&out),
         serde_json::json!({"pid": alive.id(), "exited": false})
@@ -1919,8 +1891,7 @@ fn a_pidfile_is_read_until_it_names_the_process_then_its_exit_ends_the_wait() {
         "--timeout",
         "500ms",
     ]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "timeout");
+    out.fails_with(kit::Kind::Timeout);
     assert!(
         out.last_step()
             .error
@@ -1967,7 +1938,7 @@ fn another_version_that_stays_n_rounds_is_a_failure_not_a_wait() {
         "--fail-if-version-differs",
         "3",
     ]);
-    out.assert_code(0);
+    out.succeeds();
 
     // A body without a version is not another version: it is waited on.
     let out = wait_healthy(&[
@@ -1982,17 +1953,11 @@ fn another_version_that_stays_n_rounds_is_a_failure_not_a_wait() {
         "--timeout",
         "500ms",
     ]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "timeout");
+    out.fails_with(kit::Kind::Timeout);
 
     // It counts rounds against an expected version: without one it is a usage error.
     let out = wait_healthy(&["--url", &ready_url(&app), "--fail-if-version-differs", "3"]);
-    out.assert_code(2);
-    assert!(
-        out.stderr.contains("give --expect-version"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(2).stderr_has("give --expect-version");
     let out = wait_healthy(&[
         "--url",
         &ready_url(&app),
@@ -2038,7 +2003,7 @@ fn an_empty_or_null_expected_version_is_a_usage_error() {
     // Without a value it is still the record's version.
     let mut cmd = kit::tool("ugw-wait-healthy");
     cmd.args(["--url", &url, "--expect-version", "--in", "-"]);
-    kit::with_stdin(cmd, &kit::fetch_record("v1.0.0")).assert_code(0);
+    kit::with_stdin(cmd, &kit::fetch_record("v1.0.0")).succeeds();
 }
 
 /// A Datasette-like `/-/versions.json`: the version is not at `.version`.
@@ -2080,5 +2045,5 @@ fn a_missing_version_names_the_paths_that_look_like_versions() {
         "--version-path",
         ".datasette.version",
     ])
-    .assert_code(0);
+    .succeeds();
 }

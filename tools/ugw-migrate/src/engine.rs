@@ -4,7 +4,7 @@
 use crate::lint::{Finding, lint as lint_file, refusals as refused_in};
 use crate::pg::{Checks, PgStore};
 use crate::source::{Migration, Phase, load};
-use crate::sqlite::{BusyWait, SqliteStore};
+use crate::sqlite::{BusyWait, IfMissing, SqliteStore};
 use crate::store::{LedgerRow, RunOptions, Store};
 use clap::ArgMatches;
 use serde_json::{Value, json};
@@ -38,6 +38,8 @@ pub struct Settings {
     heartbeat: Duration,
     ledger_schema: Option<String>,
     ledger_table: Option<String>,
+    /// `--create` of `up` and `baseline`; `None` where the subcommand has no such flag.
+    create: Option<bool>,
 }
 
 impl Settings {
@@ -65,6 +67,7 @@ impl Settings {
             heartbeat: crate::duration(m, "heartbeat").unwrap_or(Duration::from_secs(10)),
             ledger_schema: m.get_one::<String>("ledger-schema").cloned(),
             ledger_table: m.get_one::<String>("ledger-table").cloned(),
+            create: m.try_get_one::<bool>("create").ok().flatten().copied(),
         })
     }
 
@@ -96,13 +99,24 @@ impl Settings {
             .unwrap_or_default()
     }
 
-    /// Connect; `writing` runs may create a SQLite file and refuse a pooler or a standby.
+    /// Connect; `writing` runs refuse a pooler or a standby, and a missing SQLite file
+    /// unless `--create` was given.
     fn open(&self, ctx: &Ctx, writing: bool) -> Result<Box<dyn Store>> {
+        let missing = match (writing, self.create) {
+            (false, _) => IfMissing::Absent,
+            (true, Some(true)) => IfMissing::Create,
+            (true, Some(false)) => IfMissing::Refuse {
+                advice: "give --create to make a new one there (a first install)",
+            },
+            (true, None) => IfMissing::Refuse {
+                advice: "there is nothing to resolve",
+            },
+        };
         Ok(match self.db()? {
             // The busy timeout is the lock wait: at most what is left of --timeout.
             DbUrl::Sqlite(path) => Box::new(SqliteStore::open(
                 path,
-                writing,
+                missing,
                 BusyWait {
                     limit: self.lock_timeout,
                     deadline: ctx.deadline(),

@@ -59,6 +59,10 @@ pub fn command() -> Command {
     let version = Arg::new("version")
         .value_name("VERSION")
         .value_parser(clap::value_parser!(i64).range(0..));
+    let create = Arg::new("create")
+        .long("create")
+        .action(ArgAction::SetTrue)
+        .help("SQLite: create the database file when it does not exist (a first install); without it a missing file is refused (exit 2), so a mistyped --db never starts an empty database");
     tool_command(
         "ugw-migrate",
         "Versioned SQL migrations for SQLite and PostgreSQL: once, under a lock, in two phases",
@@ -76,8 +80,9 @@ pub fn command() -> Command {
          are split by each dialect's own rules (PostgreSQL nests block comments and has E'…' and $tag$ \
          quoting; SQLite does not nest them), and only CREATE FUNCTION|PROCEDURE … BEGIN ATOMIC and \
          CREATE TRIGGER … BEGIN bodies are kept whole. Whatever a file SETs ends with it. The PostgreSQL \
-         ledger is always named with its schema (--ledger-schema), so a migration's search_path never \
-         hides it. sqlx's `-- no-transaction` first line is read as -- ugw:no-transaction.",
+         ledger is always named with its schema (ugw.ugw_migrations, or --ledger-schema), so no \
+         search_path ever hides it. A SQLite database that does not exist is made only with --create: a \
+         mistyped path is refused (exit 2), never started empty. sqlx's `-- no-transaction` first line is read as -- ugw:no-transaction.",
     )
     .after_long_help(EXAMPLES)
     .mut_arg("lock-timeout", |a| {
@@ -108,9 +113,10 @@ pub fn command() -> Command {
             .value_name("SCHEMA")
             .global(true)
             .help(
-                "PostgreSQL: the schema of the ledger table, created when missing [default: the session's \
-                 current schema when ugw-migrate connects, before any migration runs]; every statement names \
-                 it, so a migration's SET search_path never hides the ledger",
+                "PostgreSQL: the schema of the ledger table, created when missing [default: ugw, a schema of \
+                 its own; a ledger an older ugw-migrate made in the schema its session started in (usually \
+                 public) is found there and kept]; every statement names it, so neither a migration's SET \
+                 search_path nor the session's search_path ever moves or hides the ledger",
             ),
     )
     .arg(
@@ -143,7 +149,8 @@ pub fn command() -> Command {
                     .long("allow-unsafe")
                     .action(ArgAction::SetTrue)
                     .help("Apply pre-deploy migrations the linter refuses"),
-            ),
+            )
+            .arg(create.clone()),
     )
     .subcommand(
         Command::new("status")
@@ -181,7 +188,8 @@ pub fn command() -> Command {
     .subcommand(
         Command::new("baseline")
             .about("Adopt an existing schema: record every migration up to VERSION as applied without running it")
-            .arg(version.required(true).help("The last version the existing schema already has")),
+            .arg(version.required(true).help("The last version the existing schema already has"))
+            .arg(create),
     )
 }
 

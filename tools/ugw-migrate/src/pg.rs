@@ -23,6 +23,9 @@ const POOLER_ADVICE: &str = "session locks and no-transaction migrations need a 
 /// How long the probe of a PgBouncer console may take.
 pub const CONSOLE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The ledger's schema when --ledger-schema is not given: one of its own, created on first use.
+pub const DEFAULT_SCHEMA: &str = "ugw";
+
 /// How often a held advisory lock is tried again.
 const LOCK_RETRY: Duration = Duration::from_millis(50);
 
@@ -126,21 +129,9 @@ impl PgStore {
             session_setup: String::new(),
             tls,
         };
-        // Before any migration runs: the schema the session starts in, unless named.
         let schema = match ledger_schema {
             Some(schema) => schema.to_string(),
-            None => store
-                .client
-                .query_one("SELECT current_schema()::text", &[])
-                .map_err(|e| store.fail(&e))?
-                .get::<_, Option<String>>(0)
-                .ok_or_else(|| {
-                    Error::usage(format!(
-                        "{}: no schema of the session's search_path exists, so the ledger {LEDGER} has none to live in; \
-                         name one with --ledger-schema",
-                        store.where_()
-                    ))
-                })?,
+            None => store.default_schema()?,
         };
         store.schema = quote_ident(&schema);
         store.schema_name = schema;
@@ -160,6 +151,32 @@ impl PgStore {
             store.simple(&setup)?;
         }
         Ok(store)
+    }
+
+    /// Without --ledger-schema: the schema [`DEFAULT_SCHEMA`], which no session setting
+    /// moves (the session's current schema did: a migration that creates the schema named
+    /// after the user, or sets the database's search_path, hid the ledger from the next run,
+    /// which then ran every migration again). A ledger an older ugw-migrate made in the
+    /// schema its session started in is found there, before any migration runs, and kept.
+    fn default_schema(&mut self) -> Result<String> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT pg_catalog.to_regclass($1) IS NOT NULL, \
+                 (SELECT n.nspname::text FROM pg_catalog.pg_class c \
+                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                  WHERE c.oid = pg_catalog.to_regclass($2))",
+                &[
+                    &format!("{}.{}", quote_ident(DEFAULT_SCHEMA), quote_ident(LEDGER)),
+                    &quote_ident(LEDGER),
+                ],
+            )
+            .map_err(|e| self.fail(&e))?;
+        let (ours, older): (bool, Option<String>) = (row.get(0), row.get(1));
+        Ok(match older {
+            Some(schema) if !ours => schema,
+            _ => DEFAULT_SCHEMA.to_string(),
+        })
     }
 
     /// A standby cannot be migrated; a pooler would hand our session lock (and a
@@ -532,7 +549,19 @@ impl Store for PgStore {
             .map_err(|e| self.fail(&e))?
             .get(0);
         if !schema_exists {
-            self.simple(&format!("CREATE SCHEMA {}", self.schema))?;
+            self.client
+                .batch_execute(&format!("CREATE SCHEMA {}", self.schema))
+                .map_err(|e| {
+                    let mut error = self.fail(&e);
+                    if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
+                        error.message = format!(
+                            "cannot create the ledger's schema {} ({}): grant this role CREATE on the database, \
+                             or name a schema it can create tables in with --ledger-schema",
+                            self.schema, error.message
+                        );
+                    }
+                    error
+                })?;
         }
         self.simple(&format!(
             "CREATE TABLE IF NOT EXISTS {} (

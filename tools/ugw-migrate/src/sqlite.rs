@@ -70,18 +70,42 @@ fn busy_wait(attempt: i32) -> bool {
     busy.cancel.sleep(BUSY_RETRY).is_ok()
 }
 
+/// What opening a database that does not exist does.
+#[derive(Debug, Clone, Copy)]
+pub enum IfMissing {
+    /// Make it (`--create`).
+    Create,
+    /// Refuse, saying how to go on (a run that writes, without `--create`).
+    Refuse { advice: &'static str },
+    /// Read it as empty, writing nothing (`plan`, `status`).
+    Absent,
+}
+
 /// The PRAGMAs a file's change to would otherwise reach the next file of the run.
 const SESSION_PRAGMAS: [&str; 2] = ["foreign_keys", "recursive_triggers"];
 
 impl SqliteStore {
-    /// Open `path`; `create` makes a missing database (only `up` and friends may).
+    /// Open `path`; what happens when it does not exist is `missing`'s to say.
     pub fn open(
         path: &Path,
-        create: bool,
+        missing: IfMissing,
         busy: BusyWait,
         ledger_table: Option<&str>,
     ) -> Result<Self> {
         let exists = path.exists();
+        let create = match missing {
+            _ if exists => false,
+            IfMissing::Create => true,
+            IfMissing::Absent => false,
+            // Checked before anything is made (the lock file beside it included): a
+            // mistyped path must not start a fresh, empty database.
+            IfMissing::Refuse { advice } => {
+                return Err(Error::usage(format!(
+                    "the SQLite database {} does not exist; {advice}; nothing was created",
+                    path.display()
+                )));
+            }
+        };
         let conn = if exists || create {
             let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             if create {

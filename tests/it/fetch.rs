@@ -70,11 +70,8 @@ fn a_good_download_with_a_digest_is_staged_and_recorded() {
     assert_eq!(result(&step, "version"), "v1.2.3");
     assert_eq!(result(&step, "verified"), true);
     assert_eq!(result(&step, "resumed"), false);
-    assert!(
-        out.stderr.contains("verified sha256"),
-        "a summary line: {}",
-        out.stderr
-    );
+    // A summary line.
+    out.stderr_has("verified sha256");
     assert_eq!(
         names(&staging),
         ["app-v1.2.3-linux-amd64"],

@@ -22,14 +22,10 @@ fn one_migration() -> tempfile::TempDir {
 }
 
 fn assert_refused_as_pgbouncer(out: &Outcome, db: &Database, how: &str) {
-    out.assert_code(1);
-    assert_eq!(
-        out.last_step().error_kind(),
-        "pooler",
-        "{how}: {}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("PgBouncer"), "{how}: {}", out.stderr);
+    out.clone()
+        .case(how)
+        .fails_with(kit::Kind::Pooler)
+        .stderr_has("PgBouncer");
     assert_eq!(ledger_rows(db), ["0"], "{how}: nothing ran");
 }
 

@@ -1175,11 +1175,8 @@ fn nonsensical_values_are_refused_before_any_attempt() {
         ),
     ];
     for (args, says) in cases {
-        let out = wait_healthy(args);
-        out.assert_code(2);
-        let step = out.last_step();
-        assert_eq!(step.error_kind(), "usage", "{args:?}");
-        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+        let out = wait_healthy(args).case(format!("{args:?}"));
+        out.fails_with(kit::Kind::Usage).stderr_has(says);
         assert!(
             out.elapsed < Duration::from_secs(5),
             "{args:?}: refused up front"
@@ -1978,14 +1975,9 @@ fn an_empty_or_null_expected_version_is_a_usage_error() {
         "--expect-version=null",
         "--expect-version= NULL ",
     ] {
-        let out = wait_healthy(&["--url", &url, given, "--timeout", "5s"]);
-        out.assert_code(2);
-        assert_eq!(out.last_step().error_kind(), "usage", "{given}");
-        assert!(
-            out.stderr.contains("--expect-version was given"),
-            "{given}: {}",
-            out.stderr
-        );
+        let out = wait_healthy(&["--url", &url, given, "--timeout", "5s"]).case(given);
+        out.fails_with(kit::Kind::Usage)
+            .stderr_has("--expect-version was given");
     }
     // As a shell passes an empty variable: a word of its own, even with a record that has a
     // version to expect.

@@ -110,7 +110,7 @@ impl Step {
 
 // ---- running the tools ----
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Outcome {
     pub code: i32,
     pub stdout: String,

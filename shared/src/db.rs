@@ -4,7 +4,7 @@
 //! scrubber, and the environment a child process (`pg_dump`, `psql`) gets it through.
 
 use crate::error::{Error, Result};
-use crate::scrub::Scrubber;
+use crate::scrub::{Scrubber, UrlParts};
 use clap::{Arg, ArgMatches};
 use percent_encoding::percent_decode_str;
 use std::path::PathBuf;
@@ -197,11 +197,7 @@ impl DbUrl {
         }) = &url
         {
             scrubber.add_secret(password);
-            if let Some(encoded) = url::Url::parse(text)
-                .ok()
-                .as_ref()
-                .and_then(url::Url::password)
-            {
+            if let Some((_, Some(encoded))) = UrlParts::of(text.trim()).userinfo {
                 scrubber.add_secret(encoded);
             }
         }
@@ -258,9 +254,23 @@ impl DbUrl {
 
 impl PgTarget {
     /// The URL as a libpq program takes it, without the password (which travels in
-    /// `PGPASSWORD`); with `mark_password`, `password=***` says there is one.
+    /// `PGPASSWORD`); with `mark_password`, `password=***` says there is one: the password
+    /// is written in and the one redaction policy (`scrub::redacted_url`) masks it.
     #[must_use]
     pub fn url(&self, mark_password: bool) -> String {
+        let Some(password) = self.password.as_deref().filter(|_| mark_password) else {
+            return self.written(None);
+        };
+        match url::Url::parse(&self.written(Some(password))) {
+            Ok(url) => crate::scrub::redacted_url(&url),
+            // Every part is percent-encoded, so it parses; were it not, say only that there is
+            // a password.
+            Err(_) => self.written(None).replacen('&', "&password=***&", 1),
+        }
+    }
+
+    /// The URL, with `password` in its query when given.
+    fn written(&self, password: Option<&str>) -> String {
         let pg = self;
         // The user goes in the query: a lone `user@` reads as a token to the scrubber.
         let host = if pg.is_socket() {
@@ -275,11 +285,9 @@ impl PgTarget {
         } else {
             String::new()
         };
-        let password = if mark_password && pg.password.is_some() {
-            "&password=***"
-        } else {
-            ""
-        };
+        let password = password
+            .map(|p| format!("&password={}", escape(p, URL_WORD)))
+            .unwrap_or_default();
         let root = pg
             .ssl_root_cert
             .as_ref()
@@ -317,16 +325,14 @@ fn escape(text: &str, set: &'static percent_encoding::AsciiSet) -> String {
 fn parse_postgres(text: &str) -> Result<PgTarget> {
     // `postgres://user@/db?host=/run/postgresql` names no host in the authority, which the
     // URL parser refuses after a user name: stand `localhost` in (the query's host wins).
-    let (scheme, rest) = text.split_once("://").unwrap_or((text, ""));
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let text = if rest[..authority_end].ends_with('@') {
-        format!(
-            "{scheme}://{}localhost{}",
-            &rest[..authority_end],
-            &rest[authority_end..]
-        )
-    } else {
-        text.to_string()
+    let parts = UrlParts::of(text);
+    let text = match parts.userinfo {
+        Some((user, password)) if parts.host.is_empty() => {
+            let scheme = text.split_once("://").map_or("postgres", |(s, _)| s);
+            let password = password.map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{scheme}://{user}{password}@localhost{}", parts.rest)
+        }
+        _ => text.to_string(),
     };
     let url = url::Url::parse(&text).map_err(|e| {
         Error::usage(format!(
@@ -486,6 +492,60 @@ mod tests {
         assert!(env.contains(&("PGPORT", "5432".to_string())));
         let err = DbUrl::parse("postgres://app:hunter2secret@h/db?sslmode=nope").unwrap_err();
         assert!(!err.message.contains("hunter2"), "{}", err.message);
+    }
+
+    /// Passwords made of the characters a URL gives meaning to, percent-encoded in the
+    /// authority as a URL must carry them, or in the query.
+    const HOSTILE_PASSWORDS: &[&str] = &["p@ss:w/rd", "50%off#1?x=y", "a/b?c#d@e:f%g", "::@@//"];
+
+    #[test]
+    fn a_hostile_password_never_survives_the_redacted_url_and_its_shape_is_kept() {
+        let encode = |p: &str| escape(p, URL_WORD);
+        for password in HOSTILE_PASSWORDS {
+            for text in [
+                format!("postgres://app:{}@127.0.0.1:5432/shop", encode(password)),
+                format!("postgres://app:{}@[::1]/shop", encode(password)),
+                format!(
+                    "postgres://app@/shop?host=/run/postgresql&password={}",
+                    encode(password)
+                ),
+                format!(
+                    "postgresql://h/shop?user=app&password={}&sslrootcert=/etc/ca%20.pem",
+                    encode(password)
+                ),
+            ] {
+                let url = DbUrl::parse(&text).unwrap();
+                let DbUrl::Postgres(t) = &url else {
+                    unreachable!()
+                };
+                assert_eq!(t.password.as_deref(), Some(*password), "{text}");
+                let shown = url.redacted();
+                for leaked in [password.to_string(), encode(password)] {
+                    assert!(!shown.contains(&leaked), "{shown} shows {leaked}");
+                }
+                assert!(shown.contains("&password=***&"), "{shown}");
+                // The rest is what the URL without a password says, with the marker added.
+                assert_eq!(
+                    shown,
+                    t.url(false)
+                        .replacen("&sslmode", "&password=***&sslmode", 1)
+                );
+                assert_eq!(pg(&shown).user, "app", "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_socket_url_registers_its_password_as_written_too() {
+        // `user:pw@/db` names no host: the URL crate refuses it, so the password as written
+        // (percent-encoded) must come from ugw's own reading of the URL.
+        let scrubber = Scrubber::default();
+        DbUrl::parse_registering(
+            "postgres://app:S0cketPw%21enc@/shop?host=/run/postgresql",
+            &scrubber,
+        )
+        .unwrap();
+        assert_eq!(scrubber.scrub_str("S0cketPw%21enc S0cketPw!enc"), "*** ***");
     }
 
     #[test]

@@ -132,24 +132,23 @@ impl Scrubber {
     /// A URL written without its scheme (`user:pw@host/x`) counts: it is refused later, and
     /// the refusal quotes it.
     pub fn add_url_secrets(&self, url: &str) {
-        let rest = without_scheme(url);
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        if let Some(at) = authority.rfind('@') {
-            let userinfo = &authority[..at];
-            if let Some((user, password)) = userinfo.split_once(':') {
+        let parts = UrlParts::of(url);
+        match parts.userinfo {
+            Some((user, Some(password))) => {
                 self.add_secret(password);
                 let (user, password) = (percent_decode(user), percent_decode(password));
                 self.add_secret(&password);
                 self.add_secret(&base64(format!("{user}:{password}").as_bytes()));
-            } else {
-                let token = percent_decode(userinfo);
-                self.add_secret(userinfo);
-                self.add_secret(&token);
-                self.add_secret(&base64(format!("{token}:").as_bytes()));
             }
+            Some((token, None)) => {
+                let decoded = percent_decode(token);
+                self.add_secret(token);
+                self.add_secret(&decoded);
+                self.add_secret(&base64(format!("{decoded}:").as_bytes()));
+            }
+            None => {}
         }
-        let query = rest[authority_end..].split_once('?').map_or("", |(_, q)| q);
+        let query = parts.rest.split_once('?').map_or("", |(_, q)| q);
         for pair in query.split(['&', ';']) {
             if let Some((name, value)) = pair.split_once('=')
                 && is_secret_query_name(name)
@@ -194,13 +193,7 @@ impl Scrubber {
             None => format!("{}{MASK}@", &caps[1]),
         });
         let out = mask_bare_userinfo(&out);
-        let out = QUERY_PARAM.replace_all(&out, |caps: &Captures| {
-            if is_secret_query_name(&caps[2]) {
-                format!("{}{}={MASK}", &caps[1], &caps[2])
-            } else {
-                caps[0].to_string()
-            }
-        });
+        let out = mask_secret_query_values(&out);
         let out = JSON_FIELD.replace_all(&out, |caps: &Captures| {
             if Self::is_secret_name(&caps[1]) {
                 format!("\"{}\"{}{MASK}\"", &caps[1], &caps[2])
@@ -228,6 +221,36 @@ impl Scrubber {
             _ => {}
         }
     }
+}
+
+/// The one way a URL is shown in a record or a message (`ugw-fetch`'s `url`,
+/// `db::DbUrl::redacted`): without its user info, whole (a password is never shown, and a
+/// lone user name may be a token: `https://ghp_…@host`), and with the value of every query
+/// parameter whose name marks it secret masked (`?token=***`, `&password=***`, `&sig=***`).
+/// The rest is kept as written. In free text, where a URL is not parsed, `scrub_str` masks
+/// by the same names: `user:***@`, `***@`, `?token=***`.
+#[must_use]
+pub fn redacted_url(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    // Only a URL that cannot have user info (`data:`, `mailto:`) refuses these, and it has none.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    if let Some(query) = url.query() {
+        let masked = mask_secret_query_values(&format!("?{query}")).into_owned();
+        shown.set_query(masked.strip_prefix('?'));
+    }
+    shown.to_string()
+}
+
+/// Query parameters (`?token=…`, `&X-Amz-Signature=…`) whose name marks them secret, masked.
+fn mask_secret_query_values(text: &str) -> Cow<'_, str> {
+    QUERY_PARAM.replace_all(text, |caps: &Captures| {
+        if is_secret_query_name(&caps[2]) {
+            format!("{}{}={MASK}", &caps[1], &caps[2])
+        } else {
+            caps[0].to_string()
+        }
+    })
 }
 
 /// At most `max` bytes of untrusted bytes (a body, a command's output, input that is not a
@@ -378,6 +401,46 @@ fn is_secret_assignment_name(name: &str) -> bool {
             .any(|part| name.contains(part))
 }
 
+/// A URL cut as written, without decoding or checking anything (the one place ugw reads
+/// user info out of a URL: the scrubber, `db`): the user info is what the authority holds
+/// before its last `@`, the user before the first `:` in it, the password after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UrlParts<'a> {
+    /// `(user, password)` as written (percent-encoded), when the authority has an `@`.
+    pub userinfo: Option<(&'a str, Option<&'a str>)>,
+    /// The host and port (empty in `postgres://user@/db`).
+    pub host: &'a str,
+    /// From the path on: `/db?sslmode=require#x`.
+    pub rest: &'a str,
+}
+
+impl<'a> UrlParts<'a> {
+    /// A URL's parts; one written without its scheme (`user:pw@host/x`) counts.
+    #[must_use]
+    pub fn of(url: &'a str) -> Self {
+        let after_scheme = without_scheme(url);
+        let authority_end = after_scheme
+            .find(['/', '?', '#'])
+            .unwrap_or(after_scheme.len());
+        let (authority, rest) = after_scheme.split_at(authority_end);
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) => UrlParts {
+                userinfo: Some(match userinfo.split_once(':') {
+                    Some((user, password)) => (user, Some(password)),
+                    None => (userinfo, None),
+                }),
+                host,
+                rest,
+            },
+            None => UrlParts {
+                userinfo: None,
+                host: authority,
+                rest,
+            },
+        }
+    }
+}
+
 /// A URL after its `scheme:` and slashes. `user:pw@host` has no scheme: no slash follows.
 fn without_scheme(url: &str) -> &str {
     let after_scheme = url.split_once(':').and_then(|(scheme, rest)| {
@@ -476,6 +539,93 @@ mod tests {
         );
         assert_eq!(s.scrub_str("token:  t0ken-value"), "token: ***");
         assert_eq!(s.scrub_str("password:"), "password:");
+    }
+
+    /// Passwords made of the characters a URL gives meaning to (`@ : / % # ?`).
+    const HOSTILE_PASSWORDS: &[&str] = &["p@ss:w/rd", "50%off#1?x=y", "a/b?c#d@e:f%g", "::@@//"];
+
+    fn encoded(password: &str) -> String {
+        percent_encoding::utf8_percent_encode(password, percent_encoding::NON_ALPHANUMERIC)
+            .to_string()
+    }
+
+    #[test]
+    fn a_redacted_url_has_no_user_info_and_masks_secret_query_values_only() {
+        for password in HOSTILE_PASSWORDS {
+            let e = encoded(password);
+            for text in [
+                format!("https://deploy:{e}@example.com/a/app.tgz?x=1"),
+                format!("https://{e}@example.com:8443/app.tgz"),
+                format!("https://example.com/app.tgz?token={e}&x=1"),
+                format!("https://example.com/app.tgz?X-Amz-Signature={e}#part"),
+                format!("http://u:{e}@[::1]:8080/p?password={e};sig={e}"),
+            ] {
+                let url = url::Url::parse(&text).unwrap();
+                let shown = redacted_url(&url);
+                for leaked in [password.to_string(), e.clone()] {
+                    assert!(!shown.contains(&leaked), "{text} shown as {shown}");
+                }
+                assert!(!shown.contains('@'), "no user info: {shown}");
+            }
+        }
+        let url = |text: &str| redacted_url(&url::Url::parse(text).unwrap());
+        assert_eq!(
+            url("https://user:pw@example.com/a/app.tgz?x=1"),
+            "https://example.com/a/app.tgz?x=1"
+        );
+        assert_eq!(
+            url("https://ghp_TOKEN@example.com/x?token=abc&page=2&q=a%20b#f"),
+            "https://example.com/x?token=***&page=2&q=a%20b#f",
+            "the rest is kept as written"
+        );
+        assert_eq!(url("https://example.com/x"), "https://example.com/x");
+    }
+
+    #[test]
+    fn a_url_is_cut_at_its_authority_and_the_last_at_sign_in_it() {
+        let parts = UrlParts::of("postgres://app:p@ss:w@db:5432/shop?x=a@b#c");
+        assert_eq!(parts.userinfo, Some(("app", Some("p@ss:w"))));
+        assert_eq!((parts.host, parts.rest), ("db:5432", "/shop?x=a@b#c"));
+        let parts = UrlParts::of("https://ghp_TOKEN@host");
+        assert_eq!(
+            (parts.userinfo, parts.host),
+            (Some(("ghp_TOKEN", None)), "host")
+        );
+        let parts = UrlParts::of("postgres://app@/db?host=/run/postgresql");
+        assert_eq!((parts.userinfo, parts.host), (Some(("app", None)), ""));
+        let parts = UrlParts::of("user:pw@127.0.0.1:8080/ok");
+        assert_eq!(parts.userinfo, Some(("user", Some("pw"))), "no scheme");
+        let parts = UrlParts::of("http://host/path@x");
+        assert_eq!(
+            (parts.userinfo, parts.host),
+            (None, "host"),
+            "an @ in the path"
+        );
+    }
+
+    #[test]
+    fn a_hostile_password_never_survives_the_scrubber() {
+        for password in HOSTILE_PASSWORDS {
+            let e = encoded(password);
+            let s = Scrubber::default();
+            // As a URL carries it: encoded in the user info, or a query value.
+            for text in [
+                format!("https://deploy:{e}@example.com/a"),
+                format!("https://example.com/a?password={e}"),
+            ] {
+                s.add_url_secrets(&text);
+                let out = s.scrub_str(&format!("GET {text} failed; echo: {password} {e}"));
+                for leaked in [password.to_string(), e.clone()] {
+                    assert!(!out.contains(&leaked), "{out} shows {leaked}");
+                }
+            }
+        }
+        // Written raw, an `@` or `:` in the user info is still masked by its shape.
+        let s = Scrubber::default();
+        assert_eq!(
+            s.scrub_str("https://u:p@ss:w@host/x"),
+            "https://u:***@host/x"
+        );
     }
 
     #[test]

@@ -317,12 +317,9 @@ fn source(raw: &str, ctx: &Ctx) -> Result<(Source, url::Url)> {
     Ok((Source::Http(raw.to_string()), url))
 }
 
-/// The URL for the record: without user info (the scrubber masks the rest).
+/// The URL for the record, as the one redaction policy shows it (no user info).
 fn shown(url: &url::Url) -> String {
-    let mut url = url.clone();
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.to_string()
+    ugw_shared::scrub::redacted_url(url)
 }
 
 /// An archive's name without its archive ending: the folder it is unpacked into.

@@ -1,6 +1,22 @@
-//! ugw-shared: the mechanisms every ugw tool uses, written once. A tool crate exposes
-//! `tool()` (a `cli::Tool`: its command and `run(&mut Ctx, &ArgMatches)`); `cli::run_tool`
-//! does the rest.
+//! ugw-shared: the mechanisms two or more ugw tools use, written once (tools never import
+//! each other). A tool crate exposes `tool()` (a `cli::Tool`: its command and
+//! `run(&mut Ctx, &ArgMatches)`); `cli::run_tool` does the rest.
+//!
+//! Who uses what:
+//! - every tool, through `cli`: `cli`, `ctx`, `error`, `record`, `results`, `report`, `input`,
+//!   `scrub`, `cancel`, `time`, `version`, `lock`;
+//! - files: `atomic` (all but ugw-wait-healthy), `owner_only` (ugw-fetch, ugw-swap), `space`
+//!   and `unpack` (ugw-fetch, ugw-backup), `digest` (ugw-fetch, ugw-swap, ugw-backup),
+//!   `tree_manifest` (ugw-fetch, ugw-swap);
+//! - children and waits: `runner` (all but ugw-drain and ugw-migrate), `poll` (ugw-drain,
+//!   ugw-fetch, ugw-verify, ugw-wait-healthy), `process` (ugw-drain, ugw-swap,
+//!   ugw-wait-healthy), `procfs` (`input`);
+//! - the network: `http` (ugw-fetch, ugw-drain, ugw-verify, ugw-wait-healthy; its TLS judges
+//!   ugw-migrate), `tcp`
+//!   (ugw-wait-healthy, `http`, `haproxy`), `prometheus` (ugw-drain, ugw-verify), `jq`
+//!   (ugw-verify, ugw-wait-healthy), `db` (ugw-backup, ugw-migrate);
+//! - one tool only, kept here beside the mechanisms they are built on: `haproxy` (its admin
+//!   socket and Data Plane API) and `proc_net` (connections on a port), both ugw-drain's.
 
 pub mod atomic;
 pub mod cancel;

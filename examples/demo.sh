@@ -73,9 +73,9 @@ fetch() {
     --dest "$work/staging" --extract --in none
 }
 
-say "install v1.0.0: ugw-fetch --extract | ugw-migrate up | ugw-swap --restart | ugw-wait-healthy"
+say "install v1.0.0: ugw-fetch --extract | ugw-migrate up --create | ugw-swap --restart | ugw-wait-healthy"
 fetch v1.0.0 \
-  | ugw-migrate up --db "$db" \
+  | ugw-migrate up --create --db "$db" \
   | ugw-swap --root "$root" --restart "$work/restart" \
   | ugw-wait-healthy --url "$app/health/ready" --pidfile "$pidfile" --expect-version --timeout 30s \
   >"$work/v1.json"

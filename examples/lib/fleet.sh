@@ -96,7 +96,7 @@ install_node() {
     --listen "127.0.0.1:$port" --db "$node/data/app.db"
   UGW_HOST_ID=$host ugw-fetch --in none --url "$release_base/app-v1.0.0-linux-amd64.tar.gz" \
       --sha256-url "$release_base/SHA256SUMS" --dest "$node/staging" --extract --quiet \
-    | UGW_HOST_ID=$host ugw-migrate up --db "sqlite://$node/data/app.db" --quiet \
+    | UGW_HOST_ID=$host ugw-migrate up --create --db "sqlite://$node/data/app.db" --quiet \
     | UGW_HOST_ID=$host ugw-swap --root "$node/srv" --restart "$node/restart" --quiet \
     | UGW_HOST_ID=$host ugw-wait-healthy --url "http://127.0.0.1:$port/health/ready" \
         --expect-version --timeout 30s --quiet \

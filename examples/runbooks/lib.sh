@@ -88,7 +88,7 @@ lab_install() {
   shift 3
   local migrate=(cat)
   mkdir -p "$root"
-  [ -n "${LAB_DB:-}" ] && migrate=(ugw-migrate up --db-env LAB_DB --quiet)
+  [ -n "${LAB_DB:-}" ] && migrate=(ugw-migrate up --create --db-env LAB_DB --quiet)
   ugw-fetch --in none --url "$RELEASES/app-$version-linux-amd64.tar.gz" \
       --sha256-url "$RELEASES/SHA256SUMS" --dest "$root/staging" --extract --quiet \
     | "${migrate[@]}" \

@@ -225,7 +225,7 @@ fn shell(dir: &Path, script: &str, vars: &[(&str, String)]) -> kit::Outcome {
 /// The README's install and upgrade pipelines for one node, its flags all in the README.
 const INSTALL: &str = r#"
 ugw-fetch --url "$BASE/datasette-$V.tar.gz" --sha256-url "$BASE/SHA256SUMS" --dest "$STAGING" --extract \
- | ugw-migrate up --db "sqlite://$DB" \
+ | ugw-migrate up --create --db "sqlite://$DB" \
  | ugw-swap --root "$ROOT" --restart "$RESTART" \
  | ugw-wait-healthy --url "$APP/-/versions.json" --version-path .datasette.version --expect-version \
      --pidfile "$PIDFILE" --timeout 60s \

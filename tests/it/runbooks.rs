@@ -566,7 +566,7 @@ fn terragnos_a_release_that_fails_is_rolled_back_and_the_database_restored() {
     // The bad release's migrations (v1.5.0's and its own) are gone with the restore.
     assert_eq!(pg_columns(&db, "items"), ["id", "name"]);
     assert_eq!(pg_columns(&db, "legacy_sessions"), ["id", "token"]);
-    assert_eq!(db.sql("SELECT version FROM ugw_migrations"), ["1"]);
+    assert_eq!(db.sql("SELECT version FROM ugw.ugw_migrations"), ["1"]);
 }
 
 // ---- GitPulse: calendar versions, SQLite, maintenance mode, smoke test, restore ----

@@ -55,7 +55,7 @@ write_restart_script "$RESTART" "$pidfile" "$ROOT" "$work/app.log" \
 
 ugw-fetch --url "$BASE/app-$OLD-linux-amd64.tar.gz" --sha256-url "$BASE/SHA256SUMS" \
     --dest "$STAGING" --extract --in none \
-  | ugw-migrate up --db "$db" \
+  | ugw-migrate up --create --db "$db" \
   | ugw-swap --root "$ROOT" --restart "$RESTART" \
   | ugw-wait-healthy --url "$APP/health/ready" --expect-version --timeout 30s >"$work/v1.json"
 

@@ -432,7 +432,8 @@ impl Drop for PostgresStandIn {
 }
 
 /// `migrations/` (a table, a column, and the post-deploy drop of an old column) in `dir`,
-/// `deployed.db` where its pre-deploy migrations ran, and the URL of a fresh SQLite database.
+/// `deployed.db` where its pre-deploy migrations ran, and the URL of a fresh SQLite database
+/// (empty, as an application's is once deployed: ugw-migrate creates one only with --create).
 fn migrations_stand_in(dir: &std::path::Path) -> String {
     let migrations = dir.join("migrations");
     std::fs::create_dir_all(migrations.join("post")).unwrap();
@@ -453,10 +454,11 @@ fn migrations_stand_in(dir: &std::path::Path) -> String {
         std::fs::write(migrations.join(name), sql).unwrap();
     }
     let mut up = kit::tool("ugw-migrate");
-    up.args(["up", "--in", "none", "--output", "none", "--quiet", "--dir"])
+    up.args(["up", "--create", "--in", "none", "--output", "none", "--quiet", "--dir"])
         .arg(&migrations)
         .arg("--db")
         .arg(format!("sqlite://{}/deployed.db", dir.display()));
     kit::run(up).assert_code(0);
+    rusqlite::Connection::open(dir.join("app.db")).unwrap();
     format!("sqlite://{}/app.db", dir.display())
 }

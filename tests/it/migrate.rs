@@ -5,12 +5,12 @@
 use crate::kit;
 
 use kit::migrations::{Dir, migrate};
+use kit::observe::Background;
 use kit::postgres::{Database, database};
 use kit::{Outcome, tool, wait_bounded};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 // ---- the result, strictly ----
@@ -141,24 +141,20 @@ fn sqlite_a_missing_database_is_made_only_with_create() {
         let out = migrate(&args);
         out.assert_code(2);
         assert_eq!(out.last_step().error_kind(), "usage", "{args:?}");
-        assert!(
-            out.stderr.contains(&typo.display().to_string()),
-            "{}",
-            out.stderr
-        );
+        out.stderr_has(&typo.display().to_string());
         assert_eq!(listing(dir.path()), before, "{args:?} made something");
     }
     let refused = migrate(&["up", "--db", &url, "--dir", &dir.s()]);
-    assert!(refused.stderr.contains("--create"), "{}", refused.stderr);
+    refused.stderr_has("--create");
 
     let created = migrate(&["up", "--create", "--db", &url, "--dir", &dir.s()]);
-    created.assert_code(0);
+    created.succeeds();
     assert_eq!(versions(&up_result(&created)), [1, 2]);
     assert!(typo.is_file());
 
     // The database exists now: the next release's run needs no --create.
     let post = migrate(&["up", "--phase", "post", "--db", &url, "--dir", &dir.s()]);
-    post.assert_code(0);
+    post.succeeds();
     assert_eq!(versions(&up_result(&post)), [3]);
 }
 
@@ -173,7 +169,7 @@ fn sqlite_fresh_up_applies_the_pre_phase_and_a_second_up_is_a_no_op() {
         "--dir",
         &dir.s(),
     ]);
-    out.assert_code(0);
+    out.succeeds();
     let step = out.last_step();
     assert!(step.changed);
     let result = up_result(&out);
@@ -225,7 +221,7 @@ fn sqlite_fresh_up_applies_the_pre_phase_and_a_second_up_is_a_no_op() {
     );
 
     let again = migrate(&["up", "--db", &dir.sqlite_url(), "--dir", &dir.s()]);
-    again.assert_code(0);
+    again.succeeds();
     assert!(!again.last_step().changed);
     assert!(up_result(&again).applied.is_empty());
     assert_eq!(sqlite_ledger(&dir).len(), 2);
@@ -245,18 +241,14 @@ fn sqlite_post_waits_for_pre_then_runs_after_it() {
         "--dir",
         &dir.s(),
     ]);
-    early.assert_code(1);
-    assert_eq!(early.last_step().error_kind(), "pre_pending");
-    assert!(
-        early.stderr.contains("0001_users.sql, 0002_email.sql"),
-        "{}",
-        early.stderr
-    );
+    early
+        .fails_with(kit::Kind::PrePending)
+        .stderr_has("0001_users.sql, 0002_email.sql");
     assert!(sqlite_ledger(&dir).is_empty(), "nothing ran");
 
-    migrate(&["up", "--db", &db, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--db", &db, "--dir", &dir.s()]).succeeds();
     let post = migrate(&["up", "--phase", "post", "--db", &db, "--dir", &dir.s()]);
-    post.assert_code(0);
+    post.succeeds();
     let result = up_result(&post);
     assert_eq!(versions(&result), [3]);
     assert_eq!(result.applied[0].phase, "post");
@@ -265,7 +257,7 @@ fn sqlite_post_waits_for_pre_then_runs_after_it() {
     assert_eq!(sqlite_ledger(&dir)[2], (3, "post".into(), true));
 
     let status = migrate(&["status", "--check", "--db", &db, "--dir", &dir.s()]);
-    status.assert_code(0);
+    status.succeeds();
     let result = status.last_step().result;
     assert_eq!(result["applied"].as_array().unwrap().len(), 3);
     assert_eq!(
@@ -333,13 +325,9 @@ fn sqlite_a_failed_no_transaction_migration_is_dirty_until_resolved() {
     .file("0003_later.sql", "CREATE TABLE later (id INTEGER);\n");
     let db = dir.sqlite_url();
     let out = migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "migration_failed");
-    assert!(
-        out.stderr.contains("0002_half.sql:3"),
-        "the statement's line: {}",
-        out.stderr
-    );
+    // The statement's line.
+    out.fails_with(kit::Kind::MigrationFailed)
+        .stderr_has("0002_half.sql:3");
     assert_eq!(
         sqlite_ledger(&dir),
         [(1, "pre".into(), true), (2, "pre".into(), false)]
@@ -352,16 +340,12 @@ fn sqlite_a_failed_no_transaction_migration_is_dirty_until_resolved() {
 
     for _ in 0..2 {
         let dirty = migrate(&["up", "--db", &db, "--dir", &dir.s()]);
-        dirty.assert_code(1);
-        assert_eq!(dirty.last_step().error_kind(), "dirty");
-        assert!(
-            dirty.stderr.contains("resolve 2 --applied"),
-            "{}",
-            dirty.stderr
-        );
+        dirty
+            .fails_with(kit::Kind::Dirty)
+            .stderr_has("resolve 2 --applied");
     }
     let listed = migrate(&["resolve", "--db", &db, "--dir", &dir.s()]);
-    listed.assert_code(0);
+    listed.succeeds();
     assert_eq!(listed.last_step().result["failed"][0]["version"], 2);
 
     // The operator finishes it by hand and says so.
@@ -369,11 +353,11 @@ fn sqlite_a_failed_no_transaction_migration_is_dirty_until_resolved() {
         .execute_batch("CREATE TABLE nowhere (id INTEGER)")
         .unwrap();
     let resolved = migrate(&["resolve", "2", "--applied", "--db", &db, "--dir", &dir.s()]);
-    resolved.assert_code(0);
+    resolved.succeeds();
     assert!(resolved.last_step().changed);
     assert_eq!(sqlite_ledger(&dir)[1], (2, "pre".into(), true));
     let out = migrate(&["up", "--db", &db, "--dir", &dir.s()]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(versions(&up_result(&out)), [3]);
 }
 
@@ -386,13 +370,13 @@ fn sqlite_forget_runs_a_failed_no_transaction_migration_again() {
     );
     let db = dir.sqlite_url();
     migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).assert_code(1);
-    migrate(&["resolve", "1", "--forget", "--db", &db, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["resolve", "1", "--forget", "--db", &db, "--dir", &dir.s()]).succeeds();
     assert!(sqlite_ledger(&dir).is_empty());
     dir.sqlite()
         .execute_batch("CREATE TABLE gate (id INTEGER)")
         .unwrap();
     let out = migrate(&["up", "--db", &db, "--dir", &dir.s()]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(sqlite_ledger(&dir), [(1, "pre".into(), true)]);
 }
 
@@ -404,14 +388,14 @@ fn a_crlf_only_change_is_not_a_mismatch_and_a_real_change_is() {
         "CREATE TABLE users (id INTEGER);\nCREATE TABLE b (id INTEGER);\n",
     );
     let db = dir.sqlite_url();
-    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).succeeds();
 
     dir.file(
         "0001_users.sql",
         "\u{FEFF}CREATE TABLE users (id INTEGER);\r\nCREATE TABLE b (id INTEGER);\r\n",
     );
-    migrate(&["up", "--db", &db, "--dir", &dir.s()]).assert_code(0);
-    migrate(&["status", "--check", "--db", &db, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--db", &db, "--dir", &dir.s()]).succeeds();
+    migrate(&["status", "--check", "--db", &db, "--dir", &dir.s()]).succeeds();
 
     dir.file(
         "0001_users.sql",
@@ -419,16 +403,15 @@ fn a_crlf_only_change_is_not_a_mismatch_and_a_real_change_is() {
     );
     dir.file("0002_more.sql", "CREATE TABLE more (id INTEGER);\n");
     let out = migrate(&["up", "--db", &db, "--dir", &dir.s()]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "checksum_mismatch");
-    assert!(out.stderr.contains("0001_users.sql"), "{}", out.stderr);
+    out.fails_with(kit::Kind::ChecksumMismatch)
+        .stderr_has("0001_users.sql");
     assert_eq!(sqlite_ledger(&dir).len(), 1, "nothing ran");
     let status = migrate(&["status", "--check", "--db", &db, "--dir", &dir.s()]);
     status.assert_code(1);
     assert_eq!(status.last_step().result["changed"][0]["version"], 1);
 
     let out = migrate(&["up", "--allow-changed", "--db", &db, "--dir", &dir.s()]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(versions(&up_result(&out)), [2]);
 }
 
@@ -438,12 +421,11 @@ fn an_out_of_order_version_is_refused_unless_allowed() {
     dir.file("0001_a.sql", "CREATE TABLE a (id INTEGER);\n")
         .file("0003_c.sql", "CREATE TABLE c (id INTEGER);\n");
     let db = dir.sqlite_url();
-    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).succeeds();
     dir.file("0002_b.sql", "CREATE TABLE b (id INTEGER);\n");
     let out = migrate(&["up", "--db", &db, "--dir", &dir.s()]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "out_of_order");
-    assert!(out.stderr.contains("0002_b.sql"), "{}", out.stderr);
+    out.fails_with(kit::Kind::OutOfOrder)
+        .stderr_has("0002_b.sql");
     let plan = migrate(&["plan", "--db", &db, "--dir", &dir.s()]);
     plan.assert_code(1);
     assert_eq!(
@@ -452,7 +434,7 @@ fn an_out_of_order_version_is_refused_unless_allowed() {
         "plan says what up would do"
     );
     let out = migrate(&["up", "--allow-out-of-order", "--db", &db, "--dir", &dir.s()]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(versions(&up_result(&out)), [2]);
     assert_eq!(sqlite_columns(&dir, "b"), ["id"]);
 }
@@ -464,9 +446,9 @@ fn a_post_version_below_the_newest_pre_is_not_out_of_order() {
         .file("post/0002_drop_old.sql", "ALTER TABLE a DROP COLUMN old;\n")
         .file("0003_c.sql", "CREATE TABLE c (id INTEGER);\n");
     let db = dir.sqlite_url();
-    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).succeeds();
     let out = migrate(&["up", "--phase", "post", "--db", &db, "--dir", &dir.s()]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(versions(&up_result(&out)), [2]);
 }
 
@@ -474,7 +456,7 @@ fn a_post_version_below_the_newest_pre_is_not_out_of_order() {
 fn plan_says_what_up_would_run_and_writes_nothing() {
     let dir = two_pre_one_post();
     let out = migrate(&["plan", "--db", &dir.sqlite_url(), "--dir", &dir.s()]);
-    out.assert_code(0);
+    out.succeeds();
     let result = out.last_step().result;
     let would: Vec<i64> = result["would_apply"]
         .as_array()
@@ -503,7 +485,7 @@ fn plan_says_what_up_would_run_and_writes_nothing() {
         "--dir",
         &dir.s(),
     ]);
-    dry.assert_code(0);
+    dry.succeeds();
     assert!(dry.last_step().dry_run);
     assert!(!dir.path().join("app.db").exists());
 }
@@ -516,31 +498,25 @@ fn up_refuses_unsafe_pre_deploy_ddl_unless_allowed_and_lint_names_it() {
         "CREATE TABLE users (id INTEGER, name TEXT);\n",
     );
     let db = dir.sqlite_url();
-    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).succeeds();
     dir.file(
         "0002_drop.sql",
         "-- tidy up\nALTER TABLE users\n  DROP COLUMN name;\n",
     );
     let lint = migrate(&["lint", "--db", &db, "--dir", &dir.s()]);
-    lint.assert_code(1);
-    assert_eq!(lint.last_step().error_kind(), "unsafe_migration");
+    lint.fails_with(kit::Kind::UnsafeMigration);
     let finding = &lint.last_step().result["findings"][0];
     assert_eq!(finding["file"], "0002_drop.sql");
     assert_eq!(finding["line"], 3);
     assert_eq!(finding["rule"], "drop-column");
     assert!(finding["fix"].as_str().unwrap().contains("post/"));
-    assert!(
-        lint.stderr.contains("0002_drop.sql:3: drop-column"),
-        "{}",
-        lint.stderr
-    );
+    lint.stderr_has("0002_drop.sql:3: drop-column");
 
     let out = migrate(&["up", "--db", &db, "--dir", &dir.s()]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "unsafe_migration");
-    assert!(out.stderr.contains("drop-column"), "{}", out.stderr);
+    out.fails_with(kit::Kind::UnsafeMigration)
+        .stderr_has("drop-column");
     assert_eq!(sqlite_columns(&dir, "users"), ["id", "name"]);
-    migrate(&["up", "--allow-unsafe", "--db", &db, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--allow-unsafe", "--db", &db, "--dir", &dir.s()]).succeeds();
     assert_eq!(sqlite_columns(&dir, "users"), ["id"]);
 
     let allowed = Dir::new();
@@ -549,7 +525,7 @@ fn up_refuses_unsafe_pre_deploy_ddl_unless_allowed_and_lint_names_it() {
         "-- ugw:allow drop-table\nDROP TABLE IF EXISTS legacy;\n",
     );
     let lint = migrate(&["lint", "--db", &db, "--dir", &allowed.s()]);
-    lint.assert_code(0);
+    lint.succeeds();
     assert_eq!(lint.last_step().result["findings"], serde_json::json!([]));
 }
 
@@ -567,7 +543,7 @@ fn baseline_adopts_an_existing_schema_without_running_it() {
         "--dir",
         &dir.s(),
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(
         out.last_step().result["adopted"].as_array().unwrap().len(),
         2
@@ -577,7 +553,7 @@ fn baseline_adopts_an_existing_schema_without_running_it() {
         [(1, "pre".into(), true), (2, "pre".into(), true)]
     );
     let up = migrate(&["up", "--db", &dir.sqlite_url(), "--dir", &dir.s()]);
-    up.assert_code(0);
+    up.succeeds();
     assert!(
         up_result(&up).applied.is_empty(),
         "the existing tables were not created again"
@@ -603,10 +579,9 @@ fn sqlite_foreign_keys_off_rebuilds_a_table_and_checks_references_before_commit(
     );
     let db = dir.sqlite_url();
     let conn_url = &db;
-    migrate(&["up", "--create", "--db", conn_url, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--create", "--db", conn_url, "--dir", &dir.s()]).succeeds();
     let out = migrate(&["up", "--phase", "post", "--db", conn_url, "--dir", &dir.s()]);
-    out.assert_code(1);
-    assert!(out.stderr.contains("foreign_key_check"), "{}", out.stderr);
+    out.assert_code(1).stderr_has("foreign_key_check");
     assert_eq!(
         sqlite_columns(&dir, "users"),
         ["id", "note"],
@@ -701,8 +676,7 @@ fn losers_name_the_holder(outcomes: &[(u32, Outcome)]) {
         .collect();
     assert_eq!(losers.len(), outcomes.len() - 1);
     for loser in losers {
-        loser.assert_code(4);
-        assert_eq!(loser.last_step().error_kind(), "busy");
+        loser.fails_with(kit::Kind::Busy);
         let message = loser.last_step().error.unwrap().message;
         assert!(
             message.contains(&format!("ugw-migrate {}@", winners[0]))
@@ -731,7 +705,7 @@ fn sqlite_eight_processes_at_once_apply_each_migration_exactly_once() {
     let db = dir.sqlite_url();
     let outcomes = Racers::start(8, &["up", "--create", "--db", &db, "--dir", &dir.s()]).release();
     for (_, o) in &outcomes {
-        o.assert_code(0);
+        o.succeeds();
     }
     applied_once(&outcomes, &[1, 2, 3, 4]);
     assert_eq!(sqlite_ledger(&dir).len(), 4);
@@ -777,7 +751,7 @@ fn pg_fresh_up_then_no_op_then_post() {
     };
     let dir = two_pre_one_post();
     let out = migrate(&["up", "--db", &db.url(), "--dir", &dir.s()]);
-    out.assert_code(0);
+    out.succeeds();
     let result = up_result(&out);
     assert_eq!(versions(&result), [1, 2]);
     assert_eq!(
@@ -793,7 +767,7 @@ fn pg_fresh_up_then_no_op_then_post() {
     );
     assert_eq!(pg_columns(&db, "users"), ["id", "name", "email"]);
     let again = migrate(&["up", "--db", &db.url(), "--dir", &dir.s()]);
-    again.assert_code(0);
+    again.succeeds();
     assert!(up_result(&again).applied.is_empty());
     let early = migrate(&["status", "--check", "--db", &db.url(), "--dir", &dir.s()]);
     early.assert_code(1);
@@ -807,9 +781,9 @@ fn pg_fresh_up_then_no_op_then_post() {
         "--dir",
         &dir.s(),
     ])
-    .assert_code(0);
+    .succeeds();
     assert_eq!(pg_columns(&db, "users"), ["id", "email"]);
-    migrate(&["status", "--check", "--db", &db.url(), "--dir", &dir.s()]).assert_code(0);
+    migrate(&["status", "--check", "--db", &db.url(), "--dir", &dir.s()]).succeeds();
 }
 
 #[test]
@@ -824,13 +798,8 @@ fn pg_a_failing_migration_rolls_back_and_records_nothing() {
             "CREATE TABLE audit (id int);\n\nINSERT INTO nowhere VALUES (1);\n",
         );
     let out = migrate(&["up", "--db", &db.url(), "--dir", &dir.s()]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "migration_failed");
-    assert!(
-        out.stderr.contains("0002_broken.sql: line 3:"),
-        "{}",
-        out.stderr
-    );
+    out.fails_with(kit::Kind::MigrationFailed)
+        .stderr_has("0002_broken.sql: line 3:");
     assert_eq!(pg_ledger(&db), [(1, "pre".into(), true)]);
     assert!(pg_columns(&db, "audit").is_empty());
 }
@@ -855,11 +824,10 @@ fn pg_a_failed_concurrent_index_is_dirty_and_resolve_drops_its_invalid_index() {
         [(1, "pre".into(), true), (2, "pre".into(), false)]
     );
     let dirty = migrate(&["up", "--db", &url, "--dir", &dir.s()]);
-    dirty.assert_code(1);
-    assert_eq!(dirty.last_step().error_kind(), "dirty");
+    dirty.fails_with(kit::Kind::Dirty);
 
     let listed = migrate(&["resolve", "--db", &url, "--dir", &dir.s()]);
-    listed.assert_code(0);
+    listed.succeeds();
     assert_eq!(
         listed.last_step().result["invalid_indexes"],
         serde_json::json!(["public.users_email"])
@@ -872,7 +840,7 @@ fn pg_a_failed_concurrent_index_is_dirty_and_resolve_drops_its_invalid_index() {
         "--dir",
         &dir.s(),
     ]);
-    dropped.assert_code(0);
+    dropped.succeeds();
     assert_eq!(
         dropped.last_step().result["dropped_indexes"],
         serde_json::json!(["public.users_email"])
@@ -887,11 +855,11 @@ fn pg_a_failed_concurrent_index_is_dirty_and_resolve_drops_its_invalid_index() {
         .get(0);
     assert_eq!(left, 0);
 
-    migrate(&["resolve", "2", "--forget", "--db", &url, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["resolve", "2", "--forget", "--db", &url, "--dir", &dir.s()]).succeeds();
     db.client()
         .batch_execute("DELETE FROM users WHERE ctid <> (SELECT min(ctid) FROM users)")
         .unwrap();
-    migrate(&["up", "--db", &url, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--db", &url, "--dir", &dir.s()]).succeeds();
     assert_eq!(pg_ledger(&db)[1], (2, "pre".into(), true));
     let valid: bool = db
         .client()
@@ -911,7 +879,7 @@ fn pg_eight_processes_at_once_apply_each_migration_exactly_once() {
     let url = db.url();
     let outcomes = Racers::start(8, &["up", "--db", &url, "--dir", &dir.s()]).release();
     for (_, o) in &outcomes {
-        o.assert_code(0);
+        o.succeeds();
     }
     applied_once(&outcomes, &[1, 2, 3, 4]);
     assert_eq!(pg_ledger(&db).len(), 4);
@@ -958,49 +926,11 @@ fn pg_racers_past_a_short_lock_timeout_exit_4_naming_the_holder() {
     applied_once(&outcomes, &[1, 2, 3, 4]);
 }
 
-/// A child whose stderr is read line by line while it runs.
-struct Watched {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Watched {
-    fn start(args: &[&str]) -> Watched {
-        let mut cmd = tool("ugw-migrate");
-        cmd.args(args)
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut text = sink.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        Watched { child, stderr }
-    }
-
-    fn wait_for_stderr(&self, needle: &str, limit: Duration) -> bool {
-        kit::eventually(limit, || self.stderr.lock().unwrap().contains(needle))
-    }
-
-    fn finish(self) -> Outcome {
-        let started = Instant::now();
-        let output = wait_bounded(self.child, Duration::from_secs(60));
-        std::thread::sleep(Duration::from_millis(50)); // let the reader take the last lines
-        Outcome {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: self.stderr.lock().unwrap().clone(),
-            elapsed: started.elapsed(),
-            case: None,
-        }
-    }
+/// ugw-migrate with `args` in the background, its stderr read while it runs.
+fn watched(args: &[&str]) -> Background {
+    let mut cmd = tool("ugw-migrate");
+    cmd.args(args).env_remove("DATABASE_URL");
+    Background::start(cmd)
 }
 
 #[test]
@@ -1017,7 +947,7 @@ fn pg_kill_9_during_a_long_migration_leaves_nothing_and_a_rerun_applies_it() {
         "CREATE TABLE big (id int);\nSELECT pg_sleep((SELECT seconds FROM test_control));\n",
     );
     let url = db.url();
-    let run = Watched::start(&["up", "--db", &url, "--dir", &dir.s()]);
+    let run = watched(&["up", "--db", &url, "--dir", &dir.s()]);
     let mut watcher = db.client();
     let mut backend: Option<i32> = None;
     assert!(
@@ -1034,7 +964,7 @@ fn pg_kill_9_during_a_long_migration_leaves_nothing_and_a_rerun_applies_it() {
         }),
         "the migration's statement never showed in pg_stat_activity"
     );
-    kit::signal(run.child.id().cast_signed(), libc::SIGKILL);
+    run.signal(libc::SIGKILL);
     let killed = run.finish();
     assert_eq!(killed.code, -1, "killed by the signal");
     let backend = backend.unwrap();
@@ -1064,7 +994,7 @@ fn pg_kill_9_during_a_long_migration_leaves_nothing_and_a_rerun_applies_it() {
         "--lock-timeout",
         "5s",
     ]);
-    rerun.assert_code(0);
+    rerun.succeeds();
     assert_eq!(versions(&up_result(&rerun)), [1]);
     assert_eq!(pg_columns(&db, "big"), ["id"]);
 }
@@ -1100,22 +1030,15 @@ fn pg_ddl_blocked_by_an_open_transaction_gives_up_after_its_lock_timeout_and_ret
         "{:?}",
         started.elapsed()
     );
-    assert!(
-        out.stderr.contains("retry 1/2") && out.stderr.contains("retry 2/2"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("gave up after 3 attempts"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("retry 1/2")
+        .stderr_has("retry 2/2")
+        .stderr_has("gave up after 3 attempts");
     assert_eq!(out.last_step().error_kind(), "migration_failed");
     assert!(pg_ledger(&db).is_empty());
     assert_eq!(pg_columns(&db, "t"), ["a"]);
 
     // The blocker ends while the tool backs off: the retry applies it.
-    let run = Watched::start(&[
+    let run = watched(&[
         "up",
         "--db",
         &url,
@@ -1126,14 +1049,10 @@ fn pg_ddl_blocked_by_an_open_transaction_gives_up_after_its_lock_timeout_and_ret
         "--ddl-retries",
         "5",
     ]);
-    assert!(
-        run.wait_for_stderr("retry 1/5", Duration::from_secs(20)),
-        "{}",
-        run.stderr.lock().unwrap()
-    );
+    run.wait_for_stderr("retry 1/5", Duration::from_secs(20));
     blocker.batch_execute("COMMIT").unwrap();
     let out = run.finish();
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(pg_columns(&db, "t"), ["a", "b"]);
     assert_eq!(pg_ledger(&db), [(1, "pre".into(), true)]);
 }
@@ -1154,14 +1073,10 @@ fn pg_a_long_migration_says_it_is_still_running() {
         "--heartbeat",
         "300ms",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     let beats = out.stderr.matches("still running 0001_slow.sql").count();
     assert!((2..=4).contains(&beats), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("applied 0001_slow.sql in"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("applied 0001_slow.sql in");
 }
 
 #[test]
@@ -1190,14 +1105,14 @@ fn pg_a_pgbouncer_that_reaches_the_server_over_its_socket_is_refused() {
     let out = migrate(&["up", "--db", &url, "--dir", &dir.s()]);
     out.assert_code(1);
     assert_eq!(out.last_step().error_kind(), "pooler", "{}", out.stderr);
-    assert!(out.stderr.contains("PgBouncer"), "{}", out.stderr);
+    out.stderr_has("PgBouncer");
     assert!(pg_ledger(&db).is_empty());
     let allowed = migrate(&["up", "--allow-pooler", "--db", &url, "--dir", &dir.s()]);
-    allowed.assert_code(0);
+    allowed.succeeds();
     assert_eq!(pg_ledger(&db).len(), 1);
     // A direct connection is not taken for a pooler (its server has no `pgbouncer` database).
     dir.file("0002_b.sql", "CREATE TABLE b (id int);\n");
-    migrate(&["up", "--db", &db.url(), "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--db", &db.url(), "--dir", &dir.s()]).succeeds();
     assert_eq!(pg_ledger(&db).len(), 2);
 }
 
@@ -1233,11 +1148,7 @@ fn a_password_in_the_url_never_appears_in_any_output() {
         },
     ];
     for out in &runs {
-        assert!(
-            !out.stdout.contains(password) && !out.stderr.contains(password),
-            "{out:?}"
-        );
-        assert!(!out.stdout.contains("s3cret"), "{}", out.stdout);
+        out.never_shows(password).stdout_lacks("s3cret");
     }
     assert_eq!(
         runs[0].code, 1,
@@ -1252,11 +1163,7 @@ fn a_password_in_the_url_never_appears_in_any_output() {
         runs[0].stdout
     );
     assert_eq!(runs[3].code, 1);
-    assert!(
-        runs[3].stderr.contains("cannot connect"),
-        "{}",
-        runs[3].stderr
-    );
+    runs[3].stderr_has("cannot connect");
     assert_eq!(runs[4].code, 2);
     assert_eq!(pg_ledger(&db), [(1, "pre".into(), true)]);
 }
@@ -1277,7 +1184,7 @@ fn the_dir_defaults_to_the_fetched_artifacts_migrations_folder() {
     cmd.args(["up", "--create", "--db", &db])
         .env_remove("DATABASE_URL");
     let out = kit::with_stdin(cmd, &record);
-    out.assert_code(0);
+    out.succeeds();
     let record = out.record();
     assert_eq!(record.steps.len(), 2);
     let result: UpResult = serde_json::from_value(record.steps[1].result.clone()).unwrap();
@@ -1294,7 +1201,7 @@ fn pg_sigint_during_a_migration_cancels_the_statement_and_records_nothing() {
         "CREATE TABLE big (id int);\nSELECT pg_sleep(60);\n",
     );
     let url = db.url();
-    let run = Watched::start(&["up", "--db", &url, "--dir", &dir.s()]);
+    let run = watched(&["up", "--db", &url, "--dir", &dir.s()]);
     let mut watcher = db.client();
     let active = |watcher: &mut postgres::Client| {
         !watcher
@@ -1309,7 +1216,7 @@ fn pg_sigint_during_a_migration_cancels_the_statement_and_records_nothing() {
         &mut watcher
     )));
     let sent = Instant::now();
-    kit::signal(run.child.id().cast_signed(), libc::SIGINT);
+    run.signal(libc::SIGINT);
     let out = run.finish();
     assert!(
         sent.elapsed() < Duration::from_secs(5),
@@ -1344,7 +1251,21 @@ fn pg_an_old_transaction_is_reported_and_max_xact_age_refuses_to_start() {
         .query_one("SELECT pg_backend_pid()", &[])
         .unwrap()
         .get(0);
-    std::thread::sleep(Duration::from_millis(400)); // the transaction is at least this old
+    let mut watcher = db.client();
+    assert!(
+        kit::eventually(Duration::from_secs(10), || {
+            let age: f64 = watcher
+                .query_one(
+                    "SELECT extract(epoch FROM clock_timestamp() - xact_start)::float8 * 1000 \
+                     FROM pg_stat_activity WHERE pid = $1",
+                    &[&blocker_pid],
+                )
+                .unwrap()
+                .get(0);
+            age >= 400.0
+        }),
+        "the blocker's transaction is 400 ms old"
+    );
     let out = migrate(&[
         "up",
         "--db",
@@ -1354,13 +1275,9 @@ fn pg_an_old_transaction_is_reported_and_max_xact_age_refuses_to_start() {
         "--max-xact-age",
         "300ms",
     ]);
-    out.assert_code(1);
-    assert!(
-        out.stderr.contains(&format!("backend pid {blocker_pid}")),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("--max-xact-age"), "{}", out.stderr);
+    out.assert_code(1)
+        .stderr_has(format!("backend pid {blocker_pid}"))
+        .stderr_has("--max-xact-age");
     assert!(pg_ledger(&db).is_empty());
     let out = migrate(&[
         "up",
@@ -1371,7 +1288,7 @@ fn pg_an_old_transaction_is_reported_and_max_xact_age_refuses_to_start() {
         "--max-xact-age",
         "1h",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(pg_ledger(&db).len(), 1);
     blocker.batch_execute("COMMIT").unwrap();
 }
@@ -1396,15 +1313,12 @@ fn pg_statement_timeout_and_the_step_deadline_stop_a_long_migration() {
         "--statement-timeout",
         "300ms",
     ]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "migration_failed");
-    assert!(out.stderr.contains("statement timeout"), "{}", out.stderr);
+    out.fails_with(kit::Kind::MigrationFailed)
+        .stderr_has("statement timeout");
     assert!(out.elapsed < Duration::from_secs(20), "{:?}", out.elapsed);
 
     let out = migrate(&["up", "--db", &url, "--dir", &dir.s(), "--timeout", "1s"]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "timeout");
-    assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
+    out.fails_with(kit::Kind::Timeout).stderr_has("rolled back");
     assert!(
         out.elapsed >= Duration::from_secs(1) && out.elapsed < Duration::from_secs(20),
         "{:?}",
@@ -1430,10 +1344,9 @@ fn pg_a_standby_is_refused() {
         db.name
     );
     let out = migrate(&["up", "--db", &url, "--dir", &dir.s()]);
-    out.assert_code(2);
-    assert!(out.stderr.contains("is a standby"), "{}", out.stderr);
+    out.assert_code(2).stderr_has("is a standby");
     let status = migrate(&["status", "--db", &url, "--dir", &dir.s()]);
-    status.assert_code(0);
+    status.succeeds();
     assert_eq!(
         status.last_step().result["pending"]["pre"][0]["version"],
         1,
@@ -1462,16 +1375,15 @@ fn pg_tls_require_and_verify_full_connect_encrypted_and_an_unknown_ca_is_refused
         "--dir",
         &dir.s(),
     ]);
-    plain.assert_code(1);
-    assert!(plain.stderr.contains("no encryption"), "{}", plain.stderr);
+    plain.assert_code(1).stderr_has("no encryption");
 
     let require = format!("{base}?sslmode=require");
     let out = migrate(&["up", "--target", "1", "--db", &require, "--dir", &dir.s()]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(versions(&up_result(&out)), [1]);
     let verified = format!("{base}?sslmode=verify-full&sslrootcert={cert}");
     let out = migrate(&["up", "--db", &verified, "--dir", &dir.s()]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(versions(&up_result(&out)), [2]);
     assert!(up_result(&out).db.contains("sslmode=verify-full"));
     assert_eq!(pg_ledger(&db).len(), 2);
@@ -1484,7 +1396,7 @@ fn pg_tls_require_and_verify_full_connect_encrypted_and_an_unknown_ca_is_refused
     );
     let refused = migrate(&["status", "--db", &unknown, "--dir", &dir.s()]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
-    assert!(refused.stderr.contains("certificate"), "{}", refused.stderr);
+    refused.stderr_has("certificate");
     let no_root = migrate(&[
         "status",
         "--db",
@@ -1492,8 +1404,7 @@ fn pg_tls_require_and_verify_full_connect_encrypted_and_an_unknown_ca_is_refused
         "--dir",
         &dir.s(),
     ]);
-    no_root.assert_code(2);
-    assert!(no_root.stderr.contains("sslrootcert"), "{}", no_root.stderr);
+    no_root.assert_code(2).stderr_has("sslrootcert");
 }
 
 #[test]
@@ -1501,11 +1412,11 @@ fn an_applied_migration_whose_file_is_gone_is_a_warning_in_the_record() {
     let dir = Dir::new();
     dir.file("0001_a.sql", "CREATE TABLE a (id INTEGER);\n");
     let db = dir.sqlite_url();
-    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).assert_code(0);
+    migrate(&["up", "--create", "--db", &db, "--dir", &dir.s()]).succeeds();
     std::fs::remove_file(dir.path().join("0001_a.sql")).unwrap();
     dir.file("0002_b.sql", "CREATE TABLE b (id INTEGER);\n");
     let out = migrate(&["up", "--db", &db, "--dir", &dir.s()]);
-    out.assert_code(0);
+    out.succeeds();
     let result = up_result(&out);
     assert_eq!(versions(&result), [2]);
     assert_eq!(result.warnings.len(), 1, "{:?}", result.warnings);
@@ -1521,7 +1432,7 @@ fn an_applied_migration_whose_file_is_gone_is_a_warning_in_the_record() {
         out.stderr
     );
     let status = migrate(&["status", "--db", &db, "--dir", &dir.s()]);
-    status.assert_code(0);
+    status.succeeds();
     assert_eq!(status.last_step().result["missing_files"][0]["version"], 1);
 }
 
@@ -1533,24 +1444,30 @@ fn sqlite_sigint_during_a_migration_interrupts_it_and_records_nothing() {
         "CREATE TABLE slow AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000000) SELECT x FROM c;\n",
     );
     let db = dir.sqlite_url();
-    let run = Watched::start(&["up", "--create", "--db", &db, "--dir", &dir.s()]);
+    let run = watched(&["up", "--create", "--db", &db, "--dir", &dir.s()]);
     let lock = dir.path().join("app.db.ugw-migrate.lock");
     assert!(
         kit::eventually(Duration::from_secs(20), || std::fs::metadata(&lock)
             .is_ok_and(|m| m.len() > 0)),
         "the run took its lock"
     );
-    std::thread::sleep(Duration::from_millis(300)); // into the statement (either way, it stops)
+    // Into the statement (either way, it stops): SQLite runs it in the tool's own process.
+    let before = kit::observe::cpu_time(run.pid());
+    assert!(
+        kit::eventually(Duration::from_secs(20), || {
+            kit::observe::cpu_time(run.pid()) >= before + Duration::from_millis(100)
+        }),
+        "the statement runs"
+    );
     let sent = Instant::now();
-    kit::signal(run.child.id().cast_signed(), libc::SIGINT);
+    run.signal(libc::SIGINT);
     let out = run.finish();
     assert!(
         sent.elapsed() < Duration::from_secs(5),
         "{:?}",
         sent.elapsed()
     );
-    out.assert_code(130);
-    assert_eq!(out.last_step().error_kind(), "interrupted");
+    out.fails_with(kit::Kind::Interrupted);
     assert!(sqlite_ledger(&dir).is_empty());
     assert!(sqlite_columns(&dir, "slow").is_empty(), "rolled back");
 }
@@ -1597,7 +1514,7 @@ fn sqlite_a_failing_ledger_insert_rolls_its_migration_back() {
             &dir.s(),
         ])
     };
-    up().assert_code(0);
+    up().succeeds();
     dir.sqlite()
         .execute_batch(
             "CREATE TRIGGER ledger_read_only BEFORE INSERT ON ugw_migrations \
@@ -1623,7 +1540,7 @@ fn sqlite_a_failing_ledger_insert_rolls_its_migration_back() {
     dir.sqlite()
         .execute_batch("DROP TRIGGER ledger_read_only")
         .unwrap();
-    up().assert_code(0);
+    up().succeeds();
     assert_eq!(
         sqlite_ledger(&dir),
         [(1, "pre".into(), true), (2, "pre".into(), true)]
@@ -1638,7 +1555,7 @@ fn pg_a_failing_ledger_insert_rolls_its_migration_back() {
     };
     let dir = audit_after_users();
     let up = || migrate(&["up", "--db", &db.url(), "--dir", &dir.s()]);
-    up().assert_code(0);
+    up().succeeds();
     db.sql(
         "CREATE FUNCTION ledger_read_only() RETURNS trigger LANGUAGE plpgsql AS \
          $$ BEGIN RAISE EXCEPTION 'the ledger is read-only'; END $$; \
@@ -1662,7 +1579,7 @@ fn pg_a_failing_ledger_insert_rolls_its_migration_back() {
     );
 
     db.sql("DROP TRIGGER ledger_read_only ON ugw.ugw_migrations");
-    up().assert_code(0);
+    up().succeeds();
     assert_eq!(
         pg_ledger(&db),
         [(1, "pre".into(), true), (2, "pre".into(), true)]

@@ -121,8 +121,7 @@ fn sqlite_a_column_named_begin_does_not_hide_a_drop_table() {
         .unwrap();
     dir.file("0001_shifts.sql", BEGIN_COLUMN);
     let out = dir.up_sqlite(&[]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "unsafe_migration");
+    out.fails_with(kit::Kind::UnsafeMigration);
     assert!(
         error_message(&out).contains("0001_shifts.sql:2: drop-table"),
         "{}",
@@ -147,8 +146,7 @@ fn pg_a_column_named_begin_does_not_hide_a_drop_table() {
     let dir = Dir::new();
     dir.file("0001_shifts.sql", BEGIN_COLUMN);
     let out = dir.up_pg(&db, &[]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "unsafe_migration");
+    out.fails_with(kit::Kind::UnsafeMigration);
     assert!(
         error_message(&out).contains("0001_shifts.sql:2: drop-table"),
         "{}",
@@ -172,7 +170,7 @@ fn pg_a_no_transaction_file_with_a_begin_column_runs_each_statement_alone() {
         "-- ugw:no-transaction\nCREATE TABLE shifts (id int, begin timestamptz);\n\
          CREATE INDEX CONCURRENTLY shifts_begin ON shifts (begin);\n",
     );
-    dir.up_pg(&db, &[]).assert_code(0);
+    dir.up_pg(&db, &[]).succeeds();
     assert_eq!(pg_ledger(&db), [(1, true)]);
     assert_eq!(
         db.sql("SELECT indisvalid::text FROM pg_index WHERE indexrelid = 'shifts_begin'::regclass"),
@@ -212,7 +210,7 @@ fn sqlite_a_no_transaction_file_runs_the_statement_after_such_a_comment() {
         "post/0001_marker.sql",
         "-- ugw:no-transaction\n/* old files in /tmp/*.db */\nCREATE TABLE marker (id INTEGER);\n",
     );
-    dir.up_sqlite(&["--phase", "post"]).assert_code(0);
+    dir.up_sqlite(&["--phase", "post"]).succeeds();
     assert!(dir.sqlite_tables().contains(&"marker".to_string()));
     assert_eq!(dir.sqlite_ledger(), [(1, true)]);
 }
@@ -261,7 +259,7 @@ fn pg_transaction_control_in_a_file_is_refused_before_anything_runs() {
         "0001_savepoints.sql",
         "CREATE TABLE a (id int);\nSAVEPOINT s;\nINSERT INTO a VALUES (1);\nROLLBACK TO SAVEPOINT s;\nRELEASE s;\n",
     );
-    dir.up_pg(&db, &[]).assert_code(0);
+    dir.up_pg(&db, &[]).succeeds();
     assert_eq!(db.sql("SELECT count(*) FROM a"), ["0"]);
     // The post phase is not linted for zero-downtime, but its transaction control is refused.
     dir.file("post/0002_commit.sql", "COMMIT;\n");
@@ -300,7 +298,7 @@ fn sqlite_transaction_control_in_a_file_is_refused_and_a_no_transaction_file_may
         "0001_a.sql",
         "-- ugw:no-transaction\nCREATE TABLE a (x);\nVACUUM;\n",
     );
-    dir.up_sqlite(&[]).assert_code(0);
+    dir.up_sqlite(&[]).succeeds();
     assert_eq!(dir.sqlite_ledger(), [(1, true)]);
 }
 
@@ -326,7 +324,7 @@ fn pg_a_set_in_one_file_does_not_reach_the_next() {
     )
     .file("0004_payments.sql", "CREATE TABLE payments (id int);\n");
     let out = dir.up_pg(&db, &[]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(pg_where(&db, "daily"), ["reporting.daily"]);
     assert_eq!(pg_where(&db, "summary"), ["reporting.summary"]);
     for (table, expected) in [
@@ -377,10 +375,10 @@ fn pg_a_migration_that_empties_search_path_keeps_its_ledger() {
     )
     .file("0003_c.sql", "CREATE TABLE c (id int);\n");
     let out = dir.up_pg(&db, &[]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(pg_ledger(&db), [(1, true), (2, true), (3, true)]);
     assert_eq!(pg_where(&db, "c"), ["public.c"]);
-    migrate(&["status", "--check", "--db", &db.url(), "--dir", &dir.s()]).assert_code(0);
+    migrate(&["status", "--check", "--db", &db.url(), "--dir", &dir.s()]).succeeds();
 }
 
 /// The default ledger is `ugw.ugw_migrations`, which no session setting moves. The session's
@@ -400,10 +398,10 @@ fn pg_the_ledger_stays_put_when_a_migration_moves_the_sessions_schema() {
             db.name
         ),
     );
-    dir.up_pg(&db, &[]).assert_code(0);
+    dir.up_pg(&db, &[]).succeeds();
     dir.file("0002_invoices.sql", "CREATE TABLE invoices (id int);\n");
     let next = dir.up_pg(&db, &[]);
-    next.assert_code(0);
+    next.succeeds();
     let applied: Vec<i64> = next.last_step().result["applied"]
         .as_array()
         .unwrap()
@@ -414,7 +412,7 @@ fn pg_the_ledger_stays_put_when_a_migration_moves_the_sessions_schema() {
     assert_eq!(pg_where(&db, "ugw_migrations"), ["ugw.ugw_migrations"]);
     assert_eq!(pg_ledger(&db), [(1, true), (2, true)]);
     assert_eq!(pg_where(&db, "invoices"), ["app.invoices"]);
-    migrate(&["status", "--check", "--db", &db.url(), "--dir", &dir.s()]).assert_code(0);
+    migrate(&["status", "--check", "--db", &db.url(), "--dir", &dir.s()]).succeeds();
 }
 
 /// A ledger an older ugw-migrate made in the schema its session started in (`public`) is
@@ -446,14 +444,14 @@ fn pg_a_ledger_an_older_ugw_made_in_public_is_found_and_kept() {
             .collect()
     };
     let plan = migrate(&["plan", "--db", &db.url(), "--dir", &dir.s()]);
-    plan.assert_code(0);
+    plan.succeeds();
     assert_eq!(versions(&plan.last_step().result["would_apply"]), [2]);
     let status = migrate(&["status", "--db", &db.url(), "--dir", &dir.s()]);
-    status.assert_code(0);
+    status.succeeds();
     assert_eq!(versions(&status.last_step().result["applied"]), [1]);
     assert_eq!(versions(&status.last_step().result["pending"]["pre"]), [2]);
     let out = dir.up_pg(&db, &[]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.last_step().result["applied"][0]["version"], 2);
     assert_eq!(
         out.last_step().result["applied"].as_array().unwrap().len(),
@@ -474,7 +472,7 @@ fn pg_ledger_schema_puts_the_ledger_in_a_schema_of_its_own() {
     let dir = Dir::new();
     dir.file("0001_a.sql", "CREATE TABLE a (id int);\n");
     dir.up_pg(&db, &["--ledger-schema", "ugw ledger"])
-        .assert_code(0);
+        .succeeds();
     assert_eq!(
         pg_ledger_in(&db, "\"ugw ledger\".ugw_migrations"),
         [(1, true)]
@@ -490,7 +488,7 @@ fn pg_ledger_schema_puts_the_ledger_in_a_schema_of_its_own() {
         "--dir",
         &dir.s(),
     ]);
-    status.assert_code(0);
+    status.succeeds();
 }
 
 /// A history whose first file is `pg_dump --schema-only` output (it empties `search_path`
@@ -527,7 +525,7 @@ fn pg_a_history_starting_from_a_pg_dump_file_applies_and_baselines() {
         .file("0002_invoices.sql", "CREATE TABLE invoices (id int);\n");
 
     let out = dir.up_pg(&fresh, &[]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(pg_ledger(&fresh), [(1, true), (2, true)]);
     assert_eq!(pg_where(&fresh, "invoices"), ["public.invoices"]);
     assert_eq!(fresh.sql("SELECT user_count()"), ["0"]);
@@ -551,9 +549,9 @@ fn pg_a_history_starting_from_a_pg_dump_file_applies_and_baselines() {
         "{}",
         String::from_utf8_lossy(&psql.stderr)
     );
-    migrate(&["baseline", "1", "--db", &existing.url(), "--dir", &dir.s()]).assert_code(0);
+    migrate(&["baseline", "1", "--db", &existing.url(), "--dir", &dir.s()]).succeeds();
     let out = dir.up_pg(&existing, &[]);
-    out.assert_code(0);
+    out.succeeds();
     let applied: Vec<i64> = out.last_step().result["applied"]
         .as_array()
         .unwrap()
@@ -602,7 +600,7 @@ fn sqlite_a_table_rebuild_setting_the_pragma_itself_is_refused_naming_the_direct
         "post/0001_rebuild.sql",
         &format!("-- ugw:foreign-keys-off\n{rebuild}"),
     );
-    dir.up_sqlite(&["--phase", "post"]).assert_code(0);
+    dir.up_sqlite(&["--phase", "post"]).succeeds();
     assert_eq!(children(&dir), 3, "0 of 3 child rows would be a cascade");
 }
 
@@ -619,7 +617,7 @@ fn sqlite_resolve_forget_refuses_a_successful_migration_without_force() {
         "0002_double.sql",
         "UPDATE accounts SET balance = balance * 2;\n",
     );
-    dir.up_sqlite(&[]).assert_code(0);
+    dir.up_sqlite(&[]).succeeds();
     let url = dir.sqlite_url();
     let out = migrate(&["resolve", "2", "--forget", "--db", &url, "--dir", &dir.s()]);
     out.assert_code(2);
@@ -629,7 +627,7 @@ fn sqlite_resolve_forget_refuses_a_successful_migration_without_force() {
         "{}",
         out.stderr
     );
-    dir.up_sqlite(&[]).assert_code(0);
+    dir.up_sqlite(&[]).succeeds();
     let balance = |dir: &Dir| -> i64 {
         dir.sqlite()
             .query_row("SELECT balance FROM accounts", [], |r| r.get(0))
@@ -646,7 +644,7 @@ fn sqlite_resolve_forget_refuses_a_successful_migration_without_force() {
         "--dir",
         &dir.s(),
     ])
-    .assert_code(0);
+    .succeeds();
     assert_eq!(dir.sqlite_ledger(), [(1, true)]);
 }
 
@@ -670,7 +668,7 @@ fn pg_an_old_transaction_is_reported_without_its_query_text() {
     let dir = Dir::new();
     dir.file("0001_a.sql", "CREATE TABLE a (id int);\n");
     let out = dir.up_pg(&db, &[]);
-    out.assert_code(0);
+    out.succeeds();
     let warnings = out.last_step().result["warnings"].to_string();
     assert!(
         warnings.contains("a transaction has been open for"),
@@ -680,8 +678,7 @@ fn pg_an_old_transaction_is_reported_without_its_query_text() {
         warnings.contains("user postgres") && warnings.contains("reporting"),
         "{warnings}"
     );
-    assert!(!out.stderr.contains(secret), "{}", out.stderr);
-    assert!(!out.stdout.contains(secret), "{}", out.stdout);
+    out.stderr_lacks(secret).stdout_lacks(secret);
     holder.batch_execute("ROLLBACK").unwrap();
 }
 
@@ -694,7 +691,7 @@ fn sqlite_a_crlf_inside_a_string_reaches_the_database_as_written() {
         "0001_notes.sql",
         "CREATE TABLE notes (body TEXT);\r\nINSERT INTO notes VALUES ('line one\r\nline two');\r\n",
     );
-    dir.up_sqlite(&[]).assert_code(0);
+    dir.up_sqlite(&[]).succeeds();
     let body: String = dir
         .sqlite()
         .query_row("SELECT body FROM notes", [], |r| r.get(0))
@@ -713,12 +710,9 @@ fn sqlite_a_sqlx_directive_an_upper_case_name_and_a_symlink() {
     )
     .file("0002_b.SQL", "CREATE TABLE b (x);\n");
     let out = dir.up_sqlite(&[]);
-    out.assert_code(0);
-    assert!(
-        out.stderr.contains("skipped") && out.stderr.contains("0002_b.SQL"),
-        "{}",
-        out.stderr
-    );
+    out.succeeds()
+        .stderr_has("skipped")
+        .stderr_has("0002_b.SQL");
     assert_eq!(dir.sqlite_ledger(), [(1, true)]);
     std::os::unix::fs::symlink("/nowhere/0003_c.sql", dir.path().join("0003_c.sql")).unwrap();
     let out = dir.up_sqlite(&[]);
@@ -743,7 +737,7 @@ fn pg_a_no_transaction_rule_stays_whole_and_errors_name_the_files_own_line() {
         "-- ugw:no-transaction\nCREATE TABLE a (id int);\nCREATE TABLE b (id int);\n\
          CREATE RULE copy AS ON INSERT TO a DO ALSO (INSERT INTO b VALUES (NEW.id); INSERT INTO b VALUES (NEW.id + 1));\n",
     );
-    dir.up_pg(&db, &[]).assert_code(0);
+    dir.up_pg(&db, &[]).succeeds();
     db.sql("INSERT INTO a VALUES (1)");
     assert_eq!(db.sql("SELECT count(*) FROM b"), ["2"]);
     dir.file(
@@ -775,19 +769,18 @@ fn pg_a_fresh_database_applies_a_history_with_findings_as_warnings() {
     dir.file("0001_users.sql", HISTORY)
         .file("0002_tidy.sql", LATER);
     let out = dir.up_pg(&fresh, &[]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(pg_ledger(&fresh), [(1, true), (2, true)]);
     let warnings = out.last_step().result["warnings"].to_string();
     assert!(
         warnings.contains("a fresh database") && warnings.contains("drop-column"),
         "{warnings}"
     );
-    assert!(out.stderr.contains("a fresh database"), "{}", out.stderr);
+    out.stderr_has("a fresh database");
     // A database with tables of its own is not fresh: the same history is refused there.
     running.sql("CREATE TABLE sessions (id int)");
     let out = dir.up_pg(&running, &[]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "unsafe_migration");
+    out.fails_with(kit::Kind::UnsafeMigration);
     assert!(pg_ledger(&running).is_empty());
 }
 
@@ -797,8 +790,7 @@ fn sqlite_a_fresh_database_applies_a_history_with_findings_as_warnings() {
     dir.file("0001_users.sql", HISTORY)
         .file("0002_tidy.sql", LATER);
     let out = dir.up_sqlite(&[]);
-    out.assert_code(0);
-    assert!(out.stderr.contains("a fresh database"), "{}", out.stderr);
+    out.succeeds().stderr_has("a fresh database");
     assert_eq!(dir.sqlite_ledger(), [(1, true), (2, true)]);
 }
 
@@ -808,8 +800,7 @@ fn sqlite_a_fresh_database_applies_a_history_with_findings_as_warnings() {
 fn sqlite_ledger_table_names_the_ledger_and_status_finds_it_there() {
     let dir = Dir::new();
     dir.file("0001_a.sql", "CREATE TABLE a (x);\n");
-    dir.up_sqlite(&["--ledger-table", "_ugw_ledger"])
-        .assert_code(0);
+    dir.up_sqlite(&["--ledger-table", "_ugw_ledger"]).succeeds();
     assert_eq!(dir.sqlite_tables(), ["_ugw_ledger", "a"]);
     let url = dir.sqlite_url();
     let status = migrate(&[
@@ -822,9 +813,8 @@ fn sqlite_ledger_table_names_the_ledger_and_status_finds_it_there() {
         "--dir",
         &dir.s(),
     ]);
-    status.assert_code(0);
+    status.succeeds();
     // Run again under the same name: nothing to do, no second ledger.
-    dir.up_sqlite(&["--ledger-table", "_ugw_ledger"])
-        .assert_code(0);
+    dir.up_sqlite(&["--ledger-table", "_ugw_ledger"]).succeeds();
     assert_eq!(dir.sqlite_tables(), ["_ugw_ledger", "a"]);
 }

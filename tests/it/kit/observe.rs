@@ -78,6 +78,11 @@ impl Background {
         self.pid
     }
 
+    /// Send it `sig` (it is still waited for by `finish`).
+    pub fn signal(&self, sig: i32) {
+        signal(self.pid.cast_signed(), sig);
+    }
+
     /// Whether it has not ended yet.
     pub fn is_running(&mut self) -> bool {
         self.running

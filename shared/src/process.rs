@@ -73,6 +73,51 @@ impl Process {
     }
 }
 
+impl Process {
+    /// When it started, in clock ticks since boot (field 22 of `/proc/PID/stat`), read
+    /// through the pidfd held: /proc is read, then the pidfd is asked whether its process
+    /// still runs, so a number read is this process's and never a newcomer's with its pid.
+    /// `None` when it is gone or /proc does not say. With [`boot_id`] it names one process
+    /// for good (how `ugw-swap --start` knows the service it started from a stranger).
+    #[must_use]
+    pub fn start_ticks(&self) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        // The name in parentheses may hold spaces; field 22 is the 20th after it.
+        let (_, rest) = stat.rsplit_once(')')?;
+        let ticks = rest.split_whitespace().nth(19)?.parse().ok()?;
+        self.alive().then_some(ticks)
+    }
+
+    /// Send `signal` to its whole process group (it leads one: a service started in a
+    /// session of its own), only while it runs. While the leader runs its pid is the group's
+    /// id and cannot name anything else; `Ok(false)` when it is gone already.
+    pub fn signal_group(&self, signal: Signal) -> Result<bool> {
+        if !self.alive() {
+            return Ok(false);
+        }
+        let Some(pid) = Pid::from_raw(self.pid) else {
+            return Ok(false);
+        };
+        match rustix::process::kill_process_group(pid, signal) {
+            Ok(()) => Ok(true),
+            Err(Errno::SRCH) => Ok(false),
+            Err(e) => Err(Error::io(
+                format!("cannot signal the process group of {}", self.pid),
+                &std::io::Error::from(e),
+            )),
+        }
+    }
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`): start ticks count from the boot, so
+/// the pair tells one process from any other, before or after a reboot.
+#[must_use]
+pub fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
 /// How a process ended, as `waitpid(2)` tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -156,6 +201,7 @@ impl Process {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt;
     use std::process::{Child, Command};
     use std::time::Duration;
 
@@ -299,6 +345,58 @@ mod tests {
         );
         assert_eq!(process.exit_status(), Some(ExitStatus::Signalled(9)));
         let _ = killed.wait();
+    }
+
+    #[test]
+    fn start_ticks_name_one_process_and_a_group_signal_reaches_its_members() {
+        // A leader of its own group with a child in it: TERM to the group stops both.
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("sleep 30 & echo $!; wait")
+            .stdout(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let member: i32 = line.trim().parse().unwrap();
+        let process = Process::from_pid(pid(&child)).unwrap().unwrap();
+        let ticks = process.start_ticks().unwrap();
+        assert_eq!(
+            process.start_ticks(),
+            Some(ticks),
+            "the same process, the same start"
+        );
+        let other = spawn("sleep 30");
+        let stranger = Process::from_pid(pid(&other)).unwrap().unwrap();
+        assert!(stranger.start_ticks().unwrap() >= ticks);
+        assert!(boot_id().is_some_and(|id| id.len() >= 32));
+
+        assert!(process.signal_group(Signal::TERM).unwrap());
+        let member = Process::from_pid(member).unwrap();
+        assert!(
+            process
+                .wait_gone(Instant::now() + Duration::from_secs(5), &Cancel::default())
+                .unwrap()
+        );
+        assert!(member.is_none_or(|m| {
+            m.wait_gone(Instant::now() + Duration::from_secs(5), &Cancel::default())
+                .unwrap()
+        }));
+        assert!(
+            !process.signal_group(Signal::TERM).unwrap(),
+            "gone: not signalled"
+        );
+        assert_eq!(process.start_ticks(), None, "gone: no start to tell");
+        assert!(stranger.alive(), "another group is untouched");
+        let _ = child.wait();
+        let mut other = other;
+        let _ = other.kill();
+        let _ = other.wait();
     }
 
     #[test]

@@ -28,6 +28,14 @@ impl Vouched {
         }
     }
 
+    /// What the step vouched for, in one word: an extracted folder's manifest digest, or the
+    /// file's sha256. A release moved from it records this (its marker's `fetched`).
+    pub(crate) fn digest(&self) -> String {
+        self.manifest_sha256
+            .clone()
+            .unwrap_or_else(|| self.sha256.clone())
+    }
+
     /// Whether `from` (given on the command line) is the artifact this step staged: the same
     /// file or folder, however the two paths are spelled.
     pub(crate) fn names(&self, from: &Path) -> bool {
@@ -78,7 +86,7 @@ pub(crate) fn check_digest(from: &Path, got: &str, expected: &str) -> Result<()>
 
 /// An extracted folder against the manifest the step vouches for (its digest); the folder's
 /// own marker, when it still lists that manifest, names the paths that differ.
-fn check_folder(from: &Path, vouched: &Vouched) -> Result<()> {
+pub(crate) fn check_folder(from: &Path, vouched: &Vouched) -> Result<()> {
     let Some(expected) = &vouched.manifest_sha256 else {
         return Err(mismatch(format!(
             "{} is a folder, and the ugw-fetch step records no manifest of it (an older \

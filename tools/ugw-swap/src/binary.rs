@@ -4,7 +4,7 @@
 //! (a rename, never a write into it, so no "text file busy").
 
 use crate::artifact::check_digest;
-use crate::restart::restart;
+use crate::restart::restart_service;
 use crate::this_run::nothing_to_take_back;
 use crate::{Options, Swapped, restart_failed};
 use std::io::Seek;
@@ -175,7 +175,7 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
     result.current = Some(new.clone());
     if old.as_deref() == Some(new.as_str()) {
         let what = target.display().to_string();
-        if crate::forced_restart(ctx, options, &mut result, &what)?.is_none() {
+        if crate::forced_restart(ctx, options, &mut result, &what, None)?.is_none() {
             ctx.reporter
                 .info(&format!("{what} is already this binary; nothing to do"));
         }
@@ -197,16 +197,11 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
         target.display(),
         &new[..12]
     ));
-    let Some(command) = &options.restart else {
+    // --start in binary mode runs CMD where ugw-swap runs (there is no release folder).
+    let Some(first) = restart_service(ctx, options, "after_switch", &result, None, None) else {
         return Ok(result);
     };
-    let first = restart(
-        ctx,
-        command,
-        options.restart_timeout,
-        "after_switch",
-        &result,
-    )?;
+    let first = first?;
     result.restarted = first.ok;
     let ok = first.ok;
     result.restarts.push(first);
@@ -219,14 +214,9 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
     ctx.cancel.critical(|| restore_previous(target))?;
     result.marked_failed = Some(new);
     result.current.clone_from(&old);
-    let again = restart(
-        ctx,
-        command,
-        options.restart_timeout,
-        "after_revert",
-        &result,
-    )?;
-    result.restarts.push(again);
+    if let Some(again) = restart_service(ctx, options, "after_revert", &result, None, None) {
+        result.restarts.push(again?);
+    }
     Err(restart_failed(&result, Some("the previous binary")))
 }
 
@@ -292,14 +282,8 @@ fn rollback(
         "rolled back: {} is the previous binary again",
         target.display()
     ));
-    if let Some(command) = &options.restart {
-        let run = restart(
-            ctx,
-            command,
-            options.restart_timeout,
-            "after_switch",
-            &result,
-        )?;
+    if let Some(run) = restart_service(ctx, options, "after_switch", &result, None, None) {
+        let run = run?;
         result.restarted = run.ok;
         let ok = run.ok;
         result.restarts.push(run);

@@ -9,9 +9,10 @@ mod link_at;
 mod place;
 mod releases;
 mod restart;
+mod start;
 mod this_run;
 
-use clap::{Arg, ArgAction, ArgMatches, Command};
+use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
 use std::path::PathBuf;
 use std::time::Duration;
 use ugw_shared::results::{Fetched, Swapped};
@@ -163,17 +164,75 @@ pub fn command() -> Command {
         Arg::new("force-restart")
             .long("force-restart")
             .action(ArgAction::SetTrue)
-            .requires("restart")
-            .help("Run --restart even when nothing was switched (the release is current already): to restart again after a failed start"),
+            .requires("restarter")
+            .help("Run --restart (or --start) even when nothing was switched (the release is current already): to restart again after a failed start"),
     )
     .arg(
         Arg::new("restart-timeout")
             .long("restart-timeout")
             .value_name("DURATION")
-            .value_parser(duration)
+            .value_parser(duration.clone())
             .default_value("2m")
             .help("How long CMD may take"),
     )
+    .arg(
+        Arg::new("start")
+            .long("start")
+            .value_name("CMD")
+            .conflicts_with("restart")
+            .requires("pidfile")
+            .help("Be the service manager: stop the process --pidfile names, start CMD detached for the release now live; if it exits at once, switch back and start the one before")
+            .long_help(
+                "Be the service manager of a service that has none (in place of --restart): \
+                 stop the process --pidfile names (SIGTERM to its process group, --stop-timeout, \
+                 then SIGKILL, waited for until it is gone), then run CMD (sh -c) in the folder of \
+                 the release now live (ROOT/releases/<version>, also in $UGW_RELEASE_DIR, its name \
+                 in $UGW_RELEASE), detached: in a session of its own, stdin /dev/null, stdout and \
+                 stderr appended to --log. Its pid is written to --pidfile atomically (first line \
+                 the pid, second which process it is). CMD must keep the service in the \
+                 foreground (exec it; no daemonising). A start counts when the process still runs \
+                 --alive-for later; one that exits before is a failed restart: the swap switches \
+                 back and starts the release before (exit 1, kind restart_failed). Stop, then \
+                 start: the release running holds the port the new one needs. A pidfile whose \
+                 process is gone is fine (said on stderr); one that names a process ugw-swap did \
+                 not start (written by hand, or its pid reused since) or that is a symbolic link \
+                 or another user's is refused before anything is switched, and nothing is \
+                 signalled (exit 1, kind unsafe_input).",
+            ),
+    )
+    .arg(
+        Arg::new("pidfile")
+            .long("pidfile")
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .requires("start")
+            .help("With --start: where the pid of the process started is kept (ugw-wait-healthy --pidfile FILE watches it)"),
+    )
+    .arg(
+        Arg::new("log")
+            .long("log")
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .requires("start")
+            .help("With --start: the file the service's stdout and stderr are appended to [default: the --pidfile with .log for its extension]"),
+    )
+    .arg(
+        Arg::new("stop-timeout")
+            .long("stop-timeout")
+            .value_name("DURATION")
+            .value_parser(duration.clone())
+            .default_value("10s")
+            .help("With --start: how long the process stopped has after SIGTERM before SIGKILL"),
+    )
+    .arg(
+        Arg::new("alive-for")
+            .long("alive-for")
+            .value_name("DURATION")
+            .value_parser(duration)
+            .default_value("1s")
+            .help("With --start: how long the process started must keep running for the start to count"),
+    )
+    .group(ArgGroup::new("restarter").args(["restart", "start"]))
     .arg(
         Arg::new("rollback")
             .long("rollback")
@@ -205,6 +264,8 @@ pub(crate) struct Options {
     pub mode: Option<u32>,
     pub force: bool,
     pub restart: Option<String>,
+    /// `--start`: ugw-swap stops and starts the service itself.
+    pub start: Option<start::Start>,
     pub force_restart: bool,
     pub restart_timeout: Duration,
     pub rollback: bool,
@@ -239,6 +300,7 @@ impl Options {
             mode: m.get_one::<u32>("mode").copied(),
             force: m.get_flag("force"),
             restart: m.get_one::<String>("restart").cloned(),
+            start: start_options(m)?,
             force_restart: m.get_flag("force-restart"),
             restart_timeout: *m.get_one::<Duration>("restart-timeout").expect("default"),
             rollback: m.get_flag("rollback"),
@@ -249,9 +311,40 @@ impl Options {
     }
 }
 
+/// `--start` and its flags; `None` without it.
+fn start_options(m: &ArgMatches) -> Result<Option<start::Start>> {
+    let Some(command) = m.get_one::<String>("start") else {
+        return Ok(None);
+    };
+    let pidfile = m
+        .get_one::<PathBuf>("pidfile")
+        .cloned()
+        .ok_or_else(|| Error::usage("--start needs --pidfile FILE"))?;
+    let log = m
+        .get_one::<PathBuf>("log")
+        .cloned()
+        .unwrap_or_else(|| start::Start::default_log(&pidfile));
+    if log == pidfile {
+        return Err(Error::usage(
+            "--log and --pidfile name the same file; give --log another one",
+        ));
+    }
+    Ok(Some(start::Start {
+        command: command.clone(),
+        pidfile,
+        log,
+        stop_timeout: *m.get_one::<Duration>("stop-timeout").expect("default"),
+        alive_for: *m.get_one::<Duration>("alive-for").expect("default"),
+    }))
+}
+
 /// Swap, roll back, or say what is live.
 pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
     let options = Options::from_matches(ctx, matches)?;
+    if let (Some(start), false) = (&options.start, options.status) {
+        // Before anything is switched: a pidfile that names a stranger is refused now.
+        start::check(start)?;
+    }
     let result = match (
         matches.get_one::<PathBuf>("root"),
         matches.get_one::<PathBuf>("target"),
@@ -274,10 +367,11 @@ pub(crate) fn forced_restart(
     options: &Options,
     result: &mut Swapped,
     what: &str,
+    live: Option<(&std::path::Path, &str)>,
 ) -> Result<Option<()>> {
-    let (true, Some(command)) = (options.force_restart, &options.restart) else {
+    if !options.force_restart {
         return Ok(None);
-    };
+    }
     if ctx.dry_run {
         result.would = Some(format!("restart ({what} is current already)"));
         return Ok(Some(()));
@@ -285,7 +379,11 @@ pub(crate) fn forced_restart(
     ctx.reporter.info(&format!(
         "{what} is current already; --force-restart: restarting anyway"
     ));
-    let run = restart::restart(ctx, command, options.restart_timeout, "forced", result)?;
+    let (dir, release) = live.map_or((None, None), |(dir, name)| (Some(dir), Some(name)));
+    let Some(run) = restart::restart_service(ctx, options, "forced", result, dir, release) else {
+        return Ok(None);
+    };
+    let run = run?;
     result.restarted = run.ok;
     let ok = run.ok;
     result.restarts.push(run);

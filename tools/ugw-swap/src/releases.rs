@@ -3,7 +3,7 @@
 //! it was staged); a release left by a rollback or a failed restart carries `.ugw-failed`.
 
 use crate::place::same_place;
-use crate::restart::restart;
+use crate::restart::restart_service;
 use crate::this_run::nothing_to_take_back;
 use crate::{Options, Swapped, restart_failed};
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,11 @@ struct Marker {
     sha256: String,
     /// Nanoseconds since the epoch when it was staged: the order of releases.
     staged_ns: u64,
+    /// What the `ugw-fetch` step it was moved from vouched for (its manifest's digest, or
+    /// the file's sha256): a rerun of that step's swap, after the move took the staged
+    /// artifact away, finds it here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fetched: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -248,7 +253,7 @@ impl Root {
         std::fs::create_dir_all(self.releases()).map_err(io("create", &self.releases()))?;
         let folder = self.release(&name);
         let sha256 = sha256_path(&self.link(), OURS)?;
-        write_marker(&self.link(), &name, &sha256)?;
+        write_marker(&self.link(), &name, &sha256, None)?;
         // A rename then a new link: `current` is missing between the two (once, ever).
         rename_durable(&self.link(), &folder)?;
         self.switch_to(&name)?;
@@ -271,6 +276,31 @@ impl Root {
                 "releases/{version} exists and was not staged by ugw; --force replaces it"
             ))),
             _ => Ok(true),
+        }
+    }
+
+    /// The digest of `releases/<version>` when an earlier swap of this run moved the fetch
+    /// step's artifact there (so `from`, the step's path, is gone): a rerun finds it staged
+    /// already instead of failing on the missing folder. `None` in every other case.
+    fn moved_already(
+        &self,
+        from: &Path,
+        version: &str,
+        vouched: Option<&crate::artifact::Vouched>,
+    ) -> Option<String> {
+        let vouched = vouched?;
+        let gone = std::fs::symlink_metadata(from)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        let marker = self.marker(version).filter(|_| gone)?;
+        (marker.fetched.as_deref() == Some(vouched.digest().as_str())).then_some(marker.sha256)
+    }
+
+    /// The artifact's digest once it is checked (`artifact::check`), or the release's when a
+    /// swap of this run moved it there already.
+    fn checked_digest(&self, from: &Path, version: &str, options: &Options) -> Result<String> {
+        match self.moved_already(from, version, options.vouched.as_ref()) {
+            Some(sha256) => Ok(sha256),
+            None => crate::artifact::check(from, options.vouched.as_ref(), OURS),
         }
     }
 
@@ -328,20 +358,49 @@ impl Root {
         std::fs::create_dir_all(&releases).map_err(io("create", &releases))?;
         let temp = releases.join(format!(".{version}.{}.staging", now_ns()));
         ctx.track_temp(&temp);
-        std::fs::create_dir(&temp).map_err(io("create", &temp))?;
-        let meta = std::fs::metadata(from).map_err(io("read", from))?;
-        if meta.is_dir() {
+        let meta = std::fs::symlink_metadata(from).map_err(io("read", from))?;
+        let name = from
+            .file_name()
+            .ok_or_else(|| Error::usage(format!("{} has no file name", from.display())))?;
+        // Before anything is moved: a --link that cannot be made fails here, not with the
+        // staged artifact half-way into releases/.
+        for (shared, _) in &options.links {
+            let shared = self.dir.join(shared);
+            if !shared.exists() {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("--link: {} does not exist", shared.display()),
+                ));
+            }
+        }
+        let moved = match &options.vouched {
+            Some(vouched) => move_in(from, &temp, meta.is_dir(), vouched, sha256)?,
+            None => false,
+        };
+        if moved {
+            ctx.reporter.info(&format!(
+                "moved {} into releases/ (one file system: nothing copied)",
+                from.display()
+            ));
+        } else if meta.is_dir() {
+            std::fs::create_dir(&temp).map_err(io("create", &temp))?;
             copy_tree(from, &temp)?;
         } else {
-            let name = from
-                .file_name()
-                .ok_or_else(|| Error::usage(format!("{} has no file name", from.display())))?;
+            std::fs::create_dir(&temp).map_err(io("create", &temp))?;
             copy_file(from, &temp.join(name))?;
         }
         for (shared, target) in &options.links {
             self.link_shared(&temp, shared, target)?;
         }
-        write_marker(&temp, version, sha256)?;
+        let fetched = moved
+            .then(|| {
+                options
+                    .vouched
+                    .as_ref()
+                    .map(crate::artifact::Vouched::digest)
+            })
+            .flatten();
+        write_marker(&temp, version, sha256, fetched)?;
         sync_dir(&temp)?;
         let final_path = self.release(version);
         if std::fs::symlink_metadata(&final_path).is_err() {
@@ -487,14 +546,89 @@ fn is_leftover_name(name: &str) -> bool {
     })
 }
 
-fn write_marker(folder: &Path, version: &str, sha256: &str) -> Result<()> {
+fn write_marker(folder: &Path, version: &str, sha256: &str, fetched: Option<String>) -> Result<()> {
     let marker = Marker {
         version: version.to_string(),
         sha256: sha256.to_string(),
         staged_ns: now_ns(),
+        fetched,
     };
     let text = serde_json::to_vec(&marker).expect("a marker always serialises");
     ugw_shared::atomic::write_atomic(&folder.join(MARKER), &text)
+}
+
+/// Move the artifact a `ugw-fetch` step of this run staged (and `vouched` for) into `temp`, a
+/// private name in `releases/`, in one rename (issue 21 item 16: staged once, on disk once).
+/// `Ok(false)` when the two are on different file systems (EXDEV): it is copied instead, as a
+/// hand-given `--from` always is (the operator's own folder is never taken away). What was
+/// moved is checked again where it is now, under a name only this run uses in a folder of
+/// ours, before it gets a release's name: the fetch step's manifest (or sha256) and the digest
+/// checked before the move (`sha256`, which the marker records). When it differs (it changed
+/// between the check and the move) it is moved back and refused: `checksum_mismatch`.
+fn move_in(
+    from: &Path,
+    temp: &Path,
+    is_dir: bool,
+    vouched: &crate::artifact::Vouched,
+    sha256: &str,
+) -> Result<bool> {
+    let moved_to = if is_dir {
+        temp.to_path_buf()
+    } else {
+        std::fs::create_dir(temp).map_err(io("create", temp))?;
+        temp.join(from.file_name().unwrap_or_default())
+    };
+    match std::fs::rename(from, &moved_to) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            if !is_dir {
+                let _ = std::fs::remove_dir(temp);
+            }
+            return Ok(false);
+        }
+        Err(e) => return Err(io("move", from)(e)),
+    }
+    let checked = if is_dir {
+        crate::artifact::check_folder(&moved_to, vouched)
+            .and_then(|()| sha256_path(&moved_to, OURS))
+    } else {
+        ugw_shared::digest::sha256_file(&moved_to).and_then(|got| {
+            crate::artifact::check_digest(&moved_to, &got, &vouched.sha256).map(|()| got)
+        })
+    };
+    let refused = match checked {
+        Ok(got) if got == sha256 => None,
+        Ok(got) => Some(Error::new(
+            ErrorKind::ChecksumMismatch,
+            format!(
+                "{} changed between its check and its move into releases/ (sha256 {got},                  checked {sha256}); nothing was switched",
+                from.display()
+            ),
+        )),
+        Err(e) => Some(e),
+    };
+    let Some(refused) = refused else {
+        if let Some(staging) = from.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(staging)?;
+        }
+        return Ok(true);
+    };
+    // Back where the fetch step left it: refused, nothing switched, nothing lost.
+    let back = std::fs::rename(&moved_to, from);
+    if !is_dir {
+        let _ = std::fs::remove_dir(temp);
+    }
+    Err(match back {
+        Ok(()) => refused,
+        Err(e) => Error::new(
+            refused.kind,
+            format!(
+                "{}; and it could not be moved back from {}: {e}",
+                refused.message,
+                moved_to.display()
+            ),
+        ),
+    })
 }
 
 fn copy_file(from: &Path, to: &Path) -> Result<()> {
@@ -593,7 +727,7 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
     check_version(&version)?;
     // Before anything changes: only its owner or root can change the artifact, and when a
     // fetch step of this run staged it, it is what that step verified.
-    let sha256 = crate::artifact::check(&from, options.vouched.as_ref(), OURS)?;
+    let sha256 = root.checked_digest(&from, &version, options)?;
 
     let mut current = root.current()?;
     if current == Current::HandMade {
@@ -623,7 +757,9 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
     if previous.as_deref() == Some(version.as_str()) && !restage {
         result.current = Some(version.clone());
         let what = format!("releases/{version}");
-        if crate::forced_restart(ctx, options, &mut result, &what)?.is_none() {
+        let dir = root.release(&version);
+        let live = Some((dir.as_path(), version.as_str()));
+        if crate::forced_restart(ctx, options, &mut result, &what, live)?.is_none() {
             ctx.reporter
                 .info(&format!("{what} is already current; nothing to do"));
         }
@@ -649,14 +785,16 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
             .as_deref()
             .map_or_else(String::new, |p| format!(" (was {p})"))
     ));
-    if let Some(command) = &options.restart {
-        let first = restart(
-            ctx,
-            command,
-            options.restart_timeout,
-            "after_switch",
-            &result,
-        )?;
+    let dir = root.release(&version);
+    if let Some(first) = restart_service(
+        ctx,
+        options,
+        "after_switch",
+        &result,
+        Some(&dir),
+        Some(&version),
+    ) {
+        let first = first?;
         let ok = first.ok;
         result.restarts.push(first);
         result.restarted = ok;
@@ -700,7 +838,7 @@ fn would(from: &Path, version: &str, restage: bool, options: &Options) -> String
     } else {
         String::new()
     };
-    let then = if options.restart.is_some() {
+    let then = if options.restart.is_some() || options.start.is_some() {
         ", then restart"
     } else {
         ""
@@ -804,16 +942,18 @@ fn revert(
         result.previous = Some(version.to_string());
         result.marked_failed = Some(version.to_string());
     }
-    let command = options.restart.as_deref().unwrap_or_default();
-    match restart(
+    let dir = root.release(previous);
+    match restart_service(
         ctx,
-        command,
-        options.restart_timeout,
+        options,
         "after_revert",
         &result,
+        Some(&dir),
+        Some(previous),
     ) {
-        Ok(again) => result.restarts.push(again),
-        Err(e) => return e.with_typed(&result),
+        Some(Ok(again)) => result.restarts.push(again),
+        Some(Err(e)) => return e.with_typed(&result),
+        None => {}
     }
     restart_failed(&result, Some(previous))
 }
@@ -897,14 +1037,16 @@ fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) 
     ctx.reporter.info(&format!(
         "rolled back: current -> releases/{target}; {current} marked failed"
     ));
-    if let Some(command) = &options.restart {
-        let run = restart(
-            ctx,
-            command,
-            options.restart_timeout,
-            "after_switch",
-            &result,
-        )?;
+    let dir = root.release(&target);
+    if let Some(run) = restart_service(
+        ctx,
+        options,
+        "after_switch",
+        &result,
+        Some(&dir),
+        Some(&target),
+    ) {
+        let run = run?;
         let ok = run.ok;
         result.restarts.push(run);
         result.restarted = ok;
@@ -993,6 +1135,77 @@ mod tests {
             assert!(check_version(bad).is_err(), "{bad}");
         }
         assert!(check_version("v1.2.3").is_ok());
+    }
+
+    /// A staged folder as ugw-fetch leaves it, and the word of its fetch step.
+    fn fetched_folder(dir: &Path) -> (PathBuf, crate::artifact::Vouched, String) {
+        let from = dir.join("staging/app");
+        std::fs::create_dir_all(from.join("bin")).unwrap();
+        std::fs::write(from.join("bin/app"), "v1").unwrap();
+        let manifest = ugw_shared::tree_manifest::TreeManifest::of(&from, &[]).unwrap();
+        let vouched = crate::artifact::Vouched {
+            path: from.clone(),
+            sha256: "00".repeat(32),
+            manifest_sha256: Some(manifest.digest()),
+        };
+        let sha256 = sha256_path(&from, OURS).unwrap();
+        std::fs::create_dir(dir.join("releases")).unwrap();
+        (from, vouched, sha256)
+    }
+
+    #[test]
+    fn a_move_keeps_the_inode_and_a_folder_changed_before_it_is_moved_back_and_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, vouched, sha256) = fetched_folder(dir.path());
+        let inode = std::fs::metadata(from.join("bin/app")).unwrap().ino();
+        let temp = dir.path().join("releases/.v1.1.staging");
+        assert!(move_in(&from, &temp, true, &vouched, &sha256).unwrap());
+        assert_eq!(
+            std::fs::metadata(temp.join("bin/app")).unwrap().ino(),
+            inode
+        );
+        assert!(!from.exists());
+
+        // Changed after its check (the digest given), before the move: checked again where
+        // it landed, refused, and put back where it was.
+        let dir = tempfile::tempdir().unwrap();
+        let (from, vouched, sha256) = fetched_folder(dir.path());
+        std::fs::write(from.join("bin/app"), "evil").unwrap();
+        let temp = dir.path().join("releases/.v1.1.staging");
+        let err = move_in(&from, &temp, true, &vouched, &sha256).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ChecksumMismatch, "{}", err.message);
+        assert!(!temp.exists());
+        assert_eq!(
+            std::fs::read_to_string(from.join("bin/app")).unwrap(),
+            "evil"
+        );
+
+        // The same content with another digest than the one checked (the marker would lie).
+        let dir = tempfile::tempdir().unwrap();
+        let (from, vouched, _) = fetched_folder(dir.path());
+        let temp = dir.path().join("releases/.v1.1.staging");
+        let err = move_in(&from, &temp, true, &vouched, "not-the-digest").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ChecksumMismatch, "{}", err.message);
+        assert!(from.join("bin/app").exists());
+
+        // A file: by the sha256 the step verified.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("staging")).unwrap();
+        std::fs::create_dir(dir.path().join("releases")).unwrap();
+        let file = dir.path().join("staging/app");
+        std::fs::write(&file, "binary").unwrap();
+        let digest = ugw_shared::digest::sha256_file(&file).unwrap();
+        let vouched = crate::artifact::Vouched {
+            path: file.clone(),
+            sha256: digest.clone(),
+            manifest_sha256: None,
+        };
+        std::fs::write(&file, "tampered").unwrap();
+        let temp = dir.path().join("releases/.app.1.staging");
+        let err = move_in(&file, &temp, false, &vouched, &digest).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ChecksumMismatch, "{}", err.message);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "tampered");
+        assert!(!temp.exists());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `--restart CMD` through the shared runner, kept in the record as one entry per run (the
-//! restart after the switch, and the one after switching back).
+//! `--restart CMD` through the shared runner, or `--start CMD` (ugw-swap starting the service
+//! itself), kept in the record as one entry per run (the restart after the switch, and the one
+//! after switching back).
 
 use std::time::{Duration, Instant};
 use ugw_shared::results::{RestartRun, Swapped};
@@ -17,7 +18,7 @@ const SHOWN_LINES: usize = 10;
 
 /// A failed restart's own words on stderr (issue 21 item 7): its last lines, scrubbed as the
 /// record is (the whole output first, so no secret is cut in two), controls made visible.
-fn show_last_lines(ctx: &Ctx, phase: &str, outcome: &str, output: &[u8]) {
+pub(crate) fn show_last_lines(ctx: &Ctx, phase: &str, outcome: &str, output: &[u8]) {
     let text = ctx
         .reporter
         .scrubber()
@@ -80,5 +81,64 @@ pub(crate) fn restart(
         exit: outcome.exit_code(),
         elapsed_ms: ugw_shared::time::millis(outcome.elapsed),
         output: excerpt(&output, OUTPUT_EXCERPT),
+    })
+}
+
+/// The restart a swap asked for, `--restart` or `--start`; `None` when it asked for neither.
+/// `dir` is the folder of the release now live (`--start` runs CMD there), `release` its
+/// name.
+pub(crate) fn restart_service(
+    ctx: &Ctx,
+    options: &crate::Options,
+    phase: &str,
+    switched: &Swapped,
+    dir: Option<&std::path::Path>,
+    release: Option<&str>,
+) -> Option<Result<RestartRun>> {
+    if let Some(start) = &options.start {
+        return Some(start_service(ctx, start, phase, switched, dir, release));
+    }
+    let command = options.restart.as_deref()?;
+    Some(restart(
+        ctx,
+        command,
+        options.restart_timeout,
+        phase,
+        switched,
+    ))
+}
+
+/// `--start`: stop what the pidfile names, then start CMD for the release now live.
+fn start_service(
+    ctx: &Ctx,
+    start: &crate::start::Start,
+    phase: &str,
+    switched: &Swapped,
+    dir: Option<&std::path::Path>,
+    release: Option<&str>,
+) -> Result<RestartRun> {
+    let began = Instant::now();
+    ctx.reporter.info(&format!(
+        "restarting ({phase}): stop what {} names, then start {}",
+        start.pidfile.display(),
+        release.unwrap_or("the service")
+    ));
+    let carry = |e: ugw_shared::Error| match e.result {
+        Some(_) => e,
+        None => e.with_typed(switched),
+    };
+    let stopped = crate::start::stop(ctx, start).map_err(carry)?;
+    let started = crate::start::start(ctx, start, dir, release).map_err(carry)?;
+    let outcome = format!("{stopped}; {}", started.outcome);
+    if !started.ok {
+        show_last_lines(ctx, phase, &started.outcome, &started.output);
+    }
+    Ok(RestartRun {
+        phase: phase.to_string(),
+        ok: started.ok,
+        outcome,
+        exit: started.exit,
+        elapsed_ms: ugw_shared::time::millis(began.elapsed()),
+        output: excerpt(&started.output, OUTPUT_EXCERPT),
     })
 }

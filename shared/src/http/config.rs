@@ -55,47 +55,7 @@ impl Default for HttpConfig {
 impl HttpConfig {
     /// The shared HTTP flags (`http::args()`). Secret values go to the scrubber first.
     pub fn from_matches(matches: &ArgMatches, scrubber: &Scrubber) -> Result<Self> {
-        let mut config = HttpConfig::default();
-        for raw in matches.get_many::<String>("header").into_iter().flatten() {
-            let Some((name, value)) = raw.split_once(':') else {
-                // Not quoted: a malformed header may well hold the secret itself.
-                return Err(Error::usage(
-                    "a --header is not 'NAME: VALUE' (its text is not shown, as it may hold a secret)",
-                ));
-            };
-            let name = name.trim();
-            config.headers.push(Header {
-                name: name.to_string(),
-                value: value.trim().to_string(),
-                secret: Scrubber::is_secret_name(name),
-            });
-        }
-        for raw in matches
-            .get_many::<String>("header-env")
-            .into_iter()
-            .flatten()
-        {
-            let Some((name, var)) = raw.split_once('=') else {
-                return Err(Error::usage(format!(
-                    "--header-env '{raw}' is not 'NAME=ENVVAR'"
-                )));
-            };
-            let value = std::env::var(var.trim()).map_err(|_| {
-                Error::usage(format!(
-                    "--header-env {raw}: environment variable {} is not set (or not UTF-8)",
-                    var.trim()
-                ))
-            })?;
-            config.headers.push(Header {
-                name: name.trim().to_string(),
-                value,
-                secret: true,
-            });
-        }
-        config.register_secrets(scrubber);
-        config.cacert = matches.get_one::<PathBuf>("cacert").cloned();
-        config.insecure = matches.get_flag("insecure");
-        Ok(config)
+        super::HttpFlags::from_matches(matches).config(scrubber)
     }
 
     /// Add a header for every request (to the request's origin only).

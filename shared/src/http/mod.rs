@@ -5,17 +5,20 @@
 
 mod client;
 mod config;
+pub mod expect;
+mod flags;
+pub mod scoped;
 mod tls;
 mod transport;
 
 pub use client::{Body, HttpClient, HttpResponse, Request, RequestBody, Response};
 pub use config::{Header, HttpConfig};
+pub use expect::{BODY_LIMIT, Expectations, GivenAs, JqBudget, MissKind, Missed};
+pub use flags::{HttpFlags, args};
 pub use tls::{AnyCertificate, CertificateJudge, Judged, PeerCertificate, peer_certificate};
 
 use crate::error::{Error, Result};
 use crate::scrub::Scrubber;
-use clap::{Arg, ArgAction};
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 /// HTTP methods, for tools that let the operator choose one.
 pub use ureq::http::Method;
@@ -23,7 +26,11 @@ use url::Url;
 
 /// A set of HTTP status codes as operators write it: `200`, `200,204`, `2xx`, `200-299`.
 #[derive(Debug, Clone)]
-pub struct StatusSet(Vec<(u16, u16)>);
+pub struct StatusSet {
+    ranges: Vec<(u16, u16)>,
+    /// As written, for messages (`expecting 2xx`).
+    text: String,
+}
 
 impl StatusSet {
     pub fn parse(text: &str, flag: &str) -> Result<Self> {
@@ -59,41 +66,24 @@ impl StatusSet {
             }
             ranges.push(range);
         }
-        Ok(StatusSet(ranges))
+        Ok(StatusSet {
+            ranges,
+            text: text.trim().to_string(),
+        })
+    }
+
+    /// The list as it was written.
+    #[must_use]
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     #[must_use]
     pub fn contains(&self, code: u16) -> bool {
-        self.0
+        self.ranges
             .iter()
             .any(|(low, high)| (*low..=*high).contains(&code))
     }
-}
-
-/// The HTTP flags, defined once for every tool that speaks HTTP.
-#[must_use]
-pub fn args() -> Vec<Arg> {
-    vec![
-        Arg::new("header")
-            .long("header")
-            .value_name("'NAME: VALUE'")
-            .action(ArgAction::Append)
-            .help("Send this header with every request (repeatable); not for secrets, see --header-env"),
-        Arg::new("header-env")
-            .long("header-env")
-            .value_name("NAME=ENVVAR")
-            .action(ArgAction::Append)
-            .help("Send header NAME with the value of environment variable ENVVAR (repeatable); the value is never shown"),
-        Arg::new("cacert")
-            .long("cacert")
-            .value_name("FILE")
-            .value_parser(clap::value_parser!(PathBuf))
-            .help("Trust the certificates in this PEM file (CAs, or the server's own self-signed one) instead of the system's"),
-        Arg::new("insecure")
-            .long("insecure")
-            .action(ArgAction::SetTrue)
-            .help("Do not verify TLS certificates (self-signed test set-ups only)"),
-    ]
 }
 
 /// Check a URL given on the command line (http or https, with a host) and register the

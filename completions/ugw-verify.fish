@@ -34,7 +34,7 @@ complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l lock-timeout -d '
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l host-id -d 'The host name in the record, where several nodes share one machine' -r
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l checks -d 'Run the checks of this file ({"checks": [...]}; see below)' -r -F
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l http -d 'Check that a GET of URL answers (the flags after it apply to it)' -r
-complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l status -d 'The status the --http before it must answer: 200, 2xx, 200-299 [default: 200]' -r
+complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l status -d 'The status the --http before it must answer: 200, 2xx, 200-299 [default: 2xx]' -r
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l expect -d 'A jq expression on the JSON body of the --http before it that must be true (repeatable)' -r
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l max-latency -d 'The --http before it must answer within this' -r
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -l cmd -d 'Check that a command (sh -c, its own process group) exits 0' -r
@@ -64,7 +64,7 @@ complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -f -a "baseline" -d 
 complete -c ugw-verify -n "__fish_ugw_verify_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ugw-verify -n "__fish_ugw_verify_using_subcommand baseline" -l checks -d 'Run the checks of this file ({"checks": [...]}; see below)' -r -F
 complete -c ugw-verify -n "__fish_ugw_verify_using_subcommand baseline" -l http -d 'Check that a GET of URL answers (the flags after it apply to it)' -r
-complete -c ugw-verify -n "__fish_ugw_verify_using_subcommand baseline" -l status -d 'The status the --http before it must answer: 200, 2xx, 200-299 [default: 200]' -r
+complete -c ugw-verify -n "__fish_ugw_verify_using_subcommand baseline" -l status -d 'The status the --http before it must answer: 200, 2xx, 200-299 [default: 2xx]' -r
 complete -c ugw-verify -n "__fish_ugw_verify_using_subcommand baseline" -l expect -d 'A jq expression on the JSON body of the --http before it that must be true (repeatable)' -r
 complete -c ugw-verify -n "__fish_ugw_verify_using_subcommand baseline" -l max-latency -d 'The --http before it must answer within this' -r
 complete -c ugw-verify -n "__fish_ugw_verify_using_subcommand baseline" -l cmd -d 'Check that a command (sh -c, its own process group) exits 0' -r

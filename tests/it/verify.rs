@@ -1553,3 +1553,82 @@ fn refused_naming(file: &std::path::Path, path: &str) {
         "{message}\n wanted {path}"
     );
 }
+
+/// Drift fix (issue 22): ugw-verify wanted 200 where ugw-wait-healthy wanted 2xx; both judge
+/// with the shared `http::Expectations` now, whose default is 2xx, so a `204 No Content`
+/// answer passes a check that names no status, given as a flag or in a checks file (before,
+/// both failed with "status 204, expecting 200").
+#[test]
+fn a_check_that_names_no_status_wants_any_success_as_wait_healthy_does() {
+    let server = kit::RawServer::start(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let file = checks_file(
+        dir.path(),
+        &json!([{"name": "file", "type": "http", "url": url}]),
+    );
+    let out = verify(&["--checks", kit::s(&file), "--http", &url]);
+    out.assert_code(0);
+    assert_eq!(
+        outcomes(&result_of(&out)),
+        pairs(&[("file", "passed"), (&url, "passed")])
+    );
+    assert_eq!(check(&result_of(&out), "file")["expected"], "status 2xx");
+    // A status given still says what it wants, in the words wait-healthy uses.
+    let out = verify(&["--http", &url, "--status", "200"]);
+    out.assert_code(1);
+    let why = message(&result_of(&out), &url).to_string();
+    assert!(
+        why.starts_with("status 204 No Content, expecting 200"),
+        "{why}"
+    );
+}
+
+/// A JSON answer of about 2 MiB: `{"status":"ok","pad":"xxx…"}`.
+pub fn two_mib_json_answer() -> Vec<u8> {
+    let body = format!(r#"{{"status":"ok","pad":"{}"}}"#, "x".repeat(2 << 20));
+    let mut answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(body.as_bytes());
+    answer
+}
+
+/// Drift fix (issue 22): one body limit for both tools, 16 MiB (what the metrics scrape
+/// reads); a 2 MiB JSON answer is judged whole (before: "the body is larger than 1024 KiB").
+#[test]
+fn a_2_mib_json_answer_is_judged_whole() {
+    let server = kit::RawServer::start(&two_mib_json_answer());
+    let url = server.url();
+    let out = verify(&["--http", &url, "--expect", ".status == \"ok\""]);
+    out.assert_code(0);
+    assert_eq!(outcomes(&result_of(&out)), pairs(&[(&url, "passed")]));
+}
+
+/// Drift fix (issue 22): a jq expectation still running at the check's deadline is never a
+/// pass: the check timed out, as a check that never answered does ("timed out: …"), where
+/// before it was a plain assertion failure naming --timeout (which is not what ran out).
+#[test]
+fn a_jq_expectation_cut_by_the_checks_deadline_is_a_timed_out_check() {
+    let server = kit::RawServer::start(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = checks_file(
+        dir.path(),
+        &json!([{"name": "runaway", "type": "http", "url": server.url(), "timeout": "1s",
+                 "expect": ["[range(1e12)] | length > 0"]}]),
+    );
+    let started = Instant::now();
+    let out = verify(&["--checks", kit::s(&file)]);
+    out.assert_code(1);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(out.last_step().error_kind(), "check_failed");
+    let result = result_of(&out);
+    assert_eq!(outcomes(&result), pairs(&[("runaway", "failed")]));
+    let why = message(&result, "runaway");
+    assert!(why.starts_with("timed out: "), "{why}");
+    assert!(why.contains("[range(1e12)] | length > 0"), "{why}");
+}

@@ -2039,3 +2039,43 @@ fn a_missing_version_names_the_paths_that_look_like_versions() {
     ])
     .succeeds();
 }
+
+/// Drift fix (issue 22): one body limit for ugw-wait-healthy and ugw-verify, 16 MiB (what the
+/// metrics scrape reads); a 2 MiB JSON answer is judged whole (before: "the body is larger
+/// than 1024 KiB", waited out to the deadline).
+#[test]
+fn a_2_mib_json_answer_is_judged_whole() {
+    let server = kit::RawServer::start(&crate::verify::two_mib_json_answer());
+    let out = wait_healthy(&[
+        "--once",
+        "--url",
+        &server.url(),
+        "--expect",
+        ".status == \"ok\"",
+    ]);
+    out.assert_code(0);
+    assert!(out.wait_result().healthy, "{}", out.stderr);
+}
+
+/// A jq expectation still running at the deadline is never healthy: the wait ends with kind
+/// timeout, naming the expression (the same rule ugw-verify keeps for a check's deadline).
+#[test]
+fn a_jq_expectation_cut_by_the_deadline_is_a_timeout_never_healthy() {
+    let server = kit::RawServer::start(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    );
+    let out = wait_healthy(&[
+        "--timeout",
+        "1s",
+        "--url",
+        &server.url(),
+        "--expect",
+        "[range(1e12)] | length > 0",
+    ]);
+    out.assert_code(1);
+    let step = out.last_step();
+    assert_eq!(step.error_kind(), "timeout");
+    assert!(!out.wait_result().healthy);
+    let message = &step.error.as_ref().unwrap().message;
+    assert!(message.contains("[range(1e12)] | length > 0"), "{message}");
+}

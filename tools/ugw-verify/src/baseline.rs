@@ -5,10 +5,8 @@ use crate::check::Verdict;
 use crate::compare::{self, Tolerances};
 use crate::spec::{self, Check};
 use crate::table;
-use clap::ArgMatches;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 use ugw_shared::record::Status;
 use ugw_shared::results::{CheckResult, Comparison, Verified, VerifyBaseline};
 use ugw_shared::{Ctx, Error, Result};
@@ -52,13 +50,13 @@ pub fn measuring_only(checks: Vec<Check>) -> Result<Vec<Check>> {
 
 /// The baseline to compare with: `--baseline FILE`, else the last ok baseline step of the
 /// record. Without one, nothing is run (exit 2): a comparison with nothing is no pass.
-pub fn find(ctx: &Ctx, m: &ArgMatches, checks: &[Check]) -> Result<VerifyBaseline> {
+pub fn find(ctx: &Ctx, file: Option<&Path>, checks: &[Check]) -> Result<VerifyBaseline> {
     if !checks.iter().any(Check::is_measuring) {
         return Err(Error::usage(
             "--compare needs a measuring check: an http check with samples, or a metrics check with measure",
         ));
     }
-    if let Some(path) = m.get_one::<PathBuf>("baseline") {
+    if let Some(path) = file {
         let bytes = ugw_shared::atomic::read_capped(path, 16 << 20).map_err(|e| {
             Error::usage(format!(
                 "--baseline {}: cannot read it ({e})",
@@ -85,8 +83,8 @@ pub fn find(ctx: &Ctx, m: &ArgMatches, checks: &[Check]) -> Result<VerifyBaselin
 
 /// A baseline measured on another host says nothing of this one (other hardware, other
 /// load): refused unless `--baseline-any-host` says it is meant.
-pub fn same_host(ctx: &Ctx, m: &ArgMatches, baseline: &VerifyBaseline) -> Result<()> {
-    if baseline.host == ctx.host || m.get_flag("baseline-any-host") {
+pub fn same_host(ctx: &Ctx, any_host: bool, baseline: &VerifyBaseline) -> Result<()> {
+    if baseline.host == ctx.host || any_host {
         return Ok(());
     }
     let taken = if baseline.host.is_empty() {
@@ -150,21 +148,6 @@ pub fn apply(
         all.extend(rows);
     }
     all
-}
-
-/// The tolerances of `--compare`.
-pub fn tolerances(m: &ArgMatches) -> Tolerances {
-    let fraction = |id: &str| m.get_one::<f64>(id).copied().unwrap_or_default();
-    Tolerances {
-        latency: fraction("latency-tolerance"),
-        latency_floor: m
-            .get_one::<Duration>("latency-floor")
-            .copied()
-            .unwrap_or_default(),
-        errors: fraction("error-tolerance"),
-        memory: fraction("memory-tolerance"),
-        memory_floor: fraction("memory-floor"),
-    }
 }
 
 /// `--memory-floor`: a size such as `8MiB` (plain numbers are bytes).

@@ -8,17 +8,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
-use ugw_shared::http::{HttpClient, HttpResponse, Request};
-use ugw_shared::jq::{JqExpr, JqInput, parse_json};
+use ugw_shared::http::expect::{QUOTE_BYTES, first_text, json_body};
+use ugw_shared::http::{BODY_LIMIT, HttpClient, HttpResponse, JqBudget, Request};
+use ugw_shared::jq::{JqExpr, JqInput};
 use ugw_shared::poll::Attempt;
 use ugw_shared::results::Observation;
 use ugw_shared::scrub::{Scrubber, excerpt};
 use ugw_shared::time::{human, millis};
-
-/// How much of a body is read for the assertions.
-pub const BODY_LIMIT: usize = 1024 * 1024;
-/// How much of a body or output goes into a message.
-pub const QUOTE_BYTES: usize = 80;
+use ugw_shared::{Error, ErrorKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -213,20 +210,8 @@ pub fn render_headers(
         .collect()
 }
 
-fn http_expected(http: &HttpCheck) -> String {
-    let mut parts = vec![format!("status {}", http.status_text)];
-    if let Some(max) = http.max_latency {
-        parts.push(format!("within {}", human(max)));
-    }
-    parts.extend(http.expect.iter().map(|e| e.text().to_string()));
-    if let Some(re) = &http.body_regex {
-        parts.push(format!("body =~ /{}/", re.as_str()));
-    }
-    parts.join(", ")
-}
-
 fn run_http(http: &HttpCheck, request: Request, shared: &Shared, until: Instant) -> Outcome {
-    let expected = http_expected(http);
+    let expected = http.expect.describe();
     let response = match shared
         .client
         .fetch_request(request, until, BODY_LIMIT, &shared.cancel)
@@ -235,109 +220,86 @@ fn run_http(http: &HttpCheck, request: Request, shared: &Shared, until: Instant)
         Err(e) => return Outcome::failed(expected, "no answer".into(), e.message),
     };
     let observed = format!("{} in {}", response.status, human(response.latency));
-    match judge_http(http, &response, until, &shared.cancel) {
-        Ok(captured) => Outcome {
+    let jq = JqBudget {
+        until,
+        cancel: &shared.cancel,
+    };
+    match judge_http(http, &response, jq) {
+        Ok(Ok(captured)) => Outcome {
             captured,
             ..Outcome::passed(expected, observed)
         },
-        Err(why) => Outcome::failed(expected, observed, why),
+        Ok(Err(why)) => Outcome::failed(expected, observed, why),
+        Err(cut) => Outcome::failed(expected, observed, cut_short(&cut)),
     }
 }
 
-/// The first assertion that fails, in words; else the captured values.
+/// A jq evaluation the check's deadline or a signal cut short: never a pass. At the
+/// deadline the check timed out, as one that never answered does; on a signal the run is
+/// interrupted (`schedule` ends it), and the check says so.
+pub fn cut_short(cut: &Error) -> String {
+    match cut.kind {
+        ErrorKind::Timeout => format!("timed out: {}", cut.message),
+        _ => cut.message.clone(),
+    }
+}
+
+/// The first assertion that fails, in words (inner `Err`); else the captured values. An
+/// outer `Err` when a jq evaluation was cut short (see [`cut_short`]).
 fn judge_http(
     http: &HttpCheck,
     response: &HttpResponse,
-    until: Instant,
-    cancel: &Cancel,
-) -> Result<Vec<(String, String)>, String> {
-    let body = || excerpt(&response.body, QUOTE_BYTES);
-    if !http.status.contains(response.status) {
-        return Err(format!(
-            "status {}, expecting {} (body '{}')",
-            response.status,
-            http.status_text,
-            body()
-        ));
+    jq: JqBudget,
+) -> ugw_shared::Result<Result<Vec<(String, String)>, String>> {
+    let json = http
+        .expect
+        .reads_json(!http.capture.is_empty())
+        .then(|| json_body(response));
+    if let Some(missed) = http.expect.judge(response, json.as_ref(), jq)? {
+        return Ok(Err(missed.reason));
     }
-    if let Some(max) = http.max_latency.filter(|max| response.latency > *max) {
-        return Err(format!(
-            "answered in {}, over {}",
-            human(response.latency),
-            human(max)
-        ));
-    }
-    if let Some(re) = http.body_regex.as_ref()
-        && !re.is_match(&String::from_utf8_lossy(&response.body))
-    {
-        {
-            return Err(format!(
-                "the body does not match /{}/: '{}'",
-                re.as_str(),
-                body()
-            ));
-        }
-    }
-    if http.expect.is_empty() && http.capture.is_empty() {
-        return Ok(Vec::new());
-    }
-    if response.truncated {
-        return Err(format!("the body is larger than {} KiB", BODY_LIMIT / 1024));
-    }
-    let json = parse_json(&response.body)?;
-    expectations(&http.expect, &json, &response.body, until, cancel)?;
-    http.capture
-        .iter()
-        .map(|(name, path)| {
-            let value = jq_first(path, &json, until, cancel)?.ok_or_else(|| {
-                format!(
+    let Some(Ok(json)) = json else {
+        return Ok(Ok(Vec::new()));
+    };
+    let mut captured = Vec::new();
+    for (name, path) in &http.capture {
+        match first_text(path, &json, jq)? {
+            Ok(Some(value)) => captured.push((name.clone(), value)),
+            Ok(None) => {
+                return Ok(Err(format!(
                     "capture {name}: {} is null or absent in '{}'",
                     path.text(),
-                    body()
-                )
-            })?;
-            Ok((name.clone(), value))
-        })
-        .collect()
+                    excerpt(&response.body, QUOTE_BYTES)
+                )));
+            }
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(captured))
 }
 
-pub fn jq_first(
-    expr: &JqExpr,
-    input: &JqInput,
-    until: Instant,
-    cancel: &Cancel,
-) -> Result<Option<String>, String> {
-    match expr.eval_until(input, until, cancel) {
-        Ok(Ok(outputs)) => Ok(outputs.first_text()),
-        Ok(Err(e)) => Err(e),
-        Err(e) => Err(e.message),
+/// The first value of `expr` as text, in words when it cannot be read (a jq error, or an
+/// evaluation cut short).
+pub fn jq_first(expr: &JqExpr, input: &JqInput, jq: JqBudget) -> Result<Option<String>, String> {
+    match first_text(expr, input, jq) {
+        Ok(found) => found,
+        Err(cut) => Err(cut_short(&cut)),
     }
 }
 
-/// Every jq expectation holds, or the first that does not, in words.
+/// Every jq expectation holds on `json` (what `context` says it is), or the first that
+/// does not, in words.
 pub fn expectations(
     expect: &[JqExpr],
     json: &JqInput,
-    raw: &[u8],
-    until: Instant,
-    cancel: &Cancel,
+    context: &str,
+    jq: JqBudget,
 ) -> Result<(), String> {
-    for expr in expect {
-        match expr.eval_until(json, until, cancel) {
-            Ok(Ok(outputs)) if outputs.holds() => {}
-            Ok(Ok(outputs)) => {
-                return Err(format!(
-                    "'{}' is not true: it gave {} (in '{}')",
-                    expr.text(),
-                    outputs.shown(QUOTE_BYTES),
-                    excerpt(raw, QUOTE_BYTES)
-                ));
-            }
-            Ok(Err(e)) => return Err(e),
-            Err(e) => return Err(e.message),
-        }
+    match ugw_shared::http::expect::expect_all(expect, json, context, jq) {
+        Ok(None) => Ok(()),
+        Ok(Some(why)) => Err(why),
+        Err(cut) => Err(cut_short(&cut)),
     }
-    Ok(())
 }
 
 /// N requests one after another; latency percentiles over those answered, errors counted.
@@ -364,7 +326,7 @@ fn run_samples(
         {
             Ok(response) => {
                 latencies.push(response.latency);
-                if !http.status.contains(response.status) {
+                if !http.expect.status.contains(response.status) {
                     errors += 1;
                     last_error = Some(format!("status {}", response.status));
                 }
@@ -383,7 +345,11 @@ fn run_samples(
 }
 
 fn samples_expected(http: &HttpCheck, samples: &Samples) -> String {
-    let mut parts = vec![format!("{} x status {}", samples.count, http.status_text)];
+    let mut parts = vec![format!(
+        "{} x status {}",
+        samples.count,
+        http.expect.status.text()
+    )];
     if let Some(p50) = samples.p50 {
         parts.push(format!("p50 <= {}", human(p50)));
     }

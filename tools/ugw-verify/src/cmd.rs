@@ -2,11 +2,13 @@
 //! own process group, killed at the check's deadline; judged on its exit code, its stdout
 //! against a regex, and jq expectations on its stdout read as JSON.
 
-use crate::check::{Outcome, QUOTE_BYTES, expectations};
+use crate::check::{Outcome, expectations};
 use crate::spec::{CmdCheck, Program};
 use std::fmt::Write as _;
 use std::time::Instant;
 use ugw_shared::cancel::Cancel;
+use ugw_shared::http::JqBudget;
+use ugw_shared::http::expect::QUOTE_BYTES;
 use ugw_shared::jq::parse_json;
 use ugw_shared::runner::{self, Ended, RunOutcome, RunSpec};
 use ugw_shared::scrub::excerpt;
@@ -76,5 +78,6 @@ fn judge(
         return Ok(());
     }
     let json = parse_json(&outcome.stdout).map_err(|e| e.replace("the body", "stdout"))?;
-    expectations(&cmd.expect, &json, &outcome.stdout, until, cancel)
+    let context = format!("stdout '{}'", excerpt(&outcome.stdout, QUOTE_BYTES));
+    expectations(&cmd.expect, &json, &context, JqBudget { until, cancel })
 }

@@ -5,12 +5,13 @@
 use crate::check::{Outcome, expectations};
 use std::time::Instant;
 use ugw_shared::cancel::Cancel;
+use ugw_shared::http::JqBudget;
 use ugw_shared::jq::{JqExpr, JqInput};
 
 pub fn run(expect: &[JqExpr], record: &JqInput, until: Instant, cancel: &Cancel) -> Outcome {
     let texts: Vec<&str> = expect.iter().map(JqExpr::text).collect();
     let expected = texts.join(", ");
-    match expectations(expect, record, b"the record", until, cancel) {
+    match expectations(expect, record, "the record", JqBudget { until, cancel }) {
         Ok(()) => Outcome::passed(expected, "all true".into()),
         Err(why) => Outcome::failed(expected, "not all true".into(), why),
     }

@@ -4,35 +4,34 @@
 
 use crate::spec::{Check, CmdCheck, HttpCheck, Kind, Program};
 use crate::template::Template;
-use clap::ArgMatches;
-use clap::parser::ValueSource;
-use ugw_shared::http::{Method, StatusSet};
+use crate::{CheckFlags, id};
+use ugw_shared::http::expect::DEFAULT_STATUS;
+use ugw_shared::http::scoped::Scopes;
+use ugw_shared::http::{Expectations, GivenAs, Method, StatusSet};
 use ugw_shared::jq::JqExpr;
-use ugw_shared::time::parse_duration;
 use ugw_shared::{Error, Result};
 
-/// The flags that belong to an `--http`.
-const HTTP_FLAGS: [&str; 3] = ["status", "expect", "max-latency"];
-
-pub fn checks(m: &ArgMatches) -> Result<Vec<Check>> {
-    let urls = positioned(m, "http");
-    if urls.is_empty()
-        && let Some(id) = HTTP_FLAGS
-            .into_iter()
-            .find(|id| !positioned(m, id).is_empty())
+pub fn checks(given: &CheckFlags) -> Result<Vec<Check>> {
+    if given.http.is_empty()
+        && let Some(flag) = [
+            (id::STATUS, given.status.is_empty()),
+            (id::EXPECT, given.expect.is_empty()),
+            (id::MAX_LATENCY, given.max_latency.is_empty()),
+        ]
+        .into_iter()
+        .find_map(|(flag, none)| (!none).then_some(flag))
     {
         return Err(Error::usage(format!(
-            "--{id} applies to an --http check: give --http URL"
+            "--{flag} applies to an --http check: give --http URL"
         )));
     }
-    let starts: Vec<usize> = urls.iter().map(|(i, _)| *i).collect();
+    let scopes = Scopes::new(given.http.iter().map(|p| p.index).collect());
     let mut checks = Vec::new();
-    for (n, (_, url)) in urls.iter().enumerate() {
-        let own = |id: &str| values_for(m, id, &starts, n);
-        let check = http(url, &own)?;
-        checks.push(named(&checks, url, check));
+    for (n, url) in given.http.iter().enumerate() {
+        let check = http(&url.value, given, &scopes, n)?;
+        checks.push(named(&checks, &url.value, check));
     }
-    for (_, command) in positioned(m, "cmd") {
+    for command in given.cmd.iter().map(|p| &p.value) {
         if command.trim().is_empty() {
             return Err(Error::usage("--cmd needs a command"));
         }
@@ -45,22 +44,27 @@ pub fn checks(m: &ArgMatches) -> Result<Vec<Check>> {
                 expect: Vec::new(),
             }))
         };
-        checks.push(named(&checks, &command, check));
+        checks.push(named(&checks, command, check));
     }
     Ok(checks)
 }
 
-/// An `--http` check from the values of its own flags.
-fn http(url: &str, own: &dyn Fn(&str) -> Vec<String>) -> Result<Check> {
-    let status_text = own("status").pop().unwrap_or_else(|| "200".into());
-    let max_latency = own("max-latency")
-        .pop()
-        .map(|d| parse_duration(&d).map_err(Error::usage))
-        .transpose()?;
-    let expect = own("expect")
+/// The `n`-th `--http` check, with the flags that apply to it (its own, and those before
+/// the first `--http`).
+fn http(url: &str, given: &CheckFlags, scopes: &Scopes, n: usize) -> Result<Check> {
+    let status = scopes.one_for(&given.status, n);
+    let expect = scopes
+        .values_for(&given.expect, n)
         .iter()
         .map(|e| JqExpr::compile(e, "--expect"))
         .collect::<Result<_>>()?;
+    let expect = Expectations {
+        status: StatusSet::parse(status.as_deref().unwrap_or(DEFAULT_STATUS), "--status")?,
+        max_latency: scopes.one_for(&given.max_latency, n),
+        body_regex: Vec::new(),
+        expect,
+        given_as: GivenAs::Flags,
+    };
     Ok(Check {
         origin: format!("--http {url}"),
         ..bare(Kind::Http(HttpCheck {
@@ -68,11 +72,7 @@ fn http(url: &str, own: &dyn Fn(&str) -> Vec<String>) -> Result<Check> {
             method: Method::GET,
             headers: Vec::new(),
             body: None,
-            status: StatusSet::parse(&status_text, "--status")?,
-            status_text,
             expect,
-            body_regex: None,
-            max_latency,
             samples: None,
             capture: Vec::new(),
         }))
@@ -88,30 +88,6 @@ fn bare(kind: Kind) -> Check {
         always: false,
         kind,
     }
-}
-
-/// The values of flag `id` given on the command line, with their positions.
-fn positioned(m: &ArgMatches, id: &str) -> Vec<(usize, String)> {
-    if m.value_source(id) != Some(ValueSource::CommandLine) {
-        return Vec::new();
-    }
-    match (m.indices_of(id), m.get_raw(id)) {
-        (Some(indices), Some(values)) => indices
-            .zip(values.map(|v| v.to_string_lossy().into_owned()))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// The values of `id` that apply to the `n`-th `--http` (which starts at `starts[n]`): those
-/// before the first `--http`, and its own.
-fn values_for(m: &ArgMatches, id: &str, starts: &[usize], n: usize) -> Vec<String> {
-    let owner = |index: usize| starts.iter().rposition(|s| *s < index);
-    positioned(m, id)
-        .into_iter()
-        .filter(|(i, _)| owner(*i).is_none_or(|o| o == n))
-        .map(|(_, v)| v)
-        .collect()
 }
 
 /// `check` named `name`, or `name (2)` when a check has that name already.

@@ -23,11 +23,14 @@ mod versions;
 
 use check::{Shared, Verdict};
 use clap::{Arg, ArgAction, ArgMatches, Command};
+use compare::Tolerances;
 use serde::Serialize;
 use spec::Check;
 use std::path::PathBuf;
 use std::sync::Arc;
-use ugw_shared::http;
+use std::time::Duration;
+use ugw_shared::http::scoped::{Positioned, positioned};
+use ugw_shared::http::{self, HttpClient, HttpFlags};
 use ugw_shared::jq::JqInput;
 use ugw_shared::results::{CheckResult, Comparison, Verified, VerifyBaseline};
 use ugw_shared::time::{millis, parse_duration, rfc3339_millis};
@@ -50,6 +53,134 @@ Examples:
   ugw-verify --checks smoke.json --compare --baseline baseline.json --latency-tolerance 10%
 ";
 
+/// The ids of this tool's flags, each written once: `command()` defines them, and
+/// `Options::from_matches` reads them.
+mod id {
+    pub const CHECKS: &str = "checks";
+    pub const HTTP: &str = "http";
+    pub const STATUS: &str = "status";
+    pub const EXPECT: &str = "expect";
+    pub const MAX_LATENCY: &str = "max-latency";
+    pub const CMD: &str = "cmd";
+    pub const PARALLEL: &str = "parallel";
+    pub const JUNIT: &str = "junit";
+    pub const SAVE: &str = "save";
+    pub const COMPARE: &str = "compare";
+    pub const BASELINE: &str = "baseline";
+    pub const BASELINE_ANY_HOST: &str = "baseline-any-host";
+    pub const LATENCY_TOLERANCE: &str = "latency-tolerance";
+    pub const LATENCY_FLOOR: &str = "latency-floor";
+    pub const ERROR_TOLERANCE: &str = "error-tolerance";
+    pub const MEMORY_TOLERANCE: &str = "memory-tolerance";
+    pub const MEMORY_FLOOR: &str = "memory-floor";
+}
+
+/// The subcommand that measures before an upgrade.
+const BASELINE_COMMAND: &str = "baseline";
+
+/// The flags that define checks and how they run, as given to the main command or to
+/// `baseline`; `--status`, `--expect` and `--max-latency` with their positions, since each
+/// applies to the `--http` before it (or, before the first, to every one).
+#[derive(Debug, Default)]
+pub(crate) struct CheckFlags {
+    pub checks: Option<PathBuf>,
+    pub http: Vec<Positioned<String>>,
+    pub status: Vec<Positioned<String>>,
+    pub expect: Vec<Positioned<String>>,
+    pub max_latency: Vec<Positioned<Duration>>,
+    pub cmd: Vec<Positioned<String>>,
+    pub parallel: usize,
+    pub junit: Option<PathBuf>,
+    pub client: HttpFlags,
+}
+
+impl CheckFlags {
+    fn from_matches(m: &ArgMatches) -> Self {
+        CheckFlags {
+            checks: m.get_one::<PathBuf>(id::CHECKS).cloned(),
+            http: positioned(m, id::HTTP),
+            status: positioned(m, id::STATUS),
+            expect: positioned(m, id::EXPECT),
+            max_latency: positioned(m, id::MAX_LATENCY),
+            cmd: positioned(m, id::CMD),
+            // It has a default in `check_args()`, which clap always fills in.
+            parallel: *m
+                .get_one::<u32>(id::PARALLEL)
+                .expect("--parallel has a default") as usize,
+            junit: m.get_one::<PathBuf>(id::JUNIT).cloned(),
+            client: HttpFlags::from_matches(m),
+        }
+    }
+
+    /// The flag that names a check, when one was given on the command line.
+    fn names_a_check(&self) -> Option<&'static str> {
+        if !self.http.is_empty() {
+            Some(id::HTTP)
+        } else if !self.cmd.is_empty() {
+            Some(id::CMD)
+        } else {
+            None
+        }
+    }
+}
+
+/// Every flag of this tool, read once from clap's matches; nothing below `run` sees them.
+#[derive(Debug)]
+pub(crate) struct Options {
+    mode: Mode,
+    /// The check flags of the command that runs (the main one, or `baseline`).
+    checks: CheckFlags,
+    /// A check flag given to the main command when `baseline` runs (a mistake).
+    before_baseline: Option<&'static str>,
+    compare: bool,
+    baseline: Option<PathBuf>,
+    baseline_any_host: bool,
+    tolerances: Tolerances,
+    save: Option<PathBuf>,
+}
+
+impl Options {
+    fn from_matches(m: &ArgMatches) -> Self {
+        let main = CheckFlags::from_matches(m);
+        let (mode, checks, before_baseline) = match m.subcommand() {
+            Some((BASELINE_COMMAND, sub)) => {
+                // `--checks` counts only as given on the command line (it has no default).
+                let given = main
+                    .checks
+                    .as_ref()
+                    .map(|_| id::CHECKS)
+                    .or_else(|| main.names_a_check());
+                (Mode::Baseline, CheckFlags::from_matches(sub), given)
+            }
+            _ => (Mode::Verify, main, None),
+        };
+        let save = match m.subcommand() {
+            Some((BASELINE_COMMAND, sub)) => sub.get_one::<PathBuf>(id::SAVE).cloned(),
+            _ => None,
+        };
+        let fraction = |id: &str| m.get_one::<f64>(id).copied().unwrap_or_default();
+        Options {
+            mode,
+            checks,
+            before_baseline,
+            compare: m.get_flag(id::COMPARE),
+            baseline: m.get_one::<PathBuf>(id::BASELINE).cloned(),
+            baseline_any_host: m.get_flag(id::BASELINE_ANY_HOST),
+            tolerances: Tolerances {
+                latency: fraction(id::LATENCY_TOLERANCE),
+                latency_floor: m
+                    .get_one::<Duration>(id::LATENCY_FLOOR)
+                    .copied()
+                    .unwrap_or_default(),
+                errors: fraction(id::ERROR_TOLERANCE),
+                memory: fraction(id::MEMORY_TOLERANCE),
+                memory_floor: fraction(id::MEMORY_FLOOR),
+            },
+            save,
+        }
+    }
+}
+
 /// This tool as `cli` and xtask see it: never run after a failure, 5 minutes by default.
 #[must_use]
 pub fn tool() -> ugw_shared::cli::Tool {
@@ -61,45 +192,45 @@ pub fn tool() -> ugw_shared::cli::Tool {
 fn check_args() -> Vec<Arg> {
     let duration = clap::builder::ValueParser::new(parse_duration);
     let mut args = vec![
-        Arg::new("checks")
-            .long("checks")
+        Arg::new(id::CHECKS)
+            .long(id::CHECKS)
             .value_name("FILE.json")
             .value_parser(clap::value_parser!(PathBuf))
             .help("Run the checks of this file ({\"checks\": [...]}; see below)"),
-        Arg::new("http")
-            .long("http")
+        Arg::new(id::HTTP)
+            .long(id::HTTP)
             .value_name("URL")
             .action(ArgAction::Append)
             .help("Check that a GET of URL answers (the flags after it apply to it)"),
-        Arg::new("status")
-            .long("status")
+        Arg::new(id::STATUS)
+            .long(id::STATUS)
             .value_name("LIST")
             .action(ArgAction::Append)
-            .help("The status the --http before it must answer: 200, 2xx, 200-299 [default: 200]"),
-        Arg::new("expect")
-            .long("expect")
+            .help("The status the --http before it must answer: 200, 2xx, 200-299 [default: 2xx]"),
+        Arg::new(id::EXPECT)
+            .long(id::EXPECT)
             .value_name("JQ")
             .action(ArgAction::Append)
             .help("A jq expression on the JSON body of the --http before it that must be true (repeatable)"),
-        Arg::new("max-latency")
-            .long("max-latency")
+        Arg::new(id::MAX_LATENCY)
+            .long(id::MAX_LATENCY)
             .value_name("DURATION")
             .value_parser(duration)
             .action(ArgAction::Append)
             .help("The --http before it must answer within this"),
-        Arg::new("cmd")
-            .long("cmd")
+        Arg::new(id::CMD)
+            .long(id::CMD)
             .value_name("COMMAND")
             .action(ArgAction::Append)
             .help("Check that a command (sh -c, its own process group) exits 0"),
-        Arg::new("parallel")
-            .long("parallel")
+        Arg::new(id::PARALLEL)
+            .long(id::PARALLEL)
             .value_name("N")
             .value_parser(clap::value_parser!(u32).range(1..=64))
             .default_value("4")
             .help("Run up to N checks at once (a latency check always runs alone)"),
-        Arg::new("junit")
-            .long("junit")
+        Arg::new(id::JUNIT)
+            .long(id::JUNIT)
             .value_name("FILE")
             .value_parser(clap::value_parser!(PathBuf))
             .help("Also write a JUnit XML report (one testcase per check), e.g. for GitLab's artifacts:reports:junit"),
@@ -123,10 +254,15 @@ pub fn command() -> Command {
          before an upgrade; --compare fails a check whose p95 latency, error ratio or memory \
          grew beyond its tolerance. Any failed check: exit 1, kind check_failed; too few \
          samples to judge: kind insufficient_data.\n\n\
+         HTTP answers are judged as ugw-wait-healthy judges a --url: the status must be 2xx \
+         unless status (--status) says otherwise; a body is read up to 16 MiB (a larger one fails \
+         every JSON assertion and capture); a jq expression still running at the check's \
+         deadline is never a pass: the check failed as timed out (on a signal, the run is \
+         interrupted).\n\n\
          A checks file is {\"checks\": [...]} (or a bare list). Every check has a unique name, a \
          type, and optionally timeout (\"5s\"), after (names it runs after) and always (run even \
          when a check it runs after failed: a cleanup). \
-         http: url, method, headers, body (text or JSON), status (200), expect (jq expressions), \
+         http: url, method, headers, body (text or JSON), status (2xx), expect (jq expressions), \
          body_regex, max_latency, capture ({\"id\": \".id\"}, used later as ${capture:id}), or \
          samples (N requests) with p50, p95, max_errors (0) and min_samples (20). \
          ${env:NAME} reads the environment in url, headers and body (a header's value is never shown). \
@@ -149,12 +285,12 @@ pub fn command() -> Command {
     .next_help_heading("Comparison with a baseline")
     .args(compare_args())
     .subcommand(
-        Command::new("baseline")
+        Command::new(BASELINE_COMMAND)
             .about("Measure before an upgrade: run the measuring checks and keep what they saw in the record (or --save FILE)")
             .args(check_args())
             .arg(
-                Arg::new("save")
-                    .long("save")
+                Arg::new(id::SAVE)
+                    .long(id::SAVE)
                     .value_name("FILE")
                     .value_parser(clap::value_parser!(PathBuf))
                     .help("Also write the baseline to FILE (atomically), for --compare --baseline FILE"),
@@ -167,47 +303,47 @@ fn compare_args() -> Vec<Arg> {
     let fraction = clap::builder::ValueParser::new(compare::fraction);
     let points = clap::builder::ValueParser::new(compare::points);
     vec![
-        Arg::new("compare")
-            .long("compare")
+        Arg::new(id::COMPARE)
+            .long(id::COMPARE)
             .action(ArgAction::SetTrue)
             .help("Compare what the measuring checks measure with the baseline (the last ok `ugw-verify baseline` step of the record, or --baseline FILE)"),
-        Arg::new("baseline")
-            .long("baseline")
+        Arg::new(id::BASELINE)
+            .long(id::BASELINE)
             .value_name("FILE")
             .value_parser(clap::value_parser!(PathBuf))
-            .requires("compare")
+            .requires(id::COMPARE)
             .help("Read the baseline from FILE (written by `ugw-verify baseline --save FILE`)"),
-        Arg::new("baseline-any-host")
-            .long("baseline-any-host")
+        Arg::new(id::BASELINE_ANY_HOST)
+            .long(id::BASELINE_ANY_HOST)
             .action(ArgAction::SetTrue)
-            .requires("compare")
+            .requires(id::COMPARE)
             .help("Compare with a baseline taken on another host (refused by default: other hardware, other figures)"),
-        Arg::new("latency-tolerance")
-            .long("latency-tolerance")
+        Arg::new(id::LATENCY_TOLERANCE)
+            .long(id::LATENCY_TOLERANCE)
             .value_name("PERCENT")
             .value_parser(fraction.clone())
             .default_value("20%")
             .help("Fail when p95 latency grew by more than this"),
-        Arg::new("latency-floor")
-            .long("latency-floor")
+        Arg::new(id::LATENCY_FLOOR)
+            .long(id::LATENCY_FLOOR)
             .value_name("DURATION")
             .value_parser(clap::builder::ValueParser::new(parse_duration))
             .default_value("5ms")
             .help("A p95 growth smaller than this is noise, never a failure"),
-        Arg::new("error-tolerance")
-            .long("error-tolerance")
+        Arg::new(id::ERROR_TOLERANCE)
+            .long(id::ERROR_TOLERANCE)
             .value_name("POINTS")
             .value_parser(points)
             .default_value("0.1")
             .help("Fail when the error ratio (5xx over all) rose by more than this many percentage points"),
-        Arg::new("memory-tolerance")
-            .long("memory-tolerance")
+        Arg::new(id::MEMORY_TOLERANCE)
+            .long(id::MEMORY_TOLERANCE)
             .value_name("PERCENT")
             .value_parser(fraction)
             .default_value("25%")
             .help("Fail when resident memory grew by more than this"),
-        Arg::new("memory-floor")
-            .long("memory-floor")
+        Arg::new(id::MEMORY_FLOOR)
+            .long(id::MEMORY_FLOOR)
             .value_name("SIZE")
             .value_parser(clap::builder::ValueParser::new(baseline::memory_floor))
             .default_value("8MiB")
@@ -231,13 +367,12 @@ impl Mode {
 }
 
 /// `ugw-verify --checks f baseline`: the checks were given to the wrong command.
-fn refuse_checks_before_baseline(mode: Mode, m: &ArgMatches) -> Result<()> {
-    let given = |id: &str| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
-    match ["checks", "http", "cmd"].into_iter().find(|id| given(id)) {
-        Some(id) if mode == Mode::Baseline => Err(Error::usage(format!(
+fn refuse_checks_before_baseline(opts: &Options) -> Result<()> {
+    match opts.before_baseline {
+        Some(id) => Err(Error::usage(format!(
             "--{id} goes after `baseline` (ugw-verify baseline --{id} ...)"
         ))),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 
@@ -286,49 +421,47 @@ struct Planned {
 
 /// Run the checks (and the comparison), report them, and say which failed.
 pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
-    let (mode, args) = match m.subcommand() {
-        Some(("baseline", sub)) => (Mode::Baseline, sub),
-        _ => (Mode::Verify, m),
-    };
-    refuse_checks_before_baseline(mode, m)?;
-    let mut checks = plan::load(ctx, args)?;
+    let opts = Options::from_matches(m);
+    let mode = opts.mode;
+    refuse_checks_before_baseline(&opts)?;
+    let mut checks = plan::load(ctx, &opts.checks)?;
     if mode == Mode::Baseline {
         checks = baseline::measuring_only(checks)?;
     }
     let baseline = match mode {
-        Mode::Verify if m.get_flag("compare") => match baseline::find(ctx, m, &checks) {
-            // The baseline step before may have been a dry run too: nothing to find yet.
-            Err(e) if ctx.dry_run && m.get_one::<PathBuf>("baseline").is_none() => {
-                ctx.reporter.warn(&format!("dry run: {}", e.message));
-                None
+        Mode::Verify if opts.compare => {
+            match baseline::find(ctx, opts.baseline.as_deref(), &checks) {
+                // The baseline step before may have been a dry run too: nothing to find yet.
+                Err(e) if ctx.dry_run && opts.baseline.is_none() => {
+                    ctx.reporter.warn(&format!("dry run: {}", e.message));
+                    None
+                }
+                found => Some(found?),
             }
-            found => Some(found?),
-        },
+        }
         _ => None,
     };
     if let Some(b) = &baseline {
-        baseline::same_host(ctx, m, b)?;
+        baseline::same_host(ctx, opts.baseline_any_host, b)?;
     }
-    if let Some(path) = args.get_one::<PathBuf>("junit") {
+    if let Some(path) = &opts.checks.junit {
         junit::check_writable(path, !ctx.dry_run)?;
     }
-    let tolerances = baseline::tolerances(m);
     let deadline = ctx.step_deadline();
     refuse_no_time_left(&checks, deadline)?;
     if ctx.dry_run {
         return Ok(dry_run(ctx, mode, &checks, baseline.is_some()));
     }
     let shared = Arc::new(Shared {
-        client: ugw_shared::http::HttpClient::from_matches(args, ctx.scrubber())?,
+        client: HttpClient::new(opts.checks.client.config(ctx.scrubber())?, ctx.scrubber())?,
         record: incoming(ctx),
         scrubber: ctx.scrubber().clone(),
         cancel: ctx.cancel.clone(),
     });
-    let parallel = args.get_one::<u32>("parallel").copied().unwrap_or(4) as usize;
     let checks: Vec<Arc<Check>> = checks.into_iter().map(Arc::new).collect();
     ctx.reporter
         .info(&format!("running {} checks", checks.len()));
-    let ran = schedule::run_all(&checks, &shared, parallel, deadline)?;
+    let ran = schedule::run_all(&checks, &shared, opts.checks.parallel, deadline)?;
     let mut results: Vec<CheckResult> = checks
         .iter()
         .zip(ran)
@@ -336,10 +469,10 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         .collect();
     let comparison = baseline
         .as_ref()
-        .map(|b| baseline::apply(&mut results, &checks, b, &tolerances))
+        .map(|b| baseline::apply(&mut results, &checks, b, &opts.tolerances))
         .unwrap_or_default();
     table::show(&ctx.reporter, &results, &comparison);
-    if let Some(path) = args.get_one::<PathBuf>("junit") {
+    if let Some(path) = &opts.checks.junit {
         let xml = junit::render(
             &results,
             ctx.started.elapsed().as_secs_f64(),
@@ -348,7 +481,7 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         );
         ugw_shared::atomic::write_atomic(path, xml.as_bytes())?;
     }
-    finish(ctx, mode, args, results, comparison)
+    finish(ctx, mode, opts.save.as_deref(), results, comparison)
 }
 
 /// The record that came in, as jq sees it (scrubbed, as it would be shown).
@@ -362,7 +495,7 @@ fn incoming(ctx: &Ctx) -> JqInput {
 fn finish(
     ctx: &Ctx,
     mode: Mode,
-    args: &ArgMatches,
+    save: Option<&std::path::Path>,
     checks: Vec<CheckResult>,
     comparison: Vec<Comparison>,
 ) -> Result<StepResult> {
@@ -401,10 +534,7 @@ fn finish(
         };
         return Err(Error::new(kind, format!("{what}: {}", failed.join(", "))).with_result(value));
     }
-    if let (Some(path), Some(baseline)) = (
-        args.try_get_one::<PathBuf>("save").ok().flatten(),
-        &verified.baseline,
-    ) {
+    if let (Some(path), Some(baseline)) = (save, &verified.baseline) {
         let text = serde_json::to_string_pretty(baseline).expect("a baseline serialises") + "\n";
         ugw_shared::atomic::write_atomic(path, text.as_bytes())?;
         ctx.reporter

@@ -2,20 +2,18 @@
 //! anything is sent (a problem is exit 2, naming where it is).
 
 use crate::spec::{self, Check, Env, ExpectVersion, Kind};
-use crate::{flags, template};
-use clap::ArgMatches;
-use std::path::PathBuf;
+use crate::{CheckFlags, flags, template};
 use ugw_shared::http;
 use ugw_shared::results::Fetched;
 use ugw_shared::{Ctx, Error, Result};
 
 /// The checks of `--checks FILE` and of the flags, validated as a whole.
-pub fn load(ctx: &Ctx, m: &ArgMatches) -> Result<Vec<Check>> {
+pub fn load(ctx: &Ctx, given: &CheckFlags) -> Result<Vec<Check>> {
     let env = Env {
         scrubber: ctx.scrubber(),
     };
     let mut checks = Vec::new();
-    if let Some(path) = m.get_one::<PathBuf>("checks") {
+    if let Some(path) = &given.checks {
         let bytes = ugw_shared::atomic::read_capped(path, 16 << 20).map_err(|e| {
             Error::usage(format!("--checks {}: cannot read it ({e})", path.display()))
         })?;
@@ -23,7 +21,7 @@ pub fn load(ctx: &Ctx, m: &ArgMatches) -> Result<Vec<Check>> {
             .map_err(|_| Error::usage(format!("--checks {}: not UTF-8 text", path.display())))?;
         checks = spec::parse_file(&text, &path.display().to_string(), &env)?;
     }
-    checks.extend(flags::checks(m)?);
+    checks.extend(flags::checks(given)?);
     if checks.is_empty() {
         return Err(Error::usage(
             "no checks: give --checks FILE.json, --http URL or --cmd COMMAND",

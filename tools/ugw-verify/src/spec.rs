@@ -7,7 +7,8 @@ use regex::Regex;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::time::Duration;
-use ugw_shared::http::{Method, StatusSet};
+use ugw_shared::http::expect::DEFAULT_STATUS;
+use ugw_shared::http::{Expectations, GivenAs, Method, StatusSet};
 use ugw_shared::jq::JqExpr;
 use ugw_shared::scrub::Scrubber;
 use ugw_shared::time::parse_duration;
@@ -106,12 +107,9 @@ pub struct HttpCheck {
     pub method: Method,
     pub headers: Vec<(String, Template)>,
     pub body: Option<Template>,
-    pub status: StatusSet,
-    /// As written (`200`, `2xx`), for the expected column.
-    pub status_text: String,
-    pub expect: Vec<JqExpr>,
-    pub body_regex: Option<Regex>,
-    pub max_latency: Option<Duration>,
+    /// What the answer must show (status, jq, regex, latency), judged as ugw-wait-healthy
+    /// judges a `--url`.
+    pub expect: Expectations,
     pub samples: Option<Samples>,
     pub capture: Vec<(String, JqExpr)>,
 }
@@ -447,7 +445,7 @@ fn http(f: &mut Fields, env: &Env) -> Result<HttpCheck> {
     let mut headers = f.headers("headers", env)?;
     let body = body(f, env, &mut headers)?;
     let status_text = match f.get("status") {
-        None => "200".to_string(),
+        None => DEFAULT_STATUS.to_string(),
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::String(s)) => s.clone(),
         Some(_) => {
@@ -465,6 +463,13 @@ fn http(f: &mut Fields, env: &Env) -> Result<HttpCheck> {
     let samples = samples(f)?;
     let capture = capture(f)?;
     let single = !expect.is_empty() || body_regex.is_some() || max_latency.is_some();
+    let expect = Expectations {
+        status,
+        max_latency,
+        body_regex: body_regex.into_iter().collect(),
+        expect,
+        given_as: GivenAs::File,
+    };
     if samples.is_some() && (single || !capture.is_empty()) {
         return Err(problem(
             &f.at("samples"),
@@ -477,11 +482,7 @@ fn http(f: &mut Fields, env: &Env) -> Result<HttpCheck> {
         method,
         headers,
         body,
-        status,
-        status_text,
         expect,
-        body_regex,
-        max_latency,
         samples,
         capture,
     })
@@ -926,7 +927,7 @@ mod tests {
             panic!()
         };
         assert_eq!(h.method, Method::POST);
-        assert!(h.status.contains(201) && !h.status.contains(200));
+        assert!(h.expect.status.contains(201) && !h.expect.status.contains(200));
         assert_eq!(h.headers[0].0, "Content-Type");
         assert_eq!(captures(&checks[0]).collect::<Vec<_>>(), ["id"]);
     }

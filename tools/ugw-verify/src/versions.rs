@@ -2,13 +2,14 @@
 //! its answer); all must equal the expected version (the last ugw-fetch step's by default,
 //! `v1.1.0` = `1.1.0`) or, with `"same"`, each other.
 
-use crate::check::{BODY_LIMIT, Outcome, QUOTE_BYTES, Shared, checked, jq_first, render_headers};
+use crate::check::{Outcome, Shared, checked, jq_first, render_headers};
 use crate::spec::{ExpectVersion, VersionsCheck};
 use std::collections::HashMap;
 use std::time::Instant;
 use ugw_shared::cancel::Cancel;
+use ugw_shared::http::expect::{QUOTE_BYTES, json_body};
+use ugw_shared::http::{BODY_LIMIT, JqBudget};
 use ugw_shared::http::{HttpResponse, Request};
-use ugw_shared::jq::parse_json;
 use ugw_shared::poll::{self, Attempt, AttemptError};
 use ugw_shared::scrub::excerpt;
 use ugw_shared::version;
@@ -111,8 +112,8 @@ fn node_version(
     if !(200..300).contains(&response.status) {
         return Err(format!("status {}", response.status));
     }
-    let json = parse_json(&response.body)?;
-    jq_first(&v.path, &json, until, cancel)?.ok_or_else(|| {
+    let json = json_body(&response)?;
+    jq_first(&v.path, &json, JqBudget { until, cancel })?.ok_or_else(|| {
         format!(
             "no version at {} in '{}'",
             v.path.text(),

@@ -11,10 +11,190 @@ use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
 use plan::Plan;
 use serde::Serialize;
 use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+use ugw_shared::http::scoped::{Positioned, positioned};
+use ugw_shared::http::{self, HttpFlags};
 use ugw_shared::results::WaitMode;
 use ugw_shared::time::{human, millis, parse_duration};
-use ugw_shared::{Ctx, Result, StepResult, http, tool_command};
+use ugw_shared::{Ctx, Result, StepResult, tool_command};
 use watch::Watch;
+
+/// The ids of this tool's flags, each written once: `command()` defines them, and
+/// `Options::from_matches` reads them.
+mod id {
+    pub const URL: &str = "url";
+    pub const TCP: &str = "tcp";
+    pub const CMD: &str = "cmd";
+    pub const STATUS: &str = "status";
+    pub const EXPECT: &str = "expect";
+    pub const BODY_REGEX: &str = "body-regex";
+    pub const EXPECT_VERSION: &str = "expect-version";
+    pub const VERSION_PATH: &str = "version-path";
+    pub const MAX_LATENCY: &str = "max-latency";
+    pub const METHOD: &str = "method";
+    pub const DATA: &str = "data";
+    pub const DATA_FILE: &str = "data-file";
+    pub const FAIL_IF: &str = "fail-if";
+    pub const FAIL_STATUS: &str = "fail-status";
+    pub const FAIL_IF_VERSION_DIFFERS: &str = "fail-if-version-differs";
+    pub const PID: &str = "pid";
+    pub const PIDFILE: &str = "pidfile";
+    pub const ATTEMPT_TIMEOUT: &str = "attempt-timeout";
+    pub const INTERVAL: &str = "interval";
+    pub const MAX_INTERVAL: &str = "max-interval";
+    pub const SUCCESSES: &str = "successes";
+    pub const STABLE_FOR: &str = "stable-for";
+    pub const MAX_FAILURES: &str = "max-failures";
+    pub const ONCE: &str = "once";
+    pub const ANY: &str = "any";
+    pub const UNTIL_DOWN: &str = "until-down";
+    pub const COMMAND: &str = "command";
+}
+
+/// A target flag: which of `--url`, `--tcp`, `--cmd` it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TargetFlag {
+    Url,
+    Tcp,
+    Cmd,
+}
+
+impl TargetFlag {
+    /// The flag's name, for messages (`--tcp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetFlag::Url => id::URL,
+            TargetFlag::Tcp => id::TCP,
+            TargetFlag::Cmd => id::CMD,
+        }
+    }
+}
+
+/// The HTTP flags that apply to the `--url` they follow (or, before the first target, to
+/// every `--url`), with their positions.
+#[derive(Debug, Default)]
+pub(crate) struct Scoped {
+    pub method: Vec<Positioned<String>>,
+    pub data: Vec<Positioned<String>>,
+    pub data_file: Vec<Positioned<PathBuf>>,
+    pub status: Vec<Positioned<String>>,
+    pub expect: Vec<Positioned<String>>,
+    pub body_regex: Vec<Positioned<String>>,
+    pub expect_version: Vec<Positioned<String>>,
+    pub version_path: Vec<Positioned<String>>,
+    pub max_latency: Vec<Positioned<Duration>>,
+    pub fail_if: Vec<Positioned<String>>,
+    pub fail_status: Vec<Positioned<String>>,
+}
+
+impl Scoped {
+    /// Each flag given, by name, with the positions it was given at.
+    pub fn given(&self) -> Vec<(&'static str, Vec<usize>)> {
+        fn at<T>(given: &[Positioned<T>]) -> Vec<usize> {
+            given.iter().map(|p| p.index).collect()
+        }
+        [
+            (id::METHOD, at(&self.method)),
+            (id::DATA, at(&self.data)),
+            (id::DATA_FILE, at(&self.data_file)),
+            (id::STATUS, at(&self.status)),
+            (id::EXPECT, at(&self.expect)),
+            (id::BODY_REGEX, at(&self.body_regex)),
+            (id::EXPECT_VERSION, at(&self.expect_version)),
+            (id::VERSION_PATH, at(&self.version_path)),
+            (id::MAX_LATENCY, at(&self.max_latency)),
+            (id::FAIL_IF, at(&self.fail_if)),
+            (id::FAIL_STATUS, at(&self.fail_status)),
+        ]
+        .into_iter()
+        .filter(|(_, indices)| !indices.is_empty())
+        .collect()
+    }
+}
+
+/// Every flag of this tool, read once from clap's matches; nothing below `run` sees them.
+#[derive(Debug)]
+pub(crate) struct Options {
+    /// `--url`, `--tcp` and `--cmd`, in command-line order.
+    pub targets: Vec<Positioned<(TargetFlag, String)>>,
+    pub scoped: Scoped,
+    pub http: HttpFlags,
+    pub fail_if_version_differs: Option<u32>,
+    pub pid: Option<i32>,
+    pub pidfile: Option<PathBuf>,
+    pub attempt_timeout: Duration,
+    pub interval: Option<Duration>,
+    pub max_interval: Option<Duration>,
+    pub successes: u32,
+    pub stable_for: Option<Duration>,
+    pub max_failures: u32,
+    pub once: bool,
+    pub any: bool,
+    pub until_down: bool,
+    /// The words after `--`.
+    pub command: Vec<OsString>,
+}
+
+impl Options {
+    fn from_matches(m: &ArgMatches) -> Self {
+        let mut targets = Vec::new();
+        for (flag, kind) in [
+            (id::URL, TargetFlag::Url),
+            (id::TCP, TargetFlag::Tcp),
+            (id::CMD, TargetFlag::Cmd),
+        ] {
+            targets.extend(
+                positioned::<String>(m, flag)
+                    .into_iter()
+                    .map(|p| Positioned {
+                        index: p.index,
+                        value: (kind, p.value),
+                    }),
+            );
+        }
+        targets.sort_by_key(|p| p.index);
+        let strings = |flag: &str| positioned::<String>(m, flag);
+        let duration = |flag: &str| m.get_one::<Duration>(flag).copied();
+        Options {
+            targets,
+            scoped: Scoped {
+                method: strings(id::METHOD),
+                data: strings(id::DATA),
+                data_file: positioned(m, id::DATA_FILE),
+                status: strings(id::STATUS),
+                expect: strings(id::EXPECT),
+                body_regex: strings(id::BODY_REGEX),
+                expect_version: strings(id::EXPECT_VERSION),
+                version_path: strings(id::VERSION_PATH),
+                max_latency: positioned(m, id::MAX_LATENCY),
+                fail_if: strings(id::FAIL_IF),
+                fail_status: strings(id::FAIL_STATUS),
+            },
+            http: HttpFlags::from_matches(m),
+            fail_if_version_differs: m.get_one::<u32>(id::FAIL_IF_VERSION_DIFFERS).copied(),
+            pid: m.get_one::<i32>(id::PID).copied(),
+            pidfile: m.get_one::<PathBuf>(id::PIDFILE).cloned(),
+            // It has a default in `command()`, which clap always fills in.
+            attempt_timeout: duration(id::ATTEMPT_TIMEOUT)
+                .expect("--attempt-timeout has a default"),
+            interval: duration(id::INTERVAL),
+            max_interval: duration(id::MAX_INTERVAL),
+            successes: m.get_one::<u32>(id::SUCCESSES).copied().unwrap_or(1),
+            stable_for: duration(id::STABLE_FOR),
+            max_failures: m.get_one::<u32>(id::MAX_FAILURES).copied().unwrap_or(0),
+            once: m.get_flag(id::ONCE),
+            any: m.get_flag(id::ANY),
+            until_down: m.get_flag(id::UNTIL_DOWN),
+            command: m
+                .get_many::<OsString>(id::COMMAND)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+        }
+    }
+}
 
 const EXAMPLES: &str = "\
 Examples:
@@ -84,52 +264,56 @@ pub fn command() -> Command {
          version and latency assertions, TCP ports, and commands. Polls on a steady beat with a \
          hard deadline that is never overrun by more than a few tens of milliseconds; stops at \
          once on a fail-fast condition. With --until-down, waits until every target fails instead. \
-         After --, runs a program in place of the tool once healthy (a container's entrypoint).",
+         After --, runs a program in place of the tool once healthy (a container's entrypoint).\n\n\
+         HTTP answers are judged as ugw-verify judges its http checks: the status must be 2xx \
+         unless --status says otherwise; a body is read up to 16 MiB (a larger one fails every \
+         JSON assertion); a jq expression still running at the deadline is never a pass: the \
+         wait ends with kind timeout (on a signal, interrupted), naming it.",
     )
     .after_long_help(EXAMPLES)
     .mut_arg("timeout", |a| a.help("Overall deadline (never overrun by more than 50 ms)"))
     .next_help_heading("Targets (repeatable, mixable; all must pass in the same round)")
-    .arg(Arg::new("url").long("url").value_name("URL").action(ArgAction::Append).help("An HTTP or HTTPS URL to GET"))
+    .arg(Arg::new(id::URL).long(id::URL).value_name("URL").action(ArgAction::Append).help("An HTTP or HTTPS URL to GET"))
     .arg(
-        Arg::new("tcp")
-            .long("tcp")
+        Arg::new(id::TCP)
+            .long(id::TCP)
             .value_name("HOST:PORT")
             .action(ArgAction::Append)
             .help("A TCP port that must accept a connection (IPv6 as [::1]:8080)"),
     )
     .arg(
-        Arg::new("cmd")
-            .long("cmd")
+        Arg::new(id::CMD)
+            .long(id::CMD)
             .value_name("COMMAND")
             .action(ArgAction::Append)
             .help("A command (run by sh -c, in its own process group) that must exit 0"),
     )
-    .group(ArgGroup::new("targets").args(["url", "tcp", "cmd"]).multiple(true).required(true))
+    .group(ArgGroup::new("targets").args([id::URL, id::TCP, id::CMD]).multiple(true).required(true))
     .next_help_heading("HTTP requests and assertions (before the first target: for every --url; after a --url: for it alone)")
     .arg(
-        Arg::new("status")
-            .long("status")
+        Arg::new(id::STATUS)
+            .long(id::STATUS)
             .value_name("LIST")
             .action(ArgAction::Append)
             .help("Acceptable status codes: 200, 200,204, 2xx, 200-299 [default: 2xx]"),
     )
     .arg(
-        Arg::new("expect")
-            .long("expect")
+        Arg::new(id::EXPECT)
+            .long(id::EXPECT)
             .value_name("JQ")
             .action(ArgAction::Append)
             .help("A jq expression on the JSON body that must yield true (repeatable)"),
     )
     .arg(
-        Arg::new("body-regex")
-            .long("body-regex")
+        Arg::new(id::BODY_REGEX)
+            .long(id::BODY_REGEX)
             .value_name("RE")
             .action(ArgAction::Append)
             .help("A regular expression the body must match; multi-line: ^ and $ match at every line (repeatable)"),
     )
     .arg(
-        Arg::new("expect-version")
-            .long("expect-version")
+        Arg::new(id::EXPECT_VERSION)
+            .long(id::EXPECT_VERSION)
             .value_name("V")
             .num_args(0..=1)
             .action(ArgAction::Append)
@@ -137,38 +321,38 @@ pub fn command() -> Command {
             .help("The body's version must equal V (v1.1.0 = 1.1.0); without V, the version this run's ugw-swap --rollback went back to, else the version of the last ugw-fetch step"),
     )
     .arg(
-        Arg::new("version-path")
-            .long("version-path")
+        Arg::new(id::VERSION_PATH)
+            .long(id::VERSION_PATH)
             .value_name("JQ")
             .action(ArgAction::Append)
             .help("Where the version is in the body [default: .version]"),
     )
     .arg(
-        Arg::new("max-latency")
-            .long("max-latency")
+        Arg::new(id::MAX_LATENCY)
+            .long(id::MAX_LATENCY)
             .value_name("DURATION")
             .value_parser(duration.clone())
             .action(ArgAction::Append)
             .help("A response slower than this fails the attempt"),
     )
     .arg(
-        Arg::new("method")
-            .long("method")
+        Arg::new(id::METHOD)
+            .long(id::METHOD)
             .value_name("METHOD")
             .action(ArgAction::Append)
             .help("The HTTP method [default: GET]"),
     )
     .arg(
-        Arg::new("data")
-            .long("data")
+        Arg::new(id::DATA)
+            .long(id::DATA)
             .value_name("STRING")
             .action(ArgAction::Append)
-            .conflicts_with("data-file")
+            .conflicts_with(id::DATA_FILE)
             .help("Send this body with every attempt (with --method POST for a POST; the method is kept)"),
     )
     .arg(
-        Arg::new("data-file")
-            .long("data-file")
+        Arg::new(id::DATA_FILE)
+            .long(id::DATA_FILE)
             .value_name("PATH")
             .value_parser(clap::value_parser!(std::path::PathBuf))
             .action(ArgAction::Append)
@@ -177,61 +361,61 @@ pub fn command() -> Command {
     .args(http::args())
     .next_help_heading("Fail fast (exit 1 at once, kind fail_condition)")
     .arg(
-        Arg::new("fail-if")
-            .long("fail-if")
+        Arg::new(id::FAIL_IF)
+            .long(id::FAIL_IF)
             .value_name("JQ")
             .action(ArgAction::Append)
             .help("Stop at once when this jq expression on the body yields true (e.g. '.status == \"failed\"')"),
     )
     .arg(
-        Arg::new("fail-status")
-            .long("fail-status")
+        Arg::new(id::FAIL_STATUS)
+            .long(id::FAIL_STATUS)
             .value_name("LIST")
             .action(ArgAction::Append)
             .help("Stop at once on these status codes (e.g. 500,501)"),
     )
     .arg(
-        Arg::new("fail-if-version-differs")
-            .long("fail-if-version-differs")
+        Arg::new(id::FAIL_IF_VERSION_DIFFERS)
+            .long(id::FAIL_IF_VERSION_DIFFERS)
             .value_name("N")
             .value_parser(clap::value_parser!(u32).range(1..))
             .help("Stop when a --url answers the same other version than --expect-version N rounds in a row (another release runs)"),
     )
     .next_help_heading("The service's process (exit 1 at once, kind process_exited, when it exits)")
     .arg(
-        Arg::new("pid")
-            .long("pid")
+        Arg::new(id::PID)
+            .long(id::PID)
             .value_name("PID")
             .value_parser(clap::value_parser!(i32).range(1..))
-            .conflicts_with("pidfile")
+            .conflicts_with(id::PIDFILE)
             .help("The process just started: when it exits, the wait fails at once, with its exit status when known"),
     )
     .arg(
-        Arg::new("pidfile")
-            .long("pidfile")
+        Arg::new(id::PIDFILE)
+            .long(id::PIDFILE)
             .value_name("FILE")
             .value_parser(clap::value_parser!(std::path::PathBuf))
             .help("As --pid, the pid read from FILE (read each round until it names one; then that process is watched)"),
     )
     .next_help_heading("Timing")
     .arg(
-        Arg::new("attempt-timeout")
-            .long("attempt-timeout")
+        Arg::new(id::ATTEMPT_TIMEOUT)
+            .long(id::ATTEMPT_TIMEOUT)
             .value_name("DURATION")
             .value_parser(duration.clone())
             .default_value("5s")
             .help("Longest one attempt may take (clipped to the time left)"),
     )
     .arg(
-        Arg::new("interval")
-            .long("interval")
+        Arg::new(id::INTERVAL)
+            .long(id::INTERVAL)
             .value_name("DURATION")
             .value_parser(duration.clone())
             .help("Time between the starts of two rounds, at least 10ms [default: 100ms, or 1s with a --cmd target]"),
     )
     .arg(
-        Arg::new("max-interval")
-            .long("max-interval")
+        Arg::new(id::MAX_INTERVAL)
+            .long(id::MAX_INTERVAL)
             .value_name("DURATION")
             .value_parser(duration.clone())
             .help(
@@ -240,47 +424,47 @@ pub fn command() -> Command {
             ),
     )
     .arg(
-        Arg::new("successes")
-            .long("successes")
+        Arg::new(id::SUCCESSES)
+            .long(id::SUCCESSES)
             .value_name("N")
             .value_parser(clap::value_parser!(u32).range(1..))
             .default_value("1")
             .help("Passing rounds needed in a row"),
     )
     .arg(
-        Arg::new("stable-for")
-            .long("stable-for")
+        Arg::new(id::STABLE_FOR)
+            .long(id::STABLE_FOR)
             .value_name("DURATION")
             .value_parser(duration)
             .help("Targets must keep passing for this long"),
     )
     .arg(
-        Arg::new("max-failures")
-            .long("max-failures")
+        Arg::new(id::MAX_FAILURES)
+            .long(id::MAX_FAILURES)
             .value_name("N")
             .value_parser(clap::value_parser!(u32))
             .help("With --stable-for: forgive up to N failed rounds within the window instead of starting it over"),
     )
     .arg(
-        Arg::new("once")
-            .long("once")
+        Arg::new(id::ONCE)
+            .long(id::ONCE)
             .action(ArgAction::SetTrue)
             .help("One round, no polling: exit 0 when the targets pass, 1 when not"),
     )
     .arg(
-        Arg::new("any")
-            .long("any")
+        Arg::new(id::ANY)
+            .long(id::ANY)
             .action(ArgAction::SetTrue)
             .help("One passing target is enough (e.g. the leader among N)"),
     )
     .arg(
-        Arg::new("until-down")
-            .long("until-down")
+        Arg::new(id::UNTIL_DOWN)
+            .long(id::UNTIL_DOWN)
             .action(ArgAction::SetTrue)
             .help("Wait until every target fails (e.g. for the old process to stop)"),
     )
     .arg(
-        Arg::new("command")
+        Arg::new(id::COMMAND)
             .value_name("CMD")
             .num_args(0..)
             .last(true)
@@ -306,7 +490,7 @@ struct Planned<'a> {
 
 /// Poll until healthy (or down), the deadline, a fail-fast condition or a signal.
 pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
-    let plan = Plan::from_matches(ctx, matches)?;
+    let plan = Plan::new(ctx, Options::from_matches(matches))?;
     let labels: Vec<String> = plan.targets.iter().map(probe::Target::label).collect();
     let goal = if plan.until_down { "down" } else { "healthy" };
     if ctx.dry_run {

@@ -4,14 +4,14 @@
 
 use crate::probe::Target;
 use crate::watched::Source;
-use clap::ArgMatches;
-use clap::parser::ValueSource;
-use regex::{Regex, RegexBuilder};
+use crate::{Options, Scoped, TargetFlag};
 use std::ffi::OsString;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-use ugw_shared::http::{self, HttpClient, Method, Request, StatusSet};
+use ugw_shared::http::expect::{DEFAULT_STATUS, body_regex};
+use ugw_shared::http::scoped::{Positioned, Scopes};
+use ugw_shared::http::{self, Expectations, GivenAs, HttpClient, Method, Request, StatusSet};
 use ugw_shared::jq::JqExpr;
 use ugw_shared::poll::PollPlan;
 use ugw_shared::results::{Fetched, Swapped, WaitMode};
@@ -20,22 +20,6 @@ use ugw_shared::{Ctx, Error, Result};
 
 /// The fastest beat: below it a wait is a load test of the service it waits for.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
-
-/// The flags of an HTTP request and its answer: given before the first target they apply to
-/// every `--url`, given after a `--url` they apply to it alone.
-pub const HTTP_FLAGS: [&str; 11] = [
-    "method",
-    "data",
-    "data-file",
-    "status",
-    "expect",
-    "body-regex",
-    "expect-version",
-    "version-path",
-    "max-latency",
-    "fail-if",
-    "fail-status",
-];
 
 /// What clap gives `--expect-version` without a value: a NUL, which no argument can hold, so
 /// that an empty value (`--expect-version "$UNSET"`) is told apart from no value.
@@ -61,15 +45,13 @@ impl HttpSend {
     }
 }
 
-/// What an HTTP answer must show; one set per `--url` target.
+/// What an HTTP answer must show; one set per `--url` target: the shared expectations
+/// (status, latency, regexes, jq), then this tool's own (a version, fail-fast conditions).
 #[derive(Debug)]
 pub struct HttpChecks {
-    pub status: StatusSet,
-    pub expect: Vec<JqExpr>,
-    pub body_regex: Vec<Regex>,
+    pub expect: Expectations,
     pub expect_version: Option<String>,
     pub version_path: JqExpr,
-    pub max_latency: Option<Duration>,
     pub fail_if: Vec<JqExpr>,
     pub fail_status: Option<StatusSet>,
 }
@@ -77,7 +59,8 @@ pub struct HttpChecks {
 impl HttpChecks {
     /// Whether any assertion reads the body as JSON (only then is it parsed).
     pub fn needs_json(&self) -> bool {
-        !self.expect.is_empty() || !self.fail_if.is_empty() || self.expect_version.is_some()
+        self.expect
+            .reads_json(!self.fail_if.is_empty() || self.expect_version.is_some())
     }
 }
 
@@ -105,40 +88,39 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn from_matches(ctx: &Ctx, m: &ArgMatches) -> Result<Self> {
-        let targets = targets(ctx, m)?;
+    pub fn new(ctx: &Ctx, opts: Options) -> Result<Self> {
+        let targets = targets(ctx, &opts)?;
         let has_http = targets.iter().any(|t| matches!(t, Target::Http { .. }));
         let has_cmd = targets.iter().any(|t| matches!(t, Target::Cmd { .. }));
-        let duration = |id: &str| m.get_one::<Duration>(id).copied();
         let plan = Plan {
             targets,
             client: if has_http {
-                Some(HttpClient::from_matches(m, ctx.scrubber())?)
+                let config = opts.http.config(ctx.scrubber())?;
+                Some(HttpClient::new(config, ctx.scrubber())?)
             } else {
                 None
             },
-            // Both have defaults in `command()`; clap always fills them in.
             timeout: ctx.step_timeout(),
-            attempt_timeout: duration("attempt-timeout").expect("--attempt-timeout has a default"),
-            interval: duration("interval").unwrap_or(if has_cmd {
+            attempt_timeout: opts.attempt_timeout,
+            interval: opts.interval.unwrap_or(if has_cmd {
                 Duration::from_secs(1)
             } else {
                 Duration::from_millis(100)
             }),
-            max_interval: duration("max-interval"),
-            successes: m.get_one::<u32>("successes").copied().unwrap_or(1),
-            stable_for: duration("stable-for"),
-            max_failures: m.get_one::<u32>("max-failures").copied().unwrap_or(0),
-            until_down: m.get_flag("until-down"),
-            any: m.get_flag("any"),
-            once: m.get_flag("once"),
-            then_run: then_run(m)?,
-            watch: match (m.get_one::<i32>("pid"), m.get_one::<PathBuf>("pidfile")) {
-                (Some(pid), _) => Some(Source::Pid(*pid)),
-                (None, Some(path)) => Some(Source::Pidfile(path.clone())),
+            max_interval: opts.max_interval,
+            successes: opts.successes,
+            stable_for: opts.stable_for,
+            max_failures: opts.max_failures,
+            until_down: opts.until_down,
+            any: opts.any,
+            once: opts.once,
+            then_run: then_run(opts.command)?,
+            watch: match (opts.pid, opts.pidfile) {
+                (Some(pid), _) => Some(Source::Pid(pid)),
+                (None, Some(path)) => Some(Source::Pidfile(path)),
                 (None, None) => None,
             },
-            version_differs: m.get_one::<u32>("fail-if-version-differs").copied(),
+            version_differs: opts.fail_if_version_differs,
         };
         plan.check_timing()?;
         plan.check_watching()?;
@@ -253,13 +235,7 @@ impl Plan {
 
 /// The words after `--`: a program to run once healthy. A `--` with nothing after it is a
 /// mistake (a variable that expanded to nothing), not "run nothing".
-fn then_run(m: &ArgMatches) -> Result<Option<Vec<OsString>>> {
-    let argv: Vec<OsString> = m
-        .get_many::<OsString>("command")
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
+fn then_run(argv: Vec<OsString>) -> Result<Option<Vec<OsString>>> {
     if !argv.is_empty() {
         return Ok(Some(argv));
     }
@@ -301,144 +277,126 @@ fn data_file(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The values of flag `id` with their positions on the command line, as given there (not
-/// defaults).
-fn positioned<T: Clone + Send + Sync + 'static>(m: &ArgMatches, id: &str) -> Vec<(usize, T)> {
-    if m.value_source(id) != Some(ValueSource::CommandLine) {
-        return Vec::new();
-    }
-    match (m.indices_of(id), m.get_many::<T>(id)) {
-        (Some(indices), Some(values)) => indices.zip(values.cloned()).collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// The targets in command-line order, each with the assertions that apply to it.
-fn targets(ctx: &Ctx, m: &ArgMatches) -> Result<Vec<Target>> {
-    let mut given: Vec<(usize, &str, String)> = Vec::new();
-    for kind in ["url", "tcp", "cmd"] {
-        let values = positioned::<String>(m, kind).into_iter();
-        given.extend(values.map(|(index, value)| (index, kind, value)));
-    }
-    given.sort_by_key(|(index, ..)| *index);
-    let starts: Vec<usize> = given.iter().map(|(index, ..)| *index).collect();
-    let scopes = Scopes::new(m, &starts);
-    scopes.refuse_misplaced(&given)?;
-    let mut targets = Vec::with_capacity(given.len());
-    for (position, (_, kind, value)) in given.into_iter().enumerate() {
+fn targets(ctx: &Ctx, opts: &Options) -> Result<Vec<Target>> {
+    let scopes = Scopes::new(opts.targets.iter().map(|p| p.index).collect());
+    refuse_misplaced(&opts.scoped, &scopes, &opts.targets)?;
+    let mut targets = Vec::with_capacity(opts.targets.len());
+    for (position, given) in opts.targets.iter().enumerate() {
+        let (kind, value) = &given.value;
         targets.push(match kind {
-            "url" => {
-                http::check_url(&value, ctx.scrubber())?;
-                let send = scopes.http_send(position)?;
-                let checks = scopes.http_checks(ctx, position)?;
+            TargetFlag::Url => {
+                http::check_url(value, ctx.scrubber())?;
+                let own = Own {
+                    scoped: &opts.scoped,
+                    scopes: &scopes,
+                    position,
+                };
                 Target::Http {
-                    url: value,
-                    send,
-                    checks: Box::new(checks),
+                    url: value.clone(),
+                    send: own.http_send()?,
+                    checks: Box::new(own.http_checks(ctx)?),
                 }
             }
-            "tcp" => Target::Tcp {
-                addr: ugw_shared::tcp::check_addr(&value, "--tcp")?,
+            TargetFlag::Tcp => Target::Tcp {
+                addr: ugw_shared::tcp::check_addr(value, "--tcp")?,
             },
-            _ if value.trim().is_empty() => return Err(Error::usage("--cmd needs a command")),
-            _ => Target::Cmd { command: value },
+            TargetFlag::Cmd if value.trim().is_empty() => {
+                return Err(Error::usage("--cmd needs a command"));
+            }
+            TargetFlag::Cmd => Target::Cmd {
+                command: value.clone(),
+            },
         });
     }
     Ok(targets)
 }
 
-/// The assertion flags' values by scope: before the first target (for every `--url`), or
-/// after target `i` (for it alone).
-struct Scopes<'a> {
-    m: &'a ArgMatches,
-    starts: &'a [usize],
+/// An HTTP flag given after a TCP or command target, or with no `--url` at all.
+fn refuse_misplaced(
+    scoped: &Scoped,
+    owners: &Scopes,
+    targets: &[Positioned<(TargetFlag, String)>],
+) -> Result<()> {
+    let has_http = targets.iter().any(|t| t.value.0 == TargetFlag::Url);
+    for (id, indices) in scoped.given() {
+        if !has_http {
+            return Err(Error::usage(format!(
+                "--{id} is an HTTP flag: it needs a --url target"
+            )));
+        }
+        if let Some((kind, value)) = indices
+            .iter()
+            .filter_map(|index| owners.owner(*index))
+            .map(|owner| &targets[owner].value)
+            .find(|(kind, _)| *kind != TargetFlag::Url)
+        {
+            return Err(Error::usage(format!(
+                "--{id} follows --{} '{value}', but HTTP flags apply to the --url they follow \
+                 (or, given before the first target, to every --url)",
+                kind.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
-impl<'a> Scopes<'a> {
-    fn new(m: &'a ArgMatches, starts: &'a [usize]) -> Self {
-        Scopes { m, starts }
+/// The HTTP flags that apply to the `--url` at `position`: the global ones, then its own
+/// (which wins where one value is taken).
+struct Own<'a> {
+    scoped: &'a Scoped,
+    scopes: &'a Scopes,
+    position: usize,
+}
+
+impl Own<'_> {
+    fn all<T: Clone>(&self, given: &[Positioned<T>]) -> Vec<T> {
+        self.scopes.values_for(given, self.position)
     }
 
-    /// Scope 0 is global, scope `i + 1` belongs to target `i`.
-    fn scope_of(&self, index: usize) -> usize {
-        self.starts
-            .iter()
-            .take_while(|start| **start < index)
-            .count()
+    fn one<T: Clone>(&self, given: &[Positioned<T>]) -> Option<T> {
+        self.scopes.one_for(given, self.position)
     }
 
-    /// The values of `id` that apply to target `position`: the global ones, then its own.
-    fn values<T: Clone + Send + Sync + 'static>(&self, id: &str, position: usize) -> Vec<T> {
-        positioned::<T>(self.m, id)
-            .into_iter()
-            .filter(|(index, _)| [0, position + 1].contains(&self.scope_of(*index)))
-            .map(|(_, value)| value)
-            .collect()
-    }
-
-    /// An HTTP flag given after a TCP or command target, or with no `--url` at all.
-    fn refuse_misplaced(&self, given: &[(usize, &str, String)]) -> Result<()> {
-        let has_http = given.iter().any(|(_, kind, _)| *kind == "url");
-        for id in HTTP_FLAGS {
-            if self.m.value_source(id) != Some(ValueSource::CommandLine) {
-                continue;
-            }
-            let indices: Vec<usize> = self.m.indices_of(id).into_iter().flatten().collect();
-            if !has_http {
-                return Err(Error::usage(format!(
-                    "--{id} is an HTTP flag: it needs a --url target"
-                )));
-            }
-            if let Some((_, kind, value)) = indices
-                .iter()
-                .map(|index| self.scope_of(*index))
-                .filter(|scope| *scope > 0)
-                .map(|scope| &given[scope - 1])
-                .find(|(_, kind, _)| *kind != "url")
-            {
-                return Err(Error::usage(format!(
-                    "--{id} follows --{kind} '{value}', but HTTP flags apply to the --url they follow \
-                     (or, given before the first target, to every --url)"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// The method and body for target `position`: its own, else the global ones. `--data`
-    /// keeps the method (a GET with a body is sent as is, as some search APIs expect).
-    fn http_send(&self, position: usize) -> Result<HttpSend> {
-        let method = method(self.values::<String>("method", position).pop().as_deref())?;
-        let data = self.values::<String>("data", position).pop();
-        let body = match self.values::<PathBuf>("data-file", position).pop() {
+    /// The method and body: `--data` keeps the method (a GET with a body is sent as is, as
+    /// some search APIs expect).
+    fn http_send(&self) -> Result<HttpSend> {
+        let method = method(self.one(&self.scoped.method).as_deref())?;
+        let data = self.one(&self.scoped.data);
+        let body = match self.one(&self.scoped.data_file) {
             Some(path) => Some(data_file(&path)?),
             None => data.map(String::into_bytes),
         };
         Ok(HttpSend { method, body })
     }
 
-    fn http_checks(&self, ctx: &Ctx, position: usize) -> Result<HttpChecks> {
-        let strings = |id: &str| self.values::<String>(id, position);
-        // One value: the target's own wins over the global one.
-        let one = |id: &str| strings(id).pop();
-        let compile_all = |id: &str| {
-            strings(id)
+    fn http_checks(&self, ctx: &Ctx) -> Result<HttpChecks> {
+        let s = self.scoped;
+        let compile_all = |given: &[Positioned<String>], flag: &str| {
+            self.all(given)
                 .iter()
-                .map(|e| JqExpr::compile(e, &format!("--{id}")))
+                .map(|e| JqExpr::compile(e, flag))
                 .collect::<Result<Vec<_>>>()
         };
-        let max_latency = self.values::<Duration>("max-latency", position).pop();
+        let max_latency = self.one(&s.max_latency);
         if max_latency.is_some_and(|d| d.is_zero()) {
             return Err(Error::usage("--max-latency must be more than 0"));
         }
-        Ok(HttpChecks {
-            status: StatusSet::parse(one("status").as_deref().unwrap_or("2xx"), "--status")?,
-            expect: compile_all("expect")?,
-            body_regex: strings("body-regex")
+        let status = self.one(&s.status);
+        let expect = Expectations {
+            status: StatusSet::parse(status.as_deref().unwrap_or(DEFAULT_STATUS), "--status")?,
+            max_latency,
+            body_regex: self
+                .all(&s.body_regex)
                 .iter()
-                .map(|re| body_regex(re))
+                .map(|re| body_regex(re, "--body-regex"))
                 .collect::<Result<_>>()?,
-            expect_version: match one("expect-version") {
+            expect: compile_all(&s.expect, "--expect")?,
+            given_as: GivenAs::Flags,
+        };
+        Ok(HttpChecks {
+            expect,
+            expect_version: match self.one(&s.expect_version) {
                 // Without a value: the version this run's rollback went back to, else the
                 // version the last ugw-fetch step staged.
                 Some(given) => match expected_version(&given)? {
@@ -453,13 +411,13 @@ impl<'a> Scopes<'a> {
                 None => None,
             },
             version_path: JqExpr::compile(
-                one("version-path").as_deref().unwrap_or(".version"),
+                self.one(&s.version_path).as_deref().unwrap_or(".version"),
                 "--version-path",
             )?,
-            max_latency,
-            fail_if: compile_all("fail-if")?,
-            fail_status: one("fail-status")
-                .map(|s| StatusSet::parse(&s, "--fail-status"))
+            fail_if: compile_all(&s.fail_if, "--fail-if")?,
+            fail_status: self
+                .one(&s.fail_status)
+                .map(|text| StatusSet::parse(&text, "--fail-status"))
                 .transpose()?,
         })
     }
@@ -505,14 +463,4 @@ fn rolled_back_to(ctx: &Ctx) -> Result<Option<String>> {
             "--expect-version has no value: this run's ugw-swap step rolled back, but names no              release version it went back to (a --target binary is known by its sha256 only);              give the version (--expect-version V)",
         )),
     }
-}
-
-/// A `--body-regex`: multi-line, so `^` and `$` match at each line of the body (Prometheus
-/// text, logs), as `grep` does.
-fn body_regex(re: &str) -> Result<Regex> {
-    RegexBuilder::new(re).multi_line(true).build().map_err(|e| {
-        Error::usage(format!(
-            "--body-regex '{re}' is not a valid regular expression: {e}"
-        ))
-    })
 }

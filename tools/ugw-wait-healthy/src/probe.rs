@@ -5,8 +5,9 @@
 use crate::plan::{HttpChecks, HttpSend, Plan};
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
-use ugw_shared::http::{HttpClient, HttpResponse, Request};
-use ugw_shared::jq::{JqInput, parse_json};
+use ugw_shared::http::expect::{QUOTE_BYTES, first_text, json_body, status_text};
+use ugw_shared::http::{BODY_LIMIT, HttpClient, HttpResponse, JqBudget, MissKind, Request};
+use ugw_shared::jq::JqInput;
 use ugw_shared::poll::{self, Arrived, Attempt, AttemptError};
 use ugw_shared::results::{TargetKind, WaitTarget};
 use ugw_shared::runner::{self, Ended, RunOutcome, RunSpec};
@@ -16,10 +17,6 @@ use ugw_shared::{Result, tcp, version};
 
 /// How much of a body goes into the record.
 const EXCERPT_BYTES: usize = 512;
-/// How much of a body is read for the assertions.
-const BODY_LIMIT: usize = 1024 * 1024;
-/// How much of a value or a stderr line goes into a message.
-const QUOTE_BYTES: usize = 80;
 
 #[derive(Debug)]
 pub enum Target {
@@ -66,6 +63,16 @@ pub enum Miss {
     Assertion,
     Command(Ended),
     Other,
+}
+
+impl From<MissKind> for Miss {
+    fn from(kind: MissKind) -> Miss {
+        match kind {
+            MissKind::Status(code) => Miss::Status(code),
+            MissKind::TooSlow => Miss::TooSlow,
+            MissKind::Assertion => Miss::Assertion,
+        }
+    }
 }
 
 /// What one attempt at one target found.
@@ -151,7 +158,12 @@ enum Raw {
 pub fn run_round(plan: &Plan, until: Instant, deadline: Instant, cancel: &Cancel) -> Result<Round> {
     let started = Instant::now();
     let until_is_deadline = until >= deadline;
-    let jq = JqBudget { deadline, cancel };
+    // jq expressions run against the overall deadline and the cancel token: a runaway one
+    // ends the run (kind `timeout`, naming it) instead of outliving both.
+    let jq = JqBudget {
+        until: deadline,
+        cancel,
+    };
     let attempts = plan.targets.iter().map(|t| attempt(plan, t, until, cancel));
     let arrived = poll::parallel(attempts.collect(), until, cancel)?;
     // In a round cut short by the overall deadline, a timeout (or an answer that came only as
@@ -163,7 +175,7 @@ pub fn run_round(plan: &Plan, until: Instant, deadline: Instant, cancel: &Cancel
         .zip(arrived)
         .map(|(target, arrived)| {
             let at = arrived.as_ref().map(|a| a.at);
-            let mut verdict = judge(target, arrived, until - started, &jq)?;
+            let mut verdict = judge(target, arrived, until - started, jq)?;
             verdict.cut_by_deadline = until_is_deadline
                 && !verdict.passed
                 && (verdict.timed_out || at.is_none_or(|at| at >= cut_at));
@@ -211,18 +223,11 @@ fn http_attempt(
     client.fetch_request(request, until, BODY_LIMIT, cancel)
 }
 
-/// jq expressions run against the overall deadline and the cancel token: a runaway one ends
-/// the run (kind `timeout`, naming it) instead of outliving both.
-struct JqBudget<'a> {
-    deadline: Instant,
-    cancel: &'a Cancel,
-}
-
 fn judge(
     target: &Target,
     arrived: Option<Arrived<Raw>>,
     allowed: Duration,
-    jq: &JqBudget,
+    jq: JqBudget,
 ) -> Result<Verdict> {
     let Some(Arrived { value: raw, .. }) = arrived else {
         return Ok(Verdict::failed(AttemptError::timed_out(allowed)));
@@ -273,7 +278,7 @@ fn last_line(bytes: &[u8]) -> Option<&[u8]> {
         .find(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
 }
 
-fn judge_http(checks: &HttpChecks, response: &HttpResponse, jq: &JqBudget) -> Result<Verdict> {
+fn judge_http(checks: &HttpChecks, response: &HttpResponse, jq: JqBudget) -> Result<Verdict> {
     let mut verdict = Verdict {
         status: Some(response.status),
         latency: Some(response.latency),
@@ -282,13 +287,15 @@ fn judge_http(checks: &HttpChecks, response: &HttpResponse, jq: &JqBudget) -> Re
         ..Verdict::default()
     };
     // The body is parsed only when an assertion needs JSON.
-    let json = checks.needs_json().then(|| parse_json(&response.body));
+    let json = checks.needs_json().then(|| json_body(response));
     verdict.fatal = fail_fast(checks, response, json.as_ref(), jq)?;
-    if let Some((miss, reason)) = check_http(checks, response, json.as_ref(), jq)? {
-        if let JsonMiss::OtherVersion(found) = &miss {
-            verdict.other_version = Some(found.clone());
-        }
-        verdict.missed(Miss::from(miss), reason);
+    if let Some(missed) = checks.expect.judge(response, json.as_ref(), jq)? {
+        verdict.missed(missed.kind.into(), missed.reason);
+    } else if let Some(Ok(body)) = &json
+        && let Some((found, reason)) = check_version(checks, body, &response.body, jq)?
+    {
+        verdict.other_version = found;
+        verdict.missed(Miss::Assertion, reason);
     }
     verdict.passed = verdict.reason.is_none() && verdict.fatal.is_none();
     Ok(verdict)
@@ -299,11 +306,11 @@ fn fail_fast(
     checks: &HttpChecks,
     response: &HttpResponse,
     json: Option<&std::result::Result<JqInput, String>>,
-    jq: &JqBudget,
+    jq: JqBudget,
 ) -> Result<Option<String>> {
     if let Some(Ok(body)) = json {
         for expr in &checks.fail_if {
-            if expr.holds_until(body, jq.deadline, jq.cancel)? == Ok(true) {
+            if expr.holds_until(body, jq.until, jq.cancel)? == Ok(true) {
                 return Ok(Some(format!(
                     "--fail-if '{}' is true (body '{}')",
                     expr.text(),
@@ -319,109 +326,33 @@ fn fail_fast(
         .map(|_| format!("status {} matches --fail-status", status_text(response))))
 }
 
-/// Why an HTTP answer missed: a [`Miss`], or another version than the one expected (which
-/// shows as an assertion, and is counted by `--fail-if-version-differs`).
-enum JsonMiss {
-    Plain(Miss),
-    OtherVersion(String),
-}
-
-impl From<JsonMiss> for Miss {
-    fn from(miss: JsonMiss) -> Miss {
-        match miss {
-            JsonMiss::Plain(miss) => miss,
-            JsonMiss::OtherVersion(_) => Miss::Assertion,
-        }
-    }
-}
-
-impl From<Miss> for JsonMiss {
-    fn from(miss: Miss) -> JsonMiss {
-        JsonMiss::Plain(miss)
-    }
-}
-
-/// The first assertion that fails, in words; `None` when all hold.
-fn check_http(
-    checks: &HttpChecks,
-    response: &HttpResponse,
-    json: Option<&std::result::Result<JqInput, String>>,
-    jq: &JqBudget,
-) -> Result<Option<(JsonMiss, String)>> {
-    if !checks.status.contains(response.status) {
-        let reason = format!("status {}", status_text(response));
-        return Ok(Some((Miss::Status(response.status).into(), reason)));
-    }
-    if let Some(max) = checks.max_latency.filter(|max| response.latency > *max) {
-        let reason = format!(
-            "answered in {}, over --max-latency {}",
-            human(response.latency),
-            human(max)
-        );
-        return Ok(Some((Miss::TooSlow.into(), reason)));
-    }
-    if response.truncated && (!checks.expect.is_empty() || checks.expect_version.is_some()) {
-        let reason = format!("the body is larger than {} KiB", BODY_LIMIT / 1024);
-        return Ok(Some((Miss::Assertion.into(), reason)));
-    }
-    let text = String::from_utf8_lossy(&response.body);
-    if let Some(re) = checks.body_regex.iter().find(|re| !re.is_match(&text)) {
-        let reason = format!(
-            "the body does not match --body-regex '{}': '{}'",
-            re.as_str(),
-            excerpt(&response.body, QUOTE_BYTES)
-        );
-        return Ok(Some((Miss::Assertion.into(), reason)));
-    }
-    let body = match json {
-        None => return Ok(None),
-        Some(Ok(body)) => body,
-        Some(Err(e)) => return Ok(Some((Miss::Assertion.into(), e.clone()))),
-    };
-    check_json(checks, body, &response.body, jq)
-}
-
-/// The first `--expect` or `--expect-version` that fails on a JSON body, in words.
-fn check_json(
+/// Whether the body names the `--expect-version`: `None` when it does (or none is
+/// expected), else why not, with the other version it names (what
+/// `--fail-if-version-differs` counts).
+fn check_version(
     checks: &HttpChecks,
     body: &JqInput,
     raw: &[u8],
-    jq: &JqBudget,
-) -> Result<Option<(JsonMiss, String)>> {
-    let assertion = |reason: String| Some((JsonMiss::Plain(Miss::Assertion), reason));
-    for expr in &checks.expect {
-        match expr.eval_until(body, jq.deadline, jq.cancel)? {
-            Ok(outputs) if outputs.holds() => {}
-            Ok(outputs) => {
-                return Ok(assertion(format!(
-                    "--expect '{}' is not true: it gave {} (body '{}')",
-                    expr.text(),
-                    outputs.shown(QUOTE_BYTES),
-                    excerpt(raw, QUOTE_BYTES)
-                )));
-            }
-            Err(e) => return Ok(assertion(e)),
-        }
-    }
+    jq: JqBudget,
+) -> Result<Option<(Option<String>, String)>> {
     let Some(wanted) = checks.expect_version.as_ref() else {
         return Ok(None);
     };
-    let found = checks
-        .version_path
-        .eval_until(body, jq.deadline, jq.cancel)?
-        .map(|outputs| outputs.first_text());
-    Ok(match found {
+    Ok(match first_text(&checks.version_path, body, jq)? {
         Ok(Some(found)) if version::same(&found, wanted) => None,
         Ok(Some(found)) => {
             let reason = format!("version {found}, expecting {wanted}");
-            Some((JsonMiss::OtherVersion(found), reason))
+            Some((Some(found), reason))
         }
-        Ok(None) => assertion(format!(
-            "no version at {} in the body{}",
-            checks.version_path.text(),
-            version_hint(raw)
+        Ok(None) => Some((
+            None,
+            format!(
+                "no version at {} in the body{}",
+                checks.version_path.text(),
+                version_hint(raw)
+            ),
         )),
-        Err(e) => assertion(e),
+        Err(e) => Some((None, e)),
     })
 }
 
@@ -510,14 +441,6 @@ fn looks_like_version(text: &str) -> bool {
         && label
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_'))
-}
-
-fn status_text(response: &HttpResponse) -> String {
-    if response.reason.is_empty() {
-        response.status.to_string()
-    } else {
-        format!("{} {}", response.status, response.reason)
-    }
 }
 
 /// What stderr last said about a target; a new line is printed when this changes.

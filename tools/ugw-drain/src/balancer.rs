@@ -6,9 +6,10 @@
 
 use crate::earlier::{self, Episode};
 use crate::wait::{self, Waited};
-use crate::{Method, WaitPlan};
+use crate::{Haproxy, WaitPlan};
 use std::time::Instant;
 use ugw_shared::haproxy::{AdminState, Api, Endpoint, ServerView};
+use ugw_shared::poll::Backoff;
 use ugw_shared::results::{DrainMethod, Drained};
 use ugw_shared::{Ctx, Error, ErrorKind, Result};
 
@@ -111,39 +112,17 @@ fn put_back_error(e: Error, others_changed: bool) -> Error {
     }
 }
 
-fn target<'a>(
-    ctx: &Ctx,
-    method: &'a Method,
-) -> (
-    Target<'a>,
-    &'a [Endpoint],
-    AdminState,
-    Option<std::time::Duration>,
-) {
-    let Method::Haproxy {
-        sockets,
-        backend,
-        server,
-        state,
-        maint_after,
-    } = method
-    else {
-        unreachable!("called for the HAProxy method only")
-    };
-    let apis = sockets
+fn target<'a>(ctx: &Ctx, haproxy: &'a Haproxy) -> Target<'a> {
+    let apis = haproxy
+        .sockets
         .iter()
         .map(|s| Api::new(s.clone(), ctx.cancel.clone()))
         .collect();
-    (
-        Target {
-            apis,
-            backend,
-            server,
-        },
-        sockets,
-        *state,
-        *maint_after,
-    )
+    Target {
+        apis,
+        backend: &haproxy.backend,
+        server: &haproxy.server,
+    }
 }
 
 fn result(sockets: &[Endpoint], name: String, before: &[AdminState], undo: bool) -> Drained {
@@ -157,9 +136,10 @@ fn result(sockets: &[Endpoint], name: String, before: &[AdminState], undo: bool)
     drained
 }
 
-pub(crate) fn drain(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained> {
-    let (target, sockets, state, maint_after) = target(ctx, method);
-    let deadline = wait::deadline(ctx);
+pub(crate) fn drain(ctx: &Ctx, haproxy: &Haproxy, plan: WaitPlan) -> Result<Drained> {
+    let target = target(ctx, haproxy);
+    let (sockets, state, maint_after) = (&haproxy.sockets, haproxy.state, haproxy.maint_after);
+    let deadline = ctx.step_deadline();
     let views = target.views(deadline)?;
     let before: Vec<AdminState> = views.iter().map(|v| v.admin).collect();
     let mut drained = result(sockets, target.name(), &before, false);
@@ -233,9 +213,10 @@ pub(crate) fn drain(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Draine
     }
 }
 
-pub(crate) fn undo(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained> {
-    let (target, sockets, _, _) = target(ctx, method);
-    let deadline = wait::deadline(ctx);
+pub(crate) fn undo(ctx: &Ctx, haproxy: &Haproxy, plan: WaitPlan) -> Result<Drained> {
+    let target = target(ctx, haproxy);
+    let sockets = &haproxy.sockets;
+    let deadline = ctx.step_deadline();
     let Some(restore) = states_to_restore(ctx, sockets, &target.name())? else {
         return Ok(crate::undone_already(ctx, DrainMethod::Haproxy));
     };
@@ -264,6 +245,7 @@ pub(crate) fn undo(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained
     // Each instance waited for only when it was put back to ready: one drained before the
     // drain stays drained, and is not expected UP.
     let mut readings = 0;
+    let mut beat = Backoff::steady(plan.interval).until(deadline);
     loop {
         let views = target.views(deadline)?;
         readings += 1;
@@ -288,8 +270,8 @@ pub(crate) fn undo(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained
             )
             .with_typed(&drained));
         }
-        ctx.cancel
-            .sleep_until((Instant::now() + plan.interval).min(deadline))?;
+        // At the deadline it reads once more, and fails above if it is still not UP.
+        beat.sleep(&ctx.cancel)?;
     }
     drained.readings = readings;
     drained.waited_ms = ugw_shared::time::millis(since.elapsed());

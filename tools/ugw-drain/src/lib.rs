@@ -2,6 +2,7 @@
 //! kill -0 …`. It takes a node out of traffic (HAProxy's runtime API, a graceful signal, a flag
 //! file the balancer's health check sees, or the application's own drain endpoint) and waits
 //! until its in-flight work is really zero; `--undo` puts it back.
+#![forbid(unsafe_code)]
 
 mod balancer;
 mod earlier;
@@ -14,6 +15,8 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 use ugw_shared::haproxy::{AdminState, Endpoint};
+use ugw_shared::http::HttpConfig;
+use ugw_shared::prometheus::Selector;
 use ugw_shared::results::{DrainMethod, Drained, ToolResult};
 use ugw_shared::time::parse_duration;
 use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
@@ -42,6 +45,28 @@ pub fn tool() -> ugw_shared::cli::Tool {
     ugw_shared::cli::Tool::new(command(), run).default_timeout("5m")
 }
 
+/// The flag ids: each is read in one place, [`Options::from_matches`].
+mod id {
+    pub const HAPROXY: &str = "haproxy";
+    pub const SERVER: &str = "server";
+    pub const STATE: &str = "state";
+    pub const ZERO_READINGS: &str = "zero-readings";
+    pub const MAINT_AFTER: &str = "maint-after";
+    pub const SIGNAL: &str = "signal";
+    pub const PID: &str = "pid";
+    pub const PIDFILE: &str = "pidfile";
+    pub const GRACE: &str = "grace";
+    pub const FLAG_FILE: &str = "flag-file";
+    pub const HTTP_POST: &str = "http-post";
+    pub const LB_GRACE: &str = "lb-grace";
+    pub const INFLIGHT_METRIC: &str = "inflight-metric";
+    pub const INFLIGHT_FLOOR: &str = "inflight-floor";
+    pub const PORT: &str = "port";
+    pub const ON_TIMEOUT: &str = "on-timeout";
+    pub const INTERVAL: &str = "interval";
+    pub const UNDO: &str = "undo";
+}
+
 /// The clap command: the common flags, then this tool's own.
 #[must_use]
 #[allow(clippy::too_many_lines)] // one flag after another: a builder reads best whole
@@ -61,45 +86,45 @@ pub fn command() -> Command {
     .after_long_help(EXAMPLES)
     .next_help_heading("HAProxy")
     .arg(
-        Arg::new("haproxy")
-            .long("haproxy")
+        Arg::new(id::HAPROXY)
+            .long(id::HAPROXY)
             .value_name("SOCK")
             .action(ArgAction::Append)
             .help("HAProxy's admin-level stats socket: a unix socket path or tcp:HOST:PORT (repeatable: every instance is set, their counts summed)"),
     )
     .arg(
-        Arg::new("server")
-            .long("server")
+        Arg::new(id::SERVER)
+            .long(id::SERVER)
             .value_name("BACKEND/SERVER")
             .help("The server to drain, as haproxy.cfg names it"),
     )
     .arg(
-        Arg::new("state")
-            .long("state")
+        Arg::new(id::STATE)
+            .long(id::STATE)
             .value_name("STATE")
             .value_parser(["drain", "maint"])
             .default_value("drain")
             .help("drain: no new sessions but sticky ones; maint: none at all"),
     )
     .arg(
-        Arg::new("zero-readings")
-            .long("zero-readings")
+        Arg::new(id::ZERO_READINGS)
+            .long(id::ZERO_READINGS)
             .value_name("N")
             .value_parser(clap::value_parser!(u32).range(1..))
             .default_value("3")
             .help("Done when N readings in a row see nothing in flight"),
     )
     .arg(
-        Arg::new("maint-after")
-            .long("maint-after")
+        Arg::new(id::MAINT_AFTER)
+            .long(id::MAINT_AFTER)
             .value_name("DURATION")
             .value_parser(duration.clone())
             .help("Escalate from drain to maint when work is still in flight after DURATION (sticky clients keep a drained server busy)"),
     )
     .next_help_heading("Signal")
     .arg(
-        Arg::new("signal")
-            .long("signal")
+        Arg::new(id::SIGNAL)
+            .long(id::SIGNAL)
             .value_name("SIG")
             .value_parser(signal::parse)
             .help("Send SIG (QUIT for nginx's graceful stop) and wait for the process to exit; a stop, for after the balancer removed the node")
@@ -111,23 +136,23 @@ pub fn command() -> Command {
             ),
     )
     .arg(
-        Arg::new("pid")
-            .long("pid")
+        Arg::new(id::PID)
+            .long(id::PID)
             .value_name("N")
             .value_parser(clap::value_parser!(i32).range(1..))
-            .conflicts_with("pidfile")
+            .conflicts_with(id::PIDFILE)
             .help("The process to signal"),
     )
     .arg(
-        Arg::new("pidfile")
-            .long("pidfile")
+        Arg::new(id::PIDFILE)
+            .long(id::PIDFILE)
             .value_name("FILE")
             .value_parser(clap::value_parser!(PathBuf))
             .help("Read the process id from FILE"),
     )
     .arg(
-        Arg::new("grace")
-            .long("grace")
+        Arg::new(id::GRACE)
+            .long(id::GRACE)
             .value_name("DURATION")
             .value_parser(duration.clone())
             .default_value("10s")
@@ -135,45 +160,45 @@ pub fn command() -> Command {
     )
     .next_help_heading("Flag file or drain endpoint")
     .arg(
-        Arg::new("flag-file")
-            .long("flag-file")
+        Arg::new(id::FLAG_FILE)
+            .long(id::FLAG_FILE)
             .value_name("PATH")
             .value_parser(clap::value_parser!(PathBuf))
             .help("Create PATH atomically: the balancer's health check (e.g. /health/lb, never the readiness check) fails on it; --undo removes it"),
     )
     .arg(
-        Arg::new("http-post")
-            .long("http-post")
+        Arg::new(id::HTTP_POST)
+            .long(id::HTTP_POST)
             .value_name("URL")
-            .conflicts_with("flag-file")
+            .conflicts_with(id::FLAG_FILE)
             .help("POST to the application's own drain endpoint (with --undo: the endpoint that puts it back)"),
     )
     .arg(
-        Arg::new("lb-grace")
-            .long("lb-grace")
+        Arg::new(id::LB_GRACE)
+            .long(id::LB_GRACE)
             .value_name("DURATION")
             .value_parser(duration.clone())
             .default_value("5s")
             .help("How long the balancer takes to notice (its check interval times fall) before in-flight work is counted"),
     )
     .arg(
-        Arg::new("inflight-metric")
-            .long("inflight-metric")
+        Arg::new(id::INFLIGHT_METRIC)
+            .long(id::INFLIGHT_METRIC)
             .value_name("URL#NAME")
-            .conflicts_with("port")
+            .conflicts_with(id::PORT)
             .help("A Prometheus gauge of requests in flight, summed over its label sets (NAME may carry matchers: name{path!=\"/metrics\"})"),
     )
     .arg(
-        Arg::new("inflight-floor")
-            .long("inflight-floor")
+        Arg::new(id::INFLIGHT_FLOOR)
+            .long(id::INFLIGHT_FLOOR)
             .value_name("N")
             .value_parser(clap::value_parser!(u64))
             .default_value("0")
             .help("What the gauge reads when idle (1 for an application that counts the scrape itself)"),
     )
     .arg(
-        Arg::new("port")
-            .long("port")
+        Arg::new(id::PORT)
+            .long(id::PORT)
             .value_name("N")
             .value_parser(clap::value_parser!(u16).range(1..))
             .help("Count ESTABLISHED TCP connections to local port N instead (idle keep-alive connections from a balancer count too)"),
@@ -181,24 +206,24 @@ pub fn command() -> Command {
     .args(ugw_shared::http::args())
     .next_help_heading("Waiting")
     .arg(
-        Arg::new("on-timeout")
-            .long("on-timeout")
+        Arg::new(id::ON_TIMEOUT)
+            .long(id::ON_TIMEOUT)
             .value_name("WHAT")
             .value_parser(["fail", "proceed", "escalate"])
             .default_value("fail")
             .help("At the deadline: fail (exit 1, node left drained), proceed (exit 0, \"forced\": true), escalate (--signal: TERM, then KILL after --grace)"),
     )
     .arg(
-        Arg::new("interval")
-            .long("interval")
+        Arg::new(id::INTERVAL)
+            .long(id::INTERVAL)
             .value_name("DURATION")
             .value_parser(duration)
             .default_value("100ms")
             .help("Time between two in-flight readings (at least 10ms)"),
     )
     .arg(
-        Arg::new("undo")
-            .long("undo")
+        Arg::new(id::UNDO)
+            .long(id::UNDO)
             .action(ArgAction::SetTrue)
             .help("Put the node back: the HAProxy state from before the drain (then wait until UP), or remove the flag file; without method flags, undo the record's last drain"),
     )
@@ -218,41 +243,62 @@ pub(crate) enum OnTimeout {
 /// How in-flight work is measured (flag file and drain endpoint).
 #[derive(Debug, Clone)]
 pub(crate) enum Gauge {
-    /// A Prometheus gauge: the scrape URL, the selector text, what it reads when idle.
+    /// A Prometheus gauge: the scrape URL, the selector (parsed, and as given), what it
+    /// reads when idle.
     Metric {
         url: String,
-        selector: String,
+        selector: Selector,
+        selector_text: String,
         floor: u64,
     },
     Port(u16),
 }
 
+/// `--haproxy SOCK --server BACKEND/SERVER`: the server's state on every instance.
+#[derive(Debug, Clone)]
+pub(crate) struct Haproxy {
+    pub sockets: Vec<Endpoint>,
+    pub backend: String,
+    pub server: String,
+    pub state: AdminState,
+    pub maint_after: Option<Duration>,
+}
+
+/// `--signal SIG --pid N|--pidfile FILE`: a graceful stop of one process.
+#[derive(Debug, Clone)]
+pub(crate) struct SignalStop {
+    pub signal: rustix::process::Signal,
+    pub name: String,
+    pub pid: PidSource,
+    pub grace: Duration,
+}
+
+/// How the node itself says it leaves traffic.
+#[derive(Debug, Clone)]
+pub(crate) enum Via {
+    /// `--flag-file PATH`: a file the balancer's health check fails on.
+    FlagFile(PathBuf),
+    /// `--http-post URL`: the application's own drain endpoint.
+    HttpPost(String),
+}
+
+/// The flag file and drain endpoint methods: the node leaves traffic itself, then its
+/// in-flight gauge (or port) is watched.
+#[derive(Debug, Clone)]
+pub(crate) struct Local {
+    pub via: Via,
+    pub gauge: Option<Gauge>,
+    pub lb_grace: Duration,
+    /// The shared HTTP flags, for the scrape and the POST.
+    pub http: HttpConfig,
+}
+
 /// The method, with what it needs.
 #[derive(Debug, Clone)]
 pub(crate) enum Method {
-    Haproxy {
-        sockets: Vec<Endpoint>,
-        backend: String,
-        server: String,
-        state: AdminState,
-        maint_after: Option<Duration>,
-    },
-    Signal {
-        signal: rustix::process::Signal,
-        name: String,
-        pid: PidSource,
-        grace: Duration,
-    },
-    FlagFile {
-        path: PathBuf,
-        gauge: Option<Gauge>,
-        lb_grace: Duration,
-    },
-    HttpPost {
-        url: String,
-        gauge: Option<Gauge>,
-        lb_grace: Duration,
-    },
+    Haproxy(Haproxy),
+    Signal(SignalStop),
+    Local(Local),
 }
 
 #[derive(Debug, Clone)]
@@ -269,26 +315,51 @@ pub(crate) struct WaitPlan {
     pub on_timeout: OnTimeout,
 }
 
+/// The flags, parsed once: nothing below `run` reads them again.
+#[derive(Debug)]
+struct Options {
+    plan: WaitPlan,
+    undo: bool,
+    /// The method the flags name; `None` for `--undo` alone (the record's last drain).
+    method: Option<Method>,
+}
+
+impl Options {
+    fn from_matches(ctx: &Ctx, m: &ArgMatches) -> Result<Self> {
+        let plan = WaitPlan {
+            zero_readings: defaulted(m, id::ZERO_READINGS),
+            interval: defaulted(m, id::INTERVAL),
+            on_timeout: match m.get_one::<String>(id::ON_TIMEOUT).map(String::as_str) {
+                Some("proceed") => OnTimeout::Proceed,
+                Some("escalate") => OnTimeout::Escalate,
+                _ => OnTimeout::Fail,
+            },
+        };
+        if plan.interval < MIN_INTERVAL {
+            return Err(Error::usage(format!(
+                "--interval must be at least {}: a faster beat floods the balancer or the \
+                 application with readings",
+                ugw_shared::time::human(MIN_INTERVAL)
+            )));
+        }
+        Ok(Options {
+            plan,
+            undo: m.get_flag(id::UNDO),
+            method: method_from_flags(ctx, m)?,
+        })
+    }
+}
+
+/// A flag that `command()` gives a `default_value`, so clap always fills it in (the one
+/// invariant the `expect` states).
+fn defaulted<T: Clone + Send + Sync + 'static>(m: &ArgMatches, id: &str) -> T {
+    m.get_one::<T>(id).cloned().expect("the flag has a default")
+}
+
 /// Drain, or undo a drain.
 pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
-    let plan = WaitPlan {
-        zero_readings: *matches.get_one::<u32>("zero-readings").expect("default"),
-        interval: *matches.get_one::<Duration>("interval").expect("default"),
-        on_timeout: match matches.get_one::<String>("on-timeout").map(String::as_str) {
-            Some("proceed") => OnTimeout::Proceed,
-            Some("escalate") => OnTimeout::Escalate,
-            _ => OnTimeout::Fail,
-        },
-    };
-    if plan.interval < MIN_INTERVAL {
-        return Err(Error::usage(format!(
-            "--interval must be at least {}: a faster beat floods the balancer or the application \
-             with readings",
-            ugw_shared::time::human(MIN_INTERVAL)
-        )));
-    }
-    let undo = matches.get_flag("undo");
-    let method = match method_from_flags(matches)? {
+    let Options { plan, undo, method } = Options::from_matches(ctx, matches)?;
+    let method = match method {
         Some(method) => method,
         None if undo => match method_from_record(ctx)? {
             Ok(method) => method,
@@ -301,29 +372,29 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
             ));
         }
     };
-    if plan.on_timeout == OnTimeout::Escalate && !matches!(method, Method::Signal { .. }) {
+    if plan.on_timeout == OnTimeout::Escalate && !matches!(method, Method::Signal(_)) {
         return Err(Error::usage(
             "--on-timeout escalate is for --signal (TERM, then KILL); use --maint-after with --haproxy",
         ));
     }
     let drained = match (&method, undo) {
-        (Method::Signal { .. }, true) => {
+        (Method::Signal(_), true) => {
             return Err(Error::usage(
                 "--undo cannot restart a process that --signal stopped: start it again with its service manager",
             ));
         }
-        (Method::Haproxy { .. }, false) => balancer::drain(ctx, &method, plan)?,
-        (Method::Haproxy { .. }, true) => balancer::undo(ctx, &method, plan)?,
-        (Method::Signal { .. }, false) => signal::stop(ctx, &method, plan)?,
-        (_, false) => local::drain(ctx, matches, &method, plan)?,
-        (_, true) => local::undo(ctx, matches, &method)?,
+        (Method::Haproxy(haproxy), false) => balancer::drain(ctx, haproxy, plan)?,
+        (Method::Haproxy(haproxy), true) => balancer::undo(ctx, haproxy, plan)?,
+        (Method::Signal(stop), false) => signal::stop(ctx, stop, plan)?,
+        (Method::Local(local), false) => local::drain(ctx, local, plan)?,
+        (Method::Local(local), true) => local::undo(ctx, local)?,
     };
     Ok(StepResult::typed(drained.changed, &drained))
 }
 
 /// The method the flags name, if any; a usage error when they name two, or half of one.
-fn method_from_flags(m: &ArgMatches) -> Result<Option<Method>> {
-    let given: Vec<&str> = ["haproxy", "signal", "flag-file", "http-post"]
+fn method_from_flags(ctx: &Ctx, m: &ArgMatches) -> Result<Option<Method>> {
+    let given: Vec<&str> = [id::HAPROXY, id::SIGNAL, id::FLAG_FILE, id::HTTP_POST]
         .into_iter()
         .filter(|id| {
             m.contains_id(id) && m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
@@ -335,65 +406,60 @@ fn method_from_flags(m: &ArgMatches) -> Result<Option<Method>> {
             given[0], given[1]
         )));
     }
-    let lb_grace = *m.get_one::<Duration>("lb-grace").expect("default");
-    Ok(match given.first().copied() {
-        None => None,
-        Some("haproxy") => Some(haproxy_method(m)?),
-        Some("signal") => {
-            let (signal, name) = m
-                .get_one::<(rustix::process::Signal, String)>("signal")
-                .cloned()
-                .expect("given");
-            let pid = match (m.get_one::<i32>("pid"), m.get_one::<PathBuf>("pidfile")) {
-                (Some(pid), _) => PidSource::Pid(*pid),
-                (None, Some(file)) => PidSource::File(file.clone()),
-                (None, None) => {
-                    return Err(Error::usage("--signal needs --pid N or --pidfile FILE"));
-                }
-            };
-            let grace = *m.get_one::<Duration>("grace").expect("default");
-            Some(Method::Signal {
-                signal,
-                name,
-                pid,
-                grace,
-            })
-        }
-        Some("flag-file") => Some(Method::FlagFile {
-            path: m.get_one::<PathBuf>("flag-file").cloned().expect("given"),
+    let local = |via: Via| -> Result<Method> {
+        Ok(Method::Local(Local {
+            via,
             gauge: gauge(m)?,
-            lb_grace,
-        }),
-        Some(_) => Some(Method::HttpPost {
-            url: m.get_one::<String>("http-post").cloned().expect("given"),
-            gauge: gauge(m)?,
-            lb_grace,
-        }),
-    })
+            lb_grace: defaulted(m, id::LB_GRACE),
+            http: HttpConfig::from_matches(m, ctx.scrubber())?,
+        }))
+    };
+    if let Some(sockets) = m.get_many::<String>(id::HAPROXY) {
+        return haproxy_method(m, sockets).map(Some);
+    }
+    if let Some((signal, name)) = m.get_one::<(rustix::process::Signal, String)>(id::SIGNAL) {
+        let pid = match (m.get_one::<i32>(id::PID), m.get_one::<PathBuf>(id::PIDFILE)) {
+            (Some(pid), _) => PidSource::Pid(*pid),
+            (None, Some(file)) => PidSource::File(file.clone()),
+            (None, None) => {
+                return Err(Error::usage("--signal needs --pid N or --pidfile FILE"));
+            }
+        };
+        return Ok(Some(Method::Signal(SignalStop {
+            signal: *signal,
+            name: name.clone(),
+            pid,
+            grace: defaulted(m, id::GRACE),
+        })));
+    }
+    if let Some(path) = m.get_one::<PathBuf>(id::FLAG_FILE) {
+        return local(Via::FlagFile(path.clone())).map(Some);
+    }
+    if let Some(url) = m.get_one::<String>(id::HTTP_POST) {
+        return local(Via::HttpPost(url.clone())).map(Some);
+    }
+    Ok(None)
 }
 
-fn haproxy_method(m: &ArgMatches) -> Result<Method> {
-    let sockets = m
-        .get_many::<String>("haproxy")
-        .into_iter()
-        .flatten()
+fn haproxy_method<'a>(m: &ArgMatches, sockets: impl Iterator<Item = &'a String>) -> Result<Method> {
+    let sockets = sockets
         .map(|s| Endpoint::parse(s))
         .collect::<Result<Vec<_>>>()?;
-    let Some(server) = m.get_one::<String>("server") else {
+    let Some(server) = m.get_one::<String>(id::SERVER) else {
         return Err(Error::usage("--haproxy needs --server BACKEND/SERVER"));
     };
     let (backend, server) = split_server(server)?;
-    let state = match m.get_one::<String>("state").map(String::as_str) {
+    let state = match m.get_one::<String>(id::STATE).map(String::as_str) {
         Some("maint") => AdminState::Maint,
         _ => AdminState::Drain,
     };
-    Ok(Method::Haproxy {
+    Ok(Method::Haproxy(Haproxy {
         sockets,
         backend,
         server,
         state,
-        maint_after: m.get_one::<Duration>("maint-after").copied(),
-    })
+        maint_after: m.get_one::<Duration>(id::MAINT_AFTER).copied(),
+    }))
 }
 
 fn split_server(text: &str) -> Result<(String, String)> {
@@ -410,10 +476,10 @@ fn split_server(text: &str) -> Result<(String, String)> {
 /// `--inflight-metric URL#NAME` or `--port N`; the flag file and drain endpoint methods need
 /// one of them to know when work is done, except with --undo.
 fn gauge(m: &ArgMatches) -> Result<Option<Gauge>> {
-    if let Some(port) = m.get_one::<u16>("port") {
+    if let Some(port) = m.get_one::<u16>(id::PORT) {
         return Ok(Some(Gauge::Port(*port)));
     }
-    let Some(text) = m.get_one::<String>("inflight-metric") else {
+    let Some(text) = m.get_one::<String>(id::INFLIGHT_METRIC) else {
         return Ok(None);
     };
     let Some((url, selector)) = text
@@ -424,12 +490,13 @@ fn gauge(m: &ArgMatches) -> Result<Option<Gauge>> {
             "--inflight-metric '{text}' is not URL#NAME (e.g. http://127.0.0.1:8080/metrics#http_requests_in_flight)"
         )));
     };
-    ugw_shared::prometheus::Selector::parse(selector)
-        .map_err(|e| Error::usage(format!("--inflight-metric: {e}")))?;
+    let parsed =
+        Selector::parse(selector).map_err(|e| Error::usage(format!("--inflight-metric: {e}")))?;
     Ok(Some(Gauge::Metric {
         url: url.to_string(),
-        selector: selector.to_string(),
-        floor: *m.get_one::<u64>("inflight-floor").expect("default"),
+        selector: parsed,
+        selector_text: selector.to_string(),
+        floor: defaulted(m, id::INFLIGHT_FLOOR),
     }))
 }
 
@@ -459,7 +526,6 @@ fn method_from_record(ctx: &Ctx) -> Result<Result<Method, StepResult>> {
              there is none{foreign}: give the method flags"
         )));
     };
-    let lb_grace = Duration::ZERO;
     Ok(Ok(match last.method {
         DrainMethod::Haproxy => {
             let sockets = last
@@ -477,19 +543,21 @@ fn method_from_record(ctx: &Ctx) -> Result<Result<Method, StepResult>> {
                 .map_err(|e| {
                     Error::bad_record(format!("the earlier ugw-drain step: {}", e.message))
                 })?;
-            Method::Haproxy {
+            Method::Haproxy(Haproxy {
                 sockets,
                 backend,
                 server,
                 state: AdminState::Drain,
                 maint_after: None,
-            }
+            })
         }
-        DrainMethod::FlagFile => Method::FlagFile {
-            path: PathBuf::from(last.flag_file.clone().unwrap_or_default()),
+        // An undo of a flag file reads no gauge and sends nothing.
+        DrainMethod::FlagFile => Method::Local(Local {
+            via: Via::FlagFile(PathBuf::from(last.flag_file.clone().unwrap_or_default())),
             gauge: None,
-            lb_grace,
-        },
+            lb_grace: Duration::ZERO,
+            http: HttpConfig::default(),
+        }),
         DrainMethod::Signal => {
             return Err(Error::usage(
                 "the last drain stopped a process (--signal): start it again with its service manager",

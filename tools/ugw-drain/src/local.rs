@@ -5,59 +5,44 @@
 
 use crate::earlier::{self, Episode};
 use crate::wait;
-use crate::{Gauge, Method, WaitPlan};
-use clap::ArgMatches;
+use crate::{Gauge, Local, Via, WaitPlan};
 use std::path::Path;
 use std::time::Instant;
 use ugw_shared::http::{HttpClient, Request};
-use ugw_shared::prometheus::{self, Selector};
+use ugw_shared::prometheus;
 use ugw_shared::results::{DrainMethod, Drained};
 use ugw_shared::{Ctx, Error, ErrorKind, Result};
 
 /// Answers of a drain endpoint beyond this are not read.
 const HOOK_BODY_LIMIT: usize = 64 * 1024;
 
-pub(crate) fn drain(
-    ctx: &Ctx,
-    matches: &ArgMatches,
-    method: &Method,
-    plan: WaitPlan,
-) -> Result<Drained> {
-    let (mut drained, gauge, lb_grace) = match method {
-        Method::FlagFile {
-            path,
-            gauge,
-            lb_grace,
-        } => {
+pub(crate) fn drain(ctx: &Ctx, local: &Local, plan: WaitPlan) -> Result<Drained> {
+    let mut drained = match &local.via {
+        Via::FlagFile(path) => {
             let mut drained = wait::blank(DrainMethod::FlagFile, false);
             // By its canonical path: what an undo matches it by.
             drained.flag_file = Some(earlier::canonical_name(path).display().to_string());
             drained.state_before = Some(presence_to_drain(path)?.to_string());
-            (drained, gauge, *lb_grace)
+            drained
         }
-        Method::HttpPost {
-            url,
-            gauge,
-            lb_grace,
-        } => {
+        Via::HttpPost(url) => {
             let mut drained = wait::blank(DrainMethod::HttpPost, false);
             ugw_shared::http::check_url(url, ctx.scrubber())?;
             drained.http_post = Some(url.clone());
-            (drained, gauge, *lb_grace)
+            drained
         }
-        _ => unreachable!("called for the flag file and drain endpoint methods only"),
     };
-    let Some(gauge) = gauge else {
+    let Some(gauge) = &local.gauge else {
         return Err(Error::usage(
             "--flag-file and --http-post need --inflight-metric URL#NAME or --port N to know when work is done",
         ));
     };
-    let client = HttpClient::from_matches(matches, ctx.scrubber())?;
+    let client = HttpClient::new(local.http.clone(), ctx.scrubber())?;
     let reader = Reader::new(gauge, &client, ctx)?;
     drained.inflight_source = Some(reader.source());
     // Read once before changing anything: a gauge that cannot be read fails the step with
     // the node still in traffic.
-    let count = reader.read(wait::deadline(ctx))?;
+    let count = reader.read(ctx.step_deadline())?;
     if ctx.dry_run {
         drained.inflight_start = Some(count);
         drained.inflight_end = Some(count);
@@ -74,8 +59,8 @@ pub(crate) fn drain(
         let value = serde_json::to_value(drained).expect("a result serialises");
         move |e: Error| e.with_result(value)
     };
-    match method {
-        Method::FlagFile { path, .. } => {
+    match &local.via {
+        Via::FlagFile(path) => {
             if drained.state_before.as_deref() == Some("absent") {
                 ugw_shared::atomic::write_atomic(path, FLAG_TEXT)?;
                 drained.changed = true;
@@ -83,22 +68,21 @@ pub(crate) fn drain(
             }
             drained.state_after = Some("present".to_string());
         }
-        Method::HttpPost { url, .. } => {
+        Via::HttpPost(url) => {
             // A POST that failed may still have been taken: the result says it was sent.
             drained.state_after = Some("posted".to_string());
             post(ctx, &client, url, "take the drain").map_err(with_result(&drained))?;
             drained.changed = true;
         }
-        _ => unreachable!(),
     }
-    let deadline = wait::deadline(ctx);
-    if drained.changed && !lb_grace.is_zero() {
+    let deadline = ctx.step_deadline();
+    if drained.changed && !local.lb_grace.is_zero() {
         ctx.reporter.info(&format!(
             "waiting {} for the balancer to notice",
-            ugw_shared::time::human(lb_grace)
+            ugw_shared::time::human(local.lb_grace)
         ));
         ctx.cancel
-            .sleep_until((Instant::now() + lb_grace).min(deadline))
+            .sleep_until((Instant::now() + local.lb_grace).min(deadline))
             .map_err(with_result(&drained))?;
     }
     let waited = wait::until_zero(
@@ -119,22 +103,21 @@ pub(crate) fn drain(
     }
 }
 
-pub(crate) fn undo(ctx: &Ctx, matches: &ArgMatches, method: &Method) -> Result<Drained> {
-    match method {
-        Method::FlagFile { path, .. } => undo_flag(ctx, path),
-        Method::HttpPost { url, .. } => {
+pub(crate) fn undo(ctx: &Ctx, local: &Local) -> Result<Drained> {
+    match &local.via {
+        Via::FlagFile(path) => undo_flag(ctx, path),
+        Via::HttpPost(url) => {
             ugw_shared::http::check_url(url, ctx.scrubber())?;
             let mut drained = wait::blank(DrainMethod::HttpPost, true);
             drained.http_post = Some(url.clone());
             if !ctx.dry_run {
-                let client = HttpClient::from_matches(matches, ctx.scrubber())?;
+                let client = HttpClient::new(local.http.clone(), ctx.scrubber())?;
                 post(ctx, &client, url, "put the node back")?;
                 drained.changed = true;
                 drained.state_after = Some("posted".to_string());
             }
             Ok(drained)
         }
-        _ => unreachable!("called for the flag file and drain endpoint methods only"),
     }
 }
 
@@ -247,7 +230,7 @@ fn presence(path: &Path) -> Result<&'static str> {
 fn post(ctx: &Ctx, client: &HttpClient, url: &str, what: &str) -> Result<()> {
     let request = Request::new(ugw_shared::http::Method::POST, url);
     let response = client
-        .fetch_request(request, wait::deadline(ctx), HOOK_BODY_LIMIT, &ctx.cancel)
+        .fetch_request(request, ctx.step_deadline(), HOOK_BODY_LIMIT, &ctx.cancel)
         .map_err(|e| {
             ctx.cancel
                 .check()
@@ -271,38 +254,35 @@ fn post(ctx: &Ctx, client: &HttpClient, url: &str, what: &str) -> Result<()> {
 /// Reads the work in flight one way.
 struct Reader<'a> {
     gauge: &'a Gauge,
-    selector: Option<Selector>,
     client: &'a HttpClient,
     ctx: &'a Ctx,
 }
 
 impl<'a> Reader<'a> {
     fn new(gauge: &'a Gauge, client: &'a HttpClient, ctx: &'a Ctx) -> Result<Self> {
-        let selector = match gauge {
-            Gauge::Metric { url, selector, .. } => {
-                ugw_shared::http::check_url(url, ctx.scrubber())?;
-                Some(Selector::parse(selector).map_err(Error::usage)?)
-            }
-            Gauge::Port(_) => None,
-        };
-        Ok(Reader {
-            gauge,
-            selector,
-            client,
-            ctx,
-        })
+        if let Gauge::Metric { url, .. } = gauge {
+            ugw_shared::http::check_url(url, ctx.scrubber())?;
+        }
+        Ok(Reader { gauge, client, ctx })
     }
 
     fn source(&self) -> String {
         match self.gauge {
-            Gauge::Metric { url, selector, .. } => format!("metric {url}#{selector}"),
+            Gauge::Metric {
+                url, selector_text, ..
+            } => format!("metric {url}#{selector_text}"),
             Gauge::Port(port) => format!("port {port}"),
         }
     }
 
     fn read(&self, until: Instant) -> Result<u64> {
-        match (self.gauge, &self.selector) {
-            (Gauge::Metric { url, floor, .. }, Some(selector)) => {
+        match self.gauge {
+            Gauge::Metric {
+                url,
+                selector,
+                floor,
+                ..
+            } => {
                 let exposition = prometheus::scrape(self.client, url, until, &self.ctx.cancel)
                     .map_err(|e| {
                         self.ctx.cancel.check().err().unwrap_or_else(|| {
@@ -340,9 +320,8 @@ impl<'a> Reader<'a> {
                 }
                 Ok((value.round() as u64).saturating_sub(*floor))
             }
-            (Gauge::Port(port), _) => ugw_shared::proc_net::established_on_port(*port)
+            Gauge::Port(port) => ugw_shared::proc_net::established_on_port(*port)
                 .map_err(|e| Error::io("cannot read /proc/net/tcp", &e)),
-            (Gauge::Metric { .. }, None) => unreachable!("a metric gauge always has its selector"),
         }
     }
 }

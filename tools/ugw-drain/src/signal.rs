@@ -4,7 +4,7 @@
 //! to end by the deadline too.
 
 use crate::wait;
-use crate::{Method, OnTimeout, PidSource, WaitPlan};
+use crate::{OnTimeout, PidSource, SignalStop, WaitPlan};
 use rustix::process::Signal;
 use std::time::{Duration, Instant};
 use ugw_shared::process::Process;
@@ -50,17 +50,13 @@ fn escalation_times(deadline: Instant, grace: Duration) -> (Instant, Instant) {
     )
 }
 
-pub(crate) fn stop(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained> {
-    let Method::Signal {
+pub(crate) fn stop(ctx: &Ctx, stop: &SignalStop, plan: WaitPlan) -> Result<Drained> {
+    let SignalStop {
         signal,
         name,
-        pid,
+        pid: pid_source,
         grace,
-    } = method
-    else {
-        unreachable!("called for the signal method only")
-    };
-    let pid_source = pid;
+    } = stop;
     let pid = read_pid(pid_source)?;
     refuse_own(pid)?;
     let mut drained = wait::blank(DrainMethod::Signal, false);
@@ -93,7 +89,7 @@ pub(crate) fn stop(ctx: &Ctx, method: &Method, plan: WaitPlan) -> Result<Drained
             .info(&format!("process {pid} is running; would send {name}"));
         return Ok(drained);
     }
-    let deadline = wait::deadline(ctx);
+    let deadline = ctx.step_deadline();
     let escalate = plan.on_timeout == OnTimeout::Escalate;
     let (graceful_until, term_until) = if escalate {
         escalation_times(deadline, *grace)

@@ -4,6 +4,7 @@
 
 use crate::{OnTimeout, WaitPlan};
 use std::time::{Duration, Instant};
+use ugw_shared::poll::Backoff;
 use ugw_shared::results::{DrainMethod, Drained};
 use ugw_shared::{Ctx, Error, ErrorKind, Result};
 
@@ -29,12 +30,6 @@ pub(crate) fn blank(method: DrainMethod, undo: bool) -> Drained {
         pid: None,
         inflight_source: None,
     }
-}
-
-/// The step's deadline (the tool always has one: `--timeout` defaults to 5m).
-pub(crate) fn deadline(ctx: &Ctx) -> Instant {
-    ctx.deadline()
-        .unwrap_or_else(|| ctx.started + Duration::from_secs(300))
 }
 
 /// How a wait for zero ended.
@@ -68,7 +63,8 @@ pub(crate) fn until_zero(
     mut read: impl FnMut(Instant) -> Result<u64>,
     mut each_round: impl FnMut(Duration) -> Result<()>,
 ) -> Result<Waited> {
-    let deadline = deadline(ctx);
+    let deadline = ctx.step_deadline();
+    let mut beat = Backoff::steady(plan.interval).until(deadline);
     let mut waited = Waited::default();
     let mut zeros = 0;
     loop {
@@ -97,8 +93,10 @@ pub(crate) fn until_zero(
         if count > 0 {
             each_round(since.elapsed())?;
         }
-        ctx.cancel
-            .sleep_until((round + plan.interval).min(deadline))?;
+        // The beat counts from the start of the reading, not its end.
+        if !beat.sleep_from(round, &ctx.cancel)? {
+            return Ok(waited);
+        }
     }
 }
 

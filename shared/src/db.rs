@@ -5,28 +5,64 @@
 
 use crate::error::{Error, Result};
 use crate::scrub::{Scrubber, UrlParts};
-use clap::{Arg, ArgMatches};
+use clap::{Arg, ArgAction, ArgMatches};
 use percent_encoding::percent_decode_str;
 use std::path::PathBuf;
 
 /// The variable `--db-env` names when it is not given.
 pub const DEFAULT_ENV: &str = "DATABASE_URL";
 
-/// `--db URL` and `--db-env VAR`, with their help, defined once.
+/// The database flags' ids.
+pub const DB: &str = "db";
+pub const DB_ENV: &str = "db-env";
+
+/// How many databases a tool takes, which decides how its `--db` and `--db-env` read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Databases {
+    /// One (ugw-migrate): `--db` or `--db-env`, the variable [`DEFAULT_ENV`] by default
+    /// ([`DbUrl::from_matches`]).
+    One,
+    /// Any number (ugw-backup create): each flag repeatable, no default variable
+    /// ([`DbUrl::all_from_matches`]).
+    Many,
+}
+
+/// The database flags, with their help, defined once for every tool that talks to a
+/// database: `--db URL` and `--db-env VAR`, as `count` reads them.
+#[must_use]
+pub fn group(count: Databases) -> Vec<Arg> {
+    match count {
+        Databases::One => args(),
+        Databases::Many => vec![
+            Arg::new(DB)
+                .long(DB)
+                .value_name("URL")
+                .action(ArgAction::Append)
+                .help("A database: sqlite:///path/app.db (a snapshot) or postgres://user@host/db (pg_dump; the password from PGPASSWORD or the URL, never argv) (repeatable)"),
+            Arg::new(DB_ENV)
+                .long(DB_ENV)
+                .value_name("VAR")
+                .action(ArgAction::Append)
+                .help("Read a --db URL from this environment variable (repeatable)"),
+        ],
+    }
+}
+
+/// `--db URL` and `--db-env VAR` for a tool that takes one database ([`Databases::One`]).
 #[must_use]
 pub fn args() -> Vec<Arg> {
     vec![
-        Arg::new("db")
-            .long("db")
+        Arg::new(DB)
+            .long(DB)
             .value_name("URL")
-            .conflicts_with("db-env")
+            .conflicts_with(DB_ENV)
             .help(
                 "The database: sqlite:///abs/path.db, sqlite://rel/path.db (the rest is the file's path: `#` and `?` \
                  are part of it, %XX is decoded), postgres://user@host:port/db?sslmode=… \
                  (a password here is visible in `ps`: prefer --db-env)",
             ),
-        Arg::new("db-env")
-            .long("db-env")
+        Arg::new(DB_ENV)
+            .long(DB_ENV)
             .value_name("VAR")
             .help("Read the database URL from this environment variable [default: DATABASE_URL]"),
     ]
@@ -171,11 +207,11 @@ impl DbUrl {
     /// `--db URL`, or the URL in `--db-env VAR` (default `DATABASE_URL`); its secrets are
     /// registered with `scrubber` before anything can print them.
     pub fn from_matches(matches: &ArgMatches, scrubber: &Scrubber) -> Result<Self> {
-        let text = if let Some(url) = matches.get_one::<String>("db") {
+        let text = if let Some(url) = matches.get_one::<String>(DB) {
             url.clone()
         } else {
             let var = matches
-                .get_one::<String>("db-env")
+                .get_one::<String>(DB_ENV)
                 .map_or(DEFAULT_ENV, String::as_str);
             std::env::var(var).map_err(|_| {
                 Error::usage(format!(
@@ -184,6 +220,30 @@ impl DbUrl {
             })?
         };
         DbUrl::parse_registering(&text, scrubber)
+    }
+
+    /// Every `--db URL`, then the URL in every `--db-env VAR`, of a tool that takes any
+    /// number ([`Databases::Many`]); each one's secrets are registered with `scrubber` before
+    /// anything can print them, a URL that does not parse included.
+    pub fn all_from_matches(matches: &ArgMatches, scrubber: &Scrubber) -> Result<Vec<Self>> {
+        let mut urls: Vec<String> = matches
+            .get_many::<String>(DB)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        for var in matches.get_many::<String>(DB_ENV).into_iter().flatten() {
+            let url = std::env::var(var)
+                .map_err(|_| Error::usage(format!("--db-env {var}: the variable is not set")))?;
+            scrubber.add_url_secrets(&url);
+            urls.push(url);
+        }
+        urls.iter()
+            .map(|url| {
+                DbUrl::parse_registering(url, scrubber)
+                    .map_err(|e| Error::usage(format!("--db: {}", e.message)))
+            })
+            .collect()
     }
 
     /// `parse`, with the URL's password registered with `scrubber` (decoded and as written)
@@ -599,5 +659,44 @@ mod tests {
         let m = command.get_matches_from(["t", "--db-env", "UGW_DB_TEST_UNSET"]);
         let err = DbUrl::from_matches(&m, &scrubber).unwrap_err();
         assert!(err.message.contains("UGW_DB_TEST_UNSET"), "{}", err.message);
+    }
+
+    #[test]
+    #[expect(unsafe_code, reason = "std::env::set_var, of this test's own variable")]
+    fn a_tool_of_many_databases_reads_every_flag_then_every_variable() {
+        let command = clap::Command::new("t").args(group(Databases::Many));
+        let scrubber = Scrubber::default();
+        // SAFETY: this test's own variable; no other test reads it.
+        unsafe { std::env::set_var("UGW_DB_TEST_MANY", "postgres://u:s3cr%2Fet7@h/db") };
+        let m = command.clone().get_matches_from([
+            "t",
+            "--db-env",
+            "UGW_DB_TEST_MANY",
+            "--db",
+            "sqlite:///tmp/a.db",
+            "--db",
+            "sqlite:///tmp/b.db",
+        ]);
+        let urls = DbUrl::all_from_matches(&m, &scrubber).unwrap();
+        let engines: Vec<Engine> = urls.iter().map(DbUrl::engine).collect();
+        assert_eq!(engines, [Engine::Sqlite, Engine::Sqlite, Engine::Postgres]);
+        assert_eq!(urls[1], DbUrl::Sqlite(PathBuf::from("/tmp/b.db")));
+        assert_eq!(scrubber.scrub_str("x s3cr/et7 y"), "x *** y");
+        // Neither flag given: no database, and no default variable read.
+        let none = DbUrl::all_from_matches(&command.clone().get_matches_from(["t"]), &scrubber);
+        assert!(none.unwrap().is_empty());
+        let m = command
+            .clone()
+            .get_matches_from(["t", "--db-env", "UGW_DB_TEST_UNSET_MANY"]);
+        let err = DbUrl::all_from_matches(&m, &scrubber).unwrap_err();
+        assert!(
+            err.message.contains("UGW_DB_TEST_UNSET_MANY"),
+            "{}",
+            err.message
+        );
+        let m = command.get_matches_from(["t", "--db", "mysql://u:hunter2pw@h/db"]);
+        let err = DbUrl::all_from_matches(&m, &scrubber).unwrap_err();
+        assert!(err.message.starts_with("--db: "), "{}", err.message);
+        assert!(!err.message.contains("hunter2pw"), "{}", err.message);
     }
 }

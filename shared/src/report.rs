@@ -67,6 +67,12 @@ impl Reporter {
         &self.scrubber
     }
 
+    /// `--quiet`: only errors are said (a table for people is not drawn either).
+    #[must_use]
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// A progress event (`ugw-fetch: verified sha256 …`); silent with --quiet.
     pub fn info(&self, message: &str) {
         if !self.quiet {

@@ -419,7 +419,7 @@ fn append_databases<W: Write>(
         let temp_file = AtomicFile::create(&plan.out.join(format!("{}.pg-globals", plan.name)))?;
         let temp = temp_file.temp_path().to_path_buf();
         ctx.track_temp(&temp);
-        crate::pg::dump_globals(server, temp_file.file(), ctx.deadline(), &ctx.cancel)?;
+        crate::pg::dump_globals(server, temp_file.file(), ctx.step_deadline(), &ctx.cancel)?;
         let name = format!("{}/pg/globals.sql", manifest::DB_PREFIX);
         let entry = append_temp(ctx, builder, &temp, name.as_bytes(), progress)?;
         drop(temp_file);
@@ -678,7 +678,7 @@ fn snapshot_db<W: Write>(
     for companion in sqlite::companions(&temp) {
         ctx.track_temp(&companion);
     }
-    let check = sqlite::snapshot(db, &temp, ctx.deadline(), &ctx.cancel)?;
+    let check = sqlite::snapshot(db, &temp, ctx.step_deadline(), &ctx.cancel)?;
     let file_name = db.file_name().map_or(&b"db"[..], std::ffi::OsStr::as_bytes);
     let mut name = format!("{}/sqlite/{index}-", manifest::DB_PREFIX).into_bytes();
     name.extend_from_slice(file_name);
@@ -710,8 +710,8 @@ fn dump_pg<W: Write>(
     let temp_file = AtomicFile::create(&plan.out.join(format!("{}.pg-{index}", plan.name)))?;
     let temp = temp_file.temp_path().to_path_buf();
     ctx.track_temp(&temp);
-    crate::pg::dump(target, temp_file.file(), ctx.deadline(), &ctx.cancel)?;
-    crate::pg::check(&temp, ctx.deadline(), &ctx.cancel)?;
+    crate::pg::dump(target, temp_file.file(), ctx.step_deadline(), &ctx.cancel)?;
+    crate::pg::check(&temp, ctx.step_deadline(), &ctx.cancel)?;
     let name = format!(
         "{}/pg/{index}-{}.dump",
         manifest::DB_PREFIX,

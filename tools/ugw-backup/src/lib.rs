@@ -3,6 +3,7 @@
 //! `verify` proves it whole,
 //! `restore` unpacks it strictly (into a folder, or back in place by swap), and `list` and
 //! `prune` keep the backup folder tidy.
+#![forbid(unsafe_code)]
 
 mod catalog;
 mod compress;
@@ -23,8 +24,7 @@ use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
 use compress::Codec;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-use ugw_shared::db::DbUrl;
+use ugw_shared::db::{self, Databases, DbUrl};
 use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
 
 const TOOL: &str = "ugw-backup";
@@ -51,16 +51,45 @@ Examples:
 
 pub use ugw_shared::results::Backup as BackupResult;
 
+/// The flag and subcommand ids: each is read in one place, [`Options::from_matches`].
+mod id {
+    pub const CREATE: &str = "create";
+    pub const VERIFY: &str = "verify";
+    pub const RESTORE: &str = "restore";
+    pub const LIST: &str = "list";
+    pub const PRUNE: &str = "prune";
+    pub const OUT: &str = "out";
+    pub const ARCHIVE: &str = "archive";
+    pub const PATH: &str = "path";
+    pub const EXCLUDE: &str = "exclude";
+    pub const PG_GLOBALS: &str = "pg-globals";
+    pub const NAME: &str = "name";
+    pub const APP_VERSION: &str = "app-version";
+    pub const ROOT: &str = "root";
+    pub const KEEP: &str = "keep";
+    pub const COMPRESS: &str = "compress";
+    pub const LEVEL: &str = "level";
+    pub const THREADS: &str = "threads";
+    pub const STRICT: &str = "strict";
+    pub const NO_SPACE_CHECK: &str = "no-space-check";
+    pub const TO: &str = "to";
+    pub const IN_PLACE: &str = "in-place";
+    pub const FORCE: &str = "force";
+    pub const PG: &str = "pg";
+    pub const EXPECT_APP_VERSION: &str = "expect-app-version";
+    pub const PREFIX: &str = "prefix";
+}
+
 /// This tool as `cli` and xtask see it: `restore` is the inverse that runs on failed records.
 #[must_use]
 pub fn tool() -> ugw_shared::cli::Tool {
     ugw_shared::cli::Tool::new(command(), run)
-        .inverse_when(|m| m.subcommand_name() == Some("restore"))
+        .inverse_when(|m| m.subcommand_name() == Some(id::RESTORE))
 }
 
 fn out_arg() -> Arg {
-    Arg::new("out")
-        .long("out")
+    Arg::new(id::OUT)
+        .long(id::OUT)
         .value_name("DIR")
         .value_parser(clap::value_parser!(PathBuf))
         .required(true)
@@ -68,7 +97,7 @@ fn out_arg() -> Arg {
 }
 
 fn archive_arg() -> Arg {
-    Arg::new("archive")
+    Arg::new(id::ARCHIVE)
         .value_name("ARCHIVE")
         .value_parser(clap::value_parser!(PathBuf))
         .help(
@@ -103,18 +132,18 @@ pub fn command() -> Command {
         .subcommand_required(true)
         .subcommand(create_command())
         .subcommand(
-            Command::new("verify")
+            Command::new(id::VERIFY)
                 .about("Re-hash an archive against its sidecar and every entry against its manifest")
                 .arg(archive_arg()),
         )
         .subcommand(restore_command())
         .subcommand(
-            Command::new("list")
+            Command::new(id::LIST)
                 .about("The backups in a folder: size, date, app version, state")
                 .arg(out_arg()),
         )
         .subcommand(
-            Command::new("prune")
+            Command::new(id::PRUNE)
                 .about("Remove all but the newest N backups of this host (never the one the record refers to, never a file that is not a ugw backup)")
                 .long_about(
                     "Remove all but the newest N backups of this host (never the one the record \
@@ -129,8 +158,8 @@ pub fn command() -> Command {
                 .arg(out_arg())
                 .arg(keep_arg().required(true))
                 .arg(
-                    Arg::new("prefix")
-                        .long("prefix")
+                    Arg::new(id::PREFIX)
+                        .long(id::PREFIX)
                         .value_name("NAME")
                         .help("Only backups whose --name starts with this (one backup set in a shared folder)"),
                 ),
@@ -138,15 +167,15 @@ pub fn command() -> Command {
 }
 
 fn keep_arg() -> Arg {
-    Arg::new("keep")
-        .long("keep")
+    Arg::new(id::KEEP)
+        .long(id::KEEP)
         .value_name("N")
         .value_parser(clap::value_parser!(u32).range(1..))
         .help("Keep the newest N backups")
 }
 
 fn create_command() -> Command {
-    Command::new("create")
+    Command::new(id::CREATE)
         .about("Back up paths and SQLite databases into one verified archive")
         .long_about(
             "Back up paths and SQLite databases into one verified archive.\n\n\
@@ -161,90 +190,77 @@ fn create_command() -> Command {
              while the backup runs is left out and counted in changed_while_read.",
         )
         .arg(
-            Arg::new("path")
-                .long("path")
+            Arg::new(id::PATH)
+                .long(id::PATH)
                 .value_name("P")
                 .value_parser(clap::value_parser!(PathBuf))
                 .action(ArgAction::Append)
                 .help("A file or folder to back up (repeatable)"),
         )
         .arg(
-            Arg::new("exclude")
-                .long("exclude")
+            Arg::new(id::EXCLUDE)
+                .long(id::EXCLUDE)
                 .value_name("GLOB")
                 .action(ArgAction::Append)
                 .help("Leave out matching names ('*.log'), or paths with a / ('cache/**') (repeatable)"),
         )
+        .args(db::group(Databases::Many))
+        .group(ArgGroup::new("inputs").args([id::PATH, db::DB, db::DB_ENV]).multiple(true).required(true))
         .arg(
-            Arg::new("db")
-                .long("db")
-                .value_name("URL")
-                .action(ArgAction::Append)
-                .help("A database: sqlite:///path/app.db (a snapshot) or postgres://user@host/db (pg_dump; the password from PGPASSWORD or the URL, never argv) (repeatable)"),
-        )
-        .arg(
-            Arg::new("db-env")
-                .long("db-env")
-                .value_name("VAR")
-                .action(ArgAction::Append)
-                .help("Read a --db URL from this environment variable (repeatable)"),
-        )
-        .group(ArgGroup::new("inputs").args(["path", "db", "db-env"]).multiple(true).required(true))
-        .arg(
-            Arg::new("pg-globals")
-                .long("pg-globals")
+            Arg::new(id::PG_GLOBALS)
+                .long(id::PG_GLOBALS)
                 .action(ArgAction::SetTrue)
                 .help("Add the PostgreSQL server's roles and tablespaces (pg_dumpall --globals-only)"),
         )
         .arg(out_arg())
-        .arg(Arg::new("name").long("name").value_name("NAME").help("The archive's name, a template of {version}, {time} (UTC, 20261130T044100Z), {run} and {host} [default: ugw-backup-{host}-{time}]; a retry of this run finds its own archive under the same name and reuses it"))
-        .arg(Arg::new("app-version").long("app-version").value_name("V").help("The app version to record [default with --root: the version of ROOT's current release]"))
+        .arg(Arg::new(id::NAME).long(id::NAME).value_name("NAME").help("The archive's name, a template of {version}, {time} (UTC, 20261130T044100Z), {run} and {host} [default: ugw-backup-{host}-{time}]; a retry of this run finds its own archive under the same name and reuses it"))
+        .arg(Arg::new(id::APP_VERSION).long(id::APP_VERSION).value_name("V").help("The app version to record [default with --root: the version of ROOT's current release]"))
         .arg(
-            Arg::new("root")
-                .long("root")
+            Arg::new(id::ROOT)
+                .long(id::ROOT)
                 .value_name("ROOT")
                 .value_parser(clap::value_parser!(PathBuf))
                 .help("Record the version of ROOT's current release (ROOT/current -> releases/V, as ugw-swap --root lays them out) as --app-version"),
         )
         .arg(keep_arg().help("Prune to the newest N backups after success"))
         .arg(
-            Arg::new("compress")
-                .long("compress")
+            Arg::new(id::COMPRESS)
+                .long(id::COMPRESS)
                 .value_name("CODEC")
                 .value_parser(["gzip", "zstd", "none"])
                 .default_value("gzip")
                 .help("gzip (.tar.gz), zstd (.tar.zst) or none (.tar)"),
         )
         .arg(
-            Arg::new("level")
-                .long("level")
+            Arg::new(id::LEVEL)
+                .long(id::LEVEL)
                 .value_name("N")
                 .value_parser(clap::value_parser!(i32).range(0..=19))
                 .help("Compression level [default: 1 for gzip (0 to 12), 3 for zstd (1 to 19)]"),
         )
         .arg(
-            Arg::new("threads")
-                .long("threads")
+            Arg::new(id::THREADS)
+                .long(id::THREADS)
                 .value_name("N")
                 .value_parser(clap::value_parser!(u32).range(1..=256))
                 .help("Compression threads [default: the number of CPUs]"),
         )
         .arg(
-            Arg::new("strict")
-                .long("strict")
+            Arg::new(id::STRICT)
+                .long(id::STRICT)
                 .action(ArgAction::SetTrue)
                 .help("Fail when a file changed while it was read"),
         )
         .arg(
-            Arg::new("no-space-check")
-                .long("no-space-check")
+            Arg::new(id::NO_SPACE_CHECK)
+                .long(id::NO_SPACE_CHECK)
                 .action(ArgAction::SetTrue)
                 .help("Skip the free-space check before writing"),
         )
 }
 
 fn restore_command() -> Command {
-    Command::new("restore")
+    Command::new(id::RESTORE)
         .about("Verify, then restore strictly into a folder (--to) or back in place (--in-place)")
         .long_about(
             "Verify, then restore strictly into a folder (--to) or back in place (--in-place).\n\n\
@@ -262,70 +278,200 @@ fn restore_command() -> Command {
         )
         .arg(archive_arg())
         .arg(
-            Arg::new("to")
-                .long("to")
+            Arg::new(id::TO)
+                .long(id::TO)
                 .value_name("DIR")
                 .value_parser(clap::value_parser!(PathBuf))
                 .help("Restore into this folder (absent or empty, or any with --force)"),
         )
         .arg(
-            Arg::new("in-place")
-                .long("in-place")
+            Arg::new(id::IN_PLACE)
+                .long(id::IN_PLACE)
                 .action(ArgAction::SetTrue)
                 .help("Put every path back where it was (the old one kept as <path>.ugw-before-restore until success)"),
         )
-        .group(ArgGroup::new("where").args(["to", "in-place"]).required(true))
+        .group(ArgGroup::new("where").args([id::TO, id::IN_PLACE]).required(true))
         .arg(
-            Arg::new("force")
-                .long("force")
+            Arg::new(id::FORCE)
+                .long(id::FORCE)
                 .action(ArgAction::SetTrue)
                 .help("Replace a non-empty --to folder; restore a backup of another app version; restore again what this run restored in place already"),
         )
         .arg(
-            Arg::new("pg")
-                .long("pg")
+            Arg::new(id::PG)
+                .long(id::PG)
                 .value_name("URL")
                 .help("Restore the PostgreSQL dump into this database [default with --in-place: the one backed up]"),
         )
         .arg(
-            Arg::new("expect-app-version")
-                .long("expect-app-version")
+            Arg::new(id::EXPECT_APP_VERSION)
+                .long(id::EXPECT_APP_VERSION)
                 .value_name("V")
                 .help("Refuse a backup made by another app version (unless --force)"),
         )
 }
 
-/// Run the subcommand.
-pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
-    match matches.subcommand() {
-        Some(("create", m)) => run_create(ctx, m),
-        Some(("verify", m)) => run_verify(ctx, m),
-        Some(("restore", m)) => run_restore(ctx, m),
-        Some(("list", m)) => run_list(ctx, matches, m),
-        Some(("prune", m)) => run_prune(ctx, m),
-        _ => Err(Error::usage(
-            "a subcommand is required: create, verify, restore, list or prune",
-        )),
+/// The flags of each subcommand, parsed once: nothing below `run` reads them again.
+#[derive(Debug)]
+enum Options {
+    Create(CreateOptions),
+    Verify { archive: Option<PathBuf> },
+    Restore(RestoreOptions),
+    List { out: PathBuf },
+    Prune(PruneOptions),
+}
+
+#[derive(Debug)]
+struct CreateOptions {
+    paths: Vec<PathBuf>,
+    excludes: Vec<glob::Glob>,
+    /// The `--db` SQLite databases, absolute.
+    sqlite: Vec<PathBuf>,
+    pg: Vec<pg::Target>,
+    pg_globals: bool,
+    out: PathBuf,
+    /// `--name`, a template.
+    name: Option<String>,
+    app_version: Option<String>,
+    root: Option<PathBuf>,
+    keep: Option<u32>,
+    codec: Codec,
+    level: i32,
+    threads: usize,
+    strict: bool,
+    space_check: bool,
+}
+
+#[derive(Debug)]
+struct RestoreOptions {
+    archive: Option<PathBuf>,
+    to: Option<PathBuf>,
+    in_place: bool,
+    force: bool,
+    /// `--pg URL`, parsed (and its secrets registered) only when it is used.
+    pg: Option<String>,
+    expect_app_version: Option<String>,
+}
+
+#[derive(Debug)]
+struct PruneOptions {
+    out: PathBuf,
+    keep: u32,
+    prefix: Option<String>,
+}
+
+impl Options {
+    fn from_matches(ctx: &Ctx, matches: &ArgMatches) -> Result<Self> {
+        Ok(match matches.subcommand() {
+            Some((id::CREATE, m)) => Options::Create(CreateOptions::from_matches(ctx, m)?),
+            Some((id::VERIFY, m)) => Options::Verify {
+                archive: m.get_one::<PathBuf>(id::ARCHIVE).cloned(),
+            },
+            Some((id::RESTORE, m)) => Options::Restore(RestoreOptions {
+                archive: m.get_one::<PathBuf>(id::ARCHIVE).cloned(),
+                to: m.get_one::<PathBuf>(id::TO).cloned(),
+                in_place: m.get_flag(id::IN_PLACE),
+                force: m.get_flag(id::FORCE),
+                pg: m.get_one::<String>(id::PG).cloned(),
+                expect_app_version: m.get_one::<String>(id::EXPECT_APP_VERSION).cloned(),
+            }),
+            Some((id::LIST, m)) => Options::List {
+                out: required(m, id::OUT),
+            },
+            Some((id::PRUNE, m)) => Options::Prune(PruneOptions {
+                out: required(m, id::OUT),
+                keep: required(m, id::KEEP),
+                prefix: m.get_one::<String>(id::PREFIX).cloned(),
+            }),
+            _ => {
+                return Err(Error::usage(
+                    "a subcommand is required: create, verify, restore, list or prune",
+                ));
+            }
+        })
     }
 }
 
-fn strings(m: &ArgMatches, id: &str) -> Vec<String> {
-    m.get_many::<String>(id)
-        .map(|v| v.cloned().collect())
-        .unwrap_or_default()
+impl CreateOptions {
+    fn from_matches(ctx: &Ctx, m: &ArgMatches) -> Result<Self> {
+        let mut sqlite = Vec::new();
+        let mut pg = Vec::new();
+        for url in DbUrl::all_from_matches(m, ctx.scrubber())? {
+            match url {
+                DbUrl::Sqlite(path) => sqlite.push(std::path::absolute(&path).unwrap_or(path)),
+                DbUrl::Postgres(connection) => pg.push(pg::Target::new(connection)),
+            }
+        }
+        let word: String = required(m, id::COMPRESS);
+        // clap takes only the codecs' words.
+        let codec = Codec::parse(&word)
+            .ok_or_else(|| Error::usage(format!("--compress {word}: not gzip, zstd or none")))?;
+        Ok(CreateOptions {
+            paths: m
+                .get_many::<PathBuf>(id::PATH)
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default(),
+            excludes: m
+                .get_many::<String>(id::EXCLUDE)
+                .into_iter()
+                .flatten()
+                .map(|g| glob::Glob::new(g))
+                .collect(),
+            sqlite,
+            pg,
+            pg_globals: m.get_flag(id::PG_GLOBALS),
+            out: required(m, id::OUT),
+            name: m.get_one::<String>(id::NAME).cloned(),
+            app_version: m.get_one::<String>(id::APP_VERSION).cloned(),
+            root: m.get_one::<PathBuf>(id::ROOT).cloned(),
+            keep: m.get_one::<u32>(id::KEEP).copied(),
+            codec,
+            level: m
+                .get_one::<i32>(id::LEVEL)
+                .copied()
+                .unwrap_or_else(|| codec.default_level()),
+            threads: m.get_one::<u32>(id::THREADS).map_or_else(
+                || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                |t| *t as usize,
+            ),
+            strict: m.get_flag(id::STRICT),
+            space_check: !m.get_flag(id::NO_SPACE_CHECK),
+        })
+    }
 }
 
-fn lock_out(ctx: &Ctx, m: &ArgMatches, out: &Path) -> Result<ugw_shared::lock::LockGuard> {
-    let timeout = m
-        .get_one::<Duration>("lock-timeout")
-        .copied()
-        .unwrap_or(Duration::from_secs(30));
-    ugw_shared::lock::acquire(&out.join(LOCK_NAME), timeout, &ctx.cancel, &ctx.host, TOOL)
+/// A flag that clap requires, or fills in with its default: always there (the one
+/// invariant the `expect` states).
+fn required<T: Clone + Send + Sync + 'static>(m: &ArgMatches, id: &str) -> T {
+    m.get_one::<T>(id)
+        .cloned()
+        .expect("the flag is required or has a default")
+}
+
+/// Run the subcommand.
+pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
+    match Options::from_matches(ctx, matches)? {
+        Options::Create(options) => run_create(ctx, options),
+        Options::Verify { archive } => run_verify(ctx, archive.as_ref()),
+        Options::Restore(options) => run_restore(ctx, &options),
+        Options::List { out } => run_list(ctx, &out),
+        Options::Prune(options) => run_prune(ctx, &options),
+    }
+}
+
+fn lock_out(ctx: &Ctx, out: &Path) -> Result<ugw_shared::lock::LockGuard> {
+    ugw_shared::lock::acquire(
+        &out.join(LOCK_NAME),
+        ctx.lock_timeout(),
+        &ctx.cancel,
+        &ctx.host,
+        TOOL,
+    )
 }
 
 /// The archive's name (`--name` with its fields filled in) and the app version it records
 /// (`--app-version`, else `--root`'s current release, else none).
-fn name_and_version(ctx: &Ctx, m: &ArgMatches) -> Result<(String, Option<String>)> {
+fn name_and_version(ctx: &Ctx, options: &CreateOptions) -> Result<(String, Option<String>)> {
     let stamp = ugw_shared::time::rfc3339_millis(std::time::SystemTime::now());
     // 20261130T044100Z: sortable, and safe in a file name.
     let time = format!(
@@ -336,10 +482,7 @@ fn name_and_version(ctx: &Ctx, m: &ArgMatches) -> Result<(String, Option<String>
             .next()
             .unwrap_or_default()
     );
-    let app_version = match (
-        m.get_one::<String>("app-version"),
-        m.get_one::<PathBuf>("root"),
-    ) {
+    let app_version = match (&options.app_version, &options.root) {
         (Some(given), _) => Some(given.clone()),
         (None, Some(root)) => {
             let version = naming::current_release_version(root)?;
@@ -352,8 +495,10 @@ fn name_and_version(ctx: &Ctx, m: &ArgMatches) -> Result<(String, Option<String>
         (None, None) => None,
     };
     let name = naming::expand(
-        m.get_one::<String>("name")
-            .map_or("ugw-backup-{host}-{time}", String::as_str),
+        options
+            .name
+            .as_deref()
+            .unwrap_or("ugw-backup-{host}-{time}"),
         &naming::Fields {
             version: app_version.as_deref(),
             time: &time,
@@ -364,57 +509,23 @@ fn name_and_version(ctx: &Ctx, m: &ArgMatches) -> Result<(String, Option<String>
     Ok((name, app_version))
 }
 
-fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
-    let mut urls = strings(m, "db");
-    for var in strings(m, "db-env") {
-        let url = std::env::var(&var)
-            .map_err(|_| Error::usage(format!("--db-env {var}: the variable is not set")))?;
-        ctx.scrubber().add_url_secrets(&url);
-        urls.push(url);
-    }
-    let mut sqlite_paths = Vec::new();
-    let mut pg_targets = Vec::new();
-    for url in &urls {
-        match DbUrl::parse_registering(url, ctx.scrubber())
-            .map_err(|e| Error::usage(format!("--db: {}", e.message)))?
-        {
-            DbUrl::Sqlite(path) => sqlite_paths.push(std::path::absolute(&path).unwrap_or(path)),
-            DbUrl::Postgres(connection) => pg_targets.push(pg::Target::new(connection)),
-        }
-    }
-    let codec = Codec::parse(
-        m.get_one::<String>("compress")
-            .map_or("gzip", String::as_str),
-    )
-    .expect("clap checked it");
-    let out = m.get_one::<PathBuf>("out").expect("required").clone();
-    let (name, app_version) = name_and_version(ctx, m)?;
+fn run_create(ctx: &mut Ctx, options: CreateOptions) -> Result<StepResult> {
+    let (name, app_version) = name_and_version(ctx, &options)?;
+    let (out, codec, keep) = (options.out.clone(), options.codec, options.keep);
     let plan = create::Plan {
-        paths: m
-            .get_many::<PathBuf>("path")
-            .map(|v| v.cloned().collect())
-            .unwrap_or_default(),
-        excludes: strings(m, "exclude")
-            .iter()
-            .map(|g| glob::Glob::new(g))
-            .collect(),
-        sqlite: sqlite_paths,
-        pg: pg_targets,
-        pg_globals: m.get_flag("pg-globals"),
+        paths: options.paths,
+        excludes: options.excludes,
+        sqlite: options.sqlite,
+        pg: options.pg,
+        pg_globals: options.pg_globals,
         name,
-        out: out.clone(),
+        out: options.out,
         app_version,
         codec,
-        level: m
-            .get_one::<i32>("level")
-            .copied()
-            .unwrap_or_else(|| codec.default_level()),
-        threads: m.get_one::<u32>("threads").map_or_else(
-            || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-            |t| *t as usize,
-        ),
-        strict: m.get_flag("strict"),
-        space_check: !m.get_flag("no-space-check"),
+        level: options.level,
+        threads: options.threads,
+        strict: options.strict,
+        space_check: options.space_check,
     };
     if ctx.dry_run {
         ctx.reporter
@@ -425,10 +536,10 @@ fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
     }
     std::fs::create_dir_all(&out)
         .map_err(|e| Error::io(format!("cannot create {}", out.display()), &e))?;
-    let _lock = lock_out(ctx, m, &out)?;
+    let _lock = lock_out(ctx, &out)?;
     catalog::remove_partials(&ctx.reporter, &out);
     let (mut result, changed) = create::create(ctx, &plan)?;
-    if let Some(keep) = m.get_one::<u32>("keep") {
+    if let Some(keep) = keep {
         // The backups of this set: this host's, of the same paths and databases.
         let made = verify::read_manifest(Path::new(&result.archive))?.0;
         let set = catalog::Set {
@@ -439,7 +550,7 @@ fn run_create(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
         let pruned = catalog::prune(
             &ctx.reporter,
             &out,
-            *keep as usize,
+            keep as usize,
             Some(Path::new(&result.archive)),
             &set,
         )?;
@@ -471,8 +582,8 @@ fn verify_with_progress(ctx: &Ctx, archive: &Path) -> Result<verify::Verified> {
     verify::verify(archive, &ctx.cancel, &progress)
 }
 
-fn run_verify(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
-    let archive = archive_of(ctx, m.get_one::<PathBuf>("archive"))?;
+fn run_verify(ctx: &mut Ctx, archive: Option<&PathBuf>) -> Result<StepResult> {
+    let archive = archive_of(ctx, archive)?;
     let verified = verify_with_progress(ctx, &archive)?;
     ctx.reporter.info(&format!(
         "{}: whole ({} entries, sha256 {})",
@@ -490,12 +601,11 @@ fn run_verify(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
     })))
 }
 
-fn run_restore(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
-    let force = m.get_flag("force");
-    let in_place = m.get_flag("in-place");
+fn run_restore(ctx: &mut Ctx, options: &RestoreOptions) -> Result<StepResult> {
+    let (force, in_place) = (options.force, options.in_place);
     // The operator named the archive: it is restored as named. From the record, only the
     // backup this run made on this host, checked against its own manifest below.
-    let (archive, made) = match m.get_one::<PathBuf>("archive") {
+    let (archive, made) = match &options.archive {
         Some(path) => (path.clone(), None),
         None => match from_record::last_create(ctx) {
             Some(made) => (PathBuf::from(&made.archive), Some(made)),
@@ -541,8 +651,7 @@ fn run_restore(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
     }
     restore::check_app_version(
         &verified.manifest,
-        m.get_one::<String>("expect-app-version")
-            .map(String::as_str),
+        options.expect_app_version.as_deref(),
         force,
     )?;
     let roots = restore::roots(&verified.manifest);
@@ -553,14 +662,15 @@ fn run_restore(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
             json!({"archive": archive.display().to_string(), "would_restore": roots}),
         ));
     }
-    let pg_target = m
-        .get_one::<String>("pg")
+    let pg_target = options
+        .pg
+        .as_ref()
         .map(|url| pg::Target::parse(url, ctx.scrubber()))
         .transpose()?;
     // Checked before anything is touched: the database each dump goes into.
     let pg_targets =
         restore::pg_targets(ctx, &verified.manifest, pg_target.as_ref(), in_place, force)?;
-    let result = if let Some(dir) = m.get_one::<PathBuf>("to") {
+    let result = if let Some(dir) = &options.to {
         let summary = restore::to_dir(ctx, &archive, dir, force)?;
         if pg_target.is_some() {
             restore::restore_pg(ctx, &archive, &verified.manifest, &pg_targets)?;
@@ -595,15 +705,11 @@ fn run_restore(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
     Ok(StepResult::changed(result))
 }
 
-fn run_list(ctx: &Ctx, top: &ArgMatches, m: &ArgMatches) -> Result<StepResult> {
+fn run_list(ctx: &Ctx, out: &Path) -> Result<StepResult> {
     use std::io::IsTerminal as _;
-    let out = m.get_one::<PathBuf>("out").expect("required");
     let backups = catalog::list(out)?;
     // For people: a table on a terminal; a pipe or a log gets only the record.
-    let quiet = [top, m]
-        .iter()
-        .any(|m| m.try_get_one::<bool>("quiet").ok().flatten() == Some(&true));
-    if !quiet && std::io::stderr().is_terminal() {
+    if !ctx.reporter.is_quiet() && std::io::stderr().is_terminal() {
         ctx.reporter.block(&table::render(out, &backups));
     }
     Ok(StepResult::unchanged(
@@ -611,17 +717,17 @@ fn run_list(ctx: &Ctx, top: &ArgMatches, m: &ArgMatches) -> Result<StepResult> {
     ))
 }
 
-fn run_prune(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
-    let out = m.get_one::<PathBuf>("out").expect("required");
-    let keep = *m.get_one::<u32>("keep").expect("required") as usize;
+fn run_prune(ctx: &mut Ctx, options: &PruneOptions) -> Result<StepResult> {
+    let out = &options.out;
+    let keep = options.keep as usize;
     let spare = archive_of(ctx, None).ok();
     if ctx.dry_run {
         return Ok(StepResult::unchanged(json!({"would_keep": keep})));
     }
-    let _lock = lock_out(ctx, m, out)?;
+    let _lock = lock_out(ctx, out)?;
     let set = catalog::Set {
         host: &ctx.host,
-        prefix: m.get_one::<String>("prefix").map(String::as_str),
+        prefix: options.prefix.as_deref(),
         like: None,
     };
     let pruned = catalog::prune(&ctx.reporter, out, keep, spare.as_deref(), &set)?;

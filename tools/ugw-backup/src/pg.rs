@@ -8,15 +8,12 @@
 
 use crate::manifest::PgConnection;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use ugw_shared::cancel::Cancel;
 use ugw_shared::db::{DbUrl, PgTarget, SslMode};
 use ugw_shared::runner::{self, Program, RunSpec};
 use ugw_shared::scrub::Scrubber;
 use ugw_shared::{Error, ErrorKind, Result};
-
-/// A dump or restore without a --timeout still ends some day.
-const NO_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 
 /// libpq variables that would override or redirect what the URL says: where to connect,
 /// as whom, to which database, with which session options (the ones the URL sets are set
@@ -143,8 +140,7 @@ impl Target {
 
     /// `program args` through `env -u VAR...`: the runner can add to a child's environment
     /// but not take from it, and what the URL decides must not be overridden.
-    fn spec(&self, program: &str, args: Vec<String>, deadline: Option<Instant>) -> RunSpec {
-        let deadline = deadline.unwrap_or_else(|| Instant::now() + NO_DEADLINE);
+    fn spec(&self, program: &str, args: Vec<String>, deadline: Instant) -> RunSpec {
         let env = self.connection.child_env();
         // `env -u` acts on the environment it is given, ours included: only what the URL
         // does not set is unset.
@@ -199,7 +195,7 @@ fn conninfo_quoted(value: &str) -> String {
 pub fn dump(
     target: &Target,
     file: &std::fs::File,
-    deadline: Option<Instant>,
+    deadline: Instant,
     cancel: &Cancel,
 ) -> Result<()> {
     let spec = target
@@ -217,7 +213,7 @@ pub fn dump(
 pub fn dump_globals(
     target: &Target,
     file: &std::fs::File,
-    deadline: Option<Instant>,
+    deadline: Instant,
     cancel: &Cancel,
 ) -> Result<()> {
     let spec = target
@@ -232,8 +228,7 @@ pub fn dump_globals(
 }
 
 /// `pg_restore -f /dev/null`: reads every block of the dump.
-pub fn check(file: &Path, deadline: Option<Instant>, cancel: &Cancel) -> Result<()> {
-    let deadline = deadline.unwrap_or_else(|| Instant::now() + NO_DEADLINE);
+pub fn check(file: &Path, deadline: Instant, cancel: &Cancel) -> Result<()> {
     let spec = RunSpec::argv(
         "pg_restore",
         ["-f".into(), "/dev/null".into(), file.display().to_string()],
@@ -254,12 +249,7 @@ pub fn check(file: &Path, deadline: Option<Instant>, cancel: &Cancel) -> Result<
 }
 
 /// `pg_restore --clean --if-exists --single-transaction` of `file` into `target`.
-pub fn restore(
-    target: &Target,
-    file: &Path,
-    deadline: Option<Instant>,
-    cancel: &Cancel,
-) -> Result<()> {
+pub fn restore(target: &Target, file: &Path, deadline: Instant, cancel: &Cancel) -> Result<()> {
     let spec = target.spec(
         "pg_restore",
         vec![
@@ -298,7 +288,7 @@ mod tests {
             "postgres://127.0.0.1:5433/shop?user=app&sslmode=disable"
         );
         assert_eq!(target.database, "shop");
-        let spec = target.spec("pg_dump", vec!["--no-password".into()], None);
+        let spec = target.spec("pg_dump", vec!["--no-password".into()], Instant::now());
         let env = |key: &str| {
             spec.env
                 .iter()

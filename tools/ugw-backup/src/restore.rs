@@ -472,7 +472,7 @@ fn restore_dbs(ctx: &Ctx, dbs: &[StagedDb], written: &mut Vec<DbBefore>) -> Resu
             live: live.clone(),
             copy: copy_before(ctx, live)?,
         });
-        let check = sqlite::restore_into(&db.snapshot, live, ctx.deadline(), &ctx.cancel)?;
+        let check = sqlite::restore_into(&db.snapshot, live, ctx.step_deadline(), &ctx.cancel)?;
         ctx.reporter.info(&format!(
             "{}: restored through SQLite's backup API (integrity_check {check})",
             live.display()
@@ -489,7 +489,7 @@ fn copy_before(ctx: &Ctx, live: &Path) -> Result<Option<AtomicFile>> {
         return Ok(None);
     }
     let copy = AtomicFile::create(&scratch("ugw-backup.before.db"))?;
-    match sqlite::snapshot(live, copy.temp_path(), ctx.deadline(), &ctx.cancel) {
+    match sqlite::snapshot(live, copy.temp_path(), ctx.step_deadline(), &ctx.cancel) {
         Ok(_) => Ok(Some(copy)),
         Err(e) if e.kind == ErrorKind::Corrupt => {
             ctx.reporter.warn(&format!(
@@ -508,7 +508,7 @@ fn undo_db(ctx: &Ctx, db: &DbBefore) -> Result<()> {
     let Some(copy) = &db.copy else {
         return Ok(());
     };
-    sqlite::restore_into(copy.temp_path(), &db.live, ctx.deadline(), &ctx.cancel)?;
+    sqlite::restore_into(copy.temp_path(), &db.live, ctx.step_deadline(), &ctx.cancel)?;
     ctx.reporter.info(&format!(
         "{}: put back as it was before the restore",
         db.live.display()
@@ -604,7 +604,7 @@ fn stage_dumps(
 /// Each dump restored with `pg_restore --clean --if-exists --single-transaction`.
 fn restore_dumps(ctx: &Ctx, dumps: &[StagedDump]) -> Result<()> {
     for dump in dumps {
-        crate::pg::restore(&dump.into, &dump.file, ctx.deadline(), &ctx.cancel)?;
+        crate::pg::restore(&dump.into, &dump.file, ctx.step_deadline(), &ctx.cancel)?;
         ctx.reporter.info(&format!(
             "{}: restored with pg_restore --clean --if-exists --single-transaction",
             dump.into.shown

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
+use ugw_shared::poll::Backoff;
 use ugw_shared::{Error, ErrorKind, Result};
 
 /// How long a step waits for a writer to let go before trying again.
@@ -38,7 +39,7 @@ pub fn looks_live(path: &Path) -> bool {
 pub fn snapshot(
     live: &Path,
     snapshot: &Path,
-    deadline: Option<Instant>,
+    deadline: Instant,
     cancel: &Cancel,
 ) -> Result<String> {
     let fail = |what: &str, e: &rusqlite::Error| failure(live, what, e);
@@ -77,7 +78,7 @@ pub fn snapshot(
 pub fn restore_into(
     snapshot: &Path,
     live: &Path,
-    deadline: Option<Instant>,
+    deadline: Instant,
     cancel: &Cancel,
 ) -> Result<String> {
     let fail = |what: &str, e: &rusqlite::Error| failure(live, what, e);
@@ -127,21 +128,21 @@ fn no_busy_wait(db: &Connection) -> rusqlite::Result<()> {
 fn copy_all(
     from: &Connection,
     to: &mut Connection,
-    deadline: Option<Instant>,
+    deadline: Instant,
     cancel: &Cancel,
 ) -> std::result::Result<(), std::result::Result<Error, rusqlite::Error>> {
     let backup = Backup::new(from, to).map_err(Err)?;
+    let mut busy = Backoff::steady(BUSY_WAIT).until(deadline);
     loop {
         match backup.step(-1).map_err(Err)? {
             StepResult::Done => return Ok(()),
             StepResult::Busy | StepResult::Locked => {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
+                if !busy.sleep(cancel).map_err(Ok)? {
                     return Err(Ok(Error::new(
                         ErrorKind::Timeout,
                         "SQLite stayed locked by another connection until the deadline",
                     )));
                 }
-                cancel.sleep(BUSY_WAIT).map_err(Ok)?;
             }
             StepResult::More | _ => {}
         }
@@ -198,6 +199,10 @@ fn kind_of(e: &rusqlite::Error) -> ErrorKind {
 mod tests {
     use super::*;
 
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
+
     #[test]
     fn a_snapshot_of_a_wal_database_is_one_checked_file_and_restores_into_the_live_one() {
         let dir = tempfile::tempdir().unwrap();
@@ -209,7 +214,7 @@ mod tests {
         assert!(looks_live(&live));
         let snap = dir.path().join("snap.db");
         assert_eq!(
-            snapshot(&live, &snap, None, &Cancel::default()).unwrap(),
+            snapshot(&live, &snap, far(), &Cancel::default()).unwrap(),
             "ok"
         );
         assert!(
@@ -217,7 +222,7 @@ mod tests {
             "no -wal beside the snapshot"
         );
         db.execute_batch("INSERT INTO t VALUES (3);").unwrap();
-        restore_into(&snap, &live, None, &Cancel::default()).unwrap();
+        restore_into(&snap, &live, far(), &Cancel::default()).unwrap();
         let count: i64 = db
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();

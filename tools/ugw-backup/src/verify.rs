@@ -8,6 +8,7 @@ use std::io::Write as _;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use ugw_shared::atomic::{AtomicFile, open_regular, read_capped};
 use ugw_shared::cancel::Cancel;
 use ugw_shared::unpack;
@@ -122,7 +123,10 @@ pub fn verify(
             },
         )?;
         if let Some(copy) = dump_copy {
-            crate::pg::check(copy.temp_path(), None, cancel)
+            // verify is not handed the step's deadline (it has none by default): a signal
+            // ends the check.
+            let no_deadline = Instant::now() + ugw_shared::ctx::NO_TIMEOUT;
+            crate::pg::check(copy.temp_path(), no_deadline, cancel)
                 .map_err(|e| corrupt(format!("entry '{shown}': {}", e.message)))?;
         }
         last_good = shown;

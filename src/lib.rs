@@ -1,5 +1,6 @@
 //! The registry of ugw tools: one line per tool. xtask generates the man pages and
 //! completions of exactly these; each has a three-line binary in `src/bin/`.
+#![forbid(unsafe_code)]
 
 use ugw_shared::cli::Tool;
 
@@ -30,6 +31,29 @@ mod tests {
         assert_eq!(names.len(), tools.len(), "one line per tool: {names:?}");
         for tool in &tools {
             tool.command().debug_assert();
+        }
+    }
+
+    #[test]
+    fn src_bin_holds_one_binary_for_each_tool_of_the_registry_and_no_other() {
+        let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin");
+        let mut binaries: Vec<String> = std::fs::read_dir(&bin)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "rs"))
+            .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        binaries.sort();
+        let mut registered: Vec<String> = tools().iter().map(|t| t.name().to_string()).collect();
+        registered.sort();
+        assert_eq!(binaries, registered, "src/bin/ and tools() disagree");
+        for name in &binaries {
+            let source = std::fs::read_to_string(bin.join(format!("{name}.rs"))).unwrap();
+            let crate_name = name.replace('-', "_");
+            assert!(
+                source.contains(&format!("run_tool({crate_name}::tool())")),
+                "src/bin/{name}.rs runs another tool than {name}:\n{source}"
+            );
         }
     }
 

@@ -638,6 +638,7 @@ mod tests {
     }
 
     #[test]
+    #[expect(unsafe_code, reason = "std::env::set_var, of this test's own variable")]
     fn from_matches_reads_the_flag_or_the_variable_and_registers_the_password() {
         let command = clap::Command::new("t").args(args());
         let scrubber = Scrubber::default();

@@ -12,11 +12,15 @@
 //!   ugw-fetch, ugw-verify, ugw-wait-healthy), `process` (ugw-drain, ugw-swap,
 //!   ugw-wait-healthy), `procfs` (`input`);
 //! - the network: `http` (ugw-fetch, ugw-drain, ugw-verify, ugw-wait-healthy; its TLS judges
-//!   ugw-migrate), `tcp`
-//!   (ugw-wait-healthy, `http`, `haproxy`), `prometheus` (ugw-drain, ugw-verify), `jq`
-//!   (ugw-verify, ugw-wait-healthy), `db` (ugw-backup, ugw-migrate);
+//!   ugw-migrate), `tcp` (ugw-wait-healthy, `http`, `haproxy`), `prometheus` (ugw-drain,
+//!   ugw-verify), `jq` (ugw-verify, ugw-wait-healthy), `db` (ugw-backup, ugw-migrate);
 //! - one tool only, kept here beside the mechanisms they are built on: `haproxy` (its admin
 //!   socket and Data Plane API) and `proc_net` (connections on a port), both ugw-drain's.
+//!
+//! No unsafe code: the system calls without a safe API are in `ugw-sys`. Only tests may
+//! use it, each with an `expect` saying why (`std::env::set_var` is unsafe since Rust 2024).
+#![cfg_attr(not(test), forbid(unsafe_code))]
+#![cfg_attr(test, deny(unsafe_code))]
 
 pub mod atomic;
 pub mod cancel;

@@ -167,17 +167,8 @@ impl Process {
     }
 
     fn pidfd_exit_status(&self) -> Option<ExitStatus> {
-        use rustix::fd::AsRawFd;
-        // SAFETY: an all-zero `pidfd_info` is a valid value of this plain C struct (integers
-        // only), and the kernel writes at most `sizeof(pidfd_info)` bytes into it.
-        let mut info: libc::pidfd_info = unsafe { std::mem::zeroed() };
-        info.mask = u64::from(libc::PIDFD_INFO_EXIT);
-        // SAFETY: the pidfd is open for as long as `self` lives and `info` is a valid,
-        // writable `pidfd_info`, which is what PIDFD_GET_INFO reads and fills in.
-        let done =
-            unsafe { libc::ioctl(self.pidfd.as_raw_fd(), libc::PIDFD_GET_INFO, &raw mut info) };
-        (done == 0 && info.mask & u64::from(libc::PIDFD_INFO_EXIT) != 0)
-            .then(|| ExitStatus::from_wait_status(info.exit_code))
+        use rustix::fd::AsFd;
+        ugw_sys::pidfd_exit_status(self.pidfd.as_fd()).map(ExitStatus::from_wait_status)
     }
 
     /// A zombie's status: field 52 of `/proc/PID/stat` (Linux 3.5 and later).

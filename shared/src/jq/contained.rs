@@ -1,4 +1,4 @@
-//! Where a jq expression runs: in a child process forked for it, on a large fixed stack, so
+//! Where a jq expression runs: in a child process forked for it (`ugw_sys::fork_then_exit`), on a large fixed stack, so
 //! that nothing an operator writes can end the tool without its step. jaq recurses on nested
 //! values (printing, parsing, comparing, dropping them) and on recursive definitions, and a
 //! value is easily built deeper than any stack (`reduce range(1e6) as $_ ([]; [.])`): in
@@ -9,8 +9,9 @@
 use super::{Filter, MAX_DEPTH, MAX_OUTPUTS, Val, evaluate};
 use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
+use rustix::process::{Pid as ProcessId, Signal, WaitOptions};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
@@ -70,9 +71,9 @@ impl Drop for KillOnDrop {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(pid) = *guard {
-            // SAFETY: kill(2) with a pid this evaluation forked and has not reaped (the reader
-            // takes it out under this lock before waitpid), so it names our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // A pid this evaluation forked and has not reaped (the reader takes it out under
+            // this lock before waitpid), so it names our own child.
+            kill(pid);
         }
     }
 }
@@ -90,26 +91,14 @@ fn fork_and_read(
         let mut guard = pid
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // SAFETY: the child only evaluates (allocating, which glibc's fork keeps usable),
-        // writes to its pipe and leaves with _exit: it takes no lock another thread of the
-        // parent could have held, and never returns into the parent's code.
-        let forked = unsafe { libc::fork() };
-        if forked == 0 {
-            drop(read_end);
-            child(filter, text, input, write_end);
-        }
-        if forked > 0 {
-            *guard = Some(forked);
-        }
+        // The child keeps `fork_then_exit`'s contract: it only evaluates (allocating),
+        // writes to its pipe and catches every panic. The parent's copy of the write end goes
+        // with the closure, so the read below ends when the child's does.
+        let forked = ugw_sys::fork_then_exit(move || child(filter, text, input, write_end))
+            .map_err(|e| Error::io("cannot start a jq evaluation", &e))?;
+        *guard = Some(forked);
         forked
     };
-    drop(write_end);
-    if forked < 0 {
-        return Err(Error::io(
-            "cannot start a jq evaluation",
-            &std::io::Error::last_os_error(),
-        ));
-    }
     let mut answer = Vec::new();
     let read = std::fs::File::from(read_end)
         .take(MAX_ANSWER + 1)
@@ -121,8 +110,8 @@ fn fork_and_read(
         .take()
         .unwrap_or(forked);
     if answer.len() as u64 > MAX_ANSWER {
-        // SAFETY: our own child, not yet reaped.
-        unsafe { libc::kill(forked, libc::SIGKILL) };
+        // Our own child, not yet reaped.
+        kill(forked);
     }
     let status = reap(forked);
     read.map_err(|e| Error::io("cannot read a jq evaluation's answer", &e))?;
@@ -164,28 +153,31 @@ fn parse_value(text: &str, line: &str) -> Result<Val, String> {
         .map_err(|why| format!("jq error in '{text}': it yields a value that is not JSON ({why})"))
 }
 
-/// The child's exit code; `None` if a signal ended it.
-fn reap(pid: libc::pid_t) -> Option<i32> {
-    let mut status = 0;
-    loop {
-        // SAFETY: waitpid on our own child with a valid status pointer.
-        let got = unsafe { libc::waitpid(pid, &raw mut status, 0) };
-        if got == pid {
-            break;
-        }
-        if got < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return None;
-        }
+/// SIGKILL to our own child (one not reaped yet: its pid is still ours).
+fn kill(pid: libc::pid_t) {
+    if let Some(pid) = ProcessId::from_raw(pid) {
+        let _ = rustix::process::kill_process(pid, Signal::KILL);
     }
-    libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status))
 }
 
-/// The forked child: evaluate, send the answer, `_exit`. Its stderr goes nowhere (an
-/// overflow's "has overflowed its stack" is the parent's message to give, in words).
-fn child(filter: &Filter, text: &str, input: Val, pipe: OwnedFd) -> ! {
+/// The child's exit code; `None` if a signal ended it.
+fn reap(pid: libc::pid_t) -> Option<i32> {
+    let pid = ProcessId::from_raw(pid)?;
+    loop {
+        match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+            Ok(Some((_, status))) => return status.exit_status(),
+            Err(rustix::io::Errno::INTR) => {}
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
+
+/// The forked child: evaluate, send the answer, and give the exit code `fork_then_exit`
+/// leaves with. Its stderr goes nowhere (an overflow's "has overflowed its stack" is the
+/// parent's message to give, in words).
+fn child(filter: &Filter, text: &str, input: Val, pipe: OwnedFd) -> i32 {
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        // SAFETY: dup2 onto fd 2 in a single-threaded child.
-        unsafe { libc::dup2(null.as_raw_fd(), 2) };
+        let _ = rustix::stdio::dup2_stderr(&null);
     }
     let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut out = String::new();
@@ -204,15 +196,13 @@ fn child(filter: &Filter, text: &str, input: Val, pipe: OwnedFd) -> ! {
         }
         out
     }));
-    let code = match answer {
+    match answer {
         Ok(answer) => {
             let mut pipe = std::fs::File::from(pipe);
             i32::from(pipe.write_all(answer.as_bytes()).is_err())
         }
         Err(_) => 3,
-    };
-    // SAFETY: leave at once: no atexit handlers, no flushing the parent's buffers twice.
-    unsafe { libc::_exit(code) }
+    }
 }
 
 /// An internal error for an evaluation that ended without any answer.

@@ -2,6 +2,7 @@
 //! checksum. It downloads a release artifact into a temp file beside its final name, hashed
 //! as it streams, verifies it (fail closed), optionally unpacks and smoke-tests it, and only
 //! then gives it its final name. A verified artifact already staged is not fetched again.
+#![forbid(unsafe_code)]
 
 mod download;
 mod side_clients;

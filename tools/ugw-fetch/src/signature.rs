@@ -84,45 +84,10 @@ impl Signed {
             return self.verify_bytes(&[], "the artifact");
         }
         let len = usize::try_from(len).map_err(|e| cannot(&e))?;
-        let map = Mapped::new(file, len).map_err(|e| cannot(&e))?;
+        // The staged temp file this run created and holds open: nobody writes it while it is
+        // verified, which is `Mapped`'s contract.
+        let map = ugw_sys::Mapped::new(file, len).map_err(|e| cannot(&e))?;
         self.verify_bytes(map.bytes(), "the artifact")
-    }
-}
-
-/// A read-only, private map of a whole file, unmapped when dropped.
-struct Mapped {
-    start: *mut std::ffi::c_void,
-    len: usize,
-}
-
-impl Mapped {
-    fn new(file: &File, len: usize) -> rustix::io::Result<Self> {
-        // SAFETY: a fresh mapping of `len` > 0 bytes, placed by the kernel (no address given),
-        // read-only and private: it aliases no Rust memory. The file is the staged temp
-        // file this run created and holds open; it is not written while it is verified.
-        let start = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                len,
-                rustix::mm::ProtFlags::READ,
-                rustix::mm::MapFlags::PRIVATE,
-                file,
-                0,
-            )?
-        };
-        Ok(Mapped { start, len })
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: `start` is a live read-only mapping of `len` bytes until `drop`.
-        unsafe { std::slice::from_raw_parts(self.start.cast::<u8>(), self.len) }
-    }
-}
-
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`, unmapped once; no slice of it outlives `self`.
-        let _ = unsafe { rustix::mm::munmap(self.start, self.len) };
     }
 }
 

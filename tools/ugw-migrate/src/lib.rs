@@ -2,6 +2,10 @@
 //! for SQLite and PostgreSQL, applied once under a lock, each with its ledger row in the
 //! same transaction, in two phases (pre-deploy, post-deploy), with the safety checks a
 //! zero-downtime upgrade needs: changed files, out-of-order versions, unsafe DDL.
+// No unsafe code; only a test may use it, with an `expect` saying why (sql/tests.rs asks
+// SQLite itself through its C API).
+#![cfg_attr(not(test), forbid(unsafe_code))]
+#![cfg_attr(test, deny(unsafe_code))]
 
 mod engine;
 mod lint;

@@ -2,6 +2,7 @@
 //! It switches the live release in one rename (a `current` symlink in a releases folder, or
 //! a binary replaced beside itself), restarts, switches back when the restart fails, and
 //! rolls back on a failed run.
+#![forbid(unsafe_code)]
 
 mod artifact;
 mod binary;

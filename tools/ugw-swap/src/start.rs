@@ -14,7 +14,6 @@
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -303,16 +302,9 @@ pub(crate) fn start(
     if let Some(release) = release {
         command.env("UGW_RELEASE", release);
     }
-    // SAFETY: setsid(2) is async-signal-safe and touches no memory of the parent; it makes
-    // the service a session and group leader of its own, so that it outlives ugw-swap and
+    // The service leads a session and a group of its own, so that it outlives ugw-swap and
     // the restart's group kill, and a stop reaches its children through the group.
-    unsafe {
-        command.pre_exec(|| {
-            rustix::process::setsid()
-                .map(drop)
-                .map_err(std::io::Error::from)
-        });
-    }
+    ugw_sys::in_new_session(&mut command);
     let began = Instant::now();
     let mut child = command
         .spawn()

@@ -3,6 +3,7 @@
 //! nobody measures. It runs named checks (HTTP, TLS, commands, Prometheus metrics, fleet
 //! versions) in parallel with their own deadlines, and compares what they measure with a
 //! baseline taken before the upgrade.
+#![forbid(unsafe_code)]
 
 mod baseline;
 mod check;

@@ -1,6 +1,7 @@
 //! ugw-wait-healthy: replaces `until curl -sf …; do sleep 5; done`. It polls HTTP, TCP and
 //! command targets until all pass in the same round (or, with `--until-down`, all fail),
 //! with a hard deadline, and says in the record what each target last did.
+#![forbid(unsafe_code)]
 
 mod plan;
 mod probe;

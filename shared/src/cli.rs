@@ -298,7 +298,7 @@ fn host_id(given: Option<String>) -> String {
 }
 
 /// Run a tool (the whole of a tool's `main`); never returns.
-#[allow(clippy::needless_pass_by_value)] // the tool is handed over for good
+#[expect(clippy::needless_pass_by_value, reason = "the tool is handed over for good")]
 pub fn run_tool(tool: Tool) -> ! {
     let code = execute(&tool, &std::env::args_os().collect::<Vec<_>>());
     std::process::exit(code)
@@ -857,7 +857,7 @@ mod tests {
 
     #[test]
     fn a_tool_declares_its_default_timeout_and_its_inverse() {
-        #[allow(clippy::unnecessary_wraps)] // the shape every tool's run has
+        #[expect(clippy::unnecessary_wraps, reason = "the shape every tool's run has")]
         fn run(_: &mut Ctx, _: &ArgMatches) -> Result<StepResult> {
             Ok(StepResult::default())
         }

@@ -117,7 +117,7 @@ fn auto(reporter: &Reporter, cancel: &Cancel) -> Result<Option<Record>> {
     Record::parse_owned(bytes).map(Some)
 }
 
-#[allow(dead_code)] // not every platform peeks
+#[allow(dead_code, reason = "not every platform peeks")]
 enum Peek {
     /// The first non-blank byte is `{`.
     Record,

@@ -648,7 +648,7 @@ impl Extractor<'_> {
         Ok((dir, name.as_os_str()))
     }
 
-    #[allow(clippy::too_many_arguments)] // one entry's facts, used once
+    #[expect(clippy::too_many_arguments, reason = "one entry's facts, used once")]
     fn write_file<R: Read>(
         &mut self,
         entry: &reader::Entry,

@@ -354,10 +354,10 @@ fn a_wal_database_written_during_the_backup_restores_consistent() {
     let db = data.join("app.db");
     let (stop, writer) = start_writer(&db);
     // Let the writer get going, so the backup meets a busy, growing database.
-    let until = Instant::now() + Duration::from_secs(10);
-    while counts(&db).0 < 500 && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        kit::eventually(Duration::from_secs(10), || counts(&db).0 >= 500),
+        "the writer wrote 500 rows"
+    );
     let url = format!("sqlite://{}", db.display());
     let out = dir.path().join("out");
     let created = backup(&[
@@ -788,18 +788,16 @@ fn kill_9_mid_create_leaves_no_file_under_the_final_name() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let until = Instant::now() + Duration::from_secs(30);
-    let temp_seen = loop {
-        let temp = std::fs::read_dir(&out).ok().and_then(|d| {
-            d.flatten()
-                .find(|e| e.file_name().to_string_lossy().starts_with(".k.tar.gz."))
-                .filter(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+    let mut temp_seen = false;
+    kit::eventually(Duration::from_secs(30), || {
+        temp_seen = std::fs::read_dir(&out).is_ok_and(|d| {
+            d.flatten().any(|e| {
+                e.file_name().to_string_lossy().starts_with(".k.tar.gz.")
+                    && e.metadata().is_ok_and(|m| m.len() > 0)
+            })
         });
-        if temp.is_some() || Instant::now() > until || child.try_wait().unwrap().is_some() {
-            break temp.is_some();
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+        temp_seen || child.try_wait().unwrap().is_some()
+    });
     assert!(temp_seen, "the archive is written under a temp name first");
     child.kill().unwrap();
     child.wait().unwrap();

@@ -504,16 +504,15 @@ fn a_kill_9_during_the_download_leaves_nothing_under_the_final_name() {
     .stdout(Stdio::null())
     .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
-    let until = Instant::now() + Duration::from_secs(20);
     let temp_exists = || {
         names(dest.path())
             .iter()
             .any(|n| n.starts_with(".app.") && n.rsplit('.').next() == Some("tmp"))
     };
-    while !temp_exists() {
-        assert!(Instant::now() < until, "no temp file appeared");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert!(
+        kit::eventually(Duration::from_secs(20), temp_exists),
+        "no temp file appeared"
+    );
     kit::signal(child.id().cast_signed(), libc::SIGKILL);
     let _ = child.wait();
     assert!(
@@ -944,4 +943,104 @@ fn an_extracted_folder_changed_since_its_fetch_is_staged_again() {
         std::fs::read_to_string(folder.join("bin/app")).unwrap(),
         "#!/bin/sh\necho 2.1.0\n"
     );
+}
+
+/// `app-VERSION.tar.gz` (one file, `bin/app`) in `dir`, fetched by file:// and extracted into
+/// `dest` as `app-VERSION`, with `extra` flags: the step.
+fn fetch_extracted(dir: &Path, dest: &Path, version: &str, extra: &[&str]) -> Step {
+    let tree = dir.join("build").join(version);
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::write(tree.join("bin/app"), format!("#!/bin/sh\necho {version}\n")).unwrap();
+    let archive = dir.join(format!("app-{version}.tar.gz"));
+    let made = std::process::Command::new("tar")
+        .args(["czf", s(&archive), "-C", s(&tree), "bin"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let digest = sha256(&std::fs::read(&archive).unwrap());
+    let url = format!("file://{}", s(&archive));
+    let mut args = vec![
+        "--url",
+        &url,
+        "--sha256",
+        &digest,
+        "--dest",
+        s(dest),
+        "--extract",
+    ];
+    args.extend_from_slice(extra);
+    fetch(&args).assert_code(0).last_step()
+}
+
+/// Issue 21 item 16: `--keep N` removes the folders ugw-fetch extracted beyond the N newest,
+/// never the one just fetched nor one a ugw-fetch step of this run staged, and nothing that
+/// ugw-fetch did not make (a file, a folder without its marker or with a marker that is not
+/// its own, a symbolic link) or that it cannot recognise (a downloaded file).
+#[test]
+fn keep_prunes_only_the_old_folders_ugw_fetch_extracted() {
+    if !kit::require("tar") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("staging");
+    for version in ["v1.0.0", "v2.0.0", "v3.0.0", "v4.0.0"] {
+        fetch_extracted(dir.path(), &dest, version, &[]);
+    }
+    // Not ugw-fetch's, or not recognisable as its own: never removed.
+    std::fs::write(dest.join("notes.txt"), "mine").unwrap();
+    std::fs::create_dir_all(dest.join("data/sub")).unwrap();
+    std::fs::create_dir(dest.join("fake")).unwrap();
+    std::fs::write(dest.join("fake/.ugw-fetch"), "not a marker").unwrap();
+    std::os::unix::fs::symlink(dest.join("app-v1.0.0"), dest.join("app-v0.9.0")).unwrap();
+    let plain = dir.path().join("app-v0.1.0.bin");
+    std::fs::write(&plain, "a binary").unwrap();
+    let plain_url = format!("file://{}", s(&plain));
+    fetch(&[
+        "--url",
+        &plain_url,
+        "--sha256",
+        &sha256(b"a binary"),
+        "--dest",
+        s(&dest),
+    ])
+    .assert_code(0);
+    let foreign = ["app-v0.1.0.bin", "app-v0.9.0", "data", "fake", "notes.txt"];
+
+    let step = fetch_extracted(dir.path(), &dest, "v5.0.0", &["--keep", "2"]);
+    let mut pruned: Vec<String> = serde_json::from_value(result(&step, "pruned")).unwrap();
+    pruned.sort();
+    assert_eq!(pruned, ["app-v1.0.0", "app-v2.0.0", "app-v3.0.0"]);
+    let mut left: Vec<&str> = foreign.to_vec();
+    left.extend(["app-v4.0.0", "app-v5.0.0"]);
+    left.sort_unstable();
+    assert_eq!(names(&dest), left);
+    assert!(dest.join("data/sub").is_dir());
+
+    // A run that fetched v6 and goes on to fetch v7 with --keep 1: v6 is this run's, kept.
+    let record = dir.path().join("run.json");
+    fetch_extracted(
+        dir.path(),
+        &dest,
+        "v6.0.0",
+        &["--record", s(&record), "--new"],
+    );
+    let step = fetch_extracted(
+        dir.path(),
+        &dest,
+        "v7.0.0",
+        &["--keep", "1", "--record", s(&record)],
+    );
+    let mut pruned: Vec<String> = serde_json::from_value(result(&step, "pruned")).unwrap();
+    pruned.sort();
+    assert_eq!(pruned, ["app-v4.0.0", "app-v5.0.0"]);
+    assert!(dest.join("app-v6.0.0/bin/app").exists(), "this run's fetch");
+    assert!(dest.join("app-v7.0.0/bin/app").exists());
+
+    // Staged already, nothing fetched: the prune still runs, and the one asked for stays.
+    let step = fetch_extracted(dir.path(), &dest, "v7.0.0", &["--keep", "1"]);
+    assert_eq!(result(&step, "pruned"), serde_json::json!(["app-v6.0.0"]));
+    let mut left: Vec<&str> = foreign.to_vec();
+    left.push("app-v7.0.0");
+    left.sort_unstable();
+    assert_eq!(names(&dest), left);
 }

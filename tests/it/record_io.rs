@@ -284,16 +284,14 @@ fn five_processes_appending_to_one_record_lose_no_step() {
         })
         .collect();
     let lock_path = dir.path().join("rec.json.lock");
-    let until = std::time::Instant::now() + Duration::from_secs(20);
     for child in &children {
-        while !has_open(child.id(), &lock_path) {
-            assert!(
-                std::time::Instant::now() < until,
-                "pid {} never reached the lock",
-                child.id()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        assert!(
+            kit::eventually(Duration::from_secs(20), || {
+                kit::observe::has_open(child.id(), &lock_path)
+            }),
+            "pid {} never reached the lock",
+            child.id()
+        );
     }
     // Every writer is at the lock; none gets past it while the test holds it.
     let window = std::time::Instant::now() + Duration::from_secs(1);
@@ -331,13 +329,6 @@ fn five_processes_appending_to_one_record_lose_no_step() {
 }
 
 /// Whether process `pid` has `path` open (it is inside `lock::acquire`).
-fn has_open(pid: u32, path: &std::path::Path) -> bool {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
-        fds.filter_map(Result::ok)
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
-    })
-}
-
 #[test]
 fn a_held_record_lock_is_exit_4_naming_the_holder() {
     let dir = tempfile::tempdir().unwrap();

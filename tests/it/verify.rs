@@ -869,11 +869,13 @@ fn a_restart_in_the_window_is_a_counter_reset_not_a_negative_rate() {
     let started = Instant::now();
     let child = cmd.spawn().unwrap();
     // The first scrape of the window, then a new process on the same port.
-    let scraped = Instant::now() + Duration::from_secs(10);
-    while !v2.log().contains("GET /metrics") && Instant::now() < scraped {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(v2.log().contains("GET /metrics"), "{}", v2.log());
+    assert!(
+        kit::eventually(Duration::from_secs(10), || v2
+            .log()
+            .contains("GET /metrics")),
+        "{}",
+        v2.log()
+    );
     v2.terminate();
     let v2b = node.start(&["--version-label", "v2.0.0"]);
     let output = kit::wait_bounded(child, Duration::from_secs(60));

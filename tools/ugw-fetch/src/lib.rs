@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod download;
+mod keep;
 mod side_clients;
 mod signature;
 mod smoke;
@@ -52,7 +53,7 @@ pub fn tool() -> ugw_shared::cli::Tool {
 
 /// The clap command: the common flags, then this tool's own.
 #[must_use]
-#[allow(clippy::too_many_lines)] // one flag after another: a builder reads best whole
+#[expect(clippy::too_many_lines, reason = "one flag after another: a builder reads best whole")]
 pub fn command() -> Command {
     let duration = clap::builder::ValueParser::new(parse_duration);
     tool_command(
@@ -204,6 +205,13 @@ pub fn command() -> Command {
             .value_name("N")
             .value_parser(clap::value_parser!(u64))
             .help("Refuse an artifact larger than N bytes"),
+    )
+    .arg(
+        Arg::new("keep")
+            .long("keep")
+            .value_name("N")
+            .value_parser(clap::value_parser!(u32).range(1..))
+            .help("After a successful fetch, remove the folders ugw-fetch extracted into --dest beyond the N newest (never this one, one a ugw-fetch step of this run staged, a downloaded file, or anything ugw-fetch did not make)"),
     )
     .next_help_heading("HTTP")
     .args(http::args())
@@ -391,7 +399,11 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
     };
     let check = Check::resolve(ctx, matches, &clients, &plan, limits)?;
 
-    if let Some(staged) = already_staged(ctx, &plan, &check, no_verify)? {
+    // --keep prunes under the staging folder's lock, taken below, even when nothing is fetched.
+    let keep = matches.get_one::<u32>("keep").map(|n| *n as usize);
+    if let Some(staged) = already_staged(ctx, &plan, &check, no_verify)?
+        && (keep.is_none() || ctx.dry_run)
+    {
         return Ok(staged);
     }
     if ctx.dry_run {
@@ -417,11 +429,27 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
     )?;
     // Again under the lock: a concurrent fetch of the same artifact may have staged it while
     // this one waited, and it is not downloaded twice.
-    if let Some(staged) = already_staged(ctx, &plan, &check, no_verify)? {
-        return Ok(staged);
+    let mut result = if let Some(staged) = already_staged(ctx, &plan, &check, no_verify)? {
+        staged
+    } else {
+        remove_stale_temps(ctx, &plan);
+        stage(ctx, &plan, client, &check, limits, no_verify)?
+    };
+    if let Some(keep) = keep {
+        // The fetch succeeded: a prune that fails says so and leaves it at that.
+        match keep::prune(ctx, &plan.dest, keep, &plan.final_path) {
+            Ok(pruned) if !pruned.is_empty() => {
+                // Beside the typed result: the names removed, for the record's reader.
+                result.result["pruned"] = json!(pruned);
+                result.changed = true;
+            }
+            Ok(_) => {}
+            Err(e) => ctx
+                .reporter
+                .warn(&format!("--keep {keep}: pruning failed: {}", e.message)),
+        }
     }
-    remove_stale_temps(ctx, &plan);
-    stage(ctx, &plan, client, &check, limits, no_verify)
+    Ok(result)
 }
 
 /// The step's result when the artifact is staged already with the expected digest and the

@@ -122,7 +122,7 @@ pub struct Samples {
     pub p95: Option<Duration>,
     pub max_errors: u32,
     /// Fewer answered requests than this is `insufficient_data`, never a pass.
-    #[allow(clippy::struct_field_names)] // the checks file's own word
+    #[expect(clippy::struct_field_names, reason = "the checks file's own word")]
     pub min_samples: u32,
 }
 

@@ -298,7 +298,10 @@ fn host_id(given: Option<String>) -> String {
 }
 
 /// Run a tool (the whole of a tool's `main`); never returns.
-#[expect(clippy::needless_pass_by_value, reason = "the tool is handed over for good")]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the tool is handed over for good"
+)]
 pub fn run_tool(tool: Tool) -> ! {
     let code = execute(&tool, &std::env::args_os().collect::<Vec<_>>());
     std::process::exit(code)

@@ -31,7 +31,10 @@ impl FileId {
             _ => StdinKind::Other,
         };
         // The field types differ between architectures; both fit in u64 everywhere.
-        #[allow(clippy::unnecessary_cast, reason = "the field types differ by architecture")]
+        #[allow(
+            clippy::unnecessary_cast,
+            reason = "the field types differ by architecture"
+        )]
         let id = FileId {
             dev: stat.st_dev as u64,
             ino: stat.st_ino as u64,
@@ -239,7 +242,10 @@ mod tests {
         use std::os::fd::AsFd;
         let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         let stat = rustix::fs::fstat(read.as_fd()).unwrap();
-        #[allow(clippy::unnecessary_cast, reason = "the field types differ by architecture")]
+        #[allow(
+            clippy::unnecessary_cast,
+            reason = "the field types differ by architecture"
+        )]
         let pipe = FileId {
             dev: stat.st_dev as u64,
             ino: stat.st_ino as u64,

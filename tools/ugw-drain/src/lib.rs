@@ -69,7 +69,10 @@ mod id {
 
 /// The clap command: the common flags, then this tool's own.
 #[must_use]
-#[expect(clippy::too_many_lines, reason = "one flag after another: a builder reads best whole")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one flag after another: a builder reads best whole"
+)]
 pub fn command() -> Command {
     let duration = clap::builder::ValueParser::new(parse_duration);
     tool_command(

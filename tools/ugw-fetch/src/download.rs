@@ -120,7 +120,10 @@ fn file_label(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
 }
 
-#[expect(clippy::too_many_arguments, reason = "one attempt needs the whole download's state")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one attempt needs the whole download's state"
+)]
 fn attempt(
     ctx: &Ctx,
     client: &HttpClient,

@@ -53,7 +53,10 @@ pub fn tool() -> ugw_shared::cli::Tool {
 
 /// The clap command: the common flags, then this tool's own.
 #[must_use]
-#[expect(clippy::too_many_lines, reason = "one flag after another: a builder reads best whole")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one flag after another: a builder reads best whole"
+)]
 pub fn command() -> Command {
     let duration = clap::builder::ValueParser::new(parse_duration);
     tool_command(

@@ -45,7 +45,10 @@ pub fn tool() -> ugw_shared::cli::Tool {
 
 /// The clap command: the common flags, then this tool's own.
 #[must_use]
-#[expect(clippy::too_many_lines, reason = "one flag after another: a builder reads best whole")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one flag after another: a builder reads best whole"
+)]
 pub fn command() -> Command {
     let duration = clap::builder::ValueParser::new(parse_duration);
     tool_command(
@@ -408,6 +411,5 @@ pub(crate) fn restart_failed(result: &Swapped, reverted_to: Option<&str>) -> Err
         }
         None => format!("the restart failed ({first}); there was nothing to switch back to"),
     };
-    Error::new(ugw_shared::ErrorKind::RestartFailed, message)
-        .with_typed(result)
+    Error::new(ugw_shared::ErrorKind::RestartFailed, message).with_typed(result)
 }

@@ -11,7 +11,7 @@ use kit::{Outcome, Step, run, s, tool};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn fetch(args: &[&str]) -> Outcome {
     let mut cmd = tool("ugw-fetch");

@@ -12,6 +12,7 @@ mod conformance_jq;
 mod conformance_minisign;
 mod conformance_sums;
 mod conformance_tar;
+mod ctx_flags;
 mod demo;
 mod demo_app;
 mod doc_examples;

@@ -659,8 +659,37 @@ impl Extractor<'_> {
         mode: u32,
         owner: Option<(u32, u32)>,
     ) -> Result<u64> {
-        // The free-space check counts the bytes that will take room: a sparse file's data,
-        // never its logical size.
+        self.check_room(entry, shown)?;
+        let fd = rustix::fs::openat(
+            parent,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| match e {
+            Errno::EXIST => unsafe_entry(shown, "appears twice"),
+            e => write_error(shown, e),
+        })?;
+        let mut file = File::from(fd);
+        let write_err = |e: std::io::Error| Error::io_write(format!("cannot write {shown}"), &e);
+        let written = self.copy_data(entry, tar, &mut file, shown)?;
+        // Holes stay holes: the size is set, not written.
+        file.set_len(entry.size).map_err(write_err)?;
+        // chown clears setuid/setgid, so the mode comes after it.
+        if let Some((uid, gid)) = owner {
+            rustix::fs::fchown(&file, Some(uid_of(uid)), Some(gid_of(gid)))
+                .map_err(|e| write_error(shown, e))?;
+        }
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(|e| write_error(shown, e))?;
+        if let Some(mtime) = entry.mtime {
+            rustix::fs::futimens(&file, &times(mtime)).map_err(|e| write_error(shown, e))?;
+        }
+        Ok(written)
+    }
+
+    /// The free-space check counts the bytes that will take room: a sparse file's data,
+    /// never its logical size.
+    fn check_room(&self, entry: &reader::Entry, shown: &str) -> Result<()> {
         if let Some(room) = self.room
             && self.summary.bytes.saturating_add(entry.stored) > room
         {
@@ -674,17 +703,18 @@ impl Extractor<'_> {
                 ),
             ));
         }
-        let fd = rustix::fs::openat(
-            parent,
-            name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-        .map_err(|e| match e {
-            Errno::EXIST => unsafe_entry(shown, "appears twice"),
-            e => write_error(shown, e),
-        })?;
-        let mut file = File::from(fd);
+        Ok(())
+    }
+
+    /// Copy an entry's data (each chunk of a sparse one at its offset) into `file`: how many
+    /// bytes were written.
+    fn copy_data<R: Read>(
+        &mut self,
+        entry: &reader::Entry,
+        tar: &mut Reader<R>,
+        file: &mut File,
+        shown: &str,
+    ) -> Result<u64> {
         let write_err = |e: std::io::Error| Error::io_write(format!("cannot write {shown}"), &e);
         let whole = [reader::Chunk {
             offset: 0,
@@ -716,7 +746,7 @@ impl Extractor<'_> {
                 }
                 let data = &buffer[..filled];
                 if self.options.zeros_as_holes {
-                    write_keeping_holes(&mut file, at, data).map_err(write_err)?;
+                    write_keeping_holes(file, at, data).map_err(write_err)?;
                 } else {
                     file.write_all(data).map_err(write_err)?;
                 }
@@ -724,17 +754,6 @@ impl Extractor<'_> {
                 left -= filled as u64;
                 written += filled as u64;
             }
-        }
-        // Holes stay holes: the size is set, not written.
-        file.set_len(entry.size).map_err(write_err)?;
-        // chown clears setuid/setgid, so the mode comes after it.
-        if let Some((uid, gid)) = owner {
-            rustix::fs::fchown(&file, Some(uid_of(uid)), Some(gid_of(gid)))
-                .map_err(|e| write_error(shown, e))?;
-        }
-        rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(|e| write_error(shown, e))?;
-        if let Some(mtime) = entry.mtime {
-            rustix::fs::futimens(&file, &times(mtime)).map_err(|e| write_error(shown, e))?;
         }
         Ok(written)
     }

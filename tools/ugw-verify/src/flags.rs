@@ -2,9 +2,9 @@
 //! `--max-latency` after it (or, before the first `--http`, for every one), and `--cmd`. Each
 //! is named after what it checks.
 
+use crate::CheckFlags;
 use crate::spec::{Check, CmdCheck, HttpCheck, Kind, Program};
 use crate::template::Template;
-use crate::{CheckFlags, id};
 use ugw_shared::http::expect::DEFAULT_STATUS;
 use ugw_shared::http::scoped::Scopes;
 use ugw_shared::http::{Expectations, GivenAs, Method, StatusSet};
@@ -14,9 +14,9 @@ use ugw_shared::{Error, Result};
 pub fn checks(given: &CheckFlags) -> Result<Vec<Check>> {
     if given.http.is_empty()
         && let Some(flag) = [
-            (id::STATUS, given.status.is_empty()),
-            (id::EXPECT, given.expect.is_empty()),
-            (id::MAX_LATENCY, given.max_latency.is_empty()),
+            (CheckFlags::STATUS, given.status.is_empty()),
+            (CheckFlags::EXPECT, given.expect.is_empty()),
+            (CheckFlags::MAX_LATENCY, given.max_latency.is_empty()),
         ]
         .into_iter()
         .find_map(|(flag, none)| (!none).then_some(flag))

@@ -54,28 +54,6 @@ Examples:
   ugw-verify --checks smoke.json --compare --baseline baseline.json --latency-tolerance 10%
 ";
 
-/// The ids of this tool's flags, each written once: `command()` defines them, and
-/// `Options::from_matches` reads them.
-mod id {
-    pub const CHECKS: &str = "checks";
-    pub const HTTP: &str = "http";
-    pub const STATUS: &str = "status";
-    pub const EXPECT: &str = "expect";
-    pub const MAX_LATENCY: &str = "max-latency";
-    pub const CMD: &str = "cmd";
-    pub const PARALLEL: &str = "parallel";
-    pub const JUNIT: &str = "junit";
-    pub const SAVE: &str = "save";
-    pub const COMPARE: &str = "compare";
-    pub const BASELINE: &str = "baseline";
-    pub const BASELINE_ANY_HOST: &str = "baseline-any-host";
-    pub const LATENCY_TOLERANCE: &str = "latency-tolerance";
-    pub const LATENCY_FLOOR: &str = "latency-floor";
-    pub const ERROR_TOLERANCE: &str = "error-tolerance";
-    pub const MEMORY_TOLERANCE: &str = "memory-tolerance";
-    pub const MEMORY_FLOOR: &str = "memory-floor";
-}
-
 /// The subcommand that measures before an upgrade.
 const BASELINE_COMMAND: &str = "baseline";
 
@@ -95,20 +73,31 @@ pub(crate) struct CheckFlags {
     pub client: HttpFlags,
 }
 
+/// The ids of the check flags, each written once: `check_args()` defines them, and
+/// `from_matches` reads them.
 impl CheckFlags {
+    const CHECKS: &str = "checks";
+    const HTTP: &str = "http";
+    const STATUS: &str = "status";
+    const EXPECT: &str = "expect";
+    const MAX_LATENCY: &str = "max-latency";
+    const CMD: &str = "cmd";
+    const PARALLEL: &str = "parallel";
+    const JUNIT: &str = "junit";
+
     fn from_matches(m: &ArgMatches) -> Self {
         CheckFlags {
-            checks: m.get_one::<PathBuf>(id::CHECKS).cloned(),
-            http: positioned(m, id::HTTP),
-            status: positioned(m, id::STATUS),
-            expect: positioned(m, id::EXPECT),
-            max_latency: positioned(m, id::MAX_LATENCY),
-            cmd: positioned(m, id::CMD),
+            checks: m.get_one::<PathBuf>(CheckFlags::CHECKS).cloned(),
+            http: positioned(m, CheckFlags::HTTP),
+            status: positioned(m, CheckFlags::STATUS),
+            expect: positioned(m, CheckFlags::EXPECT),
+            max_latency: positioned(m, CheckFlags::MAX_LATENCY),
+            cmd: positioned(m, CheckFlags::CMD),
             // It has a default in `check_args()`, which clap always fills in.
             parallel: *m
-                .get_one::<u32>(id::PARALLEL)
+                .get_one::<u32>(CheckFlags::PARALLEL)
                 .expect("--parallel has a default") as usize,
-            junit: m.get_one::<PathBuf>(id::JUNIT).cloned(),
+            junit: m.get_one::<PathBuf>(CheckFlags::JUNIT).cloned(),
             client: HttpFlags::from_matches(m),
         }
     }
@@ -116,9 +105,9 @@ impl CheckFlags {
     /// The flag that names a check, when one was given on the command line.
     fn names_a_check(&self) -> Option<&'static str> {
         if !self.http.is_empty() {
-            Some(id::HTTP)
+            Some(CheckFlags::HTTP)
         } else if !self.cmd.is_empty() {
-            Some(id::CMD)
+            Some(CheckFlags::CMD)
         } else {
             None
         }
@@ -140,7 +129,19 @@ pub(crate) struct Options {
     save: Option<PathBuf>,
 }
 
+/// The ids of the other flags, each written once: `command()` and `compare_args()` define
+/// them, and `from_matches` reads them.
 impl Options {
+    const SAVE: &str = "save";
+    const COMPARE: &str = "compare";
+    const BASELINE: &str = "baseline";
+    const BASELINE_ANY_HOST: &str = "baseline-any-host";
+    const LATENCY_TOLERANCE: &str = "latency-tolerance";
+    const LATENCY_FLOOR: &str = "latency-floor";
+    const ERROR_TOLERANCE: &str = "error-tolerance";
+    const MEMORY_TOLERANCE: &str = "memory-tolerance";
+    const MEMORY_FLOOR: &str = "memory-floor";
+
     fn from_matches(m: &ArgMatches) -> Self {
         let main = CheckFlags::from_matches(m);
         let (mode, checks, before_baseline) = match m.subcommand() {
@@ -149,14 +150,14 @@ impl Options {
                 let given = main
                     .checks
                     .as_ref()
-                    .map(|_| id::CHECKS)
+                    .map(|_| CheckFlags::CHECKS)
                     .or_else(|| main.names_a_check());
                 (Mode::Baseline, CheckFlags::from_matches(sub), given)
             }
             _ => (Mode::Verify, main, None),
         };
         let save = match m.subcommand() {
-            Some((BASELINE_COMMAND, sub)) => sub.get_one::<PathBuf>(id::SAVE).cloned(),
+            Some((BASELINE_COMMAND, sub)) => sub.get_one::<PathBuf>(Options::SAVE).cloned(),
             _ => None,
         };
         let fraction = |id: &str| m.get_one::<f64>(id).copied().unwrap_or_default();
@@ -164,18 +165,18 @@ impl Options {
             mode,
             checks,
             before_baseline,
-            compare: m.get_flag(id::COMPARE),
-            baseline: m.get_one::<PathBuf>(id::BASELINE).cloned(),
-            baseline_any_host: m.get_flag(id::BASELINE_ANY_HOST),
+            compare: m.get_flag(Options::COMPARE),
+            baseline: m.get_one::<PathBuf>(Options::BASELINE).cloned(),
+            baseline_any_host: m.get_flag(Options::BASELINE_ANY_HOST),
             tolerances: Tolerances {
-                latency: fraction(id::LATENCY_TOLERANCE),
+                latency: fraction(Options::LATENCY_TOLERANCE),
                 latency_floor: m
-                    .get_one::<Duration>(id::LATENCY_FLOOR)
+                    .get_one::<Duration>(Options::LATENCY_FLOOR)
                     .copied()
                     .unwrap_or_default(),
-                errors: fraction(id::ERROR_TOLERANCE),
-                memory: fraction(id::MEMORY_TOLERANCE),
-                memory_floor: fraction(id::MEMORY_FLOOR),
+                errors: fraction(Options::ERROR_TOLERANCE),
+                memory: fraction(Options::MEMORY_TOLERANCE),
+                memory_floor: fraction(Options::MEMORY_FLOOR),
             },
             save,
         }
@@ -193,45 +194,45 @@ pub fn tool() -> ugw_shared::cli::Tool {
 fn check_args() -> Vec<Arg> {
     let duration = clap::builder::ValueParser::new(parse_duration);
     let mut args = vec![
-        Arg::new(id::CHECKS)
-            .long(id::CHECKS)
+        Arg::new(CheckFlags::CHECKS)
+            .long(CheckFlags::CHECKS)
             .value_name("FILE.json")
             .value_parser(clap::value_parser!(PathBuf))
             .help("Run the checks of this file ({\"checks\": [...]}; see below)"),
-        Arg::new(id::HTTP)
-            .long(id::HTTP)
+        Arg::new(CheckFlags::HTTP)
+            .long(CheckFlags::HTTP)
             .value_name("URL")
             .action(ArgAction::Append)
             .help("Check that a GET of URL answers (the flags after it apply to it)"),
-        Arg::new(id::STATUS)
-            .long(id::STATUS)
+        Arg::new(CheckFlags::STATUS)
+            .long(CheckFlags::STATUS)
             .value_name("LIST")
             .action(ArgAction::Append)
             .help("The status the --http before it must answer: 200, 2xx, 200-299 [default: 2xx]"),
-        Arg::new(id::EXPECT)
-            .long(id::EXPECT)
+        Arg::new(CheckFlags::EXPECT)
+            .long(CheckFlags::EXPECT)
             .value_name("JQ")
             .action(ArgAction::Append)
             .help("A jq expression on the JSON body of the --http before it that must be true (repeatable)"),
-        Arg::new(id::MAX_LATENCY)
-            .long(id::MAX_LATENCY)
+        Arg::new(CheckFlags::MAX_LATENCY)
+            .long(CheckFlags::MAX_LATENCY)
             .value_name("DURATION")
             .value_parser(duration)
             .action(ArgAction::Append)
             .help("The --http before it must answer within this"),
-        Arg::new(id::CMD)
-            .long(id::CMD)
+        Arg::new(CheckFlags::CMD)
+            .long(CheckFlags::CMD)
             .value_name("COMMAND")
             .action(ArgAction::Append)
             .help("Check that a command (sh -c, its own process group) exits 0"),
-        Arg::new(id::PARALLEL)
-            .long(id::PARALLEL)
+        Arg::new(CheckFlags::PARALLEL)
+            .long(CheckFlags::PARALLEL)
             .value_name("N")
             .value_parser(clap::value_parser!(u32).range(1..=64))
             .default_value("4")
             .help("Run up to N checks at once (a latency check always runs alone)"),
-        Arg::new(id::JUNIT)
-            .long(id::JUNIT)
+        Arg::new(CheckFlags::JUNIT)
+            .long(CheckFlags::JUNIT)
             .value_name("FILE")
             .value_parser(clap::value_parser!(PathBuf))
             .help("Also write a JUnit XML report (one testcase per check), e.g. for GitLab's artifacts:reports:junit"),
@@ -290,8 +291,8 @@ pub fn command() -> Command {
             .about("Measure before an upgrade: run the measuring checks and keep what they saw in the record (or --save FILE)")
             .args(check_args())
             .arg(
-                Arg::new(id::SAVE)
-                    .long(id::SAVE)
+                Arg::new(Options::SAVE)
+                    .long(Options::SAVE)
                     .value_name("FILE")
                     .value_parser(clap::value_parser!(PathBuf))
                     .help("Also write the baseline to FILE (atomically), for --compare --baseline FILE"),
@@ -304,47 +305,47 @@ fn compare_args() -> Vec<Arg> {
     let fraction = clap::builder::ValueParser::new(compare::fraction);
     let points = clap::builder::ValueParser::new(compare::points);
     vec![
-        Arg::new(id::COMPARE)
-            .long(id::COMPARE)
+        Arg::new(Options::COMPARE)
+            .long(Options::COMPARE)
             .action(ArgAction::SetTrue)
             .help("Compare what the measuring checks measure with the baseline (the last ok `ugw-verify baseline` step of the record, or --baseline FILE)"),
-        Arg::new(id::BASELINE)
-            .long(id::BASELINE)
+        Arg::new(Options::BASELINE)
+            .long(Options::BASELINE)
             .value_name("FILE")
             .value_parser(clap::value_parser!(PathBuf))
-            .requires(id::COMPARE)
+            .requires(Options::COMPARE)
             .help("Read the baseline from FILE (written by `ugw-verify baseline --save FILE`)"),
-        Arg::new(id::BASELINE_ANY_HOST)
-            .long(id::BASELINE_ANY_HOST)
+        Arg::new(Options::BASELINE_ANY_HOST)
+            .long(Options::BASELINE_ANY_HOST)
             .action(ArgAction::SetTrue)
-            .requires(id::COMPARE)
+            .requires(Options::COMPARE)
             .help("Compare with a baseline taken on another host (refused by default: other hardware, other figures)"),
-        Arg::new(id::LATENCY_TOLERANCE)
-            .long(id::LATENCY_TOLERANCE)
+        Arg::new(Options::LATENCY_TOLERANCE)
+            .long(Options::LATENCY_TOLERANCE)
             .value_name("PERCENT")
             .value_parser(fraction.clone())
             .default_value("20%")
             .help("Fail when p95 latency grew by more than this"),
-        Arg::new(id::LATENCY_FLOOR)
-            .long(id::LATENCY_FLOOR)
+        Arg::new(Options::LATENCY_FLOOR)
+            .long(Options::LATENCY_FLOOR)
             .value_name("DURATION")
             .value_parser(clap::builder::ValueParser::new(parse_duration))
             .default_value("5ms")
             .help("A p95 growth smaller than this is noise, never a failure"),
-        Arg::new(id::ERROR_TOLERANCE)
-            .long(id::ERROR_TOLERANCE)
+        Arg::new(Options::ERROR_TOLERANCE)
+            .long(Options::ERROR_TOLERANCE)
             .value_name("POINTS")
             .value_parser(points)
             .default_value("0.1")
             .help("Fail when the error ratio (5xx over all) rose by more than this many percentage points"),
-        Arg::new(id::MEMORY_TOLERANCE)
-            .long(id::MEMORY_TOLERANCE)
+        Arg::new(Options::MEMORY_TOLERANCE)
+            .long(Options::MEMORY_TOLERANCE)
             .value_name("PERCENT")
             .value_parser(fraction)
             .default_value("25%")
             .help("Fail when resident memory grew by more than this"),
-        Arg::new(id::MEMORY_FLOOR)
-            .long(id::MEMORY_FLOOR)
+        Arg::new(Options::MEMORY_FLOOR)
+            .long(Options::MEMORY_FLOOR)
             .value_name("SIZE")
             .value_parser(clap::builder::ValueParser::new(baseline::memory_floor))
             .default_value("8MiB")

@@ -20,6 +20,7 @@ complete -c ugw-fetch -l mode -d 'The staged file\'s mode (e.g. 755) [default: 6
 complete -c ugw-fetch -l smoke -d 'Run CMD (sh -c; {} is the new file or folder) before the final rename; failing it removes the artifact' -r
 complete -c ugw-fetch -l smoke-timeout -d 'How long the smoke test may take' -r
 complete -c ugw-fetch -l max-bytes -d 'Refuse an artifact larger than N bytes' -r
+complete -c ugw-fetch -l keep -d 'After a successful fetch, remove the folders ugw-fetch extracted into --dest beyond the N newest (never this one, one a ugw-fetch step of this run staged, a downloaded file, or anything ugw-fetch did not make)' -r
 complete -c ugw-fetch -l header -d 'Send this header with every request (repeatable); not for secrets, see --header-env' -r
 complete -c ugw-fetch -l header-env -d 'Send header NAME with the value of environment variable ENVVAR (repeatable); the value is never shown' -r
 complete -c ugw-fetch -l cacert -d 'Trust the certificates in this PEM file (CAs, or the server\'s own self-signed one) instead of the system\'s' -r -F

@@ -35,7 +35,7 @@ _ugw__swap() {
 
     case "${cmd}" in
         ugw__swap)
-            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --root --target --from --release --link --mode --force --restart --force-restart --restart-timeout --rollback --keep --help --version status help"
+            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --root --target --from --release --link --mode --force --restart --force-restart --restart-timeout --start --pidfile --log --stop-timeout --alive-for --rollback --keep --help --version status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -94,6 +94,26 @@ _ugw__swap() {
                     return 0
                     ;;
                 --restart-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --start)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pidfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stop-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --alive-for)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ugw_swap_global_optspecs
-    string join \n record= new in= output= pretty q/quiet always dry-run timeout= lock-timeout= host-id= root= target= from= release= link= mode= force restart= force-restart restart-timeout= rollback keep= h/help V/version
+    string join \n record= new in= output= pretty q/quiet always dry-run timeout= lock-timeout= host-id= root= target= from= release= link= mode= force restart= force-restart restart-timeout= start= pidfile= log= stop-timeout= alive-for= rollback keep= h/help V/version
 end
 
 function __fish_ugw_swap_needs_command
@@ -41,6 +41,11 @@ complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l link -d 'Link SHARED 
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l mode -d 'The new binary\'s mode in binary mode (e.g. 755) [default: the old binary\'s]' -r
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l restart -d 'Run CMD (sh -c) after the switch; if it fails, switch back, run it again, exit 1' -r
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l restart-timeout -d 'How long CMD may take' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l start -d 'Be the service manager: stop the process --pidfile names, start CMD detached for the release now live; if it exits at once, switch back and start the one before' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l pidfile -d 'With --start: where the pid of the process started is kept (ugw-wait-healthy --pidfile FILE watches it)' -r -F
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l log -d 'With --start: the file the service\'s stdout and stderr are appended to [default: the --pidfile with .log for its extension]' -r -F
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l stop-timeout -d 'With --start: how long the process stopped has after SIGTERM before SIGKILL' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l alive-for -d 'With --start: how long the process started must keep running for the start to count' -r
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l keep -d 'Keep this many releases; older ones are removed (never current, previous, or a newer failed one)' -r
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l new -d 'Start a new run in --record FILE (an old FILE is kept as FILE.prev)'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l pretty -d 'Same as --output pretty (the record file is indented too)'
@@ -48,7 +53,7 @@ complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -s q -l quiet -d 'Print 
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l always -d 'Run even when the incoming record has failed (instead of skipping)'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l dry-run -d 'Say in the record what would be done; change nothing'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l force -d 'Replace a staged release of the same version whose content differs'
-complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l force-restart -d 'Run --restart even when nothing was switched (the release is current already): to restart again after a failed start'
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l force-restart -d 'Run --restart (or --start) even when nothing was switched (the release is current already): to restart again after a failed start'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l rollback -d 'Switch back to the previous release and mark the one left failed (runs on a failed record, where it takes back only the switch that run made)'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -s V -l version -d 'Print version'

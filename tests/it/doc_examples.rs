@@ -22,6 +22,10 @@ use std::time::Duration;
 /// they contain. Every other shell example runs in
 /// `every_documented_example_runs_or_is_listed` and must succeed there.
 const OWN_TESTS: &[(&str, &str)] = &[
+    (
+        "--pidfile /run/app/app.pid",
+        "swap_start::the_documented_start_examples_run_as_written",
+    ),
     ("/etc/app/smoke.json", "the_whole_pipeline_runs_on_a_stage"),
     ("--successes 2", "ready_then_once_more"),
     ("pg_isready", "a_database_port_and_a_command_stay_passing"),

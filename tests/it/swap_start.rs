@@ -420,3 +420,123 @@ fn a_service_that_ignores_sigterm_is_killed_after_the_stop_timeout_with_its_chil
     );
     node.answers("v2");
 }
+
+/// `app-V-linux-amd64.tar.gz` of a release whose `bin/app` runs the demo service on `$PORT`,
+/// answering the release's name (`$UGW_RELEASE`), and a `SHA256SUMS` of every archive, in
+/// `dist`.
+fn published(dist: &Path, version: &str) {
+    let tree = dist.join("build").join(version);
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    let app = tree.join("bin/app");
+    std::fs::write(
+        &app,
+        format!(
+            "#!/bin/sh\nexec {} --listen \"127.0.0.1:$PORT\" --version-label \"$UGW_RELEASE\"\n",
+            s(&kit::bin("ugw-demo-app"))
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let name = format!("app-{version}-linux-amd64.tar.gz");
+    let made = std::process::Command::new("tar")
+        .args(["czf", s(&dist.join(&name)), "-C", s(&tree), "bin"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let digest = ugw_shared::digest::sha256_file(&dist.join(&name)).unwrap();
+    let mut sums = std::fs::read_to_string(dist.join("SHA256SUMS")).unwrap_or_default();
+    sums.push_str(&format!("{digest}  {name}\n"));
+    std::fs::write(dist.join("SHA256SUMS"), sums).unwrap();
+}
+
+/// The README's and ugw-swap(1)'s `--start` examples, as written, with only the host's paths
+/// and port put in (`/opt/app`, `/run/app`, `127.0.0.1:8080`) and `$BASE`, `$V` set: the
+/// pipeline installs v1.0.0, then upgrades to v2.0.0 (v1.0.0 stopped, v2.0.0 answering,
+/// staging pruned to `--keep`), and the rollback line (where documented) runs v1.0.0 again.
+#[test]
+fn the_documented_start_examples_run_as_written() {
+    if !kit::require("tar") {
+        return;
+    }
+    let examples: Vec<crate::docs::Example> = crate::docs::all()
+        .into_iter()
+        .filter(|e| e.text.contains("--pidfile /run/app/app.pid"))
+        .collect();
+    for document in ["README.md:", "man/ugw-swap.1:"] {
+        assert!(
+            examples.iter().any(|e| e.source.starts_with(document)
+                && e.text.contains("ugw-swap --root /opt/app --start")),
+            "no --start pipeline in {document}: {examples:#?}"
+        );
+    }
+    let documents: std::collections::BTreeSet<String> = examples
+        .iter()
+        .map(|e| e.source.split(':').next().unwrap().to_string())
+        .collect();
+    for document in documents {
+        let node = Node::new();
+        let dist = node.path().join("dist");
+        std::fs::create_dir(&dist).unwrap();
+        let ours: Vec<&crate::docs::Example> = examples
+            .iter()
+            .filter(|e| e.source.starts_with(&format!("{document}:")))
+            .collect();
+        let (root, run) = (node.root(), node.path().join("run"));
+        let port = format!("127.0.0.1:{}", node.port);
+        let substituted = |text: &str| {
+            text.replace("/opt/app", s(&root))
+                .replace("/run/app", s(&run))
+                .replace("127.0.0.1:8080", &port)
+        };
+        let run_example = |example: &crate::docs::Example, version: &str| {
+            let mut bash = std::process::Command::new("bash");
+            bash.arg("-c")
+                .arg(format!("set -euo pipefail\n{}", substituted(&example.text)))
+                .env("PATH", kit::path_with_bins())
+                .env("BASE", format!("file://{}", s(&dist)))
+                .env("V", version)
+                .env("PORT", node.port.to_string())
+                .stdin(std::process::Stdio::null());
+            let out = kit::run(bash);
+            assert_eq!(
+                out.code,
+                0,
+                "{}: {}\n{}\nlog:\n{}",
+                example.source,
+                example.text,
+                out.stderr,
+                node.log()
+            );
+            out
+        };
+        let pipeline = ours
+            .iter()
+            .find(|e| e.text.contains("ugw-fetch"))
+            .unwrap_or_else(|| panic!("{document}: no pipeline"));
+        for version in ["v1.0.0", "v2.0.0"] {
+            published(&dist, version);
+        }
+        run_example(pipeline, "v1.0.0");
+        let pid1 = node.pid();
+        node.answers("v1.0.0");
+        run_example(pipeline, "v2.0.0");
+        assert!(
+            kit::gone(pid1, Duration::from_secs(5)),
+            "{document}: v1 runs"
+        );
+        node.answers("v2.0.0");
+        assert_eq!(kit::current(&root), "releases/v2.0.0");
+        // Moved, not copied: the staged folders are gone (and --keep found nothing more).
+        assert_eq!(
+            kit::fetched_names(&root.join("staging")),
+            Vec::<String>::new(),
+            "{document}"
+        );
+        if let Some(rollback) = ours.iter().find(|e| e.text.contains("--rollback")) {
+            let pid2 = node.pid();
+            run_example(rollback, "v2.0.0");
+            assert!(kit::gone(pid2, Duration::from_secs(5)));
+            node.answers("v1.0.0");
+        }
+    }
+}

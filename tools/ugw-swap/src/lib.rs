@@ -32,6 +32,11 @@ Examples:
   # Switch back to the release before, marking the one left failed (on a failed record too: the failure path):
   ugw-swap --root /opt/app --rollback --restart 'systemctl restart app'
 
+  # No service manager: stop the release running, start the new one detached (log in /run/app/app.log):
+  ugw-fetch --url \"$BASE/app-$V-linux-amd64.tar.gz\" --sha256-url \"$BASE/SHA256SUMS\" --dest /opt/app/staging --extract --keep 3 \\
+    | ugw-swap --root /opt/app --start 'exec bin/app' --pidfile /run/app/app.pid \\
+    | ugw-wait-healthy --url http://127.0.0.1:8080/health/ready --pidfile /run/app/app.pid --expect-version --timeout 30s
+
   # What is live, what came before, and every release kept:
   ugw-swap status --root /opt/app";
 
@@ -82,7 +87,11 @@ pub fn command() -> Command {
          missing; the old content is kept until the restart proves the new one, and put back \
          if it fails. A --link TARGET is resolved with no symbolic link on the way (one the \
          release holds is refused, unsafe_input). A copied release keeps every folder's \
-         mode. --force-restart runs --restart even when nothing was switched. When a \
+         mode. The folder a ugw-fetch step of this run staged is moved into releases/ in one \
+         rename when both are on one file system (across file systems it is copied; a --from \
+         given by hand is always copied), and checked again under its private name there \
+         before it gets the release's name (changed since: moved back, checksum_mismatch); a \
+         rerun of that swap finds the release it moved by its marker. --force-restart runs --restart even when nothing was switched. When a \
          restart fails, its last output lines are shown on stderr, scrubbed; a restart that \
          ignores SIGTERM is killed by the deadline (the grace comes out of it). A swap \
          interrupted by a signal during its restart records what it switched, and \

@@ -92,8 +92,15 @@ fn sigterm_during_a_runaway_jq_evaluation_exits_143_promptly() {
             app.wait_for_requests(before + 1, Duration::from_secs(10)),
             "the server saw the request"
         );
-        // The evaluation never ends by itself: whenever the signal comes, it comes during it.
-        std::thread::sleep(Duration::from_millis(200));
+        // The evaluation never ends by itself: once it burns CPU (in the tool or the evaluator it
+        // forked), the signal comes during it.
+        let before = kit::observe::tree_cpu_time(child.id());
+        assert!(
+            kit::eventually(Duration::from_secs(10), || {
+                kit::observe::tree_cpu_time(child.id()) >= before + Duration::from_millis(100)
+            }),
+            "{expression}: the evaluation runs"
+        );
         let (code, record) = kit::interrupt(child, libc::SIGTERM);
         assert_eq!(code, Some(143), "{expression}");
         let step = &record.steps[0];
@@ -118,12 +125,17 @@ fn sighup_stops_like_sigterm_with_exit_129_and_kills_the_command() {
         .stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
     wait_for_file(&pidfile);
-    std::thread::sleep(Duration::from_millis(100));
-    let sleeper: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let mut sleeper = 0;
+    assert!(
+        kit::eventually(Duration::from_secs(5), || {
+            sleeper = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|pid| pid.trim().parse().ok())
+                .unwrap_or(0);
+            sleeper > 0
+        }),
+        "the command wrote its sleep's pid"
+    );
     let (code, record) = kit::interrupt(child, libc::SIGHUP);
     assert_eq!(code, Some(129));
     let saved = kit::parse_record(&std::fs::read_to_string(&file).unwrap());

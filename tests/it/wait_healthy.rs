@@ -437,16 +437,14 @@ fn tcp_and_command_targets() {
     let open = listener.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("ready");
-    let creator = {
-        let flag = flag.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(400));
-            std::fs::write(flag, "").unwrap();
-        })
-    };
     let check = format!("test -f '{}'", flag.display());
-    let out = wait_healthy(&["--tcp", &open, "--cmd", &check, "--interval", "100ms"]);
-    creator.join().unwrap();
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.args(["--tcp", &open, "--cmd", &check, "--interval", "100ms"]);
+    let waiting = kit::observe::Background::start(cmd);
+    // The command fails until the file it tests is there: made once the wait saw it fail.
+    waiting.wait_for_stderr("failing", Duration::from_secs(10));
+    std::fs::write(&flag, "").unwrap();
+    let out = waiting.finish();
     out.succeeds();
     let result = out.wait_result();
     assert_eq!(result.targets.len(), 2);
@@ -535,8 +533,8 @@ fn until_down_waits_for_the_old_process_to_stop() {
     let addr = app.addr();
     let waiter =
         std::thread::spawn(move || wait_healthy(&["--until-down", "--url", &url, "--tcp", &addr]));
-    assert!(app.wait_for_requests(2, Duration::from_secs(5)));
-    std::thread::sleep(Duration::from_millis(200));
+    // Seen up, and still asked again: it is watching.
+    assert!(app.wait_for_requests(3, Duration::from_secs(5)));
     app.terminate();
     let out = waiter.join().unwrap();
     out.succeeds();
@@ -805,16 +803,17 @@ fn sigint_is_exit_130_and_the_record_file_says_interrupted() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
-    let until = Instant::now() + Duration::from_secs(5);
-    while !pidfile.exists() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    let sleeper: i32 = std::fs::read_to_string(&pidfile)
-        .expect("the command started")
-        .trim()
-        .parse()
-        .unwrap();
+    let mut sleeper = 0;
+    assert!(
+        kit::eventually(Duration::from_secs(5), || {
+            sleeper = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|pid| pid.trim().parse().ok())
+                .unwrap_or(0);
+            sleeper > 0
+        }),
+        "the command started and wrote its sleep's pid"
+    );
     let (code, record) = kit::interrupt(child, libc::SIGINT);
     assert_eq!(code, Some(130));
     assert_eq!(record.steps[0].status, "interrupted");
@@ -902,8 +901,8 @@ fn sigterm_during_an_http_attempt_in_flight_is_prompt() {
         app.wait_for_requests(1, Duration::from_secs(5)),
         "the server saw a request"
     );
-    // The attempt is now blocked reading an answer that never comes.
-    std::thread::sleep(Duration::from_millis(100));
+    // The server has read the request: the attempt is blocked reading an answer that never
+    // comes.
     let (code, record) = kit::interrupt(child, libc::SIGTERM);
     assert_eq!(code, Some(143));
     let step = &record.steps[0];
@@ -1750,15 +1749,12 @@ fn a_service_that_exits_fails_the_wait_at_once_with_its_exit_status() {
     // Killed by a signal: said so.
     let mut killed = service("sleep 30");
     let pid = killed.id().to_string();
-    let sends_kill = {
-        let pid = killed.id().cast_signed();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            kit::signal(pid, libc::SIGKILL);
-        })
-    };
-    let out = wait_healthy(&["--url", &closed_url(), "--pid", &pid, "--timeout", "20s"]);
-    sends_kill.join().unwrap();
+    let mut cmd = kit::tool("ugw-wait-healthy");
+    cmd.args(["--url", &closed_url(), "--pid", &pid, "--timeout", "20s"]);
+    let waiting = kit::observe::Background::start(cmd);
+    waiting.wait_for_stderr(&format!("watching pid {pid}"), Duration::from_secs(10));
+    kit::signal(killed.id().cast_signed(), libc::SIGKILL);
+    let out = waiting.finish();
     out.assert_code(1);
     assert!(out.elapsed < Duration::from_secs(5), "{:?}", out.elapsed);
     assert_eq!(out.last_step().error_kind(), "process_exited");
@@ -1772,18 +1768,10 @@ fn a_dead_service_is_not_healthy_because_the_old_release_still_answers() {
     // The release before keeps the port; the new one exits at once.
     let old = DemoApp::start(&["--version-label", "v1.0.0"]);
     let mut new = service("exit 1");
-    let until = Instant::now() + Duration::from_secs(5);
-    while std::fs::read_to_string(format!("/proc/{}/stat", new.id())).is_ok_and(|stat| {
-        !stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .trim_start()
-            .starts_with('Z')
-    }) && Instant::now() < until
-    {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        kit::gone(new.id().cast_signed(), Duration::from_secs(5)),
+        "the new release exited"
+    );
     let pid = new.id().to_string();
     let out = wait_healthy(&["--url", &ready_url(&old), "--pid", &pid, "--timeout", "20s"]);
     out.fails_with(kit::Kind::ProcessExited);

@@ -48,6 +48,27 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 1000 / per_second.max(1))
 }
 
+/// The CPU time process `pid` and its descendants (a forked evaluator, say) use now.
+pub fn tree_cpu_time(pid: u32) -> Duration {
+    let children: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(Result::ok)
+                .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+                .flat_map(|list| {
+                    list.split_whitespace()
+                        .filter_map(|child| child.parse().ok())
+                        .collect::<Vec<u32>>()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    children
+        .into_iter()
+        .map(tree_cpu_time)
+        .fold(cpu_time(pid), |sum, child| sum + child)
+}
+
 /// A tool started in the background, its stdout and stderr read while it runs, so a test
 /// can wait for what it says before acting (a signal, releasing a lock).
 /// A run still going when the test fails is killed when this is dropped.

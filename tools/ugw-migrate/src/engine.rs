@@ -6,71 +6,121 @@ use crate::pg::{Checks, PgStore};
 use crate::source::{Migration, Phase, load};
 use crate::sqlite::{BusyWait, IfMissing, SqliteStore};
 use crate::store::{LedgerRow, RunOptions, Store};
-use clap::ArgMatches;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use ugw_shared::db::{DbUrl, Engine, PgTarget};
+use ugw_shared::poll::Backoff;
 use ugw_shared::results::{AppliedMigration, Fetched, Migrated, PendingMigration};
 use ugw_shared::time::{human, millis};
 use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult};
 
 /// Transactions older than this are reported before DDL starts.
 const LONG_TRANSACTION: Duration = Duration::from_secs(5);
-/// The first wait before retrying a migration that hit --ddl-lock-timeout; doubled each time.
+/// The first wait before retrying a migration that hit --ddl-lock-timeout; doubled each time
+/// (jittered, up to `poll::MAX_BACKOFF`).
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How often a statement that outlived the deadline (or a signal) is stopped again.
 const INTERRUPT_AGAIN: Duration = Duration::from_millis(200);
 
-/// The flags every subcommand shares, read once.
+/// The flags every subcommand shares, parsed once (by `lib.rs`).
 pub struct Settings {
-    db: std::result::Result<DbUrl, Error>,
-    dir: std::result::Result<PathBuf, Error>,
-    allow_pooler: bool,
-    lock_timeout: Duration,
-    ddl_lock_timeout: Duration,
-    ddl_retries: u32,
-    max_xact_age: Option<Duration>,
-    statement_timeout: Option<Duration>,
-    heartbeat: Duration,
-    ledger_schema: Option<String>,
-    ledger_table: Option<String>,
+    pub db: std::result::Result<DbUrl, Error>,
+    pub dir: std::result::Result<PathBuf, Error>,
+    pub allow_pooler: bool,
+    pub lock_timeout: Duration,
+    pub ddl_lock_timeout: Duration,
+    pub ddl_retries: u32,
+    pub max_xact_age: Option<Duration>,
+    pub statement_timeout: Option<Duration>,
+    pub heartbeat: Duration,
+    pub ledger_schema: Option<String>,
+    pub ledger_table: Option<String>,
     /// `--create` of `up` and `baseline`; `None` where the subcommand has no such flag.
-    create: Option<bool>,
+    pub create: Option<bool>,
+}
+
+/// Which pending migrations `up` (and `plan`) take: a phase, and where to stop.
+#[derive(Debug, Clone, Copy)]
+pub struct Selection {
+    pub phase: Phases,
+    pub target: Option<i64>,
+}
+
+/// `--phase`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phases {
+    Pre,
+    Post,
+    All,
+}
+
+impl Phases {
+    pub const WORDS: [&'static str; 3] = ["pre", "post", "all"];
+
+    /// The flag's value; clap allows only [`Phases::WORDS`].
+    #[must_use]
+    pub fn from_word(word: &str) -> Self {
+        match word {
+            "post" => Phases::Post,
+            "all" => Phases::All,
+            _ => Phases::Pre,
+        }
+    }
+
+    #[must_use]
+    pub fn word(self) -> &'static str {
+        match self {
+            Phases::Pre => "pre",
+            Phases::Post => "post",
+            Phases::All => "all",
+        }
+    }
+}
+
+/// The refusals of `up` an operator may lift; `plan` lifts none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Allowances {
+    pub changed: bool,
+    pub out_of_order: bool,
+    pub unsafe_ddl: bool,
+}
+
+/// `resolve`: a failed migration to settle, and whether to drop the INVALID indexes.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolve {
+    pub settle: Option<(i64, Resolution)>,
+    pub drop_invalid_indexes: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Resolution {
+    /// `--applied`: the database was fixed by hand.
+    Applied,
+    /// `--forget` (`--force`: even a migration that succeeded).
+    Forget { force: bool },
+}
+
+/// The migrations folder: `--dir`, or `migrations/` of this run's ugw-fetch artifact.
+pub fn migrations_dir(
+    ctx: &Ctx,
+    dir: Option<PathBuf>,
+) -> Result<std::result::Result<PathBuf, Error>> {
+    Ok(match dir {
+        Some(dir) => Ok(dir),
+        None => ctx
+            .this_run()
+            .last_result::<Fetched>()?
+            .map(|f| PathBuf::from(f.path).join("migrations"))
+            .ok_or_else(|| {
+                Error::usage("no --dir, and no ugw-fetch step in the record whose artifact holds migrations/")
+            }),
+    })
 }
 
 impl Settings {
-    pub fn from_matches(ctx: &Ctx, m: &ArgMatches) -> Result<Self> {
-        let dir = match m.get_one::<PathBuf>("dir") {
-            Some(dir) => Ok(dir.clone()),
-            None => ctx
-                .this_run()
-                .last_result::<Fetched>()?
-                .map(|f| PathBuf::from(f.path).join("migrations"))
-                .ok_or_else(|| {
-                    Error::usage("no --dir, and no ugw-fetch step in the record whose artifact holds migrations/")
-                }),
-        };
-        Ok(Settings {
-            db: DbUrl::from_matches(m, ctx.scrubber()),
-            dir,
-            allow_pooler: m.get_flag("allow-pooler"),
-            lock_timeout: ctx.lock_timeout(),
-            ddl_lock_timeout: crate::duration(m, "ddl-lock-timeout")
-                .unwrap_or(Duration::from_secs(2)),
-            ddl_retries: m.get_one::<u32>("ddl-retries").copied().unwrap_or(5),
-            max_xact_age: crate::duration(m, "max-xact-age"),
-            statement_timeout: crate::duration(m, "statement-timeout"),
-            heartbeat: crate::duration(m, "heartbeat").unwrap_or(Duration::from_secs(10)),
-            ledger_schema: m.get_one::<String>("ledger-schema").cloned(),
-            ledger_table: m.get_one::<String>("ledger-table").cloned(),
-            create: m.try_get_one::<bool>("create").ok().flatten().copied(),
-        })
-    }
-
     /// --lock-timeout, cut to what is left of --timeout.
     fn lock_wait(&self, ctx: &Ctx) -> Duration {
         ctx.deadline().map_or(self.lock_timeout, |d| {
@@ -223,7 +273,8 @@ impl Survey {
     }
 
     /// What `up --phase … --target …` runs, in order; `post` refuses while a pre is pending.
-    fn selection(&self, phase: &str, target: Option<i64>) -> Result<Vec<&Migration>> {
+    fn selection(&self, selection: Selection) -> Result<Vec<&Migration>> {
+        let Selection { phase, target } = selection;
         let pending: Vec<&Migration> = self
             .pending()
             .into_iter()
@@ -235,7 +286,7 @@ impl Survey {
             .map(|m| m.file_name())
             .collect();
         Ok(match phase {
-            "post" if !pre_pending.is_empty() => {
+            Phases::Post if !pre_pending.is_empty() => {
                 return Err(Error::new(
                     ErrorKind::PrePending,
                     format!(
@@ -244,12 +295,12 @@ impl Survey {
                     ),
                 ));
             }
-            "post" => pending
+            Phases::Post => pending
                 .into_iter()
                 .filter(|m| m.phase == Phase::Post)
                 .collect(),
-            "all" => pending,
-            _ => pending
+            Phases::All => pending,
+            Phases::Pre => pending
                 .into_iter()
                 .filter(|m| m.phase == Phase::Pre)
                 .collect(),
@@ -261,7 +312,7 @@ impl Survey {
     fn refusals(
         &self,
         selected: &[&Migration],
-        sub: &ArgMatches,
+        allow: Allowances,
         engine: Engine,
         fresh: bool,
     ) -> Result<Vec<String>> {
@@ -277,7 +328,7 @@ impl Survey {
             ));
         }
         let changed = self.changed();
-        if !changed.is_empty() && !flag(sub, "allow-changed") {
+        if !changed.is_empty() && !allow.changed {
             return Err(Error::new(
                 ErrorKind::ChecksumMismatch,
                 format!(
@@ -291,7 +342,7 @@ impl Survey {
             .copied()
             .filter(|m| self.highest_applied(m.phase).is_some_and(|h| m.version < h))
             .collect();
-        if !early.is_empty() && !flag(sub, "allow-out-of-order") {
+        if !early.is_empty() && !allow.out_of_order {
             return Err(Error::new(
                 ErrorKind::OutOfOrder,
                 format!(
@@ -323,7 +374,7 @@ impl Survey {
                 lines.join("; ")
             )]);
         }
-        if !findings.is_empty() && !flag(sub, "allow-unsafe") {
+        if !findings.is_empty() && !allow.unsafe_ddl {
             let lines: Vec<String> = findings.iter().map(Finding::line_text).collect();
             return Err(Error::new(
                 ErrorKind::UnsafeMigration,
@@ -362,10 +413,15 @@ fn survey(ctx: &Ctx, store: &mut dyn Store, settings: &Settings) -> Result<Surve
 }
 
 /// `plan` (and `up --dry-run`): what `up` would run, refused as `up` would refuse it.
-pub fn plan(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<StepResult> {
+pub fn plan(
+    ctx: &mut Ctx,
+    settings: &Settings,
+    selection: Selection,
+    allow: Allowances,
+) -> Result<StepResult> {
     let mut store = settings.open(ctx, false)?;
     bounded(ctx, store.as_mut(), |store| {
-        plan_on(ctx, settings, store, sub)
+        plan_on(ctx, settings, store, selection, allow)
     })
 }
 
@@ -373,11 +429,12 @@ fn plan_on(
     ctx: &Ctx,
     settings: &Settings,
     store: &mut dyn Store,
-    sub: &ArgMatches,
+    selection: Selection,
+    allow: Allowances,
 ) -> Result<StepResult> {
     let survey = survey(ctx, store, settings)?;
-    let phase = phase_of(sub);
-    let selected = survey.selection(phase, target_of(sub))?;
+    let phase = selection.phase.word();
+    let selected = survey.selection(selection)?;
     let result = json!({
         "db": settings.db()?.redacted(),
         "dir": settings.dir_text(),
@@ -386,7 +443,7 @@ fn plan_on(
     });
     let fresh = store.is_fresh()?;
     let warnings = survey
-        .refusals(&selected, sub, store.engine(), fresh)
+        .refusals(&selected, allow, store.engine(), fresh)
         .map_err(|e| e.with_result(result.clone()))?;
     for warning in &warnings {
         ctx.reporter.warn(warning);
@@ -441,10 +498,15 @@ impl UpReport<'_> {
 }
 
 /// `up`: lock, look, refuse or apply, report.
-pub fn up(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<StepResult> {
+pub fn up(
+    ctx: &mut Ctx,
+    settings: &Settings,
+    selection: Selection,
+    allow: Allowances,
+) -> Result<StepResult> {
     let mut store = settings.open(ctx, true)?;
     bounded(ctx, store.as_mut(), |store| {
-        up_on(ctx, settings, store, sub)
+        up_on(ctx, settings, store, selection, allow)
     })
 }
 
@@ -452,7 +514,8 @@ fn up_on(
     ctx: &Ctx,
     settings: &Settings,
     store: &mut dyn Store,
-    sub: &ArgMatches,
+    selection: Selection,
+    allow: Allowances,
 ) -> Result<StepResult> {
     let lock_started = Instant::now();
     store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
@@ -462,7 +525,7 @@ fn up_on(
     let survey = survey(ctx, store, settings)?;
     let mut report = UpReport {
         settings,
-        phase: phase_of(sub),
+        phase: selection.phase.word(),
         lock_wait: lock_started.elapsed(),
         applied: Vec::new(),
         warnings: survey
@@ -471,12 +534,12 @@ fn up_on(
             .map(|a| missing_file(a, settings))
             .collect(),
     };
-    let selected = survey.selection(report.phase, target_of(sub))?;
+    let selected = survey.selection(selection)?;
     for warning in &report.warnings {
         ctx.reporter.warn(warning);
     }
     let refused = survey
-        .refusals(&selected, sub, store.engine(), fresh)
+        .refusals(&selected, allow, store.engine(), fresh)
         .and_then(|warnings| {
             for warning in warnings {
                 ctx.reporter.warn(&warning);
@@ -577,7 +640,11 @@ fn apply(
     m: &Migration,
     options: &RunOptions,
 ) -> Result<Duration> {
-    let mut backoff = FIRST_BACKOFF;
+    // A retry starts only when it and its --ddl-lock-timeout fit before --timeout.
+    let mut backoff = Backoff::exponential(FIRST_BACKOFF).until(
+        ctx.deadline()
+            .map(|d| d.checked_sub(settings.ddl_lock_timeout).unwrap_or(d)),
+    );
     let mut attempt = 0;
     loop {
         ctx.cancel.check()?;
@@ -618,30 +685,25 @@ fn apply(
             ));
         }
         attempt += 1;
+        let Some(retry) = backoff.next_from(Instant::now(), None) else {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{}: gave up after {} attempts: another retry (after its backoff, then up to --ddl-lock-timeout {}) would end past --timeout; nothing was applied",
+                    m.file_name(),
+                    attempt,
+                    human(settings.ddl_lock_timeout)
+                ),
+            ));
+        };
         ctx.reporter.warn(&format!(
             "{}: waited --ddl-lock-timeout {} for a table lock; retry {attempt}/{} in {}",
             m.file_name(),
             human(settings.ddl_lock_timeout),
             settings.ddl_retries,
-            human(backoff)
+            human(retry.wait)
         ));
-        // The wait and the next attempt fit before --timeout, or the run ends now.
-        if let Some(deadline) = ctx.deadline()
-            && Instant::now() + backoff + settings.ddl_lock_timeout > deadline
-        {
-            return Err(Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "{}: gave up after {} attempts: another retry (in {}, then up to --ddl-lock-timeout {}) would end past --timeout; nothing was applied",
-                    m.file_name(),
-                    attempt,
-                    human(backoff),
-                    human(settings.ddl_lock_timeout)
-                ),
-            ));
-        }
-        ctx.cancel.sleep(backoff)?;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        ctx.cancel.sleep_until(retry.at)?;
     }
 }
 
@@ -857,10 +919,10 @@ pub fn lint(ctx: &mut Ctx, settings: &Settings) -> Result<StepResult> {
 }
 
 /// `resolve`: list failed migrations and INVALID indexes; settle one; drop the indexes.
-pub fn resolve(ctx: &mut Ctx, settings: &Settings, sub: &ArgMatches) -> Result<StepResult> {
+pub fn resolve(ctx: &mut Ctx, settings: &Settings, asked: Resolve) -> Result<StepResult> {
     let mut store = settings.open(ctx, true)?;
     bounded(ctx, store.as_mut(), |store| {
-        resolve_on(ctx, settings, store, sub)
+        resolve_on(ctx, settings, store, asked)
     })
 }
 
@@ -868,21 +930,21 @@ fn resolve_on(
     ctx: &Ctx,
     settings: &Settings,
     store: &mut dyn Store,
-    sub: &ArgMatches,
+    asked: Resolve,
 ) -> Result<StepResult> {
     store.lock(settings.lock_wait(ctx), &ctx.cancel, &ctx.host)?;
     store.ensure_ledger()?;
     let survey = survey(ctx, store, settings)?;
     let mut changed = false;
     let mut resolved = Value::Null;
-    if let Some(version) = sub.get_one::<i64>("version").copied() {
+    if let Some((version, resolution)) = asked.settle {
         let row = survey.row(version).ok_or_else(|| {
             Error::usage(format!(
                 "version {version} has no ledger row; nothing to resolve"
             ))
         })?;
-        if sub.get_flag("forget") {
-            if row.success && !sub.get_flag("force") {
+        if let Resolution::Forget { force } = resolution {
+            if row.success && !force {
                 return Err(Error::usage(format!(
                     "{version}_{} was applied successfully at {}; --forget is for a failed or dirty row. \
                      Forgetting it makes the next `up` run it again on a database that already has its changes \
@@ -916,7 +978,7 @@ fn resolve_on(
     }
     let invalid = store.invalid_indexes()?;
     let mut dropped = Vec::new();
-    if sub.get_flag("drop-invalid-indexes") {
+    if asked.drop_invalid_indexes {
         for index in &invalid {
             store.drop_index(index)?;
             ctx.reporter.info(&format!("dropped INVALID index {index}"));
@@ -990,24 +1052,4 @@ fn baseline_on(
     } else {
         StepResult::changed(result)
     })
-}
-
-/// A flag of `up` that `plan` does not have (it answers as `up` without it).
-fn flag(sub: &ArgMatches, name: &str) -> bool {
-    sub.try_get_one::<bool>(name)
-        .ok()
-        .flatten()
-        .copied()
-        .unwrap_or(false)
-}
-
-fn phase_of(sub: &ArgMatches) -> &str {
-    sub.try_get_one::<String>("phase")
-        .ok()
-        .flatten()
-        .map_or("pre", String::as_str)
-}
-
-fn target_of(sub: &ArgMatches) -> Option<i64> {
-    sub.try_get_one::<i64>("target").ok().flatten().copied()
 }

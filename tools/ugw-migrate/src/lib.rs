@@ -17,9 +17,46 @@ mod store;
 mod tls;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
+use engine::{Allowances, Phases, Resolution, Resolve, Selection, Settings};
+use std::path::PathBuf;
 use std::time::Duration;
+use ugw_shared::db::DbUrl;
 use ugw_shared::time::parse_duration;
 use ugw_shared::{Ctx, Result, StepResult, db, tool_command};
+
+/// Flag and subcommand ids: each named once, for the command and for [`Options`].
+mod id {
+    pub const UP: &str = "up";
+    pub const STATUS: &str = "status";
+    pub const PLAN: &str = "plan";
+    pub const LINT: &str = "lint";
+    pub const RESOLVE: &str = "resolve";
+    pub const BASELINE: &str = "baseline";
+
+    pub const DIR: &str = "dir";
+    pub const ALLOW_POOLER: &str = "allow-pooler";
+    pub const LEDGER_SCHEMA: &str = "ledger-schema";
+    pub const LEDGER_TABLE: &str = "ledger-table";
+    pub const DDL_LOCK_TIMEOUT: &str = "ddl-lock-timeout";
+    pub const DDL_RETRIES: &str = "ddl-retries";
+    pub const MAX_XACT_AGE: &str = "max-xact-age";
+    pub const STATEMENT_TIMEOUT: &str = "statement-timeout";
+    pub const HEARTBEAT: &str = "heartbeat";
+
+    pub const PHASE: &str = "phase";
+    pub const TARGET: &str = "target";
+    pub const VERSION: &str = "version";
+    pub const CREATE: &str = "create";
+    pub const ALLOW_CHANGED: &str = "allow-changed";
+    pub const ALLOW_OUT_OF_ORDER: &str = "allow-out-of-order";
+    pub const ALLOW_UNSAFE: &str = "allow-unsafe";
+    pub const CHECK: &str = "check";
+    pub const APPLIED: &str = "applied";
+    pub const FORGET: &str = "forget";
+    pub const FORCE: &str = "force";
+    pub const RESOLUTION: &str = "resolution";
+    pub const DROP_INVALID_INDEXES: &str = "drop-invalid-indexes";
+}
 
 const EXAMPLES: &str = "\
 Examples:
@@ -49,22 +86,22 @@ pub fn tool() -> ugw_shared::cli::Tool {
 /// The clap command: the common flags, the database and folder flags, the subcommands.
 #[must_use]
 pub fn command() -> Command {
-    let phase = Arg::new("phase")
-        .long("phase")
+    let phase = Arg::new(id::PHASE)
+        .long(id::PHASE)
         .value_name("PHASE")
-        .value_parser(["pre", "post", "all"])
+        .value_parser(Phases::WORDS)
         .default_value("pre")
         .help("pre: DIR/*.sql (before the switch); post: DIR/post/*.sql (after every node runs the new release); all");
-    let target = Arg::new("target")
-        .long("target")
+    let target = Arg::new(id::TARGET)
+        .long(id::TARGET)
         .value_name("VERSION")
         .value_parser(clap::value_parser!(i64).range(0..))
         .help("Stop after this version");
-    let version = Arg::new("version")
+    let version = Arg::new(id::VERSION)
         .value_name("VERSION")
         .value_parser(clap::value_parser!(i64).range(0..));
-    let create = Arg::new("create")
-        .long("create")
+    let create = Arg::new(id::CREATE)
+        .long(id::CREATE)
         .action(ArgAction::SetTrue)
         .help("SQLite: create the database file when it does not exist (a first install); without it a missing file is refused (exit 2), so a mistyped --db never starts an empty database");
     tool_command(
@@ -97,23 +134,23 @@ pub fn command() -> Command {
     .next_help_heading("Database and migrations")
     .args(db::args().into_iter().map(|a| a.global(true)))
     .arg(
-        Arg::new("dir")
-            .long("dir")
+        Arg::new(id::DIR)
+            .long(id::DIR)
             .value_name("DIR")
             .value_parser(clap::value_parser!(std::path::PathBuf))
             .global(true)
             .help("The migrations folder [default: migrations/ of the last ugw-fetch step's artifact]"),
     )
     .arg(
-        Arg::new("allow-pooler")
-            .long("allow-pooler")
+        Arg::new(id::ALLOW_POOLER)
+            .long(id::ALLOW_POOLER)
             .action(ArgAction::SetTrue)
             .global(true)
             .help("Connect through a connection pooler anyway (PgBouncer in session mode only)"),
     )
     .arg(
-        Arg::new("ledger-schema")
-            .long("ledger-schema")
+        Arg::new(id::LEDGER_SCHEMA)
+            .long(id::LEDGER_SCHEMA)
             .value_name("SCHEMA")
             .global(true)
             .help(
@@ -124,8 +161,8 @@ pub fn command() -> Command {
             ),
     )
     .arg(
-        Arg::new("ledger-table")
-            .long("ledger-table")
+        Arg::new(id::LEDGER_TABLE)
+            .long(id::LEDGER_TABLE)
             .value_name("NAME")
             .global(true)
             .value_parser(clap::builder::NonEmptyStringValueParser::new())
@@ -137,60 +174,60 @@ pub fn command() -> Command {
     .next_help_heading("Running DDL (PostgreSQL)")
     .args(timing_args())
     .subcommand(
-        Command::new("up")
+        Command::new(id::UP)
             .about("Apply the pending migrations of a phase, in version order")
             .arg(phase.clone())
             .arg(target.clone())
-            .arg(Arg::new("allow-changed").long("allow-changed").action(ArgAction::SetTrue).help("Proceed although an applied migration's file changed"))
+            .arg(Arg::new(id::ALLOW_CHANGED).long(id::ALLOW_CHANGED).action(ArgAction::SetTrue).help("Proceed although an applied migration's file changed"))
             .arg(
-                Arg::new("allow-out-of-order")
-                    .long("allow-out-of-order")
+                Arg::new(id::ALLOW_OUT_OF_ORDER)
+                    .long(id::ALLOW_OUT_OF_ORDER)
                     .action(ArgAction::SetTrue)
                     .help("Apply a pending version older than the newest applied one of its phase"),
             )
             .arg(
-                Arg::new("allow-unsafe")
-                    .long("allow-unsafe")
+                Arg::new(id::ALLOW_UNSAFE)
+                    .long(id::ALLOW_UNSAFE)
                     .action(ArgAction::SetTrue)
                     .help("Apply pre-deploy migrations the linter refuses"),
             )
             .arg(create.clone()),
     )
     .subcommand(
-        Command::new("status")
+        Command::new(id::STATUS)
             .about("Applied, pending (by phase), failed and changed migrations")
-            .arg(Arg::new("check").long("check").action(ArgAction::SetTrue).help("Exit 1 when anything is pending, failed or changed")),
+            .arg(Arg::new(id::CHECK).long(id::CHECK).action(ArgAction::SetTrue).help("Exit 1 when anything is pending, failed or changed")),
     )
     .subcommand(
-        Command::new("plan")
+        Command::new(id::PLAN)
             .about("Exactly what `up` would run, in order, with checksums; takes no lock, writes nothing")
             .arg(phase)
             .arg(target),
     )
-    .subcommand(Command::new("lint").about("Refuse pre-deploy DDL that breaks the old release or locks a busy table"))
+    .subcommand(Command::new(id::LINT).about("Refuse pre-deploy DDL that breaks the old release or locks a busy table"))
     .subcommand(
-        Command::new("resolve")
+        Command::new(id::RESOLVE)
             .about("After a failed no-transaction migration: list it, mark it applied or forget it; drop INVALID indexes")
-            .arg(version.clone().requires("resolution").help("The failed migration's version"))
-            .arg(Arg::new("applied").long("applied").action(ArgAction::SetTrue).help("The database was fixed by hand: record VERSION as applied"))
-            .arg(Arg::new("forget").long("forget").action(ArgAction::SetTrue).help("Drop VERSION's ledger row so that the next `up` runs it again"))
-            .group(clap::ArgGroup::new("resolution").args(["applied", "forget"]).requires("version"))
+            .arg(version.clone().requires(id::RESOLUTION).help("The failed migration's version"))
+            .arg(Arg::new(id::APPLIED).long(id::APPLIED).action(ArgAction::SetTrue).help("The database was fixed by hand: record VERSION as applied"))
+            .arg(Arg::new(id::FORGET).long(id::FORGET).action(ArgAction::SetTrue).help("Drop VERSION's ledger row so that the next `up` runs it again"))
+            .group(clap::ArgGroup::new(id::RESOLUTION).args([id::APPLIED, id::FORGET]).requires(id::VERSION))
             .arg(
-                Arg::new("force")
-                    .long("force")
+                Arg::new(id::FORCE)
+                    .long(id::FORCE)
                     .action(ArgAction::SetTrue)
-                    .requires("forget")
+                    .requires(id::FORGET)
                     .help("With --forget: drop the row of a migration that succeeded (the next `up` runs it again)"),
             )
             .arg(
-                Arg::new("drop-invalid-indexes")
-                    .long("drop-invalid-indexes")
+                Arg::new(id::DROP_INVALID_INDEXES)
+                    .long(id::DROP_INVALID_INDEXES)
                     .action(ArgAction::SetTrue)
                     .help("Drop the INVALID indexes a failed CREATE INDEX CONCURRENTLY left behind"),
             ),
     )
     .subcommand(
-        Command::new("baseline")
+        Command::new(id::BASELINE)
             .about("Adopt an existing schema: record every migration up to VERSION as applied without running it")
             .arg(version.required(true).help("The last version the existing schema already has"))
             .arg(create),
@@ -200,30 +237,30 @@ pub fn command() -> Command {
 fn timing_args() -> Vec<Arg> {
     let duration = clap::builder::ValueParser::new(parse_duration);
     let args = [
-        Arg::new("ddl-lock-timeout")
-            .long("ddl-lock-timeout")
+        Arg::new(id::DDL_LOCK_TIMEOUT)
+            .long(id::DDL_LOCK_TIMEOUT)
             .value_name("DURATION")
             .value_parser(duration.clone())
             .default_value("2s")
             .help("SET lock_timeout for each migration's transaction, so DDL never queues in front of every query"),
-        Arg::new("ddl-retries")
-            .long("ddl-retries")
+        Arg::new(id::DDL_RETRIES)
+            .long(id::DDL_RETRIES)
             .value_name("N")
             .value_parser(clap::value_parser!(u32))
             .default_value("5")
             .help("Retries (with backoff) of a migration that hit --ddl-lock-timeout"),
-        Arg::new("max-xact-age")
-            .long("max-xact-age")
+        Arg::new(id::MAX_XACT_AGE)
+            .long(id::MAX_XACT_AGE)
             .value_name("DURATION")
             .value_parser(duration.clone())
             .help("Refuse to start while another transaction is older than this"),
-        Arg::new("statement-timeout")
-            .long("statement-timeout")
+        Arg::new(id::STATEMENT_TIMEOUT)
+            .long(id::STATEMENT_TIMEOUT)
             .value_name("DURATION")
             .value_parser(duration.clone())
             .help("SET statement_timeout for the whole run"),
-        Arg::new("heartbeat")
-            .long("heartbeat")
+        Arg::new(id::HEARTBEAT)
+            .long(id::HEARTBEAT)
             .value_name("DURATION")
             .value_parser(duration)
             .default_value("10s")
@@ -232,27 +269,112 @@ fn timing_args() -> Vec<Arg> {
     args.into_iter().map(|a| a.global(true)).collect()
 }
 
-/// Run the subcommand.
-pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
-    let (name, sub) = matches.subcommand().expect("clap requires a subcommand");
-    let settings = engine::Settings::from_matches(ctx, sub)?;
-    match name {
-        "up" if ctx.dry_run => engine::plan(ctx, &settings, sub),
-        "up" => engine::up(ctx, &settings, sub),
-        "plan" => engine::plan(ctx, &settings, sub),
-        "status" => engine::status(ctx, &settings, sub.get_flag("check")),
-        "lint" => engine::lint(ctx, &settings),
-        "resolve" => engine::resolve(ctx, &settings, sub),
-        "baseline" => engine::baseline(
-            ctx,
-            &settings,
-            *sub.get_one::<i64>("version").expect("required"),
-        ),
-        other => unreachable!("clap knows no subcommand {other}"),
+/// Everything the flags say, parsed once: nothing below this file sees `ArgMatches`.
+struct Options {
+    settings: Settings,
+    subcommand: Subcommand,
+}
+
+enum Subcommand {
+    Up(Selection, Allowances),
+    Plan(Selection),
+    Status { check: bool },
+    Lint,
+    Resolve(Resolve),
+    Baseline { version: i64 },
+}
+
+impl Options {
+    fn from_matches(ctx: &Ctx, matches: &ArgMatches) -> Result<Self> {
+        let (name, sub) = matches.subcommand().expect("clap requires a subcommand");
+        let subcommand = match name {
+            id::UP => Subcommand::Up(
+                selection(sub),
+                Allowances {
+                    changed: sub.get_flag(id::ALLOW_CHANGED),
+                    out_of_order: sub.get_flag(id::ALLOW_OUT_OF_ORDER),
+                    unsafe_ddl: sub.get_flag(id::ALLOW_UNSAFE),
+                },
+            ),
+            id::PLAN => Subcommand::Plan(selection(sub)),
+            id::STATUS => Subcommand::Status {
+                check: sub.get_flag(id::CHECK),
+            },
+            id::LINT => Subcommand::Lint,
+            id::RESOLVE => Subcommand::Resolve(Resolve {
+                // clap: VERSION comes with --applied or --forget, and they with it.
+                settle: sub.get_one::<i64>(id::VERSION).map(|version| {
+                    let resolution = if sub.get_flag(id::FORGET) {
+                        Resolution::Forget {
+                            force: sub.get_flag(id::FORCE),
+                        }
+                    } else {
+                        Resolution::Applied
+                    };
+                    (*version, resolution)
+                }),
+                drop_invalid_indexes: sub.get_flag(id::DROP_INVALID_INDEXES),
+            }),
+            id::BASELINE => Subcommand::Baseline {
+                version: defaulted(sub, id::VERSION),
+            },
+            other => unreachable!("clap knows no subcommand {other}"),
+        };
+        let settings = Settings {
+            db: DbUrl::from_matches(sub, ctx.scrubber()),
+            dir: engine::migrations_dir(ctx, sub.get_one::<PathBuf>(id::DIR).cloned())?,
+            allow_pooler: sub.get_flag(id::ALLOW_POOLER),
+            lock_timeout: ctx.lock_timeout(),
+            ddl_lock_timeout: defaulted(sub, id::DDL_LOCK_TIMEOUT),
+            ddl_retries: defaulted(sub, id::DDL_RETRIES),
+            max_xact_age: sub.get_one::<Duration>(id::MAX_XACT_AGE).copied(),
+            statement_timeout: sub.get_one::<Duration>(id::STATEMENT_TIMEOUT).copied(),
+            heartbeat: defaulted(sub, id::HEARTBEAT),
+            ledger_schema: sub.get_one::<String>(id::LEDGER_SCHEMA).cloned(),
+            ledger_table: sub.get_one::<String>(id::LEDGER_TABLE).cloned(),
+            create: matches!(name, id::UP | id::BASELINE).then(|| sub.get_flag(id::CREATE)),
+        };
+        Ok(Options {
+            settings,
+            subcommand,
+        })
     }
 }
 
-/// Durations clap parsed, by flag name.
-fn duration(matches: &ArgMatches, name: &str) -> Option<Duration> {
-    matches.get_one::<Duration>(name).copied()
+/// `--phase` and `--target` of `up` and `plan`.
+fn selection(sub: &ArgMatches) -> Selection {
+    Selection {
+        phase: Phases::from_word(&defaulted::<String>(sub, id::PHASE)),
+        target: sub.get_one::<i64>(id::TARGET).copied(),
+    }
+}
+
+/// A flag's value where clap always has one (a `default_value`, or `required`).
+fn defaulted<T: Clone + Send + Sync + 'static>(matches: &ArgMatches, id: &str) -> T {
+    matches
+        .get_one::<T>(id)
+        .cloned()
+        .expect("the flag has a default value or is required")
+}
+
+/// Run the subcommand.
+pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
+    let Options {
+        settings,
+        subcommand,
+    } = Options::from_matches(ctx, matches)?;
+    match subcommand {
+        // `up --dry-run` answers as `plan` would, with up's allowances.
+        Subcommand::Up(selection, allow) if ctx.dry_run => {
+            engine::plan(ctx, &settings, selection, allow)
+        }
+        Subcommand::Up(selection, allow) => engine::up(ctx, &settings, selection, allow),
+        Subcommand::Plan(selection) => {
+            engine::plan(ctx, &settings, selection, Allowances::default())
+        }
+        Subcommand::Status { check } => engine::status(ctx, &settings, check),
+        Subcommand::Lint => engine::lint(ctx, &settings),
+        Subcommand::Resolve(asked) => engine::resolve(ctx, &settings, asked),
+        Subcommand::Baseline { version } => engine::baseline(ctx, &settings, version),
+    }
 }

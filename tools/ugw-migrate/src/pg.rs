@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
 use ugw_shared::db::{Engine, PgTarget, SslMode};
+use ugw_shared::poll::Backoff;
 use ugw_shared::time::human;
 use ugw_shared::{Error, ErrorKind, Result};
 
@@ -155,7 +156,7 @@ impl PgStore {
 
     /// Without --ledger-schema: the schema [`DEFAULT_SCHEMA`], which no session setting
     /// moves (the session's current schema did: a migration that creates the schema named
-    /// after the user, or sets the database's search_path, hid the ledger from the next run,
+    /// after the user, or sets the database's `search_path`, hid the ledger from the next run,
     /// which then ran every migration again). A ledger an older ugw-migrate made in the
     /// schema its session started in is found there, before any migration runs, and kept.
     fn default_schema(&mut self) -> Result<String> {
@@ -499,7 +500,9 @@ impl Store for PgStore {
     }
 
     fn lock(&mut self, timeout: Duration, cancel: &Cancel, _host: &str) -> Result<()> {
-        let started = Instant::now();
+        // Tried every LOCK_RETRY, and once more when `timeout` is up.
+        let mut retries = Backoff::steady(LOCK_RETRY).until(Instant::now() + timeout);
+        let mut last_try = false;
         loop {
             let row = self
                 .client
@@ -508,7 +511,7 @@ impl Store for PgStore {
             if row.get::<_, bool>(0) {
                 return Ok(());
             }
-            if started.elapsed() >= timeout {
+            if last_try {
                 let holder = self.holder();
                 return Err(Error::new(
                     ErrorKind::Busy,
@@ -519,7 +522,7 @@ impl Store for PgStore {
                     ),
                 ));
             }
-            cancel.sleep(LOCK_RETRY.min(timeout.saturating_sub(started.elapsed())))?;
+            last_try = !retries.sleep(cancel)?;
         }
     }
 

@@ -80,7 +80,7 @@ pub struct Fetched {
     /// The artifact's digest, lowercase hex.
     pub sha256: String,
     pub bytes: u64,
-    /// The release label (`--version`, or parsed from the file name); `None` when neither.
+    /// The release label (`--release`, or parsed from the file name); `None` when neither.
     pub version: Option<String>,
     /// Whether the digest (or signature) was checked; false only with `--no-verify`.
     pub verified: bool,
@@ -93,6 +93,32 @@ pub struct Fetched {
 }
 
 impl ToolResult for Fetched {
+    const TOOL: &'static str = "ugw-fetch";
+}
+
+/// What a dry-run `ugw-fetch` step would have staged (nothing was fetched): where, from where,
+/// as which release, and the digest it would have checked when that is known already. Later
+/// tools dry-run on it (`ugw-migrate up --dry-run` names the migrations folder it would read);
+/// a real run never reads it (`ThisRun::dry_run_result`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FetchPlanned {
+    pub url: String,
+    /// The file, or the folder it would be extracted into.
+    pub path: String,
+    pub version: Option<String>,
+    /// The digest given or listed for it (`--sha256`, a `SHA256SUMS` entry); `None` when only
+    /// the download would tell (a signature), or with `--no-verify`.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub extract: bool,
+    /// Always false here: a dry run fetches nothing (an artifact staged already gives a real
+    /// `Fetched` result instead, marked by the step's `dry_run`).
+    #[serde(default)]
+    pub fetched: bool,
+}
+
+impl ToolResult for FetchPlanned {
     const TOOL: &'static str = "ugw-fetch";
 }
 

@@ -18,6 +18,7 @@ mod demo_app;
 mod doc_examples;
 mod drain;
 mod drain_trust;
+mod dry_run;
 mod durability;
 mod failure_path;
 mod fetch;

@@ -151,6 +151,35 @@ impl<'a> ThisRun<'a> {
         })
     }
 
+    /// In a dry run only: the result of this run's newest successful step of the tool that
+    /// writes `T` on this host when that step was itself a dry run (what it would have
+    /// produced), so that a whole pipeline can be dry-run. `None` when `dry_run` is false,
+    /// whatever the record holds: a dry-run step never lets a real run act on it. `None` too
+    /// when the newest such step really ran (`last_result` finds that one).
+    pub fn dry_run_result<T: ToolResult>(&self, dry_run: bool) -> Result<Option<T>> {
+        if !dry_run {
+            return Ok(None);
+        }
+        let record = self.record;
+        let newest = record
+            .steps
+            .heads()
+            .enumerate()
+            .rev()
+            .filter(|(_, h)| h.tool == T::TOOL && h.status == Status::Ok)
+            .filter_map(|(index, _)| record.steps.get(index))
+            .find(|step| self.ours(step));
+        let Some(step) = newest.filter(|step| step.dry_run && !step.result.is_null()) else {
+            return Ok(None);
+        };
+        T::deserialize(&step.result).map(Some).map_err(|e| {
+            Error::bad_record(format!(
+                "the result of the earlier dry-run {} step is malformed: {e}",
+                T::TOOL
+            ))
+        })
+    }
+
     /// A value a flag may leave out: the flag's (which always wins), else the one `pick`
     /// finds in the result of this run's last real, successful step of the tool that writes
     /// `T` (`--expect-version` from `ugw-fetch`'s `version`). Neither is a usage error naming
@@ -221,6 +250,45 @@ mod tests {
         assert_eq!(found.version.as_deref(), Some("v2"));
         assert!(!record.ok);
         assert!(record.this_run("h").last_ok("ugw-swap").is_none());
+    }
+
+    #[test]
+    fn a_dry_run_step_is_found_only_by_a_dry_run_and_only_when_newest() {
+        use crate::results::FetchPlanned;
+        let planned = serde_json::json!({"url": "https://x.invalid/a", "path": "/opt/a",
+                                         "version": "v3", "sha256": null, "fetched": false});
+        let mut record = Record::new("r".into());
+        let mut real = step("ugw-fetch", Status::Ok, 0);
+        real.result = fetched("v2");
+        record.push(real);
+        let mut dry = step("ugw-fetch", Status::Ok, 0);
+        dry.dry_run = true;
+        dry.result = planned;
+        record.push(dry);
+        let view = record.this_run("h");
+        let found: Option<FetchPlanned> = view.dry_run_result(true).unwrap();
+        assert_eq!(found.unwrap().version.as_deref(), Some("v3"));
+        assert_eq!(
+            view.dry_run_result::<FetchPlanned>(false).unwrap(),
+            None,
+            "a real run"
+        );
+        let real: Fetched = view.last_result().unwrap().unwrap();
+        assert_eq!(real.version.as_deref(), Some("v2"), "never the dry run's");
+        // Another host's dry run is not this run's.
+        assert_eq!(
+            record
+                .this_run("h2")
+                .dry_run_result::<FetchPlanned>(true)
+                .unwrap(),
+            None
+        );
+        // A real step after the dry run: that one is the newest, and last_result finds it.
+        let mut again = step("ugw-fetch", Status::Ok, 0);
+        again.result = fetched("v4");
+        record.push(again);
+        let view = record.this_run("h");
+        assert_eq!(view.dry_run_result::<FetchPlanned>(true).unwrap(), None);
     }
 
     #[test]

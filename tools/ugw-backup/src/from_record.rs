@@ -31,6 +31,26 @@ pub fn why_none(ctx: &Ctx) -> String {
     }
 }
 
+/// What a dry-run `create` says it would have written.
+#[derive(serde::Serialize, Deserialize)]
+struct PlannedCreate {
+    would_create: String,
+}
+
+impl ugw_shared::results::ToolResult for PlannedCreate {
+    const TOOL: &'static str = crate::TOOL;
+}
+
+/// In a dry run only: the archive this run's newest `create` step would have written, when
+/// that step was a dry run too (a whole pipeline can be dry-run); never for a real run.
+pub fn planned_create(ctx: &Ctx) -> Option<String> {
+    ctx.this_run()
+        .dry_run_result::<PlannedCreate>(ctx.dry_run)
+        .ok()
+        .flatten()
+        .map(|planned| planned.would_create)
+}
+
 /// What an in-place restore writes as its result, read back to find an earlier one.
 #[derive(Deserialize)]
 struct RestoredInPlace {

@@ -583,6 +583,17 @@ fn verify_with_progress(ctx: &Ctx, archive: &Path) -> Result<verify::Verified> {
 }
 
 fn run_verify(ctx: &mut Ctx, archive: Option<&PathBuf>) -> Result<StepResult> {
+    if archive.is_none()
+        && from_record::last_create(ctx).is_none()
+        && let Some(planned) = from_record::planned_create(ctx)
+    {
+        ctx.reporter.info(&format!(
+            "dry run: would verify {planned} (not created: dry-run)"
+        ));
+        return Ok(StepResult::unchanged(
+            json!({"would_verify": planned, "created": false}),
+        ));
+    }
     let archive = archive_of(ctx, archive)?;
     let verified = verify_with_progress(ctx, &archive)?;
     ctx.reporter.info(&format!(

@@ -510,7 +510,16 @@ fn gauge(m: &ArgMatches) -> Result<Option<Gauge>> {
 /// never acted on.
 fn method_from_record(ctx: &Ctx) -> Result<Result<Method, StepResult>> {
     let counted = earlier::counted(ctx)?;
-    let Some(last) = earlier::newest_open(&counted) else {
+    // A dry run after a dry-run drain (a whole pipeline dry-run): undo what it would have
+    // drained. Never in a real run: a dry-run step drained nothing.
+    let planned = match earlier::newest_open(&counted) {
+        Some(_) => None,
+        None => ctx
+            .this_run()
+            .dry_run_result::<Drained>(ctx.dry_run)?
+            .filter(|drained| !drained.undo),
+    };
+    let Some(last) = earlier::newest_open(&counted).or(planned.as_ref()) else {
         if let Some(undone) = counted.iter().find(|d| !d.undo) {
             return Ok(Err(StepResult::typed(
                 false,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use ugw_shared::atomic::AtomicFile;
 use ugw_shared::digest::{parse_sha256, sha256_file};
 use ugw_shared::http::{self, HttpClient, HttpConfig, Request};
-use ugw_shared::results::Fetched;
+use ugw_shared::results::{FetchPlanned, Fetched};
 use ugw_shared::runner::{RunSpec, run as run_command};
 use ugw_shared::space::human_bytes;
 use ugw_shared::time::{human, parse_duration};
@@ -410,16 +410,7 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         return Ok(staged);
     }
     if ctx.dry_run {
-        ctx.reporter.info(&format!(
-            "dry run: would fetch {} into {}",
-            plan.shown_url,
-            plan.final_path.display()
-        ));
-        return Ok(StepResult::unchanged(json!({
-            "url": plan.shown_url,
-            "path": plan.final_path.display().to_string(),
-            "version": plan.version,
-        })));
+        return Ok(dry_run(ctx, &plan, &check));
     }
     std::fs::create_dir_all(&plan.dest)
         .map_err(|e| Error::io(format!("cannot create {}", plan.dest.display()), &e))?;
@@ -453,6 +444,35 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         }
     }
     Ok(result)
+}
+
+/// `--dry-run` when the artifact is not staged yet: the step carries what it would have
+/// staged, so that later tools dry-run on it (ugw(7): a whole pipeline can be dry-run).
+fn dry_run(ctx: &Ctx, plan: &Plan, check: &Check) -> StepResult {
+    let what = if plan.extract {
+        "fetch and extract"
+    } else {
+        "fetch"
+    };
+    let digest = check.sha256.as_deref().map_or_else(String::new, |d| {
+        format!(", expecting sha256 {}…", &d[..12.min(d.len())])
+    });
+    ctx.reporter.info(&format!(
+        "dry run: would {what} {} into {}{digest}; nothing fetched",
+        plan.shown_url,
+        plan.final_path.display()
+    ));
+    StepResult::typed(
+        false,
+        &FetchPlanned {
+            url: plan.shown_url.clone(),
+            path: plan.final_path.display().to_string(),
+            version: plan.version.clone(),
+            sha256: check.sha256.clone(),
+            extract: plan.extract,
+            fetched: false,
+        },
+    )
 }
 
 /// The step's result when the artifact is staged already with the expected digest and the

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use ugw_shared::db::{DbUrl, Engine, PgTarget};
 use ugw_shared::poll::Backoff;
-use ugw_shared::results::{AppliedMigration, Fetched, Migrated, PendingMigration};
+use ugw_shared::results::{AppliedMigration, FetchPlanned, Fetched, Migrated, PendingMigration};
 use ugw_shared::time::{human, millis};
 use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult};
 
@@ -108,15 +108,18 @@ pub fn migrations_dir(
     ctx: &Ctx,
     dir: Option<PathBuf>,
 ) -> Result<std::result::Result<PathBuf, Error>> {
+    let fetched = ctx.this_run().last_result::<Fetched>()?.map(|f| f.path);
+    let fetched = match fetched {
+        Some(path) => Some(PathBuf::from(path).join("migrations")),
+        None => planned_dir(ctx)?,
+    };
     Ok(match dir {
         Some(dir) => Ok(dir),
-        None => ctx
-            .this_run()
-            .last_result::<Fetched>()?
-            .map(|f| PathBuf::from(f.path).join("migrations"))
-            .ok_or_else(|| {
-                Error::usage("no --dir, and no ugw-fetch step in the record whose artifact holds migrations/")
-            }),
+        None => fetched.ok_or_else(|| {
+            Error::usage(
+                "no --dir, and no ugw-fetch step in the record whose artifact holds migrations/",
+            )
+        }),
     })
 }
 
@@ -420,9 +423,49 @@ pub fn plan(
     allow: Allowances,
 ) -> Result<StepResult> {
     let mut store = settings.open(ctx, false)?;
+    if let Ok(dir) = &settings.dir
+        && !dir.exists()
+        && planned_dir(ctx)?.as_ref() == Some(dir)
+        && ctx.this_run().last_result::<Fetched>()?.is_none()
+    {
+        return not_fetched(ctx, settings, store.as_mut(), selection);
+    }
     bounded(ctx, store.as_mut(), |store| {
         plan_on(ctx, settings, store, selection, allow)
     })
+}
+
+/// In a dry run with no real fetch step: `migrations/` of the artifact this run's dry-run
+/// ugw-fetch step would have staged. `None` in a real run (a dry-run step never lets one act).
+fn planned_dir(ctx: &Ctx) -> Result<Option<PathBuf>> {
+    Ok(ctx
+        .this_run()
+        .dry_run_result::<FetchPlanned>(ctx.dry_run)?
+        .map(|planned| PathBuf::from(planned.path).join("migrations")))
+}
+
+/// A dry run on a dry-run fetch: the migrations are in an artifact nobody fetched, so which
+/// would run is not known. Said, with the database's ledger as it is, and exit 0.
+fn not_fetched(
+    ctx: &Ctx,
+    settings: &Settings,
+    store: &mut dyn Store,
+    selection: Selection,
+) -> Result<StepResult> {
+    let applied = store.applied()?.len();
+    let dir = settings.dir_text();
+    ctx.reporter.info(&format!(
+        "dry run: would apply the migrations in {dir}/ (not fetched: dry-run, so which ones \
+         is not known; {applied} applied already)"
+    ));
+    Ok(StepResult::unchanged(json!({
+        "db": settings.db()?.redacted(),
+        "dir": dir,
+        "phase": selection.phase.word(),
+        "would_apply": Value::Null,
+        "not_fetched": true,
+        "applied": applied,
+    })))
 }
 
 fn plan_on(

@@ -16,7 +16,7 @@ mod this_run;
 use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
 use std::path::PathBuf;
 use std::time::Duration;
-use ugw_shared::results::{Fetched, Swapped};
+use ugw_shared::results::{FetchPlanned, Fetched, Swapped};
 use ugw_shared::time::parse_duration;
 use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
 
@@ -293,7 +293,15 @@ impl Options {
         for raw in m.get_many::<String>("link").into_iter().flatten() {
             links.push(releases::parse_link(raw)?);
         }
-        let fetched: Option<Fetched> = ctx.this_run().last_result()?;
+        let this_run = ctx.this_run();
+        // In a dry run, a dry-run fetch step that found the artifact staged already (its
+        // result is a real `Fetched`) stands for the fetch: the artifact is checked against it
+        // as against a real one. A plan of what it would fetch has another shape, and
+        // `unfetched` answers for it.
+        let fetched: Option<Fetched> = match this_run.last_result()? {
+            Some(real) => Some(real),
+            None => this_run.dry_run_result(ctx.dry_run).unwrap_or(None),
+        };
         let given = m.get_one::<PathBuf>("from").cloned();
         let vouched = fetched.as_ref().map(artifact::Vouched::from_step);
         let vouched = match &given {
@@ -353,6 +361,9 @@ fn start_options(m: &ArgMatches) -> Result<Option<start::Start>> {
 
 /// Swap, roll back, or say what is live.
 pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
+    if let Some(planned) = unfetched(ctx, matches)? {
+        return Ok(StepResult::typed(false, &planned));
+    }
     let options = Options::from_matches(ctx, matches)?;
     if let (Some(start), false) = (&options.start, options.status) {
         // Before anything is switched: a pidfile that names a stranger is refused now.
@@ -371,6 +382,73 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         }
     };
     Ok(StepResult::typed(result.changed, &result))
+}
+
+/// `--dry-run` on a dry-run ugw-fetch step that only planned its fetch (ugw(7): a whole
+/// pipeline can be dry-run): nothing was staged, so nothing can be checked; say what would be
+/// switched. `None` in a real run (a dry-run step never lets one act: it finds no fetch step),
+/// with `--from`, on a real fetch step, for `--rollback` and `status`.
+fn unfetched(ctx: &Ctx, matches: &ArgMatches) -> Result<Option<Swapped>> {
+    if !ctx.dry_run
+        || matches.get_flag("rollback")
+        || matches.subcommand_name().is_some()
+        || matches.contains_id("from")
+    {
+        return Ok(None);
+    }
+    let this_run = ctx.this_run();
+    if this_run.last_result::<Fetched>()?.is_some()
+        || this_run
+            .dry_run_result::<Fetched>(true)
+            .is_ok_and(|f| f.is_some())
+    {
+        return Ok(None);
+    }
+    let Some(planned) = this_run.dry_run_result::<FetchPlanned>(true)? else {
+        return Ok(None);
+    };
+    let from = PathBuf::from(&planned.path);
+    let version = matches
+        .get_one::<String>("release")
+        .cloned()
+        .or(planned.version)
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "no --release, and the dry-run ugw-fetch step names no version for {}",
+                planned.url
+            ))
+        })?;
+    let result = match (
+        matches.get_one::<PathBuf>("root"),
+        matches.get_one::<PathBuf>("target"),
+    ) {
+        (Some(root), None) => releases::unfetched(
+            root,
+            &from,
+            &version,
+            matches.get_flag("force"),
+            matches.contains_id("restart"),
+        )?,
+        (None, Some(target)) => Swapped {
+            mode: "binary".into(),
+            target: Some(target.display().to_string()),
+            would: Some(format!(
+                "replace {} with {} (not fetched: dry-run)",
+                target.display(),
+                from.display()
+            )),
+            ..Swapped::default()
+        },
+        _ => {
+            return Err(Error::usage(
+                "give --root DIR (release folders) or --target PATH (a binary)",
+            ));
+        }
+    };
+    if let Some(would) = &result.would {
+        ctx.reporter.info(&format!("dry run: would {would}"));
+    }
+    Ok(Some(result))
 }
 
 /// `--force-restart` when nothing was switched: run the restart anyway (issue 21 item 5).

@@ -1120,6 +1120,46 @@ fn status_table(list: &[Release], result: &Swapped) -> String {
     lines.join("\n")
 }
 
+/// `--dry-run` on a dry-run ugw-fetch step that staged nothing: there is no artifact to
+/// check, so say what would be switched (ugw(7): a whole pipeline can be dry-run). The
+/// release name is checked, a release marked failed is refused as a real swap refuses it, and
+/// nothing is touched.
+pub(crate) fn unfetched(
+    dir: &Path,
+    from: &Path,
+    version: &str,
+    force: bool,
+    restart: bool,
+) -> Result<Swapped> {
+    check_version(version)?;
+    let root = Root {
+        dir: dir.to_path_buf(),
+    };
+    let previous = match root.current()? {
+        Current::Release(name) => Some(name),
+        _ => None,
+    };
+    let would = if previous.as_deref() == Some(version) {
+        format!("nothing: releases/{version} is current already (not fetched: dry-run)")
+    } else {
+        root.refuse_failed(version, force)?;
+        format!(
+            "stage {} as releases/{version}, then switch current to releases/{version}{} \
+             (not fetched: dry-run)",
+            from.display(),
+            if restart { ", then restart" } else { "" }
+        )
+    };
+    Ok(Swapped {
+        mode: "release".into(),
+        root: Some(dir.display().to_string()),
+        previous,
+        current: Some(version.to_string()),
+        would: Some(would),
+        ..Swapped::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

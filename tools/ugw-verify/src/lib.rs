@@ -401,6 +401,26 @@ fn refuse_no_time_left(checks: &[Check], deadline: std::time::Instant) -> Result
 }
 
 /// What a dry run says: the checks it would run, and nothing sent.
+/// What a dry-run step of this tool says it would have done (its `mode`).
+#[derive(Serialize, serde::Deserialize)]
+struct DryRunStep {
+    mode: String,
+}
+
+impl ugw_shared::results::ToolResult for DryRunStep {
+    const TOOL: &'static str = "ugw-verify";
+}
+
+/// In a dry run: whether this run's newest ugw-verify step is a dry-run baseline, which
+/// `--compare` would have compared with (a whole pipeline can be dry-run).
+fn planned_baseline(ctx: &Ctx) -> bool {
+    ctx.this_run()
+        .dry_run_result::<DryRunStep>(ctx.dry_run)
+        .ok()
+        .flatten()
+        .is_some_and(|step| step.mode == "baseline")
+}
+
 fn dry_run(ctx: &Ctx, mode: Mode, checks: &[Check], compare: bool) -> StepResult {
     let would_run: Vec<String> = checks.iter().map(|c| c.name.clone()).collect();
     ctx.reporter
@@ -435,7 +455,14 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
             match baseline::find(ctx, opts.baseline.as_deref(), &checks) {
                 // The baseline step before may have been a dry run too: nothing to find yet.
                 Err(e) if ctx.dry_run && opts.baseline.is_none() => {
-                    ctx.reporter.warn(&format!("dry run: {}", e.message));
+                    if planned_baseline(ctx) {
+                        ctx.reporter.info(
+                            "dry run: would compare with the baseline of this run's dry-run \
+                             `ugw-verify baseline` step (not measured: dry-run)",
+                        );
+                    } else {
+                        ctx.reporter.warn(&format!("dry run: {}", e.message));
+                    }
                     None
                 }
                 found => Some(found?),
@@ -452,7 +479,9 @@ pub fn run(ctx: &mut Ctx, m: &ArgMatches) -> Result<StepResult> {
     let deadline = ctx.step_deadline();
     refuse_no_time_left(&checks, deadline)?;
     if ctx.dry_run {
-        return Ok(dry_run(ctx, mode, &checks, baseline.is_some()));
+        let compare =
+            baseline.is_some() || (mode == Mode::Verify && opts.compare && planned_baseline(ctx));
+        return Ok(dry_run(ctx, mode, &checks, compare));
     }
     let shared = Arc::new(Shared {
         client: HttpClient::new(opts.checks.client.config(ctx.scrubber())?, ctx.scrubber())?,

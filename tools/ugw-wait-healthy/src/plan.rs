@@ -14,7 +14,7 @@ use ugw_shared::http::scoped::{Positioned, Scopes};
 use ugw_shared::http::{self, Expectations, GivenAs, HttpClient, Method, Request, StatusSet};
 use ugw_shared::jq::JqExpr;
 use ugw_shared::poll::PollPlan;
-use ugw_shared::results::{Fetched, Swapped, WaitMode};
+use ugw_shared::results::{FetchPlanned, Fetched, Swapped, WaitMode};
 use ugw_shared::time::human;
 use ugw_shared::{Ctx, Error, Result};
 
@@ -401,12 +401,19 @@ impl Own<'_> {
                 // version the last ugw-fetch step staged.
                 Some(given) => match expected_version(&given)? {
                     None if let Some(back_to) = rolled_back_to(ctx)? => Some(back_to),
-                    given => ctx.this_run().flag_or_earlier(
+                    given => match ctx.this_run().flag_or_earlier(
                         "--expect-version",
                         given,
                         ctx.dry_run,
                         |f: Fetched| f.version,
-                    )?,
+                    )? {
+                        // A dry run after a dry-run fetch: the version it would have staged.
+                        None => ctx
+                            .this_run()
+                            .dry_run_result::<FetchPlanned>(ctx.dry_run)?
+                            .and_then(|planned| planned.version),
+                        found => found,
+                    },
                 },
                 None => None,
             },

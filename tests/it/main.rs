@@ -17,6 +17,7 @@ mod demo;
 mod demo_app;
 mod doc_examples;
 mod drain;
+mod drain_options;
 mod drain_trust;
 mod dry_run;
 mod durability;

@@ -8,7 +8,7 @@ use kit::{DemoApp, wait_healthy};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
@@ -475,8 +475,11 @@ fn throttled_download() -> Recorder {
 }
 
 /// Read `body` to its end or error on another thread: (bytes read, when it stopped, error).
+/// Read `body` on a thread of its own until it fails: how much it read, when it stopped,
+/// why; `progress` counts the bytes read so far.
 fn read_all_in_background(
     mut body: impl Read + Send + 'static,
+    progress: Arc<AtomicUsize>,
 ) -> std::thread::JoinHandle<(usize, Instant, std::io::Error)> {
     std::thread::spawn(move || {
         let mut chunk = vec![0u8; 64 << 10];
@@ -484,7 +487,10 @@ fn read_all_in_background(
         loop {
             match body.read(&mut chunk) {
                 Ok(0) => panic!("the 512 MiB body ended after {total} bytes"),
-                Ok(n) => total += n,
+                Ok(n) => {
+                    total += n;
+                    progress.store(total, Ordering::SeqCst);
+                }
                 Err(e) => return (total, Instant::now(), e),
             }
         }
@@ -501,9 +507,15 @@ fn a_large_download_stops_within_100ms_of_a_cancel() {
         .send(Request::get(&server.url("/big")), until, &cancel)
         .unwrap();
     assert_eq!(response.content_length(), Some(512 << 20));
-    let reader = read_all_in_background(response.body);
-    // Let the reader get through what was sent and block on the link.
-    std::thread::sleep(Duration::from_millis(300));
+    let progress = Arc::new(AtomicUsize::new(0));
+    let reader = read_all_in_background(response.body, Arc::clone(&progress));
+    // The reader got through the five pieces sent at once: it blocks on the link now.
+    assert!(
+        kit::eventually(Duration::from_secs(10), || {
+            progress.load(Ordering::SeqCst) >= 5 * (64 << 10)
+        }),
+        "the first pieces arrived"
+    );
     let tripped = Instant::now();
     cancel.trip(libc::SIGINT);
     let (read, stopped, error) = reader.join().unwrap();
@@ -524,7 +536,9 @@ fn a_large_download_stops_within_100ms_of_its_deadline() {
     let response = client(HttpConfig::default())
         .send(Request::get(&server.url("/big")), until, &Cancel::default())
         .unwrap();
-    let (read, stopped, error) = read_all_in_background(response.body).join().unwrap();
+    let (read, stopped, error) = read_all_in_background(response.body, Arc::default())
+        .join()
+        .unwrap();
     assert!(read >= 256 << 10, "the download was under way: {read}");
     assert!(stopped >= until, "not before the deadline");
     let late = stopped.duration_since(until);
@@ -540,17 +554,21 @@ fn a_cancel_ends_a_wait_for_the_answer_too() {
     let _serial = kit::serial();
     let app = DemoApp::start(&["--hang"]);
     let cancel = Cancel::default();
-    let other = cancel.clone();
-    let tripper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(200));
-        other.trip(libc::SIGTERM);
-        Instant::now()
-    });
     let url = format!("{}/health/ready", app.url);
-    let err = client(HttpConfig::default())
-        .send(Request::get(&url), soon(), &cancel)
-        .unwrap_err();
-    let took = tripper.join().unwrap().elapsed();
+    let (err, tripped) = std::thread::scope(|scope| {
+        let tripper = scope.spawn(|| {
+            // The server has the request: the client waits for an answer that never comes.
+            let arrived = app.wait_for_requests(1, Duration::from_secs(10));
+            cancel.trip(libc::SIGTERM);
+            assert!(arrived, "the request reached the server");
+            Instant::now()
+        });
+        let err = client(HttpConfig::default())
+            .send(Request::get(&url), soon(), &cancel)
+            .unwrap_err();
+        (err, tripper.join().unwrap())
+    });
+    let took = tripped.elapsed();
     assert!(took <= Duration::from_millis(100), "{took:?}");
     assert!(err.message.contains("interrupted"), "{}", err.message);
     assert_eq!(app.requests_settled(), 1, "the request was on its way");
@@ -561,13 +579,21 @@ fn a_cancel_ends_an_upload_to_a_server_that_stopped_reading() {
     let _serial = kit::serial();
     // Accepts, and never reads a byte: the upload fills the socket buffers and blocks.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/upload", listener.local_addr().unwrap());
+    let port = listener.local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/upload");
     let holder = std::thread::spawn(move || listener.accept().map(|(stream, _)| stream));
     let cancel = Cancel::default();
     let other = cancel.clone();
     let tripper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(500));
+        // Sent and not taken: the socket buffers fill (the server's side holds what it
+        // received unread), so the upload blocks.
+        let blocked = kit::eventually(Duration::from_secs(10), || {
+            kit::observe::tcp_sockets_to(port)
+                .iter()
+                .any(|socket| socket.tx_queue >= 64 << 10)
+        });
         other.trip(libc::SIGINT);
+        assert!(blocked, "the upload filled its socket buffer");
         Instant::now()
     });
     let huge = std::io::repeat(b'x').take(1 << 30);
@@ -604,8 +630,14 @@ fn a_cancel_ends_a_connect_that_is_never_answered() {
     let cancel = Cancel::default();
     let other = cancel.clone();
     let tripper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
+        // The client's SYN is out, and never answered.
+        let connecting = kit::eventually(Duration::from_secs(10), || {
+            kit::observe::tcp_sockets_to(addr.port())
+                .iter()
+                .any(|socket| socket.state == kit::observe::TCP_SYN_SENT)
+        });
         other.trip(libc::SIGINT);
+        assert!(connecting, "the connect is under way");
         Instant::now()
     });
     let url = format!("http://{addr}/");

@@ -664,7 +664,25 @@ fn pg_an_old_transaction_is_reported_without_its_query_text() {
         ))
         .unwrap();
     // The other transaction is older than the five seconds that get reported.
-    std::thread::sleep(Duration::from_millis(5_500));
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let mut watcher = db.client();
+    assert!(
+        kit::eventually(Duration::from_secs(20), || {
+            let age: f64 = watcher
+                .query_one(
+                    "SELECT extract(epoch FROM clock_timestamp() - xact_start)::float8 * 1000 \
+                     FROM pg_stat_activity WHERE pid = $1",
+                    &[&holder_pid],
+                )
+                .unwrap()
+                .get(0);
+            age >= 5_500.0
+        }),
+        "the other transaction is 5.5 s old"
+    );
     let dir = Dir::new();
     dir.file("0001_a.sql", "CREATE TABLE a (id int);\n");
     let out = dir.up_pg(&db, &[]);

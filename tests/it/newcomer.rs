@@ -399,7 +399,12 @@ fn datasette_from_pypi_is_upgraded_node_by_node_behind_haproxy_under_load() {
         50,
         Duration::from_secs(600),
     );
-    std::thread::sleep(Duration::from_secs(1));
+    // The load is under way, answered, before the first node is touched.
+    assert!(
+        kit::eventually(Duration::from_secs(10), || load.tally().ok >= 25),
+        "{:?}",
+        load.tally()
+    );
     for node in &nodes {
         upgrade(
             tmp.path(),

@@ -69,6 +69,43 @@ pub fn tree_cpu_time(pid: u32) -> Duration {
         .fold(cpu_time(pid), |sum, child| sum + child)
 }
 
+/// A TCP socket of this host as the kernel lists it (`/proc/net/tcp`).
+#[derive(Debug, Clone, Copy)]
+pub struct TcpSocket {
+    /// The kernel's state number: 1 established, 2 SYN sent, 10 listening.
+    pub state: u8,
+    /// Bytes written and not yet acknowledged by the other end.
+    pub tx_queue: u64,
+    /// Bytes received and not yet read.
+    pub rx_queue: u64,
+}
+
+/// The kernel's `SYN_SENT`: a connect is under way, not answered yet.
+pub const TCP_SYN_SENT: u8 = 2;
+
+/// The IPv4 TCP sockets whose remote end is port `port` (a client's side of a connection to
+/// a test server).
+pub fn tcp_sockets_to(port: u16) -> Vec<TcpSocket> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (_, remote_port) = fields.get(2)?.split_once(':')?;
+            if u16::from_str_radix(remote_port, 16).ok()? != port {
+                return None;
+            }
+            let (tx, rx) = fields.get(4)?.split_once(':')?;
+            Some(TcpSocket {
+                state: u8::from_str_radix(fields.get(3)?, 16).ok()?,
+                tx_queue: u64::from_str_radix(tx, 16).ok()?,
+                rx_queue: u64::from_str_radix(rx, 16).ok()?,
+            })
+        })
+        .collect()
+}
+
 /// A tool started in the background, its stdout and stderr read while it runs, so a test
 /// can wait for what it says before acting (a signal, releasing a lock).
 /// A run still going when the test fails is killed when this is dropped.

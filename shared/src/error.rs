@@ -214,6 +214,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_failure_keeps_a_typed_result_as_a_success_would() {
+        let fetched = crate::results::Fetched {
+            url: "https://example.com/app.tgz".into(),
+            path: "/srv/app.tgz".into(),
+            sha256: "ab".repeat(32),
+            bytes: 3,
+            version: Some("1.2.3".into()),
+            verified: true,
+            resumed: false,
+            manifest_sha256: None,
+        };
+        let failed = Error::new(ErrorKind::Timeout, "too slow").with_typed(&fetched);
+        let ok = crate::results::StepResult::typed(true, &fetched);
+        assert_eq!(failed.result.as_ref(), Some(&ok.result));
+        assert_eq!((failed.kind, failed.exit), (ErrorKind::Timeout, 1));
+    }
+
+    #[test]
     fn a_full_disk_or_quota_is_no_space_and_other_write_errors_are_io() {
         let os = |errno: rustix::io::Errno| std::io::Error::from_raw_os_error(errno.raw_os_error());
         for errno in [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT] {

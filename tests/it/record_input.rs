@@ -58,7 +58,7 @@ sys.exit(os.waitstatus_to_exitcode(status) % 256)
 
 /// Run `cmd` with `stdin` for at most `kit::RUN_LIMIT`, with its peak memory: the maximum
 /// resident set size the kernel accounted to it, in bytes.
-fn measured(cmd: Command, stdin: Stdio) -> (Outcome, usize) {
+fn measured(cmd: &Command, stdin: Stdio) -> (Outcome, usize) {
     let peak_file = tempfile::NamedTempFile::new().unwrap();
     let mut wrapped = Command::new("python3");
     wrapped
@@ -126,7 +126,7 @@ fn drain(child: &mut Child, stdout: bool) -> std::thread::JoinHandle<Vec<u8>> {
 fn peak_reading(file: &Path) -> (Outcome, usize) {
     let mut cmd = tool("ugw-wait-healthy");
     cmd.args(["--in", "-", "--cmd", "true"]);
-    measured(cmd, std::fs::File::open(file).unwrap().into())
+    measured(&cmd, std::fs::File::open(file).unwrap().into())
 }
 
 fn last_step(out: &Outcome) -> serde_json::Value {
@@ -229,7 +229,7 @@ fn an_endless_stream_on_stdin_stops_at_the_size_cap() {
             .expect("yes runs");
         let mut cmd = tool("ugw-wait-healthy");
         cmd.args(args).args(["--cmd", "true"]);
-        let (out, peak) = measured(cmd, yes.stdout.take().unwrap().into());
+        let (out, peak) = measured(&cmd, yes.stdout.take().unwrap().into());
         let _ = yes.kill();
         let _ = yes.wait();
         out.assert_code(2).stderr_has("larger than 16 MiB");

@@ -189,8 +189,6 @@ struct Common {
     host: String,
 }
 
-const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
-
 impl Common {
     fn from(m: &ArgMatches) -> Self {
         let format = match m.get_one::<String>("output").map(String::as_str) {
@@ -211,7 +209,7 @@ impl Common {
             lock_timeout: m
                 .get_one::<Duration>("lock-timeout")
                 .copied()
-                .unwrap_or(DEFAULT_LOCK_TIMEOUT),
+                .unwrap_or(crate::ctx::DEFAULT_LOCK_TIMEOUT),
             host: host_id(m.get_one::<String>("host-id").cloned()),
         }
     }

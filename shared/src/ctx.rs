@@ -9,7 +9,8 @@ use crate::scrub::Scrubber;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// `--lock-timeout` when nothing set it (a `Ctx` made outside `cli`, in a test).
+/// `--lock-timeout` when nothing set it: `cli`'s fallback, and a `Ctx` made outside `cli`
+/// (in a test).
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What [`Ctx::step_timeout`] is without a `--timeout`: the longest a flag accepts, so the

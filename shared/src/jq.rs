@@ -660,6 +660,33 @@ mod tests {
     }
 
     #[test]
+    fn a_runaway_child_is_killed_when_its_deadline_passes() {
+        let forked = || {
+            contained::FORKED
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        };
+        let before = forked().len();
+        let expr = JqExpr::compile("last(range(1e12))", "--expect").unwrap();
+        let until = Instant::now() + Duration::from_millis(200);
+        let err = expr
+            .holds_until(&parse_json(b"{}").unwrap(), until, &Cancel::default())
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Timeout);
+        // Its child and those of the tests running beside it: none may be left running.
+        let children = forked()[before..].to_vec();
+        assert!(!children.is_empty());
+        let gone = |pid: &libc::pid_t| !std::path::Path::new(&format!("/proc/{pid}")).exists();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !children.iter().all(gone) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left: Vec<_> = children.iter().filter(|pid| !gone(pid)).collect();
+        assert!(left.is_empty(), "still running: {left:?}");
+    }
+
+    #[test]
     fn a_runaway_expression_loses_to_the_deadline() {
         let input = parse_json(b"{}").unwrap();
         for text in ["[range(1e9)] | length > 0", "last(range(1e12))"] {

@@ -29,6 +29,10 @@ const ERR: &str = "err\n";
 /// The child's pid while it may still be killed; `None` once it is being reaped.
 type Pid = Arc<Mutex<Option<libc::pid_t>>>;
 
+/// Every child forked so far, for the tests to see that none outlives its evaluation.
+#[cfg(test)]
+pub(super) static FORKED: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
 /// Evaluate `filter` on `input` in a forked child, waiting until `until` (or a signal):
 /// `Ok(None)` when the time is up, the child then killed.
 pub(super) fn evaluate_until(
@@ -97,6 +101,11 @@ fn fork_and_read(
         let forked = ugw_sys::fork_then_exit(move || child(filter, text, input, write_end))
             .map_err(|e| Error::io("cannot start a jq evaluation", &e))?;
         *guard = Some(forked);
+        #[cfg(test)]
+        FORKED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(forked);
         forked
     };
     let mut answer = Vec::new();

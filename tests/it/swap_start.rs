@@ -540,3 +540,38 @@ fn the_documented_start_examples_run_as_written() {
         }
     }
 }
+
+/// A child of the service that ignores SIGTERM and outlives it (the service itself stopped
+/// at once) is killed with what is left of its session: it could hold the port.
+#[test]
+fn a_child_that_outlives_its_stopped_service_is_killed() {
+    let node = Node::new();
+    let parent = release(
+        node.path(),
+        "v1",
+        "sh -c \"trap '' TERM; exec sleep 300\" &\necho child $!\nexec sleep 300",
+    );
+    node.swap_to(&parent, "v1").assert_code(0);
+    let pid1 = node.pid();
+    assert!(kit::eventually(Duration::from_secs(5), || node
+        .log()
+        .contains("child ")));
+    let child: i32 = node
+        .log()
+        .split("child ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap();
+    let v2 = demo_release(node.path(), "v2", node.port);
+    let out = node.swap_to(&v2, "v2");
+    out.assert_code(0);
+    assert!(kit::gone(pid1, Duration::from_secs(5)));
+    assert!(kit::gone(child, Duration::from_secs(5)), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("killed 1 process(es)"),
+        "{}",
+        out.stderr
+    );
+    node.answers("v2");
+}

@@ -1220,6 +1220,17 @@ mod tests {
             "evil"
         );
 
+        // Its digest taken after the change (as the marker would record it), the manifest
+        // the fetch step verified before: the manifest decides.
+        let dir = tempfile::tempdir().unwrap();
+        let (from, vouched, _) = fetched_folder(dir.path());
+        std::fs::write(from.join("bin/app"), "evil").unwrap();
+        let tampered = sha256_path(&from, OURS).unwrap();
+        let temp = dir.path().join("releases/.v1.1.staging");
+        let err = move_in(&from, &temp, true, &vouched, &tampered).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ChecksumMismatch, "{}", err.message);
+        assert!(!temp.exists() && from.join("bin/app").exists());
+
         // The same content with another digest than the one checked (the marker would lie).
         let dir = tempfile::tempdir().unwrap();
         let (from, vouched, _) = fetched_folder(dir.path());
@@ -1241,8 +1252,10 @@ mod tests {
             manifest_sha256: None,
         };
         std::fs::write(&file, "tampered").unwrap();
+        // Its digest taken after the change: the fetch step's sha256 decides.
+        let tampered = ugw_shared::digest::sha256_file(&file).unwrap();
         let temp = dir.path().join("releases/.app.1.staging");
-        let err = move_in(&file, &temp, false, &vouched, &digest).unwrap_err();
+        let err = move_in(&file, &temp, false, &vouched, &tampered).unwrap_err();
         assert_eq!(err.kind, ErrorKind::ChecksumMismatch, "{}", err.message);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "tampered");
         assert!(!temp.exists());

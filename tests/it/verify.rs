@@ -495,7 +495,7 @@ fn parallel_checks_keep_their_own_deadlines_around_a_hung_one() {
             "{name} did not wait for the hung check: {ms} ms"
         );
     }
-    assert!(out.elapsed < Duration::from_secs(4), "{:?}", out.elapsed);
+    assert!(out.took() < Duration::from_secs(4), "{:?}", out.took());
 }
 
 #[test]
@@ -1515,11 +1515,7 @@ fn an_always_cleanup_keeps_its_time_when_the_others_use_up_the_deadline() {
         "{}",
         app.log()
     );
-    assert!(
-        out.elapsed < Duration::from_millis(3500),
-        "{:?}",
-        out.elapsed
-    );
+    assert!(out.took() < Duration::from_millis(3500), "{:?}", out.took());
 
     let out = verify(&["--checks", file.to_str().unwrap(), "--timeout", "1s"]);
     out.assert_code(2);
@@ -1621,7 +1617,7 @@ fn a_jq_expectation_cut_by_the_checks_deadline_is_a_timed_out_check() {
     let file = checks_file(
         dir.path(),
         &json!([{"name": "runaway", "type": "http", "url": server.url(), "timeout": "1s",
-                 "expect": ["[range(1e12)] | length > 0"]}]),
+                 "expect": ["last(range(1e12)) > 0"]}]),
     );
     let started = Instant::now();
     let out = verify(&["--checks", kit::s(&file)]);
@@ -1632,5 +1628,5 @@ fn a_jq_expectation_cut_by_the_checks_deadline_is_a_timed_out_check() {
     assert_eq!(outcomes(&result), pairs(&[("runaway", "failed")]));
     let why = message(&result, "runaway");
     assert!(why.starts_with("timed out: "), "{why}");
-    assert!(why.contains("[range(1e12)] | length > 0"), "{why}");
+    assert!(why.contains("last(range(1e12)) > 0"), "{why}");
 }

@@ -964,14 +964,9 @@ fn a_postgres_database_is_dumped_verified_and_restored_in_place_without_its_pass
     ])
     .env("SHOP_URL", db.url_of_password_role());
     let created = run(cmd);
-    created.succeeds();
-    assert!(
-        created
-            .stderr
-            .contains(&format!("backing up PostgreSQL database {} to", db.name)),
-        "{}",
-        created.stderr
-    );
+    created
+        .succeeds()
+        .stderr_has(format!("backing up PostgreSQL database {} to", db.name));
     let secret = kit::postgres::PASSWORD;
     created.never_shows(secret);
     let manifest = std::fs::read_to_string(out.join("pg.manifest.json")).unwrap();

@@ -498,11 +498,7 @@ fn at_the_deadline_fail_leaves_it_drained_and_proceed_goes_on_forced() {
     let step = out.last_step();
     assert_eq!(step.error_kind(), "timeout");
     assert_eq!(step.result["inflight_end"], 1);
-    assert!(
-        out.elapsed >= Duration::from_millis(700),
-        "{:?}",
-        out.elapsed
-    );
+    assert!(out.took() >= Duration::from_millis(700), "{:?}", out.took());
     assert_eq!(p.haproxy.status("s1"), "DRAIN", "left drained");
     // A failed run keeps the node out: --undo skips unless --always.
     let skipped = drain_after(&out.stdout, &["--undo"]);
@@ -669,9 +665,9 @@ fn escalate_terms_then_kills_a_process_that_ignores_quit() {
         (Some("KILL"), Some("gone"))
     );
     assert!(
-        out.elapsed <= Duration::from_millis(2200),
+        out.took() <= Duration::from_millis(2200),
         "{:?}",
-        out.elapsed
+        out.took()
     );
     out.stderr_has("sending TERM").stderr_has("sending KILL");
     let status = stubborn.wait().unwrap();

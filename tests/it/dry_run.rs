@@ -118,7 +118,7 @@ fn run_pipeline(fleet: &Fleet, work: &Path, pipeline: &str) -> (Record, String) 
         out = s(&out),
     );
     let outcome = kit::bash(&script, work);
-    outcome.assert_code(0);
+    outcome.succeeds();
     let record = kit::parse_record(&std::fs::read_to_string(&out).unwrap());
     (record, outcome.stderr)
 }

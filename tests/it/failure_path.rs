@@ -98,12 +98,7 @@ fn the_failure_path_puts_the_node_back_whichever_step_failed() {
         ("wait-healthy", "ugw-wait-healthy"),
         ("verify", "ugw-verify"),
     ] {
-        assert!(
-            out.stderr
-                .contains(&format!("-- {step}: the upgrade failed at {tool} ")),
-            "{step}: {}",
-            out.stderr
-        );
+        out.stderr_has(format!("-- {step}: the upgrade failed at {tool} "));
     }
 }
 

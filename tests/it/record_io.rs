@@ -355,13 +355,8 @@ fn a_held_record_lock_is_exit_4_naming_the_holder() {
         "--lock-timeout",
         "300ms",
     ]);
-    out.assert_code(4);
-    assert!(
-        out.stderr
-            .contains("pid 4242 on node7 since 2026-11-21T23:59:01.123Z"),
-        "{}",
-        out.stderr
-    );
+    out.assert_code(4)
+        .stderr_has("pid 4242 on node7 since 2026-11-21T23:59:01.123Z");
     let step = out.last_step();
     assert_eq!((step.error_kind(), step.exit), ("busy", 4));
     drop(lock);

@@ -44,7 +44,7 @@ fn fetch(archive: &Path, staging: &Path, record: &Path) -> PathBuf {
         s(record),
         "--new",
     ]);
-    let step = run(cmd).assert_code(0).last_step();
+    let step = run(cmd).succeeds().last_step();
     PathBuf::from(step.result["path"].as_str().unwrap())
 }
 
@@ -97,8 +97,7 @@ fn a_staged_folder_on_the_same_file_system_is_moved_into_releases_not_copied() {
     assert!(before.iter().any(|(p, _)| p == "bin/app"), "{before:?}");
 
     let out = swap_with_record(&root, &record, &[]);
-    out.assert_code(0);
-    assert!(out.stderr.contains("moved"), "{}", out.stderr);
+    out.succeeds().stderr_has("moved");
     assert_eq!(current(&root), "releases/v1.0.0");
     let release = root.join("releases/v1.0.0");
     // The same inodes: renamed, so on disk once, and the staged folder is gone.
@@ -109,26 +108,23 @@ fn a_staged_folder_on_the_same_file_system_is_moved_into_releases_not_copied() {
     // The fetch step's path is gone: a rerun of the swap on this record finds the release it
     // moved, and there is nothing to do.
     let again = swap_with_record(&root, &record, &[]);
-    again.assert_code(0);
-    assert!(
-        again.stderr.contains("already current; nothing to do"),
-        "{}",
-        again.stderr
-    );
+    again
+        .succeeds()
+        .stderr_has("already current; nothing to do");
     assert!(!again.last_step().changed);
 
     // status and --rollback work from the releases alone.
     let v2 = fetch(&archive(dir.path(), "v2.0.0"), &staging, &record);
-    swap_with_record(&root, &record, &[]).assert_code(0);
+    swap_with_record(&root, &record, &[]).succeeds();
     assert!(!v2.exists());
     let mut status = tool("ugw-swap");
     status.args(["status", "--root", s(&root)]);
-    let listed = run(status).assert_code(0).last_step();
+    let listed = run(status).succeeds().last_step();
     assert_eq!(listed.result["current"], "v2.0.0");
     assert_eq!(listed.result["previous"], "v1.0.0");
     let mut back = tool("ugw-swap");
     back.args(["--root", s(&root), "--rollback"]);
-    run(back).assert_code(0);
+    run(back).succeeds();
     assert_eq!(current(&root), "releases/v1.0.0");
     assert_eq!(
         std::fs::read_to_string(root.join("current/bin/app")).unwrap(),
@@ -151,8 +147,7 @@ fn a_staged_folder_on_another_file_system_is_copied_and_stays_staged() {
     let before = inodes(&staged);
 
     let out = swap_with_record(&root, &record, &[]);
-    out.assert_code(0);
-    assert!(!out.stderr.contains("moved"), "{}", out.stderr);
+    out.succeeds().stderr_lacks("moved");
     assert_eq!(current(&root), "releases/v1.0.0");
     assert!(staged.join("bin/app").exists(), "the staged folder stays");
     assert_eq!(inodes(&staged), before);
@@ -183,8 +178,7 @@ fn a_staged_folder_changed_after_the_fetch_is_refused_and_left_where_it_was() {
     std::fs::write(staged.join("bin/app"), "#!/bin/sh\necho evil\n").unwrap();
 
     let out = swap_with_record(&root, &record, &[]);
-    out.assert_code(1);
-    assert_eq!(out.last_step().error_kind(), "checksum_mismatch");
+    out.fails_with(kit::Kind::ChecksumMismatch);
     assert!(!root.join("current").exists());
     assert!(
         !root.join("releases/v1.0.0").exists(),
@@ -205,7 +199,7 @@ fn a_folder_given_by_hand_is_copied_not_moved() {
     let root = dir.path().join("app");
     let from = kit::staged_release(dir.path(), "v1", "one");
     let out = kit::swap(&["--root", s(&root), "--from", s(&from), "--release", "v1"]);
-    out.assert_code(0);
+    out.succeeds();
     assert!(from.join("bin/app").exists());
     assert_ne!(
         std::fs::metadata(from.join("bin/app")).unwrap().ino(),

@@ -35,7 +35,7 @@ fn every_tool_prints_its_version_and_nothing_else() {
             let mut cmd = tool(name);
             cmd.args([flag, "--record", s(&file), "--new"]);
             let out = run(cmd);
-            out.assert_code(0);
+            out.succeeds();
             assert_eq!(out.stdout, version_line(name), "{name} {flag}");
             assert_eq!(out.stderr, "", "{name} {flag}");
             assert!(!file.exists(), "{name} {flag} wrote a record file");
@@ -44,7 +44,7 @@ fn every_tool_prints_its_version_and_nothing_else() {
             let mut closed = Command::new("bash");
             closed.args(["-c", r#"exec "$0" "$1" <&-"#, s(&kit::bin(name)), flag]);
             let out = run(closed);
-            out.assert_code(0);
+            out.succeeds();
             assert_eq!(
                 out.stdout,
                 version_line(name),
@@ -55,7 +55,7 @@ fn every_tool_prints_its_version_and_nothing_else() {
             let mut piped = tool(name);
             piped.arg(flag);
             let out = with_stdin(piped, &kit::fetch_record("v1"));
-            out.assert_code(0);
+            out.succeeds();
             assert_eq!(
                 out.stdout,
                 version_line(name),
@@ -74,7 +74,7 @@ fn a_bare_version_among_other_flags_is_still_the_version() {
         &["--root", "/nonexistent/app", "--version"][..],
     ] {
         let out = kit::swap(args);
-        out.assert_code(0);
+        out.succeeds();
         assert_eq!(out.stdout, version_line("ugw-swap"), "{args:?}");
     }
     let mut fetch = tool("ugw-fetch");
@@ -86,7 +86,7 @@ fn a_bare_version_among_other_flags_is_still_the_version() {
         "/nonexistent",
     ]);
     let out = run(fetch);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.stdout, version_line("ugw-fetch"));
 }
 
@@ -99,8 +99,7 @@ fn the_old_label_spelling_is_refused_with_the_hint_on_swap_and_fetch() {
         let mut args = vec!["--root", s(&root), "--from", s(&from)];
         args.extend(old);
         let out = kit::swap(&args);
-        out.assert_code(2);
-        assert!(out.stderr.contains(HINT), "{}", out.stderr);
+        out.assert_code(2).stderr_has(HINT);
         let step = out.last_step();
         assert_eq!(
             (step.tool.as_str(), step.error_kind()),
@@ -115,13 +114,12 @@ fn the_old_label_spelling_is_refused_with_the_hint_on_swap_and_fetch() {
         let mut fetch = kit::fetch_extract_cmd(&archive, &dest);
         fetch.args(old);
         let out = run(fetch);
-        out.assert_code(2);
-        assert!(out.stderr.contains(HINT), "{}", out.stderr);
+        out.assert_code(2).stderr_has(HINT);
         assert_eq!(out.last_step().error_kind(), "usage");
         assert!(!dest.exists(), "nothing fetched: {old:?}");
     }
     // Words after `--` belong to another program (a smoke or exec command line): not a label.
-    assert!(!kit::swap(&["--", "--version", "v1"]).stderr.contains(HINT));
+    kit::swap(&["--", "--version", "v1"]).stderr_lacks(HINT);
 }
 
 #[test]
@@ -137,7 +135,7 @@ fn the_release_flag_labels_the_release() {
         "--release",
         "v1.2.3",
     ]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(current(&root), "releases/v1.2.3");
     assert_eq!(out.last_step().result["current"], "v1.2.3");
 
@@ -156,6 +154,6 @@ fn the_release_flag_labels_the_release() {
         "2026.5.17",
     ]);
     let out = run(fetch);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(out.last_step().result["version"], "2026.5.17");
 }

@@ -1566,7 +1566,7 @@ fn a_check_that_names_no_status_wants_any_success_as_wait_healthy_does() {
         &json!([{"name": "file", "type": "http", "url": url}]),
     );
     let out = verify(&["--checks", kit::s(&file), "--http", &url]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(
         outcomes(&result_of(&out)),
         pairs(&[("file", "passed"), (&url, "passed")])
@@ -1601,7 +1601,7 @@ fn a_2_mib_json_answer_is_judged_whole() {
     let server = kit::RawServer::start(&two_mib_json_answer());
     let url = server.url();
     let out = verify(&["--http", &url, "--expect", ".status == \"ok\""]);
-    out.assert_code(0);
+    out.succeeds();
     assert_eq!(outcomes(&result_of(&out)), pairs(&[(&url, "passed")]));
 }
 

@@ -5,6 +5,7 @@
 
 use super::{Outcome, Step};
 use std::fmt::Display;
+use std::time::Duration;
 
 /// The failure classes of `shared/src/error.rs`: the record's `error.kind` word and the exit
 /// code come from its one table, so an assertion cannot drift from the tools.
@@ -117,6 +118,14 @@ impl Outcome {
         })
     }
 
+    /// How long the run's own step took by the tool's clock (the record's `elapsed_ms`): what
+    /// a timing assertion reads instead of the test's wall clock, which also counts starting
+    /// the process and a busy machine.
+    #[track_caller]
+    pub fn took(&self) -> Duration {
+        Duration::from_millis(self.last_step().elapsed_ms)
+    }
+
     /// The last step `tool` wrote in the record on stdout, for asserts on its fields.
     #[track_caller]
     pub fn step(&self, tool: &str) -> Step {
@@ -148,8 +157,7 @@ fn visible(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Kind, Outcome};
-    use std::time::Duration;
+    use super::{Duration, Kind, Outcome};
 
     fn outcome(code: i32, stdout: &str, stderr: &str) -> Outcome {
         Outcome {
@@ -237,6 +245,13 @@ mod tests {
         assert!(panics(|| {
             outcome(0, "", "a SECRET").never_shows("SECRET");
         }));
+    }
+
+    #[test]
+    fn took_is_the_record_s_elapsed_ms_not_the_wall_clock() {
+        let mut out = outcome(1, &failed("ugw-drain", "refused", 1), "");
+        out.elapsed = Duration::from_secs(9);
+        assert_eq!(out.took(), Duration::from_millis(1));
     }
 
     #[test]

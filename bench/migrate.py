@@ -199,15 +199,21 @@ def main() -> int:
         ugw_args = ["up", "--dir", str(work / "migrations"), *common]
         sqlite_args = ["up", "--dir", str(work / ("sqlite-migrations" if real else "migrations")), *common]
         before = args.before_bin / "ugw-migrate" if args.before_bin else None
+        # A fresh SQLite database is made only with --create (an earlier build may not know it).
+        create = ["--create"]
+        before_create = []
+        if before:
+            said = subprocess.run([str(before), "up", "--help"], capture_output=True, text=True).stdout
+            before_create = ["--create"] if "--create" in said else []
         cluster = Cluster()
         for trial in range(args.trials):
             for name in ("ugw", "sqlite3"):
                 db = work / f"{name}-{trial}.db"
                 if name == "ugw":
-                    results["ugw-sqlite"].append(timed([str(ugw), *sqlite_args, "--db", f"sqlite://{db}"]))
+                    results["ugw-sqlite"].append(timed([str(ugw), *sqlite_args, *create, "--db", f"sqlite://{db}"]))
                     if before:
                         db = work / f"before-{trial}.db"
-                        results["before-sqlite"].append(timed([str(before), *sqlite_args, "--db", f"sqlite://{db}"]))
+                        results["before-sqlite"].append(timed([str(before), *sqlite_args, *before_create, "--db", f"sqlite://{db}"]))
                 else:
                     with open(script) as stdin:
                         results["sqlite3"].append(timed(["sqlite3", "-bail", str(db)], stdin=stdin))
@@ -236,7 +242,7 @@ def main() -> int:
     lines = [
         "# Migration throughput",
         "",
-        f"- command: `python3 bench/migrate.py --count {args.count} --trials {args.trials}`",
+        f"- command: `python3 bench/migrate.py --count {args.count} --trials {args.trials} --shape {args.shape}`",
         f"- machine: nproc {os.cpu_count()}, uname -r {platform.release()}, {platform.machine()}, Python {platform.python_version()}",
         f"- {args.count} migrations, " + ("a real-shaped history (tables, indexes, functions, triggers, enums; every tenth PostgreSQL file "
         "CREATE INDEX CONCURRENTLY outside a transaction)" if args.shape == "real" else "each `CREATE TABLE` + one `INSERT`")

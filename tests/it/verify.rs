@@ -1566,7 +1566,7 @@ fn a_check_that_names_no_status_wants_any_success_as_wait_healthy_does() {
         &json!([{"name": "file", "type": "http", "url": url}]),
     );
     let out = verify(&["--checks", kit::s(&file), "--http", &url]);
-    out.succeeds();
+    out.assert_code(0);
     assert_eq!(
         outcomes(&result_of(&out)),
         pairs(&[("file", "passed"), (&url, "passed")])
@@ -1601,7 +1601,7 @@ fn a_2_mib_json_answer_is_judged_whole() {
     let server = kit::RawServer::start(&two_mib_json_answer());
     let url = server.url();
     let out = verify(&["--http", &url, "--expect", ".status == \"ok\""]);
-    out.succeeds();
+    out.assert_code(0);
     assert_eq!(outcomes(&result_of(&out)), pairs(&[(&url, "passed")]));
 }
 
@@ -1629,4 +1629,22 @@ fn a_jq_expectation_cut_by_the_checks_deadline_is_a_timed_out_check() {
     let why = message(&result, "runaway");
     assert!(why.starts_with("timed out: "), "{why}");
     assert!(why.contains("last(range(1e12)) > 0"), "{why}");
+}
+
+/// Check flags given before `baseline` belong to the main command, which does not run: a
+/// usage error naming where they go, nothing sent.
+#[test]
+fn check_flags_before_baseline_are_refused_naming_where_they_go() {
+    let server = kit::RawServer::start(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    for flag in ["--http", "--cmd"] {
+        let value = if flag == "--http" {
+            server.url()
+        } else {
+            "true".to_string()
+        };
+        let out = verify(&[flag, &value, "baseline", "--http", &server.url()]);
+        out.assert_code(2)
+            .stderr_has(format!("{flag} goes after `baseline`"));
+    }
+    assert_eq!(server.requests(), 0, "nothing sent");
 }

@@ -444,8 +444,8 @@ fn published(dist: &Path, version: &str) {
         .unwrap();
     assert!(made.success());
     let digest = ugw_shared::digest::sha256_file(&dist.join(&name)).unwrap();
-    let mut sums = std::fs::read_to_string(dist.join("SHA256SUMS")).unwrap_or_default();
-    sums.push_str(&format!("{digest}  {name}\n"));
+    let sums = std::fs::read_to_string(dist.join("SHA256SUMS")).unwrap_or_default()
+        + &format!("{digest}  {name}\n");
     std::fs::write(dist.join("SHA256SUMS"), sums).unwrap();
 }
 

@@ -28,6 +28,7 @@ mod first_contact_versions;
 mod gitlab_ci;
 mod hostile;
 mod http_client;
+mod jq_containment;
 mod metrics_formats;
 mod migrate;
 mod migrate_hostile;

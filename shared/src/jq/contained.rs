@@ -98,7 +98,8 @@ fn fork_and_read(
         // The child keeps `fork_then_exit`'s contract: it only evaluates (allocating),
         // writes to its pipe and catches every panic. The parent's copy of the write end goes
         // with the closure, so the read below ends when the child's does.
-        let forked = ugw_sys::fork_then_exit(move || child(filter, text, input, write_end))
+        let parent = rustix::process::getpid();
+        let forked = ugw_sys::fork_then_exit(move || child(filter, text, input, write_end, parent))
             .map_err(|e| Error::io("cannot start a jq evaluation", &e))?;
         *guard = Some(forked);
         #[cfg(test)]
@@ -183,8 +184,17 @@ fn reap(pid: libc::pid_t) -> Option<i32> {
 
 /// The forked child: evaluate, send the answer, and give the exit code `fork_then_exit`
 /// leaves with. Its stderr goes nowhere (an overflow's "has overflowed its stack" is the
-/// parent's message to give, in words).
-fn child(filter: &Filter, text: &str, input: Val, pipe: OwnedFd) -> i32 {
+/// parent's message to give, in words). It dies with its parent: a tool killed with SIGKILL
+/// (nothing of it left to kill the child at the deadline) must not leave a runaway evaluation
+/// eating the host's memory for ever.
+fn child(filter: &Filter, text: &str, input: Val, pipe: OwnedFd, parent: ProcessId) -> i32 {
+    // The death signal comes when the forking thread ends, and that thread waits for this
+    // child; the parent may have died before the signal was set, hence the check after it.
+    if rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).is_err()
+        || rustix::process::getppid() != Some(parent)
+    {
+        return 4;
+    }
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
         let _ = rustix::stdio::dup2_stderr(&null);
     }

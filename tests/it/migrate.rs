@@ -141,7 +141,7 @@ fn sqlite_a_missing_database_is_made_only_with_create() {
         let out = migrate(&args);
         out.assert_code(2);
         assert_eq!(out.last_step().error_kind(), "usage", "{args:?}");
-        out.stderr_has(&typo.display().to_string());
+        out.stderr_has(typo.display().to_string());
         assert_eq!(listing(dir.path()), before, "{args:?} made something");
     }
     let refused = migrate(&["up", "--db", &url, "--dir", &dir.s()]);

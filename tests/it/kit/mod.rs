@@ -602,16 +602,15 @@ impl DemoApp {
 
     /// Wait for the service to exit by itself; its exit code, or `None` after `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let until = Instant::now() + limit;
         let child = self.child.as_mut()?;
-        while Instant::now() < until {
-            if let Some(status) = child.try_wait().unwrap() {
-                self.child = None;
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
+        let mut exited = None;
+        eventually(limit, || {
+            exited = child.try_wait().unwrap();
+            exited.is_some()
+        });
+        let status = exited?;
+        self.child = None;
+        status.code()
     }
 
     /// SIGTERM, then wait for the graceful exit.

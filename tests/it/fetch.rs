@@ -1043,4 +1043,17 @@ fn keep_prunes_only_the_old_folders_ugw_fetch_extracted() {
     left.push("app-v7.0.0");
     left.sort_unstable();
     assert_eq!(names(&dest), left);
+
+    // The one asked for is kept even when it is not among the newest (staged long ago,
+    // fetched again), besides the newest.
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "2000-01-01", s(&dest.join("app-v7.0.0/.ugw-fetch"))])
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    fetch_extracted(dir.path(), &dest, "v8.0.0", &[]);
+    let step = fetch_extracted(dir.path(), &dest, "v7.0.0", &["--keep", "1"]);
+    assert_eq!(result(&step, "pruned"), serde_json::Value::Null);
+    assert!(dest.join("app-v8.0.0/bin/app").exists());
+    assert!(dest.join("app-v7.0.0/bin/app").exists());
 }

@@ -454,10 +454,12 @@ fn migrations_stand_in(dir: &std::path::Path) -> String {
         std::fs::write(migrations.join(name), sql).unwrap();
     }
     let mut up = kit::tool("ugw-migrate");
-    up.args(["up", "--create", "--in", "none", "--output", "none", "--quiet", "--dir"])
-        .arg(&migrations)
-        .arg("--db")
-        .arg(format!("sqlite://{}/deployed.db", dir.display()));
+    up.args([
+        "up", "--create", "--in", "none", "--output", "none", "--quiet", "--dir",
+    ])
+    .arg(&migrations)
+    .arg("--db")
+    .arg(format!("sqlite://{}/deployed.db", dir.display()));
     kit::run(up).assert_code(0);
     rusqlite::Connection::open(dir.join("app.db")).unwrap();
     format!("sqlite://{}/app.db", dir.display())

@@ -13,7 +13,10 @@ fn texts(sql: &str, dialect: Engine) -> Vec<String> {
 }
 
 /// SQLite's own answer to "is this a whole statement?".
-#[expect(unsafe_code, reason = "sqlite3_complete has no safe wrapper in rusqlite")]
+#[expect(
+    unsafe_code,
+    reason = "sqlite3_complete has no safe wrapper in rusqlite"
+)]
 fn sqlite_complete(sql: &str) -> bool {
     let text = std::ffi::CString::new(sql).unwrap();
     // SAFETY: a NUL-terminated string that lives across the call.

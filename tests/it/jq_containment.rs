@@ -8,23 +8,6 @@ use kit::{DemoApp, serial};
 use std::process::Stdio;
 use std::time::Duration;
 
-/// The children of process `pid`, from every thread's list (the evaluator is forked from a
-/// thread of its own).
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
-        .flat_map(|list| {
-            list.split_whitespace()
-                .filter_map(|child| child.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
-}
-
 /// Whether `pid` still runs (a zombie waiting for its new parent to reap it does not).
 fn running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
@@ -47,7 +30,7 @@ fn a_runaway_evaluation_dies_with_a_tool_killed_by_sigkill() {
         let mut evaluator = None;
         assert!(
             kit::eventually(Duration::from_secs(10), || {
-                evaluator = children(tool.id()).first().copied();
+                evaluator = kit::observe::children(tool.id()).first().copied();
                 evaluator.is_some()
             }),
             "{expression}: the tool forked its evaluator"

@@ -48,22 +48,26 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 1000 / per_second.max(1))
 }
 
+/// The children of process `pid`, from every thread's list (a forked evaluator comes from a
+/// thread of its own, not the main one).
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|child| child.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 /// The CPU time process `pid` and its descendants (a forked evaluator, say) use now.
 pub fn tree_cpu_time(pid: u32) -> Duration {
-    let children: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|tasks| {
-            tasks
-                .filter_map(Result::ok)
-                .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
-                .flat_map(|list| {
-                    list.split_whitespace()
-                        .filter_map(|child| child.parse().ok())
-                        .collect::<Vec<u32>>()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    children
+    children(pid)
         .into_iter()
         .map(tree_cpu_time)
         .fold(cpu_time(pid), |sum, child| sum + child)

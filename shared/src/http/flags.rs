@@ -88,40 +88,50 @@ impl HttpFlags {
     pub fn config(&self, scrubber: &Scrubber) -> Result<HttpConfig> {
         let mut config = HttpConfig::default();
         for raw in &self.headers {
-            let Some((name, value)) = raw.split_once(':') else {
-                // Not quoted: a malformed header may well hold the secret itself.
-                return Err(Error::usage(
-                    "a --header is not 'NAME: VALUE' (its text is not shown, as it may hold a secret)",
-                ));
-            };
-            let name = name.trim();
-            config.headers.push(Header {
-                name: name.to_string(),
-                value: value.trim().to_string(),
-                secret: Scrubber::is_secret_name(name),
-            });
+            config.headers.push(header_given("--header", raw)?);
         }
         for raw in &self.header_env {
-            let Some((name, var)) = raw.split_once('=') else {
-                return Err(Error::usage(format!(
-                    "--header-env '{raw}' is not 'NAME=ENVVAR'"
-                )));
-            };
-            let value = std::env::var(var.trim()).map_err(|_| {
-                Error::usage(format!(
-                    "--header-env {raw}: environment variable {} is not set (or not UTF-8)",
-                    var.trim()
-                ))
-            })?;
-            config.headers.push(Header {
-                name: name.trim().to_string(),
-                value,
-                secret: true,
-            });
+            config.headers.push(header_from_env("--header-env", raw)?);
         }
         config.register_secrets(scrubber);
         config.cacert.clone_from(&self.cacert);
         config.insecure = self.insecure;
         Ok(config)
     }
+}
+
+/// One `NAME: VALUE` given to `flag` (`--header`, ugw-fetch's `--sums-header`) as a header,
+/// secret when its name says so.
+pub fn header_given(flag: &str, raw: &str) -> Result<Header> {
+    let Some((name, value)) = raw.split_once(':') else {
+        // Not quoted: a malformed header may well hold the secret itself.
+        return Err(Error::usage(format!(
+            "a {flag} is not 'NAME: VALUE' (its text is not shown, as it may hold a secret)"
+        )));
+    };
+    let name = name.trim();
+    Ok(Header {
+        name: name.to_string(),
+        value: value.trim().to_string(),
+        secret: Scrubber::is_secret_name(name),
+    })
+}
+
+/// One `NAME=ENVVAR` given to `flag` as a header whose value is read from the environment:
+/// always secret, as it was kept out of argv for a reason.
+pub fn header_from_env(flag: &str, raw: &str) -> Result<Header> {
+    let Some((name, var)) = raw.split_once('=') else {
+        return Err(Error::usage(format!("{flag} '{raw}' is not 'NAME=ENVVAR'")));
+    };
+    let value = std::env::var(var.trim()).map_err(|_| {
+        Error::usage(format!(
+            "{flag} {raw}: environment variable {} is not set (or not UTF-8)",
+            var.trim()
+        ))
+    })?;
+    Ok(Header {
+        name: name.trim().to_string(),
+        value,
+        secret: true,
+    })
 }

@@ -14,7 +14,7 @@ mod transport;
 pub use client::{Body, HttpClient, HttpResponse, Request, RequestBody, Response};
 pub use config::{Header, HttpConfig};
 pub use expect::{BODY_LIMIT, Expectations, GivenAs, JqBudget, MissKind, Missed};
-pub use flags::{HttpFlags, args};
+pub use flags::{HttpFlags, args, header_from_env, header_given};
 pub use tls::{AnyCertificate, CertificateJudge, Judged, PeerCertificate, peer_certificate};
 
 use crate::error::{Error, Result};

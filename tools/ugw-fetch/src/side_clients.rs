@@ -4,9 +4,9 @@
 //! the release server never reaches whoever serves the checksum file.
 
 use clap::{Arg, ArgAction, ArgMatches};
-use ugw_shared::http::{HttpClient, HttpConfig};
+use ugw_shared::http::{HttpClient, HttpConfig, header_from_env, header_given};
 use ugw_shared::scrub::Scrubber;
-use ugw_shared::{Error, Result};
+use ugw_shared::Result;
 
 /// The flags, for the "HTTP" section of the help.
 pub(crate) fn args() -> [Arg; 2] {
@@ -26,37 +26,16 @@ pub(crate) fn args() -> [Arg; 2] {
 
 /// `--sums-header*` as headers: (name, value, whether it is secret).
 fn sums_headers(m: &ArgMatches) -> Result<Vec<(String, String, bool)>> {
-    let mut headers = Vec::new();
-    for raw in m.get_many::<String>("sums-header").into_iter().flatten() {
-        let Some((name, value)) = raw.split_once(':') else {
-            // Not quoted: a malformed header may well hold the secret itself.
-            return Err(Error::usage(
-                "a --sums-header is not 'NAME: VALUE' (its text is not shown, as it may hold a secret)",
-            ));
-        };
-        let name = name.trim();
-        let secret = Scrubber::is_secret_name(name);
-        headers.push((name.to_string(), value.trim().to_string(), secret));
-    }
-    for raw in m
+    let given = m.get_many::<String>("sums-header").into_iter().flatten();
+    let from_env = m
         .get_many::<String>("sums-header-env")
         .into_iter()
-        .flatten()
-    {
-        let Some((name, var)) = raw.split_once('=') else {
-            return Err(Error::usage(format!(
-                "--sums-header-env '{raw}' is not 'NAME=ENVVAR'"
-            )));
-        };
-        let value = std::env::var(var.trim()).map_err(|_| {
-            Error::usage(format!(
-                "--sums-header-env {raw}: environment variable {} is not set (or not UTF-8)",
-                var.trim()
-            ))
-        })?;
-        headers.push((name.trim().to_string(), value, true));
-    }
-    Ok(headers)
+        .flatten();
+    given
+        .map(|raw| header_given("--sums-header", raw))
+        .chain(from_env.map(|raw| header_from_env("--sums-header-env", raw)))
+        .map(|header| header.map(|h| (h.name, h.value, h.secret)))
+        .collect()
 }
 
 /// The clients of one run: the artifact's, and the side files' by origin.

@@ -4,9 +4,9 @@
 //! the release server never reaches whoever serves the checksum file.
 
 use clap::{Arg, ArgAction, ArgMatches};
+use ugw_shared::Result;
 use ugw_shared::http::{HttpClient, HttpConfig, header_from_env, header_given};
 use ugw_shared::scrub::Scrubber;
-use ugw_shared::Result;
 
 /// The flags, for the "HTTP" section of the help.
 pub(crate) fn args() -> [Arg; 2] {

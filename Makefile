@@ -52,6 +52,7 @@ demo: build
 bench: release
 	python3 bench/detect_latency.py
 	python3 bench/migrate.py
+	python3 bench/migrate.py --shape real
 	python3 bench/fetch_verify.py
 	python3 bench/backup.py
 	python3 bench/drain.py

@@ -24,7 +24,9 @@ dollar quotes, a BEGIN ATOMIC function, an enum, a column added later, and every
 file a `-- ugw:no-transaction` CREATE INDEX CONCURRENTLY; SQLite: tables, indexes,
 triggers, views). --before-bin DIR also times an earlier build's ugw-migrate.
 
-Targets: SQLite ugw/sqlite3 <= 1.5x; PostgreSQL ugw/psql-session <= 1.2x.
+Targets: SQLite ugw/sqlite3 <= 1.5x; PostgreSQL ugw/psql-session <= 1.0x on the real
+shape (as on documenso's and Lemmy's histories) and <= 1.2x on the default one, where each
+file is one tiny CREATE TABLE and the ledger row ugw writes with it is half the work.
 Exit status: 0 when both targets are met, 1 when one is missed, 2 for a set-up
 problem (sqlite3, psql, initdb or the release binary missing).
 
@@ -47,7 +49,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TARGET_SQLITE = 1.5
-TARGET_PG = 1.2
+TARGET_PG = {"real": 1.0, "small": 1.2}
 
 
 def migration(n: int) -> str:
@@ -263,11 +265,11 @@ def main() -> int:
         runbook = med["psql-1-per-file"]
         lines.append(f"| PostgreSQL | psql -1 -f FILE per file (runbooks; one trial) | {runbook:.2f} | {1000 * runbook / args.count:.2f} | {runbook / med['psql-session']:.2f}x |")
     sqlite_ok = sqlite_ratio <= TARGET_SQLITE
-    pg_ok = pg_ratio <= TARGET_PG
+    pg_ok = pg_ratio <= TARGET_PG[args.shape]
     lines += [
         "",
         f"- targets: SQLite <= {TARGET_SQLITE}x: {'PASS' if sqlite_ok else 'FAIL'} ({sqlite_ratio:.2f}x); "
-        f"PostgreSQL <= {TARGET_PG}x: {'PASS' if pg_ok else 'FAIL'} ({pg_ratio:.2f}x)",
+        f"PostgreSQL <= {TARGET_PG[args.shape]}x: {'PASS' if pg_ok else 'FAIL'} ({pg_ratio:.2f}x)",
         "- ugw-migrate also writes a ledger row per migration in the same transaction; the floors write none.",
     ]
     report = "\n".join(lines) + "\n"

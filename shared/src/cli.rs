@@ -2,6 +2,7 @@
 //! incoming record, skips after a failure, runs the tool (a panic included), appends its step,
 //! scrubs, and writes the record (to `--record FILE` under its lock, and to stdout).
 
+pub mod flag;
 mod record_file;
 
 use crate::atomic::sibling;

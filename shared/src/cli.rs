@@ -156,7 +156,8 @@ fn common_args() -> Vec<Arg> {
             .long("lock-timeout")
             .value_name("DURATION")
             .value_parser(duration)
-            .default_value("30s")
+            // Shown in --help and the man pages; the value itself is `ctx`'s constant.
+            .default_value(format!("{}s", crate::ctx::DEFAULT_LOCK_TIMEOUT.as_secs()))
             .help("How long to wait for a lock another run holds before giving up (exit 4)"),
         Arg::new("host-id")
             .long("host-id")
@@ -822,6 +823,18 @@ mod tests {
 
     fn args(words: &[&str]) -> Vec<OsString> {
         words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_lock_timeout_clap_shows_as_its_default_is_the_one_ctx_uses() {
+        let matches = Command::new("ugw-x")
+            .args(common_args())
+            .try_get_matches_from(["ugw-x"])
+            .unwrap();
+        assert_eq!(
+            matches.get_one::<Duration>("lock-timeout"),
+            Some(&crate::ctx::DEFAULT_LOCK_TIMEOUT)
+        );
     }
 
     #[test]

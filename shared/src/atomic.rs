@@ -154,14 +154,17 @@ impl AtomicFile {
     /// fsync, rename onto the target, fsync the folder. Returns the SHA-256 (lower-case hex)
     /// when the file was `hashed`.
     pub fn commit(mut self) -> Result<Option<String>> {
+        crate::failpoint::hit("atomic.after-temp-write");
         self.file
             .flush()
             .and_then(|()| self.file.sync_all())
             .map_err(|e| Error::io_write(format!("cannot write {}", self.temp.display()), &e))?;
+        crate::failpoint::hit("atomic.after-fsync");
         // rename() replaces a symlink at the target itself; it never writes through it.
         std::fs::rename(&self.temp, &self.target)
             .map_err(|e| Error::io(format!("cannot rename into {}", self.target.display()), &e))?;
         self.committed = true;
+        crate::failpoint::hit("atomic.after-rename");
         sync_dir(&parent_dir(&self.target))?;
         Ok(self
             .hasher

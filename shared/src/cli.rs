@@ -686,6 +686,7 @@ impl Invocation {
             }
             crate::atomic::write_atomic(path, text.as_bytes())
         })?;
+        crate::failpoint::hit("record.after-write");
         Ok(record)
     }
 

@@ -29,6 +29,7 @@ pub mod ctx;
 pub mod db;
 pub mod digest;
 pub mod error;
+pub mod failpoint;
 pub mod haproxy;
 pub mod http;
 pub mod input;

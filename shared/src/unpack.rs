@@ -243,6 +243,7 @@ pub fn stage(
     while let Some(entry) = tar.next_entry()? {
         extractor.check_time()?;
         extractor.extract(&entry, &mut tar)?;
+        crate::failpoint::hit("fetch.mid-extract");
     }
     extractor.finish_dirs()?;
     // The files' bytes and the folders' entries reach the disk before the caller gives the

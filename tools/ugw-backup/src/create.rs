@@ -177,6 +177,7 @@ fn finish_archive(
         .cancel
         .critical(|| counted.inner.commit())?
         .expect("hashed");
+    ugw_shared::failpoint::hit("backup.after-archive-rename");
     let (manifest_path, sum_path) = manifest::sidecars(archive_path);
     write_atomic(&manifest_path, manifest_json)?;
     let file_name = archive_path

@@ -392,6 +392,7 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         (Method::Local(local), false) => local::drain(ctx, local, plan)?,
         (Method::Local(local), true) => local::undo(ctx, local)?,
     };
+    ugw_shared::failpoint::hit("drain.after-state-change");
     Ok(StepResult::typed(drained.changed, &drained))
 }
 

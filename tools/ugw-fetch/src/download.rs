@@ -278,6 +278,7 @@ fn stream_body(
             .map_err(|e| Failed::Final(write_error(&e, file)))?;
         partial.hasher.update(buf, n);
         partial.written += n as u64;
+        ugw_shared::failpoint::hit("fetch.mid-download");
         progress.inc(n as u64);
     }
 }

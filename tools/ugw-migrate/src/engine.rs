@@ -695,6 +695,9 @@ fn apply(
         let (outcome, late) = watched(ctx, &m.file_name(), settings.heartbeat, &interrupt, || {
             store.run(m, options)
         });
+        if outcome.is_ok() {
+            ugw_shared::failpoint::hit("migrate.after-ledger-commit");
+        }
         let failure = match outcome {
             Ok(took) => return Ok(took),
             Err(failure) => failure,

@@ -348,6 +348,7 @@ impl PgStore {
             self.session_setup,
             literal(&marker),
         );
+        ugw_shared::failpoint::hit("migrate.before-ledger-commit");
         let answer = self
             .client
             .simple_query(&query)
@@ -417,6 +418,7 @@ impl PgStore {
                 )
                 .map_err(|e| run_error(&file, &e, None))?;
             // The commit and the session put back as every file finds it, in one round trip.
+            ugw_shared::failpoint::hit("migrate.before-ledger-commit");
             self.client
                 .batch_execute(&format!("COMMIT; RESET ALL; {}", self.session_setup))
                 .map_err(|e| run_error(&file, &e, None))
@@ -483,6 +485,7 @@ impl PgStore {
                 .batch_execute(&statement.text)
                 .map_err(|e| run_error(&file, &e, Some((&statement.text, statement.text_line))))?;
         }
+        ugw_shared::failpoint::hit("migrate.before-ledger-commit");
         self.client
             .execute(
                 &format!(

@@ -215,6 +215,7 @@ impl SqliteStore {
                     &options.applied_by,
                     true,
                 )?;
+                ugw_shared::failpoint::hit("migrate.before-ledger-commit");
                 conn.execute_batch("COMMIT")
             })();
             if body.is_err() && !conn.is_autocommit() {
@@ -240,6 +241,7 @@ impl SqliteStore {
             conn.execute_batch(&statement.text)
                 .map_err(|e| run_error(&format!("{file}:{}", statement.line), &e))?;
         }
+        ugw_shared::failpoint::hit("migrate.before-ledger-commit");
         conn.execute(
             &format!(
                 "UPDATE {} SET success = 1, duration_ms = ?1 WHERE version = ?2",

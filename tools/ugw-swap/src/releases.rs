@@ -776,7 +776,9 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
     } else {
         None
     };
+    ugw_shared::failpoint::hit("swap.after-stage-move");
     ctx.cancel.critical(|| root.switch_to(&version))?;
+    ugw_shared::failpoint::hit("swap.after-current-switch");
     result.current = Some(version.clone());
     result.changed = true;
     ctx.reporter.info(&format!(

@@ -191,6 +191,7 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
     }
     ctx.cancel
         .critical(|| install(&from, &mut source, target, options.mode))?;
+    ugw_shared::failpoint::hit("swap.after-current-switch");
     result.changed = true;
     ctx.reporter.info(&format!(
         "{} replaced (sha256 {})",

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use ugw_shared::atomic::AtomicFile;
 use ugw_shared::digest::BackgroundSha256;
-use ugw_shared::http::{HttpClient, Request};
+use ugw_shared::http::{HttpClient, Request, Response};
 use ugw_shared::poll::Backoff;
 use ugw_shared::report::Progress;
 use ugw_shared::{Ctx, Error, ErrorKind, Result};
@@ -134,95 +134,18 @@ fn attempt(
     partial: &mut Partial,
     progress: &Progress,
 ) -> Result<(), Failed> {
-    let mut request = Request::get(url);
     let resuming = partial.written > 0 && partial.validator.is_some();
-    if resuming {
-        let validator = partial.validator.clone().unwrap_or_default();
-        request = request
-            .header("Range", &format!("bytes={}-", partial.written))
-            .header("If-Range", &validator);
-    }
-    let mut response = match client.send(request, limits.deadline, &ctx.cancel) {
-        Ok(response) => response,
-        Err(e) => {
-            ctx.cancel.check().map_err(Failed::Final)?;
-            if e.permanent {
-                return Err(Failed::Final(Error::new(
-                    ErrorKind::Network,
-                    format!("cannot fetch {url}: {}", e.message),
-                )));
-            }
-            return Err(Failed::Transient(e.message, None));
-        }
-    };
-    let status = response.status;
+    let mut response = send(ctx, client, url, limits, partial, resuming)?;
     let answered_validator = validator_of(&response);
-    match status {
-        // A 206 to a request that asked for no range is a server that cannot be trusted with
-        // the bytes: another attempt would only repeat it (issue 20 item 10).
-        206 if !resuming => {
-            return Err(Failed::Final(Error::new(
-                ErrorKind::Network,
-                format!(
-                    "{url} answered 206 Partial Content to a request for the whole file; \
-                     refusing its bytes"
-                ),
-            )));
-        }
-        // The rest of the file the bytes so far came from, and only that one: a 206 of
-        // another version (the server ignored If-Range) would splice two files (item 12).
-        206 if content_range_start(response.header("content-range")) == Some(partial.written)
-            && answered_validator == partial.validator =>
-        {
-            partial.resumed = true;
-        }
-        206 if answered_validator != partial.validator => {
-            file.restart().map_err(Failed::Final)?;
-            partial.written = 0;
-            partial.validator = None;
-            partial.hasher.reset();
-            progress.set_position(0);
-            return Err(Failed::Transient(
-                "the rest of the file came from another version of it (its ETag or \
-                 Last-Modified changed; the server ignored If-Range); starting over"
-                    .into(),
-                None,
-            ));
-        }
-        200 | 206 => {
-            // A full answer (the file changed, or the server ignores ranges): from zero.
-            if partial.written > 0 {
-                file.restart().map_err(Failed::Final)?;
-                partial.written = 0;
-                partial.hasher.reset();
-                progress.set_position(0);
-            }
-            if status == 206 {
-                return Err(Failed::Transient(
-                    "a range answer that does not fit; starting over".into(),
-                    None,
-                ));
-            }
-        }
-        429 | 500..=599 => {
-            return Err(Failed::Transient(
-                format!("HTTP {status}"),
-                response.retry_after(),
-            ));
-        }
-        404 | 410 => {
-            return Err(Failed::Final(Error::new(
-                ErrorKind::NotFound,
-                format!("{url} answered HTTP {status}: no such artifact"),
-            )));
-        }
-        _ => {
-            return Err(Failed::Final(Error::new(
-                ErrorKind::Network,
-                format!("{url} answered HTTP {status} {}", response.reason),
-            )));
-        }
-    }
+    take_answer(
+        url,
+        &response,
+        answered_validator.as_ref(),
+        resuming,
+        file,
+        partial,
+        progress,
+    )?;
     partial.validator = answered_validator;
     let total = response.content_length().map(|len| len + partial.written);
     if let Some(total) = total {
@@ -238,6 +161,118 @@ fn attempt(
         )),
         _ => Ok(()),
     }
+}
+
+/// The request of one attempt (for the rest of the file when `resuming`), sent: the answer's
+/// head, or why there is none.
+fn send(
+    ctx: &Ctx,
+    client: &HttpClient,
+    url: &str,
+    limits: Limits,
+    partial: &Partial,
+    resuming: bool,
+) -> Result<Response, Failed> {
+    let mut request = Request::get(url);
+    if resuming {
+        let validator = partial.validator.clone().unwrap_or_default();
+        request = request
+            .header("Range", &format!("bytes={}-", partial.written))
+            .header("If-Range", &validator);
+    }
+    client
+        .send(request, limits.deadline, &ctx.cancel)
+        .map_err(|e| match ctx.cancel.check() {
+            Err(cancelled) => Failed::Final(cancelled),
+            Ok(()) if e.permanent => Failed::Final(Error::new(
+                ErrorKind::Network,
+                format!("cannot fetch {url}: {}", e.message),
+            )),
+            Ok(()) => Failed::Transient(e.message, None),
+        })
+}
+
+/// Whether the answer's body is the one to write: the whole file (from zero), or the rest of
+/// the version whose bytes are in the file already. Anything else is a failure, to retry or
+/// not; a body of another version empties the file first.
+fn take_answer(
+    url: &str,
+    response: &Response,
+    answered_validator: Option<&String>,
+    resuming: bool,
+    file: &mut AtomicFile,
+    partial: &mut Partial,
+    progress: &Progress,
+) -> Result<(), Failed> {
+    let status = response.status;
+    let same_version = answered_validator == partial.validator.as_ref();
+    match status {
+        // A 206 to a request that asked for no range is a server that cannot be trusted with
+        // the bytes: another attempt would only repeat it (issue 20 item 10).
+        206 if !resuming => Err(Failed::Final(Error::new(
+            ErrorKind::Network,
+            format!(
+                "{url} answered 206 Partial Content to a request for the whole file; \
+                 refusing its bytes"
+            ),
+        ))),
+        // The rest of the file the bytes so far came from, and only that one: a 206 of
+        // another version (the server ignored If-Range) would splice two files (item 12).
+        206 if content_range_start(response.header("content-range")) == Some(partial.written)
+            && same_version =>
+        {
+            partial.resumed = true;
+            Ok(())
+        }
+        206 if !same_version => {
+            start_over(file, partial, progress)?;
+            partial.validator = None;
+            Err(Failed::Transient(
+                "the rest of the file came from another version of it (its ETag or \
+                 Last-Modified changed; the server ignored If-Range); starting over"
+                    .into(),
+                None,
+            ))
+        }
+        200 | 206 => {
+            // A full answer (the file changed, or the server ignores ranges): from zero.
+            if partial.written > 0 {
+                start_over(file, partial, progress)?;
+            }
+            if status == 206 {
+                return Err(Failed::Transient(
+                    "a range answer that does not fit; starting over".into(),
+                    None,
+                ));
+            }
+            Ok(())
+        }
+        429 | 500..=599 => Err(Failed::Transient(
+            format!("HTTP {status}"),
+            response.retry_after(),
+        )),
+        404 | 410 => Err(Failed::Final(Error::new(
+            ErrorKind::NotFound,
+            format!("{url} answered HTTP {status}: no such artifact"),
+        ))),
+        _ => Err(Failed::Final(Error::new(
+            ErrorKind::Network,
+            format!("{url} answered HTTP {status} {}", response.reason),
+        ))),
+    }
+}
+
+/// Empty the file and the hasher: the bytes so far are not part of the body to come.
+fn start_over(
+    file: &mut AtomicFile,
+    partial: &mut Partial,
+    progress: &Progress,
+) -> Result<(), Failed> {
+    file.restart().map_err(Failed::Final)?;
+    partial.written = 0;
+    partial.hasher.reset();
+    progress.set_position(0);
+    Ok(())
 }
 
 /// Read the body to its end into the file and the hasher, within the limits.
@@ -285,7 +320,7 @@ fn stream_body(
 
 /// What identifies the version of the file an answer holds: its strong `ETag`, else its
 /// `Last-Modified`.
-fn validator_of(response: &ugw_shared::http::Response) -> Option<String> {
+fn validator_of(response: &Response) -> Option<String> {
     response
         .header("etag")
         .filter(|e| !e.starts_with("W/"))

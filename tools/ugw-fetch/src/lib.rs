@@ -5,24 +5,28 @@
 #![forbid(unsafe_code)]
 
 mod download;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod keep;
 mod side_clients;
 mod signature;
 mod smoke;
 mod sums;
 
-use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
+use clap::{ArgGroup, ArgMatches, Command};
 use download::{Downloaded, Limits};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use ugw_shared::atomic::AtomicFile;
+use ugw_shared::cli::flag;
 use ugw_shared::digest::{parse_sha256, sha256_file};
-use ugw_shared::http::{self, HttpClient, HttpConfig, Request};
+use ugw_shared::http::{self, Header, HttpClient, HttpConfig, Request};
 use ugw_shared::results::{FetchPlanned, Fetched};
 use ugw_shared::runner::{RunSpec, run as run_command};
 use ugw_shared::space::human_bytes;
-use ugw_shared::time::{human, parse_duration};
+use ugw_shared::time::human;
 use ugw_shared::tree_manifest::{FETCH_MARKER, TreeManifest};
 use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult, lock, tool_command, unpack};
 
@@ -51,6 +55,32 @@ pub fn tool() -> ugw_shared::cli::Tool {
         .version_was_the_label()
 }
 
+/// Flag ids: each named once, for the command and for [`Options`].
+mod id {
+    pub const URL: &str = "url";
+    pub const DEST: &str = "dest";
+    pub const NAME: &str = "name";
+    pub const RELEASE: &str = "release";
+    pub const SHA256: &str = "sha256";
+    pub const SHA256_URL: &str = "sha256-url";
+    pub const SHA256_FILE: &str = "sha256-file";
+    pub const NO_VERIFY: &str = "no-verify";
+    /// The group of the three ways to give the digest (at most one).
+    pub const CHECKSUM: &str = "checksum";
+    pub const MINISIGN_PUBKEY: &str = "minisign-pubkey";
+    pub const MINISIGN_SIG_URL: &str = "minisign-sig-url";
+    pub const EXTRACT: &str = "extract";
+    pub const STRIP_COMPONENTS: &str = "strip-components";
+    pub const ALLOW_ABSOLUTE_SYMLINKS: &str = "allow-absolute-symlinks";
+    pub const MODE: &str = "mode";
+    pub const SMOKE: &str = "smoke";
+    pub const SMOKE_TIMEOUT: &str = "smoke-timeout";
+    pub const MAX_BYTES: &str = "max-bytes";
+    pub const KEEP: &str = "keep";
+    pub const SUMS_HEADER: &str = "sums-header";
+    pub const SUMS_HEADER_ENV: &str = "sums-header-env";
+}
+
 /// The clap command: the common flags, then this tool's own.
 #[must_use]
 #[expect(
@@ -58,7 +88,6 @@ pub fn tool() -> ugw_shared::cli::Tool {
     reason = "one flag after another: a builder reads best whole"
 )]
 pub fn command() -> Command {
-    let duration = clap::builder::ValueParser::new(parse_duration);
     tool_command(
         "ugw-fetch",
         "Download a release artifact, verify it (fail closed), stage it atomically, unpack and smoke-test it",
@@ -81,144 +110,189 @@ pub fn command() -> Command {
     )
     .after_long_help(EXAMPLES)
     .next_help_heading("What and where")
-    .arg(
-        Arg::new("url")
-            .long("url")
-            .value_name("URL")
-            .required(true)
-            .help("The artifact: http://, https:// or file://"),
-    )
-    .arg(
-        Arg::new("dest")
-            .long("dest")
-            .value_name("DIR")
-            .value_parser(clap::value_parser!(PathBuf))
-            .required(true)
-            .help("The staging folder (created if missing)"),
-    )
-    .arg(
-        Arg::new("name")
-            .long("name")
-            .value_name("NAME")
-            .help("The staged file's name [default: the URL's file name]"),
-    )
-    .arg(
-        Arg::new("release")
-            .long("release")
-            .value_name("V")
-            .help("The version label [default: parsed from the file name, e.g. v1.2.3, 2026.5.17.post4]"),
-    )
+    .arg(flag::text(id::URL, "URL", "The artifact: http://, https:// or file://").required(true))
+    .arg(flag::path(id::DEST, "DIR", "The staging folder (created if missing)").required(true))
+    .arg(flag::text(
+        id::NAME,
+        "NAME",
+        "The staged file's name [default: the URL's file name]",
+    ))
+    .arg(flag::text(
+        id::RELEASE,
+        "V",
+        "The version label [default: parsed from the file name, e.g. v1.2.3, 2026.5.17.post4]",
+    ))
     .next_help_heading("Integrity (one is required, unless --no-verify)")
-    .arg(Arg::new("sha256").long("sha256").value_name("HEX").help("The artifact's SHA-256"))
+    .arg(flag::text(id::SHA256, "HEX", "The artifact's SHA-256"))
+    .arg(flag::text(
+        id::SHA256_URL,
+        "URL",
+        "A SHA256SUMS file (sha256sum or BSD format, or a lone .sha256 hash) to take the digest from",
+    ))
+    .arg(flag::path(id::SHA256_FILE, "PATH", "The same, from a local file"))
+    .arg(flag::switch(
+        id::NO_VERIFY,
+        "Stage without any check (recorded as \"verified\": false)",
+    ))
+    .group(ArgGroup::new(id::CHECKSUM).args([id::SHA256, id::SHA256_URL, id::SHA256_FILE]))
     .arg(
-        Arg::new("sha256-url")
-            .long("sha256-url")
-            .value_name("URL")
-            .help("A SHA256SUMS file (sha256sum or BSD format, or a lone .sha256 hash) to take the digest from"),
+        flag::text(
+            id::MINISIGN_PUBKEY,
+            "KEY",
+            "A minisign public key (base64, or a .pub file) the signature must verify with",
+        )
+        .requires(id::MINISIGN_SIG_URL),
     )
     .arg(
-        Arg::new("sha256-file")
-            .long("sha256-file")
-            .value_name("PATH")
-            .value_parser(clap::value_parser!(PathBuf))
-            .help("The same, from a local file"),
-    )
-    .arg(
-        Arg::new("no-verify")
-            .long("no-verify")
-            .action(ArgAction::SetTrue)
-            .help("Stage without any check (recorded as \"verified\": false)"),
-    )
-    .group(ArgGroup::new("digest").args(["sha256", "sha256-url", "sha256-file"]))
-    .arg(
-        Arg::new("minisign-pubkey")
-            .long("minisign-pubkey")
-            .value_name("KEY")
-            .requires("minisign-sig-url")
-            .help("A minisign public key (base64, or a .pub file) the signature must verify with"),
-    )
-    .arg(
-        Arg::new("minisign-sig-url")
-            .long("minisign-sig-url")
-            .value_name("URL")
-            .requires("minisign-pubkey")
-            .help(
-                "The .minisig of the checksum file when one is given, else of the artifact. \
-                 Both algorithms minisign 0.11 verifies are accepted: prehashed (its default) \
-                 is checked as the file streams; legacy (minisign -S -l) signs the whole \
-                 file, which is checked from the staged temp file, mapped, never read into \
-                 memory. The trusted comment must verify too",
-            ),
+        flag::text(
+            id::MINISIGN_SIG_URL,
+            "URL",
+            "The .minisig of the checksum file when one is given, else of the artifact. \
+             Both algorithms minisign 0.11 verifies are accepted: prehashed (its default) \
+             is checked as the file streams; legacy (minisign -S -l) signs the whole \
+             file, which is checked from the staged temp file, mapped, never read into \
+             memory. The trusted comment must verify too",
+        )
+        .requires(id::MINISIGN_PUBKEY),
     )
     .next_help_heading("Staging")
+    .arg(flag::switch(
+        id::EXTRACT,
+        "Unpack a .tar.gz, .tgz, .tar, .tar.zst, .tar.xz or .tar.bz2 into DIR/<name>/, strictly (nothing escapes it)",
+    ))
     .arg(
-        Arg::new("extract")
-            .long("extract")
-            .action(ArgAction::SetTrue)
-            .help("Unpack a .tar.gz, .tgz, .tar, .tar.zst, .tar.xz or .tar.bz2 into DIR/<name>/, strictly (nothing escapes it)"),
+        flag::value(
+            id::STRIP_COMPONENTS,
+            "N",
+            clap::value_parser!(usize),
+            "Drop N leading path components of every archive entry",
+        )
+        .requires(id::EXTRACT),
     )
     .arg(
-        Arg::new("strip-components")
-            .long("strip-components")
-            .value_name("N")
-            .value_parser(clap::value_parser!(usize))
-            .requires("extract")
-            .help("Drop N leading path components of every archive entry"),
+        flag::switch(
+            id::ALLOW_ABSOLUTE_SYMLINKS,
+            "Let the release hold symlinks to absolute paths (a venv's bin/python3); nothing is ever written through a link, and relative links must still stay inside",
+        )
+        .requires(id::EXTRACT),
     )
     .arg(
-        Arg::new("allow-absolute-symlinks")
-            .long("allow-absolute-symlinks")
-            .action(ArgAction::SetTrue)
-            .requires("extract")
-            .help("Let the release hold symlinks to absolute paths (a venv's bin/python3); nothing is ever written through a link, and relative links must still stay inside"),
+        flag::value(
+            id::MODE,
+            "OCTAL",
+            ugw_shared::atomic::parse_mode,
+            "The staged file's mode (e.g. 755) [default: 644]",
+        )
+        .conflicts_with(id::EXTRACT),
     )
     .arg(
-        Arg::new("mode")
-            .long("mode")
-            .value_name("OCTAL")
-            .value_parser(ugw_shared::atomic::parse_mode)
-            .conflicts_with("extract")
-            .help("The staged file's mode (e.g. 755) [default: 644]"),
+        flag::text(
+            id::SMOKE,
+            "CMD",
+            "Run CMD (sh -c; {} is the new file or folder) before the final rename; failing it removes the artifact",
+        )
+        .long_help(
+            "Run CMD (sh -c) before the final rename; failing it removes the artifact. {} is \
+             the new file or folder, quoted as one word; the path is also in \
+             $UGW_ARTIFACT and $1. Do not put {} inside a quoted string (sh -c \"test -f \
+             {}\"): there it is shell text a second shell reads again, so it is refused \
+             when the path holds shell metacharacters. In a shell string, use the \
+             variable in single quotes: sh -c 'test -f \"$UGW_ARTIFACT\"'.",
+        ),
     )
     .arg(
-        Arg::new("smoke")
-            .long("smoke")
-            .value_name("CMD")
-            .help("Run CMD (sh -c; {} is the new file or folder) before the final rename; failing it removes the artifact")
-            .long_help(
-                "Run CMD (sh -c) before the final rename; failing it removes the artifact. {} is \
-                 the new file or folder, quoted as one word; the path is also in \
-                 $UGW_ARTIFACT and $1. Do not put {} inside a quoted string (sh -c \"test -f \
-                 {}\"): there it is shell text a second shell reads again, so it is refused \
-                 when the path holds shell metacharacters. In a shell string, use the \
-                 variable in single quotes: sh -c 'test -f \"$UGW_ARTIFACT\"'.",
-            ),
+        flag::duration(id::SMOKE_TIMEOUT, "How long the smoke test may take").default_value("30s"),
     )
-    .arg(
-        Arg::new("smoke-timeout")
-            .long("smoke-timeout")
-            .value_name("DURATION")
-            .value_parser(duration)
-            .default_value("30s")
-            .help("How long the smoke test may take"),
-    )
-    .arg(
-        Arg::new("max-bytes")
-            .long("max-bytes")
-            .value_name("N")
-            .value_parser(clap::value_parser!(u64))
-            .help("Refuse an artifact larger than N bytes"),
-    )
-    .arg(
-        Arg::new("keep")
-            .long("keep")
-            .value_name("N")
-            .value_parser(clap::value_parser!(u32).range(1..))
-            .help("After a successful fetch, remove the folders ugw-fetch extracted into --dest beyond the N newest (never this one, one a ugw-fetch step of this run staged, a downloaded file, or anything ugw-fetch did not make)"),
-    )
+    .arg(flag::value(
+        id::MAX_BYTES,
+        "N",
+        clap::value_parser!(u64),
+        "Refuse an artifact larger than N bytes",
+    ))
+    .arg(flag::value(
+        id::KEEP,
+        "N",
+        clap::value_parser!(u32).range(1..),
+        "After a successful fetch, remove the folders ugw-fetch extracted into --dest beyond the N newest (never this one, one a ugw-fetch step of this run staged, a downloaded file, or anything ugw-fetch did not make)",
+    ))
     .next_help_heading("HTTP")
     .args(http::args())
     .args(side_clients::args())
+}
+
+/// Everything the flags say, parsed once: nothing below this file sees `ArgMatches`.
+struct Options {
+    plan: Plan,
+    integrity: Integrity,
+    /// `--keep N`: the extracted folders to keep.
+    keep: Option<usize>,
+    /// The shared HTTP flags (`--header*` for `--url`'s origin).
+    http: HttpConfig,
+    /// `--sums-header*`, for the checksum and signature files.
+    sums_headers: Vec<Header>,
+    /// `--url` as given (the clients compare origins with it).
+    url: String,
+}
+
+/// What the artifact is to be checked against, as the flags give it.
+struct Integrity {
+    no_verify: bool,
+    sha256: Option<String>,
+    sha256_url: Option<String>,
+    sha256_file: Option<PathBuf>,
+    /// `--minisign-pubkey` and `--minisign-sig-url` (clap: one needs the other).
+    minisign: Option<(String, String)>,
+    /// `--name`: looked up in a checksum file before the URL's own name.
+    name: Option<String>,
+}
+
+impl Options {
+    fn from_matches(ctx: &Ctx, m: &ArgMatches) -> Result<Self> {
+        let text = |id: &str| m.get_one::<String>(id).cloned();
+        let integrity = Integrity {
+            no_verify: m.get_flag(id::NO_VERIFY),
+            sha256: text(id::SHA256),
+            sha256_url: text(id::SHA256_URL),
+            sha256_file: m.get_one::<PathBuf>(id::SHA256_FILE).cloned(),
+            minisign: text(id::MINISIGN_PUBKEY).zip(text(id::MINISIGN_SIG_URL)),
+            name: text(id::NAME),
+        };
+        if !integrity.given() && !integrity.no_verify {
+            return Err(Error::usage(
+                "no integrity check: give --sha256, --sha256-url, --sha256-file or a minisign key \
+                 (or --no-verify to stage it unchecked)",
+            ));
+        }
+        let plan = Plan::from_matches(ctx, m)?;
+        let http = HttpConfig::from_matches(m, ctx.scrubber())?;
+        let all = |id: &str| -> Vec<String> {
+            m.get_many::<String>(id)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect()
+        };
+        let sums_headers =
+            side_clients::sums_headers(&all(id::SUMS_HEADER), &all(id::SUMS_HEADER_ENV))?;
+        Ok(Options {
+            plan,
+            integrity,
+            keep: m.get_one::<u32>(id::KEEP).map(|n| *n as usize),
+            http,
+            sums_headers,
+            url: text(id::URL).expect("clap: --url is required"),
+        })
+    }
+}
+
+impl Integrity {
+    /// Whether any check is given: a digest, a checksum file or a minisign key.
+    fn given(&self) -> bool {
+        self.sha256.is_some()
+            || self.sha256_url.is_some()
+            || self.sha256_file.is_some()
+            || self.minisign.is_some()
+    }
 }
 
 /// Where the artifact comes from.
@@ -250,10 +324,12 @@ struct Plan {
 
 impl Plan {
     fn from_matches(ctx: &Ctx, m: &ArgMatches) -> Result<Self> {
-        let raw = m.get_one::<String>("url").expect("required");
+        let raw = m
+            .get_one::<String>(id::URL)
+            .expect("clap: --url is required");
         ctx.scrubber().add_url_secrets(raw);
         let (source, url) = source(raw, ctx)?;
-        let given_name = m.get_one::<String>("name").cloned();
+        let given_name = m.get_one::<String>(id::NAME).cloned();
         let url_name = url
             .path_segments()
             .and_then(|mut s| s.next_back().map(str::to_string))
@@ -280,7 +356,7 @@ impl Plan {
         let file_name = url_name.or_else(|| given_name.clone()).ok_or_else(|| {
             Error::usage(format!("{} has no file name; give --name", shown(&url)))
         })?;
-        let extract = m.get_flag("extract");
+        let extract = m.get_flag(id::EXTRACT);
         let staged_name = given_name.unwrap_or_else(|| {
             if extract {
                 archive_stem(&file_name).to_string()
@@ -292,9 +368,12 @@ impl Plan {
         for name in [&staged_name, &file_name] {
             check_name_fits(name)?;
         }
-        let dest = m.get_one::<PathBuf>("dest").expect("required").clone();
+        let dest = m
+            .get_one::<PathBuf>(id::DEST)
+            .expect("clap: --dest is required")
+            .clone();
         let version = m
-            .get_one::<String>("release")
+            .get_one::<String>(id::RELEASE)
             .cloned()
             .or_else(|| ugw_shared::version::from_file_name(&file_name));
         Ok(Plan {
@@ -305,12 +384,17 @@ impl Plan {
             file_name,
             version,
             extract,
-            strip_components: m.get_one::<usize>("strip-components").copied().unwrap_or(0),
-            allow_absolute_symlinks: m.get_flag("allow-absolute-symlinks"),
-            mode: m.get_one::<u32>("mode").copied().unwrap_or(0o644),
-            smoke: m.get_one::<String>("smoke").cloned(),
-            smoke_timeout: *m.get_one::<Duration>("smoke-timeout").expect("default"),
-            max_bytes: m.get_one::<u64>("max-bytes").copied(),
+            strip_components: m
+                .get_one::<usize>(id::STRIP_COMPONENTS)
+                .copied()
+                .unwrap_or(0),
+            allow_absolute_symlinks: m.get_flag(id::ALLOW_ABSOLUTE_SYMLINKS),
+            mode: m.get_one::<u32>(id::MODE).copied().unwrap_or(0o644),
+            smoke: m.get_one::<String>(id::SMOKE).cloned(),
+            smoke_timeout: *m
+                .get_one::<Duration>(id::SMOKE_TIMEOUT)
+                .expect("clap: --smoke-timeout has a default"),
+            max_bytes: m.get_one::<u64>(id::MAX_BYTES).copied(),
             lock_timeout: ctx.lock_timeout(),
         })
     }
@@ -378,32 +462,26 @@ fn check_name(name: &str) -> Result<()> {
 
 /// Download, verify, stage.
 pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
-    let no_verify = matches.get_flag("no-verify");
-    let has_digest = ["sha256", "sha256-url", "sha256-file"]
-        .iter()
-        .any(|f| matches.contains_id(f))
-        || matches.contains_id("minisign-pubkey");
-    if !has_digest && !no_verify {
-        return Err(Error::usage(
-            "no integrity check: give --sha256, --sha256-url, --sha256-file or a minisign key \
-             (or --no-verify to stage it unchecked)",
-        ));
-    }
-    let plan = Plan::from_matches(ctx, matches)?;
-    let mut config = HttpConfig::from_matches(matches, ctx.scrubber())?;
-    config.reuse_connections = true;
-    let url = matches.get_one::<String>("url").expect("required");
-    let clients = side_clients::Clients::new(config, matches, url, ctx.scrubber())?;
+    let Options {
+        plan,
+        integrity,
+        keep,
+        mut http,
+        sums_headers,
+        url,
+    } = Options::from_matches(ctx, matches)?;
+    let no_verify = integrity.no_verify;
+    http.reuse_connections = true;
+    let clients = side_clients::Clients::new(http, &sums_headers, &url, ctx.scrubber())?;
     let client = &clients.artifact;
     let deadline = ctx.step_deadline();
     let limits = Limits {
         max_bytes: plan.max_bytes,
         deadline,
     };
-    let check = Check::resolve(ctx, matches, &clients, &plan, limits)?;
+    let check = Check::resolve(ctx, &integrity, &clients, &plan, limits)?;
 
     // --keep prunes under the staging folder's lock, taken below, even when nothing is fetched.
-    let keep = matches.get_one::<u32>("keep").map(|n| *n as usize);
     if let Some(staged) = already_staged(ctx, &plan, &check, no_verify)?
         && (keep.is_none() || ctx.dry_run)
     {
@@ -820,14 +898,14 @@ struct Check {
 impl Check {
     fn resolve(
         ctx: &Ctx,
-        m: &ArgMatches,
+        integrity: &Integrity,
         clients: &side_clients::Clients,
         plan: &Plan,
         limits: Limits,
     ) -> Result<Self> {
-        let sums_text = if let Some(url) = m.get_one::<String>("sha256-url") {
+        let sums_text = if let Some(url) = &integrity.sha256_url {
             Some(small_file(ctx, clients.side(url), url, limits)?)
-        } else if let Some(path) = m.get_one::<PathBuf>("sha256-file") {
+        } else if let Some(path) = &integrity.sha256_file {
             if let Some(refused) = ugw_shared::atomic::link_refused(path, "--sha256-file") {
                 return Err(refused);
             }
@@ -842,21 +920,18 @@ impl Check {
         } else {
             None
         };
-        let signed = match (
-            m.get_one::<String>("minisign-pubkey"),
-            m.get_one::<String>("minisign-sig-url"),
-        ) {
-            (Some(key), Some(url)) => Some(signature::Signed::new(
+        let signed = match &integrity.minisign {
+            Some((key, url)) => Some(signature::Signed::new(
                 key,
                 &small_file(ctx, clients.side(url), url, limits)?,
             )?),
-            _ => None,
+            None => None,
         };
         let mut check = Check {
             sha256: None,
             artifact_signature: None,
         };
-        if let Some(hex) = m.get_one::<String>("sha256") {
+        if let Some(hex) = &integrity.sha256 {
             check.sha256 = Some(parse_sha256(hex).ok_or_else(|| {
                 Error::usage(format!("--sha256 '{hex}' is not 64 hexadecimal digits"))
             })?);
@@ -868,11 +943,7 @@ impl Check {
             let text = String::from_utf8_lossy(&text);
             // The operator's --name first (an asset URL's last segment is often an id),
             // then the URL's own name.
-            let mut names: Vec<&str> = m
-                .get_one::<String>("name")
-                .map(String::as_str)
-                .into_iter()
-                .collect();
+            let mut names: Vec<&str> = integrity.name.as_deref().into_iter().collect();
             names.push(&plan.file_name);
             let found =
                 sums::find(&text, &names).map_err(|why| Error::new(ErrorKind::NotFound, why))?;

@@ -3,38 +3,42 @@
 //! only `--sums-header`/`--sums-header-env`; one on `--url`'s origin gets both. A token for
 //! the release server never reaches whoever serves the checksum file.
 
-use clap::{Arg, ArgAction, ArgMatches};
+use crate::id;
+use clap::Arg;
 use ugw_shared::Result;
-use ugw_shared::http::{HttpClient, HttpConfig, header_from_env, header_given};
+use ugw_shared::cli::flag;
+use ugw_shared::http::{Header, HttpClient, HttpConfig, header_from_env, header_given};
 use ugw_shared::scrub::Scrubber;
 
 /// The flags, for the "HTTP" section of the help.
 pub(crate) fn args() -> [Arg; 2] {
     [
-        Arg::new("sums-header")
-            .long("sums-header")
-            .value_name("NAME: VALUE")
-            .action(ArgAction::Append)
-            .help("A header for the --sha256-url and --minisign-sig-url requests (repeatable); --header goes to --url's origin only"),
-        Arg::new("sums-header-env")
-            .long("sums-header-env")
-            .value_name("NAME=ENVVAR")
-            .action(ArgAction::Append)
-            .help("The same, its value read from ENVVAR and never shown (repeatable)"),
+        flag::repeated(
+            id::SUMS_HEADER,
+            "NAME: VALUE",
+            clap::value_parser!(String),
+            "A header for the --sha256-url and --minisign-sig-url requests (repeatable); --header goes to --url's origin only",
+        ),
+        flag::repeated(
+            id::SUMS_HEADER_ENV,
+            "NAME=ENVVAR",
+            clap::value_parser!(String),
+            "The same, its value read from ENVVAR and never shown (repeatable)",
+        ),
     ]
 }
 
-/// `--sums-header*` as headers: (name, value, whether it is secret).
-fn sums_headers(m: &ArgMatches) -> Result<Vec<(String, String, bool)>> {
-    let given = m.get_many::<String>("sums-header").into_iter().flatten();
-    let from_env = m
-        .get_many::<String>("sums-header-env")
-        .into_iter()
-        .flatten();
+/// `--sums-header*` as headers, `given` (`NAME: VALUE`) first, then `from_env`
+/// (`NAME=ENVVAR`).
+pub(crate) fn sums_headers(given: &[String], from_env: &[String]) -> Result<Vec<Header>> {
     given
+        .iter()
         .map(|raw| header_given("--sums-header", raw))
-        .chain(from_env.map(|raw| header_from_env("--sums-header-env", raw)))
-        .map(|header| header.map(|h| (h.name, h.value, h.secret)))
+        .chain(
+            from_env
+                .iter()
+                .map(|raw| header_from_env("--sums-header-env", raw)),
+        )
         .collect()
 }
 
@@ -49,19 +53,20 @@ pub(crate) struct Clients {
 }
 
 impl Clients {
-    /// `config` is the shared HTTP flags' (with `--header*`), `url` the artifact's.
+    /// `config` is the shared HTTP flags' (with `--header*`), `sums_headers` the
+    /// `--sums-header*` ones, `url` the artifact's.
     pub(crate) fn new(
         config: HttpConfig,
-        m: &ArgMatches,
+        sums_headers: &[Header],
         url: &str,
         scrubber: &Scrubber,
     ) -> Result<Self> {
         let mut other = config.clone();
         other.headers.clear();
         let mut same = config.clone();
-        for (name, value, secret) in sums_headers(m)? {
-            other = other.header(&name, &value, secret);
-            same = same.header(&name, &value, secret);
+        for header in sums_headers {
+            other = other.header(&header.name, &header.value, header.secret);
+            same = same.header(&header.name, &header.value, header.secret);
         }
         Ok(Clients {
             artifact: HttpClient::new(config, scrubber)?,

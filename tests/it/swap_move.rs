@@ -208,3 +208,43 @@ fn a_folder_given_by_hand_is_copied_not_moved() {
             .ino()
     );
 }
+
+/// A `--link` whose shared path does not exist is refused before the staged folder is moved
+/// out of staging: the fetch step's folder stays where it was (a rerun after the operator
+/// makes the shared file finds it), and nothing is under the release's name.
+#[test]
+fn a_missing_link_target_is_refused_before_the_staged_folder_is_moved() {
+    if !kit::require("tar") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (root, staging, record) = (
+        dir.path().join("app"),
+        dir.path().join("staging"),
+        dir.path().join("run.json"),
+    );
+    let staged = fetch(&archive(dir.path(), "v1.0.0"), &staging, &record);
+    let before = inodes(&staged);
+    // The record as the fetch left it, for the rerun (the failed swap ends this one's run).
+    let retry = dir.path().join("retry.json");
+    std::fs::copy(&record, &retry).unwrap();
+
+    let out = swap_with_record(&root, &record, &["--link", "shared/app.env:.env"]);
+    out.fails_with(kit::Kind::NotFound)
+        .stderr_has("--link")
+        .stderr_lacks("moved");
+    assert_eq!(inodes(&staged), before, "the staged folder is left untouched");
+    assert!(!root.join("current").exists());
+    assert!(!root.join("releases/v1.0.0").exists());
+
+    // Once the shared file is there, the same swap moves the folder it left in place.
+    std::fs::create_dir_all(root.join("shared")).unwrap();
+    std::fs::write(root.join("shared/app.env"), "PORT=8080\n").unwrap();
+    swap_with_record(&root, &retry, &["--link", "shared/app.env:.env"])
+        .succeeds()
+        .stderr_has("moved");
+    assert_eq!(
+        std::fs::read_to_string(root.join("current/.env")).unwrap(),
+        "PORT=8080\n"
+    );
+}

@@ -6,7 +6,7 @@
 use crate::artifact::check_digest;
 use crate::restart::restart_service;
 use crate::this_run::nothing_to_take_back;
-use crate::{Options, Swapped, restart_failed};
+use crate::{BinaryMode, Options, Swapped, restart_failed};
 use std::io::Seek;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -135,7 +135,9 @@ fn restore_previous(target: &Path) -> Result<()> {
     sync_dir(folder)
 }
 
-pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swapped> {
+/// Binary mode: replace the binary, roll back, or `status`.
+pub(crate) fn run(ctx: &mut Ctx, options: &Options, mode: &BinaryMode) -> Result<Swapped> {
+    let target = mode.target.as_path();
     let mut result = Swapped {
         mode: "binary".into(),
         target: Some(target.display().to_string()),
@@ -190,7 +192,7 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
         return Ok(result);
     }
     ctx.cancel
-        .critical(|| install(&from, &mut source, target, options.mode))?;
+        .critical(|| install(&from, &mut source, target, mode.mode))?;
     ugw_shared::failpoint::hit("swap.after-current-switch");
     result.changed = true;
     ctx.reporter.info(&format!(
@@ -198,6 +200,18 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
         target.display(),
         &new[..12]
     ));
+    restart_after_install(ctx, options, target, result, old.as_deref())
+}
+
+/// The restart after the new binary is installed, if one was asked for; when it fails, the
+/// previous binary is put back and restarted, and the error carries both runs.
+fn restart_after_install(
+    ctx: &Ctx,
+    options: &Options,
+    target: &Path,
+    mut result: Swapped,
+    old: Option<&str>,
+) -> Result<Swapped> {
     // --start in binary mode runs CMD where ugw-swap runs (there is no release folder).
     let Some(first) = restart_service(ctx, options, "after_switch", &result, None, None) else {
         return Ok(result);
@@ -213,8 +227,8 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, target: &Path) -> Result<Swa
         return Err(restart_failed(&result, None));
     }
     ctx.cancel.critical(|| restore_previous(target))?;
-    result.marked_failed = Some(new);
-    result.current.clone_from(&old);
+    result.marked_failed = result.current.take();
+    result.current = old.map(str::to_string);
     if let Some(again) = restart_service(ctx, options, "after_revert", &result, None, None) {
         result.restarts.push(again?);
     }

@@ -13,12 +13,94 @@ mod restart;
 mod start;
 mod this_run;
 
-use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
+use clap::{ArgGroup, ArgMatches, Command};
 use std::path::PathBuf;
 use std::time::Duration;
+use ugw_shared::cli::flag;
 use ugw_shared::results::{FetchPlanned, Fetched, Swapped};
-use ugw_shared::time::parse_duration;
 use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
+
+/// Flag and subcommand ids: each named once, for the command and for [`Options`].
+mod id {
+    pub const STATUS: &str = "status";
+    pub const ROOT: &str = "root";
+    pub const TARGET: &str = "target";
+    pub const FROM: &str = "from";
+    pub const RELEASE: &str = "release";
+    pub const LINK: &str = "link";
+    pub const MODE: &str = "mode";
+    pub const FORCE: &str = "force";
+    pub const RESTART: &str = "restart";
+    pub const FORCE_RESTART: &str = "force-restart";
+    pub const RESTART_TIMEOUT: &str = "restart-timeout";
+    pub const START: &str = "start";
+    pub const PIDFILE: &str = "pidfile";
+    pub const LOG: &str = "log";
+    pub const STOP_TIMEOUT: &str = "stop-timeout";
+    pub const ALIVE_FOR: &str = "alive-for";
+    /// The group of the two ways to restart (`--restart`, `--start`).
+    pub const RESTARTER: &str = "restarter";
+    pub const ROLLBACK: &str = "rollback";
+    pub const KEEP: &str = "keep";
+}
+
+const LONG_ABOUT: &str = "Switch the live release in one rename: in release-folder mode (--root), \
+     ROOT/current -> releases/<version>; in binary mode (--target), the new binary renamed \
+     over the old one, which is kept as TARGET.ugw-prev. A reader never sees a missing or \
+     half-written release. With --restart, a restart that fails switches back. --rollback \
+     switches to the release before and marks the one it leaves failed.\n\n\
+     What it publishes, it checks first (nothing is switched when a check fails): the \
+     artifact, its staging folder and every folder on the way belong to you or root and \
+     no other user can write them (exit 1, kind unsafe_input; keep staging folders out \
+     of /tmp). An artifact a ugw-fetch step of this run on this host staged (taken from \
+     that step, or --from naming the same file) is hashed again and must have the step's \
+     sha256, an extracted folder the manifest the step recorded (exit 1, kind \
+     checksum_mismatch, naming the paths that differ). --rollback follows only this \
+     run's swap of this --root or --target (compared as resolved paths: ROOT/, ROOT/./ \
+     and a relative path are ROOT); a previous release it names must be a plain name, \
+     as --release is (else exit 2, kind bad_record), and a real folder in releases/. \
+     releases/ and the release switched to must be real folders of yours or root's, \
+     never symbolic links (exit 1, kind unsafe_input); a prune removes only releases \
+     ugw staged (its marker) and names them on stderr. A successful swap to a release \
+     marked failed clears the mark; a --link given for a release staged already without \
+     it is refused (exit 2; --force stages it again), never silently left out.\n\n\
+     A release marked failed (.ugw-failed says when and why) is not swapped in again \
+     unless --force (exit 2). --force over a staged release stages the new content \
+     beside it and exchanges the two in one rename, so a reader never finds current \
+     missing; the old content is kept until the restart proves the new one, and put back \
+     if it fails. A --link TARGET is resolved with no symbolic link on the way (one the \
+     release holds is refused, unsafe_input). A copied release keeps every folder's \
+     mode. The folder a ugw-fetch step of this run staged is moved into releases/ in one \
+     rename when both are on one file system (across file systems it is copied; a --from \
+     given by hand is always copied), and checked again under its private name there \
+     before it gets the release's name (changed since: moved back, checksum_mismatch); a \
+     rerun of that swap finds the release it moved by its marker. --force-restart runs --restart even when nothing was switched. When a \
+     restart fails, its last output lines are shown on stderr, scrubbed; a restart that \
+     ignores SIGTERM is killed by the deadline (the grace comes out of it). A swap \
+     interrupted by a signal during its restart records what it switched, and \
+     --rollback on that record takes it back.\n\n\
+     The restart command runs in its own process group, and whatever it leaves running \
+     in that group when it ends is killed (stderr says how many): a service started with \
+     `app &` dies with it. Start services with systemd instead: --restart 'systemctl \
+     restart app', with a unit whose ExecStartPre checks the release and whose \
+     Type=notify (or a health check in ExecStartPost) makes a bad start fail the \
+     restart, so the swap switches back; or detach the service (setsid) yourself.";
+
+const START_LONG_HELP: &str = "Be the service manager of a service that has none (in place of --restart): \
+     stop the process --pidfile names (SIGTERM to its process group, --stop-timeout, \
+     then SIGKILL, waited for until it is gone), then run CMD (sh -c) in the folder of \
+     the release now live (ROOT/releases/<version>, also in $UGW_RELEASE_DIR, its name \
+     in $UGW_RELEASE), detached: in a session of its own, stdin /dev/null, stdout and \
+     stderr appended to --log. Its pid is written to --pidfile atomically (first line \
+     the pid, second which process it is). CMD must keep the service in the \
+     foreground (exec it; no daemonising). A start counts when the process still runs \
+     --alive-for later; one that exits before is a failed restart: the swap switches \
+     back and starts the release before (exit 1, kind restart_failed). Stop, then \
+     start: the release running holds the port the new one needs. A pidfile whose \
+     process is gone is fine (said on stderr); one that names a process ugw-swap did \
+     not start (written by hand, or its pid reused since) or that is a symbolic link \
+     or another user's is refused before anything is switched, and nothing is \
+     signalled (exit 1, kind unsafe_input).";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -45,7 +127,7 @@ Examples:
 pub fn tool() -> ugw_shared::cli::Tool {
     ugw_shared::cli::Tool::new(command(), run)
         .version_was_the_label()
-        .inverse_when(|m| m.get_flag("rollback") || m.subcommand_name() == Some("status"))
+        .inverse_when(|m| m.get_flag(id::ROLLBACK) || m.subcommand_name() == Some(id::STATUS))
 }
 
 /// The clap command: the common flags, then this tool's own.
@@ -55,254 +137,196 @@ pub fn tool() -> ugw_shared::cli::Tool {
     reason = "one flag after another: a builder reads best whole"
 )]
 pub fn command() -> Command {
-    let duration = clap::builder::ValueParser::new(parse_duration);
     tool_command(
         "ugw-swap",
         "Switch the live release atomically, restart, and switch back when the restart fails",
     )
-    .long_about(
-        "Switch the live release in one rename: in release-folder mode (--root), \
-         ROOT/current -> releases/<version>; in binary mode (--target), the new binary renamed \
-         over the old one, which is kept as TARGET.ugw-prev. A reader never sees a missing or \
-         half-written release. With --restart, a restart that fails switches back. --rollback \
-         switches to the release before and marks the one it leaves failed.\n\n\
-         What it publishes, it checks first (nothing is switched when a check fails): the \
-         artifact, its staging folder and every folder on the way belong to you or root and \
-         no other user can write them (exit 1, kind unsafe_input; keep staging folders out \
-         of /tmp). An artifact a ugw-fetch step of this run on this host staged (taken from \
-         that step, or --from naming the same file) is hashed again and must have the step's \
-         sha256, an extracted folder the manifest the step recorded (exit 1, kind \
-         checksum_mismatch, naming the paths that differ). --rollback follows only this \
-         run's swap of this --root or --target (compared as resolved paths: ROOT/, ROOT/./ \
-         and a relative path are ROOT); a previous release it names must be a plain name, \
-         as --release is (else exit 2, kind bad_record), and a real folder in releases/. \
-         releases/ and the release switched to must be real folders of yours or root's, \
-         never symbolic links (exit 1, kind unsafe_input); a prune removes only releases \
-         ugw staged (its marker) and names them on stderr. A successful swap to a release \
-         marked failed clears the mark; a --link given for a release staged already without \
-         it is refused (exit 2; --force stages it again), never silently left out.\n\n\
-         A release marked failed (.ugw-failed says when and why) is not swapped in again \
-         unless --force (exit 2). --force over a staged release stages the new content \
-         beside it and exchanges the two in one rename, so a reader never finds current \
-         missing; the old content is kept until the restart proves the new one, and put back \
-         if it fails. A --link TARGET is resolved with no symbolic link on the way (one the \
-         release holds is refused, unsafe_input). A copied release keeps every folder's \
-         mode. The folder a ugw-fetch step of this run staged is moved into releases/ in one \
-         rename when both are on one file system (across file systems it is copied; a --from \
-         given by hand is always copied), and checked again under its private name there \
-         before it gets the release's name (changed since: moved back, checksum_mismatch); a \
-         rerun of that swap finds the release it moved by its marker. --force-restart runs --restart even when nothing was switched. When a \
-         restart fails, its last output lines are shown on stderr, scrubbed; a restart that \
-         ignores SIGTERM is killed by the deadline (the grace comes out of it). A swap \
-         interrupted by a signal during its restart records what it switched, and \
-         --rollback on that record takes it back.\n\n\
-         The restart command runs in its own process group, and whatever it leaves running \
-         in that group when it ends is killed (stderr says how many): a service started with \
-         `app &` dies with it. Start services with systemd instead: --restart 'systemctl \
-         restart app', with a unit whose ExecStartPre checks the release and whose \
-         Type=notify (or a health check in ExecStartPost) makes a bad start fail the \
-         restart, so the swap switches back; or detach the service (setsid) yourself.",
-    )
+    .long_about(LONG_ABOUT)
     .after_long_help(EXAMPLES)
     .subcommand(
-        Command::new("status")
+        Command::new(id::STATUS)
             .about("Print the current release, the previous one and every release kept"),
     )
     .next_help_heading("Where")
     .arg(
-        Arg::new("root")
-            .long("root")
-            .value_name("DIR")
-            .value_parser(clap::value_parser!(PathBuf))
-            .conflicts_with("target")
-            .global(true)
-            .help("Release-folder mode: DIR/releases/<version>/ and DIR/current -> releases/<version>"),
+        flag::path(
+            id::ROOT,
+            "DIR",
+            "Release-folder mode: DIR/releases/<version>/ and DIR/current -> releases/<version>",
+        )
+        .conflicts_with(id::TARGET)
+        .global(true),
     )
     .arg(
-        Arg::new("target")
-            .long("target")
-            .value_name("PATH")
-            .value_parser(clap::value_parser!(PathBuf))
-            .global(true)
-            .help("Binary mode: replace the file PATH (its owner, mode and extended attributes are kept)"),
+        flag::path(
+            id::TARGET,
+            "PATH",
+            "Binary mode: replace the file PATH (its owner, mode and extended attributes are kept)",
+        )
+        .global(true),
     )
     .next_help_heading("What")
-    .arg(
-        Arg::new("from")
-            .long("from")
-            .value_name("PATH")
-            .value_parser(clap::value_parser!(PathBuf))
-            .help("The new release: a folder or a single file [default: the path of the last ugw-fetch step]"),
-    )
-    .arg(
-        Arg::new("release")
-            .long("release")
-            .value_name("V")
-            .help("The release's name under releases/ [default: the version of the last ugw-fetch step]"),
-    )
-    .arg(
-        Arg::new("link")
-            .long("link")
-            .value_name("SHARED:TARGET")
-            .action(ArgAction::Append)
-            .help("Link SHARED (relative to --root) to TARGET inside the release, e.g. shared/.env:.env (repeatable)"),
-    )
-    .arg(
-        Arg::new("mode")
-            .long("mode")
-            .value_name("OCTAL")
-            .value_parser(ugw_shared::atomic::parse_mode)
-            .help("The new binary's mode in binary mode (e.g. 755) [default: the old binary's]"),
-    )
-    .arg(
-        Arg::new("force")
-            .long("force")
-            .action(ArgAction::SetTrue)
-            .help("Replace a staged release of the same version whose content differs"),
-    )
+    .arg(flag::path(
+        id::FROM,
+        "PATH",
+        "The new release: a folder or a single file [default: the path of the last ugw-fetch step]",
+    ))
+    .arg(flag::text(
+        id::RELEASE,
+        "V",
+        "The release's name under releases/ [default: the version of the last ugw-fetch step]",
+    ))
+    .arg(flag::repeated(
+        id::LINK,
+        "SHARED:TARGET",
+        clap::value_parser!(String),
+        "Link SHARED (relative to --root) to TARGET inside the release, e.g. shared/.env:.env (repeatable)",
+    ))
+    .arg(flag::value(
+        id::MODE,
+        "OCTAL",
+        ugw_shared::atomic::parse_mode,
+        "The new binary's mode in binary mode (e.g. 755) [default: the old binary's]",
+    ))
+    .arg(flag::switch(
+        id::FORCE,
+        "Replace a staged release of the same version whose content differs",
+    ))
     .next_help_heading("Restart and rollback")
     .arg(
-        Arg::new("restart")
-            .long("restart")
-            .value_name("CMD")
-            .help("Run CMD (sh -c) after the switch; if it fails, switch back, run it again, exit 1")
-            .long_help(
-                "Run CMD (sh -c) after the switch; if it fails, switch back, run it again, and exit 1. \
-                 CMD runs in its own process group, which is killed when CMD exits: a service it \
-                 starts itself (rather than through systemctl or a supervisor) must leave that group \
-                 (setsid) before CMD returns.",
-            ),
+        flag::text(
+            id::RESTART,
+            "CMD",
+            "Run CMD (sh -c) after the switch; if it fails, switch back, run it again, exit 1",
+        )
+        .long_help(
+            "Run CMD (sh -c) after the switch; if it fails, switch back, run it again, and exit 1. \
+             CMD runs in its own process group, which is killed when CMD exits: a service it \
+             starts itself (rather than through systemctl or a supervisor) must leave that group \
+             (setsid) before CMD returns.",
+        ),
     )
     .arg(
-        Arg::new("force-restart")
-            .long("force-restart")
-            .action(ArgAction::SetTrue)
-            .requires("restarter")
-            .help("Run --restart (or --start) even when nothing was switched (the release is current already): to restart again after a failed start"),
+        flag::switch(
+            id::FORCE_RESTART,
+            "Run --restart (or --start) even when nothing was switched (the release is current already): to restart again after a failed start",
+        )
+        .requires(id::RESTARTER),
+    )
+    .arg(flag::duration(id::RESTART_TIMEOUT, "How long CMD may take").default_value("2m"))
+    .arg(
+        flag::text(
+            id::START,
+            "CMD",
+            "Be the service manager: stop the process --pidfile names, start CMD detached for the release now live; if it exits at once, switch back and start the one before",
+        )
+        .conflicts_with(id::RESTART)
+        .requires(id::PIDFILE)
+        .long_help(START_LONG_HELP),
     )
     .arg(
-        Arg::new("restart-timeout")
-            .long("restart-timeout")
-            .value_name("DURATION")
-            .value_parser(duration.clone())
-            .default_value("2m")
-            .help("How long CMD may take"),
+        flag::path(
+            id::PIDFILE,
+            "FILE",
+            "With --start: where the pid of the process started is kept (ugw-wait-healthy --pidfile FILE watches it)",
+        )
+        .requires(id::START),
     )
     .arg(
-        Arg::new("start")
-            .long("start")
-            .value_name("CMD")
-            .conflicts_with("restart")
-            .requires("pidfile")
-            .help("Be the service manager: stop the process --pidfile names, start CMD detached for the release now live; if it exits at once, switch back and start the one before")
-            .long_help(
-                "Be the service manager of a service that has none (in place of --restart): \
-                 stop the process --pidfile names (SIGTERM to its process group, --stop-timeout, \
-                 then SIGKILL, waited for until it is gone), then run CMD (sh -c) in the folder of \
-                 the release now live (ROOT/releases/<version>, also in $UGW_RELEASE_DIR, its name \
-                 in $UGW_RELEASE), detached: in a session of its own, stdin /dev/null, stdout and \
-                 stderr appended to --log. Its pid is written to --pidfile atomically (first line \
-                 the pid, second which process it is). CMD must keep the service in the \
-                 foreground (exec it; no daemonising). A start counts when the process still runs \
-                 --alive-for later; one that exits before is a failed restart: the swap switches \
-                 back and starts the release before (exit 1, kind restart_failed). Stop, then \
-                 start: the release running holds the port the new one needs. A pidfile whose \
-                 process is gone is fine (said on stderr); one that names a process ugw-swap did \
-                 not start (written by hand, or its pid reused since) or that is a symbolic link \
-                 or another user's is refused before anything is switched, and nothing is \
-                 signalled (exit 1, kind unsafe_input).",
-            ),
+        flag::path(
+            id::LOG,
+            "FILE",
+            "With --start: the file the service's stdout and stderr are appended to [default: the --pidfile with .log for its extension]",
+        )
+        .requires(id::START),
     )
     .arg(
-        Arg::new("pidfile")
-            .long("pidfile")
-            .value_name("FILE")
-            .value_parser(clap::value_parser!(PathBuf))
-            .requires("start")
-            .help("With --start: where the pid of the process started is kept (ugw-wait-healthy --pidfile FILE watches it)"),
+        flag::duration(
+            id::STOP_TIMEOUT,
+            "With --start: how long the process stopped has after SIGTERM before SIGKILL",
+        )
+        .default_value("10s"),
     )
     .arg(
-        Arg::new("log")
-            .long("log")
-            .value_name("FILE")
-            .value_parser(clap::value_parser!(PathBuf))
-            .requires("start")
-            .help("With --start: the file the service's stdout and stderr are appended to [default: the --pidfile with .log for its extension]"),
+        flag::duration(
+            id::ALIVE_FOR,
+            "With --start: how long the process started must keep running for the start to count",
+        )
+        .default_value("1s"),
+    )
+    .group(ArgGroup::new(id::RESTARTER).args([id::RESTART, id::START]))
+    .arg(
+        flag::switch(
+            id::ROLLBACK,
+            "Switch back to the previous release and mark the one left failed (runs on a failed record, where it takes back only the switch that run made)",
+        )
+        .conflicts_with_all([id::FROM, id::RELEASE, id::FORCE]),
     )
     .arg(
-        Arg::new("stop-timeout")
-            .long("stop-timeout")
-            .value_name("DURATION")
-            .value_parser(duration.clone())
-            .default_value("10s")
-            .help("With --start: how long the process stopped has after SIGTERM before SIGKILL"),
-    )
-    .arg(
-        Arg::new("alive-for")
-            .long("alive-for")
-            .value_name("DURATION")
-            .value_parser(duration)
-            .default_value("1s")
-            .help("With --start: how long the process started must keep running for the start to count"),
-    )
-    .group(ArgGroup::new("restarter").args(["restart", "start"]))
-    .arg(
-        Arg::new("rollback")
-            .long("rollback")
-            .action(ArgAction::SetTrue)
-            .conflicts_with_all(["from", "release", "force"])
-            .help("Switch back to the previous release and mark the one left failed (runs on a failed record, where it takes back only the switch that run made)"),
-    )
-    .arg(
-        Arg::new("keep")
-            .long("keep")
-            .value_name("N")
-            .value_parser(clap::value_parser!(u32).range(1..))
-            .default_value("5")
-            .help("Keep this many releases; older ones are removed (never current, previous, or a newer failed one)"),
+        flag::value(
+            id::KEEP,
+            "N",
+            clap::value_parser!(u32).range(1..),
+            "Keep this many releases; older ones are removed (never current, previous, or a newer failed one)",
+        )
+        .default_value("5"),
     )
 }
 
-/// The flags, checked.
+/// Release-folder mode (`--root`): what only it reads.
+#[derive(Debug)]
+pub(crate) struct ReleasesMode {
+    pub root: PathBuf,
+    pub links: Vec<(PathBuf, PathBuf)>,
+    /// `--force`: stage a release of a version staged already again, or swap in one marked
+    /// failed.
+    pub force: bool,
+    pub keep: usize,
+}
+
+/// Binary mode (`--target`): what only it reads.
+#[derive(Debug)]
+pub(crate) struct BinaryMode {
+    pub target: PathBuf,
+    pub mode: Option<u32>,
+}
+
+/// Where the swap happens: each mode with its own flags.
+#[derive(Debug)]
+pub(crate) enum Place {
+    Releases(ReleasesMode),
+    Binary(BinaryMode),
+}
+
+/// The flags, checked, and the artifact this run's fetch step vouches for.
 #[derive(Debug)]
 pub(crate) struct Options {
+    pub place: Place,
     pub from: Option<PathBuf>,
+    /// `--from` was given (the artifact is not the fetch step's path).
+    pub from_given: bool,
     /// What the `ugw-fetch` step of this run recorded for `from`, when `from` is the artifact
     /// it staged (taken from it, or `--from` naming the same file): the artifact is hashed
     /// again and must match before it is published (the record is input; the file may have
     /// been replaced since it was verified, or the step forged).
     pub vouched: Option<artifact::Vouched>,
     pub version: Option<String>,
-    pub links: Vec<(PathBuf, PathBuf)>,
-    pub mode: Option<u32>,
-    pub force: bool,
     pub restart: Option<String>,
     /// `--start`: ugw-swap stops and starts the service itself.
     pub start: Option<start::Start>,
     pub force_restart: bool,
     pub restart_timeout: Duration,
     pub rollback: bool,
-    pub keep: usize,
     pub lock_timeout: Duration,
     pub status: bool,
 }
 
 impl Options {
     fn from_matches(ctx: &Ctx, m: &ArgMatches) -> Result<Self> {
-        let mut links = Vec::new();
-        for raw in m.get_many::<String>("link").into_iter().flatten() {
-            links.push(releases::parse_link(raw)?);
-        }
-        let this_run = ctx.this_run();
-        // In a dry run, a dry-run fetch step that found the artifact staged already (its
-        // result is a real `Fetched`) stands for the fetch: the artifact is checked against it
-        // as against a real one. A plan of what it would fetch has another shape, and
-        // `unfetched` answers for it.
-        let fetched: Option<Fetched> = match this_run.last_result()? {
-            Some(real) => Some(real),
-            None => this_run.dry_run_result(ctx.dry_run).unwrap_or(None),
-        };
-        let given = m.get_one::<PathBuf>("from").cloned();
+        let place = place(m)?;
+        let given = m.get_one::<PathBuf>(id::FROM).cloned();
+        let from_given = given.is_some();
+        let fetched = fetched(ctx)?;
         let vouched = fetched.as_ref().map(artifact::Vouched::from_step);
         let vouched = match &given {
             None => vouched,
@@ -310,39 +334,84 @@ impl Options {
         };
         let from = given.or_else(|| fetched.as_ref().map(|f| PathBuf::from(&f.path)));
         let version = m
-            .get_one::<String>("release")
+            .get_one::<String>(id::RELEASE)
             .cloned()
             .or_else(|| fetched.and_then(|f| f.version));
         Ok(Options {
+            place,
             from,
+            from_given,
             vouched,
             version,
-            links,
-            mode: m.get_one::<u32>("mode").copied(),
-            force: m.get_flag("force"),
-            restart: m.get_one::<String>("restart").cloned(),
+            restart: m.get_one::<String>(id::RESTART).cloned(),
             start: start_options(m)?,
-            force_restart: m.get_flag("force-restart"),
-            restart_timeout: *m.get_one::<Duration>("restart-timeout").expect("default"),
-            rollback: m.get_flag("rollback"),
-            keep: *m.get_one::<u32>("keep").expect("default") as usize,
+            force_restart: m.get_flag(id::FORCE_RESTART),
+            restart_timeout: defaulted::<Duration>(m, id::RESTART_TIMEOUT),
+            rollback: m.get_flag(id::ROLLBACK),
             lock_timeout: ctx.lock_timeout(),
-            status: m.subcommand_name() == Some("status"),
+            status: m.subcommand_name() == Some(id::STATUS),
         })
+    }
+}
+
+/// The value of a flag that has a default (clap fills it in: never missing).
+fn defaulted<T: Clone + Send + Sync + 'static>(m: &ArgMatches, id: &str) -> T {
+    m.get_one::<T>(id)
+        .cloned()
+        .expect("a flag with a default_value always has a value")
+}
+
+/// The ugw-fetch step of this run this swap takes its artifact from, if any. In a dry run, a
+/// dry-run fetch step that found the artifact staged already (its result is a real `Fetched`)
+/// stands for the fetch: the artifact is checked against it as against a real one. A plan of
+/// what it would fetch has another shape, and `unfetched` answers for it.
+fn fetched(ctx: &Ctx) -> Result<Option<Fetched>> {
+    let this_run = ctx.this_run();
+    Ok(match this_run.last_result()? {
+        Some(real) => Some(real),
+        None => this_run.dry_run_result(ctx.dry_run).unwrap_or(None),
+    })
+}
+
+/// `--root` or `--target`, with the flags of that mode.
+fn place(m: &ArgMatches) -> Result<Place> {
+    match (
+        m.get_one::<PathBuf>(id::ROOT),
+        m.get_one::<PathBuf>(id::TARGET),
+    ) {
+        (Some(root), None) => {
+            let mut links = Vec::new();
+            for raw in m.get_many::<String>(id::LINK).into_iter().flatten() {
+                links.push(releases::parse_link(raw)?);
+            }
+            Ok(Place::Releases(ReleasesMode {
+                root: root.clone(),
+                links,
+                force: m.get_flag(id::FORCE),
+                keep: defaulted::<u32>(m, id::KEEP) as usize,
+            }))
+        }
+        (None, Some(target)) => Ok(Place::Binary(BinaryMode {
+            target: target.clone(),
+            mode: m.get_one::<u32>(id::MODE).copied(),
+        })),
+        _ => Err(Error::usage(
+            "give --root DIR (release folders) or --target PATH (a binary)",
+        )),
     }
 }
 
 /// `--start` and its flags; `None` without it.
 fn start_options(m: &ArgMatches) -> Result<Option<start::Start>> {
-    let Some(command) = m.get_one::<String>("start") else {
+    let Some(command) = m.get_one::<String>(id::START) else {
         return Ok(None);
     };
     let pidfile = m
-        .get_one::<PathBuf>("pidfile")
+        .get_one::<PathBuf>(id::PIDFILE)
         .cloned()
         .ok_or_else(|| Error::usage("--start needs --pidfile FILE"))?;
     let log = m
-        .get_one::<PathBuf>("log")
+        .get_one::<PathBuf>(id::LOG)
         .cloned()
         .unwrap_or_else(|| start::Start::default_log(&pidfile));
     if log == pidfile {
@@ -354,32 +423,24 @@ fn start_options(m: &ArgMatches) -> Result<Option<start::Start>> {
         command: command.clone(),
         pidfile,
         log,
-        stop_timeout: *m.get_one::<Duration>("stop-timeout").expect("default"),
-        alive_for: *m.get_one::<Duration>("alive-for").expect("default"),
+        stop_timeout: defaulted::<Duration>(m, id::STOP_TIMEOUT),
+        alive_for: defaulted::<Duration>(m, id::ALIVE_FOR),
     }))
 }
 
 /// Swap, roll back, or say what is live.
 pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
-    if let Some(planned) = unfetched(ctx, matches)? {
+    let options = Options::from_matches(ctx, matches)?;
+    if let Some(planned) = unfetched(ctx, &options)? {
         return Ok(StepResult::typed(false, &planned));
     }
-    let options = Options::from_matches(ctx, matches)?;
     if let (Some(start), false) = (&options.start, options.status) {
         // Before anything is switched: a pidfile that names a stranger is refused now.
         start::check(start)?;
     }
-    let result = match (
-        matches.get_one::<PathBuf>("root"),
-        matches.get_one::<PathBuf>("target"),
-    ) {
-        (Some(root), None) => releases::run(ctx, &options, root)?,
-        (None, Some(target)) => binary::run(ctx, &options, target)?,
-        _ => {
-            return Err(Error::usage(
-                "give --root DIR (release folders) or --target PATH (a binary)",
-            ));
-        }
+    let result = match &options.place {
+        Place::Releases(mode) => releases::run(ctx, &options, mode)?,
+        Place::Binary(mode) => binary::run(ctx, &options, mode)?,
     };
     Ok(StepResult::typed(result.changed, &result))
 }
@@ -388,12 +449,8 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
 /// pipeline can be dry-run): nothing was staged, so nothing can be checked; say what would be
 /// switched. `None` in a real run (a dry-run step never lets one act: it finds no fetch step),
 /// with `--from`, on a real fetch step, for `--rollback` and `status`.
-fn unfetched(ctx: &Ctx, matches: &ArgMatches) -> Result<Option<Swapped>> {
-    if !ctx.dry_run
-        || matches.get_flag("rollback")
-        || matches.subcommand_name().is_some()
-        || matches.contains_id("from")
-    {
+fn unfetched(ctx: &Ctx, options: &Options) -> Result<Option<Swapped>> {
+    if !ctx.dry_run || options.rollback || options.status || options.from_given {
         return Ok(None);
     }
     let this_run = ctx.this_run();
@@ -408,42 +465,31 @@ fn unfetched(ctx: &Ctx, matches: &ArgMatches) -> Result<Option<Swapped>> {
         return Ok(None);
     };
     let from = PathBuf::from(&planned.path);
-    let version = matches
-        .get_one::<String>("release")
-        .cloned()
-        .or(planned.version)
-        .ok_or_else(|| {
-            Error::usage(format!(
-                "no --release, and the dry-run ugw-fetch step names no version for {}",
-                planned.url
-            ))
-        })?;
-    let result = match (
-        matches.get_one::<PathBuf>("root"),
-        matches.get_one::<PathBuf>("target"),
-    ) {
-        (Some(root), None) => releases::unfetched(
-            root,
+    // No fetch step stands for the artifact here: the version is --release's, or the plan's.
+    let version = options.version.clone().or(planned.version).ok_or_else(|| {
+        Error::usage(format!(
+            "no --release, and the dry-run ugw-fetch step names no version for {}",
+            planned.url
+        ))
+    })?;
+    let result = match &options.place {
+        Place::Releases(mode) => releases::unfetched(
+            &mode.root,
             &from,
             &version,
-            matches.get_flag("force"),
-            matches.contains_id("restart"),
+            mode.force,
+            options.restart.is_some(),
         )?,
-        (None, Some(target)) => Swapped {
+        Place::Binary(mode) => Swapped {
             mode: "binary".into(),
-            target: Some(target.display().to_string()),
+            target: Some(mode.target.display().to_string()),
             would: Some(format!(
                 "replace {} with {} (not fetched: dry-run)",
-                target.display(),
+                mode.target.display(),
                 from.display()
             )),
             ..Swapped::default()
         },
-        _ => {
-            return Err(Error::usage(
-                "give --root DIR (release folders) or --target PATH (a binary)",
-            ));
-        }
     };
     if let Some(would) = &result.would {
         ctx.reporter.info(&format!("dry run: would {would}"));

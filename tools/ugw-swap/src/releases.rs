@@ -5,7 +5,7 @@
 use crate::place::same_place;
 use crate::restart::restart_service;
 use crate::this_run::nothing_to_take_back;
-use crate::{Options, Swapped, restart_failed};
+use crate::{Options, ReleasesMode, Swapped, restart_failed};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -353,6 +353,7 @@ impl Root {
         version: &str,
         sha256: &str,
         options: &Options,
+        links: &[(PathBuf, PathBuf)],
     ) -> Result<Option<PathBuf>> {
         let releases = self.releases();
         std::fs::create_dir_all(&releases).map_err(io("create", &releases))?;
@@ -364,7 +365,7 @@ impl Root {
             .ok_or_else(|| Error::usage(format!("{} has no file name", from.display())))?;
         // Before anything is moved: a --link that cannot be made fails here, not with the
         // staged artifact half-way into releases/.
-        for (shared, _) in &options.links {
+        for (shared, _) in links {
             let shared = self.dir.join(shared);
             if !shared.exists() {
                 return Err(Error::new(
@@ -389,7 +390,7 @@ impl Root {
             std::fs::create_dir(&temp).map_err(io("create", &temp))?;
             copy_file(from, &temp.join(name))?;
         }
-        for (shared, target) in &options.links {
+        for (shared, target) in links {
             self.link_shared(&temp, shared, target)?;
         }
         let fetched = moved
@@ -671,7 +672,8 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Release-folder mode: swap, roll back, or `status`.
-pub(crate) fn run(ctx: &mut Ctx, options: &Options, dir: &Path) -> Result<Swapped> {
+pub(crate) fn run(ctx: &mut Ctx, options: &Options, mode: &ReleasesMode) -> Result<Swapped> {
+    let dir = mode.root.as_path();
     let root = Root {
         dir: dir.to_path_buf(),
     };
@@ -712,12 +714,12 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, dir: &Path) -> Result<Swappe
     if options.rollback {
         return rollback(ctx, options, &root, result);
     }
-    swap(ctx, options, &root, result)
+    swap(ctx, options, mode, &root, result)
 }
 
-/// Stage the artifact as `releases/<version>` (unless it is there already), switch, restart
-/// (switching back if that fails), prune.
-fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> Result<Swapped> {
+/// The artifact to stage and the release name it gets, from the flags or this run's fetch
+/// step; the name checked (a plain name, never a path).
+fn artifact_and_version(options: &Options) -> Result<(PathBuf, String)> {
     let from = options.from.clone().ok_or_else(|| {
         Error::usage("no --from, and no ugw-fetch step in the record to take the path from")
     })?;
@@ -725,54 +727,65 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
         Error::usage("no --release, and no ugw-fetch step in the record to take it from")
     })?;
     check_version(&version)?;
+    Ok((from, version))
+}
+
+/// What `current` is, once a hand-made current folder is adopted into releases/ (a dry run
+/// only says it would be).
+fn adopt_hand_made(ctx: &Ctx, root: &Root, result: &mut Swapped) -> Result<Current> {
+    let current = root.current()?;
+    if current != Current::HandMade {
+        return Ok(current);
+    }
+    if ctx.dry_run {
+        result.would = Some(format!(
+            "adopt the hand-made {} into releases/",
+            root.link().display()
+        ));
+        return Ok(current);
+    }
+    let name = root.adopt()?;
+    ctx.reporter.info(&format!(
+        "adopted the hand-made current folder as releases/{name}"
+    ));
+    result.adopted = Some(name.clone());
+    Ok(Current::Release(name))
+}
+
+/// Stage the artifact as `releases/<version>` (unless it is there already), switch, restart
+/// (switching back if that fails), prune.
+fn swap(
+    ctx: &mut Ctx,
+    options: &Options,
+    mode: &ReleasesMode,
+    root: &Root,
+    mut result: Swapped,
+) -> Result<Swapped> {
+    let (from, version) = artifact_and_version(options)?;
     // Before anything changes: only its owner or root can change the artifact, and when a
     // fetch step of this run staged it, it is what that step verified.
     let sha256 = root.checked_digest(&from, &version, options)?;
-
-    let mut current = root.current()?;
-    if current == Current::HandMade {
-        if ctx.dry_run {
-            result.would = Some(format!(
-                "adopt the hand-made {} into releases/",
-                root.link().display()
-            ));
-        } else {
-            let name = root.adopt()?;
-            ctx.reporter.info(&format!(
-                "adopted the hand-made current folder as releases/{name}"
-            ));
-            result.adopted = Some(name.clone());
-            current = Current::Release(name);
-        }
-    }
-    let previous = match &current {
-        Current::Release(name) => Some(name.clone()),
+    let previous = match adopt_hand_made(ctx, root, &mut result)? {
+        Current::Release(name) => Some(name),
         _ => None,
     };
     result.previous.clone_from(&previous);
-    let restage = root.needs_staging(&version, &sha256, options.force)?;
+    let restage = root.needs_staging(&version, &sha256, mode.force)?;
     if !restage {
-        root.check_links_in_place(&version, &options.links)?;
+        root.check_links_in_place(&version, &mode.links)?;
     }
     if previous.as_deref() == Some(version.as_str()) && !restage {
-        result.current = Some(version.clone());
-        let what = format!("releases/{version}");
-        let dir = root.release(&version);
-        let live = Some((dir.as_path(), version.as_str()));
-        if crate::forced_restart(ctx, options, &mut result, &what, live)?.is_none() {
-            ctx.reporter
-                .info(&format!("{what} is already current; nothing to do"));
-        }
+        already_current(ctx, options, root, &mut result, &version)?;
         return Ok(result);
     }
-    root.refuse_failed(&version, options.force)?;
+    root.refuse_failed(&version, mode.force)?;
     if ctx.dry_run {
         result.would = Some(would(&from, &version, restage, options));
         result.current = Some(version);
         return Ok(result);
     }
     let replaced = if restage {
-        root.stage(ctx, &from, &version, &sha256, options)?
+        root.stage(ctx, &from, &version, &sha256, options, &mode.links)?
     } else {
         None
     };
@@ -787,41 +800,68 @@ fn swap(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> R
             .as_deref()
             .map_or_else(String::new, |p| format!(" (was {p})"))
     ));
-    let dir = root.release(&version);
-    if let Some(first) = restart_service(
-        ctx,
-        options,
-        "after_switch",
-        &result,
-        Some(&dir),
-        Some(&version),
-    ) {
-        let first = first?;
-        let ok = first.ok;
-        result.restarts.push(first);
-        result.restarted = ok;
-        if !ok {
-            let switched = Switched {
-                previous: previous.as_deref(),
-                version: &version,
-                replaced: replaced.as_deref(),
-            };
-            return Err(revert(ctx, options, root, result, &switched));
-        }
-    }
+    let switched = Switched {
+        previous: previous.as_deref(),
+        version: &version,
+        replaced: replaced.as_deref(),
+    };
+    restart_after_switch(ctx, options, root, &mut result, &switched)?;
     if let Some(replaced) = &replaced {
         // The new content is proven: the content it replaced can go.
         std::fs::remove_dir_all(replaced).map_err(io("remove", replaced))?;
     }
-    finish(
+    finish(ctx, mode, root, &mut result, &version, previous.as_deref())?;
+    Ok(result)
+}
+
+/// The release asked for is live already: nothing to switch; `--force-restart` restarts it
+/// anyway.
+fn already_current(
+    ctx: &Ctx,
+    options: &Options,
+    root: &Root,
+    result: &mut Swapped,
+    version: &str,
+) -> Result<()> {
+    result.current = Some(version.to_string());
+    let what = format!("releases/{version}");
+    let dir = root.release(version);
+    let live = Some((dir.as_path(), version));
+    if crate::forced_restart(ctx, options, result, &what, live)?.is_none() {
+        ctx.reporter
+            .info(&format!("{what} is already current; nothing to do"));
+    }
+    Ok(())
+}
+
+/// The restart after the switch, if one was asked for; when it fails, the switch is undone
+/// (`revert`) and the error carries both runs.
+fn restart_after_switch(
+    ctx: &Ctx,
+    options: &Options,
+    root: &Root,
+    result: &mut Swapped,
+    switched: &Switched<'_>,
+) -> Result<()> {
+    let dir = root.release(switched.version);
+    let Some(first) = restart_service(
         ctx,
         options,
-        root,
-        &mut result,
-        &version,
-        previous.as_deref(),
-    )?;
-    Ok(result)
+        "after_switch",
+        result,
+        Some(&dir),
+        Some(switched.version),
+    ) else {
+        return Ok(());
+    };
+    let first = first?;
+    let ok = first.ok;
+    result.restarts.push(first);
+    result.restarted = ok;
+    if ok {
+        return Ok(());
+    }
+    Err(revert(ctx, options, root, std::mem::take(result), switched))
 }
 
 /// What a swap switched, for the revert when its restart fails.
@@ -852,7 +892,7 @@ fn would(from: &Path, version: &str, restage: bool, options: &Options) -> String
 /// beyond --keep are pruned and named.
 fn finish(
     ctx: &Ctx,
-    options: &Options,
+    mode: &ReleasesMode,
     root: &Root,
     result: &mut Swapped,
     version: &str,
@@ -864,12 +904,12 @@ fn finish(
         ));
     }
     let protect: Vec<&str> = previous.into_iter().collect();
-    result.pruned = root.prune(options.keep, version, &protect)?;
+    result.pruned = root.prune(mode.keep, version, &protect)?;
     if !result.pruned.is_empty() {
         ctx.reporter.info(&format!(
             "pruned {} old release(s) beyond --keep {}: {}",
             result.pruned.len(),
-            options.keep,
+            mode.keep,
             result
                 .pruned
                 .iter()
@@ -960,6 +1000,8 @@ fn revert(
     restart_failed(&result, Some(previous))
 }
 
+/// `--rollback`: switch back to the release before (this run's own swap's, else the newest
+/// one before current not marked failed), mark the one left failed, restart.
 fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) -> Result<Swapped> {
     result.rollback = true;
     let place = root.link().display().to_string();
@@ -981,6 +1023,35 @@ fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) 
             ),
         ));
     };
+    let target = rollback_target(ctx, root, &current)?;
+    result.previous = Some(current.clone());
+    result.current = Some(target.clone());
+    result.marked_failed = Some(current.clone());
+    if ctx.dry_run {
+        result.would = Some(format!(
+            "switch current back to releases/{target}, mark {current} failed"
+        ));
+        return Ok(result);
+    }
+    ctx.cancel.critical(|| {
+        root.switch_to(&target)?;
+        root.mark_failed(
+            &current,
+            &format!("rolled back to {target} (run {})", ctx.record().run),
+        )
+    })?;
+    result.changed = true;
+    ctx.reporter.info(&format!(
+        "rolled back: current -> releases/{target}; {current} marked failed"
+    ));
+    restart_after_rollback(ctx, options, root, &mut result, &target)?;
+    Ok(result)
+}
+
+/// The release a rollback from `current` goes to: the one this run's last swap of this root
+/// left, when it is still usable, else the newest one before `current` not marked failed.
+fn rollback_target(ctx: &Ctx, root: &Root, current: &str) -> Result<String> {
+    let ours = |r: &Swapped| same_place(r.root.as_deref(), &root.dir);
     // A real folder in releases/ (never a symlink planted there), not the current one, not
     // marked failed.
     let usable = |name: &str| {
@@ -1007,56 +1078,48 @@ fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) 
             root.dir.display()
         )));
     }
-    let from_record = recorded.filter(|p| usable(p));
-    let target = match from_record {
-        Some(p) => p,
-        None => root.previous_of(&current)?.ok_or_else(|| {
+    match recorded.filter(|p| usable(p)) {
+        Some(p) => Ok(p),
+        None => root.previous_of(current)?.ok_or_else(|| {
             Error::new(
                 ErrorKind::NotFound,
                 format!(
                     "no release before {current} that is not marked failed; nothing to roll back to"
                 ),
             )
-        })?,
-    };
-    result.previous = Some(current.clone());
-    result.current = Some(target.clone());
-    result.marked_failed = Some(current.clone());
-    if ctx.dry_run {
-        result.would = Some(format!(
-            "switch current back to releases/{target}, mark {current} failed"
-        ));
-        return Ok(result);
+        }),
     }
-    ctx.cancel.critical(|| {
-        root.switch_to(&target)?;
-        root.mark_failed(
-            &current,
-            &format!("rolled back to {target} (run {})", ctx.record().run),
-        )
-    })?;
-    result.changed = true;
-    ctx.reporter.info(&format!(
-        "rolled back: current -> releases/{target}; {current} marked failed"
-    ));
-    let dir = root.release(&target);
-    if let Some(run) = restart_service(
+}
+
+/// The restart after a rollback's switch, if one was asked for; a failed one is exit 1
+/// (there is nothing further back to switch to).
+fn restart_after_rollback(
+    ctx: &Ctx,
+    options: &Options,
+    root: &Root,
+    result: &mut Swapped,
+    target: &str,
+) -> Result<()> {
+    let dir = root.release(target);
+    let Some(run) = restart_service(
         ctx,
         options,
         "after_switch",
-        &result,
+        result,
         Some(&dir),
-        Some(&target),
-    ) {
-        let run = run?;
-        let ok = run.ok;
-        result.restarts.push(run);
-        result.restarted = ok;
-        if !ok {
-            return Err(restart_failed(&result, None));
-        }
+        Some(target),
+    ) else {
+        return Ok(());
+    };
+    let run = run?;
+    let ok = run.ok;
+    result.restarts.push(run);
+    result.restarted = ok;
+    if ok {
+        Ok(())
+    } else {
+        Err(restart_failed(result, None))
     }
-    Ok(result)
 }
 
 fn status(root: &Root, mut result: Swapped) -> Result<Swapped> {

@@ -285,57 +285,18 @@ pub(crate) fn start(
     );
     log.write_all(header.as_bytes())
         .map_err(|e| Error::io_write(format!("cannot write --log {}", start.log.display()), &e))?;
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg(&start.command)
-        .stdin(Stdio::null())
-        .stdout(stdio(&log, &start.log)?)
-        .stderr(stdio(&log, &start.log)?);
-    if let Some(dir) = dir {
-        let absolute = std::path::absolute(dir)
-            .map_err(|e| Error::io(format!("cannot resolve {}", dir.display()), &e))?;
-        command
-            .current_dir(&absolute)
-            .env("UGW_RELEASE_DIR", &absolute);
-    }
-    if let Some(release) = release {
-        command.env("UGW_RELEASE", release);
-    }
-    // The service leads a session and a group of its own, so that it outlives ugw-swap and
-    // the restart's group kill, and a stop reaches its children through the group.
-    ugw_sys::in_new_session(&mut command);
+    let output_from = offset + header.len() as u64;
     let began = Instant::now();
-    let mut child = command
-        .spawn()
-        .map_err(|e| Error::io("cannot start the --start command", &e))?;
+    let mut child = spawn(start, &log, dir, release)?;
     let pid = child.id().cast_signed();
     // Our child, not reaped: the pid is this process's until we wait for it.
     let process = Process::from_pid(pid)?;
-    let ticks = process.as_ref().and_then(Process::start_ticks);
-    if let (Some(ticks), Some(boot)) = (ticks, boot_id()) {
-        write_pidfile(
-            &start.pidfile,
-            pid,
-            &Identity {
-                by: TAG.to_string(),
-                start_ticks: ticks,
-                boot_id: boot,
-                release: release.map(str::to_string),
-                started: Some(now),
-            },
-        )?;
-        ctx.reporter.info(&format!(
-            "started process {pid} (pidfile {}, log {})",
-            start.pidfile.display(),
-            start.log.display()
-        ));
-    }
+    record_pid(ctx, start, pid, process.as_ref(), release, now)?;
     let running = match &process {
         Some(process) => !process.wait_gone(began + start.alive_for, &ctx.cancel)?,
         None => false,
     };
-    let output = read_from(&start.log, offset + header.len() as u64);
+    let output = read_from(&start.log, output_from);
     if running {
         return Ok(Started {
             ok: true,
@@ -350,14 +311,7 @@ pub(crate) fn start(
     let status = child
         .wait()
         .map_err(|e| Error::io("cannot wait for the --start command", &e))?;
-    let (how, exit) = match (
-        status.code(),
-        std::os::unix::process::ExitStatusExt::signal(&status),
-    ) {
-        (Some(code), _) => (format!("exit {code}"), Some(code)),
-        (None, Some(signal)) => (format!("killed by signal {signal}"), None),
-        (None, None) => ("ended".to_string(), None),
-    };
+    let (how, exit) = describe_exit(status);
     Ok(Started {
         ok: false,
         outcome: format!(
@@ -366,8 +320,86 @@ pub(crate) fn start(
             human(start.alive_for)
         ),
         exit,
-        output: read_from(&start.log, offset + header.len() as u64),
+        output: read_from(&start.log, output_from),
     })
+}
+
+/// CMD started detached: `sh -c`, stdin /dev/null, output to the log, in the release's
+/// folder with its name in the environment, leading a session of its own.
+fn spawn(
+    start: &Start,
+    log: &std::fs::File,
+    dir: Option<&Path>,
+    release: Option<&str>,
+) -> Result<std::process::Child> {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(&start.command)
+        .stdin(Stdio::null())
+        .stdout(stdio(log, &start.log)?)
+        .stderr(stdio(log, &start.log)?);
+    if let Some(dir) = dir {
+        let absolute = std::path::absolute(dir)
+            .map_err(|e| Error::io(format!("cannot resolve {}", dir.display()), &e))?;
+        command
+            .current_dir(&absolute)
+            .env("UGW_RELEASE_DIR", &absolute);
+    }
+    if let Some(release) = release {
+        command.env("UGW_RELEASE", release);
+    }
+    // The service leads a session and a group of its own, so that it outlives ugw-swap and
+    // the restart's group kill, and a stop reaches its children through the group.
+    ugw_sys::in_new_session(&mut command);
+    command
+        .spawn()
+        .map_err(|e| Error::io("cannot start the --start command", &e))
+}
+
+/// The pidfile names the process started and which one it is (its start time and boot), so
+/// that a later stop never signals a pid reused since.
+fn record_pid(
+    ctx: &Ctx,
+    start: &Start,
+    pid: i32,
+    process: Option<&Process>,
+    release: Option<&str>,
+    started: String,
+) -> Result<()> {
+    let ticks = process.and_then(Process::start_ticks);
+    let (Some(ticks), Some(boot)) = (ticks, boot_id()) else {
+        return Ok(());
+    };
+    write_pidfile(
+        &start.pidfile,
+        pid,
+        &Identity {
+            by: TAG.to_string(),
+            start_ticks: ticks,
+            boot_id: boot,
+            release: release.map(str::to_string),
+            started: Some(started),
+        },
+    )?;
+    ctx.reporter.info(&format!(
+        "started process {pid} (pidfile {}, log {})",
+        start.pidfile.display(),
+        start.log.display()
+    ));
+    Ok(())
+}
+
+/// How a process ended, in words, and its exit code when it had one.
+fn describe_exit(status: std::process::ExitStatus) -> (String, Option<i32>) {
+    match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
+        (Some(code), _) => (format!("exit {code}"), Some(code)),
+        (None, Some(signal)) => (format!("killed by signal {signal}"), None),
+        (None, None) => ("ended".to_string(), None),
+    }
 }
 
 /// The log, opened to append (created 0600), never through a symbolic link.

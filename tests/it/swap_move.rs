@@ -233,7 +233,11 @@ fn a_missing_link_target_is_refused_before_the_staged_folder_is_moved() {
     out.fails_with(kit::Kind::NotFound)
         .stderr_has("--link")
         .stderr_lacks("moved");
-    assert_eq!(inodes(&staged), before, "the staged folder is left untouched");
+    assert_eq!(
+        inodes(&staged),
+        before,
+        "the staged folder is left untouched"
+    );
     assert!(!root.join("current").exists());
     assert!(!root.join("releases/v1.0.0").exists());
 

@@ -10,7 +10,7 @@
 //!   `tree_manifest` (ugw-fetch, ugw-swap);
 //! - children and waits: `runner` (all but ugw-drain and ugw-migrate), `poll` (ugw-drain,
 //!   ugw-fetch, ugw-verify, ugw-wait-healthy), `process` (ugw-drain, ugw-swap,
-//!   ugw-wait-healthy), `procfs` (`input`);
+//!   ugw-wait-healthy), `pidfile` (ugw-drain, ugw-wait-healthy), `procfs` (`input`);
 //! - the network: `http` (ugw-fetch, ugw-drain, ugw-verify, ugw-wait-healthy; its TLS judges
 //!   ugw-migrate), `tcp` (ugw-wait-healthy, `http`, `haproxy`), `prometheus` (ugw-drain,
 //!   ugw-verify), `jq` (ugw-verify, ugw-wait-healthy), `db` (ugw-backup, ugw-migrate);
@@ -36,6 +36,7 @@ pub mod input;
 pub mod jq;
 pub mod lock;
 pub mod owner_only;
+pub mod pidfile;
 pub mod poll;
 #[cfg(target_os = "linux")]
 pub mod proc_net;

@@ -18,6 +18,7 @@ mod demo_app;
 mod doc_examples;
 mod drain;
 mod drain_options;
+mod drain_pidfile;
 mod drain_trust;
 mod dry_run;
 mod durability;

@@ -220,20 +220,16 @@ fn read_pid(source: &PidSource) -> Result<i32> {
     match source {
         PidSource::Pid(pid) => Ok(*pid),
         PidSource::File(path) => {
-            let bytes = ugw_shared::atomic::read_capped(path, 64).map_err(|e| {
-                Error::usage(format!("cannot read --pidfile {}: {e}", path.display()))
-            })?;
-            String::from_utf8_lossy(&bytes)
-                .trim()
-                .parse::<i32>()
-                .ok()
-                .filter(|pid| *pid > 0)
-                .ok_or_else(|| {
-                    Error::usage(format!(
-                        "--pidfile {} does not hold a process id",
-                        path.display()
-                    ))
-                })
+            let bytes =
+                ugw_shared::atomic::read_capped(path, ugw_shared::pidfile::CAP).map_err(|e| {
+                    Error::usage(format!("cannot read --pidfile {}: {e}", path.display()))
+                })?;
+            ugw_shared::pidfile::parse(&String::from_utf8_lossy(&bytes)).map_err(|held| {
+                Error::usage(format!(
+                    "--pidfile {} does not hold a process id: {held}",
+                    path.display()
+                ))
+            })
         }
     }
 }

@@ -177,13 +177,5 @@ fn read_pidfile(path: &std::path::Path) -> Result<std::result::Result<i32, Strin
         Err(e) => return Err(Error::io(format!("--pidfile {}", path.display()), &e)),
     };
     // The first word: some services write more than the pid (`123\n`, `123 app`).
-    let word = text.split_whitespace().next().unwrap_or("");
-    Ok(match word.parse::<i32>() {
-        Ok(pid) if pid > 0 => Ok(pid),
-        _ if word.is_empty() => Err("empty".into()),
-        _ => Err(format!(
-            "holds '{}', not a pid",
-            ugw_shared::scrub::excerpt(word.as_bytes(), 20)
-        )),
-    })
+    Ok(ugw_shared::pidfile::parse(&text))
 }

@@ -18,18 +18,30 @@ pub struct Listed {
     pub state: String,
 }
 
-/// Every backup in `dir`, newest first.
-pub fn list(dir: &Path) -> Result<Vec<Listed>> {
+/// The entries of the backup folder that can be backups: not hidden (a create's temp files
+/// and the lock are), each with its path and its name.
+fn visible_entries(dir: &Path) -> Result<Vec<(std::path::PathBuf, String)>> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| Error::io(format!("cannot list {}", dir.display()), &e))?;
+    Ok(entries
+        .flatten()
+        .map(|entry| {
+            (
+                entry.path(),
+                entry.file_name().to_string_lossy().into_owned(),
+            )
+        })
+        .filter(|(_, name)| !name.starts_with('.'))
+        .collect())
+}
+
+/// Every backup in `dir`, newest first.
+pub fn list(dir: &Path) -> Result<Vec<Listed>> {
     let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.')
-            || ![".tar.gz", ".tar.zst", ".tar"]
-                .iter()
-                .any(|ext| name.ends_with(ext))
+    for (path, name) in visible_entries(dir)? {
+        if ![".tar.gz", ".tar.zst", ".tar"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
         {
             continue;
         }
@@ -138,15 +150,8 @@ pub fn prune(
     set: &Set<'_>,
 ) -> Result<Pruned> {
     let spare = spare.and_then(|p| std::path::absolute(p).ok());
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(format!("cannot list {}", dir.display()), &e))?;
     let mut ours = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
+    for (path, name) in visible_entries(dir)? {
         if let Some(found) = set.holds(&path) {
             ours.push((found.created, name, path));
         }

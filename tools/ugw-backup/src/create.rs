@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use ugw_shared::atomic::{AtomicFile, open_regular, write_atomic};
 use ugw_shared::report::Progress;
 use ugw_shared::space::{ensure_room, human_bytes};
@@ -54,7 +54,6 @@ struct Item {
 pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<(BackupResult, bool)> {
     let started = Instant::now();
     let walked = walk_all(ctx, plan)?;
-    let (items, input_bytes) = (&walked.items, walked.input_bytes);
     let archive_path = plan
         .out
         .join(format!("{}{}", plan.name, plan.codec.extension()));
@@ -67,17 +66,44 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<(BackupResult, bool)> {
         // Worst case: nothing compresses, plus a temp snapshot of each database.
         ensure_room(
             &plan.out,
-            input_bytes + walked.db_bytes + input_bytes / 100 + 1024 * 1024,
+            walked.input_bytes + walked.db_bytes + walked.input_bytes / 100 + 1024 * 1024,
             "the backup",
         )?;
     }
     ctx.reporter.info(&format!(
         "backing up {} to {}",
-        what_is_backed_up(plan, &walked.paths, input_bytes, items.len()),
+        what_is_backed_up(plan, &walked.paths, walked.input_bytes, walked.items.len()),
         archive_path.display()
     ));
+    let mut manifest = new_manifest(ctx, plan, &walked);
+    let (bytes, sha256) = write_archive(ctx, plan, &walked, &mut manifest, &archive_path)?;
+    let elapsed = started.elapsed();
+    let files = manifest
+        .entries
+        .iter()
+        .filter(|e| e.kind == Kind::File)
+        .count() as u64;
+    say_made(ctx, &archive_path, &manifest, bytes, elapsed);
+    let made = BackupResult {
+        archive: archive_path.display().to_string(),
+        sha256,
+        bytes,
+        input_bytes: walked.input_bytes,
+        files,
+        sqlite: manifest.sqlite.iter().map(|s| s.path.shown()).collect(),
+        pg: manifest.pg.iter().map(|p| p.url.clone()).collect(),
+        changed_while_read: manifest.changed_while_read.len() as u64,
+        app_version: plan.app_version.clone(),
+        elapsed_ms: ugw_shared::time::millis(elapsed),
+        pruned: Vec::new(),
+    };
+    Ok((made, true))
+}
 
-    let mut manifest = Manifest {
+/// The manifest as it starts: who made it, when, of what; the entries follow as they are
+/// written.
+fn new_manifest(ctx: &Ctx, plan: &Plan, walked: &Walked) -> Manifest {
+    Manifest {
         ugw_backup: manifest::FORMAT,
         name: plan.name.clone(),
         host: ctx.host.clone(),
@@ -87,14 +113,25 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<(BackupResult, bool)> {
         created: ugw_shared::time::rfc3339_millis(SystemTime::now()),
         compress: plan.codec.word().to_string(),
         roots: walked.roots.clone(),
-        entries: Vec::with_capacity(items.len()),
+        entries: Vec::with_capacity(walked.items.len()),
         sqlite: Vec::new(),
         pg: Vec::new(),
         pg_globals: None,
         changed_while_read: Vec::new(),
         excluded: walked.excluded.iter().map(|p| Name::from_path(p)).collect(),
-    };
-    let archive = AtomicFile::create(&archive_path)?.hashed();
+    }
+}
+
+/// Stream the files, the databases and the manifest into the archive under its temp name,
+/// then give it its name and its sidecars. Returns the archive's size and SHA-256.
+fn write_archive(
+    ctx: &mut Ctx,
+    plan: &Plan,
+    walked: &Walked,
+    manifest: &mut Manifest,
+    archive_path: &Path,
+) -> Result<(u64, String)> {
+    let archive = AtomicFile::create(archive_path)?.hashed();
     let counted = Counter {
         inner: archive,
         bytes: 0,
@@ -103,10 +140,9 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<(BackupResult, bool)> {
         .map_err(|e| Error::io("cannot start the compressor", &e))?;
     let mut builder = tar::Builder::new(compressor);
     builder.mode(tar::HeaderMode::Complete);
-    let progress = ctx.reporter.progress(Some(input_bytes)).in_bytes();
-
-    append_files(ctx, plan, &mut builder, items, &mut manifest, &progress)?;
-    append_databases(ctx, plan, &mut builder, &mut manifest, &progress)?;
+    let progress = ctx.reporter.progress(Some(walked.input_bytes)).in_bytes();
+    append_files(ctx, plan, &mut builder, &walked.items, manifest, &progress)?;
+    append_databases(ctx, plan, &mut builder, manifest, &progress)?;
     let manifest_json = serde_json::to_vec(&manifest).expect("a manifest serialises");
     append_bytes(
         &mut builder,
@@ -114,20 +150,22 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<(BackupResult, bool)> {
         &manifest_json,
     )?;
     drop(progress);
+    finish_archive(ctx, builder, archive_path, &manifest_json)
+}
 
-    let (bytes, sha256) = finish_archive(ctx, builder, &archive_path, &manifest_json)?;
+/// For people: what went in (the files and the database snapshots and dumps, as the
+/// manifest lists them), what came out, and how fast.
+fn say_made(ctx: &Ctx, archive_path: &Path, manifest: &Manifest, bytes: u64, elapsed: Duration) {
     let file_name = archive_path
         .file_name()
         .expect("a file name")
         .to_string_lossy()
         .into_owned();
-    let elapsed = started.elapsed();
     let files = manifest
         .entries
         .iter()
         .filter(|e| e.kind == Kind::File)
-        .count() as u64;
-    // What went in: the files and the database snapshots and dumps, as the manifest lists them.
+        .count();
     let content_bytes: u64 = manifest
         .entries
         .iter()
@@ -142,20 +180,6 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<(BackupResult, bool)> {
         ugw_shared::time::human(elapsed),
         human_bytes((content_bytes as f64 / elapsed.as_secs_f64().max(0.001)) as u64),
     ));
-    let made = BackupResult {
-        archive: archive_path.display().to_string(),
-        sha256,
-        bytes,
-        input_bytes,
-        files,
-        sqlite: manifest.sqlite.iter().map(|s| s.path.shown()).collect(),
-        pg: manifest.pg.iter().map(|p| p.url.clone()).collect(),
-        changed_while_read: manifest.changed_while_read.len() as u64,
-        app_version: plan.app_version.clone(),
-        elapsed_ms: ugw_shared::time::millis(elapsed),
-        pruned: Vec::new(),
-    };
-    Ok((made, true))
 }
 
 /// Flush the compressor, give the archive its name, then write the sidecars (the checksum
@@ -475,25 +499,10 @@ struct Walker<'a> {
 impl Walker<'_> {
     fn visit(&mut self, source: &Path, name: &[u8], meta: &Metadata) -> Result<()> {
         self.ctx.cancel.check()?;
+        if self.left_out(source, meta) {
+            return Ok(());
+        }
         let file_type = meta.file_type();
-        if !(file_type.is_file() || file_type.is_dir() || file_type.is_symlink()) {
-            self.ctx.reporter.warn(&format!(
-                "{} is not a file, folder or symlink: left out",
-                source.display()
-            ));
-            return Ok(());
-        }
-        if self.live_dbs.contains(source) {
-            return Ok(());
-        }
-        if file_type.is_dir() && Some((meta.dev(), meta.ino())) == self.out {
-            self.ctx.reporter.warn(&format!(
-                "{} is the --out folder: left out of the backup (an in-place restore leaves it as it is)",
-                source.display()
-            ));
-            self.excluded.push(source.to_path_buf());
-            return Ok(());
-        }
         if file_type.is_file() && sqlite::looks_live(source) {
             self.ctx.reporter.warn(&format!(
                 "{} looks like a live SQLite database: copied as a file, which may not be consistent; give it as --db sqlite://{} for a snapshot",
@@ -517,9 +526,40 @@ impl Walker<'_> {
             regular: file_type.is_file(),
             link_of,
         });
-        if !file_type.is_dir() {
-            return Ok(());
+        if file_type.is_dir() {
+            self.visit_children(source, name)?;
         }
+        Ok(())
+    }
+
+    /// What the walk leaves out, said so where people would expect it in the backup: what
+    /// is not a file, folder or symlink, a live database (snapshotted instead), the `--out`
+    /// folder.
+    fn left_out(&mut self, source: &Path, meta: &Metadata) -> bool {
+        let file_type = meta.file_type();
+        if !(file_type.is_file() || file_type.is_dir() || file_type.is_symlink()) {
+            self.ctx.reporter.warn(&format!(
+                "{} is not a file, folder or symlink: left out",
+                source.display()
+            ));
+            return true;
+        }
+        if self.live_dbs.contains(source) {
+            return true;
+        }
+        if file_type.is_dir() && Some((meta.dev(), meta.ino())) == self.out {
+            self.ctx.reporter.warn(&format!(
+                "{} is the --out folder: left out of the backup (an in-place restore leaves it as it is)",
+                source.display()
+            ));
+            self.excluded.push(source.to_path_buf());
+            return true;
+        }
+        false
+    }
+
+    /// A folder's entries, sorted by name, each visited unless an `--exclude` matches it.
+    fn visit_children(&mut self, source: &Path, name: &[u8]) -> Result<()> {
         let mut children: Vec<_> = std::fs::read_dir(source)
             .map_err(|e| Error::io(format!("cannot list {}", source.display()), &e))?
             .collect::<io::Result<_>>()
@@ -582,13 +622,9 @@ fn append_item<W: Write>(
     progress: &Progress,
     cancel: &ugw_shared::cancel::Cancel,
 ) -> Result<Option<(Entry, bool)>> {
-    // io_write: a full disk under --no-space-check is `no_space`, not `io`.
-    let failed =
-        |e: &io::Error| Error::io_write(format!("cannot archive {}", item.source.display()), e);
-    let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
     let meta = &match std::fs::symlink_metadata(&item.source) {
         Err(e) if gone(&e) => return Ok(None),
-        other => other.map_err(|e| failed(&e))?,
+        other => other.map_err(|e| archive_failed(item, &e))?,
     };
     let name = item.name();
     let path = Path::new(std::ffi::OsStr::from_bytes(name));
@@ -605,62 +641,84 @@ fn append_item<W: Write>(
         sha256: None,
         link: None,
     };
+    header.set_size(0);
     if let Some(first) = &item.link_of {
         header.set_entry_type(tar::EntryType::Link);
-        header.set_size(0);
         builder
             .append_link(
                 &mut header,
                 path,
                 Path::new(std::ffi::OsStr::from_bytes(first)),
             )
-            .map_err(|e| failed(&e))?;
+            .map_err(|e| archive_failed(item, &e))?;
         entry.kind = Kind::Hardlink;
         entry.link = Some(Name::from_bytes(first));
         return Ok(Some((entry, false)));
     }
     match entry.kind {
         Kind::Dir => {
-            header.set_size(0);
             builder
                 .append_data(&mut header, path, io::empty())
-                .map_err(|e| failed(&e))?;
+                .map_err(|e| archive_failed(item, &e))?;
             Ok(Some((entry, false)))
         }
         Kind::Symlink => {
             let target = match std::fs::read_link(&item.source) {
                 Err(e) if gone(&e) => return Ok(None),
-                other => other.map_err(|e| failed(&e))?,
+                other => other.map_err(|e| archive_failed(item, &e))?,
             };
-            header.set_size(0);
             builder
                 .append_link(&mut header, path, &target)
-                .map_err(|e| failed(&e))?;
+                .map_err(|e| archive_failed(item, &e))?;
             entry.link = Some(Name::from_path(&target));
             Ok(Some((entry, false)))
         }
         Kind::File | Kind::Hardlink => {
-            let file = match open_regular(&item.source) {
-                Err(e) if gone(&e) => return Ok(None),
-                other => other.map_err(|e| failed(&e))?,
-            };
-            let before = file.metadata().map_err(|e| failed(&e))?;
-            header.set_size(before.len());
-            let mut reader = Snapshot::new(&file, before.len(), progress, cancel);
-            builder
-                .append_data(&mut header, path, &mut reader)
-                .map_err(|e| failed(&e))?;
-            let after = file.metadata().map_err(|e| failed(&e))?;
-            let changed = reader.short
-                || after.len() != before.len()
-                || after.mtime() != before.mtime()
-                || after.mtime_nsec() != before.mtime_nsec()
-                || before.len() != item.size;
-            entry.size = before.len();
-            entry.sha256 = Some(reader.digest());
-            Ok(Some((entry, changed)))
+            append_file_data(builder, item, header, entry, progress, cancel)
         }
     }
+}
+
+/// A regular file's bytes, read once through a [`Snapshot`] (hashed as they pass); it
+/// changed while read when it came up short, or its size or mtime moved.
+fn append_file_data<W: Write>(
+    builder: &mut tar::Builder<W>,
+    item: &Item,
+    mut header: tar::Header,
+    mut entry: Entry,
+    progress: &Progress,
+    cancel: &ugw_shared::cancel::Cancel,
+) -> Result<Option<(Entry, bool)>> {
+    let file = match open_regular(&item.source) {
+        Err(e) if gone(&e) => return Ok(None),
+        other => other.map_err(|e| archive_failed(item, &e))?,
+    };
+    let before = file.metadata().map_err(|e| archive_failed(item, &e))?;
+    header.set_size(before.len());
+    let mut reader = Snapshot::new(&file, before.len(), progress, cancel);
+    let path = Path::new(std::ffi::OsStr::from_bytes(item.name()));
+    builder
+        .append_data(&mut header, path, &mut reader)
+        .map_err(|e| archive_failed(item, &e))?;
+    let after = file.metadata().map_err(|e| archive_failed(item, &e))?;
+    let changed = reader.short
+        || after.len() != before.len()
+        || after.mtime() != before.mtime()
+        || after.mtime_nsec() != before.mtime_nsec()
+        || before.len() != item.size;
+    entry.size = before.len();
+    entry.sha256 = Some(reader.digest());
+    Ok(Some((entry, changed)))
+}
+
+/// `io_write`: a full disk under --no-space-check is `no_space`, not `io`.
+fn archive_failed(item: &Item, e: &io::Error) -> Error {
+    Error::io_write(format!("cannot archive {}", item.source.display()), e)
+}
+
+/// Deleted after the walk saw it.
+fn gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
 }
 
 /// Snapshot one SQLite database beside the archive and append it; returns its manifest records.

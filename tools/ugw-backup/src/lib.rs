@@ -9,6 +9,9 @@ mod catalog;
 mod compress;
 mod create;
 mod from_record;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod glob;
 mod manifest;
 mod mounts;
@@ -20,10 +23,11 @@ mod sqlite;
 mod table;
 mod verify;
 
-use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
+use clap::{Arg, ArgGroup, ArgMatches, Command};
 use compress::Codec;
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use ugw_shared::cli::flag;
 use ugw_shared::db::{self, Databases, DbUrl};
 use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
 
@@ -88,12 +92,7 @@ pub fn tool() -> ugw_shared::cli::Tool {
 }
 
 fn out_arg() -> Arg {
-    Arg::new(id::OUT)
-        .long(id::OUT)
-        .value_name("DIR")
-        .value_parser(clap::value_parser!(PathBuf))
-        .required(true)
-        .help("The backup folder")
+    flag::path(id::OUT, "DIR", "The backup folder").required(true)
 }
 
 fn archive_arg() -> Arg {
@@ -157,21 +156,21 @@ pub fn command() -> Command {
                 )
                 .arg(out_arg())
                 .arg(keep_arg().required(true))
-                .arg(
-                    Arg::new(id::PREFIX)
-                        .long(id::PREFIX)
-                        .value_name("NAME")
-                        .help("Only backups whose --name starts with this (one backup set in a shared folder)"),
-                ),
+                .arg(flag::text(
+                    id::PREFIX,
+                    "NAME",
+                    "Only backups whose --name starts with this (one backup set in a shared folder)",
+                )),
         )
 }
 
 fn keep_arg() -> Arg {
-    Arg::new(id::KEEP)
-        .long(id::KEEP)
-        .value_name("N")
-        .value_parser(clap::value_parser!(u32).range(1..))
-        .help("Keep the newest N backups")
+    flag::value(
+        id::KEEP,
+        "N",
+        clap::value_parser!(u32).range(1..),
+        "Keep the newest N backups",
+    )
 }
 
 fn create_command() -> Command {
@@ -189,74 +188,62 @@ fn create_command() -> Command {
              files of a killed create are removed by the next create or prune. A file deleted \
              while the backup runs is left out and counted in changed_while_read.",
         )
-        .arg(
-            Arg::new(id::PATH)
-                .long(id::PATH)
-                .value_name("P")
-                .value_parser(clap::value_parser!(PathBuf))
-                .action(ArgAction::Append)
-                .help("A file or folder to back up (repeatable)"),
-        )
-        .arg(
-            Arg::new(id::EXCLUDE)
-                .long(id::EXCLUDE)
-                .value_name("GLOB")
-                .action(ArgAction::Append)
-                .help("Leave out matching names ('*.log'), or paths with a / ('cache/**') (repeatable)"),
-        )
+        .arg(flag::repeated(
+            id::PATH,
+            "P",
+            clap::value_parser!(PathBuf),
+            "A file or folder to back up (repeatable)",
+        ))
+        .arg(flag::repeated(
+            id::EXCLUDE,
+            "GLOB",
+            clap::value_parser!(String),
+            "Leave out matching names ('*.log'), or paths with a / ('cache/**') (repeatable)",
+        ))
         .args(db::group(Databases::Many))
         .group(ArgGroup::new("inputs").args([id::PATH, db::DB, db::DB_ENV]).multiple(true).required(true))
-        .arg(
-            Arg::new(id::PG_GLOBALS)
-                .long(id::PG_GLOBALS)
-                .action(ArgAction::SetTrue)
-                .help("Add the PostgreSQL server's roles and tablespaces (pg_dumpall --globals-only)"),
-        )
+        .arg(flag::switch(
+            id::PG_GLOBALS,
+            "Add the PostgreSQL server's roles and tablespaces (pg_dumpall --globals-only)",
+        ))
         .arg(out_arg())
-        .arg(Arg::new(id::NAME).long(id::NAME).value_name("NAME").help("The archive's name, a template of {version}, {time} (UTC, 20261130T044100Z), {run} and {host} [default: ugw-backup-{host}-{time}]; a retry of this run finds its own archive under the same name and reuses it"))
-        .arg(Arg::new(id::APP_VERSION).long(id::APP_VERSION).value_name("V").help("The app version to record [default with --root: the version of ROOT's current release]"))
-        .arg(
-            Arg::new(id::ROOT)
-                .long(id::ROOT)
-                .value_name("ROOT")
-                .value_parser(clap::value_parser!(PathBuf))
-                .help("Record the version of ROOT's current release (ROOT/current -> releases/V, as ugw-swap --root lays them out) as --app-version"),
-        )
+        .arg(flag::text(id::NAME, "NAME", "The archive's name, a template of {version}, {time} (UTC, 20261130T044100Z), {run} and {host} [default: ugw-backup-{host}-{time}]; a retry of this run finds its own archive under the same name and reuses it"))
+        .arg(flag::text(id::APP_VERSION, "V", "The app version to record [default with --root: the version of ROOT's current release]"))
+        .arg(flag::path(
+            id::ROOT,
+            "ROOT",
+            "Record the version of ROOT's current release (ROOT/current -> releases/V, as ugw-swap --root lays them out) as --app-version",
+        ))
         .arg(keep_arg().help("Prune to the newest N backups after success"))
         .arg(
-            Arg::new(id::COMPRESS)
-                .long(id::COMPRESS)
-                .value_name("CODEC")
-                .value_parser(["gzip", "zstd", "none"])
-                .default_value("gzip")
-                .help("gzip (.tar.gz), zstd (.tar.zst) or none (.tar)"),
+            flag::value(
+                id::COMPRESS,
+                "CODEC",
+                ["gzip", "zstd", "none"],
+                "gzip (.tar.gz), zstd (.tar.zst) or none (.tar)",
+            )
+            .default_value("gzip"),
         )
-        .arg(
-            Arg::new(id::LEVEL)
-                .long(id::LEVEL)
-                .value_name("N")
-                .value_parser(clap::value_parser!(i32).range(0..=19))
-                .help("Compression level [default: 1 for gzip (0 to 12), 3 for zstd (1 to 19)]"),
-        )
-        .arg(
-            Arg::new(id::THREADS)
-                .long(id::THREADS)
-                .value_name("N")
-                .value_parser(clap::value_parser!(u32).range(1..=256))
-                .help("Compression threads [default: the number of CPUs]"),
-        )
-        .arg(
-            Arg::new(id::STRICT)
-                .long(id::STRICT)
-                .action(ArgAction::SetTrue)
-                .help("Fail when a file changed while it was read"),
-        )
-        .arg(
-            Arg::new(id::NO_SPACE_CHECK)
-                .long(id::NO_SPACE_CHECK)
-                .action(ArgAction::SetTrue)
-                .help("Skip the free-space check before writing"),
-        )
+        .arg(flag::value(
+            id::LEVEL,
+            "N",
+            clap::value_parser!(i32).range(0..=19),
+            "Compression level [default: 1 for gzip (0 to 12), 3 for zstd (1 to 19)]",
+        ))
+        .arg(flag::value(
+            id::THREADS,
+            "N",
+            clap::value_parser!(u32).range(1..=256),
+            "Compression threads [default: the number of CPUs]",
+        ))
+        .arg(flag::switch(
+            id::STRICT,
+            "Fail when a file changed while it was read",
+        ))
+        .arg(flag::switch(
+            id::NO_SPACE_CHECK,
+            "Skip the free-space check before writing",
+        ))
 }
 
 fn restore_command() -> Command {
@@ -277,38 +264,30 @@ fn restore_command() -> Command {
              database needs --force with --in-place.",
         )
         .arg(archive_arg())
-        .arg(
-            Arg::new(id::TO)
-                .long(id::TO)
-                .value_name("DIR")
-                .value_parser(clap::value_parser!(PathBuf))
-                .help("Restore into this folder (absent or empty, or any with --force)"),
-        )
-        .arg(
-            Arg::new(id::IN_PLACE)
-                .long(id::IN_PLACE)
-                .action(ArgAction::SetTrue)
-                .help("Put every path back where it was (the old one kept as <path>.ugw-before-restore until success)"),
-        )
+        .arg(flag::path(
+            id::TO,
+            "DIR",
+            "Restore into this folder (absent or empty, or any with --force)",
+        ))
+        .arg(flag::switch(
+            id::IN_PLACE,
+            "Put every path back where it was (the old one kept as <path>.ugw-before-restore until success)",
+        ))
         .group(ArgGroup::new("where").args([id::TO, id::IN_PLACE]).required(true))
-        .arg(
-            Arg::new(id::FORCE)
-                .long(id::FORCE)
-                .action(ArgAction::SetTrue)
-                .help("Replace a non-empty --to folder; restore a backup of another app version; restore again what this run restored in place already"),
-        )
-        .arg(
-            Arg::new(id::PG)
-                .long(id::PG)
-                .value_name("URL")
-                .help("Restore the PostgreSQL dump into this database [default with --in-place: the one backed up]"),
-        )
-        .arg(
-            Arg::new(id::EXPECT_APP_VERSION)
-                .long(id::EXPECT_APP_VERSION)
-                .value_name("V")
-                .help("Refuse a backup made by another app version (unless --force)"),
-        )
+        .arg(flag::switch(
+            id::FORCE,
+            "Replace a non-empty --to folder; restore a backup of another app version; restore again what this run restored in place already",
+        ))
+        .arg(flag::text(
+            id::PG,
+            "URL",
+            "Restore the PostgreSQL dump into this database [default with --in-place: the one backed up]",
+        ))
+        .arg(flag::text(
+            id::EXPECT_APP_VERSION,
+            "V",
+            "Refuse a backup made by another app version (unless --force)",
+        ))
 }
 
 /// The flags of each subcommand, parsed once: nothing below `run` reads them again.
@@ -612,10 +591,19 @@ fn run_verify(ctx: &mut Ctx, archive: Option<&PathBuf>) -> Result<StepResult> {
     })))
 }
 
-fn run_restore(ctx: &mut Ctx, options: &RestoreOptions) -> Result<StepResult> {
-    let (force, in_place) = (options.force, options.in_place);
+/// The archive a restore puts back: the one named, or this run's own backup from the
+/// record (`made`); or the step's result when there is nothing to do.
+enum Chosen {
+    Archive {
+        archive: PathBuf,
+        made: Option<BackupResult>,
+    },
+    Nothing(StepResult),
+}
+
+fn choose_archive(ctx: &Ctx, options: &RestoreOptions) -> Result<Chosen> {
     // The operator named the archive: it is restored as named. From the record, only the
-    // backup this run made on this host, checked against its own manifest below.
+    // backup this run made on this host, checked against its own manifest later.
     let (archive, made) = match &options.archive {
         Some(path) => (path.clone(), None),
         None => match from_record::last_create(ctx) {
@@ -623,14 +611,14 @@ fn run_restore(ctx: &mut Ctx, options: &RestoreOptions) -> Result<StepResult> {
             // The failure path of a run that failed before its backup: nothing of this run's
             // to put back, so nothing is touched (as ugw-swap --rollback for a run that never
             // switched), and the failure path runs as written on any failed record.
-            None if in_place && !ctx.record().ok => {
+            None if options.in_place && !ctx.record().ok => {
                 ctx.reporter.info(&format!(
                     "{}: nothing to restore",
                     from_record::why_none(ctx)
                 ));
-                return Ok(StepResult::unchanged(
+                return Ok(Chosen::Nothing(StepResult::unchanged(
                     json!({"archive": null, "in_place": []}),
-                ));
+                )));
             }
             None => {
                 return Err(Error::usage(format!(
@@ -640,16 +628,28 @@ fn run_restore(ctx: &mut Ctx, options: &RestoreOptions) -> Result<StepResult> {
             }
         },
     };
-    if made.is_some() && in_place && !force && from_record::restored_already(ctx, &archive) {
+    if made.is_some()
+        && options.in_place
+        && !options.force
+        && from_record::restored_already(ctx, &archive)
+    {
         // The node may have gone back to work since: a second restore would wipe its writes.
         ctx.reporter.info(&format!(
             "this run already restored {} in place: nothing more to restore (--force restores it again)",
             archive.display()
         ));
-        return Ok(StepResult::unchanged(
+        return Ok(Chosen::Nothing(StepResult::unchanged(
             json!({"archive": archive.display().to_string(), "in_place": [], "restored_already": true}),
-        ));
+        )));
     }
+    Ok(Chosen::Archive { archive, made })
+}
+
+fn run_restore(ctx: &mut Ctx, options: &RestoreOptions) -> Result<StepResult> {
+    let (archive, made) = match choose_archive(ctx, options)? {
+        Chosen::Archive { archive, made } => (archive, made),
+        Chosen::Nothing(result) => return Ok(result),
+    };
     let verified = verify_with_progress(ctx, &archive)?;
     if let Some(made) = &made {
         from_record::check_made_by_this_run(
@@ -663,7 +663,7 @@ fn run_restore(ctx: &mut Ctx, options: &RestoreOptions) -> Result<StepResult> {
     restore::check_app_version(
         &verified.manifest,
         options.expect_app_version.as_deref(),
-        force,
+        options.force,
     )?;
     let roots = restore::roots(&verified.manifest);
     if ctx.dry_run {
@@ -679,41 +679,67 @@ fn run_restore(ctx: &mut Ctx, options: &RestoreOptions) -> Result<StepResult> {
         .map(|url| pg::Target::parse(url, ctx.scrubber()))
         .transpose()?;
     // Checked before anything is touched: the database each dump goes into.
-    let pg_targets =
-        restore::pg_targets(ctx, &verified.manifest, pg_target.as_ref(), in_place, force)?;
-    let result = if let Some(dir) = &options.to {
-        let summary = restore::to_dir(ctx, &archive, dir, force)?;
-        if pg_target.is_some() {
-            restore::restore_pg(ctx, &archive, &verified.manifest, &pg_targets)?;
-        }
-        ctx.reporter.info(&format!(
-            "restored {} files into {}",
-            summary.files,
-            dir.display()
-        ));
-        json!({
-            "archive": archive.display().to_string(),
-            "to": dir.display().to_string(),
-            "files": summary.files,
-            "dirs": summary.dirs,
-            "symlinks": summary.symlinks,
-            "hardlinks": summary.hardlinks,
-            "bytes": summary.bytes,
-        })
-    } else {
-        let restored = restore::in_place(ctx, &archive, &verified.manifest, &pg_targets)?;
-        if !restored.is_empty() {
-            ctx.reporter
-                .info(&format!("restored in place: {}", restored.join(", ")));
-        }
-        json!({
-            "archive": archive.display().to_string(),
-            "in_place": restored,
-            "sqlite": verified.manifest.sqlite.iter().map(|s| s.path.shown()).collect::<Vec<_>>(),
-            "pg": pg_targets.iter().map(|t| t.shown.clone()).collect::<Vec<_>>(),
-        })
+    let pg_targets = restore::pg_targets(
+        ctx,
+        &verified.manifest,
+        pg_target.as_ref(),
+        options.in_place,
+        options.force,
+    )?;
+    let result = match &options.to {
+        Some(dir) => restore_to_dir(ctx, &archive, &verified, dir, options, &pg_targets)?,
+        None => restore_in_place(ctx, &archive, &verified, &pg_targets)?,
     };
     Ok(StepResult::changed(result))
+}
+
+/// `restore --to DIR`: the files into the folder, and the dumps into `--pg` when given.
+fn restore_to_dir(
+    ctx: &mut Ctx,
+    archive: &Path,
+    verified: &verify::Verified,
+    dir: &Path,
+    options: &RestoreOptions,
+    pg_targets: &[pg::Target],
+) -> Result<serde_json::Value> {
+    let summary = restore::to_dir(ctx, archive, dir, options.force)?;
+    if options.pg.is_some() {
+        restore::restore_pg(ctx, archive, &verified.manifest, pg_targets)?;
+    }
+    ctx.reporter.info(&format!(
+        "restored {} files into {}",
+        summary.files,
+        dir.display()
+    ));
+    Ok(json!({
+        "archive": archive.display().to_string(),
+        "to": dir.display().to_string(),
+        "files": summary.files,
+        "dirs": summary.dirs,
+        "symlinks": summary.symlinks,
+        "hardlinks": summary.hardlinks,
+        "bytes": summary.bytes,
+    }))
+}
+
+/// `restore --in-place`: every path, database and dump back where it was.
+fn restore_in_place(
+    ctx: &mut Ctx,
+    archive: &Path,
+    verified: &verify::Verified,
+    pg_targets: &[pg::Target],
+) -> Result<serde_json::Value> {
+    let restored = restore::in_place(ctx, archive, &verified.manifest, pg_targets)?;
+    if !restored.is_empty() {
+        ctx.reporter
+            .info(&format!("restored in place: {}", restored.join(", ")));
+    }
+    Ok(json!({
+        "archive": archive.display().to_string(),
+        "in_place": restored,
+        "sqlite": verified.manifest.sqlite.iter().map(|s| s.path.shown()).collect::<Vec<_>>(),
+        "pg": pg_targets.iter().map(|t| t.shown.clone()).collect::<Vec<_>>(),
+    }))
 }
 
 fn run_list(ctx: &Ctx, out: &Path) -> Result<StepResult> {

@@ -198,14 +198,16 @@ pub fn dump(
     deadline: Instant,
     cancel: &Cancel,
 ) -> Result<()> {
-    let spec = target
-        .spec(
-            "pg_dump",
-            vec!["--format=custom".into(), "--no-password".into()],
-            deadline,
-        )
-        .with_stdout(into_file(file)?);
-    target.run(&spec, cancel, &format!("pg_dump of {}", target.shown))
+    let what = format!("pg_dump of {}", target.shown);
+    dump_with(
+        target,
+        "pg_dump",
+        "--format=custom",
+        file,
+        deadline,
+        cancel,
+        &what,
+    )
 }
 
 /// `pg_dumpall --globals-only` (roles, tablespaces) of `target`'s server into `file`, an
@@ -216,15 +218,36 @@ pub fn dump_globals(
     deadline: Instant,
     cancel: &Cancel,
 ) -> Result<()> {
+    let what = format!("pg_dumpall --globals-only of {}", target.shown);
+    dump_with(
+        target,
+        "pg_dumpall",
+        "--globals-only",
+        file,
+        deadline,
+        cancel,
+        &what,
+    )
+}
+
+/// `program what_flag --no-password` against `target`, its stdout into `file`.
+fn dump_with(
+    target: &Target,
+    program: &str,
+    what_flag: &str,
+    file: &std::fs::File,
+    deadline: Instant,
+    cancel: &Cancel,
+    what: &str,
+) -> Result<()> {
     let spec = target
         .spec(
-            "pg_dumpall",
-            vec!["--globals-only".into(), "--no-password".into()],
+            program,
+            vec![what_flag.into(), "--no-password".into()],
             deadline,
         )
         .with_stdout(into_file(file)?);
-    let what = format!("pg_dumpall --globals-only of {}", target.shown);
-    target.run(&spec, cancel, &what)
+    target.run(&spec, cancel, what)
 }
 
 /// `pg_restore -f /dev/null`: reads every block of the dump.

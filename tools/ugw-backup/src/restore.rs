@@ -432,27 +432,42 @@ fn undo(swap: &Swap) -> Result<()> {
     ugw_shared::atomic::rename_durable(before, &swap.target)
 }
 
+/// One file entry of the archive (a snapshot, a dump) read out alone into a scratch folder
+/// of the temp folder named after `scratch_name`; returns the folder (removed when dropped)
+/// and the file's path in it.
+fn stage_entry(
+    ctx: &Ctx,
+    archive: &Path,
+    entry: &Name,
+    scratch_name: &str,
+) -> Result<(unpack::Staged, PathBuf)> {
+    let entry = entry.path();
+    let options = Options {
+        deadline: ctx.deadline(),
+        only: Some(entry.clone()),
+        strip_components: entry.components().count() - 1,
+        keep_owners: false,
+        ..Options::restoring()
+    };
+    let staged = unpack::stage(
+        open_tar(archive)?,
+        &scratch(scratch_name),
+        &options,
+        &ctx.cancel,
+    )?;
+    // An entry of a manifest that verified: a file's path, never empty.
+    let file = staged.path().join(entry.file_name().expect("a name"));
+    Ok((staged, file))
+}
+
 /// Each SQLite snapshot read out of the archive into the temp folder.
 fn stage_dbs(ctx: &Ctx, archive: &Path, manifest: &Manifest) -> Result<Vec<StagedDb>> {
     let mut staged_dbs = Vec::new();
     for db in &manifest.sqlite {
-        let entry = db.entry.path();
-        let options = Options {
-            deadline: ctx.deadline(),
-            only: Some(entry.clone()),
-            strip_components: entry.components().count() - 1,
-            keep_owners: false,
-            ..Options::restoring()
-        };
-        let staged = unpack::stage(
-            open_tar(archive)?,
-            &scratch("ugw-backup.sqlite"),
-            &options,
-            &ctx.cancel,
-        )?;
+        let (staged, snapshot) = stage_entry(ctx, archive, &db.entry, "ugw-backup.sqlite")?;
         staged_dbs.push(StagedDb {
             live: db.path.path(),
-            snapshot: staged.path().join(entry.file_name().expect("a name")),
+            snapshot,
             _staged: staged,
         });
     }
@@ -578,23 +593,10 @@ fn stage_dumps(
 ) -> Result<Vec<StagedDump>> {
     let mut dumps = Vec::new();
     for (dump, into) in manifest.pg.iter().zip(targets) {
-        let entry = dump.entry.path();
-        let options = Options {
-            deadline: ctx.deadline(),
-            only: Some(entry.clone()),
-            strip_components: entry.components().count() - 1,
-            keep_owners: false,
-            ..Options::restoring()
-        };
-        let staged = unpack::stage(
-            open_tar(archive)?,
-            &scratch("ugw-backup.pg-restore"),
-            &options,
-            &ctx.cancel,
-        )?;
+        let (staged, file) = stage_entry(ctx, archive, &dump.entry, "ugw-backup.pg-restore")?;
         dumps.push(StagedDump {
             into: into.clone(),
-            file: staged.path().join(entry.file_name().expect("a name")),
+            file,
             _staged: staged,
         });
     }

@@ -60,17 +60,7 @@ pub fn snapshot(
         .map_err(|e| e.unwrap_or_else(|e| fail("backup failed", &e)))?;
     copy.pragma_update(None, "journal_mode", "DELETE")
         .map_err(|e| fail("cannot set the snapshot's journal mode", &e))?;
-    let check = integrity(&copy).map_err(|e| fail("integrity_check failed to run", &e))?;
-    if check != "ok" {
-        return Err(Error::new(
-            ErrorKind::Corrupt,
-            format!(
-                "SQLite {}: the snapshot fails integrity_check: {check}",
-                live.display()
-            ),
-        ));
-    }
-    Ok(check)
+    checked(&copy, live, "the snapshot fails integrity_check")
 }
 
 /// Write the database file `snapshot` into the live database at `live`, through a connection
@@ -91,14 +81,17 @@ pub fn restore_into(
     let mut target = open_no_follow(live).map_err(|e| fail("cannot open", &e))?;
     copy_all(&source, &mut target, deadline, cancel)
         .map_err(|e| e.unwrap_or_else(|e| fail("restore failed", &e)))?;
-    let check = integrity(&target).map_err(|e| fail("integrity_check failed to run", &e))?;
+    checked(&target, live, "integrity_check after the restore")
+}
+
+/// `PRAGMA integrity_check` of `db` (the snapshot or the live database at `live`): `ok`, or
+/// `corrupt` saying `when` and what SQLite found.
+fn checked(db: &Connection, live: &Path, when: &str) -> Result<String> {
+    let check = integrity(db).map_err(|e| failure(live, "integrity_check failed to run", &e))?;
     if check != "ok" {
         return Err(Error::new(
             ErrorKind::Corrupt,
-            format!(
-                "SQLite {}: integrity_check after the restore: {check}",
-                live.display()
-            ),
+            format!("SQLite {}: {when}: {check}", live.display()),
         ));
     }
     Ok(check)

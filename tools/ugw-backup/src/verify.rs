@@ -57,98 +57,21 @@ pub fn verify(
     let (expected_sum, manifest, manifest_bytes, file) = open_with_sidecars(archive)?;
     let hashed = Hashing::new(file);
     let tally = Arc::clone(&hashed.state);
-    // A path may appear more than once (as in any tar); each occurrence is checked in order.
-    let mut expected: HashMap<Vec<u8>, VecDeque<&Entry>> = HashMap::new();
-    for entry in &manifest.entries {
-        expected
-            .entry(entry.path.bytes())
-            .or_default()
-            .push_back(entry);
-    }
     let mut tar =
         tar::Archive::new(ugw_shared::unpack::decoder(hashed).map_err(|e| corrupt(e.message))?);
-    let pg_entries: Vec<Vec<u8>> = manifest.pg.iter().map(|p| p.entry.bytes()).collect();
-    let mut last_good = String::from("(the start)");
-    let mut count = 0u64;
-    let mut inner_manifest_seen = false;
+    let mut pass = Pass::new(archive, &manifest, &manifest_bytes);
     let entries = tar
         .entries()
         .map_err(|e| corrupt(format!("the archive cannot be read: {e}")))?;
-    let mut restorable = unpack::Checker::new(unpack::Options::restoring());
     for entry in entries {
         cancel.check()?;
-        let after = || format!("the archive is damaged after entry '{last_good}'");
-        let mut entry = entry.map_err(|e| corrupt(format!("{}: {e}", after())))?;
-        let name = entry.path_bytes().into_owned();
-        let shown = Name::from_bytes(&name).shown();
-        // A backup that verifies is one its restore accepts: the checks of names, types and
-        // links that restore's extraction makes, made here too.
-        let link = entry.link_name_bytes().unwrap_or_default().into_owned();
-        restorable.check(&name, restore_kind(entry.header().entry_type()), &link)?;
-        if name == manifest::ENTRY_NAME.as_bytes() {
-            let mut inner = Vec::new();
-            (&mut entry)
-                .take(MAX_MANIFEST as u64)
-                .read_to_end(&mut inner)
-                .map_err(|e| corrupt(format!("{}: {e}", after())))?;
-            if inner != manifest_bytes {
-                return Err(corrupt(format!(
-                    "the manifest sidecar differs from the manifest inside {} (tampered with)",
-                    archive.display()
-                )));
-            }
-            inner_manifest_seen = true;
-            continue;
-        }
-        let Some(want) = expected.get_mut(&name).and_then(VecDeque::pop_front) else {
-            return Err(corrupt(format!(
-                "entry '{shown}' is in the archive but not in the manifest"
-            )));
-        };
-        // A PostgreSQL dump is also read whole by pg_restore, from a temp copy in the temp
-        // folder (TMPDIR): the archive's folder may be read-only.
-        let mut dump_copy = if pg_entries.contains(&name) {
-            Some(AtomicFile::create(
-                &std::env::temp_dir().join("ugw-backup.pg-check"),
-            )?)
-        } else {
-            None
-        };
-        check_entry(&mut entry, want, &shown, progress, dump_copy.as_mut()).map_err(
-            |e| match e {
-                Some(message) => corrupt(message),
-                None => corrupt(format!(
-                    "entry '{shown}' cannot be read: the archive is damaged or truncated"
-                )),
-            },
-        )?;
-        if let Some(copy) = dump_copy {
-            // verify is not handed the step's deadline (it has none by default): a signal
-            // ends the check.
-            let no_deadline = Instant::now() + ugw_shared::ctx::NO_TIMEOUT;
-            crate::pg::check(copy.temp_path(), no_deadline, cancel)
-                .map_err(|e| corrupt(format!("entry '{shown}': {}", e.message)))?;
-        }
-        last_good = shown;
-        count += 1;
+        pass.check(entry, cancel, progress)?;
     }
     // Whatever follows the tar's end (padding, the gzip trailer) must be read and hashed too.
     let mut rest = tar.into_inner();
     io::copy(&mut rest, &mut io::sink())
         .map_err(|e| corrupt(format!("the archive's end is damaged: {e}")))?;
-    if let Some((missing, _)) = expected.iter().find(|(_, left)| !left.is_empty()) {
-        return Err(corrupt(format!(
-            "entry '{}' is in the manifest but missing from the archive (truncated?)",
-            Name::from_bytes(missing).shown()
-        )));
-    }
-    if !inner_manifest_seen {
-        return Err(corrupt(format!(
-            "{} has no {} inside (truncated?)",
-            archive.display(),
-            manifest::ENTRY_NAME
-        )));
-    }
+    let count = pass.complete()?;
     let (sha256, bytes) = Hashing::finish(&tally);
     if sha256 != expected_sum {
         return Err(corrupt(format!(
@@ -162,6 +85,146 @@ pub fn verify(
         bytes,
         entries: count,
     })
+}
+
+/// One pass over the archive's entries against its manifest: what is still expected, and
+/// what was seen so far.
+struct Pass<'m> {
+    archive: &'m Path,
+    manifest_bytes: &'m [u8],
+    /// A path may appear more than once (as in any tar); each occurrence is checked in order.
+    expected: HashMap<Vec<u8>, VecDeque<&'m Entry>>,
+    pg_entries: Vec<Vec<u8>>,
+    restorable: unpack::Checker,
+    last_good: String,
+    count: u64,
+    inner_manifest_seen: bool,
+}
+
+impl<'m> Pass<'m> {
+    fn new(archive: &'m Path, manifest: &'m Manifest, manifest_bytes: &'m [u8]) -> Self {
+        let mut expected: HashMap<Vec<u8>, VecDeque<&Entry>> = HashMap::new();
+        for entry in &manifest.entries {
+            expected
+                .entry(entry.path.bytes())
+                .or_default()
+                .push_back(entry);
+        }
+        Pass {
+            archive,
+            manifest_bytes,
+            expected,
+            pg_entries: manifest.pg.iter().map(|p| p.entry.bytes()).collect(),
+            restorable: unpack::Checker::new(unpack::Options::restoring()),
+            last_good: String::from("(the start)"),
+            count: 0,
+            inner_manifest_seen: false,
+        }
+    }
+
+    /// One entry of the archive: restorable, and the one the manifest lists next under its
+    /// name (or the manifest itself, the same bytes as its sidecar).
+    fn check<R: Read>(
+        &mut self,
+        entry: io::Result<tar::Entry<'_, R>>,
+        cancel: &Cancel,
+        progress: &ugw_shared::report::Progress,
+    ) -> Result<()> {
+        let mut entry = entry.map_err(|e| corrupt(format!("{}: {e}", self.damaged())))?;
+        let name = entry.path_bytes().into_owned();
+        let shown = Name::from_bytes(&name).shown();
+        // A backup that verifies is one its restore accepts: the checks of names, types and
+        // links that restore's extraction makes, made here too.
+        let link = entry.link_name_bytes().unwrap_or_default().into_owned();
+        self.restorable
+            .check(&name, restore_kind(entry.header().entry_type()), &link)?;
+        if name == manifest::ENTRY_NAME.as_bytes() {
+            return self.check_inner_manifest(&mut entry);
+        }
+        let Some(want) = self.expected.get_mut(&name).and_then(VecDeque::pop_front) else {
+            return Err(corrupt(format!(
+                "entry '{shown}' is in the archive but not in the manifest"
+            )));
+        };
+        let is_dump = self.pg_entries.contains(&name);
+        check_listed(&mut entry, want, &shown, is_dump, cancel, progress)?;
+        self.last_good = shown;
+        self.count += 1;
+        Ok(())
+    }
+
+    fn check_inner_manifest<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+        let mut inner = Vec::new();
+        entry
+            .take(MAX_MANIFEST as u64)
+            .read_to_end(&mut inner)
+            .map_err(|e| corrupt(format!("{}: {e}", self.damaged())))?;
+        if inner != self.manifest_bytes {
+            return Err(corrupt(format!(
+                "the manifest sidecar differs from the manifest inside {} (tampered with)",
+                self.archive.display()
+            )));
+        }
+        self.inner_manifest_seen = true;
+        Ok(())
+    }
+
+    fn damaged(&self) -> String {
+        format!("the archive is damaged after entry '{}'", self.last_good)
+    }
+
+    /// After the last entry: nothing the manifest lists is missing, and the manifest was
+    /// inside. Returns the number of entries checked.
+    fn complete(self) -> Result<u64> {
+        if let Some((missing, _)) = self.expected.iter().find(|(_, left)| !left.is_empty()) {
+            return Err(corrupt(format!(
+                "entry '{}' is in the manifest but missing from the archive (truncated?)",
+                Name::from_bytes(missing).shown()
+            )));
+        }
+        if !self.inner_manifest_seen {
+            return Err(corrupt(format!(
+                "{} has no {} inside (truncated?)",
+                self.archive.display(),
+                manifest::ENTRY_NAME
+            )));
+        }
+        Ok(self.count)
+    }
+}
+
+/// An entry the manifest lists, checked against it; a PostgreSQL dump is also read whole by
+/// `pg_restore`, from a temp copy in the temp folder (TMPDIR): the archive's folder may be
+/// read-only.
+fn check_listed<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    want: &Entry,
+    shown: &str,
+    is_dump: bool,
+    cancel: &Cancel,
+    progress: &ugw_shared::report::Progress,
+) -> Result<()> {
+    let mut dump_copy = if is_dump {
+        Some(AtomicFile::create(
+            &std::env::temp_dir().join("ugw-backup.pg-check"),
+        )?)
+    } else {
+        None
+    };
+    check_entry(entry, want, shown, progress, dump_copy.as_mut()).map_err(|e| match e {
+        Some(message) => corrupt(message),
+        None => corrupt(format!(
+            "entry '{shown}' cannot be read: the archive is damaged or truncated"
+        )),
+    })?;
+    if let Some(copy) = dump_copy {
+        // verify is not handed the step's deadline (it has none by default): a signal ends
+        // the check.
+        let no_deadline = Instant::now() + ugw_shared::ctx::NO_TIMEOUT;
+        crate::pg::check(copy.temp_path(), no_deadline, cancel)
+            .map_err(|e| corrupt(format!("entry '{shown}': {}", e.message)))?;
+    }
+    Ok(())
 }
 
 /// The archive opened, with what its sidecars say: its SHA-256 and its manifest.

@@ -97,7 +97,7 @@ _ugw__backup() {
             return 0
             ;;
         ugw__subcmd__backup__subcmd__create)
-            opts="-q -h --path --exclude --db --db-env --pg-globals --out --name --app-version --root --keep --compress --level --threads --strict --no-space-check --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help"
+            opts="-q -h -V --path --exclude --db --db-env --pg-globals --out --name --app-version --root --keep --compress --level --threads --strict --no-space-check --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -281,7 +281,7 @@ _ugw__backup() {
             return 0
             ;;
         ugw__subcmd__backup__subcmd__list)
-            opts="-q -h --out --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help"
+            opts="-q -h -V --out --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -323,7 +323,7 @@ _ugw__backup() {
             return 0
             ;;
         ugw__subcmd__backup__subcmd__prune)
-            opts="-q -h --out --keep --prefix --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help"
+            opts="-q -h -V --out --keep --prefix --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -373,7 +373,7 @@ _ugw__backup() {
             return 0
             ;;
         ugw__subcmd__backup__subcmd__restore)
-            opts="-q -h --to --in-place --force --pg --expect-app-version --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help"
+            opts="-q -h -V --to --in-place --force --pg --expect-app-version --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -423,7 +423,7 @@ _ugw__backup() {
             return 0
             ;;
         ugw__subcmd__backup__subcmd__verify)
-            opts="-q -h --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help"
+            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

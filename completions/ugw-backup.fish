@@ -78,6 +78,7 @@ complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -s q -l qu
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l always -d 'Run even when the incoming record has failed (instead of skipping)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l dry-run -d 'Say in the record what would be done; change nothing'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -s V -l version -d 'Print version'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand verify" -l record -d 'Keep the record in FILE (read, append this step, write back atomically under FILE.lock)' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand verify" -l in -d '\'-\' reads the record from stdin whatever it is; \'none\' never touches stdin' -r -f -a "-\t''
 none\t''"
@@ -93,6 +94,7 @@ complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand verify" -s q -l qu
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand verify" -l always -d 'Run even when the incoming record has failed (instead of skipping)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand verify" -l dry-run -d 'Say in the record what would be done; change nothing'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand verify" -s h -l help -d 'Print help'
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand verify" -s V -l version -d 'Print version'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l to -d 'Restore into this folder (absent or empty, or any with --force)' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l pg -d 'Restore the PostgreSQL dump into this database [default with --in-place: the one backed up]' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l expect-app-version -d 'Refuse a backup made by another app version (unless --force)' -r
@@ -113,6 +115,7 @@ complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -s q -l q
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l always -d 'Run even when the incoming record has failed (instead of skipping)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -l dry-run -d 'Say in the record what would be done; change nothing'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand restore" -s V -l version -d 'Print version'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand list" -l out -d 'The backup folder' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand list" -l record -d 'Keep the record in FILE (read, append this step, write back atomically under FILE.lock)' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand list" -l in -d '\'-\' reads the record from stdin whatever it is; \'none\' never touches stdin' -r -f -a "-\t''
@@ -129,6 +132,7 @@ complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand list" -s q -l quie
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand list" -l always -d 'Run even when the incoming record has failed (instead of skipping)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand list" -l dry-run -d 'Say in the record what would be done; change nothing'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand list" -s h -l help -d 'Print help'
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand list" -s V -l version -d 'Print version'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -l out -d 'The backup folder' -r -F
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -l keep -d 'Keep the newest N backups' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -l prefix -d 'Only backups whose --name starts with this (one backup set in a shared folder)' -r
@@ -147,6 +151,7 @@ complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -s q -l qui
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -l always -d 'Run even when the incoming record has failed (instead of skipping)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -l dry-run -d 'Say in the record what would be done; change nothing'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand prune" -s V -l version -d 'Print version'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand help; and not __fish_seen_subcommand_from create verify restore list prune help" -f -a "create" -d 'Back up paths and SQLite databases into one verified archive'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand help; and not __fish_seen_subcommand_from create verify restore list prune help" -f -a "verify" -d 'Re-hash an archive against its sidecar and every entry against its manifest'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand help; and not __fish_seen_subcommand_from create verify restore list prune help" -f -a "restore" -d 'Verify, then restore strictly into a folder (--to) or back in place (--in-place)'

@@ -128,6 +128,9 @@ pub fn command() -> Command {
              0), since the node may have taken new writes since; --force restores it again.",
         )
         .after_long_help(EXAMPLES)
+        // `ugw-backup create --version` answers as `ugw-backup --version` does, not with a
+        // usage error (issue 21).
+        .propagate_version(true)
         .subcommand_required(true)
         .subcommand(create_command())
         .subcommand(

@@ -7,6 +7,7 @@ mod kit;
 mod ansible;
 mod backup;
 mod backup_attack;
+mod backup_cli;
 mod backup_property;
 mod conformance_jq;
 mod conformance_minisign;

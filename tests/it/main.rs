@@ -17,6 +17,7 @@ mod ctx_flags;
 mod demo;
 mod demo_app;
 mod doc_examples;
+mod docker_kit;
 mod drain;
 mod drain_options;
 mod drain_pidfile;

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // not every helper is used by a test today (and hostile_archives is shared with unit tests)
 
+pub mod docker;
 pub mod file_server;
 pub mod fleet;
 pub mod fluent;

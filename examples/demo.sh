@@ -49,17 +49,19 @@ ls "$work/www" >&2
 
 # ---- 2. install v1 and start it ----
 
-# The service manager of this demo, given to `ugw-swap --restart`: stop the release that
-# runs, start the one `current` points at, in a session of its own.
+# The demo service has no service manager: ugw-swap is it (--start). At each swap it stops
+# the process $pidfile names (TERM, then KILL after --stop-timeout) and starts the release
+# now live with this command, run in the release's folder, detached in a session of its
+# own, its output appended to --log, its pid written to $pidfile. /health/lb (the load
+# balancer's check) fails while the drain flag file exists.
 port=$(free_port)
 app=http://127.0.0.1:$port
-# /health/lb (the load balancer's check) fails while the drain flag file exists.
-write_restart_script "$work/restart" "$pidfile" "$root" "$work/app.log" \
-  --listen "127.0.0.1:$port" --db "$data/app.db" --lb-flag "$work/drain.flag"
+service=(--start "exec bin/app --listen 127.0.0.1:$port --db '$data/app.db' --lb-flag '$work/drain.flag'"
+         --pidfile "$pidfile" --log "$work/app.log")
 
-# The restart script writes the pid of the release it started to $pidfile: each wait below
-# watches it (--pidfile), so a release that dies at its start fails the wait at once
-# (process_exited) instead of keeping the node drained until --timeout.
+# Each wait below watches the pid --start wrote (--pidfile), so a release that dies at its
+# start fails the wait at once (process_exited) instead of keeping the node drained until
+# --timeout.
 
 # Take the node out of traffic: the flag file turns the balancer's check red; after its
 # detection time (--lb-grace), wait until the service's own in-flight gauge reads zero.
@@ -73,13 +75,13 @@ fetch() {
     --dest "$work/staging" --extract --in none
 }
 
-say "install v1.0.0: ugw-fetch --extract | ugw-migrate up --create | ugw-swap --restart | ugw-wait-healthy"
+say "install v1.0.0: ugw-fetch --extract | ugw-migrate up --create | ugw-swap --start | ugw-wait-healthy"
 fetch v1.0.0 \
   | ugw-migrate up --create --db "$db" \
-  | ugw-swap --root "$root" --restart "$work/restart" \
+  | ugw-swap --root "$root" "${service[@]}" \
   | ugw-wait-healthy --url "$app/health/ready" --pidfile "$pidfile" --expect-version --timeout 30s \
   >"$work/v1.json"
-say "v1.0.0 runs (pid $(cat "$pidfile")) at $app"
+say "v1.0.0 runs (pid $(head -n 1 "$pidfile")) at $app"
 python3 -m json.tool "$work/v1.json"
 
 # ---- 3. upgrade to v2: one pipeline, then the post-deploy migrations ----
@@ -102,7 +104,7 @@ cat >"$work/smoke.json" <<EOF
 ]}
 EOF
 
-say "upgrade to v2.0.0: ugw-verify baseline | ugw-backup create | ugw-backup verify | ugw-fetch --extract | ugw-migrate up | ugw-drain | ugw-swap --restart | ugw-wait-healthy --expect-version | ugw-drain --undo | ugw-verify --compare"
+say "upgrade to v2.0.0: ugw-verify baseline | ugw-backup create | ugw-backup verify | ugw-fetch --extract | ugw-migrate up | ugw-drain | ugw-swap --start | ugw-wait-healthy --expect-version | ugw-drain --undo | ugw-verify --compare"
 # A client's slow request, in flight while the upgrade runs: the drain waits for it, so the
 # restart cannot cut it off.
 python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=60).status)' \
@@ -117,13 +119,13 @@ ugw-verify baseline --in none --checks "$work/smoke.json" \
       --dest "$work/staging" --extract \
   | ugw-migrate up --db "$db" \
   | drain \
-  | ugw-swap --root "$root" --restart "$work/restart" \
+  | ugw-swap --root "$root" "${service[@]}" \
   | ugw-wait-healthy --url "$app/health/ready" --pidfile "$pidfile" --expect-version --timeout 30s \
   | ugw-drain --undo \
   | ugw-verify --checks "$work/smoke.json" --compare --latency-floor 25ms --junit "$work/verify-junit.xml" \
   >"$work/v2.json"
 wait "$slow_request"
-say "v2.0.0 runs (pid $(cat "$pidfile")); the request in flight during the drain got $(cat "$work/slow-request.out")"
+say "v2.0.0 runs (pid $(head -n 1 "$pidfile")); the request in flight during the drain got $(cat "$work/slow-request.out")"
 say "v2.0.0 is healthy; the post-deploy migrations (what only v1 used goes)"
 ugw-migrate up --phase post --db "$db" --dir "$root/current/migrations" \
   --record "$work/v2.json" --output pretty
@@ -139,17 +141,17 @@ ugw-backup create --in none --path "$data/files" --db "$db" --out "$work/backups
       --dest "$work/staging" --extract \
   | ugw-migrate up --db "$db" \
   | drain \
-  | ugw-swap --root "$root" --restart "$work/restart" \
+  | ugw-swap --root "$root" "${service[@]}" \
   | ugw-wait-healthy --url "$app/health/ready" --pidfile "$pidfile" --expect-version --timeout 5s \
   | ugw-drain --undo \
   >"$work/v3.json" || v3_status=$?
 say "the v3.0.0 pipeline exited $v3_status (the node stays out of traffic); the failure path: ugw-swap --rollback, ugw-backup restore --in-place, ugw-wait-healthy, ugw-drain --undo --always"
-ugw-swap --root "$root" --rollback --restart "$work/restart" --record "$work/v3.json" --output none
+ugw-swap --root "$root" --rollback "${service[@]}" --record "$work/v3.json" --output none
 ugw-backup restore --in-place --expect-app-version v2.0.0 --record "$work/v3.json" --output none
 ugw-wait-healthy --url "$app/health/ready" --pidfile "$pidfile" --expect-version v2.0.0 --timeout 30s --always \
   --record "$work/v3.json" --output none
 ugw-drain --undo --always --record "$work/v3.json" --output pretty
-say "v2.0.0 runs again (pid $(cat "$pidfile")) and is back in traffic"
+say "v2.0.0 runs again (pid $(head -n 1 "$pidfile")) and is back in traffic"
 
 # ---- 5. what happened ----
 

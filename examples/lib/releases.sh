@@ -49,11 +49,12 @@ serve_releases() {
   release_base=http://127.0.0.1:$(sed -n 's/.* port \([0-9]*\) .*/\1/p' "$log.out")
 }
 
-# stop_pidfile PIDFILE: TERM the process it names and wait until it is gone.
+# stop_pidfile PIDFILE: TERM the process it names (its first line: the pid; `ugw-swap --start`
+# writes which process it is on the second) and wait until it is gone.
 stop_pidfile() {
   [ -s "$1" ] || return 0
   local pid
-  pid=$(cat "$1")
+  pid=$(head -n 1 "$1")
   kill -TERM "$pid" 2>/dev/null || true
   while running "$pid"; do sleep 0.05; done
   rm -f "$1"

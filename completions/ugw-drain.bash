@@ -23,7 +23,7 @@ _ugw__drain() {
 
     case "${cmd}" in
         ugw__drain)
-            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --lock-timeout --host-id --haproxy --server --state --zero-readings --maint-after --signal --pid --pidfile --grace --flag-file --http-post --lb-grace --inflight-metric --inflight-floor --port --header --header-env --cacert --insecure --on-timeout --interval --undo --timeout --help --version"
+            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --lock-timeout --host-id --haproxy --server --state --zero-readings --maint-after --signal --pid --pidfile --container --grace --flag-file --http-post --lb-grace --inflight-metric --inflight-floor --port --header --header-env --cacert --insecure --on-timeout --interval --undo --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -78,6 +78,10 @@ _ugw__drain() {
                     return 0
                     ;;
                 --pidfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --container)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -15,6 +15,7 @@ complete -c ugw-drain -l maint-after -d 'Escalate from drain to maint when work 
 complete -c ugw-drain -l signal -d 'Send SIG (QUIT for nginx\'s graceful stop) and wait for the process to exit; a stop, for after the balancer removed the node' -r
 complete -c ugw-drain -l pid -d 'The process to signal' -r
 complete -c ugw-drain -l pidfile -d 'Read the process id from FILE' -r -F
+complete -c ugw-drain -l container -d 'Signal the main process of Docker container NAME (docker kill --signal) and wait until the container has exited; the result names its id and exit code' -r
 complete -c ugw-drain -l grace -d 'With --on-timeout escalate: how long TERM has before KILL' -r
 complete -c ugw-drain -l flag-file -d 'Create PATH atomically: the balancer\'s health check (e.g. /health/lb, never the readiness check) fails on it; --undo removes it' -r -F
 complete -c ugw-drain -l http-post -d 'POST to the application\'s own drain endpoint (with --undo: the endpoint that puts it back)' -r

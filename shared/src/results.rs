@@ -369,6 +369,12 @@ pub struct Drained {
     pub flag_file: Option<String>,
     pub http_post: Option<String>,
     pub pid: Option<i32>,
+    /// `--container`: the id of the container signalled, and the exit code of its main
+    /// process once it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
     /// What in-flight work was measured by: `haproxy scur+qcur`, `metric URL#NAME`, `port N`.
     pub inflight_source: Option<String>,
 }
@@ -659,6 +665,9 @@ mod tests {
             flag_file: Some("/run/app/drain".into()),
             http_post: None,
             pid: None,
+            // Left out of the record when not a --container stop.
+            container_id: None,
+            exit_code: None,
             inflight_source: Some("port 8080".into()),
         };
         let value = StepResult::typed(true, &drained).result;

@@ -19,6 +19,7 @@ mod demo_app;
 mod doc_examples;
 mod docker_kit;
 mod drain;
+mod drain_container;
 mod drain_options;
 mod drain_pidfile;
 mod drain_trust;

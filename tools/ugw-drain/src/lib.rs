@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod balancer;
+mod container;
 mod earlier;
 mod local;
 mod signal;
@@ -55,6 +56,7 @@ mod id {
     pub const SIGNAL: &str = "signal";
     pub const PID: &str = "pid";
     pub const PIDFILE: &str = "pidfile";
+    pub const CONTAINER: &str = "container";
     pub const GRACE: &str = "grace";
     pub const FLAG_FILE: &str = "flag-file";
     pub const HTTP_POST: &str = "http-post";
@@ -152,6 +154,13 @@ pub fn command() -> Command {
             .value_name("FILE")
             .value_parser(clap::value_parser!(PathBuf))
             .help("Read the process id from FILE"),
+    )
+    .arg(
+        Arg::new(id::CONTAINER)
+            .long(id::CONTAINER)
+            .value_name("NAME")
+            .conflicts_with_all([id::PID, id::PIDFILE])
+            .help("Signal the main process of Docker container NAME (docker kill --signal) and wait until the container has exited; the result names its id and exit code"),
     )
     .arg(
         Arg::new(id::GRACE)
@@ -267,13 +276,22 @@ pub(crate) struct Haproxy {
     pub maint_after: Option<Duration>,
 }
 
-/// `--signal SIG --pid N|--pidfile FILE`: a graceful stop of one process.
+/// `--signal SIG --pid N|--pidfile FILE|--container NAME`: a graceful stop of one process.
 #[derive(Debug, Clone)]
 pub(crate) struct SignalStop {
     pub signal: rustix::process::Signal,
     pub name: String,
-    pub pid: PidSource,
+    pub target: StopTarget,
     pub grace: Duration,
+}
+
+/// What `--signal` stops.
+#[derive(Debug, Clone)]
+pub(crate) enum StopTarget {
+    /// A process on this host (`--pid`, `--pidfile`).
+    Process(PidSource),
+    /// A Docker container's main process (`--container NAME`).
+    Container(String),
 }
 
 /// How the node itself says it leaves traffic.
@@ -388,7 +406,10 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         }
         (Method::Haproxy(haproxy), false) => balancer::drain(ctx, haproxy, plan)?,
         (Method::Haproxy(haproxy), true) => balancer::undo(ctx, haproxy, plan)?,
-        (Method::Signal(stop), false) => signal::stop(ctx, stop, plan)?,
+        (Method::Signal(stop), false) => match &stop.target {
+            StopTarget::Process(source) => signal::stop(ctx, stop, source, plan)?,
+            StopTarget::Container(name) => container::stop(ctx, stop, name, plan)?,
+        },
         (Method::Local(local), false) => local::drain(ctx, local, plan)?,
         (Method::Local(local), true) => local::undo(ctx, local)?,
     };
@@ -422,17 +443,24 @@ fn method_from_flags(ctx: &Ctx, m: &ArgMatches) -> Result<Option<Method>> {
         return haproxy_method(m, sockets).map(Some);
     }
     if let Some((signal, name)) = m.get_one::<(rustix::process::Signal, String)>(id::SIGNAL) {
-        let pid = match (m.get_one::<i32>(id::PID), m.get_one::<PathBuf>(id::PIDFILE)) {
-            (Some(pid), _) => PidSource::Pid(*pid),
-            (None, Some(file)) => PidSource::File(file.clone()),
-            (None, None) => {
-                return Err(Error::usage("--signal needs --pid N or --pidfile FILE"));
+        let target = match (
+            m.get_one::<i32>(id::PID),
+            m.get_one::<PathBuf>(id::PIDFILE),
+            m.get_one::<String>(id::CONTAINER),
+        ) {
+            (Some(pid), _, _) => StopTarget::Process(PidSource::Pid(*pid)),
+            (None, Some(file), _) => StopTarget::Process(PidSource::File(file.clone())),
+            (None, None, Some(name)) => StopTarget::Container(name.clone()),
+            (None, None, None) => {
+                return Err(Error::usage(
+                    "--signal needs --pid N, --pidfile FILE or --container NAME",
+                ));
             }
         };
         return Ok(Some(Method::Signal(SignalStop {
             signal: *signal,
             name: name.clone(),
-            pid,
+            target,
             grace: defaulted(m, id::GRACE),
         })));
     }

@@ -50,28 +50,63 @@ fn escalation_times(deadline: Instant, grace: Duration) -> (Instant, Instant) {
     )
 }
 
-pub(crate) fn stop(ctx: &Ctx, stop: &SignalStop, plan: WaitPlan) -> Result<Drained> {
-    let SignalStop {
-        signal,
-        name,
-        pid: pid_source,
-        grace,
-    } = stop;
-    let pid = read_pid(pid_source)?;
+/// What the signal method stops: a process held by its pidfd, or a container's main
+/// process (`--container`), each sent signals and waited for its own way.
+pub(crate) trait Target {
+    /// `process 123`, `container web`: for messages.
+    fn what(&self) -> String;
+    /// Send `signal` (`name`, as `kill -s` takes it); `Ok(false)` when it is gone already.
+    fn send(&self, ctx: &Ctx, signal: Signal, name: &str) -> Result<bool>;
+    /// Wait until it is gone (`true`) or `until` passes (`false`); a signal ends the wait.
+    fn wait_gone(&mut self, ctx: &Ctx, until: Instant) -> Result<bool>;
+}
+
+impl Target for Process {
+    fn what(&self) -> String {
+        format!("process {}", self.pid())
+    }
+
+    fn send(&self, _ctx: &Ctx, signal: Signal, _name: &str) -> Result<bool> {
+        self.signal(signal)
+    }
+
+    fn wait_gone(&mut self, ctx: &Ctx, until: Instant) -> Result<bool> {
+        Process::wait_gone(self, until, &ctx.cancel)
+    }
+}
+
+pub(crate) fn stop(
+    ctx: &Ctx,
+    stop: &SignalStop,
+    source: &PidSource,
+    plan: WaitPlan,
+) -> Result<Drained> {
+    let pid = read_pid(source)?;
     refuse_own(pid)?;
     let mut drained = wait::blank(DrainMethod::Signal, false);
     drained.pid = Some(pid);
-    let gone = |drained: &mut Drained| {
-        drained.state_before = Some("gone".to_string());
-        drained.state_after = Some("gone".to_string());
+    let Some(mut process) = running_process(ctx, pid, source)? else {
+        mark_gone(&mut drained);
+        return Ok(drained);
     };
+    signal_and_wait(ctx, &mut process, stop, plan, drained)
+}
+
+/// A result for a target that was gone before anything was sent.
+pub(crate) fn mark_gone(drained: &mut Drained) {
+    drained.state_before = Some("gone".to_string());
+    drained.state_after = Some("gone".to_string());
+}
+
+/// Process `pid`, unless it is not running, or is not the one its pidfile names (a pid
+/// reused after the file was written): then `None`, said on stderr, and nothing is signalled.
+fn running_process(ctx: &Ctx, pid: i32, source: &PidSource) -> Result<Option<Process>> {
     let Some(process) = Process::from_pid(pid)? else {
         ctx.reporter
             .info(&format!("process {pid} is not running: nothing to stop"));
-        gone(&mut drained);
-        return Ok(drained);
+        return Ok(None);
     };
-    if let PidSource::File(path) = pid_source
+    if let PidSource::File(path) = source
         && let Some(why) = reused(&process, path)?
     {
         ctx.reporter.warn(&format!(
@@ -79,41 +114,54 @@ pub(crate) fn stop(ctx: &Ctx, stop: &SignalStop, plan: WaitPlan) -> Result<Drain
              gone, and {pid} is not signalled",
             path.display()
         ));
-        gone(&mut drained);
-        return Ok(drained);
+        return Ok(None);
     }
+    Ok(Some(process))
+}
+
+/// Send the signal to a running `target` and wait for it to be gone, escalating at the
+/// deadline with `--on-timeout escalate`; then what the deadline means (`judged`).
+pub(crate) fn signal_and_wait(
+    ctx: &Ctx,
+    target: &mut dyn Target,
+    stop: &SignalStop,
+    plan: WaitPlan,
+    mut drained: Drained,
+) -> Result<Drained> {
+    let what = target.what();
     drained.state_before = Some("running".to_string());
     if ctx.dry_run {
         drained.state_after = Some("running".to_string());
         ctx.reporter
-            .info(&format!("process {pid} is running; would send {name}"));
+            .info(&format!("{what} is running; would send {}", stop.name));
         return Ok(drained);
     }
     let deadline = ctx.step_deadline();
     let escalate = plan.on_timeout == OnTimeout::Escalate;
     let (graceful_until, term_until) = if escalate {
-        escalation_times(deadline, *grace)
+        escalation_times(deadline, stop.grace)
     } else {
         (deadline, deadline)
     };
     let since = Instant::now();
-    drained.changed = process.signal(*signal)?;
+    drained.changed = target.send(ctx, stop.signal, &stop.name)?;
     ctx.reporter.info(&format!(
-        "sent {name} to process {pid}; waiting for it to exit"
+        "sent {} to {what}; waiting for it to exit",
+        stop.name
     ));
-    let mut gone = process.wait_gone(graceful_until, &ctx.cancel)?;
+    let mut gone = target.wait_gone(ctx, graceful_until)?;
     if !gone && escalate {
         for (sig, word, until) in [
             (Signal::TERM, "TERM", term_until),
             (Signal::KILL, "KILL", deadline),
         ] {
             ctx.reporter.warn(&format!(
-                "process {pid} still runs after {}: sending {word}",
+                "{what} still runs after {}: sending {word}",
                 ugw_shared::time::human(since.elapsed())
             ));
-            process.signal(sig)?;
+            target.send(ctx, sig, word)?;
             drained.escalated = Some(word.to_string());
-            gone = process.wait_gone(until, &ctx.cancel)?;
+            gone = target.wait_gone(ctx, until)?;
             if gone {
                 break;
             }
@@ -121,16 +169,30 @@ pub(crate) fn stop(ctx: &Ctx, stop: &SignalStop, plan: WaitPlan) -> Result<Drain
     }
     drained.waited_ms = ugw_shared::time::millis(since.elapsed());
     drained.state_after = Some(if gone { "gone" } else { "running" }.to_string());
+    judged(ctx, &what, &stop.name, plan, drained, gone, since)
+}
+
+/// The step's end: done once the target is gone; at the deadline, `--on-timeout proceed`
+/// goes on (`forced`) and anything else fails with kind `timeout`.
+fn judged(
+    ctx: &Ctx,
+    what: &str,
+    name: &str,
+    plan: WaitPlan,
+    mut drained: Drained,
+    gone: bool,
+    since: Instant,
+) -> Result<Drained> {
     if gone {
         ctx.reporter.info(&format!(
-            "process {pid} exited after {}",
+            "{what} exited after {}",
             ugw_shared::time::human(since.elapsed())
         ));
         return Ok(drained);
     }
     if plan.on_timeout == OnTimeout::Proceed {
         ctx.reporter.warn(&format!(
-            "process {pid} still runs at the deadline; going on (--on-timeout proceed)"
+            "{what} still runs at the deadline; going on (--on-timeout proceed)"
         ));
         drained.forced = true;
         return Ok(drained);
@@ -138,7 +200,7 @@ pub(crate) fn stop(ctx: &Ctx, stop: &SignalStop, plan: WaitPlan) -> Result<Drain
     Err(Error::new(
         ErrorKind::Timeout,
         format!(
-            "process {pid} did not exit within {} of {name}",
+            "{what} did not exit within {} of {name}",
             ugw_shared::time::human(since.elapsed())
         ),
     )

@@ -28,6 +28,8 @@ pub(crate) fn blank(method: DrainMethod, undo: bool) -> Drained {
         flag_file: None,
         http_post: None,
         pid: None,
+        container_id: None,
+        exit_code: None,
         inflight_source: None,
     }
 }

@@ -23,7 +23,7 @@ _ugw__fetch() {
 
     case "${cmd}" in
         ugw__fetch)
-            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --lock-timeout --host-id --url --dest --name --release --sha256 --sha256-url --sha256-file --no-verify --minisign-pubkey --minisign-sig-url --extract --strip-components --allow-absolute-symlinks --mode --smoke --smoke-timeout --max-bytes --keep --header --header-env --cacert --insecure --sums-header --sums-header-env --timeout --help --version"
+            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --lock-timeout --host-id --url --dest --name --release --sha256 --sha256-url --sha256-file --no-verify --minisign-pubkey --minisign-sig-url --extract --strip-components --allow-absolute-symlinks --mode --smoke --smoke-timeout --max-bytes --keep --image --digest --registry-login-env --header --header-env --cacert --insecure --sums-header --sums-header-env --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -106,6 +106,18 @@ _ugw__fetch() {
                     return 0
                     ;;
                 --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --digest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry-login-env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

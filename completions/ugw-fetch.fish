@@ -21,6 +21,9 @@ complete -c ugw-fetch -l smoke -d 'Run CMD (sh -c; {} is the new file or folder)
 complete -c ugw-fetch -l smoke-timeout -d 'How long the smoke test may take' -r
 complete -c ugw-fetch -l max-bytes -d 'Refuse an artifact larger than N bytes' -r
 complete -c ugw-fetch -l keep -d 'After a successful fetch, remove the folders ugw-fetch extracted into --dest beyond the N newest (never this one, one a ugw-fetch step of this run staged, a downloaded file, or anything ugw-fetch did not make)' -r
+complete -c ugw-fetch -l image -d 'Pull this image (repo:tag or repo@sha256:…) through the docker CLI instead of --url; it must have --digest, REF\'s digest or the one --sha256-url/--sha256-file lists' -r
+complete -c ugw-fetch -l digest -d 'The digest the --image must have (its manifest\'s, as docker pull prints it)' -r
+complete -c ugw-fetch -l registry-login-env -d 'Log in to REF\'s registry as USER with the password in ENVVAR (docker login --password-stdin into a private DOCKER_CONFIG removed afterwards; never shown)' -r
 complete -c ugw-fetch -l header -d 'Send this header with every request (repeatable); not for secrets, see --header-env' -r
 complete -c ugw-fetch -l header-env -d 'Send header NAME with the value of environment variable ENVVAR (repeatable); the value is never shown' -r
 complete -c ugw-fetch -l cacert -d 'Trust the certificates in this PEM file (CAs, or the server\'s own self-signed one) instead of the system\'s' -r -F

@@ -37,6 +37,10 @@ const OWN_TESTS: &[(&str, &str)] = &[
     ("ugw-backup", "backup_examples_run_in_order"),
     ("ugw-drain", "drain_examples_run_in_order"),
     ("smoke.json", "verify_examples_run_in_order"),
+    (
+        "ugw-fetch --image",
+        "fetch_image::the_readme_example_runs_as_written",
+    ),
 ];
 
 /// What `ugw-backup`'s examples name, and what stands in for it (besides [`STAND_INS`]).

@@ -1,7 +1,7 @@
 //! Issue 24: `ugw-drain --signal SIG --container NAME` stops a real container's main process
 //! (`docker kill --signal`) and waits until the container has exited, within the step's
 //! deadline; the result names the container's id and its exit code. The demo service runs
-//! as the image kit::docker builds offline, on the host's network, on a free port.
+//! as the image `kit::docker` builds offline, on the host's network, on a free port.
 
 use crate::kit;
 

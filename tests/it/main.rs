@@ -28,6 +28,7 @@ mod durability;
 mod failure_path;
 mod fetch;
 mod fetch_hostile;
+mod fetch_image;
 mod first_contact_versions;
 mod gitlab_ci;
 mod hostile;

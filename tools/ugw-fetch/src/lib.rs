@@ -8,6 +8,7 @@ mod download;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod image;
 mod keep;
 mod side_clients;
 mod signature;
@@ -42,7 +43,10 @@ Examples:
 
   # A signed checksum file (minisign), a token from the environment and a private CA add:
   #   --minisign-pubkey RWQf6LRC… --minisign-sig-url \"$BASE/SHA256SUMS.minisig\"
-  #   --header-env 'Authorization=RELEASE_TOKEN' --cacert /etc/app/ca.pem";
+  #   --header-env 'Authorization=RELEASE_TOKEN' --cacert /etc/app/ca.pem
+
+  # A container image, pulled through docker and checked against its digest (or a list's):
+  ugw-fetch --image \"$REGISTRY/app:$V\" --digest \"$DIGEST\" --smoke '/app/bin/app --version'";
 
 /// How much of a checksum or signature file is read (they are a few lines).
 const SMALL_FILE_LIMIT: usize = 1024 * 1024;
@@ -79,7 +83,25 @@ mod id {
     pub const KEEP: &str = "keep";
     pub const SUMS_HEADER: &str = "sums-header";
     pub const SUMS_HEADER_ENV: &str = "sums-header-env";
+    pub const IMAGE: &str = "image";
+    pub const DIGEST: &str = "digest";
+    pub const REGISTRY_LOGIN_ENV: &str = "registry-login-env";
 }
+
+/// The flags only a file fetch reads: `--image` refuses them.
+const FILE_ONLY: [&str; 11] = [
+    id::URL,
+    id::DEST,
+    id::NAME,
+    id::SHA256,
+    id::NO_VERIFY,
+    id::EXTRACT,
+    id::STRIP_COMPONENTS,
+    id::ALLOW_ABSOLUTE_SYMLINKS,
+    id::MODE,
+    id::MAX_BYTES,
+    id::KEEP,
+];
 
 /// The clap command: the common flags, then this tool's own.
 #[must_use]
@@ -110,8 +132,14 @@ pub fn command() -> Command {
     )
     .after_long_help(EXAMPLES)
     .next_help_heading("What and where")
-    .arg(flag::text(id::URL, "URL", "The artifact: http://, https:// or file://").required(true))
-    .arg(flag::path(id::DEST, "DIR", "The staging folder (created if missing)").required(true))
+    .arg(
+        flag::text(id::URL, "URL", "The artifact: http://, https:// or file://")
+            .required_unless_present(id::IMAGE),
+    )
+    .arg(
+        flag::path(id::DEST, "DIR", "The staging folder (created if missing)")
+            .required_unless_present(id::IMAGE),
+    )
     .arg(flag::text(
         id::NAME,
         "NAME",
@@ -215,9 +243,146 @@ pub fn command() -> Command {
         clap::value_parser!(u32).range(1..),
         "After a successful fetch, remove the folders ugw-fetch extracted into --dest beyond the N newest (never this one, one a ugw-fetch step of this run staged, a downloaded file, or anything ugw-fetch did not make)",
     ))
+    .next_help_heading("Container images")
+    .arg(
+        flag::text(
+            id::IMAGE,
+            "REF",
+            "Pull this image (repo:tag or repo@sha256:…) through the docker CLI instead of --url; it must have --digest, REF's digest or the one --sha256-url/--sha256-file lists",
+        )
+        .long_help(
+            "Pull the image REF ([host[:port]/]repo[:tag][@sha256:…]) through the docker \
+             CLI instead of fetching --url. Integrity fails closed: the digest comes from \
+             REF, from --digest, or from the DIGEST  repo:tag line of --sha256-url or \
+             --sha256-file (a minisign signature over that list verifies as for a \
+             SHA256SUMS file). A tag is pulled by its name and the image's RepoDigests \
+             must then hold the digest, else the step fails (checksum_mismatch) and the \
+             tag is removed (with the image, unless something else uses it). An image \
+             present with that digest is not pulled (changed: false). --smoke CMD runs in \
+             a throwaway container (docker run --rm --network none --pull never): CMD is \
+             split at whitespace, its first word the entrypoint and the rest its \
+             arguments, with no shell (an image may have none) and no {}. The step's \
+             result names image, digest, reference (image@digest, what ugw-swap \
+             --compose pins) and version (--release, else the tag, else the \
+             org.opencontainers.image.version label). Registry credentials: the docker \
+             CLI's own config (DOCKER_CONFIG), or --registry-login-env.",
+        )
+        .conflicts_with_all(FILE_ONLY),
+    )
+    .arg(
+        flag::text(
+            id::DIGEST,
+            "sha256:HEX",
+            "The digest the --image must have (its manifest's, as docker pull prints it)",
+        )
+        .requires(id::IMAGE)
+        .conflicts_with_all([id::SHA256_URL, id::SHA256_FILE]),
+    )
+    .arg(
+        flag::text(
+            id::REGISTRY_LOGIN_ENV,
+            "USER=ENVVAR",
+            "Log in to REF's registry as USER with the password in ENVVAR (docker login --password-stdin into a private DOCKER_CONFIG removed afterwards; never shown)",
+        )
+        .requires(id::IMAGE),
+    )
     .next_help_heading("HTTP")
     .args(http::args())
     .args(side_clients::args())
+}
+
+/// What to fetch: a file (`--url`) or a container image (`--image`).
+enum Fetch {
+    File(Options),
+    Image(ImageFetch),
+}
+
+/// `--image`: its options, and where its digest may be listed.
+struct ImageFetch {
+    options: image::Options,
+    integrity: Integrity,
+    http: HttpConfig,
+    sums_headers: Vec<Header>,
+}
+
+impl Fetch {
+    fn from_matches(ctx: &Ctx, m: &ArgMatches) -> Result<Self> {
+        let Some(raw) = m.get_one::<String>(id::IMAGE) else {
+            return Options::from_matches(ctx, m).map(Fetch::File);
+        };
+        let text = |id: &str| m.get_one::<String>(id).cloned();
+        let reference = image::Reference::parse(raw)?;
+        let digest = text(id::DIGEST)
+            .map(|given| {
+                image::normalise_digest(&given).ok_or_else(|| {
+                    Error::usage(format!(
+                        "--digest '{given}' is not sha256: and 64 hexadecimal digits"
+                    ))
+                })
+            })
+            .transpose()?;
+        if let (Some(given), Some(in_ref)) = (&digest, &reference.digest)
+            && given != in_ref
+        {
+            return Err(Error::usage(format!(
+                "--digest {given} is not the digest --image names ({in_ref})"
+            )));
+        }
+        let integrity = Integrity::from_matches(m);
+        if digest.is_none() && reference.digest.is_none() && !integrity.listed() {
+            return Err(Error::usage(format!(
+                "no integrity check for --image {raw}: give it as repo@sha256:…, or give \
+                 --digest sha256:…, --sha256-url or --sha256-file (nothing was pulled)"
+            )));
+        }
+        let login = text(id::REGISTRY_LOGIN_ENV)
+            .map(|raw| registry_login(&raw))
+            .transpose()?;
+        let options = image::Options {
+            reference,
+            digest,
+            release: text(id::RELEASE),
+            smoke: text(id::SMOKE),
+            smoke_timeout: *m
+                .get_one::<Duration>(id::SMOKE_TIMEOUT)
+                .expect("clap: --smoke-timeout has a default"),
+            login,
+        };
+        Ok(Fetch::Image(ImageFetch {
+            options,
+            integrity,
+            http: HttpConfig::from_matches(m, ctx.scrubber())?,
+            sums_headers: sums_headers(m)?,
+        }))
+    }
+}
+
+/// `--registry-login-env USER=ENVVAR`: the user, and the password ENVVAR holds.
+fn registry_login(raw: &str) -> Result<(String, String)> {
+    let Some((user, var)) = raw.split_once('=') else {
+        return Err(Error::usage(format!(
+            "--registry-login-env '{raw}' is not 'USER=ENVVAR'"
+        )));
+    };
+    let password = std::env::var(var.trim()).map_err(|_| {
+        Error::usage(format!(
+            "--registry-login-env {raw}: environment variable {} is not set (or not UTF-8)",
+            var.trim()
+        ))
+    })?;
+    Ok((user.trim().to_string(), password))
+}
+
+/// `--sums-header*`, read.
+fn sums_headers(m: &ArgMatches) -> Result<Vec<Header>> {
+    let all = |id: &str| -> Vec<String> {
+        m.get_many::<String>(id)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    };
+    side_clients::sums_headers(&all(id::SUMS_HEADER), &all(id::SUMS_HEADER_ENV))
 }
 
 /// Everything the flags say, parsed once: nothing below this file sees `ArgMatches`.
@@ -249,14 +414,7 @@ struct Integrity {
 impl Options {
     fn from_matches(ctx: &Ctx, m: &ArgMatches) -> Result<Self> {
         let text = |id: &str| m.get_one::<String>(id).cloned();
-        let integrity = Integrity {
-            no_verify: m.get_flag(id::NO_VERIFY),
-            sha256: text(id::SHA256),
-            sha256_url: text(id::SHA256_URL),
-            sha256_file: m.get_one::<PathBuf>(id::SHA256_FILE).cloned(),
-            minisign: text(id::MINISIGN_PUBKEY).zip(text(id::MINISIGN_SIG_URL)),
-            name: text(id::NAME),
-        };
+        let integrity = Integrity::from_matches(m);
         if !integrity.given() && !integrity.no_verify {
             return Err(Error::usage(
                 "no integrity check: give --sha256, --sha256-url, --sha256-file or a minisign key \
@@ -265,15 +423,7 @@ impl Options {
         }
         let plan = Plan::from_matches(ctx, m)?;
         let http = HttpConfig::from_matches(m, ctx.scrubber())?;
-        let all = |id: &str| -> Vec<String> {
-            m.get_many::<String>(id)
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect()
-        };
-        let sums_headers =
-            side_clients::sums_headers(&all(id::SUMS_HEADER), &all(id::SUMS_HEADER_ENV))?;
+        let sums_headers = sums_headers(m)?;
         Ok(Options {
             plan,
             integrity,
@@ -286,6 +436,23 @@ impl Options {
 }
 
 impl Integrity {
+    fn from_matches(m: &ArgMatches) -> Self {
+        let text = |id: &str| m.get_one::<String>(id).cloned();
+        Integrity {
+            no_verify: m.get_flag(id::NO_VERIFY),
+            sha256: text(id::SHA256),
+            sha256_url: text(id::SHA256_URL),
+            sha256_file: m.get_one::<PathBuf>(id::SHA256_FILE).cloned(),
+            minisign: text(id::MINISIGN_PUBKEY).zip(text(id::MINISIGN_SIG_URL)),
+            name: text(id::NAME),
+        }
+    }
+
+    /// Whether a checksum file is given (a list of digests to look the artifact up in).
+    fn listed(&self) -> bool {
+        self.sha256_url.is_some() || self.sha256_file.is_some()
+    }
+
     /// Whether any check is given: a digest, a checksum file or a minisign key.
     fn given(&self) -> bool {
         self.sha256.is_some()
@@ -460,8 +627,46 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Download, verify, stage.
+/// Download, verify, stage (or pull and check an image).
 pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
+    match Fetch::from_matches(ctx, matches)? {
+        Fetch::File(options) => fetch_file(ctx, options),
+        Fetch::Image(fetch) => fetch_image(ctx, &fetch),
+    }
+}
+
+/// `--image`: the digest it must have (REF's, `--digest`'s, or the one the checksum list
+/// gives it, that list verified first when signed), then the pull.
+fn fetch_image(ctx: &mut Ctx, fetch: &ImageFetch) -> Result<StepResult> {
+    let options = &fetch.options;
+    let expected = match (&options.reference.digest, &options.digest) {
+        (Some(digest), _) | (None, Some(digest)) => digest.clone(),
+        (None, None) => {
+            let clients = side_clients::Clients::new(
+                fetch.http.clone(),
+                &fetch.sums_headers,
+                "",
+                ctx.scrubber(),
+            )?;
+            let limits = Limits {
+                max_bytes: None,
+                deadline: ctx.step_deadline(),
+            };
+            let Some(text) = checksum_file(ctx, &fetch.integrity, &clients, limits)? else {
+                // Fetch::from_matches refused an --image with no digest and no list.
+                return Err(Error::usage("--image needs a digest or a checksum list"));
+            };
+            if let Some(signed) = signature(ctx, &fetch.integrity, &clients, limits)? {
+                signed.verify_bytes(&text, "the checksum list")?;
+            }
+            image::listed_digest(&String::from_utf8_lossy(&text), &options.reference)?
+        }
+    };
+    image::run(ctx, options, &expected)
+}
+
+/// A file: download, verify, stage.
+fn fetch_file(ctx: &mut Ctx, options: Options) -> Result<StepResult> {
     let Options {
         plan,
         integrity,
@@ -469,7 +674,7 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
         mut http,
         sums_headers,
         url,
-    } = Options::from_matches(ctx, matches)?;
+    } = options;
     let no_verify = integrity.no_verify;
     http.reuse_connections = true;
     let clients = side_clients::Clients::new(http, &sums_headers, &url, ctx.scrubber())?;
@@ -903,30 +1108,8 @@ impl Check {
         plan: &Plan,
         limits: Limits,
     ) -> Result<Self> {
-        let sums_text = if let Some(url) = &integrity.sha256_url {
-            Some(small_file(ctx, clients.side(url), url, limits)?)
-        } else if let Some(path) = &integrity.sha256_file {
-            if let Some(refused) = ugw_shared::atomic::link_refused(path, "--sha256-file") {
-                return Err(refused);
-            }
-            Some(
-                ugw_shared::atomic::read_capped(path, SMALL_FILE_LIMIT).map_err(|e| {
-                    Error::usage(format!(
-                        "--sha256-file {}: cannot read it ({e})",
-                        path.display()
-                    ))
-                })?,
-            )
-        } else {
-            None
-        };
-        let signed = match &integrity.minisign {
-            Some((key, url)) => Some(signature::Signed::new(
-                key,
-                &small_file(ctx, clients.side(url), url, limits)?,
-            )?),
-            None => None,
-        };
+        let sums_text = checksum_file(ctx, integrity, clients, limits)?;
+        let signed = signature(ctx, integrity, clients, limits)?;
         let mut check = Check {
             sha256: None,
             artifact_signature: None,
@@ -953,6 +1136,45 @@ impl Check {
         }
         Ok(check)
     }
+}
+
+/// The checksum file `--sha256-url` or `--sha256-file` names, read whole, if one is given.
+fn checksum_file(
+    ctx: &Ctx,
+    integrity: &Integrity,
+    clients: &side_clients::Clients,
+    limits: Limits,
+) -> Result<Option<Vec<u8>>> {
+    if let Some(url) = &integrity.sha256_url {
+        return small_file(ctx, clients.side(url), url, limits).map(Some);
+    }
+    let Some(path) = &integrity.sha256_file else {
+        return Ok(None);
+    };
+    if let Some(refused) = ugw_shared::atomic::link_refused(path, "--sha256-file") {
+        return Err(refused);
+    }
+    ugw_shared::atomic::read_capped(path, SMALL_FILE_LIMIT)
+        .map(Some)
+        .map_err(|e| {
+            Error::usage(format!(
+                "--sha256-file {}: cannot read it ({e})",
+                path.display()
+            ))
+        })
+}
+
+/// The minisign signature `--minisign-sig-url` names, read, with its key, if one is given.
+fn signature(
+    ctx: &Ctx,
+    integrity: &Integrity,
+    clients: &side_clients::Clients,
+    limits: Limits,
+) -> Result<Option<signature::Signed>> {
+    let Some((key, url)) = &integrity.minisign else {
+        return Ok(None);
+    };
+    signature::Signed::new(key, &small_file(ctx, clients.side(url), url, limits)?).map(Some)
 }
 
 /// A checksum or signature file, read whole (it is small), with a few retries.

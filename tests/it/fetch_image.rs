@@ -193,8 +193,39 @@ fn a_failing_smoke_test_fails_the_step_and_removes_the_pulled_image() {
 
     // The same command that succeeds passes, and leaves no container behind.
     fetch_image(&[&image.by_digest(), "--smoke", "/app/ugw-demo-app --help"]).succeeds();
-    let left = docker::docker_ok(&["ps", "-aq", "--filter", "name=ugw-smoke-"]);
-    assert!(left.is_empty(), "smoke containers left: {left}");
+    assert_eq!(no_containers_of(&image), "");
+}
+
+/// The containers (running or not) made from `image`, one id a line.
+fn no_containers_of(image: &DemoImage) -> String {
+    docker::docker_ok(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("ancestor={}", image.by_digest()),
+    ])
+}
+
+#[test]
+fn a_smoke_test_past_its_timeout_fails_and_leaves_no_container_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_cleanup, _registry, image)) = setup(dir.path()) else {
+        return;
+    };
+    // The demo service never exits by itself: the smoke test's deadline stops it.
+    let out = fetch_image(&[
+        &image.by_digest(),
+        "--smoke",
+        "/app/ugw-demo-app --listen 127.0.0.1:8080",
+        "--smoke-timeout",
+        "3s",
+    ]);
+    out.fails_with(Kind::SmokeFailed).stderr_has("timed out");
+    assert_eq!(
+        no_containers_of(&image),
+        "",
+        "the smoke container outlived its deadline"
+    );
 }
 
 #[test]

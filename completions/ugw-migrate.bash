@@ -653,7 +653,7 @@ _ugw__migrate() {
             return 0
             ;;
         ugw__subcmd__migrate__subcmd__up)
-            opts="-q -h --phase --target --allow-changed --allow-out-of-order --allow-unsafe --create --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ledger-table --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
+            opts="-q -h --phase --target --allow-changed --allow-out-of-order --allow-unsafe --create --from-image --image-path --record --new --in --output --pretty --quiet --always --dry-run --timeout --host-id --lock-timeout --db --db-env --dir --allow-pooler --ledger-schema --ledger-table --ddl-lock-timeout --ddl-retries --max-xact-age --statement-timeout --heartbeat --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -664,6 +664,10 @@ _ugw__migrate() {
                     return 0
                     ;;
                 --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

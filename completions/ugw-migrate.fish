@@ -62,6 +62,7 @@ complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l phase -d 
 post\t''
 all\t''"
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l target -d 'Stop after this version' -r
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l image-path -d 'With --from-image: the migrations folder inside the image' -r
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l record -d 'Keep the record in FILE (read, append this step, write back atomically under FILE.lock)' -r -F
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l in -d '\'-\' reads the record from stdin whatever it is; \'none\' never touches stdin' -r -f -a "-\t''
 none\t''"
@@ -85,6 +86,7 @@ complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l allow-cha
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l allow-out-of-order -d 'Apply a pending version older than the newest applied one of its phase'
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l allow-unsafe -d 'Apply pre-deploy migrations the linter refuses'
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l create -d 'SQLite: create the database file when it does not exist (a first install); without it a missing file is refused (exit 2), so a mistyped --db never starts an empty database'
+complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l from-image -d 'Take the migrations from the image this run\'s ugw-fetch --image step verified (docker create, then docker cp of --image-path; the container is always removed)'
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l new -d 'Start a new run in --record FILE (an old FILE is kept as FILE.prev)'
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -l pretty -d 'Same as --output pretty (the record file is indented too)'
 complete -c ugw-migrate -n "__fish_ugw_migrate_using_subcommand up" -s q -l quiet -d 'Print only errors on stderr'

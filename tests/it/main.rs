@@ -37,6 +37,7 @@ mod jq_containment;
 mod metrics_formats;
 mod migrate;
 mod migrate_hostile;
+mod migrate_image;
 mod migrate_pooler;
 mod migrate_waits;
 mod newcomer;

@@ -8,6 +8,10 @@
 #![cfg_attr(test, deny(unsafe_code))]
 
 mod engine;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+mod image;
 mod lint;
 mod pg;
 mod source;
@@ -34,6 +38,8 @@ mod id {
     pub const BASELINE: &str = "baseline";
 
     pub const DIR: &str = "dir";
+    pub const FROM_IMAGE: &str = "from-image";
+    pub const IMAGE_PATH: &str = "image-path";
     pub const ALLOW_POOLER: &str = "allow-pooler";
     pub const LEDGER_SCHEMA: &str = "ledger-schema";
     pub const LEDGER_TABLE: &str = "ledger-table";
@@ -191,7 +197,22 @@ pub fn command() -> Command {
                     .action(ArgAction::SetTrue)
                     .help("Apply pre-deploy migrations the linter refuses"),
             )
-            .arg(create.clone()),
+            .arg(create.clone())
+            .arg(
+                Arg::new(id::FROM_IMAGE)
+                    .long(id::FROM_IMAGE)
+                    .action(ArgAction::SetTrue)
+                    .conflicts_with(id::DIR)
+                    .help("Take the migrations from the image this run's ugw-fetch --image step verified (docker create, then docker cp of --image-path; the container is always removed)"),
+            )
+            .arg(
+                Arg::new(id::IMAGE_PATH)
+                    .long(id::IMAGE_PATH)
+                    .value_name("PATH")
+                    .default_value("/migrations")
+                    .requires(id::FROM_IMAGE)
+                    .help("With --from-image: the migrations folder inside the image"),
+            ),
     )
     .subcommand(
         Command::new(id::STATUS)
@@ -273,6 +294,8 @@ fn timing_args() -> Vec<Arg> {
 struct Options {
     settings: Settings,
     subcommand: Subcommand,
+    /// `up --from-image`: the migrations folder inside this run's fetched image.
+    from_image: Option<String>,
 }
 
 enum Subcommand {
@@ -320,9 +343,15 @@ impl Options {
             },
             other => unreachable!("clap knows no subcommand {other}"),
         };
+        let from_image = (name == id::UP && sub.get_flag(id::FROM_IMAGE))
+            .then(|| defaulted::<String>(sub, id::IMAGE_PATH));
         let settings = Settings {
             db: DbUrl::from_matches(sub, ctx.scrubber()),
-            dir: engine::migrations_dir(ctx, sub.get_one::<PathBuf>(id::DIR).cloned())?,
+            dir: match from_image {
+                // Copied out of the image once the flags are all read (`run`).
+                Some(_) => Ok(PathBuf::new()),
+                None => engine::migrations_dir(ctx, sub.get_one::<PathBuf>(id::DIR).cloned())?,
+            },
             allow_pooler: sub.get_flag(id::ALLOW_POOLER),
             lock_timeout: ctx.lock_timeout(),
             ddl_lock_timeout: defaulted(sub, id::DDL_LOCK_TIMEOUT),
@@ -337,6 +366,7 @@ impl Options {
         Ok(Options {
             settings,
             subcommand,
+            from_image,
         })
     }
 }
@@ -360,9 +390,13 @@ fn defaulted<T: Clone + Send + Sync + 'static>(matches: &ArgMatches, id: &str) -
 /// Run the subcommand.
 pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
     let Options {
-        settings,
+        mut settings,
         subcommand,
+        from_image,
     } = Options::from_matches(ctx, matches)?;
+    if let Some(image_path) = from_image {
+        settings.dir = Ok(image::copy_migrations(ctx, &image_path)?);
+    }
     match subcommand {
         // `up --dry-run` answers as `plan` would, with up's allowances.
         Subcommand::Up(selection, allow) if ctx.dry_run => {

@@ -1,0 +1,124 @@
+//! Issue 24: `ugw-migrate up --from-image` takes the migrations from the image this run's
+//! `ugw-fetch --image` step verified (`docker create`, `docker cp` of `--image-path`), as from
+//! an unpacked release; the container it made is always removed. A real image built offline
+//! by `kit::docker`, pushed to a loopback registry and pulled by digest; a real SQLite file.
+
+use crate::kit;
+
+use kit::docker::{self, Behaviour, Cleanup, ImageSpec, Registry};
+use std::path::Path;
+
+const RUN: &str = "20261207T160000Z-test-0024";
+
+/// A record with one ok `ugw-fetch --image` step of `reference` (`repo@digest`) in `run`, on
+/// this host.
+fn image_record(run: &str, repository: &str, digest: &str) -> String {
+    serde_json::json!({
+        "ugw": 1, "run": run, "ok": true,
+        "steps": [{
+            "tool": "ugw-fetch", "tool_version": "0.1.0", "run": run,
+            "host": ugw_shared::time::hostname(),
+            "started": "2026-12-07T16:00:00.000Z", "elapsed_ms": 5, "status": "ok", "exit": 0,
+            "changed": true, "dry_run": false,
+            "result": {"image": repository, "digest": digest,
+                       "reference": format!("{repository}@{digest}"), "tag": "v2.0.0",
+                       "version": "v2.0.0", "id": "sha256:00", "pulled": true, "verified": true}
+        }]
+    })
+    .to_string()
+}
+
+/// An image holding `/migrations/0001_items.sql`, pulled here by digest.
+fn image_with_migrations(registry: &Registry, cleanup: &Cleanup) -> docker::DemoImage {
+    let mut spec = ImageSpec::new(&cleanup.name("app"), "v2.0.0", Behaviour::Healthy);
+    spec.files.push((
+        "/migrations/0001_items.sql".to_string(),
+        b"CREATE TABLE items (id INTEGER PRIMARY KEY, note TEXT);\n".to_vec(),
+    ));
+    let image = docker::build_image(registry, &spec);
+    docker::docker_ok(&["pull", &image.by_digest()]);
+    image
+}
+
+fn migrate(record: &str, db: &Path, extra: &[&str]) -> kit::Outcome {
+    let url = format!("sqlite://{}", kit::s(db));
+    let mut cmd = kit::tool("ugw-migrate");
+    cmd.args(["up", "--from-image", "--db", &url, "--create"])
+        .args(extra);
+    kit::with_stdin(cmd, record)
+}
+
+fn tables(db: &Path) -> String {
+    let out = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(".tables")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The containers made from `reference` (none once ugw-migrate is done).
+fn containers_of(reference: &str) -> String {
+    docker::docker_ok(&["ps", "-aq", "--filter", &format!("ancestor={reference}")])
+}
+
+#[test]
+fn the_migrations_of_the_fetched_image_are_applied_once_and_no_container_is_left() {
+    let Some(_docker) = docker::require_docker() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(dir.path());
+    let cleanup = Cleanup::new();
+    let image = image_with_migrations(&registry, &cleanup);
+    let record = image_record(RUN, &image.repository, &image.digest);
+    let db = dir.path().join("app.db");
+    let out = migrate(&record, &db, &[]);
+    out.succeeds()
+        .stderr_has(format!("copied /migrations out of {}", image.by_digest()));
+    assert!(out.last_step().changed);
+    assert!(tables(&db).contains("items"), "{}", tables(&db));
+    assert_eq!(containers_of(&image.by_digest()), "");
+    let again = migrate(&record, &db, &[]);
+    again.succeeds();
+    assert!(!again.last_step().changed, "{}", again.stdout);
+    assert_eq!(containers_of(&image.by_digest()), "");
+}
+
+#[test]
+fn a_path_the_image_does_not_have_is_a_clear_error_and_no_container_is_left() {
+    let Some(_docker) = docker::require_docker() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(dir.path());
+    let cleanup = Cleanup::new();
+    let image = image_with_migrations(&registry, &cleanup);
+    let record = image_record(RUN, &image.repository, &image.digest);
+    let db = dir.path().join("app.db");
+    migrate(&record, &db, &["--image-path", "/db/migrations"])
+        .fails_with(kit::Kind::NotFound)
+        .stderr_has("--image-path /db/migrations cannot be copied out of");
+    assert!(!tables(&db).contains("items"));
+    assert_eq!(containers_of(&image.by_digest()), "");
+}
+
+#[test]
+fn a_fetch_step_of_another_run_is_not_used() {
+    let Some(_docker) = docker::require_docker() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(dir.path());
+    let cleanup = Cleanup::new();
+    let image = image_with_migrations(&registry, &cleanup);
+    let mut record: serde_json::Value =
+        serde_json::from_str(&image_record(RUN, &image.repository, &image.digest)).unwrap();
+    record["steps"][0]["run"] = "20261201T000000Z-other-0001".into();
+    let db = dir.path().join("app.db");
+    migrate(&record.to_string(), &db, &[])
+        .fails_with(kit::Kind::Usage)
+        .stderr_has("so it is not used");
+    assert!(!tables(&db).contains("items"));
+    assert_eq!(containers_of(&image.by_digest()), "");
+}

@@ -97,13 +97,17 @@ _ugw__backup() {
             return 0
             ;;
         ugw__subcmd__backup__subcmd__create)
-            opts="-q -h -V --path --exclude --db --db-env --pg-globals --out --name --app-version --root --keep --compress --level --threads --strict --no-space-check --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help --version"
+            opts="-q -h -V --path --volume --exclude --db --db-env --pg-globals --out --name --app-version --root --keep --compress --level --threads --strict --no-space-check --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --volume)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

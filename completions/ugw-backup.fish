@@ -47,6 +47,7 @@ complete -c ugw-backup -n "__fish_ugw_backup_needs_command" -f -a "list" -d 'The
 complete -c ugw-backup -n "__fish_ugw_backup_needs_command" -f -a "prune" -d 'Remove all but the newest N backups of this host (never the one the record refers to, never a file that is not a ugw backup)'
 complete -c ugw-backup -n "__fish_ugw_backup_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l path -d 'A file or folder to back up (repeatable)' -r -F
+complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l volume -d 'A Docker named volume to back up, read from its mount point as a --path is; restore --in-place stops the containers using it and starts them again (repeatable)' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l exclude -d 'Leave out matching names (\'*.log\'), or paths with a / (\'cache/**\') (repeatable)' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l db -d 'A database: sqlite:///path/app.db (a snapshot) or postgres://user@host/db (pg_dump; the password from PGPASSWORD or the URL, never argv) (repeatable)' -r
 complete -c ugw-backup -n "__fish_ugw_backup_using_subcommand create" -l db-env -d 'Read a --db URL from this environment variable (repeatable)' -r

@@ -223,6 +223,9 @@ pub struct Backup {
     /// Older backups removed by `--keep`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pruned: Vec<String>,
+    /// The Docker named volumes backed up (`--volume`), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
 }
 
 impl ToolResult for Backup {

@@ -9,6 +9,7 @@ mod backup;
 mod backup_attack;
 mod backup_cli;
 mod backup_property;
+mod backup_volume;
 mod conformance_jq;
 mod conformance_minisign;
 mod conformance_sums;

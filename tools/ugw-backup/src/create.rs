@@ -22,6 +22,8 @@ use ugw_shared::{Ctx, Error, ErrorKind, Result};
 #[derive(Debug)]
 pub struct Plan {
     pub paths: Vec<PathBuf>,
+    /// The `--volume` names and their mount points (also in `paths`).
+    pub volumes: Vec<(String, PathBuf)>,
     pub excludes: Vec<Glob>,
     pub sqlite: Vec<PathBuf>,
     pub pg: Vec<crate::pg::Target>,
@@ -96,6 +98,7 @@ pub fn create(ctx: &mut Ctx, plan: &Plan) -> Result<(BackupResult, bool)> {
         app_version: plan.app_version.clone(),
         elapsed_ms: ugw_shared::time::millis(elapsed),
         pruned: Vec::new(),
+        volumes: manifest.volumes(),
     };
     Ok((made, true))
 }
@@ -112,7 +115,18 @@ fn new_manifest(ctx: &Ctx, plan: &Plan, walked: &Walked) -> Manifest {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         created: ugw_shared::time::rfc3339_millis(SystemTime::now()),
         compress: plan.codec.word().to_string(),
-        roots: walked.roots.clone(),
+        roots: walked
+            .roots
+            .iter()
+            .map(|root| Root {
+                volume: plan
+                    .volumes
+                    .iter()
+                    .find(|(_, mount)| root.path.path() == *mount)
+                    .map(|(name, _)| name.clone()),
+                ..root.clone()
+            })
+            .collect(),
         entries: Vec::with_capacity(walked.items.len()),
         sqlite: Vec::new(),
         pg: Vec::new(),
@@ -481,6 +495,7 @@ fn walk_root(walker: &mut Walker<'_>, absolute: &Path) -> Result<Root> {
         path: Name::from_path(absolute),
         entry: Name::from_bytes(&name),
         kind,
+        volume: None,
     })
 }
 

@@ -104,6 +104,15 @@ pub fn check_made_by_this_run(
             manifest.host, ctx.host
         )));
     }
+    let volumes = manifest.volumes();
+    if volumes != made.volumes {
+        return Err(Error::bad_record(format!(
+            "the record's create step backed up Docker volume(s) {:?}, but the archive {shown} \
+             holds volume(s) {volumes:?}: it is not this step's backup of those volumes; \
+             nothing restored",
+            made.volumes
+        )));
+    }
     if !made.sha256.eq_ignore_ascii_case(sha256) {
         return Err(Error::bad_record(format!(
             "the record's create step wrote {shown} with sha256 {}, but the archive there now \

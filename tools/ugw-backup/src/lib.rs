@@ -22,6 +22,7 @@ mod reuse;
 mod sqlite;
 mod table;
 mod verify;
+mod volume;
 
 use clap::{Arg, ArgGroup, ArgMatches, Command};
 use compress::Codec;
@@ -65,6 +66,7 @@ mod id {
     pub const OUT: &str = "out";
     pub const ARCHIVE: &str = "archive";
     pub const PATH: &str = "path";
+    pub const VOLUME: &str = "volume";
     pub const EXCLUDE: &str = "exclude";
     pub const PG_GLOBALS: &str = "pg-globals";
     pub const NAME: &str = "name";
@@ -198,13 +200,19 @@ fn create_command() -> Command {
             "A file or folder to back up (repeatable)",
         ))
         .arg(flag::repeated(
+            id::VOLUME,
+            "NAME",
+            clap::value_parser!(String),
+            "A Docker named volume to back up, read from its mount point as a --path is; restore --in-place stops the containers using it and starts them again (repeatable)",
+        ))
+        .arg(flag::repeated(
             id::EXCLUDE,
             "GLOB",
             clap::value_parser!(String),
             "Leave out matching names ('*.log'), or paths with a / ('cache/**') (repeatable)",
         ))
         .args(db::group(Databases::Many))
-        .group(ArgGroup::new("inputs").args([id::PATH, db::DB, db::DB_ENV]).multiple(true).required(true))
+        .group(ArgGroup::new("inputs").args([id::PATH, id::VOLUME, db::DB, db::DB_ENV]).multiple(true).required(true))
         .arg(flag::switch(
             id::PG_GLOBALS,
             "Add the PostgreSQL server's roles and tablespaces (pg_dumpall --globals-only)",
@@ -306,6 +314,8 @@ enum Options {
 #[derive(Debug)]
 struct CreateOptions {
     paths: Vec<PathBuf>,
+    /// The `--volume` names (Docker named volumes).
+    volumes: Vec<String>,
     excludes: Vec<glob::Glob>,
     /// The `--db` SQLite databases, absolute.
     sqlite: Vec<PathBuf>,
@@ -391,6 +401,10 @@ impl CreateOptions {
         Ok(CreateOptions {
             paths: m
                 .get_many::<PathBuf>(id::PATH)
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default(),
+            volumes: m
+                .get_many::<String>(id::VOLUME)
                 .map(|v| v.cloned().collect())
                 .unwrap_or_default(),
             excludes: m
@@ -494,8 +508,12 @@ fn name_and_version(ctx: &Ctx, options: &CreateOptions) -> Result<(String, Optio
 fn run_create(ctx: &mut Ctx, options: CreateOptions) -> Result<StepResult> {
     let (name, app_version) = name_and_version(ctx, &options)?;
     let (out, codec, keep) = (options.out.clone(), options.codec, options.keep);
+    let volumes = volume_mount_points(ctx, &options.volumes)?;
+    let mut paths = options.paths;
+    paths.extend(volumes.iter().map(|(_, mount)| mount.clone()));
     let plan = create::Plan {
-        paths: options.paths,
+        paths,
+        volumes,
         excludes: options.excludes,
         sqlite: options.sqlite,
         pg: options.pg,
@@ -539,6 +557,21 @@ fn run_create(ctx: &mut Ctx, options: CreateOptions) -> Result<StepResult> {
         result.pruned = pruned.removed;
     }
     Ok(StepResult::typed(changed, &result))
+}
+
+/// Each `--volume` with the folder its contents are in on this host (backed up as a path).
+fn volume_mount_points(ctx: &Ctx, names: &[String]) -> Result<Vec<(String, PathBuf)>> {
+    names
+        .iter()
+        .map(|name| {
+            let mount = volume::mount_point(name, &ctx.cancel)?;
+            ctx.reporter.info(&format!(
+                "volume {name}: backing up its mount point {}",
+                mount.display()
+            ));
+            Ok((name.clone(), std::fs::canonicalize(&mount).unwrap_or(mount)))
+        })
+        .collect()
 }
 
 /// The archive named on the command line, or the one of this run's last `create` step on
@@ -732,17 +765,64 @@ fn restore_in_place(
     verified: &verify::Verified,
     pg_targets: &[pg::Target],
 ) -> Result<serde_json::Value> {
-    let restored = restore::in_place(ctx, archive, &verified.manifest, pg_targets)?;
+    let volumes = verified.manifest.volumes();
+    check_volumes_in_place(ctx, &verified.manifest)?;
+    // The containers that use a volume are stopped for its restore, and the ones stopped are
+    // started again whatever the restore did (the record says which).
+    let mut paused = volume::stop_users(ctx, &volumes)?;
+    let restored = restore::in_place(ctx, archive, &verified.manifest, pg_targets);
+    volume::start_again(ctx, &mut paused);
+    let containers = json!({"volumes": volumes, "containers": paused});
+    let restored = restored.map_err(|e| with_containers(e, &volumes, &containers))?;
     if !restored.is_empty() {
         ctx.reporter
             .info(&format!("restored in place: {}", restored.join(", ")));
     }
-    Ok(json!({
+    let mut result = json!({
         "archive": archive.display().to_string(),
         "in_place": restored,
         "sqlite": verified.manifest.sqlite.iter().map(|s| s.path.shown()).collect::<Vec<_>>(),
         "pg": pg_targets.iter().map(|t| t.shown.clone()).collect::<Vec<_>>(),
-    }))
+    });
+    if !volumes.is_empty() {
+        result["volumes"] = containers["volumes"].clone();
+        result["containers"] = containers["containers"].clone();
+    }
+    Ok(result)
+}
+
+/// Each volume the archive holds is still where it was backed up from: the same volume's
+/// mount point on this host (a volume removed, or recreated elsewhere, is not written into).
+fn check_volumes_in_place(ctx: &Ctx, manifest: &manifest::Manifest) -> Result<()> {
+    for root in &manifest.roots {
+        let Some(name) = &root.volume else { continue };
+        let mount = volume::mount_point(name, &ctx.cancel)?;
+        // create backed up the resolved folder (/var/lib/docker may be a symlink); a link
+        // planted at the mount point itself is the in-place restore's to refuse.
+        let resolved = std::fs::canonicalize(&mount).ok();
+        if mount != root.path.path() && resolved != Some(root.path.path()) {
+            return Err(Error::bad_record(format!(
+                "the archive holds Docker volume {name} from {}, but that volume's mount point \
+                 is now {}: nothing restored",
+                root.path.shown(),
+                mount.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A failed in-place restore of volumes still says which containers it stopped and started.
+fn with_containers(error: Error, volumes: &[String], containers: &serde_json::Value) -> Error {
+    if volumes.is_empty() {
+        return error;
+    }
+    let mut result = error.result.clone().unwrap_or_else(|| json!({}));
+    if let Some(fields) = result.as_object_mut() {
+        fields.insert("volumes".into(), json!(volumes));
+        fields.insert("containers".into(), containers["containers"].clone());
+    }
+    error.with_result(result)
 }
 
 fn run_list(ctx: &Ctx, out: &Path) -> Result<StepResult> {

@@ -46,6 +46,17 @@ pub struct Manifest {
     pub excluded: Vec<Name>,
 }
 
+impl Manifest {
+    /// The Docker volumes the backup holds, in the order of its roots.
+    #[must_use]
+    pub fn volumes(&self) -> Vec<String> {
+        self.roots
+            .iter()
+            .filter_map(|root| root.volume.clone())
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Root {
     /// The absolute path as backed up.
@@ -54,6 +65,10 @@ pub struct Root {
     pub entry: Name,
     #[serde(rename = "type")]
     pub kind: Kind,
+    /// The Docker named volume whose mount point this is (`create --volume NAME`): an
+    /// in-place restore puts it back only into that volume, with its containers stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

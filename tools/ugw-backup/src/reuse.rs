@@ -108,5 +108,6 @@ fn result_of(archive: &Path, verified: &verify::Verified) -> BackupResult {
         app_version: manifest.app_version.clone(),
         elapsed_ms: 0,
         pruned: Vec::new(),
+        volumes: manifest.volumes(),
     }
 }

@@ -122,3 +122,23 @@ fn a_fetch_step_of_another_run_is_not_used() {
     assert!(!tables(&db).contains("items"));
     assert_eq!(containers_of(&image.by_digest()), "");
 }
+
+#[test]
+fn an_image_not_here_with_the_fetched_digest_is_refused_and_nothing_is_applied() {
+    let Some(_docker) = docker::require_docker() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(dir.path());
+    let cleanup = Cleanup::new();
+    let image = image_with_migrations(&registry, &cleanup);
+    // The record names the repository with a digest no image here has.
+    let other = format!("sha256:{}", "0".repeat(64));
+    let record = image_record(RUN, &image.repository, &other);
+    let db = dir.path().join("app.db");
+    migrate(&record, &db, &[])
+        .fails_with(kit::Kind::NotFound)
+        .stderr_has("is not here any more");
+    assert!(!tables(&db).contains("items"));
+    assert_eq!(containers_of(&image.by_digest()), "");
+}

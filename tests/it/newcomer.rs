@@ -128,15 +128,14 @@ impl Node {
     fn new(dir: &Path, name: &str) -> Node {
         let home = dir.join(name);
         std::fs::create_dir_all(home.join("data")).unwrap();
-        let node = Node {
+        Node {
             name: name.to_string(),
             root: home.join("srv"),
             db: home.join("data/app.db"),
             port: kit::free_port(),
             pidfile: home.join("app.pid"),
             log: home.join("app.log"),
-        };
-        node
+        }
     }
 
     /// What `ugw-swap --start` runs, in the folder of the release now live.

@@ -652,3 +652,25 @@ mod tests {
         drop(holder.join());
     }
 }
+
+/// The `show stat` and `show servers state` readers, reachable from fuzz/ only (the
+/// `fuzzing` feature, never enabled by the workspace build).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::collections::HashMap;
+
+    /// The `show stat` row of `backend/server`, or why it was not read.
+    pub fn show_stat(
+        text: &str,
+        backend: &str,
+        server: &str,
+    ) -> Result<HashMap<String, String>, String> {
+        super::stat_row(text, backend, server).map_err(|e| format!("{e:?}"))
+    }
+
+    /// `srv_admin_state` of `server` in a `show servers state` answer, or why it was not read.
+    pub fn servers_state(text: &str, server: &str) -> Result<u32, String> {
+        super::admin_bits(text, server).map_err(|e| format!("{e:?}"))
+    }
+}

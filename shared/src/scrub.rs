@@ -336,7 +336,9 @@ fn pieces(text: &str) -> impl Iterator<Item = &str> {
 fn escape_len(text: &str) -> usize {
     let bytes = text.as_bytes();
     match bytes.get(1) {
-        Some(b'x') if bytes.len() >= 4 => 4,
+        // Only `\x` and two hex digits, as written above: a `\x` the text itself holds may
+        // be followed by a character of several bytes, which the cut must not split.
+        Some(b'x') if bytes.len() >= 4 && bytes[2..4].iter().all(u8::is_ascii_hexdigit) => 4,
         Some(b'u') => bytes
             .iter()
             .take(10)

@@ -31,6 +31,7 @@ mod fetch;
 mod fetch_hostile;
 mod fetch_image;
 mod first_contact_versions;
+mod fuzz_regressions;
 mod gitlab_ci;
 mod hostile;
 mod http_client;

@@ -509,7 +509,13 @@ fn top_level_parts<'a>(tokens: &'a [&'a Token]) -> Vec<&'a [&'a Token]> {
 
 fn identifier(token: &Token) -> String {
     match token.kind {
-        Kind::Quoted => token.text[1..token.text.len().saturating_sub(1)].to_string(),
+        // Without its quotes; an unterminated one (`[` at the end of the file) has no
+        // closing quote, and may end inside a character of several bytes.
+        Kind::Quoted => token
+            .text
+            .get(1..token.text.len().saturating_sub(1))
+            .unwrap_or_default()
+            .to_string(),
         _ => token.text.to_ascii_lowercase(),
     }
 }

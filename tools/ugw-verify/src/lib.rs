@@ -11,6 +11,9 @@ mod cmd;
 mod compare;
 mod earlier;
 mod flags;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod junit;
 mod metrics;
 mod plan;

@@ -1,0 +1,2 @@
+-- Once no node runs the old release: what only it used goes (contract).
+DROP TABLE legacy_sessions;

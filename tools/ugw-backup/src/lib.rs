@@ -272,7 +272,11 @@ fn restore_command() -> Command {
              it. A live path that is a symlink where the backup holds a folder, a file or a \
              database is refused (unsafe_input) before anything is touched. PostgreSQL goes back \
              into the database the manifest's connection fields name; --pg naming another \
-             database needs --force with --in-place.",
+             database needs --force with --in-place. A Docker volume (create --volume) goes \
+             back into its mount point, once `docker volume inspect` says it is still where it \
+             was backed up from, with the running containers that use it stopped for the \
+             restore and started again afterwards, also when the restore fails (the step's \
+             containers.stopped and containers.started say which).",
         )
         .arg(archive_arg())
         .arg(flag::path(

@@ -25,7 +25,7 @@ TARGET_DIR = $(eval TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 -
 PROFILE_DIR   = $(if $(filter dev debug,$(PROFILE)),debug,$(PROFILE))
 PROFILE_FLAGS = $(if $(filter dev debug,$(PROFILE)),,$(if $(filter release,$(PROFILE)),--release,--profile $(PROFILE)))
 
-.PHONY: all build release test demo bench man check lint fmt install install-build uninstall clean
+.PHONY: all build release test demo bench man check lint fmt install install-build uninstall clean fuzz
 
 all: build
 
@@ -57,6 +57,12 @@ bench: release
 	python3 bench/backup.py
 	python3 bench/drain.py
 	python3 bench/stage_swap.py
+
+# The fuzz targets (fuzz/, its own workspace: never built by `make test`), each for
+# FUZZ_SECONDS (default 600); FUZZ_TARGETS and FUZZ_PARALLEL choose which and how many at once.
+# Needs cargo-fuzz (`cargo install cargo-fuzz --locked`); see fuzz/README.md.
+fuzz:
+	FUZZ_SECONDS="$(or $(FUZZ_SECONDS),600)" fuzz/run.sh
 
 man:
 	$(CARGO) run --quiet --locked -p xtask -- man

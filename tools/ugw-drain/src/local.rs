@@ -17,21 +17,7 @@ use ugw_shared::{Ctx, Error, ErrorKind, Result};
 const HOOK_BODY_LIMIT: usize = 64 * 1024;
 
 pub(crate) fn drain(ctx: &Ctx, local: &Local, plan: WaitPlan) -> Result<Drained> {
-    let mut drained = match &local.via {
-        Via::FlagFile(path) => {
-            let mut drained = wait::blank(DrainMethod::FlagFile, false);
-            // By its canonical path: what an undo matches it by.
-            drained.flag_file = Some(earlier::canonical_name(path).display().to_string());
-            drained.state_before = Some(presence_to_drain(path)?.to_string());
-            drained
-        }
-        Via::HttpPost(url) => {
-            let mut drained = wait::blank(DrainMethod::HttpPost, false);
-            ugw_shared::http::check_url(url, ctx.scrubber())?;
-            drained.http_post = Some(url.clone());
-            drained
-        }
-    };
+    let mut drained = state_before(ctx, &local.via)?;
     let Some(gauge) = &local.gauge else {
         return Err(Error::usage(
             "--flag-file and --http-post need --inflight-metric URL#NAME or --port N to know when work is done",
@@ -55,11 +41,58 @@ pub(crate) fn drain(ctx: &Ctx, local: &Local, plan: WaitPlan) -> Result<Drained>
     let since = Instant::now();
     // From here on the node may be out of traffic: every failure, an interruption included,
     // keeps what was done in the step's result, for the undo to find.
-    let with_result = |drained: &Drained| {
-        let value = serde_json::to_value(drained).expect("a result serialises");
-        move |e: Error| e.with_result(value)
-    };
-    match &local.via {
+    leave_traffic(ctx, &local.via, &client, &mut drained)?;
+    let deadline = ctx.step_deadline();
+    if drained.changed && !local.lb_grace.is_zero() {
+        ctx.reporter.info(&format!(
+            "waiting {} for the balancer to notice",
+            ugw_shared::time::human(local.lb_grace)
+        ));
+        ctx.cancel
+            .sleep_until((Instant::now() + local.lb_grace).min(deadline))
+            .map_err(kept_in(&drained))?;
+    }
+    let waited = wait::until_zero(
+        ctx,
+        plan,
+        "node",
+        since,
+        |until| reader.read(until),
+        |_| Ok(()),
+    )
+    .map_err(kept_in(&drained))?;
+    waited.into_result(&mut drained, since);
+    if waited.zero {
+        ctx.reporter.info("drained");
+        Ok(drained)
+    } else {
+        wait::timed_out(ctx, plan, drained, "node")
+    }
+}
+
+/// What the drain starts from: the flag file's presence, or the endpoint checked.
+fn state_before(ctx: &Ctx, via: &Via) -> Result<Drained> {
+    Ok(match via {
+        Via::FlagFile(path) => {
+            let mut drained = wait::blank(DrainMethod::FlagFile, false);
+            // By its canonical path: what an undo matches it by.
+            drained.flag_file = Some(earlier::canonical_name(path).display().to_string());
+            drained.state_before = Some(presence_to_drain(path)?.to_string());
+            drained
+        }
+        Via::HttpPost(url) => {
+            let mut drained = wait::blank(DrainMethod::HttpPost, false);
+            ugw_shared::http::check_url(url, ctx.scrubber())?;
+            drained.http_post = Some(url.clone());
+            drained
+        }
+    })
+}
+
+/// Take the node out: create the flag file (unless it was there), or POST to the drain
+/// endpoint. A failure keeps what was done in the step's result.
+fn leave_traffic(ctx: &Ctx, via: &Via, client: &HttpClient, drained: &mut Drained) -> Result<()> {
+    match via {
         Via::FlagFile(path) => {
             if drained.state_before.as_deref() == Some("absent") {
                 ugw_shared::atomic::write_atomic(path, FLAG_TEXT)?;
@@ -71,36 +104,17 @@ pub(crate) fn drain(ctx: &Ctx, local: &Local, plan: WaitPlan) -> Result<Drained>
         Via::HttpPost(url) => {
             // A POST that failed may still have been taken: the result says it was sent.
             drained.state_after = Some("posted".to_string());
-            post(ctx, &client, url, "take the drain").map_err(with_result(&drained))?;
+            post(ctx, client, url, "take the drain").map_err(kept_in(drained))?;
             drained.changed = true;
         }
     }
-    let deadline = ctx.step_deadline();
-    if drained.changed && !local.lb_grace.is_zero() {
-        ctx.reporter.info(&format!(
-            "waiting {} for the balancer to notice",
-            ugw_shared::time::human(local.lb_grace)
-        ));
-        ctx.cancel
-            .sleep_until((Instant::now() + local.lb_grace).min(deadline))
-            .map_err(with_result(&drained))?;
-    }
-    let waited = wait::until_zero(
-        ctx,
-        plan,
-        "node",
-        since,
-        |until| reader.read(until),
-        |_| Ok(()),
-    )
-    .map_err(with_result(&drained))?;
-    waited.into_result(&mut drained, since);
-    if waited.zero {
-        ctx.reporter.info("drained");
-        Ok(drained)
-    } else {
-        wait::timed_out(ctx, plan, drained, "node")
-    }
+    Ok(())
+}
+
+/// An error with `drained` as the step's result (what the undo finds).
+fn kept_in(drained: &Drained) -> impl FnOnce(Error) -> Error + use<> {
+    let value = serde_json::to_value(drained).expect("a result serialises");
+    move |e: Error| e.with_result(value)
 }
 
 pub(crate) fn undo(ctx: &Ctx, local: &Local) -> Result<Drained> {

@@ -49,20 +49,21 @@ demo: build
 	@[ -n "$(TARGET_DIR)" ] || { echo "make: cannot ask cargo where it builds (cargo metadata failed)" >&2; exit 1; }
 	UGW_BIN_DIR="$(TARGET_DIR)/debug" bash examples/demo.sh
 
+# Every benchmark, then bench/RESULTS.md from the table each one left in bench/results/ (one
+# that misses a target does not stop the others; the exit status says whether any did).
 bench: release
-	python3 bench/detect_latency.py
-	python3 bench/migrate.py
-	python3 bench/migrate.py --shape real
-	python3 bench/fetch_verify.py
-	python3 bench/backup.py
-	python3 bench/drain.py
-	python3 bench/stage_swap.py
-
-# The fuzz targets (fuzz/, its own workspace: never built by `make test`), each for
-# FUZZ_SECONDS (default 600); FUZZ_TARGETS and FUZZ_PARALLEL choose which and how many at once.
-# Needs cargo-fuzz (`cargo install cargo-fuzz --locked`); see fuzz/README.md.
-fuzz:
-	FUZZ_SECONDS="$(or $(FUZZ_SECONDS),600)" fuzz/run.sh
+	@since=$$(date +%s); status=0; \
+	python3 bench/detect_latency.py --out bench/results/detect-latency.md || status=1; \
+	python3 bench/fetch_verify.py || status=1; \
+	python3 bench/backup.py || status=1; \
+	python3 bench/migrate.py --out bench/results/migrate.md || status=1; \
+	python3 bench/migrate.py --shape real --out bench/results/migrate-real.md || status=1; \
+	python3 bench/drain.py || status=1; \
+	python3 bench/stage_swap.py || status=1; \
+	python3 bench/rolling_upgrade.py --find-max || status=1; \
+	if [ -f bench/compose.py ]; then python3 bench/compose.py || status=1; fi; \
+	python3 bench/collect.py --since $$since --command "make bench" >/dev/null && echo "wrote bench/RESULTS.md"; \
+	exit $$status
 
 man:
 	$(CARGO) run --quiet --locked -p xtask -- man

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import tempfile
 import time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import summary  # noqa: E402  (bench/summary.py: this benchmark's table in RESULTS.md)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -36,6 +38,7 @@ def main():
     parser.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "ugw-bench-backup-data"))
     parser.add_argument("--bin", default=os.path.join(HERE, "..", "target", "release"))
     args = parser.parse_args()
+    table = summary.Summary("backup", "Backing up a data folder (bench/backup.py)")
     for tool in ["pigz", "zstd", "tar", "sha256sum"]:
         if not shutil.which(tool):
             sys.exit(f"{tool} is needed (apt-get install -y {tool})")
@@ -48,7 +51,7 @@ def main():
         rows = run_all(ugw, data, out, args.runs)
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    report(rows, args, data)
+    report(rows, args, data, table)
 
 
 def create(ugw, paths, out, name, extra=()):
@@ -108,7 +111,7 @@ def run_all(ugw, data, out, runs):
     return results
 
 
-def report(results, args, data):
+def report(results, args, data, table):
     input_bytes = {part: dir_bytes(paths) for part, paths in {
         "all": [data], "compressible": [f"{data}/logs", f"{data}/repos"], "incompressible": [f"{data}/objects"]}.items()}
     lines = [
@@ -140,6 +143,18 @@ def report(results, args, data):
         f"- verify / tar -xzOf, wall: {med['all/ugw verify'] / med['all/tar -xzOf >/dev/null']:.2f} (<= 1.0)",
         f"- peak RSS of ugw-backup: {max(max(v['rss']) for k, v in results.items() if 'ugw' in k) / 1024:.0f} MiB (<= 64)",
     ]
+    rows = [("create gzip, wall", "all/ugw create", "all/tar | pigz -1 -p 2", "tar | pigz -1 -p 2 | tee sha256sum; sync", 0.6),
+            ("create zstd, wall", "all/ugw create --compress zstd", "all/tar | zstd -T0 -3", "tar | zstd -T0 -3 | tee sha256sum; sync", 1.1),
+            ("verify, wall", "all/ugw verify", "all/tar -xzOf >/dev/null", "tar -xzOf ARCHIVE >/dev/null", 1.0)]
+    for metric, ours, theirs, label, target in rows:
+        ratio = med[ours] / med[theirs]
+        table.row(metric, f"{med[ours]:.2f} s", f"{med[theirs]:.2f} s ({label})", ratio, f"<= {target}x", ratio <= target)
+    ratio = size["all/ugw create"] / size["all/tar | pigz -1 -p 2"]
+    table.row("gzip archive size", f"{size['all/ugw create'] / 1e6:.0f} MB", f"{size['all/tar | pigz -1 -p 2'] / 1e6:.0f} MB (pigz -1)",
+              ratio, "<= 1.05x", ratio <= 1.05)
+    peak = max(max(v["rss"]) for k, v in results.items() if "ugw" in k) / 1024
+    table.row("peak RSS of ugw-backup", f"{peak:.0f} MiB", None, None, "<= 64 MiB", peak <= 64)
+    table.write()
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     path = os.path.join(HERE, "results", "backup.md")
     with open(path, "w") as f:

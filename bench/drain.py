@@ -21,6 +21,8 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import summary  # noqa: E402  (bench/summary.py: this benchmark's table in RESULTS.md)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -132,6 +134,7 @@ def main():
     parser.add_argument("--work-ms", type=int, default=50)
     parser.add_argument("--bin", default=os.path.join(HERE, "..", "target", "release"))
     args = parser.parse_args()
+    table = summary.Summary("drain", "Draining a node under load (bench/drain.py)")
     # SIGTERM and Ctrl-C unwind through `finally`, which kills every child's group.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not shutil.which("haproxy"):
@@ -175,6 +178,11 @@ def main():
             proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
     report(args, config, counts, load.failures, drains, waited, inflight, undos)
+    failed = counts["non_2xx"] + counts["failed"]
+    table.row(f"drain wall time (mean of {args.rounds})", f"{statistics.mean(drains):.3f} s", "30 s (`sleep 30`)",
+              statistics.mean(drains) / 30)
+    table.row(f"failed or non-2xx requests at {args.rate}/s", f"{failed} of {counts['sent']}", None, None, "0", failed == 0)
+    table.write()
 
 
 def wait_up(sock):

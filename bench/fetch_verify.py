@@ -35,6 +35,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import summary  # noqa: E402  (bench/summary.py: this benchmark's table in RESULTS.md)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TARGET_FLOOR_RATIO = 1.15
@@ -141,6 +143,7 @@ def main() -> int:
     parser.add_argument("--bin-dir", type=Path, default=REPO_ROOT / "target" / "release")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "fetch-verify.md")
     args = parser.parse_args()
+    table = summary.Summary("fetch-verify", "Fetching and verifying an artifact (bench/fetch_verify.py)")
     for tool in ("nginx", "curl", "openssl", "sha256sum", "sync"):
         if not shutil.which(tool):
             print(f"fetch_verify: {tool} is not installed", file=sys.stderr)
@@ -213,6 +216,13 @@ def main() -> int:
             "",
         ]
         text = "\n".join(lines)
+        table.row(f"fetch + verify {args.size_mib} MiB, wall (against the runbook)", f"{med['ugw']:.2f} s",
+                  f"{med['runbook']:.2f} s (curl -sfo F && sha256sum F)", runbook_ratio, f"<= {TARGET_RUNBOOK_RATIO}x",
+                  runbook_ratio <= TARGET_RUNBOOK_RATIO)
+        table.row("wall, against the floor", f"{med['ugw']:.2f} s", f"{floor:.2f} s (max of curl+sync, openssl sha256)",
+                  floor_ratio, f"<= {TARGET_FLOOR_RATIO}x", floor_ratio <= TARGET_FLOOR_RATIO)
+        table.row("peak RSS", f"{peak:.1f} MiB", None, None, f"<= {TARGET_RSS_MIB:.0f} MiB", peak <= TARGET_RSS_MIB)
+        table.write()
         print(text)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)

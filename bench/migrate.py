@@ -46,6 +46,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import summary  # noqa: E402  (bench/summary.py: this benchmark's table in RESULTS.md)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TARGET_SQLITE = 1.5
@@ -175,6 +177,7 @@ def main() -> int:
                         help="small: CREATE TABLE + INSERT per file; real: a real-shaped history")
     parser.add_argument("--before-bin", type=Path, help="also time the ugw-migrate of this folder (an earlier build)")
     args = parser.parse_args()
+    table = summary.Summary(f"migrate-{args.shape}", f"Applying {args.count} migrations, shape {args.shape} (bench/migrate.py)")
 
     ugw = args.bin_dir / "ugw-migrate"
     missing = [c for c in ("sqlite3", "psql", "initdb", "pg_ctl") if not shutil.which(c)]
@@ -273,6 +276,14 @@ def main() -> int:
         "- ugw-migrate also writes a ledger row per migration in the same transaction; the floors write none.",
     ]
     report = "\n".join(lines) + "\n"
+    table.row("SQLite, seconds", f"{med['ugw-sqlite']:.2f} s", f"{med['sqlite3']:.2f} s (one sqlite3, BEGIN/.read/COMMIT per file)",
+              sqlite_ratio, f"<= {TARGET_SQLITE}x", sqlite_ok)
+    table.row("PostgreSQL, seconds", f"{med['ugw-pg']:.2f} s", f"{med['psql-session']:.2f} s (one psql session, BEGIN/\\i/COMMIT per file)",
+              pg_ratio, f"<= {TARGET_PG[args.shape]}x", pg_ok)
+    if "psql-1-per-file" in med:
+        table.row("PostgreSQL, against what runbooks do", f"{med['ugw-pg']:.2f} s",
+                  f"{med['psql-1-per-file']:.2f} s (psql -1 -f FILE per file, one trial)", med["ugw-pg"] / med["psql-1-per-file"])
+    table.write()
     print(report)
     if args.out:
         args.out.write_text(report)

@@ -684,7 +684,7 @@ def summarise(result, args, floor, runbook, ugw_runs, targets, held, limit, wors
     result.row("total wall time (median)", f"{ugw_wall:.1f} s", f"{runbook['wall']:.1f} s",
                ugw_wall / runbook["wall"], "", None)
     result.row("time per node (median; worst)", f"{ugw_node:.2f} s; {worst_window:.2f} s",
-               f"{statistics.median(runbook['windows']):.2f} s (stop to ready, plus the {args.runbook_drain_sleep:g} s sleep)",
+               f"{statistics.median(runbook['windows']):.2f} s (stop to ready; its {args.runbook_drain_sleep:g} s sleep before each stop on top)",
                ugw_node / statistics.median(runbook["windows"]), f"<= floor + 1 s = {limit:.2f} s", targets[2][2])
     if held is not None or args.find_max:
         result.row("highest rate held; failed during an upgrade at it", f"{held:g} req/s; " + targets[3][1] if held else "none",

@@ -31,6 +31,8 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import summary  # noqa: E402  (bench/summary.py: this benchmark's table in RESULTS.md)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,6 +85,7 @@ def main() -> int:
     parser.add_argument("--small-files", type=int, default=3000)
     parser.add_argument("--large-mib", type=int, default=64)
     args = parser.parse_args()
+    table = summary.Summary("stage-swap", "Staging and switching a release (bench/stage_swap.py)")
     for needed in ("tar", "sha256sum"):
         if shutil.which(needed) is None:
             print(f"stage_swap: {needed} is not installed", file=sys.stderr)
@@ -122,6 +125,10 @@ def main() -> int:
     print(f"  ugw / runbook    = {median['ugw'] / median['runbook']:.2f}")
     if "ugw-before" in median:
         print(f"  ugw / ugw-before = {median['ugw'] / median['ugw-before']:.2f}")
+    table.row(f"stage + switch ({args.small_files} files + 2 x {args.large_mib // 2} MiB), median wall", f"{median['ugw']:.3f} s",
+              f"{median['runbook']:.3f} s (sha256sum -c; tar -xzf; ln -sfn; mv -T)", median["ugw"] / median["runbook"],
+              "none (the cost of the flushes and checks)")
+    table.write()
     return 0
 
 

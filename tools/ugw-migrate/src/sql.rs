@@ -88,71 +88,8 @@ pub fn tokenize(sql: &str, dialect: Engine) -> Vec<(Token, std::ops::Range<usize
             continue;
         }
         let start = i;
-        let kind = match c {
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                i = find_from(bytes, i, b"\n").unwrap_or(bytes.len());
-                Kind::Comment
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = if pg {
-                    nested_comment_end(bytes, i)
-                } else {
-                    find_from(bytes, i + 2, b"*/").map_or(bytes.len(), |e| e + 2)
-                };
-                Kind::Comment
-            }
-            b'\'' => {
-                i = quoted_end(bytes, i, b'\'', false);
-                Kind::String
-            }
-            b'"' => {
-                i = quoted_end(bytes, i, b'"', false);
-                Kind::Quoted
-            }
-            b'`' if !pg => {
-                i = quoted_end(bytes, i, b'`', false);
-                Kind::Quoted
-            }
-            b'[' if !pg => {
-                i = find_from(bytes, i + 1, b"]").map_or(bytes.len(), |e| e + 1);
-                Kind::Quoted
-            }
-            b'$' => {
-                let (end, kind) = dollar(bytes, i, pg);
-                i = end;
-                kind
-            }
-            b'0'..=b'9' => {
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'.') {
-                    i += 1;
-                }
-                Kind::Number
-            }
-            b'u' | b'U'
-                if pg
-                    && bytes.get(i + 1) == Some(&b'&')
-                    && matches!(bytes.get(i + 2), Some(b'\'' | b'"')) =>
-            {
-                // U&'…' and U&"…": standard quoting, the escapes are the server's business.
-                let quote = bytes[i + 2];
-                i = quoted_end(bytes, i + 2, quote, false);
-                if quote == b'"' {
-                    Kind::Quoted
-                } else {
-                    Kind::String
-                }
-            }
-            _ if is_word_start(c) => {
-                let (end, kind) = word(bytes, i, pg);
-                i = end;
-                kind
-            }
-            _ => {
-                // One character at a time, so `;` `(` `)` `,` are always tokens of their own.
-                i += sql[i..].chars().next().map_or(1, char::len_utf8);
-                Kind::Punct
-            }
-        };
+        let (end, kind) = token_at(sql, start, pg);
+        i = end;
         let text = &sql[start..i];
         out.push((
             Token {
@@ -165,6 +102,65 @@ pub fn tokenize(sql: &str, dialect: Engine) -> Vec<(Token, std::ops::Range<usize
         line += text.matches('\n').count();
     }
     out
+}
+
+/// The token that starts at `start` (not whitespace): where it ends, and its kind.
+fn token_at(sql: &str, start: usize, pg: bool) -> (usize, Kind) {
+    let bytes = sql.as_bytes();
+    let c = bytes[start];
+    let i = start;
+    match c {
+        b'-' if bytes.get(i + 1) == Some(&b'-') => (
+            find_from(bytes, i, b"\n").unwrap_or(bytes.len()),
+            Kind::Comment,
+        ),
+        b'/' if bytes.get(i + 1) == Some(&b'*') => {
+            let end = if pg {
+                nested_comment_end(bytes, i)
+            } else {
+                find_from(bytes, i + 2, b"*/").map_or(bytes.len(), |e| e + 2)
+            };
+            (end, Kind::Comment)
+        }
+        b'\'' => (quoted_end(bytes, i, b'\'', false), Kind::String),
+        b'"' => (quoted_end(bytes, i, b'"', false), Kind::Quoted),
+        b'`' if !pg => (quoted_end(bytes, i, b'`', false), Kind::Quoted),
+        b'[' if !pg => (
+            find_from(bytes, i + 1, b"]").map_or(bytes.len(), |e| e + 1),
+            Kind::Quoted,
+        ),
+        b'$' => dollar(bytes, i, pg),
+        b'0'..=b'9' => {
+            let mut end = i;
+            while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'.') {
+                end += 1;
+            }
+            (end, Kind::Number)
+        }
+        b'u' | b'U'
+            if pg
+                && bytes.get(i + 1) == Some(&b'&')
+                && matches!(bytes.get(i + 2), Some(b'\'' | b'"')) =>
+        {
+            // U&'…' and U&"…": standard quoting, the escapes are the server's business.
+            let quote = bytes[i + 2];
+            let end = quoted_end(bytes, i + 2, quote, false);
+            (
+                end,
+                if quote == b'"' {
+                    Kind::Quoted
+                } else {
+                    Kind::String
+                },
+            )
+        }
+        _ if is_word_start(c) => word(bytes, i, pg),
+        // One character at a time, so `;` `(` `)` `,` are always tokens of their own.
+        _ => (
+            i + sql[i..].chars().next().map_or(1, char::len_utf8),
+            Kind::Punct,
+        ),
+    }
 }
 
 /// `$tag$…$tag$` (PostgreSQL), or a parameter: `$1`, SQLite's `$name`. The end and kind.

@@ -74,6 +74,12 @@ pub fn repeated(
     value(id, value_name, parser, help).action(ArgAction::Append)
 }
 
+/// `--ID VALUE_NAME`, repeatable, each value a text kept as given.
+#[must_use]
+pub fn repeated_text(id: &'static str, value_name: &'static str, help: &'static str) -> Arg {
+    repeated(id, value_name, clap::value_parser!(String), help)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,13 +26,14 @@ mod tls;
 mod versions;
 
 use check::{Shared, Verdict};
-use clap::{Arg, ArgAction, ArgMatches, Command};
+use clap::{Arg, ArgMatches, Command};
 use compare::Tolerances;
 use serde::Serialize;
 use spec::Check;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use ugw_shared::cli::flag;
 use ugw_shared::http::scoped::{Positioned, positioned};
 use ugw_shared::http::{self, HttpClient, HttpFlags};
 use ugw_shared::jq::JqInput;
@@ -195,50 +196,50 @@ pub fn tool() -> ugw_shared::cli::Tool {
 /// The flags that define checks, and how they run; the main command and `baseline` both
 /// take them.
 fn check_args() -> Vec<Arg> {
-    let duration = clap::builder::ValueParser::new(parse_duration);
     let mut args = vec![
-        Arg::new(CheckFlags::CHECKS)
-            .long(CheckFlags::CHECKS)
-            .value_name("FILE.json")
-            .value_parser(clap::value_parser!(PathBuf))
-            .help("Run the checks of this file ({\"checks\": [...]}; see below)"),
-        Arg::new(CheckFlags::HTTP)
-            .long(CheckFlags::HTTP)
-            .value_name("URL")
-            .action(ArgAction::Append)
-            .help("Check that a GET of URL answers (the flags after it apply to it)"),
-        Arg::new(CheckFlags::STATUS)
-            .long(CheckFlags::STATUS)
-            .value_name("LIST")
-            .action(ArgAction::Append)
-            .help("The status the --http before it must answer: 200, 2xx, 200-299 [default: 2xx]"),
-        Arg::new(CheckFlags::EXPECT)
-            .long(CheckFlags::EXPECT)
-            .value_name("JQ")
-            .action(ArgAction::Append)
-            .help("A jq expression on the JSON body of the --http before it that must be true (repeatable)"),
-        Arg::new(CheckFlags::MAX_LATENCY)
-            .long(CheckFlags::MAX_LATENCY)
-            .value_name("DURATION")
-            .value_parser(duration)
-            .action(ArgAction::Append)
-            .help("The --http before it must answer within this"),
-        Arg::new(CheckFlags::CMD)
-            .long(CheckFlags::CMD)
-            .value_name("COMMAND")
-            .action(ArgAction::Append)
-            .help("Check that a command (sh -c, its own process group) exits 0"),
-        Arg::new(CheckFlags::PARALLEL)
-            .long(CheckFlags::PARALLEL)
-            .value_name("N")
-            .value_parser(clap::value_parser!(u32).range(1..=64))
-            .default_value("4")
-            .help("Run up to N checks at once (a latency check always runs alone)"),
-        Arg::new(CheckFlags::JUNIT)
-            .long(CheckFlags::JUNIT)
-            .value_name("FILE")
-            .value_parser(clap::value_parser!(PathBuf))
-            .help("Also write a JUnit XML report (one testcase per check), e.g. for GitLab's artifacts:reports:junit"),
+        flag::path(
+            CheckFlags::CHECKS,
+            "FILE.json",
+            "Run the checks of this file ({\"checks\": [...]}; see below)",
+        ),
+        flag::repeated_text(
+            CheckFlags::HTTP,
+            "URL",
+            "Check that a GET of URL answers (the flags after it apply to it)",
+        ),
+        flag::repeated_text(
+            CheckFlags::STATUS,
+            "LIST",
+            "The status the --http before it must answer: 200, 2xx, 200-299 [default: 2xx]",
+        ),
+        flag::repeated_text(
+            CheckFlags::EXPECT,
+            "JQ",
+            "A jq expression on the JSON body of the --http before it that must be true (repeatable)",
+        ),
+        flag::repeated(
+            CheckFlags::MAX_LATENCY,
+            "DURATION",
+            clap::builder::ValueParser::new(parse_duration),
+            "The --http before it must answer within this",
+        ),
+        flag::repeated_text(
+            CheckFlags::CMD,
+            "COMMAND",
+            "Check that a command (sh -c, its own process group) exits 0",
+        ),
+        flag::value(
+            CheckFlags::PARALLEL,
+            "N",
+            clap::value_parser!(u32).range(1..=64),
+            "Run up to N checks at once (a latency check always runs alone)",
+        )
+        .default_value("4"),
+        flag::path(
+            CheckFlags::JUNIT,
+            "FILE",
+            "Also write a JUnit XML report (one testcase per check), e.g. for GitLab's artifacts:reports:junit",
+        ),
     ];
     args.extend(http::args());
     args
@@ -294,11 +295,7 @@ pub fn command() -> Command {
             .about("Measure before an upgrade: run the measuring checks and keep what they saw in the record (or --save FILE)")
             .args(check_args())
             .arg(
-                Arg::new(Options::SAVE)
-                    .long(Options::SAVE)
-                    .value_name("FILE")
-                    .value_parser(clap::value_parser!(PathBuf))
-                    .help("Also write the baseline to FILE (atomically), for --compare --baseline FILE"),
+                flag::path(Options::SAVE, "FILE", "Also write the baseline to FILE (atomically), for --compare --baseline FILE"),
             ),
     )
 }
@@ -308,51 +305,21 @@ fn compare_args() -> Vec<Arg> {
     let fraction = clap::builder::ValueParser::new(compare::fraction);
     let points = clap::builder::ValueParser::new(compare::points);
     vec![
-        Arg::new(Options::COMPARE)
-            .long(Options::COMPARE)
-            .action(ArgAction::SetTrue)
-            .help("Compare what the measuring checks measure with the baseline (the last ok `ugw-verify baseline` step of the record, or --baseline FILE)"),
-        Arg::new(Options::BASELINE)
-            .long(Options::BASELINE)
-            .value_name("FILE")
-            .value_parser(clap::value_parser!(PathBuf))
-            .requires(Options::COMPARE)
-            .help("Read the baseline from FILE (written by `ugw-verify baseline --save FILE`)"),
-        Arg::new(Options::BASELINE_ANY_HOST)
-            .long(Options::BASELINE_ANY_HOST)
-            .action(ArgAction::SetTrue)
-            .requires(Options::COMPARE)
-            .help("Compare with a baseline taken on another host (refused by default: other hardware, other figures)"),
-        Arg::new(Options::LATENCY_TOLERANCE)
-            .long(Options::LATENCY_TOLERANCE)
-            .value_name("PERCENT")
-            .value_parser(fraction.clone())
-            .default_value("20%")
-            .help("Fail when p95 latency grew by more than this"),
-        Arg::new(Options::LATENCY_FLOOR)
-            .long(Options::LATENCY_FLOOR)
-            .value_name("DURATION")
-            .value_parser(clap::builder::ValueParser::new(parse_duration))
-            .default_value("5ms")
-            .help("A p95 growth smaller than this is noise, never a failure"),
-        Arg::new(Options::ERROR_TOLERANCE)
-            .long(Options::ERROR_TOLERANCE)
-            .value_name("POINTS")
-            .value_parser(points)
-            .default_value("0.1")
-            .help("Fail when the error ratio (5xx over all) rose by more than this many percentage points"),
-        Arg::new(Options::MEMORY_TOLERANCE)
-            .long(Options::MEMORY_TOLERANCE)
-            .value_name("PERCENT")
-            .value_parser(fraction)
-            .default_value("25%")
-            .help("Fail when resident memory grew by more than this"),
-        Arg::new(Options::MEMORY_FLOOR)
-            .long(Options::MEMORY_FLOOR)
-            .value_name("SIZE")
-            .value_parser(clap::builder::ValueParser::new(baseline::memory_floor))
-            .default_value("8MiB")
-            .help("A memory growth smaller than this is allocator noise, never a failure"),
+        flag::switch(Options::COMPARE, "Compare what the measuring checks measure with the baseline (the last ok `ugw-verify baseline` step of the record, or --baseline FILE)"),
+        flag::path(Options::BASELINE, "FILE", "Read the baseline from FILE (written by `ugw-verify baseline --save FILE`)")
+        .requires(Options::COMPARE),
+        flag::switch(Options::BASELINE_ANY_HOST, "Compare with a baseline taken on another host (refused by default: other hardware, other figures)")
+        .requires(Options::COMPARE),
+        flag::value(Options::LATENCY_TOLERANCE, "PERCENT", fraction.clone(), "Fail when p95 latency grew by more than this")
+        .default_value("20%"),
+        flag::duration(Options::LATENCY_FLOOR, "A p95 growth smaller than this is noise, never a failure")
+        .default_value("5ms"),
+        flag::value(Options::ERROR_TOLERANCE, "POINTS", points, "Fail when the error ratio (5xx over all) rose by more than this many percentage points")
+        .default_value("0.1"),
+        flag::value(Options::MEMORY_TOLERANCE, "PERCENT", fraction, "Fail when resident memory grew by more than this")
+        .default_value("25%"),
+        flag::value(Options::MEMORY_FLOOR, "SIZE", clap::builder::ValueParser::new(baseline::memory_floor), "A memory growth smaller than this is allocator noise, never a failure")
+        .default_value("8MiB"),
     ]
 }
 

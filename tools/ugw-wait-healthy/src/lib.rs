@@ -14,6 +14,7 @@ use serde::Serialize;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
+use ugw_shared::cli::flag;
 use ugw_shared::http::scoped::{Positioned, positioned};
 use ugw_shared::http::{self, HttpFlags};
 use ugw_shared::results::WaitMode;
@@ -258,7 +259,6 @@ pub fn tool() -> ugw_shared::cli::Tool {
     reason = "one flag after another: a builder reads best whole"
 )]
 pub fn command() -> Command {
-    let duration = clap::builder::ValueParser::new(parse_duration);
     tool_command(
         "ugw-wait-healthy",
         "Wait until a service is healthy: HTTP, TCP and command checks with a hard deadline",
@@ -277,43 +277,23 @@ pub fn command() -> Command {
     .after_long_help(EXAMPLES)
     .mut_arg("timeout", |a| a.help("Overall deadline (never overrun by more than 50 ms)"))
     .next_help_heading("Targets (repeatable, mixable; all must pass in the same round)")
-    .arg(Arg::new(id::URL).long(id::URL).value_name("URL").action(ArgAction::Append).help("An HTTP or HTTPS URL to GET"))
+    .arg(flag::repeated_text(id::URL, "URL", "An HTTP or HTTPS URL to GET"))
     .arg(
-        Arg::new(id::TCP)
-            .long(id::TCP)
-            .value_name("HOST:PORT")
-            .action(ArgAction::Append)
-            .help("A TCP port that must accept a connection (IPv6 as [::1]:8080)"),
+        flag::repeated_text(id::TCP, "HOST:PORT", "A TCP port that must accept a connection (IPv6 as [::1]:8080)"),
     )
     .arg(
-        Arg::new(id::CMD)
-            .long(id::CMD)
-            .value_name("COMMAND")
-            .action(ArgAction::Append)
-            .help("A command (run by sh -c, in its own process group) that must exit 0"),
+        flag::repeated_text(id::CMD, "COMMAND", "A command (run by sh -c, in its own process group) that must exit 0"),
     )
     .group(ArgGroup::new("targets").args([id::URL, id::TCP, id::CMD]).multiple(true).required(true))
     .next_help_heading("HTTP requests and assertions (before the first target: for every --url; after a --url: for it alone)")
     .arg(
-        Arg::new(id::STATUS)
-            .long(id::STATUS)
-            .value_name("LIST")
-            .action(ArgAction::Append)
-            .help("Acceptable status codes: 200, 200,204, 2xx, 200-299 [default: 2xx]"),
+        flag::repeated_text(id::STATUS, "LIST", "Acceptable status codes: 200, 200,204, 2xx, 200-299 [default: 2xx]"),
     )
     .arg(
-        Arg::new(id::EXPECT)
-            .long(id::EXPECT)
-            .value_name("JQ")
-            .action(ArgAction::Append)
-            .help("A jq expression on the JSON body that must yield true (repeatable)"),
+        flag::repeated_text(id::EXPECT, "JQ", "A jq expression on the JSON body that must yield true (repeatable)"),
     )
     .arg(
-        Arg::new(id::BODY_REGEX)
-            .long(id::BODY_REGEX)
-            .value_name("RE")
-            .action(ArgAction::Append)
-            .help("A regular expression the body must match; multi-line: ^ and $ match at every line (repeatable)"),
+        flag::repeated_text(id::BODY_REGEX, "RE", "A regular expression the body must match; multi-line: ^ and $ match at every line (repeatable)"),
     )
     .arg(
         Arg::new(id::EXPECT_VERSION)
@@ -325,147 +305,70 @@ pub fn command() -> Command {
             .help("The body's version must equal V (v1.1.0 = 1.1.0); without V, the version this run's ugw-swap --rollback went back to, else the version of the last ugw-fetch step"),
     )
     .arg(
-        Arg::new(id::VERSION_PATH)
-            .long(id::VERSION_PATH)
-            .value_name("JQ")
-            .action(ArgAction::Append)
-            .help("Where the version is in the body [default: .version]"),
+        flag::repeated_text(id::VERSION_PATH, "JQ", "Where the version is in the body [default: .version]"),
     )
     .arg(
-        Arg::new(id::MAX_LATENCY)
-            .long(id::MAX_LATENCY)
-            .value_name("DURATION")
-            .value_parser(duration.clone())
-            .action(ArgAction::Append)
-            .help("A response slower than this fails the attempt"),
+        flag::repeated(id::MAX_LATENCY, "DURATION", clap::builder::ValueParser::new(parse_duration), "A response slower than this fails the attempt"),
     )
     .arg(
-        Arg::new(id::METHOD)
-            .long(id::METHOD)
-            .value_name("METHOD")
-            .action(ArgAction::Append)
-            .help("The HTTP method [default: GET]"),
+        flag::repeated_text(id::METHOD, "METHOD", "The HTTP method [default: GET]"),
     )
     .arg(
-        Arg::new(id::DATA)
-            .long(id::DATA)
-            .value_name("STRING")
-            .action(ArgAction::Append)
-            .conflicts_with(id::DATA_FILE)
-            .help("Send this body with every attempt (with --method POST for a POST; the method is kept)"),
+        flag::repeated_text(id::DATA, "STRING", "Send this body with every attempt (with --method POST for a POST; the method is kept)")
+            .conflicts_with(id::DATA_FILE),
     )
     .arg(
-        Arg::new(id::DATA_FILE)
-            .long(id::DATA_FILE)
-            .value_name("PATH")
-            .value_parser(clap::value_parser!(std::path::PathBuf))
-            .action(ArgAction::Append)
-            .help("Send this file's content (read once, at most 8 MiB) as the body of every attempt"),
+        flag::repeated(id::DATA_FILE, "PATH", clap::value_parser!(std::path::PathBuf), "Send this file's content (read once, at most 8 MiB) as the body of every attempt"),
     )
     .args(http::args())
     .next_help_heading("Fail fast (exit 1 at once, kind fail_condition)")
     .arg(
-        Arg::new(id::FAIL_IF)
-            .long(id::FAIL_IF)
-            .value_name("JQ")
-            .action(ArgAction::Append)
-            .help("Stop at once when this jq expression on the body yields true (e.g. '.status == \"failed\"')"),
+        flag::repeated_text(id::FAIL_IF, "JQ", "Stop at once when this jq expression on the body yields true (e.g. '.status == \"failed\"')"),
     )
     .arg(
-        Arg::new(id::FAIL_STATUS)
-            .long(id::FAIL_STATUS)
-            .value_name("LIST")
-            .action(ArgAction::Append)
-            .help("Stop at once on these status codes (e.g. 500,501)"),
+        flag::repeated_text(id::FAIL_STATUS, "LIST", "Stop at once on these status codes (e.g. 500,501)"),
     )
     .arg(
-        Arg::new(id::FAIL_IF_VERSION_DIFFERS)
-            .long(id::FAIL_IF_VERSION_DIFFERS)
-            .value_name("N")
-            .value_parser(clap::value_parser!(u32).range(1..))
-            .help("Stop when a --url answers the same other version than --expect-version N rounds in a row (another release runs)"),
+        flag::value(id::FAIL_IF_VERSION_DIFFERS, "N", clap::value_parser!(u32).range(1..), "Stop when a --url answers the same other version than --expect-version N rounds in a row (another release runs)"),
     )
     .next_help_heading("The service's process (exit 1 at once, kind process_exited, when it exits)")
     .arg(
-        Arg::new(id::PID)
-            .long(id::PID)
-            .value_name("PID")
-            .value_parser(clap::value_parser!(i32).range(1..))
-            .conflicts_with(id::PIDFILE)
-            .help("The process just started: when it exits, the wait fails at once, with its exit status when known"),
+        flag::value(id::PID, "PID", clap::value_parser!(i32).range(1..), "The process just started: when it exits, the wait fails at once, with its exit status when known")
+            .conflicts_with(id::PIDFILE),
     )
     .arg(
-        Arg::new(id::PIDFILE)
-            .long(id::PIDFILE)
-            .value_name("FILE")
-            .value_parser(clap::value_parser!(std::path::PathBuf))
-            .help("As --pid, the pid read from FILE (read each round until it names one; then that process is watched)"),
+        flag::path(id::PIDFILE, "FILE", "As --pid, the pid read from FILE (read each round until it names one; then that process is watched)"),
     )
     .next_help_heading("Timing")
     .arg(
-        Arg::new(id::ATTEMPT_TIMEOUT)
-            .long(id::ATTEMPT_TIMEOUT)
-            .value_name("DURATION")
-            .value_parser(duration.clone())
-            .default_value("5s")
-            .help("Longest one attempt may take (clipped to the time left)"),
+        flag::duration(id::ATTEMPT_TIMEOUT, "Longest one attempt may take (clipped to the time left)")
+            .default_value("5s"),
     )
     .arg(
-        Arg::new(id::INTERVAL)
-            .long(id::INTERVAL)
-            .value_name("DURATION")
-            .value_parser(duration.clone())
-            .help("Time between the starts of two rounds, at least 10ms [default: 100ms, or 1s with a --cmd target]"),
+        flag::duration(id::INTERVAL, "Time between the starts of two rounds, at least 10ms [default: 100ms, or 1s with a --cmd target]"),
     )
     .arg(
-        Arg::new(id::MAX_INTERVAL)
-            .long(id::MAX_INTERVAL)
-            .value_name("DURATION")
-            .value_parser(duration.clone())
-            .help(
-                "Back off exponentially (with jitter) while failing, up to this, from the first failure \
-                 [default: keep --interval for 10s, then back off up to 1s]",
-            ),
+        flag::duration(id::MAX_INTERVAL, "Back off exponentially (with jitter) while failing, up to this, from the first failure \
+                 [default: keep --interval for 10s, then back off up to 1s]"),
     )
     .arg(
-        Arg::new(id::SUCCESSES)
-            .long(id::SUCCESSES)
-            .value_name("N")
-            .value_parser(clap::value_parser!(u32).range(1..))
-            .default_value("1")
-            .help("Passing rounds needed in a row"),
+        flag::value(id::SUCCESSES, "N", clap::value_parser!(u32).range(1..), "Passing rounds needed in a row")
+            .default_value("1"),
     )
     .arg(
-        Arg::new(id::STABLE_FOR)
-            .long(id::STABLE_FOR)
-            .value_name("DURATION")
-            .value_parser(duration)
-            .help("Targets must keep passing for this long"),
+        flag::duration(id::STABLE_FOR, "Targets must keep passing for this long"),
     )
     .arg(
-        Arg::new(id::MAX_FAILURES)
-            .long(id::MAX_FAILURES)
-            .value_name("N")
-            .value_parser(clap::value_parser!(u32))
-            .help("With --stable-for: forgive up to N failed rounds within the window instead of starting it over"),
+        flag::value(id::MAX_FAILURES, "N", clap::value_parser!(u32), "With --stable-for: forgive up to N failed rounds within the window instead of starting it over"),
     )
     .arg(
-        Arg::new(id::ONCE)
-            .long(id::ONCE)
-            .action(ArgAction::SetTrue)
-            .help("One round, no polling: exit 0 when the targets pass, 1 when not"),
+        flag::switch(id::ONCE, "One round, no polling: exit 0 when the targets pass, 1 when not"),
     )
     .arg(
-        Arg::new(id::ANY)
-            .long(id::ANY)
-            .action(ArgAction::SetTrue)
-            .help("One passing target is enough (e.g. the leader among N)"),
+        flag::switch(id::ANY, "One passing target is enough (e.g. the leader among N)"),
     )
     .arg(
-        Arg::new(id::UNTIL_DOWN)
-            .long(id::UNTIL_DOWN)
-            .action(ArgAction::SetTrue)
-            .help("Wait until every target fails (e.g. for the old process to stop)"),
+        flag::switch(id::UNTIL_DOWN, "Wait until every target fails (e.g. for the old process to stop)"),
     )
     .arg(
         Arg::new(id::COMMAND)

@@ -87,10 +87,31 @@ fn strays(dir: &Path, finals: &[&str]) -> Vec<String> {
                     || ["tmp", "unpack", "exchange"]
                         .iter()
                         .any(|kind| is_temp_name(entry, name, kind))
-            })
+            }) && !is_some_temp_name(entry)
         })
         .map(|entry| format!("{}: unexpected entry {entry}", dir.display()))
         .collect()
+}
+
+/// A temp name of any file (`.NAME.XXXXXXXXXX.KIND`), and the `-journal` SQLite keeps
+/// beside one (a database snapshot written under a temp name): what a crash may leave, but
+/// never under a final name.
+fn is_some_temp_name(entry: &str) -> bool {
+    ["tmp", "unpack", "exchange", "tmp-journal", "tmp-wal"]
+        .iter()
+        .any(|kind| {
+            let Some(head) = entry.strip_suffix(&format!(".{kind}")) else {
+                return false;
+            };
+            let Some(dot) = head
+                .len()
+                .checked_sub(ugw_shared::atomic::TEMP_RANDOM_LEN + 1)
+            else {
+                return false;
+            };
+            head.get(1..dot)
+                .is_some_and(|name| !name.is_empty() && is_temp_name(entry, name, kind))
+        })
 }
 
 /// Every file under `dir`, relative path -> content.

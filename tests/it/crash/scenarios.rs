@@ -19,8 +19,11 @@ pub struct Scenario {
     /// The run that is killed.
     pub command: Box<dyn Fn(&Path) -> Command + Send + Sync>,
     /// The invariants after the kill, the failure path and a rerun: each violation found.
-    pub check: Box<dyn Fn(&Path, &Ended) -> Vec<String> + Send + Sync>,
+    pub check: Check,
 }
+
+/// A scenario's check: the folder the run worked in and how it ended, to the violations.
+pub type Check = Box<dyn Fn(&Path, &Ended) -> Vec<String> + Send + Sync>;
 
 /// How a killed (or finished) run ended.
 #[derive(Debug)]
@@ -429,7 +432,8 @@ fn migrate_scenario(name: &'static str, db: Db, no_transaction: bool) -> Scenari
                 let mut finish_by_hand = String::new();
                 for table in tables_of(version, true) {
                     if !existing.contains(&table) {
-                        finish_by_hand.push_str(&format!("CREATE TABLE {table} (x INTEGER);"));
+                        use std::fmt::Write as _;
+                        let _ = write!(finish_by_hand, "CREATE TABLE {table} (x INTEGER);");
                     }
                 }
                 if !finish_by_hand.is_empty() {

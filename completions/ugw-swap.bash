@@ -35,7 +35,7 @@ _ugw__swap() {
 
     case "${cmd}" in
         ugw__swap)
-            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --root --target --from --release --link --mode --force --restart --force-restart --restart-timeout --start --pidfile --log --stop-timeout --alive-for --rollback --keep --help --version status help"
+            opts="-q -h -V --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --root --target --compose --service --project --env-file --image --strategy --port-env --slots --restart-check --drain-cmd --drain-grace --from --release --link --mode --force --restart --force-restart --restart-timeout --start --pidfile --log --stop-timeout --alive-for --rollback --keep --help --version status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -70,6 +70,50 @@ _ugw__swap() {
                     return 0
                     ;;
                 --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --compose)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --strategy)
+                    COMPREPLY=($(compgen -W "stop-first start-first" -- "${cur}"))
+                    return 0
+                    ;;
+                --port-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slots)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --restart-check)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drain-cmd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drain-grace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -171,7 +215,7 @@ _ugw__swap() {
             return 0
             ;;
         ugw__subcmd__swap__subcmd__status)
-            opts="-q -h --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --root --target --help"
+            opts="-q -h --record --new --in --output --pretty --quiet --always --dry-run --timeout --lock-timeout --host-id --root --target --compose --service --project --env-file --strategy --port-env --slots --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -206,6 +250,34 @@ _ugw__swap() {
                     return 0
                     ;;
                 --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --compose)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --strategy)
+                    COMPREPLY=($(compgen -W "stop-first start-first" -- "${cur}"))
+                    return 0
+                    ;;
+                --port-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slots)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

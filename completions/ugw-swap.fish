@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ugw_swap_global_optspecs
-    string join \n record= new in= output= pretty q/quiet always dry-run timeout= lock-timeout= host-id= root= target= from= release= link= mode= force restart= force-restart restart-timeout= start= pidfile= log= stop-timeout= alive-for= rollback keep= h/help V/version
+    string join \n record= new in= output= pretty q/quiet always dry-run timeout= lock-timeout= host-id= root= target= compose= service= project= env-file= image= strategy= port-env= slots= restart-check= drain-cmd= drain-grace= from= release= link= mode= force restart= force-restart restart-timeout= start= pidfile= log= stop-timeout= alive-for= rollback keep= h/help V/version
 end
 
 function __fish_ugw_swap_needs_command
@@ -35,6 +35,18 @@ complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l lock-timeout -d 'How 
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l host-id -d 'The host name in the record, where several nodes share one machine' -r
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l root -d 'Release-folder mode: DIR/releases/<version>/ and DIR/current -> releases/<version>' -r -F
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l target -d 'Binary mode: replace the file PATH (its owner, mode and extended attributes are kept)' -r -F
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l compose -d 'Compose mode: pin the --service images of the Compose file FILE by digest (in FILE\'s folder\'s .ugw/PROJECT.override.yml) and bring them up' -r -F
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l service -d 'With --compose: the service to switch (repeatable: every one gets the same image)' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l project -d 'With --compose: the Compose project name [default: the name of FILE\'s folder, as Compose gives it]' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l env-file -d 'With --compose: passed to Compose as --env-file (ugw never writes it)' -r -F
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l image -d 'With --compose: the image to pin [default: the reference of this run\'s ugw-fetch --image step]' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l strategy -d 'With --compose: stop-first (the old container stops, then the new one starts) or start-first (the new one starts on the idle --slots port, and the old one stops once it is healthy)' -r -f -a "stop-first\t''
+start-first\t''"
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l port-env -d 'With --strategy start-first: the variable the service reads its port from (set for Compose, so ${NAME} in FILE reads it, and in the container)' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l slots -d 'With --strategy start-first: the two ports the service alternates between (each slot is the Compose project PROJECT-PORT)' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l restart-check -d 'With --compose, for a service without a Docker healthcheck: healthy when URL answers 2xx ({port} is replaced by the slot\'s port)' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l drain-cmd -d 'With --strategy start-first: run CMD (sh -c) before the old slot stops, with $UGW_DRAIN_PORT (the old slot) and $UGW_LIVE_PORT (e.g. ugw-drain on the balancer)' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l drain-grace -d 'With --strategy start-first: how long the old slot keeps serving after the new one is healthy (and after --drain-cmd), so the balancer\'s health check sees the new one up before the old one stops' -r
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l from -d 'The new release: a folder or a single file [default: the path of the last ugw-fetch step]' -r -F
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l release -d 'The release\'s name under releases/ [default: the version of the last ugw-fetch step]' -r
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l link -d 'Link SHARED (relative to --root) to TARGET inside the release, e.g. shared/.env:.env (repeatable)' -r
@@ -70,6 +82,14 @@ complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l lock-timeou
 complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l host-id -d 'The host name in the record, where several nodes share one machine' -r
 complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l root -d 'Release-folder mode: DIR/releases/<version>/ and DIR/current -> releases/<version>' -r -F
 complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l target -d 'Binary mode: replace the file PATH (its owner, mode and extended attributes are kept)' -r -F
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l compose -d 'Compose mode: pin the --service images of the Compose file FILE by digest (in FILE\'s folder\'s .ugw/PROJECT.override.yml) and bring them up' -r -F
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l service -d 'With --compose: the service to switch (repeatable: every one gets the same image)' -r
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l project -d 'With --compose: the Compose project name [default: the name of FILE\'s folder, as Compose gives it]' -r
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l env-file -d 'With --compose: passed to Compose as --env-file (ugw never writes it)' -r -F
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l strategy -d 'With --compose: stop-first (the old container stops, then the new one starts) or start-first (the new one starts on the idle --slots port, and the old one stops once it is healthy)' -r -f -a "stop-first\t''
+start-first\t''"
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l port-env -d 'With --strategy start-first: the variable the service reads its port from (set for Compose, so ${NAME} in FILE reads it, and in the container)' -r
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l slots -d 'With --strategy start-first: the two ports the service alternates between (each slot is the Compose project PROJECT-PORT)' -r
 complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l new -d 'Start a new run in --record FILE (an old FILE is kept as FILE.prev)'
 complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l pretty -d 'Same as --output pretty (the record file is indented too)'
 complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -s q -l quiet -d 'Print only errors on stderr'

@@ -312,6 +312,30 @@ pub struct Swapped {
     /// `--dry-run`: what would have been done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub would: Option<String>,
+    /// `--compose` (mode `compose`): the project and containers; `previous` and `current`
+    /// are then image references pinned by digest (`repo@sha256:...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose: Option<ComposeSwap>,
+}
+
+/// What `ugw-swap --compose` switched: which project's services, how, and the containers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ComposeSwap {
+    /// The Compose file, as an absolute path.
+    pub file: String,
+    pub project: String,
+    pub services: Vec<String>,
+    /// `stop-first` or `start-first`.
+    pub strategy: String,
+    /// start-first: the port of the slot live after this step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u16>,
+    /// The containers running the services after this step (names).
+    #[serde(default)]
+    pub containers: Vec<String>,
+    /// `--keep`: the images of the repository removed (references).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_images: Vec<String>,
 }
 
 impl ToolResult for Swapped {

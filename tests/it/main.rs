@@ -51,6 +51,7 @@ mod record_io;
 mod runbooks;
 mod secrets;
 mod swap;
+mod swap_compose;
 mod swap_fetched;
 mod swap_force;
 mod swap_hostile;

@@ -6,6 +6,7 @@
 
 mod artifact;
 mod binary;
+mod compose;
 mod link_at;
 mod place;
 mod releases;
@@ -42,6 +43,17 @@ mod id {
     pub const RESTARTER: &str = "restarter";
     pub const ROLLBACK: &str = "rollback";
     pub const KEEP: &str = "keep";
+    pub const COMPOSE: &str = "compose";
+    pub const SERVICE: &str = "service";
+    pub const PROJECT: &str = "project";
+    pub const ENV_FILE: &str = "env-file";
+    pub const IMAGE: &str = "image";
+    pub const STRATEGY: &str = "strategy";
+    pub const PORT_ENV: &str = "port-env";
+    pub const SLOTS: &str = "slots";
+    pub const RESTART_CHECK: &str = "restart-check";
+    pub const DRAIN_CMD: &str = "drain-cmd";
+    pub const DRAIN_GRACE: &str = "drain-grace";
 }
 
 const LONG_ABOUT: &str = "Switch the live release in one rename: in release-folder mode (--root), \
@@ -165,6 +177,17 @@ pub fn command() -> Command {
         )
         .global(true),
     )
+    .arg(
+        flag::path(
+            id::COMPOSE,
+            "FILE",
+            "Compose mode: pin the --service images of the Compose file FILE by digest (in FILE's folder's .ugw/PROJECT.override.yml) and bring them up",
+        )
+        .conflicts_with_all([id::ROOT, id::TARGET])
+        .requires(id::SERVICE)
+        .global(true),
+    )
+    .args(compose_args())
     .next_help_heading("What")
     .arg(flag::path(
         id::FROM,
@@ -273,6 +296,80 @@ pub fn command() -> Command {
     )
 }
 
+/// The flags of `--compose` mode, under their own heading.
+fn compose_args() -> Vec<clap::Arg> {
+    vec![
+        flag::repeated(
+            id::SERVICE,
+            "NAME",
+            clap::value_parser!(String),
+            "With --compose: the service to switch (repeatable: every one gets the same image)",
+        )
+        .requires(id::COMPOSE)
+        .global(true),
+        flag::text(
+            id::PROJECT,
+            "NAME",
+            "With --compose: the Compose project name [default: the name of FILE's folder, as Compose gives it]",
+        )
+        .requires(id::COMPOSE)
+        .global(true),
+        flag::path(
+            id::ENV_FILE,
+            "FILE",
+            "With --compose: passed to Compose as --env-file (ugw never writes it)",
+        )
+        .requires(id::COMPOSE)
+        .global(true),
+        flag::text(
+            id::IMAGE,
+            "REPO@sha256:DIGEST",
+            "With --compose: the image to pin [default: the reference of this run's ugw-fetch --image step]",
+        )
+        .requires(id::COMPOSE)
+        .conflicts_with(id::ROLLBACK),
+        flag::value(
+            id::STRATEGY,
+            "HOW",
+            ["stop-first", "start-first"],
+            "With --compose: stop-first (the old container stops, then the new one starts) or start-first (the new one starts on the idle --slots port, and the old one stops once it is healthy)",
+        )
+        .default_value("stop-first")
+        .requires(id::COMPOSE)
+        .global(true),
+        flag::text(
+            id::PORT_ENV,
+            "NAME",
+            "With --strategy start-first: the variable the service reads its port from (set for Compose, so ${NAME} in FILE reads it, and in the container)",
+        )
+        .global(true),
+        flag::text(
+            id::SLOTS,
+            "PORT,PORT",
+            "With --strategy start-first: the two ports the service alternates between (each slot is the Compose project PROJECT-PORT)",
+        )
+        .global(true),
+        flag::text(
+            id::RESTART_CHECK,
+            "URL",
+            "With --compose, for a service without a Docker healthcheck: healthy when URL answers 2xx ({port} is replaced by the slot's port)",
+        )
+        .requires(id::COMPOSE),
+        flag::text(
+            id::DRAIN_CMD,
+            "CMD",
+            "With --strategy start-first: run CMD (sh -c) before the old slot stops, with $UGW_DRAIN_PORT (the old slot) and $UGW_LIVE_PORT (e.g. ugw-drain on the balancer)",
+        )
+        .requires(id::COMPOSE),
+        flag::duration(
+            id::DRAIN_GRACE,
+            "With --strategy start-first: how long the old slot keeps serving after the new one is healthy (and after --drain-cmd), so the balancer's health check sees the new one up before the old one stops",
+        )
+        .default_value("2s")
+        .requires(id::COMPOSE),
+    ]
+}
+
 /// Release-folder mode (`--root`): what only it reads.
 #[derive(Debug)]
 pub(crate) struct ReleasesMode {
@@ -296,6 +393,7 @@ pub(crate) struct BinaryMode {
 pub(crate) enum Place {
     Releases(ReleasesMode),
     Binary(BinaryMode),
+    Compose(compose::ComposeMode),
 }
 
 /// The flags, checked, and the artifact this run's fetch step vouches for.
@@ -326,7 +424,11 @@ impl Options {
         let place = place(m)?;
         let given = m.get_one::<PathBuf>(id::FROM).cloned();
         let from_given = given.is_some();
-        let fetched = fetched(ctx)?;
+        // Compose mode pins an image, never a file: the fetch step it reads is an image's.
+        let fetched = match place {
+            Place::Compose(_) => None,
+            _ => fetched(ctx)?,
+        };
         let vouched = fetched.as_ref().map(artifact::Vouched::from_step);
         let vouched = match &given {
             None => vouched,
@@ -395,9 +497,100 @@ fn place(m: &ArgMatches) -> Result<Place> {
             target: target.clone(),
             mode: m.get_one::<u32>(id::MODE).copied(),
         })),
+        (None, None) if m.contains_id(id::COMPOSE) => compose_mode(m).map(Place::Compose),
         _ => Err(Error::usage(
-            "give --root DIR (release folders) or --target PATH (a binary)",
+            "give --root DIR (release folders), --target PATH (a binary) or --compose FILE",
         )),
+    }
+}
+
+/// `--compose` and its flags, checked.
+fn compose_mode(m: &ArgMatches) -> Result<compose::ComposeMode> {
+    let given = m
+        .get_one::<PathBuf>(id::COMPOSE)
+        .cloned()
+        .unwrap_or_default();
+    let file = std::path::absolute(&given)
+        .map_err(|e| Error::io(format!("cannot resolve {}", given.display()), &e))?;
+    if !file.is_file() {
+        return Err(Error::usage(format!(
+            "--compose {}: no such file",
+            file.display()
+        )));
+    }
+    let services: Vec<String> = m
+        .get_many::<String>(id::SERVICE)
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let plain = |name: &str| {
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    };
+    if let Some(bad) = services.iter().find(|s| !plain(s)) {
+        return Err(Error::usage(format!(
+            "--service {bad:?}: a service name is letters, digits, '.', '_' and '-'"
+        )));
+    }
+    let project = m
+        .get_one::<String>(id::PROJECT)
+        .cloned()
+        .unwrap_or_else(|| compose::default_project(&file));
+    if !plain(&project) {
+        return Err(Error::usage(format!(
+            "--project {project:?}: letters, digits, '.', '_' and '-' only"
+        )));
+    }
+    let strategy = match m.get_one::<String>(id::STRATEGY).map(String::as_str) {
+        Some("start-first") => start_first(m, &services)?,
+        _ => compose::Strategy::StopFirst,
+    };
+    let keep_given = m.value_source(id::KEEP) == Some(clap::parser::ValueSource::CommandLine);
+    Ok(compose::ComposeMode {
+        file,
+        project,
+        services,
+        env_file: m.get_one::<PathBuf>(id::ENV_FILE).cloned(),
+        image: m.get_one::<String>(id::IMAGE).cloned(),
+        strategy,
+        restart_check: m.get_one::<String>(id::RESTART_CHECK).cloned(),
+        alive_for: defaulted::<Duration>(m, id::ALIVE_FOR),
+        drain_cmd: m.get_one::<String>(id::DRAIN_CMD).cloned(),
+        drain_grace: defaulted::<Duration>(m, id::DRAIN_GRACE),
+        keep: keep_given.then(|| defaulted::<u32>(m, id::KEEP) as usize),
+    })
+}
+
+/// `--strategy start-first`: one service, `--port-env` and two `--slots`.
+fn start_first(m: &ArgMatches, services: &[String]) -> Result<compose::Strategy> {
+    if services.len() != 1 {
+        return Err(Error::usage(
+            "--strategy start-first switches one --service (its two slots share one --port-env)",
+        ));
+    }
+    let port_env = m
+        .get_one::<String>(id::PORT_ENV)
+        .cloned()
+        .ok_or_else(|| Error::usage("--strategy start-first needs --port-env NAME"))?;
+    let raw = m
+        .get_one::<String>(id::SLOTS)
+        .ok_or_else(|| Error::usage("--strategy start-first needs --slots PORT,PORT"))?;
+    let ports: Vec<u16> = raw
+        .split(',')
+        .map(|p| p.trim().parse::<u16>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::usage(format!("--slots {raw:?}: two ports, e.g. 8081,8082")))?;
+    match ports.as_slice() {
+        [a, b] if a != b && *a > 0 && *b > 0 => Ok(compose::Strategy::StartFirst {
+            port_env,
+            slots: [*a, *b],
+        }),
+        _ => Err(Error::usage(format!(
+            "--slots {raw:?}: two different ports, e.g. 8081,8082"
+        ))),
     }
 }
 
@@ -434,13 +627,18 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
     if let Some(planned) = unfetched(ctx, &options)? {
         return Ok(StepResult::typed(false, &planned));
     }
-    if let (Some(start), false) = (&options.start, options.status) {
+    if let (Some(start), false, false) = (
+        &options.start,
+        options.status,
+        matches!(options.place, Place::Compose(_)),
+    ) {
         // Before anything is switched: a pidfile that names a stranger is refused now.
         start::check(start)?;
     }
     let result = match &options.place {
         Place::Releases(mode) => releases::run(ctx, &options, mode)?,
         Place::Binary(mode) => binary::run(ctx, &options, mode)?,
+        Place::Compose(mode) => compose::run_compose(ctx, &options, mode)?,
     };
     Ok(StepResult::typed(result.changed, &result))
 }
@@ -450,7 +648,12 @@ pub fn run(ctx: &mut Ctx, matches: &ArgMatches) -> Result<StepResult> {
 /// switched. `None` in a real run (a dry-run step never lets one act: it finds no fetch step),
 /// with `--from`, on a real fetch step, for `--rollback` and `status`.
 fn unfetched(ctx: &Ctx, options: &Options) -> Result<Option<Swapped>> {
-    if !ctx.dry_run || options.rollback || options.status || options.from_given {
+    if !ctx.dry_run
+        || options.rollback
+        || options.status
+        || options.from_given
+        || matches!(options.place, Place::Compose(_))
+    {
         return Ok(None);
     }
     let this_run = ctx.this_run();
@@ -490,6 +693,7 @@ fn unfetched(ctx: &Ctx, options: &Options) -> Result<Option<Swapped>> {
             )),
             ..Swapped::default()
         },
+        Place::Compose(_) => return Ok(None),
     };
     if let Some(would) = &result.would {
         ctx.reporter.info(&format!("dry run: would {would}"));

@@ -1,0 +1,423 @@
+//! `ugw-swap --compose FILE --service NAME` (issue 24) against the real Docker daemon and
+//! Compose of this machine: images built offline and pushed to a loopback registry
+//! (`kit::docker`), every container on the host network, everything removed by the
+//! `Cleanup` guard. stop-first and start-first swaps (start-first under load through HAProxy,
+//! 0 failed requests), a failing restart that brings the old container back, `--rollback`,
+//! `--keep`, two swaps of one project at once, and a record naming another run's digest.
+
+use crate::kit;
+use crate::kit::docker::{self, Behaviour, Cleanup, DemoImage, Registry};
+use kit::{Outcome, s, tool};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A Compose file in `dir` with one service `api` of `repository`, on the host network,
+/// listening on `listen` (a port, or `${PORT}` for start-first).
+fn compose_file(dir: &Path, repository: &str, listen: &str) -> PathBuf {
+    let file = dir.join("compose.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "services:\n  api:\n    image: \"{repository}:unpinned\"\n    network_mode: host\n    \
+             command: [\"--listen\", \"127.0.0.1:{listen}\"]\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// `ugw-swap --compose FILE --project P --service api ARGS`, on `record` when given.
+fn swap(file: &Path, project: &str, record: Option<&Path>, args: &[&str]) -> Outcome {
+    let mut cmd = tool("ugw-swap");
+    cmd.args([
+        "--compose",
+        s(file),
+        "--project",
+        project,
+        "--service",
+        "api",
+    ]);
+    if let Some(record) = record {
+        cmd.args(["--record", s(record)]);
+    }
+    cmd.args(args);
+    kit::run_within(cmd, Duration::from_secs(180))
+}
+
+/// The version the demo on `port` says it is, once it answers.
+fn version_on(port: u16) -> Option<String> {
+    let (code, body) = docker::http_get(port, "/health/ready")?;
+    let value: serde_json::Value = serde_json::from_str(&body).ok()?;
+    (code == 200).then(|| value["version"].as_str().unwrap_or("").to_string())
+}
+
+fn serves(port: u16, version: &str) -> bool {
+    kit::eventually(Duration::from_secs(20), || {
+        version_on(port).as_deref() == Some(version)
+    })
+}
+
+fn images(
+    registry: &Registry,
+    cleanup: &Cleanup,
+    versions: &[(&str, Behaviour)],
+) -> Vec<DemoImage> {
+    let repo = cleanup.name("api");
+    versions
+        .iter()
+        .map(|(v, b)| docker::build_demo_image(registry, &repo, v, b.clone()))
+        .collect()
+}
+
+/// A record whose one ok `ugw-fetch --image` step, of run `step_run`, fetched `image`; the
+/// record's own run is `record_run`.
+fn image_record(record_run: &str, step_run: &str, image: &DemoImage) -> String {
+    serde_json::json!({
+        "ugw": 1, "run": record_run, "ok": true,
+        "steps": [{
+            "tool": "ugw-fetch", "tool_version": "0.1.0", "run": step_run,
+            "host": ugw_shared::time::hostname(),
+            "started": "2026-12-07T10:00:00.000Z", "elapsed_ms": 5, "status": "ok", "exit": 0,
+            "changed": true, "dry_run": false,
+            "result": {"image": image.repository, "digest": image.digest,
+                       "reference": image.by_digest(), "version": image.version}
+        }]
+    })
+    .to_string()
+}
+
+#[test]
+fn stop_first_pins_by_digest_rolls_back_brings_the_old_container_back_and_keeps() {
+    let Some(_docker) = docker::require_docker() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cleanup = Cleanup::new();
+    let registry = Registry::start(dir.path());
+    let built = images(
+        &registry,
+        &cleanup,
+        &[
+            ("1.0.0", Behaviour::Healthy),
+            ("2.0.0", Behaviour::Healthy),
+            ("3.0.0", Behaviour::Bad),
+        ],
+    );
+    let (v1, v2, bad) = (&built[0], &built[1], &built[2]);
+    let port = kit::free_port();
+    let file = compose_file(dir.path(), &v1.repository, &port.to_string());
+    let project = cleanup.name("stop");
+    let record = dir.path().join("run.json");
+    let check = format!("http://127.0.0.1:{port}/health/ready");
+
+    let first = swap(
+        &file,
+        &project,
+        Some(&record),
+        &[
+            "--new",
+            "--image",
+            &v1.by_digest(),
+            "--restart-check",
+            &check,
+        ],
+    );
+    let step = first.succeeds().last_step();
+    assert_eq!(step.result["current"], v1.by_digest());
+    assert!(serves(port, "1.0.0"));
+    let pinned =
+        std::fs::read_to_string(dir.path().join(format!(".ugw/{project}.override.yml"))).unwrap();
+    assert!(pinned.contains(&v1.by_digest()), "{pinned}");
+    assert_eq!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .matches("unpinned")
+            .count(),
+        1,
+        "the operator's file is never rewritten"
+    );
+
+    let second = swap(
+        &file,
+        &project,
+        Some(&record),
+        &["--image", &v2.by_digest(), "--restart-check", &check],
+    );
+    let step = second.succeeds().last_step();
+    assert_eq!(step.result["previous"], v1.by_digest());
+    assert_eq!(step.result["current"], v2.by_digest());
+    assert!(serves(port, "2.0.0"));
+    let containers = step.result["compose"]["containers"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+
+    // --rollback goes to the previous image of this run's own swap step.
+    let back = swap(
+        &file,
+        &project,
+        Some(&record),
+        &["--rollback", "--restart-check", &check],
+    );
+    let step = back.succeeds().last_step();
+    assert_eq!(step.result["current"], v1.by_digest());
+    assert_eq!(step.result["marked_failed"], v2.by_digest());
+    assert!(serves(port, "1.0.0"));
+
+    // A bad image (health 500): switched back, the old image's container serves again.
+    let failed = swap(
+        &file,
+        &project,
+        None,
+        &[
+            "--image",
+            &bad.by_digest(),
+            "--restart-check",
+            &check,
+            "--restart-timeout",
+            "6s",
+        ],
+    );
+    failed.fails_with(kit::Kind::RestartFailed);
+    let step = failed.last_step();
+    assert_eq!(step.result["current"], v1.by_digest());
+    assert_eq!(step.result["marked_failed"], bad.by_digest());
+    assert!(serves(port, "1.0.0"));
+
+    status_then_keep(&file, &project, &check, port, [v1, v2, bad]);
+}
+
+/// `status` names the pins after a failed restart switched back (current v1, previous v2),
+/// then a swap to v2 with `--keep 1` keeps the current and previous images and removes the
+/// bad one nothing uses.
+fn status_then_keep(file: &Path, project: &str, check: &str, port: u16, built: [&DemoImage; 3]) {
+    let [v1, v2, bad] = built;
+    let mut status = tool("ugw-swap");
+    status.args([
+        "status",
+        "--compose",
+        s(file),
+        "--project",
+        project,
+        "--service",
+        "api",
+    ]);
+    let listed = kit::run(status);
+    let step = listed.succeeds().last_step();
+    assert_eq!(step.result["current"], v1.by_digest());
+    assert_eq!(step.result["previous"], v2.by_digest());
+
+    // --keep 1: the current and previous stay; the bad image, unused, goes.
+    let kept = swap(
+        file,
+        project,
+        None,
+        &[
+            "--image",
+            &v2.by_digest(),
+            "--restart-check",
+            check,
+            "--keep",
+            "1",
+        ],
+    );
+    let step = kept.succeeds().last_step();
+    let removed = step.result["compose"]["removed_images"].to_string();
+    assert!(removed.contains(&bad.digest), "{removed}");
+    assert!(docker::image_present(&v2.by_digest()), "current kept");
+    assert!(docker::image_present(&v1.by_digest()), "previous kept");
+    assert!(
+        !docker::image_present(&bad.by_digest()),
+        "the unused older image removed"
+    );
+    assert!(serves(port, "2.0.0"));
+}
+
+#[test]
+fn start_first_switches_slots_under_load_with_no_failed_request_and_a_bad_image_never_serves() {
+    let Some(_docker) = docker::require_docker() else {
+        return;
+    };
+    if !kit::haproxy::HaProxy::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cleanup = Cleanup::new();
+    let registry = Registry::start(dir.path());
+    let built = images(
+        &registry,
+        &cleanup,
+        &[
+            ("1.0.0", Behaviour::Healthy),
+            ("2.0.0", Behaviour::Healthy),
+            ("3.0.0", Behaviour::Bad),
+        ],
+    );
+    let (v1, v2, bad) = (&built[0], &built[1], &built[2]);
+    let (a, b) = (kit::free_port(), kit::free_port());
+    let file = compose_file(dir.path(), &v1.repository, "${PORT}");
+    let project = cleanup.name("blue");
+    let slots = format!("{a},{b}");
+    let start_first = |image: &DemoImage| {
+        swap(
+            &file,
+            &project,
+            None,
+            &[
+                "--image",
+                &image.by_digest(),
+                "--strategy",
+                "start-first",
+                "--port-env",
+                "PORT",
+                "--slots",
+                &slots,
+                "--restart-check",
+                "http://127.0.0.1:{port}/health/ready",
+                "--restart-timeout",
+                "8s",
+            ],
+        )
+    };
+    let step = start_first(v1).succeeds().last_step();
+    assert_eq!(step.result["compose"]["slot"], a);
+    assert!(serves(a, "1.0.0"));
+
+    let options = kit::haproxy::Options {
+        check_path: "/health/ready".into(),
+        backend_extra: vec!["option redispatch".into(), "retries 3".into()],
+        ..kit::haproxy::Options::default()
+    };
+    let haproxy = kit::haproxy::HaProxy::start_with(
+        &[
+            kit::haproxy::Server::new("s1", &format!("127.0.0.1:{a}"), true),
+            kit::haproxy::Server::new("s2", &format!("127.0.0.1:{b}"), true),
+        ],
+        &options,
+    );
+    assert!(haproxy.wait_status("s1", "UP", Duration::from_secs(10)));
+    let load = kit::load::Load::start(
+        &format!("{}/health/ready", haproxy.url()),
+        50,
+        Duration::from_secs(120),
+    );
+
+    let step = start_first(v2).succeeds().last_step();
+    assert_eq!(step.result["compose"]["slot"], b);
+    assert_eq!(step.result["previous"], v1.by_digest());
+    assert!(serves(b, "2.0.0"));
+    assert!(
+        kit::eventually(Duration::from_secs(15), || docker::http_get(a, "/")
+            .is_none()),
+        "the old slot is stopped"
+    );
+
+    // The bad image starts on the idle slot, is never healthy, and is removed; slot b serves.
+    let failed = start_first(bad);
+    failed.fails_with(kit::Kind::RestartFailed);
+    assert_eq!(failed.last_step().result["current"], v2.by_digest());
+    assert!(
+        docker::http_get(a, "/").is_none(),
+        "the bad container is gone"
+    );
+    assert!(serves(b, "2.0.0"));
+
+    let tally = load.stop();
+    assert!(tally.sent > 100, "{tally:?}");
+    assert_eq!(tally.bad(), 0, "{tally:?}");
+}
+
+#[test]
+fn two_swaps_of_one_project_never_run_together_and_another_runs_digest_is_not_pinned() {
+    let Some(_docker) = docker::require_docker() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cleanup = Cleanup::new();
+    let registry = Registry::start(dir.path());
+    let built = images(
+        &registry,
+        &cleanup,
+        &[("1.0.0", Behaviour::Healthy), ("2.0.0", Behaviour::Healthy)],
+    );
+    let (v1, v2) = (&built[0], &built[1]);
+    let port = kit::free_port();
+    let file = compose_file(dir.path(), &v1.repository, &port.to_string());
+    let project = cleanup.name("lock");
+
+    // A record whose fetch step belongs to another run: its digest is not taken.
+    let forged = dir.path().join("forged.json");
+    std::fs::write(
+        &forged,
+        image_record(
+            "20261207T100000Z-test-0001",
+            "20261207T090000Z-other-0002",
+            v1,
+        ),
+    )
+    .unwrap();
+    let refused = swap(&file, &project, Some(&forged), &[]);
+    refused
+        .fails_with(kit::Kind::Usage)
+        .stderr_has("belongs to run 20261207T090000Z-other-0002")
+        .stderr_lacks(&v1.digest);
+    assert!(
+        !dir.path()
+            .join(format!(".ugw/{project}.override.yml"))
+            .exists(),
+        "nothing pinned"
+    );
+
+    // This run's own fetch step: its digest is pinned.
+    let own = dir.path().join("own.json");
+    std::fs::write(
+        &own,
+        image_record(
+            "20261207T100000Z-test-0001",
+            "20261207T100000Z-test-0001",
+            v1,
+        ),
+    )
+    .unwrap();
+    let step = swap(&file, &project, Some(&own), &[])
+        .succeeds()
+        .last_step();
+    assert_eq!(step.result["current"], v1.by_digest());
+    assert!(serves(port, "1.0.0"));
+
+    // A swap whose health check never answers holds the project's lock for its restart.
+    let never = format!("http://127.0.0.1:{}/", kit::free_port());
+    let mut slow = tool("ugw-swap");
+    slow.args([
+        "--compose",
+        s(&file),
+        "--project",
+        &project,
+        "--service",
+        "api",
+        "--image",
+        &v2.by_digest(),
+        "--restart-check",
+        &never,
+        "--restart-timeout",
+        "10s",
+    ]);
+    slow.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let slow = slow.spawn().unwrap();
+    let pinned = dir.path().join(format!(".ugw/{project}.override.yml"));
+    assert!(kit::eventually(Duration::from_secs(30), || {
+        std::fs::read_to_string(&pinned).is_ok_and(|t| t.contains(&v2.digest))
+    }));
+    let busy = swap(
+        &file,
+        &project,
+        None,
+        &["--image", &v1.by_digest(), "--lock-timeout", "1s"],
+    );
+    busy.fails_with(kit::Kind::Busy);
+    let status = kit::wait_bounded(slow, Duration::from_secs(60)).status;
+    assert_eq!(status.code(), Some(1), "the slow swap's restart failed");
+    assert!(serves(port, "1.0.0"), "switched back to the image before");
+}

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # A demo fleet on loopback for the Ansible and GitLab CI examples: the three demo releases
-# served over HTTP, N demo nodes installed on v1.0.0 (each with its own releases root, port,
-# SQLite database and service manager), and HAProxy in front of them with its admin socket.
+# served over HTTP, N demo nodes installed on v1.0.0 (each with its own releases root, port and
+# SQLite database; ugw-swap --start is their service manager), and HAProxy in front of them
+# with its admin socket.
 #   examples/lib/fleet.sh up DIR N    start it all under DIR; DIR/fleet.env says where things are
 #   examples/lib/fleet.sh down DIR    stop everything it started under DIR
-# DIR/nodeK/ holds node K: srv/ (releases/, current), data/ (app.db, files/), restart, port.
+# DIR/nodeK/ holds node K: srv/ (releases/, current), data/ (app.db, files/), port, and the
+# service's app.pid and app.log (written by ugw-swap --start).
 # The ugw binaries and ugw-demo-app are taken from UGW_BIN_DIR (default: the debug build in
 # cargo's target folder, which honours CARGO_TARGET_DIR).
 set -euo pipefail
@@ -92,13 +94,19 @@ install_node() {
   mkdir -p "$node/data/files"
   echo "$port" >"$node/port"
   echo "uploaded to $host by v1" >"$node/data/files/report.txt"
-  write_restart_script "$node/restart" "$node/app.pid" "$node/srv" "$node/app.log" \
-    --listen "127.0.0.1:$port" --db "$node/data/app.db"
+  # The node has no service manager: ugw-swap is it (--start), here and in the examples that
+  # upgrade it (they pass the same command, pidfile and log): it stops the process the pidfile
+  # names and starts the release now live with this command, in the release's folder,
+  # detached, its output appended to the log.
+  local start
+  start="exec bin/app --listen 127.0.0.1:$port --db $(printf '%q' "$node/data/app.db")"
   UGW_HOST_ID=$host ugw-fetch --in none --url "$release_base/app-v1.0.0-linux-amd64.tar.gz" \
       --sha256-url "$release_base/SHA256SUMS" --dest "$node/staging" --extract --quiet \
     | UGW_HOST_ID=$host ugw-migrate up --create --db "sqlite://$node/data/app.db" --quiet \
-    | UGW_HOST_ID=$host ugw-swap --root "$node/srv" --restart "$node/restart" --quiet \
+    | UGW_HOST_ID=$host ugw-swap --root "$node/srv" --quiet \
+        --start "$start" --pidfile "$node/app.pid" --log "$node/app.log" \
     | UGW_HOST_ID=$host ugw-wait-healthy --url "http://127.0.0.1:$port/health/ready" \
+        --pidfile "$node/app.pid" \
         --expect-version --timeout 30s --quiet \
     >"$node/install.json"
 }

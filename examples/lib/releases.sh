@@ -1,6 +1,7 @@
 # Shell pieces every ugw example shares (make demo, the Ansible and GitLab CI examples, the
-# runbooks): pack demo releases as a CI would, serve them on loopback, and run a demo node the
-# way a service manager does. Source it; it defines functions and changes nothing else.
+# runbooks): pack demo releases as a CI would, serve them on loopback, stop a service by its
+# pidfile, and (for the runbook labs only) write a demo node's restart script. Source it; it
+# defines functions and changes nothing else.
 #   source examples/lib/releases.sh
 
 # running PID: whether the process still runs (a zombie nobody reaped yet has stopped).
@@ -62,6 +63,9 @@ stop_pidfile() {
 
 # write_restart_script PATH PIDFILE ROOT LOG APP_FLAGS...: the service manager of a demo node
 # in release-folder mode: write_service_script for the release ROOT/current points at.
+# Only the runbook labs (examples/runbooks/) use these two: some run two services from one
+# release (Terragnos, GitPulse), which one `ugw-swap --start` cannot; the demo and the fleet
+# have ugw-swap --start as their service manager.
 write_restart_script() {
   local path=$1 pidfile=$2 root=$3 log=$4
   shift 4

@@ -106,14 +106,16 @@ fn node_state(fleet: &Fleet) -> NodeState {
     }
 }
 
-/// Run `pipeline` (bash, with fleet.env's variables, `$N` node 1's folder, `$SMOKE` the checks)
-/// in `work`; the record it wrote to `$OUT`, and its stderr.
+/// Run `pipeline` (bash, with fleet.env's variables, `$N` node 1's folder, `$START` the command
+/// its service starts with, `$SMOKE` the checks) in `work`; the record it wrote to `$OUT`, and
+/// its stderr.
 fn run_pipeline(fleet: &Fleet, work: &Path, pipeline: &str) -> (Record, String) {
     let out = work.join("record.json");
     let script = format!(
-        "set -euo pipefail\nsource {env}\nN={node}\nSMOKE={smoke}\nOUT={out}\n{pipeline}",
+        "set -euo pipefail\nsource {env}\nN={node}\nSTART=\"{start}\"\nSMOKE={smoke}\nOUT={out}\n{pipeline}",
         env = s(&fleet.root().join("fleet.env")),
         node = s(&fleet.node(1)),
+        start = fleet.start_command(1),
         smoke = s(&work.join("smoke.json")),
         out = s(&out),
     );
@@ -142,21 +144,23 @@ fn result_of<'a>(record: &'a Record, tool: &str) -> &'a serde_json::Value {
     &record.steps.iter().find(|s| s.tool == tool).unwrap().result
 }
 
-/// The README's pipeline ("In a pipeline"), each tool with --dry-run, fetching v2.0.0.
+/// The README's pipeline ("In a pipeline"), each tool with --dry-run, fetching v2.0.0 (its
+/// restart through systemd is never run: a dry run restarts nothing).
 const README_PIPELINE: &str = r#"
 ugw-backup create --dry-run --in none --path "$N/data/files" --db "sqlite://$N/data/app.db" --out "$N/backups" \
  | ugw-fetch --dry-run --url "$RELEASES_URL/app-v2.0.0-linux-amd64.tar.gz" --sha256-url "$RELEASES_URL/SHA256SUMS" \
              --dest "$N/staging" --extract \
  | ugw-migrate up --dry-run --db "sqlite://$N/data/app.db" \
  | ugw-drain --dry-run --haproxy "$HAPROXY_SOCKET" --server app/node1 \
- | ugw-swap --dry-run --root "$N/srv" --restart "$N/restart" \
+ | ugw-swap --dry-run --root "$N/srv" --restart 'systemctl restart app' \
  | ugw-wait-healthy --dry-run --url "$NODE1_URL/health/ready" --expect-version \
  | ugw-drain --dry-run --undo --haproxy "$HAPROXY_SOCKET" --server app/node1 \
  | ugw-verify --dry-run --checks "$SMOKE" \
  >"$OUT"
 "#;
 
-/// The demo's upgrade to v2.0.0 (examples/demo.sh), each tool with --dry-run.
+/// The demo's upgrade to v2.0.0 (examples/demo.sh), each tool with --dry-run; ugw-swap is the
+/// service manager, as in the demo (`--start`, with the command the fleet started node 1 with).
 const DEMO_PIPELINE: &str = r#"
 ugw-verify baseline --dry-run --in none --checks "$SMOKE" \
   | ugw-backup create --dry-run --path "$N/data/files" --db "sqlite://$N/data/app.db" --out "$N/backups" \
@@ -167,7 +171,7 @@ ugw-verify baseline --dry-run --in none --checks "$SMOKE" \
   | ugw-migrate up --dry-run --db "sqlite://$N/data/app.db" \
   | ugw-drain --dry-run --flag-file "$N/drain.flag" --lb-grace 300ms \
       --inflight-metric "$NODE1_URL/metrics#http_requests_in_flight" \
-  | ugw-swap --dry-run --root "$N/srv" --restart "$N/restart" \
+  | ugw-swap --dry-run --root "$N/srv" --start "$START" --pidfile "$N/app.pid" --log "$N/app.log" \
   | ugw-wait-healthy --dry-run --url "$NODE1_URL/health/ready" --pidfile "$N/app.pid" --expect-version --timeout 30s \
   | ugw-drain --dry-run --undo \
   | ugw-verify --dry-run --checks "$SMOKE" --compare --latency-floor 25ms --junit "$N/verify-junit.xml" \
@@ -304,12 +308,11 @@ ugw-backup create --dry-run --in none --path "$N/data/files" --db "sqlite://$N/d
     let real: [(&str, Vec<String>); 4] = [
         (
             "ugw-swap",
-            vec![
-                "--root".into(),
-                s(&node.join("srv")).into(),
-                "--restart".into(),
-                s(&node.join("restart")).into(),
-            ],
+            [
+                &["--root".into(), s(&node.join("srv")).into()][..],
+                &fleet.service_flags(1),
+            ]
+            .concat(),
         ),
         ("ugw-migrate", vec!["up".into(), "--db".into(), db]),
         ("ugw-backup", vec!["verify".into()]),

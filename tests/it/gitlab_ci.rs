@@ -151,6 +151,107 @@ fn a_release_that_cannot_be_fetched_is_not_rolled_back_past_the_running_one() {
     assert_eq!(fleet.pid(1), pid, "restarted");
 }
 
+/// How the template's swap and rollback lines restart the service: `--restart
+/// "$APP_RESTART"` (systemd) unless `APP_START` is set, which makes ugw-swap the service
+/// manager (`--start "$APP_START" --pidfile "$APP_PIDFILE"`, and `--log "$APP_LOG"` only when
+/// that is set: ugw-swap's default log beside the pidfile otherwise). Run by the template's own
+/// `before_script` in bash, with the real ugw-swap, on a releases root of its own.
+#[test]
+fn the_swap_lines_restart_with_app_restart_unless_app_start_is_set() {
+    if !kit::require("python3") || !python_yaml() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("srv");
+    let run = dir.path().join("run");
+    for folder in [&root, &run] {
+        std::fs::create_dir_all(folder).unwrap();
+    }
+    let pidfile = run.join("app.pid");
+    let _service = KillOnDrop(pidfile.clone());
+    let restarted = dir.path().join("restarted");
+    let restart = format!(
+        "readlink '{}' > '{}'",
+        kit::s(&root.join("current")),
+        kit::s(&restarted)
+    );
+    let swap = |release: &str, start: &str, log: &str| -> Record {
+        let from = dir.path().join("staging").join(release);
+        std::fs::create_dir_all(&from).unwrap();
+        std::fs::write(from.join("VERSION"), release).unwrap();
+        let mut bash = Command::new("bash");
+        bash.env("APP_RESTART", &restart)
+            .env("APP_START", start)
+            .env("APP_PIDFILE", &pidfile)
+            .env("APP_LOG", log);
+        let script = format!(
+            "set -eo pipefail\n{}\nugw_swap --in none --root '{}' --from '{}' --release {release} --output json\nexit\n",
+            before_script().join("\n"),
+            kit::s(&root),
+            kit::s(&from),
+        );
+        let out = kit::script_on_stdin(bash, &script, dir.path());
+        assert_eq!(out.code, 0, "{release}: {}", out.stderr);
+        let record = out.record();
+        assert_eq!(record.steps[0].result["restarted"], true, "{record:#?}");
+        record
+    };
+
+    // No APP_START: the host's service manager, through APP_RESTART.
+    swap("v1", "", "");
+    assert_eq!(
+        std::fs::read_to_string(&restarted).unwrap().trim(),
+        "releases/v1"
+    );
+    assert!(!pidfile.exists());
+
+    // APP_START: ugw-swap starts the release, detached, in its folder; APP_RESTART is not run;
+    // no APP_LOG, so the output goes to the pidfile's .log.
+    std::fs::remove_file(&restarted).unwrap();
+    swap("v2", "exec sleep 60", "");
+    assert!(!restarted.exists(), "APP_RESTART ran as well");
+    let v2 = pid_in(&pidfile);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{v2}/cwd")).unwrap(),
+        root.join("releases/v2")
+    );
+    assert!(run.join("app.log").exists());
+
+    // APP_LOG set: the output goes there; the release before was stopped.
+    let log = dir.path().join("service.log");
+    swap("v3", "exec sleep 60", kit::s(&log));
+    assert!(kit::gone(v2, Duration::from_secs(5)), "v2 still runs");
+    let v3 = pid_in(&pidfile);
+    assert_ne!(v3, v2);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{v3}/cwd")).unwrap(),
+        root.join("releases/v3")
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("exec sleep 60"), "{logged}");
+    assert!(!restarted.exists(), "APP_RESTART ran as well");
+}
+
+/// The pid on the first line of a pidfile `ugw-swap --start` wrote.
+fn pid_in(pidfile: &Path) -> i32 {
+    let text = std::fs::read_to_string(pidfile).unwrap();
+    text.lines().next().unwrap().parse().unwrap()
+}
+
+/// Kills the process a pidfile names when dropped: what a test started with `--start` goes
+/// with it, even when the test fails.
+struct KillOnDrop(PathBuf);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(text) = std::fs::read_to_string(&self.0)
+            && let Some(Ok(pid)) = text.lines().next().map(str::parse::<i32>)
+        {
+            kit::signal(pid, libc::SIGKILL);
+        }
+    }
+}
+
 #[test]
 fn the_files_pass_gitlab_ci_schema_and_every_job_takes_the_resource_group() {
     let commands = ["check-jsonschema", "python3", "gitlab-ci-local", "git"];
@@ -321,8 +422,8 @@ impl Repo {
     }
 }
 
-/// What the example's variables become on the fleet's node1 (its folders, URL, service
-/// manager and HAProxy server).
+/// What the example's variables become on the fleet's node1 (its folders, URL, how its
+/// service is started and HAProxy server).
 fn node_variables(fleet: &Fleet) -> Vec<(&'static str, String)> {
     let node = fleet.node(1);
     let node = node.display();
@@ -331,7 +432,10 @@ fn node_variables(fleet: &Fleet) -> Vec<(&'static str, String)> {
         ("APP_ROOT", format!("{node}/srv")),
         ("APP_URL", fleet.node_url(1).to_string()),
         ("APP_DB", format!("sqlite://{node}/data/app.db")),
-        ("APP_RESTART", format!("{node}/restart")),
+        // The node has no service manager: ugw-swap is it (APP_START in place of APP_RESTART).
+        ("APP_START", fleet.start_command(1)),
+        ("APP_PIDFILE", kit::s(&fleet.pidfile(1)).to_string()),
+        ("APP_LOG", format!("{node}/app.log")),
         ("UGW_STAGING", format!("{node}/staging")),
         (
             "UGW_BACKUP_FLAGS",
@@ -395,22 +499,41 @@ fn run_jobs(fleet: &Fleet, project: &Path, jobs: &[(&str, i32)], version: &str) 
     read_record(&project.join("ugw-record.json"))
 }
 
-/// The `script:` lines of each job of the template, jobs in file order.
+/// The lines each job of the template runs, jobs in file order: its `before_script:` (its own,
+/// or that of the job it `extends`) then its `script:`, which GitLab runs in one shell.
 fn jobs() -> Vec<(String, Vec<String>)> {
-    yaml(&examples().join(TEMPLATE))
-        .as_object()
-        .unwrap()
+    let template = yaml(&examples().join(TEMPLATE));
+    let template = template.as_object().unwrap();
+    let lines = |job: &Value, key: &str| -> Option<Vec<String>> {
+        let own = job.get(key).or_else(|| {
+            let base = template.get(job.get("extends")?.as_str()?)?;
+            base.get(key)
+        })?;
+        Some(
+            own.as_array()?
+                .iter()
+                .map(|l| l.as_str().unwrap().to_string())
+                .collect(),
+        )
+    };
+    template
         .iter()
         .filter_map(|(name, job)| {
-            let lines = job.get("script")?.as_array()?;
-            Some((
-                name.clone(),
-                lines
-                    .iter()
-                    .map(|l| l.as_str().unwrap().to_string())
-                    .collect(),
-            ))
+            let script = lines(job, "script")?;
+            let before = lines(job, "before_script").unwrap_or_default();
+            Some((name.clone(), [before, script].concat()))
         })
+        .collect()
+}
+
+/// The `before_script:` of the template's hidden `.ugw` job, which every job extends.
+fn before_script() -> Vec<String> {
+    let template = yaml(&examples().join(TEMPLATE));
+    template[".ugw"]["before_script"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
         .collect()
 }
 

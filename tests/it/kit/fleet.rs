@@ -72,10 +72,43 @@ impl Fleet {
         self.env(&format!("NODE{k}_URL"))
     }
 
-    /// The pid of the demo service node `k` runs now.
+    /// The pid of the demo service node `k` runs now: the first line of the pidfile
+    /// `ugw-swap --start` wrote (its second says which process that is).
     pub fn pid(&self, k: usize) -> i32 {
-        let text = std::fs::read_to_string(self.node(k).join("app.pid")).unwrap();
-        text.trim().parse().unwrap()
+        let text = std::fs::read_to_string(self.pidfile(k)).unwrap();
+        let first = text.lines().next().unwrap_or_default();
+        first
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("pidfile of node{k}: {e}: {text:?}"))
+    }
+
+    /// The flags that make `ugw-swap` node `k`'s service manager, as `fleet.sh` installed it
+    /// and the examples upgrade it: `--start` (the demo service on the node's port and
+    /// database, run in the release's folder), `--pidfile`, `--log`.
+    pub fn service_flags(&self, k: usize) -> [String; 6] {
+        [
+            "--start".into(),
+            self.start_command(k),
+            "--pidfile".into(),
+            super::s(&self.pidfile(k)).into(),
+            "--log".into(),
+            super::s(&self.node(k).join("app.log")).into(),
+        ]
+    }
+
+    /// The command `ugw-swap --start` runs node `k`'s service with (`sh -c`).
+    pub fn start_command(&self, k: usize) -> String {
+        let listen = self.node_url(k).trim_start_matches("http://");
+        let db = self.node(k).join("data/app.db");
+        let db = super::s(&db);
+        assert!(!db.contains('\''), "a quote in {db}");
+        format!("exec bin/app --listen {listen} --db '{db}'")
+    }
+
+    /// Where `ugw-swap --start` keeps the pid of node `k`'s service.
+    pub fn pidfile(&self, k: usize) -> PathBuf {
+        self.node(k).join("app.pid")
     }
 
     /// The release node `k`'s `current` link names.

@@ -14,6 +14,8 @@
 //! - the network: `http` (ugw-fetch, ugw-drain, ugw-verify, ugw-wait-healthy; its TLS judges
 //!   ugw-migrate), `tcp` (ugw-wait-healthy, `http`, `haproxy`), `prometheus` (ugw-drain,
 //!   ugw-verify), `jq` (ugw-verify, ugw-wait-healthy), `db` (ugw-backup, ugw-migrate);
+//! - containers: `docker` (the CLI and its image digests: ugw-fetch, ugw-swap, ugw-migrate,
+//!   ugw-backup, ugw-drain);
 //! - one tool only, kept here beside the mechanisms they are built on: `haproxy` (its admin
 //!   socket and Data Plane API) and `proc_net` (connections on a port), both ugw-drain's.
 //!
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod ctx;
 pub mod db;
 pub mod digest;
+pub mod docker;
 pub mod error;
 pub mod failpoint;
 pub mod haproxy;

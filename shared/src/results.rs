@@ -96,6 +96,35 @@ impl ToolResult for Fetched {
     const TOOL: &'static str = "ugw-fetch";
 }
 
+/// What `ugw-fetch --image` pulled and checked (or found present already): the image a later
+/// step of this run (`ugw-swap --compose`, `ugw-migrate up --from-image`) pins and checks
+/// again against `docker image inspect` before it uses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FetchedImage {
+    /// The repository (`127.0.0.1:5000/demo`).
+    pub image: String,
+    /// `sha256:…`, the manifest digest the registry serves it under.
+    pub digest: String,
+    /// `image@digest`: what a Compose file or `docker run` pins.
+    pub reference: String,
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The local image id (`sha256:…` of its config).
+    #[serde(default)]
+    pub id: String,
+    /// Whether this step pulled it (false: it was present already).
+    #[serde(default)]
+    pub pulled: bool,
+    #[serde(default)]
+    pub verified: bool,
+}
+
+impl ToolResult for FetchedImage {
+    const TOOL: &'static str = "ugw-fetch";
+}
+
 /// What a dry-run `ugw-fetch` step would have staged (nothing was fetched): where, from where,
 /// as which release, and the digest it would have checked when that is known already. Later
 /// tools dry-run on it (`ugw-migrate up --dry-run` names the migrations folder it would read);

@@ -142,3 +142,25 @@ fn an_image_not_here_with_the_fetched_digest_is_refused_and_nothing_is_applied()
     assert!(!tables(&db).contains("items"));
     assert_eq!(containers_of(&image.by_digest()), "");
 }
+
+#[test]
+fn a_fetch_step_whose_reference_is_not_its_image_and_digest_is_refused() {
+    let Some(_docker) = docker::require_docker() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(dir.path());
+    let cleanup = Cleanup::new();
+    let image = image_with_migrations(&registry, &cleanup);
+    // A forged step: its image and digest name another repository than the reference it
+    // would have the migrations copied out of.
+    let mut record: serde_json::Value =
+        serde_json::from_str(&image_record(RUN, &image.repository, &image.digest)).unwrap();
+    record["steps"][0]["result"]["image"] = serde_json::json!("127.0.0.1:1/elsewhere");
+    let db = dir.path().join("app.db");
+    migrate(&record.to_string(), &db, &[])
+        .fails_with(kit::Kind::BadRecord)
+        .stderr_has("is not its image and digest");
+    assert!(!tables(&db).contains("items"));
+    assert_eq!(containers_of(&image.by_digest()), "");
+}

@@ -568,7 +568,7 @@ fn volume_mount_points(ctx: &Ctx, names: &[String]) -> Result<Vec<(String, PathB
     names
         .iter()
         .map(|name| {
-            let mount = volume::mount_point(name, &ctx.cancel)?;
+            let mount = volume::mount_point(ctx, name)?;
             ctx.reporter.info(&format!(
                 "volume {name}: backing up its mount point {}",
                 mount.display()
@@ -800,7 +800,7 @@ fn restore_in_place(
 fn check_volumes_in_place(ctx: &Ctx, manifest: &manifest::Manifest) -> Result<()> {
     for root in &manifest.roots {
         let Some(name) = &root.volume else { continue };
-        let mount = volume::mount_point(name, &ctx.cancel)?;
+        let mount = volume::mount_point(ctx, name)?;
         // create backed up the resolved folder (/var/lib/docker may be a symlink); a link
         // planted at the mount point itself is the in-place restore's to refuse.
         let resolved = std::fs::canonicalize(&mount).ok();

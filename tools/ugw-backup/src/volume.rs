@@ -7,11 +7,14 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use ugw_shared::cancel::Cancel;
-use ugw_shared::runner::{self, RunSpec};
+use ugw_shared::docker::Docker;
+use ugw_shared::runner;
 use ugw_shared::{Ctx, Error, ErrorKind, Result};
 
-/// How long one `docker` command may take: a `docker stop` waits up to its own 10 s grace.
-const DOCKER_LIMIT: Duration = Duration::from_secs(60);
+/// How long starting a stopped container again may take once the step is over (its deadline
+/// passed or a signal came): the service must not stay stopped because the restore did not
+/// finish, so these starts run on a bound of their own.
+const START_AGAIN_LIMIT: Duration = Duration::from_secs(60);
 
 /// A volume's name as Docker accepts it (letters, digits, `_.-`, not first): anything else is
 /// refused before it reaches a command line or a filter.
@@ -27,9 +30,10 @@ fn check_name(name: &str) -> Result<()> {
     }
 }
 
-/// `docker ARGS`, its stdout on success; `what` names the job in a failure.
-fn docker(args: &[&str], cancel: &Cancel, what: &str) -> Result<String> {
-    let spec = RunSpec::argv("docker", args, Instant::now() + DOCKER_LIMIT);
+/// `docker ARGS`, stopped at `deadline`, its stdout on success; `what` names the job in a
+/// failure.
+fn docker(args: &[&str], cancel: &Cancel, deadline: Instant, what: &str) -> Result<String> {
+    let spec = Docker::cli().spec(args, deadline);
     let outcome = runner::run(&spec, cancel)
         .map_err(|e| Error::new(e.kind, format!("{what}: {}", e.message)))?;
     if outcome.success() {
@@ -46,14 +50,13 @@ fn docker(args: &[&str], cancel: &Cancel, what: &str) -> Result<String> {
 }
 
 /// Where the volume's contents are on this host. A volume that does not exist is `not_found`.
-pub fn mount_point(name: &str, cancel: &Cancel) -> Result<PathBuf> {
+pub fn mount_point(ctx: &Ctx, name: &str) -> Result<PathBuf> {
     check_name(name)?;
-    let spec = RunSpec::argv(
-        "docker",
-        ["volume", "inspect", "--format", "{{.Mountpoint}}", name],
-        Instant::now() + DOCKER_LIMIT,
-    );
-    let outcome = runner::run(&spec, cancel)?;
+    let outcome = Docker::cli().run(
+        ctx,
+        &["volume", "inspect", "--format", "{{.Mountpoint}}", name],
+        ctx.step_deadline(),
+    )?;
     let said = String::from_utf8_lossy(outcome.said()).to_lowercase();
     if !outcome.success() && said.contains("no such volume") {
         return Err(Error::new(
@@ -86,11 +89,12 @@ pub fn mount_point(name: &str, cancel: &Cancel) -> Result<PathBuf> {
 }
 
 /// The running containers that use the volume (ids).
-fn running_users(name: &str, cancel: &Cancel) -> Result<Vec<String>> {
+fn running_users(ctx: &Ctx, name: &str) -> Result<Vec<String>> {
     let filter = format!("volume={name}");
     let out = docker(
         &["ps", "-q", "--no-trunc", "--filter", &filter],
-        cancel,
+        &ctx.cancel,
+        ctx.step_deadline(),
         &format!("cannot list the containers using volume {name}"),
     )?;
     Ok(out.split_whitespace().map(str::to_string).collect())
@@ -111,7 +115,7 @@ pub struct Paused {
 pub fn stop_users(ctx: &Ctx, volumes: &[String]) -> Result<Paused> {
     let mut paused = Paused::default();
     for volume in volumes {
-        for id in running_users(volume, &ctx.cancel)? {
+        for id in running_users(ctx, volume)? {
             if paused.stopped.contains(&id) {
                 continue;
             }
@@ -119,7 +123,7 @@ pub fn stop_users(ctx: &Ctx, volumes: &[String]) -> Result<Paused> {
                 "cannot stop container {} (it uses volume {volume})",
                 short(&id)
             );
-            if let Err(e) = docker(&["stop", &id], &ctx.cancel, &what) {
+            if let Err(e) = docker(&["stop", &id], &ctx.cancel, ctx.step_deadline(), &what) {
                 start_again(ctx, &mut paused);
                 return Err(e);
             }
@@ -139,7 +143,12 @@ pub fn start_again(ctx: &Ctx, paused: &mut Paused) {
     let never = Cancel::default();
     for id in paused.stopped.clone() {
         let what = format!("cannot start container {} again", short(&id));
-        match docker(&["start", &id], &never, &what) {
+        match docker(
+            &["start", &id],
+            &never,
+            Instant::now() + START_AGAIN_LIMIT,
+            &what,
+        ) {
             Ok(_) => {
                 ctx.reporter
                     .info(&format!("started container {} again", short(&id)));

@@ -9,8 +9,9 @@ use crate::wait;
 use crate::{SignalStop, WaitPlan};
 use rustix::process::Signal;
 use std::time::Instant;
+use ugw_shared::docker::Docker;
 use ugw_shared::results::{DrainMethod, Drained};
-use ugw_shared::runner::{RunOutcome, RunSpec};
+use ugw_shared::runner::RunOutcome;
 use ugw_shared::{Ctx, Error, ErrorKind, Result};
 
 /// How much of what docker says goes into a message.
@@ -71,6 +72,7 @@ impl Target for Container {
             return Ok(false);
         }
         Err(failed(
+            ctx,
             &format!("docker kill --signal {name} {}", self.name),
             &out,
         ))
@@ -82,7 +84,7 @@ impl Target for Container {
             return Ok(false);
         }
         if !out.success() {
-            return Err(failed(&format!("docker wait {}", self.name), &out));
+            return Err(failed(ctx, &format!("docker wait {}", self.name), &out));
         }
         self.exit_code = String::from_utf8_lossy(&out.stdout).trim().parse().ok();
         Ok(true)
@@ -112,12 +114,12 @@ fn inspect(ctx: &Ctx, name: &str) -> Result<Inspected> {
                 format!("there is no container {name} (docker: {said})"),
             ));
         }
-        return Err(failed(&format!("docker inspect {name}"), &out));
+        return Err(failed(ctx, &format!("docker inspect {name}"), &out));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut words = text.split_whitespace();
     let (Some(id), Some(running)) = (words.next(), words.next()) else {
-        return Err(failed(&format!("docker inspect {name}"), &out));
+        return Err(failed(ctx, &format!("docker inspect {name}"), &out));
     };
     let running = running == "true";
     Ok(Inspected {
@@ -130,16 +132,13 @@ fn inspect(ctx: &Ctx, name: &str) -> Result<Inspected> {
     })
 }
 
-/// `docker ARGS`, stopped at `until`; a signal to ugw-drain stops it too.
+/// `docker ARGS`, stopped at `until` (never past the step's deadline); a signal to ugw-drain
+/// stops it too.
 fn docker(ctx: &Ctx, args: &[&str], until: Instant) -> Result<RunOutcome> {
-    let spec = RunSpec::argv("docker", args, until);
-    ugw_shared::runner::run(&spec, &ctx.cancel)
+    Docker::cli().run(ctx, args, until)
 }
 
 /// A docker command that did not do its job: what it said, scrubbed and bounded.
-fn failed(what: &str, out: &RunOutcome) -> Error {
-    Error::new(
-        ErrorKind::Io,
-        format!("{what}: {} ({})", out.describe(), out.said_excerpt(SAID)),
-    )
+fn failed(ctx: &Ctx, what: &str, out: &RunOutcome) -> Error {
+    ugw_shared::docker::failed(ctx, ErrorKind::Io, what, out)
 }

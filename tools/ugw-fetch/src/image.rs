@@ -10,6 +10,7 @@ mod docker_cli;
 use docker_cli::{Docker, Inspected};
 use serde::Serialize;
 use std::time::{Duration, Instant};
+use ugw_shared::results::FetchedImage;
 use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult};
 
 /// The label an image's version travels in (OCI's annotation key, as a `LABEL`).
@@ -125,24 +126,6 @@ pub(crate) fn listed_digest(text: &str, reference: &Reference) -> Result<String>
     let found = crate::sums::find(&lines, &[&as_given, &tagged])
         .map_err(|why| Error::new(ErrorKind::NotFound, why))?;
     Ok(format!("sha256:{found}"))
-}
-
-/// What the step records of the image it fetched (or found present already).
-#[derive(Debug, Serialize)]
-struct FetchedImage {
-    /// The repository (`127.0.0.1:5000/demo`).
-    image: String,
-    /// `sha256:…`, the manifest digest the registry serves it under.
-    digest: String,
-    /// `image@digest`: what a Compose file or `docker run` pins.
-    reference: String,
-    tag: Option<String>,
-    version: Option<String>,
-    /// The local image id (`sha256:…` of its config).
-    id: String,
-    /// Whether this step pulled it (false: it was present already).
-    pulled: bool,
-    verified: bool,
 }
 
 /// What a dry run would pull.
@@ -356,13 +339,7 @@ fn result(options: &Options, digest: &str, image: &Inspected, pulled: bool) -> S
         pulled,
         verified: true,
     };
-    // A struct of strings and booleans always serialises.
-    let value = serde_json::to_value(&fetched).unwrap_or_default();
-    if pulled {
-        StepResult::changed(value)
-    } else {
-        StepResult::unchanged(value)
-    }
+    StepResult::typed(pulled, &fetched)
 }
 
 /// `--dry-run` when the image is not present: what would be pulled, nothing pulled.

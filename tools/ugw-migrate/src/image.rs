@@ -5,33 +5,19 @@
 //! copies `--image-path` out of it into a private temp folder, and the container is removed
 //! on every path. The folder is removed when the step ends.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use ugw_shared::results::ToolResult;
-use ugw_shared::runner::{RunOutcome, RunSpec};
+use ugw_shared::docker::Docker;
+use ugw_shared::results::{FetchedImage, ToolResult};
+use ugw_shared::runner::RunOutcome;
 use ugw_shared::{Ctx, Error, ErrorKind, Result};
 
 /// How much of what docker says goes into a message.
 const SAID: usize = 300;
 /// How long `docker rm -f` of the copy's container may take when the step ends.
 const REMOVE_WAIT: Duration = Duration::from_secs(30);
-
-/// What an `ugw-fetch --image` step records that this needs.
-#[derive(Debug, Serialize, Deserialize)]
-struct FetchedImage {
-    /// The repository (`127.0.0.1:5000/app`).
-    image: String,
-    /// `sha256:…`: the manifest digest the fetch verified.
-    digest: String,
-    /// `image@digest`.
-    reference: String,
-}
-
-impl ToolResult for FetchedImage {
-    const TOOL: &'static str = "ugw-fetch";
-}
 
 /// The migrations folder copied out of this run's fetched image (`PATH` inside it).
 pub(crate) fn copy_migrations(ctx: &mut Ctx, image_path: &str) -> Result<PathBuf> {
@@ -84,37 +70,35 @@ fn fetched_image(ctx: &Ctx) -> Result<FetchedImage> {
     })
 }
 
-/// The image the reference names here must be the one the fetch verified.
+/// The image the reference names here must be the one the fetch verified: its `RepoDigests`
+/// hold the step's repository and digest, and the reference is that pair (a step whose
+/// reference names another image than its digest is not taken).
 fn check_digest(ctx: &Ctx, fetched: &FetchedImage) -> Result<()> {
-    let out = docker(
-        ctx,
-        &[
-            "image",
-            "inspect",
-            "--format",
-            "{{json .RepoDigests}}",
-            &fetched.reference,
-        ],
-    )?;
-    if !out.success() {
+    let pinned = format!("{}@{}", fetched.image, fetched.digest);
+    if fetched.reference != pinned {
+        return Err(Error::bad_record(format!(
+            "the ugw-fetch --image step's reference {} is not its image and digest ({pinned})",
+            fetched.reference
+        )));
+    }
+    let Some(image) = Docker::cli().image(ctx, &fetched.reference, ctx.step_deadline())? else {
         return Err(Error::new(
             ErrorKind::NotFound,
             format!(
-                "the fetched image {} is not here any more ({}): fetch it again",
-                fetched.reference,
-                out.said_excerpt(SAID)
+                "the fetched image {} is not here any more: fetch it again",
+                fetched.reference
             ),
         ));
-    }
-    let digests: Vec<String> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    if digests.contains(&fetched.reference) {
+    };
+    if image.has_digest(&fetched.image, &fetched.digest) {
         return Ok(());
     }
     Err(Error::new(
         ErrorKind::ChecksumMismatch,
         format!(
-            "the image here is not the one ugw-fetch verified: {} is not among its digests {digests:?}",
-            fetched.reference
+            "the image here is not the one ugw-fetch verified: {} is not among its digests {:?}",
+            fetched.reference,
+            image.repo_digests.unwrap_or_default()
         ),
     ))
 }
@@ -160,9 +144,8 @@ impl Created {
 impl Drop for Created {
     fn drop(&mut self) {
         // Also after a signal: the removal is bounded by its own short deadline.
-        let spec = RunSpec::argv(
-            "docker",
-            ["rm", "-f", self.id.as_str()],
+        let spec = Docker::cli().spec(
+            &["rm", "-f", self.id.as_str()],
             Instant::now() + REMOVE_WAIT,
         );
         let _ = ugw_shared::runner::run(&spec, &ugw_shared::cancel::Cancel::default());
@@ -171,6 +154,5 @@ impl Drop for Created {
 
 /// `docker ARGS`, stopped at the step's deadline; a signal to ugw-migrate stops it too.
 fn docker(ctx: &Ctx, args: &[&str]) -> Result<RunOutcome> {
-    let spec = RunSpec::argv("docker", args, ctx.step_deadline());
-    ugw_shared::runner::run(&spec, &ctx.cancel)
+    Docker::cli().run(ctx, args, ctx.step_deadline())
 }

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 use ugw_shared::runner::{RunOutcome, RunSpec, run};
 use ugw_shared::{Ctx, Error, ErrorKind, Result};
 
-/// How much of a failed command's output an error message quotes.
-const SAID: usize = 600;
 /// How long `docker compose version` may take to answer when Compose is looked for.
 const PROBE: Duration = Duration::from_secs(20);
 
@@ -90,15 +88,12 @@ impl Compose {
         }
         let outcome = run(&spec, &ctx.cancel)?;
         if !outcome.success() {
-            return Err(Error::new(
+            let what = format!("{} {}", self.program.join(" "), args.join(" "));
+            return Err(ugw_shared::docker::failed(
+                ctx,
                 ErrorKind::Io,
-                format!(
-                    "{} {} failed ({}): {}",
-                    self.program.join(" "),
-                    args.join(" "),
-                    outcome.describe(),
-                    outcome.said_excerpt(SAID).trim()
-                ),
+                &what,
+                &outcome,
             ));
         }
         Ok(outcome)
@@ -121,19 +116,7 @@ impl Compose {
 
 /// `docker ARGS`, its stdout trimmed; a failure is an error quoting it.
 pub(crate) fn docker(ctx: &Ctx, args: &[&str], deadline: Instant) -> Result<String> {
-    let outcome = run(&RunSpec::argv("docker", args, deadline), &ctx.cancel)?;
-    if !outcome.success() {
-        return Err(Error::new(
-            ErrorKind::Io,
-            format!(
-                "docker {} failed ({}): {}",
-                args.join(" "),
-                outcome.describe(),
-                outcome.said_excerpt(SAID).trim()
-            ),
-        ));
-    }
-    Ok(String::from_utf8_lossy(&outcome.stdout).trim().to_string())
+    ugw_shared::docker::Docker::cli().text(ctx, args, deadline)
 }
 
 /// A container's name (without Docker's leading `/`).

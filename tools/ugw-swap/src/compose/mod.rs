@@ -17,11 +17,10 @@ use crate::{Options, restart_failed};
 use docker::{Compose, container_name, find_compose};
 use health::{HealthPlan, wait_healthy};
 use pin::{PinFiles, Pins, check_reference, repository};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use ugw_shared::record::Status;
-use ugw_shared::results::{ComposeSwap, RestartRun, Swapped, ToolResult};
+use ugw_shared::results::{ComposeSwap, FetchedImage, RestartRun, Swapped};
 use ugw_shared::runner::{RunSpec, run};
 use ugw_shared::{Ctx, Error, ErrorKind, Result, lock};
 
@@ -52,21 +51,6 @@ pub(crate) struct ComposeMode {
     pub drain_grace: Duration,
     /// `--keep N`, when given: prune the repository's images.
     pub keep: Option<usize>,
-}
-
-/// What a `ugw-fetch --image` step of this run recorded: the image it pulled and checked.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct FetchedImage {
-    image: String,
-    digest: String,
-    /// `repo@sha256:...`.
-    reference: String,
-    #[serde(default)]
-    version: Option<String>,
-}
-
-impl ToolResult for FetchedImage {
-    const TOOL: &'static str = "ugw-fetch";
 }
 
 /// The project name Compose v1 would derive from a folder: lower case, letters, digits, `-`

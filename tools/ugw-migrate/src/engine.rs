@@ -984,58 +984,11 @@ fn resolve_on(
     let mut changed = false;
     let mut resolved = Value::Null;
     if let Some((version, resolution)) = asked.settle {
-        let row = survey.row(version).ok_or_else(|| {
-            Error::usage(format!(
-                "version {version} has no ledger row; nothing to resolve"
-            ))
-        })?;
-        if let Resolution::Forget { force } = resolution {
-            if row.success && !force {
-                return Err(Error::usage(format!(
-                    "{version}_{} was applied successfully at {}; --forget is for a failed or dirty row. \
-                     Forgetting it makes the next `up` run it again on a database that already has its changes \
-                     (a data migration would apply twice); add --force if that is what you want",
-                    row.name, row.applied_at
-                )));
-            }
-            store.forget(version)?;
-            ctx.reporter.info(&format!(
-                "forgot {version}_{}: the next `up` runs it again",
-                row.name
-            ));
-            resolved = json!({"version": version, "resolution": "forget"});
-        } else {
-            let file = survey
-                .files
-                .iter()
-                .find(|m| m.version == version)
-                .ok_or_else(|| {
-                    Error::usage(format!(
-                        "version {version} has no file in {}",
-                        settings.dir_text()
-                    ))
-                })?;
-            store.mark_applied(file, &applied_by(ctx, "resolve"))?;
-            ctx.reporter
-                .info(&format!("recorded {} as applied", file.file_name()));
-            resolved = json!({"version": version, "resolution": "applied"});
-        }
+        resolved = settle(ctx, settings, store, &survey, version, resolution)?;
         changed = true;
     }
-    let invalid = store.invalid_indexes()?;
-    let mut dropped = Vec::new();
-    if asked.drop_invalid_indexes {
-        for index in &invalid {
-            store.drop_index(index)?;
-            ctx.reporter.info(&format!("dropped INVALID index {index}"));
-            dropped.push(index.clone());
-            changed = true;
-        }
-    } else {
-        for index in &invalid {
-            ctx.reporter.warn(&format!("index {index} is INVALID (a failed CREATE INDEX CONCURRENTLY); --drop-invalid-indexes drops it"));
-        }
-    }
+    let (invalid, dropped) = invalid_indexes(ctx, store, asked.drop_invalid_indexes)?;
+    changed |= !dropped.is_empty();
     let failed: Vec<&LedgerRow> = survey
         .failed()
         .into_iter()
@@ -1059,6 +1012,76 @@ fn resolve_on(
     } else {
         StepResult::unchanged(result)
     })
+}
+
+/// `resolve VERSION --applied|--forget`: settle the ledger row of VERSION; what was done, for
+/// the result's `resolved`.
+fn settle(
+    ctx: &Ctx,
+    settings: &Settings,
+    store: &mut dyn Store,
+    survey: &Survey,
+    version: i64,
+    resolution: Resolution,
+) -> Result<Value> {
+    let row = survey.row(version).ok_or_else(|| {
+        Error::usage(format!(
+            "version {version} has no ledger row; nothing to resolve"
+        ))
+    })?;
+    if let Resolution::Forget { force } = resolution {
+        if row.success && !force {
+            return Err(Error::usage(format!(
+                "{version}_{} was applied successfully at {}; --forget is for a failed or dirty row. \
+                 Forgetting it makes the next `up` run it again on a database that already has its changes \
+                 (a data migration would apply twice); add --force if that is what you want",
+                row.name, row.applied_at
+            )));
+        }
+        store.forget(version)?;
+        ctx.reporter.info(&format!(
+            "forgot {version}_{}: the next `up` runs it again",
+            row.name
+        ));
+        return Ok(json!({"version": version, "resolution": "forget"}));
+    }
+    let file = survey
+        .files
+        .iter()
+        .find(|m| m.version == version)
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "version {version} has no file in {}",
+                settings.dir_text()
+            ))
+        })?;
+    store.mark_applied(file, &applied_by(ctx, "resolve"))?;
+    ctx.reporter
+        .info(&format!("recorded {} as applied", file.file_name()));
+    Ok(json!({"version": version, "resolution": "applied"}))
+}
+
+/// The INVALID indexes a failed CREATE INDEX CONCURRENTLY left, and those dropped of them
+/// (`--drop-invalid-indexes`); each is said on stderr.
+fn invalid_indexes(
+    ctx: &Ctx,
+    store: &mut dyn Store,
+    drop: bool,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let invalid = store.invalid_indexes()?;
+    let mut dropped = Vec::new();
+    if drop {
+        for index in &invalid {
+            store.drop_index(index)?;
+            ctx.reporter.info(&format!("dropped INVALID index {index}"));
+            dropped.push(index.clone());
+        }
+    } else {
+        for index in &invalid {
+            ctx.reporter.warn(&format!("index {index} is INVALID (a failed CREATE INDEX CONCURRENTLY); --drop-invalid-indexes drops it"));
+        }
+    }
+    Ok((invalid, dropped))
 }
 
 /// `baseline VERSION`: record every migration up to VERSION as applied, running none.

@@ -164,3 +164,31 @@ fn a_fetch_step_whose_reference_is_not_its_image_and_digest_is_refused() {
     assert!(!tables(&db).contains("items"));
     assert_eq!(containers_of(&image.by_digest()), "");
 }
+
+#[test]
+fn after_an_image_fetch_dir_still_works_and_no_dir_points_to_from_image() {
+    // No docker needed: ugw-migrate reads the fetch step, never the image, on these paths.
+    let dir = tempfile::tempdir().unwrap();
+    let digest = format!("sha256:{}", "1".repeat(64));
+    let record = image_record(RUN, "127.0.0.1:5000/app", &digest);
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    std::fs::write(
+        migrations.join("0001_items.sql"),
+        "CREATE TABLE items (id INTEGER PRIMARY KEY);\n",
+    )
+    .unwrap();
+    let db = dir.path().join("app.db");
+    let url = format!("sqlite://{}", kit::s(&db));
+
+    let mut cmd = kit::tool("ugw-migrate");
+    cmd.args(["up", "--create", "--db", &url, "--dir", kit::s(&migrations)]);
+    kit::with_stdin(cmd, &record).succeeds();
+    assert!(tables(&db).contains("items"));
+
+    let mut cmd = kit::tool("ugw-migrate");
+    cmd.args(["up", "--db", &url]);
+    kit::with_stdin(cmd, &record)
+        .fails_with(kit::Kind::Usage)
+        .stderr_has("--from-image");
+}

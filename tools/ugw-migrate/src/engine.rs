@@ -13,7 +13,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use ugw_shared::db::{DbUrl, Engine, PgTarget};
 use ugw_shared::poll::Backoff;
-use ugw_shared::results::{AppliedMigration, FetchPlanned, Fetched, Migrated, PendingMigration};
+use ugw_shared::results::{
+    AppliedMigration, FetchPlanned, Fetched, FetchedImage, Migrated, PendingMigration,
+};
 use ugw_shared::time::{human, millis};
 use ugw_shared::{Ctx, Error, ErrorKind, Result, StepResult};
 
@@ -108,19 +110,27 @@ pub fn migrations_dir(
     ctx: &Ctx,
     dir: Option<PathBuf>,
 ) -> Result<std::result::Result<PathBuf, Error>> {
+    if let Some(dir) = dir {
+        return Ok(Ok(dir));
+    }
+    // An image has no folder here: its migrations are copied out with --from-image.
+    if let Ok(Some(image)) = ctx.this_run().last_result::<FetchedImage>() {
+        return Ok(Err(Error::usage(format!(
+            "this run's ugw-fetch step fetched the image {}: take its migrations with \
+             --from-image (--image-path, default /migrations), or give --dir",
+            image.reference
+        ))));
+    }
     let fetched = ctx.this_run().last_result::<Fetched>()?.map(|f| f.path);
     let fetched = match fetched {
         Some(path) => Some(PathBuf::from(path).join("migrations")),
         None => planned_dir(ctx)?,
     };
-    Ok(match dir {
-        Some(dir) => Ok(dir),
-        None => fetched.ok_or_else(|| {
-            Error::usage(
-                "no --dir, and no ugw-fetch step in the record whose artifact holds migrations/",
-            )
-        }),
-    })
+    Ok(fetched.ok_or_else(|| {
+        Error::usage(
+            "no --dir, and no ugw-fetch step in the record whose artifact holds migrations/",
+        )
+    }))
 }
 
 impl Settings {

@@ -11,15 +11,15 @@ mod local;
 mod signal;
 mod wait;
 
-use clap::{Arg, ArgAction, ArgMatches, Command};
+use clap::{ArgMatches, Command};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
+use ugw_shared::cli::flag;
 use ugw_shared::haproxy::{AdminState, Endpoint};
 use ugw_shared::http::HttpConfig;
 use ugw_shared::prometheus::Selector;
 use ugw_shared::results::{DrainMethod, Drained, ToolResult};
-use ugw_shared::time::parse_duration;
 use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
 
 const EXAMPLES: &str = "\
@@ -71,12 +71,7 @@ mod id {
 
 /// The clap command: the common flags, then this tool's own.
 #[must_use]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one flag after another: a builder reads best whole"
-)]
 pub fn command() -> Command {
-    let duration = clap::builder::ValueParser::new(parse_duration);
     tool_command(
         "ugw-drain",
         "Take a node out of traffic and wait until its in-flight work is done",
@@ -90,155 +85,32 @@ pub fn command() -> Command {
     )
     .after_long_help(EXAMPLES)
     .next_help_heading("HAProxy")
-    .arg(
-        Arg::new(id::HAPROXY)
-            .long(id::HAPROXY)
-            .value_name("SOCK")
-            .action(ArgAction::Append)
-            .help("HAProxy's admin-level stats socket: a unix socket path or tcp:HOST:PORT (repeatable: every instance is set, their counts summed)"),
-    )
-    .arg(
-        Arg::new(id::SERVER)
-            .long(id::SERVER)
-            .value_name("BACKEND/SERVER")
-            .help("The server to drain, as haproxy.cfg names it"),
-    )
-    .arg(
-        Arg::new(id::STATE)
-            .long(id::STATE)
-            .value_name("STATE")
-            .value_parser(["drain", "maint"])
-            .default_value("drain")
-            .help("drain: no new sessions but sticky ones; maint: none at all"),
-    )
-    .arg(
-        Arg::new(id::ZERO_READINGS)
-            .long(id::ZERO_READINGS)
-            .value_name("N")
-            .value_parser(clap::value_parser!(u32).range(1..))
-            .default_value("3")
-            .help("Done when N readings in a row see nothing in flight"),
-    )
-    .arg(
-        Arg::new(id::MAINT_AFTER)
-            .long(id::MAINT_AFTER)
-            .value_name("DURATION")
-            .value_parser(duration.clone())
-            .help("Escalate from drain to maint when work is still in flight after DURATION (sticky clients keep a drained server busy)"),
-    )
+    .arg(flag::repeated_text(id::HAPROXY, "SOCK", "HAProxy's admin-level stats socket: a unix socket path or tcp:HOST:PORT (repeatable: every instance is set, their counts summed)"))
+    .arg(flag::text(id::SERVER, "BACKEND/SERVER", "The server to drain, as haproxy.cfg names it"))
+    .arg(flag::value(id::STATE, "STATE", ["drain", "maint"], "drain: no new sessions but sticky ones; maint: none at all").default_value("drain"))
+    .arg(flag::value(id::ZERO_READINGS, "N", clap::value_parser!(u32).range(1..), "Done when N readings in a row see nothing in flight").default_value("3"))
+    .arg(flag::duration(id::MAINT_AFTER, "Escalate from drain to maint when work is still in flight after DURATION (sticky clients keep a drained server busy)"))
     .next_help_heading("Signal")
-    .arg(
-        Arg::new(id::SIGNAL)
-            .long(id::SIGNAL)
-            .value_name("SIG")
-            .value_parser(signal::parse)
-            .help("Send SIG (QUIT for nginx's graceful stop) and wait for the process to exit; a stop, for after the balancer removed the node")
-            .long_help(
-                "Send SIG (QUIT for nginx's graceful stop) and wait for the process to exit, \
+    .arg(flag::value(id::SIGNAL, "SIG", signal::parse, "Send SIG (QUIT for nginx's graceful stop) and wait for the process to exit; a stop, for after the balancer removed the node").long_help("Send SIG (QUIT for nginx's graceful stop) and wait for the process to exit, \
                  through a pidfd, so a zombie or a reused pid is never taken for it. QUIT closes \
                  nginx's listeners at once: this method is a stop, for after the load balancer \
-                 has removed the node. It has no --undo.",
-            ),
-    )
-    .arg(
-        Arg::new(id::PID)
-            .long(id::PID)
-            .value_name("N")
-            .value_parser(clap::value_parser!(i32).range(1..))
-            .conflicts_with(id::PIDFILE)
-            .help("The process to signal"),
-    )
-    .arg(
-        Arg::new(id::PIDFILE)
-            .long(id::PIDFILE)
-            .value_name("FILE")
-            .value_parser(clap::value_parser!(PathBuf))
-            .help("Read the process id from FILE"),
-    )
-    .arg(
-        Arg::new(id::CONTAINER)
-            .long(id::CONTAINER)
-            .value_name("NAME")
-            .conflicts_with_all([id::PID, id::PIDFILE])
-            .help("Signal the main process of Docker container NAME (docker kill --signal) and wait until the container has exited; the result names its id and exit code"),
-    )
-    .arg(
-        Arg::new(id::GRACE)
-            .long(id::GRACE)
-            .value_name("DURATION")
-            .value_parser(duration.clone())
-            .default_value("10s")
-            .help("With --on-timeout escalate: how long TERM has before KILL"),
-    )
+                 has removed the node. It has no --undo.",))
+    .arg(flag::value(id::PID, "N", clap::value_parser!(i32).range(1..), "The process to signal").conflicts_with(id::PIDFILE))
+    .arg(flag::path(id::PIDFILE, "FILE", "Read the process id from FILE"))
+    .arg(flag::text(id::CONTAINER, "NAME", "Signal the main process of Docker container NAME (docker kill --signal) and wait until the container has exited; the result names its id and exit code").conflicts_with_all([id::PID, id::PIDFILE]))
+    .arg(flag::duration(id::GRACE, "With --on-timeout escalate: how long TERM has before KILL").default_value("10s"))
     .next_help_heading("Flag file or drain endpoint")
-    .arg(
-        Arg::new(id::FLAG_FILE)
-            .long(id::FLAG_FILE)
-            .value_name("PATH")
-            .value_parser(clap::value_parser!(PathBuf))
-            .help("Create PATH atomically: the balancer's health check (e.g. /health/lb, never the readiness check) fails on it; --undo removes it"),
-    )
-    .arg(
-        Arg::new(id::HTTP_POST)
-            .long(id::HTTP_POST)
-            .value_name("URL")
-            .conflicts_with(id::FLAG_FILE)
-            .help("POST to the application's own drain endpoint (with --undo: the endpoint that puts it back)"),
-    )
-    .arg(
-        Arg::new(id::LB_GRACE)
-            .long(id::LB_GRACE)
-            .value_name("DURATION")
-            .value_parser(duration.clone())
-            .default_value("5s")
-            .help("How long the balancer takes to notice (its check interval times fall) before in-flight work is counted"),
-    )
-    .arg(
-        Arg::new(id::INFLIGHT_METRIC)
-            .long(id::INFLIGHT_METRIC)
-            .value_name("URL#NAME")
-            .conflicts_with(id::PORT)
-            .help("A Prometheus gauge of requests in flight, summed over its label sets (NAME may carry matchers: name{path!=\"/metrics\"})"),
-    )
-    .arg(
-        Arg::new(id::INFLIGHT_FLOOR)
-            .long(id::INFLIGHT_FLOOR)
-            .value_name("N")
-            .value_parser(clap::value_parser!(u64))
-            .default_value("0")
-            .help("What the gauge reads when idle (1 for an application that counts the scrape itself)"),
-    )
-    .arg(
-        Arg::new(id::PORT)
-            .long(id::PORT)
-            .value_name("N")
-            .value_parser(clap::value_parser!(u16).range(1..))
-            .help("Count ESTABLISHED TCP connections to local port N instead (idle keep-alive connections from a balancer count too)"),
-    )
+    .arg(flag::path(id::FLAG_FILE, "PATH", "Create PATH atomically: the balancer's health check (e.g. /health/lb, never the readiness check) fails on it; --undo removes it"))
+    .arg(flag::text(id::HTTP_POST, "URL", "POST to the application's own drain endpoint (with --undo: the endpoint that puts it back)").conflicts_with(id::FLAG_FILE))
+    .arg(flag::duration(id::LB_GRACE, "How long the balancer takes to notice (its check interval times fall) before in-flight work is counted").default_value("5s"))
+    .arg(flag::text(id::INFLIGHT_METRIC, "URL#NAME", "A Prometheus gauge of requests in flight, summed over its label sets (NAME may carry matchers: name{path!=\"/metrics\"})").conflicts_with(id::PORT))
+    .arg(flag::value(id::INFLIGHT_FLOOR, "N", clap::value_parser!(u64), "What the gauge reads when idle (1 for an application that counts the scrape itself)").default_value("0"))
+    .arg(flag::value(id::PORT, "N", clap::value_parser!(u16).range(1..), "Count ESTABLISHED TCP connections to local port N instead (idle keep-alive connections from a balancer count too)"))
     .args(ugw_shared::http::args())
     .next_help_heading("Waiting")
-    .arg(
-        Arg::new(id::ON_TIMEOUT)
-            .long(id::ON_TIMEOUT)
-            .value_name("WHAT")
-            .value_parser(["fail", "proceed", "escalate"])
-            .default_value("fail")
-            .help("At the deadline: fail (exit 1, node left drained), proceed (exit 0, \"forced\": true), escalate (--signal: TERM, then KILL after --grace)"),
-    )
-    .arg(
-        Arg::new(id::INTERVAL)
-            .long(id::INTERVAL)
-            .value_name("DURATION")
-            .value_parser(duration)
-            .default_value("100ms")
-            .help("Time between two in-flight readings (at least 10ms)"),
-    )
-    .arg(
-        Arg::new(id::UNDO)
-            .long(id::UNDO)
-            .action(ArgAction::SetTrue)
-            .help("Put the node back: the HAProxy state from before the drain (then wait until UP), or remove the flag file; without method flags, undo the record's last drain"),
-    )
+    .arg(flag::value(id::ON_TIMEOUT, "WHAT", ["fail", "proceed", "escalate"], "At the deadline: fail (exit 1, node left drained), proceed (exit 0, \"forced\": true), escalate (--signal: TERM, then KILL after --grace)").default_value("fail"))
+    .arg(flag::duration(id::INTERVAL, "Time between two in-flight readings (at least 10ms)").default_value("100ms"))
+    .arg(flag::switch(id::UNDO, "Put the node back: the HAProxy state from before the drain (then wait until UP), or remove the flag file; without method flags, undo the record's last drain"))
 }
 
 /// The shortest `--interval`: as ugw-wait-healthy, a faster beat only floods what it reads.

@@ -20,12 +20,12 @@ mod sqlite;
 mod store;
 mod tls;
 
-use clap::{Arg, ArgAction, ArgMatches, Command};
+use clap::{Arg, ArgMatches, Command};
 use engine::{Allowances, Phases, Resolution, Resolve, Selection, Settings};
 use std::path::PathBuf;
 use std::time::Duration;
+use ugw_shared::cli::flag;
 use ugw_shared::db::DbUrl;
-use ugw_shared::time::parse_duration;
 use ugw_shared::{Ctx, Result, StepResult, db, tool_command};
 
 /// Flag and subcommand ids: each named once, for the command and for [`Options`].
@@ -92,24 +92,20 @@ pub fn tool() -> ugw_shared::cli::Tool {
 /// The clap command: the common flags, the database and folder flags, the subcommands.
 #[must_use]
 pub fn command() -> Command {
-    let phase = Arg::new(id::PHASE)
-        .long(id::PHASE)
-        .value_name("PHASE")
-        .value_parser(Phases::WORDS)
-        .default_value("pre")
-        .help("pre: DIR/*.sql (before the switch); post: DIR/post/*.sql (after every node runs the new release); all");
-    let target = Arg::new(id::TARGET)
-        .long(id::TARGET)
-        .value_name("VERSION")
-        .value_parser(clap::value_parser!(i64).range(0..))
-        .help("Stop after this version");
+    let phase = flag::value(id::PHASE, "PHASE", Phases::WORDS, "pre: DIR/*.sql (before the switch); post: DIR/post/*.sql (after every node runs the new release); all").default_value("pre");
+    let target = flag::value(
+        id::TARGET,
+        "VERSION",
+        clap::value_parser!(i64).range(0..),
+        "Stop after this version",
+    );
     let version = Arg::new(id::VERSION)
         .value_name("VERSION")
         .value_parser(clap::value_parser!(i64).range(0..));
-    let create = Arg::new(id::CREATE)
-        .long(id::CREATE)
-        .action(ArgAction::SetTrue)
-        .help("SQLite: create the database file when it does not exist (a first install); without it a missing file is refused (exit 2), so a mistyped --db never starts an empty database");
+    let create = flag::switch(
+        id::CREATE,
+        "SQLite: create the database file when it does not exist (a first install); without it a missing file is refused (exit 2), so a mistyped --db never starts an empty database",
+    );
     tool_command(
         "ugw-migrate",
         "Versioned SQL migrations for SQLite and PostgreSQL: once, under a lock, in two phases",
@@ -139,44 +135,14 @@ pub fn command() -> Command {
     .subcommand_required(true)
     .next_help_heading("Database and migrations")
     .args(db::args().into_iter().map(|a| a.global(true)))
-    .arg(
-        Arg::new(id::DIR)
-            .long(id::DIR)
-            .value_name("DIR")
-            .value_parser(clap::value_parser!(std::path::PathBuf))
-            .global(true)
-            .help("The migrations folder [default: migrations/ of the last ugw-fetch step's artifact]"),
-    )
-    .arg(
-        Arg::new(id::ALLOW_POOLER)
-            .long(id::ALLOW_POOLER)
-            .action(ArgAction::SetTrue)
-            .global(true)
-            .help("Connect through a connection pooler anyway (PgBouncer in session mode only)"),
-    )
-    .arg(
-        Arg::new(id::LEDGER_SCHEMA)
-            .long(id::LEDGER_SCHEMA)
-            .value_name("SCHEMA")
-            .global(true)
-            .help(
-                "PostgreSQL: the schema of the ledger table, created when missing [default: ugw, a schema of \
+    .arg(flag::value(id::DIR, "DIR", clap::value_parser!(std::path::PathBuf), "The migrations folder [default: migrations/ of the last ugw-fetch step's artifact]").global(true))
+    .arg(flag::switch(id::ALLOW_POOLER, "Connect through a connection pooler anyway (PgBouncer in session mode only)").global(true))
+    .arg(flag::text(id::LEDGER_SCHEMA, "SCHEMA", "PostgreSQL: the schema of the ledger table, created when missing [default: ugw, a schema of \
                  its own; a ledger an older ugw-migrate made in the schema its session started in (usually \
                  public) is found there and kept]; every statement names it, so neither a migration's SET \
-                 search_path nor the session's search_path ever moves or hides the ledger",
-            ),
-    )
-    .arg(
-        Arg::new(id::LEDGER_TABLE)
-            .long(id::LEDGER_TABLE)
-            .value_name("NAME")
-            .global(true)
-            .value_parser(clap::builder::NonEmptyStringValueParser::new())
-            .help(
-                "SQLite: the ledger table's name [default: ugw_migrations], for an application that lists \
-                 every table of its database (give the same name to every run: a ledger under another name is not looked for)",
-            ),
-    )
+                 search_path nor the session's search_path ever moves or hides the ledger",).global(true))
+    .arg(flag::value(id::LEDGER_TABLE, "NAME", clap::builder::NonEmptyStringValueParser::new(), "SQLite: the ledger table's name [default: ugw_migrations], for an application that lists \
+                 every table of its database (give the same name to every run: a ledger under another name is not looked for)",).global(true))
     .next_help_heading("Running DDL (PostgreSQL)")
     .args(timing_args())
     .subcommand(
@@ -184,40 +150,17 @@ pub fn command() -> Command {
             .about("Apply the pending migrations of a phase, in version order")
             .arg(phase.clone())
             .arg(target.clone())
-            .arg(Arg::new(id::ALLOW_CHANGED).long(id::ALLOW_CHANGED).action(ArgAction::SetTrue).help("Proceed although an applied migration's file changed"))
-            .arg(
-                Arg::new(id::ALLOW_OUT_OF_ORDER)
-                    .long(id::ALLOW_OUT_OF_ORDER)
-                    .action(ArgAction::SetTrue)
-                    .help("Apply a pending version older than the newest applied one of its phase"),
-            )
-            .arg(
-                Arg::new(id::ALLOW_UNSAFE)
-                    .long(id::ALLOW_UNSAFE)
-                    .action(ArgAction::SetTrue)
-                    .help("Apply pre-deploy migrations the linter refuses"),
-            )
+            .arg(flag::switch(id::ALLOW_CHANGED, "Proceed although an applied migration's file changed"))
+            .arg(flag::switch(id::ALLOW_OUT_OF_ORDER, "Apply a pending version older than the newest applied one of its phase"))
+            .arg(flag::switch(id::ALLOW_UNSAFE, "Apply pre-deploy migrations the linter refuses"))
             .arg(create.clone())
-            .arg(
-                Arg::new(id::FROM_IMAGE)
-                    .long(id::FROM_IMAGE)
-                    .action(ArgAction::SetTrue)
-                    .conflicts_with(id::DIR)
-                    .help("Take the migrations from the image this run's ugw-fetch --image step verified (docker create, then docker cp of --image-path; the container is always removed)"),
-            )
-            .arg(
-                Arg::new(id::IMAGE_PATH)
-                    .long(id::IMAGE_PATH)
-                    .value_name("PATH")
-                    .default_value("/migrations")
-                    .requires(id::FROM_IMAGE)
-                    .help("With --from-image: the migrations folder inside the image"),
-            ),
+            .arg(flag::switch(id::FROM_IMAGE, "Take the migrations from the image this run's ugw-fetch --image step verified (docker create, then docker cp of --image-path; the container is always removed)").conflicts_with(id::DIR))
+            .arg(flag::text(id::IMAGE_PATH, "PATH", "With --from-image: the migrations folder inside the image").default_value("/migrations").requires(id::FROM_IMAGE)),
     )
     .subcommand(
         Command::new(id::STATUS)
             .about("Applied, pending (by phase), failed and changed migrations")
-            .arg(Arg::new(id::CHECK).long(id::CHECK).action(ArgAction::SetTrue).help("Exit 1 when anything is pending, failed or changed")),
+            .arg(flag::switch(id::CHECK, "Exit 1 when anything is pending, failed or changed")),
     )
     .subcommand(
         Command::new(id::PLAN)
@@ -230,22 +173,11 @@ pub fn command() -> Command {
         Command::new(id::RESOLVE)
             .about("After a failed no-transaction migration: list it, mark it applied or forget it; drop INVALID indexes")
             .arg(version.clone().requires(id::RESOLUTION).help("The failed migration's version"))
-            .arg(Arg::new(id::APPLIED).long(id::APPLIED).action(ArgAction::SetTrue).help("The database was fixed by hand: record VERSION as applied"))
-            .arg(Arg::new(id::FORGET).long(id::FORGET).action(ArgAction::SetTrue).help("Drop VERSION's ledger row so that the next `up` runs it again"))
+            .arg(flag::switch(id::APPLIED, "The database was fixed by hand: record VERSION as applied"))
+            .arg(flag::switch(id::FORGET, "Drop VERSION's ledger row so that the next `up` runs it again"))
             .group(clap::ArgGroup::new(id::RESOLUTION).args([id::APPLIED, id::FORGET]).requires(id::VERSION))
-            .arg(
-                Arg::new(id::FORCE)
-                    .long(id::FORCE)
-                    .action(ArgAction::SetTrue)
-                    .requires(id::FORGET)
-                    .help("With --forget: drop the row of a migration that succeeded (the next `up` runs it again)"),
-            )
-            .arg(
-                Arg::new(id::DROP_INVALID_INDEXES)
-                    .long(id::DROP_INVALID_INDEXES)
-                    .action(ArgAction::SetTrue)
-                    .help("Drop the INVALID indexes a failed CREATE INDEX CONCURRENTLY left behind"),
-            ),
+            .arg(flag::switch(id::FORCE, "With --forget: drop the row of a migration that succeeded (the next `up` runs it again)").requires(id::FORGET))
+            .arg(flag::switch(id::DROP_INVALID_INDEXES, "Drop the INVALID indexes a failed CREATE INDEX CONCURRENTLY left behind")),
     )
     .subcommand(
         Command::new(id::BASELINE)
@@ -256,36 +188,12 @@ pub fn command() -> Command {
 }
 
 fn timing_args() -> Vec<Arg> {
-    let duration = clap::builder::ValueParser::new(parse_duration);
     let args = [
-        Arg::new(id::DDL_LOCK_TIMEOUT)
-            .long(id::DDL_LOCK_TIMEOUT)
-            .value_name("DURATION")
-            .value_parser(duration.clone())
-            .default_value("2s")
-            .help("SET lock_timeout for each migration's transaction, so DDL never queues in front of every query"),
-        Arg::new(id::DDL_RETRIES)
-            .long(id::DDL_RETRIES)
-            .value_name("N")
-            .value_parser(clap::value_parser!(u32))
-            .default_value("5")
-            .help("Retries (with backoff) of a migration that hit --ddl-lock-timeout"),
-        Arg::new(id::MAX_XACT_AGE)
-            .long(id::MAX_XACT_AGE)
-            .value_name("DURATION")
-            .value_parser(duration.clone())
-            .help("Refuse to start while another transaction is older than this"),
-        Arg::new(id::STATEMENT_TIMEOUT)
-            .long(id::STATEMENT_TIMEOUT)
-            .value_name("DURATION")
-            .value_parser(duration.clone())
-            .help("SET statement_timeout for the whole run"),
-        Arg::new(id::HEARTBEAT)
-            .long(id::HEARTBEAT)
-            .value_name("DURATION")
-            .value_parser(duration)
-            .default_value("10s")
-            .help("How often a long migration says it is still running"),
+        flag::duration(id::DDL_LOCK_TIMEOUT, "SET lock_timeout for each migration's transaction, so DDL never queues in front of every query").default_value("2s"),
+        flag::value(id::DDL_RETRIES, "N", clap::value_parser!(u32), "Retries (with backoff) of a migration that hit --ddl-lock-timeout").default_value("5"),
+        flag::duration(id::MAX_XACT_AGE, "Refuse to start while another transaction is older than this"),
+        flag::duration(id::STATEMENT_TIMEOUT, "SET statement_timeout for the whole run"),
+        flag::duration(id::HEARTBEAT, "How often a long migration says it is still running").default_value("10s"),
     ];
     args.into_iter().map(|a| a.global(true)).collect()
 }

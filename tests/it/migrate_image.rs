@@ -10,22 +10,35 @@ use std::path::Path;
 
 const RUN: &str = "20261207T160000Z-test-0024";
 
-/// A record with one ok `ugw-fetch --image` step of `reference` (`repo@digest`) in `run`, on
-/// this host.
+/// A record with one ok `ugw-fetch --image` step of `repository@digest` in `run`, on this
+/// host.
 fn image_record(run: &str, repository: &str, digest: &str) -> String {
-    serde_json::json!({
-        "ugw": 1, "run": run, "ok": true,
-        "steps": [{
-            "tool": "ugw-fetch", "tool_version": "0.1.0", "run": run,
-            "host": ugw_shared::time::hostname(),
-            "started": "2026-12-07T16:00:00.000Z", "elapsed_ms": 5, "status": "ok", "exit": 0,
-            "changed": true, "dry_run": false,
-            "result": {"image": repository, "digest": digest,
-                       "reference": format!("{repository}@{digest}"), "tag": "v2.0.0",
-                       "version": "v2.0.0", "id": "sha256:00", "pulled": true, "verified": true}
-        }]
-    })
-    .to_string()
+    docker::fetched_image_record(run, run, repository, digest, "v2.0.0").to_string()
+}
+
+/// `ugw-migrate up --from-image` on the record of a real fetched image, edited by `forge`
+/// first: refused with `kind`, saying `says`, with nothing applied and no container left.
+fn refused_after(
+    forge: impl FnOnce(&mut serde_json::Value, &docker::DemoImage),
+    kind: kit::Kind,
+    says: &str,
+) {
+    let Some(_docker) = docker::require_docker() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(dir.path());
+    let cleanup = Cleanup::new();
+    let image = image_with_migrations(&registry, &cleanup);
+    let mut record =
+        docker::fetched_image_record(RUN, RUN, &image.repository, &image.digest, "v2.0.0");
+    forge(&mut record, &image);
+    let db = dir.path().join("app.db");
+    migrate(&record.to_string(), &db, &[])
+        .fails_with(kind)
+        .stderr_has(says);
+    assert!(!tables(&db).contains("items"));
+    assert_eq!(containers_of(&image.by_digest()), "");
 }
 
 /// An image holding `/migrations/0001_items.sql`, pulled here by digest.
@@ -105,64 +118,37 @@ fn a_path_the_image_does_not_have_is_a_clear_error_and_no_container_is_left() {
 
 #[test]
 fn a_fetch_step_of_another_run_is_not_used() {
-    let Some(_docker) = docker::require_docker() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::start(dir.path());
-    let cleanup = Cleanup::new();
-    let image = image_with_migrations(&registry, &cleanup);
-    let mut record: serde_json::Value =
-        serde_json::from_str(&image_record(RUN, &image.repository, &image.digest)).unwrap();
-    record["steps"][0]["run"] = "20261201T000000Z-other-0001".into();
-    let db = dir.path().join("app.db");
-    migrate(&record.to_string(), &db, &[])
-        .fails_with(kit::Kind::Usage)
-        .stderr_has("so it is not used");
-    assert!(!tables(&db).contains("items"));
-    assert_eq!(containers_of(&image.by_digest()), "");
+    refused_after(
+        |record, _| record["steps"][0]["run"] = "20261201T000000Z-other-0001".into(),
+        kit::Kind::Usage,
+        "so it is not used",
+    );
 }
 
 #[test]
 fn an_image_not_here_with_the_fetched_digest_is_refused_and_nothing_is_applied() {
-    let Some(_docker) = docker::require_docker() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::start(dir.path());
-    let cleanup = Cleanup::new();
-    let image = image_with_migrations(&registry, &cleanup);
     // The record names the repository with a digest no image here has.
-    let other = format!("sha256:{}", "0".repeat(64));
-    let record = image_record(RUN, &image.repository, &other);
-    let db = dir.path().join("app.db");
-    migrate(&record, &db, &[])
-        .fails_with(kit::Kind::NotFound)
-        .stderr_has("is not here any more");
-    assert!(!tables(&db).contains("items"));
-    assert_eq!(containers_of(&image.by_digest()), "");
+    refused_after(
+        |record, image| {
+            let other = format!("sha256:{}", "0".repeat(64));
+            record["steps"][0]["result"]["digest"] = other.clone().into();
+            record["steps"][0]["result"]["reference"] =
+                format!("{}@{other}", image.repository).into();
+        },
+        kit::Kind::NotFound,
+        "is not here any more",
+    );
 }
 
 #[test]
 fn a_fetch_step_whose_reference_is_not_its_image_and_digest_is_refused() {
-    let Some(_docker) = docker::require_docker() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::start(dir.path());
-    let cleanup = Cleanup::new();
-    let image = image_with_migrations(&registry, &cleanup);
     // A forged step: its image and digest name another repository than the reference it
     // would have the migrations copied out of.
-    let mut record: serde_json::Value =
-        serde_json::from_str(&image_record(RUN, &image.repository, &image.digest)).unwrap();
-    record["steps"][0]["result"]["image"] = serde_json::json!("127.0.0.1:1/elsewhere");
-    let db = dir.path().join("app.db");
-    migrate(&record.to_string(), &db, &[])
-        .fails_with(kit::Kind::BadRecord)
-        .stderr_has("is not its image and digest");
-    assert!(!tables(&db).contains("items"));
-    assert_eq!(containers_of(&image.by_digest()), "");
+    refused_after(
+        |record, _| record["steps"][0]["result"]["image"] = "127.0.0.1:1/elsewhere".into(),
+        kit::Kind::BadRecord,
+        "is not its image and digest",
+    );
 }
 
 #[test]

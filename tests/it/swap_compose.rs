@@ -72,17 +72,13 @@ fn images(
 /// A record whose one ok `ugw-fetch --image` step, of run `step_run`, fetched `image`; the
 /// record's own run is `record_run`.
 fn image_record(record_run: &str, step_run: &str, image: &DemoImage) -> String {
-    serde_json::json!({
-        "ugw": 1, "run": record_run, "ok": true,
-        "steps": [{
-            "tool": "ugw-fetch", "tool_version": "0.1.0", "run": step_run,
-            "host": ugw_shared::time::hostname(),
-            "started": "2026-12-07T10:00:00.000Z", "elapsed_ms": 5, "status": "ok", "exit": 0,
-            "changed": true, "dry_run": false,
-            "result": {"image": image.repository, "digest": image.digest,
-                       "reference": image.by_digest(), "version": image.version}
-        }]
-    })
+    docker::fetched_image_record(
+        record_run,
+        step_run,
+        &image.repository,
+        &image.digest,
+        &image.version,
+    )
     .to_string()
 }
 

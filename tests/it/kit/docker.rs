@@ -439,6 +439,30 @@ impl DemoImage {
     }
 }
 
+/// A record (run `record_run`) whose one ok `ugw-fetch --image` step, of run `step_run` on
+/// this host, fetched `repository@digest` as ugw-fetch records it: what ugw-swap --compose and
+/// ugw-migrate --from-image take the image from.
+pub fn fetched_image_record(
+    record_run: &str,
+    step_run: &str,
+    repository: &str,
+    digest: &str,
+    version: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "ugw": 1, "run": record_run, "ok": true,
+        "steps": [{
+            "tool": "ugw-fetch", "tool_version": "0.1.0", "run": step_run,
+            "host": ugw_shared::time::hostname(),
+            "started": "2026-12-07T10:00:00.000Z", "elapsed_ms": 5, "status": "ok", "exit": 0,
+            "changed": true, "dry_run": false,
+            "result": {"image": repository, "digest": digest,
+                       "reference": format!("{repository}@{digest}"), "tag": version,
+                       "version": version, "id": "sha256:00", "pulled": true, "verified": true}
+        }]
+    })
+}
+
 /// The demo service as `REGISTRY/REPO:VERSION`, pushed, removed locally. Its entrypoint is
 /// `/app/ugw-demo-app --log-requests --version-label VERSION [behaviour flags]` and its
 /// command `--listen 127.0.0.1:8080`: give `--listen 127.0.0.1:PORT` as the container's

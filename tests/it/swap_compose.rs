@@ -417,3 +417,30 @@ fn two_swaps_of_one_project_never_run_together_and_another_runs_digest_is_not_pi
     assert_eq!(status.code(), Some(1), "the slow swap's restart failed");
     assert!(serves(port, "1.0.0"), "switched back to the image before");
 }
+
+#[test]
+fn a_fetch_step_whose_reference_is_not_its_image_and_digest_is_never_pinned() {
+    let Some(_docker) = docker::require_docker() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let file = compose_file(dir.path(), "127.0.0.1:5000/app", "1");
+    // A forged step: its image and digest are the app's, its reference another image with
+    // the same digest text.
+    let run = "20261207T100000Z-test-0009";
+    let mut record =
+        docker::fetched_image_record(run, run, "127.0.0.1:5000/app", &digest, "v2.0.0");
+    record["steps"][0]["result"]["reference"] = format!("127.0.0.1:5000/evil@{digest}").into();
+    let forged = dir.path().join("forged.json");
+    std::fs::write(&forged, record.to_string()).unwrap();
+    swap(&file, "ugwtest-forged-ref", Some(&forged), &[])
+        .fails_with(kit::Kind::BadRecord)
+        .stderr_has("is not its image and digest");
+    assert!(
+        !dir.path()
+            .join(".ugw/ugwtest-forged-ref.override.yml")
+            .exists(),
+        "nothing pinned"
+    );
+}

@@ -202,10 +202,13 @@ fn pin_to(ctx: &Ctx, mode: &ComposeMode) -> Result<String> {
     };
     check_reference(&fetched.reference)
         .map_err(|why| Error::bad_record(format!("the ugw-fetch step's reference: {why}")))?;
-    if !fetched.reference.ends_with(&format!("@{}", fetched.digest)) {
+    // The pin is the reference: it must be the image and digest the fetch checked, not
+    // another image that merely ends in the same digest.
+    let pinned = format!("{}@{}", fetched.image, fetched.digest);
+    if fetched.reference != pinned {
         return Err(Error::bad_record(format!(
-            "the ugw-fetch step's reference {} does not carry its digest {}",
-            fetched.reference, fetched.digest
+            "the ugw-fetch step's reference {} is not its image and digest ({pinned})",
+            fetched.reference
         )));
     }
     Ok(fetched.reference)

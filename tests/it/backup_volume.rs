@@ -16,6 +16,34 @@ fn new_volume(cleanup: &Cleanup, what: &str) -> (String, PathBuf) {
     (name, mount)
 }
 
+/// The demo service, from a registry of the test's own (kept for the test: it drops the
+/// image with it), running with `volume` at /data: the registry, the container's name, its id.
+fn app_using(cleanup: &Cleanup, dir: &Path, volume: &str) -> (docker::Registry, String, String) {
+    let registry = docker::Registry::start(dir);
+    let image = docker::build_demo_image(
+        &registry,
+        &cleanup.name("app"),
+        "1.0.0",
+        docker::Behaviour::Healthy,
+    );
+    let container = cleanup.name("app-1");
+    let listen = format!("127.0.0.1:{}", kit::free_port());
+    let id = docker::docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &container,
+        "--network",
+        "host",
+        "-v",
+        &format!("{volume}:/data"),
+        &image.tagged(),
+        "--listen",
+        &listen,
+    ]);
+    (registry, container, id)
+}
+
 fn create_volume_backup(volume: &str, out: &Path) -> kit::Outcome {
     let mut cmd = kit::tool("ugw-backup");
     cmd.args(["create", "--volume", volume, "--out", kit::s(out)]);
@@ -40,34 +68,12 @@ fn a_volume_is_backed_up_and_restored_in_place_with_its_container_stopped_and_st
     };
     let cleanup = Cleanup::new();
     let dir = tempfile::tempdir().unwrap();
-    let registry = docker::Registry::start(dir.path());
-    let image = docker::build_demo_image(
-        &registry,
-        &cleanup.name("app"),
-        "1.0.0",
-        docker::Behaviour::Healthy,
-    );
     let (volume, mount) = new_volume(&cleanup, "data");
     std::fs::create_dir(mount.join("uploads")).unwrap();
     std::fs::write(mount.join("uploads/a.txt"), "before the upgrade").unwrap();
     std::fs::write(mount.join("settings"), "v1").unwrap();
 
-    let port = kit::free_port();
-    let container = cleanup.name("app-1");
-    let listen = format!("127.0.0.1:{port}");
-    let id = docker::docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        &container,
-        "--network",
-        "host",
-        "-v",
-        &format!("{volume}:/data"),
-        &image.tagged(),
-        "--listen",
-        &listen,
-    ]);
+    let (_registry, container, id) = app_using(&cleanup, dir.path(), &volume);
     assert_eq!(docker::inspect(&container, "{{.State.Running}}"), "true");
     let started_before = docker::inspect(&container, "{{.State.StartedAt}}");
 
@@ -191,31 +197,10 @@ fn a_failed_volume_restore_still_starts_the_containers_it_stopped_and_says_so() 
     };
     let cleanup = Cleanup::new();
     let dir = tempfile::tempdir().unwrap();
-    let registry = docker::Registry::start(dir.path());
-    let image = docker::build_demo_image(
-        &registry,
-        &cleanup.name("app"),
-        "1.0.0",
-        docker::Behaviour::Healthy,
-    );
     let (volume, mount) = new_volume(&cleanup, "data");
     std::fs::create_dir(mount.join("uploads")).unwrap();
     std::fs::write(mount.join("uploads/a.txt"), "backed up").unwrap();
-    let container = cleanup.name("app-1");
-    let listen = format!("127.0.0.1:{}", kit::free_port());
-    let id = docker::docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        &container,
-        "--network",
-        "host",
-        "-v",
-        &format!("{volume}:/data"),
-        &image.tagged(),
-        "--listen",
-        &listen,
-    ]);
+    let (_registry, container, id) = app_using(&cleanup, dir.path(), &volume);
     let created = create_volume_backup(&volume, &dir.path().join("backups"));
     assert_eq!(created.code, 0, "{}", created.stderr);
 

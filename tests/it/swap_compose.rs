@@ -44,6 +44,39 @@ fn swap(file: &Path, project: &str, record: Option<&Path>, args: &[&str]) -> Out
     kit::run_within(cmd, Duration::from_secs(180))
 }
 
+/// A registry of the test's own holding the demo service as 1.0.0 and 2.0.0 (healthy) and
+/// 3.0.0 (health 500). Fields drop in this order: images, registry, containers, folder.
+struct Lab {
+    built: Vec<DemoImage>,
+    /// Serves `built` until the test ends.
+    _registry: Registry,
+    cleanup: Cleanup,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn start() -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let cleanup = Cleanup::new();
+        let registry = Registry::start(dir.path());
+        let built = images(
+            &registry,
+            &cleanup,
+            &[
+                ("1.0.0", Behaviour::Healthy),
+                ("2.0.0", Behaviour::Healthy),
+                ("3.0.0", Behaviour::Bad),
+            ],
+        );
+        Lab {
+            built,
+            _registry: registry,
+            cleanup,
+            dir,
+        }
+    }
+}
+
 /// The version the demo on `port` says it is, once it answers.
 fn version_on(port: u16) -> Option<String> {
     let (code, body) = docker::http_get(port, "/health/ready")?;
@@ -87,19 +120,9 @@ fn stop_first_pins_by_digest_rolls_back_brings_the_old_container_back_and_keeps(
     let Some(_docker) = docker::require_docker() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let cleanup = Cleanup::new();
-    let registry = Registry::start(dir.path());
-    let built = images(
-        &registry,
-        &cleanup,
-        &[
-            ("1.0.0", Behaviour::Healthy),
-            ("2.0.0", Behaviour::Healthy),
-            ("3.0.0", Behaviour::Bad),
-        ],
-    );
-    let (v1, v2, bad) = (&built[0], &built[1], &built[2]);
+    let lab = Lab::start();
+    let (dir, cleanup) = (&lab.dir, &lab.cleanup);
+    let (v1, v2, bad) = (&lab.built[0], &lab.built[1], &lab.built[2]);
     let port = kit::free_port();
     let file = compose_file(dir.path(), &v1.repository, &port.to_string());
     let project = cleanup.name("stop");
@@ -238,19 +261,9 @@ fn start_first_switches_slots_under_load_with_no_failed_request_and_a_bad_image_
     if !kit::haproxy::HaProxy::available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let cleanup = Cleanup::new();
-    let registry = Registry::start(dir.path());
-    let built = images(
-        &registry,
-        &cleanup,
-        &[
-            ("1.0.0", Behaviour::Healthy),
-            ("2.0.0", Behaviour::Healthy),
-            ("3.0.0", Behaviour::Bad),
-        ],
-    );
-    let (v1, v2, bad) = (&built[0], &built[1], &built[2]);
+    let lab = Lab::start();
+    let (dir, cleanup) = (&lab.dir, &lab.cleanup);
+    let (v1, v2, bad) = (&lab.built[0], &lab.built[1], &lab.built[2]);
     let (a, b) = (kit::free_port(), kit::free_port());
     let file = compose_file(dir.path(), &v1.repository, "${PORT}");
     let project = cleanup.name("blue");

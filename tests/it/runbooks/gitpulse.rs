@@ -1,4 +1,4 @@
-//! GitPulse's update: calendar versions, maintenance mode, a smoke test, a restore on failure
+//! The update of `GitPulse`: calendar versions, maintenance mode, a smoke test, a restore on failure
 //! (see the parent module for the lab).
 
 use super::*;

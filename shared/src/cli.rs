@@ -3,6 +3,7 @@
 //! scrubs, and writes the record (to `--record FILE` under its lock, and to stdout).
 
 pub mod flag;
+pub mod flag_ids;
 mod record_file;
 
 use crate::atomic::sibling;

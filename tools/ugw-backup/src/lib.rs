@@ -58,32 +58,13 @@ pub use ugw_shared::results::Backup as BackupResult;
 
 /// The flag and subcommand ids: each is read in one place, [`Options::from_matches`].
 mod id {
-    pub const CREATE: &str = "create";
-    pub const VERIFY: &str = "verify";
-    pub const RESTORE: &str = "restore";
-    pub const LIST: &str = "list";
-    pub const PRUNE: &str = "prune";
-    pub const OUT: &str = "out";
-    pub const ARCHIVE: &str = "archive";
-    pub const PATH: &str = "path";
-    pub const VOLUME: &str = "volume";
-    pub const EXCLUDE: &str = "exclude";
-    pub const PG_GLOBALS: &str = "pg-globals";
-    pub const NAME: &str = "name";
-    pub const APP_VERSION: &str = "app-version";
-    pub const ROOT: &str = "root";
-    pub const KEEP: &str = "keep";
-    pub const COMPRESS: &str = "compress";
-    pub const LEVEL: &str = "level";
-    pub const THREADS: &str = "threads";
-    pub const STRICT: &str = "strict";
-    pub const NO_SPACE_CHECK: &str = "no-space-check";
-    pub const TO: &str = "to";
-    pub const IN_PLACE: &str = "in-place";
-    pub const FORCE: &str = "force";
-    pub const PG: &str = "pg";
-    pub const EXPECT_APP_VERSION: &str = "expect-app-version";
-    pub const PREFIX: &str = "prefix";
+    ugw_shared::flag_ids! {
+        CREATE, VERIFY, RESTORE, LIST, PRUNE,
+        OUT, ARCHIVE, PATH, VOLUME, EXCLUDE, PG_GLOBALS, NAME, APP_VERSION, ROOT, KEEP,
+        COMPRESS, LEVEL, THREADS, STRICT, NO_SPACE_CHECK,
+        TO, IN_PLACE, FORCE, PG, EXPECT_APP_VERSION,
+        PREFIX,
+    }
 }
 
 /// This tool as `cli` and xtask see it: `restore` is the inverse that runs on failed records.

@@ -48,25 +48,13 @@ pub fn tool() -> ugw_shared::cli::Tool {
 
 /// The flag ids: each is read in one place, [`Options::from_matches`].
 mod id {
-    pub const HAPROXY: &str = "haproxy";
-    pub const SERVER: &str = "server";
-    pub const STATE: &str = "state";
-    pub const ZERO_READINGS: &str = "zero-readings";
-    pub const MAINT_AFTER: &str = "maint-after";
-    pub const SIGNAL: &str = "signal";
-    pub const PID: &str = "pid";
-    pub const PIDFILE: &str = "pidfile";
-    pub const CONTAINER: &str = "container";
-    pub const GRACE: &str = "grace";
-    pub const FLAG_FILE: &str = "flag-file";
-    pub const HTTP_POST: &str = "http-post";
-    pub const LB_GRACE: &str = "lb-grace";
-    pub const INFLIGHT_METRIC: &str = "inflight-metric";
-    pub const INFLIGHT_FLOOR: &str = "inflight-floor";
-    pub const PORT: &str = "port";
-    pub const ON_TIMEOUT: &str = "on-timeout";
-    pub const INTERVAL: &str = "interval";
-    pub const UNDO: &str = "undo";
+    ugw_shared::flag_ids! {
+        HAPROXY, SERVER, STATE, ZERO_READINGS, MAINT_AFTER,
+        SIGNAL, PID, PIDFILE, CONTAINER, GRACE,
+        FLAG_FILE, HTTP_POST, LB_GRACE,
+        INFLIGHT_METRIC, INFLIGHT_FLOOR, PORT,
+        ON_TIMEOUT, INTERVAL, UNDO,
+    }
 }
 
 /// The clap command: the common flags, then this tool's own.

@@ -61,31 +61,16 @@ pub fn tool() -> ugw_shared::cli::Tool {
 
 /// Flag ids: each named once, for the command and for [`Options`].
 mod id {
-    pub const URL: &str = "url";
-    pub const DEST: &str = "dest";
-    pub const NAME: &str = "name";
-    pub const RELEASE: &str = "release";
-    pub const SHA256: &str = "sha256";
-    pub const SHA256_URL: &str = "sha256-url";
-    pub const SHA256_FILE: &str = "sha256-file";
-    pub const NO_VERIFY: &str = "no-verify";
-    /// The group of the three ways to give the digest (at most one).
-    pub const CHECKSUM: &str = "checksum";
-    pub const MINISIGN_PUBKEY: &str = "minisign-pubkey";
-    pub const MINISIGN_SIG_URL: &str = "minisign-sig-url";
-    pub const EXTRACT: &str = "extract";
-    pub const STRIP_COMPONENTS: &str = "strip-components";
-    pub const ALLOW_ABSOLUTE_SYMLINKS: &str = "allow-absolute-symlinks";
-    pub const MODE: &str = "mode";
-    pub const SMOKE: &str = "smoke";
-    pub const SMOKE_TIMEOUT: &str = "smoke-timeout";
-    pub const MAX_BYTES: &str = "max-bytes";
-    pub const KEEP: &str = "keep";
-    pub const SUMS_HEADER: &str = "sums-header";
-    pub const SUMS_HEADER_ENV: &str = "sums-header-env";
-    pub const IMAGE: &str = "image";
-    pub const DIGEST: &str = "digest";
-    pub const REGISTRY_LOGIN_ENV: &str = "registry-login-env";
+    ugw_shared::flag_ids! {
+        URL, DEST, NAME, RELEASE,
+        SHA256, SHA256_URL, SHA256_FILE, NO_VERIFY,
+        /// The group of the three ways to give the digest (at most one).
+        CHECKSUM,
+        MINISIGN_PUBKEY, MINISIGN_SIG_URL,
+        EXTRACT, STRIP_COMPONENTS, ALLOW_ABSOLUTE_SYMLINKS, MODE, SMOKE, SMOKE_TIMEOUT, MAX_BYTES,
+        KEEP, SUMS_HEADER, SUMS_HEADER_ENV,
+        IMAGE, DIGEST, REGISTRY_LOGIN_ENV,
+    }
 }
 
 /// The flags only a file fetch reads: `--image` refuses them.

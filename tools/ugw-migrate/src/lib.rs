@@ -30,38 +30,15 @@ use ugw_shared::{Ctx, Result, StepResult, db, tool_command};
 
 /// Flag and subcommand ids: each named once, for the command and for [`Options`].
 mod id {
-    pub const UP: &str = "up";
-    pub const STATUS: &str = "status";
-    pub const PLAN: &str = "plan";
-    pub const LINT: &str = "lint";
-    pub const RESOLVE: &str = "resolve";
-    pub const BASELINE: &str = "baseline";
+    ugw_shared::flag_ids! {
+        UP, STATUS, PLAN, LINT, RESOLVE, BASELINE,
 
-    pub const DIR: &str = "dir";
-    pub const FROM_IMAGE: &str = "from-image";
-    pub const IMAGE_PATH: &str = "image-path";
-    pub const ALLOW_POOLER: &str = "allow-pooler";
-    pub const LEDGER_SCHEMA: &str = "ledger-schema";
-    pub const LEDGER_TABLE: &str = "ledger-table";
-    pub const DDL_LOCK_TIMEOUT: &str = "ddl-lock-timeout";
-    pub const DDL_RETRIES: &str = "ddl-retries";
-    pub const MAX_XACT_AGE: &str = "max-xact-age";
-    pub const STATEMENT_TIMEOUT: &str = "statement-timeout";
-    pub const HEARTBEAT: &str = "heartbeat";
+        DIR, FROM_IMAGE, IMAGE_PATH, ALLOW_POOLER, LEDGER_SCHEMA, LEDGER_TABLE, DDL_LOCK_TIMEOUT,
+        DDL_RETRIES, MAX_XACT_AGE, STATEMENT_TIMEOUT, HEARTBEAT,
 
-    pub const PHASE: &str = "phase";
-    pub const TARGET: &str = "target";
-    pub const VERSION: &str = "version";
-    pub const CREATE: &str = "create";
-    pub const ALLOW_CHANGED: &str = "allow-changed";
-    pub const ALLOW_OUT_OF_ORDER: &str = "allow-out-of-order";
-    pub const ALLOW_UNSAFE: &str = "allow-unsafe";
-    pub const CHECK: &str = "check";
-    pub const APPLIED: &str = "applied";
-    pub const FORGET: &str = "forget";
-    pub const FORCE: &str = "force";
-    pub const RESOLUTION: &str = "resolution";
-    pub const DROP_INVALID_INDEXES: &str = "drop-invalid-indexes";
+        PHASE, TARGET, VERSION, CREATE, ALLOW_CHANGED, ALLOW_OUT_OF_ORDER, ALLOW_UNSAFE, CHECK,
+        APPLIED, FORGET, FORCE, RESOLUTION, DROP_INVALID_INDEXES,
+    }
 }
 
 const EXAMPLES: &str = "\

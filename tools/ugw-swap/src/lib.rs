@@ -23,37 +23,16 @@ use ugw_shared::{Ctx, Error, Result, StepResult, tool_command};
 
 /// Flag and subcommand ids: each named once, for the command and for [`Options`].
 mod id {
-    pub const STATUS: &str = "status";
-    pub const ROOT: &str = "root";
-    pub const TARGET: &str = "target";
-    pub const FROM: &str = "from";
-    pub const RELEASE: &str = "release";
-    pub const LINK: &str = "link";
-    pub const MODE: &str = "mode";
-    pub const FORCE: &str = "force";
-    pub const RESTART: &str = "restart";
-    pub const FORCE_RESTART: &str = "force-restart";
-    pub const RESTART_TIMEOUT: &str = "restart-timeout";
-    pub const START: &str = "start";
-    pub const PIDFILE: &str = "pidfile";
-    pub const LOG: &str = "log";
-    pub const STOP_TIMEOUT: &str = "stop-timeout";
-    pub const ALIVE_FOR: &str = "alive-for";
-    /// The group of the two ways to restart (`--restart`, `--start`).
-    pub const RESTARTER: &str = "restarter";
-    pub const ROLLBACK: &str = "rollback";
-    pub const KEEP: &str = "keep";
-    pub const COMPOSE: &str = "compose";
-    pub const SERVICE: &str = "service";
-    pub const PROJECT: &str = "project";
-    pub const ENV_FILE: &str = "env-file";
-    pub const IMAGE: &str = "image";
-    pub const STRATEGY: &str = "strategy";
-    pub const PORT_ENV: &str = "port-env";
-    pub const SLOTS: &str = "slots";
-    pub const RESTART_CHECK: &str = "restart-check";
-    pub const DRAIN_CMD: &str = "drain-cmd";
-    pub const DRAIN_GRACE: &str = "drain-grace";
+    ugw_shared::flag_ids! {
+        STATUS,
+        ROOT, TARGET, FROM, RELEASE, LINK, MODE, FORCE,
+        RESTART, FORCE_RESTART, RESTART_TIMEOUT, START, PIDFILE, LOG, STOP_TIMEOUT, ALIVE_FOR,
+        /// The group of the two ways to restart (`--restart`, `--start`).
+        RESTARTER,
+        ROLLBACK, KEEP,
+        COMPOSE, SERVICE, PROJECT, ENV_FILE, IMAGE,
+        STRATEGY, PORT_ENV, SLOTS, RESTART_CHECK, DRAIN_CMD, DRAIN_GRACE,
+    }
 }
 
 const LONG_ABOUT: &str = "Switch the live release in one rename: in release-folder mode (--root), \

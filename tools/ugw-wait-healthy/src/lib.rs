@@ -25,33 +25,14 @@ use watch::Watch;
 /// The ids of this tool's flags, each written once: `command()` defines them, and
 /// `Options::from_matches` reads them.
 mod id {
-    pub const URL: &str = "url";
-    pub const TCP: &str = "tcp";
-    pub const CMD: &str = "cmd";
-    pub const STATUS: &str = "status";
-    pub const EXPECT: &str = "expect";
-    pub const BODY_REGEX: &str = "body-regex";
-    pub const EXPECT_VERSION: &str = "expect-version";
-    pub const VERSION_PATH: &str = "version-path";
-    pub const MAX_LATENCY: &str = "max-latency";
-    pub const METHOD: &str = "method";
-    pub const DATA: &str = "data";
-    pub const DATA_FILE: &str = "data-file";
-    pub const FAIL_IF: &str = "fail-if";
-    pub const FAIL_STATUS: &str = "fail-status";
-    pub const FAIL_IF_VERSION_DIFFERS: &str = "fail-if-version-differs";
-    pub const PID: &str = "pid";
-    pub const PIDFILE: &str = "pidfile";
-    pub const ATTEMPT_TIMEOUT: &str = "attempt-timeout";
-    pub const INTERVAL: &str = "interval";
-    pub const MAX_INTERVAL: &str = "max-interval";
-    pub const SUCCESSES: &str = "successes";
-    pub const STABLE_FOR: &str = "stable-for";
-    pub const MAX_FAILURES: &str = "max-failures";
-    pub const ONCE: &str = "once";
-    pub const ANY: &str = "any";
-    pub const UNTIL_DOWN: &str = "until-down";
-    pub const COMMAND: &str = "command";
+    ugw_shared::flag_ids! {
+        URL, TCP, CMD,
+        STATUS, EXPECT, BODY_REGEX, EXPECT_VERSION, VERSION_PATH, MAX_LATENCY, METHOD, DATA,
+        DATA_FILE, FAIL_IF, FAIL_STATUS, FAIL_IF_VERSION_DIFFERS,
+        PID, PIDFILE,
+        ATTEMPT_TIMEOUT, INTERVAL, MAX_INTERVAL, SUCCESSES, STABLE_FOR, MAX_FAILURES, ONCE, ANY,
+        UNTIL_DOWN, COMMAND,
+    }
 }
 
 /// A target flag: which of `--url`, `--tcp`, `--cmd` it was.

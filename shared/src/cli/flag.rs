@@ -18,7 +18,7 @@
 //! assert_eq!(m.get_many::<String>("header").unwrap().count(), 2);
 //! ```
 
-use crate::time;
+use crate::{atomic, time};
 use clap::builder::{IntoResettable, ValueParser};
 use clap::{Arg, ArgAction};
 use std::path::PathBuf;
@@ -63,6 +63,18 @@ pub fn duration(id: &'static str, help: &'static str) -> Arg {
     value(id, "DURATION", ValueParser::new(time::parse_duration), help)
 }
 
+/// `--ID N`, a whole number of at least 1 (how many rounds, readings, releases to keep).
+#[must_use]
+pub fn count(id: &'static str, help: &'static str) -> Arg {
+    value(id, "N", clap::value_parser!(u32).range(1..), help)
+}
+
+/// `--ID OCTAL`, a file mode as an operator writes it (`755`, `0755`, `0o755`).
+#[must_use]
+pub fn file_mode(id: &'static str, help: &'static str) -> Arg {
+    value(id, "OCTAL", atomic::parse_mode, help)
+}
+
 /// `--ID VALUE_NAME`, repeatable: every value is kept, in order.
 #[must_use]
 pub fn repeated(
@@ -94,6 +106,8 @@ mod tests {
             .arg(path("file", "FILE", "h"))
             .arg(duration("grace", "h"))
             .arg(repeated("header", "H", clap::value_parser!(String), "h"))
+            .arg(count("keep", "h"))
+            .arg(file_mode("mode", "h"))
             .try_get_matches_from(std::iter::once("t").chain(args.iter().copied()))
     }
 
@@ -114,6 +128,15 @@ mod tests {
         );
         let headers: Vec<&String> = m.get_many::<String>("header").unwrap().collect();
         assert_eq!(headers, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_count_is_at_least_one_and_a_mode_is_octal() {
+        let m = parse(&["--keep", "3", "--mode", "0755"]).unwrap();
+        assert_eq!(m.get_one::<u32>("keep"), Some(&3));
+        assert_eq!(m.get_one::<u32>("mode"), Some(&0o755));
+        assert!(parse(&["--keep", "0"]).is_err());
+        assert!(parse(&["--mode", "8"]).is_err());
     }
 
     #[test]

@@ -151,12 +151,7 @@ pub fn command() -> Command {
 }
 
 fn keep_arg() -> Arg {
-    flag::value(
-        id::KEEP,
-        "N",
-        clap::value_parser!(u32).range(1..),
-        "Keep the newest N backups",
-    )
+    flag::count(id::KEEP, "Keep the newest N backups")
 }
 
 fn create_command() -> Command {

@@ -76,7 +76,7 @@ pub fn command() -> Command {
     .arg(flag::repeated_text(id::HAPROXY, "SOCK", "HAProxy's admin-level stats socket: a unix socket path or tcp:HOST:PORT (repeatable: every instance is set, their counts summed)"))
     .arg(flag::text(id::SERVER, "BACKEND/SERVER", "The server to drain, as haproxy.cfg names it"))
     .arg(flag::value(id::STATE, "STATE", ["drain", "maint"], "drain: no new sessions but sticky ones; maint: none at all").default_value("drain"))
-    .arg(flag::value(id::ZERO_READINGS, "N", clap::value_parser!(u32).range(1..), "Done when N readings in a row see nothing in flight").default_value("3"))
+    .arg(flag::count(id::ZERO_READINGS, "Done when N readings in a row see nothing in flight").default_value("3"))
     .arg(flag::duration(id::MAINT_AFTER, "Escalate from drain to maint when work is still in flight after DURATION (sticky clients keep a drained server busy)"))
     .next_help_heading("Signal")
     .arg(flag::value(id::SIGNAL, "SIG", signal::parse, "Send SIG (QUIT for nginx's graceful stop) and wait for the process to exit; a stop, for after the balancer removed the node").long_help("Send SIG (QUIT for nginx's graceful stop) and wait for the process to exit, \

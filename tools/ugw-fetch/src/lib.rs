@@ -190,11 +190,7 @@ pub fn command() -> Command {
         .requires(id::EXTRACT),
     )
     .arg(
-        flag::value(
-            id::MODE,
-            "OCTAL",
-            ugw_shared::atomic::parse_mode,
-            "The staged file's mode (e.g. 755) [default: 644]",
+        flag::file_mode(id::MODE, "The staged file's mode (e.g. 755) [default: 644]",
         )
         .conflicts_with(id::EXTRACT),
     )
@@ -222,11 +218,7 @@ pub fn command() -> Command {
         clap::value_parser!(u64),
         "Refuse an artifact larger than N bytes",
     ))
-    .arg(flag::value(
-        id::KEEP,
-        "N",
-        clap::value_parser!(u32).range(1..),
-        "After a successful fetch, remove the folders ugw-fetch extracted into --dest beyond the N newest (never this one, one a ugw-fetch step of this run staged, a downloaded file, or anything ugw-fetch did not make)",
+    .arg(flag::count(id::KEEP, "After a successful fetch, remove the folders ugw-fetch extracted into --dest beyond the N newest (never this one, one a ugw-fetch step of this run staged, a downloaded file, or anything ugw-fetch did not make)",
     ))
     .next_help_heading("Container images")
     .arg(

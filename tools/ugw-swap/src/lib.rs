@@ -184,11 +184,7 @@ pub fn command() -> Command {
         clap::value_parser!(String),
         "Link SHARED (relative to --root) to TARGET inside the release, e.g. shared/.env:.env (repeatable)",
     ))
-    .arg(flag::value(
-        id::MODE,
-        "OCTAL",
-        ugw_shared::atomic::parse_mode,
-        "The new binary's mode in binary mode (e.g. 755) [default: the old binary's]",
+    .arg(flag::file_mode(id::MODE, "The new binary's mode in binary mode (e.g. 755) [default: the old binary's]",
     ))
     .arg(flag::switch(
         id::FORCE,
@@ -265,11 +261,7 @@ pub fn command() -> Command {
         .conflicts_with_all([id::FROM, id::RELEASE, id::FORCE]),
     )
     .arg(
-        flag::value(
-            id::KEEP,
-            "N",
-            clap::value_parser!(u32).range(1..),
-            "Keep this many releases; older ones are removed (never current, previous, or a newer failed one)",
+        flag::count(id::KEEP, "Keep this many releases; older ones are removed (never current, previous, or a newer failed one)",
         )
         .default_value("5"),
     )

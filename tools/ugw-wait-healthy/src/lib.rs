@@ -310,7 +310,7 @@ pub fn command() -> Command {
         flag::repeated_text(id::FAIL_STATUS, "LIST", "Stop at once on these status codes (e.g. 500,501)"),
     )
     .arg(
-        flag::value(id::FAIL_IF_VERSION_DIFFERS, "N", clap::value_parser!(u32).range(1..), "Stop when a --url answers the same other version than --expect-version N rounds in a row (another release runs)"),
+        flag::count(id::FAIL_IF_VERSION_DIFFERS, "Stop when a --url answers the same other version than --expect-version N rounds in a row (another release runs)"),
     )
     .next_help_heading("The service's process (exit 1 at once, kind process_exited, when it exits)")
     .arg(
@@ -333,7 +333,7 @@ pub fn command() -> Command {
                  [default: keep --interval for 10s, then back off up to 1s]"),
     )
     .arg(
-        flag::value(id::SUCCESSES, "N", clap::value_parser!(u32).range(1..), "Passing rounds needed in a row")
+        flag::count(id::SUCCESSES, "Passing rounds needed in a row")
             .default_value("1"),
     )
     .arg(

@@ -48,21 +48,13 @@ impl Node {
             text.lines().count() == 2 && text.contains("ugw-swap --start"),
             "ugw-swap --start writes the pid, then which process it is: {text:?}"
         );
-        text.lines().next().unwrap().trim().parse().unwrap()
+        kit::started_pid(&pidfile).unwrap()
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if let Ok(text) = std::fs::read_to_string(self.pidfile())
-            && let Some(pid) = text
-                .lines()
-                .next()
-                .and_then(|l| l.trim().parse::<i32>().ok())
-            && text.contains("ugw-swap --start")
-        {
-            kit::signal(-pid, libc::SIGKILL);
-        }
+        kit::kill_started(&self.pidfile());
     }
 }
 

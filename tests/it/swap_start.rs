@@ -113,15 +113,7 @@ impl Node {
 impl Drop for Node {
     /// Whatever the pidfile names is stopped with its group, a failed test included.
     fn drop(&mut self) {
-        if let Ok(text) = std::fs::read_to_string(self.pidfile())
-            && let Some(pid) = text
-                .lines()
-                .next()
-                .and_then(|l| l.trim().parse::<i32>().ok())
-            && text.contains("ugw-swap --start")
-        {
-            kit::signal(-pid, libc::SIGKILL);
-        }
+        kit::kill_started(&self.pidfile());
     }
 }
 

@@ -811,6 +811,22 @@ pub fn gone(pid: i32, within: Duration) -> bool {
     })
 }
 
+/// The pid on the first line of a pidfile `ugw-swap --start` wrote (its second line says it
+/// is `ugw-swap --start`'s); `None` when the file is missing or is not one of those.
+pub fn started_pid(pidfile: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(pidfile).ok()?;
+    let pid = text.lines().next()?.trim().parse().ok()?;
+    text.contains("ugw-swap --start").then_some(pid)
+}
+
+/// Kills, with its process group, what a pidfile `ugw-swap --start` wrote names: for a test's
+/// `Drop`, so that the service it started goes with it, a failed test included.
+pub fn kill_started(pidfile: &Path) {
+    if let Some(pid) = started_pid(pidfile) {
+        signal(-pid, libc::SIGKILL);
+    }
+}
+
 /// Whether `ok` comes to hold within `limit`: asked every 10 ms, and once more at the end.
 pub fn eventually(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
     let until = Instant::now() + limit;

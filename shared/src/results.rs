@@ -125,6 +125,20 @@ impl ToolResult for FetchedImage {
     const TOOL: &'static str = "ugw-fetch";
 }
 
+/// The release label of the last `ugw-fetch` step, whichever it fetched: a file
+/// ([`Fetched`]) or an image ([`FetchedImage`]) both record `version`. What a version check
+/// expects by default reads this, so that it works after `ugw-fetch --image` too (reading
+/// `Fetched` there failed: an image step has no `url`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FetchedVersion {
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+impl ToolResult for FetchedVersion {
+    const TOOL: &'static str = "ugw-fetch";
+}
+
 /// What a dry-run `ugw-fetch` step would have staged (nothing was fetched): where, from where,
 /// as which release, and the digest it would have checked when that is known already. Later
 /// tools dry-run on it (`ugw-migrate up --dry-run` names the migrations folder it would read);

@@ -10,6 +10,7 @@ mod backup_attack;
 mod backup_cli;
 mod backup_property;
 mod backup_volume;
+mod compose_pipe;
 mod conformance_jq;
 mod conformance_minisign;
 mod conformance_sums;

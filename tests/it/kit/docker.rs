@@ -166,6 +166,11 @@ impl Cleanup {
                 project.starts_with(&self.prefix).then(|| id.to_string())
             }),
         );
+        // A container both named with the prefix and in such a project is listed twice; given
+        // twice, `docker rm` fails on the second ("already in progress") and the images it
+        // used are still in use when they are removed.
+        containers.sort();
+        containers.dedup();
         remove("rm", &["-f", "-v"], &containers);
         let volumes: Vec<String> = listed(&["volume", "ls", "--format", "{{.Name}}"])
             .into_iter()

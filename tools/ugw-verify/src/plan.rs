@@ -4,7 +4,7 @@
 use crate::spec::{self, Check, Env, ExpectVersion, Kind};
 use crate::{CheckFlags, flags, template};
 use ugw_shared::http;
-use ugw_shared::results::Fetched;
+use ugw_shared::results::FetchedVersion;
 use ugw_shared::{Ctx, Error, Result};
 
 /// The checks of `--checks FILE` and of the flags, validated as a whole.
@@ -43,7 +43,7 @@ fn resolve_version(ctx: &Ctx, check: &mut Check) -> Result<()> {
         let flag = format!("{}.expect", check.origin);
         let version = ctx
             .this_run()
-            .flag_or_earlier(&flag, None, ctx.dry_run, |f: Fetched| f.version)?;
+            .flag_or_earlier(&flag, None, ctx.dry_run, |f: FetchedVersion| f.version)?;
         v.expect = version.map_or(ExpectVersion::Same, ExpectVersion::Exactly);
     }
     Ok(())

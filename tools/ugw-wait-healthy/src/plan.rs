@@ -14,7 +14,7 @@ use ugw_shared::http::scoped::{Positioned, Scopes};
 use ugw_shared::http::{self, Expectations, GivenAs, HttpClient, Method, Request, StatusSet};
 use ugw_shared::jq::JqExpr;
 use ugw_shared::poll::PollPlan;
-use ugw_shared::results::{FetchPlanned, Fetched, Swapped, WaitMode};
+use ugw_shared::results::{FetchPlanned, FetchedVersion, Swapped, WaitMode};
 use ugw_shared::time::human;
 use ugw_shared::{Ctx, Error, Result};
 
@@ -405,7 +405,7 @@ impl Own<'_> {
                         "--expect-version",
                         given,
                         ctx.dry_run,
-                        |f: Fetched| f.version,
+                        |f: FetchedVersion| f.version,
                     )? {
                         // A dry run after a dry-run fetch: the version it would have staged.
                         None => ctx

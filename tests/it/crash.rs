@@ -8,7 +8,8 @@
 //!   at exactly that point (after the temp write, after the fsync, after the rename, before and
 //!   after a ledger commit, after a release's move and after the `current` switch...); the test
 //!   sees it die by signal 9 (`points.rs`);
-//! - a sweep: one run is timed, then 50 runs are each killed at k/50 of that time, k = 1..50
+//! - a sweep: one run is timed, then runs are killed at even fractions of that time until 50
+//!   kills have landed, a run that finishes first shrinking the window to its own time
 //!   (`sweep.rs`, which prints a table of kills and violations per tool).
 //!
 //! After every kill the same invariants (`scenarios.rs`): nothing under a final name is

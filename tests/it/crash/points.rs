@@ -79,14 +79,16 @@ fn swap_killed_after_the_stage_move_and_after_the_switch() {
             killed_at(&scenario, point);
         }
     }
-    let binary = scenarios::swap_binary();
-    for point in [
-        "atomic.after-temp-write",
-        "atomic.after-fsync",
-        "atomic.after-rename",
-        "swap.after-current-switch",
-    ] {
-        killed_at(&binary, point);
+    for restart in [false, true] {
+        let binary = scenarios::swap_binary(restart);
+        for point in [
+            "atomic.after-temp-write",
+            "atomic.after-fsync",
+            "atomic.after-rename",
+            "swap.after-current-switch",
+        ] {
+            killed_at(&binary, point);
+        }
     }
 }
 

@@ -41,7 +41,8 @@ impl Ended {
 }
 
 /// Run `cmd` (with `UGW_FAILPOINT=failpoint` when given), killing it with SIGKILL after
-/// `kill_after` when given; returns how it ended and how long it ran.
+/// `kill_after` when given and it is still running then; returns how it ended and how long it
+/// ran: until it exited, or until the kill when it was killed.
 pub fn run_killed(
     mut cmd: Command,
     failpoint: Option<&str>,
@@ -53,13 +54,23 @@ pub fn run_killed(
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let started = Instant::now();
     let mut child = cmd.spawn().expect("the tool starts");
-    if let Some(after) = kill_after {
-        std::thread::sleep(after);
-        // Gone already is fine: the run finished before its kill.
-        let _ = child.kill();
-    }
+    let exited = exit_watch(&child);
+    let took = match kill_after {
+        Some(after) => {
+            if let Ok(at) = exited.recv_timeout(after) {
+                at - started
+            } else {
+                // Not yet exited, and not reaped (the watch waits with WNOWAIT), so the pid is
+                // still this child's: the kill lands, or finds it exiting this very moment.
+                let _ = child.kill();
+                started.elapsed()
+            }
+        }
+        None => exited
+            .recv_timeout(Duration::from_secs(30))
+            .map_or_else(|_| started.elapsed(), |at| at - started),
+    };
     let output = kit::wait_bounded(child, Duration::from_secs(30));
-    let took = started.elapsed();
     (
         Ended {
             signal: output.status.signal(),
@@ -68,6 +79,24 @@ pub fn run_killed(
         },
         took,
     )
+}
+
+/// The moment `child` exits, sent once it has: a thread waits for it with `WNOWAIT`, which
+/// leaves it to be reaped by its `Child` (so no other process can have its pid before the
+/// kill) while telling exactly when a run that finished before its kill ended.
+fn exit_watch(child: &std::process::Child) -> std::sync::mpsc::Receiver<Instant> {
+    use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
+    let pid = Pid::from_child(child);
+    let (send, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Interrupted is asked again; any other end (exited, or no such child) is the end.
+        while let Err(rustix::io::Errno::INTR) = waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        ) {}
+        let _ = send.send(Instant::now());
+    });
+    exited
 }
 
 /// Run `cmd` to its end (no failpoint): the failure path and the rerun.
@@ -637,23 +666,46 @@ fn binary_cmd(dir: &Path, extra: &[&str]) -> Command {
     cmd
 }
 
-/// `ugw-swap --target app --from new`: the binary is v1 or v2, whole.
-pub fn swap_binary() -> Scenario {
+/// `binary_cmd` with `extra`, and with `--restart` running the binary into `restarted`
+/// when `restart` (so what was restarted is seen).
+fn binary_swap_cmd(dir: &Path, restart: bool, extra: &[&str]) -> Command {
+    let mut cmd = binary_cmd(dir, extra);
+    if restart {
+        let restart = format!("sh {}/app > {}/restarted", s(dir), s(dir));
+        cmd.args(["--restart", &restart]);
+    }
+    cmd
+}
+
+/// What the last `--restart` ran: the binary's output, or nothing.
+fn restarted(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("restarted")).unwrap_or_default()
+}
+
+/// `ugw-swap --target app --from new`, with or without `--restart`: the binary is v1 or v2,
+/// whole; the rollback puts v1 back (and restarts it), a rerun installs v2 (and restarts it).
+pub fn swap_binary(restart: bool) -> Scenario {
+    let swap = move |dir: &Path| binary_swap_cmd(dir, restart, &["--from", "staging/new"]);
     Scenario {
-        name: "ugw-swap binary",
+        name: if restart {
+            "ugw-swap binary --restart"
+        } else {
+            "ugw-swap binary"
+        },
         prepare: Box::new(|dir| {
             std::fs::create_dir(dir.join("staging")).unwrap();
             std::fs::write(dir.join("app"), BINARY_V1).unwrap();
             std::fs::write(dir.join("staging/new"), binary_v2()).unwrap();
         }),
-        command: Box::new(|dir| binary_cmd(dir, &["--from", "staging/new"])),
-        check: Box::new(|dir, _| {
+        command: Box::new(swap),
+        check: Box::new(move |dir, _| {
             let mut bad = strays(
                 dir,
                 &[
                     "app",
                     "app.ugw-prev",
                     "staging",
+                    "restarted",
                     ".app.ugw-swap.lock",
                     "app.ugw-swap.lock",
                 ],
@@ -673,20 +725,30 @@ pub fn swap_binary() -> Scenario {
             if live == v2 {
                 bad.extend(rerun_ok(
                     "swap --rollback",
-                    binary_cmd(dir, &["--rollback"]),
+                    binary_swap_cmd(dir, restart, &["--rollback"]),
                 ));
                 bad.extend(violation_if(
                     std::fs::read(dir.join("app")).unwrap_or_default() != BINARY_V1,
                     || "the rollback did not put v1 back".into(),
                 ));
+                bad.extend(violation_if(restart && restarted(dir) != "v1\n", || {
+                    format!("the rollback restarted {:?}", restarted(dir))
+                }));
             }
-            bad.extend(rerun_ok(
-                "swap binary",
-                binary_cmd(&rerun_dir, &["--from", "staging/new"]),
-            ));
+            let mut rerun = swap(&rerun_dir);
+            if restart && live == v2 {
+                // Killed between the install and the restart: v2 is in place already, and a
+                // plain rerun has nothing to install, so it restarts only when asked.
+                rerun.arg("--force-restart");
+            }
+            bad.extend(rerun_ok("swap binary", rerun));
             bad.extend(violation_if(
                 std::fs::read(rerun_dir.join("app")).unwrap_or_default() != v2,
                 || "after the rerun app is not v2".into(),
+            ));
+            bad.extend(violation_if(
+                restart && restarted(&rerun_dir) != "v2\n",
+                || format!("the rerun restarted {:?}", restarted(&rerun_dir)),
             ));
             let _ = std::fs::remove_dir_all(&rerun_dir);
             bad

@@ -22,32 +22,18 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import haproxy  # noqa: E402  (bench/haproxy.py: the HAProxy in front of the two backends)
 import summary  # noqa: E402  (bench/summary.py: this benchmark's table in RESULTS.md)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 
-CONFIG = """global
-  stats socket {dir}/a.sock level admin
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 30s
-  timeout server 30s
-  # Nothing may hide a request that failed: no retry, no redispatch to the other server.
-  retries 0
-  no option redispatch
-  retry-on none
-frontend fe
-  bind 127.0.0.1:{port}
-  default_backend app
-backend app
-  balance roundrobin
-  option httpchk GET /health/live
-  default-server inter 100ms fall 3 rise 2
-  server s1 {s1} check
-  server s2 {s2} check
-"""
+
+
+def haproxy_config(run_dir, port, s1, s2):
+    """Two servers s1 and s2 (HOST:PORT each), their liveness checked every 100 ms."""
+    return haproxy.config(os.path.join(run_dir, "a.sock"), port, [("s1", s1), ("s2", s2)],
+                          health="/health/live", inter_ms=100, fall=3, rise=2)
 
 
 def free_port():
@@ -147,13 +133,13 @@ def main():
         (p1, s1), (p2, s2) = start_demo(demo_bin), start_demo(demo_bin)
         procs += [p1, p2]
         port = free_port()
-        config = CONFIG.format(dir=tmp, port=port, s1=s1, s2=s2)
+        config = haproxy_config(tmp, port, s1, s2)
         with open(os.path.join(tmp, "h.cfg"), "w") as f:
             f.write(config)
-        haproxy = subprocess.Popen(["haproxy", "-db", "-f", os.path.join(tmp, "h.cfg")],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=True)
-        procs.append(haproxy)
+        balancer = subprocess.Popen(["haproxy", "-db", "-f", os.path.join(tmp, "h.cfg")],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True)
+        procs.append(balancer)
         sock = os.path.join(tmp, "a.sock")
         wait_up(sock)
         load = Load(port, f"/slow?ms={args.work_ms}", args.rate)
@@ -189,16 +175,8 @@ def wait_up(sock):
     """Until HAProxy answers on its socket and both servers are UP (10 s at most)."""
     until = time.time() + 10
     while time.time() < until:
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(sock)
-                s.sendall(b"show stat\n")
-                text = b"".join(iter(lambda: s.recv(65536), b"")).decode()
-            rows = [r.split(",") for r in text.splitlines() if r.startswith("app,s")]
-            if len(rows) == 2 and all(r[17] == "UP" for r in rows):
-                return
-        except OSError:
-            pass
+        if haproxy.states(sock) == {"s1": "UP", "s2": "UP"}:
+            return
         time.sleep(0.05)
     sys.exit("HAProxy did not come up with both servers UP")
 
@@ -245,8 +223,8 @@ def report(args, config, counts, failures, drains, waited, inflight, undos):
 
 def published(config):
     """The configuration as run, with this run's temp folder and ports named generically."""
-    return "# bench/drain.py's HAProxy (its folder and ports are picked per run)\n" + CONFIG.format(
-        dir="RUNDIR", port="FRONTEND_PORT", s1="127.0.0.1:S1_PORT", s2="127.0.0.1:S2_PORT")
+    return "# bench/drain.py's HAProxy (its folder and ports are picked per run)\n" + haproxy_config(
+        "RUNDIR", "FRONTEND_PORT", "127.0.0.1:S1_PORT", "127.0.0.1:S2_PORT")
 
 
 def row(name, values):

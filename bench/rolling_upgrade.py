@@ -44,34 +44,21 @@ from datetime import datetime
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, HERE)
-import summary  # noqa: E402  (beside this file)
+import haproxy  # noqa: E402  (beside this file)
+import summary  # noqa: E402
 import svg  # noqa: E402
 
 INTER_MS, RISE, FALL = 200, 2, 2
-CONFIG = """global
-  stats socket {dir}/admin.sock level admin
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 30s
-  timeout server 30s
-  timeout http-keep-alive 30s
-  timeout check 1s
-  # Nothing may hide a request that failed: no retry, no redispatch to another server.
-  retries 0
-  no option redispatch
-  retry-on none
-frontend fe
-  bind 127.0.0.1:{port}
-  default_backend app
-backend app
-  balance roundrobin
-  option httpchk GET /health/ready
-  http-check expect status 200
-  default-server inter {inter}ms fall {fall} rise {rise}
-{servers}"""
 NODES = 3
 V1, V2 = "v1.0.0", "v2.0.0"
+
+
+def haproxy_config(admin_socket, port, addresses):
+    """node1, node2, ... at `addresses` (HOST:PORT each), ready when /health/ready answers 200."""
+    return haproxy.config(admin_socket, port,
+                          [(f"node{k}", a) for k, a in enumerate(addresses, start=1)],
+                          health="/health/ready", expect_status=200, inter_ms=INTER_MS,
+                          fall=FALL, rise=RISE, timeouts=("http-keep-alive 30s", "check 1s"))
 
 
 def free_port():
@@ -110,9 +97,8 @@ class Cluster:
         self.port = free_port()
         self.sock = os.path.join(self.dir, "admin.sock")
         self.haproxy = None
-        self.config = CONFIG.format(dir=self.dir, port=self.port, inter=INTER_MS, fall=FALL, rise=RISE,
-                                    servers="".join(f"  server node{k + 1} 127.0.0.1:{p} check\n"
-                                                    for k, p in enumerate(self.ports)))
+        self.config = haproxy_config(self.sock, self.port,
+                                     [f"127.0.0.1:{p}" for p in self.ports])
 
     def release(self, version, migration_sets, flags):
         root = os.path.join(self.dir, "build", version)
@@ -145,15 +131,7 @@ class Cluster:
         wait_until("HAProxy to see every node UP", lambda: all(s == "UP" for s in self.states().values()))
 
     def states(self):
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(self.sock)
-                s.sendall(b"show stat\n")
-                text = b"".join(iter(lambda: s.recv(65536), b"")).decode()
-        except OSError:
-            return {}
-        rows = [r.split(",") for r in text.splitlines() if r.startswith("app,node")]
-        return {r[1]: r[17] for r in rows}
+        return haproxy.states(self.sock)
 
     def pids(self):
         out = []
@@ -697,8 +675,8 @@ def summarise(result, args, floor, runbook, ugw_runs, targets, held, limit, wors
 
 def published(config):
     """The configuration as run, with this run's folder and ports named generically."""
-    return CONFIG.format(dir="RUNDIR", port="FRONTEND_PORT", inter=INTER_MS, fall=FALL, rise=RISE,
-                         servers="".join(f"  server node{k} 127.0.0.1:NODE{k}_PORT check\n" for k in range(1, NODES + 1)))
+    return haproxy_config("RUNDIR/admin.sock", "FRONTEND_PORT",
+                          [f"127.0.0.1:NODE{k}_PORT" for k in range(1, NODES + 1)])
 
 
 if __name__ == "__main__":

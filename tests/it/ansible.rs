@@ -1,7 +1,8 @@
 //! The Ansible rolling upgrade (`examples/ansible/rolling-upgrade.yml`) run for real by
 //! ansible-playbook on three demo nodes behind HAProxy (`examples/lib/fleet.sh`): a good
 //! release reaches every node, one node at a time, with no failed request among those going
-//! through HAProxy the whole time; a release that never gets healthy, one that fails its
+//! through HAProxy the whole time; a release that never gets healthy, one whose process dies
+//! after its start (the wait, watching the pidfile, fails at once), one that fails its
 //! checks once back in traffic, and one that cannot be fetched each stop the play at the first
 //! node, which is put back as it was (rolled back only if it was switched, left out of
 //! traffic if it was taken out), and the other two are never touched.
@@ -99,6 +100,62 @@ fn a_bad_release_stops_at_the_first_node_which_is_rolled_back_and_kept_out() {
             ["items(id, name)", "legacy_sessions(id, token)"]
         );
         assert_eq!(fleet.haproxy_status(&format!("app/node{k}")), "UP");
+    }
+}
+
+/// A release whose process dies two seconds after its start (after ugw-swap's `--alive-for`,
+/// so the swap counts the start): the wait watches the pidfile ugw-swap keeps and fails at
+/// once with `process_exited`, long before `health_timeout`, and the node is rolled back.
+#[test]
+fn a_release_that_dies_after_its_start_fails_the_wait_at_once() {
+    if !components() {
+        return;
+    }
+    let fleet = Fleet::up(3);
+    let untouched: Vec<i32> = (2..=3).map(|k| fleet.pid(k)).collect();
+    // The inventory's app_service, but v3.0.0's start exits with 3 after two seconds.
+    let dying = serde_json::json!({
+        "health_timeout": "1m",
+        "app_service": [
+            "--start",
+            "grep -q v3.0.0 bin/app && { sleep 2; exit 3; }; \
+             exec bin/app --listen {{ app_url | urlsplit('netloc') }} \
+             --db {{ (app_data ~ '/app.db') | quote }}",
+            "--pidfile",
+            "{{ node_dir }}/app.pid",
+            "--log",
+            "{{ node_dir }}/app.log",
+        ],
+    });
+    let play = play(
+        &fleet,
+        &["-e", "app_version=v3.0.0", "-e", &dying.to_string()],
+    );
+    assert_eq!(play.code, 2, "{}\n{}", play.stdout, play.stderr);
+    play.stdout_has("v3.0.0 failed and was rolled back");
+
+    let record = fleet.record(1, RECORD).unwrap();
+    assert_eq!(
+        statuses(&record)[4..],
+        [
+            "ugw-drain ok",
+            "ugw-swap ok",
+            "ugw-wait-healthy failed",
+            "ugw-swap ok",
+            "ugw-backup ok",
+            "ugw-wait-healthy ok",
+        ],
+        "{record:#?}"
+    );
+    let wait = &record.steps[6];
+    assert_eq!(wait.error_kind(), "process_exited", "{wait:#?}");
+    assert!(wait.elapsed_ms < 30_000, "{wait:#?}");
+    assert_eq!(record.steps[7].result["current"], "v1.0.0");
+    assert_eq!(fleet.current(1), "v1.0.0");
+    assert!(fleet.answer(1).contains(r#""version":"v1.0.0""#));
+    for (k, pid) in (2..=3).zip(untouched) {
+        assert!(fleet.record(k, RECORD).is_none(), "node{k} has a record");
+        assert_eq!(fleet.pid(k), pid, "node{k} was restarted");
     }
 }
 

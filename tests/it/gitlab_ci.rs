@@ -130,6 +130,45 @@ fn a_failed_deploy_from_bash_on_stdin_is_rolled_back_by_the_rollback_job() {
     kit::fleet::assert_rolled_back(&fleet, 1, &record);
 }
 
+/// A release whose process dies two seconds after its start (after ugw-swap's `--alive-for`,
+/// so the swap counts the start): the deploy's wait watches `APP_PIDFILE` and fails at once
+/// with `process_exited`, long before `UGW_HEALTH_TIMEOUT`, and the rollback job goes back.
+#[test]
+fn a_release_that_dies_after_its_start_fails_the_deploy_wait_at_once() {
+    if !components(&["python3"]) {
+        return;
+    }
+    let fleet = Fleet::up(1);
+    let project = tempfile::tempdir().unwrap();
+    let dying = format!(
+        "grep -q v3.0.0 bin/app && {{ sleep 2; exit 3; }}; {}",
+        fleet.start_command(1)
+    );
+    let extra = [
+        ("APP_START", dying),
+        ("UGW_HEALTH_TIMEOUT", "1m".to_string()),
+    ];
+    let jobs = [("ugw-backup", 0), ("ugw-deploy", 1), ("ugw-rollback", 0)];
+    let record = run_jobs_with(&fleet, project.path(), &jobs, "v3.0.0", &extra);
+    assert_eq!(
+        kit::fleet::statuses(&record)[5..],
+        [
+            "ugw-swap ok",
+            "ugw-wait-healthy failed",
+            "ugw-swap ok",
+            "ugw-backup ok",
+            "ugw-wait-healthy ok",
+        ],
+        "{record:#?}"
+    );
+    let wait = &record.steps[6];
+    assert_eq!(wait.error_kind(), "process_exited", "{wait:#?}");
+    assert!(wait.elapsed_ms < 30_000, "{wait:#?}");
+    assert_eq!(record.steps[7].result["current"], "v1.0.0");
+    assert_eq!(fleet.current(1), "v1.0.0");
+    assert!(fleet.answer(1).contains(r#""version":"v1.0.0""#));
+}
+
 #[test]
 fn a_release_that_cannot_be_fetched_is_not_rolled_back_past_the_running_one() {
     if !components(&["python3"]) {
@@ -462,14 +501,24 @@ fn node_variables(fleet: &Fleet) -> Vec<(&'static str, String)> {
 /// `script` as GitLab's shell runner runs it: bash reading it on stdin, in `project`
 /// (`CI_PROJECT_DIR`), with the pipeline's variables in the environment and `version` to
 /// upgrade to. A last line records that the script went on after the tools.
-fn on_stdin(fleet: &Fleet, project: &Path, job: &str, script: &[String], version: &str) -> Outcome {
+fn on_stdin(
+    fleet: &Fleet,
+    project: &Path,
+    job: &str,
+    script: &[String],
+    version: &str,
+    extra: &[(&str, String)],
+) -> Outcome {
     let mut bash = Command::new("bash");
     bash.env("CI_PROJECT_DIR", project)
         .env("APP_VERSION", version)
         .env("UGW_RECORD", project.join("ugw-record.json"))
         .env("UGW_CHECKS", examples().join("checks.json"))
         .env("UGW_HEALTH_TIMEOUT", "3s");
-    for (key, value) in node_variables(fleet) {
+    for (key, value) in node_variables(fleet)
+        .into_iter()
+        .chain(extra.iter().cloned())
+    {
         bash.env(key, value);
     }
     let text = format!(
@@ -490,10 +539,21 @@ fn on_stdin(fleet: &Fleet, project: &Path, job: &str, script: &[String], version
 /// `jobs` (name, expected exit code) of the template run in order in `project`, upgrading to
 /// `version`: the record they leave.
 fn run_jobs(fleet: &Fleet, project: &Path, jobs: &[(&str, i32)], version: &str) -> Record {
+    run_jobs_with(fleet, project, jobs, version, &[])
+}
+
+/// [`run_jobs`] with `extra` variables over the node's.
+fn run_jobs_with(
+    fleet: &Fleet,
+    project: &Path,
+    jobs: &[(&str, i32)],
+    version: &str,
+    extra: &[(&str, String)],
+) -> Record {
     let scripts = self::jobs();
     for (name, code) in jobs {
         let (_, script) = scripts.iter().find(|(n, _)| n == name).unwrap();
-        let out = on_stdin(fleet, project, name, script, version);
+        let out = on_stdin(fleet, project, name, script, version, extra);
         assert_eq!(out.code, *code, "{name}: {}", out.stderr);
     }
     read_record(&project.join("ugw-record.json"))

@@ -23,23 +23,43 @@ pub(crate) struct Compose {
     env: Vec<(String, String)>,
 }
 
-/// `docker compose` (v2) when it answers, else `docker-compose` (v1).
+/// `docker compose` (v2) when it answers, else `docker-compose` (v1) when it is on `PATH`.
+/// v1 is not asked its version: it is a Python program that takes most of a second to start,
+/// once more per swap than it needs (a v1 that does not run fails the first command it runs,
+/// with what it said).
 pub(crate) fn find_compose(ctx: &Ctx) -> Result<Vec<String>> {
-    let candidates: [&[&str]; 2] = [&["docker", "compose"], &["docker-compose"]];
-    for words in candidates {
-        let spec = RunSpec::argv(
-            words[0],
-            words[1..].iter().chain(&["version"]),
-            Instant::now() + PROBE,
-        );
-        if run(&spec, &ctx.cancel).is_ok_and(|o| o.success()) {
-            return Ok(words.iter().map(ToString::to_string).collect());
-        }
+    let plugin = RunSpec::argv("docker", ["compose", "version"], Instant::now() + PROBE);
+    if run(&plugin, &ctx.cancel).is_ok_and(|o| o.success()) {
+        return Ok(vec!["docker".into(), "compose".into()]);
+    }
+    if on_path("docker-compose") {
+        return Ok(vec!["docker-compose".into()]);
     }
     Err(Error::new(
         ErrorKind::NotFound,
-        "neither `docker compose` (v2) nor `docker-compose` (v1) answers `version`",
+        "neither `docker compose` (v2) answers `version` nor is `docker-compose` (v1) on PATH",
     ))
+}
+
+/// Whether an executable file `name` is in a folder of `PATH`.
+fn on_path(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(name))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// The project name as Compose writes it into its labels: lower case, only `a-z`, `0-9`, `-`
+/// and `_` kept (both v1 and v2 normalise it so).
+fn label_name(project: &str) -> String {
+    project
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
 }
 
 impl Compose {
@@ -106,10 +126,48 @@ impl Compose {
         service: &str,
         deadline: Instant,
     ) -> Result<Vec<String>> {
-        let out = self.run(ctx, &["ps", "-q", service], deadline)?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_string)
+        Ok(self
+            .containers_named(ctx, service, deadline)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// The containers of `service` in this project (running or not), id and name, as `ps`
+    /// lists them but asked of docker by Compose's own labels: one quick call where Compose v1
+    /// would start Python and then need an inspect per container.
+    pub(crate) fn containers_named(
+        &self,
+        ctx: &Ctx,
+        service: &str,
+        deadline: Instant,
+    ) -> Result<Vec<(String, String)>> {
+        let project = format!(
+            "label=com.docker.compose.project={}",
+            label_name(&self.project)
+        );
+        let service = format!("label=com.docker.compose.service={service}");
+        let listed = docker(
+            ctx,
+            &[
+                "ps",
+                "-a",
+                "--no-trunc",
+                "--filter",
+                &project,
+                "--filter",
+                &service,
+                "--filter",
+                "label=com.docker.compose.oneoff=False",
+                "--format",
+                "{{.ID}} {{.Names}}",
+            ],
+            deadline,
+        )?;
+        Ok(listed
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .map(|(id, name)| (id.to_string(), name.to_string()))
             .collect())
     }
 }
@@ -119,8 +177,19 @@ pub(crate) fn docker(ctx: &Ctx, args: &[&str], deadline: Instant) -> Result<Stri
     ugw_shared::docker::Docker::cli().text(ctx, args, deadline)
 }
 
-/// A container's name (without Docker's leading `/`).
-pub(crate) fn container_name(ctx: &Ctx, id: &str, deadline: Instant) -> Result<String> {
-    let name = docker(ctx, &["inspect", "--format", "{{.Name}}", id], deadline)?;
-    Ok(name.trim_start_matches('/').to_string())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_project_name_is_normalised_as_compose_labels_it() {
+        assert_eq!(label_name("My.App_2-blue"), "myapp_2-blue");
+        assert_eq!(label_name("shop"), "shop");
+    }
+
+    #[test]
+    fn a_program_is_found_on_path_only_when_it_is_an_executable_file() {
+        assert!(on_path("sh"));
+        assert!(!on_path("ugw-no-such-program"));
+    }
 }

@@ -14,7 +14,7 @@ mod pin;
 
 use crate::this_run::nothing_to_take_back;
 use crate::{Options, restart_failed};
-use docker::{Compose, container_name, find_compose};
+use docker::{Compose, find_compose};
 use health::{HealthPlan, wait_healthy};
 use pin::{PinFiles, Pins, check_reference, repository};
 use std::path::{Path, PathBuf};
@@ -258,9 +258,12 @@ fn set_containers(
     let mut names = Vec::new();
     if slot.is_some() || session.mode.strategy == Strategy::StopFirst {
         for service in &session.mode.services {
-            for id in compose.containers(ctx, service, deadline)? {
-                names.push(container_name(ctx, &id, deadline)?);
-            }
+            names.extend(
+                compose
+                    .containers_named(ctx, service, deadline)?
+                    .into_iter()
+                    .map(|(_, name)| name),
+            );
         }
     }
     if let Some(c) = result.compose.as_mut() {

@@ -27,7 +27,9 @@
 //! - `backup.after-archive-rename`: the archive under its final name, before its sidecars;
 //! - `fetch.mid-download`, `fetch.mid-extract`: half of the body written, half of the
 //!   archive's entries unpacked;
-//! - `drain.after-state-change`: the node out of traffic, before the record says so.
+//! - `drain.after-state-change`: the node out of traffic, before the record says so;
+//! - `compose.after-pin-write`: `ugw-swap --compose`'s override file pins the new image,
+//!   before `up -d` (stop-first, and start-first's idle slot).
 
 /// Stop here when `UGW_FAILPOINT` names this failpoint (and this is its Nth hit): the process
 /// kills itself with SIGKILL. Does nothing otherwise.

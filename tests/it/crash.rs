@@ -21,6 +21,7 @@
 
 use crate::kit;
 
+mod compose;
 mod points;
 mod scenarios;
 mod sweep;

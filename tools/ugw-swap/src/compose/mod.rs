@@ -407,6 +407,7 @@ fn stop_first(
     session
         .files
         .write_override(&mode.file, &mode.services, image, None)?;
+    ugw_shared::failpoint::hit("compose.after-pin-write");
     result.current = Some(image.to_string());
     result.changed = true;
     ctx.reporter
@@ -467,6 +468,7 @@ fn start_first(
     session
         .files
         .write_override(&mode.file, &mode.services, image, Some((port_env, idle)))?;
+    ugw_shared::failpoint::hit("compose.after-pin-write");
     result.current = Some(image.to_string());
     result.changed = true;
     ctx.reporter.info(&format!(

@@ -7,6 +7,38 @@ use crate::kit;
 use crate::kit::docker::{self, Cleanup};
 use std::path::{Path, PathBuf};
 
+/// One test's Docker set-up: a temp folder, the guard of its Docker names, and a fresh named
+/// volume (`data`) with the folder its contents are in. Fields drop in order: the folder, then
+/// the guard (which removes the volume).
+struct Lab {
+    dir: tempfile::TempDir,
+    cleanup: Cleanup,
+    volume: String,
+    mount: PathBuf,
+}
+
+impl Lab {
+    /// `None` (the test skips, or fails under CI=true) without Docker.
+    fn new() -> Option<Lab> {
+        docker::require_docker()?;
+        let cleanup = Cleanup::new();
+        let (volume, mount) = new_volume(&cleanup, "data");
+        Some(Lab {
+            dir: tempfile::tempdir().unwrap(),
+            cleanup,
+            volume,
+            mount,
+        })
+    }
+
+    /// `ugw-backup create --volume` of the lab's volume into DIR/backups, which succeeds.
+    fn backed_up(&self) -> kit::Outcome {
+        let created = create_volume_backup(&self.volume, &self.dir.path().join("backups"));
+        assert_eq!(created.code, 0, "{}", created.stderr);
+        created
+    }
+}
+
 /// A fresh named volume (removed by `cleanup`) and the folder its contents are in.
 fn new_volume(cleanup: &Cleanup, what: &str) -> (String, PathBuf) {
     let name = cleanup.name(what);
@@ -56,6 +88,17 @@ fn restore_in_place(record: &str) -> kit::Outcome {
     kit::with_stdin(cmd, record)
 }
 
+/// The restore's step says it stopped container `id` for the restore and started it after.
+fn assert_stopped_and_started(step: &serde_json::Value, id: &str) {
+    for what in ["stopped", "started"] {
+        assert_eq!(
+            step["result"]["containers"][what],
+            serde_json::json!([id]),
+            "{what}: {step}"
+        );
+    }
+}
+
 fn last_step(stdout: &str) -> serde_json::Value {
     let record: serde_json::Value = serde_json::from_str(stdout).expect("a record");
     record["steps"].as_array().unwrap().last().unwrap().clone()
@@ -63,23 +106,19 @@ fn last_step(stdout: &str) -> serde_json::Value {
 
 #[test]
 fn a_volume_is_backed_up_and_restored_in_place_with_its_container_stopped_and_started() {
-    let Some(_docker) = docker::require_docker() else {
+    let Some(lab) = Lab::new() else {
         return;
     };
-    let cleanup = Cleanup::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (volume, mount) = new_volume(&cleanup, "data");
+    let (volume, mount) = (&lab.volume, &lab.mount);
     std::fs::create_dir(mount.join("uploads")).unwrap();
     std::fs::write(mount.join("uploads/a.txt"), "before the upgrade").unwrap();
     std::fs::write(mount.join("settings"), "v1").unwrap();
 
-    let (_registry, container, id) = app_using(&cleanup, dir.path(), &volume);
+    let (_registry, container, id) = app_using(&lab.cleanup, lab.dir.path(), volume);
     assert_eq!(docker::inspect(&container, "{{.State.Running}}"), "true");
     let started_before = docker::inspect(&container, "{{.State.StartedAt}}");
 
-    let out = dir.path().join("backups");
-    let created = create_volume_backup(&volume, &out);
-    assert_eq!(created.code, 0, "{}", created.stderr);
+    let created = lab.backed_up();
     let step = last_step(&created.stdout);
     assert_eq!(step["result"]["volumes"], serde_json::json!([volume]));
     assert_eq!(step["result"]["files"], 2, "{step}");
@@ -105,17 +144,8 @@ fn a_volume_is_backed_up_and_restored_in_place_with_its_container_stopped_and_st
     assert_eq!(restored.code, 0, "{}{}", restored.stdout, restored.stderr);
     let step = last_step(&restored.stdout);
     assert_eq!(step["result"]["volumes"], serde_json::json!([volume]));
-    assert_eq!(
-        step["result"]["containers"]["stopped"],
-        serde_json::json!([id]),
-        "{step}"
-    );
-    assert_eq!(
-        step["result"]["containers"]["started"],
-        serde_json::json!([id]),
-        "{step}"
-    );
-    let mount_now = PathBuf::from(docker::inspect(&volume, "{{.Mountpoint}}"));
+    assert_stopped_and_started(&step, &id);
+    let mount_now = PathBuf::from(docker::inspect(volume, "{{.Mountpoint}}"));
     assert_eq!(
         std::fs::read_to_string(mount_now.join("uploads/a.txt")).unwrap(),
         "before the upgrade"
@@ -143,16 +173,13 @@ fn a_volume_is_backed_up_and_restored_in_place_with_its_container_stopped_and_st
 
 #[test]
 fn a_restore_whose_archive_holds_another_volume_than_its_step_names_is_refused() {
-    let Some(_docker) = docker::require_docker() else {
+    let Some(lab) = Lab::new() else {
         return;
     };
-    let cleanup = Cleanup::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (volume, mount) = new_volume(&cleanup, "data");
-    let (other, _) = new_volume(&cleanup, "other");
+    let mount = &lab.mount;
+    let (other, _) = new_volume(&lab.cleanup, "other");
     std::fs::write(mount.join("a.txt"), "backed up").unwrap();
-    let created = create_volume_backup(&volume, &dir.path().join("backups"));
-    assert_eq!(created.code, 0, "{}", created.stderr);
+    let created = lab.backed_up();
     std::fs::write(mount.join("a.txt"), "live").unwrap();
 
     // The record's create step says it backed up the other volume: the archive at its path
@@ -192,17 +219,14 @@ fn a_missing_volume_is_not_found_and_named() {
 
 #[test]
 fn a_failed_volume_restore_still_starts_the_containers_it_stopped_and_says_so() {
-    let Some(_docker) = docker::require_docker() else {
+    let Some(lab) = Lab::new() else {
         return;
     };
-    let cleanup = Cleanup::new();
-    let dir = tempfile::tempdir().unwrap();
-    let (volume, mount) = new_volume(&cleanup, "data");
+    let mount = &lab.mount;
     std::fs::create_dir(mount.join("uploads")).unwrap();
     std::fs::write(mount.join("uploads/a.txt"), "backed up").unwrap();
-    let (_registry, container, id) = app_using(&cleanup, dir.path(), &volume);
-    let created = create_volume_backup(&volume, &dir.path().join("backups"));
-    assert_eq!(created.code, 0, "{}", created.stderr);
+    let (_registry, container, id) = app_using(&lab.cleanup, lab.dir.path(), &lab.volume);
+    let created = lab.backed_up();
 
     // A symlink planted at the volume's mount point: the restore refuses to write through
     // it, after the container was stopped for it.
@@ -213,16 +237,7 @@ fn a_failed_volume_restore_still_starts_the_containers_it_stopped_and_says_so() 
     assert_eq!(restored.code, 1, "{}{}", restored.stdout, restored.stderr);
     let step = last_step(&restored.stdout);
     assert_eq!(step["error"]["kind"], "unsafe_input", "{step}");
-    assert_eq!(
-        step["result"]["containers"]["stopped"],
-        serde_json::json!([id]),
-        "{step}"
-    );
-    assert_eq!(
-        step["result"]["containers"]["started"],
-        serde_json::json!([id]),
-        "{step}"
-    );
+    assert_stopped_and_started(&step, &id);
     assert_eq!(docker::inspect(&container, "{{.State.Running}}"), "true");
     assert!(
         std::fs::symlink_metadata(&mount).unwrap().is_symlink(),

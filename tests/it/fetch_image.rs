@@ -29,6 +29,23 @@ fn fetch_image(args: &[&str]) -> kit::Outcome {
     kit::run(cmd)
 }
 
+/// `ugw-fetch --image` of `image` by digest, smoke-tested with `command` within `timeout`.
+fn fetch_with_smoke(image: &DemoImage, command: &str, timeout: &str) -> kit::Outcome {
+    fetch_image(&[
+        &image.by_digest(),
+        "--smoke",
+        command,
+        "--smoke-timeout",
+        timeout,
+    ])
+}
+
+/// Nothing was pulled: no manifest GET since `gets_before`, and no `image` here.
+fn assert_nothing_pulled(registry: &Registry, image: &DemoImage, gets_before: usize) {
+    assert_eq!(registry.manifest_gets(&image.repo), gets_before);
+    assert!(!docker::image_present(&image.tagged()));
+}
+
 #[test]
 fn an_image_pinned_by_digest_is_pulled_checked_and_recorded() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,13 +196,7 @@ fn a_failing_smoke_test_fails_the_step_and_removes_the_pulled_image() {
         return;
     };
     // The image has no shell: CMD's words are the container's argv.
-    let out = fetch_image(&[
-        &image.by_digest(),
-        "--smoke",
-        "/app/ugw-demo-app --no-such-flag",
-        "--smoke-timeout",
-        "30s",
-    ]);
+    let out = fetch_with_smoke(&image, "/app/ugw-demo-app --no-such-flag", "30s");
     out.fails_with(Kind::SmokeFailed).stderr_has("smoke test");
     let step = out.step("ugw-fetch");
     assert_eq!(step.result["smoke"]["outcome"], "exit 2");
@@ -213,13 +224,7 @@ fn a_smoke_test_past_its_timeout_fails_and_leaves_no_container_running() {
         return;
     };
     // The demo service never exits by itself: the smoke test's deadline stops it.
-    let out = fetch_image(&[
-        &image.by_digest(),
-        "--smoke",
-        "/app/ugw-demo-app --listen 127.0.0.1:8080",
-        "--smoke-timeout",
-        "3s",
-    ]);
+    let out = fetch_with_smoke(&image, "/app/ugw-demo-app --listen 127.0.0.1:8080", "3s");
     out.fails_with(Kind::SmokeFailed).stderr_has("timed out");
     assert_eq!(
         no_containers_of(&image),
@@ -238,8 +243,7 @@ fn an_image_without_a_digest_or_list_is_refused_before_anything_runs() {
     let out = fetch_image(&[&image.tagged()]);
     out.fails_with(Kind::Usage).stderr_has("no integrity check");
     assert_eq!(out.code, 2);
-    assert_eq!(registry.manifest_gets(&image.repo), before);
-    assert!(!docker::image_present(&image.tagged()));
+    assert_nothing_pulled(&registry, &image, before);
     // A REF that would read as a docker flag is refused as a reference.
     fetch_image(&["--help=x", "--digest", &image.digest]).assert_code(2);
 }
@@ -284,8 +288,7 @@ fn dry_run_says_what_it_would_pull_and_pulls_nothing() {
     let step = out.step("ugw-fetch");
     assert!(step.dry_run);
     assert_eq!(step.result["reference"], image.by_digest());
-    assert_eq!(registry.manifest_gets(&image.repo), before);
-    assert!(!docker::image_present(&image.tagged()));
+    assert_nothing_pulled(&registry, &image, before);
 }
 
 #[test]

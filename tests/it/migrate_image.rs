@@ -6,14 +6,54 @@
 use crate::kit;
 
 use kit::docker::{self, Behaviour, Cleanup, ImageSpec, Registry};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const RUN: &str = "20261207T160000Z-test-0024";
 
 /// A record with one ok `ugw-fetch --image` step of `repository@digest` in `run`, on this
 /// host.
-fn image_record(run: &str, repository: &str, digest: &str) -> String {
-    docker::fetched_image_record(run, run, repository, digest, "v2.0.0").to_string()
+fn image_record(run: &str, repository: &str, digest: &str) -> serde_json::Value {
+    docker::fetched_image_record(run, run, repository, digest, "v2.0.0")
+}
+
+/// One test's set-up with Docker: a loopback registry, the image of `image_with_migrations`
+/// pulled by digest, and the path of the SQLite file the migrations go to (not made yet).
+/// Fields drop in order: the guard removes the image before the registry stops.
+struct Lab {
+    image: docker::DemoImage,
+    db: PathBuf,
+    _cleanup: Cleanup,
+    _registry: Registry,
+    _dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// `None` (the test skips, or fails under CI=true) without Docker.
+    fn new() -> Option<Lab> {
+        docker::require_docker()?;
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::start(dir.path());
+        let cleanup = Cleanup::new();
+        let image = image_with_migrations(&registry, &cleanup);
+        Some(Lab {
+            image,
+            db: dir.path().join("app.db"),
+            _cleanup: cleanup,
+            _registry: registry,
+            _dir: dir,
+        })
+    }
+
+    /// This run's record of the image's `ugw-fetch --image` step.
+    fn record(&self) -> serde_json::Value {
+        image_record(RUN, &self.image.repository, &self.image.digest)
+    }
+
+    /// Nothing was applied to the database, and no container made from the image is left.
+    fn assert_untouched(&self) {
+        assert!(!tables(&self.db).contains("items"));
+        assert_eq!(containers_of(&self.image.by_digest()), "");
+    }
 }
 
 /// `ugw-migrate up --from-image` on the record of a real fetched image, edited by `forge`
@@ -23,22 +63,15 @@ fn refused_after(
     kind: kit::Kind,
     says: &str,
 ) {
-    let Some(_docker) = docker::require_docker() else {
+    let Some(lab) = Lab::new() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::start(dir.path());
-    let cleanup = Cleanup::new();
-    let image = image_with_migrations(&registry, &cleanup);
-    let mut record =
-        docker::fetched_image_record(RUN, RUN, &image.repository, &image.digest, "v2.0.0");
-    forge(&mut record, &image);
-    let db = dir.path().join("app.db");
-    migrate(&record.to_string(), &db, &[])
+    let mut record = lab.record();
+    forge(&mut record, &lab.image);
+    migrate(&record.to_string(), &lab.db, &[])
         .fails_with(kind)
         .stderr_has(says);
-    assert!(!tables(&db).contains("items"));
-    assert_eq!(containers_of(&image.by_digest()), "");
+    lab.assert_untouched();
 }
 
 /// An image holding `/migrations/0001_items.sql`, pulled here by digest.
@@ -77,22 +110,17 @@ fn containers_of(reference: &str) -> String {
 
 #[test]
 fn the_migrations_of_the_fetched_image_are_applied_once_and_no_container_is_left() {
-    let Some(_docker) = docker::require_docker() else {
+    let Some(lab) = Lab::new() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::start(dir.path());
-    let cleanup = Cleanup::new();
-    let image = image_with_migrations(&registry, &cleanup);
-    let record = image_record(RUN, &image.repository, &image.digest);
-    let db = dir.path().join("app.db");
-    let out = migrate(&record, &db, &[]);
+    let (image, db, record) = (&lab.image, &lab.db, lab.record().to_string());
+    let out = migrate(&record, db, &[]);
     out.succeeds()
         .stderr_has(format!("copied /migrations out of {}", image.by_digest()));
     assert!(out.last_step().changed);
-    assert!(tables(&db).contains("items"), "{}", tables(&db));
+    assert!(tables(db).contains("items"), "{}", tables(db));
     assert_eq!(containers_of(&image.by_digest()), "");
-    let again = migrate(&record, &db, &[]);
+    let again = migrate(&record, db, &[]);
     again.succeeds();
     assert!(!again.last_step().changed, "{}", again.stdout);
     assert_eq!(containers_of(&image.by_digest()), "");
@@ -100,20 +128,17 @@ fn the_migrations_of_the_fetched_image_are_applied_once_and_no_container_is_left
 
 #[test]
 fn a_path_the_image_does_not_have_is_a_clear_error_and_no_container_is_left() {
-    let Some(_docker) = docker::require_docker() else {
+    let Some(lab) = Lab::new() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::start(dir.path());
-    let cleanup = Cleanup::new();
-    let image = image_with_migrations(&registry, &cleanup);
-    let record = image_record(RUN, &image.repository, &image.digest);
-    let db = dir.path().join("app.db");
-    migrate(&record, &db, &["--image-path", "/db/migrations"])
-        .fails_with(kit::Kind::NotFound)
-        .stderr_has("--image-path /db/migrations cannot be copied out of");
-    assert!(!tables(&db).contains("items"));
-    assert_eq!(containers_of(&image.by_digest()), "");
+    migrate(
+        &lab.record().to_string(),
+        &lab.db,
+        &["--image-path", "/db/migrations"],
+    )
+    .fails_with(kit::Kind::NotFound)
+    .stderr_has("--image-path /db/migrations cannot be copied out of");
+    lab.assert_untouched();
 }
 
 #[test]
@@ -156,7 +181,7 @@ fn after_an_image_fetch_dir_still_works_and_no_dir_points_to_from_image() {
     // No docker needed: ugw-migrate reads the fetch step, never the image, on these paths.
     let dir = tempfile::tempdir().unwrap();
     let digest = format!("sha256:{}", "1".repeat(64));
-    let record = image_record(RUN, "127.0.0.1:5000/app", &digest);
+    let record = image_record(RUN, "127.0.0.1:5000/app", &digest).to_string();
     let migrations = dir.path().join("migrations");
     std::fs::create_dir(&migrations).unwrap();
     std::fs::write(

@@ -2,7 +2,9 @@
 # The GitLab lab: three Rails nodes on loopback (rails1 the deploy node), each a demo service
 # ("puma") behind its own nginx, on GitLab 16.1.0, sharing one PostgreSQL database migrated to
 # 16.1.0's schema; releases 16.2.0 (good) and 16.2.1 (never healthy) published with their
-# SHA256SUMS; an Ansible inventory for them (local connection).
+# SHA256SUMS; an Ansible inventory for them (local connection). The nodes have no gitlab-ctl
+# running puma, so ugw-swap --start is puma's service manager (NODE/puma.pid); the lab's
+# gitlab-ctl only starts nginx.
 #   DATABASE_URL=postgres://… lab.sh DIR
 #   then: ansible-playbook -i DIR/inventory.yml zero-downtime-upgrade.yml -e gitlab_version=16.2.0
 #   stop it:  bash -c 'source examples/runbooks/lib.sh; lab_stop DIR'
@@ -12,8 +14,8 @@ lab_start "$1"
 lab_database
 lab_releases "$(dirname "$0")/../pg-migrations" 16.1.0 16.2.0 16.2.1
 
-# gitlab-ctl of a node: `restart` (puma, then nginx), `restart puma`, `start nginx`. nginx
-# daemonizes (it leaves our session) and writes NODE/nginx.pid, what the drain signals.
+# gitlab-ctl of a node, its nginx part: `start nginx`. nginx daemonizes (it leaves our
+# session) and writes NODE/nginx.pid, what the drain signals.
 write_gitlab_ctl() {
   local node=$1 nginx_port=$2 app_port=$3
   mkdir -p "$node/nginx"
@@ -47,13 +49,33 @@ start_nginx() {
   until [ -s $node/nginx.pid ]; do sleep 0.01; done
 }
 case "\$*" in
-  restart) $node/restart; start_nginx ;;
-  "restart puma") $node/restart ;;
   "start nginx") start_nginx ;;
-  *) echo "usage: gitlab-ctl restart [puma] | start nginx" >&2; exit 2 ;;
+  *) echo "usage: gitlab-ctl start nginx" >&2; exit 2 ;;
 esac
 SCRIPT
   chmod 755 "$node/gitlab-ctl"
+}
+
+# puma_install NODE NGINX_PORT VERSION PUMA_FLAGS...: VERSION installed on NODE and puma started
+# on it the way the play restarts it (ugw-swap PUMA_FLAGS, the inventory's puma_restart), with
+# nginx in front, until ready through nginx while puma keeps running (the record in
+# NODE/install.json). It migrates when LAB_DB names a database.
+puma_install() {
+  local node=$1 nginx_port=$2 version=$3
+  shift 3
+  local migrate=(cat)
+  local -x UGW_HOST_ID
+  UGW_HOST_ID=$(basename "$node")
+  [ -n "${LAB_DB:-}" ] && migrate=(ugw-migrate up --create --db-env LAB_DB --quiet)
+  "$node/gitlab-ctl" start nginx
+  ugw-fetch --in none --url "$RELEASES/app-$version-linux-amd64.tar.gz" \
+      --sha256-url "$RELEASES/SHA256SUMS" --dest "$node/staging" --extract --quiet \
+    | "${migrate[@]}" \
+    | ugw-swap --root "$node" "$@" --quiet \
+    | ugw-wait-healthy --url "http://127.0.0.1:$nginx_port/-/readiness" \
+        --pidfile "$node/puma.pid" --expect-version --timeout 30s --quiet \
+    >"$node/install.json"
+  lab_say "$(basename "$node") runs $version"
 }
 
 inventory="all:
@@ -67,17 +89,23 @@ inventory="all:
       hosts:
         rails1:
     rails:
+      vars:
+        puma_restart: [--start, \"exec bin/app --listen 127.0.0.1:{{ app_port }}\",
+                       --pidfile, \"{{ node_dir }}/puma.pid\"]
+        puma_watch: [--pidfile, \"{{ node_dir }}/puma.pid\"]
       hosts:"
 for n in rails1 rails2 rails3; do
-  lab_service "$n" "$LAB/$n"
-  app_port=$PORT
+  node=$LAB/$n
+  mkdir -p "$node"
+  app_port=$(free_port)
   nginx_port=$(free_port)
-  echo "$nginx_port" >"$LAB/$n/nginx_port"
-  write_gitlab_ctl "$LAB/$n" "$nginx_port" "$app_port"
+  echo "$app_port" >"$node/port"
+  echo "$nginx_port" >"$node/nginx_port"
+  write_gitlab_ctl "$node" "$nginx_port" "$app_port"
   inventory+="
-        $n: {node_dir: $LAB/$n, app_port: $app_port, nginx_port: $nginx_port}"
+        $n: {node_dir: $node, app_port: $app_port, nginx_port: $nginx_port}"
   [ "$n" = rails1 ] && export LAB_DB=$DATABASE_URL || unset LAB_DB
-  lab_install "$LAB/$n" "$LAB/$n/gitlab-ctl restart" 16.1.0 \
-    --url "http://127.0.0.1:$nginx_port/-/readiness"
+  puma_install "$node" "$nginx_port" 16.1.0 \
+    --start "exec bin/app --listen 127.0.0.1:$app_port" --pidfile "$node/puma.pid"
 done
 echo "$inventory" >"$LAB/inventory.yml"

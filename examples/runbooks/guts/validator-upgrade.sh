@@ -25,17 +25,19 @@ say "order: ${order[*]} (leader $leader last)"
 # One validator: back up its data, fetch the binary and run it once (--version) before it
 # gets its name, swap it in with a restart (the old one kept as BINARY.ugw-prev), then wait
 # until it answers the new version and keeps answering (the "synced" and "stabilisation"
-# waits of the hand-written script, with a deadline instead of an endless loop).
+# waits of the hand-written script, with a deadline instead of an endless loop). How the
+# node restarts is the settings' `service` (systemctl, or ugw-swap --start as the lab has it).
 upgrade() {
-  local v=$1 record=$STATE/records/$1.json
+  local v=$1 record=$STATE/records/$1.json restart watch
   local -x UGW_HOST_ID=$v
+  service "$v"
   ugw-backup create --in none --path "$(data "$v")" --out "$STATE/backups/$v" \
       --name "$v-before-$version" --app-version "$2" --keep 3 \
     | ugw-fetch --url "$RELEASES/guts-node-$version-linux-amd64" \
         --sha256-url "$RELEASES/SHA256SUMS" --dest "$STATE/staging" --mode 755 \
         --smoke '{} --version' \
-    | ugw-swap --target "$(binary "$v")" --restart "$(service "$v")" \
-    | ugw-wait-healthy --url "$(url "$v")/health/ready" --expect-version \
+    | ugw-swap --target "$(binary "$v")" "${restart[@]}" \
+    | ugw-wait-healthy --url "$(url "$v")/health/ready" "${watch[@]}" --expect-version \
         --fail-status 500 --stable-for "$STABLE_FOR" --timeout "$SYNC_TIMEOUT" \
     >"$record"
 }
@@ -43,12 +45,13 @@ upgrade() {
 # The failure path of one validator whose new binary went in: the old binary back (the new
 # one kept as BINARY.ugw-failed), restarted, and healthy again on the version it ran before.
 roll_back() {
-  local v=$1 record=$STATE/records/$1.json
+  local v=$1 record=$STATE/records/$1.json restart watch
   local -x UGW_HOST_ID=$v
-  ugw-swap --target "$(binary "$v")" --rollback --restart "$(service "$v")" \
+  service "$v"
+  ugw-swap --target "$(binary "$v")" --rollback "${restart[@]}" \
     --record "$record" --output none
-  ugw-wait-healthy --url "$(url "$v")/health/ready" --expect-version "$2" --timeout 60s \
-    --always --record "$record" --output none
+  ugw-wait-healthy --url "$(url "$v")/health/ready" "${watch[@]}" --expect-version "$2" \
+    --timeout 60s --always --record "$record" --output none
 }
 
 # The version of the binary installed (what `guts-node --version` says).

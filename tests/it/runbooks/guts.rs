@@ -6,7 +6,7 @@ use super::*;
 const VALIDATORS: [&str; 4] = ["validator1", "validator2", "validator3", "validator4"];
 
 fn guts_lab() -> Option<Lab> {
-    Lab::start("guts", &["python3", "setsid", "sha256sum"], &[])
+    Lab::start("guts", &["python3", "sha256sum"], &[])
 }
 
 fn guts_upgrade(lab: &Lab, version: &str) -> kit::Outcome {
@@ -105,4 +105,197 @@ fn guts_a_validator_that_fails_gets_its_binary_back_and_the_rollout_stops() {
         assert_eq!(lab.served(v), "v1.0.0", "{v}");
     }
     stop_and_check(lab);
+}
+
+// ---- the blue-green method (guts/blue-green.sh) ----
+
+/// The blue-green lab (guts/blue-green-lab.sh): the node's images in a loopback registry, the
+/// blue and green Compose projects, HAProxy in front (blue serving). Fields drop in order:
+/// the lab (lab_stop takes its projects down and stops the registry and HAProxy), then the
+/// guard that removes anything left under the test's Docker prefix.
+struct BlueGreen {
+    lab: Lab,
+    _docker: kit::docker::Cleanup,
+}
+
+fn blue_green_lab() -> Option<BlueGreen> {
+    kit::docker::require_docker()?;
+    if !HaProxy::available() || !kit::require("python3") {
+        return None;
+    }
+    let docker = kit::docker::Cleanup::new();
+    let lab = Lab {
+        dir: tempfile::Builder::new()
+            .prefix("ugw-rb-bg-")
+            .tempdir()
+            .unwrap(),
+        runbook: "guts",
+    };
+    let script = lab.script("blue-green-lab.sh");
+    let out = lab.bash(
+        &[&script, lab.s()],
+        &[("LAB_DOCKER_PREFIX", docker.prefix())],
+    );
+    assert_eq!(out.code, 0, "blue-green-lab.sh failed:\n{}", out.stderr);
+    Some(BlueGreen {
+        lab,
+        _docker: docker,
+    })
+}
+
+impl BlueGreen {
+    fn upgrade(&self, version: &str) -> kit::Outcome {
+        let conf = format!("{}/blue-green.conf", self.lab.s());
+        self.lab.run(
+            "blue-green.sh",
+            &[version],
+            &[("GUTS_BLUE_GREEN_CONF", &conf)],
+        )
+    }
+
+    /// The port of the balancer's frontend (`haproxy`), or of one colour.
+    fn port(&self, what: &str) -> u16 {
+        self.lab.port(what)
+    }
+
+    /// Constant load through the balancer.
+    fn load(&self) -> Load {
+        Load::start(
+            &format!("http://127.0.0.1:{}/health/ready", self.port("haproxy")),
+            40,
+            Duration::from_secs(150),
+        )
+    }
+
+    /// HAProxy's view of `colour`, read on its stats socket: (operational state, admin
+    /// state); 2 is running, and admin 0 is ready (bit 1: maint set at run time).
+    fn haproxy_state(&self, colour: &str) -> (u32, u32) {
+        let mut socket =
+            std::os::unix::net::UnixStream::connect(self.lab.path().join("haproxy/admin.sock"))
+                .unwrap();
+        socket.write_all(b"show servers state guts\n").unwrap();
+        let mut text = String::new();
+        socket.read_to_string(&mut text).unwrap();
+        let row: Vec<&str> = text
+            .lines()
+            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .find(|words| words.get(3) == Some(&colour))
+            .unwrap_or_else(|| panic!("no {colour} in {text}"));
+        (row[5].parse().unwrap(), row[6].parse().unwrap())
+    }
+
+    /// The version `colour` answers on its own port (`None`: nothing answers there).
+    fn colour_serves(&self, colour: &str) -> Option<String> {
+        let (status, body) = get(self.port(colour), "/health/ready", &[]);
+        (status == 200).then(|| version_in(&body))
+    }
+
+    /// The version the balancer answers, read by hand.
+    fn balancer_serves(&self) -> String {
+        let (status, body) = get(self.port("haproxy"), "/health/ready", &[]);
+        assert_eq!(status, 200, "{body}");
+        version_in(&body)
+    }
+
+    fn live(&self) -> String {
+        String::from_utf8(self.lab.file("state/live"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+}
+
+#[test]
+fn guts_blue_green_switches_to_the_new_colour_under_load_with_no_failed_request() {
+    let Some(bg) = blue_green_lab() else { return };
+    let load = bg.load();
+    let out = bg.upgrade("v1.1.0");
+    let failures = load.failures();
+    let tally = load.stop();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(tally.bad(), 0, "{tally:?}: {failures:?}");
+    assert!(tally.ok >= 40, "too little load to tell: {tally:?}");
+
+    record_with(
+        &bg.lab,
+        "state/blue-green-v1.1.0.json",
+        true,
+        &[
+            "ugw-fetch ok",
+            "ugw-swap ok",
+            "ugw-wait-healthy ok",
+            "ugw-drain ok",
+            "ugw-drain ok",
+            "ugw-verify ok",
+            "ugw-drain ok",
+        ],
+    );
+    // Green serves, in the backend and UP; blue is out (maint) and stopped.
+    assert_eq!(bg.live(), "green");
+    assert_eq!(bg.balancer_serves(), "v1.1.0");
+    assert_eq!(bg.haproxy_state("green"), (2, 0));
+    assert_eq!(bg.haproxy_state("blue").1 & 1, 1, "blue still in the backend");
+    assert_eq!(bg.colour_serves("blue"), None, "blue still runs");
+}
+
+#[test]
+fn guts_blue_green_a_colour_never_healthy_is_never_switched_in() {
+    let Some(bg) = blue_green_lab() else { return };
+    let load = bg.load();
+    let out = bg.upgrade("v1.2.0");
+    let failures = load.failures();
+    let tally = load.stop();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(tally.bad(), 0, "{tally:?}: {failures:?}");
+
+    let record = record_with(
+        &bg.lab,
+        "state/blue-green-v1.2.0.json",
+        false,
+        &["ugw-fetch ok", "ugw-swap failed"],
+    );
+    assert_eq!(record.steps[1].error_kind(), "restart_failed");
+    // Nothing switched: blue serves v1.0.0, green idle and back on v1.0.0.
+    assert_eq!(bg.live(), "blue");
+    assert_eq!(bg.balancer_serves(), "v1.0.0");
+    assert_eq!(bg.haproxy_state("blue"), (2, 0));
+    assert_eq!(bg.haproxy_state("green").1 & 1, 1, "green put in the backend");
+    assert_eq!(bg.colour_serves("green").as_deref(), Some("v1.0.0"));
+}
+
+#[test]
+fn guts_blue_green_a_check_that_fails_after_the_switch_switches_back() {
+    let Some(bg) = blue_green_lab() else { return };
+    let out = bg.upgrade("v1.3.0");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+
+    let record = record_with(
+        &bg.lab,
+        "state/blue-green-v1.3.0.json",
+        false,
+        &[
+            "ugw-fetch ok",
+            "ugw-swap ok",
+            "ugw-wait-healthy ok",
+            "ugw-drain ok",
+            "ugw-drain ok",
+            "ugw-verify failed",
+            "ugw-drain ok",
+            "ugw-drain ok",
+            "ugw-swap ok",
+        ],
+    );
+    // The switch back: blue's drain undone, green drained again, green's image taken back.
+    assert_eq!(record.steps[6].result["undo"], true, "{:#}", record.steps[6].result);
+    assert_eq!(record.steps[6].result["server"], "guts/blue");
+    assert_eq!(record.steps[7].result["server"], "guts/green");
+    assert_eq!(
+        record.steps[8].result["current"],
+        record.steps[1].result["previous"]
+    );
+    assert_eq!(bg.live(), "blue");
+    assert_eq!(bg.balancer_serves(), "v1.0.0");
+    assert_eq!(bg.haproxy_state("blue"), (2, 0));
+    assert_eq!(bg.haproxy_state("green").1 & 1, 1, "green left in the backend");
+    assert_eq!(bg.colour_serves("green").as_deref(), Some("v1.0.0"));
 }

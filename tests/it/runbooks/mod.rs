@@ -134,12 +134,13 @@ impl Lab {
     }
 }
 
-/// Drop the lab and check that it stopped every process it started (each `*.pid` file).
+/// Drop the lab and check that it stopped every process it started (each `*.pid` file; the
+/// pid is its first line: `ugw-swap --start` writes which process it is on the second).
 fn stop_and_check(lab: Lab) {
     let pids: Vec<i32> = texts_below(lab.path())
         .into_iter()
         .filter(|(path, _)| path.extension().is_some_and(|e| e == "pid"))
-        .filter_map(|(_, text)| text.trim().parse().ok())
+        .filter_map(|(_, text)| text.lines().next()?.trim().parse().ok())
         .collect();
     assert!(!pids.is_empty());
     drop(lab);
@@ -165,6 +166,92 @@ impl Drop for Lab {
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/runbooks")
+}
+
+/// A Compose runbook's lab: Docker required (skipped with the reason, failed under CI=true),
+/// and a [`kit::docker::Cleanup`] whose prefix lab.sh names every project, volume and image
+/// with (`LAB_DOCKER_PREFIX`), so they go even where `lab_stop` could not. Fields drop in
+/// order: the lab (`lab_stop`) first, then the guard.
+struct ComposeLab {
+    lab: Lab,
+    cleanup: kit::docker::Cleanup,
+}
+
+impl std::ops::Deref for ComposeLab {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.lab
+    }
+}
+
+impl ComposeLab {
+    /// `Lab::start` of `runbook` with Docker too.
+    fn start(runbook: &'static str, needs: &[&str], env: &[(&str, &str)]) -> Option<ComposeLab> {
+        kit::docker::require_docker()?;
+        let cleanup = kit::docker::Cleanup::new();
+        let mut env = env.to_vec();
+        env.push(("LAB_DOCKER_PREFIX", cleanup.prefix()));
+        let lab = Lab::start(runbook, needs, &env)?;
+        Some(ComposeLab { lab, cleanup })
+    }
+
+    /// The id of the container Compose runs for `service` in the lab's projects.
+    fn container(&self, service: &str) -> String {
+        let listed = kit::docker::docker_ok(&[
+            "ps",
+            "--filter",
+            &format!("label=com.docker.compose.service={service}"),
+            "--format",
+            "{{.ID}} {{.Label \"com.docker.compose.project\"}}",
+        ]);
+        let ids: Vec<&str> = listed
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(_, project)| project.starts_with(self.cleanup.prefix()))
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids.len(), 1, "{service}: {listed}");
+        ids[0].to_string()
+    }
+
+    /// The image reference `service`'s container was created from (what ugw-swap pinned).
+    fn image_of(&self, service: &str) -> String {
+        kit::docker::inspect(&self.container(service), "{{.Config.Image}}")
+    }
+
+    /// Stop the lab (`lab_stop`, as its Drop does) and check it left nothing of its own in
+    /// Docker (containers, volumes, images of its prefix) and no process of a pid file.
+    fn stop_and_check(self) {
+        let ComposeLab { lab, cleanup } = self;
+        let pids: Vec<i32> = texts_below(lab.path())
+            .into_iter()
+            .filter(|(path, _)| path.extension().is_some_and(|e| e == "pid"))
+            .filter_map(|(_, text)| text.lines().next()?.trim().parse().ok())
+            .collect();
+        assert!(!pids.is_empty());
+        drop(lab);
+        for pid in pids {
+            assert!(
+                kit::gone(pid, Duration::from_secs(2)),
+                "pid {pid} still runs"
+            );
+        }
+        let prefix = cleanup.prefix();
+        let containers = kit::docker::docker_ok(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}} {{.Label \"com.docker.compose.project\"}}",
+        ]);
+        assert!(
+            !containers.contains(prefix),
+            "containers left: {containers}"
+        );
+        let volumes = kit::docker::docker_ok(&["volume", "ls", "-q"]);
+        assert!(!volumes.contains(prefix), "volumes left: {volumes}");
+        let images = kit::docker::docker_ok(&["images", "--format", "{{.Repository}}"]);
+        assert!(!images.contains(prefix), "images left: {images}");
+    }
 }
 
 /// GET `path` on 127.0.0.1:`port` with `headers`: the status and the body; status 0 when

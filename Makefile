@@ -25,7 +25,7 @@ TARGET_DIR = $(eval TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 -
 PROFILE_DIR   = $(if $(filter dev debug,$(PROFILE)),debug,$(PROFILE))
 PROFILE_FLAGS = $(if $(filter dev debug,$(PROFILE)),,$(if $(filter release,$(PROFILE)),--release,--profile $(PROFILE)))
 
-.PHONY: all build release test demo bench man check lint fmt install install-build uninstall clean fuzz
+.PHONY: all build release test demo demo-compose bench man check lint fmt install install-build uninstall clean fuzz
 
 all: build
 
@@ -48,6 +48,13 @@ test: build
 demo: build
 	@[ -n "$(TARGET_DIR)" ] || { echo "make: cannot ask cargo where it builds (cargo metadata failed)" >&2; exit 1; }
 	UGW_BIN_DIR="$(TARGET_DIR)/debug" bash examples/demo.sh
+
+# The Compose stack of examples/compose/ upgraded on loopback (needs Docker, Compose, HAProxy
+# and docker-registry): web start-first behind HAProxy, worker stop-first, a bad image's
+# failure path; everything it made in Docker is removed on exit.
+demo-compose: build
+	@[ -n "$(TARGET_DIR)" ] || { echo "make: cannot ask cargo where it builds (cargo metadata failed)" >&2; exit 1; }
+	UGW_BIN_DIR="$(TARGET_DIR)/debug" bash examples/compose/demo.sh
 
 # Every benchmark, then bench/RESULTS.md from the table each one left in bench/results/ (one
 # that misses a target does not stop the others; the exit status says whether any did).

@@ -1,39 +1,50 @@
 #!/usr/bin/env bash
-# The Terragnos Core lab: a Compose-like stack of two demo services (api, whose health wants a
-# bearer token, and worker) running v1.4.0 from one release folder, a PostgreSQL database
-# migrated to v1.4.0's schema, and releases v1.5.0 (good) and v1.6.0 (never healthy) published
-# with their SHA256SUMS.
+# The Terragnos Core lab: its Compose stack (compose.yml: api, whose health wants a bearer
+# token, and worker) running image v1.4.0 from a registry on loopback, a PostgreSQL database
+# migrated to v1.4.0's schema, and images v1.5.0 (good) and v1.6.0 (never healthy) pushed with
+# their IMAGES.sha256 list served beside them.
 #   DATABASE_URL=postgres://… lab.sh DIR    then: TERRAGNOS_ENV=DIR/.env upgrade.sh v1.5.0
 #   stop it:  bash -c 'source examples/runbooks/lib.sh; lab_stop DIR'
 set -euo pipefail
-source "$(dirname "$0")/../lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../lib.sh"
 lab_start "$1"
 lab_database
-lab_releases "$(dirname "$0")/../pg-migrations" v1.4.0 v1.5.0 v1.6.0
+lab_registry
+# The db-setup job of compose.yml runs ugw-migrate from the image.
+IMAGE_BINARIES=ugw-migrate lab_images terragnos "$here/../pg-migrations" v1.4.0 v1.5.0 v1.6.0
+lab_serve
 
-# The settings file of the stack (Compose's .env): the token lives here and reaches the api
-# through its environment, never its command line.
-token=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+# The stack's folder (the operator's compose.yml; ugw-swap keeps its pins in .ugw/ beside it)
+# and its .env: the token lives there and reaches the api through its environment, never its
+# command line.
 stack=$LAB/stack
-lab_service api "$stack"
-api=http://127.0.0.1:$PORT
-lab_service worker "$stack"
-worker=http://127.0.0.1:$PORT
+mkdir -p "$stack"
+cp "$here/compose.yml" "$stack/compose.yml"
+token=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+api_port=$(free_port)
+worker_port=$(free_port)
 cat >"$LAB/.env" <<ENV
-RELEASES=$RELEASES
+COMPOSE_PROJECT_NAME=$(lab_docker_name terragnos)
 STACK=$stack
 STATE=$LAB/state
+TERRAGNOS_IMAGE=$IMAGE
+TERRAGNOS_VERSION=v1.4.0
+IMAGE_SUMS_URL=$RELEASES/IMAGES.sha256
 DATABASE_URL=$DATABASE_URL
-API_URL=$api
-WORKER_URL=$worker
+API_PORT=$api_port
+WORKER_PORT=$worker_port
+API_URL=http://127.0.0.1:$api_port
+WORKER_URL=http://127.0.0.1:$worker_port
 TERRAGNOS_API_TOKEN=$token
-# \`docker compose up -d api worker\` of the lab: both services restarted on what current
-# points at, the api given its token through its environment.
-COMPOSE_RESTART='UGW_DEMO_HEALTH_TOKEN=\$TERRAGNOS_API_TOKEN $LAB/api/restart && $LAB/worker/restart'
 ENV
 chmod 600 "$LAB/.env"
+mkdir -p "$LAB/api" "$LAB/worker"
+echo "$api_port" >"$LAB/api/port"
+echo "$worker_port" >"$LAB/worker/port"
 
 set -a; source "$LAB/.env"; set +a
 export HEALTH_AUTH="Bearer $token"
-LAB_DB=$DATABASE_URL lab_install "$stack" "$COMPOSE_RESTART" v1.4.0 \
-  --url "$api/health/ready" --header-env Authorization=HEALTH_AUTH --url "$worker/health/ready"
+LAB_DB=$DATABASE_URL LAB_ENV_FILE=$LAB/.env lab_compose_install "$stack/compose.yml" \
+  "$COMPOSE_PROJECT_NAME" "api worker" v1.4.0 \
+  --url "$API_URL/health/ready" --header-env Authorization=HEALTH_AUTH --url "$WORKER_URL/health/ready"

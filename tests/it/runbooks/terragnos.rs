@@ -1,5 +1,5 @@
-//! Terragnos Core's upgrade: a Compose stack, a bearer-token health check, PostgreSQL (see the
-//! parent module for the lab).
+//! Terragnos Core's upgrade: a Docker Compose stack (api, worker) switched by image digest, a
+//! bearer-token health check, PostgreSQL on the host (see the parent module for the lab).
 
 use super::*;
 
@@ -14,6 +14,37 @@ const TERRAGNOS_PIPE: [&str; 8] = [
     "ugw-verify",
     "ugw-migrate",
 ];
+
+/// The Terragnos lab on a database of the kit's cluster named after `test`; `None` (skipped,
+/// or failed under CI=true) without Docker or PostgreSQL.
+fn terragnos_lab(test: &str) -> Option<(ComposeLab, Database)> {
+    if !kit::require("pg_dump") || !kit::require("pg_restore") {
+        return None;
+    }
+    kit::docker::require_docker()?;
+    let db = kit::postgres::database(test)?;
+    let lab = ComposeLab::start(
+        "terragnos",
+        &["python3", "sha256sum", "docker-registry"],
+        &[("DATABASE_URL", &db.url())],
+    )?;
+    Some((lab, db))
+}
+
+/// The image reference (`REPO@sha256:…`) the lab's install fetched: the old version's.
+fn installed_reference(lab: &Lab) -> String {
+    let project = String::from_utf8(lab.file(".env"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("COMPOSE_PROJECT_NAME="))
+        .unwrap()
+        .to_string();
+    let install = lab.record(&format!("install-{project}.json"));
+    install.steps[0].result["reference"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
 
 fn terragnos_upgrade(lab: &Lab, version: &str) -> kit::Outcome {
     let env = format!("{}/.env", lab.s());
@@ -40,7 +71,7 @@ fn terragnos_api_version(lab: &Lab) -> String {
 
 #[test]
 fn terragnos_upgrades_the_stack_with_the_token_kept_out_of_sight() {
-    let Some((lab, db)) = pg_lab("terragnos", "rb_terragnos_ok") else {
+    let Some((lab, db)) = terragnos_lab("rb_terragnos_ok") else {
         return;
     };
     let argv_log = lab.path().join("argv.log");
@@ -68,6 +99,14 @@ fn terragnos_upgrades_the_stack_with_the_token_kept_out_of_sight() {
     );
     assert_eq!(terragnos_api_version(&lab), "v1.5.0");
     assert_eq!(lab.served("worker"), "v1.5.0");
+    // Both containers run the image the fetch verified, by its digest.
+    let fetched = &record.steps[2].result;
+    assert_eq!(fetched["version"], "v1.5.0", "{fetched:#}");
+    let reference = fetched["reference"].as_str().unwrap();
+    assert!(reference.contains("@sha256:"), "{reference}");
+    assert_eq!(lab.image_of("api"), reference);
+    assert_eq!(lab.image_of("worker"), reference);
+    assert_eq!(record.steps[4].result["current"], reference);
     // Expand before the swap, contract after it.
     assert_eq!(pg_columns(&db, "items"), ["id", "name", "note"]);
     assert!(pg_columns(&db, "legacy_sessions").is_empty());
@@ -78,7 +117,12 @@ fn terragnos_upgrades_the_stack_with_the_token_kept_out_of_sight() {
     for (path, text) in texts_below(&lab.path().join("state")) {
         assert!(!text.contains(&token), "{} holds the token", path.display());
     }
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", lab.pid("api").trim())).unwrap();
+    for (path, text) in texts_below(&lab.path().join("stack")) {
+        assert!(!text.contains(&token), "{} holds the token", path.display());
+    }
+    let api_pid = kit::docker::inspect(&lab.container("api"), "{{.State.Pid}}");
+    let cmdline = std::fs::read(format!("/proc/{api_pid}/cmdline")).unwrap();
+    assert!(String::from_utf8_lossy(&cmdline).contains("ugw-demo-app"));
     assert!(!String::from_utf8_lossy(&cmdline).contains(&token));
     let argv = std::fs::read_to_string(&argv_log).unwrap();
     assert!(
@@ -89,11 +133,13 @@ fn terragnos_upgrades_the_stack_with_the_token_kept_out_of_sight() {
         !argv.contains(&token),
         "a tool had the token in its argv: {argv}"
     );
+    // lab_stop takes down the project, its images and the registry.
+    lab.stop_and_check();
 }
 
 #[test]
 fn terragnos_a_release_that_fails_is_rolled_back_and_the_database_restored() {
-    let Some((lab, db)) = pg_lab("terragnos", "rb_terragnos_bad") else {
+    let Some((lab, db)) = terragnos_lab("rb_terragnos_bad") else {
         return;
     };
     let out = terragnos_upgrade(&lab, "v1.6.0");
@@ -112,11 +158,22 @@ fn terragnos_a_release_that_fails_is_rolled_back_and_the_database_restored() {
     assert_eq!(record.steps[5].error_kind(), "fail_condition");
     assert_eq!(terragnos_api_version(&lab), "v1.4.0");
     assert_eq!(lab.served("worker"), "v1.4.0");
+    // Both containers on the old image again, by digest; the rollback names the bad one.
+    let old = installed_reference(&lab);
+    assert_eq!(lab.image_of("api"), old);
+    assert_eq!(lab.image_of("worker"), old);
+    let bad = record.steps[2].result["reference"].as_str().unwrap();
+    assert_eq!(record.steps[4].result["current"], bad);
+    let rollback = &record.steps[8].result;
     assert_eq!(
-        std::fs::read_link(lab.path().join("stack/current")).unwrap(),
-        Path::new("releases/v1.4.0")
+        (
+            &rollback["rollback"],
+            &rollback["current"],
+            &rollback["marked_failed"]
+        ),
+        (&true.into(), &old.clone().into(), &bad.into()),
+        "{rollback:#}"
     );
-    assert!(lab.exists("stack/releases/v1.6.0/.ugw-failed"));
     // The bad release's migrations (v1.5.0's and its own) are gone with the restore.
     assert_eq!(pg_columns(&db, "items"), ["id", "name"]);
     assert_eq!(pg_columns(&db, "legacy_sessions"), ["id", "token"]);

@@ -133,6 +133,30 @@ impl Compose {
             .collect())
     }
 
+    /// Stop (`docker stop`: the service's own stop signal and grace period, which Compose put
+    /// in the container's config) and remove every container of `services` in this project:
+    /// what `rm -s -f` does, without starting Compose for it.
+    pub(crate) fn stop_and_remove(
+        &self,
+        ctx: &Ctx,
+        services: &[String],
+        deadline: Instant,
+    ) -> Result<()> {
+        let mut ids = Vec::new();
+        for service in services {
+            ids.extend(self.containers(ctx, service, deadline)?);
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        for command in ["stop", "rm"] {
+            let mut args = vec![command];
+            args.extend(ids.iter().map(String::as_str));
+            docker(ctx, &args, deadline)?;
+        }
+        Ok(())
+    }
+
     /// The containers of `service` in this project (running or not), id and name, as `ps`
     /// lists them but asked of docker by Compose's own labels: one quick call where Compose v1
     /// would start Python and then need an inspect per container.

@@ -424,9 +424,7 @@ fn stop_first(
     result.marked_failed = Some(image.to_string());
     let Some(before) = pins.current.as_deref() else {
         // Nothing to go back to: the failed containers are stopped, the pin removed.
-        let mut args = vec!["rm", "-s", "-f"];
-        args.extend(mode.services.iter().map(String::as_str));
-        compose.run(ctx, &args, session.deadline(ctx))?;
+        compose.stop_and_remove(ctx, &mode.services, session.deadline(ctx))?;
         session.files.remove_override(None);
         result.current = None;
         return Err(restart_failed(result, None));
@@ -482,10 +480,8 @@ fn start_first(
     let ok = first.ok;
     result.restarts.push(first);
     result.restarted = ok;
-    let mut remove = vec!["rm", "-s", "-f"];
-    remove.extend(mode.services.iter().map(String::as_str));
     if !ok {
-        new.run(ctx, &remove, session.deadline(ctx))?;
+        new.stop_and_remove(ctx, &mode.services, session.deadline(ctx))?;
         session.files.remove_override(Some(idle));
         result.marked_failed = Some(image.to_string());
         result.current.clone_from(&pins.current);
@@ -504,7 +500,7 @@ fn start_first(
         drain(ctx, session, old, idle)?;
         session
             .compose(Some(old))
-            .run(ctx, &remove, session.deadline(ctx))?;
+            .stop_and_remove(ctx, &mode.services, session.deadline(ctx))?;
         ctx.reporter
             .info(&format!("slot {old} stopped; slot {idle} serves"));
     }

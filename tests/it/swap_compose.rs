@@ -26,17 +26,22 @@ fn compose_file(dir: &Path, repository: &str, listen: &str) -> PathBuf {
     file
 }
 
-/// `ugw-swap --compose FILE --project P --service api ARGS`, on `record` when given.
-fn swap(file: &Path, project: &str, record: Option<&Path>, args: &[&str]) -> Outcome {
-    let mut cmd = tool("ugw-swap");
-    cmd.args([
+/// `--compose FILE --project P --service api`: the service every test swaps.
+fn the_service<'a>(file: &'a Path, project: &'a str) -> [&'a str; 6] {
+    [
         "--compose",
         s(file),
         "--project",
         project,
         "--service",
         "api",
-    ]);
+    ]
+}
+
+/// `ugw-swap --compose FILE --project P --service api ARGS`, on `record` when given.
+fn swap(file: &Path, project: &str, record: Option<&Path>, args: &[&str]) -> Outcome {
+    let mut cmd = tool("ugw-swap");
+    cmd.args(the_service(file, project));
     if let Some(record) = record {
         cmd.args(["--record", s(record)]);
     }
@@ -213,15 +218,7 @@ fn stop_first_pins_by_digest_rolls_back_brings_the_old_container_back_and_keeps(
 fn status_then_keep(file: &Path, project: &str, check: &str, port: u16, built: [&DemoImage; 3]) {
     let [v1, v2, bad] = built;
     let mut status = tool("ugw-swap");
-    status.args([
-        "status",
-        "--compose",
-        s(file),
-        "--project",
-        project,
-        "--service",
-        "api",
-    ]);
+    status.arg("status").args(the_service(file, project));
     let listed = kit::run(status);
     let step = listed.succeeds().last_step();
     assert_eq!(step.result["current"], v1.by_digest());
@@ -398,13 +395,7 @@ fn two_swaps_of_one_project_never_run_together_and_another_runs_digest_is_not_pi
     // A swap whose health check never answers holds the project's lock for its restart.
     let never = format!("http://127.0.0.1:{}/", kit::free_port());
     let mut slow = tool("ugw-swap");
-    slow.args([
-        "--compose",
-        s(&file),
-        "--project",
-        &project,
-        "--service",
-        "api",
+    slow.args(the_service(&file, &project)).args([
         "--image",
         &v2.by_digest(),
         "--restart-check",

@@ -57,6 +57,7 @@ mod swap_compose;
 mod swap_fetched;
 mod swap_force;
 mod swap_hostile;
+mod swap_interrupted;
 mod swap_left_behind;
 mod swap_move;
 mod swap_operator;

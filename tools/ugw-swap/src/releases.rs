@@ -22,8 +22,20 @@ use ugw_shared::{Ctx, Error, ErrorKind, Result, lock};
 const MARKER: &str = ".ugw-release";
 /// The marker of a release that was switched away from as failed.
 const FAILED: &str = ".ugw-failed";
+/// The note a swap leaves in a release before switching `current` to it when a restart
+/// follows, removed once that restart ran: a later run that finds it in the current release
+/// knows the switch happened but the restart never did (the run was killed between the two).
+const RESTART_PENDING: &str = ".ugw-restart-pending";
 /// ugw's own files in a release: not part of its digest.
-const OURS: &[&str] = &[MARKER, FAILED];
+const OURS: &[&str] = &[MARKER, FAILED, RESTART_PENDING];
+
+/// What [`RESTART_PENDING`] holds: what a rerun needs to finish the interrupted swap as it
+/// would have finished (a failed restart switches back to `previous`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PendingRestart {
+    /// The release live before the switch (`None`: there was none).
+    previous: Option<String>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Marker {
@@ -315,6 +327,48 @@ impl Root {
             ugw_shared::time::rfc3339_millis(SystemTime::now())
         );
         ugw_shared::atomic::write_atomic(&self.release(name).join(FAILED), note.as_bytes())
+    }
+
+    /// Note in `version` that `current` is about to name it and a restart is to follow.
+    fn note_restart_pending(&self, version: &str, previous: Option<&str>) -> Result<()> {
+        let note = PendingRestart {
+            previous: previous.map(str::to_string),
+        };
+        let text = serde_json::to_vec(&note).expect("a note of names always serialises");
+        ugw_shared::atomic::write_atomic(&self.release(version).join(RESTART_PENDING), &text)
+    }
+
+    /// The note of a switch to `version` whose restart never ran to its end, if `version` (a
+    /// real folder of ours) has one; its `previous` only when that names a release folder
+    /// still there (a forged `../x` is never followed).
+    fn restart_pending(&self, version: &str) -> Option<PendingRestart> {
+        if not_ours(&self.release(version)).is_some() {
+            return None;
+        }
+        let path = self.release(version).join(RESTART_PENDING);
+        let bytes = ugw_shared::atomic::read_capped(&path, 4096).ok()?;
+        let note: PendingRestart = serde_json::from_slice(&bytes).unwrap_or_default();
+        let previous = note.previous.filter(|name| {
+            check_version(name).is_ok()
+                && name != version
+                && std::fs::symlink_metadata(self.release(name)).is_ok_and(|m| m.is_dir())
+        });
+        Some(PendingRestart { previous })
+    }
+
+    /// The restart after the switch to `version` ran (or the switch was taken back): its note
+    /// goes. One left behind would only cost a later rerun one more restart, so a failure to
+    /// remove it is said, not fatal.
+    fn clear_restart_pending(&self, ctx: &Ctx, version: &str) {
+        let note = self.release(version).join(RESTART_PENDING);
+        let removed = match std::fs::remove_file(&note) {
+            Ok(()) => sync_dir(&self.release(version)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(format!("cannot remove {}", note.display()), &e)),
+        };
+        if let Err(e) = removed {
+            ctx.reporter.warn(&e.message);
+        }
     }
 
     /// A release marked failed is not swapped in again without a word (issue 21 item 15):
@@ -775,7 +829,14 @@ fn swap(
         root.check_links_in_place(&version, &mode.links)?;
     }
     if previous.as_deref() == Some(version.as_str()) && !restage {
-        already_current(ctx, options, root, &mut result, &version)?;
+        match root.restart_pending(&version) {
+            Some(pending) if restarts(options) => {
+                restart_interrupted(ctx, options, mode, root, &mut result, &version, &pending)?;
+            }
+            pending => {
+                already_current(ctx, options, root, &mut result, &version, pending.is_some())?;
+            }
+        }
         return Ok(result);
     }
     root.refuse_failed(&version, mode.force)?;
@@ -790,6 +851,9 @@ fn swap(
         None
     };
     ugw_shared::failpoint::hit("swap.after-stage-move");
+    if restarts(options) {
+        root.note_restart_pending(&version, previous.as_deref())?;
+    }
     ctx.cancel.critical(|| root.switch_to(&version))?;
     ugw_shared::failpoint::hit("swap.after-current-switch");
     result.current = Some(version.clone());
@@ -814,17 +878,30 @@ fn swap(
     Ok(result)
 }
 
+/// Whether the swap restarts the service after the switch (`--restart` or `--start`).
+fn restarts(options: &Options) -> bool {
+    options.restart.is_some() || options.start.is_some()
+}
+
 /// The release asked for is live already: nothing to switch; `--force-restart` restarts it
-/// anyway.
+/// anyway. `never_restarted`: the run that switched to it was interrupted before its restart
+/// (this run has none to run: it is said).
 fn already_current(
     ctx: &Ctx,
     options: &Options,
     root: &Root,
     result: &mut Swapped,
     version: &str,
+    never_restarted: bool,
 ) -> Result<()> {
     result.current = Some(version.to_string());
     let what = format!("releases/{version}");
+    if never_restarted {
+        ctx.reporter.warn(&format!(
+            "{what} became current in a run interrupted before its restart, so the service may \
+             still run the release before; give --restart or --start to restart it"
+        ));
+    }
     let dir = root.release(version);
     let live = Some((dir.as_path(), version));
     if crate::forced_restart(ctx, options, result, &what, live)?.is_none() {
@@ -834,8 +911,48 @@ fn already_current(
     Ok(())
 }
 
+/// `current` names `version`, switched by a run killed before its restart ran to its end (the
+/// note it left in the release says so): run that restart now, as that run would have (a
+/// failed one switches back to the release live before it), and finish as it would have.
+fn restart_interrupted(
+    ctx: &Ctx,
+    options: &Options,
+    mode: &ReleasesMode,
+    root: &Root,
+    result: &mut Swapped,
+    version: &str,
+    pending: &PendingRestart,
+) -> Result<()> {
+    result.current = Some(version.to_string());
+    result.previous.clone_from(&pending.previous);
+    let what = format!(
+        "releases/{version} became current in a run interrupted before its restart ran to its end"
+    );
+    if ctx.dry_run {
+        result.would = Some(format!("restart: {what}"));
+        return Ok(());
+    }
+    ctx.reporter.warn(&format!("{what}; restarting it now"));
+    result.changed = true;
+    let switched = Switched {
+        previous: pending.previous.as_deref(),
+        version,
+        replaced: None,
+    };
+    restart_after_switch(ctx, options, root, result, &switched)?;
+    finish(
+        ctx,
+        mode,
+        root,
+        result,
+        version,
+        pending.previous.as_deref(),
+    )
+}
+
 /// The restart after the switch, if one was asked for; when it fails, the switch is undone
-/// (`revert`) and the error carries both runs.
+/// (`revert`) and the error carries both runs. Once it ran to an outcome, the switch's
+/// [`RESTART_PENDING`] note goes (a failed restart's, once the switch is taken back).
 fn restart_after_switch(
     ctx: &Ctx,
     options: &Options,
@@ -859,9 +976,14 @@ fn restart_after_switch(
     result.restarts.push(first);
     result.restarted = ok;
     if ok {
+        root.clear_restart_pending(ctx, switched.version);
         return Ok(());
     }
-    Err(revert(ctx, options, root, std::mem::take(result), switched))
+    let error = revert(ctx, options, root, std::mem::take(result), switched);
+    if !matches!(root.current(), Ok(Current::Release(live)) if live == switched.version) {
+        root.clear_restart_pending(ctx, switched.version);
+    }
+    Err(error)
 }
 
 /// What a swap switched, for the revert when its restart fails.
@@ -1041,6 +1163,8 @@ fn rollback(ctx: &mut Ctx, options: &Options, root: &Root, mut result: Swapped) 
         )
     })?;
     result.changed = true;
+    // A restart an interrupted swap to `current` never ran is not wanted any more.
+    root.clear_restart_pending(ctx, &current);
     ctx.reporter.info(&format!(
         "rolled back: current -> releases/{target}; {current} marked failed"
     ));

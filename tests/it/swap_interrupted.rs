@@ -1,0 +1,189 @@
+//! ugw-swap killed (SIGKILL, at the failpoint `swap.after-current-switch`) between the switch
+//! of `current` and its restart: the new release is current but the service still runs the
+//! old one. A rerun of the same swap finds the note the killed run left in the release,
+//! says so, and runs the restart (a failing one switches back, as the killed run would
+//! have); without the note it would say "already current; nothing to do".
+
+use crate::kit;
+
+use kit::{current, s, staged_release, swap};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+
+/// A releases root on v1 (restarted once), and v2 staged to swap to.
+struct Lab {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    v2: PathBuf,
+    /// One line per restart: the release `current` named when it ran.
+    restarted: PathBuf,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("app");
+        let v1 = staged_release(dir.path(), "v1", "one");
+        let v2 = staged_release(dir.path(), "v2", "two");
+        let restarted = dir.path().join("restarted");
+        let lab = Lab {
+            dir,
+            root,
+            v2,
+            restarted,
+        };
+        let args = lab.args(&v1, "v1", &lab.restart());
+        swap(&args.iter().map(String::as_str).collect::<Vec<_>>()).assert_code(0);
+        assert_eq!(lab.restarts(), ["releases/v1"]);
+        lab
+    }
+
+    /// A restart that notes which release is current.
+    fn restart(&self) -> String {
+        format!(
+            "readlink '{}' >> '{}'",
+            s(&self.root.join("current")),
+            s(&self.restarted)
+        )
+    }
+
+    fn args(&self, from: &Path, release: &str, restart: &str) -> Vec<String> {
+        [
+            "--in",
+            "none",
+            "--root",
+            s(&self.root),
+            "--from",
+            s(from),
+            "--release",
+            release,
+            "--restart",
+            restart,
+        ]
+        .map(str::to_string)
+        .to_vec()
+    }
+
+    /// The swap to v2 with `restart`, killed by its failpoint right after the switch.
+    fn swap_killed_after_the_switch(&self) {
+        let mut cmd = kit::tool("ugw-swap");
+        cmd.args(self.args(&self.v2, "v2", &self.restart()))
+            .env("UGW_FAILPOINT", "swap.after-current-switch")
+            .stdin(std::process::Stdio::null());
+        let out = cmd.output().unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGKILL),
+            "not killed at the failpoint: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(current(&self.root), "releases/v2");
+        assert_eq!(
+            self.restarts(),
+            ["releases/v1"],
+            "restarted before the kill"
+        );
+    }
+
+    /// The swap to v2 again (no failpoint), restarting with `restart`.
+    fn rerun(&self, restart: &str) -> kit::Outcome {
+        let args = self.args(&self.v2, "v2", restart);
+        swap(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    fn restarts(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.restarted)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The files ugw keeps in releases/v2 (its own names begin with `.ugw-`).
+    fn notes_in_v2(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.root.join("releases/v2"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(".ugw-") && name != ".ugw-release")
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+#[test]
+fn a_rerun_after_a_kill_between_the_switch_and_the_restart_restarts() {
+    let lab = Lab::new();
+    lab.swap_killed_after_the_switch();
+
+    let out = lab.rerun(&lab.restart());
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("interrupted before its restart") && out.stderr.contains("restarting"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("nothing to do"), "{}", out.stderr);
+    let step = out.last_step();
+    assert_eq!(step.result["restarted"], true, "{step:#?}");
+    assert_eq!(step.result["current"], "v2");
+    assert_eq!(step.result["previous"], "v1");
+    assert!(step.changed);
+    assert_eq!(lab.restarts(), ["releases/v1", "releases/v2"]);
+    assert!(lab.notes_in_v2().is_empty(), "{:?}", lab.notes_in_v2());
+
+    // Done now: a further rerun has nothing to do, and restarts nothing.
+    let again = lab.rerun(&lab.restart());
+    again.assert_code(0);
+    assert!(
+        again.stderr.contains("already current; nothing to do"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(again.last_step().result["restarted"], false);
+    assert_eq!(lab.restarts(), ["releases/v1", "releases/v2"]);
+    let _ = &lab.dir;
+}
+
+#[test]
+fn a_rerun_whose_restart_fails_switches_back_to_the_release_before() {
+    let lab = Lab::new();
+    lab.swap_killed_after_the_switch();
+
+    let failing = format!("{}; exit 7", lab.restart());
+    let out = lab.rerun(&failing);
+    out.assert_code(1);
+    let step = out.last_step();
+    assert_eq!(step.error_kind(), "restart_failed", "{step:#?}");
+    assert_eq!(step.result["current"], "v1");
+    assert_eq!(step.result["marked_failed"], "v2");
+    assert_eq!(current(&lab.root), "releases/v1");
+    // The restart after the switch (v2), then the one after switching back (v1).
+    assert_eq!(
+        lab.restarts(),
+        ["releases/v1", "releases/v2", "releases/v1"]
+    );
+    assert_eq!(lab.notes_in_v2(), [".ugw-failed"]);
+}
+
+#[test]
+fn a_rerun_with_no_restart_says_the_release_was_never_restarted() {
+    let lab = Lab::new();
+    lab.swap_killed_after_the_switch();
+
+    let mut cmd = kit::tool("ugw-swap");
+    cmd.args(&lab.args(&lab.v2, "v2", "true")[..8]);
+    let out = kit::run(cmd);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("interrupted before its restart")
+            && out.stderr.contains("give --restart or --start"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(lab.restarts(), ["releases/v1"]);
+    // Still noted: a rerun with its restart restarts.
+    assert_eq!(lab.notes_in_v2(), [".ugw-restart-pending"]);
+    lab.rerun(&lab.restart()).assert_code(0);
+    assert_eq!(lab.restarts(), ["releases/v1", "releases/v2"]);
+}

@@ -111,7 +111,7 @@ fn guts_a_validator_that_fails_gets_its_binary_back_and_the_rollout_stops() {
 
 /// The blue-green lab (guts/blue-green-lab.sh): the node's images in a loopback registry, the
 /// blue and green Compose projects, HAProxy in front (blue serving). Fields drop in order:
-/// the lab (lab_stop takes its projects down and stops the registry and HAProxy), then the
+/// the lab (`lab_stop` takes its projects down and stops the registry and HAProxy), then the
 /// guard that removes anything left under the test's Docker prefix.
 struct BlueGreen {
     lab: Lab,
@@ -234,7 +234,11 @@ fn guts_blue_green_switches_to_the_new_colour_under_load_with_no_failed_request(
     assert_eq!(bg.live(), "green");
     assert_eq!(bg.balancer_serves(), "v1.1.0");
     assert_eq!(bg.haproxy_state("green"), (2, 0));
-    assert_eq!(bg.haproxy_state("blue").1 & 1, 1, "blue still in the backend");
+    assert_eq!(
+        bg.haproxy_state("blue").1 & 1,
+        1,
+        "blue still in the backend"
+    );
     assert_eq!(bg.colour_serves("blue"), None, "blue still runs");
 }
 
@@ -259,7 +263,11 @@ fn guts_blue_green_a_colour_never_healthy_is_never_switched_in() {
     assert_eq!(bg.live(), "blue");
     assert_eq!(bg.balancer_serves(), "v1.0.0");
     assert_eq!(bg.haproxy_state("blue"), (2, 0));
-    assert_eq!(bg.haproxy_state("green").1 & 1, 1, "green put in the backend");
+    assert_eq!(
+        bg.haproxy_state("green").1 & 1,
+        1,
+        "green put in the backend"
+    );
     assert_eq!(bg.colour_serves("green").as_deref(), Some("v1.0.0"));
 }
 
@@ -286,7 +294,11 @@ fn guts_blue_green_a_check_that_fails_after_the_switch_switches_back() {
         ],
     );
     // The switch back: blue's drain undone, green drained again, green's image taken back.
-    assert_eq!(record.steps[6].result["undo"], true, "{:#}", record.steps[6].result);
+    assert_eq!(
+        record.steps[6].result["undo"], true,
+        "{:#}",
+        record.steps[6].result
+    );
     assert_eq!(record.steps[6].result["server"], "guts/blue");
     assert_eq!(record.steps[7].result["server"], "guts/green");
     assert_eq!(
@@ -296,6 +308,10 @@ fn guts_blue_green_a_check_that_fails_after_the_switch_switches_back() {
     assert_eq!(bg.live(), "blue");
     assert_eq!(bg.balancer_serves(), "v1.0.0");
     assert_eq!(bg.haproxy_state("blue"), (2, 0));
-    assert_eq!(bg.haproxy_state("green").1 & 1, 1, "green left in the backend");
+    assert_eq!(
+        bg.haproxy_state("green").1 & 1,
+        1,
+        "green left in the backend"
+    );
     assert_eq!(bg.colour_serves("green").as_deref(), Some("v1.0.0"));
 }

@@ -231,8 +231,8 @@ fn a_failed_volume_restore_still_starts_the_containers_it_stopped_and_says_so() 
     // A symlink planted at the volume's mount point: the restore refuses to write through
     // it, after the container was stopped for it.
     let elsewhere = mount.with_file_name("_data-elsewhere");
-    std::fs::rename(&mount, &elsewhere).unwrap();
-    std::os::unix::fs::symlink(&elsewhere, &mount).unwrap();
+    std::fs::rename(mount, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, mount).unwrap();
     let restored = restore_in_place(&created.stdout);
     assert_eq!(restored.code, 1, "{}{}", restored.stdout, restored.stderr);
     let step = last_step(&restored.stdout);
@@ -240,10 +240,10 @@ fn a_failed_volume_restore_still_starts_the_containers_it_stopped_and_says_so() 
     assert_stopped_and_started(&step, &id);
     assert_eq!(docker::inspect(&container, "{{.State.Running}}"), "true");
     assert!(
-        std::fs::symlink_metadata(&mount).unwrap().is_symlink(),
+        std::fs::symlink_metadata(mount).unwrap().is_symlink(),
         "a refused restore leaves the mount point as it was"
     );
     // Put the volume's folder back, so that Docker can remove the volume.
-    std::fs::remove_file(&mount).unwrap();
-    std::fs::rename(&elsewhere, &mount).unwrap();
+    std::fs::remove_file(mount).unwrap();
+    std::fs::rename(&elsewhere, mount).unwrap();
 }

@@ -1,10 +1,33 @@
-//! The update of `GitPulse`: calendar versions, maintenance mode, a smoke test, a restore on failure
+//! The update of `GitPulse` on Docker Compose: calendar-versioned images switched by digest,
+//! maintenance mode, a smoke test, the database and the uploads volume restored on failure
 //! (see the parent module for the lab).
 
 use super::*;
 
-fn gitpulse_lab() -> Option<Lab> {
-    Lab::start("gitpulse", &["python3", "setsid", "sha256sum"], &[])
+fn gitpulse_lab() -> Option<ComposeLab> {
+    ComposeLab::start(
+        "gitpulse",
+        &["python3", "sha256sum", "docker-registry"],
+        &[],
+    )
+}
+
+/// A setting of the lab's gitpulse.env.
+fn gitpulse_setting(lab: &Lab, name: &str) -> String {
+    let env = String::from_utf8(lab.file("gitpulse.env")).unwrap();
+    let prefix = format!("{name}=");
+    env.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {name} in gitpulse.env"))
+        .to_string()
+}
+
+/// The one upload in the lab's uploads volume, on the host (its mount point).
+fn gitpulse_upload(lab: &Lab) -> PathBuf {
+    let volume = gitpulse_setting(lab, "UPLOADS_VOLUME");
+    let mountpoint =
+        kit::docker::docker_ok(&["volume", "inspect", "--format", "{{.Mountpoint}}", &volume]);
+    Path::new(&mountpoint).join("avatar.png")
 }
 
 /// The tools of the `GitPulse` update pipe, in order.
@@ -39,8 +62,17 @@ fn gitpulse_updates_to_a_calendar_version_through_maintenance_mode() {
         &pipe_steps(&GITPULSE_PIPE, None),
     );
     assert_eq!(record.steps[2].result["version"], "2026.5.17.post4");
+    // The backup holds the uploads volume beside the database.
+    let backup = record.steps[0].result.to_string();
+    let volume = gitpulse_setting(&lab, "UPLOADS_VOLUME");
+    assert!(backup.contains(&volume), "{backup}");
+    // Both containers run the image the fetch verified, by its digest.
+    let reference = record.steps[2].result["reference"].as_str().unwrap();
+    assert!(reference.contains("@sha256:"), "{reference}");
+    assert_eq!(lab.image_of("api"), reference);
+    assert_eq!(lab.image_of("worker"), reference);
     // Maintenance mode: the flag file put there, waited out to zero in flight, then removed.
-    let flag = lab.path().join("maintenance").display().to_string();
+    let flag = lab.path().join("data/maintenance").display().to_string();
     let (on, off) = (&record.steps[3].result, &record.steps[9].result);
     assert_eq!(
         (
@@ -70,7 +102,7 @@ fn gitpulse_updates_to_a_calendar_version_through_maintenance_mode() {
     assert_eq!(lab.served("api"), "2026.5.17.post4");
     assert_eq!(lab.served("worker"), "2026.5.17.post4");
     // Out of maintenance mode again: the flag is gone and the balancer's check passes.
-    assert!(!lab.exists("maintenance"));
+    assert!(!lab.exists("data/maintenance"));
     assert_eq!(get(lab.port("api"), "/health/lb", &[]).0, 200);
     // The smoke test's item was created and deleted on the new release.
     let (status, items) = get(lab.port("api"), "/items", &[]);
@@ -79,15 +111,43 @@ fn gitpulse_updates_to_a_calendar_version_through_maintenance_mode() {
     assert_eq!(sqlite_columns(&db, "items"), ["id", "name", "note"]);
     assert!(sqlite_columns(&db, "legacy_sessions").is_empty());
     assert!(lab.exists("state/backups/gitpulse-2026.5.15-before-2026.5.17.post4.tar.gz"));
+    // lab_stop takes down the project, its volume, its images and the registry.
+    lab.stop_and_check();
 }
 
 #[test]
 fn gitpulse_rolls_a_bad_release_back_by_restoring_the_backup() {
     let Some(lab) = gitpulse_lab() else { return };
-    // Written after the backup's snapshot would be lost by a restore; written before, kept.
-    let upload = lab.path().join("data/uploads/avatar.png");
+    // The upload as the backup takes it; then, once the backup is made (a migration step has
+    // its record only after the backup steps), the bad release overwrites it in the volume:
+    // the restore must put it back.
+    let upload = gitpulse_upload(&lab);
     let before = std::fs::read(&upload).unwrap();
-    let out = gitpulse_update(&lab, "2026.5.17.post5");
+    let wrappers = lab.path().join("wrappers");
+    std::fs::create_dir_all(&wrappers).unwrap();
+    let migrate = wrappers.join("ugw-migrate");
+    std::fs::write(
+        &migrate,
+        format!(
+            "#!/bin/sh\nrecord=$(cat)\nprintf 'overwritten by the bad release' >'{}'\n\
+             printf '%s\\n' \"$record\" | exec '{}' \"$@\"\n",
+            upload.display(),
+            kit::bin("ugw-migrate").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &migrate,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let env = format!("{}/gitpulse.env", lab.s());
+    let path = format!("{}:{}", wrappers.display(), kit::path_with_bins());
+    let out = lab.run(
+        "update.sh",
+        &["2026.5.17.post5"],
+        &[("GITPULSE_ENV", &env), ("PATH", &path)],
+    );
     assert_eq!(out.code, 1, "{}", out.stderr);
 
     let record = record_with(
@@ -113,14 +173,30 @@ fn gitpulse_rolls_a_bad_release_back_by_restoring_the_backup() {
     );
     assert_eq!(lab.served("api"), "2026.5.15");
     assert_eq!(lab.served("worker"), "2026.5.15");
-    assert!(lab.exists("gitpulse/releases/2026.5.17.post5/.ugw-failed"));
+    // Both containers on the old image again, by digest; the rollback names the bad one.
+    let project = gitpulse_setting(&lab, "COMPOSE_PROJECT_NAME");
+    let install = lab.record(&format!("install-{project}.json"));
+    let old = install.steps[0].result["reference"].as_str().unwrap();
+    assert_eq!(lab.image_of("api"), old);
+    assert_eq!(lab.image_of("worker"), old);
+    let bad = record.steps[2].result["reference"].as_str().unwrap();
+    let rollback = &record.steps[10].result;
+    assert_eq!(
+        (
+            &rollback["rollback"],
+            &rollback["current"],
+            &rollback["marked_failed"]
+        ),
+        (&true.into(), &old.into(), &bad.into()),
+        "{rollback:#}"
+    );
     // The database as the backup had it: neither release's column, v1's table back.
     let db = lab.path().join("data/gitpulse.db");
     assert_eq!(sqlite_columns(&db, "items"), ["id", "name"]);
     assert_eq!(sqlite_columns(&db, "legacy_sessions"), ["id", "token"]);
     assert_eq!(std::fs::read(&upload).unwrap(), before);
     // Back in service only after the old release answered again.
-    assert!(!lab.exists("maintenance"));
+    assert!(!lab.exists("data/maintenance"));
     assert_eq!(get(lab.port("api"), "/health/lb", &[]).0, 200);
     let (healthy, undone) = (span(&record.steps[12]).1, span(&record.steps[13]).0);
     assert!(

@@ -58,7 +58,7 @@ fn the_failure_path_puts_the_node_back_whichever_step_failed() {
         "python3",
         "sqlite3",
         "curl",
-        "setsid",
+        "start-stop-daemon",
         "sha256sum",
         "tar",
     ] {

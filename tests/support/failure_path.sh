@@ -50,14 +50,27 @@ BASE=$release_base
 
 port=$(free_port)
 APP=http://127.0.0.1:$port
-write_restart_script "$RESTART" "$pidfile" "$ROOT" "$work/app.log" \
-  --listen "127.0.0.1:$port" --db "$DATA/app.db" --lb-flag "$DRAIN_FLAG"
+# The node's restart command, as its init script would have it: the system's
+# start-stop-daemon stops the process the pidfile names (TERM, then KILL) and starts the
+# release `current` points at now, detached (a session of its own), its pid in the pidfile.
+# ugw(7)'s failure path takes a --restart command; this one needs no service script of ours.
+{
+  echo '#!/usr/bin/env bash'
+  echo 'set -e'
+  echo "start-stop-daemon --stop --quiet --oknodo --pidfile $(printf %q "$pidfile") --name ugw-demo-app \\"
+  echo '  --retry TERM/10/KILL/5 --remove-pidfile'
+  echo "exec start-stop-daemon --start --quiet --background --make-pidfile --pidfile $(printf %q "$pidfile") \\"
+  echo "  --output $(printf %q "$work/app.log") --startas $(printf %q "$ROOT/current/bin/app") -- \\"
+  echo "  --listen 127.0.0.1:$port --db $(printf %q "$DATA/app.db") --lb-flag $(printf %q "$DRAIN_FLAG")"
+} >"$RESTART"
+chmod 755 "$RESTART"
 
 ugw-fetch --url "$BASE/app-$OLD-linux-amd64.tar.gz" --sha256-url "$BASE/SHA256SUMS" \
     --dest "$STAGING" --extract --in none \
   | ugw-migrate up --create --db "$db" \
   | ugw-swap --root "$ROOT" --restart "$RESTART" \
-  | ugw-wait-healthy --url "$APP/health/ready" --expect-version --timeout 30s >"$work/v1.json"
+  | ugw-wait-healthy --url "$APP/health/ready" --pidfile "$pidfile" --expect-version --timeout 30s \
+  >"$work/v1.json"
 
 cat >"$work/smoke.json" <<EOF
 {"checks": [
@@ -127,7 +140,7 @@ for step in "$@"; do
     | ugw-drain --flag-file "$DRAIN_FLAG" --lb-grace 100ms --timeout "$drain_timeout" \
         --inflight-metric "$APP/metrics#http_requests_in_flight" \
     | ugw-swap --root "$ROOT" --restart "$swap_restart" \
-    | ugw-wait-healthy --url "$APP/health/ready" --expect-version --timeout 3s \
+    | ugw-wait-healthy --url "$APP/health/ready" --pidfile "$pidfile" --expect-version --timeout 3s \
     | ugw-drain --undo \
     | ugw-verify --checks "$smoke" --compare --error-tolerance 0 \
     >run.json || status=$?

@@ -60,20 +60,12 @@ impl Drop for Node {
 
 /// `DIR/staging/VERSION`, whose `bin/app` runs the demo service on a free port.
 fn release_of_demo(dir: &Path, version: &str) -> PathBuf {
-    let folder = dir.join("staging").join(version);
-    std::fs::create_dir_all(folder.join("bin")).unwrap();
-    let app = folder.join("bin/app");
-    std::fs::write(
-        &app,
-        format!(
-            "#!/bin/sh\nexec {} --listen 127.0.0.1:{} --version-label {version}\n",
-            s(&kit::bin("ugw-demo-app")),
-            kit::free_port()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    folder
+    let script = format!(
+        "exec {} --listen 127.0.0.1:{} --version-label {version}",
+        s(&kit::bin("ugw-demo-app")),
+        kit::free_port()
+    );
+    kit::script_release(dir, version, &script)
 }
 
 #[test]

@@ -10,19 +10,9 @@ use kit::{s, swap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The release in `DIR/staging/NAME` whose `bin/app` runs `script` (a shell script body).
-fn release(dir: &Path, name: &str, script: &str) -> PathBuf {
-    let folder = dir.join("staging").join(name);
-    std::fs::create_dir_all(folder.join("bin")).unwrap();
-    let app = folder.join("bin/app");
-    std::fs::write(&app, format!("#!/bin/sh\n{script}\n")).unwrap();
-    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    folder
-}
-
 /// A release of the demo service answering `version` on `port`, saying where it starts.
 fn demo_release(dir: &Path, version: &str, port: u16) -> PathBuf {
-    release(
+    kit::script_release(
         dir,
         version,
         &format!(
@@ -200,7 +190,7 @@ fn a_release_that_exits_at_once_is_switched_back_and_the_one_before_runs_again()
     let pid1 = node.pid();
     node.answers("v1");
 
-    let bad = release(
+    let bad = kit::script_release(
         node.path(),
         "v2",
         "echo 'v2: bad setting listen_port=-1' >&2\nexit 3",
@@ -372,7 +362,7 @@ fn a_pidfile_another_user_can_write_is_refused() {
 fn a_service_that_ignores_sigterm_is_killed_after_the_stop_timeout_with_its_children() {
     let node = Node::new();
     // No port here: a shell that ignores TERM, with a child in its group.
-    let stubborn = release(
+    let stubborn = kit::script_release(
         node.path(),
         "v1",
         "trap '' TERM\nsleep 300 &\necho child $!\nwhile :; do sleep 1; done",
@@ -418,17 +408,13 @@ fn a_service_that_ignores_sigterm_is_killed_after_the_stop_timeout_with_its_chil
 /// `dist`.
 fn published(dist: &Path, version: &str) {
     let tree = dist.join("build").join(version);
-    std::fs::create_dir_all(tree.join("bin")).unwrap();
-    let app = tree.join("bin/app");
-    std::fs::write(
-        &app,
-        format!(
-            "#!/bin/sh\nexec {} --listen \"127.0.0.1:$PORT\" --version-label \"$UGW_RELEASE\"\n",
+    kit::app_script(
+        &tree,
+        &format!(
+            "exec {} --listen \"127.0.0.1:$PORT\" --version-label \"$UGW_RELEASE\"",
             s(&kit::bin("ugw-demo-app"))
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     let name = format!("app-{version}-linux-amd64.tar.gz");
     let made = std::process::Command::new("tar")
         .args(["czf", s(&dist.join(&name)), "-C", s(&tree), "bin"])
@@ -538,7 +524,7 @@ fn the_documented_start_examples_run_as_written() {
 #[test]
 fn a_child_that_outlives_its_stopped_service_is_killed() {
     let node = Node::new();
-    let parent = release(
+    let parent = kit::script_release(
         node.path(),
         "v1",
         "sh -c \"trap '' TERM; exec sleep 300\" &\necho child $!\nexec sleep 300",

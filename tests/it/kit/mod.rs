@@ -282,6 +282,23 @@ pub fn swap(args: &[&str]) -> Outcome {
     run(cmd)
 }
 
+/// `FOLDER/bin/app`, an executable shell script of `script` (its body): what a test's release
+/// runs under `ugw-swap --start 'exec bin/app'`.
+pub fn app_script(folder: &Path, script: &str) -> PathBuf {
+    std::fs::create_dir_all(folder.join("bin")).unwrap();
+    let app = folder.join("bin/app");
+    std::fs::write(&app, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    app
+}
+
+/// The release `DIR/staging/NAME` whose `bin/app` runs `script` (see [`app_script`]).
+pub fn script_release(dir: &Path, name: &str, script: &str) -> PathBuf {
+    let folder = dir.join("staging").join(name);
+    app_script(&folder, script);
+    folder
+}
+
 /// A folder `DIR/staging/NAME` holding `bin/app` with `content`: a release as ugw-swap's
 /// release-folder mode takes it with `--from`.
 pub fn staged_release(dir: &Path, name: &str, content: &str) -> PathBuf {

@@ -11,6 +11,7 @@ mod backup_cli;
 mod backup_property;
 mod backup_volume;
 mod compose_health;
+mod compose_hostile;
 mod compose_pipe;
 mod conformance_jq;
 mod conformance_minisign;

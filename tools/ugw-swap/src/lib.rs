@@ -483,11 +483,9 @@ fn compose_mode(m: &ArgMatches) -> Result<compose::ComposeMode> {
         .unwrap_or_default();
     let file = std::path::absolute(&given)
         .map_err(|e| Error::io(format!("cannot resolve {}", given.display()), &e))?;
-    if !file.is_file() {
-        return Err(Error::usage(format!(
-            "--compose {}: no such file",
-            file.display()
-        )));
+    compose::check_input_file("--compose", &file)?;
+    if let Some(env_file) = m.get_one::<PathBuf>(id::ENV_FILE) {
+        compose::check_input_file("--env-file", env_file)?;
     }
     let services: Vec<String> = m
         .get_many::<String>(id::SERVICE)

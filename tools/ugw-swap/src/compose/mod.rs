@@ -10,12 +10,14 @@
 mod docker;
 mod health;
 mod images;
+mod inputs;
 mod pin;
 
 use crate::this_run::nothing_to_take_back;
 use crate::{Options, restart_failed};
 use docker::{Compose, find_compose};
 use health::{HealthPlan, wait_healthy};
+pub(crate) use inputs::check_input_file;
 use pin::{PinFiles, Pins, check_reference, repository};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -135,6 +137,7 @@ pub(crate) fn run_compose(ctx: &mut Ctx, options: &Options, mode: &ComposeMode) 
         }),
         ..Swapped::default()
     };
+    session.files.refuse_planted(&mode.strategy.slots())?;
     if options.status {
         return status(ctx, &session, result);
     }

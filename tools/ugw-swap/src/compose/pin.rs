@@ -59,6 +59,30 @@ impl PinFiles {
         self.dir.join(format!("{}.lock", self.project))
     }
 
+    /// Refuse, before anything is read or written, a planted link or other non-file where
+    /// ugw keeps its own files: the `.ugw` folder, the pins file, the lock and the override
+    /// of the project and of each of `slots`. A write would replace a link rather than follow
+    /// it, but Compose and the pins reader would read through it first (another file's pin),
+    /// and files under a linked folder would land wherever it points.
+    pub(crate) fn refuse_planted(&self, slots: &[u16]) -> Result<()> {
+        match std::fs::symlink_metadata(&self.dir) {
+            Ok(meta) if meta.file_type().is_symlink() || !meta.is_dir() => {
+                return Err(planted(&self.dir, &meta, "a folder"));
+            }
+            _ => {}
+        }
+        let mut files = vec![self.pins_file(), self.lock_file(), self.override_file(None)];
+        files.extend(slots.iter().map(|port| self.override_file(Some(*port))));
+        for file in files {
+            if let Ok(meta) = std::fs::symlink_metadata(&file)
+                && (meta.file_type().is_symlink() || !meta.is_file())
+            {
+                return Err(planted(&file, &meta, "a regular file"));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn load(&self) -> Result<Pins> {
         let path = self.pins_file();
         match ugw_shared::atomic::read_capped(&path, 64 * 1024) {
@@ -110,6 +134,22 @@ impl PinFiles {
     pub(crate) fn remove_override(&self, slot: Option<u16>) {
         let _ = std::fs::remove_file(self.override_file(slot));
     }
+}
+
+/// The usage error for `path`, which is a link or another kind of thing than `want`.
+fn planted(path: &Path, meta: &std::fs::Metadata, want: &str) -> Error {
+    let what = if meta.file_type().is_symlink() {
+        let target =
+            std::fs::read_link(path).map_or_else(|_| "?".to_string(), |t| t.display().to_string());
+        format!("is a symbolic link (to {target})")
+    } else {
+        "is not ".to_string() + want
+    };
+    Error::usage(format!(
+        "{} {what}: ugw-swap keeps its own files there only as {want} it made, never through a \
+         link; nothing was changed (remove it if nothing of ugw's should be there)",
+        path.display()
+    ))
 }
 
 /// The top-level `version:` line of the operator's file, if it has one: Compose v1 refuses

@@ -25,6 +25,9 @@
 //! - `swap.after-stage-move`, `swap.after-current-switch`: a release moved under the releases
 //!   folder, and `current` (or the binary) switched before the restart;
 //! - `backup.after-archive-rename`: the archive under its final name, before its sidecars;
+//! - `backup.restore-after-swap-in`, `backup.restore-after-move-aside`: `restore --in-place`
+//!   exchanged a restored path with the live one, and moved the old tree to its
+//!   `.ugw-before-restore` name (before the live databases are carried over);
 //! - `fetch.mid-download`, `fetch.mid-extract`: half of the body written, half of the
 //!   archive's entries unpacked;
 //! - `drain.after-state-change`: the node out of traffic, before the record says so;

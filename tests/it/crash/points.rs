@@ -105,7 +105,18 @@ fn backup_killed_after_the_archive_rename_and_at_each_atomic_step() {
     ] {
         killed_at(&create, point);
     }
-    killed_at(&scenarios::backup_restore(), "fetch.mid-extract@2");
+}
+
+#[test]
+fn restore_in_place_killed_mid_extract_after_the_move_aside_and_after_the_swap_in() {
+    let restore = scenarios::backup_restore();
+    for point in [
+        "fetch.mid-extract@2",
+        "backup.restore-after-swap-in",
+        "backup.restore-after-move-aside",
+    ] {
+        killed_at(&restore, point);
+    }
 }
 
 #[test]

@@ -233,7 +233,20 @@ fn swap_all(ctx: &Ctx, archive: &Path, manifest: &Manifest, swaps: &mut Vec<Swap
         let had_one = std::fs::symlink_metadata(&target).is_ok();
         ctx.cancel.critical(|| -> Result<()> {
             if had_one {
-                ugw_shared::atomic::rename_durable(&target, &before)?;
+                // One exchange, not the live path renamed aside and then the restored one in:
+                // a crash between two renames would leave no live path at all.
+                ugw_shared::atomic::exchange_durable(&restored, &target)?;
+                ugw_shared::failpoint::hit("backup.restore-after-swap-in");
+                if let Err(e) = ugw_shared::atomic::rename_durable(&restored, &before) {
+                    // The old tree is in the staging folder, removed when it drops: put it
+                    // back, so nothing was swapped.
+                    let _ = ugw_shared::atomic::exchange_durable(&restored, &target);
+                    return Err(e);
+                }
+                ugw_shared::failpoint::hit("backup.restore-after-move-aside");
+            } else {
+                ugw_shared::atomic::rename_durable(&restored, &target)?;
+                ugw_shared::failpoint::hit("backup.restore-after-swap-in");
             }
             swaps.push(Swap {
                 target: target.clone(),
@@ -242,7 +255,6 @@ fn swap_all(ctx: &Ctx, archive: &Path, manifest: &Manifest, swaps: &mut Vec<Swap
                 carried: Vec::new(),
                 rewritten: false,
             });
-            ugw_shared::atomic::rename_durable(&restored, &target)?;
             let swap = swaps.last_mut().expect("just pushed");
             carry_over(manifest, swap)
         })?;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Guts lab: four demo validators on loopback running guts-node v1.0.0 (a single binary
 # each; the lab has no systemd, so ugw-swap --start runs each node, which is what the
-# settings' `service` says), validator3 the leader, and releases v1.1.0 (good) and v1.2.0
-# (never healthy) published with their SHA256SUMS.
+# settings' `service` says), validator3 the leader, and releases v1.1.0 (good), v1.2.0 (never
+# healthy) and v1.3.0 (dies soon after its start) published with their SHA256SUMS.
 #   lab.sh DIR    then: GUTS_UPGRADE_CONF=DIR/upgrade.conf validator-upgrade.sh v1.1.0
 #   stop it:      bash -c 'source examples/runbooks/lib.sh; lab_stop DIR'
 set -euo pipefail
@@ -11,6 +11,12 @@ lab_start "$1"
 
 for v in v1.0.0 v1.1.0; do lab_binary_release guts-node "$v"; done
 lab_binary_release guts-node v1.2.0 --fail-status 500 --status-field broken
+# v1.3.0 starts, then dies before it is ever ready (2 s in: after ugw-swap's --alive-for, long
+# before the sync timeout), as a node that crashes on the chain's data would; only a wait that
+# watches its process tells at once.
+printf '#!/bin/sh\n[ "$1" = --version ] && { echo "guts-node v1.3.0"; exit 0; }\n%q --version-label v1.3.0 --ready-after 1h "$@" &\nsleep 2\nkill $!\nexit 1\n' \
+  "$BIN/ugw-demo-app" >"$LAB/www/guts-node-v1.3.0-linux-amd64"
+chmod 755 "$LAB/www/guts-node-v1.3.0-linux-amd64"
 lab_serve
 
 validators=(validator1 validator2 validator3 validator4)

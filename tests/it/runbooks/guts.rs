@@ -107,6 +107,41 @@ fn guts_a_validator_that_fails_gets_its_binary_back_and_the_rollout_stops() {
     stop_and_check(lab);
 }
 
+/// The lab's nodes have ugw-swap --start as their service manager, and the waits watch the
+/// process it started: a node that dies after its start (past --alive-for) fails the wait at
+/// once, not at the sync timeout, and gets its old binary back.
+#[test]
+fn guts_a_node_that_dies_after_its_start_fails_the_wait_at_once_and_gets_its_binary_back() {
+    let Some(lab) = guts_lab() else { return };
+    let out = guts_upgrade(&lab, "v1.3.0");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+
+    let record = record_with(
+        &lab,
+        "state/records/validator1.json",
+        false,
+        &[
+            "ugw-backup ok",
+            "ugw-fetch ok",
+            "ugw-swap ok",
+            "ugw-wait-healthy failed",
+            "ugw-swap ok",
+            "ugw-wait-healthy ok",
+        ],
+    );
+    let wait = &record.steps[3];
+    assert_eq!(wait.error_kind(), "process_exited", "{wait:#?}");
+    // The lab's SYNC_TIMEOUT is 20 s; the node dies 2 s after its start.
+    assert!(wait.elapsed_ms < 10_000, "{wait:#?}");
+    assert_eq!(
+        lab.file("validator1/bin/guts-node"),
+        lab.file("www/guts-node-v1.0.0-linux-amd64")
+    );
+    assert_eq!(lab.served("validator1"), "v1.0.0");
+    assert!(!lab.exists("state/records/validator2.json"));
+    stop_and_check(lab);
+}
+
 // ---- the blue-green method (guts/blue-green.sh) ----
 
 /// The blue-green lab (guts/blue-green-lab.sh): the node's images in a loopback registry, the

@@ -202,21 +202,9 @@ impl BlueGreen {
         )
     }
 
-    /// HAProxy's view of `colour`, read on its stats socket: (operational state, admin
-    /// state); 2 is running, and admin 0 is ready (bit 1: maint set at run time).
+    /// HAProxy's view of `colour` (see `haproxy_state`).
     fn haproxy_state(&self, colour: &str) -> (u32, u32) {
-        let mut socket =
-            std::os::unix::net::UnixStream::connect(self.lab.path().join("haproxy/admin.sock"))
-                .unwrap();
-        socket.write_all(b"show servers state guts\n").unwrap();
-        let mut text = String::new();
-        socket.read_to_string(&mut text).unwrap();
-        let row: Vec<&str> = text
-            .lines()
-            .map(|l| l.split(' ').collect::<Vec<_>>())
-            .find(|words| words.get(3) == Some(&colour))
-            .unwrap_or_else(|| panic!("no {colour} in {text}"));
-        (row[5].parse().unwrap(), row[6].parse().unwrap())
+        haproxy_state(&self.lab.path().join("haproxy/admin.sock"), "guts", colour)
     }
 
     /// The version `colour` answers on its own port (`None`: nothing answers there).

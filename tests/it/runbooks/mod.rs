@@ -399,6 +399,22 @@ fn texts_below(dir: &Path) -> Vec<(PathBuf, String)> {
     found
 }
 
+/// HAProxy's view of `backend/server`, read on the admin socket `socket` (a lab's own HAProxy,
+/// not the kit's): (operational state, admin state); 2 is running, admin 0 is ready (bit 1:
+/// maint set at run time).
+fn haproxy_state(socket: &Path, backend: &str, server: &str) -> (u32, u32) {
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    writeln!(stream, "show servers state {backend}").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let row: Vec<&str> = text
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|words| words.get(3) == Some(&server))
+        .unwrap_or_else(|| panic!("no {backend}/{server} in {text}"));
+    (row[5].parse().unwrap(), row[6].parse().unwrap())
+}
+
 /// Whether the process of pid file `relative` still runs.
 fn runs(lab: &Lab, relative: &str) -> bool {
     let Ok(pid) = std::fs::read_to_string(lab.path().join(relative)) else {

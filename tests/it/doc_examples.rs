@@ -22,6 +22,11 @@ use std::time::Duration;
 /// they contain. Every other shell example runs in
 /// `every_documented_example_runs_or_is_listed` and must succeed there.
 const OWN_TESTS: &[(&str, &str)] = &[
+    // Before "ugw-backup", "ugw-drain" and "ugw-fetch --image": the first key found wins.
+    (
+        "ugw-swap --compose",
+        "compose_example::the_compose_demo_upgrades_web_start_first_under_load_and_the_failure_path_puts_v2_back",
+    ),
     (
         "--pidfile /run/app/app.pid",
         "swap_start::the_documented_start_examples_run_as_written",

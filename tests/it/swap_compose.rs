@@ -49,8 +49,9 @@ fn swap(file: &Path, project: &str, record: Option<&Path>, args: &[&str]) -> Out
     kit::run_within(cmd, Duration::from_secs(180))
 }
 
-/// A registry of the test's own holding the demo service as 1.0.0 and 2.0.0 (healthy) and
-/// 3.0.0 (health 500). Fields drop in this order: images, registry, containers, folder.
+/// A registry of the test's own holding the demo service's images (by default 1.0.0 and 2.0.0,
+/// healthy, and 3.0.0, health 500). Fields drop in this order: images, registry, containers,
+/// folder.
 struct Lab {
     built: Vec<DemoImage>,
     /// Serves `built` until the test ends.
@@ -61,18 +62,19 @@ struct Lab {
 
 impl Lab {
     fn start() -> Lab {
+        Lab::of(&[
+            ("1.0.0", Behaviour::Healthy),
+            ("2.0.0", Behaviour::Healthy),
+            ("3.0.0", Behaviour::Bad),
+        ])
+    }
+
+    /// The images of `versions`, in order.
+    fn of(versions: &[(&str, Behaviour)]) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let cleanup = Cleanup::new();
         let registry = Registry::start(dir.path());
-        let built = images(
-            &registry,
-            &cleanup,
-            &[
-                ("1.0.0", Behaviour::Healthy),
-                ("2.0.0", Behaviour::Healthy),
-                ("3.0.0", Behaviour::Bad),
-            ],
-        );
+        let built = images(&registry, &cleanup, versions);
         Lab {
             built,
             _registry: registry,
@@ -339,15 +341,9 @@ fn two_swaps_of_one_project_never_run_together_and_another_runs_digest_is_not_pi
     let Some(_docker) = docker::require_docker() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let cleanup = Cleanup::new();
-    let registry = Registry::start(dir.path());
-    let built = images(
-        &registry,
-        &cleanup,
-        &[("1.0.0", Behaviour::Healthy), ("2.0.0", Behaviour::Healthy)],
-    );
-    let (v1, v2) = (&built[0], &built[1]);
+    let lab = Lab::of(&[("1.0.0", Behaviour::Healthy), ("2.0.0", Behaviour::Healthy)]);
+    let (dir, cleanup) = (&lab.dir, &lab.cleanup);
+    let (v1, v2) = (&lab.built[0], &lab.built[1]);
     let port = kit::free_port();
     let file = compose_file(dir.path(), &v1.repository, &port.to_string());
     let project = cleanup.name("lock");

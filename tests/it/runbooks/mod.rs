@@ -229,6 +229,7 @@ impl ComposeLab {
             .filter_map(|(_, text)| text.lines().next()?.trim().parse().ok())
             .collect();
         assert!(!pids.is_empty());
+        let registry = String::from_utf8(lab.file("registry.addr")).unwrap();
         drop(lab);
         for pid in pids {
             assert!(
@@ -236,7 +237,8 @@ impl ComposeLab {
                 "pid {pid} still runs"
             );
         }
-        let prefix = cleanup.prefix();
+        // The prefix and its dash: `ugwtest-1-1` is not `ugwtest-1-10`'s.
+        let prefix = &format!("{}-", cleanup.prefix());
         let containers = kit::docker::docker_ok(&[
             "ps",
             "-a",
@@ -249,8 +251,11 @@ impl ComposeLab {
         );
         let volumes = kit::docker::docker_ok(&["volume", "ls", "-q"]);
         assert!(!volumes.contains(prefix), "volumes left: {volumes}");
+        // The lab's images: of its registry (a pid reused may have left other tests' images
+        // with the same prefix).
         let images = kit::docker::docker_ok(&["images", "--format", "{{.Repository}}"]);
-        assert!(!images.contains(prefix), "images left: {images}");
+        let ours = format!("{}/{prefix}", registry.trim());
+        assert!(!images.contains(&ours), "images left: {images}");
     }
 }
 
@@ -484,6 +489,7 @@ fn the_readme_tables_point_at_the_lines_that_do_each_step() {
         [
             "gitlab/zero-downtime-upgrade.yml",
             "gitpulse/update.sh",
+            "guts/blue-green.sh",
             "guts/validator-upgrade.sh",
             "keeptrusts/rolling-update.sh",
             "terragnos/upgrade.sh"

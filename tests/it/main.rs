@@ -15,6 +15,7 @@ mod compose_example;
 mod compose_health;
 mod compose_hostile;
 mod compose_pipe;
+mod compose_signals;
 mod conformance_jq;
 mod conformance_minisign;
 mod conformance_sums;

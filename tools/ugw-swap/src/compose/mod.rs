@@ -11,6 +11,7 @@ mod docker;
 mod health;
 mod images;
 mod inputs;
+mod interrupted;
 mod pin;
 
 use crate::this_run::nothing_to_take_back;
@@ -161,7 +162,10 @@ pub(crate) fn run_compose(ctx: &mut Ctx, options: &Options, mode: &ComposeMode) 
     let pins = session.files.load()?;
     result.previous.clone_from(&pins.current);
     if options.rollback {
-        return rollback(ctx, &session, &pins, result);
+        let base = result.clone();
+        return interrupted::taken_back_on_signal(ctx, &session, &pins, base, |ctx| {
+            rollback(ctx, &session, &pins, result)
+        });
     }
     let image = pin_to(ctx, mode)?;
     if pins.current.as_deref() == Some(image.as_str()) && running(ctx, &session, pins.slot)? {
@@ -181,7 +185,10 @@ pub(crate) fn run_compose(ctx: &mut Ctx, options: &Options, mode: &ComposeMode) 
         result.current = Some(image);
         return Ok(result);
     }
-    switch(ctx, &session, &pins, &image, result)
+    let base = result.clone();
+    interrupted::taken_back_on_signal(ctx, &session, &pins, base, |ctx| {
+        switch(ctx, &session, &pins, &image, result)
+    })
 }
 
 /// The image to pin: `--image`, else this run's own `ugw-fetch --image` step's (never a step

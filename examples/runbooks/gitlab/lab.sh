@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The GitLab lab: three Rails nodes on loopback (rails1 the deploy node), each a demo service
 # ("puma") behind its own nginx, on GitLab 16.1.0, sharing one PostgreSQL database migrated to
-# 16.1.0's schema; releases 16.2.0 (good) and 16.2.1 (never healthy) published with their
-# SHA256SUMS; an Ansible inventory for them (local connection). The nodes have no gitlab-ctl
-# running puma, so ugw-swap --start is puma's service manager (NODE/puma.pid); the lab's
-# gitlab-ctl only starts nginx.
+# 16.1.0's schema; releases 16.2.0 (good), 16.2.1 (never healthy) and 16.2.2 (its puma dies
+# soon after it starts) published with their SHA256SUMS; an Ansible inventory for them (local
+# connection). The nodes have no gitlab-ctl running puma, so ugw-swap --start is puma's
+# service manager (NODE/puma.pid); the lab's gitlab-ctl only starts nginx.
 #   DATABASE_URL=postgres://… lab.sh DIR
 #   then: ansible-playbook -i DIR/inventory.yml zero-downtime-upgrade.yml -e gitlab_version=16.2.0
 #   stop it:  bash -c 'source examples/runbooks/lib.sh; lab_stop DIR'
@@ -12,6 +12,18 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 lab_start "$1"
 lab_database
+# 16.2.2: 16.2.0's migrations, but its puma dies 2 s after it starts (after ugw-swap's
+# --alive-for, before it is ever ready): only a wait that watches puma's process tells at once.
+cat >"$LAB/build/dies-after-start" <<SCRIPT
+#!/bin/sh
+$(printf %q "$BIN/ugw-demo-app") "\$@" &
+sleep 2
+kill \$!
+exit 1
+SCRIPT
+chmod 755 "$LAB/build/dies-after-start"
+pack_release "$LAB/www" "$LAB/build" "$LAB/build/dies-after-start" 16.2.2 \
+  "$(dirname "$0")/../pg-migrations/v1" "$(dirname "$0")/../pg-migrations/v2" -- --ready-after 1h
 lab_releases "$(dirname "$0")/../pg-migrations" 16.1.0 16.2.0 16.2.1
 
 # gitlab-ctl of a node, its nginx part: `start nginx`. nginx daemonizes (it leaves our

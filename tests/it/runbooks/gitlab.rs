@@ -199,3 +199,44 @@ fn gitlab_a_failed_deploy_node_is_rolled_back_left_drained_and_stops_the_play() 
     }
     assert_eq!(pg_columns(&db, "legacy_sessions"), ["id", "token"]);
 }
+
+/// Puma has ugw-swap --start as its service manager and the waits on it watch its pidfile
+/// (puma_watch): a puma that dies after its start (past --alive-for) fails the wait at once,
+/// not at its 2m timeout; the node goes back to its old release, stays drained, and the play
+/// stops there.
+#[test]
+fn gitlab_a_puma_that_dies_after_its_start_fails_the_wait_at_once_and_is_rolled_back() {
+    let Some((lab, _db)) = gitlab_lab("rb_gitlab_dies") else {
+        return;
+    };
+    let out = gitlab_upgrade(&lab, "16.2.2");
+    assert_eq!(out.code, 2, "ansible-playbook's code for a failed host");
+
+    let record = record_with(
+        &lab,
+        "rails1/upgrade-16.2.2.json",
+        false,
+        &[
+            "ugw-drain ok",
+            "ugw-fetch ok",
+            "ugw-migrate ok",
+            "ugw-swap ok",
+            "ugw-wait-healthy failed",
+            "ugw-swap ok",
+            "ugw-wait-healthy ok",
+        ],
+    );
+    let wait = &record.steps[4];
+    assert_eq!(wait.error_kind(), "process_exited", "{wait:#?}");
+    assert!(wait.elapsed_ms < 30_000, "{wait:#?}");
+    assert_eq!(lab.served("rails1"), "16.1.0");
+    assert!(!runs(&lab, "rails1/nginx.pid"));
+    for node in RAILS.iter().skip(1) {
+        assert!(
+            !lab.exists(&format!("{node}/upgrade-16.2.2.json")),
+            "{node}"
+        );
+        assert_eq!(lab.served(node), "16.1.0", "{node}");
+    }
+    stop_and_check(lab);
+}

@@ -31,13 +31,6 @@ fn compose_file(dir: &Path, repository: &str) -> PathBuf {
     file
 }
 
-/// The version the demo on `port` says it is, when it answers 200 now.
-fn version_on(port: u16) -> Option<String> {
-    let (code, body) = docker::http_get(port, "/health/ready")?;
-    let value: serde_json::Value = serde_json::from_str(&body).ok()?;
-    (code == 200).then(|| value["version"].as_str().unwrap_or("").to_string())
-}
-
 /// Docker's health state of a container (`healthy`, `unhealthy`, `starting`).
 fn health(container: &str) -> String {
     docker::inspect(container, "{{.State.Health.Status}}")
@@ -99,7 +92,7 @@ fn start_first_waits_on_dockers_healthcheck_and_never_switches_to_an_unhealthy_i
     let step = second.succeeds().last_step();
     assert_eq!(step.result["compose"]["slot"], b);
     assert_eq!(
-        version_on(b).as_deref(),
+        docker::version_on(b).as_deref(),
         Some("2.0.0"),
         "the new slot was ready when the swap said so"
     );
@@ -131,7 +124,7 @@ fn start_first_waits_on_dockers_healthcheck_and_never_switches_to_an_unhealthy_i
         "{outcome}"
     );
     assert_eq!(
-        version_on(b).as_deref(),
+        docker::version_on(b).as_deref(),
         Some("2.0.0"),
         "the old slot kept serving"
     );

@@ -6,24 +6,9 @@
 
 use crate::kit;
 use crate::kit::docker::{self, Behaviour, Cleanup, DemoImage, Registry};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// A Compose file in `dir` with one service `api` of `repository` on the host network,
-/// listening on 127.0.0.1:`port`.
-fn compose_file(dir: &Path, repository: &str, port: u16) -> PathBuf {
-    let file = dir.join("compose.yml");
-    std::fs::write(
-        &file,
-        format!(
-            "services:\n  api:\n    image: \"{repository}:unpinned\"\n    network_mode: host\n    \
-             command: [\"--listen\", \"127.0.0.1:{port}\"]\n"
-        ),
-    )
-    .unwrap();
-    file
-}
 
 /// `script` in bash with our binaries on PATH and `env` set, for at most three minutes (a
 /// pull, a Compose up and a health wait).
@@ -39,13 +24,6 @@ fn pipe(script: &str, dir: &Path, env: &[(&str, String)]) -> kit::Outcome {
         cmd.env(key, value);
     }
     kit::run_within(cmd, Duration::from_secs(180))
-}
-
-/// The version the demo on `port` says it is, once it answers 200.
-fn version_on(port: u16) -> Option<String> {
-    let (code, body) = docker::http_get(port, "/health/ready")?;
-    let value: serde_json::Value = serde_json::from_str(&body).ok()?;
-    (code == 200).then(|| value["version"].as_str().unwrap_or("").to_string())
 }
 
 /// The upgrade pipe, as an operator would type it (`$VERSION` empty: `--expect-version` with no
@@ -73,7 +51,7 @@ fn fetch_image_swap_compose_wait_healthy_and_verify_compose_in_one_pipe() {
         .collect();
     let (v1, v2) = (&built[0], &built[1]);
     let port = kit::free_port();
-    compose_file(dir.path(), &v1.repository, port);
+    docker::compose_file(dir.path(), &v1.repository, &port.to_string());
     let project = cleanup.name("pipe");
     // A versions check with no expect: the version of this run's ugw-fetch step.
     std::fs::write(
@@ -132,7 +110,10 @@ fn fetch_image_swap_compose_wait_healthy_and_verify_compose_in_one_pipe() {
         assert_eq!(wait.expect_version.as_deref(), Some(image.version.as_str()));
         let verify = out.step("ugw-verify");
         assert_eq!(verify.status, "ok", "{:#}", verify.result);
-        assert_eq!(version_on(port).as_deref(), Some(image.version.as_str()));
+        assert_eq!(
+            docker::version_on(port).as_deref(),
+            Some(image.version.as_str())
+        );
         let pinned =
             std::fs::read_to_string(dir.path().join(format!(".ugw/{project}.override.yml")))
                 .unwrap();

@@ -6,25 +6,10 @@
 //! `--keep`, two swaps of one project at once, and a record naming another run's digest.
 
 use crate::kit;
-use crate::kit::docker::{self, Behaviour, Cleanup, DemoImage, Registry};
+use crate::kit::docker::{self, Behaviour, Cleanup, DemoImage, Registry, compose_file, serves};
 use kit::{Outcome, s, tool};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-/// A Compose file in `dir` with one service `api` of `repository`, on the host network,
-/// listening on `listen` (a port, or `${PORT}` for start-first).
-fn compose_file(dir: &Path, repository: &str, listen: &str) -> PathBuf {
-    let file = dir.join("compose.yml");
-    std::fs::write(
-        &file,
-        format!(
-            "services:\n  api:\n    image: \"{repository}:unpinned\"\n    network_mode: host\n    \
-             command: [\"--listen\", \"127.0.0.1:{listen}\"]\n"
-        ),
-    )
-    .unwrap();
-    file
-}
 
 /// `--compose FILE --project P --service api`: the service every test swaps.
 fn the_service<'a>(file: &'a Path, project: &'a str) -> [&'a str; 6] {
@@ -82,19 +67,6 @@ impl Lab {
             dir,
         }
     }
-}
-
-/// The version the demo on `port` says it is, once it answers.
-fn version_on(port: u16) -> Option<String> {
-    let (code, body) = docker::http_get(port, "/health/ready")?;
-    let value: serde_json::Value = serde_json::from_str(&body).ok()?;
-    (code == 200).then(|| value["version"].as_str().unwrap_or("").to_string())
-}
-
-fn serves(port: u16, version: &str) -> bool {
-    kit::eventually(Duration::from_secs(20), || {
-        version_on(port).as_deref() == Some(version)
-    })
 }
 
 fn images(

@@ -645,6 +645,36 @@ pub fn image_present(reference: &str) -> bool {
     docker(&["image", "inspect", reference]).code == 0
 }
 
+/// A Compose file `DIR/compose.yml` with one service `api` of `REPOSITORY:unpinned` on the
+/// host network, listening on 127.0.0.1:`listen` (a port, or `${PORT}` for start-first).
+pub fn compose_file(dir: &Path, repository: &str, listen: &str) -> PathBuf {
+    let file = dir.join("compose.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "services:\n  api:\n    image: \"{repository}:unpinned\"\n    network_mode: host\n    \
+             command: [\"--listen\", \"127.0.0.1:{listen}\"]\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// The version the demo service on `port` says it is, when it answers `/health/ready` with 200
+/// now.
+pub fn version_on(port: u16) -> Option<String> {
+    let (code, body) = http_get(port, "/health/ready")?;
+    let value: serde_json::Value = serde_json::from_str(&body).ok()?;
+    (code == 200).then(|| value["version"].as_str().unwrap_or("").to_string())
+}
+
+/// Whether the demo service on `port` comes to answer as `version` within 20 s.
+pub fn serves(port: u16, version: &str) -> bool {
+    eventually(Duration::from_secs(20), || {
+        version_on(port).as_deref() == Some(version)
+    })
+}
+
 /// `GET PATH` on 127.0.0.1:`port` (HTTP/1.0, 5 s at most): the status and body, or `None`
 /// when nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {

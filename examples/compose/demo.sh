@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # `make demo-compose`: the Compose stack of examples/compose/ upgraded as an operator runs it,
 # on loopback, offline. A registry on 127.0.0.1 gets three images of the demo service (v1.0.0;
-# v2.0.0, not ready until its new column items.note exists; v3.0.0, never healthy); HAProxy
-# on the host balances web's two slots; v1.0.0 is installed; upgrade.sh upgrades to v2.0.0
-# (web start-first with a slow request in flight through HAProxy, worker stop-first) and then
-# tries v3.0.0, whose failure path puts v2.0.0 and its data back. Everything it started is
-# removed on exit, whatever happens: the Compose projects (containers, volumes, networks),
-# the data volume, HAProxy, the registry and its images, the temp folder.
+# v2.0.0, not ready until its new column items.note exists; v3.0.0, healthy, but every other
+# unit of work fails); HAProxy on the host balances web's two slots; v1.0.0 is installed;
+# upgrade.sh upgrades to v2.0.0 (web start-first with a slow request in flight through
+# HAProxy, worker stop-first) and then tries v3.0.0: it goes live, fails the checks after the
+# swap, and the failure path swaps v2.0.0 back in (start-first too) and restores the data (v3's
+# migration goes again). Everything it started is removed on exit, whatever happens: the
+# Compose projects (containers, volumes, networks), the data volume, HAProxy, the registry and
+# its images, the temp folder.
 #
 # Environment (all optional): UGW_BIN_DIR (the ugw binaries), COMPOSE_DEMO_PROJECT (the name
 # prefix of everything made in Docker; default ugwdemo-PID), COMPOSE_DEMO_RECORDS (a folder to
@@ -79,7 +81,7 @@ image_sums "$SUMS" v1.0.0
 build_demo_image "$bin" "$PROJECT/app" v2.0.0 "$work/migrations/v2" -- --require-column items.note
 image_sums "$SUMS" v2.0.0
 build_demo_image "$bin" "$PROJECT/app" v3.0.0 "$work/migrations/v3" -- \
-  --require-column items.note --fail-status 500 --status-field broken
+  --require-column items.note --error-every 2
 image_sums "$SUMS" v3.0.0
 REPO=$image_repository
 say "images pushed to $REGISTRY (and removed here, so ugw-fetch really pulls them):"
@@ -131,9 +133,9 @@ examples/compose/upgrade.sh v2.0.0 v1.0.0 "$work/v2.json"
 wait "$slow_request"
 say "v2.0.0 serves through HAProxy; the request in flight during the swap got $(cat "$work/slow-request.out")"
 
-# ---- 5. try v3.0.0: never healthy, so the failure path runs ----
+# ---- 5. try v3.0.0: healthy, but ugw-verify finds its failing work, so the failure path runs ----
 
-say "try v3.0.0 (never healthy): examples/compose/upgrade.sh v3.0.0 v2.0.0"
+say "try v3.0.0 (every other /work fails): examples/compose/upgrade.sh v3.0.0 v2.0.0"
 v3_status=0
 examples/compose/upgrade.sh v3.0.0 v2.0.0 "$work/v3.json" || v3_status=$?
 say "upgrade.sh v3.0.0 exited $v3_status"

@@ -9,6 +9,7 @@ mod backup;
 mod backup_attack;
 mod backup_cli;
 mod backup_killed;
+mod backup_killed;
 mod backup_property;
 mod backup_volume;
 mod compose_example;

@@ -205,13 +205,63 @@ pub fn remove_partials(reporter: &ugw_shared::report::Reporter, dir: &Path) {
     }
 }
 
-/// The hidden temp names a create writes (`AtomicFile`'s `.NAME.RANDOM.tmp`, NAME an
-/// archive, a sidecar or a database copy).
+/// The hidden temp names a create writes: `AtomicFile`'s `.NAME.RANDOM.tmp` (NAME an
+/// archive, a sidecar or a database copy), and beside a database copy the files SQLite keeps
+/// while it has the copy open (`-journal` while the pages are copied, `-wal` and `-shm` once
+/// it is opened in WAL mode), which a kill leaves as they were.
 fn left_by_a_create(name: &str) -> bool {
-    Path::new(name)
-        .extension()
-        .is_some_and(|extension| extension == "tmp")
-        && [".tar", ".manifest.json", ".sha256", ".sqlite-", ".pg-"]
-            .iter()
-            .any(|marker| name.contains(marker))
+    let (temp, beside) = match ["-journal", "-wal", "-shm"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+    {
+        Some(temp) => (temp, true),
+        None => (name, false),
+    };
+    let Some((target, random)) = temp
+        .strip_prefix('.')
+        .and_then(|rest| rest.strip_suffix(".tmp"))
+        .and_then(|rest| rest.rsplit_once('.'))
+    else {
+        return false;
+    };
+    let random = random.len() == ugw_shared::atomic::TEMP_RANDOM_LEN
+        && random.bytes().all(|b| b.is_ascii_alphanumeric());
+    let kinds: &[&str] = if beside {
+        &[".sqlite-"]
+    } else {
+        &[".tar", ".manifest.json", ".sha256", ".sqlite-", ".pg-"]
+    };
+    random && kinds.iter().any(|kind| target.contains(kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::left_by_a_create;
+
+    #[test]
+    fn only_the_temp_names_of_a_create_and_their_sqlite_companions_are_partials() {
+        for ours in [
+            ".b1.tar.gz.Xy12Zw34Qp.tmp",
+            ".b1.tar.gz.manifest.json.Xy12Zw34Qp.tmp",
+            ".b1.sqlite-0.Xy12Zw34Qp.tmp",
+            ".b1.sqlite-0.Xy12Zw34Qp.tmp-journal",
+            ".b1.sqlite-3.Xy12Zw34Qp.tmp-wal",
+            ".b1.sqlite-3.Xy12Zw34Qp.tmp-shm",
+            ".b1.pg-0.Xy12Zw34Qp.tmp",
+        ] {
+            assert!(left_by_a_create(ours), "{ours}");
+        }
+        for not_ours in [
+            ".notes.tmp",
+            ".notes.sqlite-0.tmp-journal",
+            ".b1.sqlite-0.short.tmp",
+            ".b1.pg-0.Xy12Zw34Qp.tmp-journal",
+            ".b1.tar.gz.Xy12Zw34Qp.tmp-wal",
+            "b1.sqlite-0.Xy12Zw34Qp.tmp",
+            ".b1.sqlite-0.Xy12Zw34Q!.tmp",
+            ".b1.sqlite-0.Xy12Zw34Qp.tmp-journal.bak",
+        ] {
+            assert!(!left_by_a_create(not_ours), "{not_ours}");
+        }
+    }
 }

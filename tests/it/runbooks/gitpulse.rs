@@ -44,7 +44,7 @@ const GITPULSE_PIPE: [&str; 10] = [
     "ugw-drain",
 ];
 
-fn gitpulse_update(lab: &Lab, version: &str) -> kit::Outcome {
+fn gitpulse_update(lab: &ComposeLab, version: &str) -> kit::Outcome {
     let env = format!("{}/gitpulse.env", lab.s());
     lab.run("update.sh", &[version], &[("GITPULSE_ENV", &env)])
 }

@@ -33,6 +33,16 @@ impl Lab {
     /// `examples/runbooks/RUNBOOK/lab.sh DIR` with `env`; `None` (skipped, or failed under
     /// CI=true) when a component the runbook needs is missing.
     fn start(runbook: &'static str, needs: &[&str], env: &[(&str, &str)]) -> Option<Lab> {
+        Lab::start_within(runbook, needs, env, kit::RUN_LIMIT)
+    }
+
+    /// [`Lab::start`], lab.sh given at most `limit`.
+    fn start_within(
+        runbook: &'static str,
+        needs: &[&str],
+        env: &[(&str, &str)],
+        limit: Duration,
+    ) -> Option<Lab> {
         if !needs.iter().all(|component| kit::require(component)) {
             return None;
         }
@@ -44,7 +54,7 @@ impl Lab {
             runbook,
         };
         let lab_sh = examples().join(runbook).join("lab.sh");
-        let out = lab.bash(&[lab_sh.to_str().unwrap(), lab.s()], env);
+        let out = lab.program_within("bash", &[lab_sh.to_str().unwrap(), lab.s()], env, limit);
         assert_eq!(out.code, 0, "lab.sh failed:\n{}", out.stderr);
         Some(lab)
     }
@@ -59,10 +69,21 @@ impl Lab {
 
     /// Run the runbook's `script` with `args` and `env`, as an operator would (stdin closed).
     fn run(&self, script: &str, args: &[&str], env: &[(&str, &str)]) -> kit::Outcome {
+        self.run_within(script, args, env, kit::RUN_LIMIT)
+    }
+
+    /// [`Lab::run`] for at most `limit`.
+    fn run_within(
+        &self,
+        script: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        limit: Duration,
+    ) -> kit::Outcome {
         let script = self.script(script);
         let mut command_line = vec![script.as_str()];
         command_line.extend_from_slice(args);
-        let out = self.bash(&command_line, env);
+        let out = self.program_within("bash", &command_line, env, limit);
         eprintln!("{} said:\n{}{}", self.runbook, out.stdout, out.stderr);
         out
     }
@@ -83,6 +104,17 @@ impl Lab {
 
     /// `program` with `argv` in the lab's folder, the binaries on PATH, stdin closed.
     fn program(&self, program: &str, argv: &[&str], env: &[(&str, &str)]) -> kit::Outcome {
+        self.program_within(program, argv, env, kit::RUN_LIMIT)
+    }
+
+    /// [`Lab::program`] for at most `limit`.
+    fn program_within(
+        &self,
+        program: &str,
+        argv: &[&str],
+        env: &[(&str, &str)],
+        limit: Duration,
+    ) -> kit::Outcome {
         let mut cmd = Command::new(program);
         cmd.args(argv)
             .current_dir(self.path())
@@ -93,7 +125,7 @@ impl Lab {
         for (name, value) in env {
             cmd.env(name, value);
         }
-        kit::run(cmd)
+        kit::run_within(cmd, limit)
     }
 
     /// A record the runbook left, decoded strictly.
@@ -168,6 +200,10 @@ fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/runbooks")
 }
 
+/// How long a Compose lab's lab.sh and scripts may run: three images built and pushed, a
+/// stack started, each under a machine's load.
+const COMPOSE_LAB_LIMIT: Duration = Duration::from_secs(240);
+
 /// A Compose runbook's lab: Docker required (skipped with the reason, failed under CI=true),
 /// and a [`kit::docker::Cleanup`] whose prefix lab.sh names every project, volume and image
 /// with (`LAB_DOCKER_PREFIX`), so they go even where `lab_stop` could not. Fields drop in
@@ -191,8 +227,13 @@ impl ComposeLab {
         let cleanup = kit::docker::Cleanup::new();
         let mut env = env.to_vec();
         env.push(("LAB_DOCKER_PREFIX", cleanup.prefix()));
-        let lab = Lab::start(runbook, needs, &env)?;
+        let lab = Lab::start_within(runbook, needs, &env, COMPOSE_LAB_LIMIT)?;
         Some(ComposeLab { lab, cleanup })
+    }
+
+    /// [`Lab::run`], given as long as lab.sh.
+    fn run(&self, script: &str, args: &[&str], env: &[(&str, &str)]) -> kit::Outcome {
+        self.lab.run_within(script, args, env, COMPOSE_LAB_LIMIT)
     }
 
     /// The id of the container Compose runs for `service` in the lab's projects.
@@ -489,7 +530,6 @@ fn the_readme_tables_point_at_the_lines_that_do_each_step() {
         [
             "gitlab/zero-downtime-upgrade.yml",
             "gitpulse/update.sh",
-            "guts/blue-green.sh",
             "guts/validator-upgrade.sh",
             "keeptrusts/rolling-update.sh",
             "terragnos/upgrade.sh"

@@ -46,7 +46,7 @@ fn installed_reference(lab: &Lab) -> String {
         .to_string()
 }
 
-fn terragnos_upgrade(lab: &Lab, version: &str) -> kit::Outcome {
+fn terragnos_upgrade(lab: &ComposeLab, version: &str) -> kit::Outcome {
     let env = format!("{}/.env", lab.s());
     lab.run("upgrade.sh", &[version], &[("TERRAGNOS_ENV", &env)])
 }

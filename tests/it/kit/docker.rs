@@ -261,8 +261,27 @@ impl Registry {
     /// Start it under `dir/registry/` and wait until `/v2/` answers (a lost race for the port
     /// is retried on another).
     pub fn start(dir: &Path) -> Registry {
-        let home = dir.join("registry");
-        std::fs::create_dir_all(home.join("storage")).unwrap();
+        Registry::start_in(dir, "registry", "")
+    }
+
+    /// A second registry on the storage of [`Registry::start`]'s in `dir` (what was pushed
+    /// there, it serves too), which wants HTTP basic auth by the bcrypt `htpasswd` file: its
+    /// config and log under `dir/registry-auth/`, `/v2/` answering 401 when it is up.
+    pub fn start_with_auth(dir: &Path, htpasswd: &Path) -> Registry {
+        let auth = format!(
+            "auth:\n  htpasswd:\n    realm: ugw-test\n    path: {}\n",
+            s(htpasswd)
+        );
+        Registry::start_in(dir, "registry-auth", &auth)
+    }
+
+    /// A registry whose config and log are in `dir/name/`, its storage `dir/registry/storage`,
+    /// with `extra` (YAML) at the end of its config.
+    fn start_in(dir: &Path, name: &str, extra: &str) -> Registry {
+        let home = dir.join(name);
+        let storage = dir.join("registry").join("storage");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&storage).unwrap();
         let log = home.join("registry.log");
         for _ in 0..3 {
             let port = free_port();
@@ -272,8 +291,8 @@ impl Registry {
                 format!(
                     "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
                      storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                     http:\n  addr: 127.0.0.1:{port}\n",
-                    s(&home.join("storage"))
+                     http:\n  addr: 127.0.0.1:{port}\n{extra}",
+                    s(&storage)
                 ),
             )
             .unwrap();
@@ -360,7 +379,8 @@ impl Drop for Registry {
     }
 }
 
-/// Whether `GET /v2/` on 127.0.0.1:`port` answers 200 (the registry's "I am up").
+/// Whether `GET /v2/` on 127.0.0.1:`port` answers 200 (the registry's "I am up"), or 401
+/// (the same, from one that wants credentials).
 fn answers_v2(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
@@ -373,7 +393,7 @@ fn answers_v2(port: u16) -> bool {
         return false;
     }
     let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.ends_with(b" 200")
+    stream.read_exact(&mut head).is_ok() && (head.ends_with(b" 200") || head.ends_with(b" 401"))
 }
 
 // ---- images ----

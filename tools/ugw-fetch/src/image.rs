@@ -28,6 +28,25 @@ pub(crate) struct Options {
     pub login: Option<(String, String)>,
 }
 
+/// `--header` and `--header-env` with `--image`: a usage error. They are for `--url`'s origin,
+/// and `docker pull` sends no header of ugw's, so they were silently ignored: a registry token
+/// given that way never reached the registry. The error says where credentials go instead.
+pub(crate) fn refuse_http_headers(given: &ugw_shared::http::HttpFlags) -> Result<()> {
+    let flag = if !given.headers.is_empty() {
+        "--header"
+    } else if !given.header_env.is_empty() {
+        "--header-env"
+    } else {
+        return Ok(());
+    };
+    Err(Error::usage(format!(
+        "{flag} does not apply to --image: the image is pulled by the docker CLI, which sends \
+         no HTTP header of ugw's. Registry credentials come from the docker CLI's own config \
+         (DOCKER_CONFIG, as `docker login` writes it) or --registry-login-env USER=ENVVAR; a \
+         checksum list's URL takes --sums-header / --sums-header-env (nothing was pulled)"
+    )))
+}
+
 /// An image reference: `[host[:port]/]path[:tag][@sha256:…]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Reference {

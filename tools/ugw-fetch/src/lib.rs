@@ -287,6 +287,7 @@ impl Fetch {
         let Some(raw) = m.get_one::<String>(id::IMAGE) else {
             return Options::from_matches(ctx, m).map(Fetch::File);
         };
+        image::refuse_http_headers(&http::HttpFlags::from_matches(m))?;
         let text = |id: &str| m.get_one::<String>(id).cloned();
         let reference = image::Reference::parse(raw)?;
         let digest = text(id::DIGEST)

@@ -5,26 +5,11 @@
 //! record says interrupted with `current` the image before.
 
 use crate::kit;
-use crate::kit::docker::{self, Behaviour, Cleanup, DemoImage, Registry};
+use crate::kit::docker::{self, Behaviour, Cleanup, DemoImage, Registry, serves, version_on};
 use kit::{Outcome, s, tool};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A Compose file in `dir` with one service `api` of `repository` on the host network,
-/// listening on `listen` (a port, or `${PORT}` for start-first).
-fn compose_file(dir: &Path, repository: &str, listen: &str) -> PathBuf {
-    let file = dir.join("compose.yml");
-    std::fs::write(
-        &file,
-        format!(
-            "services:\n  api:\n    image: \"{repository}:unpinned\"\n    network_mode: host\n    \
-             command: [\"--listen\", \"127.0.0.1:{listen}\"]\n"
-        ),
-    )
-    .unwrap();
-    file
-}
 
 /// `ugw-swap --compose FILE --project P --service api --image IMAGE ARGS`, not started.
 fn swap(file: &Path, project: &str, image: &DemoImage, args: &[&str]) -> Command {
@@ -58,19 +43,6 @@ fn interrupted_when(mut cmd: Command, ready: impl FnMut() -> bool, signal: i32) 
         out.stderr
     );
     out
-}
-
-/// The version the demo on `port` says it is, when it answers 200 now.
-fn version_on(port: u16) -> Option<String> {
-    let (code, body) = docker::http_get(port, "/health/ready")?;
-    let value: serde_json::Value = serde_json::from_str(&body).ok()?;
-    (code == 200).then(|| value["version"].as_str().unwrap_or("").to_string())
-}
-
-fn serves(port: u16, version: &str) -> bool {
-    kit::eventually(Duration::from_secs(20), || {
-        version_on(port).as_deref() == Some(version)
-    })
 }
 
 fn read(path: &Path) -> String {
@@ -113,7 +85,7 @@ fn sigterm_while_a_stop_first_swap_waits_takes_it_back_to_the_image_before() {
     let lab = Lab::start();
     let (v1, v2) = (&lab.built[0], &lab.built[1]);
     let port = kit::free_port();
-    let file = compose_file(lab.dir.path(), &v1.repository, &port.to_string());
+    let file = docker::compose_file(lab.dir.path(), &v1.repository, &port.to_string());
     let project = lab.cleanup.name("term");
     let check = format!("http://127.0.0.1:{port}/health/ready");
     kit::run_within(
@@ -180,7 +152,7 @@ fn sighup_while_a_start_first_swap_waits_removes_the_new_slot_and_the_old_one_se
     let lab = Lab::start();
     let (v1, v2) = (&lab.built[0], &lab.built[1]);
     let (a, b) = (kit::free_port(), kit::free_port());
-    let file = compose_file(lab.dir.path(), &v1.repository, "${PORT}");
+    let file = docker::compose_file(lab.dir.path(), &v1.repository, "${PORT}");
     let project = lab.cleanup.name("hup");
     let slots = format!("{a},{b}");
     let start_first = |check: &str| {

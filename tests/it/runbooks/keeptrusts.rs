@@ -205,6 +205,15 @@ fn keeptrusts_a_failed_api_takes_the_platform_back_and_restores_the_database() {
             "ugw-wait-healthy ok"
         ]
     );
+    // Only the api was switched, so only the api is taken back: its swap and its rollback.
+    let swaps: Vec<String> = record
+        .steps
+        .iter()
+        .filter(|s| s.tool == "ugw-swap")
+        .map(acted_on)
+        .collect();
+    let api = format!("ugw-swap {}", kt.project("api"));
+    assert_eq!(swaps, [api.clone(), api]);
     // The api's swap taken back: its project, the bad image marked failed.
     let fetched = record.steps.iter().find(|s| s.tool == "ugw-fetch").unwrap();
     let back = &record.steps[record.steps.len() - 6].result;

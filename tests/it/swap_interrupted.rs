@@ -99,12 +99,15 @@ impl Lab {
             .collect()
     }
 
-    /// The files ugw keeps in releases/v2 (its own names begin with `.ugw-`).
+    /// The notes ugw-swap keeps in releases/v2 (its own names begin with `.ugw-`; the
+    /// release's marker and ugw-fetch's manifest left out).
     fn notes_in_v2(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.root.join("releases/v2"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|name| name.starts_with(".ugw-") && name != ".ugw-release")
+            .filter(|name| {
+                name.starts_with(".ugw-") && name != ".ugw-release" && name != ".ugw-fetch"
+            })
             .collect();
         names.sort();
         names
@@ -186,4 +189,58 @@ fn a_rerun_with_no_restart_says_the_release_was_never_restarted() {
     assert_eq!(lab.notes_in_v2(), [".ugw-restart-pending"]);
     lab.rerun(&lab.restart()).assert_code(0);
     assert_eq!(lab.restarts(), ["releases/v1", "releases/v2"]);
+}
+
+/// The same through a pipeline: the release is what this run's `ugw-fetch --extract` staged,
+/// moved into releases/ by the killed swap. Its rerun on the same record finds the staged
+/// folder gone and the release there (what the fetch step vouched for), and restarts it.
+#[test]
+fn a_rerun_on_the_fetch_record_restarts_the_release_the_killed_run_moved_in() {
+    let lab = Lab::new();
+    let build = lab.dir.path().join("build");
+    std::fs::create_dir_all(build.join("bin")).unwrap();
+    std::fs::write(build.join("bin/app"), "two").unwrap();
+    let archive = lab.dir.path().join("app-v2.tar.gz");
+    let packed = std::process::Command::new("tar")
+        .args(["czf", s(&archive), "-C", s(&build), "bin"])
+        .status()
+        .unwrap();
+    assert!(packed.success());
+    let fetched = kit::run(kit::fetch_extract_cmd(
+        &archive,
+        &lab.dir.path().join("fetched"),
+    ));
+    fetched.assert_code(0);
+    let record = fetched.stdout.clone();
+    let args = [
+        "--root",
+        s(&lab.root),
+        "--release",
+        "v2",
+        "--restart",
+        &lab.restart(),
+    ];
+
+    let mut killed = kit::tool("ugw-swap");
+    killed
+        .args(args)
+        .env("UGW_FAILPOINT", "swap.after-current-switch");
+    let out = kit::with_stdin(killed, &record);
+    assert_eq!(out.code, -1, "not killed at the failpoint: {}", out.stderr);
+    assert_eq!(current(&lab.root), "releases/v2");
+    assert!(!lab.dir.path().join("fetched/out").exists(), "not moved");
+    assert_eq!(lab.restarts(), ["releases/v1"]);
+
+    let mut rerun = kit::tool("ugw-swap");
+    rerun.args(args);
+    let out = kit::with_stdin(rerun, &record);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("interrupted before its restart"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.last_step().result["restarted"], true);
+    assert_eq!(lab.restarts(), ["releases/v1", "releases/v2"]);
+    assert!(lab.notes_in_v2().is_empty(), "{:?}", lab.notes_in_v2());
 }

@@ -1,7 +1,7 @@
 # Shell pieces every ugw example shares (make demo, the Ansible and GitLab CI examples, the
-# runbooks): pack demo releases as a CI would, serve them on loopback, stop a service by its
-# pidfile, and (for the runbook labs only) write a demo node's restart script. Source it; it
-# defines functions and changes nothing else.
+# runbooks): pack demo releases as a CI would, serve them on loopback, and stop a service by
+# its pidfile. None of them starts a service: `ugw-swap --start` (or the host's own service
+# manager) does. Source it; it defines functions and changes nothing else.
 #   source examples/lib/releases.sh
 
 # running PID: whether the process still runs (a zombie nobody reaped yet has stopped).
@@ -59,41 +59,4 @@ stop_pidfile() {
   kill -TERM "$pid" 2>/dev/null || true
   while running "$pid"; do sleep 0.05; done
   rm -f "$1"
-}
-
-# write_restart_script PATH PIDFILE ROOT LOG APP_FLAGS...: the service manager of a demo node
-# in release-folder mode: write_service_script for the release ROOT/current points at.
-# Only the runbook labs (examples/runbooks/) use these two: some run two services from one
-# release (Terragnos, GitPulse), which one `ugw-swap --start` cannot; the demo and the fleet
-# have ugw-swap --start as their service manager.
-write_restart_script() {
-  local path=$1 pidfile=$2 root=$3 log=$4
-  shift 4
-  write_service_script "$path" "$pidfile" "$root/current/bin/app" "$log" "$@"
-}
-
-# write_service_script PATH PIDFILE PROGRAM LOG FLAGS...: the service manager of a demo node,
-# for `ugw-swap --restart PATH`: stop the process that runs, start PROGRAM (resolved at each
-# start: a `current` link or a binary swapped in place) with FLAGS, in a session of its own
-# (setsid), and return once it left our process group (ugw-swap kills the restart command's
-# group when it exits).
-write_service_script() {
-  local path=$1 pidfile=$2 program=$3 log=$4
-  shift 4
-  local flags
-  flags=$(printf ' %q' "$@")
-  cat >"$path" <<SCRIPT
-#!/usr/bin/env bash
-set -euo pipefail
-$(declare -f running stop_pidfile)
-stop_pidfile $(printf '%q' "$pidfile")
-setsid $(printf '%q' "$program")$flags </dev/null >>$(printf '%q' "$log") 2>&1 &
-pid=\$!
-echo "\$pid" >$(printf '%q' "$pidfile")
-while kill -0 "\$pid" 2>/dev/null && [ "\$(cut -d' ' -f6 /proc/\$pid/stat)" != "\$pid" ]; do
-  sleep 0.01
-done
-echo "started \$(readlink -f $(printf '%q' "$program")) as pid \$pid"
-SCRIPT
-  chmod 755 "$path"
 }

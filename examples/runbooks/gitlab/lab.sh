@@ -12,12 +12,12 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 lab_start "$1"
 lab_database
-# 16.2.2: 16.2.0's migrations, but its puma dies 2 s after it starts (after ugw-swap's
+# 16.2.2: 16.2.0's migrations, but its puma dies 5 s after it starts (after ugw-swap's
 # --alive-for, before it is ever ready): only a wait that watches puma's process tells at once.
 cat >"$LAB/build/dies-after-start" <<SCRIPT
 #!/bin/sh
 $(printf %q "$BIN/ugw-demo-app") "\$@" &
-sleep 2
+sleep 5
 kill \$!
 exit 1
 SCRIPT

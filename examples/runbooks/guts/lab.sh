@@ -11,10 +11,10 @@ lab_start "$1"
 
 for v in v1.0.0 v1.1.0; do lab_binary_release guts-node "$v"; done
 lab_binary_release guts-node v1.2.0 --fail-status 500 --status-field broken
-# v1.3.0 starts, then dies before it is ever ready (2 s in: after ugw-swap's --alive-for, long
+# v1.3.0 starts, then dies before it is ever ready (5 s in: after ugw-swap's --alive-for, long
 # before the sync timeout), as a node that crashes on the chain's data would; only a wait that
 # watches its process tells at once.
-printf '#!/bin/sh\n[ "$1" = --version ] && { echo "guts-node v1.3.0"; exit 0; }\n%q --version-label v1.3.0 --ready-after 1h "$@" &\nsleep 2\nkill $!\nexit 1\n' \
+printf '#!/bin/sh\n[ "$1" = --version ] && { echo "guts-node v1.3.0"; exit 0; }\n%q --version-label v1.3.0 --ready-after 1h "$@" &\nsleep 5\nkill $!\nexit 1\n' \
   "$BIN/ugw-demo-app" >"$LAB/www/guts-node-v1.3.0-linux-amd64"
 chmod 755 "$LAB/www/guts-node-v1.3.0-linux-amd64"
 lab_serve

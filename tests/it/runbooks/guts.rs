@@ -131,8 +131,8 @@ fn guts_a_node_that_dies_after_its_start_fails_the_wait_at_once_and_gets_its_bin
     );
     let wait = &record.steps[3];
     assert_eq!(wait.error_kind(), "process_exited", "{wait:#?}");
-    // The lab's SYNC_TIMEOUT is 20 s; the node dies 2 s after its start.
-    assert!(wait.elapsed_ms < 10_000, "{wait:#?}");
+    // The lab's SYNC_TIMEOUT is 20 s; the node dies 5 s after its start.
+    assert!(wait.elapsed_ms < 15_000, "{wait:#?}");
     assert_eq!(
         lab.file("validator1/bin/guts-node"),
         lab.file("www/guts-node-v1.0.0-linux-amd64")

@@ -201,7 +201,7 @@ fn gitlab_a_failed_deploy_node_is_rolled_back_left_drained_and_stops_the_play() 
 }
 
 /// Puma has ugw-swap --start as its service manager and the waits on it watch its pidfile
-/// (puma_watch): a puma that dies after its start (past --alive-for) fails the wait at once,
+/// (`puma_watch`): a puma that dies after its start (past --alive-for) fails the wait at once,
 /// not at its 2m timeout; the node goes back to its old release, stays drained, and the play
 /// stops there.
 #[test]

@@ -56,7 +56,7 @@ upgrade() {
   # The idle colour on the new image; nothing serves from it yet.
   mark swapped
   swap "$idle"
-  step ugw-wait-healthy --url "$(url "$idle")/health/ready" --expect-version "$version" \
+  step ugw-wait-healthy --url "$(url "$idle")/health/ready" --expect-version \
     --fail-status 500 --successes 3 --timeout 60s
   # The switch: the new colour into the backend first (UP before anything leaves), then the
   # old one drained until its in-flight requests are done.

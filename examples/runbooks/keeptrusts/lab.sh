@@ -29,7 +29,8 @@ chmod 600 "$stack/keeptrusts.env"
 for c in api console gateway1 gateway2; do
   mkdir -p "$LAB/$c"
   free_port >"$LAB/$c/port"
-  echo "$(echo "$c" | tr '[:lower:]' '[:upper:]')_PORT=$(cat "$LAB/$c/port")" >>"$stack/keeptrusts.env"
+  # API_PORT, CONSOLE_PORT, GATEWAY1_PORT, GATEWAY2_PORT for compose.yml's ${…}.
+  printf '%s_PORT=%s\n' "${c^^}" "$(cat "$LAB/$c/port")" >>"$stack/keeptrusts.env"
 done
 for c in api console gateway1 gateway2; do
   [ "$c" = api ] && export LAB_DB=$DATABASE_URL || unset LAB_DB

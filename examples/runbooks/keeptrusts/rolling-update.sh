@@ -49,7 +49,7 @@ swap() {
 # answers the new version (the published `until curl …; sleep 5`, with a deadline).
 deploy() {
   swap "$1"
-  step ugw-wait-healthy --url "$(url "$1")/health/ready" --expect-version "$version" \
+  step ugw-wait-healthy --url "$(url "$1")/health/ready" --expect-version \
     --fail-status 500 --timeout 60s
 }
 

@@ -5,7 +5,7 @@
 //! and ugw-verify need nothing container-specific: they judge the service's own answer.
 
 use crate::kit;
-use crate::kit::docker::{self, Behaviour, Cleanup, DemoImage, Registry};
+use crate::kit::docker;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -41,15 +41,9 @@ fn fetch_image_swap_compose_wait_healthy_and_verify_compose_in_one_pipe() {
     let Some(_docker) = docker::require_docker() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let cleanup = Cleanup::new();
-    let registry = Registry::start(dir.path());
-    let repo = cleanup.name("api");
-    let built: Vec<DemoImage> = ["1.0.0", "2.0.0"]
-        .iter()
-        .map(|v| docker::build_demo_image(&registry, &repo, v, Behaviour::Healthy))
-        .collect();
-    let (v1, v2) = (&built[0], &built[1]);
+    let lab = docker::Lab::healthy(&["1.0.0", "2.0.0"]);
+    let (dir, cleanup) = (&lab.dir, &lab.cleanup);
+    let (v1, v2) = (&lab.built[0], &lab.built[1]);
     let port = kit::free_port();
     docker::compose_file(dir.path(), &v1.repository, &port.to_string());
     let project = cleanup.name("pipe");

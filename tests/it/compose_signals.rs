@@ -5,7 +5,7 @@
 //! record says interrupted with `current` the image before.
 
 use crate::kit;
-use crate::kit::docker::{self, Behaviour, Cleanup, DemoImage, Registry, serves, version_on};
+use crate::kit::docker::{self, DemoImage, serves, version_on};
 use kit::{Outcome, s, tool};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -49,40 +49,12 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// A registry with the demo service as 1.0.0 and 2.0.0; fields drop images, registry,
-/// containers, folder in that order.
-struct Lab {
-    built: Vec<DemoImage>,
-    _registry: Registry,
-    cleanup: Cleanup,
-    dir: tempfile::TempDir,
-}
-
-impl Lab {
-    fn start() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let cleanup = Cleanup::new();
-        let registry = Registry::start(dir.path());
-        let repo = cleanup.name("api");
-        let built = ["1.0.0", "2.0.0"]
-            .iter()
-            .map(|v| docker::build_demo_image(&registry, &repo, v, Behaviour::Healthy))
-            .collect();
-        Lab {
-            built,
-            _registry: registry,
-            cleanup,
-            dir,
-        }
-    }
-}
-
 #[test]
 fn sigterm_while_a_stop_first_swap_waits_takes_it_back_to_the_image_before() {
     let Some(_docker) = docker::require_docker() else {
         return;
     };
-    let lab = Lab::start();
+    let lab = docker::Lab::healthy(&["1.0.0", "2.0.0"]);
     let (v1, v2) = (&lab.built[0], &lab.built[1]);
     let port = kit::free_port();
     let file = docker::compose_file(lab.dir.path(), &v1.repository, &port.to_string());
@@ -149,7 +121,7 @@ fn sighup_while_a_start_first_swap_waits_removes_the_new_slot_and_the_old_one_se
     let Some(_docker) = docker::require_docker() else {
         return;
     };
-    let lab = Lab::start();
+    let lab = docker::Lab::healthy(&["1.0.0", "2.0.0"]);
     let (v1, v2) = (&lab.built[0], &lab.built[1]);
     let (a, b) = (kit::free_port(), kit::free_port());
     let file = docker::compose_file(lab.dir.path(), &v1.repository, "${PORT}");

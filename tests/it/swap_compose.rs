@@ -6,7 +6,7 @@
 //! `--keep`, two swaps of one project at once, and a record naming another run's digest.
 
 use crate::kit;
-use crate::kit::docker::{self, Behaviour, Cleanup, DemoImage, Registry, compose_file, serves};
+use crate::kit::docker::{self, Behaviour, DemoImage, Lab, compose_file, serves};
 use kit::{Outcome, s, tool};
 use std::path::Path;
 use std::time::Duration;
@@ -34,51 +34,14 @@ fn swap(file: &Path, project: &str, record: Option<&Path>, args: &[&str]) -> Out
     kit::run_within(cmd, Duration::from_secs(180))
 }
 
-/// A registry of the test's own holding the demo service's images (by default 1.0.0 and 2.0.0,
-/// healthy, and 3.0.0, health 500). Fields drop in this order: images, registry, containers,
-/// folder.
-struct Lab {
-    built: Vec<DemoImage>,
-    /// Serves `built` until the test ends.
-    _registry: Registry,
-    cleanup: Cleanup,
-    dir: tempfile::TempDir,
-}
-
-impl Lab {
-    fn start() -> Lab {
-        Lab::of(&[
-            ("1.0.0", Behaviour::Healthy),
-            ("2.0.0", Behaviour::Healthy),
-            ("3.0.0", Behaviour::Bad),
-        ])
-    }
-
-    /// The images of `versions`, in order.
-    fn of(versions: &[(&str, Behaviour)]) -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let cleanup = Cleanup::new();
-        let registry = Registry::start(dir.path());
-        let built = images(&registry, &cleanup, versions);
-        Lab {
-            built,
-            _registry: registry,
-            cleanup,
-            dir,
-        }
-    }
-}
-
-fn images(
-    registry: &Registry,
-    cleanup: &Cleanup,
-    versions: &[(&str, Behaviour)],
-) -> Vec<DemoImage> {
-    let repo = cleanup.name("api");
-    versions
-        .iter()
-        .map(|(v, b)| docker::build_demo_image(registry, &repo, v, b.clone()))
-        .collect()
+/// The demo service as 1.0.0 and 2.0.0 (healthy) and 3.0.0 (health 500), in a registry of
+/// the test's own.
+fn lab() -> Lab {
+    Lab::of(&[
+        ("1.0.0", Behaviour::Healthy),
+        ("2.0.0", Behaviour::Healthy),
+        ("3.0.0", Behaviour::Bad),
+    ])
 }
 
 /// A record whose one ok `ugw-fetch --image` step, of run `step_run`, fetched `image`; the
@@ -99,7 +62,7 @@ fn stop_first_pins_by_digest_rolls_back_brings_the_old_container_back_and_keeps(
     let Some(_docker) = docker::require_docker() else {
         return;
     };
-    let lab = Lab::start();
+    let lab = lab();
     let (dir, cleanup) = (&lab.dir, &lab.cleanup);
     let (v1, v2, bad) = (&lab.built[0], &lab.built[1], &lab.built[2]);
     let port = kit::free_port();
@@ -232,7 +195,7 @@ fn start_first_switches_slots_under_load_with_no_failed_request_and_a_bad_image_
     if !kit::haproxy::HaProxy::available() {
         return;
     }
-    let lab = Lab::start();
+    let lab = lab();
     let (dir, cleanup) = (&lab.dir, &lab.cleanup);
     let (v1, v2, bad) = (&lab.built[0], &lab.built[1], &lab.built[2]);
     let (a, b) = (kit::free_port(), kit::free_port());
@@ -313,7 +276,7 @@ fn two_swaps_of_one_project_never_run_together_and_another_runs_digest_is_not_pi
     let Some(_docker) = docker::require_docker() else {
         return;
     };
-    let lab = Lab::of(&[("1.0.0", Behaviour::Healthy), ("2.0.0", Behaviour::Healthy)]);
+    let lab = Lab::healthy(&["1.0.0", "2.0.0"]);
     let (dir, cleanup) = (&lab.dir, &lab.cleanup);
     let (v1, v2) = (&lab.built[0], &lab.built[1]);
     let port = kit::free_port();

@@ -665,6 +665,48 @@ pub fn image_present(reference: &str) -> bool {
     docker(&["image", "inspect", reference]).code == 0
 }
 
+/// A Compose test's set-up: a temp folder, the guard of its Docker names, a registry of its
+/// own, and the demo service's images in it, all of one repository (`PREFIX-api`), in the
+/// order asked. Fields drop in this order: images, registry, containers (the guard), folder.
+pub struct Lab {
+    pub built: Vec<DemoImage>,
+    /// Serves `built` until the test ends.
+    _registry: Registry,
+    pub cleanup: Cleanup,
+    pub dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// The images of `versions`, each with its behaviour.
+    pub fn of(versions: &[(&str, Behaviour)]) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let cleanup = Cleanup::new();
+        let registry = Registry::start(dir.path());
+        let repo = cleanup.name("api");
+        let built = versions
+            .iter()
+            .map(|(version, behaviour)| {
+                build_demo_image(&registry, &repo, version, behaviour.clone())
+            })
+            .collect();
+        Lab {
+            built,
+            _registry: registry,
+            cleanup,
+            dir,
+        }
+    }
+
+    /// Healthy images of `versions`.
+    pub fn healthy(versions: &[&str]) -> Lab {
+        let versions: Vec<(&str, Behaviour)> = versions
+            .iter()
+            .map(|version| (*version, Behaviour::Healthy))
+            .collect();
+        Lab::of(&versions)
+    }
+}
+
 /// A Compose file `DIR/compose.yml` with one service `api` of `REPOSITORY:unpinned` on the
 /// host network, listening on 127.0.0.1:`listen` (a port, or `${PORT}` for start-first).
 pub fn compose_file(dir: &Path, repository: &str, listen: &str) -> PathBuf {

@@ -628,13 +628,9 @@ pub fn swap_releases(restart: bool) -> Scenario {
                     format!("after the rollback: {:?}", live_release(dir))
                 }));
             }
-            let mut rerun = swap_cmd(&rerun_dir, restart);
-            if restart && live == "v2" {
-                // Killed between the switch and the restart: v2 is current already, and a
-                // plain rerun has nothing to switch, so it restarts only when asked.
-                rerun.arg("--force-restart");
-            }
-            bad.extend(rerun_ok("swap", rerun));
+            // Killed between the switch and the restart, the rerun restarts by the note the
+            // killed run left in v2 (no --force-restart needed).
+            bad.extend(rerun_ok("swap", swap_cmd(&rerun_dir, restart)));
             bad.extend(violation_if(
                 live_release(&rerun_dir) != Ok("v2".into()),
                 || format!("after the rerun: {:?}", live_release(&rerun_dir)),
@@ -704,6 +700,7 @@ pub fn swap_binary(restart: bool) -> Scenario {
                 &[
                     "app",
                     "app.ugw-prev",
+                    "app.ugw-restart-pending",
                     "staging",
                     "restarted",
                     ".app.ugw-swap.lock",
@@ -735,13 +732,9 @@ pub fn swap_binary(restart: bool) -> Scenario {
                     format!("the rollback restarted {:?}", restarted(dir))
                 }));
             }
-            let mut rerun = swap(&rerun_dir);
-            if restart && live == v2 {
-                // Killed between the install and the restart: v2 is in place already, and a
-                // plain rerun has nothing to install, so it restarts only when asked.
-                rerun.arg("--force-restart");
-            }
-            bad.extend(rerun_ok("swap binary", rerun));
+            // Killed between the install and the restart, the rerun restarts by the note the
+            // killed run left beside app (no --force-restart needed).
+            bad.extend(rerun_ok("swap binary", swap(&rerun_dir)));
             bad.extend(violation_if(
                 std::fs::read(rerun_dir.join("app")).unwrap_or_default() != v2,
                 || "after the rerun app is not v2".into(),

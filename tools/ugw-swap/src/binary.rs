@@ -1,12 +1,16 @@
 //! Binary mode: the new binary is written beside the old one (same owner, mode, extended
 //! attributes), the old one is hard-linked to `PATH.ugw-prev`, and the new one renamed over
 //! PATH. There is never a moment without a binary, and a running old binary is no obstacle
-//! (a rename, never a write into it, so no "text file busy").
+//! (a rename, never a write into it, so no "text file busy"). When a restart follows, a note
+//! `TARGET.ugw-restart-pending` (the new binary's digest and the one before's) is written
+//! first and goes once the restart ran: a rerun of a swap killed between the two restarts.
 
 use crate::artifact::check_digest;
+use crate::pending;
 use crate::restart::restart_service;
 use crate::this_run::nothing_to_take_back;
 use crate::{BinaryMode, Options, Swapped, restart_failed};
+use serde::{Deserialize, Serialize};
 use std::io::Seek;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -23,6 +27,22 @@ fn lock_path(target: &Path) -> PathBuf {
         .file_name()
         .map_or_else(|| "target".into(), |n| n.to_string_lossy().into_owned());
     target.with_file_name(format!(".{name}.ugw-swap.lock"))
+}
+
+/// What `TARGET.ugw-restart-pending` holds: what a rerun needs to finish a swap killed
+/// between its install and its restart as that swap would have finished.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PendingRestart {
+    /// The sha256 of the binary installed: a note for another binary is not this one's.
+    binary: Option<String>,
+    /// The sha256 of the binary before, kept as `TARGET.ugw-prev` (`None`: there was none):
+    /// a failed restart switches back to that copy only while it is still this binary.
+    previous: Option<String>,
+}
+
+/// Where the note of a pending restart lives: beside the target, as `.ugw-prev` does.
+fn pending_note(target: &Path) -> PathBuf {
+    sibling(target, pending::NOTE)
 }
 
 /// The target as it is now: `None` when there is none yet. A symlink or a non-file is
@@ -127,12 +147,7 @@ fn restore_previous(target: &Path) -> Result<()> {
     let prev = sibling(target, ".ugw-prev");
     link_as(target, &sibling(target, ".ugw-failed"))?;
     link_as(&prev, target)?;
-    // A bare name (`--target app`) has the empty path as its parent: the folder is `.`.
-    let folder = target
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    sync_dir(folder)
+    sync_dir(pending::folder_of(target))
 }
 
 /// Binary mode: replace the binary, roll back, or `status`.
@@ -176,12 +191,7 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, mode: &BinaryMode) -> Result
     let (mut source, new) = open_checked(&from, options)?;
     result.current = Some(new.clone());
     if old.as_deref() == Some(new.as_str()) {
-        let what = target.display().to_string();
-        if crate::forced_restart(ctx, options, &mut result, &what, None)?.is_none() {
-            ctx.reporter
-                .info(&format!("{what} is already this binary; nothing to do"));
-        }
-        return Ok(result);
+        return already_installed(ctx, options, target, result, &new);
     }
     if ctx.dry_run {
         result.would = Some(format!(
@@ -191,6 +201,7 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, mode: &BinaryMode) -> Result
         ));
         return Ok(result);
     }
+    note_restart(ctx, options, target, &new, old.as_deref())?;
     ctx.cancel
         .critical(|| install(&from, &mut source, target, mode.mode))?;
     ugw_shared::failpoint::hit("swap.after-current-switch");
@@ -203,8 +214,118 @@ pub(crate) fn run(ctx: &mut Ctx, options: &Options, mode: &BinaryMode) -> Result
     restart_after_install(ctx, options, target, result, old.as_deref())
 }
 
+/// Before the install: when a restart follows, note it (the new binary's digest, the one
+/// before's) beside the target; when none does, a note an earlier swap left goes (it is for
+/// another install, and would mislead a later rerun).
+fn note_restart(
+    ctx: &Ctx,
+    options: &Options,
+    target: &Path,
+    new: &str,
+    old: Option<&str>,
+) -> Result<()> {
+    if !pending::restart_follows(options) {
+        pending::clear(ctx, &pending_note(target));
+        return Ok(());
+    }
+    let note = PendingRestart {
+        binary: Some(new.to_string()),
+        previous: old.map(str::to_string),
+    };
+    pending::write(&pending_note(target), &note)
+}
+
+/// The target is the binary asked for already: nothing to install. When the run that
+/// installed it was killed before its restart (its note says so), the restart runs now;
+/// else `--force-restart` restarts anyway.
+fn already_installed(
+    ctx: &Ctx,
+    options: &Options,
+    target: &Path,
+    mut result: Swapped,
+    new: &str,
+) -> Result<Swapped> {
+    let what = target.display().to_string();
+    if let Some(note) = restart_pending(ctx, target, new) {
+        if pending::restart_follows(options) {
+            return restart_interrupted(ctx, options, target, result, &note);
+        }
+        ctx.reporter.warn(&format!(
+            "{what} became this binary in a run interrupted before its restart, so the \
+             service may still run the binary before; give --restart or --start to restart it"
+        ));
+    }
+    if crate::forced_restart(ctx, options, &mut result, &what, None)?.is_none() {
+        ctx.reporter
+            .info(&format!("{what} is already this binary; nothing to do"));
+    }
+    Ok(result)
+}
+
+/// The note of an install of `installed` (the target's digest) whose restart never ran to
+/// its end, if there is one beside the target. A note for another binary (a stale one) is
+/// ignored, and said.
+fn restart_pending(ctx: &Ctx, target: &Path, installed: &str) -> Option<PendingRestart> {
+    let path = pending_note(target);
+    let note: PendingRestart = pending::read(&path)?;
+    if note.binary.as_deref() == Some(installed) {
+        return Some(note);
+    }
+    ctx.reporter.warn(&format!(
+        "{} is for another binary than {} is now (sha256 {}); ignored",
+        path.display(),
+        target.display(),
+        note.binary.as_deref().unwrap_or("unknown")
+    ));
+    None
+}
+
+/// The target is the binary a run killed before its restart installed: run that restart
+/// now, as that run would have (a failed one puts the binary before back, while
+/// `TARGET.ugw-prev` is still that binary), and finish as it would have.
+fn restart_interrupted(
+    ctx: &Ctx,
+    options: &Options,
+    target: &Path,
+    mut result: Swapped,
+    note: &PendingRestart,
+) -> Result<Swapped> {
+    result.previous.clone_from(&note.previous);
+    let what = format!(
+        "{} became this binary in a run interrupted before its restart ran to its end",
+        target.display()
+    );
+    if ctx.dry_run {
+        result.would = Some(format!("restart: {what}"));
+        return Ok(result);
+    }
+    ctx.reporter.warn(&format!("{what}; restarting it now"));
+    result.changed = true;
+    let kept = kept_previous(target)?;
+    let before = note.previous.as_deref().filter(|digest| {
+        let same = kept.as_deref() == Some(*digest);
+        if !same {
+            ctx.reporter.warn(&format!(
+                "{} is not the binary before (sha256 {digest}) any more; a failed restart \
+                 will not switch back",
+                sibling(target, ".ugw-prev").display()
+            ));
+        }
+        same
+    });
+    restart_after_install(ctx, options, target, result, before)
+}
+
+/// The digest of `TARGET.ugw-prev`, the copy of the binary before, if there is one.
+fn kept_previous(target: &Path) -> Result<Option<String>> {
+    let prev = sibling(target, ".ugw-prev");
+    existing(&prev)?.map(|_| sha256_file(&prev)).transpose()
+}
+
 /// The restart after the new binary is installed, if one was asked for; when it fails, the
-/// previous binary is put back and restarted, and the error carries both runs.
+/// previous binary is put back and restarted, and the error carries both runs. Once it ran to
+/// an outcome, the install's note of a pending restart goes (a failed restart's, once the
+/// binary before is back).
 fn restart_after_install(
     ctx: &Ctx,
     options: &Options,
@@ -221,12 +342,15 @@ fn restart_after_install(
     let ok = first.ok;
     result.restarts.push(first);
     if ok {
+        pending::clear(ctx, &pending_note(target));
         return Ok(result);
     }
     if old.is_none() {
+        pending::clear(ctx, &pending_note(target));
         return Err(restart_failed(&result, None));
     }
     ctx.cancel.critical(|| restore_previous(target))?;
+    pending::clear(ctx, &pending_note(target));
     result.marked_failed = result.current.take();
     result.current = old.map(str::to_string);
     if let Some(again) = restart_service(ctx, options, "after_revert", &result, None, None) {
@@ -291,6 +415,8 @@ fn rollback(
         return Ok(result);
     }
     ctx.cancel.critical(|| restore_previous(target))?;
+    // A restart an interrupted swap to the binary taken out never ran is not wanted any more.
+    pending::clear(ctx, &pending_note(target));
     result.changed = true;
     result.marked_failed.clone_from(&result.previous);
     ctx.reporter.info(&format!(

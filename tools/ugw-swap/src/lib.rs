@@ -8,6 +8,7 @@ mod artifact;
 mod binary;
 mod compose;
 mod link_at;
+mod pending;
 mod place;
 mod releases;
 mod restart;

@@ -25,7 +25,7 @@ const FAILED: &str = ".ugw-failed";
 /// The note a swap leaves in a release before switching `current` to it when a restart
 /// follows, removed once that restart ran: a later run that finds it in the current release
 /// knows the switch happened but the restart never did (the run was killed between the two).
-const RESTART_PENDING: &str = ".ugw-restart-pending";
+const RESTART_PENDING: &str = crate::pending::NOTE;
 /// ugw's own files in a release: not part of its digest.
 const OURS: &[&str] = &[MARKER, FAILED, RESTART_PENDING];
 
@@ -334,8 +334,7 @@ impl Root {
         let note = PendingRestart {
             previous: previous.map(str::to_string),
         };
-        let text = serde_json::to_vec(&note).expect("a note of names always serialises");
-        ugw_shared::atomic::write_atomic(&self.release(version).join(RESTART_PENDING), &text)
+        crate::pending::write(&self.release(version).join(RESTART_PENDING), &note)
     }
 
     /// The note of a switch to `version` whose restart never ran to its end, if `version` (a
@@ -345,9 +344,8 @@ impl Root {
         if not_ours(&self.release(version)).is_some() {
             return None;
         }
-        let path = self.release(version).join(RESTART_PENDING);
-        let bytes = ugw_shared::atomic::read_capped(&path, 4096).ok()?;
-        let note: PendingRestart = serde_json::from_slice(&bytes).unwrap_or_default();
+        let note: PendingRestart =
+            crate::pending::read(&self.release(version).join(RESTART_PENDING))?;
         let previous = note.previous.filter(|name| {
             check_version(name).is_ok()
                 && name != version
@@ -357,18 +355,9 @@ impl Root {
     }
 
     /// The restart after the switch to `version` ran (or the switch was taken back): its note
-    /// goes. One left behind would only cost a later rerun one more restart, so a failure to
-    /// remove it is said, not fatal.
+    /// goes.
     fn clear_restart_pending(&self, ctx: &Ctx, version: &str) {
-        let note = self.release(version).join(RESTART_PENDING);
-        let removed = match std::fs::remove_file(&note) {
-            Ok(()) => sync_dir(&self.release(version)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(format!("cannot remove {}", note.display()), &e)),
-        };
-        if let Err(e) = removed {
-            ctx.reporter.warn(&e.message);
-        }
+        crate::pending::clear(ctx, &self.release(version).join(RESTART_PENDING));
     }
 
     /// A release marked failed is not swapped in again without a word (issue 21 item 15):
@@ -830,7 +819,7 @@ fn swap(
     }
     if previous.as_deref() == Some(version.as_str()) && !restage {
         match root.restart_pending(&version) {
-            Some(pending) if restarts(options) => {
+            Some(pending) if crate::pending::restart_follows(options) => {
                 restart_interrupted(ctx, options, mode, root, &mut result, &version, &pending)?;
             }
             pending => {
@@ -851,7 +840,7 @@ fn swap(
         None
     };
     ugw_shared::failpoint::hit("swap.after-stage-move");
-    if restarts(options) {
+    if crate::pending::restart_follows(options) {
         root.note_restart_pending(&version, previous.as_deref())?;
     }
     ctx.cancel.critical(|| root.switch_to(&version))?;
@@ -876,11 +865,6 @@ fn swap(
     }
     finish(ctx, mode, root, &mut result, &version, previous.as_deref())?;
     Ok(result)
-}
-
-/// Whether the swap restarts the service after the switch (`--restart` or `--start`).
-fn restarts(options: &Options) -> bool {
-    options.restart.is_some() || options.start.is_some()
 }
 
 /// The release asked for is live already: nothing to switch; `--force-restart` restarts it

@@ -187,9 +187,9 @@ lab_compose_down() {
     local flags=(-p "$project" -f "$file")
     [ -n "$env_file" ] && [ -f "$env_file" ] && flags+=(--env-file "$env_file")
     "${compose[@]}" "${flags[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
-    ids=$(docker ps -aq --filter "label=com.docker.compose.project" \
+    ids=$(docker ps -a --filter "label=com.docker.compose.project" \
       --format '{{.ID}} {{.Label "com.docker.compose.project"}}' 2>/dev/null \
-      | awk -v p="$project" '$2 == p || index($2, p "-") == 1 {print $1}')
+      | awk -v p="$project" '$2 == p || (index($2, p "-") == 1 && substr($2, length(p) + 2) ~ /^[0-9]+$/) {print $1}')
     # shellcheck disable=SC2086 # one word per container id
     [ -z "$ids" ] || docker rm -f -v $ids >/dev/null 2>&1 || true
     volumes=$(docker volume ls -q 2>/dev/null | awk -v p="$project" 'index($1, p "_") == 1')

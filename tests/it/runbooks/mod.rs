@@ -7,6 +7,7 @@ mod gitlab;
 mod gitpulse;
 mod guts;
 mod keeptrusts;
+mod lab;
 mod terragnos;
 
 use crate::kit;

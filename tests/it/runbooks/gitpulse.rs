@@ -123,26 +123,8 @@ fn gitpulse_rolls_a_bad_release_back_by_restoring_the_backup() {
     // the restore must put it back.
     let upload = gitpulse_upload(&lab);
     let before = std::fs::read(&upload).unwrap();
-    let wrappers = lab.path().join("wrappers");
-    std::fs::create_dir_all(&wrappers).unwrap();
-    let migrate = wrappers.join("ugw-migrate");
-    std::fs::write(
-        &migrate,
-        format!(
-            "#!/bin/sh\nrecord=$(cat)\nprintf 'overwritten by the bad release' >'{}'\n\
-             printf '%s\\n' \"$record\" | exec '{}' \"$@\"\n",
-            upload.display(),
-            kit::bin("ugw-migrate").display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &migrate,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
     let env = format!("{}/gitpulse.env", lab.s());
-    let path = format!("{}:{}", wrappers.display(), kit::path_with_bins());
+    let path = overwrite_at_each_migration(&lab, &upload);
     let out = lab.run(
         "update.sh",
         &["2026.5.17.post5"],
@@ -173,8 +155,51 @@ fn gitpulse_rolls_a_bad_release_back_by_restoring_the_backup() {
     );
     assert_eq!(lab.served("api"), "2026.5.15");
     assert_eq!(lab.served("worker"), "2026.5.15");
-    // Both containers on the old image again, by digest; the rollback names the bad one.
-    let project = gitpulse_setting(&lab, "COMPOSE_PROJECT_NAME");
+    back_on_the_installed_image(&lab, &record);
+    // The database as the backup had it: neither release's column, v1's table back.
+    let db = lab.path().join("data/gitpulse.db");
+    assert_eq!(sqlite_columns(&db, "items"), ["id", "name"]);
+    assert_eq!(sqlite_columns(&db, "legacy_sessions"), ["id", "token"]);
+    assert_eq!(std::fs::read(&upload).unwrap(), before);
+    // Back in service only after the old release answered again.
+    assert!(!lab.exists("data/maintenance"));
+    assert_eq!(get(lab.port("api"), "/health/lb", &[]).0, 200);
+    let (healthy, undone) = (span(&record.steps[12]).1, span(&record.steps[13]).0);
+    assert!(
+        undone >= healthy,
+        "maintenance ended before the old release was healthy"
+    );
+}
+
+/// A PATH whose `ugw-migrate` first overwrites `upload` (once it has its record, so after the
+/// backup steps), then runs the real one: a bad release damaging the uploads during the run.
+fn overwrite_at_each_migration(lab: &Lab, upload: &Path) -> String {
+    let wrappers = lab.path().join("wrappers");
+    std::fs::create_dir_all(&wrappers).unwrap();
+    let migrate = wrappers.join("ugw-migrate");
+    std::fs::write(
+        &migrate,
+        format!(
+            "#!/bin/sh\nrecord=$(cat)\nprintf 'overwritten by the bad release' >'{}'\n\
+             printf '%s\\n' \"$record\" | exec '{}' \"$@\"\n",
+            upload.display(),
+            kit::bin("ugw-migrate").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &migrate,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    format!("{}:{}", wrappers.display(), kit::path_with_bins())
+}
+
+/// Both containers on the image the lab installed, by digest, and the record's rollback step
+/// (its eleventh) pinned that one and names the fetched bad one failed.
+#[track_caller]
+fn back_on_the_installed_image(lab: &ComposeLab, record: &Record) {
+    let project = gitpulse_setting(lab, "COMPOSE_PROJECT_NAME");
     let install = lab.record(&format!("install-{project}.json"));
     let old = install.steps[0].result["reference"].as_str().unwrap();
     assert_eq!(lab.image_of("api"), old);
@@ -189,18 +214,5 @@ fn gitpulse_rolls_a_bad_release_back_by_restoring_the_backup() {
         ),
         (&true.into(), &old.into(), &bad.into()),
         "{rollback:#}"
-    );
-    // The database as the backup had it: neither release's column, v1's table back.
-    let db = lab.path().join("data/gitpulse.db");
-    assert_eq!(sqlite_columns(&db, "items"), ["id", "name"]);
-    assert_eq!(sqlite_columns(&db, "legacy_sessions"), ["id", "token"]);
-    assert_eq!(std::fs::read(&upload).unwrap(), before);
-    // Back in service only after the old release answered again.
-    assert!(!lab.exists("data/maintenance"));
-    assert_eq!(get(lab.port("api"), "/health/lb", &[]).0, 200);
-    let (healthy, undone) = (span(&record.steps[12]).1, span(&record.steps[13]).0);
-    assert!(
-        undone >= healthy,
-        "maintenance ended before the old release was healthy"
     );
 }

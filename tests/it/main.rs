@@ -11,6 +11,7 @@ mod backup_cli;
 mod backup_killed;
 mod backup_property;
 mod backup_volume;
+mod compose_drain;
 mod compose_example;
 mod compose_health;
 mod compose_hostile;

@@ -330,7 +330,7 @@ fn compose_args() -> Vec<clap::Arg> {
         flag::text(
             id::DRAIN_CMD,
             "CMD",
-            "With --strategy start-first: run CMD (sh -c) before the old slot stops, with $UGW_DRAIN_PORT (the old slot) and $UGW_LIVE_PORT (e.g. ugw-drain on the balancer)",
+            "With --strategy start-first: run CMD (sh -c) before the old slot stops, with $UGW_DRAIN_PORT (the old slot) and $UGW_LIVE_PORT (e.g. ugw-drain on the balancer); if CMD fails, the new slot is removed and the old one keeps serving (exit 1)",
         )
         .requires(id::COMPOSE),
         flag::duration(

@@ -8,6 +8,7 @@
 //! it go) and stopped. A restart that fails switches the pin back.
 
 mod docker;
+mod drain;
 mod health;
 mod images;
 mod inputs;
@@ -24,7 +25,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use ugw_shared::record::Status;
 use ugw_shared::results::{ComposeSwap, FetchedImage, RestartRun, Swapped};
-use ugw_shared::runner::{RunSpec, run};
 use ugw_shared::{Ctx, Error, ErrorKind, Result, lock};
 
 /// How the old container makes way for the new one.
@@ -507,7 +507,16 @@ fn start_first(
         });
     }
     if let Some(old) = live {
-        drain(ctx, session, old, idle)?;
+        if let Err(why) = drain::drain(ctx, session, old, idle)? {
+            return Err(drain::taken_back(
+                ctx,
+                session,
+                pins,
+                (old, idle),
+                &why,
+                result,
+            ));
+        }
         session
             .compose(Some(old))
             .stop_and_remove(ctx, &mode.services, session.deadline(ctx))?;
@@ -515,26 +524,6 @@ fn start_first(
             .info(&format!("slot {old} stopped; slot {idle} serves"));
     }
     Ok(idle)
-}
-
-/// Before the old slot stops: `--drain-cmd` (with `UGW_DRAIN_PORT`, the old slot, and
-/// `UGW_LIVE_PORT`, the new one), then `--drain-grace` for the balancer to see it go.
-fn drain(ctx: &Ctx, session: &Session<'_>, old: u16, live: u16) -> Result<()> {
-    if let Some(command) = &session.mode.drain_cmd {
-        let spec = RunSpec::new(command, session.deadline(ctx))
-            .with_env("UGW_DRAIN_PORT", &old.to_string())
-            .with_env("UGW_LIVE_PORT", &live.to_string());
-        let outcome = run(&spec, &ctx.cancel)?;
-        if !outcome.success() {
-            ctx.reporter.warn(&format!(
-                "--drain-cmd failed ({}): {}; stopping slot {old} after the grace anyway",
-                outcome.describe(),
-                outcome.said_excerpt(400).trim()
-            ));
-        }
-    }
-    ctx.cancel
-        .sleep_until(Instant::now() + session.mode.drain_grace)
 }
 
 /// An error that cut a restart short carries what was switched already.

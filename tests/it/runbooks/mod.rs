@@ -531,6 +531,7 @@ fn the_readme_tables_point_at_the_lines_that_do_each_step() {
         [
             "gitlab/zero-downtime-upgrade.yml",
             "gitpulse/update.sh",
+            "guts/blue-green.sh",
             "guts/validator-upgrade.sh",
             "keeptrusts/rolling-update.sh",
             "terragnos/upgrade.sh"

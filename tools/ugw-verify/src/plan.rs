@@ -41,9 +41,9 @@ fn resolve_version(ctx: &Ctx, check: &mut Check) -> Result<()> {
         && v.expect == ExpectVersion::Fetched
     {
         let flag = format!("{}.expect", check.origin);
-        let version = ctx
-            .this_run()
-            .flag_or_earlier(&flag, None, ctx.dry_run, |f: FetchedVersion| f.version)?;
+        let version =
+            ctx.this_run()
+                .flag_or_earlier(&flag, None, ctx.dry_run, |f: FetchedVersion| f.version)?;
         v.expect = version.map_or(ExpectVersion::Same, ExpectVersion::Exactly);
     }
     Ok(())

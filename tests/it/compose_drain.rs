@@ -3,10 +3,10 @@
 //! `$UGW_DRAIN_PORT` and `$UGW_LIVE_PORT`, and drains the old slot through HAProxy's runtime
 //! API (`ugw-drain --haproxy`: HAProxy's own state says so), the old slot keeps serving for the
 //! grace, then stops. A drain command that fails takes the swap back: exit 1
-//! (restart_failed), the new slot removed, the old one never stopped, the pins unchanged.
+//! (`restart_failed`), the new slot removed, the old one never stopped, the pins unchanged.
 
 use crate::kit;
-use crate::kit::docker::{self, Behaviour, Cleanup, DemoImage, Registry};
+use crate::kit::docker::{self, Behaviour, Cleanup, DemoImage, Registry, version_on};
 use crate::kit::haproxy::{HaProxy, Options, Server};
 use kit::{Outcome, s, tool};
 use std::path::{Path, PathBuf};
@@ -20,13 +20,6 @@ fn compose_file(dir: &Path, repository: &str) -> PathBuf {
     ) + "    command: [\"--listen\", \"127.0.0.1:${PORT}\"]\n";
     std::fs::write(&file, text).unwrap();
     file
-}
-
-/// The version the demo on `port` says it is, when it answers 200 now.
-fn version_on(port: u16) -> Option<String> {
-    let (code, body) = docker::http_get(port, "/health/ready")?;
-    let value: serde_json::Value = serde_json::from_str(&body).ok()?;
-    (code == 200).then(|| value["version"].as_str().unwrap_or("").to_string())
 }
 
 #[test]
@@ -120,6 +113,25 @@ fn the_drain_command_drains_the_old_slot_in_haproxy_and_its_failure_takes_the_sw
     let pins_file = dir.path().join(format!(".ugw/{project}.pins.json"));
     let pins_before = std::fs::read_to_string(&pins_file).unwrap();
     let failed = swap(v3, "echo balancer unreachable >&2; exit 3", "0s");
+    let new_slot_pin = dir.path().join(format!(".ugw/{project}-{a}.override.yml"));
+    taken_back_after_a_failed_drain(
+        &failed,
+        v2,
+        (a, b),
+        (&pins_file, &pins_before),
+        &new_slot_pin,
+    );
+}
+
+/// A swap whose drain command failed (exit 3) was taken back: the old slot `b` (on `live`)
+/// never stopped, the new slot `a` and its pin removed, the pins file as it was.
+fn taken_back_after_a_failed_drain(
+    failed: &Outcome,
+    live: &DemoImage,
+    (a, b): (u16, u16),
+    (pins_file, pins_before): (&Path, &str),
+    new_slot_pin: &Path,
+) {
     failed
         .fails_with(kit::Kind::RestartFailed)
         .stderr_has("--drain-cmd failed (exit 3")
@@ -127,7 +139,7 @@ fn the_drain_command_drains_the_old_slot_in_haproxy_and_its_failure_takes_the_sw
     let step = failed.last_step();
     assert_eq!(
         step.result["current"],
-        v2.by_digest(),
+        live.by_digest(),
         "the record says it went back"
     );
     assert_eq!(step.result["compose"]["slot"], b);
@@ -141,11 +153,6 @@ fn the_drain_command_drains_the_old_slot_in_haproxy_and_its_failure_takes_the_sw
             .is_none()),
         "the new slot is removed"
     );
-    assert_eq!(std::fs::read_to_string(&pins_file).unwrap(), pins_before);
-    assert!(
-        !dir.path()
-            .join(format!(".ugw/{project}-{a}.override.yml"))
-            .exists(),
-        "the new slot's pin is removed"
-    );
+    assert_eq!(std::fs::read_to_string(pins_file).unwrap(), pins_before);
+    assert!(!new_slot_pin.exists(), "the new slot's pin is removed");
 }

@@ -60,6 +60,7 @@ mod runbooks;
 mod secrets;
 mod swap;
 mod swap_compose;
+mod swap_compose_units;
 mod swap_fetched;
 mod swap_force;
 mod swap_hostile;

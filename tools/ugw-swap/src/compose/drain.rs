@@ -54,7 +54,10 @@ pub(super) fn taken_back(
         &session.mode.services,
         session.deadline(ctx),
     );
-    session.files.remove_override(Some(idle));
+    // A slot's override is removed without fail (see `PinFiles::remove_override`).
+    let _ = session
+        .files
+        .remove_override(&session.mode.file, Some(idle));
     let outcome = match &removed {
         Ok(()) => format!("{why}; slot {idle} removed, slot {old} was never stopped"),
         Err(e) => format!("{why}; removing slot {idle} failed: {}", e.message),

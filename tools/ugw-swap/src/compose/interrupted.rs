@@ -83,7 +83,7 @@ fn take_back(ctx: &Ctx, session: &Session<'_>, pins: &Pins) -> Result<()> {
             let compose = session.compose(None);
             let Some(before) = pins.current.as_deref() else {
                 compose.stop_and_remove(ctx, &mode.services, deadline)?;
-                session.files.remove_override(None);
+                session.files.remove_override(&session.mode.file, None)?;
                 return Ok(());
             };
             session
@@ -103,7 +103,9 @@ fn take_back(ctx: &Ctx, session: &Session<'_>, pins: &Pins) -> Result<()> {
             session
                 .compose(Some(idle))
                 .stop_and_remove(ctx, &mode.services, deadline)?;
-            session.files.remove_override(Some(idle));
+            session
+                .files
+                .remove_override(&session.mode.file, Some(idle))?;
             Ok(())
         }
     }

@@ -107,10 +107,20 @@ impl Session<'_> {
         }
     }
 
+    /// A swap step of this file, project and set of services (in any order): another
+    /// unit's swap in the same project is never this one's to take back.
     fn ours(&self, r: &Swapped) -> bool {
+        let set = |services: &[String]| {
+            let mut sorted = services.to_vec();
+            sorted.sort_unstable();
+            sorted.dedup();
+            sorted
+        };
         r.mode == "compose"
             && r.compose.as_ref().is_some_and(|c| {
-                Path::new(&c.file) == self.mode.file && c.project == self.mode.project
+                Path::new(&c.file) == self.mode.file
+                    && c.project == self.mode.project
+                    && set(&c.services) == set(&self.mode.services)
             })
     }
 }
@@ -120,7 +130,7 @@ pub(crate) fn run_compose(ctx: &mut Ctx, options: &Options, mode: &ComposeMode) 
     let session = Session {
         options,
         mode,
-        files: PinFiles::new(&mode.file, &mode.project),
+        files: PinFiles::new(&mode.file, &mode.project, &mode.services),
         program: find_compose(ctx)?,
     };
     let mut result = Swapped {
@@ -309,10 +319,9 @@ fn switch(
     session.files.save(&moved)?;
     set_containers(ctx, session, slot, &mut result)?;
     if let Some(keep) = session.mode.keep {
-        let protect: Vec<&str> = [moved.current.as_deref(), moved.previous.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect();
+        // Every unit's current and previous: two services of one repository share images.
+        let pinned = session.files.pinned_anywhere()?;
+        let protect: Vec<&str> = pinned.iter().map(String::as_str).collect();
         let removed = images::prune(
             ctx,
             repository(image),
@@ -435,7 +444,7 @@ fn stop_first(
     let Some(before) = pins.current.as_deref() else {
         // Nothing to go back to: the failed containers are stopped, the pin removed.
         compose.stop_and_remove(ctx, &mode.services, session.deadline(ctx))?;
-        session.files.remove_override(None);
+        session.files.remove_override(&session.mode.file, None)?;
         result.current = None;
         return Err(restart_failed(result, None));
     };
@@ -492,7 +501,9 @@ fn start_first(
     result.restarted = ok;
     if !ok {
         new.stop_and_remove(ctx, &mode.services, session.deadline(ctx))?;
-        session.files.remove_override(Some(idle));
+        session
+            .files
+            .remove_override(&session.mode.file, Some(idle))?;
         result.marked_failed = Some(image.to_string());
         result.current.clone_from(&pins.current);
         return Err(match &pins.current {

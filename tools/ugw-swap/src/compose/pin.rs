@@ -2,11 +2,18 @@
 //! file ugw owns, FILE's folder's `.ugw/PROJECT.override.yml` (start-first: one per slot,
 //! `.ugw/PROJECT-PORT.override.yml`), which ugw passes to Compose after FILE. An override
 //! rather than a variable in the env file: the operator's files are never rewritten, and the
-//! pin cannot be lost to an edit of them. Beside it, `.ugw/PROJECT.pins.json` keeps the
+//! pin cannot be lost to an edit of them. Beside it, `.ugw/PROJECT.pins.json` keeps, for each
+//! set of services swapped together (a unit: `--service api --service worker` is one), the
 //! current and previous pins (and the live slot), for `status`, for switching back when a
-//! restart fails, and for `--keep`, which never removes either.
+//! restart fails, and for `--keep`, which never removes any unit's current or previous.
+//!
+//! Units of one project share its files, so a swap of one unit keeps every other unit's pin:
+//! the project's override names every stop-first unit's current image, not just this one's.
+//! A service belongs to one unit: swapping it in another set is refused, because its pin and
+//! its way back would be two units' at once.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use ugw_shared::atomic::write_atomic;
 use ugw_shared::{Error, Result};
@@ -21,19 +28,43 @@ pub(crate) struct Pins {
     pub slot: Option<u16>,
 }
 
-/// Where ugw keeps a project's pin files.
+/// `pins.json`: every unit's pins, by the unit's services (sorted, joined with `,`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct PinBook {
+    units: BTreeMap<String, Pins>,
+}
+
+/// `pins.json` as an older ugw wrote it (one unit's pins, flat) or as this one does.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PinsFile {
+    Book(PinBook),
+    Flat(Pins),
+}
+
+/// The key of the unit `services` make.
+fn unit_key(services: &[String]) -> String {
+    let mut sorted: Vec<&str> = services.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted.join(",")
+}
+
+/// Where ugw keeps a project's pin files, seen by one unit of its services.
 #[derive(Debug, Clone)]
 pub(crate) struct PinFiles {
     dir: PathBuf,
     project: String,
+    unit: String,
 }
 
 impl PinFiles {
-    pub(crate) fn new(compose_file: &Path, project: &str) -> Self {
+    pub(crate) fn new(compose_file: &Path, project: &str, services: &[String]) -> Self {
         let folder = compose_file.parent().unwrap_or(Path::new("/"));
         PinFiles {
             dir: folder.join(".ugw"),
             project: project.to_string(),
+            unit: unit_key(services),
         }
     }
 
@@ -83,20 +114,67 @@ impl PinFiles {
         Ok(())
     }
 
-    pub(crate) fn load(&self) -> Result<Pins> {
+    /// Every unit's pins. A flat file (an earlier ugw's, which kept one unit per project and
+    /// did not say which) is taken for the unit that reads it: the services an operator swaps
+    /// again are the ones swapped before, and the next save writes it as a book.
+    fn book(&self) -> Result<PinBook> {
         let path = self.pins_file();
-        match ugw_shared::atomic::read_capped(&path, 64 * 1024) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Error::bad_record(format!("{} is not ugw's pin file: {e}", path.display()))
+        let bytes = match ugw_shared::atomic::read_capped(&path, 64 * 1024) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PinBook::default()),
+            Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), &e)),
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(PinsFile::Book(book)) => Ok(book),
+            Ok(PinsFile::Flat(pins)) => Ok(PinBook {
+                units: BTreeMap::from([(self.unit.clone(), pins)]),
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Pins::default()),
-            Err(e) => Err(Error::io(format!("cannot read {}", path.display()), &e)),
+            Err(e) => Err(Error::bad_record(format!(
+                "{} is not ugw's pin file: {e}",
+                path.display()
+            ))),
         }
     }
 
+    /// This unit's pins; a service of it already pinned in another unit is refused.
+    pub(crate) fn load(&self) -> Result<Pins> {
+        let book = self.book()?;
+        let mine: Vec<&str> = self.unit.split(',').collect();
+        for (unit, pins) in &book.units {
+            if *unit == self.unit || pins.current.is_none() {
+                continue;
+            }
+            if let Some(shared) = unit.split(',').find(|s| mine.contains(s)) {
+                return Err(Error::usage(format!(
+                    "service {shared} of project {} is pinned by the swaps of another set of \
+                     services (swapped as --service {}), and one service has one pin and one \
+                     way back: swap that same set, or give this one a --project of its own; \
+                     nothing was changed",
+                    self.project,
+                    unit.replace(',', " --service ")
+                )));
+            }
+        }
+        Ok(book.units.get(&self.unit).cloned().unwrap_or_default())
+    }
+
+    /// Every image some unit of the project runs now or ran before: what `--keep` keeps.
+    pub(crate) fn pinned_anywhere(&self) -> Result<Vec<String>> {
+        Ok(self
+            .book()?
+            .units
+            .into_values()
+            .flat_map(|p| [p.current, p.previous])
+            .flatten()
+            .collect())
+    }
+
+    /// This unit's pins, the other units' kept as they are.
     pub(crate) fn save(&self, pins: &Pins) -> Result<()> {
+        let mut book = self.book()?;
+        book.units.insert(self.unit.clone(), pins.clone());
         self.create_dir()?;
-        let mut bytes = serde_json::to_vec_pretty(pins)
+        let mut bytes = serde_json::to_vec_pretty(&book)
             .map_err(|e| Error::new(ugw_shared::ErrorKind::Internal, format!("pins: {e}")))?;
         bytes.push(b'\n');
         write_atomic(&self.pins_file(), &bytes)
@@ -107,9 +185,10 @@ impl PinFiles {
             .map_err(|e| Error::io(format!("cannot create {}", self.dir.display()), &e))
     }
 
-    /// Write the override that pins every service to `image` (and, for a slot, its port in
-    /// `port_env` and a container name of its own), atomically: Compose reads the old pin or
-    /// the new one, never half of one.
+    /// Write the override that pins every service of this unit to `image` (and, for a slot,
+    /// its port in `port_env` and a container name of its own), atomically: Compose reads the
+    /// old pin or the new one, never half of one. The project's own override (no slot) also
+    /// names every other stop-first unit's current image, so their pins stay.
     pub(crate) fn write_override(
         &self,
         compose_file: &Path,
@@ -117,12 +196,16 @@ impl PinFiles {
         image: &str,
         slot: Option<(&str, u16)>,
     ) -> Result<()> {
+        let mut pinned = match slot {
+            None => self.other_units_pinned()?,
+            Some(_) => Vec::new(),
+        };
+        pinned.extend(services.iter().map(|s| (s.clone(), image.to_string())));
         self.create_dir()?;
         let text = override_text(
             file_version(compose_file).as_deref(),
             &self.project,
-            services,
-            image,
+            &pinned,
             slot,
         );
         write_atomic(
@@ -131,8 +214,47 @@ impl PinFiles {
         )
     }
 
-    pub(crate) fn remove_override(&self, slot: Option<u16>) {
-        let _ = std::fs::remove_file(self.override_file(slot));
+    /// This unit's pin gone from the override: a slot's override is removed (a leftover one
+    /// is rewritten by the next swap onto that slot anyway); the project's keeps the other
+    /// units' pins, and is removed only when none is left.
+    pub(crate) fn remove_override(&self, compose_file: &Path, slot: Option<u16>) -> Result<()> {
+        let file = self.override_file(slot);
+        if slot.is_some() {
+            let _ = std::fs::remove_file(&file);
+            return Ok(());
+        }
+        let others = self.other_units_pinned()?;
+        if others.is_empty() {
+            return match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::io(format!("cannot remove {}", file.display()), &e))
+                }
+                _ => Ok(()),
+            };
+        }
+        let text = override_text(
+            file_version(compose_file).as_deref(),
+            &self.project,
+            &others,
+            None,
+        );
+        write_atomic(&file, text.as_bytes())
+    }
+
+    /// (service, image) of every other unit pinned in the project's own override.
+    fn other_units_pinned(&self) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .book()?
+            .units
+            .into_iter()
+            .filter(|(unit, pins)| *unit != self.unit && pins.slot.is_none())
+            .filter_map(|(unit, pins)| Some((unit, pins.current?)))
+            .flat_map(|(unit, image)| {
+                unit.split(',')
+                    .map(|s| (s.to_string(), image.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect())
     }
 }
 
@@ -169,8 +291,7 @@ fn quoted(text: &str) -> String {
 fn override_text(
     version: Option<&str>,
     project: &str,
-    services: &[String],
-    image: &str,
+    pinned: &[(String, String)],
     slot: Option<(&str, u16)>,
 ) -> String {
     let mut lines = vec![
@@ -178,7 +299,7 @@ fn override_text(
     ];
     lines.extend(version.map(str::to_string));
     lines.push("services:".to_string());
-    for service in services {
+    for (service, image) in pinned {
         lines.push(format!("  {}:", quoted(service)));
         lines.push(format!("    image: {}", quoted(image)));
         if let Some((port_env, port)) = slot {
@@ -242,20 +363,18 @@ mod tests {
     #[test]
     fn the_override_pins_every_service_and_a_slot_gets_its_port_and_name() {
         let image = format!("r/app@{DIGEST}");
-        let text = override_text(
-            Some("version: \"3.8\""),
-            "shop",
-            &["api".into(), "worker".into()],
-            &image,
-            None,
-        );
+        let both = [
+            ("api".into(), image.clone()),
+            ("worker".into(), image.clone()),
+        ];
+        let text = override_text(Some("version: \"3.8\""), "shop", &both, None);
         assert!(
             text.contains("version: \"3.8\"\nservices:\n  \"api\":\n"),
             "{text}"
         );
         assert_eq!(text.matches(&image).count(), 2);
         assert!(!text.contains("container_name"));
-        let slot = override_text(None, "shop", &["api".into()], &image, Some(("PORT", 8082)));
+        let slot = override_text(None, "shop", &both[..1], Some(("PORT", 8082)));
         assert!(slot.contains("container_name: \"shop-8082-api\""), "{slot}");
         assert!(slot.contains("\"PORT\": \"8082\""), "{slot}");
     }
@@ -263,7 +382,7 @@ mod tests {
     #[test]
     fn pins_are_kept_beside_the_compose_file() {
         let dir = tempfile::tempdir().unwrap();
-        let files = PinFiles::new(&dir.path().join("compose.yml"), "shop");
+        let files = PinFiles::new(&dir.path().join("compose.yml"), "shop", &["api".into()]);
         assert_eq!(files.load().unwrap(), Pins::default());
         let pins = Pins {
             current: Some("a".into()),
@@ -276,5 +395,95 @@ mod tests {
             files.override_file(Some(8081)),
             dir.path().join(".ugw/shop-8081.override.yml")
         );
+    }
+
+    fn unit(dir: &Path, services: &[&str]) -> PinFiles {
+        let services: Vec<String> = services.iter().map(|s| (*s).to_string()).collect();
+        PinFiles::new(&dir.join("compose.yml"), "shop", &services)
+    }
+
+    fn pinned(current: &str, previous: Option<&str>) -> Pins {
+        Pins {
+            current: Some(current.into()),
+            previous: previous.map(Into::into),
+            slot: None,
+        }
+    }
+
+    #[test]
+    fn two_units_of_one_project_keep_each_others_pins_and_override_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let compose = dir.path().join("compose.yml");
+        let (web, worker) = (unit(dir.path(), &["web"]), unit(dir.path(), &["worker"]));
+        web.write_override(&compose, &["web".into()], "r/app@w2", None)
+            .unwrap();
+        web.save(&pinned("r/app@w2", Some("r/app@w1"))).unwrap();
+        worker
+            .write_override(&compose, &["worker".into()], "r/app@k2", None)
+            .unwrap();
+        worker.save(&pinned("r/app@k2", None)).unwrap();
+
+        assert_eq!(web.load().unwrap(), pinned("r/app@w2", Some("r/app@w1")));
+        assert_eq!(worker.load().unwrap(), pinned("r/app@k2", None));
+        let text = std::fs::read_to_string(web.override_file(None)).unwrap();
+        assert!(text.contains("\"web\":\n    image: \"r/app@w2\""), "{text}");
+        assert!(
+            text.contains("\"worker\":\n    image: \"r/app@k2\""),
+            "{text}"
+        );
+        let mut kept = worker.pinned_anywhere().unwrap();
+        kept.sort();
+        assert_eq!(kept, ["r/app@k2", "r/app@w1", "r/app@w2"]);
+
+        // The worker's pin taken away leaves the web's in the override.
+        worker.remove_override(&compose, None).unwrap();
+        let text = std::fs::read_to_string(web.override_file(None)).unwrap();
+        assert!(
+            text.contains("r/app@w2") && !text.contains("worker"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_service_pinned_in_another_set_is_refused_not_pinned_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let both = unit(dir.path(), &["worker", "api"]);
+        both.save(&pinned("r/app@a2", None)).unwrap();
+        // The same set in another order is the same unit.
+        assert_eq!(
+            unit(dir.path(), &["api", "worker"]).load().unwrap(),
+            pinned("r/app@a2", None)
+        );
+        let e = unit(dir.path(), &["api"]).load().unwrap_err();
+        assert_eq!(e.kind, ugw_shared::ErrorKind::Usage);
+        assert!(
+            e.message.contains("--service api --service worker"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn an_older_ugws_flat_pins_file_is_read_as_this_units_and_saved_as_a_book() {
+        let dir = tempfile::tempdir().unwrap();
+        let web = unit(dir.path(), &["web"]);
+        std::fs::create_dir_all(dir.path().join(".ugw")).unwrap();
+        std::fs::write(
+            web.pins_file(),
+            r#"{"current": "r/app@w2", "previous": "r/app@w1", "slot": 8081}"#,
+        )
+        .unwrap();
+        let flat = Pins {
+            slot: Some(8081),
+            ..pinned("r/app@w2", Some("r/app@w1"))
+        };
+        assert_eq!(web.load().unwrap(), flat);
+        web.save(&pinned("r/app@w3", Some("r/app@w2"))).unwrap();
+        let text = std::fs::read_to_string(web.pins_file()).unwrap();
+        assert!(
+            text.contains("\"units\"") && text.contains("\"web\""),
+            "{text}"
+        );
+        assert_eq!(web.load().unwrap(), pinned("r/app@w3", Some("r/app@w2")));
     }
 }

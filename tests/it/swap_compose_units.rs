@@ -75,13 +75,13 @@ fn two_services_swapped_apart_in_one_project_keep_their_own_pins_rollbacks_and_i
     let worker = |args: &[String]| swap(&file, &project, &["worker"], &record, &strs(args));
 
     web(&to(v1, web_port, &["--new"])).succeeds();
-    worker(&to(v1, worker_port, &["--new"])).succeeds();
+    worker(&to(v2, worker_port, &["--new"])).succeeds();
     web(&to(v2, web_port, &[])).succeeds();
     // The worker's swap to v3 keeps the web's pin in the project's override.
     let step = worker(&to(v3, worker_port, &[])).succeeds().last_step();
     assert_eq!(
         step.result["previous"],
-        v1.by_digest(),
+        v2.by_digest(),
         "the worker's own previous"
     );
     let pinned =
@@ -93,8 +93,8 @@ fn two_services_swapped_apart_in_one_project_keep_their_own_pins_rollbacks_and_i
     );
     assert!(serves(web_port, "2.0.0") && serves(worker_port, "3.0.0"));
 
-    // The web's rollback takes the web's own swap back (to v1), not the worker's last one,
-    // and leaves the worker on v3.
+    // The web's rollback takes the web's own swap back (to v1), not the worker's, the run's
+    // last (which would be v2), and leaves the worker on v3.
     let step = web(&[
         "--rollback".into(),
         "--restart-check".into(),

@@ -36,7 +36,7 @@ complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l host-id -d 'The host 
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l root -d 'Release-folder mode: DIR/releases/<version>/ and DIR/current -> releases/<version>' -r -F
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l target -d 'Binary mode: replace the file PATH (its owner, mode and extended attributes are kept)' -r -F
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l compose -d 'Compose mode: pin the --service images of the Compose file FILE by digest (in FILE\'s folder\'s .ugw/PROJECT.override.yml) and bring them up' -r -F
-complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l service -d 'With --compose: the service to switch (repeatable: every one gets the same image)' -r
+complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l service -d 'With --compose: the service to switch (repeatable: every one gets the same image; the set is one unit, with its own pins and rollback)' -r
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l project -d 'With --compose: the Compose project name [default: the name of FILE\'s folder, as Compose gives it]' -r
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l env-file -d 'With --compose: passed to Compose as --env-file (ugw never writes it)' -r -F
 complete -c ugw-swap -n "__fish_ugw_swap_needs_command" -l image -d 'With --compose: the image to pin [default: the reference of this run\'s ugw-fetch --image step]' -r
@@ -83,7 +83,7 @@ complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l host-id -d 
 complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l root -d 'Release-folder mode: DIR/releases/<version>/ and DIR/current -> releases/<version>' -r -F
 complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l target -d 'Binary mode: replace the file PATH (its owner, mode and extended attributes are kept)' -r -F
 complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l compose -d 'Compose mode: pin the --service images of the Compose file FILE by digest (in FILE\'s folder\'s .ugw/PROJECT.override.yml) and bring them up' -r -F
-complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l service -d 'With --compose: the service to switch (repeatable: every one gets the same image)' -r
+complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l service -d 'With --compose: the service to switch (repeatable: every one gets the same image; the set is one unit, with its own pins and rollback)' -r
 complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l project -d 'With --compose: the Compose project name [default: the name of FILE\'s folder, as Compose gives it]' -r
 complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l env-file -d 'With --compose: passed to Compose as --env-file (ugw never writes it)' -r -F
 complete -c ugw-swap -n "__fish_ugw_swap_using_subcommand status" -l strategy -d 'With --compose: stop-first (the old container stops, then the new one starts) or start-first (the new one starts on the idle --slots port, and the old one stops once it is healthy)' -r -f -a "stop-first\t''

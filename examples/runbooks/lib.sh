@@ -70,37 +70,6 @@ lab_serve() {
   RELEASES=$release_base
 }
 
-# lab_service NAME ROOT APP_FLAGS...: a demo service LAB/NAME running the release ROOT/current
-# points at, on a free port (LAB/NAME/port), started and stopped by its service script
-# LAB/NAME/restart (its pid in LAB/NAME/app.pid). Sets PORT.
-lab_service() {
-  local dir=$LAB/$1 root=$2
-  shift 2
-  mkdir -p "$dir"
-  PORT=$(free_port)
-  echo "$PORT" >"$dir/port"
-  write_restart_script "$dir/restart" "$dir/app.pid" "$root" "$dir/app.log" \
-    --listen "127.0.0.1:$PORT" "$@"
-}
-
-# lab_install ROOT RESTART VERSION WAIT_FLAGS...: install VERSION under ROOT and start it the
-# way the runbooks upgrade (fetch, migrate when LAB_DB names a database, swap with RESTART,
-# ugw-wait-healthy WAIT_FLAGS --expect-version), the record in ROOT/install.json.
-lab_install() {
-  local root=$1 restart=$2 version=$3
-  shift 3
-  local migrate=(cat)
-  mkdir -p "$root"
-  [ -n "${LAB_DB:-}" ] && migrate=(ugw-migrate up --create --db-env LAB_DB --quiet)
-  ugw-fetch --in none --url "$RELEASES/app-$version-linux-amd64.tar.gz" \
-      --sha256-url "$RELEASES/SHA256SUMS" --dest "$root/staging" --extract --quiet \
-    | "${migrate[@]}" \
-    | ugw-swap --root "$root" --restart "$restart" --quiet \
-    | ugw-wait-healthy --expect-version --timeout 30s --quiet "$@" \
-    >"$root/install.json"
-  lab_say "$(basename "$root") runs $version"
-}
-
 # ---- Compose labs ----
 
 # lab_docker_name WHAT: a Docker name of this lab (lower case, as Docker and Compose want it):

@@ -66,7 +66,7 @@ const LONG_ABOUT: &str = "Switch the live release in one rename: in release-fold
      rename when both are on one file system (across file systems it is copied; a --from \
      given by hand is always copied), and checked again under its private name there \
      before it gets the release's name (changed since: moved back, checksum_mismatch); a \
-     rerun of that swap finds the release it moved by its marker. --force-restart runs --restart even when nothing was switched; a swap killed between its switch and its restart leaves .ugw-restart-pending in the release, and its rerun restarts (switching back if that fails). When a \
+     rerun of that swap finds the release it moved by its marker. --force-restart runs --restart even when nothing was switched; a swap killed between its switch and its restart leaves .ugw-restart-pending in the release (binary mode: TARGET.ugw-restart-pending), and its rerun restarts (switching back if that fails). When a \
      restart fails, its last output lines are shown on stderr, scrubbed; a restart that \
      ignores SIGTERM is killed by the deadline (the grace comes out of it). A swap \
      interrupted by a signal during its restart records what it switched, and \
@@ -275,7 +275,7 @@ fn compose_args() -> Vec<clap::Arg> {
             id::SERVICE,
             "NAME",
             clap::value_parser!(String),
-            "With --compose: the service to switch (repeatable: every one gets the same image)",
+            "With --compose: the service to switch (repeatable: every one gets the same image; the set is one unit, with its own pins and rollback)",
         )
         .requires(id::COMPOSE)
         .global(true),

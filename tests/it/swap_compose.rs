@@ -3,7 +3,8 @@
 //! (`kit::docker`), every container on the host network, everything removed by the
 //! `Cleanup` guard. stop-first and start-first swaps (start-first under load through HAProxy,
 //! 0 failed requests), a failing restart that brings the old container back, `--rollback`,
-//! `--keep`, two swaps of one project at once, and a record naming another run's digest.
+//! `--keep`, two swaps of one project at once, a record naming another run's digest, and
+//! `--env-file` reaching Compose.
 
 use crate::kit;
 use crate::kit::docker::{self, Behaviour, DemoImage, Lab, compose_file, serves};
@@ -377,5 +378,41 @@ fn a_fetch_step_whose_reference_is_not_its_image_and_digest_is_never_pinned() {
             .join(".ugw/ugwtest-forged-ref.override.yml")
             .exists(),
         "nothing pinned"
+    );
+}
+
+#[test]
+fn the_env_file_given_reaches_compose_and_sets_what_the_compose_file_reads() {
+    let Some(_docker) = docker::require_docker() else {
+        return;
+    };
+    let lab = Lab::of(&[("1.0.0", Behaviour::Healthy)]);
+    let port = kit::free_port();
+    // The port is only in the env file: without it Compose would start `--listen 127.0.0.1:`.
+    let file = compose_file(lab.dir.path(), &lab.built[0].repository, "${APP_PORT}");
+    let env_file = lab.dir.path().join("app.env");
+    std::fs::write(&env_file, format!("APP_PORT={port}\n")).unwrap();
+    let project = lab.cleanup.name("envfile");
+    let check = format!("http://127.0.0.1:{port}/health/ready");
+    let image = lab.built[0].by_digest();
+    let record = lab.dir.path().join("run.json");
+    swap(
+        &file,
+        &project,
+        Some(&record),
+        &[
+            "--new",
+            "--env-file",
+            s(&env_file),
+            "--image",
+            &image,
+            "--restart-check",
+            &check,
+        ],
+    )
+    .succeeds();
+    assert!(
+        serves(port, "1.0.0"),
+        "the service listens on the env file's port"
     );
 }

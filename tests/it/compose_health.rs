@@ -136,8 +136,8 @@ fn start_first_waits_on_dockers_healthcheck_and_never_switches_to_an_unhealthy_i
         &std::fs::read_to_string(dir.path().join(format!(".ugw/{project}.pins.json"))).unwrap(),
     )
     .unwrap();
-    assert_eq!(pins["current"], v2.by_digest());
-    assert_eq!(pins["slot"], b);
+    assert_eq!(pins["units"]["api"]["current"], v2.by_digest());
+    assert_eq!(pins["units"]["api"]["slot"], b);
     assert!(
         !dir.path()
             .join(format!(".ugw/{project}-{a}.override.yml"))

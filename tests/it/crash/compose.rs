@@ -146,7 +146,7 @@ fn killed_between_the_pin_write_and_up_the_old_digest_serves_a_rerun_and_its_rol
     compose_reads(&docker, &project, &file, &override_file).assert_code(0);
     let pins: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&pins_file).unwrap()).unwrap();
-    assert_eq!(pins["current"], v1.by_digest(), "{pins}");
+    assert_eq!(pins["units"]["api"]["current"], v1.by_digest(), "{pins}");
     // Nothing was recreated: the old digest's container serves.
     assert!(running_digests(&project).contains(&v1.digest));
     assert!(serves(port, "1.0.0"));

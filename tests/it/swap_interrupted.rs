@@ -67,17 +67,7 @@ impl Lab {
 
     /// The swap to v2 with `restart`, killed by its failpoint right after the switch.
     fn swap_killed_after_the_switch(&self) {
-        let mut cmd = kit::tool("ugw-swap");
-        cmd.args(self.args(&self.v2, "v2", &self.restart()))
-            .env("UGW_FAILPOINT", "swap.after-current-switch")
-            .stdin(std::process::Stdio::null());
-        let out = cmd.output().unwrap();
-        assert_eq!(
-            out.status.signal(),
-            Some(libc::SIGKILL),
-            "not killed at the failpoint: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        killed_after_the_switch(&self.args(&self.v2, "v2", &self.restart()));
         assert_eq!(current(&self.root), "releases/v2");
         assert_eq!(
             self.restarts(),
@@ -297,17 +287,7 @@ impl BinaryLab {
 
     /// The swap to v2, killed by its failpoint right after the install.
     fn swap_killed_after_the_install(&self) {
-        let mut cmd = kit::tool("ugw-swap");
-        cmd.args(self.args("staging/v2", &self.restart()))
-            .env("UGW_FAILPOINT", "swap.after-current-switch")
-            .stdin(std::process::Stdio::null());
-        let out = cmd.output().unwrap();
-        assert_eq!(
-            out.status.signal(),
-            Some(libc::SIGKILL),
-            "not killed at the failpoint: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        killed_after_the_switch(&self.args("staging/v2", &self.restart()));
         assert_eq!(self.live(), BINARY_V2);
         assert!(self.restarts().is_empty(), "restarted before the kill");
         assert!(self.note().exists(), "no note of the pending restart");
@@ -456,4 +436,21 @@ fn binary_the_note_never_follows_a_planted_symlink() {
     assert!(std::fs::symlink_metadata(lab.note()).unwrap().is_file());
     lab.rerun("staging/v2", &lab.restart()).assert_code(0);
     assert_eq!(lab.restarts(), ["v2"]);
+}
+
+/// `ugw-swap ARGS` with its failpoint armed right after the switch: it must die there, by
+/// SIGKILL.
+fn killed_after_the_switch(args: &[String]) {
+    let out = kit::tool("ugw-swap")
+        .args(args)
+        .env("UGW_FAILPOINT", "swap.after-current-switch")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGKILL),
+        "not killed at the failpoint: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
